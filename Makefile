@@ -1,0 +1,49 @@
+# The two commands of the Quick start: `make run` and `make test`. Both work on a fresh machine:
+# they make the virtual environment, install, start the services, migrate, then run or test.
+SHELL := /bin/bash
+VENV ?= .venv
+BIN := $(VENV)/bin
+PYTHON ?= python3
+
+.PHONY: run test venv services services-down migrate lint typecheck pytest bench clean
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+services:
+	scripts/services up
+
+services-down:
+	scripts/services down
+
+migrate: venv services
+	$(BIN)/bloghub db upgrade
+	$(BIN)/bloghub topics
+
+run: venv services migrate
+	$(BIN)/bloghub run
+
+lint: venv
+	$(BIN)/ruff check src tests bench migrations
+	$(BIN)/ruff format --check src tests bench migrations
+
+typecheck: venv
+	$(BIN)/mypy src tests bench
+
+# pytest exits 5 when it collects nothing; that is reported, not hidden as a pass.
+pytest: venv services
+	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS); rc=$$?; \
+	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; fi; exit $$rc
+
+test: lint typecheck pytest
+
+bench: venv services migrate
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

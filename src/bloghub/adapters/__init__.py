@@ -1,0 +1,1 @@
+"""Drivers behind small ports; driver errors are translated here and nowhere else."""

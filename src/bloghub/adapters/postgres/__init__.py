@@ -1,0 +1,1 @@
+"""PostgreSQL: engine, SQLAlchemy Core tables, generations, error translation."""

@@ -1,0 +1,55 @@
+"""Engine construction and the one place asyncpg/SQLAlchemy errors become ours."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import asyncpg
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from bloghub.errors import Conflict, Transient, Unavailable
+
+
+def make_engine(url: str, *, pool_size: int = 10, app: str = "bloghub") -> AsyncEngine:
+    return create_async_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        pool_timeout=5,
+        connect_args={"server_settings": {"application_name": app}, "timeout": 5},
+    )
+
+
+_TRANSIENT_SQLSTATES = {"40001", "40P01", "57P01", "08000", "08003", "08006"}
+
+
+def translate(exc: BaseException) -> BaseException:
+    """Map a driver error to the project's hierarchy (or return it unchanged)."""
+    orig = getattr(exc, "orig", None)
+    cause = getattr(orig, "__cause__", None) or orig
+    if isinstance(cause, asyncpg.UniqueViolationError):
+        return Conflict("already exists")
+    sqlstate = getattr(cause, "sqlstate", None)
+    if sqlstate in _TRANSIENT_SQLSTATES:
+        return Transient(str(cause))
+    if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
+        return Transient(str(exc))
+    if isinstance(exc, OSError | sa_exc.TimeoutError) or isinstance(
+        cause, OSError | asyncpg.CannotConnectNowError
+    ):
+        return Unavailable("the database is not reachable")
+    return exc
+
+
+@asynccontextmanager
+async def translated() -> AsyncIterator[None]:
+    try:
+        yield
+    except (sa_exc.SQLAlchemyError, asyncpg.PostgresError, OSError) as exc:
+        mapped = translate(exc)
+        if mapped is exc:
+            raise
+        raise mapped from exc

@@ -1,0 +1,77 @@
+"""SQLAlchemy Core tables.
+
+``shared`` holds what every generation shares (the write-side index, checkpoints, the
+generation registry). Each projector's read-model tables live in ``READ_MODELS[name]``
+without a schema; they are placed in the projector's generation schema
+(``<projector>_g<N>``) through ``schema_translate_map``, so one definition serves every
+generation. A read-model schema change is a new generation rebuilt from the log, not an
+ALTER on live tables.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    Table,
+    Text,
+    func,
+)
+from sqlalchemy.dialects.postgresql import UUID
+
+SHARED_SCHEMA = "public"
+shared = MetaData(schema=SHARED_SCHEMA)
+
+reservations = Table(
+    "reservations",
+    shared,
+    Column("kind", Text, nullable=False),
+    Column("value", Text, nullable=False),
+    Column("owner_id", Text, nullable=False),
+    Column("status", Text, nullable=False, server_default="pending"),
+    Column("position", Text),
+    Column("reserved_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("confirmed_at", DateTime(timezone=True)),
+    PrimaryKeyConstraint("kind", "value"),
+)
+
+checkpoints = Table(
+    "projector_checkpoints",
+    shared,
+    Column("projector", Text, nullable=False),
+    Column("generation", Integer, nullable=False),
+    Column("topic", Text, nullable=False),
+    Column("partition", Integer, nullable=False),
+    Column("next_offset", BigInteger, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    PrimaryKeyConstraint("projector", "generation", "topic", "partition"),
+)
+
+generations = Table(
+    "projector_generations",
+    shared,
+    Column("projector", Text, nullable=False),
+    Column("generation", Integer, nullable=False),
+    Column("state", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("activated_at", DateTime(timezone=True)),
+    PrimaryKeyConstraint("projector", "generation"),
+)
+
+users_model = MetaData()
+
+users = Table(
+    "users",
+    users_model,
+    Column("id", UUID(as_uuid=False), primary_key=True),
+    Column("email", Text, nullable=False, unique=True),
+    Column("password_hash", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+READ_MODELS: dict[str, MetaData] = {"users": users_model}

@@ -1,0 +1,112 @@
+"""Read-your-writes: wait, bounded, until the projectors a query reads have passed a position.
+
+A query names the projectors it reads. The position comes from ``Bloghub-After`` or, for an
+authenticated caller, from their own last write (kept in Redis with a short TTL).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+
+from redis.asyncio import Redis
+from sqlalchemy import and_, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bloghub.adapters.postgres.generations import active_generations
+from bloghub.adapters.postgres.tables import checkpoints
+from bloghub.events.position import Position
+from bloghub.events.topics import Family, topic_for
+
+# Keep the highest offset per partition; the whole key expires a while after the last write.
+_REMEMBER = """
+for i = 1, #ARGV - 1, 2 do
+  local cur = tonumber(redis.call('HGET', KEYS[1], ARGV[i]) or '-1')
+  if tonumber(ARGV[i + 1]) > cur then redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+end
+redis.call('EXPIRE', KEYS[1], ARGV[#ARGV])
+return 1
+"""
+
+
+class OwnWrites:
+    def __init__(self, redis: Redis, *, prefix: str, ttl_s: int) -> None:
+        self._redis = redis
+        self._prefix = prefix
+        self._ttl = ttl_s
+        self._script = redis.register_script(_REMEMBER)
+
+    def _key(self, user_id: str) -> str:
+        return f"{self._prefix}:lastpos:{user_id}"
+
+    async def remember(self, user_id: str, position: Position) -> None:
+        if not position:
+            return
+        args: list[str | int] = []
+        for topic, partition, offset in position:
+            args += [f"{topic}|{partition}", offset]
+        await self._script(keys=[self._key(user_id)], args=[*args, self._ttl])
+
+    async def last(self, user_id: str) -> Position:
+        raw = await self._redis.hgetall(self._key(user_id))
+        offsets = {}
+        for field, value in raw.items():
+            name = field.decode() if isinstance(field, bytes) else field
+            topic, _, partition = name.rpartition("|")
+            offsets[(topic, int(partition))] = int(value)
+        return Position(offsets)
+
+
+class Progress:
+    """How far each projector's active generation has applied the log."""
+
+    def __init__(self, engine: AsyncEngine, *, prefix: str, generations_ttl_s: float = 2.0) -> None:
+        self._engine = engine
+        self._prefix = prefix
+        self._ttl = generations_ttl_s
+        self._generations: dict[str, int] = {}
+        self._loaded_at = 0.0
+
+    async def generation(self, projector: str) -> int:
+        if time.monotonic() - self._loaded_at > self._ttl:
+            async with self._engine.connect() as conn:
+                self._generations = await active_generations(conn)
+            self._loaded_at = time.monotonic()
+        return self._generations.get(projector, 1)
+
+    async def reached(
+        self, projectors: Sequence[tuple[str, Sequence[Family]]], pos: Position
+    ) -> bool:
+        for name, families in projectors:
+            wanted = pos.restricted_to(topic_for(self._prefix, f) for f in families)
+            if not wanted:
+                continue
+            gen = await self.generation(name)
+            c = checkpoints.c
+            stmt = select(c.topic, c.partition, c.next_offset).where(
+                and_(
+                    c.projector == name, c.generation == gen, c.topic.in_({t for t, _, _ in wanted})
+                )
+            )
+            async with self._engine.connect() as conn:
+                done = {(r.topic, r.partition): r.next_offset for r in await conn.execute(stmt)}
+            if any(done.get((t, p), 0) <= o for t, p, o in wanted):
+                return False
+        return True
+
+    async def wait(
+        self, projectors: Sequence[tuple[str, Sequence[Family]]], pos: Position, timeout_s: float
+    ) -> bool:
+        """True once every named projector has passed ``pos``; False if the bound ran out."""
+        if not pos:
+            return True
+        deadline = time.monotonic() + timeout_s
+        delay = 0.003
+        while True:
+            if await self.reached(projectors, pos):
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+            delay = min(delay * 1.5, 0.05)

@@ -1,0 +1,54 @@
+"""Glue between routes and read-your-writes: position headers on writes, bounded waits on reads."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from bloghub.api.http import container
+from bloghub.errors import MalformedRequest
+from bloghub.events.position import BadPosition, Position
+from bloghub.events.topics import Family
+
+POSITION_HEADER = "Bloghub-Position"
+AFTER_HEADER = "Bloghub-After"
+STALE_HEADER = "Bloghub-Stale"
+
+Reads = Sequence[tuple[str, Sequence[Family]]]
+
+
+async def written(
+    request: Request, response: Response, position: Position, actor_id: str | None
+) -> Response:
+    """Stamp a command response with its position and remember it as the actor's own write."""
+    if position:
+        response.headers[POSITION_HEADER] = position.encode()
+        if actor_id is not None:
+            await container(request).own_writes.remember(actor_id, position)
+    return response
+
+
+async def wait_for_reads(request: Request, reads: Reads, caller_id: str | None) -> bool:
+    """Wait until ``reads`` have passed the position the caller names (or their own last
+    write). Returns True if the answer may be stale (the bound ran out)."""
+    c = container(request)
+    token = request.headers.get(AFTER_HEADER)
+    if token:
+        try:
+            position = Position.decode(token)
+        except BadPosition as exc:
+            raise MalformedRequest(f"{AFTER_HEADER}: {exc}") from exc
+    elif caller_id is not None:
+        position = await c.own_writes.last(caller_id)
+    else:
+        return False
+    reached = await c.progress.wait(reads, position, c.settings.read_wait_s)
+    return not reached
+
+
+def mark_stale(response: Response, stale: bool) -> Response:
+    if stale:
+        response.headers[STALE_HEADER] = "true"
+    return response

@@ -1,0 +1,53 @@
+"""``/openapi.json`` and a ``/docs`` page served by bloghub itself (no outside scripts)."""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+from importlib.resources import files
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+
+from bloghub.api.http import JSON, Endpoint
+from bloghub.api.openapi import build_openapi
+
+
+def _version() -> str:
+    try:
+        return version("bloghub")
+    except PackageNotFoundError:
+        return "0"
+
+
+async def openapi_json(request: Request) -> Response:
+    endpoints: list[Endpoint] = request.app.state.endpoints
+    return JSON(build_openapi(endpoints, version=_version()))
+
+
+async def docs_page(request: Request) -> Response:
+    html = files("bloghub.api").joinpath("static/docs.html").read_text(encoding="utf-8")
+    return HTMLResponse(
+        html,
+        headers={"content-security-policy": "default-src 'self'; style-src 'self' 'unsafe-inline'"},
+    )
+
+
+async def docs_script(request: Request) -> Response:
+    js = files("bloghub.api").joinpath("static/docs.js").read_text(encoding="utf-8")
+    return Response(js, media_type="text/javascript")
+
+
+ENDPOINTS = [
+    Endpoint("GET", "/openapi.json", openapi_json, "This API's OpenAPI document", "meta"),
+    Endpoint(
+        "GET", "/docs", docs_page, "Readable API documentation", "meta", media_type="text/html"
+    ),
+    Endpoint(
+        "GET",
+        "/docs/docs.js",
+        docs_script,
+        "Script of the documentation page",
+        "meta",
+        media_type="text/javascript",
+    ),
+]

@@ -1,0 +1,102 @@
+"""Request/response helpers shared by every route: JSON bodies, the error shape, endpoints."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import orjson
+from pydantic import BaseModel, ValidationError
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from bloghub.bootstrap import Container
+from bloghub.errors import (
+    BloghubError,
+    InvalidInput,
+    MalformedRequest,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+)
+
+M = TypeVar("M", bound=BaseModel)
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+class JSON(Response):
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
+def container(request: Request) -> Container:
+    c: Container = request.app.state.container
+    return c
+
+
+def error_body(exc: BloghubError) -> dict[str, Any]:
+    body: dict[str, Any] = {"code": exc.code, "message": exc.message}
+    if exc.fields:
+        body["fields"] = exc.fields
+    return {"error": body}
+
+
+async def parse_body(request: Request, model: type[M]) -> M:
+    """Read a JSON body into ``model``: 415 unless JSON, 413 past the size limit, 400 if not
+    JSON, 422 with per-field messages if it does not fit the model."""
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype != "application/json":
+        raise UnsupportedMediaType("send the body as application/json")
+    try:
+        raw = await request.body()
+    except ClientDisconnect as exc:
+        raise MalformedRequest("the request body was cut short") from exc
+    if len(raw) > container(request).settings.max_body_bytes:
+        raise PayloadTooLarge("the request body is too large")
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise MalformedRequest("the body is not valid JSON") from exc
+    if not isinstance(data, dict):
+        raise InvalidInput("the body must be a JSON object")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidInput("some fields are not valid", fields=field_errors(exc)) from exc
+
+
+def field_errors(exc: ValidationError) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for err in exc.errors(include_url=False, include_input=False):
+        name = ".".join(str(p) for p in err["loc"]) or "body"
+        message = err["msg"]
+        if message.startswith("Value error, "):
+            message = message[len("Value error, ") :]
+        out.setdefault(name, message)
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """A route plus what the OpenAPI document says of it."""
+
+    method: str
+    path: str
+    handler: Handler
+    summary: str
+    tag: str
+    body: type[BaseModel] | None = None
+    response: type[BaseModel] | None = None
+    status: int = 200
+    auth: bool = False
+    errors: tuple[int, ...] = ()
+    headers: Mapping[str, str] = field(default_factory=dict)
+    media_type: str = "application/json"
+
+    def route(self) -> Route:
+        return Route(
+            self.path, self.handler, methods=[self.method], name=f"{self.method} {self.path}"
+        )

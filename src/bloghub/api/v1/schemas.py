@@ -1,0 +1,90 @@
+"""Input and output models of the native API."""
+
+from __future__ import annotations
+
+import unicodedata
+from datetime import datetime
+from typing import Annotated
+
+from email_validator import EmailNotValidError, validate_email
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+
+from bloghub.auth.passwords import password_problems
+
+
+def _clean_text(value: str) -> str:
+    """Refuse what no field should carry: NUL and other control characters."""
+    if any(unicodedata.category(ch) == "Cc" and ch not in "\t\n\r" for ch in value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+def _normalise_email(value: str) -> str:
+    value = unicodedata.normalize("NFC", _clean_text(value.strip()))
+    try:
+        checked = validate_email(value, check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise ValueError(f"not a valid email address: {exc}") from None
+    return checked.normalized.lower()
+
+
+def _check_password(value: str) -> str:
+    problems = password_problems(_clean_text(value))
+    if problems:
+        raise ValueError("password needs " + ", ".join(problems))
+    return value
+
+
+Email = Annotated[str, Field(min_length=3, max_length=254), AfterValidator(_normalise_email)]
+NewPassword = Annotated[str, Field(max_length=128), AfterValidator(_check_password)]
+Password = Annotated[str, Field(min_length=1, max_length=128), AfterValidator(_clean_text)]
+
+
+class Input(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, str_max_length=100_000)
+
+
+class SignupIn(Input):
+    email: Email
+    password: NewPassword
+    confirm_password: Annotated[str, Field(max_length=128)]
+
+    @field_validator("confirm_password")
+    @classmethod
+    def _passwords_match(cls, value: str, info: ValidationInfo) -> str:
+        if "password" in info.data and value != info.data["password"]:
+            raise ValueError("does not match password")
+        return value
+
+
+class LoginIn(Input):
+    email: Annotated[str, Field(min_length=1, max_length=254)]
+    password: Password
+
+
+class UserOut(BaseModel):
+    id: str
+    email: str
+    created_at: datetime | None = None
+
+
+class UserEnvelope(BaseModel):
+    user: UserOut
+
+
+class TokensOut(BaseModel):
+    access_token: str
+    refresh_token: str
+    token_type: str = "Bearer"
+    expires_in: int
+    user: UserOut
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    fields: dict[str, str] | None = None
+
+
+class ErrorOut(BaseModel):
+    error: ErrorDetail

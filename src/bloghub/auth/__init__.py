@@ -1,0 +1,1 @@
+"""Passwords, the token pair, and (later) SMS codes, rate limits and OAuth."""

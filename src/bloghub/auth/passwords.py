@@ -1,0 +1,41 @@
+"""Password policy and hashing (argon2id by default, through passlib)."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+from passlib.context import CryptContext
+
+MIN_LENGTH = 8
+MAX_LENGTH = 128  # hashing cost must not be a lever for a denial of service
+
+
+def password_problems(password: str) -> list[str]:
+    problems = []
+    if len(password) < MIN_LENGTH:
+        problems.append(f"at least {MIN_LENGTH} characters")
+    if len(password) > MAX_LENGTH:
+        problems.append(f"at most {MAX_LENGTH} characters")
+    if not re.search(r"[^\W\d_]", password):
+        problems.append("a letter")
+    if not re.search(r"\d", password):
+        problems.append("a digit")
+    if not re.search(r"[^\w\s]|_", password):
+        problems.append("a symbol")
+    return problems
+
+
+class PasswordHasher:
+    def __init__(self, scheme: str = "argon2") -> None:
+        self._ctx = CryptContext(schemes=[scheme], deprecated="auto")
+        # Verifying against this keeps "no such user" as slow as "wrong password".
+        self._decoy = self._ctx.hash("decoy-password-1!")
+
+    async def hash(self, password: str) -> str:
+        return await asyncio.to_thread(self._ctx.hash, password)
+
+    async def verify(self, password: str, hashed: str | None) -> bool:
+        target = hashed or self._decoy
+        ok = await asyncio.to_thread(self._ctx.verify, password, target)
+        return bool(ok) and hashed is not None

@@ -1,0 +1,128 @@
+"""The ``bloghub`` command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
+import uvicorn
+
+from bloghub.settings import Settings, load_settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bloghub", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("api", help="serve the HTTP API")
+    proj = sub.add_parser("project", help="run projectors (all if none named)")
+    proj.add_argument("names", nargs="*")
+    sub.add_parser("run", help="API, every projector and the scheduler, in one process")
+    sub.add_parser("topics", help="create the topic catalog (idempotent)")
+    db = sub.add_parser("db", help="database schema")
+    db.add_argument("action", choices=["upgrade"])
+    args = parser.parse_args(argv)
+    settings = load_settings()
+    if args.command == "api":
+        _serve(settings)
+    elif args.command == "project":
+        asyncio.run(_project(settings, args.names))
+    elif args.command == "run":
+        asyncio.run(_run_all(settings))
+    elif args.command == "topics":
+        asyncio.run(_topics(settings))
+    elif args.command == "db":
+        upgrade_database(settings)
+    return 0
+
+
+def upgrade_database(settings: Settings, url: str | None = None) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    root = Path(__file__).resolve().parents[2]
+    config = Config(str(root / "alembic.ini"))
+    config.attributes["database_url"] = url or settings.sqlalchemy_url
+    command.upgrade(config, "head")
+
+
+def _serve(settings: Settings) -> None:
+    from bloghub.api.app import create_app
+
+    uvicorn.run(
+        create_app(settings),
+        host=settings.api_host,
+        port=settings.api_port,
+        log_level="warning",
+        proxy_headers=False,
+    )
+
+
+async def _topics(settings: Settings) -> None:
+    from bloghub.bootstrap import prepare_topics
+
+    await prepare_topics(settings)
+
+
+async def _project(settings: Settings, names: list[str]) -> None:
+    from bloghub.logs import configure_logging
+    from bloghub.projections.worker import install_stop_signals, run_projectors
+
+    configure_logging(settings)
+    stop = asyncio.Event()
+    install_stop_signals(stop)
+    await run_projectors(settings, names, stop)
+
+
+async def _run_all(settings: Settings) -> None:
+    """One machine: API, projectors and the sweeper share a process and stop together."""
+    from bloghub.adapters.postgres.engine import make_engine
+    from bloghub.adapters.postgres.reservations import Reservations
+    from bloghub.api.app import create_app
+    from bloghub.bootstrap import prepare_topics
+    from bloghub.commands.sweeper import sweep_forever
+    from bloghub.logs import configure_logging
+    from bloghub.projections.worker import install_stop_signals, run_projectors
+
+    configure_logging(settings)
+    await prepare_topics(settings)
+    stop = asyncio.Event()
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(settings),
+            host=settings.api_host,
+            port=settings.api_port,
+            log_level="warning",
+        )
+    )
+    engine = make_engine(settings.sqlalchemy_url, pool_size=1, app="bloghub-sweeper")
+    print(
+        f"bloghub serving on http://{settings.api_host}:{settings.api_port} "
+        f"(docs at /docs, readiness at /readyz)",
+        file=sys.stderr,
+        flush=True,
+    )
+    api = asyncio.create_task(server.serve())
+    workers = asyncio.create_task(run_projectors(settings, [], stop))
+    sweeper = asyncio.create_task(
+        sweep_forever(
+            Reservations(engine),
+            older_than_s=settings.reservation_ttl_s,
+            every_s=settings.sweep_interval_s,
+            stop=stop,
+        )
+    )
+    install_stop_signals(stop)
+    await asyncio.wait(
+        [api, workers, stop_task := asyncio.create_task(stop.wait())],
+        return_when=asyncio.FIRST_COMPLETED,
+    )
+    stop.set()
+    server.should_exit = True
+    await asyncio.gather(api, workers, sweeper, stop_task, return_exceptions=True)
+    await engine.dispose()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

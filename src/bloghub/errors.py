@@ -1,0 +1,79 @@
+"""The error hierarchy every layer speaks; the API maps each to a status and a stable code.
+
+Adapters translate driver errors into these once, so nothing above them sees asyncpg,
+aiokafka or redis exceptions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+
+class BloghubError(Exception):
+    status = 400
+    code = "bad_request"
+
+    def __init__(self, message: str, *, fields: Mapping[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.fields = dict(fields or {})
+
+
+class InvalidInput(BloghubError):
+    status = 422
+    code = "invalid_input"
+
+
+class MalformedRequest(BloghubError):
+    status = 400
+    code = "malformed_request"
+
+
+class Unauthorized(BloghubError):
+    status = 401
+    code = "unauthorized"
+
+
+class Forbidden(BloghubError):
+    status = 403
+    code = "forbidden"
+
+
+class NotFound(BloghubError):
+    status = 404
+    code = "not_found"
+
+
+class Conflict(BloghubError):
+    status = 409
+    code = "conflict"
+
+
+class PayloadTooLarge(BloghubError):
+    status = 413
+    code = "payload_too_large"
+
+
+class UnsupportedMediaType(BloghubError):
+    status = 415
+    code = "unsupported_media_type"
+
+
+class RateLimited(BloghubError):
+    status = 429
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class Unavailable(BloghubError):
+    """A backing service did not answer in time; the request did nothing durable."""
+
+    status = 503
+    code = "unavailable"
+
+
+class Transient(Exception):
+    """A store error worth retrying (connection lost, serialization failure)."""

@@ -1,0 +1,1 @@
+"""The event log: envelope and codec, typed events per family, topics, EventLog."""

@@ -1,0 +1,118 @@
+"""Envelope, typed event models and the registry that maps wire types to models."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, ClassVar, TypeVar
+
+from pydantic import BaseModel, ConfigDict
+
+from bloghub.events.topics import Family
+from bloghub.ids import new_id_str
+
+
+class Event(BaseModel):
+    """A fact, named in the past tense. Subclasses set ``TYPE``, ``VERSION`` and ``FAMILY``
+    and name the field that holds their aggregate in ``AGGREGATE``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    TYPE: ClassVar[str]
+    VERSION: ClassVar[int] = 1
+    FAMILY: ClassVar[Family]
+    AGGREGATE: ClassVar[str]
+
+    def aggregate_id(self) -> str:
+        return str(getattr(self, self.AGGREGATE))
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    event_id: str
+    type: str
+    version: int
+    aggregate_id: str
+    occurred_at: datetime
+    actor_id: str | None
+    request_id: str | None
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """An event as read back from the log, with where it was read."""
+
+    envelope: Envelope
+    event: Event
+    topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int
+
+
+def envelop(event: Event, *, actor_id: str | None, request_id: str | None) -> Envelope:
+    return Envelope(
+        event_id=new_id_str(),
+        type=event.TYPE,
+        version=event.VERSION,
+        aggregate_id=event.aggregate_id(),
+        occurred_at=datetime.now(UTC),
+        actor_id=actor_id,
+        request_id=request_id,
+        payload=event.model_dump(mode="json"),
+    )
+
+
+Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
+E = TypeVar("E", bound=type[Event])
+
+
+class UnknownEventType(LookupError):
+    pass
+
+
+class EventRegistry:
+    """Wire type → model, with upcasters from every older version to the current one."""
+
+    def __init__(self) -> None:
+        self._models: dict[str, type[Event]] = {}
+        self._upcasters: dict[tuple[str, int], Upcaster] = {}
+
+    def register(self, model: E) -> E:
+        if model.TYPE in self._models:
+            raise ValueError(f"event type {model.TYPE!r} registered twice")
+        self._models[model.TYPE] = model
+        return model
+
+    def upcaster(self, type_: str, from_version: int) -> Callable[[Upcaster], Upcaster]:
+        def wrap(fn: Upcaster) -> Upcaster:
+            self._upcasters[(type_, from_version)] = fn
+            return fn
+
+        return wrap
+
+    def model(self, type_: str) -> type[Event]:
+        try:
+            return self._models[type_]
+        except KeyError:
+            raise UnknownEventType(type_) from None
+
+    def family(self, type_: str) -> Family:
+        return self.model(type_).FAMILY
+
+    def materialise(self, envelope: Envelope) -> Event:
+        model = self.model(envelope.type)
+        payload, version = envelope.payload, envelope.version
+        while version < model.VERSION:
+            step = self._upcasters.get((envelope.type, version))
+            if step is None:
+                raise UnknownEventType(f"{envelope.type} v{version}: no upcaster")
+            payload, version = step(payload), version + 1
+        if version > model.VERSION:
+            raise UnknownEventType(f"{envelope.type} v{version} is newer than this code")
+        return model.model_validate(payload)
+
+
+registry = EventRegistry()

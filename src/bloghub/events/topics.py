@@ -1,0 +1,37 @@
+"""The topic catalog: one topic per event family, plus dead letters and repairs."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Family(StrEnum):
+    USERS = "users"
+    ARTICLES = "articles"
+    INTERACTIONS = "interactions"
+    SOCIAL = "social"
+    COMMENTS = "comments"
+
+
+DLQ = "dlq"
+REPAIR = "repair"
+
+
+def topic_for(prefix: str, family: Family | str) -> str:
+    return f"{prefix}.{family}"
+
+
+def catalog(prefix: str) -> list[str]:
+    return [topic_for(prefix, f) for f in Family] + [
+        topic_for(prefix, DLQ),
+        topic_for(prefix, REPAIR),
+    ]
+
+
+# Event topics are the source of truth: never deleted, never compacted.
+TOPIC_CONFIG: dict[str, str] = {
+    "retention.ms": "-1",
+    "retention.bytes": "-1",
+    "cleanup.policy": "delete",
+    "min.insync.replicas": "1",
+}

@@ -1,0 +1,1 @@
+"""Projectors build every read model from the log; the runner drives them."""

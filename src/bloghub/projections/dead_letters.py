@@ -1,0 +1,48 @@
+"""Dead letters: a record a projector cannot apply goes to ``<prefix>.dlq`` with its origin
+and the error, so the projector can move on and nothing is lost."""
+
+from __future__ import annotations
+
+from aiokafka import AIOKafkaProducer
+from redis.asyncio import Redis
+
+from bloghub.events.topics import DLQ, topic_for
+from bloghub.projections.port import RawRecord
+
+
+def dlq_count_key(prefix: str, projector: str) -> str:
+    return f"{prefix}:dlq:count:{projector}"
+
+
+class DeadLetters:
+    def __init__(self, *, bootstrap: str, prefix: str, redis: Redis) -> None:
+        self._prefix = prefix
+        self._redis = redis
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=bootstrap, acks="all", enable_idempotence=True
+        )
+
+    async def start(self) -> None:
+        await self._producer.start()
+
+    async def close(self) -> None:
+        await self._producer.stop()
+
+    async def send(self, projector: str, record: RawRecord, error: str) -> None:
+        """Returns once the dead letter is durable; only then may the checkpoint pass it."""
+        headers = [
+            ("projector", projector.encode()),
+            ("origin_topic", record.topic.encode()),
+            ("origin_partition", str(record.partition).encode()),
+            ("origin_offset", str(record.offset).encode()),
+            ("origin_timestamp", str(record.timestamp).encode()),
+            ("error", error[:2000].encode()),
+            *[(k, v) for k, v in (record.headers or ()) if k in ("type", "version", "event_id")],
+        ]
+        await self._producer.send_and_wait(
+            topic_for(self._prefix, DLQ),
+            value=record.value,
+            key=projector.encode(),
+            headers=headers,
+        )
+        await self._redis.incr(dlq_count_key(self._prefix, projector))

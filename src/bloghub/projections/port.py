@@ -1,0 +1,46 @@
+"""The projector port: what the runner needs from any projector, whatever its store."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Protocol
+
+from bloghub.events.base import Recorded
+from bloghub.events.topics import Family
+
+TP = tuple[str, int]
+
+
+class RawRecord(Protocol):
+    """The part of a consumed Kafka record the runtime uses."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp: int
+    value: bytes | None
+    headers: Sequence[tuple[str, bytes]]
+
+
+class Projector(Protocol):
+    """Applies batches to its store so that the batch and its checkpoint commit together.
+
+    ``apply`` must ignore records below the stored checkpoint (a duplicate delivery is
+    detected, not applied) and must be deterministic: the same records give the same state.
+    """
+
+    name: str
+    families: tuple[Family, ...]
+    generation: int
+
+    async def load_checkpoints(self, partitions: Sequence[TP]) -> dict[TP, int]:
+        """Next offset to read per partition, for those that have one."""
+        ...
+
+    async def apply(self, records: Sequence[Recorded], next_offsets: Mapping[TP, int]) -> None:
+        """Apply ``records`` and move the checkpoints to ``next_offsets``, atomically."""
+        ...
+
+    async def after_commit(self, records: Sequence[Recorded]) -> None:
+        """Side effects that must follow the commit (cache invalidation, notifications)."""
+        ...

@@ -1,0 +1,221 @@
+"""The generic projector loop: consume a bounded batch, apply it with its checkpoint in one
+atomic step, then commit offsets to Kafka (for standard lag tools) and run after-commit hooks.
+
+The store's checkpoint is the truth: on every assignment the consumer seeks to it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import structlog
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import KafkaError
+
+from bloghub.errors import Transient, Unavailable
+from bloghub.events.base import EventRegistry, Recorded
+from bloghub.events.codec import UndecodableEvent, decode
+from bloghub.events.topics import topic_for
+from bloghub.projections.dead_letters import DeadLetters
+from bloghub.projections.heartbeat import Heartbeat
+from bloghub.projections.port import TP, Projector, RawRecord
+
+log = structlog.get_logger(__name__)
+Raw = RawRecord
+
+
+@dataclass(frozen=True, slots=True)
+class RunnerConfig:
+    bootstrap: str
+    prefix: str
+    batch_max_events: int = 2000
+    batch_max_wait_ms: int = 100
+    apply_retries: int = 3
+
+
+def group_id(prefix: str, projector: str, generation: int) -> str:
+    return f"{prefix}.{projector}.g{generation}"
+
+
+class _SeekToCheckpoint(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, runner: ProjectorRunner) -> None:
+        self._runner = runner
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        return None
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        await self._runner.seek_to_checkpoints(assigned)
+
+
+class ProjectorRunner:
+    def __init__(
+        self,
+        projector: Projector,
+        *,
+        config: RunnerConfig,
+        registry: EventRegistry,
+        dead_letters: DeadLetters,
+        heartbeat: Heartbeat | None = None,
+    ) -> None:
+        self.projector = projector
+        self._cfg = config
+        self._registry = registry
+        self._dead = dead_letters
+        self._heartbeat = heartbeat
+        self._log = log.bind(projector=projector.name, generation=projector.generation)
+        self._consumer: AIOKafkaConsumer | None = None
+        self.applied = 0
+        self._stop = asyncio.Event()
+
+    @property
+    def topics(self) -> list[str]:
+        return [topic_for(self._cfg.prefix, f) for f in self.projector.families]
+
+    async def run(self, stop: asyncio.Event) -> None:
+        self._stop = stop
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self._cfg.bootstrap,
+            group_id=group_id(self._cfg.prefix, self.projector.name, self.projector.generation),
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=self._cfg.batch_max_events,
+            fetch_max_bytes=64 * 1024 * 1024,
+            max_partition_fetch_bytes=8 * 1024 * 1024,
+        )
+        consumer.subscribe(self.topics, listener=_SeekToCheckpoint(self))
+        self._consumer = consumer
+        await consumer.start()
+        self._log.info("projector.started", topics=self.topics)
+        try:
+            while not stop.is_set():
+                batches = await consumer.getmany(
+                    timeout_ms=self._cfg.batch_max_wait_ms, max_records=self._cfg.batch_max_events
+                )
+                if batches:
+                    await self.process([r for recs in batches.values() for r in recs])
+        finally:
+            # Drain: the batch in hand was finished above; leave the group cleanly.
+            await consumer.stop()
+            self._consumer = None
+            self._log.info("projector.stopped", applied=self.applied)
+
+    async def seek_to_checkpoints(self, assigned: set[TopicPartition]) -> None:
+        consumer = self._consumer
+        if consumer is None or not assigned:
+            return
+        stored = await self.projector.load_checkpoints(
+            [(tp.topic, tp.partition) for tp in assigned]
+        )
+        for tp in assigned:
+            offset = stored.get((tp.topic, tp.partition))
+            if offset is None:
+                await consumer.seek_to_beginning(tp)
+            else:
+                consumer.seek(tp, offset)
+        self._log.info("projector.assigned", partitions=len(assigned), with_checkpoint=len(stored))
+
+    async def process(self, raw: Sequence[Raw]) -> None:
+        """Apply one batch: decode, apply with checkpoint, dead-letter what cannot be applied."""
+        good: list[Recorded] = []
+        for record in raw:
+            try:
+                good.append(self._decode(record))
+            except (UndecodableEvent, LookupError, ValueError) as exc:
+                await self._dead_letter(record, f"undecodable: {exc}")
+        next_offsets = _next_offsets(raw)
+        try:
+            await self._apply_with_retries(good, next_offsets)
+        except Unavailable:
+            raise
+        except Exception as exc:  # one bad event must not stop the projector
+            self._log.warning("projector.batch_failed", error=repr(exc), size=len(good))
+            await self._apply_one_by_one(good, raw)
+        self.applied += len(good)
+        if self._heartbeat is not None:
+            self._heartbeat.applied = self.applied
+        await self._commit_kafka(next_offsets)
+        await self._after_commit(good)
+
+    def _decode(self, record: Raw) -> Recorded:
+        envelope = decode(record.value)
+        event = self._registry.materialise(envelope)
+        return Recorded(
+            envelope, event, record.topic, record.partition, record.offset, record.timestamp
+        )
+
+    async def _apply_with_retries(
+        self, records: Sequence[Recorded], next_offsets: Mapping[TP, int]
+    ) -> None:
+        """A store that is down is waited for (never a reason to dead-letter); any other
+        failure is retried a bounded number of times and then raised."""
+        failures, delay = 0, 0.05
+        while True:
+            try:
+                await self.projector.apply(records, next_offsets)
+                return
+            except (Transient, Unavailable) as exc:
+                self._log.warning("projector.store_unavailable", error=repr(exc))
+            except Exception:
+                failures += 1
+                if failures >= self._cfg.apply_retries:
+                    raise
+            if self._stop.is_set() and failures == 0:
+                raise Unavailable("stopping while the store is unavailable")
+            await asyncio.sleep(delay * (1 + random.random()))
+            delay = min(delay * 2, 2.0)
+
+    async def _apply_one_by_one(self, records: Sequence[Recorded], raw: Sequence[Raw]) -> None:
+        by_offset = {(r.topic, r.partition, r.offset): r for r in raw}
+        for rec in records:
+            tp = (rec.topic, rec.partition)
+            try:
+                await self._apply_with_retries([rec], {tp: rec.offset + 1})
+            except Unavailable:
+                raise
+            except Exception as exc:
+                bound = self._log.bind(event_type=rec.envelope.type, event_id=rec.envelope.event_id)
+                bound.error("projector.poison_event", error=repr(exc), offset=rec.offset)
+                await self._dead_letter(
+                    by_offset[(rec.topic, rec.partition, rec.offset)], repr(exc)
+                )
+                await self._apply_with_retries([], {tp: rec.offset + 1})
+        # Records that were dead-lettered at decode time still need the checkpoint moved.
+        await self._apply_with_retries([], _next_offsets(raw))
+
+    async def _dead_letter(self, record: Raw, error: str) -> None:
+        self._log.error(
+            "projector.dead_letter",
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            error=error,
+        )
+        await self._dead.send(self.projector.name, record, error)
+
+    async def _commit_kafka(self, next_offsets: Mapping[TP, int]) -> None:
+        consumer = self._consumer
+        if consumer is None:
+            return
+        try:
+            await consumer.commit({TopicPartition(t, p): o for (t, p), o in next_offsets.items()})
+        except KafkaError as exc:
+            # The store's checkpoint is the truth; Kafka's copy only feeds lag tools.
+            self._log.info("projector.kafka_commit_skipped", error=repr(exc))
+
+    async def _after_commit(self, records: Sequence[Recorded]) -> None:
+        try:
+            await self.projector.after_commit(records)
+        except Exception as exc:
+            self._log.warning("projector.after_commit_failed", error=repr(exc))
+
+
+def _next_offsets(raw: Sequence[Raw]) -> dict[TP, int]:
+    out: dict[TP, int] = {}
+    for r in raw:
+        key = (r.topic, r.partition)
+        out[key] = max(out.get(key, 0), r.offset + 1)
+    return out

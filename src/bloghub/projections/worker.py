@@ -1,0 +1,89 @@
+"""Runs projectors in one process until told to stop; drains on SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Sequence
+
+import structlog
+
+import bloghub.events.users  # noqa: F401  (registers event types)
+from bloghub.adapters.postgres.engine import make_engine
+from bloghub.adapters.redis import make_redis
+from bloghub.api.consistency import Progress
+from bloghub.events.base import registry
+from bloghub.projections.catalog import POSTGRES_PROJECTORS
+from bloghub.projections.dead_letters import DeadLetters
+from bloghub.projections.heartbeat import Heartbeat
+from bloghub.projections.runner import ProjectorRunner, RunnerConfig
+from bloghub.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+
+class UnknownProjector(ValueError):
+    pass
+
+
+async def run_projectors(settings: Settings, names: Sequence[str], stop: asyncio.Event) -> None:
+    names = list(names) or list(POSTGRES_PROJECTORS)
+    unknown = [n for n in names if n not in POSTGRES_PROJECTORS]
+    if unknown:
+        raise UnknownProjector(
+            f"unknown projector(s): {', '.join(unknown)}; known: {', '.join(POSTGRES_PROJECTORS)}"
+        )
+    engine = make_engine(settings.sqlalchemy_url, pool_size=2 * len(names), app="bloghub-projector")
+    redis = make_redis(settings.redis_url.get_secret_value())
+    dead = DeadLetters(bootstrap=settings.kafka_bootstrap, prefix=settings.prefix, redis=redis)
+    await dead.start()
+    progress = Progress(engine, prefix=settings.prefix)
+    config = RunnerConfig(
+        bootstrap=settings.kafka_bootstrap,
+        prefix=settings.prefix,
+        batch_max_events=settings.batch_max_events,
+        batch_max_wait_ms=settings.batch_max_wait_ms,
+        apply_retries=settings.apply_retries,
+    )
+    tasks = []
+    try:
+        for name in names:
+            generation = await progress.generation(name)
+            projector = POSTGRES_PROJECTORS[name](engine, generation=generation)
+            beat = Heartbeat(
+                redis,
+                prefix=settings.prefix,
+                projector=name,
+                generation=generation,
+                ttl_s=settings.heartbeat_ttl_s,
+            )
+            runner = ProjectorRunner(
+                projector, config=config, registry=registry, dead_letters=dead, heartbeat=beat
+            )
+            tasks += [
+                asyncio.create_task(runner.run(stop), name=f"projector:{name}"),
+                asyncio.create_task(beat.run(stop), name=f"heartbeat:{name}"),
+            ]
+        await _until_stop_or_failure(tasks, stop)
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await dead.close()
+        await redis.aclose()
+        await engine.dispose()
+
+
+async def _until_stop_or_failure(tasks: list[asyncio.Task[None]], stop: asyncio.Event) -> None:
+    stopper = asyncio.create_task(stop.wait())
+    done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
+    stopper.cancel()
+    for task in done:
+        if task is not stopper and task.exception() is not None:
+            log.error("projector.crashed", task=task.get_name(), error=repr(task.exception()))
+            raise task.exception()  # type: ignore[misc]
+
+
+def install_stop_signals(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)

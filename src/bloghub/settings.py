@@ -1,0 +1,100 @@
+"""All configuration, read from the environment (``BLOGHUB_*``) and validated once.
+
+Development defaults let a fresh checkout run with no configuration; production mode
+refuses to start while any secret still has its development value.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Self
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_SECRET_MARKER = "dev-only-change-me"
+
+
+class Mode(StrEnum):
+    DEVELOPMENT = "development"
+    TEST = "test"
+    PRODUCTION = "production"
+
+
+class InsecureSettings(RuntimeError):
+    """Production mode was asked for with development secrets or addresses."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="BLOGHUB_", extra="ignore", frozen=True)
+
+    mode: Mode = Mode.DEVELOPMENT
+    prefix: str = Field(default="bloghub", pattern=r"^[a-z][a-z0-9_-]{0,40}$")
+
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    topic_partitions: int = Field(default=6, ge=1, le=1024)
+    topic_replication: int = Field(default=1, ge=1, le=7)
+    append_timeout_s: float = Field(default=1.5, gt=0, le=30)
+
+    database_url: SecretStr = SecretStr(
+        "postgresql+asyncpg://bloghub:bloghub@127.0.0.1:5432/bloghub"
+    )
+    redis_url: SecretStr = SecretStr("redis://127.0.0.1:6379/0")
+    opensearch_url: str = "http://127.0.0.1:9200"
+
+    access_token_secret: SecretStr = SecretStr(f"{DEV_SECRET_MARKER}-access-token-signing-key")
+    refresh_token_secret: SecretStr = SecretStr(f"{DEV_SECRET_MARKER}-refresh-token-signing-key")
+    access_token_ttl_s: int = Field(default=30 * 60, ge=60)
+    refresh_token_ttl_s: int = Field(default=7 * 24 * 3600, ge=300)
+    operator_token: SecretStr = SecretStr(f"{DEV_SECRET_MARKER}-operator-token-for-the-ops-pages")
+
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8000, ge=1, le=65535)
+    max_body_bytes: int = Field(default=256 * 1024, ge=1024)
+    read_wait_s: float = Field(default=2.0, ge=0, le=30)
+    own_write_ttl_s: int = Field(default=60, ge=1)
+
+    batch_max_events: int = Field(default=2000, ge=1)
+    batch_max_wait_ms: int = Field(default=100, ge=1)
+    apply_retries: int = Field(default=3, ge=1, le=20)
+    heartbeat_ttl_s: int = Field(default=15, ge=2)
+    reservation_ttl_s: int = Field(default=600, ge=5)
+    sweep_interval_s: float = Field(default=30.0, gt=0)
+
+    password_hash_scheme: str = Field(default="argon2", pattern=r"^(argon2|bcrypt)$")
+
+    @model_validator(mode="after")
+    def _refuse_dev_secrets_in_production(self) -> Self:
+        if self.mode is not Mode.PRODUCTION:
+            return self
+        weak = [
+            name
+            for name in ("access_token_secret", "refresh_token_secret", "operator_token")
+            if _is_weak(getattr(self, name))
+        ]
+        if self.access_token_secret == self.refresh_token_secret:
+            weak.append("refresh_token_secret (equal to access_token_secret)")
+        if "bloghub:bloghub@" in self.database_url.get_secret_value():
+            weak.append("database_url (development password)")
+        if weak:
+            raise InsecureSettings(
+                "production mode refuses development or weak settings: " + ", ".join(weak)
+            )
+        return self
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        return self.database_url.get_secret_value()
+
+    @property
+    def asyncpg_dsn(self) -> str:
+        return self.sqlalchemy_url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
+def _is_weak(secret: SecretStr) -> bool:
+    value = secret.get_secret_value()
+    return DEV_SECRET_MARKER in value or len(value) < 32
+
+
+def load_settings() -> Settings:
+    return Settings()

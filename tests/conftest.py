@@ -1,0 +1,140 @@
+"""Fixtures on the real services. Every test session gets a fresh topic prefix, a fresh
+database and its own Redis key prefix, so runs never see each other's data."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+from collections.abc import AsyncIterator, Callable, Iterator
+
+import asyncpg
+import httpx
+import pytest
+import uvicorn
+
+from bloghub.api.app import create_app
+from bloghub.bootstrap import prepare_topics
+from bloghub.cli import upgrade_database
+from bloghub.events.base import registry
+from bloghub.events.log import EventLog
+from bloghub.projections.worker import run_projectors
+from bloghub.settings import Mode, Settings
+
+BASE_DSN = os.environ.get(
+    "BLOGHUB_TEST_ADMIN_DSN", "postgresql://bloghub:bloghub@127.0.0.1:5432/bloghub"
+)
+
+
+def make_settings(prefix: str, database: str, **overrides: object) -> Settings:
+    url = BASE_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
+    values: dict[str, object] = {
+        "mode": Mode.TEST,
+        "prefix": prefix,
+        "database_url": f"{url}/{database}",
+        "topic_partitions": 3,
+        "password_hash_scheme": "argon2",
+        **overrides,
+    }
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def run_id() -> str:
+    return secrets.token_hex(4)
+
+
+@pytest.fixture(scope="session")
+async def database(run_id: str) -> AsyncIterator[str]:
+    name = f"bloghub_t{run_id}"
+    admin = await asyncpg.connect(BASE_DSN)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield name
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+@pytest.fixture(scope="session")
+async def settings(run_id: str, database: str) -> Settings:
+    s = make_settings(f"t{run_id}", database)
+    await asyncio.to_thread(upgrade_database, s)
+    await prepare_topics(s)
+    return s
+
+
+@pytest.fixture(scope="session")
+async def event_log(settings: Settings) -> AsyncIterator[EventLog]:
+    log = EventLog(
+        bootstrap=settings.kafka_bootstrap,
+        prefix=settings.prefix,
+        registry=registry,
+        timeout_s=settings.append_timeout_s,
+    )
+    await log.start()
+    yield log
+    await log.close()
+
+
+@pytest.fixture(scope="session")
+async def projectors(settings: Settings) -> AsyncIterator[None]:
+    """Every projector running in the background for the whole session."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_projectors(settings, [], stop))
+    yield
+    stop.set()
+    await asyncio.wait_for(task, timeout=30)
+
+
+class LiveServer:
+    def __init__(self, server: uvicorn.Server, task: asyncio.Task[None]) -> None:
+        self.server = server
+        self.task = task
+
+    @property
+    def url(self) -> str:
+        sock = self.server.servers[0].sockets[0]
+        host, port = sock.getsockname()[:2]
+        return f"http://{host}:{port}"
+
+
+@pytest.fixture(scope="session")
+async def live_api(settings: Settings, projectors: None) -> AsyncIterator[LiveServer]:
+    """The real app on a loopback port, served by uvicorn in this event loop."""
+    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=0, log_level="warning")
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.02)
+    yield LiveServer(server, task)
+    server.should_exit = True
+    await asyncio.wait_for(task, timeout=15)
+
+
+@pytest.fixture
+async def client(live_api: LiveServer) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(
+        base_url=live_api.url, headers={"user-agent": "bloghub-tests/1"}, timeout=10
+    ) as c:
+        yield c
+
+
+@pytest.fixture
+def unique_email() -> Iterator[Callable[[], str]]:
+    def make() -> str:
+        return f"user-{secrets.token_hex(6)}@example.com"
+
+    yield make
+
+
+@contextlib.asynccontextmanager
+async def pg(settings: Settings) -> AsyncIterator[asyncpg.Connection]:
+    conn = await asyncpg.connect(settings.asyncpg_dsn)
+    try:
+        yield conn
+    finally:
+        await conn.close()

@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bloghub.events.base import Envelope, Event, EventRegistry, UnknownEventType, envelop
+from bloghub.events.codec import UndecodableEvent, decode, encode
+from bloghub.events.topics import Family
+from bloghub.events.users import UserRegistered
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.text(max_size=20),
+    lambda kids: st.lists(kids, max_size=3) | st.dictionaries(st.text(max_size=5), kids, max_size=3),
+    max_leaves=10,
+)
+
+
+@given(payload=st.dictionaries(st.text(max_size=10), json_values, max_size=5))
+def test_envelope_round_trips(payload: dict[str, Any]) -> None:
+    env = Envelope(
+        event_id="e1",
+        type="user.registered",
+        version=1,
+        aggregate_id="u1",
+        occurred_at=datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=UTC),
+        actor_id=None,
+        request_id="r1",
+        payload=payload,
+    )
+    body, headers = encode(env)
+    assert decode(body) == env
+    assert dict(headers) == {"type": b"user.registered", "version": b"1", "event_id": b"e1"}
+
+
+@pytest.mark.parametrize(
+    "raw", [b"", b"not json", b"[]", b'{"type": "x"}', b'{"event_id": 1}', None]
+)
+def test_garbage_is_undecodable(raw: bytes | None) -> None:
+    with pytest.raises(UndecodableEvent):
+        decode(raw)
+
+
+def test_envelop_fills_the_envelope() -> None:
+    env = envelop(
+        UserRegistered(user_id="u1", email="a@b.c", password_hash="h"),
+        actor_id="u1",
+        request_id="r",
+    )
+    assert (env.type, env.version, env.aggregate_id) == ("user.registered", 1, "u1")
+    assert env.occurred_at.tzinfo is not None
+
+
+def test_old_versions_are_upcast_on_read() -> None:
+    reg = EventRegistry()
+
+    @reg.register
+    class Renamed(Event):
+        TYPE: ClassVar[str] = "thing.renamed"
+        VERSION: ClassVar[int] = 2
+        FAMILY: ClassVar[Family] = Family.USERS
+        AGGREGATE: ClassVar[str] = "thing_id"
+        thing_id: str
+        title: str
+
+    @reg.upcaster("thing.renamed", 1)
+    def v1_to_v2(payload: dict[str, Any]) -> dict[str, Any]:
+        return {"thing_id": payload["thing_id"], "title": payload["name"]}
+
+    old = Envelope("e", "thing.renamed", 1, "t", datetime.now(UTC), None, None,
+                   {"thing_id": "t", "name": "old name"})
+    assert reg.materialise(old) == Renamed(thing_id="t", title="old name")
+    future = Envelope("e", "thing.renamed", 3, "t", datetime.now(UTC), None, None, {})
+    with pytest.raises(UnknownEventType):
+        reg.materialise(future)

@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bloghub.events.position import BadPosition, Position
+
+topics = st.text(alphabet="abcdefghijklmnopqrstuvwxyz.-_0123456789", min_size=1, max_size=30)
+offsets = st.dictionaries(
+    st.tuples(topics, st.integers(0, 1000)), st.integers(0, 2**62), max_size=20
+)
+
+
+@given(offsets)
+def test_token_round_trips(raw: dict[tuple[str, int], int]) -> None:
+    assert Position.decode(Position(raw).encode()) == Position(raw)
+
+
+@given(offsets, offsets)
+def test_merge_keeps_the_furthest_offset(a: dict[tuple[str, int], int], b: dict[tuple[str, int], int]) -> None:
+    merged = Position(a).merge(Position(b))
+    for tp in set(a) | set(b):
+        assert merged.offsets[tp] == max(a.get(tp, -1), b.get(tp, -1))
+
+
+@pytest.mark.parametrize(
+    "token", ["!!!", "a" * 9000, "dGhpcyBpcyBub3Q", "eHx5fHo", "eHwtMXwz"]
+)
+def test_garbage_tokens_are_refused(token: str) -> None:
+    with pytest.raises(BadPosition):
+        Position.decode(token)
+
+
+def test_restricted_to_drops_other_topics() -> None:
+    pos = Position({("a.users", 0): 3, ("a.articles", 1): 5})
+    assert pos.restricted_to(["a.users"]) == Position({("a.users", 0): 3})

@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+import pytest
+from pydantic import SecretStr
+
+from bloghub.settings import InsecureSettings, Mode, Settings
+
+
+def test_development_defaults_start() -> None:
+    assert Settings().mode is Mode.DEVELOPMENT
+
+
+def test_production_refuses_development_secrets() -> None:
+    with pytest.raises(InsecureSettings) as info:
+        Settings(mode=Mode.PRODUCTION)
+    assert "access_token_secret" in str(info.value)
+    assert "database_url" in str(info.value)
+
+
+def test_production_starts_with_real_secrets() -> None:
+    s = Settings(
+        mode=Mode.PRODUCTION,
+        access_token_secret=SecretStr("a" * 40),
+        refresh_token_secret=SecretStr("b" * 40),
+        operator_token=SecretStr("c" * 40),
+        database_url=SecretStr("postgresql+asyncpg://app:Xy9-long@db:5432/bloghub"),
+    )
+    assert s.mode is Mode.PRODUCTION
+
+
+def test_production_refuses_one_key_for_both_tokens() -> None:
+    with pytest.raises(InsecureSettings, match="refresh_token_secret"):
+        Settings(
+            mode=Mode.PRODUCTION,
+            access_token_secret=SecretStr("a" * 40),
+            refresh_token_secret=SecretStr("a" * 40),
+            operator_token=SecretStr("c" * 40),
+            database_url=SecretStr("postgresql+asyncpg://app:Xy9-long@db:5432/bloghub"),
+        )
+
+
+def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BLOGHUB_PREFIX", "staging")
+    monkeypatch.setenv("BLOGHUB_TOPIC_PARTITIONS", "12")
+    s = Settings()
+    assert (s.prefix, s.topic_partitions) == ("staging", 12)

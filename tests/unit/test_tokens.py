@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+import base64
+import time
+
+import jwt
+import orjson
+import pytest
+
+from bloghub.auth.tokens import TokenService, ua_hash
+from bloghub.errors import Unauthorized
+
+UA = "Mozilla/5.0 test"
+
+
+def service(access_ttl: int = 1800) -> TokenService:
+    return TokenService(access_secret="a" * 40, refresh_secret="r" * 40,
+                        access_ttl_s=access_ttl, refresh_ttl_s=7 * 86400)
+
+
+def test_pair_verifies_for_its_own_kind_and_user_agent() -> None:
+    tokens = service()
+    pair = tokens.issue("u1", UA)
+    assert tokens.verify("access", pair.access, UA).user_id == "u1"
+    assert tokens.verify("refresh", pair.refresh, UA).session_id == pair.session_id
+    with pytest.raises(Unauthorized):
+        tokens.verify("access", pair.refresh, UA)
+    with pytest.raises(Unauthorized):
+        tokens.verify("refresh", pair.access, UA)
+    with pytest.raises(Unauthorized):
+        tokens.verify("access", pair.access, "curl/8")
+
+
+def _forge(header: dict[str, str], claims: dict[str, object], signature: bytes = b"") -> str:
+    def b64(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    return ".".join([b64(orjson.dumps(header)), b64(orjson.dumps(claims)), b64(signature)])
+
+
+def _claims() -> dict[str, object]:
+    now = int(time.time())
+    return {"sub": "u1", "sid": "s", "ua": ua_hash(UA), "iat": now, "exp": now + 60,
+            "jti": "j", "typ": "access"}
+
+
+def test_alg_none_is_refused() -> None:
+    with pytest.raises(Unauthorized):
+        service().verify("access", _forge({"alg": "none", "typ": "JWT"}, _claims()), UA)
+
+
+def test_other_algorithms_and_wrong_keys_are_refused() -> None:
+    hs512 = jwt.encode(_claims(), "a" * 64, algorithm="HS512")
+    wrong_key = jwt.encode(_claims(), "z" * 40, algorithm="HS256")
+    for token in (hs512, wrong_key):
+        with pytest.raises(Unauthorized):
+            service().verify("access", token, UA)
+
+
+def test_tampered_and_expired_tokens_are_refused() -> None:
+    tokens = service()
+    good = tokens.issue("u1", UA).access
+    head, body, sig = good.split(".")
+    claims = orjson.loads(base64.urlsafe_b64decode(body + "=="))
+    claims["sub"] = "admin"
+    forged_body = base64.urlsafe_b64encode(orjson.dumps(claims)).rstrip(b"=").decode()
+    with pytest.raises(Unauthorized):
+        tokens.verify("access", f"{head}.{forged_body}.{sig}", UA)
+    expired = jwt.encode({**_claims(), "exp": int(time.time()) - 5}, "a" * 40, algorithm="HS256")
+    with pytest.raises(Unauthorized):
+        tokens.verify("access", expired, UA)
