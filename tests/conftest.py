@@ -7,15 +7,17 @@ import asyncio
 import contextlib
 import os
 import secrets
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import asyncpg
 import httpx
 import pytest
 import uvicorn
+from starlette.applications import Starlette
 
 from bloghub.api.app import create_app
-from bloghub.bootstrap import prepare_topics
+from bloghub.bootstrap import Container, prepare_topics
 from bloghub.cli import upgrade_database
 from bloghub.events.base import registry
 from bloghub.events.log import EventLog
@@ -89,9 +91,15 @@ async def projectors(settings: Settings) -> AsyncIterator[None]:
 
 
 class LiveServer:
-    def __init__(self, server: uvicorn.Server, task: asyncio.Task[None]) -> None:
+    def __init__(self, app: Starlette, server: uvicorn.Server, task: asyncio.Task[None]) -> None:
+        self.app = app
         self.server = server
         self.task = task
+
+    @property
+    def container(self) -> Container:
+        c: Container = self.app.state.container
+        return c
 
     @property
     def url(self) -> str:
@@ -103,14 +111,15 @@ class LiveServer:
 @pytest.fixture(scope="session")
 async def live_api(settings: Settings, projectors: None) -> AsyncIterator[LiveServer]:
     """The real app on a loopback port, served by uvicorn in this event loop."""
-    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=0, log_level="warning")
+    app = create_app(settings)
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning")
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     while not server.started:
         if task.done():
             task.result()
         await asyncio.sleep(0.02)
-    yield LiveServer(server, task)
+    yield LiveServer(app, server, task)
     server.should_exit = True
     await asyncio.wait_for(task, timeout=15)
 
@@ -124,11 +133,11 @@ async def client(live_api: LiveServer) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture
-def unique_email() -> Iterator[Callable[[], str]]:
+def unique_email() -> Callable[[], str]:
     def make() -> str:
         return f"user-{secrets.token_hex(6)}@example.com"
 
-    yield make
+    return make
 
 
 @contextlib.asynccontextmanager
@@ -138,3 +147,45 @@ async def pg(settings: Settings) -> AsyncIterator[asyncpg.Connection]:
         yield conn
     finally:
         await conn.close()
+
+
+async def read_topic(settings: Settings, topic: str) -> list[Any]:
+    """Every record of ``topic`` from the beginning to its current end."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    try:
+        parts = [TopicPartition(topic, p) for p in range(settings.topic_partitions)]
+        consumer.assign(parts)
+        ends = await consumer.end_offsets(parts)
+        for tp, first in (await consumer.beginning_offsets(parts)).items():
+            consumer.seek(tp, first)
+        out: list[Any] = []
+        while [tp for tp in parts if await consumer.position(tp) < ends[tp]]:
+            batches = await consumer.getmany(timeout_ms=500)
+            for recs in batches.values():
+                out.extend(r for r in recs if r.offset < ends[TopicPartition(r.topic, r.partition)])
+        return out
+    finally:
+        await consumer.stop()
+
+
+@contextlib.asynccontextmanager
+async def isolated(run_id: str, name: str, **overrides: object) -> AsyncIterator[Settings]:
+    """A private prefix and database, for tests that run their own projector processes."""
+    database = f"bloghub_t{run_id}_{name}"
+    admin = await asyncpg.connect(BASE_DSN)
+    await admin.execute(f'CREATE DATABASE "{database}"')
+    try:
+        s = make_settings(f"t{run_id}-{name}", database, **overrides)
+        await asyncio.to_thread(upgrade_database, s)
+        await prepare_topics(s)
+        yield s
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        await admin.close()

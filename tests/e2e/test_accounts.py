@@ -48,9 +48,7 @@ async def test_email_is_normalised_and_login_ignores_case(
     created = await client.post("/v1/users", json=signup_body("  " + email.upper() + " "))
     assert created.status_code == 201, created.text
     assert created.json()["user"]["email"] == email
-    login = await client.post(
-        "/v1/auth/login", json={"email": email.upper(), "password": PASSWORD}
-    )
+    login = await client.post("/v1/auth/login", json={"email": email.upper(), "password": PASSWORD})
     assert login.status_code == 200, login.text
 
 

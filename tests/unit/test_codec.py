@@ -14,7 +14,9 @@ from bloghub.events.users import UserRegistered
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.text(max_size=20),
-    lambda kids: st.lists(kids, max_size=3) | st.dictionaries(st.text(max_size=5), kids, max_size=3),
+    lambda kids: (
+        st.lists(kids, max_size=3) | st.dictionaries(st.text(max_size=5), kids, max_size=3)
+    ),
     max_leaves=10,
 )
 
@@ -70,8 +72,16 @@ def test_old_versions_are_upcast_on_read() -> None:
     def v1_to_v2(payload: dict[str, Any]) -> dict[str, Any]:
         return {"thing_id": payload["thing_id"], "title": payload["name"]}
 
-    old = Envelope("e", "thing.renamed", 1, "t", datetime.now(UTC), None, None,
-                   {"thing_id": "t", "name": "old name"})
+    old = Envelope(
+        "e",
+        "thing.renamed",
+        1,
+        "t",
+        datetime.now(UTC),
+        None,
+        None,
+        {"thing_id": "t", "name": "old name"},
+    )
     assert reg.materialise(old) == Renamed(thing_id="t", title="old name")
     future = Envelope("e", "thing.renamed", 3, "t", datetime.now(UTC), None, None, {})
     with pytest.raises(UnknownEventType):

@@ -18,15 +18,15 @@ def test_token_round_trips(raw: dict[tuple[str, int], int]) -> None:
 
 
 @given(offsets, offsets)
-def test_merge_keeps_the_furthest_offset(a: dict[tuple[str, int], int], b: dict[tuple[str, int], int]) -> None:
+def test_merge_keeps_the_furthest_offset(
+    a: dict[tuple[str, int], int], b: dict[tuple[str, int], int]
+) -> None:
     merged = Position(a).merge(Position(b))
     for tp in set(a) | set(b):
         assert merged.offsets[tp] == max(a.get(tp, -1), b.get(tp, -1))
 
 
-@pytest.mark.parametrize(
-    "token", ["!!!", "a" * 9000, "dGhpcyBpcyBub3Q", "eHx5fHo", "eHwtMXwz"]
-)
+@pytest.mark.parametrize("token", ["!!!", "a" * 9000, "dGhpcyBpcyBub3Q", "eHx5fHo", "eHwtMXwz"])
 def test_garbage_tokens_are_refused(token: str) -> None:
     with pytest.raises(BadPosition):
         Position.decode(token)

@@ -14,8 +14,12 @@ UA = "Mozilla/5.0 test"
 
 
 def service(access_ttl: int = 1800) -> TokenService:
-    return TokenService(access_secret="a" * 40, refresh_secret="r" * 40,
-                        access_ttl_s=access_ttl, refresh_ttl_s=7 * 86400)
+    return TokenService(
+        access_secret="a" * 40,
+        refresh_secret="r" * 40,
+        access_ttl_s=access_ttl,
+        refresh_ttl_s=7 * 86400,
+    )
 
 
 def test_pair_verifies_for_its_own_kind_and_user_agent() -> None:
@@ -40,8 +44,15 @@ def _forge(header: dict[str, str], claims: dict[str, object], signature: bytes =
 
 def _claims() -> dict[str, object]:
     now = int(time.time())
-    return {"sub": "u1", "sid": "s", "ua": ua_hash(UA), "iat": now, "exp": now + 60,
-            "jti": "j", "typ": "access"}
+    return {
+        "sub": "u1",
+        "sid": "s",
+        "ua": ua_hash(UA),
+        "iat": now,
+        "exp": now + 60,
+        "jti": "j",
+        "typ": "access",
+    }
 
 
 def test_alg_none_is_refused() -> None:

@@ -37,8 +37,11 @@ class Projector(Protocol):
         """Next offset to read per partition, for those that have one."""
         ...
 
-    async def apply(self, records: Sequence[Recorded], next_offsets: Mapping[TP, int]) -> None:
-        """Apply ``records`` and move the checkpoints to ``next_offsets``, atomically."""
+    async def apply(
+        self, records: Sequence[Recorded], next_offsets: Mapping[TP, int]
+    ) -> Sequence[Recorded]:
+        """Apply ``records`` and move the checkpoints to ``next_offsets``, atomically.
+        Returns the records that were new (not already below the checkpoint)."""
         ...
 
     async def after_commit(self, records: Sequence[Recorded]) -> None:

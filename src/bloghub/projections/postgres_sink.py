@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 
-from sqlalchemy import and_, or_, select, tuple_
+from sqlalchemy import Select, select, tuple_
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -47,15 +48,18 @@ class PostgresProjector(abc.ABC):
             rows = await conn.execute(self._checkpoint_query(partitions))
             return {(r.topic, r.partition): r.next_offset for r in rows}
 
-    async def apply(self, records: Sequence[Recorded], next_offsets: Mapping[TP, int]) -> None:
+    async def apply(
+        self, records: Sequence[Recorded], next_offsets: Mapping[TP, int]
+    ) -> Sequence[Recorded]:
+        partitions = list(next_offsets)
         async with translated(), self.engine.begin() as raw:
             conn = await raw.execution_options(schema_translate_map={None: self.schema})
             await conn.execute(
                 insert(checkpoints)
-                .values([self._checkpoint_row(tp, 0) for tp in next_offsets])
+                .values([self._checkpoint_row(tp, 0) for tp in partitions])
                 .on_conflict_do_nothing()
             )
-            rows = await conn.execute(self._checkpoint_query(list(next_offsets)).with_for_update())
+            rows = await conn.execute(self._checkpoint_query(partitions).with_for_update())
             stored = {(r.topic, r.partition): r.next_offset for r in rows}
             fresh = [r for r in records if r.offset >= stored.get((r.topic, r.partition), 0)]
             if fresh:
@@ -74,10 +78,9 @@ class PostgresProjector(abc.ABC):
                         },
                     )
                 )
+        return fresh
 
     def _checkpoint_row(self, tp: TP, offset: int) -> dict[str, object]:
-        from datetime import UTC, datetime
-
         return {
             "projector": self.name,
             "generation": self.generation,
@@ -87,12 +90,10 @@ class PostgresProjector(abc.ABC):
             "updated_at": datetime.now(UTC),
         }
 
-    def _checkpoint_query(self, partitions: Sequence[TP]):  # type: ignore[no-untyped-def]
+    def _checkpoint_query(self, partitions: Sequence[TP]) -> Select[tuple[str, int, int]]:
         c = checkpoints.c
         return select(c.topic, c.partition, c.next_offset).where(
-            and_(
-                c.projector == self.name,
-                c.generation == self.generation,
-                or_(tuple_(c.topic, c.partition).in_([tuple(tp) for tp in partitions])),
-            )
+            c.projector == self.name,
+            c.generation == self.generation,
+            tuple_(c.topic, c.partition).in_(list(partitions)),
         )

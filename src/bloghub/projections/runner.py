@@ -110,12 +110,12 @@ class ProjectorRunner:
         stored = await self.projector.load_checkpoints(
             [(tp.topic, tp.partition) for tp in assigned]
         )
+        missing = [tp for tp in assigned if (tp.topic, tp.partition) not in stored]
+        # No checkpoint means nothing applied yet: start at the log's first record, whatever
+        # Kafka's committed offset for the group says.
+        firsts = await consumer.beginning_offsets(missing) if missing else {}
         for tp in assigned:
-            offset = stored.get((tp.topic, tp.partition))
-            if offset is None:
-                await consumer.seek_to_beginning(tp)
-            else:
-                consumer.seek(tp, offset)
+            consumer.seek(tp, stored.get((tp.topic, tp.partition), firsts.get(tp, 0)))
         self._log.info("projector.assigned", partitions=len(assigned), with_checkpoint=len(stored))
 
     async def process(self, raw: Sequence[Raw]) -> None:
@@ -128,17 +128,18 @@ class ProjectorRunner:
                 await self._dead_letter(record, f"undecodable: {exc}")
         next_offsets = _next_offsets(raw)
         try:
-            await self._apply_with_retries(good, next_offsets)
+            fresh = await self._apply_with_retries(good, next_offsets)
         except Unavailable:
             raise
         except Exception as exc:  # one bad event must not stop the projector
             self._log.warning("projector.batch_failed", error=repr(exc), size=len(good))
-            await self._apply_one_by_one(good, raw)
-        self.applied += len(good)
+            fresh = await self._apply_one_by_one(good, raw)
+        self.applied += len(fresh)
         if self._heartbeat is not None:
             self._heartbeat.applied = self.applied
         await self._commit_kafka(next_offsets)
-        await self._after_commit(good)
+        if fresh:
+            await self._after_commit(fresh)
 
     def _decode(self, record: Raw) -> Recorded:
         envelope = decode(record.value)
@@ -149,14 +150,13 @@ class ProjectorRunner:
 
     async def _apply_with_retries(
         self, records: Sequence[Recorded], next_offsets: Mapping[TP, int]
-    ) -> None:
+    ) -> Sequence[Recorded]:
         """A store that is down is waited for (never a reason to dead-letter); any other
         failure is retried a bounded number of times and then raised."""
         failures, delay = 0, 0.05
         while True:
             try:
-                await self.projector.apply(records, next_offsets)
-                return
+                return await self.projector.apply(records, next_offsets)
             except (Transient, Unavailable) as exc:
                 self._log.warning("projector.store_unavailable", error=repr(exc))
             except Exception:
@@ -168,23 +168,32 @@ class ProjectorRunner:
             await asyncio.sleep(delay * (1 + random.random()))
             delay = min(delay * 2, 2.0)
 
-    async def _apply_one_by_one(self, records: Sequence[Recorded], raw: Sequence[Raw]) -> None:
+    async def _apply_one_by_one(
+        self, records: Sequence[Recorded], raw: Sequence[Raw]
+    ) -> list[Recorded]:
         by_offset = {(r.topic, r.partition, r.offset): r for r in raw}
+        fresh: list[Recorded] = []
         for rec in records:
             tp = (rec.topic, rec.partition)
             try:
-                await self._apply_with_retries([rec], {tp: rec.offset + 1})
+                fresh += await self._apply_with_retries([rec], {tp: rec.offset + 1})
             except Unavailable:
                 raise
             except Exception as exc:
-                bound = self._log.bind(event_type=rec.envelope.type, event_id=rec.envelope.event_id)
-                bound.error("projector.poison_event", error=repr(exc), offset=rec.offset)
+                self._log.error(
+                    "projector.poison_event",
+                    event_type=rec.envelope.type,
+                    event_id=rec.envelope.event_id,
+                    offset=rec.offset,
+                    error=repr(exc),
+                )
                 await self._dead_letter(
                     by_offset[(rec.topic, rec.partition, rec.offset)], repr(exc)
                 )
                 await self._apply_with_retries([], {tp: rec.offset + 1})
         # Records that were dead-lettered at decode time still need the checkpoint moved.
         await self._apply_with_retries([], _next_offsets(raw))
+        return fresh
 
     async def _dead_letter(self, record: Raw, error: str) -> None:
         self._log.error(

@@ -18,7 +18,7 @@ from bloghub.projections.postgres_sink import PostgresProjector
 
 class UsersProjector(PostgresProjector):
     name = "users"
-    families = (Family.USERS,)
+    families: tuple[Family, ...] = (Family.USERS,)
 
     async def handle(self, conn: AsyncConnection, records: Sequence[Recorded]) -> None:
         # Runs of one event type become one statement; order across types is kept.

@@ -28,6 +28,14 @@ def _normalise_email(value: str) -> str:
     return checked.normalized.lower()
 
 
+def login_email(value: str) -> str:
+    """The form signup stored, or the input as typed if it is not an address at all."""
+    try:
+        return _normalise_email(value)
+    except ValueError:
+        return value.strip().lower()
+
+
 def _check_password(value: str) -> str:
     problems = password_problems(_clean_text(value))
     if problems:

@@ -9,7 +9,7 @@ from bloghub.api.auth import require_caller
 from bloghub.api.consistent import mark_stale, wait_for_reads, written
 from bloghub.api.http import JSON, Endpoint, container, parse_body
 from bloghub.api.queries import UserQueries, UserRow
-from bloghub.api.v1.schemas import LoginIn, SignupIn, TokensOut, UserEnvelope, UserOut
+from bloghub.api.v1.schemas import LoginIn, SignupIn, TokensOut, UserEnvelope, UserOut, login_email
 from bloghub.commands.context import Caller
 from bloghub.commands.users import RegisterUser, register_user
 from bloghub.errors import NotFound, Unauthorized
@@ -42,7 +42,7 @@ async def signup(request: Request) -> Response:
 async def login(request: Request) -> Response:
     body = await parse_body(request, LoginIn)
     c = container(request)
-    row = await _find_for_login(request, body.email.strip().lower())
+    row = await _find_for_login(request, login_email(body.email))
     if (
         not await c.commands.hasher.verify(body.password, row.password_hash if row else None)
         or row is None
