@@ -16,6 +16,7 @@ import pytest
 import uvicorn
 from starlette.applications import Starlette
 
+from bloghub.adapters.redis import make_redis
 from bloghub.api.app import create_app
 from bloghub.bootstrap import Container, prepare_topics
 from bloghub.cli import upgrade_database
@@ -60,11 +61,16 @@ async def database(run_id: str) -> AsyncIterator[str]:
 
 
 @pytest.fixture(scope="session")
-async def settings(run_id: str, database: str) -> Settings:
+async def settings(run_id: str, database: str) -> AsyncIterator[Settings]:
     s = make_settings(f"t{run_id}", database)
     await asyncio.to_thread(upgrade_database, s)
     await prepare_topics(s)
-    return s
+    yield s
+    # Every Redis key of this run starts with its prefix; leave nothing behind.
+    redis = make_redis(s.redis_url.get_secret_value())
+    async for key in redis.scan_iter(match=f"t{run_id}*", count=1000):
+        await redis.delete(key)
+    await redis.aclose()
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import asyncpg
 
-from bloghub.events.base import envelop
+from bloghub.events.base import Event, Recorded, envelop
 from bloghub.events.log import EventLog
 from bloghub.events.users import UserRegistered
 from bloghub.ids import new_id_str
@@ -78,3 +78,9 @@ async def wait_until(condition: Callable[[], Awaitable[bool]], *, timeout_s: flo
         if asyncio.get_running_loop().time() > deadline:
             raise TimeoutError("condition not reached in time")
         await asyncio.sleep(0.05)
+
+
+def recorded(event: Event, *, topic: str, partition: int, offset: int) -> Recorded:
+    """An event as if read from ``topic``/``partition`` at ``offset``."""
+    env = envelop(event, actor_id=None, request_id=None)
+    return Recorded(env, event, topic, partition, offset, 0)

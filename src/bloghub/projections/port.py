@@ -47,3 +47,9 @@ class Projector(Protocol):
     async def after_commit(self, records: Sequence[Recorded]) -> None:
         """Side effects that must follow the commit (cache invalidation, notifications)."""
         ...
+
+
+def fresh_records(records: Sequence[Recorded], stored: Mapping[TP, int]) -> list[Recorded]:
+    """The records at or past the stored checkpoint of their partition: a duplicate delivery
+    is detected here and never applied."""
+    return [r for r in records if r.offset >= stored.get((r.topic, r.partition), 0)]
