@@ -7,6 +7,10 @@ from collections.abc import Callable
 
 import httpx
 
+from bloghub.events.topics import Family, topic_for
+from bloghub.settings import Settings
+from tests.conftest import read_topic
+
 PASSWORD = "s3cret-Pass!"
 
 
@@ -87,7 +91,7 @@ async def test_token_from_another_user_agent_is_refused(
 
 
 async def test_fifty_concurrent_signups_with_one_email(
-    client: httpx.AsyncClient, unique_email: Callable[[], str]
+    client: httpx.AsyncClient, settings: Settings, unique_email: Callable[[], str]
 ) -> None:
     email = unique_email()
     answers = await asyncio.gather(
@@ -97,3 +101,6 @@ async def test_fifty_concurrent_signups_with_one_email(
     assert statuses == [201] + [409] * 49
     conflict = next(a for a in answers if a.status_code == 409)
     assert conflict.json()["error"]["fields"] == {"email": "already taken"}
+    records = await read_topic(settings, topic_for(settings.prefix, Family.USERS))
+    mine = [r for r in records if email.encode() in (r.value or b"")]
+    assert len(mine) == 1, "exactly one event was recorded"

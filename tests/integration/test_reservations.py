@@ -1,0 +1,82 @@
+"""The write-side index: one holder per key, and a sweeper that frees keys whose event
+never arrived (a crash between reserve and append) without touching confirmed ones."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bloghub.adapters.postgres.engine import make_engine
+from bloghub.adapters.postgres.reservations import Reservations
+from bloghub.commands.sweeper import sweep_forever
+from bloghub.errors import Conflict
+from bloghub.settings import Settings
+
+
+@pytest.fixture
+async def engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
+    e = make_engine(settings.sqlalchemy_url, pool_size=2)
+    yield e
+    await e.dispose()
+
+
+async def _age(settings: Settings, value: str, seconds: int) -> None:
+    conn = await asyncpg.connect(settings.asyncpg_dsn)
+    try:
+        await conn.execute(
+            "UPDATE reservations SET reserved_at = now() - make_interval(secs => $2) "
+            "WHERE value = $1",
+            value,
+            seconds,
+        )
+    finally:
+        await conn.close()
+
+
+async def test_a_key_has_one_holder(engine: AsyncEngine) -> None:
+    index = Reservations(engine)
+    key = f"{secrets.token_hex(4)}@example.com"
+    await index.reserve("email", key, "owner-1")
+    with pytest.raises(Conflict):
+        await index.reserve("email", key, "owner-2")
+    await index.release("email", key, "owner-2")  # not the holder: nothing happens
+    held = await index.get("email", key)
+    assert held is not None
+    assert held.owner_id == "owner-1"
+
+
+async def test_sweeper_frees_only_stale_unconfirmed_keys(
+    engine: AsyncEngine, settings: Settings
+) -> None:
+    index = Reservations(engine)
+    crashed, confirmed, fresh = (f"{secrets.token_hex(4)}@example.com" for _ in range(3))
+    for owner, key in enumerate((crashed, confirmed, fresh)):
+        await index.reserve("email", key, f"owner-{owner}")
+    await index.confirm("email", confirmed, "owner-1", "cG9z")
+    await _age(settings, crashed, 3600)
+    await _age(settings, confirmed, 3600)
+
+    stop = asyncio.Event()
+    sweeper = asyncio.create_task(sweep_forever(index, older_than_s=600, every_s=0.05, stop=stop))
+
+    async def freed() -> bool:
+        return await index.get("email", crashed) is None
+
+    for _ in range(100):
+        if await freed():
+            break
+        await asyncio.sleep(0.05)
+    stop.set()
+    await sweeper
+
+    assert await index.get("email", crashed) is None
+    kept = await index.get("email", confirmed)
+    assert kept is not None
+    assert (kept.status, kept.position) == ("confirmed", "cG9z")
+    assert await index.get("email", fresh) is not None
+    await index.reserve("email", crashed, "owner-9")  # the freed key can be taken again
