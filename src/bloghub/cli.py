@@ -9,6 +9,7 @@ from pathlib import Path
 
 import uvicorn
 
+from bloghub.logs import configure_logging
 from bloghub.settings import Settings, load_settings
 
 
@@ -24,6 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     db.add_argument("action", choices=["upgrade"])
     args = parser.parse_args(argv)
     settings = load_settings()
+    configure_logging(settings)
     if args.command == "api":
         _serve(settings)
     elif args.command == "project":
@@ -66,10 +68,8 @@ async def _topics(settings: Settings) -> None:
 
 
 async def _project(settings: Settings, names: list[str]) -> None:
-    from bloghub.logs import configure_logging
     from bloghub.projections.worker import install_stop_signals, run_projectors
 
-    configure_logging(settings)
     stop = asyncio.Event()
     install_stop_signals(stop)
     await run_projectors(settings, names, stop)
@@ -82,10 +82,8 @@ async def _run_all(settings: Settings) -> None:
     from bloghub.api.app import create_app
     from bloghub.bootstrap import prepare_topics
     from bloghub.commands.sweeper import sweep_forever
-    from bloghub.logs import configure_logging
     from bloghub.projections.worker import install_stop_signals, run_projectors
 
-    configure_logging(settings)
     await prepare_topics(settings)
     stop = asyncio.Event()
     server = uvicorn.Server(
