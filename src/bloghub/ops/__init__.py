@@ -1,0 +1,1 @@
+"""Operations tooling: lag reader, dashboard, replay and migration."""

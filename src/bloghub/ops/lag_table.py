@@ -1,0 +1,40 @@
+"""The lag of consumer groups as a terminal table, one row per partition."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rich.table import Table
+
+from bloghub.ops.lag import GroupLag
+
+BEHIND = "bold yellow"
+UNKNOWN = "?"
+NEVER_COMMITTED = "-"
+
+
+def render_lag(groups: Sequence[GroupLag]) -> Table:
+    table = Table(title="consumer lag", title_justify="left")
+    table.add_column("group")
+    table.add_column("topic")
+    for name in ("partition", "end", "committed", "lag", "lag s"):
+        table.add_column(name, justify="right")
+    for group in groups:
+        if not group.partitions:
+            table.add_row(group.group, "(no partitions)", end_section=True)
+            continue
+        last = len(group.partitions) - 1
+        for i, p in enumerate(group.partitions):
+            table.add_row(
+                # The group name once per block keeps long ids from drowning the figures.
+                group.group if i == 0 else "",
+                p.topic,
+                str(p.partition),
+                str(p.end_offset),
+                NEVER_COMMITTED if p.committed is None else str(p.committed),
+                str(p.lag),
+                UNKNOWN if p.lag_seconds is None else f"{p.lag_seconds:.1f}",
+                style=BEHIND if p.lag > 0 else None,
+                end_section=i == last,
+            )
+    return table
