@@ -38,6 +38,8 @@ def make_settings(prefix: str, database: str, **overrides: object) -> Settings:
         "database_url": f"{url}/{database}",
         "topic_partitions": 3,
         "password_hash_scheme": "argon2",
+        "ops_sample_every_s": 0.5,
+        "ops_state_window_s": 4.0,
         **overrides,
     }
     return Settings(**values)  # type: ignore[arg-type]

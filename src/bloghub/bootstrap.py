@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from dataclasses import dataclass
 
 import structlog
+from aiokafka.errors import KafkaError
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -20,6 +23,10 @@ from bloghub.commands.context import CommandDeps
 from bloghub.events.base import registry
 from bloghub.events.log import EventLog
 from bloghub.logs import configure_logging
+from bloghub.ops.dead_letter_view import DeadLetterView
+from bloghub.ops.history import History
+from bloghub.ops.lag import LagReader
+from bloghub.ops.monitor import MonitorConfig, OpsMonitor, sample_forever
 from bloghub.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -35,6 +42,35 @@ class Container:
     tokens: TokenService
     progress: Progress
     own_writes: OwnWrites
+    ops: OpsMonitor
+    _ops_readers: tuple[LagReader, DeadLetterView]
+
+    async def run_ops_sampler(self, stop: asyncio.Event) -> None:
+        """Connect the ops readers (waiting for Kafka if it is down), then sample until stop."""
+        delay = 0.5
+        while not stop.is_set():
+            try:
+                for reader in self._ops_readers:
+                    await reader.start()
+                break
+            except (KafkaError, OSError) as exc:
+                log.warning("ops.readers_waiting_for_kafka", error=repr(exc))
+                for reader in self._ops_readers:
+                    await reader.close()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=delay)
+                delay = min(delay * 2, 10.0)
+        try:
+            await sample_forever(
+                self.ops,
+                self.redis,
+                prefix=self.settings.prefix,
+                every_s=self.settings.ops_sample_every_s,
+                stop=stop,
+            )
+        finally:
+            for reader in self._ops_readers:
+                await reader.close()
 
     async def close(self) -> None:
         await self.event_log.close()
@@ -54,6 +90,24 @@ async def build(settings: Settings, *, pool_size: int = 10) -> Container:
     )
     await event_log.start()
     hasher = PasswordHasher(settings.password_hash_scheme)
+    lag = LagReader(settings.kafka_bootstrap, settings.prefix)
+    letters = DeadLetterView(
+        bootstrap=settings.kafka_bootstrap,
+        prefix=settings.prefix,
+        partitions=settings.topic_partitions,
+    )
+    ops = OpsMonitor(
+        config=MonitorConfig(
+            prefix=settings.prefix,
+            window_s=settings.ops_state_window_s,
+            sample_every_s=settings.ops_sample_every_s,
+        ),
+        redis=redis,
+        engine=engine,
+        lag=lag,
+        letters=letters,
+        history=History(redis, prefix=settings.prefix, keep_s=settings.ops_history_s),
+    )
     return Container(
         settings=settings,
         engine=engine,
@@ -68,6 +122,8 @@ async def build(settings: Settings, *, pool_size: int = 10) -> Container:
         ),
         progress=Progress(engine, prefix=settings.prefix),
         own_writes=OwnWrites(redis, prefix=settings.prefix, ttl_s=settings.own_write_ttl_s),
+        ops=ops,
+        _ops_readers=(lag, letters),
     )
 
 

@@ -21,6 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     proj.add_argument("names", nargs="*")
     sub.add_parser("run", help="API, every projector and the scheduler, in one process")
     sub.add_parser("topics", help="create the topic catalog (idempotent)")
+    sub.add_parser("lag", help="consumer lag of every projector, as a table")
     db = sub.add_parser("db", help="database schema")
     db.add_argument("action", choices=["upgrade"])
     args = parser.parse_args(argv)
@@ -32,6 +33,8 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(_project(settings, args.names))
     elif args.command == "run":
         asyncio.run(_run_all(settings))
+    elif args.command == "lag":
+        asyncio.run(_lag(settings))
     elif args.command == "topics":
         asyncio.run(_topics(settings))
     elif args.command == "db":
@@ -59,6 +62,26 @@ def _serve(settings: Settings) -> None:
         log_level="warning",
         proxy_headers=False,
     )
+
+
+async def _lag(settings: Settings) -> None:
+    from rich.console import Console
+
+    from bloghub.adapters.postgres.engine import make_engine
+    from bloghub.ops.lag import LagReader
+    from bloghub.ops.lag_table import render_lag
+    from bloghub.ops.monitor import watched_groups
+
+    engine = make_engine(settings.sqlalchemy_url, pool_size=1, app="bloghub-lag")
+    reader = LagReader(settings.kafka_bootstrap, settings.prefix)
+    await reader.start()
+    try:
+        watched = await watched_groups(engine, settings.prefix)
+        groups = await reader.read({w.group: w.topics for w in watched})
+    finally:
+        await reader.close()
+        await engine.dispose()
+    Console().print(render_lag(groups))
 
 
 async def _topics(settings: Settings) -> None:

@@ -61,6 +61,10 @@ class Settings(BaseSettings):
     reservation_ttl_s: int = Field(default=600, ge=5)
     sweep_interval_s: float = Field(default=30.0, gt=0)
 
+    ops_sample_every_s: float = Field(default=5.0, gt=0, le=300)
+    ops_state_window_s: float = Field(default=60.0, gt=0, le=3600)
+    ops_history_s: float = Field(default=3600.0, ge=60, le=7 * 24 * 3600)
+
     password_hash_scheme: str = Field(default="argon2", pattern=r"^(argon2|bcrypt)$")
 
     @model_validator(mode="after")

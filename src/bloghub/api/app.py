@@ -3,14 +3,16 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
+from starlette.types import Scope
 
-from bloghub.api import docs, health
+from bloghub.api import docs, health, metrics, ops
 from bloghub.api.errors import on_bloghub_error, on_http_error, on_unexpected
 from bloghub.api.http import Endpoint
 from bloghub.api.middleware import BodyLimit, RequestId
@@ -23,24 +25,40 @@ ContainerFactory = Callable[[Settings], Awaitable[Container]]
 
 
 def all_endpoints() -> list[Endpoint]:
-    return [*health.ENDPOINTS, *docs.ENDPOINTS, *users.ENDPOINTS]
+    return [
+        *health.ENDPOINTS,
+        *docs.ENDPOINTS,
+        *metrics.ENDPOINTS,
+        *ops.ENDPOINTS,
+        *users.ENDPOINTS,
+    ]
 
 
 def create_app(settings: Settings, *, factory: ContainerFactory = build) -> Starlette:
     endpoints = all_endpoints()
+    http_metrics = metrics.HttpMetrics()
+    route_of = {ep.handler: ep.path for ep in endpoints}
+
+    def observe(scope: Scope, status: int, seconds: float) -> None:
+        route = route_of.get(scope.get("endpoint"), "unmatched")  # type: ignore[arg-type]
+        http_metrics.observe(scope["method"], route, status, seconds)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        app.state.container = await factory(settings)
+        app.state.container = container = await factory(settings)
+        stop = asyncio.Event()
+        sampler = asyncio.create_task(container.run_ops_sampler(stop))
         try:
             yield
         finally:
-            await app.state.container.close()
+            stop.set()
+            await sampler
+            await container.close()
 
     app = Starlette(
         routes=[ep.route() for ep in endpoints],
         middleware=[
-            Middleware(RequestId),
+            Middleware(RequestId, observe=observe),
             Middleware(BodyLimit, max_bytes=settings.max_body_bytes),
         ],
         exception_handlers={
@@ -51,4 +69,5 @@ def create_app(settings: Settings, *, factory: ContainerFactory = build) -> Star
         lifespan=lifespan,
     )
     app.state.endpoints = endpoints
+    app.state.http_metrics = http_metrics
     return app

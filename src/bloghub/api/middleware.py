@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -15,11 +16,16 @@ log = structlog.get_logger(__name__)
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
-class RequestId:
-    """Binds a request id (the caller's ``X-Request-Id`` if sane) to logs and the response."""
+Observer = Callable[[Scope, int, float], None]
 
-    def __init__(self, app: ASGIApp) -> None:
+
+class RequestId:
+    """Binds a request id (the caller's ``X-Request-Id`` if sane) to logs and the response,
+    logs each request, and hands its status and duration to ``observe``."""
+
+    def __init__(self, app: ASGIApp, *, observe: Observer | None = None) -> None:
         self.app = app
+        self.observe = observe
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -48,13 +54,16 @@ class RequestId:
             try:
                 await self.app(scope, receive, send_and_note)
             finally:
+                seconds = time.perf_counter() - started
                 log.info(
                     "http.request",
                     method=scope["method"],
                     path=scope["path"],
                     status=status,
-                    ms=round((time.perf_counter() - started) * 1000, 2),
+                    ms=round(seconds * 1000, 2),
                 )
+                if self.observe is not None:
+                    self.observe(scope, status, seconds)
 
 
 class BodyLimit:

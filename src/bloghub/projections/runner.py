@@ -22,6 +22,7 @@ from bloghub.events.topics import topic_for
 from bloghub.projections.dead_letters import DeadLetters
 from bloghub.projections.heartbeat import Heartbeat
 from bloghub.projections.port import TP, Projector, RawRecord
+from bloghub.projections.stats import CommitStats
 
 log = structlog.get_logger(__name__)
 Raw = RawRecord
@@ -60,12 +61,14 @@ class ProjectorRunner:
         registry: EventRegistry,
         dead_letters: DeadLetters,
         heartbeat: Heartbeat | None = None,
+        stats: CommitStats | None = None,
     ) -> None:
         self.projector = projector
         self._cfg = config
         self._registry = registry
         self._dead = dead_letters
         self._heartbeat = heartbeat
+        self._stats = stats
         self._log = log.bind(projector=projector.name, generation=projector.generation)
         self._consumer: AIOKafkaConsumer | None = None
         self.applied = 0
@@ -138,6 +141,8 @@ class ProjectorRunner:
         if self._heartbeat is not None:
             self._heartbeat.applied = self.applied
         await self._commit_kafka(next_offsets)
+        if self._stats is not None:
+            await self._stats.committed(len(fresh))
         if fresh:
             await self._after_commit(fresh)
 

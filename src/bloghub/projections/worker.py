@@ -16,7 +16,8 @@ from bloghub.events.base import registry
 from bloghub.projections.catalog import POSTGRES_PROJECTORS
 from bloghub.projections.dead_letters import DeadLetters
 from bloghub.projections.heartbeat import Heartbeat
-from bloghub.projections.runner import ProjectorRunner, RunnerConfig
+from bloghub.projections.runner import ProjectorRunner, RunnerConfig, group_id
+from bloghub.projections.stats import CommitStats
 from bloghub.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -57,8 +58,16 @@ async def run_projectors(settings: Settings, names: Sequence[str], stop: asyncio
                 generation=generation,
                 ttl_s=settings.heartbeat_ttl_s,
             )
+            stats = CommitStats(
+                redis, prefix=settings.prefix, group=group_id(settings.prefix, name, generation)
+            )
             runner = ProjectorRunner(
-                projector, config=config, registry=registry, dead_letters=dead, heartbeat=beat
+                projector,
+                config=config,
+                registry=registry,
+                dead_letters=dead,
+                heartbeat=beat,
+                stats=stats,
             )
             tasks += [
                 asyncio.create_task(runner.run(stop), name=f"projector:{name}"),

@@ -1,0 +1,171 @@
+"""The operator's dashboard: ``/ops`` (page), ``/ops/api/*`` (JSON and a live stream)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from importlib.resources import files
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response, StreamingResponse
+
+from bloghub.api.http import JSON, Endpoint, container, parse_body
+from bloghub.api.ops_auth import COOKIE, SESSION_S, require_operator, session_cookie, token_matches
+from bloghub.errors import InvalidInput, Unauthorized
+from bloghub.settings import Mode
+
+_CSP = "default-src 'self'; style-src 'self'; img-src 'self' data:"
+
+
+class OperatorLogin(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    token: str = Field(min_length=1, max_length=512)
+
+
+def _static(name: str) -> str:
+    return files("bloghub.api").joinpath(f"static/{name}").read_text(encoding="utf-8")
+
+
+async def page(request: Request) -> Response:
+    try:
+        require_operator(request)
+    except Unauthorized:
+        return HTMLResponse(
+            _static("ops-login.html"), status_code=401, headers={"content-security-policy": _CSP}
+        )
+    return HTMLResponse(_static("ops.html"), headers={"content-security-policy": _CSP})
+
+
+async def login(request: Request) -> Response:
+    body = await parse_body(request, OperatorLogin)
+    if not token_matches(request, body.token):
+        raise Unauthorized("that is not the operator token")
+    response = Response(status_code=204)
+    settings = container(request).settings
+    response.set_cookie(
+        COOKIE,
+        session_cookie(body.token),
+        max_age=SESSION_S,
+        path="/ops",
+        httponly=True,
+        samesite="strict",
+        secure=settings.mode is Mode.PRODUCTION,
+    )
+    return response
+
+
+async def asset(request: Request) -> Response:
+    name = request.path_params["name"]
+    types = {"ops.js": "text/javascript", "ops.css": "text/css", "ops-login.js": "text/javascript"}
+    if name not in types:
+        return JSON({"error": {"code": "not_found", "message": "no such file"}}, status_code=404)
+    return Response(_static(name), media_type=types[name], headers={"cache-control": "no-cache"})
+
+
+async def lag(request: Request) -> Response:
+    require_operator(request)
+    return JSON(await container(request).ops.snapshot())
+
+
+async def history(request: Request) -> Response:
+    require_operator(request)
+    try:
+        minutes = float(request.query_params.get("minutes", "60"))
+    except ValueError:
+        raise InvalidInput("minutes must be a number", fields={"minutes": "not a number"}) from None
+    if not 0 < minutes <= 24 * 60:
+        raise InvalidInput("minutes must be within (0, 1440]", fields={"minutes": "out of range"})
+    ops = container(request).ops
+    series = {}
+    for w in await ops.watched():
+        samples = await ops.history.since(w.group, minutes * 60)
+        series[w.group] = [
+            {
+                "at": s["at"],
+                "lag": s["lag"],
+                "lag_seconds": s["lag_seconds"],
+                "applied": s["applied"],
+                "dead_letters": s["dead_letters"],
+            }
+            for s in samples
+        ]
+    return JSON({"series": series})
+
+
+async def stream(request: Request) -> Response:
+    require_operator(request)
+    ops = container(request).ops
+    every = container(request).settings.ops_sample_every_s
+
+    async def events() -> AsyncIterator[bytes]:
+        while not await request.is_disconnected():
+            yield b"data: " + orjson.dumps(await ops.snapshot()) + b"\n\n"
+            await asyncio.sleep(min(every, 2.0))
+
+    return StreamingResponse(
+        events(),
+        media_type="text/event-stream",
+        headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
+    )
+
+
+ENDPOINTS = [
+    Endpoint(
+        "GET",
+        "/ops",
+        page,
+        "Operator dashboard (needs the operator token)",
+        "ops",
+        media_type="text/html",
+        errors=(401,),
+    ),
+    Endpoint(
+        "POST",
+        "/ops/session",
+        login,
+        "Open an operator session (sets a cookie)",
+        "ops",
+        body=OperatorLogin,
+        status=204,
+        errors=(401, 415, 422),
+    ),
+    Endpoint(
+        "GET",
+        "/ops/static/{name}",
+        asset,
+        "Dashboard script and style",
+        "ops",
+        media_type="text/plain",
+        errors=(404,),
+    ),
+    Endpoint(
+        "GET",
+        "/ops/api/lag",
+        lag,
+        "Lag, state and throughput of every projector",
+        "ops",
+        auth=True,
+        errors=(401,),
+    ),
+    Endpoint(
+        "GET",
+        "/ops/api/history",
+        history,
+        "Samples of the last minutes per group",
+        "ops",
+        auth=True,
+        errors=(401, 422),
+    ),
+    Endpoint(
+        "GET",
+        "/ops/api/stream",
+        stream,
+        "Live snapshots as server-sent events",
+        "ops",
+        media_type="text/event-stream",
+        auth=True,
+        errors=(401,),
+    ),
+]

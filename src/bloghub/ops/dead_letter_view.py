@@ -1,0 +1,58 @@
+"""The latest dead letters, read from the tail of the dead-letter topic."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from bloghub.events.topics import DLQ, topic_for
+
+
+class DeadLetterView:
+    def __init__(self, *, bootstrap: str, prefix: str, partitions: int) -> None:
+        self._topic = topic_for(prefix, DLQ)
+        self._parts = [TopicPartition(self._topic, p) for p in range(partitions)]
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
+        )
+
+    async def start(self) -> None:
+        await self._consumer.start()
+        self._consumer.assign(self._parts)
+
+    async def close(self) -> None:
+        await self._consumer.stop()
+
+    async def latest(self, limit: int = 10) -> list[dict[str, Any]]:
+        """The ``limit`` newest dead letters, newest first."""
+        ends = await self._consumer.end_offsets(self._parts)
+        starts = await self._consumer.beginning_offsets(self._parts)
+        wanted = {tp: ends[tp] for tp in self._parts if ends[tp] > starts[tp]}
+        for tp in wanted:
+            self._consumer.seek(tp, max(starts[tp], ends[tp] - limit))
+        letters: list[dict[str, Any]] = []
+        pending = set(wanted)
+        for _ in range(20):
+            if not pending:
+                break
+            batches = await self._consumer.getmany(*pending, timeout_ms=200)
+            for tp, records in batches.items():
+                letters += [_letter(r) for r in records if r.offset < wanted[tp]]
+                if records and records[-1].offset >= wanted[tp] - 1:
+                    pending.discard(tp)
+        letters.sort(key=lambda letter: letter["timestamp_ms"], reverse=True)
+        return letters[:limit]
+
+
+def _letter(record: Any) -> dict[str, Any]:
+    headers = {k: v.decode("utf-8", "replace") for k, v in record.headers or ()}
+    return {
+        "projector": headers.get("projector"),
+        "origin": f"{headers.get('origin_topic')}/{headers.get('origin_partition')}"
+        f"@{headers.get('origin_offset')}",
+        "type": headers.get("type"),
+        "event_id": headers.get("event_id"),
+        "error": headers.get("error"),
+        "timestamp_ms": record.timestamp,
+    }

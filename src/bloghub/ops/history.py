@@ -1,0 +1,43 @@
+"""An hour of samples per consumer group, in Redis sorted sets scored by time."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import orjson
+from redis.asyncio import Redis
+
+
+class History:
+    def __init__(self, redis: Redis, *, prefix: str, keep_s: float) -> None:
+        self._redis = redis
+        self._prefix = prefix
+        self._keep_s = keep_s
+
+    def _key(self, group: str) -> str:
+        return f"{self._prefix}:ops:history:{group}"
+
+    async def add(self, group: str, sample: dict[str, Any]) -> None:
+        at = float(sample["at"])
+        key = self._key(group)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.zadd(key, {orjson.dumps(sample): at})
+            pipe.zremrangebyscore(key, "-inf", at - self._keep_s)
+            await pipe.execute()
+
+    async def since(self, group: str, seconds: float) -> list[dict[str, Any]]:
+        low = time.time() - seconds
+        raw = await self._redis.zrangebyscore(self._key(group), low, "+inf")
+        return [_load(item) for item in raw]
+
+    async def latest(self, group: str) -> dict[str, Any] | None:
+        raw = await self._redis.zrange(self._key(group), -1, -1)
+        return _load(raw[0]) if raw else None
+
+
+def _load(item: object) -> dict[str, Any]:
+    if not isinstance(item, bytes | str):
+        raise TypeError(f"unexpected history member {type(item).__name__}")
+    value: dict[str, Any] = orjson.loads(item)
+    return value

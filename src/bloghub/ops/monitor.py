@@ -1,0 +1,241 @@
+"""The ops monitor: samples every projector's consumer group into history, and answers the
+dashboard's snapshot (state, lag, instances, generation, throughput, dead letters, replays)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import structlog
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bloghub.adapters.postgres.tables import generations
+from bloghub.events.topics import topic_for
+from bloghub.ops.dead_letter_view import DeadLetterView
+from bloghub.ops.history import History
+from bloghub.ops.lag import GroupLag, LagReader
+from bloghub.ops.states import Sample, evaluate
+from bloghub.projections.catalog import PROJECTOR_FAMILIES
+from bloghub.projections.dead_letters import dlq_count_key
+from bloghub.projections.heartbeat import heartbeat_pattern
+from bloghub.projections.runner import group_id
+from bloghub.projections.stats import applied_key, last_commit_key
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Watched:
+    name: str
+    generation: int
+    state: str  # the generation's state: active or building (a replay in progress)
+    group: str
+    topics: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class MonitorConfig:
+    prefix: str
+    window_s: float
+    sample_every_s: float
+
+
+async def watched_groups(engine: AsyncEngine, prefix: str) -> list[Watched]:
+    """Every projector generation that serves or is being built, with its consumer group."""
+    stmt = select(generations.c.projector, generations.c.generation, generations.c.state).where(
+        generations.c.state.in_(("active", "building"))
+    )
+    async with engine.connect() as conn:
+        rows = list(await conn.execute(stmt))
+    return [
+        Watched(
+            name=r.projector,
+            generation=r.generation,
+            state=r.state,
+            group=group_id(prefix, r.projector, r.generation),
+            topics=[topic_for(prefix, f) for f in PROJECTOR_FAMILIES[r.projector]],
+        )
+        for r in sorted(rows, key=lambda r: (r.projector, r.generation))
+        if r.projector in PROJECTOR_FAMILIES
+    ]
+
+
+class OpsMonitor:
+    def __init__(
+        self,
+        *,
+        config: MonitorConfig,
+        redis: Redis,
+        engine: AsyncEngine,
+        lag: LagReader,
+        letters: DeadLetterView,
+        history: History,
+    ) -> None:
+        self._cfg = config
+        self._redis = redis
+        self._engine = engine
+        self._lag = lag
+        self._letters = letters
+        self.history = history
+
+    async def watched(self) -> list[Watched]:
+        return await watched_groups(self._engine, self._cfg.prefix)
+
+    async def sample(self) -> None:
+        """Observe every watched group once and append the observation to its history."""
+        watched = await self.watched()
+        if not watched:
+            return
+        lags = {g.group: g for g in await self._lag.read({w.group: w.topics for w in watched})}
+        counters = await self._counters(watched)
+        now = time.time()
+        for w in watched:
+            group_lag = lags.get(w.group)
+            if group_lag is None:
+                continue
+            await self.history.add(w.group, _sample_json(now, group_lag, counters[w.group]))
+
+    async def snapshot(self) -> dict[str, Any]:
+        now = time.time()
+        watched = await self.watched()
+        projectors = [await self._describe(w, now) for w in watched]
+        total = sum(p["dead_letters"] for p in projectors if p["serving"])
+        return {
+            "at": now,
+            "window_s": self._cfg.window_s,
+            "projectors": projectors,
+            "dead_letters": {"total": total, "latest": await self._latest_letters()},
+            "replays": [
+                {"projector": w.name, "generation": w.generation, "state": w.state}
+                for w in watched
+                if w.state == "building"
+            ],
+        }
+
+    async def _describe(self, w: Watched, now: float) -> dict[str, Any]:
+        recent = await self.history.since(w.group, max(self._cfg.window_s, 30.0))
+        latest = recent[-1] if recent else None
+        samples = [_sample(s) for s in recent]
+        return {
+            "projector": w.name,
+            "generation": w.generation,
+            "serving": w.state == "active",
+            "group": w.group,
+            "state": evaluate(samples, now=now, window_s=self._cfg.window_s).value,
+            "instances": await self._instances(w),
+            "events_per_s": _rate(recent),
+            "lag": latest["lag"] if latest else None,
+            "lag_seconds": latest["lag_seconds"] if latest else None,
+            "dead_letters": latest["dead_letters"] if latest else 0,
+            "sampled_at": latest["at"] if latest else None,
+            "partitions": latest["partitions"] if latest else [],
+        }
+
+    async def _instances(self, w: Watched) -> list[dict[str, Any]]:
+        out = []
+        async for key in self._redis.scan_iter(match=heartbeat_pattern(self._cfg.prefix, w.name)):
+            raw = await self._redis.get(key)
+            if raw is None:
+                continue
+            info = orjson.loads(raw)
+            if info.get("generation") == w.generation:
+                out.append(
+                    {
+                        "host": info.get("host"),
+                        "pid": info.get("pid"),
+                        "applied": info.get("applied"),
+                        "seen_s_ago": now_minus(info),
+                    }
+                )
+        return out
+
+    async def _counters(self, watched: list[Watched]) -> dict[str, dict[str, float | None]]:
+        prefix = self._cfg.prefix
+        keys = []
+        for w in watched:
+            keys += [
+                dlq_count_key(prefix, w.name),
+                last_commit_key(prefix, w.group),
+                applied_key(prefix, w.group),
+            ]
+        values = await self._redis.mget(keys)
+        out: dict[str, dict[str, float | None]] = {}
+        for i, w in enumerate(watched):
+            dead, last, applied = values[3 * i : 3 * i + 3]
+            out[w.group] = {
+                "dead_letters": float(dead or 0),
+                "last_commit_at": float(last) if last is not None else None,
+                "applied": float(applied or 0),
+            }
+        return out
+
+    async def _latest_letters(self) -> list[dict[str, Any]]:
+        try:
+            return await asyncio.wait_for(self._letters.latest(), timeout=3)
+        except Exception as exc:  # Kafka down or readers not connected yet: show none
+            log.info("ops.dead_letters_unavailable", error=repr(exc))
+            return []
+
+
+def now_minus(info: dict[str, Any]) -> float | None:
+    at = info.get("at")
+    return round(time.time() - float(at), 1) if at is not None else None
+
+
+def _sample_json(now: float, lag: GroupLag, counters: dict[str, float | None]) -> dict[str, Any]:
+    return {
+        "at": now,
+        "lag": lag.lag,
+        "lag_seconds": lag.lag_seconds,
+        "committed": {
+            f"{p.topic}|{p.partition}": p.committed
+            for p in lag.partitions
+            if p.committed is not None
+        },
+        "partitions": [p.to_json() for p in lag.partitions],
+        "dead_letters": int(counters["dead_letters"] or 0),
+        "last_commit_at": counters["last_commit_at"],
+        "applied": int(counters["applied"] or 0),
+    }
+
+
+def _sample(raw: dict[str, Any]) -> Sample:
+    return Sample(
+        at=raw["at"],
+        lag=raw["lag"],
+        committed=raw["committed"],
+        dead_letters=raw["dead_letters"],
+        last_commit_at=raw["last_commit_at"],
+    )
+
+
+def _rate(recent: list[dict[str, Any]]) -> float | None:
+    if len(recent) < 2:
+        return None
+    a, b = recent[-2], recent[-1]
+    span = b["at"] - a["at"]
+    return round(max(0, b["applied"] - a["applied"]) / span, 1) if span > 0 else None
+
+
+async def sample_forever(
+    monitor: OpsMonitor, redis: Redis, *, prefix: str, every_s: float, stop: asyncio.Event
+) -> None:
+    """Sample on a fixed beat; with several API processes only one samples each beat."""
+    lock = f"{prefix}:ops:sampler"
+    while not stop.is_set():
+        try:
+            if await redis.set(lock, b"1", nx=True, px=max(100, int(every_s * 900))):
+                await monitor.sample()
+        except (RedisError, OSError, TimeoutError) as exc:
+            log.warning("ops.sample_failed", error=repr(exc))
+        except Exception as exc:  # the dashboard must not take the API down with it
+            log.exception("ops.sample_crashed", error=repr(exc))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=every_s)

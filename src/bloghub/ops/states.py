@@ -1,0 +1,73 @@
+"""Projector states from a window of lag samples, after Burrow's evaluation rules.
+
+OK      everything moves (or there is nothing to do);
+WARN    lag only grew across the window while the consumer still committed;
+STALL   the consumer commits, but its offsets stand still while lag > 0;
+STOP    nothing was committed for a whole window while lag > 0;
+REWIND  a committed offset went back;
+ERR     dead letters grew within the window.
+The worst one wins, in the order STOP, STALL, REWIND, ERR, WARN, OK.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from itertools import pairwise
+
+
+class State(StrEnum):
+    OK = "OK"
+    WARN = "WARN"
+    STALL = "STALL"
+    STOP = "STOP"
+    REWIND = "REWIND"
+    ERR = "ERR"
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One observation of a consumer group."""
+
+    at: float
+    lag: int
+    committed: Mapping[str, int] = field(default_factory=dict)  # "topic|partition" → offset
+    dead_letters: int = 0
+    last_commit_at: float | None = None
+
+
+def evaluate(samples: Sequence[Sample], *, now: float, window_s: float) -> State:
+    """The state of a group given its samples (oldest first) within the window."""
+    recent = [s for s in samples if s.at >= now - window_s]
+    if not recent:
+        return State.OK
+    latest = recent[-1]
+    if latest.lag > 0 and _no_commit_for(latest, now, window_s):
+        return State.STOP
+    if latest.lag > 0 and len(recent) >= 2 and _offsets_stand_still(recent, window_s):
+        return State.STALL
+    if _went_back(recent):
+        return State.REWIND
+    if latest.dead_letters > recent[0].dead_letters:
+        return State.ERR
+    if len(recent) >= 3 and all(b.lag > a.lag for a, b in pairwise(recent)):
+        return State.WARN
+    return State.OK
+
+
+def _no_commit_for(latest: Sample, now: float, window_s: float) -> bool:
+    return latest.last_commit_at is None or now - latest.last_commit_at >= window_s
+
+
+def _offsets_stand_still(recent: Sequence[Sample], window_s: float) -> bool:
+    spans_window = recent[-1].at - recent[0].at >= window_s * 0.8
+    return spans_window and all(s.committed == recent[0].committed for s in recent)
+
+
+def _went_back(recent: Sequence[Sample]) -> bool:
+    for before, after in pairwise(recent):
+        for key, offset in after.committed.items():
+            if offset < before.committed.get(key, -1):
+                return True
+    return False

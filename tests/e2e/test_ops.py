@@ -1,0 +1,117 @@
+"""The ops endpoints: closed without the operator token; lag, states and metrics with it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+from bloghub.settings import Settings
+from tests.e2e.test_accounts import signup_body
+
+
+def operator(settings: Settings) -> dict[str, str]:
+    return {"authorization": f"Bearer {settings.operator_token.get_secret_value()}"}
+
+
+@pytest.mark.parametrize("path", ["/ops", "/ops/api/lag", "/ops/api/history", "/ops/api/stream"])
+async def test_ops_needs_the_operator_token(client: httpx.AsyncClient, path: str) -> None:
+    assert (await client.get(path)).status_code == 401
+    wrong = await client.get(path, headers={"authorization": "Bearer not-the-token"})
+    assert wrong.status_code == 401
+    forged = await client.get(path, headers={"cookie": "bloghub_ops=99999999999.deadbeef"})
+    assert forged.status_code == 401
+
+
+async def test_operator_session_cookie_opens_the_page(
+    client: httpx.AsyncClient, settings: Settings
+) -> None:
+    refused = await client.post("/ops/session", json={"token": "guess"})
+    assert refused.status_code == 401
+    opened = await client.post(
+        "/ops/session", json={"token": settings.operator_token.get_secret_value()}
+    )
+    assert opened.status_code == 204
+    cookie = opened.headers["set-cookie"]
+    assert "HttpOnly" in cookie
+    assert "SameSite=strict" in cookie
+    page = await client.get("/ops")
+    assert page.status_code == 200
+    assert "/ops/static/ops.js" in page.text
+    assert "http" not in page.text.split("<body>")[1]
+
+
+async def _snapshot_with(
+    client: httpx.AsyncClient, settings: Settings, ready: Callable[[dict[str, Any]], bool]
+) -> dict[str, Any]:
+    for _ in range(100):
+        snap: dict[str, Any] = (await client.get("/ops/api/lag", headers=operator(settings))).json()
+        if ready(snap):
+            return snap
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"ops snapshot never became ready: {snap}")
+
+
+async def test_lag_snapshot_shows_the_users_projector(
+    client: httpx.AsyncClient, settings: Settings, unique_email: Callable[[], str]
+) -> None:
+    assert (await client.post("/v1/users", json=signup_body(unique_email()))).status_code == 201
+
+    def caught_up(snap: dict[str, Any]) -> bool:
+        users = [p for p in snap["projectors"] if p["projector"] == "users"]
+        return bool(users) and users[0]["lag"] == 0 and len(users[0]["partitions"]) > 0
+
+    snap = await _snapshot_with(client, settings, caught_up)
+    users = next(p for p in snap["projectors"] if p["projector"] == "users")
+    assert users["group"] == f"{settings.prefix}.users.g1"
+    assert users["generation"] == 1
+    assert users["state"] in ("OK", "ERR")  # ERR if a dead-letter test ran just before
+    assert len(users["instances"]) == 1
+    assert users["lag_seconds"] == 0
+    assert {p["partition"] for p in users["partitions"]} == set(range(settings.topic_partitions))
+    assert all(
+        p["committed"] is None or p["committed"] <= p["end_offset"] for p in users["partitions"]
+    )
+
+
+async def test_history_and_stream_answer_with_the_token(
+    client: httpx.AsyncClient, settings: Settings
+) -> None:
+    await _snapshot_with(client, settings, lambda s: bool(s["projectors"]))
+    history = (await client.get("/ops/api/history?minutes=5", headers=operator(settings))).json()
+    group = f"{settings.prefix}.users.g1"
+    assert history["series"][group]
+    assert {"at", "lag", "lag_seconds", "applied", "dead_letters"} <= set(
+        history["series"][group][0]
+    )
+    bad = await client.get("/ops/api/history?minutes=abc", headers=operator(settings))
+    assert bad.status_code == 422
+
+    async with client.stream("GET", "/ops/api/stream", headers=operator(settings)) as stream:
+        assert stream.headers["content-type"].startswith("text/event-stream")
+        async for line in stream.aiter_lines():
+            if line.startswith("data: "):
+                event = orjson.loads(line[len("data: ") :])
+                assert any(p["projector"] == "users" for p in event["projectors"])
+                break
+
+
+async def test_metrics_in_prometheus_format(client: httpx.AsyncClient, settings: Settings) -> None:
+    await _snapshot_with(client, settings, lambda s: bool(s["projectors"]))
+    await client.get("/healthz")
+    text = (await client.get("/metrics")).text
+    group = f"{settings.prefix}.users.g1"
+    topic = f"{settings.prefix}.users"
+    assert f'bloghub_consumer_lag{{group="{group}",partition="0",topic="{topic}"}}' in text
+    assert "bloghub_consumer_lag_seconds{" in text
+    assert f'bloghub_events_applied_total{{group="{group}"}}' in text
+    assert "bloghub_dead_letters_total{" in text
+    assert 'bloghub_http_requests_total{method="GET",route="/healthz",status="200"}' in text
+    assert (
+        'bloghub_http_request_duration_seconds_bucket{le="0.005",method="GET",route="/healthz"}'
+        in text
+    )
