@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTHON ?= python3
 
-.PHONY: run test venv services services-down migrate lint typecheck pytest bench clean
+.PHONY: run test venv services services-down migrate lint typecheck pytest bench clean browser
 
 venv: $(VENV)/.installed
 
@@ -35,8 +35,12 @@ lint: venv
 typecheck: venv
 	$(BIN)/mypy src tests bench
 
+# The browser test drives Debian's Chromium through Playwright (no browser download).
+browser:
+	@command -v chromium >/dev/null || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
+
 # pytest exits 5 when it collects nothing; that is reported, not hidden as a pass.
-pytest: venv services
+pytest: venv services browser
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS); rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; fi; exit $$rc
 

@@ -116,20 +116,27 @@ class LiveServer:
         return f"http://{host}:{port}"
 
 
-@pytest.fixture(scope="session")
-async def live_api(settings: Settings, projectors: None) -> AsyncIterator[LiveServer]:
+@contextlib.asynccontextmanager
+async def serve(settings: Settings) -> AsyncIterator[LiveServer]:
     """The real app on a loopback port, served by uvicorn in this event loop."""
     app = create_app(settings)
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning")
-    server = uvicorn.Server(config)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
     task = asyncio.create_task(server.serve())
     while not server.started:
         if task.done():
             task.result()
         await asyncio.sleep(0.02)
-    yield LiveServer(app, server, task)
-    server.should_exit = True
-    await asyncio.wait_for(task, timeout=15)
+    try:
+        yield LiveServer(app, server, task)
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, timeout=15)
+
+
+@pytest.fixture(scope="session")
+async def live_api(settings: Settings, projectors: None) -> AsyncIterator[LiveServer]:
+    async with serve(settings) as live:
+        yield live
 
 
 @pytest.fixture
