@@ -1,0 +1,49 @@
+"""``python -m bench [producer|projector ...] [--profile]``: run the named benchmarks (all by
+default), print each table and write ``artifacts/bench/<name>.json``.
+
+Exits 1 only when a correctness check FAILED (the figures of that run mean nothing); a goal
+that is missed is reported as BELOW and does not change the exit status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from bench import producer, projector
+from bench.support import Report, Verdict, console, quiet_logs
+
+BENCHMARKS: dict[str, Callable[[argparse.Namespace], Coroutine[Any, Any, Report]]] = {
+    producer.NAME: lambda args: producer.run(),
+    projector.NAME: lambda args: projector.run(profile=args.profile),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("names", nargs="*", metavar="NAME", help=", ".join(BENCHMARKS))
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="projector: after the measured run, replay under cProfile and print where time goes",
+    )
+    args = parser.parse_args(argv)
+    unknown = [n for n in args.names if n not in BENCHMARKS]
+    if unknown:
+        parser.error(f"unknown benchmark(s) {', '.join(unknown)}; known: {', '.join(BENCHMARKS)}")
+    quiet_logs()
+    failed = False
+    for name in args.names or list(BENCHMARKS):
+        console.rule(f"bench {name}")
+        report = asyncio.run(BENCHMARKS[name](args))
+        report.show()
+        path = report.write()
+        console.print(f"[dim]wrote {path}[/]")
+        failed |= report.verdict is Verdict.FAILED
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

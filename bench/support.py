@@ -1,0 +1,350 @@
+"""Shared plumbing: a private topic prefix and database per benchmark, quiet logs, and the
+report (a rich table on the console, JSON under ``artifacts/bench/``)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import platform
+import secrets
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import aiokafka
+import asyncpg
+import structlog
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
+from pydantic import SecretStr
+from rich.console import Console
+from rich.table import Table
+
+from bloghub.adapters.kafka import ensure_topics
+from bloghub.cli import upgrade_database
+from bloghub.events.topics import catalog
+from bloghub.settings import Mode, Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "artifacts" / "bench"
+ADMIN_DSN = os.environ.get(
+    "BLOGHUB_BENCH_ADMIN_DSN", "postgresql://bloghub:bloghub@127.0.0.1:5432/bloghub"
+)
+
+console = Console()
+if not console.is_terminal:
+    console.width = 132  # a pipe or a log file: do not squeeze the tables into 80 columns
+
+
+def quiet_logs() -> None:
+    """Warnings and errors only, on stderr: the runtime's info lines would bury the tables."""
+    structlog.configure(
+        processors=[
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.dev.ConsoleRenderer(colors=False),
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        cache_logger_on_first_use=False,
+    )
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    # A topic created a moment ago answers its first produce requests with NotLeader; the
+    # sender retries on its own (a send that finally fails still raises), so its per-retry
+    # warnings would only interleave with the tables.
+    logging.getLogger("aiokafka.producer.sender").setLevel(logging.ERROR)
+
+
+# --- the private workspace -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Workspace:
+    settings: Settings
+    database: str
+
+    @property
+    def prefix(self) -> str:
+        return self.settings.prefix
+
+
+def _database_url(database: str) -> str:
+    base = ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
+    return f"{base}/{database}"
+
+
+async def wait_for_services(bootstrap: str, *, timeout_s: float = 90.0) -> None:
+    """Wait, bounded, until Kafka and PostgreSQL answer (they may be starting up)."""
+    deadline = time.monotonic() + timeout_s
+    told = False
+    while True:
+        try:
+            conn = await asyncpg.connect(ADMIN_DSN, timeout=5)
+            await conn.close()
+            admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5_000)
+            try:
+                await admin.start()
+                await admin.list_topics()
+            finally:
+                await admin.close()
+            return
+        except (OSError, KafkaError, asyncpg.PostgresError, TimeoutError) as exc:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"services not reachable after {timeout_s:.0f}s") from exc
+            if not told:
+                console.print(f"[yellow]waiting for Kafka and PostgreSQL: {exc!r}[/]")
+                told = True
+            await asyncio.sleep(2)
+
+
+@contextlib.asynccontextmanager
+async def workspace(name: str, *, migrate: bool) -> AsyncIterator[Workspace]:
+    """A fresh topic prefix (catalog created with ``ensure_topics``) and a fresh database
+    (migrated to head if ``migrate``); the database and the topics are dropped afterwards."""
+    run = secrets.token_hex(4)
+    database = f"bloghub_bench_{name}_{run}"
+    settings = Settings(
+        mode=Mode.TEST,
+        prefix=f"bench-{name}-{run}",
+        database_url=SecretStr(_database_url(database)),
+    )
+    await wait_for_services(settings.kafka_bootstrap)
+    admin = await asyncpg.connect(ADMIN_DSN)
+    try:
+        await admin.execute(f'CREATE DATABASE "{database}"')
+    finally:
+        await admin.close()
+    try:
+        if migrate:
+            # Alembic's env runs its own event loop, so it needs a thread of its own.
+            await asyncio.to_thread(upgrade_database, settings)
+        await ensure_topics(
+            settings.kafka_bootstrap,
+            settings.prefix,
+            partitions=settings.topic_partitions,
+            replication=settings.topic_replication,
+        )
+        yield Workspace(settings=settings, database=database)
+    finally:
+        await _drop_database(database)
+        await _delete_topics(settings.kafka_bootstrap, settings.prefix)
+
+
+async def _drop_database(database: str) -> None:
+    admin = await asyncpg.connect(ADMIN_DSN)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+async def _delete_topics(bootstrap: str, prefix: str) -> None:
+    """Event topics keep everything forever; a benchmark's hundreds of thousands of synthetic
+    events must not outlive it."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+    try:
+        await admin.start()
+        existing = set(await admin.list_topics())
+        mine = [t for t in catalog(prefix) if t in existing]
+        if mine:
+            await admin.delete_topics(mine)
+    except (KafkaError, OSError) as exc:
+        console.print(f"[yellow]could not delete the topics of {prefix}: {exc!r}[/]")
+    finally:
+        await admin.close()
+
+
+# --- measuring -------------------------------------------------------------------------------
+
+
+def rate(count: int, seconds: float) -> float:
+    return count / seconds if seconds > 0 else float("inf")
+
+
+def median(values: Sequence[float]) -> float:
+    return float(statistics.median(values))
+
+
+# --- the report ------------------------------------------------------------------------------
+
+
+class Verdict(StrEnum):
+    PASS = "PASS"
+    BELOW = "BELOW"
+    OK = "OK"
+    FAILED = "FAILED"
+    INFO = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Figure:
+    """One measured figure; with ``goal`` it is judged (``value >= goal`` is PASS)."""
+
+    label: str
+    value: float
+    unit: str
+    goal: float | None = None
+    detail: str = ""
+
+    @property
+    def verdict(self) -> Verdict:
+        if self.goal is None:
+            return Verdict.INFO
+        return Verdict.PASS if self.value >= self.goal else Verdict.BELOW
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "label": self.label,
+            "value": self.value,
+            "unit": self.unit,
+            "goal_min": self.goal,
+            "verdict": self.verdict.value or None,
+            "detail": self.detail,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """A correctness check: when it fails, the figures of the run mean nothing."""
+
+    label: str
+    ok: bool
+    detail: str
+
+    @property
+    def verdict(self) -> Verdict:
+        return Verdict.OK if self.ok else Verdict.FAILED
+
+
+@dataclass
+class Report:
+    name: str
+    title: str
+    params: dict[str, Any]
+    figures: list[Figure] = field(default_factory=list)
+    checks: list[Check] = field(default_factory=list)
+    raw: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    started_s: float = field(default_factory=time.perf_counter)
+
+    @property
+    def verdict(self) -> Verdict:
+        if any(not c.ok for c in self.checks):
+            return Verdict.FAILED
+        if any(f.verdict is Verdict.BELOW for f in self.figures):
+            return Verdict.BELOW
+        return Verdict.PASS
+
+    def show(self) -> None:
+        table = Table(title=self.title, title_justify="left", show_lines=False)
+        table.add_column("measure")
+        table.add_column("value", justify="right")
+        table.add_column("goal", justify="right")
+        table.add_column("verdict", justify="center")
+        table.add_column("detail", overflow="fold")
+        for fig in self.figures:
+            table.add_row(
+                fig.label,
+                _fmt(fig.value, fig.unit),
+                "" if fig.goal is None else f">= {_fmt(fig.goal, fig.unit)}",
+                _styled(fig.verdict),
+                fig.detail,
+            )
+        for check in self.checks:
+            table.add_row(check.label, "", "", _styled(check.verdict), check.detail)
+        console.print(table)
+        params = ", ".join(f"{k}={v}" for k, v in self.params.items())
+        console.print(f"[dim]{params}[/]")
+        for note in self.notes:
+            console.print(f"[dim]{note}[/]")
+        console.print(f"overall: {_styled(self.verdict)}\n")
+
+    def write(self) -> Path:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        path = ARTIFACTS / f"{self.name}.json"
+        doc = {
+            "benchmark": self.name,
+            "title": self.title,
+            "started_at": self.started_at.isoformat(),
+            "duration_s": round(time.perf_counter() - self.started_s, 3),
+            "verdict": self.verdict.value,
+            "params": self.params,
+            "figures": [f.as_json() for f in self.figures],
+            "checks": [{"label": c.label, "ok": c.ok, "detail": c.detail} for c in self.checks],
+            "raw": self.raw,
+            "notes": self.notes,
+            "environment": environment(),
+        }
+        path.write_text(json.dumps(doc, indent=2) + "\n")
+        return path
+
+
+def _fmt(value: float, unit: str) -> str:
+    if unit == "x":
+        return f"{value:.2f}x"
+    if unit in ("/s", "msg/s", "events/s"):
+        return f"{value:,.0f} {unit}"
+    if unit == "s":
+        return f"{value:.2f} s"
+    return f"{value:,.2f} {unit}".rstrip()
+
+
+def _styled(verdict: Verdict) -> str:
+    colour = {
+        Verdict.PASS: "green",
+        Verdict.OK: "green",
+        Verdict.BELOW: "yellow",
+        Verdict.FAILED: "bold red",
+    }.get(verdict)
+    return f"[{colour}]{verdict.value}[/]" if colour else verdict.value
+
+
+def environment() -> dict[str, Any]:
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "aiokafka": getattr(aiokafka, "__version__", "?"),
+        "git_commit": _git("rev-parse", "HEAD"),
+        "git_dirty": bool(_git("status", "--porcelain", "--", "src")),
+    }
+
+
+def _git(*args: str) -> str:
+    try:
+        out = subprocess.run(
+            ["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10, check=True
+        )
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return out.stdout.strip()
+
+
+async def topic_size(bootstrap: str, topic: str) -> int:
+    """Records in ``topic``: the sum of its partitions' end offsets (nothing is ever deleted)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+    await admin.start()
+    try:
+        described = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    partitions = [TopicPartition(topic, p["partition"]) for p in described[0]["partitions"]]
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        ends = await consumer.end_offsets(partitions)
+    finally:
+        await consumer.stop()
+    return int(sum(ends.values()))
