@@ -200,7 +200,11 @@ class TimedRunner(ProjectorRunner):
 async def project(settings: Settings, events: int, deadline_s: float) -> tuple[Timing, int]:
     """Run the users projector until its checkpoints sum to ``events``; the timing and the
     number of records dead-lettered (from the DLQ counter in Redis)."""
-    engine = make_engine(settings.sqlalchemy_url, pool_size=2, app="bloghub-bench-projector")
+    engine = make_engine(
+        settings.sqlalchemy_url,
+        pool_size=settings.apply_concurrency + 1,
+        app="bloghub-bench-projector",
+    )
     redis = make_redis(settings.redis_url.get_secret_value())
     dead = DeadLetters(bootstrap=settings.kafka_bootstrap, prefix=settings.prefix, redis=redis)
     watcher = await asyncpg.connect(settings.asyncpg_dsn)
@@ -208,13 +212,7 @@ async def project(settings: Settings, events: int, deadline_s: float) -> tuple[T
     projector = UsersProjector(engine, generation=1)
     runner = TimedRunner(
         projector,
-        config=RunnerConfig(
-            bootstrap=settings.kafka_bootstrap,
-            prefix=settings.prefix,
-            batch_max_events=settings.batch_max_events,
-            batch_max_wait_ms=settings.batch_max_wait_ms,
-            apply_retries=settings.apply_retries,
-        ),
+        config=RunnerConfig.from_settings(settings),
         registry=registry,
         dead_letters=dead,
     )

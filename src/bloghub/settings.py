@@ -57,6 +57,7 @@ class Settings(BaseSettings):
     batch_max_events: int = Field(default=2000, ge=1)
     batch_max_wait_ms: int = Field(default=100, ge=1)
     apply_retries: int = Field(default=3, ge=1, le=20)
+    apply_concurrency: int = Field(default=2, ge=1, le=16)
     heartbeat_ttl_s: int = Field(default=15, ge=2)
     reservation_ttl_s: int = Field(default=600, ge=5)
     sweep_interval_s: float = Field(default=30.0, gt=0)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Mapping, Sequence
 
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bloghub.adapters.postgres.checkpoints import Checkpoints
@@ -19,6 +20,9 @@ from bloghub.adapters.postgres.generations import schema_name
 from bloghub.events.base import Recorded
 from bloghub.events.topics import Family
 from bloghub.projections.port import TP, fresh_records
+
+
+_ASYNC_COMMIT = text("SET LOCAL synchronous_commit TO OFF")
 
 
 class PostgresProjector(abc.ABC):
@@ -47,6 +51,9 @@ class PostgresProjector(abc.ABC):
     ) -> Sequence[Recorded]:
         async with translated(), self.engine.begin() as raw:
             conn = await raw.execution_options(schema_translate_map={None: self.schema})
+            # The batch and its checkpoint are lost or kept together, and the log still has
+            # the events: a commit need not wait for the disk.
+            await conn.execute(_ASYNC_COMMIT)
             stored = await self.checkpoints.lock(conn, list(next_offsets))
             fresh = fresh_records(records, stored)
             if fresh:

@@ -23,6 +23,7 @@ from bloghub.projections.dead_letters import DeadLetters
 from bloghub.projections.heartbeat import Heartbeat
 from bloghub.projections.port import TP, Projector, RawRecord
 from bloghub.projections.stats import CommitStats
+from bloghub.settings import Settings
 
 log = structlog.get_logger(__name__)
 Raw = RawRecord
@@ -35,6 +36,18 @@ class RunnerConfig:
     batch_max_events: int = 2000
     batch_max_wait_ms: int = 100
     apply_retries: int = 3
+    apply_concurrency: int = 2
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RunnerConfig:
+        return cls(
+            bootstrap=settings.kafka_bootstrap,
+            prefix=settings.prefix,
+            batch_max_events=settings.batch_max_events,
+            batch_max_wait_ms=settings.batch_max_wait_ms,
+            apply_retries=settings.apply_retries,
+            apply_concurrency=settings.apply_concurrency,
+        )
 
 
 def group_id(prefix: str, projector: str, generation: int) -> str:
@@ -130,13 +143,11 @@ class ProjectorRunner:
             except (UndecodableEvent, LookupError, ValueError) as exc:
                 await self._dead_letter(record, f"undecodable: {exc}")
         next_offsets = _next_offsets(raw)
-        try:
-            fresh = await self._apply_with_retries(good, next_offsets)
-        except Unavailable:
-            raise
-        except Exception as exc:  # one bad event must not stop the projector
-            self._log.warning("projector.batch_failed", error=repr(exc), size=len(good))
-            fresh = await self._apply_one_by_one(good, raw)
+        # Partitions are independent (order matters only within one), so shards of them
+        # commit in parallel transactions and the store can use more than one core.
+        shards = _shards(raw, good, self._cfg.apply_concurrency)
+        applied = await asyncio.gather(*(self._apply_shard(r, g) for r, g in shards))
+        fresh = [rec for part in applied for rec in part]
         self.applied += len(fresh)
         if self._heartbeat is not None:
             self._heartbeat.applied = self.applied
@@ -145,6 +156,17 @@ class ProjectorRunner:
             await self._stats.committed(len(fresh))
         if fresh:
             await self._after_commit(fresh)
+
+    async def _apply_shard(
+        self, raw: Sequence[Raw], good: Sequence[Recorded]
+    ) -> Sequence[Recorded]:
+        try:
+            return await self._apply_with_retries(good, _next_offsets(raw))
+        except Unavailable:
+            raise
+        except Exception as exc:  # one bad event must not stop the projector
+            self._log.warning("projector.batch_failed", error=repr(exc), size=len(good))
+            return await self._apply_one_by_one(good, raw)
 
     def _decode(self, record: Raw) -> Recorded:
         envelope = decode(record.value)
@@ -225,6 +247,22 @@ class ProjectorRunner:
             await self.projector.after_commit(records)
         except Exception as exc:
             self._log.warning("projector.after_commit_failed", error=repr(exc))
+
+
+def _shards(
+    raw: Sequence[Raw], good: Sequence[Recorded], count: int
+) -> list[tuple[list[Raw], list[Recorded]]]:
+    """Split a batch into at most ``count`` shards, whole partitions each, order kept."""
+    partitions = sorted({(r.topic, r.partition) for r in raw})
+    shard_of = {tp: i % max(1, count) for i, tp in enumerate(partitions)}
+    shards: list[tuple[list[Raw], list[Recorded]]] = [
+        ([], []) for _ in range(min(len(partitions), max(1, count)))
+    ]
+    for r in raw:
+        shards[shard_of[(r.topic, r.partition)]][0].append(r)
+    for rec in good:
+        shards[shard_of[(rec.topic, rec.partition)]][1].append(rec)
+    return shards
 
 
 def _next_offsets(raw: Sequence[Raw]) -> dict[TP, int]:

@@ -34,18 +34,16 @@ async def run_projectors(settings: Settings, names: Sequence[str], stop: asyncio
         raise UnknownProjector(
             f"unknown projector(s): {', '.join(unknown)}; known: {', '.join(POSTGRES_PROJECTORS)}"
         )
-    engine = make_engine(settings.sqlalchemy_url, pool_size=2 * len(names), app="bloghub-projector")
+    engine = make_engine(
+        settings.sqlalchemy_url,
+        pool_size=(settings.apply_concurrency + 1) * len(names),
+        app="bloghub-projector",
+    )
     redis = make_redis(settings.redis_url.get_secret_value())
     dead = DeadLetters(bootstrap=settings.kafka_bootstrap, prefix=settings.prefix, redis=redis)
     await dead.start()
     progress = Progress(engine, prefix=settings.prefix)
-    config = RunnerConfig(
-        bootstrap=settings.kafka_bootstrap,
-        prefix=settings.prefix,
-        batch_max_events=settings.batch_max_events,
-        batch_max_wait_ms=settings.batch_max_wait_ms,
-        apply_retries=settings.apply_retries,
-    )
+    config = RunnerConfig.from_settings(settings)
     tasks = []
     try:
         for name in names:

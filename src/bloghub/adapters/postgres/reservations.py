@@ -3,14 +3,15 @@ synchronously by commands, confirmed once their event is recorded, swept if neve
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import and_, delete, func, select
+from sqlalchemy import Text, and_, bindparam, delete, func, literal, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from bloghub.adapters.postgres.bulk import unnest_source
 from bloghub.adapters.postgres.engine import translated
 from bloghub.adapters.postgres.tables import reservations
 from bloghub.errors import Conflict
@@ -75,33 +76,37 @@ class Reservations:
             return [(row.kind, row.value) for row in await conn.execute(stmt)]
 
 
+_keys = unnest_source({"kind": Text(), "value": Text(), "owner_id": Text()})
+_confirm = insert(reservations).from_select(
+    ["kind", "value", "owner_id", "status", "position", "confirmed_at"],
+    select(
+        _keys.c.kind,
+        _keys.c.value,
+        _keys.c.owner_id,
+        literal("confirmed"),
+        bindparam("position", type_=Text()),
+        func.now(),
+    ),
+)
+# A sweep that raced a slow projector may have released the key: the event is in the log,
+# so the key is taken whatever the index said. Another owner's key is left alone.
+_CONFIRM = _confirm.on_conflict_do_update(
+    index_elements=["kind", "value"],
+    set_={
+        "status": "confirmed",
+        "confirmed_at": _confirm.excluded.confirmed_at,
+        "position": func.coalesce(_confirm.excluded.position, r.position),
+    },
+    where=(r.owner_id == _confirm.excluded.owner_id) & (r.status != "confirmed"),
+)
+
+
 async def confirm_many(
-    conn: AsyncConnection, keys: Iterable[tuple[str, str, str]], *, position: str | None = None
+    conn: AsyncConnection, keys: Sequence[tuple[str, str, str]], *, position: str | None = None
 ) -> None:
-    """Mark reservations confirmed, creating them if a sweep released them meanwhile: the
-    event is in the log, so its key is taken whatever the index said."""
-    rows = [
-        {
-            "kind": k,
-            "value": v,
-            "owner_id": o,
-            "status": "confirmed",
-            "position": position,
-            "confirmed_at": datetime.now(UTC),
-        }
-        for k, v, o in keys
-    ]
-    if not rows:
+    """Mark reservations (kind, value, owner) confirmed, creating them if they are gone."""
+    if not keys:
         return
-    stmt = insert(reservations).values(rows)
-    await conn.execute(
-        stmt.on_conflict_do_update(
-            index_elements=["kind", "value"],
-            set_={
-                "status": "confirmed",
-                "confirmed_at": stmt.excluded.confirmed_at,
-                "position": func.coalesce(stmt.excluded.position, r.position),
-            },
-            where=r.owner_id == stmt.excluded.owner_id,
-        )
-    )
+    kinds, values, owners = (list(column) for column in zip(*keys, strict=True))
+    params = {"kind": kinds, "value": values, "owner_id": owners, "position": position}
+    await conn.execute(_CONFIRM, params)

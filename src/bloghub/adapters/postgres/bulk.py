@@ -1,0 +1,22 @@
+"""Bulk writes as one constant statement over arrays (``unnest``): the statement compiles
+once and is cached however many rows a batch carries, and asyncpg sends one parameter per
+column instead of one per value (so no batch can reach the 32,767-parameter limit)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import bindparam, func
+from sqlalchemy.sql.selectable import TableValuedAlias
+from sqlalchemy.sql.type_api import TypeEngine
+from sqlalchemy.types import ARRAY
+
+
+def unnest_source(columns: Mapping[str, TypeEngine[Any]]) -> TableValuedAlias:
+    """``unnest(:c1, :c2, …) AS (c1, c2, …)``: bind one array per column, all one length."""
+    return (
+        func.unnest(*(bindparam(name, type_=ARRAY(type_)) for name, type_ in columns.items()))
+        .table_valued(*columns)
+        .render_derived()
+    )
