@@ -35,7 +35,7 @@ import bloghub.events.users  # noqa: F401  (registers the users family's event t
 from bench.support import ARTIFACTS, Check, Figure, Report, console, rate, workspace
 from bloghub.adapters.postgres.engine import make_engine
 from bloghub.adapters.redis import make_redis
-from bloghub.events.base import envelop, registry
+from bloghub.events.base import Recorded, envelop, registry
 from bloghub.events.codec import decode, encode
 from bloghub.events.topics import Family, topic_for
 from bloghub.events.users import UserRegistered
@@ -190,11 +190,11 @@ class TimedRunner(ProjectorRunner):
     first_batch_at: float | None = None
     batches = 0
 
-    async def process(self, raw: Sequence[RawRecord]) -> None:
+    async def decode_batch(self, raw: Sequence[RawRecord]) -> list[Recorded]:
         if self.first_batch_at is None:
             self.first_batch_at = time.perf_counter()
         self.batches += 1
-        await super().process(raw)
+        return await super().decode_batch(raw)
 
 
 async def project(settings: Settings, events: int, deadline_s: float) -> tuple[Timing, int]:

@@ -21,7 +21,6 @@ from bloghub.events.base import Recorded
 from bloghub.events.topics import Family
 from bloghub.projections.port import TP, fresh_records
 
-
 _ASYNC_COMMIT = text("SET LOCAL synchronous_commit TO OFF")
 
 

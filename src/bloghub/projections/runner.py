@@ -106,15 +106,28 @@ class ProjectorRunner:
         self._consumer = consumer
         await consumer.start()
         self._log.info("projector.started", topics=self.topics)
+        # Two stages: while batch N is applied, batch N+1 is fetched and decoded. Batches
+        # are applied strictly one after another, so order within a partition holds.
+        applying: asyncio.Task[None] | None = None
         try:
             while not stop.is_set():
                 batches = await consumer.getmany(
                     timeout_ms=self._cfg.batch_max_wait_ms, max_records=self._cfg.batch_max_events
                 )
-                if batches:
-                    await self.process([r for recs in batches.values() for r in recs])
+                if not batches:
+                    continue
+                raw = [r for recs in batches.values() for r in recs]
+                good = await self.decode_batch(raw)
+                if applying is not None:
+                    await applying
+                applying = asyncio.create_task(self.apply_batch(raw, good))
+            if applying is not None:
+                await applying
         finally:
-            # Drain: the batch in hand was finished above; leave the group cleanly.
+            # Drain: the batch in hand is finished above; leave the group cleanly.
+            if applying is not None and not applying.done():
+                applying.cancel()
+                await asyncio.gather(applying, return_exceptions=True)
             await consumer.stop()
             self._consumer = None
             self._log.info("projector.stopped", applied=self.applied)
@@ -136,12 +149,20 @@ class ProjectorRunner:
 
     async def process(self, raw: Sequence[Raw]) -> None:
         """Apply one batch: decode, apply with checkpoint, dead-letter what cannot be applied."""
+        await self.apply_batch(raw, await self.decode_batch(raw))
+
+    async def decode_batch(self, raw: Sequence[Raw]) -> list[Recorded]:
+        """Decode a batch; what cannot be decoded is dead-lettered now, before any
+        checkpoint can pass it."""
         good: list[Recorded] = []
         for record in raw:
             try:
                 good.append(self._decode(record))
             except (UndecodableEvent, LookupError, ValueError) as exc:
                 await self._dead_letter(record, f"undecodable: {exc}")
+        return good
+
+    async def apply_batch(self, raw: Sequence[Raw], good: Sequence[Recorded]) -> None:
         next_offsets = _next_offsets(raw)
         # Partitions are independent (order matters only within one), so shards of them
         # commit in parallel transactions and the store can use more than one core.
