@@ -20,7 +20,6 @@ from bloghub.adapters.redis import make_redis
 from bloghub.api.app import create_app
 from bloghub.bootstrap import Container, prepare_topics
 from bloghub.cli import upgrade_database
-from bloghub.events.base import registry
 from bloghub.events.log import EventLog
 from bloghub.projections.worker import run_projectors
 from bloghub.settings import Mode, Settings
@@ -77,12 +76,7 @@ async def settings(run_id: str, database: str) -> AsyncIterator[Settings]:
 
 @pytest.fixture(scope="session")
 async def event_log(settings: Settings) -> AsyncIterator[EventLog]:
-    log = EventLog(
-        bootstrap=settings.kafka_bootstrap,
-        prefix=settings.prefix,
-        registry=registry,
-        timeout_s=settings.append_timeout_s,
-    )
+    log = EventLog.from_settings(settings)
     await log.start()
     yield log
     await log.close()

@@ -20,7 +20,6 @@ from bloghub.api.consistency import OwnWrites, Progress
 from bloghub.auth.passwords import PasswordHasher
 from bloghub.auth.tokens import TokenService
 from bloghub.commands.context import CommandDeps
-from bloghub.events.base import registry
 from bloghub.events.log import EventLog
 from bloghub.logs import configure_logging
 from bloghub.ops.dead_letter_view import DeadLetterView
@@ -82,12 +81,7 @@ async def build(settings: Settings, *, pool_size: int = 10) -> Container:
     configure_logging(settings)
     engine = make_engine(settings.sqlalchemy_url, pool_size=pool_size)
     redis = make_redis(settings.redis_url.get_secret_value())
-    event_log = EventLog(
-        bootstrap=settings.kafka_bootstrap,
-        prefix=settings.prefix,
-        registry=registry,
-        timeout_s=settings.append_timeout_s,
-    )
+    event_log = EventLog.from_settings(settings)
     await event_log.start()
     hasher = PasswordHasher(settings.password_hash_scheme)
     lag = LagReader(settings.kafka_bootstrap, settings.prefix)

@@ -11,7 +11,6 @@ from pathlib import Path
 
 from playwright.async_api import Page, async_playwright
 
-from bloghub.events.base import registry
 from bloghub.events.log import EventLog
 from tests.conftest import isolated, serve
 from tests.support import append_registrations, projector_process
@@ -58,12 +57,7 @@ async def test_stopped_projector_shows_rising_lag_and_recovers(run_id: str, tmp_
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     overrides: dict[str, object] = {"ops_sample_every_s": 0.5, "ops_state_window_s": 3.0}
     async with isolated(run_id, "ops", **overrides) as settings, serve(settings) as live:
-        log = EventLog(
-            bootstrap=settings.kafka_bootstrap,
-            prefix=settings.prefix,
-            registry=registry,
-            timeout_s=10,
-        )
+        log = EventLog.from_settings(settings, timeout_s=10)
         await log.start()
         stop_load = asyncio.Event()
         load = asyncio.create_task(write_load(log, stop_load))

@@ -66,12 +66,7 @@ async def _replay_into_generation_2(settings: Settings) -> None:
 
 async def test_sigkill_mid_batch_then_restart_equals_replay(run_id: str, tmp_path: Path) -> None:
     async with isolated(run_id, "kill") as settings:
-        log = EventLog(
-            bootstrap=settings.kafka_bootstrap,
-            prefix=settings.prefix,
-            registry=registry,
-            timeout_s=10,
-        )
+        log = EventLog.from_settings(settings, timeout_s=10)
         await log.start()
         await append_registrations(log, EVENTS, tag="kill")
         await log.close()

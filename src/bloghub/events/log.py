@@ -17,10 +17,11 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from bloghub.errors import Unavailable
-from bloghub.events.base import Envelope, EventRegistry
+from bloghub.events.base import Envelope, EventRegistry, registry
 from bloghub.events.codec import encode
 from bloghub.events.position import Position
 from bloghub.events.topics import topic_for
+from bloghub.settings import Settings
 
 log = structlog.get_logger(__name__)
 
@@ -42,6 +43,15 @@ class EventLog:
         self._client_id = client_id
         self._producer: AIOKafkaProducer | None = None
         self._start_lock = asyncio.Lock()
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, timeout_s: float | None = None) -> EventLog:
+        return cls(
+            bootstrap=settings.kafka_bootstrap,
+            prefix=settings.prefix,
+            registry=registry,
+            timeout_s=timeout_s or settings.append_timeout_s,
+        )
 
     async def start(self) -> None:
         """Connect now if Kafka answers; otherwise the first append retries the connection."""
