@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 from dataclasses import dataclass
 
+import httpx
 import structlog
 from aiokafka.errors import KafkaError
 from redis.asyncio import Redis
@@ -16,9 +17,12 @@ from bloghub.adapters.kafka import ensure_topics
 from bloghub.adapters.postgres.engine import make_engine
 from bloghub.adapters.postgres.reservations import Reservations
 from bloghub.adapters.redis import make_redis
+from bloghub.adapters.redis.cache import Cache
 from bloghub.api.consistency import OwnWrites, Progress
+from bloghub.auth.lockout import LoginLockout
 from bloghub.auth.passwords import PasswordHasher
 from bloghub.auth.tokens import TokenService
+from bloghub.auth.wechat import StateCookie, WeChatClient, WeChatConfig
 from bloghub.commands.context import CommandDeps
 from bloghub.events.log import EventLog
 from bloghub.logs import configure_logging
@@ -29,6 +33,32 @@ from bloghub.ops.monitor import MonitorConfig, OpsMonitor, sample_forever
 from bloghub.settings import Settings
 
 log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class WeChatLogin:
+    client: WeChatClient
+    cookie: StateCookie
+    http: httpx.AsyncClient
+
+
+def build_wechat(settings: Settings) -> WeChatLogin | None:
+    if not settings.wechat_appid:
+        return None
+    config = WeChatConfig(
+        appid=settings.wechat_appid,
+        secret=settings.wechat_secret.get_secret_value(),
+        authorize_url=settings.wechat_authorize_url,
+        token_url=settings.wechat_token_url,
+        redirect_uri=settings.wechat_redirect_uri,
+        timeout_s=settings.wechat_timeout_s,
+    )
+    http = httpx.AsyncClient()
+    return WeChatLogin(
+        client=WeChatClient(config, http),
+        cookie=StateCookie(settings.wechat_state_secret.get_secret_value()),
+        http=http,
+    )
 
 
 @dataclass
@@ -42,6 +72,9 @@ class Container:
     progress: Progress
     own_writes: OwnWrites
     ops: OpsMonitor
+    lockout: LoginLockout
+    cache: Cache
+    wechat: WeChatLogin | None
     _ops_readers: tuple[LagReader, DeadLetterView]
 
     async def run_ops_sampler(self, stop: asyncio.Event) -> None:
@@ -72,6 +105,8 @@ class Container:
                 await reader.close()
 
     async def close(self) -> None:
+        if self.wechat is not None:
+            await self.wechat.http.aclose()
         await self.event_log.close()
         await self.redis.aclose()
         await self.engine.dispose()
@@ -84,6 +119,12 @@ async def build(settings: Settings, *, pool_size: int = 10) -> Container:
     event_log = EventLog.from_settings(settings)
     await event_log.start()
     hasher = PasswordHasher(settings.password_hash_scheme)
+    tokens = TokenService(
+        access_secret=settings.access_token_secret.get_secret_value(),
+        refresh_secret=settings.refresh_token_secret.get_secret_value(),
+        access_ttl_s=settings.access_token_ttl_s,
+        refresh_ttl_s=settings.refresh_token_ttl_s,
+    )
     lag = LagReader(settings.kafka_bootstrap, settings.prefix)
     letters = DeadLetterView(
         bootstrap=settings.kafka_bootstrap,
@@ -107,16 +148,16 @@ async def build(settings: Settings, *, pool_size: int = 10) -> Container:
         engine=engine,
         redis=redis,
         event_log=event_log,
-        commands=CommandDeps(event_log=event_log, reservations=Reservations(engine), hasher=hasher),
-        tokens=TokenService(
-            access_secret=settings.access_token_secret.get_secret_value(),
-            refresh_secret=settings.refresh_token_secret.get_secret_value(),
-            access_ttl_s=settings.access_token_ttl_s,
-            refresh_ttl_s=settings.refresh_token_ttl_s,
+        commands=CommandDeps(
+            event_log=event_log, reservations=Reservations(engine), hasher=hasher, tokens=tokens
         ),
+        tokens=tokens,
         progress=Progress(engine, prefix=settings.prefix),
         own_writes=OwnWrites(redis, prefix=settings.prefix, ttl_s=settings.own_write_ttl_s),
         ops=ops,
+        lockout=LoginLockout(redis, prefix=settings.prefix),
+        cache=Cache(redis, prefix=settings.prefix),
+        wechat=build_wechat(settings),
         _ops_readers=(lag, letters),
     )
 

@@ -66,6 +66,20 @@ class Settings(BaseSettings):
     ops_state_window_s: float = Field(default=60.0, gt=0, le=3600)
     ops_history_s: float = Field(default=3600.0, ge=60, le=7 * 24 * 3600)
 
+    wechat_appid: str = ""  # empty: WeChat login is off
+    wechat_secret: SecretStr = SecretStr(f"{DEV_SECRET_MARKER}-wechat-app-secret")
+    wechat_authorize_url: str = "https://open.weixin.qq.com/connect/qrconnect"
+    wechat_token_url: str = "https://api.weixin.qq.com/sns/oauth2/access_token"
+    wechat_redirect_uri: str = "http://127.0.0.1:8000/v1/auth/wechat/callback"
+    wechat_timeout_s: float = Field(default=3.0, gt=0, le=30)
+    wechat_state_secret: SecretStr = SecretStr(f"{DEV_SECRET_MARKER}-wechat-state-signing-key")
+
+    cors_origins: list[str] = Field(default_factory=list)
+    cors_allow_credentials: bool = True
+
+    rate_ip_per_minute: int = Field(default=600, ge=1)
+    rate_user_per_minute: int = Field(default=300, ge=1)
+
     password_hash_scheme: str = Field(default="argon2", pattern=r"^(argon2|bcrypt)$")
 
     @model_validator(mode="after")
@@ -81,10 +95,20 @@ class Settings(BaseSettings):
             weak.append("refresh_token_secret (equal to access_token_secret)")
         if "bloghub:bloghub@" in self.database_url.get_secret_value():
             weak.append("database_url (development password)")
+        if self.wechat_appid and _is_weak(self.wechat_secret):
+            weak.append("wechat_secret")
+        if _is_weak(self.wechat_state_secret):
+            weak.append("wechat_state_secret")
         if weak:
             raise InsecureSettings(
                 "production mode refuses development or weak settings: " + ", ".join(weak)
             )
+        return self
+
+    @model_validator(mode="after")
+    def _no_wildcard_with_credentials(self) -> Self:
+        if "*" in self.cors_origins and self.cors_allow_credentials:
+            raise ValueError("cors_origins '*' cannot go with credentials: list the origins")
         return self
 
     @property

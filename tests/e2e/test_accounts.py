@@ -40,6 +40,11 @@ async def test_signup_login_me_at_once(
     assert me.json()["user"] == {
         "id": created.json()["user"]["id"],
         "email": email,
+        "phone": None,
+        "nickname": None,
+        "birthday": None,
+        "about_me": None,
+        "wechat_bound": False,
         "created_at": me.json()["user"]["created_at"],
     }
     assert "bloghub-stale" not in me.headers

@@ -23,6 +23,7 @@ def test_production_starts_with_real_secrets() -> None:
         access_token_secret=SecretStr("a" * 40),
         refresh_token_secret=SecretStr("b" * 40),
         operator_token=SecretStr("c" * 40),
+        wechat_state_secret=SecretStr("d" * 40),
         database_url=SecretStr("postgresql+asyncpg://app:Xy9-long@db:5432/bloghub"),
     )
     assert s.mode is Mode.PRODUCTION
@@ -44,3 +45,14 @@ def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("BLOGHUB_TOPIC_PARTITIONS", "12")
     s = Settings()
     assert (s.prefix, s.topic_partitions) == ("staging", 12)
+
+
+def test_cors_wildcard_with_credentials_is_refused() -> None:
+    with pytest.raises(ValueError, match="credentials"):
+        Settings(cors_origins=["*"], cors_allow_credentials=True)
+    assert Settings(cors_origins=["*"], cors_allow_credentials=False).cors_origins == ["*"]
+
+
+def test_production_refuses_a_weak_wechat_secret_when_wechat_is_on() -> None:
+    with pytest.raises(InsecureSettings, match="wechat_secret"):
+        Settings(mode=Mode.PRODUCTION, wechat_appid="wx123")

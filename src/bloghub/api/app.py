@@ -16,7 +16,7 @@ from bloghub.api import docs, health, metrics, ops
 from bloghub.api.errors import on_bloghub_error, on_http_error, on_unexpected
 from bloghub.api.http import Endpoint
 from bloghub.api.middleware import BodyLimit, RequestId
-from bloghub.api.v1 import users
+from bloghub.api.v1 import sessions, users, wechat
 from bloghub.bootstrap import Container, build
 from bloghub.errors import BloghubError
 from bloghub.settings import Settings
@@ -31,6 +31,8 @@ def all_endpoints() -> list[Endpoint]:
         *metrics.ENDPOINTS,
         *ops.ENDPOINTS,
         *users.ENDPOINTS,
+        *sessions.ENDPOINTS,
+        *wechat.ENDPOINTS,
     ]
 
 

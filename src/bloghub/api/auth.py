@@ -1,12 +1,24 @@
-"""Bearer authentication for routes that need a caller."""
+"""Bearer authentication: a valid access token of a live session.
+
+The token is checked first (signature, algorithm, expiry, User-Agent); then the session it
+names must be live in the users read model. A caller's own logout or password change is
+their own last write, so the check waits for the projector to pass it: after logout the
+old tokens stop working at once."""
 
 from __future__ import annotations
 
+from uuid import UUID
+
 from starlette.requests import Request
 
+from bloghub.api.consistent import wait_for_reads
 from bloghub.api.http import container
+from bloghub.api.queries import UserQueries
 from bloghub.auth.tokens import Claims
-from bloghub.errors import Unauthorized
+from bloghub.errors import Unauthorized, Unavailable
+from bloghub.events.topics import Family
+
+USERS_READS = [("users", (Family.USERS,))]
 
 
 def bearer_token(request: Request) -> str | None:
@@ -17,15 +29,41 @@ def bearer_token(request: Request) -> str | None:
     return None
 
 
-def optional_caller(request: Request) -> Claims | None:
+def user_agent(request: Request) -> str:
+    return request.headers.get("user-agent", "")
+
+
+def user_queries(request: Request) -> UserQueries:
+    c = container(request)
+    return UserQueries(c.engine, c.progress)
+
+
+async def session_is_live(request: Request, session_id: str, user_id: str) -> bool:
+    """Whether the session is live, once the projector has passed the caller's own writes."""
+    try:
+        UUID(session_id)
+    except ValueError:
+        return False
+    stale = await wait_for_reads(request, USERS_READS, user_id)
+    request.state.stale = stale
+    session = await user_queries(request).session(session_id)
+    if session is None and stale:
+        raise Unavailable("sessions are catching up; try again in a moment")
+    return session is not None and not session.revoked and session.user_id == user_id
+
+
+async def optional_caller(request: Request) -> Claims | None:
     token = bearer_token(request)
     if token is None:
         return None
-    return container(request).tokens.verify("access", token, request.headers.get("user-agent", ""))
+    claims = container(request).tokens.verify("access", token, user_agent(request))
+    if not await session_is_live(request, claims.session_id, claims.user_id):
+        raise Unauthorized("the session has ended; log in again")
+    return claims
 
 
-def require_caller(request: Request) -> Claims:
-    claims = optional_caller(request)
+async def require_caller(request: Request) -> Claims:
+    claims = await optional_caller(request)
     if claims is None:
         raise Unauthorized("sign in first: send Authorization: Bearer <access token>")
     return claims

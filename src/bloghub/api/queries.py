@@ -3,23 +3,49 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, Select, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bloghub.adapters.postgres.engine import translated
 from bloghub.adapters.postgres.generations import schema_name
-from bloghub.adapters.postgres.tables import users
+from bloghub.adapters.postgres.tables import sessions, users
 from bloghub.api.consistency import Progress
 
 
 @dataclass(frozen=True, slots=True)
 class UserRow:
     id: str
-    email: str
-    password_hash: str
+    email: str | None
+    password_hash: str | None
+    phone: str | None
+    nickname: str | None
+    birthday: date | None
+    about_me: str | None
+    wechat_bound: bool
     created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRow:
+    id: str
+    user_id: str
+    revoked: bool
+
+
+_USER_COLUMNS = (
+    users.c.id,
+    users.c.email,
+    users.c.password_hash,
+    users.c.phone,
+    users.c.nickname,
+    users.c.birthday,
+    users.c.about_me,
+    users.c.wechat_openid.is_not(None).label("wechat_bound"),
+    users.c.created_at,
+)
 
 
 class UserQueries:
@@ -30,21 +56,26 @@ class UserQueries:
         self._progress = progress
 
     async def by_email(self, email: str) -> UserRow | None:
-        return await self._one(users.c.email == email)
+        return await self._user(users.c.email == email)
 
     async def by_id(self, user_id: str) -> UserRow | None:
-        return await self._one(users.c.id == user_id)
+        return await self._user(users.c.id == user_id)
 
-    async def _one(self, where: object) -> UserRow | None:
-        schema = schema_name(self.projector, await self._progress.generation(self.projector))
-        stmt = select(users.c.id, users.c.email, users.c.password_hash, users.c.created_at).where(
-            where  # type: ignore[arg-type]
+    async def session(self, session_id: str) -> SessionRow | None:
+        stmt = select(sessions.c.id, sessions.c.user_id, sessions.c.revoked_at).where(
+            sessions.c.id == session_id
         )
+        row = await self._one(stmt)
+        return None if row is None else SessionRow(str(row[0]), str(row[1]), row[2] is not None)
+
+    async def _user(self, where: ColumnElement[bool]) -> UserRow | None:
+        row = await self._one(select(*_USER_COLUMNS).where(where))
+        if row is None:
+            return None
+        return UserRow(str(row[0]), *row[1:])
+
+    async def _one(self, stmt: Select[Any]) -> Any:
+        schema = schema_name(self.projector, await self._progress.generation(self.projector))
         async with translated(), self._engine.connect() as raw:
             conn = await raw.execution_options(schema_translate_map={None: schema})
-            row = (await conn.execute(stmt)).one_or_none()
-        return (
-            None
-            if row is None
-            else UserRow(str(row.id), row.email, row.password_hash, row.created_at)
-        )
+            return (await conn.execute(stmt)).one_or_none()

@@ -20,6 +20,7 @@ class TokenPair:
     refresh: str
     access_expires_in: int
     session_id: str
+    refresh_jti: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,11 +45,13 @@ class TokenService:
 
     def issue(self, user_id: str, user_agent: str, session_id: str | None = None) -> TokenPair:
         sid = session_id or new_id_str()
+        refresh_jti = new_id_str()
         return TokenPair(
-            access=self._encode("access", user_id, sid, user_agent),
-            refresh=self._encode("refresh", user_id, sid, user_agent),
+            access=self._encode("access", user_id, sid, user_agent, new_id_str()),
+            refresh=self._encode("refresh", user_id, sid, user_agent, refresh_jti),
             access_expires_in=self._ttl["access"],
             session_id=sid,
+            refresh_jti=refresh_jti,
         )
 
     def verify(self, kind: str, token: str, user_agent: str) -> Claims:
@@ -65,7 +68,7 @@ class TokenService:
             raise Unauthorized("invalid or expired token")
         return Claims(data["sub"], data["sid"], data["jti"], data["iat"], data["exp"])
 
-    def _encode(self, kind: str, user_id: str, sid: str, user_agent: str) -> str:
+    def _encode(self, kind: str, user_id: str, sid: str, user_agent: str, jti: str) -> str:
         now = int(time.time())
         claims = {
             "sub": user_id,
@@ -73,7 +76,7 @@ class TokenService:
             "ua": ua_hash(user_agent),
             "iat": now,
             "exp": now + self._ttl[kind],
-            "jti": new_id_str(),
+            "jti": jti,
             "typ": kind,
         }
         return jwt.encode(claims, self._keys[kind], algorithm=ALGORITHM)

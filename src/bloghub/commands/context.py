@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from bloghub.adapters.postgres.reservations import Reservations
 from bloghub.auth.passwords import PasswordHasher
+from bloghub.auth.tokens import TokenService
 from bloghub.events.base import Event, envelop
 from bloghub.events.log import EventLog
 from bloghub.events.position import Position
@@ -22,6 +23,7 @@ class CommandDeps:
     event_log: EventLog
     reservations: Reservations
     hasher: PasswordHasher
+    tokens: TokenService
 
     async def record(self, caller: Caller, *events: Event) -> Position:
         envelopes = [

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any, Literal
 
 from bloghub.commands.context import Caller, CommandDeps
+from bloghub.errors import Conflict
+from bloghub.events.base import Event
 from bloghub.events.position import Position
-from bloghub.events.users import UserRegistered
+from bloghub.events.users import PasswordChanged, PhoneBound, ProfileUpdated, UserRegistered
 from bloghub.ids import new_id_str
+
+NewAccount = Callable[[str], Event]  # user id -> the event that makes the account
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,3 +44,80 @@ async def register_user(cmd: RegisterUser, deps: CommandDeps, caller: Caller) ->
         raise
     await deps.reservations.confirm("email", cmd.email, user_id, position.encode())
     return Registered(user_id=user_id, position=position)
+
+
+async def account_for(
+    deps: CommandDeps, caller: Caller, *, kind: str, value: str, new_account: NewAccount
+) -> str:
+    """The account holding ``kind``/``value`` (a phone, a WeChat open id), made now if none
+    does. The write-side index decides, so two first logins at once make one account."""
+    for _ in range(3):
+        user_id = new_id_str()
+        try:
+            await deps.reservations.reserve(kind, value, user_id)
+        except Conflict:
+            held = await deps.reservations.get(kind, value)
+            if held is not None:
+                return held.owner_id
+            continue  # released between our two looks: try to take it again
+        try:
+            position = await deps.record(Caller(user_id, caller.request_id), new_account(user_id))
+        except BaseException:
+            await deps.reservations.release(kind, value, user_id)
+            raise
+        await deps.reservations.confirm(kind, value, user_id, position.encode())
+        return user_id
+    raise Conflict(f"that {kind} is changing hands; try again")
+
+
+async def change_password(
+    deps: CommandDeps,
+    caller: Caller,
+    *,
+    user_id: str,
+    new_password: str,
+    via: Literal["password", "sms_reset"],
+    keep_session_id: str | None,
+) -> Position:
+    password_hash = await deps.hasher.hash(new_password)
+    return await deps.record(
+        Caller(user_id, caller.request_id),
+        PasswordChanged(
+            user_id=user_id, password_hash=password_hash, via=via, keep_session_id=keep_session_id
+        ),
+    )
+
+
+async def update_profile(
+    deps: CommandDeps, caller: Caller, *, user_id: str, changes: Mapping[str, Any]
+) -> Position:
+    fields = sorted(changes)
+    return await deps.record(
+        Caller(user_id, caller.request_id),
+        ProfileUpdated(user_id=user_id, changed=fields, **changes),
+    )
+
+
+async def bind_phone(
+    deps: CommandDeps, caller: Caller, *, user_id: str, phone: str, previous: str | None
+) -> Position:
+    """Bind ``phone`` (already proven by an SMS code) to the account; 409 if another
+    account holds it. The previous phone is freed once the change is recorded."""
+    held = await deps.reservations.get("phone", phone)
+    if held is not None and held.owner_id != user_id:
+        raise Conflict("that phone belongs to another account", fields={"phone": "already taken"})
+    if held is None:
+        await deps.reservations.reserve("phone", phone, user_id)
+    try:
+        position = await deps.record(
+            Caller(user_id, caller.request_id),
+            PhoneBound(user_id=user_id, phone=phone, previous_phone=previous),
+        )
+    except BaseException:
+        if held is None:
+            await deps.reservations.release("phone", phone, user_id)
+        raise
+    await deps.reservations.confirm("phone", phone, user_id, position.encode())
+    if previous is not None and previous != phone:
+        await deps.reservations.release_confirmed("phone", previous, user_id)
+    return position

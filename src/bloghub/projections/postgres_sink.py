@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from bloghub.adapters.postgres.checkpoints import Checkpoints
 from bloghub.adapters.postgres.engine import translated
 from bloghub.adapters.postgres.generations import schema_name
+from bloghub.adapters.redis.cache import Cache
 from bloghub.events.base import Recorded
 from bloghub.events.topics import Family
 from bloghub.projections.port import TP, fresh_records
@@ -28,8 +29,11 @@ class PostgresProjector(abc.ABC):
     name: str
     families: tuple[Family, ...]
 
-    def __init__(self, engine: AsyncEngine, *, generation: int = 1) -> None:
+    def __init__(
+        self, engine: AsyncEngine, *, generation: int = 1, cache: Cache | None = None
+    ) -> None:
         self.engine = engine
+        self.cache = cache  # owned here: invalidated in after_commit
         self.generation = generation
         self.schema = schema_name(self.name, generation)
         self.checkpoints = Checkpoints(self.name, generation)

@@ -1,20 +1,32 @@
-"""The users projector: the users read model, and confirmation of email reservations."""
+"""The users projector: accounts, profiles and sessions, and the user-info cache it owns."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from itertools import groupby
+from typing import Any
 
-from sqlalchemy import DateTime, Text, select
+from sqlalchemy import DateTime, Text, select, update
 from sqlalchemy.dialects.postgresql import UUID, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bloghub.adapters.postgres.bulk import unnest_source
 from bloghub.adapters.postgres.reservations import confirm_many
-from bloghub.adapters.postgres.tables import users
-from bloghub.events.base import Recorded
+from bloghub.adapters.postgres.tables import sessions, users
+from bloghub.adapters.redis.cache import user_info_key
+from bloghub.events.base import Event, Recorded
 from bloghub.events.topics import Family
-from bloghub.events.users import UserRegistered
+from bloghub.events.users import (
+    PasswordChanged,
+    PhoneBound,
+    ProfileUpdated,
+    SessionRefreshed,
+    SessionRevoked,
+    SessionStarted,
+    UserRegistered,
+    UserRegisteredByPhone,
+    UserRegisteredByWeChat,
+)
 from bloghub.projections.postgres_sink import PostgresProjector
 
 _rows = unnest_source(
@@ -25,6 +37,7 @@ _rows = unnest_source(
         "at": DateTime(timezone=True),
     }
 )
+# Registrations come in bulk (imports, replays): one constant statement per batch.
 _REGISTERED = (
     insert(users)
     .from_select(
@@ -40,21 +53,94 @@ class UsersProjector(PostgresProjector):
     families: tuple[Family, ...] = (Family.USERS,)
 
     async def handle(self, conn: AsyncConnection, records: Sequence[Recorded]) -> None:
-        # Runs of one event type become one statement; order across types is kept.
+        # Runs of one event type become one statement where it pays; order is kept.
         for event_type, run in groupby(records, key=lambda r: type(r.event)):
+            batch = list(run)
             if event_type is UserRegistered:
-                await self._registered(conn, list(run))
+                await self._registered(conn, batch)
+            else:
+                for rec in batch:
+                    await self._one(conn, rec.event, rec)
+
+    async def after_commit(self, records: Sequence[Recorded]) -> None:
+        if self.cache is not None:
+            ids = {rec.envelope.aggregate_id for rec in records}
+            await self.cache.invalidate(user_info_key(self.cache, i) for i in ids)
 
     async def _registered(self, conn: AsyncConnection, records: list[Recorded]) -> None:
-        events = [(rec.event, rec.envelope.occurred_at) for rec in records]
-        registered = [(ev, at) for ev, at in events if isinstance(ev, UserRegistered)]
+        registered = [(r.event, r.envelope.occurred_at) for r in records]
+        events = [(ev, at) for ev, at in registered if isinstance(ev, UserRegistered)]
         await conn.execute(
             _REGISTERED,
             {
-                "id": [ev.user_id for ev, _ in registered],
-                "email": [ev.email for ev, _ in registered],
-                "password_hash": [ev.password_hash for ev, _ in registered],
-                "at": [at for _, at in registered],
+                "id": [ev.user_id for ev, _ in events],
+                "email": [ev.email for ev, _ in events],
+                "password_hash": [ev.password_hash for ev, _ in events],
+                "at": [at for _, at in events],
             },
         )
-        await confirm_many(conn, [("email", ev.email, ev.user_id) for ev, _ in registered])
+        await confirm_many(conn, [("email", ev.email, ev.user_id) for ev, _ in events])
+
+    async def _one(self, conn: AsyncConnection, ev: Event, rec: Recorded) -> None:
+        at = rec.envelope.occurred_at
+        match ev:
+            case UserRegisteredByPhone():
+                await self._new_user(conn, ev.user_id, at, phone=ev.phone)
+                await confirm_many(conn, [("phone", ev.phone, ev.user_id)])
+            case UserRegisteredByWeChat():
+                await self._new_user(
+                    conn, ev.user_id, at, wechat_openid=ev.openid, wechat_unionid=ev.unionid
+                )
+                await confirm_many(conn, [("wechat", ev.openid, ev.user_id)])
+            case PasswordChanged():
+                await self._set_user(conn, ev.user_id, at, password_hash=ev.password_hash)
+                ends = update(sessions).where(
+                    sessions.c.user_id == ev.user_id, sessions.c.revoked_at.is_(None)
+                )
+                if ev.keep_session_id is not None:
+                    ends = ends.where(sessions.c.id != ev.keep_session_id)
+                await conn.execute(ends.values(revoked_at=at, revoke_reason="password_changed"))
+            case ProfileUpdated():
+                await self._set_user(
+                    conn, ev.user_id, at, **{f: getattr(ev, f) for f in ev.changed}
+                )
+            case PhoneBound():
+                await self._set_user(conn, ev.user_id, at, phone=ev.phone)
+                await confirm_many(conn, [("phone", ev.phone, ev.user_id)])
+            case SessionStarted():
+                await conn.execute(
+                    insert(sessions)
+                    .values(
+                        id=ev.session_id,
+                        user_id=ev.user_id,
+                        method=ev.method,
+                        ua_hash=ev.ua_hash,
+                        refresh_jti=ev.refresh_jti,
+                        started_at=at,
+                    )
+                    .on_conflict_do_nothing(index_elements=["id"])
+                )
+            case SessionRefreshed():
+                await conn.execute(
+                    update(sessions)
+                    .where(sessions.c.id == ev.session_id)
+                    .values(refresh_jti=ev.refresh_jti, refreshed_at=at)
+                )
+            case SessionRevoked():
+                await conn.execute(
+                    update(sessions)
+                    .where(sessions.c.id == ev.session_id, sessions.c.revoked_at.is_(None))
+                    .values(revoked_at=at, revoke_reason=ev.reason)
+                )
+
+    async def _new_user(self, conn: AsyncConnection, user_id: str, at: Any, **values: Any) -> None:
+        await conn.execute(
+            insert(users)
+            .values(id=user_id, created_at=at, updated_at=at, **values)
+            .on_conflict_do_nothing(index_elements=["id"])
+        )
+
+    async def _set_user(self, conn: AsyncConnection, user_id: str, at: Any, **values: Any) -> None:
+        await conn.execute(
+            update(users).where(users.c.id == user_id).values(updated_at=at, **values)
+        )

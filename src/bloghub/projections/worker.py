@@ -11,6 +11,7 @@ import structlog
 import bloghub.events.users  # noqa: F401  (registers event types)
 from bloghub.adapters.postgres.engine import make_engine
 from bloghub.adapters.redis import make_redis
+from bloghub.adapters.redis.cache import Cache
 from bloghub.api.consistency import Progress
 from bloghub.events.base import registry
 from bloghub.projections.catalog import POSTGRES_PROJECTORS
@@ -48,7 +49,9 @@ async def run_projectors(settings: Settings, names: Sequence[str], stop: asyncio
     try:
         for name in names:
             generation = await progress.generation(name)
-            projector = POSTGRES_PROJECTORS[name](engine, generation=generation)
+            projector = POSTGRES_PROJECTORS[name](
+                engine, generation=generation, cache=Cache(redis, prefix=settings.prefix)
+            )
             beat = Heartbeat(
                 redis,
                 prefix=settings.prefix,

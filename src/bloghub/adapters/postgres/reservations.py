@@ -56,6 +56,14 @@ class Reservations:
         async with translated(), self._engine.begin() as conn:
             await conn.execute(stmt)
 
+    async def release_confirmed(self, kind: str, value: str, owner_id: str) -> None:
+        """Free a key its owner gave up (after the event recording that was appended)."""
+        stmt = delete(reservations).where(
+            and_(r.kind == kind, r.value == value, r.owner_id == owner_id)
+        )
+        async with translated(), self._engine.begin() as conn:
+            await conn.execute(stmt)
+
     async def get(self, kind: str, value: str) -> Reservation | None:
         stmt = select(r.kind, r.value, r.owner_id, r.status, r.position).where(
             and_(r.kind == kind, r.value == value)

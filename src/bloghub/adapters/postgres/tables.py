@@ -13,6 +13,7 @@ from __future__ import annotations
 from sqlalchemy import (
     BigInteger,
     Column,
+    Date,
     DateTime,
     Integer,
     MetaData,
@@ -68,10 +69,30 @@ users = Table(
     "users",
     users_model,
     Column("id", UUID(as_uuid=False), primary_key=True),
-    Column("email", Text, nullable=False, unique=True),
-    Column("password_hash", Text, nullable=False),
+    Column("email", Text, unique=True),
+    Column("password_hash", Text),
+    Column("phone", Text, unique=True),
+    Column("wechat_openid", Text, unique=True),
+    Column("wechat_unionid", Text),
+    Column("nickname", Text),
+    Column("birthday", Date),
+    Column("about_me", Text),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+sessions = Table(
+    "sessions",
+    users_model,
+    Column("id", UUID(as_uuid=False), primary_key=True),
+    Column("user_id", UUID(as_uuid=False), nullable=False, index=True),
+    Column("method", Text, nullable=False),
+    Column("ua_hash", Text, nullable=False),
+    Column("refresh_jti", Text, nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("refreshed_at", DateTime(timezone=True)),
+    Column("revoked_at", DateTime(timezone=True)),
+    Column("revoke_reason", Text),
 )
 
 READ_MODELS: dict[str, MetaData] = {"users": users_model}

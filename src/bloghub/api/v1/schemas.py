@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import unicodedata
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated
 
 from email_validator import EmailNotValidError, validate_email
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from bloghub.auth.passwords import password_problems
 
@@ -72,7 +80,7 @@ class LoginIn(Input):
 
 class UserOut(BaseModel):
     id: str
-    email: str
+    email: str | None = None
     created_at: datetime | None = None
 
 
@@ -96,3 +104,72 @@ class ErrorDetail(BaseModel):
 
 class ErrorOut(BaseModel):
     error: ErrorDetail
+
+
+Nickname = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_clean_text)]
+AboutMe = Annotated[str, Field(max_length=1024), AfterValidator(_clean_text)]
+
+
+def _not_in_future(value: date) -> date:
+    if value > date.today():
+        raise ValueError("must not be in the future")
+    if value.year < 1900:
+        raise ValueError("must be after 1900-01-01")
+    return value
+
+
+class ProfilePatch(Input):
+    """Only the fields sent change; send null to clear one."""
+
+    nickname: Nickname | None = None
+    birthday: Annotated[date, AfterValidator(_not_in_future)] | None = None
+    about_me: AboutMe | None = None
+
+    @model_validator(mode="after")
+    def _something(self) -> ProfilePatch:
+        if not self.model_fields_set:
+            raise ValueError("send at least one of nickname, birthday, about_me")
+        return self
+
+
+class PasswordChangeIn(Input):
+    current_password: Password
+    new_password: NewPassword
+    confirm_password: Annotated[str, Field(max_length=128)]
+
+    @field_validator("confirm_password")
+    @classmethod
+    def _matches(cls, value: str, info: ValidationInfo) -> str:
+        if "new_password" in info.data and value != info.data["new_password"]:
+            raise ValueError("does not match new_password")
+        return value
+
+
+class RefreshIn(Input):
+    refresh_token: Annotated[str, Field(min_length=1, max_length=4096)]
+
+
+class ProfileOut(BaseModel):
+    id: str
+    email: str | None = None
+    phone: str | None = None
+    nickname: str | None = None
+    birthday: date | None = None
+    about_me: str | None = None
+    wechat_bound: bool = False
+    created_at: datetime | None = None
+
+
+class ProfileEnvelope(BaseModel):
+    user: ProfileOut
+
+
+class PublicProfileOut(BaseModel):
+    id: str
+    nickname: str | None = None
+    about_me: str | None = None
+    created_at: datetime
+
+
+class PublicProfileEnvelope(BaseModel):
+    user: PublicProfileOut

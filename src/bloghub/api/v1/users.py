@@ -1,89 +1,138 @@
-"""Accounts: signup, login, the caller's own profile."""
+"""Accounts: signup, the caller's own profile and password, public profiles."""
 
 from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
 
 from starlette.requests import Request
 from starlette.responses import Response
 
-from bloghub.api.auth import require_caller
-from bloghub.api.consistent import mark_stale, wait_for_reads, written
+from bloghub.adapters.redis.cache import user_info_key
+from bloghub.api.auth import require_caller, user_queries
+from bloghub.api.consistent import mark_stale, written
 from bloghub.api.http import JSON, Endpoint, container, parse_body
-from bloghub.api.queries import UserQueries, UserRow
-from bloghub.api.v1.schemas import LoginIn, SignupIn, TokensOut, UserEnvelope, UserOut, login_email
-from bloghub.commands.context import Caller
-from bloghub.commands.users import RegisterUser, register_user
+from bloghub.api.queries import UserRow
+from bloghub.api.v1.schemas import (
+    PasswordChangeIn,
+    ProfileEnvelope,
+    ProfileOut,
+    ProfilePatch,
+    PublicProfileEnvelope,
+    PublicProfileOut,
+    SignupIn,
+    UserEnvelope,
+    UserOut,
+)
+from bloghub.api.v1.sessions import caller
+from bloghub.commands.users import (
+    RegisterUser,
+    change_password,
+    register_user,
+    update_profile,
+)
 from bloghub.errors import NotFound, Unauthorized
-from bloghub.events.position import Position
-from bloghub.projections.users import UsersProjector
 
-USERS_READS = [(UsersProjector.name, UsersProjector.families)]
+USER_INFO_TTL_S = 15 * 60
 
 
-def _user_out(row: UserRow) -> UserOut:
-    return UserOut(id=row.id, email=row.email, created_at=row.created_at)
-
-
-def _queries(request: Request) -> UserQueries:
-    c = container(request)
-    return UserQueries(c.engine, c.progress)
+def profile_out(row: UserRow) -> ProfileOut:
+    return ProfileOut(
+        id=row.id,
+        email=row.email,
+        phone=row.phone,
+        nickname=row.nickname,
+        birthday=row.birthday,
+        about_me=row.about_me,
+        wechat_bound=row.wechat_bound,
+        created_at=row.created_at,
+    )
 
 
 async def signup(request: Request) -> Response:
     body = await parse_body(request, SignupIn)
-    caller = Caller(actor_id=None, request_id=request.state.request_id)
     done = await register_user(
-        RegisterUser(body.email, body.password), container(request).commands, caller
+        RegisterUser(body.email, body.password), container(request).commands, caller(request)
     )
     out = UserEnvelope(user=UserOut(id=done.user_id, email=body.email))
     response = JSON(out.model_dump(mode="json", exclude_none=True), status_code=201)
     return await written(request, response, done.position, done.user_id)
 
 
-async def login(request: Request) -> Response:
-    body = await parse_body(request, LoginIn)
-    c = container(request)
-    row = await _find_for_login(request, login_email(body.email))
-    if (
-        not await c.commands.hasher.verify(body.password, row.password_hash if row else None)
-        or row is None
-    ):
-        raise Unauthorized("email or password is wrong")
-    pair = c.tokens.issue(row.id, request.headers.get("user-agent", ""))
-    out = TokensOut(
-        access_token=pair.access,
-        refresh_token=pair.refresh,
-        expires_in=pair.access_expires_in,
-        user=_user_out(row),
-    )
-    response = JSON(out.model_dump(mode="json"))
-    response.headers["x-jwt-token"] = pair.access
-    response.headers["x-refresh-token"] = pair.refresh
-    return response
-
-
-async def _find_for_login(request: Request, email: str) -> UserRow | None:
-    """A just-registered account may not be projected yet: its reservation names the
-    position of its event, so wait (bounded) for the projector to pass it."""
-    queries = _queries(request)
-    row = await queries.by_email(email)
-    if row is not None:
-        return row
-    c = container(request)
-    held = await c.commands.reservations.get("email", email)
-    if held is None or held.position is None:
-        return None
-    await c.progress.wait(USERS_READS, Position.decode(held.position), c.settings.read_wait_s)
-    return await queries.by_email(email)
+async def own_row(request: Request) -> UserRow:
+    """The caller's account, read after their own writes (never from the cache, which the
+    projector clears only after its commit)."""
+    claims = await require_caller(request)
+    row = await user_queries(request).by_id(claims.user_id)
+    if row is None:
+        raise NotFound("no such user")
+    return row
 
 
 async def me(request: Request) -> Response:
-    claims = require_caller(request)
-    stale = await wait_for_reads(request, USERS_READS, claims.user_id)
-    row = await _queries(request).by_id(claims.user_id)
+    row = await own_row(request)
+    body = ProfileEnvelope(user=profile_out(row)).model_dump(mode="json")
+    return mark_stale(JSON(body), request.state.stale)
+
+
+async def patch_me(request: Request) -> Response:
+    claims = await require_caller(request)
+    body = await parse_body(request, ProfilePatch)
+    changes = {name: getattr(body, name) for name in body.model_fields_set}
+    position = await update_profile(
+        container(request).commands, caller(request), user_id=claims.user_id, changes=changes
+    )
+    row = await user_queries(request).by_id(claims.user_id)
     if row is None:
         raise NotFound("no such user")
-    return mark_stale(JSON(UserEnvelope(user=_user_out(row)).model_dump(mode="json")), stale)
+    merged = profile_out(row).model_copy(update=changes)
+    response = JSON(ProfileEnvelope(user=merged).model_dump(mode="json"))
+    return await written(request, response, position, claims.user_id)
 
+
+async def change_my_password(request: Request) -> Response:
+    claims = await require_caller(request)
+    body = await parse_body(request, PasswordChangeIn)
+    c = container(request)
+    row = await user_queries(request).by_id(claims.user_id)
+    hashed = row.password_hash if row is not None else None
+    if not await c.commands.hasher.verify(body.current_password, hashed):
+        raise Unauthorized("the current password is wrong", fields={"current_password": "wrong"})
+    position = await change_password(
+        c.commands,
+        caller(request),
+        user_id=claims.user_id,
+        new_password=body.new_password,
+        via="password",
+        keep_session_id=claims.session_id,
+    )
+    return await written(request, Response(status_code=204), position, claims.user_id)
+
+
+async def public_profile(request: Request) -> Response:
+    user_id = request.path_params["user_id"]
+    try:
+        UUID(user_id)
+    except ValueError:
+        raise NotFound("no such user") from None
+    c = container(request)
+
+    async def fill() -> dict[str, Any] | None:
+        row = await user_queries(request).by_id(user_id)
+        if row is None:
+            return None
+        public = PublicProfileOut(
+            id=row.id, nickname=row.nickname, about_me=row.about_me, created_at=row.created_at
+        )
+        return public.model_dump(mode="json")
+
+    found = await c.cache.get_or_fill(user_info_key(c.cache, user_id), USER_INFO_TTL_S, fill)
+    if found is None:
+        raise NotFound("no such user")
+    return JSON({"user": found})
+
+
+STALE = {"Bloghub-Stale": "true when the read-your-writes wait ran out"}
 
 ENDPOINTS = [
     Endpoint(
@@ -99,25 +148,45 @@ ENDPOINTS = [
         headers={"Bloghub-Position": "Log position of the write, for Bloghub-After"},
     ),
     Endpoint(
-        "POST",
-        "/v1/auth/login",
-        login,
-        "Log in; returns an access and refresh token pair",
-        "accounts",
-        body=LoginIn,
-        response=TokensOut,
-        errors=(400, 401, 413, 415, 422),
-        headers={"x-jwt-token": "The access token", "x-refresh-token": "The refresh token"},
-    ),
-    Endpoint(
         "GET",
         "/v1/users/me",
         me,
         "The caller's own account",
         "accounts",
-        response=UserEnvelope,
+        response=ProfileEnvelope,
         auth=True,
         errors=(401, 404),
-        headers={"Bloghub-Stale": "true when the read-your-writes wait ran out"},
+        headers=STALE,
+    ),
+    Endpoint(
+        "PATCH",
+        "/v1/users/me",
+        patch_me,
+        "Change nickname, birthday or about me",
+        "accounts",
+        body=ProfilePatch,
+        response=ProfileEnvelope,
+        auth=True,
+        errors=(400, 401, 415, 422),
+    ),
+    Endpoint(
+        "POST",
+        "/v1/users/me/password",
+        change_my_password,
+        "Change the password; every other session ends",
+        "accounts",
+        body=PasswordChangeIn,
+        status=204,
+        auth=True,
+        errors=(400, 401, 415, 422),
+    ),
+    Endpoint(
+        "GET",
+        "/v1/users/{user_id}",
+        public_profile,
+        "A user's public profile",
+        "accounts",
+        response=PublicProfileEnvelope,
+        errors=(404,),
     ),
 ]

@@ -1,0 +1,61 @@
+"""A JSON cache in Redis, keyed under the deployment prefix. Readers fill it; projectors
+own it and invalidate after their commits. Fills are single-flight per key, so a popular
+entry that expires does not send a stampede to the store."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+import orjson
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+
+class Cache:
+    def __init__(self, redis: Redis, *, prefix: str) -> None:
+        self._redis = redis
+        self._prefix = prefix
+        self._inflight: dict[str, asyncio.Future[Any]] = {}
+
+    def key(self, *parts: str) -> str:
+        return ":".join((self._prefix, *parts))
+
+    async def get_or_fill(self, key: str, ttl_s: int, fill: Callable[[], Awaitable[Any]]) -> Any:
+        """The cached value, or ``fill()`` stored for ``ttl_s``; ``None`` is not cached.
+        A Redis outage only costs the cache, never the answer."""
+        try:
+            raw = await self._redis.get(key)
+        except RedisError:
+            raw = None
+        if raw is not None:
+            return orjson.loads(raw)
+        running = self._inflight.get(key)
+        if running is not None:
+            return await asyncio.shield(running)
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._inflight[key] = future
+        try:
+            value = await fill()
+            if value is not None:
+                with contextlib.suppress(RedisError):
+                    await self._redis.set(key, orjson.dumps(value), ex=ttl_s)
+            future.set_result(value)
+            return value
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # mark retrieved: waiters re-raise it themselves
+            raise
+        finally:
+            del self._inflight[key]
+
+    async def invalidate(self, keys: Iterable[str]) -> None:
+        wanted = list(keys)
+        if wanted:
+            await self._redis.delete(*wanted)
+
+
+def user_info_key(cache: Cache, user_id: str) -> str:
+    return cache.key("user", "info", user_id)

@@ -1,0 +1,155 @@
+"""Sessions over HTTP: password login, refresh, logout; and the token response every login
+method shares."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from bloghub.api.auth import (
+    USERS_READS,
+    require_caller,
+    session_is_live,
+    user_agent,
+    user_queries,
+)
+from bloghub.api.consistent import written
+from bloghub.api.http import JSON, Endpoint, container, parse_body
+from bloghub.api.queries import UserRow
+from bloghub.api.v1.schemas import LoginIn, RefreshIn, TokensOut, UserOut, login_email
+from bloghub.commands.context import Caller
+from bloghub.commands.sessions import Issued, end_session, refresh_session, start_session
+from bloghub.errors import Unauthorized
+from bloghub.events.position import Position
+
+
+def caller(request: Request, actor_id: str | None = None) -> Caller:
+    return Caller(actor_id=actor_id, request_id=request.state.request_id)
+
+
+def client_ip(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+async def tokens_response(request: Request, issued: Issued, user: UserOut) -> Response:
+    pair = issued.tokens
+    out = TokensOut(
+        access_token=pair.access,
+        refresh_token=pair.refresh,
+        expires_in=pair.access_expires_in,
+        user=user,
+    )
+    response = JSON(out.model_dump(mode="json", exclude_none=True))
+    response.headers["x-jwt-token"] = pair.access
+    response.headers["x-refresh-token"] = pair.refresh
+    return await written(request, response, issued.position, issued.user_id)
+
+
+def user_out(row: UserRow) -> UserOut:
+    return UserOut(id=row.id, email=row.email, created_at=row.created_at)
+
+
+async def login(request: Request) -> Response:
+    body = await parse_body(request, LoginIn)
+    c = container(request)
+    email, ip = login_email(body.email), client_ip(request)
+    await c.lockout.check(email, ip)
+    row = await _find_for_login(request, email)
+    hashed = row.password_hash if row is not None else None
+    if not await c.commands.hasher.verify(body.password, hashed) or row is None:
+        await c.lockout.failed(email, ip)
+        raise Unauthorized("email or password is wrong")
+    await c.lockout.succeeded(email)
+    issued = await start_session(
+        c.commands,
+        caller(request),
+        user_id=row.id,
+        method="password",
+        user_agent=user_agent(request),
+    )
+    return await tokens_response(request, issued, user_out(row))
+
+
+async def _find_for_login(request: Request, email: str) -> UserRow | None:
+    """A just-registered account may not be projected yet: its reservation names the
+    position of its event, so wait (bounded) for the projector to pass it."""
+    queries = user_queries(request)
+    row = await queries.by_email(email)
+    if row is not None:
+        return row
+    c = container(request)
+    held = await c.commands.reservations.get("email", email)
+    if held is None or held.position is None:
+        return None
+    await c.progress.wait(USERS_READS, Position.decode(held.position), c.settings.read_wait_s)
+    return await queries.by_email(email)
+
+
+async def refresh(request: Request) -> Response:
+    token = request.headers.get("x-refresh-token")
+    if token is None:
+        token = (await parse_body(request, RefreshIn)).refresh_token
+    c = container(request)
+
+    async def is_active(session_id: str, user_id: str) -> bool:
+        return await session_is_live(request, session_id, user_id)
+
+    issued = await refresh_session(
+        c.commands,
+        caller(request),
+        refresh_token=token,
+        user_agent=user_agent(request),
+        is_active=is_active,
+    )
+    row = await user_queries(request).by_id(issued.user_id)
+    user = user_out(row) if row is not None else UserOut(id=issued.user_id)
+    return await tokens_response(request, issued, user)
+
+
+async def logout(request: Request) -> Response:
+    claims = await require_caller(request)
+    position = await end_session(
+        container(request).commands,
+        caller(request),
+        user_id=claims.user_id,
+        session_id=claims.session_id,
+    )
+    return await written(request, Response(status_code=204), position, claims.user_id)
+
+
+TOKEN_HEADERS = {"x-jwt-token": "The access token", "x-refresh-token": "The refresh token"}
+
+ENDPOINTS = [
+    Endpoint(
+        "POST",
+        "/v1/auth/login",
+        login,
+        "Log in; returns an access and refresh token pair",
+        "accounts",
+        body=LoginIn,
+        response=TokensOut,
+        errors=(400, 401, 413, 415, 422, 429),
+        headers=TOKEN_HEADERS,
+    ),
+    Endpoint(
+        "POST",
+        "/v1/auth/refresh",
+        refresh,
+        "Rotate the token pair; a reused refresh token ends the session",
+        "accounts",
+        body=RefreshIn,
+        response=TokensOut,
+        errors=(400, 401, 415, 422),
+        headers=TOKEN_HEADERS,
+    ),
+    Endpoint(
+        "POST",
+        "/v1/auth/logout",
+        logout,
+        "End the caller's session",
+        "accounts",
+        status=204,
+        auth=True,
+        errors=(401,),
+    ),
+]

@@ -1,0 +1,90 @@
+"""WeChat QR login: the authorisation URL (with its state in a signed cookie) and the
+callback that finds or makes the account of the WeChat open id."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from bloghub.api.auth import user_agent
+from bloghub.api.http import JSON, Endpoint, container
+from bloghub.api.v1.schemas import UserOut
+from bloghub.api.v1.sessions import caller, tokens_response
+from bloghub.auth.wechat import STATE_COOKIE, new_state
+from bloghub.commands.sessions import start_session
+from bloghub.commands.users import account_for
+from bloghub.errors import NotFound
+from bloghub.events.users import UserRegisteredByWeChat
+from bloghub.settings import Mode
+
+COOKIE_PATH = "/v1/auth/wechat"
+
+
+def _enabled(request: Request) -> None:
+    if container(request).wechat is None:
+        raise NotFound("WeChat login is not configured here")
+
+
+async def authurl(request: Request) -> Response:
+    _enabled(request)
+    c = container(request)
+    assert c.wechat is not None
+    state = new_state()
+    response = JSON({"url": c.wechat.client.auth_url(state), "state": state})
+    response.set_cookie(
+        STATE_COOKIE,
+        c.wechat.cookie.seal(state),
+        max_age=c.wechat.cookie.ttl_s,
+        path=COOKIE_PATH,
+        httponly=True,
+        samesite="lax",
+        secure=c.settings.mode is Mode.PRODUCTION,
+    )
+    return response
+
+
+async def callback(request: Request) -> Response:
+    _enabled(request)
+    c = container(request)
+    assert c.wechat is not None
+    c.wechat.cookie.open(request.cookies.get(STATE_COOKIE), request.query_params.get("state"))
+    identity = await c.wechat.client.exchange(request.query_params.get("code", ""))
+    user_id = await account_for(
+        c.commands,
+        caller(request),
+        kind="wechat",
+        value=identity.openid,
+        new_account=lambda uid: UserRegisteredByWeChat(
+            user_id=uid, openid=identity.openid, unionid=identity.unionid
+        ),
+    )
+    issued = await start_session(
+        c.commands,
+        caller(request),
+        user_id=user_id,
+        method="wechat",
+        user_agent=user_agent(request),
+    )
+    response = await tokens_response(request, issued, UserOut(id=user_id))
+    response.delete_cookie(STATE_COOKIE, path=COOKIE_PATH)
+    return response
+
+
+ENDPOINTS = [
+    Endpoint(
+        "GET",
+        "/v1/auth/wechat/authurl",
+        authurl,
+        "The WeChat QR login URL; its state is kept in a signed cookie",
+        "accounts",
+        errors=(404,),
+    ),
+    Endpoint(
+        "GET",
+        "/v1/auth/wechat/callback",
+        callback,
+        "WeChat redirects here: the state must match the cookie; returns a token pair",
+        "accounts",
+        errors=(401, 404, 422, 503),
+    ),
+]
