@@ -21,6 +21,15 @@ Method = Literal["password", "sms", "wechat"]
 SessionIsActive = Callable[[str, str], Awaitable[bool]]  # (session_id, user_id) -> active?
 
 
+class RefreshReused(Unauthorized):
+    """A refresh token came back a second time; its session is now revoked at ``position``."""
+
+    def __init__(self, user_id: str, position: Position) -> None:
+        super().__init__("this refresh token was already used: the session is ended")
+        self.user_id = user_id
+        self.position = position
+
+
 @dataclass(frozen=True, slots=True)
 class Issued:
     user_id: str
@@ -56,13 +65,10 @@ async def refresh_session(
     try:
         await deps.reservations.reserve("refresh_jti", claims.jti, claims.session_id)
     except Conflict:
-        await deps.record(
-            who,
-            SessionRevoked(
-                user_id=claims.user_id, session_id=claims.session_id, reason="refresh_reuse"
-            ),
+        revoked = SessionRevoked(
+            user_id=claims.user_id, session_id=claims.session_id, reason="refresh_reuse"
         )
-        raise Unauthorized("this refresh token was already used: the session is ended") from None
+        raise RefreshReused(claims.user_id, await deps.record(who, revoked)) from None
     if not await is_active(claims.session_id, claims.user_id):
         raise Unauthorized("the session has ended; log in again")
     pair = deps.tokens.issue(claims.user_id, user_agent, session_id=claims.session_id)

@@ -18,7 +18,13 @@ from bloghub.api.http import JSON, Endpoint, container, parse_body
 from bloghub.api.queries import UserRow
 from bloghub.api.v1.schemas import LoginIn, RefreshIn, TokensOut, UserOut, login_email
 from bloghub.commands.context import Caller
-from bloghub.commands.sessions import Issued, end_session, refresh_session, start_session
+from bloghub.commands.sessions import (
+    Issued,
+    RefreshReused,
+    end_session,
+    refresh_session,
+    start_session,
+)
 from bloghub.errors import Unauthorized
 from bloghub.events.position import Position
 
@@ -94,13 +100,19 @@ async def refresh(request: Request) -> Response:
     async def is_active(session_id: str, user_id: str) -> bool:
         return await session_is_live(request, session_id, user_id)
 
-    issued = await refresh_session(
-        c.commands,
-        caller(request),
-        refresh_token=token,
-        user_agent=user_agent(request),
-        is_active=is_active,
-    )
+    try:
+        issued = await refresh_session(
+            c.commands,
+            caller(request),
+            refresh_token=token,
+            user_agent=user_agent(request),
+            is_active=is_active,
+        )
+    except RefreshReused as reused:
+        # The revocation is the account's own latest write: every later request of this
+        # user waits for it, so the session's other tokens stop at once.
+        await c.own_writes.remember(reused.user_id, reused.position)
+        raise
     row = await user_queries(request).by_id(issued.user_id)
     user = user_out(row) if row is not None else UserOut(id=issued.user_id)
     return await tokens_response(request, issued, user)

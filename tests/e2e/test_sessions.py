@@ -1,0 +1,175 @@
+"""The token pair and sessions, over HTTP on the real pipeline."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import httpx
+
+from tests.e2e.test_accounts import PASSWORD, signup_body
+
+
+async def login(client: httpx.AsyncClient, email: str, **headers: str) -> dict[str, str]:
+    answer = await client.post(
+        "/v1/auth/login", json={"email": email, "password": PASSWORD}, headers=headers
+    )
+    assert answer.status_code == 200, answer.text
+    tokens: dict[str, str] = answer.json()
+    return tokens
+
+
+async def account(client: httpx.AsyncClient, unique_email: Callable[[], str]) -> str:
+    email = unique_email()
+    assert (await client.post("/v1/users", json=signup_body(email))).status_code == 201
+    return email
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"authorization": f"Bearer {token}"}
+
+
+async def test_refresh_rotates_both_tokens(
+    client: httpx.AsyncClient, unique_email: Callable[[], str]
+) -> None:
+    first = await login(client, await account(client, unique_email))
+    rotated = await client.post("/v1/auth/refresh", json={"refresh_token": first["refresh_token"]})
+    assert rotated.status_code == 200, rotated.text
+    second = rotated.json()
+    assert second["access_token"] != first["access_token"]
+    assert second["refresh_token"] != first["refresh_token"]
+    assert rotated.headers["x-refresh-token"] == second["refresh_token"]
+    assert (
+        await client.get("/v1/users/me", headers=bearer(second["access_token"]))
+    ).status_code == 200
+    by_header = await client.post(
+        "/v1/auth/refresh", headers={"x-refresh-token": second["refresh_token"]}
+    )
+    assert by_header.status_code == 200
+
+
+async def test_reusing_a_refresh_token_ends_the_session(
+    client: httpx.AsyncClient, unique_email: Callable[[], str]
+) -> None:
+    first = await login(client, await account(client, unique_email))
+    rotated = (
+        await client.post("/v1/auth/refresh", json={"refresh_token": first["refresh_token"]})
+    ).json()
+    replay = await client.post("/v1/auth/refresh", json={"refresh_token": first["refresh_token"]})
+    assert replay.status_code == 401
+    assert "already used" in replay.json()["error"]["message"]
+    # The thief's replay ended the session: the legitimate new pair is dead too.
+    me = await client.get("/v1/users/me", headers=bearer(rotated["access_token"]))
+    assert me.status_code == 401
+    again = await client.post("/v1/auth/refresh", json={"refresh_token": rotated["refresh_token"]})
+    assert again.status_code == 401
+
+
+async def test_concurrent_refreshes_of_one_token_leave_at_most_one_winner(
+    client: httpx.AsyncClient, unique_email: Callable[[], str]
+) -> None:
+    first = await login(client, await account(client, unique_email))
+    answers = await asyncio.gather(
+        *(
+            client.post("/v1/auth/refresh", json={"refresh_token": first["refresh_token"]})
+            for _ in range(5)
+        )
+    )
+    assert sorted(a.status_code for a in answers).count(200) <= 1
+    assert sum(a.status_code == 401 for a in answers) >= 4
+
+
+async def test_refresh_from_another_user_agent_is_refused(
+    client: httpx.AsyncClient, unique_email: Callable[[], str]
+) -> None:
+    first = await login(client, await account(client, unique_email))
+    stolen = await client.post(
+        "/v1/auth/refresh",
+        json={"refresh_token": first["refresh_token"]},
+        headers={"user-agent": "evil/1.0"},
+    )
+    assert stolen.status_code == 401
+    still = await client.post("/v1/auth/refresh", json={"refresh_token": first["refresh_token"]})
+    assert still.status_code == 200, "a refused foreign attempt does not burn the token"
+
+
+async def test_after_logout_neither_token_works(
+    client: httpx.AsyncClient, unique_email: Callable[[], str]
+) -> None:
+    tokens = await login(client, await account(client, unique_email))
+    out = await client.post("/v1/auth/logout", headers=bearer(tokens["access_token"]))
+    assert out.status_code == 204
+    me = await client.get("/v1/users/me", headers=bearer(tokens["access_token"]))
+    assert me.status_code == 401
+    refresh = await client.post("/v1/auth/refresh", json={"refresh_token": tokens["refresh_token"]})
+    assert refresh.status_code == 401
+
+
+async def test_access_token_is_not_a_refresh_token(
+    client: httpx.AsyncClient, unique_email: Callable[[], str]
+) -> None:
+    tokens = await login(client, await account(client, unique_email))
+    swapped = await client.post("/v1/auth/refresh", json={"refresh_token": tokens["access_token"]})
+    assert swapped.status_code == 401
+    as_access = await client.get("/v1/users/me", headers=bearer(tokens["refresh_token"]))
+    assert as_access.status_code == 401
+
+
+async def test_five_failures_lock_the_account_even_for_the_right_password(
+    client: httpx.AsyncClient, unique_email: Callable[[], str]
+) -> None:
+    email = await account(client, unique_email)
+    for _ in range(5):
+        wrong = await client.post(
+            "/v1/auth/login", json={"email": email, "password": "Wrong-pass-1"}
+        )
+        assert wrong.status_code == 401
+        assert "x-jwt-token" not in wrong.headers
+    locked = await client.post("/v1/auth/login", json={"email": email, "password": PASSWORD})
+    assert locked.status_code == 429
+    assert 0 < int(locked.headers["retry-after"]) <= 900
+    assert "try again in 15 minutes" in locked.json()["error"]["message"]
+    assert "x-jwt-token" not in locked.headers
+
+
+async def test_password_change_ends_other_sessions_and_keeps_this_one(
+    client: httpx.AsyncClient, unique_email: Callable[[], str]
+) -> None:
+    email = await account(client, unique_email)
+    here = await login(client, email)
+    elsewhere = await login(client, email)
+    wrong = await client.post(
+        "/v1/users/me/password",
+        json={
+            "current_password": "nope-Nope1",
+            "new_password": "N3w-password!",
+            "confirm_password": "N3w-password!",
+        },
+        headers=bearer(here["access_token"]),
+    )
+    assert wrong.status_code == 401
+    changed = await client.post(
+        "/v1/users/me/password",
+        json={
+            "current_password": PASSWORD,
+            "new_password": "N3w-password!",
+            "confirm_password": "N3w-password!",
+        },
+        headers=bearer(here["access_token"]),
+    )
+    assert changed.status_code == 204, changed.text
+    assert (
+        await client.get("/v1/users/me", headers=bearer(here["access_token"]))
+    ).status_code == 200
+    other = await client.get(
+        "/v1/users/me",
+        headers={
+            **bearer(elsewhere["access_token"]),
+            "bloghub-after": changed.headers["bloghub-position"],
+        },
+    )
+    assert other.status_code == 401
+    old = await client.post("/v1/auth/login", json={"email": email, "password": PASSWORD})
+    assert old.status_code == 401
+    new = await client.post("/v1/auth/login", json={"email": email, "password": "N3w-password!"})
+    assert new.status_code == 200
