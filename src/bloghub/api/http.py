@@ -63,7 +63,8 @@ async def parse_body(request: Request, model: type[M]) -> M:
     if not isinstance(data, dict):
         raise InvalidInput("the body must be a JSON object")
     try:
-        return model.model_validate(data)
+        # JSON mode: strict about types, yet dates and the like may arrive as ISO strings.
+        return model.model_validate_json(raw)
     except ValidationError as exc:
         raise InvalidInput("some fields are not valid", fields=field_errors(exc)) from exc
 
