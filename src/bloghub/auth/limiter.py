@@ -1,0 +1,100 @@
+"""A sliding-window rate limiter: one Redis sorted set per key, one Lua script per call.
+
+Each allowed call is a member scored by the Redis server's clock (``TIME``), so clients'
+clocks never matter and every instance of the app shares one window. Refused calls are
+not recorded: a client hammering a closed window does not push its own reopening away.
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from bloghub.errors import Unavailable
+
+# KEYS[1] the window; ARGV: limit, window in microseconds, a member unique to this call.
+# Scores are microseconds since the epoch (< 2^53, exact in Lua's doubles).
+# Returns {allowed, wait in microseconds, remaining}.
+_ALLOW = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local limit = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+local used = redis.call('ZCARD', KEYS[1])
+if used < limit then
+  redis.call('ZADD', KEYS[1], now, ARGV[3])
+  redis.call('PEXPIRE', KEYS[1], math.ceil(window / 1000))
+  return {1, 0, limit - used - 1}
+end
+-- The call may go once enough entries have aged out to leave one slot free.
+local oldest = redis.call('ZRANGE', KEYS[1], used - limit, used - limit, 'WITHSCORES')
+return {0, tonumber(oldest[2]) + window - now, 0}
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    allowed: bool
+    retry_after_s: int
+    remaining: int = 0
+
+
+class SlidingWindowLimiter:
+    def __init__(self, redis: Redis, prefix: str) -> None:
+        self._prefix = prefix
+        self._script = redis.register_script(_ALLOW)
+
+    def key(self, key: str) -> str:
+        return f"{self._prefix}:ratelimit:{key}"
+
+    async def allow(self, key: str, limit: int, window_s: float) -> Decision:
+        """Count one call against ``limit`` calls per ``window_s`` seconds for ``key``.
+
+        ``retry_after_s`` is 0 when allowed, else whole seconds (at least 1) until a call
+        would be allowed. Raises ``Unavailable`` when Redis cannot be reached.
+        """
+        if limit < 1 or window_s <= 0:
+            raise ValueError("a rate needs limit >= 1 and window_s > 0")
+        window_us = max(1, round(window_s * 1_000_000))
+        member = secrets.token_hex(8)
+        async with redis_translated():
+            allowed, wait_us, remaining = await self._script(
+                keys=[self.key(key)], args=[limit, window_us, member]
+            )
+        if int(allowed):
+            return Decision(True, 0, int(remaining))
+        return Decision(False, max(1, math.ceil(int(wait_us) / 1_000_000)))
+
+
+class Throttle:
+    """One fixed rate (``limit`` calls per ``window_s``) on one limiter key."""
+
+    def __init__(
+        self, limiter: SlidingWindowLimiter, key: str, limit: int, window_s: float
+    ) -> None:
+        if limit < 1 or window_s <= 0:
+            raise ValueError("a rate needs limit >= 1 and window_s > 0")
+        self.limiter = limiter
+        self.key = key
+        self.limit = limit
+        self.window_s = window_s
+
+    async def take(self) -> Decision:
+        return await self.limiter.allow(self.key, self.limit, self.window_s)
+
+
+@asynccontextmanager
+async def redis_translated() -> AsyncIterator[None]:
+    """Redis connection trouble becomes ``Unavailable``; script errors stay bugs."""
+    try:
+        yield
+    except (RedisConnectionError, RedisTimeoutError) as exc:
+        raise Unavailable("redis is not reachable") from exc

@@ -1,0 +1,130 @@
+"""One-time SMS codes in Redis: issued at most once a minute, checked at most three times.
+
+Per purpose and phone there are three keys: the code itself
+(``<prefix>:phone_code:<purpose>:<phone>``, 10 minutes), its wrong-try counter (lives no
+longer than the code) and a cooldown marker (1 minute). Issuing and checking are one Lua
+script each, so concurrent requests cannot both issue, nor share a try between them.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import secrets
+from collections.abc import Callable
+
+import structlog
+from redis.asyncio import Redis
+
+from bloghub.auth.limiter import redis_translated
+from bloghub.auth.sms.phones import mask_phone, normalise_phone
+from bloghub.errors import RateLimited
+
+log = structlog.get_logger(__name__)
+
+CODE_DIGITS = 6
+_PURPOSE = re.compile(r"[a-z][a-z0-9_-]{0,31}")
+
+# KEYS: code, tries, cooldown. ARGV: code, code ttl (s), cooldown (s).
+# Returns 0 when issued, else the cooldown's milliseconds left.
+_ISSUE = """
+local left = redis.call('PTTL', KEYS[3])
+if left > 0 then return left end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+redis.call('DEL', KEYS[2])
+redis.call('SET', KEYS[3], '1', 'EX', ARGV[3])
+return 0
+"""
+
+# KEYS: code, tries. ARGV: candidate, max tries. Returns 1 for the right code, else 0.
+# A right code is spent; the last allowed wrong try spends it too. INCR starts a missing
+# counter at 1, and the counter expires with the code, so a stale one never outlives it.
+_CHECK = """
+local stored = redis.call('GET', KEYS[1])
+if not stored then return 0 end
+if stored == ARGV[1] then
+  redis.call('DEL', KEYS[1], KEYS[2])
+  return 1
+end
+local tries = redis.call('INCR', KEYS[2])
+if tries >= tonumber(ARGV[2]) then
+  redis.call('DEL', KEYS[1], KEYS[2])
+else
+  local ttl = redis.call('PTTL', KEYS[1])
+  if ttl > 0 then redis.call('PEXPIRE', KEYS[2], ttl) end
+end
+return 0
+"""
+
+
+def format_code(number: int) -> str:
+    """``123`` → ``"000123"``: always six ASCII digits."""
+    if not 0 <= number < 10**CODE_DIGITS:
+        raise ValueError(f"a code is a number below {10**CODE_DIGITS}")
+    return f"{number:0{CODE_DIGITS}d}"
+
+
+class SmsCodes:
+    def __init__(
+        self,
+        redis: Redis,
+        prefix: str,
+        *,
+        ttl_s: int = 600,
+        cooldown_s: int = 60,
+        max_tries: int = 3,
+        randbelow: Callable[[int], int] = secrets.randbelow,
+    ) -> None:
+        self._prefix = prefix
+        self._ttl_s = ttl_s
+        self._cooldown_s = cooldown_s
+        self._max_tries = max_tries
+        self._randbelow = randbelow
+        self._issue = redis.register_script(_ISSUE)
+        self._check = redis.register_script(_CHECK)
+
+    def _keys(self, purpose: str, phone: str) -> list[str]:
+        if _PURPOSE.fullmatch(purpose) is None:
+            raise ValueError(f"bad code purpose {purpose!r}")
+        tail = f"{purpose}:{phone}"
+        p = self._prefix
+        return [
+            f"{p}:phone_code:{tail}",
+            f"{p}:phone_code_tries:{tail}",
+            f"{p}:phone_code_cd:{tail}",
+        ]
+
+    async def issue(self, purpose: str, phone: str) -> str:
+        """A new code for ``phone`` (any accepted spelling); the caller sends it.
+
+        ``RateLimited`` within the cooldown of the previous code, ``ValueError`` for a
+        number that is not a phone, ``Unavailable`` when Redis cannot be reached.
+        """
+        phone = normalise_phone(phone)
+        code = format_code(self._randbelow(10**CODE_DIGITS))
+        async with redis_translated():
+            left_ms = int(
+                await self._issue(
+                    keys=self._keys(purpose, phone), args=[code, self._ttl_s, self._cooldown_s]
+                )
+            )
+        if left_ms > 0:
+            raise RateLimited(
+                "a code was sent to this number moments ago; wait before asking again",
+                retry_after_s=max(1, math.ceil(left_ms / 1000)),
+            )
+        log.info("sms_code.issued", purpose=purpose, phone=mask_phone(phone))
+        return code
+
+    async def check(self, purpose: str, phone: str, code: str) -> bool:
+        """True once for the right code; False for a wrong, spent, expired or unsent one."""
+        try:
+            phone = normalise_phone(phone)
+        except ValueError:
+            return False  # no code is ever sent to a non-phone
+        async with redis_translated():
+            ok = int(
+                await self._check(keys=self._keys(purpose, phone), args=[code, self._max_tries])
+            )
+        log.info("sms_code.checked", purpose=purpose, phone=mask_phone(phone), ok=bool(ok))
+        return bool(ok)

@@ -1,0 +1,40 @@
+"""Phone numbers: one canonical form (E.164) for keys, rate limits and providers."""
+
+from __future__ import annotations
+
+import re
+
+# [0-9] rather than \d: \d also matches other scripts' digits (e.g. Arabic-Indic), which
+# would give two spellings of one number and let them slip past per-phone limits.
+_E164 = re.compile(r"\+[1-9][0-9]{7,14}")
+_CN_MOBILE = re.compile(r"(?:\+?86)?(1[3-9][0-9]{9})")
+
+
+def normalise_phone(text: str) -> str:
+    """``text`` in E.164 form (``+8613800138000``); ``ValueError`` if it is not a phone.
+
+    Accepts E.164 (``+`` and 8-15 digits, the first non-zero) and mainland China mobiles
+    (``1[3-9]`` and 9 digits), bare or with a ``+86``/``86`` prefix. Surrounding whitespace
+    is ignored; nothing else (spaces, dashes, letters) is.
+    """
+    candidate = text.strip()
+    mobile = _CN_MOBILE.fullmatch(candidate)
+    if mobile is not None:
+        return f"+86{mobile.group(1)}"
+    if _E164.fullmatch(candidate) is not None:
+        return candidate
+    raise ValueError(
+        "not a phone number: use E.164 (+ then 8-15 digits, e.g. +8613800138000) "
+        "or an 11-digit mainland China mobile (e.g. 13800138000)"
+    )
+
+
+def is_e164(text: str) -> bool:
+    return _E164.fullmatch(text) is not None
+
+
+def mask_phone(phone: str) -> str:
+    """Enough of a number to tell messages apart in logs without logging the number."""
+    if len(phone) <= 7:
+        return "*" * len(phone)
+    return f"{phone[:5]}{'*' * (len(phone) - 8)}{phone[-3:]}"

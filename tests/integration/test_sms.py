@@ -1,0 +1,355 @@
+"""SMS on the real services: codes in Redis, the sliding-window limiter, the HTTP provider
+against a loopback gateway, and the Postgres outbox with its worker."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import re
+import secrets
+import socket
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, Literal
+
+import pytest
+import uvicorn
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from bloghub.adapters.postgres.engine import make_engine
+from bloghub.adapters.redis import make_redis
+from bloghub.auth.limiter import SlidingWindowLimiter, Throttle
+from bloghub.auth.sms.codes import SmsCodes
+from bloghub.auth.sms.failover import Guard, TimeoutSwitchFailover
+from bloghub.auth.sms.outbox import OutboxMessage, OutboxStore, run_outbox_worker
+from bloghub.auth.sms.providers import ConsoleProvider, HttpProvider, ProviderError, ProviderTimeout
+from bloghub.auth.sms.sender import Delivery, SmsSender
+from bloghub.errors import RateLimited
+from bloghub.settings import Settings
+from tests.conftest import pg
+
+
+def new_phone() -> str:
+    return f"+86139{secrets.randbelow(10**8):08d}"
+
+
+@pytest.fixture
+async def redis(settings: Settings) -> AsyncIterator[Redis]:
+    client = make_redis(settings.redis_url.get_secret_value())
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+async def engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
+    e = make_engine(settings.sqlalchemy_url, pool_size=2)
+    yield e
+    await e.dispose()
+
+
+class Gateway:
+    """A loopback SMS gateway that can be told to accept, fail (500) or hang."""
+
+    def __init__(self) -> None:
+        self.mode: Literal["ok", "fail", "hang"] = "ok"
+        self.received: list[dict[str, Any]] = []
+        self.received_at: list[float] = []
+        self.auth: list[str | None] = []
+        self.release = asyncio.Event()
+        self.url = ""
+
+    async def endpoint(self, request: Request) -> JSONResponse:
+        self.received.append(await request.json())
+        self.received_at.append(time.monotonic())
+        self.auth.append(request.headers.get("authorization"))
+        if self.mode == "hang":
+            await self.release.wait()
+        if self.mode == "fail":
+            return JSONResponse({"error": "upstream down"}, status_code=500)
+        return JSONResponse({"accepted": True})
+
+    def to(self, phone: str) -> list[dict[str, Any]]:
+        return [m for m in self.received if m["phone"] == phone]
+
+
+@pytest.fixture
+async def gateway() -> AsyncIterator[Gateway]:
+    gw = Gateway()
+    app = Starlette(routes=[Route("/sms", gw.endpoint, methods=["POST"])])
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.01)
+    host, port = server.servers[0].sockets[0].getsockname()[:2]
+    gw.url = f"http://{host}:{port}/sms"
+    yield gw
+    gw.release.set()
+    server.should_exit = True
+    await asyncio.wait_for(task, timeout=10)
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not await check():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.05)
+
+
+# --- codes ---------------------------------------------------------------------------
+
+
+async def test_a_code_is_six_zero_padded_digits(redis: Redis, settings: Settings) -> None:
+    fixed = SmsCodes(redis, settings.prefix, randbelow=lambda _: 123)
+    phone = new_phone()
+    assert await fixed.issue("login", phone) == "000123"
+    assert await fixed.check("login", phone, "000123")
+    codes = SmsCodes(redis, settings.prefix)
+    for _ in range(20):
+        assert re.fullmatch(r"[0-9]{6}", await codes.issue("login", new_phone()))
+
+
+async def test_the_code_lives_under_the_prefix_for_ten_minutes(
+    redis: Redis, settings: Settings
+) -> None:
+    phone = new_phone()
+    code = await SmsCodes(redis, settings.prefix).issue("bind", phone)
+    key = f"{settings.prefix}:phone_code:bind:{phone}"
+    assert await redis.get(key) == code.encode()
+    assert 590 <= await redis.ttl(key) <= 600
+    async for other in redis.scan_iter(match=f"*{phone}*"):
+        assert other.decode().startswith(f"{settings.prefix}:")
+
+
+async def test_concurrent_requests_issue_exactly_one_code(redis: Redis, settings: Settings) -> None:
+    clients = [make_redis(settings.redis_url.get_secret_value()) for _ in range(5)]
+    try:
+        phone = new_phone()
+        attempts = [SmsCodes(c, settings.prefix).issue("login", phone) for c in clients * 2]
+        results = await asyncio.gather(*attempts, return_exceptions=True)
+    finally:
+        for c in clients:
+            await c.aclose()
+    codes = [r for r in results if isinstance(r, str)]
+    assert len(codes) == 1
+    assert all(isinstance(r, RateLimited) for r in results if not isinstance(r, str))
+    assert await SmsCodes(redis, settings.prefix).check("login", phone, codes[0])
+
+
+async def test_a_second_code_within_a_minute_is_refused(redis: Redis, settings: Settings) -> None:
+    codes = SmsCodes(redis, settings.prefix)
+    phone = new_phone()
+    await codes.issue("login", phone)
+    with pytest.raises(RateLimited) as caught:
+        await codes.issue("login", phone.removeprefix("+86"))  # the same phone, spelled otherwise
+    assert 1 <= caught.value.retry_after_s <= 60
+    await codes.issue("reset", phone)  # another purpose has its own cooldown
+
+
+async def test_three_wrong_tries_kill_the_code(redis: Redis, settings: Settings) -> None:
+    codes = SmsCodes(redis, settings.prefix)
+    phone = new_phone()
+    code = await codes.issue("login", phone)
+    wrong = f"{(int(code) + 1) % 10**6:06d}"
+    assert [await codes.check("login", phone, wrong) for _ in range(3)] == [False] * 3
+    assert not await codes.check("login", phone, code)
+
+
+async def test_two_wrong_tries_leave_the_right_code_usable(
+    redis: Redis, settings: Settings
+) -> None:
+    codes = SmsCodes(redis, settings.prefix)
+    phone = new_phone()
+    code = await codes.issue("login", phone)
+    assert not await codes.check("login", phone, "not-it")
+    await redis.delete(f"{settings.prefix}:phone_code_tries:login:{phone}")  # counter lost
+    assert not await codes.check("login", phone, "")
+    assert not await codes.check("login", phone, "999999" if code != "999999" else "000000")
+    assert await codes.check("login", phone, code)
+
+
+async def test_a_right_code_works_once(redis: Redis, settings: Settings) -> None:
+    codes = SmsCodes(redis, settings.prefix)
+    phone = new_phone()
+    code = await codes.issue("login", phone)
+    assert await codes.check("login", phone, code)
+    assert not await codes.check("login", phone, code)
+
+
+async def test_checking_when_no_code_was_sent_is_just_wrong(
+    redis: Redis, settings: Settings
+) -> None:
+    codes = SmsCodes(redis, settings.prefix)
+    assert not await codes.check("login", new_phone(), "123456")
+    assert not await codes.check("login", "not a phone", "123456")
+
+
+# --- limiter -------------------------------------------------------------------------
+
+
+async def test_the_limiter_allows_limit_calls_then_refuses(
+    redis: Redis, settings: Settings
+) -> None:
+    limiter = SlidingWindowLimiter(redis, settings.prefix)
+    key = f"ip:{secrets.token_hex(4)}"
+    decisions = [await limiter.allow(key, 3, 1.0) for _ in range(4)]
+    assert [d.allowed for d in decisions] == [True, True, True, False]
+    assert [d.remaining for d in decisions[:3]] == [2, 1, 0]
+    assert decisions[3].retry_after_s == 1
+    assert 0 < await redis.pttl(limiter.key(key)) <= 1000
+    await asyncio.sleep(1.05)  # the window slides past the three calls
+    assert (await limiter.allow(key, 3, 1.0)).allowed
+
+
+async def test_the_limiter_is_exact_under_concurrency(redis: Redis, settings: Settings) -> None:
+    limiter = SlidingWindowLimiter(redis, settings.prefix)
+    key = f"user:{secrets.token_hex(4)}"
+    decisions = await asyncio.gather(*(limiter.allow(key, 10, 60) for _ in range(50)))
+    assert sum(d.allowed for d in decisions) == 10
+    assert all(1 <= d.retry_after_s <= 60 for d in decisions if not d.allowed)
+    assert await redis.zcard(limiter.key(key)) == 10
+
+
+# --- providers -----------------------------------------------------------------------
+
+
+async def test_the_http_provider_posts_phone_and_text(gateway: Gateway) -> None:
+    provider = HttpProvider(name="gw", url=gateway.url, bearer_token="tok-1", timeout_s=2)
+    try:
+        await provider.send("+8613800138000", "Your code is 000123")
+    finally:
+        await provider.aclose()
+    assert gateway.received == [{"phone": "+8613800138000", "text": "Your code is 000123"}]
+    assert gateway.auth == ["Bearer tok-1"]
+
+
+async def test_the_http_provider_reports_failures_and_timeouts(gateway: Gateway) -> None:
+    provider = HttpProvider(name="gw", url=gateway.url, timeout_s=0.3)
+    try:
+        gateway.mode = "fail"
+        with pytest.raises(ProviderError) as failed:
+            await provider.send(new_phone(), "x")
+        assert not isinstance(failed.value, ProviderTimeout)
+        assert "HTTP 500" in str(failed.value)
+        gateway.mode = "hang"
+        with pytest.raises(ProviderTimeout):
+            await provider.send(new_phone(), "x")
+    finally:
+        await provider.aclose()
+
+
+async def test_an_unreachable_gateway_is_a_provider_error() -> None:
+    with socket.socket() as closed:  # bound, never listening: connections are refused
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+        provider = HttpProvider(name="gw", url=f"http://127.0.0.1:{port}/sms", timeout_s=2)
+        try:
+            with pytest.raises(ProviderError):
+                await provider.send(new_phone(), "x")
+        finally:
+            await provider.aclose()
+
+
+async def test_the_console_provider_never_fails() -> None:
+    await ConsoleProvider().send("+8613800138000", "Your code is 000123")
+
+
+# --- sender and outbox ---------------------------------------------------------------
+
+
+@pytest.fixture
+async def failover(gateway: Gateway) -> AsyncIterator[TimeoutSwitchFailover]:
+    provider = HttpProvider(name="gw", url=gateway.url, timeout_s=2)
+    yield TimeoutSwitchFailover([provider], guard=Guard(timeout_s=2, failures_to_open=50))
+    await provider.aclose()
+
+
+async def outbox_row(engine: AsyncEngine, settings: Settings, phone: str) -> OutboxMessage:
+    async with pg(settings) as conn:
+        message_id = await conn.fetchval("SELECT id FROM sms_outbox WHERE phone = $1", phone)
+    message = await OutboxStore(engine).get(message_id)
+    assert message is not None
+    return message
+
+
+async def test_a_throttled_sms_is_queued_and_the_worker_delivers_it(
+    gateway: Gateway,
+    failover: TimeoutSwitchFailover,
+    redis: Redis,
+    engine: AsyncEngine,
+    settings: Settings,
+) -> None:
+    limiter = SlidingWindowLimiter(redis, settings.prefix)
+    throttle = Throttle(limiter, f"sms-global-{secrets.token_hex(4)}", limit=1, window_s=1)
+    assert (await throttle.take()).allowed  # the global budget is now spent
+    store = OutboxStore(engine, spacing_s=0.2)
+    phone = new_phone()
+
+    delivery = await SmsSender(failover, store, throttle=throttle).send(phone, "Code 000123")
+    assert delivery is Delivery.QUEUED
+    assert gateway.to(phone) == []
+    queued = await outbox_row(engine, settings, phone)
+    assert (queued.status, queued.attempts, queued.last_error) == ("pending", 0, "throttled")
+
+    stop = asyncio.Event()
+    worker = asyncio.create_task(
+        run_outbox_worker(store, failover, stop=stop, throttle=throttle, poll_s=0.05)
+    )
+    try:
+        await eventually(lambda: _status_is(engine, settings, phone, "sent"))
+    finally:
+        stop.set()
+        await worker
+    assert gateway.to(phone) == [{"phone": phone, "text": "Code 000123"}]
+    sent = await outbox_row(engine, settings, phone)
+    assert sent.sent_at is not None
+    assert (sent.provider, sent.attempts) == ("gw", 1)
+
+
+async def test_a_failing_gateway_gets_at_most_three_spaced_retries(
+    gateway: Gateway, failover: TimeoutSwitchFailover, engine: AsyncEngine, settings: Settings
+) -> None:
+    gateway.mode = "fail"
+    store = OutboxStore(engine, max_attempts=3, spacing_s=0.2)
+    phone = new_phone()
+    assert await SmsSender(failover, store).send(phone, "Code 000123") is Delivery.QUEUED
+
+    stop = asyncio.Event()
+    worker = asyncio.create_task(run_outbox_worker(store, failover, stop=stop, poll_s=0.05))
+    try:
+        await eventually(lambda: _status_is(engine, settings, phone, "failed"))
+        await asyncio.sleep(0.6)  # three more spacings: no fourth retry comes
+    finally:
+        stop.set()
+        await worker
+    failed = await outbox_row(engine, settings, phone)
+    assert (failed.attempts, failed.sent_at) == (3, None)
+    assert failed.last_error is not None
+    assert "HTTP 500" in failed.last_error
+    times = [
+        t for m, t in zip(gateway.received, gateway.received_at, strict=True) if m["phone"] == phone
+    ]
+    assert len(times) == 1 + 3  # the sender's own try, then the worker's three
+    assert all(later - earlier >= 0.19 for earlier, later in itertools.pairwise(times[1:]))
+
+
+async def test_a_delivered_sms_is_not_queued(
+    gateway: Gateway, failover: TimeoutSwitchFailover, engine: AsyncEngine, settings: Settings
+) -> None:
+    phone = new_phone()
+    sender = SmsSender(failover, OutboxStore(engine))
+    assert await sender.send(phone.removeprefix("+86"), "hi") is Delivery.SENT
+    assert gateway.to(phone) == [{"phone": phone, "text": "hi"}]
+    async with pg(settings) as conn:
+        assert await conn.fetchval("SELECT count(*) FROM sms_outbox WHERE phone = $1", phone) == 0
+
+
+async def _status_is(engine: AsyncEngine, settings: Settings, phone: str, status: str) -> bool:
+    return (await outbox_row(engine, settings, phone)).status == status
