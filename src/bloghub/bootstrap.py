@@ -19,6 +19,7 @@ from bloghub.adapters.postgres.reservations import Reservations
 from bloghub.adapters.redis import make_redis
 from bloghub.adapters.redis.cache import Cache
 from bloghub.api.consistency import OwnWrites, Progress
+from bloghub.auth.limiter import SlidingWindowLimiter
 from bloghub.auth.lockout import LoginLockout
 from bloghub.auth.passwords import PasswordHasher
 from bloghub.auth.tokens import TokenService
@@ -75,6 +76,7 @@ class Container:
     lockout: LoginLockout
     cache: Cache
     wechat: WeChatLogin | None
+    limiter: SlidingWindowLimiter
     _ops_readers: tuple[LagReader, DeadLetterView]
 
     async def run_ops_sampler(self, stop: asyncio.Event) -> None:
@@ -158,6 +160,7 @@ async def build(settings: Settings, *, pool_size: int = 10) -> Container:
         lockout=LoginLockout(redis, prefix=settings.prefix),
         cache=Cache(redis, prefix=settings.prefix),
         wechat=build_wechat(settings),
+        limiter=SlidingWindowLimiter(redis, settings.prefix),
         _ops_readers=(lag, letters),
     )
 

@@ -10,12 +10,14 @@ from contextlib import asynccontextmanager
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.types import Scope
 
 from bloghub.api import docs, health, metrics, ops
 from bloghub.api.errors import on_bloghub_error, on_http_error, on_unexpected
 from bloghub.api.http import Endpoint
 from bloghub.api.middleware import BodyLimit, RequestId
+from bloghub.api.rate_limit import RateLimit
 from bloghub.api.v1 import sessions, users, wechat
 from bloghub.bootstrap import Container, build
 from bloghub.errors import BloghubError
@@ -33,6 +35,41 @@ def all_endpoints() -> list[Endpoint]:
         *users.ENDPOINTS,
         *sessions.ENDPOINTS,
         *wechat.ENDPOINTS,
+    ]
+
+
+EXPOSED_HEADERS = [
+    "x-jwt-token",
+    "x-refresh-token",
+    "x-request-id",
+    "bloghub-position",
+    "bloghub-stale",
+    "retry-after",
+]
+
+
+def _cors(settings: Settings) -> list[Middleware]:
+    """CORS only for the origins settings name (never ``*`` with credentials: settings
+    refuse that combination)."""
+    if not settings.cors_origins:
+        return []
+    return [
+        Middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_credentials=settings.cors_allow_credentials,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=[
+                "authorization",
+                "content-type",
+                "idempotency-key",
+                "bloghub-after",
+                "x-refresh-token",
+                "x-request-id",
+            ],
+            expose_headers=EXPOSED_HEADERS,
+            max_age=600,
+        )
     ]
 
 
@@ -61,6 +98,13 @@ def create_app(settings: Settings, *, factory: ContainerFactory = build) -> Star
         routes=[ep.route() for ep in endpoints],
         middleware=[
             Middleware(RequestId, observe=observe),
+            *_cors(settings),
+            Middleware(
+                RateLimit,
+                per_ip=settings.rate_ip_per_minute,
+                per_user=settings.rate_user_per_minute,
+                access_secret=settings.access_token_secret.get_secret_value(),
+            ),
             Middleware(BodyLimit, max_bytes=settings.max_body_bytes),
         ],
         exception_handlers={

@@ -1,0 +1,102 @@
+"""Per-IP and per-user request rates for the API (a sliding window in Redis), answering 429
+with Retry-After. The dashboard, metrics and health checks are not counted."""
+
+from __future__ import annotations
+
+import jwt
+import orjson
+import structlog
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from bloghub.auth.limiter import SlidingWindowLimiter
+from bloghub.errors import Unavailable
+
+log = structlog.get_logger(__name__)
+
+LIMITED_PREFIXES = ("/v1/", "/api/")
+
+
+class RateLimit:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        limiter: SlidingWindowLimiter | None = None,
+        per_ip: int,
+        per_user: int,
+        access_secret: str,
+        window_s: float = 60.0,
+    ) -> None:
+        self.app = app
+        self.limiter = limiter
+        self.per_ip = per_ip
+        self.per_user = per_user
+        self.window_s = window_s
+        self._secret = access_secret
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        limiter = self.limiter or _limiter_of(scope)
+        if (
+            scope["type"] != "http"
+            or limiter is None
+            or not scope["path"].startswith(LIMITED_PREFIXES)
+        ):
+            await self.app(scope, receive, send)
+            return
+        client = scope.get("client")
+        checks = [(f"ip:{client[0] if client else 'unknown'}", self.per_ip)]
+        user = self._user(scope)
+        if user is not None:
+            checks.append((f"user:{user}", self.per_user))
+        for key, limit in checks:
+            try:
+                decision = await limiter.allow(key, limit, self.window_s)
+            except Unavailable:
+                log.warning("rate_limit.redis_unavailable")  # fail open: Redis is not the door
+                break
+            if not decision.allowed:
+                await _too_many(send, decision.retry_after_s, key.split(":", 1)[0])
+                return
+        await self.app(scope, receive, send)
+
+    def _user(self, scope: Scope) -> str | None:
+        """The subject of a validly signed access token; sessions are checked later."""
+        header = dict(scope["headers"]).get(b"authorization", b"").decode("latin-1")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() not in ("bearer", "token") or not token:
+            return None
+        try:
+            claims = jwt.decode(token.strip(), self._secret, algorithms=["HS256"])
+        except jwt.PyJWTError:
+            return None
+        sub = claims.get("sub")
+        return sub if isinstance(sub, str) else None
+
+
+def _limiter_of(scope: Scope) -> SlidingWindowLimiter | None:
+    app = scope.get("app")
+    container = getattr(getattr(app, "state", None), "container", None)
+    return getattr(container, "limiter", None)
+
+
+async def _too_many(send: Send, retry_after_s: int, scope_name: str) -> None:
+    body = orjson.dumps(
+        {
+            "error": {
+                "code": "rate_limited",
+                "message": f"too many requests from this {scope_name}; retry in {retry_after_s} s",
+            }
+        }
+    )
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 429,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"retry-after", str(retry_after_s).encode()),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,68 @@
+"""Request rates per IP and per user (429 with Retry-After), and CORS from settings."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+
+import httpx
+import pytest
+
+from bloghub.settings import Settings
+from tests.conftest import LiveServer, serve
+from tests.e2e.test_sessions import account, bearer, login
+
+ORIGIN = "https://app.example"
+
+
+@pytest.fixture
+async def strict(settings: Settings, live_api: LiveServer) -> AsyncIterator[httpx.AsyncClient]:
+    limited = settings.model_copy(
+        update={
+            "rate_ip_per_minute": 8,
+            "rate_user_per_minute": 3,
+            "cors_origins": [ORIGIN],
+        }
+    )
+    async with (
+        serve(limited) as live,
+        httpx.AsyncClient(
+            base_url=live.url, headers={"user-agent": "bloghub-tests/1"}, timeout=10
+        ) as client,
+    ):
+        yield client
+
+
+async def test_per_user_then_per_ip_limits(
+    strict: httpx.AsyncClient, client: httpx.AsyncClient, unique_email: Callable[[], str]
+) -> None:
+    tokens = await login(client, await account(client, unique_email))
+    me = [
+        await strict.get("/v1/users/me", headers=bearer(tokens["access_token"])) for _ in range(4)
+    ]
+    assert [r.status_code for r in me] == [200, 200, 200, 429]
+    refused = me[-1]
+    assert 1 <= int(refused.headers["retry-after"]) <= 60
+    assert refused.json()["error"]["code"] == "rate_limited"
+    answers = [await strict.get("/v1/users/not-a-user") for _ in range(6)]
+    assert [r.status_code for r in answers].count(429) >= 1
+    assert (await strict.get("/healthz")).status_code == 200, "health checks are not limited"
+
+
+async def test_cors_allows_only_the_configured_origin(strict: httpx.AsyncClient) -> None:
+    preflight = await strict.options(
+        "/v1/auth/login",
+        headers={
+            "origin": ORIGIN,
+            "access-control-request-method": "POST",
+            "access-control-request-headers": "content-type",
+        },
+    )
+    assert preflight.status_code == 200
+    assert preflight.headers["access-control-allow-origin"] == ORIGIN
+    assert preflight.headers["access-control-allow-credentials"] == "true"
+    simple = await strict.get("/healthz", headers={"origin": ORIGIN})
+    exposed = simple.headers["access-control-expose-headers"].lower()
+    assert "x-jwt-token" in exposed
+    assert "bloghub-position" in exposed
+    foreign = await strict.get("/healthz", headers={"origin": "https://evil.example"})
+    assert "access-control-allow-origin" not in foreign.headers
