@@ -24,6 +24,9 @@ from bloghub.events.log import EventLog
 from bloghub.projections.worker import run_projectors
 from bloghub.settings import Mode, Settings
 
+# The loopback SMS gateway fixture, for integration and e2e tests alike.
+pytest_plugins = ["tests.sms_gateway"]
+
 BASE_DSN = os.environ.get(
     "BLOGHUB_TEST_ADMIN_DSN", "postgresql://bloghub:bloghub@127.0.0.1:5432/bloghub"
 )

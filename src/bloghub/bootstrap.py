@@ -22,6 +22,7 @@ from bloghub.api.consistency import OwnWrites, Progress
 from bloghub.auth.limiter import SlidingWindowLimiter
 from bloghub.auth.lockout import LoginLockout
 from bloghub.auth.passwords import PasswordHasher
+from bloghub.auth.sms.setup import Sms, build_sms
 from bloghub.auth.tokens import TokenService
 from bloghub.auth.wechat import StateCookie, WeChatClient, WeChatConfig
 from bloghub.commands.context import CommandDeps
@@ -77,6 +78,7 @@ class Container:
     cache: Cache
     wechat: WeChatLogin | None
     limiter: SlidingWindowLimiter
+    sms: Sms
     _ops_readers: tuple[LagReader, DeadLetterView]
 
     async def run_ops_sampler(self, stop: asyncio.Event) -> None:
@@ -106,7 +108,12 @@ class Container:
             for reader in self._ops_readers:
                 await reader.close()
 
+    async def run_background(self, stop: asyncio.Event) -> None:
+        """What the API process runs beside requests: the ops sampler, the SMS outbox worker."""
+        await asyncio.gather(self.run_ops_sampler(stop), self.sms.run_worker(stop))
+
     async def close(self) -> None:
+        await self.sms.close()
         if self.wechat is not None:
             await self.wechat.http.aclose()
         await self.event_log.close()
@@ -145,6 +152,7 @@ async def build(settings: Settings, *, pool_size: int = 10) -> Container:
         letters=letters,
         history=History(redis, prefix=settings.prefix, keep_s=settings.ops_history_s),
     )
+    limiter = SlidingWindowLimiter(redis, settings.prefix)
     return Container(
         settings=settings,
         engine=engine,
@@ -160,7 +168,8 @@ async def build(settings: Settings, *, pool_size: int = 10) -> Container:
         lockout=LoginLockout(redis, prefix=settings.prefix),
         cache=Cache(redis, prefix=settings.prefix),
         wechat=build_wechat(settings),
-        limiter=SlidingWindowLimiter(redis, settings.prefix),
+        limiter=limiter,
+        sms=build_sms(settings, redis=redis, engine=engine, limiter=limiter),
         _ops_readers=(lag, letters),
     )
 

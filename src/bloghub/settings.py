@@ -7,7 +7,7 @@ refuses to start while any secret still has its development value.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Self
+from typing import Literal, Self
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -73,6 +73,17 @@ class Settings(BaseSettings):
     wechat_redirect_uri: str = "http://127.0.0.1:8000/v1/auth/wechat/callback"
     wechat_timeout_s: float = Field(default=3.0, gt=0, le=30)
     wechat_state_secret: SecretStr = SecretStr(f"{DEV_SECRET_MARKER}-wechat-state-signing-key")
+
+    # SMS: with no gateway the console provider logs codes (development only).
+    sms_gateways: list[str] = Field(default_factory=list)
+    sms_gateway_token: SecretStr | None = None
+    sms_timeout_s: float = Field(default=5.0, gt=0, le=60)
+    sms_failover: Literal["round_robin", "timeout_switch"] = "round_robin"
+    sms_timeouts_to_switch: int = Field(default=3, ge=1, le=100)
+    sms_rate_limit: int = Field(default=100, ge=1)  # messages per window, all phones
+    sms_rate_window_s: float = Field(default=60.0, gt=0)
+    sms_retry_spacing_s: float = Field(default=60.0, ge=0)
+    sms_worker_poll_s: float = Field(default=1.0, gt=0)
 
     cors_origins: list[str] = Field(default_factory=list)
     cors_allow_credentials: bool = True

@@ -10,16 +10,10 @@ import secrets
 import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, Literal
 
 import pytest
-import uvicorn
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import Route
 
 from bloghub.adapters.postgres.engine import make_engine
 from bloghub.adapters.redis import make_redis
@@ -32,6 +26,7 @@ from bloghub.auth.sms.sender import Delivery, SmsSender
 from bloghub.errors import RateLimited
 from bloghub.settings import Settings
 from tests.conftest import pg
+from tests.sms_gateway import Gateway
 
 
 def new_phone() -> str:
@@ -50,50 +45,6 @@ async def engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
     e = make_engine(settings.sqlalchemy_url, pool_size=2)
     yield e
     await e.dispose()
-
-
-class Gateway:
-    """A loopback SMS gateway that can be told to accept, fail (500) or hang."""
-
-    def __init__(self) -> None:
-        self.mode: Literal["ok", "fail", "hang"] = "ok"
-        self.received: list[dict[str, Any]] = []
-        self.received_at: list[float] = []
-        self.auth: list[str | None] = []
-        self.release = asyncio.Event()
-        self.url = ""
-
-    async def endpoint(self, request: Request) -> JSONResponse:
-        self.received.append(await request.json())
-        self.received_at.append(time.monotonic())
-        self.auth.append(request.headers.get("authorization"))
-        if self.mode == "hang":
-            await self.release.wait()
-        if self.mode == "fail":
-            return JSONResponse({"error": "upstream down"}, status_code=500)
-        return JSONResponse({"accepted": True})
-
-    def to(self, phone: str) -> list[dict[str, Any]]:
-        return [m for m in self.received if m["phone"] == phone]
-
-
-@pytest.fixture
-async def gateway() -> AsyncIterator[Gateway]:
-    gw = Gateway()
-    app = Starlette(routes=[Route("/sms", gw.endpoint, methods=["POST"])])
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.01)
-    host, port = server.servers[0].sockets[0].getsockname()[:2]
-    gw.url = f"http://{host}:{port}/sms"
-    yield gw
-    gw.release.set()
-    server.should_exit = True
-    await asyncio.wait_for(task, timeout=10)
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], timeout_s: float = 10.0) -> None:

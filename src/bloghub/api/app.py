@@ -18,7 +18,7 @@ from bloghub.api.errors import on_bloghub_error, on_http_error, on_unexpected
 from bloghub.api.http import Endpoint
 from bloghub.api.middleware import BodyLimit, RequestId
 from bloghub.api.rate_limit import RateLimit
-from bloghub.api.v1 import sessions, users, wechat
+from bloghub.api.v1 import sessions, sms, users, wechat
 from bloghub.bootstrap import Container, build
 from bloghub.errors import BloghubError
 from bloghub.settings import Settings
@@ -35,6 +35,7 @@ def all_endpoints() -> list[Endpoint]:
         *users.ENDPOINTS,
         *sessions.ENDPOINTS,
         *wechat.ENDPOINTS,
+        *sms.ENDPOINTS,
     ]
 
 
@@ -86,12 +87,12 @@ def create_app(settings: Settings, *, factory: ContainerFactory = build) -> Star
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         app.state.container = container = await factory(settings)
         stop = asyncio.Event()
-        sampler = asyncio.create_task(container.run_ops_sampler(stop))
+        background = asyncio.create_task(container.run_background(stop))
         try:
             yield
         finally:
             stop.set()
-            await sampler
+            await background
             await container.close()
 
     app = Starlette(

@@ -1,0 +1,163 @@
+"""SMS codes over HTTP: ask for a code, log in with it (the first login makes the account),
+bind a phone, reset a password."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, Field
+from starlette.requests import Request
+from starlette.responses import Response
+
+from bloghub.api.auth import require_caller, user_agent, user_queries
+from bloghub.api.consistent import written
+from bloghub.api.http import JSON, Endpoint, container, parse_body
+from bloghub.api.v1.schemas import Input, NewPassword, ProfileEnvelope, TokensOut, UserOut
+from bloghub.api.v1.sessions import caller, tokens_response
+from bloghub.api.v1.users import profile_out
+from bloghub.auth.sms.phones import normalise_phone
+from bloghub.auth.sms.sender import Delivery
+from bloghub.commands.sessions import start_session
+from bloghub.commands.users import account_for, bind_phone, change_password
+from bloghub.errors import NotFound, Unauthorized
+from bloghub.events.users import UserRegisteredByPhone
+
+Phone = Annotated[str, Field(min_length=3, max_length=32), AfterValidator(normalise_phone)]
+Code = Annotated[str, Field(pattern=r"^[0-9]{6}$")]
+Purpose = Literal["login", "bind", "reset"]
+WRONG_CODE = "the code is wrong or has expired"
+
+
+class CodeRequest(Input):
+    phone: Phone
+    purpose: Purpose = "login"
+
+
+class PhoneCode(Input):
+    phone: Phone
+    code: Code
+
+
+class PasswordReset(Input):
+    phone: Phone
+    code: Code
+    new_password: NewPassword
+
+
+async def send_code(request: Request) -> Response:
+    body = await parse_body(request, CodeRequest)
+    sms = container(request).sms
+    code = await sms.codes.issue(body.purpose, body.phone)
+    text = f"Your bloghub code is {code}. It is valid for 10 minutes."
+    if body.purpose == "reset" and await _owner(request, body.phone) is None:
+        # Answer as if it was sent: whether a phone has an account is not for strangers.
+        return JSON({"status": Delivery.SENT.value})
+    delivery = await sms.sender.send(body.phone, text)
+    return JSON({"status": delivery.value}, status_code=202 if delivery is Delivery.QUEUED else 200)
+
+
+async def _owner(request: Request, phone: str) -> str | None:
+    held = await container(request).commands.reservations.get("phone", phone)
+    return held.owner_id if held is not None else None
+
+
+async def _spend(request: Request, purpose: Purpose, phone: str, code: str) -> None:
+    if not await container(request).sms.codes.check(purpose, phone, code):
+        raise Unauthorized(WRONG_CODE, fields={"code": "wrong or expired"})
+
+
+async def sms_login(request: Request) -> Response:
+    body = await parse_body(request, PhoneCode)
+    await _spend(request, "login", body.phone, body.code)
+    c = container(request)
+    user_id = await account_for(
+        c.commands,
+        caller(request),
+        kind="phone",
+        value=body.phone,
+        new_account=lambda uid: UserRegisteredByPhone(user_id=uid, phone=body.phone),
+    )
+    issued = await start_session(
+        c.commands, caller(request), user_id=user_id, method="sms", user_agent=user_agent(request)
+    )
+    return await tokens_response(request, issued, UserOut(id=user_id))
+
+
+async def bind(request: Request) -> Response:
+    claims = await require_caller(request)
+    body = await parse_body(request, PhoneCode)
+    await _spend(request, "bind", body.phone, body.code)
+    row = await user_queries(request).by_id(claims.user_id)
+    if row is None:
+        raise NotFound("no such user")
+    position = await bind_phone(
+        container(request).commands,
+        caller(request),
+        user_id=claims.user_id,
+        phone=body.phone,
+        previous=row.phone,
+    )
+    out = ProfileEnvelope(user=profile_out(row).model_copy(update={"phone": body.phone}))
+    return await written(request, JSON(out.model_dump(mode="json")), position, claims.user_id)
+
+
+async def reset_password(request: Request) -> Response:
+    body = await parse_body(request, PasswordReset)
+    await _spend(request, "reset", body.phone, body.code)
+    owner = await _owner(request, body.phone)
+    if owner is None:
+        raise Unauthorized(WRONG_CODE, fields={"code": "wrong or expired"})
+    position = await change_password(
+        container(request).commands,
+        caller(request),
+        user_id=owner,
+        new_password=body.new_password,
+        via="sms_reset",
+        keep_session_id=None,
+    )
+    return await written(request, Response(status_code=204), position, owner)
+
+
+ENDPOINTS = [
+    Endpoint(
+        "POST",
+        "/v1/auth/sms/code",
+        send_code,
+        "Send a 6-digit code (login, bind or reset); 202 when queued for a retry",
+        "accounts",
+        body=CodeRequest,
+        errors=(400, 415, 422, 429),
+        headers={"Retry-After": "seconds until another code may be asked for (429)"},
+    ),
+    Endpoint(
+        "POST",
+        "/v1/auth/sms/login",
+        sms_login,
+        "Log in with an SMS code; the first login of a phone makes the account",
+        "accounts",
+        body=PhoneCode,
+        response=TokensOut,
+        errors=(400, 401, 415, 422),
+    ),
+    Endpoint(
+        "POST",
+        "/v1/users/me/phone",
+        bind,
+        "Bind or change the phone with an SMS code",
+        "accounts",
+        body=PhoneCode,
+        response=ProfileEnvelope,
+        auth=True,
+        errors=(400, 401, 409, 415, 422),
+    ),
+    Endpoint(
+        "POST",
+        "/v1/auth/password/reset",
+        reset_password,
+        "Set a new password with an SMS code sent to the bound phone; ends every session",
+        "accounts",
+        body=PasswordReset,
+        status=204,
+        errors=(400, 401, 415, 422),
+    ),
+]
