@@ -12,7 +12,7 @@ from aiokafka.errors import KafkaError
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-import bloghub.events.users  # noqa: F401  (registers the users family's event types)
+import bloghub.events.catalog  # noqa: F401  (registers every event type)
 from bloghub.adapters.kafka import ensure_topics
 from bloghub.adapters.postgres.engine import make_engine
 from bloghub.adapters.postgres.reservations import Reservations

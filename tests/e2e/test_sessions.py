@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from typing import Any
 
 import httpx
 
 from tests.e2e.test_accounts import PASSWORD, signup_body
 
 
-async def login(client: httpx.AsyncClient, email: str, **headers: str) -> dict[str, str]:
+async def login(client: httpx.AsyncClient, email: str, **headers: str) -> dict[str, Any]:
     answer = await client.post(
         "/v1/auth/login", json={"email": email, "password": PASSWORD}, headers=headers
     )
     assert answer.status_code == 200, answer.text
-    tokens: dict[str, str] = answer.json()
+    tokens: dict[str, Any] = answer.json()
     return tokens
 
 

@@ -18,7 +18,7 @@ from bloghub.api.errors import on_bloghub_error, on_http_error, on_unexpected
 from bloghub.api.http import Endpoint
 from bloghub.api.middleware import BodyLimit, RequestId
 from bloghub.api.rate_limit import RateLimit
-from bloghub.api.v1 import sessions, sms, users, wechat
+from bloghub.api.v1 import articles, sessions, sms, users, wechat
 from bloghub.bootstrap import Container, build
 from bloghub.errors import BloghubError
 from bloghub.settings import Settings
@@ -36,6 +36,7 @@ def all_endpoints() -> list[Endpoint]:
         *sessions.ENDPOINTS,
         *wechat.ENDPOINTS,
         *sms.ENDPOINTS,
+        *articles.ENDPOINTS,
     ]
 
 

@@ -44,6 +44,9 @@ async def wait_for_reads(request: Request, reads: Reads, caller_id: str | None) 
         position = await c.own_writes.last(caller_id)
     else:
         return False
+    # A read that had to catch up must not then take an older copy from a cache: the
+    # projector clears caches just after its commit, a moment after the wait ends.
+    request.state.caught_up = bool(position)
     reached = await c.progress.wait(reads, position, c.settings.read_wait_s)
     return not reached
 

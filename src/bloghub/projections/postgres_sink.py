@@ -34,6 +34,8 @@ class PostgresProjector(abc.ABC):
     ) -> None:
         self.engine = engine
         self.cache = cache  # owned here: invalidated in after_commit
+        # A generation being rebuilt beside the live one must not pre-warm shared caches.
+        self.live = True
         self.generation = generation
         self.schema = schema_name(self.name, generation)
         self.checkpoints = Checkpoints(self.name, generation)

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import structlog
 
-import bloghub.events.users  # noqa: F401  (registers event types)
+import bloghub.events.catalog  # noqa: F401  (registers every event type)
 from bloghub.adapters.postgres.engine import make_engine
 from bloghub.adapters.redis import make_redis
 from bloghub.adapters.redis.cache import Cache

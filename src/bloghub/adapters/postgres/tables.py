@@ -15,14 +15,16 @@ from sqlalchemy import (
     Column,
     Date,
     DateTime,
+    Index,
     Integer,
     MetaData,
     PrimaryKeyConstraint,
     Table,
     Text,
     func,
+    text,
 )
-from sqlalchemy.dialects.postgresql import UUID
+from sqlalchemy.dialects.postgresql import ARRAY, UUID
 
 SHARED_SCHEMA = "public"
 shared = MetaData(schema=SHARED_SCHEMA)
@@ -95,4 +97,43 @@ sessions = Table(
     Column("revoke_reason", Text),
 )
 
-READ_MODELS: dict[str, MetaData] = {"users": users_model}
+articles_model = MetaData()
+
+# One row per article: the author's draft and, once published, the readers' version.
+articles = Table(
+    "articles",
+    articles_model,
+    Column("id", UUID(as_uuid=False), primary_key=True),
+    Column("author_id", UUID(as_uuid=False), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("status", Text, nullable=False),  # draft | published | withdrawn
+    Column("title", Text, nullable=False),
+    Column("content", Text, nullable=False),
+    Column("tags", ARRAY(Text), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("published_version", Integer),
+    Column("published_title", Text),
+    Column("published_content", Text),
+    Column("published_tags", ARRAY(Text)),
+    Column("published_at", DateTime(timezone=True)),
+    Index("articles_by_author", "author_id", "id"),
+    Index(
+        "articles_published_newest",
+        "published_at",
+        "id",
+        postgresql_where=text("status = 'published'"),
+    ),
+)
+
+# Tags of published articles only: what readers filter by and /v1/tags counts.
+article_tags = Table(
+    "article_tags",
+    articles_model,
+    Column("article_id", UUID(as_uuid=False), nullable=False),
+    Column("tag", Text, nullable=False),
+    PrimaryKeyConstraint("article_id", "tag"),
+    Index("article_tags_by_tag", "tag", "article_id"),
+)
+
+READ_MODELS: dict[str, MetaData] = {"users": users_model, "articles": articles_model}

@@ -51,6 +51,9 @@ class Cache:
         finally:
             del self._inflight[key]
 
+    async def put(self, key: str, value: Any, ttl_s: int) -> None:
+        await self._redis.set(key, orjson.dumps(value), ex=ttl_s)
+
     async def invalidate(self, keys: Iterable[str]) -> None:
         wanted = list(keys)
         if wanted:

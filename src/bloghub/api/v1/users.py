@@ -109,12 +109,8 @@ async def change_my_password(request: Request) -> Response:
     return await written(request, Response(status_code=204), position, claims.user_id)
 
 
-async def public_profile(request: Request) -> Response:
-    user_id = request.path_params["user_id"]
-    try:
-        UUID(user_id)
-    except ValueError:
-        raise NotFound("no such user") from None
+async def public_user(request: Request, user_id: str) -> dict[str, Any] | None:
+    """A user's public profile, through the ``user:info`` cache the users projector owns."""
     c = container(request)
 
     async def fill() -> dict[str, Any] | None:
@@ -126,7 +122,19 @@ async def public_profile(request: Request) -> Response:
         )
         return public.model_dump(mode="json")
 
-    found = await c.cache.get_or_fill(user_info_key(c.cache, user_id), USER_INFO_TTL_S, fill)
+    found: dict[str, Any] | None = await c.cache.get_or_fill(
+        user_info_key(c.cache, user_id), USER_INFO_TTL_S, fill
+    )
+    return found
+
+
+async def public_profile(request: Request) -> Response:
+    user_id = request.path_params["user_id"]
+    try:
+        UUID(user_id)
+    except ValueError:
+        raise NotFound("no such user") from None
+    found = await public_user(request, user_id)
     if found is None:
         raise NotFound("no such user")
     return JSON({"user": found})

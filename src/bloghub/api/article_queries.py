@@ -1,0 +1,144 @@
+"""Queries over the articles read model (active generation), with keyset pagination."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, desc, func, select, tuple_
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bloghub.adapters.postgres.engine import translated
+from bloghub.adapters.postgres.generations import schema_name
+from bloghub.adapters.postgres.tables import article_tags, articles
+from bloghub.api.consistency import Progress
+from bloghub.commands.articles import ArticleState, Draft
+from bloghub.errors import InvalidInput
+from bloghub.projections.articles import PUBLISHED_COLUMNS
+
+ABSTRACT_CHARS = 200
+a = articles.c
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    items: list[Any]
+    next_cursor: str | None
+
+
+def encode_cursor(*parts: str) -> str:
+    return base64.urlsafe_b64encode("|".join(parts).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, parts: int) -> list[str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise InvalidInput("cursor is not valid", fields={"cursor": "not valid"}) from None
+    values = raw.split("|")
+    if len(values) != parts or not all(values):
+        raise InvalidInput("cursor is not valid", fields={"cursor": "not valid"})
+    return values
+
+
+def abstract(markdown: str) -> str:
+    """A plain-text opening of the body: Markdown marks dropped, whitespace folded."""
+    text = " ".join(markdown.replace("#", " ").replace("*", "").replace("`", "").split())
+    return text if len(text) <= ABSTRACT_CHARS else text[: ABSTRACT_CHARS - 1].rstrip() + "…"
+
+
+class ArticleQueries:
+    projector = "articles"
+
+    def __init__(self, engine: AsyncEngine, progress: Progress) -> None:
+        self._engine = engine
+        self._progress = progress
+
+    async def state(self, article_id: str) -> ArticleState | None:
+        row = await self._first(
+            select(a.id, a.author_id, a.version, a.status, a.title, a.content, a.tags).where(
+                a.id == article_id
+            )
+        )
+        if row is None:
+            return None
+        return ArticleState(
+            str(row.id),
+            str(row.author_id),
+            row.version,
+            row.status,
+            Draft(row.title, row.content, list(row.tags)),
+        )
+
+    async def draft(self, article_id: str) -> Any:
+        return await self._first(select(articles).where(a.id == article_id))
+
+    async def published(self, article_id: str) -> Any:
+        return await self._first(select(*PUBLISHED_COLUMNS).where(a.id == article_id))
+
+    async def by_author(self, author_id: str, limit: int, cursor: str | None) -> Page:
+        stmt = select(articles).where(a.author_id == author_id)
+        if cursor is not None:
+            (after,) = decode_cursor(cursor, 1)
+            stmt = stmt.where(a.id < _uuid(after))
+        rows = await self._all(stmt.order_by(desc(a.id)).limit(limit + 1))
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return Page(rows, encode_cursor(str(rows[-1].id)) if more and rows else None)
+
+    async def published_list(
+        self, *, author: str | None, tag: str | None, limit: int, cursor: str | None
+    ) -> Page:
+        stmt = select(*PUBLISHED_COLUMNS).where(a.status == "published")
+        if author is not None:
+            stmt = stmt.where(a.author_id == _uuid(author))
+        if tag is not None:
+            tagged = select(article_tags.c.article_id).where(article_tags.c.tag == tag)
+            stmt = stmt.where(a.id.in_(tagged))
+        if cursor is not None:
+            at, after = decode_cursor(cursor, 2)
+            stmt = stmt.where(tuple_(a.published_at, a.id) < (_time(at), _uuid(after)))
+        rows = await self._all(stmt.order_by(desc(a.published_at), desc(a.id)).limit(limit + 1))
+        more = len(rows) > limit
+        rows = rows[:limit]
+        nxt = encode_cursor(rows[-1].published_at.isoformat(), str(rows[-1].id)) if more else None
+        return Page(rows, nxt)
+
+    async def tags(self, limit: int = 100) -> list[tuple[str, int]]:
+        t = article_tags.c
+        stmt = (
+            select(t.tag, func.count().label("n"))
+            .group_by(t.tag)
+            .order_by(desc("n"), t.tag)
+            .limit(limit)
+        )
+        return [(r.tag, r.n) for r in await self._all(stmt)]
+
+    async def _first(self, stmt: Select[Any]) -> Any:
+        rows = await self._all(stmt.limit(1))
+        return rows[0] if rows else None
+
+    async def _all(self, stmt: Select[Any]) -> list[Any]:
+        schema = schema_name(self.projector, await self._progress.generation(self.projector))
+        async with translated(), self._engine.connect() as raw:
+            conn = await raw.execution_options(schema_translate_map={None: schema})
+            return list(await conn.execute(stmt))
+
+
+def _uuid(value: str) -> str:
+    from uuid import UUID
+
+    try:
+        return str(UUID(value))
+    except ValueError:
+        raise InvalidInput("not an id", fields={"id": "not an id"}) from None
+
+
+def _time(value: str) -> datetime:
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidInput("cursor is not valid", fields={"cursor": "not valid"}) from None

@@ -1,0 +1,379 @@
+"""Articles over HTTP: the author's drafts and changes, and what readers see."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from bloghub.adapters.redis.cache import Cache
+from bloghub.api.article_queries import ArticleQueries, abstract
+from bloghub.api.auth import require_caller
+from bloghub.api.consistent import mark_stale, wait_for_reads, written
+from bloghub.api.http import JSON, Endpoint, container, parse_body
+from bloghub.api.idempotency import idempotent
+from bloghub.api.v1.article_schemas import (
+    ArticleEdit,
+    ArticleIn,
+    AuthorOut,
+    DraftEnvelope,
+    DraftOut,
+    DraftPage,
+    DraftSummary,
+    PublishedEnvelope,
+    PublishedOut,
+    PublishedPage,
+    PublishedSummary,
+    TagCount,
+    TagsOut,
+)
+from bloghub.api.v1.sessions import caller
+from bloghub.api.v1.users import public_user
+from bloghub.commands.articles import (
+    ArticleState,
+    Draft,
+    create_article,
+    delete_article,
+    edit_draft,
+    publish_article,
+    withdraw_article,
+)
+from bloghub.errors import InvalidInput, NotFound
+from bloghub.events.topics import Family
+from bloghub.projections.articles import PUBLISHED_TTL_S, published_key, published_view
+
+ARTICLES_READS = [("articles", (Family.ARTICLES,))]
+IDEMPOTENT = {"Idempotency-Key": "A retry with the same key gets the first answer"}
+
+
+def queries(request: Request) -> ArticleQueries:
+    c = container(request)
+    return ArticleQueries(c.engine, c.progress)
+
+
+def _article_id(request: Request) -> str:
+    try:
+        return str(UUID(request.path_params["article_id"]))
+    except ValueError:
+        raise NotFound("no such article") from None
+
+
+def _limit(request: Request) -> int:
+    raw = request.query_params.get("limit", "20")
+    if not raw.isdigit() or not 1 <= int(raw) <= 100:
+        raise InvalidInput("limit must be 1-100", fields={"limit": "1-100"})
+    return int(raw)
+
+
+def draft_out(row: Any) -> DraftOut:
+    return DraftOut(
+        id=str(row.id),
+        author_id=str(row.author_id),
+        version=row.version,
+        status=row.status,
+        title=row.title,
+        content=row.content,
+        tags=list(row.tags),
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        published_version=row.published_version,
+        published_at=row.published_at,
+    )
+
+
+async def _author(request: Request, author_id: str) -> AuthorOut:
+    found = await public_user(request, author_id)
+    return AuthorOut(id=author_id, nickname=found.get("nickname") if found else None)
+
+
+# --- the author's side ------------------------------------------------------------------
+
+
+async def create(request: Request) -> Response:
+    claims = await require_caller(request)
+    body = await parse_body(request, ArticleIn)
+
+    async def run() -> Response:
+        done = await create_article(
+            Draft(body.title, body.content, body.tags),
+            container(request).commands,
+            caller(request, claims.user_id),
+        )
+        out = {"article": {"id": done.article_id, "version": done.version, "status": "draft"}}
+        response = JSON(
+            out, status_code=201, headers={"location": f"/v1/me/articles/{done.article_id}"}
+        )
+        return await written(request, response, done.position, claims.user_id)
+
+    return await idempotent(request, claims.user_id, run)
+
+
+async def _state(request: Request, user_id: str, article_id: str) -> ArticleState | None:
+    await wait_for_reads(request, ARTICLES_READS, user_id)
+    return await queries(request).state(article_id)
+
+
+async def edit(request: Request) -> Response:
+    claims = await require_caller(request)
+    article_id = _article_id(request)
+    body = await parse_body(request, ArticleEdit)
+    state = await _state(request, claims.user_id, article_id)
+    done = await edit_draft(
+        state,
+        Draft(body.title, body.content, body.tags),
+        body.version,
+        container(request).commands,
+        caller(request, claims.user_id),
+    )
+    return await _changed(request, claims.user_id, done.article_id, done.version, done.position)
+
+
+async def publish(request: Request) -> Response:
+    claims = await require_caller(request)
+    article_id = _article_id(request)
+
+    async def run() -> Response:
+        state = await _state(request, claims.user_id, article_id)
+        done = await publish_article(
+            state, container(request).commands, caller(request, claims.user_id)
+        )
+        return await _changed(
+            request,
+            claims.user_id,
+            done.article_id,
+            done.version,
+            done.position,
+            status="published",
+        )
+
+    return await idempotent(request, claims.user_id, run)
+
+
+async def withdraw(request: Request) -> Response:
+    claims = await require_caller(request)
+    state = await _state(request, claims.user_id, _article_id(request))
+    done = await withdraw_article(
+        state, container(request).commands, caller(request, claims.user_id)
+    )
+    return await _changed(
+        request, claims.user_id, done.article_id, done.version, done.position, status="withdrawn"
+    )
+
+
+async def remove(request: Request) -> Response:
+    claims = await require_caller(request)
+    state = await _state(request, claims.user_id, _article_id(request))
+    done = await delete_article(state, container(request).commands, caller(request, claims.user_id))
+    return await written(request, Response(status_code=204), done.position, claims.user_id)
+
+
+async def _changed(
+    request: Request,
+    user_id: str,
+    article_id: str,
+    version: int,
+    position: Any,
+    status: str | None = None,
+) -> Response:
+    out: dict[str, Any] = {"id": article_id, "version": version}
+    if status is not None:
+        out["status"] = status
+    return await written(request, JSON({"article": out}), position, user_id)
+
+
+async def my_articles(request: Request) -> Response:
+    claims = await require_caller(request)
+    stale = await wait_for_reads(request, ARTICLES_READS, claims.user_id)
+    page = await queries(request).by_author(
+        claims.user_id, _limit(request), request.query_params.get("cursor")
+    )
+    items = [
+        DraftSummary(
+            id=str(r.id),
+            version=r.version,
+            status=r.status,
+            title=r.title,
+            abstract=abstract(r.content),
+            tags=list(r.tags),
+            created_at=r.created_at,
+            updated_at=r.updated_at,
+            published_at=r.published_at,
+        )
+        for r in page.items
+    ]
+    body = DraftPage(articles=items, next_cursor=page.next_cursor)
+    return mark_stale(JSON(body.model_dump(mode="json")), stale)
+
+
+async def my_article(request: Request) -> Response:
+    claims = await require_caller(request)
+    article_id = _article_id(request)
+    stale = await wait_for_reads(request, ARTICLES_READS, claims.user_id)
+    row = await queries(request).draft(article_id)
+    if row is None or str(row.author_id) != claims.user_id:
+        raise NotFound("no such article among yours")
+    body = DraftEnvelope(article=draft_out(row)).model_dump(mode="json")
+    return mark_stale(JSON(body), stale)
+
+
+# --- the readers' side ------------------------------------------------------------------
+
+
+async def published_detail(request: Request, article_id: str) -> dict[str, Any] | None:
+    """The published article through the cache the articles projector owns and pre-warms."""
+    c: Cache = container(request).cache
+
+    async def fill() -> dict[str, Any] | None:
+        return published_view(await queries(request).published(article_id))
+
+    if getattr(request.state, "caught_up", False):
+        return await fill()
+
+    found: dict[str, Any] | None = await c.get_or_fill(
+        published_key(c, article_id), PUBLISHED_TTL_S, fill
+    )
+    return found
+
+
+async def read(request: Request) -> Response:
+    article_id = _article_id(request)
+    claims = await require_caller(request) if request.headers.get("authorization") else None
+    stale = await wait_for_reads(request, ARTICLES_READS, claims.user_id if claims else None)
+    view = await published_detail(request, article_id)
+    if view is None:
+        raise NotFound("no such article")
+    out = PublishedOut(
+        author=await _author(request, view["author_id"]),
+        **{k: v for k, v in view.items() if k != "author_id"},
+    )
+    return mark_stale(JSON(PublishedEnvelope(article=out).model_dump(mode="json")), stale)
+
+
+async def listing(request: Request) -> Response:
+    author, tag = request.query_params.get("author"), request.query_params.get("tag")
+    page = await queries(request).published_list(
+        author=author, tag=tag, limit=_limit(request), cursor=request.query_params.get("cursor")
+    )
+    items = [
+        PublishedSummary(
+            id=str(r.id),
+            author=await _author(request, str(r.author_id)),
+            title=r.published_title,
+            abstract=abstract(r.published_content),
+            tags=list(r.published_tags or []),
+            published_at=r.published_at,
+        )
+        for r in page.items
+    ]
+    body = PublishedPage(articles=items, next_cursor=page.next_cursor)
+    return JSON(body.model_dump(mode="json"))
+
+
+async def tags(request: Request) -> Response:
+    counted = await queries(request).tags()
+    return JSON(TagsOut(tags=[TagCount(tag=t, articles=n) for t, n in counted]).model_dump())
+
+
+AUTHOR_ERRORS = (401, 403, 404, 409, 415, 422)
+
+ENDPOINTS = [
+    Endpoint(
+        "POST",
+        "/v1/articles",
+        create,
+        "Start a draft",
+        "articles",
+        body=ArticleIn,
+        status=201,
+        auth=True,
+        errors=(400, 401, 413, 415, 422),
+        headers=IDEMPOTENT,
+    ),
+    Endpoint(
+        "PUT",
+        "/v1/articles/{article_id}",
+        edit,
+        "Edit the draft (send the version it was based on to guard against overwrites)",
+        "articles",
+        body=ArticleEdit,
+        auth=True,
+        errors=(400, 401, 403, 404, 409, 413, 415, 422),
+    ),
+    Endpoint(
+        "POST",
+        "/v1/articles/{article_id}/publish",
+        publish,
+        "Publish the current draft",
+        "articles",
+        auth=True,
+        errors=AUTHOR_ERRORS,
+        headers=IDEMPOTENT,
+    ),
+    Endpoint(
+        "POST",
+        "/v1/articles/{article_id}/withdraw",
+        withdraw,
+        "Hide the published version from readers",
+        "articles",
+        auth=True,
+        errors=AUTHOR_ERRORS,
+    ),
+    Endpoint(
+        "DELETE",
+        "/v1/articles/{article_id}",
+        remove,
+        "Delete the article",
+        "articles",
+        status=204,
+        auth=True,
+        errors=(401, 403, 404, 409),
+    ),
+    Endpoint(
+        "GET",
+        "/v1/me/articles",
+        my_articles,
+        "The caller's articles, newest first",
+        "articles",
+        response=DraftPage,
+        auth=True,
+        errors=(401, 422),
+    ),
+    Endpoint(
+        "GET",
+        "/v1/me/articles/{article_id}",
+        my_article,
+        "One of the caller's drafts",
+        "articles",
+        response=DraftEnvelope,
+        auth=True,
+        errors=(401, 404),
+    ),
+    Endpoint(
+        "GET",
+        "/v1/articles",
+        listing,
+        "Published articles, newest first",
+        "articles",
+        response=PublishedPage,
+        errors=(422,),
+    ),
+    Endpoint(
+        "GET",
+        "/v1/articles/{article_id}",
+        read,
+        "A published article",
+        "articles",
+        response=PublishedEnvelope,
+        errors=(404,),
+    ),
+    Endpoint(
+        "GET",
+        "/v1/tags",
+        tags,
+        "Tags of published articles with their counts",
+        "articles",
+        response=TagsOut,
+    ),
+]

@@ -1,0 +1,172 @@
+"""Article commands. Only the author changes an article.
+
+Every change names the draft version it produces. Reserving "<article>:<version>" in the
+write-side index makes concurrent changes of one article take turns: the second to reserve
+the same next version is refused (409), so no change is lost by being overwritten.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from bloghub.commands.context import Caller, CommandDeps
+from bloghub.errors import Conflict, Forbidden, NotFound
+from bloghub.events.articles import (
+    ArticleDeleted,
+    ArticleDrafted,
+    ArticleEvent,
+    ArticlePublished,
+    ArticleWithdrawn,
+    DraftEdited,
+)
+from bloghub.events.position import Position
+from bloghub.ids import new_id_str
+
+_Make = Callable[[int], ArticleEvent]  # the event a change makes, given its version
+
+
+@dataclass(frozen=True, slots=True)
+class Draft:
+    title: str
+    content: str
+    tags: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class ArticleState:
+    """What a decision needs of an article, read after the author's own last write."""
+
+    id: str
+    author_id: str
+    version: int
+    status: str
+    draft: Draft
+
+
+@dataclass(frozen=True, slots=True)
+class Changed:
+    article_id: str
+    version: int
+    position: Position
+
+
+async def create_article(draft: Draft, deps: CommandDeps, caller: Caller) -> Changed:
+    author = _author(caller)
+    event = ArticleDrafted(
+        article_id=new_id_str(),
+        author_id=author,
+        version=1,
+        title=draft.title,
+        content=draft.content,
+        tags=draft.tags,
+    )
+    return Changed(event.article_id, 1, await deps.record(caller, event))
+
+
+async def edit_draft(
+    state: ArticleState | None,
+    draft: Draft,
+    based_on: int | None,
+    deps: CommandDeps,
+    caller: Caller,
+) -> Changed:
+    current = _owned(state, caller)
+    if based_on is not None and based_on != current.version:
+        raise Conflict(
+            f"the draft changed since version {based_on} (now {current.version})",
+            fields={"version": "stale"},
+        )
+    return await _change(
+        current,
+        deps,
+        caller,
+        lambda v: DraftEdited(
+            article_id=current.id,
+            author_id=current.author_id,
+            version=v,
+            title=draft.title,
+            content=draft.content,
+            tags=draft.tags,
+        ),
+    )
+
+
+async def publish_article(state: ArticleState | None, deps: CommandDeps, caller: Caller) -> Changed:
+    current = _owned(state, caller)
+    d = current.draft
+    return await _change(
+        current,
+        deps,
+        caller,
+        lambda v: ArticlePublished(
+            article_id=current.id,
+            author_id=current.author_id,
+            version=v,
+            title=d.title,
+            content=d.content,
+            tags=d.tags,
+        ),
+    )
+
+
+async def withdraw_article(
+    state: ArticleState | None, deps: CommandDeps, caller: Caller
+) -> Changed:
+    current = _owned(state, caller)
+    if current.status != "published":
+        raise Conflict("only a published article can be withdrawn")
+    return await _change(
+        current,
+        deps,
+        caller,
+        lambda v: ArticleWithdrawn(article_id=current.id, author_id=current.author_id, version=v),
+    )
+
+
+async def delete_article(state: ArticleState | None, deps: CommandDeps, caller: Caller) -> Changed:
+    current = _owned(state, caller)
+    return await _change(
+        current,
+        deps,
+        caller,
+        lambda v: ArticleDeleted(article_id=current.id, author_id=current.author_id, version=v),
+    )
+
+
+def _author(caller: Caller) -> str:
+    if caller.actor_id is None:
+        raise Forbidden("sign in to write articles")
+    return caller.actor_id
+
+
+def _owned(state: ArticleState | None, caller: Caller) -> ArticleState:
+    if state is None:
+        raise NotFound("no such article")
+    if state.author_id != _author(caller):
+        raise Forbidden("only the author may change this article")
+    return state
+
+
+async def _change(current: ArticleState, deps: CommandDeps, caller: Caller, make: _Make) -> Changed:
+    version = current.version + 1
+    try:
+        await deps.reservations.reserve(
+            "article_version", f"{current.id}:{version}", current.author_id
+        )
+    except Conflict:
+        raise Conflict(
+            "the article is being changed by another request; reload and retry",
+            fields={"version": "stale"},
+        ) from None
+    try:
+        position = await deps.record(caller, make(version))
+    except BaseException:
+        await deps.reservations.release(
+            "article_version", f"{current.id}:{version}", current.author_id
+        )
+        raise
+    await deps.reservations.confirm(
+        "article_version", f"{current.id}:{version}", current.author_id, position.encode()
+    )
+    return Changed(current.id, version, position)

@@ -1,0 +1,8 @@
+"""Importing this module registers every event type of every family."""
+
+from __future__ import annotations
+
+from bloghub.events import articles, users
+from bloghub.events.base import registry
+
+__all__ = ["articles", "registry", "users"]

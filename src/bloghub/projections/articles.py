@@ -1,0 +1,180 @@
+"""The articles projector: drafts, published versions and tags, and the caches it owns
+(the author's first page, draft details, published details)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from bloghub.adapters.postgres.tables import article_tags, articles
+from bloghub.adapters.redis.cache import Cache
+from bloghub.events.articles import (
+    ArticleDeleted,
+    ArticleDrafted,
+    ArticleEvent,
+    ArticlePublished,
+    ArticleWithdrawn,
+    DraftEdited,
+)
+from bloghub.events.base import Recorded
+from bloghub.events.topics import Family
+from bloghub.projections.postgres_sink import PostgresProjector
+
+PUBLISHED_TTL_S = 3600
+
+
+def published_key(cache: Cache, article_id: str) -> str:
+    return cache.key("article", "pub", article_id)
+
+
+def draft_key(cache: Cache, article_id: str) -> str:
+    return cache.key("article", "draft", article_id)
+
+
+def author_first_page_key(cache: Cache, author_id: str) -> str:
+    return cache.key("articles", "author", author_id, "first")
+
+
+def published_view(row: Any) -> dict[str, Any] | None:
+    """The cached form of a published article (author details and counts are added per
+    request); None unless the row is published."""
+    if row is None or row.status != "published":
+        return None
+    return {
+        "id": str(row.id),
+        "author_id": str(row.author_id),
+        "title": row.published_title,
+        "content": row.published_content,
+        "tags": list(row.published_tags or []),
+        "version": row.published_version,
+        "published_at": row.published_at.isoformat(),
+        "updated_at": row.updated_at.isoformat(),
+    }
+
+
+PUBLISHED_COLUMNS = (
+    articles.c.id,
+    articles.c.author_id,
+    articles.c.status,
+    articles.c.published_title,
+    articles.c.published_content,
+    articles.c.published_tags,
+    articles.c.published_version,
+    articles.c.published_at,
+    articles.c.updated_at,
+)
+
+
+class ArticlesProjector(PostgresProjector):
+    name = "articles"
+    families: tuple[Family, ...] = (Family.ARTICLES,)
+
+    async def handle(self, conn: AsyncConnection, records: Sequence[Recorded]) -> None:
+        for rec in records:
+            if isinstance(rec.event, ArticleEvent):
+                await self._apply(conn, rec.event, rec.envelope.occurred_at)
+
+    async def _apply(self, conn: AsyncConnection, ev: ArticleEvent, at: datetime) -> None:
+        row = articles.c
+        # Each change carries the draft version it leaves; a row already at or past it has
+        # seen the change, so a re-delivery changes nothing.
+        newer = (row.id == ev.article_id) & (row.version < ev.version)
+        match ev:
+            case ArticleDrafted():
+                await conn.execute(
+                    pg_insert(articles)
+                    .values(
+                        id=ev.article_id,
+                        author_id=ev.author_id,
+                        version=ev.version,
+                        status="draft",
+                        title=ev.title,
+                        content=ev.content,
+                        tags=ev.tags,
+                        created_at=at,
+                        updated_at=at,
+                    )
+                    .on_conflict_do_nothing(index_elements=["id"])
+                )
+            case DraftEdited():
+                await conn.execute(
+                    update(articles)
+                    .where(newer)
+                    .values(
+                        version=ev.version,
+                        title=ev.title,
+                        content=ev.content,
+                        tags=ev.tags,
+                        updated_at=at,
+                    )
+                )
+            case ArticlePublished():
+                done = await conn.execute(
+                    update(articles)
+                    .where(newer)
+                    .values(
+                        version=ev.version,
+                        status="published",
+                        published_version=ev.version,
+                        published_title=ev.title,
+                        published_content=ev.content,
+                        published_tags=ev.tags,
+                        updated_at=at,
+                        published_at=func.coalesce(row.published_at, at),
+                    )
+                )
+                if done.rowcount:
+                    await self._set_tags(conn, ev.article_id, ev.tags)
+            case ArticleWithdrawn():
+                done = await conn.execute(
+                    update(articles)
+                    .where(newer)
+                    .values(version=ev.version, status="withdrawn", updated_at=at)
+                )
+                if done.rowcount:
+                    await self._set_tags(conn, ev.article_id, [])
+            case ArticleDeleted():
+                await conn.execute(delete(articles).where(row.id == ev.article_id))
+                await self._set_tags(conn, ev.article_id, [])
+
+    async def _set_tags(self, conn: AsyncConnection, article_id: str, tags: list[str]) -> None:
+        await conn.execute(delete(article_tags).where(article_tags.c.article_id == article_id))
+        if tags:
+            await conn.execute(
+                insert(article_tags), [{"article_id": article_id, "tag": t} for t in tags]
+            )
+
+    async def after_commit(self, records: Sequence[Recorded]) -> None:
+        cache = self.cache
+        if cache is None:
+            return
+        stale: set[str] = set()
+        for rec in records:
+            ev = rec.event
+            if not isinstance(ev, ArticleEvent):
+                continue
+            stale |= {draft_key(cache, ev.article_id), author_first_page_key(cache, ev.author_id)}
+            if not isinstance(ev, DraftEdited | ArticleDrafted):
+                stale.add(published_key(cache, ev.article_id))
+        # Withdraw and delete take the published version out of every cache in one command.
+        await cache.invalidate(stale)
+        published = {r.event.article_id for r in records if isinstance(r.event, ArticlePublished)}
+        if self.live and published:
+            await self._prewarm(cache, published)
+
+    async def _prewarm(self, cache: Cache, ids: set[str]) -> None:
+        """Put just-published articles in the cache, as committed (a later withdraw in the
+        same batch leaves nothing to put)."""
+        stmt = select(*PUBLISHED_COLUMNS).where(articles.c.id.in_(ids))
+        async with self.engine.connect() as raw:
+            conn = await raw.execution_options(schema_translate_map={None: self.schema})
+            rows = list(await conn.execute(stmt))
+        for row in rows:
+            view = published_view(row)
+            if view is not None:
+                await cache.put(published_key(cache, view["id"]), view, PUBLISHED_TTL_S)

@@ -1,0 +1,272 @@
+"""Articles end to end: drafts, publishing, editing and republishing, withdrawing,
+authorization, optimistic concurrency, idempotent retries, lists and tags."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import httpx
+import pytest
+
+from tests.e2e.test_sessions import account, bearer, login
+
+
+@dataclass
+class Author:
+    id: str
+    auth: dict[str, str]
+
+
+@pytest.fixture
+async def author(client: httpx.AsyncClient, unique_email: Callable[[], str]) -> Author:
+    tokens = await login(client, await account(client, unique_email))
+    return Author(tokens["user"]["id"], bearer(tokens["access_token"]))
+
+
+@pytest.fixture
+async def other(client: httpx.AsyncClient, unique_email: Callable[[], str]) -> Author:
+    tokens = await login(client, await account(client, unique_email))
+    return Author(tokens["user"]["id"], bearer(tokens["access_token"]))
+
+
+async def draft(client: httpx.AsyncClient, who: Author, **fields: object) -> str:
+    body = {
+        "title": "Hello 世界",
+        "content": "# Intro\n\nSome *text*.",
+        "tags": ["python"],
+        **fields,
+    }
+    answer = await client.post("/v1/articles", json=body, headers=who.auth)
+    assert answer.status_code == 201, answer.text
+    article_id: str = answer.json()["article"]["id"]
+    return article_id
+
+
+async def test_create_publish_read_at_once(client: httpx.AsyncClient, author: Author) -> None:
+    article_id = await draft(client, author)
+    mine = await client.get(f"/v1/me/articles/{article_id}", headers=author.auth)
+    assert mine.status_code == 200
+    assert mine.json()["article"]["status"] == "draft"
+    assert (await client.get(f"/v1/articles/{article_id}")).status_code == 404, "drafts hidden"
+
+    published = await client.post(f"/v1/articles/{article_id}/publish", headers=author.auth)
+    assert published.status_code == 200, published.text
+    reader = await client.get(
+        f"/v1/articles/{article_id}",
+        headers={"bloghub-after": published.headers["bloghub-position"]},
+    )
+    assert reader.status_code == 200
+    article = reader.json()["article"]
+    assert article["title"] == "Hello 世界"
+    assert article["author"]["id"] == author.id
+    assert article["tags"] == ["python"]
+    assert "bloghub-stale" not in reader.headers
+    by_author = await client.get(f"/v1/articles/{article_id}", headers=author.auth)
+    assert by_author.status_code == 200
+
+
+async def test_edit_changes_only_the_draft_until_republished(
+    client: httpx.AsyncClient, author: Author
+) -> None:
+    article_id = await draft(client, author)
+    first = await client.post(f"/v1/articles/{article_id}/publish", headers=author.auth)
+    after = {"bloghub-after": first.headers["bloghub-position"]}
+    assert (await client.get(f"/v1/articles/{article_id}", headers=after)).status_code == 200
+
+    edited = await client.put(
+        f"/v1/articles/{article_id}",
+        json={"title": "Second title", "content": "new body", "tags": ["go", "rust"]},
+        headers=author.auth,
+    )
+    assert edited.status_code == 200, edited.text
+    after = {"bloghub-after": edited.headers["bloghub-position"]}
+    public = (await client.get(f"/v1/articles/{article_id}", headers=after)).json()["article"]
+    assert public["title"] == "Hello 世界", "readers keep the published version"
+    mine = (await client.get(f"/v1/me/articles/{article_id}", headers=author.auth)).json()
+    assert mine["article"]["title"] == "Second title"
+
+    again = await client.post(f"/v1/articles/{article_id}/publish", headers=author.auth)
+    after = {"bloghub-after": again.headers["bloghub-position"]}
+    public = (await client.get(f"/v1/articles/{article_id}", headers=after)).json()["article"]
+    assert public["title"] == "Second title"
+    assert public["tags"] == ["go", "rust"]
+
+
+async def test_withdraw_hides_from_readers_and_delete_removes(
+    client: httpx.AsyncClient, author: Author
+) -> None:
+    article_id = await draft(client, author)
+    published = await client.post(f"/v1/articles/{article_id}/publish", headers=author.auth)
+    after = {"bloghub-after": published.headers["bloghub-position"]}
+    assert (await client.get(f"/v1/articles/{article_id}", headers=after)).status_code == 200
+    withdrawn = await client.post(f"/v1/articles/{article_id}/withdraw", headers=author.auth)
+    assert withdrawn.status_code == 200
+    after = {"bloghub-after": withdrawn.headers["bloghub-position"]}
+    assert (await client.get(f"/v1/articles/{article_id}", headers=after)).status_code == 404
+    assert (await client.get(f"/v1/articles/{article_id}")).status_code == 404, "cache cleared"
+    listed = (await client.get(f"/v1/articles?author={author.id}", headers=after)).json()
+    assert article_id not in [a["id"] for a in listed["articles"]]
+    again = await client.post(f"/v1/articles/{article_id}/withdraw", headers=author.auth)
+    assert again.status_code == 409
+
+    gone = await client.delete(f"/v1/articles/{article_id}", headers=author.auth)
+    assert gone.status_code == 204
+    mine = await client.get(f"/v1/me/articles/{article_id}", headers=author.auth)
+    assert mine.status_code == 404
+
+
+async def test_only_the_author_changes_an_article(
+    client: httpx.AsyncClient, author: Author, other: Author
+) -> None:
+    article_id = await draft(client, author)
+    body = {"title": "hijack", "content": "", "tags": []}
+    attempts = {
+        "edit": await client.put(f"/v1/articles/{article_id}", json=body, headers=other.auth),
+        "publish": await client.post(f"/v1/articles/{article_id}/publish", headers=other.auth),
+        "withdraw": await client.post(f"/v1/articles/{article_id}/withdraw", headers=other.auth),
+        "delete": await client.delete(f"/v1/articles/{article_id}", headers=other.auth),
+    }
+    assert {k: a.status_code for k, a in attempts.items()} == dict.fromkeys(attempts, 403)
+    assert (
+        await client.get(f"/v1/me/articles/{article_id}", headers=other.auth)
+    ).status_code == 404
+    anonymous = await client.post(f"/v1/articles/{article_id}/publish")
+    assert anonymous.status_code == 401
+    unknown = "01a21c55-c7a4-73d1-a44c-16eb1e146e7d"
+    for answer in (
+        await client.put(f"/v1/articles/{unknown}", json=body, headers=author.auth),
+        await client.post(f"/v1/articles/{unknown}/publish", headers=author.auth),
+        await client.post(f"/v1/articles/{unknown}/withdraw", headers=author.auth),
+        await client.delete(f"/v1/articles/{unknown}", headers=author.auth),
+        await client.post("/v1/articles/not-an-id/publish", headers=author.auth),
+    ):
+        assert answer.status_code == 404
+    mine = (await client.get(f"/v1/me/articles/{article_id}", headers=author.auth)).json()
+    assert mine["article"]["title"] == "Hello 世界"
+
+
+async def test_a_stale_edit_is_refused(client: httpx.AsyncClient, author: Author) -> None:
+    article_id = await draft(client, author)
+    body = {"title": "v2", "content": "x", "tags": [], "version": 1}
+    assert (
+        await client.put(f"/v1/articles/{article_id}", json=body, headers=author.auth)
+    ).status_code == 200
+    stale = await client.put(
+        f"/v1/articles/{article_id}", json={**body, "title": "lost"}, headers=author.auth
+    )
+    assert stale.status_code == 409
+    assert stale.json()["error"]["fields"] == {"version": "stale"}
+
+
+async def test_concurrent_edits_never_overwrite_silently(
+    client: httpx.AsyncClient, author: Author
+) -> None:
+    article_id = await draft(client, author)
+    answers = await asyncio.gather(
+        *(
+            client.put(
+                f"/v1/articles/{article_id}",
+                json={"title": f"t{i}", "content": "", "tags": []},
+                headers=author.auth,
+            )
+            for i in range(5)
+        )
+    )
+    ok = [a for a in answers if a.status_code == 200]
+    assert len(ok) >= 1
+    assert all(a.status_code in (200, 409) for a in answers)
+    versions = [a.json()["article"]["version"] for a in ok]
+    assert len(versions) == len(set(versions)), "each accepted edit got its own version"
+
+
+async def test_idempotent_create_and_publish(client: httpx.AsyncClient, author: Author) -> None:
+    key = {"idempotency-key": f"create-{secrets.token_hex(4)}"}
+    body = {"title": "Once", "content": "only once", "tags": []}
+    first = await client.post("/v1/articles", json=body, headers={**author.auth, **key})
+    retry = await client.post("/v1/articles", json=body, headers={**author.auth, **key})
+    assert first.status_code == retry.status_code == 201
+    assert first.json() == retry.json()
+    assert retry.headers["idempotent-replay"] == "true"
+    reused = await client.post(
+        "/v1/articles", json={**body, "title": "Other"}, headers={**author.auth, **key}
+    )
+    assert reused.status_code == 422
+    mine = (await client.get("/v1/me/articles", headers=author.auth)).json()["articles"]
+    assert [a["title"] for a in mine].count("Once") == 1
+
+    article_id = first.json()["article"]["id"]
+    pkey = {"idempotency-key": f"publish-{secrets.token_hex(4)}"}
+    p1 = await client.post(f"/v1/articles/{article_id}/publish", headers={**author.auth, **pkey})
+    p2 = await client.post(f"/v1/articles/{article_id}/publish", headers={**author.auth, **pkey})
+    assert p1.json() == p2.json()
+    mine = (await client.get(f"/v1/me/articles/{article_id}", headers=author.auth)).json()
+    assert mine["article"]["version"] == 2, "the retried publish appended nothing"
+
+
+async def test_my_articles_page_newest_first_with_a_cursor(
+    client: httpx.AsyncClient, author: Author
+) -> None:
+    ids = [await draft(client, author, title=f"n{i}", content="word " * 100) for i in range(5)]
+    seen: list[str] = []
+    cursor = None
+    while True:
+        url = "/v1/me/articles?limit=2" + (f"&cursor={cursor}" if cursor else "")
+        page = (await client.get(url, headers=author.auth)).json()
+        seen += [a["id"] for a in page["articles"]]
+        assert all(len(a["abstract"]) <= 200 and "content" not in a for a in page["articles"])
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == list(reversed(ids))
+    bad = await client.get("/v1/me/articles?cursor=@@@", headers=author.auth)
+    assert bad.status_code == 422
+    assert (await client.get("/v1/me/articles?limit=0", headers=author.auth)).status_code == 422
+
+
+async def test_readers_filter_by_author_and_tag_and_see_tag_counts(
+    client: httpx.AsyncClient, author: Author
+) -> None:
+    tag = f"tag-{secrets.token_hex(3)}"
+    ids = []
+    for i in range(3):
+        article_id = await draft(client, author, title=f"t{i}", tags=[tag, "common"])
+        answer = await client.post(f"/v1/articles/{article_id}/publish", headers=author.auth)
+        ids.append(article_id)
+    after = {"bloghub-after": answer.headers["bloghub-position"]}
+    by_tag = (await client.get(f"/v1/articles?tag={tag}&limit=2", headers=after)).json()
+    assert [a["id"] for a in by_tag["articles"]] == [ids[2], ids[1]]
+    rest = (
+        await client.get(f"/v1/articles?tag={tag}&limit=2&cursor={by_tag['next_cursor']}")
+    ).json()
+    assert [a["id"] for a in rest["articles"]] == [ids[0]]
+    by_author = (await client.get(f"/v1/articles?author={author.id}")).json()
+    assert {a["id"] for a in by_author["articles"]} == set(ids)
+    counts = {t["tag"]: t["articles"] for t in (await client.get("/v1/tags")).json()["tags"]}
+    assert counts[tag] == 3
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"title": "", "content": "x"}, "title"),
+        ({"title": "   ", "content": "x"}, "title"),
+        ({"title": "t" * 129, "content": "x"}, "title"),
+        ({"title": "ok", "content": "x" * (100 * 1024 + 1)}, "content"),
+        ({"title": "ok", "tags": ["a", "b", "c", "d", "e", "f"]}, "tags"),
+        ({"title": "ok", "tags": ["t" * 33]}, "tags"),
+        ({"title": "ok", "tags": [""]}, "tags"),
+        ({"title": "ok", "tags": "python"}, "tags"),
+        ({"title": 7}, "title"),
+        ({"title": "a\u0000b"}, "title"),
+    ],
+)
+async def test_article_fields_are_checked(
+    client: httpx.AsyncClient, author: Author, body: dict[str, object], field: str
+) -> None:
+    answer = await client.post("/v1/articles", json=body, headers=author.auth)
+    assert answer.status_code in (413, 422), answer.text
+    if answer.status_code == 422:
+        assert field in answer.json()["error"]["fields"]
