@@ -166,7 +166,7 @@ async def build(settings: Settings, *, pool_size: int = 10) -> Container:
         own_writes=OwnWrites(redis, prefix=settings.prefix, ttl_s=settings.own_write_ttl_s),
         ops=ops,
         lockout=LoginLockout(redis, prefix=settings.prefix),
-        cache=Cache(redis, prefix=settings.prefix),
+        cache=Cache(redis, prefix=settings.prefix, enabled=settings.cache_enabled),
         wechat=build_wechat(settings),
         limiter=limiter,
         sms=build_sms(settings, redis=redis, engine=engine, limiter=limiter),

@@ -85,6 +85,8 @@ class Settings(BaseSettings):
     sms_retry_spacing_s: float = Field(default=60.0, ge=0)
     sms_worker_poll_s: float = Field(default=1.0, gt=0)
 
+    cache_enabled: bool = True  # off: every read goes to the read models (diagnosis, benches)
+
     cors_origins: list[str] = Field(default_factory=list)
     cors_allow_credentials: bool = True
 

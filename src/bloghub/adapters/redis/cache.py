@@ -15,9 +15,10 @@ from redis.exceptions import RedisError
 
 
 class Cache:
-    def __init__(self, redis: Redis, *, prefix: str) -> None:
+    def __init__(self, redis: Redis, *, prefix: str, enabled: bool = True) -> None:
         self._redis = redis
         self._prefix = prefix
+        self._enabled = enabled
         self._inflight: dict[str, asyncio.Future[Any]] = {}
 
     def key(self, *parts: str) -> str:
@@ -26,6 +27,8 @@ class Cache:
     async def get_or_fill(self, key: str, ttl_s: int, fill: Callable[[], Awaitable[Any]]) -> Any:
         """The cached value, or ``fill()`` stored for ``ttl_s``; ``None`` is not cached.
         A Redis outage only costs the cache, never the answer."""
+        if not self._enabled:
+            return await fill()
         try:
             raw = await self._redis.get(key)
         except RedisError:
