@@ -8,12 +8,12 @@ import contextlib
 import os
 import secrets
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 import httpx
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 
 from bloghub.adapters.redis import make_redis
@@ -23,6 +23,7 @@ from bloghub.cli import upgrade_database
 from bloghub.events.log import EventLog
 from bloghub.projections.worker import run_projectors
 from bloghub.settings import Mode, Settings
+from tests.loopback import serve_asgi
 
 # The loopback SMS gateway fixture, for integration and e2e tests alike.
 pytest_plugins = ["tests.sms_gateway"]
@@ -98,39 +99,23 @@ async def projectors(settings: Settings) -> AsyncIterator[None]:
     await asyncio.wait_for(task, timeout=30)
 
 
+@dataclass(frozen=True)
 class LiveServer:
-    def __init__(self, app: Starlette, server: uvicorn.Server, task: asyncio.Task[None]) -> None:
-        self.app = app
-        self.server = server
-        self.task = task
+    app: Starlette
+    url: str
 
     @property
     def container(self) -> Container:
         c: Container = self.app.state.container
         return c
 
-    @property
-    def url(self) -> str:
-        sock = self.server.servers[0].sockets[0]
-        host, port = sock.getsockname()[:2]
-        return f"http://{host}:{port}"
-
 
 @contextlib.asynccontextmanager
 async def serve(settings: Settings) -> AsyncIterator[LiveServer]:
-    """The real app on a loopback port, served by uvicorn in this event loop."""
+    """The real app (with its lifespan) on a loopback port, in this event loop."""
     app = create_app(settings)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.02)
-    try:
-        yield LiveServer(app, server, task)
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, timeout=15)
+    async with serve_asgi(app, lifespan="on") as url:
+        yield LiveServer(app, url)
 
 
 @pytest.fixture(scope="session")

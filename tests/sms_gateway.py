@@ -8,11 +8,12 @@ from collections.abc import AsyncIterator
 from typing import Any, Literal
 
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+
+from tests.loopback import serve_asgi
 
 
 class Gateway:
@@ -44,16 +45,9 @@ class Gateway:
 async def gateway() -> AsyncIterator[Gateway]:
     gw = Gateway()
     app = Starlette(routes=[Route("/sms", gw.endpoint, methods=["POST"])])
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.01)
-    host, port = server.servers[0].sockets[0].getsockname()[:2]
-    gw.url = f"http://{host}:{port}/sms"
-    yield gw
-    gw.release.set()
-    server.should_exit = True
-    await asyncio.wait_for(task, timeout=10)
+    async with serve_asgi(app) as url:
+        gw.url = f"{url}/sms"
+        try:
+            yield gw
+        finally:
+            gw.release.set()  # hanging requests end before the server stops

@@ -13,11 +13,12 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Literal
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
+
+from tests.loopback import serve_asgi
 
 APPID = "wx0123456789abcdef"
 SECRET = "0123456789abcdef0123456789abcdef"
@@ -94,18 +95,9 @@ async def wechat_server(
     """
     fake = WeChatServer(codes, appid=appid, secret=secret)
     app = Starlette(routes=[Route(TOKEN_PATH, fake.access_token)])
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.01)
-    host, port = server.servers[0].sockets[0].getsockname()[:2]
-    fake.url = f"http://{host}:{port}"
-    try:
-        yield fake
-    finally:
-        fake.release.set()
-        server.should_exit = True
-        await asyncio.wait_for(task, timeout=15)
+    async with serve_asgi(app) as url:
+        fake.url = url
+        try:
+            yield fake
+        finally:
+            fake.release.set()  # hanging requests end before the server stops

@@ -56,6 +56,13 @@ NewPassword = Annotated[str, Field(max_length=128), AfterValidator(_check_passwo
 Password = Annotated[str, Field(min_length=1, max_length=128), AfterValidator(_clean_text)]
 
 
+def _confirms(value: str, info: ValidationInfo, field: str) -> str:
+    """A confirmation must repeat ``field`` exactly (unless that field already failed)."""
+    if field in info.data and value != info.data[field]:
+        raise ValueError(f"does not match {field}")
+    return value
+
+
 class Input(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, str_max_length=100_000)
 
@@ -68,9 +75,7 @@ class SignupIn(Input):
     @field_validator("confirm_password")
     @classmethod
     def _passwords_match(cls, value: str, info: ValidationInfo) -> str:
-        if "password" in info.data and value != info.data["password"]:
-            raise ValueError("does not match password")
-        return value
+        return _confirms(value, info, "password")
 
 
 class LoginIn(Input):
@@ -140,9 +145,7 @@ class PasswordChangeIn(Input):
     @field_validator("confirm_password")
     @classmethod
     def _matches(cls, value: str, info: ValidationInfo) -> str:
-        if "new_password" in info.data and value != info.data["new_password"]:
-            raise ValueError("does not match new_password")
-        return value
+        return _confirms(value, info, "new_password")
 
 
 class RefreshIn(Input):
