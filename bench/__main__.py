@@ -1,5 +1,5 @@
-"""``python -m bench [producer|projector ...] [--profile]``: run the named benchmarks (all by
-default), print each table and write ``artifacts/bench/<name>.json``.
+"""``python -m bench [producer|projector|article_detail ...] [--profile]``: run the named
+benchmarks (all by default), print each table and write ``artifacts/bench/<name>.json``.
 
 Exits 1 only when a correctness check FAILED (the figures of that run mean nothing); a goal
 that is missed is reported as BELOW and does not change the exit status.
@@ -12,12 +12,13 @@ import asyncio
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from bench import producer, projector
+from bench import article_detail, producer, projector
 from bench.support import Report, Verdict, console, quiet_logs
 
 BENCHMARKS: dict[str, Callable[[argparse.Namespace], Coroutine[Any, Any, Report]]] = {
     producer.NAME: lambda args: producer.run(),
     projector.NAME: lambda args: projector.run(profile=args.profile),
+    article_detail.NAME: lambda args: article_detail.run(),
 }
 
 
