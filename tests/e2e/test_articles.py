@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
+from bloghub.projections.articles import author_first_page_key, published_key
+from tests.conftest import LiveServer
 from tests.e2e.test_sessions import account, bearer, login
 
 
@@ -270,3 +272,30 @@ async def test_article_fields_are_checked(
     assert answer.status_code in (413, 422), answer.text
     if answer.status_code == 422:
         assert field in answer.json()["error"]["fields"]
+
+
+async def test_the_projector_clears_the_caches_it_owns(
+    client: httpx.AsyncClient, live_api: LiveServer, author: Author
+) -> None:
+    cache = live_api.container.cache
+    redis = live_api.container.redis
+    first_page = author_first_page_key(cache, author.id)
+    assert (await client.get("/v1/me/articles", headers=author.auth)).status_code == 200
+    assert await redis.exists(first_page), "the author's first page was cached"
+
+    article_id = await draft(client, author)
+    published = await client.post(f"/v1/articles/{article_id}/publish", headers=author.auth)
+    after = {"bloghub-after": published.headers["bloghub-position"]}
+    assert (await client.get(f"/v1/articles/{article_id}", headers=after)).status_code == 200
+    assert not await redis.exists(first_page), "cleared after the projector's commit"
+    assert await redis.exists(published_key(cache, article_id)), "pre-warmed at publish"
+
+    withdrawn = await client.post(f"/v1/articles/{article_id}/withdraw", headers=author.auth)
+    after = {"bloghub-after": withdrawn.headers["bloghub-position"]}
+    assert (await client.get(f"/v1/articles/{article_id}", headers=after)).status_code == 404
+    for _ in range(50):
+        if not await redis.exists(published_key(cache, article_id)):
+            break
+        await asyncio.sleep(0.02)
+    assert not await redis.exists(published_key(cache, article_id))
+    assert (await client.get(f"/v1/articles/{article_id}")).status_code == 404

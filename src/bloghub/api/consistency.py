@@ -75,6 +75,13 @@ class Progress:
             self._loaded_at = time.monotonic()
         return self._generations.get(projector, 1)
 
+    def relevant(
+        self, projectors: Sequence[tuple[str, Sequence[Family]]], pos: Position
+    ) -> Position:
+        """The part of ``pos`` in the topics these projectors read."""
+        topics = {topic_for(self._prefix, f) for _, families in projectors for f in families}
+        return pos.restricted_to(topics)
+
     async def reached(
         self, projectors: Sequence[tuple[str, Sequence[Family]]], pos: Position
     ) -> bool:

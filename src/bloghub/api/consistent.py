@@ -46,6 +46,7 @@ async def wait_for_reads(request: Request, reads: Reads, caller_id: str | None) 
         return False
     # A read that had to catch up must not then take an older copy from a cache: the
     # projector clears caches just after its commit, a moment after the wait ends.
+    position = c.progress.relevant(reads, position)
     request.state.caught_up = bool(position)
     reached = await c.progress.wait(reads, position, c.settings.read_wait_s)
     return not reached

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 from uuid import UUID
 
@@ -42,9 +43,18 @@ from bloghub.commands.articles import (
 )
 from bloghub.errors import InvalidInput, NotFound
 from bloghub.events.topics import Family
-from bloghub.projections.articles import PUBLISHED_TTL_S, published_key, published_view
+from bloghub.projections.articles import (
+    PUBLISHED_TTL_S,
+    author_first_page_key,
+    draft_key,
+    published_key,
+    published_view,
+)
 
 ARTICLES_READS = [("articles", (Family.ARTICLES,))]
+FIRST_PAGE = 20  # the default page size: the author's first page is the one cached
+LIST_TTL_S = 300
+DRAFT_TTL_S = 300
 IDEMPOTENT = {"Idempotency-Key": "A retry with the same key gets the first answer"}
 
 
@@ -61,7 +71,7 @@ def _article_id(request: Request) -> str:
 
 
 def _limit(request: Request) -> int:
-    raw = request.query_params.get("limit", "20")
+    raw = request.query_params.get("limit", str(FIRST_PAGE))
     if not raw.isdigit() or not 1 <= int(raw) <= 100:
         raise InvalidInput("limit must be 1-100", fields={"limit": "1-100"})
     return int(raw)
@@ -183,39 +193,60 @@ async def _changed(
     return await written(request, JSON({"article": out}), position, user_id)
 
 
+async def cached(request: Request, key: str, ttl_s: int, fill: Callable[[], Awaitable[Any]]) -> Any:
+    """Through the cache the articles projector owns, unless this read had to catch up with
+    a position: then from the read model, since the projector clears caches only just
+    after its commit."""
+    if getattr(request.state, "caught_up", False):
+        return await fill()
+    return await container(request).cache.get_or_fill(key, ttl_s, fill)
+
+
 async def my_articles(request: Request) -> Response:
     claims = await require_caller(request)
     stale = await wait_for_reads(request, ARTICLES_READS, claims.user_id)
-    page = await queries(request).by_author(
-        claims.user_id, _limit(request), request.query_params.get("cursor")
-    )
-    items = [
-        DraftSummary(
-            id=str(r.id),
-            version=r.version,
-            status=r.status,
-            title=r.title,
-            abstract=abstract(r.content),
-            tags=list(r.tags),
-            created_at=r.created_at,
-            updated_at=r.updated_at,
-            published_at=r.published_at,
-        )
-        for r in page.items
-    ]
-    body = DraftPage(articles=items, next_cursor=page.next_cursor)
-    return mark_stale(JSON(body.model_dump(mode="json")), stale)
+    limit, cursor = _limit(request), request.query_params.get("cursor")
+
+    async def fill() -> dict[str, Any]:
+        page = await queries(request).by_author(claims.user_id, limit, cursor)
+        items = [
+            DraftSummary(
+                id=str(r.id),
+                version=r.version,
+                status=r.status,
+                title=r.title,
+                abstract=abstract(r.content),
+                tags=list(r.tags),
+                created_at=r.created_at,
+                updated_at=r.updated_at,
+                published_at=r.published_at,
+            )
+            for r in page.items
+        ]
+        return DraftPage(articles=items, next_cursor=page.next_cursor).model_dump(mode="json")
+
+    if cursor is None and limit == FIRST_PAGE:
+        key = author_first_page_key(container(request).cache, claims.user_id)
+        body = await cached(request, key, LIST_TTL_S, fill)
+    else:
+        body = await fill()
+    return mark_stale(JSON(body), stale)
 
 
 async def my_article(request: Request) -> Response:
     claims = await require_caller(request)
     article_id = _article_id(request)
     stale = await wait_for_reads(request, ARTICLES_READS, claims.user_id)
-    row = await queries(request).draft(article_id)
-    if row is None or str(row.author_id) != claims.user_id:
+
+    async def fill() -> dict[str, Any] | None:
+        row = await queries(request).draft(article_id)
+        return None if row is None else draft_out(row).model_dump(mode="json")
+
+    key = draft_key(container(request).cache, article_id)
+    found: dict[str, Any] | None = await cached(request, key, DRAFT_TTL_S, fill)
+    if found is None or found["author_id"] != claims.user_id:
         raise NotFound("no such article among yours")
-    body = DraftEnvelope(article=draft_out(row)).model_dump(mode="json")
-    return mark_stale(JSON(body), stale)
+    return mark_stale(JSON({"article": found}), stale)
 
 
 # --- the readers' side ------------------------------------------------------------------
@@ -228,11 +259,8 @@ async def published_detail(request: Request, article_id: str) -> dict[str, Any] 
     async def fill() -> dict[str, Any] | None:
         return published_view(await queries(request).published(article_id))
 
-    if getattr(request.state, "caught_up", False):
-        return await fill()
-
-    found: dict[str, Any] | None = await c.get_or_fill(
-        published_key(c, article_id), PUBLISHED_TTL_S, fill
+    found: dict[str, Any] | None = await cached(
+        request, published_key(c, article_id), PUBLISHED_TTL_S, fill
     )
     return found
 
