@@ -3,8 +3,6 @@ clock: which provider a user's SMS goes through, and when a failing one is left 
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Iterable
 from typing import Literal
 
 import pytest
@@ -19,6 +17,7 @@ from bloghub.auth.sms.failover import (
     TimeoutSwitchFailover,
 )
 from bloghub.auth.sms.providers import CircuitOpen, ProviderError, ProviderTimeout
+from tests.fakes import Scripted
 
 Outcome = Literal["ok", "fail", "timeout", "crash", "hang"]
 
@@ -29,32 +28,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-class Scripted:
-    """A fake provider (same port as the real ones) playing a script of outcomes."""
-
-    def __init__(self, name: str, script: Iterable[Outcome] = (), then: Outcome = "ok") -> None:
-        self.name = name
-        self._script = list(script)
-        self._then = then
-        self.sent: list[tuple[str, str]] = []
-
-    @property
-    def calls(self) -> int:
-        return len(self.sent)
-
-    async def send(self, phone: str, text: str) -> None:
-        self.sent.append((phone, text))
-        outcome = self._script.pop(0) if self._script else self._then
-        if outcome == "fail":
-            raise ProviderError(self.name, "HTTP 500")
-        if outcome == "timeout":
-            raise ProviderTimeout(self.name, "no answer")
-        if outcome == "crash":
-            raise RuntimeError("bug in the provider adapter")
-        if outcome == "hang":
-            await asyncio.Event().wait()
 
 
 PHONE = "+8613800138000"

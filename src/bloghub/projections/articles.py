@@ -149,11 +149,11 @@ class ArticlesProjector(PostgresProjector):
                 insert(article_tags), [{"article_id": article_id, "tag": t} for t in tags]
             )
 
-    async def after_commit(self, records: Sequence[Recorded]) -> None:
+    def stale_cache_keys(self, records: Sequence[Recorded]) -> set[str]:
         cache = self.cache
-        if cache is None:
-            return
         stale: set[str] = set()
+        if cache is None:
+            return stale
         for rec in records:
             ev = rec.event
             if not isinstance(ev, ArticleEvent):
@@ -161,8 +161,14 @@ class ArticlesProjector(PostgresProjector):
             stale |= {draft_key(cache, ev.article_id), author_first_page_key(cache, ev.author_id)}
             if not isinstance(ev, DraftEdited | ArticleDrafted):
                 stale.add(published_key(cache, ev.article_id))
+        return stale
+
+    async def after_commit(self, records: Sequence[Recorded]) -> None:
         # Withdraw and delete take the published version out of every cache in one command.
-        await cache.invalidate(stale)
+        await super().after_commit(records)
+        cache = self.cache
+        if cache is None:
+            return
         published = {r.event.article_id for r in records if isinstance(r.event, ArticlePublished)}
         if self.live and published:
             await self._prewarm(cache, published)

@@ -44,8 +44,19 @@ class PostgresProjector(abc.ABC):
     async def handle(self, conn: AsyncConnection, records: Sequence[Recorded]) -> None:
         """Write ``records`` (already de-duplicated, in log order) to the read model."""
 
+    def stale_cache_keys(self, records: Sequence[Recorded]) -> set[str]:
+        """The cache entries ``records`` make stale (none unless a projector owns some)."""
+        return set()
+
+    async def before_commit(self, records: Sequence[Recorded]) -> None:
+        # Stale entries go just before the commit makes the change visible, and again
+        # after it (after_commit), for a reader that refilled one from the old rows.
+        if self.cache is not None:
+            await self.cache.invalidate(self.stale_cache_keys(records))
+
     async def after_commit(self, records: Sequence[Recorded]) -> None:
-        return None
+        if self.cache is not None:
+            await self.cache.invalidate(self.stale_cache_keys(records))
 
     async def load_checkpoints(self, partitions: Sequence[TP]) -> dict[TP, int]:
         async with translated(), self.engine.connect() as conn:
@@ -63,5 +74,6 @@ class PostgresProjector(abc.ABC):
             fresh = fresh_records(records, stored)
             if fresh:
                 await self.handle(conn, fresh)
+                await self.before_commit(fresh)
             await self.checkpoints.save(conn, next_offsets)
         return fresh

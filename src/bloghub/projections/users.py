@@ -62,10 +62,15 @@ class UsersProjector(PostgresProjector):
                 for rec in batch:
                     await self._one(conn, rec.event, rec)
 
-    async def after_commit(self, records: Sequence[Recorded]) -> None:
-        if self.cache is not None:
-            ids = {rec.envelope.aggregate_id for rec in records}
-            await self.cache.invalidate(user_info_key(self.cache, i) for i in ids)
+    def stale_cache_keys(self, records: Sequence[Recorded]) -> set[str]:
+        if self.cache is None:
+            return set()
+        # A brand-new account has nothing cached yet (misses are not cached).
+        return {
+            user_info_key(self.cache, rec.envelope.aggregate_id)
+            for rec in records
+            if not isinstance(rec.event, UserRegistered)
+        }
 
     async def _registered(self, conn: AsyncConnection, records: list[Recorded]) -> None:
         registered = [(r.event, r.envelope.occurred_at) for r in records]

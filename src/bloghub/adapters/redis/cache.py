@@ -58,9 +58,12 @@ class Cache:
         await self._redis.set(key, orjson.dumps(value), ex=ttl_s)
 
     async def invalidate(self, keys: Iterable[str]) -> None:
+        """Drop entries, best effort: a projector must not stall on a Redis outage (while
+        Redis is down, readers go to the read models anyway)."""
         wanted = list(keys)
         if wanted:
-            await self._redis.delete(*wanted)
+            with contextlib.suppress(RedisError):
+                await self._redis.delete(*wanted)
 
 
 def user_info_key(cache: Cache, user_id: str) -> str:
