@@ -184,7 +184,7 @@ async def test_a_throttled_code_is_queued_then_delivered_by_the_worker(
         assert queued.status_code == 202
         assert queued.json() == {"status": "queued"}
         assert not [m for m in gateway.received if m["phone"].endswith(second)]
-        for _ in range(100):
+        for _ in range(300):  # the window is 2 s; a loaded machine may take longer
             if [m for m in gateway.received if m["phone"].endswith(second)]:
                 break
             await asyncio.sleep(0.1)

@@ -159,14 +159,6 @@ async def _change(current: ArticleState, deps: CommandDeps, caller: Caller, make
             "the article is being changed by another request; reload and retry",
             fields={"version": "stale"},
         ) from None
-    try:
-        position = await deps.record(caller, make(version))
-    except BaseException:
-        await deps.reservations.release(
-            "article_version", f"{current.id}:{version}", current.author_id
-        )
-        raise
-    await deps.reservations.confirm(
-        "article_version", f"{current.id}:{version}", current.author_id, position.encode()
-    )
+    key = ("article_version", f"{current.id}:{version}", current.author_id)
+    position = await deps.record_holding(caller, key, make(version))
     return Changed(current.id, version, position)

@@ -34,15 +34,14 @@ async def register_user(cmd: RegisterUser, deps: CommandDeps, caller: Caller) ->
     await deps.reservations.reserve("email", cmd.email, user_id)
     try:
         password_hash = await deps.hasher.hash(cmd.password)
-        position = await deps.record(
-            Caller(actor_id=user_id, request_id=caller.request_id),
-            UserRegistered(user_id=user_id, email=cmd.email, password_hash=password_hash),
-        )
     except BaseException:
-        # Nothing was recorded: free the address so a retry is not refused as a duplicate.
         await deps.reservations.release("email", cmd.email, user_id)
         raise
-    await deps.reservations.confirm("email", cmd.email, user_id, position.encode())
+    position = await deps.record_holding(
+        Caller(actor_id=user_id, request_id=caller.request_id),
+        ("email", cmd.email, user_id),
+        UserRegistered(user_id=user_id, email=cmd.email, password_hash=password_hash),
+    )
     return Registered(user_id=user_id, position=position)
 
 
@@ -60,12 +59,9 @@ async def account_for(
             if held is not None:
                 return held.owner_id
             continue  # released between our two looks: try to take it again
-        try:
-            position = await deps.record(Caller(user_id, caller.request_id), new_account(user_id))
-        except BaseException:
-            await deps.reservations.release(kind, value, user_id)
-            raise
-        await deps.reservations.confirm(kind, value, user_id, position.encode())
+        await deps.record_holding(
+            Caller(user_id, caller.request_id), (kind, value, user_id), new_account(user_id)
+        )
         return user_id
     raise Conflict(f"that {kind} is changing hands; try again")
 
@@ -108,16 +104,11 @@ async def bind_phone(
         raise Conflict("that phone belongs to another account", fields={"phone": "already taken"})
     if held is None:
         await deps.reservations.reserve("phone", phone, user_id)
-    try:
-        position = await deps.record(
-            Caller(user_id, caller.request_id),
-            PhoneBound(user_id=user_id, phone=phone, previous_phone=previous),
-        )
-    except BaseException:
-        if held is None:
-            await deps.reservations.release("phone", phone, user_id)
-        raise
-    await deps.reservations.confirm("phone", phone, user_id, position.encode())
+    position = await deps.record_holding(
+        Caller(user_id, caller.request_id),
+        ("phone", phone, user_id),
+        PhoneBound(user_id=user_id, phone=phone, previous_phone=previous),
+    )
     if previous is not None and previous != phone:
         await deps.reservations.release_confirmed("phone", previous, user_id)
     return position

@@ -26,6 +26,40 @@ from bloghub.settings import Settings
 log = structlog.get_logger(__name__)
 
 
+class Indeterminate(Unavailable):
+    """The log did not confirm a write in time, yet may still record it: ``outcome``
+    resolves to the position once the log answers, or fails if it never records it."""
+
+    code = "unconfirmed"
+
+    def __init__(self, outcome: asyncio.Future[Position]) -> None:
+        super().__init__(
+            "the event log did not confirm the write in time; it may still be recorded, "
+            "so check before retrying"
+        )
+        self.outcome = outcome
+
+
+def _positions(futures: Sequence[asyncio.Future[Any]]) -> asyncio.Future[Position]:
+    """One future for the position of all records, kept running even if nobody waits."""
+
+    async def gather() -> Position:
+        offsets: dict[tuple[str, int], int] = {}
+        for meta in await asyncio.gather(*futures):
+            key = (meta.topic, meta.partition)
+            offsets[key] = max(meta.offset, offsets.get(key, -1))
+        return Position(offsets)
+
+    task = asyncio.ensure_future(gather())
+    task.add_done_callback(_note_failure)
+    return task
+
+
+def _note_failure(task: asyncio.Future[Position]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("event_log.write_not_recorded", error=repr(task.exception()))
+
+
 class EventLog:
     def __init__(
         self,
@@ -77,22 +111,35 @@ class EventLog:
 
     async def append(self, envelopes: Sequence[Envelope]) -> Position:
         """Append in order (per key) and wait for every record to be acknowledged by all
-        in-sync replicas. Raises ``Unavailable`` if that cannot happen within the bound."""
+        in-sync replicas, within the bound.
+
+        ``Unavailable`` when nothing was handed to the producer (nothing will be recorded);
+        ``Indeterminate`` when records were handed over but not confirmed in time: the
+        producer keeps retrying them, so they may still be recorded, and the exception's
+        ``outcome`` tells which once the log answers."""
         if not envelopes:
             return Position()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._timeout_s
+        futures: list[asyncio.Future[Any]] = []
         try:
-            async with asyncio.timeout(self._timeout_s):
+            async with asyncio.timeout_at(deadline):
                 producer = await self._ensure_producer()
-                futures = [await self._send(producer, env) for env in envelopes]
-                metas = await asyncio.gather(*futures)
+                for env in envelopes:
+                    futures.append(await self._send(producer, env))
         except (TimeoutError, KafkaError) as exc:
-            log.warning("event_log.append_failed", error=repr(exc), events=len(envelopes))
-            raise Unavailable("the event log is not reachable; nothing was recorded") from exc
-        offsets: dict[tuple[str, int], int] = {}
-        for meta in metas:
-            key = (meta.topic, meta.partition)
-            offsets[key] = max(meta.offset, offsets.get(key, -1))
-        return Position(offsets)
+            log.warning("event_log.append_failed", error=repr(exc), handed_over=len(futures))
+            if not futures:
+                raise Unavailable("the event log is not reachable; nothing was recorded") from exc
+            raise Indeterminate(_positions(futures)) from exc
+        outcome = _positions(futures)
+        try:
+            return await asyncio.wait_for(asyncio.shield(outcome), max(0.0, deadline - loop.time()))
+        except TimeoutError as exc:
+            log.warning("event_log.append_unconfirmed", events=len(envelopes))
+            raise Indeterminate(outcome) from exc
+        except KafkaError as exc:
+            raise Unavailable("the event log refused the write; nothing was recorded") from exc
 
     async def _send(self, producer: AIOKafkaProducer, env: Envelope) -> asyncio.Future[Any]:
         value, headers = encode(env)
