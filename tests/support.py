@@ -11,10 +11,16 @@ from pathlib import Path
 
 import asyncpg
 
-from bloghub.events.base import Event, Recorded, envelop
+from bloghub.adapters.postgres.engine import make_engine
+from bloghub.adapters.postgres.generations import create_generation
+from bloghub.adapters.redis import make_redis
+from bloghub.events.base import Event, Recorded, envelop, registry
 from bloghub.events.log import EventLog
 from bloghub.events.users import UserRegistered
 from bloghub.ids import new_id_str
+from bloghub.projections.dead_letters import DeadLetters
+from bloghub.projections.postgres_sink import PostgresProjector
+from bloghub.projections.runner import ProjectorRunner, RunnerConfig
 from bloghub.settings import Settings
 
 
@@ -84,3 +90,45 @@ def recorded(event: Event, *, topic: str, partition: int, offset: int) -> Record
     """An event as if read from ``topic``/``partition`` at ``offset``."""
     env = envelop(event, actor_id=None, request_id=None)
     return Recorded(env, event, topic, partition, offset, 0)
+
+
+async def replay_generation(
+    settings: Settings,
+    projector: type[PostgresProjector],
+    generation: int,
+    *,
+    until: int,
+    timeout_s: float = 120.0,
+) -> None:
+    """Build ``generation`` of ``projector`` from offset 0 beside the live one (not
+    serving, no cache pre-warming) until its checkpoints sum to ``until``."""
+    engine = make_engine(settings.sqlalchemy_url, pool_size=2)
+    redis = make_redis(settings.redis_url.get_secret_value())
+    dead = DeadLetters(bootstrap=settings.kafka_bootstrap, prefix=settings.prefix, redis=redis)
+    await dead.start()
+    try:
+        async with engine.begin() as conn:
+            await create_generation(conn, projector.name, generation, activate=False)
+        building = projector(engine, generation=generation)
+        building.live = False
+        runner = ProjectorRunner(
+            building,
+            config=RunnerConfig.from_settings(settings),
+            registry=registry,
+            dead_letters=dead,
+        )
+        stop = asyncio.Event()
+        task = asyncio.create_task(runner.run(stop))
+
+        async def caught_up() -> bool:
+            return await applied(settings, projector.name, generation) >= until
+
+        try:
+            await wait_until(caught_up, timeout_s=timeout_s)
+        finally:
+            stop.set()
+            await task
+    finally:
+        await dead.close()
+        await redis.aclose()
+        await engine.dispose()

@@ -15,7 +15,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bloghub.adapters.postgres.engine import make_engine
-from bloghub.adapters.postgres.generations import create_generation
 from bloghub.adapters.redis import make_redis
 from bloghub.events.articles import (
     ArticleDeleted,
@@ -33,7 +32,7 @@ from bloghub.projections.dead_letters import DeadLetters
 from bloghub.projections.runner import ProjectorRunner, RunnerConfig
 from bloghub.settings import Settings
 from tests.conftest import isolated
-from tests.support import applied, wait_until
+from tests.support import applied, replay_generation, wait_until
 
 OPS = st.sampled_from(["create", "edit", "publish", "withdraw", "delete"])
 TITLES = st.text(alphabet="abc 中文", min_size=1, max_size=8).filter(lambda t: t.strip() != "")
@@ -120,35 +119,6 @@ async def rig(run_id: str) -> AsyncIterator[Rig]:
             await log.close()
 
 
-async def _replay(rig: Rig, generation: int) -> None:
-    s = rig.settings
-    engine = make_engine(s.sqlalchemy_url, pool_size=2)
-    redis = make_redis(s.redis_url.get_secret_value())
-    dead = DeadLetters(bootstrap=s.kafka_bootstrap, prefix=s.prefix, redis=redis)
-    await dead.start()
-    try:
-        async with engine.begin() as conn:
-            await create_generation(conn, "articles", generation, activate=False)
-        projector = ArticlesProjector(engine, generation=generation)
-        projector.live = False
-        runner = ProjectorRunner(
-            projector, config=RunnerConfig.from_settings(s), registry=registry, dead_letters=dead
-        )
-        stop = asyncio.Event()
-        task = asyncio.create_task(runner.run(stop))
-
-        async def caught_up() -> bool:
-            return await applied(s, "articles", generation) >= rig.appended
-
-        await wait_until(caught_up, timeout_s=60)
-        stop.set()
-        await task
-    finally:
-        await dead.close()
-        await redis.aclose()
-        await engine.dispose()
-
-
 async def _tables(s: Settings, schema: str) -> tuple[list[Any], list[Any]]:
     conn = await asyncpg.connect(s.asyncpg_dsn)
     try:
@@ -196,6 +166,6 @@ async def test_replay_equals_live(rig: Rig, steps: list[tuple[str, int, str, lis
         )
 
     generation = next(rig.generations)
-    await _replay(rig, generation)
+    await replay_generation(rig.settings, ArticlesProjector, generation, until=rig.appended)
     assert await _tables(rig.settings, f"articles_g{generation}") == (live_rows, live_tags)
     await _drop(rig.settings, f"articles_g{generation}")

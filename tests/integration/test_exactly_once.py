@@ -3,23 +3,22 @@ fresh replay of the log gives: nothing lost, nothing applied twice."""
 
 from __future__ import annotations
 
-import asyncio
 import signal
 from pathlib import Path
 
 import asyncpg
 
-from bloghub.adapters.postgres.engine import make_engine
-from bloghub.adapters.postgres.generations import create_generation
-from bloghub.adapters.redis import make_redis
-from bloghub.events.base import registry
 from bloghub.events.log import EventLog
-from bloghub.projections.dead_letters import DeadLetters
-from bloghub.projections.runner import ProjectorRunner, RunnerConfig
 from bloghub.projections.users import UsersProjector
 from bloghub.settings import Settings
 from tests.conftest import isolated
-from tests.support import append_registrations, applied, projector_process, wait_until
+from tests.support import (
+    append_registrations,
+    applied,
+    projector_process,
+    replay_generation,
+    wait_until,
+)
 
 EVENTS = 20_000
 
@@ -33,35 +32,6 @@ async def _rows(settings: Settings, schema: str) -> list[tuple[str, str, str, ob
         return [tuple(r) for r in rows]
     finally:
         await conn.close()
-
-
-async def _replay_into_generation_2(settings: Settings) -> None:
-    engine = make_engine(settings.sqlalchemy_url, pool_size=2)
-    redis = make_redis(settings.redis_url.get_secret_value())
-    dead = DeadLetters(bootstrap=settings.kafka_bootstrap, prefix=settings.prefix, redis=redis)
-    await dead.start()
-    try:
-        async with engine.begin() as conn:
-            await create_generation(conn, "users", 2, activate=False)
-        runner = ProjectorRunner(
-            UsersProjector(engine, generation=2),
-            config=RunnerConfig(bootstrap=settings.kafka_bootstrap, prefix=settings.prefix),
-            registry=registry,
-            dead_letters=dead,
-        )
-        stop = asyncio.Event()
-        task = asyncio.create_task(runner.run(stop))
-
-        async def caught_up() -> bool:
-            return await applied(settings, "users", 2) >= EVENTS
-
-        await wait_until(caught_up, timeout_s=120)
-        stop.set()
-        await task
-    finally:
-        await dead.close()
-        await redis.aclose()
-        await engine.dispose()
 
 
 async def test_sigkill_mid_batch_then_restart_equals_replay(run_id: str, tmp_path: Path) -> None:
@@ -97,5 +67,5 @@ async def test_sigkill_mid_batch_then_restart_equals_replay(run_id: str, tmp_pat
         assert len(live) == EVENTS
         assert len({email for _, email, _, _ in live}) == EVENTS
 
-        await _replay_into_generation_2(settings)
+        await replay_generation(settings, UsersProjector, 2, until=EVENTS)
         assert await _rows(settings, "users_g2") == live
