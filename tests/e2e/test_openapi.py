@@ -33,3 +33,16 @@ async def test_docs_page_is_self_contained(client: httpx.AsyncClient) -> None:
     script = await client.get("/docs/docs.js")
     assert script.status_code == 200
     assert "fetch('/openapi.json')" in script.text
+
+
+async def test_path_and_query_parameters_are_documented(client: httpx.AsyncClient) -> None:
+    doc = (await client.get("/openapi.json")).json()
+    publish = doc["paths"]["/v1/articles/{article_id}/publish"]["post"]
+    assert {
+        "name": "article_id",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string"},
+    } in publish["parameters"]
+    listing = doc["paths"]["/v1/articles"]["get"]
+    assert {p["name"] for p in listing["parameters"]} == {"limit", "cursor", "author", "tag"}

@@ -95,6 +95,7 @@ class Endpoint:
     auth: bool = False
     errors: tuple[int, ...] = ()
     headers: Mapping[str, str] = field(default_factory=dict)
+    query: Mapping[str, str] = field(default_factory=dict)  # name -> description
     media_type: str = "application/json"
 
     def route(self) -> Route:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -77,6 +78,21 @@ def _operation(ep: Endpoint) -> dict[str, Any]:
         "operationId": f"{ep.method.lower()}_{ep.path.strip('/').replace('/', '_')}",
         "responses": responses,
     }
+    parameters = [
+        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        for name in re.findall(r"{(\w+)}", ep.path)
+    ] + [
+        {
+            "name": name,
+            "in": "query",
+            "required": False,
+            "description": text,
+            "schema": {"type": "string"},
+        }
+        for name, text in ep.query.items()
+    ]
+    if parameters:
+        op["parameters"] = parameters
     if ep.body is not None:
         op["requestBody"] = {
             "required": True,

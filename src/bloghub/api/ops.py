@@ -157,6 +157,7 @@ ENDPOINTS = [
         "ops",
         auth=True,
         errors=(401, 422),
+        query={"minutes": "how far back, 0-1440 (default 60)"},
     ),
     Endpoint(
         "GET",

@@ -55,6 +55,7 @@ ARTICLES_READS = [("articles", (Family.ARTICLES,))]
 FIRST_PAGE = 20  # the default page size: the author's first page is the one cached
 LIST_TTL_S = 300
 DRAFT_TTL_S = 300
+PAGING = {"limit": "1-100, default 20", "cursor": "next_cursor of the previous page"}
 IDEMPOTENT = {"Idempotency-Key": "A retry with the same key gets the first answer"}
 
 
@@ -367,6 +368,7 @@ ENDPOINTS = [
         response=DraftPage,
         auth=True,
         errors=(401, 422),
+        query=PAGING,
     ),
     Endpoint(
         "GET",
@@ -386,6 +388,11 @@ ENDPOINTS = [
         "articles",
         response=PublishedPage,
         errors=(422,),
+        query={
+            **PAGING,
+            "author": "only this author's articles (a user id)",
+            "tag": "only articles with this tag",
+        },
     ),
     Endpoint(
         "GET",

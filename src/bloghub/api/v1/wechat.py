@@ -86,5 +86,6 @@ ENDPOINTS = [
         "WeChat redirects here: the state must match the cookie; returns a token pair",
         "accounts",
         errors=(401, 404, 422, 503),
+        query={"code": "the code WeChat gives", "state": "the state of the auth URL"},
     ),
 ]
