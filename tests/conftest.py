@@ -46,6 +46,7 @@ def make_settings(prefix: str, database: str, **overrides: object) -> Settings:
         # The suite sends thousands of requests from one address within a minute.
         "rate_ip_per_minute": 1_000_000,
         "rate_user_per_minute": 1_000_000,
+        "login_failures_per_ip": 1_000_000,
         **overrides,
     }
     return Settings(**values)  # type: ignore[arg-type]

@@ -165,7 +165,12 @@ async def build(settings: Settings, *, pool_size: int = 10) -> Container:
         progress=Progress(engine, prefix=settings.prefix),
         own_writes=OwnWrites(redis, prefix=settings.prefix, ttl_s=settings.own_write_ttl_s),
         ops=ops,
-        lockout=LoginLockout(redis, prefix=settings.prefix),
+        lockout=LoginLockout(
+            redis,
+            prefix=settings.prefix,
+            account_threshold=settings.login_failures_per_account,
+            ip_threshold=settings.login_failures_per_ip,
+        ),
         cache=Cache(redis, prefix=settings.prefix, enabled=settings.cache_enabled),
         wechat=build_wechat(settings),
         limiter=limiter,

@@ -90,6 +90,8 @@ class Settings(BaseSettings):
     cors_origins: list[str] = Field(default_factory=list)
     cors_allow_credentials: bool = True
 
+    login_failures_per_account: int = Field(default=5, ge=1)  # within 15 min: 15 min lock
+    login_failures_per_ip: int = Field(default=50, ge=1)
     rate_ip_per_minute: int = Field(default=600, ge=1)
     rate_user_per_minute: int = Field(default=300, ge=1)
 
