@@ -36,14 +36,11 @@ from typing import Any
 
 import httpx
 import uvicorn
-from rich.table import Table
 
 from bench.support import (
     Check,
     Figure,
     Report,
-    _fmt,
-    _styled,
     console,
     median,
     quiet_logs,
@@ -384,28 +381,11 @@ class Ratio(Figure):
 class DetailReport(Report):
     """The shared report, with the ratios' judgement in the verdict column."""
 
-    def show(self) -> None:
-        table = Table(title=self.title, title_justify="left", show_lines=False)
-        table.add_column("measure")
-        table.add_column("value", justify="right")
-        table.add_column("goal", justify="right")
-        table.add_column("verdict", justify="center")
-        table.add_column("detail", overflow="fold")
-        for fig in self.figures:
-            if isinstance(fig, Ratio):
-                colour = "green" if fig.judgement == "cached faster" else "yellow"
-                verdict = f"[{colour}]{fig.judgement}[/]"
-            else:
-                verdict = _styled(fig.verdict)
-            goal = "" if fig.goal is None else f">= {_fmt(fig.goal, fig.unit)}"
-            table.add_row(fig.label, _fmt(fig.value, fig.unit), goal, verdict, fig.detail)
-        for check in self.checks:
-            table.add_row(check.label, "", "", _styled(check.verdict), check.detail)
-        console.print(table)
-        console.print("[dim]" + ", ".join(f"{k}={v}" for k, v in self.params.items()) + "[/]")
-        for note in self.notes:
-            console.print(f"[dim]{note}[/]")
-        console.print(f"overall: {_styled(self.verdict)}\n")
+    def verdict_cell(self, fig: Figure) -> str:
+        if isinstance(fig, Ratio):
+            colour = "green" if fig.judgement == "cached faster" else "yellow"
+            return f"[{colour}]{fig.judgement}[/]"
+        return super().verdict_cell(fig)
 
 
 def _rounds(values: Sequence[float], fmt: str) -> str:

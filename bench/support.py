@@ -259,7 +259,7 @@ class Report:
                 fig.label,
                 _fmt(fig.value, fig.unit),
                 "" if fig.goal is None else f">= {_fmt(fig.goal, fig.unit)}",
-                _styled(fig.verdict),
+                self.verdict_cell(fig),
                 fig.detail,
             )
         for check in self.checks:
@@ -270,6 +270,10 @@ class Report:
         for note in self.notes:
             console.print(f"[dim]{note}[/]")
         console.print(f"overall: {_styled(self.verdict)}\n")
+
+    def verdict_cell(self, fig: Figure) -> str:
+        """What the verdict column shows for a figure (a report may judge differently)."""
+        return _styled(fig.verdict)
 
     def write(self) -> Path:
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
