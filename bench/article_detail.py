@@ -35,7 +35,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import httpx
-import uvicorn
+from tests.loopback import serve_asgi
 
 from bench.support import (
     Check,
@@ -83,29 +83,10 @@ class Params:
 
 
 @contextlib.asynccontextmanager
-async def serve(settings: Settings, *, timeout_s: float = 30.0) -> AsyncIterator[str]:
+async def serve(settings: Settings) -> AsyncIterator[str]:
     """The real app on a loopback port, served by uvicorn in this event loop; yields its URL."""
-    app = create_app(settings)
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=0, log_level="warning", access_log=False, lifespan="on"
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve(), name="bench:uvicorn")
-    deadline = time.monotonic() + timeout_s
-    while not server.started:
-        if task.done():
-            task.result()
-            raise RuntimeError("uvicorn stopped before it started")
-        if time.monotonic() > deadline:
-            server.should_exit = True
-            raise RuntimeError(f"uvicorn did not start within {timeout_s:.0f}s")
-        await asyncio.sleep(0.02)
-    host, port = server.servers[0].sockets[0].getsockname()[:2]
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, timeout=15)
+    async with serve_asgi(create_app(settings), lifespan="on") as url:
+        yield url
 
 
 @contextlib.asynccontextmanager
