@@ -75,5 +75,13 @@ class Unavailable(BloghubError):
     code = "unavailable"
 
 
+class CatchingUp(Unavailable):
+    """The write is in the log but the read model has not reached it within the wait bound:
+    the answer would be wrong rather than late, so the caller is asked to come back."""
+
+    code = "catching_up"
+    retry_after_s = 1
+
+
 class Transient(Exception):
     """A store error worth retrying (connection lost, serialization failure)."""

@@ -109,3 +109,40 @@ async def test_fifty_concurrent_signups_with_one_email(
     records = await read_topic(settings, topic_for(settings.prefix, Family.USERS))
     mine = [r for r in records if email.encode() in (r.value or b"")]
     assert len(mine) == 1, "exactly one event was recorded"
+
+
+async def test_login_while_the_projector_lags_says_catching_up_not_wrong_password(
+    run_id: str,
+) -> None:
+    """The account is in the log but not yet in the read model: the login is asked to come
+    back (503 + Retry-After), never told its password is wrong, and never locked out."""
+    from bloghub.projections.worker import run_projectors
+    from tests.conftest import isolated, serve
+
+    email = f"lagging-{run_id}@example.com"
+    body = {"email": email, "password": PASSWORD}
+    async with (
+        isolated(run_id, "lag", read_wait_s=0.2) as own,
+        serve(own) as live,
+        httpx.AsyncClient(base_url=live.url) as client,
+    ):
+        assert (await client.post("/v1/users", json=signup_body(email))).status_code == 201
+        for _ in range(own.login_failures_per_account + 1):
+            early = await client.post("/v1/auth/login", json=body)
+            assert early.status_code == 503, early.text
+            assert early.json()["error"]["code"] == "catching_up"
+            assert early.headers["retry-after"] == "1"
+
+        stop = asyncio.Event()
+        projecting = asyncio.create_task(run_projectors(own, [], stop))
+        try:
+            for _ in range(200):
+                answer = await client.post("/v1/auth/login", json=body)
+                if answer.status_code != 503:
+                    break
+                await asyncio.sleep(0.1)
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["user"]["email"] == email
+        finally:
+            stop.set()
+            await asyncio.wait_for(projecting, timeout=30)

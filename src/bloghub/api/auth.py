@@ -15,7 +15,7 @@ from bloghub.api.consistent import wait_for_reads
 from bloghub.api.http import container
 from bloghub.api.queries import UserQueries
 from bloghub.auth.tokens import Claims
-from bloghub.errors import Unauthorized, Unavailable
+from bloghub.errors import CatchingUp, Unauthorized
 from bloghub.events.topics import Family
 
 USERS_READS = [("users", (Family.USERS,))]
@@ -48,7 +48,7 @@ async def session_is_live(request: Request, session_id: str, user_id: str) -> bo
     request.state.stale = stale
     session = await user_queries(request).session(session_id)
     if session is None and stale:
-        raise Unavailable("sessions are catching up; try again in a moment")
+        raise CatchingUp("sessions are catching up; try again in a moment")
     return session is not None and not session.revoked and session.user_id == user_id
 
 

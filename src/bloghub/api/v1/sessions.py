@@ -25,7 +25,7 @@ from bloghub.commands.sessions import (
     refresh_session,
     start_session,
 )
-from bloghub.errors import Unauthorized
+from bloghub.errors import CatchingUp, Unauthorized
 from bloghub.events.position import Position
 
 
@@ -87,8 +87,15 @@ async def _find_for_login(request: Request, email: str) -> UserRow | None:
     held = await c.commands.reservations.get("email", email)
     if held is None or held.position is None:
         return None
-    await c.progress.wait(USERS_READS, Position.decode(held.position), c.settings.read_wait_s)
-    return await queries.by_email(email)
+    reached = await c.progress.wait(
+        USERS_READS, Position.decode(held.position), c.settings.read_wait_s
+    )
+    row = await queries.by_email(email)
+    if row is None and not reached:
+        # The account is in the log, not yet in the read model: "wrong password" would be
+        # a lie, and counting it towards the lockout would punish the user for our lag.
+        raise CatchingUp("that account is still being set up; try again in a moment")
+    return row
 
 
 async def refresh(request: Request) -> Response:
@@ -140,7 +147,7 @@ ENDPOINTS = [
         "accounts",
         body=LoginIn,
         response=TokensOut,
-        errors=(400, 401, 413, 415, 422, 429),
+        errors=(400, 401, 413, 415, 422, 429, 503),
         headers=TOKEN_HEADERS,
     ),
     Endpoint(
