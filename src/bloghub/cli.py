@@ -91,8 +91,9 @@ async def _topics(settings: Settings) -> None:
 
 
 async def _project(settings: Settings, names: list[str]) -> None:
-    from bloghub.projections.worker import install_stop_signals, run_projectors
+    from bloghub.projections.worker import install_stop_signals, run_projectors, settle_heap
 
+    settle_heap()
     stop = asyncio.Event()
     install_stop_signals(stop)
     await run_projectors(settings, names, stop)
@@ -105,9 +106,10 @@ async def _run_all(settings: Settings) -> None:
     from bloghub.api.app import create_app
     from bloghub.bootstrap import prepare_topics
     from bloghub.commands.sweeper import sweep_forever
-    from bloghub.projections.worker import install_stop_signals, run_projectors
+    from bloghub.projections.worker import install_stop_signals, run_projectors, settle_heap
 
     await prepare_topics(settings)
+    settle_heap()
     stop = asyncio.Event()
     server = uvicorn.Server(
         uvicorn.Config(

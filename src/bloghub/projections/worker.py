@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import signal
 from collections.abc import Sequence
 
@@ -91,6 +92,15 @@ async def _until_stop_or_failure(tasks: list[asyncio.Task[None]], stop: asyncio.
         if task is not stopper and task.exception() is not None:
             log.error("projector.crashed", task=task.get_name(), error=repr(task.exception()))
             raise task.exception()  # type: ignore[misc]
+
+
+def settle_heap() -> None:
+    """Take what start-up made (modules, the SQLAlchemy and pydantic machinery, clients) out
+    of the garbage collector's scans: it lives as long as the process, and a worker that
+    makes and drops thousands of objects per batch would otherwise rescan it in every full
+    collection (about a third of a projector's CPU time on this machine, see bench/)."""
+    gc.collect()
+    gc.freeze()
 
 
 def install_stop_signals(stop: asyncio.Event) -> None:
