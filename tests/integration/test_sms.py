@@ -262,6 +262,7 @@ async def test_a_throttled_sms_is_queued_and_the_worker_delivers_it(
     sent = await outbox_row(engine, settings, phone)
     assert sent.sent_at is not None
     assert (sent.provider, sent.attempts) == ("gw", 1)
+    assert sent.text == "", "a delivered code is not kept in clear"
 
 
 async def test_a_failing_gateway_gets_at_most_three_spaced_retries(
@@ -282,6 +283,7 @@ async def test_a_failing_gateway_gets_at_most_three_spaced_retries(
         await worker
     failed = await outbox_row(engine, settings, phone)
     assert (failed.attempts, failed.sent_at) == (3, None)
+    assert failed.text == "", "a code given up is not kept in clear"
     assert failed.last_error is not None
     assert "HTTP 500" in failed.last_error
     times = [
@@ -289,6 +291,28 @@ async def test_a_failing_gateway_gets_at_most_three_spaced_retries(
     ]
     assert len(times) == 1 + 3  # the sender's own try, then the worker's three
     assert all(later - earlier >= 0.19 for earlier, later in itertools.pairwise(times[1:]))
+
+
+async def test_a_queued_code_that_expires_is_never_sent_late(
+    gateway: Gateway, failover: TimeoutSwitchFailover, engine: AsyncEngine, settings: Settings
+) -> None:
+    gateway.mode = "fail"
+    store = OutboxStore(engine, spacing_s=5.0)
+    phone = new_phone()
+    sender = SmsSender(failover, store)
+    assert await sender.send(phone, "Code 000456", valid_for_s=0.2) is Delivery.QUEUED
+    gateway.mode = "ok"  # the gateway is back, but the code is dead before its retry is due
+
+    stop = asyncio.Event()
+    worker = asyncio.create_task(run_outbox_worker(store, failover, stop=stop, poll_s=0.05))
+    try:
+        await eventually(lambda: _status_is(engine, settings, phone, "expired"))
+    finally:
+        stop.set()
+        await worker
+    expired = await outbox_row(engine, settings, phone)
+    assert (expired.attempts, expired.sent_at, expired.text) == (0, None, "")
+    assert len(gateway.to(phone)) == 1  # the sender's own (failed) try; nothing came later
 
 
 async def test_a_delivered_sms_is_not_queued(

@@ -13,7 +13,8 @@ sms_outbox = Table(
     Column("id", BigInteger, Identity(always=True), primary_key=True),
     Column("phone", Text, nullable=False),
     Column("text", Text, nullable=False),
-    # pending → sent, or failed once the worker has used up its tries.
+    # pending → sent; failed once the worker has used up its tries; expired once
+    # expires_at passed undelivered. The text (it may hold a login code) is erased then.
     Column("status", Text, nullable=False, server_default="pending"),
     Column("attempts", Integer, nullable=False, server_default="0"),
     Column("next_attempt_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
@@ -21,4 +22,5 @@ sms_outbox = Table(
     Column("provider", Text),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("sent_at", DateTime(timezone=True)),
+    Column("expires_at", DateTime(timezone=True)),  # null: never
 )

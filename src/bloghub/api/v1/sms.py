@@ -48,11 +48,13 @@ async def send_code(request: Request) -> Response:
     body = await parse_body(request, CodeRequest)
     sms = container(request).sms
     code = await sms.codes.issue(body.purpose, body.phone)
-    text = f"Your bloghub code is {code}. It is valid for 10 minutes."
+    minutes = max(1, sms.codes.ttl_s // 60)
+    text = f"Your bloghub code is {code}. It is valid for {minutes} minutes."
     if body.purpose == "reset" and await _owner(request, body.phone) is None:
         # Answer as if it was sent: whether a phone has an account is not for strangers.
         return JSON({"status": Delivery.SENT.value})
-    delivery = await sms.sender.send(body.phone, text)
+    # A code that dies in the outbox is not worth delivering late.
+    delivery = await sms.sender.send(body.phone, text, valid_for_s=sms.codes.ttl_s)
     return JSON({"status": delivery.value}, status_code=202 if delivery is Delivery.QUEUED else 200)
 
 

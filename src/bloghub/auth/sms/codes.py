@@ -83,6 +83,11 @@ class SmsCodes:
         self._issue = redis.register_script(_ISSUE)
         self._check = redis.register_script(_CHECK)
 
+    @property
+    def ttl_s(self) -> int:
+        """How long a code is good for, in seconds."""
+        return self._ttl_s
+
     def _keys(self, purpose: str, phone: str) -> list[str]:
         if _PURPOSE.fullmatch(purpose) is None:
             raise ValueError(f"bad code purpose {purpose!r}")

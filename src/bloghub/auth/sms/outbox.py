@@ -1,5 +1,8 @@
 """The Postgres outbox for SMS no provider took, and the worker that retries it.
 
+Once a message is sent, given up or past its ``expires_at``, its text (a login code, as
+a rule) is erased: the row stays for the record, the secret does not.
+
 A claim is one short transaction: due rows are picked with ``FOR UPDATE SKIP LOCKED`` (so
 any number of workers share the table without waiting on each other), their try is
 counted and their next try pushed ``spacing_s`` ahead, then the transaction commits and
@@ -16,7 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import Interval, Row, and_, case, func, insert, literal, select, update
+from sqlalchemy import Interval, Row, and_, case, func, insert, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.elements import BindParameter
 
@@ -29,6 +32,7 @@ from bloghub.errors import Transient, Unavailable
 
 log = structlog.get_logger(__name__)
 o = sms_outbox.c
+ERASED = ""  # what a delivered, failed or expired message's text becomes
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,8 +57,18 @@ class OutboxStore:
         self.max_attempts = max_attempts
         self.spacing_s = spacing_s
 
-    async def enqueue(self, phone: str, text: str, *, reason: str, delay_s: float = 0.0) -> int:
-        """Keep a message for the worker; its first try is due in ``delay_s`` seconds."""
+    async def enqueue(
+        self,
+        phone: str,
+        text: str,
+        *,
+        reason: str,
+        delay_s: float = 0.0,
+        expires_in_s: float | None = None,
+    ) -> int:
+        """Keep a message for the worker; its first try is due in ``delay_s`` seconds, and
+        it is not sent at all after ``expires_in_s`` (never expires if None)."""
+        expires = None if expires_in_s is None else func.now() + _after(expires_in_s)
         stmt = (
             insert(sms_outbox)
             .values(
@@ -62,16 +76,28 @@ class OutboxStore:
                 text=text,
                 last_error=reason,
                 next_attempt_at=func.now() + _after(delay_s),
+                expires_at=expires,
             )
             .returning(o.id)
         )
         async with translated(), self._engine.begin() as conn:
             return int((await conn.execute(stmt)).scalar_one())
 
+    async def expire(self) -> int:
+        """Give up pending messages past their expiry; how many were given up."""
+        stmt = (
+            update(sms_outbox)
+            .where(o.status == "pending", o.expires_at <= func.now())
+            .values(status="expired", text=ERASED)
+        )
+        async with translated(), self._engine.begin() as conn:
+            return int((await conn.execute(stmt)).rowcount)
+
     async def claim(self, limit: int) -> list[OutboxMessage]:
+        live = or_(o.expires_at.is_(None), o.expires_at > func.now())
         due = (
             select(o.id)
-            .where(and_(o.status == "pending", o.next_attempt_at <= func.now()))
+            .where(and_(o.status == "pending", o.next_attempt_at <= func.now(), live))
             .order_by(o.next_attempt_at)
             .limit(limit)
             .with_for_update(skip_locked=True)
@@ -87,13 +113,18 @@ class OutboxStore:
             return [_message(row) for row in await conn.execute(stmt)]
 
     async def mark_sent(self, message_id: int, provider: str) -> None:
-        values = {"status": "sent", "sent_at": func.now(), "provider": provider}
+        values = {"status": "sent", "sent_at": func.now(), "provider": provider, "text": ERASED}
         await self._update(message_id, values)
 
     async def mark_failed(self, message_id: int, error: str) -> None:
         """Record a failed try; the message is given up once it has had every try."""
-        status = case((o.attempts >= self.max_attempts, "failed"), else_="pending")
-        await self._update(message_id, {"last_error": error, "status": status})
+        last = o.attempts >= self.max_attempts
+        values = {
+            "last_error": error,
+            "status": case((last, "failed"), else_="pending"),
+            "text": case((last, ERASED), else_=o.text),
+        }
+        await self._update(message_id, values)
 
     async def defer(self, message_id: int, delay_s: float) -> None:
         """Put a claimed message back untried (held by the rate, not failed)."""
@@ -126,6 +157,9 @@ async def deliver_due(
     store: OutboxStore, failover: Failover, *, throttle: Throttle | None = None, batch: int = 20
 ) -> int:
     """One pass: claim due messages and try each once. Returns how many were claimed."""
+    expired = await store.expire()
+    if expired:
+        log.info("sms_outbox.expired", count=expired)
     claimed = await store.claim(batch)
     for message in claimed:
         bound = log.bind(outbox_id=message.id, phone=mask_phone(message.phone))

@@ -28,8 +28,9 @@ class SmsSender:
         self._outbox = outbox
         self._throttle = throttle
 
-    async def send(self, phone: str, text: str) -> Delivery:
-        """Deliver ``text`` to ``phone`` now, or keep it for the outbox worker.
+    async def send(self, phone: str, text: str, *, valid_for_s: float | None = None) -> Delivery:
+        """Deliver ``text`` to ``phone`` now, or keep it for the outbox worker, which gives
+        it up once ``valid_for_s`` has passed (a login code that expired is worth nothing).
 
         ``ValueError`` for a number that is not a phone; ``Unavailable`` only when the
         message could neither be sent nor stored.
@@ -38,14 +39,18 @@ class SmsSender:
         bound = log.bind(phone=mask_phone(phone))
         held_for = await self._held_for(bound)
         if held_for is not None:
-            await self._outbox.enqueue(phone, text, reason="throttled", delay_s=held_for)
+            await self._outbox.enqueue(
+                phone, text, reason="throttled", delay_s=held_for, expires_in_s=valid_for_s
+            )
             bound.info("sms.queued", reason="throttled", retry_after_s=held_for)
             return Delivery.QUEUED
         try:
             provider = await self._failover.send(phone, text)
         except AllProvidersFailed as exc:
             delay = self._outbox.spacing_s
-            await self._outbox.enqueue(phone, text, reason=str(exc)[:1000], delay_s=delay)
+            await self._outbox.enqueue(
+                phone, text, reason=str(exc)[:1000], delay_s=delay, expires_in_s=valid_for_s
+            )
             bound.warning("sms.queued", reason="all_providers_failed", error=str(exc))
             return Delivery.QUEUED
         bound.info("sms.delivered", provider=provider)
