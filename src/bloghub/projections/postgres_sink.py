@@ -49,10 +49,11 @@ class PostgresProjector(abc.ABC):
         return set()
 
     async def before_commit(self, records: Sequence[Recorded]) -> None:
-        # Stale entries go just before the commit makes the change visible, and again
-        # after it (after_commit), for a reader that refilled one from the old rows.
+        # Stale entries are fenced just before the commit makes the change visible: from
+        # then until the fence is lifted after the commit, readers read the store and no
+        # copy of the old rows can be put back.
         if self.cache is not None:
-            await self.cache.invalidate(self.stale_cache_keys(records))
+            await self.cache.fence(self.stale_cache_keys(records))
 
     async def after_commit(self, records: Sequence[Recorded]) -> None:
         if self.cache is not None:

@@ -1,6 +1,12 @@
 """A JSON cache in Redis, keyed under the deployment prefix. Readers fill it; projectors
-own it and invalidate after their commits. Fills are single-flight per key, so a popular
-entry that expires does not send a stampede to the store."""
+own it. Fills are single-flight per key, so a popular entry that expires does not send a
+stampede to the store.
+
+A projector fences the entries a batch makes stale just before its commit and lifts the
+fence just after. A fenced key holds a marker (never JSON): readers take it as a miss and
+read the store, and their fills are ``SET NX``, so none can put back a copy read before
+the commit, however its timing falls around the commit. A fence that is never lifted (the
+projector died between the two) runs out after ``FENCE_TTL_S``."""
 
 from __future__ import annotations
 
@@ -12,6 +18,9 @@ from typing import Any
 import orjson
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
+
+FENCE = b"\x00fenced"
+FENCE_TTL_S = 30
 
 
 class Cache:
@@ -33,7 +42,7 @@ class Cache:
             raw = await self._redis.get(key)
         except RedisError:
             raw = None
-        if raw is not None:
+        if raw is not None and raw != FENCE:
             return orjson.loads(raw)
         running = self._inflight.get(key)
         if running is not None:
@@ -44,7 +53,8 @@ class Cache:
             value = await fill()
             if value is not None:
                 with contextlib.suppress(RedisError):
-                    await self._redis.set(key, orjson.dumps(value), ex=ttl_s)
+                    # NX: a fence set while this fill read the store keeps it out.
+                    await self._redis.set(key, orjson.dumps(value), ex=ttl_s, nx=True)
             future.set_result(value)
             return value
         except BaseException as exc:
@@ -55,11 +65,23 @@ class Cache:
             del self._inflight[key]
 
     async def put(self, key: str, value: Any, ttl_s: int) -> None:
+        """Store a value as committed (a projector's pre-warm, after its fence is lifted)."""
         await self._redis.set(key, orjson.dumps(value), ex=ttl_s)
 
+    async def fence(self, keys: Iterable[str]) -> None:
+        """Before a commit: replace entries with the fence marker, so no reader serves or
+        refills them until ``lift``. Best effort, like every cache write: a projector must
+        not stall on a Redis outage (readers then go to the read models anyway)."""
+        wanted = list(keys)
+        if wanted:
+            with contextlib.suppress(RedisError):
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    for key in wanted:
+                        pipe.set(key, FENCE, ex=FENCE_TTL_S)
+                    await pipe.execute()
+
     async def invalidate(self, keys: Iterable[str]) -> None:
-        """Drop entries, best effort: a projector must not stall on a Redis outage (while
-        Redis is down, readers go to the read models anyway)."""
+        """Drop entries (and lift their fences), best effort."""
         wanted = list(keys)
         if wanted:
             with contextlib.suppress(RedisError):
