@@ -26,6 +26,7 @@ import pstats
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -34,6 +35,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 import bloghub.events.users  # noqa: F401  (registers the users family's event types)
 from bench.support import ARTIFACTS, Check, Figure, Report, console, rate, workspace
 from bloghub.adapters.postgres.engine import make_engine
+from bloghub.adapters.postgres.reservations import CONFIRM_KEYS
 from bloghub.adapters.redis import make_redis
 from bloghub.events.base import Recorded, envelop, registry
 from bloghub.events.codec import decode, encode
@@ -43,7 +45,7 @@ from bloghub.ids import new_id_str
 from bloghub.projections.dead_letters import DeadLetters, dlq_count_key
 from bloghub.projections.port import RawRecord
 from bloghub.projections.runner import ProjectorRunner, RunnerConfig
-from bloghub.projections.users import UsersProjector
+from bloghub.projections.users import REGISTER_USERS, UsersProjector
 from bloghub.settings import Settings
 
 NAME = "projector"
@@ -325,6 +327,54 @@ async def count_rows(settings: Settings) -> tuple[int, int]:
     return users, confirmed
 
 
+# --- the store's ceiling --------------------------------------------------------------------
+
+
+async def store_ceiling(settings: Settings, params: Params) -> Timing:
+    """The projector's own two writes per batch (users and the email reservations, the same
+    SQL, in transactions like its own), straight from asyncpg on as many connections as
+    the runner applies on, with the arrays built beforehand: no Kafka, no decoding, no
+    checkpoints. What the store takes at best; the projector cannot beat it."""
+    dialect = make_engine(settings.sqlalchemy_url, app="bloghub-bench-ceiling").dialect
+    users_sql = REGISTER_USERS.compile(
+        dialect=dialect, schema_translate_map={None: "users_g1"}, render_schema_translate=True
+    )
+    confirm_sql = CONFIRM_KEYS.compile(dialect=dialect)
+    size, lanes = settings.batch_max_events, settings.apply_concurrency
+    at = datetime.now(UTC)
+    batches = []
+    for start in range(0, params.events, size):
+        n = min(size, params.events - start)
+        ids = [new_id_str() for _ in range(n)]
+        emails = [f"ceiling-{start + i}@example.com" for i in range(n)]
+        users = {"id": ids, "email": emails, "password_hash": [PASSWORD_HASH] * n, "at": [at] * n}
+        keys = {"kind": ["email"] * n, "value": emails, "owner_id": ids, "position": None}
+        batches.append(
+            (
+                [users[k] for k in users_sql.positiontup or ()],
+                [keys[k] for k in confirm_sql.positiontup or ()],
+            )
+        )
+    conns = [await asyncpg.connect(settings.asyncpg_dsn) for _ in range(lanes)]
+
+    async def lane(conn: asyncpg.Connection, mine: list[tuple[list[Any], list[Any]]]) -> None:
+        for users_args, confirm_args in mine:
+            async with conn.transaction():
+                await conn.execute("SET LOCAL synchronous_commit TO OFF")
+                await conn.execute(str(users_sql), *users_args)
+                await conn.execute(str(confirm_sql), *confirm_args)
+
+    try:
+        await reset_read_model(settings)
+        started = time.perf_counter()
+        await asyncio.gather(*(lane(c, batches[i::lanes]) for i, c in enumerate(conns)))
+        steady = time.perf_counter() - started
+    finally:
+        for c in conns:
+            await c.close()
+    return Timing(events=params.events, startup_s=0.0, steady_s=steady, batches=len(batches))
+
+
 # --- the report ------------------------------------------------------------------------------
 
 
@@ -354,6 +404,8 @@ async def run(params: Params = Params(), *, profile: bool = False) -> Report:
         projected, dead = await project(settings, params.events, params.deadline_s)
         console.print(f"[dim]projector: {projected.rate:,.0f} events/s[/]")
         users, confirmed = await count_rows(settings)
+        ceiling = await store_ceiling(settings, params)
+        console.print(f"[dim]store ceiling: {ceiling.rate:,.0f} events/s[/]")
         profile_text, profiled_timing = "", None
         areas: dict[str, float] = {}
         if profile:
@@ -392,6 +444,14 @@ async def run(params: Params = Params(), *, profile: bool = False) -> Report:
             projected.rate / consumed["materialise"].rate,
             "x",
         ),
+        Figure(
+            "store ceiling (the same writes from asyncpg)",
+            ceiling.rate,
+            "events/s",
+            detail=f"{settings.apply_concurrency} connections, no Kafka, no decoding",
+        ),
+        Figure("ratio store ceiling / consume", ceiling.rate / base.rate, "x"),
+        Figure("ratio projector / store ceiling", projected.rate / ceiling.rate, "x"),
     ]
     report.checks += [
         Check(
@@ -410,6 +470,7 @@ async def run(params: Params = Params(), *, profile: bool = False) -> Report:
         "seed_s": seed_s,
         "consume": {m: asdict(t) for m, t in consumed.items()},
         "projector": asdict(projected),
+        "store_ceiling": asdict(ceiling),
     }
     report.notes.append(
         f"batch_max_events={settings.batch_max_events}, batch_max_wait_ms="

@@ -38,7 +38,7 @@ _rows = unnest_source(
     }
 )
 # Registrations come in bulk (imports, replays): one constant statement per batch.
-_REGISTERED = (
+REGISTER_USERS = (
     insert(users)
     .from_select(
         ["id", "email", "password_hash", "created_at", "updated_at"],
@@ -76,7 +76,7 @@ class UsersProjector(PostgresProjector):
         registered = [(r.event, r.envelope.occurred_at) for r in records]
         events = [(ev, at) for ev, at in registered if isinstance(ev, UserRegistered)]
         await conn.execute(
-            _REGISTERED,
+            REGISTER_USERS,
             {
                 "id": [ev.user_id for ev, _ in events],
                 "email": [ev.email for ev, _ in events],

@@ -98,7 +98,7 @@ _confirm = insert(reservations).from_select(
 )
 # A sweep that raced a slow projector may have released the key: the event is in the log,
 # so the key is taken whatever the index said. Another owner's key is left alone.
-_CONFIRM = _confirm.on_conflict_do_update(
+CONFIRM_KEYS = _confirm.on_conflict_do_update(
     index_elements=["kind", "value"],
     set_={
         "status": "confirmed",
@@ -117,4 +117,4 @@ async def confirm_many(
         return
     kinds, values, owners = (list(column) for column in zip(*keys, strict=True))
     params = {"kind": kinds, "value": values, "owner_id": owners, "position": position}
-    await conn.execute(_CONFIRM, params)
+    await conn.execute(CONFIRM_KEYS, params)
