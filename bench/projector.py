@@ -349,6 +349,10 @@ async def store_ceiling(settings: Settings, params: Params) -> Timing:
         emails = [f"ceiling-{start + i}@example.com" for i in range(n)]
         users = {"id": ids, "email": emails, "password_hash": [PASSWORD_HASH] * n, "at": [at] * n}
         keys = {"kind": ["email"] * n, "value": emails, "owner_id": ids, "position": None}
+        # Literals the statements bind themselves (the status 'confirmed') come from the
+        # compiled defaults.
+        users = {**users_sql.params, **users}
+        keys = {**confirm_sql.params, **keys}
         batches.append(
             (
                 [users[k] for k in users_sql.positiontup or ()],
