@@ -11,7 +11,7 @@ from uuid import UUID
 
 from starlette.requests import Request
 
-from bloghub.api.consistent import wait_for_reads
+from bloghub.api.consistent import Reads, wait_for_reads
 from bloghub.api.http import container
 from bloghub.api.queries import UserQueries
 from bloghub.auth.tokens import Claims
@@ -50,6 +50,13 @@ async def session_is_live(request: Request, session_id: str, user_id: str) -> bo
     if session is None and stale:
         raise CatchingUp("sessions are catching up; try again in a moment")
     return session is not None and not session.revoked and session.user_id == user_id
+
+
+async def wait_as_reader(request: Request, reads: Reads) -> bool:
+    """A public read waits like any other: for ``Bloghub-After``, or for the caller's own
+    last write when a token is sent (a bad one is 401). True if the answer may be stale."""
+    claims = await require_caller(request) if request.headers.get("authorization") else None
+    return await wait_for_reads(request, reads, claims.user_id if claims else None)
 
 
 async def optional_caller(request: Request) -> Claims | None:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -50,6 +51,16 @@ async def wait_for_reads(request: Request, reads: Reads, caller_id: str | None) 
     request.state.caught_up = bool(position)
     reached = await c.progress.wait(reads, position, c.settings.read_wait_s)
     return not reached
+
+
+async def through_cache(
+    request: Request, key: str, ttl_s: int, fill: Callable[[], Awaitable[Any]]
+) -> Any:
+    """Through the cache a projector owns, unless this read had to catch up with a
+    position: then straight from the read model it waited for."""
+    if getattr(request.state, "caught_up", False):
+        return await fill()
+    return await container(request).cache.get_or_fill(key, ttl_s, fill)
 
 
 def mark_stale(response: Response, stale: bool) -> Response:

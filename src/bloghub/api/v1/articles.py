@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 from uuid import UUID
 
@@ -11,8 +10,8 @@ from starlette.responses import Response
 
 from bloghub.adapters.redis.cache import Cache
 from bloghub.api.article_queries import ArticleQueries, abstract
-from bloghub.api.auth import require_caller
-from bloghub.api.consistent import mark_stale, wait_for_reads, written
+from bloghub.api.auth import require_caller, wait_as_reader
+from bloghub.api.consistent import mark_stale, through_cache, wait_for_reads, written
 from bloghub.api.http import JSON, Endpoint, container, parse_body
 from bloghub.api.idempotency import idempotent
 from bloghub.api.v1.article_schemas import (
@@ -194,15 +193,6 @@ async def _changed(
     return await written(request, JSON({"article": out}), position, user_id)
 
 
-async def cached(request: Request, key: str, ttl_s: int, fill: Callable[[], Awaitable[Any]]) -> Any:
-    """Through the cache the articles projector owns, unless this read had to catch up with
-    a position: then from the read model, since the projector clears caches only just
-    after its commit."""
-    if getattr(request.state, "caught_up", False):
-        return await fill()
-    return await container(request).cache.get_or_fill(key, ttl_s, fill)
-
-
 async def my_articles(request: Request) -> Response:
     claims = await require_caller(request)
     stale = await wait_for_reads(request, ARTICLES_READS, claims.user_id)
@@ -228,7 +218,7 @@ async def my_articles(request: Request) -> Response:
 
     if cursor is None and limit == FIRST_PAGE:
         key = author_first_page_key(container(request).cache, claims.user_id)
-        body = await cached(request, key, LIST_TTL_S, fill)
+        body = await through_cache(request, key, LIST_TTL_S, fill)
     else:
         body = await fill()
     return mark_stale(JSON(body), stale)
@@ -244,7 +234,7 @@ async def my_article(request: Request) -> Response:
         return None if row is None else draft_out(row).model_dump(mode="json")
 
     key = draft_key(container(request).cache, article_id)
-    found: dict[str, Any] | None = await cached(request, key, DRAFT_TTL_S, fill)
+    found: dict[str, Any] | None = await through_cache(request, key, DRAFT_TTL_S, fill)
     if found is None or found["author_id"] != claims.user_id:
         raise NotFound("no such article among yours")
     return mark_stale(JSON({"article": found}), stale)
@@ -260,7 +250,7 @@ async def published_detail(request: Request, article_id: str) -> dict[str, Any] 
     async def fill() -> dict[str, Any] | None:
         return published_view(await queries(request).published(article_id))
 
-    found: dict[str, Any] | None = await cached(
+    found: dict[str, Any] | None = await through_cache(
         request, published_key(c, article_id), PUBLISHED_TTL_S, fill
     )
     return found
@@ -268,8 +258,7 @@ async def published_detail(request: Request, article_id: str) -> dict[str, Any] 
 
 async def read(request: Request) -> Response:
     article_id = _article_id(request)
-    claims = await require_caller(request) if request.headers.get("authorization") else None
-    stale = await wait_for_reads(request, ARTICLES_READS, claims.user_id if claims else None)
+    stale = await wait_as_reader(request, ARTICLES_READS)
     view = await published_detail(request, article_id)
     if view is None:
         raise NotFound("no such article")
@@ -282,6 +271,7 @@ async def read(request: Request) -> Response:
 
 async def listing(request: Request) -> Response:
     author, tag = request.query_params.get("author"), request.query_params.get("tag")
+    stale = await wait_as_reader(request, ARTICLES_READS)
     page = await queries(request).published_list(
         author=author, tag=tag, limit=_limit(request), cursor=request.query_params.get("cursor")
     )
@@ -297,12 +287,14 @@ async def listing(request: Request) -> Response:
         for r in page.items
     ]
     body = PublishedPage(articles=items, next_cursor=page.next_cursor)
-    return JSON(body.model_dump(mode="json"))
+    return mark_stale(JSON(body.model_dump(mode="json")), stale)
 
 
 async def tags(request: Request) -> Response:
+    stale = await wait_as_reader(request, ARTICLES_READS)
     counted = await queries(request).tags()
-    return JSON(TagsOut(tags=[TagCount(tag=t, articles=n) for t, n in counted]).model_dump())
+    body = TagsOut(tags=[TagCount(tag=t, articles=n) for t, n in counted]).model_dump()
+    return mark_stale(JSON(body), stale)
 
 
 AUTHOR_ERRORS = (401, 403, 404, 409, 415, 422)
@@ -387,7 +379,7 @@ ENDPOINTS = [
         "Published articles, newest first",
         "articles",
         response=PublishedPage,
-        errors=(422,),
+        errors=(400, 401, 422),
         query={
             **PAGING,
             "author": "only this author's articles (a user id)",
@@ -401,7 +393,7 @@ ENDPOINTS = [
         "A published article",
         "articles",
         response=PublishedEnvelope,
-        errors=(404,),
+        errors=(400, 401, 404),
     ),
     Endpoint(
         "GET",
@@ -410,5 +402,6 @@ ENDPOINTS = [
         "Tags of published articles with their counts",
         "articles",
         response=TagsOut,
+        errors=(400, 401),
     ),
 ]

@@ -9,8 +9,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from bloghub.adapters.redis.cache import user_info_key
-from bloghub.api.auth import require_caller, user_queries
-from bloghub.api.consistent import mark_stale, written
+from bloghub.api.auth import USERS_READS, require_caller, user_queries, wait_as_reader
+from bloghub.api.consistent import mark_stale, through_cache, written
 from bloghub.api.http import JSON, Endpoint, container, parse_body
 from bloghub.api.queries import UserRow
 from bloghub.api.v1.schemas import (
@@ -122,8 +122,8 @@ async def public_user(request: Request, user_id: str) -> dict[str, Any] | None:
         )
         return public.model_dump(mode="json")
 
-    found: dict[str, Any] | None = await c.cache.get_or_fill(
-        user_info_key(c.cache, user_id), USER_INFO_TTL_S, fill
+    found: dict[str, Any] | None = await through_cache(
+        request, user_info_key(c.cache, user_id), USER_INFO_TTL_S, fill
     )
     return found
 
@@ -134,10 +134,11 @@ async def public_profile(request: Request) -> Response:
         UUID(user_id)
     except ValueError:
         raise NotFound("no such user") from None
+    stale = await wait_as_reader(request, USERS_READS)
     found = await public_user(request, user_id)
     if found is None:
         raise NotFound("no such user")
-    return JSON({"user": found})
+    return mark_stale(JSON({"user": found}), stale)
 
 
 STALE = {"Bloghub-Stale": "true when the read-your-writes wait ran out"}
@@ -195,6 +196,6 @@ ENDPOINTS = [
         "A user's public profile",
         "accounts",
         response=PublicProfileEnvelope,
-        errors=(404,),
+        errors=(400, 401, 404),
     ),
 ]

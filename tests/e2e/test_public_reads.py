@@ -1,0 +1,115 @@
+"""Public reads honour read-your-writes too: ``Bloghub-After``, or the caller's own last
+write, makes the listing, the tag counts and a public profile wait for the projector (and
+say ``Bloghub-Stale: true`` if it did not get there in time); anyone else reads at once.
+
+The projectors are started and stopped by hand here, so "not yet projected" is a state the
+test holds, not a race it hopes to win."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import httpx
+
+from bloghub.projections.worker import run_projectors
+from bloghub.settings import Settings
+from tests.conftest import isolated, serve
+from tests.e2e.test_accounts import PASSWORD, signup_body
+from tests.e2e.test_sessions import bearer
+
+STALE = "bloghub-stale"
+
+
+@contextlib.asynccontextmanager
+async def projecting(settings: Settings, *names: str) -> AsyncIterator[None]:
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_projectors(settings, list(names), stop))
+    try:
+        yield
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, timeout=30)
+
+
+async def logged_in(client: httpx.AsyncClient, email: str) -> tuple[str, dict[str, str]]:
+    assert (await client.post("/v1/users", json=signup_body(email))).status_code == 201
+    body = {"email": email, "password": PASSWORD}
+    for _ in range(200):
+        answer = await client.post("/v1/auth/login", json=body)
+        if answer.status_code != 503:
+            break
+        await asyncio.sleep(0.1)
+    assert answer.status_code == 200, answer.text
+    return answer.json()["user"]["id"], bearer(answer.json()["access_token"])
+
+
+async def eventually_fresh(client: httpx.AsyncClient, path: str, **headers: str) -> httpx.Response:
+    for _ in range(100):
+        answer = await client.get(path, headers=headers)
+        if answer.status_code == 200 and STALE not in answer.headers:
+            return answer
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{path} stayed stale")
+
+
+async def test_listing_and_tags_wait_for_the_position_they_are_given(run_id: str) -> None:
+    async with (
+        isolated(run_id, "ryw_articles", read_wait_s=0.3) as own,
+        serve(own) as live,
+        httpx.AsyncClient(base_url=live.url) as client,
+    ):
+        tag = f"ryw-{run_id}"
+        async with projecting(own, "users", "articles"):
+            _, auth = await logged_in(client, f"ryw-a-{run_id}@example.com")
+            made = await client.post(
+                "/v1/articles", json={"title": "Fresh", "tags": [tag]}, headers=auth
+            )
+            article_id = made.json()["article"]["id"]
+            mine = await client.get(f"/v1/me/articles/{article_id}", headers=auth)
+            assert mine.status_code == 200, mine.text  # the draft is projected
+
+        # No projector runs now: the publish is in the log, not in the read model.
+        published = await client.post(f"/v1/articles/{article_id}/publish", headers=auth)
+        assert published.status_code == 200, published.text
+        after = {"bloghub-after": published.headers["bloghub-position"]}
+        for path in (f"/v1/articles?tag={tag}", "/v1/tags"):
+            waited = await client.get(path, headers=after)
+            assert waited.status_code == 200
+            assert waited.headers.get(STALE) == "true", path  # said, not hidden
+            own_write = await client.get(path, headers=auth)
+            assert own_write.headers.get(STALE) == "true", path
+            anyone = await client.get(path)
+            assert STALE not in anyone.headers, path  # others do not wait
+        listed = await client.get(f"/v1/articles?tag={tag}", headers=after)
+        assert listed.json()["articles"] == []
+
+        async with projecting(own, "articles"):
+            listed = await eventually_fresh(client, f"/v1/articles?tag={tag}", **after)
+            assert [a["id"] for a in listed.json()["articles"]] == [article_id]
+            counts = (await eventually_fresh(client, "/v1/tags", **after)).json()["tags"]
+            assert {"tag": tag, "articles": 1} in counts
+
+
+async def test_a_public_profile_read_by_its_owner_waits_for_their_change(run_id: str) -> None:
+    async with (
+        isolated(run_id, "ryw_profile", read_wait_s=0.3) as own,
+        serve(own) as live,
+        httpx.AsyncClient(base_url=live.url) as client,
+    ):
+        async with projecting(own, "users"):
+            user_id, auth = await logged_in(client, f"ryw-p-{run_id}@example.com")
+            first = await client.get(f"/v1/users/{user_id}")  # now in the user:info cache
+            assert first.json()["user"]["nickname"] is None
+
+        # The users projector is stopped: the change is in the log, not in the read model.
+        patched = await client.patch("/v1/users/me", json={"nickname": "Ada"}, headers=auth)
+        assert patched.status_code == 200, patched.text
+        waited = await client.get(f"/v1/users/{user_id}", headers=auth)
+        assert waited.status_code == 200
+        assert waited.headers.get(STALE) == "true"  # the owner is told it is not there yet
+
+        async with projecting(own, "users"):
+            fresh = await eventually_fresh(client, f"/v1/users/{user_id}", **auth)
+            assert fresh.json()["user"]["nickname"] == "Ada"
