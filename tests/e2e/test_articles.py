@@ -12,7 +12,8 @@ import httpx
 import pytest
 
 from bloghub.projections.articles import author_first_page_key, published_key
-from tests.conftest import LiveServer
+from bloghub.settings import Settings
+from tests.conftest import LiveServer, pg
 from tests.e2e.test_sessions import account, bearer, login
 
 
@@ -161,6 +162,25 @@ async def test_a_stale_edit_is_refused(client: httpx.AsyncClient, author: Author
     )
     assert stale.status_code == 409
     assert stale.json()["error"]["fields"] == {"version": "stale"}
+
+
+async def test_only_the_newest_version_key_is_kept(
+    client: httpx.AsyncClient, author: Author, settings: Settings
+) -> None:
+    article_id = await draft(client, author)
+    for version in range(1, 6):
+        body = {"title": f"v{version + 1}", "content": "x", "tags": [], "version": version}
+        edited = await client.put(f"/v1/articles/{article_id}", json=body, headers=author.auth)
+        assert edited.status_code == 200, edited.text
+    published = await client.post(f"/v1/articles/{article_id}/publish", headers=author.auth)
+    assert published.json()["article"]["version"] == 7
+    async with pg(settings) as conn:
+        keys = await conn.fetch(
+            "SELECT value, status FROM reservations WHERE kind = 'article_version' "
+            "AND value LIKE $1 || ':%'",
+            article_id,
+        )
+    assert [(k["value"], k["status"]) for k in keys] == [(f"{article_id}:0000000007", "confirmed")]
 
 
 async def test_concurrent_edits_never_overwrite_silently(

@@ -80,3 +80,26 @@ async def test_sweeper_frees_only_stale_unconfirmed_keys(
     assert (kept.status, kept.position) == ("confirmed", "cG9z")
     assert await index.get("email", fresh) is not None
     await index.reserve("email", crashed, "owner-9")  # the freed key can be taken again
+
+
+async def test_a_step_below_a_held_newer_one_is_refused_and_older_steps_can_go(
+    engine: AsyncEngine, settings: Settings
+) -> None:
+    index = Reservations(engine)
+    series, owner = f"article-{secrets.token_hex(4)}", "author"
+    for step in (2, 3, 4):
+        key = await index.reserve_step("article_version", series, step, owner)
+        await index.confirm("article_version", key, owner, "pos")
+    assert key == f"{series}:0000000004"
+    with pytest.raises(Conflict):
+        await index.reserve_step("article_version", series, 4, owner)  # taken
+
+    assert await index.release_steps_before("article_version", series, 4) == 2
+    assert await index.get("article_version", f"{series}:0000000002") is None
+    # Step 3 is free again, but a change decided on version 2 must still lose: 4 is held.
+    with pytest.raises(Conflict):
+        await index.reserve_step("article_version", series, 3, owner)
+    # Another series is not touched by this one's steps, and the next step is free.
+    other = await index.reserve_step("article_version", f"{series}x", 3, owner)
+    assert other == f"{series}x:0000000003"
+    assert await index.reserve_step("article_version", series, 5, owner) == f"{series}:0000000005"

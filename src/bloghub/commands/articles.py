@@ -2,7 +2,9 @@
 
 Every change names the draft version it produces. Reserving "<article>:<version>" in the
 write-side index makes concurrent changes of one article take turns: the second to reserve
-the same next version is refused (409), so no change is lost by being overwritten.
+the same next version, or one decided on an older state than the newest reserved, is
+refused (409), so no change is lost by being overwritten. Only the newest version's key is
+kept.
 """
 
 from __future__ import annotations
@@ -10,8 +12,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import structlog
+
 from bloghub.commands.context import Caller, CommandDeps
-from bloghub.errors import Conflict, Forbidden, NotFound
+from bloghub.errors import Conflict, Forbidden, NotFound, Transient, Unavailable
 from bloghub.events.articles import (
     ArticleDeleted,
     ArticleDrafted,
@@ -23,6 +27,8 @@ from bloghub.events.articles import (
 from bloghub.events.position import Position
 from bloghub.ids import new_id_str
 
+log = structlog.get_logger(__name__)
+VERSION_KIND = "article_version"
 _Make = Callable[[int], ArticleEvent]  # the event a change makes, given its version
 
 
@@ -151,14 +157,25 @@ def _owned(state: ArticleState | None, caller: Caller) -> ArticleState:
 async def _change(current: ArticleState, deps: CommandDeps, caller: Caller, make: _Make) -> Changed:
     version = current.version + 1
     try:
-        await deps.reservations.reserve(
-            "article_version", f"{current.id}:{version}", current.author_id
+        value = await deps.reservations.reserve_step(
+            VERSION_KIND, current.id, version, current.author_id
         )
     except Conflict:
         raise Conflict(
-            "the article is being changed by another request; reload and retry",
+            "the article was changed by another request; reload and retry",
             fields={"version": "stale"},
         ) from None
-    key = ("article_version", f"{current.id}:{version}", current.author_id)
-    position = await deps.record_holding(caller, key, make(version))
+    position = await deps.record_holding(
+        caller, (VERSION_KIND, value, current.author_id), make(version)
+    )
+    await _forget_older_versions(deps, current.id, version)
     return Changed(current.id, version, position)
+
+
+async def _forget_older_versions(deps: CommandDeps, article_id: str, version: int) -> None:
+    """The newest version's key alone refuses stale changes; older ones would only pile up.
+    The change is recorded already, so a failure here is logged, never the caller's."""
+    try:
+        await deps.reservations.release_steps_before(VERSION_KIND, article_id, version)
+    except (Transient, Unavailable) as exc:
+        log.warning("articles.version_cleanup_failed", article_id=article_id, error=repr(exc))

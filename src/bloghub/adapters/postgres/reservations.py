@@ -17,6 +17,15 @@ from bloghub.adapters.postgres.tables import reservations
 from bloghub.errors import Conflict
 
 r = reservations.c
+MAX_STEP = 10**10 - 1
+
+
+def step_key(series: str, step: int) -> str:
+    """``<series>:<step>``, the step zero-padded to ten digits, so the keys of one series
+    sort by step (and a range of them is one index scan)."""
+    if not 0 <= step <= MAX_STEP:
+        raise ValueError(f"step {step} out of range")
+    return f"{series}:{step:010d}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +72,44 @@ class Reservations:
         )
         async with translated(), self._engine.begin() as conn:
             await conn.execute(stmt)
+
+    async def reserve_step(self, kind: str, series: str, step: int, owner_id: str) -> str:
+        """Claim step ``step`` of an ordered series (an article's versions): ``Conflict`` if
+        that step is held, or if any later step is, so a change decided on an old state
+        is refused even once the steps before the newest are gone. Returns the key."""
+        value, last = step_key(series, step), step_key(series, MAX_STEP)
+        newer = select(literal(1)).where(r.kind == kind, r.value > value, r.value <= last)
+        stmt = (
+            insert(reservations)
+            .from_select(
+                ["kind", "value", "owner_id", "status"],
+                select(
+                    literal(kind, Text()),
+                    literal(value, Text()),
+                    literal(owner_id, Text()),
+                    literal("pending", Text()),
+                ).where(~newer.exists()),
+            )
+            .on_conflict_do_nothing()
+            .returning(r.owner_id)
+        )
+        async with translated(), self._engine.begin() as conn:
+            claimed = (await conn.execute(stmt)).scalar_one_or_none()
+        if claimed is None:
+            raise Conflict(f"that {kind} is already taken", fields={kind: "already taken"})
+        return value
+
+    async def release_steps_before(self, kind: str, series: str, step: int) -> int:
+        """Forget confirmed steps older than ``step`` (once ``step`` is confirmed): the
+        newest confirmed step alone refuses changes decided on older states."""
+        stmt = delete(reservations).where(
+            r.kind == kind,
+            r.status == "confirmed",
+            r.value >= step_key(series, 0),
+            r.value < step_key(series, step),
+        )
+        async with translated(), self._engine.begin() as conn:
+            return int((await conn.execute(stmt)).rowcount)
 
     async def get(self, kind: str, value: str) -> Reservation | None:
         stmt = select(r.kind, r.value, r.owner_id, r.status, r.position).where(

@@ -40,7 +40,7 @@ from bloghub.commands.articles import (
     publish_article,
     withdraw_article,
 )
-from bloghub.errors import InvalidInput, NotFound
+from bloghub.errors import CatchingUp, InvalidInput, NotFound
 from bloghub.events.topics import Family
 from bloghub.projections.articles import (
     PUBLISHED_TTL_S,
@@ -121,7 +121,10 @@ async def create(request: Request) -> Response:
 
 
 async def _state(request: Request, user_id: str, article_id: str) -> ArticleState | None:
-    await wait_for_reads(request, ARTICLES_READS, user_id)
+    """The article as of the author's own last write. A command never decides on an older
+    state: if the read model has not got there in time, the caller is asked to retry."""
+    if await wait_for_reads(request, ARTICLES_READS, user_id):
+        raise CatchingUp("your last change is still being applied; try again in a moment")
     return await queries(request).state(article_id)
 
 
@@ -297,7 +300,7 @@ async def tags(request: Request) -> Response:
     return mark_stale(JSON(body), stale)
 
 
-AUTHOR_ERRORS = (401, 403, 404, 409, 415, 422)
+AUTHOR_ERRORS = (401, 403, 404, 409, 415, 422, 503)
 
 ENDPOINTS = [
     Endpoint(

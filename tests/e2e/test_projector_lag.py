@@ -1,6 +1,8 @@
-"""Public reads honour read-your-writes too: ``Bloghub-After``, or the caller's own last
-write, makes the listing, the tag counts and a public profile wait for the projector (and
-say ``Bloghub-Stale: true`` if it did not get there in time); anyone else reads at once.
+"""What callers see while a projector lags. Public reads honour read-your-writes too:
+``Bloghub-After``, or the caller's own last write, makes the listing, the tag counts and a
+public profile wait for the projector (and say ``Bloghub-Stale: true`` if it did not get
+there in time); anyone else reads at once. A command never decides on a state older than
+the caller's own last write: it asks them to come back (503 catching_up).
 
 The projectors are started and stopped by hand here, so "not yet projected" is a state the
 test holds, not a race it hopes to win."""
@@ -113,3 +115,32 @@ async def test_a_public_profile_read_by_its_owner_waits_for_their_change(run_id:
         async with projecting(own, "users"):
             fresh = await eventually_fresh(client, f"/v1/users/{user_id}", **auth)
             assert fresh.json()["user"]["nickname"] == "Ada"
+
+
+async def test_a_change_is_not_decided_on_a_state_older_than_the_authors_last_write(
+    run_id: str,
+) -> None:
+    async with (
+        isolated(run_id, "lag_commands", read_wait_s=0.3) as own,
+        serve(own) as live,
+        httpx.AsyncClient(base_url=live.url) as client,
+    ):
+        async with projecting(own, "users"):
+            _, auth = await logged_in(client, f"lag-c-{run_id}@example.com")
+        made = await client.post("/v1/articles", json={"title": "New"}, headers=auth)
+        article_id = made.json()["article"]["id"]
+        body = {"title": "Edited", "version": 1}
+        # The draft is in the log only: "no such article" would be wrong, so is guessing.
+        early = await client.put(f"/v1/articles/{article_id}", json=body, headers=auth)
+        assert early.status_code == 503, early.text
+        assert early.json()["error"]["code"] == "catching_up"
+        assert early.headers["retry-after"] == "1"
+
+        async with projecting(own, "articles"):
+            for _ in range(100):
+                edited = await client.put(f"/v1/articles/{article_id}", json=body, headers=auth)
+                if edited.status_code != 503:
+                    break
+                await asyncio.sleep(0.1)
+            assert edited.status_code == 200, edited.text
+            assert edited.json()["article"]["version"] == 2
