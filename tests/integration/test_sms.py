@@ -25,7 +25,7 @@ from bloghub.auth.sms.providers import ConsoleProvider, HttpProvider, ProviderEr
 from bloghub.auth.sms.sender import Delivery, SmsSender
 from bloghub.errors import RateLimited
 from bloghub.settings import Settings
-from tests.conftest import pg
+from tests.conftest import isolated
 from tests.sms_gateway import Gateway
 
 
@@ -40,9 +40,17 @@ async def redis(settings: Settings) -> AsyncIterator[Redis]:
     await client.aclose()
 
 
+@pytest.fixture(scope="module")
+async def outbox_settings(run_id: str) -> AsyncIterator[Settings]:
+    """A database of its own: the outbox is shared by every API process of a deployment,
+    and the session's live app (console provider) would deliver these messages itself."""
+    async with isolated(run_id, "outbox") as own:
+        yield own
+
+
 @pytest.fixture
-async def engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
-    e = make_engine(settings.sqlalchemy_url, pool_size=2)
+async def engine(outbox_settings: Settings) -> AsyncIterator[AsyncEngine]:
+    e = make_engine(outbox_settings.sqlalchemy_url, pool_size=2)
     yield e
     await e.dispose()
 
@@ -222,9 +230,11 @@ async def failover(gateway: Gateway) -> AsyncIterator[TimeoutSwitchFailover]:
     await provider.aclose()
 
 
-async def outbox_row(engine: AsyncEngine, settings: Settings, phone: str) -> OutboxMessage:
-    async with pg(settings) as conn:
-        message_id = await conn.fetchval("SELECT id FROM sms_outbox WHERE phone = $1", phone)
+async def outbox_row(engine: AsyncEngine, phone: str) -> OutboxMessage:
+    async with engine.connect() as conn:
+        message_id = (
+            await conn.exec_driver_sql("SELECT id FROM sms_outbox WHERE phone = $1", (phone,))
+        ).scalar_one()
     message = await OutboxStore(engine).get(message_id)
     assert message is not None
     return message
@@ -246,7 +256,7 @@ async def test_a_throttled_sms_is_queued_and_the_worker_delivers_it(
     delivery = await SmsSender(failover, store, throttle=throttle).send(phone, "Code 000123")
     assert delivery is Delivery.QUEUED
     assert gateway.to(phone) == []
-    queued = await outbox_row(engine, settings, phone)
+    queued = await outbox_row(engine, phone)
     assert (queued.status, queued.attempts, queued.last_error) == ("pending", 0, "throttled")
 
     stop = asyncio.Event()
@@ -254,12 +264,12 @@ async def test_a_throttled_sms_is_queued_and_the_worker_delivers_it(
         run_outbox_worker(store, failover, stop=stop, throttle=throttle, poll_s=0.05)
     )
     try:
-        await eventually(lambda: _status_is(engine, settings, phone, "sent"))
+        await eventually(lambda: _status_is(engine, phone, "sent"))
     finally:
         stop.set()
         await worker
     assert gateway.to(phone) == [{"phone": phone, "text": "Code 000123"}]
-    sent = await outbox_row(engine, settings, phone)
+    sent = await outbox_row(engine, phone)
     assert sent.sent_at is not None
     assert (sent.provider, sent.attempts) == ("gw", 1)
     assert sent.text == "", "a delivered code is not kept in clear"
@@ -276,12 +286,12 @@ async def test_a_failing_gateway_gets_at_most_three_spaced_retries(
     stop = asyncio.Event()
     worker = asyncio.create_task(run_outbox_worker(store, failover, stop=stop, poll_s=0.05))
     try:
-        await eventually(lambda: _status_is(engine, settings, phone, "failed"))
+        await eventually(lambda: _status_is(engine, phone, "failed"))
         await asyncio.sleep(0.6)  # three more spacings: no fourth retry comes
     finally:
         stop.set()
         await worker
-    failed = await outbox_row(engine, settings, phone)
+    failed = await outbox_row(engine, phone)
     assert (failed.attempts, failed.sent_at) == (3, None)
     assert failed.text == "", "a code given up is not kept in clear"
     assert failed.last_error is not None
@@ -306,25 +316,28 @@ async def test_a_queued_code_that_expires_is_never_sent_late(
     stop = asyncio.Event()
     worker = asyncio.create_task(run_outbox_worker(store, failover, stop=stop, poll_s=0.05))
     try:
-        await eventually(lambda: _status_is(engine, settings, phone, "expired"))
+        await eventually(lambda: _status_is(engine, phone, "expired"))
     finally:
         stop.set()
         await worker
-    expired = await outbox_row(engine, settings, phone)
+    expired = await outbox_row(engine, phone)
     assert (expired.attempts, expired.sent_at, expired.text) == (0, None, "")
     assert len(gateway.to(phone)) == 1  # the sender's own (failed) try; nothing came later
 
 
 async def test_a_delivered_sms_is_not_queued(
-    gateway: Gateway, failover: TimeoutSwitchFailover, engine: AsyncEngine, settings: Settings
+    gateway: Gateway, failover: TimeoutSwitchFailover, engine: AsyncEngine
 ) -> None:
     phone = new_phone()
     sender = SmsSender(failover, OutboxStore(engine))
     assert await sender.send(phone.removeprefix("+86"), "hi") is Delivery.SENT
     assert gateway.to(phone) == [{"phone": phone, "text": "hi"}]
-    async with pg(settings) as conn:
-        assert await conn.fetchval("SELECT count(*) FROM sms_outbox WHERE phone = $1", phone) == 0
+    async with engine.connect() as conn:
+        queued = await conn.exec_driver_sql(
+            "SELECT count(*) FROM sms_outbox WHERE phone = $1", (phone,)
+        )
+        assert queued.scalar_one() == 0
 
 
-async def _status_is(engine: AsyncEngine, settings: Settings, phone: str, status: str) -> bool:
-    return (await outbox_row(engine, settings, phone)).status == status
+async def _status_is(engine: AsyncEngine, phone: str, status: str) -> bool:
+    return (await outbox_row(engine, phone)).status == status
