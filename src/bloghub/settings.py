@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     access_token_ttl_s: int = Field(default=30 * 60, ge=60)
     refresh_token_ttl_s: int = Field(default=7 * 24 * 3600, ge=300)
     operator_token: SecretStr = SecretStr(f"{DEV_SECRET_MARKER}-operator-token-for-the-ops-pages")
+    # /metrics asks for the operator token (Bearer) unless this is set, for a deployment
+    # that serves it on an internal address only.
+    metrics_public: bool = False
 
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=1, le=65535)

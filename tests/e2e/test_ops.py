@@ -11,6 +11,7 @@ import orjson
 import pytest
 
 from bloghub.settings import Settings
+from tests.conftest import serve
 from tests.e2e.test_accounts import signup_body
 
 
@@ -103,7 +104,8 @@ async def test_history_and_stream_answer_with_the_token(
 async def test_metrics_in_prometheus_format(client: httpx.AsyncClient, settings: Settings) -> None:
     await _snapshot_with(client, settings, lambda s: bool(s["projectors"]))
     await client.get("/healthz")
-    text = (await client.get("/metrics")).text
+    assert (await client.get("/metrics")).status_code == 401
+    text = (await client.get("/metrics", headers=operator(settings))).text
     group = f"{settings.prefix}.users.g1"
     topic = f"{settings.prefix}.users"
     assert f'bloghub_consumer_lag{{group="{group}",partition="0",topic="{topic}"}}' in text
@@ -115,3 +117,13 @@ async def test_metrics_in_prometheus_format(client: httpx.AsyncClient, settings:
         'bloghub_http_request_duration_seconds_bucket{le="0.005",method="GET",route="/healthz"}'
         in text
     )
+
+
+async def test_metrics_can_be_opened_for_an_internal_address(settings: Settings) -> None:
+    async with (
+        serve(settings.model_copy(update={"metrics_public": True})) as live,
+        httpx.AsyncClient(base_url=live.url) as client,
+    ):
+        answer = await client.get("/metrics")
+        assert answer.status_code == 200
+        assert "bloghub_http_requests_total" in answer.text

@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from bloghub.api.http import Endpoint, container
+from bloghub.api.ops_auth import require_operator
 
 
 class HttpMetrics:
@@ -79,6 +80,9 @@ def projector_families(
 
 async def metrics(request: Request) -> Response:
     c = container(request)
+    if not c.settings.metrics_public:
+        # Scraping reads Redis for every group: not for anyone who can reach the API.
+        require_operator(request)
     latest, names = {}, {}
     for w in await c.ops.watched():
         sample = await c.ops.history.latest(w.group)
@@ -91,5 +95,13 @@ async def metrics(request: Request) -> Response:
 
 
 ENDPOINTS = [
-    Endpoint("GET", "/metrics", metrics, "Prometheus metrics", "ops", media_type="text/plain"),
+    Endpoint(
+        "GET",
+        "/metrics",
+        metrics,
+        "Prometheus metrics (operator token unless BLOGHUB_METRICS_PUBLIC)",
+        "ops",
+        media_type="text/plain",
+        errors=(401,),
+    ),
 ]
