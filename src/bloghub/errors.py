@@ -75,6 +75,13 @@ class Unavailable(BloghubError):
     code = "unavailable"
 
 
+class SchemaBehind(Unavailable):
+    """The database lacks a table or column this code uses: a deployment problem, never
+    the fault of the request or event at hand (a projector waits instead of dead-lettering)."""
+
+    code = "schema_behind"
+
+
 class CatchingUp(Unavailable):
     """The write is in the log but the read model has not reached it within the wait bound:
     the answer would be wrong rather than late, so the caller is asked to come back."""

@@ -15,9 +15,11 @@ from collections.abc import AsyncIterator
 
 import httpx
 
+from bloghub.adapters.postgres.generations import read_model_in
+from bloghub.projections.dead_letters import dlq_count_key
 from bloghub.projections.worker import run_projectors
 from bloghub.settings import Settings
-from tests.conftest import isolated, serve
+from tests.conftest import isolated, pg, serve
 from tests.e2e.test_accounts import PASSWORD, signup_body
 from tests.e2e.test_sessions import bearer
 
@@ -144,3 +146,40 @@ async def test_a_change_is_not_decided_on_a_state_older_than_the_authors_last_wr
                 await asyncio.sleep(0.1)
             assert edited.status_code == 200, edited.text
             assert edited.json()["article"]["version"] == 2
+
+
+async def test_a_missing_table_is_waited_out_and_nothing_is_dead_lettered(run_id: str) -> None:
+    """A schema behind the code is the deployment's fault, not the events': the projector
+    waits for the table (callers get 503, never 500) and applies everything once it is
+    back, with no event sent to the dead-letter topic."""
+    email = f"schema-{run_id}@example.com"
+    async with (
+        isolated(run_id, "schema", read_wait_s=0.3) as own,
+        serve(own) as live,
+        httpx.AsyncClient(base_url=live.url) as client,
+        projecting(own, "users"),
+    ):
+        assert (await client.post("/v1/users", json=signup_body(email))).status_code == 201
+        async with pg(own) as conn:
+            for _ in range(100):
+                if await conn.fetchval(
+                    "SELECT count(*) FROM users_g1.users WHERE email = $1", email
+                ):
+                    break
+                await asyncio.sleep(0.05)
+            await conn.execute("DROP TABLE users_g1.sessions")
+
+        login = await client.post("/v1/auth/login", json={"email": email, "password": PASSWORD})
+        assert login.status_code == 200, login.text  # the session is in the log
+        auth = bearer(login.json()["access_token"])
+        waiting = await client.get("/v1/users/me", headers=auth)
+        assert waiting.status_code == 503, waiting.text
+        await asyncio.sleep(1.0)  # several apply attempts fail meanwhile
+        redis = live.container.redis
+        assert await redis.get(dlq_count_key(own.prefix, "users")) is None
+
+        async with live.container.engine.begin() as conn:
+            await conn.run_sync(read_model_in("users", "users_g1").create_all, checkfirst=True)
+        me = await eventually_fresh(client, "/v1/users/me", **auth)
+        assert me.json()["user"]["email"] == email
+        assert await redis.get(dlq_count_key(own.prefix, "users")) is None

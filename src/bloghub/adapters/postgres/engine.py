@@ -9,7 +9,7 @@ import asyncpg
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from bloghub.errors import Conflict, Transient, Unavailable
+from bloghub.errors import Conflict, SchemaBehind, Transient, Unavailable
 
 
 def make_engine(url: str, *, pool_size: int = 10, app: str = "bloghub") -> AsyncEngine:
@@ -24,6 +24,8 @@ def make_engine(url: str, *, pool_size: int = 10, app: str = "bloghub") -> Async
 
 
 _TRANSIENT_SQLSTATES = {"40001", "40P01", "57P01", "08000", "08003", "08006"}
+# undefined table, undefined column, unknown schema
+_SCHEMA_SQLSTATES = {"42P01", "42703", "3F000"}
 
 
 def translate(exc: BaseException) -> BaseException:
@@ -35,6 +37,8 @@ def translate(exc: BaseException) -> BaseException:
     sqlstate = getattr(cause, "sqlstate", None)
     if sqlstate in _TRANSIENT_SQLSTATES:
         return Transient(str(cause))
+    if sqlstate in _SCHEMA_SQLSTATES:
+        return SchemaBehind(f"the database schema is behind this code ({cause}); run migrations")
     if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
         return Transient(str(exc))
     if isinstance(exc, OSError | sa_exc.TimeoutError) or isinstance(
