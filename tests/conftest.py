@@ -90,14 +90,24 @@ async def event_log(settings: Settings) -> AsyncIterator[EventLog]:
     await log.close()
 
 
+@contextlib.asynccontextmanager
+async def projecting(settings: Settings, *names: str) -> AsyncIterator[None]:
+    """The named projectors (every one if none is named) running in this event loop until
+    the block ends; they drain on leaving."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_projectors(settings, list(names), stop))
+    try:
+        yield
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, timeout=30)
+
+
 @pytest.fixture(scope="session")
 async def projectors(settings: Settings) -> AsyncIterator[None]:
     """Every projector running in the background for the whole session."""
-    stop = asyncio.Event()
-    task = asyncio.create_task(run_projectors(settings, [], stop))
-    yield
-    stop.set()
-    await asyncio.wait_for(task, timeout=30)
+    async with projecting(settings):
+        yield
 
 
 @dataclass(frozen=True)

@@ -12,39 +12,52 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 import httpx
 
 from bloghub.adapters.postgres.generations import read_model_in
 from bloghub.projections.dead_letters import dlq_count_key
-from bloghub.projections.worker import run_projectors
 from bloghub.settings import Settings
-from tests.conftest import isolated, pg, serve
+from tests.conftest import LiveServer, isolated, pg, projecting, serve
 from tests.e2e.test_accounts import PASSWORD, signup_body
 from tests.e2e.test_sessions import bearer
 
 STALE = "bloghub-stale"
 
 
+@dataclass(frozen=True)
+class Site:
+    settings: Settings
+    live: LiveServer
+    client: httpx.AsyncClient
+
+
 @contextlib.asynccontextmanager
-async def projecting(settings: Settings, *names: str) -> AsyncIterator[None]:
-    stop = asyncio.Event()
-    task = asyncio.create_task(run_projectors(settings, list(names), stop))
-    try:
-        yield
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, timeout=30)
+async def site(run_id: str, name: str) -> AsyncIterator[Site]:
+    """A database, prefix and API of its own, with no projector running yet."""
+    async with (
+        isolated(run_id, name, read_wait_s=0.3) as own,
+        serve(own) as live,
+        httpx.AsyncClient(base_url=live.url) as client,
+    ):
+        yield Site(own, live, client)
+
+
+async def login_once_projected(client: httpx.AsyncClient, email: str) -> httpx.Response:
+    """Log in, coming back while the answer is 503 catching_up, as a client should."""
+    for _ in range(200):
+        answer = await client.post("/v1/auth/login", json={"email": email, "password": PASSWORD})
+        if answer.status_code != 503:
+            return answer
+        assert answer.json()["error"]["code"] == "catching_up"
+        await asyncio.sleep(0.1)
+    raise AssertionError("the account was never projected")
 
 
 async def logged_in(client: httpx.AsyncClient, email: str) -> tuple[str, dict[str, str]]:
     assert (await client.post("/v1/users", json=signup_body(email))).status_code == 201
-    body = {"email": email, "password": PASSWORD}
-    for _ in range(200):
-        answer = await client.post("/v1/auth/login", json=body)
-        if answer.status_code != 503:
-            break
-        await asyncio.sleep(0.1)
+    answer = await login_once_projected(client, email)
     assert answer.status_code == 200, answer.text
     return answer.json()["user"]["id"], bearer(answer.json()["access_token"])
 
@@ -59,11 +72,8 @@ async def eventually_fresh(client: httpx.AsyncClient, path: str, **headers: str)
 
 
 async def test_listing_and_tags_wait_for_the_position_they_are_given(run_id: str) -> None:
-    async with (
-        isolated(run_id, "ryw_articles", read_wait_s=0.3) as own,
-        serve(own) as live,
-        httpx.AsyncClient(base_url=live.url) as client,
-    ):
+    async with site(run_id, "ryw_articles") as at:
+        own, client = at.settings, at.client
         tag = f"ryw-{run_id}"
         async with projecting(own, "users", "articles"):
             _, auth = await logged_in(client, f"ryw-a-{run_id}@example.com")
@@ -97,11 +107,8 @@ async def test_listing_and_tags_wait_for_the_position_they_are_given(run_id: str
 
 
 async def test_a_public_profile_read_by_its_owner_waits_for_their_change(run_id: str) -> None:
-    async with (
-        isolated(run_id, "ryw_profile", read_wait_s=0.3) as own,
-        serve(own) as live,
-        httpx.AsyncClient(base_url=live.url) as client,
-    ):
+    async with site(run_id, "ryw_profile") as at:
+        own, client = at.settings, at.client
         async with projecting(own, "users"):
             user_id, auth = await logged_in(client, f"ryw-p-{run_id}@example.com")
             first = await client.get(f"/v1/users/{user_id}")  # now in the user:info cache
@@ -122,11 +129,8 @@ async def test_a_public_profile_read_by_its_owner_waits_for_their_change(run_id:
 async def test_a_change_is_not_decided_on_a_state_older_than_the_authors_last_write(
     run_id: str,
 ) -> None:
-    async with (
-        isolated(run_id, "lag_commands", read_wait_s=0.3) as own,
-        serve(own) as live,
-        httpx.AsyncClient(base_url=live.url) as client,
-    ):
+    async with site(run_id, "lag_commands") as at:
+        own, client = at.settings, at.client
         async with projecting(own, "users"):
             _, auth = await logged_in(client, f"lag-c-{run_id}@example.com")
         made = await client.post("/v1/articles", json={"title": "New"}, headers=auth)
@@ -153,12 +157,8 @@ async def test_a_missing_table_is_waited_out_and_nothing_is_dead_lettered(run_id
     waits for the table (callers get 503, never 500) and applies everything once it is
     back, with no event sent to the dead-letter topic."""
     email = f"schema-{run_id}@example.com"
-    async with (
-        isolated(run_id, "schema", read_wait_s=0.3) as own,
-        serve(own) as live,
-        httpx.AsyncClient(base_url=live.url) as client,
-        projecting(own, "users"),
-    ):
+    async with site(run_id, "schema") as at, projecting(at.settings, "users"):
+        own, live, client = at.settings, at.live, at.client
         assert (await client.post("/v1/users", json=signup_body(email))).status_code == 201
         async with pg(own) as conn:
             for _ in range(100):
@@ -183,3 +183,23 @@ async def test_a_missing_table_is_waited_out_and_nothing_is_dead_lettered(run_id
         me = await eventually_fresh(client, "/v1/users/me", **auth)
         assert me.json()["user"]["email"] == email
         assert await redis.get(dlq_count_key(own.prefix, "users")) is None
+
+
+async def test_login_while_the_projector_lags_says_catching_up_not_wrong_password(
+    run_id: str,
+) -> None:
+    """The account is in the log but not yet in the read model: the login is asked to come
+    back (503 + Retry-After), never told its password is wrong, and never locked out."""
+    email = f"lagging-{run_id}@example.com"
+    async with site(run_id, "lag_login") as at:
+        own, client = at.settings, at.client
+        assert (await client.post("/v1/users", json=signup_body(email))).status_code == 201
+        for _ in range(own.login_failures_per_account + 1):
+            early = await client.post("/v1/auth/login", json={"email": email, "password": PASSWORD})
+            assert early.status_code == 503, early.text
+            assert early.json()["error"]["code"] == "catching_up"
+            assert early.headers["retry-after"] == "1"
+        async with projecting(own, "users"):
+            answer = await login_once_projected(client, email)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["user"]["email"] == email

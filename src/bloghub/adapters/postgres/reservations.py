@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Text, and_, bindparam, delete, func, literal, select
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.dialects.postgresql import Insert, insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bloghub.adapters.postgres.bulk import unnest_source
@@ -43,16 +43,10 @@ class Reservations:
 
     async def reserve(self, kind: str, value: str, owner_id: str) -> None:
         """Claim ``value`` for ``owner_id``; ``Conflict`` if anyone holds it."""
-        stmt = (
-            insert(reservations)
-            .values(kind=kind, value=value, owner_id=owner_id, status="pending")
-            .on_conflict_do_nothing()
-            .returning(r.owner_id)
+        row = insert(reservations).values(
+            kind=kind, value=value, owner_id=owner_id, status="pending"
         )
-        async with translated(), self._engine.begin() as conn:
-            claimed = (await conn.execute(stmt)).scalar_one_or_none()
-        if claimed is None:
-            raise Conflict(f"that {kind} is already taken", fields={kind: "already taken"})
+        await self._claim(row, kind)
 
     async def confirm(self, kind: str, value: str, owner_id: str, position: str) -> None:
         async with translated(), self._engine.begin() as conn:
@@ -79,25 +73,25 @@ class Reservations:
         is refused even once the steps before the newest are gone. Returns the key."""
         value, last = step_key(series, step), step_key(series, MAX_STEP)
         newer = select(literal(1)).where(r.kind == kind, r.value > value, r.value <= last)
-        stmt = (
-            insert(reservations)
-            .from_select(
-                ["kind", "value", "owner_id", "status"],
-                select(
-                    literal(kind, Text()),
-                    literal(value, Text()),
-                    literal(owner_id, Text()),
-                    literal("pending", Text()),
-                ).where(~newer.exists()),
-            )
-            .on_conflict_do_nothing()
-            .returning(r.owner_id)
+        row = insert(reservations).from_select(
+            ["kind", "value", "owner_id", "status"],
+            select(
+                literal(kind, Text()),
+                literal(value, Text()),
+                literal(owner_id, Text()),
+                literal("pending", Text()),
+            ).where(~newer.exists()),
         )
+        await self._claim(row, kind)
+        return value
+
+    async def _claim(self, row: Insert, kind: str) -> None:
+        """Insert the pending row unless the key is held; ``Conflict`` if it is."""
+        stmt = row.on_conflict_do_nothing().returning(r.owner_id)
         async with translated(), self._engine.begin() as conn:
             claimed = (await conn.execute(stmt)).scalar_one_or_none()
         if claimed is None:
             raise Conflict(f"that {kind} is already taken", fields={kind: "already taken"})
-        return value
 
     async def release_steps_before(self, kind: str, series: str, step: int) -> int:
         """Forget confirmed steps older than ``step`` (once ``step`` is confirmed): the
