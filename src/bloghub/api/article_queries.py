@@ -7,6 +7,7 @@ import binascii
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 from sqlalchemy import Select, desc, func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -94,7 +95,7 @@ class ArticleQueries:
     ) -> Page:
         stmt = select(*PUBLISHED_COLUMNS).where(a.status == "published")
         if author is not None:
-            stmt = stmt.where(a.author_id == _uuid(author))
+            stmt = stmt.where(a.author_id == _uuid(author, "author"))
         if tag is not None:
             tagged = select(article_tags.c.article_id).where(article_tags.c.tag == tag)
             stmt = stmt.where(a.id.in_(tagged))
@@ -128,13 +129,12 @@ class ArticleQueries:
             return list(await conn.execute(stmt))
 
 
-def _uuid(value: str) -> str:
-    from uuid import UUID
-
+def _uuid(value: str, field: str = "cursor") -> str:
+    """An id from a query parameter or a cursor; 422 naming that parameter otherwise."""
     try:
         return str(UUID(value))
     except ValueError:
-        raise InvalidInput("not an id", fields={"id": "not an id"}) from None
+        raise InvalidInput(f"{field} is not valid", fields={field: "not valid"}) from None
 
 
 def _time(value: str) -> datetime:
