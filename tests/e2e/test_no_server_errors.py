@@ -68,3 +68,36 @@ async def test_any_body_gets_an_answer_that_is_not_a_server_error(
     )
     assert answer.status_code < 500, (method, path, content[:200], answer.text)
     assert set(answer.json()) == {"error"} or answer.status_code < 300
+
+
+def reads(live: LiveServer) -> list[tuple[str, list[str]]]:
+    out = []
+    for ep in live.app.state.endpoints:
+        if ep.method == "GET" and not ep.path.startswith(("/ops", "/metrics", "/docs")):
+            path = ep.path.replace("{article_id}", ARTICLE).replace("{user_id}", ARTICLE)
+            out.append((path, list(ep.query)))
+    return out
+
+
+header_text = st.text(
+    alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=60
+) | st.sampled_from(["", "e30", "W10", "eyJ4IjoxfQ", "a" * 500, "users|0|1"])
+
+
+@settings(
+    max_examples=300,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(data=st.data())
+async def test_any_query_or_position_gets_an_answer_that_is_not_a_server_error(
+    data: st.DataObject, live_api: LiveServer, client: httpx.AsyncClient, auth: dict[str, str]
+) -> None:
+    path, names = data.draw(st.sampled_from(reads(live_api)))
+    params = data.draw(st.dictionaries(st.sampled_from(names or ["x"]), text, max_size=3))
+    headers = dict(auth) if data.draw(st.booleans()) else {}
+    if data.draw(st.booleans()):
+        headers["bloghub-after"] = data.draw(header_text)
+    answer = await client.get(path, params=params, headers=headers)
+    assert answer.status_code < 500, (path, params, headers, answer.text)
+    assert set(answer.json()) == {"error"} or answer.status_code < 300
