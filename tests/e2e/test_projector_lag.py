@@ -203,3 +203,25 @@ async def test_login_while_the_projector_lags_says_catching_up_not_wrong_passwor
             answer = await login_once_projected(client, email)
         assert answer.status_code == 200, answer.text
         assert answer.json()["user"]["email"] == email
+
+
+async def test_a_named_position_does_not_hide_the_callers_own_writes(run_id: str) -> None:
+    """A client sends Bloghub-After from its signup with the token of a login that came
+    later: the check of that token waits for the login's own session, not only for the
+    signup, and so never calls a fresh token invalid."""
+    email = f"merge-{run_id}@example.com"
+    async with site(run_id, "merge") as at:
+        own, client = at.settings, at.client
+        created = await client.post("/v1/users", json=signup_body(email))
+        after = {"bloghub-after": created.headers["bloghub-position"]}
+        async with projecting(own, "users"):
+            assert (await login_once_projected(client, email)).status_code == 200
+        # The users projector is stopped: this login's session is in the log only.
+        fresh = await client.post("/v1/auth/login", json={"email": email, "password": PASSWORD})
+        auth = {**bearer(fresh.json()["access_token"]), **after}
+        early = await client.get("/v1/users/me", headers=auth)
+        assert early.status_code == 503, early.text  # not 401: the token is good
+        assert early.json()["error"]["code"] == "catching_up"
+        async with projecting(own, "users"):
+            me = await eventually_fresh(client, "/v1/users/me", **auth)
+            assert me.json()["user"]["email"] == email

@@ -32,18 +32,20 @@ async def written(
 
 
 async def wait_for_reads(request: Request, reads: Reads, caller_id: str | None) -> bool:
-    """Wait until ``reads`` have passed the position the caller names (or their own last
-    write). Returns True if the answer may be stale (the bound ran out)."""
+    """Wait until ``reads`` have passed the position the caller names and the caller's own
+    last write. Returns True if the answer may be stale (the bound ran out)."""
     c = container(request)
     token = request.headers.get(AFTER_HEADER)
+    position = Position({})
     if token:
         try:
             position = Position.decode(token)
         except BadPosition as exc:
             raise MalformedRequest(f"{AFTER_HEADER}: {exc}") from exc
-    elif caller_id is not None:
-        position = await c.own_writes.last(caller_id)
-    else:
+    if caller_id is not None:
+        # A named position never hides the caller's own writes (a login's session, say).
+        position = position.merge(await c.own_writes.last(caller_id))
+    if not position:
         return False
     # A read that had to catch up must not then take an older copy from a cache: the
     # projector clears caches just after its commit, a moment after the wait ends.
