@@ -14,7 +14,14 @@ from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
+from aiokafka.errors import (
+    InvalidProducerEpoch,
+    InvalidProducerIdMapping,
+    KafkaError,
+    OutOfOrderSequenceNumber,
+    ProducerFenced,
+    UnknownProducerId,
+)
 
 from bloghub.errors import Unavailable
 from bloghub.events.base import Envelope, EventRegistry, registry
@@ -24,6 +31,17 @@ from bloghub.events.topics import topic_for
 from bloghub.settings import Settings
 
 log = structlog.get_logger(__name__)
+
+# After one of these the producer's id and sequence numbers no longer match the broker's
+# (after a broker restart that lost the tail of a partition, for one): every later batch
+# would be refused the same way, so the producer is replaced by one with a fresh id.
+PRODUCER_BROKEN = (
+    OutOfOrderSequenceNumber,
+    UnknownProducerId,
+    InvalidProducerEpoch,
+    InvalidProducerIdMapping,
+    ProducerFenced,
+)
 
 
 class Indeterminate(Unavailable):
@@ -77,6 +95,7 @@ class EventLog:
         self._client_id = client_id
         self._producer: AIOKafkaProducer | None = None
         self._start_lock = asyncio.Lock()
+        self._retiring: set[asyncio.Task[None]] = set()
 
     @classmethod
     def from_settings(cls, settings: Settings, *, timeout_s: float | None = None) -> EventLog:
@@ -98,6 +117,7 @@ class EventLog:
         if self._producer is not None:
             await self._producer.stop()
             self._producer = None
+        await asyncio.gather(*self._retiring, return_exceptions=True)
 
     async def ping(self, timeout_s: float = 1.0) -> bool:
         """True if a broker answers a metadata request now."""
@@ -131,8 +151,8 @@ class EventLog:
             log.warning("event_log.append_failed", error=repr(exc), handed_over=len(futures))
             if not futures:
                 raise Unavailable("the event log is not reachable; nothing was recorded") from exc
-            raise Indeterminate(_positions(futures)) from exc
-        outcome = _positions(futures)
+            raise Indeterminate(self._outcome(producer, futures)) from exc
+        outcome = self._outcome(producer, futures)
         try:
             return await asyncio.wait_for(asyncio.shield(outcome), max(0.0, deadline - loop.time()))
         except TimeoutError as exc:
@@ -140,6 +160,30 @@ class EventLog:
             raise Indeterminate(outcome) from exc
         except KafkaError as exc:
             raise Unavailable("the event log refused the write; nothing was recorded") from exc
+
+    def _outcome(
+        self, producer: AIOKafkaProducer, futures: Sequence[asyncio.Future[Any]]
+    ) -> asyncio.Future[Position]:
+        outcome = _positions(futures)
+        outcome.add_done_callback(lambda done: self._retire_if_broken(producer, done))
+        return outcome
+
+    def _retire_if_broken(self, producer: AIOKafkaProducer, done: asyncio.Future[Position]) -> None:
+        if done.cancelled() or not isinstance(done.exception(), PRODUCER_BROKEN):
+            return
+        if self._producer is producer:
+            self._producer = None  # the next append starts a producer with a fresh id
+            log.warning("event_log.producer_replaced", error=repr(done.exception()))
+            task = asyncio.ensure_future(self._stop_quietly(producer))
+            self._retiring.add(task)
+            task.add_done_callback(self._retiring.discard)
+
+    async def _stop_quietly(self, producer: AIOKafkaProducer) -> None:
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                await producer.stop()
+        except (TimeoutError, KafkaError, OSError) as exc:
+            log.info("event_log.retired_producer_stop_failed", error=repr(exc))
 
     async def _send(self, producer: AIOKafkaProducer, env: Envelope) -> asyncio.Future[Any]:
         value, headers = encode(env)
