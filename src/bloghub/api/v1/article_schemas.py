@@ -32,17 +32,23 @@ def _content(value: str) -> str:
     return value
 
 
+def normal_tag(raw: str) -> str:
+    """A tag as stored: trimmed, NFC, 1-32 characters, no control or separator characters
+    (a space inside is allowed). ``ValueError`` says what is wrong."""
+    tag = unicodedata.normalize("NFC", raw.strip())
+    if not tag:
+        raise ValueError("a tag must not be blank")
+    if len(tag) > 32:
+        raise ValueError("a tag has at most 32 characters")
+    if any(unicodedata.category(ch)[0] in ("C", "Z") and ch != " " for ch in tag):
+        raise ValueError("a tag must not contain control or separator characters")
+    return tag
+
+
 def _tags(values: list[str]) -> list[str]:
     seen: dict[str, None] = {}
     for raw in values:
-        tag = unicodedata.normalize("NFC", raw.strip())
-        if not tag:
-            raise ValueError("a tag must not be blank")
-        if len(tag) > 32:
-            raise ValueError("a tag has at most 32 characters")
-        if any(unicodedata.category(ch)[0] in ("C", "Z") and ch != " " for ch in tag):
-            raise ValueError("a tag must not contain control or separator characters")
-        seen.setdefault(tag, None)
+        seen.setdefault(normal_tag(raw), None)
     if len(seen) > 5:
         raise ValueError("at most 5 tags")
     return list(seen)

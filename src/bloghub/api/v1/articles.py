@@ -28,6 +28,7 @@ from bloghub.api.v1.article_schemas import (
     PublishedSummary,
     TagCount,
     TagsOut,
+    normal_tag,
 )
 from bloghub.api.v1.sessions import caller
 from bloghub.api.v1.users import public_user
@@ -75,6 +76,16 @@ def _limit(request: Request) -> int:
     if not raw.isdigit() or not 1 <= int(raw) <= 100:
         raise InvalidInput("limit must be 1-100", fields={"limit": "1-100"})
     return int(raw)
+
+
+def _tag(raw: str | None) -> str | None:
+    """The tag filter, normalised as stored tags are (so it can match them)."""
+    if raw is None:
+        return None
+    try:
+        return normal_tag(raw)
+    except ValueError as exc:
+        raise InvalidInput(f"tag: {exc}", fields={"tag": str(exc)}) from None
 
 
 def draft_out(row: Any) -> DraftOut:
@@ -273,7 +284,7 @@ async def read(request: Request) -> Response:
 
 
 async def listing(request: Request) -> Response:
-    author, tag = request.query_params.get("author"), request.query_params.get("tag")
+    author, tag = request.query_params.get("author"), _tag(request.query_params.get("tag"))
     stale = await wait_as_reader(request, ARTICLES_READS)
     page = await queries(request).published_list(
         author=author, tag=tag, limit=_limit(request), cursor=request.query_params.get("cursor")
