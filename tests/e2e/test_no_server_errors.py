@@ -48,11 +48,19 @@ def routes(live: LiveServer) -> list[tuple[str, str, list[str]]]:
     return out
 
 
-@settings(
-    max_examples=400,
+# Fixtures live for the whole test (one login), and each example is a real HTTP call.
+FUZZ = settings(
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
+
+
+def assert_not_a_server_error(answer: httpx.Response, *sent: object) -> None:
+    assert answer.status_code < 500, (*sent, answer.text)
+    assert set(answer.json()) == {"error"} or answer.status_code < 300
+
+
+@settings(FUZZ, max_examples=400)
 @given(data=st.data())
 async def test_any_body_gets_an_answer_that_is_not_a_server_error(
     data: st.DataObject, live_api: LiveServer, client: httpx.AsyncClient, auth: dict[str, str]
@@ -66,8 +74,7 @@ async def test_any_body_gets_an_answer_that_is_not_a_server_error(
     answer = await client.request(
         method, path, content=content, headers={**auth, "content-type": "application/json"}
     )
-    assert answer.status_code < 500, (method, path, content[:200], answer.text)
-    assert set(answer.json()) == {"error"} or answer.status_code < 300
+    assert_not_a_server_error(answer, method, path, content[:200])
 
 
 def reads(live: LiveServer) -> list[tuple[str, list[str]]]:
@@ -85,11 +92,7 @@ header_text = st.text(
 ).map(str.strip) | st.sampled_from(["", "e30", "W10", "eyJ4IjoxfQ", "a" * 500, "users|0|1"])
 
 
-@settings(
-    max_examples=300,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+@settings(FUZZ, max_examples=300)
 @given(data=st.data())
 async def test_any_query_or_position_gets_an_answer_that_is_not_a_server_error(
     data: st.DataObject, live_api: LiveServer, client: httpx.AsyncClient, auth: dict[str, str]
@@ -100,5 +103,4 @@ async def test_any_query_or_position_gets_an_answer_that_is_not_a_server_error(
     if data.draw(st.booleans()):
         headers["bloghub-after"] = data.draw(header_text)
     answer = await client.get(path, params=params, headers=headers)
-    assert answer.status_code < 500, (path, params, headers, answer.text)
-    assert set(answer.json()) == {"error"} or answer.status_code < 300
+    assert_not_a_server_error(answer, path, params, headers)
