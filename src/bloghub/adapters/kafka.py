@@ -1,6 +1,12 @@
-"""Kafka admin: creates the topic catalog at start-up (idempotent)."""
+"""Kafka admin: creates the topic catalog at start-up (idempotent) and waits until the
+broker serves it."""
 
 from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from typing import Any
 
 import structlog
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -14,14 +20,24 @@ log = structlog.get_logger(__name__)
 async def ensure_topics(
     bootstrap: str, prefix: str, *, partitions: int, replication: int
 ) -> list[str]:
-    """Create every catalog topic that does not exist yet; returns the ones created."""
+    """Create every catalog topic that does not exist yet, then wait until the broker
+    serves every one of them; returns the ones created."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
     await admin.start()
     try:
-        existing = set(await admin.list_topics())
-        wanted = [t for t in catalog(prefix) if t not in existing]
-        if not wanted:
-            return []
+        created = await _create_missing(admin, prefix, partitions, replication)
+        await _until_served(admin, catalog(prefix))
+        return created
+    finally:
+        await admin.close()
+
+
+async def _create_missing(
+    admin: AIOKafkaAdminClient, prefix: str, partitions: int, replication: int
+) -> list[str]:
+    existing = set(await admin.list_topics())
+    wanted = [t for t in catalog(prefix) if t not in existing]
+    if wanted:
         new = [
             NewTopic(
                 t,
@@ -37,6 +53,27 @@ async def ensure_topics(
             if code not in (0, TopicAlreadyExistsError.errno):
                 raise RuntimeError(f"could not create topic {topic}: error code {code}")
         log.info("topics.created", topics=wanted, partitions=partitions)
-        return wanted
-    finally:
-        await admin.close()
+    return wanted
+
+
+async def _until_served(
+    admin: AIOKafkaAdminClient, topics: Sequence[str], timeout_s: float = 60.0
+) -> None:
+    """A topic the controller created may not be in a just-started broker's metadata yet;
+    an append to it then fails as an unknown topic. Wait until every partition has a
+    leader."""
+    deadline = time.monotonic() + timeout_s
+    while pending := _not_served(await admin.describe_topics(list(topics))):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"topics not served after {timeout_s:.0f}s: {', '.join(pending)}")
+        await asyncio.sleep(0.1)
+
+
+def _not_served(described: list[dict[str, Any]]) -> list[str]:
+    return [
+        t["topic"]
+        for t in described
+        if t["error_code"] != 0
+        or not t["partitions"]
+        or any(p["error_code"] != 0 or p["leader"] < 0 for p in t["partitions"])
+    ]
