@@ -335,7 +335,9 @@ async def store_ceiling(settings: Settings, params: Params) -> Timing:
     SQL, in transactions like its own), straight from asyncpg on as many connections as
     the runner applies on, with the arrays built beforehand: no Kafka, no decoding, no
     checkpoints. What the store takes at best; the projector cannot beat it."""
-    dialect = make_engine(settings.sqlalchemy_url, app="bloghub-bench-ceiling").dialect
+    compiler = make_engine(settings.sqlalchemy_url, pool_size=1, app="bloghub-bench-ceiling")
+    dialect = compiler.dialect  # only to compile the statements as the engine does
+    await compiler.dispose()
     users_sql = REGISTER_USERS.compile(
         dialect=dialect, schema_translate_map={None: "users_g1"}, render_schema_translate=True
     )

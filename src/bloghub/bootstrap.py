@@ -144,7 +144,6 @@ async def build(settings: Settings, *, pool_size: int = 10) -> Container:
         config=MonitorConfig(
             prefix=settings.prefix,
             window_s=settings.ops_state_window_s,
-            sample_every_s=settings.ops_sample_every_s,
         ),
         redis=redis,
         engine=engine,

@@ -35,8 +35,25 @@ async def wait_for_reads(request: Request, reads: Reads, caller_id: str | None) 
     """Wait until ``reads`` have passed the position the caller names and the caller's own
     last write. Returns True if the answer may be stale (the bound ran out)."""
     c = container(request)
-    token = request.headers.get(AFTER_HEADER)
+    position = await _wanted(request, caller_id)
+    if not position:
+        return False
+    # A read that had to catch up reads the read model it waited for, not a cache: the
+    # projector lifts its cache fences only just after its commit.
+    position = c.progress.relevant(reads, position)
+    request.state.caught_up = bool(position)
+    reached = await c.progress.wait(reads, position, c.settings.read_wait_s)
+    return not reached
+
+
+async def _wanted(request: Request, caller_id: str | None) -> Position:
+    """The named position merged with the caller's own last write, worked out once per
+    request (an authenticated read waits for the users projector, then for its own)."""
+    memo: tuple[str | None, Position] | None = getattr(request.state, "wanted", None)
+    if memo is not None and memo[0] == caller_id:
+        return memo[1]
     position = Position({})
+    token = request.headers.get(AFTER_HEADER)
     if token:
         try:
             position = Position.decode(token)
@@ -44,15 +61,9 @@ async def wait_for_reads(request: Request, reads: Reads, caller_id: str | None) 
             raise MalformedRequest(f"{AFTER_HEADER}: {exc}") from exc
     if caller_id is not None:
         # A named position never hides the caller's own writes (a login's session, say).
-        position = position.merge(await c.own_writes.last(caller_id))
-    if not position:
-        return False
-    # A read that had to catch up must not then take an older copy from a cache: the
-    # projector clears caches just after its commit, a moment after the wait ends.
-    position = c.progress.relevant(reads, position)
-    request.state.caught_up = bool(position)
-    reached = await c.progress.wait(reads, position, c.settings.read_wait_s)
-    return not reached
+        position = position.merge(await container(request).own_writes.last(caller_id))
+    request.state.wanted = (caller_id, position)
+    return position
 
 
 async def through_cache(

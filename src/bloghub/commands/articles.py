@@ -83,37 +83,12 @@ async def edit_draft(
             f"the draft changed since version {based_on} (now {current.version})",
             fields={"version": "stale"},
         )
-    return await _change(
-        current,
-        deps,
-        caller,
-        lambda v: DraftEdited(
-            article_id=current.id,
-            author_id=current.author_id,
-            version=v,
-            title=draft.title,
-            content=draft.content,
-            tags=draft.tags,
-        ),
-    )
+    return await _change(current, deps, caller, _carrying(DraftEdited, current, draft))
 
 
 async def publish_article(state: ArticleState | None, deps: CommandDeps, caller: Caller) -> Changed:
     current = _owned(state, caller)
-    d = current.draft
-    return await _change(
-        current,
-        deps,
-        caller,
-        lambda v: ArticlePublished(
-            article_id=current.id,
-            author_id=current.author_id,
-            version=v,
-            title=d.title,
-            content=d.content,
-            tags=d.tags,
-        ),
-    )
+    return await _change(current, deps, caller, _carrying(ArticlePublished, current, current.draft))
 
 
 async def withdraw_article(
@@ -152,6 +127,21 @@ def _owned(state: ArticleState | None, caller: Caller) -> ArticleState:
     if state.author_id != _author(caller):
         raise Forbidden("only the author may change this article")
     return state
+
+
+def _carrying(
+    event: type[DraftEdited] | type[ArticlePublished], current: ArticleState, draft: Draft
+) -> _Make:
+    """A change that carries a whole draft: an edit (the new draft), a publish (the draft
+    as it stands)."""
+    return lambda v: event(
+        article_id=current.id,
+        author_id=current.author_id,
+        version=v,
+        title=draft.title,
+        content=draft.content,
+        tags=draft.tags,
+    )
 
 
 async def _change(current: ArticleState, deps: CommandDeps, caller: Caller, make: _Make) -> Changed:

@@ -44,7 +44,6 @@ class Watched:
 class MonitorConfig:
     prefix: str
     window_s: float
-    sample_every_s: float
 
 
 async def watched_groups(engine: AsyncEngine, prefix: str) -> list[Watched]:

@@ -147,10 +147,6 @@ class ProjectorRunner:
             consumer.seek(tp, stored.get((tp.topic, tp.partition), firsts.get(tp, 0)))
         self._log.info("projector.assigned", partitions=len(assigned), with_checkpoint=len(stored))
 
-    async def process(self, raw: Sequence[Raw]) -> None:
-        """Apply one batch: decode, apply with checkpoint, dead-letter what cannot be applied."""
-        await self.apply_batch(raw, await self.decode_batch(raw))
-
     async def decode_batch(self, raw: Sequence[Raw]) -> list[Recorded]:
         """Decode a batch; what cannot be decoded is dead-lettered now, before any
         checkpoint can pass it."""
