@@ -31,9 +31,8 @@ from pydantic import SecretStr
 from rich.console import Console
 from rich.table import Table
 
-from bloghub.adapters.kafka import ensure_topics
+from bloghub.adapters.kafka import delete_topics, ensure_topics
 from bloghub.cli import upgrade_database
-from bloghub.events.topics import catalog
 from bloghub.settings import Mode, Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -150,19 +149,10 @@ async def _drop_database(database: str) -> None:
 
 
 async def _delete_topics(bootstrap: str, prefix: str) -> None:
-    """Event topics keep everything forever; a benchmark's hundreds of thousands of synthetic
-    events must not outlive it."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
     try:
-        await admin.start()
-        existing = set(await admin.list_topics())
-        mine = [t for t in catalog(prefix) if t in existing]
-        if mine:
-            await admin.delete_topics(mine)
+        await delete_topics(bootstrap, prefix)
     except (KafkaError, OSError) as exc:
         console.print(f"[yellow]could not delete the topics of {prefix}: {exc!r}[/]")
-    finally:
-        await admin.close()
 
 
 # --- measuring -------------------------------------------------------------------------------

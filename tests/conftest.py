@@ -16,6 +16,7 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
+from bloghub.adapters.kafka import delete_topics
 from bloghub.adapters.redis import make_redis
 from bloghub.api.app import create_app
 from bloghub.bootstrap import Container, prepare_topics
@@ -75,11 +76,12 @@ async def settings(run_id: str, database: str) -> AsyncIterator[Settings]:
     await asyncio.to_thread(upgrade_database, s)
     await prepare_topics(s)
     yield s
-    # Every Redis key of this run starts with its prefix; leave nothing behind.
+    # Every Redis key and topic of this run starts with its prefix; leave nothing behind.
     redis = make_redis(s.redis_url.get_secret_value())
     async for key in redis.scan_iter(match=f"t{run_id}*", count=1000):
         await redis.delete(key)
     await redis.aclose()
+    await delete_topics(s.kafka_bootstrap, s.prefix)
 
 
 @pytest.fixture(scope="session")
@@ -197,6 +199,7 @@ async def isolated(run_id: str, name: str, **overrides: object) -> AsyncIterator
         await asyncio.to_thread(upgrade_database, s)
         await prepare_topics(s)
         yield s
+        await delete_topics(s.kafka_bootstrap, s.prefix)
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
         await admin.close()

@@ -11,8 +11,8 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
 
-from bloghub.adapters.kafka import ensure_topics
-from bloghub.events.topics import Family, catalog, topic_for
+from bloghub.adapters.kafka import delete_topics, ensure_topics
+from bloghub.events.topics import Family, topic_for
 from bloghub.ops.lag import GroupLag, LagReader, PartitionLag
 from bloghub.settings import Settings
 
@@ -23,12 +23,7 @@ async def topic(settings: Settings) -> AsyncIterator[str]:
     prefix = f"{settings.prefix}-lag{secrets.token_hex(3)}"
     await ensure_topics(settings.kafka_bootstrap, prefix, partitions=3, replication=1)
     yield topic_for(prefix, Family.USERS)
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-    await admin.start()
-    try:
-        await admin.delete_topics(catalog(prefix))
-    finally:
-        await admin.close()
+    await delete_topics(settings.kafka_bootstrap, prefix)
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from opensearchpy import AsyncOpenSearch
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
-from bloghub.adapters.kafka import ensure_topics
+from bloghub.adapters.kafka import delete_topics, ensure_topics
 from bloghub.adapters.opensearch import make_opensearch
 from bloghub.adapters.postgres.engine import make_engine
 from bloghub.adapters.redis import make_redis
@@ -125,6 +125,7 @@ async def test_redis_sink_under_the_runner_counts_every_event_once(
         stop.set()
         await task
         await dead.close()
+        await delete_topics(settings.kafka_bootstrap, prefix)
     assert await redis.hgetall(projector.key("domains")) == {b"example.com": b"500"}
 
 

@@ -1,5 +1,5 @@
 """Kafka admin: creates the topic catalog at start-up (idempotent) and waits until the
-broker serves it."""
+broker serves it; drops the catalog of a throw-away prefix (tests, benchmarks)."""
 
 from __future__ import annotations
 
@@ -77,3 +77,19 @@ def _not_served(described: list[dict[str, Any]]) -> list[str]:
         or not t["partitions"]
         or any(p["error_code"] != 0 or p["leader"] < 0 for p in t["partitions"])
     ]
+
+
+async def delete_topics(bootstrap: str, prefix: str) -> list[str]:
+    """Delete the catalog topics of ``prefix``; the ones deleted. Event topics keep
+    everything forever, so a test run's or a benchmark's must not outlive it: thousands of
+    stray partitions cost the broker memory."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        mine = [t for t in catalog(prefix) if t in existing]
+        if mine:
+            await admin.delete_topics(mine)
+        return mine
+    finally:
+        await admin.close()
