@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import cProfile
 import io
+import os
 import pstats
 import time
 from collections.abc import Sequence
@@ -33,7 +34,8 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 import bloghub.events.users  # noqa: F401  (registers the users family's event types)
-from bench.support import ARTIFACTS, Check, Figure, Report, console, rate, workspace
+from bench import cpu
+from bench.support import ARTIFACTS, Check, Figure, Report, bar_chart, console, rate, workspace
 from bloghub.adapters.postgres.engine import make_engine
 from bloghub.adapters.postgres.reservations import CONFIRM_KEYS
 from bloghub.adapters.redis import make_redis
@@ -384,6 +386,37 @@ async def store_ceiling(settings: Settings, params: Params) -> Timing:
 # --- the report ------------------------------------------------------------------------------
 
 
+def cpu_figures(
+    spent: dict[str, cpu.CpuUse], events: int, cores: int, consume_rate: float
+) -> list[Figure]:
+    """Where the CPU went, per event, and the rate that cost allows on this machine: a
+    projector whose bound is below the goal cannot reach it by waiting less."""
+    figures = []
+    for phase in ("consume (raw)", "projector", "store ceiling"):
+        use = spent[phase]
+        parts = use.per_event_us(events)
+        figures.append(
+            Figure(
+                f"CPU per event: {phase}",
+                use.machine / events * 1e6,
+                "µs",
+                detail=", ".join(f"{k} {v:.1f}" for k, v in parts.items() if v >= 0.05)
+                + f"; {use.busy_cores:.2f} of {cores} cores busy",
+            )
+        )
+    bound = spent["projector"].bound(events, cores)
+    figures += [
+        Figure(
+            f"projector bound by CPU ({cores} cores all busy)",
+            bound,
+            "events/s",
+            detail="cores / machine CPU per projected event",
+        ),
+        Figure("ratio bound / consume", bound / consume_rate, "x"),
+    ]
+    return figures
+
+
 def describe(t: Timing) -> str:
     return (
         f"{t.steady_s:.2f}s steady + {t.startup_s:.2f}s join; "
@@ -404,13 +437,20 @@ async def run(params: Params = Params(), *, profile: bool = False) -> Report:
         seed_s = await seed(settings, topic, params)
         console.print(f"[dim]seeded {params.events:,} events in {seed_s:.1f}s[/]")
         consumed: dict[str, Timing] = {}
+        spent: dict[str, cpu.CpuUse] = {}
         for mode in CONSUME_MODES:
+            before = cpu.sample()
             consumed[mode] = await consume(settings, topic, params.events, mode, params.deadline_s)
+            spent[f"consume ({mode})"] = cpu.used(before, cpu.sample())
             console.print(f"[dim]consume ({mode}): {consumed[mode].rate:,.0f} events/s[/]")
+        before = cpu.sample()
         projected, dead = await project(settings, params.events, params.deadline_s)
+        spent["projector"] = cpu.used(before, cpu.sample())
         console.print(f"[dim]projector: {projected.rate:,.0f} events/s[/]")
         users, confirmed = await count_rows(settings)
+        before = cpu.sample()
         ceiling = await store_ceiling(settings, params)
+        spent["store ceiling"] = cpu.used(before, cpu.sample())
         console.print(f"[dim]store ceiling: {ceiling.rate:,.0f} events/s[/]")
         profile_text, profiled_timing = "", None
         areas: dict[str, float] = {}
@@ -459,6 +499,17 @@ async def run(params: Params = Params(), *, profile: bool = False) -> Report:
         Figure("ratio store ceiling / consume", ceiling.rate / base.rate, "x"),
         Figure("ratio projector / store ceiling", projected.rate / ceiling.rate, "x"),
     ]
+    cores = os.cpu_count() or 1
+    if cpu.available():
+        report.figures += cpu_figures(spent, params.events, cores, base.rate)
+        bar_chart(
+            f"CPU per event on this machine ({cores} cores), µs",
+            {
+                phase: spent[phase].per_event_us(params.events)
+                for phase in ("consume (raw)", "projector", "store ceiling")
+            },
+            "µs",
+        )
     report.checks += [
         Check(
             "users_g1.users rows == events",
@@ -473,6 +524,7 @@ async def run(params: Params = Params(), *, profile: bool = False) -> Report:
         Check("nothing dead-lettered", dead == 0, f"{dead:,} dead letters"),
     ]
     report.raw = {
+        "cpu_s": {phase: asdict(use) for phase, use in spent.items()},
         "seed_s": seed_s,
         "consume": {m: asdict(t) for m, t in consumed.items()},
         "projector": asdict(projected),

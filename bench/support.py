@@ -285,6 +285,25 @@ class Report:
         return path
 
 
+def bar_chart(title: str, rows: dict[str, dict[str, float]], unit: str, width: int = 48) -> None:
+    """Horizontal bars on the console, one block per row, one bar per part of it, all on
+    one scale; the row's total closes each block."""
+    peak = max((sum(parts.values()) for parts in rows.values()), default=0.0) or 1.0
+    table = Table(title=title, title_justify="left", show_header=False, box=None)
+    table.add_column("what")
+    table.add_column("bar")
+    table.add_column("value", justify="right")
+    for row, parts in rows.items():
+        table.add_row(f"[bold]{row}[/]", "", "")
+        for part, value in parts.items():
+            cells = round(width * value / peak)
+            table.add_row(f"  {part}", "[cyan]" + "█" * cells + "[/]", f"{value:,.1f} {unit}")
+        total = sum(parts.values())
+        bar = "█" * round(width * total / peak)
+        table.add_row("  total", f"[bold]{bar}[/]", f"{total:,.1f} {unit}")
+    console.print(table)
+
+
 def _fmt(value: float, unit: str) -> str:
     if unit == "x":
         return f"{value:.2f}x"

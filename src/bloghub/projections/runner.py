@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import random
+import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import KafkaError
+from aiokafka.errors import IllegalStateError, KafkaError
 
 from bloghub.errors import Transient, Unavailable
 from bloghub.events.base import EventRegistry, Recorded
@@ -104,33 +105,65 @@ class ProjectorRunner:
         )
         consumer.subscribe(self.topics, listener=_SeekToCheckpoint(self))
         self._consumer = consumer
+        committer = _OffsetCommitter(consumer, self._log)
         await consumer.start()
         self._log.info("projector.started", topics=self.topics)
-        # Two stages: while batch N is applied, batch N+1 is fetched and decoded. Batches
-        # are applied strictly one after another, so order within a partition holds.
+        # A lane failing stops its siblings at their next batch boundary, not mid-write.
+        halt = asyncio.Event()
+        lanes = [
+            asyncio.create_task(self._lane(i, stop, halt, committer), name=f"lane:{i}")
+            for i in range(max(1, self._cfg.apply_concurrency))
+        ]
+        try:
+            await asyncio.gather(*lanes)
+        finally:
+            halt.set()
+            await asyncio.gather(*lanes, return_exceptions=True)
+            await committer.flush()
+            await consumer.stop()
+            self._consumer = None
+            self._log.info("projector.stopped", applied=self.applied)
+
+    async def _lane(
+        self, lane: int, stop: asyncio.Event, halt: asyncio.Event, committer: _OffsetCommitter
+    ) -> None:
+        """Fetch, decode and apply the partitions of one lane. Every partition belongs to
+        exactly one lane for the life of the process, so order within it holds, while lanes
+        write to the store side by side. Within a lane two stages overlap: while batch N is
+        applied, batch N+1 is fetched and decoded."""
+        consumer = self._consumer
+        assert consumer is not None
+        lanes = max(1, self._cfg.apply_concurrency)
         applying: asyncio.Task[None] | None = None
         try:
-            while not stop.is_set():
-                batches = await consumer.getmany(
-                    timeout_ms=self._cfg.batch_max_wait_ms, max_records=self._cfg.batch_max_events
-                )
+            while not (stop.is_set() or halt.is_set()):
+                mine = [tp for tp in consumer.assignment() if lane_of(tp, lanes) == lane]
+                if not mine:
+                    await _pause(self._cfg.batch_max_wait_ms, stop, halt)
+                    continue
+                try:
+                    batches = await consumer.getmany(
+                        *mine,
+                        timeout_ms=self._cfg.batch_max_wait_ms,
+                        max_records=self._cfg.batch_max_events,
+                    )
+                except IllegalStateError:
+                    continue  # a partition of ours was revoked meanwhile
                 if not batches:
                     continue
                 raw = [r for recs in batches.values() for r in recs]
                 good = await self.decode_batch(raw)
                 if applying is not None:
                     await applying
-                applying = asyncio.create_task(self.apply_batch(raw, good))
+                applying = asyncio.create_task(self.apply_batch(raw, good, committer))
             if applying is not None:
                 await applying
-        finally:
-            # Drain: the batch in hand is finished above; leave the group cleanly.
+        except BaseException:
+            halt.set()
             if applying is not None and not applying.done():
                 applying.cancel()
                 await asyncio.gather(applying, return_exceptions=True)
-            await consumer.stop()
-            self._consumer = None
-            self._log.info("projector.stopped", applied=self.applied)
+            raise
 
     async def seek_to_checkpoints(self, assigned: set[TopicPartition]) -> None:
         consumer = self._consumer
@@ -158,27 +191,29 @@ class ProjectorRunner:
                 await self._dead_letter(record, f"undecodable: {exc}")
         return good
 
-    async def apply_batch(self, raw: Sequence[Raw], good: Sequence[Recorded]) -> None:
+    async def apply_batch(
+        self,
+        raw: Sequence[Raw],
+        good: Sequence[Recorded],
+        committer: _OffsetCommitter | None = None,
+    ) -> None:
         next_offsets = _next_offsets(raw)
-        # Partitions are independent (order matters only within one), so shards of them
-        # commit in parallel transactions and the store can use more than one core.
-        shards = _shards(raw, good, self._cfg.apply_concurrency)
-        applied = await asyncio.gather(*(self._apply_shard(r, g) for r, g in shards))
-        fresh = [rec for part in applied for rec in part]
+        fresh = await self._apply_shard(raw, good, next_offsets)
         self.applied += len(fresh)
         if self._heartbeat is not None:
             self._heartbeat.applied = self.applied
-        await self._commit_kafka(next_offsets)
+        if committer is not None:
+            committer.note(next_offsets)
         if self._stats is not None:
             await self._stats.committed(len(fresh))
         if fresh:
             await self._after_commit(fresh)
 
     async def _apply_shard(
-        self, raw: Sequence[Raw], good: Sequence[Recorded]
+        self, raw: Sequence[Raw], good: Sequence[Recorded], next_offsets: Mapping[TP, int]
     ) -> Sequence[Recorded]:
         try:
-            return await self._apply_with_retries(good, _next_offsets(raw))
+            return await self._apply_with_retries(good, next_offsets)
         except Unavailable:
             raise
         except Exception as exc:  # one bad event must not stop the projector
@@ -249,16 +284,6 @@ class ProjectorRunner:
         )
         await self._dead.send(self.projector.name, record, error)
 
-    async def _commit_kafka(self, next_offsets: Mapping[TP, int]) -> None:
-        consumer = self._consumer
-        if consumer is None:
-            return
-        try:
-            await consumer.commit({TopicPartition(t, p): o for (t, p), o in next_offsets.items()})
-        except KafkaError as exc:
-            # The store's checkpoint is the truth; Kafka's copy only feeds lag tools.
-            self._log.info("projector.kafka_commit_skipped", error=repr(exc))
-
     async def _after_commit(self, records: Sequence[Recorded]) -> None:
         try:
             await self.projector.after_commit(records)
@@ -266,20 +291,65 @@ class ProjectorRunner:
             self._log.warning("projector.after_commit_failed", error=repr(exc))
 
 
-def _shards(
-    raw: Sequence[Raw], good: Sequence[Recorded], count: int
-) -> list[tuple[list[Raw], list[Recorded]]]:
-    """Split a batch into at most ``count`` shards, whole partitions each, order kept."""
-    partitions = sorted({(r.topic, r.partition) for r in raw})
-    shard_of = {tp: i % max(1, count) for i, tp in enumerate(partitions)}
-    shards: list[tuple[list[Raw], list[Recorded]]] = [
-        ([], []) for _ in range(min(len(partitions), max(1, count)))
-    ]
-    for r in raw:
-        shards[shard_of[(r.topic, r.partition)]][0].append(r)
-    for rec in good:
-        shards[shard_of[(rec.topic, rec.partition)]][1].append(rec)
-    return shards
+def lane_of(tp: TopicPartition, lanes: int) -> int:
+    """The lane a partition belongs to: fixed by its name, whatever else is assigned, so a
+    rebalance never hands a partition with a batch in flight to another lane."""
+    topic: str = tp.topic
+    partition: int = tp.partition
+    return (zlib.crc32(topic.encode()) + partition) % lanes
+
+
+async def _pause(ms: int, *events: asyncio.Event) -> None:
+    waits = [asyncio.ensure_future(e.wait()) for e in events]
+    try:
+        await asyncio.wait(waits, timeout=ms / 1000, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waits:
+            w.cancel()
+
+
+class _OffsetCommitter:
+    """Copies the store's checkpoints to Kafka (for standard lag tools) off the write path:
+    lanes note what they committed, and one task commits the newest offsets it has, so a
+    slow group coordinator never holds up a batch."""
+
+    def __init__(self, consumer: AIOKafkaConsumer, logger: structlog.BoundLogger) -> None:
+        self._consumer = consumer
+        self._log = logger
+        self._due: dict[TP, int] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    RETRY_S = 0.5
+    FLUSH_S = 5.0
+
+    def note(self, offsets: Mapping[TP, int]) -> None:
+        for tp, offset in offsets.items():
+            self._due[tp] = max(self._due.get(tp, 0), offset)
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._commit_due(), name="kafka-commit")
+
+    async def _commit_due(self) -> None:
+        while self._due:
+            due, self._due = self._due, {}
+            try:
+                await self._consumer.commit({TopicPartition(t, p): o for (t, p), o in due.items()})
+            except KafkaError as exc:
+                # The store's checkpoint is the truth; Kafka's copy only feeds lag tools.
+                # Offsets of partitions still ours are tried again (newer ones win).
+                self._log.info("projector.kafka_commit_skipped", error=repr(exc))
+                ours = {(tp.topic, tp.partition) for tp in self._consumer.assignment()}
+                for tp, offset in due.items():
+                    if tp in ours:
+                        self._due[tp] = max(self._due.get(tp, 0), offset)
+                await asyncio.sleep(self.RETRY_S)
+
+    async def flush(self) -> None:
+        """Wait, bounded, for the last offsets to reach Kafka."""
+        if self._task is not None and not self._task.done():
+            try:
+                await asyncio.wait_for(self._task, self.FLUSH_S)
+            except (TimeoutError, KafkaError):
+                self._log.info("projector.kafka_commit_abandoned", partitions=len(self._due))
 
 
 def _next_offsets(raw: Sequence[Raw]) -> dict[TP, int]:

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from itertools import groupby
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import DateTime, Text, select, update
 from sqlalchemy.dialects.postgresql import UUID, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bloghub.adapters.postgres.bulk import unnest_source
-from bloghub.adapters.postgres.reservations import confirm_many
+from bloghub.adapters.postgres.reservations import confirm_many, confirm_of_kind
 from bloghub.adapters.postgres.tables import sessions, users
 from bloghub.adapters.redis.cache import user_info_key
 from bloghub.events.base import Event, Recorded
@@ -73,18 +73,21 @@ class UsersProjector(PostgresProjector):
         }
 
     async def _registered(self, conn: AsyncConnection, records: list[Recorded]) -> None:
-        registered = [(r.event, r.envelope.occurred_at) for r in records]
-        events = [(ev, at) for ev, at in registered if isinstance(ev, UserRegistered)]
+        # One pass into columns: this is the hot path of every replay.
+        ids: list[str] = []
+        emails: list[str] = []
+        hashes: list[str] = []
+        ats: list[Any] = []
+        for rec in records:
+            ev = cast(UserRegistered, rec.event)  # handle() groups runs by exact type
+            ids.append(ev.user_id)
+            emails.append(ev.email)
+            hashes.append(ev.password_hash)
+            ats.append(rec.envelope.occurred_at)
         await conn.execute(
-            REGISTER_USERS,
-            {
-                "id": [ev.user_id for ev, _ in events],
-                "email": [ev.email for ev, _ in events],
-                "password_hash": [ev.password_hash for ev, _ in events],
-                "at": [at for _, at in events],
-            },
+            REGISTER_USERS, {"id": ids, "email": emails, "password_hash": hashes, "at": ats}
         )
-        await confirm_many(conn, [("email", ev.email, ev.user_id) for ev, _ in events])
+        await confirm_of_kind(conn, "email", emails, ids)
 
     async def _one(self, conn: AsyncConnection, ev: Event, rec: Recorded) -> None:
         at = rec.envelope.occurred_at

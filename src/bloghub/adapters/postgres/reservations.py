@@ -157,5 +157,28 @@ async def confirm_many(
     if not keys:
         return
     kinds, values, owners = (list(column) for column in zip(*keys, strict=True))
+    await _confirm_columns(conn, kinds, values, owners, position)
+
+
+async def confirm_of_kind(
+    conn: AsyncConnection,
+    kind: str,
+    values: list[str],
+    owners: list[str],
+    *,
+    position: str | None = None,
+) -> None:
+    """``confirm_many`` for keys of one kind, given as columns (the bulk path)."""
+    if values:
+        await _confirm_columns(conn, [kind] * len(values), values, owners, position)
+
+
+async def _confirm_columns(
+    conn: AsyncConnection,
+    kinds: list[str],
+    values: list[str],
+    owners: list[str],
+    position: str | None,
+) -> None:
     params = {"kind": kinds, "value": values, "owner_id": owners, "position": position}
     await conn.execute(CONFIRM_KEYS, params)

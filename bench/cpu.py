@@ -1,0 +1,114 @@
+"""CPU accounting for a phase of a benchmark, from ``/proc`` (Linux): this process, the
+local services by their process trees, and the whole machine.
+
+A service's figure is the user and system time of its processes plus what they have
+reaped from their exited children, so PostgreSQL's short-lived backends are counted even
+after they are gone. Throughput on a machine whose cores are all busy is bounded by
+``cores / machine CPU per event``, whatever the code does with them: this is what tells a
+slow program from a full machine.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+PROC = Path("/proc")
+TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+# A service is the processes whose command line holds its marker.
+SERVICES = {
+    "postgres": b"postgres",
+    "kafka": b"kafka.Kafka",
+    "opensearch": b"org.opensearch.bootstrap",
+    "redis": b"redis-server",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class CpuSample:
+    wall: float
+    machine: float  # busy seconds of every core together
+    own: float
+    services: dict[str, float]
+
+
+@dataclass(frozen=True, slots=True)
+class CpuUse:
+    """CPU seconds used during a phase."""
+
+    wall: float
+    machine: float
+    own: float
+    services: dict[str, float]
+
+    def per_event_us(self, events: int) -> dict[str, float]:
+        """Microseconds of CPU per event: this process, each service, everything else."""
+        out = {"bench process (Python)": self.own / events * 1e6}
+        for name, seconds in self.services.items():
+            out[name] = seconds / events * 1e6
+        accounted = self.own + sum(self.services.values())
+        out["rest of the machine"] = max(0.0, self.machine - accounted) / events * 1e6
+        return out
+
+    def bound(self, events: int, cores: int) -> float:
+        """Events/s the machine could reach at this CPU cost per event with every core busy."""
+        return cores * events / self.machine if self.machine > 0 else float("inf")
+
+    @property
+    def busy_cores(self) -> float:
+        return self.machine / self.wall if self.wall > 0 else 0.0
+
+
+def available() -> bool:
+    return (PROC / "stat").is_file()
+
+
+def sample() -> CpuSample:
+    return CpuSample(
+        wall=time.perf_counter(),
+        machine=_machine_busy(),
+        own=time.process_time(),
+        services=_services(),
+    )
+
+
+def used(before: CpuSample, after: CpuSample) -> CpuUse:
+    return CpuUse(
+        wall=after.wall - before.wall,
+        machine=after.machine - before.machine,
+        own=after.own - before.own,
+        services={
+            name: max(0.0, after.services.get(name, 0.0) - before.services.get(name, 0.0))
+            for name in SERVICES
+        },
+    )
+
+
+def _machine_busy() -> float:
+    fields = (PROC / "stat").read_text().split("\n", 1)[0].split()[1:]
+    ticks = [int(f) for f in fields]
+    idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)  # idle + iowait
+    # guest time is already counted in user time
+    return (sum(ticks[:8]) - idle) / TICK
+
+
+def _services() -> dict[str, float]:
+    totals = dict.fromkeys(SERVICES, 0.0)
+    for entry in PROC.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue  # gone meanwhile, or not ours to read
+        for name, marker in SERVICES.items():
+            if marker in cmdline:
+                # Fields after the parenthesised command: utime, stime, cutime, cstime are
+                # the 12th to 15th.
+                rest = stat.rsplit(")", 1)[1].split()
+                totals[name] += sum(int(v) for v in rest[11:15]) / TICK
+                break
+    return totals

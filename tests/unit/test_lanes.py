@@ -1,0 +1,30 @@
+"""Lanes: each partition has one lane, fixed by its name, and a topic's partitions spread
+over all lanes."""
+
+from __future__ import annotations
+
+from aiokafka import TopicPartition
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bloghub.projections.runner import lane_of
+
+
+@given(
+    topic=st.text(min_size=1, max_size=60),
+    partition=st.integers(min_value=0, max_value=10_000),
+    lanes=st.integers(min_value=1, max_value=16),
+)
+def test_a_partition_always_gets_the_same_lane_within_range(
+    topic: str, partition: int, lanes: int
+) -> None:
+    tp = TopicPartition(topic, partition)
+    lane = lane_of(tp, lanes)
+    assert 0 <= lane < lanes
+    assert lane_of(TopicPartition(topic, partition), lanes) == lane
+
+
+@given(topic=st.text(min_size=1, max_size=60), lanes=st.integers(min_value=1, max_value=6))
+def test_consecutive_partitions_fill_every_lane(topic: str, lanes: int) -> None:
+    used = {lane_of(TopicPartition(topic, p), lanes) for p in range(6)}
+    assert used == set(range(lanes))
