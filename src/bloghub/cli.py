@@ -6,11 +6,15 @@ import argparse
 import asyncio
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import uvicorn
 
 from bloghub.logs import configure_logging
 from bloghub.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from alembic.config import Config as AlembicConfig
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -42,14 +46,19 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def upgrade_database(settings: Settings, url: str | None = None) -> None:
-    from alembic import command
+def alembic_config(url: str) -> AlembicConfig:
     from alembic.config import Config
 
     root = Path(__file__).resolve().parents[2]
     config = Config(str(root / "alembic.ini"))
-    config.attributes["database_url"] = url or settings.sqlalchemy_url
-    command.upgrade(config, "head")
+    config.attributes["database_url"] = url
+    return config
+
+
+def upgrade_database(settings: Settings, url: str | None = None) -> None:
+    from alembic import command
+
+    command.upgrade(alembic_config(url or settings.sqlalchemy_url), "head")
 
 
 def _serve(settings: Settings) -> None:

@@ -1,0 +1,62 @@
+"""Migrations that change live read models keep their guarantees on the way."""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+import pytest
+
+from bloghub.cli import alembic_config, upgrade_database
+from bloghub.settings import Settings
+from tests.conftest import isolated
+
+USER = (
+    "INSERT INTO users_g1.users (id, email, phone, created_at, updated_at) "
+    "VALUES (gen_random_uuid(), $1, $2, now(), now())"
+)
+
+
+async def _users_indexes(conn: asyncpg.Connection) -> dict[str, str]:
+    rows = await conn.fetch(
+        "SELECT indexname, indexdef FROM pg_indexes "
+        "WHERE schemaname = 'users_g1' AND tablename = 'users'"
+    )
+    return {r["indexname"]: r["indexdef"] for r in rows}
+
+
+async def _stamp(settings: Settings, revision: str) -> None:
+    from alembic import command
+
+    config = alembic_config(settings.sqlalchemy_url)
+    await asyncio.to_thread(command.stamp, config, revision)
+
+
+async def test_0008_moves_phone_and_wechat_keys_to_partial_indexes(run_id: str) -> None:
+    async with isolated(run_id, "mig8") as settings:
+        conn = await asyncpg.connect(settings.asyncpg_dsn)
+        try:
+            # The shape a database had before 0008: plain unique constraints.
+            await conn.execute(
+                "DROP INDEX users_g1.users_phone_uniq, users_g1.users_wechat_openid_uniq; "
+                "ALTER TABLE users_g1.users ADD CONSTRAINT users_phone_key UNIQUE (phone), "
+                "ADD CONSTRAINT users_wechat_openid_key UNIQUE (wechat_openid)"
+            )
+            await conn.execute(USER, "a@example.com", "+8613800000001")
+            await conn.execute(USER, "b@example.com", None)
+            await _stamp(settings, "0007")
+
+            await asyncio.to_thread(upgrade_database, settings)
+
+            indexes = await _users_indexes(conn)
+            assert "users_phone_key" not in indexes
+            assert "users_wechat_openid_key" not in indexes
+            assert indexes["users_phone_uniq"].endswith("WHERE (phone IS NOT NULL)")
+            assert indexes["users_wechat_openid_uniq"].endswith("WHERE (wechat_openid IS NOT NULL)")
+            # The guarantee holds for rows with a phone; rows without one never clash.
+            with pytest.raises(asyncpg.UniqueViolationError):
+                await conn.execute(USER, "c@example.com", "+8613800000001")
+            await conn.execute(USER, "d@example.com", None)
+            assert await conn.fetchval("SELECT count(*) FROM users_g1.users") == 3
+        finally:
+            await conn.close()
