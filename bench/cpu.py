@@ -27,19 +27,12 @@ SERVICES = {
 
 
 @dataclass(frozen=True, slots=True)
-class CpuSample:
+class CpuUse:
+    """CPU seconds: cumulative readings from ``sample()``, or what a phase used, from
+    ``used()``."""
+
     wall: float
     machine: float  # busy seconds of every core together
-    own: float
-    services: dict[str, float]
-
-
-@dataclass(frozen=True, slots=True)
-class CpuUse:
-    """CPU seconds used during a phase."""
-
-    wall: float
-    machine: float
     own: float
     services: dict[str, float]
 
@@ -65,8 +58,8 @@ def available() -> bool:
     return (PROC / "stat").is_file()
 
 
-def sample() -> CpuSample:
-    return CpuSample(
+def sample() -> CpuUse:
+    return CpuUse(
         wall=time.perf_counter(),
         machine=_machine_busy(),
         own=time.process_time(),
@@ -74,7 +67,7 @@ def sample() -> CpuSample:
     )
 
 
-def used(before: CpuSample, after: CpuSample) -> CpuUse:
+def used(before: CpuUse, after: CpuUse) -> CpuUse:
     return CpuUse(
         wall=after.wall - before.wall,
         machine=after.machine - before.machine,
