@@ -46,6 +46,7 @@ from bloghub.events.users import UserRegistered
 from bloghub.ids import new_id_str
 from bloghub.projections.dead_letters import DeadLetters, dlq_count_key
 from bloghub.projections.port import RawRecord
+from bloghub.projections.postgres_sink import projector_engine
 from bloghub.projections.runner import ProjectorRunner, RunnerConfig
 from bloghub.projections.users import REGISTER_USERS, UsersProjector
 from bloghub.settings import Settings
@@ -204,7 +205,7 @@ class TimedRunner(ProjectorRunner):
 async def project(settings: Settings, events: int, deadline_s: float) -> tuple[Timing, int]:
     """Run the users projector until its checkpoints sum to ``events``; the timing and the
     number of records dead-lettered (from the DLQ counter in Redis)."""
-    engine = make_engine(
+    engine = projector_engine(
         settings.sqlalchemy_url,
         pool_size=settings.apply_concurrency + 1,
         app="bloghub-bench-projector",

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import asyncpg
 
-from bloghub.adapters.postgres.engine import make_engine
 from bloghub.adapters.postgres.generations import create_generation
 from bloghub.adapters.redis import make_redis
 from bloghub.events.base import Event, Recorded, envelop, registry
@@ -19,7 +18,7 @@ from bloghub.events.log import EventLog
 from bloghub.events.users import UserRegistered
 from bloghub.ids import new_id_str
 from bloghub.projections.dead_letters import DeadLetters
-from bloghub.projections.postgres_sink import PostgresProjector
+from bloghub.projections.postgres_sink import PostgresProjector, projector_engine
 from bloghub.projections.runner import ProjectorRunner, RunnerConfig
 from bloghub.settings import Settings
 
@@ -102,7 +101,7 @@ async def replay_generation(
 ) -> None:
     """Build ``generation`` of ``projector`` from offset 0 beside the live one (not
     serving, no cache pre-warming) until its checkpoints sum to ``until``."""
-    engine = make_engine(settings.sqlalchemy_url, pool_size=2)
+    engine = projector_engine(settings.sqlalchemy_url, pool_size=2)
     redis = make_redis(settings.redis_url.get_secret_value())
     dead = DeadLetters(bootstrap=settings.kafka_bootstrap, prefix=settings.prefix, redis=redis)
     await dead.start()

@@ -225,3 +225,25 @@ async def test_a_named_position_does_not_hide_the_callers_own_writes(run_id: str
         async with projecting(own, "users"):
             me = await eventually_fresh(client, "/v1/users/me", **auth)
             assert me.json()["user"]["email"] == email
+
+
+async def test_a_projector_whose_connections_were_cut_goes_on(run_id: str) -> None:
+    """Projectors do not ping a connection before each batch. A batch that meets a
+    connection the server has cut is tried again on a fresh one: the next signup is
+    projected, and nothing is dead-lettered."""
+    async with site(run_id, "cut_conn") as at:
+        own, client = at.settings, at.client
+        async with projecting(own, "users"):
+            await logged_in(client, f"before-{run_id}@example.com")
+            async with pg(own) as conn:
+                cut = await conn.fetchval(
+                    "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) "
+                    "FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND application_name = $1",
+                    "bloghub-projector",
+                )
+            assert cut >= 1, "the projector keeps its connections pooled between batches"
+            user_id, _ = await logged_in(client, f"after-{run_id}@example.com")
+            assert user_id
+        redis = at.live.container.redis
+        assert await redis.get(dlq_count_key(own.prefix, "users")) is None

@@ -11,18 +11,30 @@ from __future__ import annotations
 import abc
 from collections.abc import Mapping, Sequence
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bloghub.adapters.postgres.checkpoints import Checkpoints
-from bloghub.adapters.postgres.engine import translated
+from bloghub.adapters.postgres.engine import make_engine, translated
 from bloghub.adapters.postgres.generations import schema_name
 from bloghub.adapters.redis.cache import Cache
 from bloghub.events.base import Recorded
 from bloghub.events.topics import Family
 from bloghub.projections.port import TP, fresh_records
 
-_ASYNC_COMMIT = text("SET LOCAL synchronous_commit TO OFF")
+
+def projector_engine(url: str, *, pool_size: int, app: str = "bloghub-projector") -> AsyncEngine:
+    """The engine Postgres projectors write through. Its sessions commit without waiting
+    for the disk: a batch and its checkpoint are lost or kept together, and the log still
+    has the events. It does not ping a connection before each use: a batch that meets a
+    dead connection fails as transient and is tried again on a fresh one, and the ping
+    would cost every batch a round trip."""
+    return make_engine(
+        url,
+        pool_size=pool_size,
+        app=app,
+        pre_ping=False,
+        server_settings={"synchronous_commit": "off"},
+    )
 
 
 class PostgresProjector(abc.ABC):
@@ -68,9 +80,6 @@ class PostgresProjector(abc.ABC):
     ) -> Sequence[Recorded]:
         async with translated(), self.engine.begin() as raw:
             conn = await raw.execution_options(schema_translate_map={None: self.schema})
-            # The batch and its checkpoint are lost or kept together, and the log still has
-            # the events: a commit need not wait for the disk.
-            await conn.execute(_ASYNC_COMMIT)
             stored = await self.checkpoints.lock(conn, list(next_offsets))
             fresh = fresh_records(records, stored)
             if fresh:

@@ -10,7 +10,6 @@ from collections.abc import Sequence
 import structlog
 
 import bloghub.events.catalog  # noqa: F401  (registers every event type)
-from bloghub.adapters.postgres.engine import make_engine
 from bloghub.adapters.redis import make_redis
 from bloghub.adapters.redis.cache import Cache
 from bloghub.api.consistency import Progress
@@ -18,6 +17,7 @@ from bloghub.events.base import registry
 from bloghub.projections.catalog import POSTGRES_PROJECTORS
 from bloghub.projections.dead_letters import DeadLetters
 from bloghub.projections.heartbeat import Heartbeat
+from bloghub.projections.postgres_sink import projector_engine
 from bloghub.projections.runner import ProjectorRunner, RunnerConfig, group_id
 from bloghub.projections.stats import CommitStats
 from bloghub.settings import Settings
@@ -36,10 +36,8 @@ async def run_projectors(settings: Settings, names: Sequence[str], stop: asyncio
         raise UnknownProjector(
             f"unknown projector(s): {', '.join(unknown)}; known: {', '.join(POSTGRES_PROJECTORS)}"
         )
-    engine = make_engine(
-        settings.sqlalchemy_url,
-        pool_size=(settings.apply_concurrency + 1) * len(names),
-        app="bloghub-projector",
+    engine = projector_engine(
+        settings.sqlalchemy_url, pool_size=(settings.apply_concurrency + 1) * len(names)
     )
     redis = make_redis(settings.redis_url.get_secret_value())
     dead = DeadLetters(bootstrap=settings.kafka_bootstrap, prefix=settings.prefix, redis=redis)

@@ -30,12 +30,19 @@ class Checkpoints:
 
     async def lock(self, conn: AsyncConnection, partitions: Sequence[TP]) -> dict[TP, int]:
         """Load and lock (creating missing rows), so concurrent writers of one partition
-        take turns; the second sees the first's progress."""
-        await conn.execute(
-            insert(checkpoints)
-            .values([self._row(tp, 0) for tp in partitions])
-            .on_conflict_do_nothing()
-        )
+        take turns; the second sees the first's progress. Rows exist after a partition's
+        first batch, so the usual lock is one statement."""
+        locked = await self._locked(conn, partitions)
+        if len(locked) < len(set(partitions)):
+            await conn.execute(
+                insert(checkpoints)
+                .values([self._row(tp, 0) for tp in partitions if tp not in locked])
+                .on_conflict_do_nothing()
+            )
+            locked = await self._locked(conn, partitions)
+        return locked
+
+    async def _locked(self, conn: AsyncConnection, partitions: Sequence[TP]) -> dict[TP, int]:
         rows = await conn.execute(self._query(partitions).with_for_update())
         return {(r.topic, r.partition): r.next_offset for r in rows}
 

@@ -12,14 +12,24 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from bloghub.errors import Conflict, SchemaBehind, Transient, Unavailable
 
 
-def make_engine(url: str, *, pool_size: int = 10, app: str = "bloghub") -> AsyncEngine:
+def make_engine(
+    url: str,
+    *,
+    pool_size: int = 10,
+    app: str = "bloghub",
+    pre_ping: bool = True,
+    server_settings: dict[str, str] | None = None,
+) -> AsyncEngine:
     return create_async_engine(
         url,
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_pre_ping=True,
+        pool_pre_ping=pre_ping,
         pool_timeout=5,
-        connect_args={"server_settings": {"application_name": app}, "timeout": 5},
+        connect_args={
+            "server_settings": {"application_name": app, **(server_settings or {})},
+            "timeout": 5,
+        },
     )
 
 
