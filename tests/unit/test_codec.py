@@ -3,6 +3,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
+import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -44,6 +45,54 @@ def test_envelope_round_trips(payload: dict[str, Any]) -> None:
 def test_garbage_is_undecodable(raw: bytes | None) -> None:
     with pytest.raises(UndecodableEvent):
         decode(raw)
+
+
+GOOD: dict[str, Any] = {
+    "event_id": "e1",
+    "type": "user.registered",
+    "version": 1,
+    "aggregate_id": "u1",
+    "occurred_at": "2026-01-02T03:04:05+00:00",
+    "actor_id": None,
+    "request_id": "r1",
+    "payload": {"user_id": "u1"},
+}
+BROKEN: dict[str, list[Any]] = {
+    "event_id": ["", 1, None, ["e1"]],
+    "type": ["", 1.5, None, {}],
+    "version": [0, -1, True, 1.0, "1", None],
+    "aggregate_id": ["", 7, None],
+    "occurred_at": ["", "yesterday", "2026-13-01T00:00:00", 1700000000, None],
+    "actor_id": [1, [], False],
+    "request_id": [{}, 2.5],
+    "payload": [None, [], "x", 1],
+}
+
+
+@given(
+    field=st.sampled_from(sorted(BROKEN)),
+    pick=st.integers(min_value=0),
+    missing=st.booleans(),
+)
+def test_an_envelope_with_any_field_wrong_is_undecodable(
+    field: str, pick: int, missing: bool
+) -> None:
+    doc = dict(GOOD)
+    if missing and field not in ("actor_id", "request_id"):
+        del doc[field]
+    else:
+        doc[field] = BROKEN[field][pick % len(BROKEN[field])]
+    with pytest.raises(UndecodableEvent) as refused:
+        decode(orjson.dumps(doc))
+    assert field in str(refused.value) or "occurred_at" in str(refused.value)
+
+
+def test_a_good_envelope_decodes_with_its_optional_fields_absent() -> None:
+    doc = {k: v for k, v in GOOD.items() if k not in ("actor_id", "request_id")}
+    env = decode(orjson.dumps(doc))
+    assert (env.actor_id, env.request_id) == (None, None)
+    assert env.occurred_at == datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    assert env.payload == {"user_id": "u1"}
 
 
 def test_envelop_fills_the_envelope() -> None:

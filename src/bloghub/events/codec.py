@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, NoReturn
 
 import orjson
 
@@ -42,45 +42,52 @@ def decode(value: bytes | None) -> Envelope:
         raise UndecodableEvent("empty record")
     try:
         raw: Any = orjson.loads(value)
-        return Envelope(
-            event_id=_str(raw, "event_id"),
-            type=_str(raw, "type"),
-            version=_int(raw, "version"),
-            aggregate_id=_str(raw, "aggregate_id"),
-            occurred_at=datetime.fromisoformat(_str(raw, "occurred_at")),
-            actor_id=_opt_str(raw, "actor_id"),
-            request_id=_opt_str(raw, "request_id"),
-            payload=_dict(raw, "payload"),
-        )
-    except UndecodableEvent:
-        raise
-    except (orjson.JSONDecodeError, TypeError, ValueError, AttributeError) as exc:
+    except orjson.JSONDecodeError as exc:
         raise UndecodableEvent(f"not an envelope: {exc}") from exc
+    if type(raw) is not dict:
+        raise UndecodableEvent("not an envelope: not a JSON object")
+    get = raw.get
+    event_id, type_, version = get("event_id"), get("type"), get("version")
+    aggregate_id, occurred_at, payload = get("aggregate_id"), get("occurred_at"), get("payload")
+    actor_id, request_id = get("actor_id"), get("request_id")
+    # One test for the usual case (every projector pays it per event); the checks in
+    # _refuse say what is wrong otherwise. JSON gives exact types, so ``type(...) is``
+    # suffices, and it keeps booleans out of the version.
+    if not (
+        type(event_id) is str
+        and event_id
+        and type(type_) is str
+        and type_
+        and type(version) is int
+        and version >= 1
+        and type(aggregate_id) is str
+        and aggregate_id
+        and type(occurred_at) is str
+        and (actor_id is None or type(actor_id) is str)
+        and (request_id is None or type(request_id) is str)
+        and type(payload) is dict
+    ):
+        _refuse(raw)
+    try:
+        at = datetime.fromisoformat(occurred_at)
+    except ValueError as exc:
+        raise UndecodableEvent(f"not an envelope: occurred_at: {exc}") from exc
+    return Envelope(event_id, type_, version, aggregate_id, at, actor_id, request_id, payload)
 
 
-def _str(raw: Any, key: str) -> str:
-    value = raw[key] if isinstance(raw, dict) and key in raw else None
-    if not isinstance(value, str) or not value:
-        raise UndecodableEvent(f"field {key!r} missing or not a string")
-    return value
-
-
-def _opt_str(raw: dict[str, Any], key: str) -> str | None:
-    value = raw.get(key)
-    if value is not None and not isinstance(value, str):
-        raise UndecodableEvent(f"field {key!r} not a string")
-    return value
-
-
-def _int(raw: dict[str, Any], key: str) -> int:
-    value = raw.get(key)
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise UndecodableEvent(f"field {key!r} not a positive integer")
-    return value
-
-
-def _dict(raw: dict[str, Any], key: str) -> dict[str, Any]:
-    value = raw.get(key)
-    if not isinstance(value, dict):
-        raise UndecodableEvent(f"field {key!r} not an object")
-    return value
+def _refuse(raw: dict[str, Any]) -> NoReturn:
+    """Raise ``UndecodableEvent`` naming the first field that is wrong."""
+    for key in ("event_id", "type", "aggregate_id", "occurred_at"):
+        value = raw.get(key)
+        if not isinstance(value, str) or not value:
+            raise UndecodableEvent(f"field {key!r} missing or not a string")
+    version = raw.get("version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise UndecodableEvent("field 'version' not a positive integer")
+    for key in ("actor_id", "request_id"):
+        value = raw.get(key)
+        if value is not None and not isinstance(value, str):
+            raise UndecodableEvent(f"field {key!r} not a string")
+    if not isinstance(raw.get("payload"), dict):
+        raise UndecodableEvent("field 'payload' not an object")
+    raise UndecodableEvent("not an envelope")
