@@ -37,7 +37,6 @@ import bloghub.events.users  # noqa: F401  (registers the users family's event t
 from bench import cpu
 from bench.support import ARTIFACTS, Check, Figure, Report, bar_chart, console, rate, workspace
 from bloghub.adapters.postgres.engine import make_engine
-from bloghub.adapters.postgres.reservations import CONFIRM_KEYS
 from bloghub.adapters.redis import make_redis
 from bloghub.events.base import Recorded, envelop, registry
 from bloghub.events.codec import decode, encode
@@ -334,17 +333,16 @@ async def count_rows(settings: Settings) -> tuple[int, int]:
 
 
 async def store_ceiling(settings: Settings, params: Params) -> Timing:
-    """The projector's own two writes per batch (users and the email reservations, the same
-    SQL, in transactions like its own), straight from asyncpg on as many connections as
-    the runner applies on, with the arrays built beforehand: no Kafka, no decoding, no
+    """The projector's own write per batch (the accounts and their email reservations, the
+    same SQL, in transactions like its own), straight from asyncpg on as many connections
+    as the runner applies on, with the arrays built beforehand: no Kafka, no decoding, no
     checkpoints. What the store takes at best; the projector cannot beat it."""
     compiler = make_engine(settings.sqlalchemy_url, pool_size=1, app="bloghub-bench-ceiling")
-    dialect = compiler.dialect  # only to compile the statements as the engine does
+    dialect = compiler.dialect  # only to compile the statement as the engine does
     await compiler.dispose()
-    users_sql = REGISTER_USERS.compile(
+    sql = REGISTER_USERS.compile(
         dialect=dialect, schema_translate_map={None: "users_g1"}, render_schema_translate=True
     )
-    confirm_sql = CONFIRM_KEYS.compile(dialect=dialect)
     size, lanes = settings.batch_max_events, settings.apply_concurrency
     at = datetime.now(UTC)
     batches = []
@@ -352,26 +350,22 @@ async def store_ceiling(settings: Settings, params: Params) -> Timing:
         n = min(size, params.events - start)
         ids = [new_id_str() for _ in range(n)]
         emails = [f"ceiling-{start + i}@example.com" for i in range(n)]
-        users = {"id": ids, "email": emails, "password_hash": [PASSWORD_HASH] * n, "at": [at] * n}
-        keys = {"kind": ["email"] * n, "value": emails, "owner_id": ids, "position": None}
-        # Literals the statements bind themselves (the status 'confirmed') come from the
+        # Literals the statement binds itself (the status 'confirmed') come from the
         # compiled defaults.
-        users = {**users_sql.params, **users}
-        keys = {**confirm_sql.params, **keys}
-        batches.append(
-            (
-                [users[k] for k in users_sql.positiontup or ()],
-                [keys[k] for k in confirm_sql.positiontup or ()],
-            )
-        )
+        values = sql.params | {
+            "id": ids,
+            "email": emails,
+            "password_hash": [PASSWORD_HASH] * n,
+            "at": [at] * n,
+        }
+        batches.append([values[k] for k in sql.positiontup or ()])
     conns = [await asyncpg.connect(settings.asyncpg_dsn) for _ in range(lanes)]
 
-    async def lane(conn: asyncpg.Connection, mine: list[tuple[list[Any], list[Any]]]) -> None:
-        for users_args, confirm_args in mine:
+    async def lane(conn: asyncpg.Connection, mine: list[list[Any]]) -> None:
+        for args in mine:
             async with conn.transaction():
                 await conn.execute("SET LOCAL synchronous_commit TO OFF")
-                await conn.execute(str(users_sql), *users_args)
-                await conn.execute(str(confirm_sql), *confirm_args)
+                await conn.execute(str(sql), *args)
 
     try:
         await reset_read_model(settings)

@@ -6,12 +6,13 @@ from collections.abc import Sequence
 from itertools import groupby
 from typing import Any, cast
 
-from sqlalchemy import DateTime, Text, select, update
+from sqlalchemy import DateTime, Text, literal, null, select, update
+from sqlalchemy import cast as sql_cast
 from sqlalchemy.dialects.postgresql import UUID, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bloghub.adapters.postgres.bulk import unnest_source
-from bloghub.adapters.postgres.reservations import confirm_many, confirm_of_kind
+from bloghub.adapters.postgres.reservations import confirm_keys_from, confirm_many
 from bloghub.adapters.postgres.tables import sessions, users
 from bloghub.adapters.redis.cache import user_info_key
 from bloghub.events.base import Event, Recorded
@@ -37,15 +38,34 @@ _rows = unnest_source(
         "at": DateTime(timezone=True),
     }
 )
-# Registrations come in bulk (imports, replays): one constant statement per batch.
-REGISTER_USERS = (
+_registrations = select(_rows.c.id, _rows.c.email, _rows.c.password_hash, _rows.c.at).cte(
+    "registrations"
+)
+_new_users = (
     insert(users)
     .from_select(
         ["id", "email", "password_hash", "created_at", "updated_at"],
-        select(_rows.c.id, _rows.c.email, _rows.c.password_hash, _rows.c.at, _rows.c.at),
+        select(
+            _registrations.c.id,
+            _registrations.c.email,
+            _registrations.c.password_hash,
+            _registrations.c.at,
+            _registrations.c.at,
+        ),
     )
     .on_conflict_do_nothing(index_elements=["id"])
+    .cte("new_users")
 )
+# Registrations come in bulk (imports, replays): one constant statement per batch makes the
+# accounts and confirms their emails, the arrays sent once.
+REGISTER_USERS = confirm_keys_from(
+    select(
+        literal("email", Text()),
+        _registrations.c.email,
+        sql_cast(_registrations.c.id, Text()),
+        null(),
+    )
+).add_cte(_new_users)
 
 
 class UsersProjector(PostgresProjector):
@@ -87,7 +107,6 @@ class UsersProjector(PostgresProjector):
         await conn.execute(
             REGISTER_USERS, {"id": ids, "email": emails, "password_hash": hashes, "at": ats}
         )
-        await confirm_of_kind(conn, "email", emails, ids)
 
     async def _one(self, conn: AsyncConnection, ev: Event, rec: Recorded) -> None:
         at = rec.envelope.occurred_at

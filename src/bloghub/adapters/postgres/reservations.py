@@ -6,8 +6,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Text, and_, bindparam, delete, func, literal, select
+from sqlalchemy import Select, Text, and_, bindparam, delete, func, literal, select
 from sqlalchemy.dialects.postgresql import Insert, insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -125,28 +126,29 @@ class Reservations:
             return [(row.kind, row.value) for row in await conn.execute(stmt)]
 
 
+def confirm_keys_from(keys: Select[Any]) -> Insert:
+    """The upsert that confirms the keys ``keys`` selects, as (kind, value, owner_id,
+    position): each becomes, or stays, confirmed for its owner."""
+    stmt = insert(reservations).from_select(
+        ["kind", "value", "owner_id", "position", "status", "confirmed_at"],
+        select(*keys.selected_columns, literal("confirmed"), func.now()),
+    )
+    # A sweep that raced a slow projector may have released the key: the event is in the
+    # log, so the key is taken whatever the index said. Another owner's key is left alone.
+    return stmt.on_conflict_do_update(
+        index_elements=["kind", "value"],
+        set_={
+            "status": "confirmed",
+            "confirmed_at": stmt.excluded.confirmed_at,
+            "position": func.coalesce(stmt.excluded.position, r.position),
+        },
+        where=(r.owner_id == stmt.excluded.owner_id) & (r.status != "confirmed"),
+    )
+
+
 _keys = unnest_source({"kind": Text(), "value": Text(), "owner_id": Text()})
-_confirm = insert(reservations).from_select(
-    ["kind", "value", "owner_id", "status", "position", "confirmed_at"],
-    select(
-        _keys.c.kind,
-        _keys.c.value,
-        _keys.c.owner_id,
-        literal("confirmed"),
-        bindparam("position", type_=Text()),
-        func.now(),
-    ),
-)
-# A sweep that raced a slow projector may have released the key: the event is in the log,
-# so the key is taken whatever the index said. Another owner's key is left alone.
-CONFIRM_KEYS = _confirm.on_conflict_do_update(
-    index_elements=["kind", "value"],
-    set_={
-        "status": "confirmed",
-        "confirmed_at": _confirm.excluded.confirmed_at,
-        "position": func.coalesce(_confirm.excluded.position, r.position),
-    },
-    where=(r.owner_id == _confirm.excluded.owner_id) & (r.status != "confirmed"),
+CONFIRM_KEYS = confirm_keys_from(
+    select(_keys.c.kind, _keys.c.value, _keys.c.owner_id, bindparam("position", type_=Text()))
 )
 
 
@@ -157,28 +159,5 @@ async def confirm_many(
     if not keys:
         return
     kinds, values, owners = (list(column) for column in zip(*keys, strict=True))
-    await _confirm_columns(conn, kinds, values, owners, position)
-
-
-async def confirm_of_kind(
-    conn: AsyncConnection,
-    kind: str,
-    values: list[str],
-    owners: list[str],
-    *,
-    position: str | None = None,
-) -> None:
-    """``confirm_many`` for keys of one kind, given as columns (the bulk path)."""
-    if values:
-        await _confirm_columns(conn, [kind] * len(values), values, owners, position)
-
-
-async def _confirm_columns(
-    conn: AsyncConnection,
-    kinds: list[str],
-    values: list[str],
-    owners: list[str],
-    position: str | None,
-) -> None:
     params = {"kind": kinds, "value": values, "owner_id": owners, "position": position}
     await conn.execute(CONFIRM_KEYS, params)
