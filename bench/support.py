@@ -32,6 +32,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bloghub.adapters.kafka import delete_topics, ensure_topics
+from bloghub.adapters.postgres.databases import drop_database
 from bloghub.cli import upgrade_database
 from bloghub.settings import Mode, Settings
 
@@ -143,7 +144,7 @@ async def workspace(name: str, *, migrate: bool) -> AsyncIterator[Workspace]:
 async def _drop_database(database: str) -> None:
     admin = await asyncpg.connect(ADMIN_DSN)
     try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        await drop_database(admin, database)
     finally:
         await admin.close()
 

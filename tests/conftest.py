@@ -17,6 +17,7 @@ import pytest
 from starlette.applications import Starlette
 
 from bloghub.adapters.kafka import delete_topics
+from bloghub.adapters.postgres.databases import drop_database
 from bloghub.adapters.redis import make_redis
 from bloghub.api.app import create_app
 from bloghub.bootstrap import Container, prepare_topics
@@ -66,7 +67,7 @@ async def database(run_id: str) -> AsyncIterator[str]:
     try:
         yield name
     finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await drop_database(admin, name)
         await admin.close()
 
 
@@ -201,5 +202,5 @@ async def isolated(run_id: str, name: str, **overrides: object) -> AsyncIterator
         yield s
         await delete_topics(s.kafka_bootstrap, s.prefix)
     finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        await drop_database(admin, database)
         await admin.close()

@@ -152,10 +152,14 @@ class ProjectorRunner:
                 if not batches:
                     continue
                 raw = [r for recs in batches.values() for r in recs]
+                # A partition's records come in offset order: its last one says where it ends.
+                ends = {
+                    (tp.topic, tp.partition): recs[-1].offset + 1 for tp, recs in batches.items()
+                }
                 good = await self.decode_batch(raw)
                 if applying is not None:
                     await applying
-                applying = asyncio.create_task(self.apply_batch(raw, good, committer))
+                applying = asyncio.create_task(self.apply_batch(raw, good, committer, ends))
             if applying is not None:
                 await applying
         except BaseException:
@@ -196,8 +200,10 @@ class ProjectorRunner:
         raw: Sequence[Raw],
         good: Sequence[Recorded],
         committer: _OffsetCommitter | None = None,
+        next_offsets: Mapping[TP, int] | None = None,
     ) -> None:
-        next_offsets = _next_offsets(raw)
+        if next_offsets is None:
+            next_offsets = _next_offsets(raw)
         fresh = await self._apply_shard(raw, good, next_offsets)
         self.applied += len(fresh)
         if self._heartbeat is not None:

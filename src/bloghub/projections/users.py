@@ -93,17 +93,13 @@ class UsersProjector(PostgresProjector):
         }
 
     async def _registered(self, conn: AsyncConnection, records: list[Recorded]) -> None:
-        # One pass into columns: this is the hot path of every replay.
-        ids: list[str] = []
-        emails: list[str] = []
-        hashes: list[str] = []
-        ats: list[Any] = []
-        for rec in records:
-            ev = cast(UserRegistered, rec.event)  # handle() groups runs by exact type
-            ids.append(ev.user_id)
-            emails.append(ev.email)
-            hashes.append(ev.password_hash)
-            ats.append(rec.envelope.occurred_at)
+        # Columns by comprehension: this is the hot path of every replay.
+        # handle() groups runs by exact type
+        events = cast(list[UserRegistered], [rec.event for rec in records])
+        ids = [ev.user_id for ev in events]
+        emails = [ev.email for ev in events]
+        hashes = [ev.password_hash for ev in events]
+        ats = [rec.envelope.occurred_at for rec in records]
         await conn.execute(
             REGISTER_USERS, {"id": ids, "email": emails, "password_hash": hashes, "at": ats}
         )
