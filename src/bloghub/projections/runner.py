@@ -1,5 +1,7 @@
 """The generic projector loop: consume a bounded batch, apply it with its checkpoint in one
 atomic step, then commit offsets to Kafka (for standard lag tools) and run after-commit hooks.
+The assigned partitions are split into lanes that do this side by side, each partition in
+one lane only.
 
 The store's checkpoint is the truth: on every assignment the consumer seeks to it.
 """
@@ -204,7 +206,7 @@ class ProjectorRunner:
     ) -> None:
         if next_offsets is None:
             next_offsets = _next_offsets(raw)
-        fresh = await self._apply_shard(raw, good, next_offsets)
+        fresh = await self._apply_or_isolate(raw, good, next_offsets)
         self.applied += len(fresh)
         if self._heartbeat is not None:
             self._heartbeat.applied = self.applied
@@ -215,9 +217,11 @@ class ProjectorRunner:
         if fresh:
             await self._after_commit(fresh)
 
-    async def _apply_shard(
+    async def _apply_or_isolate(
         self, raw: Sequence[Raw], good: Sequence[Recorded], next_offsets: Mapping[TP, int]
     ) -> Sequence[Recorded]:
+        """Apply the batch; if it keeps failing, apply its events one at a time, so the
+        poison ones are dead-lettered and the rest land."""
         try:
             return await self._apply_with_retries(good, next_offsets)
         except Unavailable:

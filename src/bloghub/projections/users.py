@@ -93,8 +93,8 @@ class UsersProjector(PostgresProjector):
         }
 
     async def _registered(self, conn: AsyncConnection, records: list[Recorded]) -> None:
-        # Columns by comprehension: this is the hot path of every replay.
-        # handle() groups runs by exact type
+        # Columns by comprehension: this is the hot path of every replay. handle() groups
+        # runs by exact type, so every event here is a UserRegistered.
         events = cast(list[UserRegistered], [rec.event for rec in records])
         ids = [ev.user_id for ev in events]
         emails = [ev.email for ev in events]
