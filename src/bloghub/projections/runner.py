@@ -201,17 +201,14 @@ class ProjectorRunner:
         self,
         raw: Sequence[Raw],
         good: Sequence[Recorded],
-        committer: _OffsetCommitter | None = None,
-        next_offsets: Mapping[TP, int] | None = None,
+        committer: _OffsetCommitter,
+        next_offsets: Mapping[TP, int],
     ) -> None:
-        if next_offsets is None:
-            next_offsets = _next_offsets(raw)
         fresh = await self._apply_or_isolate(raw, good, next_offsets)
         self.applied += len(fresh)
         if self._heartbeat is not None:
             self._heartbeat.applied = self.applied
-        if committer is not None:
-            committer.note(next_offsets)
+        committer.note(next_offsets)
         if self._stats is not None:
             await self._stats.committed(len(fresh))
         if fresh:
@@ -228,7 +225,7 @@ class ProjectorRunner:
             raise
         except Exception as exc:  # one bad event must not stop the projector
             self._log.warning("projector.batch_failed", error=repr(exc), size=len(good))
-            return await self._apply_one_by_one(good, raw)
+            return await self._apply_one_by_one(good, raw, next_offsets)
 
     def _decode(self, record: Raw) -> Recorded:
         envelope = decode(record.value)
@@ -258,7 +255,7 @@ class ProjectorRunner:
             delay = min(delay * 2, 2.0)
 
     async def _apply_one_by_one(
-        self, records: Sequence[Recorded], raw: Sequence[Raw]
+        self, records: Sequence[Recorded], raw: Sequence[Raw], next_offsets: Mapping[TP, int]
     ) -> list[Recorded]:
         by_offset = {(r.topic, r.partition, r.offset): r for r in raw}
         fresh: list[Recorded] = []
@@ -281,7 +278,7 @@ class ProjectorRunner:
                 )
                 await self._apply_with_retries([], {tp: rec.offset + 1})
         # Records that were dead-lettered at decode time still need the checkpoint moved.
-        await self._apply_with_retries([], _next_offsets(raw))
+        await self._apply_with_retries([], next_offsets)
         return fresh
 
     async def _dead_letter(self, record: Raw, error: str) -> None:
@@ -360,11 +357,3 @@ class _OffsetCommitter:
                 await asyncio.wait_for(self._task, self.FLUSH_S)
             except (TimeoutError, KafkaError):
                 self._log.info("projector.kafka_commit_abandoned", partitions=len(self._due))
-
-
-def _next_offsets(raw: Sequence[Raw]) -> dict[TP, int]:
-    out: dict[TP, int] = {}
-    for r in raw:
-        key = (r.topic, r.partition)
-        out[key] = max(out.get(key, 0), r.offset + 1)
-    return out
