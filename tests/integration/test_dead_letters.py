@@ -34,11 +34,9 @@ async def test_poison_events_are_dead_lettered_and_the_projector_goes_on(
     finally:
         await producer.stop()
 
-    # Valid on the wire, but its email already belongs to another account in the read
-    # model: applying it breaks the unique constraint every time.
-    taken = unique_email()
-    assert (await client.post("/v1/users", json=signup_body(taken))).status_code == 201
-    clash = UserRegistered(user_id=new_id_str(), email=taken, password_hash="x")
+    # Valid on the wire, but PostgreSQL text cannot hold the NUL in its email: applying it
+    # fails every time, and for this event alone.
+    clash = UserRegistered(user_id=new_id_str(), email="nul\x00@example.com", password_hash="x")
     position = await event_log.append([envelop(clash, actor_id=None, request_id=None)])
 
     after = unique_email()
@@ -67,7 +65,7 @@ async def test_poison_events_are_dead_lettered_and_the_projector_goes_on(
     clash_offset = next(iter(position.offsets.values()))
     clash_letter = origins[(users_topic, clash_offset)]
     headers = dict(clash_letter.headers)
-    assert b"UniqueViolation" in headers["error"] or b"already exists" in headers["error"]
+    assert b"0x00" in headers["error"]
     assert headers["type"] == b"user.registered"
     assert headers["projector"] == b"users"
     container_redis = live_api.container.redis

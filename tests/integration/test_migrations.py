@@ -7,6 +7,8 @@ import asyncio
 import asyncpg
 import pytest
 
+from bloghub.adapters.postgres.engine import make_engine
+from bloghub.adapters.postgres.generations import create_generation
 from bloghub.cli import alembic_config, upgrade_database
 from bloghub.settings import Settings
 from tests.conftest import isolated
@@ -17,10 +19,10 @@ USER = (
 )
 
 
-async def _users_indexes(conn: asyncpg.Connection) -> dict[str, str]:
+async def _users_indexes(conn: asyncpg.Connection, schema: str = "users_g1") -> dict[str, str]:
     rows = await conn.fetch(
-        "SELECT indexname, indexdef FROM pg_indexes "
-        "WHERE schemaname = 'users_g1' AND tablename = 'users'"
+        "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = $1 AND tablename = 'users'",
+        schema,
     )
     return {r["indexname"]: r["indexdef"] for r in rows}
 
@@ -32,21 +34,28 @@ async def _stamp(settings: Settings, revision: str) -> None:
     await asyncio.to_thread(command.stamp, config, revision)
 
 
+async def _upgrade(settings: Settings, revision: str) -> None:
+    from alembic import command
+
+    config = alembic_config(settings.sqlalchemy_url)
+    await asyncio.to_thread(command.upgrade, config, revision)
+
+
 async def test_0008_moves_phone_and_wechat_keys_to_partial_indexes(run_id: str) -> None:
     async with isolated(run_id, "mig8") as settings:
         conn = await asyncpg.connect(settings.asyncpg_dsn)
         try:
             # The shape a database had before 0008: plain unique constraints.
             await conn.execute(
-                "DROP INDEX users_g1.users_phone_uniq, users_g1.users_wechat_openid_uniq; "
-                "ALTER TABLE users_g1.users ADD CONSTRAINT users_phone_key UNIQUE (phone), "
+                "ALTER TABLE users_g1.users ADD CONSTRAINT users_email_key UNIQUE (email), "
+                "ADD CONSTRAINT users_phone_key UNIQUE (phone), "
                 "ADD CONSTRAINT users_wechat_openid_key UNIQUE (wechat_openid)"
             )
             await conn.execute(USER, "a@example.com", "+8613800000001")
             await conn.execute(USER, "b@example.com", None)
             await _stamp(settings, "0007")
 
-            await asyncio.to_thread(upgrade_database, settings)
+            await _upgrade(settings, "0008")
 
             indexes = await _users_indexes(conn)
             assert "users_phone_key" not in indexes
@@ -60,3 +69,51 @@ async def test_0008_moves_phone_and_wechat_keys_to_partial_indexes(run_id: str) 
             assert await conn.fetchval("SELECT count(*) FROM users_g1.users") == 3
         finally:
             await conn.close()
+
+
+async def test_0009_leaves_key_uniqueness_to_the_write_side_index(run_id: str) -> None:
+    async with isolated(run_id, "mig9") as settings:
+        engine = make_engine(settings.sqlalchemy_url, pool_size=1)
+        async with engine.begin() as sa:
+            await create_generation(sa, "users", 2, activate=False)
+        await engine.dispose()
+        conn = await asyncpg.connect(settings.asyncpg_dsn)
+        try:
+            # The shape every users generation had before 0009: unique emails, phones and
+            # WeChat ids.
+            for schema in SCHEMAS:
+                await _restore_unique_keys(conn, schema)
+            await conn.execute(USER, "a@example.com", "+8613800000001")
+            await _stamp(settings, "0008")
+
+            await asyncio.to_thread(upgrade_database, settings)
+
+            for schema in SCHEMAS:
+                indexes = await _users_indexes(conn, schema)
+                unique = [name for name, made in indexes.items() if "UNIQUE" in made]
+                assert unique == ["users_pkey"], schema
+                for column in ("email", "phone", "wechat_openid"):
+                    made = indexes[f"users_by_{column}"]
+                    assert made.endswith(f"WHERE ({column} IS NOT NULL)")
+            # B's event naming A's keys may be applied before A's moving off them: the
+            # read model takes it; the write-side index says who holds them.
+            await conn.execute(USER, "a@example.com", "+8613800000001")
+            assert await conn.fetchval("SELECT count(*) FROM users_g1.users") == 2
+        finally:
+            await conn.close()
+
+
+SCHEMAS = ("users_g1", "users_g2")
+
+
+async def _restore_unique_keys(conn: asyncpg.Connection, schema: str) -> None:
+    """Put back on ``schema``'s users the unique keys that migrations up to 0008 left."""
+    await conn.execute(
+        f'ALTER TABLE "{schema}".users ADD CONSTRAINT users_email_key UNIQUE (email); '
+        f'CREATE UNIQUE INDEX users_phone_uniq ON "{schema}".users (phone) '
+        "WHERE phone IS NOT NULL; "
+        f'CREATE UNIQUE INDEX users_wechat_openid_uniq ON "{schema}".users (wechat_openid) '
+        "WHERE wechat_openid IS NOT NULL; "
+        f'DROP INDEX "{schema}".users_by_email, "{schema}".users_by_phone, '
+        f'"{schema}".users_by_wechat_openid'
+    )

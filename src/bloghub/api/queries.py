@@ -6,12 +6,13 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, select
+from sqlalchemy import ColumnElement, Select, cast, select
+from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bloghub.adapters.postgres.engine import translated
 from bloghub.adapters.postgres.generations import schema_name
-from bloghub.adapters.postgres.tables import sessions, users
+from bloghub.adapters.postgres.tables import reservations, sessions, users
 from bloghub.api.consistency import Progress
 
 
@@ -56,7 +57,14 @@ class UserQueries:
         self._progress = progress
 
     async def by_email(self, email: str) -> UserRow | None:
-        return await self._user(users.c.email == email)
+        """The account that holds ``email`` by the write-side index. The read model may
+        name one address on two accounts (accounts' events apply in any order); the index
+        alone decides which one holds it."""
+        holder = select(reservations.c.owner_id).where(
+            reservations.c.kind == "email", reservations.c.value == email
+        )
+        held_by = cast(holder.scalar_subquery(), UUID(as_uuid=False))
+        return await self._user((users.c.id == held_by) & (users.c.email == email))
 
     async def by_id(self, user_id: str) -> UserRow | None:
         return await self._user(users.c.id == user_id)

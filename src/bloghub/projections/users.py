@@ -69,6 +69,12 @@ REGISTER_USERS = confirm_keys_from(
 
 
 class UsersProjector(PostgresProjector):
+    """Each event sets its own account's email, phone or WeChat id and touches no other
+    account. Two accounts' events are applied in any order (partitions, lanes), so the read
+    model may name one key on two accounts, say B's new phone before A's move off it; the
+    write-side index alone says who holds a key. Taking the key from its previous holder on
+    apply would not do: a late registration of A would take it back from B for good."""
+
     name = "users"
     families: tuple[Family, ...] = (Family.USERS,)
 

@@ -71,7 +71,7 @@ users = Table(
     "users",
     users_model,
     Column("id", UUID(as_uuid=False), primary_key=True),
-    Column("email", Text, unique=True),
+    Column("email", Text),
     Column("password_hash", Text),
     Column("phone", Text),
     Column("wechat_openid", Text),
@@ -81,13 +81,16 @@ users = Table(
     Column("about_me", Text),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
-    # Most accounts have neither a phone nor a WeChat id: partial indexes leave those rows
-    # out, so a registration writes two index entries fewer (see migration 0008).
-    Index("users_phone_uniq", "phone", unique=True, postgresql_where=text("phone IS NOT NULL")),
+    # Lookups only, never unique: which account holds an email, phone or WeChat id is the
+    # write-side index's to say (``reservations``). Accounts' events apply in any order
+    # across partitions, so while A's move off a phone waits behind B's taking it, both
+    # rows name it; a unique index here would dead-letter B's event and lose its phone
+    # (see migration 0009). Partial, since most accounts lack a phone or a WeChat id.
+    Index("users_by_email", "email", postgresql_where=text("email IS NOT NULL")),
+    Index("users_by_phone", "phone", postgresql_where=text("phone IS NOT NULL")),
     Index(
-        "users_wechat_openid_uniq",
+        "users_by_wechat_openid",
         "wechat_openid",
-        unique=True,
         postgresql_where=text("wechat_openid IS NOT NULL"),
     ),
 )
