@@ -119,7 +119,7 @@ def email() -> str:
     return f"keys-{secrets.token_hex(6)}@example.com"
 
 
-async def test_a_phone_moved_and_rebound_reaches_both_accounts_in_either_order(rig: Rig) -> None:
+async def test_a_phone_rebound_before_its_move_is_applied_reaches_both_accounts(rig: Rig) -> None:
     a, b = two_accounts(rig.settings)
     p, p2, email_b = phone(), phone(), email()
     await rig.index.reserve("phone", p, a)
