@@ -129,9 +129,9 @@ class LoginLockout:
             await self._ip.check(ip, "logins from this address")
             await self._pair.check(pair_id(account, ip), "logins")
             left_ms = await self._delay_left_ms(account, ip)
-        except RateLimited as refused:
+        except RateLimited:
             security_event("login.refused", ip=ip, user_id=user_id, reason="locked")
-            raise refused
+            raise
         if left_ms:
             security_event("login.refused", ip=ip, user_id=user_id, reason="delayed")
             left_s = -(-left_ms // 1000)
