@@ -14,7 +14,10 @@ from starlette.types import ASGIApp
 @contextlib.asynccontextmanager
 async def serve_asgi(app: ASGIApp, *, lifespan: Literal["on", "off"] = "off") -> AsyncIterator[str]:
     """Yields the base URL (``http://127.0.0.1:<port>``) while the app serves."""
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan=lifespan)
+    # As in `bloghub api`: the app, not the server, decides which proxies to trust.
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=0, log_level="warning", lifespan=lifespan, proxy_headers=False
+    )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     while not server.started:

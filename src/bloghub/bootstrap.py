@@ -20,7 +20,7 @@ from bloghub.adapters.redis import make_redis
 from bloghub.adapters.redis.cache import Cache
 from bloghub.api.consistency import OwnWrites, Progress
 from bloghub.auth.limiter import SlidingWindowLimiter
-from bloghub.auth.lockout import LoginLockout
+from bloghub.auth.lockout import FailureLimit, LoginLockout
 from bloghub.auth.passwords import PasswordHasher
 from bloghub.auth.sms.setup import Sms, build_sms
 from bloghub.auth.tokens import TokenService
@@ -75,6 +75,8 @@ class Container:
     own_writes: OwnWrites
     ops: OpsMonitor
     lockout: LoginLockout
+    # Wrong current passwords where one is asked again (binding a phone), per account.
+    password_checks: FailureLimit
     cache: Cache
     wechat: WeChatLogin | None
     limiter: SlidingWindowLimiter
@@ -167,8 +169,18 @@ async def build(settings: Settings, *, pool_size: int = 10) -> Container:
         lockout=LoginLockout(
             redis,
             prefix=settings.prefix,
-            account_threshold=settings.login_failures_per_account,
+            pair_threshold=settings.login_failures_per_account_ip,
             ip_threshold=settings.login_failures_per_ip,
+            account_threshold=settings.login_failures_per_account,
+            first_delay_s=settings.login_delay_first_s,
+            max_delay_s=settings.login_delay_max_s,
+            known_for_s=settings.login_known_address_days * 24 * 3600,
+        ),
+        password_checks=FailureLimit(
+            redis,
+            prefix=settings.prefix,
+            name="password_check",
+            threshold=settings.phone_bind_password_failures,
         ),
         cache=Cache(redis, prefix=settings.prefix, enabled=settings.cache_enabled),
         wechat=build_wechat(settings),

@@ -61,16 +61,23 @@ def upgrade_database(settings: Settings, url: str | None = None) -> None:
     command.upgrade(alembic_config(url or settings.sqlalchemy_url), "head")
 
 
-def _serve(settings: Settings) -> None:
+def server_config(settings: Settings) -> uvicorn.Config:
+    """How ``bloghub api`` and ``bloghub run`` serve the app. The server's own proxy header
+    handling is off (it would trust 127.0.0.1, or FORWARDED_ALLOW_IPS, on its own): the app
+    applies ``trusted_proxies`` itself."""
     from bloghub.api.app import create_app
 
-    uvicorn.run(
+    return uvicorn.Config(
         create_app(settings),
         host=settings.api_host,
         port=settings.api_port,
         log_level="warning",
         proxy_headers=False,
     )
+
+
+def _serve(settings: Settings) -> None:
+    uvicorn.Server(server_config(settings)).run()
 
 
 async def _lag(settings: Settings) -> None:
@@ -112,7 +119,6 @@ async def _run_all(settings: Settings) -> None:
     """One machine: API, projectors and the sweeper share a process and stop together."""
     from bloghub.adapters.postgres.engine import make_engine
     from bloghub.adapters.postgres.reservations import Reservations
-    from bloghub.api.app import create_app
     from bloghub.bootstrap import prepare_topics
     from bloghub.commands.sweeper import sweep_forever
     from bloghub.projections.worker import install_stop_signals, run_projectors, settle_heap
@@ -120,14 +126,7 @@ async def _run_all(settings: Settings) -> None:
     await prepare_topics(settings)
     settle_heap()
     stop = asyncio.Event()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(settings),
-            host=settings.api_host,
-            port=settings.api_port,
-            log_level="warning",
-        )
-    )
+    server = uvicorn.Server(server_config(settings))
     engine = make_engine(settings.sqlalchemy_url, pool_size=1, app="bloghub-sweeper")
     print(
         f"bloghub serving on http://{settings.api_host}:{settings.api_port} "

@@ -6,6 +6,7 @@ refuses to start while any secret still has its development value.
 
 from __future__ import annotations
 
+import ipaddress
 from enum import StrEnum
 from typing import Literal, Self
 
@@ -52,6 +53,12 @@ class Settings(BaseSettings):
     metrics_public: bool = False
 
     api_host: str = "127.0.0.1"
+    # The reverse proxies in front of the API (IPs or CIDR networks). Only a request whose
+    # peer is one of them may name its client in X-Forwarded-For; the rightmost address
+    # not in this list is the client. Empty: the socket's peer is the client. Rate limits,
+    # lockouts and the security log all key on that address, so a wrong list lets anyone
+    # pick their own IP (too wide) or puts every user behind one IP (too narrow).
+    trusted_proxies: list[str] = Field(default_factory=list)
     api_port: int = Field(default=8000, ge=1, le=65535)
     max_body_bytes: int = Field(default=256 * 1024, ge=1024)
     read_wait_s: float = Field(default=2.0, ge=0, le=30)
@@ -87,14 +94,32 @@ class Settings(BaseSettings):
     sms_rate_window_s: float = Field(default=60.0, gt=0)
     sms_retry_spacing_s: float = Field(default=60.0, ge=0)
     sms_worker_poll_s: float = Field(default=1.0, gt=0)
+    sms_code_cooldown_s: int = Field(default=60, ge=0)  # per phone and purpose
+    sms_codes_per_phone_per_day: int = Field(default=10, ge=1)
+    sms_codes_per_ip_per_hour: int = Field(default=20, ge=1)
+    sms_checks_per_ip_per_hour: int = Field(default=60, ge=1)  # codes tried, right or wrong
+    # Country calling codes SMS is sent to. Texts to some countries cost far more than
+    # others, and pumping codes to premium numbers is a known fraud: only list countries
+    # whose users the site serves.
+    sms_country_codes: list[str] = Field(default_factory=lambda: ["86"])
 
     cache_enabled: bool = True  # off: every read goes to the read models (diagnosis, benches)
 
     cors_origins: list[str] = Field(default_factory=list)
     cors_allow_credentials: bool = True
 
-    login_failures_per_account: int = Field(default=5, ge=1)  # within 15 min: 15 min lock
+    # Failed logins, counted within 15 minutes. One (account, IP) pair is locked for 15
+    # minutes after its own failures; an IP after its failures on any accounts. An account
+    # is never locked: past its failures from everywhere, addresses it has never logged in
+    # from wait a delay that doubles with each failure, while its known addresses do not.
+    login_failures_per_account_ip: int = Field(default=5, ge=1)
     login_failures_per_ip: int = Field(default=50, ge=1)
+    login_failures_per_account: int = Field(default=10, ge=1)
+    login_delay_first_s: int = Field(default=1, ge=1)
+    login_delay_max_s: int = Field(default=900, ge=1)
+    login_known_address_days: int = Field(default=30, ge=1)
+    # Wrong current passwords when binding a phone, per account, before a 15-minute lock.
+    phone_bind_password_failures: int = Field(default=5, ge=1)
     rate_ip_per_minute: int = Field(default=600, ge=1)
     rate_user_per_minute: int = Field(default=300, ge=1)
 
@@ -127,6 +152,18 @@ class Settings(BaseSettings):
     def _no_wildcard_with_credentials(self) -> Self:
         if "*" in self.cors_origins and self.cors_allow_credentials:
             raise ValueError("cors_origins '*' cannot go with credentials: list the origins")
+        return self
+
+    @model_validator(mode="after")
+    def _addresses_and_country_codes_parse(self) -> Self:
+        for entry in self.trusted_proxies:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"trusted_proxies: {entry!r} is not an IP or network") from None
+        for code in self.sms_country_codes:
+            if not (code.isascii() and code.isdigit() and len(code) <= 3 and code[0] != "0"):
+                raise ValueError(f"sms_country_codes: {code!r} is not a country calling code")
         return self
 
     @property

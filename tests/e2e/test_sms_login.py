@@ -14,6 +14,7 @@ import pytest
 
 from bloghub.settings import Settings
 from tests.conftest import LiveServer, isolated, serve
+from tests.e2e.test_accounts import PASSWORD
 from tests.e2e.test_sessions import account, bearer, login
 from tests.sms_gateway import Gateway
 
@@ -124,7 +125,7 @@ async def test_bind_a_phone_then_reset_the_password_with_it(
     code = await ask_code(site, phone, "bind")
     bound = await site.client.post(
         "/v1/users/me/phone",
-        json={"phone": phone, "code": code},
+        json={"phone": phone, "code": code, "current_password": PASSWORD},
         headers=bearer(tokens["access_token"]),
     )
     assert bound.status_code == 200, bound.text
@@ -158,7 +159,7 @@ async def test_a_phone_of_another_account_cannot_be_bound(
     code = await ask_code(site, phone, "bind")
     clash = await site.client.post(
         "/v1/users/me/phone",
-        json={"phone": phone, "code": code},
+        json={"phone": phone, "code": code, "current_password": PASSWORD},
         headers=bearer(other["access_token"]),
     )
     assert clash.status_code == 409

@@ -102,6 +102,25 @@ async def test_concurrent_requests_issue_exactly_one_code(redis: Redis, settings
     assert await SmsCodes(redis, settings.prefix).check("login", phone, codes[0])
 
 
+async def test_concurrent_requests_never_pass_the_daily_cap(
+    redis: Redis, settings: Settings
+) -> None:
+    clients = [make_redis(settings.redis_url.get_secret_value()) for _ in range(4)]
+    phone = new_phone()
+    try:
+        attempts = [
+            SmsCodes(c, settings.prefix, cooldown_s=0, per_day=3).issue(purpose, phone)
+            for c in clients
+            for purpose in ("login", "bind", "reset")
+        ]
+        results = await asyncio.gather(*attempts, return_exceptions=True)
+    finally:
+        for c in clients:
+            await c.aclose()
+    assert len([r for r in results if isinstance(r, str)]) == 3
+    assert all(isinstance(r, RateLimited) for r in results if not isinstance(r, str))
+
+
 async def test_a_second_code_within_a_minute_is_refused(redis: Redis, settings: Settings) -> None:
     codes = SmsCodes(redis, settings.prefix)
     phone = new_phone()

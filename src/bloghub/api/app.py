@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import Scope
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from bloghub.api import docs, health, metrics, ops
 from bloghub.api.errors import on_bloghub_error, on_http_error, on_unexpected
@@ -75,6 +76,15 @@ def _cors(settings: Settings) -> list[Middleware]:
     ]
 
 
+def _proxies(settings: Settings) -> list[Middleware]:
+    """The client address from X-Forwarded-For, only when a trusted proxy sent it. It is
+    done here rather than by the server so that every way of serving the app (``bloghub
+    api``, ``bloghub run``, another ASGI server) trusts exactly ``trusted_proxies``."""
+    if not settings.trusted_proxies:
+        return []
+    return [Middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)]
+
+
 def create_app(settings: Settings, *, factory: ContainerFactory = build) -> Starlette:
     endpoints = all_endpoints()
     http_metrics = metrics.HttpMetrics()
@@ -99,6 +109,7 @@ def create_app(settings: Settings, *, factory: ContainerFactory = build) -> Star
     app = Starlette(
         routes=[ep.route() for ep in endpoints],
         middleware=[
+            *_proxies(settings),
             Middleware(RequestId, observe=observe),
             *_cors(settings),
             Middleware(

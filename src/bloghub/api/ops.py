@@ -13,6 +13,7 @@ from starlette.responses import HTMLResponse, Response, StreamingResponse
 
 from bloghub.api.http import JSON, Endpoint, container, parse_body
 from bloghub.api.ops_auth import COOKIE, SESSION_S, require_operator, session_cookie, token_matches
+from bloghub.auth.audit import security_event
 from bloghub.errors import InvalidInput, Unauthorized
 from bloghub.settings import Mode
 
@@ -41,6 +42,8 @@ async def page(request: Request) -> Response:
 async def login(request: Request) -> Response:
     body = await parse_body(request, OperatorLogin)
     if not token_matches(request, body.token):
+        ip = request.client.host if request.client else None
+        security_event("ops.login_failed", ip=ip, user_id=None)
         raise Unauthorized("that is not the operator token")
     response = Response(status_code=204)
     settings = container(request).settings

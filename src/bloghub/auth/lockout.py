@@ -1,14 +1,31 @@
-"""Failed-login lockout: failures are counted per account and per IP in Redis; five for an
-account within 15 minutes lock it for 15 minutes (and a flood from one IP locks that IP).
-While locked, even the right password is refused: the lock must not be a guessing oracle."""
+"""Failed-login lockout that an attacker cannot aim at an account's owner.
+
+Failures are counted in Redis, each count kept 15 minutes:
+- per (account, IP): past its limit that pair is locked for 15 minutes, so one address
+  cannot guess on. While locked even the right password is refused: the lock must not
+  be a guessing oracle.
+- per IP: past its limit (failures on any accounts) that address is locked.
+- per account, from everywhere: the account itself is never locked. Past its limit each
+  failure makes the next try from an address the account has never logged in from wait
+  a delay that doubles with each failure (1 s, 2 s, 4 s … up to a cap), so guessing
+  spread over many addresses slows to one guess per cap. Addresses the account logged in
+  from recently are *known* and never wait: failures from elsewhere cannot keep the
+  owner out.
+"""
 
 from __future__ import annotations
 
+import hashlib
+
 from redis.asyncio import Redis
 
+from bloghub.auth.audit import security_event
+from bloghub.auth.limiter import redis_translated
 from bloghub.errors import RateLimited
 
-# KEYS: failures, lock. ARGV: window_s, threshold, lock_s. Returns the lock's seconds left.
+WINDOW_S = 15 * 60
+
+# KEYS: failures, lock. ARGV: window_s, threshold, lock_s. Returns the lock's seconds, or 0.
 _FAIL = """
 local n = redis.call('INCR', KEYS[1])
 if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
@@ -20,6 +37,63 @@ end
 return 0
 """
 
+# KEYS: failures, delay. ARGV: window_s, threshold, first delay (ms), max delay (ms).
+# Returns the delay set (ms), or 0. The count lives on while failures keep coming: a
+# slow, steady attack keeps its delay.
+_DELAY = """
+local n = redis.call('INCR', KEYS[1])
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+local over = n - tonumber(ARGV[2])
+if over < 0 then return 0 end
+local ms = math.floor(math.min(tonumber(ARGV[3]) * 2 ^ over, tonumber(ARGV[4])))
+redis.call('SET', KEYS[2], '1', 'PX', ms)
+return ms
+"""
+
+
+class FailureLimit:
+    """``threshold`` failures of one subject within ``window_s`` lock it for ``lock_s``."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        *,
+        prefix: str,
+        name: str,
+        threshold: int,
+        window_s: int = WINDOW_S,
+        lock_s: int = WINDOW_S,
+    ) -> None:
+        self._redis = redis
+        self._base = f"{prefix}:{name}"
+        self._args = [window_s, threshold, lock_s]
+        self._fail = redis.register_script(_FAIL)
+
+    def _keys(self, who: str) -> list[str]:
+        return [f"{self._base}:fail:{who}", f"{self._base}:lock:{who}"]
+
+    async def lock_left(self, who: str) -> int:
+        """Seconds ``who`` stays locked (0: not locked)."""
+        async with redis_translated():
+            return max(0, int(await self._redis.ttl(self._keys(who)[1])))
+
+    async def check(self, who: str, what: str) -> None:
+        """``RateLimited`` while ``who`` is locked; ``what`` names the attempts refused."""
+        left = await self.lock_left(who)
+        if left:
+            raise RateLimited(
+                f"too many failed {what}; try again in {wait_text(left)}", retry_after_s=left
+            )
+
+    async def failed(self, who: str) -> int:
+        """Count a failure; the seconds of the lock it started, or 0."""
+        async with redis_translated():
+            return int(await self._fail(keys=self._keys(who), args=self._args))
+
+    async def cleared(self, who: str) -> None:
+        async with redis_translated():
+            await self._redis.delete(self._keys(who)[0])
+
 
 class LoginLockout:
     def __init__(
@@ -27,43 +101,85 @@ class LoginLockout:
         redis: Redis,
         *,
         prefix: str,
-        window_s: int = 900,
-        lock_s: int = 900,
-        account_threshold: int = 5,
+        pair_threshold: int = 5,
         ip_threshold: int = 50,
+        account_threshold: int = 10,
+        first_delay_s: int = 1,
+        max_delay_s: int = 900,
+        known_for_s: int = 30 * 24 * 3600,
     ) -> None:
         self._redis = redis
-        self._prefix = prefix
-        self._window_s = window_s
-        self._lock_s = lock_s
-        self._thresholds = {"account": account_threshold, "ip": ip_threshold}
-        self._fail = redis.register_script(_FAIL)
+        self._base = f"{prefix}:login"
+        self._pair = FailureLimit(redis, prefix=self._base, name="pair", threshold=pair_threshold)
+        self._ip = FailureLimit(redis, prefix=self._base, name="ip", threshold=ip_threshold)
+        self._delay_args = [WINDOW_S, account_threshold, first_delay_s * 1000, max_delay_s * 1000]
+        self._known_for_s = known_for_s
+        self._delay = redis.register_script(_DELAY)
 
-    def _keys(self, scope: str, who: str) -> tuple[str, str]:
-        base = f"{self._prefix}:login"
-        return f"{base}:fail:{scope}:{who}", f"{base}:lock:{scope}:{who}"
+    def _account_keys(self, account: str) -> list[str]:
+        return [f"{self._base}:fail:account:{account}", f"{self._base}:delay:account:{account}"]
 
-    async def check(self, account: str, ip: str) -> None:
-        """Refuse at once while the account or the IP is locked."""
-        for scope, who in (("account", account), ("ip", ip)):
-            left = await self._redis.ttl(self._keys(scope, who)[1])
-            if left > 0:
-                raise RateLimited(
-                    f"too many failed logins; try again in {_minutes(left)}",
-                    retry_after_s=left,
-                )
+    def _known_key(self, account: str, ip: str) -> str:
+        return f"{self._base}:known:{pair_id(account, ip)}"
 
-    async def failed(self, account: str, ip: str) -> None:
-        for scope, who in (("account", account), ("ip", ip)):
-            await self._fail(
-                keys=list(self._keys(scope, who)),
-                args=[self._window_s, self._thresholds[scope], self._lock_s],
+    async def check(self, account: str, ip: str, *, user_id: str | None) -> None:
+        """Refuse at once while this address, or this address for this account, is locked,
+        or while the account's delay runs and this address is not one it knows."""
+        try:
+            await self._ip.check(ip, "logins from this address")
+            await self._pair.check(pair_id(account, ip), "logins")
+            left_ms = await self._delay_left_ms(account, ip)
+        except RateLimited:
+            security_event("login.refused", ip=ip, user_id=user_id, reason="locked")
+            raise
+        if left_ms:
+            security_event("login.refused", ip=ip, user_id=user_id, reason="delayed")
+            left_s = -(-left_ms // 1000)
+            raise RateLimited(
+                f"too many failed logins for this account; try again in {wait_text(left_s)}",
+                retry_after_s=left_s,
             )
 
-    async def succeeded(self, account: str) -> None:
-        await self._redis.delete(self._keys("account", account)[0])
+    async def _delay_left_ms(self, account: str, ip: str) -> int:
+        async with redis_translated():
+            pipe = self._redis.pipeline(transaction=False)
+            pipe.pttl(self._account_keys(account)[1])
+            pipe.exists(self._known_key(account, ip))
+            left_ms, known = await pipe.execute()
+        return 0 if known else max(0, int(left_ms))
+
+    async def failed(self, account: str, ip: str, *, user_id: str | None) -> None:
+        security_event("login.failed", ip=ip, user_id=user_id)
+        for scope, lock_s in (
+            ("account_ip", await self._pair.failed(pair_id(account, ip))),
+            ("ip", await self._ip.failed(ip)),
+        ):
+            if lock_s:
+                security_event("login.locked", ip=ip, user_id=user_id, scope=scope, for_s=lock_s)
+        async with redis_translated():
+            delay_ms = int(
+                await self._delay(keys=self._account_keys(account), args=self._delay_args)
+            )
+        if delay_ms:
+            security_event(
+                "login.delayed", ip=ip, user_id=user_id, scope="account", for_ms=delay_ms
+            )
+
+    async def succeeded(self, account: str, ip: str) -> None:
+        """The address is now known to the account. The account's own count is left to
+        expire: a login by the owner must not hand an attacker a fresh set of guesses."""
+        await self._pair.cleared(pair_id(account, ip))
+        async with redis_translated():
+            await self._redis.set(self._known_key(account, ip), "1", ex=self._known_for_s)
 
 
-def _minutes(seconds: int) -> str:
+def pair_id(account: str, ip: str) -> str:
+    """One short key part for an (account, address) pair, whatever either contains."""
+    return hashlib.sha256(f"{account}\0{ip}".encode()).hexdigest()[:32]
+
+
+def wait_text(seconds: int) -> str:
+    if seconds < 60:
+        return f"{seconds} second{'s' if seconds != 1 else ''}"
     minutes = -(-seconds // 60)
     return f"{minutes} minute{'s' if minutes != 1 else ''}"

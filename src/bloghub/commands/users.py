@@ -97,7 +97,8 @@ async def update_profile(
 async def bind_phone(
     deps: CommandDeps, caller: Caller, *, user_id: str, phone: str, previous: str | None
 ) -> Position:
-    """Bind ``phone`` (already proven by an SMS code) to the account; 409 if another
+    """Bind ``phone`` (already proven by an SMS code, and the caller proven the account's
+    owner) to the account; 409 if another
     account holds it. The previous phone is freed once the change is recorded."""
     held = await deps.reservations.get("phone", phone)
     if held is not None and held.owner_id != user_id:

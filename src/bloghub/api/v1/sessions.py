@@ -59,13 +59,14 @@ async def login(request: Request) -> Response:
     body = await parse_body(request, LoginIn)
     c = container(request)
     email, ip = login_email(body.email), client_ip(request)
-    await c.lockout.check(email, ip)
     row = await _find_for_login(request, email)
+    user_id = row.id if row is not None else None
+    await c.lockout.check(email, ip, user_id=user_id)
     hashed = row.password_hash if row is not None else None
     if not await c.commands.hasher.verify(body.password, hashed) or row is None:
-        await c.lockout.failed(email, ip)
+        await c.lockout.failed(email, ip, user_id=user_id)
         raise Unauthorized("email or password is wrong")
-    await c.lockout.succeeded(email)
+    await c.lockout.succeeded(email, ip)
     issued = await start_session(
         c.commands,
         caller(request),

@@ -1,5 +1,10 @@
 """SMS codes over HTTP: ask for a code, log in with it (the first login makes the account),
-bind a phone, reset a password."""
+bind a phone, reset a password.
+
+Every code asked for or tried counts against the caller's address (``SmsGuard``); a
+refused request stores no code. Binding a phone also needs the account owner's proof (the
+current password, or a code sent to the phone already bound): a stolen access token alone
+must not be enough to take over the account through SMS login."""
 
 from __future__ import annotations
 
@@ -12,9 +17,18 @@ from starlette.responses import Response
 from bloghub.api.auth import require_caller, user_agent, user_queries
 from bloghub.api.consistent import written
 from bloghub.api.http import JSON, Endpoint, container, parse_body
-from bloghub.api.v1.schemas import Input, NewPassword, ProfileEnvelope, TokensOut, UserOut
-from bloghub.api.v1.sessions import caller, tokens_response
+from bloghub.api.queries import UserRow
+from bloghub.api.v1.schemas import (
+    Input,
+    NewPassword,
+    Password,
+    ProfileEnvelope,
+    TokensOut,
+    UserOut,
+)
+from bloghub.api.v1.sessions import caller, client_ip, tokens_response
 from bloghub.api.v1.users import profile_out
+from bloghub.auth.audit import security_event
 from bloghub.auth.sms.phones import normalise_phone
 from bloghub.auth.sms.sender import Delivery
 from bloghub.commands.sessions import start_session
@@ -24,8 +38,11 @@ from bloghub.events.users import UserRegisteredByPhone
 
 Phone = Annotated[str, Field(min_length=3, max_length=32), AfterValidator(normalise_phone)]
 Code = Annotated[str, Field(pattern=r"^[0-9]{6}$")]
-Purpose = Literal["login", "bind", "reset"]
+# "owner": a code to the phone already bound, proving the account's owner asks.
+Purpose = Literal["login", "bind", "reset", "owner"]
 WRONG_CODE = "the code is wrong or has expired"
+# Codes for these go only to a phone some account holds.
+FOR_HOLDERS: frozenset[Purpose] = frozenset({"reset", "owner"})
 
 
 class CodeRequest(Input):
@@ -38,6 +55,14 @@ class PhoneCode(Input):
     code: Code
 
 
+class PhoneBinding(Input):
+    phone: Phone
+    code: Code
+    # The owner's proof: one of these (an account with neither credential has none to give).
+    current_password: Password | None = None
+    current_phone_code: Code | None = None
+
+
 class PasswordReset(Input):
     phone: Phone
     code: Code
@@ -47,10 +72,12 @@ class PasswordReset(Input):
 async def send_code(request: Request) -> Response:
     body = await parse_body(request, CodeRequest)
     sms = container(request).sms
+    sms.guard.check_country(body.phone)
+    await sms.guard.sending(client_ip(request))
     code = await sms.codes.issue(body.purpose, body.phone)
     minutes = max(1, sms.codes.ttl_s // 60)
     text = f"Your bloghub code is {code}. It is valid for {minutes} minutes."
-    if body.purpose == "reset" and await _owner(request, body.phone) is None:
+    if body.purpose in FOR_HOLDERS and await _owner(request, body.phone) is None:
         # Answer as if it was sent: whether a phone has an account is not for strangers.
         return JSON({"status": Delivery.SENT.value})
     # A code that dies in the outbox is not worth delivering late.
@@ -63,9 +90,13 @@ async def _owner(request: Request, phone: str) -> str | None:
     return held.owner_id if held is not None else None
 
 
-async def _spend(request: Request, purpose: Purpose, phone: str, code: str) -> None:
-    if not await container(request).sms.codes.check(purpose, phone, code):
-        raise Unauthorized(WRONG_CODE, fields={"code": "wrong or expired"})
+async def _spend(
+    request: Request, purpose: Purpose, phone: str, code: str, field: str = "code"
+) -> None:
+    sms = container(request).sms
+    await sms.guard.checking(client_ip(request))
+    if not await sms.codes.check(purpose, phone, code):
+        raise Unauthorized(WRONG_CODE, fields={field: "wrong or expired"})
 
 
 async def sms_login(request: Request) -> Response:
@@ -87,11 +118,12 @@ async def sms_login(request: Request) -> Response:
 
 async def bind(request: Request) -> Response:
     claims = await require_caller(request)
-    body = await parse_body(request, PhoneCode)
-    await _spend(request, "bind", body.phone, body.code)
+    body = await parse_body(request, PhoneBinding)
     row = await user_queries(request).by_id(claims.user_id)
     if row is None:
         raise NotFound("no such user")
+    await _prove_owner(request, row, body)
+    await _spend(request, "bind", body.phone, body.code)
     position = await bind_phone(
         container(request).commands,
         caller(request),
@@ -101,6 +133,41 @@ async def bind(request: Request) -> Response:
     )
     out = ProfileEnvelope(user=profile_out(row).model_copy(update={"phone": body.phone}))
     return await written(request, JSON(out.model_dump(mode="json")), position, claims.user_id)
+
+
+async def _prove_owner(request: Request, row: UserRow, body: PhoneBinding) -> None:
+    """The caller is the account's owner, not only the holder of one of its tokens."""
+    if body.current_password is not None and row.password_hash is not None:
+        await _check_password(request, row, body.current_password)
+    elif body.current_phone_code is not None and row.phone is not None:
+        await _spend(request, "owner", row.phone, body.current_phone_code, "current_phone_code")
+    elif row.password_hash is not None or row.phone is not None:
+        wanted = {"current_password": "required"} if row.password_hash is not None else {}
+        if row.phone is not None:
+            wanted["current_phone_code"] = "required (a code sent to the bound phone)"
+        raise Unauthorized(
+            "prove it is you: the current password or phone is needed", fields=wanted
+        )
+    # else: an account made by WeChat login has no password and no phone to prove with.
+
+
+async def _check_password(request: Request, row: UserRow, password: str) -> None:
+    """The current password, under its own attempt limit: a stolen access token must not
+    turn into unlimited password guesses."""
+    c = container(request)
+    await c.password_checks.check(row.id, "password checks")
+    if await c.commands.hasher.verify(password, row.password_hash):
+        await c.password_checks.cleared(row.id)
+        return
+    locked_for_s = await c.password_checks.failed(row.id)
+    security_event(
+        "password_check.failed",
+        ip=client_ip(request),
+        user_id=row.id,
+        purpose="phone_binding",
+        locked_for_s=locked_for_s,
+    )
+    raise Unauthorized("the current password is wrong", fields={"current_password": "wrong"})
 
 
 async def reset_password(request: Request) -> Response:
@@ -125,7 +192,8 @@ ENDPOINTS = [
         "POST",
         "/v1/auth/sms/code",
         send_code,
-        "Send a 6-digit code (login, bind or reset); 202 when queued for a retry",
+        "Send a 6-digit code (login, bind, reset, or owner: to the bound phone, proving "
+        "the owner); 202 when queued for a retry",
         "accounts",
         body=CodeRequest,
         errors=(400, 415, 422, 429),
@@ -139,18 +207,19 @@ ENDPOINTS = [
         "accounts",
         body=PhoneCode,
         response=TokensOut,
-        errors=(400, 401, 415, 422),
+        errors=(400, 401, 415, 422, 429),
     ),
     Endpoint(
         "POST",
         "/v1/users/me/phone",
         bind,
-        "Bind or change the phone with an SMS code",
+        "Bind or change the phone with a code sent to it, proving the owner with the "
+        "current password or a code sent to the phone already bound",
         "accounts",
-        body=PhoneCode,
+        body=PhoneBinding,
         response=ProfileEnvelope,
         auth=True,
-        errors=(400, 401, 409, 415, 422),
+        errors=(400, 401, 409, 415, 422, 429),
     ),
     Endpoint(
         "POST",
@@ -160,6 +229,6 @@ ENDPOINTS = [
         "accounts",
         body=PasswordReset,
         status=204,
-        errors=(400, 401, 415, 422),
+        errors=(400, 401, 415, 422, 429),
     ),
 ]

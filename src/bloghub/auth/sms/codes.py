@@ -1,9 +1,12 @@
-"""One-time SMS codes in Redis: issued at most once a minute, checked at most three times.
+"""One-time SMS codes in Redis: issued at most once a minute per purpose, at most ten a
+day per phone, checked at most three times.
 
 Per purpose and phone there are three keys: the code itself
 (``<prefix>:phone_code:<purpose>:<phone>``, 10 minutes), its wrong-try counter (lives no
-longer than the code) and a cooldown marker (1 minute). Issuing and checking are one Lua
-script each, so concurrent requests cannot both issue, nor share a try between them.
+longer than the code) and a cooldown marker (1 minute); per phone, a count of the codes
+issued in the day since the first. Issuing and checking are one Lua script each, so
+concurrent requests cannot both issue, nor pass the daily cap together, nor share a try;
+and a refused request stores no code.
 """
 
 from __future__ import annotations
@@ -25,16 +28,20 @@ log = structlog.get_logger(__name__)
 CODE_DIGITS = 6
 _PURPOSE = re.compile(r"[a-z][a-z0-9_-]{0,31}")
 
-# KEYS: code, tries, cooldown. ARGV: code, code ttl (s), cooldown (s).
-# Returns 0 when issued, else the cooldown's milliseconds left.
+# KEYS: code, tries, cooldown, day count. ARGV: code, code ttl (s), cooldown (s), codes per
+# day, day (s). Returns {0, 0} when issued, else {1, cooldown ms left} or {2, day ms left}.
 _ISSUE = """
 local left = redis.call('PTTL', KEYS[3])
-if left > 0 then return left end
+if left > 0 then return {1, left} end
+local issued = tonumber(redis.call('GET', KEYS[4]) or '0')
+if issued >= tonumber(ARGV[4]) then return {2, redis.call('PTTL', KEYS[4])} end
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
 redis.call('DEL', KEYS[2])
-redis.call('SET', KEYS[3], '1', 'EX', ARGV[3])
-return 0
+if tonumber(ARGV[3]) > 0 then redis.call('SET', KEYS[3], '1', 'EX', ARGV[3]) end
+if redis.call('INCR', KEYS[4]) == 1 then redis.call('EXPIRE', KEYS[4], ARGV[5]) end
+return {0, 0}
 """
+DAY_S = 24 * 3600
 
 # KEYS: code, tries. ARGV: candidate, max tries. Returns 1 for the right code, else 0.
 # A right code is spent; the last allowed wrong try spends it too. INCR starts a missing
@@ -72,12 +79,14 @@ class SmsCodes:
         *,
         ttl_s: int = 600,
         cooldown_s: int = 60,
+        per_day: int = 10,
         max_tries: int = 3,
         randbelow: Callable[[int], int] = secrets.randbelow,
     ) -> None:
         self._prefix = prefix
         self._ttl_s = ttl_s
         self._cooldown_s = cooldown_s
+        self._per_day = per_day
         self._max_tries = max_tries
         self._randbelow = randbelow
         self._issue = redis.register_script(_ISSUE)
@@ -97,26 +106,32 @@ class SmsCodes:
             f"{p}:phone_code:{tail}",
             f"{p}:phone_code_tries:{tail}",
             f"{p}:phone_code_cd:{tail}",
+            f"{p}:phone_code_day:{phone}",
         ]
 
     async def issue(self, purpose: str, phone: str) -> str:
         """A new code for ``phone`` (any accepted spelling); the caller sends it.
 
-        ``RateLimited`` within the cooldown of the previous code, ``ValueError`` for a
-        number that is not a phone, ``Unavailable`` when Redis cannot be reached.
+        ``RateLimited`` within the cooldown of the previous code or past the phone's codes
+        for the day, ``ValueError`` for a number that is not a phone, ``Unavailable`` when
+        Redis cannot be reached.
         """
         phone = normalise_phone(phone)
         code = format_code(self._randbelow(10**CODE_DIGITS))
+        args: list[str | int] = [code, self._ttl_s, self._cooldown_s, self._per_day, DAY_S]
         async with redis_translated():
-            left_ms = int(
-                await self._issue(
-                    keys=self._keys(purpose, phone), args=[code, self._ttl_s, self._cooldown_s]
-                )
-            )
-        if left_ms > 0:
+            refused, left_ms = await self._issue(keys=self._keys(purpose, phone), args=args)
+        retry_after_s = max(1, math.ceil(int(left_ms) / 1000))
+        if int(refused) == 1:
             raise RateLimited(
                 "a code was sent to this number moments ago; wait before asking again",
-                retry_after_s=max(1, math.ceil(left_ms / 1000)),
+                retry_after_s=retry_after_s,
+            )
+        if int(refused) == 2:
+            log.warning("sms_code.daily_cap", purpose=purpose, phone=mask_phone(phone))
+            raise RateLimited(
+                f"this number has had {self._per_day} codes today; try again tomorrow",
+                retry_after_s=retry_after_s,
             )
         log.info("sms_code.issued", purpose=purpose, phone=mask_phone(phone))
         return code

@@ -1,4 +1,5 @@
-"""Building the SMS pieces from settings: providers, failover, the global rate, the outbox."""
+"""Building the SMS pieces from settings: codes and their guard, providers, failover, the
+global rate, the outbox."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bloghub.auth.limiter import SlidingWindowLimiter, Throttle
 from bloghub.auth.sms.codes import SmsCodes
 from bloghub.auth.sms.failover import Failover, make_failover
+from bloghub.auth.sms.guard import SmsGuard
 from bloghub.auth.sms.outbox import OutboxStore, run_outbox_worker
 from bloghub.auth.sms.providers import ConsoleProvider, HttpProvider, SmsProvider
 from bloghub.auth.sms.sender import SmsSender
@@ -21,6 +23,7 @@ from bloghub.settings import Settings
 @dataclass(frozen=True)
 class Sms:
     codes: SmsCodes
+    guard: SmsGuard
     sender: SmsSender
     failover: Failover
     outbox: OutboxStore
@@ -58,7 +61,18 @@ def build_sms(
     outbox = OutboxStore(engine, spacing_s=settings.sms_retry_spacing_s)
     throttle = Throttle(limiter, "sms:global", settings.sms_rate_limit, settings.sms_rate_window_s)
     return Sms(
-        codes=SmsCodes(redis, settings.prefix),
+        codes=SmsCodes(
+            redis,
+            settings.prefix,
+            cooldown_s=settings.sms_code_cooldown_s,
+            per_day=settings.sms_codes_per_phone_per_day,
+        ),
+        guard=SmsGuard(
+            limiter,
+            sends_per_ip_per_hour=settings.sms_codes_per_ip_per_hour,
+            checks_per_ip_per_hour=settings.sms_checks_per_ip_per_hour,
+            country_codes=settings.sms_country_codes,
+        ),
         sender=SmsSender(failover, outbox, throttle=throttle),
         failover=failover,
         outbox=outbox,

@@ -1,0 +1,114 @@
+"""Failed logins: an attacker's wrong passwords lock the attacker's address, never the
+owner out; guesses spread over many addresses slow down, except from addresses the owner
+has logged in from; and each failure and lock is in the security log. Client addresses
+come from X-Forwarded-For, which the test settings trust from loopback (a proxy's place)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+from structlog.testing import capture_logs
+
+from bloghub.settings import Settings
+from tests.conftest import LiveServer, serve
+from tests.e2e.test_accounts import PASSWORD, signup_body
+from tests.e2e.test_sessions import account
+
+WRONG = "Wrong-pass-1"
+
+
+def at(ip: str) -> dict[str, str]:
+    """Headers of a request that a trusted proxy forwarded from ``ip``."""
+    return {"x-forwarded-for": ip}
+
+
+async def log_in(client: httpx.AsyncClient, email: str, password: str, ip: str) -> httpx.Response:
+    return await client.post(
+        "/v1/auth/login", json={"email": email, "password": password}, headers=at(ip)
+    )
+
+
+@asynccontextmanager
+async def site(settings: Settings, **overrides: Any) -> AsyncIterator[httpx.AsyncClient]:
+    async with (
+        serve(settings.model_copy(update=overrides)) as live,
+        httpx.AsyncClient(
+            base_url=live.url, headers={"user-agent": "bloghub-tests/1"}, timeout=10
+        ) as client,
+    ):
+        yield client
+
+
+async def test_wrong_passwords_from_one_address_do_not_lock_the_owner_out(
+    client: httpx.AsyncClient, unique_email: Callable[[], str]
+) -> None:
+    email = await account(client, unique_email)
+    attacker, owner = "198.51.100.7", "203.0.113.9"
+    statuses = [(await log_in(client, email, WRONG, attacker)).status_code for _ in range(7)]
+    assert statuses == [401] * 5 + [429] * 2
+
+    guessed = await log_in(client, email, PASSWORD, attacker)
+    assert guessed.status_code == 429, "the attacker's lock holds even for the right password"
+    assert "x-jwt-token" not in guessed.headers
+
+    at_once = await log_in(client, email, PASSWORD, owner)
+    assert at_once.status_code == 200, at_once.text
+    assert at_once.json()["access_token"]
+
+
+async def test_guesses_from_many_addresses_wait_but_the_owners_known_address_does_not(
+    settings: Settings, live_api: LiveServer, unique_email: Callable[[], str]
+) -> None:
+    async with site(settings, login_failures_per_account=3, login_delay_first_s=60) as client:
+        email = await account(client, unique_email)
+        home = "203.0.113.20"
+        assert (await log_in(client, email, PASSWORD, home)).status_code == 200
+
+        for n in range(3):
+            wrong = await log_in(client, email, WRONG, f"198.51.100.{10 + n}")
+            assert wrong.status_code == 401
+        stranger = await log_in(client, email, PASSWORD, "192.0.2.55")
+        assert stranger.status_code == 429, "a new address waits once guesses pile up"
+        assert 0 < int(stranger.headers["retry-after"]) <= 60
+        next_guess = await log_in(client, email, WRONG, "198.51.100.99")
+        assert next_guess.status_code == 429
+
+        owner = await log_in(client, email, PASSWORD, home)
+        assert owner.status_code == 200, "an address the owner logged in from never waits"
+
+
+async def test_x_forwarded_for_from_an_untrusted_peer_is_ignored(
+    settings: Settings, live_api: LiveServer, unique_email: Callable[[], str]
+) -> None:
+    async with site(settings, trusted_proxies=[]) as client:
+        email = await account(client, unique_email)
+        for n in range(5):
+            # Each request claims a new address; the lock still finds the real peer.
+            assert (await log_in(client, email, WRONG, f"198.51.100.{30 + n}")).status_code == 401
+        claimed = await log_in(client, email, PASSWORD, "203.0.113.30")
+        assert claimed.status_code == 429
+
+
+async def test_failed_logins_and_locks_are_in_the_security_log_without_the_password(
+    client: httpx.AsyncClient, unique_email: Callable[[], str]
+) -> None:
+    email = unique_email()
+    created = await client.post("/v1/users", json=signup_body(email))
+    user_id = created.json()["user"]["id"]
+    ip = "198.51.100.77"
+    with capture_logs() as lines:
+        for _ in range(5):
+            assert (await log_in(client, email, WRONG, ip)).status_code == 401
+        assert (await log_in(client, email, PASSWORD, ip)).status_code == 429
+    security = [line for line in lines if line.get("security") and line["ip"] == ip]
+    assert [line["event"] for line in security] == [
+        *["login.failed"] * 5,
+        "login.locked",
+        "login.refused",
+    ]
+    assert all(line["user_id"] == user_id for line in security)
+    assert security[5]["scope"] == "account_ip"
+    assert not [line for line in lines if WRONG in repr(line) or PASSWORD in repr(line)]

@@ -1,0 +1,96 @@
+"""Binding a phone needs the account owner's proof, not only an access token: the current
+password (with its own attempt limit), or a code sent to the phone already bound."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import httpx
+import pytest
+
+from bloghub.settings import Settings
+from tests.conftest import LiveServer
+from tests.e2e.test_accounts import PASSWORD
+from tests.e2e.test_sessions import account, bearer, login
+from tests.e2e.test_sms_abuse import Site, site
+from tests.e2e.test_sms_login import code_sent_to, new_phone
+from tests.sms_gateway import Gateway
+
+
+@pytest.fixture
+async def sms(settings: Settings, live_api: LiveServer, gateway: Gateway) -> AsyncIterator[Site]:
+    async with site(settings, gateway) as s:
+        yield s
+
+
+async def bind(sms: Site, token: str, **body: Any) -> httpx.Response:
+    return await sms.client.post("/v1/users/me/phone", json=body, headers=bearer(token))
+
+
+async def phone_of(sms: Site, token: str) -> str | None:
+    me = await sms.client.get("/v1/users/me", headers=bearer(token))
+    phone: str | None = me.json()["user"]["phone"]
+    return phone
+
+
+async def code_for(sms: Site, phone: str, purpose: str) -> str:
+    assert (await sms.ask(phone, purpose)).status_code == 200
+    return code_sent_to(sms.gateway, phone)
+
+
+async def test_a_token_alone_cannot_bind_a_phone(
+    sms: Site, unique_email: Callable[[], str]
+) -> None:
+    token = (await login(sms.client, await account(sms.client, unique_email)))["access_token"]
+    phone = new_phone()
+    code = await code_for(sms, phone, "bind")
+
+    bare = await bind(sms, token, phone=phone, code=code)
+    assert bare.status_code == 401, bare.text
+    assert bare.json()["error"]["fields"] == {"current_password": "required"}
+    wrong = await bind(sms, token, phone=phone, code=code, current_password="Not-it-42")
+    assert wrong.status_code == 401
+    assert wrong.json()["error"]["fields"] == {"current_password": "wrong"}
+    assert await phone_of(sms, token) is None
+
+    proven = await bind(sms, token, phone=phone, code=code, current_password=PASSWORD)
+    assert proven.status_code == 200, proven.text
+    assert proven.json()["user"]["phone"] == f"+86{phone}"
+
+
+async def test_the_current_password_check_has_its_own_attempt_limit(
+    sms: Site, unique_email: Callable[[], str]
+) -> None:
+    email = await account(sms.client, unique_email)
+    token = (await login(sms.client, email))["access_token"]
+    phone = new_phone()
+    code = await code_for(sms, phone, "bind")
+    for _ in range(5):
+        wrong = await bind(sms, token, phone=phone, code=code, current_password="Not-it-42")
+        assert wrong.status_code == 401
+    locked = await bind(sms, token, phone=phone, code=code, current_password=PASSWORD)
+    assert locked.status_code == 429, "the lock holds even for the right password"
+    assert 0 < int(locked.headers["retry-after"]) <= 900
+    assert await phone_of(sms, token) is None
+    relogin = await sms.client.post("/v1/auth/login", json={"email": email, "password": PASSWORD})
+    assert relogin.status_code == 200, "the bind lock is not a login lock"
+
+
+async def test_a_phone_account_changes_phone_with_a_code_to_the_phone_it_has(
+    sms: Site,
+) -> None:
+    old, new = new_phone(), new_phone()
+    made = await sms.log_in(old, await code_for(sms, old, "login"))
+    token = made.json()["access_token"]
+    code = await code_for(sms, new, "bind")
+
+    bare = await bind(sms, token, phone=new, code=code)
+    assert bare.status_code == 401
+    assert bare.json()["error"]["fields"] == {
+        "current_phone_code": "required (a code sent to the bound phone)"
+    }
+    proof = await code_for(sms, old, "owner")
+    changed = await bind(sms, token, phone=new, code=code, current_phone_code=proof)
+    assert changed.status_code == 200, changed.text
+    assert await phone_of(sms, token) == f"+86{new}"

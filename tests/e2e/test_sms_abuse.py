@@ -1,0 +1,136 @@
+"""SMS abuse: a phone gets at most ten codes a day, one address may ask for and try only
+so many codes, codes go only to allowed countries, and a refused request stores no code.
+Client addresses come from X-Forwarded-For, trusted from loopback in the test settings."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+
+from bloghub.settings import Settings
+from tests.conftest import LiveServer, serve
+from tests.e2e.test_sms_login import code_sent_to, new_phone
+from tests.sms_gateway import Gateway
+
+
+def new_ip() -> str:
+    """A documentation address of its own: per-address counts outlive a test."""
+    return f"2001:db8::{secrets.token_hex(2)}:{secrets.token_hex(2)}"
+
+
+@dataclass
+class Site:
+    client: httpx.AsyncClient
+    gateway: Gateway
+    live: LiveServer
+    home: str = field(default_factory=new_ip)
+    elsewhere: str = field(default_factory=new_ip)
+
+    async def ask(
+        self, phone: str, purpose: str = "login", ip: str | None = None
+    ) -> httpx.Response:
+        return await self.client.post(
+            "/v1/auth/sms/code",
+            json={"phone": phone, "purpose": purpose},
+            headers={"x-forwarded-for": ip or self.home},
+        )
+
+    async def log_in(self, phone: str, code: str, ip: str | None = None) -> httpx.Response:
+        return await self.client.post(
+            "/v1/auth/sms/login",
+            json={"phone": phone, "code": code},
+            headers={"x-forwarded-for": ip or self.home},
+        )
+
+    async def code_stored(self, purpose: str, phone: str) -> bool:
+        prefix = self.live.container.settings.prefix
+        key = f"{prefix}:phone_code:{purpose}:+86{phone}"
+        return bool(await self.live.container.redis.exists(key))
+
+
+@asynccontextmanager
+async def site(settings: Settings, gateway: Gateway, **overrides: Any) -> AsyncIterator[Site]:
+    configured = settings.model_copy(
+        update={"sms_gateways": [gateway.url], "sms_rate_limit": 1_000, **overrides}
+    )
+    async with (
+        serve(configured) as live,
+        httpx.AsyncClient(base_url=live.url, timeout=10) as client,
+    ):
+        yield Site(client, gateway, live)
+
+
+@pytest.fixture
+async def no_cooldown(
+    settings: Settings, live_api: LiveServer, gateway: Gateway
+) -> AsyncIterator[Site]:
+    async with site(settings, gateway, sms_code_cooldown_s=0) as s:
+        yield s
+
+
+async def test_the_eleventh_code_to_one_phone_in_a_day_is_refused_and_not_stored(
+    no_cooldown: Site,
+) -> None:
+    phone = new_phone()
+    for _ in range(10):
+        assert (await no_cooldown.ask(phone)).status_code == 200
+    last = code_sent_to(no_cooldown.gateway, phone)
+
+    refused = await no_cooldown.ask(phone, "bind", ip=no_cooldown.elsewhere)
+    assert refused.status_code == 429, refused.text
+    assert int(refused.headers["retry-after"]) > 0
+    assert "10 codes today" in refused.json()["error"]["message"]
+    assert len(no_cooldown.gateway.to(f"+86{phone}")) == 10
+    assert not await no_cooldown.code_stored("bind", phone)
+    assert (await no_cooldown.log_in(phone, last)).status_code == 200, "the last code stands"
+
+
+async def test_codes_go_only_to_the_countries_settings_allow(
+    settings: Settings, live_api: LiveServer, gateway: Gateway
+) -> None:
+    us = "+14155550123"
+    async with site(settings, gateway) as china_only:
+        refused = await china_only.ask(us)
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["error"]["fields"] == {
+            "phone": "only numbers starting +86 are served"
+        }
+        assert not gateway.to(us)
+    async with site(settings, gateway, sms_country_codes=["86", "1"]) as both:
+        assert (await both.ask(us)).status_code == 200
+        assert len(gateway.to(us)) == 1
+
+
+async def test_one_address_may_ask_for_only_so_many_codes(
+    settings: Settings, live_api: LiveServer, gateway: Gateway
+) -> None:
+    async with site(settings, gateway, sms_codes_per_ip_per_hour=3) as s:
+        for _ in range(3):
+            assert (await s.ask(new_phone())).status_code == 200
+        phone = new_phone()
+        refused = await s.ask(phone)
+        assert refused.status_code == 429, refused.text
+        assert int(refused.headers["retry-after"]) > 0
+        assert not gateway.to(f"+86{phone}")
+        assert not await s.code_stored("login", phone)
+        assert (await s.ask(phone, ip=s.elsewhere)).status_code == 200
+
+
+async def test_one_address_may_try_only_so_many_codes(
+    settings: Settings, live_api: LiveServer, gateway: Gateway
+) -> None:
+    async with site(settings, gateway, sms_checks_per_ip_per_hour=3) as s:
+        phone = new_phone()
+        assert (await s.ask(phone, ip=s.elsewhere)).status_code == 200
+        code = code_sent_to(gateway, phone)
+        for _ in range(3):
+            assert (await s.log_in(new_phone(), "000000")).status_code == 401
+        guessed = await s.log_in(phone, code)
+        assert guessed.status_code == 429, "even a right code waits once the address used its tries"
+        assert (await s.log_in(phone, code, ip=s.elsewhere)).status_code == 200
