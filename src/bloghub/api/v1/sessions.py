@@ -9,7 +9,6 @@ from starlette.responses import Response
 from bloghub.api.auth import (
     USERS_READS,
     require_caller,
-    session_is_live,
     user_agent,
     user_queries,
 )
@@ -20,7 +19,6 @@ from bloghub.api.v1.schemas import LoginIn, RefreshIn, TokensOut, UserOut, login
 from bloghub.commands.context import Caller
 from bloghub.commands.sessions import (
     Issued,
-    RefreshReused,
     end_session,
     refresh_session,
     start_session,
@@ -48,6 +46,9 @@ async def tokens_response(request: Request, issued: Issued, user: UserOut) -> Re
     response = JSON(out.model_dump(mode="json", exclude_none=True))
     response.headers["x-jwt-token"] = pair.access
     response.headers["x-refresh-token"] = pair.refresh
+    # Tokens are credentials: no browser, proxy or CDN may keep a copy of this answer.
+    response.headers["cache-control"] = "no-store"
+    response.headers["pragma"] = "no-cache"
     return await written(request, response, issued.position, issued.user_id)
 
 
@@ -102,24 +103,12 @@ async def refresh(request: Request) -> Response:
     token = request.headers.get("x-refresh-token")
     if token is None:
         token = (await parse_body(request, RefreshIn)).refresh_token
-    c = container(request)
-
-    async def is_active(session_id: str, user_id: str) -> bool:
-        return await session_is_live(request, session_id, user_id)
-
-    try:
-        issued = await refresh_session(
-            c.commands,
-            caller(request),
-            refresh_token=token,
-            user_agent=user_agent(request),
-            is_active=is_active,
-        )
-    except RefreshReused as reused:
-        # The revocation is the account's own latest write: every later request of this
-        # user waits for it, so the session's other tokens stop at once.
-        await c.own_writes.remember(reused.user_id, reused.position)
-        raise
+    issued = await refresh_session(
+        container(request).commands,
+        caller(request),
+        refresh_token=token,
+        user_agent=user_agent(request),
+    )
     row = await user_queries(request).by_id(issued.user_id)
     user = user_out(row) if row is not None else UserOut(id=issued.user_id)
     return await tokens_response(request, issued, user)
