@@ -147,7 +147,7 @@ ENDPOINTS = [
         "accounts",
         body=RefreshIn,
         response=TokensOut,
-        errors=(400, 401, 415, 422),
+        errors=(400, 401, 415, 422, 503),
         headers=TOKEN_HEADERS,
     ),
     Endpoint(
@@ -158,6 +158,6 @@ ENDPOINTS = [
         "accounts",
         status=204,
         auth=True,
-        errors=(401,),
+        errors=(401, 503),
     ),
 ]
