@@ -18,12 +18,13 @@ from bloghub.adapters.postgres.engine import make_engine
 from bloghub.adapters.postgres.reservations import Reservations
 from bloghub.adapters.redis import make_redis
 from bloghub.adapters.redis.cache import Cache
+from bloghub.adapters.redis.sessions import SessionStore
 from bloghub.api.consistency import OwnWrites, Progress
 from bloghub.auth.limiter import SlidingWindowLimiter
 from bloghub.auth.lockout import FailureLimit, LoginLockout
 from bloghub.auth.passwords import PasswordHasher
 from bloghub.auth.sms.setup import Sms, build_sms
-from bloghub.auth.tokens import TokenService
+from bloghub.auth.tokens import TokenPolicy, TokenService
 from bloghub.auth.wechat import StateCookie, WeChatClient, WeChatConfig
 from bloghub.commands.context import CommandDeps
 from bloghub.events.log import EventLog
@@ -130,12 +131,7 @@ async def build(settings: Settings, *, pool_size: int = 10) -> Container:
     event_log = EventLog.from_settings(settings)
     await event_log.start()
     hasher = PasswordHasher(settings.password_hash_scheme)
-    tokens = TokenService(
-        access_secret=settings.access_token_secret.get_secret_value(),
-        refresh_secret=settings.refresh_token_secret.get_secret_value(),
-        access_ttl_s=settings.access_token_ttl_s,
-        refresh_ttl_s=settings.refresh_token_ttl_s,
-    )
+    tokens = token_service(settings)
     lag = LagReader(settings.kafka_bootstrap, settings.prefix)
     letters = DeadLetterView(
         bootstrap=settings.kafka_bootstrap,
@@ -160,7 +156,11 @@ async def build(settings: Settings, *, pool_size: int = 10) -> Container:
         redis=redis,
         event_log=event_log,
         commands=CommandDeps(
-            event_log=event_log, reservations=Reservations(engine), hasher=hasher, tokens=tokens
+            event_log=event_log,
+            reservations=Reservations(engine),
+            hasher=hasher,
+            tokens=tokens,
+            sessions=SessionStore(redis, prefix=settings.prefix),
         ),
         tokens=tokens,
         progress=Progress(engine, prefix=settings.prefix),
@@ -187,6 +187,20 @@ async def build(settings: Settings, *, pool_size: int = 10) -> Container:
         limiter=limiter,
         sms=build_sms(settings, redis=redis, engine=engine, limiter=limiter),
         _ops_readers=(lag, letters),
+    )
+
+
+def token_service(settings: Settings) -> TokenService:
+    return TokenService(
+        access_secret=settings.access_token_secret.get_secret_value(),
+        refresh_secret=settings.refresh_token_secret.get_secret_value(),
+        policy=TokenPolicy(
+            issuer=settings.token_issuer,
+            audience=settings.token_audience,
+            access_ttl_s=settings.access_token_ttl_s,
+            refresh_ttl_s=settings.refresh_token_ttl_s,
+            session_lifetime_s=settings.session_lifetime_s,
+        ),
     )
 
 

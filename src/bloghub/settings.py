@@ -47,7 +47,14 @@ class Settings(BaseSettings):
     refresh_token_secret: SecretStr = SecretStr(f"{DEV_SECRET_MARKER}-refresh-token-signing-key")
     access_token_ttl_s: int = Field(default=30 * 60, ge=60)
     refresh_token_ttl_s: int = Field(default=7 * 24 * 3600, ge=300)
+    # A session ends this long after its login, however often it is refreshed.
+    session_lifetime_s: int = Field(default=30 * 24 * 3600, ge=300)
+    # Every token names who issued it and for whom: a token signed with the same key for
+    # another deployment or service is refused.
+    token_issuer: str = Field(default="bloghub", min_length=1, max_length=200)
+    token_audience: str = Field(default="bloghub-api", min_length=1, max_length=200)
     operator_token: SecretStr = SecretStr(f"{DEV_SECRET_MARKER}-operator-token-for-the-ops-pages")
+    ops_login_per_minute: int = Field(default=10, ge=1)  # attempts per client address
     # /metrics asks for the operator token (Bearer) unless this is set, for a deployment
     # that serves it on an internal address only.
     metrics_public: bool = False
