@@ -32,21 +32,35 @@ async def ensure_topics(
         await admin.close()
 
 
+def min_insync_replicas(replication: int) -> int:
+    """A majority of the replicas: with ``acks=all`` a write is acknowledged only once that
+    many hold it, so losing any minority of brokers loses no acknowledged write (2 of 3)."""
+    return replication // 2 + 1
+
+
+def topic_config(replication: int) -> dict[str, str]:
+    return {**TOPIC_CONFIG, "min.insync.replicas": str(min_insync_replicas(replication))}
+
+
+def new_topics(topics: Sequence[str], *, partitions: int, replication: int) -> list[NewTopic]:
+    return [
+        NewTopic(
+            t,
+            num_partitions=partitions,
+            replication_factor=replication,
+            topic_configs=topic_config(replication),
+        )
+        for t in topics
+    ]
+
+
 async def _create_missing(
     admin: AIOKafkaAdminClient, prefix: str, partitions: int, replication: int
 ) -> list[str]:
     existing = set(await admin.list_topics())
     wanted = [t for t in catalog(prefix) if t not in existing]
     if wanted:
-        new = [
-            NewTopic(
-                t,
-                num_partitions=partitions,
-                replication_factor=replication,
-                topic_configs=dict(TOPIC_CONFIG),
-            )
-            for t in wanted
-        ]
+        new = new_topics(wanted, partitions=partitions, replication=replication)
         response = await admin.create_topics(new)
         for topic, code, *_ in response.topic_errors:
             # Another process may create the same topic at the same moment.
