@@ -1,16 +1,18 @@
 """Kafka admin: creates the topic catalog at start-up (idempotent) and waits until the
-broker serves it; drops the catalog of a throw-away prefix (tests, benchmarks)."""
+broker serves it; drops the catalog of a throw-away prefix (tests, benchmarks); tells
+where the log ends."""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import structlog
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
 from bloghub.events.topics import TOPIC_CONFIG, catalog
 
@@ -107,3 +109,59 @@ async def delete_topics(bootstrap: str, prefix: str) -> list[str]:
         return mine
     finally:
         await admin.close()
+
+
+class LogEnds:
+    """Where each partition of the log ends, as last asked of the broker. Ends only grow,
+    so an end already known to lie past an offset settles the question without a request;
+    only an offset at or past every known end asks again (one question at a time, bounded).
+    The group-less consumer is started at first need and kept."""
+
+    def __init__(self, bootstrap: str, *, client_id: str, timeout_s: float = 1.0) -> None:
+        self._bootstrap = bootstrap
+        self._client_id = client_id
+        self._timeout_s = timeout_s
+        self._consumer: AIOKafkaConsumer | None = None
+        self._ends: dict[tuple[str, int], int] = {}
+        self._lock = asyncio.Lock()
+
+    async def beyond(self, offsets: Mapping[tuple[str, int], int]) -> bool | None:
+        """Whether some offset holds no record yet (at or past its partition's end); None
+        when the broker did not answer in time."""
+        if not self._past(offsets):
+            return False
+        async with self._lock:
+            if not self._past(offsets):  # another request asked meanwhile
+                return False
+            try:
+                ends = await asyncio.wait_for(self._ask(list(offsets)), self._timeout_s)
+            except (KafkaError, OSError, TimeoutError) as exc:
+                log.warning("log_ends.unknown", error=repr(exc))
+                return None
+        self._ends.update(ends)
+        return self._past(offsets)
+
+    def _past(self, offsets: Mapping[tuple[str, int], int]) -> bool:
+        return any(self._ends.get(tp, 0) <= offset for tp, offset in offsets.items())
+
+    async def _ask(self, partitions: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        if self._consumer is None:
+            consumer = AIOKafkaConsumer(
+                bootstrap_servers=self._bootstrap,
+                client_id=self._client_id,
+                group_id=None,
+                enable_auto_commit=False,
+            )
+            try:
+                await consumer.start()
+            except BaseException:  # a start cut short by the bound must not leak
+                await consumer.stop()
+                raise
+            self._consumer = consumer
+        ends = await self._consumer.end_offsets([TopicPartition(*tp) for tp in partitions])
+        return {(tp.topic, tp.partition): offset for tp, offset in ends.items()}
+
+    async def close(self) -> None:
+        consumer, self._consumer = self._consumer, None
+        if consumer is not None:
+            await consumer.stop()

@@ -11,7 +11,7 @@ from uuid import UUID
 
 from starlette.requests import Request
 
-from bloghub.api.consistent import Reads, wait_for_reads
+from bloghub.api.consistent import Reads, pinned, wait_for_reads
 from bloghub.api.http import container
 from bloghub.api.queries import UserQueries
 from bloghub.auth.tokens import Claims
@@ -34,8 +34,7 @@ def user_agent(request: Request) -> str:
 
 
 def user_queries(request: Request) -> UserQueries:
-    c = container(request)
-    return UserQueries(c.engine, c.progress)
+    return UserQueries(container(request).engine, pinned(request))
 
 
 async def session_is_live(request: Request, session_id: str, user_id: str) -> bool:

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Protocol
 
 from redis.asyncio import Redis
 from sqlalchemy import and_, select
@@ -58,6 +59,12 @@ class OwnWrites:
         return Position(offsets)
 
 
+class Generations(Protocol):
+    """Which generation of a projector's read model to read."""
+
+    async def generation(self, projector: str) -> int: ...
+
+
 class Progress:
     """How far each projector's active generation has applied the log."""
 
@@ -68,12 +75,16 @@ class Progress:
         self._generations: dict[str, int] = {}
         self._loaded_at = 0.0
 
-    async def generation(self, projector: str) -> int:
+    async def generations(self) -> Mapping[str, int]:
+        """The active generation of every projector (re-read every few seconds)."""
         if time.monotonic() - self._loaded_at > self._ttl:
             async with self._engine.connect() as conn:
                 self._generations = await active_generations(conn)
             self._loaded_at = time.monotonic()
-        return self._generations.get(projector, 1)
+        return dict(self._generations)
+
+    async def generation(self, projector: str) -> int:
+        return (await self.generations()).get(projector, 1)
 
     def relevant(
         self, projectors: Sequence[tuple[str, Sequence[Family]]], pos: Position
@@ -83,13 +94,16 @@ class Progress:
         return pos.restricted_to(topics)
 
     async def reached(
-        self, projectors: Sequence[tuple[str, Sequence[Family]]], pos: Position
+        self,
+        projectors: Sequence[tuple[str, Sequence[Family]]],
+        pos: Position,
+        generations: Generations | None = None,
     ) -> bool:
         for name, families in projectors:
             wanted = pos.restricted_to(topic_for(self._prefix, f) for f in families)
             if not wanted:
                 continue
-            gen = await self.generation(name)
+            gen = await (generations or self).generation(name)
             c = checkpoints.c
             stmt = select(c.topic, c.partition, c.next_offset).where(
                 and_(
@@ -103,17 +117,37 @@ class Progress:
         return True
 
     async def wait(
-        self, projectors: Sequence[tuple[str, Sequence[Family]]], pos: Position, timeout_s: float
+        self,
+        projectors: Sequence[tuple[str, Sequence[Family]]],
+        pos: Position,
+        timeout_s: float,
+        generations: Generations | None = None,
     ) -> bool:
-        """True once every named projector has passed ``pos``; False if the bound ran out."""
+        """True once every named projector has passed ``pos`` in the generation
+        ``generations`` names (the active one by default); False if the bound ran out."""
         if not pos:
             return True
         deadline = time.monotonic() + timeout_s
         delay = 0.003
         while True:
-            if await self.reached(projectors, pos):
+            if await self.reached(projectors, pos, generations):
                 return True
             if time.monotonic() >= deadline:
                 return False
             await asyncio.sleep(min(delay, max(0.0, deadline - time.monotonic())))
             delay = min(delay * 1.5, 0.05)
+
+
+class Pinned:
+    """The active generations as one request sees them, resolved once: a request that
+    waited for a projector reads the generation it waited on, even if a rebuilt one is
+    switched in meanwhile."""
+
+    def __init__(self, progress: Progress) -> None:
+        self._progress = progress
+        self._seen: Mapping[str, int] | None = None
+
+    async def generation(self, projector: str) -> int:
+        if self._seen is None:
+            self._seen = await self._progress.generations()
+        return self._seen.get(projector, 1)
