@@ -5,6 +5,7 @@ where the log ends."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -114,14 +115,15 @@ async def delete_topics(bootstrap: str, prefix: str) -> list[str]:
 class LogEnds:
     """Where each partition of the log ends, as last asked of the broker. Ends only grow,
     so an end already known to lie past an offset settles the question without a request;
-    only an offset at or past every known end asks again (one question at a time, bounded).
+    only an offset at or past its partition's known end asks again (one question at a time,
+    bounded).
     The group-less consumer is started at first need and kept."""
 
     def __init__(self, bootstrap: str, *, client_id: str, timeout_s: float = 1.0) -> None:
         self._bootstrap = bootstrap
         self._client_id = client_id
         self._timeout_s = timeout_s
-        self._consumer: AIOKafkaConsumer | None = None
+        self._consumer: asyncio.Future[AIOKafkaConsumer] | None = None
         self._ends: dict[tuple[str, int], int] = {}
         self._lock = asyncio.Lock()
 
@@ -145,23 +147,39 @@ class LogEnds:
         return any(self._ends.get(tp, 0) <= offset for tp, offset in offsets.items())
 
     async def _ask(self, partitions: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
-        if self._consumer is None:
-            consumer = AIOKafkaConsumer(
-                bootstrap_servers=self._bootstrap,
-                client_id=self._client_id,
-                group_id=None,
-                enable_auto_commit=False,
-            )
-            try:
-                await consumer.start()
-            except BaseException:  # a start cut short by the bound must not leak
-                await consumer.stop()
-                raise
-            self._consumer = consumer
-        ends = await self._consumer.end_offsets([TopicPartition(*tp) for tp in partitions])
+        consumer = await asyncio.shield(self._started())
+        ends = await consumer.end_offsets([TopicPartition(*tp) for tp in partitions])
         return {(tp.topic, tp.partition): offset for tp, offset in ends.items()}
 
-    async def close(self) -> None:
-        consumer, self._consumer = self._consumer, None
-        if consumer is not None:
+    def _started(self) -> asyncio.Future[AIOKafkaConsumer]:
+        # Started once, outside any request's bound (shielded): a slow first connection
+        # is finished by a later request instead of being cut short by every one of them.
+        starting = self._consumer
+        if starting is None or (
+            starting.done() and (starting.cancelled() or starting.exception() is not None)
+        ):
+            starting = self._consumer = asyncio.ensure_future(self._start())
+        return starting
+
+    async def _start(self) -> AIOKafkaConsumer:
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self._bootstrap,
+            client_id=self._client_id,
+            group_id=None,
+            enable_auto_commit=False,
+        )
+        try:
+            await consumer.start()
+        except BaseException:
             await consumer.stop()
+            raise
+        return consumer
+
+    async def close(self) -> None:
+        starting, self._consumer = self._consumer, None
+        if starting is None:
+            return
+        if not starting.done():
+            starting.cancel()
+        with contextlib.suppress(Exception, asyncio.CancelledError):
+            await (await starting).stop()
