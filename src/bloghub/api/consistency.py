@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from redis.asyncio import Redis
-from sqlalchemy import and_, select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bloghub.adapters.postgres.generations import active_generations
@@ -99,22 +99,37 @@ class Progress:
         pos: Position,
         generations: Generations | None = None,
     ) -> bool:
+        """Whether every named projector has passed ``pos``: one query, however many."""
+        wanted: list[tuple[str, int, Position]] = []
         for name, families in projectors:
-            wanted = pos.restricted_to(topic_for(self._prefix, f) for f in families)
-            if not wanted:
-                continue
-            gen = await (generations or self).generation(name)
-            c = checkpoints.c
-            stmt = select(c.topic, c.partition, c.next_offset).where(
-                and_(
-                    c.projector == name, c.generation == gen, c.topic.in_({t for t, _, _ in wanted})
+            part = pos.restricted_to(topic_for(self._prefix, f) for f in families)
+            if part:
+                wanted.append((name, await (generations or self).generation(name), part))
+        if not wanted:
+            return True
+        done = await self._checkpoints(wanted)
+        return all(done.get((name, t, p), 0) > o for name, _, part in wanted for t, p, o in part)
+
+    async def _checkpoints(
+        self, wanted: Sequence[tuple[str, int, Position]]
+    ) -> dict[tuple[str, str, int], int]:
+        """The next offset of each (projector, topic, partition) in the given generations."""
+        c = checkpoints.c
+        stmt = select(c.projector, c.topic, c.partition, c.next_offset).where(
+            or_(
+                *(
+                    and_(
+                        c.projector == name,
+                        c.generation == gen,
+                        c.topic.in_({t for t, _, _ in part}),
+                    )
+                    for name, gen, part in wanted
                 )
             )
-            async with self._engine.connect() as conn:
-                done = {(r.topic, r.partition): r.next_offset for r in await conn.execute(stmt)}
-            if any(done.get((t, p), 0) <= o for t, p, o in wanted):
-                return False
-        return True
+        )
+        async with self._engine.connect() as conn:
+            rows = await conn.execute(stmt)
+            return {(r.projector, r.topic, r.partition): r.next_offset for r in rows}
 
     async def wait(
         self,
