@@ -13,7 +13,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 import bloghub.events.catalog  # noqa: F401  (registers every event type)
-from bloghub.adapters.kafka import ensure_topics
+from bloghub.adapters.kafka import LogEnds, ensure_topics
 from bloghub.adapters.postgres.engine import make_engine
 from bloghub.adapters.postgres.reservations import Reservations
 from bloghub.adapters.redis import make_redis
@@ -28,6 +28,7 @@ from bloghub.auth.tokens import TokenPolicy, TokenService
 from bloghub.auth.wechat import StateCookie, WeChatClient, WeChatConfig
 from bloghub.commands.context import CommandDeps
 from bloghub.events.log import EventLog
+from bloghub.events.position import PositionSigner
 from bloghub.logs import configure_logging
 from bloghub.ops.dead_letter_view import DeadLetterView
 from bloghub.ops.history import History
@@ -74,6 +75,8 @@ class Container:
     tokens: TokenService
     progress: Progress
     own_writes: OwnWrites
+    positions: PositionSigner
+    log_ends: LogEnds
     ops: OpsMonitor
     lockout: LoginLockout
     # Wrong current passwords where one is asked again (binding a phone), per account.
@@ -120,6 +123,7 @@ class Container:
         if self.wechat is not None:
             await self.wechat.http.aclose()
         await self.event_log.close()
+        await self.log_ends.close()
         await self.redis.aclose()
         await self.engine.dispose()
 
@@ -165,6 +169,8 @@ async def build(settings: Settings, *, pool_size: int = 10) -> Container:
         tokens=tokens,
         progress=Progress(engine, prefix=settings.prefix),
         own_writes=OwnWrites(redis, prefix=settings.prefix, ttl_s=settings.own_write_ttl_s),
+        positions=PositionSigner(settings.position_secret.get_secret_value()),
+        log_ends=LogEnds(settings.kafka_bootstrap, client_id=f"{settings.prefix}.log-ends"),
         ops=ops,
         lockout=LoginLockout(
             redis,

@@ -69,6 +69,8 @@ class Settings(BaseSettings):
     api_port: int = Field(default=8000, ge=1, le=65535)
     max_body_bytes: int = Field(default=256 * 1024, ge=1024)
     read_wait_s: float = Field(default=2.0, ge=0, le=30)
+    # Signs the positions handed out in Bloghub-Position; Bloghub-After must carry one.
+    position_secret: SecretStr = SecretStr(f"{DEV_SECRET_MARKER}-position-token-signing-key")
     own_write_ttl_s: int = Field(default=60, ge=1)
 
     batch_max_events: int = Field(default=2000, ge=1)
@@ -138,7 +140,12 @@ class Settings(BaseSettings):
             return self
         weak = [
             name
-            for name in ("access_token_secret", "refresh_token_secret", "operator_token")
+            for name in (
+                "access_token_secret",
+                "refresh_token_secret",
+                "operator_token",
+                "position_secret",
+            )
             if _is_weak(getattr(self, name))
         ]
         if self.access_token_secret == self.refresh_token_secret:

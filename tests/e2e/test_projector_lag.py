@@ -248,3 +248,32 @@ async def test_a_projector_whose_connections_were_cut_goes_on(run_id: str) -> No
             assert user_id
         redis = at.live.container.redis
         assert await redis.get(dlq_count_key(own.prefix, "users")) is None
+
+
+async def test_an_article_says_stale_while_its_authors_profile_is_behind(run_id: str) -> None:
+    """An article names its author: the read waits for both read models and says stale
+    when the users projector has not reached the position, though the articles one has."""
+    async with site(run_id, "ryw_author") as at:
+        own, client = at.settings, at.client
+        async with projecting(own, "users", "articles"):
+            _, auth = await logged_in(client, f"ryw-au-{run_id}@example.com")
+            made = await client.post("/v1/articles", json={"title": "Mine"}, headers=auth)
+            article_id = made.json()["article"]["id"]
+            published = await client.post(f"/v1/articles/{article_id}/publish", headers=auth)
+            after = {"bloghub-after": published.headers["bloghub-position"]}
+            await eventually_fresh(client, f"/v1/articles/{article_id}", **after)
+
+        async with projecting(own, "articles"):  # the users projector is held back
+            patched = await client.patch("/v1/users/me", json={"nickname": "Ada"}, headers=auth)
+            assert patched.status_code == 200, patched.text
+            after = {"bloghub-after": patched.headers["bloghub-position"]}
+            read = await client.get(f"/v1/articles/{article_id}", headers=after)
+            assert read.status_code == 200
+            assert read.json()["article"]["author"]["nickname"] is None  # the old profile...
+            assert read.headers.get(STALE) == "true"  # ...and the reader is told so
+            listed = await client.get("/v1/articles", headers=after)
+            assert listed.headers.get(STALE) == "true"
+
+        async with projecting(own, "users", "articles"):
+            fresh = await eventually_fresh(client, f"/v1/articles/{article_id}", **after)
+            assert fresh.json()["article"]["author"]["nickname"] == "Ada"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from starlette.requests import Request
 
-from bloghub.api.consistent import Reads, wait_for_reads
+from bloghub.api.consistent import Reads, pinned, wait_for_reads
 from bloghub.api.http import container
 from bloghub.api.queries import UserQueries
 from bloghub.auth.tokens import Claims
@@ -33,8 +33,7 @@ def user_agent(request: Request) -> str:
 
 
 def user_queries(request: Request) -> UserQueries:
-    c = container(request)
-    return UserQueries(c.engine, c.progress)
+    return UserQueries(container(request).engine, pinned(request))
 
 
 async def session_is_live(request: Request, claims: Claims) -> bool:

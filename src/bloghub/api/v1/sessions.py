@@ -12,7 +12,7 @@ from bloghub.api.auth import (
     user_agent,
     user_queries,
 )
-from bloghub.api.consistent import written
+from bloghub.api.consistent import pinned, written
 from bloghub.api.http import JSON, Endpoint, container, parse_body
 from bloghub.api.queries import UserRow
 from bloghub.api.v1.schemas import LoginIn, RefreshIn, TokensOut, UserOut, login_email
@@ -92,7 +92,7 @@ async def _find_for_login(request: Request, email: str) -> UserRow | None:
     if held is None or held.position is None:
         return None
     reached = await c.progress.wait(
-        USERS_READS, Position.decode(held.position), c.settings.read_wait_s
+        USERS_READS, Position.decode(held.position), c.settings.read_wait_s, pinned(request)
     )
     row = await queries.by_email(email)
     if row is None and not reached:
