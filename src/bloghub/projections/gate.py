@@ -36,7 +36,7 @@ class Part:
     behind: str | None = None  # set when the partition stops at ``end``: newer than the code
 
     def raw_at(self, offset: int) -> RawRecord:
-        return self.raw[offset - self.first]
+        return next(r for r in self.raw if r.offset == offset)
 
 
 class Gate:
@@ -49,6 +49,7 @@ class Gate:
         self._next: dict[TP, int] = {}
         self._held: dict[TP, float] = {}  # monotonic time it may be read again
         self._hold_s: dict[TP, float] = {}
+        self._gaps: dict[TP, tuple[int, int]] = {}  # (from, to) last sought back over
 
     def _ours(self, tps: Iterable[TP]) -> list[TopicPartition]:
         assigned = self._consumer.assignment()
@@ -94,12 +95,16 @@ class Gate:
             at = self._next.get(part.tp)
             if at is None or part.tp in self._held:
                 continue  # not placed yet, or held since this batch was fetched
-            if part.first > at:
-                # Applying it would skip [at, first): read again from the checkpoint.
+            if part.first > at and self._gaps.get(part.tp) != (at, part.first):
+                # Applying it would skip [at, first): read again from where it stands. The
+                # same gap read again from there is one the log has (records it no longer
+                # keeps), not one the consumer made.
                 self._log.warning("projector.gap", partition=part.tp, at=at, first=part.first)
+                self._gaps[part.tp] = (at, part.first)
                 for key in self._ours([part.tp]):
                     self._consumer.seek(key, at)
                 continue
+            self._gaps.pop(part.tp, None)
             kept.append(part)
         return kept
 
