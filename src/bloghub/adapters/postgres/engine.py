@@ -35,12 +35,13 @@ def make_engine(
 
 # A server that is unwell, not a statement that is wrong: serialization failure, deadlock,
 # read-only transaction (a standby after failover, or default_transaction_read_only),
-# lock not available, insufficient privilege (a deployment's grants), and whole classes:
-# 08 connection exception, 53 insufficient resources (disk full, out of memory, too many
+# lock not available, insufficient privilege (a deployment's grants), a database that
+# takes no connections or does not exist, and whole classes: 08 connection exception,
+# 28 invalid authorization, 53 insufficient resources (disk full, out of memory, too many
 # connections), 57 operator intervention (statement timeout, admin or crash shutdown,
 # cannot connect now), 58 system error (I/O), XX internal error.
-_TRANSIENT_SQLSTATES = {"40001", "40P01", "25006", "55P03", "42501"}
-_TRANSIENT_CLASSES = {"08", "53", "57", "58", "XX"}
+_TRANSIENT_SQLSTATES = {"40001", "40P01", "25006", "55P03", "42501", "55000", "3D000"}
+_TRANSIENT_CLASSES = {"08", "28", "53", "57", "58", "XX"}
 # undefined table, undefined column, unknown schema
 _SCHEMA_SQLSTATES = {"42P01", "42703", "3F000"}
 # 22 data exception, 23 integrity constraint violation: what was written is refused.
