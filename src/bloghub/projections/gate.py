@@ -69,6 +69,10 @@ class Gate:
             self._next[tp] = offset
             self._consumer.resume(key)
 
+    def standing(self, tp: TP) -> int:
+        """Where an admitted partition stands: the next offset to apply."""
+        return self._next[tp]
+
     def hold(self, tp: TP, offset: int) -> float:
         """Read ``tp`` again from ``offset``, after a pause that grows while it keeps
         being held; the pause's length."""

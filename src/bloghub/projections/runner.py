@@ -259,7 +259,16 @@ class ProjectorRunner:
         for part in parts:
             for record, error in part.undecodable:
                 await self._dead_letter(record, error)
-        fresh, reached = await self._apply_or_isolate(parts)
+        try:
+            fresh, reached = await self._apply_or_isolate(parts)
+        except Stopping:
+            raise
+        except Exception as exc:
+            # Not even the checkpoints move: wait and read the batch again, rather than
+            # stop every projector of the process.
+            for part in parts:
+                self._hold(part.tp, self._gate.standing(part.tp), WaitReason.STORE, repr(exc))
+            return
         self.applied += len(fresh)
         if self._heartbeat is not None:
             self._heartbeat.applied = self.applied
