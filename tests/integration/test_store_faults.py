@@ -124,3 +124,35 @@ async def test_redis_out_of_memory_is_waited_for_and_nothing_is_dead_lettered(
     finally:
         await log.close()
         await delete_topics(settings.kafka_bootstrap, prefix)
+
+
+async def test_every_event_failing_alike_halts_instead_of_emptying_into_the_dlq(
+    run_id: str, redis: Redis
+) -> None:
+    async with isolated(run_id, "alike") as settings:
+        log = EventLog.from_settings(settings, timeout_s=10)
+        await log.start()
+        conn = await asyncpg.connect(settings.asyncpg_dsn)
+        try:
+            # A refusal no adapter names: the store says nothing about whose fault it is.
+            await conn.execute(
+                "CREATE FUNCTION users_g1.refuse() RETURNS trigger LANGUAGE plpgsql AS "
+                "$$ BEGIN RAISE EXCEPTION 'refused for now' USING ERRCODE = 'P0001'; END $$; "
+                "CREATE TRIGGER refuse BEFORE INSERT ON users_g1.users "
+                "FOR EACH ROW EXECUTE FUNCTION users_g1.refuse()"
+            )
+            async with projecting(settings, "users"):
+                await append_registrations(log, WAVE, tag="refused")
+                await until_waiting(redis, settings.prefix, "store")
+                assert await applied(settings, "users") == 0
+                await conn.execute("DROP TRIGGER refuse ON users_g1.users")
+
+                async def done() -> bool:
+                    return await applied(settings, "users") >= WAVE
+
+                await wait_until(done, timeout_s=90)
+        finally:
+            await conn.close()
+            await log.close()
+        assert await _users(settings) == WAVE
+        assert await dead_lettered(redis, settings.prefix, "users") == 0

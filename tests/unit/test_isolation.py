@@ -100,3 +100,20 @@ async def test_a_partition_failing_after_its_neighbour_applied_halts_only_itself
     assert store.dead == []
     assert out.reached == {A: 10, B: 21}
     assert set(out.halted) == {A}
+
+
+async def test_a_store_that_comes_back_during_isolation_blames_no_event() -> None:
+    store = Store(poison={10: RuntimeError("refused for now")})
+
+    async def recovering(
+        records: Sequence[Recorded], next_offsets: Mapping[TP, int]
+    ) -> Sequence[Recorded]:
+        if any(r.partition == B[1] for r in records):
+            store.poison.clear()  # the store is well again by the time B is tried
+        return await store.apply(records, next_offsets)
+
+    batch = {A: events(A, 10, 11), B: events(B, 20)}
+    out = await isolate(batch, {A: 12, B: 21}, recovering, store.dead_letter)
+    assert store.dead == []
+    assert sorted(store.applied) == [10, 11, 20]
+    assert out.reached == {A: 12, B: 21}
