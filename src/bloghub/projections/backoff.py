@@ -1,4 +1,4 @@
-"""Waiting with back-off, cut short by a stop."""
+"""Waiting: with back-off, cut short by a stop; or until any of some events is set."""
 
 from __future__ import annotations
 
@@ -34,3 +34,13 @@ class Backoff:
         except TimeoutError:
             return
         raise Stopping
+
+
+async def wait_any(seconds: float, *events: asyncio.Event) -> None:
+    """Return once any of ``events`` is set, or after ``seconds``."""
+    waits = [asyncio.ensure_future(e.wait()) for e in events]
+    try:
+        await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waits:
+            w.cancel()

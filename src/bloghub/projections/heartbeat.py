@@ -15,6 +15,8 @@ import orjson
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from bloghub.projections.backoff import wait_any
+
 
 class WaitReason(StrEnum):
     STORE = "store"  # the store is unwell, or every event tried fails the same way
@@ -85,13 +87,5 @@ class Heartbeat:
             with contextlib.suppress(RedisError):
                 await self.beat()
             # A new wait is told at once, not at the next beat.
-            changed = asyncio.ensure_future(self._changed.wait())
-            stopped = asyncio.ensure_future(stop.wait())
-            try:
-                await asyncio.wait(
-                    [changed, stopped], timeout=self._ttl / 3, return_when="FIRST_COMPLETED"
-                )
-            finally:
-                changed.cancel()
-                stopped.cancel()
+            await wait_any(self._ttl / 3, self._changed, stop)
         await self._redis.delete(self._key)

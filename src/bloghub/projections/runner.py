@@ -24,7 +24,7 @@ from bloghub.errors import CodeBehind, Transient, Unavailable
 from bloghub.events.base import EventRegistry, Recorded
 from bloghub.events.codec import UndecodableEvent, decode
 from bloghub.events.topics import topic_for
-from bloghub.projections.backoff import Backoff, Stopping
+from bloghub.projections.backoff import Backoff, Stopping, wait_any
 from bloghub.projections.dead_letters import DeadLetters
 from bloghub.projections.gate import Gate, Part
 from bloghub.projections.heartbeat import Heartbeat, WaitReason
@@ -160,7 +160,7 @@ class ProjectorRunner:
                 gate.release_due()
                 mine = [tp for tp in consumer.assignment() if lane_of(tp, lanes) == lane]
                 if not mine:
-                    await _pause(self._cfg.batch_max_wait_ms, stop, halt)
+                    await wait_any(self._cfg.batch_max_wait_ms / 1000, stop, halt)
                     continue
                 try:
                     batches = await consumer.getmany(
@@ -387,12 +387,3 @@ def lane_of(tp: TopicPartition, lanes: int) -> int:
     topic: str = tp.topic
     partition: int = tp.partition
     return (zlib.crc32(topic.encode()) + partition) % lanes
-
-
-async def _pause(ms: int, *events: asyncio.Event) -> None:
-    waits = [asyncio.ensure_future(e.wait()) for e in events]
-    try:
-        await asyncio.wait(waits, timeout=ms / 1000, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for w in waits:
-            w.cancel()
