@@ -3,6 +3,7 @@ method shares."""
 
 from __future__ import annotations
 
+import structlog
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -13,7 +14,7 @@ from bloghub.api.auth import (
     user_agent,
     user_queries,
 )
-from bloghub.api.consistent import written
+from bloghub.api.consistent import remember_own_write, written
 from bloghub.api.http import JSON, Endpoint, container, parse_body
 from bloghub.api.queries import UserRow
 from bloghub.api.v1.schemas import LoginIn, RefreshIn, TokensOut, UserOut, login_email
@@ -25,8 +26,10 @@ from bloghub.commands.sessions import (
     refresh_session,
     start_session,
 )
-from bloghub.errors import CatchingUp, Unauthorized
+from bloghub.errors import CatchingUp, Transient, Unauthorized, Unavailable
 from bloghub.events.position import Position
+
+log = structlog.get_logger(__name__)
 
 
 def caller(request: Request, actor_id: str | None = None) -> Caller:
@@ -118,11 +121,20 @@ async def refresh(request: Request) -> Response:
     except RefreshReused as reused:
         # The revocation is the account's own latest write: every later request of this
         # user waits for it, so the session's other tokens stop at once.
-        await c.own_writes.remember(reused.user_id, reused.position)
+        await remember_own_write(request, reused.user_id, reused.position)
         raise
-    row = await user_queries(request).by_id(issued.user_id)
-    user = user_out(row) if row is not None else UserOut(id=issued.user_id)
-    return await tokens_response(request, issued, user)
+    return await tokens_response(request, issued, await _refreshed_user(request, issued.user_id))
+
+
+async def _refreshed_user(request: Request, user_id: str) -> UserOut:
+    """The account for a refresh's answer. The new pair is recorded (the old refresh token
+    is spent), so a read model that fails here must not lose the client its tokens."""
+    try:
+        row = await user_queries(request).by_id(user_id)
+    except (Transient, Unavailable) as exc:
+        log.warning("sessions.refresh_user_unread", user_id=user_id, error=repr(exc))
+        row = None
+    return user_out(row) if row is not None else UserOut(id=user_id)
 
 
 async def logout(request: Request) -> Response:
