@@ -286,15 +286,25 @@ class EventLog:
                     await producer.flush()
             except (TimeoutError, KafkaError) as exc:
                 log.info("event_log.flush_on_close_failed", error=repr(exc))
-        # aiokafka has no public way to abandon batches; fail_all is what its sender uses
-        # when it dies. stop() then returns once the requests in flight (each bounded by
-        # request_timeout_ms) have answered, and nothing is sent after it.
-        producer._message_accumulator.fail_all(KafkaError("the producer was retired"))
+        await self._abandon(producer)
         try:
             async with asyncio.timeout(self._request_timeout_s + self._timeout_s):
                 await producer.stop()
         except (TimeoutError, KafkaError, OSError) as exc:
             log.info("event_log.producer_stop_failed", error=repr(exc))
+
+    async def _abandon(self, producer: AIOKafkaProducer) -> None:
+        """Make ``producer`` send nothing more, and fail whatever it still holds.
+
+        aiokafka has no public way to do this. Its sender task, once cancelled, waits for
+        the requests in flight (each bounded by request_timeout_ms) and sends nothing after;
+        then the accumulator's fail_all (what aiokafka itself calls when its sender dies)
+        ends every batch it held, so stop() no longer waits for them."""
+        sender = producer._sender.sender_task
+        if sender is not None and not sender.done():
+            sender.cancel()
+            await asyncio.wait({sender}, timeout=self._request_timeout_s + self._timeout_s)
+        producer._message_accumulator.fail_all(KafkaError("the producer was retired"))
 
     @property
     def _request_timeout_s(self) -> float:
