@@ -325,7 +325,7 @@ ENDPOINTS = [
         body=ArticleIn,
         status=201,
         auth=True,
-        errors=(400, 401, 413, 415, 422),
+        errors=(400, 401, 409, 413, 415, 422, 503),
         headers=IDEMPOTENT,
     ),
     Endpoint(
