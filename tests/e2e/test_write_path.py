@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
+import pytest
 
 from bloghub.adapters.postgres.engine import make_engine
 from bloghub.adapters.postgres.reservations import Reservations
@@ -25,7 +26,7 @@ from bloghub.settings import Settings
 from tests.conftest import isolated, pg, projecting, read_topic, serve
 from tests.e2e.test_accounts import signup_body
 from tests.e2e.test_sessions import account, bearer, login
-from tests.private_kafka import private_kafka
+from tests.private_kafka import PrivateKafka, private_kafka
 from tests.support import wait_until
 
 UA = {"user-agent": "bloghub-tests/1"}
@@ -44,30 +45,50 @@ def _email() -> str:
     return f"user-{secrets.token_hex(6)}@example.com"
 
 
-async def test_a_retry_of_an_unconfirmed_create_records_one_article(run_id: str) -> None:
-    title = f"Only once {secrets.token_hex(3)}"
-    article = {"title": title, "content": "text", "tags": []}
-    key = {"idempotency-key": f"create-{secrets.token_hex(4)}"}
+@pytest.fixture(scope="module")
+async def kafka() -> AsyncIterator[PrivateKafka]:
+    async with private_kafka() as broker:
+        yield broker
+
+
+@contextlib.asynccontextmanager
+async def writing_author(
+    run_id: str, name: str, kafka: PrivateKafka, delivery_timeout_s: float
+) -> AsyncIterator[tuple[Settings, httpx.AsyncClient, dict[str, str]]]:
+    """An API and projectors on the test's own broker, and a signed-in author whose first
+    article is written (so the producer knows the topic's partitions before the cut)."""
     async with (
-        private_kafka() as kafka,
         isolated(
             run_id,
-            "unconfirmed",
+            name,
             kafka_bootstrap=kafka.bootstrap,
             append_timeout_s=1.0,
-            delivery_timeout_s=60.0,
+            delivery_timeout_s=delivery_timeout_s,
             reservation_ttl_s=120,
         ) as s,
         projecting(s, "users", "articles"),
         api_client(s) as client,
     ):
         auth = bearer((await login(client, await account(client, _email)))["access_token"])
-        # A first article, so the producer knows the topic's partitions before the cut.
         warm = await client.post(
             "/v1/articles", json={"title": "warm", "content": "x"}, headers=auth
         )
         assert warm.status_code == 201, warm.text
+        yield s, client, auth
 
+
+async def _drafted(settings: Settings, title: str) -> list[Any]:
+    records = await read_topic(settings, topic_for(settings.prefix, Family.ARTICLES))
+    return [r for r in records if title.encode() in r.value]
+
+
+async def test_a_retry_of_an_unconfirmed_create_records_one_article(
+    run_id: str, kafka: PrivateKafka
+) -> None:
+    title = f"Only once {secrets.token_hex(3)}"
+    article = {"title": title, "content": "text", "tags": []}
+    key = {"idempotency-key": f"create-{secrets.token_hex(4)}"}
+    async with writing_author(run_id, "unconfirmed", kafka, 60.0) as (s, client, auth):
         # The broker (the test's own) stops answering mid-append: the record is handed
         # over, its confirmation does not come within the append bound.
         with kafka.frozen():
@@ -88,17 +109,42 @@ async def test_a_retry_of_an_unconfirmed_create_records_one_article(run_id: str)
         article_id = again.json()["article"]["id"]
         assert again.headers["location"] == f"/v1/me/articles/{article_id}"
 
-        drafted = [
-            r
-            for r in await read_topic(s, topic_for(s.prefix, Family.ARTICLES))
-            if title.encode() in r.value
-        ]
+        drafted = await _drafted(s, title)
         assert len(drafted) == 1
         assert article_id.encode() in drafted[0].value
         mine = await client.get("/v1/me/articles", headers=auth)
         titles = [a["title"] for a in mine.json()["articles"]]
         assert titles.count(title) == 1
         assert during.headers["retry-after"] == "1"  # the retry was told when to come back
+
+
+async def test_a_retry_after_the_producer_gave_up_never_writes_again(
+    run_id: str, kafka: PrivateKafka
+) -> None:
+    title = f"Given up {secrets.token_hex(3)}"
+    article = {"title": title, "content": "text", "tags": []}
+    key = {"idempotency-key": f"create-{secrets.token_hex(4)}"}
+    async with writing_author(run_id, "gave-up", kafka, 3.0) as (s, client, auth):
+        # The broker (the test's own) stays frozen past the producer's delivery bound.
+        with kafka.frozen():
+            first = await client.post("/v1/articles", json=article, headers=auth | key)
+            assert first.json()["error"]["code"] == "unconfirmed"
+            for _ in range(100):
+                retried = await client.post("/v1/articles", json=article, headers=auth | key)
+                if retried.status_code != 503:
+                    break
+                await asyncio.sleep(0.1)
+        # The first write may or may not be in the log: the retry is told so, and is
+        # never run again, before or after the broker comes back.
+        assert retried.status_code == 409, retried.text
+        assert retried.json()["error"]["code"] == "unconfirmed"
+        after = await client.post("/v1/articles", json=article, headers=auth | key)
+        assert after.status_code == 409
+        fresh = await client.post(
+            "/v1/articles", json={"title": "next", "content": "x"}, headers=auth
+        )
+        assert fresh.status_code == 201, fresh.text  # the log works again, with a new producer
+        assert len(await _drafted(s, title)) <= 1
 
 
 async def test_a_key_that_cannot_be_confirmed_does_not_fail_the_signup(run_id: str) -> None:

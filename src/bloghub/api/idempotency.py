@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -81,7 +82,7 @@ async def idempotent(
     if not await c.redis.set(key, running, nx=True, ex=RUNNING_S):
         return _replay(await c.redis.get(key), fingerprint)
     after = c.commands.after_append
-    entry = _Entry(c.redis, key, fingerprint, after)
+    entry = _Entry(c.redis, key, fingerprint, after, c.settings.delivery_timeout_s)
     first = asyncio.ensure_future(run())
     following = after.start("follow_idempotent_request", lambda: entry.follow(first), key=key)
     try:
@@ -96,18 +97,24 @@ async def idempotent(
 class _Entry:
     """What the key holds, following the first request's write to its end."""
 
-    def __init__(self, redis: Any, key: str, fingerprint: str, after: AfterAppend) -> None:
+    def __init__(
+        self, redis: Any, key: str, fingerprint: str, after: AfterAppend, delivery_s: float
+    ) -> None:
         self._redis = redis
         self._key = key
         self._fingerprint = fingerprint
         self._after = after
+        self._delivery_s = delivery_s
         self.stored = asyncio.Event()
 
     async def follow(self, first: asyncio.Future[Response]) -> None:
         try:
             response = await asyncio.shield(first)
         except Indeterminate as unsure:
-            await self._put({"state": "unconfirmed"})
+            # Past the producer's delivery bound the question is closed even if this
+            # process is gone by then: a retry is told "never confirmed", not "wait".
+            until = time.time() + self._delivery_s
+            await self._put({"state": "unconfirmed", "until": until})
             await self._resolve(unsure)
         except BaseException:
             await self._step("forget", self._forget)  # nothing was recorded: a retry may run
@@ -163,7 +170,7 @@ def _replay(raw: bytes | str | None, fingerprint: str) -> Response:
             "this Idempotency-Key was used for a different request", fields={HEADER: "reused"}
         )
     if first["state"] == "unconfirmed":
-        if first.get("gave_up"):
+        if first.get("gave_up") or first.get("until", 0) < time.time():
             raise NeverConfirmed(
                 "the event log never confirmed the request first sent with this "
                 "Idempotency-Key: it may or may not be recorded; check before writing again"
