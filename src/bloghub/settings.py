@@ -140,16 +140,18 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _reservations_outlive_delivery(self) -> Self:
         # A pending key may be swept only once its event can no longer land, or a late
-        # write would find its key given to someone else. The producer can deliver until
-        # delivery_timeout_s after the append began; the other half of the TTL covers what
-        # a command does between reserving and appending (a password hash) and the sweep's
-        # own interval.
+        # write would find its key given to someone else. The producer has the record
+        # within append_timeout_s of the append's start, may deliver it for
+        # delivery_timeout_s more, and a request already in flight then is bounded by the
+        # append bound again. Twice that covers what a command does between reserving and
+        # appending (a password hash) and the sweep's own beat.
         if self.delivery_timeout_s < self.append_timeout_s:
             raise ValueError("delivery_timeout_s must be at least append_timeout_s")
-        if self.reservation_ttl_s < 2 * self.delivery_timeout_s:
+        if self.reservation_ttl_s < 2 * (self.delivery_timeout_s + 2 * self.append_timeout_s):
             raise ValueError(
-                "reservation_ttl_s must be at least twice delivery_timeout_s: a key may be "
-                "freed only once the producer can no longer deliver its event"
+                "reservation_ttl_s must be at least twice delivery_timeout_s plus twice "
+                "append_timeout_s: a key may be freed only once the producer can no longer "
+                "deliver its event"
             )
         return self
 

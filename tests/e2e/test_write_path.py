@@ -64,7 +64,7 @@ async def writing_author(
             kafka_bootstrap=kafka.bootstrap,
             append_timeout_s=1.0,
             delivery_timeout_s=delivery_timeout_s,
-            reservation_ttl_s=120,
+            reservation_ttl_s=200,
         ) as s,
         projecting(s, "users", "articles"),
         api_client(s) as client,
@@ -221,8 +221,8 @@ async def test_an_api_process_sweeps_stale_reservations(run_id: str) -> None:
         run_id,
         "sweep",
         append_timeout_s=1.0,
-        delivery_timeout_s=2.5,
-        reservation_ttl_s=5,
+        delivery_timeout_s=1.0,
+        reservation_ttl_s=6,
         sweep_interval_s=0.2,
     ) as s:
         index, engine = _index(s)

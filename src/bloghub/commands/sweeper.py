@@ -4,8 +4,8 @@ It runs wherever keys are reserved (every API process; ``bloghub run`` includes 
 deployment that runs only ``bloghub api`` still frees the keys of crashed requests. With
 several processes, a Redis lock per beat lets one of them sweep; without Redis each sweeps
 (a sweep is one idempotent DELETE, so two at once do no harm). A key is freed only past
-``older_than_s``, which settings keep at least twice the producer's delivery bound: by then
-its event can no longer land.
+``older_than_s``, which settings keep at least twice the time the producer may take to
+deliver an event it was handed: by then its event can no longer land.
 """
 
 from __future__ import annotations
