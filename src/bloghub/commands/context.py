@@ -59,7 +59,8 @@ class CommandDeps:
                 # The log said no: let the key be free before the caller hears "retry".
                 await asyncio.wait(settling, timeout=self.after_append.wait_s)
             raise
-        await asyncio.wait(settling, timeout=self.after_append.wait_s)
+        if settling:  # none when there was nothing to record
+            await asyncio.wait(settling, timeout=self.after_append.wait_s)
         return position
 
     async def _settle(self, key: Key, outcome: asyncio.Future[Position]) -> None:
