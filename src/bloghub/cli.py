@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bloghub", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("api", help="serve the HTTP API")
+    sub.add_parser("api", help="serve the HTTP API (and sweep stale key reservations)")
     proj = sub.add_parser("project", help="run projectors (all if none named)")
     proj.add_argument("names", nargs="*")
     sub.add_parser("run", help="API, every projector and the scheduler, in one process")
@@ -116,18 +116,15 @@ async def _project(settings: Settings, names: list[str]) -> None:
 
 
 async def _run_all(settings: Settings) -> None:
-    """One machine: API, projectors and the sweeper share a process and stop together."""
-    from bloghub.adapters.postgres.engine import make_engine
-    from bloghub.adapters.postgres.reservations import Reservations
+    """One machine: API (with its reservation sweeper) and projectors share a process and
+    stop together."""
     from bloghub.bootstrap import prepare_topics
-    from bloghub.commands.sweeper import sweep_forever
     from bloghub.projections.worker import install_stop_signals, run_projectors, settle_heap
 
     await prepare_topics(settings)
     settle_heap()
     stop = asyncio.Event()
     server = uvicorn.Server(server_config(settings))
-    engine = make_engine(settings.sqlalchemy_url, pool_size=1, app="bloghub-sweeper")
     print(
         f"bloghub serving on http://{settings.api_host}:{settings.api_port} "
         f"(docs at /docs, readiness at /readyz)",
@@ -136,14 +133,6 @@ async def _run_all(settings: Settings) -> None:
     )
     api = asyncio.create_task(server.serve())
     workers = asyncio.create_task(run_projectors(settings, [], stop))
-    sweeper = asyncio.create_task(
-        sweep_forever(
-            Reservations(engine),
-            older_than_s=settings.reservation_ttl_s,
-            every_s=settings.sweep_interval_s,
-            stop=stop,
-        )
-    )
     install_stop_signals(stop)
     await asyncio.wait(
         [api, workers, stop_task := asyncio.create_task(stop.wait())],
@@ -151,8 +140,7 @@ async def _run_all(settings: Settings) -> None:
     )
     stop.set()
     server.should_exit = True
-    await asyncio.gather(api, workers, sweeper, stop_task, return_exceptions=True)
-    await engine.dispose()
+    await asyncio.gather(api, workers, stop_task, return_exceptions=True)
 
 
 if __name__ == "__main__":

@@ -80,12 +80,13 @@ async def patch_me(request: Request) -> Response:
     claims = await require_caller(request)
     body = await parse_body(request, ProfilePatch)
     changes = {name: getattr(body, name) for name in body.model_fields_set}
-    position = await update_profile(
-        container(request).commands, caller(request), user_id=claims.user_id, changes=changes
-    )
+    # Read before the write: once it is recorded, nothing may turn its answer into an error.
     row = await user_queries(request).by_id(claims.user_id)
     if row is None:
         raise NotFound("no such user")
+    position = await update_profile(
+        container(request).commands, caller(request), user_id=claims.user_id, changes=changes
+    )
     merged = profile_out(row).model_copy(update=changes)
     response = JSON(ProfileEnvelope(user=merged).model_dump(mode="json"))
     return await written(request, response, position, claims.user_id)
