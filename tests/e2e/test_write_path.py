@@ -20,7 +20,7 @@ import pytest
 from bloghub.adapters.postgres.engine import make_engine
 from bloghub.adapters.postgres.reservations import Reservations
 from bloghub.adapters.redis import make_redis
-from bloghub.events.position import Position
+from bloghub.events.position import PositionSigner
 from bloghub.events.topics import Family, topic_for
 from bloghub.settings import Settings
 from tests.conftest import isolated, pg, projecting, read_topic, serve
@@ -156,7 +156,9 @@ async def test_a_key_that_cannot_be_confirmed_does_not_fail_the_signup(run_id: s
         email = _email()
         answer = await client.post("/v1/users", json=signup_body(email))
         assert answer.status_code == 201, answer.text
-        position = answer.headers["bloghub-position"]
+        position = PositionSigner(s.position_secret.get_secret_value()).open(
+            answer.headers["bloghub-position"]
+        )
 
         index, engine = _index(s)
         try:
@@ -174,7 +176,7 @@ async def test_a_key_that_cannot_be_confirmed_does_not_fail_the_signup(run_id: s
             await wait_until(confirmed, timeout_s=60)
             found = await index.get("email", email)
             assert found is not None
-            assert found.position == position
+            assert found.position == position.encode()
         finally:
             await engine.dispose()
 
@@ -195,7 +197,9 @@ async def test_a_position_that_cannot_be_remembered_does_not_fail_the_signup(
                 answer = await client.post("/v1/users", json=signup_body(email))
                 assert answer.status_code == 201, answer.text
                 user_id = answer.json()["user"]["id"]
-                position = Position.decode(answer.headers["bloghub-position"])
+                position = PositionSigner(s.position_secret.get_secret_value()).open(
+                    answer.headers["bloghub-position"]
+                )
 
                 redis = _redis_server(port)  # Redis is back: the position is remembered
                 store = make_redis(s.redis_url.get_secret_value())
