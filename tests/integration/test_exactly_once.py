@@ -79,7 +79,7 @@ async def test_sigkill_mid_batch_then_restart_equals_replay(run_id: str, tmp_pat
         assert await _rows(settings, "users_g2") == live
 
 
-ARTICLE_EVENTS = 3000
+ARTICLE_EVENTS = 2000
 TAGS = [f"tag-{i:02}" for i in range(40)]
 
 
@@ -106,8 +106,8 @@ async def _recount(settings: Settings, schema: str) -> Counter[str]:
 
 
 async def test_tag_counts_exact_through_kills_and_rebalances(run_id: str, tmp_path: Path) -> None:
-    """Two projector processes share the partitions; one after the other is killed with
-    SIGKILL while applying and replaced, and one leaves cleanly. Each tag then counts
+    """Two projector processes share the partitions. Each is killed with SIGKILL while it
+    applies, two others take over and one of those leaves cleanly. Each tag then counts
     exactly the articles published under it: no change lost, none applied twice."""
     async with isolated(run_id, "counts", topic_partitions=6) as settings:
         book = ArticleBook()
@@ -120,34 +120,40 @@ async def test_tag_counts_exact_through_kills_and_rebalances(run_id: str, tmp_pa
 
         def start() -> subprocess.Popen[bytes]:
             # Small batches: a process spends its time inside a batch, so a kill lands there.
-            return projector_process(settings, "articles", log_file=tmp_path / "p.log", batch=20)
+            return projector_process(settings, "articles", log_file=tmp_path / "p.log", batch=100)
 
-        async def reach(share: float) -> int:
+        async def reach(share: float) -> None:
             async def reached() -> bool:
                 return await applied(settings, "articles") >= total * share
 
             await wait_until(reached, timeout_s=60)
-            return await applied(settings, "articles")
 
-        running = [start(), start()]
+        async def kill(proc: subprocess.Popen[bytes]) -> None:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=10)
+            assert await applied(settings, "articles") < total, "the kill lands mid-stream"
+
+        async def leave(proc: subprocess.Popen[bytes]) -> int:
+            proc.send_signal(signal.SIGTERM)
+            return proc.wait(timeout=30)
+
+        first, second = start(), start()
+        running: list[subprocess.Popen[bytes]] = []
         try:
-            for share in (0.2, 0.45):
-                await reach(share)
-                victim = running.pop(0)
-                victim.send_signal(signal.SIGKILL)
-                victim.wait(timeout=10)
-                assert await applied(settings, "articles") < total, "the kill lands mid-stream"
-                running.append(start())
-            await reach(0.7)
-            leaving = running.pop(0)
-            leaving.send_signal(signal.SIGTERM)
-            assert leaving.wait(timeout=30) == 0, "SIGTERM drains and exits cleanly"
-            assert await reach(1.0) == total
+            await reach(0.15)
+            # The second goes on with its own partitions until the group notices the first
+            # is gone; it is killed meanwhile, so both wait out one session timeout.
+            await kill(first)
+            await reach(0.25)
+            await kill(second)
+            running = [start(), start()]
+            await reach(0.6)
+            assert await leave(running.pop(0)) == 0, "SIGTERM drains and exits cleanly"
+            await reach(1.0)
         finally:
-            for proc in running:
-                proc.send_signal(signal.SIGTERM)
-            exits = [proc.wait(timeout=30) for proc in running]
+            exits = [await leave(proc) for proc in running]
         assert exits == [0] * len(exits), "SIGTERM drains and exits cleanly"
+        assert await applied(settings, "articles") == total
 
         assert not await read_topic(settings, topic_for(settings.prefix, DLQ))
         live = await _tag_counts(settings, "articles_g1")
