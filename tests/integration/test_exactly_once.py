@@ -108,7 +108,7 @@ async def _recount(settings: Settings, schema: str) -> Counter[str]:
 async def test_tag_counts_exact_through_kills_and_rebalances(run_id: str, tmp_path: Path) -> None:
     """Two projector processes share the partitions. Each is killed with SIGKILL while it
     applies, two others take over and one of those leaves cleanly. Each tag then counts
-    exactly the articles published under it: no change lost, none applied twice."""
+    exactly the articles published under it."""
     async with isolated(run_id, "counts", topic_partitions=6) as settings:
         book = ArticleBook()
         history = article_history(book, random.Random(run_id), events=ARTICLE_EVENTS, tags=TAGS)
