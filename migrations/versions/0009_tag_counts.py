@@ -7,6 +7,10 @@ writes first, so a projector batch either committed before the counts are taken 
 in them) or waits and then adds its own change to them. (0007 may have created the
 table empty already, so the counts are replaced, not added to.)
 
+Run it with the articles projectors stopped or already on the code that keeps the counts
+(until it has run, that code waits, saying the schema is behind): a projector of the code
+before it would move tag rows without moving their counts.
+
 Revision ID: 0009
 Revises: 0008
 """
