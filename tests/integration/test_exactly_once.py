@@ -118,9 +118,13 @@ async def test_tag_counts_exact_through_kills_and_rebalances(run_id: str, tmp_pa
         await log.close()
         total = len(history)
 
+        started: list[subprocess.Popen[bytes]] = []
+
         def start() -> subprocess.Popen[bytes]:
             # Small batches: a process spends its time inside a batch, so a kill lands there.
-            return projector_process(settings, "articles", log_file=tmp_path / "p.log", batch=100)
+            proc = projector_process(settings, "articles", log_file=tmp_path / "p.log", batch=100)
+            started.append(proc)
+            return proc
 
         async def reach(share: float) -> None:
             async def reached() -> bool:
@@ -138,7 +142,6 @@ async def test_tag_counts_exact_through_kills_and_rebalances(run_id: str, tmp_pa
             return proc.wait(timeout=30)
 
         first, second = start(), start()
-        running: list[subprocess.Popen[bytes]] = []
         try:
             await reach(0.15)
             # The second goes on with its own partitions until the group notices the first
@@ -146,12 +149,12 @@ async def test_tag_counts_exact_through_kills_and_rebalances(run_id: str, tmp_pa
             await kill(first)
             await reach(0.25)
             await kill(second)
-            running = [start(), start()]
+            third, _ = start(), start()
             await reach(0.6)
-            assert await leave(running.pop(0)) == 0, "SIGTERM drains and exits cleanly"
+            assert await leave(third) == 0, "SIGTERM drains and exits cleanly"
             await reach(1.0)
         finally:
-            exits = [await leave(proc) for proc in running]
+            exits = [await leave(proc) for proc in started if proc.poll() is None]
         assert exits == [0] * len(exits), "SIGTERM drains and exits cleanly"
         assert await applied(settings, "articles") == total
 
