@@ -24,6 +24,7 @@ from bloghub.events.articles import (
 from bloghub.events.base import Recorded
 from bloghub.events.topics import Family
 from bloghub.projections.postgres_sink import PostgresProjector
+from bloghub.projections.tag_counts import TagTally, write_tally
 
 PUBLISHED_TTL_S = 3600
 
@@ -75,11 +76,16 @@ class ArticlesProjector(PostgresProjector):
     families: tuple[Family, ...] = (Family.ARTICLES,)
 
     async def handle(self, conn: AsyncConnection, records: Sequence[Recorded]) -> None:
+        tally = TagTally()
         for rec in records:
             if isinstance(rec.event, ArticleEvent):
-                await self._apply(conn, rec.event, rec.envelope.occurred_at)
+                await self._apply(conn, rec.event, rec.envelope.occurred_at, tally)
+        # Last, so the shared count rows are held only for the end of the transaction.
+        await write_tally(conn, tally)
 
-    async def _apply(self, conn: AsyncConnection, ev: ArticleEvent, at: datetime) -> None:
+    async def _apply(
+        self, conn: AsyncConnection, ev: ArticleEvent, at: datetime, tally: TagTally
+    ) -> None:
         row = articles.c
         # Each change carries the draft version it leaves; a row already at or past it has
         # seen the change, so a re-delivery changes nothing.
@@ -129,7 +135,7 @@ class ArticlesProjector(PostgresProjector):
                     )
                 )
                 if done.rowcount:
-                    await self._set_tags(conn, ev.article_id, ev.tags)
+                    await self._set_tags(conn, ev.article_id, ev.tags, tally)
             case ArticleWithdrawn():
                 done = await conn.execute(
                     update(articles)
@@ -137,13 +143,22 @@ class ArticlesProjector(PostgresProjector):
                     .values(version=ev.version, status="withdrawn", updated_at=at)
                 )
                 if done.rowcount:
-                    await self._set_tags(conn, ev.article_id, [])
+                    await self._set_tags(conn, ev.article_id, [], tally)
             case ArticleDeleted():
                 await conn.execute(delete(articles).where(row.id == ev.article_id))
-                await self._set_tags(conn, ev.article_id, [])
+                await self._set_tags(conn, ev.article_id, [], tally)
 
-    async def _set_tags(self, conn: AsyncConnection, article_id: str, tags: list[str]) -> None:
-        await conn.execute(delete(article_tags).where(article_tags.c.article_id == article_id))
+    async def _set_tags(
+        self, conn: AsyncConnection, article_id: str, tags: list[str], tally: TagTally
+    ) -> None:
+        # The tags it leaves are read from the rows it deletes: the count moves by what the
+        # read model actually changed, so a delete of an unpublished article moves nothing.
+        gone = await conn.execute(
+            delete(article_tags)
+            .where(article_tags.c.article_id == article_id)
+            .returning(article_tags.c.tag)
+        )
+        tally.moved(gone.scalars(), tags)
         if tags:
             await conn.execute(
                 insert(article_tags), [{"article_id": article_id, "tag": t} for t in tags]
