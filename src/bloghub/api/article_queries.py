@@ -18,7 +18,7 @@ from bloghub.adapters.postgres.tables import article_tags, articles, tag_counts
 from bloghub.api.consistency import Generations
 from bloghub.commands.articles import ArticleState, Draft
 from bloghub.errors import InvalidInput
-from bloghub.projections.articles import PUBLISHED_COLUMNS
+from bloghub.readmodels import PUBLISHED_COLUMNS
 
 ABSTRACT_CHARS = 200
 a = articles.c

@@ -44,7 +44,7 @@ from bloghub.commands.articles import (
 )
 from bloghub.errors import CatchingUp, InvalidInput, NotFound
 from bloghub.events.topics import Family
-from bloghub.projections.articles import (
+from bloghub.readmodels import (
     PUBLISHED_TTL_S,
     author_first_page_key,
     draft_key,

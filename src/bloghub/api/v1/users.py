@@ -8,7 +8,6 @@ from uuid import UUID
 from starlette.requests import Request
 from starlette.responses import Response
 
-from bloghub.adapters.redis.cache import user_info_key
 from bloghub.api.auth import USERS_READS, require_caller, user_queries, wait_as_reader
 from bloghub.api.consistent import mark_stale, through_cache, written
 from bloghub.api.http import JSON, Endpoint, container, parse_body
@@ -33,6 +32,7 @@ from bloghub.commands.users import (
     update_profile,
 )
 from bloghub.errors import NotFound
+from bloghub.readmodels import user_info_key
 
 USER_INFO_TTL_S = 15 * 60
 
