@@ -292,3 +292,35 @@ def _redis_server(port: int) -> subprocess.Popen[bytes]:
         except subprocess.CalledProcessError:
             time.sleep(0.05)
     raise RuntimeError("the test's Redis did not start")
+
+
+async def test_a_read_only_database_answers_503_to_retry_and_takes_the_write_after(
+    run_id: str,
+) -> None:
+    async with isolated(run_id, "readonly") as s, api_client(s) as client:
+        database = s.sqlalchemy_url.rsplit("/", 1)[1]
+        async with pg(s) as conn:
+            # As after a failover to a standby: new sessions of this database only read.
+            await conn.execute(
+                f'ALTER DATABASE "{database}" SET default_transaction_read_only = on'
+            )
+            await conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = $1 AND pid <> pg_backend_pid()",
+                database,
+            )
+        email = _email()
+        refused = await client.post("/v1/users", json=signup_body(email))
+        assert refused.status_code == 503, refused.text
+        assert refused.headers["retry-after"] == "1"
+        assert refused.json()["error"]["code"] == "unavailable"
+        async with pg(s) as conn:
+            await conn.execute("SET default_transaction_read_only = off")
+            await conn.execute(f'ALTER DATABASE "{database}" RESET default_transaction_read_only')
+            await conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = $1 AND pid <> pg_backend_pid()",
+                database,
+            )
+        taken = await client.post("/v1/users", json=signup_body(email))
+        assert taken.status_code == 201, taken.text
