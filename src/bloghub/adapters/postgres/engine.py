@@ -26,6 +26,8 @@ def make_engine(
         max_overflow=pool_size,
         pool_pre_ping=pre_ping,
         pool_timeout=5,
+        # Bound values are people's emails, phones and texts: an error logs the statement only.
+        hide_parameters=True,
         connect_args={
             "server_settings": {"application_name": app, **(server_settings or {})},
             "timeout": 5,

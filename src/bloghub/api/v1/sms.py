@@ -15,6 +15,8 @@ from bloghub.api.http import JSON, Endpoint, container, parse_body
 from bloghub.api.v1.schemas import Input, NewPassword, ProfileEnvelope, TokensOut, UserOut
 from bloghub.api.v1.sessions import caller, tokens_response
 from bloghub.api.v1.users import profile_out
+from bloghub.auth.sms.phones import _CN_MOBILE as CN_MOBILE
+from bloghub.auth.sms.phones import _E164 as E164
 from bloghub.auth.sms.phones import normalise_phone
 from bloghub.auth.sms.sender import Delivery
 from bloghub.commands.sessions import start_session
@@ -22,7 +24,14 @@ from bloghub.commands.users import account_for, bind_phone, change_password
 from bloghub.errors import NotFound, Unauthorized
 from bloghub.events.users import UserRegisteredByPhone
 
-Phone = Annotated[str, Field(min_length=3, max_length=32), AfterValidator(normalise_phone)]
+# The forms ``normalise_phone`` takes, spelled with its own patterns (it also forgives
+# surrounding whitespace, which the document need not promise).
+PHONE_PATTERN = f"^(?:{E164.pattern}|{CN_MOBILE.pattern})$"
+Phone = Annotated[
+    str,
+    Field(min_length=3, max_length=32, json_schema_extra={"pattern": PHONE_PATTERN}),
+    AfterValidator(normalise_phone),
+]
 Code = Annotated[str, Field(pattern=r"^[0-9]{6}$")]
 Purpose = Literal["login", "bind", "reset"]
 WRONG_CODE = "the code is wrong or has expired"
