@@ -17,6 +17,7 @@ from bloghub.api.consistent import mark_stale, through_cache, wait_for_reads, wr
 from bloghub.api.http import JSON, Endpoint, container, parse_body, parse_query
 from bloghub.api.idempotency import idempotent
 from bloghub.api.v1.article_schemas import (
+    FIRST_PAGE,
     ArticleEdit,
     ArticleIn,
     AuthorOut,
@@ -24,7 +25,6 @@ from bloghub.api.v1.article_schemas import (
     DraftOut,
     DraftPage,
     DraftSummary,
-    FIRST_PAGE,
     ListingQuery,
     PageQuery,
     PublishedEnvelope,

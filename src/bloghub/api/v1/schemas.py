@@ -9,6 +9,7 @@ from __future__ import annotations
 import unicodedata
 from dataclasses import dataclass
 from datetime import date, datetime
+from functools import lru_cache
 from typing import Annotated, Any
 
 from email_validator import EmailNotValidError, validate_email
@@ -30,6 +31,11 @@ from pydantic_core import CoreSchema, SchemaValidator, core_schema
 from bloghub.auth.passwords import MAX_LENGTH, MIN_LENGTH, password_problems
 
 
+@lru_cache(maxsize=64)
+def _matcher(pattern: str) -> SchemaValidator:
+    return SchemaValidator(core_schema.str_schema(pattern=pattern))
+
+
 @dataclass(frozen=True, slots=True)
 class Rule:
     """A pattern a text must match, checked by pydantic's regex engine (the Unicode-aware
@@ -39,16 +45,19 @@ class Rule:
     pattern: str
     message: str
 
+    def matches(self, value: str) -> bool:
+        try:
+            _matcher(self.pattern).validate_python(value)
+        except ValidationError:
+            return False
+        return True
+
     def __get_pydantic_core_schema__(
         self, source: Any, handler: GetCoreSchemaHandler
     ) -> CoreSchema:
-        matcher = SchemaValidator(core_schema.str_schema(pattern=self.pattern))
-
         def check(value: str) -> str:
-            try:
-                matcher.validate_python(value)
-            except ValidationError:
-                raise ValueError(self.message) from None
+            if not self.matches(value):
+                raise ValueError(self.message)
             return value
 
         return core_schema.no_info_after_validator_function(check, handler(source))
@@ -64,19 +73,39 @@ class Rule:
         return out
 
 
+# Character classes spelled as plain ranges, which ECMA-262, pydantic's engine and Python
+# read alike (Unicode property classes differ between them, e.g. on private use).
+_CONTROL = r"\x00-\x1F\x7F-\x9F"  # C0 and C1 controls
+# Invisible format characters of the BMP, the zero-width joiner of emoji sequences aside.
+_FORMAT = (
+    r"\u00AD\u0600-\u0605\u061C\u06DD\u070F\u0890\u0891\u08E2\u180E\u200B\u200C"
+    r"\u200E\u200F\u202A-\u202E\u2060-\u2064\u2066-\u206F\uFEFF\uFFF9-\uFFFB"
+)
+_PRIVATE = r"\uE000-\uF8FF"
+_SPACE = r" \u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000"  # str.isspace()
+
 # NUL and the other C0/C1 controls (tab and line breaks aside) have no place in any text a
 # person sends; refused here, they never reach a store or a log line.
 PLAIN = Rule(r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*$", "must not contain control characters")
-# One line of visible text: nothing of Unicode's "other" category (controls, invisible
-# format characters, private use, unassigned), and not blank.
+# One line of visible text: no controls, invisible format or private-use characters, and
+# something besides spaces.
+_HIDDEN = _CONTROL + _FORMAT + _PRIVATE
 LINE = Rule(
-    r"^[^\p{C}]*[^\p{C}\s][^\p{C}]*$",
+    f"^[^{_HIDDEN}]*[^{_HIDDEN}{_SPACE}][^{_HIDDEN}]*$",
     "must be visible text without control characters",
+)
+# A tag: visible words joined by spaces.
+TAG = Rule(
+    f"^[^{_HIDDEN}{_SPACE}]+(?: +[^{_HIDDEN}{_SPACE}]+)*$",
+    "a tag must not contain control or separator characters",
 )
 Text = Annotated[str, PLAIN]
 
 # Domains that email cannot reach (RFC 6761 and kin), which the address check refuses.
-_SPECIAL_USE = r"[.@](?:[Aa][Rr][Pp][Aa]|[Ii][Nn][Vv][Aa][Ll][Ii][Dd]|[Ll][Oo][Cc][Aa][Ll]|[Ll][Oo][Cc][Aa][Ll][Hh][Oo][Ss][Tt]|[Oo][Nn][Ii][Oo][Nn]|[Tt][Ee][Ss][Tt])\.?$"
+_SPECIAL_USE_NAMES = ("arpa", "invalid", "local", "localhost", "onion", "test")
+_SPECIAL_USE = "[.@](?:{})\\.?$".format(
+    "|".join("".join(f"[{c.upper()}{c}]" for c in name) for name in _SPECIAL_USE_NAMES)
+)
 
 
 def _normalise_email(value: str) -> str:
