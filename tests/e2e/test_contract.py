@@ -80,7 +80,7 @@ def signed_in(schema: BaseSchema, url: str, email: str) -> None:
     class RealUser:
         token: str | None = None
 
-        def get(self, case: Case, context: AuthContext) -> str:
+        def get(self, case: Case[Any], context: AuthContext) -> str:
             with httpx.Client(base_url=url, headers={"user-agent": USER_AGENT}) as http:
                 if self.token is not None:
                     me = http.get("/v1/users/me", headers={"authorization": f"Bearer {self.token}"})
@@ -91,11 +91,13 @@ def signed_in(schema: BaseSchema, url: str, email: str) -> None:
                 self.token = str(login.json()["access_token"])
                 return self.token
 
-        def set(self, case: Case, data: str, context: AuthContext) -> None:
-            case.headers = {**(case.headers or {}), "Authorization": f"Bearer {data}"}
+        def set(self, case: Case[Any], data: str, context: AuthContext) -> None:
+            case.headers["Authorization"] = f"Bearer {data}"
 
 
-def confirm_as_a_client_would(context: HookContext, case: Case, kwargs: dict[str, Any]) -> None:
+def confirm_as_a_client_would(
+    context: HookContext, case: Case[Any], kwargs: dict[str, Any]
+) -> None:
     """JSON Schema cannot say "equal to another field": a confirmation repeats the password
     here as any client's does (the document says so in words)."""
     body = case.body

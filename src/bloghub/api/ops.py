@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from importlib.resources import files
+from typing import Annotated
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
@@ -13,6 +14,7 @@ from starlette.responses import HTMLResponse, Response, StreamingResponse
 
 from bloghub.api.http import JSON, Endpoint, container, parse_body
 from bloghub.api.ops_auth import COOKIE, SESSION_S, require_operator, session_cookie, token_matches
+from bloghub.api.v1.schemas import PLAIN
 from bloghub.errors import InvalidInput, Unauthorized
 from bloghub.settings import Mode
 
@@ -21,7 +23,7 @@ _CSP = "default-src 'self'; style-src 'self'; img-src 'self' data:"
 
 class OperatorLogin(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
-    token: str = Field(min_length=1, max_length=512)
+    token: Annotated[str, Field(min_length=1, max_length=512), PLAIN]
 
 
 def _static(name: str) -> str:

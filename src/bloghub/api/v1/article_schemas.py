@@ -54,8 +54,11 @@ def _tags(values: list[str]) -> list[str]:
 # turning an accepted title into a refused one.
 Title = Annotated[str, Field(min_length=1, max_length=128), LINE, AfterValidator(_normal)]
 Content = Annotated[str, Field(max_length=MAX_CONTENT_BYTES), PLAIN, AfterValidator(_content)]
+# Each tag is checked by ``normal_tag`` (after trimming, so an error names ``tags``); the
+# document states the same rule for the tag as it is kept.
+_TAG_FORM = {"maxLength": _TAG_CHARS, "pattern": TAG.pattern}
 Tags = Annotated[
-    list[Annotated[str, Field(max_length=_TAG_CHARS, json_schema_extra={"pattern": TAG.pattern})]],
+    list[Annotated[str, Field(json_schema_extra=_TAG_FORM)]],
     Field(max_length=5, description="at most 5 distinct tags"),
     AfterValidator(_tags),
 ]
