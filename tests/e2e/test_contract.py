@@ -33,11 +33,12 @@ CHECKS = [
 ]
 
 
-def contract_config(email: str) -> schemathesis.Config:
+def contract_config() -> schemathesis.Config:
     return schemathesis.Config.from_dict(
         {
             "seed": 1,
             "headers": {"User-Agent": USER_AGENT},
+            "max-stream-events": 1,  # the dashboard's live stream never ends by itself
             "output": {"sanitization": {"enabled": False}},
             "generation": {"mode": "all", "max-examples": 5},
             "phases": {"stateful": {"enabled": False}},
@@ -72,11 +73,23 @@ def describe(event: EngineEvent) -> list[str]:
     return []
 
 
-def signed_in(schema: BaseSchema, url: str, email: str) -> None:
-    """Every call carries the real user's access token; logout is among the operations, so
-    a 401 sends the provider to log in again if (and only if) the session has ended."""
+OPERATOR_PATHS = r"^/(ops|metrics)"
 
-    @schema.auth(retry_on=[401])
+
+def signed_in(schema: BaseSchema, url: str, email: str, operator_token: str) -> None:
+    """Every call carries the real user's access token (the operator's on the operator's
+    routes); logout is among the operations, so a 401 sends the provider to log in again
+    if (and only if) the session has ended."""
+
+    @schema.auth(refresh_interval=None).apply_to(path_regex=OPERATOR_PATHS)
+    class Operator:
+        def get(self, case: Case[Any], context: AuthContext) -> str:
+            return operator_token
+
+        def set(self, case: Case[Any], data: str, context: AuthContext) -> None:
+            case.headers["Authorization"] = f"Bearer {data}"
+
+    @schema.auth(retry_on=[401]).skip_for(path_regex=OPERATOR_PATHS)
     class RealUser:
         token: str | None = None
 
@@ -105,10 +118,10 @@ def confirm_as_a_client_would(
         body["confirm_password"] = body.get("password", body.get("new_password"))
 
 
-def run_schemathesis(url: str, email: str) -> list[str]:
-    schema = schemathesis.openapi.from_url(f"{url}/openapi.json", config=contract_config(email))
+def run_schemathesis(url: str, email: str, operator_token: str) -> list[str]:
+    schema = schemathesis.openapi.from_url(f"{url}/openapi.json", config=contract_config())
     schema.config.update(base_url=url)
-    signed_in(schema, url, email)
+    signed_in(schema, url, email, operator_token)
     # Only the global dispatcher sees every call; the hook leaves with this run.
     schemathesis.hook("before_call")(confirm_as_a_client_would)
     problems: list[str] = []
@@ -134,5 +147,6 @@ async def test_the_api_keeps_its_openapi_contract(
     body: dict[str, Any] = {"email": email, "password": PASSWORD, "confirm_password": PASSWORD}
     assert (await client.post("/v1/users", json=body)).status_code == 201
     # The engine's HTTP calls block; the server answers from this event loop meanwhile.
-    problems = await asyncio.to_thread(run_schemathesis, live_api.url, email)
+    operator = live_api.container.settings.operator_token.get_secret_value()
+    problems = await asyncio.to_thread(run_schemathesis, live_api.url, email, operator)
     assert not problems, "\n\n".join(dict.fromkeys(problems))

@@ -12,10 +12,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response, StreamingResponse
 
-from bloghub.api.http import JSON, Endpoint, container, parse_body
+from bloghub.api.http import JSON, Endpoint, container, parse_body, parse_query
 from bloghub.api.ops_auth import COOKIE, SESSION_S, require_operator, session_cookie, token_matches
 from bloghub.api.v1.schemas import PLAIN
-from bloghub.errors import InvalidInput, Unauthorized
+from bloghub.errors import Unauthorized
 from bloghub.settings import Mode
 
 _CSP = "default-src 'self'; style-src 'self'; img-src 'self' data:"
@@ -71,14 +71,15 @@ async def lag(request: Request) -> Response:
     return JSON(await container(request).ops.snapshot())
 
 
+class HistoryQuery(BaseModel):
+    minutes: Annotated[
+        float, Field(gt=0, le=24 * 60, description="how far back, in minutes (default 60)")
+    ] = 60
+
+
 async def history(request: Request) -> Response:
     require_operator(request)
-    try:
-        minutes = float(request.query_params.get("minutes", "60"))
-    except ValueError:
-        raise InvalidInput("minutes must be a number", fields={"minutes": "not a number"}) from None
-    if not 0 < minutes <= 24 * 60:
-        raise InvalidInput("minutes must be within (0, 1440]", fields={"minutes": "out of range"})
+    minutes = parse_query(request, HistoryQuery).minutes
     ops = container(request).ops
     series = {}
     for w in await ops.watched():
@@ -159,7 +160,7 @@ ENDPOINTS = [
         "ops",
         auth=True,
         errors=(401, 422),
-        query={"minutes": "how far back, 0-1440 (default 60)"},
+        params=HistoryQuery,
     ),
     Endpoint(
         "GET",
