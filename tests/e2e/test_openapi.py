@@ -115,3 +115,5 @@ async def test_statuses_an_endpoint_gives_by_what_it_is_are_documented(
             if path.startswith("/v1/"):
                 assert {"429", "503"} <= documented, (method, path)
     assert "400" in doc["paths"]["/ops/session"]["post"]["responses"]
+    # A code the provider could not take at once is queued: 202, as the README says.
+    assert {"200", "202"} <= set(doc["paths"]["/v1/auth/sms/code"]["post"]["responses"])

@@ -100,6 +100,7 @@ class Endpoint:
     body: type[BaseModel] | None = None
     response: type[BaseModel] | None = None
     status: int = 200
+    also: tuple[int, ...] = ()  # other success statuses, with the same body
     auth: bool = False
     errors: tuple[int, ...] = ()
     headers: Mapping[str, str] = field(default_factory=dict)

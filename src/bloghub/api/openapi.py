@@ -84,7 +84,7 @@ def _operation(ep: Endpoint) -> dict[str, Any]:
         ok["headers"] = {
             k: {"description": v, "schema": {"type": "string"}} for k, v in ep.headers.items()
         }
-    responses: dict[str, Any] = {str(ep.status): ok}
+    responses: dict[str, Any] = {str(status): ok for status in (ep.status, *ep.also)}
     for status in statuses(ep):
         responses[str(status)] = _error(ep, status)
     op: dict[str, Any] = {

@@ -137,6 +137,7 @@ ENDPOINTS = [
         "Send a 6-digit code (login, bind or reset); 202 when queued for a retry",
         "accounts",
         body=CodeRequest,
+        also=(202,),
         errors=(400, 415, 422, 429),
         headers={"Retry-After": "seconds until another code may be asked for (429)"},
     ),
