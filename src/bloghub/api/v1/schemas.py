@@ -162,7 +162,9 @@ NewPassword = Annotated[
 Password = Annotated[str, Field(min_length=1, max_length=MAX_LENGTH), PLAIN]
 # JSON Schema cannot say "equal to another field"; the description does.
 Confirmation = Annotated[
-    str, Field(max_length=MAX_LENGTH, description="must repeat the new password exactly"), PLAIN
+    str,
+    Field(max_length=MAX_LENGTH, description="must repeat the password it confirms exactly"),
+    PLAIN,
 ]
 
 
