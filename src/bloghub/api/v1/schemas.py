@@ -99,7 +99,6 @@ TAG = Rule(
     f"^[^{_HIDDEN}{_SPACE}]+(?: +[^{_HIDDEN}{_SPACE}]+)*$",
     "a tag must not contain control or separator characters",
 )
-Text = Annotated[str, PLAIN]
 
 # Domains that email cannot reach (RFC 6761 and kin), which the address check refuses.
 _SPECIAL_USE_NAMES = ("arpa", "invalid", "local", "localhost", "onion", "test")
