@@ -29,6 +29,8 @@ from bloghub.api.v1.schemas import (
 )
 from bloghub.api.v1.sessions import caller, client_ip, tokens_response
 from bloghub.api.v1.users import profile_out
+from bloghub.auth.sms.phones import _CN_MOBILE as CN_MOBILE
+from bloghub.auth.sms.phones import _E164 as E164
 from bloghub.auth.sms.phones import normalise_phone
 from bloghub.auth.sms.sender import Delivery
 from bloghub.commands.sessions import start_session
@@ -36,7 +38,14 @@ from bloghub.commands.users import account_for, bind_phone, change_password
 from bloghub.errors import NotFound, Unauthorized
 from bloghub.events.users import UserRegisteredByPhone
 
-Phone = Annotated[str, Field(min_length=3, max_length=32), AfterValidator(normalise_phone)]
+# The forms ``normalise_phone`` takes, spelled with its own patterns (it also forgives
+# surrounding whitespace, which the document need not promise).
+PHONE_PATTERN = f"^(?:{E164.pattern}|{CN_MOBILE.pattern})$"
+Phone = Annotated[
+    str,
+    Field(min_length=3, max_length=32, json_schema_extra={"pattern": PHONE_PATTERN}),
+    AfterValidator(normalise_phone),
+]
 Code = Annotated[str, Field(pattern=r"^[0-9]{6}$")]
 # "owner": a code to the phone already bound, proving the account's owner asks.
 Purpose = Literal["login", "bind", "reset", "owner"]
@@ -179,6 +188,7 @@ ENDPOINTS = [
         "the owner); 202 when queued for a retry",
         "accounts",
         body=CodeRequest,
+        also=(202,),
         errors=(400, 415, 422, 429),
         headers={"Retry-After": "seconds until another code may be asked for (429)"},
     ),
