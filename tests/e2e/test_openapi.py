@@ -117,3 +117,18 @@ async def test_statuses_an_endpoint_gives_by_what_it_is_are_documented(
     assert "400" in doc["paths"]["/ops/session"]["post"]["responses"]
     # A code the provider could not take at once is queued: 202, as the README says.
     assert {"200", "202"} <= set(doc["paths"]["/v1/auth/sms/code"]["post"]["responses"])
+
+
+async def test_phones_are_documented_for_the_countries_codes_go_to(
+    client: httpx.AsyncClient,
+) -> None:
+    doc = (await client.get("/openapi.json")).json()
+    schemas = doc["components"]["schemas"]
+    pattern = schemas["CodeRequest"]["properties"]["phone"]["pattern"]
+    # The suite serves the default list, mainland China only: a number elsewhere is
+    # refused, so the document does not call it valid.
+    assert re.fullmatch(pattern, "+8613800138000")
+    assert re.fullmatch(pattern, "13800138000")
+    assert not re.fullmatch(pattern, "+14155550100")
+    refused = await client.post("/v1/auth/sms/code", json={"phone": "+14155550100"})
+    assert refused.status_code == 422

@@ -8,6 +8,7 @@ must not be enough to take over the account through SMS login."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field
@@ -46,6 +47,18 @@ Phone = Annotated[
     Field(min_length=3, max_length=32, json_schema_extra={"pattern": PHONE_PATTERN}),
     AfterValidator(normalise_phone),
 ]
+
+
+def served_phone_pattern(countries: Sequence[str]) -> str:
+    """``PHONE_PATTERN`` narrowed to the countries codes are sent to, as the document
+    states it for a deployment: a number elsewhere is refused, so it is not schema-valid.
+    E.164 numbers have 8 to 15 digits, the calling code among them."""
+    forms = [rf"\+{code}[0-9]{{{max(1, 8 - len(code))},{15 - len(code)}}}" for code in countries]
+    if "86" in countries:
+        forms.append(CN_MOBILE.pattern)
+    return f"^(?:{'|'.join(forms)})$"
+
+
 Code = Annotated[str, Field(pattern=r"^[0-9]{6}$")]
 # "owner": a code to the phone already bound, proving the account's owner asks.
 Purpose = Literal["login", "bind", "reset", "owner"]
