@@ -213,7 +213,7 @@ async def project(settings: Settings, events: int, deadline_s: float) -> tuple[T
     dead = DeadLetters(bootstrap=settings.kafka_bootstrap, prefix=settings.prefix, redis=redis)
     watcher = await asyncpg.connect(settings.asyncpg_dsn)
     await dead.start()
-    projector = UsersProjector(engine, generation=1)
+    projector = UsersProjector.build(engine, settings, generation=1, cache=None)
     runner = TimedRunner(
         projector,
         config=RunnerConfig.from_settings(settings),

@@ -16,12 +16,14 @@ import bloghub.events.catalog  # noqa: F401  (registers every event type)
 from bloghub.adapters.kafka import ensure_topics
 from bloghub.adapters.postgres.engine import make_engine
 from bloghub.adapters.postgres.reservations import Reservations
+from bloghub.adapters.postgres.user_keys import UserKeys
 from bloghub.adapters.redis import make_redis
 from bloghub.adapters.redis.cache import Cache
 from bloghub.api.consistency import OwnWrites, Progress
 from bloghub.auth.limiter import SlidingWindowLimiter
 from bloghub.auth.lockout import LoginLockout
 from bloghub.auth.passwords import PasswordHasher
+from bloghub.auth.sealing import master_key
 from bloghub.auth.sms.setup import Sms, build_sms
 from bloghub.auth.tokens import TokenService
 from bloghub.auth.wechat import StateCookie, WeChatClient, WeChatConfig
@@ -158,7 +160,11 @@ async def build(settings: Settings, *, pool_size: int = 10) -> Container:
         redis=redis,
         event_log=event_log,
         commands=CommandDeps(
-            event_log=event_log, reservations=Reservations(engine), hasher=hasher, tokens=tokens
+            event_log=event_log,
+            reservations=Reservations(engine),
+            hasher=hasher,
+            tokens=tokens,
+            keys=UserKeys(engine, master_key(settings)),
         ),
         tokens=tokens,
         progress=Progress(engine, prefix=settings.prefix),

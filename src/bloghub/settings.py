@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     access_token_ttl_s: int = Field(default=30 * 60, ge=60)
     refresh_token_ttl_s: int = Field(default=7 * 24 * 3600, ge=300)
     operator_token: SecretStr = SecretStr(f"{DEV_SECRET_MARKER}-operator-token-for-the-ops-pages")
+    # Wraps every user's personal-data key (crypto-shredding, auth/sealing.py). Changing it
+    # makes the stored keys unreadable: the projectors then wait and say so.
+    user_key_secret: SecretStr = SecretStr(f"{DEV_SECRET_MARKER}-user-key-wrapping-secret")
     # /metrics asks for the operator token (Bearer) unless this is set, for a deployment
     # that serves it on an internal address only.
     metrics_public: bool = False
@@ -106,7 +109,12 @@ class Settings(BaseSettings):
             return self
         weak = [
             name
-            for name in ("access_token_secret", "refresh_token_secret", "operator_token")
+            for name in (
+                "access_token_secret",
+                "refresh_token_secret",
+                "operator_token",
+                "user_key_secret",
+            )
             if _is_weak(getattr(self, name))
         ]
         if self.access_token_secret == self.refresh_token_secret:

@@ -6,11 +6,14 @@ import asyncio
 from dataclasses import dataclass, field
 
 from bloghub.adapters.postgres.reservations import Reservations
+from bloghub.adapters.postgres.user_keys import UserKeys
 from bloghub.auth.passwords import PasswordHasher
 from bloghub.auth.tokens import TokenService
 from bloghub.events.base import Event, envelop
 from bloghub.events.log import EventLog, Indeterminate
+from bloghub.events.personal import seal_event
 from bloghub.events.position import Position
+from bloghub.events.users import PersonalEvent
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +28,7 @@ class CommandDeps:
     reservations: Reservations
     hasher: PasswordHasher
     tokens: TokenService
+    keys: UserKeys
     settling: set[asyncio.Task[None]] = field(default_factory=set)
 
     async def record_holding(
@@ -58,7 +62,15 @@ class CommandDeps:
         await self.reservations.confirm(kind, value, owner, position.encode())
 
     async def record(self, caller: Caller, *events: Event) -> Position:
+        sealed = [await self._sealed(e) for e in events]
         envelopes = [
-            envelop(e, actor_id=caller.actor_id, request_id=caller.request_id) for e in events
+            envelop(e, actor_id=caller.actor_id, request_id=caller.request_id) for e in sealed
         ]
         return await self.event_log.append(envelopes)
+
+    async def _sealed(self, event: Event) -> Event:
+        """Personal data goes to the log only sealed under its user's key (crypto-shredding);
+        an erased user has no key, so nothing more is written for them."""
+        if not isinstance(event, PersonalEvent):
+            return event
+        return seal_event(event, await self.keys.key_for(event.user_id))

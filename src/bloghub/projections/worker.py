@@ -48,8 +48,8 @@ async def run_projectors(settings: Settings, names: Sequence[str], stop: asyncio
     try:
         for name in names:
             generation = await progress.generation(name)
-            projector = POSTGRES_PROJECTORS[name](
-                engine, generation=generation, cache=Cache(redis, prefix=settings.prefix)
+            projector = POSTGRES_PROJECTORS[name].build(
+                engine, settings, generation=generation, cache=Cache(redis, prefix=settings.prefix)
             )
             beat = Heartbeat(
                 redis,

@@ -26,6 +26,9 @@ def make_engine(
         max_overflow=pool_size,
         pool_pre_ping=pre_ping,
         pool_timeout=5,
+        # Bound values are emails, password hashes, decrypted personal fields: an error's
+        # text (logged, dead-lettered) must never quote them.
+        hide_parameters=True,
         connect_args={
             "server_settings": {"application_name": app, **(server_settings or {})},
             "timeout": 5,

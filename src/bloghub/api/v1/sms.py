@@ -24,7 +24,7 @@ from bloghub.events.users import UserRegisteredByPhone
 
 Phone = Annotated[str, Field(min_length=3, max_length=32), AfterValidator(normalise_phone)]
 Code = Annotated[str, Field(pattern=r"^[0-9]{6}$")]
-Purpose = Literal["login", "bind", "reset"]
+Purpose = Literal["login", "bind", "reset", "erase"]
 WRONG_CODE = "the code is wrong or has expired"
 
 
@@ -125,7 +125,7 @@ ENDPOINTS = [
         "POST",
         "/v1/auth/sms/code",
         send_code,
-        "Send a 6-digit code (login, bind or reset); 202 when queued for a retry",
+        "Send a 6-digit code (login, bind, reset or erase); 202 when queued for a retry",
         "accounts",
         body=CodeRequest,
         errors=(400, 415, 422, 429),
