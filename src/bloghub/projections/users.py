@@ -64,13 +64,19 @@ _new_users = (
 )
 # Registrations come in bulk (imports, replays): one constant statement per batch makes the
 # accounts and confirms their emails, the arrays sent once.
+# An erased user's registration reads without its email: it confirms no key.
+_emails = (
+    select(_registrations.c.id, _registrations.c.email)
+    .where(_registrations.c.email.is_not(None))
+    .cte("emails")
+)
 REGISTER_USERS = confirm_keys_from(
     select(
         literal("email", Text()),
-        _registrations.c.email,
-        sql_cast(_registrations.c.id, Text()),
+        _emails.c.email,
+        sql_cast(_emails.c.id, Text()),
         null(),
-    ).where(_registrations.c.email.is_not(None))  # an erased user's, unreadable, holds none
+    )
 ).add_cte(_new_users)
 # What an erasure leaves of an account: the row (their articles name it), nothing personal.
 _ERASED = dict.fromkeys(
