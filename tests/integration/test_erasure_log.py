@@ -13,6 +13,8 @@ import httpx
 from bloghub.commands.context import Caller
 from bloghub.commands.users import bind_phone
 from bloghub.events.topics import Family, topic_for
+from bloghub.events.users import SessionStarted
+from bloghub.ids import new_id_str
 from bloghub.projections.users import UsersProjector
 from bloghub.settings import Settings
 from tests.conftest import LiveServer, isolated, projecting, read_topic, serve
@@ -106,6 +108,15 @@ async def test_the_log_never_holds_personal_data_and_a_replay_rebuilds_the_erase
             "DELETE", "/v1/users/me", json={"password": NEW_PASSWORD}, headers=auth
         )
         assert erased.status_code == 204, erased.text
+        # A login that raced the erasure, recorded after it, must not give a live session.
+        late = SessionStarted(
+            user_id=gone,
+            session_id=new_id_str(),
+            method="password",
+            ua_hash="ua",
+            refresh_jti=new_id_str(),
+        )
+        await live.container.commands.record(Caller(gone, None), late)
         length = await caught_up(s)
 
         needles = [*secrets_of_gone.values(), *secrets_of_kept.values(), *hashes]

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from itertools import groupby
 from typing import Any, Self, cast
 
+import structlog
 from sqlalchemy import DateTime, Text, literal, null, select, update
 from sqlalchemy import cast as sql_cast
 from sqlalchemy.dialects.postgresql import UUID, insert
@@ -35,6 +36,8 @@ from bloghub.events.users import (
 )
 from bloghub.projections.postgres_sink import PostgresProjector
 from bloghub.settings import Settings
+
+log = structlog.get_logger(__name__)
 
 _rows = unnest_source(
     {
@@ -248,8 +251,13 @@ class UsersProjector(PostgresProjector):
 def _revealed(event: Event, keys: BatchKeys) -> Any:
     if not isinstance(event, PersonalEvent):
         return event
-    user = event.user_id
-    return reveal(event, keys.key(user), erased=user in keys.erased)
+    user, key = event.user_id, keys.key(event.user_id)
+    erased = user in keys.erased
+    if event.sealed is not None and key is None and not erased:
+        # Only erasure removes a key, and it leaves a tombstone: a key missing outright
+        # means the table lost rows. The fields read blank (fail closed); say so.
+        log.warning("users.key_missing", user_id=user, event_type=event.TYPE)
+    return reveal(event, key, erased=erased)
 
 
 async def _confirm(conn: AsyncConnection, kind: str, value: str | None, owner: str) -> None:
