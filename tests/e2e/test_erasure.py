@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from tests.conftest import LiveServer
+from tests.conftest import LiveServer, isolated, projecting, serve
 from tests.e2e.test_accounts import PASSWORD, signup_body
 from tests.e2e.test_sessions import account, bearer, login
 from tests.e2e.test_sms_login import SmsSite, ask_code, new_phone, site  # noqa: F401
@@ -116,3 +116,28 @@ async def test_a_phone_only_account_is_erased_with_a_code_to_its_phone(
     # The phone is free: the next first login with it (after the code cooldown) makes a new
     # account instead of finding the erased one.
     assert await live_api.container.commands.reservations.get("phone", f"+86{phone}") is None
+
+
+async def test_an_erased_account_writes_nothing_while_the_projectors_lag(
+    run_id: str, unique_email: Callable[[], str]
+) -> None:
+    async with (
+        isolated(run_id, "eraselag", read_wait_s=0.3) as s,
+        serve(s) as live,
+        httpx.AsyncClient(base_url=live.url, headers={"user-agent": "t/1"}, timeout=10) as client,
+    ):
+        async with projecting(s, "users", "articles"):
+            tokens = await login(client, await account(client, unique_email))
+            token = tokens["access_token"]
+            assert (await client.get("/v1/users/me", headers=bearer(token))).status_code == 200
+        # The projectors are stopped: the erasure is recorded, and not applied.
+        erased = await erase(client, token, password=PASSWORD)
+        assert erased.status_code == 204, erased.text
+
+        body = {"title": "After me", "content": "Should not exist.", "tags": []}
+        article = await client.post("/v1/articles", json=body, headers=bearer(token))
+        assert article.status_code == 401, article.text
+        renamed = await client.patch(
+            "/v1/users/me", json={"nickname": "ghost"}, headers=bearer(token)
+        )
+        assert renamed.status_code == 401, renamed.text

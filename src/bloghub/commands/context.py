@@ -62,6 +62,12 @@ class CommandDeps:
         await self.reservations.confirm(kind, value, owner, position.encode())
 
     async def record(self, caller: Caller, *events: Event) -> Position:
+        # An erased account writes nothing more, however far the projectors lag (its
+        # sessions end only once the users projector applies the erasure). Sealing looks
+        # the key up, and refuses, for the users it seals for; anyone else is asked here.
+        keyed = {e.user_id for e in events if isinstance(e, PersonalEvent)}
+        if caller.actor_id is not None and caller.actor_id not in keyed:
+            await self.keys.refuse_erased(caller.actor_id)
         sealed = [await self._sealed(e) for e in events]
         envelopes = [
             envelop(e, actor_id=caller.actor_id, request_id=caller.request_id) for e in sealed

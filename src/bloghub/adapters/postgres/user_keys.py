@@ -73,6 +73,15 @@ class UserKeys:
             raise AccountErased()
         return unwrap(self._master, user_id, wrapped)
 
+    async def refuse_erased(self, user_id: str) -> None:
+        """``AccountErased`` if the user is erased: the tombstone is written when the
+        erasure is, so this holds however far the projectors lag."""
+        stmt = select(k.erased_at).where(k.user_id == user_id)
+        async with translated(), self._engine.connect() as conn:
+            erased_at = (await conn.execute(stmt)).scalar_one_or_none()
+        if erased_at is not None:
+            raise AccountErased()
+
     async def erase(self, user_id: str) -> None:
         """Shred the user's key and free their email, phone and WeChat id, at once."""
         async with translated(), self._engine.begin() as conn:
