@@ -63,8 +63,7 @@ def _with_fields(event: P, fields: dict[str, Any]) -> P:
     )
     if not set(fields) <= event.PERSONAL:
         raise unfit
-    plain = event.model_dump(exclude={*event.PERSONAL, "sealed"})
     try:
-        return type(event).model_validate({**plain, **fields})
+        return type(event).model_validate({**event.__dict__, **fields, "sealed": None})
     except ValidationError:
         raise unfit from None

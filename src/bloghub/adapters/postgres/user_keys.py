@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from sqlalchemy import delete, func, null, select
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import Text, any_, bindparam, delete, func, null, select
+from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bloghub.adapters.postgres.engine import translated
@@ -111,7 +111,9 @@ async def batch_keys(conn: AsyncConnection, master: MasterKey, users: Iterable[s
     found = BatchKeys()
     if not wanted:
         return found
-    rows = await conn.execute(select(k.user_id, k.wrapped_key).where(k.user_id.in_(wanted)))
+    # One array parameter, not an IN list of thousands: the statement stays constant.
+    ids = bindparam("ids", wanted, type_=ARRAY(Text()))
+    rows = await conn.execute(select(k.user_id, k.wrapped_key).where(k.user_id == any_(ids)))
     for user_id, wrapped in rows:
         if wrapped is None:
             found.erased.add(user_id)
