@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from bloghub.auth.sealing import MasterKey, Unreadable, new_user_key, seal, unseal
 from bloghub.events.base import envelop, registry
 from bloghub.events.codec import decode, encode
-from bloghub.events.personal import UnreadablePersonalFields, reveal, seal_event
+from bloghub.events.personal import UnreadablePersonalFields, reveal, reveal_text, seal_event
 from bloghub.events.users import PasswordChanged, ProfileUpdated, UserRegistered
 from bloghub.ids import new_id_str
 
@@ -112,3 +112,30 @@ def test_an_event_cannot_be_both_sealed_and_in_clear() -> None:
     body = orjson.dumps({"user_id": "u", "email": "x@example.com", "sealed": "v1.AAAA"})
     with pytest.raises(ValueError, match="no personal field in clear"):
         UserRegistered.model_validate_json(body)
+
+
+def test_reading_text_fields_without_a_model_gives_what_reveal_gives() -> None:
+    user, key = new_id_str(), new_user_key()
+    clear = UserRegistered(user_id=user, email="someone@example.com", password_hash=HASH)
+    sealed = seal_event(clear, key)
+    for event, with_key, erased in (
+        (sealed, key, False),
+        (sealed, None, False),
+        (sealed, new_user_key(), False),
+        (sealed, key, True),
+        (clear, None, False),
+        (clear, None, True),
+    ):
+        revealed = reveal(event, with_key, erased=erased)
+        assert reveal_text(event, with_key, erased=erased) == {
+            "email": revealed.email,
+            "password_hash": revealed.password_hash,
+        }
+
+
+def test_text_fields_that_are_not_text_never_quote_their_values() -> None:
+    user, key = new_id_str(), new_user_key()
+    token = seal(key, user, "user.registered", {"email": ["secret-in-a-list"]})
+    with pytest.raises(UnreadablePersonalFields) as info:
+        reveal_text(UserRegistered(user_id=user, sealed=token), key, erased=False)
+    assert "secret" not in str(info.value)

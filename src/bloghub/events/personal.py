@@ -56,14 +56,35 @@ def reveal(event: P, key: bytes | None, *, erased: bool) -> P:
     return _with_fields(event, fields)
 
 
+def reveal_text(event: PersonalEvent, key: bytes | None, *, erased: bool) -> dict[str, Any]:
+    """What ``reveal`` gives, as a dict of the personal fields, for an event whose personal
+    fields are all text: no model is built (registrations, the hot path of every replay)."""
+    if erased:
+        return dict.fromkeys(event.PERSONAL)
+    if event.sealed is None:
+        return {name: getattr(event, name) for name in event.PERSONAL}
+    try:
+        fields = unseal(key, event.user_id, event.TYPE, event.sealed)
+    except Unreadable:
+        return dict.fromkeys(event.PERSONAL)
+    if not set(fields) <= event.PERSONAL or any(
+        value is not None and type(value) is not str for value in fields.values()
+    ):
+        raise _unfit(event)
+    return {name: fields.get(name) for name in event.PERSONAL}
+
+
 def _with_fields(event: P, fields: dict[str, Any]) -> P:
-    # pydantic's message would quote the values: this one must not.
-    unfit = UnreadablePersonalFields(
-        f"the sealed fields of {event.TYPE} {event.user_id} do not fit its type"
-    )
     if not set(fields) <= event.PERSONAL:
-        raise unfit
+        raise _unfit(event)
     try:
         return type(event).model_validate({**event.__dict__, **fields, "sealed": None})
     except ValidationError:
-        raise unfit from None
+        raise _unfit(event) from None
+
+
+def _unfit(event: PersonalEvent) -> UnreadablePersonalFields:
+    # pydantic's message would quote the values: this one must not.
+    return UnreadablePersonalFields(
+        f"the sealed fields of {event.TYPE} {event.user_id} do not fit its type"
+    )

@@ -19,7 +19,7 @@ from bloghub.adapters.postgres.user_keys import BatchKeys, batch_keys, shred
 from bloghub.adapters.redis.cache import Cache, user_info_key
 from bloghub.auth.sealing import MasterKey, master_key
 from bloghub.events.base import Event, Recorded
-from bloghub.events.personal import reveal
+from bloghub.events.personal import reveal, reveal_text
 from bloghub.events.topics import Family
 from bloghub.events.users import (
     PasswordChanged,
@@ -154,10 +154,11 @@ class UsersProjector(PostgresProjector):
     ) -> None:
         # Columns by comprehension: this is the hot path of every replay. handle() groups
         # runs by exact type, so every event here is a UserRegistered.
-        events = cast(list[UserRegistered], [_revealed(rec.event, keys) for rec in records])
+        events = cast(list[UserRegistered], [rec.event for rec in records])
+        opened = [_revealed_text(ev, keys) for ev in events]
         ids = [ev.user_id for ev in events]
-        emails = [ev.email for ev in events]
-        hashes = [ev.password_hash for ev in events]
+        emails = [fields["email"] for fields in opened]
+        hashes = [fields["password_hash"] for fields in opened]
         ats = [rec.envelope.occurred_at for rec in records]
         await conn.execute(
             REGISTER_USERS, {"id": ids, "email": emails, "password_hash": hashes, "at": ats}
@@ -251,13 +252,24 @@ class UsersProjector(PostgresProjector):
 def _revealed(event: Event, keys: BatchKeys) -> Any:
     if not isinstance(event, PersonalEvent):
         return event
+    key, erased = _key_of(event, keys)
+    return reveal(event, key, erased=erased)
+
+
+def _revealed_text(event: PersonalEvent, keys: BatchKeys) -> dict[str, Any]:
+    key, erased = _key_of(event, keys)
+    return reveal_text(event, key, erased=erased)
+
+
+def _key_of(event: PersonalEvent, keys: BatchKeys) -> tuple[bytes | None, bool]:
+    """The key that opens ``event``'s personal fields, and whether its user is erased."""
     user, key = event.user_id, keys.key(event.user_id)
     erased = user in keys.erased
     if event.sealed is not None and key is None and not erased:
         # Only erasure removes a key, and it leaves a tombstone: a key missing outright
         # means the table lost rows. The fields read blank (fail closed); say so.
         log.warning("users.key_missing", user_id=user, event_type=event.TYPE)
-    return reveal(event, key, erased=erased)
+    return key, erased
 
 
 async def _confirm(conn: AsyncConnection, kind: str, value: str | None, owner: str) -> None:
