@@ -66,6 +66,14 @@ async def test_erased_person_is_gone_and_their_articles_stay_under_a_deleted_aut
     named = await client.patch("/v1/users/me", json={"nickname": "Ada"}, headers=bearer(token))
     assert named.status_code == 200
     article_id = await published_article(client, token)
+    # Read once before, so the author's cached public profile must be cleared by the erasure.
+    before = await client.get(f"/v1/articles/{article_id}", headers=bearer(token))
+    assert before.json()["article"]["author"] == {
+        "id": user_id,
+        "nickname": "Ada",
+        "deleted": False,
+    }
+    assert (await client.get(f"/v1/users/{user_id}")).json()["user"]["nickname"] == "Ada"
 
     erased = await erase(client, token, password=PASSWORD)
     assert erased.status_code == 204, erased.text
