@@ -149,3 +149,17 @@ async def test_an_erased_account_writes_nothing_while_the_projectors_lag(
             "/v1/users/me", json={"nickname": "ghost"}, headers=bearer(token)
         )
         assert renamed.status_code == 401, renamed.text
+
+
+async def test_guessing_the_password_to_erase_stops_after_five_tries(
+    client: httpx.AsyncClient, unique_email: Callable[[], str]
+) -> None:
+    tokens = await login(client, await account(client, unique_email))
+    for _ in range(5):
+        wrong = await erase(client, tokens["access_token"], password="guess-Pass1!")
+        assert wrong.status_code == 401
+    stopped = await erase(client, tokens["access_token"], password=PASSWORD)
+    assert stopped.status_code == 429, "even the right password waits out the window"
+    assert int(stopped.headers["retry-after"]) >= 1
+    me = await client.get("/v1/users/me", headers=bearer(tokens["access_token"]))
+    assert me.status_code == 200, "nothing was erased"
