@@ -51,10 +51,6 @@ class UserKeys:
         self._engine = engine
         self._master = master
 
-    @property
-    def master(self) -> MasterKey:
-        return self._master
-
     async def key_for(self, user_id: str) -> bytes:
         """The user's key, made on first use; ``AccountErased`` once they are erased."""
         made = new_user_key()
