@@ -103,7 +103,7 @@ def test_envelop_fills_the_envelope() -> None:
         actor_id="u1",
         request_id="r",
     )
-    assert (env.type, env.version, env.aggregate_id) == ("user.registered", 1, "u1")
+    assert (env.type, env.version, env.aggregate_id) == ("user.registered", 2, "u1")
     assert env.occurred_at.tzinfo is not None
 
 

@@ -112,6 +112,7 @@ class ArticleEdit(ArticleIn):
 class AuthorOut(BaseModel):
     id: str
     nickname: str | None = None
+    deleted: bool = False  # the author erased their account: the article stays, unnamed
 
 
 class DraftOut(BaseModel):

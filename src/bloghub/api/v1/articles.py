@@ -105,7 +105,9 @@ def draft_out(row: Any) -> DraftOut:
 
 async def _author(request: Request, author_id: str) -> AuthorOut:
     found = await public_user(request, author_id)
-    return AuthorOut(id=author_id, nickname=found.get("nickname") if found else None)
+    if found is None or found.get("deleted"):
+        return AuthorOut(id=author_id, deleted=found is not None)
+    return AuthorOut(id=author_id, nickname=found.get("nickname"))
 
 
 # --- the author's side ------------------------------------------------------------------

@@ -276,6 +276,20 @@ class PasswordChangeIn(Input):
         return _confirms(value, info, "new_password")
 
 
+class EraseIn(Input):
+    """Proof that the caller owns the account they erase: the current password, or (for an
+    account without one) a code sent to its phone with purpose ``erase``."""
+
+    password: Password | None = None
+    code: Annotated[str, Field(pattern=r"^[0-9]{6}$")] | None = None
+
+    @model_validator(mode="after")
+    def _one_proof(self) -> EraseIn:
+        if (self.password is None) == (self.code is None):
+            raise ValueError("send either password or code")
+        return self
+
+
 class RefreshIn(Input):
     refresh_token: Annotated[str, Field(min_length=1, max_length=4096), PLAIN]
 

@@ -60,11 +60,12 @@ def served_phone_pattern(countries: Sequence[str]) -> str:
 
 
 Code = Annotated[str, Field(pattern=r"^[0-9]{6}$")]
-# "owner": a code to the phone already bound, proving the account's owner asks.
-Purpose = Literal["login", "bind", "reset", "owner"]
+# "owner": a code to the phone already bound, proving the account's owner asks;
+# "erase": a code to the bound phone, proving the owner asks to be erased.
+Purpose = Literal["login", "bind", "reset", "owner", "erase"]
 WRONG_CODE = "the code is wrong or has expired"
 # Codes for these go only to a phone some account holds.
-FOR_HOLDERS: frozenset[Purpose] = frozenset({"reset", "owner"})
+FOR_HOLDERS: frozenset[Purpose] = frozenset({"reset", "owner", "erase"})
 
 
 class CodeRequest(Input):
@@ -197,8 +198,8 @@ ENDPOINTS = [
         "POST",
         "/v1/auth/sms/code",
         send_code,
-        "Send a 6-digit code (login, bind, reset, or owner: to the bound phone, proving "
-        "the owner); 202 when queued for a retry",
+        "Send a 6-digit code (login, bind, reset; owner or erase: to the bound phone, "
+        "proving the owner); 202 when queued for a retry",
         "accounts",
         body=CodeRequest,
         also=(202,),
