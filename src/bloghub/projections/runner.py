@@ -73,9 +73,11 @@ class _SeekToCheckpoint(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         self._runner.revoked()
+        self._runner.commits_held(True)
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         self._runner.assigned(assigned)
+        self._runner.commits_held(False)
 
 
 class ProjectorRunner:
@@ -99,6 +101,7 @@ class ProjectorRunner:
         self._consumer: AIOKafkaConsumer | None = None
         self._gate: Gate | None = None
         self._placing: asyncio.Task[None] | None = None
+        self._committer: OffsetCommitter | None = None
         self.applied = 0
         self._stop = asyncio.Event()
 
@@ -120,7 +123,7 @@ class ProjectorRunner:
         consumer.subscribe(self.topics, listener=_SeekToCheckpoint(self))
         self._consumer = consumer
         self._gate = Gate(consumer, self._log)
-        committer = OffsetCommitter(consumer, self._log)
+        committer = self._committer = OffsetCommitter(consumer, self._log)
         await consumer.start()
         self._log.info("projector.started", topics=self.topics)
         # A lane failing stops its siblings at their next batch boundary, not mid-write.
@@ -190,6 +193,14 @@ class ProjectorRunner:
         self.revoked()
         self._gate.unplaced(assigned)
         self._placing = asyncio.create_task(self._place(assigned), name="place")
+
+    def commits_held(self, held: bool) -> None:
+        """Kafka's copy of the checkpoints waits while the group rebalances."""
+        if self._committer is not None:
+            if held:
+                self._committer.hold()
+            else:
+                self._committer.resume()
 
     def revoked(self) -> None:
         if self._placing is not None:
