@@ -213,7 +213,7 @@ async def test_query_parameters_refuse_control_characters(
 @pytest.mark.parametrize(
     ("method", "path", "allowed"),
     [
-        ("DELETE", "/v1/users/me", {"GET", "HEAD", "PATCH"}),
+        ("PUT", "/v1/users/me", {"GET", "HEAD", "PATCH", "DELETE"}),
         ("PATCH", "/v1/articles", {"GET", "HEAD", "POST"}),
         ("OPTIONS", "/v1/articles", {"GET", "HEAD", "POST"}),
         ("POST", f"/v1/articles/{ARTICLE}", {"GET", "HEAD", "PUT", "DELETE"}),

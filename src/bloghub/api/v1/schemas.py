@@ -276,9 +276,22 @@ class PasswordChangeIn(Input):
         return _confirms(value, info, "new_password")
 
 
+def _exactly_one_proof(schema: dict[str, Any]) -> None:
+    """The document says what ``EraseIn`` checks: one proof, not null, not both."""
+    properties = schema["properties"]
+    for name in ("password", "code"):
+        given = [o for o in properties[name].pop("anyOf", []) if o.get("type") != "null"]
+        if given:
+            properties[name].update(given[0])
+        properties[name].pop("default", None)
+    schema["oneOf"] = [{"required": ["password"]}, {"required": ["code"]}]
+
+
 class EraseIn(Input):
     """Proof that the caller owns the account they erase: the current password, or (for an
     account without one) a code sent to its phone with purpose ``erase``."""
+
+    model_config = ConfigDict(json_schema_extra=_exactly_one_proof)
 
     password: Password | None = None
     code: Annotated[str, Field(pattern=r"^[0-9]{6}$")] | None = None
