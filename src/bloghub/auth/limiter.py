@@ -1,15 +1,19 @@
-"""A sliding-window rate limiter: one Redis sorted set per key, one Lua script per call.
+"""Rate limiters. ``SlidingWindowLimiter``: one Redis sorted set per key, one Lua script per
+call. Each allowed call is a member scored by the Redis server's clock (``TIME``), so
+clients' clocks never matter and every instance of the app shares one window. Refused calls
+are not recorded: a client hammering a closed window does not push its own reopening away.
 
-Each allowed call is a member scored by the Redis server's clock (``TIME``), so clients'
-clocks never matter and every instance of the app shares one window. Refused calls are
-not recorded: a client hammering a closed window does not push its own reopening away.
+``LocalLimiter``: token buckets in this process's memory, for the hot anonymous reads whose
+limit need not be exact across processes and must not cost a Redis round trip.
 """
 
 from __future__ import annotations
 
 import math
 import secrets
-from collections.abc import AsyncIterator
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -72,6 +76,48 @@ class SlidingWindowLimiter:
         if int(allowed):
             return Decision(True, 0, int(remaining))
         return Decision(False, max(1, math.ceil(int(wait_us) / 1_000_000)))
+
+
+class LocalLimiter:
+    """``limit`` calls per ``window_s`` per key, as token buckets in this process: a key
+    starts with ``limit`` tokens and gets them back at ``limit / window_s`` a second.
+
+    Approximate on purpose: each process keeps its own buckets (a client whose requests
+    are spread over N processes may get up to N times the limit), and past ``max_keys``
+    keys the least recently seen one is forgotten (it starts again with a full bucket), so
+    memory stays bounded whatever addresses arrive."""
+
+    def __init__(
+        self,
+        limit: int,
+        window_s: float,
+        *,
+        max_keys: int = 100_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if limit < 1 or window_s <= 0 or max_keys < 1:
+            raise ValueError("a rate needs limit >= 1, window_s > 0 and max_keys >= 1")
+        self.limit = limit
+        self._per_s = limit / window_s
+        self._max_keys = max_keys
+        self._clock = clock
+        self._buckets: OrderedDict[str, list[float]] = OrderedDict()  # key -> [tokens, at]
+
+    def allow(self, key: str) -> Decision:
+        now = self._clock()
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            if len(self._buckets) >= self._max_keys:
+                self._buckets.popitem(last=False)
+            bucket = self._buckets[key] = [float(self.limit), now]
+        else:
+            self._buckets.move_to_end(key)
+            bucket[0] = min(float(self.limit), bucket[0] + (now - bucket[1]) * self._per_s)
+            bucket[1] = now
+        if bucket[0] >= 1.0:
+            bucket[0] -= 1.0
+            return Decision(True, 0, int(bucket[0]))
+        return Decision(False, max(1, math.ceil((1.0 - bucket[0]) / self._per_s)))
 
 
 class Throttle:
