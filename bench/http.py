@@ -262,6 +262,7 @@ def bloghub_env(settings: Settings) -> dict[str, str]:
         "BLOGHUB_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
         "BLOGHUB_RATE_IP_PER_MINUTE": str(HUGE_RATE),
         "BLOGHUB_RATE_USER_PER_MINUTE": str(HUGE_RATE),
+        "BLOGHUB_LOG_FORMAT": "json",  # as in production
     }
 
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import Any
 
+import orjson
 import structlog
 
 from bloghub.settings import Mode, Settings
@@ -12,9 +14,14 @@ from bloghub.settings import Mode, Settings
 
 def configure_logging(settings: Settings) -> None:
     level = logging.INFO
+    json = settings.log_format == "json" or (
+        settings.log_format == "auto" and settings.mode is Mode.PRODUCTION
+    )
+    # orjson renders a line in a few microseconds, several times faster than the standard
+    # library: the API logs a line per request.
     renderer: structlog.typing.Processor = (
-        structlog.processors.JSONRenderer()
-        if settings.mode is Mode.PRODUCTION
+        structlog.processors.JSONRenderer(serializer=_orjson_text)
+        if json
         else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
     )
     structlog.configure(
@@ -30,3 +37,7 @@ def configure_logging(settings: Settings) -> None:
         cache_logger_on_first_use=True,
     )
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+
+
+def _orjson_text(value: Any, **kw: Any) -> str:
+    return orjson.dumps(value, **kw).decode()

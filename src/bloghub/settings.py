@@ -105,6 +105,12 @@ class Settings(BaseSettings):
 
     cache_enabled: bool = True  # off: every read goes to the read models (diagnosis, benches)
 
+    # "json": one line of JSON per event; "console": readable; "auto": json in production.
+    log_format: Literal["auto", "json", "console"] = "auto"
+    # The share of successful reads (GET/HEAD answered below 400) whose request line is
+    # logged, at random; writes and every error are always logged, and metrics count all.
+    log_sample_reads: float = Field(default=1.0, ge=0, le=1)
+
     cors_origins: list[str] = Field(default_factory=list)
     cors_allow_credentials: bool = True
 

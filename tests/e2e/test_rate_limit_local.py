@@ -26,10 +26,16 @@ def _free_port() -> int:
 
 
 @contextlib.asynccontextmanager
-async def private_redis() -> AsyncIterator[tuple[str, subprocess.Popen[bytes]]]:
+async def private_redis() -> AsyncIterator[tuple[str, asyncio.subprocess.Process]]:
     port = _free_port()
-    process = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--save", "", "--appendonly", "no"],
+    process = await asyncio.create_subprocess_exec(
+        "redis-server",
+        "--port",
+        str(port),
+        "--save",
+        "",
+        "--appendonly",
+        "no",
         stdout=subprocess.DEVNULL,
     )
     try:
@@ -39,8 +45,9 @@ async def private_redis() -> AsyncIterator[tuple[str, subprocess.Popen[bytes]]]:
             await asyncio.sleep(0.05)
         yield f"redis://127.0.0.1:{port}/0", process
     finally:
-        process.terminate()
-        process.wait(timeout=10)
+        if process.returncode is None:
+            process.terminate()
+            await process.wait()
 
 
 def _from(ip: str) -> dict[str, str]:
@@ -54,11 +61,15 @@ def _some_ip() -> str:
 async def test_anonymous_reads_are_limited_even_while_redis_is_down(settings: Settings) -> None:
     async with private_redis() as (url, redis):
         limited = settings.model_copy(
-            update={"redis_url": SecretStr(url), "rate_ip_per_minute": LIMIT, "cache_enabled": False}
+            update={
+                "redis_url": SecretStr(url),
+                "rate_ip_per_minute": LIMIT,
+                "cache_enabled": False,
+            }
         )
         async with serve(limited) as live, httpx.AsyncClient(base_url=live.url) as client:
             redis.terminate()
-            redis.wait(timeout=10)
+            await redis.wait()
             ip = _some_ip()
             answers = [
                 await client.get("/v1/users/not-a-user", headers=_from(ip))

@@ -49,9 +49,7 @@ def test_memory_is_bounded_by_forgetting_the_least_recent_key() -> None:
     limit=st.integers(1, 50),
     gaps=st.lists(st.floats(0, 5, allow_nan=False), min_size=1, max_size=300),
 )
-def test_never_more_than_the_limit_plus_what_time_gives_back(
-    limit: int, gaps: list[float]
-) -> None:
+def test_never_more_than_the_limit_plus_what_time_gives_back(limit: int, gaps: list[float]) -> None:
     clock = Clock()
     window = 60.0
     limiter = LocalLimiter(limit, window, clock=clock)

@@ -110,7 +110,7 @@ def create_app(settings: Settings, *, factory: ContainerFactory = build) -> Star
         routes=[ep.route() for ep in endpoints],
         middleware=[
             *_proxies(settings),
-            Middleware(RequestId, observe=observe),
+            Middleware(RequestId, observe=observe, sample_reads=settings.log_sample_reads),
             *_cors(settings),
             Middleware(
                 RateLimit,
