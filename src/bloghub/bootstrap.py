@@ -13,20 +13,22 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 import bloghub.events.catalog  # noqa: F401  (registers every event type)
-from bloghub.adapters.kafka import ensure_topics
+from bloghub.adapters.kafka import LogEnds, ensure_topics
 from bloghub.adapters.postgres.engine import make_engine
 from bloghub.adapters.postgres.reservations import Reservations
 from bloghub.adapters.redis import make_redis
 from bloghub.adapters.redis.cache import Cache
+from bloghub.adapters.redis.sessions import SessionStore
 from bloghub.api.consistency import OwnWrites, Progress
 from bloghub.auth.limiter import SlidingWindowLimiter
 from bloghub.auth.lockout import FailureLimit, LoginLockout
 from bloghub.auth.passwords import PasswordHasher
 from bloghub.auth.sms.setup import Sms, build_sms
-from bloghub.auth.tokens import TokenService
+from bloghub.auth.tokens import TokenPolicy, TokenService
 from bloghub.auth.wechat import StateCookie, WeChatClient, WeChatConfig
 from bloghub.commands.context import CommandDeps
 from bloghub.events.log import EventLog
+from bloghub.events.position import PositionSigner
 from bloghub.logs import configure_logging
 from bloghub.ops.dead_letter_view import DeadLetterView
 from bloghub.ops.history import History
@@ -73,6 +75,8 @@ class Container:
     tokens: TokenService
     progress: Progress
     own_writes: OwnWrites
+    positions: PositionSigner
+    log_ends: LogEnds
     ops: OpsMonitor
     lockout: LoginLockout
     # Wrong current passwords where one is asked again (binding a phone), per account.
@@ -119,6 +123,7 @@ class Container:
         if self.wechat is not None:
             await self.wechat.http.aclose()
         await self.event_log.close()
+        await self.log_ends.close()
         await self.redis.aclose()
         await self.engine.dispose()
 
@@ -130,12 +135,7 @@ async def build(settings: Settings, *, pool_size: int = 10) -> Container:
     event_log = EventLog.from_settings(settings)
     await event_log.start()
     hasher = PasswordHasher(settings.password_hash_scheme)
-    tokens = TokenService(
-        access_secret=settings.access_token_secret.get_secret_value(),
-        refresh_secret=settings.refresh_token_secret.get_secret_value(),
-        access_ttl_s=settings.access_token_ttl_s,
-        refresh_ttl_s=settings.refresh_token_ttl_s,
-    )
+    tokens = token_service(settings)
     lag = LagReader(settings.kafka_bootstrap, settings.prefix)
     letters = DeadLetterView(
         bootstrap=settings.kafka_bootstrap,
@@ -160,11 +160,17 @@ async def build(settings: Settings, *, pool_size: int = 10) -> Container:
         redis=redis,
         event_log=event_log,
         commands=CommandDeps(
-            event_log=event_log, reservations=Reservations(engine), hasher=hasher, tokens=tokens
+            event_log=event_log,
+            reservations=Reservations(engine),
+            hasher=hasher,
+            tokens=tokens,
+            sessions=SessionStore(redis, prefix=settings.prefix),
         ),
         tokens=tokens,
         progress=Progress(engine, prefix=settings.prefix),
         own_writes=OwnWrites(redis, prefix=settings.prefix, ttl_s=settings.own_write_ttl_s),
+        positions=PositionSigner(settings.position_secret.get_secret_value()),
+        log_ends=LogEnds(settings.kafka_bootstrap, client_id=f"{settings.prefix}.log-ends"),
         ops=ops,
         lockout=LoginLockout(
             redis,
@@ -187,6 +193,20 @@ async def build(settings: Settings, *, pool_size: int = 10) -> Container:
         limiter=limiter,
         sms=build_sms(settings, redis=redis, engine=engine, limiter=limiter),
         _ops_readers=(lag, letters),
+    )
+
+
+def token_service(settings: Settings) -> TokenService:
+    return TokenService(
+        access_secret=settings.access_token_secret.get_secret_value(),
+        refresh_secret=settings.refresh_token_secret.get_secret_value(),
+        policy=TokenPolicy(
+            issuer=settings.token_issuer,
+            audience=settings.token_audience,
+            access_ttl_s=settings.access_token_ttl_s,
+            refresh_ttl_s=settings.refresh_token_ttl_s,
+            session_lifetime_s=settings.session_lifetime_s,
+        ),
     )
 
 

@@ -47,7 +47,14 @@ class Settings(BaseSettings):
     refresh_token_secret: SecretStr = SecretStr(f"{DEV_SECRET_MARKER}-refresh-token-signing-key")
     access_token_ttl_s: int = Field(default=30 * 60, ge=60)
     refresh_token_ttl_s: int = Field(default=7 * 24 * 3600, ge=300)
+    # A session ends this long after its login, however often it is refreshed.
+    session_lifetime_s: int = Field(default=30 * 24 * 3600, ge=300)
+    # Every token names who issued it and for whom: a token signed with the same key for
+    # another deployment or service is refused.
+    token_issuer: str = Field(default="bloghub", min_length=1, max_length=200)
+    token_audience: str = Field(default="bloghub-api", min_length=1, max_length=200)
     operator_token: SecretStr = SecretStr(f"{DEV_SECRET_MARKER}-operator-token-for-the-ops-pages")
+    ops_login_per_minute: int = Field(default=10, ge=1)  # attempts per client address
     # /metrics asks for the operator token (Bearer) unless this is set, for a deployment
     # that serves it on an internal address only.
     metrics_public: bool = False
@@ -62,6 +69,8 @@ class Settings(BaseSettings):
     api_port: int = Field(default=8000, ge=1, le=65535)
     max_body_bytes: int = Field(default=256 * 1024, ge=1024)
     read_wait_s: float = Field(default=2.0, ge=0, le=30)
+    # Signs the positions handed out in Bloghub-Position; Bloghub-After must carry one.
+    position_secret: SecretStr = SecretStr(f"{DEV_SECRET_MARKER}-position-token-signing-key")
     own_write_ttl_s: int = Field(default=60, ge=1)
 
     batch_max_events: int = Field(default=2000, ge=1)
@@ -137,7 +146,12 @@ class Settings(BaseSettings):
             return self
         weak = [
             name
-            for name in ("access_token_secret", "refresh_token_secret", "operator_token")
+            for name in (
+                "access_token_secret",
+                "refresh_token_secret",
+                "operator_token",
+                "position_secret",
+            )
             if _is_weak(getattr(self, name))
         ]
         if self.access_token_secret == self.refresh_token_secret:

@@ -94,3 +94,25 @@ async def test_a_phone_account_changes_phone_with_a_code_to_the_phone_it_has(
     changed = await bind(sms, token, phone=new, code=code, current_phone_code=proof)
     assert changed.status_code == 200, changed.text
     assert await phone_of(sms, token) == f"+86{new}"
+
+
+async def test_a_password_change_guesses_under_the_same_attempt_limit(
+    client: httpx.AsyncClient, unique_email: Callable[[], str]
+) -> None:
+    email = await account(client, unique_email)
+    token = (await login(client, email))["access_token"]
+
+    async def change(current: str) -> httpx.Response:
+        new = "Another-Pass-9876"
+        return await client.post(
+            "/v1/users/me/password",
+            json={"current_password": current, "new_password": new, "confirm_password": new},
+            headers=bearer(token),
+        )
+
+    for _ in range(5):
+        assert (await change("Not-it-42")).status_code == 401
+    locked = await change(PASSWORD)
+    assert locked.status_code == 429, "a stolen token cannot keep guessing the password"
+    relogin = await client.post("/v1/auth/login", json={"email": email, "password": PASSWORD})
+    assert relogin.status_code == 200, "the password is unchanged and login still works"

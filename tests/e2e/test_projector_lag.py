@@ -154,8 +154,8 @@ async def test_a_change_is_not_decided_on_a_state_older_than_the_authors_last_wr
 
 async def test_a_missing_table_is_waited_out_and_nothing_is_dead_lettered(run_id: str) -> None:
     """A schema behind the code is the deployment's fault, not the events': the projector
-    waits for the table (callers get 503, never 500) and applies everything once it is
-    back, with no event sent to the dead-letter topic."""
+    waits for the table (callers get an answer marked stale, never 500) and applies
+    everything once it is back, with no event sent to the dead-letter topic."""
     email = f"schema-{run_id}@example.com"
     async with site(run_id, "schema") as at, projecting(at.settings, "users"):
         own, live, client = at.settings, at.live, at.client
@@ -173,7 +173,8 @@ async def test_a_missing_table_is_waited_out_and_nothing_is_dead_lettered(run_id
         assert login.status_code == 200, login.text  # the session is in the log
         auth = bearer(login.json()["access_token"])
         waiting = await client.get("/v1/users/me", headers=auth)
-        assert waiting.status_code == 503, waiting.text
+        assert waiting.status_code == 200, waiting.text  # the session store knows the session
+        assert waiting.headers[STALE] == "true"  # the read model has not reached the login
         await asyncio.sleep(1.0)  # several apply attempts fail meanwhile
         redis = live.container.redis
         assert await redis.get(dlq_count_key(own.prefix, "users")) is None
@@ -207,8 +208,8 @@ async def test_login_while_the_projector_lags_says_catching_up_not_wrong_passwor
 
 async def test_a_named_position_does_not_hide_the_callers_own_writes(run_id: str) -> None:
     """A client sends Bloghub-After from its signup with the token of a login that came
-    later: the check of that token waits for the login's own session, not only for the
-    signup, and so never calls a fresh token invalid."""
+    later: the read waits for the login's own session too, not only for the signup, says
+    so when the wait runs out, and never calls a fresh token invalid."""
     email = f"merge-{run_id}@example.com"
     async with site(run_id, "merge") as at:
         own, client = at.settings, at.client
@@ -220,8 +221,8 @@ async def test_a_named_position_does_not_hide_the_callers_own_writes(run_id: str
         fresh = await client.post("/v1/auth/login", json={"email": email, "password": PASSWORD})
         auth = {**bearer(fresh.json()["access_token"]), **after}
         early = await client.get("/v1/users/me", headers=auth)
-        assert early.status_code == 503, early.text  # not 401: the token is good
-        assert early.json()["error"]["code"] == "catching_up"
+        assert early.status_code == 200, early.text  # not 401: the token is good
+        assert early.headers[STALE] == "true"  # the login is not projected yet
         async with projecting(own, "users"):
             me = await eventually_fresh(client, "/v1/users/me", **auth)
             assert me.json()["user"]["email"] == email
@@ -247,3 +248,32 @@ async def test_a_projector_whose_connections_were_cut_goes_on(run_id: str) -> No
             assert user_id
         redis = at.live.container.redis
         assert await redis.get(dlq_count_key(own.prefix, "users")) is None
+
+
+async def test_an_article_says_stale_while_its_authors_profile_is_behind(run_id: str) -> None:
+    """An article names its author: the read waits for both read models and says stale
+    when the users projector has not reached the position, though the articles one has."""
+    async with site(run_id, "ryw_author") as at:
+        own, client = at.settings, at.client
+        async with projecting(own, "users", "articles"):
+            _, auth = await logged_in(client, f"ryw-au-{run_id}@example.com")
+            made = await client.post("/v1/articles", json={"title": "Mine"}, headers=auth)
+            article_id = made.json()["article"]["id"]
+            published = await client.post(f"/v1/articles/{article_id}/publish", headers=auth)
+            after = {"bloghub-after": published.headers["bloghub-position"]}
+            await eventually_fresh(client, f"/v1/articles/{article_id}", **after)
+
+        async with projecting(own, "articles"):  # the users projector is held back
+            patched = await client.patch("/v1/users/me", json={"nickname": "Ada"}, headers=auth)
+            assert patched.status_code == 200, patched.text
+            after = {"bloghub-after": patched.headers["bloghub-position"]}
+            read = await client.get(f"/v1/articles/{article_id}", headers=after)
+            assert read.status_code == 200
+            assert read.json()["article"]["author"]["nickname"] is None  # the old profile...
+            assert read.headers.get(STALE) == "true"  # ...and the reader is told so
+            listed = await client.get("/v1/articles", headers=after)
+            assert listed.headers.get(STALE) == "true"
+
+        async with projecting(own, "users", "articles"):
+            fresh = await eventually_fresh(client, f"/v1/articles/{article_id}", **after)
+            assert fresh.json()["article"]["author"]["nickname"] == "Ada"

@@ -21,14 +21,34 @@ async def _login(client: httpx.AsyncClient, email: str) -> dict[str, str]:
     return {"authorization": f"Bearer {login.json()['access_token']}"}
 
 
-async def test_a_position_beyond_the_log_answers_stale_after_the_bound(
+async def test_a_made_up_position_is_refused_at_once(
     client: httpx.AsyncClient, settings: Settings, unique_email: Callable[[], str]
 ) -> None:
+    """Only positions this service issued are waited for: a made-up one (unsigned, or a
+    real token's seal on another position) would otherwise hold the read for the whole
+    bound, polling the database."""
     auth = await _login(client, unique_email())
     ahead = Position({(topic_for(settings.prefix, Family.USERS), 0): 10**9}).encode()
-    me = await client.get("/v1/users/me", headers={**auth, "bloghub-after": ahead})
-    assert me.status_code == 200
-    assert me.headers["bloghub-stale"] == "true"
+    created = await client.post("/v1/users", json=signup_body(unique_email()))
+    _, _, seal = created.headers["bloghub-position"].partition(".")
+    for token in (ahead, f"{ahead}.{seal}"):
+        for path, headers in (("/v1/articles", {}), ("/v1/users/me", auth)):
+            answer = await client.get(path, headers={**headers, "bloghub-after": token})
+            assert answer.status_code == 400, (path, answer.text)
+            error = answer.json()["error"]
+            assert error["code"] == "malformed_request"
+            assert "Bloghub-After" in error["message"]
+
+
+async def test_a_signed_position_beyond_the_end_of_the_log_is_refused(
+    client: httpx.AsyncClient, live_api: LiveServer, settings: Settings
+) -> None:
+    """As a token issued before the log was rebuilt would be."""
+    ahead = Position({(topic_for(settings.prefix, Family.USERS), 0): 10**9})
+    token = live_api.container.positions.seal(ahead)
+    answer = await client.get("/v1/articles", headers={"bloghub-after": token})
+    assert answer.status_code == 400
+    assert "end of the log" in answer.json()["error"]["message"]
 
 
 async def test_a_reached_position_is_not_stale(

@@ -174,3 +174,16 @@ async def test_password_change_ends_other_sessions_and_keeps_this_one(
     assert old.status_code == 401
     new = await client.post("/v1/auth/login", json={"email": email, "password": "N3w-password!"})
     assert new.status_code == 200
+
+
+async def test_token_answers_are_never_stored(
+    client: httpx.AsyncClient, unique_email: Callable[[], str]
+) -> None:
+    email = await account(client, unique_email)
+    answer = await client.post("/v1/auth/login", json={"email": email, "password": PASSWORD})
+    rotated = await client.post(
+        "/v1/auth/refresh", json={"refresh_token": answer.json()["refresh_token"]}
+    )
+    for issued in (answer, rotated):
+        assert issued.status_code == 200, issued.text
+        assert issued.headers["cache-control"] == "no-store"

@@ -1,19 +1,35 @@
 """The read-through cache on real Redis: single flight, and the fence a projector puts
-around its commit, so no copy of rows read before the commit outlives it."""
+around its commit, so no copy of rows read before the commit outlives it, however late
+the copy arrives (the interleavings are replayed step by step with gated fills)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from bloghub.adapters.postgres.engine import make_engine
 from bloghub.adapters.redis import make_redis
 from bloghub.adapters.redis.cache import FENCE, FENCE_TTL_S, Cache
+from bloghub.api.article_queries import ArticleQueries
+from bloghub.api.consistency import Progress
+from bloghub.events.articles import ArticleDrafted, ArticlePublished, ArticleWithdrawn
+from bloghub.events.base import Event, Recorded
+from bloghub.ids import new_id_str
+from bloghub.projections.articles import (
+    PUBLISHED_TTL_S,
+    ArticlesProjector,
+    published_key,
+    published_view,
+)
 from bloghub.settings import Settings
+from tests.support import recorded
 
 
 @pytest.fixture
@@ -32,6 +48,47 @@ async def redis(settings: Settings) -> AsyncIterator[Redis]:
         yield client
     finally:
         await client.aclose()
+
+
+@pytest.fixture
+async def engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
+    engine = make_engine(settings.sqlalchemy_url, pool_size=2)
+    try:
+        yield engine
+    finally:
+        await engine.dispose()
+
+
+class Article:
+    """One article's events on a partition of its own (no other test's checkpoints)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.topic = f"{settings.prefix}.cache-test-{secrets.token_hex(4)}"
+        self.id, self.author = new_id_str(), new_id_str()
+        self.offset = 0
+
+    def events(self, *events: Event) -> tuple[list[Recorded], dict[tuple[str, int], int]]:
+        batch = []
+        for event in events:
+            batch.append(recorded(event, topic=self.topic, partition=0, offset=self.offset))
+            self.offset += 1
+        return batch, {(self.topic, 0): self.offset}
+
+    def drafted_and_published(self) -> tuple[list[Recorded], dict[tuple[str, int], int]]:
+        ids = {"article_id": self.id, "author_id": self.author}
+        return self.events(
+            ArticleDrafted(**ids, version=1, title="t", content="c", tags=[]),
+            ArticlePublished(**ids, version=2, title="t", content="c", tags=[]),
+        )
+
+    def withdrawn(self) -> tuple[list[Recorded], dict[tuple[str, int], int]]:
+        return self.events(ArticleWithdrawn(article_id=self.id, author_id=self.author, version=3))
+
+
+async def project(projector: ArticlesProjector, change: tuple[list[Recorded], Any]) -> None:
+    """What the runner does with a batch: apply it (fence, commit) and lift the fences."""
+    fresh = await projector.apply(*change)
+    await projector.after_commit(fresh)
 
 
 def counted(value: Any) -> tuple[list[int], Any]:
@@ -91,3 +148,76 @@ async def test_a_copy_read_before_the_commit_cannot_be_put_back(cache: Cache, re
     assert await cache.get_or_fill(key, 60, new_rows) == {"title": "new"}
     assert await cache.get_or_fill(key, 60, new_rows) == {"title": "new"}
     assert len(calls) == 1  # filled once, then served from the cache
+
+
+async def test_a_withdrawn_article_read_before_the_commit_never_returns_from_the_cache(
+    cache: Cache, engine: AsyncEngine, settings: Settings
+) -> None:
+    article = Article(settings)
+    projector = ArticlesProjector(engine, cache=cache)
+    await project(projector, article.drafted_and_published())
+    reads = ArticleQueries(engine, Progress(engine, prefix=settings.prefix))
+    key = published_key(cache, article.id)
+    await cache.invalidate([key])  # the publish's pre-warm: start from a miss
+    read, release = asyncio.Event(), asyncio.Event()
+
+    async def published_then_held() -> dict[str, Any] | None:
+        view = published_view(await reads.published(article.id))
+        read.set()  # the reader has the published row...
+        await release.wait()  # ...and is slow to store it
+        return view
+
+    reader = asyncio.create_task(cache.get_or_fill(key, PUBLISHED_TTL_S, published_then_held))
+    await read.wait()
+    await project(projector, article.withdrawn())  # fence, commit, lift: all done
+    release.set()
+    assert (await reader)["title"] == "t"  # what it read, answered once...
+
+    async def store() -> dict[str, Any] | None:
+        return published_view(await reads.published(article.id))
+
+    # ...but a later reader is told the article is gone, not served the copy.
+    assert await cache.get_or_fill(key, PUBLISHED_TTL_S, store) is None
+
+
+class HeldAfterReading:
+    """The engine of an instance that has lost its partitions and is slow: its reads (the
+    pre-warm's) pause once the rows are in hand, before anything is stored; its batch
+    transactions run as usual."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self.read, self.release = asyncio.Event(), asyncio.Event()
+
+    def begin(self) -> Any:
+        return self._engine.begin()
+
+    @contextlib.asynccontextmanager
+    async def connect(self) -> AsyncIterator[AsyncConnection]:
+        async with self._engine.connect() as conn:
+            yield conn
+        self.read.set()
+        await self.release.wait()
+
+
+async def test_a_stale_prewarm_cannot_bring_back_a_withdrawn_article(
+    cache: Cache, engine: AsyncEngine, settings: Settings
+) -> None:
+    article = Article(settings)
+    held = HeldAfterReading(engine)
+    zombie = ArticlesProjector(cast(AsyncEngine, held), cache=cache)
+    owner = ArticlesProjector(engine, cache=cache)
+    warming = asyncio.create_task(project(zombie, article.drafted_and_published()))
+    await held.read.wait()  # the zombie has read the published row for its pre-warm
+    await project(owner, article.withdrawn())  # the partition's new owner withdraws it
+    held.release.set()
+    await warming
+    reads = ArticleQueries(engine, Progress(engine, prefix=settings.prefix))
+    calls: list[int] = []
+
+    async def store() -> dict[str, Any] | None:
+        calls.append(1)
+        return published_view(await reads.published(article.id))
+
+    assert await cache.get_or_fill(published_key(cache, article.id), 60, store) is None
+    assert calls == [1]  # read from the store: the pre-warm put nothing back

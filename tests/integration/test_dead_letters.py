@@ -50,7 +50,7 @@ async def test_poison_events_are_dead_lettered_and_the_projector_goes_on(
         "/v1/users/me",
         headers={
             "authorization": f"Bearer {login.json()['access_token']}",
-            "bloghub-after": position.encode(),
+            "bloghub-after": live_api.container.positions.seal(position),
         },
     )
     assert me.status_code == 200

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bloghub.events.position import BadPosition, Position
+from bloghub.events.position import BadPosition, Position, PositionSigner
 
 topics = st.text(alphabet="abcdefghijklmnopqrstuvwxyz.-_0123456789", min_size=1, max_size=30)
 offsets = st.dictionaries(
@@ -35,3 +35,25 @@ def test_garbage_tokens_are_refused(token: str) -> None:
 def test_restricted_to_drops_other_topics() -> None:
     pos = Position({("a.users", 0): 3, ("a.articles", 1): 5})
     assert pos.restricted_to(["a.users"]) == Position({("a.users", 0): 3})
+
+
+@given(offsets)
+def test_a_sealed_token_opens_to_its_position(raw: dict[tuple[str, int], int]) -> None:
+    signer = PositionSigner("k" * 40)
+    assert signer.open(signer.seal(Position(raw))) == Position(raw)
+
+
+def test_only_tokens_sealed_with_this_key_open() -> None:
+    signer, position = PositionSigner("k" * 40), Position({("a.users", 0): 3})
+    sealed = signer.seal(position)
+    payload, _, mac = sealed.partition(".")
+    bigger = Position({("a.users", 0): 10**9}).encode()
+    for token in (
+        position.encode(),  # unsigned
+        f"{bigger}.{mac}",  # another position under this one's seal
+        PositionSigner("x" * 40).seal(position),  # another deployment's key
+        f"{payload}.",
+        "." * 3,
+    ):
+        with pytest.raises(BadPosition):
+            signer.open(token)

@@ -15,6 +15,7 @@ def test_production_refuses_development_secrets() -> None:
         Settings(mode=Mode.PRODUCTION)
     assert "access_token_secret" in str(info.value)
     assert "database_url" in str(info.value)
+    assert "position_secret" in str(info.value)
 
 
 def test_production_starts_with_real_secrets() -> None:
@@ -24,6 +25,7 @@ def test_production_starts_with_real_secrets() -> None:
         refresh_token_secret=SecretStr("b" * 40),
         operator_token=SecretStr("c" * 40),
         wechat_state_secret=SecretStr("d" * 40),
+        position_secret=SecretStr("e" * 40),
         database_url=SecretStr("postgresql+asyncpg://app:Xy9-long@db:5432/bloghub"),
     )
     assert s.mode is Mode.PRODUCTION

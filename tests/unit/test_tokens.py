@@ -7,18 +7,25 @@ import jwt
 import orjson
 import pytest
 
-from bloghub.auth.tokens import TokenService, ua_hash
+from bloghub.auth.tokens import TokenPolicy, TokenService, ua_hash
 from bloghub.errors import Unauthorized
 
 UA = "Mozilla/5.0 test"
 
 
-def service(access_ttl: int = 1800) -> TokenService:
+def service(
+    access_ttl: int = 1800, *, lifetime: int = 30 * 86400, audience: str = "bloghub-api"
+) -> TokenService:
     return TokenService(
         access_secret="a" * 40,
         refresh_secret="r" * 40,
-        access_ttl_s=access_ttl,
-        refresh_ttl_s=7 * 86400,
+        policy=TokenPolicy(
+            issuer="bloghub",
+            audience=audience,
+            access_ttl_s=access_ttl,
+            refresh_ttl_s=7 * 86400,
+            session_lifetime_s=lifetime,
+        ),
     )
 
 
@@ -52,6 +59,9 @@ def _claims() -> dict[str, object]:
         "exp": now + 60,
         "jti": "j",
         "typ": "access",
+        "iss": "bloghub",
+        "aud": "bloghub-api",
+        "auth_time": now,
     }
 
 
@@ -80,3 +90,36 @@ def test_tampered_and_expired_tokens_are_refused() -> None:
     expired = jwt.encode({**_claims(), "exp": int(time.time()) - 5}, "a" * 40, algorithm="HS256")
     with pytest.raises(Unauthorized):
         tokens.verify("access", expired, UA)
+
+
+def test_tokens_name_their_issuer_and_audience_and_others_are_refused() -> None:
+    pair = service().issue("u1", UA)
+    claims = orjson.loads(base64.urlsafe_b64decode(pair.access.split(".")[1] + "=="))
+    assert (claims["iss"], claims["aud"]) == ("bloghub", "bloghub-api")
+    with pytest.raises(Unauthorized):
+        service(audience="another-service").verify("access", pair.access, UA)
+    for changed in ({"iss": "someone-else"}, {"aud": "another-service"}):
+        token = jwt.encode({**_claims(), **changed}, "a" * 40, algorithm="HS256")
+        with pytest.raises(Unauthorized):
+            service().verify("access", token, UA)
+    unnamed = {k: v for k, v in _claims().items() if k not in ("iss", "aud")}
+    with pytest.raises(Unauthorized):
+        service().verify("access", jwt.encode(unnamed, "a" * 40, algorithm="HS256"), UA)
+
+
+def test_refreshed_tokens_never_outlive_the_session() -> None:
+    tokens = service(lifetime=3600)
+    long_ago = int(time.time()) - 3590  # the session has ten seconds left
+    pair = tokens.issue("u1", UA, session_id="s1", started_at=long_ago)
+    for kind, token in (("access", pair.access), ("refresh", pair.refresh)):
+        claims = tokens.verify(kind, token, UA)
+        assert claims.expires_at <= long_ago + 3600
+        assert claims.session_started_at == long_ago
+    assert pair.access_expires_in <= 10
+    assert pair.session_ends_at == long_ago + 3600
+
+
+def test_non_ascii_tokens_are_refused_not_crashed_on() -> None:
+    for token in ("é.é.é", "\u00ff" * 40, "a.b\udc80.c"):
+        with pytest.raises(Unauthorized):
+            service().verify("access", token, UA)

@@ -1,16 +1,19 @@
 """Kafka admin: creates the topic catalog at start-up (idempotent) and waits until the
-broker serves it; drops the catalog of a throw-away prefix (tests, benchmarks)."""
+broker serves it; drops the catalog of a throw-away prefix (tests, benchmarks); tells
+where the log ends."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import structlog
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
 from bloghub.events.topics import TOPIC_CONFIG, catalog
 
@@ -32,21 +35,35 @@ async def ensure_topics(
         await admin.close()
 
 
+def min_insync_replicas(replication: int) -> int:
+    """A majority of the replicas: with ``acks=all`` a write is acknowledged only once that
+    many hold it, so losing any minority of brokers loses no acknowledged write (2 of 3)."""
+    return replication // 2 + 1
+
+
+def topic_config(replication: int) -> dict[str, str]:
+    return {**TOPIC_CONFIG, "min.insync.replicas": str(min_insync_replicas(replication))}
+
+
+def new_topics(topics: Sequence[str], *, partitions: int, replication: int) -> list[NewTopic]:
+    return [
+        NewTopic(
+            t,
+            num_partitions=partitions,
+            replication_factor=replication,
+            topic_configs=topic_config(replication),
+        )
+        for t in topics
+    ]
+
+
 async def _create_missing(
     admin: AIOKafkaAdminClient, prefix: str, partitions: int, replication: int
 ) -> list[str]:
     existing = set(await admin.list_topics())
     wanted = [t for t in catalog(prefix) if t not in existing]
     if wanted:
-        new = [
-            NewTopic(
-                t,
-                num_partitions=partitions,
-                replication_factor=replication,
-                topic_configs=dict(TOPIC_CONFIG),
-            )
-            for t in wanted
-        ]
+        new = new_topics(wanted, partitions=partitions, replication=replication)
         response = await admin.create_topics(new)
         for topic, code, *_ in response.topic_errors:
             # Another process may create the same topic at the same moment.
@@ -93,3 +110,76 @@ async def delete_topics(bootstrap: str, prefix: str) -> list[str]:
         return mine
     finally:
         await admin.close()
+
+
+class LogEnds:
+    """Where each partition of the log ends, as last asked of the broker. Ends only grow,
+    so an end already known to lie past an offset settles the question without a request;
+    only an offset at or past its partition's known end asks again (one question at a time,
+    bounded).
+    The group-less consumer is started at first need and kept."""
+
+    def __init__(self, bootstrap: str, *, client_id: str, timeout_s: float = 1.0) -> None:
+        self._bootstrap = bootstrap
+        self._client_id = client_id
+        self._timeout_s = timeout_s
+        self._consumer: asyncio.Future[AIOKafkaConsumer] | None = None
+        self._ends: dict[tuple[str, int], int] = {}
+        self._lock = asyncio.Lock()
+
+    async def beyond(self, offsets: Mapping[tuple[str, int], int]) -> bool | None:
+        """Whether some offset holds no record yet (at or past its partition's end); None
+        when the broker did not answer in time."""
+        if not self._past(offsets):
+            return False
+        async with self._lock:
+            if not self._past(offsets):  # another request asked meanwhile
+                return False
+            try:
+                ends = await asyncio.wait_for(self._ask(list(offsets)), self._timeout_s)
+            except (KafkaError, OSError, TimeoutError) as exc:
+                log.warning("log_ends.unknown", error=repr(exc))
+                return None
+        self._ends.update(ends)
+        return self._past(offsets)
+
+    def _past(self, offsets: Mapping[tuple[str, int], int]) -> bool:
+        return any(self._ends.get(tp, 0) <= offset for tp, offset in offsets.items())
+
+    async def _ask(self, partitions: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        consumer = await asyncio.shield(self._started())
+        ends = await consumer.end_offsets([TopicPartition(*tp) for tp in partitions])
+        return {(tp.topic, tp.partition): offset for tp, offset in ends.items()}
+
+    def _started(self) -> asyncio.Future[AIOKafkaConsumer]:
+        # Started once, outside any request's bound (shielded): a slow first connection
+        # is finished by a later request instead of being cut short by every one of them.
+        starting = self._consumer
+        if starting is None or (
+            starting.done() and (starting.cancelled() or starting.exception() is not None)
+        ):
+            starting = self._consumer = asyncio.ensure_future(self._start())
+        return starting
+
+    async def _start(self) -> AIOKafkaConsumer:
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self._bootstrap,
+            client_id=self._client_id,
+            group_id=None,
+            enable_auto_commit=False,
+        )
+        try:
+            await consumer.start()
+        except BaseException:
+            await consumer.stop()
+            raise
+        return consumer
+
+    async def close(self) -> None:
+        starting, self._consumer = self._consumer, None
+        if starting is None:
+            return
+        if not starting.done():
+            starting.cancel()
+        with contextlib.suppress(Exception, asyncio.CancelledError):
+            await (await starting).stop()

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bloghub.adapters.postgres.engine import translated
 from bloghub.adapters.postgres.generations import schema_name
 from bloghub.adapters.postgres.tables import article_tags, articles
-from bloghub.api.consistency import Progress
+from bloghub.api.consistency import Generations
 from bloghub.commands.articles import ArticleState, Draft
 from bloghub.errors import InvalidInput
 from bloghub.projections.articles import PUBLISHED_COLUMNS
@@ -54,9 +54,9 @@ def abstract(markdown: str) -> str:
 class ArticleQueries:
     projector = "articles"
 
-    def __init__(self, engine: AsyncEngine, progress: Progress) -> None:
+    def __init__(self, engine: AsyncEngine, generations: Generations) -> None:
         self._engine = engine
-        self._progress = progress
+        self._generations = generations
 
     async def state(self, article_id: str) -> ArticleState | None:
         row = await self._first(
@@ -123,7 +123,7 @@ class ArticleQueries:
         return rows[0] if rows else None
 
     async def _all(self, stmt: Select[Any]) -> list[Any]:
-        schema = schema_name(self.projector, await self._progress.generation(self.projector))
+        schema = schema_name(self.projector, await self._generations.generation(self.projector))
         async with translated(), self._engine.connect() as raw:
             conn = await raw.execution_options(schema_translate_map={None: schema})
             return list(await conn.execute(stmt))

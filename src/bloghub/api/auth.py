@@ -1,21 +1,20 @@
 """Bearer authentication: a valid access token of a live session.
 
-The token is checked first (signature, algorithm, expiry, User-Agent); then the session it
-names must be live in the users read model. A caller's own logout or password change is
-their own last write, so the check waits for the projector to pass it: after logout the
-old tokens stop working at once."""
+The token is checked first (signature, algorithm, issuer, audience, expiry, User-Agent);
+then the session it names must be live in the session store, which the commands that end
+sessions write before they answer: a logout, a password change or a reused refresh token
+stops the session's tokens at once, however far the projectors lag. When the store cannot
+be asked, the request is refused (503), never let through on an unconfirmed session."""
 
 from __future__ import annotations
 
-from uuid import UUID
-
 from starlette.requests import Request
 
-from bloghub.api.consistent import Reads, wait_for_reads
+from bloghub.api.consistent import Reads, pinned, wait_for_reads
 from bloghub.api.http import container
 from bloghub.api.queries import UserQueries
 from bloghub.auth.tokens import Claims
-from bloghub.errors import CatchingUp, Unauthorized
+from bloghub.errors import Unauthorized
 from bloghub.events.topics import Family
 
 USERS_READS = [("users", (Family.USERS,))]
@@ -34,22 +33,17 @@ def user_agent(request: Request) -> str:
 
 
 def user_queries(request: Request) -> UserQueries:
-    c = container(request)
-    return UserQueries(c.engine, c.progress)
+    return UserQueries(container(request).engine, pinned(request))
 
 
-async def session_is_live(request: Request, session_id: str, user_id: str) -> bool:
-    """Whether the session is live, once the projector has passed the caller's own writes."""
-    try:
-        UUID(session_id)
-    except ValueError:
+async def session_is_live(request: Request, claims: Claims) -> bool:
+    """Whether the session is live; if it is, the caller's reads then wait for the users
+    projector to pass their own writes (read-your-writes for the account itself)."""
+    sessions = container(request).commands.sessions
+    if not await sessions.is_live(claims.session_id, claims.user_id):
         return False
-    stale = await wait_for_reads(request, USERS_READS, user_id)
-    request.state.stale = stale
-    session = await user_queries(request).session(session_id)
-    if session is None and stale:
-        raise CatchingUp("sessions are catching up; try again in a moment")
-    return session is not None and not session.revoked and session.user_id == user_id
+    request.state.stale = await wait_for_reads(request, USERS_READS, claims.user_id)
+    return True
 
 
 async def wait_as_reader(request: Request, reads: Reads) -> bool:
@@ -64,7 +58,7 @@ async def optional_caller(request: Request) -> Claims | None:
     if token is None:
         return None
     claims = container(request).tokens.verify("access", token, user_agent(request))
-    if not await session_is_live(request, claims.session_id, claims.user_id):
+    if not await session_is_live(request, claims):
         raise Unauthorized("the session has ended; log in again")
     return claims
 

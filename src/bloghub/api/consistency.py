@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Protocol
 
 from redis.asyncio import Redis
-from sqlalchemy import and_, select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bloghub.adapters.postgres.generations import active_generations
@@ -58,6 +59,12 @@ class OwnWrites:
         return Position(offsets)
 
 
+class Generations(Protocol):
+    """Which generation of a projector's read model to read."""
+
+    async def generation(self, projector: str) -> int: ...
+
+
 class Progress:
     """How far each projector's active generation has applied the log."""
 
@@ -68,12 +75,16 @@ class Progress:
         self._generations: dict[str, int] = {}
         self._loaded_at = 0.0
 
-    async def generation(self, projector: str) -> int:
+    async def generations(self) -> Mapping[str, int]:
+        """The active generation of every projector (re-read every few seconds)."""
         if time.monotonic() - self._loaded_at > self._ttl:
             async with self._engine.connect() as conn:
                 self._generations = await active_generations(conn)
             self._loaded_at = time.monotonic()
-        return self._generations.get(projector, 1)
+        return dict(self._generations)
+
+    async def generation(self, projector: str) -> int:
+        return (await self.generations()).get(projector, 1)
 
     def relevant(
         self, projectors: Sequence[tuple[str, Sequence[Family]]], pos: Position
@@ -83,37 +94,75 @@ class Progress:
         return pos.restricted_to(topics)
 
     async def reached(
-        self, projectors: Sequence[tuple[str, Sequence[Family]]], pos: Position
+        self,
+        projectors: Sequence[tuple[str, Sequence[Family]]],
+        pos: Position,
+        generations: Generations | None = None,
     ) -> bool:
+        """Whether every named projector has passed ``pos``: one query, however many."""
+        wanted: list[tuple[str, int, Position]] = []
         for name, families in projectors:
-            wanted = pos.restricted_to(topic_for(self._prefix, f) for f in families)
-            if not wanted:
-                continue
-            gen = await self.generation(name)
-            c = checkpoints.c
-            stmt = select(c.topic, c.partition, c.next_offset).where(
-                and_(
-                    c.projector == name, c.generation == gen, c.topic.in_({t for t, _, _ in wanted})
+            part = pos.restricted_to(topic_for(self._prefix, f) for f in families)
+            if part:
+                wanted.append((name, await (generations or self).generation(name), part))
+        if not wanted:
+            return True
+        done = await self._checkpoints(wanted)
+        return all(done.get((name, t, p), 0) > o for name, _, part in wanted for t, p, o in part)
+
+    async def _checkpoints(
+        self, wanted: Sequence[tuple[str, int, Position]]
+    ) -> dict[tuple[str, str, int], int]:
+        """The next offset of each (projector, topic, partition) in the given generations."""
+        c = checkpoints.c
+        stmt = select(c.projector, c.topic, c.partition, c.next_offset).where(
+            or_(
+                *(
+                    and_(
+                        c.projector == name,
+                        c.generation == gen,
+                        c.topic.in_({t for t, _, _ in part}),
+                    )
+                    for name, gen, part in wanted
                 )
             )
-            async with self._engine.connect() as conn:
-                done = {(r.topic, r.partition): r.next_offset for r in await conn.execute(stmt)}
-            if any(done.get((t, p), 0) <= o for t, p, o in wanted):
-                return False
-        return True
+        )
+        async with self._engine.connect() as conn:
+            rows = await conn.execute(stmt)
+            return {(r.projector, r.topic, r.partition): r.next_offset for r in rows}
 
     async def wait(
-        self, projectors: Sequence[tuple[str, Sequence[Family]]], pos: Position, timeout_s: float
+        self,
+        projectors: Sequence[tuple[str, Sequence[Family]]],
+        pos: Position,
+        timeout_s: float,
+        generations: Generations | None = None,
     ) -> bool:
-        """True once every named projector has passed ``pos``; False if the bound ran out."""
+        """True once every named projector has passed ``pos`` in the generation
+        ``generations`` names (the active one by default); False if the bound ran out."""
         if not pos:
             return True
         deadline = time.monotonic() + timeout_s
         delay = 0.003
         while True:
-            if await self.reached(projectors, pos):
+            if await self.reached(projectors, pos, generations):
                 return True
             if time.monotonic() >= deadline:
                 return False
             await asyncio.sleep(min(delay, max(0.0, deadline - time.monotonic())))
             delay = min(delay * 1.5, 0.05)
+
+
+class Pinned:
+    """The active generations as one request sees them, resolved once: a request that
+    waited for a projector reads the generation it waited on, even if a rebuilt one is
+    switched in meanwhile."""
+
+    def __init__(self, progress: Progress) -> None:
+        self._progress = progress
+        self._seen: Mapping[str, int] | None = None
+
+    async def generation(self, projector: str) -> int:
+        if self._seen is None:
+            self._seen = await self._progress.generations()
+        return self._seen.get(projector, 1)

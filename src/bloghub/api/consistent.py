@@ -1,4 +1,5 @@
-"""Glue between routes and read-your-writes: position headers on writes, bounded waits on reads."""
+"""Glue between routes and read-your-writes: signed position headers on writes, bounded
+waits on reads, one set of generations per request."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from bloghub.api.consistency import Pinned
 from bloghub.api.http import container
 from bloghub.errors import MalformedRequest
 from bloghub.events.position import BadPosition, Position
@@ -23,47 +25,65 @@ Reads = Sequence[tuple[str, Sequence[Family]]]
 async def written(
     request: Request, response: Response, position: Position, actor_id: str | None
 ) -> Response:
-    """Stamp a command response with its position and remember it as the actor's own write."""
+    """Stamp a command response with its position (signed: only positions this service
+    issued are waited for) and remember it as the actor's own write."""
     if position:
-        response.headers[POSITION_HEADER] = position.encode()
+        response.headers[POSITION_HEADER] = container(request).positions.seal(position)
         if actor_id is not None:
             await container(request).own_writes.remember(actor_id, position)
     return response
+
+
+def pinned(request: Request) -> Pinned:
+    """The generations this request waits on and reads, resolved once for the request."""
+    found: Pinned | None = getattr(request.state, "generations", None)
+    if found is None:
+        found = request.state.generations = Pinned(container(request).progress)
+    return found
 
 
 async def wait_for_reads(request: Request, reads: Reads, caller_id: str | None) -> bool:
     """Wait until ``reads`` have passed the position the caller names and the caller's own
     last write. Returns True if the answer may be stale (the bound ran out)."""
     c = container(request)
-    position = await _wanted(request, caller_id)
-    if not position:
-        return False
+    named, own = await _wanted(request, caller_id)
     # A read that had to catch up reads the read model it waited for, not a cache: the
     # projector lifts its cache fences only just after its commit.
-    position = c.progress.relevant(reads, position)
+    position = c.progress.relevant(reads, named.merge(own))
     request.state.caught_up = bool(position)
-    reached = await c.progress.wait(reads, position, c.settings.read_wait_s)
+    if not position or await c.progress.reached(reads, position, pinned(request)):
+        return False
+    await _refuse_beyond_the_log(request, c.progress.relevant(reads, named))
+    reached = await c.progress.wait(reads, position, c.settings.read_wait_s, pinned(request))
     return not reached
 
 
-async def _wanted(request: Request, caller_id: str | None) -> Position:
-    """The named position merged with the caller's own last write, worked out once per
-    request (an authenticated read waits for the users projector, then for its own)."""
-    memo: tuple[str | None, Position] | None = getattr(request.state, "wanted", None)
+async def _refuse_beyond_the_log(request: Request, named: Position) -> None:
+    """A signed position lies within the log unless the log was rebuilt since it was
+    issued; waiting for one beyond the end would only hold the request for the whole
+    bound. (The caller's own writes, kept here, need no such check.)"""
+    if named and await container(request).log_ends.beyond(named.offsets):
+        raise MalformedRequest(f"{AFTER_HEADER}: the position lies beyond the end of the log")
+
+
+async def _wanted(request: Request, caller_id: str | None) -> tuple[Position, Position]:
+    """The named position and the caller's own last write, worked out once per request
+    (an authenticated read waits for the users projector, then for its own)."""
+    memo: tuple[str | None, Position, Position] | None = getattr(request.state, "wanted", None)
     if memo is not None and memo[0] == caller_id:
-        return memo[1]
-    position = Position({})
+        return memo[1], memo[2]
+    named = own = Position({})
     token = request.headers.get(AFTER_HEADER)
     if token:
         try:
-            position = Position.decode(token)
+            named = container(request).positions.open(token)
         except BadPosition as exc:
             raise MalformedRequest(f"{AFTER_HEADER}: {exc}") from exc
     if caller_id is not None:
         # A named position never hides the caller's own writes (a login's session, say).
-        position = position.merge(await container(request).own_writes.last(caller_id))
-    request.state.wanted = (caller_id, position)
-    return position
+        own = await container(request).own_writes.last(caller_id)
+    request.state.wanted = (caller_id, named, own)
+    return named, own
 
 
 async def through_cache(

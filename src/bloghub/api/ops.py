@@ -13,8 +13,9 @@ from starlette.responses import HTMLResponse, Response, StreamingResponse
 
 from bloghub.api.http import JSON, Endpoint, container, parse_body
 from bloghub.api.ops_auth import COOKIE, SESSION_S, require_operator, session_cookie, token_matches
+from bloghub.api.v1.sessions import client_ip
 from bloghub.auth.audit import security_event
-from bloghub.errors import InvalidInput, Unauthorized
+from bloghub.errors import InvalidInput, RateLimited, Unauthorized
 from bloghub.settings import Mode
 
 _CSP = "default-src 'self'; style-src 'self'; img-src 'self' data:"
@@ -41,9 +42,9 @@ async def page(request: Request) -> Response:
 
 async def login(request: Request) -> Response:
     body = await parse_body(request, OperatorLogin)
+    await _count_attempt(request)
     if not token_matches(request, body.token):
-        ip = request.client.host if request.client else None
-        security_event("ops.login_failed", ip=ip, user_id=None)
+        security_event("ops.login_failed", ip=client_ip(request), user_id=None)
         raise Unauthorized("that is not the operator token")
     response = Response(status_code=204)
     settings = container(request).settings
@@ -57,6 +58,20 @@ async def login(request: Request) -> Response:
         secure=settings.mode is Mode.PRODUCTION,
     )
     return response
+
+
+async def _count_attempt(request: Request) -> None:
+    """Every attempt counts, per client address, before the token is looked at: past the
+    limit even the right token waits, so guessing gains nothing by going fast."""
+    c = container(request)
+    decision = await c.limiter.allow(
+        f"ops-login:{client_ip(request)}", c.settings.ops_login_per_minute, 60.0
+    )
+    if not decision.allowed:
+        raise RateLimited(
+            "too many operator login attempts; try again later",
+            retry_after_s=decision.retry_after_s,
+        )
 
 
 async def asset(request: Request) -> Response:
@@ -132,7 +147,7 @@ ENDPOINTS = [
         "ops",
         body=OperatorLogin,
         status=204,
-        errors=(401, 415, 422),
+        errors=(401, 415, 422, 429, 503),
     ),
     Endpoint(
         "GET",

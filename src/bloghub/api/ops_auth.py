@@ -26,20 +26,30 @@ def session_cookie(token: str, now: float | None = None) -> str:
 
 
 def token_matches(request: Request, candidate: str) -> bool:
-    expected = container(request).settings.operator_token.get_secret_value()
-    return hmac.compare_digest(candidate.encode(), expected.encode())
+    return _same(candidate, container(request).settings.operator_token.get_secret_value())
 
 
 def require_operator(request: Request) -> None:
+    """Pass with the operator token (Bearer) or a fresh session cookie; anything else,
+    however malformed, is 401."""
     expected = container(request).settings.operator_token.get_secret_value()
     scheme, _, given = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and hmac.compare_digest(
-        given.strip().encode(), expected.encode()
-    ):
+    if scheme.lower() == "bearer" and _same(given.strip(), expected):
         return
-    cookie = request.cookies.get(COOKIE, "")
-    expires_text, _, signature = cookie.partition(".")
-    fresh = expires_text.isdigit() and int(expires_text) > time.time()
-    if fresh and hmac.compare_digest(signature, _sign(expected, int(expires_text))):
+    if _cookie_is_valid(request.cookies.get(COOKIE, ""), expected):
         return
     raise Unauthorized("operator token required")
+
+
+def _cookie_is_valid(cookie: str, token: str) -> bool:
+    expires_text, _, signature = cookie.partition(".")
+    # ASCII digits only, and few: str.isdigit() takes "²" and int() refuses huge numbers.
+    if not (expires_text.isascii() and expires_text.isdigit() and len(expires_text) <= 12):
+        return False
+    expires = int(expires_text)
+    return expires > time.time() and _same(signature, _sign(token, expires))
+
+
+def _same(given: str, expected: str) -> bool:
+    """Constant-time comparison of any text (compare_digest refuses non-ASCII str)."""
+    return hmac.compare_digest(given.encode("utf-8", "surrogatepass"), expected.encode())

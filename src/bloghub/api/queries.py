@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bloghub.adapters.postgres.engine import translated
 from bloghub.adapters.postgres.generations import schema_name
 from bloghub.adapters.postgres.tables import reservations, sessions, users
-from bloghub.api.consistency import Progress
+from bloghub.api.consistency import Generations
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,9 +52,9 @@ _USER_COLUMNS = (
 class UserQueries:
     projector = "users"
 
-    def __init__(self, engine: AsyncEngine, progress: Progress) -> None:
+    def __init__(self, engine: AsyncEngine, generations: Generations) -> None:
         self._engine = engine
-        self._progress = progress
+        self._generations = generations
 
     async def by_email(self, email: str) -> UserRow | None:
         """The account that holds ``email`` by the write-side index. The read model may
@@ -83,7 +83,7 @@ class UserQueries:
         return UserRow(str(row[0]), *row[1:])
 
     async def _one(self, stmt: Select[Any]) -> Any:
-        schema = schema_name(self.projector, await self._progress.generation(self.projector))
+        schema = schema_name(self.projector, await self._generations.generation(self.projector))
         async with translated(), self._engine.connect() as raw:
             conn = await raw.execution_options(schema_translate_map={None: schema})
             return (await conn.execute(stmt)).one_or_none()

@@ -1,4 +1,5 @@
-"""The access + refresh token pair: HS256 pinned, separate keys, bound to the User-Agent."""
+"""The access + refresh token pair: HS256 pinned, separate keys, bound to the User-Agent,
+naming their issuer and audience, and never outliving their session's absolute end."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from bloghub.errors import Unauthorized
 from bloghub.ids import new_id_str
 
 ALGORITHM = "HS256"
+REQUIRED = ["sub", "sid", "ua", "iat", "exp", "jti", "typ", "iss", "aud", "auth_time"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +23,7 @@ class TokenPair:
     access_expires_in: int
     session_id: str
     refresh_jti: str
+    session_ends_at: int  # epoch seconds: no token of the session is valid after it
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +33,16 @@ class Claims:
     jti: str
     issued_at: int
     expires_at: int
+    session_started_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class TokenPolicy:
+    issuer: str
+    audience: str
+    access_ttl_s: int
+    refresh_ttl_s: int
+    session_lifetime_s: int
 
 
 def ua_hash(user_agent: str) -> str:
@@ -37,21 +50,33 @@ def ua_hash(user_agent: str) -> str:
 
 
 class TokenService:
-    def __init__(
-        self, *, access_secret: str, refresh_secret: str, access_ttl_s: int, refresh_ttl_s: int
-    ) -> None:
+    def __init__(self, *, access_secret: str, refresh_secret: str, policy: TokenPolicy) -> None:
         self._keys = {"access": access_secret, "refresh": refresh_secret}
-        self._ttl = {"access": access_ttl_s, "refresh": refresh_ttl_s}
+        self._ttl = {"access": policy.access_ttl_s, "refresh": policy.refresh_ttl_s}
+        self._policy = policy
 
-    def issue(self, user_id: str, user_agent: str, session_id: str | None = None) -> TokenPair:
+    def issue(
+        self,
+        user_id: str,
+        user_agent: str,
+        *,
+        session_id: str | None = None,
+        started_at: int | None = None,
+    ) -> TokenPair:
+        """A new session's first pair, or (with its id and start) a rotated pair of one."""
+        now = int(time.time())
+        start = now if started_at is None else started_at
+        ends = start + self._policy.session_lifetime_s
         sid = session_id or new_id_str()
         refresh_jti = new_id_str()
+        access = self._encode("access", user_id, sid, user_agent, new_id_str(), start)
         return TokenPair(
-            access=self._encode("access", user_id, sid, user_agent, new_id_str()),
-            refresh=self._encode("refresh", user_id, sid, user_agent, refresh_jti),
-            access_expires_in=self._ttl["access"],
+            access=access,
+            refresh=self._encode("refresh", user_id, sid, user_agent, refresh_jti, start),
+            access_expires_in=max(0, min(self._ttl["access"], ends - now)),
             session_id=sid,
             refresh_jti=refresh_jti,
+            session_ends_at=ends,
         )
 
     def verify(self, kind: str, token: str, user_agent: str) -> Claims:
@@ -60,22 +85,34 @@ class TokenService:
                 token,
                 self._keys[kind],
                 algorithms=[ALGORITHM],
-                options={"require": ["sub", "sid", "ua", "iat", "exp", "jti", "typ"]},
+                issuer=self._policy.issuer,
+                audience=self._policy.audience,
+                options={"require": REQUIRED},
             )
-        except jwt.PyJWTError as exc:
+        except (jwt.PyJWTError, ValueError) as exc:
+            # ValueError: a token that is not even text PyJWT can split (non-ASCII, say).
             raise Unauthorized("invalid or expired token") from exc
         if data["typ"] != kind or data["ua"] != ua_hash(user_agent):
             raise Unauthorized("invalid or expired token")
-        return Claims(data["sub"], data["sid"], data["jti"], data["iat"], data["exp"])
+        return Claims(
+            data["sub"], data["sid"], data["jti"], data["iat"], data["exp"], data["auth_time"]
+        )
 
-    def _encode(self, kind: str, user_id: str, sid: str, user_agent: str, jti: str) -> str:
+    def _encode(
+        self, kind: str, user_id: str, sid: str, user_agent: str, jti: str, started_at: int
+    ) -> str:
         now = int(time.time())
+        ends = started_at + self._policy.session_lifetime_s
         claims = {
+            "iss": self._policy.issuer,
+            "aud": self._policy.audience,
             "sub": user_id,
             "sid": sid,
             "ua": ua_hash(user_agent),
             "iat": now,
-            "exp": now + self._ttl[kind],
+            # Refreshing never carries a token past the session's absolute end.
+            "exp": min(now + self._ttl[kind], ends),
+            "auth_time": started_at,
             "jti": jti,
             "typ": kind,
         }

@@ -6,6 +6,7 @@ import asyncio
 from dataclasses import dataclass, field
 
 from bloghub.adapters.postgres.reservations import Reservations
+from bloghub.adapters.redis.sessions import SessionStore
 from bloghub.auth.passwords import PasswordHasher
 from bloghub.auth.tokens import TokenService
 from bloghub.events.base import Event, envelop
@@ -25,6 +26,7 @@ class CommandDeps:
     reservations: Reservations
     hasher: PasswordHasher
     tokens: TokenService
+    sessions: SessionStore
     settling: set[asyncio.Task[None]] = field(default_factory=set)
 
     async def record_holding(

@@ -1,24 +1,25 @@
 """Sessions: start one (any login method), rotate its refresh token, end it.
 
-Refresh tokens are single use. Using one reserves its id in the write-side index; a second
-use of the same token finds the id taken, which can only mean the token leaked (or a
-client raced itself), so the whole session is revoked.
+Each command writes the session's state to the session store before it appends its event,
+so a logout or a revocation holds at once, however far the projectors lag. Refresh tokens
+are single use: a refresh is accepted only with the session's current token; any other
+token of the session (an older one, or a second use racing the first) can only mean a
+token leaked, so the whole session ends.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Literal
 
+from bloghub.adapters.redis.sessions import Rotation
 from bloghub.auth.tokens import TokenPair, ua_hash
 from bloghub.commands.context import Caller, CommandDeps
-from bloghub.errors import Conflict, Unauthorized
+from bloghub.errors import Unauthorized
 from bloghub.events.position import Position
 from bloghub.events.users import SessionRefreshed, SessionRevoked, SessionStarted
 
 Method = Literal["password", "sms", "wechat"]
-SessionIsActive = Callable[[str, str], Awaitable[bool]]  # (session_id, user_id) -> active?
 
 
 class RefreshReused(Unauthorized):
@@ -41,6 +42,7 @@ async def start_session(
     deps: CommandDeps, caller: Caller, *, user_id: str, method: Method, user_agent: str
 ) -> Issued:
     pair = deps.tokens.issue(user_id, user_agent)
+    await deps.sessions.open(pair.session_id, user_id, pair.refresh_jti, pair.session_ends_at)
     started = SessionStarted(
         user_id=user_id,
         session_id=pair.session_id,
@@ -53,37 +55,36 @@ async def start_session(
 
 
 async def refresh_session(
-    deps: CommandDeps,
-    caller: Caller,
-    *,
-    refresh_token: str,
-    user_agent: str,
-    is_active: SessionIsActive,
+    deps: CommandDeps, caller: Caller, *, refresh_token: str, user_agent: str
 ) -> Issued:
     claims = deps.tokens.verify("refresh", refresh_token, user_agent)
-    who = Caller(claims.user_id, caller.request_id)
-    try:
-        await deps.reservations.reserve("refresh_jti", claims.jti, claims.session_id)
-    except Conflict:
-        revoked = SessionRevoked(
-            user_id=claims.user_id, session_id=claims.session_id, reason="refresh_reuse"
-        )
-        raise RefreshReused(claims.user_id, await deps.record(who, revoked)) from None
-    if not await is_active(claims.session_id, claims.user_id):
-        raise Unauthorized("the session has ended; log in again")
-    pair = deps.tokens.issue(claims.user_id, user_agent, session_id=claims.session_id)
-    position = await deps.record(
-        who,
-        SessionRefreshed(
-            user_id=claims.user_id, session_id=claims.session_id, refresh_jti=pair.refresh_jti
-        ),
+    who, sid = Caller(claims.user_id, caller.request_id), claims.session_id
+    pair = deps.tokens.issue(
+        claims.user_id, user_agent, session_id=sid, started_at=claims.session_started_at
     )
+    rotation = await deps.sessions.rotate(sid, claims.user_id, claims.jti, pair.refresh_jti)
+    if rotation is Rotation.REUSED:
+        revoked = SessionRevoked(user_id=claims.user_id, session_id=sid, reason="refresh_reuse")
+        raise RefreshReused(claims.user_id, await deps.record(who, revoked))
+    if rotation is Rotation.ENDED:
+        raise Unauthorized("the session has ended; log in again")
+    refreshed = SessionRefreshed(
+        user_id=claims.user_id, session_id=sid, refresh_jti=pair.refresh_jti
+    )
+    try:
+        position = await deps.record(who, refreshed)
+    except Exception:
+        # The new pair never reaches the client, so the token it sent stays the current
+        # one: a retry is not mistaken for reuse.
+        await deps.sessions.restore(sid, claims.jti, pair.refresh_jti)
+        raise
     return Issued(claims.user_id, pair, position)
 
 
 async def end_session(
     deps: CommandDeps, caller: Caller, *, user_id: str, session_id: str
 ) -> Position:
+    await deps.sessions.end(session_id, user_id)
     return await deps.record(
         Caller(user_id, caller.request_id),
         SessionRevoked(user_id=user_id, session_id=session_id, reason="logout"),

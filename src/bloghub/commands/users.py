@@ -76,6 +76,8 @@ async def change_password(
     keep_session_id: str | None,
 ) -> Position:
     password_hash = await deps.hasher.hash(new_password)
+    # Other sessions end now, not when the users projector gets to the event.
+    await deps.sessions.end_all(user_id, keep=keep_session_id)
     return await deps.record(
         Caller(user_id, caller.request_id),
         PasswordChanged(

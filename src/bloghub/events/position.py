@@ -1,14 +1,20 @@
-"""Positions in the log: the read-your-writes token carried by ``Bloghub-Position``."""
+"""Positions in the log, and the signed read-your-writes token carried by
+``Bloghub-Position`` and sent back in ``Bloghub-After``."""
 
 from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import hmac
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 TopicPartition = tuple[str, int]
 MAX_ENTRIES = 64
+MAX_TOKEN_CHARS = 8192
+_KEY_LABEL = b"bloghub position token v1"
+_MAC_BYTES = 16
 
 
 class BadPosition(ValueError):
@@ -44,7 +50,7 @@ class Position:
 
     @classmethod
     def decode(cls, token: str) -> Position:
-        if len(token) > 8192:
+        if len(token) > MAX_TOKEN_CHARS:
             raise BadPosition("position token too long")
         try:
             padded = token + "=" * (-len(token) % 4)
@@ -58,3 +64,31 @@ class Position:
         if any(p < 0 or o < 0 for (_, p), o in offsets.items()):
             raise BadPosition("malformed position token")
         return cls(offsets)
+
+
+class PositionSigner:
+    """Seals the positions handed to clients with an HMAC, so a position a client sends
+    back is one this deployment issued: a made-up one cannot make a read wait for a point
+    of the log that no write has reached."""
+
+    def __init__(self, secret: str) -> None:
+        # A key of its own, derived from the setting, so the MAC serves nothing else.
+        self._key = hmac.new(secret.encode(), _KEY_LABEL, hashlib.sha256).digest()
+
+    def seal(self, position: Position) -> str:
+        payload = position.encode()
+        return f"{payload}.{self._mac(payload)}"
+
+    def open(self, token: str) -> Position:
+        """The position a sealed token names; ``BadPosition`` unless this key sealed it."""
+        if len(token) > MAX_TOKEN_CHARS:
+            raise BadPosition("position token too long")
+        payload, dot, mac = token.rpartition(".")
+        given = mac.encode("utf-8", "replace")
+        if not dot or not hmac.compare_digest(given, self._mac(payload).encode()):
+            raise BadPosition("not a position token this service issued")
+        return Position.decode(payload)
+
+    def _mac(self, payload: str) -> str:
+        digest = hmac.new(self._key, payload.encode("utf-8", "replace"), hashlib.sha256)
+        return base64.urlsafe_b64encode(digest.digest()[:_MAC_BYTES]).decode().rstrip("=")

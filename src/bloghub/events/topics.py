@@ -28,10 +28,10 @@ def catalog(prefix: str) -> list[str]:
     ]
 
 
-# Event topics are the source of truth: never deleted, never compacted.
+# Event topics are the source of truth: never deleted, never compacted. Their
+# min.insync.replicas follows the replication factor (adapters/kafka.py).
 TOPIC_CONFIG: dict[str, str] = {
     "retention.ms": "-1",
     "retention.bytes": "-1",
     "cleanup.policy": "delete",
-    "min.insync.replicas": "1",
 }

@@ -175,12 +175,17 @@ class ArticlesProjector(PostgresProjector):
 
     async def _prewarm(self, cache: Cache, ids: set[str]) -> None:
         """Put just-published articles in the cache, as committed (a later withdraw in the
-        same batch leaves nothing to put)."""
+        same batch leaves nothing to put). The cache notes its invalidation counters before
+        the rows are read, so an instance that has lost these partitions cannot put back a
+        copy that the new owner has invalidated meanwhile."""
+        keys = [published_key(cache, i) for i in sorted(ids)]
+        await cache.warm(keys, PUBLISHED_TTL_S, lambda: self._published_views(cache, ids))
+
+    async def _published_views(self, cache: Cache, ids: set[str]) -> dict[str, Any]:
+        """The cached form of each of ``ids`` that is published, by cache key."""
         stmt = select(*PUBLISHED_COLUMNS).where(articles.c.id.in_(ids))
         async with self.engine.connect() as raw:
             conn = await raw.execution_options(schema_translate_map={None: self.schema})
             rows = list(await conn.execute(stmt))
-        for row in rows:
-            view = published_view(row)
-            if view is not None:
-                await cache.put(published_key(cache, view["id"]), view, PUBLISHED_TTL_S)
+        views = (published_view(row) for row in rows)
+        return {published_key(cache, v["id"]): v for v in views if v is not None}

@@ -26,6 +26,9 @@ def make_engine(
         max_overflow=pool_size,
         pool_pre_ping=pre_ping,
         pool_timeout=5,
+        # A failed statement's message goes to logs and dead-letter headers; its bound
+        # parameters hold password hashes and codes, so they never go with it.
+        hide_parameters=True,
         connect_args={
             "server_settings": {"application_name": app, **(server_settings or {})},
             "timeout": 5,

@@ -10,8 +10,8 @@ from starlette.responses import Response
 
 from bloghub.adapters.redis.cache import Cache
 from bloghub.api.article_queries import ArticleQueries, abstract
-from bloghub.api.auth import require_caller, wait_as_reader
-from bloghub.api.consistent import mark_stale, through_cache, wait_for_reads, written
+from bloghub.api.auth import USERS_READS, require_caller, wait_as_reader
+from bloghub.api.consistent import mark_stale, pinned, through_cache, wait_for_reads, written
 from bloghub.api.http import JSON, Endpoint, container, parse_body
 from bloghub.api.idempotency import idempotent
 from bloghub.api.v1.article_schemas import (
@@ -52,6 +52,8 @@ from bloghub.projections.articles import (
 )
 
 ARTICLES_READS = [("articles", (Family.ARTICLES,))]
+# What readers see names each article's author: two read models, both waited for.
+WITH_AUTHORS_READS = [*ARTICLES_READS, *USERS_READS]
 FIRST_PAGE = 20  # the default page size: the author's first page is the one cached
 LIST_TTL_S = 300
 DRAFT_TTL_S = 300
@@ -60,8 +62,7 @@ IDEMPOTENT = {"Idempotency-Key": "A retry with the same key gets the first answe
 
 
 def queries(request: Request) -> ArticleQueries:
-    c = container(request)
-    return ArticleQueries(c.engine, c.progress)
+    return ArticleQueries(container(request).engine, pinned(request))
 
 
 def _article_id(request: Request) -> str:
@@ -272,7 +273,7 @@ async def published_detail(request: Request, article_id: str) -> dict[str, Any] 
 
 async def read(request: Request) -> Response:
     article_id = _article_id(request)
-    stale = await wait_as_reader(request, ARTICLES_READS)
+    stale = await wait_as_reader(request, WITH_AUTHORS_READS)
     view = await published_detail(request, article_id)
     if view is None:
         raise NotFound("no such article")
@@ -285,7 +286,7 @@ async def read(request: Request) -> Response:
 
 async def listing(request: Request) -> Response:
     author, tag = request.query_params.get("author"), _tag(request.query_params.get("tag"))
-    stale = await wait_as_reader(request, ARTICLES_READS)
+    stale = await wait_as_reader(request, WITH_AUTHORS_READS)
     page = await queries(request).published_list(
         author=author, tag=tag, limit=_limit(request), cursor=request.query_params.get("cursor")
     )

@@ -9,14 +9,14 @@ from starlette.responses import Response
 from bloghub.api.auth import (
     USERS_READS,
     require_caller,
-    session_is_live,
     user_agent,
     user_queries,
 )
-from bloghub.api.consistent import written
+from bloghub.api.consistent import pinned, written
 from bloghub.api.http import JSON, Endpoint, container, parse_body
 from bloghub.api.queries import UserRow
 from bloghub.api.v1.schemas import LoginIn, RefreshIn, TokensOut, UserOut, login_email
+from bloghub.auth.audit import security_event
 from bloghub.commands.context import Caller
 from bloghub.commands.sessions import (
     Issued,
@@ -48,6 +48,9 @@ async def tokens_response(request: Request, issued: Issued, user: UserOut) -> Re
     response = JSON(out.model_dump(mode="json", exclude_none=True))
     response.headers["x-jwt-token"] = pair.access
     response.headers["x-refresh-token"] = pair.refresh
+    # Tokens are credentials: no browser, proxy or CDN may keep a copy of this answer.
+    response.headers["cache-control"] = "no-store"
+    response.headers["pragma"] = "no-cache"
     return await written(request, response, issued.position, issued.user_id)
 
 
@@ -89,7 +92,7 @@ async def _find_for_login(request: Request, email: str) -> UserRow | None:
     if held is None or held.position is None:
         return None
     reached = await c.progress.wait(
-        USERS_READS, Position.decode(held.position), c.settings.read_wait_s
+        USERS_READS, Position.decode(held.position), c.settings.read_wait_s, pinned(request)
     )
     row = await queries.by_email(email)
     if row is None and not reached:
@@ -103,23 +106,15 @@ async def refresh(request: Request) -> Response:
     token = request.headers.get("x-refresh-token")
     if token is None:
         token = (await parse_body(request, RefreshIn)).refresh_token
-    c = container(request)
-
-    async def is_active(session_id: str, user_id: str) -> bool:
-        return await session_is_live(request, session_id, user_id)
-
     try:
         issued = await refresh_session(
-            c.commands,
+            container(request).commands,
             caller(request),
             refresh_token=token,
             user_agent=user_agent(request),
-            is_active=is_active,
         )
     except RefreshReused as reused:
-        # The revocation is the account's own latest write: every later request of this
-        # user waits for it, so the session's other tokens stop at once.
-        await c.own_writes.remember(reused.user_id, reused.position)
+        security_event("session.refresh_reused", ip=client_ip(request), user_id=reused.user_id)
         raise
     row = await user_queries(request).by_id(issued.user_id)
     user = user_out(row) if row is not None else UserOut(id=issued.user_id)
@@ -159,7 +154,7 @@ ENDPOINTS = [
         "accounts",
         body=RefreshIn,
         response=TokensOut,
-        errors=(400, 401, 415, 422),
+        errors=(400, 401, 415, 422, 503),
         headers=TOKEN_HEADERS,
     ),
     Endpoint(
@@ -170,6 +165,6 @@ ENDPOINTS = [
         "accounts",
         status=204,
         auth=True,
-        errors=(401,),
+        errors=(401, 503),
     ),
 ]

@@ -18,6 +18,7 @@ from bloghub.api.auth import require_caller, user_agent, user_queries
 from bloghub.api.consistent import written
 from bloghub.api.http import JSON, Endpoint, container, parse_body
 from bloghub.api.queries import UserRow
+from bloghub.api.v1.proof import check_current_password
 from bloghub.api.v1.schemas import (
     Input,
     NewPassword,
@@ -28,7 +29,6 @@ from bloghub.api.v1.schemas import (
 )
 from bloghub.api.v1.sessions import caller, client_ip, tokens_response
 from bloghub.api.v1.users import profile_out
-from bloghub.auth.audit import security_event
 from bloghub.auth.sms.phones import normalise_phone
 from bloghub.auth.sms.sender import Delivery
 from bloghub.commands.sessions import start_session
@@ -138,7 +138,9 @@ async def bind(request: Request) -> Response:
 async def _prove_owner(request: Request, row: UserRow, body: PhoneBinding) -> None:
     """The caller is the account's owner, not only the holder of one of its tokens."""
     if body.current_password is not None and row.password_hash is not None:
-        await _check_password(request, row, body.current_password)
+        await check_current_password(
+            request, row, row.id, body.current_password, purpose="phone_binding"
+        )
     elif body.current_phone_code is not None and row.phone is not None:
         await _spend(request, "owner", row.phone, body.current_phone_code, "current_phone_code")
     elif row.password_hash is not None or row.phone is not None:
@@ -149,25 +151,6 @@ async def _prove_owner(request: Request, row: UserRow, body: PhoneBinding) -> No
             "prove it is you: the current password or phone is needed", fields=wanted
         )
     # else: an account made by WeChat login has no password and no phone to prove with.
-
-
-async def _check_password(request: Request, row: UserRow, password: str) -> None:
-    """The current password, under its own attempt limit: a stolen access token must not
-    turn into unlimited password guesses."""
-    c = container(request)
-    await c.password_checks.check(row.id, "password checks")
-    if await c.commands.hasher.verify(password, row.password_hash):
-        await c.password_checks.cleared(row.id)
-        return
-    locked_for_s = await c.password_checks.failed(row.id)
-    security_event(
-        "password_check.failed",
-        ip=client_ip(request),
-        user_id=row.id,
-        purpose="phone_binding",
-        locked_for_s=locked_for_s,
-    )
-    raise Unauthorized("the current password is wrong", fields={"current_password": "wrong"})
 
 
 async def reset_password(request: Request) -> Response:

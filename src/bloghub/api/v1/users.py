@@ -13,6 +13,7 @@ from bloghub.api.auth import USERS_READS, require_caller, user_queries, wait_as_
 from bloghub.api.consistent import mark_stale, through_cache, written
 from bloghub.api.http import JSON, Endpoint, container, parse_body
 from bloghub.api.queries import UserRow
+from bloghub.api.v1.proof import check_current_password
 from bloghub.api.v1.schemas import (
     PasswordChangeIn,
     ProfileEnvelope,
@@ -31,7 +32,7 @@ from bloghub.commands.users import (
     register_user,
     update_profile,
 )
-from bloghub.errors import NotFound, Unauthorized
+from bloghub.errors import NotFound
 
 USER_INFO_TTL_S = 15 * 60
 
@@ -95,9 +96,9 @@ async def change_my_password(request: Request) -> Response:
     body = await parse_body(request, PasswordChangeIn)
     c = container(request)
     row = await user_queries(request).by_id(claims.user_id)
-    hashed = row.password_hash if row is not None else None
-    if not await c.commands.hasher.verify(body.current_password, hashed):
-        raise Unauthorized("the current password is wrong", fields={"current_password": "wrong"})
+    await check_current_password(
+        request, row, claims.user_id, body.current_password, purpose="password_change"
+    )
     position = await change_password(
         c.commands,
         caller(request),

@@ -1,0 +1,120 @@
+"""Live sessions, written by the commands that start, rotate and end them.
+
+The users read model learns of sessions from the log and may lag behind it by any amount;
+a logout must not. So every session also lives here, written when its command runs, and
+every authenticated request asks here: a session is live only while its record exists.
+Ending a session deletes the record, so an ended session (or one this store has lost)
+is refused, never accepted.
+
+A record holds the session's owner and the id of its one current refresh token, and
+expires at the session's absolute end: as long as any token of the session could still
+verify. Rotation is a compare-and-set on that id, so any other token of the session, old
+or concurrent, is reuse, however long after its use it comes back.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from redis.asyncio import Redis
+
+from bloghub.auth.limiter import redis_translated
+
+# KEYS: the session, its owner's set of sessions. ARGV: sid, owner, refresh id, end (ms).
+_OPEN = """
+redis.call('HSET', KEYS[1], 'user', ARGV[2], 'jti', ARGV[3])
+redis.call('PEXPIREAT', KEYS[1], ARGV[4])
+redis.call('SADD', KEYS[2], ARGV[1])
+if redis.call('PEXPIRETIME', KEYS[2]) < tonumber(ARGV[4]) then
+  redis.call('PEXPIREAT', KEYS[2], ARGV[4])
+end
+return 1
+"""
+
+# KEYS: the session. ARGV: owner, presented refresh id, new refresh id.
+_ROTATE = """
+local s = redis.call('HMGET', KEYS[1], 'user', 'jti')
+if not s[1] or s[1] ~= ARGV[1] then return 'ended' end
+if s[2] ~= ARGV[2] then
+  redis.call('DEL', KEYS[1])
+  return 'reused'
+end
+redis.call('HSET', KEYS[1], 'jti', ARGV[3])
+return 'rotated'
+"""
+
+# KEYS: the session. ARGV: the refresh id to restore, the one that replaced it.
+_RESTORE = """
+if redis.call('HGET', KEYS[1], 'jti') == ARGV[2] then
+  redis.call('HSET', KEYS[1], 'jti', ARGV[1])
+end
+return 1
+"""
+
+# KEYS: the owner's set of sessions. ARGV: the session key prefix, the session to keep.
+_END_ALL = """
+for _, sid in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  if sid ~= ARGV[2] then
+    redis.call('DEL', ARGV[1] .. sid)
+    redis.call('SREM', KEYS[1], sid)
+  end
+end
+return 1
+"""
+
+
+class Rotation(StrEnum):
+    ROTATED = "rotated"
+    REUSED = "reused"  # not the session's current refresh token: the session is now ended
+    ENDED = "ended"  # the session had already ended (or never existed)
+
+
+class SessionStore:
+    def __init__(self, redis: Redis, *, prefix: str) -> None:
+        self._redis = redis
+        self._session_prefix = f"{prefix}:session:"
+        self._owned_prefix = f"{prefix}:user-sessions:"
+        self._open = redis.register_script(_OPEN)
+        self._rotate = redis.register_script(_ROTATE)
+        self._restore = redis.register_script(_RESTORE)
+        self._end_all = redis.register_script(_END_ALL)
+
+    async def open(self, session_id: str, user_id: str, refresh_jti: str, ends_at: int) -> None:
+        keys = [self._session_prefix + session_id, self._owned_prefix + user_id]
+        async with redis_translated():
+            await self._open(keys=keys, args=[session_id, user_id, refresh_jti, ends_at * 1000])
+
+    async def rotate(self, session_id: str, user_id: str, presented: str, new: str) -> Rotation:
+        """Make ``new`` the current refresh token if ``presented`` is; end the session if
+        it is not (see the module's note)."""
+        async with redis_translated():
+            outcome = await self._rotate(
+                keys=[self._session_prefix + session_id], args=[user_id, presented, new]
+            )
+        return Rotation(_text(outcome))
+
+    async def restore(self, session_id: str, previous: str, new: str) -> None:
+        """Undo a rotation whose pair never reached the client (its event surely failed)."""
+        async with redis_translated():
+            await self._restore(keys=[self._session_prefix + session_id], args=[previous, new])
+
+    async def is_live(self, session_id: str, user_id: str) -> bool:
+        async with redis_translated():
+            owner = await self._redis.hget(self._session_prefix + session_id, "user")
+        return owner is not None and _text(owner) == user_id
+
+    async def end(self, session_id: str, user_id: str) -> None:
+        async with redis_translated():
+            await self._redis.delete(self._session_prefix + session_id)
+            await self._redis.srem(self._owned_prefix + user_id, session_id)
+
+    async def end_all(self, user_id: str, *, keep: str | None = None) -> None:
+        """End every session of ``user_id`` but ``keep`` (a password change keeps its own)."""
+        async with redis_translated():
+            await self._end_all(
+                keys=[self._owned_prefix + user_id], args=[self._session_prefix, keep or ""]
+            )
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
