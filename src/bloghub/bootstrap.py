@@ -18,6 +18,7 @@ from bloghub.adapters.postgres.engine import make_engine
 from bloghub.adapters.postgres.reservations import Reservations
 from bloghub.adapters.redis import make_redis
 from bloghub.adapters.redis.cache import Cache
+from bloghub.adapters.redis.local_tier import LocalTier, follow_changes
 from bloghub.adapters.redis.sessions import SessionStore
 from bloghub.api.consistency import OwnWrites, Progress
 from bloghub.auth.limiter import SlidingWindowLimiter
@@ -82,6 +83,7 @@ class Container:
     # Wrong current passwords where one is asked again (binding a phone), per account.
     password_checks: FailureLimit
     cache: Cache
+    hot: LocalTier
     wechat: WeChatLogin | None
     limiter: SlidingWindowLimiter
     sms: Sms
@@ -115,8 +117,13 @@ class Container:
                 await reader.close()
 
     async def run_background(self, stop: asyncio.Event) -> None:
-        """What the API process runs beside requests: the ops sampler, the SMS outbox worker."""
-        await asyncio.gather(self.run_ops_sampler(stop), self.sms.run_worker(stop))
+        """What the API process runs beside requests: the ops sampler, the SMS outbox worker,
+        and the subscription that keeps the in-process cache tier coherent."""
+        await asyncio.gather(
+            self.run_ops_sampler(stop),
+            self.sms.run_worker(stop),
+            follow_changes(self.hot, self.redis, self.settings.prefix, stop),
+        )
 
     async def close(self) -> None:
         await self.sms.close()
@@ -189,6 +196,11 @@ async def build(settings: Settings, *, pool_size: int = 10) -> Container:
             threshold=settings.phone_bind_password_failures,
         ),
         cache=Cache(redis, prefix=settings.prefix, enabled=settings.cache_enabled),
+        hot=LocalTier(
+            max_entries=settings.local_cache_entries if settings.cache_enabled else 0,
+            max_bytes=settings.local_cache_bytes,
+            ttl_s=settings.local_cache_ttl_s,
+        ),
         wechat=build_wechat(settings),
         limiter=limiter,
         sms=build_sms(settings, redis=redis, engine=engine, limiter=limiter),

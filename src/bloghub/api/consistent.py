@@ -93,7 +93,12 @@ async def through_cache(
     position: then straight from the read model it waited for."""
     if getattr(request.state, "caught_up", False):
         return await fill()
-    return await container(request).cache.get_or_fill(key, ttl_s, fill)
+    found = await container(request).cache.lookup(key, ttl_s, fill)
+    # A hot read (api/hot.py) keeps its body with the counter of every entry it came from.
+    counters: dict[str, int | None] | None = getattr(request.state, "cache_counters", None)
+    if counters is not None:
+        counters[key] = found.counter
+    return found.value
 
 
 def mark_stale(response: Response, stale: bool) -> Response:
