@@ -19,6 +19,7 @@ from bloghub.api.errors import on_bloghub_error, on_http_error, on_unexpected
 from bloghub.api.http import Endpoint
 from bloghub.api.middleware import BodyLimit, RequestId
 from bloghub.api.rate_limit import RateLimit
+from bloghub.api.routing import IndexedRouter
 from bloghub.api.v1 import articles, sessions, sms, users, wechat
 from bloghub.bootstrap import Container, build
 from bloghub.errors import BloghubError
@@ -127,6 +128,7 @@ def create_app(settings: Settings, *, factory: ContainerFactory = build) -> Star
         },
         lifespan=lifespan,
     )
+    app.router = IndexedRouter(app.router.routes, lifespan=lifespan)
     app.state.endpoints = endpoints
     app.state.http_metrics = http_metrics
     return app
