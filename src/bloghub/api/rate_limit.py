@@ -63,15 +63,15 @@ class RateLimit:
         checks = [(ip, self.per_ip)]
         if user is not None:
             checks.append((f"user:{user}", self.per_user))
-        for key, limit in checks:
-            try:
-                decision = await limiter.allow(key, limit, self.window_s)
-            except Unavailable:
-                log.warning("rate_limit.redis_unavailable")  # fail open: Redis is not the door
-                break
-            if not decision.allowed:
-                await _too_many(send, decision.retry_after_s, key.split(":", 1)[0])
-                return
+        try:
+            refused = await limiter.allow_all(checks, self.window_s)
+        except Unavailable:
+            log.warning("rate_limit.redis_unavailable")  # fail open: Redis is not the door
+            refused = None
+        if refused is not None:
+            key, decision = refused
+            await _too_many(send, decision.retry_after_s, key.split(":", 1)[0])
+            return
         await self.app(scope, receive, send)
 
     def _user(self, scope: Scope) -> str | None:

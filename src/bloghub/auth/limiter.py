@@ -13,7 +13,7 @@ import math
 import secrets
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -44,6 +44,29 @@ return {0, tonumber(oldest[2]) + window - now, 0}
 """
 
 
+# The same, for several windows in one round trip: KEYS the windows; ARGV the window in
+# microseconds, then per key its limit and a member. Windows are taken in order and the
+# first that refuses stops the rest (as separate calls in that order would).
+# Returns {index of the refusing key or 0, wait in microseconds}.
+_ALLOW_ALL = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local window = tonumber(ARGV[1])
+for i = 1, #KEYS do
+  local limit = tonumber(ARGV[2 * i])
+  redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now - window)
+  local used = redis.call('ZCARD', KEYS[i])
+  if used >= limit then
+    local oldest = redis.call('ZRANGE', KEYS[i], used - limit, used - limit, 'WITHSCORES')
+    return {i, tonumber(oldest[2]) + window - now}
+  end
+  redis.call('ZADD', KEYS[i], now, ARGV[2 * i + 1])
+  redis.call('PEXPIRE', KEYS[i], math.ceil(window / 1000))
+end
+return {0, 0}
+"""
+
+
 @dataclass(frozen=True, slots=True)
 class Decision:
     allowed: bool
@@ -55,6 +78,7 @@ class SlidingWindowLimiter:
     def __init__(self, redis: Redis, prefix: str) -> None:
         self._prefix = prefix
         self._script = redis.register_script(_ALLOW)
+        self._all = redis.register_script(_ALLOW_ALL)
 
     def key(self, key: str) -> str:
         return f"{self._prefix}:ratelimit:{key}"
@@ -76,6 +100,24 @@ class SlidingWindowLimiter:
         if int(allowed):
             return Decision(True, 0, int(remaining))
         return Decision(False, max(1, math.ceil(int(wait_us) / 1_000_000)))
+
+    async def allow_all(
+        self, checks: Sequence[tuple[str, int]], window_s: float
+    ) -> tuple[str, Decision] | None:
+        """Count one call against each ``(key, limit)`` in order, in one round trip; the
+        first key that refuses and its decision, or ``None`` if every one allowed it.
+        Raises ``Unavailable`` when Redis cannot be reached."""
+        if window_s <= 0 or any(limit < 1 for _, limit in checks):
+            raise ValueError("a rate needs limit >= 1 and window_s > 0")
+        args: list[int | str] = [max(1, round(window_s * 1_000_000))]
+        for _, limit in checks:
+            args += [limit, secrets.token_hex(8)]
+        async with redis_translated():
+            refused, wait_us = await self._all(keys=[self.key(k) for k, _ in checks], args=args)
+        if not int(refused):
+            return None
+        seconds = max(1, math.ceil(int(wait_us) / 1_000_000))
+        return checks[int(refused) - 1][0], Decision(False, seconds)
 
 
 class LocalLimiter:
