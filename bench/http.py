@@ -538,10 +538,12 @@ def checks(windows: Sequence[Window], s: Seed) -> list[Check]:
 
 async def run(params: Params = Params()) -> Report:
     ensure_wrk()
+    # Settings given to this command (BLOGHUB_LOG_SAMPLE_READS=0.01, say) reach the servers.
+    given = {k: v for k, v in os.environ.items() if k.startswith("BLOGHUB_")}
     report = Report(
         name=NAME,
         title="http: bloghub / bare Starlette under wrk on loopback (uvicorn, uvloop, httptools)",
-        params=asdict(params),
+        params=asdict(params) | {"environment": given},
     )
     async with workspace(NAME, migrate=True) as ws:
         console.print(f"[dim]{NAME}: prefix {ws.prefix}, database {ws.database}[/]")

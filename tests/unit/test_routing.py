@@ -30,7 +30,7 @@ def first_full(routes: list[BaseRoute], path: str, method: str) -> BaseRoute | N
 def test_the_candidates_hold_the_first_full_match(parts: list[str], method: str) -> None:
     path = "/" + "/".join(parts)
     expected = first_full(ROUTES, path, method)
-    candidates = index(ROUTES).get(_key(path))
+    candidates = index(ROUTES).get(_key(method, path))
     if expected is not None:
         assert candidates is not None, path
         assert first_full(candidates, path, method) is expected
@@ -42,4 +42,6 @@ def test_every_route_is_found_by_its_own_path() -> None:
         assert isinstance(route, Route)
         path = route.path.replace("{", "").replace("}", "")
         method = sorted(route.methods or {"GET"})[0]
-        assert first_full(table[_key(path)], path, method) is first_full(ROUTES, path, method)
+        assert first_full(table[_key(method, path)], path, method) is first_full(
+            ROUTES, path, method
+        )

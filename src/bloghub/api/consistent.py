@@ -47,6 +47,9 @@ async def wait_for_reads(request: Request, reads: Reads, caller_id: str | None) 
     last write. Returns True if the answer may be stale (the bound ran out)."""
     c = container(request)
     named, own = await _wanted(request, caller_id)
+    if not named and not own:  # the common anonymous read: nothing to wait for
+        request.state.caught_up = False
+        return False
     # A read that had to catch up reads the read model it waited for, not a cache: the
     # projector lifts its cache fences only just after its commit.
     position = c.progress.relevant(reads, named.merge(own))
