@@ -50,8 +50,8 @@ from bench.support import (
 from bloghub.adapters.redis import make_redis
 from bloghub.adapters.redis.cache import Cache
 from bloghub.api.app import create_app
-from bloghub.projections.articles import published_key
 from bloghub.projections.worker import run_projectors
+from bloghub.readmodels import published_key
 from bloghub.settings import Settings
 
 NAME = "article_detail"

@@ -25,25 +25,26 @@ import io
 import os
 import pstats
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 import bloghub.events.users  # noqa: F401  (registers the users family's event types)
 from bench import cpu
 from bench.support import ARTIFACTS, Check, Figure, Report, bar_chart, console, rate, workspace
 from bloghub.adapters.postgres.engine import make_engine
 from bloghub.adapters.redis import make_redis
-from bloghub.events.base import Recorded, envelop, registry
+from bloghub.events.base import envelop, registry
 from bloghub.events.codec import decode, encode
 from bloghub.events.topics import Family, topic_for
 from bloghub.events.users import UserRegistered
 from bloghub.ids import new_id_str
 from bloghub.projections.dead_letters import DeadLetters, dlq_count_key
+from bloghub.projections.gate import Part
 from bloghub.projections.port import RawRecord
 from bloghub.projections.postgres_sink import projector_engine
 from bloghub.projections.runner import ProjectorRunner, RunnerConfig
@@ -194,11 +195,13 @@ class TimedRunner(ProjectorRunner):
     first_batch_at: float | None = None
     batches = 0
 
-    async def decode_batch(self, raw: Sequence[RawRecord]) -> list[Recorded]:
+    async def decode_batch(
+        self, batches: Mapping[TopicPartition, Sequence[RawRecord]]
+    ) -> list[Part]:
         if self.first_batch_at is None:
             self.first_batch_at = time.perf_counter()
         self.batches += 1
-        return await super().decode_batch(raw)
+        return await super().decode_batch(batches)
 
 
 async def project(settings: Settings, events: int, deadline_s: float) -> tuple[Timing, int]:

@@ -4,15 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import subprocess
 import sys
-from collections.abc import Awaitable, Callable
+from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import asyncpg
 
 from bloghub.adapters.postgres.generations import create_generation
 from bloghub.adapters.redis import make_redis
+from bloghub.events.articles import (
+    ArticleDeleted,
+    ArticleDrafted,
+    ArticleEvent,
+    ArticlePublished,
+    ArticleWithdrawn,
+    DraftEdited,
+)
 from bloghub.events.base import Event, Recorded, envelop, registry
 from bloghub.events.log import EventLog
 from bloghub.events.users import UserRegistered
@@ -38,6 +49,104 @@ async def append_registrations(log: EventLog, count: int, *, tag: str, chunk: in
             for i in range(start, min(count, start + chunk))
         ]
         await log.append(envs)
+
+
+async def append_events(log: EventLog, events: Sequence[Event], *, chunk: int = 1000) -> None:
+    for start in range(0, len(events), chunk):
+        await log.append(
+            [envelop(e, actor_id=None, request_id=None) for e in events[start : start + chunk]]
+        )
+
+
+@dataclass
+class _Article:
+    version: int
+    draft_tags: list[str]
+    published_tags: list[str] | None = None  # None unless published
+
+
+@dataclass
+class ArticleBook:
+    """The article command rules in miniature: the events a run of requests makes, and
+    how many published articles each tag then has."""
+
+    author: str = field(default_factory=new_id_str)
+    articles: dict[str, _Article] = field(default_factory=dict)
+
+    def create(self, tags: list[str]) -> ArticleDrafted:
+        article_id = new_id_str()
+        self.articles[article_id] = _Article(1, tags)
+        return ArticleDrafted(**self._ids(article_id), version=1, title="t", content="", tags=tags)
+
+    def edit(self, article_id: str, tags: list[str]) -> DraftEdited:
+        article = self._next(article_id)
+        article.draft_tags = tags
+        return DraftEdited(**self._at(article_id), title="t", content="", tags=tags)
+
+    def publish(self, article_id: str) -> ArticlePublished:
+        article = self._next(article_id)
+        article.published_tags = article.draft_tags
+        tags = article.draft_tags
+        return ArticlePublished(**self._at(article_id), title="t", content="", tags=tags)
+
+    def withdraw(self, article_id: str) -> ArticleWithdrawn | None:
+        if self.articles[article_id].published_tags is None:
+            return None  # the command refuses to withdraw what is not published
+        self._next(article_id).published_tags = None
+        return ArticleWithdrawn(**self._at(article_id))
+
+    def delete(self, article_id: str) -> ArticleDeleted:
+        self._next(article_id)
+        event = ArticleDeleted(**self._at(article_id))
+        del self.articles[article_id]
+        return event
+
+    def lost_race(self, article_id: str, tags: list[str]) -> ArticlePublished:
+        """A publish decided on a stale read: it carries a version the article has already
+        passed, so the read model must ignore it (the book does)."""
+        version = self.articles[article_id].version
+        return ArticlePublished(
+            **self._ids(article_id), version=version, title="t", content="", tags=tags
+        )
+
+    def published_per_tag(self) -> Counter[str]:
+        return Counter(t for a in self.articles.values() for t in a.published_tags or ())
+
+    def _next(self, article_id: str) -> _Article:
+        article = self.articles[article_id]
+        article.version += 1
+        return article
+
+    def _ids(self, article_id: str) -> dict[str, str]:
+        return {"article_id": article_id, "author_id": self.author}
+
+    def _at(self, article_id: str) -> dict[str, str | int]:
+        return {**self._ids(article_id), "version": self.articles[article_id].version}
+
+
+def article_history(
+    book: ArticleBook, rng: random.Random, *, events: int, tags: Sequence[str]
+) -> list[ArticleEvent]:
+    """About ``events`` events of one author's articles: mostly publishing, re-publishing
+    under other tags and withdrawing, some deletes, each article with up to five tags."""
+    out: list[ArticleEvent] = []
+    while len(out) < events:
+        ids = list(book.articles)
+        roll = rng.random()
+        if not ids or roll < 0.15:
+            out.append(book.create(rng.sample(list(tags), rng.randint(0, 5))))
+            continue
+        article_id = rng.choice(ids)
+        if roll < 0.35:
+            out.append(book.edit(article_id, rng.sample(list(tags), rng.randint(0, 5))))
+        elif roll < 0.7:
+            out.append(book.publish(article_id))
+        elif roll < 0.95:
+            withdrawn = book.withdraw(article_id)
+            out.extend([withdrawn] if withdrawn is not None else [])
+        else:
+            out.append(book.delete(article_id))
+    return out
 
 
 async def applied(settings: Settings, projector: str, generation: int = 1) -> int:

@@ -27,7 +27,9 @@ from bloghub.auth.passwords import PasswordHasher
 from bloghub.auth.sms.setup import Sms, build_sms
 from bloghub.auth.tokens import TokenPolicy, TokenService
 from bloghub.auth.wechat import StateCookie, WeChatClient, WeChatConfig
+from bloghub.commands.after_append import AfterAppend
 from bloghub.commands.context import CommandDeps
+from bloghub.commands.sweeper import sweep_forever
 from bloghub.events.log import EventLog
 from bloghub.events.position import PositionSigner
 from bloghub.logs import configure_logging
@@ -118,14 +120,28 @@ class Container:
 
     async def run_background(self, stop: asyncio.Event) -> None:
         """What the API process runs beside requests: the ops sampler, the SMS outbox worker,
-        and the subscription that keeps the in-process cache tier coherent."""
+        the reservation sweeper (keys are reserved here, so they are swept here) and the
+        subscription that keeps the in-process cache tier coherent."""
         await asyncio.gather(
             self.run_ops_sampler(stop),
             self.sms.run_worker(stop),
+            self.run_sweeper(stop),
             follow_changes(self.hot, self.redis, self.settings.prefix, stop),
         )
 
+    async def run_sweeper(self, stop: asyncio.Event) -> None:
+        await sweep_forever(
+            self.commands.reservations,
+            older_than_s=self.settings.reservation_ttl_s,
+            every_s=self.settings.sweep_interval_s,
+            stop=stop,
+            redis=self.redis,
+            lock=f"{self.settings.prefix}:reservations:sweeper",
+        )
+
     async def close(self) -> None:
+        # Steps that follow writes already answered get a last chance before the clients go.
+        await self.commands.after_append.drain(self.settings.after_write_wait_s)
         await self.sms.close()
         if self.wechat is not None:
             await self.wechat.http.aclose()
@@ -172,6 +188,9 @@ async def build(settings: Settings, *, pool_size: int = 10) -> Container:
             hasher=hasher,
             tokens=tokens,
             sessions=SessionStore(redis, prefix=settings.prefix),
+            after_append=AfterAppend(
+                tries=settings.after_write_tries, wait_s=settings.after_write_wait_s
+            ),
         ),
         tokens=tokens,
         progress=Progress(engine, prefix=settings.prefix),

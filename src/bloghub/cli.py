@@ -23,11 +23,10 @@ if TYPE_CHECKING:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bloghub", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    api = sub.add_parser("api", help="serve the HTTP API")
+    api = sub.add_parser("api", help="serve the HTTP API (and sweep stale key reservations)")
     proj = sub.add_parser("project", help="run projectors (all if none named)")
     proj.add_argument("names", nargs="*")
-    run = sub.add_parser("run", help="API processes, every projector and the sweeper, side by side")
-    sub.add_parser("sweep", help="release unique-key reservations that no event confirmed")
+    run = sub.add_parser("run", help="API processes and every projector, side by side")
     for serving in (api, run):
         serving.add_argument(
             "--workers",
@@ -48,8 +47,6 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(_project(settings, args.names))
     elif args.command == "run":
         _run_all(settings, max(1, args.workers))
-    elif args.command == "sweep":
-        asyncio.run(_sweep(settings))
     elif args.command == "lag":
         asyncio.run(_lag(settings))
     elif args.command == "topics":
@@ -151,53 +148,27 @@ async def _project(settings: Settings, names: list[str]) -> None:
 
 
 def _run_all(settings: Settings, workers: int) -> None:
-    """One machine: the projectors and the reservation sweeper in processes of their own,
-    beside ``workers`` API processes; they stop together."""
+    """One machine: the projectors in a process of their own, beside ``workers`` API
+    processes (which sweep stale key reservations); they stop together."""
     from bloghub.bootstrap import prepare_topics
 
     asyncio.run(prepare_topics(settings))
-    children = [
-        subprocess.Popen([sys.executable, "-m", "bloghub.cli", role])  # noqa: S603 - fixed argv
-        for role in ("project", "sweep")
-    ]
+    projectors = subprocess.Popen([sys.executable, "-m", "bloghub.cli", "project"])
     print(
         f"bloghub serving on http://{settings.api_host}:{settings.api_port} with {workers} "
-        f"API process(es), projectors and sweeper beside them (docs at /docs, readiness at "
-        f"/readyz)",
+        f"API process(es) and the projectors beside them (docs at /docs, readiness at /readyz)",
         file=sys.stderr,
         flush=True,
     )
     try:
         _serve(settings, workers)
     finally:
-        for child in children:
-            child.terminate()
-        for child in children:
-            try:
-                child.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                child.kill()
-                child.wait()
-
-
-async def _sweep(settings: Settings) -> None:
-    from bloghub.adapters.postgres.engine import make_engine
-    from bloghub.adapters.postgres.reservations import Reservations
-    from bloghub.commands.sweeper import sweep_forever
-    from bloghub.projections.worker import install_stop_signals
-
-    stop = asyncio.Event()
-    install_stop_signals(stop)
-    engine = make_engine(settings.sqlalchemy_url, pool_size=1, app="bloghub-sweeper")
-    try:
-        await sweep_forever(
-            Reservations(engine),
-            older_than_s=settings.reservation_ttl_s,
-            every_s=settings.sweep_interval_s,
-            stop=stop,
-        )
-    finally:
-        await engine.dispose()
+        projectors.terminate()
+        try:
+            projectors.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            projectors.kill()
+            projectors.wait()
 
 
 if __name__ == "__main__":

@@ -91,4 +91,17 @@ class CatchingUp(Unavailable):
 
 
 class Transient(Exception):
-    """A store error worth retrying (connection lost, serialization failure)."""
+    """A store that is unwell: connection lost, serialization failure, read-only after a
+    failover, out of memory, disk or connections, a statement cancelled. Worth retrying;
+    never the fault of what was being written."""
+
+
+class StoreRejected(Exception):
+    """The store refused the data written (a data or constraint error other than a
+    duplicate key): the fault of what was written, not of the store."""
+
+
+class CodeBehind(Exception):
+    """An event newer than this code (an unknown type, a version with no upcaster, a field
+    the model does not know): a deployment problem, never the event's fault. A projector
+    waits for new code instead of dead-lettering it."""

@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     topic_partitions: int = Field(default=6, ge=1, le=1024)
     topic_replication: int = Field(default=1, ge=1, le=7)
     append_timeout_s: float = Field(default=1.5, gt=0, le=30)
+    # How long the producer may go on trying to deliver a record it was handed; past it the
+    # producer is retired, so a record can no longer land after it (see events/log.py).
+    delivery_timeout_s: float = Field(default=120.0, gt=0, le=3600)
 
     database_url: SecretStr = SecretStr(
         "postgresql+asyncpg://bloghub:bloghub@127.0.0.1:5432/bloghub"
@@ -80,6 +83,11 @@ class Settings(BaseSettings):
     heartbeat_ttl_s: int = Field(default=15, ge=2)
     reservation_ttl_s: int = Field(default=600, ge=5)
     sweep_interval_s: float = Field(default=30.0, gt=0)
+    # Steps after a confirmed append (confirming keys, remembering the caller's position,
+    # storing an idempotent answer): the request waits this long for them, then answers
+    # anyway while they go on being retried in the background.
+    after_write_wait_s: float = Field(default=1.0, ge=0, le=30)
+    after_write_tries: int = Field(default=8, ge=1, le=100)
 
     ops_sample_every_s: float = Field(default=5.0, gt=0, le=300)
     ops_state_window_s: float = Field(default=60.0, gt=0, le=3600)
@@ -190,6 +198,24 @@ class Settings(BaseSettings):
         for code in self.sms_country_codes:
             if not (code.isascii() and code.isdigit() and len(code) <= 3 and code[0] != "0"):
                 raise ValueError(f"sms_country_codes: {code!r} is not a country calling code")
+        return self
+
+    @model_validator(mode="after")
+    def _reservations_outlive_delivery(self) -> Self:
+        # A pending key may be swept only once its event can no longer land, or a late
+        # write would find its key given to someone else. The producer has the record
+        # within append_timeout_s of the append's start, may deliver it for
+        # delivery_timeout_s more, and a request already in flight then is bounded by the
+        # append bound again. Twice that covers what a command does between reserving and
+        # appending (a password hash) and the sweep's own beat.
+        if self.delivery_timeout_s < self.append_timeout_s:
+            raise ValueError("delivery_timeout_s must be at least append_timeout_s")
+        if self.reservation_ttl_s < 2 * (self.delivery_timeout_s + 2 * self.append_timeout_s):
+            raise ValueError(
+                "reservation_ttl_s must be at least twice delivery_timeout_s plus twice "
+                "append_timeout_s: a key may be freed only once the producer can no longer "
+                "deliver its event"
+            )
         return self
 
     @property

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from bloghub.adapters.redis.cache import FENCE
-from bloghub.projections.articles import author_first_page_key, published_key
+from bloghub.readmodels import author_first_page_key, published_key
 from bloghub.settings import Settings
 from tests.conftest import LiveServer, pg
 from tests.e2e.test_sessions import account, bearer, login

@@ -48,7 +48,10 @@ async def test_writes_fail_fast_with_503_and_reads_still_answer(
         else:
             assert error["code"] == "unconfirmed"
             assert "may still be recorded" in error["message"]
-        assert elapsed < 2.0, f"the write must fail within 2 s, took {elapsed:.2f} s"
+        # Not a speed figure: the answer comes within the append bound (plus the password
+        # hash and a loaded machine's scheduling), instead of hanging until the client gives up.
+        bound = settings.append_timeout_s * 3
+        assert elapsed < bound, f"the write must fail within {bound} s, took {elapsed:.2f} s"
 
         me = await client.get("/v1/users/me", headers=auth)
         assert me.status_code == 200

@@ -75,6 +75,7 @@ async def test_ready_when_every_service_answers(client: httpx.AsyncClient) -> No
     assert ready.json() == {
         "status": "ready",
         "checks": {"kafka": True, "postgres": True, "redis": True},
+        "waiting": [],
     }
     assert (await client.get("/healthz")).json() == {"status": "ok"}
 

@@ -76,7 +76,14 @@ async def assert_ended(client: httpx.AsyncClient, tokens: dict[str, Any]) -> Non
 
 async def test_a_used_refresh_token_stays_used_after_the_sweeper_runs(run_id: str) -> None:
     async with (
-        site(run_id, "reuse_swept", reservation_ttl_s=5, sweep_interval_s=0.2) as at,
+        site(
+            run_id,
+            "reuse_swept",
+            append_timeout_s=1.0,
+            delivery_timeout_s=2.0,
+            reservation_ttl_s=12,
+            sweep_interval_s=0.2,
+        ) as at,
         projecting(at.settings, "users"),
     ):
         engine = make_engine(at.settings.sqlalchemy_url, pool_size=1)

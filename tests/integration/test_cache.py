@@ -22,12 +22,8 @@ from bloghub.api.consistency import Progress
 from bloghub.events.articles import ArticleDrafted, ArticlePublished, ArticleWithdrawn
 from bloghub.events.base import Event, Recorded
 from bloghub.ids import new_id_str
-from bloghub.projections.articles import (
-    PUBLISHED_TTL_S,
-    ArticlesProjector,
-    published_key,
-    published_view,
-)
+from bloghub.projections.articles import ArticlesProjector
+from bloghub.readmodels import PUBLISHED_TTL_S, published_key, published_view
 from bloghub.settings import Settings
 from tests.support import recorded
 

@@ -1,21 +1,35 @@
 """The event log on real Kafka: a producer whose sequence numbers the broker no longer
-accepts is replaced, so one refused write does not turn into every write refused."""
+accepts is replaced, so one refused write does not turn into every write refused; and a
+write the producer cannot deliver in time ends, unconfirmed, with the producer retired."""
 
 from __future__ import annotations
 
+import asyncio
+import secrets
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 from aiokafka import TopicPartition
 
+from bloghub.adapters.kafka import ensure_topics
+from bloghub.adapters.postgres.engine import make_engine
+from bloghub.adapters.postgres.reservations import Reservations
+from bloghub.adapters.redis import make_redis
+from bloghub.adapters.redis.sessions import SessionStore
+from bloghub.auth.passwords import PasswordHasher
+from bloghub.bootstrap import token_service
+from bloghub.commands.context import Caller, CommandDeps
 from bloghub.errors import Unavailable
 from bloghub.events.base import Envelope, envelop
-from bloghub.events.log import EventLog
+from bloghub.events.log import EventLog, Indeterminate, Undelivered
 from bloghub.events.topics import Family, topic_for
-from bloghub.events.users import ProfileUpdated
+from bloghub.events.users import PhoneBound, ProfileUpdated
 from bloghub.ids import new_id_str
 from bloghub.settings import Settings
 from tests.conftest import read_topic
+from tests.private_kafka import private_kafka
+from tests.support import wait_until
 
 
 def renamed(user_id: str, nickname: str) -> Envelope:
@@ -48,3 +62,76 @@ async def test_a_producer_the_broker_no_longer_accepts_is_replaced(settings: Set
     mine = [r.value for r in await read_topic(settings, users) if user_id.encode() in r.value]
     assert [b"one" in v for v in mine] == [True, False]
     assert [b"three" in v for v in mine] == [False, True]
+
+
+async def test_a_write_the_producer_cannot_deliver_in_time_is_unconfirmed_and_keeps_its_key(
+    settings: Settings,
+) -> None:
+    async with private_kafka() as kafka:
+        prefix = f"{settings.prefix}-d{secrets.token_hex(2)}"
+        await ensure_topics(kafka.bootstrap, prefix, partitions=1, replication=1)
+        short = {"append_timeout_s": 1.0, "delivery_timeout_s": 3.0, "reservation_ttl_s": 20}
+        log = EventLog.from_settings(
+            settings.model_copy(
+                update={"kafka_bootstrap": kafka.bootstrap, "prefix": prefix, **short}
+            )
+        )
+        engine = make_engine(settings.sqlalchemy_url, pool_size=1)
+        index = Reservations(engine)
+        hasher = PasswordHasher("argon2")
+        redis = make_redis(settings.redis_url.get_secret_value())
+        deps = CommandDeps(
+            event_log=log,
+            reservations=index,
+            hasher=hasher,
+            tokens=token_service(settings),
+            sessions=SessionStore(redis, prefix=settings.prefix),
+        )
+        await log.start()
+        user_id, phone = new_id_str(), f"+861{secrets.randbelow(10**10):010d}"
+        try:
+            await log.append([renamed(user_id, "one")])
+            producer: Any = log._producer
+            await index.reserve("phone", phone, user_id)
+            # The test's own broker stops answering: the record is handed over and never
+            # confirmed. The producer would retry it for as long as it lives.
+            with kafka.frozen():
+                with pytest.raises(Indeterminate) as unsure:
+                    await deps.record_holding(
+                        Caller(user_id, None),
+                        ("phone", phone, user_id),
+                        PhoneBound(user_id=user_id, phone=phone, previous_phone=None),
+                    )
+                with pytest.raises(Undelivered):
+                    await asyncio.wait_for(unsure.value.outcome, timeout=30)
+                # Past the delivery bound the producer is retired, so it sends nothing more.
+                assert log._producer is not producer
+                await wait_until(_stopped(producer), timeout_s=30)
+                # Whether the record landed is unknown: the key stays with its owner until
+                # the sweeper, never freed for someone else while the event may hold it.
+                await asyncio.sleep(0.5)
+                held = await index.get("phone", phone)
+                assert held is not None
+                assert (held.owner_id, held.status) == (user_id, "pending")
+            # A fresh producer takes over once the broker answers again (its first appends
+            # may still be slow while the broker catches up).
+            for _ in range(20):
+                try:
+                    later = await log.append([renamed(user_id, "three")])
+                    break
+                except Unavailable:
+                    await asyncio.sleep(0.5)
+            assert later
+            assert log._producer is not None
+            assert log._producer is not producer
+        finally:
+            await log.close()
+            await engine.dispose()
+            await redis.aclose()
+
+
+def _stopped(producer: Any) -> Callable[[], Awaitable[bool]]:
+    async def stopped() -> bool:
+        return bool(producer._closed and producer._sender.sender_task.done())
+
+    return stopped

@@ -3,18 +3,26 @@ fresh replay of the log gives: nothing lost, nothing applied twice."""
 
 from __future__ import annotations
 
+import random
 import signal
+import subprocess
+from collections import Counter
 from pathlib import Path
 
 import asyncpg
 
 from bloghub.events.log import EventLog
+from bloghub.events.topics import DLQ, topic_for
+from bloghub.projections.articles import ArticlesProjector
 from bloghub.projections.users import UsersProjector
 from bloghub.settings import Settings
-from tests.conftest import isolated
+from tests.conftest import isolated, read_topic
 from tests.support import (
+    ArticleBook,
+    append_events,
     append_registrations,
     applied,
+    article_history,
     projector_process,
     replay_generation,
     wait_until,
@@ -69,3 +77,91 @@ async def test_sigkill_mid_batch_then_restart_equals_replay(run_id: str, tmp_pat
 
         await replay_generation(settings, UsersProjector, 2, until=EVENTS)
         assert await _rows(settings, "users_g2") == live
+
+
+ARTICLE_EVENTS = 2000
+TAGS = [f"tag-{i:02}" for i in range(40)]
+
+
+async def _tag_counts(settings: Settings, schema: str) -> Counter[str]:
+    conn = await asyncpg.connect(settings.asyncpg_dsn)
+    try:
+        rows = await conn.fetch(f'SELECT tag, articles FROM "{schema}".tag_counts')
+        return Counter({r["tag"]: r["articles"] for r in rows})
+    finally:
+        await conn.close()
+
+
+async def _recount(settings: Settings, schema: str) -> Counter[str]:
+    """The counts worked out afresh from the article rows."""
+    conn = await asyncpg.connect(settings.asyncpg_dsn)
+    try:
+        rows = await conn.fetch(
+            f'SELECT tag, count(*) AS n FROM "{schema}".articles, unnest(published_tags) tag '
+            "WHERE status = 'published' GROUP BY tag"
+        )
+        return Counter({r["tag"]: r["n"] for r in rows})
+    finally:
+        await conn.close()
+
+
+async def test_tag_counts_exact_through_kills_and_rebalances(run_id: str, tmp_path: Path) -> None:
+    """Two projector processes share the partitions. Each is killed with SIGKILL while it
+    applies, two others take over and one of those leaves cleanly. Each tag then counts
+    exactly the articles published under it."""
+    async with isolated(run_id, "counts", topic_partitions=6) as settings:
+        book = ArticleBook()
+        history = article_history(book, random.Random(run_id), events=ARTICLE_EVENTS, tags=TAGS)
+        log = EventLog.from_settings(settings, timeout_s=10)
+        await log.start()
+        await append_events(log, history)
+        await log.close()
+        total = len(history)
+
+        started: list[subprocess.Popen[bytes]] = []
+
+        def start() -> subprocess.Popen[bytes]:
+            # Small batches: a process spends its time inside a batch, so a kill lands there.
+            proc = projector_process(settings, "articles", log_file=tmp_path / "p.log", batch=100)
+            started.append(proc)
+            return proc
+
+        async def reach(share: float) -> None:
+            async def reached() -> bool:
+                return await applied(settings, "articles") >= total * share
+
+            await wait_until(reached, timeout_s=60)
+
+        async def kill(proc: subprocess.Popen[bytes]) -> None:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=10)
+            assert await applied(settings, "articles") < total, "the kill lands mid-stream"
+
+        async def leave(proc: subprocess.Popen[bytes]) -> int:
+            proc.send_signal(signal.SIGTERM)
+            return proc.wait(timeout=30)
+
+        first, second = start(), start()
+        try:
+            await reach(0.15)
+            # The second goes on with its own partitions until the group notices the first
+            # is gone; it is killed meanwhile, so both wait out one session timeout.
+            await kill(first)
+            await reach(0.25)
+            await kill(second)
+            third, _ = start(), start()
+            await reach(0.6)
+            assert await leave(third) == 0, "SIGTERM drains and exits cleanly"
+            await reach(1.0)
+        finally:
+            exits = [await leave(proc) for proc in started if proc.poll() is None]
+        assert exits == [0] * len(exits), "SIGTERM drains and exits cleanly"
+        assert await applied(settings, "articles") == total
+
+        assert not await read_topic(settings, topic_for(settings.prefix, DLQ))
+        live = await _tag_counts(settings, "articles_g1")
+        assert live == book.published_per_tag()
+        assert live == await _recount(settings, "articles_g1")
+
+        await replay_generation(settings, ArticlesProjector, 2, until=total)
+        assert await _tag_counts(settings, "articles_g2") == live

@@ -103,6 +103,36 @@ async def test_0009_leaves_key_uniqueness_to_the_write_side_index(run_id: str) -
             await conn.close()
 
 
+async def test_0010_gives_every_articles_generation_its_tag_counts(run_id: str) -> None:
+    async with isolated(run_id, "mig10") as settings:
+        conn = await asyncpg.connect(settings.asyncpg_dsn)
+        try:
+            # Before 0010: generation 1 has no counts table; generation 2 got an empty one
+            # from 0007. Both have published articles with tags.
+            await conn.execute(
+                "DROP TABLE articles_g1.tag_counts; CREATE SCHEMA articles_g2; "
+                "CREATE TABLE articles_g2.article_tags (LIKE articles_g1.article_tags); "
+                "CREATE TABLE articles_g2.tag_counts (tag text PRIMARY KEY, articles int NOT NULL);"
+                "INSERT INTO projector_generations (projector, generation, state) "
+                "VALUES ('articles', 2, 'building')"
+            )
+            for schema in ("articles_g1", "articles_g2"):
+                await conn.execute(
+                    f"INSERT INTO {schema}.article_tags (article_id, tag) "
+                    "SELECT gen_random_uuid(), t FROM unnest($1::text[]) t",
+                    ["go", "go", "py", "go"],
+                )
+            await _stamp(settings, "0009")
+
+            await asyncio.to_thread(upgrade_database, settings)
+
+            for schema in ("articles_g1", "articles_g2"):
+                rows = await conn.fetch(f"SELECT tag, articles FROM {schema}.tag_counts")
+                assert {r["tag"]: r["articles"] for r in rows} == {"go": 3, "py": 1}, schema
+        finally:
+            await conn.close()
+
+
 SCHEMAS = ("users_g1", "users_g2")
 
 

@@ -7,7 +7,9 @@ import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
+from bloghub.errors import CodeBehind
 from bloghub.events.base import Envelope, Event, EventRegistry, UnknownEventType, envelop
 from bloghub.events.codec import UndecodableEvent, decode, encode
 from bloghub.events.topics import Family
@@ -135,3 +137,24 @@ def test_old_versions_are_upcast_on_read() -> None:
     future = Envelope("e", "thing.renamed", 3, "t", datetime.now(UTC), None, None, {})
     with pytest.raises(UnknownEventType):
         reg.materialise(future)
+
+
+def _registration(payload: dict[str, Any], *, type_: str = "user.registered") -> Envelope:
+    return Envelope("e", type_, 1, "u", datetime.now(UTC), None, None, payload)
+
+
+def test_events_newer_than_the_code_are_code_behind_not_bad_events() -> None:
+    reg = EventRegistry()
+    reg.register(UserRegistered)
+    known = {"user_id": "u", "email": "a@example.com", "password_hash": "h"}
+    with pytest.raises(CodeBehind):
+        reg.materialise(_registration({**known, "locale": "zh-CN"}))
+    with pytest.raises(CodeBehind):
+        reg.materialise(_registration(known, type_="user.nicknamed"))
+    # A field missing or malformed is the event's own fault, whatever code reads it.
+    with pytest.raises(ValidationError) as missing:
+        reg.materialise(_registration({"user_id": "u", "email": "a@example.com"}))
+    assert not isinstance(missing.value, CodeBehind)
+    with pytest.raises(ValidationError) as mixed:
+        reg.materialise(_registration({"user_id": "u", "email": 3, "locale": "x"}))
+    assert not isinstance(mixed.value, CodeBehind)

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import pytest
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 
 from bloghub.settings import InsecureSettings, Mode, Settings
 
@@ -58,3 +58,14 @@ def test_cors_wildcard_with_credentials_is_refused() -> None:
 def test_production_refuses_a_weak_wechat_secret_when_wechat_is_on() -> None:
     with pytest.raises(InsecureSettings, match="wechat_secret"):
         Settings(mode=Mode.PRODUCTION, wechat_appid="wx123")
+
+
+def test_a_reservation_outlives_the_producers_delivery_bound() -> None:
+    # A key may be swept only once its event can no longer land.
+    with pytest.raises(ValidationError) as info:
+        Settings(reservation_ttl_s=180, delivery_timeout_s=120)
+    assert "delivery_timeout_s" in str(info.value)
+    with pytest.raises(ValidationError):
+        Settings(append_timeout_s=5, delivery_timeout_s=2, reservation_ttl_s=600)
+    fine = Settings(reservation_ttl_s=260, delivery_timeout_s=120, append_timeout_s=1.5)
+    assert fine.reservation_ttl_s > 2 * fine.delivery_timeout_s

@@ -3,7 +3,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bloghub.ops.states import Sample, State, evaluate
+from bloghub.ops.states import Sample, State, evaluate, waiting_state
 
 NOW = 1_000.0
 WINDOW = 60.0
@@ -76,3 +76,10 @@ def test_zero_lag_now_is_never_stop_or_stall(lags: list[int]) -> None:
         s(0, 0, len(lags), commit=5000)
     ]
     assert evaluate(samples, now=NOW, window_s=WINDOW) not in (State.STOP, State.STALL)
+
+
+def test_an_instance_waiting_says_why_above_what_samples_suggest() -> None:
+    assert waiting_state([]) is None
+    assert waiting_state(["store"]) is State.STORE
+    # New code is needed before a healthy store can help.
+    assert waiting_state(["store", "code"]) is State.UPGRADE

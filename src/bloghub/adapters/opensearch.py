@@ -1,19 +1,51 @@
-"""OpenSearch: client construction and error translation."""
+"""OpenSearch: client construction and error translation, for whole requests and for the
+items of a bulk answer."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from typing import Any
 
 from opensearchpy import AsyncOpenSearch
 from opensearchpy.exceptions import ConnectionError as OSConnectionError
 from opensearchpy.exceptions import ConnectionTimeout, TransportError
 
-from bloghub.errors import Transient, Unavailable
+from bloghub.errors import StoreRejected, Transient, Unavailable
+
+# A cluster that refuses writes for its own reasons: read-only or flood-stage disk blocks,
+# a cluster without a master, shards not yet allocated.
+_UNWELL_TYPES = frozenset(
+    {
+        "cluster_block_exception",
+        "es_rejected_execution_exception",
+        "opensearch_rejected_execution_exception",
+        "circuit_breaking_exception",
+        "unavailable_shards_exception",
+        "no_shard_available_action_exception",
+        "master_not_discovered_exception",
+        "cluster_manager_not_discovered_exception",
+        "process_cluster_event_timeout_exception",
+    }
+)
 
 
 def make_opensearch(url: str) -> AsyncOpenSearch:
     return AsyncOpenSearch(hosts=[url], timeout=10, max_retries=2, retry_on_timeout=True)
+
+
+def is_unwell(status: int, error_type: str | None) -> bool:
+    """Whether an answer says the cluster is unwell (wait), not that the request is wrong."""
+    return status == 429 or status >= 500 or error_type in _UNWELL_TYPES
+
+
+def _error_type(info: Any) -> str | None:
+    if isinstance(info, Mapping):
+        error = info.get("error")
+        if isinstance(error, Mapping):
+            kind = error.get("type")
+            return kind if isinstance(kind, str) else None
+    return None
 
 
 @asynccontextmanager
@@ -23,6 +55,31 @@ async def translated() -> AsyncIterator[None]:
     except (OSConnectionError, ConnectionTimeout) as exc:
         raise Unavailable("the search index is not reachable") from exc
     except TransportError as exc:
-        if exc.status_code in (429, 502, 503, 504):
-            raise Transient(f"search index busy: {exc.status_code}") from exc
+        status = exc.status_code if isinstance(exc.status_code, int) else 0
+        if is_unwell(status, _error_type(exc.info)):
+            raise Transient(f"search index unwell: {status} {exc.error}") from exc
         raise
+
+
+# 409: a newer version is already there; 404: deleting what never existed.
+_HARMLESS = (404, 409)
+
+
+def check_bulk(result: Mapping[str, Any]) -> None:
+    """Raise for the failed items of a bulk answer (its status is 200 even when items
+    fail): ``Transient`` if any item says the cluster is unwell, since the whole request
+    can be sent again (versions make that harmless); ``StoreRejected`` if the documents
+    themselves are refused."""
+    if not result.get("errors"):
+        return
+    failed = [
+        item
+        for entry in result["items"]
+        for item in entry.values()
+        if item.get("status", 200) >= 300 and item.get("status") not in _HARMLESS
+    ]
+    unwell = [i for i in failed if is_unwell(int(i.get("status", 0)), _error_type(i))]
+    if unwell:
+        raise Transient(f"search index unwell for {len(unwell)} documents: {unwell[0]}")
+    if failed:
+        raise StoreRejected(f"{len(failed)} document writes refused: {failed[0]}")

@@ -15,14 +15,14 @@ from starlette.types import Scope
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from bloghub.api import docs, health, metrics, ops
-from bloghub.api.errors import on_bloghub_error, on_http_error, on_unexpected
+from bloghub.api.errors import on_bloghub_error, on_http_error, on_store_error, on_unexpected
 from bloghub.api.http import Endpoint
 from bloghub.api.middleware import BodyLimit, RequestId
 from bloghub.api.rate_limit import RateLimit
 from bloghub.api.routing import IndexedRouter
 from bloghub.api.v1 import articles, sessions, sms, users, wechat
 from bloghub.bootstrap import Container, build
-from bloghub.errors import BloghubError
+from bloghub.errors import BloghubError, StoreRejected, Transient
 from bloghub.settings import Settings
 
 ContainerFactory = Callable[[Settings], Awaitable[Container]]
@@ -124,6 +124,8 @@ def create_app(settings: Settings, *, factory: ContainerFactory = build) -> Star
         exception_handlers={
             BloghubError: on_bloghub_error,
             HTTPException: on_http_error,
+            Transient: on_store_error,
+            StoreRejected: on_store_error,
             Exception: on_unexpected,
         },
         lifespan=lifespan,

@@ -26,11 +26,13 @@ async def written(
     request: Request, response: Response, position: Position, actor_id: str | None
 ) -> Response:
     """Stamp a command response with its position (signed: only positions this service
-    issued are waited for) and remember it as the actor's own write."""
+    issued are waited for) and remember it as the actor's own write. The write is
+    recorded: remembering is retried off the request path if Redis fails, and the answer
+    (which carries the position anyway) goes out regardless."""
     if position:
         response.headers[POSITION_HEADER] = container(request).positions.seal(position)
         if actor_id is not None:
-            await container(request).own_writes.remember(actor_id, position)
+            await remember_own_write(request, actor_id, position)
     return response
 
 
@@ -40,6 +42,15 @@ def pinned(request: Request) -> Pinned:
     if found is None:
         found = request.state.generations = Pinned(container(request).progress)
     return found
+
+
+async def remember_own_write(request: Request, actor_id: str, position: Position) -> None:
+    c = container(request)
+
+    async def remember() -> None:
+        await c.own_writes.remember(actor_id, position)
+
+    await c.commands.after("remember_own_write", remember, user_id=actor_id)
 
 
 async def wait_for_reads(request: Request, reads: Reads, caller_id: str | None) -> bool:

@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from bloghub.api.http import JSON, error_body
-from bloghub.errors import BloghubError
+from bloghub.errors import BloghubError, InvalidInput, StoreRejected, Unavailable
 
 log = structlog.get_logger(__name__)
 
@@ -29,6 +29,22 @@ async def on_http_error(request: Request, exc: Exception) -> Response:
     code = _HTTP_CODES.get(exc.status_code, "http_error")
     body = {"error": {"code": code, "message": str(exc.detail)}}
     return JSON(body, status_code=exc.status_code, headers=exc.headers)
+
+
+class _StoreUnwell(Unavailable):
+    retry_after_s = 1
+
+
+async def on_store_error(request: Request, exc: Exception) -> Response:
+    """A store's own words, reaching a request: an unwell store is a 503 to retry, data the
+    store refused is the request's (a check the input models lack, logged so it is added)."""
+    if isinstance(exc, StoreRejected):
+        log.warning("api.store_rejected_input", path=request.url.path, error=str(exc))
+        mapped: BloghubError = InvalidInput("the data was refused by the store")
+    else:
+        log.warning("api.store_unwell", path=request.url.path, error=str(exc))
+        mapped = _StoreUnwell("a backing store is unwell; try again shortly")
+    return await on_bloghub_error(request, mapped)
 
 
 async def on_unexpected(request: Request, exc: Exception) -> Response:

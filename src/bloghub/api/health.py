@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from sqlalchemy import text
 from starlette.requests import Request
 from starlette.responses import Response
 
 from bloghub.api.http import JSON, Endpoint, container
+from bloghub.projections.heartbeat import read_heartbeats
 
 
 async def healthz(request: Request) -> Response:
@@ -33,11 +35,25 @@ async def readyz(request: Request) -> Response:
         except Exception:
             return False
 
-    kafka, pg, rd = await asyncio.gather(c.event_log.ping(), postgres(), redis())
+    async def waiting() -> list[dict[str, Any]]:
+        # Said, not failed on: this process serves well while a projector waits, and
+        # taking every API process out of service would turn a lag into an outage.
+        try:
+            async with asyncio.timeout(1.0):
+                beats = await read_heartbeats(c.redis, c.settings.prefix)
+        except Exception:
+            return []
+        return [
+            {"projector": beat.get("projector"), "generation": beat.get("generation"), **wait}
+            for beat in beats
+            for wait in beat.get("waiting", [])
+        ]
+
+    kafka, pg, rd, waits = await asyncio.gather(c.event_log.ping(), postgres(), redis(), waiting())
     checks = {"kafka": kafka, "postgres": pg, "redis": rd}
     ready = all(checks.values())
     return JSON(
-        {"status": "ready" if ready else "not ready", "checks": checks},
+        {"status": "ready" if ready else "not ready", "checks": checks, "waiting": waits},
         status_code=200 if ready else 503,
     )
 
@@ -45,6 +61,11 @@ async def readyz(request: Request) -> Response:
 ENDPOINTS = [
     Endpoint("GET", "/healthz", healthz, "The process is alive", "ops"),
     Endpoint(
-        "GET", "/readyz", readyz, "Kafka, Postgres and Redis all answer", "ops", errors=(503,)
+        "GET",
+        "/readyz",
+        readyz,
+        "Kafka, Postgres and Redis all answer; projectors that wait, and why",
+        "ops",
+        errors=(503,),
     ),
 ]

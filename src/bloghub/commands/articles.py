@@ -12,10 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import structlog
-
 from bloghub.commands.context import Caller, CommandDeps
-from bloghub.errors import Conflict, Forbidden, NotFound, Transient, Unavailable
+from bloghub.errors import Conflict, Forbidden, NotFound
 from bloghub.events.articles import (
     ArticleDeleted,
     ArticleDrafted,
@@ -24,10 +22,10 @@ from bloghub.events.articles import (
     ArticleWithdrawn,
     DraftEdited,
 )
+from bloghub.events.log import Indeterminate
 from bloghub.events.position import Position
 from bloghub.ids import new_id_str
 
-log = structlog.get_logger(__name__)
 VERSION_KIND = "article_version"
 _Make = Callable[[int], ArticleEvent]  # the event a change makes, given its version
 
@@ -67,7 +65,12 @@ async def create_article(draft: Draft, deps: CommandDeps, caller: Caller) -> Cha
         content=draft.content,
         tags=draft.tags,
     )
-    return Changed(event.article_id, 1, await deps.record(caller, event))
+    try:
+        position = await deps.record(caller, event)
+    except Indeterminate as unsure:
+        # The draft may still be recorded: whoever waits for it learns its id with it.
+        raise unsure.then(lambda pos: Changed(event.article_id, 1, pos)) from unsure
+    return Changed(event.article_id, 1, position)
 
 
 async def edit_draft(
@@ -155,17 +158,22 @@ async def _change(current: ArticleState, deps: CommandDeps, caller: Caller, make
             "the article was changed by another request; reload and retry",
             fields={"version": "stale"},
         ) from None
-    position = await deps.record_holding(
-        caller, (VERSION_KIND, value, current.author_id), make(version)
-    )
+    try:
+        position = await deps.record_holding(
+            caller, (VERSION_KIND, value, current.author_id), make(version)
+        )
+    except Indeterminate as unsure:
+        raise unsure.then(lambda pos: Changed(current.id, version, pos)) from unsure
     await _forget_older_versions(deps, current.id, version)
     return Changed(current.id, version, position)
 
 
 async def _forget_older_versions(deps: CommandDeps, article_id: str, version: int) -> None:
     """The newest version's key alone refuses stale changes; older ones would only pile up.
-    The change is recorded already, so a failure here is logged, never the caller's."""
-    try:
+    The change is recorded already, so this is retried off the request path, never an
+    error in the caller's answer."""
+
+    async def forget() -> None:
         await deps.reservations.release_steps_before(VERSION_KIND, article_id, version)
-    except (Transient, Unavailable) as exc:
-        log.warning("articles.version_cleanup_failed", article_id=article_id, error=repr(exc))
+
+    await deps.after("forget_older_versions", forget, article_id=article_id)

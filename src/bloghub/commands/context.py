@@ -5,13 +5,20 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
+import structlog
+
 from bloghub.adapters.postgres.reservations import Reservations
 from bloghub.adapters.redis.sessions import SessionStore
 from bloghub.auth.passwords import PasswordHasher
 from bloghub.auth.tokens import TokenService
+from bloghub.commands.after_append import AfterAppend, Step
 from bloghub.events.base import Event, envelop
-from bloghub.events.log import EventLog, Indeterminate
+from bloghub.events.log import EventLog, HandedOver, NotRecorded
 from bloghub.events.position import Position
+
+log = structlog.get_logger(__name__)
+
+Key = tuple[str, str, str]  # kind, value, owner
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,40 +34,59 @@ class CommandDeps:
     hasher: PasswordHasher
     tokens: TokenService
     sessions: SessionStore
-    settling: set[asyncio.Task[None]] = field(default_factory=set)
+    after_append: AfterAppend = field(default_factory=AfterAppend)
 
-    async def record_holding(
-        self, caller: Caller, key: tuple[str, str, str], *events: Event
-    ) -> Position:
-        """Record ``events`` that need the reserved ``key`` (kind, value, owner): confirmed
-        when they are recorded, released when they surely are not. When the log cannot say
-        in time, the key stays held until it does (or the sweeper frees it), so a late
-        write never finds its key given to someone else."""
-        kind, value, owner = key
+    async def record_holding(self, caller: Caller, key: Key, *events: Event) -> Position:
+        """Record ``events`` that need the reserved ``key``. From the moment the producer
+        has them, the log alone decides the key: confirmed when they are recorded, freed
+        when they surely are not, held (until the sweeper, past the producer's delivery
+        bound) when that cannot be known. So a late write never finds its key given to
+        someone else, and a key is never freed while its event may still land."""
+        outcomes: list[asyncio.Future[Position]] = []
+        settling: list[asyncio.Task[None]] = []
+
+        def handed_over(outcome: asyncio.Future[Position]) -> None:
+            outcomes.append(outcome)
+            step = self.after_append.start(
+                "settle_key", lambda: self._settle(key, outcome), kind=key[0], owner=key[2]
+            )
+            settling.append(step)
+
         try:
-            position = await self.record(caller, *events)
-        except Indeterminate as unsure:
-            task = asyncio.create_task(self._settle(key, unsure.outcome))
-            self.settling.add(task)
-            task.add_done_callback(self.settling.discard)
-            raise
+            position = await self.record(caller, *events, handed_over=handed_over)
         except BaseException:
-            await self.reservations.release(kind, value, owner)
+            if not outcomes:  # nothing reached the producer: nothing can land
+                await self.reservations.release(*key)
+            elif outcomes[0].done():
+                # The log said no: let the key be free before the caller hears "retry".
+                await asyncio.wait(settling, timeout=self.after_append.wait_s)
             raise
-        await self.reservations.confirm(kind, value, owner, position.encode())
+        if settling:  # none when there was nothing to record
+            await asyncio.wait(settling, timeout=self.after_append.wait_s)
         return position
 
-    async def _settle(self, key: tuple[str, str, str], outcome: asyncio.Future[Position]) -> None:
-        kind, value, owner = key
+    async def _settle(self, key: Key, outcome: asyncio.Future[Position]) -> None:
         try:
             position = await outcome
-        except Exception:
-            await self.reservations.release(kind, value, owner)
+        except NotRecorded:
+            await self.reservations.release(*key)
             return
-        await self.reservations.confirm(kind, value, owner, position.encode())
+        except Exception as exc:
+            # The producer gave up, yet an earlier try may have landed: freeing the key now
+            # could give it to someone else while this event holds it in the log.
+            log.warning("reservations.held_until_swept", kind=key[0], owner=key[2], error=repr(exc))
+            return
+        await self.reservations.confirm(*key, position.encode())
 
-    async def record(self, caller: Caller, *events: Event) -> Position:
+    async def after(self, what: str, step: Step, **context: object) -> None:
+        """A step that follows a recorded write (freeing a key given up, say): retried off
+        the request path, never an error in the caller's answer."""
+        await self.after_append.run(what, step, **context)
+
+    async def record(
+        self, caller: Caller, *events: Event, handed_over: HandedOver | None = None
+    ) -> Position:
         envelopes = [
             envelop(e, actor_id=caller.actor_id, request_id=caller.request_id) for e in events
         ]
-        return await self.event_log.append(envelopes)
+        return await self.event_log.append(envelopes, handed_over=handed_over)

@@ -113,5 +113,11 @@ async def bind_phone(
         PhoneBound(user_id=user_id, phone=phone, previous_phone=previous),
     )
     if previous is not None and previous != phone:
-        await deps.reservations.release_confirmed("phone", previous, user_id)
+
+        async def free_previous() -> None:
+            await deps.reservations.release_confirmed("phone", previous, user_id)
+
+        # The binding is recorded: freeing the old number must not turn its answer into
+        # an error, so it is retried off the request path.
+        await deps.after("free_previous_phone", free_previous, owner=user_id)
     return position

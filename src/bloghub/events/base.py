@@ -6,8 +6,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, ClassVar, NamedTuple, TypeVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
+from bloghub.errors import CodeBehind
 from bloghub.events.topics import Family
 from bloghub.ids import new_id_str
 
@@ -69,8 +70,12 @@ Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
 E = TypeVar("E", bound=type[Event])
 
 
-class UnknownEventType(LookupError):
-    pass
+class UnknownEventType(CodeBehind, LookupError):
+    """A type, or a version of it, that this code does not know yet."""
+
+
+class UnknownEventField(CodeBehind, ValueError):
+    """A payload with a field this code's model of the event does not know yet."""
 
 
 class EventRegistry:
@@ -112,7 +117,15 @@ class EventRegistry:
             payload, version = step(payload), version + 1
         if version > model.VERSION:
             raise UnknownEventType(f"{envelope.type} v{version} is newer than this code")
-        return model.model_validate(payload)
+        try:
+            return model.model_validate(payload)
+        except ValidationError as exc:
+            # Only fields the model lacks mean newer code wrote it; a missing or malformed
+            # field is the event's own fault.
+            extra = [e["loc"] for e in exc.errors() if e["type"] == "extra_forbidden"]
+            if extra and len(extra) == exc.error_count():
+                raise UnknownEventField(f"{envelope.type} v{version}: unknown {extra}") from exc
+            raise
 
 
 registry = EventRegistry()

@@ -1,26 +1,44 @@
 """EventLog: appends envelopes to Kafka and returns where they landed.
 
-The producer is idempotent with acks=all. Every append is bounded in time: with Kafka
-unreachable the caller gets ``Unavailable`` quickly instead of a hang, and because the
-producer's own request timeout is shorter than our bound, a batch that was not delivered
-in time expires inside the producer rather than landing later behind the caller's back.
+The producer is idempotent with acks=all. Every append is bounded in time, and its answer
+never claims more than the producer knows:
+
+- ``Unavailable`` (*nothing was recorded*) only when no record reached the producer, or
+  when the broker refused every record for its content (the same bytes are refused on
+  every try, so no earlier try can have landed);
+- ``Indeterminate`` (*unconfirmed*) when records were handed over and the log has not
+  confirmed them: they may still land. Its ``outcome`` resolves to the position once the
+  log answers, or fails with ``NotRecorded`` (surely not in the log) or ``Undelivered``
+  (the producer gave up; an earlier try may have landed).
+
+aiokafka's idempotent producer retries a batch it has sent for as long as it lives (its
+``request_timeout_ms`` expires only batches that never left for want of a leader), so the
+producer alone gives no bound on when a record may still land. ``delivery_timeout_s`` is
+that bound: a record not confirmed by then fails its outcome, and the producer holding it
+is retired at once, its unsent batches failed, so it can no longer send them. What it can
+no longer stop is a request already in a broker's hands, which lands when that broker
+handles it. Reservations are held longer than this bound (see ``Settings``).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import (
+    CorruptRecordException,
     InvalidProducerEpoch,
     InvalidProducerIdMapping,
     KafkaError,
+    MessageSizeTooLargeError,
     OutOfOrderSequenceNumber,
     ProducerFenced,
+    RecordListTooLargeError,
     UnknownProducerId,
+    UnsupportedForMessageFormatError,
 )
 
 from bloghub.errors import Unavailable
@@ -31,6 +49,8 @@ from bloghub.events.topics import topic_for
 from bloghub.settings import Settings
 
 log = structlog.get_logger(__name__)
+
+HandedOver = Callable[[asyncio.Future[Position]], None]
 
 # After one of these the producer's id and sequence numbers no longer match the broker's
 # (after a broker restart that lost the tail of a partition, for one): every later batch
@@ -43,39 +63,84 @@ PRODUCER_BROKEN = (
     ProducerFenced,
 )
 
+# Refusals that prove the batch is not in the log. The content ones hold for the same bytes
+# on every try. An out-of-order sequence number means the broker does not have this batch:
+# had an earlier try of it landed, the retry would be told "duplicate" (aiokafka keeps one
+# batch per partition in flight, well within the broker's memory of recent batches).
+NOT_IN_THE_LOG = (
+    CorruptRecordException,
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+    UnsupportedForMessageFormatError,
+    OutOfOrderSequenceNumber,
+)
+
+
+class NotRecorded(Exception):
+    """The broker refused every record of a write in a way that proves none is in the log."""
+
+
+class Undelivered(Exception):
+    """The producer stopped trying without a confirmation: an earlier try may have landed
+    (the broker took it but its answer was lost), so whether the write is in the log is
+    unknown. The producer can no longer deliver it."""
+
 
 class Indeterminate(Unavailable):
     """The log did not confirm a write in time, yet may still record it: ``outcome``
-    resolves to the position once the log answers, or fails if it never records it."""
+    resolves to the position once the log answers, or fails (``NotRecorded``,
+    ``Undelivered``) if it does not record it. ``then`` carries the outcome on, to a
+    command's result or a response, so a caller that keeps the question open can learn
+    the real answer later."""
 
     code = "unconfirmed"
+    retry_after_s = 1
 
-    def __init__(self, outcome: asyncio.Future[Position]) -> None:
+    def __init__(self, outcome: asyncio.Future[Any]) -> None:
         super().__init__(
             "the event log did not confirm the write in time; it may still be recorded, "
             "so check before retrying"
         )
         self.outcome = outcome
 
+    def then(self, step: Callable[[Any], Any]) -> Indeterminate:
+        """The same unconfirmed write, its outcome mapped by ``step`` (sync or async)."""
+        source = self.outcome
 
-def _positions(futures: Sequence[asyncio.Future[Any]]) -> asyncio.Future[Position]:
-    """One future for the position of all records, kept running even if nobody waits."""
+        async def carry() -> Any:
+            result = step(await source)
+            return await result if asyncio.iscoroutine(result) else result
 
-    async def gather() -> Position:
-        offsets: dict[tuple[str, int], int] = {}
-        for meta in await asyncio.gather(*futures):
-            key = (meta.topic, meta.partition)
-            offsets[key] = max(meta.offset, offsets.get(key, -1))
-        return Position(offsets)
+        return Indeterminate(_kept(asyncio.ensure_future(carry())))
 
-    task = asyncio.ensure_future(gather())
+
+def _kept(task: asyncio.Future[Any]) -> asyncio.Future[Any]:
+    """A future that may end with nobody awaiting it: its failure is logged once here
+    instead of as "exception never retrieved"."""
     task.add_done_callback(_note_failure)
     return task
 
 
-def _note_failure(task: asyncio.Future[Position]) -> None:
+def _note_failure(task: asyncio.Future[Any]) -> None:
     if not task.cancelled() and task.exception() is not None:
-        log.warning("event_log.write_not_recorded", error=repr(task.exception()))
+        log.warning("event_log.write_not_confirmed", error=repr(task.exception()))
+
+
+async def _positions(futures: Sequence[asyncio.Future[Any]]) -> Position:
+    """The position of every record once all are acknowledged; ``NotRecorded`` if every
+    one was refused in a way that proves it is not in the log, ``Undelivered`` otherwise."""
+    answers = await asyncio.gather(*futures, return_exceptions=True)
+    failures = [a for a in answers if isinstance(a, BaseException)]
+    if failures:
+        if len(failures) == len(answers) and all(isinstance(f, NOT_IN_THE_LOG) for f in failures):
+            raise NotRecorded(repr(failures[0])) from failures[0]
+        raise Undelivered(repr(failures[0])) from failures[0]
+    offsets: dict[tuple[str, int], int] = {}
+    metas: list[Any] = answers
+    for meta in metas:
+        key = (meta.topic, meta.partition)
+        offsets[key] = max(meta.offset, offsets.get(key, -1))
+    return Position(offsets)
 
 
 class EventLog:
@@ -86,12 +151,14 @@ class EventLog:
         prefix: str,
         registry: EventRegistry,
         timeout_s: float,
+        delivery_timeout_s: float | None = None,
         client_id: str = "bloghub",
     ) -> None:
         self._bootstrap = bootstrap
         self._prefix = prefix
         self._registry = registry
         self._timeout_s = timeout_s
+        self._delivery_timeout_s = max(delivery_timeout_s or 0.0, timeout_s)
         self._client_id = client_id
         self._producer: AIOKafkaProducer | None = None
         self._start_lock = asyncio.Lock()
@@ -104,6 +171,7 @@ class EventLog:
             prefix=settings.prefix,
             registry=registry,
             timeout_s=timeout_s or settings.append_timeout_s,
+            delivery_timeout_s=settings.delivery_timeout_s,
         )
 
     async def start(self) -> None:
@@ -115,8 +183,8 @@ class EventLog:
 
     async def close(self) -> None:
         if self._producer is not None:
-            await self._producer.stop()
-            self._producer = None
+            producer, self._producer = self._producer, None
+            await self._stop(producer, give_up=False)
         await asyncio.gather(*self._retiring, return_exceptions=True)
 
     async def ping(self, timeout_s: float = 1.0) -> bool:
@@ -129,14 +197,18 @@ class EventLog:
         except (TimeoutError, KafkaError, Unavailable, OSError):
             return False
 
-    async def append(self, envelopes: Sequence[Envelope]) -> Position:
+    async def append(
+        self, envelopes: Sequence[Envelope], *, handed_over: HandedOver | None = None
+    ) -> Position:
         """Append in order (per key) and wait for every record to be acknowledged by all
         in-sync replicas, within the bound.
 
-        ``Unavailable`` when nothing was handed to the producer (nothing will be recorded);
-        ``Indeterminate`` when records were handed over but not confirmed in time: the
-        producer keeps retrying them, so they may still be recorded, and the exception's
-        ``outcome`` tells which once the log answers."""
+        ``Unavailable`` when nothing was recorded (no record reached the producer, or the
+        broker refused them all for their content); ``Indeterminate`` when records were
+        handed over but not confirmed: they may still be recorded, and the exception's
+        ``outcome`` tells which once the log answers. ``handed_over`` is called with that
+        outcome as soon as any record reached the producer, whatever becomes of this call
+        (a timeout, a cancelled request), so what hangs on the write can follow the log."""
         if not envelopes:
             return Position()
         loop = asyncio.get_running_loop()
@@ -151,39 +223,92 @@ class EventLog:
             log.warning("event_log.append_failed", error=repr(exc), handed_over=len(futures))
             if not futures:
                 raise Unavailable("the event log is not reachable; nothing was recorded") from exc
-            raise Indeterminate(self._outcome(producer, futures)) from exc
-        outcome = self._outcome(producer, futures)
+            raise Indeterminate(self._outcome(producer, futures, handed_over)) from exc
+        outcome = self._outcome(producer, futures, handed_over)
         try:
             return await asyncio.wait_for(asyncio.shield(outcome), max(0.0, deadline - loop.time()))
         except TimeoutError as exc:
             log.warning("event_log.append_unconfirmed", events=len(envelopes))
             raise Indeterminate(outcome) from exc
-        except KafkaError as exc:
+        except NotRecorded as exc:
             raise Unavailable("the event log refused the write; nothing was recorded") from exc
+        except Undelivered as exc:
+            # The log answered, but not with a yes or a no that covers every record.
+            raise Indeterminate(outcome) from exc
 
     def _outcome(
-        self, producer: AIOKafkaProducer, futures: Sequence[asyncio.Future[Any]]
+        self,
+        producer: AIOKafkaProducer,
+        futures: Sequence[asyncio.Future[Any]],
+        handed_over: HandedOver | None,
     ) -> asyncio.Future[Position]:
-        outcome = _positions(futures)
-        outcome.add_done_callback(lambda done: self._retire_if_broken(producer, done))
+        """The records' position, or their failure: ``Undelivered`` once the delivery
+        bound passes, when the producer is retired so it cannot deliver them later."""
+
+        async def bounded() -> Position:
+            try:
+                return await asyncio.wait_for(_positions(futures), self._delivery_timeout_s)
+            except TimeoutError:
+                self._retire(producer, "delivery_timeout")
+                raise Undelivered(
+                    f"not confirmed within {self._delivery_timeout_s} s; the producer gave up"
+                ) from None
+            except Undelivered as exc:
+                if isinstance(exc.__cause__, PRODUCER_BROKEN):
+                    self._retire(producer, repr(exc.__cause__))
+                raise
+            except NotRecorded as exc:
+                if isinstance(exc.__cause__, PRODUCER_BROKEN):
+                    self._retire(producer, repr(exc.__cause__))
+                raise
+
+        outcome: asyncio.Future[Position] = _kept(asyncio.ensure_future(bounded()))
+        if handed_over is not None:
+            handed_over(outcome)
         return outcome
 
-    def _retire_if_broken(self, producer: AIOKafkaProducer, done: asyncio.Future[Position]) -> None:
-        if done.cancelled() or not isinstance(done.exception(), PRODUCER_BROKEN):
-            return
+    def _retire(self, producer: AIOKafkaProducer, reason: str) -> None:
         if self._producer is producer:
             self._producer = None  # the next append starts a producer with a fresh id
-            log.warning("event_log.producer_replaced", error=repr(done.exception()))
-            task = asyncio.ensure_future(self._stop_quietly(producer))
+            log.warning("event_log.producer_replaced", reason=reason)
+            task = asyncio.ensure_future(self._stop(producer, give_up=True))
             self._retiring.add(task)
             task.add_done_callback(self._retiring.discard)
 
-    async def _stop_quietly(self, producer: AIOKafkaProducer) -> None:
+    async def _stop(self, producer: AIOKafkaProducer, *, give_up: bool) -> None:
+        """Stop ``producer``, after letting it deliver what it holds (within the append
+        bound) unless it is being given up. Whatever is still unsent is then failed: its
+        own stop waits for delivery, and an idempotent producer retries without end, so a
+        stop cut short by a timeout would leave it sending behind our back."""
+        if not give_up:
+            try:
+                async with asyncio.timeout(self._timeout_s):
+                    await producer.flush()
+            except (TimeoutError, KafkaError) as exc:
+                log.info("event_log.flush_on_close_failed", error=repr(exc))
+        await self._abandon(producer)
         try:
-            async with asyncio.timeout(self._timeout_s):
+            async with asyncio.timeout(self._request_timeout_s + self._timeout_s):
                 await producer.stop()
         except (TimeoutError, KafkaError, OSError) as exc:
-            log.info("event_log.retired_producer_stop_failed", error=repr(exc))
+            log.info("event_log.producer_stop_failed", error=repr(exc))
+
+    async def _abandon(self, producer: AIOKafkaProducer) -> None:
+        """Make ``producer`` send nothing more, and fail whatever it still holds.
+
+        aiokafka has no public way to do this. Its sender task, once cancelled, waits for
+        the requests in flight (each bounded by request_timeout_ms) and sends nothing after;
+        then the accumulator's fail_all (what aiokafka itself calls when its sender dies)
+        ends every batch it held, so stop() no longer waits for them."""
+        sender = producer._sender.sender_task
+        if sender is not None and not sender.done():
+            sender.cancel()
+            await asyncio.wait({sender}, timeout=self._request_timeout_s + self._timeout_s)
+        producer._message_accumulator.fail_all(KafkaError("the producer was retired"))
+
+    @property
+    def _request_timeout_s(self) -> float:
+        return max(1000, int(self._timeout_s * 1000) - 300) / 1000
 
     async def _send(self, producer: AIOKafkaProducer, env: Envelope) -> asyncio.Future[Any]:
         value, headers = encode(env)
@@ -205,7 +330,7 @@ class EventLog:
                 enable_idempotence=True,
                 acks="all",
                 linger_ms=2,
-                request_timeout_ms=max(1000, int(self._timeout_s * 1000) - 300),
+                request_timeout_ms=int(self._request_timeout_s * 1000),
                 retry_backoff_ms=50,
             )
             try:

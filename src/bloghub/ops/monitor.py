@@ -9,7 +9,6 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 import structlog
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -21,10 +20,10 @@ from bloghub.events.topics import topic_for
 from bloghub.ops.dead_letter_view import DeadLetterView
 from bloghub.ops.history import History
 from bloghub.ops.lag import GroupLag, LagReader
-from bloghub.ops.states import Sample, evaluate
+from bloghub.ops.states import Sample, evaluate, waiting_state
 from bloghub.projections.catalog import PROJECTOR_FAMILIES
 from bloghub.projections.dead_letters import dlq_count_key
-from bloghub.projections.heartbeat import heartbeat_pattern
+from bloghub.projections.heartbeat import read_heartbeats
 from bloghub.projections.runner import group_id
 from bloghub.projections.stats import applied_key, last_commit_key
 
@@ -122,13 +121,19 @@ class OpsMonitor:
         recent = await self.history.since(w.group, max(self._cfg.window_s, 30.0))
         latest = recent[-1] if recent else None
         samples = [_sample(s) for s in recent]
+        instances = await self._instances(w)
+        waiting = [wait for i in instances for wait in i["waiting"]]
+        state = waiting_state(wait["reason"] for wait in waiting) or evaluate(
+            samples, now=now, window_s=self._cfg.window_s
+        )
         return {
             "projector": w.name,
             "generation": w.generation,
             "serving": w.state == "active",
             "group": w.group,
-            "state": evaluate(samples, now=now, window_s=self._cfg.window_s).value,
-            "instances": await self._instances(w),
+            "state": state.value,
+            "waiting": waiting,
+            "instances": instances,
             "events_per_s": _rate(recent),
             "lag": latest["lag"] if latest else None,
             "lag_seconds": latest["lag_seconds"] if latest else None,
@@ -138,22 +143,17 @@ class OpsMonitor:
         }
 
     async def _instances(self, w: Watched) -> list[dict[str, Any]]:
-        out = []
-        async for key in self._redis.scan_iter(match=heartbeat_pattern(self._cfg.prefix, w.name)):
-            raw = await self._redis.get(key)
-            if raw is None:
-                continue
-            info = orjson.loads(raw)
-            if info.get("generation") == w.generation:
-                out.append(
-                    {
-                        "host": info.get("host"),
-                        "pid": info.get("pid"),
-                        "applied": info.get("applied"),
-                        "seen_s_ago": now_minus(info),
-                    }
-                )
-        return out
+        return [
+            {
+                "host": info.get("host"),
+                "pid": info.get("pid"),
+                "applied": info.get("applied"),
+                "seen_s_ago": now_minus(info),
+                "waiting": info.get("waiting", []),
+            }
+            for info in await read_heartbeats(self._redis, self._cfg.prefix, w.name)
+            if info.get("generation") == w.generation
+        ]
 
     async def _counters(self, watched: list[Watched]) -> dict[str, dict[str, float | None]]:
         prefix = self._cfg.prefix

@@ -7,11 +7,14 @@ STOP    nothing was committed for a whole window while lag > 0;
 REWIND  a committed offset went back;
 ERR     dead letters grew within the window.
 The worst one wins, in the order STOP, STALL, REWIND, ERR, WARN, OK.
+
+What a live instance says of itself comes first: UPGRADE when it waits at an event newer
+than its code, STORE when it waits for its store (unwell, or failing every event alike).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from itertools import pairwise
@@ -24,6 +27,22 @@ class State(StrEnum):
     STOP = "STOP"
     REWIND = "REWIND"
     ERR = "ERR"
+    STORE = "STORE"
+    UPGRADE = "UPGRADE"
+
+
+# What heartbeats name as the reason an instance waits (projections.heartbeat.WaitReason).
+_WAITING = {"code": State.UPGRADE, "store": State.STORE}
+
+
+def waiting_state(reasons: Iterable[str]) -> State | None:
+    """The state that the instances' own reasons for waiting give, if any; newer code is
+    needed before a store can help."""
+    found = {_WAITING[r] for r in reasons if r in _WAITING}
+    for state in (State.UPGRADE, State.STORE):
+        if state in found:
+            return state
+    return None
 
 
 @dataclass(frozen=True, slots=True)

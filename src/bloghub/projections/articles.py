@@ -24,49 +24,14 @@ from bloghub.events.articles import (
 from bloghub.events.base import Recorded
 from bloghub.events.topics import Family
 from bloghub.projections.postgres_sink import PostgresProjector
-
-PUBLISHED_TTL_S = 3600
-
-
-def published_key(cache: Cache, article_id: str) -> str:
-    return cache.key("article", "pub", article_id)
-
-
-def draft_key(cache: Cache, article_id: str) -> str:
-    return cache.key("article", "draft", article_id)
-
-
-def author_first_page_key(cache: Cache, author_id: str) -> str:
-    return cache.key("articles", "author", author_id, "first")
-
-
-def published_view(row: Any) -> dict[str, Any] | None:
-    """The cached form of a published article (author details and counts are added per
-    request); None unless the row is published."""
-    if row is None or row.status != "published":
-        return None
-    return {
-        "id": str(row.id),
-        "author_id": str(row.author_id),
-        "title": row.published_title,
-        "content": row.published_content,
-        "tags": list(row.published_tags or []),
-        "version": row.published_version,
-        "published_at": row.published_at.isoformat(),
-        "updated_at": row.updated_at.isoformat(),
-    }
-
-
-PUBLISHED_COLUMNS = (
-    articles.c.id,
-    articles.c.author_id,
-    articles.c.status,
-    articles.c.published_title,
-    articles.c.published_content,
-    articles.c.published_tags,
-    articles.c.published_version,
-    articles.c.published_at,
-    articles.c.updated_at,
+from bloghub.projections.tag_counts import TagTally, write_tally
+from bloghub.readmodels import (
+    PUBLISHED_COLUMNS,
+    PUBLISHED_TTL_S,
+    author_first_page_key,
+    draft_key,
+    published_key,
+    published_view,
 )
 
 
@@ -75,11 +40,16 @@ class ArticlesProjector(PostgresProjector):
     families: tuple[Family, ...] = (Family.ARTICLES,)
 
     async def handle(self, conn: AsyncConnection, records: Sequence[Recorded]) -> None:
+        tally = TagTally()
         for rec in records:
             if isinstance(rec.event, ArticleEvent):
-                await self._apply(conn, rec.event, rec.envelope.occurred_at)
+                await self._apply(conn, rec.event, rec.envelope.occurred_at, tally)
+        # Last, so the shared count rows are held only for the end of the transaction.
+        await write_tally(conn, tally)
 
-    async def _apply(self, conn: AsyncConnection, ev: ArticleEvent, at: datetime) -> None:
+    async def _apply(
+        self, conn: AsyncConnection, ev: ArticleEvent, at: datetime, tally: TagTally
+    ) -> None:
         row = articles.c
         # Each change carries the draft version it leaves; a row already at or past it has
         # seen the change, so a re-delivery changes nothing.
@@ -129,7 +99,7 @@ class ArticlesProjector(PostgresProjector):
                     )
                 )
                 if done.rowcount:
-                    await self._set_tags(conn, ev.article_id, ev.tags)
+                    await self._set_tags(conn, ev.article_id, ev.tags, tally)
             case ArticleWithdrawn():
                 done = await conn.execute(
                     update(articles)
@@ -137,13 +107,22 @@ class ArticlesProjector(PostgresProjector):
                     .values(version=ev.version, status="withdrawn", updated_at=at)
                 )
                 if done.rowcount:
-                    await self._set_tags(conn, ev.article_id, [])
+                    await self._set_tags(conn, ev.article_id, [], tally)
             case ArticleDeleted():
                 await conn.execute(delete(articles).where(row.id == ev.article_id))
-                await self._set_tags(conn, ev.article_id, [])
+                await self._set_tags(conn, ev.article_id, [], tally)
 
-    async def _set_tags(self, conn: AsyncConnection, article_id: str, tags: list[str]) -> None:
-        await conn.execute(delete(article_tags).where(article_tags.c.article_id == article_id))
+    async def _set_tags(
+        self, conn: AsyncConnection, article_id: str, tags: list[str], tally: TagTally
+    ) -> None:
+        # The tags it leaves are read from the rows it deletes: the count moves by what the
+        # read model actually changed, so a delete of an unpublished article moves nothing.
+        gone = await conn.execute(
+            delete(article_tags)
+            .where(article_tags.c.article_id == article_id)
+            .returning(article_tags.c.tag)
+        )
+        tally.moved(gone.scalars(), tags)
         if tags:
             await conn.execute(
                 insert(article_tags), [{"article_id": article_id, "tag": t} for t in tags]

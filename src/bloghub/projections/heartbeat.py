@@ -1,4 +1,5 @@
-"""Heartbeats: each running projector instance keeps a Redis key alive with a TTL."""
+"""Heartbeats: each running projector instance keeps a Redis key alive with a TTL, saying
+how much it applied and what it waits for, if anything."""
 
 from __future__ import annotations
 
@@ -7,14 +8,33 @@ import contextlib
 import os
 import socket
 import time
+from enum import StrEnum
+from typing import Any
 
 import orjson
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from bloghub.projections.backoff import wait_any
+
+
+class WaitReason(StrEnum):
+    STORE = "store"  # the store is unwell, or every event tried fails the same way
+    CODE = "code"  # an event newer than this code: it waits for an upgrade
+
 
 def heartbeat_pattern(prefix: str, projector: str = "*") -> str:
     return f"{prefix}:hb:{projector}:*"
+
+
+async def read_heartbeats(redis: Redis, prefix: str, projector: str = "*") -> list[dict[str, Any]]:
+    """The live instances' heartbeats (of every projector unless one is named)."""
+    out = []
+    async for key in redis.scan_iter(match=heartbeat_pattern(prefix, projector)):
+        raw = await redis.get(key)
+        if raw is not None:
+            out.append(orjson.loads(raw))
+    return out
 
 
 class Heartbeat:
@@ -33,18 +53,39 @@ class Heartbeat:
             "started_at": time.time(),
         }
         self.applied = 0
+        self._waiting: dict[str, dict[str, Any]] = {}
+        self._changed = asyncio.Event()
+
+    def wait(self, where: str, reason: WaitReason, detail: str) -> None:
+        """Say that ``where`` (a partition, the store, the assignment) waits, and why."""
+        since = self._waiting.get(where, {}).get("since", time.time())
+        self._waiting[where] = {
+            "where": where,
+            "reason": reason.value,
+            "detail": detail[:500],
+            "since": since,
+        }
+        self._changed.set()
+
+    def resume(self, where: str) -> None:
+        if self._waiting.pop(where, None) is not None:
+            self._changed.set()
 
     async def beat(self) -> None:
-        info = {**self._info, "applied": self.applied, "at": time.time()}
+        info = {
+            **self._info,
+            "applied": self.applied,
+            "at": time.time(),
+            "waiting": list(self._waiting.values()),
+        }
         await self._redis.set(self._key, orjson.dumps(info), ex=self._ttl)
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
+            self._changed.clear()
             # A missed beat shows as a dead instance, which is the truth.
             with contextlib.suppress(RedisError):
                 await self.beat()
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=self._ttl / 3)
-            except TimeoutError:
-                continue
+            # A new wait is told at once, not at the next beat.
+            await wait_any(self._ttl / 3, self._changed, stop)
         await self._redis.delete(self._key)

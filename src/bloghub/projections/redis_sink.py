@@ -13,12 +13,10 @@ from collections.abc import Mapping, Sequence
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.exceptions import WatchError
 from redis.typing import EncodableT, FieldT
 
-from bloghub.errors import Unavailable
+from bloghub.adapters.redis.errors import translated
 from bloghub.events.base import Recorded
 from bloghub.events.topics import Family
 from bloghub.projections.port import TP, fresh_records
@@ -51,25 +49,20 @@ class RedisProjector(abc.ABC):
     async def load_checkpoints(self, partitions: Sequence[TP]) -> dict[TP, int]:
         if not partitions:
             return {}
-        try:
+        async with translated():
             values = await self.redis.hmget(self.checkpoint_key, [_field(tp) for tp in partitions])
-        except (RedisConnectionError, RedisTimeoutError) as exc:
-            raise Unavailable("redis is not reachable") from exc
         return {tp: int(v) for tp, v in zip(partitions, values, strict=True) if v is not None}
 
     async def apply(
         self, records: Sequence[Recorded], next_offsets: Mapping[TP, int]
     ) -> Sequence[Recorded]:
         partitions = list(next_offsets)
-        try:
-            async with self.redis.pipeline(transaction=True) as pipe:
-                while True:
-                    try:
-                        return await self._attempt(pipe, records, partitions, next_offsets)
-                    except WatchError:
-                        continue  # another instance moved the checkpoint: filter again
-        except (RedisConnectionError, RedisTimeoutError) as exc:
-            raise Unavailable("redis is not reachable") from exc
+        async with translated(), self.redis.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    return await self._attempt(pipe, records, partitions, next_offsets)
+                except WatchError:
+                    continue  # another instance moved the checkpoint: filter again
 
     async def _attempt(
         self,

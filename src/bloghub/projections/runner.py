@@ -3,27 +3,33 @@ atomic step, then commit offsets to Kafka (for standard lag tools) and run after
 The assigned partitions are split into lanes that do this side by side, each partition in
 one lane only.
 
-The store's checkpoint is the truth: on every assignment the consumer seeks to it.
+The store's checkpoint is the truth: on every assignment the partitions stay paused until
+the consumer has sought to it (see ``gate.py``). A store that is unwell, or an event newer
+than the code, makes a partition wait and the heartbeat say so; only an event shown to be
+at fault is dead-lettered (see ``isolation.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import random
 import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import IllegalStateError, KafkaError
+from aiokafka.errors import IllegalStateError
 
-from bloghub.errors import Transient, Unavailable
+from bloghub.errors import CodeBehind, Transient, Unavailable
 from bloghub.events.base import EventRegistry, Recorded
 from bloghub.events.codec import UndecodableEvent, decode
 from bloghub.events.topics import topic_for
+from bloghub.projections.backoff import Backoff, Stopping, wait_any
 from bloghub.projections.dead_letters import DeadLetters
-from bloghub.projections.heartbeat import Heartbeat
+from bloghub.projections.gate import Gate, Part
+from bloghub.projections.heartbeat import Heartbeat, WaitReason
+from bloghub.projections.isolation import isolate
+from bloghub.projections.offset_commits import OffsetCommitter
 from bloghub.projections.port import TP, Projector, RawRecord
 from bloghub.projections.stats import CommitStats
 from bloghub.settings import Settings
@@ -58,14 +64,18 @@ def group_id(prefix: str, projector: str, generation: int) -> str:
 
 
 class _SeekToCheckpoint(ConsumerRebalanceListener):  # type: ignore[misc]
+    """aiokafka logs and swallows what a listener raises, and would then read from the
+    group's committed offsets: so the listener only pauses, and the seek happens (and is
+    retried) in a task of the runner's own."""
+
     def __init__(self, runner: ProjectorRunner) -> None:
         self._runner = runner
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        return None
+        self._runner.revoked()
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        await self._runner.seek_to_checkpoints(assigned)
+        self._runner.assigned(assigned)
 
 
 class ProjectorRunner:
@@ -87,6 +97,8 @@ class ProjectorRunner:
         self._stats = stats
         self._log = log.bind(projector=projector.name, generation=projector.generation)
         self._consumer: AIOKafkaConsumer | None = None
+        self._gate: Gate | None = None
+        self._placing: asyncio.Task[None] | None = None
         self.applied = 0
         self._stop = asyncio.Event()
 
@@ -107,7 +119,8 @@ class ProjectorRunner:
         )
         consumer.subscribe(self.topics, listener=_SeekToCheckpoint(self))
         self._consumer = consumer
-        committer = _OffsetCommitter(consumer, self._log)
+        self._gate = Gate(consumer, self._log)
+        committer = OffsetCommitter(consumer, self._log)
         await consumer.start()
         self._log.info("projector.started", topics=self.topics)
         # A lane failing stops its siblings at their next batch boundary, not mid-write.
@@ -118,30 +131,36 @@ class ProjectorRunner:
         ]
         try:
             await asyncio.gather(*lanes)
+        except Stopping:
+            pass  # told to stop while waiting: what waits stays unapplied
         finally:
             halt.set()
-            await asyncio.gather(*lanes, return_exceptions=True)
+            placing = self._placing
+            self.revoked()
+            await asyncio.gather(*lanes, *(placing,) if placing else (), return_exceptions=True)
             await committer.flush()
             await consumer.stop()
             self._consumer = None
             self._log.info("projector.stopped", applied=self.applied)
 
     async def _lane(
-        self, lane: int, stop: asyncio.Event, halt: asyncio.Event, committer: _OffsetCommitter
+        self, lane: int, stop: asyncio.Event, halt: asyncio.Event, committer: OffsetCommitter
     ) -> None:
         """Fetch, decode and apply the partitions of one lane. Every partition belongs to
         exactly one lane for the life of the process, so order within it holds, while lanes
         write to the store side by side. Within a lane two stages overlap: while batch N is
         applied, batch N+1 is fetched and decoded."""
-        consumer = self._consumer
+        consumer, gate = self._consumer, self._gate
         assert consumer is not None
+        assert gate is not None
         lanes = max(1, self._cfg.apply_concurrency)
         applying: asyncio.Task[None] | None = None
         try:
             while not (stop.is_set() or halt.is_set()):
+                gate.release_due()
                 mine = [tp for tp in consumer.assignment() if lane_of(tp, lanes) == lane]
                 if not mine:
-                    await _pause(self._cfg.batch_max_wait_ms, stop, halt)
+                    await wait_any(self._cfg.batch_max_wait_ms / 1000, stop, halt)
                     continue
                 try:
                     batches = await consumer.getmany(
@@ -153,15 +172,10 @@ class ProjectorRunner:
                     continue  # a partition of ours was revoked meanwhile
                 if not batches:
                     continue
-                raw = [r for recs in batches.values() for r in recs]
-                # A partition's records come in offset order: its last one says where it ends.
-                ends = {
-                    (tp.topic, tp.partition): recs[-1].offset + 1 for tp, recs in batches.items()
-                }
-                good = await self.decode_batch(raw)
+                parts = await self.decode_batch(batches)
                 if applying is not None:
                     await applying
-                applying = asyncio.create_task(self.apply_batch(raw, good, committer, ends))
+                applying = asyncio.create_task(self.apply_batch(parts, committer))
             if applying is not None:
                 await applying
         except BaseException:
@@ -171,9 +185,39 @@ class ProjectorRunner:
                 await asyncio.gather(applying, return_exceptions=True)
             raise
 
+    def assigned(self, assigned: set[TopicPartition]) -> None:
+        assert self._gate is not None
+        self.revoked()
+        self._gate.unplaced(assigned)
+        self._placing = asyncio.create_task(self._place(assigned), name="place")
+
+    def revoked(self) -> None:
+        if self._placing is not None:
+            self._placing.cancel()
+            self._placing = None
+
+    async def _place(self, assigned: set[TopicPartition]) -> None:
+        """Seek to the stored checkpoints, again and again while the store cannot say
+        where they are: the partitions stay paused meanwhile, so nothing is read from
+        Kafka's committed offsets, which may run ahead of the store."""
+        backoff = Backoff(most_s=5.0)
+        while self._consumer is not None:
+            ours = {tp for tp in assigned if tp in self._consumer.assignment()}
+            try:
+                await self.seek_to_checkpoints(ours)
+            except Exception as exc:
+                self._waiting("assignment", WaitReason.STORE, f"checkpoints: {exc!r}")
+                try:
+                    await backoff.sleep(self._stop)
+                except Stopping:
+                    return
+                continue
+            self._going("assignment")
+            return
+
     async def seek_to_checkpoints(self, assigned: set[TopicPartition]) -> None:
-        consumer = self._consumer
-        if consumer is None or not assigned:
+        consumer, gate = self._consumer, self._gate
+        if consumer is None or gate is None or not assigned:
             return
         stored = await self.projector.load_checkpoints(
             [(tp.topic, tp.partition) for tp in assigned]
@@ -183,49 +227,95 @@ class ProjectorRunner:
         # Kafka's committed offset for the group says.
         firsts = await consumer.beginning_offsets(missing) if missing else {}
         for tp in assigned:
-            consumer.seek(tp, stored.get((tp.topic, tp.partition), firsts.get(tp, 0)))
+            key = (tp.topic, tp.partition)
+            gate.placed(key, stored.get(key, firsts.get(tp, 0)))
         self._log.info("projector.assigned", partitions=len(assigned), with_checkpoint=len(stored))
 
-    async def decode_batch(self, raw: Sequence[Raw]) -> list[Recorded]:
-        """Decode a batch; what cannot be decoded is dead-lettered now, before any
-        checkpoint can pass it."""
-        good: list[Recorded] = []
-        for record in raw:
-            try:
-                good.append(self._decode(record))
-            except (UndecodableEvent, LookupError, ValueError) as exc:
-                await self._dead_letter(record, f"undecodable: {exc}")
-        return good
+    async def decode_batch(self, batches: Mapping[TopicPartition, Sequence[Raw]]) -> list[Part]:
+        """Decode a fetch. A partition stops at an event newer than the code (nothing after
+        it is applied); what cannot be decoded at all is dead-lettered when applied."""
+        parts = []
+        for tp, records in batches.items():
+            part = Part(
+                (tp.topic, tp.partition), records[0].offset, records[-1].offset + 1, records
+            )
+            for record in records:
+                try:
+                    part.good.append(self._decode(record))
+                except CodeBehind as exc:
+                    part.end, part.behind = record.offset, f"{type(exc).__name__}: {exc}"
+                    break
+                except (UndecodableEvent, LookupError, ValueError) as exc:
+                    part.undecodable.append((record, f"undecodable: {exc}"))
+            parts.append(part)
+        return parts
 
-    async def apply_batch(
-        self,
-        raw: Sequence[Raw],
-        good: Sequence[Recorded],
-        committer: _OffsetCommitter,
-        next_offsets: Mapping[TP, int],
-    ) -> None:
-        fresh = await self._apply_or_isolate(raw, good, next_offsets)
+    async def apply_batch(self, parts: Sequence[Part], committer: OffsetCommitter) -> None:
+        assert self._gate is not None
+        parts = self._gate.admit(parts)
+        if not parts:
+            return
+        # Durable in the dead-letter topic before any checkpoint can pass them.
+        for part in parts:
+            for record, error in part.undecodable:
+                await self._dead_letter(record, error)
+        try:
+            fresh, reached = await self._apply_or_isolate(parts)
+        except Stopping:
+            raise
+        except Exception as exc:
+            # Not even the checkpoints move: wait and read the batch again, rather than
+            # stop every projector of the process.
+            for part in parts:
+                self._hold(part.tp, self._gate.standing(part.tp), WaitReason.STORE, repr(exc))
+            return
         self.applied += len(fresh)
         if self._heartbeat is not None:
             self._heartbeat.applied = self.applied
-        committer.note(next_offsets)
+        self._gate.advanced(reached)
+        committer.note(reached)
+        for part in parts:
+            if part.behind is not None and reached[part.tp] == part.end:
+                self._hold(part.tp, part.end, WaitReason.CODE, part.behind)
+            elif reached[part.tp] == part.end:
+                self._going(_where(part.tp))
         if self._stats is not None:
             await self._stats.committed(len(fresh))
         if fresh:
             await self._after_commit(fresh)
 
     async def _apply_or_isolate(
-        self, raw: Sequence[Raw], good: Sequence[Recorded], next_offsets: Mapping[TP, int]
-    ) -> Sequence[Recorded]:
-        """Apply the batch; if it keeps failing, apply its events one at a time, so the
-        poison ones are dead-lettered and the rest land."""
+        self, parts: Sequence[Part]
+    ) -> tuple[Sequence[Recorded], dict[TP, int]]:
+        """Apply the batch; if it keeps failing, apply its events one at a time, so that an
+        event at fault is dead-lettered and the rest land, or a partition whose events all
+        fail halts and waits."""
+        good = [r for p in parts for r in p.good]
+        ends = {p.tp: p.end for p in parts}
         try:
-            return await self._apply_with_retries(good, next_offsets)
-        except Unavailable:
+            return await self._apply_with_retries(good, ends), ends
+        except Stopping:
             raise
-        except Exception as exc:  # one bad event must not stop the projector
+        except Exception as exc:
             self._log.warning("projector.batch_failed", error=repr(exc), size=len(good))
-            return await self._apply_one_by_one(good, raw, next_offsets)
+        by_tp = {p.tp: p for p in parts}
+
+        async def dead_letter(rec: Recorded, exc: Exception) -> None:
+            self._log.error(
+                "projector.poison_event",
+                event_type=rec.envelope.type,
+                event_id=rec.envelope.event_id,
+                offset=rec.offset,
+                error=repr(exc),
+            )
+            await self._dead_letter(by_tp[(rec.topic, rec.partition)].raw_at(rec.offset), repr(exc))
+
+        out = await isolate(
+            {p.tp: p.good for p in parts}, ends, self._apply_with_retries, dead_letter
+        )
+        for tp, error in out.halted.items():
+            self._hold(tp, out.reached[tp], WaitReason.STORE, f"every event fails: {error!r}")
+        return out.fresh, out.reached
 
     def _decode(self, record: Raw) -> Recorded:
         envelope = decode(record.value)
@@ -237,49 +327,38 @@ class ProjectorRunner:
     async def _apply_with_retries(
         self, records: Sequence[Recorded], next_offsets: Mapping[TP, int]
     ) -> Sequence[Recorded]:
-        """A store that is down is waited for (never a reason to dead-letter); any other
-        failure is retried a bounded number of times and then raised."""
-        failures, delay = 0, 0.05
+        """A store that is unwell is waited for, as long as it takes (never a reason to
+        dead-letter); any other failure is retried a bounded number of times, then raised."""
+        failures, backoff = 0, Backoff()
         while True:
             try:
-                return await self.projector.apply(records, next_offsets)
+                fresh = await self.projector.apply(records, next_offsets)
             except (Transient, Unavailable) as exc:
-                self._log.warning("projector.store_unavailable", error=repr(exc))
+                self._waiting("store", WaitReason.STORE, repr(exc))
             except Exception:
                 failures += 1
                 if failures >= self._cfg.apply_retries:
                     raise
-            if self._stop.is_set() and failures == 0:
-                raise Unavailable("stopping while the store is unavailable")
-            await asyncio.sleep(delay * (1 + random.random()))
-            delay = min(delay * 2, 2.0)
+            else:
+                self._going("store")
+                return fresh
+            await backoff.sleep(self._stop)
 
-    async def _apply_one_by_one(
-        self, records: Sequence[Recorded], raw: Sequence[Raw], next_offsets: Mapping[TP, int]
-    ) -> list[Recorded]:
-        by_offset = {(r.topic, r.partition, r.offset): r for r in raw}
-        fresh: list[Recorded] = []
-        for rec in records:
-            tp = (rec.topic, rec.partition)
-            try:
-                fresh += await self._apply_with_retries([rec], {tp: rec.offset + 1})
-            except Unavailable:
-                raise
-            except Exception as exc:
-                self._log.error(
-                    "projector.poison_event",
-                    event_type=rec.envelope.type,
-                    event_id=rec.envelope.event_id,
-                    offset=rec.offset,
-                    error=repr(exc),
-                )
-                await self._dead_letter(
-                    by_offset[(rec.topic, rec.partition, rec.offset)], repr(exc)
-                )
-                await self._apply_with_retries([], {tp: rec.offset + 1})
-        # Records that were dead-lettered at decode time still need the checkpoint moved.
-        await self._apply_with_retries([], next_offsets)
-        return fresh
+    def _hold(self, tp: TP, offset: int, reason: WaitReason, detail: str) -> None:
+        assert self._gate is not None
+        pause = self._gate.hold(tp, offset)
+        self._waiting(_where(tp), reason, detail, offset=offset, retry_in_s=pause)
+
+    def _waiting(self, where: str, reason: WaitReason, detail: str, **more: object) -> None:
+        self._log.warning(
+            "projector.waiting", where=where, reason=reason.value, detail=detail, **more
+        )
+        if self._heartbeat is not None:
+            self._heartbeat.wait(where, reason, detail)
+
+    def _going(self, where: str) -> None:
+        if self._heartbeat is not None:
+            self._heartbeat.resume(where)
 
     async def _dead_letter(self, record: Raw, error: str) -> None:
         self._log.error(
@@ -298,62 +377,13 @@ class ProjectorRunner:
             self._log.warning("projector.after_commit_failed", error=repr(exc))
 
 
+def _where(tp: TP) -> str:
+    return f"{tp[0]}|{tp[1]}"
+
+
 def lane_of(tp: TopicPartition, lanes: int) -> int:
     """The lane a partition belongs to: fixed by its name, whatever else is assigned, so a
     rebalance never hands a partition with a batch in flight to another lane."""
     topic: str = tp.topic
     partition: int = tp.partition
     return (zlib.crc32(topic.encode()) + partition) % lanes
-
-
-async def _pause(ms: int, *events: asyncio.Event) -> None:
-    waits = [asyncio.ensure_future(e.wait()) for e in events]
-    try:
-        await asyncio.wait(waits, timeout=ms / 1000, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for w in waits:
-            w.cancel()
-
-
-class _OffsetCommitter:
-    """Copies the store's checkpoints to Kafka (for standard lag tools) off the write path:
-    lanes note what they committed, and one task commits the newest offsets it has, so a
-    slow group coordinator never holds up a batch."""
-
-    def __init__(self, consumer: AIOKafkaConsumer, logger: structlog.BoundLogger) -> None:
-        self._consumer = consumer
-        self._log = logger
-        self._due: dict[TP, int] = {}
-        self._task: asyncio.Task[None] | None = None
-
-    RETRY_S = 0.5
-    FLUSH_S = 5.0
-
-    def note(self, offsets: Mapping[TP, int]) -> None:
-        for tp, offset in offsets.items():
-            self._due[tp] = max(self._due.get(tp, 0), offset)
-        if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._commit_due(), name="kafka-commit")
-
-    async def _commit_due(self) -> None:
-        while self._due:
-            due, self._due = self._due, {}
-            try:
-                await self._consumer.commit({TopicPartition(t, p): o for (t, p), o in due.items()})
-            except KafkaError as exc:
-                # The store's checkpoint is the truth; Kafka's copy only feeds lag tools.
-                # Offsets of partitions still ours are tried again (newer ones win).
-                self._log.info("projector.kafka_commit_skipped", error=repr(exc))
-                ours = {(tp.topic, tp.partition) for tp in self._consumer.assignment()}
-                for tp, offset in due.items():
-                    if tp in ours:
-                        self._due[tp] = max(self._due.get(tp, 0), offset)
-                await asyncio.sleep(self.RETRY_S)
-
-    async def flush(self) -> None:
-        """Wait, bounded, for the last offsets to reach Kafka."""
-        if self._task is not None and not self._task.done():
-            try:
-                await asyncio.wait_for(self._task, self.FLUSH_S)
-            except (TimeoutError, KafkaError):
-                self._log.info("projector.kafka_commit_abandoned", partitions=len(self._due))

@@ -18,6 +18,7 @@ from typing import Any
 from opensearchpy import AsyncOpenSearch
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bloghub.adapters.opensearch import check_bulk
 from bloghub.adapters.opensearch import translated as search_errors
 from bloghub.adapters.postgres.checkpoints import Checkpoints
 from bloghub.adapters.postgres.engine import translated as pg_errors
@@ -33,10 +34,6 @@ class Doc:
     id: str
     version: int
     source: dict[str, Any] | None
-
-
-class SearchIndexError(RuntimeError):
-    pass
 
 
 class SearchProjector(abc.ABC):
@@ -113,13 +110,4 @@ class SearchProjector(abc.ABC):
                 lines += [{"index": meta}, doc.source]
         async with search_errors():
             result = await self.client.bulk(body=lines, refresh=False)
-        if result.get("errors"):
-            failed = [
-                item
-                for entry in result["items"]
-                for item in entry.values()
-                # 409: a newer version is already there; 404: deleting what never existed.
-                if item.get("status", 200) >= 300 and item.get("status") not in (404, 409)
-            ]
-            if failed:
-                raise SearchIndexError(f"{len(failed)} document writes failed: {failed[0]}")
+        check_bulk(result)

@@ -14,7 +14,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from bloghub.adapters.postgres.bulk import unnest_source
 from bloghub.adapters.postgres.reservations import confirm_keys_from, confirm_many
 from bloghub.adapters.postgres.tables import sessions, users
-from bloghub.adapters.redis.cache import user_info_key
 from bloghub.events.base import Event, Recorded
 from bloghub.events.topics import Family
 from bloghub.events.users import (
@@ -29,6 +28,7 @@ from bloghub.events.users import (
     UserRegisteredByWeChat,
 )
 from bloghub.projections.postgres_sink import PostgresProjector
+from bloghub.readmodels import user_info_key
 
 _rows = unnest_source(
     {

@@ -8,12 +8,16 @@ import signal
 from collections.abc import Sequence
 
 import structlog
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 import bloghub.events.catalog  # noqa: F401  (registers every event type)
+from bloghub.adapters.postgres.engine import translated
+from bloghub.adapters.postgres.generations import active_generations
 from bloghub.adapters.redis import make_redis
 from bloghub.adapters.redis.cache import Cache
-from bloghub.api.consistency import Progress
+from bloghub.errors import Transient, Unavailable
 from bloghub.events.base import registry
+from bloghub.projections.backoff import Backoff, Stopping
 from bloghub.projections.catalog import POSTGRES_PROJECTORS
 from bloghub.projections.dead_letters import DeadLetters
 from bloghub.projections.heartbeat import Heartbeat
@@ -42,12 +46,15 @@ async def run_projectors(settings: Settings, names: Sequence[str], stop: asyncio
     redis = make_redis(settings.redis_url.get_secret_value())
     dead = DeadLetters(bootstrap=settings.kafka_bootstrap, prefix=settings.prefix, redis=redis)
     await dead.start()
-    progress = Progress(engine, prefix=settings.prefix)
     config = RunnerConfig.from_settings(settings)
     tasks = []
     try:
+        try:
+            active = await _active_generations(engine, stop)
+        except Stopping:
+            return  # told to stop while the database was still down
         for name in names:
-            generation = await progress.generation(name)
+            generation = active.get(name, 1)
             projector = POSTGRES_PROJECTORS[name](
                 engine, generation=generation, cache=Cache(redis, prefix=settings.prefix)
             )
@@ -80,6 +87,19 @@ async def run_projectors(settings: Settings, names: Sequence[str], stop: asyncio
         await dead.close()
         await redis.aclose()
         await engine.dispose()
+
+
+async def _active_generations(engine: AsyncEngine, stop: asyncio.Event) -> dict[str, int]:
+    """Which generation each projector serves. A database that is down at start-up is
+    waited for, like a store that goes down later: the runners would only wait too."""
+    backoff = Backoff(first_s=0.2, most_s=5.0)
+    while True:
+        try:
+            async with translated(), engine.connect() as conn:
+                return await active_generations(conn)
+        except (Transient, Unavailable) as exc:
+            log.warning("projectors.waiting_for_database", error=repr(exc))
+            await backoff.sleep(stop)
 
 
 async def _until_stop_or_failure(tasks: list[asyncio.Task[None]], stop: asyncio.Event) -> None:

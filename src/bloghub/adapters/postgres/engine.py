@@ -9,7 +9,7 @@ import asyncpg
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from bloghub.errors import Conflict, SchemaBehind, Transient, Unavailable
+from bloghub.errors import Conflict, SchemaBehind, StoreRejected, Transient, Unavailable
 
 
 def make_engine(
@@ -36,9 +36,23 @@ def make_engine(
     )
 
 
-_TRANSIENT_SQLSTATES = {"40001", "40P01", "57P01", "08000", "08003", "08006"}
+# A server that is unwell, not a statement that is wrong: serialization failure, deadlock,
+# read-only transaction (a standby after failover, or default_transaction_read_only),
+# lock not available, insufficient privilege (a deployment's grants), a database that
+# takes no connections or does not exist, and whole classes: 08 connection exception,
+# 28 invalid authorization, 53 insufficient resources (disk full, out of memory, too many
+# connections), 57 operator intervention (statement timeout, admin or crash shutdown,
+# cannot connect now), 58 system error (I/O), XX internal error.
+_TRANSIENT_SQLSTATES = {"40001", "40P01", "25006", "55P03", "42501", "55000", "3D000"}
+_TRANSIENT_CLASSES = {"08", "28", "53", "57", "58", "XX"}
 # undefined table, undefined column, unknown schema
 _SCHEMA_SQLSTATES = {"42P01", "42703", "3F000"}
+# 22 data exception, 23 integrity constraint violation: what was written is refused.
+_REJECTED_CLASSES = {"22", "23"}
+
+
+def is_transient(sqlstate: str) -> bool:
+    return sqlstate in _TRANSIENT_SQLSTATES or sqlstate[:2] in _TRANSIENT_CLASSES
 
 
 def translate(exc: BaseException) -> BaseException:
@@ -48,10 +62,12 @@ def translate(exc: BaseException) -> BaseException:
     if isinstance(cause, asyncpg.UniqueViolationError):
         return Conflict("already exists")
     sqlstate = getattr(cause, "sqlstate", None)
-    if sqlstate in _TRANSIENT_SQLSTATES:
-        return Transient(str(cause))
+    if isinstance(sqlstate, str) and is_transient(sqlstate):
+        return Transient(f"{sqlstate}: {cause}")
     if sqlstate in _SCHEMA_SQLSTATES:
         return SchemaBehind(f"the database schema is behind this code ({cause}); run migrations")
+    if isinstance(sqlstate, str) and sqlstate[:2] in _REJECTED_CLASSES:
+        return StoreRejected(f"{sqlstate}: {cause}")
     if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
         return Transient(str(exc))
     if isinstance(exc, OSError | sa_exc.TimeoutError) or isinstance(

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Select, Text, and_, bindparam, delete, func, literal, select
+from sqlalchemy import Interval, Select, Text, and_, bindparam, delete, func, literal, select
 from sqlalchemy.dialects.postgresql import Insert, insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -115,11 +115,13 @@ class Reservations:
         return None if row is None else Reservation(*row)
 
     async def sweep(self, older_than_s: float) -> list[tuple[str, str]]:
-        """Release reservations whose event never arrived (a crash between reserve and append)."""
-        cutoff = datetime.now(UTC) - timedelta(seconds=older_than_s)
+        """Release reservations whose event never arrived (a crash between reserve and append,
+        or a write the producer gave up on). Ages are measured on the database's clock, the
+        one ``reserved_at`` was stamped with, so an API host's clock cannot shorten them."""
+        age = bindparam("age", timedelta(seconds=older_than_s), type_=Interval())
         stmt = (
             delete(reservations)
-            .where(and_(r.status == "pending", r.reserved_at < cutoff))
+            .where(and_(r.status == "pending", r.reserved_at < func.now() - age))
             .returning(r.kind, r.value)
         )
         async with translated(), self._engine.begin() as conn:

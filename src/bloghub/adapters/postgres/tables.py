@@ -148,4 +148,18 @@ article_tags = Table(
     Index("article_tags_by_tag", "tag", "article_id"),
 )
 
+# Published articles per tag, kept by increments as articles are published, re-published,
+# withdrawn and deleted, so /v1/tags reads a few rows instead of counting every tag row. A
+# tag whose count reaches zero has no row. (No CHECK on the sign: PostgreSQL checks the row
+# an upsert proposes before it finds the conflict, so a decrement could not be an upsert.
+# A count is the net of the tag rows the same transactions add and remove, so it cannot
+# fall below zero.)
+tag_counts = Table(
+    "tag_counts",
+    articles_model,
+    Column("tag", Text, primary_key=True),
+    Column("articles", Integer, nullable=False),
+)
+Index("tag_counts_most_used", tag_counts.c.articles.desc(), tag_counts.c.tag)
+
 READ_MODELS: dict[str, MetaData] = {"users": users_model, "articles": articles_model}

@@ -172,7 +172,3 @@ class Cache:
                     keys=[*wanted, *map(counter_key, wanted)],
                     args=[marker, FENCE_TTL_S, COUNTER_TTL_S, channel(self._prefix)],
                 )
-
-
-def user_info_key(cache: Cache, user_id: str) -> str:
-    return cache.key("user", "info", user_id)

@@ -77,7 +77,9 @@
       tr.append(el('td', {}, p.projector + (p.serving ? '' : ' (building)')),
         el('td', { class: 'n' }, p.generation),
         el('td', {}, '')); // state cell filled below
-      tr.lastChild.append(el('span', { class: 'state ' + p.state }, p.state));
+      // Why it waits (the store, or an event newer than the code) shows on hover.
+      const why = (p.waiting || []).map((w) => `${w.where}: ${w.detail}`).join('\n');
+      tr.lastChild.append(el('span', { class: 'state ' + p.state, title: why }, p.state));
       tr.append(el('td', { class: 'instances' }, String(p.instances.length)),
         el('td', { class: 'n rate' }, fmt(p.events_per_s, 1)),
         el('td', { class: 'n lag' + (p.lag > 0 ? ' lagging' : '') }, fmt(p.lag)),

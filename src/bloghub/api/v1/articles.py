@@ -14,7 +14,7 @@ from bloghub.api.auth import USERS_READS, require_caller, wait_as_reader
 from bloghub.api.consistent import mark_stale, pinned, through_cache, wait_for_reads, written
 from bloghub.api.hot import hot_json
 from bloghub.api.http import JSON, Endpoint, container, parse_body
-from bloghub.api.idempotency import idempotent
+from bloghub.api.idempotency import answering, idempotent
 from bloghub.api.v1.article_schemas import (
     ArticleEdit,
     ArticleIn,
@@ -35,6 +35,7 @@ from bloghub.api.v1.sessions import caller
 from bloghub.api.v1.users import public_user
 from bloghub.commands.articles import (
     ArticleState,
+    Changed,
     Draft,
     create_article,
     delete_article,
@@ -44,7 +45,7 @@ from bloghub.commands.articles import (
 )
 from bloghub.errors import CatchingUp, InvalidInput, NotFound
 from bloghub.events.topics import Family
-from bloghub.projections.articles import (
+from bloghub.readmodels import (
     PUBLISHED_TTL_S,
     author_first_page_key,
     draft_key,
@@ -118,17 +119,17 @@ async def create(request: Request) -> Response:
     claims = await require_caller(request)
     body = await parse_body(request, ArticleIn)
 
-    async def run() -> Response:
-        done = await create_article(
-            Draft(body.title, body.content, body.tags),
-            container(request).commands,
-            caller(request, claims.user_id),
-        )
+    async def respond(done: Changed) -> Response:
         out = {"article": {"id": done.article_id, "version": done.version, "status": "draft"}}
         response = JSON(
             out, status_code=201, headers={"location": f"/v1/me/articles/{done.article_id}"}
         )
         return await written(request, response, done.position, claims.user_id)
+
+    async def run() -> Response:
+        draft = Draft(body.title, body.content, body.tags)
+        commands, who = container(request).commands, caller(request, claims.user_id)
+        return await answering(create_article(draft, commands, who), respond)
 
     return await idempotent(request, claims.user_id, run)
 
@@ -160,11 +161,7 @@ async def publish(request: Request) -> Response:
     claims = await require_caller(request)
     article_id = _article_id(request)
 
-    async def run() -> Response:
-        state = await _state(request, claims.user_id, article_id)
-        done = await publish_article(
-            state, container(request).commands, caller(request, claims.user_id)
-        )
+    async def respond(done: Changed) -> Response:
         return await _changed(
             request,
             claims.user_id,
@@ -173,6 +170,11 @@ async def publish(request: Request) -> Response:
             done.position,
             status="published",
         )
+
+    async def run() -> Response:
+        state = await _state(request, claims.user_id, article_id)
+        commands, who = container(request).commands, caller(request, claims.user_id)
+        return await answering(publish_article(state, commands, who), respond)
 
     return await idempotent(request, claims.user_id, run)
 
@@ -332,7 +334,7 @@ ENDPOINTS = [
         body=ArticleIn,
         status=201,
         auth=True,
-        errors=(400, 401, 413, 415, 422),
+        errors=(400, 401, 409, 413, 415, 422, 503),
         headers=IDEMPOTENT,
     ),
     Endpoint(

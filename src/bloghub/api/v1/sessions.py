@@ -3,6 +3,7 @@ method shares."""
 
 from __future__ import annotations
 
+import structlog
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -25,8 +26,10 @@ from bloghub.commands.sessions import (
     refresh_session,
     start_session,
 )
-from bloghub.errors import CatchingUp, Unauthorized
+from bloghub.errors import CatchingUp, Transient, Unauthorized, Unavailable
 from bloghub.events.position import Position
+
+log = structlog.get_logger(__name__)
 
 
 def caller(request: Request, actor_id: str | None = None) -> Caller:
@@ -116,9 +119,18 @@ async def refresh(request: Request) -> Response:
     except RefreshReused as reused:
         security_event("session.refresh_reused", ip=client_ip(request), user_id=reused.user_id)
         raise
-    row = await user_queries(request).by_id(issued.user_id)
-    user = user_out(row) if row is not None else UserOut(id=issued.user_id)
-    return await tokens_response(request, issued, user)
+    return await tokens_response(request, issued, await _refreshed_user(request, issued.user_id))
+
+
+async def _refreshed_user(request: Request, user_id: str) -> UserOut:
+    """The account for a refresh's answer. The new pair is recorded (the old refresh token
+    is spent), so a read model that fails here must not lose the client its tokens."""
+    try:
+        row = await user_queries(request).by_id(user_id)
+    except (Transient, Unavailable) as exc:
+        log.warning("sessions.refresh_user_unread", user_id=user_id, error=repr(exc))
+        row = None
+    return user_out(row) if row is not None else UserOut(id=user_id)
 
 
 async def logout(request: Request) -> Response:

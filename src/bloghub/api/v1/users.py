@@ -8,7 +8,6 @@ from uuid import UUID
 from starlette.requests import Request
 from starlette.responses import Response
 
-from bloghub.adapters.redis.cache import user_info_key
 from bloghub.api.auth import USERS_READS, require_caller, user_queries, wait_as_reader
 from bloghub.api.consistent import mark_stale, through_cache, written
 from bloghub.api.hot import hot_json
@@ -34,6 +33,7 @@ from bloghub.commands.users import (
     update_profile,
 )
 from bloghub.errors import NotFound
+from bloghub.readmodels import user_info_key
 
 USER_INFO_TTL_S = 15 * 60
 
@@ -81,12 +81,13 @@ async def patch_me(request: Request) -> Response:
     claims = await require_caller(request)
     body = await parse_body(request, ProfilePatch)
     changes = {name: getattr(body, name) for name in body.model_fields_set}
-    position = await update_profile(
-        container(request).commands, caller(request), user_id=claims.user_id, changes=changes
-    )
+    # Read before the write: once it is recorded, nothing may turn its answer into an error.
     row = await user_queries(request).by_id(claims.user_id)
     if row is None:
         raise NotFound("no such user")
+    position = await update_profile(
+        container(request).commands, caller(request), user_id=claims.user_id, changes=changes
+    )
     merged = profile_out(row).model_copy(update=changes)
     response = JSON(ProfileEnvelope(user=merged).model_dump(mode="json"))
     return await written(request, response, position, claims.user_id)

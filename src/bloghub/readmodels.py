@@ -1,0 +1,61 @@
+"""Read-model definitions that projectors write and queries read: the cache keys each
+projector owns and the cached forms of its rows. Both sides import them from here, so the
+API never imports a projector module (tables themselves are in adapters/postgres/tables.py).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bloghub.adapters.postgres.tables import articles
+from bloghub.adapters.redis.cache import Cache
+
+
+def user_info_key(cache: Cache, user_id: str) -> str:
+    """A public profile, owned by the users projector."""
+    return cache.key("user", "info", user_id)
+
+
+PUBLISHED_TTL_S = 3600
+
+
+def published_key(cache: Cache, article_id: str) -> str:
+    return cache.key("article", "pub", article_id)
+
+
+def draft_key(cache: Cache, article_id: str) -> str:
+    return cache.key("article", "draft", article_id)
+
+
+def author_first_page_key(cache: Cache, author_id: str) -> str:
+    return cache.key("articles", "author", author_id, "first")
+
+
+def published_view(row: Any) -> dict[str, Any] | None:
+    """The cached form of a published article (author details and counts are added per
+    request); None unless the row is published."""
+    if row is None or row.status != "published":
+        return None
+    return {
+        "id": str(row.id),
+        "author_id": str(row.author_id),
+        "title": row.published_title,
+        "content": row.published_content,
+        "tags": list(row.published_tags or []),
+        "version": row.published_version,
+        "published_at": row.published_at.isoformat(),
+        "updated_at": row.updated_at.isoformat(),
+    }
+
+
+PUBLISHED_COLUMNS = (
+    articles.c.id,
+    articles.c.author_id,
+    articles.c.status,
+    articles.c.published_title,
+    articles.c.published_content,
+    articles.c.published_tags,
+    articles.c.published_version,
+    articles.c.published_at,
+    articles.c.updated_at,
+)
