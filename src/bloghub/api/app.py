@@ -23,6 +23,7 @@ from bloghub.api.routing import IndexedRouter
 from bloghub.api.v1 import articles, sessions, sms, users, wechat
 from bloghub.bootstrap import Container, build
 from bloghub.errors import BloghubError, StoreRejected, Transient
+from bloghub.logs import access_log
 from bloghub.settings import Settings
 
 ContainerFactory = Callable[[Settings], Awaitable[Container]]
@@ -111,7 +112,12 @@ def create_app(settings: Settings, *, factory: ContainerFactory = build) -> Star
         routes=[ep.route() for ep in endpoints],
         middleware=[
             *_proxies(settings),
-            Middleware(RequestId, observe=observe, sample_reads=settings.log_sample_reads),
+            Middleware(
+                RequestId,
+                observe=observe,
+                sample_reads=settings.log_sample_reads,
+                access_log=access_log(settings),
+            ),
             *_cors(settings),
             Middleware(
                 RateLimit,

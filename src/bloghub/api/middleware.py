@@ -12,6 +12,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bloghub.errors import PayloadTooLarge
 from bloghub.ids import new_id_str
+from bloghub.logs import AccessLog
 
 log = structlog.get_logger(__name__)
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -28,11 +29,17 @@ class RequestId:
     errors always are."""
 
     def __init__(
-        self, app: ASGIApp, *, observe: Observer | None = None, sample_reads: float = 1.0
+        self,
+        app: ASGIApp,
+        *,
+        observe: Observer | None = None,
+        sample_reads: float = 1.0,
+        access_log: AccessLog | None = None,
     ) -> None:
         self.app = app
         self.observe = observe
         self.sample_reads = sample_reads
+        self.access_log = access_log
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -62,7 +69,12 @@ class RequestId:
                 await self.app(scope, receive, send_and_note)
             finally:
                 seconds = time.perf_counter() - started
-                if self._logged(scope["method"], status):
+                if not self._logged(scope["method"], status):
+                    pass
+                elif self.access_log is not None:
+                    ms = round(seconds * 1000, 2)
+                    self.access_log(scope["method"], scope["path"], status, ms, request_id)
+                else:
                     log.info(
                         "http.request",
                         method=scope["method"],
