@@ -48,7 +48,9 @@ pytest: venv services browser
 
 test: lint typecheck pytest
 
+# The HTTP benchmark drives Debian's wrk.
 bench: venv services migrate
+	@command -v wrk >/dev/null || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk; }
 	$(BIN)/python -m bench
 
 clean:

@@ -221,6 +221,7 @@ def ensure_wrk() -> None:
     if subprocess.run(["sh", "-c", "command -v wrk"], capture_output=True).returncode == 0:
         return
     console.print("[yellow]wrk is missing: installing Debian's package[/]")
+    subprocess.run(["apt-get", "update", "-q"], check=True)
     subprocess.run(["apt-get", "install", "-y", "-q", "wrk"], check=True)
 
 
