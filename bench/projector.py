@@ -2,7 +2,8 @@
 database, with dead letters) against a consume-only loop over the same 200k events.
 
 The users topic of a fresh prefix is filled with synthetic ``user.registered`` events (unique
-ids and emails, a fixed password hash), encoded with the real codec. Every figure is timed
+ids and emails, a fixed password hash), sealed under a key per user (stored in ``user_keys``)
+and encoded with the real codec, as the API writes them. Every figure is timed
 from the moment the first batch is in hand to the moment the last event is done, so group
 join and partition assignment are left out on both sides (they are shown separately):
 
@@ -38,8 +39,10 @@ from bench import cpu
 from bench.support import ARTIFACTS, Check, Figure, Report, bar_chart, console, rate, workspace
 from bloghub.adapters.postgres.engine import make_engine
 from bloghub.adapters.redis import make_redis
+from bloghub.auth.sealing import master_key, new_user_key
 from bloghub.events.base import envelop, registry
 from bloghub.events.codec import decode, encode
+from bloghub.events.personal import seal_event
 from bloghub.events.topics import Family, topic_for
 from bloghub.events.users import UserRegistered
 from bloghub.ids import new_id_str
@@ -111,25 +114,32 @@ async def seed(settings: Settings, topic: str, params: Params) -> float:
         max_batch_size=256 * 1024,
     )
     await producer.start()
+    keys = await asyncpg.connect(settings.asyncpg_dsn)
+    master = master_key(settings)
     started = time.perf_counter()
     try:
         for start in range(0, params.events, params.seed_chunk):
-            futures = []
+            futures, wrapped = [], []
             for i in range(start, min(start + params.seed_chunk, params.events)):
-                user_id = new_id_str()
+                user_id, key = new_id_str(), new_user_key()
+                wrapped.append((user_id, master.wrap(user_id, key)))
                 event = UserRegistered(
                     user_id=user_id,
                     email=f"{settings.prefix}-{i}@example.com",
                     password_hash=PASSWORD_HASH,
                 )
-                env = envelop(event, actor_id=user_id, request_id=new_id_str())
+                env = envelop(seal_event(event, key), actor_id=user_id, request_id=new_id_str())
                 value, headers = encode(env)
                 fut = await producer.send(
                     topic, value=value, key=env.aggregate_id.encode(), headers=headers
                 )
                 futures.append(fut)
+            await keys.copy_records_to_table(
+                "user_keys", records=wrapped, columns=["user_id", "wrapped_key"]
+            )
             await asyncio.gather(*futures)
     finally:
+        await keys.close()
         await producer.stop()
     return time.perf_counter() - started
 
@@ -216,7 +226,7 @@ async def project(settings: Settings, events: int, deadline_s: float) -> tuple[T
     dead = DeadLetters(bootstrap=settings.kafka_bootstrap, prefix=settings.prefix, redis=redis)
     watcher = await asyncpg.connect(settings.asyncpg_dsn)
     await dead.start()
-    projector = UsersProjector(engine, generation=1)
+    projector = UsersProjector.build(engine, settings, generation=1, cache=None)
     runner = TimedRunner(
         projector,
         config=RunnerConfig.from_settings(settings),

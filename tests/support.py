@@ -217,7 +217,7 @@ async def replay_generation(
     try:
         async with engine.begin() as conn:
             await create_generation(conn, projector.name, generation, activate=False)
-        building = projector(engine, generation=generation)
+        building = projector.build(engine, settings, generation=generation, cache=None)
         building.live = False
         runner = ProjectorRunner(
             building,

@@ -16,6 +16,7 @@ import bloghub.events.catalog  # noqa: F401  (registers every event type)
 from bloghub.adapters.kafka import LogEnds, ensure_topics
 from bloghub.adapters.postgres.engine import make_engine
 from bloghub.adapters.postgres.reservations import Reservations
+from bloghub.adapters.postgres.user_keys import UserKeys
 from bloghub.adapters.redis import make_redis
 from bloghub.adapters.redis.cache import Cache
 from bloghub.adapters.redis.local_tier import LocalTier, follow_changes
@@ -24,6 +25,7 @@ from bloghub.api.consistency import OwnWrites, Progress
 from bloghub.auth.limiter import SlidingWindowLimiter
 from bloghub.auth.lockout import FailureLimit, LoginLockout
 from bloghub.auth.passwords import PasswordHasher
+from bloghub.auth.sealing import master_key
 from bloghub.auth.sms.setup import Sms, build_sms
 from bloghub.auth.tokens import TokenPolicy, TokenService
 from bloghub.auth.wechat import StateCookie, WeChatClient, WeChatConfig
@@ -191,6 +193,7 @@ async def build(settings: Settings, *, pool_size: int = 10) -> Container:
             after_append=AfterAppend(
                 tries=settings.after_write_tries, wait_s=settings.after_write_wait_s
             ),
+            keys=UserKeys(engine, master_key(settings)),
         ),
         tokens=tokens,
         progress=Progress(engine, prefix=settings.prefix),

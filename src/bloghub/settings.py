@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     token_audience: str = Field(default="bloghub-api", min_length=1, max_length=200)
     operator_token: SecretStr = SecretStr(f"{DEV_SECRET_MARKER}-operator-token-for-the-ops-pages")
     ops_login_per_minute: int = Field(default=10, ge=1)  # attempts per client address
+    # Wraps every user's personal-data key (crypto-shredding, auth/sealing.py). Changing it
+    # makes the stored keys unreadable: the projectors then wait and say so.
+    user_key_secret: SecretStr = SecretStr(f"{DEV_SECRET_MARKER}-user-key-wrapping-secret")
     # /metrics asks for the operator token (Bearer) unless this is set, for a deployment
     # that serves it on an internal address only.
     metrics_public: bool = False
@@ -165,6 +168,7 @@ class Settings(BaseSettings):
                 "refresh_token_secret",
                 "operator_token",
                 "position_secret",
+                "user_key_secret",
             )
             if _is_weak(getattr(self, name))
         ]

@@ -6,8 +6,19 @@ from collections.abc import AsyncIterator, Callable
 
 import httpx
 import pytest
+from pydantic import BaseModel
+
+from bloghub.api.app import all_endpoints
+from tests.e2e.test_sessions import account, bearer, login
 
 GOOD = "s3cret-Pass!"
+ARTICLE = "01a21c55-c7a4-73d1-a44c-16eb1e146e7d"
+
+
+@pytest.fixture
+async def auth(client: httpx.AsyncClient, unique_email: Callable[[], str]) -> dict[str, str]:
+    tokens = await login(client, await account(client, unique_email))
+    return bearer(tokens["access_token"])
 
 
 def _shape(response: httpx.Response) -> dict[str, object]:
@@ -150,3 +161,69 @@ async def test_bad_position_header_is_a_400(
     response = await client.get("/v1/users/me", headers={**auth, "bloghub-after": "%%%"})
     assert response.status_code == 400
     assert "Bloghub-After" in str(_shape(response)["message"])
+
+
+async def test_a_nul_in_the_login_email_is_a_422_not_a_500(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        "/v1/auth/login", json={"email": "a\u0000b@example.com", "password": GOOD}
+    )
+    assert response.status_code == 422, response.text
+    assert "email" in _shape(response)["fields"]  # type: ignore[operator]
+
+
+def _string_fields(model: type[BaseModel]) -> list[str]:
+    return [
+        name
+        for name, prop in model.model_json_schema()["properties"].items()
+        if "string" in {prop.get("type"), *(o.get("type") for o in prop.get("anyOf", []))}
+    ]
+
+
+def _text_inputs() -> list[tuple[str, str, str]]:
+    return [
+        (ep.method, ep.path.replace("{article_id}", ARTICLE), name)
+        for ep in all_endpoints()
+        if ep.body is not None
+        for name in _string_fields(ep.body)
+    ]
+
+
+@pytest.mark.parametrize(("method", "path", "field"), _text_inputs())
+async def test_every_text_field_refuses_control_characters(
+    client: httpx.AsyncClient, auth: dict[str, str], method: str, path: str, field: str
+) -> None:
+    for bad in ("a\u0000b", "a\u001bb", "a\u0085b"):
+        response = await client.request(method, path, json={field: bad}, headers=auth)
+        assert response.status_code == 422, (bad, response.text)
+        assert field in _shape(response)["fields"], (bad, response.text)  # type: ignore[operator]
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["tag=a%00b", "tag=a%1Bb", "author=a%00b", "cursor=a%00b", "limit=1%00"],
+)
+async def test_query_parameters_refuse_control_characters(
+    client: httpx.AsyncClient, query: str
+) -> None:
+    response = await client.get(f"/v1/articles?{query}")
+    assert response.status_code == 422, response.text
+    assert query.split("=")[0] in _shape(response)["fields"]  # type: ignore[operator]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("DELETE", "/v1/users/me", {"GET", "HEAD", "PATCH"}),
+        ("PATCH", "/v1/articles", {"GET", "HEAD", "POST"}),
+        ("OPTIONS", "/v1/articles", {"GET", "HEAD", "POST"}),
+        ("POST", f"/v1/articles/{ARTICLE}", {"GET", "HEAD", "PUT", "DELETE"}),
+        ("GET", "/ops/session", {"POST"}),
+    ],
+)
+async def test_a_405_names_every_method_of_the_path(
+    client: httpx.AsyncClient, method: str, path: str, allowed: set[str]
+) -> None:
+    response = await client.request(method, path)
+    assert response.status_code == 405, response.text
+    assert {m.strip() for m in response.headers["allow"].split(",")} == allowed
+    assert _shape(response)["code"] == "method_not_allowed"

@@ -97,7 +97,7 @@ async def test_an_event_newer_than_the_code_waits_for_an_upgrade(run_id: str, re
                         redis, prefix=settings.prefix, projector="users", generation=1, ttl_s=15
                     )
                     return ProjectorRunner(
-                        UsersProjector(engine),
+                        UsersProjector.build(engine, settings, generation=1, cache=None),
                         config=RunnerConfig.from_settings(settings),
                         registry=known,
                         dead_letters=dead,

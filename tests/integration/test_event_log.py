@@ -15,9 +15,11 @@ from aiokafka import TopicPartition
 from bloghub.adapters.kafka import ensure_topics
 from bloghub.adapters.postgres.engine import make_engine
 from bloghub.adapters.postgres.reservations import Reservations
+from bloghub.adapters.postgres.user_keys import UserKeys
 from bloghub.adapters.redis import make_redis
 from bloghub.adapters.redis.sessions import SessionStore
 from bloghub.auth.passwords import PasswordHasher
+from bloghub.auth.sealing import master_key
 from bloghub.bootstrap import token_service
 from bloghub.commands.context import Caller, CommandDeps
 from bloghub.errors import Unavailable
@@ -86,6 +88,7 @@ async def test_a_write_the_producer_cannot_deliver_in_time_is_unconfirmed_and_ke
             hasher=hasher,
             tokens=token_service(settings),
             sessions=SessionStore(redis, prefix=settings.prefix),
+            keys=UserKeys(engine, master_key(settings)),
         )
         await log.start()
         user_id, phone = new_id_str(), f"+861{secrets.randbelow(10**10):010d}"

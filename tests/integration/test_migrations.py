@@ -147,3 +147,31 @@ async def _restore_unique_keys(conn: asyncpg.Connection, schema: str) -> None:
         f'DROP INDEX "{schema}".users_by_email, "{schema}".users_by_phone, '
         f'"{schema}".users_by_wechat_openid'
     )
+
+
+async def test_0011_adds_user_keys_and_marks_no_existing_user_erased(run_id: str) -> None:
+    async with isolated(run_id, "mig11") as settings:
+        engine = make_engine(settings.sqlalchemy_url, pool_size=1)
+        async with engine.begin() as sa:
+            await create_generation(sa, "users", 2, activate=False)
+        await engine.dispose()
+        conn = await asyncpg.connect(settings.asyncpg_dsn)
+        try:
+            # The shape before 0011: no key table, no erased users column.
+            await conn.execute("DROP TABLE user_keys")
+            for schema in SCHEMAS:
+                await conn.execute(f'ALTER TABLE "{schema}".users DROP COLUMN erased_at')
+            await conn.execute(USER, "a@example.com", "+8613800000001")
+            await _stamp(settings, "0010")
+
+            await asyncio.to_thread(upgrade_database, settings)
+
+            for schema in SCHEMAS:
+                erased = await conn.fetchval(
+                    f'SELECT count(*) FROM "{schema}".users WHERE erased_at IS NOT NULL'
+                )
+                assert erased == 0, schema
+            assert await conn.fetchval("SELECT count(*) FROM users_g1.users") == 1
+            assert await conn.fetchval("SELECT count(*) FROM user_keys") == 0
+        finally:
+            await conn.close()

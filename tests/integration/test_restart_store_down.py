@@ -78,7 +78,7 @@ async def test_a_projector_restarted_while_its_store_is_down_skips_nothing(
                 redis, prefix=settings.prefix, projector="users", generation=1, ttl_s=15
             )
             runner = ProjectorRunner(
-                UsersProjector(engine),
+                UsersProjector.build(engine, settings, generation=1, cache=None),
                 config=RunnerConfig.from_settings(settings),
                 registry=registry,
                 dead_letters=dead,

@@ -35,7 +35,8 @@ class SignupsByDomain(RedisProjector):
 
     def stage(self, pipe: Pipeline, records: Sequence[Recorded]) -> None:
         for rec in records:
-            if isinstance(rec.event, UserRegistered):
+            # The registrations here are written in clear (no key): the email is there.
+            if isinstance(rec.event, UserRegistered) and rec.event.email is not None:
                 pipe.hincrby(self.key("domains"), rec.event.email.rsplit("@", 1)[1], 1)
 
 

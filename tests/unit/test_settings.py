@@ -26,9 +26,22 @@ def test_production_starts_with_real_secrets() -> None:
         operator_token=SecretStr("c" * 40),
         wechat_state_secret=SecretStr("d" * 40),
         position_secret=SecretStr("e" * 40),
+        user_key_secret=SecretStr("e" * 40),
         database_url=SecretStr("postgresql+asyncpg://app:Xy9-long@db:5432/bloghub"),
     )
     assert s.mode is Mode.PRODUCTION
+
+
+def test_production_refuses_the_development_user_key_secret() -> None:
+    with pytest.raises(InsecureSettings, match="user_key_secret"):
+        Settings(
+            mode=Mode.PRODUCTION,
+            access_token_secret=SecretStr("a" * 40),
+            refresh_token_secret=SecretStr("b" * 40),
+            operator_token=SecretStr("c" * 40),
+            wechat_state_secret=SecretStr("d" * 40),
+            database_url=SecretStr("postgresql+asyncpg://app:Xy9-long@db:5432/bloghub"),
+        )
 
 
 def test_production_refuses_one_key_for_both_tokens() -> None:

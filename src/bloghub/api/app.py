@@ -4,14 +4,16 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections import defaultdict
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
-from starlette.types import Scope
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from bloghub.api import docs, health, metrics, ops
@@ -41,6 +43,29 @@ def all_endpoints() -> list[Endpoint]:
         *sms.ENDPOINTS,
         *articles.ENDPOINTS,
     ]
+
+
+class PathRoute(Route):
+    """One method of a path. The router answers a method the path lacks from the first route
+    of that path it meets: this one names every method of the path in ``Allow``, as a 405
+    must, rather than only its own."""
+
+    def __init__(self, ep: Endpoint, allow: Collection[str]) -> None:
+        super().__init__(ep.path, ep.handler, methods=[ep.method], name=f"{ep.method} {ep.path}")
+        self.allow = ", ".join(sorted(allow))
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.methods and scope["method"] not in self.methods:
+            raise HTTPException(status_code=405, headers={"Allow": self.allow})
+        await super().handle(scope, receive, send)
+
+
+def routes(endpoints: Sequence[Endpoint]) -> list[Route]:
+    allow: dict[str, set[str]] = defaultdict(set)
+    for ep in endpoints:
+        # Starlette serves HEAD wherever it serves GET.
+        allow[ep.path].update({ep.method, "HEAD"} if ep.method == "GET" else {ep.method})
+    return [PathRoute(ep, allow[ep.path]) for ep in endpoints]
 
 
 EXPOSED_HEADERS = [
@@ -109,7 +134,7 @@ def create_app(settings: Settings, *, factory: ContainerFactory = build) -> Star
             await container.close()
 
     app = Starlette(
-        routes=[ep.route() for ep in endpoints],
+        routes=routes(endpoints),
         middleware=[
             *_proxies(settings),
             Middleware(

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 from importlib.resources import files
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
-from bloghub.api.http import JSON, Endpoint
+from bloghub.api.http import JSON, Endpoint, container
 from bloghub.api.openapi import build_openapi
+from bloghub.api.v1.sms import PHONE_PATTERN, served_phone_pattern
 
 
 def _version() -> str:
@@ -21,7 +23,22 @@ def _version() -> str:
 
 async def openapi_json(request: Request) -> Response:
     endpoints: list[Endpoint] = request.app.state.endpoints
-    return JSON(build_openapi(endpoints, version=_version()))
+    document = build_openapi(endpoints, version=_version())
+    served = served_phone_pattern(container(request).settings.sms_country_codes)
+    return JSON(_with_pattern(document, PHONE_PATTERN, served))
+
+
+def _with_pattern(node: Any, old: str, new: str) -> Any:
+    """``node`` with every ``pattern`` equal to ``old`` replaced by ``new``: what a setting
+    narrows (the countries codes go to) is stated as this deployment serves it."""
+    if isinstance(node, dict):
+        return {
+            k: new if k == "pattern" and v == old else _with_pattern(v, old, new)
+            for k, v in node.items()
+        }
+    if isinstance(node, list):
+        return [_with_pattern(v, old, new) for v in node]
+    return node
 
 
 async def docs_page(request: Request) -> Response:

@@ -10,7 +10,6 @@ import orjson
 from pydantic import BaseModel, ValidationError
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from bloghub.bootstrap import Container
 from bloghub.errors import (
@@ -69,6 +68,15 @@ async def parse_body(request: Request, model: type[M]) -> M:
         raise InvalidInput("some fields are not valid", fields=field_errors(exc)) from exc
 
 
+def parse_query(request: Request, model: type[M]) -> M:
+    """The query string read into ``model`` (the same model documents the parameters):
+    422 with per-parameter messages if it does not fit."""
+    try:
+        return model.model_validate(dict(request.query_params))
+    except ValidationError as exc:
+        raise InvalidInput("some parameters are not valid", fields=field_errors(exc)) from exc
+
+
 def field_errors(exc: ValidationError) -> dict[str, str]:
     out: dict[str, str] = {}
     for err in exc.errors(include_url=False, include_input=False):
@@ -92,13 +100,10 @@ class Endpoint:
     body: type[BaseModel] | None = None
     response: type[BaseModel] | None = None
     status: int = 200
+    also: tuple[int, ...] = ()  # other success statuses, with the same body
     auth: bool = False
     errors: tuple[int, ...] = ()
     headers: Mapping[str, str] = field(default_factory=dict)
     query: Mapping[str, str] = field(default_factory=dict)  # name -> description
+    params: type[BaseModel] | None = None  # the query string's model, when it has one
     media_type: str = "application/json"
-
-    def route(self) -> Route:
-        return Route(
-            self.path, self.handler, methods=[self.method], name=f"{self.method} {self.path}"
-        )

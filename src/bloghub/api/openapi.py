@@ -54,6 +54,24 @@ def build_openapi(endpoints: Sequence[Endpoint], *, version: str) -> dict[str, A
     }
 
 
+# Statuses an endpoint can give by what it is, whatever its handler does: a body is parsed
+# by ``parse_body`` (400, 413, 415, 422), a token is checked (401), ``/v1`` sits behind the
+# rate limit (429) and reads or writes the stores (503).
+_BODY_ERRORS = (400, 413, 415, 422)
+_LIMITED = ("/v1/", "/api/")
+
+
+def statuses(ep: Endpoint) -> list[int]:
+    found = set(ep.errors)
+    if ep.body is not None or ep.params is not None:
+        found.update(_BODY_ERRORS if ep.body is not None else (422,))
+    if ep.auth:
+        found.add(401)
+    if ep.path.startswith(_LIMITED):
+        found.update((429, 503))
+    return sorted(found)
+
+
 def _ref(model: type[BaseModel]) -> dict[str, Any]:
     return {"$ref": f"#/components/schemas/{model.__name__}"}
 
@@ -66,12 +84,9 @@ def _operation(ep: Endpoint) -> dict[str, Any]:
         ok["headers"] = {
             k: {"description": v, "schema": {"type": "string"}} for k, v in ep.headers.items()
         }
-    responses: dict[str, Any] = {str(ep.status): ok}
-    for status in ep.errors:
-        responses[str(status)] = {
-            "description": _REASONS.get(status, "Error"),
-            "content": {"application/json": {"schema": _ref(ErrorOut)}},
-        }
+    responses: dict[str, Any] = {str(status): ok for status in (ep.status, *ep.also)}
+    for status in statuses(ep):
+        responses[str(status)] = _error(ep, status)
     op: dict[str, Any] = {
         "summary": ep.summary,
         "tags": [ep.tag],
@@ -81,16 +96,7 @@ def _operation(ep: Endpoint) -> dict[str, Any]:
     parameters = [
         {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
         for name in re.findall(r"{(\w+)}", ep.path)
-    ] + [
-        {
-            "name": name,
-            "in": "query",
-            "required": False,
-            "description": text,
-            "schema": {"type": "string"},
-        }
-        for name, text in ep.query.items()
-    ]
+    ] + _query(ep)
     if parameters:
         op["parameters"] = parameters
     if ep.body is not None:
@@ -101,3 +107,45 @@ def _operation(ep: Endpoint) -> dict[str, Any]:
     if ep.auth:
         op["security"] = [{"bearer": []}]
     return op
+
+
+def _error(ep: Endpoint, status: int) -> dict[str, Any]:
+    out: dict[str, Any] = {"description": _REASONS.get(status, "Error")}
+    if ep.media_type == "text/html":
+        # A page answers with a page (the dashboard's 401 is its login form).
+        out["content"] = {"text/html": {"schema": {"type": "string"}}}
+    else:
+        out["content"] = {"application/json": {"schema": _ref(ErrorOut)}}
+    if status == 429:
+        out["headers"] = {
+            "Retry-After": {"description": "seconds to wait", "schema": {"type": "string"}}
+        }
+    return out
+
+
+def _query(ep: Endpoint) -> list[dict[str, Any]]:
+    """Query parameters: from the model that validates them, or described as free text."""
+    if ep.params is None:
+        return [
+            {
+                "name": name,
+                "in": "query",
+                "required": False,
+                "description": text,
+                "schema": {"type": "string"},
+            }
+            for name, text in ep.query.items()
+        ]
+    schema = ep.params.model_json_schema()
+    out = []
+    for name, prop in schema["properties"].items():
+        prop = {k: v for k, v in prop.items() if k not in ("title", "default")}
+        # An optional parameter is absent, never null, in a query string.
+        options = [o for o in prop.pop("anyOf", []) if o.get("type") != "null"]
+        if options:
+            prop = {**options[0], **prop}
+        param = {"name": name, "in": "query", "required": name in schema.get("required", [])}
+        if "description" in prop:
+            param["description"] = prop.pop("description")
+        out.append({**param, "schema": prop})
+    return out

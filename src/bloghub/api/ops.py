@@ -5,17 +5,19 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from importlib.resources import files
+from typing import Annotated
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response, StreamingResponse
 
-from bloghub.api.http import JSON, Endpoint, container, parse_body
+from bloghub.api.http import JSON, Endpoint, container, parse_body, parse_query
 from bloghub.api.ops_auth import COOKIE, SESSION_S, require_operator, session_cookie, token_matches
+from bloghub.api.v1.schemas import PLAIN
 from bloghub.api.v1.sessions import client_ip
 from bloghub.auth.audit import security_event
-from bloghub.errors import InvalidInput, RateLimited, Unauthorized
+from bloghub.errors import RateLimited, Unauthorized
 from bloghub.settings import Mode
 
 _CSP = "default-src 'self'; style-src 'self'; img-src 'self' data:"
@@ -23,7 +25,7 @@ _CSP = "default-src 'self'; style-src 'self'; img-src 'self' data:"
 
 class OperatorLogin(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
-    token: str = Field(min_length=1, max_length=512)
+    token: Annotated[str, Field(min_length=1, max_length=512), PLAIN]
 
 
 def _static(name: str) -> str:
@@ -87,14 +89,15 @@ async def lag(request: Request) -> Response:
     return JSON(await container(request).ops.snapshot())
 
 
+class HistoryQuery(BaseModel):
+    minutes: Annotated[
+        float, Field(gt=0, le=24 * 60, description="how far back, in minutes (default 60)")
+    ] = 60
+
+
 async def history(request: Request) -> Response:
     require_operator(request)
-    try:
-        minutes = float(request.query_params.get("minutes", "60"))
-    except ValueError:
-        raise InvalidInput("minutes must be a number", fields={"minutes": "not a number"}) from None
-    if not 0 < minutes <= 24 * 60:
-        raise InvalidInput("minutes must be within (0, 1440]", fields={"minutes": "out of range"})
+    minutes = parse_query(request, HistoryQuery).minutes
     ops = container(request).ops
     series = {}
     for w in await ops.watched():
@@ -175,7 +178,7 @@ ENDPOINTS = [
         "ops",
         auth=True,
         errors=(401, 422),
-        query={"minutes": "how far back, 0-1440 (default 60)"},
+        params=HistoryQuery,
     ),
     Endpoint(
         "GET",

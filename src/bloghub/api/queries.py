@@ -27,6 +27,7 @@ class UserRow:
     about_me: str | None
     wechat_bound: bool
     created_at: datetime
+    erased: bool = False  # a tombstone: every personal field above is empty
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +47,7 @@ _USER_COLUMNS = (
     users.c.about_me,
     users.c.wechat_openid.is_not(None).label("wechat_bound"),
     users.c.created_at,
+    users.c.erased_at.is_not(None).label("erased"),
 )
 
 

@@ -8,13 +8,16 @@ from dataclasses import dataclass, field
 import structlog
 
 from bloghub.adapters.postgres.reservations import Reservations
+from bloghub.adapters.postgres.user_keys import UserKeys
 from bloghub.adapters.redis.sessions import SessionStore
 from bloghub.auth.passwords import PasswordHasher
 from bloghub.auth.tokens import TokenService
 from bloghub.commands.after_append import AfterAppend, Step
 from bloghub.events.base import Event, envelop
 from bloghub.events.log import EventLog, HandedOver, NotRecorded
+from bloghub.events.personal import seal_event
 from bloghub.events.position import Position
+from bloghub.events.users import PersonalEvent
 
 log = structlog.get_logger(__name__)
 
@@ -34,6 +37,7 @@ class CommandDeps:
     hasher: PasswordHasher
     tokens: TokenService
     sessions: SessionStore
+    keys: UserKeys
     after_append: AfterAppend = field(default_factory=AfterAppend)
 
     async def record_holding(self, caller: Caller, key: Key, *events: Event) -> Position:
@@ -86,7 +90,21 @@ class CommandDeps:
     async def record(
         self, caller: Caller, *events: Event, handed_over: HandedOver | None = None
     ) -> Position:
+        # An erased account writes nothing more, however far the projectors lag (its
+        # sessions end only once the users projector applies the erasure). Sealing looks
+        # the key up, and refuses, for the users it seals for; anyone else is asked here.
+        keyed = {e.user_id for e in events if isinstance(e, PersonalEvent)}
+        if caller.actor_id is not None and caller.actor_id not in keyed:
+            await self.keys.refuse_erased(caller.actor_id)
+        sealed = [await self._sealed(e) for e in events]
         envelopes = [
-            envelop(e, actor_id=caller.actor_id, request_id=caller.request_id) for e in events
+            envelop(e, actor_id=caller.actor_id, request_id=caller.request_id) for e in sealed
         ]
         return await self.event_log.append(envelopes, handed_over=handed_over)
+
+    async def _sealed(self, event: Event) -> Event:
+        """Personal data goes to the log only sealed under its user's key (crypto-shredding);
+        an erased user has no key, so nothing more is written for them."""
+        if not isinstance(event, PersonalEvent):
+            return event
+        return seal_event(event, await self.keys.key_for(event.user_id))

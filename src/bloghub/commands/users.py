@@ -6,12 +6,22 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import structlog
+
 from bloghub.commands.context import Caller, CommandDeps
 from bloghub.errors import Conflict
 from bloghub.events.base import Event
 from bloghub.events.position import Position
-from bloghub.events.users import PasswordChanged, PhoneBound, ProfileUpdated, UserRegistered
+from bloghub.events.users import (
+    PasswordChanged,
+    PhoneBound,
+    ProfileUpdated,
+    UserErased,
+    UserRegistered,
+)
 from bloghub.ids import new_id_str
+
+log = structlog.get_logger(__name__)
 
 NewAccount = Callable[[str], Event]  # user id -> the event that makes the account
 
@@ -120,4 +130,18 @@ async def bind_phone(
         # The binding is recorded: freeing the old number must not turn its answer into
         # an error, so it is retried off the request path.
         await deps.after("free_previous_phone", free_previous, owner=user_id)
+    return position
+
+
+async def erase_user(deps: CommandDeps, caller: Caller, *, user_id: str) -> Position:
+    """Erase the person (whose proof of ownership the caller has checked). The erasure is
+    recorded first: if the log does not take it, nothing is erased. Then their key is
+    shredded and their unique keys freed at once; the users projector does the same when it
+    applies the event, so a failure here only delays it, and never turns the recorded
+    erasure into an error."""
+    position = await deps.record(Caller(user_id, caller.request_id), UserErased(user_id=user_id))
+    # Every session ends now, whatever the projectors' lag (a token that outlived its
+    # person could still read what the read model has not yet emptied).
+    await deps.after("end_sessions", lambda: deps.sessions.end_all(user_id), user_id=user_id)
+    await deps.after("shred_key", lambda: deps.keys.erase(user_id), user_id=user_id)
     return position

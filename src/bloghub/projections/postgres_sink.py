@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Mapping, Sequence
+from typing import Self
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -20,6 +21,7 @@ from bloghub.adapters.redis.cache import Cache
 from bloghub.events.base import Recorded
 from bloghub.events.topics import Family
 from bloghub.projections.port import TP, fresh_records
+from bloghub.settings import Settings
 
 
 def projector_engine(url: str, *, pool_size: int, app: str = "bloghub-projector") -> AsyncEngine:
@@ -51,6 +53,14 @@ class PostgresProjector(abc.ABC):
         self.generation = generation
         self.schema = schema_name(self.name, generation)
         self.checkpoints = Checkpoints(self.name, generation)
+
+    @classmethod
+    def build(
+        cls, engine: AsyncEngine, settings: Settings, *, generation: int, cache: Cache | None
+    ) -> Self:
+        """The projector as a worker or a replay runs it (a projector that needs more from
+        the settings than the engine takes it here)."""
+        return cls(engine, generation=generation, cache=cache)
 
     @abc.abstractmethod
     async def handle(self, conn: AsyncConnection, records: Sequence[Recorded]) -> None:

@@ -4,31 +4,41 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from itertools import groupby
-from typing import Any, cast
+from typing import Any, Self, cast
 
+import structlog
 from sqlalchemy import DateTime, Text, literal, null, select, update
 from sqlalchemy import cast as sql_cast
 from sqlalchemy.dialects.postgresql import UUID, insert
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bloghub.adapters.postgres.bulk import unnest_source
 from bloghub.adapters.postgres.reservations import confirm_keys_from, confirm_many
 from bloghub.adapters.postgres.tables import sessions, users
+from bloghub.adapters.postgres.user_keys import BatchKeys, batch_keys, shred
+from bloghub.adapters.redis.cache import Cache
+from bloghub.auth.sealing import MasterKey, master_key
 from bloghub.events.base import Event, Recorded
+from bloghub.events.personal import reveal, reveal_text
 from bloghub.events.topics import Family
 from bloghub.events.users import (
     PasswordChanged,
+    PersonalEvent,
     PhoneBound,
     ProfileUpdated,
     SessionRefreshed,
     SessionRevoked,
     SessionStarted,
+    UserErased,
     UserRegistered,
     UserRegisteredByPhone,
     UserRegisteredByWeChat,
 )
 from bloghub.projections.postgres_sink import PostgresProjector
 from bloghub.readmodels import user_info_key
+from bloghub.settings import Settings
+
+log = structlog.get_logger(__name__)
 
 _rows = unnest_source(
     {
@@ -58,14 +68,33 @@ _new_users = (
 )
 # Registrations come in bulk (imports, replays): one constant statement per batch makes the
 # accounts and confirms their emails, the arrays sent once.
+# An erased user's registration reads without its email: it confirms no key.
+_emails = (
+    select(_registrations.c.id, _registrations.c.email)
+    .where(_registrations.c.email.is_not(None))
+    .cte("emails")
+)
 REGISTER_USERS = confirm_keys_from(
     select(
         literal("email", Text()),
-        _registrations.c.email,
-        sql_cast(_registrations.c.id, Text()),
+        _emails.c.email,
+        sql_cast(_emails.c.id, Text()),
         null(),
     )
 ).add_cte(_new_users)
+# What an erasure leaves of an account: the row (their articles name it), nothing personal.
+_ERASED = dict.fromkeys(
+    (
+        "email",
+        "password_hash",
+        "phone",
+        "wechat_openid",
+        "wechat_unionid",
+        "nickname",
+        "birthday",
+        "about_me",
+    )
+)
 
 
 class UsersProjector(PostgresProjector):
@@ -73,20 +102,43 @@ class UsersProjector(PostgresProjector):
     account. Two accounts' events are applied in any order (partitions, lanes), so the read
     model may name one key on two accounts, say B's new phone before A's move off it; the
     write-side index alone says who holds a key. Taking the key from its previous holder on
-    apply would not do: a late registration of A would take it back from B for good."""
+    apply would not do: a late registration of A would take it back from B for good.
+
+    Personal fields are read with the users' keys (``user_keys``, one query per batch).
+    Where a key is gone the user reads as erased: the same on a replay as live."""
 
     name = "users"
     families: tuple[Family, ...] = (Family.USERS,)
 
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        master: MasterKey,
+        generation: int = 1,
+        cache: Cache | None = None,
+    ) -> None:
+        super().__init__(engine, generation=generation, cache=cache)
+        self.master = master
+
+    @classmethod
+    def build(
+        cls, engine: AsyncEngine, settings: Settings, *, generation: int, cache: Cache | None
+    ) -> Self:
+        return cls(engine, master=master_key(settings), generation=generation, cache=cache)
+
     async def handle(self, conn: AsyncConnection, records: Sequence[Recorded]) -> None:
+        # Read in the batch's transaction: an erasure committed before it is seen by all of
+        # the batch; one committed after is made sure of by the user.erased event itself.
+        keys = await batch_keys(conn, self.master, {r.envelope.aggregate_id for r in records})
         # Runs of one event type become one statement where it pays; order is kept.
         for event_type, run in groupby(records, key=lambda r: type(r.event)):
             batch = list(run)
             if event_type is UserRegistered:
-                await self._registered(conn, batch)
+                await self._registered(conn, batch, keys)
             else:
                 for rec in batch:
-                    await self._one(conn, rec.event, rec)
+                    await self._one(conn, _revealed(rec.event, keys), rec, keys)
 
     def stale_cache_keys(self, records: Sequence[Recorded]) -> set[str]:
         if self.cache is None:
@@ -98,29 +150,32 @@ class UsersProjector(PostgresProjector):
             if not isinstance(rec.event, UserRegistered)
         }
 
-    async def _registered(self, conn: AsyncConnection, records: list[Recorded]) -> None:
+    async def _registered(
+        self, conn: AsyncConnection, records: list[Recorded], keys: BatchKeys
+    ) -> None:
         # Columns by comprehension: this is the hot path of every replay. handle() groups
         # runs by exact type, so every event here is a UserRegistered.
         events = cast(list[UserRegistered], [rec.event for rec in records])
+        opened = [_revealed_text(ev, keys) for ev in events]
         ids = [ev.user_id for ev in events]
-        emails = [ev.email for ev in events]
-        hashes = [ev.password_hash for ev in events]
+        emails = [fields["email"] for fields in opened]
+        hashes = [fields["password_hash"] for fields in opened]
         ats = [rec.envelope.occurred_at for rec in records]
         await conn.execute(
             REGISTER_USERS, {"id": ids, "email": emails, "password_hash": hashes, "at": ats}
         )
 
-    async def _one(self, conn: AsyncConnection, ev: Event, rec: Recorded) -> None:
+    async def _one(self, conn: AsyncConnection, ev: Event, rec: Recorded, keys: BatchKeys) -> None:
         at = rec.envelope.occurred_at
         match ev:
             case UserRegisteredByPhone():
                 await self._new_user(conn, ev.user_id, at, phone=ev.phone)
-                await confirm_many(conn, [("phone", ev.phone, ev.user_id)])
+                await _confirm(conn, "phone", ev.phone, ev.user_id)
             case UserRegisteredByWeChat():
                 await self._new_user(
                     conn, ev.user_id, at, wechat_openid=ev.openid, wechat_unionid=ev.unionid
                 )
-                await confirm_many(conn, [("wechat", ev.openid, ev.user_id)])
+                await _confirm(conn, "wechat", ev.openid, ev.user_id)
             case PasswordChanged():
                 await self._set_user(conn, ev.user_id, at, password_hash=ev.password_hash)
                 ends = update(sessions).where(
@@ -134,9 +189,15 @@ class UsersProjector(PostgresProjector):
                     conn, ev.user_id, at, **{f: getattr(ev, f) for f in ev.changed}
                 )
             case PhoneBound():
-                await self._set_user(conn, ev.user_id, at, phone=ev.phone)
-                await confirm_many(conn, [("phone", ev.phone, ev.user_id)])
+                if ev.phone is not None:  # else unreadable: the user is erased
+                    await self._set_user(conn, ev.user_id, at, phone=ev.phone)
+                await _confirm(conn, "phone", ev.phone, ev.user_id)
+            case UserErased():
+                await self._erased(conn, ev.user_id, at)
+                keys.erase(ev.user_id)
             case SessionStarted():
+                # A login racing the erasure may land after it: born ended, never live.
+                ended = ev.user_id in keys.erased
                 await conn.execute(
                     insert(sessions)
                     .values(
@@ -146,6 +207,8 @@ class UsersProjector(PostgresProjector):
                         ua_hash=ev.ua_hash,
                         refresh_jti=ev.refresh_jti,
                         started_at=at,
+                        revoked_at=at if ended else None,
+                        revoke_reason="erased" if ended else None,
                     )
                     .on_conflict_do_nothing(index_elements=["id"])
                 )
@@ -162,6 +225,18 @@ class UsersProjector(PostgresProjector):
                     .values(revoked_at=at, revoke_reason=ev.reason)
                 )
 
+    async def _erased(self, conn: AsyncConnection, user_id: str, at: Any) -> None:
+        """Forget the person: the row stays as a tombstone, their sessions end, their key is
+        shredded and their unique keys freed (again, if the command did it: a crash between
+        its append and its shredding loses nothing)."""
+        await self._set_user(conn, user_id, at, erased_at=at, **_ERASED)
+        await conn.execute(
+            update(sessions)
+            .where(sessions.c.user_id == user_id, sessions.c.revoked_at.is_(None))
+            .values(revoked_at=at, revoke_reason="erased")
+        )
+        await shred(conn, user_id)
+
     async def _new_user(self, conn: AsyncConnection, user_id: str, at: Any, **values: Any) -> None:
         await conn.execute(
             insert(users)
@@ -173,3 +248,32 @@ class UsersProjector(PostgresProjector):
         await conn.execute(
             update(users).where(users.c.id == user_id).values(updated_at=at, **values)
         )
+
+
+def _revealed(event: Event, keys: BatchKeys) -> Any:
+    if not isinstance(event, PersonalEvent):
+        return event
+    key, erased = _key_of(event, keys)
+    return reveal(event, key, erased=erased)
+
+
+def _revealed_text(event: PersonalEvent, keys: BatchKeys) -> dict[str, Any]:
+    key, erased = _key_of(event, keys)
+    return reveal_text(event, key, erased=erased)
+
+
+def _key_of(event: PersonalEvent, keys: BatchKeys) -> tuple[bytes | None, bool]:
+    """The key that opens ``event``'s personal fields, and whether its user is erased."""
+    user, key = event.user_id, keys.key(event.user_id)
+    erased = user in keys.erased
+    if event.sealed is not None and key is None and not erased:
+        # Only erasure removes a key, and it leaves a tombstone: a key missing outright
+        # means the table lost rows. The fields read blank (fail closed); say so.
+        log.warning("users.key_missing", user_id=user, event_type=event.TYPE)
+    return key, erased
+
+
+async def _confirm(conn: AsyncConnection, kind: str, value: str | None, owner: str) -> None:
+    """Confirm a key the event names; an erased user's events name none (unreadable)."""
+    if value is not None:
+        await confirm_many(conn, [(kind, value, owner)])

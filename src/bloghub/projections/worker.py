@@ -55,8 +55,8 @@ async def run_projectors(settings: Settings, names: Sequence[str], stop: asyncio
             return  # told to stop while the database was still down
         for name in names:
             generation = active.get(name, 1)
-            projector = POSTGRES_PROJECTORS[name](
-                engine, generation=generation, cache=Cache(redis, prefix=settings.prefix)
+            projector = POSTGRES_PROJECTORS[name].build(
+                engine, settings, generation=generation, cache=Cache(redis, prefix=settings.prefix)
             )
             beat = Heartbeat(
                 redis,

@@ -26,8 +26,8 @@ def make_engine(
         max_overflow=pool_size,
         pool_pre_ping=pre_ping,
         pool_timeout=5,
-        # A failed statement's message goes to logs and dead-letter headers; its bound
-        # parameters hold password hashes and codes, so they never go with it.
+        # Bound values are emails, password hashes, decrypted personal fields: an error's
+        # text (logged, dead-lettered) must never quote them.
         hide_parameters=True,
         connect_args={
             "server_settings": {"application_name": app, **(server_settings or {})},

@@ -17,6 +17,7 @@ from sqlalchemy import (
     DateTime,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     PrimaryKeyConstraint,
     Table,
@@ -40,6 +41,19 @@ reservations = Table(
     Column("reserved_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("confirmed_at", DateTime(timezone=True)),
     PrimaryKeyConstraint("kind", "value"),
+)
+
+# One random key per user, wrapped by the master key (``auth/sealing.py``); the personal
+# fields of their events are sealed under it. Not a read model: a replay needs it and never
+# rebuilds it. Erasing a user sets ``wrapped_key`` to NULL and keeps the row as a tombstone,
+# so a late command cannot make the erased account a fresh key.
+user_keys = Table(
+    "user_keys",
+    shared,
+    Column("user_id", Text, primary_key=True),
+    Column("wrapped_key", LargeBinary),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("erased_at", DateTime(timezone=True)),
 )
 
 checkpoints = Table(
@@ -81,6 +95,9 @@ users = Table(
     Column("about_me", Text),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    # Set once the person is erased: the row stays, every personal column empty, so their
+    # articles can still name an author ("deleted user").
+    Column("erased_at", DateTime(timezone=True)),
     # Lookups only, never unique: which account holds an email, phone or WeChat id is the
     # write-side index's to say (``reservations``). Accounts' events apply in any order
     # across partitions, so while A's move off a phone waits behind B's taking it, both

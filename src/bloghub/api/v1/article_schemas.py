@@ -5,43 +5,39 @@ from __future__ import annotations
 import unicodedata
 from datetime import datetime
 from typing import Annotated
+from uuid import UUID
 
 from pydantic import AfterValidator, BaseModel, Field
 
-from bloghub.api.v1.schemas import Input
+from bloghub.api.v1.schemas import LINE, PLAIN, TAG, Input
 
 MAX_CONTENT_BYTES = 100 * 1024
+FIRST_PAGE = 20  # the default page size: the author's first page is the one cached
 
 
-def _title(value: str) -> str:
-    value = unicodedata.normalize("NFC", value.strip())
-    if not value:
-        raise ValueError("must not be blank")
-    if len(value) > 128:
-        raise ValueError("at most 128 characters")
-    if any(unicodedata.category(ch) in ("Cc", "Cf") for ch in value):
-        raise ValueError("must not contain control characters")
-    return value
+def _normal(value: str) -> str:
+    return unicodedata.normalize("NFC", value.strip())
 
 
 def _content(value: str) -> str:
     if len(value.encode("utf-8", "surrogatepass")) > MAX_CONTENT_BYTES:
         raise ValueError("at most 100 KB")
-    if any(unicodedata.category(ch) == "Cc" and ch not in "\t\n\r" for ch in value):
-        raise ValueError("must not contain control characters")
     return value
 
 
+_TAG_CHARS = 32
+
+
 def normal_tag(raw: str) -> str:
-    """A tag as stored: trimmed, NFC, 1-32 characters, no control or separator characters
-    (a space inside is allowed). ``ValueError`` says what is wrong."""
-    tag = unicodedata.normalize("NFC", raw.strip())
+    """A tag as stored: trimmed, NFC, 1-32 characters, visible words joined by
+    spaces. ``ValueError`` says what is wrong."""
+    tag = _normal(raw)
     if not tag:
         raise ValueError("a tag must not be blank")
-    if len(tag) > 32:
-        raise ValueError("a tag has at most 32 characters")
-    if any(unicodedata.category(ch)[0] in ("C", "Z") and ch != " " for ch in tag):
-        raise ValueError("a tag must not contain control or separator characters")
+    if len(tag) > _TAG_CHARS:
+        raise ValueError(f"a tag has at most {_TAG_CHARS} characters")
+    if not TAG.matches(tag):
+        raise ValueError(TAG.message)
     return tag
 
 
@@ -54,11 +50,53 @@ def _tags(values: list[str]) -> list[str]:
     return list(seen)
 
 
-Title = Annotated[str, Field(max_length=512), AfterValidator(_title)]
-Content = Annotated[str, Field(max_length=MAX_CONTENT_BYTES), AfterValidator(_content)]
+# Lengths count the text as sent: normalising may change it by a character or two, never
+# turning an accepted title into a refused one.
+Title = Annotated[str, Field(min_length=1, max_length=128), LINE, AfterValidator(_normal)]
+Content = Annotated[str, Field(max_length=MAX_CONTENT_BYTES), PLAIN, AfterValidator(_content)]
+# Each tag is checked by ``normal_tag`` (after trimming, so an error names ``tags``); the
+# document states the same rule for the tag as it is kept.
+_TAG_FORM = {"maxLength": _TAG_CHARS, "pattern": TAG.pattern}
 Tags = Annotated[
-    list[Annotated[str, Field(max_length=64)]], Field(max_length=20), AfterValidator(_tags)
+    list[Annotated[str, Field(json_schema_extra=_TAG_FORM)]],
+    Field(max_length=5, description="at most 5 distinct tags"),
+    AfterValidator(_tags),
 ]
+
+
+class PageQuery(BaseModel):
+    """Paging of a list; other query parameters are ignored."""
+
+    limit: Annotated[int, Field(ge=1, le=100, description="page size, 1-100")] = FIRST_PAGE
+    cursor: (
+        Annotated[
+            str,
+            Field(
+                min_length=1,
+                max_length=512,
+                pattern=r"^[A-Za-z0-9_-]+$",
+                description="next_cursor of the previous page",
+            ),
+        ]
+        | None
+    ) = None
+
+
+class ListingQuery(PageQuery):
+    author: Annotated[UUID, Field(description="only this author's articles")] | None = None
+    tag: (
+        Annotated[
+            str,
+            Field(
+                max_length=_TAG_CHARS,
+                json_schema_extra={"pattern": TAG.pattern},
+                description="only articles with this tag",
+            ),
+            # Normalised as stored tags are, so it can match them.
+            AfterValidator(normal_tag),
+        ]
+        | None
+    ) = None
 
 
 class ArticleIn(Input):
@@ -74,6 +112,7 @@ class ArticleEdit(ArticleIn):
 class AuthorOut(BaseModel):
     id: str
     nickname: str | None = None
+    deleted: bool = False  # the author erased their account: the article stays, unnamed
 
 
 class DraftOut(BaseModel):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 from uuid import UUID
 
@@ -13,9 +15,10 @@ from bloghub.api.article_queries import ArticleQueries, abstract
 from bloghub.api.auth import USERS_READS, require_caller, wait_as_reader
 from bloghub.api.consistent import mark_stale, pinned, through_cache, wait_for_reads, written
 from bloghub.api.hot import hot_json
-from bloghub.api.http import JSON, Endpoint, container, parse_body
+from bloghub.api.http import JSON, Endpoint, container, parse_body, parse_query
 from bloghub.api.idempotency import answering, idempotent
 from bloghub.api.v1.article_schemas import (
+    FIRST_PAGE,
     ArticleEdit,
     ArticleIn,
     AuthorOut,
@@ -23,13 +26,14 @@ from bloghub.api.v1.article_schemas import (
     DraftOut,
     DraftPage,
     DraftSummary,
+    ListingQuery,
+    PageQuery,
     PublishedEnvelope,
     PublishedOut,
     PublishedPage,
     PublishedSummary,
     TagCount,
     TagsOut,
-    normal_tag,
 )
 from bloghub.api.v1.sessions import caller
 from bloghub.api.v1.users import public_user
@@ -56,10 +60,8 @@ from bloghub.readmodels import (
 ARTICLES_READS = [("articles", (Family.ARTICLES,))]
 # What readers see names each article's author: two read models, both waited for.
 WITH_AUTHORS_READS = [*ARTICLES_READS, *USERS_READS]
-FIRST_PAGE = 20  # the default page size: the author's first page is the one cached
 LIST_TTL_S = 300
 DRAFT_TTL_S = 300
-PAGING = {"limit": "1-100, default 20", "cursor": "next_cursor of the previous page"}
 IDEMPOTENT = {"Idempotency-Key": "A retry with the same key gets the first answer"}
 
 
@@ -74,21 +76,16 @@ def _article_id(request: Request) -> str:
         raise NotFound("no such article") from None
 
 
-def _limit(request: Request) -> int:
-    raw = request.query_params.get("limit", str(FIRST_PAGE))
-    if not raw.isdigit() or not 1 <= int(raw) <= 100:
-        raise InvalidInput("limit must be 1-100", fields={"limit": "1-100"})
-    return int(raw)
-
-
-def _tag(raw: str | None) -> str | None:
-    """The tag filter, normalised as stored tags are (so it can match them)."""
-    if raw is None:
-        return None
+@contextmanager
+def _paged() -> Iterator[None]:
+    """A cursor of the documented form that this API never handed out names no page: that
+    is a 404 (start again without one), not a request of the wrong form."""
     try:
-        return normal_tag(raw)
-    except ValueError as exc:
-        raise InvalidInput(f"tag: {exc}", fields={"tag": str(exc)}) from None
+        yield
+    except InvalidInput as exc:
+        if "cursor" not in exc.fields:
+            raise
+        raise NotFound("no page at that cursor; start again without one") from None
 
 
 def draft_out(row: Any) -> DraftOut:
@@ -109,7 +106,9 @@ def draft_out(row: Any) -> DraftOut:
 
 async def _author(request: Request, author_id: str) -> AuthorOut:
     found = await public_user(request, author_id)
-    return AuthorOut(id=author_id, nickname=found.get("nickname") if found else None)
+    if found is None or found.get("deleted"):
+        return AuthorOut(id=author_id, deleted=found is not None)
+    return AuthorOut(id=author_id, nickname=found.get("nickname"))
 
 
 # --- the author's side ------------------------------------------------------------------
@@ -214,10 +213,12 @@ async def _changed(
 async def my_articles(request: Request) -> Response:
     claims = await require_caller(request)
     stale = await wait_for_reads(request, ARTICLES_READS, claims.user_id)
-    limit, cursor = _limit(request), request.query_params.get("cursor")
+    paging = parse_query(request, PageQuery)
+    limit, cursor = paging.limit, paging.cursor
 
     async def fill() -> dict[str, Any]:
-        page = await queries(request).by_author(claims.user_id, limit, cursor)
+        with _paged():
+            page = await queries(request).by_author(claims.user_id, limit, cursor)
         items = [
             DraftSummary(
                 id=str(r.id),
@@ -295,11 +296,12 @@ async def read(request: Request) -> Response:
 
 
 async def listing(request: Request) -> Response:
-    author, tag = request.query_params.get("author"), _tag(request.query_params.get("tag"))
+    q = parse_query(request, ListingQuery)
     stale = await wait_as_reader(request, WITH_AUTHORS_READS)
-    page = await queries(request).published_list(
-        author=author, tag=tag, limit=_limit(request), cursor=request.query_params.get("cursor")
-    )
+    with _paged():
+        page = await queries(request).published_list(
+            author=str(q.author) if q.author else None, tag=q.tag, limit=q.limit, cursor=q.cursor
+        )
     items = [
         PublishedSummary(
             id=str(r.id),
@@ -384,8 +386,8 @@ ENDPOINTS = [
         "articles",
         response=DraftPage,
         auth=True,
-        errors=(401, 422),
-        query=PAGING,
+        errors=(401, 404),
+        params=PageQuery,
     ),
     Endpoint(
         "GET",
@@ -404,12 +406,8 @@ ENDPOINTS = [
         "Published articles, newest first",
         "articles",
         response=PublishedPage,
-        errors=(400, 401, 422),
-        query={
-            **PAGING,
-            "author": "only this author's articles (a user id)",
-            "tag": "only articles with this tag",
-        },
+        errors=(400, 401, 404),
+        params=ListingQuery,
     ),
     Endpoint(
         "GET",

@@ -1,10 +1,16 @@
-"""Input and output models of the native API."""
+"""Input and output models of the native API.
+
+Every constraint an input must meet is declared here, once, in a form that both validates
+the request and appears in the OpenAPI document: lengths and formats as pydantic fields,
+patterns as ``Rule``s. A request the document calls valid is one the API accepts."""
 
 from __future__ import annotations
 
 import unicodedata
+from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Annotated
+from functools import lru_cache
+from typing import Annotated, Any
 
 from email_validator import EmailNotValidError, validate_email
 from pydantic import (
@@ -12,23 +18,97 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
+    ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
 )
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema, SchemaValidator, core_schema
 
-from bloghub.auth.passwords import password_problems
+from bloghub.auth.passwords import MAX_LENGTH, MIN_LENGTH, password_problems
 
 
-def _clean_text(value: str) -> str:
-    """Refuse what no field should carry: NUL and other control characters."""
-    if any(unicodedata.category(ch) == "Cc" and ch not in "\t\n\r" for ch in value):
-        raise ValueError("must not contain control characters")
-    return value
+@lru_cache(maxsize=64)
+def _matcher(pattern: str) -> SchemaValidator:
+    return SchemaValidator(core_schema.str_schema(pattern=pattern))
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """A pattern a text must match, checked by pydantic's regex engine (the Unicode-aware
+    syntax shared with ECMA-262, which OpenAPI names) and published as that same pattern,
+    so the document and the check cannot drift apart. ``message`` is what a caller reads."""
+
+    pattern: str
+    message: str
+
+    def matches(self, value: str) -> bool:
+        try:
+            _matcher(self.pattern).validate_python(value)
+        except ValidationError:
+            return False
+        return True
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> CoreSchema:
+        def check(value: str) -> str:
+            if not self.matches(value):
+                raise ValueError(self.message)
+            return value
+
+        return core_schema.no_info_after_validator_function(check, handler(source))
+
+    def __get_pydantic_json_schema__(
+        self, schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        out = handler(schema)
+        if "pattern" in out:
+            out.setdefault("allOf", []).append({"pattern": self.pattern})
+        else:
+            out["pattern"] = self.pattern
+        return out
+
+
+# Character classes spelled as plain ranges, which ECMA-262, pydantic's engine and Python
+# read alike (Unicode property classes differ between them, e.g. on private use).
+_CONTROL = r"\x00-\x1F\x7F-\x9F"  # C0 and C1 controls
+# Invisible format characters of the BMP, the zero-width joiner of emoji sequences aside.
+_FORMAT = (
+    r"\u00AD\u0600-\u0605\u061C\u06DD\u070F\u0890\u0891\u08E2\u180E\u200B\u200C"
+    r"\u200E\u200F\u202A-\u202E\u2060-\u2064\u2066-\u206F\uFEFF\uFFF9-\uFFFB"
+)
+_PRIVATE = r"\uE000-\uF8FF"
+_SPACE = r" \u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000"  # str.isspace()
+
+# NUL and the other C0/C1 controls (tab and line breaks aside) have no place in any text a
+# person sends; refused here, they never reach a store or a log line.
+PLAIN = Rule(r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*$", "must not contain control characters")
+# One line of visible text: no controls, invisible format or private-use characters, and
+# something besides spaces.
+_HIDDEN = _CONTROL + _FORMAT + _PRIVATE
+LINE = Rule(
+    f"^[^{_HIDDEN}]*[^{_HIDDEN}{_SPACE}][^{_HIDDEN}]*$",
+    "must be visible text without control characters",
+)
+# A tag: visible words joined by spaces.
+TAG = Rule(
+    f"^[^{_HIDDEN}{_SPACE}]+(?: +[^{_HIDDEN}{_SPACE}]+)*$",
+    "a tag must not contain control or separator characters",
+)
+
+# Domains that email cannot reach (RFC 6761 and kin), which the address check refuses.
+_SPECIAL_USE_NAMES = ("arpa", "invalid", "local", "localhost", "onion", "test")
+_SPECIAL_USE = "[.@](?:{})\\.?$".format(
+    "|".join("".join(f"[{c.upper()}{c}]" for c in name) for name in _SPECIAL_USE_NAMES)
+)
 
 
 def _normalise_email(value: str) -> str:
-    value = unicodedata.normalize("NFC", _clean_text(value.strip()))
+    value = unicodedata.normalize("NFC", value.strip())
     try:
         checked = validate_email(value, check_deliverability=False)
     except EmailNotValidError as exc:
@@ -45,15 +125,46 @@ def login_email(value: str) -> str:
 
 
 def _check_password(value: str) -> str:
-    problems = password_problems(_clean_text(value))
+    problems = password_problems(value)
     if problems:
         raise ValueError("password needs " + ", ".join(problems))
     return value
 
 
-Email = Annotated[str, Field(min_length=3, max_length=254), AfterValidator(_normalise_email)]
-NewPassword = Annotated[str, Field(max_length=128), AfterValidator(_check_password)]
-Password = Annotated[str, Field(min_length=1, max_length=128), AfterValidator(_clean_text)]
+def _password_rules(schema: dict[str, Any]) -> None:
+    """The password policy as patterns: each is a narrower reading of its rule in
+    ``password_problems`` (which decides), so a password they admit is one it admits."""
+    schema["description"] = (
+        f"{MIN_LENGTH}-{MAX_LENGTH} characters with a letter, a digit and a symbol"
+    )
+    schema.setdefault("allOf", []).extend(
+        {"pattern": p} for p in (r"\p{L}", r"\p{Nd}", r"[^\p{L}\p{N}\s]")
+    )
+
+
+Email = Annotated[
+    str,
+    Field(
+        min_length=3,
+        max_length=254,
+        json_schema_extra={"format": "email", "not": {"pattern": _SPECIAL_USE}},
+    ),
+    PLAIN,
+    AfterValidator(_normalise_email),
+]
+NewPassword = Annotated[
+    str,
+    Field(min_length=MIN_LENGTH, max_length=MAX_LENGTH, json_schema_extra=_password_rules),
+    PLAIN,
+    AfterValidator(_check_password),
+]
+Password = Annotated[str, Field(min_length=1, max_length=MAX_LENGTH), PLAIN]
+# JSON Schema cannot say "equal to another field"; the description does.
+Confirmation = Annotated[
+    str,
+    Field(max_length=MAX_LENGTH, description="must repeat the password it confirms exactly"),
+    PLAIN,
+]
 
 
 def _confirms(value: str, info: ValidationInfo, field: str) -> str:
@@ -70,7 +181,7 @@ class Input(BaseModel):
 class SignupIn(Input):
     email: Email
     password: NewPassword
-    confirm_password: Annotated[str, Field(max_length=128)]
+    confirm_password: Confirmation
 
     @field_validator("confirm_password")
     @classmethod
@@ -79,7 +190,9 @@ class SignupIn(Input):
 
 
 class LoginIn(Input):
-    email: Annotated[str, Field(min_length=1, max_length=254)]
+    # Any text may be tried (a wrong one is a 401), but never a control character: it
+    # would travel to the stores and the logs.
+    email: Annotated[str, Field(min_length=1, max_length=254), PLAIN]
     password: Password
 
 
@@ -111,8 +224,8 @@ class ErrorOut(BaseModel):
     error: ErrorDetail
 
 
-Nickname = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_clean_text)]
-AboutMe = Annotated[str, Field(max_length=1024), AfterValidator(_clean_text)]
+Nickname = Annotated[str, Field(min_length=1, max_length=64), LINE]
+AboutMe = Annotated[str, Field(max_length=1024), PLAIN]
 
 
 def _not_in_future(value: date) -> date:
@@ -123,11 +236,26 @@ def _not_in_future(value: date) -> date:
     return value
 
 
+def _past_years(schema: dict[str, Any]) -> None:
+    """Dates from 1900 to the end of last year: the part of the rule a pattern can say
+    (written when the document is, so it moves with the calendar)."""
+    last = date.today().year - 1
+    decades = [f"{d}[0-9]" for d in range(200, last // 10)]
+    years = "|".join(["19[0-9]{2}", *decades, f"{last // 10}[0-{last % 10}]"])
+    schema["pattern"] = f"^(?:{years})-"
+    schema["description"] = "a date from 1900-01-01 to today"
+
+
+Birthday = Annotated[date, Field(json_schema_extra=_past_years), AfterValidator(_not_in_future)]
+
+
 class ProfilePatch(Input):
     """Only the fields sent change; send null to clear one."""
 
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1})
+
     nickname: Nickname | None = None
-    birthday: Annotated[date, AfterValidator(_not_in_future)] | None = None
+    birthday: Birthday | None = None
     about_me: AboutMe | None = None
 
     @model_validator(mode="after")
@@ -140,7 +268,7 @@ class ProfilePatch(Input):
 class PasswordChangeIn(Input):
     current_password: Password
     new_password: NewPassword
-    confirm_password: Annotated[str, Field(max_length=128)]
+    confirm_password: Confirmation
 
     @field_validator("confirm_password")
     @classmethod
@@ -148,8 +276,22 @@ class PasswordChangeIn(Input):
         return _confirms(value, info, "new_password")
 
 
+class EraseIn(Input):
+    """Proof that the caller owns the account they erase: the current password, or (for an
+    account without one) a code sent to its phone with purpose ``erase``."""
+
+    password: Password | None = None
+    code: Annotated[str, Field(pattern=r"^[0-9]{6}$")] | None = None
+
+    @model_validator(mode="after")
+    def _one_proof(self) -> EraseIn:
+        if (self.password is None) == (self.code is None):
+            raise ValueError("send either password or code")
+        return self
+
+
 class RefreshIn(Input):
-    refresh_token: Annotated[str, Field(min_length=1, max_length=4096)]
+    refresh_token: Annotated[str, Field(min_length=1, max_length=4096), PLAIN]
 
 
 class ProfileOut(BaseModel):

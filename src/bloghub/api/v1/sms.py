@@ -8,6 +8,7 @@ must not be enough to take over the account through SMS login."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field
@@ -29,6 +30,8 @@ from bloghub.api.v1.schemas import (
 )
 from bloghub.api.v1.sessions import caller, client_ip, tokens_response
 from bloghub.api.v1.users import profile_out
+from bloghub.auth.sms.phones import _CN_MOBILE as CN_MOBILE
+from bloghub.auth.sms.phones import _E164 as E164
 from bloghub.auth.sms.phones import normalise_phone
 from bloghub.auth.sms.sender import Delivery
 from bloghub.commands.sessions import start_session
@@ -36,13 +39,33 @@ from bloghub.commands.users import account_for, bind_phone, change_password
 from bloghub.errors import NotFound, Unauthorized
 from bloghub.events.users import UserRegisteredByPhone
 
-Phone = Annotated[str, Field(min_length=3, max_length=32), AfterValidator(normalise_phone)]
+# The forms ``normalise_phone`` takes, spelled with its own patterns (it also forgives
+# surrounding whitespace, which the document need not promise).
+PHONE_PATTERN = f"^(?:{E164.pattern}|{CN_MOBILE.pattern})$"
+Phone = Annotated[
+    str,
+    Field(min_length=3, max_length=32, json_schema_extra={"pattern": PHONE_PATTERN}),
+    AfterValidator(normalise_phone),
+]
+
+
+def served_phone_pattern(countries: Sequence[str]) -> str:
+    """``PHONE_PATTERN`` narrowed to the countries codes are sent to, as the document
+    states it for a deployment: a number elsewhere is refused, so it is not schema-valid.
+    E.164 numbers have 8 to 15 digits, the calling code among them."""
+    forms = [rf"\+{code}[0-9]{{{max(1, 8 - len(code))},{15 - len(code)}}}" for code in countries]
+    if "86" in countries:
+        forms.append(CN_MOBILE.pattern)
+    return f"^(?:{'|'.join(forms)})$"
+
+
 Code = Annotated[str, Field(pattern=r"^[0-9]{6}$")]
-# "owner": a code to the phone already bound, proving the account's owner asks.
-Purpose = Literal["login", "bind", "reset", "owner"]
+# "owner": a code to the phone already bound, proving the account's owner asks;
+# "erase": a code to the bound phone, proving the owner asks to be erased.
+Purpose = Literal["login", "bind", "reset", "owner", "erase"]
 WRONG_CODE = "the code is wrong or has expired"
 # Codes for these go only to a phone some account holds.
-FOR_HOLDERS: frozenset[Purpose] = frozenset({"reset", "owner"})
+FOR_HOLDERS: frozenset[Purpose] = frozenset({"reset", "owner", "erase"})
 
 
 class CodeRequest(Input):
@@ -175,10 +198,11 @@ ENDPOINTS = [
         "POST",
         "/v1/auth/sms/code",
         send_code,
-        "Send a 6-digit code (login, bind, reset, or owner: to the bound phone, proving "
-        "the owner); 202 when queued for a retry",
+        "Send a 6-digit code (login, bind, reset; owner or erase: to the bound phone, "
+        "proving the owner); 202 when queued for a retry",
         "accounts",
         body=CodeRequest,
+        also=(202,),
         errors=(400, 415, 422, 429),
         headers={"Retry-After": "seconds until another code may be asked for (429)"},
     ),

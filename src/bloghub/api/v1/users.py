@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
+import structlog
 from starlette.requests import Request
 from starlette.responses import Response
 
+from bloghub.adapters.postgres.user_keys import AccountErased
 from bloghub.api.auth import USERS_READS, require_caller, user_queries, wait_as_reader
 from bloghub.api.consistent import mark_stale, through_cache, written
 from bloghub.api.hot import hot_json
@@ -15,6 +17,7 @@ from bloghub.api.http import JSON, Endpoint, container, parse_body
 from bloghub.api.queries import UserRow
 from bloghub.api.v1.proof import check_current_password
 from bloghub.api.v1.schemas import (
+    EraseIn,
     PasswordChangeIn,
     ProfileEnvelope,
     ProfileOut,
@@ -25,17 +28,24 @@ from bloghub.api.v1.schemas import (
     UserEnvelope,
     UserOut,
 )
-from bloghub.api.v1.sessions import caller
+from bloghub.api.v1.sessions import caller, client_ip
+from bloghub.auth.audit import security_event
 from bloghub.commands.users import (
     RegisterUser,
     change_password,
+    erase_user,
     register_user,
     update_profile,
 )
-from bloghub.errors import NotFound
+from bloghub.errors import NotFound, RateLimited, Unauthorized
 from bloghub.readmodels import user_info_key
 
+log = structlog.get_logger(__name__)
+
 USER_INFO_TTL_S = 15 * 60
+# Tries at proving ownership before an erasure, per account: a stolen access token alone
+# must not let its holder guess the password (or the code) at leisure.
+ERASE_TRIES, ERASE_WINDOW_S = 5, 15 * 60
 
 
 def profile_out(row: UserRow) -> ProfileOut:
@@ -68,6 +78,8 @@ async def own_row(request: Request) -> UserRow:
     row = await user_queries(request).by_id(claims.user_id)
     if row is None:
         raise NotFound("no such user")
+    if row.erased:
+        raise AccountErased()
     return row
 
 
@@ -112,14 +124,47 @@ async def change_my_password(request: Request) -> Response:
     return await written(request, Response(status_code=204), position, claims.user_id)
 
 
+async def erase_me(request: Request) -> Response:
+    """Erase the caller's account, once they prove it is theirs (``EraseIn``)."""
+    row = await own_row(request)
+    body = await parse_body(request, EraseIn)
+    c = container(request)
+    tries = await c.limiter.allow(f"erase:{row.id}", ERASE_TRIES, ERASE_WINDOW_S)
+    if not tries.allowed:
+        raise RateLimited(
+            "too many tries; wait before trying again", retry_after_s=tries.retry_after_s
+        )
+    if not await _owner_proven(request, row, body):
+        security_event("user.erase_refused", ip=client_ip(request), user_id=row.id)
+        proof = "password" if body.password is not None else "code"
+        raise Unauthorized(f"the {proof} is wrong", fields={proof: "wrong"})
+    position = await erase_user(c.commands, caller(request), user_id=row.id)
+    security_event("user.erased", ip=client_ip(request), user_id=row.id)
+    return await written(request, Response(status_code=204), position, row.id)
+
+
+async def _owner_proven(request: Request, row: UserRow, body: EraseIn) -> bool:
+    c = container(request)
+    if body.password is not None:
+        return await c.commands.hasher.verify(body.password, row.password_hash)
+    # A code proves the phone bound to this account, and only if it was asked for erasure.
+    assert body.code is not None
+    if row.phone is None:
+        return False
+    return await c.sms.codes.check("erase", row.phone, body.code)
+
+
 async def public_user(request: Request, user_id: str) -> dict[str, Any] | None:
-    """A user's public profile, through the ``user:info`` cache the users projector owns."""
+    """A user's public profile, through the ``user:info`` cache the users projector owns;
+    an erased user's is ``{"id": ..., "deleted": true}`` and nothing more."""
     c = container(request)
 
     async def fill() -> dict[str, Any] | None:
         row = await user_queries(request).by_id(user_id)
         if row is None:
             return None
+        if row.erased:
+            return {"id": row.id, "deleted": True}
         public = PublicProfileOut(
             id=row.id, nickname=row.nickname, about_me=row.about_me, created_at=row.created_at
         )
@@ -141,7 +186,7 @@ async def public_profile(request: Request) -> Response:
 
     async def build() -> dict[str, Any] | None:
         found = await public_user(request, user_id)
-        return None if found is None else {"user": found}
+        return None if found is None or found.get("deleted") else {"user": found}
 
     body = await hot_json(request, f"user:{user_id}", build)
     if body is None:
@@ -196,6 +241,18 @@ ENDPOINTS = [
         status=204,
         auth=True,
         errors=(400, 401, 415, 422),
+    ),
+    Endpoint(
+        "DELETE",
+        "/v1/users/me",
+        erase_me,
+        "Erase the account (with the password, or an SMS code for purpose erase): personal "
+        "data becomes unreadable everywhere, sessions end, the email and phone are free again",
+        "accounts",
+        body=EraseIn,
+        status=204,
+        auth=True,
+        errors=(400, 401, 404, 415, 422, 429),
     ),
     Endpoint(
         "GET",

@@ -1,0 +1,178 @@
+"""The API keeps the contract its own ``/openapi.json`` states, as judged by Schemathesis
+(a tool no one here wrote): every operation, called as a real signed-in user, with data
+the document calls valid and data it calls invalid."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+import schemathesis
+from schemathesis import AuthContext, BaseSchema, Case, HookContext
+from schemathesis.core.result import Ok
+from schemathesis.engine import from_schema
+from schemathesis.engine.events import EngineEvent, FatalError, NonFatalError, ScenarioFinished
+from schemathesis.engine.run import PhaseName
+from schemathesis.hooks import GLOBAL_HOOK_DISPATCHER
+
+from tests.conftest import LiveServer
+
+PASSWORD = "contract-Pass-1!"
+USER_AGENT = "bloghub-contract/1"  # tokens are bound to the User-Agent that logged in
+
+CHECKS = [
+    "not_a_server_error",
+    "status_code_conformance",
+    "content_type_conformance",
+    "response_schema_conformance",
+    "response_headers_conformance",
+    "positive_data_acceptance",
+    "unsupported_method",
+    "allow_header_conformance",
+]
+
+
+def contract_config() -> schemathesis.Config:
+    return schemathesis.Config.from_dict(
+        {
+            "headers": {"User-Agent": USER_AGENT},
+            "max-stream-events": 1,  # the dashboard's live stream never ends by itself
+            "output": {"sanitization": {"enabled": False}},
+            # Fixed, so a failure can be replayed; the coverage phase adds each operation's
+            # boundary and wrong-method cases on top of these few examples.
+            "seed": 1,
+            "generation": {"mode": "all", "max-examples": 5},
+            # The document declares no links between operations for a stateful run to follow.
+            "phases": {"stateful": {"enabled": False}},
+            "checks": {"enabled": False, **{name: {"enabled": True} for name in CHECKS}},
+        }
+    )
+
+
+def describe(event: EngineEvent) -> list[str]:
+    """What a failed scenario or an engine error says, with the call that shows it."""
+    if isinstance(event, ScenarioFinished):
+        out = []
+        for case_id, checks in event.recorder.checks.items():
+            for check in checks:
+                if check.failure_info is None:
+                    continue
+                case = event.recorder.cases[case_id].value
+                answer = event.recorder.interactions.get(case_id)
+                response = answer.response if answer is not None else None
+                said = ""
+                if response is not None:
+                    said = f"\n  -> {response.status_code} {response.content[:300]!r}"
+                out.append(
+                    f"{event.recorder.label} [{check.name}] {check.failure_info.failure.title}: "
+                    f"{check.failure_info.failure.message}\n  {case.as_curl_command()}{said}"
+                )
+        return out
+    if isinstance(event, NonFatalError):
+        return [f"{event.label}: error {event.value!r}"]
+    if isinstance(event, FatalError):
+        return [f"engine failed: {event.exception!r}"]
+    return []
+
+
+OPERATOR_PATHS = r"^/(ops|metrics)"
+
+
+def signed_in(schema: BaseSchema, url: str, email: str, operator_token: str) -> None:
+    """Every call carries the real user's access token (the operator's on the operator's
+    routes); logout is among the operations, so a 401 sends the provider to log in again
+    if (and only if) the session has ended."""
+
+    @schema.auth(refresh_interval=None).apply_to(path_regex=OPERATOR_PATHS)
+    class Operator:
+        def get(self, case: Case[Any], context: AuthContext) -> str:
+            return operator_token
+
+        def set(self, case: Case[Any], data: str, context: AuthContext) -> None:
+            case.headers["Authorization"] = f"Bearer {data}"
+
+    @schema.auth(retry_on=[401]).skip_for(path_regex=OPERATOR_PATHS)
+    class RealUser:
+        token: str | None = None
+
+        def get(self, case: Case[Any], context: AuthContext) -> str:
+            with httpx.Client(base_url=url, headers={"user-agent": USER_AGENT}) as http:
+                if self.token is not None:
+                    me = http.get("/v1/users/me", headers={"authorization": f"Bearer {self.token}"})
+                    if me.status_code == 200:
+                        return self.token
+                login = http.post("/v1/auth/login", json={"email": email, "password": PASSWORD})
+                login.raise_for_status()
+                self.token = str(login.json()["access_token"])
+                return self.token
+
+        def set(self, case: Case[Any], data: str, context: AuthContext) -> None:
+            case.headers["Authorization"] = f"Bearer {data}"
+
+
+def confirm_as_a_client_would(
+    context: HookContext, case: Case[Any], kwargs: dict[str, Any]
+) -> None:
+    """JSON Schema cannot say "equal to another field": a confirmation repeats the password
+    here as any client's does (the document says so in words)."""
+    body = case.body
+    if isinstance(body, dict) and "confirm_password" in body:
+        body["confirm_password"] = body.get("password", body.get("new_password"))
+
+
+@dataclass
+class Verdict:
+    documented: set[str]
+    fuzzed: set[str]  # operations the fuzzing phase sent requests to
+    problems: list[str]
+
+
+def run_schemathesis(url: str, email: str, operator_token: str) -> Verdict:
+    schema = schemathesis.openapi.from_url(f"{url}/openapi.json", config=contract_config())
+    schema.config.update(base_url=url)
+    signed_in(schema, url, email, operator_token)
+    # A part of the document schemathesis cannot read is an operation it never tests.
+    documented = {
+        result.ok().label if isinstance(result, Ok) else repr(result.err())
+        for result in schema.get_all_operations()
+    }
+    verdict = Verdict(documented, set(), [])
+    # Only the global dispatcher sees every call; the hook leaves with this run.
+    schemathesis.hook("before_call")(confirm_as_a_client_would)
+    try:
+        for event in from_schema(schema).execute():
+            verdict.problems.extend(describe(event))
+            if (
+                isinstance(event, ScenarioFinished)
+                and event.phase is PhaseName.FUZZING
+                and event.recorder.interactions
+            ):
+                verdict.fuzzed.add(event.recorder.label)
+    finally:
+        GLOBAL_HOOK_DISPATCHER.unregister(confirm_as_a_client_would)
+    return verdict
+
+
+# Schemathesis drives Hypothesis in ways Hypothesis itself frowns on; those two notices are
+# about the tool, not about this API.
+@pytest.mark.filterwarnings(
+    "ignore:Do not use the `random` module inside strategies:"
+    "hypothesis.errors.HypothesisDeprecationWarning",
+    "ignore:Generating overly large repr:hypothesis.errors.HypothesisWarning",
+)
+async def test_the_api_keeps_its_openapi_contract(
+    live_api: LiveServer, client: httpx.AsyncClient, unique_email: Callable[[], str]
+) -> None:
+    email = unique_email()
+    body: dict[str, Any] = {"email": email, "password": PASSWORD, "confirm_password": PASSWORD}
+    assert (await client.post("/v1/users", json=body)).status_code == 201
+    # The engine's HTTP calls block; the server answers from this event loop meanwhile.
+    operator = live_api.container.settings.operator_token.get_secret_value()
+    verdict = await asyncio.to_thread(run_schemathesis, live_api.url, email, operator)
+    assert not verdict.problems, "\n\n".join(dict.fromkeys(verdict.problems))
+    assert len(verdict.documented) > 20
+    assert verdict.fuzzed == verdict.documented
