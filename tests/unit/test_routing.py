@@ -6,10 +6,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from starlette.routing import BaseRoute, Match, Route
 
-from bloghub.api.app import all_endpoints
+from bloghub.api.app import all_endpoints, routes
 from bloghub.api.routing import _key, index
 
-ROUTES: list[BaseRoute] = [ep.route() for ep in all_endpoints()]
+ROUTES: list[BaseRoute] = list(routes(all_endpoints()))
 SEGMENTS = st.sampled_from(
     ["v1", "api", "articles", "users", "me", "tags", "auth", "ops", "", "x", "healthz"]
 )
