@@ -25,8 +25,10 @@ migrate: venv services
 	$(BIN)/bloghub db upgrade
 	$(BIN)/bloghub topics
 
+# API processes (one per core unless WORKERS says), the projectors and the sweeper, side by side.
+WORKERS ?= $(shell nproc)
 run: venv services migrate
-	$(BIN)/bloghub run
+	$(BIN)/bloghub run --workers $(WORKERS)
 
 lint: venv
 	$(BIN)/ruff check src tests bench migrations
@@ -46,7 +48,9 @@ pytest: venv services browser
 
 test: lint typecheck pytest
 
+# The HTTP benchmark drives Debian's wrk.
 bench: venv services migrate
+	@command -v wrk >/dev/null || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk; }
 	$(BIN)/python -m bench
 
 clean:

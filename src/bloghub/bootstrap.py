@@ -19,6 +19,7 @@ from bloghub.adapters.postgres.reservations import Reservations
 from bloghub.adapters.postgres.user_keys import UserKeys
 from bloghub.adapters.redis import make_redis
 from bloghub.adapters.redis.cache import Cache
+from bloghub.adapters.redis.local_tier import LocalTier, follow_changes
 from bloghub.adapters.redis.sessions import SessionStore
 from bloghub.api.consistency import OwnWrites, Progress
 from bloghub.auth.limiter import SlidingWindowLimiter
@@ -86,6 +87,7 @@ class Container:
     # Wrong current passwords where one is asked again (binding a phone), per account.
     password_checks: FailureLimit
     cache: Cache
+    hot: LocalTier
     wechat: WeChatLogin | None
     limiter: SlidingWindowLimiter
     sms: Sms
@@ -119,10 +121,14 @@ class Container:
                 await reader.close()
 
     async def run_background(self, stop: asyncio.Event) -> None:
-        """What the API process runs beside requests: the ops sampler, the SMS outbox worker
-        and the reservation sweeper (keys are reserved here, so they are swept here)."""
+        """What the API process runs beside requests: the ops sampler, the SMS outbox worker,
+        the reservation sweeper (keys are reserved here, so they are swept here) and the
+        subscription that keeps the in-process cache tier coherent."""
         await asyncio.gather(
-            self.run_ops_sampler(stop), self.sms.run_worker(stop), self.run_sweeper(stop)
+            self.run_ops_sampler(stop),
+            self.sms.run_worker(stop),
+            self.run_sweeper(stop),
+            follow_changes(self.hot, self.redis, self.settings.prefix, stop),
         )
 
     async def run_sweeper(self, stop: asyncio.Event) -> None:
@@ -212,6 +218,11 @@ async def build(settings: Settings, *, pool_size: int = 10) -> Container:
             threshold=settings.phone_bind_password_failures,
         ),
         cache=Cache(redis, prefix=settings.prefix, enabled=settings.cache_enabled),
+        hot=LocalTier(
+            max_entries=settings.local_cache_entries if settings.cache_enabled else 0,
+            max_bytes=settings.local_cache_bytes,
+            ttl_s=settings.local_cache_ttl_s,
+        ),
         wechat=build_wechat(settings),
         limiter=limiter,
         sms=build_sms(settings, redis=redis, engine=engine, limiter=limiter),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import subprocess
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -15,15 +17,23 @@ from bloghub.settings import Settings, load_settings
 
 if TYPE_CHECKING:
     from alembic.config import Config as AlembicConfig
+    from starlette.applications import Starlette
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bloghub", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("api", help="serve the HTTP API (and sweep stale key reservations)")
+    api = sub.add_parser("api", help="serve the HTTP API (and sweep stale key reservations)")
     proj = sub.add_parser("project", help="run projectors (all if none named)")
     proj.add_argument("names", nargs="*")
-    sub.add_parser("run", help="API, every projector and the scheduler, in one process")
+    run = sub.add_parser("run", help="API processes and every projector, side by side")
+    for serving in (api, run):
+        serving.add_argument(
+            "--workers",
+            type=int,
+            default=os.cpu_count() or 1,
+            help="API processes (default: one per core)",
+        )
     sub.add_parser("topics", help="create the topic catalog (idempotent)")
     sub.add_parser("lag", help="consumer lag of every projector, as a table")
     db = sub.add_parser("db", help="database schema")
@@ -32,11 +42,11 @@ def main(argv: list[str] | None = None) -> int:
     settings = load_settings()
     configure_logging(settings)
     if args.command == "api":
-        _serve(settings)
+        _serve(settings, max(1, args.workers))
     elif args.command == "project":
         asyncio.run(_project(settings, args.names))
     elif args.command == "run":
-        asyncio.run(_run_all(settings))
+        _run_all(settings, max(1, args.workers))
     elif args.command == "lag":
         asyncio.run(_lag(settings))
     elif args.command == "topics":
@@ -76,8 +86,30 @@ def server_config(settings: Settings) -> uvicorn.Config:
     )
 
 
-def _serve(settings: Settings) -> None:
-    uvicorn.Server(server_config(settings)).run()
+def _serve(settings: Settings, workers: int) -> None:
+    """One process serves in place; several are uvicorn's workers, each building its app
+    (and its clients, caches and subscriptions) from the same environment."""
+    if workers == 1:
+        uvicorn.Server(server_config(settings)).run()
+        return
+    uvicorn.run(
+        "bloghub.cli:app_from_environment",
+        factory=True,
+        workers=workers,
+        host=settings.api_host,
+        port=settings.api_port,
+        log_level="warning",
+        proxy_headers=False,
+    )
+
+
+def app_from_environment() -> Starlette:
+    """The app as an API worker process builds it: settings from the environment."""
+    from bloghub.api.app import create_app
+
+    settings = load_settings()
+    configure_logging(settings)
+    return create_app(settings)
 
 
 async def _lag(settings: Settings) -> None:
@@ -115,32 +147,28 @@ async def _project(settings: Settings, names: list[str]) -> None:
     await run_projectors(settings, names, stop)
 
 
-async def _run_all(settings: Settings) -> None:
-    """One machine: API (with its reservation sweeper) and projectors share a process and
-    stop together."""
+def _run_all(settings: Settings, workers: int) -> None:
+    """One machine: the projectors in a process of their own, beside ``workers`` API
+    processes (which sweep stale key reservations); they stop together."""
     from bloghub.bootstrap import prepare_topics
-    from bloghub.projections.worker import install_stop_signals, run_projectors, settle_heap
 
-    await prepare_topics(settings)
-    settle_heap()
-    stop = asyncio.Event()
-    server = uvicorn.Server(server_config(settings))
+    asyncio.run(prepare_topics(settings))
+    projectors = subprocess.Popen([sys.executable, "-m", "bloghub.cli", "project"])
     print(
-        f"bloghub serving on http://{settings.api_host}:{settings.api_port} "
-        f"(docs at /docs, readiness at /readyz)",
+        f"bloghub serving on http://{settings.api_host}:{settings.api_port} with {workers} "
+        f"API process(es) and the projectors beside them (docs at /docs, readiness at /readyz)",
         file=sys.stderr,
         flush=True,
     )
-    api = asyncio.create_task(server.serve())
-    workers = asyncio.create_task(run_projectors(settings, [], stop))
-    install_stop_signals(stop)
-    await asyncio.wait(
-        [api, workers, stop_task := asyncio.create_task(stop.wait())],
-        return_when=asyncio.FIRST_COMPLETED,
-    )
-    stop.set()
-    server.should_exit = True
-    await asyncio.gather(api, workers, stop_task, return_exceptions=True)
+    try:
+        _serve(settings, workers)
+    finally:
+        projectors.terminate()
+        try:
+            projectors.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            projectors.kill()
+            projectors.wait()
 
 
 if __name__ == "__main__":

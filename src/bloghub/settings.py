@@ -124,6 +124,18 @@ class Settings(BaseSettings):
     sms_country_codes: list[str] = Field(default_factory=lambda: ["86"])
 
     cache_enabled: bool = True  # off: every read goes to the read models (diagnosis, benches)
+    # The in-process tier in front of Redis for hot reads (encoded bodies, per API process;
+    # 0 entries turns it off). Projector changes reach it over Redis pub/sub; the TTL only
+    # bounds how long a copy could outlive a lost message.
+    local_cache_entries: int = Field(default=10_000, ge=0)
+    local_cache_bytes: int = Field(default=64 * 1024 * 1024, ge=0)
+    local_cache_ttl_s: float = Field(default=30.0, gt=0, le=3600)
+
+    # "json": one line of JSON per event; "console": readable; "auto": json in production.
+    log_format: Literal["auto", "json", "console"] = "auto"
+    # The share of successful reads (GET/HEAD answered below 400) whose request line is
+    # logged, at random; writes and every error are always logged, and metrics count all.
+    log_sample_reads: float = Field(default=1.0, ge=0, le=1)
 
     cors_origins: list[str] = Field(default_factory=list)
     cors_allow_credentials: bool = True

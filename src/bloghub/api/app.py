@@ -21,9 +21,11 @@ from bloghub.api.errors import on_bloghub_error, on_http_error, on_store_error, 
 from bloghub.api.http import Endpoint
 from bloghub.api.middleware import BodyLimit, RequestId
 from bloghub.api.rate_limit import RateLimit
+from bloghub.api.routing import IndexedRouter
 from bloghub.api.v1 import articles, sessions, sms, users, wechat
 from bloghub.bootstrap import Container, build
 from bloghub.errors import BloghubError, StoreRejected, Transient
+from bloghub.logs import access_log
 from bloghub.settings import Settings
 
 ContainerFactory = Callable[[Settings], Awaitable[Container]]
@@ -135,7 +137,12 @@ def create_app(settings: Settings, *, factory: ContainerFactory = build) -> Star
         routes=routes(endpoints),
         middleware=[
             *_proxies(settings),
-            Middleware(RequestId, observe=observe),
+            Middleware(
+                RequestId,
+                observe=observe,
+                sample_reads=settings.log_sample_reads,
+                access_log=access_log(settings),
+            ),
             *_cors(settings),
             Middleware(
                 RateLimit,
@@ -154,6 +161,7 @@ def create_app(settings: Settings, *, factory: ContainerFactory = build) -> Star
         },
         lifespan=lifespan,
     )
+    app.router = IndexedRouter(app.router.routes, lifespan=lifespan)
     app.state.endpoints = endpoints
     app.state.http_metrics = http_metrics
     return app

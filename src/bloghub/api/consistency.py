@@ -74,6 +74,10 @@ class Progress:
         self._ttl = generations_ttl_s
         self._generations: dict[str, int] = {}
         self._loaded_at = 0.0
+        # The highest checkpoint seen per (projector, generation, topic, partition). A
+        # generation's checkpoints only move forward, so a position once passed stays
+        # passed: an authenticated request whose own writes are long applied needs no query.
+        self._passed: dict[tuple[str, int, str, int], int] = {}
 
     async def generations(self) -> Mapping[str, int]:
         """The active generation of every projector (re-read every few seconds)."""
@@ -105,10 +109,26 @@ class Progress:
             part = pos.restricted_to(topic_for(self._prefix, f) for f in families)
             if part:
                 wanted.append((name, await (generations or self).generation(name), part))
-        if not wanted:
+        if not wanted or self._known_passed(wanted):
             return True
         done = await self._checkpoints(wanted)
+        self._note(wanted, done)
         return all(done.get((name, t, p), 0) > o for name, _, part in wanted for t, p, o in part)
+
+    def _known_passed(self, wanted: Sequence[tuple[str, int, Position]]) -> bool:
+        passed = self._passed
+        return all(
+            passed.get((name, gen, t, p), 0) > o for name, gen, part in wanted for t, p, o in part
+        )
+
+    def _note(
+        self, wanted: Sequence[tuple[str, int, Position]], done: Mapping[tuple[str, str, int], int]
+    ) -> None:
+        generation = {name: gen for name, gen, _ in wanted}
+        for (name, topic, partition), next_offset in done.items():
+            key = (name, generation[name], topic, partition)
+            if next_offset > self._passed.get(key, 0):
+                self._passed[key] = next_offset
 
     async def _checkpoints(
         self, wanted: Sequence[tuple[str, int, Position]]

@@ -58,6 +58,9 @@ async def wait_for_reads(request: Request, reads: Reads, caller_id: str | None) 
     last write. Returns True if the answer may be stale (the bound ran out)."""
     c = container(request)
     named, own = await _wanted(request, caller_id)
+    if not named and not own:  # the common anonymous read: nothing to wait for
+        request.state.caught_up = False
+        return False
     # A read that had to catch up reads the read model it waited for, not a cache: the
     # projector lifts its cache fences only just after its commit.
     position = c.progress.relevant(reads, named.merge(own))
@@ -104,7 +107,12 @@ async def through_cache(
     position: then straight from the read model it waited for."""
     if getattr(request.state, "caught_up", False):
         return await fill()
-    return await container(request).cache.get_or_fill(key, ttl_s, fill)
+    found = await container(request).cache.lookup(key, ttl_s, fill)
+    # A hot read (api/hot.py) keeps its body with the counter of every entry it came from.
+    counters: dict[str, int | None] | None = getattr(request.state, "cache_counters", None)
+    if counters is not None:
+        counters[key] = found.counter
+    return found.value
 
 
 def mark_stale(response: Response, stale: bool) -> Response:

@@ -3,11 +3,18 @@ lag, events applied and dead letters of every projector from the ops history."""
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Iterable, Mapping
+from itertools import accumulate
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 from starlette.requests import Request
 from starlette.responses import Response
@@ -15,29 +22,51 @@ from starlette.responses import Response
 from bloghub.api.http import Endpoint, container
 from bloghub.api.ops_auth import require_operator
 
+BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 
-class HttpMetrics:
-    """Request counts and latencies, labelled by route template (never by raw path)."""
+
+class HttpMetrics(Collector):
+    """Request counts and latencies, labelled by route template (never by raw path).
+
+    Kept as plain counters and turned into metric families only when scraped: an
+    observation is a few dictionary operations (prometheus_client's labelled children
+    cost several microseconds per request each, under a lock this event loop never
+    needs)."""
 
     def __init__(self) -> None:
+        self._requests: dict[tuple[str, str, int], int] = {}
+        # (method, route) -> per-bucket counts (the last one is +Inf), then the sum.
+        self._latency: dict[tuple[str, str], list[float]] = {}
         self.registry = CollectorRegistry()
-        self.requests = Counter(
-            "bloghub_http_requests",
-            "HTTP requests served",
-            ["method", "route", "status"],
-            registry=self.registry,
-        )
-        self.latency = Histogram(
-            "bloghub_http_request_duration_seconds",
-            "HTTP request latency",
-            ["method", "route"],
-            registry=self.registry,
-            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
-        )
+        self.registry.register(self)
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
-        self.requests.labels(method, route, str(status)).inc()
-        self.latency.labels(method, route).observe(seconds)
+        key = (method, route, status)
+        self._requests[key] = self._requests.get(key, 0) + 1
+        series = self._latency.get((method, route))
+        if series is None:
+            series = self._latency[(method, route)] = [0.0] * (len(BUCKETS) + 2)
+        series[bisect_left(BUCKETS, seconds)] += 1
+        series[-1] += seconds
+
+    def collect(self) -> Iterable[Metric]:
+        requests = CounterMetricFamily(
+            "bloghub_http_requests", "HTTP requests served", labels=["method", "route", "status"]
+        )
+        for (method, route, status), count in self._requests.items():
+            requests.add_metric([method, route, str(status)], count)
+        latency = HistogramMetricFamily(
+            "bloghub_http_request_duration_seconds",
+            "HTTP request latency",
+            labels=["method", "route"],
+        )
+        for (method, route), series in self._latency.items():
+            cumulative = list(accumulate(series[:-1]))
+            bounds = [*(str(float(b)) for b in BUCKETS), "+Inf"]
+            latency.add_metric(
+                [method, route], list(zip(bounds, cumulative, strict=True)), series[-1]
+            )
+        return [requests, latency]
 
 
 class _Snapshot(Collector):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import re
 import time
 from collections.abc import Callable
@@ -11,9 +12,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bloghub.errors import PayloadTooLarge
 from bloghub.ids import new_id_str
+from bloghub.logs import AccessLog
 
 log = structlog.get_logger(__name__)
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+READS = frozenset({"GET", "HEAD"})
 
 
 Observer = Callable[[Scope, int, float], None]
@@ -21,11 +24,22 @@ Observer = Callable[[Scope, int, float], None]
 
 class RequestId:
     """Binds a request id (the caller's ``X-Request-Id`` if sane) to logs and the response,
-    logs each request, and hands its status and duration to ``observe``."""
+    logs each request, and hands its status and duration to ``observe``. Only a share
+    ``sample_reads`` of successful reads is logged (all of them by default); writes and
+    errors always are."""
 
-    def __init__(self, app: ASGIApp, *, observe: Observer | None = None) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        observe: Observer | None = None,
+        sample_reads: float = 1.0,
+        access_log: AccessLog | None = None,
+    ) -> None:
         self.app = app
         self.observe = observe
+        self.sample_reads = sample_reads
+        self.access_log = access_log
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -55,15 +69,26 @@ class RequestId:
                 await self.app(scope, receive, send_and_note)
             finally:
                 seconds = time.perf_counter() - started
-                log.info(
-                    "http.request",
-                    method=scope["method"],
-                    path=scope["path"],
-                    status=status,
-                    ms=round(seconds * 1000, 2),
-                )
+                if not self._logged(scope["method"], status):
+                    pass
+                elif self.access_log is not None:
+                    ms = round(seconds * 1000, 2)
+                    self.access_log(scope["method"], scope["path"], status, ms, request_id)
+                else:
+                    log.info(
+                        "http.request",
+                        method=scope["method"],
+                        path=scope["path"],
+                        status=status,
+                        ms=round(seconds * 1000, 2),
+                    )
                 if self.observe is not None:
                     self.observe(scope, status, seconds)
+
+    def _logged(self, method: str, status: int) -> bool:
+        if status >= 400 or method not in READS or self.sample_reads >= 1.0:
+            return True
+        return random.random() < self.sample_reads
 
 
 class BodyLimit:

@@ -1,5 +1,10 @@
-"""Per-IP and per-user request rates for the API (a sliding window in Redis), answering 429
-with Retry-After. The dashboard, metrics and health checks are not counted."""
+"""Per-IP and per-user request rates for the API, answering 429 with Retry-After. The
+dashboard, metrics and health checks are not counted.
+
+Every request counts against its IP's bucket in this process (``LocalLimiter``). An
+anonymous read stops there: the hot reads cost no Redis round trip, and their limit is
+approximate (per process). An authenticated request or a write is counted in Redis as well
+(``SlidingWindowLimiter``, per IP and per user), so those limits hold across processes."""
 
 from __future__ import annotations
 
@@ -8,12 +13,13 @@ import orjson
 import structlog
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from bloghub.auth.limiter import SlidingWindowLimiter
+from bloghub.auth.limiter import LocalLimiter, SlidingWindowLimiter
 from bloghub.errors import Unavailable
 
 log = structlog.get_logger(__name__)
 
 LIMITED_PREFIXES = ("/v1/", "/api/")
+READS = frozenset({"GET", "HEAD"})
 
 
 class RateLimit:
@@ -33,6 +39,7 @@ class RateLimit:
         self.per_user = per_user
         self.window_s = window_s
         self._secret = access_secret
+        self.local = LocalLimiter(per_ip, window_s)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         limiter = self.limiter or _limiter_of(scope)
@@ -44,19 +51,27 @@ class RateLimit:
             await self.app(scope, receive, send)
             return
         client = scope.get("client")
-        checks = [(f"ip:{client[0] if client else 'unknown'}", self.per_ip)]
+        ip = f"ip:{client[0] if client else 'unknown'}"
+        nearby = self.local.allow(ip)
+        if not nearby.allowed:
+            await _too_many(send, nearby.retry_after_s, "ip")
+            return
         user = self._user(scope)
+        if user is None and scope["method"] in READS:
+            await self.app(scope, receive, send)
+            return
+        checks = [(ip, self.per_ip)]
         if user is not None:
             checks.append((f"user:{user}", self.per_user))
-        for key, limit in checks:
-            try:
-                decision = await limiter.allow(key, limit, self.window_s)
-            except Unavailable:
-                log.warning("rate_limit.redis_unavailable")  # fail open: Redis is not the door
-                break
-            if not decision.allowed:
-                await _too_many(send, decision.retry_after_s, key.split(":", 1)[0])
-                return
+        try:
+            refused = await limiter.allow_all(checks, self.window_s)
+        except Unavailable:
+            log.warning("rate_limit.redis_unavailable")  # fail open: Redis is not the door
+            refused = None
+        if refused is not None:
+            key, decision = refused
+            await _too_many(send, decision.retry_after_s, key.split(":", 1)[0])
+            return
         await self.app(scope, receive, send)
 
     def _user(self, scope: Scope) -> str | None:

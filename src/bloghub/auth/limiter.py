@@ -1,15 +1,19 @@
-"""A sliding-window rate limiter: one Redis sorted set per key, one Lua script per call.
+"""Rate limiters. ``SlidingWindowLimiter``: one Redis sorted set per key, one Lua script per
+call. Each allowed call is a member scored by the Redis server's clock (``TIME``), so
+clients' clocks never matter and every instance of the app shares one window. Refused calls
+are not recorded: a client hammering a closed window does not push its own reopening away.
 
-Each allowed call is a member scored by the Redis server's clock (``TIME``), so clients'
-clocks never matter and every instance of the app shares one window. Refused calls are
-not recorded: a client hammering a closed window does not push its own reopening away.
+``LocalLimiter``: token buckets in this process's memory, for the hot anonymous reads whose
+limit need not be exact across processes and must not cost a Redis round trip.
 """
 
 from __future__ import annotations
 
 import math
 import secrets
-from collections.abc import AsyncIterator
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -40,6 +44,29 @@ return {0, tonumber(oldest[2]) + window - now, 0}
 """
 
 
+# The same, for several windows in one round trip: KEYS the windows; ARGV the window in
+# microseconds, then per key its limit and a member. Windows are taken in order and the
+# first that refuses stops the rest (as separate calls in that order would).
+# Returns {index of the refusing key or 0, wait in microseconds}.
+_ALLOW_ALL = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local window = tonumber(ARGV[1])
+for i = 1, #KEYS do
+  local limit = tonumber(ARGV[2 * i])
+  redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now - window)
+  local used = redis.call('ZCARD', KEYS[i])
+  if used >= limit then
+    local oldest = redis.call('ZRANGE', KEYS[i], used - limit, used - limit, 'WITHSCORES')
+    return {i, tonumber(oldest[2]) + window - now}
+  end
+  redis.call('ZADD', KEYS[i], now, ARGV[2 * i + 1])
+  redis.call('PEXPIRE', KEYS[i], math.ceil(window / 1000))
+end
+return {0, 0}
+"""
+
+
 @dataclass(frozen=True, slots=True)
 class Decision:
     allowed: bool
@@ -51,6 +78,7 @@ class SlidingWindowLimiter:
     def __init__(self, redis: Redis, prefix: str) -> None:
         self._prefix = prefix
         self._script = redis.register_script(_ALLOW)
+        self._all = redis.register_script(_ALLOW_ALL)
 
     def key(self, key: str) -> str:
         return f"{self._prefix}:ratelimit:{key}"
@@ -72,6 +100,66 @@ class SlidingWindowLimiter:
         if int(allowed):
             return Decision(True, 0, int(remaining))
         return Decision(False, max(1, math.ceil(int(wait_us) / 1_000_000)))
+
+    async def allow_all(
+        self, checks: Sequence[tuple[str, int]], window_s: float
+    ) -> tuple[str, Decision] | None:
+        """Count one call against each ``(key, limit)`` in order, in one round trip; the
+        first key that refuses and its decision, or ``None`` if every one allowed it.
+        Raises ``Unavailable`` when Redis cannot be reached."""
+        if window_s <= 0 or any(limit < 1 for _, limit in checks):
+            raise ValueError("a rate needs limit >= 1 and window_s > 0")
+        args: list[int | str] = [max(1, round(window_s * 1_000_000))]
+        for _, limit in checks:
+            args += [limit, secrets.token_hex(8)]
+        async with redis_translated():
+            refused, wait_us = await self._all(keys=[self.key(k) for k, _ in checks], args=args)
+        if not int(refused):
+            return None
+        seconds = max(1, math.ceil(int(wait_us) / 1_000_000))
+        return checks[int(refused) - 1][0], Decision(False, seconds)
+
+
+class LocalLimiter:
+    """``limit`` calls per ``window_s`` per key, as token buckets in this process: a key
+    starts with ``limit`` tokens and gets them back at ``limit / window_s`` a second.
+
+    Approximate on purpose: each process keeps its own buckets (a client whose requests
+    are spread over N processes may get up to N times the limit), and past ``max_keys``
+    keys the least recently seen one is forgotten (it starts again with a full bucket), so
+    memory stays bounded whatever addresses arrive."""
+
+    def __init__(
+        self,
+        limit: int,
+        window_s: float,
+        *,
+        max_keys: int = 100_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if limit < 1 or window_s <= 0 or max_keys < 1:
+            raise ValueError("a rate needs limit >= 1, window_s > 0 and max_keys >= 1")
+        self.limit = limit
+        self._per_s = limit / window_s
+        self._max_keys = max_keys
+        self._clock = clock
+        self._buckets: OrderedDict[str, list[float]] = OrderedDict()  # key -> [tokens, at]
+
+    def allow(self, key: str) -> Decision:
+        now = self._clock()
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            if len(self._buckets) >= self._max_keys:
+                self._buckets.popitem(last=False)
+            bucket = self._buckets[key] = [float(self.limit), now]
+        else:
+            self._buckets.move_to_end(key)
+            bucket[0] = min(float(self.limit), bucket[0] + (now - bucket[1]) * self._per_s)
+            bucket[1] = now
+        if bucket[0] >= 1.0:
+            bucket[0] -= 1.0
+            return Decision(True, 0, int(bucket[0]))
+        return Decision(False, max(1, math.ceil((1.0 - bucket[0]) / self._per_s)))
 
 
 class Throttle:

@@ -19,11 +19,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
+
+from bloghub.adapters.redis.local_tier import channel
 
 FENCE = b"\x00fenced"
 FENCE_TTL_S = 30
@@ -42,24 +45,36 @@ return 1
 """
 
 # KEYS: entries, then their counters. ARGV: the fence marker ('' lifts), fence TTL, counter
-# TTL.
+# TTL, the channel on which the new counters are announced to in-process tiers.
 _INVALIDATE = """
 local n = #KEYS / 2
+local changes = {}
 for i = 1, n do
-  redis.call('INCR', KEYS[n + i])
+  local counter = redis.call('INCR', KEYS[n + i])
   redis.call('EXPIRE', KEYS[n + i], ARGV[3])
   if ARGV[1] == '' then
     redis.call('DEL', KEYS[i])
   else
     redis.call('SET', KEYS[i], ARGV[1], 'EX', ARGV[2])
   end
+  changes[i] = {KEYS[i], counter}
 end
+redis.call('PUBLISH', ARGV[4], cjson.encode(changes))
 return n
 """
 
 
 def counter_key(key: str) -> str:
     return f"{key}#v"
+
+
+@dataclass(frozen=True, slots=True)
+class Found:
+    """A value and the entry's counter as it was read (``None``: not known to be current
+    as of any counter, such as a fenced entry or Redis out of reach: keep no copy)."""
+
+    value: Any
+    counter: int | None
 
 
 class Cache:
@@ -77,8 +92,12 @@ class Cache:
     async def get_or_fill(self, key: str, ttl_s: int, fill: Callable[[], Awaitable[Any]]) -> Any:
         """The cached value, or ``fill()`` stored for ``ttl_s``; ``None`` is not cached.
         A Redis outage only costs the cache, never the answer."""
+        return (await self.lookup(key, ttl_s, fill)).value
+
+    async def lookup(self, key: str, ttl_s: int, fill: Callable[[], Awaitable[Any]]) -> Found:
+        """``get_or_fill``, with the counter the value is current as of."""
         if not self._enabled:
-            return await fill()
+            return Found(await fill(), None)
         storable = True
         try:
             raw, noted = await self._redis.mget([key, counter_key(key)])
@@ -86,11 +105,13 @@ class Cache:
             # Without the counter a fill cannot be checked against invalidations: it is
             # answered, never stored.
             raw, noted, storable = None, None, False
+        counter = int(noted or 0) if storable and raw != FENCE else None
         if raw is not None and raw != FENCE:
-            return orjson.loads(raw)
+            return Found(orjson.loads(raw), counter)
         running = self._inflight.get(key)
         if running is not None:
-            return await asyncio.shield(running)
+            # Another request's fill: the counter it noted is not known here.
+            return Found(await asyncio.shield(running), None)
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._inflight[key] = future
         try:
@@ -98,7 +119,7 @@ class Cache:
             if value is not None and storable:
                 await self._store(key, noted, value, ttl_s)
             future.set_result(value)
-            return value
+            return Found(value, counter)
         except BaseException as exc:
             future.set_exception(exc)
             future.exception()  # mark retrieved: waiters re-raise it themselves
@@ -149,5 +170,5 @@ class Cache:
             with contextlib.suppress(RedisError):
                 await self._invalidate(
                     keys=[*wanted, *map(counter_key, wanted)],
-                    args=[marker, FENCE_TTL_S, COUNTER_TTL_S],
+                    args=[marker, FENCE_TTL_S, COUNTER_TTL_S, channel(self._prefix)],
                 )

@@ -14,6 +14,7 @@ from bloghub.adapters.redis.cache import Cache
 from bloghub.api.article_queries import ArticleQueries, abstract
 from bloghub.api.auth import USERS_READS, require_caller, wait_as_reader
 from bloghub.api.consistent import mark_stale, pinned, through_cache, wait_for_reads, written
+from bloghub.api.hot import hot_json
 from bloghub.api.http import JSON, Endpoint, container, parse_body, parse_query
 from bloghub.api.idempotency import answering, idempotent
 from bloghub.api.v1.article_schemas import (
@@ -277,14 +278,21 @@ async def published_detail(request: Request, article_id: str) -> dict[str, Any] 
 async def read(request: Request) -> Response:
     article_id = _article_id(request)
     stale = await wait_as_reader(request, WITH_AUTHORS_READS)
-    view = await published_detail(request, article_id)
-    if view is None:
+
+    async def build() -> dict[str, Any] | None:
+        view = await published_detail(request, article_id)
+        if view is None:
+            return None
+        out = PublishedOut(
+            author=await _author(request, view["author_id"]),
+            **{k: v for k, v in view.items() if k != "author_id"},
+        )
+        return PublishedEnvelope(article=out).model_dump(mode="json")
+
+    body = await hot_json(request, f"article:{article_id}", build)
+    if body is None:
         raise NotFound("no such article")
-    out = PublishedOut(
-        author=await _author(request, view["author_id"]),
-        **{k: v for k, v in view.items() if k != "author_id"},
-    )
-    return mark_stale(JSON(PublishedEnvelope(article=out).model_dump(mode="json")), stale)
+    return mark_stale(Response(body, media_type="application/json"), stale)
 
 
 async def listing(request: Request) -> Response:

@@ -12,6 +12,7 @@ from starlette.responses import Response
 from bloghub.adapters.postgres.user_keys import AccountErased
 from bloghub.api.auth import USERS_READS, require_caller, user_queries, wait_as_reader
 from bloghub.api.consistent import mark_stale, through_cache, written
+from bloghub.api.hot import hot_json
 from bloghub.api.http import JSON, Endpoint, container, parse_body
 from bloghub.api.queries import UserRow
 from bloghub.api.v1.proof import check_current_password
@@ -182,10 +183,15 @@ async def public_profile(request: Request) -> Response:
     except ValueError:
         raise NotFound("no such user") from None
     stale = await wait_as_reader(request, USERS_READS)
-    found = await public_user(request, user_id)
-    if found is None or found.get("deleted"):
+
+    async def build() -> dict[str, Any] | None:
+        found = await public_user(request, user_id)
+        return None if found is None or found.get("deleted") else {"user": found}
+
+    body = await hot_json(request, f"user:{user_id}", build)
+    if body is None:
         raise NotFound("no such user")
-    return mark_stale(JSON({"user": found}), stale)
+    return mark_stale(Response(body, media_type="application/json"), stale)
 
 
 STALE = {"Bloghub-Stale": "true when the read-your-writes wait ran out"}

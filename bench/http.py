@@ -1,0 +1,589 @@
+"""HTTP on loopback, driven by ``wrk``: bloghub against a bare Starlette app, same run.
+
+Both servers are started the same way, ``uvicorn --factory bench.http_apps:NAME --loop uvloop
+--http httptools`` (one process, then ``--workers 2``), each in a process of its own; the
+projectors run in one more process (``bloghub project``), as ``make run`` runs them. The bare
+app answers the very bytes bloghub gave for the same reads, pre-encoded, and a POST that
+parses the same JSON body a draft create gets. Three pairs:
+
+- cached published detail (``GET /v1/articles/{id}``, anonymous) / bare GET, same body;
+- public profile (``GET /v1/users/{id}``, anonymous) / bare GET, same body;
+- draft create (``POST /v1/articles``, authenticated, appended to Kafka) / bare POST.
+
+For each pair and worker count: a warm-up of each side, then windows at the maximum rate
+(closed loop, ``wrk -t1 -cN``) alternating ABBA, then windows paced at half of that side's
+maximum (median of its rounds), again ABBA. wrk2 is not in Debian, so the pacing is a Lua
+script in wrk itself: every request takes the next slot of a fixed schedule (``1/rate``
+apart, from a monotonic clock through LuaJIT's FFI) and ``delay()`` holds the connection
+until its slot. A request whose slot has passed goes at once and the schedule does not
+move, so the offered rate stays put; wrk times a request from its actual send, so a
+backlog (coordinated omission) is not charged to the server, which at half the maximum
+rate is rare. wrk's ``delay()`` works in whole milliseconds: requests leave in small bursts
+on millisecond ticks.
+
+wrk's own CPU (from ``getrusage`` of the finished child) is reported per window, so a
+window whose generator was the limit shows it. Results: ``artifacts/bench/http.json``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import resource
+import secrets
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench.article_detail import PASSWORD, TAGS, markdown
+from bench.http_apps import BODIES_ENV
+from bench.support import ARTIFACTS, ROOT, Check, Figure, Report, console, median, workspace
+from bloghub.settings import Settings
+
+NAME = "http"
+BLOGHUB, BARE = "bloghub", "bare"
+SIDES = (BLOGHUB, BARE)
+USER_AGENT = "bloghub-bench/1"
+CLIENT_BOUND = 0.85  # wrk busier than this share of a core: it may be the limit
+HUGE_RATE = 1_000_000_000  # the limiter still runs on every request, but never refuses
+
+
+@dataclass(frozen=True, slots=True)
+class Params:
+    workers: tuple[int, ...] = (1, 2)
+    read_connections: int = 32
+    write_connections: int = 16
+    warmup_s: float = 2.0
+    duration_s: float = 6.0
+    rounds: int = 2
+    content_bytes: int = 5_000
+    draft_bytes: int = 1_000
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One request, as wrk sends it over and over."""
+
+    path: str
+    method: str = "GET"
+    body: str = ""
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Pair:
+    """What is compared: bloghub's request and the bare app's equivalent."""
+
+    name: str
+    bloghub: Target
+    bare: Target
+    connections: int
+    goal: float
+
+
+@dataclass(slots=True)
+class Window:
+    pair: str
+    workers: int
+    side: str
+    paced_rate: float  # 0: as fast as it goes
+    round: int
+    requests: int = 0
+    elapsed_s: float = 0.0
+    p50_ms: float = 0.0
+    p99_ms: float = 0.0
+    max_ms: float = 0.0
+    errors: int = 0  # socket errors and non-2xx/3xx answers
+    wrk_cpu_s: float = 0.0
+    server_cpu_s: float = 0.0
+
+    @property
+    def rate(self) -> float:
+        return self.requests / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+
+# --- wrk ---------------------------------------------------------------------------------------
+
+_LUA = r"""
+local ffi = require("ffi")
+ffi.cdef[[
+typedef struct { long tv_sec; long tv_nsec; } bench_timespec;
+int clock_gettime(int clk, bench_timespec *ts);
+]]
+local ts = ffi.new("bench_timespec")
+local function now_ms()
+  ffi.C.clock_gettime(1, ts)  -- CLOCK_MONOTONIC
+  return tonumber(ts.tv_sec) * 1000 + tonumber(ts.tv_nsec) / 1e6
+end
+
+wrk.method = %(method)s
+wrk.body = %(body)s
+%(headers)s
+local step = %(step_ms).6f  -- ms between requests of this thread; 0: no pacing
+local slot = nil
+
+function delay()
+  if step == 0 then return 0 end
+  local t = now_ms()
+  slot = (slot or t) + step
+  local wait = slot - t
+  if wait < 0.5 then return 0 end
+  return math.floor(wait + 0.5)
+end
+
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'WRKJSON {"requests":%%d,"duration_us":%%d,"errors":%%d,' ..
+    '"p50_us":%%d,"p99_us":%%d,"max_us":%%d}\n',
+    summary.requests, summary.duration,
+    e.connect + e.read + e.write + e.status + e.timeout,
+    latency:percentile(50), latency:percentile(99), latency.max))
+end
+"""
+
+
+def _lua_string(text: str) -> str:
+    level = "=" * 4
+    return f"[{level}[{text}]{level}]"
+
+
+def wrk_script(target: Target, rate: float) -> str:
+    headers = "\n".join(
+        f"wrk.headers[ {_lua_string(k)} ] = {_lua_string(v)}"
+        for k, v in (("User-Agent", USER_AGENT), *target.headers)
+    )
+    return _LUA % {
+        "method": _lua_string(target.method),
+        "body": _lua_string(target.body) if target.body else "nil",
+        "headers": headers,
+        "step_ms": 1000.0 / rate if rate > 0 else 0.0,
+    }
+
+
+def run_wrk(url: str, target: Target, connections: int, seconds: float, rate: float) -> Window:
+    """One wrk run; the window's side, pair and round are filled in by the caller."""
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(wrk_script(target, rate))
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    try:
+        done = subprocess.run(
+            [
+                "wrk",
+                "-t1",
+                f"-c{connections}",
+                f"-d{seconds:g}s",
+                "--timeout",
+                "10s",
+                "-s",
+                script.name,
+                url + target.path,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=seconds + 30,
+            check=True,
+        )
+    finally:
+        os.unlink(script.name)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    line = next((ln for ln in done.stdout.splitlines() if ln.startswith("WRKJSON ")), None)
+    if line is None:
+        raise RuntimeError(f"wrk printed no summary: {done.stdout}\n{done.stderr}")
+    got = json.loads(line.removeprefix("WRKJSON "))
+    return Window(
+        pair="",
+        workers=0,
+        side="",
+        paced_rate=rate,
+        round=0,
+        requests=got["requests"],
+        elapsed_s=got["duration_us"] / 1e6,
+        p50_ms=got["p50_us"] / 1000,
+        p99_ms=got["p99_us"] / 1000,
+        max_ms=got["max_us"] / 1000,
+        errors=got["errors"],
+        wrk_cpu_s=(after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime),
+    )
+
+
+def ensure_wrk() -> None:
+    if subprocess.run(["sh", "-c", "command -v wrk"], capture_output=True).returncode == 0:
+        return
+    console.print("[yellow]wrk is missing: installing Debian's package[/]")
+    subprocess.run(["apt-get", "update", "-q"], check=True)
+    subprocess.run(["apt-get", "install", "-y", "-q", "wrk"], check=True)
+
+
+# --- the servers -------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def tree_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of ``pid`` and every descendant (from ``/proc``)."""
+    parents: dict[int, int] = {}
+    ticks: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(entry.name)] = int(fields[1])
+        ticks[int(entry.name)] = int(fields[11]) + int(fields[12])
+    family, grew = {pid}, True
+    while grew:
+        more = {p for p, parent in parents.items() if parent in family} - family
+        grew = bool(more)
+        family |= more
+    return sum(ticks.get(p, 0) for p in family) / os.sysconf("SC_CLK_TCK")
+
+
+def bloghub_env(settings: Settings) -> dict[str, str]:
+    return {
+        "BLOGHUB_MODE": settings.mode.value,
+        "BLOGHUB_PREFIX": settings.prefix,
+        "BLOGHUB_DATABASE_URL": settings.database_url.get_secret_value(),
+        "BLOGHUB_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+        "BLOGHUB_RATE_IP_PER_MINUTE": str(HUGE_RATE),
+        "BLOGHUB_RATE_USER_PER_MINUTE": str(HUGE_RATE),
+        "BLOGHUB_LOG_FORMAT": "json",  # as in production
+    }
+
+
+@dataclass
+class Server:
+    process: subprocess.Popen[bytes]
+    url: str
+
+    def cpu_s(self) -> float:
+        return tree_cpu_s(self.process.pid)
+
+
+@contextlib.contextmanager
+def spawned(
+    argv: Sequence[str], env: dict[str, str], log: Path
+) -> Iterator[subprocess.Popen[bytes]]:
+    full_env = os.environ | {"PYTHONPATH": f"{ROOT / 'src'}:{ROOT}"} | env
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            list(argv), cwd=ROOT, env=full_env, stdout=out, stderr=subprocess.STDOUT
+        )
+    try:
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@contextlib.contextmanager
+def uvicorn_server(
+    app: str, workers: int, env: dict[str, str], log: Path, ready_path: str
+) -> Iterator[Server]:
+    """``uvicorn --factory bench.http_apps:<app>`` with uvloop and httptools; yields once
+    ``ready_path`` answers."""
+    port = free_port()
+    argv = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--factory",
+        f"bench.http_apps:{app}",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--loop",
+        "uvloop",
+        "--http",
+        "httptools",
+        "--log-level",
+        "warning",
+        "--no-access-log",
+        "--no-proxy-headers",
+        *(["--workers", str(workers)] if workers > 1 else []),
+    ]
+    with spawned(argv, env, log) as process:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"{app} server exited with {process.returncode}; see {log}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(url + ready_path, timeout=2).status_code < 500:
+                    break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{app} server not ready after 60 s; see {log}")
+            time.sleep(0.2)
+        yield Server(process, url)
+
+
+# --- seeding -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Seed:
+    article_id: str
+    author_id: str
+    token: str
+    detail: bytes
+    profile: bytes
+
+
+def _until_ok(client: httpx.Client, method: str, path: str, timeout_s: float, **kw: Any) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        answer = client.request(method, path, **kw)
+        if answer.status_code < 300:
+            return answer
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{method} {path} answered {answer.status_code}: {answer.text}")
+        time.sleep(0.2)
+
+
+def seed(url: str, params: Params) -> Seed:
+    """One author, logged in, with one published article of ``content_bytes``; the bodies
+    bloghub answers for its detail and its author's profile (read until cached)."""
+    with httpx.Client(base_url=url, timeout=15, headers={"user-agent": USER_AGENT}) as client:
+        email = f"bench-{secrets.token_hex(6)}@example.com"
+        body = {"email": email, "password": PASSWORD, "confirm_password": PASSWORD}
+        _until_ok(client, "POST", "/v1/users", 10, json=body)
+        login = _until_ok(
+            client, "POST", "/v1/auth/login", 30, json={"email": email, "password": PASSWORD}
+        )
+        token = login.json()["access_token"]
+        auth = {"authorization": f"Bearer {token}"}
+        article = {
+            "title": "Hot read",
+            "content": markdown(1, params.content_bytes),
+            "tags": TAGS[:3],
+        }
+        created = _until_ok(client, "POST", "/v1/articles", 30, json=article, headers=auth)
+        article_id = created.json()["article"]["id"]
+        _until_ok(client, "POST", f"/v1/articles/{article_id}/publish", 30, headers=auth)
+        detail = _until_ok(client, "GET", f"/v1/articles/{article_id}", 30)
+        author_id = detail.json()["article"]["author"]["id"]
+        profile = _until_ok(client, "GET", f"/v1/users/{author_id}", 30)
+        # Read again: these are the bodies served from the cache.
+        detail = client.get(f"/v1/articles/{article_id}")
+        profile = client.get(f"/v1/users/{author_id}")
+    return Seed(article_id, author_id, token, detail.content, profile.content)
+
+
+def pairs(s: Seed, params: Params) -> list[Pair]:
+    draft = json.dumps(
+        {"title": "A draft", "content": markdown(2, params.draft_bytes), "tags": list(TAGS[:2])}
+    )
+    json_type = (("Content-Type", "application/json"),)
+    return [
+        Pair(
+            "detail",
+            Target(f"/v1/articles/{s.article_id}"),
+            Target("/detail"),
+            params.read_connections,
+            0.5,
+        ),
+        Pair(
+            "profile",
+            Target(f"/v1/users/{s.author_id}"),
+            Target("/profile"),
+            params.read_connections,
+            0.5,
+        ),
+        Pair(
+            "draft create",
+            Target(
+                "/v1/articles",
+                "POST",
+                draft,
+                (*json_type, ("Authorization", f"Bearer {s.token}")),
+            ),
+            Target("/drafts", "POST", draft, json_type),
+            params.write_connections,
+            0.15,
+        ),
+    ]
+
+
+# --- the run -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    params: Params
+    servers: dict[str, Server]
+    workers: int
+    pairs: list[Pair]
+    windows: list[Window] = field(default_factory=list)
+
+    def window(self, pair: Pair, side: str, seconds: float, rate: float, round_: int) -> Window:
+        target = pair.bloghub if side == BLOGHUB else pair.bare
+        server = self.servers[side]
+        cpu_before = server.cpu_s()
+        w = run_wrk(server.url, target, pair.connections, seconds, rate)
+        w.server_cpu_s = server.cpu_s() - cpu_before
+        w.pair, w.workers, w.side, w.round = pair.name, self.workers, side, round_
+        if round_ > 0:
+            self.windows.append(w)
+            label = "max" if rate == 0 else f"paced {rate:,.0f}/s"
+            console.print(
+                f"[dim]{pair.name:>12} w{self.workers} {side:>7} {label:>16}: "
+                f"{w.rate:9,.0f} req/s  p50 {w.p50_ms:7.2f} ms  p99 {w.p99_ms:7.2f} ms  "
+                f"wrk {w.wrk_cpu_s / w.elapsed_s:4.0%}  server {w.server_cpu_s / w.elapsed_s:4.0%}"
+                f"  errors {w.errors}[/]"
+            )
+        return w
+
+    def measure(self, pair: Pair) -> None:
+        p = self.params
+        for side in SIDES:
+            self.window(pair, side, p.warmup_s, 0, 0)
+        order = [SIDES if r % 2 else SIDES[::-1] for r in range(1, p.rounds + 1)]
+        for r, sides in enumerate(order, 1):
+            for side in sides:
+                self.window(pair, side, p.duration_s, 0, r)
+        half = {
+            side: median([w.rate for w in self.of(pair.name, side, paced=False)]) / 2
+            for side in SIDES
+        }
+        for r, sides in enumerate(order, 1):
+            for side in sides:
+                self.window(pair, side, p.duration_s, half[side], r)
+
+    def of(self, pair: str, side: str, *, paced: bool) -> list[Window]:
+        return [
+            w
+            for w in self.windows
+            if w.pair == pair and w.side == side and (w.paced_rate > 0) == paced
+        ]
+
+
+def figures(run: Run, pair: Pair) -> list[Figure]:
+    tag = f"{pair.name} w{run.workers}"
+    out: list[Figure] = []
+    for side in SIDES:
+        full = run.of(pair.name, side, paced=False)
+        paced = run.of(pair.name, side, paced=True)
+        rates = [w.rate for w in full]
+        wrk_cpu = max(w.wrk_cpu_s / w.elapsed_s for w in full)
+        out += [
+            Figure(
+                f"{tag} {side}: req/s",
+                median(rates),
+                "/s",
+                detail="rounds "
+                + ", ".join(f"{r:,.0f}" for r in rates)
+                + f"; wrk CPU up to {wrk_cpu:.0%} of a core; server CPU "
+                + f"{median([w.server_cpu_s / w.elapsed_s for w in full]):.0%}",
+            ),
+            Figure(
+                f"{tag} {side}: p50 / p99 at max",
+                median([w.p50_ms for w in full]),
+                "ms",
+                detail=f"p99 {median([w.p99_ms for w in full]):.2f} ms",
+            ),
+            Figure(
+                f"{tag} {side}: p50 / p99 at half rate",
+                median([w.p50_ms for w in paced]),
+                "ms",
+                detail=f"p99 {median([w.p99_ms for w in paced]):.2f} ms at "
+                + f"{median([w.rate for w in paced]):,.0f}/s achieved",
+            ),
+        ]
+    ratio = median([w.rate for w in run.of(pair.name, BLOGHUB, paced=False)]) / median(
+        [w.rate for w in run.of(pair.name, BARE, paced=False)]
+    )
+    out.append(
+        Figure(f"{tag}: bloghub / bare", ratio, "x", goal=pair.goal, detail="req/s, medians")
+    )
+    return out
+
+
+def checks(windows: Sequence[Window], s: Seed) -> list[Check]:
+    errors = sum(w.errors for w in windows)
+    busy = [w for w in windows if w.wrk_cpu_s / w.elapsed_s >= CLIENT_BOUND]
+    return [
+        Check("every answer 2xx", errors == 0, f"{errors:,} errors or non-2xx answers in all"),
+        Check(
+            "wrk is not the limit",
+            not busy,
+            f"{len(busy)} windows where wrk used >= {CLIENT_BOUND:.0%} of a core",
+        ),
+        Check(
+            "bodies served",
+            bool(s.detail) and bool(s.profile),
+            f"detail {len(s.detail):,} bytes, profile {len(s.profile):,} bytes (bare serves these)",
+        ),
+    ]
+
+
+async def run(params: Params = Params()) -> Report:
+    ensure_wrk()
+    # Settings given to this command (BLOGHUB_LOG_SAMPLE_READS=0.01, say) reach the servers.
+    given = {k: v for k, v in os.environ.items() if k.startswith("BLOGHUB_")}
+    report = Report(
+        name=NAME,
+        title="http: bloghub / bare Starlette under wrk on loopback (uvicorn, uvloop, httptools)",
+        params=asdict(params) | {"environment": given},
+    )
+    async with workspace(NAME, migrate=True) as ws:
+        console.print(f"[dim]{NAME}: prefix {ws.prefix}, database {ws.database}[/]")
+        runs, s = await asyncio.to_thread(measure_all, ws.settings, params)
+    for r in runs:
+        for pair in r.pairs:
+            report.figures += figures(r, pair)
+    windows = [w for r in runs for w in r.windows]
+    report.checks += checks(windows, s)
+    report.raw = {"windows": [asdict(w) | {"rate": w.rate} for w in windows]}
+    report.notes += [
+        "max: wrk -t1 -cN closed loop (N=32 for reads, 16 for creates); half rate: the same "
+        "connections paced by a Lua schedule in wrk at half that side's median max rate",
+        "both servers: uvicorn --factory bench.http_apps:APP --loop uvloop --http httptools "
+        "(--workers 2 for w2); projectors in a separate `bloghub project` process",
+        f"server logs under {ARTIFACTS / 'http-logs'}",
+    ]
+    return report
+
+
+def measure_all(settings: Settings, params: Params) -> tuple[list[Run], Seed]:
+    logs = ARTIFACTS / "http-logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    env = bloghub_env(settings)
+    runs: list[Run] = []
+    project = [sys.executable, "-m", "bloghub.cli", "project"]
+    with spawned(project, env, logs / "projectors.log"):
+        with uvicorn_server(BLOGHUB, 1, env, logs / "bloghub.log", "/healthz") as first:
+            s = seed(first.url, params)
+        bodies = logs / "bare-bodies.json"
+        bodies.write_text(json.dumps({"detail": s.detail.decode(), "profile": s.profile.decode()}))
+        bare_env = {BODIES_ENV: str(bodies)}
+        for workers in params.workers:
+            with (
+                uvicorn_server(BLOGHUB, workers, env, logs / "bloghub.log", "/healthz") as ours,
+                uvicorn_server(BARE, workers, bare_env, logs / "bare.log", "/profile") as theirs,
+            ):
+                r = Run(params, {BLOGHUB: ours, BARE: theirs}, workers, pairs=pairs(s, params))
+                for pair in r.pairs:
+                    r.measure(pair)
+                runs.append(r)
+    return runs, s
