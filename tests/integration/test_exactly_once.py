@@ -3,6 +3,7 @@ fresh replay of the log gives: nothing lost, nothing applied twice."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 import signal
 import subprocess
@@ -11,12 +12,15 @@ from pathlib import Path
 
 import asyncpg
 
+from bloghub.adapters.redis import make_redis
 from bloghub.events.log import EventLog
 from bloghub.events.topics import DLQ, topic_for
 from bloghub.projections.articles import ArticlesProjector
+from bloghub.projections.heartbeat import read_heartbeats
 from bloghub.projections.users import UsersProjector
 from bloghub.settings import Settings
-from tests.conftest import isolated, read_topic
+from tests.conftest import isolated, pg, read_topic
+from tests.counting_projector import CountingProjector, counting_process, create_counts
 from tests.support import (
     ArticleBook,
     append_events,
@@ -165,3 +169,116 @@ async def test_tag_counts_exact_through_kills_and_rebalances(run_id: str, tmp_pa
 
         await replay_generation(settings, ArticlesProjector, 2, until=total)
         assert await _tag_counts(settings, "articles_g2") == live
+
+
+STREAM_CHUNK = 100
+AHEAD = 4000
+
+
+async def _stream(settings: Settings, projector: str, stop: asyncio.Event) -> int:
+    """Registrations appended in small chunks until ``stop``, keeping about ``AHEAD``
+    events not yet applied: every kill and rebalance then finds the projectors inside a
+    batch, with the next one fetched. How many were appended."""
+    log = EventLog.from_settings(settings, timeout_s=10)
+    await log.start()
+    sent = 0
+    try:
+        while not stop.is_set():
+            if sent - await applied(settings, projector) >= AHEAD:
+                await asyncio.sleep(0.02)
+                continue
+            await append_registrations(log, STREAM_CHUNK, tag=f"count-{sent}")
+            sent += STREAM_CHUNK
+    finally:
+        await log.close()
+    return sent
+
+
+async def _counted(settings: Settings, schema: str) -> dict[tuple[str, int], int]:
+    async with pg(settings) as conn:
+        rows = await conn.fetch(f'SELECT topic, partition, events FROM "{schema}".counts')
+        return {(r["topic"], r["partition"]): r["events"] for r in rows}
+
+
+async def _checkpoints(settings: Settings, projector: str) -> dict[tuple[str, int], int]:
+    async with pg(settings) as conn:
+        rows = await conn.fetch(
+            "SELECT topic, partition, next_offset FROM projector_checkpoints "
+            "WHERE projector = $1 AND generation = 1",
+            projector,
+        )
+        return {(r["topic"], r["partition"]): r["next_offset"] for r in rows}
+
+
+async def test_counts_exact_through_kills_and_rebalances(run_id: str, tmp_path: Path) -> None:
+    """A count that adds each event it applies, kept by two or three worker processes at a
+    time while events keep coming: instances join, leave, and are killed with SIGKILL while
+    they apply. The count then equals the number of events in the log, partition by
+    partition, and nothing is dead-lettered."""
+    async with isolated(run_id, "counting", topic_partitions=6) as settings:
+        schema = await create_counts(settings)
+        name = CountingProjector.name
+        redis = make_redis(settings.redis_url.get_secret_value())
+        done = asyncio.Event()
+        streaming = asyncio.create_task(_stream(settings, name, done))
+        started: list[subprocess.Popen[bytes]] = []
+
+        def start() -> subprocess.Popen[bytes]:
+            proc = counting_process(settings, log_file=tmp_path / "p.log", batch=100)
+            started.append(proc)
+            return proc
+
+        async def at_work(*procs: subprocess.Popen[bytes]) -> None:
+            """Each of ``procs`` has joined the group and applied a batch of its own."""
+
+            async def working() -> bool:
+                beats = await read_heartbeats(redis, settings.prefix, name)
+                busy = {b["pid"] for b in beats if b["applied"] > 0}
+                return all(p.pid in busy for p in procs)
+
+            await wait_until(working, timeout_s=60)
+
+        async def reach(events: int) -> None:
+            async def reached() -> bool:
+                return await applied(settings, name) >= events
+
+            await wait_until(reached, timeout_s=60)
+
+        def kill(*procs: subprocess.Popen[bytes]) -> None:
+            for proc in procs:
+                proc.send_signal(signal.SIGKILL)
+            for proc in procs:
+                proc.wait(timeout=10)
+
+        def leave(proc: subprocess.Popen[bytes]) -> int:
+            proc.send_signal(signal.SIGTERM)
+            return proc.wait(timeout=30)
+
+        exits: list[int] = []
+        try:
+            try:
+                a, b = start(), start()
+                await at_work(a, b)
+                c = start()  # joins: a and b give up partitions with batches in flight
+                await at_work(c)
+                d = start()
+                exits.append(leave(a))  # leaves cleanly: its partitions move mid-stream
+                await at_work(d)
+                # Killed together, so the group waits out one session timeout, not two.
+                kill(b, c)
+                e = start()
+                await at_work(e)
+                kill(d)
+            finally:
+                done.set()
+                total = await streaming
+            await reach(total)  # e alone, once the group has given up on d
+        finally:
+            exits += [leave(proc) for proc in started if proc.poll() is None]
+            await redis.aclose()
+        assert exits == [0] * len(exits), "SIGTERM drains and exits cleanly"
+
+        assert not await read_topic(settings, topic_for(settings.prefix, DLQ))
+        counted = await _counted(settings, schema)
+        assert sum(counted.values()) == total
+        assert counted == await _checkpoints(settings, name)
