@@ -21,6 +21,7 @@ from bloghub.projections.users import UsersProjector
 from bloghub.settings import Settings
 from tests.conftest import isolated, pg, read_topic
 from tests.counting_projector import CountingProjector, counting_process, create_counts
+from tests.freeze import frozen_mid_batch
 from tests.support import (
     ArticleBook,
     append_events,
@@ -210,6 +211,12 @@ async def _checkpoints(settings: Settings, projector: str) -> dict[tuple[str, in
         return {(r["topic"], r["partition"]): r["next_offset"] for r in rows}
 
 
+_LOCK_WAITERS = """
+SELECT count(*) FROM pg_stat_activity
+WHERE datname = current_database() AND wait_event_type = 'Lock'
+"""
+
+
 async def test_counts_exact_through_kills_and_rebalances(run_id: str, tmp_path: Path) -> None:
     """A count that adds each event it applies, kept by two or three worker processes at a
     time while events keep coming: instances join, leave, and are killed with SIGKILL while
@@ -254,25 +261,33 @@ async def test_counts_exact_through_kills_and_rebalances(run_id: str, tmp_path: 
             proc.send_signal(signal.SIGTERM)
             return proc.wait(timeout=30)
 
+        async def waits_for_a_lock() -> bool:
+            async with pg(settings) as conn:
+                return bool(await conn.fetchval(_LOCK_WAITERS))
+
         exits: list[int] = []
         try:
             try:
                 a, b = start(), start()
                 await at_work(a, b)
-                c = start()  # joins: a and b give up partitions with batches in flight
+                c = start()  # joins: a and b hand partitions over with batches in flight
                 await at_work(c)
-                d = start()
-                exits.append(leave(a))  # leaves cleanly: its partitions move mid-stream
+                async with frozen_mid_batch(a, settings):
+                    kill(b)
+                    d = start()
+                    # a's session lapses and its partitions move on; whoever took them
+                    # waits for the checkpoint rows a's open batch holds.
+                    await wait_until(waits_for_a_lock, timeout_s=60)
+                # a wakes and commits its batch; the waiter then finds the checkpoint moved.
+                exits.append(leave(a))
                 await at_work(d)
-                # Killed together, so the group waits out one session timeout, not two.
-                kill(b, c)
+                kill(c, d)  # together: the group waits out one session timeout, not two
                 e = start()
                 await at_work(e)
-                kill(d)
             finally:
                 done.set()
                 total = await streaming
-            await reach(total)  # e alone, once the group has given up on d
+            await reach(total)
         finally:
             exits += [leave(proc) for proc in started if proc.poll() is None]
             await redis.aclose()
