@@ -227,9 +227,10 @@ WHERE datname = current_database() AND wait_event_type = 'Lock'
 
 async def test_counts_exact_through_kills_and_rebalances(run_id: str, tmp_path: Path) -> None:
     """A count that adds each event it applies, kept by two or three worker processes at a
-    time while events keep coming: instances join, leave, and are killed with SIGKILL while
-    they apply. The count then equals the number of events in the log, partition by
-    partition, and nothing is dead-lettered."""
+    time while events keep coming: instances join and leave while the others apply, two are
+    killed with SIGKILL, and one is frozen inside a batch while its partitions pass to
+    another, then wakes and commits. The count then equals the number of events in the
+    log, partition by partition, and nothing is dead-lettered."""
     async with isolated(run_id, "counting", topic_partitions=6) as settings:
         schema = await create_counts(settings)
         name = CountingProjector.name
@@ -239,7 +240,8 @@ async def test_counts_exact_through_kills_and_rebalances(run_id: str, tmp_path: 
         started: list[subprocess.Popen[bytes]] = []
 
         def start() -> subprocess.Popen[bytes]:
-            proc = counting_process(settings, log_file=tmp_path / "p.log", batch=100)
+            log_file = tmp_path / f"p{len(started) + 1}.log"
+            proc = counting_process(settings, log_file=log_file, batch=100)
             started.append(proc)
             return proc
 
@@ -259,15 +261,16 @@ async def test_counts_exact_through_kills_and_rebalances(run_id: str, tmp_path: 
 
             await wait_until(reached, timeout_s=60)
 
-        def kill(*procs: subprocess.Popen[bytes]) -> None:
+        # Waited for in a thread, so the stream goes on meanwhile.
+        async def kill(*procs: subprocess.Popen[bytes]) -> None:
             for proc in procs:
                 proc.send_signal(signal.SIGKILL)
             for proc in procs:
-                proc.wait(timeout=10)
+                await asyncio.to_thread(proc.wait, 10)
 
-        def leave(proc: subprocess.Popen[bytes]) -> int:
+        async def leave(proc: subprocess.Popen[bytes]) -> int:
             proc.send_signal(signal.SIGTERM)
-            return proc.wait(timeout=30)
+            return await asyncio.to_thread(proc.wait, 30)
 
         async def waits_for_a_lock() -> bool:
             async with pg(settings) as conn:
@@ -279,13 +282,13 @@ async def test_counts_exact_through_kills_and_rebalances(run_id: str, tmp_path: 
                 a, b, c = start(), start(), start()  # each joins while the others apply
                 await at_work(a, b, c)
                 async with frozen_mid_batch(a, settings):
-                    kill(b, c)  # together: the group waits out one session timeout
+                    await kill(b, c)  # together: the group waits out one session timeout
                     d = start()
                     # The sessions of a, b and c lapse and d takes every partition over:
                     # it waits for the checkpoint rows a's open batch holds.
                     await wait_until(waits_for_a_lock, timeout_s=60)
                 # a wakes and commits its batch; d then finds the checkpoint moved.
-                exits.append(leave(a))
+                exits.append(await leave(a))
                 e = start()  # joins: d hands partitions over with batches in flight
                 await at_work(d, e)
             finally:
@@ -293,7 +296,7 @@ async def test_counts_exact_through_kills_and_rebalances(run_id: str, tmp_path: 
                 total = await streaming
             await reach(total)
         finally:
-            exits += [leave(proc) for proc in started if proc.poll() is None]
+            exits += [await leave(proc) for proc in started if proc.poll() is None]
             await redis.aclose()
         assert exits == [0] * len(exits), "SIGTERM drains and exits cleanly"
 
