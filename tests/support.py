@@ -163,21 +163,25 @@ async def applied(settings: Settings, projector: str, generation: int = 1) -> in
         await conn.close()
 
 
-def projector_process(
-    settings: Settings, *names: str, log_file: Path, batch: int = 500
-) -> subprocess.Popen[bytes]:
-    """``bloghub project NAME…`` as a child process; its log goes to ``log_file``."""
-    env = {
+def projector_env(settings: Settings, *, batch: int) -> dict[str, str]:
+    """The environment that points a projector process at ``settings``' log and store."""
+    return {
         **os.environ,
         "BLOGHUB_MODE": "test",
         "BLOGHUB_PREFIX": settings.prefix,
         "BLOGHUB_DATABASE_URL": settings.sqlalchemy_url,
         "BLOGHUB_BATCH_MAX_EVENTS": str(batch),
     }
+
+
+def projector_process(
+    settings: Settings, *names: str, log_file: Path, batch: int = 500
+) -> subprocess.Popen[bytes]:
+    """``bloghub project NAME…`` as a child process; its log goes to ``log_file``."""
     with log_file.open("ab") as sink:
         return subprocess.Popen(
             [sys.executable, "-m", "bloghub.cli", "project", *names],
-            env=env,
+            env=projector_env(settings, batch=batch),
             stdout=sink,
             stderr=subprocess.STDOUT,
         )
