@@ -33,7 +33,6 @@ import json
 import os
 import resource
 import secrets
-import socket
 import subprocess
 import sys
 import tempfile
@@ -44,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from tests.loopback import free_port
 
 from bench.article_detail import PASSWORD, TAGS, markdown
 from bench.http_apps import BODIES_ENV
@@ -226,12 +226,6 @@ def ensure_wrk() -> None:
 
 
 # --- the servers -------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def tree_cpu_s(pid: int) -> float:

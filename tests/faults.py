@@ -5,20 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import shutil
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import asyncpg
 from redis.asyncio import Redis
 
-from bloghub.adapters.redis import make_redis
 from bloghub.projections.dead_letters import DeadLetters, dlq_count_key
 from bloghub.projections.heartbeat import Heartbeat, read_heartbeats
 from bloghub.projections.runner import ProjectorRunner
 from bloghub.settings import Settings
 from tests.conftest import BASE_DSN
+from tests.private_redis import private_redis
 from tests.support import wait_until
 
 
@@ -121,39 +119,15 @@ async def refusing_connections(settings: Settings) -> AsyncIterator[Callable[[],
             await back()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 @contextlib.asynccontextmanager
-async def private_redis() -> AsyncIterator[Redis]:
-    """A Redis server of the test's own (no persistence), so it may be reconfigured."""
-    binary = shutil.which("redis-server")
-    assert binary is not None, "redis-server is installed with the services"
-    port = _free_port()
-    server = await asyncio.create_subprocess_exec(
-        *(binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"),
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
-    client = make_redis(f"redis://127.0.0.1:{port}/0")
-    try:
-
-        async def answers() -> bool:
-            try:
-                return bool(await client.ping())
-            except Exception:
-                return False
-
-        await wait_until(answers, timeout_s=10)
-        yield client
-    finally:
-        await client.aclose()
-        server.terminate()
-        await asyncio.wait_for(server.wait(), timeout=10)
+async def private_redis_client() -> AsyncIterator[Redis]:
+    """A client of a Redis server of the test's own, so it may be reconfigured."""
+    async with private_redis() as server:
+        client = server.client()
+        try:
+            yield client
+        finally:
+            await client.aclose()
 
 
 @contextlib.asynccontextmanager

@@ -15,7 +15,6 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import uuid
@@ -25,6 +24,8 @@ from pathlib import Path
 
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
+
+from tests.loopback import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 JAVA17 = Path("/usr/lib/jvm/java-17-openjdk-amd64/bin/java")
@@ -59,13 +60,6 @@ def _libs() -> Path:
     v = _versions()
     name = f"kafka_{v['KAFKA_SCALA_VERSION']}-{v['KAFKA_VERSION']}-log4j-{v['KAFKA_LOG4J_VERSION']}"
     return Path.home() / ".cache" / "bloghub" / "kafka" / name
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def _cluster_id() -> str:
@@ -147,7 +141,7 @@ def _start(home: Path, config: Path) -> subprocess.Popen[bytes]:
 async def private_kafka() -> AsyncIterator[PrivateKafka]:
     with tempfile.TemporaryDirectory(prefix="bloghub-kafka-") as tmp:
         home = Path(tmp)
-        port, controller = _free_port(), _free_port()
+        port, controller = free_port(), free_port()
         config = _config(home, port, controller)
         fmt = ["kafka.tools.StorageTool", "format", "--standalone", "-t", _cluster_id()]
         await asyncio.to_thread(

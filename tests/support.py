@@ -187,6 +187,24 @@ def projector_process(
         )
 
 
+async def users_in_read_model(settings: Settings, generation: int = 1) -> int:
+    """How many accounts the users read model holds."""
+    conn = await asyncpg.connect(settings.asyncpg_dsn)
+    try:
+        return int(await conn.fetchval(f"SELECT count(*) FROM users_g{generation}.users"))
+    finally:
+        await conn.close()
+
+
+async def until_applied(settings: Settings, projector: str, count: int) -> None:
+    """Wait until ``projector``'s checkpoints together have passed ``count`` records."""
+
+    async def done() -> bool:
+        return await applied(settings, projector) >= count
+
+    await wait_until(done, timeout_s=90)
+
+
 async def wait_until(condition: Callable[[], Awaitable[bool]], *, timeout_s: float = 60.0) -> None:
     """Poll ``condition`` until it holds; a test that needs more than the bound fails."""
     deadline = asyncio.get_running_loop().time() + timeout_s

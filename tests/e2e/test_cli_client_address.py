@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -20,14 +19,8 @@ import pytest
 from bloghub.settings import Settings
 from tests.conftest import isolated, projecting
 from tests.e2e.test_accounts import PASSWORD, signup_body
+from tests.loopback import free_port
 from tests.support import wait_until
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @contextlib.contextmanager

@@ -3,51 +3,16 @@ requests keep one window shared by every process (in Redis)."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import secrets
-import socket
-import subprocess
-from collections.abc import AsyncIterator
 
 import httpx
 from pydantic import SecretStr
 
 from bloghub.settings import Settings
 from tests.conftest import serve
+from tests.private_redis import private_redis
 
 LIMIT = 5
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextlib.asynccontextmanager
-async def private_redis() -> AsyncIterator[tuple[str, asyncio.subprocess.Process]]:
-    port = _free_port()
-    process = await asyncio.create_subprocess_exec(
-        "redis-server",
-        "--port",
-        str(port),
-        "--save",
-        "",
-        "--appendonly",
-        "no",
-        stdout=subprocess.DEVNULL,
-    )
-    try:
-        for _ in range(100):
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port)):
-                break
-            await asyncio.sleep(0.05)
-        yield f"redis://127.0.0.1:{port}/0", process
-    finally:
-        if process.returncode is None:
-            process.terminate()
-            await process.wait()
 
 
 def _from(ip: str) -> dict[str, str]:
@@ -59,17 +24,16 @@ def _some_ip() -> str:
 
 
 async def test_anonymous_reads_are_limited_even_while_redis_is_down(settings: Settings) -> None:
-    async with private_redis() as (url, redis):
+    async with private_redis() as own_redis:
         limited = settings.model_copy(
             update={
-                "redis_url": SecretStr(url),
+                "redis_url": SecretStr(own_redis.url),
                 "rate_ip_per_minute": LIMIT,
                 "cache_enabled": False,
             }
         )
         async with serve(limited) as live, httpx.AsyncClient(base_url=live.url) as client:
-            redis.terminate()
-            await redis.wait()
+            await own_redis.stop()
             ip = _some_ip()
             answers = [
                 await client.get("/v1/users/not-a-user", headers=_from(ip))

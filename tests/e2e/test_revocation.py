@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +22,7 @@ from tests.conftest import isolated, projecting, serve
 from tests.e2e.test_accounts import PASSWORD, signup_body
 from tests.e2e.test_projector_lag import login_once_projected
 from tests.e2e.test_sessions import bearer, login
-from tests.support import wait_until
+from tests.private_redis import private_redis
 
 UA = {"user-agent": "bloghub-tests/1"}
 
@@ -147,51 +146,17 @@ async def test_sessions_end_at_once_while_the_projectors_are_stopped(run_id: str
         assert (await write(at.client, changer["access_token"])).status_code == 201
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-@contextlib.asynccontextmanager
-async def private_redis(workdir: Path) -> AsyncIterator[tuple[str, asyncio.subprocess.Process]]:
-    """A Redis server of this test's own (the shared one is never disturbed)."""
-    port = _free_port()
-    proc = await asyncio.create_subprocess_exec(
-        *("redis-server", "--port", str(port), "--save", "", "--appendonly", "no"),
-        cwd=workdir,
-        stdout=asyncio.subprocess.DEVNULL,
-    )
-
-    async def answers() -> bool:
-        with contextlib.suppress(OSError):
-            _, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.close()
-            return True
-        return False
-
-    try:
-        await wait_until(answers, timeout_s=10)
-        yield f"redis://127.0.0.1:{port}/0", proc
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-
-
 async def test_without_the_session_store_requests_are_refused_not_let_through(
     run_id: str, tmp_path: Path
 ) -> None:
     async with (
-        private_redis(tmp_path) as (url, redis_process),
-        site(run_id, "store_down", redis_url=url) as at,
+        private_redis() as own_redis,
+        site(run_id, "store_down", redis_url=own_redis.url) as at,
     ):
         async with projecting(at.settings, "users"):
             tokens = await signed_up(at, f"down-{run_id}@example.com")
         assert (await me(at.client, tokens["access_token"])).status_code == 200
-        redis_process.kill()
-        await redis_process.wait()
+        await own_redis.stop()
         for answer in (
             await write(at.client, tokens["access_token"]),
             await me(at.client, tokens["access_token"]),

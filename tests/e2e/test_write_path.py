@@ -8,9 +8,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
-import socket
-import subprocess
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -27,6 +24,7 @@ from tests.conftest import isolated, pg, projecting, read_topic, serve
 from tests.e2e.test_accounts import signup_body
 from tests.e2e.test_sessions import account, bearer, login
 from tests.private_kafka import PrivateKafka, private_kafka
+from tests.private_redis import private_redis
 from tests.support import wait_until
 
 UA = {"user-agent": "bloghub-tests/1"}
@@ -184,40 +182,34 @@ async def test_a_key_that_cannot_be_confirmed_does_not_fail_the_signup(run_id: s
 async def test_a_position_that_cannot_be_remembered_does_not_fail_the_signup(
     run_id: str,
 ) -> None:
-    port = _free_port()
-    redis = _redis_server(port)
-    async with isolated(
-        run_id, "remember", redis_url=f"redis://127.0.0.1:{port}/0", after_write_wait_s=0.2
-    ) as s:
-        try:
-            async with api_client(s) as client:
-                redis.terminate()
-                redis.wait(10)
-                email = _email()
-                answer = await client.post("/v1/users", json=signup_body(email))
-                assert answer.status_code == 201, answer.text
-                user_id = answer.json()["user"]["id"]
-                position = PositionSigner(s.position_secret.get_secret_value()).open(
-                    answer.headers["bloghub-position"]
-                )
+    async with (
+        private_redis() as own_redis,
+        isolated(run_id, "remember", redis_url=own_redis.url, after_write_wait_s=0.2) as s,
+    ):
+        async with api_client(s) as client:
+            await own_redis.stop()
+            email = _email()
+            answer = await client.post("/v1/users", json=signup_body(email))
+            assert answer.status_code == 201, answer.text
+            user_id = answer.json()["user"]["id"]
+            position = PositionSigner(s.position_secret.get_secret_value()).open(
+                answer.headers["bloghub-position"]
+            )
 
-                redis = _redis_server(port)  # Redis is back: the position is remembered
-                store = make_redis(s.redis_url.get_secret_value())
-                try:
-                    remembered: dict[Any, Any] = {}
+            await own_redis.start()  # Redis is back: the position is remembered
+            store = make_redis(s.redis_url.get_secret_value())
+            try:
+                remembered: dict[Any, Any] = {}
 
-                    async def kept() -> bool:
-                        remembered.update(await store.hgetall(f"{s.prefix}:lastpos:{user_id}"))
-                        return bool(remembered)
+                async def kept() -> bool:
+                    remembered.update(await store.hgetall(f"{s.prefix}:lastpos:{user_id}"))
+                    return bool(remembered)
 
-                    await wait_until(kept, timeout_s=60)
-                finally:
-                    await store.aclose()
-            offsets = {k.decode(): int(v) for k, v in remembered.items()}
-            assert offsets == {f"{t}|{p}": o for t, p, o in position}
-        finally:
-            redis.terminate()
-            redis.wait(10)
+                await wait_until(kept, timeout_s=60)
+            finally:
+                await store.aclose()
+        offsets = {k.decode(): int(v) for k, v in remembered.items()}
+        assert offsets == {f"{t}|{p}": o for t, p, o in position}
 
 
 async def test_an_api_process_sweeps_stale_reservations(run_id: str) -> None:
@@ -260,38 +252,6 @@ async def test_an_api_process_sweeps_stale_reservations(run_id: str) -> None:
 def _index(settings: Settings) -> tuple[Reservations, Any]:
     engine = make_engine(settings.sqlalchemy_url, pool_size=1)
     return Reservations(engine), engine
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _redis_server(port: int) -> subprocess.Popen[bytes]:
-    """A Redis of the test's own, so taking it down disturbs nobody."""
-    process = subprocess.Popen(
-        [
-            "redis-server",
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ],
-        stdout=subprocess.DEVNULL,
-    )
-    for _ in range(100):
-        try:
-            subprocess.run(["redis-cli", "-p", str(port), "ping"], check=True, capture_output=True)
-            return process
-        except subprocess.CalledProcessError:
-            time.sleep(0.05)
-    raise RuntimeError("the test's Redis did not start")
 
 
 async def test_a_read_only_database_answers_503_to_retry_and_takes_the_write_after(

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from redis.asyncio import Redis
@@ -23,7 +22,11 @@ from bloghub.projections.users import UsersProjector
 from bloghub.settings import Settings
 from tests.conftest import isolated
 from tests.faults import dead_letters, refusing_connections, running, until_waiting
-from tests.support import append_registrations, applied, wait_until
+from tests.support import (
+    append_registrations,
+    until_applied,
+    users_in_read_model,
+)
 
 WAVE = 300
 
@@ -52,26 +55,12 @@ async def commit_group_at_end(settings: Settings) -> None:
         await consumer.stop()
 
 
-async def _users(settings: Settings) -> int:
-    conn = await asyncpg.connect(settings.asyncpg_dsn)
-    try:
-        return int(await conn.fetchval("SELECT count(*) FROM users_g1.users"))
-    finally:
-        await conn.close()
-
-
 async def test_a_projector_restarted_while_its_store_is_down_skips_nothing(
     run_id: str, redis: Redis
 ) -> None:
     async with isolated(run_id, "restart") as settings:
         log = EventLog.from_settings(settings, timeout_s=10)
         await log.start()
-
-        async def reached(count: int) -> None:
-            async def done() -> bool:
-                return await applied(settings, "users") >= count
-
-            await wait_until(done, timeout_s=90)
 
         def projector_runner() -> tuple[ProjectorRunner, Heartbeat]:
             beat = Heartbeat(
@@ -91,7 +80,7 @@ async def test_a_projector_restarted_while_its_store_is_down_skips_nothing(
             async with dead_letters(settings, redis) as dead:
                 await append_registrations(log, WAVE, tag="first")
                 async with running(*projector_runner()):
-                    await reached(WAVE)
+                    await until_applied(settings, "users", WAVE)
                 await append_registrations(log, WAVE, tag="while-stopped")
                 await commit_group_at_end(settings)
                 async with refusing_connections(settings) as store_back:
@@ -102,8 +91,8 @@ async def test_a_projector_restarted_while_its_store_is_down_skips_nothing(
                         # The store comes back while the projector runs.
                         await store_back()
                         await append_registrations(log, WAVE, tag="after")
-                        await reached(3 * WAVE)
+                        await until_applied(settings, "users", 3 * WAVE)
         finally:
             await log.close()
             await engine.dispose()
-        assert await _users(settings) == 3 * WAVE
+        assert await users_in_read_model(settings) == 3 * WAVE

@@ -24,13 +24,19 @@ from tests.faults import (
     dead_lettered,
     dead_letters,
     out_of_memory,
-    private_redis,
+    private_redis_client,
     read_only,
     running,
     until_waiting,
 )
 from tests.integration.test_sinks import SignupsByDomain
-from tests.support import append_registrations, applied, wait_until
+from tests.support import (
+    append_registrations,
+    applied,
+    until_applied,
+    users_in_read_model,
+    wait_until,
+)
 
 WAVE = 300
 
@@ -42,14 +48,6 @@ async def redis(settings: Settings) -> AsyncIterator[Redis]:
     await client.aclose()
 
 
-async def _users(settings: Settings) -> int:
-    conn = await asyncpg.connect(settings.asyncpg_dsn)
-    try:
-        return int(await conn.fetchval("SELECT count(*) FROM users_g1.users"))
-    finally:
-        await conn.close()
-
-
 async def test_postgres_refusing_writes_is_waited_for_and_nothing_is_dead_lettered(
     run_id: str, redis: Redis
 ) -> None:
@@ -57,24 +55,18 @@ async def test_postgres_refusing_writes_is_waited_for_and_nothing_is_dead_letter
         log = EventLog.from_settings(settings, timeout_s=10)
         await log.start()
 
-        async def reached(count: int) -> None:
-            async def done() -> bool:
-                return await applied(settings, "users") >= count
-
-            await wait_until(done, timeout_s=90)
-
         try:
             async with projecting(settings, "users"):
                 await append_registrations(log, WAVE, tag="before")
-                await reached(WAVE)
+                await until_applied(settings, "users", WAVE)
                 async with read_only(settings):
                     await append_registrations(log, WAVE, tag="during")
                     await until_waiting(redis, settings.prefix, "store")
                 await append_registrations(log, WAVE, tag="after")
-                await reached(3 * WAVE)
+                await until_applied(settings, "users", 3 * WAVE)
         finally:
             await log.close()
-        assert await _users(settings) == 3 * WAVE
+        assert await users_in_read_model(settings) == 3 * WAVE
         assert await dead_lettered(redis, settings.prefix, "users") == 0
         assert await read_topic(settings, topic_for(settings.prefix, DLQ)) == []
 
@@ -90,7 +82,7 @@ async def test_redis_out_of_memory_is_waited_for_and_nothing_is_dead_lettered(
     )
     await log.start()
     try:
-        async with private_redis() as store, dead_letters(own, redis) as dead:
+        async with private_redis_client() as store, dead_letters(own, redis) as dead:
             projector = SignupsByDomain(store, prefix=prefix)
             beat = Heartbeat(redis, prefix=prefix, projector=projector.name, generation=1, ttl_s=15)
             runner = ProjectorRunner(
@@ -154,5 +146,5 @@ async def test_every_event_failing_alike_halts_instead_of_emptying_into_the_dlq(
         finally:
             await conn.close()
             await log.close()
-        assert await _users(settings) == WAVE
+        assert await users_in_read_model(settings) == WAVE
         assert await dead_lettered(redis, settings.prefix, "users") == 0
