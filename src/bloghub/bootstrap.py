@@ -39,6 +39,7 @@ from bloghub.ops.dead_letter_view import DeadLetterView
 from bloghub.ops.history import History
 from bloghub.ops.lag import LagReader
 from bloghub.ops.monitor import MonitorConfig, OpsMonitor, sample_forever
+from bloghub.ranking.served import HotRanking
 from bloghub.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -91,6 +92,8 @@ class Container:
     wechat: WeChatLogin | None
     limiter: SlidingWindowLimiter
     sms: Sms
+    # The hot ranking's last result, served from this process (ranking/served.py).
+    ranking: HotRanking
     _ops_readers: tuple[LagReader, DeadLetterView]
 
     async def run_ops_sampler(self, stop: asyncio.Event) -> None:
@@ -129,6 +132,7 @@ class Container:
             self.sms.run_worker(stop),
             self.run_sweeper(stop),
             follow_changes(self.hot, self.redis, self.settings.prefix, stop),
+            self.ranking.follow(stop),
         )
 
     async def run_sweeper(self, stop: asyncio.Event) -> None:
@@ -226,6 +230,7 @@ async def build(settings: Settings, *, pool_size: int = 10) -> Container:
         wechat=build_wechat(settings),
         limiter=limiter,
         sms=build_sms(settings, redis=redis, engine=engine, limiter=limiter),
+        ranking=HotRanking(redis, prefix=settings.prefix, check_s=settings.ranking_check_s),
         _ops_readers=(lag, letters),
     )
 

@@ -7,8 +7,9 @@ import asyncio
 import os
 import subprocess
 import sys
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
@@ -35,6 +36,7 @@ def main(argv: list[str] | None = None) -> int:
             default=os.cpu_count() or 1,
             help="API processes (default: one per core)",
         )
+    sub.add_parser("rank", help="the hot ranking job (one of any number computes)")
     sub.add_parser("topics", help="create the topic catalog (idempotent)")
     sub.add_parser("lag", help="consumer lag of every projector, as a table")
     db = sub.add_parser("db", help="database schema")
@@ -48,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(_project(settings, args.names))
     elif args.command == "run":
         _run_all(settings, max(1, args.workers))
+    elif args.command == "rank":
+        asyncio.run(_rank(settings))
     elif args.command == "lag":
         asyncio.run(_lag(settings))
     elif args.command == "topics":
@@ -145,7 +149,32 @@ async def _project(settings: Settings, names: list[str]) -> None:
     settle_heap()
     stop = asyncio.Event()
     install_stop_signals(stop)
-    await run_projectors(settings, names, stop)
+    if names:
+        await run_projectors(settings, names, stop)
+        return
+    # Every projector, and the scheduled jobs beside them; either ending stops both.
+    from bloghub.ranking.job import run_ranking
+
+    await asyncio.gather(
+        _stopping(run_projectors(settings, names, stop), stop),
+        _stopping(run_ranking(settings, stop), stop),
+    )
+
+
+async def _stopping(job: Coroutine[Any, Any, None], stop: asyncio.Event) -> None:
+    try:
+        await job
+    finally:
+        stop.set()
+
+
+async def _rank(settings: Settings) -> None:
+    from bloghub.projections.worker import install_stop_signals
+    from bloghub.ranking.job import run_ranking
+
+    stop = asyncio.Event()
+    install_stop_signals(stop)
+    await run_ranking(settings, stop)
 
 
 def _run_all(settings: Settings, workers: int) -> None:

@@ -131,6 +131,21 @@ class Settings(BaseSettings):
     local_cache_bytes: int = Field(default=64 * 1024 * 1024, ge=0)
     local_cache_ttl_s: float = Field(default=30.0, gt=0, le=3600)
 
+    # The hot ranking (ranking/): score = (likes + collects * weight - 1) /
+    # (hours since publish + 2) ^ gravity, over the visible articles published within the
+    # window, recomputed every period by one holder of a Redis lock at a time. A holder
+    # renews the lock every third of its TTL; a dead one is replaced within one TTL.
+    ranking_collect_weight: float = Field(default=2.0, ge=0, le=1000)
+    ranking_gravity: float = Field(default=1.5, gt=0, le=10)
+    ranking_top_n: int = Field(default=100, ge=1, le=1000)
+    ranking_window_days: float = Field(default=7.0, gt=0, le=365)
+    ranking_every_s: float = Field(default=60.0, gt=0, le=86_400)
+    ranking_lock_ttl_s: float = Field(default=15.0, ge=0.5, le=3600)
+    ranking_page_rows: int = Field(default=1000, ge=10, le=100_000)  # candidates per page
+    ranking_precache: int = Field(default=20, ge=0, le=1000)  # first entries' details cached
+    # How often each API process checks the ranking's version (one Redis read).
+    ranking_check_s: float = Field(default=1.0, gt=0, le=60)
+
     # "json": one line of JSON per event; "console": readable; "auto": json in production.
     log_format: Literal["auto", "json", "console"] = "auto"
     # The share of successful reads (GET/HEAD answered below 400) whose request line is

@@ -1,0 +1,76 @@
+"""The hot ranking over HTTP: the copy this process holds (ranking/served.py), never a
+computation or a store read on the request path."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import BaseModel, Field
+from starlette.requests import Request
+from starlette.responses import Response
+
+from bloghub.api.consistent import STALE_HEADER
+from bloghub.api.http import Endpoint, container, parse_query
+from bloghub.api.v1.article_schemas import AuthorOut
+from bloghub.errors import Unavailable
+
+DEFAULT_LIMIT = 20
+VERSION_HEADER = "Bloghub-Ranking-Version"
+
+
+class RankingQuery(BaseModel):
+    limit: Annotated[int, Field(ge=1, le=100, description="entries, 1-100")] = DEFAULT_LIMIT
+
+
+class Counts(BaseModel):
+    reads: int
+    likes: int
+    collects: int
+
+
+class RankedArticle(BaseModel):
+    id: str
+    title: str
+    author: AuthorOut
+    tags: list[str]
+    published_at: datetime  # the first publish's event time, which the score counts from
+    counts: Counts
+    score: float
+
+
+class RankingOut(BaseModel):
+    articles: list[RankedArticle]
+    version: int  # 0 until the first ranking is computed
+    computed_at: datetime | None
+
+
+async def hot(request: Request) -> Response:
+    # The common request names no limit: skip the model for it.
+    limit = parse_query(request, RankingQuery).limit if request.scope["query_string"] else 20
+    ranking = container(request).ranking
+    snapshot = await ranking.current()
+    if snapshot is None:
+        raise Unavailable("the ranking is not reachable yet; try again in a moment")
+    headers = {VERSION_HEADER: str(snapshot.version)}
+    if ranking.stale:
+        headers[STALE_HEADER] = "true"
+    return Response(snapshot.body(limit), media_type="application/json", headers=headers)
+
+
+ENDPOINTS = [
+    Endpoint(
+        "GET",
+        "/v1/ranking/hot",
+        hot,
+        "The hottest published articles of the last days, best first",
+        "ranking",
+        response=RankingOut,
+        errors=(400, 401),
+        params=RankingQuery,
+        headers={
+            VERSION_HEADER: "The ranking's version (grows with each computation)",
+            STALE_HEADER: "true when Redis was out of reach: this is the last copy held",
+        },
+    ),
+]

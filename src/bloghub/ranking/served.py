@@ -1,0 +1,96 @@
+"""The ranking as each API process serves it: the last result read from Redis, kept here
+as pre-encoded bodies (one per ``limit`` asked), so a request costs no round trip and
+never waits on the job.
+
+A follower checks the result's version every ``check_s`` (one ``HGET``) and reads the
+result again only when it moved. This is not the invalidation-driven tier in front of the
+cache (``adapters/redis/local_tier.py``), which empties itself whenever its subscription
+breaks, because a copy it cannot hear invalidations for may be wrong. The ranking is a
+snapshot with a version, not a copy of an entry that changes under it: an old one is only
+older. So with Redis out of reach this keeps serving the last good copy, and says so
+(``stale``)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import orjson
+import structlog
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from bloghub.ranking.lock import RankingKeys
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(slots=True)
+class Snapshot:
+    version: int
+    computed_at: str | None
+    entries: list[bytes]  # each entry encoded once
+    bodies: dict[int, bytes] = field(default_factory=dict)  # by limit
+
+    def body(self, limit: int) -> bytes:
+        found = self.bodies.get(limit)
+        if found is None:
+            tail = b'],"version":%d,"computed_at":%s}' % (
+                self.version,
+                orjson.dumps(self.computed_at),
+            )
+            found = self.bodies[limit] = b'{"articles":[' + b",".join(self.entries[:limit]) + tail
+        return found
+
+
+EMPTY = Snapshot(0, None, [])
+
+
+class HotRanking:
+    def __init__(self, redis: Redis, *, prefix: str, check_s: float) -> None:
+        self._redis = redis
+        self._keys = RankingKeys(prefix)
+        self.check_s = check_s
+        self.snapshot: Snapshot | None = None  # None: never read
+        self.stale = True  # the last check failed (or none was made yet)
+
+    async def current(self) -> Snapshot | None:
+        """The copy to serve; the first request of a process reads it if the follower
+        has not yet (one Redis read, once)."""
+        if self.snapshot is None:
+            await self.refresh()
+        return self.snapshot
+
+    async def refresh(self) -> None:
+        try:
+            version = await self._redis.hget(self._keys.result, "version")
+            if version is None:
+                self.snapshot = EMPTY
+            elif self.snapshot is None or int(version) != self.snapshot.version:
+                await self._load()
+            self.stale = False
+        except (RedisError, OSError) as exc:
+            if not self.stale:
+                log.warning("ranking.serving_last_copy", error=repr(exc))
+            self.stale = True
+
+    async def _load(self) -> None:
+        version, body, computed_at = await self._redis.hmget(
+            self._keys.result, ["version", "body", "computed_at"]
+        )
+        if version is None or body is None:
+            self.snapshot = EMPTY
+            return
+        when = None
+        if computed_at is not None:
+            when = datetime.fromtimestamp(float(computed_at), UTC).isoformat()
+        entries = [orjson.dumps(e) for e in orjson.loads(body)]
+        self.snapshot = Snapshot(int(version), when, entries)
+
+    async def follow(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            await self.refresh()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=self.check_s)
