@@ -88,8 +88,8 @@ class RankingJob:
     ) -> None:
         self.config = config
         self._engine = engine
-        self._redis = redis
-        self._cache = cache
+        self.redis = redis
+        self.cache = cache
         self.keys = RankingKeys(prefix)
         self.lock = RankingLock(
             redis, self.keys, ttl_s=config.lock_ttl_s, holder=holder or holder_name()
@@ -195,7 +195,7 @@ class RankingJob:
     async def _due_in(self) -> float:
         """Seconds until the next run is due, from the last result's own time (whoever
         wrote it), so a new holder keeps the period rather than starting one afresh."""
-        raw = await self._redis.hget(self.keys.result, "computed_at")
+        raw = await self.redis.hget(self.keys.result, "computed_at")
         if raw is None:
             return 0.0
         return float(raw) + self.config.every_s - time.time()
@@ -213,7 +213,7 @@ class RankingJob:
     async def _precache(self, ids: list[str]) -> None:
         """The first entries' published details into the cache the articles projector
         owns, under its fill rule (a copy read before an invalidation is kept out)."""
-        cache = self._cache
+        cache = self.cache
         if cache is None or not ids or await self._rebuilding():
             return
         generation = (await self._active()).get("articles", 1)
