@@ -20,7 +20,7 @@ from tests.support import wait_until
 
 async def result(redis: Redis, job: RankingJob) -> dict[str, Any]:
     raw = await redis.hgetall(job.keys.result)
-    out: dict[str, Any] = {bytes(k).decode(): v for k, v in raw.items()}
+    out: dict[str, Any] = {k.decode() if isinstance(k, bytes) else k: v for k, v in raw.items()}
     out["entries"] = orjson.loads(out.pop("body", b"[]"))
     return out
 
