@@ -31,7 +31,7 @@ from bloghub.adapters.redis.cache import Cache
 from bloghub.errors import SchemaBehind, Transient, Unavailable
 from bloghub.ranking.candidates import candidates
 from bloghub.ranking.entries import authors, entry, published_views
-from bloghub.ranking.lock import RankingKeys, RankingLock
+from bloghub.ranking.lock import RENEW_SHARE, STANDBY_SHARE, RankingKeys, RankingLock
 from bloghub.ranking.score import Scored, TopN, Weights, score
 from bloghub.readmodels import PUBLISHED_TTL_S, published_key
 from bloghub.settings import Settings
@@ -141,19 +141,19 @@ class RankingJob:
         ttl = self.config.lock_ttl_s
         try:
             if not await self.lock.hold():
-                return ttl / 4  # a standby asks often enough to take over within one TTL
+                return ttl * STANDBY_SHARE
             due = await self._due_in()
             if due <= 0:
                 await self.run_once()
                 due = self.config.every_s
-            return min(due, ttl / 3)
+            return min(due, ttl * RENEW_SHARE)
         except (RedisError, OSError) as exc:
             log.warning("ranking.redis_unavailable", error=repr(exc))
         except (Transient, Unavailable, SchemaBehind) as exc:
             log.warning("ranking.database_unavailable", error=repr(exc))
         except LockLost:
             log.warning("ranking.lock_lost", holder=self.lock.holder)
-        return ttl / 4
+        return ttl * STANDBY_SHARE
 
     async def run_once(self) -> int:
         """Compute and publish under the lock held now, renewing it meanwhile; the new
@@ -177,7 +177,7 @@ class RankingJob:
         task = asyncio.ensure_future(work)
         try:
             while True:
-                done, _ = await asyncio.wait([task], timeout=self.config.lock_ttl_s / 3)
+                done, _ = await asyncio.wait([task], timeout=self.config.lock_ttl_s * RENEW_SHARE)
                 if done:
                     return task.result()
                 try:

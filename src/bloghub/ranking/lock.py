@@ -3,7 +3,7 @@
 One process at a time computes the ranking: it holds ``<prefix>:ranking:lock``, whose value
 is a fencing token (a number that only grows, from ``<prefix>:ranking:fence``), and renews
 it every third of its TTL while it works. A holder that dies stops renewing; its lock runs
-out within one TTL and the next instance that asks takes it with a larger token.
+out and the next instance that asks takes it, with a larger token, within one TTL.
 
 A holder may not know that it has lost the lock (a pause longer than the TTL: a stalled
 event loop, a stopped process, a slow network). Its result is therefore written by a
@@ -74,13 +74,22 @@ class RankingKeys:
         return f"{self.prefix}:ranking:changes"
 
 
+# The lock key lives this share of the TTL setting, and a standby asks for it every
+# ``STANDBY_SHARE`` of it: a dead holder's lock is gone at most 0.8 TTL after its last
+# renewal (so after its death), and a standby has it 0.2 TTL later at most, within one TTL
+# in all. The holder renews every third of the TTL, well inside the key's life.
+HOLD_SHARE = 0.8
+STANDBY_SHARE = 0.2
+RENEW_SHARE = 1 / 3
+
+
 class RankingLock:
     """One process's hold on the ranking lock (``token`` is 0 while it holds nothing)."""
 
     def __init__(self, redis: Redis, keys: RankingKeys, *, ttl_s: float, holder: str) -> None:
         self._redis = redis
         self.keys = keys
-        self._ttl_ms = max(1, int(ttl_s * 1000))
+        self._ttl_ms = max(1, int(ttl_s * 1000 * HOLD_SHARE))
         self.holder = holder
         self.token = 0
         self._acquire = redis.register_script(_ACQUIRE)
