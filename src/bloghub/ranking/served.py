@@ -32,6 +32,10 @@ class Snapshot:
     version: int
     computed_at: str | None
     entries: list[bytes]  # each entry encoded once
+    # The version with the computation's own time: a Redis that lost its data (restarted
+    # without persistence, flushed) counts versions from 1 again, and the first new result
+    # must not pass for the copy held here.
+    identity: tuple[int, bytes | str | None] = (0, None)
     bodies: dict[int, bytes] = field(default_factory=dict)  # by limit
 
     def body(self, limit: int) -> bytes:
@@ -65,10 +69,10 @@ class HotRanking:
 
     async def refresh(self) -> None:
         try:
-            version = await self._redis.hget(self._keys.result, "version")
+            version, stamp = await self._redis.hmget(self._keys.result, ["version", "computed_at"])
             if version is None:
                 self.snapshot = EMPTY
-            elif self.snapshot is None or int(version) != self.snapshot.version:
+            elif self.snapshot is None or (int(version), stamp) != self.snapshot.identity:
                 await self._load()
             self.stale = False
         except (RedisError, OSError) as exc:
@@ -87,7 +91,7 @@ class HotRanking:
         if computed_at is not None:
             when = datetime.fromtimestamp(float(computed_at), UTC).isoformat()
         entries = [orjson.dumps(e) for e in orjson.loads(body)]
-        self.snapshot = Snapshot(int(version), when, entries)
+        self.snapshot = Snapshot(int(version), when, entries, (int(version), computed_at))
 
     async def follow(self, stop: asyncio.Event) -> None:
         while not stop.is_set():

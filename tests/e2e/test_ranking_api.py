@@ -1,0 +1,151 @@
+"""GET /v1/ranking/hot: the articles the job ranked, best first, with their details; bad
+limits are 422; with Redis out of reach the last good copy is served and says so."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from pydantic import SecretStr
+
+from bloghub.settings import Settings
+from tests.conftest import LiveServer, serve
+from tests.e2e.test_articles import Author
+from tests.e2e.test_local_tier import published
+from tests.e2e.test_sessions import account, bearer, login
+from tests.private_redis import private_redis
+from tests.ranking_rows import create_read_models, ranking_job
+from tests.support import wait_until
+
+# Far above what any other test's articles collect: these two lead the ranking.
+LIKES = (2_000_000, 1_000_000)
+
+
+@pytest.fixture
+async def author(client: httpx.AsyncClient, unique_email: Callable[[], str]) -> Author:
+    tokens = await login(client, await account(client, unique_email))
+    return Author(tokens["user"]["id"], bearer(tokens["access_token"]))
+
+
+async def counted(settings: Settings, article_id: str, likes: int, collects: int = 0) -> None:
+    """The counters the interactions projector keeps for a published article."""
+    await create_read_models(settings)
+    conn = await asyncpg.connect(settings.asyncpg_dsn)
+    try:
+        await conn.execute(
+            "INSERT INTO interactions_g1.article_stats (article_id, author_id, published_at,"
+            " visible, like_cnt, collect_cnt) SELECT id, author_id, published_at, true, $2, $3"
+            " FROM articles_g1.articles WHERE id = $1 ON CONFLICT (article_id) DO UPDATE"
+            " SET like_cnt = excluded.like_cnt, collect_cnt = excluded.collect_cnt",
+            *(article_id, likes, collects),
+        )
+    finally:
+        await conn.close()
+
+
+async def rank(settings: Settings) -> int:
+    """One computation, as the job's lock holder makes it."""
+    async with ranking_job(settings, "e2e") as job:
+        assert await job.lock.hold()
+        try:
+            return await job.run_once()
+        finally:
+            await job.lock.release()
+
+
+async def served_version(url: str, version: int, *, likes: int | None = None) -> httpx.Response:
+    """The ranking as served once the process holds ``version`` (it checks every second),
+    and, if ``likes`` is given, a first entry with that many likes."""
+    answers: list[httpx.Response] = []
+
+    async def reached() -> bool:
+        async with httpx.AsyncClient(base_url=url) as anonymous:
+            answers.append(await anonymous.get("/v1/ranking/hot"))
+        if int(answers[-1].headers["bloghub-ranking-version"]) < version:
+            return False
+        return likes is None or bool(answers[-1].json()["articles"][0]["counts"]["likes"] == likes)
+
+    await wait_until(reached, timeout_s=20)
+    return answers[-1]
+
+
+async def test_the_hottest_articles_come_first_with_their_details(
+    client: httpx.AsyncClient, live_api: LiveServer, settings: Settings, author: Author
+) -> None:
+    first = await published(client, author, "Most liked")
+    second = await published(client, author, "Liked too")
+    await counted(settings, first, LIKES[0], collects=7)
+    await counted(settings, second, LIKES[1])
+    answer = await served_version(live_api.url, await rank(settings))
+
+    assert answer.status_code == 200, answer.text
+    assert "bloghub-stale" not in answer.headers
+    body: dict[str, Any] = answer.json()
+    top = body["articles"][:2]
+    assert [e["id"] for e in top] == [first, second]
+    assert top[0]["title"] == "Most liked"
+    assert top[0]["author"]["id"] == author.id
+    assert top[0]["tags"] == ["python"]
+    assert top[0]["counts"] == {"reads": 0, "likes": LIKES[0], "collects": 7}
+    assert top[0]["score"] > top[1]["score"] > 0
+    assert len(body["articles"]) <= 20
+
+    one = await client.get("/v1/ranking/hot", params={"limit": 1})
+    assert [e["id"] for e in one.json()["articles"]] == [first]
+
+
+@pytest.mark.parametrize("limit", ["0", "101", "-3", "ten", ""])
+async def test_a_bad_limit_is_422_in_the_error_shape(client: httpx.AsyncClient, limit: str) -> None:
+    answer = await client.get("/v1/ranking/hot", params={"limit": limit})
+    assert answer.status_code == 422, answer.text
+    assert "limit" in answer.json()["error"]["fields"]
+
+
+async def test_with_redis_down_the_last_good_copy_is_served_and_marked_stale(
+    client: httpx.AsyncClient, live_api: LiveServer, settings: Settings, author: Author
+) -> None:
+    article_id = await published(client, author, "Served from memory")
+    await counted(settings, article_id, LIKES[0] * 2)
+    async with private_redis() as store:
+        own = settings.model_copy(
+            update={"redis_url": SecretStr(store.url), "ranking_check_s": 0.1}
+        )
+        version = await rank(own)
+        async with serve(own) as api:
+            good = await served_version(api.url, version)
+            assert good.json()["articles"][0]["id"] == article_id
+            assert "bloghub-stale" not in good.headers
+
+            await store.stop()
+            answers: list[httpx.Response] = []
+
+            async def marked_stale() -> bool:
+                async with httpx.AsyncClient(base_url=api.url) as anonymous:
+                    answers.append(await anonymous.get("/v1/ranking/hot"))
+                return bool(answers[-1].headers.get("bloghub-stale") == "true")
+
+            await wait_until(marked_stale, timeout_s=20)
+            assert all(a.status_code == 200 for a in answers)
+            assert all(a.content == good.content for a in answers)
+
+            # Back, empty (no persistence): its versions start again from 1, and the next
+            # result is still told apart from the copy held.
+            await store.start()
+            await counted(settings, article_id, LIKES[0] * 3)
+            assert await rank(own) == version
+            fresh = await served_version(api.url, version, likes=LIKES[0] * 3)
+            assert "bloghub-stale" not in fresh.headers
+
+
+async def test_no_ranking_yet_is_an_empty_list_not_an_error(settings: Settings) -> None:
+    async with (
+        private_redis() as store,
+        serve(settings.model_copy(update={"redis_url": SecretStr(store.url)})) as api,
+        httpx.AsyncClient(base_url=api.url) as anonymous,
+    ):
+        answer = await anonymous.get("/v1/ranking/hot")
+        assert answer.status_code == 200, answer.text
+        assert answer.json() == {"articles": [], "version": 0, "computed_at": None}
