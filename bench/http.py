@@ -8,7 +8,11 @@ parses the same JSON body a draft create gets. Three pairs:
 
 - cached published detail (``GET /v1/articles/{id}``, anonymous) / bare GET, same body;
 - public profile (``GET /v1/users/{id}``, anonymous) / bare GET, same body;
-- draft create (``POST /v1/articles``, authenticated, appended to Kafka) / bare POST.
+- draft create (``POST /v1/articles``, authenticated, appended to Kafka) / bare POST;
+- hot ranking (``GET /v1/ranking/hot``, anonymous, 20 entries of a ranking the job in the
+  projectors' process computed over ``RANKED`` articles) / bare GET, same body.
+
+``--pair NAME`` (``python -m bench http --pair ranking``) measures only the named pairs.
 
 For each pair and worker count: a warm-up of each side, then windows at the maximum rate
 (closed loop, ``wrk -t1 -cN``) alternating ABBA, then windows paced at half of that side's
@@ -57,6 +61,7 @@ SIDES = (BLOGHUB, BARE)
 USER_AGENT = "bloghub-bench/1"
 CLIENT_BOUND = 0.85  # wrk busier than this share of a core: it may be the limit
 HUGE_RATE = 1_000_000_000  # the limiter still runs on every request, but never refuses
+RANKED = 100  # articles with counters, so the ranking holds its full default top 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -338,6 +343,7 @@ class Seed:
     token: str
     detail: bytes
     profile: bytes
+    ranking: bytes
 
 
 def _until_ok(client: httpx.Client, method: str, path: str, timeout_s: float, **kw: Any) -> Any:
@@ -377,7 +383,21 @@ def seed(url: str, params: Params) -> Seed:
         # Read again: these are the bodies served from the cache.
         detail = client.get(f"/v1/articles/{article_id}")
         profile = client.get(f"/v1/users/{author_id}")
-    return Seed(article_id, author_id, token, detail.content, profile.content)
+        ranking = _ranked(client)
+    return Seed(article_id, author_id, token, detail.content, profile.content, ranking)
+
+
+def _ranked(client: httpx.Client) -> bytes:
+    """The hot ranking's body once the job has computed it (it runs at the projectors'
+    start, then every minute)."""
+    deadline = time.monotonic() + 60
+    while True:
+        answer = client.get("/v1/ranking/hot")
+        if answer.status_code == 200 and answer.json()["articles"]:
+            return answer.content
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"no ranking computed after 60 s: {answer.text}")
+        time.sleep(0.5)
 
 
 def pairs(s: Seed, params: Params) -> list[Pair]:
@@ -411,6 +431,13 @@ def pairs(s: Seed, params: Params) -> list[Pair]:
             Target("/drafts", "POST", draft, json_type),
             params.write_connections,
             0.15,
+        ),
+        Pair(
+            "ranking",
+            Target("/v1/ranking/hot"),
+            Target("/ranking"),
+            params.read_connections,
+            0.75,
         ),
     ]
 
@@ -521,13 +548,14 @@ def checks(windows: Sequence[Window], s: Seed) -> list[Check]:
         ),
         Check(
             "bodies served",
-            bool(s.detail) and bool(s.profile),
-            f"detail {len(s.detail):,} bytes, profile {len(s.profile):,} bytes (bare serves these)",
+            bool(s.detail) and bool(s.profile) and bool(s.ranking),
+            f"detail {len(s.detail):,} bytes, profile {len(s.profile):,} bytes, ranking "
+            f"{len(s.ranking):,} bytes (bare serves these)",
         ),
     ]
 
 
-async def run(params: Params = Params()) -> Report:
+async def run(params: Params = Params(), only: Sequence[str] = ()) -> Report:
     ensure_wrk()
     # Settings given to this command (BLOGHUB_LOG_SAMPLE_READS=0.01, say) reach the servers.
     given = {k: v for k, v in os.environ.items() if k.startswith("BLOGHUB_")}
@@ -538,7 +566,8 @@ async def run(params: Params = Params()) -> Report:
     )
     async with workspace(NAME, migrate=True) as ws:
         console.print(f"[dim]{NAME}: prefix {ws.prefix}, database {ws.database}[/]")
-        runs, s = await asyncio.to_thread(measure_all, ws.settings, params)
+        await counted_articles(ws.settings, RANKED)
+        runs, s = await asyncio.to_thread(measure_all, ws.settings, params, only)
     for r in runs:
         for pair in r.pairs:
             report.figures += figures(r, pair)
@@ -555,7 +584,19 @@ async def run(params: Params = Params()) -> Report:
     return report
 
 
-def measure_all(settings: Settings, params: Params) -> tuple[list[Run], Seed]:
+async def counted_articles(settings: Settings, count: int) -> None:
+    """``count`` published articles with likes and collects in the read models the
+    ranking reads (the counters' projector is not what this measures)."""
+    from tests.ranking_rows import add_article, create_read_models
+
+    await create_read_models(settings)
+    for i in range(count):
+        await add_article(settings, hours_ago=i % 48, likes=i * 7 % 500, collects=i % 30)
+
+
+def measure_all(
+    settings: Settings, params: Params, only: Sequence[str] = ()
+) -> tuple[list[Run], Seed]:
     logs = ARTIFACTS / "http-logs"
     logs.mkdir(parents=True, exist_ok=True)
     env = bloghub_env(settings)
@@ -565,14 +606,23 @@ def measure_all(settings: Settings, params: Params) -> tuple[list[Run], Seed]:
         with uvicorn_server(BLOGHUB, 1, env, logs / "bloghub.log", "/healthz") as first:
             s = seed(first.url, params)
         bodies = logs / "bare-bodies.json"
-        bodies.write_text(json.dumps({"detail": s.detail.decode(), "profile": s.profile.decode()}))
+        bodies.write_text(
+            json.dumps(
+                {
+                    "detail": s.detail.decode(),
+                    "profile": s.profile.decode(),
+                    "ranking": s.ranking.decode(),
+                }
+            )
+        )
         bare_env = {BODIES_ENV: str(bodies)}
         for workers in params.workers:
             with (
                 uvicorn_server(BLOGHUB, workers, env, logs / "bloghub.log", "/healthz") as ours,
                 uvicorn_server(BARE, workers, bare_env, logs / "bare.log", "/profile") as theirs,
             ):
-                r = Run(params, {BLOGHUB: ours, BARE: theirs}, workers, pairs=pairs(s, params))
+                chosen = [p for p in pairs(s, params) if not only or p.name in only]
+                r = Run(params, {BLOGHUB: ours, BARE: theirs}, workers, pairs=chosen)
                 for pair in r.pairs:
                     r.measure(pair)
                 runs.append(r)

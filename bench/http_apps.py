@@ -35,6 +35,7 @@ def bare() -> Starlette:
     bodies = json.loads(Path(os.environ[BODIES_ENV]).read_text())
     detail = bodies["detail"].encode()
     profile = bodies["profile"].encode()
+    ranking = bodies["ranking"].encode()
     created = b'{"article":{"id":"00000000-0000-0000-0000-000000000000","version":1}}'
 
     async def read_detail(request: Request) -> Response:
@@ -42,6 +43,9 @@ def bare() -> Starlette:
 
     async def read_profile(request: Request) -> Response:
         return Response(profile, media_type="application/json")
+
+    async def read_ranking(request: Request) -> Response:
+        return Response(ranking, media_type="application/json")
 
     async def create(request: Request) -> Response:
         data = await request.json()
@@ -53,6 +57,7 @@ def bare() -> Starlette:
         routes=[
             Route("/detail", read_detail),
             Route("/profile", read_profile),
+            Route("/ranking", read_ranking),
             Route("/drafts", create, methods=["POST"]),
         ]
     )
