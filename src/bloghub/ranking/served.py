@@ -21,10 +21,14 @@ import orjson
 import structlog
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
+from starlette.responses import Response
 
 from bloghub.ranking.lock import RankingKeys
 
 log = structlog.get_logger(__name__)
+
+VERSION_HEADER = "Bloghub-Ranking-Version"
+STALE_HEADER = "Bloghub-Stale"  # the read-your-writes header of the same meaning
 
 
 @dataclass(slots=True)
@@ -36,17 +40,47 @@ class Snapshot:
     # without persistence, flushed) counts versions from 1 again, and the first new result
     # must not pass for the copy held here.
     identity: tuple[int, bytes | str | None] = (0, None)
-    bodies: dict[int, bytes] = field(default_factory=dict)  # by limit
+    answers: dict[tuple[int, bool], Encoded] = field(default_factory=dict)  # (limit, stale)
 
     def body(self, limit: int) -> bytes:
-        found = self.bodies.get(limit)
+        tail = b'],"version":%d,"computed_at":%s}' % (self.version, orjson.dumps(self.computed_at))
+        return b'{"articles":[' + b",".join(self.entries[:limit]) + tail
+
+    def answer(self, limit: int, stale: bool) -> Encoded:
+        """The whole answer for ``limit``, body and headers encoded once per snapshot."""
+        found = self.answers.get((limit, stale))
         if found is None:
-            tail = b'],"version":%d,"computed_at":%s}' % (
-                self.version,
-                orjson.dumps(self.computed_at),
+            found = self.answers[(limit, stale)] = Encoded(
+                self.body(limit),
+                {VERSION_HEADER: str(self.version), **({STALE_HEADER: "true"} if stale else {})},
             )
-            found = self.bodies[limit] = b'{"articles":[' + b",".join(self.entries[:limit]) + tail
         return found
+
+
+class Encoded:
+    """A JSON answer's body and headers as they go on the wire."""
+
+    def __init__(self, body: bytes, headers: dict[str, str]) -> None:
+        self.body = body
+        self.raw_headers = [
+            (b"content-length", str(len(body)).encode()),
+            (b"content-type", b"application/json"),
+            *((k.lower().encode(), v.encode()) for k, v in headers.items()),
+        ]
+
+    def response(self) -> Response:
+        return _Sent(self)
+
+
+class _Sent(Response):
+    """A response of pre-encoded parts: nothing is rendered or encoded per request."""
+
+    def __init__(self, encoded: Encoded) -> None:
+        self.status_code = 200
+        self.background = None
+        self.body = encoded.body
+        # A copy: middleware may add headers to the list it is sent (CORS does).
+        self.raw_headers = list(encoded.raw_headers)
 
 
 EMPTY = Snapshot(0, None, [])

@@ -10,13 +10,12 @@ from pydantic import BaseModel, Field
 from starlette.requests import Request
 from starlette.responses import Response
 
-from bloghub.api.consistent import STALE_HEADER
 from bloghub.api.http import Endpoint, container, parse_query
 from bloghub.api.v1.article_schemas import AuthorOut
 from bloghub.errors import Unavailable
+from bloghub.ranking.served import STALE_HEADER, VERSION_HEADER
 
 DEFAULT_LIMIT = 20
-VERSION_HEADER = "Bloghub-Ranking-Version"
 
 
 class RankingQuery(BaseModel):
@@ -47,15 +46,14 @@ class RankingOut(BaseModel):
 
 async def hot(request: Request) -> Response:
     # The common request names no limit: skip the model for it.
-    limit = parse_query(request, RankingQuery).limit if request.scope["query_string"] else 20
+    limit = DEFAULT_LIMIT
+    if request.scope["query_string"]:
+        limit = parse_query(request, RankingQuery).limit
     ranking = container(request).ranking
-    snapshot = await ranking.current()
+    snapshot = ranking.snapshot or await ranking.current()
     if snapshot is None:
         raise Unavailable("the ranking is not reachable yet; try again in a moment")
-    headers = {VERSION_HEADER: str(snapshot.version)}
-    if ranking.stale:
-        headers[STALE_HEADER] = "true"
-    return Response(snapshot.body(limit), media_type="application/json", headers=headers)
+    return snapshot.answer(limit, ranking.stale).response()
 
 
 ENDPOINTS = [
