@@ -39,7 +39,7 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 """
 
-# KEYS: lock, result hash. ARGV: token, body, computed_at, holder, channel.
+# KEYS: lock, result hash. ARGV: token, body, computed_at, holder.
 # Returns the new version, or 0 when the token no longer holds the lock.
 _PUBLISH = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
@@ -48,7 +48,6 @@ if last > tonumber(ARGV[1]) then return 0 end
 local version = redis.call('HINCRBY', KEYS[2], 'version', 1)
 redis.call('HSET', KEYS[2], 'token', ARGV[1], 'body', ARGV[2],
            'computed_at', ARGV[3], 'holder', ARGV[4])
-redis.call('PUBLISH', ARGV[5], version)
 return version
 """
 
@@ -68,10 +67,6 @@ class RankingKeys:
     @property
     def result(self) -> str:
         return f"{self.prefix}:ranking:top_n"
-
-    @property
-    def channel(self) -> str:
-        return f"{self.prefix}:ranking:changes"
 
 
 # The lock key lives this share of the TTL setting, and a standby asks for it every
@@ -112,7 +107,7 @@ class RankingLock:
         version = int(
             await self._publish(
                 keys=[self.keys.lock, self.keys.result],
-                args=[self.token, body, repr(computed_at), self.holder, self.keys.channel],
+                args=[self.token, body, repr(computed_at), self.holder],
             )
         )
         if version == 0:
