@@ -149,3 +149,15 @@ async def test_no_ranking_yet_is_an_empty_list_not_an_error(settings: Settings) 
         answer = await anonymous.get("/v1/ranking/hot")
         assert answer.status_code == 200, answer.text
         assert answer.json() == {"articles": [], "version": 0, "computed_at": None}
+
+
+async def test_a_process_that_never_read_the_ranking_answers_503_while_redis_is_down(
+    settings: Settings,
+) -> None:
+    async with private_redis() as store:
+        await store.stop()
+        own = settings.model_copy(update={"redis_url": SecretStr(store.url)})
+        async with serve(own) as api, httpx.AsyncClient(base_url=api.url) as anonymous:
+            answer = await anonymous.get("/v1/ranking/hot")
+    assert answer.status_code == 503, answer.text
+    assert answer.json()["error"]["code"] == "unavailable"

@@ -189,7 +189,7 @@ class RankingJob:
         finally:
             if not task.done():
                 task.cancel()
-                with contextlib.suppress(BaseException):
+                with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
 
     async def _due_in(self) -> float:
