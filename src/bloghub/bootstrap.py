@@ -125,8 +125,9 @@ class Container:
 
     async def run_background(self, stop: asyncio.Event) -> None:
         """What the API process runs beside requests: the ops sampler, the SMS outbox worker,
-        the reservation sweeper (keys are reserved here, so they are swept here) and the
-        subscription that keeps the in-process cache tier coherent."""
+        the reservation sweeper (keys are reserved here, so they are swept here), the
+        subscription that keeps the in-process cache tier coherent and the check of the hot
+        ranking's version (the ranking is computed elsewhere, never in API processes)."""
         await asyncio.gather(
             self.run_ops_sampler(stop),
             self.sms.run_worker(stop),
