@@ -192,9 +192,13 @@ async def test_dashboard_charts_every_generation_and_shows_replay_progress(
                 page = await watched_page(browser)
                 login = await page.goto(f"{live.url}/ops")
                 assert login is not None
-                assert_strict(login.headers["content-security-policy"])
+                assert login.status == 401
                 await page.fill("#token", settings.operator_token.get_secret_value())
-                await page.click("button[type=submit]")
+                async with page.expect_navigation() as reloaded:
+                    await page.click("button[type=submit]")
+                dashboard = await reloaded.value
+                assert dashboard is not None
+                assert dashboard.status == 200
                 await page.wait_for_selector('#replays li[data-generation="2"] progress[value]')
                 for _ in range(120):  # the ETA needs a rate, which needs two samples
                     if "ETA \u2013" not in await replay_text(page):
@@ -221,6 +225,8 @@ async def test_dashboard_charts_every_generation_and_shows_replay_progress(
                 hovered = await page.locator('[data-chart="lag"] .u-legend').inner_text()
                 await page.screenshot(path=str(ARTIFACTS / "ops-replay-charts.png"), full_page=True)
 
+                assert_strict(login.headers["content-security-policy"])
+                assert_strict(dashboard.headers["content-security-policy"])
                 assert "users: generation 2 building" in replay
                 assert re.search(r"ETA \d+ (s|min)", replay), replay
                 assert 0 < done[0] < done[1] == 3000
