@@ -3,9 +3,11 @@ real access token, runs a read that waits for the caller's sign-up and shows its
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
 import httpx
+from playwright.async_api import Page
 
 from tests.browser import ARTIFACTS, assert_strict, chromium, csp_violations, watched_page
 from tests.conftest import LiveServer
@@ -62,4 +64,36 @@ async def test_docs_page_authorizes_and_runs_a_request(
         assert email in await body.first.inner_text()
         assert f"Bearer {token}" in curl
         assert f"Bloghub-After: {position}" in curl
+        assert await csp_violations(page) == []
+
+
+async def try_it_out(page: Page, operation: str, body: str | None = None) -> tuple[str, str]:
+    """Open ``operation``, run it from the page, and read the status and body it shows."""
+    op = page.locator(f"#{operation}")
+    await op.locator(".opblock-summary").click()
+    await op.locator("button.try-out__btn").click()
+    if body is not None:
+        await op.locator(".body-param textarea").fill(body)
+    await op.locator("button.execute").click()
+    status = op.locator(".live-responses-table .response .response-col_status")
+    await status.wait_for()
+    shown = op.locator(".live-responses-table .response-col_description pre").first
+    return (await status.inner_text()).strip(), await shown.inner_text()
+
+
+async def test_a_login_run_from_the_docs_page_authorizes_it(
+    live_api: LiveServer, unique_email: Callable[[], str]
+) -> None:
+    email = unique_email()
+    await signed_up(live_api, email)
+    async with chromium() as browser:
+        page = await watched_page(browser, user_agent=USER_AGENT)
+        await page.goto(f"{live_api.url}/docs")
+        body = json.dumps({"email": email, "password": PASSWORD})
+        login = await try_it_out(page, "operations-accounts-post_v1_auth_login", body)
+        me = await try_it_out(page, "operations-accounts-get_v1_users_me")
+        assert login[0] == "200"
+        assert me[0] == "200"
+        assert email in me[1]
+        assert await page.locator(".auth-wrapper button.authorize.locked").count() == 1
         assert await csp_violations(page) == []

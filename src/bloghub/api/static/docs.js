@@ -1,5 +1,6 @@
 // The API docs: Swagger UI (vendored from npm, see api/assets.py) on /openapi.json.
-// "Authorize" takes an access token (from POST /v1/auth/login) for the locked operations.
+// "Authorize" takes an access token (from POST /v1/auth/login) for the locked operations;
+// a login or refresh run from the page authorizes with the token it answers.
 // Read-your-writes from the page: a write's Bloghub-Position fills the Bloghub-After field
 // (unless unticked), and every request then carries it, so a read made just after a write
 // waits until that write is projected.
@@ -12,6 +13,10 @@
 
   const named = (headers, name) =>
     Object.keys(headers).some((k) => k.toLowerCase() === name.toLowerCase());
+
+  const authorize = (token) => window.ui.authActions.authorize({
+    bearer: { name: 'bearer', schema: { type: 'http', scheme: 'bearer' }, value: token },
+  });
 
   window.ui = SwaggerUIBundle({
     url: '/openapi.json',
@@ -28,8 +33,9 @@
       return request;
     },
     responseInterceptor: (response) => {
-      const position = response.headers && response.headers['bloghub-position'];
-      if (position && follow.checked) after.value = position;
+      const headers = response.headers || {};
+      if (headers['bloghub-position'] && follow.checked) after.value = headers['bloghub-position'];
+      if (headers['x-jwt-token']) authorize(headers['x-jwt-token']);
       return response;
     },
   });
