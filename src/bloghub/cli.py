@@ -15,7 +15,7 @@ import uvicorn
 
 from bloghub.logs import configure_logging
 from bloghub.processes import stop_process
-from bloghub.settings import Settings, load_settings
+from bloghub.settings import DEV_SECRET_MARKER, Settings, load_settings
 
 if TYPE_CHECKING:
     from alembic.config import Config as AlembicConfig
@@ -184,16 +184,40 @@ def _run_all(settings: Settings, workers: int) -> None:
 
     asyncio.run(prepare_topics(settings))
     projectors = subprocess.Popen([sys.executable, "-m", "bloghub.cli", "project"])
-    print(
-        f"bloghub serving on http://{settings.api_host}:{settings.api_port} with {workers} "
-        f"API process(es) and the projectors beside them (docs at /docs, readiness at /readyz)",
-        file=sys.stderr,
-        flush=True,
-    )
+    print(run_banner(settings, workers), file=sys.stderr, flush=True)
     try:
         _serve(settings, workers)
     finally:
         stop_process(projectors, grace_s=60)
+
+
+# Listening on every address: this machine reaches the server on its loopback one.
+_LOOPBACK_FOR = {"0.0.0.0": "127.0.0.1", "::": "::1"}  # noqa: S104
+
+
+def run_banner(settings: Settings, workers: int) -> str:
+    """Where ``bloghub run`` serves and how to get into each page. The operator token is
+    shown only while it is the development default, which is no secret (it is in the
+    source); a token someone chose is never printed, since terminals and logs are kept."""
+    host = _LOOPBACK_FOR.get(settings.api_host, settings.api_host)
+    base = f"http://{f'[{host}]' if ':' in host else host}:{settings.api_port}"
+    token = settings.operator_token.get_secret_value()
+    if DEV_SECRET_MARKER in token:
+        how = (
+            f"operator token {token}\n"
+            f"{'':13}(the development default; BLOGHUB_OPERATOR_TOKEN sets your own)"
+        )
+    else:
+        how = "operator token: the value of BLOGHUB_OPERATOR_TOKEN"
+    return "\n".join(
+        [
+            f"bloghub serving on {base} with {workers} API process(es) and the projectors "
+            "beside them",
+            f"  API docs   {base}/docs  (Authorize with the access_token of POST /v1/auth/login)",
+            f"  dashboard  {base}/ops  {how}",
+            f"  readiness  {base}/readyz",
+        ]
+    )
 
 
 if __name__ == "__main__":

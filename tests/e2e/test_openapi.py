@@ -31,11 +31,30 @@ async def test_every_route_is_documented(live_api: LiveServer, client: httpx.Asy
 async def test_docs_page_is_self_contained(client: httpx.AsyncClient) -> None:
     page = await client.get("/docs")
     assert page.status_code == 200
-    assert "/docs/docs.js" in page.text
-    assert "http" not in page.text.split("<body>")[1].replace("/openapi.json", "")
-    script = await client.get("/docs/docs.js")
-    assert script.status_code == 200
-    assert "fetch('/openapi.json')" in script.text
+    assert "/docs/static/swagger-ui-bundle.js" in page.text
+    assert "http" not in page.text.split("<body>")[1]
+    for name in ("swagger-ui-bundle.js", "swagger-ui.css", "docs.js", "docs.css"):
+        asset = await client.get(f"/docs/static/{name}")
+        assert asset.status_code == 200, name
+        assert asset.headers["content-type"].startswith(("text/javascript", "text/css"))
+    script = await client.get("/docs/static/docs.js")
+    assert "url: '/openapi.json'" in script.text
+    missing = await client.get("/docs/static/LICENSE")
+    assert missing.status_code == 404
+    assert missing.json()["error"]["code"] == "not_found"
+
+
+async def test_library_files_are_sent_again_only_when_changed(
+    client: httpx.AsyncClient,
+) -> None:
+    first = await client.get("/docs/static/swagger-ui-bundle.js")
+    assert first.headers["content-encoding"] == "gzip"
+    assert "SwaggerUIBundle" in first.text
+    again = await client.get(
+        "/docs/static/swagger-ui-bundle.js", headers={"if-none-match": first.headers["etag"]}
+    )
+    assert again.status_code == 304
+    assert again.content == b""
 
 
 async def test_path_and_query_parameters_are_documented(client: httpx.AsyncClient) -> None:

@@ -1,30 +1,42 @@
 """A person at the dashboard: a projector stopped under write load shows rising lag and
-leaves OK; restarted, it comes back to OK. Debian's Chromium, driven by Playwright."""
+leaves OK; restarted, it comes back to OK. A generation being rebuilt shows as a replay
+with its progress, and the charts draw every projector generation. Debian's Chromium,
+driven by Playwright."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import re
 import signal
 import subprocess
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 from playwright.async_api import Page, async_playwright
+from sqlalchemy.ext.asyncio import AsyncConnection
 
+from bloghub.adapters.postgres.generations import create_generation
+from bloghub.adapters.redis import make_redis
+from bloghub.events.base import Recorded, registry
 from bloghub.events.log import EventLog
+from bloghub.projections.dead_letters import DeadLetters
+from bloghub.projections.postgres_sink import projector_engine
+from bloghub.projections.runner import ProjectorRunner, RunnerConfig, group_id
+from bloghub.projections.stats import CommitStats
+from bloghub.projections.users import UsersProjector
+from bloghub.settings import Settings
+from tests.browser import (
+    ARTIFACTS,
+    CHROMIUM_FLAGS,
+    assert_strict,
+    chromium,
+    csp_violations,
+    watched_page,
+)
 from tests.conftest import isolated, serve
 from tests.support import append_registrations, projector_process
-
-ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts" / "e2e"
-CHROMIUM_FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 async def write_load(log: EventLog, stop: asyncio.Event) -> None:
@@ -115,3 +127,116 @@ async def test_stopped_projector_shows_rising_lag_and_recovers(run_id: str, tmp_
                 projector.send_signal(signal.SIGTERM)
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     projector.wait(timeout=30)
+
+
+class SlowUsersProjector(UsersProjector):
+    """The users projector at a pace a person can watch: each batch is held a moment."""
+
+    async def handle(self, conn: AsyncConnection, records: Sequence[Recorded]) -> None:
+        await super().handle(conn, records)
+        await asyncio.sleep(0.25)
+
+
+@contextlib.asynccontextmanager
+async def slow_rebuild(settings: Settings, generation: int) -> AsyncIterator[None]:
+    """Generation ``generation`` of users being built from offset 0 beside the serving one
+    (state "building", as a replay leaves it) for as long as the block lasts."""
+    engine = projector_engine(settings.sqlalchemy_url, pool_size=2)
+    redis = make_redis(settings.redis_url.get_secret_value())
+    dead = DeadLetters(bootstrap=settings.kafka_bootstrap, prefix=settings.prefix, redis=redis)
+    await dead.start()
+    stop = asyncio.Event()
+    try:
+        async with engine.begin() as conn:
+            await create_generation(conn, "users", generation, activate=False)
+        building = SlowUsersProjector.build(engine, settings, generation=generation, cache=None)
+        building.live = False
+        config = dataclasses.replace(RunnerConfig.from_settings(settings), batch_max_events=20)
+        # It reports its commits as a worker does, so the dashboard sees its pace.
+        group = group_id(settings.prefix, "users", generation)
+        stats = CommitStats(redis, prefix=settings.prefix, group=group)
+        runner = ProjectorRunner(
+            building, config=config, registry=registry, dead_letters=dead, stats=stats
+        )
+        task = asyncio.create_task(runner.run(stop))
+        try:
+            yield
+        finally:
+            stop.set()
+            await task
+    finally:
+        await dead.close()
+        await redis.aclose()
+        await engine.dispose()
+
+
+async def replay_text(page: Page) -> str:
+    return await page.locator(
+        '#replays li[data-projector="users"][data-generation="2"]'
+    ).inner_text()
+
+
+async def test_dashboard_charts_every_generation_and_shows_replay_progress(
+    run_id: str, tmp_path: Path
+) -> None:
+    async with (
+        isolated(run_id, "dash", ops_sample_every_s=0.5) as settings,
+        serve(settings) as live,
+    ):
+        log = EventLog.from_settings(settings, timeout_s=10)
+        await log.start()
+        await append_registrations(log, 3000, tag="dash", chunk=500)
+        projector = projector_process(settings, "users", log_file=tmp_path / "p.log")
+        try:
+            async with slow_rebuild(settings, 2), chromium() as browser:
+                page = await watched_page(browser)
+                login = await page.goto(f"{live.url}/ops")
+                assert login is not None
+                assert login.status == 401
+                await page.fill("#token", settings.operator_token.get_secret_value())
+                async with page.expect_navigation() as reloaded:
+                    await page.click("button[type=submit]")
+                dashboard = await reloaded.value
+                assert dashboard is not None
+                assert dashboard.status == 200
+                await page.wait_for_selector('#replays li[data-generation="2"] progress[value]')
+                for _ in range(120):  # the ETA needs a rate, which needs two samples
+                    if "ETA \u2013" not in await replay_text(page):
+                        break
+                    await asyncio.sleep(0.25)
+                legend = page.locator('[data-chart="lag"] .u-legend .u-series')
+                for _ in range(120):  # the building generation's first samples
+                    if await legend.count() >= 3:
+                        break
+                    await asyncio.sleep(0.25)
+                replay = await replay_text(page)
+                done = await page.locator('#replays li[data-generation="2"] progress').evaluate(
+                    "(bar) => [bar.value, bar.max]"
+                )
+                names = await legend.all_inner_texts()
+                per_generation = page.locator(
+                    '#lag-seconds figure[data-group$=".users.g1"], '
+                    '#lag-seconds figure[data-group$=".users.g2"]'
+                )
+                chart = page.locator('[data-chart="lag"] .u-over')
+                box = await chart.bounding_box()
+                assert box is not None
+                await page.mouse.move(box["x"] + box["width"] - 3, box["y"] + box["height"] / 2)
+                hovered = await page.locator('[data-chart="lag"] .u-legend').inner_text()
+                await page.screenshot(path=str(ARTIFACTS / "ops-replay-charts.png"), full_page=True)
+
+                assert_strict(login.headers["content-security-policy"])
+                assert_strict(dashboard.headers["content-security-policy"])
+                assert "users: generation 2 building" in replay
+                assert re.search(r"ETA \d+ (s|min)", replay), replay
+                assert 0 < done[0] < done[1] == 3000
+                assert any("users g1" in n for n in names)
+                assert any("users g2" in n for n in names)
+                assert await per_generation.count() == 2
+                assert ":" in hovered  # the time under the pointer, beside each value
+                assert await csp_violations(page) == []
+        finally:
+            await log.close()
+            projector.send_signal(signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                projector.wait(timeout=30)

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response, StreamingResponse
 
+from bloghub.api.assets import UPLOT, catalog, serve
 from bloghub.api.http import JSON, Endpoint, container, parse_body, parse_query
 from bloghub.api.ops_auth import COOKIE, SESSION_S, require_operator, session_cookie, token_matches
 from bloghub.api.v1.schemas import PLAIN
@@ -20,7 +21,13 @@ from bloghub.auth.audit import security_event
 from bloghub.errors import RateLimited, Unauthorized
 from bloghub.settings import Mode
 
-_CSP = "default-src 'self'; style-src 'self'; img-src 'self' data:"
+# uPlot, like the page's own script, styles through the DOM: no inline script or style,
+# nothing from another origin.
+_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+)
+_ASSETS = catalog(("ops.js", "ops.css", "ops-login.js"), (UPLOT,))
 
 
 class OperatorLogin(BaseModel):
@@ -77,11 +84,7 @@ async def _count_attempt(request: Request) -> None:
 
 
 async def asset(request: Request) -> Response:
-    name = request.path_params["name"]
-    types = {"ops.js": "text/javascript", "ops.css": "text/css", "ops-login.js": "text/javascript"}
-    if name not in types:
-        return JSON({"error": {"code": "not_found", "message": "no such file"}}, status_code=404)
-    return Response(_static(name), media_type=types[name], headers={"cache-control": "no-cache"})
+    return serve(request, _ASSETS.get(request.path_params["name"]))
 
 
 async def lag(request: Request) -> Response:
@@ -156,7 +159,7 @@ ENDPOINTS = [
         "GET",
         "/ops/static/{name}",
         asset,
-        "Dashboard script and style",
+        "Dashboard scripts and styles (uPlot)",
         "ops",
         media_type="text/plain",
         errors=(404,),

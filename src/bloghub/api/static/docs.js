@@ -1,34 +1,42 @@
-// Renders /openapi.json as a list of operations, grouped by tag. No outside code.
-(async function () {
-  const doc = await (await fetch('/openapi.json')).json();
-  const schemas = (doc.components && doc.components.schemas) || {};
-  const el = (tag, attrs, ...kids) => {
-    const n = document.createElement(tag);
-    Object.assign(n, attrs || {});
-    kids.forEach((k) => n.append(k));
-    return n;
-  };
-  const resolve = (s) => (s && s.$ref ? schemas[s.$ref.split('/').pop()] : s);
-  document.getElementById('meta').textContent =
-    doc.info.description + ' Version ' + doc.info.version + '.';
-  const byTag = {};
-  for (const [path, methods] of Object.entries(doc.paths)) {
-    for (const [method, op] of Object.entries(methods)) {
-      (byTag[op.tags[0]] = byTag[op.tags[0]] || []).push([method.toUpperCase(), path, op]);
-    }
-  }
-  const root = document.getElementById('ops');
-  for (const [tag, ops] of Object.entries(byTag)) {
-    root.append(el('h2', { className: 'tag', textContent: tag }));
-    for (const [method, path, op] of ops) {
-      const d = el('details');
-      d.append(el('summary', {}, el('span', { className: 'm ' + method, textContent: method }),
-        el('code', { textContent: path }), ' ' + op.summary + (op.security ? ' 🔒' : '')));
-      const body = op.requestBody && resolve(op.requestBody.content['application/json'].schema);
-      if (body) d.append(el('p', { textContent: 'Body:' }), el('pre', { textContent: JSON.stringify(body, null, 2) }));
-      const codes = Object.keys(op.responses).join(', ');
-      d.append(el('p', { textContent: 'Responses: ' + codes }));
-      root.append(d);
-    }
-  }
-})();
+// The API docs: Swagger UI (vendored from npm, see api/assets.py) on /openapi.json.
+// "Authorize" takes an access token (from POST /v1/auth/login) for the locked operations;
+// a login or refresh run from the page authorizes with the token it answers.
+// Read-your-writes from the page: a write's Bloghub-Position fills the Bloghub-After field
+// (unless unticked), and every request then carries it, so a read made just after a write
+// waits until that write is projected.
+(function () {
+  'use strict';
+  const after = document.getElementById('after');
+  const follow = document.getElementById('follow');
+  document.getElementById('after-clear').addEventListener('click', () => { after.value = ''; });
+  document.getElementById('consistency').addEventListener('submit', (e) => e.preventDefault());
+
+  const named = (headers, name) =>
+    Object.keys(headers).some((k) => k.toLowerCase() === name.toLowerCase());
+
+  const authorize = (token) => window.ui.authActions.authorize({
+    bearer: { name: 'bearer', schema: { type: 'http', scheme: 'bearer' }, value: token },
+  });
+
+  window.ui = SwaggerUIBundle({
+    url: '/openapi.json',
+    dom_id: '#swagger-ui',
+    deepLinking: true,
+    displayRequestDuration: true,
+    // No outside validator badge: nothing leaves this origin.
+    validatorUrl: null,
+    requestInterceptor: (request) => {
+      const token = after.value.trim();
+      if (token && !request.loadSpec && !named(request.headers, 'Bloghub-After')) {
+        request.headers['Bloghub-After'] = token;
+      }
+      return request;
+    },
+    responseInterceptor: (response) => {
+      const headers = response.headers || {};
+      if (headers['bloghub-position'] && follow.checked) after.value = headers['bloghub-position'];
+      if (headers['x-jwt-token']) authorize(headers['x-jwt-token']);
+      return response;
+    },
+  });
+}());

@@ -1,10 +1,13 @@
-// The ops dashboard: a table of projectors, charts of the last hour and live updates over
-// server-sent events. Everything here is served by bloghub; nothing is loaded from outside.
+// The ops dashboard: a table of projectors, replays with their progress, charts of the last
+// hour (uPlot, vendored: see api/assets.py) and live updates over server-sent events.
+// Everything here is served by bloghub; nothing is loaded from outside.
 (function () {
   'use strict';
-  const SVG = 'http://www.w3.org/2000/svg';
-  const COLORS = ['#0969da', '#cf222e', '#1f883d', '#8250df', '#bf8700', '#57606a'];
+  // Okabe-Ito: told apart by people with any common colour-vision deficiency.
+  const COLORS = ['#0072b2', '#d55e00', '#009e73', '#cc79a7', '#e69f00', '#56b4e9',
+    '#000000', '#8c6d1f'];
   const series = {};   // group -> [{at, lag, lag_seconds, rate}]
+  const charts = {};   // chart key -> {plot, groups}
   const HOUR = 3600;
 
   const el = (tag, attrs, text) => {
@@ -15,10 +18,25 @@
   };
   const fmt = (v, digits) => (v === null || v === undefined ? '–'
     : Number(v).toLocaleString('en', { maximumFractionDigits: digits || 0 }));
+  // A group is "<prefix>.<projector>.g<generation>" (a prefix never holds a dot).
+  const label = (group) => group.split('.').slice(-2).join(' ');
+  // A group keeps the colour it was first given, on every chart, while the page is open.
+  const colours = {};
+  const colour = (group) => (colours[group] = colours[group]
+    || COLORS[Object.keys(colours).length % COLORS.length]);
+
+  const clock = (at) => new Date(at * 1000).toLocaleTimeString('en-GB');
+
+  function duration(s) {
+    if (s === null || s === undefined || !isFinite(s)) return '–';
+    if (s < 90) return Math.max(0, Math.round(s)) + ' s';
+    if (s < 90 * 60) return Math.round(s / 60) + ' min';
+    return Math.floor(s / 3600) + ' h ' + Math.round((s % 3600) / 60) + ' min';
+  }
 
   function addPoint(group, sample, previous) {
     const list = (series[group] = series[group] || []);
-    if (list.length && list[list.length - 1].at >= sample.at) return;
+    if (list.length && list[list.length - 1].at >= sample.at) return false;
     let rate = null;
     if (previous && sample.at > previous.at) {
       rate = Math.max(0, sample.applied - previous.applied) / (sample.at - previous.at);
@@ -26,48 +44,111 @@
     list.push({ at: sample.at, lag: sample.lag, lag_seconds: sample.lag_seconds, rate });
     const cutoff = sample.at - HOUR;
     while (list.length && list[0].at < cutoff) list.shift();
+    return true;
   }
 
-  function drawChart(id, field) {
-    const svg = document.getElementById(id);
-    svg.replaceChildren();
-    const W = 600, H = 180, L = 48, B = 18;
-    const all = Object.values(series).flat().filter((p) => p[field] !== null);
-    const now = Date.now() / 1000;
-    const max = Math.max(1, ...all.map((p) => p[field]));
-    const axis = document.createElementNS(SVG, 'path');
-    axis.setAttribute('d', `M${L},5 V${H - B} H${W - 5}`);
-    axis.setAttribute('class', 'axis'); axis.setAttribute('fill', 'none');
-    svg.append(axis);
-    [[max, 10], [0, H - B]].forEach(([v, y]) => {
-      const t = document.createElementNS(SVG, 'text');
-      t.setAttribute('x', 2); t.setAttribute('y', y + 4); t.textContent = fmt(v, 1);
-      svg.append(t);
+  // uPlot wants one x array and one y array per series, aligned: the sampler observes every
+  // group in the same beat, so most instants are shared; a gap is null and is spanned.
+  function aligned(groups, field) {
+    const xs = [...new Set(groups.flatMap((g) => series[g].map((p) => p.at)))].sort((a, b) => a - b);
+    const index = new Map(xs.map((x, i) => [x, i]));
+    const ys = groups.map((g) => {
+      const column = new Array(xs.length).fill(null);
+      series[g].forEach((p) => { column[index.get(p.at)] = p[field]; });
+      return column;
     });
-    const label = document.createElementNS(SVG, 'text');
-    label.setAttribute('x', W - 60); label.setAttribute('y', H - 4); label.textContent = 'now';
-    svg.append(label);
-    Object.keys(series).sort().forEach((group, i) => {
-      const pts = series[group].filter((p) => p[field] !== null)
-        .map((p) => [L + ((p.at - (now - HOUR)) / HOUR) * (W - L - 5),
-          H - B - (p[field] / max) * (H - B - 10)]);
-      if (!pts.length) return;
-      const line = document.createElementNS(SVG, 'polyline');
-      line.setAttribute('points', pts.map((p) => p.map((x) => x.toFixed(1)).join(',')).join(' '));
-      line.setAttribute('fill', 'none'); line.setAttribute('stroke', COLORS[i % COLORS.length]);
-      line.setAttribute('stroke-width', '1.5'); line.setAttribute('data-group', group);
-      svg.append(line);
-      const key = document.createElementNS(SVG, 'text');
-      key.setAttribute('x', L + 6); key.setAttribute('y', 14 + i * 12);
-      key.setAttribute('fill', COLORS[i % COLORS.length]); key.textContent = group;
-      svg.append(key);
-    });
+    return [xs, ...ys];
   }
 
-  function render(snap) {
-    document.getElementById('window').textContent = snap.window_s;
-    document.getElementById('updated').textContent =
-      'updated ' + new Date(snap.at * 1000).toLocaleTimeString();
+  function options(groups, unit, digits, width, fill) {
+    return {
+      width, height: 200,
+      scales: { x: { time: true }, y: { range: (u, min, max) => [0, Math.max(1, max * 1.1)] } },
+      series: [
+        { label: 'time', value: (u, v) => (v === null ? '–' : clock(v)) },
+        ...groups.map((g) => ({
+          label: label(g), stroke: colour(g), width: 2, spanGaps: true,
+          fill: fill ? colour(g) + '26' : undefined, points: { show: false },
+          value: (u, v) => (v === null ? '–' : fmt(v, digits) + unit),
+        })),
+      ],
+      axes: [
+        { space: 70, values: (u, ticks) => ticks.map((t) => clock(t)) },
+        { size: 56, values: (u, ticks) => ticks.map((t) => fmt(t, digits)) },
+      ],
+      cursor: { drag: { x: false, y: false } },
+      legend: { live: true },
+    };
+  }
+
+  function draw(key, holder, groups, field, unit, digits, fill) {
+    const ready = groups.filter((g) => series[g].some((p) => p[field] !== null));
+    const known = charts[key];
+    if (known && known.groups === ready.join('|')) {
+      known.plot.setData(aligned(ready, field));
+      return;
+    }
+    if (known) known.plot.destroy();
+    holder.replaceChildren();
+    delete charts[key];
+    if (!ready.length) { holder.append(el('div', { class: 'empty' }, 'no samples yet')); return; }
+    const width = Math.max(300, (holder.clientWidth || 600) - 4);
+    const plot = new uPlot(options(ready, unit, digits, width, fill), aligned(ready, field), holder);
+    charts[key] = { plot, groups: ready.join('|') };
+  }
+
+  function drawCharts() {
+    const groups = Object.keys(series).sort();
+    draw('lag', document.querySelector('[data-chart="lag"] .plot'), groups, 'lag', '', 0, false);
+    draw('rate', document.querySelector('[data-chart="rate"] .plot'), groups, 'rate', '/s', 1, false);
+    const box = document.getElementById('lag-seconds');
+    for (const g of groups) {
+      let figure = box.querySelector(`figure[data-group="${CSS.escape(g)}"]`);
+      if (!figure) {
+        figure = el('figure', { 'data-chart': 'lag-seconds', 'data-group': g });
+        figure.append(el('figcaption', {}, label(g) + ': lag (seconds)'), el('div', { class: 'plot' }));
+        box.append(figure);
+      }
+      draw('lag-seconds:' + g, figure.querySelector('.plot'), [g], 'lag_seconds', ' s', 2, true);
+    }
+  }
+
+  // done/total/events_per_s/eta_s come from the replay itself when it publishes them; until
+  // then they are estimated from its consumer group, as the projectors table shows it.
+  function progress(replay, rows) {
+    const row = rows.find((p) => p.projector === replay.projector && p.generation === replay.generation);
+    let { done, total, events_per_s: rate, eta_s: eta } = replay;
+    const estimated = (done === undefined || done === null || !total) && row && row.partitions.length;
+    if (estimated) {
+      total = row.partitions.reduce((n, p) => n + Math.max(0, p.end_offset - (p.log_start || 0)), 0);
+      done = Math.max(0, total - row.partitions.reduce((n, p) => n + (p.lag || 0), 0));
+    }
+    if ((rate === undefined || rate === null) && row) rate = row.events_per_s;
+    if ((eta === undefined || eta === null) && rate > 0 && total) eta = (total - done) / rate;
+    return { done, total, rate, eta, estimated };
+  }
+
+  function renderReplays(replays, rows) {
+    const list = document.getElementById('replays');
+    list.replaceChildren();
+    if (!replays.length) list.append(el('li', {}, 'none'));
+    for (const r of replays) {
+      const p = progress(r, rows);
+      const item = el('li', { class: 'replay', 'data-projector': r.projector, 'data-generation': r.generation });
+      item.append(el('div', { class: 'what' }, `${r.projector}: generation ${r.generation} ${r.state}`));
+      const bar = el('progress', { max: p.total || 1 });
+      if (p.total) bar.value = Math.min(p.done, p.total);  // no value: an indeterminate bar
+      const share = p.total ? ' (' + fmt((100 * p.done) / p.total, 1) + ' %)' : '';
+      const figures = el('div', { class: 'figures' },
+        (p.total ? `${fmt(p.done)} of ${fmt(p.total)} events${share}` : 'progress not known yet') +
+        ` · ${fmt(p.rate, 1)} events/s · ETA ${duration(p.eta)}`);
+      if (p.estimated) figures.title = 'estimated from the consumer group of this generation';
+      item.append(bar, figures);
+      list.append(item);
+    }
+  }
+
+  function renderProjectors(snap) {
     const body = document.querySelector('#projectors tbody');
     body.replaceChildren();
     const parts = document.getElementById('partitions');
@@ -101,13 +182,14 @@
       }
       parts.append(el('h3', {}, p.group), table);
       if (p.sampled_at) {
-        const list = (series[p.group] = series[p.group] || []);
-        const before = list.length;
-        addPoint(p.group, { at: p.sampled_at, lag: p.lag, lag_seconds: p.lag_seconds,
+        const added = addPoint(p.group, { at: p.sampled_at, lag: p.lag, lag_seconds: p.lag_seconds,
           applied: 0 }, null);
-        if (list.length > before) list[list.length - 1].rate = p.events_per_s;
+        if (added) series[p.group][series[p.group].length - 1].rate = p.events_per_s;
       }
     }
+  }
+
+  function renderDeadLetters(snap) {
     document.getElementById('dead-total').textContent = '(' + snap.dead_letters.total + ')';
     const dead = document.querySelector('#dead tbody');
     dead.replaceChildren();
@@ -117,13 +199,16 @@
         el('td', {}, d.origin), el('td', {}, d.type || '?'), el('td', {}, d.error));
       dead.append(r);
     }
-    const replays = document.getElementById('replays');
-    replays.replaceChildren();
-    if (!snap.replays.length) replays.append(el('li', {}, 'none'));
-    snap.replays.forEach((r) => replays.append(
-      el('li', {}, `${r.projector}: generation ${r.generation} ${r.state}`)));
-    ['lag', 'lag_seconds', 'rate'].forEach((f, i) =>
-      drawChart(['chart-lag', 'chart-lag-seconds', 'chart-rate'][i], f));
+  }
+
+  function render(snap) {
+    document.getElementById('window').textContent = snap.window_s;
+    document.getElementById('updated').textContent =
+      'updated ' + new Date(snap.at * 1000).toLocaleTimeString();
+    renderProjectors(snap);
+    renderDeadLetters(snap);
+    renderReplays(snap.replays, snap.projectors);
+    drawCharts();
   }
 
   async function loadHistory() {
@@ -143,5 +228,9 @@
     source.onerror = () => { live.textContent = 'reconnecting…'; live.className = 'live off'; };
   }
 
+  window.addEventListener('resize', () => {
+    Object.values(charts).forEach(({ plot }) =>
+      plot.setSize({ width: Math.max(300, plot.root.parentNode.clientWidth), height: 200 }));
+  });
   loadHistory().then(connect);
 }());

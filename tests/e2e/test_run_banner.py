@@ -1,0 +1,85 @@
+"""``bloghub run`` (what ``make run`` starts) says where the docs and the dashboard are and
+how to get into the dashboard; following what it prints gets an operator in."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+
+from bloghub.cli import run_banner
+from bloghub.processes import stop_process
+from bloghub.settings import Settings
+from tests.conftest import isolated
+from tests.loopback import free_port
+from tests.support import wait_until
+
+
+def banner_of(log_file: Path) -> str:
+    text = log_file.read_text(errors="replace")
+    return text[text.find("bloghub serving on") :]
+
+
+def start_run(env: dict[str, str], log_file: Path) -> subprocess.Popen[bytes]:
+    with log_file.open("ab") as sink:
+        return subprocess.Popen(
+            [sys.executable, "-m", "bloghub.cli", "run", "--workers", "1"],
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+
+
+async def test_following_the_run_banner_opens_the_dashboard(run_id: str, tmp_path: Path) -> None:
+    log_file = tmp_path / "run.log"
+    async with isolated(run_id, "banner") as own:
+        env = {
+            **os.environ,
+            "BLOGHUB_MODE": "development",
+            "BLOGHUB_PREFIX": own.prefix,
+            "BLOGHUB_DATABASE_URL": own.sqlalchemy_url,
+            "BLOGHUB_TOPIC_PARTITIONS": str(own.topic_partitions),
+            "BLOGHUB_API_PORT": str(free_port()),
+        }
+        env.pop("BLOGHUB_OPERATOR_TOKEN", None)  # the development default, as on a new machine
+        process = start_run(env, log_file)
+        try:
+
+            async def printed() -> bool:
+                return "readiness" in banner_of(log_file)
+
+            await wait_until(printed, timeout_s=90)
+            banner = banner_of(log_file)
+            dashboard = re.search(r"dashboard\s+(\S+)\s+operator token (\S+)", banner)
+            docs = re.search(r"API docs\s+(\S+)", banner)
+            assert dashboard is not None, banner
+            assert docs is not None, banner
+            async with httpx.AsyncClient(timeout=10) as client:
+
+                async def serving() -> bool:
+                    try:
+                        return (await client.get(docs.group(1))).status_code == 200
+                    except httpx.TransportError:
+                        return False
+
+                await wait_until(serving, timeout_s=90)
+                url, token = dashboard.group(1), dashboard.group(2)
+                login = await client.post(f"{url}/session", json={"token": token})
+                assert login.status_code == 204, login.text
+                page = await client.get(url)
+                assert page.status_code == 200
+                assert "/ops/static/ops.js" in page.text
+        finally:
+            stop_process(process, grace_s=30)
+
+
+def test_a_chosen_operator_token_is_never_printed() -> None:
+    chosen = "a-token-the-operator-chose-" + "x" * 20
+    banner = run_banner(Settings(operator_token=chosen, api_host="0.0.0.0"), 2)
+    assert chosen not in banner
+    assert "BLOGHUB_OPERATOR_TOKEN" in banner
+    assert "http://127.0.0.1:8000/ops" in banner
