@@ -23,19 +23,29 @@ class WaitReason(StrEnum):
     CODE = "code"  # an event newer than this code: it waits for an upgrade
 
 
-def heartbeat_pattern(prefix: str, projector: str = "*") -> str:
-    return f"{prefix}:hb:{projector}:*"
+def heartbeat_index(prefix: str) -> str:
+    """A sorted set of every instance's heartbeat key, scored by when it expires: readers
+    find the live ones without SCAN, which walks the whole keyspace (caches, sessions…)
+    whatever the pattern, and slowed the dashboard and /readyz as Redis filled."""
+    return f"{prefix}:hb:index"
 
 
 async def read_heartbeats(redis: Redis, prefix: str, projector: str = "*") -> list[dict[str, Any]]:
     """The live instances' heartbeats (of every projector unless one is named)."""
-    out = []
-    # SCAN walks the whole keyspace whatever the pattern: big steps, few round trips.
-    async for key in redis.scan_iter(match=heartbeat_pattern(prefix, projector), count=1000):
-        raw = await redis.get(key)
-        if raw is not None:
-            out.append(orjson.loads(raw))
-    return out
+    index = heartbeat_index(prefix)
+    # An instance that died without deleting its key has expired in Redis; its score says
+    # so, and the index forgets it here.
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.zremrangebyscore(index, "-inf", time.time())
+        pipe.zrange(index, 0, -1)
+        _, members = await pipe.execute()
+    keys: list[bytes] = list(members)
+    if projector != "*":
+        own = f"{prefix}:hb:{projector}:".encode()
+        keys = [k for k in keys if k.startswith(own)]
+    if not keys:
+        return []
+    return [orjson.loads(raw) for raw in await redis.mget(keys) if raw is not None]
 
 
 class Heartbeat:
@@ -44,6 +54,7 @@ class Heartbeat:
     ) -> None:
         self.instance = f"{socket.gethostname()}-{os.getpid()}-{id(self):x}"
         self._key = f"{prefix}:hb:{projector}:{self.instance}"
+        self._index = heartbeat_index(prefix)
         self._redis = redis
         self._ttl = ttl_s
         self._info = {
@@ -79,7 +90,10 @@ class Heartbeat:
             "at": time.time(),
             "waiting": list(self._waiting.values()),
         }
-        await self._redis.set(self._key, orjson.dumps(info), ex=self._ttl)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.set(self._key, orjson.dumps(info), ex=self._ttl)
+            pipe.zadd(self._index, {self._key: time.time() + self._ttl})
+            await pipe.execute()
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -89,4 +103,7 @@ class Heartbeat:
                 await self.beat()
             # A new wait is told at once, not at the next beat.
             await wait_any(self._ttl / 3, self._changed, stop)
-        await self._redis.delete(self._key)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.delete(self._key)
+            pipe.zrem(self._index, self._key)
+            await pipe.execute()
