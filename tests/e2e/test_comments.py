@@ -188,7 +188,6 @@ async def test_bad_comments_are_refused_and_store_nothing(
         (f"/v1/articles/{unpublished}/comments", {"content": "hi"}, 404),
         ("/v1/articles/not-an-id/comments", {"content": "hi"}, 404),
     ]
-    saw = {"bloghub-after": seen}
     for path, body, status in refused:
         answer = await client.post(
             path, json=body, headers={**commenter.auth, "bloghub-after": seen}
