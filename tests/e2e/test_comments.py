@@ -13,6 +13,7 @@ import pytest
 from tests.e2e.test_articles import Author, draft
 from tests.e2e.test_sessions import bearer
 from tests.e2e.test_social import person, publish
+from tests.support import wait_until
 
 pytestmark = pytest.mark.usefixtures("live_api")
 
@@ -72,6 +73,11 @@ async def test_a_reply_to_a_reply_gets_its_root_and_parent_and_is_listed_under_i
     client: httpx.AsyncClient, writer: Author, commenter: Author
 ) -> None:
     article_id, seen = await publish(client, writer)
+    assert await comment_count(client, article_id, seen) == 0
+    # Anonymous readers now have the detail in the caches.
+    assert (await client.get(f"/v1/articles/{article_id}")).json()["article"]["counts"][
+        "comments"
+    ] == 0
     top = await comment(client, commenter, article_id, "First!\n\t<b>not bold</b>", after=seen)
     assert top["root_id"] is None
     assert top["parent_id"] is None
@@ -90,6 +96,13 @@ async def test_a_reply_to_a_reply_gets_its_root_and_parent_and_is_listed_under_i
     assert [r["id"] for r in thread["replies"]] == [reply["id"], deeper["id"]]
     assert thread["replies"][1]["parent_id"] == reply["id"]
     assert await comment_count(client, article_id, deeper["position"]) == 3
+
+    async def anonymous_readers_see_three() -> bool:
+        detail = (await client.get(f"/v1/articles/{article_id}")).json()
+        return bool(detail["article"]["counts"]["comments"] == 3)
+
+    # The comments projector drops the cached counts, and the hot tier the body built on them.
+    await wait_until(anonymous_readers_see_three, timeout_s=10)
 
 
 async def test_threads_show_three_newest_replies_and_the_rest_pages_oldest_first(

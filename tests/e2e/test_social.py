@@ -13,6 +13,7 @@ from tests.e2e.test_accounts import PASSWORD
 from tests.e2e.test_articles import Author, draft
 from tests.e2e.test_erasure import erase
 from tests.e2e.test_sessions import account, bearer, login
+from tests.support import wait_until
 
 pytestmark = pytest.mark.usefixtures("live_api")
 
@@ -125,10 +126,18 @@ async def test_feed_pages_with_a_cursor(
 async def test_follow_and_unfollow_are_idempotent_and_counted(
     client: httpx.AsyncClient, reader: Author, writer: Author
 ) -> None:
+    assert (await client.get(f"/v1/users/{writer.id}")).json()["user"]["followers"] == 0
     for _ in range(2):
         answer = await client.put(f"/v1/users/{writer.id}/follow", headers=reader.auth)
         assert answer.status_code == 200
     assert await counts(client, writer.id, reader) == (1, 0)
+
+    async def anonymous_readers_see_one() -> bool:
+        profile = (await client.get(f"/v1/users/{writer.id}")).json()
+        return bool(profile["user"]["followers"] == 1)
+
+    # The social projector drops the cached counts, and the hot tier the body built on them.
+    await wait_until(anonymous_readers_see_one, timeout_s=10)
     assert await counts(client, reader.id, reader) == (0, 1)
     for _ in range(2):
         answer = await client.delete(f"/v1/users/{writer.id}/follow", headers=reader.auth)
