@@ -251,3 +251,20 @@ async def test_who_may_do_what_on_every_comment_route(
     assert by_article_author.status_code == 204, "the article's author"
     after = by_article_author.headers["bloghub-position"]
     assert (await threads(client, article_id, after))["comments"] == []
+
+
+async def test_a_retried_comment_with_the_same_idempotency_key_is_posted_once(
+    client: httpx.AsyncClient, writer: Author, commenter: Author
+) -> None:
+    article_id, seen = await publish(client, writer)
+    headers = {**commenter.auth, "bloghub-after": seen, "idempotency-key": "comment-1"}
+    url = f"/v1/articles/{article_id}/comments"
+    first = await client.post(url, json={"content": "once"}, headers=headers)
+    again = await client.post(url, json={"content": "once"}, headers=headers)
+    assert first.status_code == again.status_code == 201
+    assert again.json()["comment"]["id"] == first.json()["comment"]["id"]
+    # A write after both: had the retry appended, it would be applied by then.
+    later = await comment(client, commenter, article_id, "later", after=seen)
+    listed = (await threads(client, article_id, later["position"]))["comments"]
+    assert [c["content"] for c in listed] == ["later", "once"]
+    assert await comment_count(client, article_id, later["position"]) == 2
