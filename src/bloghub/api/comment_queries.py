@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from sqlalchemy import asc, desc, func, select
+from sqlalchemy import asc, desc, select, true
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bloghub.adapters.postgres.tables import comment_counts, comments
@@ -52,18 +52,24 @@ class CommentQueries:
         return await self._page(stmt.order_by(asc(c.id)), limit)
 
     async def newest_replies(self, root_ids: list[str]) -> dict[str, list[Any]]:
-        """The newest replies of each thread (oldest of them first), in one query."""
+        """The newest replies of each thread (oldest of them first), in one query: per
+        thread an index walk of a few rows, however long the thread."""
         if not root_ids:
             return {}
-        ranked = (
-            select(
-                comments,
-                func.row_number().over(partition_by=c.root_id, order_by=desc(c.id)).label("n"),
-            )
-            .where(c.root_id.in_(root_ids))
-            .subquery()
+        root = comments.alias("root")
+        newest = (
+            select(comments)
+            .where(c.root_id == root.c.id)
+            .order_by(desc(c.id))
+            .limit(NEWEST_REPLIES)
+            .lateral("newest")
         )
-        stmt = select(ranked).where(ranked.c.n <= NEWEST_REPLIES).order_by(asc(ranked.c.id))
+        stmt = (
+            select(newest)
+            .select_from(root.join(newest, true()))
+            .where(root.c.id.in_(root_ids))
+            .order_by(asc(newest.c.id))
+        )
         out: dict[str, list[Any]] = defaultdict(list)
         for row in await self._model.all(stmt):
             out[str(row.root_id)].append(row)

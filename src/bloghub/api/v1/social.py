@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 from uuid import UUID
 
@@ -22,6 +23,7 @@ from bloghub.api.v1.articles import ARTICLES_READS, _paged, published_summary
 from bloghub.api.v1.sessions import caller
 from bloghub.api.v1.social_schemas import FollowEnvelope, FollowOut, PeoplePage, PersonOut
 from bloghub.api.v1.users import public_user
+from bloghub.commands.context import Caller, CommandDeps
 from bloghub.commands.social import Relation, follow_user, unfollow_user
 from bloghub.errors import CatchingUp, NotFound
 from bloghub.events.position import Position
@@ -32,8 +34,14 @@ RELATIONS_READS = [("social", (Family.SOCIAL,))]
 # The feed is the social projector's (follows and article times) joined with what the
 # articles, users and counts read models show: all are waited for, so a follow and then
 # the author's next article are in the follower's feed at once.
-FEED_READS = [("social", (Family.SOCIAL, Family.ARTICLES)), *ARTICLES_READS, *USERS_READS]
-FEED_READS += COUNTS_READS
+FEED_READS = [
+    ("social", (Family.SOCIAL, Family.ARTICLES)),
+    *ARTICLES_READS,
+    *USERS_READS,
+    *COUNTS_READS,
+]
+# A follow or an unfollow, decided on a relation.
+FollowCommand = Callable[[Relation, CommandDeps, Caller], Awaitable[Position]]
 
 
 def social(request: Request) -> SocialQueries:
@@ -66,7 +74,7 @@ async def unfollow(request: Request) -> Response:
     return await _follow_or_not(request, unfollow_user, following=False)
 
 
-async def _follow_or_not(request: Request, command: Any, *, following: bool) -> Response:
+async def _follow_or_not(request: Request, command: FollowCommand, *, following: bool) -> Response:
     claims = await require_caller(request)
     followee = _user_id(request)
     relation = await _relation(request, claims.user_id, followee)
