@@ -1,4 +1,4 @@
-"""``python -m bench [producer|projector|article_detail|http ...] [--profile]``: run the named
+"""``python -m bench [producer|projector|article_detail|http|feed ...] [--profile]``: run the named
 benchmarks (all by default), print each table and write ``artifacts/bench/<name>.json``.
 
 Exits 1 only when a correctness check FAILED (the figures of that run mean nothing); a goal
@@ -12,7 +12,7 @@ import asyncio
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from bench import article_detail, http, producer, projector
+from bench import article_detail, feed, http, producer, projector
 from bench.support import Report, Verdict, console, quiet_logs
 from bloghub.projections.worker import settle_heap
 
@@ -21,6 +21,7 @@ BENCHMARKS: dict[str, Callable[[argparse.Namespace], Coroutine[Any, Any, Report]
     projector.NAME: lambda args: projector.run(profile=args.profile),
     article_detail.NAME: lambda args: article_detail.run(),
     http.NAME: lambda args: http.run(only=args.pair),
+    feed.NAME: lambda args: feed.run(),
 }
 
 

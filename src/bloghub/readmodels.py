@@ -59,3 +59,14 @@ PUBLISHED_COLUMNS = (
     articles.c.published_at,
     articles.c.updated_at,
 )
+
+
+def article_counts_key(cache: Cache, article_id: str) -> str:
+    """An article's counts as its detail shows them; the comments projector owns it (and
+    so will each projector whose counts it shows)."""
+    return cache.key("article", "counts", article_id)
+
+
+def follow_counts_key(cache: Cache, user_id: str) -> str:
+    """A user's follower and followee counts, owned by the social projector."""
+    return cache.key("user", "follows", user_id)

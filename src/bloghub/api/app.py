@@ -22,7 +22,7 @@ from bloghub.api.http import Endpoint
 from bloghub.api.middleware import BodyLimit, RequestId
 from bloghub.api.rate_limit import RateLimit
 from bloghub.api.routing import IndexedRouter
-from bloghub.api.v1 import articles, ranking, sessions, sms, users, wechat
+from bloghub.api.v1 import articles, comments, ranking, sessions, sms, social, users, wechat
 from bloghub.bootstrap import Container, build
 from bloghub.errors import BloghubError, StoreRejected, Transient
 from bloghub.logs import access_log
@@ -43,6 +43,8 @@ def all_endpoints() -> list[Endpoint]:
         *sms.ENDPOINTS,
         *articles.ENDPOINTS,
         *ranking.ENDPOINTS,
+        *social.ENDPOINTS,
+        *comments.ENDPOINTS,
     ]
 
 

@@ -186,3 +186,9 @@ class Pinned:
         if self._seen is None:
             self._seen = await self._progress.generations()
         return self._seen.get(projector, 1)
+
+    async def active(self, projector: str) -> int | None:
+        """The active generation, or None while the projector has none yet."""
+        await self.generation(projector)
+        assert self._seen is not None
+        return self._seen.get(projector)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from bloghub.events.topics import Family
 from bloghub.projections.articles import ArticlesProjector
+from bloghub.projections.comments import CommentsProjector
 from bloghub.projections.postgres_sink import PostgresProjector
 from bloghub.projections.redis_sink import RedisProjector
 from bloghub.projections.search_sink import SearchProjector
+from bloghub.projections.social import SocialProjector
 from bloghub.projections.users import UsersProjector
 
 # A projector class of any store; each is built by ``from_stores`` (stores.py).
@@ -15,6 +17,9 @@ ProjectorClass = type[PostgresProjector] | type[RedisProjector] | type[SearchPro
 POSTGRES_PROJECTORS: dict[str, type[PostgresProjector]] = {
     UsersProjector.name: UsersProjector,
     ArticlesProjector.name: ArticlesProjector,
+    # Follows and the feed; comment trees.
+    SocialProjector.name: SocialProjector,
+    CommentsProjector.name: CommentsProjector,
 }
 
 # Every projector: the worker runs these (all of them unless told which), the replay tool

@@ -198,8 +198,84 @@ article_stats = Table(
     Index("article_stats_visible_recent", "published_at", postgresql_where=text("visible")),
 )
 
+social_model = MetaData()
+
+# Who follows whom, since when (the follow event's time): newest first both ways.
+follows = Table(
+    "follows",
+    social_model,
+    Column("follower_id", UUID(as_uuid=False), nullable=False),
+    Column("followee_id", UUID(as_uuid=False), nullable=False),
+    Column("followed_at", DateTime(timezone=True), nullable=False),
+    PrimaryKeyConstraint("follower_id", "followee_id"),
+    Index("follows_followers_newest", "followee_id", "followed_at", "follower_id"),
+    Index("follows_followees_newest", "follower_id", "followed_at", "followee_id"),
+)
+
+# Followers and followees per user, moved only by the relation rows a batch really added
+# or removed, so a count is always the size of its set and never negative.
+follow_counts = Table(
+    "follow_counts",
+    social_model,
+    Column("user_id", UUID(as_uuid=False), primary_key=True),
+    Column("followers", BigInteger, nullable=False, server_default=text("0")),
+    Column("followees", BigInteger, nullable=False, server_default=text("0")),
+)
+
+# The feed's own copy of every published article's place in time (the first publish's
+# event time), kept by the social projector from the articles family, so a feed page is
+# one query in one schema: per followee, an index walk of at most one page (see README).
+feed_articles = Table(
+    "feed_articles",
+    social_model,
+    Column("article_id", UUID(as_uuid=False), primary_key=True),
+    Column("author_id", UUID(as_uuid=False), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("published_at", DateTime(timezone=True), nullable=False),
+    Column("visible", Boolean, nullable=False),
+    Index(
+        "feed_articles_by_author_newest",
+        "author_id",
+        "published_at",
+        "article_id",
+        postgresql_where=text("visible"),
+    ),
+)
+
+comments_model = MetaData()
+
+# Live comments only: deleting one removes its row and its whole subtree. Ids are UUIDv7,
+# so id order is posting order. ``replies`` is kept on a top-level comment: its thread's
+# size without it.
+comments = Table(
+    "comments",
+    comments_model,
+    Column("id", UUID(as_uuid=False), primary_key=True),
+    Column("article_id", UUID(as_uuid=False), nullable=False),
+    Column("article_author_id", UUID(as_uuid=False), nullable=False),
+    Column("author_id", UUID(as_uuid=False), nullable=False),
+    Column("parent_id", UUID(as_uuid=False)),
+    Column("root_id", UUID(as_uuid=False)),
+    Column("content", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("replies", BigInteger, nullable=False, server_default=text("0")),
+    Index("comments_roots", "article_id", "id", postgresql_where=text("root_id IS NULL")),
+    Index("comments_threads", "root_id", "id", postgresql_where=text("root_id IS NOT NULL")),
+    Index("comments_children", "parent_id", postgresql_where=text("parent_id IS NOT NULL")),
+)
+
+# Live comments per article, shown with the article.
+comment_counts = Table(
+    "comment_counts",
+    comments_model,
+    Column("article_id", UUID(as_uuid=False), primary_key=True),
+    Column("comments", BigInteger, nullable=False),
+)
+
 READ_MODELS: dict[str, MetaData] = {
     "users": users_model,
     "articles": articles_model,
     "interactions": interactions_model,
+    "social": social_model,
+    "comments": comments_model,
 }

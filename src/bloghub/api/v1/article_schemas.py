@@ -150,6 +150,15 @@ class DraftPage(BaseModel):
     next_cursor: str | None = None
 
 
+class ArticleCounts(BaseModel):
+    """What readers did with a published article (api/article_counts.py)."""
+
+    comments: int = 0
+    likes: int = 0
+    collects: int = 0
+    reads: int = 0
+
+
 class PublishedOut(BaseModel):
     id: str
     author: AuthorOut
@@ -159,6 +168,7 @@ class PublishedOut(BaseModel):
     version: int
     published_at: datetime
     updated_at: datetime
+    counts: ArticleCounts = Field(default_factory=ArticleCounts)
 
 
 class PublishedEnvelope(BaseModel):
@@ -172,6 +182,7 @@ class PublishedSummary(BaseModel):
     abstract: str
     tags: list[str]
     published_at: datetime
+    counts: ArticleCounts = Field(default_factory=ArticleCounts)
 
 
 class PublishedPage(BaseModel):

@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from bloghub.adapters.redis.cache import Cache
+from bloghub.api.article_counts import COUNTS_READS, counted
 from bloghub.api.article_queries import ArticleQueries, abstract
 from bloghub.api.auth import USERS_READS, require_caller, wait_as_reader
 from bloghub.api.consistent import mark_stale, pinned, through_cache, wait_for_reads, written
@@ -60,6 +61,8 @@ from bloghub.readmodels import (
 ARTICLES_READS = [("articles", (Family.ARTICLES,))]
 # What readers see names each article's author: two read models, both waited for.
 WITH_AUTHORS_READS = [*ARTICLES_READS, *USERS_READS]
+# What readers see of a published article: with its author and its counts.
+SHOWN_READS = [*WITH_AUTHORS_READS, *COUNTS_READS]
 LIST_TTL_S = 300
 DRAFT_TTL_S = 300
 IDEMPOTENT = {"Idempotency-Key": "A retry with the same key gets the first answer"}
@@ -277,7 +280,7 @@ async def published_detail(request: Request, article_id: str) -> dict[str, Any] 
 
 async def read(request: Request) -> Response:
     article_id = _article_id(request)
-    stale = await wait_as_reader(request, WITH_AUTHORS_READS)
+    stale = await wait_as_reader(request, SHOWN_READS)
 
     async def build() -> dict[str, Any] | None:
         view = await published_detail(request, article_id)
@@ -287,6 +290,7 @@ async def read(request: Request) -> Response:
             author=await _author(request, view["author_id"]),
             **{k: v for k, v in view.items() if k != "author_id"},
         )
+        (out,) = await counted(request, [out], cached=True)
         return PublishedEnvelope(article=out).model_dump(mode="json")
 
     body = await hot_json(request, f"article:{article_id}", build)
@@ -297,24 +301,26 @@ async def read(request: Request) -> Response:
 
 async def listing(request: Request) -> Response:
     q = parse_query(request, ListingQuery)
-    stale = await wait_as_reader(request, WITH_AUTHORS_READS)
+    stale = await wait_as_reader(request, SHOWN_READS)
     with _paged():
         page = await queries(request).published_list(
             author=str(q.author) if q.author else None, tag=q.tag, limit=q.limit, cursor=q.cursor
         )
-    items = [
-        PublishedSummary(
-            id=str(r.id),
-            author=await _author(request, str(r.author_id)),
-            title=r.published_title,
-            abstract=abstract(r.published_content),
-            tags=list(r.published_tags or []),
-            published_at=r.published_at,
-        )
-        for r in page.items
-    ]
+    items = await counted(request, [await published_summary(request, r) for r in page.items])
     body = PublishedPage(articles=items, next_cursor=page.next_cursor)
     return mark_stale(JSON(body.model_dump(mode="json")), stale)
+
+
+async def published_summary(request: Request, r: Any) -> PublishedSummary:
+    """A listed published article (``PUBLISHED_COLUMNS``), before its counts."""
+    return PublishedSummary(
+        id=str(r.id),
+        author=await _author(request, str(r.author_id)),
+        title=r.published_title,
+        abstract=abstract(r.published_content),
+        tags=list(r.published_tags or []),
+        published_at=r.published_at,
+    )
 
 
 async def tags(request: Request) -> Response:

@@ -329,5 +329,10 @@ class PublicProfileOut(BaseModel):
     created_at: datetime
 
 
+class PublicProfileCounted(PublicProfileOut):
+    followers: int = 0
+    followees: int = 0
+
+
 class PublicProfileEnvelope(BaseModel):
-    user: PublicProfileOut
+    user: PublicProfileCounted

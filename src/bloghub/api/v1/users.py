@@ -11,10 +11,11 @@ from starlette.responses import Response
 
 from bloghub.adapters.postgres.user_keys import AccountErased
 from bloghub.api.auth import USERS_READS, require_caller, user_queries, wait_as_reader
-from bloghub.api.consistent import mark_stale, through_cache, written
+from bloghub.api.consistent import mark_stale, pinned, through_cache, written
 from bloghub.api.hot import hot_json
 from bloghub.api.http import JSON, Endpoint, container, parse_body
 from bloghub.api.queries import UserRow
+from bloghub.api.social_queries import SocialQueries
 from bloghub.api.v1.proof import check_current_password
 from bloghub.api.v1.schemas import (
     EraseIn,
@@ -38,11 +39,14 @@ from bloghub.commands.users import (
     update_profile,
 )
 from bloghub.errors import NotFound, RateLimited, Unauthorized
-from bloghub.readmodels import user_info_key
+from bloghub.events.topics import Family
+from bloghub.readmodels import follow_counts_key, user_info_key
 
 log = structlog.get_logger(__name__)
 
 USER_INFO_TTL_S = 15 * 60
+# A public profile shows the follow counts too.
+PROFILE_READS = [*USERS_READS, ("social", (Family.SOCIAL,))]
 # Tries at proving ownership before an erasure, per account: a stolen access token alone
 # must not let its holder guess the password (or the code) at leisure.
 ERASE_TRIES, ERASE_WINDOW_S = 5, 15 * 60
@@ -182,16 +186,33 @@ async def public_profile(request: Request) -> Response:
         UUID(user_id)
     except ValueError:
         raise NotFound("no such user") from None
-    stale = await wait_as_reader(request, USERS_READS)
+    stale = await wait_as_reader(request, PROFILE_READS)
 
     async def build() -> dict[str, Any] | None:
         found = await public_user(request, user_id)
-        return None if found is None or found.get("deleted") else {"user": found}
+        if found is None or found.get("deleted"):
+            return None
+        return {"user": {**found, **await follow_counts(request, user_id)}}
 
     body = await hot_json(request, f"user:{user_id}", build)
     if body is None:
         raise NotFound("no such user")
     return mark_stale(Response(body, media_type="application/json"), stale)
+
+
+async def follow_counts(request: Request, user_id: str) -> dict[str, int]:
+    """Followers and followees, through the entry the social projector keeps fresh (the
+    profile's hot body is kept while it stands)."""
+    c = container(request)
+
+    async def fill() -> dict[str, int]:
+        followers, followees = await SocialQueries(c.engine, pinned(request)).counts(user_id)
+        return {"followers": followers, "followees": followees}
+
+    found: dict[str, int] = await through_cache(
+        request, follow_counts_key(c.cache, user_id), USER_INFO_TTL_S, fill
+    )
+    return found
 
 
 STALE = {"Bloghub-Stale": "true when the read-your-writes wait ran out"}

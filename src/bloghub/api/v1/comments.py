@@ -1,0 +1,209 @@
+"""Threaded comments over HTTP. Content is plain text, stored and returned as sent (JSON
+strings), never rendered as HTML."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from bloghub.api.auth import optional_caller, require_caller
+from bloghub.api.comment_queries import CommentQueries
+from bloghub.api.consistent import mark_stale, pinned, wait_for_reads, written
+from bloghub.api.http import JSON, Endpoint, container, parse_body, parse_query
+from bloghub.api.idempotency import answering, idempotent
+from bloghub.api.v1.articles import (
+    ARTICLES_READS,
+    IDEMPOTENT,
+    WITH_AUTHORS_READS,
+    _author,
+    _paged,
+    queries,
+)
+from bloghub.api.v1.sessions import caller
+from bloghub.api.v1.social_schemas import (
+    CommentEnvelope,
+    CommentIn,
+    CommentOut,
+    RepliesPage,
+    RepliesQuery,
+    ThreadOut,
+    ThreadsPage,
+    ThreadsQuery,
+)
+from bloghub.commands.comments import Posted, delete_comment, post_comment
+from bloghub.errors import CatchingUp, NotFound
+from bloghub.events.topics import Family
+
+COMMENTS_READS = [("comments", (Family.COMMENTS,))]
+# A comment is shown with its author's name; a thread only under a published article.
+SHOWN_READS = [*COMMENTS_READS, *WITH_AUTHORS_READS]
+
+
+def comment_queries(request: Request) -> CommentQueries:
+    return CommentQueries(container(request).engine, pinned(request))
+
+
+def _id(request: Request, name: str, what: str) -> str:
+    try:
+        return str(UUID(request.path_params[name]))
+    except ValueError:
+        raise NotFound(f"no such {what}") from None
+
+
+async def _published(request: Request, article_id: str) -> tuple[str, str] | None:
+    row = await queries(request).published(article_id)
+    if row is None or row.status != "published":
+        return None
+    return str(row.id), str(row.author_id)
+
+
+async def _decide_after_own_writes(request: Request, user_id: str) -> None:
+    if await wait_for_reads(request, [*COMMENTS_READS, *ARTICLES_READS], user_id):
+        raise CatchingUp("your last change is still being applied; try again in a moment")
+
+
+async def post(request: Request) -> Response:
+    claims = await require_caller(request)
+    article_id = _id(request, "article_id", "article")
+    body = await parse_body(request, CommentIn)
+    parent_id = None if body.parent_id is None else str(body.parent_id)
+
+    async def respond(done: Posted) -> Response:
+        out = CommentOut(
+            id=done.comment_id,
+            article_id=article_id,
+            author=await _author(request, claims.user_id),
+            parent_id=parent_id,
+            root_id=done.root_id,
+            content=body.content,
+            created_at=datetime.now(UTC),
+        )
+        response = JSON(CommentEnvelope(comment=out).model_dump(mode="json"), status_code=201)
+        return await written(request, response, done.position, claims.user_id)
+
+    async def run() -> Response:
+        await _decide_after_own_writes(request, claims.user_id)
+        article = await _published(request, article_id)
+        parent = None if parent_id is None else await comment_queries(request).ref(parent_id)
+        deps, who = container(request).commands, caller(request, claims.user_id)
+        command = post_comment(article, parent, parent_id, body.content, deps, who)
+        return await answering(command, respond)
+
+    return await idempotent(request, claims.user_id, run)
+
+
+async def remove(request: Request) -> Response:
+    claims = await require_caller(request)
+    comment_id = _id(request, "comment_id", "comment")
+    await _decide_after_own_writes(request, claims.user_id)
+    comment = await comment_queries(request).ref(comment_id)
+    deps, who = container(request).commands, caller(request, claims.user_id)
+    position = await delete_comment(comment, deps, who)
+    return await written(request, Response(status_code=204), position, claims.user_id)
+
+
+async def threads(request: Request) -> Response:
+    article_id = _id(request, "article_id", "article")
+    q = parse_query(request, ThreadsQuery)
+    stale = await _wait_as_reader(request)
+    if await _published(request, article_id) is None:
+        raise NotFound("no such article")
+    cq = comment_queries(request)
+    with _paged():
+        page = await cq.roots(article_id, q.limit, q.before)
+    newest = await cq.newest_replies([str(r.id) for r in page.items])
+    out = [
+        ThreadOut(
+            **(await _comment(request, r)).model_dump(),
+            reply_count=r.replies,
+            replies=[await _comment(request, x) for x in newest.get(str(r.id), [])],
+        )
+        for r in page.items
+    ]
+    body = ThreadsPage(comments=out, next_before=page.next_cursor)
+    return mark_stale(JSON(body.model_dump(mode="json")), stale)
+
+
+async def replies(request: Request) -> Response:
+    root_id = _id(request, "root_id", "comment")
+    q = parse_query(request, RepliesQuery)
+    stale = await _wait_as_reader(request)
+    cq = comment_queries(request)
+    root = await cq.ref(root_id)
+    if root is None or root.root_id is not None:
+        raise NotFound("no such top-level comment")
+    if await _published(request, root.article_id) is None:
+        raise NotFound("no such article")
+    with _paged():
+        page = await cq.replies(root_id, q.limit, q.after)
+    out = [await _comment(request, r) for r in page.items]
+    body = RepliesPage(replies=out, next_after=page.next_cursor)
+    return mark_stale(JSON(body.model_dump(mode="json")), stale)
+
+
+async def _wait_as_reader(request: Request) -> bool:
+    claims = await optional_caller(request)
+    return await wait_for_reads(request, SHOWN_READS, claims.user_id if claims else None)
+
+
+async def _comment(request: Request, row: Any) -> CommentOut:
+    return CommentOut(
+        id=str(row.id),
+        article_id=str(row.article_id),
+        author=await _author(request, str(row.author_id)),
+        parent_id=None if row.parent_id is None else str(row.parent_id),
+        root_id=None if row.root_id is None else str(row.root_id),
+        content=row.content,
+        created_at=row.created_at,
+    )
+
+
+ENDPOINTS = [
+    Endpoint(
+        "POST",
+        "/v1/articles/{article_id}/comments",
+        post,
+        "Comment on a published article, or reply to one of its comments",
+        "comments",
+        body=CommentIn,
+        response=CommentEnvelope,
+        status=201,
+        auth=True,
+        errors=(400, 401, 404, 409, 413, 415, 422, 503),
+        headers=IDEMPOTENT,
+    ),
+    Endpoint(
+        "DELETE",
+        "/v1/comments/{comment_id}",
+        remove,
+        "Delete a comment and its replies (its author, or the article's author)",
+        "comments",
+        status=204,
+        auth=True,
+        errors=(401, 403, 404, 503),
+    ),
+    Endpoint(
+        "GET",
+        "/v1/articles/{article_id}/comments",
+        threads,
+        "Top-level comments newest first, each with its newest replies and reply count",
+        "comments",
+        response=ThreadsPage,
+        errors=(400, 401, 404),
+        params=ThreadsQuery,
+    ),
+    Endpoint(
+        "GET",
+        "/v1/comments/{root_id}/replies",
+        replies,
+        "The replies of a thread, oldest first",
+        "comments",
+        response=RepliesPage,
+        errors=(400, 401, 404),
+        params=RepliesQuery,
+    ),
+]

@@ -1,0 +1,211 @@
+"""Follows and the feed over HTTP."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import select
+from starlette.requests import Request
+from starlette.responses import Response
+
+from bloghub.adapters.postgres.tables import articles
+from bloghub.api.article_counts import COUNTS_READS, counted
+from bloghub.api.auth import USERS_READS, optional_caller, require_caller, user_queries
+from bloghub.api.consistent import mark_stale, pinned, wait_for_reads, written
+from bloghub.api.http import JSON, Endpoint, container, parse_query
+from bloghub.api.idempotency import answering
+from bloghub.api.read_models import ReadModel
+from bloghub.api.social_queries import SocialQueries
+from bloghub.api.v1.article_schemas import PageQuery, PublishedPage
+from bloghub.api.v1.articles import ARTICLES_READS, _paged, published_summary
+from bloghub.api.v1.sessions import caller
+from bloghub.api.v1.social_schemas import FollowEnvelope, FollowOut, PeoplePage, PersonOut
+from bloghub.api.v1.users import public_user
+from bloghub.commands.context import Caller, CommandDeps
+from bloghub.commands.social import Relation, follow_user, unfollow_user
+from bloghub.errors import CatchingUp, NotFound
+from bloghub.events.position import Position
+from bloghub.events.topics import Family
+from bloghub.readmodels import PUBLISHED_COLUMNS
+
+RELATIONS_READS = [("social", (Family.SOCIAL,))]
+# The feed is the social projector's (follows and article times) joined with what the
+# articles, users and counts read models show: all are waited for, so a follow and then
+# the author's next article are in the follower's feed at once.
+FEED_READS = [
+    ("social", (Family.SOCIAL, Family.ARTICLES)),
+    *ARTICLES_READS,
+    *USERS_READS,
+    *COUNTS_READS,
+]
+# A follow or an unfollow, decided on a relation.
+FollowCommand = Callable[[Relation, CommandDeps, Caller], Awaitable[Position]]
+
+
+def social(request: Request) -> SocialQueries:
+    return SocialQueries(container(request).engine, pinned(request))
+
+
+def _user_id(request: Request) -> str:
+    try:
+        return str(UUID(request.path_params["user_id"]))
+    except ValueError:
+        raise NotFound("no such user") from None
+
+
+async def _relation(request: Request, follower: str, followee: str) -> Relation:
+    """The relation as of the caller's own last follow or unfollow: a decision is never
+    made on an older one."""
+    if await wait_for_reads(request, RELATIONS_READS, follower):
+        raise CatchingUp("your last change is still being applied; try again in a moment")
+    row = await user_queries(request).by_id(followee)
+    known = row is not None and not row.erased
+    following = known and await social(request).follows(follower, followee)
+    return Relation(followee, known, following)
+
+
+async def follow(request: Request) -> Response:
+    return await _follow_or_not(request, follow_user, following=True)
+
+
+async def unfollow(request: Request) -> Response:
+    return await _follow_or_not(request, unfollow_user, following=False)
+
+
+async def _follow_or_not(request: Request, command: FollowCommand, *, following: bool) -> Response:
+    claims = await require_caller(request)
+    followee = _user_id(request)
+    relation = await _relation(request, claims.user_id, followee)
+
+    async def respond(position: Position) -> Response:
+        out = FollowEnvelope(follow=FollowOut(user_id=followee, following=following))
+        return await written(request, JSON(out.model_dump()), position, claims.user_id)
+
+    deps, who = container(request).commands, caller(request, claims.user_id)
+    return await answering(command(relation, deps, who), respond)
+
+
+async def followers(request: Request) -> Response:
+    return await _people(request, followers_of=True)
+
+
+async def followees(request: Request) -> Response:
+    return await _people(request, followers_of=False)
+
+
+async def _people(request: Request, *, followers_of: bool) -> Response:
+    user_id = _user_id(request)
+    paging = parse_query(request, PageQuery)
+    claims = await optional_caller(request)
+    me = claims.user_id if claims else None
+    stale = await wait_for_reads(request, [*RELATIONS_READS, *USERS_READS], me)
+    found = await public_user(request, user_id)
+    if found is None or found.get("deleted"):
+        raise NotFound("no such user")
+    q = social(request)
+    with _paged():
+        if followers_of:
+            page = await q.followers(user_id, paging.limit, paging.cursor)
+        else:
+            page = await q.followees(user_id, paging.limit, paging.cursor)
+    ids = [str(r.user_id) for r in page.items]
+    mine = await q.followed_among(me, ids) if me else set()
+    people = [await _person(request, r, mine) for r in page.items]
+    body = PeoplePage(users=people, next_cursor=page.next_cursor)
+    return mark_stale(JSON(body.model_dump(mode="json")), stale)
+
+
+async def _person(request: Request, row: Any, mine: set[str]) -> PersonOut:
+    user_id = str(row.user_id)
+    found = await public_user(request, user_id)
+    gone = found is None or bool(found.get("deleted"))
+    return PersonOut(
+        id=user_id,
+        nickname=None if gone or found is None else found.get("nickname"),
+        deleted=gone,
+        followed_at=row.followed_at,
+        following=user_id in mine,
+    )
+
+
+async def feed(request: Request) -> Response:
+    claims = await require_caller(request)
+    paging = parse_query(request, PageQuery)
+    stale = await wait_for_reads(request, FEED_READS, claims.user_id)
+    with _paged():
+        page = await social(request).feed(claims.user_id, paging.limit, paging.cursor)
+    ids = [str(r.article_id) for r in page.items]
+    rows = await _published(request, ids)
+    # An article the feed's copy still lists but the articles read model no longer
+    # publishes is left out; the cursor still moves past it.
+    shown = [await published_summary(request, rows[i]) for i in ids if i in rows]
+    body = PublishedPage(articles=await counted(request, shown), next_cursor=page.next_cursor)
+    return mark_stale(JSON(body.model_dump(mode="json")), stale)
+
+
+async def _published(request: Request, ids: list[str]) -> dict[str, Any]:
+    if not ids:
+        return {}
+    a = articles.c
+    stmt = select(*PUBLISHED_COLUMNS).where(a.id.in_(ids), a.status == "published")
+    rows = await ReadModel("articles", container(request).engine, pinned(request)).all(stmt)
+    return {str(r.id): r for r in rows}
+
+
+FOLLOW_ERRORS = (401, 404, 409, 422, 503)
+
+ENDPOINTS = [
+    Endpoint(
+        "PUT",
+        "/v1/users/{user_id}/follow",
+        follow,
+        "Follow a user (again: no change)",
+        "social",
+        response=FollowEnvelope,
+        auth=True,
+        errors=FOLLOW_ERRORS,
+    ),
+    Endpoint(
+        "DELETE",
+        "/v1/users/{user_id}/follow",
+        unfollow,
+        "Stop following a user (again: no change)",
+        "social",
+        response=FollowEnvelope,
+        auth=True,
+        errors=FOLLOW_ERRORS,
+    ),
+    Endpoint(
+        "GET",
+        "/v1/users/{user_id}/followers",
+        followers,
+        "Who follows the user, newest first, each with whether the caller follows them",
+        "social",
+        response=PeoplePage,
+        errors=(400, 401, 404),
+        params=PageQuery,
+    ),
+    Endpoint(
+        "GET",
+        "/v1/users/{user_id}/followees",
+        followees,
+        "Whom the user follows, newest first, each with whether the caller follows them",
+        "social",
+        response=PeoplePage,
+        errors=(400, 401, 404),
+        params=PageQuery,
+    ),
+    Endpoint(
+        "GET",
+        "/v1/feed",
+        feed,
+        "Published articles of the people the caller follows, newest first",
+        "social",
+        response=PublishedPage,
+        auth=True,
+        errors=(400, 401, 404),
+        params=PageQuery,
+    ),
+]

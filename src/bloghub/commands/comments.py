@@ -1,0 +1,83 @@
+"""Comment commands: post a comment or a reply on a published article, delete one with
+its whole subtree. Decided on the read models as of the caller's own last write."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bloghub.commands.context import Caller, CommandDeps
+from bloghub.errors import Forbidden, InvalidInput, NotFound
+from bloghub.events.comments import CommentDeleted, CommentPosted
+from bloghub.events.log import Indeterminate
+from bloghub.events.position import Position
+from bloghub.ids import new_id_str
+
+
+@dataclass(frozen=True, slots=True)
+class CommentRef:
+    """A live comment, as a decision needs it."""
+
+    id: str
+    article_id: str
+    article_author_id: str
+    author_id: str
+    root_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Posted:
+    comment_id: str
+    root_id: str | None
+    position: Position
+
+
+async def post_comment(
+    article: tuple[str, str] | None,
+    parent: CommentRef | None,
+    parent_id: str | None,
+    content: str,
+    deps: CommandDeps,
+    caller: Caller,
+) -> Posted:
+    """``article`` is the published article's (id, author id), None if there is none."""
+    author = _signed_in(caller)
+    if article is None:
+        raise NotFound("no such article")
+    article_id, article_author = article
+    if parent_id is not None and (parent is None or parent.article_id != article_id):
+        # Unknown, deleted, or under another article: nothing to reply to here.
+        raise InvalidInput("no such comment under this article", fields={"parent_id": "not found"})
+    root = None if parent is None else parent.root_id or parent.id
+    event = CommentPosted(
+        article_id=article_id,
+        comment_id=new_id_str(),
+        author_id=author,
+        article_author_id=article_author,
+        parent_id=parent_id,
+        root_id=root,
+        parent_author_id=None if parent is None else parent.author_id,
+        content=content,
+    )
+    try:
+        position = await deps.record(caller, event)
+    except Indeterminate as unsure:
+        # The comment may still be recorded: whoever waits for it learns its id with it.
+        raise unsure.then(lambda pos: Posted(event.comment_id, root, pos)) from unsure
+    return Posted(event.comment_id, root, position)
+
+
+async def delete_comment(comment: CommentRef | None, deps: CommandDeps, caller: Caller) -> Position:
+    """Its author may delete a comment, and so may the author of the article it is under."""
+    who = _signed_in(caller)
+    if comment is None:
+        raise NotFound("no such comment")
+    if who not in (comment.author_id, comment.article_author_id):
+        raise Forbidden("only its author or the article's author may delete a comment")
+    event = CommentDeleted(article_id=comment.article_id, comment_id=comment.id, deleted_by=who)
+    return await deps.record(caller, event)
+
+
+def _signed_in(caller: Caller) -> str:
+    if caller.actor_id is None:
+        raise Forbidden("sign in to comment")
+    return caller.actor_id
