@@ -1,11 +1,17 @@
 """Base for projectors that feed an OpenSearch index.
 
-Documents are written with external versions derived from the log offset of the event
-that produced them, so re-delivery (or a replay running beside the live projector) can
-never overwrite a newer document with an older one: OpenSearch refuses the stale write
-and we count that refusal as success. Checkpoints live in Postgres and move after the
-bulk request succeeded. Generation N writes index ``<prefix>-<projector>-g<N>``; readers
-go through the alias ``<prefix>-<projector>``.
+A document is the fold of its events: each batch reads the documents it touches (a
+realtime multi-get, so it sees the last write whether or not it is searchable yet),
+applies its events to them and writes the changed ones back with an external version
+computed from what the document holds. Events carry their own guard (an article version,
+an offset), so an event the document has already seen changes nothing; versions only grow
+per document, so a re-delivery, a zombie instance or a replay cannot bring back an older
+document: OpenSearch refuses the stale write. A refusal (409) means someone wrote a newer
+version meanwhile (another lane or instance): those documents are read and folded again.
+
+Checkpoints live in Postgres and move after the bulk request succeeded. Generation N
+writes index ``<prefix>-<projector>-g<N>``; the alias ``<prefix>-<projector>`` names the
+serving one.
 """
 
 from __future__ import annotations
@@ -15,19 +21,28 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Self
 
+import structlog
 from opensearchpy import AsyncOpenSearch
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bloghub.adapters.opensearch import check_bulk
+from bloghub.adapters.opensearch import bulk_conflicts
 from bloghub.adapters.opensearch import translated as search_errors
 from bloghub.adapters.postgres.checkpoints import Checkpoints
 from bloghub.adapters.postgres.engine import translated as pg_errors
+from bloghub.adapters.search_indexes import alias_name, index_name
+from bloghub.errors import Transient
 from bloghub.events.base import Recorded
 from bloghub.events.topics import Family
 from bloghub.projections.port import TP, fresh_records
 
 if TYPE_CHECKING:
     from bloghub.projections.stores import Stores
+
+log = structlog.get_logger(__name__)
+
+# Folding again after a conflict converges (each round sees a newer document); a document
+# that loses this many rounds in a row is being written by a runaway twin: wait and retry.
+FOLD_ROUNDS = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,19 +59,33 @@ class SearchProjector(abc.ABC):
     families: tuple[Family, ...]
 
     def __init__(
-        self, client: AsyncOpenSearch, engine: AsyncEngine, *, prefix: str, generation: int = 1
+        self,
+        client: AsyncOpenSearch,
+        engine: AsyncEngine,
+        *,
+        prefix: str,
+        generation: int = 1,
+        serve: bool = True,
     ) -> None:
         self.client = client
         self.engine = engine
         self.generation = generation
-        self.alias = f"{prefix}-{self.name}"
-        self.index = f"{self.alias}-g{generation}"
+        self.alias = alias_name(prefix, self.name)
+        self.index = index_name(prefix, self.name, generation)
         self.checkpoints = Checkpoints(self.name, generation)
+        self._serve = serve
+        self._ready = False
 
     @classmethod
     def from_stores(cls, stores: Stores, *, generation: int) -> Self:
+        # A generation rebuilt beside the live one has no cache (stores.py): it must not
+        # move the alias readers use either.
         return cls(
-            stores.search, stores.engine, prefix=stores.settings.prefix, generation=generation
+            stores.search,
+            stores.engine,
+            prefix=stores.settings.prefix,
+            generation=generation,
+            serve=stores.cache is not None,
         )
 
     @abc.abstractmethod
@@ -64,8 +93,19 @@ class SearchProjector(abc.ABC):
         """Settings and mappings of the index."""
 
     @abc.abstractmethod
-    def documents(self, records: Sequence[Recorded]) -> list[Doc]:
-        """The document writes that ``records`` make, in log order."""
+    def doc_id(self, record: Recorded) -> str | None:
+        """The document ``record`` changes, or None if it changes none."""
+
+    @abc.abstractmethod
+    def fold(
+        self, doc_id: str, current: dict[str, Any] | None, records: list[Recorded]
+    ) -> Doc | None:
+        """The document after ``records`` (in log order) applied to ``current``, or None
+        if they change nothing (each was applied already, or does not concern it)."""
+
+    async def reveal(self, records: Sequence[Recorded]) -> Sequence[Recorded]:
+        """``records`` as ``fold`` reads them (sealed fields opened, where a projector has any)."""
+        return records
 
     async def after_commit(self, records: Sequence[Recorded]) -> None:
         return None
@@ -74,7 +114,9 @@ class SearchProjector(abc.ABC):
         """Create this generation's index; with ``serve`` point the alias at it alone."""
         async with search_errors():
             if not await self.client.indices.exists(index=self.index):
-                await self.client.indices.create(index=self.index, body=self.index_body())
+                await self.client.indices.create(
+                    index=self.index, body=self.index_body(), ignore=400
+                )
             if serve:
                 actions: list[dict[str, Any]] = [
                     {"add": {"index": self.index, "alias": self.alias}}
@@ -95,16 +137,46 @@ class SearchProjector(abc.ABC):
     async def apply(
         self, records: Sequence[Recorded], next_offsets: Mapping[TP, int]
     ) -> Sequence[Recorded]:
+        if not self._ready:
+            await self.ensure_index(serve=self._serve)
+            self._ready = True
         stored = await self.load_checkpoints(list(next_offsets))
         fresh = fresh_records(records, stored)
-        docs = self.documents(fresh)
-        if docs:
-            await self._bulk(docs)
+        if fresh:
+            await self.write(await self.reveal(fresh))
         async with pg_errors(), self.engine.begin() as conn:
             await self.checkpoints.save(conn, next_offsets)
         return fresh
 
-    async def _bulk(self, docs: list[Doc]) -> None:
+    async def write(self, records: Sequence[Recorded]) -> None:
+        """Fold ``records`` into their documents and write the changed ones."""
+        grouped: dict[str, list[Recorded]] = {}
+        for rec in records:
+            doc_id = self.doc_id(rec)
+            if doc_id is not None:
+                grouped.setdefault(doc_id, []).append(rec)
+        pending = list(grouped)
+        for _ in range(FOLD_ROUNDS):
+            if not pending:
+                return
+            current = await self._current(pending)
+            docs = [
+                doc
+                for doc_id in pending
+                if (doc := self.fold(doc_id, current.get(doc_id), grouped[doc_id])) is not None
+            ]
+            pending = await self._bulk(docs) if docs else []
+            if pending:
+                log.info("search.refold", projector=self.name, documents=len(pending))
+        raise Transient(f"{len(pending)} documents kept changing under {self.name}")
+
+    async def _current(self, ids: list[str]) -> dict[str, dict[str, Any]]:
+        async with search_errors():
+            found = await self.client.mget(index=self.index, body={"ids": ids})
+        return {d["_id"]: d["_source"] for d in found["docs"] if d.get("found")}
+
+    async def _bulk(self, docs: list[Doc]) -> list[str]:
+        """Write ``docs``; the ids of those a newer version beat (to fold again)."""
         lines: list[dict[str, Any]] = []
         for doc in docs:
             meta = {
@@ -119,4 +191,4 @@ class SearchProjector(abc.ABC):
                 lines += [{"index": meta}, doc.source]
         async with search_errors():
             result = await self.client.bulk(body=lines, refresh=False)
-        check_bulk(result)
+        return bulk_conflicts(result)
