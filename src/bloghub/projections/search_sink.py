@@ -131,15 +131,17 @@ class SearchProjector(abc.ABC):
                 await self.client.indices.update_aliases(body={"actions": actions})
 
     async def load_checkpoints(self, partitions: Sequence[TP]) -> dict[TP, int]:
+        # Asked on every assignment, before any batch: the index exists from then on, so
+        # searches meet an empty index rather than none.
+        if not self._ready:
+            await self.ensure_index(serve=self._serve)
+            self._ready = True
         async with pg_errors(), self.engine.connect() as conn:
             return await self.checkpoints.load(conn, partitions)
 
     async def apply(
         self, records: Sequence[Recorded], next_offsets: Mapping[TP, int]
     ) -> Sequence[Recorded]:
-        if not self._ready:
-            await self.ensure_index(serve=self._serve)
-            self._ready = True
         stored = await self.load_checkpoints(list(next_offsets))
         fresh = fresh_records(records, stored)
         if fresh:

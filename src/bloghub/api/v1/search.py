@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import structlog
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -42,6 +43,8 @@ from bloghub.api.v1.users import public_user
 from bloghub.errors import Transient, Unavailable
 from bloghub.events.topics import Family
 
+log = structlog.get_logger(__name__)
+
 ARTICLE_SEARCH_READS: Reads = [
     (ARTICLES, (Family.ARTICLES, Family.INTERACTIONS)),
     *USERS_READS,
@@ -66,6 +69,7 @@ async def _search(
             c.search, index, body, refresh=getattr(request.state, "caught_up", False)
         )
     except (Unavailable, Transient) as exc:
+        log.warning("search.unavailable", index=index, error=repr(exc))
         raise SearchUnavailable("search is unavailable; try again shortly") from exc
 
 
