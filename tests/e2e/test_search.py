@@ -261,7 +261,7 @@ async def indexes_ready(live_api: LiveServer) -> None:
         if not exists:
             return False
         health = await c.search.cluster.health(index=",".join(names), wait_for_status="green")
-        return health["status"] == "green"
+        return bool(health["status"] == "green")
 
     await wait_until(ready, timeout_s=30)
 
