@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from bloghub.errors import InvalidInput
+from bloghub.errors import NotFound
 
 ARTICLE_FIELDS = [
     "title^4",
@@ -104,7 +104,8 @@ def encode_cursor(sort: Sequence[Any]) -> str:
 
 
 def decode_cursor(cursor: str) -> list[Any]:
-    """The sort values a cursor holds; 422 if it is not one this API hands out."""
+    """The sort values a cursor holds. A cursor of the documented form that this API never
+    handed out names no page: 404 (start again without one), as the other lists answer."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         values = orjson.loads(raw)
@@ -119,7 +120,7 @@ def decode_cursor(cursor: str) -> list[Any]:
         and not isinstance(values[1], bool)
         and isinstance(values[2], str)
     ):
-        raise InvalidInput("not a cursor of this search", fields={"cursor": "not a valid cursor"})
+        raise NotFound("no page at that cursor; start again without one")
     return values
 
 

@@ -40,6 +40,10 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger(__name__)
 
+# A bulk of a whole batch may take longer than the client's default bound on a loaded
+# machine; cut short and sent again, it would only meet its own first copy (409s).
+BULK_TIMEOUT_S = 120
+
 # Folding again after a conflict converges (each round sees a newer document); a document
 # that loses this many rounds in a row is being written by a runaway twin: wait and retry.
 FOLD_ROUNDS = 5
@@ -192,5 +196,7 @@ class SearchProjector(abc.ABC):
             else:
                 lines += [{"index": meta}, doc.source]
         async with search_errors():
-            result = await self.client.bulk(body=lines, refresh=False)
+            result = await self.client.bulk(
+                body=lines, refresh=False, request_timeout=BULK_TIMEOUT_S
+            )
         return bulk_conflicts(result)

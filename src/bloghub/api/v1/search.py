@@ -143,7 +143,7 @@ ENDPOINTS = [
         "Search published articles (Chinese and English), best and newest first",
         "search",
         response=ArticleResults,
-        errors=(400, 401, 422, 503),
+        errors=(400, 401, 404, 422, 503),
         params=ArticleSearchQuery,
     ),
     Endpoint(
