@@ -6,8 +6,8 @@ tags out of fifty) in its articles topic. Then, in this order:
 
 * bulk alone: the very documents the projector makes (folded here from the same events,
   before the clock starts) sent with ``_bulk`` in requests of the projector's batch size,
-  as many at once as the projector has lanes, with external versions, into an index of
-  the same mappings;
+  as many at once as the projector has lanes, as ``create`` actions (what the projector
+  sends for a new document), into an index of the same mappings;
 * projector: the real runtime (``run_projectors(["search"])``: runner, lanes, multi-get,
   fold, bulk, checkpoints in Postgres), timed from its first checkpoint to the last, so
   group join is left out; done when its checkpoints sum to the number of events.
@@ -138,11 +138,10 @@ def bulk_bodies(made: list[Event], index: str, params: Params) -> list[list[dict
     lines: list[dict[str, Any]] = []
     for i, event in enumerate(made):
         rec = Recorded(envelop(event, actor_id=None, request_id=None), event, "t", 0, i, 0)
-        doc = projector.fold(rec.event.article_id, None, [rec])  # type: ignore[attr-defined]
-        assert doc is not None
-        assert doc.source is not None
-        meta = {"_index": index, "_id": doc.id, "version": doc.version, "version_type": "external"}
-        lines += [{"index": meta}, doc.source]
+        article_id = event.article_id  # type: ignore[attr-defined]
+        source = projector.fold(article_id, None, [rec])
+        assert source is not None
+        lines += [{"create": {"_index": index, "_id": article_id}}, source]
     step = 2 * params.batch
     return [lines[i : i + step] for i in range(0, len(lines), step)]
 

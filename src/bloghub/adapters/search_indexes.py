@@ -15,18 +15,6 @@ from typing import Any
 ARTICLES = "search"
 USERS = "user_search"
 
-# Article document versions: the article's own version in the high bits, the interactions
-# offset of its last like or unlike (+1) in the low ones. Both only grow for one article
-# (its interactions share one partition, keyed by article), so the sum does too.
-LIKES_BITS = 43
-MAX_ARTICLE_VERSION = 2 ** (63 - LIKES_BITS) - 1
-
-
-def article_doc_version(article_version: int, likes_offset: int) -> int:
-    if not 0 <= article_version <= MAX_ARTICLE_VERSION or likes_offset + 1 >= 2**LIKES_BITS:
-        raise ValueError(f"version out of range: {article_version}/{likes_offset}")
-    return (article_version << LIKES_BITS) + likes_offset + 1
-
 
 def alias_name(prefix: str, projector: str) -> str:
     return f"{prefix}-{projector}"
@@ -73,10 +61,10 @@ def _text() -> dict[str, Any]:
     }
 
 
-# A deleted document forgets its version after index.gc_deletes; a withdrawn or deleted
-# article is therefore kept as a document without text (a tombstone, ``state`` says
-# which) rather than deleted, so a late or replayed older write is refused for as long as
-# the index lives, not for a minute.
+# A deleted document is forgotten (its version too, after index.gc_deletes): a late or
+# replayed older write would bring it back. A withdrawn or deleted article is therefore
+# kept as a document without text (a tombstone, ``state`` says which, its guards kept),
+# so nothing older is applied to it for as long as the index lives.
 ARTICLES_BODY: dict[str, Any] = {
     "settings": {"index": {"number_of_shards": 1, "number_of_replicas": 0}, "analysis": _ANALYSIS},
     "mappings": {

@@ -4,8 +4,8 @@ liked, with its published text, tags, author, publish time and like count.
 Its events come from two topics with no order between them: the article's own (publish,
 withdraw, delete) and the interactions (likes). Each document keeps the article version
 and the interactions offset it has applied; an event at or below them is already in it.
-The document's external version is made of both (search_indexes.article_doc_version), so
-it grows with either and never goes back. A like may arrive before the publish it
+Writes are compare-and-set on the document read (search_sink.py), so the two streams
+never overwrite each other's part. A like may arrive before the publish it
 follows (another topic, another lane): it lands in a document without text (state
 ``none``) that the publish then fills in.
 """
@@ -14,12 +14,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from bloghub.adapters.search_indexes import ARTICLES, ARTICLES_BODY, article_doc_version
+from bloghub.adapters.search_indexes import ARTICLES, ARTICLES_BODY
 from bloghub.events.articles import ArticleDeleted, ArticlePublished, ArticleWithdrawn
 from bloghub.events.base import Recorded
 from bloghub.events.interactions import ArticleLiked, ArticleUnliked
 from bloghub.events.topics import Family
-from bloghub.projections.search_sink import Doc, SearchProjector
+from bloghub.projections.search_sink import SearchProjector
 
 _ARTICLE_EVENTS = (ArticlePublished, ArticleWithdrawn, ArticleDeleted)
 _LIKE_EVENTS = (ArticleLiked, ArticleUnliked)
@@ -71,9 +71,7 @@ class ArticleSearchProjector(SearchProjector):
 
     def fold(
         self, doc_id: str, current: dict[str, Any] | None, records: list[Recorded]
-    ) -> Doc | None:
+    ) -> dict[str, Any] | None:
         before = current or empty_article(doc_id)
         after = fold_article(before, records)
-        if after == before:
-            return None
-        return Doc(doc_id, article_doc_version(after["v"], after["lo"]), after)
+        return None if after == before else after

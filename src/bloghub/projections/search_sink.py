@@ -2,12 +2,15 @@
 
 A document is the fold of its events: each batch reads the documents it touches (a
 realtime multi-get, so it sees the last write whether or not it is searchable yet),
-applies its events to them and writes the changed ones back with an external version
-computed from what the document holds. Events carry their own guard (an article version,
-an offset), so an event the document has already seen changes nothing; versions only grow
-per document, so a re-delivery, a zombie instance or a replay cannot bring back an older
-document: OpenSearch refuses the stale write. A refusal (409) means someone wrote a newer
-version meanwhile (another lane or instance): those documents are read and folded again.
+applies its events to them and writes the changed ones back. Every event is applied
+behind a guard the document keeps (an article version, an offset): an event the document
+has already seen changes nothing, so a re-delivery, a zombie instance or a replay writes
+nothing older. Every write is a compare-and-set on what was read (``if_seq_no`` and
+``if_primary_term``, or ``create`` for a document that was not there): two writers of one
+document (the article's events and its likes go through different lanes) cannot both
+win from the same read, and the one refused (409) reads the winner's document and folds
+again on top of it. (An external version cannot do this: one number cannot tell a write
+based on an older read of one guard from a newer write of the other.)
 
 Checkpoints live in Postgres and move after the bulk request succeeded. Generation N
 writes index ``<prefix>-<projector>-g<N>``; the alias ``<prefix>-<projector>`` names the
@@ -46,16 +49,25 @@ BULK_TIMEOUT_S = 120
 
 # Folding again after a conflict converges (each round sees a newer document); a document
 # that loses this many rounds in a row is being written by a runaway twin: wait and retry.
-FOLD_ROUNDS = 5
+FOLD_ROUNDS = 8
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """A document as read, with what a compare-and-set on it names."""
+
+    source: dict[str, Any]
+    seq_no: int
+    primary_term: int
 
 
 @dataclass(frozen=True, slots=True)
 class Doc:
-    """A document write: ``source`` None deletes. ``version`` must grow with the log."""
+    """A document write: ``source`` replaces what ``read`` was (None: it was not there)."""
 
     id: str
-    version: int
-    source: dict[str, Any] | None
+    source: dict[str, Any]
+    read: Stored | None
 
 
 class SearchProjector(abc.ABC):
@@ -103,7 +115,7 @@ class SearchProjector(abc.ABC):
     @abc.abstractmethod
     def fold(
         self, doc_id: str, current: dict[str, Any] | None, records: list[Recorded]
-    ) -> Doc | None:
+    ) -> dict[str, Any] | None:
         """The document after ``records`` (in log order) applied to ``current``, or None
         if they change nothing (each was applied already, or does not concern it)."""
 
@@ -166,34 +178,36 @@ class SearchProjector(abc.ABC):
             if not pending:
                 return
             current = await self._current(pending)
-            docs = [
-                doc
-                for doc_id in pending
-                if (doc := self.fold(doc_id, current.get(doc_id), grouped[doc_id])) is not None
-            ]
+            docs = []
+            for doc_id in pending:
+                read = current.get(doc_id)
+                after = self.fold(doc_id, read.source if read else None, grouped[doc_id])
+                if after is not None:
+                    docs.append(Doc(doc_id, after, read))
             pending = await self._bulk(docs) if docs else []
             if pending:
                 log.info("search.refold", projector=self.name, documents=len(pending))
         raise Transient(f"{len(pending)} documents kept changing under {self.name}")
 
-    async def _current(self, ids: list[str]) -> dict[str, dict[str, Any]]:
+    async def _current(self, ids: list[str]) -> dict[str, Stored]:
         async with search_errors():
             found = await self.client.mget(index=self.index, body={"ids": ids})
-        return {d["_id"]: d["_source"] for d in found["docs"] if d.get("found")}
+        return {
+            d["_id"]: Stored(d["_source"], d["_seq_no"], d["_primary_term"])
+            for d in found["docs"]
+            if d.get("found")
+        }
 
     async def _bulk(self, docs: list[Doc]) -> list[str]:
-        """Write ``docs``; the ids of those a newer version beat (to fold again)."""
+        """Write ``docs``, each only over what it was folded from; the ids of those that
+        changed meanwhile (to read and fold again)."""
         lines: list[dict[str, Any]] = []
         for doc in docs:
-            meta = {
-                "_index": self.index,
-                "_id": doc.id,
-                "version": doc.version,
-                "version_type": "external",
-            }
-            if doc.source is None:
-                lines.append({"delete": meta})
+            meta: dict[str, Any] = {"_index": self.index, "_id": doc.id}
+            if doc.read is None:
+                lines += [{"create": meta}, doc.source]
             else:
+                meta |= {"if_seq_no": doc.read.seq_no, "if_primary_term": doc.read.primary_term}
                 lines += [{"index": meta}, doc.source]
         async with search_errors():
             result = await self.client.bulk(

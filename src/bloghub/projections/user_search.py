@@ -3,7 +3,7 @@ text, with both (they are public profile fields, sealed in the log like all pers
 data, so they are opened here with the users' keys, as the users projector does).
 
 All of one user's events share a partition (keyed by user), so the users offset is the
-document's guard and its external version. An erased user's document keeps no text and
+document's guard. An erased user's document keeps no text and
 stays a tombstone: their later events, and older ones replayed, cannot bring it back.
 """
 
@@ -23,7 +23,7 @@ from bloghub.events.base import Recorded
 from bloghub.events.personal import reveal
 from bloghub.events.topics import Family
 from bloghub.events.users import ProfileUpdated, UserErased
-from bloghub.projections.search_sink import Doc, SearchProjector
+from bloghub.projections.search_sink import SearchProjector
 from bloghub.projections.stores import Stores
 
 _SEARCHED = {"nickname": "nickname", "about_me": "about"}
@@ -105,9 +105,7 @@ class UserSearchProjector(SearchProjector):
 
     def fold(
         self, doc_id: str, current: dict[str, Any] | None, records: list[Recorded]
-    ) -> Doc | None:
+    ) -> dict[str, Any] | None:
         before = current or empty_user(doc_id)
         after = fold_user(before, records)
-        if after == before:
-            return None
-        return Doc(doc_id, after["lo"] + 1, after)
+        return None if after == before else after
