@@ -41,7 +41,7 @@ class SignupsByDomain(RedisProjector):
 
 
 class UserSearch(SearchProjector):
-    name = "user_search"
+    name = "user_emails"
     families: tuple[Family, ...] = (Family.USERS,)
 
     def index_body(self) -> dict[str, Any]:
@@ -163,5 +163,5 @@ async def test_search_sink_keeps_the_newest_version(
         aliases = await search.indices.get_alias(name=projector.alias)
         assert set(aliases) == {second.index}
     finally:
-        await search.indices.delete(index=f"{prefix}-user_search-g*", ignore_unavailable=True)
+        await search.indices.delete(index=f"{prefix}-user_emails-g*", ignore_unavailable=True)
         await engine.dispose()
