@@ -9,6 +9,7 @@ catches up when OpenSearch is back).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from typing import Any
 
@@ -110,7 +111,8 @@ async def search_articles(request: Request) -> Response:
     more = len(hits) > params.limit
     out = ArticleResults(
         total=found["hits"]["total"]["value"] if found else 0,
-        articles=[await _article_hit(request, hit) for hit in page],
+        # The authors of a page are looked up side by side, not one round trip each.
+        articles=list(await asyncio.gather(*(_article_hit(request, hit) for hit in page))),
         next_cursor=encode_cursor(page[-1]["sort"]) if more else None,
     )
     return mark_stale(JSON(out.model_dump(mode="json")), stale)
