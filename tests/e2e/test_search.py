@@ -18,7 +18,9 @@ from hypothesis import strategies as st
 
 from bloghub.adapters.search_indexes import ARTICLES, USERS, index_name
 from tests.conftest import LiveServer
+from tests.e2e.test_accounts import PASSWORD
 from tests.e2e.test_articles import Author, draft
+from tests.e2e.test_erasure import erase
 from tests.e2e.test_no_server_errors import FUZZ
 from tests.e2e.test_sessions import account, bearer, login
 from tests.support import wait_until
@@ -202,6 +204,19 @@ async def test_users_are_found_by_nickname_and_about_until_erased(
     assert [u["id"] for u in users] == [tokens["user"]["id"]]
     assert users[0]["nickname"] == f"小明 {marker}"
     assert users[0]["about_me"] == "热爱数据迁移和 databases"
+    article_id = await publish(
+        client, Author(tokens["user"]["id"], auth), title=f"{marker} stays", content=""
+    )
+
+    erased = await erase(client, tokens["access_token"], password=PASSWORD)
+    assert erased.status_code == 204, erased.text
+    after = {"bloghub-after": erased.headers["bloghub-position"]}
+    gone = await client.get("/v1/search/users", params={"q": marker}, headers=after)
+    assert gone.json() == {"total": 0, "users": []}
+    # Their articles stay, under a deleted author.
+    kept = await client.get("/v1/search/articles", params={"q": marker}, headers=after)
+    assert [a["id"] for a in kept.json()["articles"]] == [article_id]
+    assert kept.json()["articles"][0]["author"]["deleted"] is True
 
 
 NASTY = [
