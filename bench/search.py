@@ -14,13 +14,15 @@ tags out of fifty) in its articles topic. Then, in this order:
 
 Then the API runs under uvicorn (one process, uvloop, httptools) and ``wrk`` drives
 ``GET /v1/search/articles`` with two queries (Chinese, English): windows at the maximum
-rate (closed loop), then paced at half of it, whose p50/p99 are the figures.
+rate (closed loop), then paced at half of it, whose p50/p99 are the figures; beside them
+the median time OpenSearch reports for the same request body sent alone.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
+import statistics
 import time
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -33,6 +35,7 @@ from bench.http import Target, bloghub_env, ensure_wrk, run_wrk, uvicorn_server
 from bench.support import ARTIFACTS, Check, Figure, Report, console, rate, workspace
 from bloghub.adapters.opensearch import bulk_conflicts, make_opensearch
 from bloghub.adapters.search_indexes import ARTICLES, ARTICLES_BODY, index_name
+from bloghub.api.search_queries import articles_request
 from bloghub.events.articles import ArticlePublished
 from bloghub.events.base import Event, Recorded, envelop
 from bloghub.events.log import EventLog
@@ -220,6 +223,22 @@ async def searchable(settings: Settings) -> int:
         await client.close()
 
 
+async def engine_took(settings: Settings, rounds: int = 30) -> dict[str, float]:
+    """The median time OpenSearch itself reports (``took``) for each query's request, the
+    same body the API sends: what of the API's latency is the engine's."""
+    client = make_opensearch(settings.opensearch_url)
+    index = index_name(settings.prefix, ARTICLES, 1)
+    out = {}
+    try:
+        for name, q in QUERIES.items():
+            body = articles_request(q, tag=None, author=None, limit=20, after=None)
+            took = [(await client.search(index=index, body=body))["took"] for _ in range(rounds)]
+            out[name] = float(statistics.median(took))
+    finally:
+        await client.close()
+    return out
+
+
 def latency(settings: Settings, params: Params) -> dict[str, dict[str, float]]:
     ensure_wrk()
     out: dict[str, dict[str, float]] = {}
@@ -252,6 +271,7 @@ async def run(params: Params = Params()) -> Report:
         bulk = await bulk_alone(settings, made, params)
         projected, startup = await projector_rate(settings, len(made))
         found = await searchable(settings)
+        took = await engine_took(settings)
         timings = await asyncio.to_thread(latency, settings, params)
         client = make_opensearch(settings.opensearch_url)
         await client.indices.delete(index=f"{settings.prefix}-*", ignore_unavailable=True)
@@ -272,6 +292,7 @@ async def run(params: Params = Params()) -> Report:
                 detail=f"{t['half_rate']:.0f} req/s",
             ),
             Figure(f"search {name}: p99 at half", t["p99_ms"], "ms"),
+            Figure(f"search {name}: OpenSearch took", took[name], "ms", detail="median, alone"),
         ]
     report.checks += [
         Check("every article searchable", found == len(made), f"{found} of {len(made)}"),
