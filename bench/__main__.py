@@ -12,7 +12,7 @@ import asyncio
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from bench import article_detail, feed, http, producer, projector
+from bench import article_detail, feed, http, producer, projector, search
 from bench.support import Report, Verdict, console, quiet_logs
 from bloghub.projections.worker import settle_heap
 
@@ -22,6 +22,7 @@ BENCHMARKS: dict[str, Callable[[argparse.Namespace], Coroutine[Any, Any, Report]
     article_detail.NAME: lambda args: article_detail.run(),
     http.NAME: lambda args: http.run(only=args.pair),
     feed.NAME: lambda args: feed.run(),
+    search.NAME: lambda args: search.run(),
 }
 
 

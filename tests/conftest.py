@@ -17,6 +17,7 @@ import pytest
 from starlette.applications import Starlette
 
 from bloghub.adapters.kafka import delete_topics
+from bloghub.adapters.opensearch import make_opensearch
 from bloghub.adapters.postgres.databases import drop_database
 from bloghub.adapters.redis import make_redis
 from bloghub.api.app import create_app
@@ -87,6 +88,16 @@ async def settings(run_id: str, database: str) -> AsyncIterator[Settings]:
         await redis.delete(key)
     await redis.aclose()
     await delete_topics(s.kafka_bootstrap, s.prefix)
+    await delete_indexes(s)
+
+
+async def delete_indexes(s: Settings) -> None:
+    """The search indexes of a run's prefix (the search projectors make them)."""
+    search = make_opensearch(s.opensearch_url)
+    try:
+        await search.indices.delete(index=f"{s.prefix}-*", ignore_unavailable=True)
+    finally:
+        await search.close()
 
 
 @pytest.fixture(scope="session")
@@ -205,6 +216,7 @@ async def isolated(run_id: str, name: str, **overrides: object) -> AsyncIterator
         await prepare_topics(s)
         yield s
         await delete_topics(s.kafka_bootstrap, s.prefix)
+        await delete_indexes(s)
     finally:
         await drop_database(admin, database)
         await admin.close()

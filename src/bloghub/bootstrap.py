@@ -9,11 +9,13 @@ from dataclasses import dataclass
 import httpx
 import structlog
 from aiokafka.errors import KafkaError
+from opensearchpy import AsyncOpenSearch
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 import bloghub.events.catalog  # noqa: F401  (registers every event type)
 from bloghub.adapters.kafka import LogEnds, ensure_topics
+from bloghub.adapters.opensearch import make_opensearch
 from bloghub.adapters.postgres.engine import make_engine
 from bloghub.adapters.postgres.reservations import Reservations
 from bloghub.adapters.postgres.user_keys import UserKeys
@@ -95,6 +97,8 @@ class Container:
     # The hot ranking's last result, served from this process (ranking/served.py).
     ranking: HotRanking
     _ops_readers: tuple[LagReader, DeadLetterView]
+    # The search indexes (api/v1/search.py); built last so other fields keep their order.
+    search: AsyncOpenSearch
 
     async def run_ops_sampler(self, stop: asyncio.Event) -> None:
         """Connect the ops readers (waiting for Kafka if it is down), then sample until stop."""
@@ -155,6 +159,7 @@ class Container:
         await self.event_log.close()
         await self.log_ends.close()
         await self.redis.aclose()
+        await self.search.close()
         await self.engine.dispose()
 
 
@@ -233,6 +238,7 @@ async def build(settings: Settings, *, pool_size: int = 10) -> Container:
         sms=build_sms(settings, redis=redis, engine=engine, limiter=limiter),
         ranking=HotRanking(redis, prefix=settings.prefix, check_s=settings.ranking_check_s),
         _ops_readers=(lag, letters),
+        search=make_opensearch(settings.opensearch_url),
     )
 
 

@@ -41,18 +41,23 @@ class SignupsByDomain(RedisProjector):
 
 
 class UserSearch(SearchProjector):
-    name = "user_search"
+    name = "user_emails"
     families: tuple[Family, ...] = (Family.USERS,)
 
     def index_body(self) -> dict[str, Any]:
         return {"mappings": {"properties": {"email": {"type": "keyword"}}}}
 
-    def documents(self, records: Sequence[Recorded]) -> list[Doc]:
-        return [
-            Doc(r.event.user_id, r.offset + 1, {"email": r.event.email})
-            for r in records
-            if isinstance(r.event, UserRegistered)
-        ]
+    def doc_id(self, record: Recorded) -> str | None:
+        return record.event.user_id if isinstance(record.event, UserRegistered) else None
+
+    def fold(
+        self, doc_id: str, current: dict[str, Any] | None, records: list[Recorded]
+    ) -> dict[str, Any] | None:
+        seen = current["offset"] if current else -1
+        last = max(records, key=lambda r: r.offset)
+        if last.offset <= seen or not isinstance(last.event, UserRegistered):
+            return None
+        return {"email": last.event.email, "offset": last.offset}
 
 
 def registration(email: str, offset: int, topic: str, user_id: str | None = None) -> Recorded:
@@ -145,11 +150,12 @@ async def test_search_sink_keeps_the_newest_version(
         assert await projector.apply([newer], {(topic, 0): 8}) == [newer]
         # An older write delivered later (a replay beside live) must not win, and a checkpoint
         # that would move backwards stays where it is.
-        await projector._bulk(projector.documents([older]))
+        # A write folded from a read that is no longer current is refused, not applied.
+        stale = Doc(user_id, {"email": "old@x.example", "offset": 3}, None)
+        assert await projector._bulk([stale]) == [user_id]
         await projector.apply([older], {(topic, 0): 4})
         doc = await search.get(index=projector.alias, id=user_id)
-        assert doc["_source"] == {"email": "new@x.example"}
-        assert doc["_version"] == 8
+        assert doc["_source"] == {"email": "new@x.example", "offset": 7}
         assert await projector.load_checkpoints([(topic, 0)]) == {(topic, 0): 8}
 
         second = UserSearch(search, engine, prefix=prefix, generation=2)
@@ -157,5 +163,5 @@ async def test_search_sink_keeps_the_newest_version(
         aliases = await search.indices.get_alias(name=projector.alias)
         assert set(aliases) == {second.index}
     finally:
-        await search.indices.delete(index=f"{prefix}-user_search-g*", ignore_unavailable=True)
+        await search.indices.delete(index=f"{prefix}-user_emails-g*", ignore_unavailable=True)
         await engine.dispose()

@@ -9,9 +9,9 @@ from typing import Any
 
 from opensearchpy import AsyncOpenSearch
 from opensearchpy.exceptions import ConnectionError as OSConnectionError
-from opensearchpy.exceptions import ConnectionTimeout, TransportError
+from opensearchpy.exceptions import ConnectionTimeout, NotFoundError, RequestError, TransportError
 
-from bloghub.errors import StoreRejected, Transient, Unavailable
+from bloghub.errors import InvalidInput, StoreRejected, Transient, Unavailable
 
 # A cluster that refuses writes for its own reasons: read-only or flood-stage disk blocks,
 # a cluster without a master, shards not yet allocated.
@@ -61,8 +61,43 @@ async def translated() -> AsyncIterator[None]:
         raise
 
 
+async def search_index(
+    client: AsyncOpenSearch, index: str, body: Mapping[str, Any], *, refresh: bool = False
+) -> Mapping[str, Any] | None:
+    """Run a search; None if the index does not exist yet (nothing was indexed). With
+    ``refresh`` the index is refreshed first, so every write acknowledged so far is found
+    (for a caller who waited for their own write). A query OpenSearch refuses as a whole
+    is the request's fault (422); an unwell cluster is ``Transient``, an unreachable one
+    ``Unavailable``."""
+    async with translated():
+        try:
+            if refresh:
+                await client.indices.refresh(index=index)
+            found: Mapping[str, Any] = await client.search(index=index, body=body)
+        except NotFoundError as exc:
+            if _error_type(exc.info) == "index_not_found_exception":
+                return None
+            raise
+        except RequestError as exc:
+            raise InvalidInput("the search could not be run as asked") from exc
+        return found
+
+
 # 409: a newer version is already there; 404: deleting what never existed.
 _HARMLESS = (404, 409)
+
+
+def bulk_conflicts(result: Mapping[str, Any]) -> list[str]:
+    """``check_bulk``, then the ids of the items a newer version refused (409)."""
+    check_bulk(result)
+    if not result.get("errors"):
+        return []
+    return [
+        str(item.get("_id"))
+        for entry in result["items"]
+        for item in entry.values()
+        if item.get("status") == 409
+    ]
 
 
 def check_bulk(result: Mapping[str, Any]) -> None:

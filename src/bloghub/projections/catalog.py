@@ -7,8 +7,10 @@ from bloghub.projections.articles import ArticlesProjector
 from bloghub.projections.comments import CommentsProjector
 from bloghub.projections.postgres_sink import PostgresProjector
 from bloghub.projections.redis_sink import RedisProjector
+from bloghub.projections.search import ArticleSearchProjector
 from bloghub.projections.search_sink import SearchProjector
 from bloghub.projections.social import SocialProjector
+from bloghub.projections.user_search import UserSearchProjector
 from bloghub.projections.users import UsersProjector
 
 # A projector class of any store; each is built by ``from_stores`` (stores.py).
@@ -25,6 +27,10 @@ POSTGRES_PROJECTORS: dict[str, type[PostgresProjector]] = {
 # Every projector: the worker runs these (all of them unless told which), the replay tool
 # rebuilds them. Add a projector of any store here.
 PROJECTORS: dict[str, ProjectorClass] = {**POSTGRES_PROJECTORS}
+
+# Search (OpenSearch): articles and users.
+PROJECTORS[ArticleSearchProjector.name] = ArticleSearchProjector
+PROJECTORS[UserSearchProjector.name] = UserSearchProjector
 
 # What each projector consumes, by name: the ops monitor watches every one of them.
 PROJECTOR_FAMILIES: dict[str, tuple[Family, ...]] = {

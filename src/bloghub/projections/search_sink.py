@@ -1,11 +1,20 @@
 """Base for projectors that feed an OpenSearch index.
 
-Documents are written with external versions derived from the log offset of the event
-that produced them, so re-delivery (or a replay running beside the live projector) can
-never overwrite a newer document with an older one: OpenSearch refuses the stale write
-and we count that refusal as success. Checkpoints live in Postgres and move after the
-bulk request succeeded. Generation N writes index ``<prefix>-<projector>-g<N>``; readers
-go through the alias ``<prefix>-<projector>``.
+A document is the fold of its events: each batch reads the documents it touches (a
+realtime multi-get, so it sees the last write whether or not it is searchable yet),
+applies its events to them and writes the changed ones back. Every event is applied
+behind a guard the document keeps (an article version, an offset): an event the document
+has already seen changes nothing, so a re-delivery, a zombie instance or a replay writes
+nothing older. Every write is a compare-and-set on what was read (``if_seq_no`` and
+``if_primary_term``, or ``create`` for a document that was not there): two writers of one
+document (the article's events and its likes go through different lanes) cannot both
+win from the same read, and the one refused (409) reads the winner's document and folds
+again on top of it. (An external version cannot do this: one number cannot tell a write
+based on an older read of one guard from a newer write of the other.)
+
+Checkpoints live in Postgres and move after the bulk request succeeded. Generation N
+writes index ``<prefix>-<projector>-g<N>``; the alias ``<prefix>-<projector>`` names the
+serving one.
 """
 
 from __future__ import annotations
@@ -15,13 +24,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Self
 
+import structlog
 from opensearchpy import AsyncOpenSearch
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bloghub.adapters.opensearch import check_bulk
+from bloghub.adapters.opensearch import bulk_conflicts
 from bloghub.adapters.opensearch import translated as search_errors
 from bloghub.adapters.postgres.checkpoints import Checkpoints
 from bloghub.adapters.postgres.engine import translated as pg_errors
+from bloghub.adapters.search_indexes import alias_name, index_name
+from bloghub.errors import Transient
 from bloghub.events.base import Recorded
 from bloghub.events.topics import Family
 from bloghub.projections.port import TP, fresh_records
@@ -29,14 +41,33 @@ from bloghub.projections.port import TP, fresh_records
 if TYPE_CHECKING:
     from bloghub.projections.stores import Stores
 
+log = structlog.get_logger(__name__)
+
+# A bulk of a whole batch may take longer than the client's default bound on a loaded
+# machine; cut short and sent again, it would only meet its own first copy (409s).
+BULK_TIMEOUT_S = 120
+
+# Folding again after a conflict converges (each round sees a newer document); a document
+# that loses this many rounds in a row is being written by a runaway twin: wait and retry.
+FOLD_ROUNDS = 8
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """A document as read, with what a compare-and-set on it names."""
+
+    source: dict[str, Any]
+    seq_no: int
+    primary_term: int
+
 
 @dataclass(frozen=True, slots=True)
 class Doc:
-    """A document write: ``source`` None deletes. ``version`` must grow with the log."""
+    """A document write: ``source`` replaces what ``read`` was (None: it was not there)."""
 
     id: str
-    version: int
-    source: dict[str, Any] | None
+    source: dict[str, Any]
+    read: Stored | None
 
 
 class SearchProjector(abc.ABC):
@@ -44,19 +75,33 @@ class SearchProjector(abc.ABC):
     families: tuple[Family, ...]
 
     def __init__(
-        self, client: AsyncOpenSearch, engine: AsyncEngine, *, prefix: str, generation: int = 1
+        self,
+        client: AsyncOpenSearch,
+        engine: AsyncEngine,
+        *,
+        prefix: str,
+        generation: int = 1,
+        serve: bool = True,
     ) -> None:
         self.client = client
         self.engine = engine
         self.generation = generation
-        self.alias = f"{prefix}-{self.name}"
-        self.index = f"{self.alias}-g{generation}"
+        self.alias = alias_name(prefix, self.name)
+        self.index = index_name(prefix, self.name, generation)
         self.checkpoints = Checkpoints(self.name, generation)
+        self._serve = serve
+        self._ready = False
 
     @classmethod
     def from_stores(cls, stores: Stores, *, generation: int) -> Self:
+        # A generation rebuilt beside the live one has no cache (stores.py): it must not
+        # move the alias readers use either.
         return cls(
-            stores.search, stores.engine, prefix=stores.settings.prefix, generation=generation
+            stores.search,
+            stores.engine,
+            prefix=stores.settings.prefix,
+            generation=generation,
+            serve=stores.cache is not None,
         )
 
     @abc.abstractmethod
@@ -64,8 +109,19 @@ class SearchProjector(abc.ABC):
         """Settings and mappings of the index."""
 
     @abc.abstractmethod
-    def documents(self, records: Sequence[Recorded]) -> list[Doc]:
-        """The document writes that ``records`` make, in log order."""
+    def doc_id(self, record: Recorded) -> str | None:
+        """The document ``record`` changes, or None if it changes none."""
+
+    @abc.abstractmethod
+    def fold(
+        self, doc_id: str, current: dict[str, Any] | None, records: list[Recorded]
+    ) -> dict[str, Any] | None:
+        """The document after ``records`` (in log order) applied to ``current``, or None
+        if they change nothing (each was applied already, or does not concern it)."""
+
+    async def reveal(self, records: Sequence[Recorded]) -> Sequence[Recorded]:
+        """``records`` as ``fold`` reads them (sealed fields opened, where a projector has any)."""
+        return records
 
     async def after_commit(self, records: Sequence[Recorded]) -> None:
         return None
@@ -74,7 +130,9 @@ class SearchProjector(abc.ABC):
         """Create this generation's index; with ``serve`` point the alias at it alone."""
         async with search_errors():
             if not await self.client.indices.exists(index=self.index):
-                await self.client.indices.create(index=self.index, body=self.index_body())
+                await self.client.indices.create(
+                    index=self.index, body=self.index_body(), ignore=400
+                )
             if serve:
                 actions: list[dict[str, Any]] = [
                     {"add": {"index": self.index, "alias": self.alias}}
@@ -89,6 +147,11 @@ class SearchProjector(abc.ABC):
                 await self.client.indices.update_aliases(body={"actions": actions})
 
     async def load_checkpoints(self, partitions: Sequence[TP]) -> dict[TP, int]:
+        # Asked on every assignment, before any batch: the index exists from then on, so
+        # searches meet an empty index rather than none.
+        if not self._ready:
+            await self.ensure_index(serve=self._serve)
+            self._ready = True
         async with pg_errors(), self.engine.connect() as conn:
             return await self.checkpoints.load(conn, partitions)
 
@@ -97,26 +160,57 @@ class SearchProjector(abc.ABC):
     ) -> Sequence[Recorded]:
         stored = await self.load_checkpoints(list(next_offsets))
         fresh = fresh_records(records, stored)
-        docs = self.documents(fresh)
-        if docs:
-            await self._bulk(docs)
+        if fresh:
+            await self.write(await self.reveal(fresh))
         async with pg_errors(), self.engine.begin() as conn:
             await self.checkpoints.save(conn, next_offsets)
         return fresh
 
-    async def _bulk(self, docs: list[Doc]) -> None:
+    async def write(self, records: Sequence[Recorded]) -> None:
+        """Fold ``records`` into their documents and write the changed ones."""
+        grouped: dict[str, list[Recorded]] = {}
+        for rec in records:
+            doc_id = self.doc_id(rec)
+            if doc_id is not None:
+                grouped.setdefault(doc_id, []).append(rec)
+        pending = list(grouped)
+        for _ in range(FOLD_ROUNDS):
+            if not pending:
+                return
+            current = await self._current(pending)
+            docs = []
+            for doc_id in pending:
+                read = current.get(doc_id)
+                after = self.fold(doc_id, read.source if read else None, grouped[doc_id])
+                if after is not None:
+                    docs.append(Doc(doc_id, after, read))
+            pending = await self._bulk(docs) if docs else []
+            if pending:
+                log.info("search.refold", projector=self.name, documents=len(pending))
+        raise Transient(f"{len(pending)} documents kept changing under {self.name}")
+
+    async def _current(self, ids: list[str]) -> dict[str, Stored]:
+        async with search_errors():
+            found = await self.client.mget(index=self.index, body={"ids": ids})
+        return {
+            d["_id"]: Stored(d["_source"], d["_seq_no"], d["_primary_term"])
+            for d in found["docs"]
+            if d.get("found")
+        }
+
+    async def _bulk(self, docs: list[Doc]) -> list[str]:
+        """Write ``docs``, each only over what it was folded from; the ids of those that
+        changed meanwhile (to read and fold again)."""
         lines: list[dict[str, Any]] = []
         for doc in docs:
-            meta = {
-                "_index": self.index,
-                "_id": doc.id,
-                "version": doc.version,
-                "version_type": "external",
-            }
-            if doc.source is None:
-                lines.append({"delete": meta})
+            meta: dict[str, Any] = {"_index": self.index, "_id": doc.id}
+            if doc.read is None:
+                lines += [{"create": meta}, doc.source]
             else:
+                meta |= {"if_seq_no": doc.read.seq_no, "if_primary_term": doc.read.primary_term}
                 lines += [{"index": meta}, doc.source]
         async with search_errors():
-            result = await self.client.bulk(body=lines, refresh=False)
-        check_bulk(result)
+            result = await self.client.bulk(
+                body=lines, refresh=False, request_timeout=BULK_TIMEOUT_S
+            )
+        return bulk_conflicts(result)

@@ -1,0 +1,99 @@
+"""The search indexes as both sides know them: names, analyzers, mappings and the version
+rule of article documents. The projectors write these indexes; the API reads them.
+
+Text is analyzed twice, per field: ``icu`` segments Chinese into words (so 数据迁移 inside
+a sentence is two words, 数据 and 迁移, and a query for it finds the sentence) and keeps
+Latin words whole; the ``.en`` sub-field adds English stop words and stemming (migrations
+and migration meet). A query runs on both, so either language, or mixed text,
+finds what it names.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+ARTICLES = "search"
+USERS = "user_search"
+
+
+def alias_name(prefix: str, projector: str) -> str:
+    return f"{prefix}-{projector}"
+
+
+def index_name(prefix: str, projector: str, generation: int) -> str:
+    return f"{alias_name(prefix, projector)}-g{generation}"
+
+
+# Both analyzers segment with ICU, so a Chinese word is one token in either field (the
+# standard tokenizer would cut it into single characters, and 线 alone would match 在线).
+_ANALYSIS: dict[str, Any] = {
+    "filter": {
+        "english_stop": {"type": "stop", "stopwords": "_english_"},
+        "english_stemmer": {"type": "stemmer", "language": "english"},
+        "english_possessive": {"type": "stemmer", "language": "possessive_english"},
+    },
+    "analyzer": {
+        "icu": {
+            "type": "custom",
+            "tokenizer": "icu_tokenizer",
+            "filter": ["cjk_width", "lowercase"],
+        },
+        "icu_english": {
+            "type": "custom",
+            "tokenizer": "icu_tokenizer",
+            "filter": [
+                "cjk_width",
+                "english_possessive",
+                "lowercase",
+                "english_stop",
+                "english_stemmer",
+            ],
+        },
+    },
+}
+
+
+def _text() -> dict[str, Any]:
+    return {
+        "type": "text",
+        "analyzer": "icu",
+        "fields": {"en": {"type": "text", "analyzer": "icu_english"}},
+    }
+
+
+# A deleted document is forgotten (its version too, after index.gc_deletes): a late or
+# replayed older write would bring it back. A withdrawn or deleted article is therefore
+# kept as a document without text (a tombstone, ``state`` says which, its guards kept),
+# so nothing older is applied to it for as long as the index lives.
+ARTICLES_BODY: dict[str, Any] = {
+    "settings": {"index": {"number_of_shards": 1, "number_of_replicas": 0}, "analysis": _ANALYSIS},
+    "mappings": {
+        "dynamic": "strict",
+        "properties": {
+            "id": {"type": "keyword"},
+            "state": {"type": "keyword"},  # none | published | withdrawn | deleted
+            "title": _text(),
+            "content": _text(),
+            "tags": {"type": "keyword", "fields": {"text": _text()}},
+            "author_id": {"type": "keyword"},
+            "published_at": {"type": "date"},
+            "like_count": {"type": "long"},
+            "v": {"type": "long", "index": False},  # the article version applied
+            "lo": {"type": "long", "index": False},  # the interactions offset applied
+        },
+    },
+}
+
+USERS_BODY: dict[str, Any] = {
+    "settings": {"index": {"number_of_shards": 1, "number_of_replicas": 0}, "analysis": _ANALYSIS},
+    "mappings": {
+        "dynamic": "strict",
+        "properties": {
+            "id": {"type": "keyword"},
+            "nickname": _text(),
+            "about": _text(),
+            "erased": {"type": "boolean"},
+            "lo": {"type": "long", "index": False},  # the users offset applied
+        },
+    },
+}

@@ -1,0 +1,299 @@
+"""Search end to end: Chinese and English text, tags, withdrawn and deleted articles,
+highlights, paging, users, and whatever a caller types."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import uuid
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bloghub.adapters.search_indexes import ARTICLES, USERS, index_name
+from tests.conftest import LiveServer
+from tests.e2e.test_accounts import PASSWORD
+from tests.e2e.test_articles import Author, draft
+from tests.e2e.test_erasure import erase
+from tests.e2e.test_no_server_errors import FUZZ
+from tests.e2e.test_sessions import account, bearer, login
+from tests.support import wait_until
+
+
+@pytest.fixture
+async def author(client: httpx.AsyncClient, unique_email: Callable[[], str]) -> Author:
+    tokens = await login(client, await account(client, unique_email))
+    return Author(tokens["user"]["id"], bearer(tokens["access_token"]))
+
+
+@pytest.fixture
+async def other(client: httpx.AsyncClient, unique_email: Callable[[], str]) -> Author:
+    return await author.__wrapped__(client, unique_email)  # type: ignore[attr-defined,no-any-return]
+
+
+async def publish(client: httpx.AsyncClient, who: Author, **fields: object) -> str:
+    article_id = await draft(client, who, **fields)
+    done = await client.post(f"/v1/articles/{article_id}/publish", headers=who.auth)
+    assert done.status_code == 200, done.text
+    return article_id
+
+
+async def search(
+    client: httpx.AsyncClient, who: Author | None = None, **params: str | int
+) -> dict[str, Any]:
+    answer = await client.get("/v1/search/articles", params=params, headers=who.auth if who else {})
+    assert answer.status_code == 200, answer.text
+    body: dict[str, Any] = answer.json()
+    return body
+
+
+def ids(found: dict[str, Any]) -> list[str]:
+    return [a["id"] for a in found["articles"]]
+
+
+def word() -> str:
+    """A word no other test's article holds (letters only, so analyzers keep it whole)."""
+    return "w" + "".join(secrets.choice("bcdfghjklmnpqrstvz") for _ in range(10))
+
+
+async def test_the_author_finds_a_chinese_article_by_a_word_inside_a_sentence(
+    client: httpx.AsyncClient, author: Author
+) -> None:
+    tag = word()
+    content = "我们今天讨论数据迁移的问题以及如何在不停机的情况下完成它。"
+    article_id = await publish(client, author, title="系统升级笔记", content=content, tags=[tag])
+    # The author's own search sees the publish at once (read-your-writes).
+    found = await search(client, author, q="数据迁移", tag=tag)
+    assert ids(found) == [article_id]
+    assert found["total"] == 1
+    hit = found["articles"][0]
+    assert hit["title"] == "系统升级笔记"
+    assert hit["author"]["id"] == author.id
+    assert any("<mark>" in f for f in hit["highlights"]["content"])
+    assert ids(await search(client, author, q="升级", tag=tag)) == [article_id]
+
+
+async def test_english_stemming_finds_other_forms(
+    client: httpx.AsyncClient, author: Author
+) -> None:
+    tag = word()
+    article_id = await publish(
+        client, author, title="Running database migrations", content="Plan them.", tags=[tag]
+    )
+    assert ids(await search(client, author, q="migration", tag=tag)) == [article_id]
+    assert ids(await search(client, author, q="run", tag=tag)) == [article_id]
+
+
+async def test_either_language_finds_mixed_text(client: httpx.AsyncClient, author: Author) -> None:
+    tag = word()
+    article_id = await publish(
+        client, author, title="用 PostgreSQL 做在线 schema migrations", content="", tags=[tag]
+    )
+    for q in ("在线", "migration", "postgresql 在线", "PostgreSQL migrations"):
+        assert ids(await search(client, author, q=q, tag=tag)) == [article_id], q
+    assert ids(await search(client, author, q="备份 migration", tag=tag)) == []
+
+
+async def test_the_tag_filter_is_exact(client: httpx.AsyncClient, author: Author) -> None:
+    marker = word()
+    go = await publish(client, author, title=f"{marker} one", tags=["Go"])
+    golang = await publish(client, author, title=f"{marker} two", tags=["golang"])
+    assert ids(await search(client, author, q=marker, tag="Go")) == [go]
+    assert ids(await search(client, author, q=marker, tag="golang")) == [golang]
+    assert ids(await search(client, author, q=marker, tag="go")) == []
+    assert set(ids(await search(client, author, q=marker))) == {go, golang}
+
+
+async def test_withdrawn_and_deleted_articles_are_never_found(
+    client: httpx.AsyncClient, author: Author
+) -> None:
+    marker = word()
+    kept = await publish(client, author, title=f"{marker} kept")
+    withdrawn = await publish(client, author, title=f"{marker} withdrawn")
+    deleted = await publish(client, author, title=f"{marker} deleted")
+    assert set(ids(await search(client, author, q=marker))) == {kept, withdrawn, deleted}
+    answer = await client.post(f"/v1/articles/{withdrawn}/withdraw", headers=author.auth)
+    assert answer.status_code == 200
+    assert (await client.delete(f"/v1/articles/{deleted}", headers=author.auth)).status_code == 204
+    assert ids(await search(client, author, q=marker)) == [kept]
+    # Published again, the withdrawn article is found again.
+    again = await client.post(f"/v1/articles/{withdrawn}/publish", headers=author.auth)
+    assert again.status_code == 200
+    assert set(ids(await search(client, author, q=marker))) == {kept, withdrawn}
+
+
+async def test_highlights_are_escaped_text_with_marks_only(
+    client: httpx.AsyncClient, author: Author
+) -> None:
+    marker = word()
+    content = f'<script>alert("x")</script> {marker} <b onclick="steal()">bold</b>'
+    await publish(client, author, title=f"<i>{marker}</i>", content=content)
+    hit = (await search(client, author, q=marker))["articles"][0]
+    fragments = [hit["highlights"]["title"], *hit["highlights"]["content"]]
+    for fragment in fragments:
+        stripped = fragment.replace("<mark>", "").replace("</mark>", "")
+        assert "<" not in stripped, fragment
+        assert ">" not in stripped, fragment
+    assert f"<mark>{marker}</mark>" in hit["highlights"]["title"]
+    assert "&lt;script&gt;" in "".join(hit["highlights"]["content"])
+
+
+async def test_pages_follow_each_other_and_the_total_counts_all(
+    client: httpx.AsyncClient, author: Author
+) -> None:
+    marker = word()
+    made = {await publish(client, author, title=f"{marker} {i}") for i in range(5)}
+    first = await search(client, author, q=marker, limit=2)
+    assert first["total"] == 5
+    seen = ids(first)
+    cursor = first["next_cursor"]
+    while cursor is not None:
+        page = await search(client, author, q=marker, limit=2, cursor=cursor)
+        seen += ids(page)
+        cursor = page["next_cursor"]
+    assert sorted(seen) == sorted(made)
+
+
+async def test_bad_parameters_are_422(client: httpx.AsyncClient) -> None:
+    cases: list[dict[str, str | int]] = [
+        {},
+        {"q": ""},
+        {"q": "   "},
+        {"q": "x" * 201},
+        {"q": "x", "limit": 0},
+        {"q": "x", "author": "not-a-uuid"},
+        {"q": "x", "tag": "a" * 40},
+    ]
+    for params in cases:
+        answer = await client.get("/v1/search/articles", params=params)
+        assert answer.status_code == 422, (params, answer.text)
+        assert answer.json()["error"]["code"] == "invalid_input"
+    assert (await client.get("/v1/search/users", params={"q": ""})).status_code == 422
+    # A cursor of the right form that was never handed out names no page.
+    strange = {"q": "x", "cursor": "bm90LWEtY3Vyc29y"}
+    assert (await client.get("/v1/search/articles", params=strange)).status_code == 404
+
+
+async def test_an_author_filter_names_one_author(
+    client: httpx.AsyncClient, author: Author, other: Author
+) -> None:
+    marker = word()
+    mine = await publish(client, author, title=f"{marker} mine")
+    await publish(client, other, title=f"{marker} theirs")
+    assert ids(await search(client, other, q=marker, author=author.id)) == [mine]
+    assert ids(await search(client, other, q=marker, author=str(uuid.uuid4()))) == []
+
+
+async def test_users_are_found_by_nickname_and_about_until_erased(
+    client: httpx.AsyncClient, unique_email: Callable[[], str]
+) -> None:
+    tokens = await login(client, await account(client, unique_email))
+    auth = bearer(tokens["access_token"])
+    marker = word()
+    patch = {"nickname": f"小明 {marker}", "about_me": "热爱数据迁移和 databases"}
+    assert (await client.patch("/v1/users/me", json=patch, headers=auth)).status_code == 200
+    found = await client.get("/v1/search/users", params={"q": marker}, headers=auth)
+    assert found.status_code == 200, found.text
+    users = found.json()["users"]
+    assert [u["id"] for u in users] == [tokens["user"]["id"]]
+    assert users[0]["nickname"] == f"小明 {marker}"
+    assert users[0]["about_me"] == "热爱数据迁移和 databases"
+    article_id = await publish(
+        client, Author(tokens["user"]["id"], auth), title=f"{marker} stays", content=""
+    )
+
+    erased = await erase(client, tokens["access_token"], password=PASSWORD)
+    assert erased.status_code == 204, erased.text
+    after = {"bloghub-after": erased.headers["bloghub-position"]}
+    gone = await client.get("/v1/search/users", params={"q": marker}, headers=after)
+    assert gone.json() == {"total": 0, "users": []}
+    # Their articles stay, under a deleted author.
+    kept = await client.get("/v1/search/articles", params={"q": marker}, headers=after)
+    assert [a["id"] for a in kept.json()["articles"]] == [article_id]
+    assert kept.json()["articles"][0]["author"]["deleted"] is True
+
+
+NASTY = [
+    '"unclosed',
+    "back\\slash\\",
+    "*",
+    "wild*card?",
+    "fuzzy~2",
+    '{"query": {"match_all": {}}}',
+    '{"script": {"source": "ctx._source.x = 1"}}',
+    "title:secret AND state:deleted",
+    "a OR b NOT c",
+    "(((",
+    "/regex.*/",
+    "[1 TO 9]",
+    "+must -not",
+    "_id:*",
+    "😀🔥 数据迁移",
+    "\U0001d518\U0001d52b\U0001d526",  # mathematical letters
+    "\u200b",
+    "\ufffd",
+    "x" * 10_000,
+    "数" * 10_000,
+    "😀" * 10_000,
+]
+
+
+async def raw_get(base_url: str, target: str) -> tuple[int, bytes]:
+    """A GET sent as bytes: httpx refuses to build a query string past 64 KiB, which
+    10,000 Chinese characters or emoji make once percent-encoded."""
+    url = httpx.URL(base_url)
+    reader, writer = await asyncio.open_connection(url.host, url.port)
+    try:
+        head = f"GET {target} HTTP/1.1\r\nhost: {url.host}\r\nconnection: close\r\n\r\n"
+        writer.write(head.encode())
+        await writer.drain()
+        raw = await reader.read()
+    finally:
+        writer.close()
+    status_line, _, rest = raw.partition(b"\r\n")
+    return int(status_line.split()[1]), rest.partition(b"\r\n\r\n")[2]
+
+
+# The HTTP server (uvicorn's httptools parser) takes a request line and headers of up to
+# 80 KiB; past that it answers 400 itself, before the app. 10,000 Chinese characters make
+# a 90 KB query string once percent-encoded.
+SERVER_LINE_LIMIT = 80 * 1024
+
+
+@pytest.fixture
+async def indexes_ready(live_api: LiveServer) -> None:
+    """The projectors create their indexes as they start; a search in the instant a shard
+    is still being allocated is a fair 503, not what the fuzzing below is about."""
+    c = live_api.container
+    names = [index_name(c.settings.prefix, p, 1) for p in (ARTICLES, USERS)]
+
+    async def ready() -> bool:
+        exists = all([await c.search.indices.exists(index=n) for n in names])
+        if not exists:
+            return False
+        health = await c.search.cluster.health(index=",".join(names), wait_for_status="green")
+        return bool(health["status"] == "green")
+
+    await wait_until(ready, timeout_s=30)
+
+
+@given(q=st.sampled_from(NASTY) | st.text(max_size=300))
+@FUZZ
+async def test_any_query_is_answered_200_or_422(
+    live_api: LiveServer, indexes_ready: None, q: str
+) -> None:
+    for path in ("/v1/search/articles", "/v1/search/users"):
+        target = f"{path}?{urlencode({'q': q})}"
+        status, raw = await raw_get(live_api.url, target)
+        if len(target) > SERVER_LINE_LIMIT:
+            assert status == 400, (q[:80], status, raw[:200])
+            continue
+        assert status in (200, 422), (q[:80], status, raw[:200])
+        body = json.loads(raw)
+        assert ("total" in body) if status == 200 else ("error" in body)
