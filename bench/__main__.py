@@ -20,7 +20,7 @@ BENCHMARKS: dict[str, Callable[[argparse.Namespace], Coroutine[Any, Any, Report]
     producer.NAME: lambda args: producer.run(),
     projector.NAME: lambda args: projector.run(profile=args.profile),
     article_detail.NAME: lambda args: article_detail.run(),
-    http.NAME: lambda args: http.run(),
+    http.NAME: lambda args: http.run(http.params_from(args.pair, args.workers)),
 }
 
 
@@ -31,6 +31,19 @@ def main(argv: list[str] | None = None) -> int:
         "--profile",
         action="store_true",
         help="projector: after the measured run, replay under cProfile and print where time goes",
+    )
+    parser.add_argument(
+        "--pair",
+        action="append",
+        default=[],
+        help="http: measure only this pair (detail, profile, 'draft create'); repeatable",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        action="append",
+        default=[],
+        help="http: measure only with this many API workers; repeatable",
     )
     args = parser.parse_args(argv)
     unknown = [n for n in args.names if n not in BENCHMARKS]

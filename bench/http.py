@@ -38,7 +38,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +68,7 @@ class Params:
     rounds: int = 2
     content_bytes: int = 5_000
     draft_bytes: int = 1_000
+    only: tuple[str, ...] = ()  # pair names to measure; all when empty
 
 
 @dataclass(frozen=True, slots=True)
@@ -576,8 +577,15 @@ def measure_all(settings: Settings, params: Params) -> tuple[list[Run], Seed]:
                 uvicorn_server(BLOGHUB, workers, env, logs / "bloghub.log", "/healthz") as ours,
                 uvicorn_server(BARE, workers, bare_env, logs / "bare.log", "/profile") as theirs,
             ):
-                r = Run(params, {BLOGHUB: ours, BARE: theirs}, workers, pairs=pairs(s, params))
+                chosen = [p for p in pairs(s, params) if not params.only or p.name in params.only]
+                r = Run(params, {BLOGHUB: ours, BARE: theirs}, workers, pairs=chosen)
                 for pair in r.pairs:
                     r.measure(pair)
                 runs.append(r)
     return runs, s
+
+
+def params_from(only: Sequence[str], workers: Sequence[int]) -> Params:
+    """The default run, narrowed to the pairs and worker counts named on the command line."""
+    default = Params()
+    return replace(default, only=tuple(only), workers=tuple(workers) or default.workers)

@@ -18,6 +18,9 @@ from bloghub.errors import Unauthorized, Unavailable
 k = user_keys.c
 # The unique keys a person holds, freed when they are erased so others may take them.
 PERSONAL_KEY_KINDS = ("email", "phone", "wechat")
+# Built once: every authenticated write asks it, and SQLAlchemy's compiled cache then
+# finds it without building the statement again.
+ERASED_AT = select(k.erased_at).where(k.user_id == bindparam("user_id"))
 
 
 class AccountErased(Unauthorized):
@@ -50,6 +53,9 @@ class UserKeys:
     def __init__(self, engine: AsyncEngine, master: MasterKey) -> None:
         self._engine = engine
         self._master = master
+        # A single read needs no transaction: in autocommit the asyncpg driver sends no
+        # BEGIN and, on return to the pool, no ROLLBACK, two round trips fewer per write.
+        self._reads = engine.execution_options(isolation_level="AUTOCOMMIT")
 
     async def key_for(self, user_id: str) -> bytes:
         """The user's key, made on first use; ``AccountErased`` once they are erased."""
@@ -72,9 +78,8 @@ class UserKeys:
     async def refuse_erased(self, user_id: str) -> None:
         """``AccountErased`` if the user is erased: the tombstone is written when the
         erasure is, so this holds however far the projectors lag."""
-        stmt = select(k.erased_at).where(k.user_id == user_id)
-        async with translated(), self._engine.connect() as conn:
-            erased_at = (await conn.execute(stmt)).scalar_one_or_none()
+        async with translated(), self._reads.connect() as conn:
+            erased_at = (await conn.execute(ERASED_AT, {"user_id": user_id})).scalar_one_or_none()
         if erased_at is not None:
             raise AccountErased()
 
