@@ -150,6 +150,7 @@ class Container:
         await self.event_log.close()
         await self.log_ends.close()
         await self.redis.aclose()
+        await self.commands.keys.close()
         await self.engine.dispose()
 
 
@@ -193,7 +194,13 @@ async def build(settings: Settings, *, pool_size: int = 10) -> Container:
             after_append=AfterAppend(
                 tries=settings.after_write_tries, wait_s=settings.after_write_wait_s
             ),
-            keys=UserKeys(engine, master_key(settings)),
+            keys=UserKeys(
+                engine,
+                master_key(settings),
+                checks=make_engine(
+                    settings.sqlalchemy_url, pool_size=4, app="bloghub-checks", pre_ping=False
+                ),
+            ),
         ),
         tokens=tokens,
         progress=Progress(engine, prefix=settings.prefix),

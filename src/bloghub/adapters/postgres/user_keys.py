@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Text, any_, bindparam, delete, func, null, select
 from sqlalchemy.dialects.postgresql import ARRAY, insert
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bloghub.adapters.postgres.engine import translated
@@ -50,12 +51,22 @@ class BatchKeys:
 
 
 class UserKeys:
-    def __init__(self, engine: AsyncEngine, master: MasterKey) -> None:
+    def __init__(
+        self, engine: AsyncEngine, master: MasterKey, *, checks: AsyncEngine | None = None
+    ) -> None:
+        """``checks``, if given, answers ``refuse_erased`` (every authenticated write asks
+        it): a pool without pre-ping, whose dead connection costs one retry, where the
+        ping of a pinged pool costs three round trips (BEGIN, ping, ROLLBACK) each time."""
         self._engine = engine
         self._master = master
+        self._owns_checks = checks is not None
         # A single read needs no transaction: in autocommit the asyncpg driver sends no
         # BEGIN and, on return to the pool, no ROLLBACK, two round trips fewer per write.
-        self._reads = engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._reads = (checks or engine).execution_options(isolation_level="AUTOCOMMIT")
+
+    async def close(self) -> None:
+        if self._owns_checks:
+            await self._reads.dispose()
 
     async def key_for(self, user_id: str) -> bytes:
         """The user's key, made on first use; ``AccountErased`` once they are erased."""
@@ -78,10 +89,21 @@ class UserKeys:
     async def refuse_erased(self, user_id: str) -> None:
         """``AccountErased`` if the user is erased: the tombstone is written when the
         erasure is, so this holds however far the projectors lag."""
-        async with translated(), self._reads.connect() as conn:
-            erased_at = (await conn.execute(ERASED_AT, {"user_id": user_id})).scalar_one_or_none()
+        async with translated():
+            try:
+                erased_at = await self._erased_at(user_id)
+            except DBAPIError as exc:
+                if not exc.connection_invalidated:
+                    raise
+                # A connection the server dropped (a restart, say) is discarded by the
+                # pool; one retry takes a fresh one, as a pre-ping would have.
+                erased_at = await self._erased_at(user_id)
         if erased_at is not None:
             raise AccountErased()
+
+    async def _erased_at(self, user_id: str) -> object:
+        async with self._reads.connect() as conn:
+            return (await conn.execute(ERASED_AT, {"user_id": user_id})).scalar_one_or_none()
 
     async def erase(self, user_id: str) -> None:
         """Shred the user's key and free their email, phone and WeChat id, at once."""
