@@ -198,7 +198,7 @@ async def build(settings: Settings, *, pool_size: int = 10) -> Container:
                 engine,
                 master_key(settings),
                 checks=make_engine(
-                    settings.sqlalchemy_url, pool_size=4, app="bloghub-checks", pre_ping=False
+                    settings.sqlalchemy_url, pool_size=10, app="bloghub-checks", pre_ping=False
                 ),
             ),
         ),
