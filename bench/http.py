@@ -48,6 +48,7 @@ from tests.loopback import free_port
 from bench.article_detail import PASSWORD, TAGS, markdown
 from bench.http_apps import BODIES_ENV
 from bench.support import ARTIFACTS, ROOT, Check, Figure, Report, console, median, workspace
+from bloghub.processes import stop_process
 from bloghub.settings import Settings
 
 NAME = "http"
@@ -283,12 +284,7 @@ def spawned(
     try:
         yield process
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process, grace_s=30)
 
 
 @contextlib.contextmanager

@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from bloghub.adapters.postgres.generations import schema_name
 from bloghub.events.base import Recorded
 from bloghub.events.topics import Family
-from bloghub.projections.catalog import POSTGRES_PROJECTORS
+from bloghub.projections.catalog import PROJECTORS
 from bloghub.projections.postgres_sink import PostgresProjector, projector_engine
 from bloghub.projections.worker import install_stop_signals, run_projectors, settle_heap
 from bloghub.settings import Settings
@@ -90,7 +90,7 @@ def counting_process(settings: Settings, *, log_file: Path, batch: int) -> subpr
 async def _main() -> None:
     # Known to this process only: the real worker then runs it as it runs any projector
     # (lanes, heartbeat, dead letters, drain on SIGTERM).
-    POSTGRES_PROJECTORS[CountingProjector.name] = CountingProjector
+    PROJECTORS[CountingProjector.name] = CountingProjector
     settle_heap()
     stop = asyncio.Event()
     install_stop_signals(stop)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import uvicorn
 
 from bloghub.logs import configure_logging
+from bloghub.processes import stop_process
 from bloghub.settings import Settings, load_settings
 
 if TYPE_CHECKING:
@@ -163,12 +164,7 @@ def _run_all(settings: Settings, workers: int) -> None:
     try:
         _serve(settings, workers)
     finally:
-        projectors.terminate()
-        try:
-            projectors.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            projectors.kill()
-            projectors.wait()
+        stop_process(projectors, grace_s=60)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from bloghub.processes import stop_process
 from bloghub.settings import Settings
 from tests.conftest import isolated, projecting
 from tests.e2e.test_accounts import PASSWORD, signup_body
@@ -44,12 +45,7 @@ def bloghub(command: str, settings: Settings, port: int, log_file: Path) -> Iter
     try:
         yield
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process, grace_s=30)
 
 
 @contextlib.asynccontextmanager

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bloghub.events import articles, users
+from bloghub.events import articles, comments, interactions, social, users
 from bloghub.events.base import registry
 
-__all__ = ["articles", "registry", "users"]
+__all__ = ["articles", "comments", "interactions", "registry", "social", "users"]

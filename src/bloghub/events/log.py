@@ -23,6 +23,7 @@ handles it. Reservations are held longer than this bound (see ``Settings``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -335,8 +336,14 @@ class EventLog:
             )
             try:
                 await asyncio.wait_for(producer.start(), timeout=self._timeout_s)
-            except (TimeoutError, KafkaError, OSError) as exc:
-                await producer.stop()
-                raise Unavailable("the event log is not reachable") from exc
+            except BaseException as exc:
+                # Stopped whatever ended the start, the caller's deadline (a cancellation)
+                # included: a half-started producer would keep its sender task and broker
+                # connections to the end of the process.
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(producer.stop())
+                if isinstance(exc, TimeoutError | KafkaError | OSError):
+                    raise Unavailable("the event log is not reachable") from exc
+                raise
             self._producer = producer
             return producer

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Mapping, Sequence
-from typing import Self
+from typing import TYPE_CHECKING, Self
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -22,6 +22,9 @@ from bloghub.events.base import Recorded
 from bloghub.events.topics import Family
 from bloghub.projections.port import TP, fresh_records
 from bloghub.settings import Settings
+
+if TYPE_CHECKING:
+    from bloghub.projections.stores import Stores
 
 
 def projector_engine(url: str, *, pool_size: int, app: str = "bloghub-projector") -> AsyncEngine:
@@ -61,6 +64,10 @@ class PostgresProjector(abc.ABC):
         """The projector as a worker or a replay runs it (a projector that needs more from
         the settings than the engine takes it here)."""
         return cls(engine, generation=generation, cache=cache)
+
+    @classmethod
+    def from_stores(cls, stores: Stores, *, generation: int) -> Self:
+        return cls.build(stores.engine, stores.settings, generation=generation, cache=stores.cache)
 
     @abc.abstractmethod
     async def handle(self, conn: AsyncConnection, records: Sequence[Recorded]) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Self
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
@@ -20,6 +21,9 @@ from bloghub.adapters.redis.errors import translated
 from bloghub.events.base import Recorded
 from bloghub.events.topics import Family
 from bloghub.projections.port import TP, fresh_records
+
+if TYPE_CHECKING:
+    from bloghub.projections.stores import Stores
 
 
 def _field(tp: TP) -> str:
@@ -35,6 +39,10 @@ class RedisProjector(abc.ABC):
         self.generation = generation
         self.keyspace = f"{prefix}:{self.name}:g{generation}"
         self.checkpoint_key = f"{self.keyspace}:checkpoint"
+
+    @classmethod
+    def from_stores(cls, stores: Stores, *, generation: int) -> Self:
+        return cls(stores.redis, prefix=stores.settings.prefix, generation=generation)
 
     def key(self, *parts: str) -> str:
         return ":".join((self.keyspace, *parts))

@@ -13,7 +13,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Self
 
 from opensearchpy import AsyncOpenSearch
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -25,6 +25,9 @@ from bloghub.adapters.postgres.engine import translated as pg_errors
 from bloghub.events.base import Recorded
 from bloghub.events.topics import Family
 from bloghub.projections.port import TP, fresh_records
+
+if TYPE_CHECKING:
+    from bloghub.projections.stores import Stores
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +52,12 @@ class SearchProjector(abc.ABC):
         self.alias = f"{prefix}-{self.name}"
         self.index = f"{self.alias}-g{generation}"
         self.checkpoints = Checkpoints(self.name, generation)
+
+    @classmethod
+    def from_stores(cls, stores: Stores, *, generation: int) -> Self:
+        return cls(
+            stores.search, stores.engine, prefix=stores.settings.prefix, generation=generation
+        )
 
     @abc.abstractmethod
     def index_body(self) -> dict[str, Any]:

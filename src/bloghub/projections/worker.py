@@ -11,6 +11,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 import bloghub.events.catalog  # noqa: F401  (registers every event type)
+from bloghub.adapters.opensearch import make_opensearch
 from bloghub.adapters.postgres.engine import translated
 from bloghub.adapters.postgres.generations import active_generations
 from bloghub.adapters.redis import make_redis
@@ -18,12 +19,13 @@ from bloghub.adapters.redis.cache import Cache
 from bloghub.errors import Transient, Unavailable
 from bloghub.events.base import registry
 from bloghub.projections.backoff import Backoff, Stopping
-from bloghub.projections.catalog import POSTGRES_PROJECTORS
+from bloghub.projections.catalog import PROJECTORS
 from bloghub.projections.dead_letters import DeadLetters
 from bloghub.projections.heartbeat import Heartbeat
 from bloghub.projections.postgres_sink import projector_engine
 from bloghub.projections.runner import ProjectorRunner, RunnerConfig, group_id
 from bloghub.projections.stats import CommitStats
+from bloghub.projections.stores import Stores
 from bloghub.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -34,16 +36,24 @@ class UnknownProjector(ValueError):
 
 
 async def run_projectors(settings: Settings, names: Sequence[str], stop: asyncio.Event) -> None:
-    names = list(names) or list(POSTGRES_PROJECTORS)
-    unknown = [n for n in names if n not in POSTGRES_PROJECTORS]
+    names = list(names) or list(PROJECTORS)
+    unknown = [n for n in names if n not in PROJECTORS]
     if unknown:
         raise UnknownProjector(
-            f"unknown projector(s): {', '.join(unknown)}; known: {', '.join(POSTGRES_PROJECTORS)}"
+            f"unknown projector(s): {', '.join(unknown)}; known: {', '.join(PROJECTORS)}"
         )
     engine = projector_engine(
         settings.sqlalchemy_url, pool_size=(settings.apply_concurrency + 1) * len(names)
     )
     redis = make_redis(settings.redis_url.get_secret_value())
+    search = make_opensearch(settings.opensearch_url)
+    stores = Stores(
+        settings=settings,
+        engine=engine,
+        redis=redis,
+        search=search,
+        cache=Cache(redis, prefix=settings.prefix),
+    )
     dead = DeadLetters(bootstrap=settings.kafka_bootstrap, prefix=settings.prefix, redis=redis)
     await dead.start()
     config = RunnerConfig.from_settings(settings)
@@ -55,9 +65,7 @@ async def run_projectors(settings: Settings, names: Sequence[str], stop: asyncio
             return  # told to stop while the database was still down
         for name in names:
             generation = active.get(name, 1)
-            projector = POSTGRES_PROJECTORS[name].build(
-                engine, settings, generation=generation, cache=Cache(redis, prefix=settings.prefix)
-            )
+            projector = PROJECTORS[name].from_stores(stores, generation=generation)
             beat = Heartbeat(
                 redis,
                 prefix=settings.prefix,
@@ -86,6 +94,7 @@ async def run_projectors(settings: Settings, names: Sequence[str], stop: asyncio
         await asyncio.gather(*tasks, return_exceptions=True)
         await dead.close()
         await redis.aclose()
+        await search.close()
         await engine.dispose()
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     Date,
     DateTime,
@@ -179,4 +180,26 @@ tag_counts = Table(
 )
 Index("tag_counts_most_used", tag_counts.c.articles.desc(), tag_counts.c.tag)
 
-READ_MODELS: dict[str, MetaData] = {"users": users_model, "articles": articles_model}
+interactions_model = MetaData()
+
+# One row per article that was ever published: its counters, and whether readers may see
+# it (published, not withdrawn or deleted). Withdrawing freezes the counts; the ranking
+# reads its candidates here. ``published_at`` is the first publish's event time.
+article_stats = Table(
+    "article_stats",
+    interactions_model,
+    Column("article_id", UUID(as_uuid=False), primary_key=True),
+    Column("author_id", UUID(as_uuid=False), nullable=False),
+    Column("published_at", DateTime(timezone=True), nullable=False),
+    Column("visible", Boolean, nullable=False),
+    Column("read_cnt", BigInteger, nullable=False, server_default=text("0")),
+    Column("like_cnt", BigInteger, nullable=False, server_default=text("0")),
+    Column("collect_cnt", BigInteger, nullable=False, server_default=text("0")),
+    Index("article_stats_visible_recent", "published_at", postgresql_where=text("visible")),
+)
+
+READ_MODELS: dict[str, MetaData] = {
+    "users": users_model,
+    "articles": articles_model,
+    "interactions": interactions_model,
+}
