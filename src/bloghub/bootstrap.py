@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 import bloghub.events.catalog  # noqa: F401  (registers every event type)
 from bloghub.adapters.kafka import LogEnds, ensure_topics
 from bloghub.adapters.postgres.engine import make_engine
+from bloghub.adapters.postgres.lookups import Lookups
 from bloghub.adapters.postgres.reservations import Reservations
 from bloghub.adapters.postgres.user_keys import UserKeys
 from bloghub.adapters.redis import make_redis
@@ -197,9 +198,7 @@ async def build(settings: Settings, *, pool_size: int = 10) -> Container:
             keys=UserKeys(
                 engine,
                 master_key(settings),
-                checks=make_engine(
-                    settings.sqlalchemy_url, pool_size=10, app="bloghub-checks", pre_ping=False
-                ),
+                checks=await Lookups.open(settings.asyncpg_dsn, size=10, app="bloghub-checks"),
             ),
         ),
         tokens=tokens,

@@ -12,6 +12,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bloghub.adapters.postgres.engine import translated
+from bloghub.adapters.postgres.lookups import Lookups
 from bloghub.adapters.postgres.tables import reservations, user_keys
 from bloghub.auth.sealing import MasterKey, Unreadable, new_user_key
 from bloghub.errors import Unauthorized, Unavailable
@@ -22,6 +23,8 @@ PERSONAL_KEY_KINDS = ("email", "phone", "wechat")
 # Built once: every authenticated write asks it, and SQLAlchemy's compiled cache then
 # finds it without building the statement again.
 ERASED_AT = select(k.erased_at).where(k.user_id == bindparam("user_id"))
+# The same for ``Lookups``, which asyncpg prepares once per connection.
+ERASED_AT_SQL = "SELECT erased_at FROM public.user_keys WHERE user_id = $1"
 
 
 class AccountErased(Unauthorized):
@@ -52,21 +55,21 @@ class BatchKeys:
 
 class UserKeys:
     def __init__(
-        self, engine: AsyncEngine, master: MasterKey, *, checks: AsyncEngine | None = None
+        self, engine: AsyncEngine, master: MasterKey, *, checks: Lookups | None = None
     ) -> None:
         """``checks``, if given, answers ``refuse_erased`` (every authenticated write asks
-        it): a pool without pre-ping, whose dead connection costs one retry, where the
-        ping of a pinged pool costs three round trips (BEGIN, ping, ROLLBACK) each time."""
+        it) on a pool of its own, with the statement prepared; without it the engine does
+        (tests that build this alone)."""
         self._engine = engine
         self._master = master
-        self._owns_checks = checks is not None
+        self._checks = checks
         # A single read needs no transaction: in autocommit the asyncpg driver sends no
         # BEGIN and, on return to the pool, no ROLLBACK, two round trips fewer per write.
-        self._reads = (checks or engine).execution_options(isolation_level="AUTOCOMMIT")
+        self._reads = engine.execution_options(isolation_level="AUTOCOMMIT")
 
     async def close(self) -> None:
-        if self._owns_checks:
-            await self._reads.dispose()
+        if self._checks is not None:
+            await self._checks.close()
 
     async def key_for(self, user_id: str) -> bytes:
         """The user's key, made on first use; ``AccountErased`` once they are erased."""
@@ -102,6 +105,8 @@ class UserKeys:
             raise AccountErased()
 
     async def _erased_at(self, user_id: str) -> object:
+        if self._checks is not None:
+            return await self._checks.value(ERASED_AT_SQL, user_id)
         async with self._reads.connect() as conn:
             return (await conn.execute(ERASED_AT, {"user_id": user_id})).scalar_one_or_none()
 
