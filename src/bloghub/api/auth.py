@@ -39,9 +39,15 @@ def user_queries(request: Request) -> UserQueries:
 async def session_is_live(request: Request, claims: Claims) -> bool:
     """Whether the session is live; if it is, the caller's reads then wait for the users
     projector to pass their own writes (read-your-writes for the account itself)."""
-    sessions = container(request).commands.sessions
-    if not await sessions.is_live(claims.session_id, claims.user_id):
+    c = container(request)
+    # One round trip: the session, and the caller's own last write that the waits below
+    # (and the route's) read next.
+    live, own = await c.commands.sessions.is_live_reading(
+        claims.session_id, claims.user_id, c.own_writes.key(claims.user_id)
+    )
+    if not live:
         return False
+    request.state.own_write = (claims.user_id, c.own_writes.parse(own))
     request.state.stale = await wait_for_reads(request, USERS_READS, claims.user_id)
     return True
 
