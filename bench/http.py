@@ -488,6 +488,12 @@ def figures(run: Run, pair: Pair) -> list[Figure]:
                 + f"{median([w.server_cpu_s / w.elapsed_s for w in full]):.0%}",
             ),
             Figure(
+                f"{tag} {side}: server CPU per request",
+                median([cpu_per_request_us(w) for w in full]),
+                "us",
+                detail="server CPU seconds (the whole process tree) / requests, at max",
+            ),
+            Figure(
                 f"{tag} {side}: p50 / p99 at max",
                 median([w.p50_ms for w in full]),
                 "ms",
@@ -507,7 +513,23 @@ def figures(run: Run, pair: Pair) -> list[Figure]:
     out.append(
         Figure(f"{tag}: bloghub / bare", ratio, "x", goal=pair.goal, detail="req/s, medians")
     )
+    cpu = median([cpu_per_request_us(w) for w in run.of(pair.name, BARE, paced=False)]) / median(
+        [cpu_per_request_us(w) for w in run.of(pair.name, BLOGHUB, paced=False)]
+    )
+    out.append(
+        Figure(
+            f"{tag}: bloghub / bare by CPU",
+            cpu,
+            "x",
+            detail="bare's server CPU per request / bloghub's: the req/s ratio the same CPU "
+            "would give; steadier than req/s when other work shares the machine",
+        )
+    )
     return out
+
+
+def cpu_per_request_us(w: Window) -> float:
+    return w.server_cpu_s / w.requests * 1e6 if w.requests else 0.0
 
 
 def checks(windows: Sequence[Window], s: Seed) -> list[Check]:
