@@ -20,7 +20,7 @@ BENCHMARKS: dict[str, Callable[[argparse.Namespace], Coroutine[Any, Any, Report]
     producer.NAME: lambda args: producer.run(),
     projector.NAME: lambda args: projector.run(profile=args.profile),
     article_detail.NAME: lambda args: article_detail.run(),
-    http.NAME: lambda args: http.run(only=args.pair),
+    http.NAME: lambda args: http.run(http.params_from(args.pair, args.workers)),
     feed.NAME: lambda args: feed.run(),
     search.NAME: lambda args: search.run(),
 }
@@ -38,8 +38,14 @@ def main(argv: list[str] | None = None) -> int:
         "--pair",
         action="append",
         default=[],
-        metavar="PAIR",
-        help="http: measure only this pair (detail, profile, draft create, ranking); repeatable",
+        help="http: measure only this pair (detail, profile, 'draft create', ranking); repeatable",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        action="append",
+        default=[],
+        help="http: measure only with this many API workers; repeatable",
     )
     args = parser.parse_args(argv)
     unknown = [n for n in args.names if n not in BENCHMARKS]

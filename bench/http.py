@@ -42,7 +42,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +74,7 @@ class Params:
     rounds: int = 2
     content_bytes: int = 5_000
     draft_bytes: int = 1_000
+    only: tuple[str, ...] = ()  # pair names to measure; all when empty
 
 
 @dataclass(frozen=True, slots=True)
@@ -514,6 +515,12 @@ def figures(run: Run, pair: Pair) -> list[Figure]:
                 + f"{median([w.server_cpu_s / w.elapsed_s for w in full]):.0%}",
             ),
             Figure(
+                f"{tag} {side}: server CPU per request",
+                median([cpu_per_request_us(w) for w in full]),
+                "us",
+                detail="server CPU seconds (the whole process tree) / requests, at max",
+            ),
+            Figure(
                 f"{tag} {side}: p50 / p99 at max",
                 median([w.p50_ms for w in full]),
                 "ms",
@@ -533,7 +540,23 @@ def figures(run: Run, pair: Pair) -> list[Figure]:
     out.append(
         Figure(f"{tag}: bloghub / bare", ratio, "x", goal=pair.goal, detail="req/s, medians")
     )
+    cpu = median([cpu_per_request_us(w) for w in run.of(pair.name, BARE, paced=False)]) / median(
+        [cpu_per_request_us(w) for w in run.of(pair.name, BLOGHUB, paced=False)]
+    )
+    out.append(
+        Figure(
+            f"{tag}: bloghub / bare by CPU",
+            cpu,
+            "x",
+            detail="bare's server CPU per request / bloghub's: the req/s ratio the same CPU "
+            "would give; steadier than req/s when other work shares the machine",
+        )
+    )
     return out
+
+
+def cpu_per_request_us(w: Window) -> float:
+    return w.server_cpu_s / w.requests * 1e6 if w.requests else 0.0
 
 
 def checks(windows: Sequence[Window], s: Seed) -> list[Check]:
@@ -555,7 +578,7 @@ def checks(windows: Sequence[Window], s: Seed) -> list[Check]:
     ]
 
 
-async def run(params: Params = Params(), only: Sequence[str] = ()) -> Report:
+async def run(params: Params = Params()) -> Report:
     ensure_wrk()
     # Settings given to this command (BLOGHUB_LOG_SAMPLE_READS=0.01, say) reach the servers.
     given = {k: v for k, v in os.environ.items() if k.startswith("BLOGHUB_")}
@@ -567,7 +590,7 @@ async def run(params: Params = Params(), only: Sequence[str] = ()) -> Report:
     async with workspace(NAME, migrate=True) as ws:
         console.print(f"[dim]{NAME}: prefix {ws.prefix}, database {ws.database}[/]")
         await counted_articles(ws.settings, RANKED)
-        runs, s = await asyncio.to_thread(measure_all, ws.settings, params, only)
+        runs, s = await asyncio.to_thread(measure_all, ws.settings, params)
     for r in runs:
         for pair in r.pairs:
             report.figures += figures(r, pair)
@@ -594,9 +617,7 @@ async def counted_articles(settings: Settings, count: int) -> None:
         await add_article(settings, hours_ago=i % 48, likes=i * 7 % 500, collects=i % 30)
 
 
-def measure_all(
-    settings: Settings, params: Params, only: Sequence[str] = ()
-) -> tuple[list[Run], Seed]:
+def measure_all(settings: Settings, params: Params) -> tuple[list[Run], Seed]:
     logs = ARTIFACTS / "http-logs"
     logs.mkdir(parents=True, exist_ok=True)
     env = bloghub_env(settings)
@@ -621,9 +642,15 @@ def measure_all(
                 uvicorn_server(BLOGHUB, workers, env, logs / "bloghub.log", "/healthz") as ours,
                 uvicorn_server(BARE, workers, bare_env, logs / "bare.log", "/profile") as theirs,
             ):
-                chosen = [p for p in pairs(s, params) if not only or p.name in only]
+                chosen = [p for p in pairs(s, params) if not params.only or p.name in params.only]
                 r = Run(params, {BLOGHUB: ours, BARE: theirs}, workers, pairs=chosen)
                 for pair in r.pairs:
                     r.measure(pair)
                 runs.append(r)
     return runs, s
+
+
+def params_from(only: Sequence[str], workers: Sequence[int]) -> Params:
+    """The default run, narrowed to the pairs and worker counts named on the command line."""
+    default = Params()
+    return replace(default, only=tuple(only), workers=tuple(workers) or default.workers)

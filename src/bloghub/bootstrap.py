@@ -17,6 +17,7 @@ import bloghub.events.catalog  # noqa: F401  (registers every event type)
 from bloghub.adapters.kafka import LogEnds, ensure_topics
 from bloghub.adapters.opensearch import make_opensearch
 from bloghub.adapters.postgres.engine import make_engine
+from bloghub.adapters.postgres.lookups import Lookups
 from bloghub.adapters.postgres.reservations import Reservations
 from bloghub.adapters.postgres.user_keys import UserKeys
 from bloghub.adapters.redis import make_redis
@@ -160,6 +161,7 @@ class Container:
         await self.log_ends.close()
         await self.redis.aclose()
         await self.search.close()
+        await self.commands.keys.close()
         await self.engine.dispose()
 
 
@@ -203,7 +205,11 @@ async def build(settings: Settings, *, pool_size: int = 10) -> Container:
             after_append=AfterAppend(
                 tries=settings.after_write_tries, wait_s=settings.after_write_wait_s
             ),
-            keys=UserKeys(engine, master_key(settings)),
+            keys=UserKeys(
+                engine,
+                master_key(settings),
+                checks=await Lookups.open(settings.asyncpg_dsn, size=10, app="bloghub-checks"),
+            ),
         ),
         tokens=tokens,
         progress=Progress(engine, prefix=settings.prefix),

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import atexit
+import contextlib
 import logging
 import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TextIO
 
 import orjson
 import structlog
@@ -59,10 +62,28 @@ def access_log(settings: Settings) -> AccessLog | None:
     then goes through structlog like any other."""
     if not json_logs(settings):
         return None
-    stream = sys.stderr
-    stamp = _UtcStamp()
+    return _AccessLines(sys.stderr)
 
-    def write(method: str, path: str, status: int, ms: float, request_id: str) -> None:
+
+ACCESS_FLUSH_S = 0.05  # how long a line may wait for others to share its write
+ACCESS_FLUSH_BYTES = 64 * 1024
+
+
+class _AccessLines:
+    """Request lines, gathered and written together: one ``write`` (a system call) per line
+    was a tenth of a hot read's cost. A line waits at most ``ACCESS_FLUSH_S``; an error's
+    line (5xx) goes out at once with those before it, and so does a line written outside
+    an event loop. Lines still waiting when the process exits are written then."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self._stamp = _UtcStamp()
+        self._lines: list[str] = []
+        self._size = 0
+        self._timer: asyncio.TimerHandle | None = None
+        atexit.register(self.flush)
+
+    def __call__(self, method: str, path: str, status: int, ms: float, request_id: str) -> None:
         line = {
             "method": method,
             "path": path,
@@ -71,12 +92,31 @@ def access_log(settings: Settings) -> AccessLog | None:
             "event": "http.request",
             "request_id": request_id,
             "level": "info",
-            "timestamp": stamp(),
+            "timestamp": self._stamp(),
         }
-        stream.write(orjson.dumps(line).decode() + "\n")
-        stream.flush()
+        text = orjson.dumps(line).decode() + "\n"
+        self._lines.append(text)
+        self._size += len(text)
+        if status >= 500 or self._size >= ACCESS_FLUSH_BYTES:
+            self.flush()
+        elif self._timer is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                self.flush()
+                return
+            self._timer = loop.call_later(ACCESS_FLUSH_S, self.flush)
 
-    return write
+    def flush(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._lines:
+            text, self._lines, self._size = "".join(self._lines), [], 0
+            # At exit the stream may be closed already (a test runner's capture, say).
+            with contextlib.suppress(ValueError, OSError):
+                self._stream.write(text)
+                self._stream.flush()
 
 
 class _UtcStamp:

@@ -284,3 +284,30 @@ async def test_a_read_only_database_answers_503_to_retry_and_takes_the_write_aft
             )
         taken = await client.post("/v1/users", json=signup_body(email))
         assert taken.status_code == 201, taken.text
+
+
+async def test_a_draft_is_created_after_the_database_dropped_every_connection(
+    run_id: str,
+) -> None:
+    """The erased-account check of every write uses a pool that is not pinged before use:
+    a connection the server has since closed must cost a retry, never the author's write."""
+    async with (
+        isolated(run_id, "dropped") as s,
+        projecting(s, "users"),
+        api_client(s) as client,
+    ):
+        auth = bearer((await login(client, await account(client, _email)))["access_token"])
+        first = await client.post(
+            "/v1/articles", json={"title": "one", "content": "x"}, headers=auth
+        )
+        assert first.status_code == 201, first.text
+        async with pg(s) as conn:
+            await conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = $1 AND pid <> pg_backend_pid()",
+                s.sqlalchemy_url.rsplit("/", 1)[1],
+            )
+        second = await client.post(
+            "/v1/articles", json={"title": "two", "content": "x"}, headers=auth
+        )
+        assert second.status_code == 201, second.text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import re
 import sys
@@ -10,7 +11,7 @@ import orjson
 import pytest
 import structlog
 
-from bloghub.logs import access_log
+from bloghub.logs import ACCESS_FLUSH_S, access_log
 from bloghub.settings import Mode, Settings
 
 REQUEST_ID = "01a2377b-e834-71c3-a0bd-4f24fbd850f6"
@@ -51,3 +52,29 @@ def test_the_json_line_has_the_same_fields_and_forms(monkeypatch: pytest.MonkeyP
 def test_readable_logs_keep_going_through_structlog() -> None:
     assert access_log(Settings(mode=Mode.TEST, log_format="console")) is None
     assert access_log(Settings(mode=Mode.TEST)) is None
+
+
+async def test_lines_share_a_write_and_an_error_goes_out_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    class Counting(io.StringIO):
+        writes = 0
+
+        def write(self, text: str) -> int:
+            self.writes += 1
+            return super().write(text)
+
+    out = Counting()
+    monkeypatch.setattr(sys, "stderr", out)
+    write = access_log(Settings(mode=Mode.TEST, log_format="json"))
+    assert write is not None
+    write("GET", "/v1/a", 200, 1.0, REQUEST_ID)
+    write("GET", "/v1/b", 200, 1.0, REQUEST_ID)
+    assert out.getvalue() == ""  # held for a moment, to share one write
+    write("GET", "/v1/c", 503, 1.0, REQUEST_ID)
+    paths = [orjson.loads(line)["path"] for line in out.getvalue().splitlines()]
+    assert paths == ["/v1/a", "/v1/b", "/v1/c"]  # the error, and what came before it, at once
+    assert out.writes == 1
+    write("GET", "/v1/d", 200, 1.0, REQUEST_ID)
+    await asyncio.sleep(ACCESS_FLUSH_S * 2)
+    assert orjson.loads(out.getvalue().splitlines()[-1])["path"] == "/v1/d"  # not held long

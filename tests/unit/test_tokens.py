@@ -123,3 +123,15 @@ def test_non_ascii_tokens_are_refused_not_crashed_on() -> None:
     for token in ("é.é.é", "\u00ff" * 40, "a.b\udc80.c"):
         with pytest.raises(Unauthorized):
             service().verify("access", token, UA)
+
+
+def test_a_remembered_access_token_is_refused_once_it_expires() -> None:
+    tokens = service(access_ttl=1)
+    pair = tokens.issue("u1", UA)
+    claims = tokens.verify("access", pair.access, UA)
+    assert tokens.verify("access", pair.access, UA) == claims  # the remembered claims
+    with pytest.raises(Unauthorized):
+        tokens.verify("access", pair.access, "another agent")  # remembered per User-Agent
+    time.sleep(max(0.0, claims.expires_at - time.time()) + 0.05)  # the token's second is up
+    with pytest.raises(Unauthorized):
+        tokens.verify("access", pair.access, UA)

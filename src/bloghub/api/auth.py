@@ -13,6 +13,7 @@ from starlette.requests import Request
 from bloghub.api.consistent import Reads, pinned, wait_for_reads
 from bloghub.api.http import container
 from bloghub.api.queries import UserQueries
+from bloghub.api.rate_limit import SessionRead
 from bloghub.auth.tokens import Claims
 from bloghub.errors import Unauthorized
 from bloghub.events.topics import Family
@@ -39,9 +40,20 @@ def user_queries(request: Request) -> UserQueries:
 async def session_is_live(request: Request, claims: Claims) -> bool:
     """Whether the session is live; if it is, the caller's reads then wait for the users
     projector to pass their own writes (read-your-writes for the account itself)."""
-    sessions = container(request).commands.sessions
-    if not await sessions.is_live(claims.session_id, claims.user_id):
+    c = container(request)
+    sessions = c.commands.sessions
+    # Read in the rate limiter's round trip (api/rate_limit.py) if it could, else here in
+    # one: the session, and the caller's own last write that the waits below read next.
+    read: SessionRead | None = getattr(request.state, "session_read", None)
+    if read is not None and read.session_id == claims.session_id:
+        live, own = sessions.owns(read.owner, claims.user_id), read.own_write
+    else:
+        live, own = await sessions.is_live_reading(
+            claims.session_id, claims.user_id, c.own_writes.key(claims.user_id)
+        )
+    if not live:
         return False
+    request.state.own_write = (claims.user_id, c.own_writes.parse(own))
     request.state.stale = await wait_for_reads(request, USERS_READS, claims.user_id)
     return True
 

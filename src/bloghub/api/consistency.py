@@ -38,7 +38,7 @@ class OwnWrites:
         self._ttl = ttl_s
         self._script = redis.register_script(_REMEMBER)
 
-    def _key(self, user_id: str) -> str:
+    def key(self, user_id: str) -> str:
         return f"{self._prefix}:lastpos:{user_id}"
 
     async def remember(self, user_id: str, position: Position) -> None:
@@ -47,10 +47,14 @@ class OwnWrites:
         args: list[str | int] = []
         for topic, partition, offset in position:
             args += [f"{topic}|{partition}", offset]
-        await self._script(keys=[self._key(user_id)], args=[*args, self._ttl])
+        await self._script(keys=[self.key(user_id)], args=[*args, self._ttl])
 
     async def last(self, user_id: str) -> Position:
-        raw = await self._redis.hgetall(self._key(user_id))
+        return self.parse(await self._redis.hgetall(self.key(user_id)))
+
+    @staticmethod
+    def parse(raw: Mapping[bytes | str, bytes | str]) -> Position:
+        """The position kept in the hash at ``key(user)``."""
         offsets = {}
         for field, value in raw.items():
             name = field.decode() if isinstance(field, bytes) else field
@@ -74,6 +78,7 @@ class Progress:
         self._ttl = generations_ttl_s
         self._generations: dict[str, int] = {}
         self._loaded_at = 0.0
+        self._reloading = asyncio.Lock()
         # The highest checkpoint seen per (projector, generation, topic, partition). A
         # generation's checkpoints only move forward, so a position once passed stays
         # passed: an authenticated request whose own writes are long applied needs no query.
@@ -82,9 +87,12 @@ class Progress:
     async def generations(self) -> Mapping[str, int]:
         """The active generation of every projector (re-read every few seconds)."""
         if time.monotonic() - self._loaded_at > self._ttl:
-            async with self._engine.connect() as conn:
-                self._generations = await active_generations(conn)
-            self._loaded_at = time.monotonic()
+            # Every request in flight finds the copy old at once: one of them reads it.
+            async with self._reloading:
+                if time.monotonic() - self._loaded_at > self._ttl:
+                    async with self._engine.connect() as conn:
+                        self._generations = await active_generations(conn)
+                    self._loaded_at = time.monotonic()
         return dict(self._generations)
 
     async def generation(self, projector: str) -> int:

@@ -95,7 +95,11 @@ async def _wanted(request: Request, caller_id: str | None) -> tuple[Position, Po
             raise MalformedRequest(f"{AFTER_HEADER}: {exc}") from exc
     if caller_id is not None:
         # A named position never hides the caller's own writes (a login's session, say).
-        own = await container(request).own_writes.last(caller_id)
+        read: tuple[str, Position] | None = getattr(request.state, "own_write", None)
+        if read is not None and read[0] == caller_id:
+            own = read[1]  # read with the session check (api/auth.py)
+        else:
+            own = await container(request).own_writes.last(caller_id)
     request.state.wanted = (caller_id, named, own)
     return named, own
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 import re
+import secrets
 import time
 from collections.abc import Callable
 
@@ -11,7 +13,6 @@ import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bloghub.errors import PayloadTooLarge
-from bloghub.ids import new_id_str
 from bloghub.logs import AccessLog
 
 log = structlog.get_logger(__name__)
@@ -20,6 +21,27 @@ READS = frozenset({"GET", "HEAD"})
 
 
 Observer = Callable[[Scope, int, float], None]
+
+
+def _header(scope: Scope, name: bytes) -> bytes:
+    """One request header's value (the first), without building a dict of them all."""
+    for key, value in scope["headers"]:
+        if key == name:
+            return bytes(value)
+    return b""
+
+
+class RequestIds:
+    """Request ids unique across processes: a random prefix drawn once per process, then a
+    counter. A UUID per request (a lock, two ``getrandom`` calls, the object and its text)
+    cost more than the rest of the id's handling together."""
+
+    def __init__(self) -> None:
+        self._prefix = secrets.token_hex(8)
+        self._count = itertools.count(1)
+
+    def next(self) -> str:
+        return f"{self._prefix}-{next(self._count):x}"
 
 
 class RequestId:
@@ -40,50 +62,51 @@ class RequestId:
         self.observe = observe
         self.sample_reads = sample_reads
         self.access_log = access_log
+        self._ids = RequestIds()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        given = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
-        request_id = given if _REQUEST_ID.match(given) else new_id_str()
+        given = _header(scope, b"x-request-id").decode("latin-1")
+        request_id = given if _REQUEST_ID.match(given) else self._ids.next()
         scope.setdefault("state", {})["request_id"] = request_id
-
-        async def send_with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
-            await send(message)
-
         status = 500
         started = time.perf_counter()
 
-        async def send_and_note(message: Message) -> None:
+        async def send_noting(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-            await send_with_id(message)
+                headers = message.get("headers", [])
+                message["headers"] = [*headers, (b"x-request-id", request_id.encode())]
+            await send(message)
 
-        with structlog.contextvars.bound_contextvars(request_id=request_id):
-            try:
-                await self.app(scope, receive, send_and_note)
-            finally:
-                seconds = time.perf_counter() - started
-                if not self._logged(scope["method"], status):
-                    pass
-                elif self.access_log is not None:
-                    ms = round(seconds * 1000, 2)
-                    self.access_log(scope["method"], scope["path"], status, ms, request_id)
-                else:
-                    log.info(
-                        "http.request",
-                        method=scope["method"],
-                        path=scope["path"],
-                        status=status,
-                        ms=round(seconds * 1000, 2),
-                    )
-                if self.observe is not None:
-                    self.observe(scope, status, seconds)
+        # Bound and reset by hand: structlog's context manager costs a generator per request.
+        tokens = structlog.contextvars.bind_contextvars(request_id=request_id)
+        try:
+            await self.app(scope, receive, send_noting)
+        finally:
+            structlog.contextvars.reset_contextvars(**tokens)
+            self._done(scope, status, time.perf_counter() - started, request_id)
+
+    def _done(self, scope: Scope, status: int, seconds: float, request_id: str) -> None:
+        if not self._logged(scope["method"], status):
+            pass
+        elif self.access_log is not None:
+            ms = round(seconds * 1000, 2)
+            self.access_log(scope["method"], scope["path"], status, ms, request_id)
+        else:
+            log.info(
+                "http.request",
+                method=scope["method"],
+                path=scope["path"],
+                status=status,
+                ms=round(seconds * 1000, 2),
+                request_id=request_id,
+            )
+        if self.observe is not None:
+            self.observe(scope, status, seconds)
 
     def _logged(self, method: str, status: int) -> bool:
         if status >= 400 or method not in READS or self.sample_reads >= 1.0:
@@ -102,7 +125,7 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        length = dict(scope["headers"]).get(b"content-length")
+        length = _header(scope, b"content-length") or None
         too_big = False
         if length is not None:
             try:

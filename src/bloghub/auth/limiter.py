@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from bloghub.errors import Unavailable
@@ -67,6 +68,9 @@ return {0, 0}
 """
 
 
+Command = tuple[str | bytes, ...]  # a Redis command and its arguments
+
+
 @dataclass(frozen=True, slots=True)
 class Decision:
     allowed: bool
@@ -77,6 +81,7 @@ class Decision:
 class SlidingWindowLimiter:
     def __init__(self, redis: Redis, prefix: str) -> None:
         self._prefix = prefix
+        self._redis = redis
         self._script = redis.register_script(_ALLOW)
         self._all = redis.register_script(_ALLOW_ALL)
 
@@ -114,10 +119,41 @@ class SlidingWindowLimiter:
             args += [limit, secrets.token_hex(8)]
         async with redis_translated():
             refused, wait_us = await self._all(keys=[self.key(k) for k, _ in checks], args=args)
-        if not int(refused):
-            return None
-        seconds = max(1, math.ceil(int(wait_us) / 1_000_000))
-        return checks[int(refused) - 1][0], Decision(False, seconds)
+        return _first_refusal(checks, refused, wait_us)
+
+    async def allow_all_reading(
+        self, checks: Sequence[tuple[str, int]], window_s: float, reads: Sequence[Command]
+    ) -> tuple[tuple[str, Decision] | None, list[object]]:
+        """``allow_all``, and the replies to ``reads`` (plain read commands) sent in the
+        same round trip; a reply may be an exception. Raises ``Unavailable`` when Redis
+        cannot be reached."""
+        if window_s <= 0 or any(limit < 1 for _, limit in checks):
+            raise ValueError("a rate needs limit >= 1 and window_s > 0")
+        args: list[int | str] = [max(1, round(window_s * 1_000_000))]
+        for _, limit in checks:
+            args += [limit, secrets.token_hex(8)]
+        keys = [self.key(k) for k, _ in checks]
+        async with redis_translated(), self._redis.pipeline(transaction=False) as pipe:
+            pipe.evalsha(self._all.sha, len(keys), *keys, *args)
+            for command in reads:
+                pipe.execute_command(*command)
+            replies = await pipe.execute(raise_on_error=False)
+        counted, rest = replies[0], list(replies[1:])
+        if isinstance(counted, NoScriptError):  # Redis restarted or flushed its scripts
+            return await self.allow_all(checks, window_s), rest
+        if isinstance(counted, Exception):
+            raise counted
+        refused, wait_us = counted
+        return _first_refusal(checks, refused, wait_us), rest
+
+
+def _first_refusal(
+    checks: Sequence[tuple[str, int]], refused: object, wait_us: object
+) -> tuple[str, Decision] | None:
+    if not int(str(refused)):
+        return None
+    seconds = max(1, math.ceil(int(str(wait_us)) / 1_000_000))
+    return checks[int(str(refused)) - 1][0], Decision(False, seconds)
 
 
 class LocalLimiter:

@@ -58,7 +58,9 @@ def is_transient(sqlstate: str) -> bool:
 def translate(exc: BaseException) -> BaseException:
     """Map a driver error to the project's hierarchy (or return it unchanged)."""
     orig = getattr(exc, "orig", None)
-    cause = getattr(orig, "__cause__", None) or orig
+    # SQLAlchemy wraps the driver's error; a bare asyncpg error (adapters/postgres/lookups.py)
+    # is its own cause.
+    cause = getattr(orig, "__cause__", None) or orig or exc
     if isinstance(cause, asyncpg.UniqueViolationError):
         return Conflict("already exists")
     sqlstate = getattr(cause, "sqlstate", None)

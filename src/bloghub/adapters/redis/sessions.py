@@ -103,6 +103,26 @@ class SessionStore:
             owner = await self._redis.hget(self._session_prefix + session_id, "user")
         return owner is not None and _text(owner) == user_id
 
+    def owner_read(self, session_id: str) -> tuple[str, str, str]:
+        """The command that reads the session's owner, for a caller's own round trip
+        (``owns`` then answers ``is_live`` from its reply)."""
+        return ("HGET", self._session_prefix + session_id, "user")
+
+    @staticmethod
+    def owns(reply: object, user_id: str) -> bool:
+        return isinstance(reply, bytes | str) and _text(reply) == user_id
+
+    async def is_live_reading(
+        self, session_id: str, user_id: str, key: str
+    ) -> tuple[bool, dict[bytes | str, bytes | str]]:
+        """``is_live``, and the hash at ``key`` read in the same round trip (the caller's
+        own last write, which an authenticated request reads next)."""
+        async with redis_translated(), self._redis.pipeline(transaction=False) as pipe:
+            pipe.hget(self._session_prefix + session_id, "user")
+            pipe.hgetall(key)
+            owner, fields = await pipe.execute()
+        return self.owns(owner, user_id), fields
+
     async def end(self, session_id: str, user_id: str) -> None:
         async with redis_translated():
             await self._redis.delete(self._session_prefix + session_id)
