@@ -19,6 +19,7 @@ from bloghub.adapters.postgres.reservations import Reservations
 from bloghub.adapters.postgres.user_keys import UserKeys
 from bloghub.adapters.redis import make_redis
 from bloghub.adapters.redis.cache import Cache
+from bloghub.adapters.redis.counters import CounterCache
 from bloghub.adapters.redis.local_tier import LocalTier, follow_changes
 from bloghub.adapters.redis.sessions import SessionStore
 from bloghub.api.consistency import OwnWrites, Progress
@@ -31,6 +32,7 @@ from bloghub.auth.tokens import TokenPolicy, TokenService
 from bloghub.auth.wechat import StateCookie, WeChatClient, WeChatConfig
 from bloghub.commands.after_append import AfterAppend
 from bloghub.commands.context import CommandDeps
+from bloghub.commands.read_counting import ReadBuffer
 from bloghub.commands.sweeper import sweep_forever
 from bloghub.events.log import EventLog
 from bloghub.events.position import PositionSigner
@@ -92,6 +94,9 @@ class Container:
     limiter: SlidingWindowLimiter
     sms: Sms
     _ops_readers: tuple[LagReader, DeadLetterView]
+    # Interactions: reads counted off the request path, and the counter hashes read per detail.
+    reads: ReadBuffer
+    counters: CounterCache
 
     async def run_ops_sampler(self, stop: asyncio.Event) -> None:
         """Connect the ops readers (waiting for Kafka if it is down), then sample until stop."""
@@ -129,6 +134,7 @@ class Container:
             self.sms.run_worker(stop),
             self.run_sweeper(stop),
             follow_changes(self.hot, self.redis, self.settings.prefix, stop),
+            self.reads.run(stop),
         )
 
     async def run_sweeper(self, stop: asyncio.Event) -> None:
@@ -227,6 +233,13 @@ async def build(settings: Settings, *, pool_size: int = 10) -> Container:
         limiter=limiter,
         sms=build_sms(settings, redis=redis, engine=engine, limiter=limiter),
         _ops_readers=(lag, letters),
+        reads=ReadBuffer(
+            event_log,
+            batch=settings.read_batch,
+            flush_every_s=settings.read_flush_s,
+            max_pending=settings.read_max_pending,
+        ),
+        counters=CounterCache(redis, prefix=settings.prefix),
     )
 
 

@@ -20,7 +20,7 @@ from bloghub.adapters.postgres.tables import (
     likes,
     read_marks,
 )
-from bloghub.adapters.redis.counters import Counts
+from bloghub.adapters.redis.counters import Counts, Tally
 from bloghub.events.articles import (
     ArticleDeleted,
     ArticleEvent,
@@ -221,13 +221,16 @@ async def move_counts(conn: AsyncConnection, deltas: Mapping[str, Counts]) -> No
     await conn.execute(stmt, params)
 
 
-async def counts_of(conn: AsyncConnection, article_ids: Iterable[str]) -> dict[str, Counts]:
+async def tallies(conn: AsyncConnection, article_ids: Iterable[str]) -> dict[str, Tally]:
     ids = sorted(set(article_ids))
     if not ids:
         return {}
     rows = await conn.execute(
-        select(s.article_id, s.read_cnt, s.like_cnt, s.collect_cnt).where(
+        select(s.article_id, s.author_id, s.read_cnt, s.like_cnt, s.collect_cnt).where(
             s.article_id == any_(bindparam("ids", ids, type_=ARRAY(_ID)))
         )
     )
-    return {str(r.article_id): Counts(r.read_cnt, r.like_cnt, r.collect_cnt) for r in rows}
+    return {
+        str(r.article_id): Tally(Counts(r.read_cnt, r.like_cnt, r.collect_cnt), str(r.author_id))
+        for r in rows
+    }

@@ -119,5 +119,5 @@ class InteractionsProjector(PostgresProjector):
             return
         async with self.engine.connect() as raw:
             conn = await raw.execution_options(schema_translate_map={None: self.schema})
-            counts = await w.counts_of(conn, versions)
-        await self.counters.write({a: (versions[a], c) for a, c in counts.items()})
+            tallies = await w.tallies(conn, versions)
+        await self.counters.write({a: (versions[a], t) for a, t in tallies.items()})

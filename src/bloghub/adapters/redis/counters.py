@@ -18,25 +18,25 @@ from redis.asyncio import Redis
 
 FIELDS = ("read_cnt", "like_cnt", "collect_cnt")
 
-# KEYS: the hashes. ARGV: per key, version then the three counts.
+# KEYS: the hashes. ARGV: per key, version, the three counts and the author.
 _WRITE_NEWER = """
 for i, key in ipairs(KEYS) do
-  local at = (i - 1) * 4
+  local at = (i - 1) * 5
   local v = tonumber(ARGV[at + 1])
   local stored = tonumber(redis.call('HGET', key, 'v') or '-1')
   if v > stored then
     redis.call('HSET', key, 'v', v, 'read_cnt', ARGV[at + 2], 'like_cnt', ARGV[at + 3],
-      'collect_cnt', ARGV[at + 4])
+      'collect_cnt', ARGV[at + 4], 'author', ARGV[at + 5])
   end
 end
 return 1
 """
 
-# KEYS: one hash. ARGV: the three counts. Only where no hash is stored.
+# KEYS: one hash. ARGV: the three counts and the author. Only where no hash is stored.
 _FILL_ABSENT = """
 if redis.call('EXISTS', KEYS[1]) == 0 then
   redis.call('HSET', KEYS[1], 'v', 0, 'read_cnt', ARGV[1], 'like_cnt', ARGV[2],
-    'collect_cnt', ARGV[3])
+    'collect_cnt', ARGV[3], 'author', ARGV[4])
 end
 return 1
 """
@@ -56,6 +56,14 @@ class Counts:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class Tally:
+    """An article's counts and its author (whose own reads are not counted)."""
+
+    counts: Counts
+    author_id: str
+
+
 class CounterCache:
     def __init__(self, redis: Redis, *, prefix: str) -> None:
         self._redis = redis
@@ -66,26 +74,30 @@ class CounterCache:
     def key(self, article_id: str) -> str:
         return f"{self._prefix}:interactive:article:{article_id}"
 
-    async def get(self, article_id: str) -> Counts | None:
-        values = await self._redis.hmget(self.key(article_id), list(FIELDS))
+    async def get(self, article_id: str) -> Tally | None:
+        *values, author = await self._redis.hmget(self.key(article_id), [*FIELDS, "author"])
         found = [int(v) for v in values if v is not None]
-        return Counts(*found) if len(found) == len(FIELDS) else None
+        if len(found) < len(FIELDS) or author is None:
+            return None
+        return Tally(Counts(*found), author.decode() if isinstance(author, bytes) else author)
 
-    async def fill(self, article_id: str, counts: Counts) -> None:
+    async def fill(self, article_id: str, tally: Tally) -> None:
+        c = tally.counts
         await self._fill(
             keys=[self.key(article_id)],
-            args=[counts.read_cnt, counts.like_cnt, counts.collect_cnt],
+            args=[c.read_cnt, c.like_cnt, c.collect_cnt, tally.author_id],
         )
 
-    async def write(self, versioned: Mapping[str, tuple[int, Counts]]) -> None:
+    async def write(self, versioned: Mapping[str, tuple[int, Tally]]) -> None:
         """Store counts by article, each over an older version only."""
         if not versioned:
             return
         keys: list[str] = []
-        args: list[int] = []
-        for article_id, (version, c) in sorted(versioned.items()):
+        args: list[int | str] = []
+        for article_id, (version, t) in sorted(versioned.items()):
+            c = t.counts
             keys.append(self.key(article_id))
-            args += [version, c.read_cnt, c.like_cnt, c.collect_cnt]
+            args += [version, c.read_cnt, c.like_cnt, c.collect_cnt, t.author_id]
         await self._write(keys=keys, args=args)
 
     async def forget(self, article_ids: Iterable[str]) -> None:

@@ -150,7 +150,21 @@ class DraftPage(BaseModel):
     next_cursor: str | None = None
 
 
-class PublishedOut(BaseModel):
+class Interactive(BaseModel):
+    """What an article read adds from the interactions read model: the counts, and for a
+    signed-in caller whether they like it and have it in a collection (null otherwise)."""
+
+    read_cnt: int = 0
+    like_cnt: int = 0
+    collect_cnt: int = 0
+    liked: bool | None = None
+    collected: bool | None = None
+
+
+INTERACTIVE_FIELDS = set(Interactive.model_fields)
+
+
+class PublishedOut(Interactive):
     id: str
     author: AuthorOut
     title: str
@@ -165,7 +179,7 @@ class PublishedEnvelope(BaseModel):
     article: PublishedOut
 
 
-class PublishedSummary(BaseModel):
+class PublishedSummary(Interactive):
     id: str
     author: AuthorOut
     title: str
