@@ -20,7 +20,7 @@ BENCHMARKS: dict[str, Callable[[argparse.Namespace], Coroutine[Any, Any, Report]
     producer.NAME: lambda args: producer.run(),
     projector.NAME: lambda args: projector.run(profile=args.profile),
     article_detail.NAME: lambda args: article_detail.run(),
-    http.NAME: lambda args: http.run(),
+    http.NAME: lambda args: http.run(http.Params(only=tuple(args.pair or ()))),
 }
 
 
@@ -31,6 +31,12 @@ def main(argv: list[str] | None = None) -> int:
         "--profile",
         action="store_true",
         help="projector: after the measured run, replay under cProfile and print where time goes",
+    )
+    parser.add_argument(
+        "--pair",
+        action="append",
+        metavar="PAIR",
+        help="http: measure only this pair (detail, profile, like, draft create); repeatable",
     )
     args = parser.parse_args(argv)
     unknown = [n for n in args.names if n not in BENCHMARKS]

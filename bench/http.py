@@ -69,6 +69,7 @@ class Params:
     rounds: int = 2
     content_bytes: int = 5_000
     draft_bytes: int = 1_000
+    only: tuple[str, ...] = ()  # the pairs to measure (``--pair``); empty: every pair
 
 
 @dataclass(frozen=True, slots=True)
@@ -372,6 +373,8 @@ def seed(url: str, params: Params) -> Seed:
         article_id = created.json()["article"]["id"]
         _until_ok(client, "POST", f"/v1/articles/{article_id}/publish", 30, headers=auth)
         detail = _until_ok(client, "GET", f"/v1/articles/{article_id}", 30)
+        # Liked once the interactions projector has seen the publish.
+        _until_ok(client, "PUT", f"/v1/articles/{article_id}/like", 30, headers=auth)
         author_id = detail.json()["article"]["author"]["id"]
         profile = _until_ok(client, "GET", f"/v1/users/{author_id}", 30)
         # Read again: these are the bodies served from the cache.
@@ -399,6 +402,20 @@ def pairs(s: Seed, params: Params) -> list[Pair]:
             Target("/profile"),
             params.read_connections,
             0.5,
+        ),
+        # A like is appended to Kafka before the answer; the same user liking again and again
+        # appends each time (the projector keeps the set, so the count stays one).
+        Pair(
+            "like",
+            Target(
+                f"/v1/articles/{s.article_id}/like",
+                "PUT",
+                "",
+                (("Authorization", f"Bearer {s.token}"),),
+            ),
+            Target("/like", "PUT"),
+            params.write_connections,
+            0.3,
         ),
         Pair(
             "draft create",
@@ -572,7 +589,8 @@ def measure_all(settings: Settings, params: Params) -> tuple[list[Run], Seed]:
                 uvicorn_server(BLOGHUB, workers, env, logs / "bloghub.log", "/healthz") as ours,
                 uvicorn_server(BARE, workers, bare_env, logs / "bare.log", "/profile") as theirs,
             ):
-                r = Run(params, {BLOGHUB: ours, BARE: theirs}, workers, pairs=pairs(s, params))
+                chosen = [p for p in pairs(s, params) if not params.only or p.name in params.only]
+                r = Run(params, {BLOGHUB: ours, BARE: theirs}, workers, pairs=chosen)
                 for pair in r.pairs:
                     r.measure(pair)
                 runs.append(r)
