@@ -7,7 +7,18 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 
-from sqlalchemy import BigInteger, DateTime, Text, any_, bindparam, select, tuple_, update
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    Text,
+    any_,
+    bindparam,
+    false,
+    func,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.dialects.postgresql import ARRAY, UUID, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -35,20 +46,32 @@ _AT = DateTime(timezone=True)
 s = article_stats.c
 
 
-async def visible_locked(conn: AsyncConnection, article_ids: Iterable[str]) -> set[str]:
-    """The articles among ``article_ids`` that readers may see, locked (in id order, as
-    every writer of these rows takes them) until the batch commits: a withdraw applied
-    beside it waits, so counts never move once an article is hidden."""
-    ids = sorted(set(article_ids))
-    if not ids:
-        return set()
-    rows = await conn.execute(
-        select(s.article_id)
-        .where(s.article_id == any_(bindparam("ids", ids, type_=ARRAY(_ID))), s.visible)
-        .order_by(s.article_id)
-        .with_for_update()
+_known = unnest_source({"a": _ID, "au": _ID, "at": _AT})
+
+
+async def ensure_rows(conn: AsyncConnection, seen: Mapping[str, tuple[str, datetime]]) -> None:
+    """A counter row for every article the batch touches (author and first time seen), not
+    shown until its publish is applied. The articles and interactions families are read as
+    separate partitions, so a like may be applied before the publish that preceded it: the
+    like counts all the same, and the result does not depend on that order (a replay
+    equals live)."""
+    if not seen:
+        return
+    items = sorted(seen.items())
+    stmt = (
+        insert(article_stats)
+        .from_select(
+            ["article_id", "author_id", "published_at", "visible"],
+            select(_known.c.a, _known.c.au, _known.c.at, false()),
+        )
+        .on_conflict_do_nothing()
     )
-    return {str(r) for r in rows.scalars()}
+    params = {
+        "a": [a for a, _ in items],
+        "au": [au for _, (au, _) in items],
+        "at": [at for _, (_, at) in items],
+    }
+    await conn.execute(stmt, params)
 
 
 async def apply_visibility(conn: AsyncConnection, ev: ArticleEvent, at: datetime) -> None:
@@ -70,8 +93,12 @@ async def apply_visibility(conn: AsyncConnection, ev: ArticleEvent, at: datetime
         stmt = insert(article_stats).values(
             article_id=ev.article_id, author_id=ev.author_id, published_at=at, visible=True
         )
+        # The first publish's time: a row made by a like seen first carries a later time.
+        first = func.least(s.published_at, stmt.excluded.published_at)
         await conn.execute(
-            stmt.on_conflict_do_update(index_elements=[s.article_id], set_={"visible": True})
+            stmt.on_conflict_do_update(
+                index_elements=[s.article_id], set_={"visible": True, "published_at": first}
+            )
         )
     elif isinstance(ev, ArticleWithdrawn | ArticleDeleted):
         await conn.execute(
