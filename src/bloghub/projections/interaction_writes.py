@@ -46,34 +46,6 @@ _AT = DateTime(timezone=True)
 s = article_stats.c
 
 
-_known = unnest_source({"a": _ID, "au": _ID, "at": _AT})
-
-
-async def ensure_rows(conn: AsyncConnection, seen: Mapping[str, tuple[str, datetime]]) -> None:
-    """A counter row for every article the batch touches (author and first time seen), not
-    shown until its publish is applied. The articles and interactions families are read as
-    separate partitions, so a like may be applied before the publish that preceded it: the
-    like counts all the same, and the result does not depend on that order (a replay
-    equals live)."""
-    if not seen:
-        return
-    items = sorted(seen.items())
-    stmt = (
-        insert(article_stats)
-        .from_select(
-            ["article_id", "author_id", "published_at", "visible"],
-            select(_known.c.a, _known.c.au, _known.c.at, false()),
-        )
-        .on_conflict_do_nothing()
-    )
-    params = {
-        "a": [a for a, _ in items],
-        "au": [au for _, (au, _) in items],
-        "at": [at for _, (_, at) in items],
-    }
-    await conn.execute(stmt, params)
-
-
 async def apply_visibility(conn: AsyncConnection, ev: ArticleEvent, at: datetime) -> None:
     """Publish shows an article's counts; withdraw and delete hide and freeze them. An
     event older than the version the row reflects changes nothing."""
@@ -222,25 +194,50 @@ async def save_marks(conn: AsyncConnection, marks: Mapping[ReadKey, datetime]) -
     await conn.execute(stmt, params)
 
 
-_deltas = unnest_source({"a": _ID, "r": BigInteger(), "l": BigInteger(), "c": BigInteger()})
+_deltas = unnest_source(
+    {"a": _ID, "au": _ID, "at": _AT, "r": BigInteger(), "l": BigInteger(), "c": BigInteger()}
+)
 
 
-async def move_counts(conn: AsyncConnection, deltas: Mapping[str, Counts]) -> None:
-    """Add each article's changes to its counters: one statement for the whole batch."""
+async def move_counts(
+    conn: AsyncConnection, deltas: Mapping[str, Counts], seen: Mapping[str, tuple[str, datetime]]
+) -> None:
+    """Add each article's changes to its counters: one statement for the whole batch. An
+    article with no row yet gets one (its author and the time first seen), not shown until
+    its publish is applied: the articles and interactions families are read as separate
+    partitions, so a like may be applied before the publish that preceded it. It counts
+    all the same, and the result does not depend on that order (a replay equals live)."""
     items = sorted((a, d) for a, d in deltas.items() if d != Counts())
     if not items:
         return
-    stmt = (
-        update(article_stats)
-        .where(s.article_id == _deltas.c.a)
-        .values(
-            read_cnt=s.read_cnt + _deltas.c.r,
-            like_cnt=s.like_cnt + _deltas.c.l,
-            collect_cnt=s.collect_cnt + _deltas.c.c,
-        )
+    stmt = insert(article_stats).from_select(
+        [
+            "article_id",
+            "author_id",
+            "published_at",
+            "visible",
+            "read_cnt",
+            "like_cnt",
+            "collect_cnt",
+        ],
+        select(
+            _deltas.c.a, _deltas.c.au, _deltas.c.at, false(), _deltas.c.r, _deltas.c.l, _deltas.c.c
+        ),
+    )
+    # No CHECK on the counts, so PostgreSQL never refuses the negative row it proposes
+    # before it finds the conflict; the counts themselves are set sizes, never negative.
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[s.article_id],
+        set_={
+            "read_cnt": s.read_cnt + stmt.excluded.read_cnt,
+            "like_cnt": s.like_cnt + stmt.excluded.like_cnt,
+            "collect_cnt": s.collect_cnt + stmt.excluded.collect_cnt,
+        },
     )
     params = {
         "a": [a for a, _ in items],
+        "au": [seen[a][0] for a, _ in items],
+        "at": [seen[a][1] for a, _ in items],
         "r": [d.read_cnt for _, d in items],
         "l": [d.like_cnt for _, d in items],
         "c": [d.collect_cnt for _, d in items],

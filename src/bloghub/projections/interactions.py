@@ -19,6 +19,7 @@ withdraw can land after it (a bounded race of one request).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, Self
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -83,11 +84,12 @@ class InteractionsProjector(PostgresProjector):
         events = [
             (r.event, r.envelope.occurred_at) for r in run if isinstance(r.event, InteractionEvent)
         ]
-        await w.ensure_rows(conn, {e.article_id: (e.author_id, at) for e, at in events})
         fold = Fold()
+        seen: dict[str, tuple[str, datetime]] = {}
         for ev, at in events:
             fold.add(ev, at)
-        await w.move_counts(conn, await self._changes(conn, fold))
+            seen.setdefault(ev.article_id, (ev.author_id, at))
+        await w.move_counts(conn, await self._changes(conn, fold), seen)
 
     async def _changes(self, conn: AsyncConnection, fold: Fold) -> dict[str, Counts]:
         """Write the folded set changes; the count change per article they come to."""
