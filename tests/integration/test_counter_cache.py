@@ -13,7 +13,6 @@ from redis.asyncio import Redis
 from bloghub.events.articles import ArticleDrafted
 from bloghub.events.base import Event
 from bloghub.events.log import EventLog
-from bloghub.settings import Settings
 from tests.conftest import isolated, projecting, serve
 from tests.integration.test_interaction_kills import Load
 from tests.private_redis import private_redis
@@ -52,7 +51,16 @@ async def test_counts_come_back_exact_after_redis_is_flushed_under_load(run_id: 
                 serve(settings) as live,
                 httpx.AsyncClient(base_url=live.url, timeout=10) as client,
             ):
-                await _flush_under_load(settings, load, log, client, server.client())
+
+                async def readable() -> bool:
+                    for article_id in load.articles:
+                        answer = await client.get(f"/v1/articles/{article_id}")
+                        if answer.status_code != 200:
+                            return False
+                    return True
+
+                await wait_until(readable, timeout_s=60)
+                await _flush_under_load(load, log, client, server.client())
                 total = 2 * len(load.articles) + load.sent
 
                 async def caught_up() -> bool:
@@ -70,7 +78,7 @@ async def test_counts_come_back_exact_after_redis_is_flushed_under_load(run_id: 
 
 
 async def _flush_under_load(
-    settings: Settings, load: Load, log: EventLog, client: httpx.AsyncClient, redis: Redis
+    load: Load, log: EventLog, client: httpx.AsyncClient, redis: Redis
 ) -> None:
     """Likes keep coming and readers keep reading; Redis loses everything halfway."""
     for round_ in range(20):
