@@ -11,7 +11,7 @@ from starlette.responses import Response
 
 from bloghub.adapters.redis.counters import Counts, Tally
 from bloghub.api.auth import require_caller
-from bloghub.api.consistent import mark_stale, pinned, wait_for_reads, written
+from bloghub.api.consistent import Reads, mark_stale, pinned, wait_for_reads, written
 from bloghub.api.http import JSON, Endpoint, container, parse_body, parse_query
 from bloghub.api.idempotency import answering, idempotent
 from bloghub.api.interaction_queries import InteractionQueries, Mine
@@ -47,9 +47,15 @@ def _path_id(request: Request, name: str, what: str) -> str:
         raise NotFound(f"no such {what}") from None
 
 
-async def _caught_up(request: Request, user_id: str) -> None:
+# What a like decides on: whether the article is shown, which only the articles family
+# changes. Waiting for the caller's own likes too would make each like of a user wait for
+# the projector to apply the one before it.
+LIKE_DECIDES = [("interactions", (Family.ARTICLES,))]
+
+
+async def _caught_up(request: Request, user_id: str, reads: Reads = INTERACTIONS_READS) -> None:
     """A command decides on the read model as of the caller's own last write, or not at all."""
-    if await wait_for_reads(request, INTERACTIONS_READS, user_id):
+    if await wait_for_reads(request, reads, user_id):
         raise CatchingUp("your last change is still being applied; try again in a moment")
 
 
@@ -92,7 +98,7 @@ def shown(counts: Counts, mine: Mine | None, article_id: str) -> dict[str, Any]:
 async def _like(request: Request, on: bool) -> Response:
     claims = await require_caller(request)
     article_id = _path_id(request, "article_id", "article")
-    await _caught_up(request, claims.user_id)
+    await _caught_up(request, claims.user_id, LIKE_DECIDES)
     target = await queries(request).target(article_id)
     position = await like(target, on, container(request).commands, caller(request, claims.user_id))
     body = LikeEnvelope.model_validate({"article": {"id": article_id, "liked": on}})
