@@ -10,8 +10,9 @@ writes, and freshness (a like accepted by the log until another reader sees the 
   runner's size folded beforehand, one transaction each, on as many connections as the
   runner has lanes, articles split between them as partitions are): no Kafka, no decoding;
 * freshness: likes appended one by one at ``params.rate``/s (what the API does before it
-  answers) while the projector runs; a reader polls the counter hashes (what article detail
-  reads) and notes when each article's count reaches each like. p50/p99 of the gap.
+  answers) while the projector runs in a ``bloghub project interactions`` process of its
+  own; a reader polls the counter hashes (what article detail reads) and notes when each
+  article's count reaches each like. p50/p99 of the gap.
 
 Afterwards every article's ``like_cnt`` must equal its like rows, or the run FAILED.
 """
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import sys
 import time
 from collections import defaultdict
 from dataclasses import asdict, dataclass
@@ -31,8 +33,9 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 import bloghub.events.catalog  # noqa: F401  (registers every event type)
+from bench.http import bloghub_env, spawned
 from bench.projector import TimedRunner
-from bench.support import Check, Figure, Report, console, rate, workspace
+from bench.support import ARTIFACTS, Check, Figure, Report, console, rate, workspace
 from bloghub.adapters.redis import make_redis
 from bloghub.adapters.redis.counters import CounterCache
 from bloghub.events.articles import ArticlePublished
@@ -295,12 +298,18 @@ async def run(params: Params = Params()) -> Report:
             first = running.runner.first_batch_at or finished
             projected = rate(total, finished - first)
             console.print(f"[dim]projector: {projected:,.0f} events/s[/]")
-            gaps = await freshness(settings, params, author, articles, redis)
         finally:
             running.stop.set()
             await asyncio.gather(running.task, return_exceptions=True)
             await dead.close()
             await engine.dispose()
+        # Freshness with the projector in a process of its own, as `bloghub project` runs
+        # it: the load and the watching reader must not share its event loop.
+        logs = ARTIFACTS / "counters-logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        project = [sys.executable, "-m", "bloghub.cli", "project", "interactions"]
+        with spawned(project, bloghub_env(settings), logs / "projector.log"):
+            gaps = await freshness(settings, params, author, articles, redis)
         conn = await asyncpg.connect(settings.asyncpg_dsn)
         try:
             wrong = await conn.fetchval(
