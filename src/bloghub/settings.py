@@ -178,6 +178,7 @@ class Settings(BaseSettings):
                 "operator_token",
                 "position_secret",
                 "user_key_secret",
+                "reader_hash_secret",
             )
             if _is_weak(getattr(self, name))
         ]
