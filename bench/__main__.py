@@ -12,7 +12,7 @@ import asyncio
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from bench import article_detail, feed, http, producer, projector, search
+from bench import article_detail, counters, feed, http, producer, projector, search
 from bench.support import Report, Verdict, console, quiet_logs
 from bloghub.projections.worker import settle_heap
 
@@ -23,6 +23,7 @@ BENCHMARKS: dict[str, Callable[[argparse.Namespace], Coroutine[Any, Any, Report]
     http.NAME: lambda args: http.run(http.params_from(args.pair, args.workers)),
     feed.NAME: lambda args: feed.run(),
     search.NAME: lambda args: search.run(),
+    counters.NAME: lambda args: counters.run(),
 }
 
 
@@ -38,7 +39,8 @@ def main(argv: list[str] | None = None) -> int:
         "--pair",
         action="append",
         default=[],
-        help="http: measure only this pair (detail, profile, 'draft create', ranking); repeatable",
+        help="http: measure only this pair (detail, profile, 'draft create', ranking, like); "
+        "repeatable",
     )
     parser.add_argument(
         "--workers",

@@ -379,6 +379,8 @@ def seed(url: str, params: Params) -> Seed:
         article_id = created.json()["article"]["id"]
         _until_ok(client, "POST", f"/v1/articles/{article_id}/publish", 30, headers=auth)
         detail = _until_ok(client, "GET", f"/v1/articles/{article_id}", 30)
+        # Liked once the interactions projector has seen the publish.
+        _until_ok(client, "PUT", f"/v1/articles/{article_id}/like", 30, headers=auth)
         author_id = detail.json()["article"]["author"]["id"]
         profile = _until_ok(client, "GET", f"/v1/users/{author_id}", 30)
         # Read again: these are the bodies served from the cache.
@@ -420,6 +422,20 @@ def pairs(s: Seed, params: Params) -> list[Pair]:
             Target("/profile"),
             params.read_connections,
             0.5,
+        ),
+        # A like is appended to Kafka before the answer; the same user liking again and again
+        # appends each time (the projector keeps the set, so the count stays one).
+        Pair(
+            "like",
+            Target(
+                f"/v1/articles/{s.article_id}/like",
+                "PUT",
+                "",
+                (("Authorization", f"Bearer {s.token}"),),
+            ),
+            Target("/like", "PUT"),
+            params.write_connections,
+            0.3,
         ),
         Pair(
             "draft create",

@@ -47,6 +47,11 @@ def bare() -> Starlette:
     async def read_ranking(request: Request) -> Response:
         return Response(ranking, media_type="application/json")
 
+    liked = b'{"article":{"id":"00000000-0000-0000-0000-000000000000","liked":true}}'
+
+    async def like(request: Request) -> Response:
+        return Response(liked, media_type="application/json")
+
     async def create(request: Request) -> Response:
         data = await request.json()
         if not isinstance(data, dict) or "title" not in data:
@@ -59,5 +64,6 @@ def bare() -> Starlette:
             Route("/profile", read_profile),
             Route("/ranking", read_ranking),
             Route("/drafts", create, methods=["POST"]),
+            Route("/like", like, methods=["PUT"]),
         ]
     )

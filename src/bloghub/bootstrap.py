@@ -22,6 +22,7 @@ from bloghub.adapters.postgres.reservations import Reservations
 from bloghub.adapters.postgres.user_keys import UserKeys
 from bloghub.adapters.redis import make_redis
 from bloghub.adapters.redis.cache import Cache
+from bloghub.adapters.redis.counters import CounterCache
 from bloghub.adapters.redis.local_tier import LocalTier, follow_changes
 from bloghub.adapters.redis.sessions import SessionStore
 from bloghub.api.consistency import OwnWrites, Progress
@@ -34,6 +35,7 @@ from bloghub.auth.tokens import TokenPolicy, TokenService
 from bloghub.auth.wechat import StateCookie, WeChatClient, WeChatConfig
 from bloghub.commands.after_append import AfterAppend
 from bloghub.commands.context import CommandDeps
+from bloghub.commands.read_counting import ReadBuffer
 from bloghub.commands.sweeper import sweep_forever
 from bloghub.events.log import EventLog
 from bloghub.events.position import PositionSigner
@@ -100,6 +102,9 @@ class Container:
     _ops_readers: tuple[LagReader, DeadLetterView]
     # The search indexes (api/v1/search.py); built last so other fields keep their order.
     search: AsyncOpenSearch
+    # Interactions: reads counted off the request path, and the counter hashes read per detail.
+    reads: ReadBuffer
+    counters: CounterCache
 
     async def run_ops_sampler(self, stop: asyncio.Event) -> None:
         """Connect the ops readers (waiting for Kafka if it is down), then sample until stop."""
@@ -139,6 +144,7 @@ class Container:
             self.run_sweeper(stop),
             follow_changes(self.hot, self.redis, self.settings.prefix, stop),
             self.ranking.follow(stop),
+            self.reads.run(stop),
         )
 
     async def run_sweeper(self, stop: asyncio.Event) -> None:
@@ -245,6 +251,13 @@ async def build(settings: Settings, *, pool_size: int = 10) -> Container:
         ranking=HotRanking(redis, prefix=settings.prefix, check_s=settings.ranking_check_s),
         _ops_readers=(lag, letters),
         search=make_opensearch(settings.opensearch_url),
+        reads=ReadBuffer(
+            event_log,
+            batch=settings.read_batch,
+            flush_every_s=settings.read_flush_s,
+            max_pending=settings.read_max_pending,
+        ),
+        counters=CounterCache(redis, prefix=settings.prefix),
     )
 
 

@@ -62,9 +62,9 @@ PUBLISHED_COLUMNS = (
 
 
 def article_counts_key(cache: Cache, article_id: str) -> str:
-    """An article's counts as its detail shows them; the comments projector owns it (and
-    so will each projector whose counts it shows)."""
-    return cache.key("article", "counts", article_id)
+    """An article's comment count as its detail shows it; the comments projector owns it.
+    (The interactions' counts are added to each answer from their own Redis hash.)"""
+    return cache.key("article", "comment_cnt", article_id)
 
 
 def follow_counts_key(cache: Cache, user_id: str) -> str:

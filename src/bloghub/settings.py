@@ -172,6 +172,15 @@ class Settings(BaseSettings):
 
     password_hash_scheme: str = Field(default="argon2", pattern=r"^(argon2|bcrypt)$")
 
+    # Interactions. Reads served are buffered in each API process and appended in batches
+    # of ``read_batch`` at least every ``read_flush_s``: a crash loses at most that window,
+    # a full buffer (``read_max_pending``) drops new reads rather than slow readers.
+    read_batch: int = Field(default=500, ge=1, le=10_000)
+    read_flush_s: float = Field(default=1.0, gt=0, le=60)
+    read_max_pending: int = Field(default=20_000, ge=1)
+    # Keys readers without an account by a hash of their client key (address, user agent).
+    reader_hash_secret: SecretStr = SecretStr(f"{DEV_SECRET_MARKER}-reader-hash-key")
+
     @model_validator(mode="after")
     def _refuse_dev_secrets_in_production(self) -> Self:
         if self.mode is not Mode.PRODUCTION:
@@ -184,6 +193,7 @@ class Settings(BaseSettings):
                 "operator_token",
                 "position_secret",
                 "user_key_secret",
+                "reader_hash_secret",
             )
             if _is_weak(getattr(self, name))
         ]

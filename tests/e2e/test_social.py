@@ -70,7 +70,8 @@ async def test_follow_then_the_authors_next_article_is_in_my_feed_at_once(
     item = (await client.get("/v1/feed", headers=reader.auth)).json()["articles"][0]
     assert item["title"] == "Fresh"
     assert item["author"]["id"] == writer.id
-    assert item["counts"] == {"comments": 0, "likes": 0, "collects": 0, "reads": 0}
+    assert [item[k] for k in ("comment_cnt", "like_cnt", "collect_cnt", "read_cnt")] == [0] * 4
+    assert (item["liked"], item["collected"]) == (False, False)
 
     unfollowed = await client.delete(f"/v1/users/{writer.id}/follow", headers=reader.auth)
     assert unfollowed.status_code == 200

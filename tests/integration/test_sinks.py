@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 from opensearchpy import AsyncOpenSearch
 from redis.asyncio import Redis
-from redis.asyncio.client import Pipeline
 
 from bloghub.adapters.kafka import delete_topics, ensure_topics
 from bloghub.adapters.opensearch import make_opensearch
 from bloghub.adapters.postgres.engine import make_engine
 from bloghub.adapters.redis import make_redis
+from bloghub.adapters.redis.batch_script import Write
 from bloghub.events.base import Recorded, registry
 from bloghub.events.log import EventLog
 from bloghub.events.topics import Family, topic_for
@@ -33,11 +33,13 @@ class SignupsByDomain(RedisProjector):
     name = "signups_by_domain"
     families: tuple[Family, ...] = (Family.USERS,)
 
-    def stage(self, pipe: Pipeline, records: Sequence[Recorded]) -> None:
-        for rec in records:
-            # The registrations here are written in clear (no key): the email is there.
-            if isinstance(rec.event, UserRegistered) and rec.event.email is not None:
-                pipe.hincrby(self.key("domains"), rec.event.email.rsplit("@", 1)[1], 1)
+    def writes(self, records: Sequence[Recorded]) -> list[Write]:
+        # The registrations here are written in clear (no key): the email is there.
+        return [
+            Write("HINCRBY", self.key("domains"), (rec.event.email.rsplit("@", 1)[1], 1))
+            for rec in records
+            if isinstance(rec.event, UserRegistered) and rec.event.email is not None
+        ]
 
 
 class UserSearch(SearchProjector):

@@ -27,9 +27,17 @@ def test_production_starts_with_real_secrets() -> None:
         wechat_state_secret=SecretStr("d" * 40),
         position_secret=SecretStr("e" * 40),
         user_key_secret=SecretStr("e" * 40),
+        reader_hash_secret=SecretStr("f" * 40),
         database_url=SecretStr("postgresql+asyncpg://app:Xy9-long@db:5432/bloghub"),
     )
     assert s.mode is Mode.PRODUCTION
+
+
+def test_production_refuses_the_development_reader_hash_secret() -> None:
+    """With the published default, anyone could tell which address an anonymous reader's
+    hash in the log stands for."""
+    with pytest.raises(InsecureSettings, match="reader_hash_secret"):
+        Settings(mode=Mode.PRODUCTION)
 
 
 def test_production_refuses_the_development_user_key_secret() -> None:

@@ -23,6 +23,7 @@ from bloghub.api.middleware import BodyLimit, RequestId
 from bloghub.api.rate_limit import RateLimit
 from bloghub.api.routing import IndexedRouter
 from bloghub.api.v1 import articles, comments, ranking, sessions, sms, social, users, wechat
+from bloghub.api.v1 import interactions as v1_interactions
 from bloghub.api.v1 import search as search_routes
 from bloghub.bootstrap import Container, build
 from bloghub.errors import BloghubError, StoreRejected, Transient
@@ -47,6 +48,7 @@ def all_endpoints() -> list[Endpoint]:
         *social.ENDPOINTS,
         *comments.ENDPOINTS,
         *search_routes.ENDPOINTS,
+        *v1_interactions.ENDPOINTS,
     ]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from bloghub.events.topics import Family
 from bloghub.projections.articles import ArticlesProjector
 from bloghub.projections.comments import CommentsProjector
+from bloghub.projections.interactions import InteractionsProjector
 from bloghub.projections.postgres_sink import PostgresProjector
 from bloghub.projections.redis_sink import RedisProjector
 from bloghub.projections.search import ArticleSearchProjector
@@ -22,6 +23,7 @@ POSTGRES_PROJECTORS: dict[str, type[PostgresProjector]] = {
     # Follows and the feed; comment trees.
     SocialProjector.name: SocialProjector,
     CommentsProjector.name: CommentsProjector,
+    InteractionsProjector.name: InteractionsProjector,
 }
 
 # Every projector: the worker runs these (all of them unless told which), the replay tool

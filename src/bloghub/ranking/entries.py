@@ -60,6 +60,8 @@ def entry(ranked: Scored, view: dict[str, Any], author: dict[str, Any] | None) -
         "author": author or {"id": c.author_id},
         "tags": view["tags"],
         "published_at": c.published_at.isoformat(),
-        "counts": {"reads": c.reads, "likes": c.likes, "collects": c.collects},
+        "read_cnt": c.reads,
+        "like_cnt": c.likes,
+        "collect_cnt": c.collects,
         "score": ranked.score,
     }

@@ -272,6 +272,64 @@ comment_counts = Table(
     Column("comments", BigInteger, nullable=False),
 )
 
+# The article version each ``article_stats`` row reflects: a publish decided on a stale
+# read (a version the article has passed) must not show a withdrawn article again.
+article_versions = Table(
+    "article_versions",
+    interactions_model,
+    Column("article_id", UUID(as_uuid=False), primary_key=True),
+    Column("version", Integer, nullable=False),
+)
+
+# Who likes what: the like set whose size ``article_stats.like_cnt`` is, and what the
+# caller's ``liked`` reads. Rows of an article hidden since are kept, frozen with its counts.
+likes = Table(
+    "likes",
+    interactions_model,
+    Column("article_id", UUID(as_uuid=False), nullable=False),
+    Column("user_id", UUID(as_uuid=False), nullable=False),
+    Column("liked_at", DateTime(timezone=True), nullable=False),
+    PrimaryKeyConstraint("article_id", "user_id"),
+    Index("likes_by_user", "user_id", "article_id"),
+)
+
+# Each user's named collections. Never unique by name: two of a user's creates may apply
+# in any order (the write side decides nothing about names).
+collections = Table(
+    "collections",
+    interactions_model,
+    Column("id", UUID(as_uuid=False), primary_key=True),
+    Column("owner_id", UUID(as_uuid=False), nullable=False),
+    Column("name", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Index("collections_by_owner", "owner_id", "created_at", "id"),
+)
+
+# The articles in each collection: ``collect_cnt`` is the number of these rows of an
+# article (one per collection it is in; putting it in the same collection twice counts once).
+collection_items = Table(
+    "collection_items",
+    interactions_model,
+    Column("collection_id", UUID(as_uuid=False), nullable=False),
+    Column("article_id", UUID(as_uuid=False), nullable=False),
+    Column("user_id", UUID(as_uuid=False), nullable=False),
+    Column("added_at", DateTime(timezone=True), nullable=False),
+    PrimaryKeyConstraint("collection_id", "article_id"),
+    Index("collection_items_newest", "collection_id", "added_at", "article_id"),
+    Index("collection_items_by_user", "user_id", "article_id"),
+)
+
+# The last read of each article counted per reader: another read within the hour after it
+# is not counted. Rows older than an hour no longer decide anything.
+read_marks = Table(
+    "read_marks",
+    interactions_model,
+    Column("article_id", UUID(as_uuid=False), nullable=False),
+    Column("reader", Text, nullable=False),
+    Column("counted_at", DateTime(timezone=True), nullable=False),
+    PrimaryKeyConstraint("article_id", "reader"),
+)
+
 READ_MODELS: dict[str, MetaData] = {
     "users": users_model,
     "articles": articles_model,

@@ -150,16 +150,21 @@ class DraftPage(BaseModel):
     next_cursor: str | None = None
 
 
-class ArticleCounts(BaseModel):
-    """What readers did with a published article (api/article_counts.py)."""
+class Interactive(BaseModel):
+    """What an article read adds from the interactions read model: the counts, and for a
+    signed-in caller whether they like it and have it in a collection (null otherwise)."""
 
-    comments: int = 0
-    likes: int = 0
-    collects: int = 0
-    reads: int = 0
+    read_cnt: int = 0
+    like_cnt: int = 0
+    collect_cnt: int = 0
+    liked: bool | None = None
+    collected: bool | None = None
 
 
-class PublishedOut(BaseModel):
+INTERACTIVE_FIELDS = set(Interactive.model_fields)
+
+
+class PublishedOut(Interactive):
     id: str
     author: AuthorOut
     title: str
@@ -168,21 +173,21 @@ class PublishedOut(BaseModel):
     version: int
     published_at: datetime
     updated_at: datetime
-    counts: ArticleCounts = Field(default_factory=ArticleCounts)
+    comment_cnt: int = 0  # comments under it, replies included (api/article_counts.py)
 
 
 class PublishedEnvelope(BaseModel):
     article: PublishedOut
 
 
-class PublishedSummary(BaseModel):
+class PublishedSummary(Interactive):
     id: str
     author: AuthorOut
     title: str
     abstract: str
     tags: list[str]
     published_at: datetime
-    counts: ArticleCounts = Field(default_factory=ArticleCounts)
+    comment_cnt: int = 0  # comments under it, replies included (api/article_counts.py)
 
 
 class PublishedPage(BaseModel):

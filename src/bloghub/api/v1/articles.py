@@ -7,10 +7,12 @@ from contextlib import contextmanager
 from typing import Any
 from uuid import UUID
 
+import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
 from bloghub.adapters.redis.cache import Cache
+from bloghub.adapters.redis.counters import Counts
 from bloghub.api.article_counts import COUNTS_READS, counted
 from bloghub.api.article_queries import ArticleQueries, abstract
 from bloghub.api.auth import USERS_READS, require_caller, wait_as_reader
@@ -20,6 +22,7 @@ from bloghub.api.http import JSON, Endpoint, container, parse_body, parse_query
 from bloghub.api.idempotency import answering, idempotent
 from bloghub.api.v1.article_schemas import (
     FIRST_PAGE,
+    INTERACTIVE_FIELDS,
     ArticleEdit,
     ArticleIn,
     AuthorOut,
@@ -36,7 +39,8 @@ from bloghub.api.v1.article_schemas import (
     TagCount,
     TagsOut,
 )
-from bloghub.api.v1.sessions import caller
+from bloghub.api.v1.interactions import INTERACTIONS_READS, interactive, marks_of, shown, tally_of
+from bloghub.api.v1.sessions import caller, client_ip
 from bloghub.api.v1.users import public_user
 from bloghub.commands.articles import (
     ArticleState,
@@ -48,6 +52,7 @@ from bloghub.commands.articles import (
     publish_article,
     withdraw_article,
 )
+from bloghub.commands.read_counting import anonymous_reader
 from bloghub.errors import CatchingUp, InvalidInput, NotFound
 from bloghub.events.topics import Family
 from bloghub.readmodels import (
@@ -63,6 +68,9 @@ ARTICLES_READS = [("articles", (Family.ARTICLES,))]
 WITH_AUTHORS_READS = [*ARTICLES_READS, *USERS_READS]
 # What readers see of a published article: with its author and its counts.
 SHOWN_READS = [*WITH_AUTHORS_READS, *COUNTS_READS]
+# Readers also see the interactions' counts and their own likes: the liker sees the like
+# at once.
+READER_READS = [*SHOWN_READS, *INTERACTIONS_READS]
 LIST_TTL_S = 300
 DRAFT_TTL_S = 300
 IDEMPOTENT = {"Idempotency-Key": "A retry with the same key gets the first answer"}
@@ -280,7 +288,9 @@ async def published_detail(request: Request, article_id: str) -> dict[str, Any] 
 
 async def read(request: Request) -> Response:
     article_id = _article_id(request)
-    stale = await wait_as_reader(request, SHOWN_READS)
+    claims = await require_caller(request) if request.headers.get("authorization") else None
+    user_id = claims.user_id if claims else None
+    stale = await wait_for_reads(request, READER_READS, user_id)
 
     async def build() -> dict[str, Any] | None:
         view = await published_detail(request, article_id)
@@ -291,22 +301,48 @@ async def read(request: Request) -> Response:
             **{k: v for k, v in view.items() if k != "author_id"},
         )
         (out,) = await counted(request, [out], cached=True)
-        return PublishedEnvelope(article=out).model_dump(mode="json")
+        # The interactions' counts and the caller's marks change far more often than the
+        # article: they are added to every answer, never kept with the body.
+        envelope = PublishedEnvelope(article=out)
+        return envelope.model_dump(mode="json", exclude={"article": INTERACTIVE_FIELDS})
 
     body = await hot_json(request, f"article:{article_id}", build)
     if body is None:
         raise NotFound("no such article")
+    tally = await tally_of(request, article_id)
+    if tally is not None:
+        _count_read(request, article_id, tally.author_id, user_id)
+    mine = await marks_of(request, user_id, [article_id])
+    extra = shown(tally.counts if tally else Counts(), mine, article_id)
+    # The body is {"article": {...}}: the fields go in before its last two braces, so the
+    # (possibly large) cached body is never decoded again.
+    body = body[:-2] + b"," + orjson.dumps(extra)[1:-1] + b"}}"
     return mark_stale(Response(body, media_type="application/json"), stale)
+
+
+def _count_read(request: Request, article_id: str, author_id: str, user_id: str | None) -> None:
+    """Note the read for counting: an enqueue, never I/O on the request path."""
+    c = container(request)
+    if user_id is None:
+        key = f"{client_ip(request)}|{request.headers.get('user-agent', '')}"
+        secret = c.settings.reader_hash_secret.get_secret_value().encode()
+        reader = anonymous_reader(secret, key)
+    else:
+        reader = user_id
+    c.reads.note(article_id, author_id, reader)
 
 
 async def listing(request: Request) -> Response:
     q = parse_query(request, ListingQuery)
-    stale = await wait_as_reader(request, SHOWN_READS)
+    claims = await require_caller(request) if request.headers.get("authorization") else None
+    user_id = claims.user_id if claims else None
+    stale = await wait_for_reads(request, READER_READS, user_id)
     with _paged():
         page = await queries(request).published_list(
             author=str(q.author) if q.author else None, tag=q.tag, limit=q.limit, cursor=q.cursor
         )
-    items = await counted(request, [await published_summary(request, r) for r in page.items])
+    shown = await counted(request, [await published_summary(request, r) for r in page.items])
+    items = await interactive(request, user_id, shown)
     body = PublishedPage(articles=items, next_cursor=page.next_cursor)
     return mark_stale(JSON(body.model_dump(mode="json")), stale)
 

@@ -22,19 +22,16 @@ class RankingQuery(BaseModel):
     limit: Annotated[int, Field(ge=1, le=100, description="entries, 1-100")] = DEFAULT_LIMIT
 
 
-class Counts(BaseModel):
-    reads: int
-    likes: int
-    collects: int
-
-
 class RankedArticle(BaseModel):
     id: str
     title: str
     author: AuthorOut
     tags: list[str]
     published_at: datetime  # the first publish's event time, which the score counts from
-    counts: Counts
+    # The counts the score was computed from (an article's detail shows newer ones).
+    read_cnt: int
+    like_cnt: int
+    collect_cnt: int
     score: float
 
 

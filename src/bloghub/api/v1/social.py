@@ -20,6 +20,7 @@ from bloghub.api.read_models import ReadModel
 from bloghub.api.social_queries import SocialQueries
 from bloghub.api.v1.article_schemas import PageQuery, PublishedPage
 from bloghub.api.v1.articles import ARTICLES_READS, _paged, published_summary
+from bloghub.api.v1.interactions import INTERACTIONS_READS, interactive
 from bloghub.api.v1.sessions import caller
 from bloghub.api.v1.social_schemas import FollowEnvelope, FollowOut, PeoplePage, PersonOut
 from bloghub.api.v1.users import public_user
@@ -36,6 +37,7 @@ RELATIONS_READS = [("social", (Family.SOCIAL,))]
 # the author's next article are in the follower's feed at once.
 FEED_READS = [
     ("social", (Family.SOCIAL, Family.ARTICLES)),
+    *INTERACTIONS_READS,
     *ARTICLES_READS,
     *USERS_READS,
     *COUNTS_READS,
@@ -141,7 +143,8 @@ async def feed(request: Request) -> Response:
     # An article the feed's copy still lists but the articles read model no longer
     # publishes is left out; the cursor still moves past it.
     shown = [await published_summary(request, rows[i]) for i in ids if i in rows]
-    body = PublishedPage(articles=await counted(request, shown), next_cursor=page.next_cursor)
+    listed = await interactive(request, claims.user_id, await counted(request, shown))
+    body = PublishedPage(articles=listed, next_cursor=page.next_cursor)
     return mark_stale(JSON(body.model_dump(mode="json")), stale)
 
 

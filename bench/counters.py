@@ -1,0 +1,361 @@
+"""The interactions projector: likes per second against the store's ceiling for the same
+writes, and freshness (a like accepted by the log until another reader sees the count).
+
+* seed: ``params.articles`` publishes, then ``params.likes`` likes and unlikes (85/15) of
+  random (article, user) pairs, encoded with the real codec, keyed by article;
+* projector: the real runner and ``InteractionsProjector`` (lanes, checkpoints, the Redis
+  counter hashes after each commit), timed from its first batch until its checkpoints
+  sum to every event;
+* store ceiling: the same set and counter writes straight from asyncpg (batches of the
+  runner's size folded beforehand, one transaction each, on as many connections as the
+  runner has lanes, articles split between them as partitions are): no Kafka, no decoding;
+* freshness: likes appended one by one at ``params.rate``/s (what the API does before it
+  answers) while the projector runs in a ``bloghub project interactions`` process of its
+  own; a reader polls the counter hashes (what article detail reads) and notes when each
+  article's count reaches each like. p50/p99 of the gap.
+
+Afterwards every article's ``like_cnt`` must equal its like rows, or the run FAILED.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import sys
+import time
+from collections import defaultdict
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+
+import asyncpg
+from aiokafka import AIOKafkaProducer
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+import bloghub.events.catalog  # noqa: F401  (registers every event type)
+from bench.http import bloghub_env, spawned
+from bench.projector import TimedRunner
+from bench.support import ARTIFACTS, Check, Figure, Report, console, rate, workspace
+from bloghub.adapters.redis import make_redis
+from bloghub.adapters.redis.counters import CounterCache
+from bloghub.events.articles import ArticlePublished
+from bloghub.events.base import Event, envelop, registry
+from bloghub.events.codec import encode
+from bloghub.events.interactions import ArticleLiked, ArticleUnliked
+from bloghub.events.log import EventLog
+from bloghub.events.topics import topic_for
+from bloghub.ids import new_id_str
+from bloghub.projections.dead_letters import DeadLetters
+from bloghub.projections.interactions import InteractionsProjector
+from bloghub.projections.postgres_sink import projector_engine
+from bloghub.projections.runner import RunnerConfig
+from bloghub.settings import Settings
+
+NAME = "counters"
+GOAL_RATIO = 0.5
+GOAL_RATE = 30_000.0
+GOAL_P99_MS = 200.0
+CHECKPOINTS = (
+    "SELECT coalesce(sum(next_offset), 0) FROM public.projector_checkpoints "
+    "WHERE projector = 'interactions' AND generation = 1"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Params:
+    likes: int = 200_000
+    articles: int = 200
+    users: int = 20_000
+    rate: float = 500.0
+    fresh_s: float = 10.0
+    deadline_s: float = 180.0
+
+
+Like = tuple[str, str, bool]  # article, user, like (False: unlike)
+
+
+def likes(params: Params, author: str, articles: list[str]) -> list[Like]:
+    rng = random.Random(7)
+    users = [new_id_str() for _ in range(params.users)]
+    return [
+        (rng.choice(articles), rng.choice(users), rng.random() < 0.85) for _ in range(params.likes)
+    ]
+
+
+def as_event(author: str, like: Like) -> Event:
+    article, user, on = like
+    kind = ArticleLiked if on else ArticleUnliked
+    return kind(article_id=article, author_id=author, user_id=user)
+
+
+async def seed(settings: Settings, events: list[Event]) -> None:
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        enable_idempotence=True,
+        acks="all",
+        linger_ms=20,
+        max_batch_size=256 * 1024,
+    )
+    await producer.start()
+    try:
+        for start in range(0, len(events), 5000):
+            futures = []
+            for event in events[start : start + 5000]:
+                env = envelop(event, actor_id=None, request_id=None)
+                value, headers = encode(env)
+                topic = topic_for(settings.prefix, event.FAMILY)
+                key = env.aggregate_id.encode()
+                futures.append(await producer.send(topic, value=value, key=key, headers=headers))
+            await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+@dataclass
+class Projecting:
+    runner: TimedRunner
+    task: asyncio.Task[None]
+    stop: asyncio.Event
+
+
+async def start_projector(
+    settings: Settings, redis: Redis
+) -> tuple[Projecting, tuple[AsyncEngine, DeadLetters]]:
+    engine = projector_engine(settings.sqlalchemy_url, pool_size=settings.apply_concurrency + 1)
+    dead = DeadLetters(bootstrap=settings.kafka_bootstrap, prefix=settings.prefix, redis=redis)
+    await dead.start()
+    counters = CounterCache(redis, prefix=settings.prefix)
+    projector = InteractionsProjector(engine, generation=1, counters=counters)
+    runner = TimedRunner(
+        projector, config=RunnerConfig.from_settings(settings), registry=registry, dead_letters=dead
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(runner.run(stop))
+    return Projecting(runner, task, stop), (engine, dead)
+
+
+async def until_applied(settings: Settings, total: int, deadline_s: float) -> float:
+    watcher = await asyncpg.connect(settings.asyncpg_dsn)
+    started = time.perf_counter()
+    try:
+        while int(await watcher.fetchval(CHECKPOINTS)) < total:
+            if time.perf_counter() - started > deadline_s:
+                raise RuntimeError("the projector did not finish in time")
+            await asyncio.sleep(0.02)
+        return time.perf_counter()
+    finally:
+        await watcher.close()
+
+
+# --- the store's ceiling --------------------------------------------------------------------
+
+_ADD = (
+    "INSERT INTO interactions_g1.likes (article_id, user_id, liked_at) "
+    "SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[]) "
+    "ON CONFLICT DO NOTHING RETURNING article_id"
+)
+_REMOVE = (
+    "DELETE FROM interactions_g1.likes l USING unnest($1::uuid[], $2::uuid[]) AS x(a, u) "
+    "WHERE l.article_id = x.a AND l.user_id = x.u RETURNING l.article_id"
+)
+_COUNT = (
+    "UPDATE interactions_g1.article_stats s SET like_cnt = s.like_cnt + x.d "
+    "FROM unnest($1::uuid[], $2::bigint[]) AS x(a, d) WHERE s.article_id = x.a"
+)
+
+
+def folded(batch: list[Like]) -> tuple[list[Like], list[Like]]:
+    last: dict[tuple[str, str], bool] = {}
+    for article, user, on in batch:
+        last[(article, user)] = on
+    adds = sorted((a, u, True) for (a, u), on in last.items() if on)
+    removes = sorted((a, u, False) for (a, u), on in last.items() if not on)
+    return adds, removes
+
+
+async def ceiling(settings: Settings, all_likes: list[Like]) -> float:
+    """Seconds the same writes take from asyncpg (events/s is computed by the caller)."""
+    lanes, size = settings.apply_concurrency, settings.batch_max_events
+    per_lane: dict[int, list[Like]] = defaultdict(list)
+    for like in all_likes:
+        per_lane[hash(like[0]) % lanes].append(like)
+    work = {
+        lane: [folded(mine[i : i + size]) for i in range(0, len(mine), size)]
+        for lane, mine in per_lane.items()
+    }
+    conns = [await asyncpg.connect(settings.asyncpg_dsn) for _ in range(lanes)]
+    await conns[0].execute(
+        "TRUNCATE interactions_g1.likes; UPDATE interactions_g1.article_stats SET like_cnt = 0"
+    )
+    at = datetime.now(UTC)
+
+    async def lane(conn: asyncpg.Connection, batches: list[tuple[list[Like], list[Like]]]) -> None:
+        for adds, removes in batches:
+            async with conn.transaction():
+                await conn.execute("SET LOCAL synchronous_commit TO OFF")
+                deltas: dict[str, int] = defaultdict(int)
+                rows = await conn.fetch(
+                    _ADD, [a for a, _, _ in adds], [u for _, u, _ in adds], [at] * len(adds)
+                )
+                for r in rows:
+                    deltas[str(r[0])] += 1
+                rows = await conn.fetch(
+                    _REMOVE, [a for a, _, _ in removes], [u for _, u, _ in removes]
+                )
+                for r in rows:
+                    deltas[str(r[0])] -= 1
+                items = sorted(deltas.items())
+                await conn.execute(_COUNT, [a for a, _ in items], [d for _, d in items])
+
+    try:
+        started = time.perf_counter()
+        await asyncio.gather(*(lane(conns[i], b) for i, b in work.items()))
+        return time.perf_counter() - started
+    finally:
+        for c in conns:
+            await c.close()
+
+
+# --- freshness ---------------------------------------------------------------------------------
+
+
+async def freshness(
+    settings: Settings, params: Params, author: str, articles: list[str], redis: Redis
+) -> list[float]:
+    """Milliseconds from each like's accepted append to the count reaching it."""
+    log = EventLog.from_settings(settings)
+    await log.start()
+    counters = CounterCache(redis, prefix=settings.prefix)
+    await _warm_up(log, counters, author, articles[0])
+    base = {a: (t.counts.like_cnt if (t := await counters.get(a)) else 0) for a in articles}
+    accepted: dict[str, list[float]] = defaultdict(list)
+    seen: dict[str, list[float]] = defaultdict(list)
+    done = asyncio.Event()
+
+    async def one(article: str) -> None:
+        event = ArticleLiked(article_id=article, author_id=author, user_id=new_id_str())
+        await log.append([envelop(event, actor_id=None, request_id=None)])
+        accepted[article].append(time.perf_counter())
+
+    async def watch() -> None:
+        while not done.is_set() or sum(map(len, seen.values())) < sum(map(len, accepted.values())):
+            pipe = redis.pipeline(transaction=False)
+            for a in articles:
+                pipe.hget(counters.key(a), "like_cnt")
+            values = await pipe.execute()
+            now = time.perf_counter()
+            for a, v in zip(articles, values, strict=True):
+                reached = int(v or 0) - base[a]
+                while len(seen[a]) < reached:
+                    seen[a].append(now)
+            await asyncio.sleep(0.002)
+
+    watcher = asyncio.create_task(watch())
+    tasks = []
+    rng = random.Random(11)
+    started = time.perf_counter()
+    n = int(params.rate * params.fresh_s)
+    for i in range(n):
+        await asyncio.sleep(max(0.0, started + i / params.rate - time.perf_counter()))
+        tasks.append(asyncio.create_task(one(rng.choice(articles))))
+    await asyncio.gather(*tasks)
+    done.set()
+    await asyncio.wait_for(watcher, timeout=30)
+    await log.close()
+    gaps = []
+    for a, times in accepted.items():
+        for k, at in enumerate(sorted(times)):
+            gaps.append(max(0.0, seen[a][k] - at) * 1000)
+    return sorted(gaps)
+
+
+async def _warm_up(log: EventLog, counters: CounterCache, author: str, article: str) -> None:
+    """One like, waited for: the projector process has started, joined its group and
+    applies, so its start-up is not charged to the figures."""
+    before = await counters.get(article)
+    event = ArticleLiked(article_id=article, author_id=author, user_id=new_id_str())
+    await log.append([envelop(event, actor_id=None, request_id=None)])
+    deadline = time.perf_counter() + 120
+    while time.perf_counter() < deadline:
+        now = await counters.get(article)
+        if now is not None and (before is None or now.counts.like_cnt > before.counts.like_cnt):
+            return
+        await asyncio.sleep(0.05)
+    raise RuntimeError("the projector process did not apply a like in time")
+
+
+def pct(values: list[float], q: float) -> float:
+    return values[min(len(values) - 1, int(q * len(values)))] if values else 0.0
+
+
+async def run(params: Params = Params()) -> Report:
+    report = Report(
+        name=NAME,
+        title="counters: interactions projector / store ceiling, and like freshness",
+        params=asdict(params),
+    )
+    async with workspace(NAME, migrate=True) as ws:
+        settings = ws.settings
+        author = new_id_str()
+        articles = [new_id_str() for _ in range(params.articles)]
+        published: list[Event] = [
+            ArticlePublished(
+                article_id=a, author_id=author, version=1, title="t", content="", tags=[]
+            )
+            for a in articles
+        ]
+        all_likes = likes(params, author, articles)
+        await seed(settings, [*published, *(as_event(author, x) for x in all_likes)])
+        total = len(published) + len(all_likes)
+        redis = make_redis(settings.redis_url.get_secret_value())
+        running, (engine, dead) = await start_projector(settings, redis)
+        try:
+            finished = await until_applied(settings, total, params.deadline_s)
+            first = running.runner.first_batch_at or finished
+            projected = rate(total, finished - first)
+            console.print(f"[dim]projector: {projected:,.0f} events/s[/]")
+        finally:
+            running.stop.set()
+            await asyncio.gather(running.task, return_exceptions=True)
+            await dead.close()
+            await engine.dispose()
+        # Freshness with the projector in a process of its own, as `bloghub project` runs
+        # it: the load and the watching reader must not share its event loop.
+        logs = ARTIFACTS / "counters-logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        project = [sys.executable, "-m", "bloghub.cli", "project", "interactions"]
+        with spawned(project, bloghub_env(settings), logs / "projector.log"):
+            gaps = await freshness(settings, params, author, articles, redis)
+        conn = await asyncpg.connect(settings.asyncpg_dsn)
+        try:
+            wrong = await conn.fetchval(
+                "SELECT count(*) FROM interactions_g1.article_stats s WHERE like_cnt <> "
+                "(SELECT count(*) FROM interactions_g1.likes l WHERE l.article_id = s.article_id)"
+            )
+        finally:
+            await conn.close()
+        store_s = await ceiling(settings, all_likes)
+        store = rate(len(all_likes), store_s)
+        await redis.aclose()
+    report.figures += [
+        Figure("projector", projected, "events/s", goal=GOAL_RATE, detail="likes and unlikes"),
+        Figure("store ceiling (the same writes from asyncpg)", store, "events/s"),
+        Figure("ratio projector / store ceiling", projected / store, "x", goal=GOAL_RATIO),
+        Figure(f"freshness p50 at {params.rate:.0f} likes/s", pct(gaps, 0.5), "ms"),
+        Figure(
+            f"freshness p99 at {params.rate:.0f} likes/s",
+            pct(gaps, 0.99),
+            "ms",
+            detail=f"goal < {GOAL_P99_MS:.0f} ms",
+        ),
+    ]
+    report.checks.append(
+        Check("counts equal their like rows", wrong == 0, f"{wrong} articles differ")
+    )
+    report.notes += [
+        f"lanes {settings.apply_concurrency}, batch {settings.batch_max_events}; "
+        "freshness polls the counter hashes every 2 ms (what article detail reads)",
+        "the ceiling splits articles between its connections as the runner's lanes split "
+        "partitions, so its writers do not wait on each other's rows either",
+    ]
+    return report

@@ -1,0 +1,127 @@
+"""Queries over the interactions read model (active generation): counts, the caller's
+likes and collections, and a collection's articles with keyset pagination."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Select, any_, bindparam, desc, func, literal, select, tuple_
+from sqlalchemy.dialects.postgresql import ARRAY, UUID
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bloghub.adapters.postgres.engine import translated
+from bloghub.adapters.postgres.generations import schema_name
+from bloghub.adapters.postgres.tables import article_stats, collection_items, collections, likes
+from bloghub.adapters.redis.counters import Counts, Tally
+from bloghub.api.article_queries import Page, _time, _uuid, decode_cursor, encode_cursor
+from bloghub.api.consistency import Generations
+from bloghub.commands.interactions import Box, Target
+
+s = article_stats.c
+i = collection_items.c
+
+
+@dataclass(frozen=True, slots=True)
+class Mine:
+    """What the caller did to each of some articles."""
+
+    liked: set[str]
+    collected: set[str]
+
+
+def _ids(article_ids: Iterable[str]) -> Any:
+    return bindparam("ids", sorted(set(article_ids)), type_=ARRAY(UUID(as_uuid=False)))
+
+
+class InteractionQueries:
+    projector = "interactions"
+
+    def __init__(self, engine: AsyncEngine, generations: Generations) -> None:
+        self._engine = engine
+        self._generations = generations
+
+    async def target(self, article_id: str) -> Target | None:
+        rows = await self._all(
+            select(s.article_id, s.author_id, s.visible).where(s.article_id == article_id)
+        )
+        return (
+            Target(str(rows[0].article_id), str(rows[0].author_id), rows[0].visible)
+            if rows
+            else None
+        )
+
+    async def tallies(self, article_ids: Sequence[str]) -> dict[str, Tally]:
+        if not article_ids:
+            return {}
+        rows = await self._all(
+            select(s.article_id, s.author_id, s.read_cnt, s.like_cnt, s.collect_cnt).where(
+                s.article_id == any_(_ids(article_ids))
+            )
+        )
+        return {
+            str(r.article_id): Tally(
+                Counts(r.read_cnt, r.like_cnt, r.collect_cnt), str(r.author_id)
+            )
+            for r in rows
+        }
+
+    async def mine(self, user_id: str, article_ids: Sequence[str]) -> Mine:
+        """Which of ``article_ids`` the user likes, and has in any collection: one query."""
+        if not article_ids:
+            return Mine(set(), set())
+        liked = select(likes.c.article_id, literal("like").label("kind")).where(
+            likes.c.user_id == user_id, likes.c.article_id == any_(_ids(article_ids))
+        )
+        kept = (
+            select(i.article_id, literal("collect").label("kind"))
+            .where(i.user_id == user_id, i.article_id == any_(_ids(article_ids)))
+            .distinct()
+        )
+        rows = await self._all(liked.union_all(kept))  # type: ignore[arg-type]
+        return Mine(
+            {str(r.article_id) for r in rows if r.kind == "like"},
+            {str(r.article_id) for r in rows if r.kind == "collect"},
+        )
+
+    async def box(self, collection_id: str) -> Box | None:
+        c = collections.c
+        rows = await self._all(select(c.id, c.owner_id, c.name).where(c.id == collection_id))
+        return Box(str(rows[0].id), str(rows[0].owner_id), rows[0].name) if rows else None
+
+    async def boxes(self, owner_id: str) -> list[Any]:
+        """The user's collections, oldest first, each with how many articles it holds."""
+        c = collections.c
+        held = (
+            select(func.count())
+            .select_from(collection_items)
+            .where(i.collection_id == c.id)
+            .scalar_subquery()
+        )
+        return await self._all(
+            select(c.id, c.name, c.created_at, held.label("articles"))
+            .where(c.owner_id == owner_id)
+            .order_by(c.created_at, c.id)
+            .limit(1000)
+        )
+
+    async def entries(self, collection_id: str, limit: int, cursor: str | None) -> Page:
+        """A collection's articles, newest first."""
+        stmt = select(i.article_id, i.added_at).where(i.collection_id == collection_id)
+        if cursor is not None:
+            at, after = decode_cursor(cursor, 2)
+            stmt = stmt.where(tuple_(i.added_at, i.article_id) < (_time(at), _uuid(after)))
+        rows = await self._all(stmt.order_by(desc(i.added_at), desc(i.article_id)).limit(limit + 1))
+        more = len(rows) > limit
+        rows = rows[:limit]
+        nxt = (
+            encode_cursor(rows[-1].added_at.isoformat(), str(rows[-1].article_id)) if more else None
+        )
+        return Page(rows, nxt)
+
+    async def _all(self, stmt: Select[Any]) -> list[Any]:
+        schema = schema_name(self.projector, await self._generations.generation(self.projector))
+        async with translated(), self._engine.connect() as raw:
+            conn = await raw.execution_options(schema_translate_map={None: schema})
+            return list(await conn.execute(stmt))

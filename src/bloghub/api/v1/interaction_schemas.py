@@ -1,0 +1,64 @@
+"""Input and output models of the interactions API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, Field
+
+from bloghub.api.v1.article_schemas import PageQuery, _normal
+from bloghub.api.v1.schemas import LINE, Input
+
+CollectionName = Annotated[str, Field(min_length=1, max_length=64), LINE, AfterValidator(_normal)]
+
+
+class CollectionIn(Input):
+    name: CollectionName
+
+
+class CollectionOut(BaseModel):
+    id: str
+    name: str
+    created_at: datetime | None = None
+    articles: int = 0
+
+
+class CollectionEnvelope(BaseModel):
+    collection: CollectionOut
+
+
+class CollectionsOut(BaseModel):
+    collections: list[CollectionOut]
+
+
+class LikeOut(BaseModel):
+    id: str
+    liked: bool
+
+
+class LikeEnvelope(BaseModel):
+    article: LikeOut
+
+
+class EntryOut(BaseModel):
+    id: str
+    collected: bool
+
+
+class EntryEnvelope(BaseModel):
+    collection: CollectionOut
+    article: EntryOut
+
+
+class CollectedArticle(BaseModel):
+    id: str
+    added_at: datetime
+
+
+class CollectedPage(BaseModel):
+    articles: list[CollectedArticle]
+    next_cursor: str | None = None
+
+
+EntriesQuery = PageQuery

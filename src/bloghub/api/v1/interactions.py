@@ -1,0 +1,291 @@
+"""Likes and collections over HTTP, and the counts and the caller's own marks that article
+detail and listings show."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+from uuid import UUID
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from bloghub.adapters.redis.counters import Counts, Tally
+from bloghub.api.auth import require_caller
+from bloghub.api.consistent import Reads, mark_stale, pinned, wait_for_reads, written
+from bloghub.api.http import JSON, Endpoint, container, parse_body, parse_query
+from bloghub.api.idempotency import answering, idempotent
+from bloghub.api.interaction_queries import InteractionQueries, Mine
+from bloghub.api.v1.article_schemas import PageQuery, PublishedOut, PublishedSummary
+from bloghub.api.v1.interaction_schemas import (
+    CollectedArticle,
+    CollectedPage,
+    CollectionEnvelope,
+    CollectionIn,
+    CollectionOut,
+    CollectionsOut,
+    EntryEnvelope,
+    LikeEnvelope,
+)
+from bloghub.api.v1.sessions import caller
+from bloghub.commands.interactions import Made, collect, create_collection, like
+from bloghub.errors import CatchingUp, InvalidInput, NotFound
+from bloghub.events.topics import Family
+
+# Publish, withdraw and delete reach this read model from the articles family.
+INTERACTIONS_READS = [("interactions", (Family.ARTICLES, Family.INTERACTIONS))]
+IDEMPOTENT = {"Idempotency-Key": "A retry with the same key gets the first answer"}
+
+
+def queries(request: Request) -> InteractionQueries:
+    return InteractionQueries(container(request).engine, pinned(request))
+
+
+def _path_id(request: Request, name: str, what: str) -> str:
+    try:
+        return str(UUID(request.path_params[name]))
+    except ValueError:
+        raise NotFound(f"no such {what}") from None
+
+
+# What a like decides on: whether the article is shown, which only the articles family
+# changes. Waiting for the caller's own likes too would make each like of a user wait for
+# the projector to apply the one before it.
+LIKE_DECIDES = [("interactions", (Family.ARTICLES,))]
+
+
+async def _caught_up(request: Request, user_id: str, reads: Reads = INTERACTIONS_READS) -> None:
+    """A command decides on the read model as of the caller's own last write, or not at all."""
+    if await wait_for_reads(request, reads, user_id):
+        raise CatchingUp("your last change is still being applied; try again in a moment")
+
+
+# --- what article reads show ----------------------------------------------------------
+
+
+async def tally_of(request: Request, article_id: str) -> Tally | None:
+    """An article's counts: from the Redis hash the projector keeps, unless this read had
+    to catch up with a position (then from the read model it waited for); a missing hash
+    is filled from the read model. None while the projector has not seen it published."""
+    c = container(request)
+    caught_up = getattr(request.state, "caught_up", False)
+    if not caught_up:
+        found = await c.counters.get(article_id)
+        if found is not None:
+            return found
+    tally = (await queries(request).tallies([article_id])).get(article_id)
+    if tally is not None and not caught_up:
+        await c.counters.fill(article_id, tally)
+    return tally
+
+
+async def marks_of(request: Request, user_id: str | None, article_ids: list[str]) -> Mine | None:
+    return None if user_id is None else await queries(request).mine(user_id, article_ids)
+
+
+def shown(counts: Counts, mine: Mine | None, article_id: str) -> dict[str, Any]:
+    """The fields an article read adds: counts for everyone, ``liked`` and ``collected``
+    for a signed-in caller (null for anyone else)."""
+    return {
+        **counts.as_dict(),
+        "liked": None if mine is None else article_id in mine.liked,
+        "collected": None if mine is None else article_id in mine.collected,
+    }
+
+
+Listed = TypeVar("Listed", PublishedSummary, PublishedOut)
+
+
+async def interactive(request: Request, user_id: str | None, listed: list[Listed]) -> list[Listed]:
+    """``listed`` with each article's counts and the caller's ``liked`` and ``collected``."""
+    ids = [a.id for a in listed]
+    tallies = await queries(request).tallies(ids)
+    mine = await marks_of(request, user_id, ids)
+    return [
+        a.model_copy(
+            update=shown(tallies[a.id].counts if a.id in tallies else Counts(), mine, a.id)
+        )
+        for a in listed
+    ]
+
+
+# --- likes ------------------------------------------------------------------------------
+
+
+async def _like(request: Request, on: bool) -> Response:
+    claims = await require_caller(request)
+    article_id = _path_id(request, "article_id", "article")
+    await _caught_up(request, claims.user_id, LIKE_DECIDES)
+    target = await queries(request).target(article_id)
+    position = await like(target, on, container(request).commands, caller(request, claims.user_id))
+    body = LikeEnvelope.model_validate({"article": {"id": article_id, "liked": on}})
+    return await written(request, JSON(body.model_dump()), position, claims.user_id)
+
+
+async def like_article(request: Request) -> Response:
+    return await _like(request, True)
+
+
+async def unlike_article(request: Request) -> Response:
+    return await _like(request, False)
+
+
+# --- collections ------------------------------------------------------------------------
+
+
+async def new_collection(request: Request) -> Response:
+    claims = await require_caller(request)
+    body = await parse_body(request, CollectionIn)
+
+    async def respond(done: Made) -> Response:
+        out = CollectionEnvelope(collection=CollectionOut(id=done.collection_id, name=done.name))
+        response = JSON(out.model_dump(mode="json"), status_code=201)
+        return await written(request, response, done.position, claims.user_id)
+
+    async def run() -> Response:
+        commands, who = container(request).commands, caller(request, claims.user_id)
+        return await answering(create_collection(body.name, commands, who), respond)
+
+    return await idempotent(request, claims.user_id, run)
+
+
+async def my_collections(request: Request) -> Response:
+    claims = await require_caller(request)
+    stale = await wait_for_reads(request, INTERACTIONS_READS, claims.user_id)
+    rows = await queries(request).boxes(claims.user_id)
+    out = CollectionsOut(
+        collections=[
+            CollectionOut(id=str(r.id), name=r.name, created_at=r.created_at, articles=r.articles)
+            for r in rows
+        ]
+    )
+    return mark_stale(JSON(out.model_dump(mode="json")), stale)
+
+
+async def _entry(request: Request, on: bool) -> Response:
+    claims = await require_caller(request)
+    collection_id = _path_id(request, "collection_id", "collection")
+    article_id = _path_id(request, "article_id", "article")
+    await _caught_up(request, claims.user_id)
+    q = queries(request)
+    box = await q.box(collection_id)
+    target = await q.target(article_id)
+    who = caller(request, claims.user_id)
+    position = await collect(target, box, on, container(request).commands, who)
+    body = EntryEnvelope.model_validate(
+        {
+            "collection": {"id": collection_id, "name": box.name if box else ""},
+            "article": {"id": article_id, "collected": on},
+        }
+    )
+    return await written(request, JSON(body.model_dump(mode="json")), position, claims.user_id)
+
+
+async def collect_article(request: Request) -> Response:
+    return await _entry(request, True)
+
+
+async def uncollect_article(request: Request) -> Response:
+    return await _entry(request, False)
+
+
+async def collection_articles(request: Request) -> Response:
+    claims = await require_caller(request)
+    collection_id = _path_id(request, "collection_id", "collection")
+    paging = parse_query(request, PageQuery)
+    stale = await wait_for_reads(request, INTERACTIONS_READS, claims.user_id)
+    q = queries(request)
+    box = await q.box(collection_id)
+    if box is None or box.owner_id != claims.user_id:
+        raise NotFound("no such collection among yours")
+    try:
+        page = await q.entries(collection_id, paging.limit, paging.cursor)
+    except InvalidInput as exc:
+        # A cursor of the documented form that this API never handed out names no page.
+        if "cursor" not in exc.fields:
+            raise
+        raise NotFound("no page at that cursor; start again without one") from None
+    out = CollectedPage(
+        articles=[CollectedArticle(id=str(r.article_id), added_at=r.added_at) for r in page.items],
+        next_cursor=page.next_cursor,
+    )
+    return mark_stale(JSON(out.model_dump(mode="json")), stale)
+
+
+WRITE_ERRORS = (401, 404, 409, 503)
+
+ENDPOINTS = [
+    Endpoint(
+        "PUT",
+        "/v1/articles/{article_id}/like",
+        like_article,
+        "Like a published article (liking twice counts once)",
+        "interactions",
+        response=LikeEnvelope,
+        auth=True,
+        errors=WRITE_ERRORS,
+    ),
+    Endpoint(
+        "DELETE",
+        "/v1/articles/{article_id}/like",
+        unlike_article,
+        "Take back a like (harmless if there was none)",
+        "interactions",
+        response=LikeEnvelope,
+        auth=True,
+        errors=WRITE_ERRORS,
+    ),
+    Endpoint(
+        "POST",
+        "/v1/collections",
+        new_collection,
+        "Make a collection",
+        "interactions",
+        body=CollectionIn,
+        response=CollectionEnvelope,
+        status=201,
+        auth=True,
+        errors=(400, 401, 413, 415, 422, 503),
+        headers=IDEMPOTENT,
+    ),
+    Endpoint(
+        "GET",
+        "/v1/me/collections",
+        my_collections,
+        "The caller's collections",
+        "interactions",
+        response=CollectionsOut,
+        auth=True,
+        errors=(401,),
+    ),
+    Endpoint(
+        "PUT",
+        "/v1/collections/{collection_id}/articles/{article_id}",
+        collect_article,
+        "Put a published article in one of the caller's collections",
+        "interactions",
+        response=EntryEnvelope,
+        auth=True,
+        errors=WRITE_ERRORS,
+    ),
+    Endpoint(
+        "DELETE",
+        "/v1/collections/{collection_id}/articles/{article_id}",
+        uncollect_article,
+        "Take an article out of one of the caller's collections",
+        "interactions",
+        response=EntryEnvelope,
+        auth=True,
+        errors=WRITE_ERRORS,
+    ),
+    Endpoint(
+        "GET",
+        "/v1/collections/{collection_id}/articles",
+        collection_articles,
+        "The articles of one of the caller's collections, newest first",
+        "interactions",
+        response=CollectedPage,
+        auth=True,
+        errors=(401, 404, 422),
+        params=PageQuery,
+    ),
+]

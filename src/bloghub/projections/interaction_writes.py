@@ -1,0 +1,260 @@
+"""The statements of the interactions projector: each writes a whole batch's worth of one
+kind of change (arrays bound once, ``unnest``), so 1,000 likes of one article are one
+insert and one counter update."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    Text,
+    any_,
+    bindparam,
+    false,
+    func,
+    select,
+    tuple_,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, UUID, insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from bloghub.adapters.postgres.bulk import unnest_source
+from bloghub.adapters.postgres.tables import (
+    article_stats,
+    article_versions,
+    collection_items,
+    collections,
+    likes,
+    read_marks,
+)
+from bloghub.adapters.redis.counters import Counts, Tally
+from bloghub.events.articles import (
+    ArticleDeleted,
+    ArticleEvent,
+    ArticlePublished,
+    ArticleWithdrawn,
+)
+from bloghub.events.interactions import CollectionCreated
+from bloghub.projections.interaction_fold import Entry, Like, ReadKey
+
+_ID = UUID(as_uuid=False)
+_AT = DateTime(timezone=True)
+s = article_stats.c
+
+
+async def apply_visibility(conn: AsyncConnection, ev: ArticleEvent, at: datetime) -> None:
+    """Publish shows an article's counts; withdraw and delete hide and freeze them. An
+    event older than the version the row reflects changes nothing."""
+    newer = await conn.execute(
+        insert(article_versions)
+        .values(article_id=ev.article_id, version=ev.version)
+        .on_conflict_do_update(
+            index_elements=[article_versions.c.article_id],
+            set_={"version": ev.version},
+            where=article_versions.c.version < ev.version,
+        )
+        .returning(article_versions.c.article_id)
+    )
+    if newer.first() is None:
+        return
+    if isinstance(ev, ArticlePublished):
+        stmt = insert(article_stats).values(
+            article_id=ev.article_id, author_id=ev.author_id, published_at=at, visible=True
+        )
+        # The first publish's time: a row made by a like seen first carries a later time.
+        first = func.least(s.published_at, stmt.excluded.published_at)
+        await conn.execute(
+            stmt.on_conflict_do_update(
+                index_elements=[s.article_id], set_={"visible": True, "published_at": first}
+            )
+        )
+    elif isinstance(ev, ArticleWithdrawn | ArticleDeleted):
+        await conn.execute(
+            update(article_stats).where(s.article_id == ev.article_id).values(visible=False)
+        )
+
+
+async def create_collections(
+    conn: AsyncConnection, made: Sequence[tuple[CollectionCreated, datetime]]
+) -> None:
+    if made:
+        rows = [
+            {"id": e.collection_id, "owner_id": e.owner_id, "name": e.name, "created_at": at}
+            for e, at in made
+        ]
+        await conn.execute(insert(collections).values(rows).on_conflict_do_nothing())
+
+
+_pairs = unnest_source({"a": _ID, "b": _ID})
+
+
+_liked = unnest_source({"a": _ID, "u": _ID, "at": _AT})
+
+
+async def add_likes(conn: AsyncConnection, rows: Sequence[tuple[str, str, datetime]]) -> list[str]:
+    """Insert the likes not there yet; the articles of those inserted."""
+    if not rows:
+        return []
+    stmt = (
+        insert(likes)
+        .from_select(
+            ["article_id", "user_id", "liked_at"], select(_liked.c.a, _liked.c.u, _liked.c.at)
+        )
+        .on_conflict_do_nothing()
+        .returning(likes.c.article_id)
+    )
+    params = {k: [r[i] for r in rows] for i, k in enumerate(("a", "u", "at"))}
+    return [str(r) for r in (await conn.execute(stmt, params)).scalars()]
+
+
+async def remove_likes(conn: AsyncConnection, pairs: Sequence[Like]) -> list[str]:
+    if not pairs:
+        return []
+    stmt = (
+        likes.delete()
+        .where(tuple_(likes.c.article_id, likes.c.user_id).in_(select(_pairs.c.a, _pairs.c.b)))
+        .returning(likes.c.article_id)
+    )
+    params = {"a": [p[0] for p in pairs], "b": [p[1] for p in pairs]}
+    return [str(r) for r in (await conn.execute(stmt, params)).scalars()]
+
+
+_entries = unnest_source({"c": _ID, "a": _ID, "u": _ID, "at": _AT})
+
+
+async def add_entries(
+    conn: AsyncConnection, rows: Sequence[tuple[str, str, str, datetime]]
+) -> list[str]:
+    if not rows:
+        return []
+    stmt = (
+        insert(collection_items)
+        .from_select(
+            ["collection_id", "article_id", "user_id", "added_at"],
+            select(_entries.c.c, _entries.c.a, _entries.c.u, _entries.c.at),
+        )
+        .on_conflict_do_nothing()
+        .returning(collection_items.c.article_id)
+    )
+    params = {k: [r[i] for r in rows] for i, k in enumerate(("c", "a", "u", "at"))}
+    return [str(r) for r in (await conn.execute(stmt, params)).scalars()]
+
+
+async def remove_entries(conn: AsyncConnection, pairs: Sequence[Entry]) -> list[str]:
+    if not pairs:
+        return []
+    i = collection_items.c
+    stmt = (
+        collection_items.delete()
+        .where(tuple_(i.collection_id, i.article_id).in_(select(_pairs.c.a, _pairs.c.b)))
+        .returning(i.article_id)
+    )
+    params = {"a": [p[0] for p in pairs], "b": [p[1] for p in pairs]}
+    return [str(r) for r in (await conn.execute(stmt, params)).scalars()]
+
+
+_readers = unnest_source({"a": _ID, "r": Text()})
+
+
+async def last_counted(conn: AsyncConnection, keys: Sequence[ReadKey]) -> dict[ReadKey, datetime]:
+    if not keys:
+        return {}
+    m = read_marks.c
+    stmt = select(m.article_id, m.reader, m.counted_at).where(
+        tuple_(m.article_id, m.reader).in_(select(_readers.c.a, _readers.c.r))
+    )
+    params = {"a": [k[0] for k in keys], "r": [k[1] for k in keys]}
+    rows = await conn.execute(stmt, params)
+    return {(str(r.article_id), r.reader): r.counted_at for r in rows}
+
+
+_marks = unnest_source({"a": _ID, "r": Text(), "at": _AT})
+
+
+async def save_marks(conn: AsyncConnection, marks: Mapping[ReadKey, datetime]) -> None:
+    if not marks:
+        return
+    items = sorted(marks.items())
+    stmt = insert(read_marks).from_select(
+        ["article_id", "reader", "counted_at"], select(_marks.c.a, _marks.c.r, _marks.c.at)
+    )
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[read_marks.c.article_id, read_marks.c.reader],
+        set_={"counted_at": stmt.excluded.counted_at},
+    )
+    params = {
+        "a": [k[0] for k, _ in items],
+        "r": [k[1] for k, _ in items],
+        "at": [t for _, t in items],
+    }
+    await conn.execute(stmt, params)
+
+
+_deltas = unnest_source(
+    {"a": _ID, "au": _ID, "at": _AT, "r": BigInteger(), "l": BigInteger(), "c": BigInteger()}
+)
+
+
+async def move_counts(
+    conn: AsyncConnection, deltas: Mapping[str, Counts], seen: Mapping[str, tuple[str, datetime]]
+) -> None:
+    """Add each article's changes to its counters: one statement for the whole batch. An
+    article with no row yet gets one (its author and the time first seen), not shown until
+    its publish is applied: the articles and interactions families are read as separate
+    partitions, so a like may be applied before the publish that preceded it. It counts
+    all the same, and the result does not depend on that order (a replay equals live)."""
+    items = sorted((a, d) for a, d in deltas.items() if d != Counts())
+    if not items:
+        return
+    stmt = insert(article_stats).from_select(
+        [
+            "article_id",
+            "author_id",
+            "published_at",
+            "visible",
+            "read_cnt",
+            "like_cnt",
+            "collect_cnt",
+        ],
+        select(
+            _deltas.c.a, _deltas.c.au, _deltas.c.at, false(), _deltas.c.r, _deltas.c.l, _deltas.c.c
+        ),
+    )
+    # No CHECK on the counts, so PostgreSQL never refuses the negative row it proposes
+    # before it finds the conflict; the counts themselves are set sizes, never negative.
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[s.article_id],
+        set_={
+            "read_cnt": s.read_cnt + stmt.excluded.read_cnt,
+            "like_cnt": s.like_cnt + stmt.excluded.like_cnt,
+            "collect_cnt": s.collect_cnt + stmt.excluded.collect_cnt,
+        },
+    )
+    params = {
+        "a": [a for a, _ in items],
+        "au": [seen[a][0] for a, _ in items],
+        "at": [seen[a][1] for a, _ in items],
+        "r": [d.read_cnt for _, d in items],
+        "l": [d.like_cnt for _, d in items],
+        "c": [d.collect_cnt for _, d in items],
+    }
+    await conn.execute(stmt, params)
+
+
+async def tallies(conn: AsyncConnection, article_ids: Iterable[str]) -> dict[str, Tally]:
+    ids = sorted(set(article_ids))
+    if not ids:
+        return {}
+    rows = await conn.execute(
+        select(s.article_id, s.author_id, s.read_cnt, s.like_cnt, s.collect_cnt).where(
+            s.article_id == any_(bindparam("ids", ids, type_=ARRAY(_ID)))
+        )
+    )
+    return {
+        str(r.article_id): Tally(Counts(r.read_cnt, r.like_cnt, r.collect_cnt), str(r.author_id))
+        for r in rows
+    }

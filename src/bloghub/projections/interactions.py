@@ -1,0 +1,129 @@
+"""The interactions projector: per-article counts (reads, likes, collections) and whether
+readers may see them, each user's likes and collections, and the Redis counter hashes it
+owns.
+
+It consumes the articles family (publish shows an article's counts, withdraw and delete
+hide them) and the interactions family. Interactions are folded in memory per batch and
+written as a few statements (see interaction_fold.py and interaction_writes.py).
+Exactly-once comes from the Postgres sink (batch and checkpoint in one transaction).
+
+Counts always equal the sizes of their sets, whatever the visibility: the two families are
+read as separate partitions, so which of a publish and a like is applied first differs
+between live and a replay, and a rule that ignored likes of hidden articles would give a
+replay other counts than live. What freezes a hidden article's counts is the commands:
+they refuse likes and collections of an article that is not shown, and a hidden article's
+detail is not served, so no read of it is counted. Only a like decided just before the
+withdraw can land after it (a bounded race of one request).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Self
+
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from bloghub.adapters.redis.cache import Cache
+from bloghub.adapters.redis.counters import CounterCache, Counts
+from bloghub.events.articles import ArticleDeleted, ArticlePublished, ArticleWithdrawn
+from bloghub.events.base import Recorded
+from bloghub.events.interactions import CollectionCreated, InteractionEvent
+from bloghub.events.topics import Family
+from bloghub.projections import interaction_writes as w
+from bloghub.projections.interaction_fold import Fold, count_reads, net
+from bloghub.projections.postgres_sink import PostgresProjector
+
+if TYPE_CHECKING:
+    from bloghub.projections.stores import Stores
+
+_VISIBILITY = (ArticlePublished, ArticleWithdrawn, ArticleDeleted)
+
+
+class InteractionsProjector(PostgresProjector):
+    name = "interactions"
+    families: tuple[Family, ...] = (Family.ARTICLES, Family.INTERACTIONS)
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        generation: int = 1,
+        cache: Cache | None = None,
+        counters: CounterCache | None = None,
+    ) -> None:
+        super().__init__(engine, generation=generation, cache=cache)
+        self.counters = counters
+
+    @classmethod
+    def from_stores(cls, stores: Stores, *, generation: int) -> Self:
+        # Only the live generation (built with the shared cache) fills the counter hashes;
+        # a rebuild (``build``, no cache) leaves them to the one serving.
+        counters = None
+        if stores.cache is not None:
+            counters = CounterCache(stores.redis, prefix=stores.settings.prefix)
+        return cls(stores.engine, generation=generation, cache=stores.cache, counters=counters)
+
+    async def handle(self, conn: AsyncConnection, records: Sequence[Recorded]) -> None:
+        # Counts do not depend on visibility (see above), so the whole batch's interactions
+        # fold into one set of statements, however its article events fall among them.
+        for rec in records:
+            if isinstance(rec.event, _VISIBILITY):
+                await w.apply_visibility(conn, rec.event, rec.envelope.occurred_at)
+        await self._interactions(
+            conn, [r for r in records if isinstance(r.event, InteractionEvent | CollectionCreated)]
+        )
+
+    async def _interactions(self, conn: AsyncConnection, run: Sequence[Recorded]) -> None:
+        if not run:
+            return
+        made = [
+            (r.event, r.envelope.occurred_at) for r in run if isinstance(r.event, CollectionCreated)
+        ]
+        await w.create_collections(conn, made)
+        events = [
+            (r.event, r.envelope.occurred_at) for r in run if isinstance(r.event, InteractionEvent)
+        ]
+        fold = Fold()
+        seen: dict[str, tuple[str, datetime]] = {}
+        for ev, at in events:
+            fold.add(ev, at)
+            seen.setdefault(ev.article_id, (ev.author_id, at))
+        await w.move_counts(conn, await self._changes(conn, fold), seen)
+
+    async def _changes(self, conn: AsyncConnection, fold: Fold) -> dict[str, Counts]:
+        """Write the folded set changes; the count change per article they come to."""
+        liked = net(await w.add_likes(conn, fold.liked()), 1)
+        unliked = net(await w.remove_likes(conn, fold.unliked()), -1)
+        collected = net(await w.add_entries(conn, fold.collected()), 1)
+        uncollected = net(await w.remove_entries(conn, fold.uncollected()), -1)
+        last = await w.last_counted(conn, sorted(fold.reads))
+        reads, marks = count_reads(fold.reads, last)
+        await w.save_marks(conn, marks)
+        articles = set(liked) | set(unliked) | set(collected) | set(uncollected) | set(reads)
+        return {
+            a: Counts(
+                reads.get(a, 0),
+                liked.get(a, 0) + unliked.get(a, 0),
+                collected.get(a, 0) + uncollected.get(a, 0),
+            )
+            for a in articles
+        }
+
+    async def after_commit(self, records: Sequence[Recorded]) -> None:
+        """Refresh the counter hashes of the articles the batch touched, as committed, each
+        at the version of its last interaction here (see adapters/redis/counters.py)."""
+        await super().after_commit(records)
+        if self.counters is None or not self.live:
+            return
+        versions: dict[str, int] = {}
+        for r in records:
+            if isinstance(r.event, InteractionEvent):
+                article_id = r.event.article_id
+                versions[article_id] = max(versions.get(article_id, 0), r.offset + 1)
+        if not versions:
+            return
+        async with self.engine.connect() as raw:
+            conn = await raw.execution_options(schema_translate_map={None: self.schema})
+            tallies = await w.tallies(conn, versions)
+        await self.counters.write({a: (versions[a], t) for a, t in tallies.items()})

@@ -1,0 +1,181 @@
+"""Likes, collections and reads end to end: idempotent per user, never negative, only on
+published articles, frozen and hidden when withdrawn, reads counted once per reader and
+hour, and the liker sees their like at once."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.e2e.test_articles import Author, draft
+from tests.e2e.test_sessions import account, bearer, login
+from tests.support import wait_until
+
+
+@pytest.fixture
+async def author(client: httpx.AsyncClient, unique_email: Callable[[], str]) -> Author:
+    tokens = await login(client, await account(client, unique_email))
+    return Author(tokens["user"]["id"], bearer(tokens["access_token"]))
+
+
+@pytest.fixture
+async def fan(client: httpx.AsyncClient, unique_email: Callable[[], str]) -> Author:
+    tokens = await login(client, await account(client, unique_email))
+    return Author(tokens["user"]["id"], bearer(tokens["access_token"]))
+
+
+async def published(client: httpx.AsyncClient, author: Author) -> tuple[str, dict[str, str]]:
+    """A published article, and the header that waits for its publish."""
+    article_id = await draft(client, author)
+    done = await client.post(f"/v1/articles/{article_id}/publish", headers=author.auth)
+    assert done.status_code == 200, done.text
+    return article_id, {"bloghub-after": done.headers["bloghub-position"]}
+
+
+async def seen_by(client: httpx.AsyncClient, article_id: str, who: Author) -> dict[str, Any]:
+    answer = await client.get(f"/v1/articles/{article_id}", headers=who.auth)
+    assert answer.status_code == 200, answer.text
+    article: dict[str, Any] = answer.json()["article"]
+    return article
+
+
+async def test_liking_twice_counts_once_and_unliking_never_goes_below_zero(
+    client: httpx.AsyncClient, author: Author, fan: Author
+) -> None:
+    article_id, after = await published(client, author)
+    url = f"/v1/articles/{article_id}/like"
+    # Another user's unlike of what they never liked changes nothing.
+    assert (await client.delete(url, headers={**author.auth, **after})).status_code == 200
+    for _ in range(2):
+        liked = await client.put(url, headers={**fan.auth, **after})
+        assert liked.status_code == 200, liked.text
+        assert liked.json() == {"article": {"id": article_id, "liked": True}}
+    mine = await seen_by(client, article_id, fan)  # read-your-writes: no header needed
+    assert (mine["like_cnt"], mine["liked"]) == (1, True)
+    anonymous = await client.get(
+        f"/v1/articles/{article_id}", headers={"bloghub-after": liked.headers["bloghub-position"]}
+    )
+    assert anonymous.json()["article"]["like_cnt"] == 1
+    assert anonymous.json()["article"]["liked"] is None
+
+    for _ in range(2):
+        assert (await client.delete(url, headers=fan.auth)).status_code == 200
+    mine = await seen_by(client, article_id, fan)
+    assert (mine["like_cnt"], mine["liked"]) == (0, False)
+    listed = await client.get(f"/v1/articles?author={author.id}", headers=fan.auth)
+    entry = next(a for a in listed.json()["articles"] if a["id"] == article_id)
+    assert (entry["like_cnt"], entry["liked"]) == (0, False)
+
+
+async def test_only_published_articles_are_liked_or_collected(
+    client: httpx.AsyncClient, author: Author, fan: Author
+) -> None:
+    unpublished = await draft(client, author)
+    refused = await client.put(f"/v1/articles/{unpublished}/like", headers=fan.auth)
+    assert refused.status_code == 404
+    assert refused.json()["error"]["code"]
+    assert (await client.put("/v1/articles/not-an-id/like", headers=fan.auth)).status_code == 404
+    assert (await client.put(f"/v1/articles/{unpublished}/like")).status_code == 401
+
+    article_id, after = await published(client, author)
+    liked = await client.put(f"/v1/articles/{article_id}/like", headers={**fan.auth, **after})
+    assert liked.status_code == 200
+    assert (await seen_by(client, article_id, fan))["like_cnt"] == 1
+    gone = await client.post(f"/v1/articles/{article_id}/withdraw", headers=author.auth)
+    assert gone.status_code == 200
+    hidden = {"bloghub-after": gone.headers["bloghub-position"]}
+    again = await client.put(f"/v1/articles/{article_id}/like", headers={**fan.auth, **hidden})
+    assert again.status_code == 409, again.text
+    undo = await client.delete(f"/v1/articles/{article_id}/like", headers={**fan.auth, **hidden})
+    assert undo.status_code == 409, "withdrawn counts are frozen"
+    assert (await client.get(f"/v1/articles/{article_id}", headers=hidden)).status_code == 404
+    listed = await client.get(f"/v1/articles?author={author.id}", headers=hidden)
+    assert article_id not in {a["id"] for a in listed.json()["articles"]}
+
+    back = await client.post(f"/v1/articles/{article_id}/publish", headers=author.auth)
+    shown = await client.get(
+        f"/v1/articles/{article_id}", headers={"bloghub-after": back.headers["bloghub-position"]}
+    )
+    assert shown.json()["article"]["like_cnt"] == 1, "the count was kept while hidden"
+
+
+async def test_collections_hold_published_articles_and_are_private(
+    client: httpx.AsyncClient, author: Author, fan: Author
+) -> None:
+    first, _ = await published(client, author)
+    second, after2 = await published(client, author)
+    made = await client.post("/v1/collections", json={"name": "读书"}, headers=fan.auth)
+    assert made.status_code == 201, made.text
+    box = made.json()["collection"]["id"]
+    assert (
+        await client.post("/v1/collections", json={"name": ""}, headers=fan.auth)
+    ).status_code == 422
+
+    for article_id in (first, second, first):
+        put = await client.put(
+            f"/v1/collections/{box}/articles/{article_id}", headers={**fan.auth, **after2}
+        )
+        assert put.status_code == 200, put.text
+    mine = await seen_by(client, first, fan)
+    assert (mine["collect_cnt"], mine["collected"]) == (1, True)
+    boxes = (await client.get("/v1/me/collections", headers=fan.auth)).json()["collections"]
+    assert [(b["id"], b["name"], b["articles"]) for b in boxes] == [(box, "读书", 2)]
+
+    page = await client.get(f"/v1/collections/{box}/articles?limit=1", headers=fan.auth)
+    assert page.status_code == 200
+    rest = await client.get(
+        f"/v1/collections/{box}/articles?limit=1&cursor={page.json()['next_cursor']}",
+        headers=fan.auth,
+    )
+    ids = [a["id"] for a in page.json()["articles"] + rest.json()["articles"]]
+    assert sorted(ids) == sorted([first, second])
+    assert rest.json()["next_cursor"] is None
+
+    other = await client.get(f"/v1/collections/{box}/articles", headers=author.auth)
+    assert other.status_code == 404, "another user's collection is not found"
+    theirs = await client.put(f"/v1/collections/{box}/articles/{first}", headers=author.auth)
+    assert theirs.status_code == 404
+
+    for _ in range(2):
+        out = await client.delete(f"/v1/collections/{box}/articles/{first}", headers=fan.auth)
+        assert out.status_code == 200
+    mine = await seen_by(client, first, fan)
+    assert (mine["collect_cnt"], mine["collected"]) == (0, False)
+
+
+async def test_reads_count_once_per_reader_and_hour_and_never_the_authors(
+    client: httpx.AsyncClient, author: Author, fan: Author
+) -> None:
+    article_id, after = await published(client, author)
+    url = f"/v1/articles/{article_id}"
+    for _ in range(3):
+        assert (await client.get(url, headers={**fan.auth, **after})).status_code == 200
+        assert (await client.get(url, headers={**author.auth, **after})).status_code == 200
+    for address in ("198.51.100.7", "198.51.100.8", "198.51.100.7"):
+        answer = await client.get(url, headers={**after, "x-forwarded-for": address})
+        assert answer.status_code == 200
+
+    async def read_cnt() -> int:
+        # Watched as one of the anonymous readers already counted: watching counts nothing.
+        answer = await client.get(url, headers={"x-forwarded-for": "198.51.100.8"})
+        count: int = answer.json()["article"]["read_cnt"]
+        return count
+
+    async def counted() -> bool:
+        return await read_cnt() >= 3
+
+    await wait_until(counted, timeout_s=30)
+    assert await read_cnt() == 3
+    # The fan reads again, then a new address: once the new reader is counted, the fan's
+    # read before it was seen too, and not counted again within the hour.
+    await client.get(url, headers={**fan.auth, **after})
+    await client.get(url, headers={**after, "x-forwarded-for": "198.51.100.9"})
+
+    async def fourth() -> bool:
+        return await read_cnt() >= 4
+
+    await wait_until(fourth, timeout_s=30)
+    assert await read_cnt() == 4
