@@ -59,3 +59,19 @@ PUBLISHED_COLUMNS = (
     articles.c.published_at,
     articles.c.updated_at,
 )
+
+
+def notification_view(row: Any) -> dict[str, Any]:
+    """A notification as the API lists it and live sockets push it."""
+    view: dict[str, Any] = {
+        "id": str(row.id),
+        "user_id": str(row.user_id),
+        "kind": row.kind,
+        "created_at": row.created_at.isoformat(),
+        "read": bool(row.read),
+    }
+    for name in ("actor_id", "article_id", "comment_id", "milestone"):
+        value = getattr(row, name)
+        if value is not None:
+            view[name] = value if name == "milestone" else str(value)
+    return view

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bloghub.events.topics import Family
 from bloghub.projections.articles import ArticlesProjector
+from bloghub.projections.notifications import NotificationsProjector
 from bloghub.projections.postgres_sink import PostgresProjector
 from bloghub.projections.redis_sink import RedisProjector
 from bloghub.projections.search_sink import SearchProjector
@@ -15,6 +16,7 @@ ProjectorClass = type[PostgresProjector] | type[RedisProjector] | type[SearchPro
 POSTGRES_PROJECTORS: dict[str, type[PostgresProjector]] = {
     UsersProjector.name: UsersProjector,
     ArticlesProjector.name: ArticlesProjector,
+    NotificationsProjector.name: NotificationsProjector,
 }
 
 # Every projector: the worker runs these (all of them unless told which), the replay tool
