@@ -22,7 +22,7 @@ from bloghub.api.http import Endpoint
 from bloghub.api.middleware import BodyLimit, RequestId
 from bloghub.api.rate_limit import RateLimit
 from bloghub.api.routing import IndexedRouter
-from bloghub.api.v1 import articles, sessions, sms, users, wechat
+from bloghub.api.v1 import articles, notifications, sessions, sms, users, wechat
 from bloghub.bootstrap import Container, build
 from bloghub.errors import BloghubError, StoreRejected, Transient
 from bloghub.logs import access_log
@@ -42,6 +42,7 @@ def all_endpoints() -> list[Endpoint]:
         *wechat.ENDPOINTS,
         *sms.ENDPOINTS,
         *articles.ENDPOINTS,
+        *notifications.ENDPOINTS,
     ]
 
 
