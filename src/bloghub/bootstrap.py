@@ -20,6 +20,7 @@ from bloghub.adapters.postgres.user_keys import UserKeys
 from bloghub.adapters.redis import make_redis
 from bloghub.adapters.redis.cache import Cache
 from bloghub.adapters.redis.local_tier import LocalTier, follow_changes
+from bloghub.adapters.redis.presence import Presence
 from bloghub.adapters.redis.sessions import SessionStore
 from bloghub.api.consistency import OwnWrites, Progress
 from bloghub.auth.limiter import SlidingWindowLimiter
@@ -34,6 +35,8 @@ from bloghub.commands.context import CommandDeps
 from bloghub.commands.sweeper import sweep_forever
 from bloghub.events.log import EventLog
 from bloghub.events.position import PositionSigner
+from bloghub.live.hub import LiveHub
+from bloghub.live.socket import LiveConfig
 from bloghub.logs import configure_logging
 from bloghub.ops.dead_letter_view import DeadLetterView
 from bloghub.ops.history import History
@@ -91,6 +94,7 @@ class Container:
     wechat: WeChatLogin | None
     limiter: SlidingWindowLimiter
     sms: Sms
+    live: LiveHub
     _ops_readers: tuple[LagReader, DeadLetterView]
 
     async def run_ops_sampler(self, stop: asyncio.Event) -> None:
@@ -129,6 +133,7 @@ class Container:
             self.sms.run_worker(stop),
             self.run_sweeper(stop),
             follow_changes(self.hot, self.redis, self.settings.prefix, stop),
+            self.live.run(stop),
         )
 
     async def run_sweeper(self, stop: asyncio.Event) -> None:
@@ -167,6 +172,7 @@ async def build(settings: Settings, *, pool_size: int = 10) -> Container:
         prefix=settings.prefix,
         partitions=settings.topic_partitions,
     )
+    presence = Presence(redis, prefix=settings.prefix, ttl_s=settings.live_presence_ttl_s)
     ops = OpsMonitor(
         config=MonitorConfig(
             prefix=settings.prefix,
@@ -177,8 +183,10 @@ async def build(settings: Settings, *, pool_size: int = 10) -> Container:
         lag=lag,
         letters=letters,
         history=History(redis, prefix=settings.prefix, keep_s=settings.ops_history_s),
+        presence=presence,
     )
     limiter = SlidingWindowLimiter(redis, settings.prefix)
+    sessions = SessionStore(redis, prefix=settings.prefix)
     return Container(
         settings=settings,
         engine=engine,
@@ -189,7 +197,7 @@ async def build(settings: Settings, *, pool_size: int = 10) -> Container:
             reservations=Reservations(engine),
             hasher=hasher,
             tokens=tokens,
-            sessions=SessionStore(redis, prefix=settings.prefix),
+            sessions=sessions,
             after_append=AfterAppend(
                 tries=settings.after_write_tries, wait_s=settings.after_write_wait_s
             ),
@@ -226,7 +234,27 @@ async def build(settings: Settings, *, pool_size: int = 10) -> Container:
         wechat=build_wechat(settings),
         limiter=limiter,
         sms=build_sms(settings, redis=redis, engine=engine, limiter=limiter),
+        live=build_live(settings, redis, sessions, presence),
         _ops_readers=(lag, letters),
+    )
+
+
+def build_live(
+    settings: Settings, redis: Redis, sessions: SessionStore, presence: Presence
+) -> LiveHub:
+    return LiveHub(
+        redis,
+        prefix=settings.prefix,
+        presence=presence,
+        sessions=sessions,
+        config=LiveConfig(
+            ping_interval_s=settings.live_ping_interval_s,
+            presence_ttl_s=settings.live_presence_ttl_s,
+            auth_timeout_s=settings.live_auth_timeout_s,
+            connections_per_user=settings.live_connections_per_user,
+            max_message_bytes=settings.live_max_message_bytes,
+            queue_max=settings.live_queue_max,
+        ),
     )
 
 

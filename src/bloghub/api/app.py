@@ -22,7 +22,7 @@ from bloghub.api.http import Endpoint
 from bloghub.api.middleware import BodyLimit, RequestId
 from bloghub.api.rate_limit import RateLimit
 from bloghub.api.routing import IndexedRouter
-from bloghub.api.v1 import articles, notifications, sessions, sms, users, wechat
+from bloghub.api.v1 import articles, live, notifications, presence, sessions, sms, users, wechat
 from bloghub.bootstrap import Container, build
 from bloghub.errors import BloghubError, StoreRejected, Transient
 from bloghub.logs import access_log
@@ -43,6 +43,7 @@ def all_endpoints() -> list[Endpoint]:
         *sms.ENDPOINTS,
         *articles.ENDPOINTS,
         *notifications.ENDPOINTS,
+        *presence.ENDPOINTS,
     ]
 
 
@@ -135,7 +136,7 @@ def create_app(settings: Settings, *, factory: ContainerFactory = build) -> Star
             await container.close()
 
     app = Starlette(
-        routes=routes(endpoints),
+        routes=[*routes(endpoints), *live.WEBSOCKET_ROUTES],
         middleware=[
             *_proxies(settings),
             Middleware(

@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bloghub.adapters.postgres.tables import (
     article_likers,
+    follows,
     like_milestones,
     notification_marks,
     notifications,
@@ -37,7 +38,7 @@ from bloghub.events.base import Event, Recorded
 from bloghub.events.comments import CommentPosted
 from bloghub.events.interactions import ArticleLiked, ArticleUnliked
 from bloghub.events.notifications import NotificationsRead
-from bloghub.events.social import UserFollowed
+from bloghub.events.social import UserFollowed, UserUnfollowed
 from bloghub.events.topics import Family
 from bloghub.projections.postgres_sink import PostgresProjector
 from bloghub.projections.stores import Stores
@@ -151,6 +152,19 @@ class NotificationsProjector(PostgresProjector):
                 case UserFollowed() | CommentPosted():
                     for notice in notices_of(ev):
                         await self._notify(conn, notice, rec)
+                    if isinstance(ev, UserFollowed):
+                        await conn.execute(
+                            insert(follows)
+                            .values(follower_id=ev.follower_id, followee_id=ev.followee_id)
+                            .on_conflict_do_nothing()
+                        )
+                case UserUnfollowed():
+                    await conn.execute(
+                        delete(follows).where(
+                            follows.c.follower_id == ev.follower_id,
+                            follows.c.followee_id == ev.followee_id,
+                        )
+                    )
                 case ArticleLiked():
                     await self._liked(conn, ev, rec)
                 case ArticleUnliked():

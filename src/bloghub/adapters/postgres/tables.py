@@ -260,6 +260,17 @@ like_milestones = Table(
     Column("notified", BigInteger, nullable=False, server_default=text("0")),
 )
 
+# Who follows whom, as far as presence needs it (GET /v1/users/{id}/presence is for
+# followers). The social read model holds the same relation; api/follows.py is the one
+# place that reads it, so it can be pointed there and this table dropped.
+follows = Table(
+    "follows",
+    notifications_model,
+    Column("follower_id", UUID(as_uuid=False), nullable=False),
+    Column("followee_id", UUID(as_uuid=False), nullable=False),
+    PrimaryKeyConstraint("followee_id", "follower_id"),
+)
+
 READ_MODELS: dict[str, MetaData] = {
     "users": users_model,
     "articles": articles_model,

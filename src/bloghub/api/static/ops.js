@@ -122,6 +122,14 @@
     if (!snap.replays.length) replays.append(el('li', {}, 'none'));
     snap.replays.forEach((r) => replays.append(
       el('li', {}, `${r.projector}: generation ${r.generation} ${r.state}`)));
+    const live = document.querySelector('#live tbody');
+    live.replaceChildren();
+    for (const p of (snap.live || { processes: [] }).processes) {
+      const r = el('tr');
+      r.append(el('td', {}, p.process), el('td', { class: 'n' }, fmt(p.clients)),
+        el('td', { class: 'n' }, fmt(p.users)));
+      live.append(r);
+    }
     ['lag', 'lag_seconds', 'rate'].forEach((f, i) =>
       drawChart(['chart-lag', 'chart-lag-seconds', 'chart-rate'][i], f));
   }
