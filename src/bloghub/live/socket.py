@@ -65,6 +65,11 @@ class LiveSocket:
     def ended(self) -> bool:
         return self._ended.done()
 
+    @property
+    def reason(self) -> Close | None:
+        """Why the socket ends, once it does."""
+        return self._ended.result() if self._ended.done() else None
+
     async def serve(self, max_message_bytes: int) -> Close:
         """Send what is offered and hear the client until either side ends it; then close
         the socket with the reason."""
