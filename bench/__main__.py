@@ -12,7 +12,7 @@ import asyncio
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from bench import article_detail, http, producer, projector
+from bench import article_detail, http, live, producer, projector
 from bench.support import Report, Verdict, console, quiet_logs
 from bloghub.projections.worker import settle_heap
 
@@ -21,6 +21,7 @@ BENCHMARKS: dict[str, Callable[[argparse.Namespace], Coroutine[Any, Any, Report]
     projector.NAME: lambda args: projector.run(profile=args.profile),
     article_detail.NAME: lambda args: article_detail.run(),
     http.NAME: lambda args: http.run(),
+    live.NAME: lambda args: live.run(),
 }
 
 

@@ -15,6 +15,7 @@ import secrets
 import socket
 import time
 from collections.abc import Iterator
+from enum import Enum
 
 import orjson
 import structlog
@@ -30,6 +31,13 @@ from bloghub.live.socket import GOING_AWAY, SESSION_ENDED, SILENT, LiveConfig, L
 log = structlog.get_logger(__name__)
 
 PING = orjson.dumps({"type": "ping"}).decode()
+REDIS_TURNS = 32
+
+
+class Admission(Enum):
+    JOINED = "joined"
+    TOO_MANY = "too many"
+    ENDED = "ended"
 
 
 class LiveHub:
@@ -53,6 +61,10 @@ class LiveHub:
         }
         self._users: dict[str, set[LiveSocket]] = {}
         self._checks: set[asyncio.Task[None]] = set()  # held until done (asyncio keeps weak refs)
+        # Sockets come and go in bursts (a deploy, a network blip: thousands at once); the
+        # Redis client's pool refuses calls past its size rather than queueing them, so
+        # joins and leaves take turns here.
+        self._turns = asyncio.Semaphore(REDIS_TURNS)
 
     @property
     def clients(self) -> int:
@@ -62,21 +74,29 @@ class LiveHub:
         for group in list(self._users.values()):
             yield from list(group)
 
-    async def join(self, sock: LiveSocket) -> bool:
-        """Count the socket in (presence, fan-out) unless its user is at their limit."""
-        most = self.config.connections_per_user
-        if not await self.presence.join(sock.user_id, sock.member, most=most):
-            return False
-        self._users.setdefault(sock.user_id, set()).add(sock)
-        return True
+    async def join(self, sock: LiveSocket) -> Admission:
+        """Count the socket in (presence, fan-out) unless its user is at their limit or
+        its session has ended. The session is asked once the socket is counted in: one
+        ended before is seen here, one ended after reaches it on the sessions channel."""
+        async with self._turns:
+            most = self.config.connections_per_user
+            if not await self.presence.join(sock.user_id, sock.member, most=most):
+                return Admission.TOO_MANY
+            self._users.setdefault(sock.user_id, set()).add(sock)
+            if not await self.sessions.is_live(sock.session_id, sock.user_id):
+                return Admission.ENDED
+        return Admission.JOINED
 
     async def leave(self, sock: LiveSocket) -> None:
         group = self._users.get(sock.user_id, set())
+        if sock not in group:
+            return  # never counted in (refused at its user's limit)
         group.discard(sock)
         if not group:
             self._users.pop(sock.user_id, None)
         try:
-            await self.presence.leave(sock.user_id, sock.member)
+            async with self._turns:
+                await self.presence.leave(sock.user_id, sock.member)
         except Unavailable as exc:  # the entry lapses by its TTL instead
             log.warning("live.leave_unrecorded", error=repr(exc))
 

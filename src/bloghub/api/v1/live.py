@@ -15,13 +15,17 @@ from __future__ import annotations
 import asyncio
 
 import orjson
+import structlog
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket
 
 from bloghub.auth.tokens import Claims
 from bloghub.bootstrap import Container
 from bloghub.errors import BloghubError, Unavailable
+from bloghub.live.hub import Admission
 from bloghub.live.socket import TOO_MANY, UNAUTHORIZED, Close, LiveSocket, close_socket
+
+log = structlog.get_logger(__name__)
 
 PROTOCOL = "bloghub.live"
 TOKEN_PREFIX = "bearer."
@@ -36,7 +40,8 @@ async def live(ws: WebSocket) -> None:
     await ws.accept(subprotocol=PROTOCOL if PROTOCOL in offered else None)
     try:
         claims = await _claims(ws, c, token)
-    except Unavailable:
+    except Unavailable as exc:
+        log.warning("live.refused_unavailable", error=repr(exc.__cause__ or exc))
         await close_socket(ws, UNAVAILABLE)
         return
     if claims is None:
@@ -55,20 +60,15 @@ async def _serve(ws: WebSocket, c: Container, claims: Claims) -> None:
         queue_max=cfg.queue_max,
     )
     try:
-        if not await hub.join(sock):
-            await close_socket(ws, TOO_MANY)
-            return
-    except Unavailable:
+        admitted = await hub.join(sock)
+        if admitted is Admission.JOINED:
+            sock.offer(READY)
+            await sock.serve(cfg.max_message_bytes)
+        else:
+            await close_socket(ws, TOO_MANY if admitted is Admission.TOO_MANY else UNAUTHORIZED)
+    except Unavailable as exc:
+        log.warning("live.refused_unavailable", error=repr(exc.__cause__ or exc))
         await close_socket(ws, UNAVAILABLE)
-        return
-    try:
-        # Asked once joined: a session ended before this is seen here, one ended after it
-        # reaches the hub on the sessions channel.
-        if not await c.commands.sessions.is_live(claims.session_id, claims.user_id):
-            await close_socket(ws, UNAUTHORIZED)
-            return
-        sock.offer(READY)
-        await sock.serve(cfg.max_message_bytes)
     finally:
         await hub.leave(sock)
 
