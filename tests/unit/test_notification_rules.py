@@ -3,12 +3,17 @@ notifications projector, and a live socket's bounded backlog."""
 
 from __future__ import annotations
 
+import re
+import uuid
+from datetime import UTC, datetime
 from typing import cast
 
 from hypothesis import given
 from hypothesis import strategies as st
 from starlette.websockets import WebSocket
 
+from bloghub.api.notification_queries import CURSOR_PATTERN, cursor_of
+from bloghub.api.v1.notifications import NotificationsQuery
 from bloghub.events.comments import CommentPosted
 from bloghub.events.social import UserFollowed
 from bloghub.live.socket import SLOW, LiveSocket
@@ -64,3 +69,15 @@ async def test_a_socket_that_falls_behind_is_dropped_not_buffered() -> None:
     assert sock.reason is None
     sock.offer("{}")
     assert sock.reason == SLOW
+
+
+@given(
+    st.datetimes(
+        min_value=datetime(2000, 1, 1), max_value=datetime(2200, 1, 1), timezones=st.just(UTC)
+    ),
+    st.uuids(),
+)
+def test_every_cursor_handed_out_is_one_the_query_accepts(at: datetime, nid: uuid.UUID) -> None:
+    cursor = cursor_of(at, str(nid))
+    assert re.fullmatch(CURSOR_PATTERN, cursor)
+    assert NotificationsQuery.model_validate({"cursor": cursor}).cursor == cursor

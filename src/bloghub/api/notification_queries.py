@@ -3,7 +3,7 @@ first by keyset, and their unread count."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -14,9 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bloghub.adapters.postgres.engine import translated
 from bloghub.adapters.postgres.generations import schema_name
 from bloghub.adapters.postgres.tables import notifications
-from bloghub.api.article_queries import Page, decode_cursor, encode_cursor
+from bloghub.api.article_queries import Page
 from bloghub.api.consistency import Generations
-from bloghub.errors import InvalidInput
 
 n = notifications.c
 
@@ -39,8 +38,7 @@ class NotificationQueries:
         more, rows = len(rows) > limit, rows[:limit]
         if not more or not rows:
             return Page(rows, None)
-        last = rows[-1]
-        return Page(rows, encode_cursor(last.created_at.isoformat(), str(last.id)))
+        return Page(rows, cursor_of(rows[-1].created_at, str(rows[-1].id)))
 
     async def unread(self, user_id: str) -> int:
         stmt = select(func.count()).select_from(notifications).where(n.user_id == user_id, ~n.read)
@@ -60,12 +58,19 @@ class NotificationQueries:
             return list(await conn.execute(stmt))
 
 
+# Microseconds since the epoch and the id in hex: every string of this form is a position
+# (up to the year 2286), so the query's pattern alone decides what a cursor may be.
+CURSOR_PATTERN = r"^[0-9]{1,16}_[0-9a-f]{32}$"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def cursor_of(created_at: datetime, notification_id: str) -> str:
+    micros = (created_at - _EPOCH) // timedelta(microseconds=1)
+    return f"{micros}_{UUID(notification_id).hex}"
+
+
 def _after(cursor: str) -> Any:
-    at, last = decode_cursor(cursor, 2)
-    try:
-        when, after = datetime.fromisoformat(at), str(UUID(last))
-        if when.tzinfo is None:
-            raise ValueError("no time zone")
-    except ValueError:
-        raise InvalidInput("cursor is not valid", fields={"cursor": "not valid"}) from None
+    micros, _, hexid = cursor.partition("_")
+    when = _EPOCH + timedelta(microseconds=int(micros))
+    after = str(UUID(hex=hexid))
     return tuple_(literal(when, DateTime(timezone=True)), literal(after, PgUUID(as_uuid=False)))

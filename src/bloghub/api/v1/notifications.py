@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal, Self
+from typing import Annotated, Any, Literal, Self
 from uuid import UUID
 
-from pydantic import BaseModel, BeforeValidator, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 from starlette.requests import Request
 from starlette.responses import Response
 
 from bloghub.api.auth import require_caller
 from bloghub.api.consistent import mark_stale, pinned, wait_for_reads, written
 from bloghub.api.http import JSON, Endpoint, container, parse_body, parse_query
-from bloghub.api.notification_queries import NotificationQueries
+from bloghub.api.notification_queries import CURSOR_PATTERN, NotificationQueries
 from bloghub.api.v1.article_schemas import PageQuery
 from bloghub.api.v1.schemas import Input
 from bloghub.api.v1.sessions import caller
@@ -32,6 +32,18 @@ def _flag(value: object) -> object:
 
 
 class NotificationsQuery(PageQuery):
+    # Its own form, checked whole by the pattern: any cursor the document allows reads.
+    cursor: (
+        Annotated[
+            str,
+            Field(
+                max_length=64,
+                pattern=CURSOR_PATTERN,
+                description="next_cursor of the previous page",
+            ),
+        ]
+        | None
+    ) = None
     unread: Annotated[
         bool, BeforeValidator(_flag), Field(description="only unread notifications")
     ] = False
@@ -54,8 +66,22 @@ class NotificationsPage(BaseModel):
     unread: int
 
 
+def _exactly_one_way(schema: dict[str, Any]) -> None:
+    """The document says what ``MarkReadIn`` checks: one way of marking, not null, not
+    both."""
+    properties = schema["properties"]
+    for name in ("ids", "up_to"):
+        given = [o for o in properties[name].pop("anyOf", []) if o.get("type") != "null"]
+        if given:
+            properties[name].update(given[0])
+        properties[name].pop("default", None)
+    schema["oneOf"] = [{"required": ["ids"]}, {"required": ["up_to"]}]
+
+
 class MarkReadIn(Input):
     """Either ``ids`` or ``up_to`` (everything up to and including that notification)."""
+
+    model_config = ConfigDict(json_schema_extra=_exactly_one_way)
 
     ids: Annotated[list[UUID], Field(min_length=1, max_length=100)] | None = None
     up_to: UUID | None = None
