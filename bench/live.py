@@ -94,9 +94,11 @@ async def tokens(settings: Settings, count: int) -> list[tuple[str, str]]:
 
 async def open_all(
     url: str, users: list[tuple[str, str]], arrived: dict[str, float]
-) -> list[Client]:
-    """Connect every user, a few hundred handshakes at a time."""
+) -> tuple[list[Client], list[asyncio.Task[None]]]:
+    """Connect every user, a few hundred handshakes at a time; each starts answering pings
+    at once (opening thousands takes longer than two ping intervals)."""
     clients: list[Client] = []
+    listeners: list[asyncio.Task[None]] = []
     gate = asyncio.Semaphore(200)
 
     async def one(user_id: str, token: str) -> None:
@@ -110,10 +112,12 @@ async def open_all(
             )
             ready = orjson.loads(await ws.recv())
             assert ready["type"] == "ready", ready
-            clients.append(Client(user_id, ws, arrived))
+            client = Client(user_id, ws, arrived)
+            clients.append(client)
+            listeners.append(asyncio.create_task(client.listen()))
 
     await asyncio.gather(*(one(u, t) for u, t in users))
-    return clients
+    return clients, listeners
 
 
 async def watch_pushes(settings: Settings, pushed: dict[str, float]) -> None:
@@ -182,9 +186,8 @@ async def measure(settings: Settings, params: Params, report: Report) -> None:
         before = rss_kib(server.pid)
         arrived: dict[str, float] = {}
         started = time.perf_counter()
-        clients = await open_all(base.replace("http", "ws") + "/v1/live", users, arrived)
+        clients, listeners = await open_all(base.replace("http", "ws") + "/v1/live", users, arrived)
         connect_s = time.perf_counter() - started
-        listeners = [asyncio.create_task(c.listen()) for c in clients]
         await asyncio.sleep(params.settle_s)
         after = rss_kib(server.pid)
         async with httpx.AsyncClient() as http:
