@@ -171,16 +171,24 @@ class LiveHub:
             log.warning("live.bad_message", channel=channel.decode(), error=repr(exc))
 
     async def _beat(self, stop: asyncio.Event) -> None:
-        """Every half interval: drop the silent, ping who is due, refresh presence and
-        this process's dashboard line, and re-check sessions (a missed message)."""
+        """Often: drop the silent and ping who is due, so pings stay spread as sockets
+        joined rather than all sent in one burst. Every half interval (at most a third of
+        the presence TTL): refresh presence and this process's dashboard line, and
+        re-check sessions (a message missed while unsubscribed)."""
         interval = self.config.ping_interval_s
-        tick = min(interval / 2, self.config.presence_ttl_s / 3)
+        refresh_every = min(interval / 2, self.config.presence_ttl_s / 3)
+        tick = min(refresh_every, 1.0)
+        loop = asyncio.get_running_loop()
+        refreshed = loop.time()
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=tick)
             if stop.is_set():
                 return
             self._ping_or_drop(interval)
+            if loop.time() - refreshed < refresh_every:
+                continue
+            refreshed = loop.time()
             try:
                 await self._refresh()
             except Unavailable as exc:
