@@ -28,14 +28,15 @@ from bloghub.events.log import EventLog
 from bloghub.events.social import UserFollowed
 from bloghub.settings import Settings
 from tests.conftest import isolated, projecting, serve
+from tests.e2e.test_accounts import PASSWORD
 from tests.e2e.test_projector_lag import logged_in
-from tests.e2e.test_sessions import bearer
+from tests.e2e.test_sessions import bearer, login
 from tests.loopback import free_port
 from tests.support import append_events, projector_env, wait_until
 
 UA = "bloghub-tests/1"
-PING_S = 0.5
-PRESENCE_TTL_S = 2.0
+PING_S = 1.0
+PRESENCE_TTL_S = 3.0
 
 
 @dataclass(frozen=True)
@@ -112,12 +113,17 @@ async def next_of(ws: ClientConnection, kind: str, *, within_s: float = 10.0) ->
                 await ws.send('{"type": "pong"}')
 
 
-async def closed_with(ws: ClientConnection, *, within_s: float = 10.0) -> int | None:
-    """The close code the server ends the socket with (reading, never answering)."""
+async def closed_with(
+    ws: ClientConnection, *, within_s: float = 10.0, answer_pings: bool = True
+) -> int | None:
+    """The close code the server ends the socket with (answering its pings, unless told
+    to stay silent)."""
     with contextlib.suppress(ConnectionClosed):
         async with asyncio.timeout(within_s):
             while True:
-                await ws.recv()
+                message = await ws.recv()
+                if answer_pings and orjson.loads(message)["type"] == "ping":
+                    await ws.send('{"type": "pong"}')
     return ws.close_code
 
 
@@ -189,7 +195,7 @@ async def test_a_silent_client_is_dropped_and_goes_offline(cluster: Cluster) -> 
     async with socket(cluster.a, carol_token) as ws:
         await next_of(ws, "ready")
         seen_online = (await presence(cluster.b, dave_token, carol)).json()["presence"]
-        code = await closed_with(ws, within_s=10 * PING_S)
+        code = await closed_with(ws, within_s=10 * PING_S, answer_pings=False)
     assert seen_online["online"] is True
     assert code == 4408
     after = (await presence(cluster.b, dave_token, carol)).json()["presence"]
@@ -203,11 +209,29 @@ async def test_logout_closes_the_socket(cluster: Cluster) -> None:
     _, erin_token = await user(cluster.a)
     async with socket(cluster.b, erin_token) as ws:
         await next_of(ws, "ready")
+        closing = asyncio.create_task(closed_with(ws))  # answering pings meanwhile
         out = await cluster.a.client.post("/v1/auth/logout", headers=bearer(erin_token))
         assert out.status_code == 204
-        assert await closed_with(ws) == 4403
+        assert await closing == 4403
     async with socket(cluster.b, erin_token) as again:
         assert await closed_with(again) == 4401  # the ended session cannot come back
+
+
+async def test_a_password_change_closes_the_other_sessions_sockets(cluster: Cluster) -> None:
+    email = f"live-{os.urandom(6).hex()}@example.com"
+    _, first = await logged_in(cluster.a.client, email)
+    other = (await login(cluster.b.client, email))["access_token"]
+    async with socket(cluster.a, other) as ws:
+        await next_of(ws, "ready")
+        closing = asyncio.create_task(closed_with(ws))  # answering pings meanwhile
+        new = "Another-Pass-9876"
+        changed = await cluster.b.client.post(
+            "/v1/users/me/password",
+            json={"current_password": PASSWORD, "new_password": new, "confirm_password": new},
+            headers=first,
+        )
+        assert changed.status_code == 204, changed.text
+        assert await closing == 4403
 
 
 async def test_limits_bad_tokens_and_oversized_messages(cluster: Cluster) -> None:
@@ -215,10 +239,13 @@ async def test_limits_bad_tokens_and_oversized_messages(cluster: Cluster) -> Non
     async with socket(cluster.a, token) as one, socket(cluster.b, token) as two:
         await next_of(one, "ready")
         await next_of(two, "ready")
+        closings = [asyncio.create_task(closed_with(ws)) for ws in (one, two)]
         async with socket(cluster.a, token) as third:
             assert await closed_with(third) == 4429  # two per user, across processes
         await one.send("x" * 2048)
-        assert await closed_with(one) == 1009
+        assert await closings[0] == 1009
+        await two.close()
+        await closings[1]
     async with socket(cluster.a, token[:-2] + "xx") as forged:
         assert await closed_with(forged) == 4401
 
