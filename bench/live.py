@@ -244,6 +244,23 @@ async def measure(settings: Settings, params: Params, report: Report) -> None:
     }
 
 
+async def forget_keys(settings: Settings) -> None:
+    """The run's sessions, presence and last-seen keys (thousands) leave the shared Redis
+    with it: a key left there slows every SCAN of the keyspace."""
+    redis = make_redis(settings.redis_url.get_secret_value())
+    try:
+        batch: list[bytes] = []
+        async for key in redis.scan_iter(match=f"{settings.prefix}:*", count=1000):
+            batch.append(key)
+            if len(batch) >= 1000:
+                await redis.unlink(*batch)
+                batch.clear()
+        if batch:
+            await redis.unlink(*batch)
+    finally:
+        await redis.aclose()
+
+
 async def _ready(base: str) -> None:
     async with httpx.AsyncClient() as http:
         for _ in range(600):
@@ -279,7 +296,10 @@ async def run(params: Params = Params()) -> Report:
     )
     async with workspace(NAME, migrate=True) as ws:
         console.print(f"[dim]{NAME}: prefix {ws.prefix}, database {ws.database}[/]")
-        await measure(ws.settings, params, report)
+        try:
+            await measure(ws.settings, params, report)
+        finally:
+            await forget_keys(ws.settings)
     report.notes += [
         "server: `bloghub api --workers 1` (uvicorn, websockets); projector: `bloghub project "
         "notifications`; clients: the websockets library in the bench process, same machine",
