@@ -98,6 +98,10 @@ def queries(request: Request) -> NotificationQueries:
 
 
 async def unread_count(request: Request, user_id: str) -> int:
+    """The caller's unread count, after their own marks (read-your-writes: the profile
+    answer is marked stale if the wait ran out)."""
+    stale = await wait_for_reads(request, NOTIFICATION_READS, user_id)
+    request.state.stale = getattr(request.state, "stale", False) or stale
     return await queries(request).unread(user_id)
 
 
