@@ -12,7 +12,7 @@ import asyncio
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from bench import article_detail, counters, feed, http, producer, projector, search
+from bench import article_detail, counters, feed, http, live, producer, projector, search
 from bench.support import Report, Verdict, console, quiet_logs
 from bloghub.projections.worker import settle_heap
 
@@ -24,6 +24,7 @@ BENCHMARKS: dict[str, Callable[[argparse.Namespace], Coroutine[Any, Any, Report]
     feed.NAME: lambda args: feed.run(),
     search.NAME: lambda args: search.run(),
     counters.NAME: lambda args: counters.run(),
+    live.NAME: lambda args: live.run(),
 }
 
 

@@ -2,7 +2,7 @@
 feed's article times) and of the comments read model (comment trees, counts per article).
 
 Revision ID: 0013
-Revises: 0011
+Revises: 0012
 """
 
 from __future__ import annotations

@@ -24,6 +24,7 @@ from bloghub.adapters.redis import make_redis
 from bloghub.adapters.redis.cache import Cache
 from bloghub.adapters.redis.counters import CounterCache
 from bloghub.adapters.redis.local_tier import LocalTier, follow_changes
+from bloghub.adapters.redis.presence import Presence
 from bloghub.adapters.redis.sessions import SessionStore
 from bloghub.api.consistency import OwnWrites, Progress
 from bloghub.auth.limiter import SlidingWindowLimiter
@@ -39,6 +40,8 @@ from bloghub.commands.read_counting import ReadBuffer
 from bloghub.commands.sweeper import sweep_forever
 from bloghub.events.log import EventLog
 from bloghub.events.position import PositionSigner
+from bloghub.live.hub import LiveHub
+from bloghub.live.socket import LiveConfig
 from bloghub.logs import configure_logging
 from bloghub.ops.dead_letter_view import DeadLetterView
 from bloghub.ops.history import History
@@ -99,6 +102,7 @@ class Container:
     sms: Sms
     # The hot ranking's last result, served from this process (ranking/served.py).
     ranking: HotRanking
+    live: LiveHub
     _ops_readers: tuple[LagReader, DeadLetterView]
     # The search indexes (api/v1/search.py); built last so other fields keep their order.
     search: AsyncOpenSearch
@@ -145,6 +149,7 @@ class Container:
             follow_changes(self.hot, self.redis, self.settings.prefix, stop),
             self.ranking.follow(stop),
             self.reads.run(stop),
+            self.live.run(stop),
         )
 
     async def run_sweeper(self, stop: asyncio.Event) -> None:
@@ -185,6 +190,7 @@ async def build(settings: Settings, *, pool_size: int = 10) -> Container:
         prefix=settings.prefix,
         partitions=settings.topic_partitions,
     )
+    presence = Presence(redis, prefix=settings.prefix, ttl_s=settings.live_presence_ttl_s)
     ops = OpsMonitor(
         config=MonitorConfig(
             prefix=settings.prefix,
@@ -195,8 +201,10 @@ async def build(settings: Settings, *, pool_size: int = 10) -> Container:
         lag=lag,
         letters=letters,
         history=History(redis, prefix=settings.prefix, keep_s=settings.ops_history_s),
+        presence=presence,
     )
     limiter = SlidingWindowLimiter(redis, settings.prefix)
+    sessions = SessionStore(redis, prefix=settings.prefix)
     return Container(
         settings=settings,
         engine=engine,
@@ -207,7 +215,7 @@ async def build(settings: Settings, *, pool_size: int = 10) -> Container:
             reservations=Reservations(engine),
             hasher=hasher,
             tokens=tokens,
-            sessions=SessionStore(redis, prefix=settings.prefix),
+            sessions=sessions,
             after_append=AfterAppend(
                 tries=settings.after_write_tries, wait_s=settings.after_write_wait_s
             ),
@@ -249,6 +257,7 @@ async def build(settings: Settings, *, pool_size: int = 10) -> Container:
         limiter=limiter,
         sms=build_sms(settings, redis=redis, engine=engine, limiter=limiter),
         ranking=HotRanking(redis, prefix=settings.prefix, check_s=settings.ranking_check_s),
+        live=build_live(settings, redis, sessions, presence),
         _ops_readers=(lag, letters),
         search=make_opensearch(settings.opensearch_url),
         reads=ReadBuffer(
@@ -258,6 +267,25 @@ async def build(settings: Settings, *, pool_size: int = 10) -> Container:
             max_pending=settings.read_max_pending,
         ),
         counters=CounterCache(redis, prefix=settings.prefix),
+    )
+
+
+def build_live(
+    settings: Settings, redis: Redis, sessions: SessionStore, presence: Presence
+) -> LiveHub:
+    return LiveHub(
+        redis,
+        prefix=settings.prefix,
+        presence=presence,
+        sessions=sessions,
+        config=LiveConfig(
+            ping_interval_s=settings.live_ping_interval_s,
+            presence_ttl_s=settings.live_presence_ttl_s,
+            auth_timeout_s=settings.live_auth_timeout_s,
+            connections_per_user=settings.live_connections_per_user,
+            max_message_bytes=settings.live_max_message_bytes,
+            queue_max=settings.live_queue_max,
+        ),
     )
 
 

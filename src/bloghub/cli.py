@@ -88,6 +88,8 @@ def server_config(settings: Settings) -> uvicorn.Config:
         port=settings.api_port,
         log_level="warning",
         proxy_headers=False,
+        # Live sockets: a bigger message is refused by the protocol before it is buffered.
+        ws_max_size=settings.live_max_message_bytes,
     )
 
 
@@ -105,6 +107,7 @@ def _serve(settings: Settings, workers: int) -> None:
         port=settings.api_port,
         log_level="warning",
         proxy_headers=False,
+        ws_max_size=settings.live_max_message_bytes,
     )
 
 

@@ -70,3 +70,19 @@ def article_counts_key(cache: Cache, article_id: str) -> str:
 def follow_counts_key(cache: Cache, user_id: str) -> str:
     """A user's follower and followee counts, owned by the social projector."""
     return cache.key("user", "follows", user_id)
+
+
+def notification_view(row: Any) -> dict[str, Any]:
+    """A notification as the API lists it and live sockets push it."""
+    view: dict[str, Any] = {
+        "id": str(row.id),
+        "user_id": str(row.user_id),
+        "kind": row.kind,
+        "created_at": row.created_at.isoformat(),
+        "read": bool(row.read),
+    }
+    for name in ("actor_id", "article_id", "comment_id", "milestone"):
+        value = getattr(row, name)
+        if value is not None:
+            view[name] = value if name == "milestone" else str(value)
+    return view

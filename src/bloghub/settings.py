@@ -145,6 +145,18 @@ class Settings(BaseSettings):
     ranking_precache: int = Field(default=20, ge=0, le=1000)  # first entries' details cached
     # How often each API process checks the ranking's version (one Redis read).
     ranking_check_s: float = Field(default=1.0, gt=0, le=60)
+    # Live notifications over WebSocket (/v1/live) and presence. The server pings every
+    # interval; a client that has sent nothing for two intervals is dropped. A process's
+    # presence entries live this long past their last refresh, so a killed process leaves
+    # no one online for longer than that.
+    live_ping_interval_s: float = Field(default=20.0, gt=0, le=300)
+    live_presence_ttl_s: float = Field(default=45.0, gt=0, le=3600)
+    live_auth_timeout_s: float = Field(default=10.0, gt=0, le=300)
+    live_connections_per_user: int = Field(default=5, ge=1, le=1000)
+    live_max_message_bytes: int = Field(default=4096, ge=256, le=1024 * 1024)
+    # Messages waiting for one socket; a client that falls this far behind is dropped
+    # (it reads what it missed from GET /v1/notifications) rather than buffered for.
+    live_queue_max: int = Field(default=64, ge=1, le=100_000)
 
     # "json": one line of JSON per event; "console": readable; "auto": json in production.
     log_format: Literal["auto", "json", "console"] = "auto"

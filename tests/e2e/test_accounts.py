@@ -61,6 +61,7 @@ async def test_signup_login_me_at_once(
         "about_me": None,
         "wechat_bound": False,
         "created_at": me.json()["user"]["created_at"],
+        "unread_notifications": 0,
     }
     assert "bloghub-stale" not in me.headers
 

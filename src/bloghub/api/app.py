@@ -22,7 +22,19 @@ from bloghub.api.http import Endpoint
 from bloghub.api.middleware import BodyLimit, RequestId
 from bloghub.api.rate_limit import RateLimit
 from bloghub.api.routing import IndexedRouter
-from bloghub.api.v1 import articles, comments, ranking, sessions, sms, social, users, wechat
+from bloghub.api.v1 import (
+    articles,
+    comments,
+    live,
+    notifications,
+    presence,
+    ranking,
+    sessions,
+    sms,
+    social,
+    users,
+    wechat,
+)
 from bloghub.api.v1 import interactions as v1_interactions
 from bloghub.api.v1 import search as search_routes
 from bloghub.bootstrap import Container, build
@@ -49,6 +61,8 @@ def all_endpoints() -> list[Endpoint]:
         *comments.ENDPOINTS,
         *search_routes.ENDPOINTS,
         *v1_interactions.ENDPOINTS,
+        *notifications.ENDPOINTS,
+        *presence.ENDPOINTS,
     ]
 
 
@@ -141,7 +155,7 @@ def create_app(settings: Settings, *, factory: ContainerFactory = build) -> Star
             await container.close()
 
     app = Starlette(
-        routes=routes(endpoints),
+        routes=[*routes(endpoints), *live.WEBSOCKET_ROUTES],
         middleware=[
             *_proxies(settings),
             Middleware(

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from bloghub.events import articles, comments, interactions, social, users
+from bloghub.events import articles, comments, interactions, notifications, social, users
 from bloghub.events.base import registry
 
-__all__ = ["articles", "comments", "interactions", "registry", "social", "users"]
+__all__ = [
+    "articles",
+    "comments",
+    "interactions",
+    "notifications",
+    "registry",
+    "social",
+    "users",
+]

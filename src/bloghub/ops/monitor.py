@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bloghub.adapters.postgres.tables import generations
+from bloghub.adapters.redis.presence import Presence
 from bloghub.events.topics import topic_for
 from bloghub.ops.dead_letter_view import DeadLetterView
 from bloghub.ops.history import History
@@ -75,8 +76,10 @@ class OpsMonitor:
         lag: LagReader,
         letters: DeadLetterView,
         history: History,
+        presence: Presence | None = None,
     ) -> None:
         self._cfg = config
+        self._presence = presence  # each API process's live clients
         self._redis = redis
         self._engine = engine
         self._lag = lag
@@ -115,6 +118,7 @@ class OpsMonitor:
                 for w in watched
                 if w.state == "building"
             ],
+            "live": {"processes": await self._presence.processes() if self._presence else []},
         }
 
     async def _describe(self, w: Watched, now: float) -> dict[str, Any]:

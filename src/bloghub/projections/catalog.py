@@ -6,6 +6,7 @@ from bloghub.events.topics import Family
 from bloghub.projections.articles import ArticlesProjector
 from bloghub.projections.comments import CommentsProjector
 from bloghub.projections.interactions import InteractionsProjector
+from bloghub.projections.notifications import NotificationsProjector
 from bloghub.projections.postgres_sink import PostgresProjector
 from bloghub.projections.redis_sink import RedisProjector
 from bloghub.projections.search import ArticleSearchProjector
@@ -24,6 +25,7 @@ POSTGRES_PROJECTORS: dict[str, type[PostgresProjector]] = {
     SocialProjector.name: SocialProjector,
     CommentsProjector.name: CommentsProjector,
     InteractionsProjector.name: InteractionsProjector,
+    NotificationsProjector.name: NotificationsProjector,
 }
 
 # Every projector: the worker runs these (all of them unless told which), the replay tool

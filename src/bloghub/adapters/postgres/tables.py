@@ -330,10 +330,73 @@ read_marks = Table(
     PrimaryKeyConstraint("article_id", "reader"),
 )
 
+notifications_model = MetaData()
+
+# What a user is told of: a new follower, a comment on their article, a reply to their
+# comment, a like milestone of their article. The id is derived from what caused it (see
+# projections/notifications.py), so a replay or a re-delivery can never add a second one;
+# ``event_id`` names the event that made it, for the push that follows the commit.
+notifications = Table(
+    "notifications",
+    notifications_model,
+    Column("id", UUID(as_uuid=False), primary_key=True),
+    Column("user_id", UUID(as_uuid=False), nullable=False),
+    Column("kind", Text, nullable=False),  # follower | comment | reply | like_milestone
+    Column("actor_id", UUID(as_uuid=False)),
+    Column("article_id", UUID(as_uuid=False)),
+    Column("comment_id", UUID(as_uuid=False)),
+    Column("milestone", BigInteger),
+    Column("event_id", UUID(as_uuid=False), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("read", Boolean, nullable=False, server_default=text("false")),
+    Index("notifications_newest", "user_id", "created_at", "id"),
+    Index("notifications_unread", "user_id", postgresql_where=text("NOT read")),
+    Index("notifications_by_event", "event_id"),
+)
+
+# Read marks arrive on the users topic, in no fixed order with the notifications they
+# name (other topics): an id marked read before its notification is applied is kept here
+# and applied when it comes, so the outcome is the same in any order.
+notification_marks = Table(
+    "notification_marks",
+    notifications_model,
+    Column("user_id", UUID(as_uuid=False), nullable=False),
+    Column("notification_id", UUID(as_uuid=False), nullable=False),
+    PrimaryKeyConstraint("user_id", "notification_id"),
+)
+
+# "Everything up to here is read", per user: the newest (created_at, id) so marked.
+read_watermarks = Table(
+    "read_watermarks",
+    notifications_model,
+    Column("user_id", UUID(as_uuid=False), primary_key=True),
+    Column("up_to_at", DateTime(timezone=True), nullable=False),
+    Column("up_to_id", UUID(as_uuid=False), nullable=False),
+)
+
+# The projector's own like counts (the likers, so a repeated like or unlike moves nothing)
+# and the highest milestone already notified, so an unlike and a re-like across a
+# milestone never notify it twice.
+article_likers = Table(
+    "article_likers",
+    notifications_model,
+    Column("article_id", UUID(as_uuid=False), nullable=False),
+    Column("user_id", UUID(as_uuid=False), nullable=False),
+    PrimaryKeyConstraint("article_id", "user_id"),
+)
+like_milestones = Table(
+    "like_milestones",
+    notifications_model,
+    Column("article_id", UUID(as_uuid=False), primary_key=True),
+    Column("likes", BigInteger, nullable=False),
+    Column("notified", BigInteger, nullable=False, server_default=text("0")),
+)
+
 READ_MODELS: dict[str, MetaData] = {
     "users": users_model,
     "articles": articles_model,
     "interactions": interactions_model,
     "social": social_model,
     "comments": comments_model,
+    "notifications": notifications_model,
 }

@@ -14,10 +14,12 @@ or concurrent, is reuse, however long after its use it comes back.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from enum import StrEnum
 
 from redis.asyncio import Redis
 
+from bloghub.adapters.redis.live_channels import sessions_ended_channel
 from bloghub.auth.limiter import redis_translated
 
 # KEYS: the session, its owner's set of sessions. ARGV: sid, owner, refresh id, end (ms).
@@ -74,6 +76,8 @@ class SessionStore:
         self._redis = redis
         self._session_prefix = f"{prefix}:session:"
         self._owned_prefix = f"{prefix}:user-sessions:"
+        # Live sockets of the user re-check their session when told (api/v1/live.py).
+        self._ended_channel = sessions_ended_channel(prefix)
         self._open = redis.register_script(_OPEN)
         self._rotate = redis.register_script(_ROTATE)
         self._restore = redis.register_script(_RESTORE)
@@ -91,6 +95,8 @@ class SessionStore:
             outcome = await self._rotate(
                 keys=[self._session_prefix + session_id], args=[user_id, presented, new]
             )
+            if _text(outcome) == Rotation.REUSED:
+                await self._redis.publish(self._ended_channel, user_id)
         return Rotation(_text(outcome))
 
     async def restore(self, session_id: str, previous: str, new: str) -> None:
@@ -123,10 +129,23 @@ class SessionStore:
             owner, fields = await pipe.execute()
         return self.owns(owner, user_id), fields
 
+    async def live_among(self, sessions: Sequence[tuple[str, str]]) -> set[str]:
+        """Which of these (session, owner) pairs are live, in one round trip."""
+        async with redis_translated(), self._redis.pipeline(transaction=False) as pipe:
+            for session_id, _ in sessions:
+                pipe.hget(self._session_prefix + session_id, "user")
+            owners = await pipe.execute()
+        return {
+            sid
+            for (sid, user), owner in zip(sessions, owners, strict=True)
+            if owner is not None and _text(owner) == user
+        }
+
     async def end(self, session_id: str, user_id: str) -> None:
         async with redis_translated():
             await self._redis.delete(self._session_prefix + session_id)
             await self._redis.srem(self._owned_prefix + user_id, session_id)
+            await self._redis.publish(self._ended_channel, user_id)
 
     async def end_all(self, user_id: str, *, keep: str | None = None) -> None:
         """End every session of ``user_id`` but ``keep`` (a password change keeps its own)."""
@@ -134,6 +153,7 @@ class SessionStore:
             await self._end_all(
                 keys=[self._owned_prefix + user_id], args=[self._session_prefix, keep or ""]
             )
+            await self._redis.publish(self._ended_channel, user_id)
 
 
 def _text(value: bytes | str) -> str:

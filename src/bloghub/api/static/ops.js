@@ -201,6 +201,17 @@
     }
   }
 
+  function renderLive(snap) {
+    const live = document.querySelector('#live-clients tbody');
+    live.replaceChildren();
+    for (const p of (snap.live || { processes: [] }).processes) {
+      const r = el('tr');
+      r.append(el('td', {}, p.process), el('td', { class: 'n' }, fmt(p.clients)),
+        el('td', { class: 'n' }, fmt(p.users)));
+      live.append(r);
+    }
+  }
+
   function render(snap) {
     document.getElementById('window').textContent = snap.window_s;
     document.getElementById('updated').textContent =
@@ -208,6 +219,7 @@
     renderProjectors(snap);
     renderDeadLetters(snap);
     renderReplays(snap.replays, snap.projectors);
+    renderLive(snap);
     drawCharts();
   }
 

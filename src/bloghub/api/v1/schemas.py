@@ -316,6 +316,8 @@ class ProfileOut(BaseModel):
     about_me: str | None = None
     wechat_bound: bool = False
     created_at: datetime | None = None
+    # Only in GET /v1/users/me.
+    unread_notifications: int | None = None
 
 
 class ProfileEnvelope(BaseModel):

@@ -16,6 +16,7 @@ from bloghub.api.hot import hot_json
 from bloghub.api.http import JSON, Endpoint, container, parse_body
 from bloghub.api.queries import UserRow
 from bloghub.api.social_queries import SocialQueries
+from bloghub.api.v1.notifications import unread_count
 from bloghub.api.v1.proof import check_current_password
 from bloghub.api.v1.schemas import (
     EraseIn,
@@ -89,7 +90,9 @@ async def own_row(request: Request) -> UserRow:
 
 async def me(request: Request) -> Response:
     row = await own_row(request)
-    body = ProfileEnvelope(user=profile_out(row)).model_dump(mode="json")
+    profile = profile_out(row)
+    profile.unread_notifications = await unread_count(request, row.id)
+    body = ProfileEnvelope(user=profile).model_dump(mode="json")
     return mark_stale(JSON(body), request.state.stale)
 
 

@@ -1,0 +1,76 @@
+"""Queries over the notifications read model (active generation): a user's page, newest
+first by keyset, and their unread count."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import DateTime, Select, desc, func, literal, select, tuple_
+from sqlalchemy.dialects.postgresql import UUID as PgUUID
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bloghub.adapters.postgres.engine import translated
+from bloghub.adapters.postgres.generations import schema_name
+from bloghub.adapters.postgres.tables import notifications
+from bloghub.api.article_queries import Page
+from bloghub.api.consistency import Generations
+
+n = notifications.c
+
+
+class NotificationQueries:
+    projector = "notifications"
+
+    def __init__(self, engine: AsyncEngine, generations: Generations) -> None:
+        self._engine = engine
+        self._generations = generations
+
+    async def page(self, user_id: str, *, unread: bool, limit: int, cursor: str | None) -> Page:
+        stmt = select(notifications).where(n.user_id == user_id)
+        if unread:
+            stmt = stmt.where(~n.read)
+        if cursor is not None:
+            stmt = stmt.where(tuple_(n.created_at, n.id) < _after(cursor))
+        stmt = stmt.order_by(desc(n.created_at), desc(n.id)).limit(limit + 1)
+        rows = await self._all(stmt)
+        more, rows = len(rows) > limit, rows[:limit]
+        if not more or not rows:
+            return Page(rows, None)
+        return Page(rows, cursor_of(rows[-1].created_at, str(rows[-1].id)))
+
+    async def unread(self, user_id: str) -> int:
+        stmt = select(func.count()).select_from(notifications).where(n.user_id == user_id, ~n.read)
+        rows = await self._all(stmt)
+        return int(rows[0][0])
+
+    async def position_of(self, user_id: str, notification_id: str) -> tuple[datetime, str] | None:
+        """Where the user's notification sits in their list (None if they have no such)."""
+        stmt = select(n.created_at, n.id).where(n.user_id == user_id, n.id == notification_id)
+        rows = await self._all(stmt)
+        return (rows[0].created_at, str(rows[0].id)) if rows else None
+
+    async def _all(self, stmt: Select[Any]) -> list[Any]:
+        schema = schema_name(self.projector, await self._generations.generation(self.projector))
+        async with translated(), self._engine.connect() as raw:
+            conn = await raw.execution_options(schema_translate_map={None: schema})
+            return list(await conn.execute(stmt))
+
+
+# Microseconds since the epoch and the id in hex: every string of this form is a position
+# (up to the year 2286), so the query's pattern alone decides what a cursor may be.
+CURSOR_PATTERN = r"^[0-9]{1,16}_[0-9a-f]{32}$"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def cursor_of(created_at: datetime, notification_id: str) -> str:
+    micros = (created_at - _EPOCH) // timedelta(microseconds=1)
+    return f"{micros}_{UUID(notification_id).hex}"
+
+
+def _after(cursor: str) -> Any:
+    micros, _, hexid = cursor.partition("_")
+    when = _EPOCH + timedelta(microseconds=int(micros))
+    after = str(UUID(hex=hexid))
+    return tuple_(literal(when, DateTime(timezone=True)), literal(after, PgUUID(as_uuid=False)))

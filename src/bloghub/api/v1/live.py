@@ -1,0 +1,107 @@
+"""``WS /v1/live``: a user's new notifications, pushed as the projector applies them.
+
+The access token comes in the ``Sec-WebSocket-Protocol`` header (offer ``bloghub.live``
+and ``bearer.<token>``; the server answers ``bloghub.live``, never the token) or as the
+first message, ``{"type": "auth", "token": "..."}``; never in the URL, which proxies and
+access logs keep. Then the server sends ``{"type": "ready"}``, each new notification as
+``{"type": "notification", "notification": {...}}`` and ``{"type": "ping"}`` every
+interval; any message from the client answers a ping. Close codes: 4401 not
+authenticated, 4403 the session ended, 4408 silent for two intervals, 4429 too many
+connections for the user, 1009 a message too big, 1013 too slow to read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import orjson
+import structlog
+from starlette.routing import WebSocketRoute
+from starlette.websockets import WebSocket
+
+from bloghub.auth.tokens import Claims
+from bloghub.bootstrap import Container
+from bloghub.errors import BloghubError, Unavailable
+from bloghub.live.hub import Admission
+from bloghub.live.socket import TOO_MANY, UNAUTHORIZED, Close, LiveSocket, close_socket
+
+log = structlog.get_logger(__name__)
+
+PROTOCOL = "bloghub.live"
+TOKEN_PREFIX = "bearer."
+READY = orjson.dumps({"type": "ready"}).decode()
+UNAVAILABLE = Close(1013, "try again later")
+
+
+async def live(ws: WebSocket) -> None:
+    c: Container = ws.app.state.container
+    offered = list(ws.scope.get("subprotocols") or [])
+    token = next((p[len(TOKEN_PREFIX) :] for p in offered if p.startswith(TOKEN_PREFIX)), None)
+    await ws.accept(subprotocol=PROTOCOL if PROTOCOL in offered else None)
+    try:
+        claims = await _claims(ws, c, token)
+    except Unavailable as exc:
+        log.warning("live.refused_unavailable", error=repr(exc.__cause__ or exc))
+        await close_socket(ws, UNAVAILABLE)
+        return
+    if claims is None:
+        await close_socket(ws, UNAUTHORIZED)
+        return
+    await _serve(ws, c, claims)
+
+
+async def _serve(ws: WebSocket, c: Container, claims: Claims) -> None:
+    hub, cfg = c.live, c.live.config
+    sock = LiveSocket(
+        ws,
+        user_id=claims.user_id,
+        session_id=claims.session_id,
+        process_id=hub.process_id,
+        queue_max=cfg.queue_max,
+    )
+    try:
+        admitted = await hub.join(sock)
+        if admitted is Admission.JOINED:
+            sock.offer(READY)
+            await sock.serve(cfg.max_message_bytes)
+        else:
+            await close_socket(ws, TOO_MANY if admitted is Admission.TOO_MANY else UNAUTHORIZED)
+    except Unavailable as exc:
+        log.warning("live.refused_unavailable", error=repr(exc.__cause__ or exc))
+        await close_socket(ws, UNAVAILABLE)
+    finally:
+        await hub.leave(sock)
+
+
+async def _claims(ws: WebSocket, c: Container, token: str | None) -> Claims | None:
+    if token is None:
+        token = await _first_message_token(ws, c)
+    if token is None:
+        return None
+    try:
+        claims = c.tokens.verify("access", token, ws.headers.get("user-agent", ""))
+    except BloghubError:
+        return None
+    return claims
+
+
+async def _first_message_token(ws: WebSocket, c: Container) -> str | None:
+    """The token of an ``auth`` message sent within the bound, else None."""
+    try:
+        message = await asyncio.wait_for(ws.receive(), timeout=c.live.config.auth_timeout_s)
+    except TimeoutError:
+        return None
+    text = message.get("text")
+    if not isinstance(text, str) or len(text) > c.live.config.max_message_bytes:
+        return None
+    try:
+        data = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(data, dict) or data.get("type") != "auth":
+        return None
+    token = data.get("token")
+    return token if isinstance(token, str) and token else None
+
+
+WEBSOCKET_ROUTES = [WebSocketRoute("/v1/live", live, name="live")]

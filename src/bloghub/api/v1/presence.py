@@ -1,0 +1,59 @@
+"""``GET /v1/users/{id}/presence``: online now (on any API process), or when last seen;
+for the user themself and their followers."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from uuid import UUID
+
+from pydantic import BaseModel
+from starlette.requests import Request
+from starlette.responses import Response
+
+from bloghub.api.auth import require_caller
+from bloghub.api.follows import may_see_presence
+from bloghub.api.http import JSON, Endpoint, container
+from bloghub.errors import Forbidden, NotFound
+
+
+class PresenceOut(BaseModel):
+    user_id: str
+    online: bool
+    last_seen: datetime | None
+
+
+class PresenceEnvelope(BaseModel):
+    presence: PresenceOut
+
+
+async def presence(request: Request) -> Response:
+    claims = await require_caller(request)
+    user_id = request.path_params["user_id"]
+    try:
+        UUID(user_id)
+    except ValueError:
+        raise NotFound("no such user") from None
+    if not await may_see_presence(request, claims.user_id, user_id):
+        raise Forbidden("only the user and their followers see their presence")
+    status = await container(request).live.presence.status(user_id)
+    seen = status.last_seen_ms
+    out = PresenceOut(
+        user_id=user_id,
+        online=status.online,
+        last_seen=datetime.fromtimestamp(seen / 1000, UTC) if seen is not None else None,
+    )
+    return JSON(PresenceEnvelope(presence=out).model_dump(mode="json"))
+
+
+ENDPOINTS = [
+    Endpoint(
+        "GET",
+        "/v1/users/{user_id}/presence",
+        presence,
+        "Whether a user is online now, or when they were last seen (for followers)",
+        "live",
+        response=PresenceEnvelope,
+        auth=True,
+        errors=(401, 403, 404),
+    ),
+]

@@ -1,0 +1,314 @@
+"""The notifications projector: what each user is told of (a new follower, a comment on
+their article, a reply to their comment, a like milestone of their article), their read
+marks, and the push of each new notification to live sockets after the commit.
+
+Nothing is notified twice: a notification's id is derived from what caused it (the
+follower and followee, the comment, the article and milestone), and inserting an id that
+exists does nothing, so a re-delivery, a replay into a new generation or an unfollow and
+re-follow adds nothing. Pushes follow the commit, only for the batch's own new rows, and
+never from a generation being rebuilt (``live`` is False then).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Self
+
+import orjson
+import structlog
+from redis.asyncio import Redis
+from sqlalchemy import ColumnElement, DateTime, delete, exists, literal, or_, select, tuple_, update
+from sqlalchemy.dialects.postgresql import UUID, insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from bloghub.adapters.postgres.tables import (
+    article_likers,
+    like_milestones,
+    notification_marks,
+    notifications,
+    read_watermarks,
+)
+from bloghub.adapters.redis.cache import Cache
+from bloghub.adapters.redis.live_channels import notifications_channel
+from bloghub.events.base import Event, Recorded
+from bloghub.events.comments import CommentPosted
+from bloghub.events.interactions import ArticleLiked, ArticleUnliked
+from bloghub.events.notifications import NotificationsRead
+from bloghub.events.social import UserFollowed
+from bloghub.events.topics import Family
+from bloghub.projections.postgres_sink import PostgresProjector
+from bloghub.projections.stores import Stores
+from bloghub.readmodels import notification_view
+from bloghub.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+# Fixed for good: changing it would give every notification a new id on the next replay.
+_IDS = uuid.UUID("6f1c5a0e-1b7d-4c55-9a55-2d0f6f1b7a10")
+
+_NOTIFYING = (UserFollowed, CommentPosted, ArticleLiked)
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """A notification to be: ``key`` names what caused it, once and for all."""
+
+    key: str
+    user_id: str
+    kind: str
+    actor_id: str
+    article_id: str | None = None
+    comment_id: str | None = None
+    milestone: int | None = None
+
+    @property
+    def id(self) -> str:
+        return str(uuid.uuid5(_IDS, self.key))
+
+
+def notices_of(event: Event) -> list[Notice]:
+    """The notifications a follow or a comment makes; never one to its own actor."""
+    found: list[Notice] = []
+    match event:
+        case UserFollowed():
+            pair = f"{event.follower_id}:{event.followee_id}"
+            found.append(
+                Notice(f"follower:{pair}", event.followee_id, "follower", event.follower_id)
+            )
+        case CommentPosted():
+            on = (event.article_id, event.comment_id)
+            replied = event.parent_author_id
+            if replied is not None:
+                found.append(
+                    Notice(f"reply:{event.comment_id}", replied, "reply", event.author_id, *on)
+                )
+            # The article's author replied to is told once, of the reply.
+            if event.article_author_id != replied:
+                found.append(
+                    Notice(
+                        f"comment:{event.comment_id}",
+                        event.article_author_id,
+                        "comment",
+                        event.author_id,
+                        *on,
+                    )
+                )
+    return [n for n in found if n.user_id != n.actor_id]
+
+
+def is_milestone(likes: int) -> bool:
+    """1, 10, 100, 1,000…"""
+    while likes >= 10 and likes % 10 == 0:
+        likes //= 10
+    return likes == 1
+
+
+class NotificationsProjector(PostgresProjector):
+    name = "notifications"
+    families: tuple[Family, ...] = (
+        Family.SOCIAL,
+        Family.COMMENTS,
+        Family.INTERACTIONS,
+        Family.USERS,
+    )
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        prefix: str,
+        redis: Redis | None = None,
+        generation: int = 1,
+        cache: Cache | None = None,
+    ) -> None:
+        super().__init__(engine, generation=generation, cache=cache)
+        self.redis = redis  # None: nothing is pushed (a replay tool's build)
+        self.channel = notifications_channel(prefix)
+
+    @classmethod
+    def build(
+        cls, engine: AsyncEngine, settings: Settings, *, generation: int, cache: Cache | None
+    ) -> Self:
+        return cls(engine, prefix=settings.prefix, generation=generation, cache=cache)
+
+    @classmethod
+    def from_stores(cls, stores: Stores, *, generation: int) -> Self:
+        return cls(
+            stores.engine,
+            prefix=stores.settings.prefix,
+            redis=stores.redis,
+            generation=generation,
+            cache=stores.cache,
+        )
+
+    async def handle(self, conn: AsyncConnection, records: Sequence[Recorded]) -> None:
+        for rec in records:
+            ev = rec.event
+            match ev:
+                case UserFollowed() | CommentPosted():
+                    for notice in notices_of(ev):
+                        await self._notify(conn, notice, rec)
+                case ArticleLiked():
+                    await self._liked(conn, ev, rec)
+                case ArticleUnliked():
+                    await self._unliked(conn, ev)
+                case NotificationsRead():
+                    await self._read(conn, ev)
+
+    async def _notify(self, conn: AsyncConnection, notice: Notice, rec: Recorded) -> None:
+        n = notifications.c
+        at = rec.envelope.occurred_at
+        await conn.execute(
+            insert(notifications)
+            .values(
+                id=notice.id,
+                user_id=notice.user_id,
+                kind=notice.kind,
+                actor_id=notice.actor_id,
+                article_id=notice.article_id,
+                comment_id=notice.comment_id,
+                milestone=notice.milestone,
+                event_id=rec.envelope.event_id,
+                created_at=at,
+                read=_already_read(notice.user_id, notice.id, at),
+            )
+            .on_conflict_do_nothing(index_elements=[n.id])
+        )
+
+    async def _liked(self, conn: AsyncConnection, ev: ArticleLiked, rec: Recorded) -> None:
+        added = await conn.execute(
+            insert(article_likers)
+            .values(article_id=ev.article_id, user_id=ev.user_id)
+            .on_conflict_do_nothing()
+            .returning(article_likers.c.user_id)
+        )
+        if added.first() is None:
+            return  # a like this projector has already counted
+        m = like_milestones.c
+        counted = await conn.execute(
+            insert(like_milestones)
+            .values(article_id=ev.article_id, likes=1, notified=0)
+            .on_conflict_do_update(index_elements=[m.article_id], set_={"likes": m.likes + 1})
+            .returning(m.likes, m.notified)
+        )
+        likes, notified = counted.one()
+        if not is_milestone(likes) or likes <= notified:
+            return  # an unlike and a re-like cross a milestone already notified
+        await conn.execute(
+            update(like_milestones).where(m.article_id == ev.article_id).values(notified=likes)
+        )
+        if ev.user_id != ev.author_id:
+            key = f"likes:{ev.article_id}:{likes}"
+            notice = Notice(
+                key,
+                ev.author_id,
+                "like_milestone",
+                ev.user_id,
+                article_id=ev.article_id,
+                milestone=likes,
+            )
+            await self._notify(conn, notice, rec)
+
+    async def _unliked(self, conn: AsyncConnection, ev: ArticleUnliked) -> None:
+        gone = await conn.execute(
+            delete(article_likers)
+            .where(
+                article_likers.c.article_id == ev.article_id,
+                article_likers.c.user_id == ev.user_id,
+            )
+            .returning(article_likers.c.user_id)
+        )
+        if gone.first() is not None:
+            m = like_milestones.c
+            await conn.execute(
+                update(like_milestones)
+                .where(m.article_id == ev.article_id)
+                .values(likes=m.likes - 1)
+            )
+
+    async def _read(self, conn: AsyncConnection, ev: NotificationsRead) -> None:
+        n = notifications.c
+        if ev.ids:
+            await conn.execute(
+                insert(notification_marks)
+                .values([{"user_id": ev.user_id, "notification_id": i} for i in ev.ids])
+                .on_conflict_do_nothing()
+            )
+            await conn.execute(
+                update(notifications)
+                .where(n.user_id == ev.user_id, n.id.in_(ev.ids), ~n.read)
+                .values(read=True)
+            )
+        if ev.up_to_at is not None and ev.up_to_id is not None:
+            await self._read_up_to(conn, ev.user_id, ev.up_to_at, ev.up_to_id)
+
+    async def _read_up_to(
+        self, conn: AsyncConnection, user_id: str, up_to_at: datetime, up_to_id: str
+    ) -> None:
+        w = read_watermarks.c
+        new = insert(read_watermarks).values(user_id=user_id, up_to_at=up_to_at, up_to_id=up_to_id)
+        # The watermark only moves forward: an older mark applied late changes nothing.
+        await conn.execute(
+            new.on_conflict_do_update(
+                index_elements=[w.user_id],
+                set_={"up_to_at": new.excluded.up_to_at, "up_to_id": new.excluded.up_to_id},
+                where=tuple_(new.excluded.up_to_at, new.excluded.up_to_id)
+                > tuple_(w.up_to_at, w.up_to_id),
+            )
+        )
+        n = notifications.c
+        await conn.execute(
+            update(notifications)
+            .where(
+                n.user_id == user_id,
+                ~n.read,
+                tuple_(n.created_at, n.id) <= _position(up_to_at, up_to_id),
+            )
+            .values(read=True)
+        )
+
+    async def after_commit(self, records: Sequence[Recorded]) -> None:
+        await super().after_commit(records)
+        if not self.live or self.redis is None:
+            return
+        causes = [r.envelope.event_id for r in records if isinstance(r.event, _NOTIFYING)]
+        if not causes:
+            return
+        # Only rows these very events made: a cause that made nothing new (a re-follow,
+        # a like past no milestone) finds no row with its event id.
+        stmt = select(notifications).where(
+            notifications.c.event_id.in_(causes), ~notifications.c.read
+        )
+        async with self.engine.connect() as raw:
+            conn = await raw.execution_options(schema_translate_map={None: self.schema})
+            rows = list(await conn.execute(stmt))
+        if rows:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for row in rows:
+                    pipe.publish(self.channel, orjson.dumps(notification_view(row)))
+                await pipe.execute()
+
+
+def _already_read(user_id: str, notification_id: str, at: datetime) -> ColumnElement[bool]:
+    """Whether a read mark applied before the notification itself already covers it."""
+    marks = notification_marks.c
+    w = read_watermarks.c
+    marked = exists().where(marks.user_id == user_id, marks.notification_id == notification_id)
+    below = exists().where(
+        w.user_id == user_id,
+        tuple_(w.up_to_at, w.up_to_id)
+        >= tuple_(
+            literal(at, DateTime(timezone=True)), literal(notification_id, UUID(as_uuid=False))
+        ),
+    )
+    return or_(marked, below)
+
+
+def _position(at: datetime, notification_id: str) -> ColumnElement[Any]:
+    """A (created_at, id) pair as typed SQL values, to compare with the columns."""
+    return tuple_(
+        literal(at, DateTime(timezone=True)), literal(notification_id, UUID(as_uuid=False))
+    )
