@@ -39,10 +39,14 @@ class RedisProjector(abc.ABC):
         self.generation = generation
         self.keyspace = f"{prefix}:{self.name}:g{generation}"
         self.checkpoint_key = f"{self.keyspace}:checkpoint"
+        # False while this generation is rebuilt beside the serving one: no side effects.
+        self.live = True
 
     @classmethod
     def from_stores(cls, stores: Stores, *, generation: int) -> Self:
-        return cls(stores.redis, prefix=stores.settings.prefix, generation=generation)
+        projector = cls(stores.redis, prefix=stores.settings.prefix, generation=generation)
+        projector.live = stores.live
+        return projector
 
     def key(self, *parts: str) -> str:
         return ":".join((self.keyspace, *parts))

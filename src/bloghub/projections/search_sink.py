@@ -52,12 +52,16 @@ class SearchProjector(abc.ABC):
         self.alias = f"{prefix}-{self.name}"
         self.index = f"{self.alias}-g{generation}"
         self.checkpoints = Checkpoints(self.name, generation)
+        # False while this generation is rebuilt beside the serving one: no side effects.
+        self.live = True
 
     @classmethod
     def from_stores(cls, stores: Stores, *, generation: int) -> Self:
-        return cls(
+        projector = cls(
             stores.search, stores.engine, prefix=stores.settings.prefix, generation=generation
         )
+        projector.live = stores.live
+        return projector
 
     @abc.abstractmethod
     def index_body(self) -> dict[str, Any]:
