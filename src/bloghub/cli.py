@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import uvicorn
 
 from bloghub.logs import configure_logging
+from bloghub.ops import replay_cli
 from bloghub.processes import stop_process
 from bloghub.settings import Settings, load_settings
 
@@ -39,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("lag", help="consumer lag of every projector, as a table")
     db = sub.add_parser("db", help="database schema")
     db.add_argument("action", choices=["upgrade"])
+    replay_cli.add_parser(sub)
     args = parser.parse_args(argv)
     settings = load_settings()
     configure_logging(settings)
@@ -54,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(_topics(settings))
     elif args.command == "db":
         upgrade_database(settings)
+    elif args.command == "replay":
+        return replay_cli.run(settings, args)
     return 0
 
 
