@@ -3,10 +3,7 @@ the generation to build (or resume), switch one in, drop one."""
 
 from __future__ import annotations
 
-import contextlib
-
 import structlog
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from sqlalchemy import delete, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -17,10 +14,12 @@ from bloghub.adapters.postgres.generations import (
 )
 from bloghub.adapters.postgres.tables import checkpoints, generations
 from bloghub.events.topics import topic_for
+from bloghub.ops.lag import LagReader
 from bloghub.ops.replay_progress import progress_key
 from bloghub.projections.catalog import PROJECTORS, ProjectorClass
 from bloghub.projections.port import TP, Projector
 from bloghub.projections.redis_sink import RedisProjector
+from bloghub.projections.runner import group_id
 from bloghub.projections.search_sink import SearchProjector
 from bloghub.projections.stores import Stores
 
@@ -126,29 +125,20 @@ async def drop_generation(stores: Stores, name: str, generation: int) -> None:
 
 
 class LogEnds:
-    """Where every partition of a projector's topics ends now (a group-less consumer)."""
+    """Where every partition of a projector's topics ends now (the ops lag reader's view)."""
 
     def __init__(self, bootstrap: str, prefix: str) -> None:
         self._prefix = prefix
-        self._consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+        self._reader = LagReader(bootstrap, prefix)
 
     async def start(self) -> None:
-        await self._consumer.start()
+        await self._reader.start()
 
     async def close(self) -> None:
-        with contextlib.suppress(Exception):
-            await self._consumer.stop()
+        await self._reader.close()
 
-    async def partitions(self, projector: Projector) -> list[TP]:
-        await self._consumer.topics()  # refreshes the metadata the next lines read
-        out: list[TP] = []
-        for family in projector.families:
-            topic = topic_for(self._prefix, family)
-            out += [(topic, p) for p in sorted(self._consumer.partitions_for_topic(topic) or ())]
-        return out
-
-    async def ends(self, partitions: list[TP]) -> dict[TP, int]:
-        if not partitions:
-            return {}
-        found = await self._consumer.end_offsets([TopicPartition(t, p) for t, p in partitions])
-        return {(tp.topic, tp.partition): offset for tp, offset in found.items()}
+    async def ends(self, projector: Projector) -> dict[TP, int]:
+        topics = [topic_for(self._prefix, f) for f in projector.families]
+        group = group_id(self._prefix, projector.name, projector.generation)
+        found = await self._reader.read({group: topics})
+        return {(p.topic, p.partition): p.end_offset for g in found for p in g.partitions}

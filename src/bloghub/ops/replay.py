@@ -137,10 +137,10 @@ class Build:
     """One generation being built, as the coordinator follows it."""
 
     projector: Projector
-    partitions: list[TP]
     meter: RateMeter = field(default_factory=RateMeter)
     state: str = "building"
     switched_at: float | None = None
+    target: dict[TP, int] | None = None  # the log's ends a --no-swap build finishes at
     finished: bool = False
     progress: ReplayProgress | None = None
 
@@ -218,7 +218,7 @@ async def replay(
         builds = []
         for name in plan.names:
             projector = await prepare_generation(stores, name)
-            builds.append(Build(projector, await ends.partitions(projector)))
+            builds.append(Build(projector))
         builders = Builders(settings, plan.names, plan.workers)
         builders.start()
         try:
@@ -253,22 +253,27 @@ async def _follow_builds(
         await wait_any(plan.every_s, stop)
 
 
-async def measure(ends: LogEnds, projector: Projector, partitions: list[TP]) -> tuple[int, int]:
-    """(done, total) of a generation: its checkpoints against the log's ends."""
-    at = await ends.ends(partitions)
-    return applied_of(await projector.load_checkpoints(partitions), at)
+async def measure(ends: LogEnds, projector: Projector) -> tuple[dict[TP, int], dict[TP, int]]:
+    """A generation's checkpoints, and the log's ends, per partition."""
+    at = await ends.ends(projector)
+    return await projector.load_checkpoints(list(at)), at
 
 
 async def _step(
     stores: Stores, ends: LogEnds, build: Build, builders: Builders, plan: ReplayPlan
 ) -> None:
     p, settings = build.projector, stores.settings
-    done, total = await measure(ends, p, build.partitions)
-    if build.state == "building" and total - done <= settings.replay_caught_up_events:
-        if plan.swap:
-            await switch_in(stores, p)
-            build.state, build.switched_at = "switched", time.monotonic()
-        else:
+    checkpoints, at = await measure(ends, p)
+    done, total = applied_of(checkpoints, at)
+    caught_up = total - done <= settings.replay_caught_up_events
+    if build.state == "building" and caught_up and plan.swap:
+        await switch_in(stores, p)
+        build.state, build.switched_at = "switched", time.monotonic()
+    elif build.state == "building" and caught_up:
+        # Built without a switch: finish the log as it stood when it came within the
+        # bound, so that a verify against a quiet live generation finds them equal.
+        build.target = build.target or at
+        if all(checkpoints.get(tp, 0) >= end for tp, end in build.target.items()):
             await mark_built(stores, p.name, p.generation)
             build.state, build.finished = "built", True
     if build.state == "switched":
@@ -302,7 +307,7 @@ async def activate_checked(settings: Settings, name: str, generation: int) -> Re
         if state is None:
             raise ReplayRefused(f"{name} has no generation {generation}")
         projector = projector_class(name).from_stores(stores, generation=generation)
-        done, total = await measure(ends, projector, await ends.partitions(projector))
+        done, total = applied_of(*await measure(ends, projector))
         if total - done > settings.replay_caught_up_events:
             raise ReplayRefused(
                 f"{name} generation {generation} is {total - done} events behind the log "
