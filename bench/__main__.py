@@ -12,7 +12,7 @@ import asyncio
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from bench import article_detail, http, producer, projector
+from bench import article_detail, http, producer, projector, replay
 from bench.support import Report, Verdict, console, quiet_logs
 from bloghub.projections.worker import settle_heap
 
@@ -21,6 +21,7 @@ BENCHMARKS: dict[str, Callable[[argparse.Namespace], Coroutine[Any, Any, Report]
     projector.NAME: lambda args: projector.run(profile=args.profile),
     article_detail.NAME: lambda args: article_detail.run(),
     http.NAME: lambda args: http.run(),
+    replay.NAME: lambda args: replay.run(replay.scaled(args.events)),
 }
 
 
@@ -31,6 +32,9 @@ def main(argv: list[str] | None = None) -> int:
         "--profile",
         action="store_true",
         help="projector: after the measured run, replay under cProfile and print where time goes",
+    )
+    parser.add_argument(
+        "--events", type=int, default=1_000_000, help="replay: events in the log (default 1M)"
     )
     args = parser.parse_args(argv)
     unknown = [n for n in args.names if n not in BENCHMARKS]
