@@ -30,7 +30,8 @@ def heartbeat_pattern(prefix: str, projector: str = "*") -> str:
 async def read_heartbeats(redis: Redis, prefix: str, projector: str = "*") -> list[dict[str, Any]]:
     """The live instances' heartbeats (of every projector unless one is named)."""
     out = []
-    async for key in redis.scan_iter(match=heartbeat_pattern(prefix, projector)):
+    # SCAN walks the whole keyspace whatever the pattern: big steps, few round trips.
+    async for key in redis.scan_iter(match=heartbeat_pattern(prefix, projector), count=1000):
         raw = await redis.get(key)
         if raw is not None:
             out.append(orjson.loads(raw))
