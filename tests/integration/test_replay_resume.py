@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from bloghub.events.log import EventLog
-from bloghub.ops.generations_admin import ReplayRefused
+from bloghub.ops.generations_admin import ReplayRefused, drop_generation
 from bloghub.ops.replay import activate_checked, building_stores, close_stores
 from bloghub.ops.verify import verify_generations
 from bloghub.settings import Settings
@@ -114,6 +114,16 @@ async def test_a_killed_replay_resumes_and_ends_identical(run_id: str, tmp_path:
             await close_stores(stores)
         await activate_checked(s, "users", 2)  # caught up: allowed
         assert await registry(s, "users") == {1: "retired", 2: "active"}
+        stores = building_stores(s, pool_size=1)
+        try:
+            with pytest.raises(ReplayRefused, match="serves reads"):
+                await drop_generation(stores, "users", 2)
+            await drop_generation(stores, "users", 1)
+        finally:
+            await close_stores(stores)
+        assert await registry(s, "users") == {2: "active"}
+        async with pg(s) as conn:
+            assert await conn.fetchval("SELECT to_regnamespace('users_g1')") is None
 
 
 async def _exit_code(process: subprocess.Popen[bytes]) -> int:

@@ -3,11 +3,17 @@ how far it is, its rate and ETA."""
 
 from __future__ import annotations
 
+import os
+
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from bloghub.ops.generations_admin import generation_to_build
+from bloghub.ops.replay import settings_environment
 from bloghub.ops.replay_progress import RateMeter, applied_of, measured
+from bloghub.settings import Settings
+from tests.conftest import make_settings
 
 
 def test_an_unfinished_generation_is_resumed_not_started_again() -> None:
@@ -59,3 +65,14 @@ def test_progress_carries_the_dashboard_fields() -> None:
         "eta_s",
     }
     assert progress.left == 60
+
+
+def test_builder_processes_get_the_coordinators_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A builder child reads its settings from the environment: it must land on the
+    coordinator's log and database, not on whatever the environment says by default."""
+    coordinator = make_settings("t-builder", "bloghub_builder", replay_caught_up_events=7)
+    for key in [k for k in os.environ if k.startswith("BLOGHUB_")]:
+        monkeypatch.delenv(key)
+    for key, value in settings_environment(coordinator).items():
+        monkeypatch.setenv(key, value)
+    assert Settings() == coordinator

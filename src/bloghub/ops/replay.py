@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import json
 import os
 import signal
 import subprocess
@@ -21,8 +22,10 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from enum import Enum
 
 import structlog
+from pydantic import SecretStr
 
 import bloghub.events.catalog  # noqa: F401  (registers every event type)
 from bloghub.adapters.opensearch import make_opensearch
@@ -169,9 +172,10 @@ class Builders:
             self._task = asyncio.create_task(run_builders(self._settings, self._names, self._stop))
             return
         command = [sys.executable, "-m", "bloghub.cli", "replay", "--builder", *self._names]
+        env = {**os.environ, **settings_environment(self._settings)}
         self.children = [
             # Our own interpreter and module, with names checked against the catalog.
-            subprocess.Popen(command, preexec_fn=_die_with_parent)  # noqa: S603
+            subprocess.Popen(command, env=env, preexec_fn=_die_with_parent)  # noqa: S603
             for _ in range(self._workers)
         ]
 
@@ -195,6 +199,22 @@ class Builders:
         await asyncio.gather(
             *(asyncio.to_thread(stop_process, c, grace_s=30) for c in self.children)
         )
+
+
+def settings_environment(settings: Settings) -> dict[str, str]:
+    """``settings`` as ``BLOGHUB_*`` variables: a builder process must work on exactly the
+    coordinator's log and stores, however the coordinator got its settings."""
+    out = {}
+    for name, value in settings.model_dump().items():
+        if value is None:
+            continue  # unset: the default
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        if isinstance(value, Enum):
+            value = value.value
+        text = json.dumps(value) if isinstance(value, list | dict | bool) else str(value)
+        out[f"BLOGHUB_{name.upper()}"] = text
+    return out
 
 
 def _die_with_parent() -> None:
