@@ -194,9 +194,11 @@ async def test_replay_all_under_load_switches_every_process(run_id: str, tmp_pat
                 replayed = await run(env, tmp_path / "replay.log", "replay", "--all")
                 assert replayed == 0, (tmp_path / "replay.log").read_text()[-3000:]
                 assert await active(s) == dict.fromkeys(PROJECTORS, 2)
-                # Every process reads the new generations within a poll: the old ones can
-                # go from under them, and the load goes on without a failed request.
-                await asyncio.sleep(2)
+                # Every process reads the new generations within a poll, and the projector
+                # process drains the old ones once a request pinned to them can no longer
+                # be waiting (the read bound and a poll): then they can go from under
+                # them, and the load goes on without a failed request.
+                await asyncio.sleep(10 + 2 * 0.5 + 1)
                 for name in PROJECTORS:
                     assert await run(env, tmp_path / "drop.log", "replay", "drop", name, "1") == 0
                 reads_before = load.reads

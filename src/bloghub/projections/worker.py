@@ -78,22 +78,36 @@ async def run_projectors(settings: Settings, names: Sequence[str], stop: asyncio
 
 
 async def _follow(stores: Stores, dead: DeadLetters, name: str, stop: asyncio.Event) -> None:
-    """Run ``name`` on its active generation; when another is switched in (a replay), drain
-    and run that one instead, without a restart of the process."""
-    while not stop.is_set():
-        try:
-            generation = (await _active_generations(stores.engine, stop)).get(name, 1)
-        except Stopping:
-            return
-        switched = asyncio.Event()
-        watch = asyncio.create_task(_until_switched(stores, name, generation, stop, switched))
-        try:
-            await run_generation(stores, dead, name, generation, switched)
-        finally:
-            watch.cancel()
-            await asyncio.gather(watch, return_exceptions=True)
-        if not stop.is_set():
-            log.info("projector.generation_switched", projector=name, left=generation)
+    """Run ``name`` on its active generation; when another is switched in (a replay), run
+    that one too, without a restart of the process, and drain the old one once no request
+    can still wait on it: a request pinned to the old generation before the switch waits
+    (``read_wait_s``) for its position there, so that one must keep moving meanwhile."""
+    settings = stores.settings
+    grace_s = settings.read_wait_s + settings.generations_poll_s
+    running: list[tuple[asyncio.Event, asyncio.Task[None]]] = []
+    try:
+        while not stop.is_set():
+            try:
+                generation = (await _active_generations(stores.engine, stop)).get(name, 1)
+            except Stopping:
+                return
+            own_stop = asyncio.Event()
+            task = asyncio.create_task(run_generation(stores, dead, name, generation, own_stop))
+            running = [(s, t) for s, t in running if not t.done()] + [(own_stop, task)]
+            switched = asyncio.Event()
+            watch = asyncio.create_task(_until_switched(stores, name, generation, stop, switched))
+            try:
+                await _until_stop_or_failure([task], switched)
+            finally:
+                watch.cancel()
+                await asyncio.gather(watch, return_exceptions=True)
+            if not stop.is_set():
+                log.info("projector.generation_switched", projector=name, left=generation)
+                asyncio.get_running_loop().call_later(grace_s, own_stop.set)
+    finally:
+        for own_stop, _ in running:
+            own_stop.set()
+        await asyncio.gather(*(t for _, t in running), return_exceptions=True)
 
 
 async def _until_switched(
