@@ -12,7 +12,7 @@ import asyncio
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from bench import article_detail, counters, feed, http, live, producer, projector, search
+from bench import article_detail, counters, feed, http, live, producer, projector, replay, search
 from bench.support import Report, Verdict, console, quiet_logs
 from bloghub.projections.worker import settle_heap
 
@@ -25,6 +25,7 @@ BENCHMARKS: dict[str, Callable[[argparse.Namespace], Coroutine[Any, Any, Report]
     search.NAME: lambda args: search.run(),
     counters.NAME: lambda args: counters.run(),
     live.NAME: lambda args: live.run(),
+    replay.NAME: lambda args: replay.run(replay.scaled(args.events)),
 }
 
 
@@ -49,6 +50,9 @@ def main(argv: list[str] | None = None) -> int:
         action="append",
         default=[],
         help="http: measure only with this many API workers; repeatable",
+    )
+    parser.add_argument(
+        "--events", type=int, default=1_000_000, help="replay: events in the log (default 1M)"
     )
     args = parser.parse_args(argv)
     unknown = [n for n in args.names if n not in BENCHMARKS]

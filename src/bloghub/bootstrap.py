@@ -226,7 +226,9 @@ async def build(settings: Settings, *, pool_size: int = 10) -> Container:
             ),
         ),
         tokens=tokens,
-        progress=Progress(engine, prefix=settings.prefix),
+        progress=Progress(
+            engine, prefix=settings.prefix, generations_ttl_s=settings.generations_poll_s
+        ),
         own_writes=OwnWrites(redis, prefix=settings.prefix, ttl_s=settings.own_write_ttl_s),
         positions=PositionSigner(settings.position_secret.get_secret_value()),
         log_ends=LogEnds(settings.kafka_bootstrap, client_id=f"{settings.prefix}.log-ends"),

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import uvicorn
 
 from bloghub.logs import configure_logging
+from bloghub.ops import replay_cli
 from bloghub.processes import stop_process
 from bloghub.settings import DEV_SECRET_MARKER, Settings, load_settings
 
@@ -41,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("lag", help="consumer lag of every projector, as a table")
     db = sub.add_parser("db", help="database schema")
     db.add_argument("action", choices=["upgrade"])
+    replay_cli.add_parser(sub)
     args = parser.parse_args(argv)
     settings = load_settings()
     configure_logging(settings)
@@ -58,6 +60,8 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(_topics(settings))
     elif args.command == "db":
         upgrade_database(settings)
+    elif args.command == "replay":
+        return replay_cli.run(settings, args)
     return 0
 
 

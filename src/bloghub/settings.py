@@ -96,6 +96,17 @@ class Settings(BaseSettings):
     ops_state_window_s: float = Field(default=60.0, gt=0, le=3600)
     ops_history_s: float = Field(default=3600.0, ge=60, le=7 * 24 * 3600)
 
+    # The replay tool (ops/replay.py). A rebuilt generation is switched in once it is this
+    # few events behind the log's end (summed over its partitions); activation of one
+    # further behind is refused.
+    replay_caught_up_events: int = Field(default=1000, ge=0)
+    # How often API and projector processes re-read which generation is active: a switch
+    # reaches every process within about this long, without a restart.
+    generations_poll_s: float = Field(default=2.0, gt=0, le=60)
+    # After a switch the replay keeps applying until a projector process has taken the new
+    # generation over (or this long passes): the switched-in read model never stands still.
+    replay_handover_s: float = Field(default=30.0, ge=0, le=600)
+
     wechat_appid: str = ""  # empty: WeChat login is off
     wechat_secret: SecretStr = SecretStr(f"{DEV_SECRET_MARKER}-wechat-app-secret")
     wechat_authorize_url: str = "https://open.weixin.qq.com/connect/qrconnect"

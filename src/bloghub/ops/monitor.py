@@ -21,9 +21,10 @@ from bloghub.events.topics import topic_for
 from bloghub.ops.dead_letter_view import DeadLetterView
 from bloghub.ops.history import History
 from bloghub.ops.lag import GroupLag, LagReader
+from bloghub.ops.replay_progress import read_progress
 from bloghub.ops.states import Sample, evaluate, waiting_state
 from bloghub.projections.catalog import PROJECTOR_FAMILIES
-from bloghub.projections.dead_letters import dlq_count_key
+from bloghub.projections.dead_letters import building_label, dlq_count_key
 from bloghub.projections.heartbeat import read_heartbeats
 from bloghub.projections.runner import group_id
 from bloghub.projections.stats import applied_key, last_commit_key
@@ -113,13 +114,30 @@ class OpsMonitor:
             "window_s": self._cfg.window_s,
             "projectors": projectors,
             "dead_letters": {"total": total, "latest": await self._latest_letters()},
-            "replays": [
-                {"projector": w.name, "generation": w.generation, "state": w.state}
-                for w in watched
-                if w.state == "building"
-            ],
+            "replays": await self._replays(watched),
             "live": {"processes": await self._presence.processes() if self._presence else []},
         }
+
+    async def _replays(self, watched: list[Watched]) -> list[dict[str, Any]]:
+        """Generations being built, with the progress their replay publishes (figures
+        None until it has)."""
+        building = [(w.name, w.generation) for w in watched if w.state == "building"]
+        published = await read_progress(self._redis, self._cfg.prefix, building)
+        out = []
+        for name, generation in building:
+            p = published.get((name, generation))
+            out.append(
+                {
+                    "projector": name,
+                    "generation": generation,
+                    "state": p.state if p else "building",
+                    "done": p.done if p else None,
+                    "total": p.total if p else None,
+                    "events_per_s": p.events_per_s if p else None,
+                    "eta_s": p.eta_s if p else None,
+                }
+            )
+        return out
 
     async def _describe(self, w: Watched, now: float) -> dict[str, Any]:
         recent = await self.history.since(w.group, max(self._cfg.window_s, 30.0))
@@ -163,8 +181,10 @@ class OpsMonitor:
         prefix = self._cfg.prefix
         keys = []
         for w in watched:
+            # A replay's dead letters are counted apart from the serving generation's.
+            label = building_label(w.name, w.generation) if w.state == "building" else w.name
             keys += [
-                dlq_count_key(prefix, w.name),
+                dlq_count_key(prefix, label),
                 last_commit_key(prefix, w.group),
                 applied_key(prefix, w.group),
             ]

@@ -14,10 +14,19 @@ def dlq_count_key(prefix: str, projector: str) -> str:
     return f"{prefix}:dlq:count:{projector}"
 
 
+def building_label(projector: str, generation: int) -> str:
+    """How dead letters of a generation being rebuilt are named: apart from the serving
+    generation's, so a replay's failures never count against (or hide in) the live ones."""
+    return f"{projector}.g{generation}"
+
+
 class DeadLetters:
-    def __init__(self, *, bootstrap: str, prefix: str, redis: Redis) -> None:
+    def __init__(
+        self, *, bootstrap: str, prefix: str, redis: Redis, building: int | None = None
+    ) -> None:
         self._prefix = prefix
         self._redis = redis
+        self._building = building
         self._producer = AIOKafkaProducer(
             bootstrap_servers=bootstrap, acks="all", enable_idempotence=True
         )
@@ -30,6 +39,8 @@ class DeadLetters:
 
     async def send(self, projector: str, record: RawRecord, error: str) -> None:
         """Returns once the dead letter is durable; only then may the checkpoint pass it."""
+        if self._building is not None:
+            projector = building_label(projector, self._building)
         headers = [
             ("projector", projector.encode()),
             ("origin_topic", record.topic.encode()),

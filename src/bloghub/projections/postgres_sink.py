@@ -67,7 +67,11 @@ class PostgresProjector(abc.ABC):
 
     @classmethod
     def from_stores(cls, stores: Stores, *, generation: int) -> Self:
-        return cls.build(stores.engine, stores.settings, generation=generation, cache=stores.cache)
+        projector = cls.build(
+            stores.engine, stores.settings, generation=generation, cache=stores.cache
+        )
+        projector.live = stores.live
+        return projector
 
     @abc.abstractmethod
     async def handle(self, conn: AsyncConnection, records: Sequence[Recorded]) -> None:

@@ -77,15 +77,19 @@ class RedisProjector(abc.ABC):
         self._progress = progress
         self._checkpoints = Checkpoints(self.name, generation)
         self._policy_checked = False
+        # False while this generation is rebuilt beside the serving one: no side effects.
+        self.live = True
 
     @classmethod
     def from_stores(cls, stores: Stores, *, generation: int) -> Self:
-        return cls(
+        projector = cls(
             stores.redis,
             prefix=stores.settings.prefix,
             generation=generation,
             progress=stores.engine,
         )
+        projector.live = stores.live
+        return projector
 
     def key(self, *parts: str) -> str:
         return ":".join((self.keyspace, *parts))

@@ -91,18 +91,21 @@ class SearchProjector(abc.ABC):
         self.checkpoints = Checkpoints(self.name, generation)
         self._serve = serve
         self._ready = False
+        # False while this generation is rebuilt beside the serving one: no side effects.
+        self.live = True
 
     @classmethod
     def from_stores(cls, stores: Stores, *, generation: int) -> Self:
-        # A generation rebuilt beside the live one has no cache (stores.py): it must not
-        # move the alias readers use either.
-        return cls(
+        # A generation rebuilt beside the live one must not move the alias readers use.
+        projector = cls(
             stores.search,
             stores.engine,
             prefix=stores.settings.prefix,
             generation=generation,
-            serve=stores.cache is not None,
+            serve=stores.live and stores.cache is not None,
         )
+        projector.live = stores.live
+        return projector
 
     @abc.abstractmethod
     def index_body(self) -> dict[str, Any]:

@@ -25,3 +25,6 @@ class Stores:
     # Shared read caches the projector owns entries of; None while a generation is being
     # rebuilt beside the live one (it must not touch what readers see).
     cache: Cache | None
+    # False while a generation is being rebuilt: every projector built from these stores
+    # keeps its side effects off (``live``): no notifications, pushes, SMS, cache warming.
+    live: bool = True

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import signal
 from collections.abc import Sequence
@@ -56,38 +57,16 @@ async def run_projectors(settings: Settings, names: Sequence[str], stop: asyncio
     )
     dead = DeadLetters(bootstrap=settings.kafka_bootstrap, prefix=settings.prefix, redis=redis)
     await dead.start()
-    config = RunnerConfig.from_settings(settings)
     tasks = []
     try:
         try:
-            active = await _active_generations(engine, stop)
+            await _active_generations(engine, stop)
         except Stopping:
             return  # told to stop while the database was still down
-        for name in names:
-            generation = active.get(name, 1)
-            projector = PROJECTORS[name].from_stores(stores, generation=generation)
-            beat = Heartbeat(
-                redis,
-                prefix=settings.prefix,
-                projector=name,
-                generation=generation,
-                ttl_s=settings.heartbeat_ttl_s,
-            )
-            stats = CommitStats(
-                redis, prefix=settings.prefix, group=group_id(settings.prefix, name, generation)
-            )
-            runner = ProjectorRunner(
-                projector,
-                config=config,
-                registry=registry,
-                dead_letters=dead,
-                heartbeat=beat,
-                stats=stats,
-            )
-            tasks += [
-                asyncio.create_task(runner.run(stop), name=f"projector:{name}"),
-                asyncio.create_task(beat.run(stop), name=f"heartbeat:{name}"),
-            ]
+        tasks = [
+            asyncio.create_task(_follow(stores, dead, name, stop), name=f"follow:{name}")
+            for name in names
+        ]
         await _until_stop_or_failure(tasks, stop)
     finally:
         stop.set()
@@ -96,6 +75,94 @@ async def run_projectors(settings: Settings, names: Sequence[str], stop: asyncio
         await redis.aclose()
         await search.close()
         await engine.dispose()
+
+
+async def _follow(stores: Stores, dead: DeadLetters, name: str, stop: asyncio.Event) -> None:
+    """Run ``name`` on its active generation; when another is switched in (a replay), run
+    that one too, without a restart of the process, and drain the old one once no request
+    can still wait on it: a request pinned to the old generation before the switch waits
+    (``read_wait_s``) for its position there, so that one must keep moving meanwhile."""
+    settings = stores.settings
+    grace_s = settings.read_wait_s + settings.generations_poll_s
+    running: list[tuple[asyncio.Event, asyncio.Task[None]]] = []
+    try:
+        while not stop.is_set():
+            try:
+                generation = (await _active_generations(stores.engine, stop)).get(name, 1)
+            except Stopping:
+                return
+            own_stop = asyncio.Event()
+            task = asyncio.create_task(run_generation(stores, dead, name, generation, own_stop))
+            running = [(s, t) for s, t in running if not t.done()] + [(own_stop, task)]
+            switched = asyncio.Event()
+            watch = asyncio.create_task(_until_switched(stores, name, generation, stop, switched))
+            try:
+                await _until_stop_or_failure([task], switched)
+            finally:
+                watch.cancel()
+                await asyncio.gather(watch, return_exceptions=True)
+            if not stop.is_set():
+                log.info("projector.generation_switched", projector=name, left=generation)
+                asyncio.get_running_loop().call_later(grace_s, own_stop.set)
+    finally:
+        for own_stop, _ in running:
+            own_stop.set()
+        await asyncio.gather(*(t for _, t in running), return_exceptions=True)
+
+
+async def _until_switched(
+    stores: Stores, name: str, generation: int, stop: asyncio.Event, switched: asyncio.Event
+) -> None:
+    """Set ``switched`` once ``name``'s active generation is no longer ``generation`` (or
+    the process stops); the registry is read every ``generations_poll_s``."""
+    every = stores.settings.generations_poll_s
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=every)
+        if stop.is_set():
+            break
+        try:
+            active = await _active_generations(stores.engine, stop)
+        except Stopping:
+            break
+        if active.get(name, 1) != generation:
+            break
+    switched.set()
+
+
+async def run_generation(
+    stores: Stores, dead: DeadLetters, name: str, generation: int, stop: asyncio.Event
+) -> None:
+    """One projector generation with its heartbeat and commit figures, until ``stop``."""
+    settings, redis = stores.settings, stores.redis
+    projector = PROJECTORS[name].from_stores(stores, generation=generation)
+    beat = Heartbeat(
+        redis,
+        prefix=settings.prefix,
+        projector=name,
+        generation=generation,
+        ttl_s=settings.heartbeat_ttl_s,
+    )
+    stats = CommitStats(
+        redis, prefix=settings.prefix, group=group_id(settings.prefix, name, generation)
+    )
+    runner = ProjectorRunner(
+        projector,
+        config=RunnerConfig.from_settings(settings),
+        registry=registry,
+        dead_letters=dead,
+        heartbeat=beat,
+        stats=stats,
+    )
+    tasks = [
+        asyncio.create_task(runner.run(stop), name=f"projector:{name}:g{generation}"),
+        asyncio.create_task(beat.run(stop), name=f"heartbeat:{name}:g{generation}"),
+    ]
+    try:
+        await _until_stop_or_failure(tasks, stop)
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def _active_generations(engine: AsyncEngine, stop: asyncio.Event) -> dict[str, int]:

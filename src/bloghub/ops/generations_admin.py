@@ -1,0 +1,144 @@
+"""What the replay tool does to the generations registry and a generation's stores: pick
+the generation to build (or resume), switch one in, drop one."""
+
+from __future__ import annotations
+
+import structlog
+from sqlalchemy import delete, select, text, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from bloghub.adapters.postgres.generations import (
+    activate_generation,
+    create_generation,
+    schema_name,
+)
+from bloghub.adapters.postgres.tables import checkpoints, generations
+from bloghub.events.topics import topic_for
+from bloghub.ops.lag import LagReader
+from bloghub.ops.replay_progress import progress_key
+from bloghub.projections.catalog import PROJECTORS, ProjectorClass
+from bloghub.projections.port import TP, Projector
+from bloghub.projections.redis_sink import RedisProjector
+from bloghub.projections.runner import group_id
+from bloghub.projections.search_sink import SearchProjector
+from bloghub.projections.stores import Stores
+
+log = structlog.get_logger(__name__)
+
+# A generation being filled, or filled and verified but not switched in (``--no-swap``).
+UNFINISHED = ("building", "built")
+
+
+class ReplayRefused(Exception):
+    """An operator's request the registry's state does not allow (a clear message)."""
+
+
+def projector_class(name: str) -> ProjectorClass:
+    try:
+        return PROJECTORS[name]
+    except KeyError:
+        raise ReplayRefused(f"unknown projector {name!r}; known: {', '.join(PROJECTORS)}") from None
+
+
+async def registry_of(stores: Stores, name: str) -> dict[int, str]:
+    """Every registered generation of ``name`` with its state."""
+    g = generations.c
+    async with stores.engine.connect() as conn:
+        rows = await conn.execute(
+            select(g.generation, g.state).where(g.projector == name).order_by(g.generation)
+        )
+        return {r.generation: r.state for r in rows}
+
+
+def generation_to_build(known: dict[int, str]) -> int:
+    """An unfinished generation is resumed from its own checkpoints; otherwise the next
+    number. A projector with no registered generation serves generation 1 (the worker's
+    default), so the first rebuild is generation 2."""
+    unfinished = [g for g, state in known.items() if state in UNFINISHED]
+    if unfinished:
+        return max(unfinished)
+    return max(known, default=1) + 1
+
+
+async def prepare_generation(stores: Stores, name: str) -> Projector:
+    """Register (or resume) the generation to build and create its stores; the projector
+    comes back built from ``stores`` (which must have ``live`` off and no cache)."""
+    cls = projector_class(name)
+    generation = generation_to_build(await registry_of(stores, name))
+    async with stores.engine.begin() as conn:
+        await create_generation(conn, name, generation, activate=False)
+        await _set_state(conn, name, generation, "building")
+    projector = cls.from_stores(stores, generation=generation)
+    if isinstance(projector, SearchProjector):
+        await projector.ensure_index(serve=False)
+    log.info("replay.prepared", projector=name, generation=generation)
+    return projector
+
+
+async def mark_built(stores: Stores, name: str, generation: int) -> None:
+    async with stores.engine.begin() as conn:
+        await _set_state(conn, name, generation, "built")
+
+
+async def _set_state(conn: AsyncConnection, name: str, generation: int, state: str) -> None:
+    g = generations.c
+    await conn.execute(
+        update(generations)
+        .where(g.projector == name, g.generation == generation, g.state.in_(UNFINISHED))
+        .values(state=state)
+    )
+
+
+async def switch_in(stores: Stores, projector: Projector) -> None:
+    """Reads move to this generation: the registry (which every API and projector process
+    re-reads every few seconds) in one statement, and a search index's alias."""
+    async with stores.engine.begin() as conn:
+        await activate_generation(conn, projector.name, projector.generation)
+    if isinstance(projector, SearchProjector):
+        await projector.ensure_index(serve=True)
+    log.info("replay.switched", projector=projector.name, generation=projector.generation)
+
+
+async def drop_generation(stores: Stores, name: str, generation: int) -> None:
+    """Remove a generation that does not serve: its schema, checkpoints, keys or index."""
+    state = (await registry_of(stores, name)).get(generation)
+    if state == "active":
+        raise ReplayRefused(f"{name} generation {generation} serves reads: switch first")
+    projector = projector_class(name).from_stores(stores, generation=generation)
+    if isinstance(projector, RedisProjector):
+        async for key in stores.redis.scan_iter(match=f"{projector.keyspace}:*", count=1000):
+            await stores.redis.delete(key)
+    if isinstance(projector, SearchProjector):
+        await stores.search.indices.delete(index=projector.index, ignore_unavailable=True)
+    async with stores.engine.begin() as conn:
+        await conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema_name(name, generation)}" CASCADE'))
+        c = checkpoints.c
+        await conn.execute(
+            delete(checkpoints).where(c.projector == name, c.generation == generation)
+        )
+        g = generations.c
+        await conn.execute(
+            delete(generations).where(g.projector == name, g.generation == generation)
+        )
+    await stores.redis.delete(progress_key(stores.settings.prefix, name, generation))
+    log.info("replay.dropped", projector=name, generation=generation, was=state)
+
+
+class LogEnds:
+    """Where every partition of a projector's topics ends now (the ops lag reader's view)."""
+
+    def __init__(self, bootstrap: str, prefix: str) -> None:
+        self._prefix = prefix
+        self._reader = LagReader(bootstrap, prefix)
+
+    async def start(self) -> None:
+        await self._reader.start()
+
+    async def close(self) -> None:
+        await self._reader.close()
+
+    async def ends(self, projector: Projector) -> dict[TP, int]:
+        topics = [topic_for(self._prefix, f) for f in projector.families]
+        group = group_id(self._prefix, projector.name, projector.generation)
+        found = await self._reader.read({group: topics})
+        return {(p.topic, p.partition): p.end_offset for g in found for p in g.partitions}

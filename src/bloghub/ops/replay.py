@@ -1,0 +1,341 @@
+"""``bloghub replay``: build new generations of projectors from the start of the log while
+the active ones keep serving, then switch reads to them once they have caught up.
+
+The coordinator prepares each generation (or resumes an unfinished one from its own
+checkpoints), runs the builders (in this process, or ``--workers`` child processes in the
+generation's consumer group, which share its partitions), measures progress from the
+log's ends and the generation's checkpoints, publishes it for the dashboard, and switches
+each generation in when it is fewer than ``replay_caught_up_events`` behind. It keeps
+applying until a projector process has taken the new generation over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+
+import structlog
+from pydantic import SecretStr
+
+import bloghub.events.catalog  # noqa: F401  (registers every event type)
+from bloghub.adapters.opensearch import make_opensearch
+from bloghub.adapters.redis import make_redis
+from bloghub.events.base import registry
+from bloghub.ops.generations_admin import (
+    LogEnds,
+    ReplayRefused,
+    generation_to_build,
+    mark_built,
+    prepare_generation,
+    projector_class,
+    registry_of,
+    switch_in,
+)
+from bloghub.ops.replay_progress import RateMeter, ReplayProgress, applied_of, measured, publish
+from bloghub.processes import stop_process
+from bloghub.projections.backoff import wait_any
+from bloghub.projections.dead_letters import DeadLetters
+from bloghub.projections.heartbeat import Heartbeat, read_heartbeats
+from bloghub.projections.port import TP, Projector
+from bloghub.projections.postgres_sink import projector_engine
+from bloghub.projections.runner import ProjectorRunner, RunnerConfig, group_id
+from bloghub.projections.stats import CommitStats
+from bloghub.projections.stores import Stores
+from bloghub.projections.worker import _until_stop_or_failure
+from bloghub.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+Show = Callable[[Sequence[ReplayProgress]], None]
+
+
+def building_stores(settings: Settings, *, pool_size: int) -> Stores:
+    """Stores for generations being built: no shared cache, side effects off."""
+    redis = make_redis(settings.redis_url.get_secret_value())
+    return Stores(
+        settings=settings,
+        engine=projector_engine(settings.sqlalchemy_url, pool_size=pool_size, app="bloghub-replay"),
+        redis=redis,
+        search=make_opensearch(settings.opensearch_url),
+        cache=None,
+        live=False,
+    )
+
+
+async def close_stores(stores: Stores) -> None:
+    await stores.redis.aclose()
+    await stores.search.close()
+    await stores.engine.dispose()
+
+
+async def run_builders(settings: Settings, names: Sequence[str], stop: asyncio.Event) -> None:
+    """Apply the unfinished generation of each named projector until ``stop``: the body of
+    a builder, in the coordinator's process or in a ``--workers`` child."""
+    per_runner = settings.apply_concurrency + 1
+    stores = building_stores(settings, pool_size=per_runner * max(1, len(names)))
+    letters: list[DeadLetters] = []
+    tasks: list[asyncio.Task[None]] = []
+    try:
+        for name in names:
+            generation = generation_to_build(await registry_of(stores, name))
+            dead = DeadLetters(
+                bootstrap=settings.kafka_bootstrap,
+                prefix=settings.prefix,
+                redis=stores.redis,
+                building=generation,
+            )
+            await dead.start()
+            letters.append(dead)
+            tasks += _builder_tasks(stores, dead, name, generation, stop)
+        await _until_stop_or_failure(tasks, stop)
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for dead in letters:
+            await dead.close()
+        await close_stores(stores)
+
+
+def _builder_tasks(
+    stores: Stores, dead: DeadLetters, name: str, generation: int, stop: asyncio.Event
+) -> list[asyncio.Task[None]]:
+    settings = stores.settings
+    projector = projector_class(name).from_stores(stores, generation=generation)
+    beat = Heartbeat(
+        stores.redis,
+        prefix=settings.prefix,
+        projector=name,
+        generation=generation,
+        ttl_s=settings.heartbeat_ttl_s,
+    )
+    stats = CommitStats(
+        stores.redis, prefix=settings.prefix, group=group_id(settings.prefix, name, generation)
+    )
+    runner = ProjectorRunner(
+        projector,
+        config=RunnerConfig.from_settings(settings),
+        registry=registry,
+        dead_letters=dead,
+        heartbeat=beat,
+        stats=stats,
+    )
+    return [
+        asyncio.create_task(runner.run(stop), name=f"replay:{name}:g{generation}"),
+        asyncio.create_task(beat.run(stop), name=f"replay-heartbeat:{name}"),
+    ]
+
+
+@dataclass
+class Build:
+    """One generation being built, as the coordinator follows it."""
+
+    projector: Projector
+    meter: RateMeter = field(default_factory=RateMeter)
+    state: str = "building"
+    switched_at: float | None = None
+    target: dict[TP, int] | None = None  # the log's ends a --no-swap build finishes at
+    finished: bool = False
+    progress: ReplayProgress | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayPlan:
+    names: Sequence[str]
+    workers: int = 1
+    swap: bool = True
+    every_s: float = 1.0
+
+
+class Builders:
+    """The processes (or the in-process task) that apply the generations being built."""
+
+    def __init__(self, settings: Settings, names: Sequence[str], workers: int) -> None:
+        self._settings = settings
+        self._names = list(names)
+        self._workers = workers
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.children: list[subprocess.Popen[bytes]] = []
+
+    def start(self) -> None:
+        if self._workers <= 1:
+            self._task = asyncio.create_task(run_builders(self._settings, self._names, self._stop))
+            return
+        command = [sys.executable, "-m", "bloghub.cli", "replay", "--builder", *self._names]
+        env = {**os.environ, **settings_environment(self._settings)}
+        self.children = [
+            # Our own interpreter and module, with names checked against the catalog.
+            subprocess.Popen(command, env=env, preexec_fn=_die_with_parent)  # noqa: S603
+            for _ in range(self._workers)
+        ]
+
+    @property
+    def pids(self) -> set[int]:
+        return {os.getpid(), *(c.pid for c in self.children)}
+
+    def check(self) -> None:
+        """Raise if a builder died: the replay cannot finish without it."""
+        if self._task is not None and self._task.done():
+            self._task.result()
+            raise RuntimeError("the builder stopped before the replay finished")
+        for child in self.children:
+            if child.poll() is not None:
+                raise RuntimeError(f"builder process {child.pid} exited with {child.returncode}")
+
+    async def stop(self) -> None:
+        self._stop.set()
+        if self._task is not None:
+            await asyncio.gather(self._task, return_exceptions=True)
+        await asyncio.gather(
+            *(asyncio.to_thread(stop_process, c, grace_s=30) for c in self.children)
+        )
+
+
+def settings_environment(settings: Settings) -> dict[str, str]:
+    """``settings`` as ``BLOGHUB_*`` variables: a builder process must work on exactly the
+    coordinator's log and stores, however the coordinator got its settings."""
+    out = {}
+    for name, value in settings.model_dump().items():
+        if value is None:
+            continue  # unset: the default
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        if isinstance(value, Enum):
+            value = value.value
+        text = json.dumps(value) if isinstance(value, list | dict | bool) else str(value)
+        out[f"BLOGHUB_{name.upper()}"] = text
+    return out
+
+
+def _die_with_parent() -> None:
+    """A builder must not outlive a coordinator that was killed: it would go on writing a
+    generation nobody follows (Linux: PR_SET_PDEATHSIG)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)
+
+
+async def replay(
+    settings: Settings, plan: ReplayPlan, *, show: Show, stop: asyncio.Event
+) -> list[ReplayProgress]:
+    """Build (or resume) a generation of every projector in ``plan`` and, unless told not
+    to, switch each in once caught up. Returns the last progress of each."""
+    for name in plan.names:
+        projector_class(name)  # an unknown name is refused before anything is created
+    stores = building_stores(settings, pool_size=2)
+    ends = LogEnds(settings.kafka_bootstrap, settings.prefix)
+    await ends.start()
+    try:
+        builds = []
+        for name in plan.names:
+            projector = await prepare_generation(stores, name)
+            builds.append(Build(projector))
+        builders = Builders(settings, plan.names, plan.workers)
+        builders.start()
+        try:
+            await _follow_builds(stores, ends, builds, builders, plan, show, stop)
+        finally:
+            await builders.stop()
+        return [b.progress for b in builds if b.progress is not None]
+    finally:
+        await ends.close()
+        await close_stores(stores)
+
+
+async def _follow_builds(
+    stores: Stores,
+    ends: LogEnds,
+    builds: list[Build],
+    builders: Builders,
+    plan: ReplayPlan,
+    show: Show,
+    stop: asyncio.Event,
+) -> None:
+    while True:
+        for build in builds:
+            if not build.finished:
+                await _step(stores, ends, build, builders, plan)
+                assert build.progress is not None
+                await publish(stores.redis, stores.settings.prefix, build.progress)
+        show([b.progress for b in builds if b.progress is not None])
+        if all(b.finished for b in builds) or stop.is_set():
+            return
+        builders.check()
+        await wait_any(plan.every_s, stop)
+
+
+async def measure(ends: LogEnds, projector: Projector) -> tuple[dict[TP, int], dict[TP, int]]:
+    """A generation's checkpoints, and the log's ends, per partition."""
+    at = await ends.ends(projector)
+    return await projector.load_checkpoints(list(at)), at
+
+
+async def _step(
+    stores: Stores, ends: LogEnds, build: Build, builders: Builders, plan: ReplayPlan
+) -> None:
+    p, settings = build.projector, stores.settings
+    checkpoints, at = await measure(ends, p)
+    done, total = applied_of(checkpoints, at)
+    caught_up = total - done <= settings.replay_caught_up_events
+    if build.state == "building" and caught_up and plan.swap:
+        await switch_in(stores, p)
+        build.state, build.switched_at = "switched", time.monotonic()
+    elif build.state == "building" and caught_up:
+        # Built without a switch: finish the log as it stood when it came within the
+        # bound, so that a verify against a quiet live generation finds them equal.
+        build.target = build.target or at
+        if all(checkpoints.get(tp, 0) >= end for tp, end in build.target.items()):
+            await mark_built(stores, p.name, p.generation)
+            build.state, build.finished = "built", True
+    if build.state == "switched":
+        build.finished = await _handed_over(stores, build, builders.pids)
+    build.progress = measured(p.name, p.generation, build.state, done, total, build.meter)
+
+
+async def _handed_over(stores: Stores, build: Build, ours: set[int]) -> bool:
+    """Whether a projector process (not one of ours) now runs the switched-in generation,
+    or none runs this projector at all, or the handover bound ran out."""
+    assert build.switched_at is not None
+    settings, p = stores.settings, build.projector
+    if time.monotonic() - build.switched_at > settings.replay_handover_s:
+        log.warning("replay.no_handover", projector=p.name, generation=p.generation)
+        return True
+    others = [
+        beat
+        for beat in await read_heartbeats(stores.redis, settings.prefix, p.name)
+        if beat.get("pid") not in ours
+    ]
+    return not others or any(beat.get("generation") == p.generation for beat in others)
+
+
+async def activate_checked(settings: Settings, name: str, generation: int) -> ReplayProgress:
+    """Switch reads to ``generation`` of ``name``: refused unless it has caught up."""
+    stores = building_stores(settings, pool_size=1)
+    ends = LogEnds(settings.kafka_bootstrap, settings.prefix)
+    await ends.start()
+    try:
+        state = (await registry_of(stores, name)).get(generation)
+        if state is None:
+            raise ReplayRefused(f"{name} has no generation {generation}")
+        projector = projector_class(name).from_stores(stores, generation=generation)
+        done, total = applied_of(*await measure(ends, projector))
+        if total - done > settings.replay_caught_up_events:
+            raise ReplayRefused(
+                f"{name} generation {generation} is {total - done} events behind the log "
+                f"(at most {settings.replay_caught_up_events}): run `bloghub replay {name}` "
+                "to catch it up"
+            )
+        await switch_in(stores, projector)
+        return measured(name, generation, "switched", done, total, RateMeter())
+    finally:
+        await ends.close()
+        await close_stores(stores)
