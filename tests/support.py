@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import random
 import subprocess
@@ -220,6 +221,18 @@ def recorded(event: Event, *, topic: str, partition: int, offset: int) -> Record
     """An event as if read from ``topic``/``partition`` at ``offset``."""
     env = envelop(event, actor_id=None, request_id=None)
     return Recorded(env, event, topic, partition, offset, 0)
+
+
+def batches(records: list[Recorded], sizes: list[int]) -> list[list[Recorded]]:
+    """``records`` cut into consecutive batches of the given sizes, cycling through them."""
+    out: list[list[Recorded]] = []
+    at = 0
+    for size in itertools.cycle(sizes):
+        if at >= len(records):
+            return out
+        out.append(records[at : at + size])
+        at += size
+    raise AssertionError("unreachable")
 
 
 async def replay_generation(

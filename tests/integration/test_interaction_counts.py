@@ -4,7 +4,6 @@ fall into batches; a replay in one batch ends where the live batches did."""
 
 from __future__ import annotations
 
-import itertools
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
@@ -28,7 +27,7 @@ from bloghub.projections.interactions import InteractionsProjector
 from bloghub.projections.postgres_sink import projector_engine
 from bloghub.settings import Settings
 from tests.conftest import isolated
-from tests.support import recorded
+from tests.support import batches, recorded
 
 GENERATION = 2
 SCHEMA = f"interactions_g{GENERATION}"
@@ -112,17 +111,6 @@ def _records(world: World, steps: Sequence[Step]) -> list[Recorded]:
     return out
 
 
-def _batches(records: list[Recorded], sizes: list[int]) -> list[list[Recorded]]:
-    out: list[list[Recorded]] = []
-    at = 0
-    for size in itertools.cycle(sizes):
-        if at >= len(records):
-            return out
-        out.append(records[at : at + size])
-        at += size
-    raise AssertionError("unreachable")
-
-
 async def _state_then_empty(s: Settings) -> tuple[dict[str, tuple[int, int]], set[str]]:
     """Kept counts by article (likes, collections), and the articles whose counts differ
     from their rows; the generation is emptied after, checkpoints included."""
@@ -151,7 +139,7 @@ async def _run(
     rig: tuple[Settings, InteractionsProjector], records: list[Recorded], sizes: list[int]
 ) -> dict[str, tuple[int, int]]:
     s, projector = rig
-    for batch in _batches(records, sizes):
+    for batch in batches(records, sizes):
         ends = {(r.topic, r.partition): r.offset + 1 for r in batch}
         await projector.apply(batch, ends)
         # A batch delivered again is detected by the checkpoint, not applied twice.

@@ -26,7 +26,7 @@ from bloghub.projections.postgres_sink import PostgresProjector, projector_engin
 from bloghub.projections.social import SocialProjector
 from bloghub.settings import Settings
 from tests.conftest import isolated
-from tests.support import ArticleBook, recorded
+from tests.support import ArticleBook, batches, recorded
 
 USERS = [new_id_str() for _ in range(5)]
 LIVE, REPLAY = 2, 3
@@ -72,17 +72,6 @@ def as_read(events: Sequence[tuple[str, str, Event]]) -> list[Recorded]:
         out.append(recorded(event, topic=topic, partition=tp[1], offset=offsets[tp]))
         offsets[tp] += 1
     return out
-
-
-def batches(records: list[Recorded], sizes: list[int]) -> list[list[Recorded]]:
-    out: list[list[Recorded]] = []
-    at = 0
-    for size in itertools.cycle(sizes):
-        if at >= len(records):
-            return out
-        out.append(records[at : at + size])
-        at += size
-    raise AssertionError("unreachable")
 
 
 async def project(projector: PostgresProjector, records: list[Recorded], sizes: list[int]) -> None:

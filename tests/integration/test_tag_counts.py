@@ -3,7 +3,6 @@ withdraw and delete, however the events fall into batches."""
 
 from __future__ import annotations
 
-import itertools
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ from bloghub.projections.articles import ArticlesProjector
 from bloghub.projections.postgres_sink import projector_engine
 from bloghub.settings import Settings
 from tests.conftest import isolated
-from tests.support import ArticleBook, recorded
+from tests.support import ArticleBook, batches, recorded
 
 Step = tuple[str, int, list[str]]  # an operation, which article, the tags it sets
 OPS = st.sampled_from(["create", "edit", "publish", "withdraw", "delete", "stale"])
@@ -87,17 +86,6 @@ def _records(events: Sequence[ArticleEvent]) -> list[Recorded]:
     return out
 
 
-def _batches(records: list[Recorded], sizes: list[int]) -> list[list[Recorded]]:
-    out: list[list[Recorded]] = []
-    at = 0
-    for size in itertools.cycle(sizes):
-        if at >= len(records):
-            return out
-        out.append(records[at : at + size])
-        at += size
-    raise AssertionError("unreachable")
-
-
 async def _counts_then_empty(s: Settings) -> tuple[Counter[str], Counter[str]]:
     """The kept counts, and the counts worked out afresh from the tag rows; the
     generation is emptied after, checkpoints included, for the next example."""
@@ -144,7 +132,7 @@ async def test_tag_counts_equal_the_published_articles_in_any_batch_split(
     rig: Rig, steps: list[Step], sizes: list[int]
 ) -> None:
     book = ArticleBook()
-    for batch in _batches(_records(_events(book, steps)), sizes):
+    for batch in batches(_records(_events(book, steps)), sizes):
         ends = {(r.topic, r.partition): r.offset + 1 for r in batch}
         await rig.projector.apply(batch, ends)
 

@@ -30,7 +30,6 @@ from pydantic import SecretStr
 import bloghub.events.catalog  # noqa: F401  (registers every event type)
 from bloghub.adapters.opensearch import make_opensearch
 from bloghub.adapters.redis import make_redis
-from bloghub.events.base import registry
 from bloghub.ops.generations_admin import (
     LogEnds,
     ReplayRefused,
@@ -45,13 +44,11 @@ from bloghub.ops.replay_progress import RateMeter, ReplayProgress, applied_of, m
 from bloghub.processes import stop_process
 from bloghub.projections.backoff import wait_any
 from bloghub.projections.dead_letters import DeadLetters
-from bloghub.projections.heartbeat import Heartbeat, read_heartbeats
+from bloghub.projections.heartbeat import read_heartbeats
 from bloghub.projections.port import TP, Projector
 from bloghub.projections.postgres_sink import projector_engine
-from bloghub.projections.runner import ProjectorRunner, RunnerConfig, group_id
-from bloghub.projections.stats import CommitStats
 from bloghub.projections.stores import Stores
-from bloghub.projections.worker import _until_stop_or_failure
+from bloghub.projections.worker import _until_stop_or_failure, generation_tasks
 from bloghub.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -109,30 +106,8 @@ async def run_builders(settings: Settings, names: Sequence[str], stop: asyncio.E
 def _builder_tasks(
     stores: Stores, dead: DeadLetters, name: str, generation: int, stop: asyncio.Event
 ) -> list[asyncio.Task[None]]:
-    settings = stores.settings
-    projector = projector_class(name).from_stores(stores, generation=generation)
-    beat = Heartbeat(
-        stores.redis,
-        prefix=settings.prefix,
-        projector=name,
-        generation=generation,
-        ttl_s=settings.heartbeat_ttl_s,
-    )
-    stats = CommitStats(
-        stores.redis, prefix=settings.prefix, group=group_id(settings.prefix, name, generation)
-    )
-    runner = ProjectorRunner(
-        projector,
-        config=RunnerConfig.from_settings(settings),
-        registry=registry,
-        dead_letters=dead,
-        heartbeat=beat,
-        stats=stats,
-    )
-    return [
-        asyncio.create_task(runner.run(stop), name=f"replay:{name}:g{generation}"),
-        asyncio.create_task(beat.run(stop), name=f"replay-heartbeat:{name}"),
-    ]
+    projector_class(name)  # an unknown name is refused with the known ones listed
+    return generation_tasks(stores, dead, name, generation, stop, label="replay")
 
 
 @dataclass

@@ -130,10 +130,16 @@ async def _until_switched(
     switched.set()
 
 
-async def run_generation(
-    stores: Stores, dead: DeadLetters, name: str, generation: int, stop: asyncio.Event
-) -> None:
-    """One projector generation with its heartbeat and commit figures, until ``stop``."""
+def generation_tasks(
+    stores: Stores,
+    dead: DeadLetters,
+    name: str,
+    generation: int,
+    stop: asyncio.Event,
+    *,
+    label: str = "projector",
+) -> list[asyncio.Task[None]]:
+    """The tasks that run one projector generation: its runner and its heartbeat."""
     settings, redis = stores.settings, stores.redis
     projector = PROJECTORS[name].from_stores(stores, generation=generation)
     beat = Heartbeat(
@@ -154,10 +160,17 @@ async def run_generation(
         heartbeat=beat,
         stats=stats,
     )
-    tasks = [
-        asyncio.create_task(runner.run(stop), name=f"projector:{name}:g{generation}"),
-        asyncio.create_task(beat.run(stop), name=f"heartbeat:{name}:g{generation}"),
+    return [
+        asyncio.create_task(runner.run(stop), name=f"{label}:{name}:g{generation}"),
+        asyncio.create_task(beat.run(stop), name=f"{label}-heartbeat:{name}:g{generation}"),
     ]
+
+
+async def run_generation(
+    stores: Stores, dead: DeadLetters, name: str, generation: int, stop: asyncio.Event
+) -> None:
+    """One projector generation with its heartbeat and commit figures, until ``stop``."""
+    tasks = generation_tasks(stores, dead, name, generation, stop)
     try:
         await _until_stop_or_failure(tasks, stop)
     finally:
