@@ -75,7 +75,7 @@ async def test_listing_and_tags_wait_for_the_position_they_are_given(run_id: str
     async with site(run_id, "ryw_articles") as at:
         own, client = at.settings, at.client
         tag = f"ryw-{run_id}"
-        async with projecting(own, "users", "articles"):
+        async with projecting(own, "users", "articles", "interactions"):
             _, auth = await logged_in(client, f"ryw-a-{run_id}@example.com")
             made = await client.post(
                 "/v1/articles", json={"title": "Fresh", "tags": [tag]}, headers=auth
@@ -99,7 +99,7 @@ async def test_listing_and_tags_wait_for_the_position_they_are_given(run_id: str
         listed = await client.get(f"/v1/articles?tag={tag}", headers=after)
         assert listed.json()["articles"] == []
 
-        async with projecting(own, "articles"):
+        async with projecting(own, "articles", "interactions"):
             listed = await eventually_fresh(client, f"/v1/articles?tag={tag}", **after)
             assert [a["id"] for a in listed.json()["articles"]] == [article_id]
             counts = (await eventually_fresh(client, "/v1/tags", **after)).json()["tags"]
@@ -142,7 +142,7 @@ async def test_a_change_is_not_decided_on_a_state_older_than_the_authors_last_wr
         assert early.json()["error"]["code"] == "catching_up"
         assert early.headers["retry-after"] == "1"
 
-        async with projecting(own, "articles"):
+        async with projecting(own, "articles", "interactions"):
             for _ in range(100):
                 edited = await client.put(f"/v1/articles/{article_id}", json=body, headers=auth)
                 if edited.status_code != 503:
@@ -157,7 +157,7 @@ async def test_a_missing_table_is_waited_out_and_nothing_is_dead_lettered(run_id
     waits for the table (callers get an answer marked stale, never 500) and applies
     everything once it is back, with no event sent to the dead-letter topic."""
     email = f"schema-{run_id}@example.com"
-    async with site(run_id, "schema") as at, projecting(at.settings, "users"):
+    async with site(run_id, "schema") as at, projecting(at.settings, "users", "notifications"):
         own, live, client = at.settings, at.live, at.client
         assert (await client.post("/v1/users", json=signup_body(email))).status_code == 201
         async with pg(own) as conn:
@@ -223,7 +223,7 @@ async def test_a_named_position_does_not_hide_the_callers_own_writes(run_id: str
         early = await client.get("/v1/users/me", headers=auth)
         assert early.status_code == 200, early.text  # not 401: the token is good
         assert early.headers[STALE] == "true"  # the login is not projected yet
-        async with projecting(own, "users"):
+        async with projecting(own, "users", "notifications"):
             me = await eventually_fresh(client, "/v1/users/me", **auth)
             assert me.json()["user"]["email"] == email
 
@@ -255,7 +255,7 @@ async def test_an_article_says_stale_while_its_authors_profile_is_behind(run_id:
     when the users projector has not reached the position, though the articles one has."""
     async with site(run_id, "ryw_author") as at:
         own, client = at.settings, at.client
-        async with projecting(own, "users", "articles"):
+        async with projecting(own, "users", "articles", "interactions"):
             _, auth = await logged_in(client, f"ryw-au-{run_id}@example.com")
             made = await client.post("/v1/articles", json={"title": "Mine"}, headers=auth)
             article_id = made.json()["article"]["id"]
@@ -263,7 +263,7 @@ async def test_an_article_says_stale_while_its_authors_profile_is_behind(run_id:
             after = {"bloghub-after": published.headers["bloghub-position"]}
             await eventually_fresh(client, f"/v1/articles/{article_id}", **after)
 
-        async with projecting(own, "articles"):  # the users projector is held back
+        async with projecting(own, "articles", "interactions"):  # the users projector is held back
             patched = await client.patch("/v1/users/me", json={"nickname": "Ada"}, headers=auth)
             assert patched.status_code == 200, patched.text
             after = {"bloghub-after": patched.headers["bloghub-position"]}
@@ -274,6 +274,6 @@ async def test_an_article_says_stale_while_its_authors_profile_is_behind(run_id:
             listed = await client.get("/v1/articles", headers=after)
             assert listed.headers.get(STALE) == "true"
 
-        async with projecting(own, "users", "articles"):
+        async with projecting(own, "users", "articles", "interactions"):
             fresh = await eventually_fresh(client, f"/v1/articles/{article_id}", **after)
             assert fresh.json()["article"]["author"]["nickname"] == "Ada"
