@@ -260,23 +260,67 @@ def api_process(settings: Settings, port: int, log_file: Path) -> subprocess.Pop
         )
 
 
+async def started_api(settings: Settings, log_file: Path) -> tuple[Api, subprocess.Popen[bytes]]:
+    """A real `bloghub api` process on the cluster's deployment, answering."""
+    port = free_port()
+    child = api_process(settings, port, log_file)
+    url = f"http://127.0.0.1:{port}"
+
+    async def up() -> bool:
+        try:
+            async with httpx.AsyncClient() as probe:
+                return (await probe.get(f"{url}/healthz")).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    try:
+        await wait_until(up, timeout_s=60)
+    except BaseException:
+        child.kill()
+        child.wait()
+        raise
+    return Api(url, httpx.AsyncClient(base_url=url, headers={"user-agent": UA}, timeout=10)), child
+
+
+async def test_a_request_to_one_api_process_reaches_a_socket_on_another_process(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """Two operating-system processes: the socket is held by a `bloghub api` child, the
+    follow is asked of the test's own server; the push crosses Redis pub/sub."""
+    frank, frank_token = await user(cluster.a)
+    _, gina_token = await user(cluster.a)
+    other, child = await started_api(cluster.settings, tmp_path / "api.log")
+    try:
+        async with socket(other, frank_token) as ws:
+            await next_of(ws, "ready")
+            await follow(cluster.a, gina_token, frank)
+            listed = await notification_applied(cluster.a, frank_token)
+            pushed = await next_of(ws, "notification", within_s=1.0)
+            # The dashboard counts the socket under the process that holds it.
+            operator = bearer(cluster.settings.operator_token.get_secret_value())
+            shown: list[dict[str, Any]] = []
+
+            async def counted() -> bool:
+                snap = (await cluster.a.client.get("/ops/api/lag", headers=operator)).json()
+                shown[:] = snap["live"]["processes"]
+                held = [p for p in shown if p["process"].split(":")[1] == str(child.pid)]
+                return [p["clients"] for p in held] == [1]
+
+            await wait_until(counted, timeout_s=10)
+        assert pushed["notification"]["id"] == listed["id"]
+        assert pushed["notification"]["kind"] == "follower"
+    finally:
+        await other.client.aclose()
+        child.terminate()
+        child.wait()
+
+
 async def test_a_killed_api_process_leaves_no_ghost_presence(
     cluster: Cluster, tmp_path: Path
 ) -> None:
     grace, grace_token = await user(cluster.a)
-    port = free_port()
-    child = api_process(cluster.settings, port, tmp_path / "api.log")
+    spare, child = await started_api(cluster.settings, tmp_path / "api.log")
     try:
-        spare = Api(f"http://127.0.0.1:{port}", cluster.a.client)
-
-        async def up() -> bool:
-            try:
-                async with httpx.AsyncClient() as probe:
-                    return (await probe.get(f"{spare.url}/healthz")).status_code == 200
-            except httpx.TransportError:
-                return False
-
-        await wait_until(up, timeout_s=60)
         async with socket(spare, grace_token) as ws:
             await next_of(ws, "ready")
             assert (await presence(cluster.a, grace_token, grace)).json()["presence"]["online"]
@@ -291,6 +335,7 @@ async def test_a_killed_api_process_leaves_no_ghost_presence(
             await wait_until(offline, timeout_s=PRESENCE_TTL_S + 3)
             assert ws is not None
     finally:
+        await spare.client.aclose()
         if child.poll() is None:
             child.kill()
             child.wait()
