@@ -126,6 +126,10 @@ async def test_only_the_author_changes_an_article(
     client: httpx.AsyncClient, author: Author, other: Author
 ) -> None:
     article_id = await draft(client, author)
+    # Others learn of the draft once it is projected (before that it is unknown to them,
+    # 404): the author's own read waits for it.
+    seen = await client.get(f"/v1/me/articles/{article_id}", headers=author.auth)
+    assert seen.status_code == 200, seen.text
     body = {"title": "hijack", "content": "", "tags": []}
     attempts = {
         "edit": await client.put(f"/v1/articles/{article_id}", json=body, headers=other.auth),
