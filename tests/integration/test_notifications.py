@@ -13,6 +13,7 @@ import orjson
 import pytest
 from redis.asyncio import Redis
 
+from bloghub.adapters.postgres.generations import create_generation
 from bloghub.adapters.redis import make_redis
 from bloghub.adapters.redis.live_channels import notifications_channel
 from bloghub.events.base import Event
@@ -23,9 +24,10 @@ from bloghub.events.notifications import NotificationsRead
 from bloghub.events.social import UserFollowed, UserUnfollowed
 from bloghub.ids import new_id_str
 from bloghub.projections.notifications import Notice, NotificationsProjector
+from bloghub.projections.postgres_sink import projector_engine
 from bloghub.settings import Settings
 from tests.conftest import isolated, pg, projecting
-from tests.support import append_events, applied, replay_generation, wait_until
+from tests.support import append_events, applied, recorded, replay_generation, wait_until
 
 Row = tuple[str, str, str, str | None, int | None]  # user, kind, actor, comment, milestone
 
@@ -216,3 +218,53 @@ async def test_read_marks_hold_in_any_order(notify_settings: Settings) -> None:
             reader,
         )
     assert unread == 0
+
+
+async def test_a_read_mark_and_the_notification_it_covers_applied_at_once_hold(
+    notify_settings: Settings,
+) -> None:
+    """Two lanes apply a read mark and a new follower's notification in transactions
+    that overlap: whichever commits last must see the other. Replayed step by step: the
+    mark's transaction is left open while the notification's is applied."""
+    s, generation = notify_settings, 7
+    reader, follower = new_id_str(), new_id_str()
+    engine = projector_engine(s.sqlalchemy_url, pool_size=2)
+    try:
+        async with engine.begin() as conn:
+            await create_generation(conn, "notifications", generation, activate=False)
+        projector = NotificationsProjector(engine, prefix=s.prefix, generation=generation)
+        far_future = datetime.now(UTC) + timedelta(days=1)
+        mark = NotificationsRead(user_id=reader, up_to_at=far_future, up_to_id=new_id_str())
+        follow = UserFollowed(follower_id=follower, followee_id=reader)
+
+        async def apply_alone(event: Event, topic: str) -> None:
+            async with engine.begin() as raw:
+                conn = await raw.execution_options(schema_translate_map={None: projector.schema})
+                await projector.handle(conn, [recorded(event, topic=topic, partition=0, offset=0)])
+
+        async with engine.connect() as raw_mark:
+            conn = await raw_mark.execution_options(schema_translate_map={None: projector.schema})
+            await conn.begin()
+            await projector.handle(conn, [recorded(mark, topic="users", partition=0, offset=0)])
+            notify = asyncio.create_task(apply_alone(follow, "social"))
+
+            async def notify_done_or_waiting() -> bool:
+                async with pg(s) as check:
+                    waiting = await check.fetchval(
+                        "SELECT count(*) FROM pg_stat_activity"
+                        " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                    )
+                return notify.done() or int(waiting) > 0
+
+            await wait_until(notify_done_or_waiting)
+            await conn.commit()
+        await notify
+        async with pg(s) as check:
+            unread = await check.fetchval(
+                f"SELECT count(*) FROM notifications_g{generation}.notifications"
+                " WHERE user_id = $1 AND NOT read",
+                reader,
+            )
+        assert unread == 0
+    finally:
+        await engine.dispose()

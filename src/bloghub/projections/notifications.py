@@ -11,6 +11,7 @@ never from a generation being rebuilt (``live`` is False then).
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,7 +21,18 @@ from typing import Any, Self
 import orjson
 import structlog
 from redis.asyncio import Redis
-from sqlalchemy import ColumnElement, DateTime, delete, exists, literal, or_, select, tuple_, update
+from sqlalchemy import (
+    ColumnElement,
+    DateTime,
+    delete,
+    exists,
+    literal,
+    or_,
+    select,
+    text,
+    tuple_,
+    update,
+)
 from sqlalchemy.dialects.postgresql import UUID, insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -145,6 +157,7 @@ class NotificationsProjector(PostgresProjector):
         )
 
     async def handle(self, conn: AsyncConnection, records: Sequence[Recorded]) -> None:
+        await self._hold_recipients(conn, records)
         for rec in records:
             ev = rec.event
             match ev:
@@ -157,6 +170,25 @@ class NotificationsProjector(PostgresProjector):
                     await self._unliked(conn, ev)
                 case NotificationsRead():
                     await self._read(conn, ev)
+
+    async def _hold_recipients(self, conn: AsyncConnection, records: Sequence[Recorded]) -> None:
+        """Lock, until the commit, every user this batch may notify or mark read.
+
+        Lanes apply other partitions' batches at the same time, and a read mark (users
+        topic) racing a notification it covers (social, comments or interactions topic)
+        would otherwise each miss the other's uncommitted row: the insert finds no mark,
+        the mark's update finds no row, and the notification stays unread for good. With
+        the lock the later of the two waits, and its next statement sees the other's
+        commit. Locks are taken in one sorted order, so two lanes never deadlock."""
+        keys = sorted({_lock_key(self.schema, user) for user in _recipients(records)})
+        if keys:
+            await conn.execute(
+                text(
+                    "SELECT count(pg_advisory_xact_lock(k))"
+                    " FROM (SELECT unnest(CAST(:keys AS bigint[])) AS k ORDER BY 1) AS held"
+                ),
+                {"keys": keys},
+            )
 
     async def _notify(self, conn: AsyncConnection, notice: Notice, rec: Recorded) -> None:
         n = notifications.c
@@ -290,6 +322,28 @@ class NotificationsProjector(PostgresProjector):
                 for row in rows:
                     pipe.publish(self.channel, orjson.dumps(notification_view(row)))
                 await pipe.execute()
+
+
+def _recipients(records: Sequence[Recorded]) -> set[str]:
+    """Everyone a batch may notify (a like's author, whether or not it crosses a
+    milestone) or whose read marks it holds."""
+    users: set[str] = set()
+    for rec in records:
+        ev = rec.event
+        match ev:
+            case UserFollowed() | CommentPosted():
+                users.update(n.user_id for n in notices_of(ev))
+            case ArticleLiked():
+                users.add(ev.author_id)
+            case NotificationsRead():
+                users.add(ev.user_id)
+    return users
+
+
+def _lock_key(schema: str, user_id: str) -> int:
+    """A transaction-level advisory lock key for one user in one generation."""
+    digest = hashlib.blake2b(f"notifications:{schema}:{user_id}".encode(), digest_size=8)
+    return int.from_bytes(digest.digest(), "big", signed=True)
 
 
 def _already_read(user_id: str, notification_id: str, at: datetime) -> ColumnElement[bool]:
