@@ -17,10 +17,13 @@ from tests.loopback import serve_asgi
 
 
 class Gateway:
-    """A loopback SMS gateway that can be told to accept, fail (500) or hang."""
+    """A loopback SMS gateway that can be told to accept, fail (500), fail slowly (500
+    after ``slow_s``) or hang."""
 
     def __init__(self) -> None:
-        self.mode: Literal["ok", "fail", "hang"] = "ok"
+        self.mode: Literal["ok", "fail", "slow_fail", "hang"] = "ok"
+        self.slow_s = 0.3
+        self.answered_at: list[float] = []
         self.received: list[dict[str, Any]] = []
         self.received_at: list[float] = []
         self.auth: list[str | None] = []
@@ -33,7 +36,10 @@ class Gateway:
         self.auth.append(request.headers.get("authorization"))
         if self.mode == "hang":
             await self.release.wait()
-        if self.mode == "fail":
+        if self.mode == "slow_fail":
+            await asyncio.sleep(self.slow_s)
+        self.answered_at.append(time.monotonic())
+        if self.mode in ("fail", "slow_fail"):
             return JSONResponse({"error": "upstream down"}, status_code=500)
         return JSONResponse({"accepted": True})
 

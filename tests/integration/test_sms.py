@@ -322,6 +322,31 @@ async def test_a_failing_gateway_gets_at_most_three_spaced_retries(
     assert all(later - earlier >= 0.19 for earlier, later in itertools.pairwise(times[1:]))
 
 
+async def test_a_slowly_failing_gateway_rests_the_spacing_after_each_failure(
+    gateway: Gateway, failover: TimeoutSwitchFailover, engine: AsyncEngine, settings: Settings
+) -> None:
+    """A try that takes longer than the spacing to fail is not followed at once by the
+    next: the provider gets the spacing between its failure and the next try."""
+    gateway.mode, gateway.slow_s = "slow_fail", 0.3
+    store = OutboxStore(engine, max_attempts=3, spacing_s=0.2)
+    phone = new_phone()
+    assert await SmsSender(failover, store).send(phone, "Code 000789") is Delivery.QUEUED
+
+    stop = asyncio.Event()
+    worker = asyncio.create_task(run_outbox_worker(store, failover, stop=stop, poll_s=0.05))
+    try:
+        await eventually(lambda: _status_is(engine, phone, "failed"))
+    finally:
+        stop.set()
+        await worker
+    mine = [i for i, m in enumerate(gateway.received) if m["phone"] == phone]
+    assert len(mine) == 1 + 3
+    answered = [gateway.answered_at[i] for i in mine]
+    arrived = [gateway.received_at[i] for i in mine]
+    rests = [arrived[i + 1] - answered[i] for i in range(1, len(mine) - 1)]
+    assert all(rest >= 0.19 for rest in rests), rests
+
+
 async def test_a_queued_code_that_expires_is_never_sent_late(
     gateway: Gateway, failover: TimeoutSwitchFailover, engine: AsyncEngine, settings: Settings
 ) -> None:

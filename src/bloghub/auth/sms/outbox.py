@@ -117,10 +117,15 @@ class OutboxStore:
         await self._update(message_id, values)
 
     async def mark_failed(self, message_id: int, error: str) -> None:
-        """Record a failed try; the message is given up once it has had every try."""
+        """Record a failed try; the message is given up once it has had every try.
+
+        The next try is pushed ``spacing_s`` past the failure too, not only past the
+        claim: a slow send would otherwise leave the provider less than the spacing
+        between one try reaching it and the next."""
         last = o.attempts >= self.max_attempts
         values = {
             "last_error": error,
+            "next_attempt_at": func.now() + _after(self.spacing_s),
             "status": case((last, "failed"), else_="pending"),
             "text": case((last, ERASED), else_=o.text),
         }
