@@ -12,6 +12,10 @@ win from the same read, and the one refused (409) reads the winner's document an
 again on top of it. (An external version cannot do this: one number cannot tell a write
 based on an older read of one guard from a newer write of the other.)
 
+A projector whose documents take parts from several streams can instead send scripted
+updates (``scripted``): the version check then runs inside the shard against the document
+as it is when the write lands, and nothing is read beforehand (see projections/search.py).
+
 Checkpoints live in Postgres and move after the bulk request succeeded. Generation N
 writes index ``<prefix>-<projector>-g<N>``; the alias ``<prefix>-<projector>`` names the
 serving one.
@@ -50,6 +54,11 @@ BULK_TIMEOUT_S = 120
 # Folding again after a conflict converges (each round sees a newer document); a document
 # that loses this many rounds in a row is being written by a runaway twin: wait and retry.
 FOLD_ROUNDS = 8
+
+# A scripted update is a get and a compare-and-set inside the shard; two writers of one
+# document (the article's lane and its likes' lane) meet there, and the loser runs the
+# script again on the winner's document.
+UPDATE_RETRIES = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,13 +178,18 @@ class SearchProjector(abc.ABC):
             await self.checkpoints.save(conn, next_offsets)
         return fresh
 
-    async def write(self, records: Sequence[Recorded]) -> None:
-        """Fold ``records`` into their documents and write the changed ones."""
+    def by_document(self, records: Sequence[Recorded]) -> dict[str, list[Recorded]]:
+        """``records`` by the document they change, each list in log order."""
         grouped: dict[str, list[Recorded]] = {}
         for rec in records:
             doc_id = self.doc_id(rec)
             if doc_id is not None:
                 grouped.setdefault(doc_id, []).append(rec)
+        return grouped
+
+    async def write(self, records: Sequence[Recorded]) -> None:
+        """Fold ``records`` into their documents and write the changed ones."""
+        grouped = self.by_document(records)
         pending = list(grouped)
         for _ in range(FOLD_ROUNDS):
             if not pending:
@@ -190,6 +204,34 @@ class SearchProjector(abc.ABC):
             pending = await self._bulk(docs) if docs else []
             if pending:
                 log.info("search.refold", projector=self.name, documents=len(pending))
+        raise Transient(f"{len(pending)} documents kept changing under {self.name}")
+
+    async def scripted(self, script: str, updates: Mapping[str, dict[str, Any]]) -> None:
+        """Send each document its update: ``script`` run by OpenSearch on the document as
+        it is when the write lands (created from nothing if missing), with the document's
+        parameters. The script alone decides what applies, so a write that meets a
+        conflict (another writer between the shard's own get and put, past its retries)
+        is simply sent again."""
+        pending = list(updates)
+        for _ in range(FOLD_ROUNDS):
+            if not pending:
+                return
+            lines: list[dict[str, Any]] = []
+            for doc_id in pending:
+                meta = {"_index": self.index, "_id": doc_id, "retry_on_conflict": UPDATE_RETRIES}
+                body = {
+                    "scripted_upsert": True,
+                    "upsert": {},
+                    "script": {"source": script, "lang": "painless", "params": updates[doc_id]},
+                }
+                lines += [{"update": meta}, body]
+            async with search_errors():
+                result = await self.client.bulk(
+                    body=lines, refresh=False, request_timeout=BULK_TIMEOUT_S
+                )
+            pending = bulk_conflicts(result)
+            if pending:
+                log.info("search.resend", projector=self.name, documents=len(pending))
         raise Transient(f"{len(pending)} documents kept changing under {self.name}")
 
     async def _current(self, ids: list[str]) -> dict[str, Stored]:
