@@ -1,20 +1,21 @@
 """Base for projectors that feed an OpenSearch index.
 
-A document is the fold of its events: each batch reads the documents it touches (a
-realtime multi-get, so it sees the last write whether or not it is searchable yet),
-applies its events to them and writes the changed ones back. Every event is applied
-behind a guard the document keeps (an article version, an offset): an event the document
-has already seen changes nothing, so a re-delivery, a zombie instance or a replay writes
-nothing older. Every write is a compare-and-set on what was read (``if_seq_no`` and
-``if_primary_term``, or ``create`` for a document that was not there): two writers of one
-document (the article's events and its likes go through different lanes) cannot both
-win from the same read, and the one refused (409) reads the winner's document and folds
-again on top of it. (An external version cannot do this: one number cannot tell a write
-based on an older read of one guard from a newer write of the other.)
+A document is the fold of its events, written in one of two ways.
 
-A projector whose documents take parts from several streams can instead send scripted
-updates (``scripted``): the version check then runs inside the shard against the document
-as it is when the write lands, and nothing is read beforehand (see projections/search.py).
+By default (``write``) each batch reads the documents it touches (a realtime multi-get,
+so it sees the last write whether or not it is searchable yet), applies its events to
+them behind a guard the document keeps (the user search keeps the users offset) and writes
+the changed ones back as a compare-and-set on what was read (``if_seq_no`` and
+``if_primary_term``, or ``create`` for a document that was not there); the one refused
+(409) reads the winner's document and folds again on top of it. An event the document
+has already seen changes nothing, so a re-delivery, a zombie instance or a replay writes
+nothing older.
+
+A projector whose documents take parts from several streams with no order between them
+(the article search: its text and its likes) sends scripted updates instead
+(``scripted``): each carries every part at its own version, and OpenSearch applies a
+part only past the version the document holds when the write lands, inside the shard.
+Nothing is read beforehand, so no write rests on an older read (see projections/search.py).
 
 Checkpoints live in Postgres and move after the bulk request succeeded. Generation N
 writes index ``<prefix>-<projector>-g<N>``; the alias ``<prefix>-<projector>`` names the
