@@ -15,7 +15,6 @@ import asyncio
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 from dataclasses import dataclass, field
@@ -23,19 +22,14 @@ from pathlib import Path
 
 import httpx
 
+from tests.loopback import free_port
+
 SERVICES_DIR = Path(os.environ.get("BLOGHUB_SERVICES_DIR", "/var/lib/bloghub-services"))
 HOME = Path(os.environ.get("BLOGHUB_OPENSEARCH_HOME", str(SERVICES_DIR / "opensearch/home")))
 JAVA_HOME = os.environ.get("BLOGHUB_JAVA17_HOME", "/usr/lib/jvm/java-17-openjdk-amd64")
 SERVICE_USER = "bloghub-os"
 HEAP = "-Xms256m -Xmx256m"
 START_TIMEOUT_S = 180.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def _jvm_options(shared: str, root: Path) -> str:
