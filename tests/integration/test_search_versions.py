@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
+import asyncpg
 import pytest
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
@@ -17,13 +18,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bloghub.adapters.opensearch import make_opensearch
 from bloghub.adapters.postgres.engine import make_engine
-from bloghub.events.articles import ArticleDeleted, ArticlePublished
+from bloghub.adapters.search_indexes import ARTICLES, index_name
+from bloghub.events.articles import ArticleDeleted, ArticlePublished, ArticleWithdrawn
 from bloghub.events.base import Event, Recorded
 from bloghub.events.interactions import ArticleLiked
 from bloghub.ids import new_id_str
 from bloghub.projections.search import ArticleSearchProjector, empty_article, fold_article
 from bloghub.settings import Settings
-from tests.support import recorded
+from tests.conftest import isolated, projecting
+from tests.integration.test_search_projector import append
+from tests.support import recorded, until_applied
 from tests.unit.test_search_fold import ARTICLE, deliveries
 
 ARTICLES_TOPIC, LIKES_TOPIC = "p.articles", "p.interactions"
@@ -165,3 +169,38 @@ async def test_opensearch_applies_any_delivery_as_the_fold_does(
         return
     doc, _ = await stored(search, writer.index, ARTICLE)
     assert doc == expected
+
+
+async def test_the_whole_log_delivered_again_writes_nothing(
+    run_id: str, search: AsyncOpenSearch
+) -> None:
+    """The checkpoints lost (as if the group re-read everything from the start): the real
+    runtime applies the whole log to the live index again, and no document changes, not
+    even in OpenSearch's version, nor does a withdrawn article come back."""
+    async with isolated(run_id, "srch_again") as settings:
+        author = new_id_str()
+        kept, withdrawn = new_id_str(), new_id_str()
+        events: list[Event] = [
+            publish(kept, author, 2, "first"),
+            publish(withdrawn, author, 2, "gone"),
+            ArticleLiked(article_id=kept, author_id=author, user_id=new_id_str()),
+            publish(kept, author, 3, "second"),
+            ArticleWithdrawn(article_id=withdrawn, author_id=author, version=3),
+        ]
+        await append(settings, events)
+        index = index_name(settings.prefix, ARTICLES, 1)
+        async with projecting(settings, ARTICLES):
+            await until_applied(settings, ARTICLES, len(events))
+        before = {i: await stored(search, index, i) for i in (kept, withdrawn)}
+        conn = await asyncpg.connect(settings.asyncpg_dsn)
+        try:
+            await conn.execute("DELETE FROM projector_checkpoints WHERE projector = $1", ARTICLES)
+        finally:
+            await conn.close()
+
+        async with projecting(settings, ARTICLES):
+            await until_applied(settings, ARTICLES, len(events))
+        assert {i: await stored(search, index, i) for i in (kept, withdrawn)} == before
+        assert (before[kept][0]["title"], before[kept][0]["like_count"]) == ("second", 1)
+        assert before[withdrawn][0]["state"] == "withdrawn"
+        assert await found(search, index, "first gone") == []
