@@ -145,6 +145,24 @@ async def test_a_zombie_writing_an_older_version_brings_back_no_deleted_article(
     assert await found(search, writer.index, "resurrected") == []
 
 
+async def test_text_that_looks_like_script_is_stored_as_written(
+    search: AsyncOpenSearch, writer: ArticleSearchProjector
+) -> None:
+    article, author = new_id_str(), new_id_str()
+    title = "'); ctx.op = 'delete'; d.v = 999; //"
+    event = ArticlePublished(
+        article_id=article,
+        author_id=author,
+        version=2,
+        title=title,
+        content='""" + params.id + """ ${ctx._source} \\u0000',
+        tags=["t"],
+    )
+    await writer.write([at(event, 0)])
+    doc, _ = await stored(search, writer.index, article)
+    assert (doc["title"], doc["content"], doc["v"]) == (title, event.content, 2)
+
+
 @given(case=deliveries(), batch=st.integers(1, 4))
 @hypothesis_settings(
     max_examples=25,
