@@ -22,7 +22,7 @@ BENCHMARKS: dict[str, Callable[[argparse.Namespace], Coroutine[Any, Any, Report]
     article_detail.NAME: lambda args: article_detail.run(),
     http.NAME: lambda args: http.run(http.params_from(args.pair, args.workers)),
     feed.NAME: lambda args: feed.run(),
-    search.NAME: lambda args: search.run(),
+    search.NAME: lambda args: search.run(search.scaled(args.articles)),
     counters.NAME: lambda args: counters.run(),
     live.NAME: lambda args: live.run(),
     replay.NAME: lambda args: replay.run(replay.scaled(args.events)),
@@ -53,6 +53,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--events", type=int, default=1_000_000, help="replay: events in the log (default 1M)"
+    )
+    parser.add_argument(
+        "--articles",
+        type=int,
+        default=100_000,
+        help="search: published articles searched over (default 100,000)",
     )
     args = parser.parse_args(argv)
     unknown = [n for n in args.names if n not in BENCHMARKS]

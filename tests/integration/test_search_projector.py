@@ -80,8 +80,9 @@ async def index_exists(search: AsyncOpenSearch, index: str) -> None:
 async def test_an_index_outage_delays_documents_then_all_arrive_once(
     run_id: str, search: AsyncOpenSearch
 ) -> None:
-    # The shared OpenSearch must keep serving everyone else: the outage is a write block
-    # on this test's own index, which the adapter reads as the store being unwell.
+    # A node that answers but refuses writes (a write block on this test's own index, a
+    # cluster block the adapter reads as the store being unwell); a node that is stopped
+    # altogether is test_search_outage.py's.
     async with isolated(run_id, "srch_outage") as settings, projecting(settings, ARTICLES):
         index = index_name(settings.prefix, ARTICLES, 1)
         await index_exists(search, index)

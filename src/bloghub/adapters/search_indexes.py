@@ -63,8 +63,9 @@ def _text() -> dict[str, Any]:
 
 # A deleted document is forgotten (its version too, after index.gc_deletes): a late or
 # replayed older write would bring it back. A withdrawn or deleted article is therefore
-# kept as a document without text (a tombstone, ``state`` says which, its guards kept),
-# so nothing older is applied to it for as long as the index lives.
+# kept as a document without text (a tombstone, ``state`` says which, its versions kept),
+# so nothing older is applied to it for as long as the index lives. Nothing is ever
+# deleted from this index, so ``index.gc_deletes`` plays no part in it.
 ARTICLES_BODY: dict[str, Any] = {
     "settings": {"index": {"number_of_shards": 1, "number_of_replicas": 0}, "analysis": _ANALYSIS},
     "mappings": {
@@ -79,7 +80,7 @@ ARTICLES_BODY: dict[str, Any] = {
             "published_at": {"type": "date"},
             "like_count": {"type": "long"},
             "v": {"type": "long", "index": False},  # the article version applied
-            "lo": {"type": "long", "index": False},  # the interactions offset applied
+            "lo": {"type": "long", "index": False},  # the article's last interaction applied
         },
     },
 }
@@ -97,3 +98,45 @@ USERS_BODY: dict[str, Any] = {
         },
     },
 }
+
+
+# The version rule of article documents, run by OpenSearch on the document as it is when
+# the write lands (an update is a get and a compare-and-set inside the shard, retried there
+# on a conflict), so no write is ever based on an older read. A document has two parts from
+# two topics with no order between them, each with its own version: the article part
+# (text, tags, state) carries the article's own version ``v`` and replaces the stored part
+# only if that is higher; the like part carries the article's interaction events, each at
+# its position in the article's one interactions partition (keyed by article), and an
+# event applies only past the last position the document holds (``lo``). Neither part
+# ever touches the other, so a publish racing a like loses neither, and a re-delivery, a
+# zombie instance or a replay, whose versions are at or below what the document holds,
+# changes nothing (``ctx.op = 'none'``: not even OpenSearch's own version moves).
+ARTICLE_SCRIPT = """
+def d = ctx._source;
+if (d.id == null) {
+  d.id = params.id; d.state = 'none'; d.like_count = 0; d.v = 0; d.lo = -1;
+}
+boolean changed = false;
+def a = params.article;
+if (a != null && a.v > d.v) {
+  changed = true;
+  d.v = a.v;
+  d.state = a.state;
+  if (a.state == 'published') {
+    d.title = a.title; d.content = a.content; d.tags = a.tags;
+  } else {
+    d.remove('title'); d.remove('content'); d.remove('tags');
+  }
+  if (d.published_at == null && a.published_at != null) { d.published_at = a.published_at; }
+}
+for (def like : params.likes) {
+  if (like[0] > d.lo) {
+    changed = true;
+    d.lo = like[0];
+    long count = d.like_count + like[1];
+    d.like_count = count < 0 ? 0 : count;
+  }
+}
+if (!changed) { ctx.op = 'none'; return; }
+d.author_id = params.author_id;
+"""

@@ -2,20 +2,32 @@
 liked, with its published text, tags, author, publish time and like count.
 
 Its events come from two topics with no order between them: the article's own (publish,
-withdraw, delete) and the interactions (likes). Each document keeps the article version
-and the interactions offset it has applied; an event at or below them is already in it.
-Writes are compare-and-set on the document read (search_sink.py), so the two streams
-never overwrite each other's part. A like may arrive before the publish it
-follows (another topic, another lane): it lands in a document without text (state
-``none``) that the publish then fills in.
+withdraw, delete) and the interactions (likes). The document has a part for each, with
+its own version: the article version ``v`` and the position ``lo`` of the last of the
+article's interaction events applied (all of them share one partition, keyed by article).
+A batch sends each document it touches one scripted update carrying the article part at
+its version and the likes at their positions; OpenSearch applies each part only past the
+version the document holds when the write lands (search_indexes.ARTICLE_SCRIPT), so
+nothing is read before writing and no write can take a part back. A like may arrive
+before the publish it follows (another topic, another lane): it lands in a document
+without text (state ``none``) that the publish then fills in.
+
+``fold_article`` is the same rule in Python: the reference the script is tested against,
+and what the benchmark uses to build the documents ``_bulk`` alone sends.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from bloghub.adapters.search_indexes import ARTICLES, ARTICLES_BODY
-from bloghub.events.articles import ArticleDeleted, ArticlePublished, ArticleWithdrawn
+from bloghub.adapters.search_indexes import ARTICLE_SCRIPT, ARTICLES, ARTICLES_BODY
+from bloghub.events.articles import (
+    ArticleDeleted,
+    ArticleEvent,
+    ArticlePublished,
+    ArticleWithdrawn,
+)
 from bloghub.events.base import Recorded
 from bloghub.events.interactions import ArticleLiked, ArticleUnliked
 from bloghub.events.topics import Family
@@ -56,6 +68,55 @@ def fold_article(current: dict[str, Any], records: list[Recorded]) -> dict[str, 
     return doc
 
 
+def _article_part(records: Sequence[Recorded]) -> dict[str, Any] | None:
+    """The article part the newest of ``records`` leaves (each article event carries the
+    whole published state), with the time of the first publish among them (which dates a
+    document that has none yet)."""
+    newest: ArticleEvent | None = None
+    first: tuple[int, str] | None = None
+    for rec in records:
+        ev = rec.event
+        if not isinstance(ev, _ARTICLE_EVENTS):
+            continue
+        if newest is None or ev.version > newest.version:
+            newest = ev
+        if isinstance(ev, ArticlePublished) and (first is None or ev.version < first[0]):
+            first = (ev.version, rec.envelope.occurred_at.isoformat())
+    if newest is None:
+        return None
+    part: dict[str, Any] = {"v": newest.version, "published_at": first[1] if first else None}
+    if isinstance(newest, ArticlePublished):
+        part.update(state="published", title=newest.title, content=newest.content)
+        part["tags"] = newest.tags
+    else:
+        part["state"] = "withdrawn" if isinstance(newest, ArticleWithdrawn) else "deleted"
+    return part
+
+
+def _likes(records: Sequence[Recorded]) -> list[list[int]]:
+    """The likes and unlikes among ``records`` as ``[position, +1 | -1]``, in log order,
+    each once however often it was delivered."""
+    steps = {
+        rec.offset: 1 if isinstance(rec.event, ArticleLiked) else -1
+        for rec in records
+        if isinstance(rec.event, _LIKE_EVENTS)
+    }
+    return [[offset, step] for offset, step in sorted(steps.items())]
+
+
+def article_update(article_id: str, records: Sequence[Recorded]) -> dict[str, Any]:
+    """The parameters of ARTICLE_SCRIPT for ``records`` of one article."""
+    author = next(
+        r.event.author_id for r in records if isinstance(r.event, (*_ARTICLE_EVENTS, *_LIKE_EVENTS))
+    )
+    return {
+        "id": article_id,
+        "author_id": author,
+        "article": _article_part(records),
+        "likes": _likes(records),
+    }
+
+
 class ArticleSearchProjector(SearchProjector):
     name = ARTICLES
     families: tuple[Family, ...] = (Family.ARTICLES, Family.INTERACTIONS)
@@ -75,3 +136,8 @@ class ArticleSearchProjector(SearchProjector):
         before = current or empty_article(doc_id)
         after = fold_article(before, records)
         return None if after == before else after
+
+    async def write(self, records: Sequence[Recorded]) -> None:
+        grouped = self.by_document(records)
+        updates = {doc_id: article_update(doc_id, recs) for doc_id, recs in grouped.items()}
+        await self.scripted(ARTICLE_SCRIPT, updates)

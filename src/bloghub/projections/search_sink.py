@@ -1,16 +1,21 @@
 """Base for projectors that feed an OpenSearch index.
 
-A document is the fold of its events: each batch reads the documents it touches (a
-realtime multi-get, so it sees the last write whether or not it is searchable yet),
-applies its events to them and writes the changed ones back. Every event is applied
-behind a guard the document keeps (an article version, an offset): an event the document
+A document is the fold of its events, written in one of two ways.
+
+By default (``write``) each batch reads the documents it touches (a realtime multi-get,
+so it sees the last write whether or not it is searchable yet), applies its events to
+them behind a guard the document keeps (the user search keeps the users offset) and writes
+the changed ones back as a compare-and-set on what was read (``if_seq_no`` and
+``if_primary_term``, or ``create`` for a document that was not there); the one refused
+(409) reads the winner's document and folds again on top of it. An event the document
 has already seen changes nothing, so a re-delivery, a zombie instance or a replay writes
-nothing older. Every write is a compare-and-set on what was read (``if_seq_no`` and
-``if_primary_term``, or ``create`` for a document that was not there): two writers of one
-document (the article's events and its likes go through different lanes) cannot both
-win from the same read, and the one refused (409) reads the winner's document and folds
-again on top of it. (An external version cannot do this: one number cannot tell a write
-based on an older read of one guard from a newer write of the other.)
+nothing older.
+
+A projector whose documents take parts from several streams with no order between them
+(the article search: its text and its likes) sends scripted updates instead
+(``scripted``): each carries every part at its own version, and OpenSearch applies a
+part only past the version the document holds when the write lands, inside the shard.
+Nothing is read beforehand, so no write rests on an older read (see projections/search.py).
 
 Checkpoints live in Postgres and move after the bulk request succeeded. Generation N
 writes index ``<prefix>-<projector>-g<N>``; the alias ``<prefix>-<projector>`` names the
@@ -50,6 +55,11 @@ BULK_TIMEOUT_S = 120
 # Folding again after a conflict converges (each round sees a newer document); a document
 # that loses this many rounds in a row is being written by a runaway twin: wait and retry.
 FOLD_ROUNDS = 8
+
+# A scripted update is a get and a compare-and-set inside the shard; two writers of one
+# document (the article's lane and its likes' lane) meet there, and the loser runs the
+# script again on the winner's document.
+UPDATE_RETRIES = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,13 +179,18 @@ class SearchProjector(abc.ABC):
             await self.checkpoints.save(conn, next_offsets)
         return fresh
 
-    async def write(self, records: Sequence[Recorded]) -> None:
-        """Fold ``records`` into their documents and write the changed ones."""
+    def by_document(self, records: Sequence[Recorded]) -> dict[str, list[Recorded]]:
+        """``records`` by the document they change, each list in log order."""
         grouped: dict[str, list[Recorded]] = {}
         for rec in records:
             doc_id = self.doc_id(rec)
             if doc_id is not None:
                 grouped.setdefault(doc_id, []).append(rec)
+        return grouped
+
+    async def write(self, records: Sequence[Recorded]) -> None:
+        """Fold ``records`` into their documents and write the changed ones."""
+        grouped = self.by_document(records)
         pending = list(grouped)
         for _ in range(FOLD_ROUNDS):
             if not pending:
@@ -190,6 +205,34 @@ class SearchProjector(abc.ABC):
             pending = await self._bulk(docs) if docs else []
             if pending:
                 log.info("search.refold", projector=self.name, documents=len(pending))
+        raise Transient(f"{len(pending)} documents kept changing under {self.name}")
+
+    async def scripted(self, script: str, updates: Mapping[str, dict[str, Any]]) -> None:
+        """Send each document its update: ``script`` run by OpenSearch on the document as
+        it is when the write lands (created from nothing if missing), with the document's
+        parameters. The script alone decides what applies, so a write that meets a
+        conflict (another writer between the shard's own get and put, past its retries)
+        is simply sent again."""
+        pending = list(updates)
+        for _ in range(FOLD_ROUNDS):
+            if not pending:
+                return
+            lines: list[dict[str, Any]] = []
+            for doc_id in pending:
+                meta = {"_index": self.index, "_id": doc_id, "retry_on_conflict": UPDATE_RETRIES}
+                body = {
+                    "scripted_upsert": True,
+                    "upsert": {},
+                    "script": {"source": script, "lang": "painless", "params": updates[doc_id]},
+                }
+                lines += [{"update": meta}, body]
+            async with search_errors():
+                result = await self.client.bulk(
+                    body=lines, refresh=False, request_timeout=BULK_TIMEOUT_S
+                )
+            pending = bulk_conflicts(result)
+            if pending:
+                log.info("search.resend", projector=self.name, documents=len(pending))
         raise Transient(f"{len(pending)} documents kept changing under {self.name}")
 
     async def _current(self, ids: list[str]) -> dict[str, Stored]:
