@@ -80,6 +80,19 @@ generations = Table(
     PrimaryKeyConstraint("projector", "generation"),
 )
 
+# Moves of a projector's read model to another database (``bloghub migrate``): one row per
+# projector being moved or moved, read by every API and projector process beside the
+# generations above. ``target_url`` is a database URL with its credentials.
+migrations = Table(
+    "projector_migrations",
+    shared,
+    Column("projector", Text, primary_key=True),
+    Column("generation", Integer, nullable=False),
+    Column("target_url", Text, nullable=False),
+    Column("phase", Integer, nullable=False),
+    Column("changed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
 users_model = MetaData()
 
 users = Table(
