@@ -15,14 +15,14 @@ from redis.asyncio import Redis
 from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bloghub.adapters.postgres.engines import Engines
 from bloghub.adapters.postgres.engine import make_engine
+from bloghub.adapters.postgres.engines import Engines
 from bloghub.adapters.postgres.generations import active_generations
 from bloghub.adapters.postgres.migrations import Migration, all_migrations
-from bloghub.projections.phases import Store, reads_from
 from bloghub.adapters.postgres.tables import checkpoints
 from bloghub.events.position import Position
 from bloghub.events.topics import Family, topic_for
+from bloghub.projections.phases import Store, reads_from
 
 # Keep the highest offset per partition; the whole key expires a while after the last write.
 _REMEMBER = """

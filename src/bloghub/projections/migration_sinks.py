@@ -40,9 +40,7 @@ class TwoStores:
         just filled, a source written again after phase 4) catches up, and the one ahead
         skips what it already has. No checkpoint in either: from the log's start."""
         found = [await sink.load_checkpoints(partitions) for sink in self.sinks]
-        return {
-            tp: min(f[tp] for f in found) for tp in partitions if all(tp in f for f in found)
-        }
+        return {tp: min(f[tp] for f in found) for tp in partitions if all(tp in f for f in found)}
 
     async def apply(
         self, records: Sequence[Recorded], next_offsets: Mapping[TP, int]

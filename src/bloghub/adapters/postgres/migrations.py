@@ -74,4 +74,3 @@ async def remove_migration(conn: AsyncConnection, projector: str, phase: Phase) 
         delete(migrations).where(m.projector == projector, m.phase == int(phase))
     )
     return bool(done.rowcount)
-
