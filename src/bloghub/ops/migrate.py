@@ -60,6 +60,10 @@ def shown_url(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
+class NotMigrated(MigrationRefused):
+    """The projector has no migration."""
+
+
 @dataclass
 class MigrationStores:
     """The main database's stores (quiet: no cache, no side effects) and the target's engine."""
@@ -100,7 +104,7 @@ async def migration_of(stores: Stores, name: str) -> Migration:
     async with translated(), stores.engine.connect() as conn:
         found = (await all_migrations(conn)).get(name)
     if found is None:
-        raise MigrationRefused(f"{name} is not being migrated: `bloghub migrate start {name}`")
+        raise NotMigrated(f"{name} is not being migrated: `bloghub migrate start {name}`")
     return found
 
 
