@@ -22,7 +22,7 @@ from bloghub.adapters.postgres.migrations import Migration, all_migrations
 from bloghub.adapters.postgres.tables import checkpoints
 from bloghub.events.position import Position
 from bloghub.events.topics import Family, topic_for
-from bloghub.projections.phases import Store, reads_from
+from bloghub.migration_phases import Store, reads_from
 
 # Keep the highest offset per partition; the whole key expires a while after the last write.
 _REMEMBER = """

@@ -12,10 +12,8 @@ from starlette.responses import Response
 from bloghub.api.http import JSON, Endpoint, container, parse_body
 from bloghub.api.ops_auth import require_operator
 from bloghub.errors import Conflict, NotFound
+from bloghub.migration_phases import MigrationRefused, Phase, PhaseRefused, reads_from
 from bloghub.ops.migrate import MigrationStores, NotMigrated, move
-from bloghub.projections.migration_sinks import MigrationRefused
-from bloghub.projections.phases import Phase, PhaseRefused, reads_from
-from bloghub.projections.stores import Stores
 
 
 class PhaseMove(BaseModel):
@@ -34,9 +32,7 @@ async def move_phase(request: Request) -> Response:
     require_operator(request)
     body = await parse_body(request, PhaseMove)
     c = container(request)
-    # The API's own clients, quietly: the move reads checkpoints and the log's ends only.
-    stores = Stores(c.settings, c.engine, c.redis, c.search, cache=None, live=False)
-    ms = MigrationStores(stores)
+    ms = MigrationStores.of(c.settings, c.engine, c.redis, c.search)
     try:
         migration = await move(ms, request.path_params["name"], Phase(body.phase))
     except NotMigrated as exc:

@@ -17,8 +17,10 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any, Self
 
 import structlog
+from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -34,13 +36,20 @@ from bloghub.adapters.postgres.migrations import (
 )
 from bloghub.adapters.postgres.tables import checkpoints
 from bloghub.events.base import registry
+from bloghub.migration_phases import (
+    MigrationRefused,
+    Phase,
+    Store,
+    check_move,
+    must_catch_up,
+    unwritten,
+)
 from bloghub.ops.generations_admin import LogEnds
 from bloghub.ops.replay import building_stores, close_stores, measure
 from bloghub.ops.replay_progress import RateMeter, ReplayProgress, applied_of, measured
 from bloghub.projections.backoff import wait_any
 from bloghub.projections.dead_letters import DeadLetters
-from bloghub.projections.migration_sinks import MigrationRefused, projector_in
-from bloghub.projections.phases import Phase, Store, check_move, must_catch_up, unwritten
+from bloghub.projections.migration_sinks import projector_in
 from bloghub.projections.postgres_sink import PostgresProjector, projector_engine
 from bloghub.projections.runner import ProjectorRunner, RunnerConfig, group_id
 from bloghub.projections.stores import Stores
@@ -70,6 +79,11 @@ class MigrationStores:
 
     stores: Stores
     target: AsyncEngine | None = None
+
+    @classmethod
+    def of(cls, settings: Settings, engine: AsyncEngine, redis: Redis, search: Any) -> Self:
+        """An API process's own clients, quietly (a move reads checkpoints and log ends)."""
+        return cls(Stores(settings, engine, redis, search, cache=None, live=False))
 
     def engine(self, store: Store, migration: Migration) -> AsyncEngine:
         if store is Store.SOURCE:

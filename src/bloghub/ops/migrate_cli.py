@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bloghub.adapters.postgres.migrations import Migration, all_migrations
+from bloghub.migration_phases import MigrationRefused, Phase, PhaseRefused, Store, reads_from
 from bloghub.ops.generations_admin import LogEnds
 from bloghub.ops.migrate import (
     FillPlan,
@@ -29,8 +30,6 @@ from bloghub.ops.migration_repair import run_repairs
 from bloghub.ops.migration_validator import Pair, full_pass, incremental_pass, report
 from bloghub.ops.replay_progress import ReplayProgress
 from bloghub.projections.backoff import wait_any
-from bloghub.projections.migration_sinks import MigrationRefused
-from bloghub.projections.phases import Phase, PhaseRefused, Store, reads_from
 from bloghub.projections.worker import install_stop_signals
 from bloghub.settings import Settings
 

@@ -28,8 +28,8 @@ from bloghub.adapters.postgres.generations import read_model_in, schema_name
 from bloghub.adapters.postgres.migrations import Migration, all_migrations
 from bloghub.adapters.postgres.tables import checkpoints
 from bloghub.events.topics import REPAIR, topic_for
+from bloghub.migration_phases import Phase, Store, writes
 from bloghub.projections.backoff import wait_any
-from bloghub.projections.phases import Phase, Store, writes
 from bloghub.settings import Settings
 
 log = structlog.get_logger(__name__)

@@ -23,7 +23,7 @@ from sqlalchemy.types import Text
 from bloghub.adapters.postgres.generations import read_model_in, schema_name
 from bloghub.adapters.postgres.migrations import Migration
 from bloghub.events.topics import REPAIR, topic_for
-from bloghub.projections.phases import Phase
+from bloghub.migration_phases import Phase
 
 PAGE_ROWS = 1000
 RECHECK_S = 1.0

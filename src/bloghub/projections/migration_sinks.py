@@ -13,22 +13,18 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bloghub.adapters.postgres.migrations import Migration
 from bloghub.events.base import Recorded
 from bloghub.events.topics import Family
+from bloghub.migration_phases import MigrationRefused, Store, reads_from, writes
 from bloghub.projections.catalog import POSTGRES_PROJECTORS
-from bloghub.projections.phases import Store, reads_from, writes
 from bloghub.projections.port import TP, Projector
 from bloghub.projections.postgres_sink import PostgresProjector
 from bloghub.projections.stores import Stores
-
-
-class MigrationRefused(Exception):
-    """A projector that cannot be migrated, or a migration step the state does not allow."""
 
 
 class TwoStores:
     """One projector generation written to two stores, in the phase's order; the last one
     is the store reads come from, whose records and hooks the runner sees."""
 
-    def __init__(self, sinks: Sequence[PostgresProjector]) -> None:
+    def __init__(self, sinks: Sequence[Projector]) -> None:
         self.sinks = list(sinks)
         read = self.sinks[-1]
         self.name: str = read.name

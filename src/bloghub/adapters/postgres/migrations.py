@@ -11,7 +11,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bloghub.adapters.postgres.tables import migrations
-from bloghub.projections.phases import Phase, Store, reads_from
+from bloghub.migration_phases import Phase, Store, reads_from
 
 m = migrations.c
 

@@ -25,8 +25,13 @@ class Store(StrEnum):
     TARGET = "target"
 
 
-class PhaseRefused(Exception):
-    """A phase move the rules do not allow (a clear message for the operator)."""
+class MigrationRefused(Exception):
+    """A projector that cannot be migrated, or a migration step the state does not allow
+    (a clear message for the operator)."""
+
+
+class PhaseRefused(MigrationRefused):
+    """A phase move the rules do not allow."""
 
 
 def reads_from(phase: Phase) -> Store:
