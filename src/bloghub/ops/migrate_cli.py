@@ -130,7 +130,9 @@ async def _validate(
         found = await (incremental_pass(pair, since) if since else full_pass(pair))
         await report(settings.kafka_bootstrap, settings.prefix, found)
         for d in found:
-            console.print(f"{d.kind}: {d.table} {d.key}", highlight=False, markup=False)
+            console.print(
+                f"{d.kind}: {d.table} {d.key}", highlight=False, markup=False, soft_wrap=True
+            )
         total += len(found)
         kind = f"rows changed since {since.isoformat()}" if since else "every row"
         console.print(f"{name}: {kind} compared, {len(found)} differences sent for repair")

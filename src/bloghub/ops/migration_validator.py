@@ -66,7 +66,7 @@ class Pair:
         self.tables = list(read_model_in(migration.projector, schema).sorted_tables)
 
     def difference(self, table: Table, row: Row, kind: str) -> Difference:
-        key = {c.name: str(getattr(row, c.name)) for c in table.primary_key.columns}
+        key = {str(c.name): str(getattr(row, c.name)) for c in table.primary_key.columns}
         m = self.migration
         return Difference(m.projector, m.generation, table.name, key, kind)
 
