@@ -6,8 +6,9 @@ Revises: 0014
 
 from __future__ import annotations
 
-import sqlalchemy as sa
 from alembic import op
+
+from bloghub.adapters.postgres.tables import migrations
 
 revision = "0016"
 down_revision = "0014"
@@ -16,18 +17,9 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.create_table(
-        "projector_migrations",
-        sa.Column("projector", sa.Text, primary_key=True),
-        sa.Column("generation", sa.Integer, nullable=False),
-        sa.Column("target_url", sa.Text, nullable=False),
-        sa.Column("phase", sa.Integer, nullable=False),
-        sa.Column(
-            "changed_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
-        ),
-        sa.CheckConstraint("phase BETWEEN 1 AND 4", name="projector_migrations_phase"),
-    )
+    # Idempotent, like every revision here: a database stamped back runs them again.
+    migrations.create(op.get_bind(), checkfirst=True)
 
 
 def downgrade() -> None:
-    op.drop_table("projector_migrations")
+    op.execute("DROP TABLE IF EXISTS projector_migrations")

@@ -13,6 +13,7 @@ from __future__ import annotations
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    CheckConstraint,
     Column,
     Date,
     DateTime,
@@ -91,6 +92,7 @@ migrations = Table(
     Column("target_url", Text, nullable=False),
     Column("phase", Integer, nullable=False),
     Column("changed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    CheckConstraint("phase BETWEEN 1 AND 4", name="projector_migrations_phase"),
 )
 
 users_model = MetaData()
