@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaProducer
-from sqlalchemy import ColumnElement, Table, select, tuple_
+from sqlalchemy import ColumnElement, Table, literal, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.types import Text
 
@@ -76,6 +76,11 @@ def _ordered(table: Table) -> list[ColumnElement[Any]]:
     return [c.collate("C") if isinstance(c.type, Text) else c for c in table.primary_key.columns]
 
 
+def _after(columns: Sequence[ColumnElement[Any]], values: Sequence[Any]) -> Any:
+    """The keyset bound, each value bound with its column's type (a UUID is not text)."""
+    return tuple_(*(literal(v, c.type) for c, v in zip(columns, values, strict=True)))
+
+
 def _key(table: Table, row: Row) -> tuple[Any, ...]:
     return tuple(getattr(row, c.name) for c in table.primary_key.columns)
 
@@ -87,7 +92,7 @@ async def _walk(engine: AsyncEngine, table: Table) -> AsyncIterator[Row]:
     while True:
         stmt = select(table).order_by(*order).limit(PAGE_ROWS)
         if after is not None:
-            stmt = stmt.where(tuple_(*order) > tuple_(*after))
+            stmt = stmt.where(tuple_(*order) > _after(order, after))
         async with engine.connect() as conn:
             rows = list(await conn.execute(stmt))
         for row in rows:
@@ -151,7 +156,7 @@ async def _changed(
     while True:
         stmt = select(table).where(table.c.updated_at >= since).order_by(*order).limit(PAGE_ROWS)
         if after is not None:
-            stmt = stmt.where(tuple_(*order) > tuple_(*after))
+            stmt = stmt.where(tuple_(*order) > _after(order, after))
         async with here.connect() as conn:
             rows = list(await conn.execute(stmt))
         others = await _by_keys(there, table, rows)
