@@ -1,6 +1,6 @@
 """The migration validator and repair on two real databases: a full pass walks every
-table by keyset pages in the order Python compares (text keys included, whatever the
-database's collation) and finds a row missing, one different and one extra; an
+table by keyset pages (text keys included, between databases of different
+collations) and finds a row missing, one different and one extra; an
 incremental pass finds what changed since a time; the repair makes the target equal to
 the source, and refuses to copy while the stores stand at different points of the log."""
 
@@ -35,9 +35,15 @@ def _dsn(url: str) -> str:
 
 @contextlib.asynccontextmanager
 async def target_database(settings: Settings) -> AsyncIterator[str]:
+    """A second database on the same server, with another collation; its URL."""
     name = f"{settings.sqlalchemy_url.rsplit('/', 1)[1]}_target"
     admin = await asyncpg.connect(BASE_DSN)
-    await admin.execute(f'CREATE DATABASE "{name}"')
+    # Text sorts linguistically there ("_x a B é Z"), by byte in the source ("B Z _x a é"):
+    # a walk in the database's own order would pair the wrong rows.
+    await admin.execute(
+        f'CREATE DATABASE "{name}" TEMPLATE template0 LOCALE_PROVIDER icu '
+        "ICU_LOCALE 'en-US' LOCALE 'C.UTF-8'"
+    )
     try:
         yield f"{settings.sqlalchemy_url.rsplit('/', 1)[0]}/{name}"
     finally:
