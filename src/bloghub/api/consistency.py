@@ -18,11 +18,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bloghub.adapters.postgres.engine import make_engine
 from bloghub.adapters.postgres.engines import Engines
 from bloghub.adapters.postgres.generations import active_generations
-from bloghub.adapters.postgres.migrations import Migration, all_migrations
+from bloghub.adapters.postgres.migrations import Migration, all_migrations, moved_reads
 from bloghub.adapters.postgres.tables import checkpoints
 from bloghub.events.position import Position
 from bloghub.events.topics import Family, topic_for
-from bloghub.migration_phases import Store, reads_from
 
 # Keep the highest offset per partition; the whole key expires a while after the last write.
 _REMEMBER = """
@@ -137,12 +136,8 @@ class Progress:
         projector: str,
         main: AsyncEngine,
     ) -> AsyncEngine:
-        migration = migrations.get(projector)
-        if migration is None or migration.generation != generations.get(projector, 1):
-            return main
-        if reads_from(migration.phase) is Store.SOURCE:
-            return main
-        return self.engines.get(migration.target_url)
+        url = moved_reads(migrations, generations, projector)
+        return main if url is None else self.engines.get(url)
 
     def relevant(
         self, projectors: Sequence[tuple[str, Sequence[Family]]], pos: Position

@@ -4,6 +4,7 @@ the generations registry, every ``generations_poll_s``."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from sqlalchemy import delete, func, select, update
@@ -74,3 +75,14 @@ async def remove_migration(conn: AsyncConnection, projector: str, phase: Phase) 
         delete(migrations).where(m.projector == projector, m.phase == int(phase))
     )
     return bool(done.rowcount)
+
+
+def moved_reads(
+    migrations: Mapping[str, Migration], generations: Mapping[str, int], projector: str
+) -> str | None:
+    """The URL of the database a projector's reads come from, if a migration of its
+    active generation has moved them off the main one (phases 3 and 4)."""
+    migration = migrations.get(projector)
+    if migration is None or migration.generation != generations.get(projector, 1):
+        return None
+    return migration.target_url if reads_from(migration.phase) is Store.TARGET else None
