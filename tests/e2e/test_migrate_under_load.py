@@ -16,14 +16,13 @@ from pathlib import Path
 import asyncpg
 import httpx
 
-from bloghub.adapters.postgres.databases import drop_database
 from bloghub.ids import new_id_str
 from bloghub.ops.migration_repair import run_repairs
 from bloghub.settings import Settings
-from tests.conftest import BASE_DSN, isolated, pg, projecting, serve
+from tests.conftest import isolated, pg, projecting, serve
 from tests.e2e.test_accounts import PASSWORD, signup_body
 from tests.e2e.test_replay_under_load import environment, run
-from tests.support import wait_until
+from tests.support import second_database, wait_until
 
 WRITERS = 3
 
@@ -87,19 +86,6 @@ async def writing(writes: Writes) -> AsyncIterator[None]:
 
 
 @contextlib.asynccontextmanager
-async def target_database(settings: Settings) -> AsyncIterator[str]:
-    """A second database on the same server; its URL."""
-    name = f"{settings.sqlalchemy_url.rsplit('/', 1)[1]}_target"
-    admin = await asyncpg.connect(BASE_DSN)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"{settings.sqlalchemy_url.rsplit('/', 1)[0]}/{name}"
-    finally:
-        await drop_database(admin, name)
-        await admin.close()
-
-
-@contextlib.asynccontextmanager
 async def connected(url: str) -> AsyncIterator[asyncpg.Connection]:
     conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
     try:
@@ -137,7 +123,7 @@ async def test_migrate_articles_through_four_phases_and_back_under_load(
     overrides: dict[str, object] = {"generations_poll_s": 0.5, "read_wait_s": 10.0}
     async with (
         isolated(run_id, "migrate", **overrides) as s,
-        target_database(s) as target_url,
+        second_database(s) as target_url,
         projecting(s),
         serve(s) as api,
     ):

@@ -6,14 +6,11 @@ the source, and refuses to copy while the stores stand at different points of th
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import pytest
 
-from bloghub.adapters.postgres.databases import drop_database
 from bloghub.adapters.postgres.migrations import Migration, set_phase
 from bloghub.ids import new_id_str
 from bloghub.migration_phases import Phase, Store
@@ -21,8 +18,8 @@ from bloghub.ops import migration_repair
 from bloghub.ops.migrate import migration_of, migration_stores, start
 from bloghub.ops.migration_repair import RepairBusy, repair_row
 from bloghub.ops.migration_validator import PAGE_ROWS, Pair, full_pass, incremental_pass
-from bloghub.settings import Settings
-from tests.conftest import BASE_DSN, isolated
+from tests.conftest import isolated
+from tests.support import second_database
 
 # Keys that sort differently by byte and by a linguistic collation (upper case, accents).
 TAGS = ["a", "B", "é", "Z", "_x", "zz"]
@@ -31,24 +28,6 @@ ARTICLES = PAGE_ROWS // len(TAGS) + 50  # more tag rows than one page
 
 def _dsn(url: str) -> str:
     return url.replace("postgresql+asyncpg://", "postgresql://")
-
-
-@contextlib.asynccontextmanager
-async def target_database(settings: Settings) -> AsyncIterator[str]:
-    """A second database on the same server, with another collation; its URL."""
-    name = f"{settings.sqlalchemy_url.rsplit('/', 1)[1]}_target"
-    admin = await asyncpg.connect(BASE_DSN)
-    # Text sorts linguistically there ("_x a B é Z"), by byte in the source ("B Z _x a é"):
-    # a walk in the database's own order would pair the wrong rows.
-    await admin.execute(
-        f'CREATE DATABASE "{name}" TEMPLATE template0 LOCALE_PROVIDER icu '
-        "ICU_LOCALE 'en-US' LOCALE 'C.UTF-8'"
-    )
-    try:
-        yield f"{settings.sqlalchemy_url.rsplit('/', 1)[0]}/{name}"
-    finally:
-        await drop_database(admin, name)
-        await admin.close()
 
 
 async def _fill(url: str, ids: list[str], at: datetime) -> None:
@@ -72,7 +51,7 @@ async def test_validator_finds_each_difference_both_ways_and_repair_fixes_the_ta
 ) -> None:
     async with (
         isolated(run_id, "migval") as s,
-        target_database(s) as target_url,
+        second_database(s, linguistic=True) as target_url,
         migration_stores(s) as ms,
     ):
         await start(ms, "articles", target_url)
@@ -125,7 +104,7 @@ async def test_repair_waits_for_both_stores_to_stand_at_the_same_offsets(
     monkeypatch.setattr(migration_repair, "SETTLE_S", 0.3)
     async with (
         isolated(run_id, "migbusy") as s,
-        target_database(s) as target_url,
+        second_database(s, linguistic=True) as target_url,
         migration_stores(s) as ms,
     ):
         await start(ms, "articles", target_url)
