@@ -24,6 +24,7 @@ from bloghub.migration_phases import (
     unwritten,
     writes,
 )
+from bloghub.ops.migrate import shown_url
 from bloghub.projections.migration_sinks import TwoStores
 from bloghub.projections.port import TP
 
@@ -128,3 +129,10 @@ async def test_two_stores_resume_from_the_lower_checkpoint_and_write_the_read_st
     await both.after_commit(fresh)
     assert source.hooks == [2]
     assert target.hooks == []
+
+
+def test_a_target_url_is_shown_without_its_password() -> None:
+    shown = shown_url("postgresql+asyncpg://blog:s3cret-pw@db2:5432/blog")
+    assert "s3cret-pw" not in shown
+    assert shown.startswith("postgresql+asyncpg://blog:")
+    assert shown.endswith("@db2:5432/blog")
