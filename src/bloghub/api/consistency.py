@@ -102,7 +102,7 @@ class Progress:
         # generation's checkpoints only move forward, so a position once passed stays
         # passed: an authenticated request whose own writes are long applied needs no query.
         # A migration's phase moves keep that true: the store reads move to was written
-        # before the one they leave (phases.py), so it is at least as far.
+        # before the one they leave (migration_phases.py), so it is at least as far.
         self._passed: dict[tuple[str, int, str, int], int] = {}
 
     async def generations(self) -> Mapping[str, int]:

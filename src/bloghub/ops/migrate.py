@@ -1,5 +1,5 @@
 """``bloghub migrate``: move one projector's PostgreSQL read model to another database while
-it serves, in four phases (projections/phases.py).
+it serves, in four phases (bloghub/migration_phases.py).
 
 ``start`` registers phase 1, creates the generation's schema and a checkpoints table in the
 target and fills it from the start of the log (its own consumer group); once caught up it
@@ -17,9 +17,10 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, Self
+from typing import Self
 
 import structlog
+from opensearchpy import AsyncOpenSearch
 from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
@@ -81,7 +82,9 @@ class MigrationStores:
     target: AsyncEngine | None = None
 
     @classmethod
-    def of(cls, settings: Settings, engine: AsyncEngine, redis: Redis, search: Any) -> Self:
+    def of(
+        cls, settings: Settings, engine: AsyncEngine, redis: Redis, search: AsyncOpenSearch
+    ) -> Self:
         """An API process's own clients, quietly (a move reads checkpoints and log ends)."""
         return cls(Stores(settings, engine, redis, search, cache=None, live=False))
 

@@ -116,7 +116,7 @@ async def _follow(stores: Stores, dead: DeadLetters, name: str, stop: asyncio.Ev
             if now[0] == generation:
                 # A migration changed phase: the same generation and consumer group, now
                 # written to other stores. Adjacent phases both write the store either
-                # reads (phases.py), so the old runner may stop at once.
+                # reads (migration_phases.py), so the old runner may stop at once.
                 log.info("projector.migration_phase", projector=name, now=_phase_of(now))
                 own_stop.set()
                 await asyncio.gather(task, return_exceptions=True)
