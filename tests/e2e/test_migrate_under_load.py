@@ -139,6 +139,12 @@ async def test_migrate_articles_through_four_phases_and_back_under_load(
                 started = await run(env, logs, "migrate", "start", "articles", "--to", target_url)
                 assert started == 0, logs.read_text()[-3000:]
                 assert await phase(s) == 2
+                status = tmp_path / "status.log"
+                assert await run({**env, "COLUMNS": "250"}, status, "migrate", "status") == 0
+                shown = status.read_text()
+                assert "source" in shown, shown  # phase 2 reads from the source
+                assert "***@" in shown, shown  # the target's password is not shown
+                assert "bloghub:bloghub@" not in shown, shown
                 await more_writes(writes, 10)
                 # Phase 3 through the ops API: reads now come from the target.
                 moved = await _ops_phase(api.url, s, 3)
