@@ -96,15 +96,17 @@ async def ranking_job(settings: Settings, holder: str) -> AsyncIterator[RankingJ
     """A job as ``bloghub rank`` builds it, named ``holder``, with clients of its own."""
     engine = make_engine(settings.sqlalchemy_url, pool_size=2)
     redis = make_redis(settings.redis_url.get_secret_value())
+    job = RankingJob(
+        RankingConfig.from_settings(settings),
+        engine=engine,
+        redis=redis,
+        cache=Cache(redis, prefix=settings.prefix),
+        prefix=settings.prefix,
+        holder=holder,
+    )
     try:
-        yield RankingJob(
-            RankingConfig.from_settings(settings),
-            engine=engine,
-            redis=redis,
-            cache=Cache(redis, prefix=settings.prefix),
-            prefix=settings.prefix,
-            holder=holder,
-        )
+        yield job
     finally:
         await redis.aclose()
         await engine.dispose()
+        await job.engines.dispose()

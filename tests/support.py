@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import os
 import random
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import asyncpg
 
+from bloghub.adapters.postgres.databases import drop_database
 from bloghub.adapters.postgres.generations import create_generation
 from bloghub.adapters.redis import make_redis
 from bloghub.events.articles import (
@@ -275,3 +277,20 @@ async def replay_generation(
         await dead.close()
         await redis.aclose()
         await engine.dispose()
+
+
+@contextlib.asynccontextmanager
+async def second_database(settings: Settings, *, linguistic: bool = False) -> AsyncIterator[str]:
+    """Another database on the same server as ``settings``' (a migration's target), dropped
+    afterwards; its URL. ``linguistic``: text sorts by ICU's en-US rules there."""
+    from tests.conftest import BASE_DSN
+
+    name = f"{settings.sqlalchemy_url.rsplit('/', 1)[1]}_target"
+    how = " TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C.UTF-8'"
+    admin = await asyncpg.connect(BASE_DSN)
+    await admin.execute(f'CREATE DATABASE "{name}"' + (how if linguistic else ""))
+    try:
+        yield f"{settings.sqlalchemy_url.rsplit('/', 1)[0]}/{name}"
+    finally:
+        await drop_database(admin, name)
+        await admin.close()

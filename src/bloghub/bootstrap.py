@@ -174,6 +174,7 @@ class Container:
         await self.search.close()
         await self.commands.keys.close()
         await self.engine.dispose()
+        await self.progress.engines.dispose()  # the stores migrations moved reads to
 
 
 async def build(settings: Settings, *, pool_size: int = 10) -> Container:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import uvicorn
 
 from bloghub.logs import configure_logging
-from bloghub.ops import replay_cli
+from bloghub.ops import migrate_cli, replay_cli
 from bloghub.processes import stop_process
 from bloghub.settings import DEV_SECRET_MARKER, Settings, load_settings
 
@@ -43,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     db = sub.add_parser("db", help="database schema")
     db.add_argument("action", choices=["upgrade"])
     replay_cli.add_parser(sub)
+    migrate_cli.add_parser(sub)
     args = parser.parse_args(argv)
     settings = load_settings()
     configure_logging(settings)
@@ -62,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
         upgrade_database(settings)
     elif args.command == "replay":
         return replay_cli.run(settings, args)
+    elif args.command == "migrate":
+        return migrate_cli.run(settings, args)
     return 0
 
 

@@ -15,7 +15,10 @@ from redis.asyncio import Redis
 from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bloghub.adapters.postgres.engine import make_engine
+from bloghub.adapters.postgres.engines import Engines
 from bloghub.adapters.postgres.generations import active_generations
+from bloghub.adapters.postgres.migrations import Migration, all_migrations, moved_reads
 from bloghub.adapters.postgres.tables import checkpoints
 from bloghub.events.position import Position
 from bloghub.events.topics import Family, topic_for
@@ -68,20 +71,38 @@ class Generations(Protocol):
 
     async def generation(self, projector: str) -> int: ...
 
+    async def engine(self, projector: str, main: AsyncEngine) -> AsyncEngine:
+        """The engine of the store the projector's reads come from (``main`` unless a
+        migration has moved them)."""
+        ...
+
 
 class Progress:
     """How far each projector's active generation has applied the log."""
 
-    def __init__(self, engine: AsyncEngine, *, prefix: str, generations_ttl_s: float = 2.0) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        prefix: str,
+        generations_ttl_s: float = 2.0,
+        engines: Engines | None = None,
+    ) -> None:
         self._engine = engine
         self._prefix = prefix
         self._ttl = generations_ttl_s
         self._generations: dict[str, int] = {}
+        # Projectors being moved to another database, re-read with the generations: a
+        # phase switch reaches every API process within the same few seconds.
+        self._migrations: dict[str, Migration] = {}
+        self.engines = engines or Engines(_migrated_store)
         self._loaded_at = 0.0
         self._reloading = asyncio.Lock()
         # The highest checkpoint seen per (projector, generation, topic, partition). A
         # generation's checkpoints only move forward, so a position once passed stays
         # passed: an authenticated request whose own writes are long applied needs no query.
+        # A migration's phase moves keep that true: the store reads move to was written
+        # before the one they leave (migration_phases.py), so it is at least as far.
         self._passed: dict[tuple[str, int, str, int], int] = {}
 
     async def generations(self) -> Mapping[str, int]:
@@ -92,11 +113,31 @@ class Progress:
                 if time.monotonic() - self._loaded_at > self._ttl:
                     async with self._engine.connect() as conn:
                         self._generations = await active_generations(conn)
+                        self._migrations = await all_migrations(conn)
                     self._loaded_at = time.monotonic()
         return dict(self._generations)
 
+    async def placements(self) -> tuple[Mapping[str, int], Mapping[str, Migration]]:
+        """The active generations and the migrations, as one consistent copy."""
+        generations = await self.generations()
+        return generations, dict(self._migrations)
+
     async def generation(self, projector: str) -> int:
         return (await self.generations()).get(projector, 1)
+
+    async def engine(self, projector: str, main: AsyncEngine) -> AsyncEngine:
+        generations, migrations = await self.placements()
+        return self.read_engine(generations, migrations, projector, main)
+
+    def read_engine(
+        self,
+        generations: Mapping[str, int],
+        migrations: Mapping[str, Migration],
+        projector: str,
+        main: AsyncEngine,
+    ) -> AsyncEngine:
+        url = moved_reads(migrations, generations, projector)
+        return main if url is None else self.engines.get(url)
 
     def relevant(
         self, projectors: Sequence[tuple[str, Sequence[Family]]], pos: Position
@@ -113,13 +154,20 @@ class Progress:
     ) -> bool:
         """Whether every named projector has passed ``pos``: one query, however many."""
         wanted: list[tuple[str, int, Position]] = []
+        stores: dict[str, AsyncEngine] = {}
+        seen = generations or self
         for name, families in projectors:
             part = pos.restricted_to(topic_for(self._prefix, f) for f in families)
             if part:
-                wanted.append((name, await (generations or self).generation(name), part))
+                wanted.append((name, await seen.generation(name), part))
+                stores[name] = await seen.engine(name, self._engine)
         if not wanted or self._known_passed(wanted):
             return True
-        done = await self._checkpoints(wanted)
+        done: dict[tuple[str, str, int], int] = {}
+        for engine in set(stores.values()):
+            # A migrated projector's checkpoints are in the store its reads come from.
+            here = [w for w in wanted if stores[w[0]] is engine]
+            done |= await self._checkpoints(here, engine)
         self._note(wanted, done)
         return all(done.get((name, t, p), 0) > o for name, _, part in wanted for t, p, o in part)
 
@@ -139,7 +187,7 @@ class Progress:
                 self._passed[key] = next_offset
 
     async def _checkpoints(
-        self, wanted: Sequence[tuple[str, int, Position]]
+        self, wanted: Sequence[tuple[str, int, Position]], engine: AsyncEngine
     ) -> dict[tuple[str, str, int], int]:
         """The next offset of each (projector, topic, partition) in the given generations."""
         c = checkpoints.c
@@ -155,7 +203,7 @@ class Progress:
                 )
             )
         )
-        async with self._engine.connect() as conn:
+        async with engine.connect() as conn:
             rows = await conn.execute(stmt)
             return {(r.projector, r.topic, r.partition): r.next_offset for r in rows}
 
@@ -189,14 +237,26 @@ class Pinned:
     def __init__(self, progress: Progress) -> None:
         self._progress = progress
         self._seen: Mapping[str, int] | None = None
+        self._migrations: Mapping[str, Migration] = {}
 
     async def generation(self, projector: str) -> int:
         if self._seen is None:
-            self._seen = await self._progress.generations()
+            self._seen, self._migrations = await self._progress.placements()
         return self._seen.get(projector, 1)
+
+    async def engine(self, projector: str, main: AsyncEngine) -> AsyncEngine:
+        """The store of the phase the request started in: it waits and reads there."""
+        await self.generation(projector)
+        assert self._seen is not None
+        return self._progress.read_engine(self._seen, self._migrations, projector, main)
 
     async def active(self, projector: str) -> int | None:
         """The active generation, or None while the projector has none yet."""
         await self.generation(projector)
         assert self._seen is not None
         return self._seen.get(projector)
+
+
+def _migrated_store(url: str) -> AsyncEngine:
+    """An API process's engine for a store a migration moved reads to."""
+    return make_engine(url, pool_size=5, app="bloghub-api-migrated")

@@ -53,7 +53,8 @@ class NotificationQueries:
 
     async def _all(self, stmt: Select[Any]) -> list[Any]:
         schema = schema_name(self.projector, await self._generations.generation(self.projector))
-        async with translated(), self._engine.connect() as raw:
+        engine = await self._generations.engine(self.projector, self._engine)
+        async with translated(), engine.connect() as raw:
             conn = await raw.execution_options(schema_translate_map={None: schema})
             return list(await conn.execute(stmt))
 

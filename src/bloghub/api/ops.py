@@ -15,6 +15,7 @@ from starlette.responses import HTMLResponse, Response, StreamingResponse
 from bloghub.api.assets import UPLOT, catalog, serve
 from bloghub.api.http import JSON, Endpoint, container, parse_body, parse_query
 from bloghub.api.ops_auth import COOKIE, SESSION_S, require_operator, session_cookie, token_matches
+from bloghub.api.ops_migrations import ENDPOINT as MIGRATION_PHASE
 from bloghub.api.v1.schemas import PLAIN
 from bloghub.api.v1.sessions import client_ip
 from bloghub.auth.audit import security_event
@@ -193,4 +194,5 @@ ENDPOINTS = [
         auth=True,
         errors=(401,),
     ),
+    MIGRATION_PHASE,
 ]

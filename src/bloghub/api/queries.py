@@ -86,6 +86,7 @@ class UserQueries:
 
     async def _one(self, stmt: Select[Any]) -> Any:
         schema = schema_name(self.projector, await self._generations.generation(self.projector))
-        async with translated(), self._engine.connect() as raw:
+        engine = await self._generations.engine(self.projector, self._engine)
+        async with translated(), engine.connect() as raw:
             conn = await raw.execution_options(schema_translate_map={None: schema})
             return (await conn.execute(stmt)).one_or_none()

@@ -21,7 +21,8 @@ class ReadModel:
 
     async def all(self, stmt: Select[Any]) -> list[Any]:
         generation = await self._generations.generation(self.projector)
-        async with translated(), self._engine.connect() as raw:
+        engine = await self._generations.engine(self.projector, self._engine)
+        async with translated(), engine.connect() as raw:
             conn = await raw.execution_options(
                 schema_translate_map={None: schema_name(self.projector, generation)}
             )

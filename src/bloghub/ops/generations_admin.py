@@ -12,6 +12,7 @@ from bloghub.adapters.postgres.generations import (
     create_generation,
     schema_name,
 )
+from bloghub.adapters.postgres.migrations import all_migrations
 from bloghub.adapters.postgres.tables import checkpoints, generations
 from bloghub.events.topics import topic_for
 from bloghub.ops.lag import LagReader
@@ -64,6 +65,10 @@ async def prepare_generation(stores: Stores, name: str) -> Projector:
     """Register (or resume) the generation to build and create its stores; the projector
     comes back built from ``stores`` (which must have ``live`` off and no cache)."""
     cls = projector_class(name)
+    async with stores.engine.connect() as conn:
+        if name in await all_migrations(conn):
+            # Its read model is (being) moved to another database, generation and all.
+            raise ReplayRefused(f"{name} is migrated: see `bloghub migrate status`")
     generation = generation_to_build(await registry_of(stores, name))
     async with stores.engine.begin() as conn:
         await create_generation(conn, name, generation, activate=False)

@@ -46,6 +46,9 @@ class RunnerConfig:
     batch_max_wait_ms: int = 100
     apply_retries: int = 3
     apply_concurrency: int = 2
+    # A consumer group of its own instead of the generation's (a migration's fill, which
+    # writes one generation into another store beside the live group).
+    group: str | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RunnerConfig:
@@ -113,7 +116,8 @@ class ProjectorRunner:
         self._stop = stop
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self._cfg.bootstrap,
-            group_id=group_id(self._cfg.prefix, self.projector.name, self.projector.generation),
+            group_id=self._cfg.group
+            or group_id(self._cfg.prefix, self.projector.name, self.projector.generation),
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_poll_records=self._cfg.batch_max_events,

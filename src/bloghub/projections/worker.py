@@ -15,6 +15,7 @@ import bloghub.events.catalog  # noqa: F401  (registers every event type)
 from bloghub.adapters.opensearch import make_opensearch
 from bloghub.adapters.postgres.engine import translated
 from bloghub.adapters.postgres.generations import active_generations
+from bloghub.adapters.postgres.migrations import Migration, all_migrations
 from bloghub.adapters.redis import make_redis
 from bloghub.adapters.redis.cache import Cache
 from bloghub.errors import Transient, Unavailable
@@ -23,6 +24,8 @@ from bloghub.projections.backoff import Backoff, Stopping
 from bloghub.projections.catalog import PROJECTORS
 from bloghub.projections.dead_letters import DeadLetters
 from bloghub.projections.heartbeat import Heartbeat
+from bloghub.projections.migration_sinks import placed_projector
+from bloghub.projections.port import Projector
 from bloghub.projections.postgres_sink import projector_engine
 from bloghub.projections.runner import ProjectorRunner, RunnerConfig, group_id
 from bloghub.projections.stats import CommitStats
@@ -88,22 +91,38 @@ async def _follow(stores: Stores, dead: DeadLetters, name: str, stop: asyncio.Ev
     try:
         while not stop.is_set():
             try:
-                generation = (await _active_generations(stores.engine, stop)).get(name, 1)
+                placement = await _placement(stores.engine, name, stop)
             except Stopping:
                 return
+            generation, migration = placement
             own_stop = asyncio.Event()
-            task = asyncio.create_task(run_generation(stores, dead, name, generation, own_stop))
+            task = asyncio.create_task(
+                run_generation(stores, dead, name, generation, own_stop, migration)
+            )
             running = [(s, t) for s, t in running if not t.done()] + [(own_stop, task)]
             switched = asyncio.Event()
-            watch = asyncio.create_task(_until_switched(stores, name, generation, stop, switched))
+            watch = asyncio.create_task(_until_switched(stores, name, placement, stop, switched))
             try:
                 await _until_stop_or_failure([task], switched)
             finally:
                 watch.cancel()
                 await asyncio.gather(watch, return_exceptions=True)
-            if not stop.is_set():
-                log.info("projector.generation_switched", projector=name, left=generation)
-                asyncio.get_running_loop().call_later(grace_s, own_stop.set)
+            if stop.is_set():
+                continue
+            try:
+                now = await _placement(stores.engine, name, stop)
+            except Stopping:
+                return
+            if now[0] == generation:
+                # A migration changed phase: the same generation and consumer group, now
+                # written to other stores. Adjacent phases both write the store either
+                # reads (migration_phases.py), so the old runner may stop at once.
+                log.info("projector.migration_phase", projector=name, now=_phase_of(now))
+                own_stop.set()
+                await asyncio.gather(task, return_exceptions=True)
+                continue
+            log.info("projector.generation_switched", projector=name, left=generation)
+            asyncio.get_running_loop().call_later(grace_s, own_stop.set)
     finally:
         for own_stop, _ in running:
             own_stop.set()
@@ -111,10 +130,11 @@ async def _follow(stores: Stores, dead: DeadLetters, name: str, stop: asyncio.Ev
 
 
 async def _until_switched(
-    stores: Stores, name: str, generation: int, stop: asyncio.Event, switched: asyncio.Event
+    stores: Stores, name: str, placement: Placement, stop: asyncio.Event, switched: asyncio.Event
 ) -> None:
-    """Set ``switched`` once ``name``'s active generation is no longer ``generation`` (or
-    the process stops); the registry is read every ``generations_poll_s``."""
+    """Set ``switched`` once ``name``'s active generation or migration phase is no longer
+    ``placement`` (or the process stops); the registries are read every
+    ``generations_poll_s``."""
     every = stores.settings.generations_poll_s
     while not stop.is_set():
         with contextlib.suppress(TimeoutError):
@@ -122,10 +142,10 @@ async def _until_switched(
         if stop.is_set():
             break
         try:
-            active = await _active_generations(stores.engine, stop)
+            now = await _placement(stores.engine, name, stop)
         except Stopping:
             break
-        if active.get(name, 1) != generation:
+        if now != placement:
             break
     switched.set()
 
@@ -138,10 +158,13 @@ def generation_tasks(
     stop: asyncio.Event,
     *,
     label: str = "projector",
+    projector: Projector | None = None,
 ) -> list[asyncio.Task[None]]:
-    """The tasks that run one projector generation: its runner and its heartbeat."""
+    """The tasks that run one projector generation: its runner and its heartbeat. The
+    projector is built from ``stores`` unless given (a migration's, placed by phase)."""
     settings, redis = stores.settings, stores.redis
-    projector = PROJECTORS[name].from_stores(stores, generation=generation)
+    if projector is None:
+        projector = PROJECTORS[name].from_stores(stores, generation=generation)
     beat = Heartbeat(
         redis,
         prefix=settings.prefix,
@@ -167,15 +190,57 @@ def generation_tasks(
 
 
 async def run_generation(
-    stores: Stores, dead: DeadLetters, name: str, generation: int, stop: asyncio.Event
+    stores: Stores,
+    dead: DeadLetters,
+    name: str,
+    generation: int,
+    stop: asyncio.Event,
+    migration: Migration | None = None,
 ) -> None:
-    """One projector generation with its heartbeat and commit figures, until ``stop``."""
-    tasks = generation_tasks(stores, dead, name, generation, stop)
+    """One projector generation with its heartbeat and commit figures, until ``stop``;
+    written to the stores its migration's phase names, if it is being migrated."""
+    target = None
+    projector = None
+    if migration is not None:
+        pool = stores.settings.apply_concurrency + 1
+        target = projector_engine(migration.target_url, pool_size=pool, app="bloghub-migrated")
+        projector = placed_projector(stores, migration, target)
+    tasks = generation_tasks(stores, dead, name, generation, stop, projector=projector)
     try:
         await _until_stop_or_failure(tasks, stop)
     finally:
         stop.set()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if target is not None:
+            await target.dispose()
+
+
+# Where a projector runs: its active generation, and its migration if that generation is
+# being moved to another database.
+Placement = tuple[int, Migration | None]
+
+
+async def _placement(engine: AsyncEngine, name: str, stop: asyncio.Event) -> Placement:
+    generation = (await _active_generations(engine, stop)).get(name, 1)
+    migration = (await _migrations(engine, stop)).get(name)
+    if migration is not None and migration.generation != generation:
+        migration = None  # a migration of a generation no longer served moves nothing
+    return generation, migration
+
+
+def _phase_of(placement: Placement) -> int | None:
+    return None if placement[1] is None else int(placement[1].phase)
+
+
+async def _migrations(engine: AsyncEngine, stop: asyncio.Event) -> dict[str, Migration]:
+    backoff = Backoff(first_s=0.2, most_s=5.0)
+    while True:
+        try:
+            async with translated(), engine.connect() as conn:
+                return await all_migrations(conn)
+        except (Transient, Unavailable) as exc:
+            log.warning("projectors.waiting_for_database", error=repr(exc))
+            await backoff.sleep(stop)
 
 
 async def _active_generations(engine: AsyncEngine, stop: asyncio.Event) -> dict[str, int]:

@@ -24,8 +24,10 @@ from redis.exceptions import RedisError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bloghub.adapters.postgres.engine import translated
+from bloghub.adapters.postgres.engine import make_engine, translated
+from bloghub.adapters.postgres.engines import Engines
 from bloghub.adapters.postgres.generations import active_generations, schema_name
+from bloghub.adapters.postgres.migrations import Migration, all_migrations, moved_reads
 from bloghub.adapters.postgres.tables import generations
 from bloghub.adapters.redis.cache import Cache
 from bloghub.errors import SchemaBehind, Transient, Unavailable
@@ -88,6 +90,8 @@ class RankingJob:
     ) -> None:
         self.config = config
         self._engine = engine
+        # The databases migrations moved read models to (``bloghub migrate``).
+        self.engines = Engines(lambda url: make_engine(url, pool_size=2, app="bloghub-ranking"))
         self.redis = redis
         self.cache = cache
         self.keys = RankingKeys(prefix)
@@ -97,13 +101,13 @@ class RankingJob:
 
     async def compute(self, now: datetime) -> list[dict[str, Any]] | None:
         """The ranked entries as of ``now``; None while the counters have no generation."""
-        active = await self._active()
+        active, moved = await self._placements()
         if "interactions" not in active:
             log.info("ranking.no_counters_yet")
             return None
         kept = TopN(self.config.top_n)
         stream = candidates(
-            self._engine,
+            self._store(active, moved, "interactions"),
             schema_name("interactions", active["interactions"]),
             since=now - self.config.window,
             page_rows=self.config.page_rows,
@@ -112,9 +116,13 @@ class RankingJob:
             kept.offer(Scored(c, score(c, now, self.config.weights)))
         ranked = kept.best_first()
         ids = [r.candidate.article_id for r in ranked]
-        views = await published_views(self._engine, active.get("articles", 1), ids)
+        views = await published_views(
+            self._store(active, moved, "articles"), active.get("articles", 1), ids
+        )
         people = await authors(
-            self._engine, active.get("users"), [r.candidate.author_id for r in ranked]
+            self._store(active, moved, "users"),
+            active.get("users"),
+            [r.candidate.author_id for r in ranked],
         )
         # An article the counters still show but the articles model no longer publishes
         # (withdrawn, the counters' projector not there yet) is left out, never shown.
@@ -200,9 +208,15 @@ class RankingJob:
             return 0.0
         return float(raw) + self.config.every_s - time.time()
 
-    async def _active(self) -> dict[str, int]:
+    async def _placements(self) -> tuple[dict[str, int], dict[str, Migration]]:
         async with translated(), self._engine.connect() as conn:
-            return await active_generations(conn)
+            return await active_generations(conn), await all_migrations(conn)
+
+    def _store(
+        self, active: dict[str, int], moved: dict[str, Migration], projector: str
+    ) -> AsyncEngine:
+        url = moved_reads(moved, active, projector)
+        return self._engine if url is None else self.engines.get(url)
 
     async def _rebuilding(self) -> bool:
         g = generations.c
@@ -216,11 +230,13 @@ class RankingJob:
         cache = self.cache
         if cache is None or not ids or await self._rebuilding():
             return
-        generation = (await self._active()).get("articles", 1)
+        active, moved = await self._placements()
+        generation = active.get("articles", 1)
+        engine = self._store(active, moved, "articles")
         keys = {published_key(cache, i): i for i in ids}
 
         async def load() -> dict[str, Any]:
-            views = await published_views(self._engine, generation, ids)
+            views = await published_views(engine, generation, ids)
             return {k: views.get(i) for k, i in keys.items()}
 
         await cache.warm(keys, PUBLISHED_TTL_S, load)
@@ -229,7 +245,6 @@ class RankingJob:
 async def run_ranking(settings: Settings, stop: asyncio.Event) -> None:
     """The job with clients of its own, until ``stop`` (``bloghub rank``, and beside the
     projectors in ``bloghub project``)."""
-    from bloghub.adapters.postgres.engine import make_engine
     from bloghub.adapters.redis import make_redis
 
     engine = make_engine(settings.sqlalchemy_url, pool_size=2, app="bloghub-ranking")
@@ -246,3 +261,4 @@ async def run_ranking(settings: Settings, stop: asyncio.Event) -> None:
     finally:
         await redis.aclose()
         await engine.dispose()
+        await job.engines.dispose()

@@ -13,6 +13,7 @@ from __future__ import annotations
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    CheckConstraint,
     Column,
     Date,
     DateTime,
@@ -78,6 +79,20 @@ generations = Table(
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("activated_at", DateTime(timezone=True)),
     PrimaryKeyConstraint("projector", "generation"),
+)
+
+# Moves of a projector's read model to another database (``bloghub migrate``): one row per
+# projector being moved or moved, read by every API and projector process beside the
+# generations above. ``target_url`` is a database URL with its credentials.
+migrations = Table(
+    "projector_migrations",
+    shared,
+    Column("projector", Text, primary_key=True),
+    Column("generation", Integer, nullable=False),
+    Column("target_url", Text, nullable=False),
+    Column("phase", Integer, nullable=False),
+    Column("changed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    CheckConstraint("phase BETWEEN 1 AND 4", name="projector_migrations_phase"),
 )
 
 users_model = MetaData()

@@ -1,0 +1,64 @@
+"""``POST /ops/api/migrations/{name}/phase``: move a projector's migration one phase, as
+``bloghub migrate phase`` does; every API and projector process follows within a poll."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.requests import Request
+from starlette.responses import Response
+
+from bloghub.api.http import JSON, Endpoint, container, parse_body
+from bloghub.api.ops_auth import require_operator
+from bloghub.errors import Conflict, NotFound
+from bloghub.migration_phases import MigrationRefused, Phase, PhaseRefused, reads_from
+from bloghub.ops.migrate import MigrationStores, NotMigrated, move
+
+
+class PhaseMove(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    phase: Annotated[int, Field(ge=1, le=4, description="1 source only … 4 target only")]
+
+
+class PhaseNow(BaseModel):
+    projector: str
+    generation: int
+    phase: int
+    reads_from: str
+
+
+async def move_phase(request: Request) -> Response:
+    require_operator(request)
+    body = await parse_body(request, PhaseMove)
+    c = container(request)
+    ms = MigrationStores.of(c.settings, c.engine, c.redis, c.search)
+    try:
+        migration = await move(ms, request.path_params["name"], Phase(body.phase))
+    except NotMigrated as exc:
+        raise NotFound(str(exc)) from exc
+    except (MigrationRefused, PhaseRefused) as exc:
+        raise Conflict(str(exc)) from exc
+    finally:
+        if ms.target is not None:
+            await ms.target.dispose()
+    now = PhaseNow(
+        projector=migration.projector,
+        generation=migration.generation,
+        phase=int(migration.phase),
+        reads_from=str(reads_from(migration.phase)),
+    )
+    return JSON(now.model_dump())
+
+
+ENDPOINT = Endpoint(
+    "POST",
+    "/ops/api/migrations/{name}/phase",
+    move_phase,
+    "Move a projector's migration to another database one phase forward or back",
+    "ops",
+    body=PhaseMove,
+    response=PhaseNow,
+    auth=True,
+    errors=(401, 404, 409, 415, 422, 503),
+)

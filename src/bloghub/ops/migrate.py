@@ -1,0 +1,286 @@
+"""``bloghub migrate``: move one projector's PostgreSQL read model to another database while
+it serves, in four phases (bloghub/migration_phases.py).
+
+``start`` registers phase 1, creates the generation's schema and a checkpoints table in the
+target and fills it from the start of the log (its own consumer group); once caught up it
+moves to phase 2, where the live projector processes write both stores. ``phase`` moves
+one phase forward or back, refused while the store the move starts reading or writing is
+further behind the log than ``replay_caught_up_events``; ``fill`` catches up the store a
+phase leaves unwritten (the target in phase 1, the source in phase 4).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Self
+
+import structlog
+from opensearchpy import AsyncOpenSearch
+from redis.asyncio import Redis
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bloghub.adapters.postgres.engine import translated
+from bloghub.adapters.postgres.generations import active_generations, read_model_in, schema_name
+from bloghub.adapters.postgres.migrations import (
+    Migration,
+    all_migrations,
+    register_migration,
+    remove_migration,
+    set_phase,
+)
+from bloghub.adapters.postgres.tables import checkpoints
+from bloghub.events.base import registry
+from bloghub.migration_phases import (
+    MigrationRefused,
+    Phase,
+    Store,
+    check_move,
+    must_catch_up,
+    unwritten,
+)
+from bloghub.ops.generations_admin import LogEnds
+from bloghub.ops.replay import building_stores, close_stores, measure
+from bloghub.ops.replay_progress import RateMeter, ReplayProgress, applied_of, measured
+from bloghub.projections.backoff import wait_any
+from bloghub.projections.dead_letters import DeadLetters
+from bloghub.projections.migration_sinks import projector_in
+from bloghub.projections.postgres_sink import PostgresProjector, projector_engine
+from bloghub.projections.runner import ProjectorRunner, RunnerConfig, group_id
+from bloghub.projections.stores import Stores
+from bloghub.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+Show = Callable[[ReplayProgress], None]
+
+# Reads of these join tables that stay in the main database (the write-side index), so
+# their read model cannot live in another one.
+PINNED_TO_MAIN = {"users": "its reads join the write-side index (reservations)"}
+
+
+def shown_url(url: str) -> str:
+    """A database URL without its password, for output and logs."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
+class NotMigrated(MigrationRefused):
+    """The projector has no migration."""
+
+
+@dataclass
+class MigrationStores:
+    """The main database's stores (quiet: no cache, no side effects) and the target's engine."""
+
+    stores: Stores
+    target: AsyncEngine | None = None
+
+    @classmethod
+    def of(
+        cls, settings: Settings, engine: AsyncEngine, redis: Redis, search: AsyncOpenSearch
+    ) -> Self:
+        """An API process's own clients, quietly (a move reads checkpoints and log ends)."""
+        return cls(Stores(settings, engine, redis, search, cache=None, live=False))
+
+    def engine(self, store: Store, migration: Migration) -> AsyncEngine:
+        if store is Store.SOURCE:
+            return self.stores.engine
+        if self.target is None:
+            self.target = projector_engine(migration.target_url, pool_size=3, app="bloghub-migrate")
+        return self.target
+
+    def projector(self, store: Store, migration: Migration) -> PostgresProjector:
+        return projector_in(
+            self.stores,
+            migration.projector,
+            migration.generation,
+            self.engine(store, migration),
+            serving=False,
+        )
+
+
+@asynccontextmanager
+async def migration_stores(settings: Settings) -> AsyncIterator[MigrationStores]:
+    stores = building_stores(settings, pool_size=3)
+    found = MigrationStores(stores)
+    try:
+        yield found
+    finally:
+        if found.target is not None:
+            await found.target.dispose()
+        await close_stores(stores)
+
+
+async def migration_of(stores: Stores, name: str) -> Migration:
+    async with translated(), stores.engine.connect() as conn:
+        found = (await all_migrations(conn)).get(name)
+    if found is None:
+        raise NotMigrated(f"{name} is not being migrated: `bloghub migrate start {name}`")
+    return found
+
+
+async def start(ms: MigrationStores, name: str, target_url: str) -> Migration:
+    """Register phase 1 and prepare the target (idempotent: a start again resumes)."""
+    settings = ms.stores.settings
+    if name in PINNED_TO_MAIN:
+        raise MigrationRefused(f"{name} cannot move to another database: {PINNED_TO_MAIN[name]}")
+    if make_url(target_url) == make_url(settings.sqlalchemy_url):
+        raise MigrationRefused("the target is the database the read model is in already")
+    async with translated(), ms.stores.engine.begin() as conn:
+        generation = (await active_generations(conn)).get(name, 1)
+        existing = (await all_migrations(conn)).get(name)
+        if existing is not None and existing.target_url != target_url:
+            raise MigrationRefused(
+                f"{name} is already migrating to {shown_url(existing.target_url)}"
+            )
+        projector_in(ms.stores, name, generation, ms.stores.engine, serving=False)  # known?
+        await register_migration(conn, name, generation, target_url)
+        migration = (await all_migrations(conn))[name]
+    await _prepare_target(ms.engine(Store.TARGET, migration), migration)
+    log.info("migrate.started", projector=name, target=shown_url(target_url))
+    return migration
+
+
+async def _prepare_target(engine: AsyncEngine, migration: Migration) -> None:
+    schema = schema_name(migration.projector, migration.generation)
+    async with translated(), engine.begin() as conn:
+        await conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+        model = read_model_in(migration.projector, schema)
+        await conn.run_sync(model.create_all, checkfirst=True)
+        # The target store's own checkpoints, committed with its rows (exactly once there).
+        await conn.run_sync(checkpoints.create, checkfirst=True)
+
+
+async def progress_of(
+    ms: MigrationStores, ends: LogEnds, migration: Migration, store: Store
+) -> tuple[int, int]:
+    """(applied, in the log) of the generation in ``store``."""
+    return applied_of(*await measure(ends, ms.projector(store, migration)))
+
+
+async def move(ms: MigrationStores, name: str, wanted: Phase) -> Migration:
+    """One phase forward or back, refused while the store the move depends on is behind."""
+    migration = await migration_of(ms.stores, name)
+    check_move(migration.phase, wanted)
+    store = must_catch_up(migration.phase, wanted)
+    if store is not None:
+        await _refuse_behind(ms, migration, store)
+    async with translated(), ms.stores.engine.begin() as conn:
+        if not await set_phase(conn, name, migration.phase, wanted):
+            raise MigrationRefused(f"{name} changed phase meanwhile: look again")
+    log.info("migrate.phase", projector=name, left=int(migration.phase), now=int(wanted))
+    return dataclasses.replace(migration, phase=wanted)
+
+
+async def _refuse_behind(ms: MigrationStores, migration: Migration, store: Store) -> None:
+    bound = ms.stores.settings.replay_caught_up_events
+    ends = LogEnds(ms.stores.settings.kafka_bootstrap, ms.stores.settings.prefix)
+    await ends.start()
+    try:
+        done, total = await progress_of(ms, ends, migration, store)
+    finally:
+        await ends.close()
+    if total - done > bound:
+        name = migration.projector
+        hint = (
+            f"run `bloghub migrate fill {name}`"
+            if unwritten(migration.phase) is store
+            else "both stores are written live: try again shortly"
+        )
+        raise MigrationRefused(
+            f"the {store} store of {name} is {total - done} events behind the log "
+            f"(at most {bound}): {hint}"
+        )
+
+
+async def abort(ms: MigrationStores, name: str) -> None:
+    """Forget a migration still in phase 1 (nothing live writes or reads the target)."""
+    migration = await migration_of(ms.stores, name)
+    if migration.phase is not Phase.SOURCE_ONLY:
+        raise MigrationRefused(f"{name} is in phase {int(migration.phase)}: move back to 1 first")
+    async with translated(), ms.stores.engine.begin() as conn:
+        if not await remove_migration(conn, name, Phase.SOURCE_ONLY):
+            raise MigrationRefused(f"{name} changed phase meanwhile: look again")
+
+
+@dataclass(frozen=True, slots=True)
+class FillPlan:
+    advance: bool = True  # phase 1 only: move to phase 2 once caught up
+    every_s: float = 1.0
+
+
+async def fill(
+    ms: MigrationStores, name: str, plan: FillPlan, *, show: Show, stop: asyncio.Event
+) -> ReplayProgress:
+    """Apply the log to the store the phase leaves unwritten until it has caught up (and,
+    in phase 1 with ``advance``, move to phase 2 and go on until the live projector
+    processes have had a poll to take the target over)."""
+    migration = await migration_of(ms.stores, name)
+    store = unwritten(migration.phase)
+    if store is None:
+        raise MigrationRefused(f"phase {int(migration.phase)} writes both stores: nothing to fill")
+    settings = ms.stores.settings
+    projector = ms.projector(store, migration)
+    dead = DeadLetters(
+        bootstrap=settings.kafka_bootstrap,
+        prefix=settings.prefix,
+        redis=ms.stores.redis,
+        building=migration.generation,
+    )
+    config = dataclasses.replace(
+        RunnerConfig.from_settings(settings),
+        group=f"{group_id(settings.prefix, name, migration.generation)}.fill-{store}",
+    )
+    runner = ProjectorRunner(projector, config=config, registry=registry, dead_letters=dead)
+    ends = LogEnds(settings.kafka_bootstrap, settings.prefix)
+    own_stop = asyncio.Event()
+    await dead.start()
+    await ends.start()
+    task = asyncio.create_task(runner.run(own_stop), name=f"migrate-fill:{name}")
+    try:
+        return await _follow_fill(ms, ends, migration, store, plan, show, stop, task)
+    finally:
+        own_stop.set()
+        await asyncio.gather(task, return_exceptions=True)
+        await ends.close()
+        await dead.close()
+
+
+async def _follow_fill(
+    ms: MigrationStores,
+    ends: LogEnds,
+    migration: Migration,
+    store: Store,
+    plan: FillPlan,
+    show: Show,
+    stop: asyncio.Event,
+    task: asyncio.Task[None],
+) -> ReplayProgress:
+    settings = ms.stores.settings
+    meter, state, moved_at = RateMeter(), f"filling {store}", None
+    handover_s = 2 * settings.generations_poll_s + 1
+    while True:
+        done, total = await progress_of(ms, ends, migration, store)
+        caught_up = total - done <= settings.replay_caught_up_events
+        if caught_up and moved_at is None:
+            if plan.advance and migration.phase is Phase.SOURCE_ONLY:
+                migration = await move(ms, migration.projector, Phase.SOURCE_FIRST)
+                state, moved_at = "phase 2", time.monotonic()
+            else:
+                state = "caught up"
+        progress = measured(migration.projector, migration.generation, state, done, total, meter)
+        show(progress)
+        if state == "caught up" or stop.is_set():
+            return progress
+        if moved_at is not None and time.monotonic() - moved_at > handover_s:
+            return progress
+        if task.done():
+            task.result()
+            raise RuntimeError("the fill stopped before it caught up")
+        await wait_any(plan.every_s, stop)

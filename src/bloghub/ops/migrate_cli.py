@@ -1,0 +1,201 @@
+"""The ``bloghub migrate`` command line around ops/migrate.py (phases, fill),
+ops/migration_validator.py and ops/migration_repair.py."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from bloghub.adapters.postgres.migrations import Migration, all_migrations
+from bloghub.migration_phases import MigrationRefused, Phase, PhaseRefused, Store, reads_from
+from bloghub.ops.generations_admin import LogEnds
+from bloghub.ops.migrate import (
+    FillPlan,
+    MigrationStores,
+    abort,
+    fill,
+    migration_of,
+    migration_stores,
+    move,
+    progress_of,
+    shown_url,
+    start,
+)
+from bloghub.ops.migration_repair import run_repairs
+from bloghub.ops.migration_validator import Pair, full_pass, incremental_pass, report
+from bloghub.ops.replay_progress import ReplayProgress
+from bloghub.projections.backoff import wait_any
+from bloghub.projections.worker import install_stop_signals
+from bloghub.settings import Settings
+
+USAGE = (
+    "bloghub migrate start NAME --to URL [--no-advance]\n"
+    "       bloghub migrate phase NAME N | fill NAME | abort NAME | status\n"
+    "       bloghub migrate validate NAME [--since ISO_TIME | --every S]\n"
+    "       bloghub migrate repair"
+)
+# Incremental passes look this far before the last pass began: a row applied late (the
+# projector behind) carries the time of its event, not of its write.
+OVERLAP = timedelta(minutes=5)
+
+
+def add_parser(sub: Any) -> None:
+    parser = sub.add_parser(
+        "migrate", help="move a projector's read model to another database", usage=USAGE
+    )
+    parser.add_argument(
+        "action", choices=["start", "phase", "fill", "abort", "status", "validate", "repair"]
+    )
+    parser.add_argument("rest", nargs="*")
+    parser.add_argument("--to", help="the target database URL (start)")
+    parser.add_argument("--no-advance", action="store_true", help="stay in phase 1 once filled")
+    parser.add_argument("--since", help="validate rows changed since this time (ISO 8601)")
+    parser.add_argument("--every", type=float, help="validate on this interval, in seconds")
+
+
+def run(settings: Settings, args: argparse.Namespace) -> int:
+    console = Console()
+    try:
+        return asyncio.run(_dispatch(settings, args, console))
+    except (MigrationRefused, PhaseRefused, ValueError) as exc:
+        console.print(f"[red]refused:[/red] {exc}", highlight=False)
+        return 2
+
+
+async def _dispatch(settings: Settings, args: argparse.Namespace, console: Console) -> int:
+    stop = asyncio.Event()
+    install_stop_signals(stop)
+    if args.action == "repair":
+        await run_repairs(settings, stop)
+        return 0
+    rest: list[str] = list(args.rest)
+    wanted = {"status": 0, "phase": 2}.get(args.action, 1)
+    if len(rest) != wanted:
+        raise ValueError(f"usage:\n{USAGE}")
+    async with migration_stores(settings) as ms:
+        if args.action == "status":
+            await _status(ms, console)
+            return 0
+        name = rest[0]
+        if args.action == "start":
+            return await _start(ms, name, args, console, stop)
+        if args.action == "phase":
+            if not rest[1].isdigit() or int(rest[1]) not in {int(p) for p in Phase}:
+                raise ValueError("a phase is 1, 2, 3 or 4")
+            migration = await move(ms, name, Phase(int(rest[1])))
+            console.print(_said(migration))
+            return 0
+        if args.action == "fill":
+            plan = FillPlan(advance=False)
+            done = await fill(ms, name, plan, show=_shown(console), stop=stop)
+            return 0 if done.state == "caught up" else 1
+        if args.action == "abort":
+            await abort(ms, name)
+            console.print(f"{name}: migration forgotten (the target's tables are left as they are)")
+            return 0
+        return await _validate(ms, name, args, console, stop)
+
+
+async def _start(
+    ms: MigrationStores, name: str, args: argparse.Namespace, console: Console, stop: asyncio.Event
+) -> int:
+    if not args.to:
+        raise ValueError("start needs --to URL (the target database)")
+    migration = await start(ms, name, args.to)
+    console.print(f"{name}: migrating generation {migration.generation} to {shown_url(args.to)}")
+    if migration.phase is not Phase.SOURCE_ONLY:
+        console.print(_said(migration))
+        return 0
+    plan = FillPlan(advance=not args.no_advance)
+    done = await fill(ms, name, plan, show=_shown(console), stop=stop)
+    console.print(_said(await migration_of(ms.stores, name)))
+    return 0 if done.state in ("phase 2", "caught up") else 1
+
+
+async def _validate(
+    ms: MigrationStores, name: str, args: argparse.Namespace, console: Console, stop: asyncio.Event
+) -> int:
+    settings = ms.stores.settings
+    since = datetime.fromisoformat(args.since) if args.since else None
+    total = 0
+    while True:
+        migration = await migration_of(ms.stores, name)
+        pair = Pair(migration, ms.stores.engine, ms.engine(Store.TARGET, migration))
+        began = datetime.now(UTC)
+        found = await (incremental_pass(pair, since) if since else full_pass(pair))
+        await report(settings.kafka_bootstrap, settings.prefix, found)
+        for d in found:
+            console.print(
+                f"{d.kind}: {d.table} {d.key}", highlight=False, markup=False, soft_wrap=True
+            )
+        total += len(found)
+        kind = f"rows changed since {since.isoformat()}" if since else "every row"
+        console.print(f"{name}: {kind} compared, {len(found)} differences sent for repair")
+        if not args.every or stop.is_set():
+            return 0 if total == 0 else 1
+        since = began - OVERLAP
+        await wait_any(args.every, stop)
+        if stop.is_set():
+            return 0 if total == 0 else 1
+
+
+async def _status(ms: MigrationStores, console: Console) -> None:
+    async with ms.stores.engine.connect() as conn:
+        found = await all_migrations(conn)
+    table = Table(
+        "projector",
+        "gen",
+        "phase",
+        "reads from",
+        "target",
+        "source applied",
+        "target applied",
+        "log",
+    )
+    settings = ms.stores.settings
+    ends = LogEnds(settings.kafka_bootstrap, settings.prefix)
+    await ends.start()
+    try:
+        for m in found.values():
+            src, total = await progress_of(ms, ends, m, Store.SOURCE)
+            tgt, _ = await progress_of(ms, ends, m, Store.TARGET)
+            await _dropped(ms)
+            table.add_row(
+                m.projector,
+                str(m.generation),
+                str(int(m.phase)),
+                str(reads_from(m.phase)),
+                shown_url(m.target_url),
+                f"{src:,}",
+                f"{tgt:,}",
+                f"{total:,}",
+            )
+    finally:
+        await ends.close()
+    console.print(table)
+
+
+async def _dropped(ms: MigrationStores) -> None:
+    """Each migration has its own target: the engine of the last one goes."""
+    if ms.target is not None:
+        await ms.target.dispose()
+        ms.target = None
+
+
+def _said(m: Migration) -> str:
+    return f"{m.projector}: phase {int(m.phase)}, reads from the {reads_from(m.phase)}"
+
+
+def _shown(console: Console) -> Any:
+    def show(p: ReplayProgress) -> None:
+        console.print(
+            f"{p.projector} g{p.generation}: {p.state}, {p.done:,} of {p.total:,} applied",
+            highlight=False,
+        )
+
+    return show
