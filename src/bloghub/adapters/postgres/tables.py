@@ -96,6 +96,8 @@ users = Table(
     Column("about_me", Text),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    # The avatar URL (Conduit's ``image``). Added by migration 0015.
+    Column("image", Text),
     # Set once the person is erased: the row stays, every personal column empty, so their
     # articles can still name an author ("deleted user").
     Column("erased_at", DateTime(timezone=True)),
@@ -147,7 +149,14 @@ articles = Table(
     Column("published_content", Text),
     Column("published_tags", ARRAY(Text)),
     Column("published_at", DateTime(timezone=True)),
+    # The URL name (unique by the write-side index, kind "slug"; never unique here: a
+    # rename and the slug's next owner may apply in either order). Added by 0015.
+    Column("slug", Text),
+    # The author's one-line summaries (draft, published), when they wrote one. Added by 0015.
+    Column("description", Text),
+    Column("published_description", Text),
     Index("articles_by_author", "author_id", "id"),
+    Index("articles_by_slug", "slug", postgresql_where=text("slug IS NOT NULL")),
     Index(
         "articles_published_newest",
         "published_at",
