@@ -78,7 +78,8 @@ def assert_article(article: dict[str, Any], *, listed: bool = False) -> None:
     """Every field the spec requires, of its type; a list item has no body."""
     expected = ARTICLE_FIELDS - {"body"} if listed else ARTICLE_FIELDS
     assert set(article) == expected, article
-    assert TIMESTAMP.match(article["createdAt"]) and TIMESTAMP.match(article["updatedAt"])
+    assert TIMESTAMP.match(article["createdAt"])
+    assert TIMESTAMP.match(article["updatedAt"])
     assert isinstance(article["favorited"], bool)
     assert isinstance(article["favoritesCount"], int)
     assert set(article["author"]) == PROFILE_FIELDS
@@ -90,7 +91,6 @@ def errors(answer: httpx.Response, status: int) -> dict[str, list[str]]:
     body = answer.json()
     assert set(body) == {"errors"}, body
     found: dict[str, list[str]] = body["errors"]
-    assert found and all(
-        isinstance(v, list) and all(isinstance(m, str) for m in v) for v in found.values()
-    )
+    assert found
+    assert all(isinstance(v, list) and all(isinstance(m, str) for m in v) for v in found.values())
     return found

@@ -57,7 +57,8 @@ async def test_a_front_end_signs_up_writes_reads_favorites_follows_comments_and_
     assert [a["slug"] for a in feed.json()["articles"]] == [slug]
     assert feed.json()["articlesCount"] == 1
     item = feed.json()["articles"][0]
-    assert item["author"]["following"] is True and item["favorited"] is True
+    assert item["author"]["following"] is True
+    assert item["favorited"] is True
 
     # A comment, shown in the article's comments at once.
     said = await client.post(
@@ -77,7 +78,8 @@ async def test_a_front_end_signs_up_writes_reads_favorites_follows_comments_and_
     )
     assert logged_in.status_code == 200, logged_in.text
     user = logged_in.json()["user"]
-    assert user["username"] == reader.username and user["token"]
+    assert user["username"] == reader.username
+    assert user["token"]
     fresh = {"authorization": f"Token {user['token']}"}
     mine = await client.get("/api/articles", params={"favorited": reader.username}, headers=fresh)
     assert [a["slug"] for a in mine.json()["articles"]] == [slug]
