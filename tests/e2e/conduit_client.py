@@ -45,7 +45,7 @@ def unique_name(stem: str = "jake") -> str:
 
 async def register(client: httpx.AsyncClient, username: str | None = None) -> Conduit:
     name = username or unique_name()
-    email = f"{name.lower()}@example.com"
+    email = f"{unique_name('user')}@example.com"
     answer = await client.post(
         "/api/users", json={"user": {"username": name, "email": email, "password": PASSWORD}}
     )
