@@ -19,6 +19,7 @@ MAX_BASE_CHARS = 80
 # running out means the index is failing, not that the names are used up.
 SUFFIX_TRIES = 4
 _NOT_WORD = re.compile(r"[^\w]+", re.UNICODE)
+_SUFFIX = r"(?:-[0-9a-f]{8})?"  # what ``reserve_slug`` adds to a taken slug
 
 
 def slug_base(title: str) -> str:
@@ -34,8 +35,7 @@ def same_base(slug: str | None, title: str) -> bool:
     change of the title keeps its slug."""
     if slug is None:
         return False
-    base = slug_base(title)
-    return slug == base or (slug.startswith(base + "-") and len(slug) == len(base) + 9)
+    return re.fullmatch(re.escape(slug_base(title)) + _SUFFIX, slug) is not None
 
 
 async def reserve_slug(deps: CommandDeps, title: str, article_id: str) -> Key:
