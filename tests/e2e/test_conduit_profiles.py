@@ -6,7 +6,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.e2e.conduit_client import errors, register, unique_name
+from tests.e2e.conduit_client import PASSWORD, errors, register, unique_name, write
+from tests.e2e.test_erasure import erase
 
 pytestmark = pytest.mark.usefixtures("live_api")
 
@@ -62,3 +63,17 @@ async def test_a_v1_nickname_change_is_a_username_change_and_cannot_take_a_taken
     profile = await client.get(f"/api/profiles/{renamed}")
     assert profile.json()["profile"]["username"] == renamed
     assert errors(await client.get(f"/api/profiles/{ann.username}"), 404)
+
+
+async def test_an_erased_account_frees_its_username_and_its_articles_show_a_deleted_author(
+    client: httpx.AsyncClient,
+) -> None:
+    jake = await register(client)
+    slug = (await write(client, jake, unique_name("Left behind ")))["slug"]
+    gone = await erase(client, jake.token, password=PASSWORD)
+    assert gone.status_code == 204, gone.text
+    assert errors(await client.get(f"/api/profiles/{jake.username}"), 404)
+    article = (await client.get(f"/api/articles/{slug}")).json()["article"]
+    assert article["author"]["username"] == "deleted user"
+    # The name was personal data: it is free for anyone now.
+    await register(client, jake.username)
