@@ -187,3 +187,22 @@ async def test_a_new_password_is_the_one_login_takes(client: httpx.AsyncClient) 
         "/api/users/login", json={"user": {"email": jake.email, "password": new}}
     )
     assert fresh.status_code == 200, fresh.text
+
+
+async def test_a_settings_form_sent_back_whole_changes_only_what_differs(
+    client: httpx.AsyncClient,
+) -> None:
+    jake = await register(client)
+    form = {
+        "email": jake.email,
+        "username": jake.username,
+        "bio": "New bio",
+        "image": "",
+        "password": "",
+    }
+    saved = await client.put("/api/user", json={"user": form}, headers=jake.auth)
+    assert saved.status_code == 200, saved.text
+    user = saved.json()["user"]
+    assert (user["username"], user["bio"], user["image"]) == (jake.username, "New bio", None)
+    login = {"user": {"email": jake.email, "password": PASSWORD}}
+    assert (await client.post("/api/users/login", json=login)).status_code == 200, "same password"

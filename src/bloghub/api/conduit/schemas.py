@@ -4,10 +4,10 @@ clients send extra ones."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from bloghub.api.v1.article_schemas import Content, Tags, Title
 from bloghub.api.v1.schemas import LINE, PLAIN, AboutMe, Email, NewPassword, Nickname, Password
@@ -57,7 +57,15 @@ class LoginIn(Body):
 
 
 class UpdateUser(Body):
-    """Only the fields sent change; ``bio`` and ``image`` may be null to clear them."""
+    """Only the fields sent change; ``bio`` and ``image`` may be null to clear them.
+    Settings pages send the whole form back: an empty password means "unchanged"."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _unchanged_password(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("password") == "":
+            return {k: v for k, v in data.items() if k != "password"}
+        return data
 
     email: Email | None = None
     password: NewPassword | None = None
