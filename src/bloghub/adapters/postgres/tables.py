@@ -96,11 +96,12 @@ users = Table(
     Column("about_me", Text),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
-    # The avatar URL (Conduit's ``image``). Added by migration 0015.
-    Column("image", Text),
     # Set once the person is erased: the row stays, every personal column empty, so their
     # articles can still name an author ("deleted user").
     Column("erased_at", DateTime(timezone=True)),
+    # The avatar URL (Conduit's ``image``). Added by migration 0015, so last, as it is in
+    # the generations that migration changed.
+    Column("image", Text),
     # Lookups only, never unique: which account holds an email, phone or WeChat id is the
     # write-side index's to say (``reservations``). Accounts' events apply in any order
     # across partitions, so while A's move off a phone waits behind B's taking it, both
