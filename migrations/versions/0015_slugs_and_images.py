@@ -1,8 +1,9 @@
 """Slugs, descriptions and avatars for the RealWorld (Conduit) API: ``articles.slug`` (with
 its lookup index), ``articles.description`` and ``articles.published_description`` in every
-articles generation, ``users.image`` in every users generation.
+articles generation, ``users.image`` in every users generation, ``comments.number`` (with
+its lookup index) in every comments generation.
 
-Both columns are nullable and filled by the projectors from events that carry them, so
+Every column is nullable and filled by the projectors from events that carry them, so
 the change is additive: code before it ignores the columns, code after it finds them.
 
 Revision ID: 0015
@@ -41,6 +42,12 @@ def upgrade() -> None:
         )
     for schema in _schemas("users"):
         op.execute(f'ALTER TABLE "{schema}".users ADD COLUMN IF NOT EXISTS image text')
+    for schema in _schemas("comments"):
+        op.execute(f'ALTER TABLE "{schema}".comments ADD COLUMN IF NOT EXISTS number bigint')
+        op.execute(
+            f'CREATE INDEX IF NOT EXISTS comments_by_number ON "{schema}".comments (number) '
+            "WHERE number IS NOT NULL"
+        )
 
 
 def downgrade() -> None:
@@ -50,3 +57,6 @@ def downgrade() -> None:
             op.execute(f'ALTER TABLE "{schema}".articles DROP COLUMN IF EXISTS {column}')
     for schema in _schemas("users"):
         op.execute(f'ALTER TABLE "{schema}".users DROP COLUMN IF EXISTS image')
+    for schema in _schemas("comments"):
+        op.execute(f'DROP INDEX IF EXISTS "{schema}".comments_by_number')
+        op.execute(f'ALTER TABLE "{schema}".comments DROP COLUMN IF EXISTS number')

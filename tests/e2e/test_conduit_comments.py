@@ -11,7 +11,7 @@ from tests.e2e.conduit_client import TIMESTAMP, errors, register, unique_name, w
 pytestmark = pytest.mark.usefixtures("live_api")
 
 
-async def say(client: httpx.AsyncClient, slug: str, auth: dict[str, str], text: str) -> str:
+async def say(client: httpx.AsyncClient, slug: str, auth: dict[str, str], text: str) -> int:
     answer = await client.post(
         f"/api/articles/{slug}/comments", json={"comment": {"body": text}}, headers=auth
     )
@@ -20,7 +20,10 @@ async def say(client: httpx.AsyncClient, slug: str, auth: dict[str, str], text: 
     assert set(comment) == {"id", "createdAt", "updatedAt", "body", "author"}
     assert TIMESTAMP.match(comment["createdAt"])
     assert comment["body"] == text
-    return str(comment["id"])
+    assert isinstance(comment["id"], int), "RealWorld's ids are integers"
+    assert 0 < comment["id"] < 2**53, "exact in JavaScript"
+    number: int = comment["id"]
+    return number
 
 
 async def test_comments_and_replies_are_one_list_newest_first(client: httpx.AsyncClient) -> None:
@@ -29,9 +32,11 @@ async def test_comments_and_replies_are_one_list_newest_first(client: httpx.Asyn
     first = await say(client, made["slug"], ann.auth, "First!")
     # A reply through /v1 (RealWorld has no replies): it is in the same flat list.
     article_id = await _article_id(client, jake.token, made["title"])
+    threads = await client.get(f"/v1/articles/{article_id}/comments")
+    (thread,) = threads.json()["comments"]
     reply = await client.post(
         f"/v1/articles/{article_id}/comments",
-        json={"content": "Thanks", "parent_id": first},
+        json={"content": "Thanks", "parent_id": thread["id"]},
         headers={"authorization": f"Bearer {jake.token}"},
     )
     assert reply.status_code == 201, reply.text
@@ -39,8 +44,10 @@ async def test_comments_and_replies_are_one_list_newest_first(client: httpx.Asyn
     listed = await client.get(f"/api/articles/{made['slug']}/comments", headers=ann.auth)
     assert listed.status_code == 200, listed.text
     comments = listed.json()["comments"]
-    assert [c["id"] for c in comments] == [last, reply.json()["comment"]["id"], first]
     assert [c["body"] for c in comments] == ["Last one", "Thanks", "First!"]
+    assert comments[0]["id"] == last
+    assert comments[2]["id"] == first
+    assert isinstance(comments[1]["id"], int), "a reply through /v1 is numbered too"
     assert comments[0]["author"] == {
         "username": jake.username,
         "bio": None,

@@ -1,4 +1,4 @@
-"""Slugs made from titles, and RealWorld's timestamps: pure rules."""
+"""Slugs made from titles, comment numbers, and RealWorld's timestamps: pure rules."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bloghub.api.conduit.views import timestamp
+from bloghub.commands.comment_numbers import draw_number
 from bloghub.commands.slugs import MAX_BASE_CHARS, same_base, slug_base
 
 
@@ -41,3 +42,11 @@ def test_timestamps_are_utc_with_milliseconds_and_z() -> None:
     at = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=timezone(timedelta(hours=8)))
     assert timestamp(at) == "2026-01-01T19:04:05.678Z"
     assert timestamp(datetime(2026, 1, 2, tzinfo=UTC)) == "2026-01-02T00:00:00.000Z"
+
+
+@given(st.integers(min_value=0, max_value=(2**53 - 1) // 4096 - 1))
+def test_comment_numbers_are_exact_in_javascript_and_grow_with_time(ms: int) -> None:
+    number = draw_number(ms)
+    assert 0 <= number < 2**53
+    assert draw_number(ms + 1) > number, "a later millisecond draws a larger number"
+    assert ms * 4096 <= number < (ms + 1) * 4096

@@ -269,6 +269,10 @@ comments = Table(
     Column("content", Text, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("replies", BigInteger, nullable=False, server_default=text("0")),
+    # The public number (RealWorld's integer id), unique by the write-side index (kind
+    # "comment_number"); null for comments from before numbers. Added by 0015, so last.
+    Column("number", BigInteger),
+    Index("comments_by_number", "number", postgresql_where=text("number IS NOT NULL")),
     Index("comments_roots", "article_id", "id", postgresql_where=text("root_id IS NULL")),
     Index("comments_threads", "root_id", "id", postgresql_where=text("root_id IS NOT NULL")),
     Index("comments_children", "parent_id", postgresql_where=text("parent_id IS NOT NULL")),

@@ -29,7 +29,9 @@ SHOWN_READS = [*READS, *COMMENTS_READS]
 def comment_view(row: Any, author: dict[str, Any]) -> dict[str, Any]:
     at = timestamp(row.created_at)
     return {
-        "id": str(row.id),
+        # RealWorld's ids are integers: the public number (a comment from before numbers
+        # keeps its UUID, the only name it has).
+        "id": str(row.id) if row.number is None else row.number,
         "createdAt": at,
         "updatedAt": at,
         "body": row.content,
@@ -55,7 +57,7 @@ async def create(request: Request) -> Response:
     article = await _published(request, me)
     deps, who = container(request).commands, caller(request, me)
     done = await post_comment((article.id, article.author_id), None, None, body, deps, who)
-    shown = _Posted(done.comment_id, me, body, datetime.now(UTC))
+    shown = _Posted(done.comment_id, done.number, me, body, datetime.now(UTC))
     (author,) = (await people(request, me, [me])).values()
     out = JSON({"comment": comment_view(shown, author)}, status_code=201)
     return await written(request, out, done.position, me)
@@ -66,7 +68,8 @@ async def remove(request: Request) -> Response:
     me = claims.user_id
     await caught_up(request, SHOWN_READS, me)
     article = await _published(request, me)
-    comment = await comment_queries(request).ref(_comment_id(request))
+    comment_id = await _comment_id(request, article.id)
+    comment = None if comment_id is None else await comment_queries(request).ref(comment_id)
     if comment is None or comment.article_id != article.id:
         raise not_found("comment")
     try:
@@ -76,9 +79,13 @@ async def remove(request: Request) -> Response:
     return await written(request, Response(status_code=204), position, me)
 
 
-def _comment_id(request: Request) -> str:
+async def _comment_id(request: Request, article_id: str) -> str | None:
+    """The comment the path names under the article: by its number, or by its UUID."""
+    raw = request.path_params["comment_id"]
+    if raw.isascii() and raw.isdigit() and len(raw) <= 16:
+        return await queries(request).comment_numbered(article_id, int(raw))
     try:
-        return str(UUID(request.path_params["comment_id"]))
+        return str(UUID(raw))
     except ValueError:
         raise not_found("comment") from None
 
@@ -88,6 +95,7 @@ class _Posted:
     """A comment as its author just wrote it, shaped as a read-model row."""
 
     id: str
+    number: int | None
     author_id: str
     content: str
     created_at: datetime

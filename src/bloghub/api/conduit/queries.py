@@ -121,11 +121,18 @@ class ConduitQueries:
         time-ordered, so they break ties of time)."""
         c = comments.c
         stmt = (
-            select(c.id, c.author_id, c.content, c.created_at)
+            select(c.id, c.number, c.author_id, c.content, c.created_at)
             .where(c.article_id == article_id)
             .order_by(desc(c.created_at), desc(c.id))
         )
         return await self._comments.all(stmt)
+
+    async def comment_numbered(self, article_id: str, number: int) -> str | None:
+        """The id of the article's comment with public number ``number``."""
+        c = comments.c
+        stmt = select(c.id).where(c.article_id == article_id, c.number == number)
+        row = await self._comments.first(stmt)
+        return None if row is None else str(row.id)
 
     async def _liked_by(self, user_id: str) -> list[str]:
         stmt = select(likes.c.article_id).where(likes.c.user_id == user_id)
