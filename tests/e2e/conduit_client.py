@@ -64,6 +64,14 @@ async def register(client: httpx.AsyncClient, username: str | None = None) -> Co
 async def write(
     client: httpx.AsyncClient, who: Conduit, title: str = "How to train your dragon", **more: Any
 ) -> dict[str, Any]:
+    return (await write_at(client, who, title, **more))[0]
+
+
+async def write_at(
+    client: httpx.AsyncClient, who: Conduit, title: str = "How to train your dragon", **more: Any
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """A new article, and the header with which another reader waits for it (the writer's
+    own reads wait for it without one)."""
     article = {"title": title, "description": "Ever wonder how?", "body": "You have to believe"}
     answer = await client.post(
         "/api/articles", json={"article": {**article, **more}}, headers=who.auth
@@ -71,7 +79,7 @@ async def write(
     assert answer.status_code == 201, answer.text
     out: dict[str, Any] = answer.json()["article"]
     assert_article(out)
-    return out
+    return out, {"bloghub-after": answer.headers["bloghub-position"]}
 
 
 def assert_article(article: dict[str, Any], *, listed: bool = False) -> None:

@@ -12,6 +12,7 @@ from tests.e2e.conduit_client import (
     register,
     unique_name,
     write,
+    write_at,
 )
 
 pytestmark = pytest.mark.usefixtures("live_api")
@@ -28,7 +29,7 @@ async def test_an_article_is_read_by_its_slug_by_anyone(client: httpx.AsyncClien
         "image": None,
         "following": False,
     }
-    read = await client.get(f"/api/articles/{made['slug']}")
+    read = await client.get(f"/api/articles/{made['slug']}", headers=jake.auth)
     assert read.status_code == 200, read.text
     article = read.json()["article"]
     assert_article(article)
@@ -49,7 +50,7 @@ async def test_equal_titles_get_distinct_slugs(client: httpx.AsyncClient) -> Non
     assert first["slug"] != second["slug"]
     assert second["slug"].startswith(first["slug"] + "-")
     for made in (first, second):
-        read = await client.get(f"/api/articles/{made['slug']}")
+        read = await client.get(f"/api/articles/{made['slug']}", headers=jake.auth)
         assert read.json()["article"]["slug"] == made["slug"]
 
 
@@ -69,7 +70,9 @@ async def test_a_new_title_moves_the_slug_and_the_old_one_stops_resolving(
     assert article["slug"] == title.lower().replace(" ", "-")
     assert (article["description"], article["body"]) == ("Ever wonder how?", "Changed")
     assert errors(await client.get(f"/api/articles/{made['slug']}"), 404)
-    read = (await client.get(f"/api/articles/{article['slug']}")).json()["article"]
+    read = (await client.get(f"/api/articles/{article['slug']}", headers=jake.auth)).json()[
+        "article"
+    ]
     assert (read["title"], read["body"]) == (title, "Changed")
     # The old slug is free again: an article of that title takes it.
     old_title = made["title"]
@@ -140,7 +143,7 @@ async def test_lists_are_newest_first_paged_by_offset_with_the_total_and_no_body
     pages = []
     for offset in (0, 2, 4):
         answer = await client.get(
-            "/api/articles", params={"tag": tag, "limit": 2, "offset": offset}
+            "/api/articles", params={"tag": tag, "limit": 2, "offset": offset}, headers=jake.auth
         )
         assert answer.status_code == 200, answer.text
         body = answer.json()
@@ -149,9 +152,13 @@ async def test_lists_are_newest_first_paged_by_offset_with_the_total_and_no_body
             assert_article(item, listed=True)
         pages.append([a["slug"] for a in body["articles"]])
     assert pages == [newest_first[0:2], newest_first[2:4], newest_first[4:]]
-    by_author = (await client.get("/api/articles", params={"author": jake.username})).json()
+    by_author = (
+        await client.get("/api/articles", params={"author": jake.username}, headers=jake.auth)
+    ).json()
     assert [a["slug"] for a in by_author["articles"]] == newest_first
-    past = (await client.get("/api/articles", params={"tag": tag, "offset": 10})).json()
+    past = (
+        await client.get("/api/articles", params={"tag": tag, "offset": 10}, headers=jake.auth)
+    ).json()
     assert past == {"articles": [], "articlesCount": 5}
     nobody = (await client.get("/api/articles", params={"author": unique_name()})).json()
     assert nobody == {"articles": [], "articlesCount": 0}
@@ -186,7 +193,9 @@ async def test_favorites_are_likes_counted_and_listed_by_who_favorited(
     ), "favoriting twice counts once"
     seen = (await client.get(f"/api/articles/{slug}", headers=jake.auth)).json()["article"]
     assert (seen["favorited"], seen["favoritesCount"]) == (False, 2)
-    by_ann = (await client.get("/api/articles", params={"favorited": ann.username})).json()
+    by_ann = (
+        await client.get("/api/articles", params={"favorited": ann.username}, headers=ann.auth)
+    ).json()
     assert [a["slug"] for a in by_ann["articles"]] == [slug]
     undone = await client.delete(f"/api/articles/{slug}/favorite", headers=ann.auth)
     assert undone.status_code == 200, undone.text
@@ -194,7 +203,9 @@ async def test_favorites_are_likes_counted_and_listed_by_who_favorited(
         False,
         1,
     )
-    after = (await client.get("/api/articles", params={"favorited": ann.username})).json()
+    after = (
+        await client.get("/api/articles", params={"favorited": ann.username}, headers=ann.auth)
+    ).json()
     assert after == {"articles": [], "articlesCount": 0}
     assert errors(await client.post(f"/api/articles/{slug}/favorite"), 401)
     assert errors(await client.post("/api/articles/nope/favorite", headers=ann.auth), 404) == {
@@ -210,13 +221,17 @@ async def test_the_feed_is_the_followed_authors_articles_and_needs_a_token(
     empty = (await client.get("/api/articles/feed", headers=ann.auth)).json()
     assert empty == {"articles": [], "articlesCount": 0}
     await client.post(f"/api/profiles/{jake.username}/follow", headers=ann.auth)
-    slugs = [(await write(client, jake, unique_name("Feed ")))["slug"] for _ in range(3)]
-    first = (await client.get("/api/articles/feed", params={"limit": 2}, headers=ann.auth)).json()
+    slugs: list[str] = []
+    after: dict[str, str] = {}
+    for _ in range(3):
+        made, after = await write_at(client, jake, unique_name("Feed "))
+        slugs.append(made["slug"])
+    # Ann's reads wait for her own writes; for Jake's, she names his last one.
+    mine = {**ann.auth, **after}
+    first = (await client.get("/api/articles/feed", params={"limit": 2}, headers=mine)).json()
     assert [a["slug"] for a in first["articles"]] == slugs[::-1][:2]
     assert first["articlesCount"] == 3
-    rest = await client.get(
-        "/api/articles/feed", params={"limit": 2, "offset": 2}, headers=ann.auth
-    )
+    rest = await client.get("/api/articles/feed", params={"limit": 2, "offset": 2}, headers=mine)
     assert [a["slug"] for a in rest.json()["articles"]] == slugs[:1]
     assert_article(rest.json()["articles"][0], listed=True)
 
@@ -225,7 +240,7 @@ async def test_tags_lists_the_tags_of_published_articles(client: httpx.AsyncClie
     jake = await register(client)
     tag = unique_name("tagged")
     await write(client, jake, unique_name("Tagged "), tagList=[tag])
-    answer = await client.get("/api/tags")
+    answer = await client.get("/api/tags", headers=jake.auth)
     assert answer.status_code == 200
     assert tag in answer.json()["tags"]
     assert all(isinstance(t, str) for t in answer.json()["tags"])

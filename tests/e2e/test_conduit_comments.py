@@ -90,5 +90,5 @@ async def test_only_its_author_deletes_a_comment(client: httpx.AsyncClient) -> N
     bad_id = f"/api/articles/{slug}/comments/12"
     assert errors(await client.delete(bad_id, headers=ann.auth), 404)
     assert (await client.delete(path, headers=ann.auth)).status_code == 204
-    left = (await client.get(f"/api/articles/{slug}/comments")).json()
+    left = (await client.get(f"/api/articles/{slug}/comments", headers=ann.auth)).json()
     assert left == {"comments": []}

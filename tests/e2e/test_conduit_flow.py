@@ -7,7 +7,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.e2e.conduit_client import PASSWORD, assert_article, register, unique_name, write
+from tests.e2e.conduit_client import PASSWORD, assert_article, register, unique_name, write_at
 
 pytestmark = pytest.mark.usefixtures("live_api")
 
@@ -22,7 +22,7 @@ async def test_a_front_end_signs_up_writes_reads_favorites_follows_comments_and_
     assert me.json()["user"]["username"] == author.username
 
     tag = unique_name("dragons")
-    made = await write(client, author, tagList=[tag, "training"])
+    made, published = await write_at(client, author, tagList=[tag, "training"])
     assert made["tagList"] == [tag, "training"], "the author's order"
     assert (made["favorited"], made["favoritesCount"]) == (False, 0)
     slug = made["slug"]
@@ -31,11 +31,11 @@ async def test_a_front_end_signs_up_writes_reads_favorites_follows_comments_and_
     home = await client.get("/api/articles", params={"limit": 10, "offset": 0}, headers=author.auth)
     assert home.status_code == 200, home.text
     assert slug in [a["slug"] for a in home.json()["articles"]]
-    by_tag = (await client.get("/api/articles", params={"tag": tag})).json()
+    by_tag = (await client.get("/api/articles", params={"tag": tag}, headers=author.auth)).json()
     assert [a["slug"] for a in by_tag["articles"]] == [slug]
     assert by_tag["articlesCount"] == 1
     assert_article(by_tag["articles"][0], listed=True)
-    tags = (await client.get("/api/tags")).json()["tags"]
+    tags = (await client.get("/api/tags", headers=author.auth)).json()["tags"]
     assert tag in tags
     page = await client.get(f"/api/articles/{slug}", headers=reader.auth)
     assert page.status_code == 200, page.text
@@ -52,7 +52,9 @@ async def test_a_front_end_signs_up_writes_reads_favorites_follows_comments_and_
     assert followed.status_code == 200, followed.text
     assert followed.json()["profile"]["following"] is True
 
-    feed = await client.get("/api/articles/feed", headers=reader.auth)
+    # The reader's own writes need no header; the feed also shows another's article, which
+    # the reader names (the feed's copy of articles is its own projector's).
+    feed = await client.get("/api/articles/feed", headers={**reader.auth, **published})
     assert feed.status_code == 200, feed.text
     assert [a["slug"] for a in feed.json()["articles"]] == [slug]
     assert feed.json()["articlesCount"] == 1

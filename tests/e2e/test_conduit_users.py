@@ -100,7 +100,7 @@ async def test_bodies_that_are_not_json_objects_or_too_large_are_422(
 async def test_a_unicode_username_is_kept_as_written(client: httpx.AsyncClient) -> None:
     name = unique_name("Zoë-作者")
     user = await register(client, name)
-    shown = await client.get(f"/api/profiles/{name}")
+    shown = await client.get(f"/api/profiles/{name}", headers=user.auth)
     assert shown.status_code == 200, shown.text
     assert shown.json()["profile"]["username"] == user.username
 
@@ -162,7 +162,8 @@ async def test_update_refuses_a_taken_username_blank_fields_and_unsafe_images(
     taken = await client.put(
         "/api/user", json={"user": {"username": ann.username}}, headers=jake.auth
     )
-    assert errors(taken, 409) == {"username": ["has already been taken"]}
+    # The spec gives an update no 409: a taken name is its 422.
+    assert errors(taken, 422) == {"username": ["has already been taken"]}
     nulled = await client.put("/api/user", json={"user": {"username": None}}, headers=jake.auth)
     assert errors(nulled, 422) == {"username": ["can't be blank"]}
     script = await client.put(

@@ -71,8 +71,11 @@ def _public(field: str) -> str:
     return _NAMES.get(field, field)
 
 
-def conduit(handler: Handler) -> Handler:
-    """``handler`` answering every failure in RealWorld's shape."""
+def conduit(handler: Handler, statuses: frozenset[int] = frozenset(_KEPT)) -> Handler:
+    """``handler`` answering every failure in RealWorld's shape, with a status the spec
+    gives the operation (``statuses``): any other refusal of the request is its 422 (a
+    taken username on an update, say, where the spec has no 409). 429 and 503 are the
+    service's, not the request's, and stay."""
 
     @functools.wraps(handler)
     async def answer(request: Request) -> Response:
@@ -82,6 +85,8 @@ def conduit(handler: Handler) -> Handler:
             failed = exc
         except BloghubError as exc:
             failed = translated(request, exc)
+        if failed.status < 500 and failed.status not in statuses | {429}:
+            failed = ConduitError(422, failed.errors)
         out = response(failed.status, failed.errors)
         if failed.status in (429, 503):
             out.headers["retry-after"] = "1"
