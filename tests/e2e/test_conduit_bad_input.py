@@ -50,3 +50,23 @@ async def test_every_write_answers_bad_bodies_with_422(
         for body in shapes(envelope):
             answer = await client.request(method, path, json=body, headers=jake.auth)
             assert errors(answer, 422), (method, path, body)
+
+
+@pytest.mark.parametrize("name", ["tag", "author", "favorited"])
+async def test_control_characters_in_filters_are_422(client: httpx.AsyncClient, name: str) -> None:
+    answer = await client.get("/api/articles", params={name: "a\x00b"})
+    assert errors(answer, 422) == {name: ["is invalid"]}
+
+
+@pytest.mark.parametrize(
+    ("path", "resource"),
+    [
+        ("/api/articles/a%00b", "article"),
+        ("/api/articles/a%00b/comments", "article"),
+        ("/api/profiles/a%00b", "profile"),
+    ],
+)
+async def test_control_characters_in_names_name_nothing(
+    client: httpx.AsyncClient, path: str, resource: str
+) -> None:
+    assert errors(await client.get(path), 404) == {resource: ["not found"]}

@@ -12,7 +12,15 @@ from starlette.responses import Response
 
 from bloghub.api.article_queries import abstract
 from bloghub.api.auth import user_queries
-from bloghub.api.conduit.errors import ConduitError, blank, conduit_body, forbidden, not_found
+from bloghub.api.conduit.errors import (
+    ConduitError,
+    blank,
+    conduit_body,
+    forbidden,
+    not_found,
+    path_text,
+    query_text,
+)
 from bloghub.api.conduit.queries import Filters
 from bloghub.api.conduit.reading import (
     articles_out,
@@ -80,12 +88,11 @@ async def listing(request: Request) -> Response:
     claims = await maybe_signed_in(request)
     me = claims.user_id if claims else None
     await caught_up(request, READS, me)
-    params = request.query_params
-    author = await _user_named(request, params.get("author"))
-    fan = await _user_named(request, params.get("favorited"))
+    author = await _user_named(request, query_text(request, "author"))
+    fan = await _user_named(request, query_text(request, "favorited"))
     if author == "" or fan == "":
         return JSON({"articles": [], "articlesCount": 0})
-    filters = Filters(tag=params.get("tag"), author_id=author, liked_by=fan)
+    filters = Filters(tag=query_text(request, "tag"), author_id=author, liked_by=fan)
     page = await queries(request).published(filters, offset, limit)
     items = await articles_out(request, me, [listed(r) for r in page.rows], body=False)
     return JSON({"articles": items, "articlesCount": page.total})
@@ -106,7 +113,7 @@ async def feed(request: Request) -> Response:
 
 async def _published(request: Request, me: str | None) -> Listed:
     await caught_up(request, READS, me)
-    row = await queries(request).by_slug(request.path_params["slug"])
+    row = await queries(request).by_slug(path_text(request, "slug", "article"))
     if row is None or row.status != "published":
         raise not_found("article")
     return listed(row)
@@ -180,7 +187,7 @@ async def _own_state(request: Request, user_id: str) -> tuple[Any, ArticleState]
     """The article the slug names, as of the caller's own last write; 404 if none, 403 if
     it is another's."""
     await caught_up(request, ARTICLES_READS, user_id)
-    row = await queries(request).by_slug(request.path_params["slug"])
+    row = await queries(request).by_slug(path_text(request, "slug", "article"))
     if row is None:
         raise not_found("article")
     if str(row.author_id) != user_id:

@@ -9,13 +9,16 @@ from collections.abc import Mapping
 from typing import TypeVar
 
 import orjson
+import structlog
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from bloghub.api.http import JSON, Handler, container
-from bloghub.errors import BloghubError, PayloadTooLarge
+from bloghub.errors import BloghubError, PayloadTooLarge, StoreRejected, Transient
+
+log = structlog.get_logger(__name__)
 
 M = TypeVar("M", bound=BaseModel)
 Errors = dict[str, list[str]]
@@ -29,6 +32,30 @@ class ConduitError(Exception):
         super().__init__(status, errors)
         self.status = status
         self.errors = dict(errors)
+
+
+# C0 and C1 controls: no name, tag or slug holds one, and the stores refuse NUL.
+_CONTROLS = {*range(0x20), *range(0x7F, 0xA0)}
+
+
+def plain(value: str) -> bool:
+    return not any(ord(ch) in _CONTROLS for ch in value)
+
+
+def query_text(request: Request, name: str) -> str | None:
+    """A text query parameter; 422 if it holds control characters."""
+    value = request.query_params.get(name)
+    if value is not None and not plain(value):
+        raise ConduitError(422, {name: ["is invalid"]})
+    return value
+
+
+def path_text(request: Request, name: str, resource: str) -> str:
+    """A path parameter naming a resource; one with control characters names none."""
+    value: str = request.path_params[name]
+    if not plain(value):
+        raise not_found(resource)
+    return value
 
 
 def not_found(resource: str) -> ConduitError:
@@ -85,6 +112,12 @@ def conduit(handler: Handler, statuses: frozenset[int] = frozenset(_KEPT)) -> Ha
             failed = exc
         except BloghubError as exc:
             failed = translated(request, exc)
+        except StoreRejected:
+            # A check the input rules lack: still the request's fault, and said so here.
+            log.warning("conduit.store_rejected_input", path=request.url.path)
+            failed = ConduitError(422, {"body": ["has a value that cannot be stored"]})
+        except Transient:
+            failed = ConduitError(503, {"server": ["a backing store is unwell; try again"]})
         if failed.status < 500 and failed.status not in statuses | {429}:
             failed = ConduitError(422, failed.errors)
         out = response(failed.status, failed.errors)

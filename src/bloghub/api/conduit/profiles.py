@@ -6,7 +6,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from bloghub.api.auth import USERS_READS, user_queries
-from bloghub.api.conduit.errors import not_found
+from bloghub.api.conduit.errors import not_found, path_text
 from bloghub.api.conduit.reading import caught_up, maybe_signed_in, signed_in
 from bloghub.api.conduit.views import person
 from bloghub.api.consistent import pinned, written
@@ -21,7 +21,7 @@ PROFILE_READS = [*USERS_READS, *RELATIONS_READS]
 
 
 async def _named(request: Request) -> UserRow:
-    row = await user_queries(request).by_username(request.path_params["username"])
+    row = await user_queries(request).by_username(path_text(request, "username", "profile"))
     if row is None or row.erased:
         raise not_found("profile")
     return row
