@@ -70,3 +70,7 @@ async def test_control_characters_in_names_name_nothing(
     client: httpx.AsyncClient, path: str, resource: str
 ) -> None:
     assert errors(await client.get(path), 404) == {resource: ["not found"]}
+
+
+async def test_a_path_that_api_lacks_is_a_realworld_404(client: httpx.AsyncClient) -> None:
+    assert errors(await client.get("/api/nothing/here"), 404) == {"path": ["not found"]}

@@ -159,7 +159,7 @@ def create_app(settings: Settings, *, factory: ContainerFactory = build) -> Star
         routes=[
             *routes(endpoints),
             *live.WEBSOCKET_ROUTES,
-            Mount(conduit.PREFIX, routes=routes(conduit.ENDPOINTS)),
+            Mount(conduit.PREFIX, app=conduit.router(routes)),
         ],
         middleware=[
             *_proxies(settings),

@@ -5,8 +5,13 @@ the routes ``/openapi.json`` documents."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
+from starlette.routing import BaseRoute, Router
+from starlette.types import Receive, Scope, Send
+
 from bloghub.api.conduit import articles, comments, profiles, users
-from bloghub.api.conduit.errors import conduit
+from bloghub.api.conduit.errors import conduit, response
 from bloghub.api.http import Endpoint, Handler
 
 PREFIX = "/api"
@@ -70,3 +75,13 @@ ENDPOINTS = [
     ),
     _ep("GET", "/tags", articles.tags, "Tags", "tags"),
 ]
+
+
+async def _no_such_path(scope: Scope, receive: Receive, send: Send) -> None:
+    await response(404, {"path": ["not found"]})(scope, receive, send)
+
+
+def router(routes: Callable[[Sequence[Endpoint]], Sequence[BaseRoute]]) -> Router:
+    """The routes of ``ENDPOINTS`` (made by the app's ``routes``), with a path none of them
+    has answered as a RealWorld 404."""
+    return Router(routes=list(routes(ENDPOINTS)), default=_no_such_path)
