@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from bloghub.adapters.postgres.engine import make_engine
 from bloghub.adapters.redis import make_redis
+from bloghub.commands.slugs import slug_base
 from bloghub.events.articles import (
     ArticleDeleted,
     ArticleDrafted,
@@ -40,6 +41,11 @@ TAGS = st.lists(st.sampled_from(["go", "py", "rs", "js", "db", "中"]), max_size
 STEPS = st.lists(st.tuples(OPS, st.integers(0, 3), TITLES, TAGS), min_size=1, max_size=25)
 
 
+def _named(title: str) -> dict[str, str]:
+    """The slug and description the commands give a draft of ``title``."""
+    return {"slug": slug_base(title), "description": title[:20]}
+
+
 @dataclass
 class Model:
     """The command rules in miniature: which events a sequence of requests makes."""
@@ -56,14 +62,18 @@ class Model:
             if current is not None or article_id in self.state:
                 return None
             self.state[article_id] = {"version": 1, "status": "draft", "title": title, "tags": tags}
-            return ArticleDrafted(**base, version=1, title=title, content=title * 3, tags=tags)
+            return ArticleDrafted(
+                **base, version=1, title=title, content=title * 3, tags=tags, **_named(title)
+            )
         if current is None or current["status"] == "deleted":
             return None
         version = current["version"] + 1
         current["version"] = version
         if op == "edit":
             current.update(title=title, tags=tags)
-            return DraftEdited(**base, version=version, title=title, content=title * 3, tags=tags)
+            return DraftEdited(
+                **base, version=version, title=title, content=title * 3, tags=tags, **_named(title)
+            )
         if op == "publish":
             current["status"] = "published"
             return ArticlePublished(
@@ -72,6 +82,7 @@ class Model:
                 title=current["title"],
                 content=current["title"] * 3,
                 tags=current["tags"],
+                **_named(current["title"]),
             )
         if op == "withdraw":
             if current["status"] != "published":

@@ -12,11 +12,11 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 from starlette.types import Receive, Scope, Send
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from bloghub.api import docs, health, metrics, ops
+from bloghub.api import conduit, docs, health, metrics, ops
 from bloghub.api.errors import on_bloghub_error, on_http_error, on_store_error, on_unexpected
 from bloghub.api.http import Endpoint
 from bloghub.api.middleware import BodyLimit, RequestId
@@ -137,6 +137,7 @@ def create_app(settings: Settings, *, factory: ContainerFactory = build) -> Star
     endpoints = all_endpoints()
     http_metrics = metrics.HttpMetrics()
     route_of = {ep.handler: ep.path for ep in endpoints}
+    route_of |= {ep.handler: conduit.PREFIX + ep.path for ep in conduit.ENDPOINTS}
 
     def observe(scope: Scope, status: int, seconds: float) -> None:
         route = route_of.get(scope.get("endpoint"), "unmatched")  # type: ignore[arg-type]
@@ -155,7 +156,11 @@ def create_app(settings: Settings, *, factory: ContainerFactory = build) -> Star
             await container.close()
 
     app = Starlette(
-        routes=[*routes(endpoints), *live.WEBSOCKET_ROUTES],
+        routes=[
+            *routes(endpoints),
+            *live.WEBSOCKET_ROUTES,
+            Mount(conduit.PREFIX, app=conduit.router(routes)),
+        ],
         middleware=[
             *_proxies(settings),
             Middleware(

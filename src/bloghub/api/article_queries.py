@@ -60,9 +60,17 @@ class ArticleQueries:
 
     async def state(self, article_id: str) -> ArticleState | None:
         row = await self._first(
-            select(a.id, a.author_id, a.version, a.status, a.title, a.content, a.tags).where(
-                a.id == article_id
-            )
+            select(
+                a.id,
+                a.author_id,
+                a.version,
+                a.status,
+                a.title,
+                a.content,
+                a.tags,
+                a.description,
+                a.slug,
+            ).where(a.id == article_id)
         )
         if row is None:
             return None
@@ -71,7 +79,8 @@ class ArticleQueries:
             str(row.author_id),
             row.version,
             row.status,
-            Draft(row.title, row.content, list(row.tags)),
+            Draft(row.title, row.content, list(row.tags), row.description),
+            row.slug,
         )
 
     async def draft(self, article_id: str) -> Any:

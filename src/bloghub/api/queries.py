@@ -14,6 +14,7 @@ from bloghub.adapters.postgres.engine import translated
 from bloghub.adapters.postgres.generations import schema_name
 from bloghub.adapters.postgres.tables import reservations, sessions, users
 from bloghub.api.consistency import Generations
+from bloghub.commands.users import USERNAME, username_key
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +29,7 @@ class UserRow:
     wechat_bound: bool
     created_at: datetime
     erased: bool = False  # a tombstone: every personal field above is empty
+    image: str | None = None  # an avatar URL
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +50,7 @@ _USER_COLUMNS = (
     users.c.wechat_openid.is_not(None).label("wechat_bound"),
     users.c.created_at,
     users.c.erased_at.is_not(None).label("erased"),
+    users.c.image,
 )
 
 
@@ -67,6 +70,14 @@ class UserQueries:
         )
         held_by = cast(holder.scalar_subquery(), UUID(as_uuid=False))
         return await self._user((users.c.id == held_by) & (users.c.email == email))
+
+    async def by_username(self, username: str) -> UserRow | None:
+        """The account whose nickname is ``username`` (in any case), by the write-side
+        index, which alone says who holds a name (as ``by_email``)."""
+        holder = select(reservations.c.owner_id).where(
+            reservations.c.kind == USERNAME, reservations.c.value == username_key(username)
+        )
+        return await self._user(users.c.id == cast(holder.scalar_subquery(), UUID(as_uuid=False)))
 
     async def by_id(self, user_id: str) -> UserRow | None:
         return await self._user(users.c.id == user_id)

@@ -12,7 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from bloghub.commands.context import Caller, CommandDeps
+from bloghub.commands.context import Caller, CommandDeps, Key
+from bloghub.commands.slugs import free_slug_later, reserve_slug, same_base
 from bloghub.errors import Conflict, Forbidden, NotFound
 from bloghub.events.articles import (
     ArticleDeleted,
@@ -27,7 +28,8 @@ from bloghub.events.position import Position
 from bloghub.ids import new_id_str
 
 VERSION_KIND = "article_version"
-_Make = Callable[[int], ArticleEvent]  # the event a change makes, given its version
+# The event a change makes, given its version and the article's slug after it.
+_Make = Callable[[int, str | None], ArticleEvent]
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +37,7 @@ class Draft:
     title: str
     content: str
     tags: list[str]
+    description: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +49,7 @@ class ArticleState:
     version: int
     status: str
     draft: Draft
+    slug: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,24 +57,29 @@ class Changed:
     article_id: str
     version: int
     position: Position
+    slug: str | None = None
 
 
 async def create_article(draft: Draft, deps: CommandDeps, caller: Caller) -> Changed:
     author = _author(caller)
+    article_id = new_id_str()
+    key = await reserve_slug(deps, draft.title, article_id)
     event = ArticleDrafted(
-        article_id=new_id_str(),
+        article_id=article_id,
         author_id=author,
         version=1,
         title=draft.title,
         content=draft.content,
         tags=draft.tags,
+        slug=key[1],
+        description=draft.description,
     )
     try:
-        position = await deps.record(caller, event)
+        position = await deps.record_holding(caller, key, event)
     except Indeterminate as unsure:
         # The draft may still be recorded: whoever waits for it learns its id with it.
-        raise unsure.then(lambda pos: Changed(event.article_id, 1, pos)) from unsure
-    return Changed(event.article_id, 1, position)
+        raise unsure.then(lambda pos: Changed(article_id, 1, pos, key[1])) from unsure
+    return Changed(article_id, 1, position, key[1])
 
 
 async def edit_draft(
@@ -86,7 +95,8 @@ async def edit_draft(
             f"the draft changed since version {based_on} (now {current.version})",
             fields={"version": "stale"},
         )
-    return await _change(current, deps, caller, _carrying(DraftEdited, current, draft))
+    make = _carrying(DraftEdited, current, draft)
+    return await _change(current, deps, caller, make, retitled=draft.title)
 
 
 async def publish_article(state: ArticleState | None, deps: CommandDeps, caller: Caller) -> Changed:
@@ -104,18 +114,22 @@ async def withdraw_article(
         current,
         deps,
         caller,
-        lambda v: ArticleWithdrawn(article_id=current.id, author_id=current.author_id, version=v),
+        lambda v, _: ArticleWithdrawn(
+            article_id=current.id, author_id=current.author_id, version=v
+        ),
     )
 
 
 async def delete_article(state: ArticleState | None, deps: CommandDeps, caller: Caller) -> Changed:
     current = _owned(state, caller)
-    return await _change(
+    done = await _change(
         current,
         deps,
         caller,
-        lambda v: ArticleDeleted(article_id=current.id, author_id=current.author_id, version=v),
+        lambda v, _: ArticleDeleted(article_id=current.id, author_id=current.author_id, version=v),
     )
+    await free_slug_later(deps, current.slug, current.id)
+    return done
 
 
 def _author(caller: Caller) -> str:
@@ -137,17 +151,28 @@ def _carrying(
 ) -> _Make:
     """A change that carries a whole draft: an edit (the new draft), a publish (the draft
     as it stands)."""
-    return lambda v: event(
+    return lambda v, slug: event(
         article_id=current.id,
         author_id=current.author_id,
         version=v,
         title=draft.title,
         content=draft.content,
         tags=draft.tags,
+        slug=slug,
+        description=draft.description,
     )
 
 
-async def _change(current: ArticleState, deps: CommandDeps, caller: Caller, make: _Make) -> Changed:
+async def _change(
+    current: ArticleState,
+    deps: CommandDeps,
+    caller: Caller,
+    make: _Make,
+    *,
+    retitled: str | None = None,
+) -> Changed:
+    """Record the change ``make`` makes. ``retitled``: the title it gives the article,
+    whose slug follows it (a new slug reserved with the version, the old freed after)."""
     version = current.version + 1
     try:
         value = await deps.reservations.reserve_step(
@@ -158,14 +183,23 @@ async def _change(current: ArticleState, deps: CommandDeps, caller: Caller, make
             "the article was changed by another request; reload and retry",
             fields={"version": "stale"},
         ) from None
+    keys: list[Key] = [(VERSION_KIND, value, current.author_id)]
+    slug = current.slug
+    if retitled is not None and not same_base(current.slug, retitled):
+        try:
+            keys.append(await reserve_slug(deps, retitled, current.id))
+        except BaseException:
+            await deps.reservations.release(*keys[0])
+            raise
+        slug = keys[1][1]
     try:
-        position = await deps.record_holding(
-            caller, (VERSION_KIND, value, current.author_id), make(version)
-        )
+        position = await deps.record_holding_all(caller, keys, make(version, slug))
     except Indeterminate as unsure:
-        raise unsure.then(lambda pos: Changed(current.id, version, pos)) from unsure
+        raise unsure.then(lambda pos: Changed(current.id, version, pos, slug)) from unsure
     await _forget_older_versions(deps, current.id, version)
-    return Changed(current.id, version, position)
+    if slug != current.slug:
+        await free_slug_later(deps, current.slug, current.id)
+    return Changed(current.id, version, position, slug)
 
 
 async def _forget_older_versions(deps: CommandDeps, article_id: str, version: int) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bloghub.commands.comment_numbers import reserve_number
 from bloghub.commands.context import Caller, CommandDeps
 from bloghub.errors import Forbidden, InvalidInput, NotFound
 from bloghub.events.comments import CommentDeleted, CommentPosted
@@ -29,6 +30,7 @@ class Posted:
     comment_id: str
     root_id: str | None
     position: Position
+    number: int | None = None
 
 
 async def post_comment(
@@ -48,9 +50,12 @@ async def post_comment(
         # Unknown, deleted, or under another article: nothing to reply to here.
         raise InvalidInput("no such comment under this article", fields={"parent_id": "not found"})
     root = None if parent is None else parent.root_id or parent.id
+    comment_id = new_id_str()
+    number, key = await reserve_number(deps, comment_id)
     event = CommentPosted(
         article_id=article_id,
-        comment_id=new_id_str(),
+        comment_id=comment_id,
+        number=number,
         author_id=author,
         article_author_id=article_author,
         parent_id=parent_id,
@@ -59,11 +64,11 @@ async def post_comment(
         content=content,
     )
     try:
-        position = await deps.record(caller, event)
+        position = await deps.record_holding(caller, key, event)
     except Indeterminate as unsure:
         # The comment may still be recorded: whoever waits for it learns its id with it.
-        raise unsure.then(lambda pos: Posted(event.comment_id, root, pos)) from unsure
-    return Posted(event.comment_id, root, position)
+        raise unsure.then(lambda pos: Posted(comment_id, root, pos, number)) from unsure
+    return Posted(comment_id, root, position, number)
 
 
 async def delete_comment(comment: CommentRef | None, deps: CommandDeps, caller: Caller) -> Position:

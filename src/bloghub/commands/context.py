@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 
 import structlog
 
@@ -46,23 +48,35 @@ class CommandDeps:
         when they surely are not, held (until the sweeper, past the producer's delivery
         bound) when that cannot be known. So a late write never finds its key given to
         someone else, and a key is never freed while its event may still land."""
+        return await self.record_holding_all(caller, (key,), *events)
+
+    async def record_holding_all(
+        self, caller: Caller, keys: Sequence[Key], *events: Event
+    ) -> Position:
+        """``record_holding`` for events that need several reserved keys at once (an
+        account's email and username, an article's version and new slug)."""
         outcomes: list[asyncio.Future[Position]] = []
         settling: list[asyncio.Task[None]] = []
 
         def handed_over(outcome: asyncio.Future[Position]) -> None:
             outcomes.append(outcome)
-            step = self.after_append.start(
-                "settle_key", lambda: self._settle(key, outcome), kind=key[0], owner=key[2]
-            )
-            settling.append(step)
+            for key in keys:
+                step = self.after_append.start(
+                    "settle_key",
+                    partial(self._settle, key, outcome),
+                    kind=key[0],
+                    owner=key[2],
+                )
+                settling.append(step)
 
         try:
             position = await self.record(caller, *events, handed_over=handed_over)
         except BaseException:
             if not outcomes:  # nothing reached the producer: nothing can land
-                await self.reservations.release(*key)
+                for key in keys:
+                    await self.reservations.release(*key)
             elif outcomes[0].done():
-                # The log said no: let the key be free before the caller hears "retry".
+                # The log said no: let the keys be free before the caller hears "retry".
                 await asyncio.wait(settling, timeout=self.after_append.wait_s)
             raise
         if settling:  # none when there was nothing to record

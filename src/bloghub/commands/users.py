@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 import structlog
 
-from bloghub.commands.context import Caller, CommandDeps
+from bloghub.commands.context import Caller, CommandDeps, Key
 from bloghub.errors import Conflict
 from bloghub.events.base import Event
 from bloghub.events.position import Position
@@ -26,10 +26,19 @@ log = structlog.get_logger(__name__)
 NewAccount = Callable[[str], Event]  # user id -> the event that makes the account
 
 
+USERNAME = "username"  # the write-side index kind of nicknames (Conduit's usernames)
+
+
+def username_key(nickname: str) -> str:
+    """Nicknames are unique regardless of case: "Jake" and "jake" are one username."""
+    return nickname.casefold()
+
+
 @dataclass(frozen=True, slots=True)
 class RegisterUser:
     email: str  # already normalised by the input model
     password: str  # already checked against the password policy
+    nickname: str | None = None  # reserved as the account's username when given
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,19 +49,47 @@ class Registered:
 
 async def register_user(cmd: RegisterUser, deps: CommandDeps, caller: Caller) -> Registered:
     user_id = new_id_str()
-    # Reserve first: a taken address is refused before paying for a password hash.
-    await deps.reservations.reserve("email", cmd.email, user_id)
+    # Reserve first: a taken address or name is refused before paying for a password hash.
+    keys = await _reserve_all(deps, _account_keys(cmd, user_id))
     try:
         password_hash = await deps.hasher.hash(cmd.password)
     except BaseException:
-        await deps.reservations.release("email", cmd.email, user_id)
+        await _release_all(deps, keys)
         raise
-    position = await deps.record_holding(
-        Caller(actor_id=user_id, request_id=caller.request_id),
-        ("email", cmd.email, user_id),
-        UserRegistered(user_id=user_id, email=cmd.email, password_hash=password_hash),
+    events: list[Event] = [
+        UserRegistered(user_id=user_id, email=cmd.email, password_hash=password_hash)
+    ]
+    if cmd.nickname is not None:
+        events.append(ProfileUpdated(user_id=user_id, changed=["nickname"], nickname=cmd.nickname))
+    position = await deps.record_holding_all(
+        Caller(actor_id=user_id, request_id=caller.request_id), keys, *events
     )
     return Registered(user_id=user_id, position=position)
+
+
+def _account_keys(cmd: RegisterUser, user_id: str) -> list[Key]:
+    keys: list[Key] = [("email", cmd.email, user_id)]
+    if cmd.nickname is not None:
+        keys.append((USERNAME, username_key(cmd.nickname), user_id))
+    return keys
+
+
+async def _reserve_all(deps: CommandDeps, keys: list[Key]) -> list[Key]:
+    """Reserve every key or none: a conflict on one frees those taken before it."""
+    taken: list[Key] = []
+    try:
+        for key in keys:
+            await deps.reservations.reserve(*key)
+            taken.append(key)
+    except BaseException:
+        await _release_all(deps, taken)
+        raise
+    return taken
+
+
+async def _release_all(deps: CommandDeps, keys: list[Key]) -> None:
+    for key in keys:
+        await deps.reservations.release(*key)
 
 
 async def account_for(
@@ -97,13 +134,46 @@ async def change_password(
 
 
 async def update_profile(
-    deps: CommandDeps, caller: Caller, *, user_id: str, changes: Mapping[str, Any]
+    deps: CommandDeps,
+    caller: Caller,
+    *,
+    user_id: str,
+    changes: Mapping[str, Any],
+    previous_nickname: str | None = None,
 ) -> Position:
+    """Set profile fields. A nickname is a username: reserved (case-insensitively) before
+    the change is recorded, the previous one freed after it."""
     fields = sorted(changes)
-    return await deps.record(
-        Caller(user_id, caller.request_id),
-        ProfileUpdated(user_id=user_id, changed=fields, **changes),
-    )
+    event = ProfileUpdated(user_id=user_id, changed=fields, **changes)
+    who = Caller(user_id, caller.request_id)
+    if "nickname" not in changes:
+        return await deps.record(who, event)
+    new, old = changes["nickname"], previous_nickname
+    if new is None or (old is not None and username_key(new) == username_key(old)):
+        position = await deps.record(who, event)
+    else:
+        key = await _claim_username(deps, new, user_id)
+        position = await deps.record_holding(who, key, event)
+    if old is not None and (new is None or username_key(new) != username_key(old)):
+
+        async def free_previous() -> None:
+            await deps.reservations.release_confirmed(USERNAME, username_key(old), user_id)
+
+        await deps.after("free_previous_username", free_previous, owner=user_id)
+    return position
+
+
+async def _claim_username(deps: CommandDeps, nickname: str, user_id: str) -> Key:
+    key = (USERNAME, username_key(nickname), user_id)
+    held = await deps.reservations.get(USERNAME, key[1])
+    if held is not None and held.owner_id != user_id:
+        raise Conflict("that username is taken", fields={"nickname": "already taken"})
+    if held is None:
+        try:
+            await deps.reservations.reserve(*key)
+        except Conflict:
+            raise Conflict("that username is taken", fields={"nickname": "already taken"}) from None
+    return key
 
 
 async def bind_phone(

@@ -25,6 +25,11 @@ class ArticleDrafted(ArticleEvent):
     title: str
     content: str
     tags: list[str]
+    # The article's URL name from its title, reserved in the write-side index (kind
+    # "slug") by the command; None in events written before articles had slugs.
+    slug: str | None = None
+    # A one-line summary the author wrote (Conduit's ``description``); optional.
+    description: str | None = None
 
 
 @registry.register
@@ -34,6 +39,11 @@ class DraftEdited(ArticleEvent):
     title: str
     content: str
     tags: list[str]
+    # The article's URL name from its title, reserved in the write-side index (kind
+    # "slug") by the command; None in events written before articles had slugs.
+    slug: str | None = None
+    # A one-line summary the author wrote (Conduit's ``description``); optional.
+    description: str | None = None
 
 
 @registry.register
@@ -45,6 +55,11 @@ class ArticlePublished(ArticleEvent):
     title: str
     content: str
     tags: list[str]
+    # The article's URL name from its title, reserved in the write-side index (kind
+    # "slug") by the command; None in events written before articles had slugs.
+    slug: str | None = None
+    # A one-line summary the author wrote (Conduit's ``description``); optional.
+    description: str | None = None
 
 
 @registry.register

@@ -33,6 +33,9 @@ class CommentPosted(CommentEvent):
     root_id: str | None = None
     parent_author_id: str | None = None
     content: str
+    # A public number for clients that want integer ids (RealWorld), reserved by the
+    # command in the write-side index; None in comments from before numbers.
+    number: int | None = None
 
 
 @registry.register

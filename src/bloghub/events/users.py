@@ -85,12 +85,13 @@ class ProfileUpdated(PersonalEvent):
 
     TYPE: ClassVar[str] = "user.profile_updated"
     VERSION: ClassVar[int] = 2
-    PERSONAL: ClassVar[frozenset[str]] = frozenset({"nickname", "birthday", "about_me"})
+    PERSONAL: ClassVar[frozenset[str]] = frozenset({"nickname", "birthday", "about_me", "image"})
 
-    changed: list[Literal["nickname", "birthday", "about_me"]]
+    changed: list[Literal["nickname", "birthday", "about_me", "image"]]
     nickname: str | None = None
     birthday: date | None = None
     about_me: str | None = None
+    image: str | None = None  # an avatar URL
 
 
 @registry.register

@@ -66,6 +66,8 @@ class ArticlesProjector(PostgresProjector):
                         title=ev.title,
                         content=ev.content,
                         tags=ev.tags,
+                        slug=ev.slug,
+                        description=ev.description,
                         created_at=at,
                         updated_at=at,
                     )
@@ -80,7 +82,9 @@ class ArticlesProjector(PostgresProjector):
                         title=ev.title,
                         content=ev.content,
                         tags=ev.tags,
+                        description=ev.description,
                         updated_at=at,
+                        **_slug(ev.slug),
                     )
                 )
             case ArticlePublished():
@@ -94,7 +98,9 @@ class ArticlesProjector(PostgresProjector):
                         published_title=ev.title,
                         published_content=ev.content,
                         published_tags=ev.tags,
+                        published_description=ev.description,
                         updated_at=at,
+                        **_slug(ev.slug),
                         published_at=func.coalesce(row.published_at, at),
                     )
                 )
@@ -168,3 +174,8 @@ class ArticlesProjector(PostgresProjector):
             rows = list(await conn.execute(stmt))
         views = (published_view(row) for row in rows)
         return {published_key(cache, v["id"]): v for v in views if v is not None}
+
+
+def _slug(slug: str | None) -> dict[str, str]:
+    """The slug an event sets; events from before slugs leave the column as it is."""
+    return {} if slug is None else {"slug": slug}

@@ -46,6 +46,7 @@ class CommentsProjector(PostgresProjector):
             "root_id": ev.root_id,
             "content": ev.content,
             "created_at": at,
+            "number": ev.number,
         }
         values = select(*(literal(v, c[k].type).label(k) for k, v in row.items()))
         if ev.parent_id is not None:

@@ -93,6 +93,7 @@ _ERASED = dict.fromkeys(
         "nickname",
         "birthday",
         "about_me",
+        "image",
     )
 )
 

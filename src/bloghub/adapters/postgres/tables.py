@@ -114,6 +114,9 @@ users = Table(
     # Set once the person is erased: the row stays, every personal column empty, so their
     # articles can still name an author ("deleted user").
     Column("erased_at", DateTime(timezone=True)),
+    # The avatar URL (Conduit's ``image``). Added by migration 0015, so last, as it is in
+    # the generations that migration changed.
+    Column("image", Text),
     # Lookups only, never unique: which account holds an email, phone or WeChat id is the
     # write-side index's to say (``reservations``). Accounts' events apply in any order
     # across partitions, so while A's move off a phone waits behind B's taking it, both
@@ -162,7 +165,14 @@ articles = Table(
     Column("published_content", Text),
     Column("published_tags", ARRAY(Text)),
     Column("published_at", DateTime(timezone=True)),
+    # The URL name (unique by the write-side index, kind "slug"; never unique here: a
+    # rename and the slug's next owner may apply in either order). Added by 0015.
+    Column("slug", Text),
+    # The author's one-line summaries (draft, published), when they wrote one. Added by 0015.
+    Column("description", Text),
+    Column("published_description", Text),
     Index("articles_by_author", "author_id", "id"),
+    Index("articles_by_slug", "slug", postgresql_where=text("slug IS NOT NULL")),
     Index(
         "articles_published_newest",
         "published_at",
@@ -274,6 +284,10 @@ comments = Table(
     Column("content", Text, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("replies", BigInteger, nullable=False, server_default=text("0")),
+    # The public number (RealWorld's integer id), unique by the write-side index (kind
+    # "comment_number"); null for comments from before numbers. Added by 0015, so last.
+    Column("number", BigInteger),
+    Index("comments_by_number", "number", postgresql_where=text("number IS NOT NULL")),
     Index("comments_roots", "article_id", "id", postgresql_where=text("root_id IS NULL")),
     Index("comments_threads", "root_id", "id", postgresql_where=text("root_id IS NOT NULL")),
     Index("comments_children", "parent_id", postgresql_where=text("parent_id IS NOT NULL")),

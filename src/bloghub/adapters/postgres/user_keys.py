@@ -19,7 +19,7 @@ from bloghub.errors import Unauthorized, Unavailable
 
 k = user_keys.c
 # The unique keys a person holds, freed when they are erased so others may take them.
-PERSONAL_KEY_KINDS = ("email", "phone", "wechat")
+PERSONAL_KEY_KINDS = ("email", "phone", "wechat", "username")
 # Built once: every authenticated write asks it, and SQLAlchemy's compiled cache then
 # finds it without building the statement again.
 ERASED_AT = select(k.erased_at).where(k.user_id == bindparam("user_id"))

@@ -157,9 +157,11 @@ async def edit(request: Request) -> Response:
     article_id = _article_id(request)
     body = await parse_body(request, ArticleEdit)
     state = await _state(request, claims.user_id, article_id)
+    # This API has no description: an edit keeps the one the article has.
+    description = state.draft.description if state is not None else None
     done = await edit_draft(
         state,
-        Draft(body.title, body.content, body.tags),
+        Draft(body.title, body.content, body.tags, description),
         body.version,
         container(request).commands,
         caller(request, claims.user_id),

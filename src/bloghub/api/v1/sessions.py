@@ -63,13 +63,20 @@ def user_out(row: UserRow) -> UserOut:
 
 async def login(request: Request) -> Response:
     body = await parse_body(request, LoginIn)
+    issued, row = await password_login(request, body.email, body.password)
+    return await tokens_response(request, issued, user_out(row))
+
+
+async def password_login(request: Request, email_in: str, password: str) -> tuple[Issued, UserRow]:
+    """A session for the account of ``email_in`` if ``password`` is its password (the
+    lockout counts failures): for /v1 and /api alike."""
     c = container(request)
-    email, ip = login_email(body.email), client_ip(request)
+    email, ip = login_email(email_in), client_ip(request)
     row = await _find_for_login(request, email)
     user_id = row.id if row is not None else None
     await c.lockout.check(email, ip, user_id=user_id)
     hashed = row.password_hash if row is not None else None
-    if not await c.commands.hasher.verify(body.password, hashed) or row is None:
+    if not await c.commands.hasher.verify(password, hashed) or row is None:
         await c.lockout.failed(email, ip, user_id=user_id)
         raise Unauthorized("email or password is wrong")
     await c.lockout.succeeded(email, ip)
@@ -80,7 +87,7 @@ async def login(request: Request) -> Response:
         method="password",
         user_agent=user_agent(request),
     )
-    return await tokens_response(request, issued, user_out(row))
+    return issued, row
 
 
 async def _find_for_login(request: Request, email: str) -> UserRow | None:

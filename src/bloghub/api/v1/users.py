@@ -105,7 +105,11 @@ async def patch_me(request: Request) -> Response:
     if row is None:
         raise NotFound("no such user")
     position = await update_profile(
-        container(request).commands, caller(request), user_id=claims.user_id, changes=changes
+        container(request).commands,
+        caller(request),
+        user_id=claims.user_id,
+        changes=changes,
+        previous_nickname=row.nickname,
     )
     merged = profile_out(row).model_copy(update=changes)
     response = JSON(ProfileEnvelope(user=merged).model_dump(mode="json"))
@@ -253,7 +257,7 @@ ENDPOINTS = [
         body=ProfilePatch,
         response=ProfileEnvelope,
         auth=True,
-        errors=(400, 401, 415, 422),
+        errors=(400, 401, 409, 415, 422),
     ),
     Endpoint(
         "POST",

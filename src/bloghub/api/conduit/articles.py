@@ -1,0 +1,259 @@
+"""RealWorld's articles by slug, the feed, favorites and tags: the same commands and read
+models as ``/v1``. A RealWorld article is published as it is written: a create is a draft
+and its publication, an update an edit and its publication."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from bloghub.api.article_queries import abstract
+from bloghub.api.auth import user_queries
+from bloghub.api.conduit.errors import (
+    ConduitError,
+    blank,
+    conduit_body,
+    forbidden,
+    not_found,
+    path_text,
+    query_text,
+)
+from bloghub.api.conduit.queries import Filters
+from bloghub.api.conduit.reading import (
+    articles_out,
+    caught_up,
+    maybe_signed_in,
+    queries,
+    signed_in,
+)
+from bloghub.api.conduit.schemas import NewArticleIn, UpdateArticleIn
+from bloghub.api.conduit.views import Listed, listed
+from bloghub.api.consistent import written
+from bloghub.api.http import JSON, container
+from bloghub.api.v1.articles import ARTICLES_READS, READER_READS
+from bloghub.api.v1.articles import queries as article_queries
+from bloghub.api.v1.interactions import INTERACTIONS_READS, LIKE_DECIDES
+from bloghub.api.v1.interactions import queries as interaction_queries
+from bloghub.api.v1.sessions import caller
+from bloghub.api.v1.social import FEED_READS, RELATIONS_READS
+from bloghub.commands.articles import (
+    ArticleState,
+    Changed,
+    Draft,
+    create_article,
+    delete_article,
+    edit_draft,
+    publish_article,
+)
+from bloghub.commands.context import Caller, CommandDeps
+from bloghub.commands.interactions import like
+from bloghub.events.position import Position
+
+# Readers see an article with its author (and whether they follow them) and its favorites.
+READS = [*READER_READS, *RELATIONS_READS]
+MAX_LIMIT, DEFAULT_LIMIT = 100, 20
+
+
+def _number(request: Request, name: str, default: int, least: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConduitError(422, {name: ["is not a number"]}) from None
+    if value < least:
+        raise ConduitError(422, {name: [f"must be greater than or equal to {least}"]})
+    return value
+
+
+def _paging(request: Request) -> tuple[int, int]:
+    offset = _number(request, "offset", 0, 0)
+    return offset, min(_number(request, "limit", DEFAULT_LIMIT, 1), MAX_LIMIT)
+
+
+async def _user_named(request: Request, name: str | None) -> str | None:
+    """The id of the account called ``name``; "" when there is none (nothing matches)."""
+    if name is None:
+        return None
+    row = await user_queries(request).by_username(name)
+    return "" if row is None or row.erased else row.id
+
+
+async def listing(request: Request) -> Response:
+    offset, limit = _paging(request)
+    claims = await maybe_signed_in(request)
+    me = claims.user_id if claims else None
+    await caught_up(request, READS, me)
+    author = await _user_named(request, query_text(request, "author"))
+    fan = await _user_named(request, query_text(request, "favorited"))
+    if author == "" or fan == "":
+        return JSON({"articles": [], "articlesCount": 0})
+    filters = Filters(tag=query_text(request, "tag"), author_id=author, liked_by=fan)
+    page = await queries(request).published(filters, offset, limit)
+    items = await articles_out(request, me, [listed(r) for r in page.rows], body=False)
+    return JSON({"articles": items, "articlesCount": page.total})
+
+
+async def feed(request: Request) -> Response:
+    offset, limit = _paging(request)
+    claims = await signed_in(request)
+    await caught_up(request, [*FEED_READS, *RELATIONS_READS], claims.user_id)
+    q = queries(request)
+    ids, total = await q.feed(claims.user_id, offset, limit)
+    rows = await q.published_by_id(ids)
+    # The feed's copy may still list an article the articles read model no longer shows.
+    shown = [listed(rows[i]) for i in ids if i in rows]
+    items = await articles_out(request, claims.user_id, shown, body=False)
+    return JSON({"articles": items, "articlesCount": total})
+
+
+async def _published(request: Request, me: str | None) -> Listed:
+    await caught_up(request, READS, me)
+    row = await queries(request).by_slug(path_text(request, "slug", "article"))
+    if row is None or row.status != "published":
+        raise not_found("article")
+    return listed(row)
+
+
+async def _one(request: Request, me: str | None, article: Listed) -> dict[str, Any]:
+    (out,) = await articles_out(request, me, [article], body=True)
+    return {"article": out}
+
+
+async def read(request: Request) -> Response:
+    claims = await maybe_signed_in(request)
+    me = claims.user_id if claims else None
+    article = await _published(request, me)
+    return JSON(await _one(request, me, article))
+
+
+async def create(request: Request) -> Response:
+    claims = await signed_in(request)
+    new = (await conduit_body(request, NewArticleIn)).article
+    draft = Draft(new.title, new.body, new.tagList, new.description)
+    deps, who = container(request).commands, caller(request, claims.user_id)
+    made = await create_article(draft, deps, who)
+    state = ArticleState(made.article_id, claims.user_id, made.version, "draft", draft, made.slug)
+    done = await _published_now(state, deps, who, made.position)
+    shown = _as_written(done, claims.user_id, draft, datetime.now(UTC))
+    return await _answer(request, claims.user_id, done, shown, status=201)
+
+
+async def _published_now(
+    state: ArticleState, deps: CommandDeps, who: Caller, before: Position
+) -> Changed:
+    """Publish what was just written (decided on the state the write left, not on a read
+    model that may not have it yet); the position covers both writes."""
+    done = await publish_article(state, deps, who)
+    return Changed(done.article_id, done.version, before.merge(done.position), done.slug)
+
+
+async def update(request: Request) -> Response:
+    claims = await signed_in(request)
+    sent = (await conduit_body(request, UpdateArticleIn)).article
+    changes = {name: getattr(sent, name) for name in sent.model_fields_set}
+    for name in ("title", "description", "body"):
+        if name in changes and changes[name] is None:
+            raise blank(name)
+    row, state = await _own_state(request, claims.user_id)
+    old = state.draft
+    draft = Draft(
+        changes.get("title") or old.title,
+        changes.get("body") or old.content,
+        old.tags if changes.get("tagList") is None else changes["tagList"],
+        changes.get("description") or old.description,
+    )
+    deps, who = container(request).commands, caller(request, claims.user_id)
+    edited = await edit_draft(state, draft, None, deps, who)
+    now = ArticleState(state.id, state.author_id, edited.version, state.status, draft, edited.slug)
+    done = await _published_now(now, deps, who, edited.position)
+    shown = _as_written(done, claims.user_id, draft, row.published_at or datetime.now(UTC))
+    return await _answer(request, claims.user_id, done, shown)
+
+
+async def remove(request: Request) -> Response:
+    claims = await signed_in(request)
+    _, state = await _own_state(request, claims.user_id)
+    deps, who = container(request).commands, caller(request, claims.user_id)
+    done = await delete_article(state, deps, who)
+    return await written(request, Response(status_code=204), done.position, claims.user_id)
+
+
+async def _own_state(request: Request, user_id: str) -> tuple[Any, ArticleState]:
+    """The article the slug names, as of the caller's own last write; 404 if none, 403 if
+    it is another's."""
+    await caught_up(request, ARTICLES_READS, user_id)
+    row = await queries(request).by_slug(path_text(request, "slug", "article"))
+    if row is None:
+        raise not_found("article")
+    if str(row.author_id) != user_id:
+        raise forbidden("article")
+    state = await article_queries(request).state(str(row.id))
+    if state is None:
+        raise not_found("article")
+    return row, state
+
+
+async def _answer(
+    request: Request, user_id: str, done: Changed, shown: Listed, status: int = 200
+) -> Response:
+    """The article as the author's writes left it, from what they decided (no read model
+    is waited for: once the log has the writes, nothing may turn the answer into an
+    error). The caller's next reads wait for these writes."""
+    out = JSON(await _one(request, user_id, shown), status_code=status)
+    return await written(request, out, done.position, user_id)
+
+
+def _as_written(done: Changed, author_id: str, draft: Draft, created_at: datetime) -> Listed:
+    return Listed(
+        id=done.article_id,
+        author_id=author_id,
+        slug=done.slug or done.article_id,
+        title=draft.title,
+        description=draft.description or abstract(draft.content),
+        body=draft.content,
+        tags=draft.tags,
+        created_at=created_at,
+        updated_at=datetime.now(UTC),
+    )
+
+
+# --- favorites: the same likes as /v1 -----------------------------------------------------
+
+
+async def favorite(request: Request) -> Response:
+    return await _favorite(request, on=True)
+
+
+async def unfavorite(request: Request) -> Response:
+    return await _favorite(request, on=False)
+
+
+async def _favorite(request: Request, *, on: bool) -> Response:
+    claims = await signed_in(request)
+    me = claims.user_id
+    # Decided, and counted, as of the caller's own last write: the count the answer shows
+    # is the one before it, moved by this change if it changes anything.
+    await caught_up(request, [*LIKE_DECIDES, *INTERACTIONS_READS], me)
+    article = await _published(request, me)
+    interactions = interaction_queries(request)
+    before = article.id in (await interactions.mine(me, [article.id])).liked
+    position = Position()
+    if before != on:
+        target = await interactions.target(article.id)
+        position = await like(target, on, container(request).commands, caller(request, me))
+    (out,) = await articles_out(request, me, [article], body=True)
+    moved = 0 if before == on else (1 if on else -1)
+    out.update(favorited=on, favoritesCount=max(0, out["favoritesCount"] + moved))
+    return await written(request, JSON({"article": out}), position, me)
+
+
+async def tags(request: Request) -> Response:
+    claims = await maybe_signed_in(request)
+    await caught_up(request, ARTICLES_READS, claims.user_id if claims else None)
+    counted = await article_queries(request).tags()
+    return JSON({"tags": [tag for tag, _ in counted]})

@@ -1,0 +1,101 @@
+"""RealWorld's comments: the threaded comments of ``/v1`` shown flat (top-level comments
+and replies in one list, newest first); a new comment is a top-level one."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from bloghub.api.conduit.articles import READS, _published
+from bloghub.api.conduit.errors import conduit_body, forbidden, not_found
+from bloghub.api.conduit.reading import caught_up, maybe_signed_in, people, queries, signed_in
+from bloghub.api.conduit.schemas import NewCommentIn
+from bloghub.api.conduit.views import timestamp
+from bloghub.api.consistent import written
+from bloghub.api.http import JSON, container
+from bloghub.api.v1.comments import COMMENTS_READS, comment_queries
+from bloghub.api.v1.sessions import caller
+from bloghub.commands.comments import delete_comment, post_comment
+from bloghub.errors import Forbidden
+
+SHOWN_READS = [*READS, *COMMENTS_READS]
+
+
+def comment_view(row: Any, author: dict[str, Any]) -> dict[str, Any]:
+    at = timestamp(row.created_at)
+    return {
+        # RealWorld's ids are integers: the public number (a comment from before numbers
+        # keeps its UUID, the only name it has).
+        "id": str(row.id) if row.number is None else row.number,
+        "createdAt": at,
+        "updatedAt": at,
+        "body": row.content,
+        "author": author,
+    }
+
+
+async def listing(request: Request) -> Response:
+    claims = await maybe_signed_in(request)
+    me = claims.user_id if claims else None
+    await caught_up(request, SHOWN_READS, me)
+    article = await _published(request, me)
+    rows = await queries(request).comments(article.id)
+    authors = await people(request, me, [str(r.author_id) for r in rows])
+    return JSON({"comments": [comment_view(r, authors[str(r.author_id)]) for r in rows]})
+
+
+async def create(request: Request) -> Response:
+    claims = await signed_in(request)
+    me = claims.user_id
+    body = (await conduit_body(request, NewCommentIn)).comment.body
+    await caught_up(request, SHOWN_READS, me)
+    article = await _published(request, me)
+    deps, who = container(request).commands, caller(request, me)
+    done = await post_comment((article.id, article.author_id), None, None, body, deps, who)
+    shown = _Posted(done.comment_id, done.number, me, body, datetime.now(UTC))
+    (author,) = (await people(request, me, [me])).values()
+    out = JSON({"comment": comment_view(shown, author)}, status_code=201)
+    return await written(request, out, done.position, me)
+
+
+async def remove(request: Request) -> Response:
+    claims = await signed_in(request)
+    me = claims.user_id
+    await caught_up(request, SHOWN_READS, me)
+    article = await _published(request, me)
+    comment_id = await _comment_id(request, article.id)
+    comment = None if comment_id is None else await comment_queries(request).ref(comment_id)
+    if comment is None or comment.article_id != article.id:
+        raise not_found("comment")
+    try:
+        position = await delete_comment(comment, container(request).commands, caller(request, me))
+    except Forbidden:
+        raise forbidden("comment") from None
+    return await written(request, Response(status_code=204), position, me)
+
+
+async def _comment_id(request: Request, article_id: str) -> str | None:
+    """The comment the path names under the article: by its number, or by its UUID."""
+    raw = request.path_params["comment_id"]
+    if raw.isascii() and raw.isdigit() and len(raw) <= 16:
+        return await queries(request).comment_numbered(article_id, int(raw))
+    try:
+        return str(UUID(raw))
+    except ValueError:
+        raise not_found("comment") from None
+
+
+@dataclass(frozen=True, slots=True)
+class _Posted:
+    """A comment as its author just wrote it, shaped as a read-model row."""
+
+    id: str
+    number: int | None
+    author_id: str
+    content: str
+    created_at: datetime

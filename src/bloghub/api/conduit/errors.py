@@ -1,0 +1,175 @@
+"""RealWorld's error shape, ``{"errors": {"<field>": ["…"]}}``, with its statuses: 401 for a
+missing or bad token, 403, 404 and 409 naming the resource or field, 422 for any input the
+API cannot take (malformed, of the wrong type, blank, too long, too large)."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from typing import TypeVar
+
+import orjson
+import structlog
+from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
+
+from bloghub.api.http import JSON, Handler, container
+from bloghub.errors import BloghubError, PayloadTooLarge, StoreRejected, Transient
+
+log = structlog.get_logger(__name__)
+
+M = TypeVar("M", bound=BaseModel)
+Errors = dict[str, list[str]]
+# Statuses RealWorld has, kept; every other input error is its 422.
+_KEPT = {401, 403, 404, 409, 422, 429, 503}
+_TAKEN = "has already been taken"
+
+
+class ConduitError(Exception):
+    def __init__(self, status: int, errors: Mapping[str, list[str]]) -> None:
+        super().__init__(status, errors)
+        self.status = status
+        self.errors = dict(errors)
+
+
+# C0 and C1 controls: no name, tag or slug holds one, and the stores refuse NUL.
+_CONTROLS = {*range(0x20), *range(0x7F, 0xA0)}
+
+
+def plain(value: str) -> bool:
+    return not any(ord(ch) in _CONTROLS for ch in value)
+
+
+def query_text(request: Request, name: str) -> str | None:
+    """A text query parameter; 422 if it holds control characters."""
+    value = request.query_params.get(name)
+    if value is not None and not plain(value):
+        raise ConduitError(422, {name: ["is invalid"]})
+    return value
+
+
+def path_text(request: Request, name: str, resource: str) -> str:
+    """A path parameter naming a resource; one with control characters names none."""
+    value: str = request.path_params[name]
+    if not plain(value):
+        raise not_found(resource)
+    return value
+
+
+def not_found(resource: str) -> ConduitError:
+    return ConduitError(404, {resource: ["not found"]})
+
+
+def forbidden(resource: str) -> ConduitError:
+    return ConduitError(403, {resource: ["forbidden"]})
+
+
+def blank(field: str) -> ConduitError:
+    return ConduitError(422, {field: ["can't be blank"]})
+
+
+def response(status: int, errors: Mapping[str, list[str]]) -> Response:
+    return JSON({"errors": dict(errors)}, status_code=status)
+
+
+def translated(request: Request, exc: BloghubError) -> ConduitError:
+    """A core error in RealWorld's words."""
+    status = exc.status if exc.status in _KEPT or exc.status >= 500 else 422
+    if status == 401:
+        token = "is missing" if not request.headers.get("authorization") else "is invalid"
+        return ConduitError(401, {"token": [token]})
+    if exc.fields:
+        return ConduitError(status, {_public(f): [_said(str(m))] for f, m in exc.fields.items()})
+    return ConduitError(status, {_RESOURCE.get(status, "body"): [exc.message]})
+
+
+_RESOURCE = {403: "resource", 404: "resource"}
+# Core field names as RealWorld calls them.
+_NAMES = {"nickname": "username", "about_me": "bio", "content": "body", "tags": "tagList"}
+
+
+def _said(message: str) -> str:
+    return _TAKEN if message == "already taken" else message
+
+
+def _public(field: str) -> str:
+    return _NAMES.get(field, field)
+
+
+def conduit(handler: Handler, statuses: frozenset[int] = frozenset(_KEPT)) -> Handler:
+    """``handler`` answering every failure in RealWorld's shape, with a status the spec
+    gives the operation (``statuses``): any other refusal of the request is its 422 (a
+    taken username on an update, say, where the spec has no 409). 429 and 503 are the
+    service's, not the request's, and stay."""
+
+    @functools.wraps(handler)
+    async def answer(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except ConduitError as exc:
+            failed = exc
+        except BloghubError as exc:
+            failed = translated(request, exc)
+        except StoreRejected:
+            # A check the input rules lack: still the request's fault, and said so here.
+            log.warning("conduit.store_rejected_input", path=request.url.path)
+            failed = ConduitError(422, {"body": ["has a value that cannot be stored"]})
+        except Transient:
+            failed = ConduitError(503, {"server": ["a backing store is unwell; try again"]})
+        if failed.status < 500 and failed.status not in statuses | {429}:
+            failed = ConduitError(422, failed.errors)
+        out = response(failed.status, failed.errors)
+        if failed.status in (429, 503):
+            out.headers["retry-after"] = "1"
+        return out
+
+    return answer
+
+
+async def conduit_body(request: Request, model: type[M]) -> M:
+    """The JSON body read into ``model``; 422 in RealWorld's words if it cannot be."""
+    try:
+        raw = await request.body()
+    except ClientDisconnect:
+        raise ConduitError(422, {"body": ["was cut short"]}) from None
+    except PayloadTooLarge:
+        raise ConduitError(422, {"body": ["is too large"]}) from None
+    if len(raw) > container(request).settings.max_body_bytes:
+        raise ConduitError(422, {"body": ["is too large"]})
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise ConduitError(422, {"body": ["is not valid JSON"]}) from None
+    if not isinstance(data, dict):
+        raise ConduitError(422, {"body": ["must be a JSON object"]})
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        raise ConduitError(422, field_errors(exc)) from None
+
+
+def field_errors(exc: ValidationError) -> Errors:
+    out: Errors = {}
+    for err in exc.errors(include_url=False):
+        name = next((str(p) for p in reversed(err["loc"]) if isinstance(p, str)), "body")
+        out.setdefault(name, [])
+        message = _message(err)
+        if message not in out[name]:
+            out[name].append(message)
+    return out
+
+
+def _message(err: ErrorDetails) -> str:
+    kind, ctx, value = err["type"], err.get("ctx") or {}, err.get("input")
+    if kind == "missing" or (isinstance(value, str) and not value.strip()):
+        return "can't be blank"
+    if kind == "string_too_short":
+        return f"is too short (minimum is {ctx.get('min_length')} characters)"
+    if kind in ("string_too_long", "too_long"):
+        limit = ctx.get("max_length")
+        return f"is too long (maximum is {limit} characters)"
+    if kind == "value_error":
+        return str(err["msg"]).removeprefix("Value error, ")
+    return "is invalid"

@@ -1,0 +1,70 @@
+"""What RealWorld's reads share: the caller, waiting for the caller's own writes, and
+articles and profiles shown with their counts and the caller's marks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+
+from bloghub.api.auth import optional_caller, require_caller, user_queries
+from bloghub.api.conduit.errors import ConduitError
+from bloghub.api.conduit.queries import ConduitQueries
+from bloghub.api.conduit.views import Listed, Person, article_view, person
+from bloghub.api.consistent import Reads, pinned, wait_for_reads
+from bloghub.api.http import container
+from bloghub.api.social_queries import SocialQueries
+from bloghub.api.v1.interactions import queries as interaction_queries
+from bloghub.auth.tokens import Claims
+
+
+def queries(request: Request) -> ConduitQueries:
+    return ConduitQueries(container(request).engine, pinned(request))
+
+
+async def signed_in(request: Request) -> Claims:
+    return await require_caller(request)
+
+
+async def maybe_signed_in(request: Request) -> Claims | None:
+    return await optional_caller(request)
+
+
+async def caught_up(request: Request, reads: Reads, user_id: str | None) -> None:
+    """Read as of the caller's own last write (RealWorld clients create, then read at
+    once, with no header and no retry): 503 to retry if the wait runs out, never an
+    answer that lacks what the caller just did."""
+    if await wait_for_reads(request, reads, user_id):
+        raise ConduitError(503, {"server": ["still applying your last change; try again"]})
+
+
+async def people(request: Request, me: str | None, user_ids: list[str]) -> dict[str, Any]:
+    """The profile of each of ``user_ids`` as RealWorld shows it to ``me``."""
+    unique = list(dict.fromkeys(user_ids))
+    found: dict[str, Person] = {}
+    for user_id in unique:
+        found[user_id] = person(await user_queries(request).by_id(user_id), user_id)
+    social = SocialQueries(container(request).engine, pinned(request))
+    following = await social.followed_among(me, unique) if me else set()
+    return {i: p.view(i in following) for i, p in found.items()}
+
+
+async def articles_out(
+    request: Request, me: str | None, shown: list[Listed], *, body: bool
+) -> list[dict[str, Any]]:
+    """``shown`` with their authors, favorites counts and whether ``me`` favorited each."""
+    ids = [a.id for a in shown]
+    interactions = interaction_queries(request)
+    tallies = await interactions.tallies(ids)
+    liked = (await interactions.mine(me, ids)).liked if me and ids else set()
+    authors = await people(request, me, [a.author_id for a in shown])
+    return [
+        article_view(
+            a,
+            authors[a.author_id],
+            a.id in liked,
+            tallies[a.id].counts.like_cnt if a.id in tallies else 0,
+            body=body,
+        )
+        for a in shown
+    ]

@@ -1,0 +1,108 @@
+"""RealWorld's request bodies, each field checked by the same rules as the native API's
+(``api/v1/schemas.py``, ``article_schemas.py``); unknown fields are ignored, as RealWorld
+clients send extra ones."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from bloghub.api.v1.article_schemas import Content, Tags, Title
+from bloghub.api.v1.schemas import LINE, PLAIN, AboutMe, Email, NewPassword, Nickname, Password
+from bloghub.api.v1.social_schemas import COMMENT_TEXT, MAX_COMMENT_CHARS
+
+MAX_IMAGE_URL = 2048
+
+
+def _web_url(value: str) -> str | None:
+    """An avatar is shown by browsers: only an http(s) address, never ``javascript:``.
+    An empty string (some clients send it for "no image") clears it."""
+    if not value:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError("must be an http or https URL")
+    return value
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(strict=True, extra="ignore", str_max_length=200_000)
+
+
+Image = Annotated[str, Field(max_length=MAX_IMAGE_URL), PLAIN, AfterValidator(_web_url)]
+Description = Annotated[str, Field(min_length=1, max_length=256), LINE]
+ArticleBody = Annotated[Content, Field(min_length=1)]
+CommentBody = Annotated[str, Field(min_length=1, max_length=MAX_COMMENT_CHARS), COMMENT_TEXT]
+
+
+class NewUser(Body):
+    username: Nickname
+    email: Email
+    password: NewPassword
+
+
+class NewUserIn(Body):
+    user: NewUser
+
+
+class LoginUser(Body):
+    email: Annotated[str, Field(min_length=1, max_length=254), PLAIN]
+    password: Password
+
+
+class LoginIn(Body):
+    user: LoginUser
+
+
+class UpdateUser(Body):
+    """Only the fields sent change; ``bio`` and ``image`` may be null to clear them.
+    Settings pages send the whole form back: an empty password means "unchanged"."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _unchanged_password(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("password") == "":
+            return {k: v for k, v in data.items() if k != "password"}
+        return data
+
+    email: Email | None = None
+    password: NewPassword | None = None
+    username: Nickname | None = None
+    bio: AboutMe | None = None
+    image: Image | None = None
+
+
+class UpdateUserIn(Body):
+    user: UpdateUser
+
+
+class NewArticle(Body):
+    title: Title
+    description: Description
+    body: ArticleBody
+    tagList: Tags = Field(default_factory=list)
+
+
+class NewArticleIn(Body):
+    article: NewArticle
+
+
+class UpdateArticle(Body):
+    title: Title | None = None
+    description: Description | None = None
+    body: ArticleBody | None = None
+    tagList: Tags | None = None
+
+
+class UpdateArticleIn(Body):
+    article: UpdateArticle
+
+
+class NewComment(Body):
+    body: CommentBody
+
+
+class NewCommentIn(Body):
+    comment: NewComment

@@ -1,0 +1,140 @@
+"""RealWorld's users: sign up, log in, the current user and its changes. The same
+commands as ``/v1``; a username is the account's nickname, ``bio`` its about-me text and
+``image`` its avatar URL."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from bloghub.api.auth import bearer_token, user_agent, user_queries
+from bloghub.api.conduit.errors import ConduitError, blank, conduit_body
+from bloghub.api.conduit.reading import signed_in
+from bloghub.api.conduit.schemas import LoginIn, NewUserIn, UpdateUser, UpdateUserIn
+from bloghub.api.conduit.views import user_view
+from bloghub.api.consistent import written
+from bloghub.api.http import JSON, container
+from bloghub.api.queries import UserRow
+from bloghub.api.v1.sessions import caller, password_login
+from bloghub.commands.sessions import start_session
+from bloghub.commands.users import RegisterUser, change_password, register_user, update_profile
+from bloghub.errors import Unauthorized
+
+# RealWorld's profile fields, as the core's profile fields.
+_PROFILE = {"username": "nickname", "bio": "about_me", "image": "image"}
+
+
+def _no_store(response: Response) -> Response:
+    # Tokens are credentials: no browser, proxy or CDN may keep a copy of this answer.
+    response.headers["cache-control"] = "no-store"
+    return response
+
+
+async def register(request: Request) -> Response:
+    new = (await conduit_body(request, NewUserIn)).user
+    c = container(request)
+    done = await register_user(
+        RegisterUser(new.email, new.password, nickname=new.username), c.commands, caller(request)
+    )
+    issued = await start_session(
+        c.commands,
+        caller(request),
+        user_id=done.user_id,
+        method="password",
+        user_agent=user_agent(request),
+    )
+    row = UserRow(
+        id=done.user_id,
+        email=new.email,
+        password_hash=None,
+        phone=None,
+        nickname=new.username,
+        birthday=None,
+        about_me=None,
+        wechat_bound=False,
+        created_at=datetime.now(UTC),
+    )
+    out = JSON(user_view(row, issued.tokens.access), status_code=201)
+    position = done.position.merge(issued.position)
+    return _no_store(await written(request, out, position, done.user_id))
+
+
+async def login(request: Request) -> Response:
+    credentials = (await conduit_body(request, LoginIn)).user
+    try:
+        issued, row = await password_login(request, credentials.email, credentials.password)
+    except Unauthorized:
+        raise ConduitError(401, {"credentials": ["invalid"]}) from None
+    out = JSON(user_view(row, issued.tokens.access))
+    return _no_store(await written(request, out, issued.position, row.id))
+
+
+async def current(request: Request) -> Response:
+    claims = await signed_in(request)
+    row = await _own(request, claims.user_id)
+    return _no_store(JSON(user_view(row, bearer_token(request) or "")))
+
+
+async def update(request: Request) -> Response:
+    claims = await signed_in(request)
+    changes = _checked((await conduit_body(request, UpdateUserIn)).user)
+    # Read before the writes: once one is recorded, nothing may turn its answer into an error.
+    row = await _own(request, claims.user_id)
+    if "email" in changes and changes["email"] != row.email:
+        raise ConduitError(422, {"email": ["cannot be changed"]})
+    c, who = container(request), caller(request)
+    position = None
+    if "password" in changes:
+        position = await change_password(
+            c.commands,
+            who,
+            user_id=claims.user_id,
+            new_password=changes["password"],
+            via="password",
+            keep_session_id=claims.session_id,
+        )
+    profile = {_PROFILE[k]: v for k, v in changes.items() if k in _PROFILE}
+    if profile:
+        done = await update_profile(
+            c.commands,
+            who,
+            user_id=claims.user_id,
+            changes=profile,
+            previous_nickname=row.nickname,
+        )
+        position = done if position is None else position.merge(done)
+    merged = _merged(row, profile)
+    out = JSON(user_view(merged, bearer_token(request) or ""))
+    if position is None:
+        return _no_store(out)
+    return _no_store(await written(request, out, position, claims.user_id))
+
+
+def _checked(user: UpdateUser) -> dict[str, Any]:
+    """The fields sent; those that cannot be cleared must not be null."""
+    changes = {name: getattr(user, name) for name in user.model_fields_set}
+    if not changes:
+        raise ConduitError(422, {"user": ["send at least one field to change"]})
+    for name in ("email", "password", "username"):
+        if name in changes and changes[name] is None:
+            raise blank(name)
+    return changes
+
+
+def _merged(row: UserRow, profile: dict[str, Any]) -> UserRow:
+    fields = {k: v for k, v in profile.items() if k in ("nickname", "about_me", "image")}
+    return UserRow(**{**_as_dict(row), **fields})
+
+
+def _as_dict(row: UserRow) -> dict[str, Any]:
+    return {name: getattr(row, name) for name in row.__dataclass_fields__}
+
+
+async def _own(request: Request, user_id: str) -> UserRow:
+    row = await user_queries(request).by_id(user_id)
+    if row is None or row.erased:
+        raise ConduitError(401, {"token": ["is invalid"]})
+    return row

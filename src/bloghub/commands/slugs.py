@@ -1,0 +1,63 @@
+"""Article slugs: the URL name made from a title, unique by the write-side index.
+
+A slug is reserved (kind "slug", owned by the article) before the event that carries it
+is recorded; a title change reserves the new slug and frees the old one once the change is
+recorded, so the old slug stops resolving and may name another article later."""
+
+from __future__ import annotations
+
+import re
+import secrets
+import unicodedata
+
+from bloghub.commands.context import CommandDeps, Key
+from bloghub.errors import Conflict
+
+SLUG = "slug"
+MAX_BASE_CHARS = 80
+# Tries with a random suffix after the plain slug is taken; each has 2^32 choices, so
+# running out means the index is failing, not that the names are used up.
+SUFFIX_TRIES = 4
+_NOT_WORD = re.compile(r"[^\w]+", re.UNICODE)
+_SUFFIX = r"(?:-[0-9a-f]{8})?"  # what ``reserve_slug`` adds to a taken slug
+
+
+def slug_base(title: str) -> str:
+    """Lower-case words of the title joined by hyphens; letters of any script are kept
+    (a Chinese title keeps its characters). A title of symbols only gives "article"."""
+    folded = unicodedata.normalize("NFKC", title).casefold().replace("_", " ")
+    words = _NOT_WORD.sub("-", folded).strip("-")
+    return words[:MAX_BASE_CHARS].rstrip("-") or "article"
+
+
+def same_base(slug: str | None, title: str) -> bool:
+    """Whether ``slug`` was made from a title equal to ``title`` in slug form: then a
+    change of the title keeps its slug."""
+    if slug is None:
+        return False
+    return re.fullmatch(re.escape(slug_base(title)) + _SUFFIX, slug) is not None
+
+
+async def reserve_slug(deps: CommandDeps, title: str, article_id: str) -> Key:
+    """Reserve a slug for ``title``: the plain form, else the plain form with a random
+    suffix (equal titles get distinct slugs)."""
+    base = slug_base(title)
+    candidates = [base, *(f"{base}-{secrets.token_hex(4)}" for _ in range(SUFFIX_TRIES))]
+    for slug in candidates:
+        try:
+            await deps.reservations.reserve(SLUG, slug, article_id)
+        except Conflict:
+            continue
+        return (SLUG, slug, article_id)
+    raise Conflict("no free slug for that title; try again", fields={"slug": "taken"})
+
+
+async def free_slug_later(deps: CommandDeps, slug: str | None, article_id: str) -> None:
+    """Free a slug the article gave up, once the change that gave it up is recorded."""
+    if slug is None:
+        return
+
+    async def free() -> None:
+        await deps.reservations.release_confirmed(SLUG, slug, article_id)
+
+    await deps.after("free_old_slug", free, article_id=article_id)

@@ -1,0 +1,265 @@
+"""RealWorld articles at /api: by slug, listed with filters and pages, updated, deleted,
+favorited, and the feed; each with the spec's statuses and error bodies."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from tests.e2e.conduit_client import (
+    assert_article,
+    errors,
+    register,
+    unique_name,
+    write,
+    write_at,
+)
+
+pytestmark = pytest.mark.usefixtures("live_api")
+
+
+async def test_an_article_is_read_by_its_slug_by_anyone(client: httpx.AsyncClient) -> None:
+    jake = await register(client)
+    title = unique_name("How to Train Your Dragon ")
+    made = await write(client, jake, title, tagList=["dragons", "Angular"])
+    assert made["slug"] == title.lower().replace(" ", "-")
+    assert made["author"] == {
+        "username": jake.username,
+        "bio": None,
+        "image": None,
+        "following": False,
+    }
+    read = await client.get(f"/api/articles/{made['slug']}", headers=jake.auth)
+    assert read.status_code == 200, read.text
+    article = read.json()["article"]
+    assert_article(article)
+    assert (article["title"], article["description"], article["body"]) == (
+        title,
+        "Ever wonder how?",
+        "You have to believe",
+    )
+    assert article["tagList"] == ["dragons", "Angular"]
+    missing = await client.get("/api/articles/no-such-slug")
+    assert errors(missing, 404) == {"article": ["not found"]}
+
+
+async def test_equal_titles_get_distinct_slugs(client: httpx.AsyncClient) -> None:
+    jake = await register(client)
+    title = unique_name("Twins ")
+    first, second = await write(client, jake, title), await write(client, jake, title)
+    assert first["slug"] != second["slug"]
+    assert second["slug"].startswith(first["slug"] + "-")
+    for made in (first, second):
+        read = await client.get(f"/api/articles/{made['slug']}", headers=jake.auth)
+        assert read.json()["article"]["slug"] == made["slug"]
+
+
+async def test_a_new_title_moves_the_slug_and_the_old_one_stops_resolving(
+    client: httpx.AsyncClient,
+) -> None:
+    jake = await register(client)
+    made = await write(client, jake, unique_name("Before "))
+    title = unique_name("After ")
+    changed = await client.put(
+        f"/api/articles/{made['slug']}",
+        json={"article": {"title": title, "body": "Changed"}},
+        headers=jake.auth,
+    )
+    assert changed.status_code == 200, changed.text
+    article = changed.json()["article"]
+    assert article["slug"] == title.lower().replace(" ", "-")
+    assert (article["description"], article["body"]) == ("Ever wonder how?", "Changed")
+    assert errors(await client.get(f"/api/articles/{made['slug']}"), 404)
+    read = (await client.get(f"/api/articles/{article['slug']}", headers=jake.auth)).json()[
+        "article"
+    ]
+    assert (read["title"], read["body"]) == (title, "Changed")
+    # The old slug is free again: an article of that title takes it.
+    old_title = made["title"]
+    assert (await write(client, jake, old_title))["slug"] == made["slug"]
+
+
+async def test_only_the_author_changes_or_deletes_an_article(client: httpx.AsyncClient) -> None:
+    jake, ann = await register(client), await register(client)
+    slug = (await write(client, jake, unique_name("Mine ")))["slug"]
+    change = {"article": {"body": "Ann's now"}}
+    assert errors(await client.put(f"/api/articles/{slug}", json=change), 401) == {
+        "token": ["is missing"]
+    }
+    theirs = await client.put(f"/api/articles/{slug}", json=change, headers=ann.auth)
+    assert errors(theirs, 403) == {"article": ["forbidden"]}
+    assert errors(await client.delete(f"/api/articles/{slug}", headers=ann.auth), 403)
+    nowhere = await client.put("/api/articles/nowhere", json=change, headers=jake.auth)
+    assert errors(nowhere, 404) == {"article": ["not found"]}
+    blank = await client.put(
+        f"/api/articles/{slug}", json={"article": {"title": ""}}, headers=jake.auth
+    )
+    assert errors(blank, 422) == {"title": ["can't be blank"]}
+    deleted = await client.delete(f"/api/articles/{slug}", headers=jake.auth)
+    assert deleted.status_code == 204
+    assert errors(await client.get(f"/api/articles/{slug}", headers=jake.auth), 404)
+    assert errors(await client.delete(f"/api/articles/{slug}", headers=jake.auth), 404)
+
+
+@pytest.mark.parametrize(
+    ("article", "field", "message"),
+    [
+        ({"description": "d", "body": "b"}, "title", "can't be blank"),
+        ({"title": "  ", "description": "d", "body": "b"}, "title", "can't be blank"),
+        ({"title": "t", "description": "", "body": "b"}, "description", "can't be blank"),
+        ({"title": "t", "description": "d", "body": ""}, "body", "can't be blank"),
+        ({"title": "t" * 129, "description": "d", "body": "b"}, "title", None),
+        ({"title": 5, "description": "d", "body": "b"}, "title", "is invalid"),
+        ({"title": "t", "description": "d", "body": "b", "tagList": "x"}, "tagList", None),
+        ({"title": "t", "description": "d", "body": "b", "tagList": [""]}, "tagList", None),
+    ],
+)
+async def test_a_new_article_with_bad_fields_is_422(
+    client: httpx.AsyncClient, article: dict[str, object], field: str, message: str | None
+) -> None:
+    jake = await register(client)
+    found = errors(
+        await client.post("/api/articles", json={"article": article}, headers=jake.auth), 422
+    )
+    assert field in found
+    if message is not None:
+        assert found[field] == [message]
+
+
+async def test_writing_needs_a_token(client: httpx.AsyncClient) -> None:
+    body = {"article": {"title": "t", "description": "d", "body": "b"}}
+    assert errors(await client.post("/api/articles", json=body), 401) == {"token": ["is missing"]}
+    bad = await client.post("/api/articles", json=body, headers={"authorization": "Token x.y.z"})
+    assert errors(bad, 401) == {"token": ["is invalid"]}
+
+
+async def test_lists_are_newest_first_paged_by_offset_with_the_total_and_no_body(
+    client: httpx.AsyncClient,
+) -> None:
+    jake = await register(client)
+    tag = unique_name("paged")
+    slugs = [(await write(client, jake, f"Part {i}", tagList=[tag]))["slug"] for i in range(5)]
+    newest_first = slugs[::-1]
+    pages = []
+    for offset in (0, 2, 4):
+        answer = await client.get(
+            "/api/articles", params={"tag": tag, "limit": 2, "offset": offset}, headers=jake.auth
+        )
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        assert body["articlesCount"] == 5, "the total, not the page's size"
+        for item in body["articles"]:
+            assert_article(item, listed=True)
+        pages.append([a["slug"] for a in body["articles"]])
+    assert pages == [newest_first[0:2], newest_first[2:4], newest_first[4:]]
+    by_author = (
+        await client.get("/api/articles", params={"author": jake.username}, headers=jake.auth)
+    ).json()
+    assert [a["slug"] for a in by_author["articles"]] == newest_first
+    past = (
+        await client.get("/api/articles", params={"tag": tag, "offset": 10}, headers=jake.auth)
+    ).json()
+    assert past == {"articles": [], "articlesCount": 5}
+    nobody = (await client.get("/api/articles", params={"author": unique_name()})).json()
+    assert nobody == {"articles": [], "articlesCount": 0}
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [({"limit": "0"}, "limit"), ({"limit": "ten"}, "limit"), ({"offset": "-1"}, "offset")],
+)
+async def test_bad_paging_is_422(
+    client: httpx.AsyncClient, params: dict[str, str], field: str
+) -> None:
+    assert field in errors(await client.get("/api/articles", params=params), 422)
+    jake = await register(client)
+    assert field in errors(
+        await client.get("/api/articles/feed", params=params, headers=jake.auth), 422
+    )
+
+
+async def test_favorites_are_likes_counted_and_listed_by_who_favorited(
+    client: httpx.AsyncClient,
+) -> None:
+    jake, ann, bob = await register(client), await register(client), await register(client)
+    slug = (await write(client, jake, unique_name("Liked ")))["slug"]
+    for fan in (ann, bob):
+        liked = await client.post(f"/api/articles/{slug}/favorite", headers=fan.auth)
+        assert liked.status_code == 200, liked.text
+    again = await client.post(f"/api/articles/{slug}/favorite", headers=ann.auth)
+    assert (again.json()["article"]["favorited"], again.json()["article"]["favoritesCount"]) == (
+        True,
+        2,
+    ), "favoriting twice counts once"
+    seen = (await client.get(f"/api/articles/{slug}", headers=jake.auth)).json()["article"]
+    assert (seen["favorited"], seen["favoritesCount"]) == (False, 2)
+    by_ann = (
+        await client.get("/api/articles", params={"favorited": ann.username}, headers=ann.auth)
+    ).json()
+    assert [a["slug"] for a in by_ann["articles"]] == [slug]
+    undone = await client.delete(f"/api/articles/{slug}/favorite", headers=ann.auth)
+    assert undone.status_code == 200, undone.text
+    assert (undone.json()["article"]["favorited"], undone.json()["article"]["favoritesCount"]) == (
+        False,
+        1,
+    )
+    after = (
+        await client.get("/api/articles", params={"favorited": ann.username}, headers=ann.auth)
+    ).json()
+    assert after == {"articles": [], "articlesCount": 0}
+    assert errors(await client.post(f"/api/articles/{slug}/favorite"), 401)
+    assert errors(await client.post("/api/articles/nope/favorite", headers=ann.auth), 404) == {
+        "article": ["not found"]
+    }
+
+
+async def test_the_feed_is_the_followed_authors_articles_and_needs_a_token(
+    client: httpx.AsyncClient,
+) -> None:
+    jake, ann = await register(client), await register(client)
+    assert errors(await client.get("/api/articles/feed"), 401) == {"token": ["is missing"]}
+    empty = (await client.get("/api/articles/feed", headers=ann.auth)).json()
+    assert empty == {"articles": [], "articlesCount": 0}
+    await client.post(f"/api/profiles/{jake.username}/follow", headers=ann.auth)
+    slugs: list[str] = []
+    after: dict[str, str] = {}
+    for _ in range(3):
+        made, after = await write_at(client, jake, unique_name("Feed "))
+        slugs.append(made["slug"])
+    # Ann's reads wait for her own writes; for Jake's, she names his last one.
+    mine = {**ann.auth, **after}
+    first = (await client.get("/api/articles/feed", params={"limit": 2}, headers=mine)).json()
+    assert [a["slug"] for a in first["articles"]] == slugs[::-1][:2]
+    assert first["articlesCount"] == 3
+    rest = await client.get("/api/articles/feed", params={"limit": 2, "offset": 2}, headers=mine)
+    assert [a["slug"] for a in rest.json()["articles"]] == slugs[:1]
+    assert_article(rest.json()["articles"][0], listed=True)
+
+
+async def test_tags_lists_the_tags_of_published_articles(client: httpx.AsyncClient) -> None:
+    jake = await register(client)
+    tag = unique_name("tagged")
+    await write(client, jake, unique_name("Tagged "), tagList=[tag])
+    answer = await client.get("/api/tags", headers=jake.auth)
+    assert answer.status_code == 200
+    assert tag in answer.json()["tags"]
+    assert all(isinstance(t, str) for t in answer.json()["tags"])
+
+
+async def test_an_article_written_through_v1_is_shown_by_its_slug(
+    client: httpx.AsyncClient,
+) -> None:
+    jake = await register(client)
+    v1 = {"authorization": f"Bearer {jake.token}"}
+    title = unique_name("Native ")
+    made = await client.post(
+        "/v1/articles", json={"title": title, "content": "# Hello\nworld", "tags": []}, headers=v1
+    )
+    assert made.status_code == 201, made.text
+    article_id = made.json()["article"]["id"]
+    published = await client.post(f"/v1/articles/{article_id}/publish", headers=v1)
+    assert published.status_code == 200, published.text
+    slug = title.lower().replace(" ", "-")
+    read = await client.get(f"/api/articles/{slug}", headers=jake.auth)
+    assert read.status_code == 200, read.text
+    assert read.json()["article"]["description"] == "Hello world", "the abstract stands in"

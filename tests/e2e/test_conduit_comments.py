@@ -1,0 +1,94 @@
+"""RealWorld comments at /api: the threaded comments shown flat, newest first; posting,
+deleting, and their error cases."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from tests.e2e.conduit_client import TIMESTAMP, errors, register, unique_name, write
+
+pytestmark = pytest.mark.usefixtures("live_api")
+
+
+async def say(client: httpx.AsyncClient, slug: str, auth: dict[str, str], text: str) -> int:
+    answer = await client.post(
+        f"/api/articles/{slug}/comments", json={"comment": {"body": text}}, headers=auth
+    )
+    assert answer.status_code == 201, answer.text
+    comment = answer.json()["comment"]
+    assert set(comment) == {"id", "createdAt", "updatedAt", "body", "author"}
+    assert TIMESTAMP.match(comment["createdAt"])
+    assert comment["body"] == text
+    assert isinstance(comment["id"], int), "RealWorld's ids are integers"
+    assert 0 < comment["id"] < 2**53, "exact in JavaScript"
+    number: int = comment["id"]
+    return number
+
+
+async def test_comments_and_replies_are_one_list_newest_first(client: httpx.AsyncClient) -> None:
+    jake, ann = await register(client), await register(client)
+    made = await write(client, jake, unique_name("Talk "))
+    first = await say(client, made["slug"], ann.auth, "First!")
+    # A reply through /v1 (RealWorld has no replies): it is in the same flat list.
+    article_id = await _article_id(client, jake.token, made["title"])
+    threads = await client.get(f"/v1/articles/{article_id}/comments")
+    (thread,) = threads.json()["comments"]
+    reply = await client.post(
+        f"/v1/articles/{article_id}/comments",
+        json={"content": "Thanks", "parent_id": thread["id"]},
+        headers={"authorization": f"Bearer {jake.token}"},
+    )
+    assert reply.status_code == 201, reply.text
+    last = await say(client, made["slug"], jake.auth, "Last one")
+    listed = await client.get(f"/api/articles/{made['slug']}/comments", headers=ann.auth)
+    assert listed.status_code == 200, listed.text
+    comments = listed.json()["comments"]
+    assert [c["body"] for c in comments] == ["Last one", "Thanks", "First!"]
+    assert comments[0]["id"] == last
+    assert comments[2]["id"] == first
+    assert isinstance(comments[1]["id"], int), "a reply through /v1 is numbered too"
+    assert comments[0]["author"] == {
+        "username": jake.username,
+        "bio": None,
+        "image": None,
+        "following": False,
+    }
+
+
+async def _article_id(client: httpx.AsyncClient, token: str, title: str) -> str:
+    """The /v1 id of the author's article ``title``, from their own /v1 listing."""
+    mine = await client.get("/v1/me/articles", headers={"authorization": f"Bearer {token}"})
+    (found,) = [a["id"] for a in mine.json()["articles"] if a["title"] == title]
+    return str(found)
+
+
+async def test_comment_errors_follow_the_spec(client: httpx.AsyncClient) -> None:
+    jake, ann = await register(client), await register(client)
+    slug = (await write(client, jake, unique_name("Quiet ")))["slug"]
+    path = f"/api/articles/{slug}/comments"
+    body = {"comment": {"body": "hi"}}
+    assert errors(await client.post(path, json=body), 401) == {"token": ["is missing"]}
+    blank = await client.post(path, json={"comment": {"body": ""}}, headers=ann.auth)
+    assert errors(blank, 422) == {"body": ["can't be blank"]}
+    missing = await client.post(path, json={}, headers=ann.auth)
+    assert errors(missing, 422) == {"comment": ["can't be blank"]}
+    nowhere = await client.post("/api/articles/nowhere/comments", json=body, headers=ann.auth)
+    assert errors(nowhere, 404) == {"article": ["not found"]}
+    assert errors(await client.get("/api/articles/nowhere/comments"), 404)
+
+
+async def test_only_its_author_deletes_a_comment(client: httpx.AsyncClient) -> None:
+    jake, ann, bob = await register(client), await register(client), await register(client)
+    slug = (await write(client, jake, unique_name("Moderated ")))["slug"]
+    said = await say(client, slug, ann.auth, "Mine")
+    path = f"/api/articles/{slug}/comments/{said}"
+    assert errors(await client.delete(path), 401) == {"token": ["is missing"]}
+    assert errors(await client.delete(path, headers=bob.auth), 403) == {"comment": ["forbidden"]}
+    unknown = f"/api/articles/{slug}/comments/00000000-0000-7000-8000-000000000000"
+    assert errors(await client.delete(unknown, headers=ann.auth), 404) == {"comment": ["not found"]}
+    bad_id = f"/api/articles/{slug}/comments/12"
+    assert errors(await client.delete(bad_id, headers=ann.auth), 404)
+    assert (await client.delete(path, headers=ann.auth)).status_code == 204
+    left = (await client.get(f"/api/articles/{slug}/comments", headers=ann.auth)).json()
+    assert left == {"comments": []}

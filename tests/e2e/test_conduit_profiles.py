@@ -1,0 +1,82 @@
+"""RealWorld profiles at /api: by username (in any case), following, and usernames kept
+unique across /api and /v1 nickname changes."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from tests.e2e.conduit_client import PASSWORD, errors, register, unique_name, write
+from tests.e2e.test_erasure import erase
+
+pytestmark = pytest.mark.usefixtures("live_api")
+
+
+async def test_a_profile_shows_whether_the_caller_follows_and_follows_change_it(
+    client: httpx.AsyncClient,
+) -> None:
+    jake, ann = await register(client), await register(client)
+    seen = await client.get(f"/api/profiles/{jake.username}", headers=jake.auth)
+    assert seen.status_code == 200, seen.text
+    assert seen.json() == {
+        "profile": {"username": jake.username, "bio": None, "image": None, "following": False}
+    }
+    followed = await client.post(f"/api/profiles/{jake.username}/follow", headers=ann.auth)
+    assert followed.status_code == 200, followed.text
+    assert followed.json()["profile"]["following"] is True
+    by_case = await client.get(f"/api/profiles/{jake.username.upper()}", headers=ann.auth)
+    assert by_case.json()["profile"] == {**seen.json()["profile"], "following": True}
+    twice = await client.post(f"/api/profiles/{jake.username}/follow", headers=ann.auth)
+    assert twice.json()["profile"]["following"] is True
+    unfollowed = await client.delete(f"/api/profiles/{jake.username}/follow", headers=ann.auth)
+    assert unfollowed.status_code == 200, unfollowed.text
+    assert unfollowed.json()["profile"]["following"] is False
+    after = await client.get(f"/api/profiles/{jake.username}", headers=ann.auth)
+    assert after.json()["profile"]["following"] is False
+
+
+async def test_profile_errors_follow_the_spec(client: httpx.AsyncClient) -> None:
+    jake = await register(client)
+    nobody = unique_name("nobody")
+    assert errors(await client.get(f"/api/profiles/{nobody}"), 404) == {"profile": ["not found"]}
+    follow = await client.post(f"/api/profiles/{nobody}/follow", headers=jake.auth)
+    assert errors(follow, 404) == {"profile": ["not found"]}
+    anonymous = await client.post(f"/api/profiles/{jake.username}/follow")
+    assert errors(anonymous, 401) == {"token": ["is missing"]}
+    unfollow = await client.delete(f"/api/profiles/{jake.username}/follow")
+    assert errors(unfollow, 401) == {"token": ["is missing"]}
+    myself = await client.post(f"/api/profiles/{jake.username}/follow", headers=jake.auth)
+    assert errors(myself, 422)
+
+
+async def test_a_v1_nickname_change_is_a_username_change_and_cannot_take_a_taken_one(
+    client: httpx.AsyncClient,
+) -> None:
+    jake, ann = await register(client), await register(client)
+    v1 = {"authorization": f"Bearer {ann.token}"}
+    taken = await client.patch("/v1/users/me", json={"nickname": jake.username.upper()}, headers=v1)
+    assert taken.status_code == 409, taken.text
+    assert taken.json()["error"]["fields"] == {"nickname": "already taken"}
+    renamed = unique_name("annie")
+    moved = await client.patch("/v1/users/me", json={"nickname": renamed}, headers=v1)
+    assert moved.status_code == 200, moved.text
+    profile = await client.get(f"/api/profiles/{renamed}", headers=v1)
+    assert profile.json()["profile"]["username"] == renamed
+    assert errors(await client.get(f"/api/profiles/{ann.username}"), 404)
+
+
+async def test_an_erased_account_frees_its_username_and_its_articles_show_a_deleted_author(
+    client: httpx.AsyncClient,
+) -> None:
+    jake = await register(client)
+    slug = (await write(client, jake, unique_name("Left behind ")))["slug"]
+    before = await client.get(f"/api/articles/{slug}", headers=jake.auth)
+    assert before.json()["article"]["author"]["username"] == jake.username
+    gone = await erase(client, jake.token, password=PASSWORD)
+    assert gone.status_code == 204, gone.text
+    assert errors(await client.get(f"/api/profiles/{jake.username}"), 404)
+    after = {"bloghub-after": gone.headers["bloghub-position"]}
+    article = (await client.get(f"/api/articles/{slug}", headers=after)).json()["article"]
+    assert article["author"]["username"] == "deleted user"
+    # The name was personal data: it is free for anyone now.
+    await register(client, jake.username)

@@ -1,0 +1,209 @@
+"""RealWorld users at /api: registration, login, the current user and its changes, with
+the spec's statuses and error bodies."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from tests.e2e.conduit_client import PASSWORD, errors, register, unique_name
+
+pytestmark = pytest.mark.usefixtures("live_api")
+
+
+def new_user(name: str, email: str | None = None, password: str = PASSWORD) -> dict[str, object]:
+    return {
+        "user": {"username": name, "email": email or f"{name}@example.com", "password": password}
+    }
+
+
+async def test_registration_answers_the_user_with_a_token_that_works_as_token_or_bearer(
+    client: httpx.AsyncClient,
+) -> None:
+    jake = await register(client)
+    for scheme in ("Token", "Bearer"):
+        me = await client.get("/api/user", headers={"authorization": f"{scheme} {jake.token}"})
+        assert me.status_code == 200, me.text
+        assert me.json()["user"]["email"] == jake.email
+        assert me.json()["user"]["token"] == jake.token
+
+
+async def test_a_taken_email_or_username_is_409_naming_the_field(
+    client: httpx.AsyncClient,
+) -> None:
+    jake = await register(client)
+    same_email = await client.post("/api/users", json=new_user(unique_name(), jake.email))
+    assert errors(same_email, 409) == {"email": ["has already been taken"]}
+    # Usernames are one regardless of case.
+    other_email = f"{unique_name()}@example.com"
+    same_name = await client.post("/api/users", json=new_user(jake.username.upper(), other_email))
+    assert errors(same_name, 409) == {"username": ["has already been taken"]}
+    # The refused registration took nothing: its email is still free.
+    free = await client.post(
+        "/api/users", json=new_user(unique_name(), f"{jake.username}.x@example.com")
+    )
+    assert free.status_code == 201, free.text
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ({"user": {"username": "", "email": "a@example.com", "password": PASSWORD}}, "username"),
+        ({"user": {"username": "ann", "email": "   ", "password": PASSWORD}}, "email"),
+        ({"user": {"username": "ann", "email": "a@example.com"}}, "password"),
+        ({"user": {}}, "username"),
+        ({}, "user"),
+    ],
+)
+async def test_blank_or_missing_fields_are_422_cant_be_blank(
+    client: httpx.AsyncClient, body: dict[str, object], expected: str
+) -> None:
+    found = errors(await client.post("/api/users", json=body), 422)
+    assert found[expected] == ["can't be blank"]
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"user": {"username": 7, "email": "a@example.com", "password": PASSWORD}}, "username"),
+        (
+            {"user": {"username": "x" * 65, "email": "a@example.com", "password": PASSWORD}},
+            "username",
+        ),
+        (
+            {"user": {"username": "ann\u0000", "email": "a@example.com", "password": PASSWORD}},
+            "username",
+        ),
+        ({"user": {"username": "ann", "email": "not-an-address", "password": PASSWORD}}, "email"),
+        ({"user": {"username": "ann", "email": "a@example.com", "password": "short"}}, "password"),
+        ({"user": ["ann"]}, "user"),
+    ],
+)
+async def test_wrong_types_too_long_or_malformed_fields_are_422(
+    client: httpx.AsyncClient, body: dict[str, object], field: str
+) -> None:
+    assert field in errors(await client.post("/api/users", json=body), 422)
+
+
+async def test_bodies_that_are_not_json_objects_or_too_large_are_422(
+    client: httpx.AsyncClient,
+) -> None:
+    headers = {"content-type": "application/json"}
+    assert "body" in errors(await client.post("/api/users", content=b"{", headers=headers), 422)
+    assert "body" in errors(await client.post("/api/users", content=b"[1]", headers=headers), 422)
+    huge = b'{"user": {"username": "' + b"x" * 2_000_000 + b'"}}'
+    assert errors(await client.post("/api/users", content=huge, headers=headers), 422) == {
+        "body": ["is too large"]
+    }
+
+
+async def test_a_unicode_username_is_kept_as_written(client: httpx.AsyncClient) -> None:
+    name = unique_name("Zoë-作者")
+    user = await register(client, name)
+    shown = await client.get(f"/api/profiles/{name}", headers=user.auth)
+    assert shown.status_code == 200, shown.text
+    assert shown.json()["profile"]["username"] == user.username
+
+
+async def test_login_answers_the_user_and_refuses_a_wrong_password_with_401(
+    client: httpx.AsyncClient,
+) -> None:
+    jake = await register(client)
+    good = await client.post(
+        "/api/users/login", json={"user": {"email": jake.email, "password": PASSWORD}}
+    )
+    assert good.status_code == 200, good.text
+    assert good.json()["user"]["username"] == jake.username
+    bad = await client.post(
+        "/api/users/login", json={"user": {"email": jake.email, "password": "Wrong-pass-1"}}
+    )
+    assert errors(bad, 401) == {"credentials": ["invalid"]}
+    blank = await client.post("/api/users/login", json={"user": {"email": "", "password": ""}})
+    assert errors(blank, 422) == {"email": ["can't be blank"], "password": ["can't be blank"]}
+
+
+async def test_the_current_user_needs_a_valid_token(client: httpx.AsyncClient) -> None:
+    assert errors(await client.get("/api/user"), 401) == {"token": ["is missing"]}
+    bad = await client.get("/api/user", headers={"authorization": "Token not.a.jwt"})
+    assert errors(bad, 401) == {"token": ["is invalid"]}
+    update = await client.put("/api/user", json={"user": {"bio": "x"}})
+    assert errors(update, 401) == {"token": ["is missing"]}
+
+
+async def test_update_sets_bio_image_and_username_and_the_next_read_shows_them(
+    client: httpx.AsyncClient,
+) -> None:
+    jake = await register(client)
+    renamed = unique_name("jacob")
+    changes = {
+        "bio": "I like to skateboard",
+        "image": "https://i.example/j.jpg",
+        "username": renamed,
+    }
+    answer = await client.put("/api/user", json={"user": changes}, headers=jake.auth)
+    assert answer.status_code == 200, answer.text
+    user = answer.json()["user"]
+    assert (user["bio"], user["image"], user["username"]) == tuple(changes.values())
+    me = (await client.get("/api/user", headers=jake.auth)).json()["user"]
+    assert (me["bio"], me["image"], me["username"]) == tuple(changes.values())
+    # The old username no longer names anyone, and is free for another account.
+    assert errors(await client.get(f"/api/profiles/{jake.username}"), 404) == {
+        "profile": ["not found"]
+    }
+    await register(client, jake.username)
+    cleared = await client.put("/api/user", json={"user": {"image": None}}, headers=jake.auth)
+    assert cleared.json()["user"]["image"] is None
+
+
+async def test_update_refuses_a_taken_username_blank_fields_and_unsafe_images(
+    client: httpx.AsyncClient,
+) -> None:
+    jake, ann = await register(client), await register(client)
+    taken = await client.put(
+        "/api/user", json={"user": {"username": ann.username}}, headers=jake.auth
+    )
+    # The spec gives an update no 409: a taken name is its 422.
+    assert errors(taken, 422) == {"username": ["has already been taken"]}
+    nulled = await client.put("/api/user", json={"user": {"username": None}}, headers=jake.auth)
+    assert errors(nulled, 422) == {"username": ["can't be blank"]}
+    script = await client.put(
+        "/api/user", json={"user": {"image": "javascript:alert(1)"}}, headers=jake.auth
+    )
+    assert errors(script, 422) == {"image": ["must be an http or https URL"]}
+    nothing = await client.put("/api/user", json={"user": {}}, headers=jake.auth)
+    assert "user" in errors(nothing, 422)
+
+
+async def test_a_new_password_is_the_one_login_takes(client: httpx.AsyncClient) -> None:
+    jake = await register(client)
+    new = "An0ther-Secret!"
+    changed = await client.put("/api/user", json={"user": {"password": new}}, headers=jake.auth)
+    assert changed.status_code == 200, changed.text
+    assert (await client.get("/api/user", headers=jake.auth)).status_code == 200, "kept session"
+    old = await client.post(
+        "/api/users/login", json={"user": {"email": jake.email, "password": PASSWORD}}
+    )
+    assert old.status_code == 401
+    fresh = await client.post(
+        "/api/users/login", json={"user": {"email": jake.email, "password": new}}
+    )
+    assert fresh.status_code == 200, fresh.text
+
+
+async def test_a_settings_form_sent_back_whole_changes_only_what_differs(
+    client: httpx.AsyncClient,
+) -> None:
+    jake = await register(client)
+    form = {
+        "email": jake.email,
+        "username": jake.username,
+        "bio": "New bio",
+        "image": "",
+        "password": "",
+    }
+    saved = await client.put("/api/user", json={"user": form}, headers=jake.auth)
+    assert saved.status_code == 200, saved.text
+    user = saved.json()["user"]
+    assert (user["username"], user["bio"], user["image"]) == (jake.username, "New bio", None)
+    login = {"user": {"email": jake.email, "password": PASSWORD}}
+    assert (await client.post("/api/users/login", json=login)).status_code == 200, "same password"
