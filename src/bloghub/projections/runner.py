@@ -46,6 +46,7 @@ class RunnerConfig:
     batch_max_wait_ms: int = 100
     apply_retries: int = 3
     apply_concurrency: int = 2
+    fetch_max_wait_ms: int = 50
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RunnerConfig:
@@ -56,6 +57,7 @@ class RunnerConfig:
             batch_max_wait_ms=settings.batch_max_wait_ms,
             apply_retries=settings.apply_retries,
             apply_concurrency=settings.apply_concurrency,
+            fetch_max_wait_ms=settings.fetch_max_wait_ms,
         )
 
 
@@ -117,6 +119,7 @@ class ProjectorRunner:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_poll_records=self._cfg.batch_max_events,
+            fetch_max_wait_ms=self._cfg.fetch_max_wait_ms,
             fetch_max_bytes=64 * 1024 * 1024,
             max_partition_fetch_bytes=8 * 1024 * 1024,
         )
