@@ -42,6 +42,7 @@ from bloghub.auth.limiter import LocalLimiter
 from bloghub.bootstrap import Container, build
 from bloghub.errors import BloghubError, StoreRejected, Transient
 from bloghub.logs import access_log
+from bloghub.projections.worker import settle_heap
 from bloghub.settings import Settings
 
 ContainerFactory = Callable[[Settings], Awaitable[Container]]
@@ -147,6 +148,9 @@ def create_app(settings: Settings, *, factory: ContainerFactory = build) -> Star
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         app.state.container = container = await factory(settings)
+        # What start-up built lives as long as the process: out of the collector's scans,
+        # which every request's garbage would otherwise make rescan it.
+        settle_heap()
         stop = asyncio.Event()
         background = asyncio.create_task(container.run_background(stop))
         try:

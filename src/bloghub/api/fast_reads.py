@@ -25,7 +25,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bloghub.api.middleware import RequestIds, RequestLog
 from bloghub.api.v1 import articles, ranking
-from bloghub.api.v1.interactions import held_tally
+from bloghub.api.v1.interactions import held_tally_of, tally_name
 from bloghub.auth.limiter import LocalLimiter
 
 if TYPE_CHECKING:
@@ -40,6 +40,7 @@ ARTICLE_PATH_LENGTH = len(ARTICLE_PREFIX) + 36  # a canonical UUID
 # the stack answers those.
 LEFT_TO_THE_STACK = frozenset({b"authorization", b"bloghub-after", b"origin"})
 JSON_HEADER = (b"content-type", b"application/json")
+COMPOSED_KEPT = 256  # articles whose anonymous answer is kept whole
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +60,7 @@ class FastReads:
         self.local = local
         self.enabled = enabled
         self._ids = RequestIds()
+        self._details = Details()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.enabled and scope["type"] == "http" and scope["method"] == "GET":
@@ -88,7 +90,8 @@ class FastReads:
             if path == RANKING_PATH:
                 answer = _ranking(c, scope["query_string"])
             elif path.startswith(ARTICLE_PREFIX):
-                answer = _detail(c, path[len(ARTICLE_PREFIX) :], scope, user_agent)
+                article_id = path[len(ARTICLE_PREFIX) :]
+                answer = self._details.answer(c, article_id, scope, user_agent)
             else:
                 return "", None
         except Exception:
@@ -134,21 +137,51 @@ def _limit(query: bytes) -> int | None:
     return limit if 1 <= limit <= 100 else None
 
 
-def _detail(c: Container, article_id: str, scope: Scope, user_agent: bytes) -> Answer | None:
-    body = c.hot.get(f"article:{article_id}")
-    if body is None:
-        return None
-    tally = held_tally(c, article_id)
-    if tally is None:
-        return None
-    body = articles.with_counts(body, tally.counts, None, article_id)
-    client = scope.get("client")
-    host = client[0] if client else "unknown"
+@dataclass(frozen=True, slots=True)
+class _Composed:
+    """An anonymous detail answer, kept while the tier holds the very body and counts it
+    was made of (so it is remade, not served, once either changes)."""
 
-    def count() -> None:
-        articles.count_read(
-            c, article_id, tally.author_id, None, host, user_agent.decode("latin-1")
-        )
+    body: bytes
+    tally: bytes
+    answer: bytes
+    headers: list[tuple[bytes, bytes]]
+    author_id: str
 
-    headers = [(b"content-length", str(len(body)).encode()), JSON_HEADER]
-    return Answer(body, headers, articles.read, count)
+
+class Details:
+    """Anonymous detail answers of the most read articles, composed once per change."""
+
+    def __init__(self, kept: int = COMPOSED_KEPT) -> None:
+        self._kept = kept
+        self._composed: dict[str, _Composed] = {}
+
+    def answer(
+        self, c: Container, article_id: str, scope: Scope, user_agent: bytes
+    ) -> Answer | None:
+        body = c.hot.get(f"article:{article_id}")
+        raw = c.hot.get(tally_name(article_id))
+        if body is None or raw is None:
+            return None
+        made = self._composed.get(article_id)
+        if made is None or made.body is not body or made.tally is not raw:
+            made = self._compose(article_id, body, raw)
+        client = scope.get("client")
+        host = client[0] if client else "unknown"
+        author_id = made.author_id
+
+        def count() -> None:
+            agent = user_agent.decode("latin-1")
+            articles.count_read(c, article_id, author_id, None, host, agent)
+
+        return Answer(made.answer, made.headers, articles.read, count)
+
+    def _compose(self, article_id: str, body: bytes, raw: bytes) -> _Composed:
+        tally = held_tally_of(raw)
+        answer = articles.with_counts(body, tally.counts, None, article_id)
+        headers = [(b"content-length", str(len(answer)).encode()), JSON_HEADER]
+        made = _Composed(body, raw, answer, headers, tally.author_id)
+        if len(self._composed) >= self._kept:
+            self._composed.clear()  # bounded; refilled by the articles being read
+        self._composed[article_id] = made
+        return made

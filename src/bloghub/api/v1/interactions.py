@@ -90,7 +90,7 @@ async def tally_of(request: Request, article_id: str) -> Tally | None:
     return tally
 
 
-def _tally_name(article_id: str) -> str:
+def tally_name(article_id: str) -> str:
     return f"tally:{article_id}"
 
 
@@ -98,9 +98,11 @@ def held_tally(c: Container, article_id: str) -> Tally | None:
     """The counts this process's tier holds for the article, without a round trip. The
     projector announces each counter hash it writes (with its version) on the tier's
     channel, so a held copy is dropped as soon as it is older than the hash."""
-    raw = c.hot.get(_tally_name(article_id))
-    if raw is None:
-        return None
+    raw = c.hot.get(tally_name(article_id))
+    return None if raw is None else held_tally_of(raw)
+
+
+def held_tally_of(raw: bytes) -> Tally:
     read, liked, collected, author = orjson.loads(raw)
     return Tally(Counts(read, liked, collected), author)
 
@@ -108,7 +110,7 @@ def held_tally(c: Container, article_id: str) -> Tally | None:
 def _keep_tally(c: Container, article_id: str, tally: Tally, version: int, build: Build) -> None:
     n = tally.counts
     raw = orjson.dumps([n.read_cnt, n.like_cnt, n.collect_cnt, tally.author_id])
-    c.hot.put(_tally_name(article_id), raw, {c.counters.key(article_id): version}, build)
+    c.hot.put(tally_name(article_id), raw, {c.counters.key(article_id): version}, build)
 
 
 async def marks_of(request: Request, user_id: str | None, article_ids: list[str]) -> Mine | None:
