@@ -79,6 +79,18 @@ async def apply_visibility(conn: AsyncConnection, ev: ArticleEvent, at: datetime
         )
 
 
+async def lock_counts(conn: AsyncConnection, article_ids: Iterable[str]) -> None:
+    """Lock the counter rows of ``article_ids`` that exist, in id order."""
+    ids = sorted(set(article_ids))
+    if ids:
+        await conn.execute(
+            select(s.article_id)
+            .where(s.article_id == any_(bindparam("ids", ids, type_=ARRAY(_ID))))
+            .order_by(s.article_id)
+            .with_for_update()
+        )
+
+
 async def create_collections(
     conn: AsyncConnection, made: Sequence[tuple[CollectionCreated, datetime]]
 ) -> None:

@@ -76,12 +76,23 @@ class InteractionsProjector(PostgresProjector):
     async def handle(self, conn: AsyncConnection, records: Sequence[Recorded]) -> None:
         # Counts do not depend on visibility (see above), so the whole batch's interactions
         # fold into one set of statements, however its article events fall among them.
-        for rec in records:
-            if isinstance(rec.event, _VISIBILITY):
-                await w.apply_visibility(conn, rec.event, rec.envelope.occurred_at)
-        moved = await self._interactions(
-            conn, [r for r in records if isinstance(r.event, InteractionEvent | CollectionCreated)]
-        )
+        shown = [
+            (r.event, r.envelope.occurred_at) for r in records if isinstance(r.event, _VISIBILITY)
+        ]
+        run = [r for r in records if isinstance(r.event, InteractionEvent | CollectionCreated)]
+        if shown:
+            # The lane of the articles family and the lane of the interactions family write
+            # the same counter rows; the counts' one statement locks them in id order, so
+            # this transaction takes all of its rows first, in that order too, rather than
+            # event by event (which deadlocked the two lanes, stalling both a second).
+            touched = {e.article_id for e, _ in shown}
+            touched |= {r.event.article_id for r in run if isinstance(r.event, InteractionEvent)}
+            await w.lock_counts(conn, touched)
+        # Each article's events in version order, which the version guard makes the same
+        # as log order; articles in id order, as locked.
+        for event, at in sorted(shown, key=lambda e: (e[0].article_id, e[0].version)):
+            await w.apply_visibility(conn, event, at)
+        moved = await self._interactions(conn, run)
         _MOVED.set((records, moved))
 
     async def _interactions(
