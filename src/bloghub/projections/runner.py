@@ -46,7 +46,7 @@ class RunnerConfig:
     batch_max_wait_ms: int = 100
     apply_retries: int = 3
     apply_concurrency: int = 2
-    fetch_max_wait_ms: int = 50
+    fetch_max_wait_ms: int = 500
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RunnerConfig:
