@@ -42,7 +42,7 @@ from bloghub.auth.limiter import LocalLimiter
 from bloghub.bootstrap import Container, build
 from bloghub.errors import BloghubError, StoreRejected, Transient
 from bloghub.logs import access_log
-from bloghub.projections.worker import settle_heap
+from bloghub.processes import settle_heap
 from bloghub.settings import Settings
 
 ContainerFactory = Callable[[Settings], Awaitable[Container]]
