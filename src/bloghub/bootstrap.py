@@ -268,6 +268,7 @@ async def build(settings: Settings, *, pool_size: int = 10) -> Container:
             batch=settings.read_batch,
             flush_every_s=settings.read_flush_s,
             max_pending=settings.read_max_pending,
+            repeat_s=settings.read_repeat_s,
         ),
         counters=CounterCache(redis, prefix=settings.prefix),
     )

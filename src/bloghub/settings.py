@@ -81,6 +81,12 @@ class Settings(BaseSettings):
 
     batch_max_events: int = Field(default=2000, ge=1)
     batch_max_wait_ms: int = Field(default=100, ge=1)
+    # How long the broker holds a projector's fetch while none of its partitions has news.
+    # While one is held, a partition left out of it (its last records were still being
+    # applied when it was sent) waits for it to return. Shorter waits were measured and
+    # did not make likes reach their counts sooner (the broker answers a held fetch as
+    # soon as any of its partitions has news); they only cost more empty fetches.
+    fetch_max_wait_ms: int = Field(default=500, ge=1, le=500)
     apply_retries: int = Field(default=3, ge=1, le=20)
     apply_concurrency: int = Field(default=2, ge=1, le=16)
     heartbeat_ttl_s: int = Field(default=15, ge=2)
@@ -141,6 +147,9 @@ class Settings(BaseSettings):
     local_cache_entries: int = Field(default=10_000, ge=0)
     local_cache_bytes: int = Field(default=64 * 1024 * 1024, ge=0)
     local_cache_ttl_s: float = Field(default=30.0, gt=0, le=3600)
+    # The hottest public reads (ranking, cached detail) answered in front of the middleware
+    # stack (api/fast_reads.py); off: through the stack like any read (diagnosis, benches).
+    fast_reads: bool = True
 
     # The hot ranking (ranking/): score = (likes + collects * weight - 1) /
     # (hours since publish + 2) ^ gravity, over the visible articles published within the
@@ -201,6 +210,9 @@ class Settings(BaseSettings):
     read_batch: int = Field(default=500, ge=1, le=10_000)
     read_flush_s: float = Field(default=1.0, gt=0, le=60)
     read_max_pending: int = Field(default=20_000, ge=1)
+    # A reader's repeated reads of an article within this many seconds are appended once
+    # per API process (the projector would not count them: it counts once an hour).
+    read_repeat_s: float = Field(default=60.0, ge=0, le=3000)
     # Keys readers without an account by a hash of their client key (address, user agent).
     reader_hash_secret: SecretStr = SecretStr(f"{DEV_SECRET_MARKER}-reader-hash-key")
 

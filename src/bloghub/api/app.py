@@ -18,8 +18,9 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from bloghub.api import conduit, docs, health, metrics, ops
 from bloghub.api.errors import on_bloghub_error, on_http_error, on_store_error, on_unexpected
+from bloghub.api.fast_reads import FastReads
 from bloghub.api.http import Endpoint
-from bloghub.api.middleware import BodyLimit, RequestId
+from bloghub.api.middleware import BodyLimit, RequestId, RequestLog
 from bloghub.api.rate_limit import RateLimit
 from bloghub.api.routing import IndexedRouter
 from bloghub.api.v1 import (
@@ -37,9 +38,11 @@ from bloghub.api.v1 import (
 )
 from bloghub.api.v1 import interactions as v1_interactions
 from bloghub.api.v1 import search as search_routes
+from bloghub.auth.limiter import LocalLimiter
 from bloghub.bootstrap import Container, build
 from bloghub.errors import BloghubError, StoreRejected, Transient
 from bloghub.logs import access_log
+from bloghub.processes import settle_heap
 from bloghub.settings import Settings
 
 ContainerFactory = Callable[[Settings], Awaitable[Container]]
@@ -146,6 +149,9 @@ def create_app(settings: Settings, *, factory: ContainerFactory = build) -> Star
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         app.state.container = container = await factory(settings)
+        # What start-up built lives as long as the process: out of the collector's scans,
+        # which every request's garbage would otherwise make rescan it.
+        settle_heap()
         stop = asyncio.Event()
         background = asyncio.create_task(container.run_background(stop))
         try:
@@ -155,6 +161,9 @@ def create_app(settings: Settings, *, factory: ContainerFactory = build) -> Star
             await background
             await container.close()
 
+    lines = access_log(settings)
+    # One set of per-process buckets for the anonymous limit, whichever path answers.
+    local = LocalLimiter(settings.rate_ip_per_minute, 60.0)
     app = Starlette(
         routes=[
             *routes(endpoints),
@@ -164,10 +173,18 @@ def create_app(settings: Settings, *, factory: ContainerFactory = build) -> Star
         middleware=[
             *_proxies(settings),
             Middleware(
+                FastReads,
+                log=RequestLog(
+                    observe=observe, sample_reads=settings.log_sample_reads, access_log=lines
+                ),
+                local=local,
+                enabled=settings.fast_reads,
+            ),
+            Middleware(
                 RequestId,
                 observe=observe,
                 sample_reads=settings.log_sample_reads,
-                access_log=access_log(settings),
+                access_log=lines,
             ),
             *_cors(settings),
             Middleware(
@@ -175,6 +192,7 @@ def create_app(settings: Settings, *, factory: ContainerFactory = build) -> Star
                 per_ip=settings.rate_ip_per_minute,
                 per_user=settings.rate_user_per_minute,
                 access_secret=settings.access_token_secret.get_secret_value(),
+                local=local,
             ),
             Middleware(BodyLimit, max_bytes=settings.max_body_bytes),
         ],

@@ -43,6 +43,11 @@ class RequestIds:
     def next(self) -> str:
         return f"{self._prefix}-{next(self._count):x}"
 
+    def given_or_next(self, given: bytes) -> str:
+        """The caller's ``X-Request-Id`` if sane, else a new one."""
+        text = given.decode("latin-1")
+        return text if _REQUEST_ID.match(text) else self.next()
+
 
 class RequestId:
     """Binds a request id (the caller's ``X-Request-Id`` if sane) to logs and the response,
@@ -59,17 +64,14 @@ class RequestId:
         access_log: AccessLog | None = None,
     ) -> None:
         self.app = app
-        self.observe = observe
-        self.sample_reads = sample_reads
-        self.access_log = access_log
+        self.log = RequestLog(observe=observe, sample_reads=sample_reads, access_log=access_log)
         self._ids = RequestIds()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        given = _header(scope, b"x-request-id").decode("latin-1")
-        request_id = given if _REQUEST_ID.match(given) else self._ids.next()
+        request_id = self._ids.given_or_next(_header(scope, b"x-request-id"))
         scope.setdefault("state", {})["request_id"] = request_id
         status = 500
         started = time.perf_counter()
@@ -88,9 +90,25 @@ class RequestId:
             await self.app(scope, receive, send_noting)
         finally:
             structlog.contextvars.reset_contextvars(**tokens)
-            self._done(scope, status, time.perf_counter() - started, request_id)
+            self.log.done(scope, status, time.perf_counter() - started, request_id)
 
-    def _done(self, scope: Scope, status: int, seconds: float, request_id: str) -> None:
+
+class RequestLog:
+    """What each request leaves behind: its log line (only a share ``sample_reads`` of
+    successful reads; writes and errors always) and its metrics (every request)."""
+
+    def __init__(
+        self,
+        *,
+        observe: Observer | None = None,
+        sample_reads: float = 1.0,
+        access_log: AccessLog | None = None,
+    ) -> None:
+        self.observe = observe
+        self.sample_reads = sample_reads
+        self.access_log = access_log
+
+    def done(self, scope: Scope, status: int, seconds: float, request_id: str) -> None:
         if not self._logged(scope["method"], status):
             pass
         elif self.access_log is not None:

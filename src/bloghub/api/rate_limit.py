@@ -39,6 +39,7 @@ class RateLimit:
         per_user: int,
         access_secret: str,
         window_s: float = 60.0,
+        local: LocalLimiter | None = None,  # shared with the fast reads (api/fast_reads.py)
     ) -> None:
         self.app = app
         self.limiter = limiter
@@ -46,7 +47,7 @@ class RateLimit:
         self.per_user = per_user
         self.window_s = window_s
         self._secret = access_secret
-        self.local = LocalLimiter(per_ip, window_s)
+        self.local = local or LocalLimiter(per_ip, window_s)
         # token -> subject and session: a client sends the same access token for many
         # requests, and checking its signature each time was a tenth of an authenticated
         # write's CPU.

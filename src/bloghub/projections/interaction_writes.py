@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -75,6 +76,18 @@ async def apply_visibility(conn: AsyncConnection, ev: ArticleEvent, at: datetime
     elif isinstance(ev, ArticleWithdrawn | ArticleDeleted):
         await conn.execute(
             update(article_stats).where(s.article_id == ev.article_id).values(visible=False)
+        )
+
+
+async def lock_counts(conn: AsyncConnection, article_ids: Iterable[str]) -> None:
+    """Lock the counter rows of ``article_ids`` that exist, in id order."""
+    ids = sorted(set(article_ids))
+    if ids:
+        await conn.execute(
+            select(s.article_id)
+            .where(s.article_id == any_(bindparam("ids", ids, type_=ARRAY(_ID))))
+            .order_by(s.article_id)
+            .with_for_update()
         )
 
 
@@ -201,15 +214,17 @@ _deltas = unnest_source(
 
 async def move_counts(
     conn: AsyncConnection, deltas: Mapping[str, Counts], seen: Mapping[str, tuple[str, datetime]]
-) -> None:
+) -> dict[str, Tally]:
     """Add each article's changes to its counters: one statement for the whole batch. An
     article with no row yet gets one (its author and the time first seen), not shown until
     its publish is applied: the articles and interactions families are read as separate
     partitions, so a like may be applied before the publish that preceded it. It counts
-    all the same, and the result does not depend on that order (a replay equals live)."""
+    all the same, and the result does not depend on that order (a replay equals live).
+    Returns the counts it left, as this transaction will commit them (the rows stay
+    locked until then), so the counter hashes need no second read."""
     items = sorted((a, d) for a, d in deltas.items() if d != Counts())
     if not items:
-        return
+        return {}
     stmt = insert(article_stats).from_select(
         [
             "article_id",
@@ -226,14 +241,14 @@ async def move_counts(
     )
     # No CHECK on the counts, so PostgreSQL never refuses the negative row it proposes
     # before it finds the conflict; the counts themselves are set sizes, never negative.
-    stmt = stmt.on_conflict_do_update(
+    upsert = stmt.on_conflict_do_update(
         index_elements=[s.article_id],
         set_={
             "read_cnt": s.read_cnt + stmt.excluded.read_cnt,
             "like_cnt": s.like_cnt + stmt.excluded.like_cnt,
             "collect_cnt": s.collect_cnt + stmt.excluded.collect_cnt,
         },
-    )
+    ).returning(s.article_id, s.author_id, s.read_cnt, s.like_cnt, s.collect_cnt)
     params = {
         "a": [a for a, _ in items],
         "au": [seen[a][0] for a, _ in items],
@@ -242,7 +257,14 @@ async def move_counts(
         "l": [d.like_cnt for _, d in items],
         "c": [d.collect_cnt for _, d in items],
     }
-    await conn.execute(stmt, params)
+    return _tallies(await conn.execute(upsert, params))
+
+
+def _tallies(rows: Iterable[Any]) -> dict[str, Tally]:
+    return {
+        str(r.article_id): Tally(Counts(r.read_cnt, r.like_cnt, r.collect_cnt), str(r.author_id))
+        for r in rows
+    }
 
 
 async def tallies(conn: AsyncConnection, article_ids: Iterable[str]) -> dict[str, Tally]:
@@ -254,7 +276,4 @@ async def tallies(conn: AsyncConnection, article_ids: Iterable[str]) -> dict[str
             s.article_id == any_(bindparam("ids", ids, type_=ARRAY(_ID)))
         )
     )
-    return {
-        str(r.article_id): Tally(Counts(r.read_cnt, r.like_cnt, r.collect_cnt), str(r.author_id))
-        for r in rows
-    }
+    return _tallies(rows)

@@ -19,13 +19,14 @@ withdraw can land after it (a bounded race of one request).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextvars import ContextVar
 from datetime import datetime
 from typing import TYPE_CHECKING, Self
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bloghub.adapters.redis.cache import Cache
-from bloghub.adapters.redis.counters import CounterCache, Counts
+from bloghub.adapters.redis.counters import CounterCache, Counts, Tally
 from bloghub.events.articles import ArticleDeleted, ArticlePublished, ArticleWithdrawn
 from bloghub.events.base import Recorded
 from bloghub.events.interactions import CollectionCreated, InteractionEvent
@@ -38,6 +39,14 @@ if TYPE_CHECKING:
     from bloghub.projections.stores import Stores
 
 _VISIBILITY = (ArticlePublished, ArticleWithdrawn, ArticleDeleted)
+
+# The counts a batch's transaction left, handed to its after-commit hook: a lane applies a
+# batch and runs the hook in one task, one batch after the other, so a context variable
+# carries them across without a second read; they are used only for the very list of
+# records they were computed from (a batch applied event by event reads them back).
+_MOVED: ContextVar[tuple[Sequence[Recorded], dict[str, Tally]] | None] = ContextVar(
+    "interactions_moved", default=None
+)
 
 
 class InteractionsProjector(PostgresProjector):
@@ -67,16 +76,30 @@ class InteractionsProjector(PostgresProjector):
     async def handle(self, conn: AsyncConnection, records: Sequence[Recorded]) -> None:
         # Counts do not depend on visibility (see above), so the whole batch's interactions
         # fold into one set of statements, however its article events fall among them.
-        for rec in records:
-            if isinstance(rec.event, _VISIBILITY):
-                await w.apply_visibility(conn, rec.event, rec.envelope.occurred_at)
-        await self._interactions(
-            conn, [r for r in records if isinstance(r.event, InteractionEvent | CollectionCreated)]
-        )
+        shown = [
+            (r.event, r.envelope.occurred_at) for r in records if isinstance(r.event, _VISIBILITY)
+        ]
+        run = [r for r in records if isinstance(r.event, InteractionEvent | CollectionCreated)]
+        if shown:
+            # The lane of the articles family and the lane of the interactions family write
+            # the same counter rows; the counts' one statement locks them in id order, so
+            # this transaction takes all of its rows first, in that order too, rather than
+            # event by event (which deadlocked the two lanes, stalling both a second).
+            touched = {e.article_id for e, _ in shown}
+            touched |= {r.event.article_id for r in run if isinstance(r.event, InteractionEvent)}
+            await w.lock_counts(conn, touched)
+        # Each article's events in version order, which the version guard makes the same
+        # as log order; articles in id order, as locked.
+        for event, at in sorted(shown, key=lambda e: (e[0].article_id, e[0].version)):
+            await w.apply_visibility(conn, event, at)
+        moved = await self._interactions(conn, run)
+        _MOVED.set((records, moved))
 
-    async def _interactions(self, conn: AsyncConnection, run: Sequence[Recorded]) -> None:
+    async def _interactions(
+        self, conn: AsyncConnection, run: Sequence[Recorded]
+    ) -> dict[str, Tally]:
         if not run:
-            return
+            return {}
         made = [
             (r.event, r.envelope.occurred_at) for r in run if isinstance(r.event, CollectionCreated)
         ]
@@ -89,7 +112,7 @@ class InteractionsProjector(PostgresProjector):
         for ev, at in events:
             fold.add(ev, at)
             seen.setdefault(ev.article_id, (ev.author_id, at))
-        await w.move_counts(conn, await self._changes(conn, fold), seen)
+        return await w.move_counts(conn, await self._changes(conn, fold), seen)
 
     async def _changes(self, conn: AsyncConnection, fold: Fold) -> dict[str, Counts]:
         """Write the folded set changes; the count change per article they come to."""
@@ -114,6 +137,7 @@ class InteractionsProjector(PostgresProjector):
         """Refresh the counter hashes of the articles the batch touched, as committed, each
         at the version of its last interaction here (see adapters/redis/counters.py)."""
         await super().after_commit(records)
+        moved, _ = _MOVED.get(), _MOVED.set(None)
         if self.counters is None or not self.live:
             return
         versions: dict[str, int] = {}
@@ -123,7 +147,12 @@ class InteractionsProjector(PostgresProjector):
                 versions[article_id] = max(versions.get(article_id, 0), r.offset + 1)
         if not versions:
             return
-        async with self.engine.connect() as raw:
-            conn = await raw.execution_options(schema_translate_map={None: self.schema})
-            tallies = await w.tallies(conn, versions)
+        if moved is not None and moved[0] is records:
+            # The counts the commit left, as the transaction returned them; an article whose
+            # counts did not move keeps its hash as it is.
+            tallies = moved[1]
+        else:  # applied one event at a time (a batch that failed whole): read them back
+            async with self.engine.connect() as raw:
+                conn = await raw.execution_options(schema_translate_map={None: self.schema})
+                tallies = await w.tallies(conn, versions)
         await self.counters.write({a: (versions[a], t) for a, t in tallies.items()})

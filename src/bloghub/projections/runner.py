@@ -49,6 +49,7 @@ class RunnerConfig:
     # A consumer group of its own instead of the generation's (a migration's fill, which
     # writes one generation into another store beside the live group).
     group: str | None = None
+    fetch_max_wait_ms: int = 500
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RunnerConfig:
@@ -59,6 +60,7 @@ class RunnerConfig:
             batch_max_wait_ms=settings.batch_max_wait_ms,
             apply_retries=settings.apply_retries,
             apply_concurrency=settings.apply_concurrency,
+            fetch_max_wait_ms=settings.fetch_max_wait_ms,
         )
 
 
@@ -121,6 +123,7 @@ class ProjectorRunner:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_poll_records=self._cfg.batch_max_events,
+            fetch_max_wait_ms=self._cfg.fetch_max_wait_ms,
             fetch_max_bytes=64 * 1024 * 1024,
             max_partition_fetch_bytes=8 * 1024 * 1024,
         )

@@ -16,10 +16,15 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
+from bloghub.adapters.redis.local_tier import channel
+
 FIELDS = ("read_cnt", "like_cnt", "collect_cnt")
 
-# KEYS: the hashes. ARGV: per key, version, the three counts and the author.
+# KEYS: the hashes. ARGV: per key, version, the three counts and the author; last, the
+# channel of the in-process tiers (adapters/redis/local_tier.py), told of each hash written
+# with its version, so copies of older versions held by API processes are dropped.
 _WRITE_NEWER = """
+local changes = {}
 for i, key in ipairs(KEYS) do
   local at = (i - 1) * 5
   local v = tonumber(ARGV[at + 1])
@@ -27,7 +32,11 @@ for i, key in ipairs(KEYS) do
   if v > stored then
     redis.call('HSET', key, 'v', v, 'read_cnt', ARGV[at + 2], 'like_cnt', ARGV[at + 3],
       'collect_cnt', ARGV[at + 4], 'author', ARGV[at + 5])
+    changes[#changes + 1] = {key, v}
   end
+end
+if #changes > 0 then
+  redis.call('PUBLISH', ARGV[#ARGV], cjson.encode(changes))
 end
 return 1
 """
@@ -75,11 +84,17 @@ class CounterCache:
         return f"{self._prefix}:interactive:article:{article_id}"
 
     async def get(self, article_id: str) -> Tally | None:
-        *values, author = await self._redis.hmget(self.key(article_id), [*FIELDS, "author"])
-        found = [int(v) for v in values if v is not None]
-        if len(found) < len(FIELDS) or author is None:
+        found = await self.get_versioned(article_id)
+        return None if found is None else found[0]
+
+    async def get_versioned(self, article_id: str) -> tuple[Tally, int] | None:
+        """The stored counts with the version they are (0: filled by a reader)."""
+        *values, author, v = await self._redis.hmget(self.key(article_id), [*FIELDS, "author", "v"])
+        found = [int(x) for x in values if x is not None]
+        if len(found) < len(FIELDS) or author is None or v is None:
             return None
-        return Tally(Counts(*found), author.decode() if isinstance(author, bytes) else author)
+        who = author.decode() if isinstance(author, bytes) else author
+        return Tally(Counts(*found), who), int(v)
 
     async def fill(self, article_id: str, tally: Tally) -> None:
         c = tally.counts
@@ -98,7 +113,7 @@ class CounterCache:
             c = t.counts
             keys.append(self.key(article_id))
             args += [version, c.read_cnt, c.like_cnt, c.collect_cnt, t.author_id]
-        await self._write(keys=keys, args=args)
+        await self._write(keys=keys, args=[*args, channel(self._prefix)])
 
     async def forget(self, article_ids: Iterable[str]) -> None:
         keys = [self.key(i) for i in article_ids]

@@ -20,6 +20,7 @@ from bloghub.api.consistent import mark_stale, pinned, through_cache, wait_for_r
 from bloghub.api.hot import hot_json
 from bloghub.api.http import JSON, Endpoint, container, parse_body, parse_query
 from bloghub.api.idempotency import answering, idempotent
+from bloghub.api.interaction_queries import Mine
 from bloghub.api.v1.article_schemas import (
     FIRST_PAGE,
     INTERACTIVE_FIELDS,
@@ -42,6 +43,7 @@ from bloghub.api.v1.article_schemas import (
 from bloghub.api.v1.interactions import INTERACTIONS_READS, interactive, marks_of, shown, tally_of
 from bloghub.api.v1.sessions import caller, client_ip
 from bloghub.api.v1.users import public_user
+from bloghub.bootstrap import Container
 from bloghub.commands.articles import (
     ArticleState,
     Changed,
@@ -313,22 +315,29 @@ async def read(request: Request) -> Response:
         raise NotFound("no such article")
     tally = await tally_of(request, article_id)
     if tally is not None:
-        _count_read(request, article_id, tally.author_id, user_id)
+        agent = request.headers.get("user-agent", "")
+        count_read(
+            container(request), article_id, tally.author_id, user_id, client_ip(request), agent
+        )
     mine = await marks_of(request, user_id, [article_id])
-    extra = shown(tally.counts if tally else Counts(), mine, article_id)
-    # The body is {"article": {...}}: the fields go in before its last two braces, so the
-    # (possibly large) cached body is never decoded again.
-    body = body[:-2] + b"," + orjson.dumps(extra)[1:-1] + b"}}"
+    body = with_counts(body, tally.counts if tally else Counts(), mine, article_id)
     return mark_stale(Response(body, media_type="application/json"), stale)
 
 
-def _count_read(request: Request, article_id: str, author_id: str, user_id: str | None) -> None:
+def with_counts(body: bytes, counts: Counts, mine: Mine | None, article_id: str) -> bytes:
+    """The cached detail body with the counts and the caller's marks. The body is
+    {"article": {...}}: the fields go in before its last two braces, so the (possibly
+    large) cached body is never decoded again."""
+    return body[:-2] + b"," + orjson.dumps(shown(counts, mine, article_id))[1:-1] + b"}}"
+
+
+def count_read(
+    c: Container, article_id: str, author_id: str, user_id: str | None, host: str, agent: str
+) -> None:
     """Note the read for counting: an enqueue, never I/O on the request path."""
-    c = container(request)
     if user_id is None:
-        key = f"{client_ip(request)}|{request.headers.get('user-agent', '')}"
         secret = c.settings.reader_hash_secret.get_secret_value().encode()
-        reader = anonymous_reader(secret, key)
+        reader = anonymous_reader(secret, f"{host}|{agent}")
     else:
         reader = user_id
     c.reads.note(article_id, author_id, reader)

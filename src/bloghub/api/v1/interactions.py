@@ -6,10 +6,12 @@ from __future__ import annotations
 from typing import Any, TypeVar
 from uuid import UUID
 
+import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
 from bloghub.adapters.redis.counters import Counts, Tally
+from bloghub.adapters.redis.local_tier import Build
 from bloghub.api.auth import require_caller
 from bloghub.api.consistent import Reads, mark_stale, pinned, wait_for_reads, written
 from bloghub.api.http import JSON, Endpoint, container, parse_body, parse_query
@@ -27,6 +29,7 @@ from bloghub.api.v1.interaction_schemas import (
     LikeEnvelope,
 )
 from bloghub.api.v1.sessions import caller
+from bloghub.bootstrap import Container
 from bloghub.commands.interactions import Made, collect, create_collection, like
 from bloghub.errors import CatchingUp, InvalidInput, NotFound
 from bloghub.events.topics import Family
@@ -63,19 +66,51 @@ async def _caught_up(request: Request, user_id: str, reads: Reads = INTERACTIONS
 
 
 async def tally_of(request: Request, article_id: str) -> Tally | None:
-    """An article's counts: from the Redis hash the projector keeps, unless this read had
-    to catch up with a position (then from the read model it waited for); a missing hash
-    is filled from the read model. None while the projector has not seen it published."""
+    """An article's counts: from this process's tier or the Redis hash the projector keeps,
+    unless this read had to catch up with a position (then from the read model it waited
+    for); a missing hash is filled from the read model. None while the projector has not
+    seen it published."""
     c = container(request)
     caught_up = getattr(request.state, "caught_up", False)
     if not caught_up:
-        found = await c.counters.get(article_id)
+        found = held_tally(c, article_id)
         if found is not None:
             return found
+        build = c.hot.begin()
+        versioned = await c.counters.get_versioned(article_id)
+        if versioned is not None:
+            _keep_tally(c, article_id, *versioned, build)
+            return versioned[0]
     tally = (await queries(request).tallies([article_id])).get(article_id)
     if tally is not None and not caught_up:
+        build = c.hot.begin()
         await c.counters.fill(article_id, tally)
+        # A fill is version 0: any write of the projector since drops it (or keeps it out).
+        _keep_tally(c, article_id, tally, 0, build)
     return tally
+
+
+def tally_name(article_id: str) -> str:
+    return f"tally:{article_id}"
+
+
+def held_tally(c: Container, article_id: str) -> Tally | None:
+    """The counts this process's tier holds for the article, without a round trip. The
+    projector announces each counter hash it writes (with its version) on the tier's
+    channel, so a held copy is dropped as soon as it is older than the hash."""
+    raw = c.hot.get(tally_name(article_id))
+    return None if raw is None else held_tally_of(raw)
+
+
+def held_tally_of(raw: bytes) -> Tally:
+    read, liked, collected, author = orjson.loads(raw)
+    return Tally(Counts(read, liked, collected), author)
+
+
+def _keep_tally(c: Container, article_id: str, tally: Tally, version: int, build: Build) -> None:
+    n = tally.counts
+    raw = orjson.dumps([n.read_cnt, n.like_cnt, n.collect_cnt, tally.author_id])
+    c.hot.put(tally_name(article_id), raw, {c.counters.key(article_id): version}, build)
 
 
 async def marks_of(request: Request, user_id: str | None, article_ids: list[str]) -> Mine | None:

@@ -1,0 +1,187 @@
+"""The hottest public reads, answered in front of the middleware stack from bytes this
+process already holds: the hot ranking (``ranking/served.py``) and a cached published
+article's detail with its counts (the in-process tier, ``api/hot.py``).
+
+Such a read needs none of what the stack does for other requests: no session, no Redis
+round trip, no body, no route search, no request object, and nothing of it can fail in a
+way the error handlers would have to shape. Yet what a client or an operator sees stays
+the same: the per-process anonymous limit (the same buckets as ``RateLimit``), the
+request id header, the access log line (sampled as any read) and the metrics (under the
+same route template). Everything else goes down the stack as before, so anything this
+path cannot answer exactly as the stack would is left to it: a request with a token or a
+position (read-your-writes), with an ``Origin`` (CORS), a ``HEAD``, a ranking query other
+than ``limit=N``, an article or counts not held here, and a request over its limit (the
+stack answers the 429 and logs it)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import structlog
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from bloghub.api.middleware import RequestIds, RequestLog
+from bloghub.api.v1 import articles, ranking
+from bloghub.api.v1.interactions import held_tally_of, tally_name
+from bloghub.auth.limiter import LocalLimiter
+
+if TYPE_CHECKING:
+    from bloghub.bootstrap import Container
+
+log = structlog.get_logger(__name__)
+
+RANKING_PATH = "/v1/ranking/hot"
+ARTICLE_PREFIX = "/v1/articles/"
+ARTICLE_PATH_LENGTH = len(ARTICLE_PREFIX) + 36  # a canonical UUID
+# Headers that make a read someone's (a token, a position to wait for) or cross-origin:
+# the stack answers those.
+LEFT_TO_THE_STACK = frozenset({b"authorization", b"bloghub-after", b"origin"})
+JSON_HEADER = (b"content-type", b"application/json")
+COMPOSED_KEPT = 256  # articles whose anonymous answer is kept whole
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    body: bytes
+    headers: list[tuple[bytes, bytes]]
+    endpoint: Callable[..., object]  # the route's handler, which names it in the metrics
+    then: Callable[[], None] | None = None  # what serving it sets off (a read to count)
+
+
+class FastReads:
+    def __init__(
+        self, app: ASGIApp, *, log: RequestLog, local: LocalLimiter, enabled: bool = True
+    ) -> None:
+        self.app = app
+        self.log = log
+        self.local = local
+        self.enabled = enabled
+        self._ids = RequestIds()
+        self._details = Details()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.enabled and scope["type"] == "http" and scope["method"] == "GET":
+            started = time.perf_counter()
+            request_id, answer = self._answer(scope)
+            if answer is not None:
+                await self._send(scope, send, answer, request_id, started)
+                return
+        await self.app(scope, receive, send)
+
+    def _answer(self, scope: Scope) -> tuple[str, Answer | None]:
+        path: str = scope["path"]
+        if path != RANKING_PATH and len(path) != ARTICLE_PATH_LENGTH:
+            return "", None
+        given = user_agent = b""
+        for name, value in scope["headers"]:
+            if name in LEFT_TO_THE_STACK:
+                return "", None
+            if name == b"x-request-id":
+                given = value
+            elif name == b"user-agent":
+                user_agent = value
+        c: Container | None = getattr(scope["app"].state, "container", None)
+        if c is None:
+            return "", None
+        try:
+            if path == RANKING_PATH:
+                answer = _ranking(c, scope["query_string"])
+            elif path.startswith(ARTICLE_PREFIX):
+                article_id = path[len(ARTICLE_PREFIX) :]
+                answer = self._details.answer(c, article_id, scope, user_agent)
+            else:
+                return "", None
+        except Exception:
+            # Only a bug gets here: the stack answers, in the API's error shape if it must.
+            log.exception("fast_reads.failed", path=path)
+            return "", None
+        if answer is None or not self._allowed(scope):
+            return "", None
+        return self._ids.given_or_next(given), answer
+
+    def _allowed(self, scope: Scope) -> bool:
+        client = scope.get("client")
+        return self.local.allow(f"ip:{client[0] if client else 'unknown'}").allowed
+
+    async def _send(
+        self, scope: Scope, send: Send, answer: Answer, request_id: str, started: float
+    ) -> None:
+        if answer.then is not None:
+            answer.then()
+        headers = [*answer.headers, (b"x-request-id", request_id.encode())]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": answer.body})
+        scope["endpoint"] = answer.endpoint
+        self.log.done(scope, 200, time.perf_counter() - started, request_id)
+
+
+def _ranking(c: Container, query: bytes) -> Answer | None:
+    limit = _limit(query) if query else ranking.DEFAULT_LIMIT
+    if limit is None:
+        return None  # the stack reads the query (and answers 422 for a bad one)
+    snapshot = c.ranking.snapshot
+    if snapshot is None:
+        return None
+    encoded = snapshot.answer(limit, c.ranking.stale)
+    return Answer(encoded.body, encoded.raw_headers, ranking.hot)
+
+
+def _limit(query: bytes) -> int | None:
+    name, _, value = query.partition(b"=")
+    if name != b"limit" or not value.isdigit() or len(value) > 3:
+        return None
+    limit = int(value)
+    return limit if 1 <= limit <= 100 else None
+
+
+@dataclass(frozen=True, slots=True)
+class _Composed:
+    """An anonymous detail answer, kept while the tier holds the very body and counts it
+    was made of (so it is remade, not served, once either changes)."""
+
+    body: bytes
+    tally: bytes
+    answer: bytes
+    headers: list[tuple[bytes, bytes]]
+    author_id: str
+
+
+class Details:
+    """Anonymous detail answers of the most read articles, composed once per change."""
+
+    def __init__(self, kept: int = COMPOSED_KEPT) -> None:
+        self._kept = kept
+        self._composed: dict[str, _Composed] = {}
+
+    def answer(
+        self, c: Container, article_id: str, scope: Scope, user_agent: bytes
+    ) -> Answer | None:
+        body = c.hot.get(f"article:{article_id}")
+        raw = c.hot.get(tally_name(article_id))
+        if body is None or raw is None:
+            return None
+        made = self._composed.get(article_id)
+        if made is None or made.body is not body or made.tally is not raw:
+            made = self._compose(article_id, body, raw)
+        client = scope.get("client")
+        host = client[0] if client else "unknown"
+        author_id = made.author_id
+
+        def count() -> None:
+            agent = user_agent.decode("latin-1")
+            articles.count_read(c, article_id, author_id, None, host, agent)
+
+        return Answer(made.answer, made.headers, articles.read, count)
+
+    def _compose(self, article_id: str, body: bytes, raw: bytes) -> _Composed:
+        tally = held_tally_of(raw)
+        answer = articles.with_counts(body, tally.counts, None, article_id)
+        headers = [(b"content-length", str(len(answer)).encode()), JSON_HEADER]
+        made = _Composed(body, raw, answer, headers, tally.author_id)
+        if len(self._composed) >= self._kept:
+            self._composed.clear()  # bounded; refilled by the articles being read
+        self._composed[article_id] = made
+        return made

@@ -1,0 +1,154 @@
+"""The hottest public reads answered in front of the middleware stack (api/fast_reads.py):
+the same answers as the stack gives, the same anonymous limit, counts that follow the
+projector in every process, and a reader's repeated reads appended to the log once."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable
+
+import httpx
+import orjson
+import pytest
+
+from bloghub.events.codec import decode
+from bloghub.events.topics import Family, topic_for
+from bloghub.settings import Settings
+from tests.conftest import LiveServer, read_topic, serve
+from tests.e2e.test_articles import Author
+from tests.e2e.test_interactions import published
+from tests.e2e.test_local_tier import author  # noqa: F401  (a fixture)
+from tests.e2e.test_sessions import account, bearer, login
+from tests.support import wait_until
+
+BOUND_S = 5.0  # far below the tiers' TTL: only the projector's messages explain a change
+IGNORED = {"x-request-id", "date", "server"}  # differ between any two answers
+
+
+@pytest.fixture
+async def stack_only(settings: Settings, live_api: LiveServer) -> AsyncIterator[LiveServer]:
+    """Another API process of the same deployment, answering every read through the stack."""
+    async with serve(settings.model_copy(update={"fast_reads": False})) as live:
+        yield live
+
+
+@pytest.fixture
+async def held_long(settings: Settings, live_api: LiveServer) -> AsyncIterator[LiveServer]:
+    """Another API process whose tier would keep copies for an hour if nothing dropped them."""
+    async with serve(settings.model_copy(update={"local_cache_ttl_s": 3600.0})) as live:
+        yield live
+
+
+def _headers(answer: httpx.Response) -> dict[str, str]:
+    return {k: v for k, v in answer.headers.items() if k not in IGNORED}
+
+
+async def _held(server: LiveServer, article_id: str) -> None:
+    """Anonymous reads until the server holds the article and its counts in its tier."""
+
+    async def both() -> bool:
+        async with httpx.AsyncClient(base_url=server.url) as anonymous:
+            answer = await anonymous.get(f"/v1/articles/{article_id}")
+        hot = server.container.hot
+        return (
+            answer.status_code == 200
+            and hot.get(f"article:{article_id}") is not None
+            and hot.get(f"tally:{article_id}") is not None
+        )
+
+    await wait_until(both, timeout_s=30)
+
+
+async def _anonymous(server: LiveServer, path: str) -> httpx.Response:
+    async with httpx.AsyncClient(base_url=server.url) as anonymous:
+        return await anonymous.get(path, headers={"user-agent": "bloghub-tests/1"})
+
+
+async def test_hot_reads_answer_as_the_stack_does(
+    client: httpx.AsyncClient,
+    live_api: LiveServer,
+    stack_only: LiveServer,
+    author: Author,  # noqa: F811
+) -> None:
+    article_id, _ = await published(client, author)
+    await _held(live_api, article_id)
+    await _held(stack_only, article_id)
+    for path in (f"/v1/articles/{article_id}", "/v1/ranking/hot", "/v1/ranking/hot?limit=3"):
+        fast, stacked = await _anonymous(live_api, path), await _anonymous(stack_only, path)
+        assert fast.status_code == stacked.status_code == 200, path
+        assert orjson.loads(fast.content) == orjson.loads(stacked.content), path
+        assert _headers(fast) == _headers(stacked), path
+        assert fast.headers["x-request-id"], path
+    # What the fast path leaves to the stack is answered as before.
+    bad = await _anonymous(live_api, "/v1/ranking/hot?limit=0")
+    assert bad.status_code == 422
+    assert bad.json()["error"]["code"] == "invalid_input"
+
+
+async def test_hot_reads_count_against_the_anonymous_limit(settings: Settings) -> None:
+    limited = settings.model_copy(update={"rate_ip_per_minute": 5})
+    async with serve(limited) as live, httpx.AsyncClient(base_url=live.url) as anonymous:
+        await live.container.ranking.current()
+        ip = {"x-forwarded-for": "198.51.100.77"}
+        answers = [await anonymous.get("/v1/ranking/hot", headers=ip) for _ in range(6)]
+    assert [a.status_code for a in answers] == [200] * 5 + [429]
+    assert answers[-1].json()["error"]["code"] == "rate_limited"
+
+
+async def test_a_like_reaches_the_counts_every_process_serves(
+    client: httpx.AsyncClient,
+    live_api: LiveServer,
+    held_long: LiveServer,
+    author: Author,  # noqa: F811
+    unique_email: Callable[[], str],
+) -> None:
+    article_id, after = await published(client, author)
+    servers = [live_api, held_long]
+    for server in servers:
+        await _held(server, article_id)
+    tokens = await login(client, await account(client, unique_email))
+    liked = await client.put(
+        f"/v1/articles/{article_id}/like", headers={**bearer(tokens["access_token"]), **after}
+    )
+    assert liked.status_code == 200, liked.text
+    started = time.monotonic()
+
+    async def everywhere() -> bool:
+        answers = [await _anonymous(s, f"/v1/articles/{article_id}") for s in servers]
+        return all(a.json()["article"]["like_cnt"] == 1 for a in answers)
+
+    await wait_until(everywhere, timeout_s=30)
+    assert time.monotonic() - started < BOUND_S
+
+
+async def test_a_readers_repeated_reads_are_appended_once(
+    settings: Settings,
+    client: httpx.AsyncClient,
+    live_api: LiveServer,
+    author: Author,  # noqa: F811
+) -> None:
+    article_id, _ = await published(client, author)
+    await _held(live_api, article_id)  # as one reader: the tests' client
+    reader = {"x-forwarded-for": "198.51.100.61", "user-agent": "one-reader/1"}
+    for _ in range(20):
+        answer = await client.get(f"/v1/articles/{article_id}", headers=reader)
+        assert answer.status_code == 200
+
+    async def read_cnt() -> int:
+        answer = await client.get(f"/v1/articles/{article_id}", headers=reader)
+        count: int = answer.json()["article"]["read_cnt"]
+        return count
+
+    async def counted() -> bool:
+        return await read_cnt() >= 2
+
+    await wait_until(counted, timeout_s=30)
+    await live_api.container.reads.flush()
+    records = await read_topic(settings, topic_for(settings.prefix, Family.INTERACTIONS))
+    reads = [
+        e
+        for e in (decode(r.value) for r in records)
+        if e.type == "article.read" and e.aggregate_id == article_id
+    ]
+    assert await read_cnt() == 2
+    assert len(reads) == 2, "one event per reader, however often each read"
