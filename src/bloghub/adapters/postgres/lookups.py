@@ -51,5 +51,17 @@ class Lookups:
         async with self._pool.acquire(timeout=5) as conn:
             return await conn.fetchval(sql, *args)
 
+    async def row(self, sql: str, *args: object) -> asyncpg.Record | None:
+        """The first row (``None`` when there is none)."""
+        async with translated():
+            try:
+                return await self._fetchrow(sql, args)
+            except _GONE:
+                return await self._fetchrow(sql, args)
+
+    async def _fetchrow(self, sql: str, args: tuple[object, ...]) -> asyncpg.Record | None:
+        async with self._pool.acquire(timeout=5) as conn:
+            return await conn.fetchrow(sql, *args)
+
     async def close(self) -> None:
         await self._pool.close()
