@@ -39,6 +39,7 @@ from bloghub.api.v1 import interactions as v1_interactions
 from bloghub.api.v1 import search as search_routes
 from bloghub.bootstrap import Container, build
 from bloghub.errors import BloghubError, StoreRejected, Transient
+from bloghub.heap import settle_heap
 from bloghub.logs import access_log
 from bloghub.settings import Settings
 
@@ -133,7 +134,12 @@ def _proxies(settings: Settings) -> list[Middleware]:
     return [Middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)]
 
 
-def create_app(settings: Settings, *, factory: ContainerFactory = build) -> Starlette:
+def create_app(
+    settings: Settings, *, factory: ContainerFactory = build, serving: bool = False
+) -> Starlette:
+    """``serving``: the app is what this process is for (``bloghub api``, ``bloghub run``),
+    so once it is built the process's heap is settled (bloghub/heap.py); an app served
+    inside another program (the tests) leaves that program's collector alone."""
     endpoints = all_endpoints()
     http_metrics = metrics.HttpMetrics()
     route_of = {ep.handler: ep.path for ep in endpoints}
@@ -145,6 +151,8 @@ def create_app(settings: Settings, *, factory: ContainerFactory = build) -> Star
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         app.state.container = container = await factory(settings)
+        if serving:
+            settle_heap()
         stop = asyncio.Event()
         background = asyncio.create_task(container.run_background(stop))
         try:
