@@ -33,12 +33,13 @@ class Mine:
 
 
 # What a like or a collect decides on, asked once per command: through the kept asyncpg
-# pool (prepared per connection, no transaction) rather than the engine, whose pre-ping,
-# transaction and overflow connections (opened and closed under a burst of likes) cost
-# more than the read itself. ``{schema}`` is the active generation's (a checked name).
+# pool (prepared per connection, no transaction, the likes waiting at once asked together)
+# rather than the engine, whose pre-ping, transaction and overflow connections (opened and
+# closed under a burst of likes) cost more than the read itself. ``{schema}`` is the
+# active generation's (a checked name).
 TARGET_SQL = (
     "SELECT article_id::text, author_id::text, visible "
-    'FROM "{schema}".article_stats WHERE article_id = $1'
+    'FROM "{schema}".article_stats WHERE article_id = ANY($1::uuid[])'
 )
 
 
@@ -59,7 +60,7 @@ class InteractionQueries:
     async def target(self, article_id: str) -> Target | None:
         if self._lookups is not None:
             schema = await self._schema()
-            row = await self._lookups.row(TARGET_SQL.format(schema=schema), article_id)
+            row = await self._lookups.one_of(TARGET_SQL.format(schema=schema), article_id)
             return None if row is None else Target(row[0], row[1], row[2])
         rows = await self._all(
             select(s.article_id, s.author_id, s.visible).where(s.article_id == article_id)
