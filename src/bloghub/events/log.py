@@ -273,8 +273,10 @@ class EventLog:
         bound = loop.call_later(self._delivery_timeout_s, expired)
         outcome.add_done_callback(lambda _: bound.cancel())
 
-        def answered(_: asyncio.Future[Any]) -> None:
+        def answered(record: asyncio.Future[Any]) -> None:
             nonlocal left
+            if not record.cancelled():
+                record.exception()  # read even after the bound: a late failure is no news
             left -= 1
             if left or outcome.done():
                 return
