@@ -14,7 +14,7 @@ from typing import Any
 
 from bench import article_detail, counters, feed, http, live, producer, projector, replay, search
 from bench.support import Report, Verdict, console, quiet_logs
-from bloghub.projections.worker import settle_heap
+from bloghub.heap import settle_heap
 
 BENCHMARKS: dict[str, Callable[[argparse.Namespace], Coroutine[Any, Any, Report]]] = {
     producer.NAME: lambda args: producer.run(),

@@ -1,10 +1,11 @@
 """The two ASGI apps that ``bench/http.py`` serves with uvicorn, started the same way
 (``uvicorn --factory bench.http_apps:NAME``), so the only difference is the app.
 
-``bloghub``: the real app, configured from the environment as ``bloghub api`` configures it
-(its logging too). ``bare``: a plain Starlette app answering the bodies bloghub gave for the
-same reads, pre-encoded (read from the JSON file named by ``BENCH_BARE_BODIES``), and a POST
-that parses the same JSON body a draft create gets and answers 201.
+``bloghub``: the real app, built as an API worker of ``bloghub api`` builds it (settings and
+logging from the environment, the heap settled once it is up). ``bare``: a plain Starlette
+app answering the bodies bloghub gave for the same reads, pre-encoded (read from the JSON
+file named by ``BENCH_BARE_BODIES``), and a POST that parses the same JSON body a draft
+create gets and answers 201.
 """
 
 from __future__ import annotations
@@ -22,13 +23,9 @@ BODIES_ENV = "BENCH_BARE_BODIES"
 
 
 def bloghub() -> Starlette:
-    from bloghub.api.app import create_app
-    from bloghub.logs import configure_logging
-    from bloghub.settings import load_settings
+    from bloghub.cli import app_from_environment
 
-    settings = load_settings()
-    configure_logging(settings)
-    return create_app(settings)
+    return app_from_environment()
 
 
 def bare() -> Starlette:

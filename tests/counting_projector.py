@@ -25,9 +25,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from bloghub.adapters.postgres.generations import schema_name
 from bloghub.events.base import Recorded
 from bloghub.events.topics import Family
+from bloghub.heap import settle_heap
 from bloghub.projections.catalog import PROJECTORS
 from bloghub.projections.postgres_sink import PostgresProjector, projector_engine
-from bloghub.projections.worker import install_stop_signals, run_projectors, settle_heap
+from bloghub.projections.worker import install_stop_signals, run_projectors
 from bloghub.settings import Settings
 from tests.support import projector_env
 

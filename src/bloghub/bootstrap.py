@@ -109,6 +109,9 @@ class Container:
     # Interactions: reads counted off the request path, and the counter hashes read per detail.
     reads: ReadBuffer
     counters: CounterCache
+    # One-statement reads on the command path (the erased check, what a like decides on):
+    # a kept asyncpg pool with statements prepared per connection (adapters/postgres/lookups.py).
+    lookups: Lookups
 
     async def run_ops_sampler(self, stop: asyncio.Event) -> None:
         """Connect the ops readers (waiting for Kafka if it is down), then sample until stop."""
@@ -173,6 +176,7 @@ class Container:
         await self.redis.aclose()
         await self.search.close()
         await self.commands.keys.close()
+        await self.lookups.close()  # the keys' checks use it too; closing twice is harmless
         await self.engine.dispose()
         await self.progress.engines.dispose()  # the stores migrations moved reads to
 
@@ -183,6 +187,7 @@ async def build(settings: Settings, *, pool_size: int = 10) -> Container:
     redis = make_redis(settings.redis_url.get_secret_value())
     event_log = EventLog.from_settings(settings)
     await event_log.start()
+    lookups = await Lookups.open(settings.asyncpg_dsn, size=10, app="bloghub-checks")
     hasher = PasswordHasher(settings.password_hash_scheme)
     tokens = token_service(settings)
     lag = LagReader(settings.kafka_bootstrap, settings.prefix)
@@ -223,7 +228,7 @@ async def build(settings: Settings, *, pool_size: int = 10) -> Container:
             keys=UserKeys(
                 engine,
                 master_key(settings),
-                checks=await Lookups.open(settings.asyncpg_dsn, size=10, app="bloghub-checks"),
+                checks=lookups,
             ),
         ),
         tokens=tokens,
@@ -271,6 +276,7 @@ async def build(settings: Settings, *, pool_size: int = 10) -> Container:
             repeat_s=settings.read_repeat_s,
         ),
         counters=CounterCache(redis, prefix=settings.prefix),
+        lookups=lookups,
     )
 
 

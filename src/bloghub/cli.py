@@ -90,7 +90,7 @@ def server_config(settings: Settings) -> uvicorn.Config:
     from bloghub.api.app import create_app
 
     return uvicorn.Config(
-        create_app(settings),
+        create_app(settings, serving=True),
         host=settings.api_host,
         port=settings.api_port,
         log_level="warning",
@@ -124,7 +124,7 @@ def app_from_environment() -> Starlette:
 
     settings = load_settings()
     configure_logging(settings)
-    return create_app(settings)
+    return create_app(settings, serving=True)
 
 
 async def _lag(settings: Settings) -> None:
@@ -154,7 +154,8 @@ async def _topics(settings: Settings) -> None:
 
 
 async def _project(settings: Settings, names: list[str]) -> None:
-    from bloghub.projections.worker import install_stop_signals, run_projectors, settle_heap
+    from bloghub.heap import settle_heap
+    from bloghub.projections.worker import install_stop_signals, run_projectors
 
     settle_heap()
     stop = asyncio.Event()

@@ -4,15 +4,20 @@ hour, and the liker sees their like at once."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
 
+from bloghub.settings import Settings
+from tests.conftest import pg
 from tests.e2e.test_articles import Author, draft
 from tests.e2e.test_sessions import account, bearer, login
 from tests.support import wait_until
+
+BURST = 40  # likes at once: more than the API engine's pool (10) and overflow (10) hold
 
 
 @pytest.fixture
@@ -179,3 +184,44 @@ async def test_reads_count_once_per_reader_and_hour_and_never_the_authors(
 
     await wait_until(fourth, timeout_s=30)
     assert await read_cnt() == 4
+
+
+# The API's own database clients (the engine, and the kept pool of one-statement reads).
+API_CLIENTS = ("bloghub", "bloghub-checks")
+
+
+async def api_backends(settings: Settings) -> set[tuple[int, object, str]]:
+    async with pg(settings) as conn:
+        rows = await conn.fetch(
+            "SELECT pid, backend_start, application_name FROM pg_stat_activity "
+            "WHERE datname = current_database() AND application_name = ANY($1::text[])",
+            list(API_CLIENTS),
+        )
+    return {(r["pid"], r["backend_start"], r["application_name"]) for r in rows}
+
+
+async def test_a_burst_of_likes_churns_no_database_connections(
+    client: httpx.AsyncClient, settings: Settings, author: Author, fan: Author
+) -> None:
+    """What a like decides on is read on connections the API keeps: a burst of likes,
+    more than the engine's pool holds, closes none of the connections it used, so none is
+    opened again for the next burst (each one a new server process, a TLS attempt and a
+    SCRAM exchange, at the moment the API is busiest)."""
+    article_id, after = await published(client, author)
+    url = f"/v1/articles/{article_id}/like"
+
+    async def burst() -> list[int]:
+        answers = await asyncio.gather(
+            *(client.put(url, headers={**fan.auth, **after}) for _ in range(BURST))
+        )
+        return [a.status_code for a in answers]
+
+    assert await burst() == [200] * BURST  # the pools grow to what a burst needs
+    kept = await api_backends(settings)
+    seen: set[tuple[int, object, str]] = set()
+    likes = asyncio.ensure_future(burst())
+    while not likes.done():  # a connection opened for the burst is open during it
+        seen |= await api_backends(settings)
+    assert await likes == [200] * BURST
+    # A pool may grow to what the burst needs, but keeps what it opened.
+    assert seen - kept - await api_backends(settings) == set()

@@ -41,8 +41,8 @@ from bloghub.api.v1 import search as search_routes
 from bloghub.auth.limiter import LocalLimiter
 from bloghub.bootstrap import Container, build
 from bloghub.errors import BloghubError, StoreRejected, Transient
+from bloghub.heap import settle_heap
 from bloghub.logs import access_log
-from bloghub.processes import settle_heap
 from bloghub.settings import Settings
 
 ContainerFactory = Callable[[Settings], Awaitable[Container]]
@@ -136,7 +136,12 @@ def _proxies(settings: Settings) -> list[Middleware]:
     return [Middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)]
 
 
-def create_app(settings: Settings, *, factory: ContainerFactory = build) -> Starlette:
+def create_app(
+    settings: Settings, *, factory: ContainerFactory = build, serving: bool = False
+) -> Starlette:
+    """``serving``: the app is what this process is for (``bloghub api``, ``bloghub run``),
+    so once it is built the process's heap is settled (bloghub/heap.py); an app served
+    inside another program (the tests) leaves that program's collector alone."""
     endpoints = all_endpoints()
     http_metrics = metrics.HttpMetrics()
     route_of = {ep.handler: ep.path for ep in endpoints}
@@ -151,7 +156,8 @@ def create_app(settings: Settings, *, factory: ContainerFactory = build) -> Star
         app.state.container = container = await factory(settings)
         # What start-up built lives as long as the process: out of the collector's scans,
         # which every request's garbage would otherwise make rescan it.
-        settle_heap()
+        if serving:
+            settle_heap()
         stop = asyncio.Event()
         background = asyncio.create_task(container.run_background(stop))
         try:

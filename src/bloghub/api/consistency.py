@@ -20,16 +20,25 @@ from bloghub.adapters.postgres.engines import Engines
 from bloghub.adapters.postgres.generations import active_generations
 from bloghub.adapters.postgres.migrations import Migration, all_migrations, moved_reads
 from bloghub.adapters.postgres.tables import checkpoints
+from bloghub.coalesce import Coalesced
 from bloghub.events.position import Position
 from bloghub.events.topics import Family, topic_for
 
 # Keep the highest offset per partition; the whole key expires a while after the last write.
+# KEYS: the writers' hashes; ARGV[1] the TTL, then per key: how many partitions, then each
+# partition's field and offset. Several writers in one call: the writes answered at about
+# the same time are remembered in one round trip (``Coalesced``).
 _REMEMBER = """
-for i = 1, #ARGV - 1, 2 do
-  local cur = tonumber(redis.call('HGET', KEYS[1], ARGV[i]) or '-1')
-  if tonumber(ARGV[i + 1]) > cur then redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+local a = 2
+for k = 1, #KEYS do
+  local n = tonumber(ARGV[a])
+  for i = a + 1, a + 2 * n, 2 do
+    local cur = tonumber(redis.call('HGET', KEYS[k], ARGV[i]) or '-1')
+    if tonumber(ARGV[i + 1]) > cur then redis.call('HSET', KEYS[k], ARGV[i], ARGV[i + 1]) end
+  end
+  redis.call('EXPIRE', KEYS[k], ARGV[1])
+  a = a + 1 + 2 * n
 end
-redis.call('EXPIRE', KEYS[1], ARGV[#ARGV])
 return 1
 """
 
@@ -40,17 +49,24 @@ class OwnWrites:
         self._prefix = prefix
         self._ttl = ttl_s
         self._script = redis.register_script(_REMEMBER)
+        self._remembered: Coalesced[tuple[str, Position], None] = Coalesced(self._remember_all)
 
     def key(self, user_id: str) -> str:
         return f"{self._prefix}:lastpos:{user_id}"
 
     async def remember(self, user_id: str, position: Position) -> None:
-        if not position:
-            return
-        args: list[str | int] = []
-        for topic, partition, offset in position:
-            args += [f"{topic}|{partition}", offset]
-        await self._script(keys=[self.key(user_id)], args=[*args, self._ttl])
+        if position:
+            await self._remembered((user_id, position))
+
+    async def _remember_all(self, writes: list[tuple[str, Position]]) -> list[None]:
+        args: list[str | int] = [self._ttl]
+        for _, position in writes:
+            offsets = list(position)
+            args.append(len(offsets))
+            for topic, partition, offset in offsets:
+                args += [f"{topic}|{partition}", offset]
+        await self._script(keys=[self.key(user) for user, _ in writes], args=args)
+        return [None] * len(writes)
 
     async def last(self, user_id: str) -> Position:
         return self.parse(await self._redis.hgetall(self.key(user_id)))

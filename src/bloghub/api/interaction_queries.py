@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bloghub.adapters.postgres.engine import translated
 from bloghub.adapters.postgres.generations import schema_name
+from bloghub.adapters.postgres.lookups import Lookups
 from bloghub.adapters.postgres.tables import article_stats, collection_items, collections, likes
 from bloghub.adapters.redis.counters import Counts, Tally
 from bloghub.api.article_queries import Page, _time, _uuid, decode_cursor, encode_cursor
@@ -31,6 +32,17 @@ class Mine:
     collected: set[str]
 
 
+# What a like or a collect decides on, asked once per command: through the kept asyncpg
+# pool (prepared per connection, no transaction, the likes waiting at once asked together)
+# rather than the engine, whose pre-ping, transaction and overflow connections (opened and
+# closed under a burst of likes) cost more than the read itself. ``{schema}`` is the
+# active generation's (a checked name).
+TARGET_SQL = (
+    "SELECT article_id::text, author_id::text, visible "
+    'FROM "{schema}".article_stats WHERE article_id = ANY($1::uuid[])'
+)
+
+
 def _ids(article_ids: Iterable[str]) -> Any:
     return bindparam("ids", sorted(set(article_ids)), type_=ARRAY(UUID(as_uuid=False)))
 
@@ -38,11 +50,18 @@ def _ids(article_ids: Iterable[str]) -> Any:
 class InteractionQueries:
     projector = "interactions"
 
-    def __init__(self, engine: AsyncEngine, generations: Generations) -> None:
+    def __init__(
+        self, engine: AsyncEngine, generations: Generations, lookups: Lookups | None = None
+    ) -> None:
         self._engine = engine
         self._generations = generations
+        self._lookups = lookups
 
     async def target(self, article_id: str) -> Target | None:
+        if self._lookups is not None:
+            schema = await self._schema()
+            row = await self._lookups.one_of(TARGET_SQL.format(schema=schema), article_id)
+            return None if row is None else Target(row[0], row[1], row[2])
         rows = await self._all(
             select(s.article_id, s.author_id, s.visible).where(s.article_id == article_id)
         )
@@ -120,8 +139,11 @@ class InteractionQueries:
         )
         return Page(rows, nxt)
 
+    async def _schema(self) -> str:
+        return schema_name(self.projector, await self._generations.generation(self.projector))
+
     async def _all(self, stmt: Select[Any]) -> list[Any]:
-        schema = schema_name(self.projector, await self._generations.generation(self.projector))
+        schema = await self._schema()
         engine = await self._generations.engine(self.projector, self._engine)
         async with translated(), engine.connect() as raw:
             conn = await raw.execution_options(schema_translate_map={None: schema})

@@ -16,12 +16,14 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import cast
 
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from bloghub.coalesce import Coalesced
 from bloghub.errors import Unavailable
 
 # KEYS[1] the window; ARGV: limit, window in microseconds, a member unique to this call.
@@ -84,6 +86,9 @@ class SlidingWindowLimiter:
         self._redis = redis
         self._script = redis.register_script(_ALLOW)
         self._all = redis.register_script(_ALLOW_ALL)
+        self._counting: Coalesced[_Counting, tuple[object, list[object]]] = Coalesced(
+            self._count_all
+        )
 
     def key(self, key: str) -> str:
         return f"{self._prefix}:ratelimit:{key}"
@@ -126,25 +131,49 @@ class SlidingWindowLimiter:
     ) -> tuple[tuple[str, Decision] | None, list[object]]:
         """``allow_all``, and the replies to ``reads`` (plain read commands) sent in the
         same round trip; a reply may be an exception. Raises ``Unavailable`` when Redis
-        cannot be reached."""
+        cannot be reached. The requests that count at about the same time share one
+        pipeline (``Coalesced``): every authenticated request asks this first."""
         if window_s <= 0 or any(limit < 1 for _, limit in checks):
             raise ValueError("a rate needs limit >= 1 and window_s > 0")
-        args: list[int | str] = [max(1, round(window_s * 1_000_000))]
-        for _, limit in checks:
-            args += [limit, secrets.token_hex(8)]
-        keys = [self.key(k) for k, _ in checks]
-        async with redis_translated(), self._redis.pipeline(transaction=False) as pipe:
-            pipe.evalsha(self._all.sha, len(keys), *keys, *args)
-            for command in reads:
-                pipe.execute_command(*command)
-            replies = await pipe.execute(raise_on_error=False)
-        counted, rest = replies[0], list(replies[1:])
+        counted, rest = await self._counting(_Counting(checks, window_s, reads))
         if isinstance(counted, NoScriptError):  # Redis restarted or flushed its scripts
             return await self.allow_all(checks, window_s), rest
         if isinstance(counted, Exception):
             raise counted
-        refused, wait_us = counted
+        refused, wait_us = cast(list[object], counted)
         return _first_refusal(checks, refused, wait_us), rest
+
+    async def _count_all(self, batch: list[_Counting]) -> list[tuple[object, list[object]]]:
+        """One pipeline for the windows and reads of every request in ``batch``."""
+        async with redis_translated(), self._redis.pipeline(transaction=False) as pipe:
+            for counting in batch:
+                keys = [self.key(k) for k, _ in counting.checks]
+                pipe.evalsha(self._all.sha, len(keys), *keys, *counting.args())
+                for command in counting.reads:
+                    pipe.execute_command(*command)
+            replies = await pipe.execute(raise_on_error=False)
+        answers: list[tuple[object, list[object]]] = []
+        at = 0
+        for counting in batch:
+            end = at + 1 + len(counting.reads)
+            answers.append((replies[at], list(replies[at + 1 : end])))
+            at = end
+        return answers
+
+
+@dataclass(frozen=True, slots=True)
+class _Counting:
+    """One request's windows and the reads sent with them."""
+
+    checks: Sequence[tuple[str, int]]
+    window_s: float
+    reads: Sequence[Command]
+
+    def args(self) -> list[int | str]:
+        args: list[int | str] = [max(1, round(self.window_s * 1_000_000))]
+        for _, limit in self.checks:
+            args += [limit, secrets.token_hex(8)]
+        return args
 
 
 def _first_refusal(

@@ -127,15 +127,22 @@ def _note_failure(task: asyncio.Future[Any]) -> None:
         log.warning("event_log.write_not_confirmed", error=repr(task.exception()))
 
 
-async def _positions(futures: Sequence[asyncio.Future[Any]]) -> Position:
-    """The position of every record once all are acknowledged; ``NotRecorded`` if every
-    one was refused in a way that proves it is not in the log, ``Undelivered`` otherwise."""
-    answers = await asyncio.gather(*futures, return_exceptions=True)
+def _position_of(futures: Sequence[asyncio.Future[Any]]) -> Position:
+    """The position of every record, all of them answered; ``NotRecorded`` if every one
+    was refused in a way that proves it is not in the log, ``Undelivered`` otherwise."""
+    answers = [
+        asyncio.CancelledError() if f.cancelled() else (f.exception() or f.result())
+        for f in futures
+    ]
     failures = [a for a in answers if isinstance(a, BaseException)]
     if failures:
+        failed: NotRecorded | Undelivered
         if len(failures) == len(answers) and all(isinstance(f, NOT_IN_THE_LOG) for f in failures):
-            raise NotRecorded(repr(failures[0])) from failures[0]
-        raise Undelivered(repr(failures[0])) from failures[0]
+            failed = NotRecorded(repr(failures[0]))
+        else:
+            failed = Undelivered(repr(failures[0]))
+        failed.__cause__ = failures[0]
+        raise failed
     offsets: dict[tuple[str, int], int] = {}
     metas: list[Any] = answers
     for meta in metas:
@@ -226,11 +233,14 @@ class EventLog:
                 raise Unavailable("the event log is not reachable; nothing was recorded") from exc
             raise Indeterminate(self._outcome(producer, futures, handed_over)) from exc
         outcome = self._outcome(producer, futures, handed_over)
-        try:
-            return await asyncio.wait_for(asyncio.shield(outcome), max(0.0, deadline - loop.time()))
-        except TimeoutError as exc:
+        if not outcome.done():
+            # Not cancelled with this call: the outcome follows the write, not the request.
+            await asyncio.wait((outcome,), timeout=max(0.0, deadline - loop.time()))
+        if not outcome.done():
             log.warning("event_log.append_unconfirmed", events=len(envelopes))
-            raise Indeterminate(outcome) from exc
+            raise Indeterminate(outcome)
+        try:
+            return outcome.result()
         except NotRecorded as exc:
             raise Unavailable("the event log refused the write; nothing was recorded") from exc
         except Undelivered as exc:
@@ -244,26 +254,42 @@ class EventLog:
         handed_over: HandedOver | None,
     ) -> asyncio.Future[Position]:
         """The records' position, or their failure: ``Undelivered`` once the delivery
-        bound passes, when the producer is retired so it cannot deliver them later."""
+        bound passes, when the producer is retired so it cannot deliver them later.
+        Built from the records' own callbacks, with no task of its own: every command
+        waits on one."""
+        loop = asyncio.get_running_loop()
+        outcome: asyncio.Future[Position] = loop.create_future()
+        left = len(futures)
 
-        async def bounded() -> Position:
-            try:
-                return await asyncio.wait_for(_positions(futures), self._delivery_timeout_s)
-            except TimeoutError:
+        def expired() -> None:
+            if not outcome.done():
                 self._retire(producer, "delivery_timeout")
-                raise Undelivered(
-                    f"not confirmed within {self._delivery_timeout_s} s; the producer gave up"
-                ) from None
-            except Undelivered as exc:
-                if isinstance(exc.__cause__, PRODUCER_BROKEN):
-                    self._retire(producer, repr(exc.__cause__))
-                raise
-            except NotRecorded as exc:
-                if isinstance(exc.__cause__, PRODUCER_BROKEN):
-                    self._retire(producer, repr(exc.__cause__))
-                raise
+                outcome.set_exception(
+                    Undelivered(
+                        f"not confirmed within {self._delivery_timeout_s} s; the producer gave up"
+                    )
+                )
 
-        outcome: asyncio.Future[Position] = _kept(asyncio.ensure_future(bounded()))
+        bound = loop.call_later(self._delivery_timeout_s, expired)
+        outcome.add_done_callback(lambda _: bound.cancel())
+
+        def answered(record: asyncio.Future[Any]) -> None:
+            nonlocal left
+            if not record.cancelled():
+                record.exception()  # read even after the bound: a late failure is no news
+            left -= 1
+            if left or outcome.done():
+                return
+            try:
+                outcome.set_result(_position_of(futures))
+            except (NotRecorded, Undelivered) as exc:
+                if isinstance(exc.__cause__, PRODUCER_BROKEN):
+                    self._retire(producer, repr(exc.__cause__))
+                outcome.set_exception(exc)
+
+        for record in futures:
+            record.add_done_callback(answered)
+        _kept(outcome)
         if handed_over is not None:
             handed_over(outcome)
         return outcome

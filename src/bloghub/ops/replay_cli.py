@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from bloghub.heap import settle_heap
 from bloghub.ops.generations_admin import ReplayRefused, drop_generation, registry_of
 from bloghub.ops.replay import (
     ReplayPlan,
@@ -24,7 +25,7 @@ from bloghub.ops.replay import (
 from bloghub.ops.replay_progress import ReplayProgress, read_progress
 from bloghub.ops.verify import verify_generations
 from bloghub.projections.catalog import PROJECTORS
-from bloghub.projections.worker import install_stop_signals, settle_heap
+from bloghub.projections.worker import install_stop_signals
 from bloghub.settings import Settings
 
 ACTIONS = {"drop": 2, "verify": 3, "activate": 2}  # action: how many arguments follow

@@ -19,7 +19,7 @@ from bloghub.adapters.redis import make_redis
 from bloghub.adapters.redis.cache import Cache
 from bloghub.errors import Transient, Unavailable
 from bloghub.events.base import registry
-from bloghub.processes import settle_heap as settle_heap  # where workers have found it
+from bloghub.heap import settle_heap as settle_heap  # where workers have found it
 from bloghub.projections.backoff import Backoff, Stopping
 from bloghub.projections.catalog import PROJECTORS
 from bloghub.projections.dead_letters import DeadLetters

@@ -4,13 +4,17 @@ Through SQLAlchemy such a read cost more CPU in the engine (connection fairies, 
 parameters, result objects) than in PostgreSQL, and its overflow connections were opened
 and closed again under a burst. Here the pool keeps its connections, and asyncpg prepares
 each statement once per connection (its statement cache) and sends only Bind/Execute
-after that. No transaction: a single read needs none."""
+after that. No transaction: a single read needs none. Keyed reads that many requests make
+at once (``one_of``) go out together, one statement for all the keys waiting."""
 
 from __future__ import annotations
+
+from functools import partial
 
 import asyncpg
 
 from bloghub.adapters.postgres.engine import translated
+from bloghub.coalesce import Coalesced
 
 # The server closed the connection since the pool last used it (a restart, an idle
 # timeout): one retry takes a fresh one, as a pre-ping would have, without its round trip.
@@ -26,6 +30,9 @@ async def _nothing_to_reset(conn: asyncpg.Connection) -> None:
 class Lookups:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
+        # One per statement ``one_of`` is asked with (a handful: each is a constant, or one
+        # per read-model generation).
+        self._batches: dict[str, Coalesced[str, asyncpg.Record | None]] = {}
 
     @classmethod
     async def open(cls, dsn: str, *, size: int, app: str) -> Lookups:
@@ -39,17 +46,30 @@ class Lookups:
         )
         return cls(pool)
 
-    async def value(self, sql: str, *args: object) -> object:
-        """The first column of the first row (``None`` when there is none)."""
+    async def one_of(self, sql: str, key: str) -> asyncpg.Record | None:
+        """The row of ``key`` (``None`` when there is none), asked together with the keys
+        other callers are waiting on for the same statement (``Coalesced``): ``sql`` takes
+        an array of keys as ``$1`` and returns at most one row per key, the key as text in
+        its first column."""
+        batch = self._batches.get(sql)
+        if batch is None:
+            batch = self._batches[sql] = Coalesced(partial(self._keyed, sql))
+        return await batch(key)
+
+    async def _keyed(self, sql: str, keys: list[str]) -> list[asyncpg.Record | None]:
+        found = {row[0]: row for row in await self.rows(sql, sorted(set(keys)))}
+        return [found.get(k) for k in keys]
+
+    async def rows(self, sql: str, *args: object) -> list[asyncpg.Record]:
         async with translated():
             try:
-                return await self._fetchval(sql, args)
+                return await self._fetch(sql, args)
             except _GONE:
-                return await self._fetchval(sql, args)
+                return await self._fetch(sql, args)
 
-    async def _fetchval(self, sql: str, args: tuple[object, ...]) -> object:
+    async def _fetch(self, sql: str, args: tuple[object, ...]) -> list[asyncpg.Record]:
         async with self._pool.acquire(timeout=5) as conn:
-            return await conn.fetchval(sql, *args)
+            return list(await conn.fetch(sql, *args))
 
     async def close(self) -> None:
         await self._pool.close()

@@ -23,8 +23,12 @@ PERSONAL_KEY_KINDS = ("email", "phone", "wechat", "username")
 # Built once: every authenticated write asks it, and SQLAlchemy's compiled cache then
 # finds it without building the statement again.
 ERASED_AT = select(k.erased_at).where(k.user_id == bindparam("user_id"))
-# The same for ``Lookups``, which asyncpg prepares once per connection.
-ERASED_AT_SQL = "SELECT erased_at FROM public.user_keys WHERE user_id = $1"
+# The same for ``Lookups``, which asyncpg prepares once per connection, asked for all the
+# writes that wait at once (``Coalesced``).
+ERASED_AMONG_SQL = (
+    "SELECT user_id, erased_at FROM public.user_keys WHERE user_id = ANY($1::text[]) "
+    "AND erased_at IS NOT NULL"
+)
 
 
 class AccountErased(Unauthorized):
@@ -106,7 +110,8 @@ class UserKeys:
 
     async def _erased_at(self, user_id: str) -> object:
         if self._checks is not None:
-            return await self._checks.value(ERASED_AT_SQL, user_id)
+            erased = await self._checks.one_of(ERASED_AMONG_SQL, user_id)
+            return None if erased is None else erased[1]
         async with self._reads.connect() as conn:
             return (await conn.execute(ERASED_AT, {"user_id": user_id})).scalar_one_or_none()
 

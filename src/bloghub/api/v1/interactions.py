@@ -40,7 +40,8 @@ IDEMPOTENT = {"Idempotency-Key": "A retry with the same key gets the first answe
 
 
 def queries(request: Request) -> InteractionQueries:
-    return InteractionQueries(container(request).engine, pinned(request))
+    c = container(request)
+    return InteractionQueries(c.engine, pinned(request), c.lookups)
 
 
 def _path_id(request: Request, name: str, what: str) -> str:
