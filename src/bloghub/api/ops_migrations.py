@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -18,7 +18,18 @@ from bloghub.ops.migrate import MigrationStores, NotMigrated, move
 
 class PhaseMove(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
-    phase: Annotated[int, Field(ge=1, le=4, description="1 source only … 4 target only")]
+    # Not strict: JSON's 2.0 is the integer 2, as the schema says; a string or a boolean
+    # is still refused, and so is 2.5.
+    phase: Annotated[
+        int, Field(ge=1, le=4, strict=False, description="1 source only … 4 target only")
+    ]
+
+    @field_validator("phase", mode="before")
+    @classmethod
+    def _a_json_number(cls, value: object) -> object:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError("Input should be a valid integer")
+        return value
 
 
 class PhaseNow(BaseModel):
