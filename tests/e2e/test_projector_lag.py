@@ -206,6 +206,45 @@ async def test_login_while_the_projector_lags_says_catching_up_not_wrong_passwor
         assert answer.json()["user"]["email"] == email
 
 
+async def test_a_password_changed_under_lag_is_never_checked_against_the_old_hash(
+    run_id: str,
+) -> None:
+    """The change is in the log, not yet in the read model: the old password starts no
+    session and the new one is not called wrong; both are asked to come back (503, not
+    counted towards the lockout) until the projector gets there."""
+    email = f"pw-lag-{run_id}@example.com"
+    async with site(run_id, "lag_password") as at:
+        own, client = at.settings, at.client
+        async with projecting(own, "users", "notifications"):
+            _, auth = await logged_in(client, email)
+            await eventually_fresh(client, "/v1/users/me", **auth)
+        changed = await client.post(
+            "/v1/users/me/password",
+            json={
+                "current_password": PASSWORD,
+                "new_password": "Changed-pass-7",
+                "confirm_password": "Changed-pass-7",
+            },
+            headers=auth,
+        )
+        assert changed.status_code == 204, changed.text
+        for password in [PASSWORD, "Changed-pass-7"] * own.login_failures_per_account:
+            early = await client.post("/v1/auth/login", json={"email": email, "password": password})
+            assert early.status_code == 503, early.text
+            assert early.json()["error"]["code"] == "catching_up"
+        async with projecting(own, "users", "notifications"):
+            for _ in range(100):
+                fresh = await client.post(
+                    "/v1/auth/login", json={"email": email, "password": "Changed-pass-7"}
+                )
+                if fresh.status_code != 503:
+                    break
+                await asyncio.sleep(0.1)
+            assert fresh.status_code == 200, fresh.text
+            old = await client.post("/v1/auth/login", json={"email": email, "password": PASSWORD})
+            assert old.status_code == 401, old.text
+
+
 async def test_a_named_position_does_not_hide_the_callers_own_writes(run_id: str) -> None:
     """A client sends Bloghub-After from its signup with the token of a login that came
     later: the read waits for the login's own session too, not only for the signup, says

@@ -13,7 +13,7 @@ from bloghub.api.auth import (
     user_agent,
     user_queries,
 )
-from bloghub.api.consistent import pinned, written
+from bloghub.api.consistent import pinned, wait_for_reads, written
 from bloghub.api.http import JSON, Endpoint, container, parse_body
 from bloghub.api.queries import UserRow
 from bloghub.api.v1.schemas import LoginIn, RefreshIn, TokensOut, UserOut, login_email
@@ -73,6 +73,8 @@ async def password_login(request: Request, email_in: str, password: str) -> tupl
     c = container(request)
     email, ip = login_email(email_in), client_ip(request)
     row = await _find_for_login(request, email)
+    if row is not None:
+        row = await _as_of_its_last_write(request, row, email)
     user_id = row.id if row is not None else None
     await c.lockout.check(email, ip, user_id=user_id)
     hashed = row.password_hash if row is not None else None
@@ -88,6 +90,17 @@ async def password_login(request: Request, email_in: str, password: str) -> tupl
         user_agent=user_agent(request),
     )
     return issued, row
+
+
+async def _as_of_its_last_write(request: Request, row: UserRow, email: str) -> UserRow | None:
+    """The account as of its own last write and any position the caller names. A password
+    changed or reset a moment ago may not be projected yet: checking against the old hash
+    would refuse the new password and, worse, let the old one start a session."""
+    if await wait_for_reads(request, USERS_READS, row.id):
+        raise CatchingUp("that account changed a moment ago; try again in a moment")
+    if not getattr(request.state, "caught_up", False):
+        return row  # nothing newer to wait for: the row read is current
+    return await user_queries(request).by_email(email)
 
 
 async def _find_for_login(request: Request, email: str) -> UserRow | None:
