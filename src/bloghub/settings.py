@@ -39,6 +39,10 @@ class Settings(BaseSettings):
     # How long the producer may go on trying to deliver a record it was handed; past it the
     # producer is retired, so a record can no longer land after it (see events/log.py).
     delivery_timeout_s: float = Field(default=120.0, gt=0, le=3600)
+    # How long the producer holds a record for others to join its batch. Commands wait for
+    # the append, so every millisecond here is one on each answer; under load the batches
+    # fill anyway while the previous produce request is in flight.
+    producer_linger_ms: int = Field(default=0, ge=0, le=1000)
 
     database_url: SecretStr = SecretStr(
         "postgresql+asyncpg://bloghub:bloghub@127.0.0.1:5432/bloghub"

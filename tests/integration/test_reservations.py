@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bloghub.adapters.postgres.engine import make_engine
+from bloghub.adapters.postgres.lookups import Lookups
 from bloghub.adapters.postgres.reservations import Reservations
 from bloghub.commands.sweeper import sweep_forever
 from bloghub.errors import Conflict
@@ -23,6 +24,22 @@ async def engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
     e = make_engine(settings.sqlalchemy_url, pool_size=2)
     yield e
     await e.dispose()
+
+
+@pytest.fixture(params=["sqlalchemy", "lookups"])
+async def index(
+    request: pytest.FixtureRequest, engine: AsyncEngine, settings: Settings
+) -> AsyncIterator[Reservations]:
+    """The index as tools build it (SQLAlchemy alone), and as the API does: its claims
+    and confirmations as single statements on the lookups' asyncpg pool."""
+    if request.param == "sqlalchemy":
+        yield Reservations(engine)
+        return
+    lookups = await Lookups.open(settings.asyncpg_dsn, size=2, app="test-reservations")
+    try:
+        yield Reservations(engine, lookups)
+    finally:
+        await lookups.close()
 
 
 async def _age(settings: Settings, value: str, seconds: int) -> None:
@@ -38,8 +55,7 @@ async def _age(settings: Settings, value: str, seconds: int) -> None:
         await conn.close()
 
 
-async def test_a_key_has_one_holder(engine: AsyncEngine) -> None:
-    index = Reservations(engine)
+async def test_a_key_has_one_holder(index: Reservations) -> None:
     key = f"{secrets.token_hex(4)}@example.com"
     await index.reserve("email", key, "owner-1")
     with pytest.raises(Conflict):
@@ -51,9 +67,8 @@ async def test_a_key_has_one_holder(engine: AsyncEngine) -> None:
 
 
 async def test_sweeper_frees_only_stale_unconfirmed_keys(
-    engine: AsyncEngine, settings: Settings
+    index: Reservations, settings: Settings
 ) -> None:
-    index = Reservations(engine)
     crashed, confirmed, fresh = (f"{secrets.token_hex(4)}@example.com" for _ in range(3))
     for owner, key in enumerate((crashed, confirmed, fresh)):
         await index.reserve("email", key, f"owner-{owner}")
@@ -83,9 +98,8 @@ async def test_sweeper_frees_only_stale_unconfirmed_keys(
 
 
 async def test_a_step_below_a_held_newer_one_is_refused_and_older_steps_can_go(
-    engine: AsyncEngine, settings: Settings
+    index: Reservations,
 ) -> None:
-    index = Reservations(engine)
     series, owner = f"article-{secrets.token_hex(4)}", "author"
     for step in (2, 3, 4):
         key = await index.reserve_step("article_version", series, step, owner)
@@ -103,3 +117,35 @@ async def test_a_step_below_a_held_newer_one_is_refused_and_older_steps_can_go(
     other = await index.reserve_step("article_version", f"{series}x", 3, owner)
     assert other == f"{series}x:0000000003"
     assert await index.reserve_step("article_version", series, 5, owner) == f"{series}:0000000005"
+
+
+async def test_the_first_free_candidate_is_claimed_in_order(index: Reservations) -> None:
+    base = f"slug-{secrets.token_hex(4)}"
+    await index.reserve("slug", base, "article-1")
+    await index.reserve("slug", f"{base}-b", "article-2")
+    got = await index.reserve_first("slug", [base, f"{base}-b", f"{base}-c"], "article-3")
+    assert got == f"{base}-c"
+    held = await index.get("slug", got)
+    assert held is not None
+    assert (held.owner_id, held.status) == ("article-3", "pending")
+    with pytest.raises(Conflict):
+        await index.reserve_first("slug", [base, f"{base}-b"], "article-4")
+
+
+async def test_a_claim_repeated_by_its_owner_holds_and_another_owner_is_refused(
+    index: Reservations,
+) -> None:
+    """A claim sent again (its connection was lost, its answer with it) finds its own
+    pending row; anyone else, or the owner of a confirmed key, is refused."""
+    key = f"{secrets.token_hex(4)}@example.com"
+    await index.reserve("email", key, "owner-1")
+    await index.reserve("email", key, "owner-1")
+    with pytest.raises(Conflict):
+        await index.reserve("email", key, "owner-2")
+    await index.confirm("email", key, "owner-1", "cG9z")
+    for owner in ("owner-1", "owner-2"):
+        with pytest.raises(Conflict):
+            await index.reserve("email", key, owner)
+    held = await index.get("email", key)
+    assert held is not None
+    assert (held.owner_id, held.status, held.position) == ("owner-1", "confirmed", "cG9z")

@@ -8,6 +8,7 @@ approximate (per process). An authenticated request or a write is counted in Red
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -75,12 +76,15 @@ class RateLimit:
         checks = [(ip, self.per_ip)]
         if user is not None:
             checks.append((f"user:{user[0]}", self.per_user))
+        early = _check_not_erased(scope, user)
         try:
             refused = await self._count(scope, limiter, checks, user)
         except Unavailable:
             log.warning("rate_limit.redis_unavailable")  # fail open: Redis is not the door
             refused = None
         if refused is not None:
+            if early is not None:
+                early.cancel()
             key, decision = refused
             await _too_many(send, decision.retry_after_s, key.split(":", 1)[0])
             return
@@ -137,6 +141,25 @@ class RateLimit:
             return None
         sub, sid = claims.get("sub"), claims.get("sid")
         return (sub, sid) if isinstance(sub, str) and isinstance(sid, str) else None
+
+
+def _check_not_erased(scope: Scope, user: tuple[str, str] | None) -> asyncio.Future[None] | None:
+    """A write by a signed-in caller is refused if their account was erased (a database
+    read, commands/context.py). Started now, it runs beside this round trip and the
+    handler's own reads instead of after them; the write waits for its answer."""
+    container = _container_of(scope)
+    if user is None or container is None or scope["method"] in READS:
+        return None
+    check = asyncio.ensure_future(container.commands.keys.refuse_erased(user[0]))
+    check.add_done_callback(_retrieved)
+    scope.setdefault("state", {})["not_erased"] = (user[0], check)
+    return check
+
+
+def _retrieved(check: asyncio.Future[None]) -> None:
+    """A request that ends before its write (a bad body, say) never awaits its check."""
+    if not check.cancelled():
+        check.exception()
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,6 +30,10 @@ Key = tuple[str, str, str]  # kind, value, owner
 class Caller:
     actor_id: str | None
     request_id: str | None
+    # The erasure check of ``actor_id`` when the API started it early, beside the rate
+    # limit's round trip (api/rate_limit.py), so a write does not wait for it after its
+    # other reads; None: it is asked when the write is recorded.
+    not_erased: asyncio.Future[None] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +113,10 @@ class CommandDeps:
         # the key up, and refuses, for the users it seals for; anyone else is asked here.
         keyed = {e.user_id for e in events if isinstance(e, PersonalEvent)}
         if caller.actor_id is not None and caller.actor_id not in keyed:
-            await self.keys.refuse_erased(caller.actor_id)
+            if caller.not_erased is not None:
+                await caller.not_erased
+            else:
+                await self.keys.refuse_erased(caller.actor_id)
         sealed = [await self._sealed(e) for e in events]
         envelopes = [
             envelop(e, actor_id=caller.actor_id, request_id=caller.request_id) for e in sealed

@@ -43,13 +43,11 @@ async def reserve_slug(deps: CommandDeps, title: str, article_id: str) -> Key:
     suffix (equal titles get distinct slugs)."""
     base = slug_base(title)
     candidates = [base, *(f"{base}-{secrets.token_hex(4)}" for _ in range(SUFFIX_TRIES))]
-    for slug in candidates:
-        try:
-            await deps.reservations.reserve(SLUG, slug, article_id)
-        except Conflict:
-            continue
-        return (SLUG, slug, article_id)
-    raise Conflict("no free slug for that title; try again", fields={"slug": "taken"})
+    try:
+        slug = await deps.reservations.reserve_first(SLUG, candidates, article_id)
+    except Conflict:
+        raise Conflict("no free slug for that title; try again", fields={"slug": "taken"}) from None
+    return (SLUG, slug, article_id)
 
 
 async def free_slug_later(deps: CommandDeps, slug: str | None, article_id: str) -> None:

@@ -161,6 +161,7 @@ class EventLog:
         timeout_s: float,
         delivery_timeout_s: float | None = None,
         client_id: str = "bloghub",
+        linger_ms: int = 0,
     ) -> None:
         self._bootstrap = bootstrap
         self._prefix = prefix
@@ -168,6 +169,7 @@ class EventLog:
         self._timeout_s = timeout_s
         self._delivery_timeout_s = max(delivery_timeout_s or 0.0, timeout_s)
         self._client_id = client_id
+        self._linger_ms = linger_ms
         self._producer: AIOKafkaProducer | None = None
         self._start_lock = asyncio.Lock()
         self._retiring: set[asyncio.Task[None]] = set()
@@ -180,6 +182,7 @@ class EventLog:
             registry=registry,
             timeout_s=timeout_s or settings.append_timeout_s,
             delivery_timeout_s=settings.delivery_timeout_s,
+            linger_ms=settings.producer_linger_ms,
         )
 
     async def start(self) -> None:
@@ -356,7 +359,7 @@ class EventLog:
                 client_id=self._client_id,
                 enable_idempotence=True,
                 acks="all",
-                linger_ms=2,
+                linger_ms=self._linger_ms,
                 request_timeout_ms=int(self._request_timeout_s * 1000),
                 retry_backoff_ms=50,
             )

@@ -1,4 +1,5 @@
-"""One-statement reads on every write's path, straight on an asyncpg pool.
+"""One-statement reads on every write's path (and the write-side index's claims, each
+safe to repeat), straight on an asyncpg pool.
 
 Through SQLAlchemy such a read cost more CPU in the engine (connection fairies, compiled
 parameters, result objects) than in PostgreSQL, and its overflow connections were opened

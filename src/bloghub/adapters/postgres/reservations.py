@@ -14,11 +14,16 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bloghub.adapters.postgres.bulk import unnest_source
 from bloghub.adapters.postgres.engine import translated
+from bloghub.adapters.postgres.lookups import Lookups
 from bloghub.adapters.postgres.tables import reservations
 from bloghub.errors import Conflict
 
 r = reservations.c
 MAX_STEP = 10**10 - 1
+
+
+def _taken(kind: str) -> Conflict:
+    return Conflict(f"that {kind} is already taken", fields={kind: "already taken"})
 
 
 def step_key(series: str, step: int) -> str:
@@ -38,18 +43,83 @@ class Reservation:
     position: str | None
 
 
+# The statements a command's path runs, for ``Lookups`` (one round trip each, prepared
+# once per connection). A claim its owner already holds pending answers as a fresh one: a
+# statement repeated on a lost connection (it may have been applied) finds its own row.
+CLAIM_SQL = (
+    "INSERT INTO public.reservations AS h (kind, value, owner_id, status) "
+    "VALUES ($1, $2, $3, 'pending') ON CONFLICT (kind, value) DO UPDATE "
+    "SET owner_id = excluded.owner_id WHERE h.owner_id = excluded.owner_id "
+    "AND h.status = 'pending' RETURNING h.owner_id"
+)
+# The first of the candidates ($2, in order) nobody else holds. Another claim may take it
+# in between: then nothing is returned and the caller asks again.
+CLAIM_FIRST_SQL = (
+    "INSERT INTO public.reservations AS h (kind, value, owner_id, status) "
+    "SELECT $1::text, c.value, $3::text, 'pending' "
+    "FROM unnest($2::text[]) WITH ORDINALITY AS c(value, n) "
+    "WHERE NOT EXISTS (SELECT 1 FROM public.reservations o WHERE o.kind = $1 "
+    "AND o.value = c.value AND NOT (o.owner_id = $3 AND o.status = 'pending')) "
+    "ORDER BY c.n LIMIT 1 ON CONFLICT (kind, value) DO UPDATE "
+    "SET owner_id = excluded.owner_id WHERE h.owner_id = excluded.owner_id "
+    "AND h.status = 'pending' RETURNING h.value"
+)
+CONFIRM_SQL = (
+    "INSERT INTO public.reservations AS r "
+    "(kind, value, owner_id, position, status, confirmed_at) "
+    "VALUES ($1, $2, $3, $4, 'confirmed', now()) "
+    "ON CONFLICT (kind, value) DO UPDATE SET status = 'confirmed', "
+    "confirmed_at = excluded.confirmed_at, position = coalesce(excluded.position, r.position) "
+    "WHERE r.owner_id = excluded.owner_id AND r.status <> 'confirmed'"
+)
+
+
 class Reservations:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, lookups: Lookups | None = None) -> None:
         self._engine = engine
+        # Commands claim and confirm keys on every signup and draft: through ``Lookups``
+        # each is one round trip, where a SQLAlchemy transaction was four (pre-ping,
+        # BEGIN, the statement, COMMIT).
+        self._lookups = lookups
 
     async def reserve(self, kind: str, value: str, owner_id: str) -> None:
         """Claim ``value`` for ``owner_id``; ``Conflict`` if anyone holds it."""
+        if self._lookups is not None:
+            if not await self._lookups.rows(CLAIM_SQL, kind, value, owner_id):
+                raise _taken(kind)
+            return
         row = insert(reservations).values(
             kind=kind, value=value, owner_id=owner_id, status="pending"
         )
-        await self._claim(row, kind)
+        stmt = row.on_conflict_do_update(  # as CLAIM_SQL: the owner's repeat holds
+            index_elements=["kind", "value"],
+            set_={"owner_id": row.excluded.owner_id},
+            where=(r.owner_id == row.excluded.owner_id) & (r.status == "pending"),
+        ).returning(r.owner_id)
+        async with translated(), self._engine.begin() as conn:
+            if (await conn.execute(stmt)).scalar_one_or_none() is None:
+                raise _taken(kind)
+
+    async def reserve_first(self, kind: str, candidates: Sequence[str], owner_id: str) -> str:
+        """Claim the first of ``candidates`` nobody holds, in one round trip when it can;
+        ``Conflict`` if every one is held."""
+        if self._lookups is not None:
+            for _ in range(3):  # another claim took the free one meanwhile: ask again
+                claimed = await self._lookups.rows(CLAIM_FIRST_SQL, kind, candidates, owner_id)
+                if claimed:
+                    return str(claimed[0][0])
+        for value in candidates:
+            try:
+                await self.reserve(kind, value, owner_id)
+            except Conflict:
+                continue
+            return value
+        raise _taken(kind)
 
     async def confirm(self, kind: str, value: str, owner_id: str, position: str) -> None:
+        if self._lookups is not None:
+            await self._lookups.rows(CONFIRM_SQL, kind, value, owner_id, position)
+            return
         async with translated(), self._engine.begin() as conn:
             await confirm_many(conn, [(kind, value, owner_id)], position=position)
 
@@ -92,7 +162,7 @@ class Reservations:
         async with translated(), self._engine.begin() as conn:
             claimed = (await conn.execute(stmt)).scalar_one_or_none()
         if claimed is None:
-            raise Conflict(f"that {kind} is already taken", fields={kind: "already taken"})
+            raise _taken(kind)
 
     async def release_steps_before(self, kind: str, series: str, step: int) -> int:
         """Forget confirmed steps older than ``step`` (once ``step`` is confirmed): the

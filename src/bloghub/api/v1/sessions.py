@@ -3,6 +3,8 @@ method shares."""
 
 from __future__ import annotations
 
+import asyncio
+
 import structlog
 from starlette.requests import Request
 from starlette.responses import Response
@@ -33,7 +35,10 @@ log = structlog.get_logger(__name__)
 
 
 def caller(request: Request, actor_id: str | None = None) -> Caller:
-    return Caller(actor_id=actor_id, request_id=request.state.request_id)
+    early: tuple[str, asyncio.Future[None]] | None = getattr(request.state, "not_erased", None)
+    mine = early is not None and actor_id is not None and early[0] == actor_id
+    check = early[1] if early is not None and mine else None
+    return Caller(actor_id=actor_id, request_id=request.state.request_id, not_erased=check)
 
 
 def client_ip(request: Request) -> str:
