@@ -75,7 +75,8 @@ async def create_article(draft: Draft, deps: CommandDeps, caller: Caller) -> Cha
         description=draft.description,
     )
     try:
-        position = await deps.record_holding(caller, key, event)
+        # A slug is looked up for its holder only: the answer need not wait to confirm it.
+        position = await deps.record_holding(caller, key, event, settled_first=False)
     except Indeterminate as unsure:
         # The draft may still be recorded: whoever waits for it learns its id with it.
         raise unsure.then(lambda pos: Changed(article_id, 1, pos, key[1])) from unsure

@@ -46,16 +46,22 @@ class CommandDeps:
     keys: UserKeys
     after_append: AfterAppend = field(default_factory=AfterAppend)
 
-    async def record_holding(self, caller: Caller, key: Key, *events: Event) -> Position:
+    async def record_holding(
+        self, caller: Caller, key: Key, *events: Event, settled_first: bool = True
+    ) -> Position:
         """Record ``events`` that need the reserved ``key``. From the moment the producer
         has them, the log alone decides the key: confirmed when they are recorded, freed
         when they surely are not, held (until the sweeper, past the producer's delivery
         bound) when that cannot be known. So a late write never finds its key given to
-        someone else, and a key is never freed while its event may still land."""
-        return await self.record_holding_all(caller, (key,), *events)
+        someone else, and a key is never freed while its event may still land.
+
+        The answer waits for the key to be confirmed (``settled_first``) when a reader
+        needs the position the index then holds (a login by an email not yet projected);
+        a key that is read for its holder alone (a slug) is confirmed after the answer."""
+        return await self.record_holding_all(caller, (key,), *events, settled_first=settled_first)
 
     async def record_holding_all(
-        self, caller: Caller, keys: Sequence[Key], *events: Event
+        self, caller: Caller, keys: Sequence[Key], *events: Event, settled_first: bool = True
     ) -> Position:
         """``record_holding`` for events that need several reserved keys at once (an
         account's email and username, an article's version and new slug)."""
@@ -83,7 +89,7 @@ class CommandDeps:
                 # The log said no: let the keys be free before the caller hears "retry".
                 await asyncio.wait(settling, timeout=self.after_append.wait_s)
             raise
-        if settling:  # none when there was nothing to record
+        if settling and settled_first:  # none when there was nothing to record
             await asyncio.wait(settling, timeout=self.after_append.wait_s)
         return position
 
