@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Coroutine
@@ -15,7 +16,7 @@ import uvicorn
 
 from bloghub.logs import configure_logging
 from bloghub.ops import migrate_cli, replay_cli
-from bloghub.processes import stop_process
+from bloghub.processes import ending_with_parent, stop_process
 from bloghub.settings import DEV_SECRET_MARKER, Settings, load_settings
 
 if TYPE_CHECKING:
@@ -194,7 +195,10 @@ def _run_all(settings: Settings, workers: int) -> None:
     from bloghub.bootstrap import prepare_topics
 
     asyncio.run(prepare_topics(settings))
-    projectors = subprocess.Popen([sys.executable, "-m", "bloghub.cli", "project"])
+    projectors = subprocess.Popen(
+        [sys.executable, "-m", "bloghub.cli", "project"],
+        preexec_fn=ending_with_parent(signal.SIGTERM),  # it drains, as on a stop
+    )
     print(run_banner(settings, workers), file=sys.stderr, flush=True)
     try:
         _serve(settings, workers)

@@ -2,7 +2,29 @@
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import signal
 import subprocess
+import sys
+from collections.abc import Callable
+
+PR_SET_PDEATHSIG = 1
+
+
+def ending_with_parent(sig: signal.Signals) -> Callable[[], None]:
+    """For ``Popen(preexec_fn=...)``: on Linux the child is sent ``sig`` when the process
+    that started it ends, however it ends. A parent killed outright runs no ``finally``
+    that would stop its children, and a child left behind would go on working for nobody
+    (a projector consuming, a replay builder writing a generation nobody follows)."""
+
+    def set_parent_death_signal() -> None:
+        if sys.platform != "linux":
+            return
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, sig)
+
+    return set_parent_death_signal
 
 
 def stop_process(process: subprocess.Popen[bytes], *, grace_s: float) -> None:

@@ -12,8 +12,6 @@ applying until a projector process has taken the new generation over.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import ctypes
 import json
 import os
 import signal
@@ -41,7 +39,7 @@ from bloghub.ops.generations_admin import (
     switch_in,
 )
 from bloghub.ops.replay_progress import RateMeter, ReplayProgress, applied_of, measured, publish
-from bloghub.processes import stop_process
+from bloghub.processes import ending_with_parent, stop_process
 from bloghub.projections.backoff import wait_any
 from bloghub.projections.dead_letters import DeadLetters
 from bloghub.projections.heartbeat import read_heartbeats
@@ -150,7 +148,7 @@ class Builders:
         env = {**os.environ, **settings_environment(self._settings)}
         self.children = [
             # Our own interpreter and module, with names checked against the catalog.
-            subprocess.Popen(command, env=env, preexec_fn=_die_with_parent)  # noqa: S603
+            subprocess.Popen(command, env=env, preexec_fn=ending_with_parent(signal.SIGKILL))  # noqa: S603
             for _ in range(self._workers)
         ]
 
@@ -190,13 +188,6 @@ def settings_environment(settings: Settings) -> dict[str, str]:
         text = json.dumps(value) if isinstance(value, list | dict | bool) else str(value)
         out[f"BLOGHUB_{name.upper()}"] = text
     return out
-
-
-def _die_with_parent() -> None:
-    """A builder must not outlive a coordinator that was killed: it would go on writing a
-    generation nobody follows (Linux: PR_SET_PDEATHSIG)."""
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)
 
 
 async def replay(
