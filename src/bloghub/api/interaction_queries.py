@@ -58,7 +58,10 @@ class InteractionQueries:
         self._lookups = lookups
 
     async def target(self, article_id: str) -> Target | None:
-        if self._lookups is not None:
+        # The kept pool is the main database's: once a migration moves this read model's
+        # reads elsewhere, a like decides on the store the reads come from.
+        moved = await self._generations.engine(self.projector, self._engine) is not self._engine
+        if self._lookups is not None and not moved:
             schema = await self._schema()
             row = await self._lookups.one_of(TARGET_SQL.format(schema=schema), article_id)
             return None if row is None else Target(row[0], row[1], row[2])
