@@ -10,8 +10,10 @@ import httpx
 import orjson
 import pytest
 
+from bloghub.adapters.postgres.migrations import register_migration, set_phase
+from bloghub.migration_phases import Phase
 from bloghub.settings import Settings
-from tests.conftest import serve
+from tests.conftest import isolated, serve
 from tests.e2e.test_accounts import signup_body
 
 
@@ -127,3 +129,30 @@ async def test_metrics_can_be_opened_for_an_internal_address(settings: Settings)
         answer = await client.get("/metrics")
         assert answer.status_code == 200
         assert "bloghub_http_requests_total" in answer.text
+
+
+async def test_a_migration_in_progress_is_in_the_snapshot_without_its_password(
+    run_id: str,
+) -> None:
+    """``bloghub migrate`` is shown beside the replays: the read model, its phase, where
+    reads come from and which stores are written, and the target's URL with no password."""
+    target = "postgresql+asyncpg://mover:s3cret-Pass@10.0.0.9:5432/articles_elsewhere"
+    async with isolated(run_id, "ops_migration") as own, serve(own) as live:
+        async with live.container.engine.begin() as conn:
+            await register_migration(conn, "articles", 1, target)
+            assert await set_phase(conn, "articles", Phase.SOURCE_ONLY, Phase.SOURCE_FIRST)
+        async with httpx.AsyncClient(base_url=live.url) as client:
+            answer = await client.get("/ops/api/lag", headers=operator(own))
+        assert answer.status_code == 200
+        assert "s3cret-Pass" not in answer.text
+        assert answer.json()["migrations"] == [
+            {
+                "projector": "articles",
+                "generation": 1,
+                "phase": 2,
+                "phase_name": "source first",
+                "reads_from": "source",
+                "writes": ["target", "source"],
+                "target": "postgresql+asyncpg://mover:***@10.0.0.9:5432/articles_elsewhere",
+            }
+        ]

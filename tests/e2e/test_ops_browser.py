@@ -18,9 +18,11 @@ from playwright.async_api import Page, async_playwright
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bloghub.adapters.postgres.generations import create_generation
+from bloghub.adapters.postgres.migrations import register_migration, set_phase
 from bloghub.adapters.redis import make_redis
 from bloghub.events.base import Recorded, registry
 from bloghub.events.log import EventLog
+from bloghub.migration_phases import Phase
 from bloghub.projections.dead_letters import DeadLetters
 from bloghub.projections.postgres_sink import projector_engine
 from bloghub.projections.runner import ProjectorRunner, RunnerConfig, group_id
@@ -170,6 +172,9 @@ async def slow_rebuild(settings: Settings, generation: int) -> AsyncIterator[Non
         await engine.dispose()
 
 
+MOVED_TO = "postgresql+asyncpg://mover:s3cret-Pass@10.0.0.9:5432/articles_elsewhere"
+
+
 async def replay_text(page: Page) -> str:
     return await page.locator(
         '#replays li[data-projector="users"][data-generation="2"]'
@@ -187,6 +192,9 @@ async def test_dashboard_charts_every_generation_and_shows_replay_progress(
         await log.start()
         await append_registrations(log, 3000, tag="dash", chunk=500)
         projector = projector_process(settings, "users", log_file=tmp_path / "p.log")
+        async with live.container.engine.begin() as conn:  # bloghub migrate, phase 2
+            await register_migration(conn, "articles", 1, MOVED_TO)
+            assert await set_phase(conn, "articles", Phase.SOURCE_ONLY, Phase.SOURCE_FIRST)
         try:
             async with slow_rebuild(settings, 2), chromium() as browser:
                 page = await watched_page(browser)
@@ -223,6 +231,9 @@ async def test_dashboard_charts_every_generation_and_shows_replay_progress(
                 assert box is not None
                 await page.mouse.move(box["x"] + box["width"] - 3, box["y"] + box["height"] / 2)
                 hovered = await page.locator('[data-chart="lag"] .u-legend').inner_text()
+                moving = await page.locator(
+                    '#replays li.migration[data-projector="articles"]'
+                ).inner_text()
                 await page.screenshot(path=str(ARTIFACTS / "ops-replay-charts.png"), full_page=True)
 
                 assert_strict(login.headers["content-security-policy"])
@@ -234,6 +245,12 @@ async def test_dashboard_charts_every_generation_and_shows_replay_progress(
                 assert any("users g2" in n for n in names)
                 assert await per_generation.count() == 2
                 assert ":" in hovered  # the time under the pointer, beside each value
+                assert "articles: moving to another database, phase 2 of 4 (source first)" in (
+                    moving
+                )
+                assert "reads from the source" in moving
+                assert "mover:***@" in moving
+                assert "s3cret" not in moving
                 assert await csp_violations(page) == []
         finally:
             await log.close()

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from bloghub.adapters.postgres.migrations import shown_url
 from bloghub.events.articles import ArticleDeleted
 from bloghub.events.base import Recorded, envelop
 from bloghub.events.topics import Family
@@ -24,7 +25,6 @@ from bloghub.migration_phases import (
     unwritten,
     writes,
 )
-from bloghub.ops.migrate import shown_url
 from bloghub.projections.migration_sinks import TwoStores
 from bloghub.projections.port import TP
 
@@ -136,3 +136,5 @@ def test_a_target_url_is_shown_without_its_password() -> None:
     assert "s3cret-pw" not in shown
     assert shown.startswith("postgresql+asyncpg://blog:")
     assert shown.endswith("@db2:5432/blog")
+    # Something that is no URL at all might be a password pasted in the wrong place.
+    assert shown_url("hunter2-is-not-a-url") == "(not a database URL)"

@@ -34,6 +34,7 @@ from bloghub.adapters.postgres.migrations import (
     register_migration,
     remove_migration,
     set_phase,
+    shown_url,
 )
 from bloghub.adapters.postgres.tables import checkpoints
 from bloghub.events.base import registry
@@ -63,11 +64,6 @@ Show = Callable[[ReplayProgress], None]
 # Reads of these join tables that stay in the main database (the write-side index), so
 # their read model cannot live in another one.
 PINNED_TO_MAIN = {"users": "its reads join the write-side index (reservations)"}
-
-
-def shown_url(url: str) -> str:
-    """A database URL without its password, for output and logs."""
-    return make_url(url).render_as_string(hide_password=True)
 
 
 class NotMigrated(MigrationRefused):

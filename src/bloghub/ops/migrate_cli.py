@@ -11,7 +11,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from bloghub.adapters.postgres.migrations import Migration, all_migrations
+from bloghub.adapters.postgres.migrations import Migration, all_migrations, shown_url
 from bloghub.migration_phases import MigrationRefused, Phase, PhaseRefused, Store, reads_from
 from bloghub.ops.generations_admin import LogEnds
 from bloghub.ops.migrate import (
@@ -23,7 +23,6 @@ from bloghub.ops.migrate import (
     migration_stores,
     move,
     progress_of,
-    shown_url,
     start,
 )
 from bloghub.ops.migration_repair import run_repairs

@@ -1,5 +1,6 @@
 """The ops monitor: samples every projector's consumer group into history, and answers the
-dashboard's snapshot (state, lag, instances, generation, throughput, dead letters, replays)."""
+dashboard's snapshot (state, lag, instances, generation, throughput, dead letters, replays,
+migrations)."""
 
 from __future__ import annotations
 
@@ -15,9 +16,11 @@ from redis.exceptions import RedisError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bloghub.adapters.postgres.migrations import all_migrations, shown_url
 from bloghub.adapters.postgres.tables import generations
 from bloghub.adapters.redis.presence import Presence
 from bloghub.events.topics import topic_for
+from bloghub.migration_phases import reads_from, writes
 from bloghub.ops.dead_letter_view import DeadLetterView
 from bloghub.ops.history import History
 from bloghub.ops.lag import GroupLag, LagReader
@@ -115,6 +118,7 @@ class OpsMonitor:
             "projectors": projectors,
             "dead_letters": {"total": total, "latest": await self._latest_letters()},
             "replays": await self._replays(watched),
+            "migrations": await self._migrations(),
             "live": {"processes": await self._presence.processes() if self._presence else []},
         }
 
@@ -138,6 +142,25 @@ class OpsMonitor:
                 }
             )
         return out
+
+    async def _migrations(self) -> list[dict[str, Any]]:
+        """Read models being moved to another database (``bloghub migrate``): the phase,
+        where reads come from and which stores are written, the target without its
+        password."""
+        async with self._engine.connect() as conn:
+            found = await all_migrations(conn)
+        return [
+            {
+                "projector": m.projector,
+                "generation": m.generation,
+                "phase": int(m.phase),
+                "phase_name": m.phase.name.lower().replace("_", " "),
+                "reads_from": reads_from(m.phase).value,
+                "writes": [store.value for store in writes(m.phase)],
+                "target": shown_url(m.target_url),
+            }
+            for m in sorted(found.values(), key=lambda m: m.projector)
+        ]
 
     async def _describe(self, w: Watched, now: float) -> dict[str, Any]:
         recent = await self.history.since(w.group, max(self._cfg.window_s, 30.0))

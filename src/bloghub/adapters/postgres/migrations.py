@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bloghub.adapters.postgres.tables import migrations
@@ -29,6 +31,15 @@ class Migration:
 
     def read_url(self, source_url: str) -> str:
         return self.url_of(reads_from(self.phase), source_url)
+
+
+def shown_url(url: str) -> str:
+    """A database URL without its password, for output and logs (one that does not parse
+    is not shown at all: it might be a password)."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "(not a database URL)"
 
 
 async def all_migrations(conn: AsyncConnection) -> dict[str, Migration]:

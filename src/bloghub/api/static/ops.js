@@ -128,10 +128,21 @@
     return { done, total, rate, eta, estimated };
   }
 
-  function renderReplays(replays, rows) {
+  function renderReplays(replays, migrations, rows) {
     const list = document.getElementById('replays');
     list.replaceChildren();
-    if (!replays.length) list.append(el('li', {}, 'none'));
+    if (!replays.length && !migrations.length) list.append(el('li', {}, 'none'));
+    for (const m of migrations) {
+      // bloghub migrate: a read model moving to another database, phase by phase.
+      const item = el('li', { class: 'replay migration', 'data-projector': m.projector, 'data-phase': m.phase });
+      item.append(el('div', { class: 'what' },
+        `${m.projector}: moving to another database, phase ${m.phase} of 4 (${m.phase_name})`));
+      const bar = el('progress', { max: 4 });
+      bar.value = m.phase;
+      item.append(bar, el('div', { class: 'figures' },
+        `reads from the ${m.reads_from} · writes ${m.writes.join(' and ')} · target ${m.target}`));
+      list.append(item);
+    }
     for (const r of replays) {
       const p = progress(r, rows);
       const item = el('li', { class: 'replay', 'data-projector': r.projector, 'data-generation': r.generation });
@@ -218,7 +229,7 @@
       'updated ' + new Date(snap.at * 1000).toLocaleTimeString();
     renderProjectors(snap);
     renderDeadLetters(snap);
-    renderReplays(snap.replays, snap.projectors);
+    renderReplays(snap.replays, snap.migrations || [], snap.projectors);
     renderLive(snap);
     drawCharts();
   }
