@@ -91,9 +91,6 @@ class Settings(BaseSettings):
     # did not make likes reach their counts sooner (the broker answers a held fetch as
     # soon as any of its partitions has news); they only cost more empty fetches.
     fetch_max_wait_ms: int = Field(default=500, ge=1, le=500)
-    # How long a lane's fetched, untaken records hold back the next fetch from their broker
-    # (projections/runner.py); aiokafka's own is 100 ms.
-    prefetch_backoff_ms: int = Field(default=100, ge=1, le=1000)
     apply_retries: int = Field(default=3, ge=1, le=20)
     apply_concurrency: int = Field(default=2, ge=1, le=16)
     heartbeat_ttl_s: int = Field(default=15, ge=2)

@@ -50,7 +50,6 @@ class RunnerConfig:
     # writes one generation into another store beside the live group).
     group: str | None = None
     fetch_max_wait_ms: int = 500
-    prefetch_backoff_ms: int = 100
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RunnerConfig:
@@ -62,19 +61,7 @@ class RunnerConfig:
             apply_retries=settings.apply_retries,
             apply_concurrency=settings.apply_concurrency,
             fetch_max_wait_ms=settings.fetch_max_wait_ms,
-            prefetch_backoff_ms=settings.prefetch_backoff_ms,
         )
-
-
-def _hold_fetched_for(consumer: AIOKafkaConsumer, ms: int) -> None:
-    """How long records fetched and not yet taken by a lane hold back the next fetch from
-    their broker, for every partition it leads. aiokafka fixes it at 100 ms and offers no
-    option: with two lanes on one broker, a lane still applying its batch left the other
-    lane's partitions unfetched for that long, and that was most of a like's way to its
-    count. Its fetcher reads the attribute for every fetch it stores."""
-    fetcher = getattr(consumer, "_fetcher", None)
-    if fetcher is not None and hasattr(fetcher, "_prefetch_backoff"):
-        fetcher._prefetch_backoff = ms / 1000
 
 
 def group_id(prefix: str, projector: str, generation: int) -> str:
@@ -145,7 +132,6 @@ class ProjectorRunner:
         self._gate = Gate(consumer, self._log)
         committer = self._committer = OffsetCommitter(consumer, self._log)
         await consumer.start()
-        _hold_fetched_for(consumer, self._cfg.prefetch_backoff_ms)
         self._log.info("projector.started", topics=self.topics)
         # A lane failing stops its siblings at their next batch boundary, not mid-write.
         halt = asyncio.Event()
