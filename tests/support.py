@@ -294,3 +294,13 @@ async def second_database(settings: Settings, *, linguistic: bool = False) -> As
     finally:
         await drop_database(admin, name)
         await admin.close()
+
+
+async def execute_on(url: str, sql: str, *args: object) -> None:
+    """One statement on the database at ``url`` (a SQLAlchemy URL): a row written there as
+    that store's own projector would have."""
+    conn = await asyncpg.connect(url.replace("+asyncpg", ""))
+    try:
+        await conn.execute(sql, *args)
+    finally:
+        await conn.close()

@@ -3,8 +3,6 @@ migration moves them to another database, the article's state there, not the sou
 
 from __future__ import annotations
 
-import asyncpg
-
 from bloghub.adapters.postgres.engine import make_engine
 from bloghub.adapters.postgres.lookups import Lookups
 from bloghub.adapters.postgres.migrations import set_phase
@@ -13,7 +11,7 @@ from bloghub.api.interaction_queries import InteractionQueries
 from bloghub.migration_phases import Phase
 from bloghub.ops.migrate import migration_stores, start
 from tests.ranking_rows import add_article, ranking_store
-from tests.support import second_database
+from tests.support import execute_on, second_database
 
 
 async def test_a_like_decides_on_the_store_its_reads_moved_to(run_id: str) -> None:
@@ -25,18 +23,15 @@ async def test_a_like_decides_on_the_store_its_reads_moved_to(run_id: str) -> No
         # Withdrawn as the source holds it; published again as the target's projector wrote.
         article = await add_article(settings, hours_ago=1, visible=False)
         await start(ms, "interactions", target_url)
-        target = await asyncpg.connect(target_url.replace("+asyncpg", ""))
-        try:
-            await target.execute(
-                "INSERT INTO interactions_g1.article_stats (article_id, author_id, "
-                "published_at, visible, read_cnt, like_cnt, collect_cnt) "
-                "VALUES ($1, $2, $3, true, 0, 0, 0)",
-                article.id,
-                article.author_id,
-                article.published_at,
-            )
-        finally:
-            await target.close()
+        await execute_on(
+            target_url,
+            "INSERT INTO interactions_g1.article_stats (article_id, author_id, "
+            "published_at, visible, read_cnt, like_cnt, collect_cnt) "
+            "VALUES ($1, $2, $3, true, 0, 0, 0)",
+            article.id,
+            article.author_id,
+            article.published_at,
+        )
 
         engine = make_engine(settings.sqlalchemy_url, pool_size=2)
         lookups = await Lookups.open(settings.asyncpg_dsn, size=2, app="test-like-moved")

@@ -3,13 +3,11 @@ the target, the entries' details are the target's."""
 
 from __future__ import annotations
 
-import asyncpg
-
 from bloghub.adapters.postgres.migrations import set_phase
 from bloghub.migration_phases import Phase
 from bloghub.ops.migrate import migration_stores, start
 from tests.ranking_rows import add_article, ranking_job, ranking_store
-from tests.support import second_database
+from tests.support import execute_on, second_database
 
 
 async def test_the_ranking_shows_articles_from_the_store_reads_moved_to(run_id: str) -> None:
@@ -20,20 +18,17 @@ async def test_the_ranking_shows_articles_from_the_store_reads_moved_to(run_id: 
     ):
         article = await add_article(settings, hours_ago=1, likes=3, title="In the source")
         await start(ms, "articles", target_url)
-        target = await asyncpg.connect(target_url.replace("+asyncpg", ""))
-        try:
-            # As the target's own projector wrote it: the row it holds now says otherwise.
-            await target.execute(
-                "INSERT INTO articles_g1.articles (id, author_id, version, status, title, "
-                "content, tags, created_at, updated_at, published_version, published_title, "
-                "published_content, published_tags, published_at) VALUES ($1, $2, 2, "
-                "'published', 'x', 'text', '{t}', $3, $3, 2, 'In the target', 'text', '{t}', $3)",
-                article.id,
-                article.author_id,
-                article.published_at,
-            )
-        finally:
-            await target.close()
+        # As the target's own projector wrote it: the row it holds now says otherwise.
+        await execute_on(
+            target_url,
+            "INSERT INTO articles_g1.articles (id, author_id, version, status, title, "
+            "content, tags, created_at, updated_at, published_version, published_title, "
+            "published_content, published_tags, published_at) VALUES ($1, $2, 2, "
+            "'published', 'x', 'text', '{t}', $3, $3, 2, 'In the target', 'text', '{t}', $3)",
+            article.id,
+            article.author_id,
+            article.published_at,
+        )
         async with ranking_job(settings, "A") as job:
             assert await job.lock.hold()
             titles = []
