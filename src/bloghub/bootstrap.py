@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import httpx
@@ -144,16 +145,22 @@ class Container:
         """What the API process runs beside requests: the ops sampler, the SMS outbox worker,
         the reservation sweeper (keys are reserved here, so they are swept here), the
         subscription that keeps the in-process cache tier coherent and the check of the hot
-        ranking's version (the ranking is computed elsewhere, never in API processes)."""
-        await asyncio.gather(
-            self.run_ops_sampler(stop),
-            self.sms.run_worker(stop),
-            self.run_sweeper(stop),
-            follow_changes(self.hot, self.redis, self.settings.prefix, stop),
-            self.ranking.follow(stop),
-            self.reads.run(stop),
-            self.live.run(stop),
-        )
+        ranking's version (the ranking is computed elsewhere, never in API processes).
+
+        Each is kept running: one that fails is logged and started again, and the others go
+        on; all of them have ended (the read buffer drained) when this returns."""
+        jobs: dict[str, Job] = {
+            "ops_sampler": self.run_ops_sampler,
+            "sms_outbox": self.sms.run_worker,
+            "reservation_sweeper": self.run_sweeper,
+            "cache_changes": lambda s: follow_changes(
+                self.hot, self.redis, self.settings.prefix, s
+            ),
+            "ranking_version": self.ranking.follow,
+            "read_buffer": self.reads.run,
+            "live": self.live.run,
+        }
+        await asyncio.gather(*(kept_running(name, job, stop) for name, job in jobs.items()))
 
     async def run_sweeper(self, stop: asyncio.Event) -> None:
         await sweep_forever(
@@ -179,6 +186,31 @@ class Container:
         await self.lookups.close()  # the keys' checks use it too; closing twice is harmless
         await self.engine.dispose()
         await self.progress.engines.dispose()  # the stores migrations moved reads to
+
+
+Job = Callable[[asyncio.Event], Awaitable[None]]
+
+
+async def kept_running(
+    name: str,
+    job: Job,
+    stop: asyncio.Event,
+    *,
+    first_delay_s: float = 0.5,
+    max_delay_s: float = 30.0,
+) -> None:
+    """Run ``job`` until ``stop``; if it fails, log why and start it again after a pause
+    that doubles while it keeps failing. A job that returns is done."""
+    delay = first_delay_s
+    while not stop.is_set():
+        try:
+            await job(stop)
+            return
+        except Exception:
+            log.exception("background.job_failed", job=name, restart_in_s=delay)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=delay)
+        delay = min(delay * 2, max_delay_s)
 
 
 async def build(settings: Settings, *, pool_size: int = 10) -> Container:

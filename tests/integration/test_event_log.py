@@ -1,6 +1,7 @@
 """The event log on real Kafka: a producer whose sequence numbers the broker no longer
 accepts is replaced, so one refused write does not turn into every write refused; and a
-write the producer cannot deliver in time ends, unconfirmed, with the producer retired."""
+write the producer cannot deliver in time ends, unconfirmed, with the producer retired; and
+a closed log starts no producer that nothing would stop."""
 
 from __future__ import annotations
 
@@ -131,6 +132,22 @@ async def test_a_write_the_producer_cannot_deliver_in_time_is_unconfirmed_and_ke
             await log.close()
             await engine.dispose()
             await redis.aclose()
+
+
+async def test_a_closed_log_refuses_appends_and_leaves_no_producer_running(
+    settings: Settings,
+) -> None:
+    log = EventLog.from_settings(settings)
+    # Closed while its start is under way: the producer that start makes is stopped too.
+    starting = asyncio.create_task(log.start())
+    await asyncio.sleep(0)
+    await log.close()
+    await starting
+    assert log._producer is None
+    with pytest.raises(Unavailable):
+        await log.append([renamed(new_id_str(), "late")])
+    assert not await log.ping()
+    assert log._producer is None
 
 
 def _stopped(producer: Any) -> Callable[[], Awaitable[bool]]:

@@ -149,3 +149,28 @@ async def test_a_claim_repeated_by_its_owner_holds_and_another_owner_is_refused(
     held = await index.get("email", key)
     assert held is not None
     assert (held.owner_id, held.status, held.position) == ("owner-1", "confirmed", "cG9z")
+
+
+async def test_a_claim_right_after_the_server_ended_the_pools_sessions_is_taken(
+    index: Reservations, settings: Settings
+) -> None:
+    # As after a failover or an administrator's termination: every pooled connection is
+    # gone, and the first use of one may find its protocol left mid-exchange.
+    admin = await asyncpg.connect(settings.asyncpg_dsn)
+    try:
+        for round_ in range(3):
+            # Both pooled connections open (two claims at once), then ended by the server.
+            await asyncio.gather(
+                *(index.reserve("email", f"warm-{secrets.token_hex(4)}@x.test", "w") for _ in "ab")
+            )
+            await admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name"
+                " IN ('test-reservations', 'bloghub') AND pid <> pg_backend_pid()"
+            )
+            value = f"after-{round_}-{secrets.token_hex(4)}@example.com"
+            await index.reserve("email", value, "owner")
+            held = await index.get("email", value)
+            assert held is not None
+            assert held.owner_id == "owner"
+    finally:
+        await admin.close()

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import asyncpg
 import pytest
 from redis.exceptions import OutOfMemoryError, ReadOnlyError, ResponseError
 
 from bloghub.adapters.opensearch import check_bulk
 from bloghub.adapters.postgres.engine import is_transient
+from bloghub.adapters.postgres.engine import translate as translate_pg
 from bloghub.adapters.redis.errors import translate
 from bloghub.errors import StoreRejected, Transient
 
@@ -74,3 +76,18 @@ def test_postgres_unwell_states_are_transient(sqlstate: str) -> None:
 @pytest.mark.parametrize("sqlstate", ["23505", "23502", "22001", "42601"])
 def test_postgres_statement_errors_are_not(sqlstate: str) -> None:
     assert not is_transient(sqlstate)
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [
+        asyncpg.InterfaceError("connection is closed"),
+        asyncpg.InternalClientError(
+            "cannot switch to state 12; another operation (2) is in progress"
+        ),
+    ],
+)
+def test_a_connection_the_driver_calls_broken_is_transient(broken: Exception) -> None:
+    # A session the server ended (a failover): another connection will do, so the caller
+    # gets 503 with Retry-After, not 500.
+    assert isinstance(translate_pg(broken), Transient)

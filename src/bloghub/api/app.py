@@ -164,8 +164,10 @@ def create_app(
             yield
         finally:
             stop.set()
-            await background
-            await container.close()
+            try:
+                await background
+            finally:
+                await container.close()
 
     lines = access_log(settings)
     # One set of per-process buckets for the anonymous limit, whichever path answers.

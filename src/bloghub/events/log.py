@@ -173,6 +173,7 @@ class EventLog:
         self._producer: AIOKafkaProducer | None = None
         self._start_lock = asyncio.Lock()
         self._retiring: set[asyncio.Task[None]] = set()
+        self._closed = False
 
     @classmethod
     def from_settings(cls, settings: Settings, *, timeout_s: float | None = None) -> EventLog:
@@ -193,8 +194,12 @@ class EventLog:
             log.warning("event_log.start_deferred", bootstrap=self._bootstrap)
 
     async def close(self) -> None:
-        if self._producer is not None:
+        """Deliver what is held (within the append bound) and stop. An append after this is
+        ``Unavailable``: it must not start a producer that nothing would stop."""
+        self._closed = True
+        async with self._start_lock:  # a start under way ends first, and is stopped here
             producer, self._producer = self._producer, None
+        if producer is not None:
             await self._stop(producer, give_up=False)
         await asyncio.gather(*self._retiring, return_exceptions=True)
 
@@ -354,6 +359,8 @@ class EventLog:
         async with self._start_lock:
             if self._producer is not None:
                 return self._producer
+            if self._closed:
+                raise Unavailable("the event log is closed")
             producer = AIOKafkaProducer(
                 bootstrap_servers=self._bootstrap,
                 client_id=self._client_id,

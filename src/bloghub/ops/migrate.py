@@ -237,14 +237,16 @@ async def fill(
     ends = LogEnds(settings.kafka_bootstrap, settings.prefix)
     own_stop = asyncio.Event()
     await dead.start()
-    await ends.start()
-    task = asyncio.create_task(runner.run(own_stop), name=f"migrate-fill:{name}")
     try:
-        return await _follow_fill(ms, ends, migration, store, plan, show, stop, task)
+        await ends.start()
+        task = asyncio.create_task(runner.run(own_stop), name=f"migrate-fill:{name}")
+        try:
+            return await _follow_fill(ms, ends, migration, store, plan, show, stop, task)
+        finally:
+            own_stop.set()
+            await asyncio.gather(task, return_exceptions=True)
+            await ends.close()
     finally:
-        own_stop.set()
-        await asyncio.gather(task, return_exceptions=True)
-        await ends.close()
         await dead.close()
 
 

@@ -3,6 +3,9 @@ and the error, so the projector can move on and nothing is lost."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+
 from aiokafka import AIOKafkaProducer
 from redis.asyncio import Redis
 
@@ -32,7 +35,14 @@ class DeadLetters:
         )
 
     async def start(self) -> None:
-        await self._producer.start()
+        try:
+            await self._producer.start()
+        except BaseException:
+            # A half-started producer keeps its connections (and maybe its sender) to the
+            # end of the process unless stopped.
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._producer.stop())
+            raise
 
     async def close(self) -> None:
         await self._producer.stop()

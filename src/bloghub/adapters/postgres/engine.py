@@ -51,6 +51,12 @@ _SCHEMA_SQLSTATES = {"42P01", "42703", "3F000"}
 _REJECTED_CLASSES = {"22", "23"}
 
 
+# The driver's own word that a connection cannot go on: closed under it (the server ended
+# the session, as after a failover), or its protocol left mid-exchange by that. The next
+# try takes another connection.
+_BROKEN_CONNECTION = (asyncpg.InterfaceError, asyncpg.InternalClientError)
+
+
 def is_transient(sqlstate: str) -> bool:
     return sqlstate in _TRANSIENT_SQLSTATES or sqlstate[:2] in _TRANSIENT_CLASSES
 
@@ -76,6 +82,8 @@ def translate(exc: BaseException) -> BaseException:
         cause, OSError | asyncpg.CannotConnectNowError
     ):
         return Unavailable("the database is not reachable")
+    if isinstance(cause, _BROKEN_CONNECTION):
+        return Transient(f"the database connection broke: {cause}")
     return exc
 
 
@@ -83,7 +91,7 @@ def translate(exc: BaseException) -> BaseException:
 async def translated() -> AsyncIterator[None]:
     try:
         yield
-    except (sa_exc.SQLAlchemyError, asyncpg.PostgresError, OSError) as exc:
+    except (sa_exc.SQLAlchemyError, asyncpg.PostgresError, OSError, *_BROKEN_CONNECTION) as exc:
         mapped = translate(exc)
         if mapped is exc:
             raise

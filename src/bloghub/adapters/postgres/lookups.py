@@ -18,8 +18,14 @@ from bloghub.adapters.postgres.engine import translated
 from bloghub.coalesce import Coalesced
 
 # The server closed the connection since the pool last used it (a restart, an idle
-# timeout): one retry takes a fresh one, as a pre-ping would have, without its round trip.
-_GONE = (asyncpg.ConnectionDoesNotExistError, asyncpg.InterfaceError, ConnectionError)
+# timeout, an administrator's termination): one retry takes a fresh one, as a pre-ping
+# would have, without its round trip.
+_GONE = (
+    asyncpg.ConnectionDoesNotExistError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    ConnectionError,
+)
 
 
 async def _nothing_to_reset(conn: asyncpg.Connection) -> None:
@@ -66,11 +72,22 @@ class Lookups:
             try:
                 return await self._fetch(sql, args)
             except _GONE:
+                # What ended this session (a restart, a failover) most likely ended the
+                # other pooled ones too: they are replaced on their next use, rather than
+                # each failing a request (or this retry) first.
+                await self._pool.expire_connections()
                 return await self._fetch(sql, args)
 
     async def _fetch(self, sql: str, args: tuple[object, ...]) -> list[asyncpg.Record]:
         async with self._pool.acquire(timeout=5) as conn:
-            return list(await conn.fetch(sql, *args))
+            try:
+                return list(await conn.fetch(sql, *args))
+            except asyncpg.InternalClientError:
+                # The server ended the session while the connection sat in the pool, and
+                # its protocol was left mid-exchange: never usable again, so the pool must
+                # not hand it out twice.
+                conn.terminate()
+                raise
 
     async def close(self) -> None:
         await self._pool.close()
