@@ -109,9 +109,13 @@ class RequestLog:
         self.access_log = access_log
 
     def done(self, scope: Scope, status: int, seconds: float, request_id: str) -> None:
-        if not self._logged(scope["method"], status):
-            pass
-        elif self.access_log is not None:
+        if self._logged(scope["method"], status):  # reads may be sampled; metrics never are
+            self._log(scope, status, seconds, request_id)
+        if self.observe is not None:
+            self.observe(scope, status, seconds)
+
+    def _log(self, scope: Scope, status: int, seconds: float, request_id: str) -> None:
+        if self.access_log is not None:
             ms = round(seconds * 1000, 2)
             self.access_log(scope["method"], scope["path"], status, ms, request_id)
         else:
@@ -123,8 +127,6 @@ class RequestLog:
                 ms=round(seconds * 1000, 2),
                 request_id=request_id,
             )
-        if self.observe is not None:
-            self.observe(scope, status, seconds)
 
     def _logged(self, method: str, status: int) -> bool:
         if status >= 400 or method not in READS or self.sample_reads >= 1.0:
