@@ -10,12 +10,15 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     DateTime,
     Text,
     any_,
     bindparam,
+    exists,
     false,
     func,
+    or_,
     select,
     tuple_,
     update,
@@ -79,16 +82,38 @@ async def apply_visibility(conn: AsyncConnection, ev: ArticleEvent, at: datetime
         )
 
 
-async def lock_counts(conn: AsyncConnection, article_ids: Iterable[str]) -> None:
-    """Lock the counter rows of ``article_ids`` that exist, in id order."""
-    ids = sorted(set(article_ids))
-    if ids:
-        await conn.execute(
-            select(s.article_id)
-            .where(s.article_id == any_(bindparam("ids", ids, type_=ARRAY(_ID))))
-            .order_by(s.article_id)
-            .with_for_update()
-        )
+_claims = unnest_source({"a": _ID, "au": _ID, "at": _AT, "make": Boolean()})
+
+
+async def claim_counts(
+    conn: AsyncConnection, claims: Mapping[str, tuple[str, datetime, bool]]
+) -> None:
+    """Lock the counter rows of the articles ``claims`` names, in id order, creating those
+    marked to be made (author, time first seen; not shown) that do not exist yet: one pass
+    in one order over new and existing rows alike. (Locking only the rows that existed,
+    then inserting the rest, took rows out of order: the other lane's counts statement,
+    inserting and locking in id order, then deadlocked with this one.) An article not to
+    be made that has no row is skipped: nothing else writes it either."""
+    if not claims:
+        return
+    items = sorted(claims.items())
+    stmt = insert(article_stats).from_select(
+        ["article_id", "author_id", "published_at", "visible"],
+        select(_claims.c.a, _claims.c.au, _claims.c.at, false()).where(
+            or_(_claims.c.make, exists().where(s.article_id == _claims.c.a))
+        ),
+    )
+    # A conflict's row is locked even where the update's condition excludes it.
+    upsert = stmt.on_conflict_do_update(
+        index_elements=[s.article_id], set_={"visible": s.visible}, where=false()
+    )
+    params = {
+        "a": [a for a, _ in items],
+        "au": [c[0] for _, c in items],
+        "at": [c[1] for _, c in items],
+        "make": [c[2] for _, c in items],
+    }
+    await conn.execute(upsert, params)
 
 
 async def create_collections(

@@ -27,7 +27,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bloghub.adapters.redis.cache import Cache
 from bloghub.adapters.redis.counters import CounterCache, Counts, Tally
-from bloghub.events.articles import ArticleDeleted, ArticlePublished, ArticleWithdrawn
+from bloghub.events.articles import (
+    ArticleDeleted,
+    ArticleEvent,
+    ArticlePublished,
+    ArticleWithdrawn,
+)
 from bloghub.events.base import Recorded
 from bloghub.events.interactions import CollectionCreated, InteractionEvent
 from bloghub.events.topics import Family
@@ -47,6 +52,23 @@ _VISIBILITY = (ArticlePublished, ArticleWithdrawn, ArticleDeleted)
 _MOVED: ContextVar[tuple[Sequence[Recorded], dict[str, Tally]] | None] = ContextVar(
     "interactions_moved", default=None
 )
+
+
+def claims_of(
+    shown: Sequence[tuple[ArticleEvent, datetime]], run: Sequence[Recorded]
+) -> dict[str, tuple[str, datetime, bool]]:
+    """The counter rows a batch with article events writes: each with the author and time
+    a new row gets, and whether to make it. A publish or an interaction makes its row (as
+    they would anyway); a withdraw or a delete only locks one that exists."""
+    claims: dict[str, tuple[str, datetime, bool]] = {}
+    for r in run:
+        if isinstance(r.event, InteractionEvent):
+            claims.setdefault(r.event.article_id, (r.event.author_id, r.envelope.occurred_at, True))
+    for event, at in shown:
+        made = isinstance(event, ArticlePublished)
+        if made or event.article_id not in claims:
+            claims[event.article_id] = (event.author_id, at, made)
+    return claims
 
 
 class InteractionsProjector(PostgresProjector):
@@ -82,12 +104,10 @@ class InteractionsProjector(PostgresProjector):
         run = [r for r in records if isinstance(r.event, InteractionEvent | CollectionCreated)]
         if shown:
             # The lane of the articles family and the lane of the interactions family write
-            # the same counter rows; the counts' one statement locks them in id order, so
+            # the same counter rows; the counts' one statement takes them in id order, so
             # this transaction takes all of its rows first, in that order too, rather than
             # event by event (which deadlocked the two lanes, stalling both a second).
-            touched = {e.article_id for e, _ in shown}
-            touched |= {r.event.article_id for r in run if isinstance(r.event, InteractionEvent)}
-            await w.lock_counts(conn, touched)
+            await w.claim_counts(conn, claims_of(shown, run))
         # Each article's events in version order, which the version guard makes the same
         # as log order; articles in id order, as locked.
         for event, at in sorted(shown, key=lambda e: (e[0].article_id, e[0].version)):
