@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Self
@@ -22,8 +22,11 @@ import orjson
 import structlog
 from redis.asyncio import Redis
 from sqlalchemy import (
+    BigInteger,
     ColumnElement,
     DateTime,
+    any_,
+    bindparam,
     delete,
     exists,
     literal,
@@ -33,9 +36,10 @@ from sqlalchemy import (
     tuple_,
     update,
 )
-from sqlalchemy.dialects.postgresql import UUID, insert
+from sqlalchemy.dialects.postgresql import ARRAY, UUID, insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from bloghub.adapters.postgres.bulk import unnest_source
 from bloghub.adapters.postgres.tables import (
     article_likers,
     like_milestones,
@@ -158,16 +162,15 @@ class NotificationsProjector(PostgresProjector):
 
     async def handle(self, conn: AsyncConnection, records: Sequence[Recorded]) -> None:
         await self._hold_recipients(conn, records)
+        # Likes first, all at once: read marks hold in whatever order they meet the
+        # notifications they cover (see _already_read), so the rest keeps its log order.
+        await self._likes(conn, records)
         for rec in records:
             ev = rec.event
             match ev:
                 case UserFollowed() | CommentPosted():
                     for notice in notices_of(ev):
                         await self._notify(conn, notice, rec)
-                case ArticleLiked():
-                    await self._liked(conn, ev, rec)
-                case ArticleUnliked():
-                    await self._unliked(conn, ev)
                 case NotificationsRead():
                     await self._read(conn, ev)
 
@@ -210,56 +213,51 @@ class NotificationsProjector(PostgresProjector):
             .on_conflict_do_nothing(index_elements=[n.id])
         )
 
-    async def _liked(self, conn: AsyncConnection, ev: ArticleLiked, rec: Recorded) -> None:
-        added = await conn.execute(
-            insert(article_likers)
-            .values(article_id=ev.article_id, user_id=ev.user_id)
-            .on_conflict_do_nothing()
-            .returning(article_likers.c.user_id)
+    async def _likes(self, conn: AsyncConnection, recs: Sequence[Recorded]) -> None:
+        """A batch's likes and unlikes in a few statements, with the outcome of applying
+        them one by one: the likers and counts as stored are read once, each event is then
+        applied in memory in log order (so a milestone reached mid-batch is notified, as it
+        would be event by event, and a replay in any batch split notifies the same), and
+        what changed is written back. An article's events are all in one partition, whose
+        checkpoint row this transaction holds: nothing else writes its rows meanwhile."""
+        events = [(r, r.event) for r in recs if isinstance(r.event, ArticleLiked | ArticleUnliked)]
+        if not events:
+            return
+        pairs = sorted({(ev.article_id, ev.user_id) for _, ev in events})
+        stored = await _likers(conn, pairs)
+        counts = await _milestones(conn, sorted({a for a, _ in pairs}))
+        before = dict(counts)
+        member = {p: p in stored for p in pairs}
+        notices: list[tuple[Notice, Recorded]] = []
+        for rec, ev in events:
+            pair, on = (ev.article_id, ev.user_id), isinstance(ev, ArticleLiked)
+            if member[pair] == on:
+                continue  # a like already counted, or an unlike of what is not liked
+            member[pair] = on
+            likes, notified = counts.get(ev.article_id, (0, 0))
+            likes += 1 if on else -1
+            if on and is_milestone(likes) and likes > notified:
+                notified = likes  # an unlike and a re-like never cross one twice
+                if ev.user_id != ev.author_id:
+                    key = f"likes:{ev.article_id}:{likes}"
+                    notice = Notice(
+                        key,
+                        ev.author_id,
+                        "like_milestone",
+                        ev.user_id,
+                        article_id=ev.article_id,
+                        milestone=likes,
+                    )
+                    notices.append((notice, rec))
+            counts[ev.article_id] = (likes, notified)
+        await _write_likers(
+            conn,
+            added=[p for p in pairs if member[p] and p not in stored],
+            removed=[p for p in pairs if not member[p] and p in stored],
         )
-        if added.first() is None:
-            return  # a like this projector has already counted
-        m = like_milestones.c
-        counted = await conn.execute(
-            insert(like_milestones)
-            .values(article_id=ev.article_id, likes=1, notified=0)
-            .on_conflict_do_update(index_elements=[m.article_id], set_={"likes": m.likes + 1})
-            .returning(m.likes, m.notified)
-        )
-        likes, notified = counted.one()
-        if not is_milestone(likes) or likes <= notified:
-            return  # an unlike and a re-like cross a milestone already notified
-        await conn.execute(
-            update(like_milestones).where(m.article_id == ev.article_id).values(notified=likes)
-        )
-        if ev.user_id != ev.author_id:
-            key = f"likes:{ev.article_id}:{likes}"
-            notice = Notice(
-                key,
-                ev.author_id,
-                "like_milestone",
-                ev.user_id,
-                article_id=ev.article_id,
-                milestone=likes,
-            )
+        await _write_milestones(conn, {a: c for a, c in counts.items() if before.get(a) != c})
+        for notice, rec in notices:
             await self._notify(conn, notice, rec)
-
-    async def _unliked(self, conn: AsyncConnection, ev: ArticleUnliked) -> None:
-        gone = await conn.execute(
-            delete(article_likers)
-            .where(
-                article_likers.c.article_id == ev.article_id,
-                article_likers.c.user_id == ev.user_id,
-            )
-            .returning(article_likers.c.user_id)
-        )
-        if gone.first() is not None:
-            m = like_milestones.c
-            await conn.execute(
-                update(like_milestones)
-                .where(m.article_id == ev.article_id)
-                .values(likes=m.likes - 1)
-            )
 
     async def _read(self, conn: AsyncConnection, ev: NotificationsRead) -> None:
         n = notifications.c
@@ -365,4 +363,72 @@ def _position(at: datetime, notification_id: str) -> ColumnElement[Any]:
     """A (created_at, id) pair as typed SQL values, to compare with the columns."""
     return tuple_(
         literal(at, DateTime(timezone=True)), literal(notification_id, UUID(as_uuid=False))
+    )
+
+
+_ID = UUID(as_uuid=False)
+_pairs = unnest_source({"a": _ID, "u": _ID})
+_counts = unnest_source({"a": _ID, "n": BigInteger(), "m": BigInteger()})
+
+
+async def _likers(conn: AsyncConnection, pairs: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
+    """Which of the (article, user) pairs are stored likers."""
+    k = article_likers.c
+    found = await conn.execute(
+        select(k.article_id, k.user_id).where(
+            tuple_(k.article_id, k.user_id).in_(select(_pairs.c.a, _pairs.c.u))
+        ),
+        {"a": [a for a, _ in pairs], "u": [u for _, u in pairs]},
+    )
+    return {(str(a), str(u)) for a, u in found}
+
+
+async def _milestones(conn: AsyncConnection, articles: Sequence[str]) -> dict[str, tuple[int, int]]:
+    """Each article's stored like count and the last milestone notified."""
+    m = like_milestones.c
+    found = await conn.execute(
+        select(m.article_id, m.likes, m.notified).where(
+            m.article_id == any_(bindparam("ids", articles, type_=ARRAY(_ID)))
+        )
+    )
+    return {str(a): (likes, notified) for a, likes, notified in found}
+
+
+async def _write_likers(
+    conn: AsyncConnection, *, added: Sequence[tuple[str, str]], removed: Sequence[tuple[str, str]]
+) -> None:
+    k = article_likers.c
+    if added:
+        await conn.execute(
+            insert(article_likers)
+            .from_select(["article_id", "user_id"], select(_pairs.c.a, _pairs.c.u))
+            .on_conflict_do_nothing(),
+            {"a": [a for a, _ in added], "u": [u for _, u in added]},
+        )
+    if removed:
+        await conn.execute(
+            delete(article_likers).where(
+                tuple_(k.article_id, k.user_id).in_(select(_pairs.c.a, _pairs.c.u))
+            ),
+            {"a": [a for a, _ in removed], "u": [u for _, u in removed]},
+        )
+
+
+async def _write_milestones(conn: AsyncConnection, counts: Mapping[str, tuple[int, int]]) -> None:
+    if not counts:
+        return
+    items = sorted(counts.items())
+    new = insert(like_milestones).from_select(
+        ["article_id", "likes", "notified"], select(_counts.c.a, _counts.c.n, _counts.c.m)
+    )
+    await conn.execute(
+        new.on_conflict_do_update(
+            index_elements=[like_milestones.c.article_id],
+            set_={"likes": new.excluded.likes, "notified": new.excluded.notified},
+        ),
+        {
+            "a": [a for a, _ in items],
+            "n": [c[0] for _, c in items],
+            "m": [c[1] for _, c in items],
+        },
     )
