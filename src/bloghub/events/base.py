@@ -84,11 +84,19 @@ class EventRegistry:
     def __init__(self) -> None:
         self._models: dict[str, type[Event]] = {}
         self._upcasters: dict[tuple[str, int], Upcaster] = {}
+        # Per wire type: its model's version and pydantic-core's validator, called
+        # directly. ``model_validate`` is the same validation behind a Python wrapper
+        # that cost as much again as validating an interaction event (0.8 of 2 µs).
+        self._validators: dict[str, tuple[int, Callable[[dict[str, Any]], Event]]] = {}
 
     def register(self, model: E) -> E:
         if model.TYPE in self._models:
             raise ValueError(f"event type {model.TYPE!r} registered twice")
         self._models[model.TYPE] = model
+        self._validators[model.TYPE] = (
+            model.VERSION,
+            model.__pydantic_validator__.validate_python,
+        )
         return model
 
     def upcaster(self, type_: str, from_version: int) -> Callable[[Upcaster], Upcaster]:
@@ -108,17 +116,20 @@ class EventRegistry:
         return self.model(type_).FAMILY
 
     def materialise(self, envelope: Envelope) -> Event:
-        model = self.model(envelope.type)
+        try:
+            current, validate = self._validators[envelope.type]
+        except KeyError:
+            raise UnknownEventType(envelope.type) from None
         payload, version = envelope.payload, envelope.version
-        while version < model.VERSION:
+        while version < current:
             step = self._upcasters.get((envelope.type, version))
             if step is None:
                 raise UnknownEventType(f"{envelope.type} v{version}: no upcaster")
             payload, version = step(payload), version + 1
-        if version > model.VERSION:
+        if version > current:
             raise UnknownEventType(f"{envelope.type} v{version} is newer than this code")
         try:
-            return model.model_validate(payload)
+            return validate(payload)
         except ValidationError as exc:
             # Only fields the model lacks mean newer code wrote it; a missing or malformed
             # field is the event's own fault.

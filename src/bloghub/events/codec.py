@@ -72,7 +72,11 @@ def decode(value: bytes | None) -> Envelope:
         at = datetime.fromisoformat(occurred_at)
     except ValueError as exc:
         raise UndecodableEvent(f"not an envelope: occurred_at: {exc}") from exc
-    return Envelope(event_id, type_, version, aggregate_id, at, actor_id, request_id, payload)
+    # tuple.__new__ rather than the named tuple's own __new__, a Python function: a third
+    # of the cost, paid per event by every projector.
+    return tuple.__new__(
+        Envelope, (event_id, type_, version, aggregate_id, at, actor_id, request_id, payload)
+    )
 
 
 def _refuse(raw: dict[str, Any]) -> NoReturn:

@@ -38,14 +38,15 @@ class Fold:
     reads: dict[ReadKey, list[datetime]] = field(default_factory=dict)
 
     def add(self, ev: InteractionEvent, at: datetime) -> None:
-        match ev:
-            case ArticleLiked() | ArticleUnliked():
-                self.likes[(ev.article_id, ev.user_id)] = (isinstance(ev, ArticleLiked), at)
-            case ArticleCollected() | ArticleUncollected():
-                kept = isinstance(ev, ArticleCollected)
-                self.entries[(ev.collection_id, ev.article_id)] = (kept, ev.user_id, at)
-            case ArticleRead() if ev.reader != ev.author_id:
-                self.reads.setdefault((ev.article_id, ev.reader), []).append(at)
+        # Exact types, not class patterns: an event model's isinstance goes through
+        # ABCMeta (pydantic's metaclass), and this runs for every event of a batch.
+        if type(ev) is ArticleLiked or type(ev) is ArticleUnliked:
+            self.likes[(ev.article_id, ev.user_id)] = (type(ev) is ArticleLiked, at)
+        elif type(ev) is ArticleCollected or type(ev) is ArticleUncollected:
+            kept = type(ev) is ArticleCollected
+            self.entries[(ev.collection_id, ev.article_id)] = (kept, ev.user_id, at)
+        elif type(ev) is ArticleRead and ev.reader != ev.author_id:
+            self.reads.setdefault((ev.article_id, ev.reader), []).append(at)
 
     def liked(self) -> list[tuple[str, str, datetime]]:
         return sorted((a, u, at) for (a, u), (on, at) in self.likes.items() if on)

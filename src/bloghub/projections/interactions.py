@@ -21,7 +21,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from contextvars import ContextVar
 from datetime import datetime
-from typing import TYPE_CHECKING, Self
+from enum import IntEnum
+from typing import TYPE_CHECKING, Self, cast
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -33,7 +34,7 @@ from bloghub.events.articles import (
     ArticlePublished,
     ArticleWithdrawn,
 )
-from bloghub.events.base import Recorded
+from bloghub.events.base import Event, Recorded
 from bloghub.events.interactions import CollectionCreated, InteractionEvent
 from bloghub.events.topics import Family
 from bloghub.projections import interaction_writes as w
@@ -54,16 +55,49 @@ _MOVED: ContextVar[tuple[Sequence[Recorded], dict[str, Tally]] | None] = Context
 )
 
 
+class Kind(IntEnum):
+    """What this projector does with an event of a given model."""
+
+    OTHER = 0
+    SHOWN = 1  # publish, withdraw, delete: whether the article's counts are shown
+    INTERACTION = 2
+    MADE = 3  # a collection created
+
+
+_KINDS: dict[type[Event], Kind] = {}
+
+
+def kind_of(event: Event) -> Kind:
+    """The event's kind, worked out once per model: this runs for every event of every
+    batch, and an isinstance of an event model goes through ABCMeta (pydantic's
+    metaclass), several times per event when each pass asked again."""
+    cls = type(event)
+    kind = _KINDS.get(cls)
+    if kind is None:
+        kind = _KINDS[cls] = (
+            Kind.SHOWN
+            if issubclass(cls, _VISIBILITY)
+            else Kind.INTERACTION
+            if issubclass(cls, InteractionEvent)
+            else Kind.MADE
+            if issubclass(cls, CollectionCreated)
+            else Kind.OTHER
+        )
+    return kind
+
+
+Dated = tuple[InteractionEvent, datetime]
+
+
 def claims_of(
-    shown: Sequence[tuple[ArticleEvent, datetime]], run: Sequence[Recorded]
+    shown: Sequence[tuple[ArticleEvent, datetime]], events: Sequence[Dated]
 ) -> dict[str, tuple[str, datetime, bool]]:
     """The counter rows a batch with article events writes: each with the author and time
     a new row gets, and whether to make it. A publish or an interaction makes its row (as
     they would anyway); a withdraw or a delete only locks one that exists."""
     claims: dict[str, tuple[str, datetime, bool]] = {}
-    for r in run:
-        if isinstance(r.event, InteractionEvent):
-            claims.setdefault(r.event.article_id, (r.event.author_id, r.envelope.occurred_at, True))
+    for ev, at in events:
+        claims.setdefault(ev.article_id, (ev.author_id, at, True))
     for event, at in shown:
         made = isinstance(event, ArticlePublished)
         if made or event.article_id not in claims:
@@ -98,40 +132,42 @@ class InteractionsProjector(PostgresProjector):
     async def handle(self, conn: AsyncConnection, records: Sequence[Recorded]) -> None:
         # Counts do not depend on visibility (see above), so the whole batch's interactions
         # fold into one set of statements, however its article events fall among them.
-        shown = [
-            (r.event, r.envelope.occurred_at) for r in records if isinstance(r.event, _VISIBILITY)
-        ]
-        run = [r for r in records if isinstance(r.event, InteractionEvent | CollectionCreated)]
+        shown: list[tuple[ArticleEvent, datetime]] = []
+        events: list[Dated] = []
+        made: list[tuple[CollectionCreated, datetime]] = []
+        for r in records:
+            kind, event = kind_of(r.event), r.event
+            if kind is Kind.INTERACTION:
+                events.append((cast(InteractionEvent, event), r.envelope.occurred_at))
+            elif kind is Kind.SHOWN:
+                shown.append((cast(ArticleEvent, event), r.envelope.occurred_at))
+            elif kind is Kind.MADE:
+                made.append((cast(CollectionCreated, event), r.envelope.occurred_at))
         if shown:
             # The lane of the articles family and the lane of the interactions family write
             # the same counter rows; the counts' one statement takes them in id order, so
             # this transaction takes all of its rows first, in that order too, rather than
             # event by event (which deadlocked the two lanes, stalling both a second).
-            await w.claim_counts(conn, claims_of(shown, run))
+            await w.claim_counts(conn, claims_of(shown, events))
         # Each article's events in version order, which the version guard makes the same
         # as log order; articles in id order, as locked.
         for event, at in sorted(shown, key=lambda e: (e[0].article_id, e[0].version)):
             await w.apply_visibility(conn, event, at)
-        moved = await self._interactions(conn, run)
+        await w.create_collections(conn, made)
+        moved = await self._interactions(conn, events)
         _MOVED.set((records, moved))
 
     async def _interactions(
-        self, conn: AsyncConnection, run: Sequence[Recorded]
+        self, conn: AsyncConnection, events: Sequence[Dated]
     ) -> dict[str, Tally]:
-        if not run:
+        if not events:
             return {}
-        made = [
-            (r.event, r.envelope.occurred_at) for r in run if isinstance(r.event, CollectionCreated)
-        ]
-        await w.create_collections(conn, made)
-        events = [
-            (r.event, r.envelope.occurred_at) for r in run if isinstance(r.event, InteractionEvent)
-        ]
         fold = Fold()
         seen: dict[str, tuple[str, datetime]] = {}
         for ev, at in events:
             fold.add(ev, at)
-            seen.setdefault(ev.article_id, (ev.author_id, at))
+            if ev.article_id not in seen:
+                seen[ev.article_id] = (ev.author_id, at)
         return await w.move_counts(conn, await self._changes(conn, fold), seen)
 
     async def _changes(self, conn: AsyncConnection, fold: Fold) -> dict[str, Counts]:
@@ -162,8 +198,8 @@ class InteractionsProjector(PostgresProjector):
             return
         versions: dict[str, int] = {}
         for r in records:
-            if isinstance(r.event, InteractionEvent):
-                article_id = r.event.article_id
+            if kind_of(r.event) is Kind.INTERACTION:
+                article_id = cast(InteractionEvent, r.event).article_id
                 versions[article_id] = max(versions.get(article_id, 0), r.offset + 1)
         if not versions:
             return

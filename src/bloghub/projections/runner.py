@@ -338,8 +338,10 @@ class ProjectorRunner:
     def _decode(self, record: Raw) -> Recorded:
         envelope = decode(record.value)
         event = self._registry.materialise(envelope)
-        return Recorded(
-            envelope, event, record.topic, record.partition, record.offset, record.timestamp
+        # As in ``decode``: the tuple made directly, not through the named tuple's __new__.
+        return tuple.__new__(
+            Recorded,
+            (envelope, event, record.topic, record.partition, record.offset, record.timestamp),
         )
 
     async def _apply_with_retries(
