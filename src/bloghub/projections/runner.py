@@ -149,6 +149,8 @@ class ProjectorRunner:
             self.revoked()
             await asyncio.gather(*lanes, *(placing,) if placing else (), return_exceptions=True)
             await committer.flush()
+            if self._stats is not None:
+                await self._stats.flush()
             await consumer.stop()
             self._consumer = None
             self._log.info("projector.stopped", applied=self.applied)
@@ -298,7 +300,7 @@ class ProjectorRunner:
             elif reached[part.tp] == part.end:
                 self._going(_where(part.tp))
         if self._stats is not None:
-            await self._stats.committed(len(fresh))
+            self._stats.committed(len(fresh))
         if fresh:
             await self._after_commit(fresh)
 
