@@ -80,7 +80,7 @@ class ArticlesProjector(PostgresProjector):
                 if done.rowcount:
                     await self._set_tags(conn, ev.article_id, [], tally)
             case ArticleDeleted():
-                await conn.execute(delete(articles).where(articles.c.id == ev.article_id))
+                await conn.execute(_DELETED, {"b_id": ev.article_id})
                 await self._set_tags(conn, ev.article_id, [], tally)
 
     async def _set_tags(
@@ -88,16 +88,10 @@ class ArticlesProjector(PostgresProjector):
     ) -> None:
         # The tags it leaves are read from the rows it deletes: the count moves by what the
         # read model actually changed, so a delete of an unpublished article moves nothing.
-        gone = await conn.execute(
-            delete(article_tags)
-            .where(article_tags.c.article_id == article_id)
-            .returning(article_tags.c.tag)
-        )
+        gone = await conn.execute(_TAGS_GONE, {"b_id": article_id})
         tally.moved(gone.scalars(), tags)
         if tags:
-            await conn.execute(
-                insert(article_tags), [{"article_id": article_id, "tag": t} for t in tags]
-            )
+            await conn.execute(_TAGGED, [{"article_id": article_id, "tag": t} for t in tags])
 
     def stale_cache_keys(self, records: Sequence[Recorded]) -> set[str]:
         cache = self.cache
@@ -184,6 +178,13 @@ _PUBLISHED = (
 # Events from before slugs leave the column as it is.
 _EDITED_SLUG = _EDITED.values(slug=_p("slug"))
 _PUBLISHED_SLUG = _PUBLISHED.values(slug=_p("slug"))
+_DELETED = delete(articles).where(_row.id == _p("id"))
+_TAGS_GONE = (
+    delete(article_tags)
+    .where(article_tags.c.article_id == bindparam("b_id", type_=article_tags.c.article_id.type))
+    .returning(article_tags.c.tag)
+)
+_TAGGED = insert(article_tags)
 _WITHDRAWN = (
     update(articles)
     .where(_newer)
