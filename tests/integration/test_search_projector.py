@@ -155,9 +155,12 @@ async def test_likes_from_their_own_topic_land_in_the_document(
             index = index_name(settings.prefix, ARTICLES, 1)
             await index_exists(search, index)
 
+            # The two topics are separate partitions, applied in either order: the document
+            # can show the publish before the likes. Once all four are applied, it has both.
             async def counted() -> bool:
                 doc = (await all_docs(search, index)).get(article_id)
-                return doc is not None and doc.get("state") == "published"
+                done = await applied(settings, ARTICLES)
+                return doc is not None and doc.get("state") == "published" and done >= 4
 
             await wait_until(counted, timeout_s=30)
             doc = (await all_docs(search, index))[article_id]
