@@ -110,6 +110,30 @@ async def test_the_tag_filter_is_exact(client: httpx.AsyncClient, author: Author
     assert set(ids(await search(client, author, q=marker))) == {go, golang}
 
 
+async def test_a_hit_counts_each_liker_once_as_the_article_does(
+    client: httpx.AsyncClient, author: Author, other: Author
+) -> None:
+    """A reader who likes again (and again after an unlike) is one like: the hit shows the
+    interactions' count, the number the article itself shows, and the liker sees it at once."""
+    tag = word()
+    article_id = await publish(client, author, title=f"{tag} liked", tags=[tag])
+    like = f"/v1/articles/{article_id}/like"
+    for method in ("PUT", "PUT", "DELETE", "PUT"):
+        done = await client.request(method, like, headers=other.auth)
+        assert done.status_code == 200, done.text
+    done = await client.put(like, headers=author.auth)
+    assert done.status_code == 200, done.text
+
+    hits = (await search(client, author, q=tag))["articles"]
+    assert [(h["id"], h["like_count"]) for h in hits] == [(article_id, 2)]
+    shown = await client.get(f"/v1/articles/{article_id}", headers=author.auth)
+    assert shown.json()["article"]["like_cnt"] == 2
+    for _ in range(3):  # likes recorded again change neither
+        assert (await client.put(like, headers=other.auth)).status_code == 200
+    hits = (await search(client, other, q=tag))["articles"]
+    assert [h["like_count"] for h in hits] == [2]
+
+
 async def test_withdrawn_and_deleted_articles_are_never_found(
     client: httpx.AsyncClient, author: Author
 ) -> None:

@@ -1,7 +1,7 @@
-"""Article search documents against the real OpenSearch: each part of a document (the
-article's text, its likes) is applied past its own version by OpenSearch itself, so an
-older batch delivered again, or a zombie instance writing what it folded long ago, brings
-back neither old text nor a withdrawn or deleted article."""
+"""Article search documents against the real OpenSearch: an article's state is applied
+past the version the document holds by OpenSearch itself, so an older batch delivered
+again, or a zombie instance writing what it folded long ago, brings back neither old text
+nor a withdrawn or deleted article."""
 
 from __future__ import annotations
 
@@ -21,7 +21,6 @@ from bloghub.adapters.postgres.engine import make_engine
 from bloghub.adapters.search_indexes import ARTICLES, index_name
 from bloghub.events.articles import ArticleDeleted, ArticlePublished, ArticleWithdrawn
 from bloghub.events.base import Event, Recorded
-from bloghub.events.interactions import ArticleLiked
 from bloghub.ids import new_id_str
 from bloghub.projections.search import ArticleSearchProjector, empty_article, fold_article
 from bloghub.settings import Settings
@@ -30,7 +29,7 @@ from tests.integration.test_search_projector import append
 from tests.support import recorded, until_applied
 from tests.unit.test_search_fold import ARTICLE, deliveries
 
-ARTICLES_TOPIC, LIKES_TOPIC = "p.articles", "p.interactions"
+ARTICLES_TOPIC = "p.articles"
 
 
 @pytest.fixture
@@ -75,8 +74,7 @@ def publish(article_id: str, author: str, version: int, title: str) -> Event:
 
 
 def at(event: Event, offset: int) -> Recorded:
-    topic = LIKES_TOPIC if isinstance(event, ArticleLiked) else ARTICLES_TOPIC
-    return recorded(event, topic=topic, partition=0, offset=offset)
+    return recorded(event, topic=ARTICLES_TOPIC, partition=0, offset=offset)
 
 
 async def stored(search: AsyncOpenSearch, index: str, doc_id: str) -> tuple[dict[str, Any], int]:
@@ -124,23 +122,15 @@ async def test_a_zombie_writing_an_older_version_brings_back_no_deleted_article(
     holds a batch it read before the article was deleted, and writes it after."""
     zombie = ArticleSearchProjector(search, engine, prefix=prefix)
     article, author = new_id_str(), new_id_str()
-    stale = [
-        at(publish(article, author, 2, "resurrected"), 0),
-        at(ArticleLiked(article_id=article, author_id=author, user_id=new_id_str()), 0),
-    ]
+    stale = [at(publish(article, author, 2, "resurrected"), 0)]
     await writer.write(stale)
-    await writer.write(
-        [
-            at(ArticleLiked(article_id=article, author_id=author, user_id=new_id_str()), 1),
-            at(ArticleDeleted(article_id=article, author_id=author, version=3), 1),
-        ]
-    )
+    await writer.write([at(ArticleDeleted(article_id=article, author_id=author, version=3), 1)])
     doc, version = await stored(search, writer.index, article)
 
     await zombie.write(stale)
 
     assert await stored(search, writer.index, article) == (doc, version)
-    assert (doc["state"], doc["like_count"]) == ("deleted", 2)
+    assert doc["state"] == "deleted"
     assert "title" not in doc
     assert await found(search, writer.index, "resurrected") == []
 
@@ -176,7 +166,7 @@ async def test_opensearch_applies_any_delivery_as_the_fold_does(
     batch: int,
 ) -> None:
     """The rule OpenSearch runs (the update script) against the Python fold, for any
-    interleaving of the two streams, any batching and any re-deliveries."""
+    batching and any re-deliveries."""
     canonical, delivered = case
     expected = fold_article(empty_article(ARTICLE), canonical)
     await search.delete(index=writer.index, id=ARTICLE, ignore=404)
@@ -201,7 +191,6 @@ async def test_the_whole_log_delivered_again_writes_nothing(
         events: list[Event] = [
             publish(kept, author, 2, "first"),
             publish(withdrawn, author, 2, "gone"),
-            ArticleLiked(article_id=kept, author_id=author, user_id=new_id_str()),
             publish(kept, author, 3, "second"),
             ArticleWithdrawn(article_id=withdrawn, author_id=author, version=3),
         ]
@@ -219,6 +208,6 @@ async def test_the_whole_log_delivered_again_writes_nothing(
         async with projecting(settings, ARTICLES):
             await until_applied(settings, ARTICLES, len(events))
         assert {i: await stored(search, index, i) for i in (kept, withdrawn)} == before
-        assert (before[kept][0]["title"], before[kept][0]["like_count"]) == ("second", 1)
+        assert before[kept][0]["title"] == "second"
         assert before[withdrawn][0]["state"] == "withdrawn"
         assert await found(search, index, "first gone") == []

@@ -78,9 +78,7 @@ ARTICLES_BODY: dict[str, Any] = {
             "tags": {"type": "keyword", "fields": {"text": _text()}},
             "author_id": {"type": "keyword"},
             "published_at": {"type": "date"},
-            "like_count": {"type": "long"},
             "v": {"type": "long", "index": False},  # the article version applied
-            "lo": {"type": "long", "index": False},  # the article's last interaction applied
         },
     },
 }
@@ -102,41 +100,26 @@ USERS_BODY: dict[str, Any] = {
 
 # The version rule of article documents, run by OpenSearch on the document as it is when
 # the write lands (an update is a get and a compare-and-set inside the shard, retried there
-# on a conflict), so no write is ever based on an older read. A document has two parts from
-# two topics with no order between them, each with its own version: the article part
-# (text, tags, state) carries the article's own version ``v`` and replaces the stored part
-# only if that is higher; the like part carries the article's interaction events, each at
-# its position in the article's one interactions partition (keyed by article), and an
-# event applies only past the last position the document holds (``lo``). Neither part
-# ever touches the other, so a publish racing a like loses neither, and a re-delivery, a
-# zombie instance or a replay, whose versions are at or below what the document holds,
-# changes nothing (``ctx.op = 'none'``: not even OpenSearch's own version moves).
+# on a conflict), so no write is ever based on an older read. The update carries the
+# article's state at its own version ``v`` and replaces the stored state only if that is
+# higher, so a re-delivery, a zombie instance or a replay, whose versions are at or below
+# what the document holds, changes nothing (``ctx.op = 'none'``: not even OpenSearch's own
+# version moves). Indexes made before counts left the documents still hold ``like_count``
+# and ``lo``; nothing reads them.
 ARTICLE_SCRIPT = """
 def d = ctx._source;
 if (d.id == null) {
-  d.id = params.id; d.state = 'none'; d.like_count = 0; d.v = 0; d.lo = -1;
+  d.id = params.id; d.state = 'none'; d.v = 0;
 }
-boolean changed = false;
 def a = params.article;
-if (a != null && a.v > d.v) {
-  changed = true;
-  d.v = a.v;
-  d.state = a.state;
-  if (a.state == 'published') {
-    d.title = a.title; d.content = a.content; d.tags = a.tags;
-  } else {
-    d.remove('title'); d.remove('content'); d.remove('tags');
-  }
-  if (d.published_at == null && a.published_at != null) { d.published_at = a.published_at; }
+if (a == null || a.v <= d.v) { ctx.op = 'none'; return; }
+d.v = a.v;
+d.state = a.state;
+if (a.state == 'published') {
+  d.title = a.title; d.content = a.content; d.tags = a.tags;
+} else {
+  d.remove('title'); d.remove('content'); d.remove('tags');
 }
-for (def like : params.likes) {
-  if (like[0] > d.lo) {
-    changed = true;
-    d.lo = like[0];
-    long count = d.like_count + like[1];
-    d.like_count = count < 0 ? 0 : count;
-  }
-}
-if (!changed) { ctx.op = 'none'; return; }
+if (d.published_at == null && a.published_at != null) { d.published_at = a.published_at; }
 d.author_id = params.author_id;
 """

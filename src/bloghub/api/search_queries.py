@@ -76,7 +76,7 @@ def articles_request(
         "sort": ["_score", {"published_at": "desc"}, {"id": "asc"}],
         "size": limit + 1,  # one more tells whether there is a next page
         "track_total_hits": True,
-        "_source": ["id", "title", "tags", "author_id", "published_at", "like_count"],
+        "_source": ["id", "title", "tags", "author_id", "published_at"],
         "highlight": HIGHLIGHT,
     }
     if after is not None:

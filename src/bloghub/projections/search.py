@@ -1,16 +1,15 @@
-"""The article search projector: one document per article that was ever published or
-liked, with its published text, tags, author, publish time and like count.
+"""The article search projector: one document per article that was ever published, with
+its published text, tags, author and publish time.
 
-Its events come from two topics with no order between them: the article's own (publish,
-withdraw, delete) and the interactions (likes). The document has a part for each, with
-its own version: the article version ``v`` and the position ``lo`` of the last of the
-article's interaction events applied (all of them share one partition, keyed by article).
-A batch sends each document it touches one scripted update carrying the article part at
-its version and the likes at their positions; OpenSearch applies each part only past the
-version the document holds when the write lands (search_indexes.ARTICLE_SCRIPT), so
-nothing is read before writing and no write can take a part back. A like may arrive
-before the publish it follows (another topic, another lane): it lands in a document
-without text (state ``none``) that the publish then fills in.
+A batch sends each document it touches one scripted update carrying the article's state
+at its version; OpenSearch applies it only past the version the document holds when the
+write lands (search_indexes.ARTICLE_SCRIPT), so nothing is read before writing and no
+write can take the document back.
+
+Counts are not kept here. A like count in the document could only add and subtract like
+events, and a reader who likes twice (each like is recorded: the interactions projector
+keeps the set) would count twice; search results show the counts of the interactions read
+model instead, the same numbers an article's detail shows (api/v1/search.py).
 
 ``fold_article`` is the same rule in Python: the reference the script is tested against,
 and what the benchmark uses to build the documents ``_bulk`` alone sends.
@@ -29,17 +28,15 @@ from bloghub.events.articles import (
     ArticleWithdrawn,
 )
 from bloghub.events.base import Recorded
-from bloghub.events.interactions import ArticleLiked, ArticleUnliked
 from bloghub.events.topics import Family
 from bloghub.projections.search_sink import SearchProjector
 
 _ARTICLE_EVENTS = (ArticlePublished, ArticleWithdrawn, ArticleDeleted)
-_LIKE_EVENTS = (ArticleLiked, ArticleUnliked)
 _TEXT = ("title", "content", "tags")
 
 
 def empty_article(article_id: str) -> dict[str, Any]:
-    return {"id": article_id, "state": "none", "like_count": 0, "v": 0, "lo": -1}
+    return {"id": article_id, "state": "none", "v": 0}
 
 
 def fold_article(current: dict[str, Any], records: list[Recorded]) -> dict[str, Any]:
@@ -59,12 +56,6 @@ def fold_article(current: dict[str, Any], records: list[Recorded]) -> dict[str, 
                 doc["state"] = "withdrawn" if isinstance(ev, ArticleWithdrawn) else "deleted"
                 for name in _TEXT:
                     doc.pop(name, None)
-        elif isinstance(ev, _LIKE_EVENTS):
-            if rec.offset <= doc["lo"]:
-                continue
-            step = 1 if isinstance(ev, ArticleLiked) else -1
-            doc["lo"], doc["author_id"] = rec.offset, ev.author_id
-            doc["like_count"] = max(0, doc["like_count"] + step)
     return doc
 
 
@@ -93,40 +84,22 @@ def _article_part(records: Sequence[Recorded]) -> dict[str, Any] | None:
     return part
 
 
-def _likes(records: Sequence[Recorded]) -> list[list[int]]:
-    """The likes and unlikes among ``records`` as ``[position, +1 | -1]``, in log order,
-    each once however often it was delivered."""
-    steps = {
-        rec.offset: 1 if isinstance(rec.event, ArticleLiked) else -1
-        for rec in records
-        if isinstance(rec.event, _LIKE_EVENTS)
-    }
-    return [[offset, step] for offset, step in sorted(steps.items())]
-
-
 def article_update(article_id: str, records: Sequence[Recorded]) -> dict[str, Any]:
     """The parameters of ARTICLE_SCRIPT for ``records`` of one article."""
-    author = next(
-        r.event.author_id for r in records if isinstance(r.event, (*_ARTICLE_EVENTS, *_LIKE_EVENTS))
-    )
-    return {
-        "id": article_id,
-        "author_id": author,
-        "article": _article_part(records),
-        "likes": _likes(records),
-    }
+    author = next(r.event.author_id for r in records if isinstance(r.event, _ARTICLE_EVENTS))
+    return {"id": article_id, "author_id": author, "article": _article_part(records)}
 
 
 class ArticleSearchProjector(SearchProjector):
     name = ARTICLES
-    families: tuple[Family, ...] = (Family.ARTICLES, Family.INTERACTIONS)
+    families: tuple[Family, ...] = (Family.ARTICLES,)
 
     def index_body(self) -> dict[str, Any]:
         return ARTICLES_BODY
 
     def doc_id(self, record: Recorded) -> str | None:
         ev = record.event
-        if isinstance(ev, (*_ARTICLE_EVENTS, *_LIKE_EVENTS)):
+        if isinstance(ev, _ARTICLE_EVENTS):
             return ev.article_id
         return None
 
