@@ -1,6 +1,7 @@
 """The hottest public reads answered in front of the middleware stack (api/fast_reads.py):
-the same answers as the stack gives, the same anonymous limit, counts that follow the
-projector in every process, and a reader's repeated reads appended to the log once."""
+the same answers as the stack gives, the same anonymous limit, counts and profiles that
+follow the projectors in every process, and a reader's repeated reads appended to the log
+once."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from bloghub.events.codec import decode
 from bloghub.events.topics import Family, topic_for
 from bloghub.settings import Settings
 from tests.conftest import LiveServer, read_topic, serve
+from tests.e2e.test_accounts import PASSWORD
 from tests.e2e.test_articles import Author
 from tests.e2e.test_interactions import published
 from tests.e2e.test_local_tier import author  # noqa: F401  (a fixture)
@@ -59,6 +61,16 @@ async def _held(server: LiveServer, article_id: str) -> None:
     await wait_until(both, timeout_s=30)
 
 
+async def _profile_held(server: LiveServer, user_id: str) -> None:
+    """Anonymous reads until the server holds the user's public profile in its tier."""
+
+    async def held() -> bool:
+        answer = await _anonymous(server, f"/v1/users/{user_id}")
+        return answer.status_code == 200 and server.container.hot.get(f"user:{user_id}") is not None
+
+    await wait_until(held, timeout_s=30)
+
+
 async def _anonymous(server: LiveServer, path: str) -> httpx.Response:
     async with httpx.AsyncClient(base_url=server.url) as anonymous:
         return await anonymous.get(path, headers={"user-agent": "bloghub-tests/1"})
@@ -73,7 +85,14 @@ async def test_hot_reads_answer_as_the_stack_does(
     article_id, _ = await published(client, author)
     await _held(live_api, article_id)
     await _held(stack_only, article_id)
-    for path in (f"/v1/articles/{article_id}", "/v1/ranking/hot", "/v1/ranking/hot?limit=3"):
+    await _profile_held(live_api, author.id)
+    await _profile_held(stack_only, author.id)
+    for path in (
+        f"/v1/articles/{article_id}",
+        f"/v1/users/{author.id}",
+        "/v1/ranking/hot",
+        "/v1/ranking/hot?limit=3",
+    ):
         fast, stacked = await _anonymous(live_api, path), await _anonymous(stack_only, path)
         assert fast.status_code == stacked.status_code == 200, path
         assert orjson.loads(fast.content) == orjson.loads(stacked.content), path
@@ -152,3 +171,47 @@ async def test_a_readers_repeated_reads_are_appended_once(
     ]
     assert await read_cnt() == 2
     assert len(reads) == 2, "one event per reader, however often each read"
+
+
+async def test_a_held_profile_follows_its_changes_in_every_process(
+    client: httpx.AsyncClient,
+    live_api: LiveServer,
+    held_long: LiveServer,
+    author: Author,  # noqa: F811
+    unique_email: Callable[[], str],
+) -> None:
+    """A nickname change and a new follower reach the profile every process answers from
+    its tier within the bound; an erased user's is answered by none (the stack's 404)."""
+    servers = [live_api, held_long]
+    for server in servers:
+        await _profile_held(server, author.id)
+    path = f"/v1/users/{author.id}"
+
+    async def everywhere(check: Callable[[httpx.Response], bool]) -> None:
+        changed_at = time.monotonic()
+        while True:
+            answers = [await _anonymous(server, path) for server in servers]
+            if all(check(a) for a in answers):
+                return
+            assert time.monotonic() - changed_at < BOUND_S, [a.text for a in answers]
+
+    renamed = await client.patch(
+        "/v1/users/me", json={"nickname": "Fast Reader"}, headers=author.auth
+    )
+    assert renamed.status_code == 200, renamed.text
+    await everywhere(
+        lambda a: a.status_code == 200 and a.json()["user"]["nickname"] == "Fast Reader"
+    )
+
+    fan = await login(client, await account(client, unique_email))
+    followed = await client.put(f"{path}/follow", headers=bearer(fan["access_token"]))
+    assert followed.status_code in (200, 204), followed.text
+    await everywhere(lambda a: a.status_code == 200 and a.json()["user"]["followers"] == 1)
+    for server in servers:
+        await _profile_held(server, author.id)
+
+    erased = await client.request(
+        "DELETE", "/v1/users/me", json={"password": PASSWORD}, headers=author.auth
+    )
+    assert erased.status_code == 204, erased.text
+    await everywhere(lambda a: a.status_code == 404)

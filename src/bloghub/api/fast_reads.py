@@ -1,6 +1,7 @@
 """The hottest public reads, answered in front of the middleware stack from bytes this
-process already holds: the hot ranking (``ranking/served.py``) and a cached published
-article's detail with its counts (the in-process tier, ``api/hot.py``).
+process already holds: the hot ranking (``ranking/served.py``), a cached published
+article's detail with its counts and a user's public profile (the in-process tier,
+``api/hot.py``).
 
 Such a read needs none of what the stack does for other requests: no session, no Redis
 round trip, no body, no route search, no request object, and nothing of it can fail in a
@@ -10,8 +11,8 @@ request id header, the access log line (sampled as any read) and the metrics (un
 same route template). Everything else goes down the stack as before, so anything this
 path cannot answer exactly as the stack would is left to it: a request with a token or a
 position (read-your-writes), with an ``Origin`` (CORS), a ``HEAD``, a ranking query other
-than ``limit=N``, an article or counts not held here, and a request over its limit (the
-stack answers the 429 and logs it)."""
+than ``limit=N``, an article, counts or profile not held here, and a request over its
+limit (the stack answers the 429 and logs it)."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ import structlog
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bloghub.api.middleware import RequestIds, RequestLog
-from bloghub.api.v1 import articles, ranking
+from bloghub.api.v1 import articles, ranking, users
 from bloghub.api.v1.interactions import held_tally_of, tally_name
 from bloghub.auth.limiter import LocalLimiter
 
@@ -36,6 +37,8 @@ log = structlog.get_logger(__name__)
 RANKING_PATH = "/v1/ranking/hot"
 ARTICLE_PREFIX = "/v1/articles/"
 ARTICLE_PATH_LENGTH = len(ARTICLE_PREFIX) + 36  # a canonical UUID
+USER_PREFIX = "/v1/users/"
+USER_PATH_LENGTH = len(USER_PREFIX) + 36
 # Headers that make a read someone's (a token, a position to wait for) or cross-origin:
 # the stack answers those.
 LEFT_TO_THE_STACK = frozenset({b"authorization", b"bloghub-after", b"origin"})
@@ -73,7 +76,7 @@ class FastReads:
 
     def _answer(self, scope: Scope) -> tuple[str, Answer | None]:
         path: str = scope["path"]
-        if path != RANKING_PATH and len(path) != ARTICLE_PATH_LENGTH:
+        if path != RANKING_PATH and len(path) not in (ARTICLE_PATH_LENGTH, USER_PATH_LENGTH):
             return "", None
         given = user_agent = b""
         for name, value in scope["headers"]:
@@ -92,6 +95,8 @@ class FastReads:
             elif path.startswith(ARTICLE_PREFIX):
                 article_id = path[len(ARTICLE_PREFIX) :]
                 answer = self._details.answer(c, article_id, scope, user_agent)
+            elif path.startswith(USER_PREFIX):
+                answer = _profile(c, path[len(USER_PREFIX) :])
             else:
                 return "", None
         except Exception:
@@ -127,6 +132,17 @@ def _ranking(c: Container, query: bytes) -> Answer | None:
         return None
     encoded = snapshot.answer(limit, c.ranking.stale)
     return Answer(encoded.body, encoded.raw_headers, ranking.hot)
+
+
+def _profile(c: Container, user_id: str) -> Answer | None:
+    """The public profile the stack's last answer left in the tier (``users.public_profile``
+    keeps it under ``user:<id>`` until the users or social projector changes it)."""
+    body = c.hot.get(f"user:{user_id}")
+    if body is None:
+        return None
+    return Answer(
+        body, [(b"content-length", str(len(body)).encode()), JSON_HEADER], users.public_profile
+    )
 
 
 def _limit(query: bytes) -> int | None:
