@@ -173,16 +173,20 @@ async def test_a_readers_repeated_reads_are_appended_once(
     assert len(reads) == 2, "one event per reader, however often each read"
 
 
+@pytest.fixture
+def servers(live_api: LiveServer, held_long: LiveServer) -> list[LiveServer]:
+    """Two API processes of one deployment, the second keeping its copies for an hour."""
+    return [live_api, held_long]
+
+
 async def test_a_held_profile_follows_its_changes_in_every_process(
     client: httpx.AsyncClient,
-    live_api: LiveServer,
-    held_long: LiveServer,
+    servers: list[LiveServer],
     author: Author,  # noqa: F811
     unique_email: Callable[[], str],
 ) -> None:
     """A nickname change and a new follower reach the profile every process answers from
     its tier within the bound; an erased user's is answered by none (the stack's 404)."""
-    servers = [live_api, held_long]
     for server in servers:
         await _profile_held(server, author.id)
     path = f"/v1/users/{author.id}"
