@@ -182,9 +182,11 @@ async def test_favorites_are_likes_counted_and_listed_by_who_favorited(
     client: httpx.AsyncClient,
 ) -> None:
     jake, ann, bob = await register(client), await register(client), await register(client)
-    slug = (await write(client, jake, unique_name("Liked ")))["slug"]
+    made, after = await write_at(client, jake, unique_name("Liked "))
+    slug = made["slug"]
+    # The fans act on the article once it is there for them (the writer's position).
     for fan in (ann, bob):
-        liked = await client.post(f"/api/articles/{slug}/favorite", headers=fan.auth)
+        liked = await client.post(f"/api/articles/{slug}/favorite", headers={**fan.auth, **after})
         assert liked.status_code == 200, liked.text
     again = await client.post(f"/api/articles/{slug}/favorite", headers=ann.auth)
     assert (again.json()["article"]["favorited"], again.json()["article"]["favoritesCount"]) == (

@@ -6,7 +6,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.e2e.conduit_client import TIMESTAMP, errors, register, unique_name, write
+from tests.e2e.conduit_client import TIMESTAMP, errors, register, unique_name, write, write_at
 
 pytestmark = pytest.mark.usefixtures("live_api")
 
@@ -28,8 +28,9 @@ async def say(client: httpx.AsyncClient, slug: str, auth: dict[str, str], text: 
 
 async def test_comments_and_replies_are_one_list_newest_first(client: httpx.AsyncClient) -> None:
     jake, ann = await register(client), await register(client)
-    made = await write(client, jake, unique_name("Talk "))
-    first = await say(client, made["slug"], ann.auth, "First!")
+    made, after = await write_at(client, jake, unique_name("Talk "))
+    # Another reader comments once the article is there for them (the writer's position).
+    first = await say(client, made["slug"], {**ann.auth, **after}, "First!")
     # A reply through /v1 (RealWorld has no replies): it is in the same flat list.
     article_id = await _article_id(client, jake.token, made["title"])
     threads = await client.get(f"/v1/articles/{article_id}/comments")
@@ -80,8 +81,9 @@ async def test_comment_errors_follow_the_spec(client: httpx.AsyncClient) -> None
 
 async def test_only_its_author_deletes_a_comment(client: httpx.AsyncClient) -> None:
     jake, ann, bob = await register(client), await register(client), await register(client)
-    slug = (await write(client, jake, unique_name("Moderated ")))["slug"]
-    said = await say(client, slug, ann.auth, "Mine")
+    made, after = await write_at(client, jake, unique_name("Moderated "))
+    slug = made["slug"]
+    said = await say(client, slug, {**ann.auth, **after}, "Mine")
     path = f"/api/articles/{slug}/comments/{said}"
     assert errors(await client.delete(path), 401) == {"token": ["is missing"]}
     assert errors(await client.delete(path, headers=bob.auth), 403) == {"comment": ["forbidden"]}
