@@ -44,6 +44,7 @@ class RunnerConfig:
     prefix: str
     batch_max_events: int = 2000
     batch_max_wait_ms: int = 100
+    batch_interval_ms: int = 20
     apply_retries: int = 3
     apply_concurrency: int = 2
     # A consumer group of its own instead of the generation's (a migration's fill, which
@@ -58,6 +59,7 @@ class RunnerConfig:
             prefix=settings.prefix,
             batch_max_events=settings.batch_max_events,
             batch_max_wait_ms=settings.batch_max_wait_ms,
+            batch_interval_ms=settings.batch_interval_ms,
             apply_retries=settings.apply_retries,
             apply_concurrency=settings.apply_concurrency,
             fetch_max_wait_ms=settings.fetch_max_wait_ms,
@@ -167,6 +169,8 @@ class ProjectorRunner:
         assert gate is not None
         lanes = max(1, self._cfg.apply_concurrency)
         applying: asyncio.Task[None] | None = None
+        loop = asyncio.get_running_loop()
+        last_batch, backlog = float("-inf"), False
         try:
             while not (stop.is_set() or halt.is_set()):
                 gate.release_due()
@@ -174,6 +178,14 @@ class ProjectorRunner:
                 if not mine:
                     await wait_any(self._cfg.batch_max_wait_ms / 1000, stop, halt)
                     continue
+                # A busy lane (its last batch began less than an interval ago) lets the
+                # interval pass, overlapping the batch being applied, so what arrives
+                # meanwhile joins the next batch. After a quiet spell, or behind a full
+                # batch (a backlog), it reads at once.
+                due = last_batch + self._cfg.batch_interval_ms / 1000 - loop.time()
+                if due > 0 and not backlog:
+                    await wait_any(due, stop, halt)
+                    continue  # the assignment may have changed meanwhile
                 try:
                     batches = await consumer.getmany(
                         *mine,
@@ -184,6 +196,8 @@ class ProjectorRunner:
                     continue  # a partition of ours was revoked meanwhile
                 if not batches:
                     continue
+                last_batch = loop.time()
+                backlog = sum(map(len, batches.values())) >= self._cfg.batch_max_events
                 parts = await self.decode_batch(batches)
                 if applying is not None:
                     await applying
