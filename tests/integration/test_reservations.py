@@ -174,3 +174,38 @@ async def test_a_claim_right_after_the_server_ended_the_pools_sessions_is_taken(
             assert held.owner_id == "owner"
     finally:
         await admin.close()
+
+
+async def test_confirmations_at_once_each_confirm_their_own_key_with_their_position(
+    index: Reservations,
+) -> None:
+    """Confirmations made together (the API sends those waiting in one statement): each key
+    its own position, the same key confirmed twice at once is confirmed once, a key gone
+    meanwhile (swept) is confirmed again, and another owner's key is left alone."""
+    run = secrets.token_hex(4)
+    slugs = [f"slug-{run}-{i}" for i in range(40)]
+    for i, slug in enumerate(slugs):
+        await index.reserve("slug", slug, f"article-{i}")
+    taken = f"slug-{run}-other"
+    await index.reserve("slug", taken, "article-other")
+    swept = f"slug-{run}-swept"  # never reserved here: as if the sweeper freed it
+    await asyncio.gather(
+        *(index.confirm("slug", s, f"article-{i}", f"pos-{i}") for i, s in enumerate(slugs)),
+        index.confirm("slug", slugs[-1], "article-39", "pos-39"),
+        index.confirm("slug", taken, "article-intruder", "pos-x"),
+        index.confirm("slug", swept, "article-swept", "pos-s"),
+    )
+    for i, slug in enumerate(slugs):
+        held = await index.get("slug", slug)
+        assert held is not None
+        assert (held.owner_id, held.status, held.position) == (
+            f"article-{i}",
+            "confirmed",
+            f"pos-{i}",
+        )
+    other = await index.get("slug", taken)
+    assert other is not None
+    assert (other.owner_id, other.status, other.position) == ("article-other", "pending", None)
+    again = await index.get("slug", swept)
+    assert again is not None
+    assert (again.owner_id, again.status, again.position) == ("article-swept", "confirmed", "pos-s")

@@ -16,6 +16,7 @@ from bloghub.adapters.postgres.bulk import unnest_source
 from bloghub.adapters.postgres.engine import translated
 from bloghub.adapters.postgres.lookups import Lookups
 from bloghub.adapters.postgres.tables import reservations
+from bloghub.coalesce import Coalesced
 from bloghub.errors import Conflict
 
 r = reservations.c
@@ -64,14 +65,38 @@ CLAIM_FIRST_SQL = (
     "SET owner_id = excluded.owner_id WHERE h.owner_id = excluded.owner_id "
     "AND h.status = 'pending' RETURNING h.value"
 )
-CONFIRM_SQL = (
+# Many commands' confirmations in one statement, each row with its own position. One
+# statement may update a row only once, so a batch's keys are distinct; they go in key
+# order, the order any other such statement takes the same rows in.
+CONFIRM_ALL_SQL = (
     "INSERT INTO public.reservations AS r "
     "(kind, value, owner_id, position, status, confirmed_at) "
-    "VALUES ($1, $2, $3, $4, 'confirmed', now()) "
+    "SELECT k.kind, k.value, k.owner_id, k.position, 'confirmed', now() "
+    "FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) "
+    "AS k(kind, value, owner_id, position) "
     "ON CONFLICT (kind, value) DO UPDATE SET status = 'confirmed', "
     "confirmed_at = excluded.confirmed_at, position = coalesce(excluded.position, r.position) "
     "WHERE r.owner_id = excluded.owner_id AND r.status <> 'confirmed'"
 )
+
+Confirmation = tuple[str, str, str, str]  # kind, value, owner, position
+
+
+def distinct_rounds(keys: Sequence[Confirmation]) -> list[list[Confirmation]]:
+    """``keys`` in rounds whose (kind, value) pairs are distinct, each in key order: the
+    same key confirmed twice at once goes in a second round."""
+    rounds: list[list[Confirmation]] = []
+    taken: list[set[tuple[str, str]]] = []
+    for key in sorted(keys):
+        for i, pairs in enumerate(taken):
+            if (key[0], key[1]) not in pairs:
+                pairs.add((key[0], key[1]))
+                rounds[i].append(key)
+                break
+        else:
+            taken.append({(key[0], key[1])})
+            rounds.append([key])
+    return rounds
 
 
 class Reservations:
@@ -79,8 +104,10 @@ class Reservations:
         self._engine = engine
         # Commands claim and confirm keys on every signup and draft: through ``Lookups``
         # each is one round trip, where a SQLAlchemy transaction was four (pre-ping,
-        # BEGIN, the statement, COMMIT).
+        # BEGIN, the statement, COMMIT). Confirmations, off the request path, are
+        # coalesced: those made while one is on its way go together in the next.
         self._lookups = lookups
+        self._confirms: Coalesced[Confirmation, None] = Coalesced(self._confirm_all)
 
     async def reserve(self, kind: str, value: str, owner_id: str) -> None:
         """Claim ``value`` for ``owner_id``; ``Conflict`` if anyone holds it."""
@@ -118,10 +145,17 @@ class Reservations:
 
     async def confirm(self, kind: str, value: str, owner_id: str, position: str) -> None:
         if self._lookups is not None:
-            await self._lookups.rows(CONFIRM_SQL, kind, value, owner_id, position)
+            await self._confirms((kind, value, owner_id, position))
             return
         async with translated(), self._engine.begin() as conn:
             await confirm_many(conn, [(kind, value, owner_id)], position=position)
+
+    async def _confirm_all(self, keys: list[Confirmation]) -> list[None]:
+        assert self._lookups is not None
+        for batch in distinct_rounds(keys):
+            columns = [list(c) for c in zip(*batch, strict=True)]
+            await self._lookups.rows(CONFIRM_ALL_SQL, *columns)
+        return [None] * len(keys)
 
     async def release(self, kind: str, value: str, owner_id: str) -> None:
         stmt = delete(reservations).where(
