@@ -88,6 +88,10 @@ async def rig(settings: Settings) -> AsyncIterator[Rig]:
         await delete_topics(settings.kafka_bootstrap, prefix)
 
 
+async def _at_least(rig: Rig, projector: Signups, n: int) -> bool:
+    return await projector.counted(rig.redis) >= n
+
+
 async def _stopped(stop: asyncio.Event, task: asyncio.Task[None]) -> None:
     stop.set()
     await asyncio.wait_for(task, timeout=30)
@@ -98,11 +102,7 @@ async def test_a_steady_stream_is_applied_in_one_batch_per_interval(rig: Rig) ->
     try:
         # Once the runner has joined and applied a first event, the stream starts.
         await append_registrations(rig.log, 1, tag="first")
-
-        async def counted(n: int) -> bool:
-            return await projector.counted(rig.redis) >= n
-
-        await wait_until(lambda: counted(1), timeout_s=30)
+        await wait_until(lambda: _at_least(rig, projector, 1), timeout_s=30)
         projector.batches.clear()
         loop = asyncio.get_running_loop()
         started = loop.time()
@@ -113,7 +113,7 @@ async def test_a_steady_stream_is_applied_in_one_batch_per_interval(rig: Rig) ->
             await asyncio.sleep(0.005)
         streamed_s = loop.time() - started
 
-        await wait_until(lambda: counted(241), timeout_s=30)
+        await wait_until(lambda: _at_least(rig, projector, 241), timeout_s=30)
     finally:
         await _stopped(stop, task)
     assert await projector.counted(rig.redis) == 241
@@ -129,11 +129,7 @@ async def test_a_record_after_a_quiet_spell_is_not_held_for_the_interval(rig: Ri
     projector, stop, task = await rig.running(interval_ms=60_000)
     try:
         await append_registrations(rig.log, 1, tag="lone")
-
-        async def counted(n: int) -> bool:
-            return await projector.counted(rig.redis) >= n
-
-        await wait_until(lambda: counted(1), timeout_s=15)
+        await wait_until(lambda: _at_least(rig, projector, 1), timeout_s=15)
         # The lane is busy now (a batch began less than an interval ago): what comes next
         # waits for the interval, and the runner still stops at once when told.
         await append_registrations(rig.log, 3, tag="held")
