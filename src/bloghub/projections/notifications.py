@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Self
@@ -66,6 +67,14 @@ log = structlog.get_logger(__name__)
 _IDS = uuid.UUID("6f1c5a0e-1b7d-4c55-9a55-2d0f6f1b7a10")
 
 _NOTIFYING = (UserFollowed, CommentPosted, ArticleLiked)
+
+# The ids of the notifications a batch's transaction made, handed to its after-commit hook
+# (a lane applies a batch and runs the hook in one task, one batch after the other): most
+# batches of likes cross no milestone and make none, and then there is nothing to read
+# back and push. Used only for the very list of records they were made from.
+_MADE: ContextVar[tuple[Sequence[Recorded], list[str]] | None] = ContextVar(
+    "notifications_made", default=None
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,15 +173,17 @@ class NotificationsProjector(PostgresProjector):
         await self._hold_recipients(conn, records)
         # Likes first, all at once: read marks hold in whatever order they meet the
         # notifications they cover (see _already_read), so the rest keeps its log order.
-        await self._likes(conn, records)
+        made = await self._likes(conn, records)
         for rec in records:
             ev = rec.event
             match ev:
                 case UserFollowed() | CommentPosted():
                     for notice in notices_of(ev):
-                        await self._notify(conn, notice, rec)
+                        if await self._notify(conn, notice, rec):
+                            made.append(notice.id)
                 case NotificationsRead():
                     await self._read(conn, ev)
+        _MADE.set((records, made))
 
     async def _hold_recipients(self, conn: AsyncConnection, records: Sequence[Recorded]) -> None:
         """Lock, until the commit, every user this batch may notify or mark read.
@@ -185,18 +196,13 @@ class NotificationsProjector(PostgresProjector):
         commit. Locks are taken in one sorted order, so two lanes never deadlock."""
         keys = sorted({_lock_key(self.schema, user) for user in _recipients(records)})
         if keys:
-            await conn.execute(
-                text(
-                    "SELECT count(pg_advisory_xact_lock(k))"
-                    " FROM (SELECT unnest(CAST(:keys AS bigint[])) AS k ORDER BY 1) AS held"
-                ),
-                {"keys": keys},
-            )
+            await conn.execute(_HOLD, {"keys": keys})
 
-    async def _notify(self, conn: AsyncConnection, notice: Notice, rec: Recorded) -> None:
+    async def _notify(self, conn: AsyncConnection, notice: Notice, rec: Recorded) -> bool:
+        """Insert the notification; whether it is new (a re-delivery finds it made)."""
         n = notifications.c
         at = rec.envelope.occurred_at
-        await conn.execute(
+        made = await conn.execute(
             insert(notifications)
             .values(
                 id=notice.id,
@@ -211,18 +217,21 @@ class NotificationsProjector(PostgresProjector):
                 read=_already_read(notice.user_id, notice.id, at),
             )
             .on_conflict_do_nothing(index_elements=[n.id])
+            .returning(n.id)
         )
+        return made.first() is not None
 
-    async def _likes(self, conn: AsyncConnection, recs: Sequence[Recorded]) -> None:
+    async def _likes(self, conn: AsyncConnection, recs: Sequence[Recorded]) -> list[str]:
         """A batch's likes and unlikes in a few statements, with the outcome of applying
         them one by one: the likers and counts as stored are read once, each event is then
         applied in memory in log order (so a milestone reached mid-batch is notified, as it
         would be event by event, and a replay in any batch split notifies the same), and
         what changed is written back. An article's events are all in one partition, whose
-        checkpoint row this transaction holds: nothing else writes its rows meanwhile."""
+        checkpoint row this transaction holds: nothing else writes its rows meanwhile.
+        The ids of the notifications made."""
         events = [(r, r.event) for r in recs if isinstance(r.event, ArticleLiked | ArticleUnliked)]
         if not events:
-            return
+            return []
         pairs = sorted({(ev.article_id, ev.user_id) for _, ev in events})
         stored = await _likers(conn, pairs)
         counts = await _milestones(conn, sorted({a for a, _ in pairs}))
@@ -256,8 +265,7 @@ class NotificationsProjector(PostgresProjector):
             removed=[p for p in pairs if not member[p] and p in stored],
         )
         await _write_milestones(conn, {a: c for a, c in counts.items() if before.get(a) != c})
-        for notice, rec in notices:
-            await self._notify(conn, notice, rec)
+        return [notice.id for notice, rec in notices if await self._notify(conn, notice, rec)]
 
     async def _read(self, conn: AsyncConnection, ev: NotificationsRead) -> None:
         n = notifications.c
@@ -302,16 +310,21 @@ class NotificationsProjector(PostgresProjector):
 
     async def after_commit(self, records: Sequence[Recorded]) -> None:
         await super().after_commit(records)
+        made, _ = _MADE.get(), _MADE.set(None)
         if not self.live or self.redis is None:
             return
-        causes = [r.envelope.event_id for r in records if isinstance(r.event, _NOTIFYING)]
-        if not causes:
-            return
-        # Only rows these very events made: a cause that made nothing new (a re-follow,
-        # a like past no milestone) finds no row with its event id.
-        stmt = select(notifications).where(
-            notifications.c.event_id.in_(causes), ~notifications.c.read
-        )
+        n = notifications.c
+        if made is not None and made[0] is records:
+            if not made[1]:
+                return
+            stmt = select(notifications).where(n.id.in_(made[1]), ~n.read)
+        else:  # applied one event at a time (a batch that failed whole)
+            causes = [r.envelope.event_id for r in records if isinstance(r.event, _NOTIFYING)]
+            if not causes:
+                return
+            # Only rows these very events made: a cause that made nothing new (a
+            # re-follow, a like past no milestone) finds no row with its event id.
+            stmt = select(notifications).where(n.event_id.in_(causes), ~n.read)
         async with self.engine.connect() as raw:
             conn = await raw.execution_options(schema_translate_map={None: self.schema})
             rows = list(await conn.execute(stmt))
@@ -370,62 +383,64 @@ _ID = UUID(as_uuid=False)
 _pairs = unnest_source({"a": _ID, "u": _ID})
 _counts = unnest_source({"a": _ID, "n": BigInteger(), "m": BigInteger()})
 
+# Built once: every batch of likes runs them, and a statement built afresh costs its
+# construction and its cache key each time (the schema is translated at execution).
+_k, _m = article_likers.c, like_milestones.c
+_IN_PAIRS = tuple_(_k.article_id, _k.user_id).in_(select(_pairs.c.a, _pairs.c.u))
+_LIKERS = select(_k.article_id, _k.user_id).where(_IN_PAIRS)
+_MILESTONES = select(_m.article_id, _m.likes, _m.notified).where(
+    _m.article_id == any_(bindparam("ids", type_=ARRAY(_ID)))
+)
+_ADD_LIKERS = (
+    insert(article_likers)
+    .from_select(["article_id", "user_id"], select(_pairs.c.a, _pairs.c.u))
+    .on_conflict_do_nothing()
+)
+_REMOVE_LIKERS = delete(article_likers).where(_IN_PAIRS)
+_new_counts = insert(like_milestones).from_select(
+    ["article_id", "likes", "notified"], select(_counts.c.a, _counts.c.n, _counts.c.m)
+)
+_SAVE_MILESTONES = _new_counts.on_conflict_do_update(
+    index_elements=[_m.article_id],
+    set_={"likes": _new_counts.excluded.likes, "notified": _new_counts.excluded.notified},
+)
+_HOLD = text(
+    "SELECT count(pg_advisory_xact_lock(k))"
+    " FROM (SELECT unnest(CAST(:keys AS bigint[])) AS k ORDER BY 1) AS held"
+)
+
+
+def _pair_args(pairs: Sequence[tuple[str, str]]) -> dict[str, list[str]]:
+    return {"a": [a for a, _ in pairs], "u": [u for _, u in pairs]}
+
 
 async def _likers(conn: AsyncConnection, pairs: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
     """Which of the (article, user) pairs are stored likers."""
-    k = article_likers.c
-    found = await conn.execute(
-        select(k.article_id, k.user_id).where(
-            tuple_(k.article_id, k.user_id).in_(select(_pairs.c.a, _pairs.c.u))
-        ),
-        {"a": [a for a, _ in pairs], "u": [u for _, u in pairs]},
-    )
+    found = await conn.execute(_LIKERS, _pair_args(pairs))
     return {(str(a), str(u)) for a, u in found}
 
 
 async def _milestones(conn: AsyncConnection, articles: Sequence[str]) -> dict[str, tuple[int, int]]:
     """Each article's stored like count and the last milestone notified."""
-    m = like_milestones.c
-    found = await conn.execute(
-        select(m.article_id, m.likes, m.notified).where(
-            m.article_id == any_(bindparam("ids", articles, type_=ARRAY(_ID)))
-        )
-    )
+    found = await conn.execute(_MILESTONES, {"ids": list(articles)})
     return {str(a): (likes, notified) for a, likes, notified in found}
 
 
 async def _write_likers(
     conn: AsyncConnection, *, added: Sequence[tuple[str, str]], removed: Sequence[tuple[str, str]]
 ) -> None:
-    k = article_likers.c
     if added:
-        await conn.execute(
-            insert(article_likers)
-            .from_select(["article_id", "user_id"], select(_pairs.c.a, _pairs.c.u))
-            .on_conflict_do_nothing(),
-            {"a": [a for a, _ in added], "u": [u for _, u in added]},
-        )
+        await conn.execute(_ADD_LIKERS, _pair_args(added))
     if removed:
-        await conn.execute(
-            delete(article_likers).where(
-                tuple_(k.article_id, k.user_id).in_(select(_pairs.c.a, _pairs.c.u))
-            ),
-            {"a": [a for a, _ in removed], "u": [u for _, u in removed]},
-        )
+        await conn.execute(_REMOVE_LIKERS, _pair_args(removed))
 
 
 async def _write_milestones(conn: AsyncConnection, counts: Mapping[str, tuple[int, int]]) -> None:
     if not counts:
         return
     items = sorted(counts.items())
-    new = insert(like_milestones).from_select(
-        ["article_id", "likes", "notified"], select(_counts.c.a, _counts.c.n, _counts.c.m)
-    )
     await conn.execute(
-        new.on_conflict_do_update(
-            index_elements=[like_milestones.c.article_id],
-            set_={"likes": new.excluded.likes, "notified": new.excluded.notified},
-        ),
+        _SAVE_MILESTONES,
         {
             "a": [a for a, _ in items],
             "n": [c[0] for _, c in items],
