@@ -143,36 +143,52 @@ _pairs = unnest_source({"a": _ID, "b": _ID})
 
 _liked = unnest_source({"a": _ID, "u": _ID, "at": _AT})
 
+# The batch statements below are built once too: a batch of the live stream holds a few
+# events, and building a statement costs its construction and cache key each time.
+_ADD_LIKES = (
+    insert(likes)
+    .from_select(["article_id", "user_id", "liked_at"], select(_liked.c.a, _liked.c.u, _liked.c.at))
+    .on_conflict_do_nothing()
+    .returning(likes.c.article_id)
+)
+_REMOVE_LIKES = (
+    likes.delete()
+    .where(tuple_(likes.c.article_id, likes.c.user_id).in_(select(_pairs.c.a, _pairs.c.b)))
+    .returning(likes.c.article_id)
+)
+
 
 async def add_likes(conn: AsyncConnection, rows: Sequence[tuple[str, str, datetime]]) -> list[str]:
     """Insert the likes not there yet; the articles of those inserted."""
     if not rows:
         return []
-    stmt = (
-        insert(likes)
-        .from_select(
-            ["article_id", "user_id", "liked_at"], select(_liked.c.a, _liked.c.u, _liked.c.at)
-        )
-        .on_conflict_do_nothing()
-        .returning(likes.c.article_id)
-    )
     params = {k: [r[i] for r in rows] for i, k in enumerate(("a", "u", "at"))}
-    return [str(r) for r in (await conn.execute(stmt, params)).scalars()]
+    return [str(r) for r in (await conn.execute(_ADD_LIKES, params)).scalars()]
 
 
 async def remove_likes(conn: AsyncConnection, pairs: Sequence[Like]) -> list[str]:
     if not pairs:
         return []
-    stmt = (
-        likes.delete()
-        .where(tuple_(likes.c.article_id, likes.c.user_id).in_(select(_pairs.c.a, _pairs.c.b)))
-        .returning(likes.c.article_id)
-    )
     params = {"a": [p[0] for p in pairs], "b": [p[1] for p in pairs]}
-    return [str(r) for r in (await conn.execute(stmt, params)).scalars()]
+    return [str(r) for r in (await conn.execute(_REMOVE_LIKES, params)).scalars()]
 
 
 _entries = unnest_source({"c": _ID, "a": _ID, "u": _ID, "at": _AT})
+_i = collection_items.c
+_ADD_ENTRIES = (
+    insert(collection_items)
+    .from_select(
+        ["collection_id", "article_id", "user_id", "added_at"],
+        select(_entries.c.c, _entries.c.a, _entries.c.u, _entries.c.at),
+    )
+    .on_conflict_do_nothing()
+    .returning(_i.article_id)
+)
+_REMOVE_ENTRIES = (
+    collection_items.delete()
+    .where(tuple_(_i.collection_id, _i.article_id).in_(select(_pairs.c.a, _pairs.c.b)))
+    .returning(_i.article_id)
+)
 
 
 async def add_entries(
@@ -180,72 +196,71 @@ async def add_entries(
 ) -> list[str]:
     if not rows:
         return []
-    stmt = (
-        insert(collection_items)
-        .from_select(
-            ["collection_id", "article_id", "user_id", "added_at"],
-            select(_entries.c.c, _entries.c.a, _entries.c.u, _entries.c.at),
-        )
-        .on_conflict_do_nothing()
-        .returning(collection_items.c.article_id)
-    )
     params = {k: [r[i] for r in rows] for i, k in enumerate(("c", "a", "u", "at"))}
-    return [str(r) for r in (await conn.execute(stmt, params)).scalars()]
+    return [str(r) for r in (await conn.execute(_ADD_ENTRIES, params)).scalars()]
 
 
 async def remove_entries(conn: AsyncConnection, pairs: Sequence[Entry]) -> list[str]:
     if not pairs:
         return []
-    i = collection_items.c
-    stmt = (
-        collection_items.delete()
-        .where(tuple_(i.collection_id, i.article_id).in_(select(_pairs.c.a, _pairs.c.b)))
-        .returning(i.article_id)
-    )
     params = {"a": [p[0] for p in pairs], "b": [p[1] for p in pairs]}
-    return [str(r) for r in (await conn.execute(stmt, params)).scalars()]
+    return [str(r) for r in (await conn.execute(_REMOVE_ENTRIES, params)).scalars()]
 
 
 _readers = unnest_source({"a": _ID, "r": Text()})
+_rm = read_marks.c
+_LAST_COUNTED = select(_rm.article_id, _rm.reader, _rm.counted_at).where(
+    tuple_(_rm.article_id, _rm.reader).in_(select(_readers.c.a, _readers.c.r))
+)
 
 
 async def last_counted(conn: AsyncConnection, keys: Sequence[ReadKey]) -> dict[ReadKey, datetime]:
     if not keys:
         return {}
-    m = read_marks.c
-    stmt = select(m.article_id, m.reader, m.counted_at).where(
-        tuple_(m.article_id, m.reader).in_(select(_readers.c.a, _readers.c.r))
-    )
     params = {"a": [k[0] for k in keys], "r": [k[1] for k in keys]}
-    rows = await conn.execute(stmt, params)
+    rows = await conn.execute(_LAST_COUNTED, params)
     return {(str(r.article_id), r.reader): r.counted_at for r in rows}
 
 
 _marks = unnest_source({"a": _ID, "r": Text(), "at": _AT})
+_new_marks = insert(read_marks).from_select(
+    ["article_id", "reader", "counted_at"], select(_marks.c.a, _marks.c.r, _marks.c.at)
+)
+_SAVE_MARKS = _new_marks.on_conflict_do_update(
+    index_elements=[_rm.article_id, _rm.reader],
+    set_={"counted_at": _new_marks.excluded.counted_at},
+)
 
 
 async def save_marks(conn: AsyncConnection, marks: Mapping[ReadKey, datetime]) -> None:
     if not marks:
         return
     items = sorted(marks.items())
-    stmt = insert(read_marks).from_select(
-        ["article_id", "reader", "counted_at"], select(_marks.c.a, _marks.c.r, _marks.c.at)
-    )
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[read_marks.c.article_id, read_marks.c.reader],
-        set_={"counted_at": stmt.excluded.counted_at},
-    )
     params = {
         "a": [k[0] for k, _ in items],
         "r": [k[1] for k, _ in items],
         "at": [t for _, t in items],
     }
-    await conn.execute(stmt, params)
+    await conn.execute(_SAVE_MARKS, params)
 
 
 _deltas = unnest_source(
     {"a": _ID, "au": _ID, "at": _AT, "r": BigInteger(), "l": BigInteger(), "c": BigInteger()}
 )
+_new_counts = insert(article_stats).from_select(
+    ["article_id", "author_id", "published_at", "visible", "read_cnt", "like_cnt", "collect_cnt"],
+    select(_deltas.c.a, _deltas.c.au, _deltas.c.at, false(), _deltas.c.r, _deltas.c.l, _deltas.c.c),
+)
+# No CHECK on the counts, so PostgreSQL never refuses the negative row it proposes before
+# it finds the conflict; the counts themselves are set sizes, never negative.
+_MOVE_COUNTS = _new_counts.on_conflict_do_update(
+    index_elements=[s.article_id],
+    set_={
+        "read_cnt": s.read_cnt + _new_counts.excluded.read_cnt,
+        "like_cnt": s.like_cnt + _new_counts.excluded.like_cnt,
+        "collect_cnt": s.collect_cnt + _new_counts.excluded.collect_cnt,
+    },
+).returning(s.article_id, s.author_id, s.read_cnt, s.like_cnt, s.collect_cnt)
 
 
 async def move_counts(
@@ -261,30 +276,6 @@ async def move_counts(
     items = sorted((a, d) for a, d in deltas.items() if d != Counts())
     if not items:
         return {}
-    stmt = insert(article_stats).from_select(
-        [
-            "article_id",
-            "author_id",
-            "published_at",
-            "visible",
-            "read_cnt",
-            "like_cnt",
-            "collect_cnt",
-        ],
-        select(
-            _deltas.c.a, _deltas.c.au, _deltas.c.at, false(), _deltas.c.r, _deltas.c.l, _deltas.c.c
-        ),
-    )
-    # No CHECK on the counts, so PostgreSQL never refuses the negative row it proposes
-    # before it finds the conflict; the counts themselves are set sizes, never negative.
-    upsert = stmt.on_conflict_do_update(
-        index_elements=[s.article_id],
-        set_={
-            "read_cnt": s.read_cnt + stmt.excluded.read_cnt,
-            "like_cnt": s.like_cnt + stmt.excluded.like_cnt,
-            "collect_cnt": s.collect_cnt + stmt.excluded.collect_cnt,
-        },
-    ).returning(s.article_id, s.author_id, s.read_cnt, s.like_cnt, s.collect_cnt)
     params = {
         "a": [a for a, _ in items],
         "au": [seen[a][0] for a, _ in items],
@@ -293,7 +284,7 @@ async def move_counts(
         "l": [d.like_cnt for _, d in items],
         "c": [d.collect_cnt for _, d in items],
     }
-    return _tallies(await conn.execute(upsert, params))
+    return _tallies(await conn.execute(_MOVE_COUNTS, params))
 
 
 def _tallies(rows: Iterable[Any]) -> dict[str, Tally]:
