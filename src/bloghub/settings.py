@@ -90,7 +90,7 @@ class Settings(BaseSettings):
     # arrived while the last one was applied (a batch's transaction, checkpoints and
     # after-commit writes cost the same for one event as for fifty). A record arriving
     # after a quiet spell is applied at once. 0: no pacing.
-    batch_interval_ms: int = Field(default=20, ge=0, le=1000)
+    batch_interval_ms: int = Field(default=50, ge=0, le=1000)
     # How long the broker holds a projector's fetch while none of its partitions has news.
     # While one is held, a partition left out of it (its last records were still being
     # applied when it was sent) waits for it to return. Shorter waits were measured and

@@ -44,7 +44,7 @@ class RunnerConfig:
     prefix: str
     batch_max_events: int = 2000
     batch_max_wait_ms: int = 100
-    batch_interval_ms: int = 20
+    batch_interval_ms: int = 50
     apply_retries: int = 3
     apply_concurrency: int = 2
     # A consumer group of its own instead of the generation's (a migration's fill, which
