@@ -29,6 +29,7 @@ from bloghub.events.articles import (
 )
 from bloghub.events.base import Event, Recorded, envelop, registry
 from bloghub.events.log import EventLog
+from bloghub.events.position import Position
 from bloghub.events.users import UserRegistered
 from bloghub.ids import new_id_str
 from bloghub.projections.dead_letters import DeadLetters
@@ -162,6 +163,29 @@ async def applied(settings: Settings, projector: str, generation: int = 1) -> in
             generation,
         )
         return int(value)
+    finally:
+        await conn.close()
+
+
+async def passed(
+    settings: Settings, projector: str, position: Position, generation: int = 1
+) -> bool:
+    """Whether the projector's checkpoints are past every record of ``position`` (a sum of
+    checkpoints is not: records others append to the same topics count in it too)."""
+    conn = await asyncpg.connect(settings.asyncpg_dsn)
+    try:
+        for topic, partition, offset in position:
+            reached = await conn.fetchval(
+                "SELECT next_offset FROM projector_checkpoints WHERE projector = $1 "
+                "AND generation = $2 AND topic = $3 AND partition = $4",
+                projector,
+                generation,
+                topic,
+                partition,
+            )
+            if reached is None or reached <= offset:
+                return False
+        return True
     finally:
         await conn.close()
 

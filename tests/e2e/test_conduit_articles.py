@@ -188,18 +188,23 @@ async def test_favorites_are_likes_counted_and_listed_by_who_favorited(
     for fan in (ann, bob):
         liked = await client.post(f"/api/articles/{slug}/favorite", headers={**fan.auth, **after})
         assert liked.status_code == 200, liked.text
-    again = await client.post(f"/api/articles/{slug}/favorite", headers=ann.auth)
+    # Everyone reads both favorites from here on: bob's came last, on the article's partition
+    # (a reader waits for its own writes alone, not for others').
+    both = {"bloghub-after": liked.headers["bloghub-position"]}
+    again = await client.post(f"/api/articles/{slug}/favorite", headers={**ann.auth, **both})
     assert (again.json()["article"]["favorited"], again.json()["article"]["favoritesCount"]) == (
         True,
         2,
     ), "favoriting twice counts once"
-    seen = (await client.get(f"/api/articles/{slug}", headers=jake.auth)).json()["article"]
+    seen = (await client.get(f"/api/articles/{slug}", headers={**jake.auth, **both})).json()[
+        "article"
+    ]
     assert (seen["favorited"], seen["favoritesCount"]) == (False, 2)
     by_ann = (
         await client.get("/api/articles", params={"favorited": ann.username}, headers=ann.auth)
     ).json()
     assert [a["slug"] for a in by_ann["articles"]] == [slug]
-    undone = await client.delete(f"/api/articles/{slug}/favorite", headers=ann.auth)
+    undone = await client.delete(f"/api/articles/{slug}/favorite", headers={**ann.auth, **both})
     assert undone.status_code == 200, undone.text
     assert (undone.json()["article"]["favorited"], undone.json()["article"]["favoritesCount"]) == (
         False,

@@ -12,6 +12,14 @@ pytestmark = pytest.mark.usefixtures("live_api")
 
 
 async def say(client: httpx.AsyncClient, slug: str, auth: dict[str, str], text: str) -> int:
+    number, _ = await say_at(client, slug, auth, text)
+    return number
+
+
+async def say_at(
+    client: httpx.AsyncClient, slug: str, auth: dict[str, str], text: str
+) -> tuple[int, dict[str, str]]:
+    """A new comment's id, and the header with which another reader waits for it."""
     answer = await client.post(
         f"/api/articles/{slug}/comments", json={"comment": {"body": text}}, headers=auth
     )
@@ -23,17 +31,19 @@ async def say(client: httpx.AsyncClient, slug: str, auth: dict[str, str], text: 
     assert isinstance(comment["id"], int), "RealWorld's ids are integers"
     assert 0 < comment["id"] < 2**53, "exact in JavaScript"
     number: int = comment["id"]
-    return number
+    return number, {"bloghub-after": answer.headers["bloghub-position"]}
 
 
 async def test_comments_and_replies_are_one_list_newest_first(client: httpx.AsyncClient) -> None:
     jake, ann = await register(client), await register(client)
     made, after = await write_at(client, jake, unique_name("Talk "))
     # Another reader comments once the article is there for them (the writer's position).
-    first = await say(client, made["slug"], {**ann.auth, **after}, "First!")
-    # A reply through /v1 (RealWorld has no replies): it is in the same flat list.
+    first, after_first = await say_at(client, made["slug"], {**ann.auth, **after}, "First!")
+    # A reply through /v1 (RealWorld has no replies): it is in the same flat list. Each
+    # reader names the position of the other's comment it reads (a reader waits for its
+    # own writes alone).
     article_id = await _article_id(client, jake.token, made["title"])
-    threads = await client.get(f"/v1/articles/{article_id}/comments")
+    threads = await client.get(f"/v1/articles/{article_id}/comments", headers=after_first)
     (thread,) = threads.json()["comments"]
     reply = await client.post(
         f"/v1/articles/{article_id}/comments",
@@ -41,8 +51,10 @@ async def test_comments_and_replies_are_one_list_newest_first(client: httpx.Asyn
         headers={"authorization": f"Bearer {jake.token}"},
     )
     assert reply.status_code == 201, reply.text
-    last = await say(client, made["slug"], jake.auth, "Last one")
-    listed = await client.get(f"/api/articles/{made['slug']}/comments", headers=ann.auth)
+    last, after_last = await say_at(client, made["slug"], jake.auth, "Last one")
+    listed = await client.get(
+        f"/api/articles/{made['slug']}/comments", headers={**ann.auth, **after_last}
+    )
     assert listed.status_code == 200, listed.text
     comments = listed.json()["comments"]
     assert [c["body"] for c in comments] == ["Last one", "Thanks", "First!"]

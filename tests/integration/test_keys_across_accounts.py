@@ -32,7 +32,7 @@ from bloghub.events.users import (
 from bloghub.ids import new_id_str
 from bloghub.settings import Settings
 from tests.conftest import isolated, projecting, read_topic, serve
-from tests.support import applied, wait_until
+from tests.support import passed, wait_until
 
 PASSWORD_A, PASSWORD_B = "a-s3cret-Pass!", "b-s3cret-Pass!"
 
@@ -45,18 +45,16 @@ class Rig:
     api: httpx.AsyncClient
     hash_a: str
     hash_b: str
-    appended: int = 0
 
     async def apply(self, event: Event) -> int:
         """Append ``event``, return once the projector has passed it (applied or
         dead-lettered), and say which partition it landed on."""
         position = await self.log.append([envelop(event, actor_id=None, request_id=None)])
-        self.appended += 1
 
-        async def passed() -> bool:
-            return await applied(self.settings, "users") >= self.appended
+        async def done() -> bool:
+            return await passed(self.settings, "users", position)
 
-        await wait_until(passed, timeout_s=60)
+        await wait_until(done, timeout_s=60)
         ((_, partition, _),) = list(position)
         return partition
 
