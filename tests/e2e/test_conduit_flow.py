@@ -37,12 +37,15 @@ async def test_a_front_end_signs_up_writes_reads_favorites_follows_comments_and_
     assert_article(by_tag["articles"][0], listed=True)
     tags = (await client.get("/api/tags", headers=author.auth)).json()["tags"]
     assert tag in tags
-    page = await client.get(f"/api/articles/{slug}", headers=reader.auth)
+    # The reader names the author's position (a reader waits for its own writes alone).
+    page = await client.get(f"/api/articles/{slug}", headers={**reader.auth, **published})
     assert page.status_code == 200, page.text
     assert page.json()["article"]["body"] == "You have to believe"
 
     # The reader favorites it and follows its author; the answers show the change.
-    favorited = await client.post(f"/api/articles/{slug}/favorite", headers=reader.auth)
+    favorited = await client.post(
+        f"/api/articles/{slug}/favorite", headers={**reader.auth, **published}
+    )
     assert favorited.status_code == 200, favorited.text
     shown = favorited.json()["article"]
     assert (shown["favorited"], shown["favoritesCount"]) == (True, 1)
