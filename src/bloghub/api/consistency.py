@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import weakref
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
@@ -114,12 +115,14 @@ class Progress:
         self.engines = engines or Engines(_migrated_store)
         self._loaded_at = 0.0
         self._reloading = asyncio.Lock()
-        # The highest checkpoint seen per (projector, generation, topic, partition). A
-        # generation's checkpoints only move forward, so a position once passed stays
-        # passed: an authenticated request whose own writes are long applied needs no query.
-        # A migration's phase moves keep that true: the store reads move to was written
-        # before the one they leave (migration_phases.py), so it is at least as far.
-        self._passed: dict[tuple[str, int, str, int], int] = {}
+        # The highest checkpoint seen per (projector, generation, store, topic, partition).
+        # A generation's checkpoints in one store only move forward, so a position once
+        # passed there stays passed: an authenticated request whose own writes are long
+        # applied needs no query. Kept per store: while a migration's phase moves, requests
+        # pinned to the phase before still read (and see the progress of) the store the
+        # projector now writes first, ahead of the one the next phase reads.
+        self._passed: dict[tuple[str, int, str, str, int], int] = {}
+        self._store_names: weakref.WeakKeyDictionary[AsyncEngine, str] = weakref.WeakKeyDictionary()
 
     async def generations(self) -> Mapping[str, int]:
         """The active generation of every projector (re-read every few seconds)."""
@@ -177,28 +180,43 @@ class Progress:
             if part:
                 wanted.append((name, await seen.generation(name), part))
                 stores[name] = await seen.engine(name, self._engine)
-        if not wanted or self._known_passed(wanted):
+        where = {name: self._store_name(engine) for name, engine in stores.items()}
+        if not wanted or self._known_passed(wanted, where):
             return True
         done: dict[tuple[str, str, int], int] = {}
         for engine in set(stores.values()):
             # A migrated projector's checkpoints are in the store its reads come from.
             here = [w for w in wanted if stores[w[0]] is engine]
             done |= await self._checkpoints(here, engine)
-        self._note(wanted, done)
+        self._note(wanted, where, done)
         return all(done.get((name, t, p), 0) > o for name, _, part in wanted for t, p, o in part)
 
-    def _known_passed(self, wanted: Sequence[tuple[str, int, Position]]) -> bool:
+    def _store_name(self, engine: AsyncEngine) -> str:
+        """The store an engine reaches (its URL, password hidden), worked out once."""
+        name = self._store_names.get(engine)
+        if name is None:
+            name = self._store_names[engine] = str(engine.url)
+        return name
+
+    def _known_passed(
+        self, wanted: Sequence[tuple[str, int, Position]], where: Mapping[str, str]
+    ) -> bool:
         passed = self._passed
         return all(
-            passed.get((name, gen, t, p), 0) > o for name, gen, part in wanted for t, p, o in part
+            passed.get((name, gen, where[name], t, p), 0) > o
+            for name, gen, part in wanted
+            for t, p, o in part
         )
 
     def _note(
-        self, wanted: Sequence[tuple[str, int, Position]], done: Mapping[tuple[str, str, int], int]
+        self,
+        wanted: Sequence[tuple[str, int, Position]],
+        where: Mapping[str, str],
+        done: Mapping[tuple[str, str, int], int],
     ) -> None:
         generation = {name: gen for name, gen, _ in wanted}
         for (name, topic, partition), next_offset in done.items():
-            key = (name, generation[name], topic, partition)
+            key = (name, generation[name], where[name], topic, partition)
             if next_offset > self._passed.get(key, 0):
                 self._passed[key] = next_offset
 
