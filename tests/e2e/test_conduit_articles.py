@@ -229,12 +229,17 @@ async def test_the_feed_is_the_followed_authors_articles_and_needs_a_token(
     assert empty == {"articles": [], "articlesCount": 0}
     await client.post(f"/api/profiles/{jake.username}/follow", headers=ann.auth)
     slugs: list[str] = []
-    after: dict[str, str] = {}
+    afters: list[dict[str, str]] = []
     for _ in range(3):
         made, after = await write_at(client, jake, unique_name("Feed "))
         slugs.append(made["slug"])
-    # Ann's reads wait for her own writes; for Jake's, she names his last one.
-    mine = {**ann.auth, **after}
+        afters.append(after)
+    # Ann's reads wait for her own writes; Jake's articles are keyed to partitions of their
+    # own, so she names each of his positions before she reads the feed at the last one.
+    for after in afters[:-1]:
+        waited = await client.get("/api/articles/feed", headers={**ann.auth, **after})
+        assert waited.status_code == 200, waited.text
+    mine = {**ann.auth, **afters[-1]}
     first = (await client.get("/api/articles/feed", params={"limit": 2}, headers=mine)).json()
     assert [a["slug"] for a in first["articles"]] == slugs[::-1][:2]
     assert first["articlesCount"] == 3
