@@ -115,6 +115,10 @@ class EventRegistry:
     def family(self, type_: str) -> Family:
         return self.model(type_).FAMILY
 
+    def models(self) -> list[type[Event]]:
+        """Every event model registered, in the order of registration."""
+        return list(self._models.values())
+
     def materialise(self, envelope: Envelope) -> Event:
         try:
             current, validate = self._validators[envelope.type]

@@ -129,6 +129,10 @@ class InteractionsProjector(PostgresProjector):
             counters = CounterCache(stores.redis, prefix=stores.settings.prefix)
         return cls(stores.engine, generation=generation, cache=stores.cache, counters=counters)
 
+    def concerns(self, record: Recorded) -> bool:
+        # Drafts and their edits are no part of the counts or of who may see them.
+        return kind_of(record.event) is not Kind.OTHER
+
     async def handle(self, conn: AsyncConnection, records: Sequence[Recorded]) -> None:
         # Counts do not depend on visibility (see above), so the whole batch's interactions
         # fold into one set of statements, however its article events fall among them.

@@ -56,7 +56,7 @@ from bloghub.events.interactions import ArticleLiked, ArticleUnliked
 from bloghub.events.notifications import NotificationsRead
 from bloghub.events.social import UserFollowed
 from bloghub.events.topics import Family
-from bloghub.projections.postgres_sink import PostgresProjector
+from bloghub.projections.postgres_sink import PostgresProjector, concerning
 from bloghub.projections.stores import Stores
 from bloghub.readmodels import notification_view
 from bloghub.settings import Settings
@@ -67,6 +67,9 @@ log = structlog.get_logger(__name__)
 _IDS = uuid.UUID("6f1c5a0e-1b7d-4c55-9a55-2d0f6f1b7a10")
 
 _NOTIFYING = (UserFollowed, CommentPosted, ArticleLiked)
+# Every event ``handle`` acts on (likes and unlikes in ``_likes``, the rest in its match);
+# sessions, profiles, collections, reads and comment deletions pass it by.
+_CONCERNS = concerning(UserFollowed, CommentPosted, ArticleLiked, ArticleUnliked, NotificationsRead)
 
 # The ids of the notifications a batch's transaction made, handed to its after-commit hook
 # (a lane applies a batch and runs the hook in one task, one batch after the other): most
@@ -168,6 +171,9 @@ class NotificationsProjector(PostgresProjector):
             generation=generation,
             cache=stores.cache,
         )
+
+    def concerns(self, record: Recorded) -> bool:
+        return _CONCERNS(record)
 
     async def handle(self, conn: AsyncConnection, records: Sequence[Recorded]) -> None:
         await self._hold_recipients(conn, records)

@@ -9,7 +9,7 @@ already applied.
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Self
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -18,7 +18,7 @@ from bloghub.adapters.postgres.checkpoints import Checkpoints
 from bloghub.adapters.postgres.engine import make_engine, translated
 from bloghub.adapters.postgres.generations import schema_name
 from bloghub.adapters.redis.cache import Cache
-from bloghub.events.base import Recorded
+from bloghub.events.base import Event, Recorded
 from bloghub.events.topics import Family
 from bloghub.projections.port import TP, fresh_records
 from bloghub.settings import Settings
@@ -40,6 +40,22 @@ def projector_engine(url: str, *, pool_size: int, app: str = "bloghub-projector"
         pre_ping=False,
         server_settings={"synchronous_commit": "off"},
     )
+
+
+def concerning(*kinds: type[Event]) -> Callable[[Recorded], bool]:
+    """A projector's ``concerns``: records of events of ``kinds`` (or their subclasses),
+    worked out once per event model (an isinstance of a model goes through pydantic's
+    metaclass, and this runs for every record of every batch)."""
+    known: dict[type[Event], bool] = {}
+
+    def concerns(record: Recorded) -> bool:
+        cls = type(record.event)
+        found = known.get(cls)
+        if found is None:
+            found = known[cls] = issubclass(cls, kinds)
+        return found
+
+    return concerns
 
 
 class PostgresProjector(abc.ABC):
@@ -96,9 +112,21 @@ class PostgresProjector(abc.ABC):
         async with translated(), self.engine.connect() as conn:
             return await self.checkpoints.load(conn, partitions)
 
+    def concerns(self, record: Recorded) -> bool:
+        """Whether ``handle`` or a hook does anything with ``record``: by default every
+        record of the projector's topics does. A projector that ignores some says which,
+        from the same tests its ``handle`` dispatches on."""
+        return True
+
     async def apply(
         self, records: Sequence[Recorded], next_offsets: Mapping[TP, int]
     ) -> Sequence[Recorded]:
+        if not any(map(self.concerns, records)):
+            # Nothing to write (the social projector and a draft, the notifications
+            # projector and a login): only the checkpoints move, in one statement.
+            async with translated():
+                await self.checkpoints.advance(self.engine, next_offsets)
+            return ()
         async with translated(), self.engine.begin() as raw:
             conn = await raw.execution_options(schema_translate_map={None: self.schema})
             stored = await self.checkpoints.lock(conn, list(next_offsets))

@@ -171,6 +171,12 @@ class SearchProjector(abc.ABC):
     async def apply(
         self, records: Sequence[Recorded], next_offsets: Mapping[TP, int]
     ) -> Sequence[Recorded]:
+        if all(self.doc_id(r) is None for r in records):
+            # No document to change (drafts, for the articles index): only the checkpoints
+            # move, in one statement, without reading them first.
+            async with pg_errors():
+                await self.checkpoints.advance(self.engine, next_offsets)
+            return ()
         stored = await self.load_checkpoints(list(next_offsets))
         fresh = fresh_records(records, stored)
         if fresh:

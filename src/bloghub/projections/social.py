@@ -17,16 +17,11 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bloghub.adapters.postgres.tables import feed_articles, follow_counts, follows
-from bloghub.events.articles import (
-    ArticleDeleted,
-    ArticleEvent,
-    ArticlePublished,
-    ArticleWithdrawn,
-)
+from bloghub.events.articles import ArticleDeleted, ArticleEvent, ArticlePublished, ArticleWithdrawn
 from bloghub.events.base import Recorded
 from bloghub.events.social import FollowEvent, UserFollowed, UserUnfollowed
 from bloghub.events.topics import Family
-from bloghub.projections.postgres_sink import PostgresProjector
+from bloghub.projections.postgres_sink import PostgresProjector, concerning
 from bloghub.readmodels import follow_counts_key
 
 
@@ -80,9 +75,17 @@ async def write_follow_tally(conn: AsyncConnection, tally: FollowTally) -> None:
         )
 
 
+# The article events the feed index follows; drafts and their edits are not among them.
+_FEED_EVENTS = (ArticlePublished, ArticleWithdrawn, ArticleDeleted)
+_CONCERNS = concerning(FollowEvent, *_FEED_EVENTS)
+
+
 class SocialProjector(PostgresProjector):
     name = "social"
     families: tuple[Family, ...] = (Family.SOCIAL, Family.ARTICLES)
+
+    def concerns(self, record: Recorded) -> bool:
+        return _CONCERNS(record)
 
     async def handle(self, conn: AsyncConnection, records: Sequence[Recorded]) -> None:
         tally = FollowTally()
@@ -90,7 +93,7 @@ class SocialProjector(PostgresProjector):
             ev = rec.event
             if isinstance(ev, FollowEvent):
                 await self._follow(conn, ev, rec.envelope.occurred_at, tally)
-            elif isinstance(ev, ArticleEvent):
+            elif isinstance(ev, _FEED_EVENTS):
                 await self._article(conn, ev, rec.envelope.occurred_at)
         # Last, so the shared count rows are held only for the end of the transaction.
         await write_follow_tally(conn, tally)
