@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import asyncpg
+from hypothesis import HealthCheck, settings
 
 from bloghub.adapters.postgres.databases import drop_database
 from bloghub.adapters.postgres.generations import create_generation
@@ -241,6 +242,16 @@ async def wait_until(condition: Callable[[], Awaitable[bool]], *, timeout_s: flo
         if asyncio.get_running_loop().time() > deadline:
             raise TimeoutError("condition not reached in time")
         await asyncio.sleep(0.05)
+
+
+def against_the_store(max_examples: int) -> settings:
+    """Hypothesis settings for examples that each write to a real store: no deadline (a
+    round trip's time is the machine's), and a module-scoped rig is allowed."""
+    return settings(
+        max_examples=max_examples,
+        deadline=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    )
 
 
 def recorded(event: Event, *, topic: str, partition: int, offset: int) -> Recorded:

@@ -11,7 +11,7 @@ from typing import Any
 
 import asyncpg
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import assume, given
 from hypothesis import strategies as st
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -28,14 +28,10 @@ from bloghub.projections.postgres_sink import PostgresProjector, projector_engin
 from bloghub.projections.social import SocialProjector
 from bloghub.settings import Settings
 from tests.conftest import isolated
-from tests.support import recorded
+from tests.support import against_the_store, recorded
 
 GENERATION = 1
-HYPOTHESIS = settings(
-    max_examples=60,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+HYPOTHESIS = against_the_store(60)
 
 
 @dataclass

@@ -13,7 +13,7 @@ from typing import Any
 
 import asyncpg
 import pytest
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from bloghub.adapters.postgres.generations import create_generation
@@ -26,16 +26,12 @@ from bloghub.projections.postgres_sink import PostgresProjector, projector_engin
 from bloghub.projections.social import SocialProjector
 from bloghub.settings import Settings
 from tests.conftest import isolated
-from tests.support import ArticleBook, batches, recorded
+from tests.support import ArticleBook, against_the_store, batches, recorded
 
 USERS = [new_id_str() for _ in range(5)]
 LIVE, REPLAY = 2, 3
 SPLITS = st.lists(st.integers(1, 8), min_size=1, max_size=6)
-HYPOTHESIS = settings(
-    max_examples=40,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+HYPOTHESIS = against_the_store(40)
 
 
 @dataclass
