@@ -9,6 +9,7 @@ moves nothing, and no count can fall below the size of its set, which is never n
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -80,7 +81,4 @@ def count_reads(
 
 def net(changed: Iterable[str], by: int) -> dict[str, int]:
     """Count change per article from the articles of the rows a statement changed."""
-    out: dict[str, int] = {}
-    for article_id in changed:
-        out[article_id] = out.get(article_id, 0) + by
-    return out
+    return {article_id: n * by for article_id, n in Counter(changed).items()}

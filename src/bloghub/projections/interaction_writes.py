@@ -26,7 +26,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, UUID, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from bloghub.adapters.postgres.bulk import unnest_source
+from bloghub.adapters.postgres.bulk import column_params, unnest_source
 from bloghub.adapters.postgres.tables import (
     article_stats,
     article_versions,
@@ -162,14 +162,14 @@ async def add_likes(conn: AsyncConnection, rows: Sequence[tuple[str, str, dateti
     """Insert the likes not there yet; the articles of those inserted."""
     if not rows:
         return []
-    params = {k: [r[i] for r in rows] for i, k in enumerate(("a", "u", "at"))}
+    params = column_params(("a", "u", "at"), rows)
     return [str(r) for r in (await conn.execute(_ADD_LIKES, params)).scalars()]
 
 
 async def remove_likes(conn: AsyncConnection, pairs: Sequence[Like]) -> list[str]:
     if not pairs:
         return []
-    params = {"a": [p[0] for p in pairs], "b": [p[1] for p in pairs]}
+    params = column_params(("a", "b"), pairs)
     return [str(r) for r in (await conn.execute(_REMOVE_LIKES, params)).scalars()]
 
 
@@ -196,14 +196,14 @@ async def add_entries(
 ) -> list[str]:
     if not rows:
         return []
-    params = {k: [r[i] for r in rows] for i, k in enumerate(("c", "a", "u", "at"))}
+    params = column_params(("c", "a", "u", "at"), rows)
     return [str(r) for r in (await conn.execute(_ADD_ENTRIES, params)).scalars()]
 
 
 async def remove_entries(conn: AsyncConnection, pairs: Sequence[Entry]) -> list[str]:
     if not pairs:
         return []
-    params = {"a": [p[0] for p in pairs], "b": [p[1] for p in pairs]}
+    params = column_params(("a", "b"), pairs)
     return [str(r) for r in (await conn.execute(_REMOVE_ENTRIES, params)).scalars()]
 
 

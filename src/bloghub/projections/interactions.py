@@ -46,11 +46,13 @@ if TYPE_CHECKING:
 
 _VISIBILITY = (ArticlePublished, ArticleWithdrawn, ArticleDeleted)
 
-# The counts a batch's transaction left, handed to its after-commit hook: a lane applies a
+# What a batch's transaction left for its after-commit hook: the counts it moved and the
+# version (offset + 1 of the last interaction) of each article it touched. A lane applies a
 # batch and runs the hook in one task, one batch after the other, so a context variable
-# carries them across without a second read; they are used only for the very list of
-# records they were computed from (a batch applied event by event reads them back).
-_MOVED: ContextVar[tuple[Sequence[Recorded], dict[str, Tally]] | None] = ContextVar(
+# carries them across without a second read or a second pass over the records; they are
+# used only for the very list of records they were computed from (a batch applied event by
+# event works them out again).
+_MOVED: ContextVar[tuple[Sequence[Recorded], dict[str, Tally], dict[str, int]] | None] = ContextVar(
     "interactions_moved", default=None
 )
 
@@ -139,10 +141,14 @@ class InteractionsProjector(PostgresProjector):
         shown: list[tuple[ArticleEvent, datetime]] = []
         events: list[Dated] = []
         made: list[tuple[CollectionCreated, datetime]] = []
+        versions: dict[str, int] = {}
         for r in records:
             kind, event = kind_of(r.event), r.event
             if kind is Kind.INTERACTION:
-                events.append((cast(InteractionEvent, event), r.envelope.occurred_at))
+                interaction = cast(InteractionEvent, event)
+                events.append((interaction, r.envelope.occurred_at))
+                # An article's events share its partition, in offset order: the last wins.
+                versions[interaction.article_id] = r.offset + 1
             elif kind is Kind.SHOWN:
                 shown.append((cast(ArticleEvent, event), r.envelope.occurred_at))
             elif kind is Kind.MADE:
@@ -159,7 +165,7 @@ class InteractionsProjector(PostgresProjector):
             await w.apply_visibility(conn, event, at)
         await w.create_collections(conn, made)
         moved = await self._interactions(conn, events)
-        _MOVED.set((records, moved))
+        _MOVED.set((records, moved, versions))
 
     async def _interactions(
         self, conn: AsyncConnection, events: Sequence[Dated]
@@ -200,19 +206,28 @@ class InteractionsProjector(PostgresProjector):
         moved, _ = _MOVED.get(), _MOVED.set(None)
         if self.counters is None or not self.live:
             return
-        versions: dict[str, int] = {}
-        for r in records:
-            if kind_of(r.event) is Kind.INTERACTION:
-                article_id = cast(InteractionEvent, r.event).article_id
-                versions[article_id] = max(versions.get(article_id, 0), r.offset + 1)
-        if not versions:
-            return
         if moved is not None and moved[0] is records:
             # The counts the commit left, as the transaction returned them; an article whose
             # counts did not move keeps its hash as it is.
-            tallies = moved[1]
+            _, tallies, versions = moved
+            if not tallies:
+                return
         else:  # applied one event at a time (a batch that failed whole): read them back
+            versions = _versions(records)
+            if not versions:
+                return
             async with self.engine.connect() as raw:
                 conn = await raw.execution_options(schema_translate_map={None: self.schema})
                 tallies = await w.tallies(conn, versions)
         await self.counters.write({a: (versions[a], t) for a, t in tallies.items()})
+
+
+def _versions(records: Sequence[Recorded]) -> dict[str, int]:
+    """The version of each article the records' interactions touched: offset + 1 of its
+    last one."""
+    versions: dict[str, int] = {}
+    for r in records:
+        if kind_of(r.event) is Kind.INTERACTION:
+            article_id = cast(InteractionEvent, r.event).article_id
+            versions[article_id] = max(versions.get(article_id, 0), r.offset + 1)
+    return versions

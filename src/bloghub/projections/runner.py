@@ -269,13 +269,30 @@ class ProjectorRunner:
         """Decode a fetch. A partition stops at an event newer than the code (nothing after
         it is applied); what cannot be decoded at all is dead-lettered when applied."""
         parts = []
+        materialise, good_one = self._registry.materialise, tuple.__new__
         for tp, records in batches.items():
-            part = Part(
-                (tp.topic, tp.partition), records[0].offset, records[-1].offset + 1, records
-            )
+            topic, partition = tp.topic, tp.partition
+            part = Part((topic, partition), records[0].offset, records[-1].offset + 1, records)
+            good = part.good.append
             for record in records:
+                # Calls and look-ups kept out of this loop, which runs for every event a
+                # projector reads; as in ``decode``, the tuple is made directly, not
+                # through the named tuple's __new__.
                 try:
-                    part.good.append(self._decode(record))
+                    envelope = decode(record.value)
+                    good(
+                        good_one(
+                            Recorded,
+                            (
+                                envelope,
+                                materialise(envelope),
+                                topic,
+                                partition,
+                                record.offset,
+                                record.timestamp,
+                            ),
+                        )
+                    )
                 except CodeBehind as exc:
                     part.end, part.behind = record.offset, f"{type(exc).__name__}: {exc}"
                     break
@@ -350,15 +367,6 @@ class ProjectorRunner:
         for tp, error in out.halted.items():
             self._hold(tp, out.reached[tp], WaitReason.STORE, f"every event fails: {error!r}")
         return out.fresh, out.reached
-
-    def _decode(self, record: Raw) -> Recorded:
-        envelope = decode(record.value)
-        event = self._registry.materialise(envelope)
-        # As in ``decode``: the tuple made directly, not through the named tuple's __new__.
-        return tuple.__new__(
-            Recorded,
-            (envelope, event, record.topic, record.partition, record.offset, record.timestamp),
-        )
 
     async def _apply_with_retries(
         self, records: Sequence[Recorded], next_offsets: Mapping[TP, int]

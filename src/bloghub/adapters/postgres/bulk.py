@@ -4,7 +4,7 @@ column instead of one per value (so no batch can reach the 32,767-parameter limi
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import bindparam, func
@@ -20,3 +20,10 @@ def unnest_source(columns: Mapping[str, TypeEngine[Any]]) -> TableValuedAlias:
         .table_valued(*columns)
         .render_derived()
     )
+
+
+def column_params(names: Sequence[str], rows: Sequence[Sequence[Any]]) -> dict[str, list[Any]]:
+    """The parameters of an ``unnest_source`` statement from rows: one list per column, in
+    the order of ``names`` (transposed by ``zip``, in C, not value by value in Python)."""
+    columns = zip(*rows, strict=True) if rows else ((),) * len(names)
+    return {name: list(column) for name, column in zip(names, columns, strict=True)}
