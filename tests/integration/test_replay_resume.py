@@ -78,7 +78,11 @@ async def test_a_killed_replay_resumes_and_ends_identical(run_id: str, tmp_path:
                     return await applied(s, "users", 2) >= EVENTS // 3
 
                 await wait_until(a_third_applied, timeout_s=120)
-                # The dashboard shows the replay with its progress while it runs.
+                # Stopped where it stands (anywhere in a batch, as a kill finds it): the
+                # replay applies tens of thousands of events a second, and would finish
+                # while the dashboard answers. SIGKILL then ends it from there.
+                os.kill(first.pid, signal.SIGSTOP)
+                # The dashboard shows the replay with its progress while it is unfinished.
                 snapshot = await client.get("/ops/api/lag", headers=operator(s))
                 replays = snapshot.json()["replays"]
         finally:
