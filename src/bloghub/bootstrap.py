@@ -27,6 +27,7 @@ from bloghub.adapters.redis.counters import CounterCache
 from bloghub.adapters.redis.local_tier import LocalTier, follow_changes
 from bloghub.adapters.redis.presence import Presence
 from bloghub.adapters.redis.sessions import SessionStore
+from bloghub.adapters.redis.wire import Wire
 from bloghub.api.consistency import OwnWrites, Progress
 from bloghub.auth.limiter import SlidingWindowLimiter
 from bloghub.auth.lockout import FailureLimit, LoginLockout
@@ -85,6 +86,7 @@ class Container:
     settings: Settings
     engine: AsyncEngine
     redis: Redis
+    wire: Wire  # the hottest round trips (adapters/redis/wire.py)
     event_log: EventLog
     commands: CommandDeps
     tokens: TokenService
@@ -181,6 +183,7 @@ class Container:
         await self.event_log.close()
         await self.log_ends.close()
         await self.redis.aclose()
+        await self.wire.close()
         await self.search.close()
         await self.commands.keys.close()
         await self.lookups.close()  # the keys' checks use it too; closing twice is harmless
@@ -217,6 +220,7 @@ async def build(settings: Settings, *, pool_size: int = 10) -> Container:
     configure_logging(settings)
     engine = make_engine(settings.sqlalchemy_url, pool_size=pool_size)
     redis = make_redis(settings.redis_url.get_secret_value())
+    wire = Wire(settings.redis_url.get_secret_value())
     event_log = EventLog.from_settings(settings)
     await event_log.start()
     lookups = await Lookups.open(settings.asyncpg_dsn, size=10, app="bloghub-checks")
@@ -241,12 +245,13 @@ async def build(settings: Settings, *, pool_size: int = 10) -> Container:
         history=History(redis, prefix=settings.prefix, keep_s=settings.ops_history_s),
         presence=presence,
     )
-    limiter = SlidingWindowLimiter(redis, settings.prefix)
+    limiter = SlidingWindowLimiter(redis, settings.prefix, wire=wire)
     sessions = SessionStore(redis, prefix=settings.prefix)
     return Container(
         settings=settings,
         engine=engine,
         redis=redis,
+        wire=wire,
         event_log=event_log,
         commands=CommandDeps(
             event_log=event_log,
@@ -267,7 +272,9 @@ async def build(settings: Settings, *, pool_size: int = 10) -> Container:
         progress=Progress(
             engine, prefix=settings.prefix, generations_ttl_s=settings.generations_poll_s
         ),
-        own_writes=OwnWrites(redis, prefix=settings.prefix, ttl_s=settings.own_write_ttl_s),
+        own_writes=OwnWrites(
+            redis, prefix=settings.prefix, ttl_s=settings.own_write_ttl_s, wire=wire
+        ),
         positions=PositionSigner(settings.position_secret.get_secret_value()),
         log_ends=LogEnds(settings.kafka_bootstrap, client_id=f"{settings.prefix}.log-ends"),
         ops=ops,

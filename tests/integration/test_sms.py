@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bloghub.adapters.postgres.engine import make_engine
 from bloghub.adapters.redis import make_redis
+from bloghub.adapters.redis.wire import Wire
 from bloghub.auth.limiter import SlidingWindowLimiter, Throttle
 from bloghub.auth.sms.codes import SmsCodes
 from bloghub.auth.sms.failover import Guard, TimeoutSwitchFailover
@@ -175,7 +176,9 @@ async def test_checking_when_no_code_was_sent_is_just_wrong(
 async def test_the_limiter_allows_limit_calls_then_refuses(
     redis: Redis, settings: Settings
 ) -> None:
-    limiter = SlidingWindowLimiter(redis, settings.prefix)
+    limiter = SlidingWindowLimiter(
+        redis, settings.prefix, wire=Wire(settings.redis_url.get_secret_value())
+    )
     key = f"ip:{secrets.token_hex(4)}"
     decisions = [await limiter.allow(key, 3, 1.0) for _ in range(4)]
     assert [d.allowed for d in decisions] == [True, True, True, False]
@@ -187,7 +190,9 @@ async def test_the_limiter_allows_limit_calls_then_refuses(
 
 
 async def test_the_limiter_is_exact_under_concurrency(redis: Redis, settings: Settings) -> None:
-    limiter = SlidingWindowLimiter(redis, settings.prefix)
+    limiter = SlidingWindowLimiter(
+        redis, settings.prefix, wire=Wire(settings.redis_url.get_secret_value())
+    )
     key = f"user:{secrets.token_hex(4)}"
     decisions = await asyncio.gather(*(limiter.allow(key, 10, 60) for _ in range(50)))
     assert sum(d.allowed for d in decisions) == 10
@@ -266,7 +271,9 @@ async def test_a_throttled_sms_is_queued_and_the_worker_delivers_it(
     engine: AsyncEngine,
     settings: Settings,
 ) -> None:
-    limiter = SlidingWindowLimiter(redis, settings.prefix)
+    limiter = SlidingWindowLimiter(
+        redis, settings.prefix, wire=Wire(settings.redis_url.get_secret_value())
+    )
     throttle = Throttle(limiter, f"sms-global-{secrets.token_hex(4)}", limit=1, window_s=1)
     assert (await throttle.take()).allowed  # the global budget is now spent
     store = OutboxStore(engine, spacing_s=0.2)

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from redis.asyncio import Redis
+from redis.exceptions import NoScriptError
 from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -21,6 +22,7 @@ from bloghub.adapters.postgres.engines import Engines
 from bloghub.adapters.postgres.generations import active_generations
 from bloghub.adapters.postgres.migrations import Migration, all_migrations, moved_reads
 from bloghub.adapters.postgres.tables import checkpoints
+from bloghub.adapters.redis.wire import Wire
 from bloghub.coalesce import Coalesced
 from bloghub.events.position import Position
 from bloghub.events.topics import Family, topic_for
@@ -45,8 +47,9 @@ return 1
 
 
 class OwnWrites:
-    def __init__(self, redis: Redis, *, prefix: str, ttl_s: int) -> None:
+    def __init__(self, redis: Redis, *, prefix: str, ttl_s: int, wire: Wire) -> None:
         self._redis = redis
+        self._wire = wire  # the coalesced remembering's round trip (adapters/redis/wire.py)
         self._prefix = prefix
         self._ttl = ttl_s
         self._script = redis.register_script(_REMEMBER)
@@ -66,7 +69,12 @@ class OwnWrites:
             args.append(len(offsets))
             for topic, partition, offset in offsets:
                 args += [f"{topic}|{partition}", offset]
-        await self._script(keys=[self.key(user) for user, _ in writes], args=args)
+        keys = [self.key(user) for user, _ in writes]
+        (done,) = await self._wire.execute([("EVALSHA", self._script.sha, len(keys), *keys, *args)])
+        if isinstance(done, NoScriptError):  # Redis restarted or flushed its scripts
+            await self._script(keys=keys, args=args)
+        elif isinstance(done, Exception):
+            raise done
         return [None] * len(writes)
 
     async def last(self, user_id: str) -> Position:

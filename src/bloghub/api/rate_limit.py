@@ -109,8 +109,9 @@ class RateLimit:
             ("HGETALL", container.own_writes.key(sub)),
         ]
         refused, (owner, own) = await limiter.allow_all_reading(checks, self.window_s, reads)
-        if not isinstance(owner, Exception) and isinstance(own, dict):
-            scope.setdefault("state", {})["session_read"] = SessionRead(sid, owner, own)
+        if not isinstance(owner, Exception) and isinstance(own, list):
+            fields = dict(zip(own[::2], own[1::2], strict=True))
+            scope.setdefault("state", {})["session_read"] = SessionRead(sid, owner, fields)
         return refused
 
     def _user(self, scope: Scope) -> tuple[str, str] | None:

@@ -23,6 +23,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from bloghub.adapters.redis.wire import Wire
 from bloghub.coalesce import Coalesced
 from bloghub.errors import Unavailable
 
@@ -70,7 +71,7 @@ return {0, 0}
 """
 
 
-Command = tuple[str | bytes, ...]  # a Redis command and its arguments
+Command = tuple[str | bytes | int, ...]  # a Redis command and its arguments
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,9 +82,10 @@ class Decision:
 
 
 class SlidingWindowLimiter:
-    def __init__(self, redis: Redis, prefix: str) -> None:
+    def __init__(self, redis: Redis, prefix: str, *, wire: Wire) -> None:
         self._prefix = prefix
         self._redis = redis
+        self._wire = wire  # the coalesced counts' round trip (adapters/redis/wire.py)
         self._script = redis.register_script(_ALLOW)
         self._all = redis.register_script(_ALLOW_ALL)
         self._counting: Coalesced[_Counting, tuple[object, list[object]]] = Coalesced(
@@ -130,9 +132,10 @@ class SlidingWindowLimiter:
         self, checks: Sequence[tuple[str, int]], window_s: float, reads: Sequence[Command]
     ) -> tuple[tuple[str, Decision] | None, list[object]]:
         """``allow_all``, and the replies to ``reads`` (plain read commands) sent in the
-        same round trip; a reply may be an exception. Raises ``Unavailable`` when Redis
-        cannot be reached. The requests that count at about the same time share one
-        pipeline (``Coalesced``): every authenticated request asks this first."""
+        same round trip, as Redis gave them (``HGETALL`` a flat list; see ``Wire``); a
+        reply may be an exception. Raises ``Unavailable`` when Redis cannot be reached.
+        The requests that count at about the same time share one round trip
+        (``Coalesced``): every authenticated request asks this first."""
         if window_s <= 0 or any(limit < 1 for _, limit in checks):
             raise ValueError("a rate needs limit >= 1 and window_s > 0")
         counted, rest = await self._counting(_Counting(checks, window_s, reads))
@@ -144,19 +147,19 @@ class SlidingWindowLimiter:
         return _first_refusal(checks, refused, wait_us), rest
 
     async def _count_all(self, batch: list[_Counting]) -> list[tuple[object, list[object]]]:
-        """One pipeline for the windows and reads of every request in ``batch``."""
-        async with redis_translated(), self._redis.pipeline(transaction=False) as pipe:
-            for counting in batch:
-                keys = [self.key(k) for k, _ in counting.checks]
-                pipe.evalsha(self._all.sha, len(keys), *keys, *counting.args())
-                for command in counting.reads:
-                    pipe.execute_command(*command)
-            replies = await pipe.execute(raise_on_error=False)
+        """One round trip for the windows and reads of every request in ``batch``."""
+        commands: list[Command] = []
+        for counting in batch:
+            keys = [self.key(k) for k, _ in counting.checks]
+            commands.append(("EVALSHA", self._all.sha, len(keys), *keys, *counting.args()))
+            commands += counting.reads
+        async with redis_translated():
+            replies = await self._wire.execute(commands)
         answers: list[tuple[object, list[object]]] = []
         at = 0
         for counting in batch:
             end = at + 1 + len(counting.reads)
-            answers.append((replies[at], list(replies[at + 1 : end])))
+            answers.append((replies[at], replies[at + 1 : end]))
             at = end
         return answers
 

@@ -1,0 +1,201 @@
+"""Redis commands pipelined over one connection and parsed by hiredis, for the API's round
+trips that every authenticated request or write makes (the rate limit's count with the
+session read beside it, the own-write positions).
+
+redis-py's asyncio client spends 50-70 µs of CPU per round trip on this machine (its
+connection pool, retry wrapper, per-command packing and response callbacks, a timeout
+context per read); a bare Starlette route awaiting one ``EVALSHA`` through it answered 2.8x
+fewer requests a second than without it. Through ``Wire`` the same round trip costs 7-8 µs
+(bench/http.py's I/O floor; the README's "Commands under load"). Everything else keeps
+redis-py: its wider API is worth its cost off the hottest paths.
+
+Replies are hiredis's, as redis-py gives them with ``decode_responses=False`` before its
+response callbacks: bytes, ints, lists (``HGETALL`` is a flat list) and ``None``; an error
+reply is a ``ResponseError`` (``NoScriptError`` for ``NOSCRIPT``) in its place, not raised.
+What goes wrong with the connection raises redis-py's ``ConnectionError`` or
+``TimeoutError``, so ``adapters/redis/errors.py`` maps them as it maps redis-py's own.
+
+One connection carries every caller's commands, in order; Redis answers in the same order,
+so each batch takes the replies of its own commands. A caller that is cancelled leaves its
+batch in the queue (the replies still come and are dropped). A batch that waits longer
+than ``timeout_s`` closes the connection: every batch still waiting fails, and the next
+call connects afresh.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import hiredis
+from redis.connection import SSLConnection, UnixDomainSocketConnection, parse_url
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+Arg = str | bytes | int | float
+Command = Sequence[Arg]
+
+# hiredis's stub types the command as a tuple of one argument; it takes any number.
+_pack = cast(Callable[[tuple[Arg, ...]], bytes], hiredis.pack_command)
+
+
+def _reply_error(message: str) -> ResponseError:
+    if message.startswith("NOSCRIPT"):
+        return NoScriptError(message)
+    return ResponseError(message)
+
+
+@dataclass(slots=True)
+class _Batch:
+    expected: int
+    answer: asyncio.Future[list[object]]
+    replies: list[object] = field(default_factory=list)
+
+
+class _Connection(asyncio.Protocol):
+    def __init__(self) -> None:
+        self._reader = hiredis.Reader(replyError=_reply_error)
+        self._waiting: deque[_Batch] = deque()
+        self._transport: asyncio.Transport | None = None
+        self.lost: Exception | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # A stream transport (uvloop's is not a subclass of asyncio's classes).
+        self._transport = cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        reader, waiting = self._reader, self._waiting
+        try:
+            reader.feed(data)
+            while (reply := reader.gets()) is not False:
+                batch = waiting[0]
+                batch.replies.append(reply)
+                if len(batch.replies) == batch.expected:
+                    waiting.popleft()
+                    if not batch.answer.done():  # a cancelled caller's replies are dropped
+                        batch.answer.set_result(batch.replies)
+        except (hiredis.ProtocolError, IndexError) as exc:
+            # Out of step with the server (a reply nobody asked for): nothing after it can
+            # be matched to its command.
+            self.close(RedisConnectionError(f"redis: unreadable reply stream: {exc!r}"))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._fail(
+            RedisConnectionError(f"redis: connection lost: {exc!r}" if exc else "redis: closed")
+        )
+
+    def send(self, payload: bytes, expected: int, answer: asyncio.Future[list[object]]) -> None:
+        if self.lost is not None or self._transport is None:
+            raise self.lost or RedisConnectionError("redis: not connected")
+        self._waiting.append(_Batch(expected, answer))
+        self._transport.write(payload)
+
+    def close(self, why: Exception) -> None:
+        self._fail(why)
+        if self._transport is not None:
+            self._transport.abort()
+
+    def _fail(self, why: Exception) -> None:
+        if self.lost is None:
+            self.lost = why
+        while self._waiting:
+            batch = self._waiting.popleft()
+            if not batch.answer.done():
+                batch.answer.set_exception(why)
+
+
+class Wire:
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout_s: float = 2.0,
+        connect_timeout_s: float = 2.0,
+    ) -> None:
+        options: dict[str, Any] = parse_url(url)  # type: ignore[no-untyped-call]
+        self._host: str = options.get("host", "localhost")
+        self._port: int = int(options.get("port", 6379))
+        self._path: str | None = options.get("path")
+        self._db = int(options.get("db", 0))
+        self._username: str | None = options.get("username")
+        self._password: str | None = options.get("password")
+        kind = options.get("connection_class")
+        self._tls = kind is SSLConnection
+        self._unix = kind is UnixDomainSocketConnection
+        self._timeout_s = timeout_s
+        self._connect_timeout_s = connect_timeout_s
+        self._connection: _Connection | None = None
+        self._connecting = asyncio.Lock()
+
+    async def execute(self, commands: Sequence[Command]) -> list[object]:
+        """The replies to ``commands``, sent in one write and answered in one batch."""
+        if not commands:
+            return []
+        payload = b"".join([_pack(tuple(c)) for c in commands])
+        connection = await self._connected()
+        answer: asyncio.Future[list[object]] = asyncio.get_running_loop().create_future()
+        connection.send(payload, len(commands), answer)
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                return await answer
+        except TimeoutError:
+            connection.close(RedisTimeoutError("redis: no reply in time"))
+            raise RedisTimeoutError(f"redis: no reply within {self._timeout_s} s") from None
+
+    async def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close(RedisConnectionError("redis: closed by this process"))
+            self._connection = None
+
+    async def _connected(self) -> _Connection:
+        current = self._connection
+        if current is not None and current.lost is None:
+            return current
+        async with self._connecting:
+            current = self._connection
+            if current is not None and current.lost is None:
+                return current
+            self._connection = await self._connect()
+            return self._connection
+
+    async def _connect(self) -> _Connection:
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(self._connect_timeout_s):
+                if self._unix:
+                    assert self._path is not None
+                    _, connection = await loop.create_unix_connection(_Connection, self._path)
+                else:
+                    context = ssl.create_default_context() if self._tls else None
+                    _, connection = await loop.create_connection(
+                        _Connection, self._host, self._port, ssl=context
+                    )
+        except (OSError, TimeoutError) as exc:
+            raise RedisConnectionError(f"redis: cannot connect: {exc!r}") from exc
+        hello: list[Command] = []
+        if self._password is not None:
+            auth: list[Arg] = ["AUTH"]
+            if self._username:
+                auth.append(self._username)
+            hello.append([*auth, self._password])
+        if self._db:
+            hello.append(["SELECT", self._db])
+        if hello:
+            answer: asyncio.Future[list[object]] = loop.create_future()
+            connection.send(b"".join(_pack(tuple(c)) for c in hello), len(hello), answer)
+            try:
+                async with asyncio.timeout(self._connect_timeout_s):
+                    replies = await answer
+            except TimeoutError:
+                connection.close(RedisTimeoutError("redis: no reply to AUTH/SELECT in time"))
+                raise RedisTimeoutError("redis: no reply to AUTH/SELECT in time") from None
+            refused = next((r for r in replies if isinstance(r, ResponseError)), None)
+            if refused is not None:
+                connection.close(RedisConnectionError(f"redis: {refused}"))
+                raise RedisConnectionError(f"redis refused the connection: {refused}")
+        return connection
