@@ -12,7 +12,18 @@ import asyncio
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from bench import article_detail, counters, feed, http, live, producer, projector, replay, search
+from bench import (
+    article_detail,
+    counters,
+    feed,
+    http,
+    io_floor,
+    live,
+    producer,
+    projector,
+    replay,
+    search,
+)
 from bench.support import Report, Verdict, console, quiet_logs
 from bloghub.heap import settle_heap
 
@@ -24,6 +35,7 @@ BENCHMARKS: dict[str, Callable[[argparse.Namespace], Coroutine[Any, Any, Report]
     feed.NAME: lambda args: feed.run(),
     search.NAME: lambda args: search.run(search.scaled(args.articles)),
     counters.NAME: lambda args: counters.run(),
+    io_floor.NAME: lambda args: io_floor.run(),
     live.NAME: lambda args: live.run(),
     replay.NAME: lambda args: replay.run(replay.scaled(args.events)),
 }

@@ -10,6 +10,7 @@ create gets and answers 201.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -64,3 +65,80 @@ def bare() -> Starlette:
             Route("/like", like, methods=["PUT"]),
         ]
     )
+
+
+FLOOR_STEPS_ENV = "BENCH_FLOOR_STEPS"
+FLOOR_STEPS = ("count", "target", "append", "remember")
+
+
+def floor() -> Starlette:
+    """A bare Starlette ``PUT /like`` that makes a like's round trips, one by one, through
+    the clients bloghub uses, and nothing else: the rate limit's count with the session and
+    own-write reads (one ``EVALSHA`` on the Redis wire), the target's read (one asyncpg
+    statement from a kept pool), the append (aiokafka, idempotent, ``acks=all``, a real
+    ``article.liked`` envelope to the deployment's topic, so the projectors get the same
+    work) and the remembering (one more Redis round trip). ``BENCH_FLOOR_STEPS`` (comma
+    separated, default all of ``FLOOR_STEPS``) names the steps made."""
+    import contextlib
+    from collections.abc import AsyncIterator
+
+    import asyncpg
+    from aiokafka import AIOKafkaProducer
+
+    import bloghub.events.catalog  # noqa: F401  (registers every event type)
+    from bloghub.adapters.redis.wire import Wire
+    from bloghub.events.base import envelop
+    from bloghub.events.codec import encode
+    from bloghub.events.interactions import ArticleLiked
+    from bloghub.events.topics import Family, topic_for
+    from bloghub.settings import Settings
+
+    settings = Settings()
+    steps = set(os.environ.get(FLOOR_STEPS_ENV, ",".join(FLOOR_STEPS)).split(","))
+    article, author, user = (os.environ[f"BENCH_FLOOR_{n}"] for n in ("ARTICLE", "AUTHOR", "USER"))
+    script = "redis.call('ZADD', KEYS[1], ARGV[1], ARGV[1]) return {0, 0}"
+    sha = hashlib.sha1(script.encode()).hexdigest()
+    topic = topic_for(settings.prefix, Family.INTERACTIONS)
+    liked = b'{"article":{"id":"00000000-0000-0000-0000-000000000000","liked":true}}'
+    held: list[tuple[Wire, asyncpg.Pool, AIOKafkaProducer]] = []
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        wire = Wire(settings.redis_url.get_secret_value())
+        await wire.execute([("SCRIPT", "LOAD", script)])
+        pool = await asyncpg.create_pool(settings.asyncpg_dsn, min_size=2, max_size=10)
+        producer = AIOKafkaProducer(
+            bootstrap_servers=settings.kafka_bootstrap,
+            enable_idempotence=True,
+            acks="all",
+            linger_ms=2,
+        )
+        await producer.start()
+        held.append((wire, pool, producer))
+        try:
+            yield
+        finally:
+            await producer.stop()
+            await pool.close()
+            await wire.close()
+
+    async def like(request: Request) -> Response:
+        wire, pool, producer = held[0]
+        mine = f"{settings.prefix}:floor:{user}"
+        if "count" in steps:
+            await wire.execute(
+                [("EVALSHA", sha, 1, mine + ":rate", 1), ("HGET", mine, "user"), ("HGETALL", mine)]
+            )
+        if "target" in steps:
+            async with pool.acquire() as conn:
+                await conn.fetch("SELECT $1::text, $2::text, true", article, author)
+        if "append" in steps:
+            event = ArticleLiked(article_id=article, author_id=author, user_id=user)
+            value, headers = encode(envelop(event, actor_id=user, request_id=None))
+            sent = await producer.send(topic, value=value, key=article.encode(), headers=headers)
+            await sent
+        if "remember" in steps:
+            await wire.execute([("HSET", mine + ":pos", "t|0", 1), ("EXPIRE", mine + ":pos", 60)])
+        return Response(liked, media_type="application/json")
+
+    return Starlette(routes=[Route("/like", like, methods=["PUT"])], lifespan=lifespan)
