@@ -108,7 +108,7 @@ async def test_a_server_that_goes_away_fails_the_call_and_the_next_connects_agai
 
 async def test_a_call_without_reply_in_time_times_out_and_the_next_is_in_step() -> None:
     async with private_redis() as server:
-        wire = Wire(server.url, timeout_s=0.3)
+        wire = Wire(f"{server.url}?socket_timeout=0.3")  # the URL's timeout, as redis-py's
         try:
             with pytest.raises(RedisTimeoutError):
                 await wire.execute([("BLPOP", "nothing-here", 2)])
@@ -152,3 +152,13 @@ def test_on_uvloop_as_the_api_serves(settings: Settings) -> None:
             await wire.close()
 
     assert uvloop.run(scenario()) == [b"OK", b"1", 1]
+
+
+def test_url_options_are_honoured_or_refused_at_start() -> None:
+    # TLS as redis-py reads it from the URL; an option the wire would ignore is refused.
+    Wire("rediss://redis.example:6380/0?ssl_cert_reqs=none&socket_timeout=3")
+    Wire("rediss://redis.example:6380/0?ssl_cert_reqs=required")
+    with pytest.raises(ValueError, match="ssl_cert_reqs"):
+        Wire("rediss://redis.example:6380/0?ssl_cert_reqs=sometimes")
+    with pytest.raises(ValueError, match="health_check_interval"):
+        Wire("redis://127.0.0.1:6379/0?health_check_interval=5")

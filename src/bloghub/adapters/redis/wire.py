@@ -50,6 +50,22 @@ def _reply_error(message: str) -> ResponseError:
     return ResponseError(message)
 
 
+_CERT_REQS = {"none": ssl.CERT_NONE, "optional": ssl.CERT_OPTIONAL, "required": ssl.CERT_REQUIRED}
+
+
+def _tls_context(options: dict[str, Any]) -> ssl.SSLContext:
+    """The TLS of a ``rediss://`` URL, from the options redis-py reads there (taken out of
+    ``options``): ``ssl_cert_reqs``, ``ssl_ca_certs``, ``ssl_check_hostname``."""
+    context = ssl.create_default_context(cafile=options.pop("ssl_ca_certs", None))
+    reqs = str(options.pop("ssl_cert_reqs", "required")).lower()
+    if reqs not in _CERT_REQS:
+        raise ValueError(f"redis URL: ssl_cert_reqs={reqs!r} is not none, optional or required")
+    verify = _CERT_REQS[reqs]
+    context.check_hostname = bool(options.pop("ssl_check_hostname", verify != ssl.CERT_NONE))
+    context.verify_mode = verify
+    return context
+
+
 @dataclass(slots=True)
 class _Batch:
     expected: int
@@ -124,11 +140,16 @@ class Wire:
         self._db = int(options.get("db", 0))
         self._username: str | None = options.get("username")
         self._password: str | None = options.get("password")
-        kind = options.get("connection_class")
-        self._tls = kind is SSLConnection
+        kind = options.pop("connection_class", None)
+        self._tls = _tls_context(options) if kind is SSLConnection else None
         self._unix = kind is UnixDomainSocketConnection
-        self._timeout_s = timeout_s
-        self._connect_timeout_s = connect_timeout_s
+        # As with redis-py's ``from_url``, the URL's own timeouts win.
+        self._timeout_s = float(options.pop("socket_timeout", timeout_s))
+        self._connect_timeout_s = float(options.pop("socket_connect_timeout", connect_timeout_s))
+        unknown = set(options) - {"host", "port", "path", "db", "username", "password"}
+        if unknown:
+            # Better refused at start-up than a connection made unlike redis-py's.
+            raise ValueError(f"redis URL options the wire does not support: {sorted(unknown)}")
         self._connection: _Connection | None = None
         self._connecting = asyncio.Lock()
 
@@ -171,9 +192,8 @@ class Wire:
                     assert self._path is not None
                     _, connection = await loop.create_unix_connection(_Connection, self._path)
                 else:
-                    context = ssl.create_default_context() if self._tls else None
                     _, connection = await loop.create_connection(
-                        _Connection, self._host, self._port, ssl=context
+                        _Connection, self._host, self._port, ssl=self._tls
                     )
         except (OSError, TimeoutError) as exc:
             raise RedisConnectionError(f"redis: cannot connect: {exc!r}") from exc
