@@ -9,8 +9,7 @@ moves nothing, and no count can fall below the size of its set, which is never n
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -79,6 +78,6 @@ def count_reads(
     return counted, marks
 
 
-def net(changed: Iterable[str], by: int) -> dict[str, int]:
-    """Count change per article from the articles of the rows a statement changed."""
-    return {article_id: n * by for article_id, n in Counter(changed).items()}
+def net(changed: Mapping[str, int], by: int) -> dict[str, int]:
+    """Count change per article from the rows a statement changed per article."""
+    return {article_id: n * by for article_id, n in changed.items()}

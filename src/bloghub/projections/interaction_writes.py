@@ -25,6 +25,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY, UUID, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.selectable import HasCTE, Select
 
 from bloghub.adapters.postgres.bulk import column_params, unnest_source
 from bloghub.adapters.postgres.tables import (
@@ -158,19 +159,38 @@ _REMOVE_LIKES = (
 )
 
 
-async def add_likes(conn: AsyncConnection, rows: Sequence[tuple[str, str, datetime]]) -> list[str]:
-    """Insert the likes not there yet; the articles of those inserted."""
+def _per_article(changing: HasCTE) -> Select[str, int]:
+    """``changing`` (a statement returning the article of each row it changed) as a count
+    of changed rows per article: PostgreSQL adds them up, so a batch of 2,000 likes of 200
+    articles comes back as 200 rows instead of 2,000 for Python to count."""
+    changed = changing.cte("changed")
+    return select(changed.c.article_id, func.count()).group_by(changed.c.article_id)
+
+
+_ADDED_LIKES = _per_article(_ADD_LIKES)
+_REMOVED_LIKES = _per_article(_REMOVE_LIKES)
+
+
+async def _counted(
+    conn: AsyncConnection, statement: Select[str, int], params: dict[str, list[Any]]
+) -> dict[str, int]:
+    return {str(a): n for a, n in await conn.execute(statement, params)}
+
+
+async def add_likes(
+    conn: AsyncConnection, rows: Sequence[tuple[str, str, datetime]]
+) -> dict[str, int]:
+    """Insert the likes not there yet; how many were inserted, per article."""
     if not rows:
-        return []
-    params = column_params(("a", "u", "at"), rows)
-    return [str(r) for r in (await conn.execute(_ADD_LIKES, params)).scalars()]
+        return {}
+    return await _counted(conn, _ADDED_LIKES, column_params(("a", "u", "at"), rows))
 
 
-async def remove_likes(conn: AsyncConnection, pairs: Sequence[Like]) -> list[str]:
+async def remove_likes(conn: AsyncConnection, pairs: Sequence[Like]) -> dict[str, int]:
+    """Delete the likes there; how many were deleted, per article."""
     if not pairs:
-        return []
-    params = column_params(("a", "b"), pairs)
-    return [str(r) for r in (await conn.execute(_REMOVE_LIKES, params)).scalars()]
+        return {}
+    return await _counted(conn, _REMOVED_LIKES, column_params(("a", "b"), pairs))
 
 
 _entries = unnest_source({"c": _ID, "a": _ID, "u": _ID, "at": _AT})
@@ -191,20 +211,24 @@ _REMOVE_ENTRIES = (
 )
 
 
+_ADDED_ENTRIES = _per_article(_ADD_ENTRIES)
+_REMOVED_ENTRIES = _per_article(_REMOVE_ENTRIES)
+
+
 async def add_entries(
     conn: AsyncConnection, rows: Sequence[tuple[str, str, str, datetime]]
-) -> list[str]:
+) -> dict[str, int]:
+    """Put the articles in the collections not holding them yet; how many, per article."""
     if not rows:
-        return []
-    params = column_params(("c", "a", "u", "at"), rows)
-    return [str(r) for r in (await conn.execute(_ADD_ENTRIES, params)).scalars()]
+        return {}
+    return await _counted(conn, _ADDED_ENTRIES, column_params(("c", "a", "u", "at"), rows))
 
 
-async def remove_entries(conn: AsyncConnection, pairs: Sequence[Entry]) -> list[str]:
+async def remove_entries(conn: AsyncConnection, pairs: Sequence[Entry]) -> dict[str, int]:
+    """Take the articles out of the collections holding them; how many, per article."""
     if not pairs:
-        return []
-    params = column_params(("a", "b"), pairs)
-    return [str(r) for r in (await conn.execute(_REMOVE_ENTRIES, params)).scalars()]
+        return {}
+    return await _counted(conn, _REMOVED_ENTRIES, column_params(("a", "b"), pairs))
 
 
 _readers = unnest_source({"a": _ID, "r": Text()})
