@@ -8,7 +8,6 @@ that is missed is reported as BELOW and does not change the exit status.
 from __future__ import annotations
 
 import argparse
-import asyncio
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -25,6 +24,7 @@ from bench import (
     search,
 )
 from bench.support import Report, Verdict, console, quiet_logs
+from bloghub import event_loop
 from bloghub.heap import settle_heap
 
 BENCHMARKS: dict[str, Callable[[argparse.Namespace], Coroutine[Any, Any, Report]]] = {
@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     failed = False
     for name in args.names or list(BENCHMARKS):
         console.rule(f"bench {name}")
-        report = asyncio.run(BENCHMARKS[name](args))
+        report = event_loop.run(BENCHMARKS[name](args))
         report.show()
         path = report.write()
         console.print(f"[dim]wrote {path}[/]")

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
+from bloghub import event_loop
 from bloghub.logs import configure_logging
 from bloghub.ops import migrate_cli, replay_cli
 from bloghub.processes import ending_with_parent, stop_process
@@ -51,15 +52,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "api":
         _serve(settings, max(1, args.workers))
     elif args.command == "project":
-        asyncio.run(_project(settings, args.names))
+        event_loop.run(_project(settings, args.names))
     elif args.command == "run":
         _run_all(settings, max(1, args.workers))
     elif args.command == "rank":
-        asyncio.run(_rank(settings))
+        event_loop.run(_rank(settings))
     elif args.command == "lag":
-        asyncio.run(_lag(settings))
+        event_loop.run(_lag(settings))
     elif args.command == "topics":
-        asyncio.run(_topics(settings))
+        event_loop.run(_topics(settings))
     elif args.command == "db":
         upgrade_database(settings)
     elif args.command == "replay":
@@ -194,7 +195,7 @@ def _run_all(settings: Settings, workers: int) -> None:
     processes (which sweep stale key reservations); they stop together."""
     from bloghub.bootstrap import prepare_topics
 
-    asyncio.run(prepare_topics(settings))
+    event_loop.run(prepare_topics(settings))
     projectors = subprocess.Popen(
         [sys.executable, "-m", "bloghub.cli", "project"],
         preexec_fn=ending_with_parent(signal.SIGTERM),  # it drains, as on a stop

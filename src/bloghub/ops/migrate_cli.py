@@ -11,6 +11,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from bloghub import event_loop
 from bloghub.adapters.postgres.migrations import Migration, all_migrations, shown_url
 from bloghub.migration_phases import MigrationRefused, Phase, PhaseRefused, Store, reads_from
 from bloghub.ops.generations_admin import LogEnds
@@ -60,7 +61,7 @@ def add_parser(sub: Any) -> None:
 def run(settings: Settings, args: argparse.Namespace) -> int:
     console = Console()
     try:
-        return asyncio.run(_dispatch(settings, args, console))
+        return event_loop.run(_dispatch(settings, args, console))
     except (MigrationRefused, PhaseRefused, ValueError) as exc:
         console.print(f"[red]refused:[/red] {exc}", highlight=False)
         return 2

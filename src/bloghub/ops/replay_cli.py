@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from bloghub import event_loop
 from bloghub.heap import settle_heap
 from bloghub.ops.generations_admin import ReplayRefused, drop_generation, registry_of
 from bloghub.ops.replay import (
@@ -51,7 +52,7 @@ def add_parser(sub: Any) -> None:
 def run(settings: Settings, args: argparse.Namespace) -> int:
     console = Console()
     try:
-        return asyncio.run(_dispatch(settings, args, console))
+        return event_loop.run(_dispatch(settings, args, console))
     except (ReplayRefused, ValueError) as exc:
         console.print(f"[red]refused:[/red] {exc}")
         return 2
