@@ -27,7 +27,14 @@ from sqlalchemy.dialects.postgresql import ARRAY, UUID, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.selectable import HasCTE, Select
 
-from bloghub.adapters.postgres.bulk import column_params, unnest_source
+from bloghub.adapters.postgres.bulk import (
+    MICROS,
+    Packed,
+    column_params,
+    from_micros,
+    micros,
+    unnest_source,
+)
 from bloghub.adapters.postgres.tables import (
     article_stats,
     article_versions,
@@ -47,6 +54,8 @@ from bloghub.events.interactions import CollectionCreated
 from bloghub.projections.interaction_fold import Entry, Like, ReadKey
 
 _ID = UUID(as_uuid=False)
+# What a batch binds once per event (likes, collection entries) goes packed (see bulk.py).
+_IDS = Packed(_ID)
 _AT = DateTime(timezone=True)
 s = article_stats.c
 
@@ -139,16 +148,19 @@ async def create_collections(
         await conn.execute(insert(collections).values(rows).on_conflict_do_nothing())
 
 
-_pairs = unnest_source({"a": _ID, "b": _ID})
+_pairs = unnest_source({"a": _IDS, "b": _IDS})
 
 
-_liked = unnest_source({"a": _ID, "u": _ID, "at": _AT})
+_liked = unnest_source({"a": _IDS, "u": _IDS, "at": MICROS})
 
 # The batch statements below are built once too: a batch of the live stream holds a few
 # events, and building a statement costs its construction and cache key each time.
 _ADD_LIKES = (
     insert(likes)
-    .from_select(["article_id", "user_id", "liked_at"], select(_liked.c.a, _liked.c.u, _liked.c.at))
+    .from_select(
+        ["article_id", "user_id", "liked_at"],
+        select(_liked.c.a, _liked.c.u, from_micros(_liked.c.at)),
+    )
     .on_conflict_do_nothing()
     .returning(likes.c.article_id)
 )
@@ -183,7 +195,9 @@ async def add_likes(
     """Insert the likes not there yet; how many were inserted, per article."""
     if not rows:
         return {}
-    return await _counted(conn, _ADDED_LIKES, column_params(("a", "u", "at"), rows))
+    params = column_params(("a", "u", "at"), rows)
+    params["at"] = micros(params["at"])
+    return await _counted(conn, _ADDED_LIKES, params)
 
 
 async def remove_likes(conn: AsyncConnection, pairs: Sequence[Like]) -> dict[str, int]:
@@ -193,13 +207,13 @@ async def remove_likes(conn: AsyncConnection, pairs: Sequence[Like]) -> dict[str
     return await _counted(conn, _REMOVED_LIKES, column_params(("a", "b"), pairs))
 
 
-_entries = unnest_source({"c": _ID, "a": _ID, "u": _ID, "at": _AT})
+_entries = unnest_source({"c": _IDS, "a": _IDS, "u": _IDS, "at": MICROS})
 _i = collection_items.c
 _ADD_ENTRIES = (
     insert(collection_items)
     .from_select(
         ["collection_id", "article_id", "user_id", "added_at"],
-        select(_entries.c.c, _entries.c.a, _entries.c.u, _entries.c.at),
+        select(_entries.c.c, _entries.c.a, _entries.c.u, from_micros(_entries.c.at)),
     )
     .on_conflict_do_nothing()
     .returning(_i.article_id)
@@ -221,7 +235,9 @@ async def add_entries(
     """Put the articles in the collections not holding them yet; how many, per article."""
     if not rows:
         return {}
-    return await _counted(conn, _ADDED_ENTRIES, column_params(("c", "a", "u", "at"), rows))
+    params = column_params(("c", "a", "u", "at"), rows)
+    params["at"] = micros(params["at"])
+    return await _counted(conn, _ADDED_ENTRIES, params)
 
 
 async def remove_entries(conn: AsyncConnection, pairs: Sequence[Entry]) -> dict[str, int]:
