@@ -76,7 +76,7 @@ async def test_a_publish_batch_and_a_like_batch_on_new_and_existing_rows_both_co
         conn = await raw.execution_options(schema_translate_map={None: projector.schema})
         # The articles lane has taken its rows; the interactions lane's batch comes now and
         # waits for them (it inserts the lower row, then wants the higher one).
-        await w.claim_counts(conn, claims_of([(e, now) for e in publishes], []))
+        await w.claim_counts(conn, claims_of([(e, now) for e in publishes], {}))
         liking = asyncio.create_task(projector.apply(likes, {("interactions", 0): 3}))
         await _blocked_on_a_lock(s.asyncpg_dsn)
         for event in publishes:

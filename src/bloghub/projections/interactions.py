@@ -18,7 +18,7 @@ withdraw can land after it (a bounded race of one request).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextvars import ContextVar
 from datetime import datetime
 from enum import IntEnum
@@ -88,18 +88,14 @@ def kind_of(event: Event) -> Kind:
     return kind
 
 
-Dated = tuple[InteractionEvent, datetime]
-
-
 def claims_of(
-    shown: Sequence[tuple[ArticleEvent, datetime]], events: Sequence[Dated]
+    shown: Sequence[tuple[ArticleEvent, datetime]], seen: Mapping[str, tuple[str, datetime]]
 ) -> dict[str, tuple[str, datetime, bool]]:
     """The counter rows a batch with article events writes: each with the author and time
-    a new row gets, and whether to make it. A publish or an interaction makes its row (as
-    they would anyway); a withdraw or a delete only locks one that exists."""
-    claims: dict[str, tuple[str, datetime, bool]] = {}
-    for ev, at in events:
-        claims.setdefault(ev.article_id, (ev.author_id, at, True))
+    a new row gets, and whether to make it. An interaction (``seen``: each article's author
+    and the time of its first interaction in the batch) or a publish makes its row (as they
+    would anyway); a withdraw or a delete only locks one that exists."""
+    claims = {a: (author, at, True) for a, (author, at) in seen.items()}
     for event, at in shown:
         made = isinstance(event, ArticlePublished)
         if made or event.article_id not in claims:
@@ -138,17 +134,27 @@ class InteractionsProjector(PostgresProjector):
     async def handle(self, conn: AsyncConnection, records: Sequence[Recorded]) -> None:
         # Counts do not depend on visibility (see above), so the whole batch's interactions
         # fold into one set of statements, however its article events fall among them.
+        # One pass over the records: this runs for every event of a replay.
         shown: list[tuple[ArticleEvent, datetime]] = []
-        events: list[Dated] = []
         made: list[tuple[CollectionCreated, datetime]] = []
+        fold = Fold()
+        add = fold.add
+        # Each article's author and the time of its first interaction here (what a counter
+        # row this batch makes carries), and its version: offset + 1 of its last one (an
+        # article's events share its partition, in offset order: the last wins).
+        seen: dict[str, tuple[str, datetime]] = {}
         versions: dict[str, int] = {}
         for r in records:
-            kind, event = kind_of(r.event), r.event
+            event = r.event
+            kind = kind_of(event)
             if kind is Kind.INTERACTION:
                 interaction = cast(InteractionEvent, event)
-                events.append((interaction, r.envelope.occurred_at))
-                # An article's events share its partition, in offset order: the last wins.
-                versions[interaction.article_id] = r.offset + 1
+                at = r.envelope.occurred_at
+                add(interaction, at)
+                article = interaction.article_id
+                if article not in seen:
+                    seen[article] = (interaction.author_id, at)
+                versions[article] = r.offset + 1
             elif kind is Kind.SHOWN:
                 shown.append((cast(ArticleEvent, event), r.envelope.occurred_at))
             elif kind is Kind.MADE:
@@ -158,27 +164,14 @@ class InteractionsProjector(PostgresProjector):
             # the same counter rows; the counts' one statement takes them in id order, so
             # this transaction takes all of its rows first, in that order too, rather than
             # event by event (which deadlocked the two lanes, stalling both a second).
-            await w.claim_counts(conn, claims_of(shown, events))
+            await w.claim_counts(conn, claims_of(shown, seen))
         # Each article's events in version order, which the version guard makes the same
         # as log order; articles in id order, as locked.
         for event, at in sorted(shown, key=lambda e: (e[0].article_id, e[0].version)):
             await w.apply_visibility(conn, event, at)
         await w.create_collections(conn, made)
-        moved = await self._interactions(conn, events)
+        moved = await w.move_counts(conn, await self._changes(conn, fold), seen) if seen else {}
         _MOVED.set((records, moved, versions))
-
-    async def _interactions(
-        self, conn: AsyncConnection, events: Sequence[Dated]
-    ) -> dict[str, Tally]:
-        if not events:
-            return {}
-        fold = Fold()
-        seen: dict[str, tuple[str, datetime]] = {}
-        for ev, at in events:
-            fold.add(ev, at)
-            if ev.article_id not in seen:
-                seen[ev.article_id] = (ev.author_id, at)
-        return await w.move_counts(conn, await self._changes(conn, fold), seen)
 
     async def _changes(self, conn: AsyncConnection, fold: Fold) -> dict[str, Counts]:
         """Write the folded set changes; the count change per article they come to."""
