@@ -157,6 +157,14 @@ async def test_follower_lists_are_newest_first_with_my_own_status(
     # The reader follows the second fan only.
     mine = await client.put(f"/v1/users/{fans[1].id}/follow", headers=reader.auth)
     after = {"bloghub-after": mine.headers["bloghub-position"]}
+
+    async def every_fan_listed() -> bool:
+        # The fans' follows are their own writes, not the reader's: the reader's requests
+        # wait for the reader's writes only, and see others' once they are projected.
+        page = await client.get(f"/v1/users/{writer.id}/followers", params={"limit": "3"})
+        return len(page.json()["users"]) == len(fans)
+
+    await wait_until(every_fan_listed, timeout_s=10)
     listed = await client.get(
         f"/v1/users/{writer.id}/followers", params={"limit": "2"}, headers=reader.auth
     )
