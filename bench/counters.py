@@ -41,7 +41,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 import bloghub.events.catalog  # noqa: F401  (registers every event type)
 from bench.http import bloghub_env, spawned
 from bench.projector import TimedRunner
-from bench.support import ARTIFACTS, Check, Figure, Report, console, rate, workspace
+from bench.support import (
+    ARTIFACTS,
+    Check,
+    Figure,
+    Report,
+    console,
+    histogram,
+    rate,
+    workspace,
+)
 from bloghub.adapters.redis import make_redis
 from bloghub.adapters.redis.counters import CounterCache
 from bloghub.events.articles import ArticlePublished
@@ -394,6 +403,12 @@ async def run(params: Params = Params()) -> Report:
         project = [sys.executable, "-m", "bloghub.cli", "project", "interactions"]
         with spawned(project, bloghub_env(settings), logs / "projector.log"):
             gaps = await freshness(settings, params, author, articles, redis)
+        histogram(
+            f"freshness at {params.rate:.0f} likes/s: accepted → count seen by another reader",
+            gaps,
+            (25, 50, 75, 100, 150, 200, 500),
+            "ms",
+        )
         await redis.aclose()
     ratios = [p / c for p, c in zip(projected, stores, strict=True)]
     report.figures += [

@@ -305,6 +305,29 @@ def bar_chart(title: str, rows: dict[str, dict[str, float]], unit: str, width: i
     console.print(table)
 
 
+def histogram(title: str, values: Sequence[float], edges: Sequence[float], unit: str) -> None:
+    """How ``values`` fall between ``edges`` (ascending), as bars on the console: one row per
+    bucket, the last open-ended, each with its count and share."""
+    if not values:
+        return
+    bounds = [*edges, float("inf")]
+    counts = [0] * len(bounds)
+    for value in values:
+        counts[next(i for i, top in enumerate(bounds) if value < top)] += 1
+    peak = max(counts) or 1
+    table = Table(title=title, title_justify="left", show_header=False, box=None)
+    table.add_column("bucket", justify="right")
+    table.add_column("bar")
+    table.add_column("count", justify="right")
+    low = 0.0
+    for top, count in zip(bounds, counts, strict=True):
+        label = f"{low:g}-{top:g} {unit}" if top != float("inf") else f"≥ {low:g} {unit}"
+        bar = "[cyan]" + "█" * round(40 * count / peak) + "[/]"
+        table.add_row(label, bar, f"{count:,} ({count / len(values):.0%})")
+        low = top
+    console.print(table)
+
+
 def _fmt(value: float, unit: str) -> str:
     if unit == "x":
         return f"{value:.2f}x"
