@@ -16,9 +16,23 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bloghub.adapters.postgres.bulk import MICROS, Packed, from_micros, micros, unnest_source
+from bloghub.adapters.postgres.bulk import (
+    MICROS,
+    Packed,
+    Unpackable,
+    from_micros,
+    micros,
+    unnest_source,
+)
 from bloghub.adapters.postgres.engine import make_engine
+from bloghub.events.base import envelop
+from bloghub.events.interactions import ArticleLiked
+from bloghub.events.log import EventLog
+from bloghub.events.topics import DLQ, topic_for
+from bloghub.ids import new_id_str
 from bloghub.settings import Settings
+from tests.conftest import pg, read_topic
+from tests.support import wait_until
 
 _IDS = Packed(UUID(as_uuid=False))
 _ROWS = unnest_source({"id": _IDS, "at": MICROS})
@@ -81,7 +95,7 @@ async def test_a_value_packing_would_split_or_lose_is_refused_before_anything_is
                     insert(target).from_select(["id", "at"], _BACK),
                     {"id": ids, "at": [0] * len(ids)},
                 )
-        assert isinstance(refused.value.orig, ValueError)
+        assert isinstance(refused.value.orig, Unpackable)
         assert "holds a comma" in str(refused.value.orig)
         # No value appears in the message (it ends up in logs), only what is wrong.
         assert all(i not in str(refused.value) for i in ids if i)
@@ -96,3 +110,49 @@ async def test_an_id_that_is_not_an_id_still_fails_the_cast(engine: AsyncEngine)
     async with engine.connect() as conn:
         with pytest.raises(sa_exc.DBAPIError):
             await conn.execute(_BACK, {"id": ["not-an-id"], "at": [0]})
+
+
+async def test_a_like_packing_would_split_is_dead_lettered_and_its_batch_lands(
+    settings: Settings, event_log: EventLog, projectors: None
+) -> None:
+    """Through the running interactions projector: a like whose user id holds a comma (two
+    ids, as packing would split it) is set aside with its error, as the store's refusal of
+    a malformed id is, rather than halt its partition; the likes around it, in the same
+    append and so most likely the same batch, are counted, and no like is made for either
+    half of the bad id."""
+    article, author = new_id_str(), new_id_str()
+    fans = [new_id_str() for _ in range(2)]
+    halves = (new_id_str(), new_id_str())
+    events = [
+        ArticleLiked(article_id=article, author_id=author, user_id=fans[0]),
+        ArticleLiked(article_id=article, author_id=author, user_id=",".join(halves)),
+        ArticleLiked(article_id=article, author_id=author, user_id=fans[1]),
+    ]
+    position = await event_log.append([envelop(e, actor_id=None, request_id=None) for e in events])
+    (((_, partition), _),) = position.offsets.items()  # one article: one partition
+
+    async def counted() -> bool:
+        async with pg(settings) as conn:
+            n = await conn.fetchval(
+                "SELECT like_cnt FROM interactions_g1.article_stats WHERE article_id = $1",
+                uuid.UUID(article),
+            )
+        return bool(n == len(fans))
+
+    await wait_until(counted, timeout_s=30)
+    async with pg(settings) as conn:
+        likers = await conn.fetch(
+            "SELECT user_id::text FROM interactions_g1.likes WHERE article_id = $1",
+            uuid.UUID(article),
+        )
+    assert sorted(r[0] for r in likers) == sorted(fans)
+    dead = await read_topic(settings, topic_for(settings.prefix, DLQ))
+    letters = [
+        dict(r.headers)
+        for r in dead
+        if dict(r.headers).get("projector") == b"interactions"
+        and int(dict(r.headers)["origin_partition"]) == partition
+        and halves[0].encode() in r.value
+    ]
+    assert len(letters) == 1
+    assert b"holds a comma" in letters[0]["error"]
