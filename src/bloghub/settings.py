@@ -93,10 +93,15 @@ class Settings(BaseSettings):
     batch_interval_ms: int = Field(default=50, ge=0, le=1000)
     # How long the broker holds a projector's fetch while none of its partitions has news.
     # While one is held, a partition left out of it (its last records were still being
-    # applied when it was sent) waits for it to return. Shorter waits were measured and
+    # applied when it was sent) waits for it to return; so this hold applies only while
+    # the projector has caught up (see fetch_behind_wait_ms). Shorter waits were measured and
     # did not make likes reach their counts sooner (the broker answers a held fetch as
     # soon as any of its partitions has news); they only cost more empty fetches.
     fetch_max_wait_ms: int = Field(default=500, ge=1, le=500)
+    # The same while a projector is behind (a lane read a full batch): a held fetch then
+    # keeps partitions whose buffered records were drained from being fetched again, so
+    # it is held only briefly (projections/fetch_wait.py). At most fetch_max_wait_ms.
+    fetch_behind_wait_ms: int = Field(default=20, ge=1, le=500)
     apply_retries: int = Field(default=3, ge=1, le=20)
     apply_concurrency: int = Field(default=2, ge=1, le=16)
     heartbeat_ttl_s: int = Field(default=15, ge=2)

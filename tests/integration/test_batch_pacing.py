@@ -1,5 +1,7 @@
 """A busy lane applies a steady stream in few, large batches (one per ``batch_interval_ms``),
-while a record after a quiet spell is applied at once; every event still counts once."""
+while a record after a quiet spell is applied at once; every event still counts once. A
+runner behind the log asks the broker to hold its fetches only briefly, and for the
+configured time again once it has caught up."""
 
 from __future__ import annotations
 
@@ -33,6 +35,9 @@ class Signups(RedisProjector):
     def __init__(self, redis: Redis, *, prefix: str) -> None:
         super().__init__(redis, prefix=prefix)
         self.batches: list[int] = []
+        # The runner's fetch hold when each batch was applied (once a runner is given).
+        self.runner: ProjectorRunner | None = None
+        self.holds: list[int] = []
 
     def writes(self, records: Sequence[Recorded]) -> list[Write]:
         return [Write("HINCRBY", self.key("signups"), ("all", len(records)))] if records else []
@@ -41,6 +46,8 @@ class Signups(RedisProjector):
         self, records: Sequence[Recorded], next_offsets: Mapping[TP, int]
     ) -> Sequence[Recorded]:
         self.batches.append(len(records))
+        if self.runner is not None:
+            self.holds.append(self.runner.fetch_wait_ms)
         return await super().apply(records, next_offsets)
 
     async def counted(self, redis: Redis) -> int:
@@ -54,16 +61,22 @@ class Rig:
         self.redis, self.settings, self.prefix, self.log = redis, settings, prefix, log
         self.dead = dead
 
-    async def running(self, interval_ms: int) -> tuple[Signups, asyncio.Event, asyncio.Task[None]]:
+    async def running(
+        self, interval_ms: int, *, batch_max_events: int = 2000
+    ) -> tuple[Signups, asyncio.Event, asyncio.Task[None]]:
         projector = Signups(self.redis, prefix=self.prefix)
         dead = self.dead
         config = RunnerConfig(
             bootstrap=self.settings.kafka_bootstrap,
             prefix=self.prefix,
+            batch_max_events=batch_max_events,
             batch_interval_ms=interval_ms,
             apply_concurrency=1,
+            fetch_max_wait_ms=500,
+            fetch_behind_wait_ms=20,
         )
         runner = ProjectorRunner(projector, config=config, registry=registry, dead_letters=dead)
+        projector.runner = runner
         stop = asyncio.Event()
         return projector, stop, asyncio.create_task(runner.run(stop))
 
@@ -138,3 +151,31 @@ async def test_a_record_after_a_quiet_spell_is_not_held_for_the_interval(rig: Ri
     finally:
         await _stopped(stop, task)
     assert projector.batches[0] == 1
+
+
+async def test_a_runner_behind_holds_its_fetches_briefly_and_long_again_once_caught_up(
+    rig: Rig,
+) -> None:
+    # A backlog of many full batches before the runner starts.
+    await append_registrations(rig.log, 120, tag="backlog")
+    projector, stop, task = await rig.running(interval_ms=0, batch_max_events=10)
+    try:
+        await wait_until(lambda: _at_least(rig, projector, 120), timeout_s=30)
+        runner = projector.runner
+        assert runner is not None
+        # Caught up: the next read is short of a full batch, and the hold is long again.
+        await wait_until(lambda: _is(runner.fetch_wait_ms, 500), timeout_s=10)
+        await append_registrations(rig.log, 1, tag="after")
+        await wait_until(lambda: _at_least(rig, projector, 121), timeout_s=15)
+    finally:
+        await _stopped(stop, task)
+    assert await projector.counted(rig.redis) == 121
+    # Behind, batches came full, and each next fetch was held briefly at most; the last
+    # event, read alone after the catch-up, under the configured hold.
+    assert projector.batches[:12] == [10] * 12, projector.batches
+    assert set(projector.holds[1:12]) == {20}, projector.holds
+    assert projector.holds[-1] == 500, projector.holds
+
+
+async def _is(value: int, expected: int) -> bool:
+    return value == expected

@@ -26,6 +26,7 @@ from bloghub.events.codec import UndecodableEvent, decode
 from bloghub.events.topics import topic_for
 from bloghub.projections.backoff import Backoff, Stopping, wait_any
 from bloghub.projections.dead_letters import DeadLetters
+from bloghub.projections.fetch_wait import FetchWait
 from bloghub.projections.gate import Gate, Part
 from bloghub.projections.heartbeat import Heartbeat, WaitReason
 from bloghub.projections.isolation import isolate
@@ -51,6 +52,7 @@ class RunnerConfig:
     # writes one generation into another store beside the live group).
     group: str | None = None
     fetch_max_wait_ms: int = 500
+    fetch_behind_wait_ms: int = 20
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RunnerConfig:
@@ -63,6 +65,7 @@ class RunnerConfig:
             apply_retries=settings.apply_retries,
             apply_concurrency=settings.apply_concurrency,
             fetch_max_wait_ms=settings.fetch_max_wait_ms,
+            fetch_behind_wait_ms=settings.fetch_behind_wait_ms,
         )
 
 
@@ -109,8 +112,17 @@ class ProjectorRunner:
         self._gate: Gate | None = None
         self._placing: asyncio.Task[None] | None = None
         self._committer: OffsetCommitter | None = None
+        self._fetch_wait: FetchWait | None = None
         self.applied = 0
         self._stop = asyncio.Event()
+
+    @property
+    def fetch_wait_ms(self) -> int:
+        """How long the broker may hold this runner's next fetch: short while it is
+        behind (projections/fetch_wait.py)."""
+        if self._fetch_wait is None:
+            return self._cfg.fetch_max_wait_ms
+        return self._fetch_wait.wait_ms
 
     @property
     def topics(self) -> list[str]:
@@ -134,6 +146,9 @@ class ProjectorRunner:
         self._gate = Gate(consumer, self._log)
         committer = self._committer = OffsetCommitter(consumer, self._log)
         await consumer.start()
+        self._fetch_wait = FetchWait(
+            consumer, idle_ms=self._cfg.fetch_max_wait_ms, behind_ms=self._cfg.fetch_behind_wait_ms
+        )
         self._log.info("projector.started", topics=self.topics)
         # A lane failing stops its siblings at their next batch boundary, not mid-write.
         halt = asyncio.Event()
@@ -164,9 +179,10 @@ class ProjectorRunner:
         exactly one lane for the life of the process, so order within it holds, while lanes
         write to the store side by side. Within a lane two stages overlap: while batch N is
         applied, batch N+1 is fetched and decoded."""
-        consumer, gate = self._consumer, self._gate
+        consumer, gate, fetch_wait = self._consumer, self._gate, self._fetch_wait
         assert consumer is not None
         assert gate is not None
+        assert fetch_wait is not None
         lanes = max(1, self._cfg.apply_concurrency)
         applying: asyncio.Task[None] | None = None
         loop = asyncio.get_running_loop()
@@ -176,6 +192,7 @@ class ProjectorRunner:
                 gate.release_due()
                 mine = [tp for tp in consumer.assignment() if lane_of(tp, lanes) == lane]
                 if not mine:
+                    fetch_wait.lane_read(lane, full=False)
                     await wait_any(self._cfg.batch_max_wait_ms / 1000, stop, halt)
                     continue
                 # A busy lane (its last batch began less than an interval ago) lets the
@@ -194,10 +211,11 @@ class ProjectorRunner:
                     )
                 except IllegalStateError:
                     continue  # a partition of ours was revoked meanwhile
+                full = sum(map(len, batches.values())) >= self._cfg.batch_max_events
+                fetch_wait.lane_read(lane, full=full)
                 if not batches:
                     continue
-                last_batch = loop.time()
-                backlog = sum(map(len, batches.values())) >= self._cfg.batch_max_events
+                last_batch, backlog = loop.time(), full
                 parts = await self.decode_batch(batches)
                 if applying is not None:
                     await applying
