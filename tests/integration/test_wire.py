@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import random
 import secrets
+import socket
 
 import pytest
 import uvloop
@@ -15,7 +16,12 @@ from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from bloghub.adapters.redis import make_redis
-from bloghub.adapters.redis.wire import Wire
+from bloghub.adapters.redis.wire import (
+    KEEPALIVE_IDLE_S,
+    KEEPALIVE_INTERVAL_S,
+    KEEPALIVE_PROBES,
+    Wire,
+)
 from bloghub.settings import Settings
 from tests.private_redis import private_redis
 
@@ -162,3 +168,29 @@ def test_url_options_are_honoured_or_refused_at_start() -> None:
         Wire("rediss://redis.example:6380/0?ssl_cert_reqs=sometimes")
     with pytest.raises(ValueError, match="health_check_interval"):
         Wire("redis://127.0.0.1:6379/0?health_check_interval=5")
+
+
+def test_connections_are_kept_alive_while_idle(settings: Settings) -> None:
+    """TCP keepalive with the wire's timings, on asyncio's loop and on uvloop, so an idle
+    connection through a firewall that forgets idle flows is probed, not silently lost."""
+
+    async def options() -> tuple[int, int, int, int]:
+        wire = Wire(settings.redis_url.get_secret_value())
+        try:
+            assert await wire.execute([("PING",)]) == [b"PONG"]
+            connection = wire._connection  # the socket is not otherwise exposed
+            assert connection is not None
+            assert connection._transport is not None
+            sock = connection._transport.get_extra_info("socket")
+            return (
+                sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE),
+                sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE),
+                sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL),
+                sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT),
+            )
+        finally:
+            await wire.close()
+
+    expected = (1, KEEPALIVE_IDLE_S, KEEPALIVE_INTERVAL_S, KEEPALIVE_PROBES)
+    assert asyncio.run(options()) == expected
+    assert uvloop.run(options()) == expected

@@ -25,6 +25,7 @@ call connects afresh.
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -66,6 +67,31 @@ def _tls_context(options: dict[str, Any]) -> ssl.SSLContext:
     return context
 
 
+# TCP keepalive on an idle connection: probes after this long idle, this far apart, and
+# this many unanswered before the kernel ends it. A firewall or NAT between the API and
+# Redis that forgets idle flows (some after 350 s) would otherwise leave a connection that
+# looks open, and the next request's commands would wait out ``timeout_s`` for replies
+# that never come; probed, the flow stays known, and a peer that is gone ends the
+# connection while idle (``connection_lost``), so the next call connects afresh.
+KEEPALIVE_IDLE_S = 60
+KEEPALIVE_INTERVAL_S = 10
+KEEPALIVE_PROBES = 3
+
+
+def keep_alive(sock: socket.socket | None) -> None:
+    """Turn on TCP keepalive with the timings above (Linux; elsewhere the system's)."""
+    if sock is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return  # a Unix socket has no peer to lose silently
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for option, value in (
+        ("TCP_KEEPIDLE", KEEPALIVE_IDLE_S),
+        ("TCP_KEEPINTVL", KEEPALIVE_INTERVAL_S),
+        ("TCP_KEEPCNT", KEEPALIVE_PROBES),
+    ):
+        if hasattr(socket, option):
+            sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, option), value)
+
+
 @dataclass(slots=True)
 class _Batch:
     expected: int
@@ -83,6 +109,7 @@ class _Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # A stream transport (uvloop's is not a subclass of asyncio's classes).
         self._transport = cast(asyncio.Transport, transport)
+        keep_alive(transport.get_extra_info("socket"))
 
     def data_received(self, data: bytes) -> None:
         reader, waiting = self._reader, self._waiting
