@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     refresh_token_ttl_s: int = Field(default=7 * 24 * 3600, ge=300)
     # A session ends this long after its login, however often it is refreshed.
     session_lifetime_s: int = Field(default=30 * 24 * 3600, ge=300)
+    # RealWorld's `PUT /api/user` sends no current password: it may set a new one only this
+    # long after the session's sign-in (a token that leaks later cannot take the account).
+    password_change_window_s: int = Field(default=600, ge=60, le=24 * 3600)
     # Every token names who issued it and for whom: a token signed with the same key for
     # another deployment or service is refused.
     token_issuer: str = Field(default="bloghub", min_length=1, max_length=200)
@@ -136,7 +139,8 @@ class Settings(BaseSettings):
     wechat_timeout_s: float = Field(default=3.0, gt=0, le=30)
     wechat_state_secret: SecretStr = SecretStr(f"{DEV_SECRET_MARKER}-wechat-state-signing-key")
 
-    # SMS: with no gateway the console provider logs codes (development only).
+    # SMS: with no gateway the console provider logs codes (development only: production
+    # refuses to start without one).
     sms_gateways: list[str] = Field(default_factory=list)
     sms_gateway_token: SecretStr | None = None
     sms_timeout_s: float = Field(default=5.0, gt=0, le=60)
@@ -255,6 +259,9 @@ class Settings(BaseSettings):
             weak.append("wechat_secret")
         if _is_weak(self.wechat_state_secret):
             weak.append("wechat_state_secret")
+        if not self.sms_gateways:
+            # The console provider logs each phone number and its code: development only.
+            weak.append("sms_gateways (none: codes would go to the log)")
         if weak:
             raise InsecureSettings(
                 "production mode refuses development or weak settings: " + ", ".join(weak)

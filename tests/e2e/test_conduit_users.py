@@ -3,10 +3,15 @@ the spec's statuses and error bodies."""
 
 from __future__ import annotations
 
+import time
+import unicodedata
+
 import httpx
+import jwt
 import pytest
 
-from tests.e2e.conduit_client import PASSWORD, errors, register, unique_name
+from tests.conftest import LiveServer
+from tests.e2e.conduit_client import PASSWORD, Conduit, errors, register, unique_name
 
 pytestmark = pytest.mark.usefixtures("live_api")
 
@@ -188,6 +193,97 @@ async def test_a_new_password_is_the_one_login_takes(client: httpx.AsyncClient) 
         "/api/users/login", json={"user": {"email": jake.email, "password": new}}
     )
     assert fresh.status_code == 200, fresh.text
+
+
+def aged(live_api: LiveServer, user: Conduit, seconds: int) -> dict[str, str]:
+    """An access token of ``user``'s session as if its sign-in were ``seconds`` ago (what
+    refreshing the session for that long would give)."""
+    claims = jwt.decode(user.token, options={"verify_signature": False})
+    pair = live_api.container.commands.tokens.issue(
+        claims["sub"],
+        "bloghub-tests/1",
+        session_id=claims["sid"],
+        started_at=int(time.time()) - seconds,
+    )
+    return {"authorization": f"Token {pair.access}"}
+
+
+async def test_a_password_is_changed_only_soon_after_signing_in(
+    client: httpx.AsyncClient, live_api: LiveServer
+) -> None:
+    """RealWorld sends no current password: a token of a session signed in long ago (one
+    that leaked, say) cannot set a new one and lock the owner out."""
+    jake = await register(client)
+    window = live_api.container.settings.password_change_window_s
+    stale = aged(live_api, jake, window + 60)
+    refused = await client.put(
+        "/api/user", json={"user": {"password": "Th1ef-owns-it!"}}, headers=stale
+    )
+    assert "sign in again" in errors(refused, 422)["password"][0]
+    # Nothing changed: the old password still signs in, the session was not ended.
+    login = {"user": {"email": jake.email, "password": PASSWORD}}
+    assert (await client.post("/api/users/login", json=login)).status_code == 200
+    assert (await client.get("/api/user", headers=jake.auth)).status_code == 200
+    # The same old session may still change everything else.
+    bio = await client.put("/api/user", json={"user": {"bio": "still mine"}}, headers=stale)
+    assert bio.status_code == 200, bio.text
+    # And a session signed in moments ago may change the password.
+    recent = aged(live_api, jake, window - 60)
+    changed = await client.put(
+        "/api/user", json={"user": {"password": "An0ther-Secret!"}}, headers=recent
+    )
+    assert changed.status_code == 200, changed.text
+
+
+async def test_a_taken_username_refuses_the_password_sent_with_it(
+    client: httpx.AsyncClient,
+) -> None:
+    """One change, one answer: a 422 records nothing, so the password stays and no session
+    ends."""
+    jake, ann = await register(client), await register(client)
+    login = {"user": {"email": jake.email, "password": PASSWORD}}
+    other = await client.post("/api/users/login", json=login)
+    assert other.status_code == 200, other.text
+    other_auth = {"authorization": f"Token {other.json()['user']['token']}"}
+    refused = await client.put(
+        "/api/user",
+        json={"user": {"password": "An0ther-Secret!", "username": ann.username}},
+        headers=jake.auth,
+    )
+    assert errors(refused, 422) == {"username": ["has already been taken"]}
+    assert (await client.post("/api/users/login", json=login)).status_code == 200
+    new = {"user": {"email": jake.email, "password": "An0ther-Secret!"}}
+    assert (await client.post("/api/users/login", json=new)).status_code == 401
+    assert (await client.get("/api/user", headers=other_auth)).status_code == 200
+
+
+async def test_usernames_that_look_alike_are_one_username(client: httpx.AsyncClient) -> None:
+    """A composed and a decomposed accent, full-width letters and spaces at the ends do not
+    make another account that looks like this one."""
+    stem = unique_name("josé")
+    jose = await register(client, stem)
+    lookalikes = [
+        unicodedata.normalize("NFD", stem),
+        f" {stem} ",
+        "".join(chr(ord(c) + 0xFEE0) if "a" <= c <= "z" else c for c in stem),
+    ]
+    for name in lookalikes:
+        email = f"{unique_name()}@example.com"
+        taken = await client.post("/api/users", json=new_user(name, email))
+        assert errors(taken, 409) == {"username": ["has already been taken"]}, name
+    # Kept in its one composed form, without the spaces.
+    spaced = unique_name("ann")
+    kept = await client.post("/api/users", json=new_user(f"  {spaced}\u3000", f"{spaced}@example.com"))
+    assert kept.status_code == 201, kept.text
+    assert kept.json()["user"]["username"] == spaced
+    found = await client.get(f"/api/profiles/{unicodedata.normalize('NFD', stem)}")
+    assert found.json()["profile"]["username"] == jose.username
+
+
+async def test_a_username_with_a_slash_is_refused(client: httpx.AsyncClient) -> None:
+    """It could never be reached: `/api/profiles/a%2Fb` is the path `/api/profiles/a/b`."""
+    answer = await client.post("/api/users", json=new_user(unique_name("a/b"), f"{unique_name()}@example.com"))
+    assert errors(answer, 422) == {"username": ["must not contain a slash"]}
 
 
 async def test_a_settings_form_sent_back_whole_changes_only_what_differs(

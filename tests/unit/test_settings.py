@@ -29,8 +29,25 @@ def test_production_starts_with_real_secrets() -> None:
         user_key_secret=SecretStr("e" * 40),
         reader_hash_secret=SecretStr("f" * 40),
         database_url=SecretStr("postgresql+asyncpg://app:Xy9-long@db:5432/bloghub"),
+        sms_gateways=["https://sms.example.com/send"],
     )
     assert s.mode is Mode.PRODUCTION
+
+
+def test_production_refuses_to_log_sms_codes() -> None:
+    """With no gateway, codes would go to the console provider: phone and code in the log."""
+    with pytest.raises(InsecureSettings, match="sms_gateways"):
+        Settings(
+            mode=Mode.PRODUCTION,
+            access_token_secret=SecretStr("a" * 40),
+            refresh_token_secret=SecretStr("b" * 40),
+            operator_token=SecretStr("c" * 40),
+            wechat_state_secret=SecretStr("d" * 40),
+            position_secret=SecretStr("e" * 40),
+            user_key_secret=SecretStr("e" * 40),
+            reader_hash_secret=SecretStr("f" * 40),
+            database_url=SecretStr("postgresql+asyncpg://app:Xy9-long@db:5432/bloghub"),
+        )
 
 
 def test_production_refuses_the_development_reader_hash_secret() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -30,8 +31,10 @@ USERNAME = "username"  # the write-side index kind of nicknames (Conduit's usern
 
 
 def username_key(nickname: str) -> str:
-    """Nicknames are unique regardless of case: "Jake" and "jake" are one username."""
-    return nickname.casefold()
+    """Nicknames are unique regardless of case and of compatibility forms: "Jake", "jake"
+    and "Jake" in full-width letters are one username (NFKC, case-folded, NFKC again, since
+    folding can leave text that is not normalised)."""
+    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", nickname).casefold())
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,14 +125,30 @@ async def change_password(
     via: Literal["password", "sms_reset"],
     keep_session_id: str | None,
 ) -> Position:
+    event = await _password_changed(deps, user_id, new_password, via, keep_session_id)
+    return await deps.record(Caller(user_id, caller.request_id), event)
+
+
+@dataclass(frozen=True, slots=True)
+class NewPassword:
+    """A password change riding along a profile change (``update_profile``)."""
+
+    password: str  # already checked against the password policy
+    keep_session_id: str | None
+
+
+async def _password_changed(
+    deps: CommandDeps,
+    user_id: str,
+    new_password: str,
+    via: Literal["password", "sms_reset"],
+    keep_session_id: str | None,
+) -> PasswordChanged:
     password_hash = await deps.hasher.hash(new_password)
     # Other sessions end now, not when the users projector gets to the event.
     await deps.sessions.end_all(user_id, keep=keep_session_id)
-    return await deps.record(
-        Caller(user_id, caller.request_id),
-        PasswordChanged(
-            user_id=user_id, password_hash=password_hash, via=via, keep_session_id=keep_session_id
-        ),
+    return PasswordChanged(
+        user_id=user_id, password_hash=password_hash, via=via, keep_session_id=keep_session_id
     )
 
 
@@ -140,21 +159,33 @@ async def update_profile(
     user_id: str,
     changes: Mapping[str, Any],
     previous_nickname: str | None = None,
+    password: NewPassword | None = None,
 ) -> Position:
-    """Set profile fields. A nickname is a username: reserved (case-insensitively) before
-    the change is recorded, the previous one freed after it."""
-    fields = sorted(changes)
-    event = ProfileUpdated(user_id=user_id, changed=fields, **changes)
+    """Set profile fields, and the password with them if one is given: one append, so both
+    are recorded or neither. A nickname is a username: reserved (case-insensitively) before
+    anything else, so a name taken by someone else refuses the whole change before a
+    session ends; the previous one is freed after the change is recorded."""
     who = Caller(user_id, caller.request_id)
-    if "nickname" not in changes:
-        return await deps.record(who, event)
-    new, old = changes["nickname"], previous_nickname
-    if new is None or (old is not None and username_key(new) == username_key(old)):
-        position = await deps.record(who, event)
+    events: list[Event] = []
+    if changes:
+        events.append(ProfileUpdated(user_id=user_id, changed=sorted(changes), **changes))
+    new, old = changes.get("nickname"), previous_nickname
+    renamed = "nickname" in changes and (
+        old is None or new is None or username_key(new) != username_key(old)
+    )
+    key = await _claim_username(deps, new, user_id) if renamed and new is not None else None
+    if password is not None:
+        events.insert(
+            0,
+            await _password_changed(
+                deps, user_id, password.password, "password", password.keep_session_id
+            ),
+        )
+    if key is None:
+        position = await deps.record(who, *events)
     else:
-        key = await _claim_username(deps, new, user_id)
-        position = await deps.record_holding(who, key, event)
-    if old is not None and (new is None or username_key(new) != username_key(old)):
+        position = await deps.record_holding(who, key, *events)
+    if renamed and old is not None:
 
         async def free_previous() -> None:
             await deps.reservations.release_confirmed(USERNAME, username_key(old), user_id)

@@ -16,6 +16,7 @@ from email_validator import EmailNotValidError, validate_email
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     GetCoreSchemaHandler,
@@ -224,7 +225,18 @@ class ErrorOut(BaseModel):
     error: ErrorDetail
 
 
-Nickname = Annotated[str, Field(min_length=1, max_length=64), LINE]
+def _canonical_name(value: Any) -> Any:
+    """A name in one canonical form (NFC) and without spaces at its ends, so that names
+    which look the same are stored the same (a composed and a decomposed "é", say)."""
+    return unicodedata.normalize("NFC", value).strip() if isinstance(value, str) else value
+
+
+# A nickname is also a Conduit username, a segment of `/api/profiles/{username}`: a slash,
+# even encoded, would make that address another path.
+_NO_SLASH = Rule("^[^/]*$", "must not contain a slash")
+Nickname = Annotated[
+    str, BeforeValidator(_canonical_name), Field(min_length=1, max_length=64), LINE, _NO_SLASH
+]
 AboutMe = Annotated[str, Field(max_length=1024), PLAIN]
 
 
