@@ -5,6 +5,7 @@ come from X-Forwarded-For, which the test settings trust from loopback (a proxy'
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -112,3 +113,22 @@ async def test_failed_logins_and_locks_are_in_the_security_log_without_the_passw
     assert all(line["user_id"] == user_id for line in security)
     assert security[5]["scope"] == "account_ip"
     assert not [line for line in lines if WRONG in repr(line) or PASSWORD in repr(line)]
+
+
+async def test_guesses_sent_at_once_are_counted_before_they_are_checked(
+    client: httpx.AsyncClient, unique_email: Callable[[], str]
+) -> None:
+    """A burst does not get past the limit by having every guess checked before the first
+    is counted: five are checked, the rest refused, the right password among them too."""
+    email = await account(client, unique_email)
+    attacker = "198.51.100.23"
+    burst = [*([WRONG] * 30), PASSWORD]
+    answers = await asyncio.gather(*(log_in(client, email, p, attacker) for p in burst))
+    statuses = [a.status_code for a in answers]
+    assert statuses.count(401) + statuses.count(200) <= 5, statuses
+    assert statuses.count(429) >= len(burst) - 5
+    # Whatever the burst met, the pair is locked now, the right password included.
+    after = await log_in(client, email, PASSWORD, attacker)
+    assert after.status_code == 429, after.text
+    # The owner, elsewhere, is not.
+    assert (await log_in(client, email, PASSWORD, "203.0.113.23")).status_code == 200

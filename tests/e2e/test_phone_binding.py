@@ -3,6 +3,7 @@ password (with its own attempt limit), or a code sent to the phone already bound
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -116,3 +117,21 @@ async def test_a_password_change_guesses_under_the_same_attempt_limit(
     assert locked.status_code == 429, "a stolen token cannot keep guessing the password"
     relogin = await client.post("/v1/auth/login", json={"email": email, "password": PASSWORD})
     assert relogin.status_code == 200, "the password is unchanged and login still works"
+
+
+async def test_current_password_guesses_sent_at_once_stay_within_the_limit(
+    sms: Site, unique_email: Callable[[], str]
+) -> None:
+    email = await account(sms.client, unique_email)
+    token = (await login(sms.client, email))["access_token"]
+    phone = new_phone()
+    code = await code_for(sms, phone, "bind")
+    answers = await asyncio.gather(
+        *(
+            bind(sms, token, phone=phone, code=code, current_password=f"Not-it-{i}")
+            for i in range(20)
+        )
+    )
+    statuses = [a.status_code for a in answers]
+    assert statuses.count(401) <= 5, statuses
+    assert statuses.count(429) >= 15, statuses

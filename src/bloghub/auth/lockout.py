@@ -16,6 +16,7 @@ Failures are counted in Redis, each count kept 15 minutes:
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
@@ -25,15 +26,42 @@ from bloghub.errors import RateLimited
 
 WINDOW_S = 15 * 60
 
-# KEYS: failures, lock. ARGV: window_s, threshold, lock_s. Returns the lock's seconds, or 0.
-_FAIL = """
+# An attempt is counted *before* its password is checked, as a failure until it succeeds:
+# counted after, a burst of guesses sent at once would all be checked before the first was
+# counted, and get past any limit (and the right password among them would start a session).
+
+# KEYS: attempts, lock. ARGV: window_s, threshold, lock_s. Returns {seconds left of the lock
+# refusing this attempt (0: go ahead), 1 if this attempt started that lock}: one past the
+# threshold of attempts still counted locks the subject.
+_ATTEMPT = """
+local left = redis.call('TTL', KEYS[2])
+if left > 0 then return {left, 0} end
 local n = redis.call('INCR', KEYS[1])
 if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+if n > tonumber(ARGV[2]) then
+  redis.call('SET', KEYS[2], '1', 'EX', ARGV[3])
+  redis.call('DEL', KEYS[1])
+  return {tonumber(ARGV[3]), 1}
+end
+return {0, 0}
+"""
+
+# KEYS: attempts, lock. ARGV: window_s, threshold, lock_s. An attempt failed (it is counted
+# already): at the threshold the lock starts now. Returns the lock's seconds, or 0.
+_FAIL = """
+local n = tonumber(redis.call('GET', KEYS[1]) or '0')
 if n >= tonumber(ARGV[2]) then
   redis.call('SET', KEYS[2], '1', 'EX', ARGV[3])
   redis.call('DEL', KEYS[1])
   return tonumber(ARGV[3])
 end
+return 0
+"""
+
+# KEYS: count. An attempt counted beforehand succeeded: it was no failure (DECR keeps the
+# count's expiry; a count already gone stays gone).
+_UNCOUNT = """
+if tonumber(redis.call('GET', KEYS[1]) or '0') > 0 then redis.call('DECR', KEYS[1]) end
 return 0
 """
 
@@ -49,10 +77,28 @@ local ms = math.floor(math.min(tonumber(ARGV[3]) * 2 ^ over, tonumber(ARGV[4])))
 redis.call('SET', KEYS[2], '1', 'PX', ms)
 return ms
 """
+# KEYS: failures, delay, known. ARGV: as _DELAY. An attempt on the account: from an address
+# it knows, never refused and not counted yet (counted if it fails); from elsewhere refused
+# while the delay runs, else counted now, the delay set as a failure would set it. Returns
+# {ms left of the delay refusing it (0: go ahead), 1 if counted now, the delay set (ms)}.
+_ACCOUNT_ATTEMPT = (
+    """
+if redis.call('EXISTS', KEYS[3]) == 1 then return {0, 0, 0} end
+local left = redis.call('PTTL', KEYS[2])
+if left > 0 then return {left, 0, 0} end
+local set = (function()
+"""
+    + _DELAY
+    + """
+end)()
+return {0, 1, set}
+"""
+)
 
 
 class FailureLimit:
-    """``threshold`` failures of one subject within ``window_s`` lock it for ``lock_s``."""
+    """More than ``threshold`` attempts of one subject within ``window_s`` that did not
+    succeed lock it for ``lock_s``; ``threshold`` failures lock it at once."""
 
     def __init__(
         self,
@@ -67,7 +113,9 @@ class FailureLimit:
         self._redis = redis
         self._base = f"{prefix}:{name}"
         self._args = [window_s, threshold, lock_s]
+        self._attempt = redis.register_script(_ATTEMPT)
         self._fail = redis.register_script(_FAIL)
+        self._uncount = redis.register_script(_UNCOUNT)
 
     def _keys(self, who: str) -> list[str]:
         return [f"{self._base}:fail:{who}", f"{self._base}:lock:{who}"]
@@ -77,22 +125,42 @@ class FailureLimit:
         async with redis_translated():
             return max(0, int(await self._redis.ttl(self._keys(who)[1])))
 
-    async def check(self, who: str, what: str) -> None:
-        """``RateLimited`` while ``who`` is locked; ``what`` names the attempts refused."""
-        left = await self.lock_left(who)
-        if left:
+    async def attempt(self, who: str, what: str) -> None:
+        """Count an attempt of ``who`` before it is checked; ``RateLimited`` (naming
+        ``what`` is refused) while ``who`` is locked, or if this attempt locks it."""
+        async with redis_translated():
+            left, _ = await self._attempt(keys=self._keys(who), args=self._args)
+        if int(left):
             raise RateLimited(
-                f"too many failed {what}; try again in {wait_text(left)}", retry_after_s=left
+                f"too many failed {what}; try again in {wait_text(int(left))}",
+                retry_after_s=int(left),
             )
 
     async def failed(self, who: str) -> int:
-        """Count a failure; the seconds of the lock it started, or 0."""
+        """The attempt failed; the seconds of the lock it started, or 0."""
         async with redis_translated():
             return int(await self._fail(keys=self._keys(who), args=self._args))
 
+    async def succeeded(self, who: str) -> None:
+        """The attempt succeeded: it no longer counts."""
+        async with redis_translated():
+            await self._uncount(keys=self._keys(who)[:1])
+
     async def cleared(self, who: str) -> None:
+        """Every attempt counted so far is forgotten."""
         async with redis_translated():
             await self._redis.delete(self._keys(who)[0])
+
+
+@dataclass(frozen=True, slots=True)
+class LoginAttempt:
+    """A login attempt admitted by ``LoginLockout.attempt``: ``failed`` or ``succeeded``
+    says how it went."""
+
+    account: str
+    ip: str
+    user_id: str | None
+    counted_for_account: bool
 
 
 class LoginLockout:
@@ -115,6 +183,8 @@ class LoginLockout:
         self._delay_args = [WINDOW_S, account_threshold, first_delay_s * 1000, max_delay_s * 1000]
         self._known_for_s = known_for_s
         self._delay = redis.register_script(_DELAY)
+        self._account_attempt = redis.register_script(_ACCOUNT_ATTEMPT)
+        self._uncount = redis.register_script(_UNCOUNT)
 
     def _account_keys(self, account: str) -> list[str]:
         return [f"{self._base}:fail:account:{account}", f"{self._base}:delay:account:{account}"]
@@ -122,33 +192,36 @@ class LoginLockout:
     def _known_key(self, account: str, ip: str) -> str:
         return f"{self._base}:known:{pair_id(account, ip)}"
 
-    async def check(self, account: str, ip: str, *, user_id: str | None) -> None:
-        """Refuse at once while this address, or this address for this account, is locked,
+    async def attempt(self, account: str, ip: str, *, user_id: str | None) -> LoginAttempt:
+        """Count the attempt before its password is checked. Refuse at once while this
+        address, or this address for this account, is locked (or this attempt locks it),
         or while the account's delay runs and this address is not one it knows."""
         try:
-            await self._ip.check(ip, "logins from this address")
-            await self._pair.check(pair_id(account, ip), "logins")
-            left_ms = await self._delay_left_ms(account, ip)
+            await self._ip.attempt(ip, "logins from this address")
+            await self._pair.attempt(pair_id(account, ip), "logins")
         except RateLimited:
             security_event("login.refused", ip=ip, user_id=user_id, reason="locked")
             raise
-        if left_ms:
+        async with redis_translated():
+            left_ms, counted, delay_ms = await self._account_attempt(
+                keys=[*self._account_keys(account), self._known_key(account, ip)],
+                args=self._delay_args,
+            )
+        if int(left_ms):
             security_event("login.refused", ip=ip, user_id=user_id, reason="delayed")
-            left_s = -(-left_ms // 1000)
+            left_s = -(-int(left_ms) // 1000)
             raise RateLimited(
                 f"too many failed logins for this account; try again in {wait_text(left_s)}",
                 retry_after_s=left_s,
             )
+        if int(delay_ms):
+            security_event(
+                "login.delayed", ip=ip, user_id=user_id, scope="account", for_ms=int(delay_ms)
+            )
+        return LoginAttempt(account, ip, user_id, bool(int(counted)))
 
-    async def _delay_left_ms(self, account: str, ip: str) -> int:
-        async with redis_translated():
-            pipe = self._redis.pipeline(transaction=False)
-            pipe.pttl(self._account_keys(account)[1])
-            pipe.exists(self._known_key(account, ip))
-            left_ms, known = await pipe.execute()
-        return 0 if known else max(0, int(left_ms))
-
-    async def failed(self, account: str, ip: str, *, user_id: str | None) -> None:
+    async def failed(self, attempt: LoginAttempt) -> None:
+        account, ip, user_id = attempt.account, attempt.ip, attempt.user_id
         security_event("login.failed", ip=ip, user_id=user_id)
         for scope, lock_s in (
             ("account_ip", await self._pair.failed(pair_id(account, ip))),
@@ -156,6 +229,8 @@ class LoginLockout:
         ):
             if lock_s:
                 security_event("login.locked", ip=ip, user_id=user_id, scope=scope, for_s=lock_s)
+        if attempt.counted_for_account:
+            return
         async with redis_translated():
             delay_ms = int(
                 await self._delay(keys=self._account_keys(account), args=self._delay_args)
@@ -165,11 +240,16 @@ class LoginLockout:
                 "login.delayed", ip=ip, user_id=user_id, scope="account", for_ms=delay_ms
             )
 
-    async def succeeded(self, account: str, ip: str) -> None:
-        """The address is now known to the account. The account's own count is left to
-        expire: a login by the owner must not hand an attacker a fresh set of guesses."""
+    async def succeeded(self, attempt: LoginAttempt) -> None:
+        """The address is now known to the account, and the pair's failures forgotten.
+        The account's own count is left to expire (less this attempt): a login by the owner
+        must not hand an attacker a fresh set of guesses."""
+        account, ip = attempt.account, attempt.ip
         await self._pair.cleared(pair_id(account, ip))
+        await self._ip.succeeded(ip)
         async with redis_translated():
+            if attempt.counted_for_account:
+                await self._uncount(keys=self._account_keys(account)[:1])
             await self._redis.set(self._known_key(account, ip), "1", ex=self._known_for_s)
 
 

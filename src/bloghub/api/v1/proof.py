@@ -17,7 +17,7 @@ async def check_current_password(
     request: Request, row: UserRow | None, user_id: str, password: str, *, purpose: str
 ) -> None:
     c = container(request)
-    await c.password_checks.check(user_id, "password checks")
+    await c.password_checks.attempt(user_id, "password checks")
     hashed = row.password_hash if row is not None else None
     if await c.commands.hasher.verify(password, hashed):
         await c.password_checks.cleared(user_id)

@@ -81,12 +81,12 @@ async def password_login(request: Request, email_in: str, password: str) -> tupl
     if row is not None:
         row = await _as_of_its_last_write(request, row, email)
     user_id = row.id if row is not None else None
-    await c.lockout.check(email, ip, user_id=user_id)
+    attempt = await c.lockout.attempt(email, ip, user_id=user_id)
     hashed = row.password_hash if row is not None else None
     if not await c.commands.hasher.verify(password, hashed) or row is None:
-        await c.lockout.failed(email, ip, user_id=user_id)
+        await c.lockout.failed(attempt)
         raise Unauthorized("email or password is wrong")
-    await c.lockout.succeeded(email, ip)
+    await c.lockout.succeeded(attempt)
     issued = await start_session(
         c.commands,
         caller(request),
