@@ -51,14 +51,32 @@ _SCHEMA_SQLSTATES = {"42P01", "42703", "3F000"}
 _REJECTED_CLASSES = {"22", "23"}
 
 
+# What the driver raises of its own, not the server: a broken connection, or this code's
+# misuse of the driver (more than 32767 arguments bound, a value of the wrong type), which
+# fails the same way however often it is tried.
+_DRIVER_ERRORS = (asyncpg.InterfaceError, asyncpg.InternalClientError)
 # The driver's own word that a connection cannot go on: closed under it (the server ended
-# the session, as after a failover), or its protocol left mid-exchange by that. The next
-# try takes another connection.
-_BROKEN_CONNECTION = (asyncpg.InterfaceError, asyncpg.InternalClientError)
+# the session, as after a failover; the pool closing as the process stops), or its protocol
+# left mid-exchange by that. The next try takes another connection. Whole messages, so a
+# value quoted in another error's text cannot pass for one. (A session that ends during a
+# statement is ``ConnectionDoesNotExistError``, SQLSTATE 08003: transient above.)
+_CLOSED = {
+    "connection is closed",
+    "cannot perform operation: connection is closed",
+    "pool is closed",
+    "pool is closing",
+}
 
 
 def is_transient(sqlstate: str) -> bool:
     return sqlstate in _TRANSIENT_SQLSTATES or sqlstate[:2] in _TRANSIENT_CLASSES
+
+
+def _broken_connection(cause: BaseException) -> bool:
+    """Whether the driver's error says the connection is gone (not that it was misused)."""
+    if isinstance(cause, asyncpg.InternalClientError):
+        return True
+    return isinstance(cause, asyncpg.InterfaceError) and str(cause) in _CLOSED
 
 
 def translate(exc: BaseException) -> BaseException:
@@ -82,7 +100,7 @@ def translate(exc: BaseException) -> BaseException:
         cause, OSError | asyncpg.CannotConnectNowError
     ):
         return Unavailable("the database is not reachable")
-    if isinstance(cause, _BROKEN_CONNECTION):
+    if _broken_connection(cause):
         return Transient(f"the database connection broke: {cause}")
     return exc
 
@@ -91,7 +109,7 @@ def translate(exc: BaseException) -> BaseException:
 async def translated() -> AsyncIterator[None]:
     try:
         yield
-    except (sa_exc.SQLAlchemyError, asyncpg.PostgresError, OSError, *_BROKEN_CONNECTION) as exc:
+    except (sa_exc.SQLAlchemyError, asyncpg.PostgresError, OSError, *_DRIVER_ERRORS) as exc:
         mapped = translate(exc)
         if mapped is exc:
             raise

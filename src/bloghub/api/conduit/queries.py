@@ -3,14 +3,18 @@ by offset with their total, the feed, favorites, comments in one flat list."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Select, cast, desc, func, select
+from sqlalchemy import ColumnElement, MetaData, Select, any_, bindparam, cast, desc, func, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bloghub.adapters.postgres.engine import translated
+from bloghub.adapters.postgres.generations import schema_name
 from bloghub.adapters.postgres.tables import (
     article_tags,
     articles,
@@ -39,6 +43,13 @@ ARTICLE_COLUMNS = (
     a.updated_at,
 )
 
+Reader = Callable[[Select[Any]], Awaitable[list[Any]]]
+
+# The likes table under a schema of its own name, so that one statement reads it beside the
+# articles read model: the name maps to the interactions generation the request reads.
+LIKES_SCHEMA = "interactions"
+likes_beside = likes.to_metadata(MetaData(), schema=LIKES_SCHEMA)
+
 
 @dataclass(frozen=True, slots=True)
 class Filters:
@@ -53,8 +64,23 @@ class Page:
     total: int
 
 
+@dataclass(frozen=True, slots=True)
+class Together:
+    """The articles and the interactions read models in one store: a statement over both."""
+
+    engine: AsyncEngine
+    schemas: dict[str | None, str]
+
+    async def all(self, stmt: Select[Any]) -> list[Any]:
+        async with translated(), self.engine.connect() as raw:
+            conn = await raw.execution_options(schema_translate_map=self.schemas)
+            return list(await conn.execute(stmt))
+
+
 class ConduitQueries:
     def __init__(self, engine: AsyncEngine, generations: Generations) -> None:
+        self._engine = engine
+        self._generations = generations
         self._articles = ReadModel("articles", engine, generations)
         self._social = ReadModel("social", engine, generations)
         self._interactions = ReadModel("interactions", engine, generations)
@@ -81,16 +107,15 @@ class ConduitQueries:
         if filters.tag is not None:
             tagged = select(article_tags.c.article_id).where(article_tags.c.tag == filters.tag)
             where.append(a.id.in_(tagged))
+        read: Reader = self._articles.all
         if filters.liked_by is not None:
-            liked = await self._liked_by(filters.liked_by)
-            if not liked:
-                return Page([], 0)
-            where.append(a.id.in_(liked))
+            liked, read = await self._liked_by(filters.liked_by)
+            where.append(liked)
         stmt = select(*ARTICLE_COLUMNS).where(*where)
-        rows = await self._articles.all(
+        rows = await read(
             stmt.order_by(desc(a.published_at), desc(a.id)).offset(offset).limit(limit)
         )
-        return Page(rows, await self._count(self._articles, select(func.count()).where(*where)))
+        return Page(rows, await self._count(read, select(func.count()).where(*where)))
 
     async def feed(self, reader_id: str, offset: int, limit: int) -> tuple[list[str], int]:
         """The ids of a page of the reader's feed (the /v1 feed's data), and its total."""
@@ -107,13 +132,13 @@ class ConduitQueries:
         )
         ids = [str(row.article_id) for row in await self._social.all(stmt)]
         counted = select(func.count()).select_from(joined).where(*where)
-        total = await self._count(self._social, counted)
+        total = await self._count(self._social.all, counted)
         return ids, total
 
     async def published_by_id(self, ids: list[str]) -> dict[str, Any]:
         if not ids:
             return {}
-        stmt = select(*ARTICLE_COLUMNS).where(a.id.in_(ids), a.status == "published")
+        stmt = select(*ARTICLE_COLUMNS).where(a.id == any_(_uuids(ids)), a.status == "published")
         return {str(row.id): row for row in await self._articles.all(stmt)}
 
     async def comments(self, article_id: str) -> list[Any]:
@@ -134,14 +159,43 @@ class ConduitQueries:
         row = await self._comments.first(stmt)
         return None if row is None else str(row.id)
 
-    async def _liked_by(self, user_id: str) -> list[str]:
+    async def _liked_by(self, user_id: str) -> tuple[ColumnElement[bool], Reader]:
+        """Which articles ``user_id`` likes, and how to read the statement that asks. A
+        user may like any number of articles: the likes stay in SQL where they can (one
+        statement over both read models), and travel as one array parameter where they
+        cannot (a migration moved one of the two to another database)."""
+        together = await self._together()
+        liker = likes_beside.c
+        if together is not None:
+            return a.id.in_(select(liker.article_id).where(liker.user_id == user_id)), together.all
         stmt = select(likes.c.article_id).where(likes.c.user_id == user_id)
-        return [str(row.article_id) for row in await self._interactions.all(stmt)]
+        ids = [str(row.article_id) for row in await self._interactions.all(stmt)]
+        return a.id == any_(_uuids(ids)), self._articles.all
+
+    async def _together(self) -> Together | None:
+        """Where one statement reads the articles and the likes (None: apart)."""
+        engine = await self._generations.engine("articles", self._engine)
+        if engine is not await self._generations.engine("interactions", self._engine):
+            return None
+        articles_at = await self._generations.generation("articles")
+        interactions_at = await self._generations.generation("interactions")
+        return Together(
+            engine,
+            {
+                None: schema_name("articles", articles_at),
+                LIKES_SCHEMA: schema_name("interactions", interactions_at),
+            },
+        )
 
     @staticmethod
-    async def _count(model: ReadModel, stmt: Select[Any]) -> int:
-        row = await model.first(stmt)
-        return int(row[0]) if row is not None else 0
+    async def _count(read: Reader, stmt: Select[Any]) -> int:
+        rows = await read(stmt)
+        return int(rows[0][0]) if rows else 0
+
+
+def _uuids(ids: Sequence[str]) -> Any:
+    """Ids bound as one array: asyncpg takes at most 32767 parameters a statement."""
+    return bindparam(None, list(ids), type_=ARRAY(PG_UUID(as_uuid=False)))
 
 
 def _is_uuid(value: str) -> bool:
