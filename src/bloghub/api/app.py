@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Hashable, Sequence
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
@@ -144,11 +144,15 @@ def create_app(
     inside another program (the tests) leaves that program's collector alone."""
     endpoints = all_endpoints()
     http_metrics = metrics.HttpMetrics()
-    route_of = {ep.handler: ep.path for ep in endpoints}
+    route_of: dict[Hashable, str] = {ep.handler: ep.path for ep in endpoints}
     route_of |= {ep.handler: conduit.PREFIX + ep.path for ep in conduit.ENDPOINTS}
 
     def observe(scope: Scope, status: int, seconds: float) -> None:
-        route = route_of.get(scope.get("endpoint"), "unmatched")  # type: ignore[arg-type]
+        # A path no route matched carries no endpoint, or under a mount the mounted router
+        # itself (which cannot be a dict key): either is "unmatched".
+        endpoint = scope.get("endpoint")
+        hashable = isinstance(endpoint, Hashable)
+        route = route_of.get(endpoint, "unmatched") if hashable else "unmatched"
         http_metrics.observe(scope["method"], route, status, seconds)
 
     @asynccontextmanager

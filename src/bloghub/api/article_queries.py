@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -145,7 +145,14 @@ def _uuid(value: str, field: str = "cursor") -> str:
 
 
 def _time(value: str) -> datetime:
+    """The instant in a cursor. This API writes each with its offset; one without, or one
+    that is no instant in UTC (``0001-01-01T00:00:00+14:00`` is in the year 0 there), was
+    never handed out, and the store could not even compare it."""
     try:
-        return datetime.fromisoformat(value)
-    except ValueError:
+        at = datetime.fromisoformat(value)
+        if at.tzinfo is None:
+            raise ValueError(value)
+        at.astimezone(UTC)
+    except (ValueError, OverflowError):
         raise InvalidInput("cursor is not valid", fields={"cursor": "not valid"}) from None
+    return at

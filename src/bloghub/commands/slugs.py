@@ -18,16 +18,36 @@ MAX_BASE_CHARS = 80
 # Tries with a random suffix after the plain slug is taken; each has 2^32 choices, so
 # running out means the index is failing, not that the names are used up.
 SUFFIX_TRIES = 4
-_NOT_WORD = re.compile(r"[^\w]+", re.UNICODE)
+_HYPHENS = re.compile(r"-{2,}")
+# Combining marks (the vowel signs of Devanagari or Thai, Arabic's harakat, accents written
+# apart) belong to the letter they sit on; ``\w`` leaves them out, and would break words.
+_MARKS = frozenset({"Mn", "Mc", "Me"})
 _SUFFIX = r"(?:-[0-9a-f]{8})?"  # what ``reserve_slug`` adds to a taken slug
 
 
 def slug_base(title: str) -> str:
-    """Lower-case words of the title joined by hyphens; letters of any script are kept
-    (a Chinese title keeps its characters). A title of symbols only gives "article"."""
-    folded = unicodedata.normalize("NFKC", title).casefold().replace("_", " ")
-    words = _NOT_WORD.sub("-", folded).strip("-")
-    return words[:MAX_BASE_CHARS].rstrip("-") or "article"
+    """Lower-case words of the title joined by hyphens; letters of any script are kept,
+    with their marks (a Chinese title keeps its characters, a Hindi one its vowel signs).
+    A title of symbols only gives "article"."""
+    folded = unicodedata.normalize("NFKC", title).casefold()
+    kept = "".join(ch if _in_word(ch) else "-" for ch in folded)
+    words = _HYPHENS.sub("-", kept).strip("-")
+    return _cut(words).rstrip("-") or "article"
+
+
+def _in_word(ch: str) -> bool:
+    """A letter or digit of any script (what ``\\w`` takes, but the underscore), or a
+    combining mark."""
+    return ch.isalnum() or unicodedata.category(ch) in _MARKS
+
+
+def _cut(words: str) -> str:
+    """At most ``MAX_BASE_CHARS``, never between a letter and the marks on it (a letter cut
+    from its vowel sign would read as another word)."""
+    end = MAX_BASE_CHARS
+    while 0 < end < len(words) and unicodedata.category(words[end]) in _MARKS:
+        end -= 1
+    return words[:end]
 
 
 def same_base(slug: str | None, title: str) -> bool:

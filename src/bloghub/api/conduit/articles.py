@@ -55,9 +55,11 @@ from bloghub.events.position import Position
 # Readers see an article with its author (and whether they follow them) and its favorites.
 READS = [*READER_READS, *RELATIONS_READS]
 MAX_LIMIT, DEFAULT_LIMIT = 100, 20
+# The store's bound on an offset (a bigint): past it the query itself is refused.
+MAX_OFFSET = 2**63 - 1
 
 
-def _number(request: Request, name: str, default: int, least: int) -> int:
+def _number(request: Request, name: str, default: int, least: int, most: int | None = None) -> int:
     raw = request.query_params.get(name)
     if raw is None:
         return default
@@ -67,11 +69,14 @@ def _number(request: Request, name: str, default: int, least: int) -> int:
         raise ConduitError(422, {name: ["is not a number"]}) from None
     if value < least:
         raise ConduitError(422, {name: [f"must be greater than or equal to {least}"]})
+    if most is not None and value > most:
+        raise ConduitError(422, {name: [f"must be less than or equal to {most}"]})
     return value
 
 
 def _paging(request: Request) -> tuple[int, int]:
-    offset = _number(request, "offset", 0, 0)
+    """Offset and limit of a list or the feed; a limit over ``MAX_LIMIT`` gives that many."""
+    offset = _number(request, "offset", 0, 0, MAX_OFFSET)
     return offset, min(_number(request, "limit", DEFAULT_LIMIT, 1), MAX_LIMIT)
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
-from uuid import UUID
 
 import orjson
 from starlette.requests import Request
@@ -41,6 +40,7 @@ from bloghub.api.v1.article_schemas import (
     TagsOut,
 )
 from bloghub.api.v1.interactions import INTERACTIONS_READS, interactive, marks_of, shown, tally_of
+from bloghub.api.v1.path_ids import path_id
 from bloghub.api.v1.sessions import caller, client_ip
 from bloghub.api.v1.users import public_user
 from bloghub.bootstrap import Container
@@ -83,10 +83,7 @@ def queries(request: Request) -> ArticleQueries:
 
 
 def _article_id(request: Request) -> str:
-    try:
-        return str(UUID(request.path_params["article_id"]))
-    except ValueError:
-        raise NotFound("no such article") from None
+    return path_id(request, "article_id", "article")
 
 
 @contextmanager

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
-from uuid import UUID
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -23,6 +22,7 @@ from bloghub.api.v1.articles import (
     _paged,
     queries,
 )
+from bloghub.api.v1.path_ids import path_id
 from bloghub.api.v1.sessions import caller
 from bloghub.api.v1.social_schemas import (
     CommentEnvelope,
@@ -47,13 +47,6 @@ def comment_queries(request: Request) -> CommentQueries:
     return CommentQueries(container(request).engine, pinned(request))
 
 
-def _id(request: Request, name: str, what: str) -> str:
-    try:
-        return str(UUID(request.path_params[name]))
-    except ValueError:
-        raise NotFound(f"no such {what}") from None
-
-
 async def _published(request: Request, article_id: str) -> tuple[str, str] | None:
     row = await queries(request).published(article_id)
     if row is None or row.status != "published":
@@ -68,7 +61,7 @@ async def _decide_after_own_writes(request: Request, user_id: str) -> None:
 
 async def post(request: Request) -> Response:
     claims = await require_caller(request)
-    article_id = _id(request, "article_id", "article")
+    article_id = path_id(request, "article_id", "article")
     body = await parse_body(request, CommentIn)
     parent_id = None if body.parent_id is None else str(body.parent_id)
 
@@ -98,7 +91,7 @@ async def post(request: Request) -> Response:
 
 async def remove(request: Request) -> Response:
     claims = await require_caller(request)
-    comment_id = _id(request, "comment_id", "comment")
+    comment_id = path_id(request, "comment_id", "comment")
     await _decide_after_own_writes(request, claims.user_id)
     comment = await comment_queries(request).ref(comment_id)
     deps, who = container(request).commands, caller(request, claims.user_id)
@@ -107,7 +100,7 @@ async def remove(request: Request) -> Response:
 
 
 async def threads(request: Request) -> Response:
-    article_id = _id(request, "article_id", "article")
+    article_id = path_id(request, "article_id", "article")
     q = parse_query(request, ThreadsQuery)
     stale = await _wait_as_reader(request)
     if await _published(request, article_id) is None:
@@ -129,7 +122,7 @@ async def threads(request: Request) -> Response:
 
 
 async def replies(request: Request) -> Response:
-    root_id = _id(request, "root_id", "comment")
+    root_id = path_id(request, "root_id", "comment")
     q = parse_query(request, RepliesQuery)
     stale = await _wait_as_reader(request)
     cq = comment_queries(request)

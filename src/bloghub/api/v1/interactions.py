@@ -4,7 +4,6 @@ detail and listings show."""
 from __future__ import annotations
 
 from typing import Any, TypeVar
-from uuid import UUID
 
 import orjson
 from starlette.requests import Request
@@ -28,6 +27,7 @@ from bloghub.api.v1.interaction_schemas import (
     EntryEnvelope,
     LikeEnvelope,
 )
+from bloghub.api.v1.path_ids import path_id
 from bloghub.api.v1.sessions import caller
 from bloghub.bootstrap import Container
 from bloghub.commands.interactions import Made, collect, create_collection, like
@@ -42,13 +42,6 @@ IDEMPOTENT = {"Idempotency-Key": "A retry with the same key gets the first answe
 def queries(request: Request) -> InteractionQueries:
     c = container(request)
     return InteractionQueries(c.engine, pinned(request), c.lookups)
-
-
-def _path_id(request: Request, name: str, what: str) -> str:
-    try:
-        return str(UUID(request.path_params[name]))
-    except ValueError:
-        raise NotFound(f"no such {what}") from None
 
 
 # What a like decides on: whether the article is shown, which only the articles family
@@ -149,7 +142,7 @@ async def interactive(request: Request, user_id: str | None, listed: list[Listed
 
 async def _like(request: Request, on: bool) -> Response:
     claims = await require_caller(request)
-    article_id = _path_id(request, "article_id", "article")
+    article_id = path_id(request, "article_id", "article")
     await _caught_up(request, claims.user_id, LIKE_DECIDES)
     target = await queries(request).target(article_id)
     position = await like(target, on, container(request).commands, caller(request, claims.user_id))
@@ -199,8 +192,8 @@ async def my_collections(request: Request) -> Response:
 
 async def _entry(request: Request, on: bool) -> Response:
     claims = await require_caller(request)
-    collection_id = _path_id(request, "collection_id", "collection")
-    article_id = _path_id(request, "article_id", "article")
+    collection_id = path_id(request, "collection_id", "collection")
+    article_id = path_id(request, "article_id", "article")
     await _caught_up(request, claims.user_id)
     q = queries(request)
     box = await q.box(collection_id)
@@ -226,7 +219,7 @@ async def uncollect_article(request: Request) -> Response:
 
 async def collection_articles(request: Request) -> Response:
     claims = await require_caller(request)
-    collection_id = _path_id(request, "collection_id", "collection")
+    collection_id = path_id(request, "collection_id", "collection")
     paging = parse_query(request, PageQuery)
     stale = await wait_for_reads(request, INTERACTIONS_READS, claims.user_id)
     q = queries(request)

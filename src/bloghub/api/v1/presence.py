@@ -4,7 +4,6 @@ for the user themself and their followers."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from uuid import UUID
 
 from pydantic import BaseModel
 from starlette.requests import Request
@@ -13,7 +12,8 @@ from starlette.responses import Response
 from bloghub.api.auth import require_caller
 from bloghub.api.follows import may_see_presence
 from bloghub.api.http import JSON, Endpoint, container
-from bloghub.errors import Forbidden, NotFound
+from bloghub.api.v1.path_ids import path_id
+from bloghub.errors import Forbidden
 
 
 class PresenceOut(BaseModel):
@@ -28,11 +28,7 @@ class PresenceEnvelope(BaseModel):
 
 async def presence(request: Request) -> Response:
     claims = await require_caller(request)
-    user_id = request.path_params["user_id"]
-    try:
-        UUID(user_id)
-    except ValueError:
-        raise NotFound("no such user") from None
+    user_id = path_id(request, "user_id", "user")
     if not await may_see_presence(request, claims.user_id, user_id):
         raise Forbidden("only the user and their followers see their presence")
     status = await container(request).live.presence.status(user_id)

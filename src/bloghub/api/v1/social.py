@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from typing import Any
-from uuid import UUID
 
 from sqlalchemy import select
 from starlette.requests import Request
@@ -21,6 +20,7 @@ from bloghub.api.social_queries import SocialQueries
 from bloghub.api.v1.article_schemas import PageQuery, PublishedPage
 from bloghub.api.v1.articles import ARTICLES_READS, _paged, published_summary
 from bloghub.api.v1.interactions import INTERACTIONS_READS, interactive
+from bloghub.api.v1.path_ids import path_id
 from bloghub.api.v1.sessions import caller
 from bloghub.api.v1.social_schemas import FollowEnvelope, FollowOut, PeoplePage, PersonOut
 from bloghub.api.v1.users import public_user
@@ -51,10 +51,7 @@ def social(request: Request) -> SocialQueries:
 
 
 def _user_id(request: Request) -> str:
-    try:
-        return str(UUID(request.path_params["user_id"]))
-    except ValueError:
-        raise NotFound("no such user") from None
+    return path_id(request, "user_id", "user")
 
 
 async def _relation(request: Request, follower: str, followee: str) -> Relation:

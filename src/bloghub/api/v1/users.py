@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from typing import Any
-from uuid import UUID
 
 import structlog
 from starlette.requests import Request
@@ -17,6 +16,7 @@ from bloghub.api.http import JSON, Endpoint, container, parse_body
 from bloghub.api.queries import UserRow
 from bloghub.api.social_queries import SocialQueries
 from bloghub.api.v1.notifications import unread_count
+from bloghub.api.v1.path_ids import path_id
 from bloghub.api.v1.proof import check_current_password
 from bloghub.api.v1.schemas import (
     EraseIn,
@@ -188,11 +188,7 @@ async def public_user(request: Request, user_id: str) -> dict[str, Any] | None:
 
 
 async def public_profile(request: Request) -> Response:
-    user_id = request.path_params["user_id"]
-    try:
-        UUID(user_id)
-    except ValueError:
-        raise NotFound("no such user") from None
+    user_id = path_id(request, "user_id", "user")
     stale = await wait_as_reader(request, PROFILE_READS)
 
     async def build() -> dict[str, Any] | None:

@@ -1,0 +1,72 @@
+"""Paging input beyond what the stores hold is refused at the door, naming the parameter,
+in the API's error shape: a RealWorld offset past a bigint, and a /v1 cursor whose instant
+is no instant in UTC. Neither reaches the store, so neither is logged as refused there."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import httpx
+import pytest
+from structlog.testing import capture_logs
+
+from bloghub.api.conduit.articles import MAX_OFFSET
+from tests.e2e.conduit_client import errors, register
+from tests.e2e.test_bad_input import _shape
+from tests.e2e.test_sessions import account, bearer, login
+
+pytestmark = pytest.mark.usefixtures("live_api")
+NOBODY = "01a21c55-c7a4-73d1-a44c-16eb1e146e7d"
+
+
+def cursor(*parts: str) -> str:
+    return base64.urlsafe_b64encode("|".join(parts).encode()).decode().rstrip("=")
+
+
+def store_refusals(lines: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    return [line for line in lines if "store_rejected" in str(line["event"])]
+
+
+@pytest.mark.parametrize("path", ["/api/articles", "/api/articles/feed"])
+async def test_an_offset_past_what_the_store_takes_is_a_422_naming_it(
+    client: httpx.AsyncClient, path: str
+) -> None:
+    jake = await register(client)
+    with capture_logs() as lines:
+        for offset in (str(MAX_OFFSET + 1), "99999999999999999999"):
+            found = errors(
+                await client.get(path, params={"offset": offset}, headers=jake.auth), 422
+            )
+            assert found == {"offset": [f"must be less than or equal to {MAX_OFFSET}"]}
+        last = await client.get(path, params={"offset": str(MAX_OFFSET)}, headers=jake.auth)
+    assert last.status_code == 200, last.text
+    assert last.json()["articles"] == []
+    assert not store_refusals(lines)
+
+
+@pytest.mark.parametrize(
+    "at",
+    ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59.999999-14:00", "2026-01-01T00:00:00"],
+)
+async def test_a_cursor_at_no_instant_in_utc_is_a_malformed_cursor(
+    client: httpx.AsyncClient, unique_email: Callable[[], str], at: str
+) -> None:
+    tokens = await login(client, await account(client, unique_email))
+    auth, me = bearer(tokens["access_token"]), tokens["user"]["id"]
+    made = await client.post("/v1/collections", json={"name": "Later"}, headers=auth)
+    assert made.status_code == 201, made.text
+    lists = [
+        "/v1/articles",
+        "/v1/feed",
+        f"/v1/users/{me}/followers",
+        f"/v1/users/{me}/followees",
+        f"/v1/collections/{made.json()['collection']['id']}/articles",
+    ]
+    with capture_logs() as lines:
+        for path in lists:
+            answer = await client.get(path, params={"cursor": cursor(at, NOBODY)}, headers=auth)
+            assert answer.status_code == 404, (path, answer.text)
+            assert _shape(answer)["code"] == "not_found", path
+    assert not store_refusals(lines)

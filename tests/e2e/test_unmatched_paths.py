@@ -1,0 +1,45 @@
+"""A path no route has is a 404 in its API's error shape, counted in the metrics under
+``unmatched`` like any other request, and no server error in the log."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+import pytest
+from structlog.testing import capture_logs
+
+from bloghub.settings import Settings
+from tests.e2e.test_ops import operator
+
+
+async def unmatched_404s(client: httpx.AsyncClient, settings: Settings) -> float:
+    text = (await client.get("/metrics", headers=operator(settings))).text
+    series = 'bloghub_http_requests_total{method="GET",route="unmatched",status="404"}'
+    found = re.search(re.escape(series) + r" (\S+)", text)
+    return float(found.group(1)) if found else 0.0
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/api/nothing/here", {"errors": {"path": ["not found"]}}),
+        ("/api/articles/some-slug/nothing", {"errors": {"path": ["not found"]}}),
+        ("/v1/nothing/here", None),
+    ],
+)
+async def test_an_unmatched_path_is_a_counted_404_and_no_server_error(
+    client: httpx.AsyncClient, settings: Settings, path: str, body: object
+) -> None:
+    before = await unmatched_404s(client, settings)
+    with capture_logs() as lines:
+        answer = await client.get(path)
+        # Read in the capture: the request's own accounting is done once this is.
+        counted = await unmatched_404s(client, settings)
+    assert answer.status_code == 404, answer.text
+    if body is not None:
+        assert answer.json() == body
+    else:
+        assert answer.json()["error"]["code"] == "not_found"
+    assert counted == before + 1
+    assert not [line for line in lines if line["log_level"] in ("error", "critical")], lines
