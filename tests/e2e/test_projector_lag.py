@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import httpx
+import pytest
 
 from bloghub.adapters.postgres.generations import read_model_in
 from bloghub.projections.dead_letters import dlq_count_key
@@ -34,10 +35,10 @@ class Site:
 
 
 @contextlib.asynccontextmanager
-async def site(run_id: str, name: str) -> AsyncIterator[Site]:
+async def site(run_id: str, name: str, **overrides: object) -> AsyncIterator[Site]:
     """A database, prefix and API of its own, with no projector running yet."""
     async with (
-        isolated(run_id, name, read_wait_s=0.3) as own,
+        isolated(run_id, name, **{"read_wait_s": 0.3, **overrides}) as own,
         serve(own) as live,
         httpx.AsyncClient(base_url=live.url) as client,
     ):
@@ -242,6 +243,50 @@ async def test_a_password_changed_under_lag_is_never_checked_against_the_old_has
                 await asyncio.sleep(0.1)
             assert fresh.status_code == 200, fresh.text
             old = await client.post("/v1/auth/login", json={"email": email, "password": PASSWORD})
+            assert old.status_code == 401, old.text
+
+
+@pytest.mark.parametrize("route", ["v1", "api", "erase"])
+async def test_the_old_password_never_works_again_however_long_the_projector_lags(
+    run_id: str, route: str
+) -> None:
+    """The caller's own writes are remembered for ``own_write_ttl_s`` (a second here); a
+    password change or an erasure is remembered until the users projector applies it, so
+    the old password starts no session after that second either."""
+    email = f"pw-long-{route}-{run_id}@example.com"
+    async with site(run_id, f"lag_long_{route}", own_write_ttl_s=1) as at:
+        own, client = at.settings, at.client
+        async with projecting(own, "users", "notifications"):
+            _, auth = await logged_in(client, email)
+            await eventually_fresh(client, "/v1/users/me", **auth)
+        new = "Changed-pass-7"
+        if route == "v1":
+            body = {"current_password": PASSWORD, "new_password": new, "confirm_password": new}
+            changed = await client.post("/v1/users/me/password", json=body, headers=auth)
+        elif route == "api":
+            token = auth["authorization"].removeprefix("Bearer ")
+            changed = await client.put(
+                "/api/user",
+                json={"user": {"password": new}},
+                headers={"authorization": f"Token {token}"},
+            )
+        else:
+            changed = await client.request(
+                "DELETE", "/v1/users/me", json={"password": PASSWORD}, headers=auth
+            )
+        assert changed.status_code in (200, 204), changed.text
+        await asyncio.sleep(own.own_write_ttl_s + 0.5)
+        old = await client.post("/v1/auth/login", json={"email": email, "password": PASSWORD})
+        # (An erased account's email is freed at once: its login may find no account.)
+        assert old.status_code in ((401, 503) if route == "erase" else (503,)), old.text
+        async with projecting(own, "users", "notifications"):
+            for _ in range(100):
+                old = await client.post(
+                    "/v1/auth/login", json={"email": email, "password": PASSWORD}
+                )
+                if old.status_code != 503:
+                    break
+                await asyncio.sleep(0.1)
             assert old.status_code == 401, old.text
 
 

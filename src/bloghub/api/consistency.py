@@ -46,6 +46,11 @@ return 1
 """
 
 
+# How long a change of an account's credentials is remembered for its logins: far longer
+# than any projector lag a deployment lives with.
+CREDENTIALS_TTL_S = 7 * 24 * 3600
+
+
 class OwnWrites:
     def __init__(self, redis: Redis, *, prefix: str, ttl_s: int, wire: Wire) -> None:
         self._redis = redis
@@ -79,6 +84,27 @@ class OwnWrites:
 
     async def last(self, user_id: str) -> Position:
         return self.parse(await self._redis.hgetall(self.key(user_id)))
+
+    def credentials_key(self, user_id: str) -> str:
+        return f"{self._prefix}:credpos:{user_id}"
+
+    async def remember_credentials(self, user_id: str, position: Position) -> None:
+        """``position`` changed the account's password or ended it. Kept apart from the
+        own writes, and far longer: a login compares the password with the read model,
+        which must be past this first however long the projector lags (a later write of
+        the user's, remembered for a minute, must not shorten it)."""
+        if not position:
+            return
+        offsets = list(position)
+        args: list[str | int] = [CREDENTIALS_TTL_S, len(offsets)]
+        for topic, partition, offset in offsets:
+            args += [f"{topic}|{partition}", offset]
+        await self._script(keys=[self.credentials_key(user_id)], args=args)
+
+    async def credentials_changed(self, user_id: str) -> Position:
+        """The position of the account's last password change or erasure (empty: none in
+        the last week)."""
+        return self.parse(await self._redis.hgetall(self.credentials_key(user_id)))
 
     @staticmethod
     def parse(raw: Mapping[bytes | str, bytes | str]) -> Position:

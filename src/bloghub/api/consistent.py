@@ -53,6 +53,22 @@ async def remember_own_write(request: Request, actor_id: str, position: Position
     await c.commands.after("remember_own_write", remember, user_id=actor_id)
 
 
+async def credentials_written(
+    request: Request, response: Response, position: Position, user_id: str
+) -> Response:
+    """``written`` for a write that changes how the account signs in (a password change or
+    reset, an erasure): logins wait for the users projector to pass it, however long that
+    takes (``OwnWrites.remember_credentials``); remembering is retried off the request
+    path if Redis fails."""
+    c = container(request)
+
+    async def remember() -> None:
+        await c.own_writes.remember_credentials(user_id, position)
+
+    await c.commands.after("remember_credentials", remember, user_id=user_id)
+    return await written(request, response, position, user_id)
+
+
 async def wait_for_reads(request: Request, reads: Reads, caller_id: str | None) -> bool:
     """Wait until ``reads`` have passed the position the caller names and the caller's own
     last write. Returns True if the answer may be stale (the bound ran out)."""

@@ -16,7 +16,7 @@ from bloghub.api.conduit.errors import ConduitError, blank, conduit_body
 from bloghub.api.conduit.reading import signed_in
 from bloghub.api.conduit.schemas import LoginIn, NewUserIn, UpdateUser, UpdateUserIn
 from bloghub.api.conduit.views import user_view
-from bloghub.api.consistent import written
+from bloghub.api.consistent import credentials_written, written
 from bloghub.api.http import JSON, container
 from bloghub.api.queries import UserRow
 from bloghub.api.v1.sessions import caller, password_login
@@ -121,6 +121,8 @@ async def update(request: Request) -> Response:
         previous_nickname=row.nickname,
         password=password,
     )
+    if password is not None:
+        return _no_store(await credentials_written(request, out, position, claims.user_id))
     return _no_store(await written(request, out, position, claims.user_id))
 
 

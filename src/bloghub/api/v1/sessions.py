@@ -103,6 +103,14 @@ async def _as_of_its_last_write(request: Request, row: UserRow, email: str) -> U
     would refuse the new password and, worse, let the old one start a session."""
     if await wait_for_reads(request, USERS_READS, row.id):
         raise CatchingUp("that account changed a moment ago; try again in a moment")
+    # The account's own writes are remembered for a minute; a password change or erasure
+    # as long as the projector may take to apply it (the old password must never work).
+    c = container(request)
+    changed = c.progress.relevant(USERS_READS, await c.own_writes.credentials_changed(row.id))
+    if changed and not await c.progress.reached(USERS_READS, changed, pinned(request)):
+        if not await c.progress.wait(USERS_READS, changed, c.settings.read_wait_s, pinned(request)):
+            raise CatchingUp("that account changed a moment ago; try again in a moment")
+        request.state.caught_up = True
     if not getattr(request.state, "caught_up", False):
         return row  # nothing newer to wait for: the row read is current
     return await user_queries(request).by_email(email)

@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from bloghub.api.auth import require_caller, user_agent, user_queries
-from bloghub.api.consistent import written
+from bloghub.api.consistent import credentials_written, written
 from bloghub.api.http import JSON, Endpoint, container, parse_body
 from bloghub.api.queries import UserRow
 from bloghub.api.v1.proof import check_current_password
@@ -190,7 +190,7 @@ async def reset_password(request: Request) -> Response:
         via="sms_reset",
         keep_session_id=None,
     )
-    return await written(request, Response(status_code=204), position, owner)
+    return await credentials_written(request, Response(status_code=204), position, owner)
 
 
 ENDPOINTS = [

@@ -10,7 +10,7 @@ from starlette.responses import Response
 
 from bloghub.adapters.postgres.user_keys import AccountErased
 from bloghub.api.auth import USERS_READS, require_caller, user_queries, wait_as_reader
-from bloghub.api.consistent import mark_stale, pinned, through_cache, written
+from bloghub.api.consistent import credentials_written, mark_stale, pinned, through_cache, written
 from bloghub.api.hot import hot_json
 from bloghub.api.http import JSON, Endpoint, container, parse_body
 from bloghub.api.queries import UserRow
@@ -132,7 +132,7 @@ async def change_my_password(request: Request) -> Response:
         via="password",
         keep_session_id=claims.session_id,
     )
-    return await written(request, Response(status_code=204), position, claims.user_id)
+    return await credentials_written(request, Response(status_code=204), position, claims.user_id)
 
 
 async def erase_me(request: Request) -> Response:
@@ -151,7 +151,7 @@ async def erase_me(request: Request) -> Response:
         raise Unauthorized(f"the {proof} is wrong", fields={proof: "wrong"})
     position = await erase_user(c.commands, caller(request), user_id=row.id)
     security_event("user.erased", ip=client_ip(request), user_id=row.id)
-    return await written(request, Response(status_code=204), position, row.id)
+    return await credentials_written(request, Response(status_code=204), position, row.id)
 
 
 async def _owner_proven(request: Request, row: UserRow, body: EraseIn) -> bool:
