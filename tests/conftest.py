@@ -52,6 +52,7 @@ def make_settings(prefix: str, database: str, **overrides: object) -> Settings:
         "login_failures_per_ip": 1_000_000,
         "sms_codes_per_ip_per_hour": 1_000_000,
         "sms_checks_per_ip_per_hour": 1_000_000,
+        "ops_token_failures_per_minute": 1_000_000,
         # Tests name their client address in X-Forwarded-For, as a proxy on loopback would.
         "trusted_proxies": ["127.0.0.1"],
         **overrides,

@@ -98,6 +98,8 @@ class Container:
     lockout: LoginLockout
     # Wrong current passwords where one is asked again (binding a phone), per account.
     password_checks: FailureLimit
+    # Operator token tries (Bearer or cookie) per client address.
+    operator_checks: FailureLimit
     cache: Cache
     hot: LocalTier
     wechat: WeChatLogin | None
@@ -293,6 +295,14 @@ async def build(settings: Settings, *, pool_size: int = 10) -> Container:
             prefix=settings.prefix,
             name="password_check",
             threshold=settings.phone_bind_password_failures,
+        ),
+        operator_checks=FailureLimit(
+            redis,
+            prefix=settings.prefix,
+            name="ops_auth",
+            threshold=settings.ops_token_failures_per_minute,
+            window_s=60,
+            lock_s=60,
         ),
         cache=Cache(redis, prefix=settings.prefix, enabled=settings.cache_enabled),
         hot=LocalTier(

@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     token_audience: str = Field(default="bloghub-api", min_length=1, max_length=200)
     operator_token: SecretStr = SecretStr(f"{DEV_SECRET_MARKER}-operator-token-for-the-ops-pages")
     ops_login_per_minute: int = Field(default=10, ge=1)  # attempts per client address
+    # Wrong operator tokens (Bearer or cookie) per client address a minute; past it even the
+    # right one waits out the minute.
+    ops_token_failures_per_minute: int = Field(default=10, ge=1)
     # Wraps every user's personal-data key (crypto-shredding, auth/sealing.py). Changing it
     # makes the stored keys unreadable: the projectors then wait and say so.
     user_key_secret: SecretStr = SecretStr(f"{DEV_SECRET_MARKER}-user-key-wrapping-secret")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from structlog.testing import capture_logs
 
 from bloghub.settings import Settings
 from tests.conftest import isolated, serve
@@ -66,6 +67,36 @@ async def test_operator_logins_are_rate_limited_per_address(run_id: str) -> None
         assert right.status_code == 429
         assert int(right.headers["retry-after"]) >= 1
         assert "set-cookie" not in right.headers
+
+
+async def test_wrong_operator_tokens_are_limited_per_address_and_logged(run_id: str) -> None:
+    """The Bearer door and the cookie door count wrong tokens like the login does: past the
+    limit even the right token waits, and each wrong one is in the security log."""
+    async with (
+        isolated(run_id, "ops_token", ops_token_failures_per_minute=3) as own,
+        serve(own) as live,
+        httpx.AsyncClient(base_url=live.url) as client,
+    ):
+        right = {"authorization": f"Bearer {_token(own)}"}
+        assert (await client.get("/ops/api/lag", headers=right)).status_code == 200
+        other = {"x-forwarded-for": "198.51.100.40"}
+        with capture_logs() as logs:
+            for n in range(3):
+                wrong = await client.get(
+                    "/ops/api/lag", headers={"authorization": f"Bearer guess-{n}", **other}
+                )
+                assert wrong.status_code == 401
+        failed = [e for e in logs if e["event"] == "ops.auth_failed"]
+        assert len(failed) == 3
+        assert all(e["ip"] == "198.51.100.40" for e in failed)
+        assert _token(own) not in repr(logs)
+        locked = await client.get("/ops/api/lag", headers={**right, **other})
+        assert locked.status_code == 429, locked.text
+        assert int(locked.headers["retry-after"]) >= 1
+        cookie = await client.get("/ops/api/lag", headers={"cookie": "bloghub_ops=1.ab", **other})
+        assert cookie.status_code == 429
+        # Another address, and the right token used all along, are not held up.
+        assert (await client.get("/ops/api/lag", headers=right)).status_code == 200
 
 
 def _token(settings: Settings) -> str:

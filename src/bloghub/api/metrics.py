@@ -111,7 +111,7 @@ async def metrics(request: Request) -> Response:
     c = container(request)
     if not c.settings.metrics_public:
         # Scraping reads Redis for every group: not for anyone who can reach the API.
-        require_operator(request)
+        await require_operator(request)
     latest, names = {}, {}
     for w in await c.ops.watched():
         sample = await c.ops.history.latest(w.group)

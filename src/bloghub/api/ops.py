@@ -42,7 +42,7 @@ def _static(name: str) -> str:
 
 async def page(request: Request) -> Response:
     try:
-        require_operator(request)
+        await require_operator(request)
     except Unauthorized:
         return HTMLResponse(
             _static("ops-login.html"), status_code=401, headers={"content-security-policy": _CSP}
@@ -89,7 +89,7 @@ async def asset(request: Request) -> Response:
 
 
 async def lag(request: Request) -> Response:
-    require_operator(request)
+    await require_operator(request)
     return JSON(await container(request).ops.snapshot())
 
 
@@ -100,7 +100,7 @@ class HistoryQuery(BaseModel):
 
 
 async def history(request: Request) -> Response:
-    require_operator(request)
+    await require_operator(request)
     minutes = parse_query(request, HistoryQuery).minutes
     ops = container(request).ops
     series = {}
@@ -120,7 +120,7 @@ async def history(request: Request) -> Response:
 
 
 async def stream(request: Request) -> Response:
-    require_operator(request)
+    await require_operator(request)
     ops = container(request).ops
     every = container(request).settings.ops_sample_every_s
 

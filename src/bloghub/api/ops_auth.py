@@ -10,6 +10,8 @@ import time
 from starlette.requests import Request
 
 from bloghub.api.http import container
+from bloghub.api.v1.sessions import client_ip
+from bloghub.auth.audit import security_event
 from bloghub.errors import Unauthorized
 
 COOKIE = "bloghub_ops"
@@ -29,15 +31,31 @@ def token_matches(request: Request, candidate: str) -> bool:
     return _same(candidate, container(request).settings.operator_token.get_secret_value())
 
 
-def require_operator(request: Request) -> None:
+async def require_operator(request: Request) -> None:
     """Pass with the operator token (Bearer) or a fresh session cookie; anything else,
-    however malformed, is 401."""
-    expected = container(request).settings.operator_token.get_secret_value()
+    however malformed, is 401. Every try that presents one is counted per client address
+    before it is compared, like the dashboard's login: past the limit even the right token
+    waits (429), so guessing gains nothing by going fast, and each wrong one is logged."""
+    c = container(request)
+    expected = c.settings.operator_token.get_secret_value()
     scheme, _, given = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and _same(given.strip(), expected):
+    bearer = scheme.lower() == "bearer"
+    cookie = request.cookies.get(COOKIE, "")
+    if not bearer and not cookie:
+        raise Unauthorized("operator token required")  # nothing presented: no guess
+    ip = client_ip(request)
+    await c.operator_checks.attempt(ip, "operator token tries")
+    if (bearer and _same(given.strip(), expected)) or _cookie_is_valid(cookie, expected):
+        await c.operator_checks.succeeded(ip)
         return
-    if _cookie_is_valid(request.cookies.get(COOKIE, ""), expected):
-        return
+    locked_for_s = await c.operator_checks.failed(ip)
+    security_event(
+        "ops.auth_failed",
+        ip=ip,
+        user_id=None,
+        presented="bearer" if bearer else "cookie",
+        locked_for_s=locked_for_s,
+    )
     raise Unauthorized("operator token required")
 
 

@@ -40,7 +40,7 @@ class PhaseNow(BaseModel):
 
 
 async def move_phase(request: Request) -> Response:
-    require_operator(request)
+    await require_operator(request)
     body = await parse_body(request, PhaseMove)
     c = container(request)
     ms = MigrationStores.of(c.settings, c.engine, c.redis, c.search)
