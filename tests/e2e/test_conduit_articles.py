@@ -3,9 +3,19 @@ favorited, and the feed; each with the spec's statuses and error bodies."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import httpx
+import orjson
 import pytest
 
+from bloghub.errors import Unavailable
+from bloghub.events.base import Envelope
+from bloghub.events.position import Position
+from bloghub.events.topics import Family, topic_for
+from bloghub.settings import Settings
+from tests.conftest import LiveServer, read_topic
 from tests.e2e.conduit_client import (
     assert_article,
     errors,
@@ -275,3 +285,38 @@ async def test_an_article_written_through_v1_is_shown_by_its_slug(
     read = await client.get(f"/api/articles/{slug}", headers=jake.auth)
     assert read.status_code == 200, read.text
     assert read.json()["article"]["description"] == "Hello world", "the abstract stands in"
+
+
+async def test_a_publish_the_log_refuses_leaves_no_draft_behind(
+    client: httpx.AsyncClient,
+    settings: Settings,
+    live_api: LiveServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """RealWorld has no drafts: the draft and its publication are one append. The log
+    refusing the publication refuses the draft with it, so the 503 is true (nothing was
+    made) and a retry makes one article, not a second, hidden draft."""
+    jake = await register(client)
+    log = live_api.container.commands.event_log
+    append = log.append
+
+    async def refusing_publications(envelopes: Sequence[Envelope], **kw: Any) -> Position:
+        if any(e.type == "article.published" for e in envelopes):
+            raise Unavailable("the event log did not take the write")
+        return await append(envelopes, **kw)
+
+    monkeypatch.setattr(log, "append", refusing_publications)
+    title = unique_name("One append ")
+    body = {"article": {"title": title, "description": "d", "body": "b"}}
+    refused = await client.post("/api/articles", json=body, headers=jake.auth)
+    assert refused.status_code == 503, refused.text
+    monkeypatch.undo()
+    made = await client.post("/api/articles", json=body, headers=jake.auth)
+    assert made.status_code == 201, made.text
+    records = await read_topic(settings, topic_for(settings.prefix, Family.ARTICLES))
+    titled = [
+        (e["type"], e["payload"]["version"])
+        for r in records
+        if (e := orjson.loads(r.value))["payload"].get("title") == title
+    ]
+    assert titled == [("article.drafted", 1), ("article.published", 2)]

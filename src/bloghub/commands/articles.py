@@ -23,6 +23,7 @@ from bloghub.events.articles import (
     ArticleWithdrawn,
     DraftEdited,
 )
+from bloghub.events.base import Event
 from bloghub.events.log import Indeterminate
 from bloghub.events.position import Position
 from bloghub.ids import new_id_str
@@ -60,27 +61,45 @@ class Changed:
     slug: str | None = None
 
 
-async def create_article(draft: Draft, deps: CommandDeps, caller: Caller) -> Changed:
+async def create_article(
+    draft: Draft, deps: CommandDeps, caller: Caller, *, publish: bool = False
+) -> Changed:
+    """A new draft; with ``publish``, drafted and published in one append (RealWorld has no
+    drafts), so a failure can never leave a draft the caller was told is not there."""
     author = _author(caller)
     article_id = new_id_str()
     key = await reserve_slug(deps, draft.title, article_id)
-    event = ArticleDrafted(
-        article_id=article_id,
-        author_id=author,
-        version=1,
-        title=draft.title,
-        content=draft.content,
-        tags=draft.tags,
-        slug=key[1],
-        description=draft.description,
-    )
+    keys: list[Key] = [key]
+    events: list[Event] = [
+        ArticleDrafted(
+            article_id=article_id,
+            author_id=author,
+            version=1,
+            title=draft.title,
+            content=draft.content,
+            tags=draft.tags,
+            slug=key[1],
+            description=draft.description,
+        )
+    ]
+    version = 1
+    if publish:
+        version = 2
+        try:
+            step = await deps.reservations.reserve_step(VERSION_KIND, article_id, version, author)
+        except BaseException:
+            await deps.reservations.release(*key)
+            raise
+        keys.append((VERSION_KIND, step, author))
+        state = ArticleState(article_id, author, 1, "draft", draft, key[1])
+        events.append(_carrying(ArticlePublished, state, draft)(version, key[1]))
     try:
         # A slug is looked up for its holder only: the answer need not wait to confirm it.
-        position = await deps.record_holding(caller, key, event, settled_first=False)
+        position = await deps.record_holding_all(caller, keys, *events, settled_first=False)
     except Indeterminate as unsure:
         # The draft may still be recorded: whoever waits for it learns its id with it.
-        raise unsure.then(lambda pos: Changed(article_id, 1, pos, key[1])) from unsure
-    return Changed(article_id, 1, position, key[1])
+        raise unsure.then(lambda pos: Changed(article_id, version, pos, key[1])) from unsure
+    return Changed(article_id, version, position, key[1])
 
 
 async def edit_draft(

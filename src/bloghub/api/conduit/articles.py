@@ -141,9 +141,7 @@ async def create(request: Request) -> Response:
     new = (await conduit_body(request, NewArticleIn)).article
     draft = Draft(new.title, new.body, new.tagList, new.description)
     deps, who = container(request).commands, caller(request, claims.user_id)
-    made = await create_article(draft, deps, who)
-    state = ArticleState(made.article_id, claims.user_id, made.version, "draft", draft, made.slug)
-    done = await _published_now(state, deps, who, made.position)
+    done = await create_article(draft, deps, who, publish=True)
     shown = _as_written(done, claims.user_id, draft, datetime.now(UTC))
     return await _answer(request, claims.user_id, done, shown, status=201)
 
