@@ -18,10 +18,10 @@ from tests.loopback import serve_asgi
 
 class Gateway:
     """A loopback SMS gateway that can be told to accept, fail (500), fail slowly (500
-    after ``slow_s``) or hang."""
+    after ``slow_s``), fail quoting the request (400) or hang."""
 
     def __init__(self) -> None:
-        self.mode: Literal["ok", "fail", "slow_fail", "hang"] = "ok"
+        self.mode: Literal["ok", "fail", "slow_fail", "hang", "echo_fail"] = "ok"
         self.slow_s = 0.3
         self.answered_at: list[float] = []
         self.received: list[dict[str, Any]] = []
@@ -41,6 +41,8 @@ class Gateway:
         self.answered_at.append(time.monotonic())
         if self.mode in ("fail", "slow_fail"):
             return JSONResponse({"error": "upstream down"}, status_code=500)
+        if self.mode == "echo_fail":  # a gateway that quotes the request in its refusal
+            return JSONResponse({"error": "refused", "request": self.received[-1]}, status_code=400)
         return JSONResponse({"accepted": True})
 
     def to(self, phone: str) -> list[dict[str, Any]]:

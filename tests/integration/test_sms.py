@@ -213,6 +213,27 @@ async def test_the_http_provider_posts_phone_and_text(gateway: Gateway) -> None:
     assert gateway.auth == ["Bearer tok-1"]
 
 
+async def test_a_gateway_quoting_the_request_puts_no_phone_or_code_in_the_error(
+    gateway: Gateway,
+) -> None:
+    """The error is logged (``sms.provider_failed``): what the gateway said is kept, the
+    phone and the code it quoted are not."""
+    provider = HttpProvider(name="gw", url=gateway.url, timeout_s=2)
+    phone = new_phone()
+    try:
+        gateway.mode = "echo_fail"
+        with pytest.raises(ProviderError) as failed:
+            await provider.send(phone, "Your bloghub code is 493817.")
+    finally:
+        await provider.aclose()
+    said = str(failed.value)
+    assert "HTTP 400" in said
+    assert "refused" in said
+    assert "493817" not in said
+    assert phone.lstrip("+") not in said
+    assert phone[-8:] not in said
+
+
 async def test_the_http_provider_reports_failures_and_timeouts(gateway: Gateway) -> None:
     provider = HttpProvider(name="gw", url=gateway.url, timeout_s=0.3)
     try:

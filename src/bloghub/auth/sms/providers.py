@@ -3,6 +3,7 @@ gateway. Each raises ``ProviderTimeout`` or ``ProviderError``, nothing else."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Protocol
 
@@ -12,6 +13,15 @@ import structlog
 from bloghub.auth.sms.phones import mask_phone
 
 log = structlog.get_logger(__name__)
+
+
+# Runs of digits as long as a code or longer: a gateway that echoes the request in its
+# error would otherwise put the phone and the code in the log with the error.
+_NUMBERS = re.compile(r"\d{4,}")
+
+
+def _without_numbers(text: str) -> str:
+    return _NUMBERS.sub("…", text)
 
 
 class ProviderError(Exception):
@@ -88,7 +98,8 @@ class HttpProvider:
         except httpx.HTTPError as exc:
             raise ProviderError(self.name, f"request failed: {exc!r}") from exc
         if not response.is_success:
-            raise ProviderError(self.name, f"HTTP {response.status_code}: {response.text[:200]!r}")
+            said = _without_numbers(response.text[:200])
+            raise ProviderError(self.name, f"HTTP {response.status_code}: {said!r}")
         log.info("sms.sent", provider=self.name, phone=mask_phone(phone))
 
     async def aclose(self) -> None:
