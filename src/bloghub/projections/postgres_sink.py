@@ -100,11 +100,15 @@ class PostgresProjector(abc.ABC):
     async def before_commit(self, records: Sequence[Recorded]) -> None:
         # Stale entries are fenced just before the commit makes the change visible: from
         # then until the fence is lifted after the commit, readers read the store and no
-        # copy of the old rows can be put back.
+        # copy of the old rows can be put back. A fence Redis refuses raises (Transient or
+        # Unavailable) inside the transaction, so nothing is committed while the old entry
+        # could still be served: the runner waits for Redis and applies the batch again.
         if self.cache is not None:
             await self.cache.fence(self.stale_cache_keys(records))
 
     async def after_commit(self, records: Sequence[Recorded]) -> None:
+        # Never raises: a lift Redis refuses is retried by the cache until it lands, and
+        # meanwhile the fence set before the commit keeps readers off the entries.
         if self.cache is not None:
             await self.cache.invalidate(self.stale_cache_keys(records))
 
