@@ -1,5 +1,13 @@
 """Dead letters: a record a projector cannot apply goes to ``<prefix>.dlq`` with its origin
-and the error, so the projector can move on and nothing is lost."""
+and the error, so the projector can move on and nothing is lost.
+
+A partition whose dead letter could not be sent is read again later (the runner holds it),
+so one record may be sent more than once: each is counted once per projector by its
+origin (``<prefix>:dlq:sent:<projector>``, a set of ``topic|partition|offset``), and a
+record already counted is not sent again. A second copy in the topic is possible only if
+the process ends (or loses the partition) between the send and the count; readers can
+tell it by its origin headers.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +23,20 @@ from bloghub.projections.port import RawRecord
 
 def dlq_count_key(prefix: str, projector: str) -> str:
     return f"{prefix}:dlq:count:{projector}"
+
+
+def dlq_sent_key(prefix: str, projector: str) -> str:
+    """The origins of the dead letters counted for ``projector``."""
+    return f"{prefix}:dlq:sent:{projector}"
+
+
+# KEYS: the sent set, the count. ARGV: the origin. Counts each origin once.
+_COUNT_ONCE = """
+if redis.call('SADD', KEYS[1], ARGV[1]) == 1 then
+  redis.call('INCR', KEYS[2])
+end
+return 1
+"""
 
 
 def building_label(projector: str, generation: int) -> str:
@@ -33,6 +55,9 @@ class DeadLetters:
         self._producer = AIOKafkaProducer(
             bootstrap_servers=bootstrap, acks="all", enable_idempotence=True
         )
+        self._count_once = redis.register_script(_COUNT_ONCE)
+        # (projector, origin) in the topic but not yet counted: a retry only counts them.
+        self._uncounted: set[tuple[str, str]] = set()
 
     async def start(self) -> None:
         try:
@@ -48,9 +73,22 @@ class DeadLetters:
         await self._producer.stop()
 
     async def send(self, projector: str, record: RawRecord, error: str) -> None:
-        """Returns once the dead letter is durable; only then may the checkpoint pass it."""
+        """Returns once the dead letter is durable and counted; only then may the
+        checkpoint pass it. Sending the same record again (a retry after a failure) adds
+        nothing once it has been counted."""
         if self._building is not None:
             projector = building_label(projector, self._building)
+        origin = f"{record.topic}|{record.partition}|{record.offset}"
+        sent = dlq_sent_key(self._prefix, projector)
+        if await self._redis.sismember(sent, origin):
+            return
+        if (projector, origin) not in self._uncounted:
+            await self._publish(projector, record, error)
+            self._uncounted.add((projector, origin))
+        await self._count_once(keys=[sent, dlq_count_key(self._prefix, projector)], args=[origin])
+        self._uncounted.discard((projector, origin))
+
+    async def _publish(self, projector: str, record: RawRecord, error: str) -> None:
         headers = [
             ("projector", projector.encode()),
             ("origin_topic", record.topic.encode()),
@@ -66,4 +104,3 @@ class DeadLetters:
             key=projector.encode(),
             headers=headers,
         )
-        await self._redis.incr(dlq_count_key(self._prefix, projector))

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Self, cast
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bloghub.adapters.redis.cache import Cache
-from bloghub.adapters.redis.counters import CounterCache, Counts, Tally
+from bloghub.adapters.redis.counters import CounterCache, CounterWrites, Counts, Tally
 from bloghub.events.articles import (
     ArticleDeleted,
     ArticleEvent,
@@ -117,15 +117,20 @@ class InteractionsProjector(PostgresProjector):
     ) -> None:
         super().__init__(engine, generation=generation, cache=cache)
         self.counters = counters
+        # What Redis refuses is kept and retried until it lands (a hash that a lost refresh
+        # left behind the read model would otherwise stay so until its next write).
+        self._counter_writes = None if counters is None else CounterWrites(counters)
 
     @classmethod
     def from_stores(cls, stores: Stores, *, generation: int) -> Self:
-        # Only the live generation (built with the shared cache) fills the counter hashes;
-        # a rebuild (``build``, no cache) leaves them to the one serving.
+        # Only the serving generation (live, with the shared cache) fills the counter
+        # hashes; a rebuild or a migration's quiet store leaves them to the one serving.
         counters = None
-        if stores.cache is not None:
+        if stores.live and stores.cache is not None:
             counters = CounterCache(stores.redis, prefix=stores.settings.prefix)
-        return cls(stores.engine, generation=generation, cache=stores.cache, counters=counters)
+        projector = cls(stores.engine, generation=generation, cache=stores.cache, counters=counters)
+        projector.live = stores.live
+        return projector
 
     def concerns(self, record: Recorded) -> bool:
         # Drafts and their edits are no part of the counts or of who may see them.
@@ -194,10 +199,11 @@ class InteractionsProjector(PostgresProjector):
 
     async def after_commit(self, records: Sequence[Recorded]) -> None:
         """Refresh the counter hashes of the articles the batch touched, as committed, each
-        at the version of its last interaction here (see adapters/redis/counters.py)."""
+        at the version of its last interaction here (see adapters/redis/counters.py). A
+        refresh Redis refuses is kept and retried (``CounterWrites``), not lost."""
         await super().after_commit(records)
         moved, _ = _MOVED.get(), _MOVED.set(None)
-        if self.counters is None or not self.live:
+        if self._counter_writes is None or not self.live:
             return
         if moved is not None and moved[0] is records:
             # The counts the commit left, as the transaction returned them; an article whose
@@ -212,7 +218,7 @@ class InteractionsProjector(PostgresProjector):
             async with self.engine.connect() as raw:
                 conn = await raw.execution_options(schema_translate_map={None: self.schema})
                 tallies = await w.tallies(conn, versions)
-        await self.counters.write({a: (versions[a], t) for a, t in tallies.items()})
+        await self._counter_writes.write({a: (versions[a], t) for a, t in tallies.items()})
 
 
 def _versions(records: Sequence[Recorded]) -> dict[str, int]:

@@ -164,13 +164,17 @@ class NotificationsProjector(PostgresProjector):
 
     @classmethod
     def from_stores(cls, stores: Stores, *, generation: int) -> Self:
-        return cls(
+        # A generation being built (a replay, a migration's quiet store) has the same Redis
+        # as the live one: only ``live`` keeps its commits off the live sockets.
+        projector = cls(
             stores.engine,
             prefix=stores.settings.prefix,
-            redis=stores.redis,
+            redis=stores.redis if stores.live else None,
             generation=generation,
             cache=stores.cache,
         )
+        projector.live = stores.live
+        return projector
 
     def concerns(self, record: Recorded) -> bool:
         return _CONCERNS(record)

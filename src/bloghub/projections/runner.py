@@ -189,6 +189,12 @@ class ProjectorRunner:
         last_batch, backlog = float("-inf"), False
         try:
             while not (stop.is_set() or halt.is_set()):
+                if applying is not None and applying.done():
+                    # Raised now, not when the next batch comes: a quiet partition would
+                    # otherwise stand still with nothing said.
+                    done: asyncio.Task[None] = applying
+                    applying = None
+                    done.result()
                 gate.release_due()
                 mine = [tp for tp in consumer.assignment() if lane_of(tp, lanes) == lane]
                 if not mine:
@@ -321,13 +327,9 @@ class ProjectorRunner:
 
     async def apply_batch(self, parts: Sequence[Part], committer: OffsetCommitter) -> None:
         assert self._gate is not None
-        parts = self._gate.admit(parts)
+        parts = await self._dead_letter_undecodable(self._gate.admit(parts))
         if not parts:
             return
-        # Durable in the dead-letter topic before any checkpoint can pass them.
-        for part in parts:
-            for record, error in part.undecodable:
-                await self._dead_letter(record, error)
         try:
             fresh, reached = await self._apply_or_isolate(parts)
         except Stopping:
@@ -353,6 +355,30 @@ class ProjectorRunner:
         if fresh:
             await self._after_commit(fresh)
 
+    async def _dead_letter_undecodable(self, parts: Sequence[Part]) -> list[Part]:
+        """The parts whose undecodable records are now durable in the dead-letter topic
+        (before any checkpoint can pass them), or that have none. Dead letters that cannot
+        be sent are a store that is unwell: their partition is held (``STORE``) where it
+        stands, nothing of it applied, and read again later; the others go on. Once one
+        send fails, the other parts that need one are held without trying: each try of an
+        unreachable queue could take its whole timeout."""
+        assert self._gate is not None
+        kept: list[Part] = []
+        failed: Exception | None = None
+        for part in parts:
+            if part.undecodable and failed is None:
+                try:
+                    for record, error in part.undecodable:
+                        await self._dead_letter(record, error)
+                except Exception as exc:
+                    failed = exc
+            if part.undecodable and failed is not None:
+                detail = f"dead letters: {failed!r}"
+                self._hold(part.tp, self._gate.standing(part.tp), WaitReason.STORE, detail)
+                continue
+            kept.append(part)
+        return kept
+
     async def _apply_or_isolate(
         self, parts: Sequence[Part]
     ) -> tuple[Sequence[Recorded], dict[TP, int]]:
@@ -377,7 +403,14 @@ class ProjectorRunner:
                 offset=rec.offset,
                 error=repr(exc),
             )
-            await self._dead_letter(by_tp[(rec.topic, rec.partition)].raw_at(rec.offset), repr(exc))
+            try:
+                await self._dead_letter(
+                    by_tp[(rec.topic, rec.partition)].raw_at(rec.offset), repr(exc)
+                )
+            except Exception as failed:
+                # Raised through the isolation: the batch is held as a whole (STORE) and
+                # read again; what already applied is below its checkpoint by then.
+                raise DeadLetterFailed(f"dead letters: {failed!r}") from failed
 
         out = await isolate(
             {p.tp: p.good for p in parts}, ends, self._apply_with_retries, dead_letter
@@ -437,6 +470,10 @@ class ProjectorRunner:
             await self.projector.after_commit(records)
         except Exception as exc:
             self._log.warning("projector.after_commit_failed", error=repr(exc))
+
+
+class DeadLetterFailed(Exception):
+    """A dead letter could not be made durable: the store it goes to is unwell."""
 
 
 def _where(tp: TP) -> str:
