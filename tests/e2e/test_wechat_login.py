@@ -80,6 +80,21 @@ async def test_qr_login_makes_one_account_per_open_id(site: WeChatSite) -> None:
     assert site.wechat.requests[-1]["grant_type"] == "authorization_code"
 
 
+async def test_a_callback_signs_in_once(site: WeChatSite) -> None:
+    """Replayed with its cookie (a shared browser's history, say), a callback starts no
+    second session, even from a WeChat that would take the code again."""
+    state = await _state(site.client)
+    cookies = dict(site.client.cookies)
+    first = await site.client.get(f"/v1/auth/wechat/callback?code=code-a&state={state}")
+    assert first.status_code == 200, first.text
+    site.client.cookies.update(cookies)
+    site.wechat.codes["code-a"] = CODES["code-a"]  # a WeChat that takes the code again
+    replayed = await site.client.get(f"/v1/auth/wechat/callback?code=code-a&state={state}")
+    assert replayed.status_code == 401, replayed.text
+    assert "used already" in replayed.json()["error"]["message"]
+    assert "x-jwt-token" not in replayed.headers
+
+
 async def test_state_must_match_the_cookie(site: WeChatSite) -> None:
     await _state(site.client)
     forged = await site.client.get("/v1/auth/wechat/callback?code=code-b&state=abcdef0123456789")

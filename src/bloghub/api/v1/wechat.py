@@ -10,10 +10,11 @@ from bloghub.api.auth import user_agent
 from bloghub.api.http import JSON, Endpoint, container
 from bloghub.api.v1.schemas import UserOut
 from bloghub.api.v1.sessions import caller, tokens_response
+from bloghub.auth.limiter import redis_translated
 from bloghub.auth.wechat import STATE_COOKIE, new_state
 from bloghub.commands.sessions import start_session
 from bloghub.commands.users import account_for
-from bloghub.errors import NotFound
+from bloghub.errors import NotFound, Unauthorized
 from bloghub.events.users import UserRegisteredByWeChat
 from bloghub.settings import Mode
 
@@ -47,8 +48,18 @@ async def callback(request: Request) -> Response:
     _enabled(request)
     c = container(request)
     assert c.wechat is not None
-    c.wechat.cookie.open(request.cookies.get(STATE_COOKIE), request.query_params.get("state"))
+    state = request.query_params.get("state")
+    c.wechat.cookie.open(request.cookies.get(STATE_COOKIE), state)
     identity = await c.wechat.client.exchange(request.query_params.get("code", ""))
+    # A state signs in once: a callback replayed with its cookie (a shared browser's
+    # history, say) starts no second session, whatever WeChat does with a code used twice.
+    # Spent only once WeChat has answered, so a callback that met a silent WeChat may retry.
+    async with redis_translated():
+        spent = await c.redis.set(
+            f"{c.settings.prefix}:wechat:state:{state}", "1", nx=True, ex=c.wechat.cookie.ttl_s
+        )
+    if not spent:
+        raise Unauthorized("this WeChat login was used already; start the login again")
     user_id = await account_for(
         c.commands,
         caller(request),
