@@ -273,7 +273,9 @@ async def test_usernames_that_look_alike_are_one_username(client: httpx.AsyncCli
         assert errors(taken, 409) == {"username": ["has already been taken"]}, name
     # Kept in its one composed form, without the spaces.
     spaced = unique_name("ann")
-    kept = await client.post("/api/users", json=new_user(f"  {spaced}\u3000", f"{spaced}@example.com"))
+    kept = await client.post(
+        "/api/users", json=new_user(f"  {spaced}\u3000", f"{spaced}@example.com")
+    )
     assert kept.status_code == 201, kept.text
     assert kept.json()["user"]["username"] == spaced
     found = await client.get(f"/api/profiles/{unicodedata.normalize('NFD', stem)}")
@@ -282,7 +284,9 @@ async def test_usernames_that_look_alike_are_one_username(client: httpx.AsyncCli
 
 async def test_a_username_with_a_slash_is_refused(client: httpx.AsyncClient) -> None:
     """It could never be reached: `/api/profiles/a%2Fb` is the path `/api/profiles/a/b`."""
-    answer = await client.post("/api/users", json=new_user(unique_name("a/b"), f"{unique_name()}@example.com"))
+    answer = await client.post(
+        "/api/users", json=new_user(unique_name("a/b"), f"{unique_name()}@example.com")
+    )
     assert errors(answer, 422) == {"username": ["must not contain a slash"]}
 
 
