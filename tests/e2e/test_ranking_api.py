@@ -22,6 +22,8 @@ from tests.support import wait_until
 
 # Far above what any other test's articles collect: these two lead the ranking.
 LIKES = (2_000_000, 1_000_000)
+# Above those: the withdraw test's two lead while it runs.
+TOP = 50_000_000
 
 
 @pytest.fixture
@@ -161,3 +163,35 @@ async def test_a_process_that_never_read_the_ranking_answers_503_while_redis_is_
             answer = await anonymous.get("/v1/ranking/hot")
     assert answer.status_code == 503, answer.text
     assert answer.json()["error"]["code"] == "unavailable"
+
+
+async def test_a_withdrawn_article_leaves_the_ranking_at_once_and_returns_when_republished(
+    client: httpx.AsyncClient, live_api: LiveServer, settings: Settings, author: Author
+) -> None:
+    """The job ranks visible articles once a minute; a withdraw does not wait for its next
+    run: once projected, no API process serves the article in the ranking."""
+    first = await published(client, author, "Withdrawn soon")
+    second = await published(client, author, "Stays")
+    await counted(settings, first, 2 * TOP)
+    await counted(settings, second, TOP)
+    ranked = await served_version(live_api.url, await rank(settings), likes=2 * TOP)
+    assert [e["id"] for e in ranked.json()["articles"][:2]] == [first, second]
+
+    withdrawn = await client.post(f"/v1/articles/{first}/withdraw", headers=author.auth)
+    assert withdrawn.status_code == 200, withdrawn.text
+    version = int(ranked.headers["bloghub-ranking-version"])
+    answers: list[httpx.Response] = []
+
+    async def left() -> bool:
+        answers.append(await client.get("/v1/ranking/hot"))
+        return first not in [e["id"] for e in answers[-1].json()["articles"]]
+
+    await wait_until(left, timeout_s=15)
+    assert int(answers[-1].headers["bloghub-ranking-version"]) > version
+    assert answers[-1].json()["articles"][0]["id"] == second
+
+    again = await client.post(f"/v1/articles/{first}/publish", headers=author.auth)
+    assert again.status_code == 200, again.text
+    await counted(settings, first, 3 * TOP)
+    back = await served_version(live_api.url, await rank(settings), likes=3 * TOP)
+    assert back.json()["articles"][0]["id"] == first

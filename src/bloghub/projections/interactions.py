@@ -40,6 +40,7 @@ from bloghub.events.topics import Family
 from bloghub.projections import interaction_writes as w
 from bloghub.projections.interaction_fold import Fold, count_reads, net
 from bloghub.projections.postgres_sink import PostgresProjector
+from bloghub.ranking.hidden import HiddenArticles
 
 if TYPE_CHECKING:
     from bloghub.projections.stores import Stores
@@ -114,9 +115,12 @@ class InteractionsProjector(PostgresProjector):
         generation: int = 1,
         cache: Cache | None = None,
         counters: CounterCache | None = None,
+        ranking: HiddenArticles | None = None,
     ) -> None:
         super().__init__(engine, generation=generation, cache=cache)
         self.counters = counters
+        # Told of withdraws, deletes and publishes before they commit (ranking/hidden.py).
+        self.ranking = ranking
         # What Redis refuses is kept and retried until it lands (a hash that a lost refresh
         # left behind the read model would otherwise stay so until its next write).
         self._counter_writes = None if counters is None else CounterWrites(counters)
@@ -125,10 +129,17 @@ class InteractionsProjector(PostgresProjector):
     def from_stores(cls, stores: Stores, *, generation: int) -> Self:
         # Only the serving generation (live, with the shared cache) fills the counter
         # hashes; a rebuild or a migration's quiet store leaves them to the one serving.
-        counters = None
+        counters, ranking = None, None
         if stores.live and stores.cache is not None:
             counters = CounterCache(stores.redis, prefix=stores.settings.prefix)
-        projector = cls(stores.engine, generation=generation, cache=stores.cache, counters=counters)
+            ranking = HiddenArticles(stores.redis, prefix=stores.settings.prefix)
+        projector = cls(
+            stores.engine,
+            generation=generation,
+            cache=stores.cache,
+            counters=counters,
+            ranking=ranking,
+        )
         projector.live = stores.live
         return projector
 
@@ -196,6 +207,20 @@ class InteractionsProjector(PostgresProjector):
             )
             for a in articles
         }
+
+    async def before_commit(self, records: Sequence[Recorded]) -> None:
+        """Fence as every projector does, and tell the served ranking of the articles the
+        batch withdraws, deletes or publishes (each as its last such event leaves it), so
+        a withdrawn article leaves every API process's ranking once this commits."""
+        await super().before_commit(records)
+        if self.ranking is None or not self.live:
+            return
+        visible: dict[str, bool] = {}
+        for r in records:
+            if kind_of(r.event) is Kind.SHOWN:
+                event = cast(ArticleEvent, r.event)
+                visible[event.article_id] = isinstance(event, ArticlePublished)
+        await self.ranking.mark(visible)
 
     async def after_commit(self, records: Sequence[Recorded]) -> None:
         """Refresh the counter hashes of the articles the batch touched, as committed, each

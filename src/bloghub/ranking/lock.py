@@ -68,6 +68,10 @@ class RankingKeys:
     def result(self) -> str:
         return f"{self.prefix}:ranking:top_n"
 
+    @property
+    def hidden(self) -> str:
+        return f"{self.prefix}:ranking:hidden"
+
 
 # The lock key lives this share of the TTL setting, and a standby asks for it every
 # ``STANDBY_SHARE`` of it: a dead holder's lock is gone at most 0.8 TTL after its last

@@ -23,6 +23,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from starlette.responses import Response
 
+from bloghub.ranking.hidden import HiddenArticles
 from bloghub.ranking.lock import RankingKeys
 
 log = structlog.get_logger(__name__)
@@ -90,6 +91,7 @@ class HotRanking:
     def __init__(self, redis: Redis, *, prefix: str, check_s: float) -> None:
         self._redis = redis
         self._keys = RankingKeys(prefix)
+        self._hidden = HiddenArticles(redis, prefix=prefix)
         self.check_s = check_s
         self.snapshot: Snapshot | None = None  # None: never read
         self.stale = True  # the last check failed (or none was made yet)
@@ -124,7 +126,9 @@ class HotRanking:
         when = None
         if computed_at is not None:
             when = datetime.fromtimestamp(float(computed_at), UTC).isoformat()
-        entries = [orjson.dumps(e) for e in orjson.loads(body)]
+        # Withdrawn or deleted since the run: out at once, not at the next run (hidden.py).
+        hidden = await self._hidden.members()
+        entries = [orjson.dumps(e) for e in orjson.loads(body) if e.get("id") not in hidden]
         self.snapshot = Snapshot(int(version), when, entries, (int(version), computed_at))
 
     async def follow(self, stop: asyncio.Event) -> None:

@@ -1,0 +1,67 @@
+"""Articles withdrawn or deleted since the ranking was computed, kept out of it at once.
+
+The job ranks only visible articles, but its result stands until the next run (a minute),
+and a run that read the counters just before a withdraw may publish just after it. So the
+interactions projector, as it commits a withdraw or a delete, adds the article to
+``<prefix>:ranking:hidden`` (a sorted set, scored by when) and bumps the result's version;
+a publish takes it out again. Every API process re-reads the result when the version moves
+and leaves hidden articles out of what it serves. Members older than ``KEEP_S`` are pruned
+as new ones come: by then every run has left them out on its own.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from bloghub.adapters.redis.errors import translate
+from bloghub.errors import Transient
+from bloghub.ranking.lock import RankingKeys
+
+KEEP_S = 3600
+
+# KEYS: hidden set, result hash. ARGV: now, keep_s, then pairs (article id, '1' hide or
+# '0' show). The version moves only if a result exists (a new one is published with its
+# own).
+_MARK = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', tonumber(ARGV[1]) - tonumber(ARGV[2]))
+for i = 3, #ARGV, 2 do
+  if ARGV[i + 1] == '1' then
+    redis.call('ZADD', KEYS[1], ARGV[1], ARGV[i])
+  else
+    redis.call('ZREM', KEYS[1], ARGV[i])
+  end
+end
+if redis.call('EXISTS', KEYS[2]) == 1 then redis.call('HINCRBY', KEYS[2], 'version', 1) end
+return 1
+"""
+
+
+class HiddenArticles:
+    def __init__(self, redis: Redis, *, prefix: str) -> None:
+        self._redis = redis
+        self._keys = RankingKeys(prefix)
+        self._mark = redis.register_script(_MARK)
+
+    async def mark(self, visible: Mapping[str, bool]) -> None:
+        """Hide the articles mapped to False, show again those mapped to True. Raises
+        ``Transient`` or ``Unavailable`` if Redis does not take it: the projector's commit
+        waits, as for a cache fence, so a withdrawn article is never served in a ranking
+        after the withdraw is projected."""
+        if not visible:
+            return
+        args: list[str | int | float] = [time.time(), KEEP_S]
+        for article_id, shown in sorted(visible.items()):
+            args += [article_id, "0" if shown else "1"]
+        try:
+            await self._mark(keys=[self._keys.hidden, self._keys.result], args=args)
+        except RedisError as exc:
+            mapped = translate(exc)
+            raise (Transient(f"ranking not told: {exc}") if mapped is exc else mapped) from exc
+
+    async def members(self) -> set[str]:
+        found = await self._redis.zrange(self._keys.hidden, 0, -1)
+        return {m.decode() if isinstance(m, bytes) else str(m) for m in found}
