@@ -53,6 +53,10 @@ class Settings(BaseSettings):
     access_token_secret: SecretStr = SecretStr(f"{DEV_SECRET_MARKER}-access-token-signing-key")
     refresh_token_secret: SecretStr = SecretStr(f"{DEV_SECRET_MARKER}-refresh-token-signing-key")
     access_token_ttl_s: int = Field(default=30 * 60, ge=60)
+    # RealWorld clients have no refresh flow: the token `/api` signs in with lasts this long
+    # (never past the session's end). Every request still asks the session store, so
+    # logging out elsewhere, a password change and a reset end it at once.
+    conduit_token_ttl_s: int = Field(default=7 * 24 * 3600, ge=60)
     refresh_token_ttl_s: int = Field(default=7 * 24 * 3600, ge=300)
     # A session ends this long after its login, however often it is refreshed.
     session_lifetime_s: int = Field(default=30 * 24 * 3600, ge=300)

@@ -208,6 +208,25 @@ def aged(live_api: LiveServer, user: Conduit, seconds: int) -> dict[str, str]:
     return {"authorization": f"Token {pair.access}"}
 
 
+async def test_a_realworld_token_outlives_a_v1_access_token(
+    client: httpx.AsyncClient, live_api: LiveServer
+) -> None:
+    """RealWorld clients cannot refresh: the token `/api` signs in with lasts
+    `conduit_token_ttl_s`, not the half hour of a `/v1` access token, so a Conduit front end
+    does not sign its user out every half hour."""
+    settings = live_api.container.settings
+    jake = await register(client)
+    login = {"user": {"email": jake.email, "password": PASSWORD}}
+    logged = await client.post("/api/users/login", json=login)
+    v1 = await client.post("/v1/auth/login", json={"email": jake.email, "password": PASSWORD})
+    for token in (jake.token, logged.json()["user"]["token"]):
+        claims = jwt.decode(token, options={"verify_signature": False})
+        assert claims["exp"] - claims["iat"] == settings.conduit_token_ttl_s
+    v1_claims = jwt.decode(v1.json()["access_token"], options={"verify_signature": False})
+    assert v1_claims["exp"] - v1_claims["iat"] == settings.access_token_ttl_s
+    assert (await client.get("/api/user", headers=jake.auth)).status_code == 200
+
+
 async def test_a_password_is_changed_only_soon_after_signing_in(
     client: httpx.AsyncClient, live_api: LiveServer
 ) -> None:

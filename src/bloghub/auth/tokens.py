@@ -68,18 +68,22 @@ class TokenService:
         *,
         session_id: str | None = None,
         started_at: int | None = None,
+        access_ttl_s: int | None = None,
     ) -> TokenPair:
-        """A new session's first pair, or (with its id and start) a rotated pair of one."""
+        """A new session's first pair, or (with its id and start) a rotated pair of one.
+        ``access_ttl_s``: the access token's life if not the policy's (a client with no
+        refresh flow); never past the session's end either way."""
         now = int(time.time())
         start = now if started_at is None else started_at
         ends = start + self._policy.session_lifetime_s
         sid = session_id or new_id_str()
         refresh_jti = new_id_str()
-        access = self._encode("access", user_id, sid, user_agent, new_id_str(), start)
+        ttl = self._ttl["access"] if access_ttl_s is None else access_ttl_s
+        access = self._encode("access", user_id, sid, user_agent, new_id_str(), start, ttl)
         return TokenPair(
             access=access,
             refresh=self._encode("refresh", user_id, sid, user_agent, refresh_jti, start),
-            access_expires_in=max(0, min(self._ttl["access"], ends - now)),
+            access_expires_in=max(0, min(ttl, ends - now)),
             session_id=sid,
             refresh_jti=refresh_jti,
             session_ends_at=ends,
@@ -116,7 +120,14 @@ class TokenService:
         )
 
     def _encode(
-        self, kind: str, user_id: str, sid: str, user_agent: str, jti: str, started_at: int
+        self,
+        kind: str,
+        user_id: str,
+        sid: str,
+        user_agent: str,
+        jti: str,
+        started_at: int,
+        ttl_s: int | None = None,
     ) -> str:
         now = int(time.time())
         ends = started_at + self._policy.session_lifetime_s
@@ -128,7 +139,7 @@ class TokenService:
             "ua": ua_hash(user_agent),
             "iat": now,
             # Refreshing never carries a token past the session's absolute end.
-            "exp": min(now + self._ttl[kind], ends),
+            "exp": min(now + (self._ttl[kind] if ttl_s is None else ttl_s), ends),
             "auth_time": started_at,
             "jti": jti,
             "typ": kind,

@@ -39,9 +39,15 @@ class Issued:
 
 
 async def start_session(
-    deps: CommandDeps, caller: Caller, *, user_id: str, method: Method, user_agent: str
+    deps: CommandDeps,
+    caller: Caller,
+    *,
+    user_id: str,
+    method: Method,
+    user_agent: str,
+    access_ttl_s: int | None = None,
 ) -> Issued:
-    pair = deps.tokens.issue(user_id, user_agent)
+    pair = deps.tokens.issue(user_id, user_agent, access_ttl_s=access_ttl_s)
     await deps.sessions.open(pair.session_id, user_id, pair.refresh_jti, pair.session_ends_at)
     started = SessionStarted(
         user_id=user_id,

@@ -46,6 +46,7 @@ async def register(request: Request) -> Response:
         user_id=done.user_id,
         method="password",
         user_agent=user_agent(request),
+        access_ttl_s=c.settings.conduit_token_ttl_s,
     )
     row = UserRow(
         id=done.user_id,
@@ -66,7 +67,12 @@ async def register(request: Request) -> Response:
 async def login(request: Request) -> Response:
     credentials = (await conduit_body(request, LoginIn)).user
     try:
-        issued, row = await password_login(request, credentials.email, credentials.password)
+        issued, row = await password_login(
+            request,
+            credentials.email,
+            credentials.password,
+            access_ttl_s=container(request).settings.conduit_token_ttl_s,
+        )
     except Unauthorized:
         raise ConduitError(401, {"credentials": ["invalid"]}) from None
     out = JSON(user_view(row, issued.tokens.access))

@@ -72,9 +72,12 @@ async def login(request: Request) -> Response:
     return await tokens_response(request, issued, user_out(row))
 
 
-async def password_login(request: Request, email_in: str, password: str) -> tuple[Issued, UserRow]:
+async def password_login(
+    request: Request, email_in: str, password: str, *, access_ttl_s: int | None = None
+) -> tuple[Issued, UserRow]:
     """A session for the account of ``email_in`` if ``password`` is its password (the
-    lockout counts failures): for /v1 and /api alike."""
+    lockout counts failures): for /v1 and /api alike (``access_ttl_s``: see
+    ``TokenService.issue``)."""
     c = container(request)
     email, ip = login_email(email_in), client_ip(request)
     row = await _find_for_login(request, email)
@@ -93,6 +96,7 @@ async def password_login(request: Request, email_in: str, password: str) -> tupl
         user_id=row.id,
         method="password",
         user_agent=user_agent(request),
+        access_ttl_s=access_ttl_s,
     )
     return issued, row
 
