@@ -5,6 +5,26 @@ from pydantic import SecretStr, ValidationError
 
 from bloghub.settings import InsecureSettings, Mode, Settings
 
+# What a production deployment sets: every secret strong, a real database password, a gateway.
+PRODUCTION: dict[str, object] = {
+    "mode": Mode.PRODUCTION,
+    "access_token_secret": SecretStr("a" * 40),
+    "refresh_token_secret": SecretStr("b" * 40),
+    "operator_token": SecretStr("c" * 40),
+    "wechat_state_secret": SecretStr("d" * 40),
+    "position_secret": SecretStr("e" * 40),
+    "user_key_secret": SecretStr("e" * 40),
+    "reader_hash_secret": SecretStr("f" * 40),
+    "database_url": SecretStr("postgresql+asyncpg://app:Xy9-long@db:5432/bloghub"),
+    "sms_gateways": ["https://sms.example.com/send"],
+}
+
+
+def production(**changes: object) -> Settings:
+    """Production settings with ``changes`` (``None`` leaves a field at its default)."""
+    values = {k: v for k, v in {**PRODUCTION, **changes}.items() if v is not None}
+    return Settings(**values)  # type: ignore[arg-type]
+
 
 def test_development_defaults_start() -> None:
     assert Settings().mode is Mode.DEVELOPMENT
@@ -19,35 +39,13 @@ def test_production_refuses_development_secrets() -> None:
 
 
 def test_production_starts_with_real_secrets() -> None:
-    s = Settings(
-        mode=Mode.PRODUCTION,
-        access_token_secret=SecretStr("a" * 40),
-        refresh_token_secret=SecretStr("b" * 40),
-        operator_token=SecretStr("c" * 40),
-        wechat_state_secret=SecretStr("d" * 40),
-        position_secret=SecretStr("e" * 40),
-        user_key_secret=SecretStr("e" * 40),
-        reader_hash_secret=SecretStr("f" * 40),
-        database_url=SecretStr("postgresql+asyncpg://app:Xy9-long@db:5432/bloghub"),
-        sms_gateways=["https://sms.example.com/send"],
-    )
-    assert s.mode is Mode.PRODUCTION
+    assert production().mode is Mode.PRODUCTION
 
 
 def test_production_refuses_to_log_sms_codes() -> None:
     """With no gateway, codes would go to the console provider: phone and code in the log."""
     with pytest.raises(InsecureSettings, match="sms_gateways"):
-        Settings(
-            mode=Mode.PRODUCTION,
-            access_token_secret=SecretStr("a" * 40),
-            refresh_token_secret=SecretStr("b" * 40),
-            operator_token=SecretStr("c" * 40),
-            wechat_state_secret=SecretStr("d" * 40),
-            position_secret=SecretStr("e" * 40),
-            user_key_secret=SecretStr("e" * 40),
-            reader_hash_secret=SecretStr("f" * 40),
-            database_url=SecretStr("postgresql+asyncpg://app:Xy9-long@db:5432/bloghub"),
-        )
+        production(sms_gateways=[])
 
 
 def test_production_refuses_the_development_reader_hash_secret() -> None:
@@ -59,25 +57,12 @@ def test_production_refuses_the_development_reader_hash_secret() -> None:
 
 def test_production_refuses_the_development_user_key_secret() -> None:
     with pytest.raises(InsecureSettings, match="user_key_secret"):
-        Settings(
-            mode=Mode.PRODUCTION,
-            access_token_secret=SecretStr("a" * 40),
-            refresh_token_secret=SecretStr("b" * 40),
-            operator_token=SecretStr("c" * 40),
-            wechat_state_secret=SecretStr("d" * 40),
-            database_url=SecretStr("postgresql+asyncpg://app:Xy9-long@db:5432/bloghub"),
-        )
+        production(user_key_secret=None)
 
 
 def test_production_refuses_one_key_for_both_tokens() -> None:
     with pytest.raises(InsecureSettings, match="refresh_token_secret"):
-        Settings(
-            mode=Mode.PRODUCTION,
-            access_token_secret=SecretStr("a" * 40),
-            refresh_token_secret=SecretStr("a" * 40),
-            operator_token=SecretStr("c" * 40),
-            database_url=SecretStr("postgresql+asyncpg://app:Xy9-long@db:5432/bloghub"),
-        )
+        production(refresh_token_secret=SecretStr("a" * 40))
 
 
 def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
