@@ -213,6 +213,22 @@ async def test_bad_parameters_are_422(client: httpx.AsyncClient) -> None:
     assert (await client.get("/v1/search/articles", params=strange)).status_code == 404
 
 
+async def test_a_query_of_more_words_than_the_cluster_takes_is_422_not_retry(
+    client: httpx.AsyncClient, author: Author
+) -> None:
+    """Each Chinese character is a word, searched in every field: 200 of them pass the
+    cluster's clause limit. That is the query's fault, said as such, never "try again"."""
+    await publish(client, author, title="长文", content="我们今天讨论数据迁移的问题。")
+    # Characters of the CJK block at random: words the analyzer keeps one by one.
+    long = "".join(chr(0x4E00 + secrets.randbelow(0x5000)) for _ in range(200))
+    answer = await client.get("/v1/search/articles", params={"q": long}, headers=author.auth)
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["error"]["code"] == "invalid_input"
+    assert "too many words" in answer.json()["error"]["message"]
+    users = await client.get("/v1/search/users", params={"q": long})
+    assert users.status_code in (200, 422), users.text
+
+
 async def test_an_author_filter_names_one_author(
     client: httpx.AsyncClient, author: Author, other: Author
 ) -> None:

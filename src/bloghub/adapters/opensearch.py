@@ -80,7 +80,27 @@ async def search_index(
             raise
         except RequestError as exc:
             raise InvalidInput("the search could not be run as asked") from exc
+        except TransportError as exc:
+            # A query of more words than the cluster takes clauses (each word a clause in
+            # each field searched) fails as a 500, though trying again cannot help.
+            if _caused_by(exc.info, _TOO_MANY_CLAUSES):
+                raise InvalidInput("the search has too many words; use fewer") from exc
+            raise
         return found
+
+
+_TOO_MANY_CLAUSES = frozenset({"too_many_clauses", "too_many_nested_clauses"})
+
+
+def _caused_by(info: Any, types: frozenset[str]) -> bool:
+    """Whether an error answer names one of ``types`` as its cause, at any depth."""
+    if isinstance(info, Mapping):
+        if info.get("type") in types:
+            return True
+        return any(_caused_by(v, types) for v in info.values())
+    if isinstance(info, list):
+        return any(_caused_by(v, types) for v in info)
+    return False
 
 
 # 409: a newer version is already there; 404: deleting what never existed.
