@@ -189,6 +189,11 @@ async def test_bad_comments_are_refused_and_store_nothing(
         (url, {"content": "x" * 10_001}, 422),
         (url, {"content": "bell \x07"}, 422),
         (url, {"content": "carriage\rreturn"}, 422),
+        # Nothing visible: it would show as an empty comment (and notify the author of one).
+        (url, {"content": "   "}, 422),
+        (url, {"content": "\n\n"}, 422),
+        (url, {"content": "\u200b"}, 422),
+        (url, {"content": "\u3000\t"}, 422),
         (url, {"content": "nul \x00"}, 422),
         (url, {"content": 5}, 422),
         (url, {"content": "hi", "parent_id": "nope"}, 422),

@@ -84,6 +84,11 @@ async def test_comment_errors_follow_the_spec(client: httpx.AsyncClient) -> None
     assert errors(await client.post(path, json=body), 401) == {"token": ["is missing"]}
     blank = await client.post(path, json={"comment": {"body": ""}}, headers=ann.auth)
     assert errors(blank, 422) == {"body": ["can't be blank"]}
+    for spaces_only in ("   ", "\n"):
+        spaces = await client.post(path, json={"comment": {"body": spaces_only}}, headers=ann.auth)
+        assert errors(spaces, 422) == {"body": ["can't be blank"]}
+    invisible = await client.post(path, json={"comment": {"body": "\u200b"}}, headers=ann.auth)
+    assert list(errors(invisible, 422)) == ["body"]
     missing = await client.post(path, json={}, headers=ann.auth)
     assert errors(missing, 422) == {"comment": ["can't be blank"]}
     nowhere = await client.post("/api/articles/nowhere/comments", json=body, headers=ann.auth)

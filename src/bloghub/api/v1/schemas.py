@@ -95,6 +95,14 @@ LINE = Rule(
     f"^[^{_HIDDEN}]*[^{_HIDDEN}{_SPACE}][^{_HIDDEN}]*$",
     "must be visible text without control characters",
 )
+# Text of several lines (a comment): newlines and tabs are text, every other control
+# character (carriage return included) is refused rather than stored, and something in it
+# must be visible (spaces, line breaks and invisible format characters alone show nothing).
+_IN_TEXT = r"[^\x00-\x08\x0B-\x1F\x7F-\x9F]"
+TEXT = Rule(
+    f"^{_IN_TEXT}*[^{_HIDDEN}{_SPACE}]{_IN_TEXT}*$",
+    "must contain visible text and no control characters",
+)
 # A tag: visible words joined by spaces.
 TAG = Rule(
     f"^[^{_HIDDEN}{_SPACE}]+(?: +[^{_HIDDEN}{_SPACE}]+)*$",
