@@ -218,6 +218,30 @@ async def test_following_an_erased_person_is_404(
     assert answer.status_code == 404
 
 
+async def test_someone_followed_can_be_unfollowed_after_erasing_their_account(
+    client: httpx.AsyncClient, reader: Author, unique_email: Callable[[], str]
+) -> None:
+    """Following them again is 404; ending the follow is not: nobody is left following an
+    account they cannot unfollow, counted forever."""
+    email = await account(client, unique_email)
+    tokens = await login(client, email)
+    gone = tokens["user"]["id"]
+    assert (await client.put(f"/v1/users/{gone}/follow", headers=reader.auth)).status_code == 200
+    assert await counts(client, reader.id, reader) == (0, 1)
+    erased = await erase(client, tokens["access_token"], password=PASSWORD)
+    assert erased.status_code == 204
+    again = await client.put(f"/v1/users/{gone}/follow", headers=reader.auth)
+    assert again.status_code == 404
+    ended = await client.delete(f"/v1/users/{gone}/follow", headers=reader.auth)
+    assert ended.status_code == 200, ended.text
+    assert ended.json()["follow"]["following"] is False
+    assert await counts(client, reader.id, reader) == (0, 0)
+    followees = await client.get(f"/v1/users/{reader.id}/followees", headers=reader.auth)
+    assert gone not in [p["id"] for p in followees.json()["users"]], followees.text
+    twice = await client.delete(f"/v1/users/{gone}/follow", headers=reader.auth)
+    assert twice.status_code == 200
+
+
 async def test_who_may_do_what_on_every_social_route(
     client: httpx.AsyncClient, reader: Author, writer: Author
 ) -> None:

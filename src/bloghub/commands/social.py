@@ -15,11 +15,12 @@ from bloghub.events.social import UserFollowed, UserUnfollowed
 @dataclass(frozen=True, slots=True)
 class Relation:
     """What a decision needs: whether the followee is a live account, and whether the
-    caller follows them now."""
+    caller follows them now (whatever became of their account since)."""
 
     followee_id: str
     followee_known: bool
     following: bool
+    followee_erased: bool = False
 
 
 async def follow_user(relation: Relation, deps: CommandDeps, caller: Caller) -> Position:
@@ -31,17 +32,27 @@ async def follow_user(relation: Relation, deps: CommandDeps, caller: Caller) -> 
 
 
 async def unfollow_user(relation: Relation, deps: CommandDeps, caller: Caller) -> Position:
-    follower = await _checked(relation, deps, caller)
     if not relation.following:
+        # Nothing to end: as any unfollow of someone not followed (a retry, say), 200.
+        if not relation.followee_erased:
+            await _checked(relation, deps, caller)  # 404 for no such user, as a follow says
         return Position()
+    # A relation that is there can always be ended, the followee's account erased since
+    # included: the follower is not left with someone they cannot unfollow.
+    follower = _signed_in(caller)
     event = UserUnfollowed(follower_id=follower, followee_id=relation.followee_id)
     return await deps.record(caller, event)
 
 
-async def _checked(relation: Relation, deps: CommandDeps, caller: Caller) -> str:
+def _signed_in(caller: Caller) -> str:
     if caller.actor_id is None:
         raise Forbidden("sign in to follow people")
-    if relation.followee_id == caller.actor_id:
+    return caller.actor_id
+
+
+async def _checked(relation: Relation, deps: CommandDeps, caller: Caller) -> str:
+    actor = _signed_in(caller)
+    if relation.followee_id == actor:
         raise InvalidInput("you cannot follow yourself", fields={"user_id": "yourself"})
     if not relation.followee_known:
         raise NotFound("no such user")
@@ -51,4 +62,4 @@ async def _checked(relation: Relation, deps: CommandDeps, caller: Caller) -> str
         await deps.keys.refuse_erased(relation.followee_id)
     except AccountErased:
         raise NotFound("no such user") from None
-    return caller.actor_id
+    return actor

@@ -61,8 +61,8 @@ async def _relation(request: Request, follower: str, followee: str) -> Relation:
         raise CatchingUp("your last change is still being applied; try again in a moment")
     row = await user_queries(request).by_id(followee)
     known = row is not None and not row.erased
-    following = known and await social(request).follows(follower, followee)
-    return Relation(followee, known, following)
+    following = row is not None and await social(request).follows(follower, followee)
+    return Relation(followee, known, following, followee_erased=row is not None and row.erased)
 
 
 async def follow(request: Request) -> Response:
