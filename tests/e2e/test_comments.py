@@ -4,6 +4,7 @@ stores nothing, and only the comment's or the article's author may delete."""
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable
 from typing import Any
 
@@ -223,6 +224,11 @@ async def test_bad_comments_are_refused_and_store_nothing(
         assert (await client.get(path)).status_code == 404
     assert (await client.get(url, params={"before": "%%"})).status_code == 422
     assert (await client.get(url, params={"limit": "101"})).status_code == 422
+    # Cursors of the right form this API never handed out name no page, as in every list.
+    for name, path in (("before", url), ("after", f"/v1/comments/{ok['id']}/replies")):
+        strange = base64.urlsafe_b64encode(b'["not-an-id"]').decode().rstrip("=")
+        answer = await client.get(path, params={name: strange})
+        assert answer.status_code == 404, (name, answer.text)
 
 
 async def test_who_may_do_what_on_every_comment_route(

@@ -93,7 +93,8 @@ def _paged() -> Iterator[None]:
     try:
         yield
     except InvalidInput as exc:
-        if "cursor" not in exc.fields:
+        # Threads page with ``before`` and replies with ``after``: cursors by other names.
+        if not {"cursor", "before", "after"} & set(exc.fields):
             raise
         raise NotFound("no page at that cursor; start again without one") from None
 
