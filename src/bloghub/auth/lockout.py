@@ -142,7 +142,8 @@ class FailureLimit:
             return int(await self._fail(keys=self._keys(who), args=self._args))
 
     async def succeeded(self, who: str) -> None:
-        """The attempt succeeded: it no longer counts."""
+        """The attempt succeeded (or was refused before anything was checked): it no
+        longer counts."""
         async with redis_translated():
             await self._uncount(keys=self._keys(who)[:1])
 
@@ -196,9 +197,14 @@ class LoginLockout:
         """Count the attempt before its password is checked. Refuse at once while this
         address, or this address for this account, is locked (or this attempt locks it),
         or while the account's delay runs and this address is not one it knows."""
+        pair = pair_id(account, ip)
         try:
             await self._ip.attempt(ip, "logins from this address")
-            await self._pair.attempt(pair_id(account, ip), "logins")
+            try:
+                await self._pair.attempt(pair, "logins")
+            except RateLimited:
+                await self._ip.succeeded(ip)  # refused unchecked: no attempt at a password
+                raise
         except RateLimited:
             security_event("login.refused", ip=ip, user_id=user_id, reason="locked")
             raise
@@ -208,6 +214,8 @@ class LoginLockout:
                 args=self._delay_args,
             )
         if int(left_ms):
+            await self._ip.succeeded(ip)
+            await self._pair.succeeded(pair)
             security_event("login.refused", ip=ip, user_id=user_id, reason="delayed")
             left_s = -(-int(left_ms) // 1000)
             raise RateLimited(
