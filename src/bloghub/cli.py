@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "api":
         _serve(settings, max(1, args.workers))
     elif args.command == "project":
-        event_loop.run(_project(settings, args.names))
+        return _project_or_refuse(settings, args.names)
     elif args.command == "run":
         _run_all(settings, max(1, args.workers))
     elif args.command == "rank":
@@ -153,6 +153,19 @@ async def _topics(settings: Settings) -> None:
     from bloghub.bootstrap import prepare_topics
 
     await prepare_topics(settings)
+
+
+def _project_or_refuse(settings: Settings, names: list[str]) -> int:
+    from rich.console import Console
+
+    from bloghub.projections.worker import UnknownProjector
+
+    try:
+        event_loop.run(_project(settings, names))
+    except UnknownProjector as exc:
+        Console().print(f"[red]refused:[/red] {exc}", highlight=False)
+        return 2
+    return 0
 
 
 async def _project(settings: Settings, names: list[str]) -> None:

@@ -16,7 +16,8 @@ from bloghub.adapters.postgres.migrations import all_migrations
 from bloghub.adapters.postgres.tables import checkpoints, generations
 from bloghub.events.topics import topic_for
 from bloghub.ops.lag import LagReader
-from bloghub.ops.replay_progress import progress_key
+from bloghub.ops.replay_lease import lease_holder
+from bloghub.ops.replay_progress import progress_key, read_progress
 from bloghub.projections.catalog import PROJECTORS, ProjectorClass
 from bloghub.projections.port import TP, Projector
 from bloghub.projections.redis_sink import RedisProjector
@@ -28,6 +29,7 @@ log = structlog.get_logger(__name__)
 
 # A generation being filled, or filled and verified but not switched in (``--no-swap``).
 UNFINISHED = ("building", "built")
+DEFAULT_GENERATION = 1
 
 
 class ReplayRefused(Exception):
@@ -49,6 +51,34 @@ async def registry_of(stores: Stores, name: str) -> dict[int, str]:
             select(g.generation, g.state).where(g.projector == name).order_by(g.generation)
         )
         return {r.generation: r.state for r in rows}
+
+
+def served_by_default(known: dict[int, str]) -> dict[int, str]:
+    """``known`` with generation 1 when it has no row: the projector processes serve it
+    while no generation is registered active (search and user_search have no rows until
+    their first replay), and it is retired once one is."""
+    if DEFAULT_GENERATION in known:
+        return known
+    state = "retired" if "active" in known.values() else "active"
+    return dict(sorted({**known, DEFAULT_GENERATION: state}.items()))
+
+
+async def generations_of(stores: Stores, name: str) -> dict[int, str]:
+    """Every generation of ``name`` there is, registered or served by default."""
+    return served_by_default(await registry_of(stores, name))
+
+
+async def require_generations(stores: Stores, name: str, *wanted: int) -> dict[int, str]:
+    """The generations of ``name``, refused if any of ``wanted`` is not one of them."""
+    projector_class(name)
+    known = await generations_of(stores, name)
+    missing = [g for g in wanted if g not in known]
+    if missing:
+        raise ReplayRefused(
+            f"{name} has no generation {', '.join(map(str, missing))}; "
+            f"it has {', '.join(map(str, known))}"
+        )
+    return known
 
 
 def generation_to_build(known: dict[int, str]) -> int:
@@ -104,11 +134,16 @@ async def switch_in(stores: Stores, projector: Projector) -> None:
     log.info("replay.switched", projector=projector.name, generation=projector.generation)
 
 
-async def drop_generation(stores: Stores, name: str, generation: int) -> None:
-    """Remove a generation that does not serve: its schema, checkpoints, keys or index."""
-    state = (await registry_of(stores, name)).get(generation)
+async def drop_generation(
+    stores: Stores, name: str, generation: int, *, force: bool = False
+) -> None:
+    """Remove a generation that does not serve: its schema, checkpoints, keys or index.
+    One a running replay builds is refused unless ``force``d."""
+    state = (await require_generations(stores, name, generation))[generation]
     if state == "active":
         raise ReplayRefused(f"{name} generation {generation} serves reads: switch first")
+    if state in UNFINISHED and not force:
+        await _refuse_while_replayed(stores, name, generation)
     projector = projector_class(name).from_stores(stores, generation=generation)
     if isinstance(projector, RedisProjector):
         async for key in stores.redis.scan_iter(match=f"{projector.keyspace}:*", count=1000):
@@ -127,6 +162,23 @@ async def drop_generation(stores: Stores, name: str, generation: int) -> None:
         )
     await stores.redis.delete(progress_key(stores.settings.prefix, name, generation))
     log.info("replay.dropped", projector=name, generation=generation, was=state)
+
+
+async def _refuse_while_replayed(stores: Stores, name: str, generation: int) -> None:
+    """A replay of ``name`` holds its lease; one that died publishes progress for up to
+    its TTL yet (it may be restarted to resume)."""
+    prefix = stores.settings.prefix
+    holder = await lease_holder(stores.redis, prefix, name)
+    progress = (await read_progress(stores.redis, prefix, [(name, generation)])).get(
+        (name, generation)
+    )
+    if holder is None and (progress is None or progress.state != "building"):
+        return
+    by = f" ({holder})" if holder else ""
+    raise ReplayRefused(
+        f"{name} generation {generation} is being built by a running replay{by}: stop it "
+        "first, or drop with --force"
+    )
 
 
 class LogEnds:

@@ -125,6 +125,9 @@ class LagReader:
         await admin.start()
         try:
             await consumer.start()
+            # The group-less consumer's coordinator starts a task of its own; a stop before
+            # that task first ran awaits it cancelled, and the stop raises CancelledError.
+            await asyncio.sleep(0)
         except BaseException:
             await admin.close()
             raise

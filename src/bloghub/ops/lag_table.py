@@ -15,8 +15,10 @@ NEVER_COMMITTED = "-"
 
 def render_lag(groups: Sequence[GroupLag]) -> Table:
     table = Table(title="consumer lag", title_justify="left")
-    table.add_column("group")
-    table.add_column("topic")
+    # Ids fold onto a second line rather than lose their end (``.g2``) to an ellipsis on a
+    # narrow or piped output.
+    table.add_column("group", overflow="fold")
+    table.add_column("topic", overflow="fold")
     for name in ("partition", "end", "committed", "lag", "lag s"):
         table.add_column(name, justify="right")
     for group in groups:

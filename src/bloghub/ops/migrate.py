@@ -1,8 +1,8 @@
 """``bloghub migrate``: move one projector's PostgreSQL read model to another database while
 it serves, in four phases (bloghub/migration_phases.py).
 
-``start`` registers phase 1, creates the generation's schema and a checkpoints table in the
-target and fills it from the start of the log (its own consumer group); once caught up it
+``start`` creates the generation's schema and a checkpoints table in the target, registers
+phase 1 and fills the target from the start of the log (its own consumer group); once caught up it
 moves to phase 2, where the live projector processes write both stores. ``phase`` moves
 one phase forward or back, refused while the store the move starts reading or writing is
 further behind the log than ``replay_caught_up_events``; ``fill`` catches up the store a
@@ -24,6 +24,7 @@ from opensearchpy import AsyncOpenSearch
 from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bloghub.adapters.postgres.engine import translated
@@ -37,6 +38,7 @@ from bloghub.adapters.postgres.migrations import (
     shown_url,
 )
 from bloghub.adapters.postgres.tables import checkpoints
+from bloghub.errors import StoreRejected, Transient, Unavailable
 from bloghub.events.base import registry
 from bloghub.migration_phases import (
     MigrationRefused,
@@ -122,25 +124,44 @@ async def migration_of(stores: Stores, name: str) -> Migration:
 
 
 async def start(ms: MigrationStores, name: str, target_url: str) -> Migration:
-    """Register phase 1 and prepare the target (idempotent: a start again resumes)."""
+    """Prepare the target, then register phase 1 (idempotent: a start again resumes). A
+    target that cannot be reached or prepared is refused with nothing registered."""
     settings = ms.stores.settings
     if name in PINNED_TO_MAIN:
         raise MigrationRefused(f"{name} cannot move to another database: {PINNED_TO_MAIN[name]}")
     if make_url(target_url) == make_url(settings.sqlalchemy_url):
         raise MigrationRefused("the target is the database the read model is in already")
-    async with translated(), ms.stores.engine.begin() as conn:
+    async with translated(), ms.stores.engine.connect() as conn:
         generation = (await active_generations(conn)).get(name, 1)
-        existing = (await all_migrations(conn)).get(name)
-        if existing is not None and existing.target_url != target_url:
-            raise MigrationRefused(
-                f"{name} is already migrating to {shown_url(existing.target_url)}"
-            )
-        projector_in(ms.stores, name, generation, ms.stores.engine, serving=False)  # known?
+        _refuse_other_target((await all_migrations(conn)).get(name), target_url)
+    projector_in(ms.stores, name, generation, ms.stores.engine, serving=False)  # known?
+    planned = Migration(name, generation, target_url, Phase.SOURCE_ONLY)
+    try:
+        await _prepare_target(ms.engine(Store.TARGET, planned), planned)
+    except (Transient, Unavailable, StoreRejected, SQLAlchemyError, OSError) as exc:
+        raise MigrationRefused(
+            f"cannot reach the target {shown_url(target_url)}: {_reason(exc)}"
+        ) from exc
+    async with translated(), ms.stores.engine.begin() as conn:
         await register_migration(conn, name, generation, target_url)
         migration = (await all_migrations(conn))[name]
-    await _prepare_target(ms.engine(Store.TARGET, migration), migration)
+    # Another operator's start, to another target, may have registered first.
+    _refuse_other_target(migration, target_url)
     log.info("migrate.started", projector=name, target=shown_url(target_url))
     return migration
+
+
+def _refuse_other_target(existing: Migration | None, target_url: str) -> None:
+    if existing is not None and existing.target_url != target_url:
+        raise MigrationRefused(
+            f"{existing.projector} is already migrating to {shown_url(existing.target_url)}"
+        )
+
+
+def _reason(exc: BaseException) -> str:
+    # The driver's own words, without SQLAlchemy's statement and link.
+    orig = getattr(exc, "orig", None)
+    return str(orig if orig is not None else exc) or type(exc).__name__
 
 
 async def _prepare_target(engine: AsyncEngine, migration: Migration) -> None:

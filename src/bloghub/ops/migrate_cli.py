@@ -157,6 +157,9 @@ async def _status(ms: MigrationStores, console: Console) -> None:
         "target applied",
         "log",
     )
+    if not found:
+        console.print("no migrations: `bloghub migrate start NAME --to URL` starts one")
+        return
     settings = ms.stores.settings
     ends = LogEnds(settings.kafka_bootstrap, settings.prefix)
     await ends.start()

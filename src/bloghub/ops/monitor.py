@@ -22,6 +22,7 @@ from bloghub.adapters.redis.presence import Presence
 from bloghub.events.topics import topic_for
 from bloghub.migration_phases import reads_from, writes
 from bloghub.ops.dead_letter_view import DeadLetterView
+from bloghub.ops.generations_admin import served_by_default
 from bloghub.ops.history import History
 from bloghub.ops.lag import GroupLag, LagReader
 from bloghub.ops.replay_progress import read_progress
@@ -33,6 +34,9 @@ from bloghub.projections.runner import group_id
 from bloghub.projections.stats import applied_key, last_commit_key
 
 log = structlog.get_logger(__name__)
+
+
+WATCHED = ("active", "building")
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,22 +55,29 @@ class MonitorConfig:
 
 
 async def watched_groups(engine: AsyncEngine, prefix: str) -> list[Watched]:
-    """Every projector generation that serves or is being built, with its consumer group."""
+    """Every projector generation that serves or is being built, with its consumer group:
+    a projector with no active generation registered serves generation 1, as the projector
+    processes run it."""
     stmt = select(generations.c.projector, generations.c.generation, generations.c.state).where(
-        generations.c.state.in_(("active", "building"))
+        generations.c.state.in_(WATCHED)
     )
     async with engine.connect() as conn:
         rows = list(await conn.execute(stmt))
+    known: dict[str, dict[int, str]] = {name: {} for name in PROJECTOR_FAMILIES}
+    for r in rows:
+        if r.projector in known:
+            known[r.projector][r.generation] = r.state
     return [
         Watched(
-            name=r.projector,
-            generation=r.generation,
-            state=r.state,
-            group=group_id(prefix, r.projector, r.generation),
-            topics=[topic_for(prefix, f) for f in PROJECTOR_FAMILIES[r.projector]],
+            name=name,
+            generation=generation,
+            state=state,
+            group=group_id(prefix, name, generation),
+            topics=[topic_for(prefix, f) for f in PROJECTOR_FAMILIES[name]],
         )
-        for r in sorted(rows, key=lambda r: (r.projector, r.generation))
-        if r.projector in PROJECTOR_FAMILIES
+        for name in sorted(known)
+        for generation, state in served_by_default(known[name]).items()
+        if state in WATCHED
     ]
 
 

@@ -38,6 +38,7 @@ from bloghub.ops.generations_admin import (
     registry_of,
     switch_in,
 )
+from bloghub.ops.replay_lease import ReplayLeases
 from bloghub.ops.replay_progress import RateMeter, ReplayProgress, applied_of, measured, publish
 from bloghub.processes import ending_with_parent, stop_process
 from bloghub.projections.backoff import wait_any
@@ -198,22 +199,33 @@ async def replay(
     for name in plan.names:
         projector_class(name)  # an unknown name is refused before anything is created
     stores = building_stores(settings, pool_size=2)
+    leases = ReplayLeases(stores.redis, settings.prefix, plan.names)
     ends = LogEnds(settings.kafka_bootstrap, settings.prefix)
-    await ends.start()
+    kept = asyncio.Event()
     try:
-        builds = []
-        for name in plan.names:
-            projector = await prepare_generation(stores, name)
-            builds.append(Build(projector))
-        builders = Builders(settings, plan.names, plan.workers)
-        builders.start()
+        held = await leases.take()
+        if held is not None:
+            raise ReplayRefused(
+                f"{held[0]} is being replayed already ({held[1]}): wait for that replay "
+                "to end, or stop it"
+            )
+        keeper = asyncio.create_task(leases.keep(kept), name="replay-lease")
+        await ends.start()
         try:
-            await _follow_builds(stores, ends, builds, builders, plan, show, stop)
+            builds = [Build(await prepare_generation(stores, name)) for name in plan.names]
+            builders = Builders(settings, plan.names, plan.workers)
+            builders.start()
+            try:
+                await _follow_builds(stores, ends, builds, builders, leases, plan, show, stop)
+            finally:
+                await builders.stop()
+            return [b.progress for b in builds if b.progress is not None]
         finally:
-            await builders.stop()
-        return [b.progress for b in builds if b.progress is not None]
+            kept.set()
+            await keeper
+            await ends.close()
     finally:
-        await ends.close()
+        await leases.release()
         await close_stores(stores)
 
 
@@ -222,6 +234,7 @@ async def _follow_builds(
     ends: LogEnds,
     builds: list[Build],
     builders: Builders,
+    leases: ReplayLeases,
     plan: ReplayPlan,
     show: Show,
     stop: asyncio.Event,
@@ -236,6 +249,8 @@ async def _follow_builds(
         if all(b.finished for b in builds) or stop.is_set():
             return
         builders.check()
+        if leases.lost is not None:
+            raise ReplayRefused(f"another replay took the lease on {leases.lost}: stopped")
         await wait_any(plan.every_s, stop)
 
 

@@ -14,7 +14,7 @@ from rich.table import Table
 
 from bloghub import event_loop
 from bloghub.heap import settle_heap
-from bloghub.ops.generations_admin import ReplayRefused, drop_generation, registry_of
+from bloghub.ops.generations_admin import ReplayRefused, drop_generation, generations_of
 from bloghub.ops.replay import (
     ReplayPlan,
     activate_checked,
@@ -33,7 +33,7 @@ ACTIONS = {"drop": 2, "verify": 3, "activate": 2}  # action: how many arguments 
 USAGE = (
     "bloghub replay NAME… | --all [--workers N] [--no-swap]\n"
     "       bloghub replay --status\n"
-    "       bloghub replay drop NAME GEN | verify NAME GEN_A GEN_B | activate NAME GEN"
+    "       bloghub replay drop NAME GEN [--force] | verify NAME GEN_A GEN_B | activate NAME GEN"
 )
 
 
@@ -46,6 +46,9 @@ def add_parser(sub: Any) -> None:
     parser.add_argument("--workers", type=int, default=1, help="builder processes")
     parser.add_argument("--no-swap", action="store_true", help="build and stop, no switch")
     parser.add_argument("--status", action="store_true", help="generations and replays")
+    parser.add_argument(
+        "--force", action="store_true", help="drop: even a generation a running replay builds"
+    )
     parser.add_argument("--builder", action="store_true", help=argparse.SUPPRESS)
 
 
@@ -64,7 +67,7 @@ async def _dispatch(settings: Settings, args: argparse.Namespace, console: Conso
         await _status(settings, console)
         return 0
     if names and names[0] in ACTIONS:
-        return await _action(settings, names[0], names[1:], console)
+        return await _action(settings, names[0], names[1:], console, force=args.force)
     names = list(PROJECTORS) if args.all else names
     if not names:
         raise ReplayRefused("name the projectors to replay, or --all")
@@ -78,11 +81,32 @@ async def _dispatch(settings: Settings, args: argparse.Namespace, console: Conso
     with Live(console=console, refresh_per_second=2) as live:
         final = await replay(settings, plan, show=lambda p: live.update(_table(p)), stop=stop)
     if stop.is_set():
-        console.print("stopped: run the same command again to resume")
+        console.print(stopped_message(final), highlight=False)
     return 0 if all(p.state in ("switched", "built") for p in final) else 1
 
 
-async def _action(settings: Settings, action: str, rest: list[str], console: Console) -> int:
+def stopped_message(final: Sequence[ReplayProgress]) -> str:
+    """What a replay stopped by the operator left: running it again resumes only a
+    generation still building; a switched one serves already, and a new run would start
+    yet another generation from the start of the log."""
+    if not final or any(p.state not in ("switched", "built") for p in final):
+        return "stopped: run the same command again to resume"
+    switched = [f"{p.projector} g{p.generation}" for p in final if p.state == "switched"]
+    built = [f"{p.projector} g{p.generation}" for p in final if p.state == "built"]
+    said = []
+    if switched:
+        said.append(
+            f"{', '.join(switched)} switched in and serve reads; no projector process was "
+            "seen taking over yet (`bloghub project` runs them)"
+        )
+    if built:
+        said.append(f"{', '.join(built)} built, not switched in")
+    return f"stopped: {'; '.join(said)}. Nothing to resume."
+
+
+async def _action(
+    settings: Settings, action: str, rest: list[str], console: Console, *, force: bool = False
+) -> int:
     if len(rest) != ACTIONS[action] or not all(r.isdigit() for r in rest[1:]):
         raise ReplayRefused(f"usage:\n{USAGE}")
     name, gens = rest[0], [int(g) for g in rest[1:]]
@@ -93,7 +117,7 @@ async def _action(settings: Settings, action: str, rest: list[str], console: Con
     stores = building_stores(settings, pool_size=2)
     try:
         if action == "drop":
-            await drop_generation(stores, name, gens[0])
+            await drop_generation(stores, name, gens[0], force=force)
             console.print(f"{name}: generation {gens[0]} dropped")
             return 0
         found = await verify_generations(stores, name, gens[0], gens[1])
@@ -111,7 +135,7 @@ async def _action(settings: Settings, action: str, rest: list[str], console: Con
 async def _status(settings: Settings, console: Console) -> None:
     stores = building_stores(settings, pool_size=1)
     try:
-        rows = [(n, g, s) for n in PROJECTORS for g, s in (await registry_of(stores, n)).items()]
+        rows = [(n, g, s) for n in PROJECTORS for g, s in (await generations_of(stores, n)).items()]
         progress = await read_progress(stores.redis, settings.prefix, [(n, g) for n, g, _ in rows])
     finally:
         await close_stores(stores)

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bloghub.adapters.postgres.generations import schema_name
 from bloghub.adapters.postgres.tables import READ_MODELS
-from bloghub.ops.generations_admin import projector_class
+from bloghub.ops.generations_admin import ReplayRefused, projector_class, require_generations
 from bloghub.projections.redis_sink import RedisProjector
 from bloghub.projections.search_sink import SearchProjector
 from bloghub.projections.stores import Stores
@@ -29,14 +29,25 @@ _ONLY_IN = "SELECT t::text AS row FROM {a} t EXCEPT SELECT t::text FROM {b} t LI
 async def verify_generations(
     stores: Stores, name: str, a: int, b: int, *, samples: int = 5
 ) -> list[str]:
+    """Refused (before anything is compared) unless both generations exist."""
     cls = projector_class(name)
-    found = await _postgres(stores.engine, name, a, b, samples)
+    await require_generations(stores, name, a, b)
     first, second = cls.from_stores(stores, generation=a), cls.from_stores(stores, generation=b)
+    if isinstance(first, SearchProjector) and isinstance(second, SearchProjector):
+        await _require_indexes(stores, name, {a: first.index, b: second.index})
+    found = await _postgres(stores.engine, name, a, b, samples)
     if isinstance(first, RedisProjector) and isinstance(second, RedisProjector):
         found += await _redis(stores.redis, first.keyspace, second.keyspace, samples)
     if isinstance(first, SearchProjector) and isinstance(second, SearchProjector):
         found += await _search(stores, first.index, second.index, samples)
     return found
+
+
+async def _require_indexes(stores: Stores, name: str, indexes: dict[int, str]) -> None:
+    # A generation served by default has no index until its projector has run once.
+    for generation, index in indexes.items():
+        if not await stores.search.indices.exists(index=index):
+            raise ReplayRefused(f"{name} generation {generation} has no index ({index}) yet")
 
 
 async def _postgres(engine: AsyncEngine, name: str, a: int, b: int, samples: int) -> list[str]:
