@@ -11,11 +11,13 @@ from typing import Any
 import asyncpg
 from redis.asyncio import Redis
 
+from bloghub.events.base import registry
 from bloghub.projections.dead_letters import DeadLetters, dlq_count_key
 from bloghub.projections.heartbeat import Heartbeat, read_heartbeats
-from bloghub.projections.runner import ProjectorRunner
+from bloghub.projections.runner import ProjectorRunner, RunnerConfig
 from bloghub.settings import Settings
 from tests.conftest import BASE_DSN
+from tests.integration.test_sinks import SignupsByDomain
 from tests.private_redis import private_redis
 from tests.support import wait_until
 
@@ -139,3 +141,21 @@ async def out_of_memory(redis: Redis) -> AsyncIterator[None]:
         yield
     finally:
         await redis.config_set("maxmemory", "0")
+
+
+def signups_runner(
+    settings: Settings, prefix: str, store: Redis, heartbeats: Redis, dead: DeadLetters
+) -> tuple[SignupsByDomain, ProjectorRunner, Heartbeat]:
+    """The Redis sink's test projector (signups per email domain, in ``store``) under a real
+    runner of small batches, with its heartbeat in ``heartbeats``: what the fault tests
+    watch wait and recover."""
+    projector = SignupsByDomain(store, prefix=prefix)
+    beat = Heartbeat(heartbeats, prefix=prefix, projector=projector.name, generation=1, ttl_s=15)
+    runner = ProjectorRunner(
+        projector,
+        config=RunnerConfig(bootstrap=settings.kafka_bootstrap, prefix=prefix, batch_max_events=64),
+        registry=registry,
+        dead_letters=dead,
+        heartbeat=beat,
+    )
+    return projector, runner, beat

@@ -21,12 +21,9 @@ from bloghub.events.base import registry
 from bloghub.events.log import EventLog
 from bloghub.events.topics import DLQ, Family, topic_for
 from bloghub.projections.dead_letters import DeadLetters
-from bloghub.projections.heartbeat import Heartbeat
-from bloghub.projections.runner import ProjectorRunner, RunnerConfig
 from bloghub.settings import Settings
 from tests.conftest import read_topic
-from tests.faults import dead_lettered, out_of_memory, until_waiting, waits
-from tests.integration.test_sinks import SignupsByDomain
+from tests.faults import dead_lettered, out_of_memory, signups_runner, until_waiting, waits
 from tests.private_redis import PrivateRedis, private_redis
 from tests.support import append_registrations, wait_until
 
@@ -96,17 +93,7 @@ async def test_a_dead_letter_queue_that_fails_holds_its_partition_and_nothing_el
             queue = queue_server.client()
             dead = DeadLetters(bootstrap=settings.kafka_bootstrap, prefix=prefix, redis=queue)
             await dead.start()
-            projector = SignupsByDomain(redis, prefix=prefix)
-            beat = Heartbeat(redis, prefix=prefix, projector=projector.name, generation=1, ttl_s=15)
-            runner = ProjectorRunner(
-                projector,
-                config=RunnerConfig(
-                    bootstrap=settings.kafka_bootstrap, prefix=prefix, batch_max_events=64
-                ),
-                registry=registry,
-                dead_letters=dead,
-                heartbeat=beat,
-            )
+            projector, runner, beat = signups_runner(settings, prefix, redis, redis, dead)
             tps = [(users, p) for p in range(partitions)]
 
             async def checkpoints() -> dict[tuple[str, int], int]:

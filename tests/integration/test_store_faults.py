@@ -16,8 +16,6 @@ from bloghub.adapters.redis import make_redis
 from bloghub.events.base import registry
 from bloghub.events.log import EventLog
 from bloghub.events.topics import DLQ, Family, topic_for
-from bloghub.projections.heartbeat import Heartbeat
-from bloghub.projections.runner import ProjectorRunner, RunnerConfig
 from bloghub.settings import Settings
 from tests.conftest import isolated, projecting, read_topic
 from tests.faults import (
@@ -27,9 +25,9 @@ from tests.faults import (
     private_redis_client,
     read_only,
     running,
+    signups_runner,
     until_waiting,
 )
-from tests.integration.test_sinks import SignupsByDomain
 from tests.support import (
     append_registrations,
     applied,
@@ -83,17 +81,7 @@ async def test_redis_out_of_memory_is_waited_for_and_nothing_is_dead_lettered(
     await log.start()
     try:
         async with private_redis_client() as store, dead_letters(own, redis) as dead:
-            projector = SignupsByDomain(store, prefix=prefix)
-            beat = Heartbeat(redis, prefix=prefix, projector=projector.name, generation=1, ttl_s=15)
-            runner = ProjectorRunner(
-                projector,
-                config=RunnerConfig(
-                    bootstrap=settings.kafka_bootstrap, prefix=prefix, batch_max_events=64
-                ),
-                registry=registry,
-                dead_letters=dead,
-                heartbeat=beat,
-            )
+            projector, runner, beat = signups_runner(settings, prefix, store, redis, dead)
             partitions = [(topic_for(prefix, Family.USERS), p) for p in range(3)]
 
             async def reached(count: int) -> None:
