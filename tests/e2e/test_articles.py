@@ -296,6 +296,8 @@ async def test_readers_filter_by_author_and_tag_and_see_tag_counts(
         ({"title": "ok", "content": "x" * (100 * 1024 + 1)}, "content"),
         ({"title": "ok", "tags": ["a", "b", "c", "d", "e", "f"]}, "tags"),
         ({"title": "ok", "tags": ["t" * 33]}, "tags"),
+        ({"title": "ok", "tags": ["a", "B", "c", "d", "e", "F", "a"]}, "tags"),
+        ({"title": "ok", "tags": ["a"] * 51}, "tags"),
         ({"title": "ok", "tags": [""]}, "tags"),
         ({"title": "ok", "tags": "python"}, "tags"),
         ({"title": 7}, "title"),
@@ -309,6 +311,29 @@ async def test_article_fields_are_checked(
     assert answer.status_code in (413, 422), answer.text
     if answer.status_code == 422:
         assert field in answer.json()["error"]["fields"]
+
+
+async def test_tags_are_one_whatever_their_case_spacing_or_repeats(
+    client: httpx.AsyncClient, author: Author
+) -> None:
+    """Five distinct tags however many times each is sent; tags that differ only in case
+    or in runs of spaces are one (the first spelling kept)."""
+    stem = secrets.token_hex(3)
+    sent = [f"Py{stem}", f"py{stem}", f"PY{stem}", f"x  {stem}", f"x {stem}", f"Py{stem}"]
+    made = await client.post(
+        "/v1/articles", json={"title": "tags", "content": "", "tags": sent}, headers=author.auth
+    )
+    assert made.status_code == 201, made.text
+    repeated = ["a", "b", "c", "d", "e", "a", "b"]
+    five = await client.post(
+        "/v1/articles", json={"title": "five", "content": "", "tags": repeated}, headers=author.auth
+    )
+    assert five.status_code == 201, five.text
+    for answer, tags in ((made, [f"Py{stem}", f"x {stem}"]), (five, ["a", "b", "c", "d", "e"])):
+        article_id = answer.json()["article"]["id"]
+        after = {**author.auth, "bloghub-after": answer.headers["bloghub-position"]}
+        mine = await client.get(f"/v1/me/articles/{article_id}", headers=after)
+        assert mine.json()["article"]["tags"] == tags
 
 
 async def test_the_projector_clears_the_caches_it_owns(

@@ -225,3 +225,46 @@ async def test_a_burst_of_likes_churns_no_database_connections(
     assert await likes == [200] * BURST
     # A pool may grow to what the burst needs, but keeps what it opened.
     assert seen - kept - await api_backends(settings) == set()
+
+
+async def test_a_withdrawn_or_deleted_article_leaves_collections_and_a_republished_one_returns(
+    client: httpx.AsyncClient, author: Author, fan: Author
+) -> None:
+    """Withdrawing or deleting hides an article everywhere: a reader's collections too (not
+    listed, not counted); its entry is kept, so republishing shows it again."""
+    withdrawn, _ = await published(client, author)
+    deleted, _ = await published(client, author)
+    kept, after = await published(client, author)
+    made = await client.post("/v1/collections", json={"name": "later"}, headers=fan.auth)
+    box = made.json()["collection"]["id"]
+    for article_id in (withdrawn, deleted, kept):
+        put = await client.put(
+            f"/v1/collections/{box}/articles/{article_id}", headers={**fan.auth, **after}
+        )
+        assert put.status_code == 200, put.text
+    out = await client.post(f"/v1/articles/{withdrawn}/withdraw", headers=author.auth)
+    assert out.status_code == 200, out.text
+    gone = await client.delete(f"/v1/articles/{deleted}", headers=author.auth)
+    assert gone.status_code in (200, 204), gone.text
+    position = gone.headers["bloghub-position"]
+
+    async def listed() -> tuple[list[str], int]:
+        headers = {**fan.auth, "bloghub-after": position}
+        entries = await client.get(f"/v1/collections/{box}/articles", headers=headers)
+        boxes = await client.get("/v1/me/collections", headers=headers)
+        counted = [b["articles"] for b in boxes.json()["collections"] if b["id"] == box]
+        return [a["id"] for a in entries.json()["articles"]], counted[0]
+
+    async def only_kept() -> bool:
+        return await listed() == ([kept], 1)
+
+    await wait_until(only_kept, timeout_s=10)
+    again = await client.post(f"/v1/articles/{withdrawn}/publish", headers=author.auth)
+    assert again.status_code == 200, again.text
+    position = again.headers["bloghub-position"]
+
+    async def back() -> bool:
+        ids, count = await listed()
+        return sorted(ids) == sorted([withdrawn, kept]) and count == 2
+
+    await wait_until(back, timeout_s=10)

@@ -113,12 +113,13 @@ class InteractionQueries:
         return Box(str(rows[0].id), str(rows[0].owner_id), rows[0].name) if rows else None
 
     async def boxes(self, owner_id: str) -> list[Any]:
-        """The user's collections, oldest first, each with how many articles it holds."""
+        """The user's collections, oldest first, each with how many articles it shows (one
+        withdrawn or deleted since is hidden, as everywhere, and not counted)."""
         c = collections.c
         held = (
             select(func.count())
-            .select_from(collection_items)
-            .where(i.collection_id == c.id)
+            .select_from(collection_items.join(article_stats, s.article_id == i.article_id))
+            .where(i.collection_id == c.id, s.visible)
             .scalar_subquery()
         )
         return await self._all(
@@ -129,8 +130,13 @@ class InteractionQueries:
         )
 
     async def entries(self, collection_id: str, limit: int, cursor: str | None) -> Page:
-        """A collection's articles, newest first."""
-        stmt = select(i.article_id, i.added_at).where(i.collection_id == collection_id)
+        """A collection's articles, newest first; one withdrawn or deleted since is hidden
+        (its entry is kept: a republished article shows again, its counts frozen meanwhile)."""
+        stmt = (
+            select(i.article_id, i.added_at)
+            .join(article_stats, s.article_id == i.article_id)
+            .where(i.collection_id == collection_id, s.visible)
+        )
         if cursor is not None:
             at, after = decode_cursor(cursor, 2)
             stmt = stmt.where(tuple_(i.added_at, i.article_id) < (_time(at), _uuid(after)))

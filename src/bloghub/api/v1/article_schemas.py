@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from datetime import datetime
 from typing import Annotated
@@ -26,12 +27,15 @@ def _content(value: str) -> str:
 
 
 _TAG_CHARS = 32
+MAX_TAGS = 5
+MAX_TAGS_SENT = 50
+_SPACES = re.compile(" {2,}")
 
 
 def normal_tag(raw: str) -> str:
-    """A tag as stored: trimmed, NFC, 1-32 characters, visible words joined by
+    """A tag as stored: trimmed, NFC, 1-32 characters, visible words joined by single
     spaces. ``ValueError`` says what is wrong."""
-    tag = _normal(raw)
+    tag = _SPACES.sub(" ", _normal(raw))
     if not tag:
         raise ValueError("a tag must not be blank")
     if len(tag) > _TAG_CHARS:
@@ -42,12 +46,15 @@ def normal_tag(raw: str) -> str:
 
 
 def _tags(values: list[str]) -> list[str]:
-    seen: dict[str, None] = {}
+    """Distinct tags in the order sent; tags that differ only in case are one (the first
+    spelling kept), so an article cannot carry "Python" and "python" at once."""
+    seen: dict[str, str] = {}
     for raw in values:
-        seen.setdefault(normal_tag(raw), None)
-    if len(seen) > 5:
-        raise ValueError("at most 5 tags")
-    return list(seen)
+        tag = normal_tag(raw)
+        seen.setdefault(tag.casefold(), tag)
+    if len(seen) > MAX_TAGS:
+        raise ValueError(f"at most {MAX_TAGS} distinct tags")
+    return list(seen.values())
 
 
 # Lengths count the text as sent: normalising may change it by a character or two, never
@@ -59,7 +66,8 @@ Content = Annotated[str, Field(max_length=MAX_CONTENT_BYTES), PLAIN, AfterValida
 _TAG_FORM = {"maxLength": _TAG_CHARS, "pattern": TAG.pattern}
 Tags = Annotated[
     list[Annotated[str, Field(json_schema_extra=_TAG_FORM)]],
-    Field(max_length=5, description="at most 5 distinct tags"),
+    # The list as sent may repeat a tag; only distinct ones count towards the five.
+    Field(max_length=MAX_TAGS_SENT, description="at most 5 distinct tags"),
     AfterValidator(_tags),
 ]
 
