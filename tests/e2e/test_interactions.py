@@ -144,9 +144,24 @@ async def test_collections_hold_published_articles_and_are_private(
     theirs = await client.put(f"/v1/collections/{box}/articles/{first}", headers=author.auth)
     assert theirs.status_code == 404
 
+    # A second collection of the same reader holding it: still one reader who collected it
+    # (a reader cannot raise its count, and its rank, collection by collection).
+    spare = await client.post("/v1/collections", json={"name": "再读"}, headers=fan.auth)
+    box2 = spare.json()["collection"]["id"]
+    put2 = await client.put(
+        f"/v1/collections/{box2}/articles/{first}", headers={**fan.auth, **after2}
+    )
+    assert put2.status_code == 200, put2.text
+    mine = await seen_by(client, first, fan)
+    assert (mine["collect_cnt"], mine["collected"]) == (1, True)
+
     for _ in range(2):
         out = await client.delete(f"/v1/collections/{box}/articles/{first}", headers=fan.auth)
         assert out.status_code == 200
+    mine = await seen_by(client, first, fan)
+    assert (mine["collect_cnt"], mine["collected"]) == (1, True), "the other collection holds it"
+    out = await client.delete(f"/v1/collections/{box2}/articles/{first}", headers=fan.auth)
+    assert out.status_code == 200
     mine = await seen_by(client, first, fan)
     assert (mine["collect_cnt"], mine["collected"]) == (0, False)
 

@@ -175,3 +175,39 @@ async def test_0011_adds_user_keys_and_marks_no_existing_user_erased(run_id: str
             assert await conn.fetchval("SELECT count(*) FROM user_keys") == 0
         finally:
             await conn.close()
+
+
+async def test_0017_counts_each_collector_once(run_id: str) -> None:
+    async with isolated(run_id, "mig17") as settings:
+        conn = await asyncpg.connect(settings.asyncpg_dsn)
+        try:
+            # Before 0017: counts by entries. One reader holds the first article in two
+            # collections, another in one; the second article is in none but says 1.
+            first, second, author, fan, other = [
+                str(await conn.fetchval("SELECT gen_random_uuid()")) for _ in range(5)
+            ]
+            await conn.execute(
+                "INSERT INTO interactions_g1.article_stats "
+                "(article_id, author_id, published_at, visible, collect_cnt) "
+                "VALUES ($1, $3, now(), true, 3), ($2, $3, now(), true, 1)",
+                first,
+                second,
+                author,
+            )
+            await conn.execute(
+                "INSERT INTO interactions_g1.collection_items "
+                "(collection_id, article_id, user_id, added_at) "
+                "SELECT gen_random_uuid(), $1, u, now() FROM unnest($2::uuid[]) u",
+                first,
+                [fan, fan, other],
+            )
+            await _stamp(settings, "0016")
+
+            await asyncio.to_thread(upgrade_database, settings)
+
+            rows = await conn.fetch(
+                "SELECT article_id::text AS a, collect_cnt FROM interactions_g1.article_stats"
+            )
+            assert {r["a"]: r["collect_cnt"] for r in rows} == {first: 2, second: 0}
+        finally:
+            await conn.close()

@@ -4,6 +4,7 @@ insert and one counter update."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -216,35 +217,67 @@ _ADD_ENTRIES = (
         select(_entries.c.c, _entries.c.a, _entries.c.u, from_micros(_entries.c.at)),
     )
     .on_conflict_do_nothing()
-    .returning(_i.article_id)
+    .returning(_i.article_id, _i.user_id)
 )
 _REMOVE_ENTRIES = (
     collection_items.delete()
     .where(tuple_(_i.collection_id, _i.article_id).in_(select(_pairs.c.a, _pairs.c.b)))
-    .returning(_i.article_id)
+    .returning(_i.article_id, _i.user_id)
+)
+_HELD = (
+    select(_i.article_id, _i.user_id, func.count())
+    .where(tuple_(_i.article_id, _i.user_id).in_(select(_pairs.c.a, _pairs.c.b)))
+    .group_by(_i.article_id, _i.user_id)
 )
 
-
-_ADDED_ENTRIES = _per_article(_ADD_ENTRIES)
-_REMOVED_ENTRIES = _per_article(_REMOVE_ENTRIES)
+Collector = tuple[str, str]  # article, user
 
 
 async def add_entries(
     conn: AsyncConnection, rows: Sequence[tuple[str, str, str, datetime]]
-) -> dict[str, int]:
-    """Put the articles in the collections not holding them yet; how many, per article."""
+) -> Counter[Collector]:
+    """Put the articles in the collections not holding them yet; the entries made, per
+    article and user."""
     if not rows:
-        return {}
+        return Counter()
     params = column_params(("c", "a", "u", "at"), rows)
     params["at"] = micros(params["at"])
-    return await _counted(conn, _ADDED_ENTRIES, params)
+    return Counter((str(a), str(u)) for a, u in await conn.execute(_ADD_ENTRIES, params))
 
 
-async def remove_entries(conn: AsyncConnection, pairs: Sequence[Entry]) -> dict[str, int]:
-    """Take the articles out of the collections holding them; how many, per article."""
+async def remove_entries(conn: AsyncConnection, pairs: Sequence[Entry]) -> Counter[Collector]:
+    """Take the articles out of the collections holding them; the entries removed, per
+    article and user."""
     if not pairs:
+        return Counter()
+    return Counter(
+        (str(a), str(u))
+        for a, u in await conn.execute(_REMOVE_ENTRIES, column_params(("a", "b"), pairs))
+    )
+
+
+async def collectors_moved(
+    conn: AsyncConnection, made: Counter[Collector], removed: Counter[Collector]
+) -> dict[str, int]:
+    """The change in each article's collectors (users holding it in at least one of their
+    collections) that entries just made and removed come to. An article is counted once
+    per user however many of their collections hold it, so a user cannot raise its count
+    (and its rank) by putting it in collection after collection."""
+    touched = sorted(made.keys() | removed.keys())
+    if not touched:
         return {}
-    return await _counted(conn, _REMOVED_ENTRIES, column_params(("a", "b"), pairs))
+    held = {
+        (str(a), str(u)): int(n)
+        for a, u, n in await conn.execute(_HELD, column_params(("a", "b"), touched))
+    }
+    moved: dict[str, int] = {}
+    for key in touched:
+        now = held.get(key, 0)
+        before = now - made[key] + removed[key]
+        step = (now > 0) - (before > 0)
+        if step:
+            moved[key[0]] = moved.get(key[0], 0) + step
+    return moved
 
 
 _readers = unnest_source({"a": _ID, "r": Text()})

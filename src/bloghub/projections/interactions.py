@@ -193,18 +193,15 @@ class InteractionsProjector(PostgresProjector):
         """Write the folded set changes; the count change per article they come to."""
         liked = net(await w.add_likes(conn, fold.liked()), 1)
         unliked = net(await w.remove_likes(conn, fold.unliked()), -1)
-        collected = net(await w.add_entries(conn, fold.collected()), 1)
-        uncollected = net(await w.remove_entries(conn, fold.uncollected()), -1)
+        made = await w.add_entries(conn, fold.collected())
+        removed = await w.remove_entries(conn, fold.uncollected())
+        collectors = await w.collectors_moved(conn, made, removed)
         last = await w.last_counted(conn, sorted(fold.reads))
         reads, marks = count_reads(fold.reads, last)
         await w.save_marks(conn, marks)
-        articles = set(liked) | set(unliked) | set(collected) | set(uncollected) | set(reads)
+        articles = set(liked) | set(unliked) | set(collectors) | set(reads)
         return {
-            a: Counts(
-                reads.get(a, 0),
-                liked.get(a, 0) + unliked.get(a, 0),
-                collected.get(a, 0) + uncollected.get(a, 0),
-            )
+            a: Counts(reads.get(a, 0), liked.get(a, 0) + unliked.get(a, 0), collectors.get(a, 0))
             for a in articles
         }
 
