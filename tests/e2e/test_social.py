@@ -242,6 +242,30 @@ async def test_someone_followed_can_be_unfollowed_after_erasing_their_account(
     assert twice.status_code == 200
 
 
+async def test_an_erased_account_leaves_every_follow_list_and_count(
+    client: httpx.AsyncClient, reader: Author, writer: Author, unique_email: Callable[[], str]
+) -> None:
+    """Nobody keeps an erased account among their followers or followees, counted."""
+    tokens = await login(client, await account(client, unique_email))
+    gone = Author(tokens["user"]["id"], bearer(tokens["access_token"]))
+    assert (await client.put(f"/v1/users/{writer.id}/follow", headers=gone.auth)).status_code == 200
+    assert (await client.put(f"/v1/users/{gone.id}/follow", headers=reader.auth)).status_code == 200
+    assert await counts(client, writer.id, gone) == (1, 0)
+    erased = await erase(client, tokens["access_token"], password=PASSWORD)
+    assert erased.status_code == 204, erased.text
+
+    async def forgotten() -> bool:
+        return await counts(client, writer.id, writer) == (0, 0) and await counts(
+            client, reader.id, reader
+        ) == (0, 0)
+
+    await wait_until(forgotten, timeout_s=30)
+    followers = await client.get(f"/v1/users/{writer.id}/followers", headers=writer.auth)
+    followees = await client.get(f"/v1/users/{reader.id}/followees", headers=reader.auth)
+    assert followers.json()["users"] == []
+    assert followees.json()["users"] == []
+
+
 async def test_who_may_do_what_on_every_social_route(
     client: httpx.AsyncClient, reader: Author, writer: Author
 ) -> None:

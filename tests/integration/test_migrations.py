@@ -211,3 +211,23 @@ async def test_0017_counts_each_collector_once(run_id: str) -> None:
             assert {r["a"]: r["collect_cnt"] for r in rows} == {first: 2, second: 0}
         finally:
             await conn.close()
+
+
+async def test_0018_gives_every_social_generation_its_erased_users(run_id: str) -> None:
+    async with isolated(run_id, "mig18") as settings:
+        engine = make_engine(settings.sqlalchemy_url, pool_size=1)
+        async with engine.begin() as sa:
+            await create_generation(sa, "social", 2, activate=False)
+        await engine.dispose()
+        conn = await asyncpg.connect(settings.asyncpg_dsn)
+        try:
+            await conn.execute("DROP TABLE social_g1.erased_users, social_g2.erased_users")
+            await _stamp(settings, "0017")
+
+            await asyncio.to_thread(upgrade_database, settings)
+
+            for schema in ("social_g1", "social_g2"):
+                found = await conn.fetchval("SELECT to_regclass($1)", f"{schema}.erased_users")
+                assert found is not None, schema
+        finally:
+            await conn.close()

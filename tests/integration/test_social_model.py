@@ -1,5 +1,6 @@
 """The social and comments read models against models of their rules, on the real
-PostgreSQL: any run of follows and unfollows gives counts equal to the relation sets;
+PostgreSQL: any run of follows, unfollows and erasures of accounts gives counts equal to
+the relation sets (an erased account in none, whichever family is read first);
 comment trees after any run of posts and deletes equal a model's; and a replay (the same
 log in other batches, with re-deliveries) builds the same tables as the live run."""
 
@@ -20,6 +21,7 @@ from bloghub.adapters.postgres.generations import create_generation
 from bloghub.events.base import Event, Recorded
 from bloghub.events.comments import CommentDeleted, CommentPosted
 from bloghub.events.social import UserFollowed, UserUnfollowed
+from bloghub.events.users import UserErased
 from bloghub.ids import new_id_str
 from bloghub.projections.comments import CommentsProjector
 from bloghub.projections.postgres_sink import PostgresProjector, projector_engine
@@ -111,10 +113,12 @@ ARTICLE_STEPS = st.lists(
     st.tuples(st.sampled_from(["create", "publish", "withdraw", "delete"]), st.integers(0, 3)),
     max_size=15,
 )
+ERASURES = st.lists(st.integers(0, 4), max_size=2)
 SOCIAL_TABLES = {
     "follows": "follower_id, followee_id",
     "follow_counts": "user_id",
     "feed_articles": "article_id",
+    "erased_users": "user_id",
 }
 
 
@@ -129,6 +133,13 @@ def follow_log(steps: Sequence[FollowStep]) -> tuple[list[tuple[str, str, Event]
         out.append(("social", pair[0], kind(follower_id=pair[0], followee_id=pair[1])))
         (relation.add if follow else relation.discard)(pair)
     return out, relation
+
+
+def erasure_log(which: Sequence[int]) -> tuple[list[tuple[str, str, Event]], set[str]]:
+    """Erasures of the accounts ``which`` names (an account erased twice: a retried
+    request), and the accounts erased."""
+    erased = [USERS[i] for i in which]
+    return [("users", u, UserErased(user_id=u)) for u in erased], set(erased)
 
 
 def article_log(steps: Sequence[ArticleStep]) -> tuple[list[tuple[str, str, Event]], set[str]]:
@@ -165,28 +176,39 @@ def interleave(first: list[Any], second: list[Any], pattern: list[int]) -> list[
 
 
 @HYPOTHESIS
-@given(follows=FOLLOWS, articles=ARTICLE_STEPS, live=SPLITS, replay=SPLITS)
+@given(follows=FOLLOWS, articles=ARTICLE_STEPS, erasures=ERASURES, live=SPLITS, replay=SPLITS)
 @example(
     follows=[(True, 0, 1), (True, 0, 1), (False, 0, 1), (False, 0, 1), (True, 2, 1)],
     articles=[("create", 0), ("publish", 0), ("withdraw", 0), ("publish", 0)],
+    erasures=[],
     live=[1],
     replay=[50],
+)
+# An erasure read before and after the follows by and of the account.
+@example(
+    follows=[(True, 0, 1), (True, 1, 2), (True, 2, 1), (True, 3, 4)],
+    articles=[],
+    erasures=[1],
+    live=[50],
+    replay=[1],
 )
 async def test_follow_counts_equal_the_relation_sets_and_replay_equals_live(
     rig: Rig,
     follows: list[FollowStep],
     articles: list[ArticleStep],
+    erasures: list[int],
     live: list[int],
     replay: list[int],
 ) -> None:
-    follow_events, relation = follow_log(follows)
+    follow_events, followed = follow_log(follows)
     article_events, published = article_log(articles)
-    records = as_read(interleave(follow_events, article_events, live))
+    erasure_events, erased = erasure_log(erasures)
+    relation = {(a, b) for a, b in followed if a not in erased and b not in erased}
+    others = interleave(article_events, erasure_events, [3])
+    records = as_read(interleave(follow_events, others, live))
     await project(rig.social[LIVE], records, live)
     # A replay reads the same partitions in another interleaving and other batches.
-    await project(
-        rig.social[REPLAY], as_read(interleave(follow_events, article_events, replay)), replay
-    )
+    await project(rig.social[REPLAY], as_read(interleave(follow_events, others, replay)), replay)
 
     tables = await dump_then_empty(rig.settings, f"social_g{LIVE}", SOCIAL_TABLES)
     rebuilt = await dump_then_empty(rig.settings, f"social_g{REPLAY}", SOCIAL_TABLES)
@@ -199,6 +221,7 @@ async def test_follow_counts_equal_the_relation_sets_and_replay_equals_live(
         assert counts.get(user, (0, 0)) == (followers, followees)
     visible = {str(r[0]) for r in tables["feed_articles"] if r[4]}
     assert visible == published
+    assert {str(r[0]) for r in tables["erased_users"]} == erased
     # Rows equal but for the event times, which the test made per delivery.
     assert _timeless(tables) == _timeless(rebuilt)
 
@@ -208,6 +231,7 @@ def _timeless(tables: dict[str, Any]) -> dict[str, Any]:
         "follows": [r[:2] for r in tables["follows"]],
         "follow_counts": tables["follow_counts"],
         "feed_articles": [(r[0], r[1], r[2], r[4]) for r in tables["feed_articles"]],
+        "erased_users": tables["erased_users"],
     }
 
 

@@ -1,5 +1,6 @@
 """The social projector: who follows whom, the counts of both sides, and the feed's copy of
-when each published article was published (from the articles family).
+when each published article was published (from the articles family). An erased account
+(from the users family) follows no one and is followed by no one from its erasure on.
 
 The feed is pulled on read (README, "The feed"): publishing writes one row here however
 many followers the author has, and a reader's page is an index walk per followee.
@@ -9,18 +10,20 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from contextvars import ContextVar
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, update
+from sqlalchemy import bindparam, delete, exists, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from bloghub.adapters.postgres.tables import feed_articles, follow_counts, follows
+from bloghub.adapters.postgres.tables import erased_users, feed_articles, follow_counts, follows
 from bloghub.events.articles import ArticleDeleted, ArticleEvent, ArticlePublished, ArticleWithdrawn
 from bloghub.events.base import Recorded
 from bloghub.events.social import FollowEvent, UserFollowed, UserUnfollowed
 from bloghub.events.topics import Family
+from bloghub.events.users import UserErased
 from bloghub.projections.postgres_sink import PostgresProjector, concerning
 from bloghub.readmodels import follow_counts_key
 
@@ -35,6 +38,10 @@ class FollowTally:
     def moved(self, follower_id: str, followee_id: str, by: int) -> None:
         self.followers[followee_id] += by
         self.followees[follower_id] += by
+
+    def users(self) -> set[str]:
+        """Every user whose counts the batch moved."""
+        return {u for u in {*self.followers, *self.followees} if self._moves(u)}
 
     def changes(self) -> list[dict[str, Any]]:
         """Non-zero changes in user order: every batch locks count rows in that order, so
@@ -77,12 +84,18 @@ async def write_follow_tally(conn: AsyncConnection, tally: FollowTally) -> None:
 
 # The article events the feed index follows; drafts and their edits are not among them.
 _FEED_EVENTS = (ArticlePublished, ArticleWithdrawn, ArticleDeleted)
-_CONCERNS = concerning(FollowEvent, *_FEED_EVENTS)
+_CONCERNS = concerning(FollowEvent, UserErased, *_FEED_EVENTS)
+# The users whose counts a batch moved (an erasure moves those of everyone it unfollows),
+# from ``handle`` to the cache fence of the same batch (lanes run concurrently, each in a
+# task of its own).
+_COUNTED: ContextVar[tuple[Sequence[Recorded], set[str]] | None] = ContextVar(
+    "social_counted", default=None
+)
 
 
 class SocialProjector(PostgresProjector):
     name = "social"
-    families: tuple[Family, ...] = (Family.SOCIAL, Family.ARTICLES)
+    families: tuple[Family, ...] = (Family.SOCIAL, Family.ARTICLES, Family.USERS)
 
     def concerns(self, record: Recorded) -> bool:
         return _CONCERNS(record)
@@ -95,8 +108,11 @@ class SocialProjector(PostgresProjector):
                 await self._follow(conn, ev, rec.envelope.occurred_at, tally)
             elif isinstance(ev, _FEED_EVENTS):
                 await self._article(conn, ev, rec.envelope.occurred_at)
+            elif isinstance(ev, UserErased):
+                await self._erased(conn, ev.user_id, tally)
         # Last, so the shared count rows are held only for the end of the transaction.
         await write_follow_tally(conn, tally)
+        _COUNTED.set((records, tally.users()))
 
     async def _follow(
         self, conn: AsyncConnection, ev: FollowEvent, at: datetime, tally: FollowTally
@@ -105,11 +121,8 @@ class SocialProjector(PostgresProjector):
         # unfollow of someone not followed changes nothing.
         f = follows.c
         if isinstance(ev, UserFollowed):
-            done = await conn.execute(
-                insert(follows)
-                .values(follower_id=ev.follower_id, followee_id=ev.followee_id, followed_at=at)
-                .on_conflict_do_nothing(index_elements=["follower_id", "followee_id"])
-            )
+            params = {"a": ev.follower_id, "b": ev.followee_id, "at": at}
+            done = await conn.execute(_FOLLOW, params)
             if done.rowcount:
                 tally.moved(ev.follower_id, ev.followee_id, 1)
         elif isinstance(ev, UserUnfollowed):
@@ -120,6 +133,11 @@ class SocialProjector(PostgresProjector):
             )
             if done.rowcount:
                 tally.moved(ev.follower_id, ev.followee_id, -1)
+
+    async def _erased(self, conn: AsyncConnection, user_id: str, tally: FollowTally) -> None:
+        await conn.execute(_ERASED, {"u": user_id})
+        for follower_id, followee_id in await conn.execute(_UNFOLLOW_ALL, {"u": user_id}):
+            tally.moved(str(follower_id), str(followee_id), -1)
 
     async def _article(self, conn: AsyncConnection, ev: ArticleEvent, at: datetime) -> None:
         # As in the articles read model: a row at or past the event's version has seen it.
@@ -140,6 +158,9 @@ class SocialProjector(PostgresProjector):
         for rec in records:
             if isinstance(rec.event, FollowEvent):
                 users |= {rec.event.follower_id, rec.event.followee_id}
+        counted = _COUNTED.get()
+        if counted is not None and counted[0] is records:
+            users |= counted[1]
         return {follow_counts_key(cache, u) for u in users}
 
 
@@ -168,3 +189,26 @@ _FEED_WITHDRAWN = (
     .values(version=_V, visible=False)
 )
 _FEED_DELETED = delete(feed_articles).where(_row.article_id == _A)
+
+
+# A follow is recorded unless either side was erased (see ``erased_users``).
+_f, _e = follows.c, erased_users.c
+_FOLLOWER = bindparam("a", type_=_f.follower_id.type)
+_FOLLOWEE = bindparam("b", type_=_f.followee_id.type)
+_FOLLOW = (
+    insert(follows)
+    .from_select(
+        ["follower_id", "followee_id", "followed_at"],
+        select(_FOLLOWER, _FOLLOWEE, bindparam("at", type_=_f.followed_at.type)).where(
+            ~exists().where(or_(_e.user_id == _FOLLOWER, _e.user_id == _FOLLOWEE))
+        ),
+    )
+    .on_conflict_do_nothing(index_elements=["follower_id", "followee_id"])
+)
+_U = bindparam("u", type_=_e.user_id.type)
+_ERASED = insert(erased_users).values(user_id=_U).on_conflict_do_nothing()
+_UNFOLLOW_ALL = (
+    delete(follows)
+    .where(or_(_f.follower_id == _U, _f.followee_id == _U))
+    .returning(_f.follower_id, _f.followee_id)
+)

@@ -247,6 +247,15 @@ follow_counts = Table(
     Column("followees", BigInteger, nullable=False, server_default=text("0")),
 )
 
+# Accounts erased (from the users family). The erasure removes every follow by or of the
+# account; a follow applied after it (the families are separate partitions, read in either
+# order, live or in a replay) is dropped, so both runs end with the same relations.
+erased_users = Table(
+    "erased_users",
+    social_model,
+    Column("user_id", UUID(as_uuid=False), primary_key=True),
+)
+
 # The feed's own copy of every published article's place in time (the first publish's
 # event time), kept by the social projector from the articles family, so a feed page is
 # one query in one schema: per followee, an index walk of at most one page (see README).
