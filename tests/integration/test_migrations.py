@@ -231,3 +231,27 @@ async def test_0018_gives_every_social_generation_its_erased_users(run_id: str) 
                 assert found is not None, schema
         finally:
             await conn.close()
+
+
+async def test_0019_gives_every_interactions_generation_partitioned_read_marks(
+    run_id: str,
+) -> None:
+    async with isolated(run_id, "mig19") as settings:
+        conn = await asyncpg.connect(settings.asyncpg_dsn)
+        try:
+            await conn.execute(
+                "DROP INDEX interactions_g1.read_marks_by_part; "
+                "ALTER TABLE interactions_g1.read_marks DROP COLUMN part"
+            )
+            await _stamp(settings, "0018")
+
+            await asyncio.to_thread(upgrade_database, settings)
+
+            found = await conn.fetchval(
+                "SELECT indexdef FROM pg_indexes WHERE schemaname = 'interactions_g1' "
+                "AND indexname = 'read_marks_by_part'"
+            )
+            assert found is not None
+            assert found.endswith("(part, counted_at)")
+        finally:
+            await conn.close()

@@ -23,6 +23,10 @@ from bloghub.events.interactions import (
 )
 
 READ_WINDOW = timedelta(hours=1)
+# A mark older than the window cannot stop a read from counting; it is kept a day longer,
+# so reads that reach the log out of time order (clocks of API processes apart) still
+# find it, and then dropped (see ``marks_expire_before``).
+MARK_KEPT = READ_WINDOW + timedelta(days=1)
 
 Like = tuple[str, str]  # article, user
 Entry = tuple[str, str]  # collection, article
@@ -81,3 +85,11 @@ def count_reads(
 def net(changed: Mapping[str, int], by: int) -> dict[str, int]:
     """Count change per article from the rows a statement changed per article."""
     return {article_id: n * by for article_id, n in changed.items()}
+
+
+def marks_expire_before(latest: datetime) -> datetime:
+    """The time before which a partition's read marks can go, once a read of time
+    ``latest`` (the log's time, not the clock's) has been applied from it: the start of
+    its hour less ``MARK_KEPT``. Whole hours, so a live run and a replay, whose batches
+    end at different events, drop the same marks."""
+    return latest.replace(minute=0, second=0, microsecond=0) - MARK_KEPT

@@ -13,6 +13,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    SmallInteger,
     Text,
     any_,
     bindparam,
@@ -295,17 +296,25 @@ async def last_counted(conn: AsyncConnection, keys: Sequence[ReadKey]) -> dict[R
     return {(str(r.article_id), r.reader): r.counted_at for r in rows}
 
 
-_marks = unnest_source({"a": _ID, "r": Text(), "at": _AT})
+_marks = unnest_source({"a": _ID, "r": Text(), "at": _AT, "p": SmallInteger()})
 _new_marks = insert(read_marks).from_select(
-    ["article_id", "reader", "counted_at"], select(_marks.c.a, _marks.c.r, _marks.c.at)
+    ["article_id", "reader", "counted_at", "part"],
+    select(_marks.c.a, _marks.c.r, _marks.c.at, _marks.c.p),
 )
 _SAVE_MARKS = _new_marks.on_conflict_do_update(
     index_elements=[_rm.article_id, _rm.reader],
-    set_={"counted_at": _new_marks.excluded.counted_at},
+    set_={"counted_at": _new_marks.excluded.counted_at, "part": _new_marks.excluded.part},
+)
+_PRUNE_MARKS = read_marks.delete().where(
+    _rm.part == bindparam("p", type_=SmallInteger()), _rm.counted_at < bindparam("b", type_=_AT)
 )
 
 
-async def save_marks(conn: AsyncConnection, marks: Mapping[ReadKey, datetime]) -> None:
+async def save_marks(
+    conn: AsyncConnection, marks: Mapping[ReadKey, datetime], parts: Mapping[str, int]
+) -> None:
+    """Keep each reader's last counted read, with the partition its article's events are
+    on (``parts``: article → partition), which ``prune_marks`` goes by."""
     if not marks:
         return
     items = sorted(marks.items())
@@ -313,8 +322,16 @@ async def save_marks(conn: AsyncConnection, marks: Mapping[ReadKey, datetime]) -
         "a": [k[0] for k, _ in items],
         "r": [k[1] for k, _ in items],
         "at": [t for _, t in items],
+        "p": [parts[k[0]] for k, _ in items],
     }
     await conn.execute(_SAVE_MARKS, params)
+
+
+async def prune_marks(conn: AsyncConnection, part: int, before: datetime) -> None:
+    """Drop the marks of one partition's articles counted before ``before``. Only that
+    partition's: the log's time of another may be far behind (another lane, or a replay
+    that reads partitions at different speeds), and its marks still needed."""
+    await conn.execute(_PRUNE_MARKS, {"p": part, "b": before})
 
 
 _deltas = unnest_source(

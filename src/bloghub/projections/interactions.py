@@ -35,10 +35,10 @@ from bloghub.events.articles import (
     ArticleWithdrawn,
 )
 from bloghub.events.base import Event, Recorded
-from bloghub.events.interactions import CollectionCreated, InteractionEvent
+from bloghub.events.interactions import ArticleRead, CollectionCreated, InteractionEvent
 from bloghub.events.topics import Family
 from bloghub.projections import interaction_writes as w
-from bloghub.projections.interaction_fold import Fold, count_reads, net
+from bloghub.projections.interaction_fold import Fold, count_reads, marks_expire_before, net
 from bloghub.projections.postgres_sink import PostgresProjector
 from bloghub.ranking.hidden import HiddenArticles
 
@@ -186,19 +186,29 @@ class InteractionsProjector(PostgresProjector):
         for event, at in sorted(shown, key=lambda e: (e[0].article_id, e[0].version)):
             await w.apply_visibility(conn, event, at)
         await w.create_collections(conn, made)
-        moved = await w.move_counts(conn, await self._changes(conn, fold), seen) if seen else {}
+        changes = await self._changes(conn, fold, records) if seen else {}
+        moved = await w.move_counts(conn, changes, seen) if seen else {}
         _MOVED.set((records, moved, versions))
 
-    async def _changes(self, conn: AsyncConnection, fold: Fold) -> dict[str, Counts]:
+    async def _changes(
+        self, conn: AsyncConnection, fold: Fold, records: Sequence[Recorded]
+    ) -> dict[str, Counts]:
         """Write the folded set changes; the count change per article they come to."""
         liked = net(await w.add_likes(conn, fold.liked()), 1)
         unliked = net(await w.remove_likes(conn, fold.unliked()), -1)
         made = await w.add_entries(conn, fold.collected())
         removed = await w.remove_entries(conn, fold.uncollected())
         collectors = await w.collectors_moved(conn, made, removed)
-        last = await w.last_counted(conn, sorted(fold.reads))
-        reads, marks = count_reads(fold.reads, last)
-        await w.save_marks(conn, marks)
+        reads: dict[str, int] = {}
+        if fold.reads:
+            last = await w.last_counted(conn, sorted(fold.reads))
+            reads, marks = count_reads(fold.reads, last)
+            parts, latest = _read_partitions(records)
+            await w.save_marks(conn, marks, parts)
+            # Marks too old to matter go as the log's time moves on, so the table holds
+            # about a day of readers, not every reader there ever was.
+            for part, at in latest.items():
+                await w.prune_marks(conn, part, marks_expire_before(at))
         articles = set(liked) | set(unliked) | set(collectors) | set(reads)
         return {
             a: Counts(reads.get(a, 0), liked.get(a, 0) + unliked.get(a, 0), collectors.get(a, 0))
@@ -241,6 +251,20 @@ class InteractionsProjector(PostgresProjector):
                 conn = await raw.execution_options(schema_translate_map={None: self.schema})
                 tallies = await w.tallies(conn, versions)
         await self._counter_writes.write({a: (versions[a], t) for a, t in tallies.items()})
+
+
+def _read_partitions(records: Sequence[Recorded]) -> tuple[dict[str, int], dict[int, datetime]]:
+    """The partition of each article the records' reads are of, and the latest read time
+    applied from each partition."""
+    parts: dict[str, int] = {}
+    latest: dict[int, datetime] = {}
+    for r in records:
+        if type(r.event) is ArticleRead:
+            at = r.envelope.occurred_at
+            parts[r.event.article_id] = r.partition
+            if r.partition not in latest or at > latest[r.partition]:
+                latest[r.partition] = at
+    return parts, latest
 
 
 def _versions(records: Sequence[Recorded]) -> dict[str, int]:
