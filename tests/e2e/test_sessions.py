@@ -94,6 +94,28 @@ async def test_refresh_from_another_user_agent_is_refused(
     assert still.status_code == 200, "a refused foreign attempt does not burn the token"
 
 
+async def test_a_browser_that_updated_itself_stays_signed_in(
+    client: httpx.AsyncClient, unique_email: Callable[[], str]
+) -> None:
+    """Browsers move their version every few weeks; a Conduit token lasts a week and has
+    no refresh flow. The binding is to the client without its version numbers."""
+    chrome = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/{} Safari/537.36"
+    email = await account(client, unique_email)
+    signed = await client.post(
+        "/api/users/login",
+        json={"user": {"email": email, "password": PASSWORD}},
+        headers={"user-agent": chrome.format("120.0.0.0")},
+    )
+    assert signed.status_code == 200, signed.text
+    token = {"authorization": f"Token {signed.json()['user']['token']}"}
+    updated = await client.get(
+        "/api/user", headers={**token, "user-agent": chrome.format("121.0.6167.85")}
+    )
+    assert updated.status_code == 200, updated.text
+    other = await client.get("/api/user", headers={**token, "user-agent": "curl/8.5.0"})
+    assert other.status_code == 401
+
+
 async def test_after_logout_neither_token_works(
     client: httpx.AsyncClient, unique_email: Callable[[], str]
 ) -> None:

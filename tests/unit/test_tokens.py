@@ -7,7 +7,7 @@ import jwt
 import orjson
 import pytest
 
-from bloghub.auth.tokens import TokenPolicy, TokenService, ua_hash
+from bloghub.auth.tokens import TokenPolicy, TokenService, exact_ua_hash, ua_hash
 from bloghub.errors import Unauthorized
 
 UA = "Mozilla/5.0 test"
@@ -40,6 +40,32 @@ def test_pair_verifies_for_its_own_kind_and_user_agent() -> None:
         tokens.verify("refresh", pair.access, UA)
     with pytest.raises(Unauthorized):
         tokens.verify("access", pair.access, "curl/8")
+
+
+CHROME = (
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/{v} Safari/537.36"
+)
+FIREFOX = "Mozilla/5.0 (X11; Linux x86_64; rv:{v}) Gecko/20100101 Firefox/{v}"
+
+
+def test_a_browser_that_updates_itself_keeps_its_tokens_and_another_does_not() -> None:
+    tokens = service()
+    pair = tokens.issue("u1", CHROME.format(v="120.0.0.0"))
+    assert tokens.verify("access", pair.access, CHROME.format(v="121.0.6167.85")).user_id == "u1"
+    assert tokens.verify("refresh", pair.refresh, CHROME.format(v="131.0.0.0")).user_id == "u1"
+    for other in (FIREFOX.format(v="121.0"), "python-requests/2.31", ""):
+        with pytest.raises(Unauthorized):
+            tokens.verify("access", pair.access, other)
+
+
+def test_tokens_bound_to_the_whole_user_agent_before_still_work_until_they_expire() -> None:
+    tokens = service()
+    claims = _claims() | {"ua": exact_ua_hash(UA), "typ": "access"}
+    old = jwt.encode(claims, "a" * 40, algorithm="HS256")
+    assert tokens.verify("access", old, UA).user_id == "u1"
+    with pytest.raises(Unauthorized):
+        tokens.verify("access", old, "curl/8")
 
 
 def _forge(header: dict[str, str], claims: dict[str, object], signature: bytes = b"") -> str:

@@ -4,6 +4,7 @@ naming their issuer and audience, and never outliving their session's absolute e
 from __future__ import annotations
 
 import hashlib
+import re
 import time
 from dataclasses import dataclass
 
@@ -46,8 +47,26 @@ class TokenPolicy:
     session_lifetime_s: int
 
 
+_VERSIONS = re.compile(r"[0-9]+")
+
+
 def ua_hash(user_agent: str) -> str:
-    return hashlib.sha256(user_agent.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+    """What a token is bound to: its User-Agent without the version numbers. A browser
+    that updates itself (a new major version every few weeks) keeps its sessions, and a
+    Conduit front end, which has no refresh flow, is not signed out by it; another client
+    family is still refused."""
+    return _digest(_VERSIONS.sub("", user_agent))
+
+
+def exact_ua_hash(user_agent: str) -> str:
+    """The binding of tokens issued before ``ua_hash`` left versions out: the whole
+    User-Agent. Still accepted so they work until they expire (at most a session's
+    lifetime); nothing issues it any more."""
+    return _digest(user_agent)
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
 class TokenService:
@@ -113,7 +132,9 @@ class TokenService:
         except (jwt.PyJWTError, ValueError) as exc:
             # ValueError: a token that is not even text PyJWT can split (non-ASCII, say).
             raise Unauthorized("invalid or expired token") from exc
-        if data["typ"] != kind or data["ua"] != ua_hash(user_agent):
+        if data["typ"] != kind or (
+            data["ua"] != ua_hash(user_agent) and data["ua"] != exact_ua_hash(user_agent)
+        ):
             raise Unauthorized("invalid or expired token")
         return Claims(
             data["sub"], data["sid"], data["jti"], data["iat"], data["exp"], data["auth_time"]
