@@ -74,7 +74,8 @@ async def test_ready_when_every_service_answers(client: httpx.AsyncClient) -> No
     assert ready.status_code == 200
     assert ready.json() == {
         "status": "ready",
-        "checks": {"kafka": True, "postgres": True, "redis": True},
+        "checks": {"kafka": True, "postgres": True, "redis": True, "opensearch": True},
+        "degraded": [],
         "waiting": [],
     }
     assert (await client.get("/healthz")).json() == {"status": "ok"}

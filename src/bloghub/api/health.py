@@ -49,11 +49,28 @@ async def readyz(request: Request) -> Response:
             for wait in beat.get("waiting", [])
         ]
 
-    kafka, pg, rd, waits = await asyncio.gather(c.event_log.ping(), postgres(), redis(), waiting())
+    async def opensearch() -> bool:
+        try:
+            async with asyncio.timeout(1.0):
+                return bool(await c.search.ping())
+        except Exception:
+            return False
+
+    kafka, pg, rd, search, waits = await asyncio.gather(
+        c.event_log.ping(), postgres(), redis(), opensearch(), waiting()
+    )
     checks = {"kafka": kafka, "postgres": pg, "redis": rd}
     ready = all(checks.values())
+    # Said, not failed on, as for waiting projectors: without OpenSearch only search
+    # answers 503; every other route serves, so the process stays in service.
+    degraded = [] if search else ["opensearch"]
     return JSON(
-        {"status": "ready" if ready else "not ready", "checks": checks, "waiting": waits},
+        {
+            "status": "ready" if ready else "not ready",
+            "checks": {**checks, "opensearch": search},
+            "degraded": degraded,
+            "waiting": waits,
+        },
         status_code=200 if ready else 503,
     )
 
@@ -64,7 +81,8 @@ ENDPOINTS = [
         "GET",
         "/readyz",
         readyz,
-        "Kafka, Postgres and Redis all answer; projectors that wait, and why",
+        "Kafka, Postgres and Redis all answer; OpenSearch's state (only search needs it); "
+        "projectors that wait, and why",
         "ops",
         errors=(503,),
     ),
