@@ -26,6 +26,7 @@ from bloghub.api.routing import IndexedRouter
 from bloghub.api.v1 import (
     articles,
     comments,
+    drafts,
     live,
     notifications,
     presence,
@@ -58,6 +59,7 @@ def all_endpoints() -> list[Endpoint]:
         *sessions.ENDPOINTS,
         *wechat.ENDPOINTS,
         *sms.ENDPOINTS,
+        *drafts.ENDPOINTS,
         *articles.ENDPOINTS,
         *ranking.ENDPOINTS,
         *social.ENDPOINTS,

@@ -1,4 +1,5 @@
-"""Articles over HTTP: the author's drafts and changes, and what readers see."""
+"""Articles over HTTP, the readers' side: published detail, listings and tags (the author's
+side: ``drafts``)."""
 
 from __future__ import annotations
 
@@ -15,23 +16,14 @@ from bloghub.adapters.redis.counters import Counts
 from bloghub.api.article_counts import COUNTS_READS, counted
 from bloghub.api.article_queries import ArticleQueries, abstract
 from bloghub.api.auth import USERS_READS, require_caller, wait_as_reader
-from bloghub.api.consistent import mark_stale, pinned, through_cache, wait_for_reads, written
+from bloghub.api.consistent import mark_stale, pinned, through_cache, wait_for_reads
 from bloghub.api.hot import hot_json
-from bloghub.api.http import JSON, Endpoint, container, parse_body, parse_query
-from bloghub.api.idempotency import answering, idempotent
+from bloghub.api.http import JSON, Endpoint, container, parse_query
 from bloghub.api.interaction_queries import Mine
 from bloghub.api.v1.article_schemas import (
-    FIRST_PAGE,
     INTERACTIVE_FIELDS,
-    ArticleEdit,
-    ArticleIn,
     AuthorOut,
-    DraftEnvelope,
-    DraftOut,
-    DraftPage,
-    DraftSummary,
     ListingQuery,
-    PageQuery,
     PublishedEnvelope,
     PublishedOut,
     PublishedPage,
@@ -41,26 +33,14 @@ from bloghub.api.v1.article_schemas import (
 )
 from bloghub.api.v1.interactions import INTERACTIONS_READS, interactive, marks_of, shown, tally_of
 from bloghub.api.v1.path_ids import path_id
-from bloghub.api.v1.sessions import caller, client_ip
+from bloghub.api.v1.sessions import client_ip
 from bloghub.api.v1.users import public_user
 from bloghub.bootstrap import Container
-from bloghub.commands.articles import (
-    ArticleState,
-    Changed,
-    Draft,
-    create_article,
-    delete_article,
-    edit_draft,
-    publish_article,
-    withdraw_article,
-)
 from bloghub.commands.read_counting import anonymous_reader
-from bloghub.errors import CatchingUp, InvalidInput, NotFound
+from bloghub.errors import InvalidInput, NotFound
 from bloghub.events.topics import Family
 from bloghub.readmodels import (
     PUBLISHED_TTL_S,
-    author_first_page_key,
-    draft_key,
     published_key,
     published_view,
 )
@@ -74,7 +54,6 @@ SHOWN_READS = [*WITH_AUTHORS_READS, *COUNTS_READS]
 # at once.
 READER_READS = [*SHOWN_READS, *INTERACTIONS_READS]
 LIST_TTL_S = 300
-DRAFT_TTL_S = 300
 IDEMPOTENT = {"Idempotency-Key": "A retry with the same key gets the first answer"}
 
 
@@ -82,12 +61,12 @@ def queries(request: Request) -> ArticleQueries:
     return ArticleQueries(container(request).engine, pinned(request))
 
 
-def _article_id(request: Request) -> str:
+def article_id_of(request: Request) -> str:
     return path_id(request, "article_id", "article")
 
 
 @contextmanager
-def _paged() -> Iterator[None]:
+def paged() -> Iterator[None]:
     """A cursor of the documented form that this API never handed out names no page: that
     is a 404 (start again without one), not a request of the wrong form."""
     try:
@@ -99,177 +78,11 @@ def _paged() -> Iterator[None]:
         raise NotFound("no page at that cursor; start again without one") from None
 
 
-def draft_out(row: Any) -> DraftOut:
-    return DraftOut(
-        id=str(row.id),
-        author_id=str(row.author_id),
-        version=row.version,
-        status=row.status,
-        title=row.title,
-        content=row.content,
-        tags=list(row.tags),
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-        published_version=row.published_version,
-        published_at=row.published_at,
-    )
-
-
 async def _author(request: Request, author_id: str) -> AuthorOut:
     found = await public_user(request, author_id)
     if found is None or found.get("deleted"):
         return AuthorOut(id=author_id, deleted=found is not None)
     return AuthorOut(id=author_id, nickname=found.get("nickname"))
-
-
-# --- the author's side ------------------------------------------------------------------
-
-
-async def create(request: Request) -> Response:
-    claims = await require_caller(request)
-    body = await parse_body(request, ArticleIn)
-
-    async def respond(done: Changed) -> Response:
-        out = {"article": {"id": done.article_id, "version": done.version, "status": "draft"}}
-        response = JSON(
-            out, status_code=201, headers={"location": f"/v1/me/articles/{done.article_id}"}
-        )
-        return await written(request, response, done.position, claims.user_id)
-
-    async def run() -> Response:
-        draft = Draft(body.title, body.content, body.tags)
-        commands, who = container(request).commands, caller(request, claims.user_id)
-        return await answering(create_article(draft, commands, who), respond)
-
-    return await idempotent(request, claims.user_id, run)
-
-
-async def _state(request: Request, user_id: str, article_id: str) -> ArticleState | None:
-    """The article as of the author's own last write. A command never decides on an older
-    state: if the read model has not got there in time, the caller is asked to retry."""
-    if await wait_for_reads(request, ARTICLES_READS, user_id):
-        raise CatchingUp("your last change is still being applied; try again in a moment")
-    return await queries(request).state(article_id)
-
-
-async def edit(request: Request) -> Response:
-    claims = await require_caller(request)
-    article_id = _article_id(request)
-    body = await parse_body(request, ArticleEdit)
-    state = await _state(request, claims.user_id, article_id)
-    # This API has no description: an edit keeps the one the article has.
-    description = state.draft.description if state is not None else None
-    done = await edit_draft(
-        state,
-        Draft(body.title, body.content, body.tags, description),
-        body.version,
-        container(request).commands,
-        caller(request, claims.user_id),
-    )
-    return await _changed(request, claims.user_id, done.article_id, done.version, done.position)
-
-
-async def publish(request: Request) -> Response:
-    claims = await require_caller(request)
-    article_id = _article_id(request)
-
-    async def respond(done: Changed) -> Response:
-        return await _changed(
-            request,
-            claims.user_id,
-            done.article_id,
-            done.version,
-            done.position,
-            status="published",
-        )
-
-    async def run() -> Response:
-        state = await _state(request, claims.user_id, article_id)
-        commands, who = container(request).commands, caller(request, claims.user_id)
-        return await answering(publish_article(state, commands, who), respond)
-
-    return await idempotent(request, claims.user_id, run)
-
-
-async def withdraw(request: Request) -> Response:
-    claims = await require_caller(request)
-    state = await _state(request, claims.user_id, _article_id(request))
-    done = await withdraw_article(
-        state, container(request).commands, caller(request, claims.user_id)
-    )
-    return await _changed(
-        request, claims.user_id, done.article_id, done.version, done.position, status="withdrawn"
-    )
-
-
-async def remove(request: Request) -> Response:
-    claims = await require_caller(request)
-    state = await _state(request, claims.user_id, _article_id(request))
-    done = await delete_article(state, container(request).commands, caller(request, claims.user_id))
-    return await written(request, Response(status_code=204), done.position, claims.user_id)
-
-
-async def _changed(
-    request: Request,
-    user_id: str,
-    article_id: str,
-    version: int,
-    position: Any,
-    status: str | None = None,
-) -> Response:
-    out: dict[str, Any] = {"id": article_id, "version": version}
-    if status is not None:
-        out["status"] = status
-    return await written(request, JSON({"article": out}), position, user_id)
-
-
-async def my_articles(request: Request) -> Response:
-    claims = await require_caller(request)
-    stale = await wait_for_reads(request, ARTICLES_READS, claims.user_id)
-    paging = parse_query(request, PageQuery)
-    limit, cursor = paging.limit, paging.cursor
-
-    async def fill() -> dict[str, Any]:
-        with _paged():
-            page = await queries(request).by_author(claims.user_id, limit, cursor)
-        items = [
-            DraftSummary(
-                id=str(r.id),
-                version=r.version,
-                status=r.status,
-                title=r.title,
-                abstract=abstract(r.content),
-                tags=list(r.tags),
-                created_at=r.created_at,
-                updated_at=r.updated_at,
-                published_at=r.published_at,
-            )
-            for r in page.items
-        ]
-        return DraftPage(articles=items, next_cursor=page.next_cursor).model_dump(mode="json")
-
-    if cursor is None and limit == FIRST_PAGE:
-        key = author_first_page_key(container(request).cache, claims.user_id)
-        body = await through_cache(request, key, LIST_TTL_S, fill)
-    else:
-        body = await fill()
-    return mark_stale(JSON(body), stale)
-
-
-async def my_article(request: Request) -> Response:
-    claims = await require_caller(request)
-    article_id = _article_id(request)
-    stale = await wait_for_reads(request, ARTICLES_READS, claims.user_id)
-
-    async def fill() -> dict[str, Any] | None:
-        row = await queries(request).draft(article_id)
-        return None if row is None else draft_out(row).model_dump(mode="json")
-
-    key = draft_key(container(request).cache, article_id)
-    found: dict[str, Any] | None = await through_cache(request, key, DRAFT_TTL_S, fill)
-    if found is None or found["author_id"] != claims.user_id:
-        raise NotFound("no such article among yours")
-    return mark_stale(JSON({"article": found}), stale)
 
 
 # --- the readers' side ------------------------------------------------------------------
@@ -289,7 +102,7 @@ async def published_detail(request: Request, article_id: str) -> dict[str, Any] 
 
 
 async def read(request: Request) -> Response:
-    article_id = _article_id(request)
+    article_id = article_id_of(request)
     claims = await require_caller(request) if request.headers.get("authorization") else None
     user_id = claims.user_id if claims else None
     stale = await wait_for_reads(request, READER_READS, user_id)
@@ -346,7 +159,7 @@ async def listing(request: Request) -> Response:
     claims = await require_caller(request) if request.headers.get("authorization") else None
     user_id = claims.user_id if claims else None
     stale = await wait_for_reads(request, READER_READS, user_id)
-    with _paged():
+    with paged():
         page = await queries(request).published_list(
             author=str(q.author) if q.author else None, tag=q.tag, limit=q.limit, cursor=q.cursor
         )
@@ -375,81 +188,7 @@ async def tags(request: Request) -> Response:
     return mark_stale(JSON(body), stale)
 
 
-AUTHOR_ERRORS = (401, 403, 404, 409, 415, 422, 503)
-
 ENDPOINTS = [
-    Endpoint(
-        "POST",
-        "/v1/articles",
-        create,
-        "Start a draft",
-        "articles",
-        body=ArticleIn,
-        status=201,
-        auth=True,
-        errors=(400, 401, 409, 413, 415, 422, 503),
-        headers=IDEMPOTENT,
-    ),
-    Endpoint(
-        "PUT",
-        "/v1/articles/{article_id}",
-        edit,
-        "Edit the draft (send the version it was based on to guard against overwrites)",
-        "articles",
-        body=ArticleEdit,
-        auth=True,
-        errors=(400, 401, 403, 404, 409, 413, 415, 422),
-    ),
-    Endpoint(
-        "POST",
-        "/v1/articles/{article_id}/publish",
-        publish,
-        "Publish the current draft",
-        "articles",
-        auth=True,
-        errors=AUTHOR_ERRORS,
-        headers=IDEMPOTENT,
-    ),
-    Endpoint(
-        "POST",
-        "/v1/articles/{article_id}/withdraw",
-        withdraw,
-        "Hide the published version from readers",
-        "articles",
-        auth=True,
-        errors=AUTHOR_ERRORS,
-    ),
-    Endpoint(
-        "DELETE",
-        "/v1/articles/{article_id}",
-        remove,
-        "Delete the article",
-        "articles",
-        status=204,
-        auth=True,
-        errors=(401, 403, 404, 409),
-    ),
-    Endpoint(
-        "GET",
-        "/v1/me/articles",
-        my_articles,
-        "The caller's articles, newest first",
-        "articles",
-        response=DraftPage,
-        auth=True,
-        errors=(401, 404),
-        params=PageQuery,
-    ),
-    Endpoint(
-        "GET",
-        "/v1/me/articles/{article_id}",
-        my_article,
-        "One of the caller's drafts",
-        "articles",
-        response=DraftEnvelope,
-        auth=True,
-        errors=(401, 404),
-    ),
     Endpoint(
         "GET",
         "/v1/articles",

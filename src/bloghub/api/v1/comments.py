@@ -19,7 +19,7 @@ from bloghub.api.v1.articles import (
     IDEMPOTENT,
     WITH_AUTHORS_READS,
     _author,
-    _paged,
+    paged,
     queries,
 )
 from bloghub.api.v1.path_ids import path_id
@@ -106,7 +106,7 @@ async def threads(request: Request) -> Response:
     if await _published(request, article_id) is None:
         raise NotFound("no such article")
     cq = comment_queries(request)
-    with _paged():
+    with paged():
         page = await cq.roots(article_id, q.limit, q.before)
     newest = await cq.newest_replies([str(r.id) for r in page.items])
     out = [
@@ -131,7 +131,7 @@ async def replies(request: Request) -> Response:
         raise NotFound("no such top-level comment")
     if await _published(request, root.article_id) is None:
         raise NotFound("no such article")
-    with _paged():
+    with paged():
         page = await cq.replies(root_id, q.limit, q.after)
     out = [await _comment(request, r) for r in page.items]
     body = RepliesPage(replies=out, next_after=page.next_cursor)

@@ -18,7 +18,7 @@ from bloghub.api.idempotency import answering
 from bloghub.api.read_models import ReadModel
 from bloghub.api.social_queries import SocialQueries
 from bloghub.api.v1.article_schemas import PageQuery, PublishedPage
-from bloghub.api.v1.articles import ARTICLES_READS, _paged, published_summary
+from bloghub.api.v1.articles import ARTICLES_READS, paged, published_summary
 from bloghub.api.v1.interactions import INTERACTIONS_READS, interactive
 from bloghub.api.v1.path_ids import path_id
 from bloghub.api.v1.sessions import caller
@@ -104,7 +104,7 @@ async def _people(request: Request, *, followers_of: bool) -> Response:
     if found is None or found.get("deleted"):
         raise NotFound("no such user")
     q = social(request)
-    with _paged():
+    with paged():
         if followers_of:
             page = await q.followers(user_id, paging.limit, paging.cursor)
         else:
@@ -133,7 +133,7 @@ async def feed(request: Request) -> Response:
     claims = await require_caller(request)
     paging = parse_query(request, PageQuery)
     stale = await wait_for_reads(request, FEED_READS, claims.user_id)
-    with _paged():
+    with paged():
         page = await social(request).feed(claims.user_id, paging.limit, paging.cursor)
     ids = [str(r.article_id) for r in page.items]
     rows = await _published(request, ids)
