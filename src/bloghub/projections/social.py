@@ -8,13 +8,14 @@ many followers the author has, and a reader's page is an index walk per followee
 
 from __future__ import annotations
 
+import zlib
 from collections import Counter
 from collections.abc import Sequence
 from contextvars import ContextVar
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, exists, or_, select, update
+from sqlalchemy import bindparam, delete, exists, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -102,6 +103,7 @@ class SocialProjector(PostgresProjector):
 
     async def handle(self, conn: AsyncConnection, records: Sequence[Recorded]) -> None:
         tally = FollowTally()
+        await _hold_users(conn, records)
         for rec in records:
             ev = rec.event
             if isinstance(ev, FollowEvent):
@@ -212,3 +214,38 @@ _UNFOLLOW_ALL = (
     .where(or_(_f.follower_id == _U, _f.followee_id == _U))
     .returning(_f.follower_id, _f.followee_id)
 )
+
+
+# Follows and erasures of the same user come from different families, so two lanes may
+# apply them at once, and neither would see the other's uncommitted rows: a follow checks
+# for a tombstone not yet committed, the erasure deletes follows that one has not yet
+# committed, and the follow survives. Each batch therefore holds its users first: a share
+# lock per user it follows or unfollows, an exclusive one per user it erases (transaction
+# advisory locks, freed at commit), all in key order in one statement, so two batches
+# never wait on each other in a cycle. Whichever commits second then sees the other's rows.
+_USER_LOCKS = 0x50C1  # the lock class: users held by the social projector
+_HOLD = text(
+    "SELECT CASE WHEN t.x THEN pg_advisory_xact_lock(:c, t.k)::text "
+    "ELSE pg_advisory_xact_lock_shared(:c, t.k)::text END "
+    "FROM unnest(CAST(:k AS int[]), CAST(:x AS boolean[])) AS t(k, x)"
+)
+
+
+def _lock_key(user_id: str) -> int:
+    key = zlib.crc32(user_id.encode())
+    return key - (1 << 32) if key >= 1 << 31 else key
+
+
+async def _hold_users(conn: AsyncConnection, records: Sequence[Recorded]) -> None:
+    exclusive: dict[int, bool] = {}
+    for rec in records:
+        ev = rec.event
+        if isinstance(ev, UserErased):
+            exclusive[_lock_key(ev.user_id)] = True
+        elif isinstance(ev, FollowEvent):
+            for user_id in (ev.follower_id, ev.followee_id):
+                exclusive.setdefault(_lock_key(user_id), False)
+    if exclusive:
+        keys = sorted(exclusive)
+        params = {"c": _USER_LOCKS, "k": keys, "x": [exclusive[k] for k in keys]}
+        await conn.execute(_HOLD, params)
