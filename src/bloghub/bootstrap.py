@@ -261,6 +261,7 @@ async def build(settings: Settings, *, pool_size: int = 10) -> Container:
             hasher=hasher,
             tokens=tokens,
             sessions=sessions,
+            presence=presence,
             after_append=AfterAppend(
                 tries=settings.after_write_tries, wait_s=settings.after_write_wait_s
             ),

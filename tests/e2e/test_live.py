@@ -24,6 +24,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from bloghub.adapters.redis import make_redis
 from bloghub.settings import Settings
 from tests.conftest import isolated, projecting, serve
 from tests.e2e.test_accounts import PASSWORD
@@ -339,3 +340,39 @@ async def test_a_killed_api_process_leaves_no_ghost_presence(
         if child.poll() is None:
             child.kill()
             child.wait()
+
+
+async def test_an_erased_users_presence_is_shown_to_no_one(cluster: Cluster) -> None:
+    """A follower who saw them online learns nothing more of them once they erased their
+    account: no presence, no last-seen time, also after their open socket is closed."""
+    ivan, ivan_token = await user(cluster.a)
+    _, judy_token = await user(cluster.b)
+    await follow(cluster.b, judy_token, ivan)
+    async with socket(cluster.a, ivan_token) as ws:
+        await next_of(ws, "ready")
+        seen = await presence(cluster.b, judy_token, ivan)
+        assert seen.status_code == 200, seen.text
+        assert seen.json()["presence"]["online"] is True
+        closing = asyncio.create_task(closed_with(ws))  # answering pings meanwhile
+        erased = await cluster.b.client.request(
+            "DELETE", "/v1/users/me", json={"password": PASSWORD}, headers=bearer(ivan_token)
+        )
+        assert erased.status_code == 204, erased.text
+        assert await closing == 4403
+    after = {"bloghub-after": erased.headers["bloghub-position"]}
+    profile = await cluster.a.client.get(f"/v1/users/{ivan}", headers=after)
+    assert profile.status_code == 404
+    for api in (cluster.a, cluster.b):
+        gone = await api.client.get(
+            f"/v1/users/{ivan}/presence", headers={**bearer(judy_token), **after}
+        )
+        assert gone.status_code == 404, gone.text
+        assert "last_seen" not in gone.text
+    # Nor is it kept: the erasure deleted it, and the socket's close wrote none.
+    prefix = cluster.settings.prefix
+    redis = make_redis(cluster.settings.redis_url.get_secret_value())
+    try:
+        kept = await redis.exists(f"{prefix}:presence:{ivan}", f"{prefix}:last-seen:{ivan}")
+    finally:
+        await redis.aclose()
+    assert kept == 0

@@ -280,3 +280,19 @@ async def test_who_may_do_what_on_every_social_route(
         assert (await client.get(path)).status_code == 200, "public"
         assert (await client.get(path, headers=reader.auth)).status_code == 200
         assert (await client.get(path, headers=bearer("not-a-token"))).status_code == 401
+
+
+async def test_presence_follows_the_callers_own_follow_and_unfollow_at_once(
+    client: httpx.AsyncClient, reader: Author, writer: Author
+) -> None:
+    """A follower just made sees the user's presence; one who just left no longer does."""
+    path = f"/v1/users/{writer.id}/presence"
+    for _ in range(3):
+        followed = await client.put(f"/v1/users/{writer.id}/follow", headers=reader.auth)
+        assert followed.status_code == 200, followed.text
+        seen = await client.get(path, headers=reader.auth)
+        assert seen.status_code == 200, seen.text
+        assert seen.json()["presence"]["user_id"] == writer.id
+        left = await client.delete(f"/v1/users/{writer.id}/follow", headers=reader.auth)
+        assert left.status_code == 200, left.text
+        assert (await client.get(path, headers=reader.auth)).status_code == 403

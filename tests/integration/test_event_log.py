@@ -18,6 +18,7 @@ from bloghub.adapters.postgres.engine import make_engine
 from bloghub.adapters.postgres.reservations import Reservations
 from bloghub.adapters.postgres.user_keys import UserKeys
 from bloghub.adapters.redis import make_redis
+from bloghub.adapters.redis.presence import Presence
 from bloghub.adapters.redis.sessions import SessionStore
 from bloghub.auth.passwords import PasswordHasher
 from bloghub.auth.sealing import master_key
@@ -89,6 +90,7 @@ async def test_a_write_the_producer_cannot_deliver_in_time_is_unconfirmed_and_ke
             hasher=hasher,
             tokens=token_service(settings),
             sessions=SessionStore(redis, prefix=settings.prefix),
+            presence=Presence(redis, prefix=settings.prefix, ttl_s=settings.live_presence_ttl_s),
             keys=UserKeys(engine, master_key(settings)),
         )
         await log.start()

@@ -11,6 +11,7 @@ import structlog
 
 from bloghub.adapters.postgres.reservations import Reservations
 from bloghub.adapters.postgres.user_keys import UserKeys
+from bloghub.adapters.redis.presence import Presence
 from bloghub.adapters.redis.sessions import SessionStore
 from bloghub.auth.passwords import PasswordHasher
 from bloghub.auth.tokens import TokenService
@@ -44,6 +45,7 @@ class CommandDeps:
     tokens: TokenService
     sessions: SessionStore
     keys: UserKeys
+    presence: Presence
     after_append: AfterAppend = field(default_factory=AfterAppend)
 
     async def record_holding(

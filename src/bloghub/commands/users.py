@@ -244,5 +244,8 @@ async def erase_user(deps: CommandDeps, caller: Caller, *, user_id: str) -> Posi
     # Every session ends now, whatever the projectors' lag (a token that outlived its
     # person could still read what the read model has not yet emptied).
     await deps.after("end_sessions", lambda: deps.sessions.end_all(user_id), user_id=user_id)
+    # When they were last seen is theirs too: deleted, and not written again by their
+    # sockets still open (each closes once its process hears the sessions ended).
+    await deps.after("forget_presence", lambda: deps.presence.forget(user_id), user_id=user_id)
     await deps.after("shred_key", lambda: deps.keys.erase(user_id), user_id=user_id)
     return position

@@ -7,6 +7,10 @@ without a word (SIGKILL, a lost machine) stops refreshing, so its members lapse 
 ``ttl_s``: no ghost outlives it. Times are Redis's own clock, so API hosts' clocks never
 disagree about who is online.
 
+An erased user is forgotten (``forget``): their set and last-seen time are deleted, and a
+mark kept for a day stops their sockets, closed only when their processes hear that the
+sessions ended, from writing either again on the way out.
+
 Each process also records its number of connected clients, for the ops dashboard, in one
 hash whose entries carry their own expiry (the same rule).
 """
@@ -21,8 +25,11 @@ from redis.asyncio import Redis
 
 from bloghub.auth.limiter import redis_translated
 
-# KEYS: presence set, last-seen key. ARGV: member, ttl ms, most members, last-seen ttl s.
+# KEYS: presence set, last-seen key, erased mark. ARGV: member, ttl ms, most members,
+# last-seen ttl s. An erased user's socket is let through unrecorded (its session has
+# ended: the hub refuses it next).
 _JOIN = """
+if redis.call('EXISTS', KEYS[3]) == 1 then return 1 end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
@@ -33,27 +40,38 @@ redis.call('SET', KEYS[2], now, 'EX', ARGV[4])
 return 1
 """
 
-# KEYS: presence set, last-seen key, for each socket in turn. ARGV: ttl ms, last-seen
-# ttl s, then one member per socket.
+# KEYS: presence set, last-seen key, erased mark, for each socket in turn. ARGV: ttl ms,
+# last-seen ttl s, then one member per socket.
 _REFRESH = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local ttl = tonumber(ARGV[1])
 for i = 3, #ARGV do
-  local k = (i - 3) * 2
-  redis.call('ZADD', KEYS[k + 1], now + ttl, ARGV[i])
-  redis.call('PEXPIRE', KEYS[k + 1], ttl)
-  redis.call('SET', KEYS[k + 2], now, 'EX', ARGV[2])
+  local k = (i - 3) * 3
+  if redis.call('EXISTS', KEYS[k + 3]) == 0 then
+    redis.call('ZADD', KEYS[k + 1], now + ttl, ARGV[i])
+    redis.call('PEXPIRE', KEYS[k + 1], ttl)
+    redis.call('SET', KEYS[k + 2], now, 'EX', ARGV[2])
+  end
 end
 return now
 """
 
-# KEYS: presence set, last-seen key. ARGV: member, last-seen ttl s.
+# KEYS: presence set, last-seen key, erased mark. ARGV: member, last-seen ttl s.
 _LEAVE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('ZREM', KEYS[1], ARGV[1])
-redis.call('SET', KEYS[2], now, 'EX', ARGV[2])
+if redis.call('EXISTS', KEYS[3]) == 0 then
+  redis.call('SET', KEYS[2], now, 'EX', ARGV[2])
+end
+return 1
+"""
+
+# KEYS: presence set, last-seen key, erased mark. ARGV: mark ttl s.
+_FORGET = """
+redis.call('DEL', KEYS[1], KEYS[2])
+redis.call('SET', KEYS[3], '1', 'EX', ARGV[1])
 return 1
 """
 
@@ -80,6 +98,9 @@ return now
 """
 
 LAST_SEEN_KEEP_S = 90 * 24 * 3600
+# Far longer than an erased user's socket outlives its ended session: every process
+# re-checks its sockets' sessions each half ping interval.
+ERASED_KEEP_S = 24 * 3600
 _REFRESH_CHUNK = 500
 
 
@@ -99,10 +120,16 @@ class Presence:
         self._refresh = redis.register_script(_REFRESH)
         self._leave = redis.register_script(_LEAVE)
         self._status = redis.register_script(_STATUS)
+        self._forget = redis.register_script(_FORGET)
         self._process = redis.register_script(_PROCESS)
 
     def _keys(self, user_id: str) -> list[str]:
-        return [f"{self._prefix}:presence:{user_id}", f"{self._prefix}:last-seen:{user_id}"]
+        p = self._prefix
+        return [
+            f"{p}:presence:{user_id}",
+            f"{p}:last-seen:{user_id}",
+            f"{p}:presence-erased:{user_id}",
+        ]
 
     async def join(self, user_id: str, member: str, *, most: int) -> bool:
         """Record ``member`` online for ``user_id``, unless the user already has ``most``
@@ -126,8 +153,14 @@ class Presence:
 
     async def status(self, user_id: str) -> Status:
         async with redis_translated():
-            online, seen = await self._status(keys=self._keys(user_id))
+            online, seen = await self._status(keys=self._keys(user_id)[:2])
         return Status(bool(online), int(seen) if seen is not None else None)
+
+    async def forget(self, user_id: str) -> None:
+        """An erased user's presence and last-seen time are deleted, and neither is
+        written again by their sockets still open."""
+        async with redis_translated():
+            await self._forget(keys=self._keys(user_id), args=[ERASED_KEEP_S])
 
     async def record_process(self, process_id: str, entry: dict[str, object]) -> None:
         """This API process's line on the ops dashboard, kept for one TTL."""
