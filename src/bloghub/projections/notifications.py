@@ -7,6 +7,10 @@ follower and followee, the comment, the article and milestone), and inserting an
 exists does nothing, so a re-delivery, a replay into a new generation or an unfollow and
 re-follow adds nothing. Pushes follow the commit, only for the batch's own new rows, and
 never from a generation being rebuilt (``live`` is False then).
+
+A deleted comment takes with it the notifications about it and about every reply under
+it: the projector keeps its own comment trees (``comment_threads``), applied in the log
+order of the article's partition, so a replay removes exactly what live did.
 """
 
 from __future__ import annotations
@@ -51,11 +55,12 @@ from bloghub.adapters.postgres.tables import (
 from bloghub.adapters.redis.cache import Cache
 from bloghub.adapters.redis.live_channels import notifications_channel
 from bloghub.events.base import Event, Recorded
-from bloghub.events.comments import CommentPosted
+from bloghub.events.comments import CommentDeleted, CommentPosted
 from bloghub.events.interactions import ArticleLiked, ArticleUnliked
 from bloghub.events.notifications import NotificationsRead
 from bloghub.events.social import UserFollowed
 from bloghub.events.topics import Family
+from bloghub.projections import comment_threads as threads
 from bloghub.projections.postgres_sink import PostgresProjector, concerning
 from bloghub.projections.stores import Stores
 from bloghub.readmodels import notification_view
@@ -68,8 +73,15 @@ _IDS = uuid.UUID("6f1c5a0e-1b7d-4c55-9a55-2d0f6f1b7a10")
 
 _NOTIFYING = (UserFollowed, CommentPosted, ArticleLiked)
 # Every event ``handle`` acts on (likes and unlikes in ``_likes``, the rest in its match);
-# sessions, profiles, collections, reads and comment deletions pass it by.
-_CONCERNS = concerning(UserFollowed, CommentPosted, ArticleLiked, ArticleUnliked, NotificationsRead)
+# sessions, profiles, collections and reads pass it by.
+_CONCERNS = concerning(
+    UserFollowed,
+    CommentPosted,
+    CommentDeleted,
+    ArticleLiked,
+    ArticleUnliked,
+    NotificationsRead,
+)
 
 # The ids of the notifications a batch's transaction made, handed to its after-commit hook
 # (a lane applies a batch and runs the hook in one task, one batch after the other): most
@@ -187,13 +199,22 @@ class NotificationsProjector(PostgresProjector):
         for rec in records:
             ev = rec.event
             match ev:
-                case UserFollowed() | CommentPosted():
-                    for notice in notices_of(ev):
-                        if await self._notify(conn, notice, rec):
-                            made.append(notice.id)
+                case UserFollowed():
+                    made.extend(await self._notify_all(conn, ev, rec))
+                case CommentPosted():
+                    if await threads.stands(conn, ev):
+                        made.extend(await self._notify_all(conn, ev, rec))
+                case CommentDeleted():
+                    await threads.deleted(conn, ev)
                 case NotificationsRead():
                     await self._read(conn, ev)
         _MADE.set((records, made))
+
+    async def _notify_all(
+        self, conn: AsyncConnection, ev: UserFollowed | CommentPosted, rec: Recorded
+    ) -> list[str]:
+        """The ids of the notifications ``ev`` made (none new on a re-delivery)."""
+        return [n.id for n in notices_of(ev) if await self._notify(conn, n, rec)]
 
     async def _hold_recipients(self, conn: AsyncConnection, records: Sequence[Recorded]) -> None:
         """Lock, until the commit, every user this batch may notify or mark read.

@@ -396,6 +396,25 @@ notifications = Table(
     Index("notifications_newest", "user_id", "created_at", "id"),
     Index("notifications_unread", "user_id", postgresql_where=text("NOT read")),
     Index("notifications_by_event", "event_id"),
+    # A deleted comment's notifications, and its replies', go with it.
+    Index(
+        "notifications_by_comment", "comment_id", postgresql_where=text("comment_id IS NOT NULL")
+    ),
+)
+
+# The projector's own comment trees (comment events are keyed by article, so a reply comes
+# after its parent and a delete after what it deletes): a delete finds the replies under
+# the comment, at any depth, whether or not they notified anyone. A deleted comment stays
+# as a tombstone, so a reply to it applied later is dropped, as the comments projector
+# drops it. Comments from before migration 0020 have no row until a replay.
+comment_threads = Table(
+    "comment_threads",
+    notifications_model,
+    Column("comment_id", UUID(as_uuid=False), primary_key=True),
+    Column("article_id", UUID(as_uuid=False), nullable=False),
+    Column("parent_id", UUID(as_uuid=False)),
+    Column("deleted", Boolean, nullable=False, server_default=text("false")),
+    Index("comment_threads_by_parent", "parent_id", postgresql_where=text("parent_id IS NOT NULL")),
 )
 
 # Read marks arrive on the users topic, in no fixed order with the notifications they

@@ -1,0 +1,54 @@
+"""Migration 0020 gives every notifications generation its comment threads, so a comment
+deleted after the upgrade takes its notifications with it in each of them."""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+
+from bloghub.adapters.postgres.engine import make_engine
+from bloghub.adapters.postgres.generations import create_generation
+from bloghub.cli import alembic_config, upgrade_database
+from tests.conftest import isolated
+
+
+async def test_0020_gives_every_notifications_generation_its_comment_threads(
+    run_id: str,
+) -> None:
+    async with isolated(run_id, "mig20") as settings:
+        engine = make_engine(settings.sqlalchemy_url, pool_size=1)
+        async with engine.begin() as sa:
+            await create_generation(sa, "notifications", 2, activate=False)
+        await engine.dispose()
+        conn = await asyncpg.connect(settings.asyncpg_dsn)
+        try:
+            for schema in ("notifications_g1", "notifications_g2"):
+                await conn.execute(
+                    f"DROP TABLE {schema}.comment_threads; "
+                    f"DROP INDEX {schema}.notifications_by_comment"
+                )
+            from alembic import command
+
+            config = alembic_config(settings.sqlalchemy_url)
+            await asyncio.to_thread(command.stamp, config, "0019")
+
+            await asyncio.to_thread(upgrade_database, settings)
+
+            for schema in ("notifications_g1", "notifications_g2"):
+                indexes = {
+                    r["indexname"]: r["indexdef"]
+                    for r in await conn.fetch(
+                        "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = $1",
+                        schema,
+                    )
+                }
+                assert indexes["comment_threads_pkey"].endswith("(comment_id)"), schema
+                assert indexes["comment_threads_by_parent"].endswith(
+                    "(parent_id) WHERE (parent_id IS NOT NULL)"
+                ), schema
+                assert indexes["notifications_by_comment"].endswith(
+                    "(comment_id) WHERE (comment_id IS NOT NULL)"
+                ), schema
+        finally:
+            await conn.close()
