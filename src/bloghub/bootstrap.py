@@ -28,6 +28,7 @@ from bloghub.adapters.redis.local_tier import LocalTier, follow_changes
 from bloghub.adapters.redis.presence import Presence
 from bloghub.adapters.redis.sessions import SessionStore
 from bloghub.adapters.redis.wire import Wire
+from bloghub.adapters.search_views import Views
 from bloghub.api.consistency import OwnWrites, Progress
 from bloghub.auth.limiter import SlidingWindowLimiter
 from bloghub.auth.lockout import FailureLimit, LoginLockout
@@ -111,6 +112,8 @@ class Container:
     _ops_readers: tuple[LagReader, DeadLetterView]
     # The search indexes (api/v1/search.py); built last so other fields keep their order.
     search: AsyncOpenSearch
+    # What this process's refreshes made searchable, and the views its first pages share.
+    search_views: Views
     # Interactions: reads counted off the request path, and the counter hashes read per detail.
     reads: ReadBuffer
     counters: CounterCache
@@ -249,6 +252,7 @@ async def build(settings: Settings, *, pool_size: int = 10) -> Container:
     )
     limiter = SlidingWindowLimiter(redis, settings.prefix, wire=wire)
     sessions = SessionStore(redis, prefix=settings.prefix)
+    search = make_opensearch(settings.opensearch_url)
     return Container(
         settings=settings,
         engine=engine,
@@ -317,7 +321,8 @@ async def build(settings: Settings, *, pool_size: int = 10) -> Container:
         ranking=HotRanking(redis, prefix=settings.prefix, check_s=settings.ranking_check_s),
         live=build_live(settings, redis, sessions, presence),
         _ops_readers=(lag, letters),
-        search=make_opensearch(settings.opensearch_url),
+        search=search,
+        search_views=Views(search),
         reads=ReadBuffer(
             event_log,
             batch=settings.read_batch,

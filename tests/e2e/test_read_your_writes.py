@@ -3,16 +3,22 @@ they are alive."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
 import httpx
 import orjson
+import pytest
 
+from bloghub.adapters.search_indexes import ARTICLES, index_name
 from bloghub.events.position import Position
 from bloghub.events.topics import Family, topic_for
 from bloghub.settings import Settings
 from tests.conftest import LiveServer
 from tests.e2e.test_accounts import PASSWORD, signup_body
+from tests.e2e.test_articles import Author
+from tests.e2e.test_search import publish_at, word
+from tests.e2e.test_sessions import account, bearer, login
 
 
 async def _login(client: httpx.AsyncClient, email: str) -> dict[str, str]:
@@ -92,3 +98,53 @@ async def test_running_projectors_keep_a_heartbeat(
     info = orjson.loads(beat)
     assert (info["projector"], info["generation"]) == ("users", 1)
     assert 0 < await redis.ttl(keys[0]) <= settings.heartbeat_ttl_s
+
+
+@pytest.fixture
+async def writer(client: httpx.AsyncClient, unique_email: Callable[[], str]) -> Author:
+    tokens = await login(client, await account(client, unique_email))
+    return Author(tokens["user"]["id"], bearer(tokens["access_token"]))
+
+
+async def index_refreshes(live_api: LiveServer) -> int:
+    """How many times the article index was refreshed so far (by anyone, OpenSearch's own
+    periodic refreshes included): each refresh costs every reader of the index."""
+    c = live_api.container
+    index = index_name(c.settings.prefix, ARTICLES, 1)
+    stats = await c.search.indices.stats(index=index, metric="refresh")
+    return int(stats["indices"][index]["primaries"]["refresh"]["external_total"])
+
+
+async def found_with(client: httpx.AsyncClient, q: str, headers: dict[str, str]) -> list[str]:
+    answer = await client.get("/v1/search/articles", params={"q": q}, headers=headers)
+    assert answer.status_code == 200, answer.text
+    return [a["id"] for a in answer.json()["articles"]]
+
+
+async def test_searches_naming_a_position_the_index_shows_cost_no_refresh(
+    client: httpx.AsyncClient, writer: Author, live_api: LiveServer
+) -> None:
+    """A link shared with the position of a publish: every reader who follows it finds the
+    article, and once the index shows it nobody makes the index refresh again for it."""
+    marker = word()
+    article_id, after = await publish_at(client, writer, title=f"{marker} shared", content="x")
+    assert await found_with(client, marker, after) == [article_id]
+    before = await index_refreshes(live_api)
+    for _ in range(20):
+        assert await found_with(client, marker, after) == [article_id]
+    # At most one of OpenSearch's own refreshes, should a write of an earlier test land.
+    assert await index_refreshes(live_api) - before <= 1
+
+
+async def test_readers_waiting_for_one_publish_share_a_refresh(
+    client: httpx.AsyncClient, writer: Author, live_api: LiveServer
+) -> None:
+    """Twenty readers ask for a publish at the same moment: each finds it at once, and the
+    index is refreshed for them once, not twenty times."""
+    marker = word()
+    before = await index_refreshes(live_api)
+    article_id, after = await publish_at(client, writer, title=f"{marker} news", content="x")
+    found = await asyncio.gather(*(found_with(client, marker, after) for _ in range(20)))
+    assert found == [[article_id]] * 20
+    # One for the readers, and OpenSearch's own after the write, or two.
+    assert await index_refreshes(live_api) - before <= 3

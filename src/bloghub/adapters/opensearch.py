@@ -1,5 +1,6 @@
 """OpenSearch: client construction and error translation, for whole requests and for the
-items of a bulk answer."""
+items of a bulk answer; searches, refreshes and point-in-time views (what one process
+knows of the indexes it searches is ``search_views``)."""
 
 from __future__ import annotations
 
@@ -7,11 +8,14 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
+import structlog
 from opensearchpy import AsyncOpenSearch
 from opensearchpy.exceptions import ConnectionError as OSConnectionError
 from opensearchpy.exceptions import ConnectionTimeout, NotFoundError, RequestError, TransportError
 
 from bloghub.errors import InvalidInput, StoreRejected, Transient, Unavailable
+
+log = structlog.get_logger(__name__)
 
 # A cluster that refuses writes for its own reasons: read-only or flood-stage disk blocks,
 # a cluster without a master, shards not yet allocated.
@@ -62,31 +66,92 @@ async def translated() -> AsyncIterator[None]:
 
 
 async def search_index(
-    client: AsyncOpenSearch, index: str, body: Mapping[str, Any], *, refresh: bool = False
+    client: AsyncOpenSearch, index: str, body: Mapping[str, Any]
 ) -> Mapping[str, Any] | None:
-    """Run a search; None if the index does not exist yet (nothing was indexed). With
-    ``refresh`` the index is refreshed first, so every write acknowledged so far is found
-    (for a caller who waited for their own write). A query OpenSearch refuses as a whole
-    is the request's fault (422); an unwell cluster is ``Transient``, an unreachable one
-    ``Unavailable``."""
-    async with translated():
+    """Run a search; None if the index does not exist yet (nothing was indexed). A query
+    OpenSearch refuses as a whole is the request's fault (422); an unwell cluster is
+    ``Transient``, an unreachable one ``Unavailable``."""
+    async with translated(), _search_errors():
         try:
-            if refresh:
-                await client.indices.refresh(index=index)
             found: Mapping[str, Any] = await client.search(index=index, body=body)
         except NotFoundError as exc:
             if _error_type(exc.info) == "index_not_found_exception":
                 return None
             raise
-        except RequestError as exc:
-            raise InvalidInput("the search could not be run as asked") from exc
-        except TransportError as exc:
-            # A query of more words than the cluster takes clauses (each word a clause in
-            # each field searched) fails as a 500, though trying again cannot help.
-            if _caused_by(exc.info, _TOO_MANY_CLAUSES):
-                raise InvalidInput("the search has too many words; use fewer") from exc
-            raise
         return found
+
+
+async def search_view(
+    client: AsyncOpenSearch, view: str, body: Mapping[str, Any], *, keep_alive: str
+) -> Mapping[str, Any]:
+    """Search the point-in-time view ``view`` (its index as it was when the view was
+    opened), keeping it open ``keep_alive`` longer. ``ViewGone`` if it has expired, was
+    closed, or its index is gone."""
+    async with translated(), _search_errors():
+        try:
+            found: Mapping[str, Any] = await client.search(
+                body={**body, "pit": {"id": view, "keep_alive": keep_alive}}
+            )
+        except NotFoundError as exc:
+            raise ViewGone(view) from exc
+        return found
+
+
+@asynccontextmanager
+async def _search_errors() -> AsyncIterator[None]:
+    try:
+        yield
+    except RequestError as exc:
+        raise InvalidInput("the search could not be run as asked") from exc
+    except TransportError as exc:
+        # A query of more words than the cluster takes clauses (each word a clause in
+        # each field searched) fails as a 500, though trying again cannot help.
+        if _caused_by(exc.info, _TOO_MANY_CLAUSES):
+            raise InvalidInput("the search has too many words; use fewer") from exc
+        raise
+
+
+class ViewGone(Exception):
+    """A point-in-time view that no longer exists (expired, closed, node restarted)."""
+
+
+class TooManyViews(Transient):
+    """The cluster holds as many point-in-time views as it allows
+    (``search.max_open_pit_context``)."""
+
+
+async def open_view(client: AsyncOpenSearch, index: str, *, keep_alive: str) -> str | None:
+    """Open a point-in-time view of ``index``: what its searches find as of now, for
+    ``keep_alive`` after each use. None if the index does not exist yet."""
+    async with translated():
+        try:
+            made = await client.create_pit(index=index, params={"keep_alive": keep_alive})
+        except NotFoundError as exc:
+            if _error_type(exc.info) == "index_not_found_exception":
+                return None
+            raise
+        except TransportError as exc:
+            if exc.status_code == 429:  # search.max_open_pit_context reached, or busy
+                raise TooManyViews(f"no view opened: {exc.error}") from exc
+            raise
+    return str(made["pit_id"])
+
+
+async def close_view(client: AsyncOpenSearch, view: str) -> None:
+    async with translated():
+        await client.delete_pit(body={"pit_id": [view]})
+
+
+async def refresh_index(client: AsyncOpenSearch, index: str) -> bool:
+    """Make every write acknowledged so far searchable; False if the index does not exist."""
+    async with translated():
+        try:
+            await client.indices.refresh(index=index)
+        except NotFoundError as exc:
+            if _error_type(exc.info) == "index_not_found_exception":
+                return False
+            raise
+    return True
 
 
 _TOO_MANY_CLAUSES = frozenset({"too_many_clauses", "too_many_nested_clauses"})

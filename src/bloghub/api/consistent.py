@@ -77,8 +77,13 @@ async def wait_for_reads(request: Request, reads: Reads, caller_id: str | None) 
     if not named and not own:  # the common anonymous read: nothing to wait for
         request.state.caught_up = False
         return False
-    # A read that had to catch up reads the read model it waited for, not a cache: the
-    # projector lifts its cache fences only just after its commit.
+    # A read that names a position reads the read model it waits on, not a cache, even when
+    # the position is long passed: a cache is kept coherent with the active generation's
+    # commits (fences, and messages to every process's in-process tier that arrive when
+    # they arrive), not with the checkpoint of the generation this request pinned, and a
+    # caller may hold a row read before the wait (a login's account). The cost is this
+    # request's own: one read of the read model. A search index refresh, which every
+    # reader pays for, is decided apart (``waited_for``, api/v1/search.py).
     position = c.progress.relevant(reads, named.merge(own))
     request.state.caught_up = bool(position)
     if not position or await c.progress.reached(reads, position, pinned(request)):
@@ -86,6 +91,16 @@ async def wait_for_reads(request: Request, reads: Reads, caller_id: str | None) 
     await _refuse_beyond_the_log(request, c.progress.relevant(reads, named))
     reached = await c.progress.wait(reads, position, c.settings.read_wait_s, pinned(request))
     return not reached
+
+
+def waited_for(request: Request, reads: Reads) -> Position:
+    """The part of what this request's wait (``wait_for_reads``) asked for that ``reads``
+    read: for a store whose writes become visible apart from its checkpoint (a search
+    index's refresh)."""
+    memo: tuple[str | None, Position, Position] | None = getattr(request.state, "wanted", None)
+    if memo is None:
+        return Position({})
+    return container(request).progress.relevant(reads, memo[1].merge(memo[2]))
 
 
 async def _refuse_beyond_the_log(request: Request, named: Position) -> None:

@@ -1,13 +1,18 @@
 """The search requests sent to OpenSearch, built from validated parameters. The words a
 caller sends are only ever the ``query`` text of ``multi_match`` (analyzed as text, no
 syntax of any kind); tags and authors are exact ``term`` filters. Nothing a caller sends
-becomes query DSL."""
+becomes query DSL, and a cursor is sealed (HMAC): the view and sort values it names are
+ones this API handed out."""
 
 from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Mapping, Sequence
+import hashlib
+import hmac
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -23,7 +28,8 @@ ARTICLE_FIELDS = [
     "content.en",
 ]
 USER_FIELDS = ["nickname^3", "nickname.en^3", "about", "about.en"]
-# Up to two words, all of them; past that, three in four (in the same field).
+# Up to two words, all of them; past that, three in four, wherever in the article each
+# word is (title, tags or text).
 MINIMUM_MATCH = "2<75%"
 HIGHLIGHT: dict[str, Any] = {
     # OpenSearch escapes the text (HTML encoder) and adds only our tags.
@@ -37,19 +43,29 @@ HIGHLIGHT: dict[str, Any] = {
         "content.en": {"fragment_size": 160, "number_of_fragments": 2},
     },
 }
-# Newer articles rank higher: up to twice the relevance of the same text, half of that
-# boost gone after 30 days.
-RECENCY = [
-    {"weight": 1},
-    {"gauss": {"published_at": {"origin": "now", "scale": "30d", "offset": "1d", "decay": 0.5}}},
-]
+
+
+def recency(origin_ms: int) -> list[dict[str, Any]]:
+    """Newer articles rank higher: up to twice the relevance of the same text, half of that
+    boost gone after 30 days. Measured from ``origin_ms`` (the first page's time, carried
+    by its cursor), not from "now": the pages of one search then score every article alike."""
+    decay = {"origin": origin_ms, "scale": "30d", "offset": "1d", "decay": 0.5}
+    return [{"weight": 1}, {"gauss": {"published_at": decay}}]
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
 
 
 def _words(q: str, fields: list[str]) -> dict[str, Any]:
+    # ``cross_fields`` takes the fields of one analysis as one big field, so the words may
+    # sit in different fields (one in the title, one in the text or a tag) and the
+    # minimum applies to the article, not to each field. Fields of the other analysis
+    # (``.en``) form a second group OpenSearch ORs with the first.
     return {
         "multi_match": {
             "query": q,
-            "type": "most_fields",
+            "type": "cross_fields",
             "fields": fields,
             "minimum_should_match": MINIMUM_MATCH,
         }
@@ -57,7 +73,13 @@ def _words(q: str, fields: list[str]) -> dict[str, Any]:
 
 
 def articles_request(
-    q: str, *, tag: str | None, author: str | None, limit: int, after: list[Any] | None
+    q: str,
+    *,
+    tag: str | None,
+    author: str | None,
+    limit: int,
+    after: list[Any] | None,
+    origin_ms: int | None = None,
 ) -> dict[str, Any]:
     filters: list[dict[str, Any]] = [{"term": {"state": "published"}}]
     if tag is not None:
@@ -68,7 +90,7 @@ def articles_request(
         "query": {
             "function_score": {
                 "query": {"bool": {"must": [_words(q, ARTICLE_FIELDS)], "filter": filters}},
-                "functions": RECENCY,
+                "functions": recency(now_ms() if origin_ms is None else origin_ms),
                 "score_mode": "sum",
                 "boost_mode": "multiply",
             }
@@ -99,29 +121,64 @@ def users_request(q: str, *, limit: int) -> dict[str, Any]:
     }
 
 
-def encode_cursor(sort: Sequence[Any]) -> str:
-    return base64.urlsafe_b64encode(orjson.dumps(list(sort))).decode().rstrip("=")
+CURSOR_LABEL = b"bloghub search cursor v1"
+_MAC_BYTES = 16
 
 
-def decode_cursor(cursor: str) -> list[Any]:
-    """The sort values a cursor holds. A cursor of the documented form that this API never
-    handed out names no page: 404 (start again without one), as the other lists answer."""
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        values = orjson.loads(raw)
-    except (binascii.Error, ValueError):
-        values = None
+@dataclass(frozen=True, slots=True)
+class Cursor:
+    """Where the next page starts: the last hit's sort values, the time the recency boost
+    is measured from, and the point-in-time view the pages read (None: the index itself,
+    when the cluster would hold no more views)."""
+
+    after: list[Any]
+    origin_ms: int
+    view: str | None
+
+
+class CursorSeal:
+    """Seals cursors with an HMAC under a key of their own: a cursor names an OpenSearch
+    view by id, and only views this API opened may be searched."""
+
+    def __init__(self, secret: str) -> None:
+        self._key = hmac.new(secret.encode(), CURSOR_LABEL, hashlib.sha256).digest()
+
+    def seal(self, cursor: Cursor) -> str:
+        payload = orjson.dumps([*cursor.after, cursor.origin_ms, cursor.view])
+        raw = self._mac(payload) + payload
+        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    def open(self, sealed: str) -> Cursor:
+        """The cursor ``sealed`` holds. One this API never handed out names no page: 404
+        (start again without one), as the other lists answer."""
+        try:
+            raw = base64.urlsafe_b64decode(sealed + "=" * (-len(sealed) % 4))
+        except (binascii.Error, ValueError):
+            raw = b""
+        mac, payload = raw[:_MAC_BYTES], raw[_MAC_BYTES:]
+        if len(mac) < _MAC_BYTES or not hmac.compare_digest(mac, self._mac(payload)):
+            raise NotFound("no page at that cursor; start again without one")
+        return _cursor(orjson.loads(payload))
+
+    def _mac(self, payload: bytes) -> bytes:
+        return hmac.new(self._key, payload, hashlib.sha256).digest()[:_MAC_BYTES]
+
+
+def _cursor(values: Any) -> Cursor:
+    # Sealed by this API, so well formed unless the code that sealed it differed.
     if not (
         isinstance(values, list)
-        and len(values) == 3
+        and len(values) == 5
         and isinstance(values[0], int | float)
         and not isinstance(values[0], bool)
         and isinstance(values[1], int)
         and not isinstance(values[1], bool)
         and isinstance(values[2], str)
+        and isinstance(values[3], int)
+        and (values[4] is None or isinstance(values[4], str))
     ):
         raise NotFound("no page at that cursor; start again without one")
-    return values
+    return Cursor(after=values[:3], origin_ms=values[3], view=values[4])
 
 
 def highlights(hit: Mapping[str, Any]) -> dict[str, Any]:

@@ -1,8 +1,13 @@
 """Search over HTTP: published articles and users, in Chinese and English.
 
 Reads wait like any other for the caller's own writes (read-your-writes); a caller who
-had a write to wait for also has the index refreshed before the search, so the article
-they just published is found at once, while everyone else reads at full speed.
+waited for a position also finds what the index holds up to it: the index is refreshed
+first unless a refresh of this process since the projector passed it has done that
+(adapters/opensearch.py ``Views``), so the article they just published is found at once,
+and a refresh is paid once per position, not per reader. An article search's pages read
+one point-in-time view of the index, named by the (sealed) cursor with the time the
+recency boost is measured from, so no article is skipped or repeated while others
+publish; a cursor whose view has expired is 404 ``cursor_expired`` (search again).
 OpenSearch down: 503 with Retry-After (writes go on: the log has them, and the projector
 catches up when OpenSearch is back). An article hit's like count is the interactions read
 model's, as on the article itself, read for the whole page in one query.
@@ -11,24 +16,26 @@ model's, as on the article itself, read for the whole page in one query.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+import contextlib
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import structlog
 from starlette.requests import Request
 from starlette.responses import Response
 
-from bloghub.adapters.opensearch import search_index
+from bloghub.adapters.opensearch import ViewGone, search_index
 from bloghub.adapters.redis.counters import Tally
 from bloghub.adapters.search_indexes import ARTICLES, USERS, index_name
 from bloghub.api.auth import USERS_READS, wait_as_reader
-from bloghub.api.consistent import Reads, mark_stale, pinned
+from bloghub.api.consistent import Reads, mark_stale, pinned, waited_for
 from bloghub.api.http import JSON, Endpoint, container, parse_query
 from bloghub.api.search_queries import (
+    Cursor,
+    CursorSeal,
     articles_request,
-    decode_cursor,
-    encode_cursor,
     highlights,
+    now_ms,
     users_request,
 )
 from bloghub.api.v1.article_schemas import AuthorOut
@@ -44,18 +51,22 @@ from bloghub.api.v1.search_schemas import (
     author_filter,
 )
 from bloghub.api.v1.users import public_user
-from bloghub.errors import Transient, Unavailable
+from bloghub.errors import NotFound, Transient, Unavailable
+from bloghub.events.position import Position
 from bloghub.events.topics import Family
 
 log = structlog.get_logger(__name__)
 
-ARTICLE_SEARCH_READS: Reads = [
-    (ARTICLES, (Family.ARTICLES,)),
-    *USERS_READS,
-    *INTERACTIONS_READS,
-]
-USER_SEARCH_READS: Reads = [(USERS, (Family.USERS,))]
+# The index each search reads, by its projector and the topic whose positions it shows.
+ARTICLES_INDEX_READS: Reads = [(ARTICLES, (Family.ARTICLES,))]
+USERS_INDEX_READS: Reads = [(USERS, (Family.USERS,))]
+ARTICLE_SEARCH_READS: Reads = [*ARTICLES_INDEX_READS, *USERS_READS, *INTERACTIONS_READS]
+USER_SEARCH_READS: Reads = USERS_INDEX_READS
 RETRY_AFTER_S = 5
+# The longest cursor a page query takes (``PageQuery.cursor``).
+CURSOR_CHARS = 512
+
+Found = Mapping[str, Any]
 
 
 class SearchUnavailable(Unavailable):
@@ -63,19 +74,72 @@ class SearchUnavailable(Unavailable):
     retry_after_s = RETRY_AFTER_S
 
 
-async def _search(
-    request: Request, projector: str, body: Mapping[str, Any]
-) -> Mapping[str, Any] | None:
-    """Search the generation of ``projector`` this request reads (the one it waited on)."""
+class CursorExpired(NotFound):
+    code = "cursor_expired"
+
+
+async def _index(request: Request, projector: str) -> str:
+    """The index of the generation of ``projector`` this request reads (the one it waited on)."""
     c = container(request)
-    index = index_name(c.settings.prefix, projector, await pinned(request).generation(projector))
+    return index_name(c.settings.prefix, projector, await pinned(request).generation(projector))
+
+
+async def _wanted(request: Request, reads: Reads, stale: bool) -> Position:
+    """What the index must show: the position this read waited for in the index's topic;
+    nothing if the wait ran out before the index's projector passed it (the answer says
+    it may be stale, and a refresh could not bring what is not indexed yet)."""
+    wanted = waited_for(request, reads)
+    c = container(request)
+    if wanted and stale and not await c.progress.reached(reads, wanted, pinned(request)):
+        return Position({})
+    return wanted
+
+
+@contextlib.contextmanager
+def _answered(index: str) -> Iterator[None]:
     try:
-        return await search_index(
-            c.search, index, body, refresh=getattr(request.state, "caught_up", False)
-        )
+        yield
     except (Unavailable, Transient) as exc:
         log.warning("search.unavailable", index=index, error=repr(exc))
         raise SearchUnavailable("search is unavailable; try again shortly") from exc
+
+
+def _seal(request: Request) -> CursorSeal:
+    return CursorSeal(container(request).settings.position_secret.get_secret_value())
+
+
+async def _article_page(
+    request: Request, body: Found, cursor: Cursor | None, wanted: Position, limit: int
+) -> tuple[Found | None, str | None]:
+    """A page of hits and the view its next page reads. A first page reads a fresh view
+    that shows ``wanted``; a later one the view of its first page."""
+    search, views = container(request).search, container(request).search_views
+    index = await _index(request, ARTICLES)
+    with _answered(index):
+        if cursor is None:
+
+            def paged(found: Found) -> bool:
+                return len(found["hits"]["hits"]) > limit
+
+            return await views.first_page(index, body, wanted, paged=paged)
+        if cursor.view is None:  # the cluster held no views when the first page was read
+            return await search_index(search, index, body), None
+        try:
+            found = await views.later_page(cursor.view, body)
+        except ViewGone as exc:
+            raise CursorExpired(
+                "this search's pages are kept for 2 minutes after each page; search again"
+            ) from exc
+        return found, str(found.get("pit_id") or cursor.view)
+
+
+def _next_cursor(request: Request, hit: Found, origin_ms: int, view: str | None) -> str:
+    seal = _seal(request)
+    cursor = seal.seal(Cursor(after=list(hit["sort"]), origin_ms=origin_ms, view=view))
+    if len(cursor) > CURSOR_CHARS:  # a view id of many shards: page the index itself
+        log.warning("search.cursor_too_long", chars=len(cursor))
+        cursor = seal.seal(Cursor(after=list(hit["sort"]), origin_ms=origin_ms, view=None))
+    return cursor
 
 
 async def _author(request: Request, author_id: str) -> AuthorOut:
@@ -103,16 +167,19 @@ async def _article_hit(
 
 async def search_articles(request: Request) -> Response:
     params = parse_query(request, ArticleSearchQuery)
-    after = decode_cursor(params.cursor) if params.cursor is not None else None
+    cursor = _seal(request).open(params.cursor) if params.cursor is not None else None
     stale = await wait_as_reader(request, ARTICLE_SEARCH_READS)
+    origin_ms = cursor.origin_ms if cursor is not None else now_ms()
     body = articles_request(
         params.q,
         tag=params.tag,
         author=author_filter(params.author),
         limit=params.limit,
-        after=after,
+        after=cursor.after if cursor is not None else None,
+        origin_ms=origin_ms,
     )
-    found = await _search(request, ARTICLES, body)
+    wanted = await _wanted(request, ARTICLES_INDEX_READS, stale) if cursor is None else Position()
+    found, view = await _article_page(request, body, cursor, wanted, params.limit)
     hits = list(found["hits"]["hits"]) if found else []
     page = hits[: params.limit]
     more = len(hits) > params.limit
@@ -121,7 +188,7 @@ async def search_articles(request: Request) -> Response:
         total=found["hits"]["total"]["value"] if found else 0,
         # The authors of a page are looked up side by side, not one round trip each.
         articles=list(await asyncio.gather(*(_article_hit(request, hit, tallies) for hit in page))),
-        next_cursor=encode_cursor(page[-1]["sort"]) if more else None,
+        next_cursor=_next_cursor(request, page[-1], origin_ms, view) if more else None,
     )
     return mark_stale(JSON(out.model_dump(mode="json")), stale)
 
@@ -129,7 +196,14 @@ async def search_articles(request: Request) -> Response:
 async def search_users(request: Request) -> Response:
     params = parse_query(request, UserSearchQuery)
     stale = await wait_as_reader(request, USER_SEARCH_READS)
-    found = await _search(request, USERS, users_request(params.q, limit=params.limit))
+    wanted = await _wanted(request, USERS_INDEX_READS, stale)
+    index = await _index(request, USERS)
+    with _answered(index):
+        found = None
+        if await container(request).search_views.refreshed(index, wanted):
+            found = await search_index(
+                container(request).search, index, users_request(params.q, limit=params.limit)
+            )
     hits = list(found["hits"]["hits"]) if found else []
     out = UserResults(
         total=found["hits"]["total"]["value"] if found else 0,
