@@ -171,6 +171,26 @@ async def test_a_nul_in_the_login_email_is_a_422_not_a_500(client: httpx.AsyncCl
     assert "email" in _shape(response)["fields"]  # type: ignore[operator]
 
 
+@pytest.mark.parametrize(
+    ("nickname", "message"),
+    [
+        ("a?b", "must not contain /, ?, #, % or \\"),
+        ("a#b", "must not contain /, ?, #, % or \\"),
+        ("100%", "must not contain /, ?, #, % or \\"),
+        ("a\\b", "must not contain /, ?, #, % or \\"),
+        ("..", "must not be dots only"),
+    ],
+)
+async def test_a_nickname_that_no_profile_address_can_hold_is_refused(
+    client: httpx.AsyncClient, auth: dict[str, str], nickname: str, message: str
+) -> None:
+    """A nickname is also the username of `/api/profiles/{username}`, which front ends
+    write into the address as it is."""
+    response = await client.patch("/v1/users/me", json={"nickname": nickname}, headers=auth)
+    assert response.status_code == 422, response.text
+    assert _shape(response)["fields"] == {"nickname": message}
+
+
 def _string_fields(model: type[BaseModel]) -> list[str]:
     return [
         name

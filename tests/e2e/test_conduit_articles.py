@@ -3,6 +3,7 @@ favorited, and the feed; each with the spec's statuses and error bodies."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import Any
 
@@ -89,6 +90,59 @@ async def test_a_new_title_moves_the_slug_and_the_old_one_stops_resolving(
     assert (await write(client, jake, old_title))["slug"] == made["slug"]
 
 
+async def test_a_title_that_makes_a_routes_name_gets_a_suffix_and_is_read_by_it(
+    client: httpx.AsyncClient,
+) -> None:
+    """`GET /api/articles/feed` is the feed: an article slugged `feed` could never be read."""
+    jake = await register(client)
+    moved = await write(client, jake, unique_name("Soon the feed "))
+    renamed = await client.put(
+        f"/api/articles/{moved['slug']}", json={"article": {"title": "feed"}}, headers=jake.auth
+    )
+    assert renamed.status_code == 200, renamed.text
+    made = [
+        await write(client, jake, "Feed"),
+        await write(client, jake, "\uff26\uff25\uff25\uff24"),  # full-width FEED
+    ]
+    for article in [*made, renamed.json()["article"]]:
+        assert article["slug"].startswith("feed-"), article["slug"]
+        read = await client.get(f"/api/articles/{article['slug']}", headers=jake.auth)
+        assert read.status_code == 200, read.text
+        assert read.json()["article"]["title"] == article["title"]
+    feed = await client.get("/api/articles/feed", headers=jake.auth)
+    assert feed.json() == {"articles": [], "articlesCount": 0}, "still the feed"
+
+
+async def test_a_write_answers_the_times_the_next_read_shows(client: httpx.AsyncClient) -> None:
+    """A front end shows the article its write answered, then the one it reads back: the
+    two show the same times (those of the write's events)."""
+    jake = await register(client)
+
+    async def read(slug: str) -> tuple[str, str]:
+        got = (await client.get(f"/api/articles/{slug}", headers=jake.auth)).json()["article"]
+        return got["createdAt"], got["updatedAt"]
+
+    made = await write(client, jake, unique_name("Stamped "))
+    assert (made["createdAt"], made["updatedAt"]) == await read(made["slug"])
+    put = await client.put(
+        f"/api/articles/{made['slug']}", json={"article": {"body": "Again"}}, headers=jake.auth
+    )
+    changed = put.json()["article"]
+    assert (changed["createdAt"], changed["updatedAt"]) == await read(made["slug"])
+    assert changed["createdAt"] == made["createdAt"], "the first publication"
+    # A `/v1` draft is first published by its author's PUT.
+    v1 = {"authorization": f"Bearer {jake.token}"}
+    title = unique_name("Drafted ")
+    draft = {"title": title, "content": "Not yet", "tags": []}
+    assert (await client.post("/v1/articles", json=draft, headers=v1)).status_code == 201
+    slug = title.lower().replace(" ", "-")
+    put = await client.put(
+        f"/api/articles/{slug}", json={"article": {"body": "Now"}}, headers=jake.auth
+    )
+    published = put.json()["article"]
+    assert (published["createdAt"], published["updatedAt"]) == await read(slug)
+
+
 async def test_only_the_author_changes_or_deletes_an_article(client: httpx.AsyncClient) -> None:
     jake, ann = await register(client), await register(client)
     slug = (await write(client, jake, unique_name("Mine ")))["slug"]
@@ -105,6 +159,10 @@ async def test_only_the_author_changes_or_deletes_an_article(client: httpx.Async
         f"/api/articles/{slug}", json={"article": {"title": ""}}, headers=jake.auth
     )
     assert errors(blank, 422) == {"title": ["can't be blank"]}
+    spaces = await client.put(
+        f"/api/articles/{slug}", json={"article": {"body": " \n\t "}}, headers=jake.auth
+    )
+    assert errors(spaces, 422) == {"body": ["can't be blank"]}
     deleted = await client.delete(f"/api/articles/{slug}", headers=jake.auth)
     assert deleted.status_code == 204
     assert errors(await client.get(f"/api/articles/{slug}", headers=jake.auth), 404)
@@ -118,6 +176,12 @@ async def test_only_the_author_changes_or_deletes_an_article(client: httpx.Async
         ({"title": "  ", "description": "d", "body": "b"}, "title", "can't be blank"),
         ({"title": "t", "description": "", "body": "b"}, "description", "can't be blank"),
         ({"title": "t", "description": "d", "body": ""}, "body", "can't be blank"),
+        ({"title": "t", "description": "d", "body": "   \n\t "}, "body", "can't be blank"),
+        (
+            {"title": "t", "description": "d", "body": "\u200b\n"},
+            "body",
+            "must contain visible text",
+        ),
         ({"title": "t" * 129, "description": "d", "body": "b"}, "title", None),
         ({"title": 5, "description": "d", "body": "b"}, "title", "is invalid"),
         ({"title": "t", "description": "d", "body": "b", "tagList": "x"}, "tagList", None),
@@ -228,6 +292,28 @@ async def test_favorites_are_likes_counted_and_listed_by_who_favorited(
     assert errors(await client.post("/api/articles/nope/favorite", headers=ann.auth), 404) == {
         "article": ["not found"]
     }
+
+
+async def test_a_double_submitted_favorite_answers_one_favorite(
+    client: httpx.AsyncClient,
+) -> None:
+    """A double click sends the favorite again before the first is answered: every answer
+    counts the caller once, as the next read does."""
+    jake, ann = await register(client), await register(client)
+    for _ in range(3):
+        made, after = await write_at(client, jake, unique_name("Double "))
+        url = f"/api/articles/{made['slug']}/favorite"
+        clicks = await asyncio.gather(
+            *(client.post(url, headers={**ann.auth, **after}) for _ in range(4))
+        )
+        shown = [(r.status_code, r.json()["article"]["favorited"]) for r in clicks]
+        assert shown == [(200, True)] * 4
+        assert [r.json()["article"]["favoritesCount"] for r in clicks] == [1] * 4
+        read = await client.get(f"/api/articles/{made['slug']}", headers=ann.auth)
+        assert (read.json()["article"]["favorited"], read.json()["article"]["favoritesCount"]) == (
+            True,
+            1,
+        )
 
 
 async def test_the_feed_is_the_followed_authors_articles_and_needs_a_token(

@@ -111,3 +111,16 @@ async def test_only_its_author_deletes_a_comment(client: httpx.AsyncClient) -> N
     assert (await client.delete(path, headers=ann.auth)).status_code == 204
     left = (await client.get(f"/api/articles/{slug}/comments", headers=ann.auth)).json()
     assert left == {"comments": []}
+
+
+async def test_a_comment_answers_the_time_the_list_shows(client: httpx.AsyncClient) -> None:
+    jake = await register(client)
+    slug = (await write(client, jake, unique_name("Timed ")))["slug"]
+    answer = await client.post(
+        f"/api/articles/{slug}/comments", json={"comment": {"body": "First!"}}, headers=jake.auth
+    )
+    posted = answer.json()["comment"]
+    (listed,) = (await client.get(f"/api/articles/{slug}/comments", headers=jake.auth)).json()[
+        "comments"
+    ]
+    assert (posted["createdAt"], posted["updatedAt"]) == (listed["createdAt"], listed["updatedAt"])

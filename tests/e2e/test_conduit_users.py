@@ -10,6 +10,8 @@ import httpx
 import jwt
 import pytest
 
+from bloghub.commands.context import Caller
+from bloghub.commands.users import RegisterUser, register_user
 from tests.conftest import LiveServer
 from tests.e2e.conduit_client import PASSWORD, Conduit, errors, register, unique_name
 
@@ -301,12 +303,57 @@ async def test_usernames_that_look_alike_are_one_username(client: httpx.AsyncCli
     assert found.json()["profile"]["username"] == jose.username
 
 
-async def test_a_username_with_a_slash_is_refused(client: httpx.AsyncClient) -> None:
-    """It could never be reached: `/api/profiles/a%2Fb` is the path `/api/profiles/a/b`."""
-    answer = await client.post(
-        "/api/users", json=new_user(unique_name("a/b"), f"{unique_name()}@example.com")
+UNADDRESSABLE = "must not contain /, ?, #, % or \\"
+DOTS = "must not be dots only"
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("a/b", UNADDRESSABLE),  # `/api/profiles/a%2Fb` is the path `/api/profiles/a/b`
+        ("a?b", UNADDRESSABLE),  # the path ends at `?`: `/profiles/a`
+        ("a#b", UNADDRESSABLE),  # and at `#`
+        ("50%", UNADDRESSABLE),  # read as an escape, here a broken one
+        ("x%2Fy", UNADDRESSABLE),  # read as an escape: `x/y`
+        ("a\\b", UNADDRESSABLE),  # browsers make it `a/b`
+        (".", DOTS),  # `/profiles/.` is `/profiles/`
+        ("..", DOTS),  # `/profiles/..` is `/`
+        ("...", DOTS),
+    ],
+)
+async def test_a_username_that_no_profile_address_can_hold_is_refused(
+    client: httpx.AsyncClient, name: str, message: str
+) -> None:
+    """Front ends link a profile as `/profiles/${username}`, with nothing encoded: a name
+    that address would change could never be shown, followed or listed by."""
+    answer = await client.post("/api/users", json=new_user(name, f"{unique_name()}@example.com"))
+    assert errors(answer, 422) == {"username": [message]}
+    jake = await register(client)
+    renamed = await client.put("/api/user", json={"user": {"username": name}}, headers=jake.auth)
+    assert errors(renamed, 422) == {"username": [message]}
+
+
+async def test_an_account_keeps_a_name_taken_before_the_address_rules(
+    client: httpx.AsyncClient, live_api: LiveServer
+) -> None:
+    """A name taken before the rules refused it stays its account's: the settings form,
+    which sends it back unchanged, still saves; only a new name must meet them."""
+    c = live_api.container
+    old, email = unique_name("50% off? "), f"{unique_name()}@example.com"
+    made = await register_user(
+        RegisterUser(email, PASSWORD, nickname=old), c.commands, Caller(None, None)
     )
-    assert errors(answer, 422) == {"username": ["must not contain a slash"]}
+    after = {"bloghub-after": c.positions.seal(made.position)}
+    login = {"user": {"email": email, "password": PASSWORD}}
+    signed = await client.post("/api/users/login", json=login, headers=after)
+    assert signed.status_code == 200, signed.text
+    auth = {"authorization": f"Token {signed.json()['user']['token']}"}
+    form = {"email": email, "username": old, "bio": "New bio", "image": "", "password": ""}
+    saved = await client.put("/api/user", json={"user": form}, headers=auth)
+    assert saved.status_code == 200, saved.text
+    assert (saved.json()["user"]["username"], saved.json()["user"]["bio"]) == (old, "New bio")
+    other = await client.put("/api/user", json={"user": {"username": old + "#2"}}, headers=auth)
+    assert errors(other, 422) == {"username": [UNADDRESSABLE]}
 
 
 async def test_a_settings_form_sent_back_whole_changes_only_what_differs(

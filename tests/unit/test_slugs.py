@@ -7,9 +7,10 @@ from datetime import UTC, datetime, timedelta, timezone
 from hypothesis import given
 from hypothesis import strategies as st
 
+from bloghub.api.conduit import ENDPOINTS
 from bloghub.api.conduit.views import timestamp
 from bloghub.commands.comment_numbers import draw_number
-from bloghub.commands.slugs import MAX_BASE_CHARS, same_base, slug_base
+from bloghub.commands.slugs import MAX_BASE_CHARS, ROUTE_NAMES, same_base, slug_base
 
 
 def test_a_slug_is_the_titles_words_in_lower_case_joined_by_hyphens() -> None:
@@ -36,6 +37,20 @@ def test_a_title_change_keeps_the_slug_only_when_its_slug_form_is_the_same() -> 
     assert not same_base("dragons", "Dragons and knights")
     assert not same_base("dragons-and-knights", "Dragons"), "not a suffix of ours"
     assert not same_base(None, "Dragons")
+
+
+def test_every_fixed_name_under_articles_is_a_slug_no_article_gets() -> None:
+    """`/api/articles/feed` is the feed's route: an article slugged `feed` would be hidden
+    behind it. A new route of that form must be named to the slugs."""
+    fixed = {
+        ep.path.split("/")[2]
+        for ep in ENDPOINTS
+        if ep.path.startswith("/articles/") and "{" not in ep.path.split("/")[2]
+    }
+    assert "feed" in fixed
+    assert fixed <= ROUTE_NAMES
+    assert not same_base("feed", "Feed"), "a slug taken before it was a route's moves on"
+    assert same_base("feed-0a1b2c3d", "Feed")
 
 
 def test_timestamps_are_utc_with_milliseconds_and_z() -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from bloghub.commands.context import Caller, CommandDeps, Key
 from bloghub.commands.slugs import free_slug_later, reserve_slug, same_base
@@ -58,7 +59,8 @@ class Changed:
     article_id: str
     version: int
     position: Position
-    slug: str | None = None
+    slug: str | None
+    at: datetime  # when the change happened: its event's time, the one reads show
 
 
 async def create_article(
@@ -93,13 +95,14 @@ async def create_article(
         keys.append((VERSION_KIND, step, author))
         state = ArticleState(article_id, author, 1, "draft", draft, key[1])
         events.append(_carrying(ArticlePublished, state, draft)(version, key[1]))
+    at = datetime.now(UTC)
     try:
         # A slug is looked up for its holder only: the answer need not wait to confirm it.
-        position = await deps.record_holding_all(caller, keys, *events, settled_first=False)
+        position = await deps.record_holding_all(caller, keys, *events, settled_first=False, at=at)
     except Indeterminate as unsure:
         # The draft may still be recorded: whoever waits for it learns its id with it.
-        raise unsure.then(lambda pos: Changed(article_id, version, pos, key[1])) from unsure
-    return Changed(article_id, version, position, key[1])
+        raise unsure.then(lambda pos: Changed(article_id, version, pos, key[1], at)) from unsure
+    return Changed(article_id, version, position, key[1], at)
 
 
 async def edit_draft(
@@ -212,14 +215,15 @@ async def _change(
             await deps.reservations.release(*keys[0])
             raise
         slug = keys[1][1]
+    at = datetime.now(UTC)
     try:
-        position = await deps.record_holding_all(caller, keys, make(version, slug))
+        position = await deps.record_holding_all(caller, keys, make(version, slug), at=at)
     except Indeterminate as unsure:
-        raise unsure.then(lambda pos: Changed(current.id, version, pos, slug)) from unsure
+        raise unsure.then(lambda pos: Changed(current.id, version, pos, slug, at)) from unsure
     await _forget_older_versions(deps, current.id, version)
     if slug != current.slug:
         await free_slug_later(deps, current.slug, current.id)
-    return Changed(current.id, version, position, slug)
+    return Changed(current.id, version, position, slug, at)
 
 
 async def _forget_older_versions(deps: CommandDeps, article_id: str, version: int) -> None:

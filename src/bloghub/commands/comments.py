@@ -4,6 +4,7 @@ its whole subtree. Decided on the read models as of the caller's own last write.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from bloghub.commands.comment_numbers import reserve_number
 from bloghub.commands.context import Caller, CommandDeps
@@ -30,7 +31,8 @@ class Posted:
     comment_id: str
     root_id: str | None
     position: Position
-    number: int | None = None
+    number: int | None
+    at: datetime  # when it was posted: its event's time, the one reads show
 
 
 async def post_comment(
@@ -63,12 +65,13 @@ async def post_comment(
         parent_author_id=None if parent is None else parent.author_id,
         content=content,
     )
+    at = datetime.now(UTC)
     try:
-        position = await deps.record_holding(caller, key, event)
+        position = await deps.record_holding(caller, key, event, at=at)
     except Indeterminate as unsure:
         # The comment may still be recorded: whoever waits for it learns its id with it.
-        raise unsure.then(lambda pos: Posted(comment_id, root, pos, number)) from unsure
-    return Posted(comment_id, root, position, number)
+        raise unsure.then(lambda pos: Posted(comment_id, root, pos, number, at)) from unsure
+    return Posted(comment_id, root, position, number, at)
 
 
 async def delete_comment(comment: CommentRef | None, deps: CommandDeps, caller: Caller) -> Position:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import partial
 
 import structlog
@@ -49,7 +50,12 @@ class CommandDeps:
     after_append: AfterAppend = field(default_factory=AfterAppend)
 
     async def record_holding(
-        self, caller: Caller, key: Key, *events: Event, settled_first: bool = True
+        self,
+        caller: Caller,
+        key: Key,
+        *events: Event,
+        settled_first: bool = True,
+        at: datetime | None = None,
     ) -> Position:
         """Record ``events`` that need the reserved ``key``. From the moment the producer
         has them, the log alone decides the key: confirmed when they are recorded, freed
@@ -60,10 +66,17 @@ class CommandDeps:
         The answer waits for the key to be confirmed (``settled_first``) when a reader
         needs the position the index then holds (a login by an email not yet projected);
         a key that is read for its holder alone (a slug) is confirmed after the answer."""
-        return await self.record_holding_all(caller, (key,), *events, settled_first=settled_first)
+        return await self.record_holding_all(
+            caller, (key,), *events, settled_first=settled_first, at=at
+        )
 
     async def record_holding_all(
-        self, caller: Caller, keys: Sequence[Key], *events: Event, settled_first: bool = True
+        self,
+        caller: Caller,
+        keys: Sequence[Key],
+        *events: Event,
+        settled_first: bool = True,
+        at: datetime | None = None,
     ) -> Position:
         """``record_holding`` for events that need several reserved keys at once (an
         account's email and username, an article's version and new slug)."""
@@ -82,7 +95,7 @@ class CommandDeps:
                 settling.append(step)
 
         try:
-            position = await self.record(caller, *events, handed_over=handed_over)
+            position = await self.record(caller, *events, handed_over=handed_over, at=at)
         except BaseException:
             if not outcomes:  # nothing reached the producer: nothing can land
                 for key in keys:
@@ -114,8 +127,14 @@ class CommandDeps:
         await self.after_append.run(what, step, **context)
 
     async def record(
-        self, caller: Caller, *events: Event, handed_over: HandedOver | None = None
+        self,
+        caller: Caller,
+        *events: Event,
+        handed_over: HandedOver | None = None,
+        at: datetime | None = None,
     ) -> Position:
+        """Append ``events``, sealed and enveloped. ``at``: when they happened, for a command
+        whose answer shows it (its next read then shows the same time); now if not given."""
         # An erased account writes nothing more, however far the projectors lag (its
         # sessions end only once the users projector applies the erasure). Sealing looks
         # the key up, and refuses, for the users it seals for; anyone else is asked here.
@@ -127,7 +146,8 @@ class CommandDeps:
                 await self.keys.refuse_erased(caller.actor_id)
         sealed = [await self._sealed(e) for e in events]
         envelopes = [
-            envelop(e, actor_id=caller.actor_id, request_id=caller.request_id) for e in sealed
+            envelop(e, actor_id=caller.actor_id, request_id=caller.request_id, occurred_at=at)
+            for e in sealed
         ]
         return await self.event_log.append(envelopes, handed_over=handed_over)
 

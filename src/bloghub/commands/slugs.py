@@ -23,6 +23,10 @@ _HYPHENS = re.compile(r"-{2,}")
 # apart) belong to the letter they sit on; ``\w`` leaves them out, and would break words.
 _MARKS = frozenset({"Mn", "Mc", "Me"})
 _SUFFIX = r"(?:-[0-9a-f]{8})?"  # what ``reserve_slug`` adds to a taken slug
+# Slugs a fixed route under /api/articles/ answers instead of the article
+# (`GET /api/articles/feed` is the feed): taken from the start, so a title that makes one
+# gets the suffix, as a taken slug does.
+ROUTE_NAMES = frozenset({"feed"})
 
 
 def slug_base(title: str) -> str:
@@ -53,16 +57,17 @@ def _cut(words: str) -> str:
 def same_base(slug: str | None, title: str) -> bool:
     """Whether ``slug`` was made from a title equal to ``title`` in slug form: then a
     change of the title keeps its slug."""
-    if slug is None:
-        return False
+    if slug is None or slug in ROUTE_NAMES:
+        return False  # one taken before it was a route's is given up at the next change
     return re.fullmatch(re.escape(slug_base(title)) + _SUFFIX, slug) is not None
 
 
 async def reserve_slug(deps: CommandDeps, title: str, article_id: str) -> Key:
     """Reserve a slug for ``title``: the plain form, else the plain form with a random
-    suffix (equal titles get distinct slugs)."""
+    suffix (equal titles get distinct slugs; a route's name is never free)."""
     base = slug_base(title)
-    candidates = [base, *(f"{base}-{secrets.token_hex(4)}" for _ in range(SUFFIX_TRIES))]
+    plain = [] if base in ROUTE_NAMES else [base]
+    candidates = [*plain, *(f"{base}-{secrets.token_hex(4)}" for _ in range(SUFFIX_TRIES))]
     try:
         slug = await deps.reservations.reserve_first(SLUG, candidates, article_id)
     except Conflict:

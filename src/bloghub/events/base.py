@@ -53,13 +53,20 @@ class Recorded(NamedTuple):
     timestamp_ms: int
 
 
-def envelop(event: Event, *, actor_id: str | None, request_id: str | None) -> Envelope:
+def envelop(
+    event: Event,
+    *,
+    actor_id: str | None,
+    request_id: str | None,
+    occurred_at: datetime | None = None,
+) -> Envelope:
+    """``occurred_at``: when the command that made it decided it happened (now if not)."""
     return Envelope(
         event_id=new_id_str(),
         type=event.TYPE,
         version=event.VERSION,
         aggregate_id=event.aggregate_id(),
-        occurred_at=datetime.now(UTC),
+        occurred_at=datetime.now(UTC) if occurred_at is None else occurred_at,
         actor_id=actor_id,
         request_id=request_id,
         payload=event.model_dump(mode="json"),

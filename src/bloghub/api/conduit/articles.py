@@ -4,7 +4,8 @@ and its publication, an update an edit and its publication."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
 from starlette.requests import Request
@@ -26,11 +27,12 @@ from bloghub.api.conduit.reading import (
     articles_out,
     caught_up,
     maybe_signed_in,
+    people,
     queries,
     signed_in,
 )
 from bloghub.api.conduit.schemas import NewArticleIn, UpdateArticleIn
-from bloghub.api.conduit.views import Listed, listed
+from bloghub.api.conduit.views import Listed, article_view, listed
 from bloghub.api.consistent import written
 from bloghub.api.http import JSON, container
 from bloghub.api.v1.articles import ARTICLES_READS, READER_READS
@@ -142,7 +144,7 @@ async def create(request: Request) -> Response:
     draft = Draft(new.title, new.body, new.tagList, new.description)
     deps, who = container(request).commands, caller(request, claims.user_id)
     done = await create_article(draft, deps, who, publish=True)
-    shown = _as_written(done, claims.user_id, draft, datetime.now(UTC))
+    shown = _as_written(done, claims.user_id, draft, done.at)
     return await _answer(request, claims.user_id, done, shown, status=201)
 
 
@@ -152,7 +154,7 @@ async def _published_now(
     """Publish what was just written (decided on the state the write left, not on a read
     model that may not have it yet); the position covers both writes."""
     done = await publish_article(state, deps, who)
-    return Changed(done.article_id, done.version, before.merge(done.position), done.slug)
+    return replace(done, position=before.merge(done.position))
 
 
 async def update(request: Request) -> Response:
@@ -174,7 +176,8 @@ async def update(request: Request) -> Response:
     edited = await edit_draft(state, draft, None, deps, who)
     now = ArticleState(state.id, state.author_id, edited.version, state.status, draft, edited.slug)
     done = await _published_now(now, deps, who, edited.position)
-    shown = _as_written(done, claims.user_id, draft, row.published_at or datetime.now(UTC))
+    # Published before, it keeps its first publication; a `/v1` draft is first published now.
+    shown = _as_written(done, claims.user_id, draft, row.published_at or done.at)
     return await _answer(request, claims.user_id, done, shown)
 
 
@@ -221,7 +224,7 @@ def _as_written(done: Changed, author_id: str, draft: Draft, created_at: datetim
         body=draft.content,
         tags=draft.tags,
         created_at=created_at,
-        updated_at=datetime.now(UTC),
+        updated_at=done.at,
     )
 
 
@@ -240,18 +243,19 @@ async def _favorite(request: Request, *, on: bool) -> Response:
     claims = await signed_in(request)
     me = claims.user_id
     # Decided, and counted, as of the caller's own last write: the count the answer shows
-    # is the one before it, moved by this change if it changes anything.
+    # is the one read with the caller's mark, moved by this change if it changes anything.
+    # Read after the write, a count could already hold this like (or a concurrent double
+    # submit's), and adding it again would show one too many.
     await caught_up(request, [*LIKE_DECIDES, *INTERACTIONS_READS], me)
     article = await _published(request, me)
-    interactions = interaction_queries(request)
-    before = article.id in (await interactions.mine(me, [article.id])).liked
-    position = Position()
-    if before != on:
-        target = await interactions.target(article.id)
+    before = await queries(request).favorite(me, article.id)
+    count, position = before.count, Position()
+    if before.liked != on:
+        target = await interaction_queries(request).target(article.id)
         position = await like(target, on, container(request).commands, caller(request, me))
-    (out,) = await articles_out(request, me, [article], body=True)
-    moved = 0 if before == on else (1 if on else -1)
-    out.update(favorited=on, favoritesCount=max(0, out["favoritesCount"] + moved))
+        count = max(0, count + (1 if on else -1))
+    (author,) = (await people(request, me, [article.author_id])).values()
+    out = article_view(article, author, on, count, body=True)
     return await written(request, JSON({"article": out}), position, me)
 
 

@@ -4,7 +4,7 @@ and replies in one list, newest first); a new comment is a top-level one."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -57,7 +57,7 @@ async def create(request: Request) -> Response:
     article = await _published(request, me)
     deps, who = container(request).commands, caller(request, me)
     done = await post_comment((article.id, article.author_id), None, None, body, deps, who)
-    shown = _Posted(done.comment_id, done.number, me, body, datetime.now(UTC))
+    shown = _Posted(done.comment_id, done.number, me, body, done.at)
     (author,) = (await people(request, me, [me])).values()
     out = JSON({"comment": comment_view(shown, author)}, status_code=201)
     return await written(request, out, done.position, me)

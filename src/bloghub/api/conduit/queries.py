@@ -8,7 +8,18 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import ColumnElement, MetaData, Select, any_, bindparam, cast, desc, func, select
+from sqlalchemy import (
+    ColumnElement,
+    MetaData,
+    Select,
+    any_,
+    bindparam,
+    cast,
+    desc,
+    exists,
+    func,
+    select,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -16,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bloghub.adapters.postgres.engine import translated
 from bloghub.adapters.postgres.generations import schema_name
 from bloghub.adapters.postgres.tables import (
+    article_stats,
     article_tags,
     articles,
     comments,
@@ -62,6 +74,14 @@ class Filters:
 class Page:
     rows: list[Any]
     total: int
+
+
+@dataclass(frozen=True, slots=True)
+class Favorite:
+    """Whether a user likes an article, and how many do: one reading of both."""
+
+    liked: bool
+    count: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +160,15 @@ class ConduitQueries:
             return {}
         stmt = select(*ARTICLE_COLUMNS).where(a.id == any_(_uuids(ids)), a.status == "published")
         return {str(row.id): row for row in await self._articles.all(stmt)}
+
+    async def favorite(self, user_id: str, article_id: str) -> Favorite:
+        """One statement, so one snapshot: a like applied between two reads would be
+        counted while the caller's own mark still said "not yet"."""
+        lk, st = likes.c, article_stats.c
+        liked = exists().where(lk.user_id == user_id, lk.article_id == article_id)
+        count = select(st.like_cnt).where(st.article_id == article_id).scalar_subquery()
+        row = await self._interactions.first(select(liked.label("liked"), count.label("cnt")))
+        return Favorite(bool(row.liked), int(row.cnt or 0))
 
     async def comments(self, article_id: str) -> list[Any]:
         """Every comment under the article, replies among them, newest first (ids are

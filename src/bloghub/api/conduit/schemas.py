@@ -10,7 +10,17 @@ from urllib.parse import urlsplit
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from bloghub.api.v1.article_schemas import Content, Tags, Title
-from bloghub.api.v1.schemas import LINE, PLAIN, AboutMe, Email, NewPassword, Nickname, Password
+from bloghub.api.v1.schemas import (
+    LINE,
+    PLAIN,
+    VISIBLE,
+    AboutMe,
+    Email,
+    NewPassword,
+    Nickname,
+    Password,
+    StoredName,
+)
 from bloghub.api.v1.social_schemas import COMMENT_TEXT, MAX_COMMENT_CHARS
 
 MAX_IMAGE_URL = 2048
@@ -33,7 +43,8 @@ class Body(BaseModel):
 
 Image = Annotated[str, Field(max_length=MAX_IMAGE_URL), PLAIN, AfterValidator(_web_url)]
 Description = Annotated[str, Field(min_length=1, max_length=256), LINE]
-ArticleBody = Annotated[Content, Field(min_length=1)]
+# Spaces and line breaks alone are blank, as a blank title or comment is.
+ArticleBody = Annotated[Content, Field(min_length=1), VISIBLE]
 CommentBody = Annotated[str, Field(min_length=1, max_length=MAX_COMMENT_CHARS), COMMENT_TEXT]
 
 
@@ -58,7 +69,9 @@ class LoginIn(Body):
 
 class UpdateUser(Body):
     """Only the fields sent change; ``bio`` and ``image`` may be null to clear them.
-    Settings pages send the whole form back: an empty password means "unchanged"."""
+    Settings pages send the whole form back: an empty password means "unchanged", and the
+    username is checked as a new nickname only if it differs (``users.update``), so an
+    account keeps a name taken before the address rules."""
 
     @model_validator(mode="before")
     @classmethod
@@ -69,7 +82,7 @@ class UpdateUser(Body):
 
     email: Email | None = None
     password: NewPassword | None = None
-    username: Nickname | None = None
+    username: StoredName | None = None
     bio: AboutMe | None = None
     image: Image | None = None
 

@@ -19,6 +19,7 @@ from bloghub.api.conduit.views import user_view
 from bloghub.api.consistent import credentials_written, written
 from bloghub.api.http import JSON, container
 from bloghub.api.queries import UserRow
+from bloghub.api.v1.schemas import unaddressable
 from bloghub.api.v1.sessions import caller, password_login
 from bloghub.commands.sessions import start_session
 from bloghub.commands.users import NewPassword, RegisterUser, register_user, update_profile
@@ -108,6 +109,10 @@ async def update(request: Request) -> Response:
     row = await _own(request, claims.user_id)
     if "email" in changes and changes["email"] != row.email:
         raise ConduitError(422, {"email": ["cannot be changed"]})
+    if "username" in changes and changes["username"] != row.nickname:
+        problem = unaddressable(changes["username"])
+        if problem is not None:
+            raise ConduitError(422, {"username": [problem]})
     profile = {_PROFILE[k]: v for k, v in changes.items() if k in _PROFILE}
     password = (
         NewPassword(changes["password"], keep_session_id=claims.session_id)

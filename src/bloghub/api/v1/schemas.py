@@ -103,6 +103,9 @@ TEXT = Rule(
     f"^{_IN_TEXT}*[^{_HIDDEN}{_SPACE}]{_IN_TEXT}*$",
     "must contain visible text and no control characters",
 )
+# Something visible somewhere in a text that takes any plain character (an article's
+# body): ``TEXT``'s test of visibility alone.
+VISIBLE = Rule(f"[^{_HIDDEN}{_SPACE}]", "must contain visible text")
 # A tag: visible words joined by spaces.
 TAG = Rule(
     f"^[^{_HIDDEN}{_SPACE}]+(?: +[^{_HIDDEN}{_SPACE}]+)*$",
@@ -239,12 +242,27 @@ def _canonical_name(value: Any) -> Any:
     return unicodedata.normalize("NFC", value).strip() if isinstance(value, str) else value
 
 
-# A nickname is also a Conduit username, a segment of `/api/profiles/{username}`: a slash,
-# even encoded, would make that address another path.
-_NO_SLASH = Rule("^[^/]*$", "must not contain a slash")
-Nickname = Annotated[
-    str, BeforeValidator(_canonical_name), Field(min_length=1, max_length=64), LINE, _NO_SLASH
+# A name as an account may hold it already: names taken before a rule of ``ADDRESSABLE``
+# was made stay theirs, and a form sending one back unchanged is not refused for it.
+StoredName = Annotated[
+    str, BeforeValidator(_canonical_name), Field(min_length=1, max_length=64), LINE
 ]
+# A nickname is also a Conduit username, which front ends put into an address as it is
+# (`/profiles/${username}`): a slash (even encoded) splits the segment, `?` and `#` end the
+# path, `%` is read as an escape, browsers turn `\` into `/`, and a segment of dots alone
+# is resolved away ("." and ".."). Such a name could name no profile.
+ADDRESSABLE = (
+    Rule(r"^[^/?#%\\]*$", "must not contain /, ?, #, % or \\"),
+    Rule(r"[^.]", "must not be dots only"),
+)
+Nickname = Annotated[StoredName, ADDRESSABLE[0], ADDRESSABLE[1]]
+
+
+def unaddressable(name: str) -> str | None:
+    """Why ``name`` cannot be a new nickname for the address it would make, or None."""
+    return next((rule.message for rule in ADDRESSABLE if not rule.matches(name)), None)
+
+
 AboutMe = Annotated[str, Field(max_length=1024), PLAIN]
 
 
