@@ -51,6 +51,13 @@ class NotificationQueries:
         rows = await self._all(stmt)
         return (rows[0].created_at, str(rows[0].id)) if rows else None
 
+    async def mine(self, user_id: str, ids: list[str]) -> list[str]:
+        """Which of ``ids`` are the user's notifications."""
+        if not ids:
+            return []
+        stmt = select(n.id).where(n.user_id == user_id, n.id.in_(ids))
+        return [str(r.id) for r in await self._all(stmt)]
+
     async def _all(self, stmt: Select[Any]) -> list[Any]:
         schema = schema_name(self.projector, await self._generations.generation(self.projector))
         engine = await self._generations.engine(self.projector, self._engine)

@@ -127,7 +127,15 @@ def _public(view: dict[str, object]) -> dict[str, object]:
 async def read_notifications(request: Request) -> Response:
     claims = await require_caller(request)
     body = await parse_body(request, MarkReadIn)
-    up_to = None
+    up_to, ids = None, [str(i) for i in body.ids or ()]
+    if ids:
+        # Only the caller's own notifications are marked: any other id would be kept as a
+        # mark for good (marks wait for notifications that may come later in the log), so
+        # a client could grow the table without bound. One no longer there (its comment
+        # deleted, say) has nothing left to mark.
+        ids = await queries(request).mine(claims.user_id, ids)
+        if not ids:
+            return Response(status_code=204)
     if body.up_to is not None:
         up_to = await queries(request).position_of(claims.user_id, str(body.up_to))
         if up_to is None:
@@ -136,7 +144,7 @@ async def read_notifications(request: Request) -> Response:
         container(request).commands,
         caller(request),
         user_id=claims.user_id,
-        ids=[str(i) for i in body.ids or ()],
+        ids=ids,
         up_to=up_to,
     )
     return await written(request, Response(status_code=204), position, claims.user_id)

@@ -1,0 +1,58 @@
+"""Marking notifications read marks only the caller's own: another user's notification
+stays unread, and ids that name none of the caller's are not kept at all (marks wait in
+the read model for notifications that may come later, so kept junk would grow it without
+bound)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+
+from bloghub.settings import Settings
+from tests.conftest import pg
+from tests.e2e.test_social import person
+from tests.support import wait_until
+
+pytestmark = pytest.mark.usefixtures("live_api")
+
+
+async def test_only_the_callers_own_notifications_are_marked_and_kept(
+    client: httpx.AsyncClient, settings: Settings, unique_email: Callable[[], str]
+) -> None:
+    alice, bob = await person(client, unique_email), await person(client, unique_email)
+    assert (await client.put(f"/v1/users/{alice.id}/follow", headers=bob.auth)).status_code == 200
+    found: list[dict[str, Any]] = []
+
+    async def notified() -> bool:
+        page = await client.get("/v1/notifications", headers=alice.auth)
+        found[:] = page.json()["notifications"]
+        return bool(found)
+
+    await wait_until(notified, timeout_s=30)
+    mine = found[0]["id"]
+    strangers = [str(uuid.uuid4()) for _ in range(3)]
+
+    theirs = await client.post(
+        "/v1/notifications/read", json={"ids": [mine, *strangers]}, headers=bob.auth
+    )
+    assert theirs.status_code == 204
+    unread = await client.get("/v1/notifications?unread=true", headers=alice.auth)
+    assert unread.json()["unread"] == 1, "bob cannot mark alice's notification"
+
+    marked = await client.post(
+        "/v1/notifications/read", json={"ids": [*strangers, mine]}, headers=alice.auth
+    )
+    assert marked.status_code == 204
+    after = await client.get("/v1/notifications", headers=alice.auth)
+    assert after.json()["unread"] == 0
+    async with pg(settings) as conn:
+        kept = await conn.fetchval(
+            "SELECT count(*) FROM notifications_g1.notification_marks "
+            "WHERE notification_id = ANY($1::uuid[])",
+            strangers,
+        )
+    assert kept == 0
