@@ -361,3 +361,29 @@ async def test_an_article_says_stale_while_its_authors_profile_is_behind(run_id:
         async with projecting(own, "users", "articles", "interactions"):
             fresh = await eventually_fresh(client, f"/v1/articles/{article_id}", **after)
             assert fresh.json()["article"]["author"]["nickname"] == "Ada"
+
+
+async def test_the_conduit_user_is_never_answered_without_the_callers_last_change(
+    run_id: str,
+) -> None:
+    """RealWorld clients update, then read at once, with no header and no retry: while the
+    change is not applied, GET and PUT /api/user are 503, never the old profile."""
+    async with site(run_id, "ryw_conduit_user") as at:
+        own, client = at.settings, at.client
+        async with projecting(own, "users"):
+            _, auth = await logged_in(client, f"ryw-c-{run_id}@example.com")
+        token = {"authorization": auth["authorization"].replace("Bearer", "Token")}
+        # The users projector is stopped: the change is in the log, not in the read model.
+        changed = await client.put("/api/user", json={"user": {"bio": "new"}}, headers=token)
+        assert changed.status_code == 200, changed.text
+        read = await client.get("/api/user", headers=token)
+        assert read.status_code == 503, read.text
+        again = await client.put("/api/user", json={"user": {"bio": "newer"}}, headers=token)
+        assert again.status_code == 503, again.text
+        async with projecting(own, "users"):
+            for _ in range(100):
+                read = await client.get("/api/user", headers=token)
+                if read.status_code == 200:
+                    break
+                await asyncio.sleep(0.1)
+            assert read.json()["user"]["bio"] == "new"

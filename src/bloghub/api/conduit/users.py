@@ -158,6 +158,10 @@ def _as_dict(row: UserRow) -> dict[str, Any]:
 
 
 async def _own(request: Request, user_id: str) -> UserRow:
+    """The caller's account as of their own last write (the session check waited for it):
+    503 to retry if that is not applied yet, never an answer or a decision without it."""
+    if getattr(request.state, "stale", False):
+        raise ConduitError(503, {"server": ["still applying your last change; try again"]})
     row = await user_queries(request).by_id(user_id)
     if row is None or row.erased:
         raise ConduitError(401, {"token": ["is invalid"]})
