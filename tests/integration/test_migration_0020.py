@@ -9,8 +9,9 @@ import asyncpg
 
 from bloghub.adapters.postgres.engine import make_engine
 from bloghub.adapters.postgres.generations import create_generation
-from bloghub.cli import alembic_config, upgrade_database
+from bloghub.cli import upgrade_database
 from tests.conftest import isolated
+from tests.integration.test_migrations import _stamp
 
 
 async def test_0020_gives_every_notifications_generation_its_comment_threads(
@@ -28,10 +29,7 @@ async def test_0020_gives_every_notifications_generation_its_comment_threads(
                     f"DROP TABLE {schema}.comment_threads; "
                     f"DROP INDEX {schema}.notifications_by_comment"
                 )
-            from alembic import command
-
-            config = alembic_config(settings.sqlalchemy_url)
-            await asyncio.to_thread(command.stamp, config, "0019")
+            await _stamp(settings, "0019")
 
             await asyncio.to_thread(upgrade_database, settings)
 

@@ -124,11 +124,10 @@ def _story(a: str, b: str, c: str, d: str) -> tuple[list[Event], dict[str, str]]
     return events, ids
 
 
-async def test_a_deleted_comment_takes_the_notifications_of_its_thread_with_it(
-    deleted_settings: Settings,
-) -> None:
-    s = deleted_settings
-    a, b, c, d = (new_id_str() for _ in range(4))
+async def _projected_story(
+    s: Settings, a: str, b: str, c: str, d: str
+) -> tuple[dict[str, str], int]:
+    """``_story`` appended and applied live: its comment ids, and the log's size."""
     events, ids = _story(a, b, c, d)
     async with projecting(s, "notifications"):
         await _append(s, events)
@@ -138,6 +137,15 @@ async def test_a_deleted_comment_takes_the_notifications_of_its_thread_with_it(
             return await applied(s, "notifications") >= total
 
         await wait_until(all_applied)
+    return ids, total
+
+
+async def test_a_deleted_comment_takes_the_notifications_of_its_thread_with_it(
+    deleted_settings: Settings,
+) -> None:
+    s = deleted_settings
+    a, b, c, d = (new_id_str() for _ in range(4))
+    ids, _ = await _projected_story(s, a, b, c, d)
     # a keeps only what is about the thread still there, all of it unread.
     assert await _told(s, a) == [("comment", d, ids["kept"]), ("comment", b, ids["under_kept"])]
     assert await _unread(s, a) == 2
@@ -151,16 +159,7 @@ async def test_a_replay_builds_the_same_notifications_as_live(
     deleted_settings: Settings,
 ) -> None:
     s = deleted_settings
-    a, b, c, d = (new_id_str() for _ in range(4))
-    events, _ = _story(a, b, c, d)
-    async with projecting(s, "notifications"):
-        await _append(s, events)
-        total = await _log_size(s)
-
-        async def all_applied() -> bool:
-            return await applied(s, "notifications") >= total
-
-        await wait_until(all_applied)
+    _, total = await _projected_story(s, *(new_id_str() for _ in range(4)))
     await replay_generation(s, NotificationsProjector, 2, until=total)
     for table in ("notifications", "comment_threads", "notification_marks"):
         live = await _table(s, 1, table)
