@@ -1,7 +1,7 @@
 """The registry of projector read models moved to another database (``bloghub migrate``).
 
 Revision ID: 0016
-Revises: 0014
+Revises: 0015
 """
 
 from __future__ import annotations
