@@ -115,6 +115,7 @@ async def test_collections_hold_published_articles_and_are_private(
     made = await client.post("/v1/collections", json={"name": "读书"}, headers=fan.auth)
     assert made.status_code == 201, made.text
     box = made.json()["collection"]["id"]
+    assert made.json() == {"collection": {"id": box, "name": "读书"}}
     assert (
         await client.post("/v1/collections", json={"name": ""}, headers=fan.auth)
     ).status_code == 422
@@ -124,6 +125,8 @@ async def test_collections_hold_published_articles_and_are_private(
             f"/v1/collections/{box}/articles/{article_id}", headers={**fan.auth, **after2}
         )
         assert put.status_code == 200, put.text
+        # What the write names, not counts it cannot know yet (the list has those).
+        assert put.json()["collection"] == {"id": box, "name": "读书"}
     mine = await seen_by(client, first, fan)
     assert (mine["collect_cnt"], mine["collected"]) == (1, True)
     boxes = (await client.get("/v1/me/collections", headers=fan.auth)).json()["collections"]
@@ -283,3 +286,24 @@ async def test_a_withdrawn_or_deleted_article_leaves_collections_and_a_republish
         return sorted(ids) == sorted([withdrawn, kept]) and count == 2
 
     await wait_until(back, timeout_s=10)
+
+
+async def test_a_reader_has_at_most_a_thousand_collections(
+    client: httpx.AsyncClient, settings: Settings, fan: Author
+) -> None:
+    """The caller's list is answered whole, so it is bounded: the 1,001st is refused, not
+    made and then missing from the list."""
+    async with pg(settings) as conn:
+        await conn.execute(
+            "INSERT INTO interactions_g1.collections (id, owner_id, name, created_at) "
+            "SELECT gen_random_uuid(), $1, 'c' || g, now() FROM generate_series(1, 999) g",
+            fan.id,
+        )
+    last = await client.post("/v1/collections", json={"name": "last"}, headers=fan.auth)
+    assert last.status_code == 201, last.text
+    more = await client.post("/v1/collections", json={"name": "more"}, headers=fan.auth)
+    assert more.status_code == 422, more.text
+    assert more.json()["error"]["fields"] == {"name": "too many"}
+    listed = (await client.get("/v1/me/collections", headers=fan.auth)).json()["collections"]
+    assert len(listed) == 1000
+    assert listed[-1]["name"] == "last"

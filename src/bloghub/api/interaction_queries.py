@@ -22,6 +22,8 @@ from bloghub.commands.interactions import Box, Target
 
 s = article_stats.c
 i = collection_items.c
+# A user's collections are listed whole, so they are bounded: creating one past this is 422.
+MAX_COLLECTIONS = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +114,11 @@ class InteractionQueries:
         rows = await self._all(select(c.id, c.owner_id, c.name).where(c.id == collection_id))
         return Box(str(rows[0].id), str(rows[0].owner_id), rows[0].name) if rows else None
 
+    async def box_count(self, owner_id: str) -> int:
+        c = collections.c
+        rows = await self._all(select(func.count()).where(c.owner_id == owner_id))
+        return int(rows[0][0])
+
     async def boxes(self, owner_id: str) -> list[Any]:
         """The user's collections, oldest first, each with how many articles it shows (one
         withdrawn or deleted since is hidden, as everywhere, and not counted)."""
@@ -126,7 +133,7 @@ class InteractionQueries:
             select(c.id, c.name, c.created_at, held.label("articles"))
             .where(c.owner_id == owner_id)
             .order_by(c.created_at, c.id)
-            .limit(1000)
+            .limit(MAX_COLLECTIONS)
         )
 
     async def entries(self, collection_id: str, limit: int, cursor: str | None) -> Page:

@@ -17,15 +17,22 @@ class CollectionIn(Input):
     name: CollectionName
 
 
-class CollectionOut(BaseModel):
+class CollectionRef(BaseModel):
+    """A collection as a write names it."""
+
     id: str
     name: str
-    created_at: datetime | None = None
-    articles: int = 0
+
+
+class CollectionOut(CollectionRef):
+    """A collection as the caller's list shows it."""
+
+    created_at: datetime
+    articles: int
 
 
 class CollectionEnvelope(BaseModel):
-    collection: CollectionOut
+    collection: CollectionRef
 
 
 class CollectionsOut(BaseModel):
@@ -47,7 +54,7 @@ class EntryOut(BaseModel):
 
 
 class EntryEnvelope(BaseModel):
-    collection: CollectionOut
+    collection: CollectionRef
     article: EntryOut
 
 

@@ -15,7 +15,7 @@ from bloghub.api.auth import require_caller
 from bloghub.api.consistent import Reads, mark_stale, pinned, wait_for_reads, written
 from bloghub.api.http import JSON, Endpoint, container, parse_body, parse_query
 from bloghub.api.idempotency import answering, idempotent
-from bloghub.api.interaction_queries import InteractionQueries, Mine
+from bloghub.api.interaction_queries import MAX_COLLECTIONS, InteractionQueries, Mine
 from bloghub.api.v1.article_schemas import PageQuery, PublishedOut, PublishedSummary
 from bloghub.api.v1.interaction_schemas import (
     CollectedArticle,
@@ -23,6 +23,7 @@ from bloghub.api.v1.interaction_schemas import (
     CollectionEnvelope,
     CollectionIn,
     CollectionOut,
+    CollectionRef,
     CollectionsOut,
     EntryEnvelope,
     LikeEnvelope,
@@ -166,11 +167,16 @@ async def new_collection(request: Request) -> Response:
     body = await parse_body(request, CollectionIn)
 
     async def respond(done: Made) -> Response:
-        out = CollectionEnvelope(collection=CollectionOut(id=done.collection_id, name=done.name))
+        out = CollectionEnvelope(collection=CollectionRef(id=done.collection_id, name=done.name))
         response = JSON(out.model_dump(mode="json"), status_code=201)
         return await written(request, response, done.position, claims.user_id)
 
     async def run() -> Response:
+        await _caught_up(request, claims.user_id)
+        if await queries(request).box_count(claims.user_id) >= MAX_COLLECTIONS:
+            raise InvalidInput(
+                f"at most {MAX_COLLECTIONS:,} collections each", fields={"name": "too many"}
+            )
         commands, who = container(request).commands, caller(request, claims.user_id)
         return await answering(create_collection(body.name, commands, who), respond)
 
