@@ -106,6 +106,18 @@ async def test_a_bad_limit_is_422_in_the_error_shape(client: httpx.AsyncClient, 
     assert "limit" in answer.json()["error"]["fields"]
 
 
+async def test_a_forged_position_or_token_is_refused_as_on_every_read(
+    client: httpx.AsyncClient, author: Author
+) -> None:
+    forged = await client.get("/v1/ranking/hot", headers={"bloghub-after": "not-a-position"})
+    assert forged.status_code == 400, forged.text
+    bad = await client.get("/v1/ranking/hot", headers=bearer("garbage"))
+    assert bad.status_code == 401, bad.text
+    assert "error" in bad.json()
+    signed_in = await client.get("/v1/ranking/hot", headers=author.auth)
+    assert signed_in.status_code == 200, signed_in.text
+
+
 async def test_with_redis_down_the_last_good_copy_is_served_and_marked_stale(
     client: httpx.AsyncClient, live_api: LiveServer, settings: Settings, author: Author
 ) -> None:

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 from starlette.requests import Request
 from starlette.responses import Response
 
+from bloghub.api.auth import wait_as_reader
 from bloghub.api.http import Endpoint, container, parse_query
 from bloghub.api.v1.article_schemas import AuthorOut
 from bloghub.errors import Unavailable
@@ -46,6 +47,10 @@ async def hot(request: Request) -> Response:
     limit = DEFAULT_LIMIT
     if request.scope["query_string"]:
         limit = parse_query(request, RankingQuery).limit
+    # The ranking is a snapshot no write waits on, but what a request sends is checked as
+    # on every other read: a forged position is 400, a bad token 401 (the fast path
+    # leaves such requests to this handler, so the common read pays nothing for it).
+    await wait_as_reader(request, ())
     ranking = container(request).ranking
     snapshot = ranking.snapshot or await ranking.current()
     if snapshot is None:
