@@ -406,3 +406,45 @@ async def test_a_publish_the_log_refuses_leaves_no_draft_behind(
         if (e := orjson.loads(r.value))["payload"].get("title") == title
     ]
     assert titled == [("article.drafted", 1), ("article.published", 2)]
+
+
+async def test_an_update_the_log_refuses_changes_nothing(
+    client: httpx.AsyncClient,
+    settings: Settings,
+    live_api: LiveServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An update of a published article is an edit and its publication, one append: the
+    log refusing the publication refuses the edit with it, so the 503 is true (the log
+    holds no edit) and a retry records the change once."""
+    jake = await register(client)
+    made = await write(client, jake, unique_name("Kept "))
+    log = live_api.container.commands.event_log
+    append = log.append
+
+    async def refusing_publications(envelopes: Sequence[Envelope], **kw: Any) -> Position:
+        if any(e.type == "article.published" for e in envelopes):
+            raise Unavailable("the event log did not take the write")
+        return await append(envelopes, **kw)
+
+    async def recorded() -> list[tuple[str, int]]:
+        records = await read_topic(settings, topic_for(settings.prefix, Family.ARTICLES))
+        return [
+            (e["type"], e["payload"]["version"])
+            for r in records
+            if (e := orjson.loads(r.value))["payload"].get("slug") == made["slug"]
+        ]
+
+    monkeypatch.setattr(log, "append", refusing_publications)
+    change = {"article": {"body": "Changed"}}
+    refused = await client.put(f"/api/articles/{made['slug']}", json=change, headers=jake.auth)
+    assert refused.status_code == 503, refused.text
+    monkeypatch.undo()
+    first = [("article.drafted", 1), ("article.published", 2)]
+    assert await recorded() == first
+    changed = await client.put(f"/api/articles/{made['slug']}", json=change, headers=jake.auth)
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["article"]["body"] == "Changed"
+    assert await recorded() == [*first, ("article.draft_edited", 3), ("article.published", 4)]
+    read = await client.get(f"/api/articles/{made['slug']}")
+    assert read.json()["article"]["body"] == "Changed"

@@ -127,6 +127,17 @@ async def publish_article(state: ArticleState | None, deps: CommandDeps, caller:
     return await _change(current, deps, caller, _carrying(ArticlePublished, current, current.draft))
 
 
+async def publish_edited(
+    state: ArticleState | None, draft: Draft, deps: CommandDeps, caller: Caller
+) -> Changed:
+    """An edit published at once (RealWorld's update, which has no drafts): the edit and
+    its publication are one append, so a failure never leaves an edit recorded that the
+    caller was told did not happen."""
+    current = _owned(state, caller)
+    edit, publish = (_carrying(e, current, draft) for e in (DraftEdited, ArticlePublished))
+    return await _change(current, deps, caller, edit, publish, retitled=draft.title)
+
+
 async def withdraw_article(
     state: ArticleState | None, deps: CommandDeps, caller: Caller
 ) -> Changed:
@@ -190,13 +201,41 @@ async def _change(
     current: ArticleState,
     deps: CommandDeps,
     caller: Caller,
-    make: _Make,
-    *,
+    *makes: _Make,
     retitled: str | None = None,
 ) -> Changed:
-    """Record the change ``make`` makes. ``retitled``: the title it gives the article,
-    whose slug follows it (a new slug reserved with the version, the old freed after)."""
-    version = current.version + 1
+    """Record the changes ``makes`` make, one version each, in one append. ``retitled``:
+    the title they give the article, whose slug follows it (a new slug reserved with the
+    versions, the old freed after)."""
+    keys: list[Key] = []
+    try:
+        # Every step in order: the first refuses a change decided on an older state, and
+        # holding it keeps any other change from the steps after it.
+        for version in range(current.version + 1, current.version + len(makes) + 1):
+            keys.append(await _reserve_version(deps, current, version))
+        slug = current.slug
+        if retitled is not None and not same_base(current.slug, retitled):
+            keys.append(await reserve_slug(deps, retitled, current.id))
+            slug = keys[-1][1]
+    except BaseException:
+        for key in keys:
+            await deps.reservations.release(*key)
+        raise
+    first = current.version + 1
+    version = current.version + len(makes)
+    events = [make(first + i, slug) for i, make in enumerate(makes)]
+    at = datetime.now(UTC)
+    try:
+        position = await deps.record_holding_all(caller, keys, *events, at=at)
+    except Indeterminate as unsure:
+        raise unsure.then(lambda pos: Changed(current.id, version, pos, slug, at)) from unsure
+    await _forget_older_versions(deps, current.id, version)
+    if slug != current.slug:
+        await free_slug_later(deps, current.slug, current.id)
+    return Changed(current.id, version, position, slug, at)
+
+
+async def _reserve_version(deps: CommandDeps, current: ArticleState, version: int) -> Key:
     try:
         value = await deps.reservations.reserve_step(
             VERSION_KIND, current.id, version, current.author_id
@@ -206,24 +245,7 @@ async def _change(
             "the article was changed by another request; reload and retry",
             fields={"version": "stale"},
         ) from None
-    keys: list[Key] = [(VERSION_KIND, value, current.author_id)]
-    slug = current.slug
-    if retitled is not None and not same_base(current.slug, retitled):
-        try:
-            keys.append(await reserve_slug(deps, retitled, current.id))
-        except BaseException:
-            await deps.reservations.release(*keys[0])
-            raise
-        slug = keys[1][1]
-    at = datetime.now(UTC)
-    try:
-        position = await deps.record_holding_all(caller, keys, make(version, slug), at=at)
-    except Indeterminate as unsure:
-        raise unsure.then(lambda pos: Changed(current.id, version, pos, slug, at)) from unsure
-    await _forget_older_versions(deps, current.id, version)
-    if slug != current.slug:
-        await free_slug_later(deps, current.slug, current.id)
-    return Changed(current.id, version, position, slug, at)
+    return (VERSION_KIND, value, current.author_id)
 
 
 async def _forget_older_versions(deps: CommandDeps, article_id: str, version: int) -> None:

@@ -4,7 +4,6 @@ and its publication, an update an edit and its publication."""
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -47,10 +46,8 @@ from bloghub.commands.articles import (
     Draft,
     create_article,
     delete_article,
-    edit_draft,
-    publish_article,
+    publish_edited,
 )
-from bloghub.commands.context import Caller, CommandDeps
 from bloghub.commands.interactions import like
 from bloghub.events.position import Position
 
@@ -148,15 +145,6 @@ async def create(request: Request) -> Response:
     return await _answer(request, claims.user_id, done, shown, status=201)
 
 
-async def _published_now(
-    state: ArticleState, deps: CommandDeps, who: Caller, before: Position
-) -> Changed:
-    """Publish what was just written (decided on the state the write left, not on a read
-    model that may not have it yet); the position covers both writes."""
-    done = await publish_article(state, deps, who)
-    return replace(done, position=before.merge(done.position))
-
-
 async def update(request: Request) -> Response:
     claims = await signed_in(request)
     sent = (await conduit_body(request, UpdateArticleIn)).article
@@ -173,9 +161,7 @@ async def update(request: Request) -> Response:
         changes.get("description") or old.description,
     )
     deps, who = container(request).commands, caller(request, claims.user_id)
-    edited = await edit_draft(state, draft, None, deps, who)
-    now = ArticleState(state.id, state.author_id, edited.version, state.status, draft, edited.slug)
-    done = await _published_now(now, deps, who, edited.position)
+    done = await publish_edited(state, draft, deps, who)
     # Published before, it keeps its first publication; a `/v1` draft is first published now.
     shown = _as_written(done, claims.user_id, draft, row.published_at or done.at)
     return await _answer(request, claims.user_id, done, shown)
