@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 import unicodedata
+from collections.abc import Callable
 
 import httpx
 import jwt
@@ -14,6 +15,7 @@ from bloghub.commands.context import Caller
 from bloghub.commands.users import RegisterUser, register_user
 from tests.conftest import LiveServer
 from tests.e2e.conduit_client import PASSWORD, Conduit, errors, register, unique_name
+from tests.e2e.test_accounts import signup_body
 
 pytestmark = pytest.mark.usefixtures("live_api")
 
@@ -179,6 +181,39 @@ async def test_update_refuses_a_taken_username_blank_fields_and_unsafe_images(
     assert errors(script, 422) == {"image": ["must be an http or https URL"]}
     nothing = await client.put("/api/user", json={"user": {}}, headers=jake.auth)
     assert "user" in errors(nothing, 422)
+
+
+async def test_an_image_no_browser_can_load_is_refused(client: httpx.AsyncClient) -> None:
+    jake = await register(client)
+    unusable = [
+        "http://:80/",  # no host
+        "http://a b/c",
+        "https://ex\u200bample.com/a",  # an invisible character in the host
+        "https://x.example:99999/a",  # no such port
+        " https://x.example/a",
+    ]
+    for image in unusable:
+        sent = await client.put("/api/user", json={"user": {"image": image}}, headers=jake.auth)
+        assert "image" in errors(sent, 422), image
+    kept = await client.put(
+        "/api/user", json={"user": {"image": "https://x.example:8443/a.png"}}, headers=jake.auth
+    )
+    assert kept.json()["user"]["image"] == "https://x.example:8443/a.png"
+
+
+async def test_an_account_without_a_username_logs_in_with_strings_the_spec_requires(
+    client: httpx.AsyncClient, unique_email: Callable[[], str]
+) -> None:
+    """Signed up through /v1 without a nickname: RealWorld's user still has a username
+    and an email, both strings (the id stands in for the name, as on its profile)."""
+    email = unique_email()
+    made = await client.post("/v1/users", json=signup_body(email))
+    assert made.status_code == 201, made.text
+    login = {"user": {"email": email, "password": PASSWORD}}
+    user = (await client.post("/api/users/login", json=login)).json()["user"]
+    assert (user["email"], user["username"]) == (email, made.json()["user"]["id"])
+    shown = await client.get("/api/user", headers={"authorization": f"Token {user['token']}"})
+    assert shown.json()["user"]["username"] == user["username"]
 
 
 async def test_a_new_password_is_the_one_login_takes(client: httpx.AsyncClient) -> None:

@@ -60,6 +60,21 @@ async def test_wrong_passwords_from_one_address_do_not_lock_the_owner_out(
     assert at_once.json()["access_token"]
 
 
+async def test_a_realworld_login_locked_out_says_how_long_to_wait(
+    client: httpx.AsyncClient, unique_email: Callable[[], str]
+) -> None:
+    """RealWorld's 429 carries the lock's own wait, as /v1's does: a client trusting
+    ``Retry-After`` does not hammer a lock every second for fifteen minutes."""
+    email = await account(client, unique_email)
+    sent = {"user": {"email": email, "password": WRONG}}
+    answers = [
+        await client.post("/api/users/login", json=sent, headers=at("198.51.100.8"))
+        for _ in range(6)
+    ]
+    assert [a.status_code for a in answers] == [401] * 5 + [429]
+    assert int(answers[-1].headers["retry-after"]) > 60
+
+
 async def test_guesses_from_many_addresses_wait_but_the_owners_known_address_does_not(
     settings: Settings, live_api: LiveServer, unique_email: Callable[[], str]
 ) -> None:

@@ -106,12 +106,14 @@ def conduit(handler: Handler, statuses: frozenset[int] = frozenset(_KEPT)) -> Ha
 
     @functools.wraps(handler)
     async def answer(request: Request) -> Response:
+        wait = 1  # seconds a 429 or 503 asks the client to wait; the error's own if it says
         try:
             return await handler(request)
         except ConduitError as exc:
             failed = exc
         except BloghubError as exc:
             failed = translated(request, exc)
+            wait = getattr(exc, "retry_after_s", None) or wait
         except StoreRejected:
             # A check the input rules lack: still the request's fault, and said so here.
             log.warning("conduit.store_rejected_input", path=request.url.path)
@@ -122,7 +124,7 @@ def conduit(handler: Handler, statuses: frozenset[int] = frozenset(_KEPT)) -> Ha
             failed = ConduitError(422, failed.errors)
         out = response(failed.status, failed.errors)
         if failed.status in (429, 503):
-            out.headers["retry-after"] = "1"
+            out.headers["retry-after"] = str(wait)
         return out
 
     return answer

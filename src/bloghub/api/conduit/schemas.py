@@ -13,6 +13,7 @@ from bloghub.api.v1.article_schemas import Content, Tags, Title
 from bloghub.api.v1.schemas import (
     LINE,
     PLAIN,
+    UNBROKEN,
     VISIBLE,
     AboutMe,
     Email,
@@ -32,7 +33,11 @@ def _web_url(value: str) -> str | None:
     if not value:
         return None
     parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
+    try:
+        parts.port  # noqa: B018  (a port out of range raises here)
+    except ValueError:
+        raise ValueError("must be an http or https URL with a valid port") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError("must be an http or https URL")
     return value
 
@@ -41,7 +46,7 @@ class Body(BaseModel):
     model_config = ConfigDict(strict=True, extra="ignore", str_max_length=200_000)
 
 
-Image = Annotated[str, Field(max_length=MAX_IMAGE_URL), PLAIN, AfterValidator(_web_url)]
+Image = Annotated[str, Field(max_length=MAX_IMAGE_URL), UNBROKEN, AfterValidator(_web_url)]
 Description = Annotated[str, Field(min_length=1, max_length=256), LINE]
 # Spaces and line breaks alone are blank, as a blank title or comment is.
 ArticleBody = Annotated[Content, Field(min_length=1), VISIBLE]

@@ -18,11 +18,14 @@ def timestamp(at: datetime) -> str:
 
 
 def user_view(row: UserRow, token: str) -> dict[str, Any]:
+    # The spec's user has an email and a username, both strings. An account made by SMS or
+    # WeChat has no email ("", as clients show an empty field) and may have no nickname
+    # yet: its id stands in, as on its profile (``person``).
     return {
         "user": {
-            "email": row.email,
+            "email": row.email or "",
             "token": token,
-            "username": row.nickname,
+            "username": row.nickname or row.id,
             "bio": row.about_me,
             "image": row.image,
         }

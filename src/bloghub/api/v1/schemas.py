@@ -106,6 +106,10 @@ TEXT = Rule(
 # Something visible somewhere in a text that takes any plain character (an article's
 # body): ``TEXT``'s test of visibility alone.
 VISIBLE = Rule(f"[^{_HIDDEN}{_SPACE}]", "must contain visible text")
+# One word of visible characters: no spaces, controls or invisible characters (a URL).
+UNBROKEN = Rule(
+    f"^[^{_HIDDEN}{_SPACE}]*$", "must not contain spaces, control or invisible characters"
+)
 # A tag: visible words joined by spaces.
 TAG = Rule(
     f"^[^{_HIDDEN}{_SPACE}]+(?: +[^{_HIDDEN}{_SPACE}]+)*$",
