@@ -90,6 +90,42 @@ async def test_a_new_title_moves_the_slug_and_the_old_one_stops_resolving(
     assert (await write(client, jake, old_title))["slug"] == made["slug"]
 
 
+async def test_a_draft_edit_of_a_published_article_keeps_its_slug_until_published(
+    client: httpx.AsyncClient,
+) -> None:
+    """The slug is a published article's public address: a /v1 edit of its draft with a
+    new title neither shows that title in its links nor frees the old slug for another
+    article; the publish that makes the title public moves the slug."""
+    jake, ann = await register(client), await register(client)
+    v1 = {"authorization": f"Bearer {jake.token}"}
+    title, working = unique_name("Linked "), unique_name("Secret working title ")
+    made = await client.post(
+        "/v1/articles", json={"title": title, "content": "first", "tags": []}, headers=v1
+    )
+    article_id = made.json()["article"]["id"]
+    assert (await client.post(f"/v1/articles/{article_id}/publish", headers=v1)).is_success
+    slug, new_slug = (t.lower().replace(" ", "-") for t in (title, working))
+    edited = await client.put(
+        f"/v1/articles/{article_id}",
+        json={"title": working, "content": "draft", "tags": []},
+        headers=v1,
+    )
+    assert edited.status_code == 200, edited.text
+    shown = await client.get(f"/api/articles/{slug}", headers=jake.auth)
+    assert (shown.json()["article"]["slug"], shown.json()["article"]["title"]) == (slug, title)
+    listed = await client.get("/api/articles", params={"author": jake.username})
+    assert [a["slug"] for a in listed.json()["articles"]] == [slug]
+    assert errors(await client.get(f"/api/articles/{new_slug}"), 404)
+    # Another author's article of the same title does not take the address in use.
+    other = await write(client, ann, title)
+    assert other["slug"] != slug
+    published = await client.post(f"/v1/articles/{article_id}/publish", headers=v1)
+    assert published.status_code == 200, published.text
+    moved = await client.get(f"/api/articles/{new_slug}", headers=jake.auth)
+    assert moved.json()["article"]["title"] == working
+    assert errors(await client.get(f"/api/articles/{slug}", headers=jake.auth), 404)
+
+
 async def test_a_title_that_makes_a_routes_name_gets_a_suffix_and_is_read_by_it(
     client: httpx.AsyncClient,
 ) -> None:

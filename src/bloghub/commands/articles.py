@@ -119,12 +119,17 @@ async def edit_draft(
             fields={"version": "stale"},
         )
     make = _carrying(DraftEdited, current, draft)
-    return await _change(current, deps, caller, make, retitled=draft.title)
+    # A published article's slug is its public address: it follows the published title,
+    # so an edit not yet published neither moves it (which would show the draft's title
+    # in every link) nor frees it for another article to take.
+    retitled = None if current.status == "published" else draft.title
+    return await _change(current, deps, caller, make, retitled=retitled)
 
 
 async def publish_article(state: ArticleState | None, deps: CommandDeps, caller: Caller) -> Changed:
     current = _owned(state, caller)
-    return await _change(current, deps, caller, _carrying(ArticlePublished, current, current.draft))
+    make = _carrying(ArticlePublished, current, current.draft)
+    return await _change(current, deps, caller, make, retitled=current.draft.title)
 
 
 async def publish_edited(
