@@ -482,5 +482,5 @@ async def test_an_update_the_log_refuses_changes_nothing(
     assert changed.status_code == 200, changed.text
     assert changed.json()["article"]["body"] == "Changed"
     assert await recorded() == [*first, ("article.draft_edited", 3), ("article.published", 4)]
-    read = await client.get(f"/api/articles/{made['slug']}")
+    read = await client.get(f"/api/articles/{made['slug']}", headers=jake.auth)
     assert read.json()["article"]["body"] == "Changed"
