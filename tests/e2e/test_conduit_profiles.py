@@ -3,11 +3,14 @@ unique across /api and /v1 nickname changes."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import httpx
 import pytest
 
 from tests.e2e.conduit_client import PASSWORD, errors, register, unique_name, write
 from tests.e2e.test_erasure import erase
+from tests.e2e.test_sessions import account, bearer, login
 
 pytestmark = pytest.mark.usefixtures("live_api")
 
@@ -80,3 +83,36 @@ async def test_an_erased_account_frees_its_username_and_its_articles_show_a_dele
     assert article["author"]["username"] == "deleted user"
     # The name was personal data: it is free for anyone now.
     await register(client, jake.username)
+
+
+async def test_an_account_without_a_nickname_goes_by_its_id_and_no_one_can_take_it(
+    client: httpx.AsyncClient, unique_email: Callable[[], str]
+) -> None:
+    """An account signed up through /v1 has no nickname: RealWorld shows it by its id,
+    which leads to it (its profile, its articles), and no one may take that id, in any
+    spelling, as a username to pass for it."""
+    tokens = await login(client, await account(client, unique_email))
+    me = bearer(tokens["access_token"])
+    author = tokens["user"]["id"]
+    title = unique_name("Nameless ")
+    made = await client.post(
+        "/v1/articles", json={"title": title, "content": "text", "tags": []}, headers=me
+    )
+    published = await client.post(
+        f"/v1/articles/{made.json()['article']['id']}/publish", headers=me
+    )
+    after = {"bloghub-after": published.headers["bloghub-position"]}
+    listed = await client.get("/api/articles", params={"author": author}, headers=after)
+    assert [(a["title"], a["author"]["username"]) for a in listed.json()["articles"]] == [
+        (title, author)
+    ]
+    profile = await client.get(f"/api/profiles/{author}")
+    assert profile.json()["profile"]["username"] == author
+    for spelling in (author, author.upper(), author.replace("-", "")):
+        body = {"user": {"username": spelling, "email": unique_email(), "password": PASSWORD}}
+        assert "username" in errors(await client.post("/api/users", json=body), 422)
+    jake = await register(client)
+    renamed = await client.put("/api/user", json={"user": {"username": author}}, headers=jake.auth)
+    assert "username" in errors(renamed, 422)
+    patched = await client.patch("/v1/users/me", json={"nickname": author.upper()}, headers=me)
+    assert patched.status_code == 422, patched.text

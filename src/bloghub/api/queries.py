@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -77,7 +78,11 @@ class UserQueries:
         holder = select(reservations.c.owner_id).where(
             reservations.c.kind == USERNAME, reservations.c.value == username_key(username)
         )
-        return await self._user(users.c.id == cast(holder.scalar_subquery(), UUID(as_uuid=False)))
+        named = await self._user(users.c.id == cast(holder.scalar_subquery(), UUID(as_uuid=False)))
+        if named is None and _canonical_id(username):
+            # An account with no nickname goes by its id (RealWorld's username for it).
+            return await self._user((users.c.id == username) & users.c.nickname.is_(None))
+        return named
 
     async def by_id(self, user_id: str) -> UserRow | None:
         return await self._user(users.c.id == user_id)
@@ -101,3 +106,11 @@ class UserQueries:
         async with translated(), engine.connect() as raw:
             conn = await raw.execution_options(schema_translate_map={None: schema})
             return (await conn.execute(stmt)).one_or_none()
+
+
+def _canonical_id(name: str) -> bool:
+    """``name`` is an account id as it is shown (lowercase, with hyphens)."""
+    try:
+        return str(uuid.UUID(name)) == name
+    except ValueError:
+        return False

@@ -7,6 +7,7 @@ patterns as ``Rule``s. A request the document calls valid is one the API accepts
 from __future__ import annotations
 
 import unicodedata
+import uuid
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import lru_cache
@@ -259,11 +260,33 @@ ADDRESSABLE = (
     Rule(r"^[^/?#%\\]*$", "must not contain /, ?, #, % or \\"),
     Rule(r"[^.]", "must not be dots only"),
 )
-Nickname = Annotated[StoredName, ADDRESSABLE[0], ADDRESSABLE[1]]
+LOOKS_LIKE_AN_ID = "must not be an account id"
+
+
+def is_account_id(name: str) -> bool:
+    """Whether ``name`` reads as an account id in any spelling: an account with no
+    nickname is shown by its id (RealWorld's username), so a nickname of that form could
+    pass for another account, and take over its profile's address."""
+    try:
+        uuid.UUID(name)
+    except ValueError:
+        return False
+    return True
+
+
+def _not_an_id(name: str) -> str:
+    if is_account_id(name):
+        raise ValueError(LOOKS_LIKE_AN_ID)
+    return name
+
+
+Nickname = Annotated[StoredName, ADDRESSABLE[0], ADDRESSABLE[1], AfterValidator(_not_an_id)]
 
 
 def unaddressable(name: str) -> str | None:
     """Why ``name`` cannot be a new nickname for the address it would make, or None."""
+    if is_account_id(name):
+        return LOOKS_LIKE_AN_ID
     return next((rule.message for rule in ADDRESSABLE if not rule.matches(name)), None)
 
 
