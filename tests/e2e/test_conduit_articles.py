@@ -222,6 +222,11 @@ async def test_only_the_author_changes_or_deletes_an_article(client: httpx.Async
         ({"title": 5, "description": "d", "body": "b"}, "title", "is invalid"),
         ({"title": "t", "description": "d", "body": "b", "tagList": "x"}, "tagList", None),
         ({"title": "t", "description": "d", "body": "b", "tagList": [""]}, "tagList", None),
+        (
+            {"title": "t", "description": "d", "body": "b", "tagList": ["x"] * 60},
+            "tagList",
+            "has too many entries (maximum is 50)",
+        ),
     ],
 )
 async def test_a_new_article_with_bad_fields_is_422(
@@ -388,6 +393,19 @@ async def test_tags_lists_the_tags_of_published_articles(client: httpx.AsyncClie
     assert answer.status_code == 200
     assert tag in answer.json()["tags"]
     assert all(isinstance(t, str) for t in answer.json()["tags"])
+
+
+async def test_a_tag_filter_finds_tags_as_they_are_kept(client: httpx.AsyncClient) -> None:
+    """Tags are kept trimmed, with single spaces: a filter spelled with more finds them,
+    as on /v1; one no tag can be finds nothing."""
+    jake = await register(client)
+    tag = f"two words {unique_name('t')[-8:]}"
+    made, after = await write_at(client, jake, unique_name("Spaced "), tagList=[tag])
+    spelled = f"  {tag.replace(' ', '   ')} "
+    found = await client.get("/api/articles", params={"tag": spelled}, headers=after)
+    assert [a["slug"] for a in found.json()["articles"]] == [made["slug"]]
+    nothing = await client.get("/api/articles", params={"tag": "x" * 40}, headers=after)
+    assert nothing.json() == {"articles": [], "articlesCount": 0}
 
 
 async def test_an_article_written_through_v1_is_shown_by_its_slug(

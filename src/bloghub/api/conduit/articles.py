@@ -34,6 +34,7 @@ from bloghub.api.conduit.schemas import NewArticleIn, UpdateArticleIn
 from bloghub.api.conduit.views import Listed, article_view, listed
 from bloghub.api.consistent import written
 from bloghub.api.http import JSON, container
+from bloghub.api.v1.article_schemas import normal_tag
 from bloghub.api.v1.articles import ARTICLES_READS, READER_READS
 from bloghub.api.v1.articles import queries as article_queries
 from bloghub.api.v1.interactions import INTERACTIONS_READS, LIKE_DECIDES
@@ -87,6 +88,18 @@ async def _user_named(request: Request, name: str | None) -> str | None:
     return "" if row is None or row.erased else row.id
 
 
+def _tag_named(request: Request) -> str | None:
+    """The tag filter as tags are kept (trimmed, NFC, single spaces), so it finds them as
+    /v1's does; a text no tag can be finds nothing (RealWorld has no 422 for a filter)."""
+    raw = query_text(request, "tag")
+    if raw is None:
+        return None
+    try:
+        return normal_tag(raw)
+    except ValueError:
+        return raw
+
+
 async def listing(request: Request) -> Response:
     offset, limit = _paging(request)
     claims = await maybe_signed_in(request)
@@ -96,7 +109,7 @@ async def listing(request: Request) -> Response:
     fan = await _user_named(request, query_text(request, "favorited"))
     if author == "" or fan == "":
         return JSON({"articles": [], "articlesCount": 0})
-    filters = Filters(tag=query_text(request, "tag"), author_id=author, liked_by=fan)
+    filters = Filters(tag=_tag_named(request), author_id=author, liked_by=fan)
     page = await queries(request).published(filters, offset, limit)
     items = await articles_out(request, me, [listed(r) for r in page.rows], body=False)
     return JSON({"articles": items, "articlesCount": page.total})

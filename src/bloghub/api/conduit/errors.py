@@ -169,9 +169,10 @@ def _message(err: ErrorDetails) -> str:
         return "can't be blank"
     if kind == "string_too_short":
         return f"is too short (minimum is {ctx.get('min_length')} characters)"
-    if kind in ("string_too_long", "too_long"):
-        limit = ctx.get("max_length")
-        return f"is too long (maximum is {limit} characters)"
+    if kind == "string_too_long":
+        return f"is too long (maximum is {ctx.get('max_length')} characters)"
+    if kind == "too_long":  # a list
+        return f"has too many entries (maximum is {ctx.get('max_length')})"
     if kind == "value_error":
         return str(err["msg"]).removeprefix("Value error, ")
     return "is invalid"

@@ -212,7 +212,7 @@ ENDPOINTS = [
         "GET",
         "/v1/tags",
         tags,
-        "Tags of published articles with their counts",
+        "The 100 most used tags of published articles, with their counts",
         "articles",
         response=TagsOut,
         errors=(400, 401),
