@@ -156,6 +156,33 @@ async def test_only_the_author_changes_an_article(
     assert mine["article"]["title"] == "Hello 世界"
 
 
+async def test_an_edit_keeps_the_content_and_tags_it_leaves_out(
+    client: httpx.AsyncClient, author: Author
+) -> None:
+    """A client changing the title alone does not empty the draft: what an edit leaves
+    out (or sends as null) is kept; what it sends, empty included, is set."""
+    article_id = await draft(client, author)
+    mine = f"/v1/me/articles/{article_id}"
+    retitled = await client.put(
+        f"/v1/articles/{article_id}", json={"title": "Only the title"}, headers=author.auth
+    )
+    assert retitled.status_code == 200, retitled.text
+    kept = (await client.get(mine, headers=author.auth)).json()["article"]
+    assert (kept["title"], kept["content"], kept["tags"]) == (
+        "Only the title",
+        "# Intro\n\nSome *text*.",
+        ["python"],
+    )
+    cleared = await client.put(
+        f"/v1/articles/{article_id}",
+        json={"title": "Emptied", "content": "", "tags": [], "version": kept["version"]},
+        headers=author.auth,
+    )
+    assert cleared.status_code == 200, cleared.text
+    emptied = (await client.get(mine, headers=author.auth)).json()["article"]
+    assert (emptied["content"], emptied["tags"]) == ("", [])
+
+
 async def test_a_stale_edit_is_refused(client: httpx.AsyncClient, author: Author) -> None:
     article_id = await draft(client, author)
     body = {"title": "v2", "content": "x", "tags": [], "version": 1}

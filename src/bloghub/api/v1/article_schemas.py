@@ -113,7 +113,13 @@ class ArticleIn(Input):
     tags: Tags = Field(default_factory=list)
 
 
-class ArticleEdit(ArticleIn):
+class ArticleEdit(Input):
+    """A draft's new title, and its content and tags: each left out is kept as it is, so a
+    client sending the title alone does not empty the draft."""
+
+    title: Title
+    content: Annotated[Content | None, Field(description="left out: kept")] = None
+    tags: Annotated[Tags | None, Field(description="left out: kept")] = None
     version: Annotated[int, Field(ge=1)] | None = None  # the draft version this edit is based on
 
 

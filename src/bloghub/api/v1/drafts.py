@@ -97,11 +97,14 @@ async def edit(request: Request) -> Response:
     article_id = article_id_of(request)
     body = await parse_body(request, ArticleEdit)
     state = await _state(request, claims.user_id, article_id)
-    # This API has no description: an edit keeps the one the article has.
-    description = state.draft.description if state is not None else None
+    # This API has no description: an edit keeps the one the article has, and the content
+    # and tags too when it leaves them out.
+    old = state.draft if state is not None else Draft("", "", [])
+    content = old.content if body.content is None else body.content
+    tags = old.tags if body.tags is None else body.tags
     done = await edit_draft(
         state,
-        Draft(body.title, body.content, body.tags, description),
+        Draft(body.title, content, tags, old.description),
         body.version,
         container(request).commands,
         caller(request, claims.user_id),
