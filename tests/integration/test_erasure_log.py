@@ -75,7 +75,6 @@ async def person(
         Caller(user_id, None),
         user_id=user_id,
         phone=data["phone"],
-        previous=None,
     )
     return user_id, token, data
 

@@ -40,6 +40,9 @@ async def sweep_forever(
 
 
 async def sweep_once(reservations: Reservations, older_than_s: float) -> None:
+    # By age and status alone, whatever the kind: a kind it has never heard of (an
+    # account's turn, ``commands/users.py: account_turn``, left pending by a crashed
+    # holder) is freed like any other, and nothing here reads what a kind means.
     try:
         released = await reservations.sweep(older_than_s)
     except (Transient, Unavailable) as exc:

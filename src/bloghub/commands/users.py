@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -158,48 +159,67 @@ async def update_profile(
     *,
     user_id: str,
     changes: Mapping[str, Any],
-    previous_nickname: str | None = None,
     password: NewPassword | None = None,
 ) -> Position:
     """Set profile fields, and the password with them if one is given: one append, so both
     are recorded or neither. A nickname is a username: reserved (case-insensitively) before
     anything else, so a name taken by someone else refuses the whole change before a
-    session ends; the previous one is freed after the change is recorded."""
+    session ends. A rename takes the account's turn (``account_turn``): what the account
+    holds is read from the write-side index, and once the change is recorded every other
+    name it holds is freed (a case-only rename keeps its name)."""
+    if "nickname" not in changes:
+        return await _update_profile(deps, caller, user_id, changes, password, held=[])
+    async with account_turn(deps, user_id):
+        held = await deps.reservations.held_by(USERNAME, user_id)
+        return await _update_profile(deps, caller, user_id, changes, password, held=held)
+
+
+async def _update_profile(
+    deps: CommandDeps,
+    caller: Caller,
+    user_id: str,
+    changes: Mapping[str, Any],
+    password: NewPassword | None,
+    *,
+    held: list[str],
+) -> Position:
     who = Caller(user_id, caller.request_id)
     events: list[Event] = []
     if changes:
         events.append(ProfileUpdated(user_id=user_id, changed=sorted(changes), **changes))
-    new, old = changes.get("nickname"), previous_nickname
-    renamed = "nickname" in changes and (
-        old is None or new is None or username_key(new) != username_key(old)
-    )
-    key = await _claim_username(deps, new, user_id) if renamed and new is not None else None
+    new = changes.get("nickname")
+    key = await _claim_username(deps, new, user_id, held) if new is not None else None
     if password is not None:
-        events.insert(
-            0,
-            await _password_changed(
+        try:
+            changed = await _password_changed(
                 deps, user_id, password.password, "password", password.keep_session_id
-            ),
-        )
+            )
+        except BaseException:
+            if key is not None and key[1] not in held:
+                await deps.reservations.release(*key)
+            raise
+        events.insert(0, changed)
     if key is None:
         position = await deps.record(who, *events)
     else:
         position = await deps.record_holding(who, key, *events)
-    if renamed and old is not None:
+    # Decided in the turn: a step run later must not free a name a later rename took.
+    given_up = [name for name in held if key is None or name != key[1]]
+    if given_up:
 
         async def free_previous() -> None:
-            await deps.reservations.release_confirmed(USERNAME, username_key(old), user_id)
+            for name in given_up:
+                await deps.reservations.release_confirmed(USERNAME, name, user_id)
 
         await deps.after("free_previous_username", free_previous, owner=user_id)
     return position
 
 
-async def _claim_username(deps: CommandDeps, nickname: str, user_id: str) -> Key:
+async def _claim_username(deps: CommandDeps, nickname: str, user_id: str, held: list[str]) -> Key:
+    """The key of ``nickname`` for the account, claimed unless the account holds it (a
+    case-only rename, or the same name again)."""
     key = (USERNAME, username_key(nickname), user_id)
-    held = await deps.reservations.get(USERNAME, key[1])
-    if held is not None and held.owner_id != user_id:
-        raise Conflict("that username is taken", fields={"nickname": "already taken"})
-    if held is None:
+    if key[1] not in held:
         try:
             await deps.reservations.reserve(*key)
         except Conflict:
@@ -207,31 +227,69 @@ async def _claim_username(deps: CommandDeps, nickname: str, user_id: str) -> Key
     return key
 
 
-async def bind_phone(
-    deps: CommandDeps, caller: Caller, *, user_id: str, phone: str, previous: str | None
-) -> Position:
+ACCOUNT_TURN = "account_turn"
+
+
+@asynccontextmanager
+async def account_turn(deps: CommandDeps, user_id: str) -> AsyncIterator[None]:
+    """The account's turn to change its unique keys (username, phone), taken in the
+    write-side index so it holds across every API process: a concurrent change of the same
+    account is refused (409), never interleaved, so each reads what the account holds after
+    the one before it. Each request claims it under a fresh owner (``reserve`` lets an owner
+    take its own pending key again). A holder that crashed leaves it pending, and the
+    sweeper frees it like any stale pending key: it deletes by age and status, whatever the
+    kind, so this kind needs nothing of its own there."""
+    holder = new_id_str()
+    try:
+        await deps.reservations.reserve(ACCOUNT_TURN, user_id, holder)
+    except Conflict:
+        raise Conflict("another change of this account is in progress; retry") from None
+    try:
+        yield
+    finally:
+        try:
+            await deps.reservations.release(ACCOUNT_TURN, user_id, holder)
+        except Exception as exc:
+            # The change's answer stands; the sweeper frees the turn in time.
+            log.warning("users.account_turn_not_released", user_id=user_id, error=repr(exc))
+
+
+async def bind_phone(deps: CommandDeps, caller: Caller, *, user_id: str, phone: str) -> Position:
     """Bind ``phone`` (already proven by an SMS code, and the caller proven the account's
-    owner) to the account; 409 if another
-    account holds it. The previous phone is freed once the change is recorded."""
-    held = await deps.reservations.get("phone", phone)
-    if held is not None and held.owner_id != user_id:
-        raise Conflict("that phone belongs to another account", fields={"phone": "already taken"})
-    if held is None:
-        await deps.reservations.reserve("phone", phone, user_id)
-    position = await deps.record_holding(
-        Caller(user_id, caller.request_id),
-        ("phone", phone, user_id),
-        PhoneBound(user_id=user_id, phone=phone, previous_phone=previous),
-    )
-    if previous is not None and previous != phone:
+    owner) to the account; 409 if another account holds it, or if another change of the
+    account is under way. In the account's turn, the phones it holds are read from the
+    write-side index; once the binding is recorded, every other one is freed."""
+    async with account_turn(deps, user_id):
+        held = await deps.reservations.held_by("phone", user_id)
+        if phone not in held:
+            try:
+                await deps.reservations.reserve("phone", phone, user_id)
+            except Conflict:
+                raise Conflict(
+                    "that phone belongs to another account", fields={"phone": "already taken"}
+                ) from None
+        given_up = [number for number in held if number != phone]
+        position = await deps.record_holding(
+            Caller(user_id, caller.request_id),
+            ("phone", phone, user_id),
+            # The one it replaces; more than one only for an account whose extra phones
+            # leaked before changes took turns (all are freed below all the same).
+            PhoneBound(user_id=user_id, phone=phone, previous_phone=_first(given_up)),
+        )
+        if given_up:
 
-        async def free_previous() -> None:
-            await deps.reservations.release_confirmed("phone", previous, user_id)
+            async def free_previous() -> None:
+                for number in given_up:
+                    await deps.reservations.release_confirmed("phone", number, user_id)
 
-        # The binding is recorded: freeing the old number must not turn its answer into
-        # an error, so it is retried off the request path.
-        await deps.after("free_previous_phone", free_previous, owner=user_id)
-    return position
+            # The binding is recorded: freeing the old numbers must not turn its answer
+            # into an error, so it is retried off the request path.
+            await deps.after("free_previous_phone", free_previous, owner=user_id)
+        return position
+
+
+def _first(values: list[str]) -> str | None:
+    return values[0] if values else None
 
 
 async def erase_user(deps: CommandDeps, caller: Caller, *, user_id: str) -> Position:

@@ -7,14 +7,14 @@ from itertools import groupby
 from typing import Any, Self, cast
 
 import structlog
-from sqlalchemy import DateTime, Text, literal, null, select, update
+from sqlalchemy import DateTime, Text, delete, literal, null, select, update
 from sqlalchemy import cast as sql_cast
 from sqlalchemy.dialects.postgresql import UUID, insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bloghub.adapters.postgres.bulk import unnest_source
 from bloghub.adapters.postgres.reservations import confirm_keys_from, confirm_many
-from bloghub.adapters.postgres.tables import sessions, users
+from bloghub.adapters.postgres.tables import reservations, sessions, users
 from bloghub.adapters.postgres.user_keys import BatchKeys, batch_keys, shred
 from bloghub.adapters.redis.cache import Cache
 from bloghub.auth.sealing import MasterKey, master_key
@@ -193,6 +193,12 @@ class UsersProjector(PostgresProjector):
                 if ev.phone is not None:  # else unreadable: the user is erased
                     await self._set_user(conn, ev.user_id, at, phone=ev.phone)
                 await _confirm(conn, "phone", ev.phone, ev.user_id)
+                # Confirming re-creates a key that is gone, so a replay would leave the
+                # account holding every phone it ever bound: the key of the phone this one
+                # replaced goes with it, if a projector made it (a command's claim, pending
+                # or confirmed with its position, may be the account taking it back).
+                if ev.previous_phone is not None and ev.previous_phone != ev.phone:
+                    await _free_remade(conn, "phone", ev.previous_phone, ev.user_id)
             case UserErased():
                 await self._erased(conn, ev.user_id, at)
                 keys.erase(ev.user_id)
@@ -272,6 +278,21 @@ def _key_of(event: PersonalEvent, keys: BatchKeys) -> tuple[bytes | None, bool]:
         # means the table lost rows. The fields read blank (fail closed); say so.
         log.warning("users.key_missing", user_id=user, event_type=event.TYPE)
     return key, erased
+
+
+async def _free_remade(conn: AsyncConnection, kind: str, value: str, owner: str) -> None:
+    """Free a key its owner gave up, if a projector's confirmation made it (no position);
+    one someone else has taken since, or a command holds, is left alone."""
+    r = reservations.c
+    await conn.execute(
+        delete(reservations).where(
+            r.kind == kind,
+            r.value == value,
+            r.owner_id == owner,
+            r.status == "confirmed",
+            r.position.is_(None),
+        )
+    )
 
 
 async def _confirm(conn: AsyncConnection, kind: str, value: str | None, owner: str) -> None:

@@ -8,14 +8,25 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Interval, Select, Text, and_, bindparam, delete, func, literal, select
+from sqlalchemy import (
+    Interval,
+    Select,
+    Text,
+    and_,
+    bindparam,
+    delete,
+    func,
+    literal,
+    select,
+    text,
+)
 from sqlalchemy.dialects.postgresql import Insert, insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bloghub.adapters.postgres.bulk import unnest_source
 from bloghub.adapters.postgres.engine import translated
 from bloghub.adapters.postgres.lookups import Lookups
-from bloghub.adapters.postgres.tables import reservations
+from bloghub.adapters.postgres.tables import PERSONAL_KINDS, PERSONAL_KINDS_SQL, reservations
 from bloghub.coalesce import Coalesced
 from bloghub.errors import Conflict
 
@@ -77,6 +88,14 @@ CONFIRM_ALL_SQL = (
     "ON CONFLICT (kind, value) DO UPDATE SET status = 'confirmed', "
     "confirmed_at = excluded.confirmed_at, position = coalesce(excluded.position, r.position) "
     "WHERE r.owner_id = excluded.owner_id AND r.status <> 'confirmed'"
+)
+
+# The values of one personal kind an owner holds, pending or confirmed. The predicate of
+# the partial index by owner (``PERSONAL_KINDS_SQL``) is repeated word for word, so the
+# plan may use it whatever the parameters.
+HELD_BY_SQL = (
+    "SELECT value FROM public.reservations WHERE owner_id = $1 AND kind = $2 "
+    "AND kind IN ('email', 'phone', 'wechat', 'username') ORDER BY value"
 )
 
 Confirmation = tuple[str, str, str, str]  # kind, value, owner, position
@@ -171,6 +190,22 @@ class Reservations:
         )
         async with translated(), self._engine.begin() as conn:
             await conn.execute(stmt)
+
+    async def held_by(self, kind: str, owner_id: str) -> list[str]:
+        """The values of ``kind`` (a personal kind: email, phone, wechat, username) that
+        ``owner_id`` holds, pending or confirmed, in order: what the index says the account
+        holds, however far the read model lags."""
+        if kind not in PERSONAL_KINDS:
+            raise ValueError(f"{kind!r} is not a personal kind: not indexed by owner")
+        if self._lookups is not None:
+            return [str(row[0]) for row in await self._lookups.rows(HELD_BY_SQL, owner_id, kind)]
+        stmt = (
+            select(r.value)
+            .where(r.owner_id == owner_id, r.kind == kind, text(PERSONAL_KINDS_SQL))
+            .order_by(r.value)
+        )
+        async with translated(), self._engine.connect() as conn:
+            return [str(value) for value in (await conn.execute(stmt)).scalars()]
 
     async def reserve_step(self, kind: str, series: str, step: int, owner_id: str) -> str:
         """Claim step ``step`` of an ordered series (an article's versions): ``Conflict`` if

@@ -13,13 +13,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bloghub.adapters.postgres.engine import translated
 from bloghub.adapters.postgres.lookups import Lookups
-from bloghub.adapters.postgres.tables import reservations, user_keys
+from bloghub.adapters.postgres.tables import PERSONAL_KINDS, reservations, user_keys
 from bloghub.auth.sealing import MasterKey, Unreadable, new_user_key
 from bloghub.errors import Unauthorized, Unavailable
 
 k = user_keys.c
 # The unique keys a person holds, freed when they are erased so others may take them.
-PERSONAL_KEY_KINDS = ("email", "phone", "wechat", "username")
+PERSONAL_KEY_KINDS = PERSONAL_KINDS
 # Built once: every authenticated write asks it, and SQLAlchemy's compiled cache then
 # finds it without building the statement again.
 ERASED_AT = select(k.erased_at).where(k.user_id == bindparam("user_id"))

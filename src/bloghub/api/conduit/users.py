@@ -129,7 +129,6 @@ async def update(request: Request) -> Response:
         who,
         user_id=claims.user_id,
         changes=profile,
-        previous_nickname=row.nickname,
         password=password,
     )
     if password is not None:

@@ -152,7 +152,6 @@ async def bind(request: Request) -> Response:
         caller(request),
         user_id=claims.user_id,
         phone=body.phone,
-        previous=row.phone,
     )
     out = ProfileEnvelope(user=profile_out(row).model_copy(update={"phone": body.phone}))
     return await written(request, JSON(out.model_dump(mode="json")), position, claims.user_id)

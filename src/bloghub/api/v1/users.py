@@ -109,7 +109,6 @@ async def patch_me(request: Request) -> Response:
         caller(request),
         user_id=claims.user_id,
         changes=changes,
-        previous_nickname=row.nickname,
     )
     merged = profile_out(row).model_copy(update=changes)
     response = JSON(ProfileEnvelope(user=merged).model_dump(mode="json"))
