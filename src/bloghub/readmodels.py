@@ -11,6 +11,14 @@ from bloghub.adapters.postgres.tables import articles
 from bloghub.adapters.redis.cache import Cache
 
 
+def tag_key(tag: str) -> str:
+    """The form by which tags are one tag site-wide: case-folded, so "Python" and
+    "python" are listed, counted and found as one (an article already keeps only one of
+    them). Tags are kept in that form where they are looked up and counted; an article
+    shows its tags as its author wrote them."""
+    return tag.casefold()
+
+
 def user_info_key(cache: Cache, user_id: str) -> str:
     """A public profile, owned by the users projector."""
     return cache.key("user", "info", user_id)

@@ -314,6 +314,31 @@ async def test_readers_filter_by_author_and_tag_and_see_tag_counts(
     assert counts[tag] == 3
 
 
+async def test_tags_differing_only_in_case_are_one_tag_site_wide(
+    client: httpx.AsyncClient, author: Author
+) -> None:
+    """ "Python" on one article and "python" on another are one tag: counted once with
+    both articles, listed as one, and either spelling (or any other case) finds both,
+    on /v1 and /api alike. Each article shows its tags as its author wrote them."""
+    word = f"Tag{secrets.token_hex(3)}"
+    ids = []
+    for spelling in (word, word.lower()):
+        article_id = await draft(client, author, title=spelling, tags=[spelling])
+        answer = await client.post(f"/v1/articles/{article_id}/publish", headers=author.auth)
+        ids.append(article_id)
+    after = {"bloghub-after": answer.headers["bloghub-position"]}
+    for spelling in (word, word.lower(), word.upper()):
+        found = (await client.get("/v1/articles", params={"tag": spelling}, headers=after)).json()
+        assert [a["id"] for a in found["articles"]] == ids[::-1], spelling
+        conduit = (await client.get("/api/articles", params={"tag": spelling})).json()
+        assert conduit["articlesCount"] == 2, spelling
+    counts = {t["tag"]: t["articles"] for t in (await client.get("/v1/tags")).json()["tags"]}
+    assert counts[word.lower()] == 2
+    assert word not in counts
+    shown = (await client.get(f"/v1/articles/{ids[0]}", headers=after)).json()["article"]
+    assert shown["tags"] == [word]
+
+
 @pytest.mark.parametrize(
     ("body", "field"),
     [

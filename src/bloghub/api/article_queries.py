@@ -18,7 +18,7 @@ from bloghub.adapters.postgres.tables import article_tags, articles, tag_counts
 from bloghub.api.consistency import Generations
 from bloghub.commands.articles import ArticleState, Draft
 from bloghub.errors import InvalidInput
-from bloghub.readmodels import PUBLISHED_COLUMNS
+from bloghub.readmodels import PUBLISHED_COLUMNS, tag_key
 
 ABSTRACT_CHARS = 200
 a = articles.c
@@ -106,7 +106,7 @@ class ArticleQueries:
         if author is not None:
             stmt = stmt.where(a.author_id == _uuid(author, "author"))
         if tag is not None:
-            tagged = select(article_tags.c.article_id).where(article_tags.c.tag == tag)
+            tagged = select(article_tags.c.article_id).where(article_tags.c.tag == tag_key(tag))
             stmt = stmt.where(a.id.in_(tagged))
         if cursor is not None:
             at, after = decode_cursor(cursor, 2)

@@ -83,7 +83,9 @@ def articles_request(
 ) -> dict[str, Any]:
     filters: list[dict[str, Any]] = [{"term": {"state": "published"}}]
     if tag is not None:
-        filters.append({"term": {"tags": tag}})
+        # Tags are one tag whatever their case (``readmodels.tag_key``): the documents keep
+        # them as written, so the filter ignores case.
+        filters.append({"term": {"tags": {"value": tag, "case_insensitive": True}}})
     if author is not None:
         filters.append({"term": {"author_id": author}})
     body: dict[str, Any] = {

@@ -32,6 +32,7 @@ from bloghub.readmodels import (
     draft_key,
     published_key,
     published_view,
+    tag_key,
 )
 
 
@@ -88,10 +89,11 @@ class ArticlesProjector(PostgresProjector):
     ) -> None:
         # The tags it leaves are read from the rows it deletes: the count moves by what the
         # read model actually changed, so a delete of an unpublished article moves nothing.
+        keys = sorted({tag_key(t) for t in tags})
         gone = await conn.execute(_TAGS_GONE, {"b_id": article_id})
-        tally.moved(gone.scalars(), tags)
-        if tags:
-            await conn.execute(_TAGGED, [{"article_id": article_id, "tag": t} for t in tags])
+        tally.moved(gone.scalars(), keys)
+        if keys:
+            await conn.execute(_TAGGED, [{"article_id": article_id, "tag": k} for k in keys])
 
     def stale_cache_keys(self, records: Sequence[Recorded]) -> set[str]:
         cache = self.cache

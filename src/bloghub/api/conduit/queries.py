@@ -39,6 +39,7 @@ from bloghub.adapters.postgres.tables import (
 from bloghub.api.consistency import Generations
 from bloghub.api.read_models import ReadModel
 from bloghub.commands.slugs import SLUG
+from bloghub.readmodels import tag_key
 
 a, r = articles.c, reservations.c
 ARTICLE_COLUMNS = (
@@ -125,7 +126,8 @@ class ConduitQueries:
         if filters.author_id is not None:
             where.append(a.author_id == filters.author_id)
         if filters.tag is not None:
-            tagged = select(article_tags.c.article_id).where(article_tags.c.tag == filters.tag)
+            key = tag_key(filters.tag)
+            tagged = select(article_tags.c.article_id).where(article_tags.c.tag == key)
             where.append(a.id.in_(tagged))
         read: Reader = self._articles.all
         if filters.liked_by is not None:
