@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import uvicorn
 
 from bloghub import event_loop
+from bloghub.cli_errors import EXIT_CODE, explained, quiet_leftovers
 from bloghub.logs import configure_logging
 from bloghub.ops import migrate_cli, replay_cli
 from bloghub.processes import ending_with_parent, stop_process
@@ -47,8 +48,22 @@ def main(argv: list[str] | None = None) -> int:
     replay_cli.add_parser(sub)
     migrate_cli.add_parser(sub)
     args = parser.parse_args(argv)
-    settings = load_settings()
-    configure_logging(settings)
+    settings: Settings | None = None
+    try:
+        settings = load_settings()
+        configure_logging(settings)
+        return _dispatch(settings, args)
+    except Exception as exc:
+        # KeyboardInterrupt is no Exception: commands that handle it still do.
+        said = explained(exc, settings)
+        if said is None:
+            raise
+        quiet_leftovers()
+        print(f"bloghub {args.command}: {said}", file=sys.stderr, flush=True)
+        return EXIT_CODE
+
+
+def _dispatch(settings: Settings, args: argparse.Namespace) -> int:
     if args.command == "api":
         _serve(settings, max(1, args.workers))
     elif args.command == "project":
@@ -96,6 +111,7 @@ def server_config(settings: Settings) -> uvicorn.Config:
         host=settings.api_host,
         port=settings.api_port,
         log_level="warning",
+        log_config=None,  # its records go through configure_logging's format
         proxy_headers=False,
         # Live sockets: a bigger message is refused by the protocol before it is buffered.
         ws_max_size=settings.live_max_message_bytes,
@@ -115,6 +131,7 @@ def _serve(settings: Settings, workers: int) -> None:
         host=settings.api_host,
         port=settings.api_port,
         log_level="warning",
+        log_config=None,  # its records go through configure_logging's format
         proxy_headers=False,
         ws_max_size=settings.live_max_message_bytes,
     )

@@ -34,11 +34,12 @@ class Ran:
     out: str
 
 
-async def bloghub(settings: Settings, *args: str) -> Ran:
+async def bloghub(settings: Settings, *args: str, env: dict[str, str] | None = None) -> Ran:
     env = {
         **projector_env(settings, batch=100),
         "BLOGHUB_TOPIC_PARTITIONS": str(settings.topic_partitions),
         "COLUMNS": "200",  # rich's width when the output is not a terminal
+        **(env or {}),
     }
     process = await asyncio.create_subprocess_exec(
         sys.executable,

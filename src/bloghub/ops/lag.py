@@ -114,6 +114,9 @@ class LagReader:
 
     async def start(self) -> None:
         admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap, request_timeout_ms=10_000)
+        await admin.start()
+        # Made once the admin client is up: one made and never started (Kafka unreachable)
+        # is left unclosed, and says so on stderr after the command's own error.
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self._bootstrap,
             client_id=f"{self._prefix}.lag-reader",
@@ -122,7 +125,6 @@ class LagReader:
             # If retention passes our seek target mid-read, the floor is the oldest record.
             auto_offset_reset="earliest",
         )
-        await admin.start()
         try:
             await consumer.start()
             # The group-less consumer's coordinator starts a task of its own; a stop before

@@ -17,6 +17,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Self
 
 import structlog
@@ -130,17 +131,22 @@ async def start(ms: MigrationStores, name: str, target_url: str) -> Migration:
     if name in PINNED_TO_MAIN:
         raise MigrationRefused(f"{name} cannot move to another database: {PINNED_TO_MAIN[name]}")
     if make_url(target_url) == make_url(settings.sqlalchemy_url):
-        raise MigrationRefused("the target is the database the read model is in already")
+        raise _same_database()
     async with translated(), ms.stores.engine.connect() as conn:
         generation = (await active_generations(conn)).get(name, 1)
         _refuse_other_target((await all_migrations(conn)).get(name), target_url)
     projector_in(ms.stores, name, generation, ms.stores.engine, serving=False)  # known?
     planned = Migration(name, generation, target_url, Phase.SOURCE_ONLY)
     try:
-        await _prepare_target(ms.engine(Store.TARGET, planned), planned)
+        target = ms.engine(Store.TARGET, planned)
+        # The same database under another spelling (localhost, an address, a port's
+        # default, another role) would be source and target at once.
+        if await database_identity(target) == await database_identity(ms.stores.engine):
+            raise _same_database()
+        await _prepare_target(target, planned)
     except (Transient, Unavailable, StoreRejected, SQLAlchemyError, OSError) as exc:
         raise MigrationRefused(
-            f"cannot reach the target {shown_url(target_url)}: {_reason(exc)}"
+            f"cannot reach the target {shown_url(target_url)}: {target_reason(exc)}"
         ) from exc
     async with translated(), ms.stores.engine.begin() as conn:
         await register_migration(conn, name, generation, target_url)
@@ -151,6 +157,50 @@ async def start(ms: MigrationStores, name: str, target_url: str) -> Migration:
     return migration
 
 
+def _same_database() -> MigrationRefused:
+    return MigrationRefused("the target is the database the read model is in already")
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseIdentity:
+    system: int | None  # None: the role may not read it
+    name: str
+    oid: int
+    started: datetime
+
+
+def same_database(a: DatabaseIdentity, b: DatabaseIdentity) -> bool:
+    if a.system is not None and b.system is not None and a.system != b.system:
+        return False
+    return (a.name, a.oid, a.started) == (b.name, b.oid, b.started)
+
+
+async def database_identity(engine: AsyncEngine) -> DatabaseIdentity:
+    """What tells one database from every other, as its server reports it, whatever URL
+    reached it: the cluster's system identifier where the role may read it, and always the
+    database's name and oid with the time the server started (no two servers started at
+    the same microsecond hold a database of the same name and oid)."""
+    async with translated(), engine.connect() as conn:
+        found = (
+            await conn.execute(
+                text(
+                    "SELECT current_database(), d.oid::bigint, pg_postmaster_start_time() "
+                    "FROM pg_database d WHERE d.datname = current_database()"
+                )
+            )
+        ).one()
+        try:
+            async with conn.begin_nested():
+                system = await conn.scalar(
+                    text("SELECT system_identifier FROM pg_control_system()")
+                )
+        except SQLAlchemyError:  # not granted to this role
+            system = None
+    return DatabaseIdentity(
+        int(system) if system is not None else None, found[0], int(found[1]), found[2]
+    )
+
+
 def _refuse_other_target(existing: Migration | None, target_url: str) -> None:
     if existing is not None and existing.target_url != target_url:
         raise MigrationRefused(
@@ -158,7 +208,7 @@ def _refuse_other_target(existing: Migration | None, target_url: str) -> None:
         )
 
 
-def _reason(exc: BaseException) -> str:
+def target_reason(exc: BaseException) -> str:
     # The driver's own words, without SQLAlchemy's statement and link.
     orig = getattr(exc, "orig", None)
     return str(orig if orig is not None else exc) or type(exc).__name__

@@ -10,9 +10,12 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy.exc import SQLAlchemyError
 
 from bloghub import event_loop
+from bloghub.adapters.postgres.engine import translated
 from bloghub.adapters.postgres.migrations import Migration, all_migrations, shown_url
+from bloghub.errors import Transient, Unavailable
 from bloghub.migration_phases import MigrationRefused, Phase, PhaseRefused, Store, reads_from
 from bloghub.ops.generations_admin import LogEnds
 from bloghub.ops.migrate import (
@@ -25,6 +28,7 @@ from bloghub.ops.migrate import (
     move,
     progress_of,
     start,
+    target_reason,
 )
 from bloghub.ops.migration_repair import run_repairs
 from bloghub.ops.migration_validator import Pair, full_pass, incremental_pass, report
@@ -42,6 +46,8 @@ USAGE = (
 # Incremental passes look this far before the last pass began: a row applied late (the
 # projector behind) carries the time of its event, not of its write.
 OVERLAP = timedelta(minutes=5)
+# How a target that cannot be reached fails (translated or not).
+UNREACHABLE = (Transient, Unavailable, SQLAlchemyError, OSError)
 
 
 def add_parser(sub: Any) -> None:
@@ -55,7 +61,9 @@ def add_parser(sub: Any) -> None:
     parser.add_argument("--to", help="the target database URL (start)")
     parser.add_argument("--no-advance", action="store_true", help="stay in phase 1 once filled")
     parser.add_argument("--since", help="validate rows changed since this time (ISO 8601)")
-    parser.add_argument("--every", type=float, help="validate on this interval, in seconds")
+    parser.add_argument(
+        "--every", type=float, help="validate again on this interval, in seconds (above 0)"
+    )
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
@@ -74,6 +82,8 @@ async def _dispatch(settings: Settings, args: argparse.Namespace, console: Conso
         await run_repairs(settings, stop)
         return 0
     rest: list[str] = list(args.rest)
+    if args.every is not None and not args.every > 0:  # also NaN
+        raise ValueError("--every is the seconds between passes: more than 0")
     wanted = {"status": 0, "phase": 2}.get(args.action, 1)
     if len(rest) != wanted:
         raise ValueError(f"usage:\n{USAGE}")
@@ -127,7 +137,19 @@ async def _validate(
         migration = await migration_of(ms.stores, name)
         pair = Pair(migration, ms.stores.engine, ms.engine(Store.TARGET, migration))
         began = datetime.now(UTC)
-        found = await (incremental_pass(pair, since) if since else full_pass(pair))
+        try:
+            found = await (incremental_pass(pair, since) if since else full_pass(pair))
+        except UNREACHABLE as exc:
+            await _dropped(ms)
+            said = f"cannot reach {shown_url(migration.target_url)}: {target_reason(exc)}"
+            if args.every is None:
+                raise MigrationRefused(f"{said} (the target of {name})") from exc
+            # Validating on an interval outlives an outage: the next pass tries again.
+            console.print(f"{name}: {said}; trying again in {args.every:g} s", highlight=False)
+            await wait_any(args.every, stop)
+            if stop.is_set():
+                return 1
+            continue
         await report(settings.kafka_bootstrap, settings.prefix, found)
         for d in found:
             console.print(
@@ -136,7 +158,7 @@ async def _validate(
         total += len(found)
         kind = f"rows changed since {since.isoformat()}" if since else "every row"
         console.print(f"{name}: {kind} compared, {len(found)} differences sent for repair")
-        if not args.every or stop.is_set():
+        if args.every is None or stop.is_set():
             return 0 if total == 0 else 1
         since = began - OVERLAP
         await wait_any(args.every, stop)
@@ -145,29 +167,30 @@ async def _validate(
 
 
 async def _status(ms: MigrationStores, console: Console) -> None:
-    async with ms.stores.engine.connect() as conn:
+    async with translated(), ms.stores.engine.connect() as conn:
         found = await all_migrations(conn)
-    table = Table(
-        "projector",
-        "gen",
-        "phase",
-        "reads from",
-        "target",
-        "source applied",
-        "target applied",
-        "log",
-    )
     if not found:
         console.print("no migrations: `bloghub migrate start NAME --to URL` starts one")
         return
+    # Names and URLs fold onto more lines rather than lose their end on a narrow output.
+    table = Table()
+    for name in ("projector", "gen", "phase", "reads from", "target"):
+        table.add_column(name, overflow="fold")
+    for name in ("source applied", "target applied", "log"):
+        table.add_column(name, justify="right", overflow="fold")
     settings = ms.stores.settings
     ends = LogEnds(settings.kafka_bootstrap, settings.prefix)
     await ends.start()
     try:
         for m in found.values():
             src, total = await progress_of(ms, ends, m, Store.SOURCE)
-            tgt, _ = await progress_of(ms, ends, m, Store.TARGET)
-            await _dropped(ms)
+            # One target that cannot be reached hides none of the other migrations.
+            try:
+                tgt_shown = f"{(await progress_of(ms, ends, m, Store.TARGET))[0]:,}"
+            except UNREACHABLE as exc:
+                tgt_shown = f"unreachable: {target_reason(exc)}"
+            finally:
+                await _dropped(ms)
             table.add_row(
                 m.projector,
                 str(m.generation),
@@ -175,8 +198,9 @@ async def _status(ms: MigrationStores, console: Console) -> None:
                 str(reads_from(m.phase)),
                 shown_url(m.target_url),
                 f"{src:,}",
-                f"{tgt:,}",
+                tgt_shown,
                 f"{total:,}",
+                style="bold yellow" if tgt_shown.startswith("unreachable") else None,
             )
     finally:
         await ends.close()

@@ -1,0 +1,176 @@
+"""What an operator's command says when it cannot work at all: settings that do not
+validate, a service it cannot reach, a database that has not been upgraded. One line on
+stderr naming the fault and what to do (``bloghub`` then exits 2); a failure of another
+kind is not explained here and keeps its traceback."""
+
+from __future__ import annotations
+
+import re
+import socket
+from collections.abc import Iterator
+from urllib.parse import urlsplit
+
+from pydantic import ValidationError
+
+from bloghub.errors import SchemaBehind
+from bloghub.settings import InsecureSettings, Settings
+
+EXIT_CODE = 2
+
+# Where a library's code sits in a traceback: the service its error came from.
+_SERVICE_OF_MODULE = (
+    ("asyncpg", "PostgreSQL"),
+    ("sqlalchemy", "PostgreSQL"),
+    ("aiokafka", "Kafka"),
+    ("redis", "Redis"),
+    ("opensearchpy", "OpenSearch"),
+)
+_SETTING_OF_SERVICE = {
+    "PostgreSQL": "BLOGHUB_DATABASE_URL",
+    "Kafka": "BLOGHUB_KAFKA_BOOTSTRAP",
+    "Redis": "BLOGHUB_REDIS_URL",
+    "OpenSearch": "BLOGHUB_OPENSEARCH_URL",
+}
+# undefined table, undefined column, undefined schema
+_SCHEMA_SQLSTATES = {"42P01", "42703", "3F000"}
+_RELATION = re.compile(r'relation "([^"]+)" does not exist')
+
+
+def explained(exc: BaseException, settings: Settings | None) -> str | None:
+    """The one line for a failure of a known kind, or ``None``."""
+    chain = list(_chain(exc))
+    for e in chain:
+        if isinstance(e, InsecureSettings):
+            return f"{e}: set your own values (BLOGHUB_* environment variables)"
+        if isinstance(e, ValidationError):
+            return _invalid_settings(e)
+    for e in chain:
+        if _schema_behind(e):
+            found = _RELATION.search(str(e))
+            what = f"has no table {found.group(1)}" if found else "is behind this code"
+            where = f" {_database(settings)}" if settings is not None else ""
+            return f"the database{where} {what}: run `bloghub db upgrade`"
+    for e in chain:
+        service = _unreachable_service(e)
+        if service is not None:
+            return _unreachable(service, _reason(chain), settings)
+    return None
+
+
+def quiet_leftovers() -> None:
+    """A command that stopped on a known failure may leave clients it never got to close
+    (a Kafka consumer whose start failed): asyncio's complaints about them as they are
+    collected would bury the one line that explains the stop."""
+    import logging
+
+    logging.getLogger("asyncio").setLevel(logging.CRITICAL)
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    seen: set[int] = set()
+    todo = [exc]
+    while todo:
+        e = todo.pop(0)
+        if id(e) in seen:
+            continue
+        seen.add(id(e))
+        yield e
+        if isinstance(e, BaseExceptionGroup):
+            todo.extend(e.exceptions)
+        for linked in (e.__cause__, e.__context__, getattr(e, "orig", None)):
+            if isinstance(linked, BaseException):
+                todo.append(linked)
+
+
+def _invalid_settings(exc: ValidationError) -> str:
+    said = []
+    for error in exc.errors(include_url=False):
+        where = ".".join(str(p) for p in error["loc"])
+        name = f"BLOGHUB_{where.upper()}: " if where else ""
+        said.append(f"{name}{error['msg'].removeprefix('Value error, ')}")
+    return f"invalid settings: {'; '.join(said)}"
+
+
+def _schema_behind(exc: BaseException) -> bool:
+    return isinstance(exc, SchemaBehind) or getattr(exc, "sqlstate", None) in _SCHEMA_SQLSTATES
+
+
+def _unreachable_service(exc: BaseException) -> str | None:
+    from aiokafka.errors import KafkaConnectionError
+    from opensearchpy.exceptions import ConnectionError as SearchConnectionError
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    if isinstance(exc, KafkaConnectionError):
+        return "Kafka"
+    if isinstance(exc, RedisConnectionError | RedisTimeoutError):
+        return "Redis"
+    if isinstance(exc, SearchConnectionError):
+        return "OpenSearch"
+    sqlstate = getattr(exc, "sqlstate", None)
+    if isinstance(sqlstate, str) and (sqlstate[:2] in {"08", "28"} or sqlstate == "3D000"):
+        return "PostgreSQL"  # no connection, refused login, no such database
+    if isinstance(exc, OSError):  # refused, unknown host, timed out
+        return _service_in_traceback(exc)
+    return None
+
+
+def _service_in_traceback(exc: BaseException) -> str | None:
+    """The service whose client raised ``exc``: the innermost library frame tells."""
+    tb = exc.__traceback__
+    found = None
+    while tb is not None:
+        module = str(tb.tb_frame.f_globals.get("__name__", ""))
+        top = module.split(".", 1)[0]
+        for name, service in _SERVICE_OF_MODULE:
+            if top == name:
+                found = service
+        tb = tb.tb_next
+    return found
+
+
+def _reason(chain: list[BaseException]) -> str:
+    """The innermost words: the operating system's or the server's, not a wrapper's."""
+    for e in reversed(chain):
+        if isinstance(e, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(e, socket.gaierror):
+            return "unknown host"
+        if isinstance(e, TimeoutError):
+            return "timed out"
+        if getattr(e, "sqlstate", None) is not None:
+            return str(e).splitlines()[0]
+    return ""
+
+
+def _unreachable(service: str, reason: str, settings: Settings | None) -> str:
+    where = f" at {_address(service, settings)}" if settings is not None else ""
+    setting = _SETTING_OF_SERVICE[service]
+    why = f" ({reason})" if reason else ""
+    return f"cannot reach {service}{where}{why}: check {setting} and that {service} runs"
+
+
+def _address(service: str, settings: Settings) -> str:
+    if service == "PostgreSQL":
+        return _database(settings)
+    if service == "Kafka":
+        return settings.kafka_bootstrap
+    if service == "Redis":
+        return _no_password(settings.redis_url.get_secret_value())
+    return _no_password(settings.opensearch_url)
+
+
+def _database(settings: Settings) -> str:
+    from bloghub.adapters.postgres.migrations import shown_url
+
+    return shown_url(settings.sqlalchemy_url)
+
+
+def _no_password(url: str) -> str:
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "(the configured address)"
+    return f"{parts.scheme}://{host}{port}{parts.path}"
