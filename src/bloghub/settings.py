@@ -127,9 +127,9 @@ class Settings(BaseSettings):
     ops_state_window_s: float = Field(default=60.0, gt=0, le=3600)
     ops_history_s: float = Field(default=3600.0, ge=60, le=7 * 24 * 3600)
 
-    # The replay tool (ops/replay.py). A rebuilt generation is switched in once it is this
-    # few events behind the log's end (summed over its partitions); activation of one
-    # further behind is refused.
+    # The replay tool (ops/replay.py) switches a rebuilt generation in only once it has
+    # reached the log's end; `replay activate` (and a migration's switch) refuses one more
+    # than this many events behind it (summed over its partitions).
     replay_caught_up_events: int = Field(default=1000, ge=0)
     # How often API and projector processes re-read which generation is active: a switch
     # reaches every process within about this long, without a restart.

@@ -5,8 +5,10 @@ The coordinator prepares each generation (or resumes an unfinished one from its 
 checkpoints), runs the builders (in this process, or ``--workers`` child processes in the
 generation's consumer group, which share its partitions), measures progress from the
 log's ends and the generation's checkpoints, publishes it for the dashboard, and switches
-each generation in when it is fewer than ``replay_caught_up_events`` behind. It keeps
-applying until a projector process has taken the new generation over.
+each generation in once it has reached the log's end (as read at the step before) and
+everything the serving generation has applied when the switch is decided, so that what
+readers saw before the switch is there after it. It keeps applying until a projector
+process has taken the new generation over.
 """
 
 from __future__ import annotations
@@ -18,24 +20,30 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 
 import structlog
 from pydantic import SecretStr
+from sqlalchemy.dialects.postgresql import insert
 
 import bloghub.events.catalog  # noqa: F401  (registers every event type)
 from bloghub.adapters.opensearch import make_opensearch
+from bloghub.adapters.postgres.migrations import all_migrations
+from bloghub.adapters.postgres.tables import generations
 from bloghub.adapters.redis import make_redis
 from bloghub.ops.generations_admin import (
+    UNFINISHED,
     LogEnds,
     ReplayRefused,
     generation_to_build,
+    generations_of,
     mark_built,
     prepare_generation,
     projector_class,
     registry_of,
+    require_generations,
     switch_in,
 )
 from bloghub.ops.replay_lease import ReplayLeases
@@ -53,6 +61,8 @@ from bloghub.settings import Settings
 log = structlog.get_logger(__name__)
 
 Show = Callable[[Sequence[ReplayProgress]], None]
+
+LEVEL_POLL_S = 0.05  # how often a caught-up generation is looked at against the serving one
 
 
 def building_stores(settings: Settings, *, pool_size: int) -> Stores:
@@ -117,7 +127,9 @@ class Build:
     meter: RateMeter = field(default_factory=RateMeter)
     state: str = "building"
     switched_at: float | None = None
-    target: dict[TP, int] | None = None  # the log's ends a --no-swap build finishes at
+    # The log's ends as sampled at the previous step: the generation has caught up once
+    # every partition's checkpoint is at or past them (later writes cannot starve it).
+    target: dict[TP, int] | None = None
     finished: bool = False
     progress: ReplayProgress | None = None
 
@@ -203,6 +215,9 @@ async def replay(
     ends = LogEnds(settings.kafka_bootstrap, settings.prefix)
     kept = asyncio.Event()
     try:
+        # Every name is checked before any generation is prepared: nothing changes on a
+        # refusal.
+        await refuse_migrated(stores, plan.names)
         held = await leases.take()
         if held is not None:
             raise ReplayRefused(
@@ -260,26 +275,58 @@ async def measure(ends: LogEnds, projector: Projector) -> tuple[dict[TP, int], d
     return await projector.load_checkpoints(list(at)), at
 
 
+def reached(checkpoints: Mapping[TP, int], target: Mapping[TP, int]) -> bool:
+    """Whether every partition's checkpoint is at or past its offset in ``target``."""
+    return all(checkpoints.get(tp, 0) >= offset for tp, offset in target.items())
+
+
 async def _step(
     stores: Stores, ends: LogEnds, build: Build, builders: Builders, plan: ReplayPlan
 ) -> None:
-    p, settings = build.projector, stores.settings
+    p = build.projector
     checkpoints, at = await measure(ends, p)
     done, total = applied_of(checkpoints, at)
-    caught_up = total - done <= settings.replay_caught_up_events
-    if build.state == "building" and caught_up and plan.swap:
-        await switch_in(stores, p)
-        build.state, build.switched_at = "switched", time.monotonic()
-    elif build.state == "building" and caught_up:
-        # Built without a switch: finish the log as it stood when it came within the
-        # bound, so that a verify against a quiet live generation finds them equal.
-        build.target = build.target or at
-        if all(checkpoints.get(tp, 0) >= end for tp, end in build.target.items()):
-            await mark_built(stores, p.name, p.generation)
-            build.state, build.finished = "built", True
+    if build.state == "building":
+        # Caught up: at or past the log's ends sampled at the previous step (at the first,
+        # those just read, before the checkpoints). A steady write stream moves the ends
+        # on, never this target, so it cannot starve the switch.
+        if reached(checkpoints, build.target if build.target is not None else at):
+            if not plan.swap:
+                # Built without a switch, up to the log as it stood a step ago: a verify
+                # against a quiet live generation finds them equal.
+                await mark_built(stores, p.name, p.generation)
+                build.state, build.finished = "built", True
+            elif await _level_with_serving(stores, p, list(at), within_s=plan.every_s):
+                await switch_in(stores, p)
+                build.state, build.switched_at = "switched", time.monotonic()
+        build.target = at
     if build.state == "switched":
         build.finished = await _handed_over(stores, build, builders.pids)
     build.progress = measured(p.name, p.generation, build.state, done, total, build.meter)
+
+
+async def _level_with_serving(
+    stores: Stores, building: Projector, partitions: list[TP], *, within_s: float
+) -> bool:
+    """Whether ``building`` has applied, on every partition, at least what the generation
+    serving reads has applied now, waiting up to ``within_s`` for it to get there (the
+    mark is taken once, so a steady write stream cannot starve it): what readers saw
+    before a switch is there after it."""
+    serving = [g for g, s in (await generations_of(stores, building.name)).items() if s == "active"]
+    if not serving or serving[0] == building.generation:
+        return True
+    shown = await (
+        projector_class(building.name)
+        .from_stores(stores, generation=serving[0])
+        .load_checkpoints(partitions)
+    )
+    deadline = time.monotonic() + within_s
+    while not reached(await building.load_checkpoints(partitions), shown):
+        if time.monotonic() >= deadline:
+            log.info("replay.behind_serving", projector=building.name, serving=serving[0])
+            return False
+        await asyncio.sleep(LEVEL_POLL_S)
+    return True
 
 
 async def _handed_over(stores: Stores, build: Build, ours: set[int]) -> bool:
@@ -298,25 +345,59 @@ async def _handed_over(stores: Stores, build: Build, ours: set[int]) -> bool:
     return not others or any(beat.get("generation") == p.generation for beat in others)
 
 
+async def refuse_migrated(stores: Stores, names: Sequence[str]) -> None:
+    """Refuse if any of ``names`` is migrated (or being migrated): its read model is moved
+    to another database, generation and all, and only ``bloghub migrate`` changes it."""
+    async with stores.engine.connect() as conn:
+        migrated = await all_migrations(conn)
+    for name in names:
+        if name in migrated:
+            raise ReplayRefused(f"{name} is migrated: see `bloghub migrate status`")
+
+
 async def activate_checked(settings: Settings, name: str, generation: int) -> ReplayProgress:
-    """Switch reads to ``generation`` of ``name``: refused unless it has caught up."""
+    """Switch reads to ``generation`` of ``name``: refused unless it exists, the projector
+    is not migrated, and the generation is within ``replay_caught_up_events`` of the log."""
     stores = building_stores(settings, pool_size=1)
     ends = LogEnds(settings.kafka_bootstrap, settings.prefix)
     await ends.start()
     try:
-        state = (await registry_of(stores, name)).get(generation)
-        if state is None:
-            raise ReplayRefused(f"{name} has no generation {generation}")
+        await refuse_migrated(stores, [name])
+        # Generation 1 of search and user_search exists without a row until one is added.
+        state = (await require_generations(stores, name, generation))[generation]
         projector = projector_class(name).from_stores(stores, generation=generation)
         done, total = applied_of(*await measure(ends, projector))
         if total - done > settings.replay_caught_up_events:
             raise ReplayRefused(
                 f"{name} generation {generation} is {total - done} events behind the log "
-                f"(at most {settings.replay_caught_up_events}): run `bloghub replay {name}` "
-                "to catch it up"
+                f"(at most {settings.replay_caught_up_events}): "
+                + await _catch_up_advice(stores, name, generation, state)
+            )
+        async with stores.engine.begin() as conn:
+            # The default generation gets its row, to be the active one.
+            await conn.execute(
+                insert(generations)
+                .values(projector=name, generation=generation, state="retired")
+                .on_conflict_do_nothing()
             )
         await switch_in(stores, projector)
         return measured(name, generation, "switched", done, total, RateMeter())
     finally:
         await ends.close()
         await close_stores(stores)
+
+
+async def _catch_up_advice(stores: Stores, name: str, generation: int, state: str) -> str:
+    """What brings ``generation`` (or reads) up to the log: only the generation a replay
+    builds or resumes is written besides the active one."""
+    resumed = generation_to_build(await registry_of(stores, name))
+    if state in UNFINISHED and resumed == generation:
+        return (
+            f"`bloghub replay {name}` resumes it and switches it in once caught up "
+            "(`--no-swap` to only build it)"
+        )
+    return (
+        f"nothing writes a {state} generation, so it cannot catch up; "
+        f"`bloghub replay {name}` builds generation {resumed} from the log instead "
+        "and switches it in"
+    )

@@ -20,6 +20,7 @@ from bloghub.ops.replay import (
     activate_checked,
     building_stores,
     close_stores,
+    refuse_migrated,
     replay,
     run_builders,
 )
@@ -117,6 +118,8 @@ async def _action(
     stores = building_stores(settings, pool_size=2)
     try:
         if action == "drop":
+            # A migrated projector's generations are the migration's to change.
+            await refuse_migrated(stores, [name])
             await drop_generation(stores, name, gens[0], force=force)
             console.print(f"{name}: generation {gens[0]} dropped")
             return 0
