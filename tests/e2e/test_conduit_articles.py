@@ -427,6 +427,20 @@ async def test_an_article_written_through_v1_is_shown_by_its_slug(
     assert read.json()["article"]["description"] == "Hello world", "the abstract stands in"
 
 
+def refuse_publications(live_api: LiveServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The API's event log refuses every append holding a publication, until
+    ``monkeypatch.undo()``."""
+    log = live_api.container.commands.event_log
+    append = log.append
+
+    async def refusing(envelopes: Sequence[Envelope], **kw: Any) -> Position:
+        if any(e.type == "article.published" for e in envelopes):
+            raise Unavailable("the event log did not take the write")
+        return await append(envelopes, **kw)
+
+    monkeypatch.setattr(log, "append", refusing)
+
+
 async def test_a_publish_the_log_refuses_leaves_no_draft_behind(
     client: httpx.AsyncClient,
     settings: Settings,
@@ -437,15 +451,7 @@ async def test_a_publish_the_log_refuses_leaves_no_draft_behind(
     refusing the publication refuses the draft with it, so the 503 is true (nothing was
     made) and a retry makes one article, not a second, hidden draft."""
     jake = await register(client)
-    log = live_api.container.commands.event_log
-    append = log.append
-
-    async def refusing_publications(envelopes: Sequence[Envelope], **kw: Any) -> Position:
-        if any(e.type == "article.published" for e in envelopes):
-            raise Unavailable("the event log did not take the write")
-        return await append(envelopes, **kw)
-
-    monkeypatch.setattr(log, "append", refusing_publications)
+    refuse_publications(live_api, monkeypatch)
     title = unique_name("One append ")
     body = {"article": {"title": title, "description": "d", "body": "b"}}
     refused = await client.post("/api/articles", json=body, headers=jake.auth)
@@ -473,13 +479,6 @@ async def test_an_update_the_log_refuses_changes_nothing(
     holds no edit) and a retry records the change once."""
     jake = await register(client)
     made = await write(client, jake, unique_name("Kept "))
-    log = live_api.container.commands.event_log
-    append = log.append
-
-    async def refusing_publications(envelopes: Sequence[Envelope], **kw: Any) -> Position:
-        if any(e.type == "article.published" for e in envelopes):
-            raise Unavailable("the event log did not take the write")
-        return await append(envelopes, **kw)
 
     async def recorded() -> list[tuple[str, int]]:
         records = await read_topic(settings, topic_for(settings.prefix, Family.ARTICLES))
@@ -489,7 +488,7 @@ async def test_an_update_the_log_refuses_changes_nothing(
             if (e := orjson.loads(r.value))["payload"].get("slug") == made["slug"]
         ]
 
-    monkeypatch.setattr(log, "append", refusing_publications)
+    refuse_publications(live_api, monkeypatch)
     change = {"article": {"body": "Changed"}}
     refused = await client.put(f"/api/articles/{made['slug']}", json=change, headers=jake.auth)
     assert refused.status_code == 503, refused.text

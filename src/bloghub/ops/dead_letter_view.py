@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -14,8 +15,18 @@ class DeadLetterView:
         self._topic = topic_for(prefix, DLQ)
         self._parts = [TopicPartition(self._topic, p) for p in range(partitions)]
         self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
+            bootstrap_servers=bootstrap,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            # Between two readings the consumer sits at the topic's end, where the broker
+            # holds each fetch this long for records that do not come; a reading's seek
+            # waits for the fetch in flight to return first (aiokafka has one in flight
+            # per broker), so the default 500 ms made every dashboard refresh wait a second.
+            fetch_max_wait_ms=20,
         )
+        # One reading at a time: each seeks the one consumer, and two dashboards polling
+        # at once would move each other's reads.
+        self._reading = asyncio.Lock()
 
     async def start(self) -> None:
         await self._consumer.start()
@@ -26,6 +37,10 @@ class DeadLetterView:
 
     async def latest(self, limit: int = 10) -> list[dict[str, Any]]:
         """The ``limit`` newest dead letters, newest first."""
+        async with self._reading:
+            return await self._latest(limit)
+
+    async def _latest(self, limit: int) -> list[dict[str, Any]]:
         ends = await self._consumer.end_offsets(self._parts)
         starts = await self._consumer.beginning_offsets(self._parts)
         wanted = {tp: ends[tp] for tp in self._parts if ends[tp] > starts[tp]}
