@@ -1,10 +1,11 @@
 """Tags are one tag whatever their case, in every articles generation.
 
-``article_tags`` and ``tag_counts`` keep each tag in its case-folded form
+``article_tags`` and ``tag_counts`` keep each tag in its lower-case form
 (``readmodels.tag_key``), which listings by tag and ``/v1/tags`` go by, so "Python" and
 "python" on two articles are one tag: listed, counted and found as one. Rows written
 before this revision hold tags as their authors wrote them: they are folded here (in
-Python, as the projector folds them: PostgreSQL's ``lower`` differs on a few letters),
+Python, as the projector folds them: PostgreSQL's ``lower`` depends on the database's
+locale),
 and the counts rebuilt from them. The tag rows are locked against writes meanwhile, so a
 projector batch either committed before (and is folded) or waits and writes folded tags.
 

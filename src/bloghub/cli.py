@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         return _dispatch(settings, args)
     except Exception as exc:
         # KeyboardInterrupt is no Exception: commands that handle it still do.
-        said = explained(exc, settings)
+        said = explained(exc, settings, args.command)
         if said is None:
             raise
         quiet_leftovers()

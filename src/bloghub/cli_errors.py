@@ -36,15 +36,17 @@ _SCHEMA_SQLSTATES = {"42P01", "42703", "3F000"}
 _RELATION = re.compile(r'relation "([^"]+)" does not exist')
 
 
-def explained(exc: BaseException, settings: Settings | None) -> str | None:
-    """The one line for a failure of a known kind, or ``None``."""
+def explained(exc: BaseException, settings: Settings | None, command: str = "") -> str | None:
+    """The one line for a failure of a known kind, or ``None``. ``command``: the one that
+    failed (``db`` itself is never told to run ``bloghub db upgrade``: a schema error there
+    is a fault of the upgrade, kept with its traceback)."""
     chain = list(_chain(exc))
     for e in chain:
         if isinstance(e, InsecureSettings):
             return f"{e}: set your own values (BLOGHUB_* environment variables)"
         if isinstance(e, ValidationError):
             return _invalid_settings(e)
-    for e in chain:
+    for e in chain if command != "db" else ():
         if _schema_behind(e):
             found = _RELATION.search(str(e))
             what = f"has no table {found.group(1)}" if found else "is behind this code"
@@ -53,7 +55,10 @@ def explained(exc: BaseException, settings: Settings | None) -> str | None:
     for e in chain:
         service = _unreachable_service(e)
         if service is not None:
-            return _unreachable(service, _reason(chain), settings)
+            # A migration's commands also reach its target, a database of its own.
+            also = " (or the migration's target: `bloghub migrate status`)"
+            said = _unreachable(service, _reason(chain), settings)
+            return said + also if service == "PostgreSQL" and command == "migrate" else said
     return None
 
 

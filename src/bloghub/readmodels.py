@@ -7,18 +7,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func
-
 from bloghub.adapters.postgres.tables import articles
 from bloghub.adapters.redis.cache import Cache
 
 
 def tag_key(tag: str) -> str:
-    """The form by which tags are one tag site-wide: case-folded, so "Python" and
+    """The form by which tags are one tag site-wide: lower-cased, so "Python" and
     "python" are listed, counted and found as one (an article already keeps only one of
     them). Tags are kept in that form where they are looked up and counted; an article
-    shows its tags as its author wrote them."""
-    return tag.casefold()
+    shows its tags as its author wrote them. Lower case, not case folding: search's tag
+    filter ignores case letter by letter (OpenSearch's ``case_insensitive``), which folds
+    no "ß" into "ss", and the tag lists show the word as written, not "strasse"."""
+    return tag.lower()
 
 
 def user_info_key(cache: Cache, user_id: str) -> str:
@@ -58,13 +58,6 @@ def published_view(row: Any) -> dict[str, Any] | None:
     }
 
 
-# A published article's update time is its published version's: an edit of the draft
-# behind it does not move it. (A row from before 0023 that has no such time shows its
-# last change until a replay of the articles projector fills it.)
-PUBLISHED_UPDATED_AT = func.coalesce(articles.c.published_updated_at, articles.c.updated_at).label(
-    "updated_at"
-)
-
 PUBLISHED_COLUMNS = (
     articles.c.id,
     articles.c.author_id,
@@ -74,7 +67,7 @@ PUBLISHED_COLUMNS = (
     articles.c.published_tags,
     articles.c.published_version,
     articles.c.published_at,
-    PUBLISHED_UPDATED_AT,
+    articles.c.updated_at,
 )
 
 

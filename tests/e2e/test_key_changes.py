@@ -244,3 +244,46 @@ async def test_a_phone_bound_again_frees_the_one_before(
     assert await held(settings, "phone", user_id) == [f"+86{new}"]
     stranger = await sms.log_in(old, await _code(sms, old, "login"))
     assert stranger.json()["user"]["id"] != user_id
+
+
+async def test_a_name_taken_back_is_not_freed_by_a_late_free_of_it(
+    client: httpx.AsyncClient,
+    settings: Settings,
+    live_api: LiveServer,
+    unique_email: Callable[[], str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Renamed A to B while the index refuses to free A for a while, then back to A: the
+    account keeps A. The turn of the first rename ends only once A is freed, so the rename
+    back waits for it (409 meanwhile) and takes A afresh; no free of A retried later can
+    take it from the account and hand it to someone else."""
+    tokens = await login(client, await account(client, unique_email))
+    auth, user_id = bearer(tokens["access_token"]), tokens["user"]["id"]
+    a, b = unique_name("back-a"), unique_name("back-b")
+    assert (await client.patch("/v1/users/me", json={"nickname": a}, headers=auth)).is_success
+    reservations = live_api.container.commands.reservations
+    release_confirmed = reservations.release_confirmed
+    refusals = {"left": 3}
+
+    async def refusing(kind: str, value: str, owner: str) -> None:
+        if value == username_key(a) and refusals["left"]:
+            refusals["left"] -= 1
+            raise ConnectionError("the index is unwell")
+        await release_confirmed(kind, value, owner)
+
+    monkeypatch.setattr(reservations, "release_confirmed", refusing)
+    assert (await client.patch("/v1/users/me", json={"nickname": b}, headers=auth)).is_success
+    for _ in range(100):
+        back = await client.patch("/v1/users/me", json={"nickname": a}, headers=auth)
+        if back.status_code != 409:
+            break
+        await asyncio.sleep(0.1)
+    assert back.status_code == 200, back.text
+    assert refusals["left"] == 0
+    await asyncio.sleep(1)  # any free still pending would have run by now
+    other = await login(client, await account(client, unique_email))
+    taken = await client.patch(
+        "/v1/users/me", json={"nickname": a}, headers=bearer(other["access_token"])
+    )
+    assert taken.status_code == 409, taken.text
+    assert username_key(a) in await held(settings, "username", user_id)

@@ -56,6 +56,7 @@ class CommandDeps:
         *events: Event,
         settled_first: bool = True,
         at: datetime | None = None,
+        settling: list[asyncio.Task[None]] | None = None,
     ) -> Position:
         """Record ``events`` that need the reserved ``key``. From the moment the producer
         has them, the log alone decides the key: confirmed when they are recorded, freed
@@ -65,9 +66,11 @@ class CommandDeps:
 
         The answer waits for the key to be confirmed (``settled_first``) when a reader
         needs the position the index then holds (a login by an email not yet projected);
-        a key that is read for its holder alone (a slug) is confirmed after the answer."""
+        a key that is read for its holder alone (a slug) is confirmed after the answer.
+        ``settling`` gathers the steps that settle the key, for a caller that must know
+        when its fate is in the index."""
         return await self.record_holding_all(
-            caller, (key,), *events, settled_first=settled_first, at=at
+            caller, (key,), *events, settled_first=settled_first, at=at, settling=settling
         )
 
     async def record_holding_all(
@@ -77,11 +80,12 @@ class CommandDeps:
         *events: Event,
         settled_first: bool = True,
         at: datetime | None = None,
+        settling: list[asyncio.Task[None]] | None = None,
     ) -> Position:
         """``record_holding`` for events that need several reserved keys at once (an
         account's email and username, an article's version and new slug)."""
         outcomes: list[asyncio.Future[Position]] = []
-        settling: list[asyncio.Task[None]] = []
+        settling = [] if settling is None else settling
 
         def handed_over(outcome: asyncio.Future[Position]) -> None:
             outcomes.append(outcome)

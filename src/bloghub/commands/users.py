@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import unicodedata
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import structlog
@@ -168,10 +169,10 @@ async def update_profile(
     holds is read from the write-side index, and once the change is recorded every other
     name it holds is freed (a case-only rename keeps its name)."""
     if "nickname" not in changes:
-        return await _update_profile(deps, caller, user_id, changes, password, held=[])
-    async with account_turn(deps, user_id):
-        held = await deps.reservations.held_by(USERNAME, user_id)
-        return await _update_profile(deps, caller, user_id, changes, password, held=held)
+        return await _update_profile(deps, caller, user_id, changes, password, turn=None)
+    async with account_turn(deps, user_id) as turn:
+        turn.held = await deps.reservations.held_by(USERNAME, user_id)
+        return await _update_profile(deps, caller, user_id, changes, password, turn=turn)
 
 
 async def _update_profile(
@@ -181,9 +182,10 @@ async def _update_profile(
     changes: Mapping[str, Any],
     password: NewPassword | None,
     *,
-    held: list[str],
+    turn: AccountTurn | None,
 ) -> Position:
     who = Caller(user_id, caller.request_id)
+    held = turn.held if turn is not None else []
     events: list[Event] = []
     if changes:
         events.append(ProfileUpdated(user_id=user_id, changed=sorted(changes), **changes))
@@ -202,16 +204,11 @@ async def _update_profile(
     if key is None:
         position = await deps.record(who, *events)
     else:
-        position = await deps.record_holding(who, key, *events)
-    # Decided in the turn: a step run later must not free a name a later rename took.
-    given_up = [name for name in held if key is None or name != key[1]]
-    if given_up:
-
-        async def free_previous() -> None:
-            for name in given_up:
-                await deps.reservations.release_confirmed(USERNAME, name, user_id)
-
-        await deps.after("free_previous_username", free_previous, owner=user_id)
+        settling = turn.settling if turn is not None else None
+        position = await deps.record_holding(who, key, *events, settling=settling)
+    if turn is not None:
+        # Freed as the turn ends (``account_turn``), decided here, in the turn.
+        turn.given_up = [(USERNAME, n, user_id) for n in held if key is None or n != key[1]]
     return position
 
 
@@ -230,28 +227,48 @@ async def _claim_username(deps: CommandDeps, nickname: str, user_id: str, held: 
 ACCOUNT_TURN = "account_turn"
 
 
+@dataclass
+class AccountTurn:
+    """What a change made in the account's turn leaves to its end."""
+
+    held: list[str] = field(default_factory=list)  # the keys of its kind the account held
+    given_up: list[Key] = field(default_factory=list)  # to free once it is recorded
+    settling: list[asyncio.Task[None]] = field(default_factory=list)  # its own keys' fate
+
+
 @asynccontextmanager
-async def account_turn(deps: CommandDeps, user_id: str) -> AsyncIterator[None]:
+async def account_turn(deps: CommandDeps, user_id: str) -> AsyncIterator[AccountTurn]:
     """The account's turn to change its unique keys (username, phone), taken in the
     write-side index so it holds across every API process: a concurrent change of the same
     account is refused (409), never interleaved, so each reads what the account holds after
     the one before it. Each request claims it under a fresh owner (``reserve`` lets an owner
     take its own pending key again). A holder that crashed leaves it pending, and the
     sweeper frees it like any stale pending key: it deletes by age and status, whatever the
-    kind, so this kind needs nothing of its own there."""
+    kind, so this kind needs nothing of its own there.
+
+    The turn ends only after the change's own keys are settled (a confirmation landing
+    late would bring back a key the next change frees) and the keys it gave up are freed
+    (a free retried after the turn could take a key the next change takes back): one step
+    off the request path, retried, never an error in the change's answer. If it gives up
+    (the index unreachable for its every try), the turn stays until swept."""
     holder = new_id_str()
     try:
         await deps.reservations.reserve(ACCOUNT_TURN, user_id, holder)
     except Conflict:
         raise Conflict("another change of this account is in progress; retry") from None
+    turn = AccountTurn()
+
+    async def end() -> None:
+        if turn.settling:
+            await asyncio.wait(turn.settling)
+        for key in turn.given_up:
+            await deps.reservations.release_confirmed(*key)
+        await deps.reservations.release(ACCOUNT_TURN, user_id, holder)
+
     try:
-        yield
+        yield turn
     finally:
-        try:
-            await deps.reservations.release(ACCOUNT_TURN, user_id, holder)
-        except Exception as exc:
-            # The change's answer stands; the sweeper frees the turn in time.
-            log.warning("users.account_turn_not_released", user_id=user_id, error=repr(exc))
+        await deps.after("end_account_turn", end, owner=user_id)
 
 
 async def bind_phone(deps: CommandDeps, caller: Caller, *, user_id: str, phone: str) -> Position:
@@ -259,7 +276,7 @@ async def bind_phone(deps: CommandDeps, caller: Caller, *, user_id: str, phone: 
     owner) to the account; 409 if another account holds it, or if another change of the
     account is under way. In the account's turn, the phones it holds are read from the
     write-side index; once the binding is recorded, every other one is freed."""
-    async with account_turn(deps, user_id):
+    async with account_turn(deps, user_id) as turn:
         held = await deps.reservations.held_by("phone", user_id)
         if phone not in held:
             try:
@@ -273,18 +290,11 @@ async def bind_phone(deps: CommandDeps, caller: Caller, *, user_id: str, phone: 
             Caller(user_id, caller.request_id),
             ("phone", phone, user_id),
             # The one it replaces; more than one only for an account whose extra phones
-            # leaked before changes took turns (all are freed below all the same).
+            # leaked before changes took turns (all are freed as the turn ends).
             PhoneBound(user_id=user_id, phone=phone, previous_phone=_first(given_up)),
+            settling=turn.settling,
         )
-        if given_up:
-
-            async def free_previous() -> None:
-                for number in given_up:
-                    await deps.reservations.release_confirmed("phone", number, user_id)
-
-            # The binding is recorded: freeing the old numbers must not turn its answer
-            # into an error, so it is retried off the request path.
-            await deps.after("free_previous_phone", free_previous, owner=user_id)
+        turn.given_up = [("phone", number, user_id) for number in given_up]
         return position
 
 
