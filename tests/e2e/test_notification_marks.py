@@ -56,3 +56,21 @@ async def test_only_the_callers_own_notifications_are_marked_and_kept(
             strangers,
         )
     assert kept == 0
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"ids": [str(uuid.uuid4())], "up_to": None},
+        {"ids": None, "up_to": str(uuid.uuid4())},
+        {"ids": None, "up_to": None},
+    ],
+)
+async def test_a_mark_sending_null_is_refused_as_the_document_says(
+    client: httpx.AsyncClient, unique_email: Callable[[], str], body: dict[str, Any]
+) -> None:
+    """The document types ``ids`` and ``up_to`` without null and asks for exactly one:
+    null sent for either is 422, not taken for a field left out."""
+    alice = await person(client, unique_email)
+    answer = await client.post("/v1/notifications/read", json=body, headers=alice.auth)
+    assert answer.status_code == 422, answer.text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -132,7 +133,9 @@ async def test_statuses_an_endpoint_gives_by_what_it_is_are_documented(
             if "security" in op:
                 assert "401" in documented, (method, path)
             if path.startswith("/v1/"):
-                assert {"429", "503"} <= documented, (method, path)
+                # 400: a Bloghub-After the service did not issue, on any of them.
+                assert {"400", "429", "503"} <= documented, (method, path)
+                assert "Retry-After" in op["responses"]["503"]["headers"], (method, path)
     assert "400" in doc["paths"]["/ops/session"]["post"]["responses"]
     # A code the provider could not take at once is queued: 202, as the README says.
     assert {"200", "202"} <= set(doc["paths"]["/v1/auth/sms/code"]["post"]["responses"])
@@ -151,3 +154,25 @@ async def test_phones_are_documented_for_the_countries_codes_go_to(
     assert not re.fullmatch(pattern, "+14155550100")
     refused = await client.post("/v1/auth/sms/code", json={"phone": "+14155550100"})
     assert refused.status_code == 422
+
+
+async def test_what_a_draft_write_answers_is_documented(client: httpx.AsyncClient) -> None:
+    """A generated client reads a new draft's id and its version (the next edit sends it)
+    from the answer the document describes, and learns of Idempotency-Key and of the
+    position a write answers."""
+    doc = (await client.get("/openapi.json")).json()
+    create = doc["paths"]["/v1/articles"]["post"]
+    ref = create["responses"]["201"]["content"]["application/json"]["schema"]["$ref"]
+    shape = doc["components"]["schemas"][ref.rsplit("/", 1)[1]]
+    draft_ref = doc["components"]["schemas"][
+        shape["properties"]["article"]["$ref"].rsplit("/", 1)[1]
+    ]
+    assert set(draft_ref["required"]) == {"id", "version"}
+    assert "Idempotency-Key" in create["description"]
+    assert {"Bloghub-Position", "Idempotent-Replay"} <= set(create["responses"]["201"]["headers"])
+    for path in ("/v1/articles/{article_id}/publish", "/v1/articles/{article_id}/withdraw"):
+        assert "content" in doc["paths"][path]["post"]["responses"]["200"], path
+    assert "content" in doc["paths"]["/v1/articles/{article_id}"]["put"]["responses"]["200"]
+    birthday = doc["components"]["schemas"]["ProfilePatch"]["properties"]["birthday"]
+    pattern = next(b["pattern"] for b in birthday["anyOf"] if "pattern" in b)
+    assert re.match(pattern, f"{datetime.now(UTC).year}-01-01"), "this year's dates are valid"

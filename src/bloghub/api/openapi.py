@@ -13,7 +13,8 @@ from bloghub.api.http import Endpoint
 from bloghub.api.v1.schemas import ErrorOut
 
 _REASONS = {
-    400: "Malformed request",
+    400: "Malformed request (a body or query that cannot be read, or a Bloghub-After this "
+    "service did not issue)",
     401: "Not authenticated",
     403: "Forbidden",
     404: "Not found",
@@ -42,7 +43,7 @@ def build_openapi(endpoints: Sequence[Endpoint], *, version: str) -> dict[str, A
         "info": {
             "title": "bloghub",
             "version": version,
-            "description": "An event-sourced blog and community backend.",
+            "description": _ABOUT,
         },
         "paths": paths,
         "components": {
@@ -52,6 +53,22 @@ def build_openapi(endpoints: Sequence[Endpoint], *, version: str) -> dict[str, A
             },
         },
     }
+
+
+_ABOUT = (
+    "An event-sourced blog and community backend.\n\n"
+    "Read your writes: a write answers a `Bloghub-Position` header; send it back as "
+    "`Bloghub-After` on a later request, and that request sees the write (a signed-in "
+    "caller's own writes are waited for without it). A `Bloghub-After` this service did "
+    "not issue is 400. A read that could not wait long enough answers with "
+    "`Bloghub-Stale: 1`."
+)
+_IDEMPOTENT = (
+    "Send `Idempotency-Key` (1-128 of `A-Za-z0-9._:-`) to make a retry safe: a retry with "
+    "the same key gets the first answer (with `Idempotent-Replay: true`) and writes "
+    "nothing new; the same key with another body is 422, one still running 409."
+)
+_POSITION = "Where the write is in the log: send it back as Bloghub-After to read it"
 
 
 # Statuses an endpoint can give by what it is, whatever its handler does: a body is parsed
@@ -69,6 +86,8 @@ def statuses(ep: Endpoint) -> list[int]:
         found.add(401)
     if ep.path.startswith(_LIMITED):
         found.update((429, 503))
+    if ep.path.startswith("/v1/"):
+        found.add(400)  # a Bloghub-After it did not issue
     return sorted(found)
 
 
@@ -80,14 +99,23 @@ def _operation(ep: Endpoint) -> dict[str, Any]:
     ok: dict[str, Any] = {"description": "OK"}
     if ep.response is not None:
         ok["content"] = {ep.media_type: {"schema": _ref(ep.response)}}
-    if ep.headers:
+    # ``Idempotency-Key`` is a request header: described on the operation, its echo
+    # (``Idempotent-Replay``) is the answer's.
+    idempotent = "Idempotency-Key" in ep.headers
+    said = {k: v for k, v in ep.headers.items() if k != "Idempotency-Key"}
+    if idempotent:
+        said["Idempotent-Replay"] = "true on an answer replayed for a retried key"
+    if ep.auth and ep.method != "GET" and ep.path.startswith("/v1/"):
+        said.setdefault("Bloghub-Position", _POSITION)
+    if said:
         ok["headers"] = {
-            k: {"description": v, "schema": {"type": "string"}} for k, v in ep.headers.items()
+            k: {"description": v, "schema": {"type": "string"}} for k, v in said.items()
         }
     responses: dict[str, Any] = {str(status): ok for status in (ep.status, *ep.also)}
     for status in statuses(ep):
         responses[str(status)] = _error(ep, status)
     op: dict[str, Any] = {
+        **({"description": _IDEMPOTENT} if idempotent else {}),
         "summary": ep.summary,
         "tags": [ep.tag],
         "operationId": f"{ep.method.lower()}_{ep.path.strip('/').replace('/', '_')}",
@@ -116,7 +144,7 @@ def _error(ep: Endpoint, status: int) -> dict[str, Any]:
         out["content"] = {"text/html": {"schema": {"type": "string"}}}
     else:
         out["content"] = {"application/json": {"schema": _ref(ErrorOut)}}
-    if status == 429:
+    if status in (429, 503):
         out["headers"] = {
             "Retry-After": {"description": "seconds to wait", "schema": {"type": "string"}}
         }

@@ -60,7 +60,16 @@ def _tags(values: list[str]) -> list[str]:
 # Lengths count the text as sent: normalising may change it by a character or two, never
 # turning an accepted title into a refused one.
 Title = Annotated[str, Field(min_length=1, max_length=128), LINE, AfterValidator(_normal)]
-Content = Annotated[str, Field(max_length=MAX_CONTENT_BYTES), PLAIN, AfterValidator(_content)]
+Content = Annotated[
+    str,
+    Field(
+        max_length=MAX_CONTENT_BYTES,
+        description="Markdown, at most 100 KB in UTF-8: bytes, not characters (a character "
+        "of Chinese text is three)",
+    ),
+    PLAIN,
+    AfterValidator(_content),
+]
 # Each tag is checked by ``normal_tag`` (after trimming, so an error names ``tags``); the
 # document states the same rule for the tag as it is kept.
 _TAG_FORM = {"maxLength": _TAG_CHARS, "pattern": TAG.pattern}
@@ -121,6 +130,19 @@ class ArticleEdit(Input):
     content: Annotated[Content | None, Field(description="left out: kept")] = None
     tags: Annotated[Tags | None, Field(description="left out: kept")] = None
     version: Annotated[int, Field(ge=1)] | None = None  # the draft version this edit is based on
+
+
+class DraftRef(BaseModel):
+    """A draft as a write names it: the version it is at now (send it with the next
+    edit), and its status when the write changed it."""
+
+    id: str
+    version: int
+    status: str | None = None
+
+
+class DraftRefEnvelope(BaseModel):
+    article: DraftRef
 
 
 class AuthorOut(BaseModel):

@@ -88,6 +88,9 @@ class MarkReadIn(Input):
 
     @model_validator(mode="after")
     def _one_of(self) -> Self:
+        # Sent as null is not left out: the document's types have no null.
+        if any(getattr(self, f) is None for f in self.model_fields_set):
+            raise ValueError("ids and up_to are never null: send either one")
         if (self.ids is None) == (self.up_to is None):
             raise ValueError("send either ids or up_to")
         return self

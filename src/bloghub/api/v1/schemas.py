@@ -302,9 +302,10 @@ def _not_in_future(value: date) -> date:
 
 
 def _past_years(schema: dict[str, Any]) -> None:
-    """Dates from 1900 to the end of last year: the part of the rule a pattern can say
-    (written when the document is, so it moves with the calendar)."""
-    last = date.today().year - 1
+    """Dates from 1900 to the end of this year: the part of the rule a pattern can say
+    (written when the document is, so it moves with the calendar; the server refuses a
+    day still to come)."""
+    last = date.today().year
     decades = [f"{d}[0-9]" for d in range(200, last // 10)]
     years = "|".join(["19[0-9]{2}", *decades, f"{last // 10}[0-{last % 10}]"])
     schema["pattern"] = f"^(?:{years})-"
