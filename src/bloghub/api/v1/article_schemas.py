@@ -5,10 +5,10 @@ from __future__ import annotations
 import re
 import unicodedata
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID
 
-from pydantic import AfterValidator, BaseModel, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, Field
 
 from bloghub.api.v1.schemas import LINE, PLAIN, TAG, Input
 
@@ -122,6 +122,10 @@ class ArticleIn(Input):
     tags: Tags = Field(default_factory=list)
 
 
+def _whole(value: Any) -> Any:
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
 class ArticleEdit(Input):
     """A draft's new title, and its content and tags: each left out is kept as it is, so a
     client sending the title alone does not empty the draft."""
@@ -129,7 +133,8 @@ class ArticleEdit(Input):
     title: Title
     content: Annotated[Content | None, Field(description="left out: kept")] = None
     tags: Annotated[Tags | None, Field(description="left out: kept")] = None
-    version: Annotated[int, Field(ge=1)] | None = None  # the draft version this edit is based on
+    # The draft version this edit is based on. JSON has one number type: 3.0 is 3.
+    version: Annotated[int, Field(ge=1), BeforeValidator(_whole)] | None = None
 
 
 class DraftRef(BaseModel):

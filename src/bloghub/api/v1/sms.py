@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, BaseModel, Field
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -90,6 +90,10 @@ class PasswordReset(Input):
     phone: Phone
     code: Code
     new_password: NewPassword
+
+
+class CodeSent(BaseModel):
+    status: str = Field(description="sent, or queued (202) for a retry with another gateway")
 
 
 async def send_code(request: Request) -> Response:
@@ -201,6 +205,7 @@ ENDPOINTS = [
         "proving the owner); 202 when queued for a retry",
         "accounts",
         body=CodeRequest,
+        response=CodeSent,
         also=(202,),
         errors=(400, 415, 422, 429),
         headers={"Retry-After": "seconds until another code may be asked for (429)"},

@@ -3,12 +3,13 @@ callback that finds or makes the account of the WeChat open id."""
 
 from __future__ import annotations
 
+from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import Response
 
 from bloghub.api.auth import user_agent
 from bloghub.api.http import JSON, Endpoint, container
-from bloghub.api.v1.schemas import UserOut
+from bloghub.api.v1.schemas import TokensOut, UserOut
 from bloghub.api.v1.sessions import caller, tokens_response
 from bloghub.auth.limiter import redis_translated
 from bloghub.auth.wechat import STATE_COOKIE, new_state
@@ -42,6 +43,11 @@ async def authurl(request: Request) -> Response:
         secure=c.settings.mode is Mode.PRODUCTION,
     )
     return response
+
+
+class AuthUrlOut(BaseModel):
+    url: str  # WeChat's QR login page, to open or show
+    state: str  # what WeChat hands back to the callback (also kept in a signed cookie)
 
 
 async def callback(request: Request) -> Response:
@@ -88,6 +94,7 @@ ENDPOINTS = [
         authurl,
         "The WeChat QR login URL; its state is kept in a signed cookie",
         "accounts",
+        response=AuthUrlOut,
         errors=(404,),
     ),
     Endpoint(
@@ -96,6 +103,7 @@ ENDPOINTS = [
         callback,
         "WeChat redirects here: the state must match the cookie; returns a token pair",
         "accounts",
+        response=TokensOut,
         errors=(401, 404, 422, 503),
         query={"code": "the code WeChat gives", "state": "the state of the auth URL"},
     ),
