@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -18,7 +19,7 @@ from bloghub.events.base import (
     envelop,
     registry,
 )
-from bloghub.events.codec import UndecodableEvent, decode, encode
+from bloghub.events.codec import UndecodableEvent, _decode_checked, decode, encode
 from bloghub.events.topics import Family
 from bloghub.events.users import UserRegistered
 
@@ -94,6 +95,78 @@ def test_an_envelope_with_any_field_wrong_is_undecodable(
     with pytest.raises(UndecodableEvent) as refused:
         decode(orjson.dumps(doc))
     assert field in str(refused.value) or "occurred_at" in str(refused.value)
+
+
+# Values for any envelope field: of every JSON type, the edges of what each field takes
+# (empty, booleans, 0, the 64-bit bounds and past them, times in forms one parser might
+# take and another not), and nesting.
+TIMES = [
+    "2026-01-02T03:04:05Z",
+    "2026-01-02t03:04:05z",
+    "2026-01-02 03:04:05+00:00",
+    "2026-01-02T03:04:05",
+    "2026-01-02",
+    "2026-01-02T03:04:05.1234567+00:00",
+    "20260102T030405Z",
+    "2026-01-02T03:04:60+00:00",
+    "2026-01-02T03:04+00:00",
+]
+odd_values = (
+    json_values
+    | st.sampled_from(["", "x", 0, 1, True, 1.0, 2**63 - 1, 2**63, 2**64 - 1, -(2**63), *TIMES])
+    | st.dictionaries(st.text(max_size=5), json_values, max_size=3)
+)
+
+
+def _outcome(decoder: Callable[[bytes], Envelope], raw: bytes) -> Envelope | str:
+    try:
+        return decoder(raw)
+    except UndecodableEvent as exc:
+        return f"undecodable: {exc}"
+
+
+@given(
+    changes=st.dictionaries(st.sampled_from([*GOOD, "extra"]), odd_values, max_size=3),
+    dropped=st.sets(st.sampled_from(list(GOOD)), max_size=2),
+)
+def test_the_one_pass_decodes_what_the_checked_path_does_and_refuses_the_same(
+    changes: dict[str, Any], dropped: set[str]
+) -> None:
+    """``decode`` reads an envelope in one typed pass and leaves what that refuses to the
+    checked path: whatever the envelope, the outcome is the checked path's, envelope or
+    message alike."""
+    doc = {k: v for k, v in {**GOOD, **changes}.items() if k not in dropped}
+    raw = orjson.dumps(doc)
+    assert _outcome(decode, raw) == _outcome(_decode_checked, raw)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"event_id":"e1","event_id":"e2","type":"t","version":1,"aggregate_id":"a",'
+        b'"occurred_at":"2026-01-02T03:04:05+00:00","payload":{}}',
+        b'{"event_id":"e1","type":"t","version":18446744073709551616,"aggregate_id":"a",'
+        b'"occurred_at":"2026-01-02T03:04:05+00:00","payload":{}}',
+        b'{"event_id":"e1","type":"t","version":1,"aggregate_id":"a",'
+        b'"occurred_at":"2026-01-02T03:04:05+00:00","payload":{"s":"\\ud800"}}',
+        b'{"event_id":"e1","type":"t","version":1,"aggregate_id":"a",'
+        b'"occurred_at":"2026-01-02T03:04:05+00:00","payload":{"n":1e400}}',
+        b'{"event_id":"\\u00e9","type":"t","version":1,"aggregate_id":"a",'
+        b'"occurred_at":"2026-01-02T03:04:05+00:00","payload":{"a":[1,{"b":null}]}}',
+        b"\xff\xfe",
+        b'{"event_id":"e1"',
+    ],
+)
+def test_json_the_two_paths_could_read_apart_decodes_alike(raw: bytes) -> None:
+    """Duplicate keys (the last wins in both), a version past 64 bits, a lone surrogate,
+    a number out of range, escapes, bytes that are not UTF-8, a cut record."""
+    assert _outcome(decode, raw) == _outcome(_decode_checked, raw)
+
+
+@pytest.mark.parametrize("at", TIMES)
+def test_times_in_any_form_decode_alike(at: str) -> None:
+    raw = orjson.dumps({**GOOD, "occurred_at": at})
+    assert _outcome(decode, raw) == _outcome(_decode_checked, raw)
 
 
 def test_a_good_envelope_decodes_with_its_optional_fields_absent() -> None:
