@@ -63,7 +63,7 @@ from bloghub.ids import new_id_str
 from bloghub.projections.dead_letters import DeadLetters
 from bloghub.projections.interactions import InteractionsProjector
 from bloghub.projections.postgres_sink import projector_engine
-from bloghub.projections.runner import RunnerConfig
+from bloghub.projections.runner_config import RunnerConfig
 from bloghub.settings import Settings
 
 NAME = "counters"

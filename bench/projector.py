@@ -50,7 +50,8 @@ from bloghub.projections.dead_letters import DeadLetters, dlq_count_key
 from bloghub.projections.gate import Part
 from bloghub.projections.port import RawRecord
 from bloghub.projections.postgres_sink import projector_engine
-from bloghub.projections.runner import ProjectorRunner, RunnerConfig
+from bloghub.projections.runner import ProjectorRunner
+from bloghub.projections.runner_config import RunnerConfig
 from bloghub.projections.users import REGISTER_USERS, UsersProjector
 from bloghub.settings import Settings
 

@@ -14,7 +14,8 @@ from redis.asyncio import Redis
 from bloghub.events.base import registry
 from bloghub.projections.dead_letters import DeadLetters, dlq_count_key
 from bloghub.projections.heartbeat import Heartbeat, read_heartbeats
-from bloghub.projections.runner import ProjectorRunner, RunnerConfig
+from bloghub.projections.runner import ProjectorRunner
+from bloghub.projections.runner_config import RunnerConfig
 from bloghub.settings import Settings
 from tests.conftest import BASE_DSN
 from tests.integration.test_sinks import SignupsByDomain

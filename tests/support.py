@@ -35,7 +35,8 @@ from bloghub.events.users import UserRegistered
 from bloghub.ids import new_id_str
 from bloghub.projections.dead_letters import DeadLetters
 from bloghub.projections.postgres_sink import PostgresProjector, projector_engine
-from bloghub.projections.runner import ProjectorRunner, RunnerConfig
+from bloghub.projections.runner import ProjectorRunner
+from bloghub.projections.runner_config import RunnerConfig
 from bloghub.settings import Settings
 
 

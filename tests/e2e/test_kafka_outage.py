@@ -14,7 +14,7 @@ from aiokafka.errors import KafkaError
 
 from bloghub.events.topics import Family, topic_for
 from bloghub.ops.lag import LagReader
-from bloghub.projections.runner import group_id
+from bloghub.projections.runner_config import group_id
 from bloghub.settings import Settings
 from tests.e2e.test_accounts import PASSWORD, signup_body
 

@@ -25,7 +25,8 @@ from bloghub.events.log import EventLog
 from bloghub.migration_phases import Phase
 from bloghub.projections.dead_letters import DeadLetters
 from bloghub.projections.postgres_sink import projector_engine
-from bloghub.projections.runner import ProjectorRunner, RunnerConfig, group_id
+from bloghub.projections.runner import ProjectorRunner
+from bloghub.projections.runner_config import RunnerConfig, group_id
 from bloghub.projections.stats import CommitStats
 from bloghub.projections.users import UsersProjector
 from bloghub.settings import Settings

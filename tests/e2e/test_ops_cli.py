@@ -22,7 +22,7 @@ from bloghub.ops.replay import building_stores, close_stores
 from bloghub.ops.replay_lease import ReplayLeases, lease_holder, lease_key
 from bloghub.ops.replay_progress import ReplayProgress, publish
 from bloghub.projections.catalog import PROJECTOR_FAMILIES
-from bloghub.projections.runner import group_id
+from bloghub.projections.runner_config import group_id
 from bloghub.settings import Settings
 from tests.conftest import isolated, pg
 from tests.support import projector_env

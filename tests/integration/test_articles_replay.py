@@ -30,7 +30,8 @@ from bloghub.events.log import EventLog
 from bloghub.ids import new_id_str
 from bloghub.projections.articles import ArticlesProjector
 from bloghub.projections.dead_letters import DeadLetters
-from bloghub.projections.runner import ProjectorRunner, RunnerConfig
+from bloghub.projections.runner import ProjectorRunner
+from bloghub.projections.runner_config import RunnerConfig
 from bloghub.settings import Settings
 from tests.conftest import isolated
 from tests.support import applied, replay_generation, wait_until

@@ -21,7 +21,8 @@ from bloghub.events.topics import Family
 from bloghub.projections.dead_letters import DeadLetters
 from bloghub.projections.port import TP
 from bloghub.projections.redis_sink import RedisProjector
-from bloghub.projections.runner import ProjectorRunner, RunnerConfig
+from bloghub.projections.runner import ProjectorRunner
+from bloghub.projections.runner_config import RunnerConfig
 from bloghub.settings import Settings
 from tests.support import append_registrations, wait_until
 

@@ -20,7 +20,8 @@ from bloghub.events.users import UserRegistered
 from bloghub.ids import new_id_str
 from bloghub.projections.heartbeat import Heartbeat
 from bloghub.projections.postgres_sink import projector_engine
-from bloghub.projections.runner import ProjectorRunner, RunnerConfig
+from bloghub.projections.runner import ProjectorRunner
+from bloghub.projections.runner_config import RunnerConfig
 from bloghub.projections.users import UsersProjector
 from bloghub.settings import Settings
 from tests.conftest import isolated, serve

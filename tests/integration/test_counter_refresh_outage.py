@@ -19,7 +19,8 @@ from bloghub.ids import new_id_str
 from bloghub.projections.dead_letters import DeadLetters
 from bloghub.projections.interactions import InteractionsProjector
 from bloghub.projections.postgres_sink import projector_engine
-from bloghub.projections.runner import ProjectorRunner, RunnerConfig
+from bloghub.projections.runner import ProjectorRunner
+from bloghub.projections.runner_config import RunnerConfig
 from bloghub.settings import Settings
 from tests.conftest import isolated, pg
 from tests.faults import out_of_memory

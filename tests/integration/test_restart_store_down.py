@@ -17,7 +17,8 @@ from bloghub.events.log import EventLog
 from bloghub.events.topics import Family, topic_for
 from bloghub.projections.heartbeat import Heartbeat
 from bloghub.projections.postgres_sink import projector_engine
-from bloghub.projections.runner import ProjectorRunner, RunnerConfig, group_id
+from bloghub.projections.runner import ProjectorRunner
+from bloghub.projections.runner_config import RunnerConfig, group_id
 from bloghub.projections.users import UsersProjector
 from bloghub.settings import Settings
 from tests.conftest import isolated

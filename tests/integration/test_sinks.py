@@ -23,7 +23,8 @@ from bloghub.events.users import UserRegistered
 from bloghub.ids import new_id_str
 from bloghub.projections.dead_letters import DeadLetters
 from bloghub.projections.redis_sink import RedisProjector
-from bloghub.projections.runner import ProjectorRunner, RunnerConfig
+from bloghub.projections.runner import ProjectorRunner
+from bloghub.projections.runner_config import RunnerConfig
 from bloghub.projections.search_sink import Doc, SearchProjector
 from bloghub.settings import Settings
 from tests.support import append_registrations, recorded, wait_until

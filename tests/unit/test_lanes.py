@@ -7,7 +7,7 @@ from aiokafka import TopicPartition
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bloghub.projections.runner import lane_of
+from bloghub.projections.runner_config import lane_of
 
 
 @given(

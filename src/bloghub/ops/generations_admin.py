@@ -21,7 +21,7 @@ from bloghub.ops.replay_progress import progress_key, read_progress
 from bloghub.projections.catalog import PROJECTORS, ProjectorClass
 from bloghub.projections.port import TP, Projector
 from bloghub.projections.redis_sink import RedisProjector
-from bloghub.projections.runner import group_id
+from bloghub.projections.runner_config import group_id
 from bloghub.projections.search_sink import SearchProjector
 from bloghub.projections.stores import Stores
 

@@ -56,7 +56,8 @@ from bloghub.projections.backoff import wait_any
 from bloghub.projections.dead_letters import DeadLetters
 from bloghub.projections.migration_sinks import projector_in
 from bloghub.projections.postgres_sink import PostgresProjector, projector_engine
-from bloghub.projections.runner import ProjectorRunner, RunnerConfig, group_id
+from bloghub.projections.runner import ProjectorRunner
+from bloghub.projections.runner_config import RunnerConfig, group_id
 from bloghub.projections.stores import Stores
 from bloghub.settings import Settings
 

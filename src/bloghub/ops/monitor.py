@@ -30,7 +30,7 @@ from bloghub.ops.states import Sample, evaluate, waiting_state
 from bloghub.projections.catalog import PROJECTOR_FAMILIES
 from bloghub.projections.dead_letters import building_label, dlq_count_key
 from bloghub.projections.heartbeat import read_heartbeats
-from bloghub.projections.runner import group_id
+from bloghub.projections.runner_config import group_id
 from bloghub.projections.stats import applied_key, last_commit_key
 
 log = structlog.get_logger(__name__)

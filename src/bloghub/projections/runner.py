@@ -12,65 +12,29 @@ at fault is dead-lettered (see ``isolation.py``).
 from __future__ import annotations
 
 import asyncio
-import zlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 
 import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import IllegalStateError
 
-from bloghub.errors import CodeBehind, Transient, Unavailable
+from bloghub.errors import Transient, Unavailable
 from bloghub.events.base import EventRegistry, Recorded
-from bloghub.events.codec import UndecodableEvent, decode
 from bloghub.events.topics import topic_for
 from bloghub.projections.backoff import Backoff, Stopping, wait_any
 from bloghub.projections.dead_letters import DeadLetters
+from bloghub.projections.decoding import decode_fetch
 from bloghub.projections.fetch_wait import FetchWait
 from bloghub.projections.gate import Gate, Part
 from bloghub.projections.heartbeat import Heartbeat, WaitReason
 from bloghub.projections.isolation import isolate
 from bloghub.projections.offset_commits import OffsetCommitter
 from bloghub.projections.port import TP, Projector, RawRecord
+from bloghub.projections.runner_config import RunnerConfig, group_id, lane_of
 from bloghub.projections.stats import CommitStats
-from bloghub.settings import Settings
 
 log = structlog.get_logger(__name__)
 Raw = RawRecord
-
-
-@dataclass(frozen=True, slots=True)
-class RunnerConfig:
-    bootstrap: str
-    prefix: str
-    batch_max_events: int = 2000
-    batch_max_wait_ms: int = 100
-    batch_interval_ms: int = 50
-    apply_retries: int = 3
-    apply_concurrency: int = 2
-    # A consumer group of its own instead of the generation's (a migration's fill, which
-    # writes one generation into another store beside the live group).
-    group: str | None = None
-    fetch_max_wait_ms: int = 500
-    fetch_behind_wait_ms: int = 20
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> RunnerConfig:
-        return cls(
-            bootstrap=settings.kafka_bootstrap,
-            prefix=settings.prefix,
-            batch_max_events=settings.batch_max_events,
-            batch_max_wait_ms=settings.batch_max_wait_ms,
-            batch_interval_ms=settings.batch_interval_ms,
-            apply_retries=settings.apply_retries,
-            apply_concurrency=settings.apply_concurrency,
-            fetch_max_wait_ms=settings.fetch_max_wait_ms,
-            fetch_behind_wait_ms=settings.fetch_behind_wait_ms,
-        )
-
-
-def group_id(prefix: str, projector: str, generation: int) -> str:
-    return f"{prefix}.{projector}.g{generation}"
 
 
 class _SeekToCheckpoint(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -290,40 +254,8 @@ class ProjectorRunner:
         self._log.info("projector.assigned", partitions=len(assigned), with_checkpoint=len(stored))
 
     async def decode_batch(self, batches: Mapping[TopicPartition, Sequence[Raw]]) -> list[Part]:
-        """Decode a fetch. A partition stops at an event newer than the code (nothing after
-        it is applied); what cannot be decoded at all is dead-lettered when applied."""
-        parts = []
-        materialise, good_one = self._registry.materialise, tuple.__new__
-        for tp, records in batches.items():
-            topic, partition = tp.topic, tp.partition
-            part = Part((topic, partition), records[0].offset, records[-1].offset + 1, records)
-            good = part.good.append
-            for record in records:
-                # Calls and look-ups kept out of this loop, which runs for every event a
-                # projector reads; as in ``decode``, the tuple is made directly, not
-                # through the named tuple's __new__.
-                try:
-                    envelope = decode(record.value)
-                    good(
-                        good_one(
-                            Recorded,
-                            (
-                                envelope,
-                                materialise(envelope),
-                                topic,
-                                partition,
-                                record.offset,
-                                record.timestamp,
-                            ),
-                        )
-                    )
-                except CodeBehind as exc:
-                    part.end, part.behind = record.offset, f"{type(exc).__name__}: {exc}"
-                    break
-                except (UndecodableEvent, LookupError, ValueError) as exc:
-                    part.undecodable.append((record, f"undecodable: {exc}"))
-            parts.append(part)
-        return parts
+        """Decode a fetch (``decoding.py``)."""
+        return decode_fetch(self._registry, batches)
 
     async def apply_batch(self, parts: Sequence[Part], committer: OffsetCommitter) -> None:
         assert self._gate is not None
@@ -478,11 +410,3 @@ class DeadLetterFailed(Exception):
 
 def _where(tp: TP) -> str:
     return f"{tp[0]}|{tp[1]}"
-
-
-def lane_of(tp: TopicPartition, lanes: int) -> int:
-    """The lane a partition belongs to: fixed by its name, whatever else is assigned, so a
-    rebalance never hands a partition with a batch in flight to another lane."""
-    topic: str = tp.topic
-    partition: int = tp.partition
-    return (zlib.crc32(topic.encode()) + partition) % lanes

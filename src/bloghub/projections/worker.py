@@ -27,7 +27,8 @@ from bloghub.projections.heartbeat import Heartbeat
 from bloghub.projections.migration_sinks import placed_projector
 from bloghub.projections.port import Projector
 from bloghub.projections.postgres_sink import projector_engine
-from bloghub.projections.runner import ProjectorRunner, RunnerConfig, group_id
+from bloghub.projections.runner import ProjectorRunner
+from bloghub.projections.runner_config import RunnerConfig, group_id
 from bloghub.projections.stats import CommitStats
 from bloghub.projections.stores import Stores
 from bloghub.settings import Settings
