@@ -69,6 +69,18 @@ async def test_path_and_query_parameters_are_documented(client: httpx.AsyncClien
     } in publish["parameters"]
     listing = doc["paths"]["/v1/articles"]["get"]
     assert {p["name"] for p in listing["parameters"]} == {"limit", "cursor", "author", "tag"}
+    # What a page holds when the client names no size; a parameter with no default says
+    # none (not "null", which a query string cannot carry).
+    given = {p["name"]: p["schema"] for p in listing["parameters"]}
+    assert given["limit"]["default"] == 20
+    assert "default" not in given["cursor"]
+    # WeChat's callback cannot work without both.
+    callback = doc["paths"]["/v1/auth/wechat/callback"]["get"]["parameters"]
+    assert {p["name"]: p["required"] for p in callback} == {"code": True, "state": True}
+    # A refresh may send its token in a header instead of a body (test_sessions.py).
+    refresh = doc["paths"]["/v1/auth/refresh"]["post"]
+    assert refresh["requestBody"]["required"] is False
+    assert [(p["name"], p["in"]) for p in refresh["parameters"]] == [("x-refresh-token", "header")]
 
 
 def _schema(doc: dict[str, Any], path: str, method: str) -> dict[str, Any]:
@@ -98,7 +110,7 @@ async def test_the_document_states_the_constraints_the_api_enforces(
     limit = next(
         p for p in doc["paths"]["/v1/articles"]["get"]["parameters"] if p["name"] == "limit"
     )
-    assert limit["schema"] == {"type": "integer", "minimum": 1, "maximum": 100}
+    assert limit["schema"] == {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}
 
 
 async def test_every_text_input_is_documented_without_control_characters(

@@ -49,6 +49,20 @@ async def test_refresh_rotates_both_tokens(
     assert by_header.status_code == 200
 
 
+async def test_a_refresh_with_no_token_at_all_is_told_what_to_send(
+    client: httpx.AsyncClient,
+) -> None:
+    """Neither the header nor a body: the credential is missing (401), not a body of the
+    wrong media type; a body that is not JSON is still 415."""
+    bare = await client.post("/v1/auth/refresh")
+    assert bare.status_code == 401
+    assert "x-refresh-token" in bare.json()["error"]["message"]
+    text = await client.post(
+        "/v1/auth/refresh", content=b"token", headers={"content-type": "text/plain"}
+    )
+    assert text.status_code == 415
+
+
 async def test_reusing_a_refresh_token_ends_the_session(
     client: httpx.AsyncClient, unique_email: Callable[[], str]
 ) -> None:

@@ -105,5 +105,10 @@ class Endpoint:
     errors: tuple[int, ...] = ()
     headers: Mapping[str, str] = field(default_factory=dict)
     query: Mapping[str, str] = field(default_factory=dict)  # name -> description
+    query_required: tuple[str, ...] = ()  # which of ``query`` must be given
     params: type[BaseModel] | None = None  # the query string's model, when it has one
+    # Request headers the operation reads (name -> description), and whether one of them
+    # may stand in for the body (``body_optional``).
+    request_headers: Mapping[str, str] = field(default_factory=dict)
+    body_optional: bool = False
     media_type: str = "application/json"

@@ -121,15 +121,23 @@ def _operation(ep: Endpoint) -> dict[str, Any]:
         "operationId": f"{ep.method.lower()}_{ep.path.strip('/').replace('/', '_')}",
         "responses": responses,
     }
-    parameters = [
-        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
-        for name in re.findall(r"{(\w+)}", ep.path)
-    ] + _query(ep)
+    parameters = (
+        [
+            {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+            for name in re.findall(r"{(\w+)}", ep.path)
+        ]
+        + _query(ep)
+        + [
+            {"name": name, "in": "header", "required": False, "description": text}
+            | {"schema": {"type": "string"}}
+            for name, text in ep.request_headers.items()
+        ]
+    )
     if parameters:
         op["parameters"] = parameters
     if ep.body is not None:
         op["requestBody"] = {
-            "required": True,
+            "required": not ep.body_optional,
             "content": {"application/json": {"schema": _ref(ep.body)}},
         }
     if ep.auth:
@@ -158,7 +166,7 @@ def _query(ep: Endpoint) -> list[dict[str, Any]]:
             {
                 "name": name,
                 "in": "query",
-                "required": False,
+                "required": name in ep.query_required,
                 "description": text,
                 "schema": {"type": "string"},
             }
@@ -167,8 +175,11 @@ def _query(ep: Endpoint) -> list[dict[str, Any]]:
     schema = ep.params.model_json_schema()
     out = []
     for name, prop in schema["properties"].items():
-        prop = {k: v for k, v in prop.items() if k not in ("title", "default")}
-        # An optional parameter is absent, never null, in a query string.
+        prop = {k: v for k, v in prop.items() if k != "title"}
+        # An optional parameter is absent, never null, in a query string: what it means
+        # then is its default, unless that is "none given".
+        if prop.get("default", 0) is None:
+            del prop["default"]
         options = [o for o in prop.pop("anyOf", []) if o.get("type") != "null"]
         if options:
             prop = {**options[0], **prop}

@@ -145,6 +145,11 @@ async def _find_for_login(request: Request, email: str) -> UserRow | None:
 async def refresh(request: Request) -> Response:
     token = request.headers.get("x-refresh-token")
     if token is None:
+        if not request.headers.get("content-length", "0").strip("0") and not (
+            request.headers.get("transfer-encoding")
+        ):
+            # Neither a header nor a body: a credential missing, not a body of the wrong type.
+            raise Unauthorized("send the refresh token: x-refresh-token or a JSON body")
         token = (await parse_body(request, RefreshIn)).refresh_token
     try:
         issued = await refresh_session(
@@ -202,6 +207,10 @@ ENDPOINTS = [
         "Rotate the token pair; a reused refresh token ends the session",
         "accounts",
         body=RefreshIn,
+        body_optional=True,
+        request_headers={
+            "x-refresh-token": "The refresh token, instead of a body: the body is then not read"
+        },
         response=TokensOut,
         errors=(400, 401, 415, 422, 503),
         headers=TOKEN_HEADERS,

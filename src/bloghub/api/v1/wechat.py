@@ -106,5 +106,6 @@ ENDPOINTS = [
         response=TokensOut,
         errors=(401, 404, 422, 503),
         query={"code": "the code WeChat gives", "state": "the state of the auth URL"},
+        query_required=("code", "state"),
     ),
 ]
