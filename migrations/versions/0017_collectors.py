@@ -16,6 +16,7 @@ from alembic import op
 from sqlalchemy import text
 
 from bloghub.adapters.postgres.generations import schema_name
+from bloghub.adapters.postgres.read_model_upgrades import upgrade_main
 
 revision = "0017"
 down_revision = "0016"
@@ -28,7 +29,7 @@ def _recount(distinct: bool) -> None:
         text("SELECT generation FROM projector_generations WHERE projector = 'interactions'")
     )
     counted = "count(DISTINCT user_id)" if distinct else "count(*)"
-    for (generation,) in rows:
+    for (generation,) in rows.all():
         schema = schema_name("interactions", generation)
         op.execute(
             f'UPDATE "{schema}".article_stats s SET collect_cnt = coalesce(c.n, 0) '
@@ -40,7 +41,8 @@ def _recount(distinct: bool) -> None:
 
 
 def upgrade() -> None:
-    _recount(distinct=True)
+    # The step itself is shared with the databases `bloghub migrate` moved a generation to.
+    upgrade_main(op.get_bind(), revision)
 
 
 def downgrade() -> None:

@@ -16,6 +16,7 @@ from alembic import op
 from sqlalchemy import text
 
 from bloghub.adapters.postgres.generations import schema_name
+from bloghub.adapters.postgres.read_model_upgrades import upgrade_main
 
 revision = "0018"
 down_revision = "0017"
@@ -31,8 +32,8 @@ def _schemas() -> list[str]:
 
 
 def upgrade() -> None:
-    for schema in _schemas():
-        op.execute(f'CREATE TABLE IF NOT EXISTS "{schema}".erased_users (user_id uuid PRIMARY KEY)')
+    # The step itself is shared with the databases `bloghub migrate` moved a generation to.
+    upgrade_main(op.get_bind(), revision)
 
 
 def downgrade() -> None:

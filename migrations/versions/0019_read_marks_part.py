@@ -16,6 +16,7 @@ from alembic import op
 from sqlalchemy import text
 
 from bloghub.adapters.postgres.generations import schema_name
+from bloghub.adapters.postgres.read_model_upgrades import upgrade_main
 
 revision = "0019"
 down_revision = "0018"
@@ -31,15 +32,11 @@ def _schemas() -> list[str]:
 
 
 def upgrade() -> None:
-    for schema in _schemas():
-        op.execute(f'ALTER TABLE "{schema}".read_marks ADD COLUMN IF NOT EXISTS part smallint')
-        op.execute(
-            f'CREATE INDEX IF NOT EXISTS read_marks_by_part ON "{schema}".read_marks '
-            "(part, counted_at)"
-        )
+    # The step itself is shared with the databases `bloghub migrate` moved a generation to.
+    upgrade_main(op.get_bind(), revision)
 
 
 def downgrade() -> None:
     for schema in _schemas():
         op.execute(f'DROP INDEX IF EXISTS "{schema}".read_marks_by_part')
-        op.execute(f'ALTER TABLE "{schema}".read_marks DROP COLUMN IF EXISTS part')
+        op.execute(f'ALTER TABLE IF EXISTS "{schema}".read_marks DROP COLUMN IF EXISTS part')

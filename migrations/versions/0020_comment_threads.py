@@ -19,6 +19,7 @@ from alembic import op
 from sqlalchemy import text
 
 from bloghub.adapters.postgres.generations import schema_name
+from bloghub.adapters.postgres.read_model_upgrades import upgrade_main
 
 revision = "0020"
 down_revision = "0019"
@@ -34,20 +35,8 @@ def _schemas() -> list[str]:
 
 
 def upgrade() -> None:
-    for schema in _schemas():
-        op.execute(
-            f'CREATE TABLE IF NOT EXISTS "{schema}".comment_threads ('
-            "comment_id uuid PRIMARY KEY, article_id uuid NOT NULL, parent_id uuid, "
-            "deleted boolean NOT NULL DEFAULT false)"
-        )
-        op.execute(
-            f'CREATE INDEX IF NOT EXISTS comment_threads_by_parent ON "{schema}".comment_threads '
-            "(parent_id) WHERE parent_id IS NOT NULL"
-        )
-        op.execute(
-            f'CREATE INDEX IF NOT EXISTS notifications_by_comment ON "{schema}".notifications '
-            "(comment_id) WHERE comment_id IS NOT NULL"
-        )
+    # The step itself is shared with the databases `bloghub migrate` moved a generation to.
+    upgrade_main(op.get_bind(), revision)
 
 
 def downgrade() -> None:

@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     from alembic.config import Config as AlembicConfig
     from starlette.applications import Starlette
 
+    from bloghub.adapters.postgres.read_model_upgrades import Reached
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bloghub", description=__doc__)
@@ -77,7 +79,7 @@ def _dispatch(settings: Settings, args: argparse.Namespace) -> int:
     elif args.command == "topics":
         event_loop.run(_topics(settings))
     elif args.command == "db":
-        upgrade_database(settings)
+        return _upgrade(settings)
     elif args.command == "replay":
         return replay_cli.run(settings, args)
     elif args.command == "migrate":
@@ -94,10 +96,35 @@ def alembic_config(url: str) -> AlembicConfig:
     return config
 
 
-def upgrade_database(settings: Settings, url: str | None = None) -> None:
+def upgrade_database(settings: Settings, url: str | None = None) -> list[Reached]:
+    """Alembic to its head over the main database, then every read-model change over the
+    databases ``bloghub migrate`` moved a generation to (read_model_upgrades.py): what
+    was done, or not, in each of those."""
     from alembic import command
 
-    command.upgrade(alembic_config(url or settings.sqlalchemy_url), "head")
+    main = url or settings.sqlalchemy_url
+    command.upgrade(alembic_config(main), "head")
+    return event_loop.run(_reach_targets(main))
+
+
+async def _reach_targets(url: str) -> list[Reached]:
+    from bloghub.adapters.postgres.engine import make_engine
+    from bloghub.adapters.postgres.read_model_upgrades import reach_targets
+
+    engine = make_engine(url, pool_size=1, app="bloghub-upgrade")
+    try:
+        return await reach_targets(engine)
+    finally:
+        await engine.dispose()
+
+
+def _upgrade(settings: Settings) -> int:
+    """``db upgrade``: exit 2 while a migration's target is left behind (run it again once
+    the target is back; its projector waits meanwhile)."""
+    reached = upgrade_database(settings)
+    for r in reached:
+        print(r, file=sys.stderr if r.failed else sys.stdout, flush=True)
+    return EXIT_CODE if any(r.failed for r in reached) else 0
 
 
 def server_config(settings: Settings) -> uvicorn.Config:

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import func
+
 from bloghub.adapters.postgres.tables import articles
 from bloghub.adapters.redis.cache import Cache
 
@@ -58,6 +60,13 @@ def published_view(row: Any) -> dict[str, Any] | None:
     }
 
 
+# A published article's update time is its published version's: an edit of the draft
+# behind it does not move it. (A row from before 0023 that has no such time shows its
+# last change until a replay of the articles projector fills it.)
+PUBLISHED_UPDATED_AT = func.coalesce(articles.c.published_updated_at, articles.c.updated_at).label(
+    "updated_at"
+)
+
 PUBLISHED_COLUMNS = (
     articles.c.id,
     articles.c.author_id,
@@ -67,7 +76,7 @@ PUBLISHED_COLUMNS = (
     articles.c.published_tags,
     articles.c.published_version,
     articles.c.published_at,
-    articles.c.updated_at,
+    PUBLISHED_UPDATED_AT,
 )
 
 

@@ -78,7 +78,9 @@ async def test_edit_changes_only_the_draft_until_republished(
     article_id = await draft(client, author)
     first = await client.post(f"/v1/articles/{article_id}/publish", headers=author.auth)
     after = {"bloghub-after": first.headers["bloghub-position"]}
-    assert (await client.get(f"/v1/articles/{article_id}", headers=after)).status_code == 200
+    published = await client.get(f"/v1/articles/{article_id}", headers=after)
+    assert published.status_code == 200
+    published_at = published.json()["article"]["updated_at"]
 
     edited = await client.put(
         f"/v1/articles/{article_id}",
@@ -89,6 +91,7 @@ async def test_edit_changes_only_the_draft_until_republished(
     after = {"bloghub-after": edited.headers["bloghub-position"]}
     public = (await client.get(f"/v1/articles/{article_id}", headers=after)).json()["article"]
     assert public["title"] == "Hello 世界", "readers keep the published version"
+    assert public["updated_at"] == published_at, "and its time: the draft's edit is unseen"
     mine = (await client.get(f"/v1/me/articles/{article_id}", headers=author.auth)).json()
     assert mine["article"]["title"] == "Second title"
 
@@ -97,6 +100,7 @@ async def test_edit_changes_only_the_draft_until_republished(
     public = (await client.get(f"/v1/articles/{article_id}", headers=after)).json()["article"]
     assert public["title"] == "Second title"
     assert public["tags"] == ["go", "rust"]
+    assert public["updated_at"] > published_at
 
 
 async def test_withdraw_hides_from_readers_and_delete_removes(

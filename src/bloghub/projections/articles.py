@@ -171,6 +171,7 @@ _PUBLISHED = (
             "published_tags": _p("tags"),
             "published_description": _p("description"),
             "updated_at": bindparam("b_at", type_=_row.updated_at.type),
+            "published_updated_at": bindparam("b_at", type_=_row.updated_at.type),
             "published_at": func.coalesce(
                 _row.published_at, bindparam("b_at", type_=_row.published_at.type)
             ),

@@ -180,6 +180,9 @@ articles = Table(
     Column("published_content", Text),
     Column("published_tags", ARRAY(Text)),
     Column("published_at", DateTime(timezone=True)),
+    # When the published version last changed (its last publish): what readers see as the
+    # article's update time, which an edit of its draft does not move. Added by 0023.
+    Column("published_updated_at", DateTime(timezone=True)),
     # The URL name (unique by the write-side index, kind "slug"; never unique here: a
     # rename and the slug's next owner may apply in either order). Added by 0015.
     Column("slug", Text),

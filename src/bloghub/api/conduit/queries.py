@@ -39,7 +39,7 @@ from bloghub.adapters.postgres.tables import (
 from bloghub.api.consistency import Generations
 from bloghub.api.read_models import ReadModel
 from bloghub.commands.slugs import SLUG
-from bloghub.readmodels import tag_key
+from bloghub.readmodels import PUBLISHED_UPDATED_AT, tag_key
 
 a, r = articles.c, reservations.c
 ARTICLE_COLUMNS = (
@@ -53,7 +53,7 @@ ARTICLE_COLUMNS = (
     a.published_content,
     a.published_tags,
     a.published_at,
-    a.updated_at,
+    PUBLISHED_UPDATED_AT,
 )
 
 Reader = Callable[[Select[Any]], Awaitable[list[Any]]]
