@@ -88,6 +88,34 @@ async def test_the_author_finds_a_chinese_article_by_a_word_inside_a_sentence(
     assert ids(await search(client, author, q="升级", tag=tag)) == [article_id]
 
 
+async def test_traditional_and_simplified_chinese_find_each_other(
+    client: httpx.AsyncClient, author: Author
+) -> None:
+    """A reader writing traditional characters finds an article written in simplified
+    ones, and the other way round; the hit shows the article as written."""
+    tag = word()
+    simplified = await publish(
+        client, author, title="数据迁移笔记", content="在不停机的情况下完成数据库迁移。", tags=[tag]
+    )
+    traditional = await publish(
+        client, author, title="臺灣的資料庫", content="我們討論資料庫與網路。", tags=[tag]
+    )
+    assert ids(await search(client, author, q="數據遷移", tag=tag)) == [simplified]
+    assert ids(await search(client, author, q="数据迁移", tag=tag)) == [simplified]
+    found = await search(client, author, q="台湾 资料库", tag=tag)
+    assert ids(found) == [traditional]
+    assert found["articles"][0]["title"] == "臺灣的資料庫"
+    # Marked where the query's words are, in the script the author wrote.
+    assert "<mark>臺灣</mark>" in found["articles"][0]["highlights"]["title"]
+    assert ids(await search(client, author, q="網路", tag=tag)) == [traditional]
+    assert ids(await search(client, author, q="网路", tag=tag)) == [traditional]
+    # A nickname in either script is found by the other.
+    patch = {"nickname": f"資料庫 {tag}"}
+    assert (await client.patch("/v1/users/me", json=patch, headers=author.auth)).status_code == 200
+    users = await client.get("/v1/search/users", params={"q": f"资料库 {tag}"}, headers=author.auth)
+    assert [u["id"] for u in users.json()["users"]] == [author.id]
+
+
 async def test_a_tag_filter_finds_the_tag_in_any_case(
     client: httpx.AsyncClient, author: Author
 ) -> None:
