@@ -177,9 +177,18 @@ async def test_reads_count_once_per_reader_and_hour_and_never_the_authors(
     for _ in range(3):
         assert (await client.get(url, headers={**fan.auth, **after})).status_code == 200
         assert (await client.get(url, headers={**author.auth, **after})).status_code == 200
-    for address in ("198.51.100.7", "198.51.100.8", "198.51.100.7"):
-        answer = await client.get(url, headers={**after, "x-forwarded-for": address})
-        assert answer.status_code == 200
+    # An anonymous reader is their address: another User-Agent is not another reader.
+    for address, agent in (
+        ("198.51.100.7", "a/1"),
+        ("198.51.100.8", "a/1"),
+        ("198.51.100.7", "b/2"),
+        ("198.51.100.7", "c/3"),
+    ):
+        headers = {**after, "x-forwarded-for": address, "user-agent": agent}
+        assert (await client.get(url, headers=headers)).status_code == 200
+    # A HEAD serves no article: no read.
+    head = await client.head(url, headers={**after, "x-forwarded-for": "198.51.100.11"})
+    assert head.status_code == 200
 
     async def read_cnt() -> int:
         # Watched as one of the anonymous readers already counted: watching counts nothing.
@@ -192,10 +201,14 @@ async def test_reads_count_once_per_reader_and_hour_and_never_the_authors(
 
     await wait_until(counted, timeout_s=30)
     assert await read_cnt() == 3
-    # The fan reads again, then a new address: once the new reader is counted, the fan's
-    # read before it was seen too, and not counted again within the hour.
+    # The fan reads again, then a new address through /api (RealWorld's reads count as
+    # /v1's): once the new reader is counted, the fan's read before it was seen too, and
+    # not counted again within the hour.
     await client.get(url, headers={**fan.auth, **after})
-    await client.get(url, headers={**after, "x-forwarded-for": "198.51.100.9"})
+    listed = await client.get("/api/articles", params={"author": author.id}, headers=after)
+    (slug,) = [a["slug"] for a in listed.json()["articles"]]
+    read = await client.get(f"/api/articles/{slug}", headers={"x-forwarded-for": "198.51.100.9"})
+    assert read.status_code == 200, read.text
 
     async def fourth() -> bool:
         return await read_cnt() >= 4

@@ -49,6 +49,8 @@ return 1
 # How long a change of an account's credentials is remembered for its logins: far longer
 # than any projector lag a deployment lives with.
 CREDENTIALS_TTL_S = 7 * 24 * 3600
+# A day: a projector that lags longer than that has answered 503 to every read for hours.
+VISIBILITY_TTL_S = 24 * 3600
 
 
 class OwnWrites:
@@ -93,13 +95,30 @@ class OwnWrites:
         own writes, and far longer: a login compares the password with the read model,
         which must be past this first however long the projector lags (a later write of
         the user's, remembered for a minute, must not shorten it)."""
+        await self._remember_at(self.credentials_key(user_id), CREDENTIALS_TTL_S, position)
+
+    async def _remember_at(self, key: str, ttl_s: int, position: Position) -> None:
         if not position:
             return
         offsets = list(position)
-        args: list[str | int] = [CREDENTIALS_TTL_S, len(offsets)]
+        args: list[str | int] = [ttl_s, len(offsets)]
         for topic, partition, offset in offsets:
             args += [f"{topic}|{partition}", offset]
-        await self._script(keys=[self.credentials_key(user_id)], args=args)
+        await self._script(keys=[key], args=args)
+
+    def visibility_key(self, article_id: str) -> str:
+        return f"{self._prefix}:shownpos:{article_id}"
+
+    async def remember_visibility(self, article_id: str, position: Position) -> None:
+        """``position`` published, withdrew or deleted the article: anyone's like or
+        collection of it is decided once the read model is past it, so no like lands on
+        an article whose withdraw was answered, however long the projector lags."""
+        await self._remember_at(self.visibility_key(article_id), VISIBILITY_TTL_S, position)
+
+    async def visibility_changed(self, article_id: str) -> Position:
+        """The position of the article's last publish, withdraw or delete (empty: none in
+        the last day)."""
+        return self.parse(await self._redis.hgetall(self.visibility_key(article_id)))
 
     async def credentials_changed(self, user_id: str) -> Position:
         """The position of the account's last password change or erasure (empty: none in

@@ -53,6 +53,22 @@ async def remember_own_write(request: Request, actor_id: str, position: Position
     await c.commands.after("remember_own_write", remember, user_id=actor_id)
 
 
+async def visibility_written(
+    request: Request, response: Response, position: Position, user_id: str, article_id: str
+) -> Response:
+    """``written`` for a write that shows or hides an article (a publish, a withdraw, a
+    delete): likes and collections of it wait for the interactions read model to pass it
+    (``OwnWrites.remember_visibility``); remembering is retried off the request path if
+    Redis fails."""
+    c = container(request)
+
+    async def remember() -> None:
+        await c.own_writes.remember_visibility(article_id, position)
+
+    await c.commands.after("remember_visibility", remember, article_id=article_id)
+    return await written(request, response, position, user_id)
+
+
 async def credentials_written(
     request: Request, response: Response, position: Position, user_id: str
 ) -> Response:
@@ -69,11 +85,16 @@ async def credentials_written(
     return await written(request, response, position, user_id)
 
 
-async def wait_for_reads(request: Request, reads: Reads, caller_id: str | None) -> bool:
-    """Wait until ``reads`` have passed the position the caller names and the caller's own
-    last write. Returns True if the answer may be stale (the bound ran out)."""
+async def wait_for_reads(
+    request: Request, reads: Reads, caller_id: str | None, also: Position | None = None
+) -> bool:
+    """Wait until ``reads`` have passed the position the caller names, the caller's own
+    last write and ``also`` (another's write the answer depends on). Returns True if the
+    answer may be stale (the bound ran out)."""
     c = container(request)
     named, own = await _wanted(request, caller_id)
+    if also:
+        own = own.merge(also)
     if not named and not own:  # the common anonymous read: nothing to wait for
         request.state.caught_up = False
         return False

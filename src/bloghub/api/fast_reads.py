@@ -78,14 +78,12 @@ class FastReads:
         path: str = scope["path"]
         if path != RANKING_PATH and len(path) not in (ARTICLE_PATH_LENGTH, USER_PATH_LENGTH):
             return "", None
-        given = user_agent = b""
+        given = b""
         for name, value in scope["headers"]:
             if name in LEFT_TO_THE_STACK:
                 return "", None
             if name == b"x-request-id":
                 given = value
-            elif name == b"user-agent":
-                user_agent = value
         c: Container | None = getattr(scope["app"].state, "container", None)
         if c is None:
             return "", None
@@ -94,7 +92,7 @@ class FastReads:
                 answer = _ranking(c, scope["query_string"])
             elif path.startswith(ARTICLE_PREFIX):
                 article_id = path[len(ARTICLE_PREFIX) :]
-                answer = self._details.answer(c, article_id, scope, user_agent)
+                answer = self._details.answer(c, article_id, scope)
             elif path.startswith(USER_PREFIX):
                 answer = _profile(c, path[len(USER_PREFIX) :])
             else:
@@ -172,9 +170,7 @@ class Details:
         self._kept = kept
         self._composed: dict[str, _Composed] = {}
 
-    def answer(
-        self, c: Container, article_id: str, scope: Scope, user_agent: bytes
-    ) -> Answer | None:
+    def answer(self, c: Container, article_id: str, scope: Scope) -> Answer | None:
         body = c.hot.get(f"article:{article_id}")
         raw = c.hot.get(tally_name(article_id))
         if body is None or raw is None:
@@ -187,8 +183,7 @@ class Details:
         author_id = made.author_id
 
         def count() -> None:
-            agent = user_agent.decode("latin-1")
-            articles.count_read(c, article_id, author_id, None, host, agent)
+            articles.count_read(c, article_id, author_id, None, host)
 
         return Answer(made.answer, made.headers, articles.read, count)
 

@@ -121,7 +121,9 @@ class InteractionQueries:
 
     async def boxes(self, owner_id: str) -> list[Any]:
         """The user's collections, oldest first, each with how many articles it shows (one
-        withdrawn or deleted since is hidden, as everywhere, and not counted)."""
+        withdrawn or deleted since is hidden, as everywhere, and not counted). All of them:
+        creates sent at once may pass ``MAX_COLLECTIONS`` (each counts those made before
+        it), and a collection whose id its creator was given is never left out."""
         c = collections.c
         held = (
             select(func.count())
@@ -133,7 +135,6 @@ class InteractionQueries:
             select(c.id, c.name, c.created_at, held.label("articles"))
             .where(c.owner_id == owner_id)
             .order_by(c.created_at, c.id)
-            .limit(MAX_COLLECTIONS)
         )
 
     async def entries(self, collection_id: str, limit: int, cursor: str | None) -> Page:

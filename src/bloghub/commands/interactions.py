@@ -66,6 +66,13 @@ def shown(target: Target | None) -> Target:
     return target
 
 
+def known(target: Target | None) -> Target:
+    """An article ever published, whatever readers may see of it now."""
+    if target is None:
+        raise NotFound("no such article")
+    return target
+
+
 def owned(box: Box | None, caller: Caller) -> Box:
     """Collections are private: another user's is not found, as one that does not exist."""
     if box is None or box.owner_id != _user(caller):
@@ -84,7 +91,8 @@ async def collect(
     target: Target | None, box: Box | None, on: bool, deps: CommandDeps, caller: Caller
 ) -> Position:
     mine = owned(box, caller)
-    article = shown(target)
+    # Only what readers see goes in; what was hidden since may still be taken out.
+    article = shown(target) if on else known(target)
     kind = ArticleCollected if on else ArticleUncollected
     event = kind(
         article_id=article.article_id,

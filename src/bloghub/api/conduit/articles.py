@@ -32,14 +32,14 @@ from bloghub.api.conduit.reading import (
 )
 from bloghub.api.conduit.schemas import NewArticleIn, UpdateArticleIn
 from bloghub.api.conduit.views import Listed, article_view, listed
-from bloghub.api.consistent import written
+from bloghub.api.consistent import visibility_written, written
 from bloghub.api.http import JSON, container
 from bloghub.api.v1.article_schemas import normal_tag
-from bloghub.api.v1.articles import ARTICLES_READS, READER_READS
+from bloghub.api.v1.articles import ARTICLES_READS, READER_READS, count_read
 from bloghub.api.v1.articles import queries as article_queries
 from bloghub.api.v1.interactions import INTERACTIONS_READS, LIKE_DECIDES
 from bloghub.api.v1.interactions import queries as interaction_queries
-from bloghub.api.v1.sessions import caller
+from bloghub.api.v1.sessions import caller, client_ip
 from bloghub.api.v1.social import FEED_READS, RELATIONS_READS
 from bloghub.commands.articles import (
     ArticleState,
@@ -145,7 +145,10 @@ async def read(request: Request) -> Response:
     claims = await maybe_signed_in(request)
     me = claims.user_id if claims else None
     article = await _published(request, me)
-    return JSON(await _one(request, me, article))
+    answer = JSON(await _one(request, me, article))
+    if request.method != "HEAD":  # served: counted as a read, as on /v1
+        count_read(container(request), article.id, article.author_id, me, client_ip(request))
+    return answer
 
 
 async def create(request: Request) -> Response:
@@ -177,7 +180,7 @@ async def update(request: Request) -> Response:
     done = await publish_edited(state, draft, deps, who)
     # Published before, it keeps its first publication; a `/v1` draft is first published now.
     shown = _as_written(done, claims.user_id, draft, row.published_at or done.at)
-    return await _answer(request, claims.user_id, done, shown)
+    return await _answer(request, claims.user_id, done, shown, shows=True)
 
 
 async def remove(request: Request) -> Response:
@@ -185,7 +188,9 @@ async def remove(request: Request) -> Response:
     _, state = await _own_state(request, claims.user_id)
     deps, who = container(request).commands, caller(request, claims.user_id)
     done = await delete_article(state, deps, who)
-    return await written(request, Response(status_code=204), done.position, claims.user_id)
+    return await visibility_written(
+        request, Response(status_code=204), done.position, claims.user_id, done.article_id
+    )
 
 
 async def _own_state(request: Request, user_id: str) -> tuple[Any, ArticleState]:
@@ -204,12 +209,22 @@ async def _own_state(request: Request, user_id: str) -> tuple[Any, ArticleState]
 
 
 async def _answer(
-    request: Request, user_id: str, done: Changed, shown: Listed, status: int = 200
+    request: Request,
+    user_id: str,
+    done: Changed,
+    shown: Listed,
+    status: int = 200,
+    *,
+    shows: bool = False,
 ) -> Response:
     """The article as the author's writes left it, from what they decided (no read model
     is waited for: once the log has the writes, nothing may turn the answer into an
-    error). The caller's next reads wait for these writes."""
+    error). The caller's next reads wait for these writes. ``shows``: a publish of an
+    article others may have seen (withdrawn through ``/v1``, say), which their likes wait
+    for; a new article's first one needs no such wait, as no one has its id yet."""
     out = JSON(await _one(request, user_id, shown), status_code=status)
+    if shows:
+        return await visibility_written(request, out, done.position, user_id, done.article_id)
     return await written(request, out, done.position, user_id)
 
 
@@ -247,6 +262,13 @@ async def _favorite(request: Request, *, on: bool) -> Response:
     # submit's), and adding it again would show one too many.
     await caught_up(request, [*LIKE_DECIDES, *INTERACTIONS_READS], me)
     article = await _published(request, me)
+    # As of the article's last publish, withdraw or delete too, whoever made it: a favorite
+    # after a withdraw was answered finds it gone, however far the projectors lag.
+    shown = await container(request).own_writes.visibility_changed(article.id)
+    if shown:
+        reads = [*LIKE_DECIDES, *INTERACTIONS_READS, *ARTICLES_READS]
+        await caught_up(request, reads, me, also=shown)
+        article = await _published(request, me)
     before = await queries(request).favorite(me, article.id)
     count, position = before.count, Position()
     if before.liked != on:

@@ -16,6 +16,7 @@ from bloghub.api.http import container
 from bloghub.api.social_queries import SocialQueries
 from bloghub.api.v1.interactions import queries as interaction_queries
 from bloghub.auth.tokens import Claims
+from bloghub.events.position import Position
 
 
 def queries(request: Request) -> ConduitQueries:
@@ -30,11 +31,13 @@ async def maybe_signed_in(request: Request) -> Claims | None:
     return await optional_caller(request)
 
 
-async def caught_up(request: Request, reads: Reads, user_id: str | None) -> None:
+async def caught_up(
+    request: Request, reads: Reads, user_id: str | None, also: Position | None = None
+) -> None:
     """Read as of the caller's own last write (RealWorld clients create, then read at
-    once, with no header and no retry): 503 to retry if the wait runs out, never an
-    answer that lacks what the caller just did."""
-    if await wait_for_reads(request, reads, user_id):
+    once, with no header and no retry), and ``also``: 503 to retry if the wait runs out,
+    never an answer that lacks what the caller just did."""
+    if await wait_for_reads(request, reads, user_id, also):
         raise ConduitError(503, {"server": ["still applying your last change; try again"]})
 
 

@@ -125,11 +125,8 @@ async def read(request: Request) -> Response:
     if body is None:
         raise NotFound("no such article")
     tally = await tally_of(request, article_id)
-    if tally is not None:
-        agent = request.headers.get("user-agent", "")
-        count_read(
-            container(request), article_id, tally.author_id, user_id, client_ip(request), agent
-        )
+    if tally is not None and request.method != "HEAD":  # a HEAD serves no article
+        count_read(container(request), article_id, tally.author_id, user_id, client_ip(request))
     mine = await marks_of(request, user_id, [article_id])
     body = with_counts(body, tally.counts if tally else Counts(), mine, article_id)
     return mark_stale(Response(body, media_type="application/json"), stale)
@@ -143,12 +140,14 @@ def with_counts(body: bytes, counts: Counts, mine: Mine | None, article_id: str)
 
 
 def count_read(
-    c: Container, article_id: str, author_id: str, user_id: str | None, host: str, agent: str
+    c: Container, article_id: str, author_id: str, user_id: str | None, host: str
 ) -> None:
-    """Note the read for counting: an enqueue, never I/O on the request path."""
+    """Note the read for counting: an enqueue, never I/O on the request path. An anonymous
+    reader is their address: with the user agent in it too, one client that varied its
+    User-Agent counted as that many readers."""
     if user_id is None:
         secret = c.settings.reader_hash_secret.get_secret_value().encode()
-        reader = anonymous_reader(secret, f"{host}|{agent}")
+        reader = anonymous_reader(secret, host)
     else:
         reader = user_id
     c.reads.note(article_id, author_id, reader)

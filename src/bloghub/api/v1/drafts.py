@@ -10,7 +10,13 @@ from starlette.responses import Response
 
 from bloghub.api.article_queries import abstract
 from bloghub.api.auth import require_caller
-from bloghub.api.consistent import mark_stale, through_cache, wait_for_reads, written
+from bloghub.api.consistent import (
+    mark_stale,
+    through_cache,
+    visibility_written,
+    wait_for_reads,
+    written,
+)
 from bloghub.api.http import JSON, Endpoint, container, parse_body, parse_query
 from bloghub.api.idempotency import answering, idempotent
 from bloghub.api.v1.article_schemas import (
@@ -150,7 +156,9 @@ async def remove(request: Request) -> Response:
     claims = await require_caller(request)
     state = await _state(request, claims.user_id, article_id_of(request))
     done = await delete_article(state, container(request).commands, caller(request, claims.user_id))
-    return await written(request, Response(status_code=204), done.position, claims.user_id)
+    return await visibility_written(
+        request, Response(status_code=204), done.position, claims.user_id, done.article_id
+    )
 
 
 async def _changed(
@@ -162,9 +170,10 @@ async def _changed(
     status: str | None = None,
 ) -> Response:
     out: dict[str, Any] = {"id": article_id, "version": version}
-    if status is not None:
-        out["status"] = status
-    return await written(request, JSON({"article": out}), position, user_id)
+    if status is None:  # an edit of the draft: nothing readers see
+        return await written(request, JSON({"article": out}), position, user_id)
+    out["status"] = status
+    return await visibility_written(request, JSON({"article": out}), position, user_id, article_id)
 
 
 async def my_articles(request: Request) -> Response:

@@ -51,10 +51,21 @@ def queries(request: Request) -> InteractionQueries:
 LIKE_DECIDES = [("interactions", (Family.ARTICLES,))]
 
 
-async def _caught_up(request: Request, user_id: str, reads: Reads = INTERACTIONS_READS) -> None:
-    """A command decides on the read model as of the caller's own last write, or not at all."""
-    if await wait_for_reads(request, reads, user_id):
-        raise CatchingUp("your last change is still being applied; try again in a moment")
+async def _caught_up(
+    request: Request,
+    user_id: str,
+    reads: Reads = INTERACTIONS_READS,
+    article_id: str | None = None,
+) -> None:
+    """A command decides on the read model as of the caller's own last write, or not at all;
+    one that adds to an article (``article_id``), also as of the article's last publish,
+    withdraw or delete, whoever made it: no like lands on an article whose withdraw was
+    answered, however far the projector lags."""
+    also = None
+    if article_id is not None:
+        also = await container(request).own_writes.visibility_changed(article_id)
+    if await wait_for_reads(request, reads, user_id, also):
+        raise CatchingUp("a change to this is still being applied; try again in a moment")
 
 
 # --- what article reads show ----------------------------------------------------------
@@ -144,7 +155,7 @@ async def interactive(request: Request, user_id: str | None, listed: list[Listed
 async def _like(request: Request, on: bool) -> Response:
     claims = await require_caller(request)
     article_id = path_id(request, "article_id", "article")
-    await _caught_up(request, claims.user_id, LIKE_DECIDES)
+    await _caught_up(request, claims.user_id, LIKE_DECIDES, article_id)
     target = await queries(request).target(article_id)
     position = await like(target, on, container(request).commands, caller(request, claims.user_id))
     body = LikeEnvelope.model_validate({"article": {"id": article_id, "liked": on}})
@@ -200,7 +211,8 @@ async def _entry(request: Request, on: bool) -> Response:
     claims = await require_caller(request)
     collection_id = path_id(request, "collection_id", "collection")
     article_id = path_id(request, "article_id", "article")
-    await _caught_up(request, claims.user_id)
+    # Taking an article out needs only the caller's own writes (it may be hidden since).
+    await _caught_up(request, claims.user_id, article_id=article_id if on else None)
     q = queries(request)
     box = await q.box(collection_id)
     target = await q.target(article_id)
@@ -279,7 +291,7 @@ ENDPOINTS = [
         response=CollectionEnvelope,
         status=201,
         auth=True,
-        errors=(400, 401, 413, 415, 422, 503),
+        errors=(400, 401, 409, 413, 415, 422, 503),
         headers=IDEMPOTENT,
     ),
     Endpoint(

@@ -1,0 +1,70 @@
+"""Once an author's withdraw is answered, no one's like or collection of the article lands,
+however far the projectors lag: such a like waits for the read model to reach the
+withdraw (503 to retry while it cannot), then is refused. What was collected before may
+still be taken out. A republish is waited for the same way."""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+
+import httpx
+
+from tests.conftest import isolated, projecting, serve
+from tests.e2e.test_articles import Author, draft
+from tests.e2e.test_sessions import bearer, login, signup_body
+
+_names = itertools.count()
+
+
+async def someone(client: httpx.AsyncClient) -> Author:
+    email = f"hidden{next(_names)}-{uuid.uuid4().hex[:8]}@example.com"
+    assert (await client.post("/v1/users", json=signup_body(email))).status_code == 201
+    tokens = await login(client, email)
+    return Author(tokens["user"]["id"], bearer(tokens["access_token"]))
+
+
+async def test_no_like_lands_after_a_withdraw_was_answered(run_id: str) -> None:
+    async with (
+        isolated(run_id, "hidden", read_wait_s=0.5) as s,
+        serve(s) as live,
+        httpx.AsyncClient(base_url=live.url, headers={"user-agent": "t/1"}, timeout=10) as c,
+    ):
+        async with projecting(s):
+            author, fan, late = await someone(c), await someone(c), await someone(c)
+            article_id = await draft(c, author)
+            published = await c.post(f"/v1/articles/{article_id}/publish", headers=author.auth)
+            after = {"bloghub-after": published.headers["bloghub-position"]}
+            assert (await c.get(f"/v1/articles/{article_id}", headers=after)).status_code == 200
+            listed = await c.get("/api/articles", params={"author": author.id}, headers=after)
+            (slug,) = [a["slug"] for a in listed.json()["articles"]]
+            made = await c.post("/v1/collections", json={"name": "Later"}, headers=fan.auth)
+            entry = f"/v1/collections/{made.json()['collection']['id']}/articles/{article_id}"
+            assert (await c.put(entry, headers=fan.auth)).status_code == 200
+            box = await c.post("/v1/collections", json={"name": "Mine"}, headers=late.auth)
+            late_entry = f"/v1/collections/{box.json()['collection']['id']}/articles/{article_id}"
+            # The collection is there for its owner's next write.
+            assert (await c.get("/v1/me/collections", headers=late.auth)).status_code == 200
+
+        # The projectors stand still from here: the read models still show it published.
+        withdrawn = await c.post(f"/v1/articles/{article_id}/withdraw", headers=author.auth)
+        assert withdrawn.status_code == 200, withdrawn.text
+        like = await c.put(f"/v1/articles/{article_id}/like", headers=late.auth)
+        assert like.status_code == 503, like.text
+        assert like.json()["error"]["code"] == "catching_up"
+        assert (await c.put(late_entry, headers=late.auth)).status_code == 503
+        favorite = await c.post(f"/api/articles/{slug}/favorite", headers=late.auth)
+        assert favorite.status_code == 503, favorite.text
+        # Taking it out of a collection waits for nothing but the owner's own writes.
+        assert (await c.delete(entry, headers=fan.auth)).status_code == 200
+
+        async with projecting(s):
+            like = await c.put(f"/v1/articles/{article_id}/like", headers=late.auth)
+            assert like.status_code == 409, like.text
+            assert (await c.put(late_entry, headers=late.auth)).status_code == 409
+            # Published again: a like waits for that publish, then lands (it was a 409
+            # until the projector had it).
+            again = await c.post(f"/v1/articles/{article_id}/publish", headers=author.auth)
+            assert again.status_code == 200
+            like = await c.put(f"/v1/articles/{article_id}/like", headers=late.auth)
+            assert like.status_code == 200, like.text
