@@ -10,7 +10,7 @@ import asyncio
 import time
 import weakref
 from collections.abc import Mapping, Sequence
-from typing import Protocol
+from typing import Protocol, cast
 
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
@@ -118,7 +118,12 @@ class OwnWrites:
     async def visibility_changed(self, article_id: str) -> Position:
         """The position of the article's last publish, withdraw or delete (empty: none in
         the last day)."""
-        return self.parse(await self._redis.hgetall(self.visibility_key(article_id)))
+        # Asked on every like: through the pipelined connection, not the pool's client.
+        (raw,) = await self._wire.execute([("HGETALL", self.visibility_key(article_id))])
+        if isinstance(raw, Exception):
+            raise raw
+        fields = cast(list[bytes], raw)
+        return self.parse(dict(zip(fields[::2], fields[1::2], strict=True)))
 
     async def credentials_changed(self, user_id: str) -> Position:
         """The position of the account's last password change or erasure (empty: none in
