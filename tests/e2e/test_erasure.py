@@ -115,7 +115,7 @@ async def test_a_phone_only_account_is_erased_with_a_code_to_its_phone(
     login_code = await erase(site.client, token, code=code)
     assert login_code.status_code == 401, "a spent login code is no proof"
 
-    erased = await erase(site.client, token, code=await ask_code(site, phone, "erase"))
+    erased = await erase(site.client, token, code=await ask_code(site, phone, "erase", token))
     assert erased.status_code == 204, erased.text
     assert (await site.client.get("/v1/users/me", headers=bearer(token))).status_code == 401
     after = {"bloghub-after": erased.headers["bloghub-position"]}

@@ -11,8 +11,9 @@ import uuid
 import httpx
 
 from tests.conftest import isolated, projecting, serve
+from tests.e2e.test_accounts import signup_body
 from tests.e2e.test_articles import Author, draft
-from tests.e2e.test_sessions import bearer, login, signup_body
+from tests.e2e.test_sessions import bearer, login
 
 _names = itertools.count()
 

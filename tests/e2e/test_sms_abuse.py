@@ -17,6 +17,7 @@ from bloghub.settings import Settings
 from tests.conftest import LiveServer, serve
 from tests.e2e.test_sms_login import code_sent_to, new_phone
 from tests.sms_gateway import Gateway
+from tests.support import wait_until
 
 
 def new_ip() -> str:
@@ -33,12 +34,13 @@ class Site:
     elsewhere: str = field(default_factory=new_ip)
 
     async def ask(
-        self, phone: str, purpose: str = "login", ip: str | None = None
+        self, phone: str, purpose: str = "login", ip: str | None = None, token: str = ""
     ) -> httpx.Response:
+        signed = {"authorization": f"Bearer {token}"} if token else {}
         return await self.client.post(
             "/v1/auth/sms/code",
             json={"phone": phone, "purpose": purpose},
-            headers={"x-forwarded-for": ip or self.home},
+            headers={"x-forwarded-for": ip or self.home, **signed},
         )
 
     async def log_in(self, phone: str, code: str, ip: str | None = None) -> httpx.Response:
@@ -134,3 +136,51 @@ async def test_one_address_may_try_only_so_many_codes(
         guessed = await s.log_in(phone, code)
         assert guessed.status_code == 429, "even a right code waits once the address used its tries"
         assert (await s.log_in(phone, code, ip=s.elsewhere)).status_code == 200
+
+
+async def test_a_reset_code_answers_alike_whether_an_account_holds_the_phone(
+    no_cooldown: Site,
+) -> None:
+    """The answer, its time, and the phone's daily codes tell a stranger nothing: a reset
+    code is made and sent after the answer, and only to a phone an account holds."""
+    held, free = new_phone(), new_phone()
+    made = await no_cooldown.log_in(held, await _login_code(no_cooldown, held))
+    assert made.status_code == 200, made.text
+    answers = [await no_cooldown.ask(phone, "reset") for phone in (held, free)]
+    assert [(a.status_code, a.json()) for a in answers] == [(200, {"status": "sent"})] * 2
+
+    async def delivered() -> bool:
+        return len(no_cooldown.gateway.to(f"+86{held}")) == 2
+
+    await wait_until(delivered, timeout_s=10)
+    assert not no_cooldown.gateway.to(f"+86{free}")
+    assert not await no_cooldown.code_stored("reset", free)
+    # Strangers' reset requests use up the reset codes of the day, never the login ones.
+    for _ in range(12):
+        assert (await no_cooldown.ask(held, "reset", ip=no_cooldown.elsewhere)).status_code == 200
+    assert (await no_cooldown.ask(held, "login")).status_code == 200
+
+
+async def test_owner_and_erase_codes_go_only_to_the_signed_in_owners_phone(
+    no_cooldown: Site,
+) -> None:
+    mine, theirs = new_phone(), new_phone()
+    token = (await no_cooldown.log_in(mine, await _login_code(no_cooldown, mine))).json()[
+        "access_token"
+    ]
+    other = await no_cooldown.log_in(theirs, await _login_code(no_cooldown, theirs))
+    assert other.status_code == 200
+    sent_before = len(no_cooldown.gateway.to(f"+86{theirs}"))
+    for purpose in ("owner", "erase"):
+        anonymous = await no_cooldown.ask(theirs, purpose)
+        assert anonymous.status_code == 401, anonymous.text
+        stranger = await no_cooldown.ask(theirs, purpose, token=token)
+        assert stranger.status_code == 422, stranger.text
+        assert stranger.json()["error"]["fields"] == {"phone": "not your account's phone"}
+        assert (await no_cooldown.ask(mine, purpose, token=token)).status_code == 200
+    assert len(no_cooldown.gateway.to(f"+86{theirs}")) == sent_before
+
+
+async def _login_code(s: Site, phone: str) -> str:
+    assert (await s.ask(phone)).status_code == 200
+    return code_sent_to(s.gateway, phone)

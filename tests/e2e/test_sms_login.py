@@ -17,6 +17,7 @@ from tests.conftest import LiveServer, isolated, serve
 from tests.e2e.test_accounts import PASSWORD
 from tests.e2e.test_sessions import account, bearer, login
 from tests.sms_gateway import Gateway
+from tests.support import wait_until
 
 
 @dataclass
@@ -51,17 +52,31 @@ def new_phone() -> str:
 
 
 def code_sent_to(gateway: Gateway, phone: str) -> str:
-    texts = [m["text"] for m in gateway.received if m["phone"].endswith(phone[-11:])]
+    texts = texts_to(gateway, phone)
     assert texts, f"no SMS reached {phone}"
     found = re.search(r"\b(\d{6})\b", texts[-1])
     assert found is not None
     return found.group(1)
 
 
-async def ask_code(site: SmsSite, phone: str, purpose: str = "login") -> str:
-    answer = await site.client.post("/v1/auth/sms/code", json={"phone": phone, "purpose": purpose})
+async def ask_code(site: SmsSite, phone: str, purpose: str = "login", token: str = "") -> str:
+    sent_before = len(texts_to(site.gateway, phone))
+    answer = await site.client.post(
+        "/v1/auth/sms/code",
+        json={"phone": phone, "purpose": purpose},
+        headers={"authorization": f"Bearer {token}"} if token else {},
+    )
     assert answer.status_code == 200, answer.text
+
+    async def arrived() -> bool:  # a reset code is sent after the answer
+        return len(texts_to(site.gateway, phone)) > sent_before
+
+    await wait_until(arrived, timeout_s=10)
     return code_sent_to(site.gateway, phone)
+
+
+def texts_to(gateway: Gateway, phone: str) -> list[str]:
+    return [m["text"] for m in gateway.received if m["phone"].endswith(phone[-11:])]
 
 
 async def test_first_sms_login_makes_the_account_and_the_next_finds_it(site: SmsSite) -> None:

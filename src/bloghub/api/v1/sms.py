@@ -9,8 +9,9 @@ must not be enough to take over the account through SMS login."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
+import structlog
 from pydantic import AfterValidator, BaseModel, Field
 from starlette.requests import Request
 from starlette.responses import Response
@@ -32,12 +33,17 @@ from bloghub.api.v1.sessions import caller, client_ip, tokens_response
 from bloghub.api.v1.users import profile_out
 from bloghub.auth.sms.phones import _CN_MOBILE as CN_MOBILE
 from bloghub.auth.sms.phones import _E164 as E164
-from bloghub.auth.sms.phones import normalise_phone
+from bloghub.auth.sms.phones import mask_phone, normalise_phone
 from bloghub.auth.sms.sender import Delivery
 from bloghub.commands.sessions import start_session
 from bloghub.commands.users import account_for, bind_phone, change_password
-from bloghub.errors import NotFound, Unauthorized
+from bloghub.errors import InvalidInput, NotFound, RateLimited, Unauthorized
 from bloghub.events.users import UserRegisteredByPhone
+
+if TYPE_CHECKING:
+    from bloghub.bootstrap import Container
+
+log = structlog.get_logger(__name__)
 
 # The forms ``normalise_phone`` takes, spelled with its own patterns (it also forgives
 # surrounding whitespace, which the document need not promise).
@@ -64,8 +70,9 @@ Code = Annotated[str, Field(pattern=r"^[0-9]{6}$")]
 # "erase": a code to the bound phone, proving the owner asks to be erased.
 Purpose = Literal["login", "bind", "reset", "owner", "erase"]
 WRONG_CODE = "the code is wrong or has expired"
-# Codes for these go only to a phone some account holds.
-FOR_HOLDERS: frozenset[Purpose] = frozenset({"reset", "owner", "erase"})
+# Codes for these go only to the phone of the signed-in account that asks (a reset code
+# goes only to a phone some account holds, decided off the request path).
+OWN_PHONE: frozenset[Purpose] = frozenset({"owner", "erase"})
 
 
 class CodeRequest(Input):
@@ -98,18 +105,43 @@ class CodeSent(BaseModel):
 
 async def send_code(request: Request) -> Response:
     body = await parse_body(request, CodeRequest)
-    sms = container(request).sms
-    sms.guard.check_country(body.phone)
-    await sms.guard.sending(client_ip(request))
-    code = await sms.codes.issue(body.purpose, body.phone)
-    minutes = max(1, sms.codes.ttl_s // 60)
-    text = f"Your bloghub code is {code}. It is valid for {minutes} minutes."
-    if body.purpose in FOR_HOLDERS and await _owner(request, body.phone) is None:
-        # Answer as if it was sent: whether a phone has an account is not for strangers.
+    c = container(request)
+    c.sms.guard.check_country(body.phone)
+    if body.purpose in OWN_PHONE:
+        claims = await require_caller(request)
+        if await _owner(request, body.phone) != claims.user_id:
+            raise InvalidInput(
+                "this code goes only to your account's own phone",
+                fields={"phone": "not your account's phone"},
+            )
+    await c.sms.guard.sending(client_ip(request))
+    if body.purpose == "reset":
+        # Whether the phone has an account shows neither in the answer nor in its time: the
+        # answer leaves at once, and the code is made and sent (to a held phone only, and
+        # counted against it only then) off the request path.
+        c.commands.after_append.start("sms_reset_code", lambda: _send_reset(c, body.phone))
         return JSON({"status": Delivery.SENT.value})
+    code = await c.sms.codes.issue(body.purpose, body.phone)
     # A code that dies in the outbox is not worth delivering late.
-    delivery = await sms.sender.send(body.phone, text, valid_for_s=sms.codes.ttl_s)
+    delivery = await c.sms.sender.send(body.phone, _text(c, code), valid_for_s=c.sms.codes.ttl_s)
     return JSON({"status": delivery.value}, status_code=202 if delivery is Delivery.QUEUED else 200)
+
+
+def _text(c: Container, code: str) -> str:
+    minutes = max(1, c.sms.codes.ttl_s // 60)
+    return f"Your bloghub code is {code}. It is valid for {minutes} minutes."
+
+
+async def _send_reset(c: Container, phone: str) -> None:
+    held = await c.commands.reservations.get("phone", phone)
+    if held is None:
+        return
+    try:
+        code = await c.sms.codes.issue("reset", phone)
+    except RateLimited as refused:
+        log.info("sms.reset_code_refused", phone=mask_phone(phone), reason=refused.message)
+        return
+    await c.sms.sender.send(phone, _text(c, code), valid_for_s=c.sms.codes.ttl_s)
 
 
 async def _owner(request: Request, phone: str) -> str | None:
@@ -201,13 +233,14 @@ ENDPOINTS = [
         "POST",
         "/v1/auth/sms/code",
         send_code,
-        "Send a 6-digit code (login, bind, reset; owner or erase: to the bound phone, "
-        "proving the owner); 202 when queued for a retry",
+        "Send a 6-digit code (login, bind, reset: answered at once, sent only to a phone "
+        "an account holds; owner or erase: signed in, to the account's own phone, proving "
+        "the owner); 202 when queued for a retry",
         "accounts",
         body=CodeRequest,
         response=CodeSent,
         also=(202,),
-        errors=(400, 415, 422, 429),
+        errors=(400, 401, 415, 422, 429),
         headers={"Retry-After": "seconds until another code may be asked for (429)"},
     ),
     Endpoint(

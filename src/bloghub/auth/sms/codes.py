@@ -42,6 +42,11 @@ if redis.call('INCR', KEYS[4]) == 1 then redis.call('EXPIRE', KEYS[4], ARGV[5]) 
 return {0, 0}
 """
 DAY_S = 24 * 3600
+# Which purposes share a phone's daily codes. Login and bind codes go to any phone anyone
+# names; a reset code only to a phone an account holds, and owner and erase codes only to
+# the asking owner's own: so codes strangers ask for use up the first only, never the
+# owner's way back in (a reset) or out.
+_BUDGETS = {"login": "open", "bind": "open", "reset": "reset", "owner": "owner", "erase": "owner"}
 
 # KEYS: code, tries. ARGV: candidate, max tries. Returns 1 for the right code, else 0.
 # A right code is spent; the last allowed wrong try spends it too. INCR starts a missing
@@ -106,7 +111,7 @@ class SmsCodes:
             f"{p}:phone_code:{tail}",
             f"{p}:phone_code_tries:{tail}",
             f"{p}:phone_code_cd:{tail}",
-            f"{p}:phone_code_day:{phone}",
+            f"{p}:phone_code_day:{_BUDGETS.get(purpose, purpose)}:{phone}",
         ]
 
     async def issue(self, purpose: str, phone: str) -> str:
