@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from bloghub.api.http import JSON, error_body
-from bloghub.errors import BloghubError, InvalidInput, StoreRejected, Unavailable
+from bloghub.errors import BloghubError, InvalidInput, SchemaBehind, StoreRejected, Unavailable
 
 log = structlog.get_logger(__name__)
 
@@ -17,6 +17,11 @@ _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 400: "bad_request"}
 
 async def on_bloghub_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, BloghubError)
+    if isinstance(exc, SchemaBehind):
+        # The missing table or column is the operators' to know (logged), not every
+        # client's: they learn only to come back.
+        log.warning("api.schema_behind", path=request.url.path, error=str(exc))
+        exc = _Upgrading("the service is being upgraded; try again shortly")
     response = JSON(error_body(exc), status_code=exc.status)
     retry_after = getattr(exc, "retry_after_s", None)
     if retry_after is not None:
@@ -33,6 +38,10 @@ async def on_http_error(request: Request, exc: Exception) -> Response:
 
 class _StoreUnwell(Unavailable):
     retry_after_s = 1
+
+
+class _Upgrading(SchemaBehind):
+    retry_after_s = 5
 
 
 async def on_store_error(request: Request, exc: Exception) -> Response:

@@ -43,8 +43,11 @@ async def readyz(request: Request) -> Response:
                 beats = await read_heartbeats(c.redis, c.settings.prefix)
         except Exception:
             return []
+        # Where and why, not the error's own text (hosts, tables, event contents): this
+        # answers anyone; operators read it whole on the ops dashboard.
         return [
-            {"projector": beat.get("projector"), "generation": beat.get("generation"), **wait}
+            {"projector": beat.get("projector"), "generation": beat.get("generation")}
+            | {k: v for k, v in wait.items() if k != "detail"}
             for beat in beats
             for wait in beat.get("waiting", [])
         ]

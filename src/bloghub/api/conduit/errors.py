@@ -16,7 +16,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from bloghub.api.http import JSON, Handler, container
-from bloghub.errors import BloghubError, PayloadTooLarge, StoreRejected, Transient
+from bloghub.errors import BloghubError, PayloadTooLarge, SchemaBehind, StoreRejected, Transient
 
 log = structlog.get_logger(__name__)
 
@@ -111,6 +111,11 @@ def conduit(handler: Handler, statuses: frozenset[int] = frozenset(_KEPT)) -> Ha
             return await handler(request)
         except ConduitError as exc:
             failed = exc
+        except SchemaBehind as exc:
+            # The missing table or column is the operators' to know (logged).
+            log.warning("conduit.schema_behind", path=request.url.path, error=str(exc))
+            failed = ConduitError(503, {"server": ["being upgraded; try again shortly"]})
+            wait = 5
         except BloghubError as exc:
             failed = translated(request, exc)
             wait = getattr(exc, "retry_after_s", None) or wait
