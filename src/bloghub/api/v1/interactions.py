@@ -77,19 +77,20 @@ async def tally_of(request: Request, article_id: str) -> Tally | None:
     for); a missing hash is filled from the read model. None while the projector has not
     seen it published."""
     c = container(request)
-    caught_up = getattr(request.state, "caught_up", False)
-    if not caught_up:
+    build: Build | None = None
+    if not getattr(request.state, "caught_up", False):
         found = held_tally(c, article_id)
         if found is not None:
             return found
+        # Begun before anything is read: a change announced while the reads below are on
+        # their way keeps what they found out of the tier.
         build = c.hot.begin()
         versioned = await c.counters.get_versioned(article_id)
         if versioned is not None:
             _keep_tally(c, article_id, *versioned, build)
             return versioned[0]
     tally = (await queries(request).tallies([article_id])).get(article_id)
-    if tally is not None and not caught_up:
-        build = c.hot.begin()
+    if tally is not None and build is not None:
         await c.counters.fill(article_id, tally)
         # A fill is version 0: any write of the projector since drops it (or keeps it out).
         _keep_tally(c, article_id, tally, 0, build)
