@@ -110,14 +110,14 @@ class OwnWrites:
         return f"{self._prefix}:shownpos:{article_id}"
 
     async def remember_visibility(self, article_id: str, position: Position) -> None:
-        """``position`` published, withdrew or deleted the article: anyone's like or
-        collection of it is decided once the read model is past it, so no like lands on
-        an article whose withdraw was answered, however long the projector lags."""
+        """``position`` withdrew or deleted the article: anyone's like or collection of it
+        is decided once the read model is past it, so no like lands on an article whose
+        withdraw was answered, however long the projector lags."""
         await self._remember_at(self.visibility_key(article_id), VISIBILITY_TTL_S, position)
 
     async def visibility_changed(self, article_id: str) -> Position:
-        """The position of the article's last publish, withdraw or delete (empty: none in
-        the last day)."""
+        """The position of the article's last withdraw or delete (empty: none in the last
+        day)."""
         # Asked on every like: through the pipelined connection, not the pool's client.
         (raw,) = await self._wire.execute([("HGETALL", self.visibility_key(article_id))])
         if isinstance(raw, Exception):

@@ -56,8 +56,8 @@ async def remember_own_write(request: Request, actor_id: str, position: Position
 async def visibility_written(
     request: Request, response: Response, position: Position, user_id: str, article_id: str
 ) -> Response:
-    """``written`` for a write that shows or hides an article (a publish, a withdraw, a
-    delete): likes and collections of it wait for the interactions read model to pass it
+    """``written`` for a write that hides an article (a withdraw, a delete): likes and
+    collections of it wait for the interactions read model to pass it
     (``OwnWrites.remember_visibility``); remembering is retried off the request path if
     Redis fails."""
     c = container(request)

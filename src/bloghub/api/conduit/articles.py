@@ -180,7 +180,7 @@ async def update(request: Request) -> Response:
     done = await publish_edited(state, draft, deps, who)
     # Published before, it keeps its first publication; a `/v1` draft is first published now.
     shown = _as_written(done, claims.user_id, draft, row.published_at or done.at)
-    return await _answer(request, claims.user_id, done, shown, shows=True)
+    return await _answer(request, claims.user_id, done, shown)
 
 
 async def remove(request: Request) -> Response:
@@ -209,22 +209,12 @@ async def _own_state(request: Request, user_id: str) -> tuple[Any, ArticleState]
 
 
 async def _answer(
-    request: Request,
-    user_id: str,
-    done: Changed,
-    shown: Listed,
-    status: int = 200,
-    *,
-    shows: bool = False,
+    request: Request, user_id: str, done: Changed, shown: Listed, status: int = 200
 ) -> Response:
     """The article as the author's writes left it, from what they decided (no read model
     is waited for: once the log has the writes, nothing may turn the answer into an
-    error). The caller's next reads wait for these writes. ``shows``: a publish of an
-    article others may have seen (withdrawn through ``/v1``, say), which their likes wait
-    for; a new article's first one needs no such wait, as no one has its id yet."""
+    error). The caller's next reads wait for these writes."""
     out = JSON(await _one(request, user_id, shown), status_code=status)
-    if shows:
-        return await visibility_written(request, out, done.position, user_id, done.article_id)
     return await written(request, out, done.position, user_id)
 
 
@@ -262,8 +252,8 @@ async def _favorite(request: Request, *, on: bool) -> Response:
     # submit's), and adding it again would show one too many.
     await caught_up(request, [*LIKE_DECIDES, *INTERACTIONS_READS], me)
     article = await _published(request, me)
-    # As of the article's last publish, withdraw or delete too, whoever made it: a favorite
-    # after a withdraw was answered finds it gone, however far the projectors lag.
+    # As of the article's last withdraw or delete too, whoever made it: a favorite after a
+    # withdraw was answered finds it gone, however far the projectors lag.
     shown = await container(request).own_writes.visibility_changed(article.id)
     if shown:
         reads = [*LIKE_DECIDES, *INTERACTIONS_READS, *ARTICLES_READS]

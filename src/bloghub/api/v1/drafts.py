@@ -170,10 +170,14 @@ async def _changed(
     status: str | None = None,
 ) -> Response:
     out: dict[str, Any] = {"id": article_id, "version": version}
-    if status is None:  # an edit of the draft: nothing readers see
-        return await written(request, JSON({"article": out}), position, user_id)
-    out["status"] = status
-    return await visibility_written(request, JSON({"article": out}), position, user_id, article_id)
+    if status is not None:
+        out["status"] = status
+    if status == "withdrawn":
+        return await visibility_written(
+            request, JSON({"article": out}), position, user_id, article_id
+        )
+    # An edit or a publish: whoever likes it has read it since, so the read model had it.
+    return await written(request, JSON({"article": out}), position, user_id)
 
 
 async def my_articles(request: Request) -> Response:

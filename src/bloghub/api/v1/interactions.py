@@ -58,9 +58,9 @@ async def _caught_up(
     article_id: str | None = None,
 ) -> None:
     """A command decides on the read model as of the caller's own last write, or not at all;
-    one that adds to an article (``article_id``), also as of the article's last publish,
-    withdraw or delete, whoever made it: no like lands on an article whose withdraw was
-    answered, however far the projector lags."""
+    one that adds to an article (``article_id``), also as of the article's last withdraw or
+    delete, whoever made it: no like lands on an article whose withdraw was answered,
+    however far the projector lags."""
     also = None
     if article_id is not None:
         also = await container(request).own_writes.visibility_changed(article_id)
