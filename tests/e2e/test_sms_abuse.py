@@ -175,7 +175,7 @@ async def test_owner_and_erase_codes_go_only_to_the_signed_in_owners_phone(
         anonymous = await no_cooldown.ask(theirs, purpose)
         assert anonymous.status_code == 401, anonymous.text
         stranger = await no_cooldown.ask(theirs, purpose, token=token)
-        assert stranger.status_code == 422, stranger.text
+        assert stranger.status_code == 403, stranger.text
         assert stranger.json()["error"]["fields"] == {"phone": "not your account's phone"}
         assert (await no_cooldown.ask(mine, purpose, token=token)).status_code == 200
     assert len(no_cooldown.gateway.to(f"+86{theirs}")) == sent_before

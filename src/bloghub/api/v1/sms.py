@@ -37,7 +37,7 @@ from bloghub.auth.sms.phones import mask_phone, normalise_phone
 from bloghub.auth.sms.sender import Delivery
 from bloghub.commands.sessions import start_session
 from bloghub.commands.users import account_for, bind_phone, change_password
-from bloghub.errors import InvalidInput, NotFound, RateLimited, Unauthorized
+from bloghub.errors import Forbidden, NotFound, RateLimited, Unauthorized
 from bloghub.events.users import UserRegisteredByPhone
 
 if TYPE_CHECKING:
@@ -110,7 +110,7 @@ async def send_code(request: Request) -> Response:
     if body.purpose in OWN_PHONE:
         claims = await require_caller(request)
         if await _owner(request, body.phone) != claims.user_id:
-            raise InvalidInput(
+            raise Forbidden(
                 "this code goes only to your account's own phone",
                 fields={"phone": "not your account's phone"},
             )
@@ -240,7 +240,7 @@ ENDPOINTS = [
         body=CodeRequest,
         response=CodeSent,
         also=(202,),
-        errors=(400, 401, 415, 422, 429),
+        errors=(400, 401, 403, 415, 422, 429),
         headers={"Retry-After": "seconds until another code may be asked for (429)"},
     ),
     Endpoint(
