@@ -92,6 +92,9 @@ async def test_a_reply_to_a_reply_gets_its_root_and_parent_and_is_listed_under_i
     (thread,) = listed["comments"]
     assert thread["id"] == top["id"]
     assert thread["content"] == "First!\n\t<b>not bold</b>", "text as sent, never HTML"
+    # The time the post answered is the one every read shows.
+    assert thread["created_at"] == top["created_at"]
+    assert thread["replies"][0]["created_at"] == reply["created_at"]
     assert thread["reply_count"] == 2
     assert [r["id"] for r in thread["replies"]] == [reply["id"], deeper["id"]]
     assert thread["replies"][1]["parent_id"] == reply["id"]

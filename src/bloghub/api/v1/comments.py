@@ -3,7 +3,6 @@ strings), never rendered as HTML."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from starlette.requests import Request
@@ -73,7 +72,7 @@ async def post(request: Request) -> Response:
             parent_id=parent_id,
             root_id=done.root_id,
             content=body.content,
-            created_at=datetime.now(UTC),
+            created_at=done.at,
         )
         response = JSON(CommentEnvelope(comment=out).model_dump(mode="json"), status_code=201)
         return await written(request, response, done.position, claims.user_id)
