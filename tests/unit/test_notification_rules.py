@@ -3,6 +3,7 @@ notifications projector, and a live socket's bounded backlog."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
 from datetime import UTC, datetime
@@ -16,7 +17,7 @@ from bloghub.api.notification_queries import CURSOR_PATTERN, cursor_of
 from bloghub.api.v1.notifications import NotificationsQuery
 from bloghub.events.comments import CommentPosted
 from bloghub.events.social import UserFollowed
-from bloghub.live.socket import SLOW, LiveSocket
+from bloghub.live.socket import HARD_BACKLOG, SLOW, LiveSocket
 from bloghub.projections.notifications import is_milestone, notices_of
 
 
@@ -59,14 +60,38 @@ def test_ids_depend_only_on_the_cause(follower: str, followee: str) -> None:
     assert [n.id for n in notices_of(event)] == [n.id for n in notices_of(event.model_copy())]
 
 
-async def test_a_socket_that_falls_behind_is_dropped_not_buffered() -> None:
+def _unserved(queue_max: int = 3) -> LiveSocket:
     # The socket is never served here: only its backlog is under test.
-    sock = LiveSocket(
-        cast(WebSocket, None), user_id="u", session_id="s", process_id="p", queue_max=3
+    return LiveSocket(
+        cast(WebSocket, None),
+        user_id="u",
+        session_id="s",
+        process_id="p",
+        queue_max=queue_max,
+        slow_after_s=5.0,
     )
-    for _ in range(3):
+
+
+async def test_a_burst_past_the_bound_waits_for_a_client_that_reads() -> None:
+    """A projector batch may bring a hundred notifications at once: a client reading them
+    is not dropped for the burst, only one past the hard bound."""
+    sock = _unserved(queue_max=3)
+    for _ in range(HARD_BACKLOG * 3):
         sock.offer("{}")
     assert sock.reason is None
+    sock.offer("{}")
+    assert sock.reason == SLOW
+
+
+async def test_a_socket_behind_that_sends_nothing_is_dropped_not_buffered() -> None:
+    sock = _unserved(queue_max=3)
+    for _ in range(4):
+        sock.offer("{}")
+    assert sock.reason is None
+    # Behind for longer than the bound with nothing sent meanwhile: the client stopped.
+    stalled = asyncio.get_running_loop().time() - 6.0
+    sock.last_sent = stalled
+    sock._behind_since = stalled
     sock.offer("{}")
     assert sock.reason == SLOW
 

@@ -5,9 +5,13 @@ and ``bearer.<token>``; the server answers ``bloghub.live``, never the token) or
 first message, ``{"type": "auth", "token": "..."}``; never in the URL, which proxies and
 access logs keep. Then the server sends ``{"type": "ready"}``, each new notification as
 ``{"type": "notification", "notification": {...}}`` and ``{"type": "ping"}`` every
-interval; any message from the client answers a ping. Close codes: 4401 not
-authenticated, 4403 the session ended, 4408 silent for two intervals, 4429 too many
-connections for the user, 1009 a message too big, 1013 too slow to read.
+interval; any message from the client answers a ping. The socket lasts as long as the
+access token it was opened with: before that ends, the client sends a fresh one of the
+same session (after a refresh) as ``{"type": "auth", "token": "..."}``. Close codes: 4401
+not authenticated, a token that expired or a fresh one that is not valid for the session,
+4403 the session ended, 4408 silent for two intervals, 4429 too many connections for the
+user, 1009 a message too big, 1013 too slow to read (still behind, sending nothing, for a
+ping interval).
 """
 
 from __future__ import annotations
@@ -52,12 +56,23 @@ async def live(ws: WebSocket) -> None:
 
 async def _serve(ws: WebSocket, c: Container, claims: Claims) -> None:
     hub, cfg = c.live, c.live.config
+    user_agent = ws.headers.get("user-agent", "")
+
+    def reauth(token: str) -> Claims | None:
+        try:
+            return c.tokens.verify("access", token, user_agent)
+        except BloghubError:
+            return None
+
     sock = LiveSocket(
         ws,
         user_id=claims.user_id,
         session_id=claims.session_id,
         process_id=hub.process_id,
         queue_max=cfg.queue_max,
+        expires_at=claims.expires_at,
+        reauth=reauth,
+        slow_after_s=cfg.ping_interval_s,
     )
     try:
         admitted = await hub.join(sock)
