@@ -16,7 +16,8 @@ from bloghub.adapters.postgres.generations import create_generation
 from bloghub.events.base import Recorded
 from bloghub.events.interactions import ArticleLiked, ArticleUnliked
 from bloghub.ids import new_id_str
-from bloghub.projections.notifications import NotificationsProjector, is_milestone
+from bloghub.projections.like_milestones import is_milestone
+from bloghub.projections.notifications import NotificationsProjector
 from bloghub.projections.postgres_sink import projector_engine
 from bloghub.settings import Settings
 from tests.conftest import isolated

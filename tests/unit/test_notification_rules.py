@@ -18,7 +18,8 @@ from bloghub.api.v1.notifications import NotificationsQuery
 from bloghub.events.comments import CommentPosted
 from bloghub.events.social import UserFollowed
 from bloghub.live.socket import HARD_BACKLOG, SLOW, LiveSocket
-from bloghub.projections.notifications import is_milestone, notices_of
+from bloghub.projections.like_milestones import is_milestone
+from bloghub.projections.notifications import notices_of
 
 
 def test_milestones_are_one_and_the_powers_of_ten() -> None:

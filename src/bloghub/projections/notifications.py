@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
@@ -27,12 +27,8 @@ import orjson
 import structlog
 from redis.asyncio import Redis
 from sqlalchemy import (
-    BigInteger,
     ColumnElement,
     DateTime,
-    any_,
-    bindparam,
-    delete,
     exists,
     literal,
     or_,
@@ -41,13 +37,10 @@ from sqlalchemy import (
     tuple_,
     update,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, UUID, insert
+from sqlalchemy.dialects.postgresql import UUID, insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from bloghub.adapters.postgres.bulk import unnest_source
 from bloghub.adapters.postgres.tables import (
-    article_likers,
-    like_milestones,
     notification_marks,
     notifications,
     read_watermarks,
@@ -61,6 +54,7 @@ from bloghub.events.notifications import NotificationsRead
 from bloghub.events.social import UserFollowed
 from bloghub.events.topics import Family
 from bloghub.projections import comment_threads as threads
+from bloghub.projections import like_milestones as milestones
 from bloghub.projections.postgres_sink import PostgresProjector, concerning
 from bloghub.projections.stores import Stores
 from bloghub.readmodels import notification_view
@@ -137,13 +131,6 @@ def notices_of(event: Event) -> list[Notice]:
                     )
                 )
     return [n for n in found if n.user_id != n.actor_id]
-
-
-def is_milestone(likes: int) -> bool:
-    """1, 10, 100, 1,000…"""
-    while likes >= 10 and likes % 10 == 0:
-        likes //= 10
-    return likes == 1
 
 
 class NotificationsProjector(PostgresProjector):
@@ -253,50 +240,22 @@ class NotificationsProjector(PostgresProjector):
         return made.first() is not None
 
     async def _likes(self, conn: AsyncConnection, recs: Sequence[Recorded]) -> list[str]:
-        """A batch's likes and unlikes in a few statements, with the outcome of applying
-        them one by one: the likers and counts as stored are read once, each event is then
-        applied in memory in log order (so a milestone reached mid-batch is notified, as it
-        would be event by event, and a replay in any batch split notifies the same), and
-        what changed is written back. An article's events are all in one partition, whose
-        checkpoint row this transaction holds: nothing else writes its rows meanwhile.
-        The ids of the notifications made."""
-        events = [(r, r.event) for r in recs if isinstance(r.event, ArticleLiked | ArticleUnliked)]
-        if not events:
-            return []
-        pairs = sorted({(ev.article_id, ev.user_id) for _, ev in events})
-        stored = await _likers(conn, pairs)
-        counts = await _milestones(conn, sorted({a for a, _ in pairs}))
-        before = dict(counts)
-        member = {p: p in stored for p in pairs}
-        notices: list[tuple[Notice, Recorded]] = []
-        for rec, ev in events:
-            pair, on = (ev.article_id, ev.user_id), isinstance(ev, ArticleLiked)
-            if member[pair] == on:
-                continue  # a like already counted, or an unlike of what is not liked
-            member[pair] = on
-            likes, notified = counts.get(ev.article_id, (0, 0))
-            likes += 1 if on else -1
-            if on and is_milestone(likes) and likes > notified:
-                notified = likes  # an unlike and a re-like never cross one twice
-                if ev.user_id != ev.author_id:
-                    key = f"likes:{ev.article_id}:{likes}"
-                    notice = Notice(
-                        key,
-                        ev.author_id,
-                        "like_milestone",
-                        ev.user_id,
-                        article_id=ev.article_id,
-                        milestone=likes,
-                    )
-                    notices.append((notice, rec))
-            counts[ev.article_id] = (likes, notified)
-        await _write_likers(
-            conn,
-            added=[p for p in pairs if member[p] and p not in stored],
-            removed=[p for p in pairs if not member[p] and p in stored],
-        )
-        await _write_milestones(conn, {a: c for a, c in counts.items() if before.get(a) != c})
-        return [notice.id for notice, rec in notices if await self._notify(conn, notice, rec)]
+        """A batch's likes and unlikes (``like_milestones.apply``); the ids of the
+        notifications made of the milestones they crossed."""
+        made = []
+        for crossed in await milestones.apply(conn, recs):
+            ev = crossed.event
+            notice = Notice(
+                f"likes:{ev.article_id}:{crossed.likes}",
+                ev.author_id,
+                "like_milestone",
+                ev.user_id,
+                article_id=ev.article_id,
+                milestone=crossed.likes,
+            )
+            if await self._notify(conn, notice, crossed.record):
+                made.append(notice.id)
+        return made
 
     async def _read(self, conn: AsyncConnection, ev: NotificationsRead) -> None:
         n = notifications.c
@@ -410,71 +369,7 @@ def _position(at: datetime, notification_id: str) -> ColumnElement[Any]:
     )
 
 
-_ID = UUID(as_uuid=False)
-_pairs = unnest_source({"a": _ID, "u": _ID})
-_counts = unnest_source({"a": _ID, "n": BigInteger(), "m": BigInteger()})
-
-# Built once: every batch of likes runs them, and a statement built afresh costs its
-# construction and its cache key each time (the schema is translated at execution).
-_k, _m = article_likers.c, like_milestones.c
-_IN_PAIRS = tuple_(_k.article_id, _k.user_id).in_(select(_pairs.c.a, _pairs.c.u))
-_LIKERS = select(_k.article_id, _k.user_id).where(_IN_PAIRS)
-_MILESTONES = select(_m.article_id, _m.likes, _m.notified).where(
-    _m.article_id == any_(bindparam("ids", type_=ARRAY(_ID)))
-)
-_ADD_LIKERS = (
-    insert(article_likers)
-    .from_select(["article_id", "user_id"], select(_pairs.c.a, _pairs.c.u))
-    .on_conflict_do_nothing()
-)
-_REMOVE_LIKERS = delete(article_likers).where(_IN_PAIRS)
-_new_counts = insert(like_milestones).from_select(
-    ["article_id", "likes", "notified"], select(_counts.c.a, _counts.c.n, _counts.c.m)
-)
-_SAVE_MILESTONES = _new_counts.on_conflict_do_update(
-    index_elements=[_m.article_id],
-    set_={"likes": _new_counts.excluded.likes, "notified": _new_counts.excluded.notified},
-)
 _HOLD = text(
     "SELECT count(pg_advisory_xact_lock(k))"
     " FROM (SELECT unnest(CAST(:keys AS bigint[])) AS k ORDER BY 1) AS held"
 )
-
-
-def _pair_args(pairs: Sequence[tuple[str, str]]) -> dict[str, list[str]]:
-    return {"a": [a for a, _ in pairs], "u": [u for _, u in pairs]}
-
-
-async def _likers(conn: AsyncConnection, pairs: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
-    """Which of the (article, user) pairs are stored likers."""
-    found = await conn.execute(_LIKERS, _pair_args(pairs))
-    return {(str(a), str(u)) for a, u in found}
-
-
-async def _milestones(conn: AsyncConnection, articles: Sequence[str]) -> dict[str, tuple[int, int]]:
-    """Each article's stored like count and the last milestone notified."""
-    found = await conn.execute(_MILESTONES, {"ids": list(articles)})
-    return {str(a): (likes, notified) for a, likes, notified in found}
-
-
-async def _write_likers(
-    conn: AsyncConnection, *, added: Sequence[tuple[str, str]], removed: Sequence[tuple[str, str]]
-) -> None:
-    if added:
-        await conn.execute(_ADD_LIKERS, _pair_args(added))
-    if removed:
-        await conn.execute(_REMOVE_LIKERS, _pair_args(removed))
-
-
-async def _write_milestones(conn: AsyncConnection, counts: Mapping[str, tuple[int, int]]) -> None:
-    if not counts:
-        return
-    items = sorted(counts.items())
-    await conn.execute(
-        _SAVE_MILESTONES,
-        {
-            "a": [a for a, _ in items],
-            "n": [c[0] for _, c in items],
-            "m": [c[1] for _, c in items],
-        },
-    )
