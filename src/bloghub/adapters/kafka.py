@@ -143,6 +143,20 @@ class LogEnds:
         self._ends.update(ends)
         return self._past(offsets)
 
+    async def now(self, topic: str, partitions: int) -> dict[tuple[str, int], int] | None:
+        """Where each of the topic's partitions ends now, as the broker says (asked every
+        time); None when it did not answer in time."""
+        try:
+            ends = await asyncio.wait_for(
+                self._ask([(topic, p) for p in range(partitions)]), self._timeout_s
+            )
+        except (KafkaError, OSError, TimeoutError) as exc:
+            log.warning("log_ends.unknown", error=repr(exc))
+            return None
+        async with self._lock:
+            self._ends.update(ends)
+        return ends
+
     def _past(self, offsets: Mapping[tuple[str, int], int]) -> bool:
         return any(self._ends.get(tp, 0) <= offset for tp, offset in offsets.items())
 

@@ -33,9 +33,10 @@ from bloghub.api.v1.social_schemas import (
     ThreadsPage,
     ThreadsQuery,
 )
-from bloghub.commands.comments import Posted, delete_comment, post_comment
+from bloghub.commands.comments import CommentRef, Posted, delete_comment, post_comment
 from bloghub.errors import CatchingUp, NotFound
-from bloghub.events.topics import Family
+from bloghub.events.position import Position
+from bloghub.events.topics import Family, topic_for
 
 COMMENTS_READS = [("comments", (Family.COMMENTS,))]
 # A comment is shown with its author's name; a thread only under a published article.
@@ -51,6 +52,27 @@ async def _published(request: Request, article_id: str) -> tuple[str, str] | Non
     if row is None or row.status != "published":
         return None
     return str(row.id), str(row.author_id)
+
+
+async def _comment_ref(request: Request, comment_id: str) -> CommentRef | None:
+    """The comment, as the read model has it once it has caught up with the log as it
+    stands: a comment the caller learned of elsewhere (a notification, pushed by another
+    projector) may not be applied here yet, and is then waited for rather than said not
+    to exist. One not there is only looked for again if the read model is behind."""
+    ref = await comment_queries(request).ref(comment_id)
+    if ref is not None:
+        return ref
+    c = container(request)
+    topic = topic_for(c.settings.prefix, Family.COMMENTS)
+    ends = await c.log_ends.now(topic, c.settings.topic_partitions)
+    if ends is None:
+        raise CatchingUp("the comments cannot be checked just now; try again in a moment")
+    written_so_far = Position({tp: end - 1 for tp, end in ends.items() if end > 0})
+    if await c.progress.reached(COMMENTS_READS, written_so_far, pinned(request)):
+        return None
+    if await wait_for_reads(request, COMMENTS_READS, None, written_so_far):
+        raise CatchingUp("the comments are still being applied; try again in a moment")
+    return await comment_queries(request).ref(comment_id)
 
 
 async def _decide_after_own_writes(request: Request, user_id: str) -> None:
@@ -80,7 +102,7 @@ async def post(request: Request) -> Response:
     async def run() -> Response:
         await _decide_after_own_writes(request, claims.user_id)
         article = await _published(request, article_id)
-        parent = None if parent_id is None else await comment_queries(request).ref(parent_id)
+        parent = None if parent_id is None else await _comment_ref(request, parent_id)
         deps, who = container(request).commands, caller(request, claims.user_id)
         command = post_comment(article, parent, parent_id, body.content, deps, who)
         return await answering(command, respond)
@@ -92,7 +114,7 @@ async def remove(request: Request) -> Response:
     claims = await require_caller(request)
     comment_id = path_id(request, "comment_id", "comment")
     await _decide_after_own_writes(request, claims.user_id)
-    comment = await comment_queries(request).ref(comment_id)
+    comment = await _comment_ref(request, comment_id)
     deps, who = container(request).commands, caller(request, claims.user_id)
     position = await delete_comment(comment, deps, who)
     return await written(request, Response(status_code=204), position, claims.user_id)
@@ -125,7 +147,7 @@ async def replies(request: Request) -> Response:
     q = parse_query(request, RepliesQuery)
     stale = await _wait_as_reader(request)
     cq = comment_queries(request)
-    root = await cq.ref(root_id)
+    root = await _comment_ref(request, root_id)
     if root is None or root.root_id is not None:
         raise NotFound("no such top-level comment")
     if await _published(request, root.article_id) is None:

@@ -1,0 +1,56 @@
+"""A comment someone learned of before the comments read model applied it (a notification,
+pushed by the notifications projector, which lags apart) is waited for, not said not to
+exist: a reply to it, its replies page and its deletion answer 503 to retry while the
+comments projector stands still, and work once it has caught up, with no position sent."""
+
+from __future__ import annotations
+
+import httpx
+
+from tests.conftest import isolated, projecting, serve
+from tests.e2e.test_articles import draft
+from tests.e2e.test_hidden_articles import someone
+
+EVERY_BUT_COMMENTS = ("users", "articles", "social", "interactions", "notifications")
+
+
+async def test_a_comment_not_applied_yet_is_waited_for_not_refused(run_id: str) -> None:
+    async with (
+        isolated(run_id, "clag", read_wait_s=0.5) as s,
+        serve(s) as live,
+        httpx.AsyncClient(base_url=live.url, headers={"user-agent": "t/1"}, timeout=10) as c,
+    ):
+        async with projecting(s):
+            author, reader = await someone(c), await someone(c)
+            article_id = await draft(c, author)
+            published = await c.post(f"/v1/articles/{article_id}/publish", headers=author.auth)
+            seen = {"bloghub-after": published.headers["bloghub-position"]}
+            assert (await c.get(f"/v1/articles/{article_id}", headers=seen)).status_code == 200
+
+        async with projecting(s, *EVERY_BUT_COMMENTS):
+            posted = await c.post(
+                f"/v1/articles/{article_id}/comments",
+                json={"content": "first"},
+                headers=reader.auth,
+            )
+            assert posted.status_code == 201, posted.text
+            comment_id = posted.json()["comment"]["id"]
+            # The author, told of it, acts on it at once: not yet, rather than never.
+            reply = {"content": "thanks", "parent_id": comment_id}
+            url = f"/v1/articles/{article_id}/comments"
+            early = await c.post(url, json=reply, headers=author.auth)
+            assert early.status_code == 503, early.text
+            assert early.json()["error"]["code"] == "catching_up"
+            thread = await c.get(f"/v1/comments/{comment_id}/replies")
+            assert thread.status_code == 503, thread.text
+            gone = await c.delete(f"/v1/comments/{comment_id}", headers=author.auth)
+            assert gone.status_code == 503, gone.text
+
+        async with projecting(s):
+            answered = await c.post(url, json=reply, headers=author.auth)
+            assert answered.status_code == 201, answered.text
+            thread = await c.get(f"/v1/comments/{comment_id}/replies")
+            assert thread.status_code == 200, thread.text
+            # An id no comment ever had is still not found, once the log is caught up with.
+            missing = await c.get("/v1/comments/01a24300-0000-7000-8000-000000000000/replies")
+            assert missing.status_code == 404, missing.text
