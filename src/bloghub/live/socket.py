@@ -152,14 +152,10 @@ class LiveSocket:
         ends as unauthorized."""
         if self._reauth is None or '"auth"' not in text:
             return False
-        try:
-            data = orjson.loads(text)
-        except orjson.JSONDecodeError:
+        token = auth_token(text)
+        if token is None:
             return False
-        if not isinstance(data, dict) or data.get("type") != "auth":
-            return False
-        token = data.get("token")
-        claims = self._reauth(token) if isinstance(token, str) and token else None
+        claims = self._reauth(token) if token else None
         if claims is None or (claims.user_id, claims.session_id) != (
             self.user_id,
             self.session_id,
@@ -185,6 +181,19 @@ class LiveSocket:
             self.last_heard = loop.time()
             if text is not None and self._renewed(text) and self.ended:
                 return
+
+
+def auth_token(text: str) -> str | None:
+    """The token an ``{"type": "auth", "token": ...}`` message carries ("" if it carries
+    none that could be one); None if ``text`` is no such message."""
+    try:
+        data = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(data, dict) or data.get("type") != "auth":
+        return None
+    token = data.get("token")
+    return token if isinstance(token, str) else ""
 
 
 async def close_socket(ws: WebSocket, close: Close) -> None:

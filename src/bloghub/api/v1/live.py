@@ -27,7 +27,14 @@ from bloghub.auth.tokens import Claims
 from bloghub.bootstrap import Container
 from bloghub.errors import BloghubError, Unavailable
 from bloghub.live.hub import Admission
-from bloghub.live.socket import TOO_MANY, UNAUTHORIZED, Close, LiveSocket, close_socket
+from bloghub.live.socket import (
+    TOO_MANY,
+    UNAUTHORIZED,
+    Close,
+    LiveSocket,
+    auth_token,
+    close_socket,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -109,14 +116,7 @@ async def _first_message_token(ws: WebSocket, c: Container) -> str | None:
     text = message.get("text")
     if not isinstance(text, str) or len(text) > c.live.config.max_message_bytes:
         return None
-    try:
-        data = orjson.loads(text)
-    except orjson.JSONDecodeError:
-        return None
-    if not isinstance(data, dict) or data.get("type") != "auth":
-        return None
-    token = data.get("token")
-    return token if isinstance(token, str) and token else None
+    return auth_token(text) or None
 
 
 WEBSOCKET_ROUTES = [WebSocketRoute("/v1/live", live, name="live")]
