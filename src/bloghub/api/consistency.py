@@ -23,6 +23,7 @@ from bloghub.adapters.postgres.generations import active_generations
 from bloghub.adapters.postgres.migrations import Migration, all_migrations, moved_reads
 from bloghub.adapters.postgres.tables import checkpoints
 from bloghub.adapters.redis.wire import Wire
+from bloghub.auth.limiter import redis_translated
 from bloghub.coalesce import Coalesced
 from bloghub.events.position import Position
 from bloghub.events.topics import Family, topic_for
@@ -119,9 +120,11 @@ class OwnWrites:
         """The position of the article's last withdraw or delete (empty: none in the last
         day)."""
         # Asked on every like: through the pipelined connection, not the pool's client.
-        (raw,) = await self._wire.execute([("HGETALL", self.visibility_key(article_id))])
-        if isinstance(raw, Exception):
-            raise raw
+        # Redis unwell: the like is a 503 to retry, as every other check of it would be.
+        async with redis_translated():
+            (raw,) = await self._wire.execute([("HGETALL", self.visibility_key(article_id))])
+            if isinstance(raw, Exception):
+                raise raw
         fields = cast(list[bytes], raw)
         return self.parse(dict(zip(fields[::2], fields[1::2], strict=True)))
 
