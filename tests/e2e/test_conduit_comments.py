@@ -7,6 +7,7 @@ import httpx
 import pytest
 
 from tests.e2e.conduit_client import TIMESTAMP, errors, register, unique_name, write, write_at
+from tests.support import wait_until
 
 pytestmark = pytest.mark.usefixtures("live_api")
 
@@ -124,3 +125,48 @@ async def test_a_comment_answers_the_time_the_list_shows(client: httpx.AsyncClie
         "comments"
     ]
     assert (posted["createdAt"], posted["updatedAt"]) == (listed["createdAt"], listed["updatedAt"])
+
+
+async def test_each_comment_shows_its_own_author_as_the_reader_sees_them(
+    client: httpx.AsyncClient,
+) -> None:
+    # Commenters with bios of their own, some followed by the reader and some not, and one
+    # writing twice: every comment carries its own author's profile, and following is the
+    # reader's (the authors of a page are looked up together, not one by one).
+    jake, reader = await register(client), await register(client)
+    commenters = [await register(client) for _ in range(4)]
+    made, after = await write_at(client, jake, unique_name("Busy "))
+    slug = made["slug"]
+    for n, who in enumerate(commenters):
+        bio = await client.put("/api/user", json={"user": {"bio": f"bio {n}"}}, headers=who.auth)
+        assert bio.status_code == 200, bio.text
+    followed = {commenters[1].username, commenters[3].username}
+    for name in followed:
+        answer = await client.post(f"/api/profiles/{name}/follow", headers=reader.auth)
+        assert answer.status_code == 200, answer.text
+    for n, who in enumerate([*commenters, commenters[0]]):
+        await say(client, slug, {**who.auth, **after}, f"comment {n}")
+    bios = {who.username: f"bio {n}" for n, who in enumerate(commenters)}
+    written = ["comment 4", "comment 3", "comment 2", "comment 1", "comment 0"]
+    expected = [
+        {
+            "username": who.username,
+            "bio": bios[who.username],
+            "image": None,
+            "following": who.username in followed,
+        }
+        for who in [commenters[0], *reversed(commenters)]
+    ]
+    shown: list[dict[str, object]] = []
+
+    async def all_shown() -> bool:
+        nonlocal shown
+        listed = await client.get(f"/api/articles/{slug}/comments", headers=reader.auth)
+        assert listed.status_code == 200, listed.text
+        shown = listed.json()["comments"]
+        return [c["body"] for c in shown] == written and [c["author"] for c in shown] == expected
+
+    try:
+        await wait_until(all_shown, timeout_s=30)
+    except TimeoutError:
+        raise AssertionError(f"{shown} is not {written} by {expected}") from None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -87,6 +88,14 @@ class UserQueries:
     async def by_id(self, user_id: str) -> UserRow | None:
         return await self._user(users.c.id == user_id)
 
+    async def by_ids(self, user_ids: list[str]) -> dict[str, UserRow]:
+        """The accounts of ``user_ids`` that the read model holds, in one query (a page of
+        articles or comments names up to a page of authors)."""
+        if not user_ids:
+            return {}
+        rows = await self._all(select(*_USER_COLUMNS).where(users.c.id.in_(set(user_ids))))
+        return {str(row[0]): _user_row(row) for row in rows}
+
     async def session(self, session_id: str) -> SessionRow | None:
         stmt = select(sessions.c.id, sessions.c.user_id, sessions.c.revoked_at).where(
             sessions.c.id == session_id
@@ -96,16 +105,25 @@ class UserQueries:
 
     async def _user(self, where: ColumnElement[bool]) -> UserRow | None:
         row = await self._one(select(*_USER_COLUMNS).where(where))
-        if row is None:
-            return None
-        return UserRow(str(row[0]), *row[1:])
+        return None if row is None else _user_row(row)
 
     async def _one(self, stmt: Select[Any]) -> Any:
+        rows = await self._all(stmt)
+        if len(rows) > 1:
+            raise LookupError(f"{len(rows)} rows where one at most was expected")
+        return rows[0] if rows else None
+
+    async def _all(self, stmt: Select[Any]) -> Sequence[Any]:
         schema = schema_name(self.projector, await self._generations.generation(self.projector))
         engine = await self._generations.engine(self.projector, self._engine)
         async with translated(), engine.connect() as raw:
             conn = await raw.execution_options(schema_translate_map={None: schema})
-            return (await conn.execute(stmt)).one_or_none()
+            rows: Sequence[Any] = (await conn.execute(stmt)).all()
+            return rows
+
+
+def _user_row(row: Any) -> UserRow:
+    return UserRow(str(row[0]), *row[1:])
 
 
 def _canonical_id(name: str) -> bool:

@@ -44,9 +44,8 @@ async def caught_up(
 async def people(request: Request, me: str | None, user_ids: list[str]) -> dict[str, Any]:
     """The profile of each of ``user_ids`` as RealWorld shows it to ``me``."""
     unique = list(dict.fromkeys(user_ids))
-    found: dict[str, Person] = {}
-    for user_id in unique:
-        found[user_id] = person(await user_queries(request).by_id(user_id), user_id)
+    rows = await user_queries(request).by_ids(unique)
+    found: dict[str, Person] = {i: person(rows.get(i), i) for i in unique}
     social = SocialQueries(container(request).engine, pinned(request))
     following = await social.followed_among(me, unique) if me else set()
     return {i: p.view(i in following) for i, p in found.items()}
