@@ -348,6 +348,7 @@ def build_live(
             presence_ttl_s=settings.live_presence_ttl_s,
             auth_timeout_s=settings.live_auth_timeout_s,
             connections_per_user=settings.live_connections_per_user,
+            signing_in_per_address=settings.live_signing_in_per_address,
             max_message_bytes=settings.live_max_message_bytes,
             queue_max=settings.live_queue_max,
         ),

@@ -199,6 +199,8 @@ class Settings(BaseSettings):
     live_presence_ttl_s: float = Field(default=45.0, gt=0, le=3600)
     live_auth_timeout_s: float = Field(default=10.0, gt=0, le=300)
     live_connections_per_user: int = Field(default=5, ge=1, le=1000)
+    # Sockets one client address holds open, per API process, before they have signed in.
+    live_signing_in_per_address: int = Field(default=16, ge=1, le=10_000)
     live_max_message_bytes: int = Field(default=4096, ge=256, le=1024 * 1024)
     # Messages waiting for one socket; a client that falls this far behind is dropped
     # (it reads what it missed from GET /v1/notifications) rather than buffered for.

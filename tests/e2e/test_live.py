@@ -36,6 +36,7 @@ from tests.support import projector_env, wait_until
 UA = "bloghub-tests/1"
 PING_S = 1.0
 PRESENCE_TTL_S = 3.0
+SIGNING_IN = 3  # sockets one address holds open before signing in, per API process
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,7 @@ async def cluster(run_id: str) -> AsyncIterator[Cluster]:
             live_presence_ttl_s=PRESENCE_TTL_S,
             live_connections_per_user=2,
             live_max_message_bytes=1024,
+            live_signing_in_per_address=SIGNING_IN,
         ) as s,
         projecting(s, "users", "social", "notifications"),
         serve(s) as a,
@@ -243,6 +245,35 @@ async def test_limits_bad_tokens_and_oversized_messages(cluster: Cluster) -> Non
         await closings[1]
     async with socket(cluster.a, token[:-2] + "xx") as forged:
         assert await closed_with(forged) == 4401
+
+
+async def test_an_address_holds_only_so_many_sockets_before_signing_in(cluster: Cluster) -> None:
+    # Sockets that show no token are held up to the auth timeout each: one address may
+    # hold only a few of them at once per process, and signing in frees a place.
+    _, token = await user(cluster.a)
+    async with contextlib.AsyncExitStack() as stack:
+
+        async def unsigned(api: Api) -> ClientConnection:
+            return await stack.enter_async_context(
+                connect(api.ws_url, subprotocols=["bloghub.live"], user_agent_header=UA)  # type: ignore[list-item]
+            )
+
+        waiting = [await unsigned(cluster.a) for _ in range(SIGNING_IN)]
+        refused = await unsigned(cluster.a)
+        assert await closed_with(refused, within_s=5) == 4429
+        assert "still to sign in" in (refused.close_reason or "")
+        elsewhere = await unsigned(cluster.b)  # another process counts its own
+        await elsewhere.send(orjson.dumps({"type": "auth", "token": token}).decode())
+        await next_of(elsewhere, "ready")
+        await waiting[0].send(orjson.dumps({"type": "auth", "token": token}).decode())
+        await next_of(waiting[0], "ready")
+        # Signed in, it no longer counts: another may wait to sign in, and it signs in.
+        late = await unsigned(cluster.a)
+        await late.send(orjson.dumps({"type": "auth", "token": "not a token"}).decode())
+        assert await closed_with(late) == 4401
+        for ws in waiting[1:]:
+            await ws.send(orjson.dumps({"type": "auth", "token": token}).decode())
+            assert await closed_with(ws) == 4429  # past the user's two sockets, as before
 
 
 def api_process(settings: Settings, port: int, log_file: Path) -> subprocess.Popen[bytes]:

@@ -60,11 +60,31 @@ class LiveHub:
             sessions_ended_channel(prefix).encode(): self._sessions_ended,
         }
         self._users: dict[str, set[LiveSocket]] = {}
+        self._signing_in: dict[str, int] = {}  # sockets per address still to sign in
         self._checks: set[asyncio.Task[None]] = set()  # held until done (asyncio keeps weak refs)
         # Sockets come and go in bursts (a deploy, a network blip: thousands at once); the
         # Redis client's pool refuses calls past its size rather than queueing them, so
         # joins and leaves take turns here.
         self._turns = asyncio.Semaphore(REDIS_TURNS)
+
+    @contextlib.contextmanager
+    def signing_in(self, address: str) -> Iterator[bool]:
+        """While a socket from ``address`` signs in: whether it may (the address holds
+        fewer than the bound of such sockets in this process). Bounded per process, as the
+        anonymous read limits are: what one address can hold open before showing a token."""
+        held = self._signing_in.get(address, 0)
+        if held >= self.config.signing_in_per_address:
+            yield False
+            return
+        self._signing_in[address] = held + 1
+        try:
+            yield True
+        finally:
+            left = self._signing_in[address] - 1
+            if left:
+                self._signing_in[address] = left
+            else:
+                del self._signing_in[address]
 
     @property
     def clients(self) -> int:

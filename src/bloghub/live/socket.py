@@ -28,6 +28,7 @@ EXPIRED = Close(4401, 'token expired: send a fresh one as {"type": "auth"} befor
 SESSION_ENDED = Close(4403, "session ended")
 SILENT = Close(4408, "no answer to pings")
 TOO_MANY = Close(4429, "too many connections")
+TOO_MANY_SIGNING_IN = Close(4429, "too many connections still to sign in from this address")
 TOO_BIG = Close(1009, "message too big")
 SLOW = Close(1013, "too slow: read what you missed from GET /v1/notifications")
 # Past ``queue_max`` messages waiting a socket is behind; it is dropped once it has sent
@@ -45,6 +46,9 @@ class LiveConfig:
     connections_per_user: int
     max_message_bytes: int
     queue_max: int
+    # Sockets from one address still to sign in, per process: each holds a connection
+    # for up to ``auth_timeout_s`` before it has shown a token.
+    signing_in_per_address: int = 16
 
 
 Reauth = Callable[[str], Claims | None]

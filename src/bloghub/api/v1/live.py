@@ -10,7 +10,8 @@ access token it was opened with: before that ends, the client sends a fresh one 
 same session (after a refresh) as ``{"type": "auth", "token": "..."}``. Close codes: 4401
 not authenticated, a token that expired or a fresh one that is not valid for the session,
 4403 the session ended, 4408 silent for two intervals, 4429 too many connections for the
-user, 1009 a message too big, 1013 too slow to read (still behind, sending nothing, for a
+user (or, from one address, still to sign in: ``live_signing_in_per_address`` per API
+process), 1009 a message too big, 1013 too slow to read (still behind, sending nothing, for a
 ping interval).
 """
 
@@ -29,6 +30,7 @@ from bloghub.errors import BloghubError, Unavailable
 from bloghub.live.hub import Admission
 from bloghub.live.socket import (
     TOO_MANY,
+    TOO_MANY_SIGNING_IN,
     UNAUTHORIZED,
     Close,
     LiveSocket,
@@ -49,12 +51,18 @@ async def live(ws: WebSocket) -> None:
     offered = list(ws.scope.get("subprotocols") or [])
     token = next((p[len(TOKEN_PREFIX) :] for p in offered if p.startswith(TOKEN_PREFIX)), None)
     await ws.accept(subprotocol=PROTOCOL if PROTOCOL in offered else None)
-    try:
-        claims = await _claims(ws, c, token)
-    except Unavailable as exc:
-        log.warning("live.refused_unavailable", error=repr(exc.__cause__ or exc))
-        await close_socket(ws, UNAVAILABLE)
-        return
+    address = ws.client.host if ws.client else "unknown"
+    with c.live.signing_in(address) as admitted:
+        if not admitted:
+            log.warning("live.refused_signing_in", client=address)
+            await close_socket(ws, TOO_MANY_SIGNING_IN)
+            return
+        try:
+            claims = await _claims(ws, c, token)
+        except Unavailable as exc:
+            log.warning("live.refused_unavailable", error=repr(exc.__cause__ or exc))
+            await close_socket(ws, UNAVAILABLE)
+            return
     if claims is None:
         await close_socket(ws, UNAUTHORIZED)
         return
