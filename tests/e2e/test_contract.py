@@ -5,6 +5,7 @@ the document calls valid and data it calls invalid."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -118,10 +119,16 @@ def confirm_as_a_client_would(
     context: HookContext, case: Case[Any], kwargs: dict[str, Any]
 ) -> None:
     """JSON Schema cannot say "equal to another field": a confirmation repeats the password
-    here as any client's does (the document says so in words)."""
+    here as any client's does (the document says so in words). Nor "a new key for each new
+    request": a client reuses an Idempotency-Key only to retry the same request (another
+    request with it is 422, as documented), so a generated key is made the request's own."""
     body = case.body
     if isinstance(body, dict) and "confirm_password" in body:
         body["confirm_password"] = body.get("password", body.get("new_password"))
+    key = case.headers.get("Idempotency-Key") if case.headers else None
+    if isinstance(key, str):
+        request = repr((case.method, case.formatted_path, case.query, body)).encode()
+        case.headers["Idempotency-Key"] = f"{key[:100]}.{hashlib.sha256(request).hexdigest()[:16]}"
 
 
 @dataclass

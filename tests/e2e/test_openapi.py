@@ -181,6 +181,9 @@ async def test_what_a_draft_write_answers_is_documented(client: httpx.AsyncClien
     ]
     assert set(draft_ref["required"]) == {"id", "version"}
     assert "Idempotency-Key" in create["description"]
+    headers = {p["name"]: p for p in create["parameters"] if p["in"] == "header"}
+    assert re.fullmatch(headers["Idempotency-Key"]["schema"]["pattern"], "retry-1:a.b_c")
+    assert not re.fullmatch(headers["Idempotency-Key"]["schema"]["pattern"], "k" * 129)
     assert {"Bloghub-Position", "Idempotent-Replay"} <= set(create["responses"]["201"]["headers"])
     for path in ("/v1/articles/{article_id}/publish", "/v1/articles/{article_id}/withdraw"):
         assert "content" in doc["paths"][path]["post"]["responses"]["200"], path

@@ -69,6 +69,16 @@ _IDEMPOTENT = (
     "nothing new; the same key with another body is 422, one still running 409."
 )
 _POSITION = "Where the write is in the log: send it back as Bloghub-After to read it"
+# An idempotent endpoint's key, typed so that a generated client offers it. Bloghub-After
+# is left to the description: it is a signed token that only a write's answer gives, and
+# a typed parameter would have generated clients (and tests) make values up.
+_KEY_PARAM = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "description": "Makes a retry safe: a retry with the same key gets the first answer",
+    "schema": {"type": "string", "pattern": "^[A-Za-z0-9._:-]{1,128}$"},
+}
 
 
 # Statuses an endpoint can give by what it is, whatever its handler does: a body is parsed
@@ -132,6 +142,7 @@ def _operation(ep: Endpoint) -> dict[str, Any]:
             | {"schema": {"type": "string"}}
             for name, text in ep.request_headers.items()
         ]
+        + ([_KEY_PARAM] if idempotent else [])
     )
     if parameters:
         op["parameters"] = parameters
