@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from bloghub.adapters.redis import make_redis
+from bloghub.adapters.redis.live_channels import notifications_channel
 from bloghub.settings import Settings
 from tests.conftest import isolated, projecting, serve
 from tests.e2e.test_accounts import PASSWORD
@@ -177,6 +179,30 @@ async def test_a_follow_reaches_the_user_on_either_process_within_a_second(
     assert marked.status_code == 204
     me = await cluster.b.client.get("/v1/users/me", headers=bearer(alice_token))
     assert me.json()["user"]["unread_notifications"] == 0
+
+
+async def test_a_notification_pushed_twice_is_shown_once(cluster: Cluster) -> None:
+    # While a replay's switch hands over, the old and the new generation's projectors both
+    # push what they apply: the same notification (its id derived from its cause) comes
+    # twice on the channel, and a socket shows it once.
+    alice, alice_token = await user(cluster.a)
+    _, bob_token = await user(cluster.b)
+    async with socket(cluster.a, alice_token) as ws:
+        await next_of(ws, "ready")
+        await follow(cluster.b, bob_token, alice)
+        first = (await next_of(ws, "notification"))["notification"]
+        redis = make_redis(cluster.settings.redis_url.get_secret_value())
+        try:
+            again = orjson.dumps({**first, "user_id": alice})
+            channel = notifications_channel(cluster.settings.prefix)
+            assert await redis.publish(channel, again) >= 1
+            other = {**first, "id": str(uuid.uuid4()), "user_id": alice}
+            await redis.publish(channel, orjson.dumps(other))
+        finally:
+            await redis.aclose()
+        # The one after it comes next: the repeat was passed over.
+        pushed = (await next_of(ws, "notification"))["notification"]
+        assert pushed["id"] == other["id"], pushed
 
 
 async def test_a_silent_client_is_dropped_and_goes_offline(cluster: Cluster) -> None:

@@ -32,6 +32,9 @@ log = structlog.get_logger(__name__)
 
 PING = orjson.dumps({"type": "ping"}).decode()
 REDIS_TURNS = 32
+# How many pushed notification ids a process remembers to pass over a second push of one:
+# a generation switch pushes for a few seconds from both projectors.
+RECENT_PUSHES = 10_000
 
 
 class Admission(Enum):
@@ -61,6 +64,11 @@ class LiveHub:
         }
         self._users: dict[str, set[LiveSocket]] = {}
         self._signing_in: dict[str, int] = {}  # sockets per address still to sign in
+        # The ids of the notifications this process pushed last, oldest first: a
+        # notification's id is derived from what caused it, so the same one pushed again
+        # (both generations' projectors push while a replay's switch hands over) is
+        # passed over rather than shown twice.
+        self._pushed: dict[str, None] = {}
         self._checks: set[asyncio.Task[None]] = set()  # held until done (asyncio keeps weak refs)
         # Sockets come and go in bursts (a deploy, a network blip: thousands at once); the
         # Redis client's pool refuses calls past its size rather than queueing them, so
@@ -125,6 +133,12 @@ class LiveHub:
         group = self._users.get(str(view.pop("user_id", "")))
         if not group:
             return
+        pushed = str(view.get("id", ""))
+        if pushed in self._pushed:
+            return
+        self._pushed[pushed] = None
+        if len(self._pushed) > RECENT_PUSHES:
+            del self._pushed[next(iter(self._pushed))]
         message = orjson.dumps({"type": "notification", "notification": view}).decode()
         for sock in list(group):
             sock.offer(message)
