@@ -28,8 +28,9 @@ from bloghub.projections.worker import run_projectors
 from bloghub.settings import Mode, Settings
 from tests.loopback import serve_asgi
 
-# The loopback SMS gateway fixture, for integration and e2e tests alike.
-pytest_plugins = ["tests.sms_gateway"]
+# The loopback SMS gateway fixture, for integration and e2e tests alike; what the event
+# loop's tasks wait on, in a failed test's report.
+pytest_plugins = ["tests.sms_gateway", "tests.task_dump"]
 
 BASE_DSN = os.environ.get(
     "BLOGHUB_TEST_ADMIN_DSN", "postgresql://bloghub:bloghub@127.0.0.1:5432/bloghub"
