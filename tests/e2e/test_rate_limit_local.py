@@ -60,3 +60,18 @@ async def test_writes_share_one_window_across_processes(settings: Settings) -> N
     # Each process alone has seen only three of them: the refusal comes from the window the
     # two share.
     assert statuses == [422] * LIMIT + [429], statuses
+
+
+async def test_a_realworld_client_is_refused_in_realworlds_shape(settings: Settings) -> None:
+    # A Conduit front end reads "errors": the limit's 429 under /api speaks its shape.
+    limited = settings.model_copy(update={"rate_ip_per_minute": LIMIT})
+    async with serve(limited) as live, httpx.AsyncClient(base_url=live.url) as client:
+        ip = _some_ip()
+        answers = [
+            await client.get("/api/profiles/nobody-at-all", headers=_from(ip))
+            for _ in range(LIMIT + 1)
+        ]
+    assert [a.status_code for a in answers] == [404] * LIMIT + [429]
+    (message,) = answers[-1].json()["errors"]["request"]
+    assert message.startswith("too many requests")
+    assert int(answers[-1].headers["retry-after"]) >= 1

@@ -43,3 +43,22 @@ async def test_an_unmatched_path_is_a_counted_404_and_no_server_error(
         assert answer.json()["error"]["code"] == "not_found"
     assert counted == before + 1
     assert not [line for line in lines if line["log_level"] in ("error", "critical")], lines
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/api/user", {"errors": {"method": ["not allowed"]}}),
+        ("/v1/users/me", None),
+    ],
+)
+async def test_a_method_a_path_lacks_is_a_405_in_its_apis_shape(
+    client: httpx.AsyncClient, path: str, body: object
+) -> None:
+    answer = await client.request("PATCH" if path.startswith("/api") else "TRACE", path)
+    assert answer.status_code == 405, answer.text
+    assert answer.headers["allow"]
+    if body is not None:
+        assert answer.json() == body
+    else:
+        assert answer.json()["error"]["code"] == "method_not_allowed"

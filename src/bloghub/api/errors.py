@@ -7,12 +7,16 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from bloghub.api.http import JSON, error_body
+from bloghub.api.conduit.errors import response as realworld_response
+from bloghub.api.conduit.errors import translated as realworld_error
+from bloghub.api.http import JSON, error_body, realworld_path, shaped_error
 from bloghub.errors import BloghubError, InvalidInput, SchemaBehind, StoreRejected, Unavailable
 
 log = structlog.get_logger(__name__)
 
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 400: "bad_request"}
+# What RealWorld's shape names for a refusal by the router: the field, and its words.
+_REALWORLD_HTTP = {404: ("path", "not found"), 405: ("method", "not allowed")}
 
 
 async def on_bloghub_error(request: Request, exc: Exception) -> Response:
@@ -22,7 +26,11 @@ async def on_bloghub_error(request: Request, exc: Exception) -> Response:
         # client's: they learn only to come back.
         log.warning("api.schema_behind", path=request.url.path, error=str(exc))
         exc = _Upgrading("the service is being upgraded; try again shortly")
-    response = JSON(error_body(exc), status_code=exc.status)
+    if realworld_path(request.url.path):
+        failed = realworld_error(request, exc)
+        response = realworld_response(failed.status, failed.errors)
+    else:
+        response = JSON(error_body(exc), status_code=exc.status)
     retry_after = getattr(exc, "retry_after_s", None)
     if retry_after is not None:
         response.headers["retry-after"] = str(retry_after)
@@ -32,7 +40,10 @@ async def on_bloghub_error(request: Request, exc: Exception) -> Response:
 async def on_http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     code = _HTTP_CODES.get(exc.status_code, "http_error")
-    body = {"error": {"code": code, "message": str(exc.detail)}}
+    path = request.url.path
+    field, words = _REALWORLD_HTTP.get(exc.status_code, ("request", str(exc.detail)))
+    message = words if realworld_path(path) else str(exc.detail)
+    body = shaped_error(path, code, message, field)
     return JSON(body, status_code=exc.status_code, headers=exc.headers)
 
 
@@ -58,5 +69,5 @@ async def on_store_error(request: Request, exc: Exception) -> Response:
 
 async def on_unexpected(request: Request, exc: Exception) -> Response:
     log.exception("api.unexpected_error", path=request.url.path)
-    body = {"error": {"code": "internal", "message": "something went wrong on our side"}}
-    return JSON(body, status_code=500)
+    message = "something went wrong on our side"
+    return JSON(shaped_error(request.url.path, "internal", message, "server"), status_code=500)

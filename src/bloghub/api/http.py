@@ -36,6 +36,20 @@ def container(request: Request) -> Container:
     return c
 
 
+def realworld_path(path: str) -> bool:
+    """Whether ``path`` is RealWorld's (``/api``), whose errors have RealWorld's shape,
+    ``{"errors": {"<field>": ["…"]}}``, also when a middleware or the router answers."""
+    return path == "/api" or path.startswith("/api/")
+
+
+def shaped_error(path: str, code: str, message: str, field: str) -> dict[str, Any]:
+    """An error body in the shape of the API ``path`` belongs to: ``code`` and ``message``
+    for ``/v1`` and the rest, ``field`` and ``message`` for RealWorld's."""
+    if realworld_path(path):
+        return {"errors": {field: [message]}}
+    return {"error": {"code": code, "message": message}}
+
+
 def error_body(exc: BloghubError) -> dict[str, Any]:
     body: dict[str, Any] = {"code": exc.code, "message": exc.message}
     if exc.fields:

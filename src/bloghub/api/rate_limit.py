@@ -17,6 +17,7 @@ import orjson
 import structlog
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from bloghub.api.http import shaped_error
 from bloghub.auth.limiter import Decision, LocalLimiter, SlidingWindowLimiter
 from bloghub.errors import Unavailable
 
@@ -67,7 +68,7 @@ class RateLimit:
         ip = f"ip:{client[0] if client else 'unknown'}"
         nearby = self.local.allow(ip)
         if not nearby.allowed:
-            await _too_many(send, nearby.retry_after_s, "ip")
+            await _too_many(scope, send, nearby.retry_after_s, "ip")
             return
         user = self._user(scope)
         if user is None and scope["method"] in READS:
@@ -86,7 +87,7 @@ class RateLimit:
             if early is not None:
                 early.cancel()
             key, decision = refused
-            await _too_many(send, decision.retry_after_s, key.split(":", 1)[0])
+            await _too_many(scope, send, decision.retry_after_s, key.split(":", 1)[0])
             return
         await self.app(scope, receive, send)
 
@@ -181,15 +182,9 @@ def _limiter_of(scope: Scope) -> SlidingWindowLimiter | None:
     return getattr(_container_of(scope), "limiter", None)
 
 
-async def _too_many(send: Send, retry_after_s: int, scope_name: str) -> None:
-    body = orjson.dumps(
-        {
-            "error": {
-                "code": "rate_limited",
-                "message": f"too many requests from this {scope_name}; retry in {retry_after_s} s",
-            }
-        }
-    )
+async def _too_many(scope: Scope, send: Send, retry_after_s: int, scope_name: str) -> None:
+    message = f"too many requests from this {scope_name}; retry in {retry_after_s} s"
+    body = orjson.dumps(shaped_error(scope["path"], "rate_limited", message, "request"))
     await send(
         {
             "type": "http.response.start",
