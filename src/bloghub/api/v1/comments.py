@@ -58,7 +58,8 @@ async def _comment_ref(request: Request, comment_id: str) -> CommentRef | None:
     """The comment, as the read model has it once it has caught up with the log as it
     stands: a comment the caller learned of elsewhere (a notification, pushed by another
     projector) may not be applied here yet, and is then waited for rather than said not
-    to exist. One not there is only looked for again if the read model is behind."""
+    to exist. One not there is looked for once more when the read model has passed every
+    comment written before it was asked for: it is there by then, or never was."""
     ref = await comment_queries(request).ref(comment_id)
     if ref is not None:
         return ref
@@ -68,9 +69,12 @@ async def _comment_ref(request: Request, comment_id: str) -> CommentRef | None:
     if ends is None:
         raise CatchingUp("the comments cannot be checked just now; try again in a moment")
     written_so_far = Position({tp: end - 1 for tp, end in ends.items() if end > 0})
-    if await c.progress.reached(COMMENTS_READS, written_so_far, pinned(request)):
-        return None
-    if await wait_for_reads(request, COMMENTS_READS, None, written_so_far):
+    # Looked for again even when the read model has passed the log's end already: it may
+    # have applied the comment between the first look and this check (a reply to a
+    # comment posted a moment before was refused as unknown so).
+    if not await c.progress.reached(
+        COMMENTS_READS, written_so_far, pinned(request)
+    ) and await wait_for_reads(request, COMMENTS_READS, None, written_so_far):
         raise CatchingUp("the comments are still being applied; try again in a moment")
     return await comment_queries(request).ref(comment_id)
 
