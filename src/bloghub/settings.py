@@ -87,7 +87,10 @@ class Settings(BaseSettings):
     # pick their own IP (too wide) or puts every user behind one IP (too narrow).
     trusted_proxies: list[str] = Field(default_factory=list)
     api_port: int = Field(default=8000, ge=1, le=65535)
-    max_body_bytes: int = Field(default=256 * 1024, ge=1024)
+    # Room for the largest valid article (100 KB of content) however it is encoded: an
+    # encoder that escapes every non-ASCII character (\uXXXX, twelve bytes for a four-byte
+    # character) triples it.
+    max_body_bytes: int = Field(default=512 * 1024, ge=1024)
     read_wait_s: float = Field(default=2.0, ge=0, le=30)
     # Signs the positions handed out in Bloghub-Position; Bloghub-After must carry one.
     position_secret: SecretStr = SecretStr(f"{DEV_SECRET_MARKER}-position-token-signing-key")

@@ -4,6 +4,7 @@ authorization, optimistic concurrency, idempotent retries, lists and tags."""
 from __future__ import annotations
 
 import asyncio
+import json
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -367,6 +368,23 @@ async def test_article_fields_are_checked(
     assert answer.status_code in (413, 422), answer.text
     if answer.status_code == 422:
         assert field in answer.json()["error"]["fields"]
+
+
+async def test_the_largest_content_is_taken_however_its_json_escapes_it(
+    client: httpx.AsyncClient, author: Author
+) -> None:
+    # 100 KB of four-byte characters, sent as most JSON encoders do by default: every one
+    # a pair of \u escapes, three times the size of the text itself.
+    content = "\U0001f600" * (100 * 1024 // 4)
+    body = json.dumps({"title": "emoji", "content": content}).encode()
+    assert len(body) > 3 * 100 * 1024
+    headers = {**author.auth, "content-type": "application/json"}
+    answer = await client.post("/v1/articles", content=body, headers=headers)
+    assert answer.status_code == 201, answer.text[:300]
+    article_id = answer.json()["article"]["id"]
+    mine = await client.get(f"/v1/me/articles/{article_id}", headers=author.auth)
+    assert mine.status_code == 200, mine.text[:300]
+    assert mine.json()["article"]["content"] == content
 
 
 async def test_tags_are_one_whatever_their_case_spacing_or_repeats(
