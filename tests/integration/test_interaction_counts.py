@@ -1,13 +1,15 @@
 """Counts of likes and collectors equal the sizes of the like set and of the set of users
 holding the article in a collection, after any run of like, unlike, collect, uncollect,
 withdraw and re-publish, however the events fall into batches; a replay in one batch ends
-where the live batches did."""
+where the live batches did, each like and entry with the time it was made (a repeated
+like keeps the first one's, a like after an unlike is new)."""
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import asyncpg
 import pytest
@@ -55,13 +57,17 @@ class World:
     boxes: list[list[str]] = field(default_factory=list)  # two collections per user
     version: Counter[str] = field(default_factory=Counter)
     visible: set[str] = field(default_factory=set)
-    likes: set[tuple[str, str]] = field(default_factory=set)
-    entries: set[tuple[str, str]] = field(default_factory=set)
+    # Each member with the step that made it (its time is that event's).
+    likes: dict[tuple[str, str], int] = field(default_factory=dict)
+    entries: dict[tuple[str, str], int] = field(default_factory=dict)
+    steps: int = 0
 
     def __post_init__(self) -> None:
         self.boxes = [[new_id_str(), new_id_str()] for _ in self.users]
 
     def event(self, step: Step) -> Event:
+        self.steps += 1
+        made = self.steps - 1
         op, a, u, c = step
         article, user, box = self.articles[a], self.users[u], self.boxes[u][c]
         ids = {"article_id": article, "author_id": self.author}
@@ -75,10 +81,16 @@ class World:
             self.visible.discard(article)
             return ArticleWithdrawn(**ids, version=self.version[article])
         if op in ("like", "unlike"):
-            (self.likes.add if op == "like" else self.likes.discard)((article, user))
+            if op == "like":
+                self.likes.setdefault((article, user), made)
+            else:
+                self.likes.pop((article, user), None)
             kind = ArticleLiked if op == "like" else ArticleUnliked
             return kind(**ids, user_id=user)
-        (self.entries.add if op == "collect" else self.entries.discard)((box, article))
+        if op == "collect":
+            self.entries.setdefault((box, article), made)
+        else:
+            self.entries.pop((box, article), None)
         kind2 = ArticleCollected if op == "collect" else ArticleUncollected
         return kind2(**ids, user_id=user, collection_id=box)
 
@@ -90,6 +102,17 @@ class World:
         collectors = Counter(a for a, _ in {(a, owner[box]) for box, a in self.entries})
         touched = {a for a, _ in self.likes} | {a for _, a in self.entries} | set(self.version)
         return {a: (likes[a], collectors[a]) for a in self.articles if a in touched}
+
+    def rows(self, records: Sequence[Recorded]) -> Rows:
+        """The like and entry rows, each at the time of the event that made it."""
+        at = [r.envelope.occurred_at for r in records]
+        return (
+            sorted((a, u, at[i]) for (a, u), i in self.likes.items()),
+            sorted((box, a, at[i]) for (box, a), i in self.entries.items()),
+        )
+
+
+Rows = tuple[list[tuple[str, str, datetime]], list[tuple[str, str, datetime]]]
 
 
 @pytest.fixture(scope="module")
@@ -115,9 +138,11 @@ def _records(world: World, steps: Sequence[Step]) -> list[Recorded]:
     return out
 
 
-async def _state_then_empty(s: Settings) -> tuple[dict[str, tuple[int, int]], set[str]]:
-    """Kept counts by article (likes, collections), and the articles whose counts differ
-    from their rows; the generation is emptied after, checkpoints included."""
+async def _state_then_empty(
+    s: Settings,
+) -> tuple[dict[str, tuple[int, int]], set[str], Rows]:
+    """Kept counts by article (likes, collections), the articles whose counts differ from
+    their rows, and the rows; the generation is emptied after, checkpoints included."""
     conn = await asyncpg.connect(s.asyncpg_dsn)
     try:
         kept = await conn.fetch(
@@ -129,6 +154,12 @@ async def _state_then_empty(s: Settings) -> tuple[dict[str, tuple[int, int]], se
             f"OR collect_cnt <> (SELECT count(DISTINCT user_id) FROM {SCHEMA}.collection_items i "
             f"WHERE i.article_id = s.article_id)"
         )
+        liked = await conn.fetch(
+            f"SELECT article_id::text, user_id::text, liked_at FROM {SCHEMA}.likes"
+        )
+        held = await conn.fetch(
+            f"SELECT collection_id::text, article_id::text, added_at FROM {SCHEMA}.collection_items"
+        )
         tables = "article_stats, article_versions, likes, collection_items, read_marks"
         await conn.execute(
             f"TRUNCATE {', '.join(f'{SCHEMA}.{t}' for t in tables.split(', '))}; "
@@ -136,21 +167,23 @@ async def _state_then_empty(s: Settings) -> tuple[dict[str, tuple[int, int]], se
         )
     finally:
         await conn.close()
-    return {r["a"]: (r["like_cnt"], r["collect_cnt"]) for r in kept}, {r["a"] for r in off}
+    rows = (sorted(tuple(r) for r in liked), sorted(tuple(r) for r in held))
+    counts = {r["a"]: (r["like_cnt"], r["collect_cnt"]) for r in kept}
+    return counts, {r["a"] for r in off}, rows
 
 
 async def _run(
     rig: tuple[Settings, InteractionsProjector], records: list[Recorded], sizes: list[int]
-) -> dict[str, tuple[int, int]]:
+) -> tuple[dict[str, tuple[int, int]], Rows]:
     s, projector = rig
     for batch in batches(records, sizes):
         ends = {(r.topic, r.partition): r.offset + 1 for r in batch}
         await projector.apply(batch, ends)
         # A batch delivered again is detected by the checkpoint, not applied twice.
         await projector.apply(batch, ends)
-    counts, off = await _state_then_empty(s)
+    counts, off, rows = await _state_then_empty(s)
     assert not off, "every count equals the number of its rows"
-    return counts
+    return counts, rows
 
 
 PUBLISHED: list[Step] = [("publish", 0, 0, 0), ("publish", 1, 0, 0)]
@@ -167,6 +200,16 @@ PUBLISHED: list[Step] = [("publish", 0, 0, 0), ("publish", 1, 0, 0)]
 @example(steps=[*PUBLISHED, ("like", 0, 0, 0), ("unlike", 0, 0, 0), ("unlike", 0, 0, 0)], sizes=[1])
 @example(
     steps=[*PUBLISHED, ("like", 0, 0, 0), ("withdraw", 0, 0, 0), ("unlike", 0, 0, 0)], sizes=[5]
+)
+# Liked again: the first like's time stays; unliked and liked again in one batch (and
+# apart): the new like's time.
+@example(steps=[*PUBLISHED, ("like", 0, 0, 0), ("like", 0, 0, 0)], sizes=[3])
+@example(
+    steps=[*PUBLISHED, ("like", 0, 0, 0), ("unlike", 0, 0, 0), ("like", 0, 0, 0)], sizes=[3, 9]
+)
+@example(
+    steps=[*PUBLISHED, ("collect", 0, 0, 0), ("uncollect", 0, 0, 0), ("collect", 0, 0, 0)],
+    sizes=[3, 9],
 )
 # One user puts an article in both their collections, then takes it out of each: one
 # collector throughout, then none; in one batch and one event a batch.
@@ -190,7 +233,8 @@ async def test_counts_equal_the_set_sizes_in_any_batch_split_and_replay_equals_l
 ) -> None:
     world = World()
     records = _records(world, [*PUBLISHED, *steps])
-    live = await _run(projector, records, sizes)
+    live, rows = await _run(projector, records, sizes)
     assert live == world.expected()
+    assert rows == world.rows(records), "each row at the time of the event that made it"
     replayed = await _run(projector, records, [len(records)])
-    assert replayed == live
+    assert replayed == (live, rows)

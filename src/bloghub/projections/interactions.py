@@ -194,10 +194,12 @@ class InteractionsProjector(PostgresProjector):
         self, conn: AsyncConnection, fold: Fold, records: Sequence[Recorded]
     ) -> dict[str, Counts]:
         """Write the folded set changes; the count change per article they come to."""
-        liked = net(await w.add_likes(conn, fold.liked()), 1)
+        # Deletes first: a member the batch removed and added again is deleted, then
+        # inserted with the time of its last add (interaction_fold.py).
         unliked = net(await w.remove_likes(conn, fold.unliked()), -1)
-        made = await w.add_entries(conn, fold.collected())
+        liked = net(await w.add_likes(conn, fold.liked()), 1)
         removed = await w.remove_entries(conn, fold.uncollected())
+        made = await w.add_entries(conn, fold.collected())
         collectors = await w.collectors_moved(conn, made, removed)
         reads: dict[str, int] = {}
         if fold.reads:
