@@ -36,8 +36,10 @@ def configure_logging(settings: Settings) -> None:
         if json
         else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
     )
+    # JSON escapes control characters; the console would write them out as they are.
+    rendering = [renderer] if json else [escape_controls, renderer]
     structlog.configure(
-        processors=[structlog.contextvars.merge_contextvars, *_STAMPED, renderer],
+        processors=[structlog.contextvars.merge_contextvars, *_STAMPED, *rendering],
         wrapper_class=structlog.make_filtering_bound_logger(level),
         logger_factory=structlog.PrintLoggerFactory(sys.stderr),
         cache_logger_on_first_use=True,
@@ -49,7 +51,7 @@ def configure_logging(settings: Settings) -> None:
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=[structlog.stdlib.add_logger_name, *_STAMPED],
-            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *rendering],
         )
     )
     root = logging.getLogger()
@@ -64,6 +66,23 @@ _STAMPED: list[structlog.typing.Processor] = [
     structlog.processors.TimeStamper(fmt="iso", utc=True),
     structlog.processors.format_exc_info,
 ]
+
+
+# C0 controls but tab and newline (the console renderer quotes a value with a newline),
+# DEL and C1: written to a terminal they move the cursor, clear the screen or recolour it,
+# and a request's path can carry any of them.
+_CONTROLS = {c: f"\\x{c:02x}" for c in (*range(0x09), *range(0x0B, 0x20), *range(0x7F, 0xA0))}
+
+
+def escape_controls(
+    logger: Any, method: str, event: structlog.typing.EventDict
+) -> structlog.typing.EventDict:
+    """Every text value of a readable log line with its control characters escaped
+    (``\\x1b``), so that what a client sent cannot drive the terminal that shows it."""
+    for key, value in event.items():
+        if isinstance(value, str):
+            event[key] = value.translate(_CONTROLS)
+    return event
 
 
 def _orjson_text(value: Any, **kw: Any) -> str:
