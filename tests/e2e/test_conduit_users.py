@@ -94,6 +94,12 @@ async def test_wrong_types_too_long_or_malformed_fields_are_422(
     assert field in errors(await client.post("/api/users", json=body), 422)
 
 
+async def test_a_username_too_long_is_said_so(client: httpx.AsyncClient) -> None:
+    body = {"user": {"username": "x" * 65, "email": "a@example.com", "password": PASSWORD}}
+    found = errors(await client.post("/api/users", json=body), 422)
+    assert found["username"] == ["is too long (maximum is 64 characters)"]
+
+
 async def test_bodies_that_are_not_json_objects_or_too_large_are_422(
     client: httpx.AsyncClient,
 ) -> None:

@@ -73,6 +73,15 @@ async def test_profile_fields_are_checked(
     assert field in answer.json()["error"]["fields"]
 
 
+async def test_a_nicknames_length_is_said_in_characters(
+    client: httpx.AsyncClient, auth: dict[str, str]
+) -> None:
+    long = await client.patch("/v1/users/me", json={"nickname": "x" * 65}, headers=auth)
+    assert long.json()["error"]["fields"]["nickname"] == "String should have at most 64 characters"
+    empty = await client.patch("/v1/users/me", json={"nickname": ""}, headers=auth)
+    assert empty.json()["error"]["fields"]["nickname"] == "String should have at least 1 character"
+
+
 async def test_unknown_or_malformed_user_ids_are_404(client: httpx.AsyncClient) -> None:
     assert (await client.get("/v1/users/not-a-uuid")).status_code == 404
     missing = await client.get("/v1/users/01a21c55-c7a4-73d1-a44c-16eb1e146e7d")

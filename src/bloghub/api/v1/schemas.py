@@ -250,7 +250,7 @@ def _canonical_name(value: Any) -> Any:
 # A name as an account may hold it already: names taken before a rule of ``ADDRESSABLE``
 # was made stay theirs, and a form sending one back unchanged is not refused for it.
 StoredName = Annotated[
-    str, BeforeValidator(_canonical_name), Field(min_length=1, max_length=64), LINE
+    str, Field(min_length=1, max_length=64), BeforeValidator(_canonical_name), LINE
 ]
 # A nickname is also a Conduit username, which front ends put into an address as it is
 # (`/profiles/${username}`): a slash (even encoded) splits the segment, `?` and `#` end the
