@@ -370,6 +370,19 @@ async def test_article_fields_are_checked(
         assert field in answer.json()["error"]["fields"]
 
 
+@pytest.mark.parametrize("version", [1e308, 2**63, 0, 1.5])
+async def test_an_edits_version_past_what_is_kept_is_422(
+    client: httpx.AsyncClient, author: Author, version: float
+) -> None:
+    made = await client.post("/v1/articles", json={"title": "versioned"}, headers=author.auth)
+    assert made.status_code == 201, made.text
+    body = {"title": "edited", "version": version}
+    url = f"/v1/articles/{made.json()['article']['id']}"
+    answer = await client.put(url, json=body, headers=author.auth)
+    assert answer.status_code == 422, answer.text
+    assert "version" in answer.json()["error"]["fields"]
+
+
 async def test_the_largest_content_is_taken_however_its_json_escapes_it(
     client: httpx.AsyncClient, author: Author
 ) -> None:

@@ -281,7 +281,16 @@ async def test_lists_are_newest_first_paged_by_offset_with_the_total_and_no_body
 
 @pytest.mark.parametrize(
     ("params", "field"),
-    [({"limit": "0"}, "limit"), ({"limit": "ten"}, "limit"), ({"offset": "-1"}, "offset")],
+    [
+        ({"limit": "0"}, "limit"),
+        ({"limit": "ten"}, "limit"),
+        ({"offset": "-1"}, "offset"),
+        # Digits as a query string writes them, not all that Python's int() reads.
+        ({"limit": "1_0"}, "limit"),
+        ({"limit": "\u0663"}, "limit"),
+        ({"offset": " 3"}, "offset"),
+        ({"offset": "9" * 5000}, "offset"),
+    ],
 )
 async def test_bad_paging_is_422(
     client: httpx.AsyncClient, params: dict[str, str], field: str

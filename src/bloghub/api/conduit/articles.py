@@ -4,6 +4,7 @@ and its publication, an update an edit and its publication."""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 
@@ -59,12 +60,19 @@ MAX_LIMIT, DEFAULT_LIMIT = 100, 20
 MAX_OFFSET = 2**63 - 1
 
 
+_DIGITS = re.compile(r"-?[0-9]+")
+
+
 def _number(request: Request, name: str, default: int, least: int, most: int | None = None) -> int:
     raw = request.query_params.get(name)
     if raw is None:
         return default
+    # Digits as a query string writes them: Python's int() also takes "1_0", "+3", " 3 "
+    # and other scripts' digits ("٣").
     try:
-        value = int(raw)
+        if not _DIGITS.fullmatch(raw):
+            raise ValueError(raw)
+        value = int(raw)  # past 4,300 digits, a ValueError too
     except ValueError:
         raise ConduitError(422, {name: ["is not a number"]}) from None
     if value < least:

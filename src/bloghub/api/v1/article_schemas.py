@@ -133,8 +133,9 @@ class ArticleEdit(Input):
     title: Title
     content: Annotated[Content | None, Field(description="left out: kept")] = None
     tags: Annotated[Tags | None, Field(description="left out: kept")] = None
-    # The draft version this edit is based on. JSON has one number type: 3.0 is 3.
-    version: Annotated[int, Field(ge=1), BeforeValidator(_whole)] | None = None
+    # The draft version this edit is based on. JSON has one number type: 3.0 is 3. At most
+    # what the store keeps (a bigint).
+    version: Annotated[int, Field(ge=1, le=2**63 - 1), BeforeValidator(_whole)] | None = None
 
 
 class DraftRef(BaseModel):
