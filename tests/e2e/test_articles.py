@@ -246,6 +246,15 @@ async def test_idempotent_create_and_publish(client: httpx.AsyncClient, author: 
     body = {"title": "Once", "content": "only once", "tags": []}
     first = await client.post("/v1/articles", json=body, headers={**author.auth, **key})
     retry = await client.post("/v1/articles", json=body, headers={**author.auth, **key})
+    # The same request spaced and ordered otherwise (a client that encodes it again).
+    again = b'{ "tags": [],\n  "content": "only once", "title": "Once" }'
+    respelled = await client.post(
+        "/v1/articles",
+        content=again,
+        headers={**author.auth, **key, "content-type": "application/json"},
+    )
+    assert respelled.status_code == 201, respelled.text
+    assert respelled.json() == first.json()
     assert first.status_code == retry.status_code == 201
     assert first.json() == retry.json()
     assert retry.headers["idempotent-replay"] == "true"

@@ -77,7 +77,7 @@ async def idempotent(
         )
     c = container(request)
     key = c.cache.key("idem", actor, request.method, request.url.path, given)
-    fingerprint = hashlib.sha256(await request.body()).hexdigest()
+    fingerprint = _fingerprint(await request.body())
     running = orjson.dumps({"state": "running", "fingerprint": fingerprint})
     if not await c.redis.set(key, running, nx=True, ex=RUNNING_S):
         return _replay(await c.redis.get(key), fingerprint)
@@ -92,6 +92,17 @@ async def idempotent(
         stored = asyncio.ensure_future(entry.stored.wait())
         await asyncio.wait({stored, following}, timeout=after.wait_s, return_when="FIRST_COMPLETED")
         stored.cancel()
+
+
+def _fingerprint(body: bytes) -> str:
+    """What makes two requests under one key the same request: their JSON's meaning, not
+    its bytes (a client's retry may space or order it otherwise); a body that is not JSON,
+    by its bytes."""
+    try:
+        body = orjson.dumps(orjson.loads(body), option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONDecodeError:
+        pass
+    return hashlib.sha256(body).hexdigest()
 
 
 class _Entry:

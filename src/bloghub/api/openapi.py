@@ -66,7 +66,8 @@ _ABOUT = (
 _IDEMPOTENT = (
     "Send `Idempotency-Key` (1-128 of `A-Za-z0-9._:-`) to make a retry safe: a retry with "
     "the same key gets the first answer (with `Idempotent-Replay: true`) and writes "
-    "nothing new; the same key with another body is 422, one still running 409."
+    "nothing new; the same key with another body (compared as JSON, not as bytes) is 422, "
+    "one still running 409."
 )
 _POSITION = "Where the write is in the log: send it back as Bloghub-After to read it"
 # An idempotent endpoint's key, typed so that a generated client offers it. Bloghub-After
