@@ -15,6 +15,7 @@ a request cut short (a client gone) still leaves the right state behind.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import re
 import time
@@ -98,10 +99,8 @@ def _fingerprint(body: bytes) -> str:
     """What makes two requests under one key the same request: their JSON's meaning, not
     its bytes (a client's retry may space or order it otherwise); a body that is not JSON,
     by its bytes."""
-    try:
+    with contextlib.suppress(orjson.JSONDecodeError):
         body = orjson.dumps(orjson.loads(body), option=orjson.OPT_SORT_KEYS)
-    except orjson.JSONDecodeError:
-        pass
     return hashlib.sha256(body).hexdigest()
 
 
