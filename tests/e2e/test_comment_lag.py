@@ -9,12 +9,24 @@ from typing import Any
 
 import httpx
 
+from bloghub.settings import Settings
 from tests.conftest import isolated, pg, projecting, serve
-from tests.e2e.test_articles import draft
+from tests.e2e.test_articles import Author, draft
 from tests.e2e.test_hidden_articles import someone
 from tests.support import wait_until
 
 EVERY_BUT_COMMENTS = ("users", "articles", "social", "interactions", "notifications")
+
+
+async def published_article(s: Settings, c: httpx.AsyncClient) -> tuple[Author, Author, str]:
+    """An author, a reader and the author's article, published and applied everywhere."""
+    async with projecting(s):
+        author, reader = await someone(c), await someone(c)
+        article_id = await draft(c, author)
+        published = await c.post(f"/v1/articles/{article_id}/publish", headers=author.auth)
+        seen = {"bloghub-after": published.headers["bloghub-position"]}
+        assert (await c.get(f"/v1/articles/{article_id}", headers=seen)).status_code == 200
+    return author, reader, article_id
 
 
 async def test_a_comment_not_applied_yet_is_waited_for_not_refused(run_id: str) -> None:
@@ -23,12 +35,7 @@ async def test_a_comment_not_applied_yet_is_waited_for_not_refused(run_id: str) 
         serve(s) as live,
         httpx.AsyncClient(base_url=live.url, headers={"user-agent": "t/1"}, timeout=10) as c,
     ):
-        async with projecting(s):
-            author, reader = await someone(c), await someone(c)
-            article_id = await draft(c, author)
-            published = await c.post(f"/v1/articles/{article_id}/publish", headers=author.auth)
-            seen = {"bloghub-after": published.headers["bloghub-position"]}
-            assert (await c.get(f"/v1/articles/{article_id}", headers=seen)).status_code == 200
+        author, reader, article_id = await published_article(s, c)
 
         async with projecting(s, *EVERY_BUT_COMMENTS):
             posted = await c.post(
@@ -68,12 +75,7 @@ async def test_a_comment_applied_while_it_is_looked_for_is_found(run_id: str) ->
         serve(s) as live,
         httpx.AsyncClient(base_url=live.url, headers={"user-agent": "t/1"}, timeout=10) as c,
     ):
-        async with projecting(s):
-            author, reader = await someone(c), await someone(c)
-            article_id = await draft(c, author)
-            published = await c.post(f"/v1/articles/{article_id}/publish", headers=author.auth)
-            seen = {"bloghub-after": published.headers["bloghub-position"]}
-            assert (await c.get(f"/v1/articles/{article_id}", headers=seen)).status_code == 200
+        author, reader, article_id = await published_article(s, c)
         url = f"/v1/articles/{article_id}/comments"
         async with projecting(s, *EVERY_BUT_COMMENTS):
             posted = await c.post(url, json={"content": "first"}, headers=reader.auth)
