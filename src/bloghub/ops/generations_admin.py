@@ -64,8 +64,37 @@ def served_by_default(known: dict[int, str]) -> dict[int, str]:
 
 
 async def generations_of(stores: Stores, name: str) -> dict[int, str]:
-    """Every generation of ``name`` there is, registered or served by default."""
-    return served_by_default(await registry_of(stores, name))
+    """Every generation of ``name`` there is, registered or served by default. Generation
+    1 with no row while another is active is the one a replay retired (search and
+    user_search have no row for it) only while anything of it is left: a drop removes the
+    row and everything else, and what it dropped must not come back as retired."""
+    known = await registry_of(stores, name)
+    found = served_by_default(known)
+    retired_by_default = DEFAULT_GENERATION not in known and found[DEFAULT_GENERATION] != "active"
+    if retired_by_default and not await remains(stores, name, DEFAULT_GENERATION):
+        del found[DEFAULT_GENERATION]
+    return found
+
+
+async def remains(stores: Stores, name: str, generation: int) -> bool:
+    """Whether anything a drop removes is left of a generation: its schema, checkpoints,
+    index or keys."""
+    c = checkpoints.c
+    async with stores.engine.connect() as conn:
+        schema = await conn.scalar(
+            text("SELECT to_regnamespace(:s)"), {"s": schema_name(name, generation)}
+        )
+        checkpointed = await conn.scalar(
+            select(c.generation).where(c.projector == name, c.generation == generation).limit(1)
+        )
+    if schema is not None or checkpointed is not None:
+        return True
+    projector = projector_class(name).from_stores(stores, generation=generation)
+    if isinstance(projector, SearchProjector):
+        return bool(await stores.search.indices.exists(index=projector.index))
+    if isinstance(projector, RedisProjector):
+        return bool(await stores.redis.exists(projector.checkpoint_key))
+    return False
 
 
 async def require_generations(stores: Stores, name: str, *wanted: int) -> dict[int, str]:

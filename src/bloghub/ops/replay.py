@@ -257,7 +257,7 @@ async def _follow_builds(
     while True:
         for build in builds:
             if not build.finished:
-                await _step(stores, ends, build, builders, plan)
+                await _step(stores, ends, build, builders, plan, stop)
                 assert build.progress is not None
                 await publish(stores.redis, stores.settings.prefix, build.progress)
         show([b.progress for b in builds if b.progress is not None])
@@ -281,8 +281,16 @@ def reached(checkpoints: Mapping[TP, int], target: Mapping[TP, int]) -> bool:
 
 
 async def _step(
-    stores: Stores, ends: LogEnds, build: Build, builders: Builders, plan: ReplayPlan
+    stores: Stores,
+    ends: LogEnds,
+    build: Build,
+    builders: Builders,
+    plan: ReplayPlan,
+    stop: asyncio.Event,
 ) -> None:
+    """Measure a generation and, once it has caught up, mark it built or switch it in;
+    a stop asked for before the switch leaves it unswitched (it is measured still, for
+    the operator's last look)."""
     p = build.projector
     checkpoints, at = await measure(ends, p)
     done, total = applied_of(checkpoints, at)
@@ -296,7 +304,12 @@ async def _step(
                 # against a quiet live generation finds them equal.
                 await mark_built(stores, p.name, p.generation)
                 build.state, build.finished = "built", True
-            elif await _level_with_serving(stores, p, list(at), within_s=plan.every_s):
+            elif (
+                await _level_with_serving(stores, p, list(at), within_s=plan.every_s)
+                # Asked last: the level check waits up to a step, and a stop (Ctrl-C at
+                # the start of a replay of a built generation) may come meanwhile.
+                and not stop.is_set()
+            ):
                 await switch_in(stores, p)
                 build.state, build.switched_at = "switched", time.monotonic()
         build.target = at

@@ -1,0 +1,90 @@
+"""Ctrl-C at the start of ``bloghub replay NAME``, when an earlier ``--no-swap`` run left its
+generation built (caught up, ready to switch): the replay stops without switching reads,
+says how to resume, and exits 1; the generation that served reads still serves them, and
+the same command then resumes the generation and switches it in."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+
+from bloghub.events.log import EventLog
+from bloghub.settings import Settings
+from tests.conftest import isolated, projecting
+from tests.e2e.test_ops_cli import bloghub, registry
+from tests.integration.test_replay_resume import replay_process
+from tests.support import append_registrations, until_applied, users_in_read_model, wait_until
+
+ACCOUNTS = 60
+
+
+@contextlib.asynccontextmanager
+async def registry_locked(settings: Settings) -> AsyncIterator[None]:
+    """No one can write the generations registry until the block ends (reads go on): a
+    replay starting up waits there, as it prepares its generation."""
+    conn = await asyncpg.connect(settings.asyncpg_dsn)
+    try:
+        async with conn.transaction():
+            await conn.execute("LOCK TABLE projector_generations IN EXCLUSIVE MODE")
+            yield
+    finally:
+        await conn.close()
+
+
+async def replay_waits_on_a_lock(settings: Settings) -> bool:
+    # A connection of its own: a transaction sees pg_stat_activity as it first read it.
+    conn = await asyncpg.connect(settings.asyncpg_dsn)
+    try:
+        waiting = await conn.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND application_name = 'bloghub-replay' AND wait_event_type = 'Lock'"
+        )
+    finally:
+        await conn.close()
+    return bool(waiting)
+
+
+async def test_ctrl_c_before_the_switch_leaves_a_built_generation_unswitched(
+    run_id: str, tmp_path: Path
+) -> None:
+    async with isolated(run_id, "rstop") as s:
+        log = EventLog.from_settings(s, timeout_s=10)
+        await log.start()
+        try:
+            await append_registrations(log, ACCOUNTS, tag=f"stop-{run_id}")
+        finally:
+            await log.close()
+        async with projecting(s, "users"):
+            await until_applied(s, "users", ACCOUNTS)
+        built = await bloghub(s, "replay", "users", "--no-swap")
+        assert built.code == 0, built.out
+        assert await registry(s, "users") == {1: "active", 2: "built"}
+
+        out = tmp_path / "replay.log"
+        async with registry_locked(s):
+            replay = replay_process(s, "users", log_file=out)
+            try:
+                await wait_until(lambda: replay_waits_on_a_lock(s), timeout_s=60)
+                replay.send_signal(signal.SIGINT)  # the operator's Ctrl-C
+            except BaseException:
+                replay.kill()
+                replay.wait()
+                raise
+        code = await asyncio.to_thread(replay.wait, 120)
+
+        said = " ".join(out.read_text().split())
+        assert code == 1, said
+        assert "stopped: run the same command again to resume" in said, said
+        assert "switched" not in said, said
+        # Reads stay with generation 1, which holds every account.
+        assert (await registry(s, "users"))[1] == "active"
+        assert await users_in_read_model(s, 1) == ACCOUNTS
+        # As it says: the same command resumes the generation and switches it in.
+        resumed = await bloghub(s, "replay", "users")
+        assert resumed.code == 0, resumed.out
+        assert await registry(s, "users") == {1: "retired", 2: "active"}
