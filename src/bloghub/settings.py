@@ -7,13 +7,24 @@ refuses to start while any secret still has its development value.
 from __future__ import annotations
 
 import ipaddress
+import re
 from enum import StrEnum
 from typing import Literal, Self
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from redis.connection import parse_url
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 DEV_SECRET_MARKER = "dev-only-change-me"
+# bloghub's engines speak asyncpg. libpq's spellings name the same server, role and
+# database, so they are read as asyncpg's (asyncpg_dsn hands libpq's back).
+ASYNCPG_SCHEME = "postgresql+asyncpg://"
+_LIBPQ_SCHEMES = ("postgresql://", "postgres://")
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+_BAD_PORT = "its port must be a number from 1 to 65535"
 
 
 class Mode(StrEnum):
@@ -286,6 +297,42 @@ class Settings(BaseSettings):
             raise ValueError("cors_origins '*' cannot go with credentials: list the origins")
         return self
 
+    @field_validator("database_url")
+    @classmethod
+    def _database_url_is_asyncpg(cls, url: SecretStr) -> SecretStr:
+        return SecretStr(asyncpg_url(url.get_secret_value()))
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url_parses(cls, url: SecretStr) -> SecretStr:
+        if not url.get_secret_value().lower().startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError(f"must be a redis://, rediss:// or unix:// URL{_not(url)}")
+        if not _port_ok(url.get_secret_value()):
+            raise ValueError(_BAD_PORT)
+        parse_url(url.get_secret_value())  # type: ignore[no-untyped-call]  # errors quote no URL
+        return url
+
+    @field_validator("opensearch_url")
+    @classmethod
+    def _opensearch_url_parses(cls, url: str) -> str:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"must be an http:// or https:// URL (http://HOST:9200){_not(url)}")
+        if not _port_ok(url):
+            raise ValueError(_BAD_PORT)
+        return url
+
+    @field_validator("kafka_bootstrap")
+    @classmethod
+    def _bootstrap_lists_hosts(cls, servers: str) -> str:
+        entries = [e.strip() for e in servers.split(",") if e.strip()]
+        if not entries:
+            raise ValueError("must list HOST:PORT, one or more separated by commas")
+        for entry in entries:
+            if _SCHEME.match(entry) or not _host_and_port(entry):
+                raise ValueError(f"{entry!r} is not HOST:PORT (no scheme; a port from 1 to 65535)")
+        return servers
+
     @model_validator(mode="after")
     def _addresses_and_country_codes_parse(self) -> Self:
         for entry in self.trusted_proxies:
@@ -323,6 +370,55 @@ class Settings(BaseSettings):
     @property
     def asyncpg_dsn(self) -> str:
         return self.sqlalchemy_url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
+def asyncpg_url(url: str) -> str:
+    """``url`` as bloghub's engines take it (``postgresql+asyncpg://``; libpq's
+    ``postgresql://`` and ``postgres://`` are read as that), or a ``ValueError`` saying
+    what is wrong with it: never quoting it, as it may carry a password."""
+    for scheme in _LIBPQ_SCHEMES:
+        if url.startswith(scheme):
+            url = ASYNCPG_SCHEME + url.removeprefix(scheme)
+    wrong = ValueError(
+        f"must be a {ASYNCPG_SCHEME}USER:PASSWORD@HOST:PORT/DATABASE URL{_not(url)} "
+        "(bloghub's driver is asyncpg; postgresql:// is read as asyncpg's)"
+    )
+    if not url.startswith(ASYNCPG_SCHEME):
+        raise wrong
+    try:
+        port = make_url(url).port
+    except ArgumentError:
+        raise wrong from None
+    except ValueError:  # a port that is no number
+        port = 0
+    if port is not None and not 0 < port < 65536:
+        raise ValueError(_BAD_PORT)
+    return url
+
+
+def _not(url: SecretStr | str) -> str:
+    """What was given instead, if it is safe to show: its scheme only."""
+    value = url.get_secret_value() if isinstance(url, SecretStr) else url
+    found = _SCHEME.match(value)
+    return f", not {found.group(1)}://" if found else ""
+
+
+def _host_and_port(entry: str) -> bool:
+    """Whether ``entry`` is a Kafka bootstrap server as aiokafka reads one."""
+    try:
+        ipaddress.IPv6Address(entry)  # a bare IPv6 address: the default port
+        return True
+    except ValueError:
+        pass
+    return bool(urlsplit(f"//{entry}").hostname) and _port_ok(f"//{entry}")
+
+
+def _port_ok(url: str) -> bool:
+    try:
+        port = urlsplit(url).port
+    except ValueError:  # no number, or past 65535
+        return False
+    return port != 0
 
 
 def _is_weak(secret: SecretStr) -> bool:

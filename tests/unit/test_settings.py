@@ -92,3 +92,67 @@ def test_a_reservation_outlives_the_producers_delivery_bound() -> None:
         Settings(append_timeout_s=5, delivery_timeout_s=2, reservation_ttl_s=600)
     fine = Settings(reservation_ttl_s=260, delivery_timeout_s=120, append_timeout_s=1.5)
     assert fine.reservation_ttl_s > 2 * fine.delivery_timeout_s
+
+
+def refusal(**values: object) -> str:
+    """What an operator is told about the one setting in ``values`` that does not validate."""
+    with pytest.raises(ValidationError) as info:
+        Settings(**values)  # type: ignore[arg-type]
+    (error,) = info.value.errors()
+    assert error["loc"] == (next(iter(values)),)
+    said = str(error["msg"])
+    assert "Xy9" not in said, "the password is never quoted"
+    return said
+
+
+def test_a_libpq_database_url_is_read_as_asyncpgs() -> None:
+    s = Settings(database_url=SecretStr("postgresql://app:Xy9@db:5432/blog"))
+    assert s.sqlalchemy_url == "postgresql+asyncpg://app:Xy9@db:5432/blog"
+    assert s.asyncpg_dsn == "postgresql://app:Xy9@db:5432/blog"
+    assert Settings(database_url=SecretStr("postgres://app@db/blog")).sqlalchemy_url == (
+        "postgresql+asyncpg://app@db/blog"
+    )
+
+
+@pytest.mark.parametrize(
+    ("url", "said"),
+    [
+        ("garbage", "must be a postgresql+asyncpg://USER:PASSWORD@HOST:PORT/DATABASE URL"),
+        ("app:Xy9@db/blog", "must be a postgresql+asyncpg://"),
+        ("mysql://app:Xy9@db/blog", "not mysql://"),
+        ("postgresql+psycopg2://app:Xy9@db/blog", "not postgresql+psycopg2://"),
+        ("postgresql+asyncpg://app:Xy9@db:port/blog", "port must be a number from 1 to 65535"),
+        ("postgresql+asyncpg://app:Xy9@db:99999/blog", "port must be a number from 1 to 65535"),
+    ],
+)
+def test_a_database_url_bloghub_cannot_use_is_refused(url: str, said: str) -> None:
+    assert said in refusal(database_url=SecretStr(url))
+
+
+@pytest.mark.parametrize(
+    ("values", "said"),
+    [
+        ({"redis_url": SecretStr("garbage")}, "must be a redis://, rediss:// or unix:// URL"),
+        ({"redis_url": SecretStr("http://:Xy9@cache:6379")}, "not http://"),
+        ({"redis_url": SecretStr("redis://:Xy9@cache:port/0")}, "port must be a number"),
+        ({"opensearch_url": "garbage"}, "must be an http:// or https:// URL"),
+        ({"opensearch_url": "ftp://search"}, "not ftp://"),
+        ({"opensearch_url": "http://search:port"}, "port must be a number"),
+        ({"kafka_bootstrap": "kafka:port"}, "'kafka:port' is not HOST:PORT"),
+        ({"kafka_bootstrap": "a:9092,kafka://b:9092"}, "'kafka://b:9092' is not HOST:PORT"),
+        ({"kafka_bootstrap": " , "}, "must list HOST:PORT"),
+    ],
+)
+def test_a_service_address_its_client_cannot_read_is_refused(
+    values: dict[str, object], said: str
+) -> None:
+    assert said in refusal(**values)
+
+
+def test_service_addresses_as_their_clients_take_them() -> None:
+    s = Settings(
+        redis_url=SecretStr("unix:///run/redis.sock"),
+        opensearch_url="https://search:9200",
+        kafka_bootstrap="k1:9092, [::1]:9093,k2",
+    )
+    assert s.opensearch_url == "https://search:9200"

@@ -59,7 +59,7 @@ from bloghub.projections.postgres_sink import PostgresProjector, projector_engin
 from bloghub.projections.runner import ProjectorRunner
 from bloghub.projections.runner_config import RunnerConfig, group_id
 from bloghub.projections.stores import Stores
-from bloghub.settings import Settings
+from bloghub.settings import Settings, asyncpg_url
 
 log = structlog.get_logger(__name__)
 
@@ -131,6 +131,10 @@ async def start(ms: MigrationStores, name: str, target_url: str) -> Migration:
     settings = ms.stores.settings
     if name in PINNED_TO_MAIN:
         raise MigrationRefused(f"{name} cannot move to another database: {PINNED_TO_MAIN[name]}")
+    try:
+        target_url = asyncpg_url(target_url)  # read as BLOGHUB_DATABASE_URL is
+    except ValueError as exc:
+        raise MigrationRefused(f"the target URL (--to): {exc}") from None
     if make_url(target_url) == make_url(settings.sqlalchemy_url):
         raise _same_database()
     async with translated(), ms.stores.engine.connect() as conn:

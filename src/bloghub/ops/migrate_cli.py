@@ -31,7 +31,7 @@ from bloghub.ops.migrate import (
     target_reason,
 )
 from bloghub.ops.migration_repair import run_repairs
-from bloghub.ops.migration_validator import Pair, full_pass, incremental_pass, report
+from bloghub.ops.migration_validator import Pair, changed_pass, full_pass, report
 from bloghub.ops.replay_progress import ReplayProgress
 from bloghub.projections.backoff import wait_any
 from bloghub.projections.worker import install_stop_signals
@@ -117,7 +117,8 @@ async def _start(
     if not args.to:
         raise ValueError("start needs --to URL (the target database)")
     migration = await start(ms, name, args.to)
-    console.print(f"{name}: migrating generation {migration.generation} to {shown_url(args.to)}")
+    target = shown_url(migration.target_url)
+    console.print(f"{name}: migrating generation {migration.generation} to {target}")
     if migration.phase is not Phase.SOURCE_ONLY:
         console.print(_said(migration))
         return 0
@@ -138,7 +139,7 @@ async def _validate(
         pair = Pair(migration, ms.stores.engine, ms.engine(Store.TARGET, migration))
         began = datetime.now(UTC)
         try:
-            found = await (incremental_pass(pair, since) if since else full_pass(pair))
+            found = await (changed_pass(pair, since) if since else full_pass(pair))
         except UNREACHABLE as exc:
             await _dropped(ms)
             said = f"cannot reach {shown_url(migration.target_url)}: {target_reason(exc)}"
@@ -156,14 +157,29 @@ async def _validate(
                 f"{d.kind}: {d.table} {d.key}", highlight=False, markup=False, soft_wrap=True
             )
         total += len(found)
-        kind = f"rows changed since {since.isoformat()}" if since else "every row"
-        console.print(f"{name}: {kind} compared, {len(found)} differences sent for repair")
+        console.print(
+            f"{name}: {_compared(pair, since)}, {len(found)} differences sent for repair",
+            highlight=False,
+        )
         if args.every is None or stop.is_set():
             return 0 if total == 0 else 1
         since = began - OVERLAP
         await wait_any(args.every, stop)
         if stop.is_set():
             return 0 if total == 0 else 1
+
+
+def _compared(pair: Pair, since: datetime | None) -> str:
+    """What a pass compared: a table without ``updated_at`` is compared whole, as nothing
+    tells which of its rows changed since."""
+    if since is None:
+        return "every row compared"
+    when = since.isoformat()
+    if len(pair.untimed) == len(pair.tables):
+        return f"every row compared (no table has updated_at to tell what changed since {when})"
+    whole = ", ".join(t.name for t in pair.untimed)
+    also = f", and every row of {whole} (no updated_at)" if whole else ""
+    return f"rows changed since {when} compared{also}"
 
 
 async def _status(ms: MigrationStores, console: Console) -> None:

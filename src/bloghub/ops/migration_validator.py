@@ -1,9 +1,11 @@
 """Compare a migration's two stores, both ways: rows of the source missing from the target
 or different there, rows of the target the source lacks (extra). Full passes walk every
 table in primary-key order; incremental passes walk the rows changed since a time (tables
-with an ``updated_at`` column). Both walk by keyset, never by OFFSET, in pages. What is
-found is checked once more after a pause (both stores are written live, one batch apart)
-and appended to the ``<prefix>.repair`` topic, where the repair consumer fixes the target.
+with an ``updated_at`` column), and ``changed_pass`` adds the other tables whole, as
+nothing tells which of their rows changed. All walk by keyset, never by OFFSET, in pages.
+What is found is checked once more after a pause (both stores are written live, one batch
+apart) and appended to the ``<prefix>.repair`` topic, where the repair consumer fixes the
+target.
 """
 
 from __future__ import annotations
@@ -64,6 +66,8 @@ class Pair:
         self.source, self.target = source, target
         schema = schema_name(migration.projector, migration.generation)
         self.tables = list(read_model_in(migration.projector, schema).sorted_tables)
+        # Nothing tells which of these tables' rows changed: they are compared whole.
+        self.untimed = [t for t in self.tables if "updated_at" not in t.c]
 
     def difference(self, table: Table, row: Row, kind: str) -> Difference:
         key = {str(c.name): str(getattr(row, c.name)) for c in table.primary_key.columns}
@@ -105,10 +109,14 @@ async def _walk(engine: AsyncEngine, table: Table) -> AsyncIterator[Row]:
 
 async def full_pass(pair: Pair) -> list[Difference]:
     """Every table of both stores, merged in key order."""
+    return await _confirmed(pair, await _whole(pair, pair.tables))
+
+
+async def _whole(pair: Pair, tables: Sequence[Table]) -> list[Difference]:
     found: list[Difference] = []
-    for table in pair.tables:
+    for table in tables:
         found += await _merge(pair, table, _walk(pair.source, table), _walk(pair.target, table))
-    return await _confirmed(pair, found)
+    return found
 
 
 async def _merge(
@@ -133,13 +141,24 @@ async def _merge(
 async def incremental_pass(pair: Pair, since: datetime) -> list[Difference]:
     """Rows changed since ``since`` by their ``updated_at``, source→target then
     target→source. Tables without the column are left to full passes."""
+    return await _confirmed(pair, await _changed_rows(pair, since))
+
+
+async def changed_pass(pair: Pair, since: datetime) -> list[Difference]:
+    """All a pass since ``since`` can rely on: the rows changed since then where a table
+    tells (``updated_at``), and every row of the tables that cannot (``pair.untimed``)."""
+    found = await _changed_rows(pair, since) + await _whole(pair, pair.untimed)
+    return await _confirmed(pair, found)
+
+
+async def _changed_rows(pair: Pair, since: datetime) -> list[Difference]:
     found: list[Difference] = []
     for table in pair.tables:
         if "updated_at" not in table.c:
             continue
         found += await _changed(pair, table, since, pair.source, pair.target, "missing")
         found += await _changed(pair, table, since, pair.target, pair.source, "extra")
-    return await _confirmed(pair, found)
+    return found
 
 
 async def _changed(
