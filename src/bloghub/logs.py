@@ -50,7 +50,11 @@ def configure_logging(settings: Settings) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
-            foreign_pre_chain=[structlog.stdlib.add_logger_name, *_STAMPED],
+            foreign_pre_chain=[
+                structlog.stdlib.add_logger_name,
+                *([] if json else [brief_library_warnings]),
+                *_STAMPED,
+            ],
             processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *rendering],
         )
     )
@@ -82,6 +86,21 @@ def escape_controls(
     for key, value in event.items():
         if isinstance(value, str):
             event[key] = value.translate(_CONTROLS)
+    return event
+
+
+def brief_library_warnings(
+    logger: Any, method: str, event: structlog.typing.EventDict
+) -> structlog.typing.EventDict:
+    """A library's warning on a readable log says its error in one line, without the
+    traceback: a client retrying an unreachable service (opensearch-py logs each retry
+    with one) would bury the line that explains a command's stop under a hundred. Errors
+    keep theirs, and JSON logs keep every traceback, inside their one line."""
+    if method == "warning" and "exc_info" in event:
+        info = event.pop("exc_info")
+        failure = info[1] if isinstance(info, tuple) else info
+        if isinstance(failure, BaseException):
+            event["error"] = repr(failure)
     return event
 
 

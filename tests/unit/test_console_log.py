@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import structlog
 
-from bloghub.logs import escape_controls
+from bloghub.logs import brief_library_warnings, escape_controls
 
 
 def rendered(**event: object) -> str:
@@ -24,3 +24,16 @@ def test_a_paths_control_characters_are_escaped() -> None:
 def test_text_without_controls_is_written_as_it_is() -> None:
     line = rendered(event="comment.posted", title="数据库迁移—“quoted”-café")
     assert "title=数据库迁移—“quoted”-café" in line
+
+
+def test_a_librarys_warning_says_its_error_without_the_traceback() -> None:
+    try:
+        raise ConnectionRefusedError(111, "Connection refused")
+    except ConnectionRefusedError as exc:
+        info = (type(exc), exc, exc.__traceback__)
+    event = {"event": "GET http://127.0.0.1:9/ [status:N/A]", "exc_info": info}
+    warned = brief_library_warnings(None, "warning", dict(event))
+    assert "exc_info" not in warned
+    assert warned["error"] == "ConnectionRefusedError(111, 'Connection refused')"
+    failed = brief_library_warnings(None, "error", dict(event))
+    assert failed["exc_info"] == info, "an error keeps its traceback"
