@@ -51,6 +51,7 @@ from bloghub.migration_phases import (
 )
 from bloghub.ops.generations_admin import LogEnds
 from bloghub.ops.replay import building_stores, close_stores, measure
+from bloghub.ops.replay_lease import lease_holder
 from bloghub.ops.replay_progress import RateMeter, ReplayProgress, applied_of, measured
 from bloghub.projections.backoff import wait_any
 from bloghub.projections.dead_letters import DeadLetters
@@ -131,6 +132,14 @@ async def start(ms: MigrationStores, name: str, target_url: str) -> Migration:
     settings = ms.stores.settings
     if name in PINNED_TO_MAIN:
         raise MigrationRefused(f"{name} cannot move to another database: {PINNED_TO_MAIN[name]}")
+    # A replay builds a generation to switch in on the main database: a migration of the
+    # one serving meanwhile would be left behind by the switch (the replay refuses to
+    # switch once one is registered, and refuses to start on a migrated projector).
+    replaying = await lease_holder(ms.stores.redis, settings.prefix, name)
+    if replaying is not None:
+        raise MigrationRefused(
+            f"{name} is being replayed ({replaying}): let the replay end, or stop it, first"
+        )
     try:
         target_url = asyncpg_url(target_url)  # read as BLOGHUB_DATABASE_URL is
     except ValueError as exc:

@@ -310,6 +310,10 @@ async def _step(
                 # the start of a replay of a built generation) may come meanwhile.
                 and not stop.is_set()
             ):
+                # A migration registered while this replay built (its start refuses while
+                # the lease is held, but may have looked just before it was taken) moves
+                # the generation serving now: this one is not switched in over it.
+                await refuse_migrated(stores, [p.name])
                 await switch_in(stores, p)
                 build.state, build.switched_at = "switched", time.monotonic()
         build.target = at
