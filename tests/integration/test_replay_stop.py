@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -49,32 +50,45 @@ async def replay_waits_on_a_lock(settings: Settings) -> bool:
     return bool(waiting)
 
 
+async def users_applied(settings: Settings, accounts: int, tag: str) -> None:
+    """``accounts`` registrations in the log, applied by the users projector."""
+    log = EventLog.from_settings(settings, timeout_s=10)
+    await log.start()
+    try:
+        await append_registrations(log, accounts, tag=tag)
+    finally:
+        await log.close()
+    async with projecting(settings, "users"):
+        await until_applied(settings, "users", accounts)
+
+
+@contextlib.asynccontextmanager
+async def replay_held(settings: Settings, log_file: Path) -> AsyncIterator[subprocess.Popen[bytes]]:
+    """``bloghub replay users`` started and held as it prepares its generation, waiting on
+    the registry, until the block ends (killed if the block fails)."""
+    async with registry_locked(settings):
+        replay = replay_process(settings, "users", log_file=log_file)
+        try:
+            await wait_until(lambda: replay_waits_on_a_lock(settings), timeout_s=60)
+            yield replay
+        except BaseException:
+            replay.kill()
+            replay.wait()
+            raise
+
+
 async def test_ctrl_c_before_the_switch_leaves_a_built_generation_unswitched(
     run_id: str, tmp_path: Path
 ) -> None:
     async with isolated(run_id, "rstop") as s:
-        log = EventLog.from_settings(s, timeout_s=10)
-        await log.start()
-        try:
-            await append_registrations(log, ACCOUNTS, tag=f"stop-{run_id}")
-        finally:
-            await log.close()
-        async with projecting(s, "users"):
-            await until_applied(s, "users", ACCOUNTS)
+        await users_applied(s, ACCOUNTS, f"stop-{run_id}")
         built = await bloghub(s, "replay", "users", "--no-swap")
         assert built.code == 0, built.out
         assert await registry(s, "users") == {1: "active", 2: "built"}
 
         out = tmp_path / "replay.log"
-        async with registry_locked(s):
-            replay = replay_process(s, "users", log_file=out)
-            try:
-                await wait_until(lambda: replay_waits_on_a_lock(s), timeout_s=60)
-                replay.send_signal(signal.SIGINT)  # the operator's Ctrl-C
-            except BaseException:
-                replay.kill()
-                replay.wait()
-                raise
+        async with replay_held(s, out) as replay:
+            replay.send_signal(signal.SIGINT)  # the operator's Ctrl-C
         code = await asyncio.to_thread(replay.wait, 120)
 
         said = " ".join(out.read_text().split())

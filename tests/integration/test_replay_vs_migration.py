@@ -13,13 +13,11 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from bloghub.adapters.postgres.migrations import all_migrations, register_migration
 from bloghub.adapters.redis import make_redis
-from bloghub.events.log import EventLog
 from bloghub.ops.replay_lease import ReplayLeases
-from tests.conftest import isolated, projecting
+from tests.conftest import isolated
 from tests.e2e.test_ops_cli import bloghub, registry
-from tests.integration.test_replay_resume import replay_process
-from tests.integration.test_replay_stop import registry_locked, replay_waits_on_a_lock
-from tests.support import append_registrations, until_applied, users_in_read_model, wait_until
+from tests.integration.test_replay_stop import replay_held, users_applied
+from tests.support import users_in_read_model
 
 ACCOUNTS = 40
 
@@ -57,35 +55,19 @@ async def test_a_replay_does_not_switch_over_a_migration_registered_while_it_bui
     run_id: str, tmp_path: Path
 ) -> None:
     async with isolated(run_id, "rvm_switch") as s:
-        log = EventLog.from_settings(s, timeout_s=10)
-        await log.start()
-        try:
-            await append_registrations(log, ACCOUNTS, tag=f"rvm-{run_id}")
-        finally:
-            await log.close()
-        async with projecting(s, "users"):
-            await until_applied(s, "users", ACCOUNTS)
-
-        out = tmp_path / "replay.log"
-        async with registry_locked(s):
-            replay = replay_process(s, "users", log_file=out)
+        await users_applied(s, ACCOUNTS, f"rvm-{run_id}")
+        async with replay_held(s, tmp_path / "replay.log") as replay:
+            # Registered as a start that looked before the lease was taken would.
+            engine = create_async_engine(s.sqlalchemy_url)
             try:
-                await wait_until(lambda: replay_waits_on_a_lock(s), timeout_s=60)
-                # Registered as a start that looked before the lease was taken would.
-                engine = create_async_engine(s.sqlalchemy_url)
-                try:
-                    async with engine.begin() as conn:
-                        target = s.sqlalchemy_url.rsplit("/", 1)[0] + "/rvm_target"
-                        await register_migration(conn, "users", 1, target)
-                finally:
-                    await engine.dispose()
-            except BaseException:
-                replay.kill()
-                replay.wait()
-                raise
+                async with engine.begin() as conn:
+                    target = s.sqlalchemy_url.rsplit("/", 1)[0] + "/rvm_target"
+                    await register_migration(conn, "users", 1, target)
+            finally:
+                await engine.dispose()
         code = await asyncio.to_thread(replay.wait, 120)
 
-        said = " ".join(out.read_text().split())
+        said = " ".join((tmp_path / "replay.log").read_text().split())
         assert code == 2, said
         assert "users is migrated" in said, said
         assert "replay.switched" not in said, said
