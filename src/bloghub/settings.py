@@ -6,6 +6,7 @@ refuses to start while any secret still has its development value.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import re
 from enum import StrEnum
@@ -405,11 +406,9 @@ def _not(url: SecretStr | str) -> str:
 
 def _host_and_port(entry: str) -> bool:
     """Whether ``entry`` is a Kafka bootstrap server as aiokafka reads one."""
-    try:
+    with contextlib.suppress(ValueError):
         ipaddress.IPv6Address(entry)  # a bare IPv6 address: the default port
         return True
-    except ValueError:
-        pass
     return bool(urlsplit(f"//{entry}").hostname) and _port_ok(f"//{entry}")
 
 
