@@ -109,6 +109,28 @@ async def test_a_phone_account_changes_phone_with_a_code_to_the_phone_it_has(
     assert await phone_of(sms, token) == f"+86{new}"
 
 
+async def test_a_wrong_code_for_the_new_phone_leaves_the_old_phones_code_good(
+    sms: Site,
+) -> None:
+    # Two codes prove a change of phone; one mistake must not use up the other proof (it
+    # costs a wait and one of the day's codes to the old phone).
+    old, new = new_phone(), new_phone()
+    made = await sms.log_in(old, await code_for(sms, old, "login"))
+    token = made.json()["access_token"]
+    code = await code_for(sms, new, "bind")
+    proof = await code_for(sms, old, "owner", token)
+    wrong = "000000" if code != "000000" else "111111"
+    for _ in range(2):
+        mistaken = await bind(sms, token, phone=new, code=wrong, current_phone_code=proof)
+        assert mistaken.status_code == 401, mistaken.text
+        assert mistaken.json()["error"]["fields"] == {"code": "wrong or expired"}
+    changed = await bind(sms, token, phone=new, code=code, current_phone_code=proof)
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["user"]["phone"] == f"+86{new}"
+    again = await bind(sms, token, phone=new, code=code, current_phone_code=proof)
+    assert again.status_code == 401, "both codes were spent by the bind"
+
+
 async def test_a_password_change_guesses_under_the_same_attempt_limit(
     client: httpx.AsyncClient, unique_email: Callable[[], str]
 ) -> None:

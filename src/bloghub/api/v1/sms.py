@@ -17,9 +17,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from bloghub.api.auth import require_caller, user_agent, user_queries
-from bloghub.api.consistent import credentials_written, written
+from bloghub.api.consistent import credentials_written, mark_stale, written
 from bloghub.api.http import JSON, Endpoint, container, parse_body
 from bloghub.api.queries import UserRow
+from bloghub.api.v1.notifications import unread_count
 from bloghub.api.v1.proof import check_current_password
 from bloghub.api.v1.schemas import (
     Input,
@@ -149,13 +150,31 @@ async def _owner(request: Request, phone: str) -> str | None:
     return held.owner_id if held is not None else None
 
 
+# A code to check: its purpose, the phone it went to, the code given, and the field it
+# came in.
+CodeProof = tuple[Purpose, str, str, str]
+
+
 async def _spend(
     request: Request, purpose: Purpose, phone: str, code: str, field: str = "code"
 ) -> None:
+    await _spend_all(request, [(purpose, phone, code, field)])
+
+
+async def _spend_all(request: Request, proofs: list[CodeProof]) -> None:
+    """Check the codes together: all are spent if all are right, none otherwise (each
+    wrong one named, and counted against its tries)."""
     sms = container(request).sms
-    await sms.guard.checking(client_ip(request))
-    if not await sms.codes.check(purpose, phone, code):
-        raise Unauthorized(WRONG_CODE, fields={field: "wrong or expired"})
+    for _ in proofs:
+        await sms.guard.checking(client_ip(request))
+    oks = await sms.codes.check_all([(purpose, phone, code) for purpose, phone, code, _ in proofs])
+    wrong = {
+        field: "wrong or expired"
+        for (_, _, _, field), ok in zip(proofs, oks, strict=True)
+        if not ok
+    }
+    if wrong:
+        raise Unauthorized(WRONG_CODE, fields=wrong)
 
 
 async def sms_login(request: Request) -> Response:
@@ -181,26 +200,33 @@ async def bind(request: Request) -> Response:
     row = await user_queries(request).by_id(claims.user_id)
     if row is None:
         raise NotFound("no such user")
-    await _prove_owner(request, row, body)
-    await _spend(request, "bind", body.phone, body.code)
+    owner_code = await _prove_owner(request, row, body)
+    await _spend_all(request, [*owner_code, ("bind", body.phone, body.code, "code")])
+    # Read before the write (once it is recorded, nothing may turn its answer into an
+    # error): the answer is the profile, as GET /v1/users/me gives it.
+    unread = await unread_count(request, claims.user_id)
     position = await bind_phone(
         container(request).commands,
         caller(request),
         user_id=claims.user_id,
         phone=body.phone,
     )
-    out = ProfileEnvelope(user=profile_out(row).model_copy(update={"phone": body.phone}))
-    return await written(request, JSON(out.model_dump(mode="json")), position, claims.user_id)
+    changed = {"phone": body.phone, "unread_notifications": unread}
+    out = ProfileEnvelope(user=profile_out(row).model_copy(update=changed))
+    response = mark_stale(JSON(out.model_dump(mode="json")), request.state.stale)
+    return await written(request, response, position, claims.user_id)
 
 
-async def _prove_owner(request: Request, row: UserRow, body: PhoneBinding) -> None:
-    """The caller is the account's owner, not only the holder of one of its tokens."""
+async def _prove_owner(request: Request, row: UserRow, body: PhoneBinding) -> list[CodeProof]:
+    """The caller is the account's owner, not only the holder of one of its tokens: the
+    password is checked here; a code to the bound phone is returned, to be checked with
+    the new phone's (neither spent unless both are right)."""
     if body.current_password is not None and row.password_hash is not None:
         await check_current_password(
             request, row, row.id, body.current_password, purpose="phone_binding"
         )
     elif body.current_phone_code is not None and row.phone is not None:
-        await _spend(request, "owner", row.phone, body.current_phone_code, "current_phone_code")
+        return [("owner", row.phone, body.current_phone_code, "current_phone_code")]
     elif row.password_hash is not None or row.phone is not None:
         wanted = {"current_password": "required"} if row.password_hash is not None else {}
         if row.phone is not None:
@@ -209,6 +235,7 @@ async def _prove_owner(request: Request, row: UserRow, body: PhoneBinding) -> No
             "prove it is you: the current password or phone is needed", fields=wanted
         )
     # else: an account made by WeChat login has no password and no phone to prove with.
+    return []
 
 
 async def reset_password(request: Request) -> Response:

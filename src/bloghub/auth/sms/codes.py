@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import re
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import structlog
 from redis.asyncio import Redis
@@ -48,24 +48,33 @@ DAY_S = 24 * 3600
 # owner's way back in (a reset) or out.
 _BUDGETS = {"login": "open", "bind": "open", "reset": "reset", "owner": "owner", "erase": "owner"}
 
-# KEYS: code, tries. ARGV: candidate, max tries. Returns 1 for the right code, else 0.
-# A right code is spent; the last allowed wrong try spends it too. INCR starts a missing
-# counter at 1, and the counter expires with the code, so a stale one never outlives it.
+# KEYS: code and tries of each code checked together. ARGV: the candidates, then max
+# tries. Returns 1 or 0 per code. The codes are spent together, only when every one is
+# right: one proof of a pair is not used up by the other's mistake. A wrong one counts a
+# try, and its last allowed try spends it. INCR starts a missing counter at 1, and the
+# counter expires with the code, so a stale one never outlives it.
 _CHECK = """
-local stored = redis.call('GET', KEYS[1])
-if not stored then return 0 end
-if stored == ARGV[1] then
-  redis.call('DEL', KEYS[1], KEYS[2])
-  return 1
+local n = #ARGV - 1
+local max = tonumber(ARGV[#ARGV])
+local right, all = {}, true
+for i = 1, n do
+  local stored = redis.call('GET', KEYS[2 * i - 1])
+  if stored and stored == ARGV[i] then right[i] = 1 else right[i] = 0; all = false end
 end
-local tries = redis.call('INCR', KEYS[2])
-if tries >= tonumber(ARGV[2]) then
-  redis.call('DEL', KEYS[1], KEYS[2])
-else
-  local ttl = redis.call('PTTL', KEYS[1])
-  if ttl > 0 then redis.call('PEXPIRE', KEYS[2], ttl) end
+for i = 1, n do
+  local code, tries = KEYS[2 * i - 1], KEYS[2 * i]
+  if all then
+    redis.call('DEL', code, tries)
+  elseif right[i] == 0 and redis.call('EXISTS', code) == 1 then
+    if redis.call('INCR', tries) >= max then
+      redis.call('DEL', code, tries)
+    else
+      local ttl = redis.call('PTTL', code)
+      if ttl > 0 then redis.call('PEXPIRE', tries, ttl) end
+    end
+  end
 end
-return 0
+return right
 """
 
 
@@ -143,13 +152,29 @@ class SmsCodes:
 
     async def check(self, purpose: str, phone: str, code: str) -> bool:
         """True once for the right code; False for a wrong, spent, expired or unsent one."""
-        try:
-            phone = normalise_phone(phone)
-        except ValueError:
-            return False  # no code is ever sent to a non-phone
+        (ok,) = await self.check_all([(purpose, phone, code)])
+        return ok
+
+    async def check_all(self, checks: Sequence[tuple[str, str, str]]) -> list[bool]:
+        """Whether each (purpose, phone, code) is right; all are spent together, and only
+        when every one is (a bind proven by a code to the old phone and one to the new)."""
+        keys: list[str] = []
+        args: list[str | int] = []
+        phones: list[str | None] = []
+        for purpose, given, code in checks:
+            phone: str | None
+            try:
+                phone = normalise_phone(given)
+            except ValueError:
+                phone = None  # no code is ever sent to a non-phone: never right
+            phones.append(phone)
+            code_key, tries_key = self._keys(purpose, phone or "none")[:2]
+            keys += [code_key, tries_key]
+            args.append(code if phone is not None else "")
         async with redis_translated():
-            ok = int(
-                await self._check(keys=self._keys(purpose, phone), args=[code, self._max_tries])
-            )
-        log.info("sms_code.checked", purpose=purpose, phone=mask_phone(phone), ok=bool(ok))
-        return bool(ok)
+            found = await self._check(keys=keys, args=[*args, self._max_tries])
+        oks = [bool(int(x)) and phone is not None for x, phone in zip(found, phones, strict=True)]
+        for (purpose, _, _), phone, ok in zip(checks, phones, oks, strict=True):
+            shown = "none" if phone is None else mask_phone(phone)
+            log.info("sms_code.checked", purpose=purpose, phone=shown, ok=ok)
+        return oks
