@@ -74,3 +74,21 @@ async def test_a_mark_sending_null_is_refused_as_the_document_says(
     alice = await person(client, unique_email)
     answer = await client.post("/v1/notifications/read", json=body, headers=alice.auth)
     assert answer.status_code == 422, answer.text
+
+
+async def test_a_profile_change_answers_the_unread_count_the_profile_shows(
+    client: httpx.AsyncClient, unique_email: Callable[[], str]
+) -> None:
+    # A client keeps "me" from the write's answer: the badge must not go blank.
+    alice, bob = await person(client, unique_email), await person(client, unique_email)
+    assert (await client.put(f"/v1/users/{alice.id}/follow", headers=bob.auth)).status_code == 200
+
+    async def told() -> bool:
+        me = await client.get("/v1/users/me", headers=alice.auth)
+        return bool(me.json()["user"]["unread_notifications"] == 1)
+
+    await wait_until(told, timeout_s=30)
+    changed = await client.patch("/v1/users/me", json={"about_me": "hi"}, headers=alice.auth)
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["user"]["about_me"] == "hi"
+    assert changed.json()["user"]["unread_notifications"] == 1

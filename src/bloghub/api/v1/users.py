@@ -104,15 +104,18 @@ async def patch_me(request: Request) -> Response:
     row = await user_queries(request).by_id(claims.user_id)
     if row is None:
         raise NotFound("no such user")
+    unread = await unread_count(request, claims.user_id)  # the answer is the profile's
     position = await update_profile(
         container(request).commands,
         caller(request),
         user_id=claims.user_id,
         changes=changes,
     )
-    merged = profile_out(row).model_copy(update=changes)
+    merged = profile_out(row).model_copy(update={**changes, "unread_notifications": unread})
     response = JSON(ProfileEnvelope(user=merged).model_dump(mode="json"))
-    return await written(request, response, position, claims.user_id)
+    return await written(
+        request, mark_stale(response, request.state.stale), position, claims.user_id
+    )
 
 
 async def change_my_password(request: Request) -> Response:
