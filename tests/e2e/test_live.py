@@ -237,7 +237,7 @@ async def test_logout_closes_the_socket(cluster: Cluster) -> None:
         assert out.status_code == 204
         assert await closing == 4403
     async with socket(cluster.b, erin_token) as again:
-        assert await closed_with(again) == 4401  # the ended session cannot come back
+        assert await closed_with(again) == 4403  # the ended session cannot come back
 
 
 async def test_a_password_change_closes_the_other_sessions_sockets(cluster: Cluster) -> None:
@@ -271,6 +271,19 @@ async def test_limits_bad_tokens_and_oversized_messages(cluster: Cluster) -> Non
         await closings[1]
     async with socket(cluster.a, token[:-2] + "xx") as forged:
         assert await closed_with(forged) == 4401
+
+
+async def test_a_token_of_a_session_that_ended_is_told_the_session_ended(
+    cluster: Cluster,
+) -> None:
+    # 4403, as for a socket whose session ends while it is open: the client signs in
+    # again rather than trying a refresh that cannot work.
+    _, token = await user(cluster.a)
+    out = await cluster.a.client.post("/v1/auth/logout", headers=bearer(token))
+    assert out.status_code in (200, 204), out.text
+    async with socket(cluster.a, token, in_header=False) as ws:
+        assert await closed_with(ws) == 4403
+        assert ws.close_reason == "session ended"
 
 
 async def test_an_address_holds_only_so_many_sockets_before_signing_in(cluster: Cluster) -> None:

@@ -29,6 +29,7 @@ from bloghub.bootstrap import Container
 from bloghub.errors import BloghubError, Unavailable
 from bloghub.live.hub import Admission
 from bloghub.live.socket import (
+    SESSION_ENDED,
     TOO_MANY,
     TOO_MANY_SIGNING_IN,
     UNAUTHORIZED,
@@ -95,7 +96,8 @@ async def _serve(ws: WebSocket, c: Container, claims: Claims) -> None:
             sock.offer(READY)
             await sock.serve(cfg.max_message_bytes)
         else:
-            await close_socket(ws, TOO_MANY if admitted is Admission.TOO_MANY else UNAUTHORIZED)
+            refused = {Admission.TOO_MANY: TOO_MANY, Admission.ENDED: SESSION_ENDED}
+            await close_socket(ws, refused.get(admitted, UNAUTHORIZED))
     except Unavailable as exc:
         log.warning("live.refused_unavailable", error=repr(exc.__cause__ or exc))
         await close_socket(ws, UNAVAILABLE)
