@@ -90,13 +90,18 @@ async def test_the_current_password_check_has_its_own_attempt_limit(
     assert relogin.status_code == 200, "the bind lock is not a login lock"
 
 
+async def changing_phone(sms: Site) -> tuple[str, str, str, str]:
+    """An account made by SMS login to one phone, with a bind code sent to another: its
+    token, the old phone, the new one and the new one's code."""
+    old, new = new_phone(), new_phone()
+    made = await sms.log_in(old, await code_for(sms, old, "login"))
+    return made.json()["access_token"], old, new, await code_for(sms, new, "bind")
+
+
 async def test_a_phone_account_changes_phone_with_a_code_to_the_phone_it_has(
     sms: Site,
 ) -> None:
-    old, new = new_phone(), new_phone()
-    made = await sms.log_in(old, await code_for(sms, old, "login"))
-    token = made.json()["access_token"]
-    code = await code_for(sms, new, "bind")
+    token, old, new, code = await changing_phone(sms)
 
     bare = await bind(sms, token, phone=new, code=code)
     assert bare.status_code == 401
@@ -114,10 +119,7 @@ async def test_a_wrong_code_for_the_new_phone_leaves_the_old_phones_code_good(
 ) -> None:
     # Two codes prove a change of phone; one mistake must not use up the other proof (it
     # costs a wait and one of the day's codes to the old phone).
-    old, new = new_phone(), new_phone()
-    made = await sms.log_in(old, await code_for(sms, old, "login"))
-    token = made.json()["access_token"]
-    code = await code_for(sms, new, "bind")
+    token, old, new, code = await changing_phone(sms)
     proof = await code_for(sms, old, "owner", token)
     wrong = "000000" if code != "000000" else "111111"
     for _ in range(2):
