@@ -108,11 +108,24 @@ async def test_an_account_without_a_nickname_goes_by_its_id_and_no_one_can_take_
     ]
     profile = await client.get(f"/api/profiles/{author}")
     assert profile.json()["profile"]["username"] == author
-    for spelling in (author, author.upper(), author.replace("-", "")):
+    # Full-width hyphens or letters fold to the id (usernames are looked up folded).
+    wide = author.replace("-", "\uff0d")
+    wide_letter = "".join(chr(ord(ch) + 0xFEE0) if ch.isalpha() else ch for ch in author)
+    spellings = (author, author.upper(), author.replace("-", ""), wide, wide_letter)
+    for spelling in spellings:
         body = {"user": {"username": spelling, "email": unique_email(), "password": PASSWORD}}
         assert "username" in errors(await client.post("/api/users", json=body), 422)
     jake = await register(client)
     renamed = await client.put("/api/user", json={"user": {"username": author}}, headers=jake.auth)
     assert "username" in errors(renamed, 422)
-    patched = await client.patch("/v1/users/me", json={"nickname": author.upper()}, headers=me)
-    assert patched.status_code == 422, patched.text
+    for spelling in (author.upper(), wide, wide_letter):
+        renamed = await client.put(
+            "/api/user", json={"user": {"username": spelling}}, headers=jake.auth
+        )
+        assert "username" in errors(renamed, 422)
+        patched = await client.patch("/v1/users/me", json={"nickname": spelling}, headers=me)
+        assert patched.status_code == 422, patched.text
+        assert patched.json()["error"]["fields"]["nickname"] == "must not be an account id"
+    # Its address still leads to it.
+    profile = await client.get(f"/api/profiles/{author}")
+    assert profile.json()["profile"]["username"] == author

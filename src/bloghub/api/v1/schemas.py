@@ -31,6 +31,7 @@ from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema, SchemaValidator, core_schema
 
 from bloghub.auth.passwords import MAX_LENGTH, MIN_LENGTH, password_problems
+from bloghub.commands.users import username_key
 
 
 @lru_cache(maxsize=64)
@@ -264,14 +265,18 @@ LOOKS_LIKE_AN_ID = "must not be an account id"
 
 
 def is_account_id(name: str) -> bool:
-    """Whether ``name`` reads as an account id in any spelling: an account with no
-    nickname is shown by its id (RealWorld's username), so a nickname of that form could
-    pass for another account, and take over its profile's address."""
-    try:
-        uuid.UUID(name)
-    except ValueError:
-        return False
-    return True
+    """Whether ``name`` reads as an account id in any spelling, its username's folded form
+    included: an account with no nickname is shown by its id (RealWorld's username), and
+    usernames are looked up folded, so a nickname of that form (full-width hyphens or
+    letters in an id) could pass for another account, and take over its profile's
+    address."""
+    for spelling in (name, username_key(name)):
+        try:
+            uuid.UUID(spelling)
+        except ValueError:
+            continue
+        return True
+    return False
 
 
 def _not_an_id(name: str) -> str:
