@@ -1,5 +1,5 @@
-"""Once an author's withdraw is answered, no one's like or collection of the article lands,
-however far the projectors lag: such a like waits for the read model to reach the
+"""Once an author's withdraw is answered, no one's like, collection or comment of the article
+lands, however far the projectors lag: such a like waits for the read model to reach the
 withdraw (503 to retry while it cannot), then is refused. What was collected before may
 still be taken out."""
 
@@ -56,6 +56,12 @@ async def test_no_like_lands_after_a_withdraw_was_answered(run_id: str) -> None:
         assert (await c.put(late_entry, headers=late.auth)).status_code == 503
         favorite = await c.post(f"/api/articles/{slug}/favorite", headers=late.auth)
         assert favorite.status_code == 503, favorite.text
+        comments = f"/v1/articles/{article_id}/comments"
+        comment = await c.post(comments, json={"content": "late"}, headers=late.auth)
+        assert comment.status_code == 503, comment.text
+        conduit = {"comment": {"body": "late"}}
+        comment = await c.post(f"/api/articles/{slug}/comments", json=conduit, headers=late.auth)
+        assert comment.status_code == 503, comment.text
         # Taking it out of a collection waits for nothing but the owner's own writes.
         assert (await c.delete(entry, headers=fan.auth)).status_code == 200
 
@@ -63,6 +69,12 @@ async def test_no_like_lands_after_a_withdraw_was_answered(run_id: str) -> None:
             like = await c.put(f"/v1/articles/{article_id}/like", headers=late.auth)
             assert like.status_code == 409, like.text
             assert (await c.put(late_entry, headers=late.auth)).status_code == 409
+            comment = await c.post(comments, json={"content": "late"}, headers=late.auth)
+            assert comment.status_code == 404, comment.text
+            comment = await c.post(
+                f"/api/articles/{slug}/comments", json=conduit, headers=late.auth
+            )
+            assert comment.status_code == 404, comment.text
             # Published again: a like from a reader who has seen it lands.
             again = await c.post(f"/v1/articles/{article_id}/publish", headers=author.auth)
             assert again.status_code == 200

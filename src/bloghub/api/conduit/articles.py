@@ -33,7 +33,7 @@ from bloghub.api.conduit.reading import (
 )
 from bloghub.api.conduit.schemas import NewArticleIn, UpdateArticleIn
 from bloghub.api.conduit.views import Listed, article_view, listed
-from bloghub.api.consistent import visibility_written, written
+from bloghub.api.consistent import Reads, visibility_written, written
 from bloghub.api.http import JSON, container
 from bloghub.api.v1.article_schemas import normal_tag
 from bloghub.api.v1.articles import ARTICLES_READS, READER_READS, count_read
@@ -142,6 +142,18 @@ async def _published(request: Request, me: str | None) -> Listed:
     if row is None or row.status != "published":
         raise not_found("article")
     return listed(row)
+
+
+async def _still_shown(request: Request, me: str, reads: Reads) -> Listed:
+    """The published article the path names, decided on ``reads`` as of the article's last
+    withdraw or delete too, whoever made it: a favorite or a comment after a withdraw was
+    answered finds the article gone, however far the projectors lag."""
+    article = await _published(request, me)
+    shown = await container(request).own_writes.visibility_changed(article.id)
+    if shown:
+        await caught_up(request, [*reads, *ARTICLES_READS], me, also=shown)
+        article = await _published(request, me)
+    return article
 
 
 async def _one(request: Request, me: str | None, article: Listed) -> dict[str, Any]:
@@ -258,15 +270,9 @@ async def _favorite(request: Request, *, on: bool) -> Response:
     # is the one read with the caller's mark, moved by this change if it changes anything.
     # Read after the write, a count could already hold this like (or a concurrent double
     # submit's), and adding it again would show one too many.
-    await caught_up(request, [*LIKE_DECIDES, *INTERACTIONS_READS], me)
-    article = await _published(request, me)
-    # As of the article's last withdraw or delete too, whoever made it: a favorite after a
-    # withdraw was answered finds it gone, however far the projectors lag.
-    shown = await container(request).own_writes.visibility_changed(article.id)
-    if shown:
-        reads = [*LIKE_DECIDES, *INTERACTIONS_READS, *ARTICLES_READS]
-        await caught_up(request, reads, me, also=shown)
-        article = await _published(request, me)
+    decides = [*LIKE_DECIDES, *INTERACTIONS_READS]
+    await caught_up(request, decides, me)
+    article = await _still_shown(request, me, decides)
     before = await queries(request).favorite(me, article.id)
     count, position = before.count, Position()
     if before.liked != on:

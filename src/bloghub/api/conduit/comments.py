@@ -11,7 +11,7 @@ from uuid import UUID
 from starlette.requests import Request
 from starlette.responses import Response
 
-from bloghub.api.conduit.articles import READS, _published
+from bloghub.api.conduit.articles import READS, _published, _still_shown
 from bloghub.api.conduit.errors import conduit_body, forbidden, not_found
 from bloghub.api.conduit.reading import caught_up, maybe_signed_in, people, queries, signed_in
 from bloghub.api.conduit.schemas import NewCommentIn
@@ -54,7 +54,7 @@ async def create(request: Request) -> Response:
     me = claims.user_id
     body = (await conduit_body(request, NewCommentIn)).comment.body
     await caught_up(request, SHOWN_READS, me)
-    article = await _published(request, me)
+    article = await _still_shown(request, me, SHOWN_READS)
     deps, who = container(request).commands, caller(request, me)
     done = await post_comment((article.id, article.author_id), None, None, body, deps, who)
     shown = _Posted(done.comment_id, done.number, me, body, done.at)

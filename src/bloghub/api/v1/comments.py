@@ -79,8 +79,17 @@ async def _comment_ref(request: Request, comment_id: str) -> CommentRef | None:
     return await comment_queries(request).ref(comment_id)
 
 
-async def _decide_after_own_writes(request: Request, user_id: str) -> None:
-    if await wait_for_reads(request, [*COMMENTS_READS, *ARTICLES_READS], user_id):
+async def _decide_after_own_writes(
+    request: Request, user_id: str, article_id: str | None = None
+) -> None:
+    """Decide on the read models as of the caller's own last write; a new comment
+    (``article_id``) also as of the article's last withdraw or delete, whoever made it: no
+    comment lands on an article whose withdraw was answered, however far the projectors
+    lag (as a like does not)."""
+    also = None
+    if article_id is not None:
+        also = await container(request).own_writes.visibility_changed(article_id)
+    if await wait_for_reads(request, [*COMMENTS_READS, *ARTICLES_READS], user_id, also):
         raise CatchingUp("your last change is still being applied; try again in a moment")
 
 
@@ -104,7 +113,7 @@ async def post(request: Request) -> Response:
         return await written(request, response, done.position, claims.user_id)
 
     async def run() -> Response:
-        await _decide_after_own_writes(request, claims.user_id)
+        await _decide_after_own_writes(request, claims.user_id, article_id)
         article = await _published(request, article_id)
         parent = None if parent_id is None else await _comment_ref(request, parent_id)
         deps, who = container(request).commands, caller(request, claims.user_id)
