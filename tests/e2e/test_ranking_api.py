@@ -13,6 +13,7 @@ from pydantic import SecretStr
 
 from bloghub.settings import Settings
 from tests.conftest import LiveServer, serve
+from tests.e2e.test_accounts import PASSWORD
 from tests.e2e.test_articles import Author
 from tests.e2e.test_local_tier import published
 from tests.e2e.test_sessions import account, bearer, login
@@ -207,3 +208,41 @@ async def test_a_withdrawn_article_leaves_the_ranking_at_once_and_returns_when_r
     await counted(settings, first, 3 * TOP)
     back = await served_version(live_api.url, await rank(settings), likes=3 * TOP)
     assert back.json()["articles"][0]["id"] == first
+
+
+async def test_an_erased_authors_nickname_leaves_the_ranking_at_once(
+    client: httpx.AsyncClient, live_api: LiveServer, settings: Settings, author: Author
+) -> None:
+    """An erasure does not wait for the job's next run either: once projected, no API
+    process shows the person's nickname in the ranking (SECURITY.md, "Erasure")."""
+    nickname = f"ranked-{author.id[-12:]}"
+    named = await client.patch("/v1/users/me", json={"nickname": nickname}, headers=author.auth)
+    assert named.status_code == 200, named.text
+    article = await published(client, author, "By someone leaving")
+    # Below the other tests' leaders: theirs stay first whatever runs after this.
+    await counted(settings, article, LIKES[1] // 2)
+    after = {"bloghub-after": named.headers["bloghub-position"]}
+    assert (await client.get(f"/v1/users/{author.id}", headers=after)).status_code == 200
+    version = await rank(settings)
+
+    def shown(answer: httpx.Response) -> dict[str, Any]:
+        (entry,) = [e for e in answer.json()["articles"] if e["id"] == article]
+        return dict(entry["author"])
+
+    await served_version(live_api.url, version)
+    ranked = await client.get("/v1/ranking/hot", params={"limit": 100})
+    assert shown(ranked) == {"id": author.id, "nickname": nickname}
+
+    gone = await client.request(
+        "DELETE", "/v1/users/me", json={"password": PASSWORD}, headers=author.auth
+    )
+    assert gone.status_code == 204, gone.text
+    answers: list[httpx.Response] = []
+
+    async def erased() -> bool:
+        answers.append(await client.get("/v1/ranking/hot", params={"limit": 100}))
+        return shown(answers[-1]) == {"id": author.id, "deleted": True}
+
+    await wait_until(erased, timeout_s=15)
+    assert int(answers[-1].headers["bloghub-ranking-version"]) > version
+    assert nickname not in answers[-1].text

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from itertools import groupby
-from typing import Any, Self, cast
+from typing import TYPE_CHECKING, Any, Self, cast
 
 import structlog
 from sqlalchemy import DateTime, Text, delete, literal, null, select, update
@@ -35,8 +35,12 @@ from bloghub.events.users import (
     UserRegisteredByWeChat,
 )
 from bloghub.projections.postgres_sink import PostgresProjector
+from bloghub.ranking.hidden import ErasedAuthors
 from bloghub.readmodels import user_info_key
 from bloghub.settings import Settings
+
+if TYPE_CHECKING:
+    from bloghub.projections.stores import Stores
 
 log = structlog.get_logger(__name__)
 
@@ -121,12 +125,31 @@ class UsersProjector(PostgresProjector):
     ) -> None:
         super().__init__(engine, generation=generation, cache=cache)
         self.master = master
+        # Told of erasures before they commit (ranking/hidden.py); only the serving
+        # generation tells it.
+        self.ranking: ErasedAuthors | None = None
 
     @classmethod
     def build(
         cls, engine: AsyncEngine, settings: Settings, *, generation: int, cache: Cache | None
     ) -> Self:
         return cls(engine, master=master_key(settings), generation=generation, cache=cache)
+
+    @classmethod
+    def from_stores(cls, stores: Stores, *, generation: int) -> Self:
+        projector = super().from_stores(stores, generation=generation)
+        if stores.live and stores.cache is not None:
+            projector.ranking = ErasedAuthors(stores.redis, prefix=stores.settings.prefix)
+        return projector
+
+    async def before_commit(self, records: Sequence[Recorded]) -> None:
+        """Fence as every projector does, and tell the served ranking of the people the
+        batch erases, so their nickname leaves every API process's ranking once this
+        commits, not at the job's next run."""
+        await super().before_commit(records)
+        if self.ranking is not None and self.live:
+            erased = [r.event.user_id for r in records if type(r.event) is UserErased]
+            await self.ranking.mark(erased)
 
     async def handle(self, conn: AsyncConnection, records: Sequence[Recorded]) -> None:
         # Read in the batch's transaction: an erasure committed before it is seen by all of

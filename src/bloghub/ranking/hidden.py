@@ -7,12 +7,16 @@ interactions projector, as it commits a withdraw or a delete, adds the article t
 a publish takes it out again. Every API process re-reads the result when the version moves
 and leaves hidden articles out of what it serves. Members older than ``KEEP_S`` are pruned
 as new ones come: by then every run has left them out on its own.
+
+Erasures are kept the same way (``<prefix>:ranking:erased``): the users projector, as it
+commits one, adds the person, and the served ranking shows their articles' author as
+erased (``{"id", "deleted": true}``, as a run after it would) instead of their nickname.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -23,8 +27,8 @@ from bloghub.ranking.lock import RankingKeys
 
 KEEP_S = 3600
 
-# KEYS: hidden set, result hash. ARGV: now, keep_s, then pairs (article id, '1' hide or
-# '0' show). The version moves only if a result exists (a new one is published with its
+# KEYS: the set, result hash. ARGV: now, keep_s, then pairs (id, '1' add or '0' take
+# out). The version moves only if a result exists (a new one is published with its
 # own).
 _MARK = """
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', tonumber(ARGV[1]) - tonumber(ARGV[2]))
@@ -40,28 +44,52 @@ return 1
 """
 
 
-class HiddenArticles:
-    def __init__(self, redis: Redis, *, prefix: str) -> None:
+class _Marks:
+    """One of the sorted sets of ids the served ranking treats apart until a run has
+    caught up with them; each mark bumps the result's version, so every API process
+    re-reads it."""
+
+    def __init__(self, redis: Redis, *, key: str, result: str) -> None:
         self._redis = redis
-        self._keys = RankingKeys(prefix)
+        self._key, self._result = key, result
         self._mark = redis.register_script(_MARK)
 
-    async def mark(self, visible: Mapping[str, bool]) -> None:
-        """Hide the articles mapped to False, show again those mapped to True. Raises
-        ``Transient`` or ``Unavailable`` if Redis does not take it: the projector's commit
-        waits, as for a cache fence, so a withdrawn article is never served in a ranking
-        after the withdraw is projected."""
-        if not visible:
+    async def _set(self, marks: Mapping[str, bool]) -> None:
+        """Add the ids mapped to True, take out those mapped to False. Raises ``Transient``
+        or ``Unavailable`` if Redis does not take it: the projector's commit waits, as for
+        a cache fence, so what it commits is never served otherwise after it."""
+        if not marks:
             return
         args: list[str | int | float] = [time.time(), KEEP_S]
-        for article_id, shown in sorted(visible.items()):
-            args += [article_id, "0" if shown else "1"]
+        for member, on in sorted(marks.items()):
+            args += [member, "1" if on else "0"]
         try:
-            await self._mark(keys=[self._keys.hidden, self._keys.result], args=args)
+            await self._mark(keys=[self._key, self._result], args=args)
         except RedisError as exc:
             mapped = translate(exc)
             raise (Transient(f"ranking not told: {exc}") if mapped is exc else mapped) from exc
 
     async def members(self) -> set[str]:
-        found = await self._redis.zrange(self._keys.hidden, 0, -1)
+        found = await self._redis.zrange(self._key, 0, -1)
         return {m.decode() if isinstance(m, bytes) else str(m) for m in found}
+
+
+class HiddenArticles(_Marks):
+    def __init__(self, redis: Redis, *, prefix: str) -> None:
+        keys = RankingKeys(prefix)
+        super().__init__(redis, key=keys.hidden, result=keys.result)
+
+    async def mark(self, visible: Mapping[str, bool]) -> None:
+        """Hide the articles mapped to False, show again those mapped to True (raises as
+        ``_set`` says)."""
+        await self._set({article_id: not shown for article_id, shown in visible.items()})
+
+
+class ErasedAuthors(_Marks):
+    def __init__(self, redis: Redis, *, prefix: str) -> None:
+        keys = RankingKeys(prefix)
+        super().__init__(redis, key=keys.erased, result=keys.result)
+
+    async def mark(self, user_ids: Iterable[str]) -> None:
+        """The people erased (raises as ``_set`` says)."""
+        await self._set(dict.fromkeys(user_ids, True))

@@ -72,6 +72,10 @@ class RankingKeys:
     def hidden(self) -> str:
         return f"{self.prefix}:ranking:hidden"
 
+    @property
+    def erased(self) -> str:
+        return f"{self.prefix}:ranking:erased"
+
 
 # The lock key lives this share of the TTL setting, and a standby asks for it every
 # ``STANDBY_SHARE`` of it: a dead holder's lock is gone at most 0.8 TTL after its last

@@ -23,7 +23,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from starlette.responses import Response
 
-from bloghub.ranking.hidden import HiddenArticles
+from bloghub.ranking.hidden import ErasedAuthors, HiddenArticles
 from bloghub.ranking.lock import RankingKeys
 
 log = structlog.get_logger(__name__)
@@ -92,6 +92,7 @@ class HotRanking:
         self._redis = redis
         self._keys = RankingKeys(prefix)
         self._hidden = HiddenArticles(redis, prefix=prefix)
+        self._erased = ErasedAuthors(redis, prefix=prefix)
         self.check_s = check_s
         self.snapshot: Snapshot | None = None  # None: never read
         self.stale = True  # the last check failed (or none was made yet)
@@ -126,9 +127,18 @@ class HotRanking:
         when = None
         if computed_at is not None:
             when = datetime.fromtimestamp(float(computed_at), UTC).isoformat()
-        # Withdrawn or deleted since the run: out at once, not at the next run (hidden.py).
+        # Withdrawn or deleted since the run: out at once, not at the next run; an author
+        # erased since: shown erased at once (hidden.py).
         hidden = await self._hidden.members()
-        entries = [orjson.dumps(e) for e in orjson.loads(body) if e.get("id") not in hidden]
+        erased = await self._erased.members()
+        entries = []
+        for e in orjson.loads(body):
+            if e.get("id") in hidden:
+                continue
+            author = e.get("author")
+            if isinstance(author, dict) and author.get("id") in erased:
+                e["author"] = {"id": author["id"], "deleted": True}
+            entries.append(orjson.dumps(e))
         self.snapshot = Snapshot(int(version), when, entries, (int(version), computed_at))
 
     async def follow(self, stop: asyncio.Event) -> None:
