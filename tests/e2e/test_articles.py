@@ -368,6 +368,9 @@ async def test_tags_differing_only_in_case_are_one_tag_site_wide(
         ({"title": "ok", "tags": "python"}, "tags"),
         ({"title": 7}, "title"),
         ({"title": "a\u0000b"}, "title"),
+        ({"title": "\u2800\u3164", "content": "x"}, "title"),  # blank, shows nothing
+        ({"title": "ok", "tags": ["\u3164"]}, "tags"),
+        ({"title": "ok", "tags": ["\ufe0f \u200d"]}, "tags"),
     ],
 )
 async def test_article_fields_are_checked(

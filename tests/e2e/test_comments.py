@@ -198,6 +198,10 @@ async def test_bad_comments_are_refused_and_store_nothing(
         (url, {"content": "\n\n"}, 422),
         (url, {"content": "\u200b"}, 422),
         (url, {"content": "\u3000\t"}, 422),
+        # Characters that show nothing alone: a blank braille cell, a Hangul filler, a
+        # joiner, a variation selector.
+        (url, {"content": "\u2800\n\u3164"}, 422),
+        (url, {"content": "\u200d\ufe0f"}, 422),
         (url, {"content": "nul \x00"}, 422),
         (url, {"content": 5}, 422),
         (url, {"content": "hi", "parent_id": "nope"}, 422),

@@ -61,6 +61,8 @@ async def test_patch_then_read_own_and_public_profile(
         ({"about_me": "y" * 1025}, "about_me"),
         ({"about_me": "bad\u0000byte"}, "about_me"),
         ({"nickname": 5}, "nickname"),
+        ({"nickname": "\u3164\u3164"}, "nickname"),  # Hangul fillers: nothing shows
+        ({"nickname": "\u115f\u034f"}, "nickname"),
         ({"email": "a@b.c"}, "email"),
         ({}, "body"),
     ],
@@ -71,6 +73,17 @@ async def test_profile_fields_are_checked(
     answer = await client.patch("/v1/users/me", json=patch, headers=auth)
     assert answer.status_code == 422, answer.text
     assert field in answer.json()["error"]["fields"]
+
+
+async def test_emoji_sequences_are_visible_text(
+    client: httpx.AsyncClient, auth: dict[str, str]
+) -> None:
+    """Joiners and variation selectors do not make a text visible, and are kept where an
+    emoji is made of them."""
+    for nickname in ("I \u2764\ufe0f tea", "\U0001f468\u200d\U0001f469\u200d\U0001f467"):
+        answer = await client.patch("/v1/users/me", json={"nickname": nickname}, headers=auth)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["user"]["nickname"] == nickname
 
 
 async def test_a_nicknames_length_is_said_in_characters(

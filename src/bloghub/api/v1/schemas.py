@@ -85,6 +85,11 @@ _FORMAT = (
     r"\u200E\u200F\u202A-\u202E\u2060-\u2064\u2066-\u206F\uFEFF\uFFF9-\uFFFB"
 )
 _PRIVATE = r"\uE000-\uF8FF"
+# Characters that may stand in text (emoji sequences join and vary with them, scripts use
+# them) but show nothing alone: the zero-width joiner, variation selectors, the combining
+# grapheme joiner, Hangul and Khmer fillers, the blank braille cell. They do not make a
+# text visible.
+_BLANK = r"\u034F\u115F\u1160\u17B4\u17B5\u180B-\u180D\u180F\u200D\u2800\u3164\uFE00-\uFE0F\uFFA0"
 _SPACE = r" \u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000"  # str.isspace()
 
 # NUL and the other C0/C1 controls (tab and line breaks aside) have no place in any text a
@@ -94,7 +99,7 @@ PLAIN = Rule(r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*$", "must not contain con
 # something besides spaces.
 _HIDDEN = _CONTROL + _FORMAT + _PRIVATE
 LINE = Rule(
-    f"^[^{_HIDDEN}]*[^{_HIDDEN}{_SPACE}][^{_HIDDEN}]*$",
+    f"^[^{_HIDDEN}]*[^{_HIDDEN}{_SPACE}{_BLANK}][^{_HIDDEN}]*$",
     "must be visible text without control characters",
 )
 # Text of several lines (a comment): newlines and tabs are text, every other control
@@ -102,19 +107,20 @@ LINE = Rule(
 # must be visible (spaces, line breaks and invisible format characters alone show nothing).
 _IN_TEXT = r"[^\x00-\x08\x0B-\x1F\x7F-\x9F]"
 TEXT = Rule(
-    f"^{_IN_TEXT}*[^{_HIDDEN}{_SPACE}]{_IN_TEXT}*$",
+    f"^{_IN_TEXT}*[^{_HIDDEN}{_SPACE}{_BLANK}]{_IN_TEXT}*$",
     "must contain visible text and no control characters",
 )
 # Something visible somewhere in a text that takes any plain character (an article's
 # body): ``TEXT``'s test of visibility alone.
-VISIBLE = Rule(f"[^{_HIDDEN}{_SPACE}]", "must contain visible text")
+VISIBLE = Rule(f"[^{_HIDDEN}{_SPACE}{_BLANK}]", "must contain visible text")
 # One word of visible characters: no spaces, controls or invisible characters (a URL).
 UNBROKEN = Rule(
     f"^[^{_HIDDEN}{_SPACE}]*$", "must not contain spaces, control or invisible characters"
 )
 # A tag: visible words joined by spaces.
+_WORD = f"[^{_HIDDEN}{_SPACE}]"
 TAG = Rule(
-    f"^[^{_HIDDEN}{_SPACE}]+(?: +[^{_HIDDEN}{_SPACE}]+)*$",
+    f"^(?:{_WORD}+ +)*{_WORD}*[^{_HIDDEN}{_SPACE}{_BLANK}]{_WORD}*(?: +{_WORD}+)*$",
     "a tag must not contain control or separator characters",
 )
 
