@@ -65,6 +65,14 @@ class Coalesced(Generic[K, V]):
                     answer.cancel()
                 self._waiting.clear()
             raise
+        finally:
+            # Out of the count in the very step that found nothing waiting, not when the
+            # task's done callback runs a loop turn later: a caller woken meanwhile that
+            # asks again would find the senders "in flight", start none, and wait until
+            # some unrelated caller came (a request held without an answer).
+            task = asyncio.current_task()
+            if task is not None:
+                self._senders.discard(task)
 
     async def _send(self, batch: list[tuple[K, asyncio.Future[V]]]) -> None:
         if not batch:

@@ -101,3 +101,23 @@ async def test_batches_hold_at_most_max_batch_questions() -> None:
     assert answers == list("ABCDE")
     assert all(len(batch) <= 2 for batch in store.asked)
     assert sorted(k for batch in store.asked for k in batch) == list("abcde")
+
+
+async def test_a_caller_asking_again_as_its_round_trip_ends_is_asked_for() -> None:
+    """Both round trips in flight answer in one loop turn; a caller woken by the first
+    asks again at once, before the senders' tasks have finished: its question is sent,
+    not left waiting for some other caller to come."""
+    store = Store()
+    coalesced = Coalesced(store.ask, max_in_flight=2)
+
+    async def caller(key: str, again: bool) -> str:
+        first = await coalesced(key)
+        return await coalesced(f"{key}-again") if again else first
+
+    quiet = asyncio.create_task(caller("a", again=False))
+    await asyncio.sleep(0)
+    busy = asyncio.create_task(caller("b", again=True))
+    await asyncio.sleep(0)
+    store.release.set()
+    assert await asyncio.wait_for(busy, timeout=2) == "B-AGAIN"
+    assert await quiet == "A"
