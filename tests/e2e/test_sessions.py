@@ -212,6 +212,45 @@ async def test_password_change_ends_other_sessions_and_keeps_this_one(
     assert new.status_code == 200
 
 
+async def test_no_login_racing_a_password_change_keeps_a_session(
+    client: httpx.AsyncClient, unique_email: Callable[[], str]
+) -> None:
+    """Logins with the old password sent while the password changes (its hash is checked
+    slowly, so some check it just before): whatever each answers, once the change has
+    answered no session they opened is live, and the change's own session is."""
+    survivors = []
+    for _ in range(5):
+        email = await account(client, unique_email)
+        here = await login(client, email)
+        change = client.post(
+            "/v1/users/me/password",
+            json={
+                "current_password": PASSWORD,
+                "new_password": "N3w-password!",
+                "confirm_password": "N3w-password!",
+            },
+            headers=bearer(here["access_token"]),
+        )
+
+        async def old_login(delay_s: float, email: str = email) -> httpx.Response:
+            await asyncio.sleep(delay_s)
+            body = {"email": email, "password": PASSWORD}
+            return await client.post("/v1/auth/login", json=body)
+
+        changed, *logins = await asyncio.gather(
+            change, *(old_login(d) for d in (0.02, 0.05, 0.1, 0.15))
+        )
+        assert changed.status_code == 204, changed.text
+        for answer in logins:
+            assert answer.status_code in (200, 401, 503), answer.text
+            if answer.status_code == 200:
+                me = await client.get("/v1/users/me", headers=bearer(answer.json()["access_token"]))
+                survivors += [me.status_code] if me.status_code != 401 else []
+        kept = await client.get("/v1/users/me", headers=bearer(here["access_token"]))
+        assert kept.status_code == 200
+    assert survivors == []
+
+
 async def test_token_answers_are_never_stored(
     client: httpx.AsyncClient, unique_email: Callable[[], str]
 ) -> None:

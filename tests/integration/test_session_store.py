@@ -68,3 +68,27 @@ async def test_a_session_past_its_absolute_end_is_gone(store: SessionStore) -> N
     sid, user = new_id_str(), new_id_str()
     await store.open(sid, user, "r1", int(time.time()) - 1)
     assert not await store.is_live(sid, user)
+
+
+async def test_a_login_that_checked_the_password_before_a_seal_opens_nothing(
+    store: SessionStore,
+) -> None:
+    """A password login reads the credentials epoch before its (slow) hash check; a change
+    sealed meanwhile refuses the session it would open, and ends the one it opened just
+    before, but the change's own."""
+    user, mine, racing = new_id_str(), new_id_str(), new_id_str()
+    await store.open(mine, user, "r-mine", _day_from_now())
+    epoch = await store.credentials_epoch(user)
+    assert epoch == "0"
+    assert await store.open(racing, user, "r-racing", _day_from_now(), epoch=epoch)
+    await store.seal(user, keep=mine)
+    assert not await store.is_live(racing, user)
+    assert await store.is_live(mine, user)
+    late = new_id_str()
+    assert not await store.open(late, user, "r-late", _day_from_now(), epoch=epoch)
+    assert not await store.is_live(late, user)
+    # Read after the seal, the epoch lets a login with the new password in.
+    assert await store.open(
+        late, user, "r-late", _day_from_now(), epoch=await store.credentials_epoch(user)
+    )
+    assert await store.is_live(late, user)

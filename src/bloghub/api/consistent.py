@@ -70,16 +70,24 @@ async def visibility_written(
 
 
 async def credentials_written(
-    request: Request, response: Response, position: Position, user_id: str
+    request: Request,
+    response: Response,
+    position: Position,
+    user_id: str,
+    *,
+    keep_session: str | None = None,
 ) -> Response:
     """``written`` for a write that changes how the account signs in (a password change or
     reset, an erasure): logins wait for the users projector to pass it, however long that
-    takes (``OwnWrites.remember_credentials``); remembering is retried off the request
-    path if Redis fails."""
+    takes (``OwnWrites.remember_credentials``); then the account's sessions but
+    ``keep_session`` are ended again and its credentials sealed, so a login that checked
+    the old password just before cannot open a session after (``SessionStore.seal``).
+    Both are retried off the request path if Redis fails."""
     c = container(request)
 
     async def remember() -> None:
         await c.own_writes.remember_credentials(user_id, position)
+        await c.commands.sessions.seal(user_id, keep=keep_session)
 
     await c.commands.after("remember_credentials", remember, user_id=user_id)
     return await written(request, response, position, user_id)

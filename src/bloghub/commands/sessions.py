@@ -46,9 +46,21 @@ async def start_session(
     method: Method,
     user_agent: str,
     access_ttl_s: int | None = None,
+    credentials_epoch: str | None = None,
 ) -> Issued:
+    """A new session; with ``credentials_epoch`` (a password login: the epoch read before
+    the password was checked), refused as a wrong password if the password changed
+    meanwhile."""
     pair = deps.tokens.issue(user_id, user_agent, access_ttl_s=access_ttl_s)
-    await deps.sessions.open(pair.session_id, user_id, pair.refresh_jti, pair.session_ends_at)
+    opened = await deps.sessions.open(
+        pair.session_id,
+        user_id,
+        pair.refresh_jti,
+        pair.session_ends_at,
+        epoch=credentials_epoch,
+    )
+    if not opened:
+        raise Unauthorized("email or password is wrong")
     started = SessionStarted(
         user_id=user_id,
         session_id=pair.session_id,

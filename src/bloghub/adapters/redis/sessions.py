@@ -22,8 +22,11 @@ from redis.asyncio import Redis
 from bloghub.adapters.redis.live_channels import sessions_ended_channel
 from bloghub.auth.limiter import redis_translated
 
-# KEYS: the session, its owner's set of sessions. ARGV: sid, owner, refresh id, end (ms).
+# KEYS: the session, its owner's set of sessions, the owner's credentials epoch. ARGV:
+# sid, owner, refresh id, end (ms), the epoch the login checked the password in ('' for
+# none): a session is not opened if the credentials changed since (returns 0).
 _OPEN = """
+if ARGV[5] ~= '' and (redis.call('GET', KEYS[3]) or '0') ~= ARGV[5] then return 0 end
 redis.call('HSET', KEYS[1], 'user', ARGV[2], 'jti', ARGV[3])
 redis.call('PEXPIREAT', KEYS[1], ARGV[4])
 redis.call('SADD', KEYS[2], ARGV[1])
@@ -53,8 +56,10 @@ end
 return 1
 """
 
-# KEYS: the owner's set of sessions. ARGV: the session key prefix, the session to keep.
+# KEYS: the owner's set of sessions, and their credentials epoch (moved when given). ARGV:
+# the session key prefix, the session to keep.
 _END_ALL = """
+if KEYS[2] then redis.call('INCR', KEYS[2]) end
 for _, sid in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   if sid ~= ARGV[2] then
     redis.call('DEL', ARGV[1] .. sid)
@@ -76,6 +81,7 @@ class SessionStore:
         self._redis = redis
         self._session_prefix = f"{prefix}:session:"
         self._owned_prefix = f"{prefix}:user-sessions:"
+        self._epoch_prefix = f"{prefix}:user-credentials:"
         # Live sockets of the user re-check their session when told (api/v1/live.py).
         self._ended_channel = sessions_ended_channel(prefix)
         self._open = redis.register_script(_OPEN)
@@ -83,10 +89,33 @@ class SessionStore:
         self._restore = redis.register_script(_RESTORE)
         self._end_all = redis.register_script(_END_ALL)
 
-    async def open(self, session_id: str, user_id: str, refresh_jti: str, ends_at: int) -> None:
-        keys = [self._session_prefix + session_id, self._owned_prefix + user_id]
+    async def open(
+        self,
+        session_id: str,
+        user_id: str,
+        refresh_jti: str,
+        ends_at: int,
+        *,
+        epoch: str | None = None,
+    ) -> bool:
+        """Open the session; with ``epoch`` (``credentials_epoch`` read before the password
+        was checked) only if the account's credentials have not changed since: False
+        then, and nothing opened."""
+        keys = [
+            self._session_prefix + session_id,
+            self._owned_prefix + user_id,
+            self._epoch_prefix + user_id,
+        ]
+        args: list[str | int] = [session_id, user_id, refresh_jti, ends_at * 1000, epoch or ""]
         async with redis_translated():
-            await self._open(keys=keys, args=[session_id, user_id, refresh_jti, ends_at * 1000])
+            return bool(await self._open(keys=keys, args=args))
+
+    async def credentials_epoch(self, user_id: str) -> str:
+        """How many times the account's credentials were sealed (``seal``), as a login
+        reads it before it checks a password."""
+        async with redis_translated():
+            raw = await self._redis.get(self._epoch_prefix + user_id)
+        return "0" if raw is None else _text(raw)
 
     async def rotate(self, session_id: str, user_id: str, presented: str, new: str) -> Rotation:
         """Make ``new`` the current refresh token if ``presented`` is; end the session if
@@ -153,6 +182,16 @@ class SessionStore:
             await self._end_all(
                 keys=[self._owned_prefix + user_id], args=[self._session_prefix, keep or ""]
             )
+            await self._redis.publish(self._ended_channel, user_id)
+
+    async def seal(self, user_id: str, *, keep: str | None = None) -> None:
+        """``end_all`` once a change of the account's credentials is remembered for logins
+        to wait on, and, in the same step, move its credentials epoch: a login that checked
+        the old password before (its hash is slow) and opens its session after is refused
+        (``open``), and one that opened before is ended here."""
+        keys = [self._owned_prefix + user_id, self._epoch_prefix + user_id]
+        async with redis_translated():
+            await self._end_all(keys=keys, args=[self._session_prefix, keep or ""])
             await self._redis.publish(self._ended_channel, user_id)
 
 

@@ -132,7 +132,11 @@ async def update(request: Request) -> Response:
         password=password,
     )
     if password is not None:
-        return _no_store(await credentials_written(request, out, position, claims.user_id))
+        return _no_store(
+            await credentials_written(
+                request, out, position, claims.user_id, keep_session=claims.session_id
+            )
+        )
     return _no_store(await written(request, out, position, claims.user_id))
 
 

@@ -81,7 +81,11 @@ async def password_login(
     c = container(request)
     email, ip = login_email(email_in), client_ip(request)
     row = await _find_for_login(request, email)
+    epoch = None
     if row is not None:
+        # Read before the change the login might race is looked for: a change sealed
+        # after this refuses the session the old password would open (``seal``).
+        epoch = await c.commands.sessions.credentials_epoch(row.id)
         row = await _as_of_its_last_write(request, row, email)
     user_id = row.id if row is not None else None
     attempt = await c.lockout.attempt(email, ip, user_id=user_id)
@@ -97,6 +101,7 @@ async def password_login(
         method="password",
         user_agent=user_agent(request),
         access_ttl_s=access_ttl_s,
+        credentials_epoch=epoch,
     )
     return issued, row
 

@@ -134,7 +134,13 @@ async def change_my_password(request: Request) -> Response:
         via="password",
         keep_session_id=claims.session_id,
     )
-    return await credentials_written(request, Response(status_code=204), position, claims.user_id)
+    return await credentials_written(
+        request,
+        Response(status_code=204),
+        position,
+        claims.user_id,
+        keep_session=claims.session_id,
+    )
 
 
 async def erase_me(request: Request) -> Response:
