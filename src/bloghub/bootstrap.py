@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 
 import httpx
 import structlog
@@ -18,6 +19,7 @@ import bloghub.events.catalog  # noqa: F401  (registers every event type)
 from bloghub.adapters.kafka import LogEnds, ensure_topics
 from bloghub.adapters.opensearch import make_opensearch
 from bloghub.adapters.postgres.engine import make_engine
+from bloghub.adapters.postgres.engines import Engines
 from bloghub.adapters.postgres.lookups import Lookups
 from bloghub.adapters.postgres.reservations import Reservations
 from bloghub.adapters.postgres.user_keys import UserKeys
@@ -29,7 +31,7 @@ from bloghub.adapters.redis.presence import Presence
 from bloghub.adapters.redis.sessions import SessionStore
 from bloghub.adapters.redis.wire import Wire
 from bloghub.adapters.search_views import Views
-from bloghub.api.consistency import OwnWrites, Progress
+from bloghub.api.consistency import OwnWrites, Progress, migrated_store
 from bloghub.auth.limiter import SlidingWindowLimiter
 from bloghub.auth.lockout import FailureLimit, LoginLockout
 from bloghub.auth.passwords import PasswordHasher
@@ -223,12 +225,17 @@ async def kept_running(
 
 async def build(settings: Settings, *, pool_size: int = 10) -> Container:
     configure_logging(settings)
-    engine = make_engine(settings.sqlalchemy_url, pool_size=pool_size)
+    timeout_s = settings.db_statement_timeout_s
+    engine = make_engine(
+        settings.sqlalchemy_url, pool_size=pool_size, statement_timeout_s=timeout_s
+    )
     redis = make_redis(settings.redis_url.get_secret_value())
     wire = Wire(settings.redis_url.get_secret_value())
     event_log = EventLog.from_settings(settings)
     await event_log.start()
-    lookups = await Lookups.open(settings.asyncpg_dsn, size=10, app="bloghub-checks")
+    lookups = await Lookups.open(
+        settings.asyncpg_dsn, size=10, app="bloghub-checks", statement_timeout_s=timeout_s
+    )
     hasher = PasswordHasher(settings.password_hash_scheme)
     tokens = token_service(settings)
     lag = LagReader(settings.kafka_bootstrap, settings.prefix)
@@ -277,7 +284,10 @@ async def build(settings: Settings, *, pool_size: int = 10) -> Container:
         ),
         tokens=tokens,
         progress=Progress(
-            engine, prefix=settings.prefix, generations_ttl_s=settings.generations_poll_s
+            engine,
+            prefix=settings.prefix,
+            generations_ttl_s=settings.generations_poll_s,
+            engines=Engines(partial(migrated_store, statement_timeout_s=timeout_s)),
         ),
         own_writes=OwnWrites(
             redis, prefix=settings.prefix, ttl_s=settings.own_write_ttl_s, wire=wire

@@ -186,3 +186,27 @@ class _UtcStamp:
             self._second = second
             self._prefix = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
         return f"{self._prefix}.{int((now - second) * 1_000_000):06d}Z"
+
+
+class Seldom:
+    """Lines that would repeat for every request or pass while a service is down: the
+    first is logged, then at most one per ``every_s`` for the same key, saying how many
+    were left out since (``left_out``); what the outage is, is said, not flooded."""
+
+    def __init__(self, every_s: float = 10.0) -> None:
+        self._every_s = every_s
+        self._next: dict[str, float] = {}
+        self._left_out: dict[str, int] = {}
+
+    def due(self, key: str) -> int | None:
+        """None if this line is to be left out; else how many were left out before it."""
+        now = time.monotonic()
+        if now < self._next.get(key, 0.0):
+            self._left_out[key] = self._left_out.get(key, 0) + 1
+            return None
+        self._next[key] = now + self._every_s
+        return self._left_out.pop(key, 0)
+
+
+# One per process: the keys are the lines' event names.
+SELDOM = Seldom()

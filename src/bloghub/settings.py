@@ -104,6 +104,10 @@ class Settings(BaseSettings):
     # character) triples it.
     max_body_bytes: int = Field(default=512 * 1024, ge=1024)
     read_wait_s: float = Field(default=2.0, ge=0, le=30)
+    # How long an API process waits for one PostgreSQL statement: a server that hangs (not
+    # one that refuses: that is answered at once) turns requests into 503s to retry after
+    # this, instead of holding them for as long as it hangs.
+    db_statement_timeout_s: float = Field(default=10.0, gt=0, le=300)
     # Signs the positions handed out in Bloghub-Position; Bloghub-After must carry one.
     position_secret: SecretStr = SecretStr(f"{DEV_SECRET_MARKER}-position-token-signing-key")
     own_write_ttl_s: int = Field(default=60, ge=1)

@@ -157,12 +157,16 @@ async def test_without_the_session_store_requests_are_refused_not_let_through(
             tokens = await signed_up(at, f"down-{run_id}@example.com")
         assert (await me(at.client, tokens["access_token"])).status_code == 200
         await own_redis.stop()
+        login = {"email": f"down-{run_id}@example.com", "password": PASSWORD}
         for answer in (
             await write(at.client, tokens["access_token"]),
             await me(at.client, tokens["access_token"]),
+            # A login too: a 503 to retry (with when), not a server error.
+            await at.client.post("/v1/auth/login", json=login),
         ):
             assert answer.status_code == 503, answer.text
             assert answer.json()["error"]["code"] == "unavailable"
+            assert answer.headers["retry-after"] == "1"
 
 
 def _payload(token: str) -> dict[str, Any]:

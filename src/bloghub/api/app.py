@@ -17,7 +17,14 @@ from starlette.types import Receive, Scope, Send
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from bloghub.api import conduit, docs, health, metrics, ops
-from bloghub.api.errors import on_bloghub_error, on_http_error, on_store_error, on_unexpected
+from bloghub.api.errors import (
+    DRIVER_ERRORS,
+    on_bloghub_error,
+    on_driver_error,
+    on_http_error,
+    on_store_error,
+    on_unexpected,
+)
 from bloghub.api.fast_reads import FastReads
 from bloghub.api.http import Endpoint
 from bloghub.api.middleware import BodyLimit, RequestId, RequestLog
@@ -215,6 +222,7 @@ def create_app(
             HTTPException: on_http_error,
             Transient: on_store_error,
             StoreRejected: on_store_error,
+            **dict.fromkeys(DRIVER_ERRORS, on_driver_error),
             Exception: on_unexpected,
         },
         lifespan=lifespan,

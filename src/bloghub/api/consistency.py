@@ -12,12 +12,13 @@ import weakref
 from collections.abc import Mapping, Sequence
 from typing import Protocol, cast
 
+import structlog
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
 from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bloghub.adapters.postgres.engine import make_engine
+from bloghub.adapters.postgres.engine import make_engine, translated
 from bloghub.adapters.postgres.engines import Engines
 from bloghub.adapters.postgres.generations import active_generations
 from bloghub.adapters.postgres.migrations import Migration, all_migrations, moved_reads
@@ -25,8 +26,10 @@ from bloghub.adapters.postgres.tables import checkpoints
 from bloghub.adapters.redis.wire import Wire
 from bloghub.auth.limiter import redis_translated
 from bloghub.coalesce import Coalesced
+from bloghub.errors import Transient, Unavailable
 from bloghub.events.position import Position
 from bloghub.events.topics import Family, topic_for
+from bloghub.logs import SELDOM
 
 # Keep the highest offset per partition; the whole key expires a while after the last write.
 # KEYS: the writers' hashes; ARGV[1] the TTL, then per key: how many partitions, then each
@@ -45,6 +48,8 @@ for k = 1, #KEYS do
 end
 return 1
 """
+
+log = structlog.get_logger(__name__)
 
 
 # How long a change of an account's credentials is remembered for its logins: far longer
@@ -86,7 +91,8 @@ class OwnWrites:
         return [None] * len(writes)
 
     async def last(self, user_id: str) -> Position:
-        return self.parse(await self._redis.hgetall(self.key(user_id)))
+        async with redis_translated():
+            return self.parse(await self._redis.hgetall(self.key(user_id)))
 
     def credentials_key(self, user_id: str) -> str:
         return f"{self._prefix}:credpos:{user_id}"
@@ -131,7 +137,8 @@ class OwnWrites:
     async def credentials_changed(self, user_id: str) -> Position:
         """The position of the account's last password change or erasure (empty: none in
         the last week)."""
-        return self.parse(await self._redis.hgetall(self.credentials_key(user_id)))
+        async with redis_translated():
+            return self.parse(await self._redis.hgetall(self.credentials_key(user_id)))
 
     @staticmethod
     def parse(raw: Mapping[bytes | str, bytes | str]) -> Position:
@@ -173,7 +180,7 @@ class Progress:
         # Projectors being moved to another database, re-read with the generations: a
         # phase switch reaches every API process within the same few seconds.
         self._migrations: dict[str, Migration] = {}
-        self.engines = engines or Engines(_migrated_store)
+        self.engines = engines or Engines(migrated_store)
         self._loaded_at = 0.0
         self._reloading = asyncio.Lock()
         # The highest checkpoint seen per (projector, generation, store, topic, partition).
@@ -191,11 +198,27 @@ class Progress:
             # Every request in flight finds the copy old at once: one of them reads it.
             async with self._reloading:
                 if time.monotonic() - self._loaded_at > self._ttl:
-                    async with self._engine.connect() as conn:
-                        self._generations = await active_generations(conn)
-                        self._migrations = await all_migrations(conn)
-                    self._loaded_at = time.monotonic()
+                    await self._reload()
         return dict(self._generations)
+
+    async def _reload(self) -> None:
+        """Read the generations and migrations again. If the database cannot say, the copy
+        in hand stays (they change seldom, and the requests queued on this reload would
+        otherwise each wait out the database in turn), tried again within a second; with
+        no copy yet, the request cannot be answered (503)."""
+        try:
+            async with translated(), self._engine.connect() as conn:
+                generations = await active_generations(conn)
+                migrations = await all_migrations(conn)
+        except (Unavailable, Transient) as exc:
+            if not self._loaded_at:
+                raise
+            if (left_out := SELDOM.due("api.generations_unread")) is not None:
+                log.warning("api.generations_unread", error=str(exc), left_out=left_out)
+            self._loaded_at = time.monotonic() - self._ttl + 1.0
+            return
+        self._generations, self._migrations = generations, migrations
+        self._loaded_at = time.monotonic()
 
     async def placements(self) -> tuple[Mapping[str, int], Mapping[str, Migration]]:
         """The active generations and the migrations, as one consistent copy."""
@@ -298,7 +321,7 @@ class Progress:
                 )
             )
         )
-        async with engine.connect() as conn:
+        async with translated(), engine.connect() as conn:
             rows = await conn.execute(stmt)
             return {(r.projector, r.topic, r.partition): r.next_offset for r in rows}
 
@@ -352,6 +375,8 @@ class Pinned:
         return self._seen.get(projector)
 
 
-def _migrated_store(url: str) -> AsyncEngine:
+def migrated_store(url: str, *, statement_timeout_s: float | None = None) -> AsyncEngine:
     """An API process's engine for a store a migration moved reads to."""
-    return make_engine(url, pool_size=5, app="bloghub-api-migrated")
+    return make_engine(
+        url, pool_size=5, app="bloghub-api-migrated", statement_timeout_s=statement_timeout_s
+    )

@@ -2,15 +2,28 @@
 
 from __future__ import annotations
 
+import asyncpg
 import structlog
+from redis.exceptions import RedisError
+from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
+from bloghub.adapters.postgres.engine import translate as translate_postgres
+from bloghub.adapters.redis.errors import translate as translate_redis
 from bloghub.api.conduit.errors import response as realworld_response
 from bloghub.api.conduit.errors import translated as realworld_error
 from bloghub.api.http import JSON, error_body, realworld_path, shaped_error
-from bloghub.errors import BloghubError, InvalidInput, SchemaBehind, StoreRejected, Unavailable
+from bloghub.errors import (
+    BloghubError,
+    InvalidInput,
+    SchemaBehind,
+    StoreRejected,
+    Transient,
+    Unavailable,
+)
+from bloghub.logs import SELDOM
 
 log = structlog.get_logger(__name__)
 
@@ -32,6 +45,8 @@ async def on_bloghub_error(request: Request, exc: Exception) -> Response:
     else:
         response = JSON(error_body(exc), status_code=exc.status)
     retry_after = getattr(exc, "retry_after_s", None)
+    if retry_after is None and isinstance(exc, Unavailable):
+        retry_after = _StoreUnwell.retry_after_s  # a store out of reach: come back soon
     if retry_after is not None:
         response.headers["retry-after"] = str(retry_after)
     return response
@@ -62,9 +77,43 @@ async def on_store_error(request: Request, exc: Exception) -> Response:
         log.warning("api.store_rejected_input", path=request.url.path, error=str(exc))
         mapped: BloghubError = InvalidInput("the data was refused by the store")
     else:
-        log.warning("api.store_unwell", path=request.url.path, error=str(exc))
+        if (left_out := SELDOM.due("api.store_unwell")) is not None:
+            path = request.url.path
+            log.warning("api.store_unwell", path=path, error=str(exc), left_out=left_out)
         mapped = _StoreUnwell("a backing store is unwell; try again shortly")
     return await on_bloghub_error(request, mapped)
+
+
+# What a driver raises when its store is out of reach, wherever a call site did not
+# translate it: answered here as the store's state (503 to retry), not as a server fault.
+DRIVER_ERRORS: tuple[type[Exception], ...] = (
+    sa_exc.SQLAlchemyError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    RedisError,
+    OSError,
+)
+
+
+async def on_driver_error(request: Request, exc: Exception) -> Response:
+    """A driver's error no call site translated: a store out of reach or unwell is a 503 to
+    retry (said once per interval in the log, not per request, while it lasts); anything
+    else is a fault of ours (``on_unexpected``). Answered by the router's exception
+    middleware, so the connection stays usable and the error is logged once."""
+    mapped = translate_redis(exc) if isinstance(exc, RedisError) else translate_postgres(exc)
+    if isinstance(mapped, Unavailable):
+        if (left_out := SELDOM.due("api.store_unreachable")) is not None:
+            log.warning(
+                "api.store_unreachable",
+                path=request.url.path,
+                error=str(mapped),
+                cause=type(exc).__name__,
+                left_out=left_out,
+            )
+        return await on_bloghub_error(request, mapped)
+    if isinstance(mapped, Transient):
+        return await on_store_error(request, mapped)
+    return await on_unexpected(request, exc)
 
 
 async def on_unexpected(request: Request, exc: Exception) -> Response:

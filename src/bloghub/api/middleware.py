@@ -10,8 +10,10 @@ import time
 from collections.abc import Callable
 
 import structlog
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from bloghub.api.errors import on_driver_error
 from bloghub.errors import PayloadTooLarge
 from bloghub.logs import AccessLog
 
@@ -73,7 +75,7 @@ class RequestId:
             return
         request_id = self._ids.given_or_next(_header(scope, b"x-request-id"))
         scope.setdefault("state", {})["request_id"] = request_id
-        status = 500
+        status = 0
         started = time.perf_counter()
 
         async def send_noting(message: Message) -> None:
@@ -88,7 +90,17 @@ class RequestId:
         tokens = structlog.contextvars.bind_contextvars(request_id=request_id)
         try:
             await self.app(scope, receive, send_noting)
+        except Exception as exc:
+            if status:  # the answer had begun: only the server can end it now
+                raise
+            # An error a middleware between here and the router raised (the router's own
+            # are answered inside it): answered here in the error shape, logged once, the
+            # connection kept, rather than by the outermost handler, which re-raises to
+            # the server (a second traceback, and the connection dropped).
+            response = await on_driver_error(Request(scope), exc)
+            await response(scope, receive, send_noting)
         finally:
+            status = status or 500
             structlog.contextvars.reset_contextvars(**tokens)
             self.log.done(scope, status, time.perf_counter() - started, request_id)
 

@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from bloghub.api.http import shaped_error
 from bloghub.auth.limiter import Decision, LocalLimiter, SlidingWindowLimiter
 from bloghub.errors import Unavailable
+from bloghub.logs import SELDOM
 
 if TYPE_CHECKING:
     from bloghub.bootstrap import Container
@@ -81,7 +82,9 @@ class RateLimit:
         try:
             refused = await self._count(scope, limiter, checks, user)
         except Unavailable:
-            log.warning("rate_limit.redis_unavailable")  # fail open: Redis is not the door
+            # Fail open: Redis is not the door. Said once per interval, not per request.
+            if (left_out := SELDOM.due("rate_limit.redis_unavailable")) is not None:
+                log.warning("rate_limit.redis_unavailable", left_out=left_out)
             refused = None
         if refused is not None:
             if early is not None:

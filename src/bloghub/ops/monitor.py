@@ -20,6 +20,7 @@ from bloghub.adapters.postgres.migrations import all_migrations, shown_url
 from bloghub.adapters.postgres.tables import generations
 from bloghub.adapters.redis.presence import Presence
 from bloghub.events.topics import topic_for
+from bloghub.logs import SELDOM
 from bloghub.migration_phases import reads_from, writes
 from bloghub.ops.dead_letter_view import DeadLetterView
 from bloghub.ops.generations_admin import served_by_default
@@ -291,7 +292,8 @@ async def sample_forever(
             if await redis.set(lock, b"1", nx=True, px=max(100, int(every_s * 900))):
                 await monitor.sample()
         except (RedisError, OSError, TimeoutError) as exc:
-            log.warning("ops.sample_failed", error=repr(exc))
+            if (left_out := SELDOM.due("ops.sample_failed")) is not None:
+                log.warning("ops.sample_failed", error=repr(exc), left_out=left_out)
         except Exception as exc:  # the dashboard must not take the API down with it
             log.exception("ops.sample_crashed", error=repr(exc))
         with contextlib.suppress(TimeoutError):

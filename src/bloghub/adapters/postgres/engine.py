@@ -19,7 +19,17 @@ def make_engine(
     app: str = "bloghub",
     pre_ping: bool = True,
     server_settings: dict[str, str] | None = None,
+    statement_timeout_s: float | None = None,
 ) -> AsyncEngine:
+    """``statement_timeout_s``: how long one statement may take before the driver gives up
+    on it (``TimeoutError``, translated as the database out of reach); None: as long as it
+    takes (a projector's batch, a migration's copy)."""
+    connect_args: dict[str, object] = {
+        "server_settings": {"application_name": app, **(server_settings or {})},
+        "timeout": 5,
+    }
+    if statement_timeout_s is not None:
+        connect_args["command_timeout"] = statement_timeout_s
     return create_async_engine(
         url,
         pool_size=pool_size,
@@ -29,10 +39,7 @@ def make_engine(
         # Bound values are emails, password hashes, decrypted personal fields: an error's
         # text (logged, dead-lettered) must never quote them.
         hide_parameters=True,
-        connect_args={
-            "server_settings": {"application_name": app, **(server_settings or {})},
-            "timeout": 5,
-        },
+        connect_args=connect_args,
     )
 
 

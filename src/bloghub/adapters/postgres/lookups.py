@@ -42,12 +42,15 @@ class Lookups:
         self._batches: dict[str, Coalesced[str, asyncpg.Record | None]] = {}
 
     @classmethod
-    async def open(cls, dsn: str, *, size: int, app: str) -> Lookups:
+    async def open(
+        cls, dsn: str, *, size: int, app: str, statement_timeout_s: float | None = None
+    ) -> Lookups:
         pool = await asyncpg.create_pool(
             dsn,
             min_size=1,
             max_size=size,
             timeout=5,
+            command_timeout=statement_timeout_s,
             server_settings={"application_name": app},
             reset=_nothing_to_reset,
         )

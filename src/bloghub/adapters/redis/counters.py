@@ -24,6 +24,7 @@ import structlog
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from bloghub.adapters.redis.errors import translated
 from bloghub.adapters.redis.local_tier import channel
 
 log = structlog.get_logger(__name__)
@@ -109,7 +110,10 @@ class CounterCache:
 
     async def get_versioned(self, article_id: str) -> tuple[Tally, int] | None:
         """The stored counts with the version they are (0: filled by a reader)."""
-        *values, author, v = await self._redis.hmget(self.key(article_id), [*FIELDS, "author", "v"])
+        async with translated():
+            *values, author, v = await self._redis.hmget(
+                self.key(article_id), [*FIELDS, "author", "v"]
+            )
         found = [int(x) for x in values if x is not None]
         if len(found) < len(FIELDS) or author is None or v is None:
             return None

@@ -29,6 +29,7 @@ from bloghub.auth.limiter import Throttle
 from bloghub.auth.sms.failover import AllProvidersFailed, Failover
 from bloghub.auth.sms.phones import mask_phone
 from bloghub.errors import Transient, Unavailable
+from bloghub.logs import SELDOM
 
 log = structlog.get_logger(__name__)
 o = sms_outbox.c
@@ -203,7 +204,8 @@ async def run_outbox_worker(
         try:
             claimed = await deliver_due(store, failover, throttle=throttle, batch=batch)
         except (Transient, Unavailable) as exc:
-            log.warning("sms_outbox.pass_failed", error=repr(exc))
+            if (left_out := SELDOM.due("sms_outbox.pass_failed")) is not None:
+                log.warning("sms_outbox.pass_failed", error=repr(exc), left_out=left_out)
         if claimed >= batch:
             continue
         try:
