@@ -65,13 +65,25 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_CODE
 
 
+async def _database_reachable(settings: Settings) -> None:
+    """Raise the driver's error (which ``explained`` says in one line) if PostgreSQL cannot
+    be reached: an API process would otherwise fail its start-up with a traceback per
+    worker, and ``run`` would print where it serves and then stop."""
+    import asyncpg
+
+    conn = await asyncpg.connect(settings.asyncpg_dsn, timeout=5)
+    await conn.close()
+
+
 def _dispatch(settings: Settings, args: argparse.Namespace) -> int:
+    if args.command in ("api", "run"):
+        event_loop.run(_database_reachable(settings))
     if args.command == "api":
-        _serve(settings, max(1, args.workers))
+        return _serve(settings, max(1, args.workers))
     elif args.command == "project":
         return _project_or_refuse(settings, args.names)
     elif args.command == "run":
-        _run_all(settings, max(1, args.workers))
+        return _run_all(settings, max(1, args.workers))
     elif args.command == "rank":
         event_loop.run(_rank(settings))
     elif args.command == "lag":
@@ -145,12 +157,14 @@ def server_config(settings: Settings) -> uvicorn.Config:
     )
 
 
-def _serve(settings: Settings, workers: int) -> None:
+def _serve(settings: Settings, workers: int) -> int:
     """One process serves in place; several are uvicorn's workers, each building its app
-    (and its clients, caches and subscriptions) from the same environment."""
+    (and its clients, caches and subscriptions) from the same environment. Not 0 when the
+    one process could not start (its start-up failed, or the port is taken)."""
     if workers == 1:
-        uvicorn.Server(server_config(settings)).run()
-        return
+        server = uvicorn.Server(server_config(settings))
+        server.run()
+        return 0 if server.started else 3
     uvicorn.run(
         "bloghub.cli:app_from_environment",
         factory=True,
@@ -162,6 +176,7 @@ def _serve(settings: Settings, workers: int) -> None:
         proxy_headers=False,
         ws_max_size=settings.live_max_message_bytes,
     )
+    return 0
 
 
 def app_from_environment() -> Starlette:
@@ -247,7 +262,7 @@ async def _rank(settings: Settings) -> None:
     await run_ranking(settings, stop)
 
 
-def _run_all(settings: Settings, workers: int) -> None:
+def _run_all(settings: Settings, workers: int) -> int:
     """One machine: the projectors in a process of their own, beside ``workers`` API
     processes (which sweep stale key reservations); they stop together."""
     from bloghub.bootstrap import prepare_topics
@@ -259,7 +274,7 @@ def _run_all(settings: Settings, workers: int) -> None:
     )
     print(run_banner(settings, workers), file=sys.stderr, flush=True)
     try:
-        _serve(settings, workers)
+        return _serve(settings, workers)
     finally:
         stop_process(projectors, grace_s=60)
 

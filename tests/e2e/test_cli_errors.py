@@ -79,7 +79,18 @@ async def test_lag_says_what_is_wrong(env: dict[str, str], words: tuple[str, ...
     await explained(env, ("lag",), *words)
 
 
-@pytest.mark.parametrize("args", [("replay", "--status"), ("migrate", "status"), ("db", "upgrade")])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("replay", "--status"),
+        ("migrate", "status"),
+        ("db", "upgrade"),
+        # Before any worker starts (each would fail its start-up with a traceback) and
+        # before `run` says where it serves.
+        ("api", "--workers", "2"),
+        ("run", "--workers", "2"),
+    ],
+)
 async def test_postgres_unreachable(args: tuple[str, ...]) -> None:
     await explained({"BLOGHUB_DATABASE_URL": PG_DOWN}, args, "cannot reach PostgreSQL", DOWN)
 
