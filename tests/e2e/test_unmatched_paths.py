@@ -62,3 +62,15 @@ async def test_a_method_a_path_lacks_is_a_405_in_its_apis_shape(
         assert answer.json() == body
     else:
         assert answer.json()["error"]["code"] == "method_not_allowed"
+
+
+async def test_a_slash_redirect_stays_on_this_host(client: httpx.AsyncClient) -> None:
+    """A path that exists without its trailing slash redirects there: by path alone, so a
+    forged Host header (a cache or proxy passing it on) cannot send anyone elsewhere."""
+    answer = await client.get(
+        "/v1/tags/", params={"x": "1"}, headers={"host": "evil.example"}, follow_redirects=False
+    )
+    assert answer.status_code == 307, answer.text
+    assert answer.headers["location"] == "/v1/tags?x=1"
+    doubled = await client.get("//v1/tags/", headers={"host": "evil.example"})
+    assert not doubled.headers.get("location", "").startswith("//")

@@ -6,10 +6,11 @@ expressions than in their own work."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from urllib.parse import urlsplit
 
 from starlette._utils import get_route_path
 from starlette.routing import BaseRoute, Match, Route, Router
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 Key = tuple[str, int, tuple[str, ...]]
 
@@ -66,4 +67,26 @@ class IndexedRouter(Router):
                     return
         # No full match among the candidates: Starlette's own walk decides (405 for a
         # known path with another method, a redirect for a missing slash, or 404).
-        await super().app(scope, receive, send)
+        await super().app(scope, receive, _relative_redirects(send))
+
+
+def _relative_redirects(send: Send) -> Send:
+    """Starlette's slash redirect names the URL absolutely, from the request's own Host
+    header: behind a cache or a proxy that passes Host on, anyone could have it point
+    elsewhere. Only the path and query are kept (a relative reference, RFC 9110)."""
+
+    async def sending(message: Message) -> None:
+        if message["type"] == "http.response.start" and message["status"] in (307, 308):
+            headers = []
+            for name, value in message.get("headers", []):
+                if name == b"location":
+                    target = urlsplit(value.decode("latin-1"))
+                    # One leading slash: "//host/..." would name another host.
+                    path = "/" + target.path.lstrip("/")
+                    relative = path + (f"?{target.query}" if target.query else "")
+                    value = relative.encode("latin-1")
+                headers.append((name, value))
+            message = {**message, "headers": headers}
+        await send(message)
+
+    return sending
