@@ -87,6 +87,8 @@ async def credentials_written(
 
     async def remember() -> None:
         await c.own_writes.remember_credentials(user_id, position)
+        # Kept on the write side too: Redis may lose it while the projector still lags.
+        await c.commands.keys.mark_credentials(user_id, position)
         await c.commands.sessions.seal(user_id, keep=keep_session)
 
     await c.commands.after("remember_credentials", remember, user_id=user_id)

@@ -71,6 +71,9 @@ user_keys = Table(
     Column("wrapped_key", LargeBinary),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("erased_at", DateTime(timezone=True)),
+    # The position of the last password change, reset or erasure ("topic|partition|offset"
+    # joined by ";"): logins wait for the users projector to pass it (migration 0024).
+    Column("credentials_changed", Text),
 )
 
 checkpoints = Table(

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from sqlalchemy import Text, any_, bindparam, delete, func, null, select
+from sqlalchemy import Text, any_, bindparam, delete, func, null, select, update
 from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -16,6 +16,7 @@ from bloghub.adapters.postgres.lookups import Lookups
 from bloghub.adapters.postgres.tables import PERSONAL_KINDS, reservations, user_keys
 from bloghub.auth.sealing import MasterKey, Unreadable, new_user_key
 from bloghub.errors import Unauthorized, Unavailable
+from bloghub.events.position import Position
 
 k = user_keys.c
 # The unique keys a person holds, freed when they are erased so others may take them.
@@ -115,6 +116,28 @@ class UserKeys:
         async with self._reads.connect() as conn:
             return (await conn.execute(ERASED_AT, {"user_id": user_id})).scalar_one_or_none()
 
+    async def mark_credentials(self, user_id: str, position: Position) -> None:
+        """``position`` changed how the account signs in (a password change or reset, an
+        erasure): kept with its key, merged with what was kept, so logins wait for the
+        users projector to pass it even if Redis, which keeps it too, loses it."""
+        if not position:
+            return
+        async with translated(), self._engine.begin() as conn:
+            kept = await conn.execute(
+                select(k.credentials_changed).where(k.user_id == user_id).with_for_update()
+            )
+            merged = parse_position(kept.scalar_one_or_none()).merge(position)
+            text = ";".join(f"{t}|{p}|{o}" for t, p, o in merged)
+            await conn.execute(
+                update(user_keys).where(k.user_id == user_id).values(credentials_changed=text)
+            )
+
+    async def credentials_changed(self, user_id: str) -> Position:
+        """What ``mark_credentials`` kept (empty: no change)."""
+        async with translated(), self._reads.connect() as conn:
+            kept = await conn.execute(select(k.credentials_changed).where(k.user_id == user_id))
+            return parse_position(kept.scalar_one_or_none())
+
     async def erase(self, user_id: str) -> None:
         """Shred the user's key and free their email, phone and WeChat id, at once."""
         async with translated(), self._engine.begin() as conn:
@@ -166,3 +189,13 @@ def unwrap(master: MasterKey, user_id: str, wrapped: bytes) -> bytes:
             "a user key does not open with the configured master key "
             "(BLOGHUB_USER_KEY_SECRET): is it the one the keys were made with?"
         ) from None
+
+
+def parse_position(text: str | None) -> Position:
+    """The position ``mark_credentials`` stores as text."""
+    offsets = {}
+    for entry in (text or "").split(";"):
+        if entry:
+            topic, partition, offset = entry.rsplit("|", 2)
+            offsets[(topic, int(partition))] = int(offset)
+    return Position(offsets)

@@ -115,7 +115,11 @@ async def _as_of_its_last_write(request: Request, row: UserRow, email: str) -> U
     # The account's own writes are remembered for a minute; a password change or erasure
     # as long as the projector may take to apply it (the old password must never work).
     c = container(request)
-    changed = c.progress.relevant(USERS_READS, await c.own_writes.credentials_changed(row.id))
+    # Kept in Redis and with the account's key in PostgreSQL: either alone is enough (a
+    # Redis that lost its data, a mark still being written there).
+    remembered = await c.own_writes.credentials_changed(row.id)
+    kept = await c.commands.keys.credentials_changed(row.id)
+    changed = c.progress.relevant(USERS_READS, remembered.merge(kept))
     if changed and not await c.progress.reached(USERS_READS, changed, pinned(request)):
         if not await c.progress.wait(USERS_READS, changed, c.settings.read_wait_s, pinned(request)):
             raise CatchingUp("that account changed a moment ago; try again in a moment")
