@@ -13,7 +13,8 @@ _CN_MOBILE = re.compile(r"(?:\+?86)?(1[3-9][0-9]{9})")
 def normalise_phone(text: str) -> str:
     """``text`` in E.164 form (``+8613800138000``); ``ValueError`` if it is not a phone.
 
-    Accepts E.164 (``+`` and 8-15 digits, the first non-zero) and mainland China mobiles
+    Accepts E.164 (``+`` and 8-15 digits, the first non-zero; for China, not the trunk
+    prefix 0 after ``+86``) and mainland China mobiles
     (``1[3-9]`` and 9 digits), bare or with a ``+86``/``86`` prefix. Surrounding whitespace
     is ignored; nothing else (spaces, dashes, letters) is.
     """
@@ -21,7 +22,9 @@ def normalise_phone(text: str) -> str:
     mobile = _CN_MOBILE.fullmatch(candidate)
     if mobile is not None:
         return f"+86{mobile.group(1)}"
-    if _E164.fullmatch(candidate) is not None:
+    # China's trunk prefix 0 is dropped in international form (010 is +8610): a +860...
+    # number would be a second spelling of one, with limits of its own.
+    if _E164.fullmatch(candidate) is not None and not candidate.startswith("+860"):
         return candidate
     raise ValueError(
         "not a phone number: use E.164 (+ then 8-15 digits, e.g. +8613800138000) "
