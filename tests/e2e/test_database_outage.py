@@ -15,6 +15,7 @@ import httpx
 
 from tests.conftest import BASE_DSN, isolated, projecting, serve
 from tests.e2e.test_accounts import PASSWORD, signup_body
+from tests.e2e.test_ops import operator
 from tests.support import wait_until
 from tests.tcp_proxy import Proxy, proxied
 
@@ -58,6 +59,12 @@ async def test_a_database_out_of_reach_is_a_503_to_retry_and_the_api_recovers(ru
             assert all(a.status_code == 200 for a in await _needs_the_database(c, auth, email))
 
             await _cut(proxy, c, auth, email)
+            # The dashboard goes on (Kafka's lag, the projectors' heartbeats) and says the
+            # database did not answer.
+            lag = await c.get("/ops/api/lag", headers=operator(s))
+            assert lag.status_code == 200, lag.text
+            assert lag.json()["database_reachable"] is False
+            assert lag.json()["projectors"]
             await _hung(proxy, c, auth, email)
 
             proxy.up()
@@ -67,6 +74,8 @@ async def test_a_database_out_of_reach_is_a_503_to_retry_and_the_api_recovers(ru
                 return all(a.status_code == 200 for a in answers)
 
             await wait_until(back, timeout_s=30)
+            lag = await c.get("/ops/api/lag", headers=operator(s))
+            assert lag.json()["database_reachable"] is True
             made = await c.post(
                 "/v1/articles", json={"title": "t", "content": "x", "tags": []}, headers=auth
             )

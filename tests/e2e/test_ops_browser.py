@@ -209,6 +209,8 @@ async def test_dashboard_charts_every_generation_and_shows_replay_progress(
                 assert dashboard is not None
                 assert dashboard.status == 200
                 await page.wait_for_selector('#replays li[data-generation="2"] progress[value]')
+                # The database answers: no notice that it does not.
+                assert not await page.locator("#database").is_visible()
                 for _ in range(120):  # the ETA needs a rate, which needs two samples
                     if "ETA \u2013" not in await replay_text(page):
                         break

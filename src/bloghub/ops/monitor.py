@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,9 +17,11 @@ from redis.exceptions import RedisError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bloghub.adapters.postgres.migrations import all_migrations, shown_url
+from bloghub.adapters.postgres.engine import translated
+from bloghub.adapters.postgres.migrations import Migration, all_migrations, shown_url
 from bloghub.adapters.postgres.tables import generations
 from bloghub.adapters.redis.presence import Presence
+from bloghub.errors import Transient, Unavailable
 from bloghub.events.topics import topic_for
 from bloghub.logs import SELDOM
 from bloghub.migration_phases import reads_from, writes
@@ -101,9 +104,24 @@ class OpsMonitor:
         self._lag = lag
         self._letters = letters
         self.history = history
+        # The last answers the database gave: while it cannot be reached the dashboard goes
+        # on from them (generations and migrations change seldom) and says so, rather than
+        # going blind exactly when the projectors wait on the store.
+        self._last_watched: list[Watched] | None = None
+        self._last_migrations: list[dict[str, Any]] = []
+        self.database_reachable = True
 
     async def watched(self) -> list[Watched]:
-        return await watched_groups(self._engine, self._cfg.prefix)
+        try:
+            async with translated():
+                found = await watched_groups(self._engine, self._cfg.prefix)
+        except (Unavailable, Transient):
+            self.database_reachable = False
+            if self._last_watched is None:
+                raise
+            return self._last_watched
+        self._last_watched, self.database_reachable = found, True
+        return found
 
     async def sample(self) -> None:
         """Observe every watched group once and append the observation to its history."""
@@ -132,6 +150,9 @@ class OpsMonitor:
             "replays": await self._replays(watched),
             "migrations": await self._migrations(),
             "live": {"processes": await self._presence.processes() if self._presence else []},
+            # False: the database did not answer; generations and migrations are as it
+            # last said.
+            "database_reachable": self.database_reachable,
         }
 
     async def _replays(self, watched: list[Watched]) -> list[dict[str, Any]]:
@@ -159,8 +180,17 @@ class OpsMonitor:
         """Read models being moved to another database (``bloghub migrate``): the phase,
         where reads come from and which stores are written, the target without its
         password."""
-        async with self._engine.connect() as conn:
-            found = await all_migrations(conn)
+        try:
+            async with translated(), self._engine.connect() as conn:
+                found = await all_migrations(conn)
+        except (Unavailable, Transient):
+            self.database_reachable = False
+            return self._last_migrations
+        self._last_migrations = self._shown_migrations(found)
+        return self._last_migrations
+
+    @staticmethod
+    def _shown_migrations(found: Mapping[str, Migration]) -> list[dict[str, Any]]:
         return [
             {
                 "projector": m.projector,

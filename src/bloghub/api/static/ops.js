@@ -227,6 +227,7 @@
     document.getElementById('window').textContent = snap.window_s;
     document.getElementById('updated').textContent =
       'updated ' + new Date(snap.at * 1000).toLocaleTimeString();
+    document.getElementById('database').hidden = snap.database_reachable !== false;
     renderProjectors(snap);
     renderDeadLetters(snap);
     renderReplays(snap.replays, snap.migrations || [], snap.projectors);
