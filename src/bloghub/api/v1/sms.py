@@ -60,7 +60,13 @@ def served_phone_pattern(countries: Sequence[str]) -> str:
     """``PHONE_PATTERN`` narrowed to the countries codes are sent to, as the document
     states it for a deployment: a number elsewhere is refused, so it is not schema-valid.
     E.164 numbers have 8 to 15 digits, the calling code among them."""
-    forms = [rf"\+{code}[0-9]{{{max(1, 8 - len(code))},{15 - len(code)}}}" for code in countries]
+    # (For China the national number does not start with the trunk 0: phones.py.)
+    forms = [
+        r"\+86[1-9][0-9]{5,12}"
+        if code == "86"
+        else rf"\+{code}[0-9]{{{max(1, 8 - len(code))},{15 - len(code)}}}"
+        for code in countries
+    ]
     if "86" in countries:
         forms.append(CN_MOBILE.pattern)
     return f"^(?:{'|'.join(forms)})$"

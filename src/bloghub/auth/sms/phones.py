@@ -6,7 +6,10 @@ import re
 
 # [0-9] rather than \d: \d also matches other scripts' digits (e.g. Arabic-Indic), which
 # would give two spellings of one number and let them slip past per-phone limits.
-_E164 = re.compile(r"\+[1-9][0-9]{7,14}")
+# China's trunk prefix 0 is dropped in international form (010 is +8610): a +860... number
+# would be a second spelling of one, with limits of its own. Spelled without look-ahead,
+# which the pattern's other readers (pydantic's engine, OpenAPI's) may not have.
+_E164 = re.compile(r"\+(?:[1-79][0-9]{7,14}|8[0-57-9][0-9]{6,13}|86[1-9][0-9]{5,12})")
 _CN_MOBILE = re.compile(r"(?:\+?86)?(1[3-9][0-9]{9})")
 
 
@@ -22,9 +25,7 @@ def normalise_phone(text: str) -> str:
     mobile = _CN_MOBILE.fullmatch(candidate)
     if mobile is not None:
         return f"+86{mobile.group(1)}"
-    # China's trunk prefix 0 is dropped in international form (010 is +8610): a +860...
-    # number would be a second spelling of one, with limits of its own.
-    if _E164.fullmatch(candidate) is not None and not candidate.startswith("+860"):
+    if _E164.fullmatch(candidate) is not None:
         return candidate
     raise ValueError(
         "not a phone number: use E.164 (+ then 8-15 digits, e.g. +8613800138000) "
