@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -28,6 +28,18 @@ async def account(client: httpx.AsyncClient, unique_email: Callable[[], str]) ->
 
 def bearer(token: str) -> dict[str, str]:
     return {"authorization": f"Bearer {token}"}
+
+
+def password_change(
+    client: httpx.AsyncClient, token: str, *, current: str = PASSWORD
+) -> Awaitable[httpx.Response]:
+    """The password changed to ``N3w-password!`` by the session of ``token``."""
+    body = {
+        "current_password": current,
+        "new_password": "N3w-password!",
+        "confirm_password": "N3w-password!",
+    }
+    return client.post("/v1/users/me/password", json=body, headers=bearer(token))
 
 
 async def test_refresh_rotates_both_tokens(
@@ -175,25 +187,9 @@ async def test_password_change_ends_other_sessions_and_keeps_this_one(
     email = await account(client, unique_email)
     here = await login(client, email)
     elsewhere = await login(client, email)
-    wrong = await client.post(
-        "/v1/users/me/password",
-        json={
-            "current_password": "nope-Nope1",
-            "new_password": "N3w-password!",
-            "confirm_password": "N3w-password!",
-        },
-        headers=bearer(here["access_token"]),
-    )
+    wrong = await password_change(client, here["access_token"], current="nope-Nope1")
     assert wrong.status_code == 401
-    changed = await client.post(
-        "/v1/users/me/password",
-        json={
-            "current_password": PASSWORD,
-            "new_password": "N3w-password!",
-            "confirm_password": "N3w-password!",
-        },
-        headers=bearer(here["access_token"]),
-    )
+    changed = await password_change(client, here["access_token"])
     assert changed.status_code == 204, changed.text
     assert (
         await client.get("/v1/users/me", headers=bearer(here["access_token"]))
@@ -222,15 +218,7 @@ async def test_no_login_racing_a_password_change_keeps_a_session(
     for _ in range(5):
         email = await account(client, unique_email)
         here = await login(client, email)
-        change = client.post(
-            "/v1/users/me/password",
-            json={
-                "current_password": PASSWORD,
-                "new_password": "N3w-password!",
-                "confirm_password": "N3w-password!",
-            },
-            headers=bearer(here["access_token"]),
-        )
+        change = password_change(client, here["access_token"])
 
         async def old_login(delay_s: float, email: str = email) -> httpx.Response:
             await asyncio.sleep(delay_s)
