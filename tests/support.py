@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import asyncpg
+import httpx
 from hypothesis import HealthCheck, settings
 
 from bloghub.adapters.postgres.databases import drop_database
@@ -243,6 +244,22 @@ async def wait_until(condition: Callable[[], Awaitable[bool]], *, timeout_s: flo
         if asyncio.get_running_loop().time() > deadline:
             raise TimeoutError("condition not reached in time")
         await asyncio.sleep(0.05)
+
+
+async def once_caught_up(
+    send: Callable[[], Awaitable[httpx.Response]], *, timeout_s: float = 60.0
+) -> httpx.Response:
+    """What a client that honours ``catching_up`` ends with: ``send`` again while the answer
+    is 503 for a read model still behind (projectors just started take a moment to be
+    assigned their partitions), and the first other answer."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        answer = await send()
+        if answer.status_code != 503 or answer.json()["error"]["code"] != "catching_up":
+            return answer
+        if asyncio.get_running_loop().time() > deadline:
+            return answer
+        await asyncio.sleep(0.1)
 
 
 def against_the_store(max_examples: int) -> settings:

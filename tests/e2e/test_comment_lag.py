@@ -13,7 +13,7 @@ from bloghub.settings import Settings
 from tests.conftest import isolated, pg, projecting, serve
 from tests.e2e.test_articles import Author, draft
 from tests.e2e.test_hidden_articles import someone
-from tests.support import wait_until
+from tests.support import once_caught_up, wait_until
 
 EVERY_BUT_COMMENTS = ("users", "articles", "social", "interactions", "notifications")
 
@@ -57,7 +57,7 @@ async def test_a_comment_not_applied_yet_is_waited_for_not_refused(run_id: str) 
             assert gone.status_code == 503, gone.text
 
         async with projecting(s):
-            answered = await c.post(url, json=reply, headers=author.auth)
+            answered = await once_caught_up(lambda: c.post(url, json=reply, headers=author.auth))
             assert answered.status_code == 201, answered.text
             thread = await c.get(f"/v1/comments/{comment_id}/replies")
             assert thread.status_code == 200, thread.text

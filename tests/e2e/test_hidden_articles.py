@@ -14,6 +14,7 @@ from tests.conftest import isolated, projecting, serve
 from tests.e2e.test_accounts import signup_body
 from tests.e2e.test_articles import Author, draft
 from tests.e2e.test_sessions import bearer, login
+from tests.support import once_caught_up
 
 _names = itertools.count()
 
@@ -66,7 +67,9 @@ async def test_no_like_lands_after_a_withdraw_was_answered(run_id: str) -> None:
         assert (await c.delete(entry, headers=fan.auth)).status_code == 200
 
         async with projecting(s):
-            like = await c.put(f"/v1/articles/{article_id}/like", headers=late.auth)
+            like = await once_caught_up(
+                lambda: c.put(f"/v1/articles/{article_id}/like", headers=late.auth)
+            )
             assert like.status_code == 409, like.text
             assert (await c.put(late_entry, headers=late.auth)).status_code == 409
             comment = await c.post(comments, json={"content": "late"}, headers=late.auth)

@@ -24,6 +24,7 @@ from bloghub.settings import Settings
 from tests.conftest import LiveServer, isolated, pg, projecting, serve
 from tests.e2e.test_accounts import PASSWORD, signup_body
 from tests.e2e.test_sessions import bearer
+from tests.support import once_caught_up
 
 STALE = "bloghub-stale"
 
@@ -48,13 +49,8 @@ async def site(run_id: str, name: str, **overrides: object) -> AsyncIterator[Sit
 
 async def login_once_projected(client: httpx.AsyncClient, email: str) -> httpx.Response:
     """Log in, coming back while the answer is 503 catching_up, as a client should."""
-    for _ in range(200):
-        answer = await client.post("/v1/auth/login", json={"email": email, "password": PASSWORD})
-        if answer.status_code != 503:
-            return answer
-        assert answer.json()["error"]["code"] == "catching_up"
-        await asyncio.sleep(0.1)
-    raise AssertionError("the account was never projected")
+    body = {"email": email, "password": PASSWORD}
+    return await once_caught_up(lambda: client.post("/v1/auth/login", json=body))
 
 
 async def logged_in(client: httpx.AsyncClient, email: str) -> tuple[str, dict[str, str]]:

@@ -9,11 +9,14 @@ from typing import Any
 import httpx
 
 from tests.e2e.test_accounts import PASSWORD, signup_body
+from tests.support import once_caught_up
 
 
 async def login(client: httpx.AsyncClient, email: str, **headers: str) -> dict[str, Any]:
-    answer = await client.post(
-        "/v1/auth/login", json={"email": email, "password": PASSWORD}, headers=headers
+    answer = await once_caught_up(
+        lambda: client.post(
+            "/v1/auth/login", json={"email": email, "password": PASSWORD}, headers=headers
+        )
     )
     assert answer.status_code == 200, answer.text
     tokens: dict[str, Any] = answer.json()
