@@ -249,17 +249,27 @@ async def wait_until(condition: Callable[[], Awaitable[bool]], *, timeout_s: flo
 async def once_caught_up(
     send: Callable[[], Awaitable[httpx.Response]], *, timeout_s: float = 60.0
 ) -> httpx.Response:
-    """What a client that honours ``catching_up`` ends with: ``send`` again while the answer
-    is 503 for a read model still behind (projectors just started take a moment to be
-    assigned their partitions), and the first other answer."""
+    """What a client that honours "retry" ends with: ``send`` again while the answer is
+    503 for a read model still behind (``catching_up`` on /v1, ``server`` on /api;
+    projectors just started take a moment to be assigned their partitions), and the first
+    other answer."""
     deadline = asyncio.get_running_loop().time() + timeout_s
     while True:
         answer = await send()
-        if answer.status_code != 503 or answer.json()["error"]["code"] != "catching_up":
+        if not _still_behind(answer):
             return answer
         if asyncio.get_running_loop().time() > deadline:
             return answer
         await asyncio.sleep(0.1)
+
+
+def _still_behind(answer: httpx.Response) -> bool:
+    if answer.status_code != 503:
+        return False
+    body = answer.json()
+    return bool(
+        body.get("error", {}).get("code") == "catching_up" or "server" in body.get("errors", {})
+    )
 
 
 def against_the_store(max_examples: int) -> settings:

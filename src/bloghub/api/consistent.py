@@ -13,7 +13,7 @@ from bloghub.api.consistency import Pinned
 from bloghub.api.http import container
 from bloghub.errors import MalformedRequest
 from bloghub.events.position import BadPosition, Position
-from bloghub.events.topics import Family
+from bloghub.events.topics import Family, topic_for
 
 POSITION_HEADER = "Bloghub-Position"
 AFTER_HEADER = "Bloghub-After"
@@ -122,6 +122,27 @@ async def wait_for_reads(
     await _refuse_beyond_the_log(request, c.progress.relevant(reads, named))
     reached = await c.progress.wait(reads, position, c.settings.read_wait_s, pinned(request))
     return not reached
+
+
+async def written_so_far(request: Request, family: Family) -> Position | None:
+    """The last record of each partition of ``family``'s topic as the log stands now (what
+    a read model must pass to hold everything written before this request); None when the
+    log cannot say just now."""
+    c = container(request)
+    topic = topic_for(c.settings.prefix, family)
+    ends = await c.log_ends.now(topic, c.settings.topic_partitions)
+    if ends is None:
+        return None
+    return Position({tp: end - 1 for tp, end in ends.items() if end > 0})
+
+
+async def passed(request: Request, reads: Reads, target: Position) -> bool:
+    """Whether ``reads`` have passed ``target`` (another's write a read depends on), waited
+    for up to the read bound; a read after True reads the read model, not a cache."""
+    c = container(request)
+    if await c.progress.reached(reads, target, pinned(request)):
+        return True
+    return not await wait_for_reads(request, reads, None, target)
 
 
 def waited_for(request: Request, reads: Reads) -> Position:

@@ -24,6 +24,7 @@ from bloghub.api.conduit.errors import (
 )
 from bloghub.api.conduit.queries import Filters
 from bloghub.api.conduit.reading import (
+    applied_if_held,
     articles_out,
     caught_up,
     maybe_signed_in,
@@ -51,7 +52,9 @@ from bloghub.commands.articles import (
     publish_edited,
 )
 from bloghub.commands.interactions import like
+from bloghub.commands.slugs import SLUG
 from bloghub.events.position import Position
+from bloghub.events.topics import Family
 
 # Readers see an article with its author (and whether they follow them) and its favorites.
 READS = [*READER_READS, *RELATIONS_READS]
@@ -138,7 +141,12 @@ async def feed(request: Request) -> Response:
 
 async def _published(request: Request, me: str | None) -> Listed:
     await caught_up(request, READS, me)
-    row = await queries(request).by_slug(path_text(request, "slug", "article"))
+    slug = path_text(request, "slug", "article")
+    row = await queries(request).by_slug(slug)
+    if (row is None or row.status != "published") and await applied_if_held(
+        request, ARTICLES_READS, Family.ARTICLES, SLUG, slug
+    ):
+        row = await queries(request).by_slug(slug)
     if row is None or row.status != "published":
         raise not_found("article")
     return listed(row)

@@ -7,7 +7,7 @@ from starlette.responses import Response
 
 from bloghub.api.auth import USERS_READS, user_queries
 from bloghub.api.conduit.errors import not_found, path_text
-from bloghub.api.conduit.reading import caught_up, maybe_signed_in, signed_in
+from bloghub.api.conduit.reading import applied_if_held, caught_up, maybe_signed_in, signed_in
 from bloghub.api.conduit.views import person
 from bloghub.api.consistent import pinned, written
 from bloghub.api.http import JSON, container
@@ -16,12 +16,19 @@ from bloghub.api.social_queries import SocialQueries
 from bloghub.api.v1.sessions import caller
 from bloghub.api.v1.social import RELATIONS_READS, FollowCommand
 from bloghub.commands.social import Relation, follow_user, unfollow_user
+from bloghub.commands.users import USERNAME, username_key
+from bloghub.events.topics import Family
 
 PROFILE_READS = [*USERS_READS, *RELATIONS_READS]
 
 
 async def _named(request: Request) -> UserRow:
-    row = await user_queries(request).by_username(path_text(request, "username", "profile"))
+    username = path_text(request, "username", "profile")
+    row = await user_queries(request).by_username(username)
+    if row is None and await applied_if_held(
+        request, USERS_READS, Family.USERS, USERNAME, username_key(username)
+    ):
+        row = await user_queries(request).by_username(username)
     if row is None or row.erased:
         raise not_found("profile")
     return row

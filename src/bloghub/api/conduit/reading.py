@@ -11,12 +11,13 @@ from bloghub.api.auth import optional_caller, require_caller, user_queries
 from bloghub.api.conduit.errors import ConduitError
 from bloghub.api.conduit.queries import ConduitQueries
 from bloghub.api.conduit.views import Listed, Person, article_view, person
-from bloghub.api.consistent import Reads, pinned, wait_for_reads
+from bloghub.api.consistent import Reads, passed, pinned, wait_for_reads, written_so_far
 from bloghub.api.http import container
 from bloghub.api.social_queries import SocialQueries
 from bloghub.api.v1.interactions import queries as interaction_queries
 from bloghub.auth.tokens import Claims
 from bloghub.events.position import Position
+from bloghub.events.topics import Family
 
 
 def queries(request: Request) -> ConduitQueries:
@@ -39,6 +40,27 @@ async def caught_up(
     never an answer that lacks what the caller just did."""
     if await wait_for_reads(request, reads, user_id, also):
         raise ConduitError(503, {"server": ["still applying your last change; try again"]})
+
+
+async def applied_if_held(
+    request: Request, reads: Reads, family: Family, kind: str, value: str
+) -> bool:
+    """Whether the write-side index holds ``value`` (a username, a slug) that the read model
+    did not show: then, once ``reads`` have passed the write that took it (its position,
+    or while its key is pending the log as it stands), True, to look again; 503 to retry
+    if they do not within the bound. A name is taken for everyone the moment its writer
+    is answered: a profile or article link shared at once, or a follow of someone who
+    signed up a moment before, finds it rather than "not found" while projectors lag."""
+    held = await container(request).commands.reservations.get(kind, value)
+    if held is None:
+        return False
+    if held.position is not None:
+        target: Position | None = Position.decode(held.position)
+    else:
+        target = await written_so_far(request, family)
+    if target is None or not await passed(request, reads, target):
+        raise ConduitError(503, {"server": ["still applying a recent change; try again"]})
+    return True
 
 
 async def people(request: Request, me: str | None, user_ids: list[str]) -> dict[str, Any]:

@@ -10,7 +10,14 @@ from starlette.responses import Response
 
 from bloghub.api.auth import optional_caller, require_caller
 from bloghub.api.comment_queries import CommentQueries
-from bloghub.api.consistent import mark_stale, pinned, wait_for_reads, written
+from bloghub.api.consistent import (
+    mark_stale,
+    passed,
+    pinned,
+    wait_for_reads,
+    written,
+    written_so_far,
+)
 from bloghub.api.http import JSON, Endpoint, container, parse_body, parse_query
 from bloghub.api.idempotency import answering, idempotent
 from bloghub.api.v1.articles import (
@@ -35,8 +42,7 @@ from bloghub.api.v1.social_schemas import (
 )
 from bloghub.commands.comments import CommentRef, Posted, delete_comment, post_comment
 from bloghub.errors import CatchingUp, NotFound
-from bloghub.events.position import Position
-from bloghub.events.topics import Family, topic_for
+from bloghub.events.topics import Family
 
 COMMENTS_READS = [("comments", (Family.COMMENTS,))]
 # A comment is shown with its author's name; a thread only under a published article.
@@ -63,18 +69,13 @@ async def _comment_ref(request: Request, comment_id: str) -> CommentRef | None:
     ref = await comment_queries(request).ref(comment_id)
     if ref is not None:
         return ref
-    c = container(request)
-    topic = topic_for(c.settings.prefix, Family.COMMENTS)
-    ends = await c.log_ends.now(topic, c.settings.topic_partitions)
-    if ends is None:
+    so_far = await written_so_far(request, Family.COMMENTS)
+    if so_far is None:
         raise CatchingUp("the comments cannot be checked just now; try again in a moment")
-    written_so_far = Position({tp: end - 1 for tp, end in ends.items() if end > 0})
     # Looked for again even when the read model has passed the log's end already: it may
     # have applied the comment between the first look and this check (a reply to a
     # comment posted a moment before was refused as unknown so).
-    if not await c.progress.reached(
-        COMMENTS_READS, written_so_far, pinned(request)
-    ) and await wait_for_reads(request, COMMENTS_READS, None, written_so_far):
+    if not await passed(request, COMMENTS_READS, so_far):
         raise CatchingUp("the comments are still being applied; try again in a moment")
     return await comment_queries(request).ref(comment_id)
 

@@ -1,0 +1,61 @@
+"""A username or slug is everyone's the moment its writer is answered: another reader who
+has it (a link shared at once, a follow of someone who just signed up) is asked to retry
+while the projectors have not applied it, never told it does not exist; a name nobody
+holds is still not found at once."""
+
+from __future__ import annotations
+
+import httpx
+
+from tests.conftest import isolated, projecting, serve
+from tests.e2e.conduit_client import register, unique_name
+from tests.support import once_caught_up
+
+
+def _server_busy(answer: httpx.Response) -> bool:
+    return answer.status_code == 503 and "server" in answer.json()["errors"]
+
+
+async def test_a_new_name_is_waited_for_by_every_reader_not_called_missing(run_id: str) -> None:
+    async with (
+        isolated(run_id, "names", read_wait_s=0.3) as s,
+        serve(s) as live,
+        httpx.AsyncClient(base_url=live.url, headers={"user-agent": "t/1"}, timeout=10) as c,
+    ):
+        async with projecting(s):
+            reader = await register(c)
+            author = await register(c)
+        # No projector runs from here: what follows is in the log only.
+        newcomer = await register(c)
+        body = {"title": f"Fresh {unique_name()}", "description": "d", "body": "b"}
+        made = await c.post("/api/articles", json={"article": body}, headers=author.auth)
+        assert made.status_code == 201, made.text
+        slug = made.json()["article"]["slug"]
+
+        profile = f"/api/profiles/{newcomer.username}"
+        article = f"/api/articles/{slug}"
+        for answer in (
+            await c.get(profile),
+            await c.get(profile, headers=reader.auth),
+            await c.post(f"{profile}/follow", headers=reader.auth),
+            await c.get(article),
+            await c.post(f"{article}/favorite", headers=reader.auth),
+            await c.get(f"{article}/comments"),
+        ):
+            assert _server_busy(answer), (answer.request.url, answer.status_code, answer.text)
+        # What no one holds is not found, without waiting for anything.
+        assert (await c.get(f"/api/profiles/{unique_name('nobody')}")).status_code == 404
+        assert (await c.get(f"/api/articles/{unique_name('no-such')}")).status_code == 404
+
+        async with projecting(s):
+            followed = await once_caught_up(
+                lambda: c.post(f"{profile}/follow", headers=reader.auth)
+            )
+            assert followed.status_code == 200, followed.text
+            assert followed.json()["profile"]["following"] is True
+            shown = await once_caught_up(lambda: c.get(article))
+            assert shown.status_code == 200, shown.text
+            assert shown.json()["article"]["author"]["username"] == author.username
+            liked = await c.post(f"{article}/favorite", headers=reader.auth)
+            assert liked.status_code == 200, liked.text
+            assert liked.json()["article"]["favorited"] is True
