@@ -52,3 +52,41 @@ async def test_answers_go_to_the_front_end_only(browser: httpx.AsyncClient) -> N
     assert tags.headers["access-control-allow-origin"] == FRONT_END
     foreign = await browser.get("/api/tags", headers={"origin": "https://evil.example"})
     assert "access-control-allow-origin" not in foreign.headers
+
+
+async def test_a_front_end_sending_x_requested_with_is_allowed(browser: httpx.AsyncClient) -> None:
+    # jQuery-style clients, and RealWorld's own API test collection, send it on every call.
+    preflight = await browser.options(
+        "/api/articles",
+        headers={
+            "origin": FRONT_END,
+            "access-control-request-method": "POST",
+            "access-control-request-headers": "authorization,content-type,x-requested-with",
+        },
+    )
+    assert preflight.status_code == 200, preflight.text
+    assert "x-requested-with" in preflight.headers["access-control-allow-headers"].lower()
+
+
+@pytest.mark.parametrize(
+    ("path", "shape"),
+    [("/api/articles", {"errors": {"cors": ["Disallowed CORS headers"]}}), ("/v1/articles", None)],
+)
+async def test_a_refused_preflight_speaks_the_apis_error_shape(
+    browser: httpx.AsyncClient, path: str, shape: dict[str, object] | None
+) -> None:
+    refused = await browser.options(
+        path,
+        headers={
+            "origin": FRONT_END,
+            "access-control-request-method": "POST",
+            "access-control-request-headers": "x-not-allowed",
+        },
+    )
+    assert refused.status_code == 400
+    assert refused.headers["content-type"] == "application/json"
+    if shape is not None:
+        assert refused.json() == shape
+    else:
+        assert refused.json()["error"]["code"] == "cors_refused"
+    assert refused.headers["access-control-allow-origin"] == FRONT_END

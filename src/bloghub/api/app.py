@@ -11,7 +11,6 @@ from contextlib import asynccontextmanager
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import Mount, Route
 from starlette.types import Receive, Scope, Send
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
@@ -27,7 +26,7 @@ from bloghub.api.errors import (
 )
 from bloghub.api.fast_reads import FastReads
 from bloghub.api.http import Endpoint
-from bloghub.api.middleware import BodyLimit, RequestId, RequestLog
+from bloghub.api.middleware import BodyLimit, RequestId, RequestLog, ShapedCORS
 from bloghub.api.rate_limit import RateLimit
 from bloghub.api.routing import IndexedRouter
 from bloghub.api.v1 import (
@@ -118,7 +117,7 @@ def _cors(settings: Settings) -> list[Middleware]:
         return []
     return [
         Middleware(
-            CORSMiddleware,
+            ShapedCORS,
             allow_origins=settings.cors_origins,
             allow_credentials=settings.cors_allow_credentials,
             allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
@@ -129,6 +128,8 @@ def _cors(settings: Settings) -> list[Middleware]:
                 "bloghub-after",
                 "x-refresh-token",
                 "x-request-id",
+                # Sent by jQuery-style clients and RealWorld's own API test collection.
+                "x-requested-with",
             ],
             expose_headers=EXPOSED_HEADERS,
             max_age=600,

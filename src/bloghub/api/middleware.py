@@ -10,10 +10,14 @@ import time
 from collections.abc import Callable
 
 import structlog
+from starlette.datastructures import Headers
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bloghub.api.errors import on_driver_error
+from bloghub.api.http import shaped_error
 from bloghub.errors import PayloadTooLarge
 from bloghub.logs import AccessLog
 
@@ -178,3 +182,27 @@ class BodyLimit:
             return message
 
         await self.app(scope, limited, send)
+
+
+class ShapedCORS(CORSMiddleware):
+    """Starlette's CORS, but a preflight it refuses (an origin, method or header not
+    allowed) is answered in the error shape of the API the path belongs to, not as plain
+    text: a front end reads every refusal the same way."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "OPTIONS":
+            headers = Headers(scope=scope)
+            if "origin" in headers and "access-control-request-method" in headers:
+                answer = self.preflight_response(request_headers=headers)
+                if answer.status_code == 400:
+                    answer = _shaped_refusal(scope["path"], answer)
+                await answer(scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
+
+
+def _shaped_refusal(path: str, plain: Response) -> Response:
+    kept = {k: v for k, v in plain.headers.items() if k.startswith("access-control") or k == "vary"}
+    message = bytes(plain.body).decode() or "CORS preflight refused"
+    body = shaped_error(path, "cors_refused", message, "cors")
+    return JSONResponse(body, status_code=400, headers=kept)
