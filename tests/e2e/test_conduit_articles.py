@@ -179,6 +179,25 @@ async def test_a_write_answers_the_times_the_next_read_shows(client: httpx.Async
     assert (published["createdAt"], published["updatedAt"]) == await read(slug)
 
 
+async def test_an_update_that_changes_nothing_records_nothing(client: httpx.AsyncClient) -> None:
+    """An editor saved as it was (or an empty update) leaves the article as it is: no new
+    version, and its update time stays."""
+    jake = await register(client)
+    made = await write(client, jake, unique_name("Unchanged "), tagList=["one"])
+    url = f"/api/articles/{made['slug']}"
+    same = {k: made[k] for k in ("title", "description", "body", "tagList")}
+    for change in ({}, same):
+        put = await client.put(url, json={"article": change}, headers=jake.auth)
+        assert put.status_code == 200, put.text
+        assert "bloghub-position" not in put.headers
+        assert put.json()["article"] == made
+    read = await client.get(url, headers=jake.auth)
+    assert read.json()["article"]["updatedAt"] == made["updatedAt"]
+    # A change of one field is still a change.
+    put = await client.put(url, json={"article": {"body": "Edited"}}, headers=jake.auth)
+    assert put.json()["article"]["updatedAt"] > made["updatedAt"]
+
+
 async def test_only_the_author_changes_or_deletes_an_article(client: httpx.AsyncClient) -> None:
     jake, ann = await register(client), await register(client)
     slug = (await write(client, jake, unique_name("Mine ")))["slug"]

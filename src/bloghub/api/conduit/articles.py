@@ -204,11 +204,26 @@ async def update(request: Request) -> Response:
         old.tags if changes.get("tagList") is None else changes["tagList"],
         changes.get("description") or old.description,
     )
+    if _as_published(row, state, draft):
+        # Nothing to change (an editor saved as it was): no event, and the article keeps
+        # its update time.
+        return JSON(await _one(request, claims.user_id, listed(row)))
     deps, who = container(request).commands, caller(request, claims.user_id)
     done = await publish_edited(state, draft, deps, who)
     # Published before, it keeps its first publication; a `/v1` draft is first published now.
     shown = _as_written(done, claims.user_id, draft, row.published_at or done.at)
     return await _answer(request, claims.user_id, done, shown)
+
+
+def _as_published(row: Any, state: ArticleState, draft: Draft) -> bool:
+    """Whether ``draft`` is the article as published, with no other edit waiting."""
+    return (
+        state.status == "published"
+        and state.draft == draft
+        and (row.published_title, row.published_content, row.published_description)
+        == (draft.title, draft.content, draft.description)
+        and list(row.published_tags or []) == draft.tags
+    )
 
 
 async def remove(request: Request) -> Response:
