@@ -116,6 +116,25 @@ async def test_traditional_and_simplified_chinese_find_each_other(
     assert [u["id"] for u in users.json()["users"]] == [author.id]
 
 
+async def test_a_persian_word_spelled_with_a_non_joiner_is_written_and_found(
+    client: httpx.AsyncClient, author: Author
+) -> None:
+    """Persian writes many words with a zero-width non-joiner (U+200C) between two letters:
+    "books" is kitab + ZWNJ + ha. A title, a tag and a query may hold it."""
+    tag, books = word(), "\u06a9\u062a\u0627\u0628\u200c\u0647\u0627"
+    article_id = await publish(
+        client, author, title=f"{books} {tag}", content="text", tags=[tag, books]
+    )
+    found = await search(client, author, q=books, tag=tag)
+    assert ids(found) == [article_id]
+    assert books in found["articles"][0]["tags"]
+    # The character alone still shows nothing: not a title, a tag or a query.
+    blank = {"title": "\u200c", "content": "x", "tags": []}
+    assert (await client.post("/v1/articles", json=blank, headers=author.auth)).status_code == 422
+    alone = await client.get("/v1/search/articles", params={"q": "\u200c"}, headers=author.auth)
+    assert alone.status_code == 422
+
+
 async def test_a_tag_filter_finds_the_tag_in_any_case(
     client: httpx.AsyncClient, author: Author
 ) -> None:

@@ -11,6 +11,7 @@ from uuid import UUID
 from pydantic import AfterValidator, BaseModel, BeforeValidator, Field
 
 from bloghub.api.v1.schemas import LINE, PLAIN, TAG, Input
+from bloghub.readmodels import tag_key
 
 MAX_CONTENT_BYTES = 100 * 1024
 FIRST_PAGE = 20  # the default page size: the author's first page is the one cached
@@ -47,11 +48,12 @@ def normal_tag(raw: str) -> str:
 
 def _tags(values: list[str]) -> list[str]:
     """Distinct tags in the order sent; tags that differ only in case are one (the first
-    spelling kept), so an article cannot carry "Python" and "python" at once."""
+    spelling kept), so an article cannot carry "Python" and "python" at once. One by the
+    site's own key (``tag_key``): an article keeps two tags the tag lists count apart."""
     seen: dict[str, str] = {}
     for raw in values:
         tag = normal_tag(raw)
-        seen.setdefault(tag.casefold(), tag)
+        seen.setdefault(tag_key(tag), tag)
     if len(seen) > MAX_TAGS:
         raise ValueError(f"at most {MAX_TAGS} distinct tags")
     return list(seen.values())

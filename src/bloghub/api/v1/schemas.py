@@ -79,17 +79,21 @@ class Rule:
 # Character classes spelled as plain ranges, which ECMA-262, pydantic's engine and Python
 # read alike (Unicode property classes differ between them, e.g. on private use).
 _CONTROL = r"\x00-\x1F\x7F-\x9F"  # C0 and C1 controls
-# Invisible format characters of the BMP, the zero-width joiner of emoji sequences aside.
+# Invisible format characters of the BMP, the zero-width joiner of emoji sequences and
+# the non-joiner of Persian spelling aside.
 _FORMAT = (
-    r"\u00AD\u0600-\u0605\u061C\u06DD\u070F\u0890\u0891\u08E2\u180E\u200B\u200C"
+    r"\u00AD\u0600-\u0605\u061C\u06DD\u070F\u0890\u0891\u08E2\u180E\u200B"
     r"\u200E\u200F\u202A-\u202E\u2060-\u2064\u2066-\u206F\uFEFF\uFFF9-\uFFFB"
 )
 _PRIVATE = r"\uE000-\uF8FF"
 # Characters that may stand in text (emoji sequences join and vary with them, scripts use
-# them) but show nothing alone: the zero-width joiner, variation selectors, the combining
-# grapheme joiner, Hangul and Khmer fillers, the blank braille cell. They do not make a
-# text visible.
-_BLANK = r"\u034F\u115F\u1160\u17B4\u17B5\u180B-\u180D\u180F\u200D\u2800\u3164\uFE00-\uFE0F\uFFA0"
+# them: Persian spells many words with a non-joiner between two letters) but show nothing
+# alone: the zero-width non-joiner and joiner, variation selectors, the combining grapheme
+# joiner, Hangul and Khmer fillers, the blank braille cell. They do not make a text visible.
+_BLANK = (
+    r"\u034F\u115F\u1160\u17B4\u17B5\u180B-\u180D\u180F\u200C\u200D\u2800\u3164"
+    r"\uFE00-\uFE0F\uFFA0"
+)
 _SPACE = r" \u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000"  # str.isspace()
 
 # NUL and the other C0/C1 controls (tab and line breaks aside) have no place in any text a
