@@ -371,6 +371,10 @@ async def test_tags_differing_only_in_case_are_one_tag_site_wide(
         ({"title": "\u2800\u3164", "content": "x"}, "title"),  # blank, shows nothing
         ({"title": "ok", "tags": ["\u3164"]}, "tags"),
         ({"title": "ok", "tags": ["\ufe0f \u200d"]}, "tags"),
+        # Past the BMP: tag characters alone, a private-use or a musical format character.
+        ({"title": "\U000e0020\U000e0020", "content": "x"}, "title"),
+        ({"title": "ok \U000f0000", "content": "x"}, "title"),
+        ({"title": "ok", "tags": ["a\U0001d173"]}, "tags"),
     ],
 )
 async def test_article_fields_are_checked(

@@ -202,6 +202,9 @@ async def test_bad_comments_are_refused_and_store_nothing(
         # joiner, a variation selector.
         (url, {"content": "\u2800\n\u3164"}, 422),
         (url, {"content": "\u200d\ufe0f"}, 422),
+        # ...and past the BMP: tag characters, a shorthand format control.
+        (url, {"content": "\U000e0020" * 3}, 422),
+        (url, {"content": "\U0001bca0"}, 422),
         (url, {"content": "nul \x00"}, 422),
         (url, {"content": 5}, 422),
         (url, {"content": "hi", "parent_id": "nope"}, 422),
@@ -221,8 +224,12 @@ async def test_bad_comments_are_refused_and_store_nothing(
         assert set(answer.json()["error"]) >= {"code", "message"}
         assert "bloghub-position" not in answer.headers
     ok = await comment(client, commenter, article_id, "x" * 10_000, after=seen)
-    listed = await threads(client, article_id, ok["position"])
-    assert [c["id"] for c in listed["comments"]] == [ok["id"]], "nothing else was stored"
+    # Tag characters inside text are text: a flag of a region is spelled with them.
+    england = "\U0001f3f4\U000e0067\U000e0062\U000e0065\U000e006e\U000e0067\U000e007f"
+    flag = await comment(client, commenter, article_id, england, after=ok["position"])
+    listed = await threads(client, article_id, flag["position"])
+    stored = {c["id"]: c["content"] for c in listed["comments"]}
+    assert stored == {ok["id"]: "x" * 10_000, flag["id"]: england}, "nothing else was stored"
     for path in (
         f"/v1/articles/{unpublished}/comments",
         f"/v1/comments/{unknown}/replies",

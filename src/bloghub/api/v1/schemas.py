@@ -79,20 +79,42 @@ class Rule:
 # Character classes spelled as plain ranges, which ECMA-262, pydantic's engine and Python
 # read alike (Unicode property classes differ between them, e.g. on private use).
 _CONTROL = r"\x00-\x1F\x7F-\x9F"  # C0 and C1 controls
-# Invisible format characters of the BMP, the zero-width joiner of emoji sequences and
-# the non-joiner of Persian spelling aside.
+
+
+def _beyond_the_bmp(first: int, last: int) -> str:
+    """A range past U+FFFF, its ends written as the characters themselves: Python, pydantic's
+    engine and ECMA-262 with its Unicode flag (JSON Schema's validators) read them alike,
+    where the three spell escapes for them differently."""
+    return f"{chr(first)}-{chr(last)}"
+
+
+# Invisible format characters, the zero-width joiner of emoji sequences and the
+# non-joiner of Persian spelling aside; past the BMP: Egyptian hieroglyph, shorthand and
+# musical format controls.
 _FORMAT = (
     r"\u00AD\u0600-\u0605\u061C\u06DD\u070F\u0890\u0891\u08E2\u180E\u200B"
     r"\u200E\u200F\u202A-\u202E\u2060-\u2064\u2066-\u206F\uFEFF\uFFF9-\uFFFB"
+    + _beyond_the_bmp(0x13430, 0x1343F)
+    + _beyond_the_bmp(0x1BCA0, 0x1BCA3)
+    + _beyond_the_bmp(0x1D173, 0x1D17A)
 )
-_PRIVATE = r"\uE000-\uF8FF"
+# Private use: the BMP's area and the two supplementary planes.
+_PRIVATE = (
+    r"\uE000-\uF8FF" + _beyond_the_bmp(0xF0000, 0xFFFFD) + _beyond_the_bmp(0x100000, 0x10FFFD)
+)
+# Tag characters (emoji flags of regions are spelled with them) and the supplementary
+# variation selectors: they may stand in text and show nothing alone.
+_INVISIBLE_TAGS = (
+    chr(0xE0001) + _beyond_the_bmp(0xE0020, 0xE007F) + _beyond_the_bmp(0xE0100, 0xE01EF)
+)
 # Characters that may stand in text (emoji sequences join and vary with them, scripts use
 # them: Persian spells many words with a non-joiner between two letters) but show nothing
 # alone: the zero-width non-joiner and joiner, variation selectors, the combining grapheme
-# joiner, Hangul and Khmer fillers, the blank braille cell. They do not make a text visible.
+# joiner, Hangul and Khmer fillers, the blank braille cell, tag characters. They do not
+# make a text visible.
 _BLANK = (
     r"\u034F\u115F\u1160\u17B4\u17B5\u180B-\u180D\u180F\u200C\u200D\u2800\u3164"
-    r"\uFE00-\uFE0F\uFFA0"
+    r"\uFE00-\uFE0F\uFFA0" + _INVISIBLE_TAGS
 )
 _SPACE = r" \u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000"  # str.isspace()
 
@@ -270,6 +292,9 @@ StoredName = Annotated[
 ADDRESSABLE = (
     Rule(r"^[^/?#%\\]*$", "must not contain /, ?, #, % or \\"),
     Rule(r"[^.]", "must not be dots only"),
+    # Invisible, they would make a second name that looks like the first ("carol" and
+    # "carol" with a tag character after it); a flag of a region is no loss in a name.
+    Rule(f"^[^{_INVISIBLE_TAGS}]*$", "must not contain invisible tag characters"),
 )
 LOOKS_LIKE_AN_ID = "must not be an account id"
 
@@ -295,7 +320,9 @@ def _not_an_id(name: str) -> str:
     return name
 
 
-Nickname = Annotated[StoredName, ADDRESSABLE[0], ADDRESSABLE[1], AfterValidator(_not_an_id)]
+Nickname = Annotated[
+    StoredName, ADDRESSABLE[0], ADDRESSABLE[1], ADDRESSABLE[2], AfterValidator(_not_an_id)
+]
 
 
 def unaddressable(name: str) -> str | None:
