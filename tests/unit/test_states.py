@@ -42,6 +42,14 @@ def test_nothing_committed_for_a_window_with_lag_is_stop() -> None:
 def test_never_committed_with_lag_is_stop() -> None:
     sample = Sample(at=NOW - 1, lag=3, committed={}, last_commit_at=None)
     assert evaluate([sample], now=NOW, window_s=WINDOW) is State.STOP
+    watched = evaluate([sample], now=NOW, window_s=WINDOW, first_seen=NOW - WINDOW)
+    assert watched is State.STOP
+
+
+def test_a_group_that_has_not_committed_yet_is_not_stopped_within_its_first_window() -> None:
+    # A replay or a projector a few seconds into its first batch: lag, and no commit yet.
+    samples = [Sample(at=NOW - i, lag=13_000, committed={}) for i in (4, 2, 0)]
+    assert evaluate(samples, now=NOW, window_s=WINDOW, first_seen=NOW - 4) is not State.STOP
 
 
 def test_commits_that_do_not_move_are_stall() -> None:

@@ -31,6 +31,11 @@ class History:
         raw = await self._redis.zrangebyscore(self._key(group), low, "+inf")
         return [_load(item) for item in raw]
 
+    async def first_seen(self, group: str) -> float | None:
+        """When the oldest sample kept of ``group`` was taken (at most ``keep_s`` ago)."""
+        raw = await self._redis.zrange(self._key(group), 0, 0, withscores=True)
+        return float(raw[0][1]) if raw else None
+
     async def latest(self, group: str) -> dict[str, Any] | None:
         raw = await self._redis.zrange(self._key(group), -1, -1)
         return _load(raw[0]) if raw else None

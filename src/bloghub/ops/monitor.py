@@ -211,7 +211,10 @@ class OpsMonitor:
         instances = await self._instances(w)
         waiting = [wait for i in instances for wait in i["waiting"]]
         state = waiting_state(wait["reason"] for wait in waiting) or evaluate(
-            samples, now=now, window_s=self._cfg.window_s
+            samples,
+            now=now,
+            window_s=self._cfg.window_s,
+            first_seen=await self.history.first_seen(w.group),
         )
         return {
             "projector": w.name,

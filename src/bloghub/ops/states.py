@@ -56,13 +56,17 @@ class Sample:
     last_commit_at: float | None = None
 
 
-def evaluate(samples: Sequence[Sample], *, now: float, window_s: float) -> State:
-    """The state of a group given its samples (oldest first) within the window."""
+def evaluate(
+    samples: Sequence[Sample], *, now: float, window_s: float, first_seen: float | None = None
+) -> State:
+    """The state of a group given its samples (oldest first) within the window, and when
+    it was first sampled: a group that has committed nothing yet (a replay starting, a
+    projector's first batch) is stopped only once it has been watched for a window."""
     recent = [s for s in samples if s.at >= now - window_s]
     if not recent:
         return State.OK
     latest = recent[-1]
-    if latest.lag > 0 and _no_commit_for(latest, now, window_s):
+    if latest.lag > 0 and _no_commit_for(latest, now, window_s, first_seen):
         return State.STOP
     if latest.lag > 0 and len(recent) >= 2 and _offsets_stand_still(recent, window_s):
         return State.STALL
@@ -75,8 +79,9 @@ def evaluate(samples: Sequence[Sample], *, now: float, window_s: float) -> State
     return State.OK
 
 
-def _no_commit_for(latest: Sample, now: float, window_s: float) -> bool:
-    return latest.last_commit_at is None or now - latest.last_commit_at >= window_s
+def _no_commit_for(latest: Sample, now: float, window_s: float, first_seen: float | None) -> bool:
+    since = latest.last_commit_at if latest.last_commit_at is not None else first_seen
+    return since is None or now - since >= window_s
 
 
 def _offsets_stand_still(recent: Sequence[Sample], window_s: float) -> bool:
