@@ -14,7 +14,7 @@ import pytest
 
 from bloghub.adapters.postgres.databases import drop_database
 from bloghub.settings import Settings
-from tests.conftest import BASE_DSN
+from tests.conftest import BASE_DSN, isolated, pg
 from tests.e2e.test_ops_cli import Ran
 
 DOWN = "127.0.0.1:1"  # nothing listens there
@@ -116,3 +116,18 @@ async def test_a_failure_of_no_known_kind_keeps_its_traceback() -> None:
     ran, _ = await bloghub({"BLOGHUB_DATABASE_URL": url}, "lag")
     assert ran.code not in (0, 2), ran.out
     assert "Traceback" in ran.out, ran.out
+
+
+async def test_a_replay_refused_for_opensearch_registers_no_generation(run_id: str) -> None:
+    # It registered one "building" generation per projector it reached first, which the
+    # dashboard then showed as a replay stuck in STOP, with nothing running it.
+    async with isolated(run_id, "replay_nosearch") as s:
+        env = {
+            "BLOGHUB_DATABASE_URL": s.sqlalchemy_url,
+            "BLOGHUB_PREFIX": s.prefix,
+            "BLOGHUB_OPENSEARCH_URL": f"http://{DOWN}",
+        }
+        await explained(env, ("replay", "users", "search"), "cannot reach OpenSearch")
+        async with pg(s) as conn:
+            rows = await conn.fetch("SELECT projector, generation FROM projector_generations")
+        assert [tuple(r) for r in rows if r["generation"] > 1] == []

@@ -54,6 +54,7 @@ from bloghub.projections.dead_letters import DeadLetters
 from bloghub.projections.heartbeat import read_heartbeats
 from bloghub.projections.port import TP, Projector
 from bloghub.projections.postgres_sink import projector_engine
+from bloghub.projections.search_sink import SearchProjector
 from bloghub.projections.stores import Stores
 from bloghub.projections.worker import _until_stop_or_failure, generation_tasks
 from bloghub.settings import Settings
@@ -218,6 +219,7 @@ async def replay(
         # Every name is checked before any generation is prepared: nothing changes on a
         # refusal.
         await refuse_migrated(stores, plan.names)
+        await _reach_search(stores, plan.names)
         held = await leases.take()
         if held is not None:
             raise ReplayRefused(
@@ -360,6 +362,13 @@ async def _handed_over(stores: Stores, build: Build, ours: set[int]) -> bool:
         if beat.get("pid") not in ours
     ]
     return not others or any(beat.get("generation") == p.generation for beat in others)
+
+
+async def _reach_search(stores: Stores, names: Sequence[str]) -> None:
+    """OpenSearch answers, if any of ``names`` writes to it: asked before any generation is
+    registered, so a replay refused for it leaves no generation "building" behind."""
+    if any(issubclass(projector_class(name), SearchProjector) for name in names):
+        await stores.search.info()
 
 
 async def refuse_migrated(stores: Stores, names: Sequence[str]) -> None:
