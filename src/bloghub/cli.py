@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import os
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Coroutine
@@ -38,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     for serving in (api, run):
         serving.add_argument(
             "--workers",
-            type=int,
+            type=_at_least_one,
             default=os.cpu_count() or 1,
             help="API processes (default: one per core)",
         )
@@ -75,15 +76,46 @@ async def _database_reachable(settings: Settings) -> None:
     await conn.close()
 
 
+def _at_least_one(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"at least 1, not {value}")
+    return value
+
+
+def _port_taken(settings: Settings) -> str | None:
+    """Why the API cannot listen where the settings say, or None. Asked before anything
+    starts: ``run`` would otherwise print where it serves and start the projectors (whose
+    joining rebalances a running instance's groups), then fail to bind."""
+    family = socket.AF_INET6 if ":" in settings.api_host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind((settings.api_host, settings.api_port))
+        except OSError as exc:
+            return (
+                f"cannot listen on {settings.api_host}:{settings.api_port}: {exc.strerror}: "
+                "stop what holds it, or set BLOGHUB_API_PORT"
+            )
+    return None
+
+
 def _dispatch(settings: Settings, args: argparse.Namespace) -> int:
     if args.command in ("api", "run"):
         event_loop.run(_database_reachable(settings))
+        taken = _port_taken(settings)
+        if taken is not None:
+            print(f"bloghub {args.command}: {taken}", file=sys.stderr, flush=True)
+            return EXIT_CODE
     if args.command == "api":
-        return _serve(settings, max(1, args.workers))
+        return _serve(settings, args.workers)
     elif args.command == "project":
         return _project_or_refuse(settings, args.names)
     elif args.command == "run":
-        return _run_all(settings, max(1, args.workers))
+        return _run_all(settings, args.workers)
     elif args.command == "rank":
         event_loop.run(_rank(settings))
     elif args.command == "lag":

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import sys
 from collections.abc import AsyncIterator
 
@@ -131,3 +132,32 @@ async def test_a_replay_refused_for_opensearch_registers_no_generation(run_id: s
         async with pg(s) as conn:
             rows = await conn.fetch("SELECT projector, generation FROM projector_generations")
         assert [tuple(r) for r in rows if r["generation"] > 1] == []
+
+
+@pytest.mark.parametrize("command", ["api", "run"])
+async def test_a_taken_port_is_said_before_anything_starts(
+    command: str, settings: Settings
+) -> None:
+    # `run` printed where it serves and started every projector (joining a running
+    # instance's groups) before it failed to bind, and exited 3 after a traceback.
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        env = {
+            "BLOGHUB_DATABASE_URL": settings.sqlalchemy_url,
+            "BLOGHUB_API_HOST": "127.0.0.1",
+            "BLOGHUB_API_PORT": str(port),
+        }
+        ran, _ = await bloghub(env, command, "--workers", "1")
+    assert ran.code == 2, ran.out
+    assert f"cannot listen on 127.0.0.1:{port}" in ran.out
+    assert "serving on" not in ran.out
+    assert "projector.started" not in ran.out
+
+
+@pytest.mark.parametrize("workers", ["0", "-1", "two"])
+async def test_workers_below_one_are_refused(workers: str) -> None:
+    ran, err = await bloghub({}, "run", "--workers", workers)
+    assert ran.code == 2, ran.out
+    assert "--workers" in err
