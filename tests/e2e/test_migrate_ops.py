@@ -23,6 +23,20 @@ async def test_a_projector_with_no_migration_is_404(
     moved = await client.post(PATH, json={"phase": 2}, headers=operator(settings))
     assert moved.status_code == 404
     assert "not being migrated" in moved.json()["error"]["message"]
+    assert "`bloghub migrate start articles`" in moved.json()["error"]["message"]
+    # No hint at a start that is refused, nor at a projector that does not exist.
+    pinned = await client.post(
+        "/ops/api/migrations/users/phase", json={"phase": 2}, headers=operator(settings)
+    )
+    assert pinned.status_code == 404
+    said = pinned.json()["error"]["message"]
+    assert "cannot move to another database" in said
+    assert "migrate start" not in said
+    unknown = await client.post(
+        "/ops/api/migrations/nosuch/phase", json={"phase": 2}, headers=operator(settings)
+    )
+    assert unknown.status_code == 404
+    assert "unknown projector 'nosuch'" in unknown.json()["error"]["message"]
 
 
 async def test_a_phase_outside_one_to_four_is_422(

@@ -54,6 +54,7 @@ from bloghub.ops.replay import building_stores, close_stores, measure
 from bloghub.ops.replay_lease import lease_holder
 from bloghub.ops.replay_progress import RateMeter, ReplayProgress, applied_of, measured
 from bloghub.projections.backoff import wait_any
+from bloghub.projections.catalog import PROJECTORS
 from bloghub.projections.dead_letters import DeadLetters
 from bloghub.projections.migration_sinks import projector_in
 from bloghub.projections.postgres_sink import PostgresProjector, projector_engine
@@ -122,6 +123,13 @@ async def migration_of(stores: Stores, name: str) -> Migration:
     async with translated(), stores.engine.connect() as conn:
         found = (await all_migrations(conn)).get(name)
     if found is None:
+        if name not in PROJECTORS:
+            raise NotMigrated(f"unknown projector {name!r}; known: {', '.join(PROJECTORS)}")
+        if name in PINNED_TO_MAIN:
+            raise NotMigrated(
+                f"{name} is not being migrated: it cannot move to another database "
+                f"({PINNED_TO_MAIN[name]})"
+            )
         raise NotMigrated(f"{name} is not being migrated: `bloghub migrate start {name}`")
     return found
 
