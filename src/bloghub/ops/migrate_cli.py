@@ -202,7 +202,10 @@ async def _status(ms: MigrationStores, console: Console) -> None:
             src, total = await progress_of(ms, ends, m, Store.SOURCE)
             # One target that cannot be reached hides none of the other migrations.
             try:
-                tgt_shown = f"{(await progress_of(ms, ends, m, Store.TARGET))[0]:,}"
+                tgt, later_total = await progress_of(ms, ends, m, Store.TARGET)
+                tgt_shown = f"{tgt:,}"
+                # The log, as measured after both: never less than either has applied.
+                total = max(total, later_total)
             except UNREACHABLE as exc:
                 tgt_shown = f"unreachable: {target_reason(exc)}"
             finally:
