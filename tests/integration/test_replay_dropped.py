@@ -11,7 +11,10 @@ import re
 
 import pytest
 
+from bloghub.adapters.redis import make_redis
 from bloghub.events.log import EventLog
+from bloghub.projections.runner_config import group_id
+from bloghub.projections.stats import applied_key, last_commit_key
 from bloghub.settings import Settings
 from tests.conftest import isolated, projecting
 from tests.e2e.test_ops_cli import bloghub, refused, registry
@@ -54,9 +57,18 @@ async def test_a_dropped_generation_is_refused_and_no_longer_listed(run_id: str,
         assert await status_of(s, name) == {("1", "retired"), ("2", "active")}
         before = await registry(s, name)
 
-        ran = await bloghub(s, "replay", "drop", name, "1")
-        assert ran.code == 0, ran.out
-        assert f"{name}: generation 1 dropped" in ran.out, ran.out
+        group = group_id(s.prefix, name, 1)
+        figures = [applied_key(s.prefix, group), last_commit_key(s.prefix, group)]
+        redis = make_redis(s.redis_url.get_secret_value())
+        try:
+            assert await redis.exists(*figures) == 2, "generation 1 committed while live"
+            ran = await bloghub(s, "replay", "drop", name, "1")
+            assert ran.code == 0, ran.out
+            assert f"{name}: generation 1 dropped" in ran.out, ran.out
+            # The dashboard's figures of its consumer group go with it.
+            assert await redis.exists(*figures) == 0
+        finally:
+            await redis.aclose()
 
         assert await status_of(s, name) == {("2", "active")}
         for command in (("activate", name, "1"), ("verify", name, "1", "2"), ("drop", name, "1")):

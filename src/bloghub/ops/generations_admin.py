@@ -15,6 +15,7 @@ from bloghub.adapters.postgres.generations import (
 from bloghub.adapters.postgres.migrations import all_migrations
 from bloghub.adapters.postgres.tables import checkpoints, generations
 from bloghub.events.topics import topic_for
+from bloghub.ops.history import history_key
 from bloghub.ops.lag import LagReader
 from bloghub.ops.replay_lease import lease_holder
 from bloghub.ops.replay_progress import progress_key, read_progress
@@ -23,6 +24,7 @@ from bloghub.projections.port import TP, Projector
 from bloghub.projections.redis_sink import RedisProjector
 from bloghub.projections.runner_config import group_id
 from bloghub.projections.search_sink import SearchProjector
+from bloghub.projections.stats import applied_key, last_commit_key
 from bloghub.projections.stores import Stores
 
 log = structlog.get_logger(__name__)
@@ -189,7 +191,15 @@ async def drop_generation(
         await conn.execute(
             delete(generations).where(g.projector == name, g.generation == generation)
         )
-    await stores.redis.delete(progress_key(stores.settings.prefix, name, generation))
+    prefix = stores.settings.prefix
+    group = group_id(prefix, name, generation)
+    # What the dashboard kept of its consumer group: no dropped generation's figures stay.
+    await stores.redis.delete(
+        progress_key(prefix, name, generation),
+        applied_key(prefix, group),
+        last_commit_key(prefix, group),
+        history_key(prefix, group),
+    )
     log.info("replay.dropped", projector=name, generation=generation, was=state)
 
 

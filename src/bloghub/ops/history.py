@@ -9,6 +9,10 @@ import orjson
 from redis.asyncio import Redis
 
 
+def history_key(prefix: str, group: str) -> str:
+    return f"{prefix}:ops:history:{group}"
+
+
 class History:
     def __init__(self, redis: Redis, *, prefix: str, keep_s: float) -> None:
         self._redis = redis
@@ -16,7 +20,7 @@ class History:
         self._keep_s = keep_s
 
     def _key(self, group: str) -> str:
-        return f"{self._prefix}:ops:history:{group}"
+        return history_key(self._prefix, group)
 
     async def add(self, group: str, sample: dict[str, Any]) -> None:
         at = float(sample["at"])
