@@ -36,10 +36,12 @@ async def test_db_upgrade_reaches_a_read_model_moved_to_another_database(run_id:
         migration_stores(s) as ms,
     ):
         await start(ms, "articles", target_url)
-        # The target as an older release left it: no published update time, tags as written.
+        # The target as an older release left it: no published update time, tags as written,
+        # and no record of the steps.
         await execute_on(
             target_url, "ALTER TABLE articles_g1.articles DROP COLUMN published_updated_at"
         )
+        await execute_on(target_url, "DELETE FROM read_model_upgrades")
         at = datetime(2026, 1, 2, tzinfo=UTC)
         published, edited, author = (str(uuid.uuid4()) for _ in range(3))
         await execute_on(target_url, ROW, published, author, 2, at, 2)
@@ -74,6 +76,21 @@ async def test_db_upgrade_reaches_a_read_model_moved_to_another_database(run_id:
         again = await asyncio.to_thread(upgrade_database, s)
         assert [(r.applied, r.failed) for r in again] == [((), None)]
         assert "nothing to do" in str(again[0])
+
+
+async def test_a_target_built_by_this_release_is_not_upgraded_again(run_id: str) -> None:
+    # Its tables are the current ones: running the steps again would only scan (and, for
+    # the tag fold, lock) live tables at the next deploy's `bloghub db upgrade`.
+    async with (
+        isolated(run_id, "rmfresh") as s,
+        second_database(s) as target_url,
+        migration_stores(s) as ms,
+    ):
+        await start(ms, "articles", target_url)
+        reached = await asyncio.to_thread(upgrade_database, s)
+        assert [(r.migration.projector, r.applied, r.failed) for r in reached] == [
+            ("articles", (), None)
+        ]
 
 
 async def test_a_target_out_of_reach_is_named_and_the_main_database_upgraded(

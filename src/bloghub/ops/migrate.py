@@ -38,6 +38,7 @@ from bloghub.adapters.postgres.migrations import (
     set_phase,
     shown_url,
 )
+from bloghub.adapters.postgres.read_model_upgrades import built_current
 from bloghub.adapters.postgres.tables import checkpoints
 from bloghub.errors import StoreRejected, Transient, Unavailable
 from bloghub.events.base import registry
@@ -239,9 +240,13 @@ def target_reason(exc: BaseException) -> str:
 async def _prepare_target(engine: AsyncEngine, migration: Migration) -> None:
     schema = schema_name(migration.projector, migration.generation)
     async with translated(), engine.begin() as conn:
+        found = text("SELECT 1 FROM pg_namespace WHERE nspname = :s")
+        fresh = (await conn.execute(found, {"s": schema})).first() is None
         await conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
         model = read_model_in(migration.projector, schema)
         await conn.run_sync(model.create_all, checkfirst=True)
+        if fresh:  # a start again keeps what an earlier one (maybe older code) recorded
+            await conn.run_sync(built_current, migration.projector, schema)
         # The target store's own checkpoints, committed with its rows (exactly once there).
         await conn.run_sync(checkpoints.create, checkfirst=True)
 

@@ -183,6 +183,16 @@ _RECORD = text(
 )
 
 
+def built_current(conn: Connection, projector: str, schema: str) -> None:
+    """Record in this database every step of ``projector`` as done for ``schema``, which was
+    just built from the current tables (a migration's new target): the next ``bloghub db
+    upgrade`` would only run them again over live tables, some under a table lock."""
+    conn.execute(_LEDGER)
+    for upgrade in UPGRADES:
+        if upgrade.projector == projector:
+            conn.execute(_RECORD, {"s": schema, "r": upgrade.revision})
+
+
 @dataclass(frozen=True, slots=True)
 class Reached:
     """What ``reach_targets`` did for one migration's target."""
