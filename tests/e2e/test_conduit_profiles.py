@@ -60,6 +60,13 @@ async def test_a_v1_nickname_change_is_a_username_change_and_cannot_take_a_taken
     taken = await client.patch("/v1/users/me", json={"nickname": jake.username.upper()}, headers=v1)
     assert taken.status_code == 409, taken.text
     assert taken.json()["error"]["fields"] == {"nickname": "already taken"}
+    # Nor the name with characters that show nothing in it: it would look the same.
+    name = jake.username
+    for copy in (f"{name}\u200c", f"{name[:2]}\u200d{name[2:]}", f"{name}\U000e0020"):
+        taken = await client.patch("/v1/users/me", json={"nickname": copy}, headers=v1)
+        assert taken.status_code == 409, (copy, taken.text)
+        looked_up = await client.get(f"/api/profiles/{copy}")
+        assert looked_up.json()["profile"]["username"] == name
     renamed = unique_name("annie")
     moved = await client.patch("/v1/users/me", json={"nickname": renamed}, headers=v1)
     assert moved.status_code == 200, moved.text

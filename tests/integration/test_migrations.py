@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 
 import asyncpg
 import pytest
@@ -253,5 +254,43 @@ async def test_0019_gives_every_interactions_generation_partitioned_read_marks(
             )
             assert found is not None
             assert found.endswith("(part, counted_at)")
+        finally:
+            await conn.close()
+
+
+async def test_0025_rewrites_username_keys_without_the_characters_that_show_nothing(
+    run_id: str,
+) -> None:
+    async with isolated(run_id, "mig25") as settings:
+        conn = await asyncpg.connect(settings.asyncpg_dsn)
+        try:
+            family, carol, copy = (str(uuid.uuid4()) for _ in range(3))
+            held = {
+                family: "\U0001f468\u200d\U0001f469\u200d\U0001f467",
+                carol: "carol",
+                copy: "carol\u200c",  # a look-alike taken before 0025
+            }
+            for owner, key in held.items():
+                await conn.execute(
+                    "INSERT INTO reservations (kind, value, owner_id, status) "
+                    "VALUES ('username', $1, $2, 'confirmed')",
+                    key,
+                    owner,
+                )
+            await _stamp(settings, "0024")
+
+            await _upgrade(settings, "0025")
+
+            rows = await conn.fetch(
+                "SELECT owner_id, value FROM reservations WHERE kind = 'username' "
+                "AND owner_id = ANY($1::text[])",
+                list(held),
+            )
+            # The name a look-alike copied goes on naming the account that had it.
+            assert {r["owner_id"]: r["value"] for r in rows} == {
+                family: "\U0001f468\U0001f469\U0001f467",
+                carol: "carol",
+                copy: "carol\u200c",
+            }
         finally:
             await conn.close()

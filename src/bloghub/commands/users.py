@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import unicodedata
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
@@ -32,11 +33,24 @@ NewAccount = Callable[[str], Event]  # user id -> the event that makes the accou
 USERNAME = "username"  # the write-side index kind of nicknames (Conduit's usernames)
 
 
+# Unicode's default-ignorable code points: joiners, variation selectors, fillers, tag
+# characters and the rest that show nothing. Migration 0025 keeps a copy of this class.
+_IGNORABLE = re.compile(
+    "[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e"
+    "\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufff8\U0001bca0-\U0001bca3"
+    "\U0001d173-\U0001d17a\U000e0000-\U000e0fff]"
+)
+
+
 def username_key(nickname: str) -> str:
-    """Nicknames are unique regardless of case and of compatibility forms: "Jake", "jake"
-    and "Jake" in full-width letters are one username (NFKC, case-folded, NFKC again, since
-    folding can leave text that is not normalised)."""
-    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", nickname).casefold())
+    """Nicknames are unique regardless of case, of compatibility forms and of characters
+    that show nothing: "Jake", "jake", "Jake" in full-width letters and "jake" with a
+    zero-width joiner or a tag character in it are one username (NFKC, case-folded, NFKC
+    again since folding can leave text that is not normalised; then without the
+    default-ignorable code points, normalised once more). An emoji sequence keeps its
+    name: its joiners are left out of the key, not out of the name."""
+    folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", nickname).casefold())
+    return unicodedata.normalize("NFKC", _IGNORABLE.sub("", folded))
 
 
 @dataclass(frozen=True, slots=True)

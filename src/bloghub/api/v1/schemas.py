@@ -90,13 +90,18 @@ def _beyond_the_bmp(first: int, last: int) -> str:
 
 # Invisible format characters, the zero-width joiner of emoji sequences and the
 # non-joiner of Persian spelling aside; past the BMP: Egyptian hieroglyph, shorthand and
-# musical format controls.
+# musical format controls, and the default-ignorable code points of the tag block that
+# are no tag character (unassigned, they would show nothing either).
 _FORMAT = (
     r"\u00AD\u0600-\u0605\u061C\u06DD\u070F\u0890\u0891\u08E2\u180E\u200B"
-    r"\u200E\u200F\u202A-\u202E\u2060-\u2064\u2066-\u206F\uFEFF\uFFF9-\uFFFB"
+    r"\u200E\u200F\u202A-\u202E\u2060-\u206F\uFEFF\uFFF0-\uFFFB"
     + _beyond_the_bmp(0x13430, 0x1343F)
     + _beyond_the_bmp(0x1BCA0, 0x1BCA3)
     + _beyond_the_bmp(0x1D173, 0x1D17A)
+    + chr(0xE0000)
+    + _beyond_the_bmp(0xE0002, 0xE001F)
+    + _beyond_the_bmp(0xE0080, 0xE00FF)
+    + _beyond_the_bmp(0xE01F0, 0xE0FFF)
 )
 # Private use: the BMP's area and the two supplementary planes.
 _PRIVATE = (
@@ -292,9 +297,6 @@ StoredName = Annotated[
 ADDRESSABLE = (
     Rule(r"^[^/?#%\\]*$", "must not contain /, ?, #, % or \\"),
     Rule(r"[^.]", "must not be dots only"),
-    # Invisible, they would make a second name that looks like the first ("carol" and
-    # "carol" with a tag character after it); a flag of a region is no loss in a name.
-    Rule(f"^[^{_INVISIBLE_TAGS}]*$", "must not contain invisible tag characters"),
 )
 LOOKS_LIKE_AN_ID = "must not be an account id"
 
@@ -320,9 +322,7 @@ def _not_an_id(name: str) -> str:
     return name
 
 
-Nickname = Annotated[
-    StoredName, ADDRESSABLE[0], ADDRESSABLE[1], ADDRESSABLE[2], AfterValidator(_not_an_id)
-]
+Nickname = Annotated[StoredName, ADDRESSABLE[0], ADDRESSABLE[1], AfterValidator(_not_an_id)]
 
 
 def unaddressable(name: str) -> str | None:
