@@ -297,6 +297,13 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _history_covers_the_state_window(self) -> Self:
+        # A group's state looks back over the window in its kept samples.
+        if self.ops_history_s < self.ops_state_window_s:
+            raise ValueError("ops_history_s must be at least ops_state_window_s")
+        return self
+
+    @model_validator(mode="after")
     def _no_wildcard_with_credentials(self) -> Self:
         if "*" in self.cors_origins and self.cors_allow_credentials:
             raise ValueError("cors_origins '*' cannot go with credentials: list the origins")

@@ -59,13 +59,15 @@ async def number(page: Page, name: str) -> float:
     return float(text) if text not in ("", "\u2013") else 0.0
 
 
-async def wait_for_state(page: Page, accept: set[str], timeout_s: float = 60) -> str:
+async def wait_for_state(
+    page: Page, accept: set[str], timeout_s: float = 60, name: str = "state"
+) -> str:
     for _ in range(int(timeout_s / 0.25)):
-        state = await cell(page, "state")
+        state = await cell(page, name)
         if state in accept:
             return state
         await asyncio.sleep(0.25)
-    raise AssertionError(f"state stayed {state!r}, wanted one of {accept}")
+    raise AssertionError(f"{name} stayed {state!r}, wanted one of {accept}")
 
 
 async def test_stopped_projector_shows_rising_lag_and_recovers(run_id: str, tmp_path: Path) -> None:
@@ -88,6 +90,9 @@ async def test_stopped_projector_shows_rising_lag_and_recovers(run_id: str, tmp_
                 await page.click("button[type=submit]")
                 await page.wait_for_selector('tr[data-projector="users"]')
                 assert await wait_for_state(page, {"OK", "WARN"}) in {"OK", "WARN"}
+                # Running, as its heartbeat says (a group that has not committed yet is
+                # not stopped, so the state alone does not say the process is up yet).
+                await wait_for_state(page, {"1"}, name="instances")
 
                 projector.send_signal(signal.SIGTERM)
                 assert projector.wait(timeout=30) == 0

@@ -50,6 +50,9 @@ def test_a_group_that_has_not_committed_yet_is_not_stopped_within_its_first_wind
     # A replay or a projector a few seconds into its first batch: lag, and no commit yet.
     samples = [Sample(at=NOW - i, lag=13_000, committed={}) for i in (4, 2, 0)]
     assert evaluate(samples, now=NOW, window_s=WINDOW, first_seen=NOW - 4) is not State.STOP
+    # Idle since long ago (never a commit, nothing to do), and its first event just came.
+    idle = [Sample(at=NOW - i, lag=0 if i > 2 else 1, committed={}) for i in (50, 30, 10, 2, 0)]
+    assert evaluate(idle, now=NOW, window_s=WINDOW, first_seen=NOW - 3000) is not State.STOP
 
 
 def test_commits_that_do_not_move_are_stall() -> None:

@@ -66,7 +66,7 @@ def evaluate(
     if not recent:
         return State.OK
     latest = recent[-1]
-    if latest.lag > 0 and _no_commit_for(latest, now, window_s, first_seen):
+    if latest.lag > 0 and _no_commit_for(recent, now, window_s, first_seen):
         return State.STOP
     if latest.lag > 0 and len(recent) >= 2 and _offsets_stand_still(recent, window_s):
         return State.STALL
@@ -79,9 +79,25 @@ def evaluate(
     return State.OK
 
 
-def _no_commit_for(latest: Sample, now: float, window_s: float, first_seen: float | None) -> bool:
-    since = latest.last_commit_at if latest.last_commit_at is not None else first_seen
-    return since is None or now - since >= window_s
+def _no_commit_for(
+    recent: Sequence[Sample], now: float, window_s: float, first_seen: float | None
+) -> bool:
+    latest = recent[-1]
+    if latest.last_commit_at is not None:
+        return now - latest.last_commit_at >= window_s
+    if first_seen is None:
+        return True
+    # Never committed: stopped once it has had lag for a window, counted from the first
+    # sample of the lag it has now (from when it was first watched if every sample of the
+    # window has lag): an idle group's first event is not a stop.
+    since = first_seen
+    for sample in reversed(recent):
+        if sample.lag <= 0:
+            break
+        since = sample.at
+    else:
+        since = first_seen
+    return now - since >= window_s
 
 
 def _offsets_stand_still(recent: Sequence[Sample], window_s: float) -> bool:
