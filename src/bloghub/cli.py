@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import os
 import signal
 import socket
@@ -90,16 +91,25 @@ def _port_taken(settings: Settings) -> str | None:
     """Why the API cannot listen where the settings say, or None. Asked before anything
     starts: ``run`` would otherwise print where it serves and start the projectors (whose
     joining rebalances a running instance's groups), then fail to bind."""
-    family = socket.AF_INET6 if ":" in settings.api_host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
-        try:
-            probe.bind((settings.api_host, settings.api_port))
-        except OSError as exc:
-            return (
-                f"cannot listen on {settings.api_host}:{settings.api_port}: {exc.strerror}: "
-                "stop what holds it, or set BLOGHUB_API_PORT"
-            )
+    where = f"{settings.api_host}:{settings.api_port}"
+    try:
+        # Every address the host names, as the server binds them.
+        found = socket.getaddrinfo(
+            settings.api_host, settings.api_port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+    except OSError as exc:
+        return f"cannot listen on {where}: {exc}: check BLOGHUB_API_HOST"
+    for family, kind, proto, _, address in found:
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+            try:
+                probe.bind(address)
+            except OSError as exc:
+                if exc.errno == errno.EADDRINUSE:
+                    do = "stop what holds it, or set BLOGHUB_API_PORT"
+                else:  # not this machine's address, a port below 1024 without the right
+                    do = "check BLOGHUB_API_HOST and BLOGHUB_API_PORT"
+                return f"cannot listen on {where}: {exc.strerror}: {do}"
     return None
 
 
