@@ -28,18 +28,23 @@ async def browser(settings: Settings, live_api: LiveServer) -> AsyncIterator[htt
         yield client
 
 
-@pytest.mark.parametrize(("method", "path"), [("PUT", "/api/user"), ("DELETE", "/api/articles/x")])
-async def test_a_preflight_from_the_front_end_is_allowed(
-    browser: httpx.AsyncClient, method: str, path: str
-) -> None:
-    preflight = await browser.options(
+async def ask(browser: httpx.AsyncClient, path: str, method: str, headers: str) -> httpx.Response:
+    """The preflight a browser sends from the front end before ``method`` with ``headers``."""
+    return await browser.options(
         path,
         headers={
             "origin": FRONT_END,
             "access-control-request-method": method,
-            "access-control-request-headers": "authorization, content-type",
+            "access-control-request-headers": headers,
         },
     )
+
+
+@pytest.mark.parametrize(("method", "path"), [("PUT", "/api/user"), ("DELETE", "/api/articles/x")])
+async def test_a_preflight_from_the_front_end_is_allowed(
+    browser: httpx.AsyncClient, method: str, path: str
+) -> None:
+    preflight = await ask(browser, path, method, "authorization, content-type")
     assert preflight.status_code == 200, preflight.text
     assert preflight.headers["access-control-allow-origin"] == FRONT_END
     assert method in preflight.headers["access-control-allow-methods"]
@@ -56,13 +61,8 @@ async def test_answers_go_to_the_front_end_only(browser: httpx.AsyncClient) -> N
 
 async def test_a_front_end_sending_x_requested_with_is_allowed(browser: httpx.AsyncClient) -> None:
     # jQuery-style clients, and RealWorld's own API test collection, send it on every call.
-    preflight = await browser.options(
-        "/api/articles",
-        headers={
-            "origin": FRONT_END,
-            "access-control-request-method": "POST",
-            "access-control-request-headers": "authorization,content-type,x-requested-with",
-        },
+    preflight = await ask(
+        browser, "/api/articles", "POST", "authorization,content-type,x-requested-with"
     )
     assert preflight.status_code == 200, preflight.text
     assert "x-requested-with" in preflight.headers["access-control-allow-headers"].lower()
@@ -75,14 +75,7 @@ async def test_a_front_end_sending_x_requested_with_is_allowed(browser: httpx.As
 async def test_a_refused_preflight_speaks_the_apis_error_shape(
     browser: httpx.AsyncClient, path: str, shape: dict[str, object] | None
 ) -> None:
-    refused = await browser.options(
-        path,
-        headers={
-            "origin": FRONT_END,
-            "access-control-request-method": "POST",
-            "access-control-request-headers": "x-not-allowed",
-        },
-    )
+    refused = await ask(browser, path, "POST", "x-not-allowed")
     assert refused.status_code == 400
     assert refused.headers["content-type"] == "application/json"
     if shape is not None:
