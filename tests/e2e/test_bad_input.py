@@ -247,3 +247,29 @@ async def test_a_405_names_every_method_of_the_path(
     assert response.status_code == 405, response.text
     assert {m.strip() for m in response.headers["allow"].split(",")} == allowed
     assert _shape(response)["code"] == "method_not_allowed"
+
+
+# U+0958 is one character as sent and two in NFC (a composition exclusion: it decomposes
+# and never composes again); U+FB2C is three.
+@pytest.mark.parametrize(("one", "stored_as"), [("\u0958", 2), ("\ufb2c", 3)])
+async def test_lengths_are_counted_as_stored_after_nfc(
+    client: httpx.AsyncClient, auth: dict[str, str], one: str, stored_as: int
+) -> None:
+    long_name = await client.post("/v1/collections", json={"name": one * 64}, headers=auth)
+    assert long_name.status_code == 422, long_name.text
+    assert "name" in _shape(long_name)["fields"]  # type: ignore[operator]
+    fits = one * (64 // stored_as)
+    made = await client.post("/v1/collections", json={"name": fits}, headers=auth)
+    assert made.status_code == 201, made.text
+    assert len(made.json()["collection"]["name"]) == 64 // stored_as * stored_as
+
+    body = {"title": one * 128, "content": "body", "tags": []}
+    long_title = await client.post("/v1/articles", json=body, headers=auth)
+    assert long_title.status_code == 422, long_title.text
+    assert "title" in _shape(long_title)["fields"]  # type: ignore[operator]
+    conduit = await client.post(
+        "/api/articles",
+        json={"article": {**body, "description": "d", "body": "b"}},
+        headers={"authorization": auth["authorization"].replace("Bearer", "Token")},
+    )
+    assert conduit.status_code == 422, conduit.text

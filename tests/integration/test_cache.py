@@ -10,13 +10,15 @@ import secrets
 from collections.abc import AsyncIterator
 from typing import Any, cast
 
+import orjson
 import pytest
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bloghub.adapters.postgres.engine import make_engine
 from bloghub.adapters.redis import make_redis
-from bloghub.adapters.redis.cache import FENCE, FENCE_TTL_S, Cache
+from bloghub.adapters.redis.cache import COUNTER_TTL_S, FENCE, FENCE_TTL_S, Cache, counter_key
+from bloghub.adapters.redis.local_tier import channel
 from bloghub.api.article_queries import ArticleQueries
 from bloghub.api.consistency import Progress
 from bloghub.events.articles import ArticleDrafted, ArticlePublished, ArticleWithdrawn
@@ -115,6 +117,43 @@ async def test_a_fill_is_stored_once_and_shared(cache: Cache) -> None:
     again, fill = counted({"n": 2})
     assert await cache.get_or_fill(key, 60, fill) == {"n": 1}
     assert again == []
+
+
+@pytest.mark.parametrize("age", ["small", "an hour of bumps"])
+async def test_a_counter_that_expired_never_goes_back(
+    cache: Cache, redis: Redis, settings: Settings, age: str
+) -> None:
+    """A counter left alone for its TTL (an hour) expires; bumped again, it starts from the
+    clock, past what any process noted before it expired (a tier keeping a body noted at 5
+    would otherwise keep it through changes announced as 1 and 2), and the change announced
+    is the counter itself. Noted: a counter as small as one from before counters started from
+    the clock, or one that started from the clock an hour before it was last bumped and was
+    bumped a thousand times (its expiry came an hour after that last bump)."""
+    key = cache.key("t", secrets.token_hex(4))
+    seconds, micros = await redis.time()
+    now_ms = seconds * 1000 + micros // 1000
+    noted = 5 if age == "small" else now_ms - 2 * COUNTER_TTL_S * 1000 + 1000
+    await redis.set(counter_key(key), noted)
+    await redis.delete(counter_key(key))  # as its TTL would, after an hour unchanged
+
+    listener = redis.pubsub()
+    await listener.subscribe(channel(settings.prefix))
+    try:
+        await cache.fence([key])
+        await cache.invalidate([key])
+        announced: list[int] = []
+        deadline = asyncio.get_running_loop().time() + 5
+        while len(announced) < 2:
+            assert asyncio.get_running_loop().time() < deadline, "no change announced"
+            # None for the subscription's own confirmation, or nothing yet: ask again.
+            message = await listener.get_message(ignore_subscribe_messages=True, timeout=1)
+            if message is not None:
+                changes = orjson.loads(message["data"])
+                announced += [counter for name, counter in changes if name == key]
+    finally:
+        await listener.aclose()
+    stored = int(await redis.get(counter_key(key)) or 0)
+    assert noted < announced[0] < announced[1] == stored
 
 
 async def test_a_copy_read_before_the_commit_cannot_be_put_back(cache: Cache, redis: Redis) -> None:

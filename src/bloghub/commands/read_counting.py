@@ -80,11 +80,14 @@ class ReadBuffer:
         """Count a read served: never blocks, never fails the request."""
         if reader == author_id:
             return  # an author's own reads are not counted
-        if self._repeat_s > 0 and self._lately((article_id, reader)):
+        key = (article_id, reader)
+        if self._repeat_s > 0 and self._lately(key):
             self.repeated += 1
             return
         if len(self._pending) >= self._max:
             self.dropped += 1
+            # Never appended, so not taken: the reader's next read is no repeat of it.
+            self._taken.pop(key, None)
             return
         self._pending.append((article_id, author_id, reader))
         if len(self._pending) >= self._batch:

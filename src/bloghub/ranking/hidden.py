@@ -5,8 +5,10 @@ and a run that read the counters just before a withdraw may publish just after i
 interactions projector, as it commits a withdraw or a delete, adds the article to
 ``<prefix>:ranking:hidden`` (a sorted set, scored by when) and bumps the result's version;
 a publish takes it out again. Every API process re-reads the result when the version moves
-and leaves hidden articles out of what it serves. Members older than ``KEEP_S`` are pruned
-as new ones come: by then every run has left them out on its own.
+and leaves hidden articles out of what it serves. Members are pruned as new ones come once
+they are ``KEEP_S`` older than the stored result's computation (and than now): a run begun
+that long after a mark has left the article out on its own, while a result computed before
+the mark (the job stalled, failing, or not started) still needs it, however old it is.
 
 Erasures are kept the same way (``<prefix>:ranking:erased``): the users projector, as it
 commits one, adds the person, and the served ranking shows their articles' author as
@@ -31,7 +33,10 @@ KEEP_S = 3600
 # out). The version moves only if a result exists (a new one is published with its
 # own).
 _MARK = """
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', tonumber(ARGV[1]) - tonumber(ARGV[2]))
+local cut = tonumber(ARGV[1])
+local computed = tonumber(redis.call('HGET', KEYS[2], 'computed_at') or '')
+if computed ~= nil and computed < cut then cut = computed end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', cut - tonumber(ARGV[2]))
 for i = 3, #ARGV, 2 do
   if ARGV[i + 1] == '1' then
     redis.call('ZADD', KEYS[1], ARGV[1], ARGV[i])

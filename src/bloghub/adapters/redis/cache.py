@@ -51,7 +51,12 @@ FENCE = b"\x00fenced"
 FENCE_TTL_S = 30
 # A counter must outlive every fill that noted it: a fill is one read of the store (a
 # request's or a pre-warm's), seconds at most. Should it expire first, a late fill that
-# noted "no counter" could land on an entry invalidated meanwhile.
+# noted "no counter" could land on an entry invalidated meanwhile. A counter that did
+# expire starts again from the server's clock in milliseconds, never from 1 (see _BUMP),
+# so it never goes back to a value a fill or an in-process tier has already noted: it
+# would take a thousand bumps a second over a counter's life to outrun the clock (one
+# key is bumped twice per projector batch that touches it). Milliseconds, not finer: the
+# announcement's JSON (Redis's cjson) keeps 14 significant digits.
 COUNTER_TTL_S = 3600
 # Failed lifts are retried with back-off up to this many seconds...
 LIFT_RETRY_MOST_S = 5.0
@@ -74,7 +79,15 @@ return 1
 _BUMP = """
 local n = #KEYS / 2
 local changes = {}
+local now = nil
 for i = 1, n do
+  if redis.call('EXISTS', KEYS[n + i]) == 0 then
+    if now == nil then
+      local t = redis.call('TIME')
+      now = t[1] .. string.format('%03d', math.floor(tonumber(t[2]) / 1000))
+    end
+    redis.call('SET', KEYS[n + i], now)
+  end
   local counter = redis.call('INCR', KEYS[n + i])
   redis.call('EXPIRE', KEYS[n + i], ARGV[4])
   if ARGV[1] == 'fence' then

@@ -21,6 +21,20 @@ def _normal(value: str) -> str:
     return unicodedata.normalize("NFC", value.strip())
 
 
+def normal_within(limit: int) -> AfterValidator:
+    """Trimmed and NFC, and held to ``limit`` characters once so: the bound is on what is
+    stored, and NFC can lengthen text (a composition exclusion such as U+0958 becomes two
+    characters, U+FB2C three), so text within it as sent may not be within it after."""
+
+    def within(value: str) -> str:
+        value = _normal(value)
+        if len(value) > limit:
+            raise ValueError(f"at most {limit} characters (counted in NFC)")
+        return value
+
+    return AfterValidator(within)
+
+
 def _content(value: str) -> str:
     if len(value.encode("utf-8", "surrogatepass")) > MAX_CONTENT_BYTES:
         raise ValueError("at most 100 KB")
@@ -61,7 +75,10 @@ def _tags(values: list[str]) -> list[str]:
 
 # Lengths count the text as sent: normalising may change it by a character or two, never
 # turning an accepted title into a refused one.
-Title = Annotated[str, Field(min_length=1, max_length=128), LINE, AfterValidator(_normal)]
+TITLE_CHARS = 128
+Title = Annotated[
+    str, Field(min_length=1, max_length=TITLE_CHARS), LINE, normal_within(TITLE_CHARS)
+]
 Content = Annotated[
     str,
     Field(

@@ -5,12 +5,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, Field
+from pydantic import BaseModel, Field
 
-from bloghub.api.v1.article_schemas import PageQuery, _normal
+from bloghub.api.v1.article_schemas import PageQuery, normal_within
 from bloghub.api.v1.schemas import LINE, Input
 
-CollectionName = Annotated[str, Field(min_length=1, max_length=64), LINE, AfterValidator(_normal)]
+NAME_CHARS = 64
+CollectionName = Annotated[
+    str, Field(min_length=1, max_length=NAME_CHARS), LINE, normal_within(NAME_CHARS)
+]
 
 
 class CollectionIn(Input):
