@@ -4,7 +4,11 @@ dashboard, metrics and health checks are not counted.
 Every request counts against its IP's bucket in this process (``LocalLimiter``). An
 anonymous read stops there: the hot reads cost no Redis round trip, and their limit is
 approximate (per process). An authenticated request or a write is counted in Redis as well
-(``SlidingWindowLimiter``, per IP and per user), so those limits hold across processes."""
+(``SlidingWindowLimiter``, per IP and per user), so those limits hold across processes.
+
+A token counts against its user only while its session is live: whoever holds a token of
+an ended session (a logout, a password change) gets 401 from it, and must not be able to
+spend the owner's window and have the owner's own sessions refused until it expires."""
 
 from __future__ import annotations
 
@@ -18,7 +22,7 @@ import structlog
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bloghub.api.http import shaped_error
-from bloghub.auth.limiter import Decision, LocalLimiter, SlidingWindowLimiter
+from bloghub.auth.limiter import Decision, LocalLimiter, Rate, SlidingWindowLimiter
 from bloghub.errors import Unavailable
 from bloghub.logs import SELDOM
 
@@ -76,8 +80,6 @@ class RateLimit:
             await self.app(scope, receive, send)
             return
         checks = [(ip, self.per_ip)]
-        if user is not None:
-            checks.append((f"user:{user[0]}", self.per_user))
         early = _check_not_erased(scope, user)
         try:
             refused = await self._count(scope, limiter, checks, user)
@@ -98,21 +100,26 @@ class RateLimit:
         self,
         scope: Scope,
         limiter: SlidingWindowLimiter,
-        checks: list[tuple[str, int]],
+        checks: list[Rate],
         user: tuple[str, str] | None,
     ) -> tuple[str, Decision] | None:
-        """Count the request in Redis. For a token's session, the session and its owner's
-        last write are read in the same round trip and left for the session check
-        (api/auth.py), which would otherwise ask Redis again at once."""
+        """Count the request in Redis. For a token's session, the user's window counts it
+        only while the session is live (the counting script reads the session itself, so
+        this costs no extra round trip); the session and its owner's last write are read in
+        the same round trip and left for the session check (api/auth.py), which would
+        otherwise ask Redis again at once."""
         container = _container_of(scope)
-        if user is None or container is None:
+        if user is None:
             return await limiter.allow_all(checks, self.window_s)
         sub, sid = user
-        reads = [
-            container.commands.sessions.owner_read(sid),
-            ("HGETALL", container.own_writes.key(sub)),
-        ]
-        refused, (owner, own) = await limiter.allow_all_reading(checks, self.window_s, reads)
+        per_user = [(f"user:{sub}", self.per_user)]
+        if container is None:  # no session store to ask, and no session check after
+            return await limiter.allow_all([*checks, *per_user], self.window_s)
+        sessions = container.commands.sessions
+        reads = [sessions.owner_read(sid), ("HGETALL", container.own_writes.key(sub))]
+        refused, (owner, own) = await limiter.allow_all_reading(
+            checks, self.window_s, reads, gated=per_user, gate=sessions.live_gate(sid, sub)
+        )
         if not isinstance(owner, Exception) and isinstance(own, list):
             fields = dict(zip(own[::2], own[1::2], strict=True))
             scope.setdefault("state", {})["session_read"] = SessionRead(sid, owner, fields)

@@ -48,23 +48,30 @@ return {0, tonumber(oldest[2]) + window - now, 0}
 """
 
 
-# The same, for several windows in one round trip: KEYS the windows; ARGV the window in
-# microseconds, then per key its limit and a member. Windows are taken in order and the
-# first that refuses stops the rest (as separate calls in that order would).
-# Returns {index of the refusing key or 0, wait in microseconds}.
+# The same, for several windows in one round trip: KEYS the windows, then a hash when some
+# windows are gated; ARGV the window in microseconds, how many windows (the first ones) are
+# counted whatever the hash holds, the hash's field and the value it must hold for the rest
+# to be counted, then per window its limit and a member. The gate is read here, in the
+# script, so a window that must not count a call costs no round trip of its own. Windows
+# are taken in order and the first that refuses stops the rest (as separate calls in that
+# order would). Returns {index of the refusing key or 0, wait in microseconds}.
 _ALLOW_ALL = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local window = tonumber(ARGV[1])
-for i = 1, #KEYS do
-  local limit = tonumber(ARGV[2 * i])
+local count = (#ARGV - 4) / 2
+if count < #KEYS and redis.call('HGET', KEYS[#KEYS], ARGV[3]) ~= ARGV[4] then
+  count = tonumber(ARGV[2])
+end
+for i = 1, count do
+  local limit = tonumber(ARGV[3 + 2 * i])
   redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now - window)
   local used = redis.call('ZCARD', KEYS[i])
   if used >= limit then
     local oldest = redis.call('ZRANGE', KEYS[i], used - limit, used - limit, 'WITHSCORES')
     return {i, tonumber(oldest[2]) + window - now}
   end
-  redis.call('ZADD', KEYS[i], now, ARGV[2 * i + 1])
+  redis.call('ZADD', KEYS[i], now, ARGV[4 + 2 * i])
   redis.call('PEXPIRE', KEYS[i], math.ceil(window / 1000))
 end
 return {0, 0}
@@ -72,6 +79,19 @@ return {0, 0}
 
 
 Command = tuple[str | bytes | int, ...]  # a Redis command and its arguments
+
+
+@dataclass(frozen=True, slots=True)
+class Gate:
+    """A condition the counting script reads itself: the hash at ``key`` (a full Redis key)
+    holds ``value`` at ``field``. Windows behind it are counted only while it holds."""
+
+    key: str
+    field: str
+    value: str
+
+
+Rate = tuple[str, int]  # a window's key and its limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,43 +134,56 @@ class SlidingWindowLimiter:
         return Decision(False, max(1, math.ceil(int(wait_us) / 1_000_000)))
 
     async def allow_all(
-        self, checks: Sequence[tuple[str, int]], window_s: float
+        self,
+        checks: Sequence[Rate],
+        window_s: float,
+        *,
+        gated: Sequence[Rate] = (),
+        gate: Gate | None = None,
     ) -> tuple[str, Decision] | None:
         """Count one call against each ``(key, limit)`` in order, in one round trip; the
-        first key that refuses and its decision, or ``None`` if every one allowed it.
-        Raises ``Unavailable`` when Redis cannot be reached."""
-        if window_s <= 0 or any(limit < 1 for _, limit in checks):
-            raise ValueError("a rate needs limit >= 1 and window_s > 0")
-        args: list[int | str] = [max(1, round(window_s * 1_000_000))]
-        for _, limit in checks:
-            args += [limit, secrets.token_hex(8)]
+        first key that refuses and its decision, or ``None`` if every one allowed it. The
+        ``gated`` windows come after ``checks`` and count the call only while ``gate``
+        holds (read in the same script). Raises ``Unavailable`` when Redis cannot be
+        reached."""
+        counting = _Counting(checks, window_s, gated=gated, gate=gate)
         async with redis_translated():
-            refused, wait_us = await self._all(keys=[self.key(k) for k, _ in checks], args=args)
-        return _first_refusal(checks, refused, wait_us)
+            refused, wait_us = await self._all(keys=self._keys(counting), args=counting.args())
+        return _first_refusal(counting.windows(), refused, wait_us)
 
     async def allow_all_reading(
-        self, checks: Sequence[tuple[str, int]], window_s: float, reads: Sequence[Command]
+        self,
+        checks: Sequence[Rate],
+        window_s: float,
+        reads: Sequence[Command],
+        *,
+        gated: Sequence[Rate] = (),
+        gate: Gate | None = None,
     ) -> tuple[tuple[str, Decision] | None, list[object]]:
         """``allow_all``, and the replies to ``reads`` (plain read commands) sent in the
         same round trip, as Redis gave them (``HGETALL`` a flat list; see ``Wire``); a
         reply may be an exception. Raises ``Unavailable`` when Redis cannot be reached.
         The requests that count at about the same time share one round trip
         (``Coalesced``): every authenticated request asks this first."""
-        if window_s <= 0 or any(limit < 1 for _, limit in checks):
-            raise ValueError("a rate needs limit >= 1 and window_s > 0")
-        counted, rest = await self._counting(_Counting(checks, window_s, reads))
+        counting = _Counting(checks, window_s, reads, gated, gate)
+        counted, rest = await self._counting(counting)
         if isinstance(counted, NoScriptError):  # Redis restarted or flushed its scripts
-            return await self.allow_all(checks, window_s), rest
+            return await self.allow_all(checks, window_s, gated=gated, gate=gate), rest
         if isinstance(counted, Exception):
             raise counted
         refused, wait_us = cast(list[object], counted)
-        return _first_refusal(checks, refused, wait_us), rest
+        return _first_refusal(counting.windows(), refused, wait_us), rest
+
+    def _keys(self, counting: _Counting) -> list[str]:
+        """The script's KEYS: the windows, then the gate's hash if any window is gated."""
+        keys = [self.key(k) for k, _ in counting.windows()]
+        return [*keys, counting.gate.key] if counting.gated and counting.gate else keys
 
     async def _count_all(self, batch: list[_Counting]) -> list[tuple[object, list[object]]]:
         """One round trip for the windows and reads of every request in ``batch``."""
         commands: list[Command] = []
         for counting in batch:
-            keys = [self.key(k) for k, _ in counting.checks]
+            keys = self._keys(counting)
             commands.append(("EVALSHA", self._all.sha, len(keys), *keys, *counting.args()))
             commands += counting.reads
         async with redis_translated():
@@ -166,21 +199,36 @@ class SlidingWindowLimiter:
 
 @dataclass(frozen=True, slots=True)
 class _Counting:
-    """One request's windows and the reads sent with them."""
+    """One request's windows (``checks``, then ``gated`` behind ``gate``) and the reads
+    sent with them."""
 
-    checks: Sequence[tuple[str, int]]
+    checks: Sequence[Rate]
     window_s: float
-    reads: Sequence[Command]
+    reads: Sequence[Command] = ()
+    gated: Sequence[Rate] = ()
+    gate: Gate | None = None
+
+    def __post_init__(self) -> None:
+        if self.window_s <= 0 or any(limit < 1 for _, limit in self.windows()):
+            raise ValueError("a rate needs limit >= 1 and window_s > 0")
+        if self.gated and self.gate is None:
+            raise ValueError("gated windows need a gate")
+
+    def windows(self) -> list[Rate]:
+        return [*self.checks, *self.gated]
 
     def args(self) -> list[int | str]:
-        args: list[int | str] = [max(1, round(self.window_s * 1_000_000))]
-        for _, limit in self.checks:
+        """The script's ARGV (see ``_ALLOW_ALL``)."""
+        field, value = (self.gate.field, self.gate.value) if self.gate else ("", "")
+        window_us = max(1, round(self.window_s * 1_000_000))
+        args: list[int | str] = [window_us, len(self.checks), field, value]
+        for _, limit in self.windows():
             args += [limit, secrets.token_hex(8)]
         return args
 
 
 def _first_refusal(
-    checks: Sequence[tuple[str, int]], refused: object, wait_us: object
+    checks: Sequence[Rate], refused: object, wait_us: object
 ) -> tuple[str, Decision] | None:
     if not int(str(refused)):
         return None

@@ -20,7 +20,7 @@ from enum import StrEnum
 from redis.asyncio import Redis
 
 from bloghub.adapters.redis.live_channels import sessions_ended_channel
-from bloghub.auth.limiter import redis_translated
+from bloghub.auth.limiter import Gate, redis_translated
 
 # KEYS: the session, its owner's set of sessions, the owner's credentials epoch. ARGV:
 # sid, owner, refresh id, end (ms), the epoch the login checked the password in ('' for
@@ -142,6 +142,11 @@ class SessionStore:
         """The command that reads the session's owner, for a caller's own round trip
         (``owns`` then answers ``is_live`` from its reply)."""
         return ("HGET", self._session_prefix + session_id, "user")
+
+    def live_gate(self, session_id: str, user_id: str) -> Gate:
+        """``is_live`` as a condition a Redis script reads itself (auth/limiter.py): the
+        same rule, the session's owner being ``user_id``."""
+        return Gate(self._session_prefix + session_id, "user", user_id)
 
     @staticmethod
     def owns(reply: object, user_id: str) -> bool:
