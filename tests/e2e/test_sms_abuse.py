@@ -21,8 +21,9 @@ from tests.support import wait_until
 
 
 def new_ip() -> str:
-    """A documentation address of its own: per-address counts outlive a test."""
-    return f"2001:db8::{secrets.token_hex(2)}:{secrets.token_hex(2)}"
+    """A documentation /64 of its own (an IPv6 client is limited per /64): per-address
+    counts outlive a test."""
+    return f"2001:db8:{secrets.token_hex(2)}:{secrets.token_hex(2)}::1"
 
 
 @dataclass

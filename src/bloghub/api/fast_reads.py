@@ -28,6 +28,7 @@ from bloghub.api.middleware import RequestIds, RequestLog
 from bloghub.api.v1 import articles, ranking, users
 from bloghub.api.v1.interactions import held_tally_of, tally_name
 from bloghub.auth.limiter import LocalLimiter
+from bloghub.client_address import client_key
 
 if TYPE_CHECKING:
     from bloghub.bootstrap import Container
@@ -106,8 +107,8 @@ class FastReads:
         return self._ids.given_or_next(given), answer
 
     def _allowed(self, scope: Scope) -> bool:
-        client = scope.get("client")
-        return self.local.allow(f"ip:{client[0] if client else 'unknown'}").allowed
+        # The same key as ``RateLimit``'s: the two share one bucket per client.
+        return self.local.allow(f"ip:{client_key(_host(scope))}").allowed
 
     async def _send(
         self, scope: Scope, send: Send, answer: Answer, request_id: str, started: float
@@ -119,6 +120,11 @@ class FastReads:
         await send({"type": "http.response.body", "body": answer.body})
         scope["endpoint"] = answer.endpoint
         self.log.done(scope, 200, time.perf_counter() - started, request_id)
+
+
+def _host(scope: Scope) -> str:
+    client = scope.get("client")
+    return str(client[0]) if client else "unknown"
 
 
 def _ranking(c: Container, query: bytes) -> Answer | None:
@@ -178,8 +184,7 @@ class Details:
         made = self._composed.get(article_id)
         if made is None or made.body is not body or made.tally is not raw:
             made = self._compose(article_id, body, raw)
-        client = scope.get("client")
-        host = client[0] if client else "unknown"
+        host = _host(scope)
         author_id = made.author_id
 
         def count() -> None:

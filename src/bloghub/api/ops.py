@@ -19,6 +19,7 @@ from bloghub.api.ops_migrations import ENDPOINT as MIGRATION_PHASE
 from bloghub.api.v1.schemas import PLAIN
 from bloghub.api.v1.sessions import client_ip
 from bloghub.auth.audit import security_event
+from bloghub.client_address import client_key
 from bloghub.errors import RateLimited, Unauthorized
 from bloghub.settings import Mode
 
@@ -75,7 +76,7 @@ async def _count_attempt(request: Request) -> None:
     limit even the right token waits, so guessing gains nothing by going fast."""
     c = container(request)
     decision = await c.limiter.allow(
-        f"ops-login:{client_ip(request)}", c.settings.ops_login_per_minute, 60.0
+        f"ops-login:{client_key(client_ip(request))}", c.settings.ops_login_per_minute, 60.0
     )
     if not decision.allowed:
         raise RateLimited(

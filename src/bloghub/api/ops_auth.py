@@ -12,6 +12,7 @@ from starlette.requests import Request
 from bloghub.api.http import container
 from bloghub.api.v1.sessions import client_ip
 from bloghub.auth.audit import security_event
+from bloghub.client_address import client_key
 from bloghub.errors import Unauthorized
 
 COOKIE = "bloghub_ops"
@@ -43,7 +44,8 @@ async def require_operator(request: Request) -> None:
     cookie = request.cookies.get(COOKIE, "")
     if not bearer and not cookie:
         raise Unauthorized("operator token required")  # nothing presented: no guess
-    ip = client_ip(request)
+    address = client_ip(request)
+    ip = client_key(address)  # locked per client (an IPv6 host per /64), logged in full
     await c.operator_checks.attempt(ip, "operator token tries")
     if (bearer and _same(given.strip(), expected)) or _cookie_is_valid(cookie, expected):
         await c.operator_checks.succeeded(ip)
@@ -51,7 +53,7 @@ async def require_operator(request: Request) -> None:
     locked_for_s = await c.operator_checks.failed(ip)
     security_event(
         "ops.auth_failed",
-        ip=ip,
+        ip=address,
         user_id=None,
         presented="bearer" if bearer else "cookie",
         locked_for_s=locked_for_s,

@@ -23,6 +23,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bloghub.api.http import shaped_error
 from bloghub.auth.limiter import Decision, LocalLimiter, Rate, SlidingWindowLimiter
+from bloghub.client_address import client_key
 from bloghub.errors import Unavailable
 from bloghub.logs import SELDOM
 
@@ -70,7 +71,7 @@ class RateLimit:
             await self.app(scope, receive, send)
             return
         client = scope.get("client")
-        ip = f"ip:{client[0] if client else 'unknown'}"
+        ip = f"ip:{client_key(client[0]) if client else 'unknown'}"
         nearby = self.local.allow(ip)
         if not nearby.allowed:
             await _too_many(scope, send, nearby.retry_after_s, "ip")

@@ -11,6 +11,10 @@ Failures are counted in Redis, each count kept 15 minutes:
   spread over many addresses slows to one guess per cap. Addresses the account logged in
   from recently are *known* and never wait: failures from elsewhere cannot keep the
   owner out.
+
+An address here is the key the client is limited by (``client_address.py``): an IPv6
+client's whole /64, which it could otherwise rotate through. The security log names the
+full address.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from redis.asyncio import Redis
 
 from bloghub.auth.audit import security_event
 from bloghub.auth.limiter import redis_translated
+from bloghub.client_address import client_key
 from bloghub.errors import RateLimited
 
 WINDOW_S = 15 * 60
@@ -159,7 +164,8 @@ class LoginAttempt:
     says how it went."""
 
     account: str
-    ip: str
+    ip: str  # as the security log names it
+    client: str  # the key the address is limited by
     user_id: str | None
     counted_for_account: bool
 
@@ -190,31 +196,32 @@ class LoginLockout:
     def _account_keys(self, account: str) -> list[str]:
         return [f"{self._base}:fail:account:{account}", f"{self._base}:delay:account:{account}"]
 
-    def _known_key(self, account: str, ip: str) -> str:
-        return f"{self._base}:known:{pair_id(account, ip)}"
+    def _known_key(self, account: str, client: str) -> str:
+        return f"{self._base}:known:{pair_id(account, client)}"
 
     async def attempt(self, account: str, ip: str, *, user_id: str | None) -> LoginAttempt:
         """Count the attempt before its password is checked. Refuse at once while this
         address, or this address for this account, is locked (or this attempt locks it),
         or while the account's delay runs and this address is not one it knows."""
-        pair = pair_id(account, ip)
+        client = client_key(ip)
+        pair = pair_id(account, client)
         try:
-            await self._ip.attempt(ip, "logins from this address")
+            await self._ip.attempt(client, "logins from this address")
             try:
                 await self._pair.attempt(pair, "logins")
             except RateLimited:
-                await self._ip.succeeded(ip)  # refused unchecked: no attempt at a password
+                await self._ip.succeeded(client)  # refused unchecked: no attempt at a password
                 raise
         except RateLimited:
             security_event("login.refused", ip=ip, user_id=user_id, reason="locked")
             raise
         async with redis_translated():
             left_ms, counted, delay_ms = await self._account_attempt(
-                keys=[*self._account_keys(account), self._known_key(account, ip)],
+                keys=[*self._account_keys(account), self._known_key(account, client)],
                 args=self._delay_args,
             )
         if int(left_ms):
-            await self._ip.succeeded(ip)
+            await self._ip.succeeded(client)
             await self._pair.succeeded(pair)
             security_event("login.refused", ip=ip, user_id=user_id, reason="delayed")
             left_s = -(-int(left_ms) // 1000)
@@ -226,14 +233,14 @@ class LoginLockout:
             security_event(
                 "login.delayed", ip=ip, user_id=user_id, scope="account", for_ms=int(delay_ms)
             )
-        return LoginAttempt(account, ip, user_id, bool(int(counted)))
+        return LoginAttempt(account, ip, client, user_id, bool(int(counted)))
 
     async def failed(self, attempt: LoginAttempt) -> None:
         account, ip, user_id = attempt.account, attempt.ip, attempt.user_id
         security_event("login.failed", ip=ip, user_id=user_id)
         for scope, lock_s in (
-            ("account_ip", await self._pair.failed(pair_id(account, ip))),
-            ("ip", await self._ip.failed(ip)),
+            ("account_ip", await self._pair.failed(pair_id(account, attempt.client))),
+            ("ip", await self._ip.failed(attempt.client)),
         ):
             if lock_s:
                 security_event("login.locked", ip=ip, user_id=user_id, scope=scope, for_s=lock_s)
@@ -252,13 +259,13 @@ class LoginLockout:
         """The address is now known to the account, and the pair's failures forgotten.
         The account's own count is left to expire (less this attempt): a login by the owner
         must not hand an attacker a fresh set of guesses."""
-        account, ip = attempt.account, attempt.ip
-        await self._pair.cleared(pair_id(account, ip))
-        await self._ip.succeeded(ip)
+        account, client = attempt.account, attempt.client
+        await self._pair.cleared(pair_id(account, client))
+        await self._ip.succeeded(client)
         async with redis_translated():
             if attempt.counted_for_account:
                 await self._uncount(keys=self._account_keys(account)[:1])
-            await self._redis.set(self._known_key(account, ip), "1", ex=self._known_for_s)
+            await self._redis.set(self._known_key(account, client), "1", ex=self._known_for_s)
 
 
 def pair_id(account: str, ip: str) -> str:

@@ -36,6 +36,7 @@ from bloghub.api.v1.path_ids import path_id
 from bloghub.api.v1.sessions import client_ip
 from bloghub.api.v1.users import public_user
 from bloghub.bootstrap import Container
+from bloghub.client_address import client_key
 from bloghub.commands.read_counting import anonymous_reader
 from bloghub.errors import InvalidInput, NotFound
 from bloghub.events.topics import Family
@@ -143,11 +144,12 @@ def count_read(
     c: Container, article_id: str, author_id: str, user_id: str | None, host: str
 ) -> None:
     """Note the read for counting: an enqueue, never I/O on the request path. An anonymous
-    reader is their address: with the user agent in it too, one client that varied its
-    User-Agent counted as that many readers."""
+    reader is their address's client key (an IPv6 client's /64, which one host can rotate
+    through as it likes): with the user agent in it too, or each IPv6 address apart, one
+    client counted as that many readers."""
     if user_id is None:
         secret = c.settings.reader_hash_secret.get_secret_value().encode()
-        reader = anonymous_reader(secret, host)
+        reader = anonymous_reader(secret, client_key(host))
     else:
         reader = user_id
     c.reads.note(article_id, author_id, reader)

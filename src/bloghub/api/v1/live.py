@@ -26,6 +26,7 @@ from starlette.websockets import WebSocket
 
 from bloghub.auth.tokens import Claims
 from bloghub.bootstrap import Container
+from bloghub.client_address import client_key
 from bloghub.errors import BloghubError, Unavailable
 from bloghub.live.hub import Admission
 from bloghub.live.socket import (
@@ -53,7 +54,7 @@ async def live(ws: WebSocket) -> None:
     token = next((p[len(TOKEN_PREFIX) :] for p in offered if p.startswith(TOKEN_PREFIX)), None)
     await ws.accept(subprotocol=PROTOCOL if PROTOCOL in offered else None)
     address = ws.client.host if ws.client else "unknown"
-    with c.live.signing_in(address) as admitted:
+    with c.live.signing_in(client_key(address)) as admitted:
         if not admitted:
             log.warning("live.refused_signing_in", client=address)
             await close_socket(ws, TOO_MANY_SIGNING_IN)

@@ -3,7 +3,9 @@
 Texts cost money and reach strangers' phones, and a six-digit code falls to enough
 guesses: so one address may ask for only so many codes an hour and try only so many, and
 codes go only to the country calling codes settings allow. (The per-phone cooldown and
-daily cap live with the codes themselves, in ``SmsCodes``.)
+daily cap live with the codes themselves, in ``SmsCodes``.) An address is counted by its
+client key (``client_address.py``): an IPv6 client's whole /64, or it could rotate
+through its addresses past the limits.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from collections.abc import Sequence
 
 from bloghub.auth.audit import security_event
 from bloghub.auth.limiter import SlidingWindowLimiter
+from bloghub.client_address import client_key
 from bloghub.errors import InvalidInput, RateLimited
 
 HOUR_S = 3600.0
@@ -49,7 +52,8 @@ class SmsGuard:
         await self._take("checked", ip)
 
     async def _take(self, what: str, ip: str) -> None:
-        decision = await self._limiter.allow(f"sms:{what}:ip:{ip}", self._limits[what], HOUR_S)
+        key = f"sms:{what}:ip:{client_key(ip)}"
+        decision = await self._limiter.allow(key, self._limits[what], HOUR_S)
         if decision.allowed:
             return
         security_event("sms.refused", ip=ip, user_id=None, reason=f"codes_{what}_per_ip")
