@@ -161,6 +161,8 @@ async def test_an_erased_account_writes_and_reads_nothing_while_the_projectors_l
 async def test_guessing_the_password_to_erase_stops_after_five_tries(
     client: httpx.AsyncClient, unique_email: Callable[[], str]
 ) -> None:
+    """In this session: the limit is the one every proof of the owner is under
+    (``test_owner_proof.py``), so another session of the owner may still erase."""
     tokens = await login(client, await account(client, unique_email))
     for _ in range(5):
         wrong = await erase(client, tokens["access_token"], password="guess-Pass1!")

@@ -36,6 +36,7 @@ from bloghub.auth.sms.phones import _CN_MOBILE as CN_MOBILE
 from bloghub.auth.sms.phones import _E164 as E164
 from bloghub.auth.sms.phones import mask_phone, normalise_phone
 from bloghub.auth.sms.sender import Delivery
+from bloghub.auth.tokens import Claims
 from bloghub.commands.sessions import start_session
 from bloghub.commands.users import account_for, bind_phone, change_password
 from bloghub.errors import Forbidden, NotFound, RateLimited, Unauthorized
@@ -206,7 +207,7 @@ async def bind(request: Request) -> Response:
     row = await user_queries(request).by_id(claims.user_id)
     if row is None:
         raise NotFound("no such user")
-    owner_code = await _prove_owner(request, row, body)
+    owner_code = await _prove_owner(request, claims, row, body)
     await _spend_all(request, [*owner_code, ("bind", body.phone, body.code, "code")])
     # Read before the write (once it is recorded, nothing may turn its answer into an
     # error): the answer is the profile, as GET /v1/users/me gives it.
@@ -223,13 +224,15 @@ async def bind(request: Request) -> Response:
     return await written(request, response, position, claims.user_id)
 
 
-async def _prove_owner(request: Request, row: UserRow, body: PhoneBinding) -> list[CodeProof]:
+async def _prove_owner(
+    request: Request, claims: Claims, row: UserRow, body: PhoneBinding
+) -> list[CodeProof]:
     """The caller is the account's owner, not only the holder of one of its tokens: the
     password is checked here; a code to the bound phone is returned, to be checked with
     the new phone's (neither spent unless both are right)."""
     if body.current_password is not None and row.password_hash is not None:
         await check_current_password(
-            request, row, row.id, body.current_password, purpose="phone_binding"
+            request, claims, row, body.current_password, purpose="phone_binding"
         )
     elif body.current_phone_code is not None and row.phone is not None:
         return [("owner", row.phone, body.current_phone_code, "current_phone_code")]

@@ -17,7 +17,7 @@ from bloghub.api.queries import UserRow
 from bloghub.api.social_queries import SocialQueries
 from bloghub.api.v1.notifications import unread_count
 from bloghub.api.v1.path_ids import path_id
-from bloghub.api.v1.proof import check_current_password
+from bloghub.api.v1.proof import check_current_password, prove_owner
 from bloghub.api.v1.schemas import (
     EraseIn,
     PasswordChangeIn,
@@ -32,6 +32,7 @@ from bloghub.api.v1.schemas import (
 )
 from bloghub.api.v1.sessions import caller, client_ip
 from bloghub.auth.audit import security_event
+from bloghub.auth.tokens import Claims
 from bloghub.commands.users import (
     RegisterUser,
     change_password,
@@ -39,7 +40,7 @@ from bloghub.commands.users import (
     register_user,
     update_profile,
 )
-from bloghub.errors import NotFound, RateLimited, Unauthorized
+from bloghub.errors import NotFound, Unauthorized
 from bloghub.events.topics import Family
 from bloghub.readmodels import follow_counts_key, user_info_key
 
@@ -48,9 +49,6 @@ log = structlog.get_logger(__name__)
 USER_INFO_TTL_S = 15 * 60
 # A public profile shows the follow counts too.
 PROFILE_READS = [*USERS_READS, ("social", (Family.SOCIAL,))]
-# Tries at proving ownership before an erasure, per account: a stolen access token alone
-# must not let its holder guess the password (or the code) at leisure.
-ERASE_TRIES, ERASE_WINDOW_S = 5, 15 * 60
 
 
 def profile_out(row: UserRow) -> ProfileOut:
@@ -79,7 +77,10 @@ async def signup(request: Request) -> Response:
 async def own_row(request: Request) -> UserRow:
     """The caller's account, read after their own writes (never from the cache, which the
     projector clears only after its commit)."""
-    claims = await require_caller(request)
+    return await _row_of(request, await require_caller(request))
+
+
+async def _row_of(request: Request, claims: Claims) -> UserRow:
     row = await user_queries(request).by_id(claims.user_id)
     if row is None:
         raise NotFound("no such user")
@@ -124,7 +125,7 @@ async def change_my_password(request: Request) -> Response:
     c = container(request)
     row = await user_queries(request).by_id(claims.user_id)
     await check_current_password(
-        request, row, claims.user_id, body.current_password, purpose="password_change"
+        request, claims, row, body.current_password, purpose="password_change"
     )
     position = await change_password(
         c.commands,
@@ -144,17 +145,22 @@ async def change_my_password(request: Request) -> Response:
 
 
 async def erase_me(request: Request) -> Response:
-    """Erase the caller's account, once they prove it is theirs (``EraseIn``)."""
-    row = await own_row(request)
+    """Erase the caller's account, once they prove it is theirs (``EraseIn``), under the
+    same attempt limit per session as the password change and the phone binding: a stolen
+    session gets no second set of guesses here."""
+    claims = await require_caller(request)
+    row = await _row_of(request, claims)
     body = await parse_body(request, EraseIn)
     c = container(request)
-    tries = await c.limiter.allow(f"erase:{row.id}", ERASE_TRIES, ERASE_WINDOW_S)
-    if not tries.allowed:
-        raise RateLimited(
-            "too many tries; wait before trying again", retry_after_s=tries.retry_after_s
+    verdict = await prove_owner(request, claims, lambda: _owner_proven(request, row, body))
+    if not verdict.held:
+        security_event(
+            "user.erase_refused",
+            ip=client_ip(request),
+            user_id=row.id,
+            session_id=claims.session_id,
+            locked_for_s=verdict.locked_for_s,
         )
-    if not await _owner_proven(request, row, body):
-        security_event("user.erase_refused", ip=client_ip(request), user_id=row.id)
         proof = "password" if body.password is not None else "code"
         raise Unauthorized(f"the {proof} is wrong", fields={proof: "wrong"})
     position = await erase_user(c.commands, caller(request), user_id=row.id)
@@ -272,7 +278,7 @@ ENDPOINTS = [
         body=PasswordChangeIn,
         status=204,
         auth=True,
-        errors=(400, 401, 415, 422),
+        errors=(400, 401, 415, 422, 429),
     ),
     Endpoint(
         "DELETE",
