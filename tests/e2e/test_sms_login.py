@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
+from bloghub.ids import new_id_str
 from bloghub.settings import Settings
 from tests.conftest import LiveServer, isolated, serve
 from tests.e2e.test_accounts import PASSWORD
@@ -24,6 +25,7 @@ from tests.support import wait_until
 class SmsSite:
     client: httpx.AsyncClient
     gateway: Gateway
+    live: LiveServer
 
 
 @pytest.fixture
@@ -44,7 +46,7 @@ async def site(
             base_url=live.url, headers={"user-agent": "bloghub-tests/1"}, timeout=10
         ) as client,
     ):
-        yield SmsSite(client, gateway)
+        yield SmsSite(client, gateway, live)
 
 
 def new_phone() -> str:
@@ -94,6 +96,34 @@ async def test_first_sms_login_makes_the_account_and_the_next_finds_it(site: Sms
     cooldown = await site.client.post("/v1/auth/sms/code", json={"phone": f"+86{phone}"})
     assert cooldown.status_code == 429
     assert 1 <= int(cooldown.headers["retry-after"]) <= 60
+
+
+async def test_a_login_waits_for_another_first_login_of_the_phone_to_settle(
+    site: SmsSite,
+) -> None:
+    """Another first login of the phone has claimed it and is on its way to the log; if
+    the log refuses it, its claim is released and no account comes of it. A login meanwhile
+    waits for that claim to settle: it is never given a session for an account that does
+    not exist, and once the claim is released it makes the account itself."""
+    phone = new_phone()
+    code = await ask_code(site, phone)
+    reservations = site.live.container.commands.reservations
+    ghost = new_id_str()
+    await reservations.reserve("phone", f"+86{phone}", ghost)  # the other login, in flight
+
+    async def refused_by_the_log() -> None:
+        await asyncio.sleep(0.5)
+        await reservations.release("phone", f"+86{phone}", ghost)
+
+    release = asyncio.create_task(refused_by_the_log())
+    answer = await site.client.post("/v1/auth/sms/login", json={"phone": phone, "code": code})
+    await release
+    assert answer.status_code == 200, answer.text
+    user_id = answer.json()["user"]["id"]
+    assert user_id != ghost
+    me = await site.client.get("/v1/users/me", headers=bearer(answer.json()["access_token"]))
+    assert me.status_code == 200, me.text
+    assert me.json()["user"]["phone"] == f"+86{phone}"
 
 
 async def test_guessing_stops_after_three_tries(site: SmsSite) -> None:

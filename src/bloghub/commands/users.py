@@ -13,7 +13,7 @@ from typing import Any, Literal
 import structlog
 
 from bloghub.commands.context import Caller, CommandDeps, Key
-from bloghub.errors import Conflict
+from bloghub.errors import Conflict, Unavailable
 from bloghub.events.base import Event
 from bloghub.events.position import Position
 from bloghub.events.users import (
@@ -121,15 +121,35 @@ async def account_for(
         try:
             await deps.reservations.reserve(kind, value, user_id)
         except Conflict:
-            held = await deps.reservations.get(kind, value)
-            if held is not None:
-                return held.owner_id
+            owner = await _settled_owner(deps, kind, value)
+            if owner is not None:
+                return owner
             continue  # released between our two looks: try to take it again
         await deps.record_holding(
             Caller(user_id, caller.request_id), (kind, value, user_id), new_account(user_id)
         )
         return user_id
     raise Conflict(f"that {kind} is changing hands; try again")
+
+
+HOLD_WAIT_S = 5.0  # how long a login waits for another's claim of its key to settle
+_HOLD_POLL_S = 0.05
+
+
+async def _settled_owner(deps: CommandDeps, kind: str, value: str) -> str | None:
+    """The account holding ``kind``/``value`` once its claim is confirmed, or ``None`` if
+    the claim was released. A pending claim is another first login's (or a binding's)
+    still on its way to the log, which may yet refuse it: a session for its owner could be
+    a session for an account that never comes to be. So this waits for it to settle (the
+    claimant's own answer waits for the same), and answers 503 past ``HOLD_WAIT_S``."""
+    deadline = asyncio.get_running_loop().time() + HOLD_WAIT_S
+    while True:
+        held = await deps.reservations.get(kind, value)
+        if held is None or held.status == "confirmed":
+            return None if held is None else held.owner_id
+        if asyncio.get_running_loop().time() >= deadline:
+            raise Unavailable(f"that {kind} is being signed up just now; try again")
+        await asyncio.sleep(_HOLD_POLL_S)
 
 
 async def change_password(
