@@ -28,12 +28,32 @@ def test_an_ipv6_address_is_keyed_by_its_64() -> None:
     assert client_key("2001:db8:1:3::1") == "2001:db8:1:3::/64"
 
 
+def test_an_ipv6_address_standing_for_an_ipv4_client_is_that_client() -> None:
+    # NAT64 (RFC 6052's well-known prefix): each IPv4 client behind it is its own client.
+    assert client_key("64:ff9b::c633:6407") == "198.51.100.7"
+    assert client_key("64:ff9b::cb00:7101") == "203.0.113.1"
+    assert client_key("2002:c633:6407::1") == "198.51.100.7"  # 6to4
+    teredo = "2001:0:4136:e378:8000:63bf:3fff:fdd2"  # the client's address, obfuscated
+    assert client_key(teredo) == "192.0.2.45"
+
+
 def test_what_is_no_address_is_its_own_key() -> None:
     for junk in ("unknown", "", "not:an:address", "2001:db8::1::2", "1.2.3.4:80:x"):
         assert client_key(junk) == junk
 
 
-_networks = st.integers(min_value=1, max_value=2**64 - 1)  # not ::/64 (mapped addresses)
+# Not the /64s whose addresses stand for IPv4 clients (mapped, NAT64, 6to4, Teredo).
+_IPV4_WITHIN = [
+    ipaddress.IPv6Network(n) for n in ("::/64", "64:ff9b::/96", "2002::/16", "2001::/32")
+]
+
+
+def _plain(network: int) -> bool:
+    first = ipaddress.IPv6Address(network * HOST_BITS)
+    return not any(first in n for n in _IPV4_WITHIN)
+
+
+_networks = st.integers(min_value=1, max_value=2**64 - 1).filter(_plain)
 _hosts = st.integers(min_value=0, max_value=HOST_BITS - 1)
 
 

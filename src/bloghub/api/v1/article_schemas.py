@@ -73,8 +73,9 @@ def _tags(values: list[str]) -> list[str]:
     return list(seen.values())
 
 
-# Lengths count the text as sent: normalising may change it by a character or two, never
-# turning an accepted title into a refused one.
+# The bound holds for the text as sent and for the text as stored (NFC), which NFC may
+# lengthen (see ``normal_within``): text NFC shortens (decomposed Hangul, say) is still
+# held to the bound as sent, which the published schema states.
 TITLE_CHARS = 128
 Title = Annotated[
     str, Field(min_length=1, max_length=TITLE_CHARS), LINE, normal_within(TITLE_CHARS)
