@@ -1,7 +1,8 @@
 """The event log on real Kafka: a producer whose sequence numbers the broker no longer
 accepts is replaced, so one refused write does not turn into every write refused; and a
 write the producer cannot deliver in time ends, unconfirmed, with the producer retired; and
-a closed log starts no producer that nothing would stop."""
+a closed log starts no producer that nothing would stop; and an append cancelled after it
+handed a record over still tells what hangs on the write how the record fared."""
 
 from __future__ import annotations
 
@@ -157,3 +158,50 @@ def _stopped(producer: Any) -> Callable[[], Awaitable[bool]]:
         return bool(producer._closed and producer._sender.sender_task.done())
 
     return stopped
+
+
+class _SecondSendStalls(EventLog):
+    """A log whose producer takes the first record and then waits (a full buffer, a leader
+    being looked up) on the second, until the append is cancelled."""
+
+    def __init__(self, settings: Settings) -> None:
+        base = EventLog.from_settings(settings)
+        self.__dict__.update(base.__dict__)
+        self.sends = 0
+        self.stalled = asyncio.Event()
+
+    async def _send(self, producer: Any, env: Envelope) -> asyncio.Future[Any]:
+        self.sends += 1
+        if self.sends == 2:
+            self.stalled.set()
+            await asyncio.Event().wait()  # until cancelled
+        return await super()._send(producer, env)
+
+
+async def test_an_append_cancelled_between_records_still_reports_the_first(
+    settings: Settings,
+) -> None:
+    log = _SecondSendStalls(settings)
+    await log.start()
+    user_id = new_id_str()
+    outcomes: list[asyncio.Future[Any]] = []
+    try:
+        append = asyncio.create_task(
+            log.append(
+                [renamed(user_id, "one"), renamed(user_id, "two")], handed_over=outcomes.append
+            )
+        )
+        await asyncio.wait_for(log.stalled.wait(), timeout=10)
+        append.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await append
+        # The first record was handed over: what holds a key for it hears how it went.
+        assert len(outcomes) == 1
+        position = await asyncio.wait_for(outcomes[0], timeout=10)
+        assert position.offsets
+    finally:
+        await log.close()
+    users = topic_for(settings.prefix, Family.USERS)
+    mine = [r.value for r in await read_topic(settings, users) if user_id.encode() in r.value]
+    assert len(mine) == 1
+    assert b"one" in mine[0]

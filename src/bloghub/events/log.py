@@ -240,6 +240,12 @@ class EventLog:
             if not futures:
                 raise Unavailable("the event log is not reachable; nothing was recorded") from exc
             raise Indeterminate(self._outcome(producer, futures, handed_over)) from exc
+        except BaseException:
+            # Cancelled (or failed otherwise) between two records: those handed over may
+            # still land, so what hangs on them (a reserved key) follows the log.
+            if futures:
+                self._outcome(producer, futures, handed_over)
+            raise
         outcome = self._outcome(producer, futures, handed_over)
         if not outcome.done():
             # Not cancelled with this call: the outcome follows the write, not the request.
