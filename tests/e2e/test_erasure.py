@@ -4,15 +4,23 @@ email or phone can make a new account."""
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import httpx
+import pytest
 
+from bloghub.adapters.postgres.user_keys import AccountErased, UserKeys
+from bloghub.commands.context import Caller
+from bloghub.commands.sessions import start_session
+from bloghub.commands.users import erase_user, login_epoch
 from tests.conftest import LiveServer, isolated, projecting, serve
 from tests.e2e.test_accounts import PASSWORD, signup_body
 from tests.e2e.test_sessions import account, bearer, login
 from tests.e2e.test_sms_login import SmsSite, ask_code, new_phone, site  # noqa: F401
+from tests.support import wait_until
 
 
 async def erase(client: httpx.AsyncClient, token: str, **proof: str) -> httpx.Response:
@@ -124,6 +132,61 @@ async def test_a_phone_only_account_is_erased_with_a_code_to_its_phone(
     # The phone is free: the next first login with it (after the code cooldown) makes a new
     # account instead of finding the erased one.
     assert await live_api.container.commands.reservations.get("phone", f"+86{phone}") is None
+
+
+class _ShredWaits:
+    """The account's keys as they are, but the shred of one waits for ``go``: an erasure
+    held between ending the sessions and shredding the key, where a login can land."""
+
+    def __init__(self, keys: UserKeys) -> None:
+        self._keys = keys
+        self.go = asyncio.Event()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._keys, name)
+
+    async def erase(self, user_id: str) -> None:
+        await self.go.wait()
+        await self._keys.erase(user_id)
+
+
+async def test_a_phone_login_during_an_erasure_leaves_no_live_session(
+    site: SmsSite,  # noqa: F811
+) -> None:
+    """A phone login that finds the account alive while its erasure is under way (the
+    sessions ended, the key not yet shredded, the phone still held) and opens its session
+    then: once the key is shredded, that session is ended too, and a login after the shred
+    finds the account erased."""
+    phone = new_phone()
+    first = await site.client.post(
+        "/v1/auth/sms/login", json={"phone": phone, "code": await ask_code(site, phone)}
+    )
+    assert first.status_code == 200, first.text
+    user_id = first.json()["user"]["id"]
+    deps = site.live.container.commands
+    held = _ShredWaits(deps.keys)
+    erasing = dataclasses.replace(deps, keys=cast(UserKeys, held))
+    erasure = asyncio.create_task(erase_user(erasing, Caller(user_id, None), user_id=user_id))
+
+    async def ended(session_id: str) -> bool:
+        return not await deps.sessions.is_live(session_id, user_id)
+
+    claims = deps.tokens.verify("access", first.json()["access_token"], "bloghub-tests/1")
+    await wait_until(lambda: ended(claims.session_id), timeout_s=10)
+    # The login, in that window: the account is not erased yet, so it opens a session.
+    issued = await start_session(
+        deps,
+        Caller(None, None),
+        user_id=user_id,
+        method="sms",
+        user_agent="bloghub-tests/1",
+        credentials_epoch=await login_epoch(deps, user_id),
+    )
+    held.go.set()
+    await erasure
+    await wait_until(lambda: ended(issued.tokens.session_id), timeout_s=10)
+    with pytest.raises(AccountErased):
+        await login_epoch(deps, user_id)  # a login from now on finds it erased
 
 
 async def test_an_erased_account_writes_and_reads_nothing_while_the_projectors_lag(

@@ -48,9 +48,9 @@ async def start_session(
     access_ttl_s: int | None = None,
     credentials_epoch: str | None = None,
 ) -> Issued:
-    """A new session; with ``credentials_epoch`` (a password login: the epoch read before
-    the password was checked), refused as a wrong password if the password changed
-    meanwhile."""
+    """A new session; with ``credentials_epoch`` (the epoch read before the password was
+    checked, or before a phone or WeChat login made sure the account is not erased:
+    ``login_epoch``), refused if the credentials were sealed meanwhile."""
     pair = deps.tokens.issue(user_id, user_agent, access_ttl_s=access_ttl_s)
     opened = await deps.sessions.open(
         pair.session_id,
@@ -60,7 +60,9 @@ async def start_session(
         epoch=credentials_epoch,
     )
     if not opened:
-        raise Unauthorized("email or password is wrong")
+        if method == "password":
+            raise Unauthorized("email or password is wrong")
+        raise Unauthorized("the account changed while signing in; sign in again")
     started = SessionStarted(
         user_id=user_id,
         session_id=pair.session_id,

@@ -345,9 +345,28 @@ async def erase_user(deps: CommandDeps, caller: Caller, *, user_id: str) -> Posi
     position = await deps.record(Caller(user_id, caller.request_id), UserErased(user_id=user_id))
     # Every session ends now, whatever the projectors' lag (a token that outlived its
     # person could still read what the read model has not yet emptied).
-    await deps.after("end_sessions", lambda: deps.sessions.end_all(user_id), user_id=user_id)
+    await deps.after("end_sessions", lambda: deps.sessions.seal(user_id), user_id=user_id)
     # When they were last seen is theirs too: deleted, and not written again by their
     # sockets still open (each closes once its process hears the sessions ended).
     await deps.after("forget_presence", lambda: deps.presence.forget(user_id), user_id=user_id)
-    await deps.after("shred_key", lambda: deps.keys.erase(user_id), user_id=user_id)
+    await deps.after("shred_key", lambda: _shred_and_seal(deps, user_id), user_id=user_id)
     return position
+
+
+async def _shred_and_seal(deps: CommandDeps, user_id: str) -> None:
+    """Shred the key (a login that checks the account from now on finds it erased), then
+    seal again: a phone or WeChat login that found the account alive before the shred either
+    opened its session before this seal (ended here) or opens it after (refused: its epoch,
+    ``login_epoch``, is older than this seal's)."""
+    await deps.keys.erase(user_id)
+    await deps.sessions.seal(user_id)
+
+
+async def login_epoch(deps: CommandDeps, user_id: str) -> str:
+    """The credentials epoch a phone or WeChat login opens its session under, read before
+    it makes sure the account is not erased (``AccountErased``, 401): an erasure seals
+    before and after it shreds the key (``erase_user``), so no such login leaves a live
+    session for an erased account, whatever the order the two ran in."""
+    epoch = await deps.sessions.credentials_epoch(user_id)
+    await deps.keys.refuse_erased(user_id)
+    return epoch

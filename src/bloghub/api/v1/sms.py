@@ -38,7 +38,7 @@ from bloghub.auth.sms.phones import mask_phone, normalise_phone
 from bloghub.auth.sms.sender import Delivery
 from bloghub.auth.tokens import Claims
 from bloghub.commands.sessions import start_session
-from bloghub.commands.users import account_for, bind_phone, change_password
+from bloghub.commands.users import account_for, bind_phone, change_password, login_epoch
 from bloghub.errors import Forbidden, NotFound, RateLimited, Unauthorized
 from bloghub.events.users import UserRegisteredByPhone
 
@@ -196,7 +196,12 @@ async def sms_login(request: Request) -> Response:
         new_account=lambda uid: UserRegisteredByPhone(user_id=uid, phone=body.phone),
     )
     issued = await start_session(
-        c.commands, caller(request), user_id=user_id, method="sms", user_agent=user_agent(request)
+        c.commands,
+        caller(request),
+        user_id=user_id,
+        method="sms",
+        user_agent=user_agent(request),
+        credentials_epoch=await login_epoch(c.commands, user_id),
     )
     return await tokens_response(request, issued, UserOut(id=user_id))
 

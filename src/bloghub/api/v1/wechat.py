@@ -14,7 +14,7 @@ from bloghub.api.v1.sessions import caller, tokens_response
 from bloghub.auth.limiter import redis_translated
 from bloghub.auth.wechat import STATE_COOKIE, new_state
 from bloghub.commands.sessions import start_session
-from bloghub.commands.users import account_for
+from bloghub.commands.users import account_for, login_epoch
 from bloghub.errors import NotFound, Unauthorized
 from bloghub.events.users import UserRegisteredByWeChat
 from bloghub.settings import Mode
@@ -81,6 +81,7 @@ async def callback(request: Request) -> Response:
         user_id=user_id,
         method="wechat",
         user_agent=user_agent(request),
+        credentials_epoch=await login_epoch(c.commands, user_id),
     )
     response = await tokens_response(request, issued, UserOut(id=user_id))
     response.delete_cookie(STATE_COOKIE, path=COOKIE_PATH)
