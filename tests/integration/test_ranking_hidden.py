@@ -1,6 +1,8 @@
 """Withdrawn articles stay out of the served ranking until a result computed after the
 withdraw replaces the one computed before it, however long the ranking job is away: marks
-are pruned against the stored result's time, not the clock alone."""
+are pruned against the stored result's time, not the clock alone; and the marks of what
+the stored result does not name still go after an hour, so a job away for days leaves
+the sets no larger than an hour's marks and the result's own entries."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from redis.asyncio import Redis
 
 from bloghub.adapters.redis import make_redis
 from bloghub.ids import new_id_str
-from bloghub.ranking.hidden import KEEP_S, HiddenArticles
+from bloghub.ranking.hidden import KEEP_S, ErasedAuthors, HiddenArticles
 from bloghub.ranking.lock import RankingKeys
 from bloghub.ranking.served import HotRanking
 from bloghub.settings import Settings
@@ -62,3 +64,30 @@ async def test_a_withdraw_stays_hidden_while_the_result_is_older_than_it(
         assert later in await marks.members()
     finally:
         await redis.delete(keys.result, keys.hidden)
+
+
+async def test_old_marks_of_what_the_stale_result_does_not_name_still_go(
+    redis: Redis, settings: Settings
+) -> None:
+    prefix = f"{settings.prefix}-hidden-{new_id_str()[-8:]}"
+    keys = RankingKeys(prefix)
+    shown, gone, author, stranger = new_id_str(), new_id_str(), new_id_str(), new_id_str()
+    now = time.time()
+    entries = [{"id": shown, "author": {"id": author}}]
+    await redis.hset(
+        keys.result,
+        mapping={"version": 1, "body": orjson.dumps(entries), "computed_at": repr(now - 48 * HOUR)},
+    )
+    await redis.zadd(keys.hidden, {shown: now - 30 * HOUR, gone: now - 30 * HOUR})
+    await redis.zadd(keys.erased, {author: now - 30 * HOUR, stranger: now - 30 * HOUR})
+    try:
+        await HiddenArticles(redis, prefix=prefix).mark({new_id_str(): False})
+        hidden = await HiddenArticles(redis, prefix=prefix).members()
+        assert shown in hidden  # the stored result names it: kept, however old
+        assert gone not in hidden  # named by no result that can still be served
+        await ErasedAuthors(redis, prefix=prefix).mark([new_id_str()])
+        erased = await ErasedAuthors(redis, prefix=prefix).members()
+        assert author in erased
+        assert stranger not in erased
+    finally:
+        await redis.delete(keys.result, keys.hidden, keys.erased)
