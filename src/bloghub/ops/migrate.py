@@ -321,12 +321,7 @@ async def fill(
         raise MigrationRefused(f"phase {int(migration.phase)} writes both stores: nothing to fill")
     settings = ms.stores.settings
     projector = ms.projector(store, migration)
-    dead = DeadLetters(
-        bootstrap=settings.kafka_bootstrap,
-        prefix=settings.prefix,
-        redis=ms.stores.redis,
-        building=migration.generation,
-    )
+    dead = DeadLetters.from_settings(settings, ms.stores.redis, building=migration.generation)
     config = dataclasses.replace(
         RunnerConfig.from_settings(settings),
         group=f"{group_id(settings.prefix, name, migration.generation)}.fill-{store}",

@@ -95,12 +95,7 @@ async def run_builders(settings: Settings, names: Sequence[str], stop: asyncio.E
     try:
         for name in names:
             generation = generation_to_build(await registry_of(stores, name))
-            dead = DeadLetters(
-                bootstrap=settings.kafka_bootstrap,
-                prefix=settings.prefix,
-                redis=stores.redis,
-                building=generation,
-            )
+            dead = DeadLetters.from_settings(settings, stores.redis, building=generation)
             await dead.start()
             letters.append(dead)
             tasks += _builder_tasks(stores, dead, name, generation, stop)

@@ -69,21 +69,24 @@ class Gate:
             self._next[tp] = offset
             self._consumer.resume(key)
 
-    def standing(self, tp: TP) -> int:
-        """Where an admitted partition stands: the next offset to apply."""
-        return self._next[tp]
+    def hold(self, tp: TP, offset: int | None = None) -> tuple[int, float] | None:
+        """Read ``tp`` again from ``offset`` (where it stands, if not given), after a pause
+        that grows while it keeps being held: where it is held, and for how long.
 
-    def hold(self, tp: TP, offset: int) -> float:
-        """Read ``tp`` again from ``offset``, after a pause that grows while it keeps
-        being held; the pause's length."""
+        Nothing for a partition not placed since its last assignment: it stays paused until
+        placed, and placement seeks it to the store's checkpoint, which nothing unapplied
+        has passed. A batch admitted before a rebalance may fail after it."""
+        ours = self._ours([tp])
+        if tp not in self._next or not ours:
+            return None
+        at = self._next[tp] if offset is None else offset
         pause = min(self._hold_s.get(tp, self.HOLD_FIRST_S / 2) * 2, self.HOLD_MOST_S)
         self._hold_s[tp] = pause
-        for key in self._ours([tp]):
-            self._consumer.seek(key, offset)
-            self._consumer.pause(key)
-            self._next[tp] = offset
-            self._held[tp] = time.monotonic() + pause
-        return pause
+        self._consumer.seek(ours[0], at)
+        self._consumer.pause(ours[0])
+        self._next[tp] = at
+        self._held[tp] = time.monotonic() + pause
+        return at, pause
 
     def release_due(self) -> None:
         now = time.monotonic()

@@ -12,11 +12,12 @@ at fault is dead-lettered (see ``isolation.py``).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+import contextlib
+from collections.abc import Awaitable, Mapping, Sequence
 
 import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import IllegalStateError
+from aiokafka.errors import IllegalStateError, KafkaError
 
 from bloghub.errors import Transient, Unavailable
 from bloghub.events.base import EventRegistry, Recorded
@@ -94,22 +95,10 @@ class ProjectorRunner:
 
     async def run(self, stop: asyncio.Event) -> None:
         self._stop = stop
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._cfg.bootstrap,
-            group_id=self._cfg.group
-            or group_id(self._cfg.prefix, self.projector.name, self.projector.generation),
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            max_poll_records=self._cfg.batch_max_events,
-            fetch_max_wait_ms=self._cfg.fetch_max_wait_ms,
-            fetch_max_bytes=64 * 1024 * 1024,
-            max_partition_fetch_bytes=8 * 1024 * 1024,
-        )
-        consumer.subscribe(self.topics, listener=_SeekToCheckpoint(self))
-        self._consumer = consumer
-        self._gate = Gate(consumer, self._log)
-        committer = self._committer = OffsetCommitter(consumer, self._log)
-        await consumer.start()
+        try:
+            consumer, committer = await self._started(stop)
+        except Stopping:
+            return  # told to stop while Kafka was still out of reach
         self._fetch_wait = FetchWait(
             consumer, idle_ms=self._cfg.fetch_max_wait_ms, behind_ms=self._cfg.fetch_behind_wait_ms
         )
@@ -135,6 +124,51 @@ class ProjectorRunner:
             await consumer.stop()
             self._consumer = None
             self._log.info("projector.stopped", applied=self.applied)
+
+    async def _started(self, stop: asyncio.Event) -> tuple[AIOKafkaConsumer, OffsetCommitter]:
+        """A consumer that has joined its group. Kafka out of reach (still starting, a blip)
+        is waited for as a store is, and said (``STORE`` at ``kafka``), until it answers or
+        ``stop`` (``Stopping``). Every try has a fresh consumer: one whose start failed
+        cannot start again."""
+        backoff = Backoff(first_s=0.2, most_s=5.0)
+        while True:
+            consumer, committer = self._subscribed()
+            try:
+                await _unless_stopped(consumer.start(), stop)
+            except (KafkaError, OSError, TimeoutError) as exc:
+                await self._abandon(consumer)
+                self._waiting("kafka", WaitReason.STORE, f"kafka: {exc!r}")
+                await backoff.sleep(stop)
+                continue
+            except BaseException:
+                await self._abandon(consumer)
+                raise
+            self._going("kafka")
+            return consumer, committer
+
+    def _subscribed(self) -> tuple[AIOKafkaConsumer, OffsetCommitter]:
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self._cfg.bootstrap,
+            group_id=self._cfg.group
+            or group_id(self._cfg.prefix, self.projector.name, self.projector.generation),
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=self._cfg.batch_max_events,
+            fetch_max_wait_ms=self._cfg.fetch_max_wait_ms,
+            fetch_max_bytes=64 * 1024 * 1024,
+            max_partition_fetch_bytes=8 * 1024 * 1024,
+        )
+        consumer.subscribe(self.topics, listener=_SeekToCheckpoint(self))
+        self._consumer = consumer
+        self._gate = Gate(consumer, self._log)
+        committer = self._committer = OffsetCommitter(consumer, self._log)
+        return consumer, committer
+
+    async def _abandon(self, consumer: AIOKafkaConsumer) -> None:
+        self.revoked()
+        self._consumer = None
+        with contextlib.suppress(Exception):
+            await asyncio.shield(consumer.stop())
 
     async def _lane(
         self, lane: int, stop: asyncio.Event, halt: asyncio.Event, committer: OffsetCommitter
@@ -270,7 +304,7 @@ class ProjectorRunner:
             # Not even the checkpoints move: wait and read the batch again, rather than
             # stop every projector of the process.
             for part in parts:
-                self._hold(part.tp, self._gate.standing(part.tp), WaitReason.STORE, repr(exc))
+                self._hold(part.tp, None, WaitReason.STORE, repr(exc))
             return
         self.applied += len(fresh)
         if self._heartbeat is not None:
@@ -306,7 +340,7 @@ class ProjectorRunner:
                     failed = exc
             if part.undecodable and failed is not None:
                 detail = f"dead letters: {failed!r}"
-                self._hold(part.tp, self._gate.standing(part.tp), WaitReason.STORE, detail)
+                self._hold(part.tp, None, WaitReason.STORE, detail)
                 continue
             kept.append(part)
         return kept
@@ -371,10 +405,22 @@ class ProjectorRunner:
                 return fresh
             await backoff.sleep(self._stop)
 
-    def _hold(self, tp: TP, offset: int, reason: WaitReason, detail: str) -> None:
+    def _hold(self, tp: TP, offset: int | None, reason: WaitReason, detail: str) -> None:
+        """Hold ``tp`` at ``offset`` (where it stands, if not given) and say so."""
         assert self._gate is not None
-        pause = self._gate.hold(tp, offset)
-        self._waiting(_where(tp), reason, detail, offset=offset, retry_in_s=pause)
+        held = self._gate.hold(tp, offset)
+        if held is None:
+            # Not placed since a rebalance (assigned anew, or no longer ours): whoever
+            # places it reads it again from the store's checkpoint.
+            self._log.warning(
+                "projector.failed_while_unplaced",
+                where=_where(tp),
+                reason=reason.value,
+                detail=detail,
+            )
+            return
+        at, pause = held
+        self._waiting(_where(tp), reason, detail, offset=at, retry_in_s=pause)
 
     def _waiting(self, where: str, reason: WaitReason, detail: str, **more: object) -> None:
         self._log.warning(
@@ -402,6 +448,22 @@ class ProjectorRunner:
             await self.projector.after_commit(records)
         except Exception as exc:
             self._log.warning("projector.after_commit_failed", error=repr(exc))
+
+
+async def _unless_stopped(step: Awaitable[None], stop: asyncio.Event) -> None:
+    """Await ``step``; once ``stop`` is set first, cancel it and raise ``Stopping``."""
+    task = asyncio.ensure_future(step)
+    stopper = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopper.cancel()
+        if not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+    if task.cancelled():
+        raise Stopping
+    task.result()
 
 
 class DeadLetterFailed(Exception):

@@ -8,6 +8,7 @@ import signal
 from collections.abc import Sequence
 
 import structlog
+from aiokafka.errors import KafkaError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 import bloghub.events.catalog  # noqa: F401  (registers every event type)
@@ -59,14 +60,14 @@ async def run_projectors(settings: Settings, names: Sequence[str], stop: asyncio
         search=search,
         cache=Cache(redis, prefix=settings.prefix),
     )
-    dead = DeadLetters(bootstrap=settings.kafka_bootstrap, prefix=settings.prefix, redis=redis)
-    await dead.start()
+    dead = DeadLetters.from_settings(settings, redis)
     tasks = []
     try:
         try:
+            await _dead_letters_started(dead, stop)
             await _active_generations(engine, stop)
         except Stopping:
-            return  # told to stop while the database was still down
+            return  # told to stop while Kafka or the database was still out of reach
         tasks = [
             asyncio.create_task(_follow(stores, dead, name, stop), name=f"follow:{name}")
             for name in names
@@ -254,6 +255,20 @@ async def _active_generations(engine: AsyncEngine, stop: asyncio.Event) -> dict[
                 return await active_generations(conn)
         except (Transient, Unavailable) as exc:
             log.warning("projectors.waiting_for_database", error=repr(exc))
+            await backoff.sleep(stop)
+
+
+async def _dead_letters_started(dead: DeadLetters, stop: asyncio.Event) -> None:
+    """Connect the dead-letter queue's producer. A Kafka that is out of reach at start-up
+    (still starting, a blip) is waited for, as the database is: ending here would end every
+    projector, and nothing restarts them. Each try is bounded, so a stop is prompt."""
+    backoff = Backoff(first_s=0.2, most_s=5.0)
+    while True:
+        try:
+            await dead.start()
+            return
+        except (KafkaError, OSError, TimeoutError) as exc:
+            log.warning("projectors.waiting_for_kafka", error=repr(exc))
             await backoff.sleep(stop)
 
 
