@@ -70,3 +70,25 @@ async def test_a_cursor_at_no_instant_in_utc_is_a_malformed_cursor(
             assert answer.status_code == 404, (path, answer.text)
             assert _shape(answer)["code"] == "not_found", path
     assert not store_refusals(lines)
+
+
+@pytest.mark.parametrize("limit", ["1_0", "+5", " 7 ", "1.0", "\u0663", "0x10", ""])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/articles",
+        "/v1/ranking/hot",
+        "/v1/search/articles?q=words",
+        "/v1/search/users?q=words",
+        f"/v1/articles/{NOBODY}/comments",
+    ],
+)
+async def test_a_limit_not_written_in_digits_is_a_422_naming_it(
+    client: httpx.AsyncClient, path: str, limit: str
+) -> None:
+    """What the schema calls an integer is one written in digits, not what Python's int()
+    would also take (underscores, a sign, spaces, a decimal point, other scripts' digits)."""
+    url = httpx.URL(path)
+    answer = await client.get(url.path, params={**dict(url.params), "limit": limit})
+    assert answer.status_code == 422, (limit, answer.text)
+    assert "limit" in _shape(answer)["fields"]  # type: ignore[operator]

@@ -10,7 +10,7 @@ from uuid import UUID
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, Field
 
-from bloghub.api.v1.schemas import LINE, PLAIN, TAG, Input
+from bloghub.api.v1.schemas import DIGITS, LINE, PLAIN, TAG, Input
 from bloghub.readmodels import tag_key
 
 MAX_CONTENT_BYTES = 100 * 1024
@@ -104,7 +104,7 @@ Tags = Annotated[
 class PageQuery(BaseModel):
     """Paging of a list; other query parameters are ignored."""
 
-    limit: Annotated[int, Field(ge=1, le=100, description="page size, 1-100")] = FIRST_PAGE
+    limit: Annotated[int, Field(ge=1, le=100, description="page size, 1-100"), DIGITS] = FIRST_PAGE
     cursor: (
         Annotated[
             str,

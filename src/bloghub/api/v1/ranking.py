@@ -13,6 +13,7 @@ from starlette.responses import Response
 from bloghub.api.auth import wait_as_reader
 from bloghub.api.http import Endpoint, container, parse_query
 from bloghub.api.v1.article_schemas import AuthorOut
+from bloghub.api.v1.schemas import DIGITS
 from bloghub.errors import Unavailable
 from bloghub.ranking.served import STALE_HEADER, VERSION_HEADER
 
@@ -20,7 +21,7 @@ DEFAULT_LIMIT = 20
 
 
 class RankingQuery(BaseModel):
-    limit: Annotated[int, Field(ge=1, le=100, description="entries, 1-100")] = DEFAULT_LIMIT
+    limit: Annotated[int, Field(ge=1, le=100, description="entries, 1-100"), DIGITS] = DEFAULT_LIMIT
 
 
 class RankedArticle(BaseModel):

@@ -162,6 +162,20 @@ _SPECIAL_USE = "[.@](?:{})\\.?$".format(
 )
 
 
+def _written_in_digits(value: object) -> object:
+    """A whole number in a query string as one is written there: ASCII digits only.
+    Lax int parsing would also take "1_0", "+5", " 7 ", "1.0" and other scripts' digits,
+    which the published schema (an integer) does not."""
+    if isinstance(value, str) and not (value.isascii() and value.isdigit()):
+        raise ValueError("must be a whole number written in digits")
+    return value
+
+
+# For an integer query parameter (the query string reaches validation as text), beside
+# its Field: ``Annotated[int, Field(...), DIGITS]``.
+DIGITS = BeforeValidator(_written_in_digits)
+
+
 def _normalise_email(value: str) -> str:
     value = unicodedata.normalize("NFC", value.strip())
     try:

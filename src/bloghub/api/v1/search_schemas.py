@@ -10,7 +10,7 @@ from uuid import UUID
 from pydantic import AfterValidator, BaseModel, Field
 
 from bloghub.api.v1.article_schemas import AuthorOut, ListingQuery
-from bloghub.api.v1.schemas import LINE
+from bloghub.api.v1.schemas import DIGITS, LINE
 
 MAX_QUERY_CHARS = 200
 
@@ -31,12 +31,12 @@ Words = Annotated[
 
 class ArticleSearchQuery(ListingQuery):
     q: Words
-    limit: Annotated[int, Field(ge=1, le=50, description="page size, 1-50")] = 20
+    limit: Annotated[int, Field(ge=1, le=50, description="page size, 1-50"), DIGITS] = 20
 
 
 class UserSearchQuery(BaseModel):
     q: Words
-    limit: Annotated[int, Field(ge=1, le=50, description="how many, 1-50")] = 20
+    limit: Annotated[int, Field(ge=1, le=50, description="how many, 1-50"), DIGITS] = 20
 
 
 class Highlights(BaseModel):

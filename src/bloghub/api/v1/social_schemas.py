@@ -9,7 +9,7 @@ from uuid import UUID
 from pydantic import BaseModel, Field
 
 from bloghub.api.v1.article_schemas import FIRST_PAGE, AuthorOut
-from bloghub.api.v1.schemas import TEXT, Input
+from bloghub.api.v1.schemas import DIGITS, TEXT, Input
 
 COMMENT_TEXT = TEXT
 MAX_COMMENT_CHARS = 10_000
@@ -23,7 +23,7 @@ _Key = Annotated[
         description="the next_* value of the previous page",
     ),
 ]
-_Limit = Annotated[int, Field(ge=1, le=100, description="page size, 1-100")]
+_Limit = Annotated[int, Field(ge=1, le=100, description="page size, 1-100"), DIGITS]
 
 
 class FollowOut(BaseModel):
