@@ -14,6 +14,7 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+from redis.asyncio import Redis
 from starlette.applications import Starlette
 
 from bloghub.adapters.kafka import delete_topics
@@ -169,6 +170,16 @@ def unique_email() -> Callable[[], str]:
         return f"user-{secrets.token_hex(6)}@example.com"
 
     return make
+
+
+@pytest.fixture
+async def redis(settings: Settings) -> AsyncIterator[Redis]:
+    """A client of the test run's Redis, closed after the test."""
+    client = make_redis(settings.redis_url.get_secret_value())
+    try:
+        yield client
+    finally:
+        await client.aclose()
 
 
 @contextlib.asynccontextmanager

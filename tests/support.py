@@ -16,6 +16,7 @@ from pathlib import Path
 
 import asyncpg
 import httpx
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from hypothesis import HealthCheck, settings
 
 from bloghub.adapters.postgres.databases import drop_database
@@ -367,3 +368,27 @@ async def execute_on(url: str, sql: str, *args: object) -> None:
         await conn.execute(sql, *args)
     finally:
         await conn.close()
+
+
+async def end_offsets(bootstrap: str, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+    """Where each partition's log ends now."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await consumer.start()
+    try:
+        ends: dict[TopicPartition, int] = await consumer.end_offsets(tps)
+        return ends
+    finally:
+        await consumer.stop()
+
+
+async def append_undecodable(bootstrap: str, topic: str, partition: int) -> int:
+    """A record no code can decode, at the end of ``partition``; its offset."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    try:
+        sent = await producer.send_and_wait(
+            topic, b"\xff not an event", key=b"x", partition=partition
+        )
+        return int(sent.offset)
+    finally:
+        await producer.stop()

@@ -4,15 +4,12 @@ applied. After an upgrade it goes on from there."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
 import httpx
-import pytest
 from redis.asyncio import Redis
 
-from bloghub.adapters.redis import make_redis
 from bloghub.events.base import Event, EventRegistry, envelop, registry
 from bloghub.events.log import EventLog
 from bloghub.events.topics import Family
@@ -45,13 +42,6 @@ def newer_registry() -> EventRegistry:
     newer.register(UserRegistered)
     newer.register(UserNicknamed)
     return newer
-
-
-@pytest.fixture
-async def redis(settings: Settings) -> AsyncIterator[Redis]:
-    client = make_redis(settings.redis_url.get_secret_value())
-    yield client
-    await client.aclose()
 
 
 async def _emails(settings: Settings) -> set[str]:

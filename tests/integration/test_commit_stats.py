@@ -7,21 +7,11 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-from collections.abc import AsyncIterator
 
-import pytest
 from redis.asyncio import Redis
 
-from bloghub.adapters.redis import make_redis
 from bloghub.projections.stats import CommitStats, applied_key, last_commit_key
 from bloghub.settings import Settings
-
-
-@pytest.fixture
-async def redis(settings: Settings) -> AsyncIterator[Redis]:
-    client = make_redis(settings.redis_url.get_secret_value())
-    yield client
-    await client.aclose()
 
 
 async def _figures(redis: Redis, prefix: str, group: str) -> tuple[int, float]:

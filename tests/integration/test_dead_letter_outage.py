@@ -12,11 +12,10 @@ import secrets
 from collections.abc import AsyncIterator
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import TopicPartition
 from redis.asyncio import Redis
 
 from bloghub.adapters.kafka import delete_topics, ensure_topics
-from bloghub.adapters.redis import make_redis
 from bloghub.events.base import registry
 from bloghub.events.log import EventLog
 from bloghub.events.topics import DLQ, Family, topic_for
@@ -25,16 +24,9 @@ from bloghub.settings import Settings
 from tests.conftest import read_topic
 from tests.faults import dead_lettered, out_of_memory, signups_runner, until_waiting, waits
 from tests.private_redis import PrivateRedis, private_redis
-from tests.support import append_registrations, wait_until
+from tests.support import append_registrations, append_undecodable, end_offsets, wait_until
 
 WAVE = 200
-
-
-@pytest.fixture
-async def redis(settings: Settings) -> AsyncIterator[Redis]:
-    client = make_redis(settings.redis_url.get_secret_value())
-    yield client
-    await client.aclose()
 
 
 @contextlib.asynccontextmanager
@@ -50,29 +42,6 @@ async def failing(fault: str, server: PrivateRedis, client: Redis) -> AsyncItera
         yield
     finally:
         await server.start()
-
-
-async def _ends(bootstrap: str, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
-    await consumer.start()
-    try:
-        ends: dict[TopicPartition, int] = await consumer.end_offsets(tps)
-        return ends
-    finally:
-        await consumer.stop()
-
-
-async def _undecodable(bootstrap: str, topic: str, partition: int) -> int:
-    """A record no code can decode, at the end of ``partition``; its offset."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
-    await producer.start()
-    try:
-        sent = await producer.send_and_wait(
-            topic, b"\xff not an event", key=b"x", partition=partition
-        )
-        return int(sent.offset)
-    finally:
-        await producer.stop()
 
 
 @pytest.mark.parametrize("fault", ["down", "out_of_memory"])
@@ -111,12 +80,12 @@ async def test_a_dead_letter_queue_that_fails_holds_its_partition_and_nothing_el
                 await append_registrations(log, WAVE, tag="before")
                 await reached(WAVE)
                 async with failing(fault, queue_server, queue):
-                    bad = await _undecodable(settings.kafka_bootstrap, users, 0)
+                    bad = await append_undecodable(settings.kafka_bootstrap, users, 0)
                     await append_registrations(log, WAVE, tag="during")
                     await until_waiting(redis, prefix, "store", where=held)
                     (said,) = [w for w in await waits(redis, prefix) if w["where"] == held]
                     assert "dead letters" in said["detail"]
-                    ends = await _ends(
+                    ends = await end_offsets(
                         settings.kafka_bootstrap,
                         [TopicPartition(users, p) for p in range(1, partitions)],
                     )

@@ -14,11 +14,10 @@ import secrets
 from collections.abc import AsyncIterator
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import TopicPartition
 from redis.asyncio import Redis
 
 from bloghub.adapters.kafka import delete_topics, ensure_topics
-from bloghub.adapters.redis import make_redis
 from bloghub.events.base import registry
 from bloghub.events.log import EventLog
 from bloghub.events.topics import DLQ, Family, topic_for
@@ -28,7 +27,7 @@ from bloghub.settings import Settings
 from tests.conftest import read_topic
 from tests.faults import dead_lettered, signups_runner, until_waiting, waits
 from tests.private_kafka import PrivateKafka, private_kafka
-from tests.support import append_registrations, wait_until
+from tests.support import append_registrations, append_undecodable, end_offsets, wait_until
 
 WAVE = 200
 WAIT_S = 1.0  # how long one try waits for the queue's confirmation
@@ -42,13 +41,6 @@ async def queue_kafka() -> AsyncIterator[PrivateKafka]:
     """A broker for each test: one just thawed from a long freeze may still be settling."""
     async with private_kafka() as kafka:
         yield kafka
-
-
-@pytest.fixture
-async def redis(settings: Settings) -> AsyncIterator[Redis]:
-    client = make_redis(settings.redis_url.get_secret_value())
-    yield client
-    await client.aclose()
 
 
 @pytest.fixture
@@ -70,29 +62,6 @@ def queue(queue_kafka: PrivateKafka, prefix: str, redis: Redis) -> DeadLetters:
         wait_s=WAIT_S,
         delivery_timeout_s=DELIVERY_TIMEOUT_S,
     )
-
-
-async def _ends(bootstrap: str, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
-    await consumer.start()
-    try:
-        ends: dict[TopicPartition, int] = await consumer.end_offsets(tps)
-        return ends
-    finally:
-        await consumer.stop()
-
-
-async def _undecodable(bootstrap: str, topic: str, partition: int) -> int:
-    """A record no code can decode, at the end of ``partition``; its offset."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
-    await producer.start()
-    try:
-        sent = await producer.send_and_wait(
-            topic, b"\xff not an event", key=b"x", partition=partition
-        )
-        return int(sent.offset)
-    finally:
-        await producer.stop()
 
 
 async def test_an_unanswering_queue_holds_its_partition_and_the_letter_lands_once(
@@ -122,14 +91,14 @@ async def test_an_unanswering_queue_holds_its_partition_and_the_letter_lands_onc
         await append_registrations(log, WAVE, tag="before")
         await reached(WAVE)
         with queue_kafka.frozen():
-            bad = await _undecodable(settings.kafka_bootstrap, users, 0)
+            bad = await append_undecodable(settings.kafka_bootstrap, users, 0)
             await append_registrations(log, WAVE, tag="during")
             await until_waiting(redis, prefix, "store", where=held)
             (said,) = [w for w in await waits(redis, prefix) if w["where"] == held]
             assert "dead letters" in said["detail"]
             # Every other partition, the one sharing the held partition's lane included,
             # reaches the end of the log.
-            ends = await _ends(
+            ends = await end_offsets(
                 settings.kafka_bootstrap, [TopicPartition(users, p) for p in range(1, partitions)]
             )
 
@@ -180,7 +149,7 @@ async def test_a_runner_whose_queue_does_not_answer_stops_at_once(
     tasks = [asyncio.create_task(runner.run(stop)), asyncio.create_task(beat.run(stop))]
     with queue_kafka.frozen():
         try:
-            await _undecodable(settings.kafka_bootstrap, users, 0)
+            await append_undecodable(settings.kafka_bootstrap, users, 0)
             await until_waiting(redis, prefix, "store", where=f"{users}|0")
         finally:
             stop.set()

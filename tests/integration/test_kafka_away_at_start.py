@@ -12,11 +12,9 @@ import contextlib
 import secrets
 from collections.abc import AsyncIterator
 
-import pytest
 from redis.asyncio import Redis
 
 from bloghub.adapters.kafka import delete_topics, ensure_topics
-from bloghub.adapters.redis import make_redis
 from bloghub.events.base import registry
 from bloghub.events.log import EventLog
 from bloghub.events.topics import Family, topic_for
@@ -42,13 +40,6 @@ async def kafka_away(settings: Settings) -> AsyncIterator[tuple[Proxy, Settings]
     async with proxied(host, int(port)) as proxy:
         proxy.down()
         yield proxy, settings.model_copy(update={"kafka_bootstrap": f"127.0.0.1:{proxy.port}"})
-
-
-@pytest.fixture
-async def redis(settings: Settings) -> AsyncIterator[Redis]:
-    client = make_redis(settings.redis_url.get_secret_value())
-    yield client
-    await client.aclose()
 
 
 async def test_projectors_started_while_kafka_is_away_wait_and_then_apply(run_id: str) -> None:

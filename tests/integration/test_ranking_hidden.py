@@ -7,13 +7,10 @@ the sets no larger than an hour's marks and the result's own entries."""
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
 
 import orjson
-import pytest
 from redis.asyncio import Redis
 
-from bloghub.adapters.redis import make_redis
 from bloghub.ids import new_id_str
 from bloghub.ranking.hidden import KEEP_S, ErasedAuthors, HiddenArticles
 from bloghub.ranking.lock import RankingKeys
@@ -21,15 +18,6 @@ from bloghub.ranking.served import HotRanking
 from bloghub.settings import Settings
 
 HOUR = 3600.0
-
-
-@pytest.fixture
-async def redis(settings: Settings) -> AsyncIterator[Redis]:
-    client = make_redis(settings.redis_url.get_secret_value())
-    try:
-        yield client
-    finally:
-        await client.aclose()
 
 
 async def test_a_withdraw_stays_hidden_while_the_result_is_older_than_it(

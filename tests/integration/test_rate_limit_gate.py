@@ -10,17 +10,9 @@ from collections.abc import AsyncIterator
 import pytest
 from redis.asyncio import Redis
 
-from bloghub.adapters.redis import make_redis
 from bloghub.adapters.redis.wire import Wire
 from bloghub.auth.limiter import Gate, SlidingWindowLimiter
 from bloghub.settings import Settings
-
-
-@pytest.fixture
-async def redis(settings: Settings) -> AsyncIterator[Redis]:
-    client = make_redis(settings.redis_url.get_secret_value())
-    yield client
-    await client.aclose()
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ where read-your-writes waits."""
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 
 import pytest
@@ -13,7 +13,6 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from bloghub.adapters.postgres.engine import make_engine
-from bloghub.adapters.redis import make_redis
 from bloghub.adapters.redis.batch_script import Write
 from bloghub.api.consistency import Progress
 from bloghub.events.base import Recorded
@@ -23,13 +22,6 @@ from bloghub.projections.redis_sink import EvictionUnsafe
 from bloghub.settings import Settings
 from tests.integration.test_sinks import SignupsByDomain, registration
 from tests.private_redis import private_redis
-
-
-@pytest.fixture
-async def redis(settings: Settings) -> AsyncIterator[Redis]:
-    client = make_redis(settings.redis_url.get_secret_value())
-    yield client
-    await client.aclose()
 
 
 async def test_a_batch_that_cannot_apply_writes_nothing(redis: Redis, settings: Settings) -> None:

@@ -6,7 +6,7 @@ a valid batch after it applies exactly once."""
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 
 import pytest
 from hypothesis import given
@@ -14,7 +14,6 @@ from hypothesis import strategies as st
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from bloghub.adapters.redis import make_redis
 from bloghub.adapters.redis.batch_script import BatchScript, Write
 from bloghub.events.base import Recorded
 from bloghub.events.topics import Family, topic_for
@@ -26,13 +25,6 @@ from tests.support import against_the_store
 
 MAX = 2**63 - 1
 MIN = -(2**63)
-
-
-@pytest.fixture
-async def redis(settings: Settings) -> AsyncIterator[Redis]:
-    client = make_redis(settings.redis_url.get_secret_value())
-    yield client
-    await client.aclose()
 
 
 class Tally(RedisProjector):

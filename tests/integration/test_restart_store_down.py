@@ -5,13 +5,9 @@ for the store and then applies from the store's checkpoint: nothing is skipped."
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
-import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from redis.asyncio import Redis
 
-from bloghub.adapters.redis import make_redis
 from bloghub.events.base import registry
 from bloghub.events.log import EventLog
 from bloghub.events.topics import Family, topic_for
@@ -30,13 +26,6 @@ from tests.support import (
 )
 
 WAVE = 300
-
-
-@pytest.fixture
-async def redis(settings: Settings) -> AsyncIterator[Redis]:
-    client = make_redis(settings.redis_url.get_secret_value())
-    yield client
-    await client.aclose()
 
 
 async def commit_group_at_end(settings: Settings) -> None:

@@ -14,7 +14,6 @@ from redis.asyncio import Redis
 from bloghub.adapters.kafka import delete_topics, ensure_topics
 from bloghub.adapters.opensearch import make_opensearch
 from bloghub.adapters.postgres.engine import make_engine
-from bloghub.adapters.redis import make_redis
 from bloghub.adapters.redis.batch_script import Write
 from bloghub.events.base import Recorded, registry
 from bloghub.events.log import EventLog
@@ -66,13 +65,6 @@ class UserSearch(SearchProjector):
 def registration(email: str, offset: int, topic: str, user_id: str | None = None) -> Recorded:
     event = UserRegistered(user_id=user_id or new_id_str(), email=email, password_hash="h")
     return recorded(event, topic=topic, partition=0, offset=offset)
-
-
-@pytest.fixture
-async def redis(settings: Settings) -> AsyncIterator[Redis]:
-    client = make_redis(settings.redis_url.get_secret_value())
-    yield client
-    await client.aclose()
 
 
 @pytest.fixture

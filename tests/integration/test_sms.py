@@ -34,13 +34,6 @@ def new_phone() -> str:
     return f"+86139{secrets.randbelow(10**8):08d}"
 
 
-@pytest.fixture
-async def redis(settings: Settings) -> AsyncIterator[Redis]:
-    client = make_redis(settings.redis_url.get_secret_value())
-    yield client
-    await client.aclose()
-
-
 @pytest.fixture(scope="module")
 async def outbox_settings(run_id: str) -> AsyncIterator[Settings]:
     """A database of its own: the outbox is shared by every API process of a deployment,

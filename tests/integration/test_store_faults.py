@@ -5,14 +5,11 @@ projector says it waits; once the store is back every event is applied, none is 
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator
 
 import asyncpg
-import pytest
 from redis.asyncio import Redis
 
 from bloghub.adapters.kafka import delete_topics, ensure_topics
-from bloghub.adapters.redis import make_redis
 from bloghub.events.base import registry
 from bloghub.events.log import EventLog
 from bloghub.events.topics import DLQ, Family, topic_for
@@ -37,13 +34,6 @@ from tests.support import (
 )
 
 WAVE = 300
-
-
-@pytest.fixture
-async def redis(settings: Settings) -> AsyncIterator[Redis]:
-    client = make_redis(settings.redis_url.get_secret_value())
-    yield client
-    await client.aclose()
 
 
 async def test_postgres_refusing_writes_is_waited_for_and_nothing_is_dead_lettered(
