@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 from collections.abc import AsyncIterator, Callable
 
@@ -15,20 +16,13 @@ from tests.e2e.test_sessions import account, bearer, login
 ORIGIN = "https://app.example"
 
 
-@pytest.fixture
-async def strict(settings: Settings, live_api: LiveServer) -> AsyncIterator[httpx.AsyncClient]:
-    limited = settings.model_copy(
-        update={
-            "rate_ip_per_minute": 8,
-            "rate_user_per_minute": 3,
-            "cors_origins": [ORIGIN],
-        }
-    )
-    # A loopback address of its own, so the rest of the suite's traffic from 127.0.0.1 does
-    # not count against this client's window.
+@contextlib.asynccontextmanager
+async def limited_client(settings: Settings, **limits: object) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of a server started with ``limits``, from a loopback address of its own, so
+    the rest of the suite's traffic from 127.0.0.1 does not count against its window."""
     transport = httpx.AsyncHTTPTransport(local_address=f"127.0.0.{secrets.randbelow(200) + 20}")
     async with (
-        serve(limited) as live,
+        serve(settings.model_copy(update=limits)) as live,
         httpx.AsyncClient(
             base_url=live.url,
             headers={"user-agent": "bloghub-tests/1"},
@@ -36,6 +30,14 @@ async def strict(settings: Settings, live_api: LiveServer) -> AsyncIterator[http
             transport=transport,
         ) as client,
     ):
+        yield client
+
+
+@pytest.fixture
+async def strict(settings: Settings, live_api: LiveServer) -> AsyncIterator[httpx.AsyncClient]:
+    async with limited_client(
+        settings, rate_ip_per_minute=8, rate_user_per_minute=3, cors_origins=[ORIGIN]
+    ) as client:
         yield client
 
 

@@ -3,14 +3,14 @@ whoever kept it cannot use up the owner's per-user window and have the owner ref
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import AsyncIterator, Callable
 
 import httpx
 import pytest
 
 from bloghub.settings import Settings
-from tests.conftest import LiveServer, serve
+from tests.conftest import LiveServer
+from tests.e2e.test_rate_limit_and_cors import limited_client
 from tests.e2e.test_sessions import account, bearer, login, password_change
 
 PER_USER = 3
@@ -19,20 +19,9 @@ PER_USER = 3
 @pytest.fixture
 async def strict(settings: Settings, live_api: LiveServer) -> AsyncIterator[httpx.AsyncClient]:
     """A server whose per-user limit is low and whose per-IP limit is not the one hit."""
-    limited = settings.model_copy(
-        update={"rate_ip_per_minute": 60, "rate_user_per_minute": PER_USER}
-    )
-    # A loopback address of its own: the rest of the suite's traffic is not in its window.
-    transport = httpx.AsyncHTTPTransport(local_address=f"127.0.0.{secrets.randbelow(200) + 20}")
-    async with (
-        serve(limited) as live,
-        httpx.AsyncClient(
-            base_url=live.url,
-            headers={"user-agent": "bloghub-tests/1"},
-            timeout=10,
-            transport=transport,
-        ) as client,
-    ):
+    async with limited_client(
+        settings, rate_ip_per_minute=60, rate_user_per_minute=PER_USER
+    ) as client:
         yield client
 
 

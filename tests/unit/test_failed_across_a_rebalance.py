@@ -27,30 +27,11 @@ from bloghub.projections.port import TP, RawRecord
 from bloghub.projections.runner import ProjectorRunner
 from bloghub.projections.runner_config import RunnerConfig
 from tests.support import recorded
+from tests.unit.test_gate import Consumer
 
 TP0 = ("t.users", 0)
 KTP0 = TopicPartition(*TP0)
 CHECKPOINT = 100  # where the store says the partition stands; the failing record's offset
-
-
-class Consumer:
-    """The part of a consumer the runner's gate and placement drive."""
-
-    def __init__(self) -> None:
-        self.positions: dict[TopicPartition, int] = {}
-        self.paused: set[TopicPartition] = set()
-
-    def assignment(self) -> set[TopicPartition]:
-        return {KTP0}
-
-    def seek(self, tp: TopicPartition, offset: int) -> None:
-        self.positions[tp] = offset
-
-    def pause(self, *tps: TopicPartition) -> None:
-        self.paused.update(tps)
-
-    def resume(self, *tps: TopicPartition) -> None:
-        self.paused.difference_update(tps)
 
 
 class Store:
@@ -126,7 +107,7 @@ async def until_resumed(consumer: Consumer) -> None:
 async def test_a_batch_failing_after_a_rebalance_stops_nothing_and_skips_nothing(
     part: Callable[[], Part],
 ) -> None:
-    consumer, queue, store = Consumer(), QueueAcrossARebalance(), Store()
+    consumer, queue, store = Consumer(KTP0), QueueAcrossARebalance(), Store()
     runner = ProjectorRunner(
         store,
         config=RunnerConfig(bootstrap="unused", prefix="t", apply_retries=1),

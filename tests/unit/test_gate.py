@@ -14,14 +14,16 @@ KTP0 = TopicPartition(*TP0)
 
 
 class Consumer:
-    """The part of a consumer the gate drives: where it reads from, and what is paused."""
+    """The part of a consumer the gate drives: where it reads from, and what is paused;
+    assigned ``assigned`` (by default this module's one partition)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *assigned: TopicPartition) -> None:
+        self.assigned = set(assigned) or {KTP0}
         self.positions: dict[TopicPartition, int] = {}
         self.paused: set[TopicPartition] = set()
 
     def assignment(self) -> set[TopicPartition]:
-        return {KTP0}
+        return self.assigned
 
     def seek(self, tp: TopicPartition, offset: int) -> None:
         self.positions[tp] = offset
