@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Protocol, runtime_checkable
+from typing import Protocol
 
 from bloghub.events.base import Recorded
 from bloghub.events.topics import Family
@@ -20,14 +20,6 @@ class RawRecord(Protocol):
     timestamp: int
     value: bytes | None
     headers: Sequence[tuple[str, bytes]]
-
-
-@runtime_checkable
-class Live(Protocol):
-    """A projector with side effects beyond its store (pushes, cache warming, counter
-    hashes, ranking marks), made only while ``live``."""
-
-    live: bool
 
 
 class Projector(Protocol):

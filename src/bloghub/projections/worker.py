@@ -26,7 +26,7 @@ from bloghub.projections.catalog import PROJECTORS
 from bloghub.projections.dead_letters import DeadLetters
 from bloghub.projections.heartbeat import Heartbeat
 from bloghub.projections.migration_sinks import placed_projector
-from bloghub.projections.port import Live, Projector
+from bloghub.projections.port import Projector
 from bloghub.projections.postgres_sink import projector_engine
 from bloghub.projections.runner import ProjectorRunner
 from bloghub.projections.runner_config import RunnerConfig, group_id
@@ -97,9 +97,9 @@ async def _follow(stores: Stores, dead: DeadLetters, name: str, stop: asyncio.Ev
             except Stopping:
                 return
             generation, migration = placement
-            own_stop, retired = asyncio.Event(), asyncio.Event()
+            own_stop = asyncio.Event()
             task = asyncio.create_task(
-                run_generation(stores, dead, name, generation, own_stop, migration, retired)
+                run_generation(stores, dead, name, generation, own_stop, migration)
             )
             running = [(s, t) for s, t in running if not t.done()] + [(own_stop, task)]
             switched = asyncio.Event()
@@ -124,10 +124,6 @@ async def _follow(stores: Stores, dead: DeadLetters, name: str, stop: asyncio.Ev
                 await asyncio.gather(task, return_exceptions=True)
                 continue
             log.info("projector.generation_switched", projector=name, left=generation)
-            # Its side effects are the new generation's from now on: while it drains, the
-            # old one only keeps its own store moving (for requests pinned to it), or every
-            # notification of the grace period would be pushed twice.
-            retired.set()
             asyncio.get_running_loop().call_later(grace_s, own_stop.set)
     finally:
         for own_stop, _ in running:
@@ -202,22 +198,16 @@ async def run_generation(
     generation: int,
     stop: asyncio.Event,
     migration: Migration | None = None,
-    retired: asyncio.Event | None = None,
 ) -> None:
     """One projector generation with its heartbeat and commit figures, until ``stop``;
-    written to the stores its migration's phase names, if it is being migrated. Once
-    ``retired`` is set (another generation serves), its side effects stop (``Live``)."""
+    written to the stores its migration's phase names, if it is being migrated."""
     target = None
-    projector: Projector
+    projector = None
     if migration is not None:
         pool = stores.settings.apply_concurrency + 1
         target = projector_engine(migration.target_url, pool_size=pool, app="bloghub-migrated")
         projector = placed_projector(stores, migration, target)
-    else:
-        projector = PROJECTORS[name].from_stores(stores, generation=generation)
     tasks = generation_tasks(stores, dead, name, generation, stop, projector=projector)
-    if retired is not None and isinstance(projector, Live):
-        tasks.append(asyncio.create_task(_quiet_once(retired, projector, stop)))
     try:
         await _until_stop_or_failure(tasks, stop)
     finally:
@@ -225,18 +215,6 @@ async def run_generation(
         await asyncio.gather(*tasks, return_exceptions=True)
         if target is not None:
             await target.dispose()
-
-
-async def _quiet_once(retired: asyncio.Event, projector: Live, stop: asyncio.Event) -> None:
-    """Turn ``projector``'s side effects off once ``retired`` is set (or end with ``stop``)."""
-    waits = [asyncio.ensure_future(retired.wait()), asyncio.ensure_future(stop.wait())]
-    try:
-        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for wait in waits:
-            wait.cancel()
-    if retired.is_set():
-        projector.live = False
 
 
 # Where a projector runs: its active generation, and its migration if that generation is
