@@ -3,20 +3,26 @@ writes, and freshness (a like accepted by the log until another reader sees the 
 
 * seed: ``params.articles`` publishes, then ``params.likes`` likes and unlikes (85/15) of
   random (article, user) pairs, encoded with the real codec, keyed by article;
-* projector: the real runner and ``InteractionsProjector`` (lanes, checkpoints, the Redis
-  counter hashes after each commit), timed from its first batch until its checkpoints
-  sum to every event;
+* projector: ``bloghub project interactions`` (the real runner and ``InteractionsProjector``:
+  lanes, checkpoints, the Redis counter hashes after each commit) in one process, as
+  ``bloghub run`` starts it by default (the goals apply to that), then in
+  ``params.processes`` sharing the partitions through their consumer group (what
+  ``bloghub run --projectors N`` starts); its rate is taken from the checkpoints (polled
+  every 20 ms) from the moment a tenth of the log is applied until all of it is, which
+  leaves out the processes' start and their group's forming;
 * store ceiling: the same set and counter writes straight from asyncpg (batches of the
   runner's size folded beforehand, one transaction each, on as many connections as the
-  runner has lanes, articles split between them as partitions are): no Kafka, no decoding;
-* the two alternate, ``params.rounds`` times each (the read model and the counter hashes
-  emptied before each), and the ratio is the median of the rounds' ratios: this machine's
-  speed drifts over a minute by more than the gap being measured, so a projector run and a
-  ceiling run far apart in time compare the machine with itself as much as the code;
+  projector processes have lanes in all, articles split between them as partitions are):
+  no Kafka, no decoding;
+* each projector run follows a ceiling run on as many connections, ``params.rounds`` times
+  (the read model and the counter hashes emptied before each), and each ratio is the median
+  of the rounds' ratios: this machine's speed drifts over a minute by more than the gap
+  being measured, so a projector run and a ceiling run far apart in time compare the
+  machine with itself as much as the code;
 * freshness: likes appended one by one at ``params.rate``/s (what the API does before it
-  answers) while the projector runs in a ``bloghub project interactions`` process of its
-  own; a reader polls the counter hashes (what article detail reads) and notes when each
-  article's count reaches each like. p50/p99 of the gap.
+  answers) while the projector runs as ``bloghub run`` runs it by default; a reader polls
+  the counter hashes (what article detail reads) and notes when each article's count
+  reaches each like. p50/p99 of the gap.
 
 After every projector round every article's ``like_cnt`` must equal its like rows, or the
 run FAILED.
@@ -25,6 +31,7 @@ run FAILED.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import statistics
 import sys
@@ -32,15 +39,14 @@ import time
 from collections import defaultdict
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
 from redis.asyncio import Redis
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 import bloghub.events.catalog  # noqa: F401  (registers every event type)
 from bench.http import bloghub_env, spawned
-from bench.projector import TimedRunner
 from bench.support import (
     ARTIFACTS,
     Check,
@@ -53,17 +59,14 @@ from bench.support import (
 )
 from bloghub.adapters.redis import make_redis
 from bloghub.adapters.redis.counters import CounterCache
+from bloghub.cli import DEFAULT_PROJECTOR_PROCESSES
 from bloghub.events.articles import ArticlePublished
-from bloghub.events.base import Event, envelop, registry
+from bloghub.events.base import Event, envelop
 from bloghub.events.codec import encode
 from bloghub.events.interactions import ArticleLiked, ArticleUnliked
 from bloghub.events.log import EventLog
 from bloghub.events.topics import topic_for
 from bloghub.ids import new_id_str
-from bloghub.projections.dead_letters import DeadLetters
-from bloghub.projections.interactions import InteractionsProjector
-from bloghub.projections.postgres_sink import projector_engine
-from bloghub.projections.runner_config import RunnerConfig
 from bloghub.settings import Settings
 
 NAME = "counters"
@@ -85,6 +88,7 @@ class Params:
     rounds: int = 3
     fresh_s: float = 10.0
     deadline_s: float = 180.0
+    processes: tuple[int, ...] = (1, 2)  # projector processes measured (one after the other)
 
 
 Like = tuple[str, str, bool]  # article, user, like (False: unlike)
@@ -127,40 +131,39 @@ async def seed(settings: Settings, events: list[Event]) -> None:
         await producer.stop()
 
 
-@dataclass
-class Projecting:
-    runner: TimedRunner
-    task: asyncio.Task[None]
-    stop: asyncio.Event
+def projecting(settings: Settings, processes: int, logs: Path) -> contextlib.ExitStack:
+    """``processes`` processes of ``bloghub project interactions``, stopped (drained) on exit."""
+    stack = contextlib.ExitStack()
+    argv = [sys.executable, "-m", "bloghub.cli", "project", "interactions"]
+    for k in range(processes):
+        stack.enter_context(spawned(argv, bloghub_env(settings), logs / f"projector-{k}.log"))
+    return stack
 
 
-async def start_projector(
-    settings: Settings, redis: Redis
-) -> tuple[Projecting, tuple[AsyncEngine, DeadLetters]]:
-    engine = projector_engine(settings.sqlalchemy_url, pool_size=settings.apply_concurrency + 1)
-    dead = DeadLetters(bootstrap=settings.kafka_bootstrap, prefix=settings.prefix, redis=redis)
-    await dead.start()
-    counters = CounterCache(redis, prefix=settings.prefix)
-    projector = InteractionsProjector(engine, generation=1, counters=counters)
-    runner = TimedRunner(
-        projector, config=RunnerConfig.from_settings(settings), registry=registry, dead_letters=dead
-    )
-    stop = asyncio.Event()
-    task = asyncio.create_task(runner.run(stop))
-    return Projecting(runner, task, stop), (engine, dead)
-
-
-async def until_applied(settings: Settings, total: int, deadline_s: float) -> float:
+async def project_once(settings: Settings, processes: int, total: int, deadline_s: float) -> float:
+    """Events/s of ``processes`` projector processes over the whole log: from a tenth of it
+    applied (their start and their group's forming left out) until all of it is."""
+    logs = ARTIFACTS / "counters-logs"
+    logs.mkdir(parents=True, exist_ok=True)
     watcher = await asyncpg.connect(settings.asyncpg_dsn)
-    started = time.perf_counter()
     try:
-        while int(await watcher.fetchval(CHECKPOINTS)) < total:
-            if time.perf_counter() - started > deadline_s:
-                raise RuntimeError("the projector did not finish in time")
-            await asyncio.sleep(0.02)
-        return time.perf_counter()
+        with projecting(settings, processes, logs):
+            started = time.perf_counter()
+            first: tuple[float, int] | None = None
+            while True:
+                done = int(await watcher.fetchval(CHECKPOINTS))
+                now = time.perf_counter()
+                if first is None and done >= total // 10:
+                    first = (now, done)
+                if done >= total:
+                    break
+                if now - started > deadline_s:
+                    raise RuntimeError("the projector did not finish in time")
+                await asyncio.sleep(0.02)
     finally:
         await watcher.close()
+    assert first is not None
+    return rate(total - first[1], now - first[0])
 
 
 # --- the store's ceiling --------------------------------------------------------------------
@@ -189,9 +192,12 @@ def folded(batch: list[Like]) -> tuple[list[Like], list[Like]]:
     return adds, removes
 
 
-async def ceiling(settings: Settings, author: str, all_likes: list[Like]) -> float:
-    """Seconds the same writes take from asyncpg (events/s is computed by the caller)."""
-    lanes, size = settings.apply_concurrency, settings.batch_max_events
+async def ceiling(
+    settings: Settings, author: str, all_likes: list[Like], processes: int = 1
+) -> float:
+    """Seconds the same writes take from asyncpg on as many connections as ``processes``
+    projector processes have lanes (events/s is computed by the caller)."""
+    lanes, size = settings.apply_concurrency * processes, settings.batch_max_events
     per_lane: dict[int, list[Like]] = defaultdict(list)
     for like in all_likes:
         per_lane[hash(like[0]) % lanes].append(like)
@@ -329,20 +335,6 @@ async def reset(settings: Settings, redis: Redis, articles: list[str]) -> None:
     await CounterCache(redis, prefix=settings.prefix).forget(articles)
 
 
-async def project_once(settings: Settings, redis: Redis, total: int, deadline_s: float) -> float:
-    """Events/s of one projector run over the whole log, from its first batch."""
-    running, (engine, dead) = await start_projector(settings, redis)
-    try:
-        finished = await until_applied(settings, total, deadline_s)
-        first = running.runner.first_batch_at or finished
-        return rate(total, finished - first)
-    finally:
-        running.stop.set()
-        await asyncio.gather(running.task, return_exceptions=True)
-        await dead.close()
-        await engine.dispose()
-
-
 async def miscounted(settings: Settings) -> int:
     """Articles whose ``like_cnt`` differs from their like rows."""
     conn = await asyncpg.connect(settings.asyncpg_dsn)
@@ -382,26 +374,27 @@ async def run(params: Params = Params()) -> Report:
         await seed(settings, [*published, *(as_event(author, x) for x in all_likes)])
         total = len(published) + len(all_likes)
         redis = make_redis(settings.redis_url.get_secret_value())
-        projected: list[float] = []
-        stores: list[float] = []
+        counts = sorted({DEFAULT_PROJECTOR_PROCESSES, *params.processes})
+        projected: dict[int, list[float]] = {n: [] for n in counts}
+        stores: dict[int, list[float]] = {n: [] for n in counts}
         wrong: list[int] = []
         # Ceiling first, projector last: the freshness run goes on from the projector's
         # checkpoints and hashes.
         for k in range(params.rounds):
-            stores.append(rate(len(all_likes), await ceiling(settings, author, all_likes)))
-            await reset(settings, redis, articles)
-            projected.append(await project_once(settings, redis, total, params.deadline_s))
-            wrong.append(await miscounted(settings))
-            console.print(
-                f"[dim]round {k + 1}: store ceiling {stores[-1]:,.0f} events/s, projector "
-                f"{projected[-1]:,.0f} events/s ({projected[-1] / stores[-1]:.2f}x)[/]"
-            )
-        # Freshness with the projector in a process of its own, as `bloghub project` runs
-        # it: the load and the watching reader must not share its event loop.
-        logs = ARTIFACTS / "counters-logs"
-        logs.mkdir(parents=True, exist_ok=True)
-        project = [sys.executable, "-m", "bloghub.cli", "project", "interactions"]
-        with spawned(project, bloghub_env(settings), logs / "projector.log"):
+            for n in counts:
+                took = await ceiling(settings, author, all_likes, n)
+                stores[n].append(rate(len(all_likes), took))
+                await reset(settings, redis, articles)
+                projected[n].append(await project_once(settings, n, total, params.deadline_s))
+                wrong.append(await miscounted(settings))
+                console.print(
+                    f"[dim]round {k + 1}, {n} process(es): store ceiling {stores[n][-1]:,.0f} "
+                    f"events/s, projector {projected[n][-1]:,.0f} events/s "
+                    f"({projected[n][-1] / stores[n][-1]:.2f}x)[/]"
+                )
+        # Freshness with the projector as `bloghub run` runs it, in processes of its own:
+        # the load and the watching reader must not share its event loop.
+        with projecting(settings, DEFAULT_PROJECTOR_PROCESSES, ARTIFACTS / "counters-logs"):
             gaps = await freshness(settings, params, author, articles, redis)
         histogram(
             f"freshness at {params.rate:.0f} likes/s: accepted → count seen by another reader",
@@ -410,23 +403,32 @@ async def run(params: Params = Params()) -> Report:
             "ms",
         )
         await redis.aclose()
-    ratios = [p / c for p, c in zip(projected, stores, strict=True)]
+    for n in counts:
+        # The goals are for the projector as `bloghub run` runs it on this machine.
+        deployed = n == DEFAULT_PROJECTOR_PROCESSES
+        ratios = [p / c for p, c in zip(projected[n], stores[n], strict=True)]
+        report.figures += [
+            Figure(
+                f"projector, {n} process(es) (median of the rounds)",
+                median(projected[n]),
+                "events/s",
+                goal=GOAL_RATE if deployed else None,
+                detail="likes and unlikes",
+            ),
+            Figure(
+                f"store ceiling on {n * settings.apply_concurrency} connections",
+                median(stores[n]),
+                "events/s",
+            ),
+            Figure(
+                f"ratio projector / store ceiling, {n} process(es) (median of the rounds)",
+                median(ratios),
+                "x",
+                goal=GOAL_RATIO if deployed else None,
+                detail=" ".join(f"{r:.2f}" for r in ratios),
+            ),
+        ]
     report.figures += [
-        Figure(
-            "projector (median of the rounds)",
-            median(projected),
-            "events/s",
-            goal=GOAL_RATE,
-            detail="likes and unlikes",
-        ),
-        Figure("store ceiling (the same writes from asyncpg)", median(stores), "events/s"),
-        Figure(
-            "ratio projector / store ceiling (median of the rounds)",
-            median(ratios),
-            "x",
-            goal=GOAL_RATIO,
-            detail=" ".join(f"{r:.2f}" for r in ratios),
-        ),
         Figure(f"freshness p50 at {params.rate:.0f} likes/s", pct(gaps, 0.5), "ms"),
         Figure(
             f"freshness p99 at {params.rate:.0f} likes/s",
@@ -448,7 +450,16 @@ async def run(params: Params = Params()) -> Report:
         "the ceiling splits articles between its connections as the runner's lanes split "
         "partitions, so its writers do not wait on each other's rows either",
         f"{params.rounds} rounds, each a ceiling run then a projector run over the whole log "
-        "from an empty read model: "
-        + "; ".join(f"{c:,.0f} / {p:,.0f}" for c, p in zip(stores, projected, strict=True)),
+        "from an empty read model, for each count of processes; ceiling / projector events/s: "
+        + "; ".join(
+            f"{n}: "
+            + ", ".join(
+                f"{c:,.0f} / {p:,.0f}" for c, p in zip(stores[n], projected[n], strict=True)
+            )
+            for n in counts
+        ),
+        f"the goals apply to {DEFAULT_PROJECTOR_PROCESSES} process(es), what `bloghub run` "
+        "starts by default (--projectors); the projector's rate runs from a tenth of the log "
+        "applied to all of it",
     ]
     return report

@@ -20,7 +20,7 @@ from bloghub import event_loop
 from bloghub.cli_errors import EXIT_CODE, explained, quiet_leftovers
 from bloghub.logs import configure_logging
 from bloghub.ops import migrate_cli, replay_cli
-from bloghub.processes import ending_with_parent, stop_process
+from bloghub.processes import ending_with_parent, stop_processes
 from bloghub.settings import DEV_SECRET_MARKER, Settings, load_settings
 
 if TYPE_CHECKING:
@@ -28,6 +28,14 @@ if TYPE_CHECKING:
     from starlette.applications import Starlette
 
     from bloghub.adapters.postgres.read_model_upgrades import Reached
+
+
+# `bloghub run`'s projector processes. More share every projector's partitions through its
+# consumer group; on two cores shared with Kafka and PostgreSQL a second one moved the
+# counter projector by -10% to +18% from run to run (`python -m bench counters`), no
+# reliable gain, so one is the default. Each holds up to (lanes + 1) pooled connections
+# per projector (24 by default).
+DEFAULT_PROJECTOR_PROCESSES = 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,6 +52,13 @@ def main(argv: list[str] | None = None) -> int:
             default=os.cpu_count() or 1,
             help="API processes (default: one per core)",
         )
+    run.add_argument(
+        "--projectors",
+        type=_at_least_one,
+        default=DEFAULT_PROJECTOR_PROCESSES,
+        help="`bloghub project` processes, sharing every projector's partitions "
+        f"(default: {DEFAULT_PROJECTOR_PROCESSES})",
+    )
     sub.add_parser("rank", help="the hot ranking job (one of any number computes)")
     sub.add_parser("topics", help="create the topic catalog (idempotent)")
     sub.add_parser("lag", help="consumer lag of every projector, as a table")
@@ -125,7 +140,7 @@ def _dispatch(settings: Settings, args: argparse.Namespace) -> int:
     elif args.command == "project":
         return _project_or_refuse(settings, args.names)
     elif args.command == "run":
-        return _run_all(settings, args.workers)
+        return _run_all(settings, args.workers, args.projectors)
     elif args.command == "rank":
         event_loop.run(_rank(settings))
     elif args.command == "lag":
@@ -304,28 +319,33 @@ async def _rank(settings: Settings) -> None:
     await run_ranking(settings, stop)
 
 
-def _run_all(settings: Settings, workers: int) -> int:
-    """One machine: the projectors in a process of their own, beside ``workers`` API
-    processes (which sweep stale key reservations); they stop together."""
+def _run_all(settings: Settings, workers: int, projectors: int) -> int:
+    """One machine: ``projectors`` processes each running every projector (their consumer
+    groups split the partitions between them, so projection uses more than one core),
+    beside ``workers`` API processes (which sweep stale key reservations); they stop
+    together."""
     from bloghub.bootstrap import prepare_topics
 
     event_loop.run(prepare_topics(settings))
-    projectors = subprocess.Popen(
-        [sys.executable, "-m", "bloghub.cli", "project"],
-        preexec_fn=ending_with_parent(signal.SIGTERM),  # it drains, as on a stop
-    )
-    print(run_banner(settings, workers), file=sys.stderr, flush=True)
+    started = [
+        subprocess.Popen(
+            [sys.executable, "-m", "bloghub.cli", "project"],
+            preexec_fn=ending_with_parent(signal.SIGTERM),  # it drains, as on a stop
+        )
+        for _ in range(projectors)
+    ]
+    print(run_banner(settings, workers, projectors), file=sys.stderr, flush=True)
     try:
         return _serve(settings, workers)
     finally:
-        stop_process(projectors, grace_s=60)
+        stop_processes(started, grace_s=60)
 
 
 # Listening on every address: this machine reaches the server on its loopback one.
 _LOOPBACK_FOR = {"0.0.0.0": "127.0.0.1", "::": "::1"}  # noqa: S104
 
 
-def run_banner(settings: Settings, workers: int) -> str:
+def run_banner(settings: Settings, workers: int, projectors: int) -> str:
     """Where ``bloghub run`` serves and how to get into each page. The operator token is
     shown only while it is the development default, which is no secret (it is in the
     source); a token someone chose is never printed, since terminals and logs are kept."""
@@ -341,8 +361,8 @@ def run_banner(settings: Settings, workers: int) -> str:
         how = "operator token: the value of BLOGHUB_OPERATOR_TOKEN"
     return "\n".join(
         [
-            f"bloghub serving on {base} with {workers} API process(es) and the projectors "
-            "beside them",
+            f"bloghub serving on {base} with {workers} API process(es) and {projectors} "
+            "projector process(es) beside them",
             f"  API docs   {base}/docs  (Authorize with the access_token of POST /v1/auth/login)",
             f"  dashboard  {base}/ops  {how}",
             f"  readiness  {base}/readyz",

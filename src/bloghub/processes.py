@@ -7,7 +7,8 @@ import ctypes
 import signal
 import subprocess
 import sys
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 
 PR_SET_PDEATHSIG = 1
 
@@ -29,9 +30,18 @@ def ending_with_parent(sig: signal.Signals) -> Callable[[], None]:
 
 def stop_process(process: subprocess.Popen[bytes], *, grace_s: float) -> None:
     """SIGTERM, so it drains; SIGKILL if it has not ended within ``grace_s``."""
-    process.terminate()
-    try:
-        process.wait(timeout=grace_s)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+    stop_processes([process], grace_s=grace_s)
+
+
+def stop_processes(processes: Sequence[subprocess.Popen[bytes]], *, grace_s: float) -> None:
+    """SIGTERM to every one at once, so they drain side by side; SIGKILL to any that has
+    not ended within ``grace_s`` of that."""
+    for process in processes:
+        process.terminate()
+    deadline = time.monotonic() + grace_s
+    for process in processes:
+        try:
+            process.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

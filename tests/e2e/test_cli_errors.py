@@ -156,8 +156,9 @@ async def test_a_taken_port_is_said_before_anything_starts(
     assert "projector.started" not in ran.out
 
 
-@pytest.mark.parametrize("workers", ["0", "-1", "two"])
-async def test_workers_below_one_are_refused(workers: str) -> None:
-    ran, err = await bloghub({}, "run", "--workers", workers)
+@pytest.mark.parametrize("flag", ["--workers", "--projectors"])
+@pytest.mark.parametrize("count", ["0", "-1", "two"])
+async def test_process_counts_below_one_are_refused(flag: str, count: str) -> None:
+    ran, err = await bloghub({}, "run", flag, count)
     assert ran.code == 2, ran.out
-    assert "--workers" in err
+    assert flag in err

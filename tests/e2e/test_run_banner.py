@@ -24,10 +24,11 @@ def banner_of(log_file: Path) -> str:
     return text[text.find("bloghub serving on") :]
 
 
-def start_run(env: dict[str, str], log_file: Path) -> subprocess.Popen[bytes]:
+def start_run(env: dict[str, str], log_file: Path, *more: str) -> subprocess.Popen[bytes]:
+    """``bloghub run --workers 1`` and ``more`` arguments, its output in ``log_file``."""
     with log_file.open("ab") as sink:
         return subprocess.Popen(
-            [sys.executable, "-m", "bloghub.cli", "run", "--workers", "1"],
+            [sys.executable, "-m", "bloghub.cli", "run", "--workers", "1", *more],
             env=env,
             stdout=sink,
             stderr=subprocess.STDOUT,
@@ -79,7 +80,7 @@ async def test_following_the_run_banner_opens_the_dashboard(run_id: str, tmp_pat
 
 def test_a_chosen_operator_token_is_never_printed() -> None:
     chosen = "a-token-the-operator-chose-" + "x" * 20
-    banner = run_banner(Settings(operator_token=chosen, api_host="0.0.0.0"), 2)
+    banner = run_banner(Settings(operator_token=chosen, api_host="0.0.0.0"), 2, 2)
     assert chosen not in banner
     assert "BLOGHUB_OPERATOR_TOKEN" in banner
     assert "http://127.0.0.1:8000/ops" in banner
