@@ -18,8 +18,13 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from bloghub.adapters.redis import make_redis
+from bloghub.adapters.redis.live_channels import notifications_channel
 from bloghub.adapters.search_indexes import alias_name, index_name
+from bloghub.events.base import Event
 from bloghub.events.log import EventLog
+from bloghub.events.social import UserFollowed
+from bloghub.ids import new_id_str
 from bloghub.ops.generations_admin import (
     ReplayRefused,
     mark_built,
@@ -30,8 +35,15 @@ from bloghub.ops.replay import activate_checked, building_stores, close_stores
 from bloghub.settings import Settings
 from tests.conftest import isolated, projecting
 from tests.e2e.test_ops_cli import bloghub, refused, registry
+from tests.integration.test_notifications import _pushes
 from tests.integration.test_replay_resume import replay_process
-from tests.support import append_registrations, second_database, until_applied, wait_until
+from tests.support import (
+    append_events,
+    append_registrations,
+    second_database,
+    until_applied,
+    wait_until,
+)
 
 # Under the former bound of 1,000 events: a replay of it used to switch at once.
 EVENTS = 300
@@ -265,3 +277,49 @@ async def test_activation_far_behind_advises_what_works(run_id: str) -> None:
             assert "`bloghub replay users` resumes it" in said, said
         finally:
             await close_stores(stores)
+
+
+async def test_a_notification_made_while_a_replay_switches_in_is_pushed_once(
+    run_id: str, tmp_path: Path
+) -> None:
+    """For its grace after a replay switches a generation in, the old one still applies
+    beside the new one (requests pinned to it wait on it), and both make the follow's
+    notification: it reaches the followee's sockets once, not once per generation."""
+    async with isolated(run_id, "rspush", generations_poll_s=0.5, read_wait_s=15.0) as s:
+        redis = make_redis(s.redis_url.get_secret_value())
+        pushes: list[dict[str, object]] = []
+        listening = asyncio.create_task(_pushes(redis, notifications_channel(s.prefix), pushes))
+        followee = new_id_str()
+        try:
+            async with projecting(s, "notifications"):
+                await append_events_once(
+                    s, UserFollowed(follower_id=new_id_str(), followee_id=followee)
+                )
+                await until_applied(s, "notifications", 1)
+                replay = replay_process(s, "notifications", log_file=tmp_path / "replay.log")
+                code = await _ended(replay, timeout_s=120)
+                assert code == 0, (tmp_path / "replay.log").read_text()
+                assert await registry(s, "notifications") == {1: "retired", 2: "active"}
+                await asyncio.sleep(2)  # the switch seen (polled every 0.5 s): both run
+                late = new_id_str()
+                await append_events_once(s, UserFollowed(follower_id=late, followee_id=followee))
+
+                async def pushed() -> bool:
+                    return any(p.get("actor_id") == late for p in pushes)
+
+                await wait_until(pushed, timeout_s=30)
+                await asyncio.sleep(5)  # well inside the old generation's grace (15.5 s)
+        finally:
+            listening.cancel()
+            await asyncio.gather(listening, return_exceptions=True)
+            await redis.aclose()
+        assert [p["kind"] for p in pushes if p.get("actor_id") == late] == ["follower"]
+
+
+async def append_events_once(settings: Settings, event: Event) -> None:
+    log = EventLog.from_settings(settings, timeout_s=10)
+    await log.start()
+    try:
+        await append_events(log, [event])
+    finally:
+        await log.close()

@@ -6,7 +6,12 @@ Nothing is notified twice: a notification's id is derived from what caused it (t
 follower and followee, the comment, the article and milestone), and inserting an id that
 exists does nothing, so a re-delivery, a replay into a new generation or an unfollow and
 re-follow adds nothing. Pushes follow the commit, only for the batch's own new rows, and
-never from a generation being rebuilt (``live`` is False then).
+never from a generation being rebuilt (``live`` is False then). Nor is one pushed twice:
+for its grace after a replay switches a generation in, the old one still applies beside
+the new one (requests pinned to it wait on it), and an instance that lost its partitions
+may finish a batch its successor also applies; both make the same row, by the same id.
+A push marks the id in Redis and publishes in one script, only if the mark was not there
+(``PUSHED_TTL_S``, past any generation's grace), so the first of them pushes it.
 
 A deleted comment takes with it the notifications about it and about every reply under
 it: the projector keeps its own comment trees (``comment_threads``), applied in the log
@@ -76,6 +81,30 @@ _CONCERNS = concerning(
     ArticleUnliked,
     NotificationsRead,
 )
+
+# How long a pushed notification's id is remembered: past the longest grace of a switched
+# out generation (read_wait_s + generations_poll_s, at most 90 s) and any handover of
+# partitions, short enough that the marks stay a few minutes of notifications.
+PUSHED_TTL_S = 300
+
+# KEYS: each notification's mark; ARGV[1]: the channel, ARGV[2]: the marks' TTL, then each
+# notification's payload in the order of KEYS. Publishes those not marked yet; returns how
+# many.
+_PUSH_ONCE = """
+local pushed = 0
+for i, key in ipairs(KEYS) do
+  if redis.call('SET', key, '1', 'NX', 'EX', ARGV[2]) then
+    redis.call('PUBLISH', ARGV[1], ARGV[i + 2])
+    pushed = pushed + 1
+  end
+end
+return pushed
+"""
+
+
+def pushed_key(prefix: str, notification_id: str) -> str:
+    return f"{prefix}:pushed:{notification_id}"
+
 
 # The ids of the notifications a batch's transaction made, handed to its after-commit hook
 # (a lane applies a batch and runs the hook in one task, one batch after the other): most
@@ -153,7 +182,9 @@ class NotificationsProjector(PostgresProjector):
     ) -> None:
         super().__init__(engine, generation=generation, cache=cache)
         self.redis = redis  # None: nothing is pushed (a replay tool's build)
+        self.prefix = prefix
         self.channel = notifications_channel(prefix)
+        self._push_once = None if redis is None else redis.register_script(_PUSH_ONCE)
 
     @classmethod
     def build(
@@ -318,11 +349,15 @@ class NotificationsProjector(PostgresProjector):
         async with self.engine.connect() as raw:
             conn = await raw.execution_options(schema_translate_map={None: self.schema})
             rows = list(await conn.execute(stmt))
-        if rows:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for row in rows:
-                    pipe.publish(self.channel, orjson.dumps(notification_view(row)))
-                await pipe.execute()
+        if rows and self._push_once is not None:
+            await self._push_once(
+                keys=[pushed_key(self.prefix, str(row.id)) for row in rows],
+                args=[
+                    self.channel,
+                    PUSHED_TTL_S,
+                    *(orjson.dumps(notification_view(row)) for row in rows),
+                ],
+            )
 
 
 def _recipients(records: Sequence[Recorded]) -> set[str]:
