@@ -4,12 +4,13 @@ writes, and freshness (a like accepted by the log until another reader sees the 
 * seed: ``params.articles`` publishes, then ``params.likes`` likes and unlikes (85/15) of
   random (article, user) pairs, encoded with the real codec, keyed by article;
 * projector: ``bloghub project interactions`` (the real runner and ``InteractionsProjector``:
-  lanes, checkpoints, the Redis counter hashes after each commit) in one process, as
-  ``bloghub run`` starts it by default (the goals apply to that), then in
-  ``params.processes`` sharing the partitions through their consumer group (what
-  ``bloghub run --projectors N`` starts); its rate is taken from the checkpoints (polled
-  every 20 ms) from the moment a tenth of the log is applied until all of it is, which
-  leaves out the processes' start and their group's forming;
+  lanes, checkpoints, the Redis counter hashes after each commit; ``bloghub run`` runs the
+  other projectors in the same processes too) in one process, the default (the goals apply
+  to that), then in each count of ``params.processes`` sharing the partitions through
+  their consumer group, each told how many share them (``--projectors N``); its rate is
+  taken from the checkpoints (polled every 20 ms) from the moment the group is Stable with
+  every process and a tenth of the log is applied until all of it is, which leaves out the
+  processes' start and the group's forming;
 * store ceiling: the same set and counter writes straight from asyncpg (batches of the
   runner's size folded beforehand, one transaction each, on as many connections as the
   projector processes have lanes in all, articles split between them as partitions are):
@@ -20,7 +21,7 @@ writes, and freshness (a like accepted by the log until another reader sees the 
   being measured, so a projector run and a ceiling run far apart in time compare the
   machine with itself as much as the code;
 * freshness: likes appended one by one at ``params.rate``/s (what the API does before it
-  answers) while the projector runs as ``bloghub run`` runs it by default; a reader polls
+  answers) while the projector runs in one process (the default); a reader polls
   the counter hashes (what article detail reads) and notes when each article's count
   reaches each like. p50/p99 of the gap.
 
@@ -44,6 +45,7 @@ from pathlib import Path
 import asyncpg
 from aiokafka import AIOKafkaProducer
 from redis.asyncio import Redis
+from tests.support import group_settled
 
 import bloghub.events.catalog  # noqa: F401  (registers every event type)
 from bench.http import bloghub_env, spawned
@@ -67,6 +69,7 @@ from bloghub.events.interactions import ArticleLiked, ArticleUnliked
 from bloghub.events.log import EventLog
 from bloghub.events.topics import topic_for
 from bloghub.ids import new_id_str
+from bloghub.projections.runner_config import group_id
 from bloghub.settings import Settings
 
 NAME = "counters"
@@ -81,7 +84,7 @@ CHECKPOINTS = (
 
 @dataclass(frozen=True, slots=True)
 class Params:
-    likes: int = 200_000
+    likes: int = 600_000
     articles: int = 200
     users: int = 20_000
     rate: float = 500.0
@@ -132,37 +135,45 @@ async def seed(settings: Settings, events: list[Event]) -> None:
 
 
 def projecting(settings: Settings, processes: int, logs: Path) -> contextlib.ExitStack:
-    """``processes`` processes of ``bloghub project interactions``, stopped (drained) on exit."""
+    """``processes`` processes of ``bloghub project interactions``, each told how many share
+    the partitions (as ``bloghub run --projectors`` tells them), stopped (drained) on exit."""
     stack = contextlib.ExitStack()
     argv = [sys.executable, "-m", "bloghub.cli", "project", "interactions"]
+    env = bloghub_env(settings) | {"BLOGHUB_PROJECTOR_PROCESSES": str(processes)}
     for k in range(processes):
-        stack.enter_context(spawned(argv, bloghub_env(settings), logs / f"projector-{k}.log"))
+        stack.enter_context(spawned(argv, env, logs / f"projector-{k}.log"))
     return stack
 
 
 async def project_once(settings: Settings, processes: int, total: int, deadline_s: float) -> float:
-    """Events/s of ``processes`` projector processes over the whole log: from a tenth of it
-    applied (their start and their group's forming left out) until all of it is."""
+    """Events/s of ``processes`` projector processes over the whole log: from the moment
+    their group is Stable with all of them and a tenth of the log is applied (their start
+    and the group's forming left out) until all of it is."""
     logs = ARTIFACTS / "counters-logs"
     logs.mkdir(parents=True, exist_ok=True)
+    group = group_id(settings.prefix, "interactions", 1)
     watcher = await asyncpg.connect(settings.asyncpg_dsn)
     try:
         with projecting(settings, processes, logs):
             started = time.perf_counter()
             first: tuple[float, int] | None = None
+            formed = False
             while True:
                 done = int(await watcher.fetchval(CHECKPOINTS))
                 now = time.perf_counter()
-                if first is None and done >= total // 10:
-                    first = (now, done)
                 if done >= total:
                     break
+                if first is None and done >= total // 10:
+                    formed = formed or await group_settled(settings, group, processes)
+                    if formed:
+                        first = (time.perf_counter(), done)
                 if now - started > deadline_s:
                     raise RuntimeError("the projector did not finish in time")
                 await asyncio.sleep(0.02)
     finally:
         await watcher.close()
-    assert first is not None
+    if first is None or total - first[1] < total // 4:
+        raise RuntimeError("the group formed too late to time a quarter of the log")
     return rate(total - first[1], now - first[0])
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import asyncpg
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 from hypothesis import HealthCheck, settings
 
 from bloghub.adapters.postgres.databases import drop_database
@@ -234,6 +235,21 @@ async def until_applied(settings: Settings, projector: str, count: int) -> None:
         return await applied(settings, projector) >= count
 
     await wait_until(done, timeout_s=90)
+
+
+async def group_settled(settings: Settings, group: str, members: int) -> bool:
+    """Whether the consumer group ``group`` is Stable with ``members`` members (each then
+    holds its share of the partitions), or Empty when ``members`` is 0."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await admin.start()
+    try:
+        # One group a request: this client misreads the broker's answer about several.
+        described = await admin.describe_consumer_groups([group])
+    finally:
+        await admin.close()
+    found = [g for d in described for g in d.to_object()["groups"]]
+    state = "Stable" if members else "Empty"
+    return bool(found) and all(g["state"] == state and len(g["members"]) == members for g in found)
 
 
 async def wait_until(condition: Callable[[], Awaitable[bool]], *, timeout_s: float = 60.0) -> None:

@@ -31,10 +31,10 @@ if TYPE_CHECKING:
 
 
 # `bloghub run`'s projector processes. More share every projector's partitions through its
-# consumer group; on two cores shared with Kafka and PostgreSQL a second one moved the
-# counter projector by -10% to +18% from run to run (`python -m bench counters`), no
-# reliable gain, so one is the default. Each holds up to (lanes + 1) pooled connections
-# per projector (24 by default).
+# consumer group (each told how many, for its lanes: runner_config.lane_of). One is the
+# default: on two cores shared with Kafka and PostgreSQL a second has little core left
+# (`python -m bench counters`). Each holds up to twice (lanes + 1) pooled connections per
+# projector (48 by default).
 DEFAULT_PROJECTOR_PROCESSES = 1
 
 
@@ -327,9 +327,12 @@ def _run_all(settings: Settings, workers: int, projectors: int) -> int:
     from bloghub.bootstrap import prepare_topics
 
     event_loop.run(prepare_topics(settings))
+    # Each spreads its share of the partitions over its lanes knowing how many share them.
+    env = os.environ | {"BLOGHUB_PROJECTOR_PROCESSES": str(projectors)}
     started = [
         subprocess.Popen(
             [sys.executable, "-m", "bloghub.cli", "project"],
+            env=env,
             preexec_fn=ending_with_parent(signal.SIGTERM),  # it drains, as on a stop
         )
         for _ in range(projectors)

@@ -133,6 +133,10 @@ class Settings(BaseSettings):
     fetch_behind_wait_ms: int = Field(default=20, ge=1, le=500)
     apply_retries: int = Field(default=3, ge=1, le=20)
     apply_concurrency: int = Field(default=2, ge=1, le=16)
+    # How many processes run each projector side by side (what `bloghub run --projectors N`
+    # starts, and tells its children here). The group's round-robin assignment hands each
+    # of them every Nth partition; knowing N, a process spreads those over all its lanes.
+    projector_processes: int = Field(default=1, ge=1, le=64)
     heartbeat_ttl_s: int = Field(default=15, ge=2)
     reservation_ttl_s: int = Field(default=600, ge=5)
     sweep_interval_s: float = Field(default=30.0, gt=0)

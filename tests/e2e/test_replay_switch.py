@@ -33,7 +33,7 @@ from bloghub.ops.generations_admin import (
 )
 from bloghub.ops.replay import activate_checked, building_stores, close_stores
 from bloghub.settings import Settings
-from tests.conftest import isolated, projecting
+from tests.conftest import isolated, pg, projecting
 from tests.e2e.test_ops_cli import bloghub, refused, registry
 from tests.integration.test_notifications import _pushes
 from tests.integration.test_replay_resume import replay_process
@@ -308,7 +308,23 @@ async def test_a_notification_made_while_a_replay_switches_in_is_pushed_once(
                     return any(p.get("actor_id") == late for p in pushes)
 
                 await wait_until(pushed, timeout_s=30)
-                await asyncio.sleep(5)  # well inside the old generation's grace (15.5 s)
+
+                async def made_by_both() -> bool:
+                    # Both generations made the notification (each in its own schema), so
+                    # each had its push to make.
+                    async with pg(s) as conn:
+                        made = [
+                            await conn.fetchval(
+                                f"SELECT count(*) FROM notifications_g{g}.notifications "
+                                "WHERE actor_id = $1",
+                                late,
+                            )
+                            for g in (1, 2)
+                        ]
+                    return made == [1, 1]
+
+                await wait_until(made_by_both, timeout_s=10)  # inside the grace (15.5 s)
+                await asyncio.sleep(2)  # a second push would have come by now
         finally:
             listening.cancel()
             await asyncio.gather(listening, return_exceptions=True)

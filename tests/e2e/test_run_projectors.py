@@ -1,6 +1,6 @@
-"""``bloghub run --projectors 2`` (what ``make run`` starts on a machine of two cores or
-more): two ``bloghub project`` processes run every projector, their consumer groups split
-the partitions between them, both apply, and what the API takes is projected as with one."""
+"""``bloghub run --projectors 2`` (``make run PROJECTORS=2``): two ``bloghub project``
+processes run every projector, their consumer groups split the partitions between them,
+both apply, what the API takes is projected as with one, and both drain on a stop."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
-from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.partitioner import murmur2
 from redis.asyncio import Redis
 
@@ -24,7 +23,7 @@ from tests.e2e.test_articles import Author, draft
 from tests.e2e.test_run_banner import start_run
 from tests.e2e.test_sessions import account, bearer, login
 from tests.loopback import free_port
-from tests.support import wait_until
+from tests.support import group_settled, wait_until
 
 
 def partition_of(key: str, settings: Settings) -> int:
@@ -37,22 +36,6 @@ async def instances(redis: Redis, prefix: str) -> dict[str, list[dict[str, objec
     for beat in await read_heartbeats(redis, prefix):
         found[str(beat["projector"])].append(beat)
     return found
-
-
-async def every_group_of_two(settings: Settings) -> bool:
-    """Every projector's consumer group settled with two members."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-    await admin.start()
-    try:
-        for name in PROJECTORS:
-            # One group a request: this client misreads the answer about several.
-            described = await admin.describe_consumer_groups([group_id(settings.prefix, name, 1)])
-            groups = [g for d in described for g in d.to_object()["groups"]]
-            if not all(g["state"] == "Stable" and len(g["members"]) == 2 for g in groups):
-                return False
-        return True
-    finally:
-        await admin.close()
 
 
 async def test_two_projector_processes_split_the_work_and_project_everything(
@@ -82,7 +65,12 @@ async def test_two_projector_processes_split_the_work_and_project_everything(
             await wait_until(both_running, timeout_s=120)
             # A heartbeat beats from its process's start; the groups split once the second
             # process's consumers have joined.
-            await wait_until(lambda: every_group_of_two(own), timeout_s=120)
+            groups = [group_id(own.prefix, name, 1) for name in PROJECTORS]
+
+            async def every_group_of_two() -> bool:
+                return all([await group_settled(own, g, 2) for g in groups])
+
+            await wait_until(every_group_of_two, timeout_s=120)
             assert "2 projector process(es)" in log_file.read_text(errors="replace")
 
             author_tokens = await login(client, await account(client, unique_email))
@@ -127,10 +115,14 @@ async def test_two_projector_processes_split_the_work_and_project_everything(
                 raise AssertionError(await instances(redis, own.prefix)) from None
         finally:
             stop_process(process, grace_s=60)
-        # Both projector processes drained and left their groups: no heartbeat outlives
-        # its process (they are told to stop with `bloghub run`, however it ends).
+        # Both projector processes drained and left: their heartbeats deleted and their
+        # groups empty well before a killed one's heartbeat would expire (its TTL) or its
+        # membership time out.
+        assert own.heartbeat_ttl_s >= 15
 
         async def all_left() -> bool:
-            return await instances(redis, own.prefix) == {}
+            if await instances(redis, own.prefix) != {}:
+                return False
+            return all([await group_settled(own, g, 0) for g in groups])
 
-        await wait_until(all_left, timeout_s=60)
+        await wait_until(all_left, timeout_s=10)

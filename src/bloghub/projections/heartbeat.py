@@ -79,6 +79,9 @@ class Heartbeat:
         }
         self._changed.set()
 
+    def waiting_on(self) -> list[str]:
+        return list(self._waiting)
+
     def resume(self, where: str) -> None:
         if self._waiting.pop(where, None) is not None:
             self._changed.set()

@@ -89,11 +89,13 @@ PUSHED_TTL_S = 300
 
 # KEYS: each notification's mark; ARGV[1]: the channel, ARGV[2]: the marks' TTL, then each
 # notification's payload in the order of KEYS. Publishes those not marked yet; returns how
-# many.
+# many. A mark Redis refuses (out of memory: PUBLISH still works then) does not hold the
+# push back: it goes unmarked, and each API process's memory of its recent pushes passes
+# over a second one.
 _PUSH_ONCE = """
 local pushed = 0
 for i, key in ipairs(KEYS) do
-  if redis.call('SET', key, '1', 'NX', 'EX', ARGV[2]) then
+  if redis.pcall('SET', key, '1', 'NX', 'EX', ARGV[2]) ~= false then
     redis.call('PUBLISH', ARGV[1], ARGV[i + 2])
     pushed = pushed + 1
   end
@@ -102,8 +104,24 @@ return pushed
 """
 
 
-def pushed_key(prefix: str, notification_id: str) -> str:
-    return f"{prefix}:pushed:{notification_id}"
+class Pushes:
+    """Notifications to the live channel, each once (``_PUSH_ONCE``)."""
+
+    def __init__(self, redis: Redis, *, prefix: str) -> None:
+        self._script = redis.register_script(_PUSH_ONCE)
+        self._prefix = prefix
+        self.channel = notifications_channel(prefix)
+
+    async def send(self, views: Sequence[dict[str, Any]]) -> int:
+        """Publish each view (a notification as the API shows it) not pushed before; how
+        many went."""
+        if not views:
+            return 0
+        sent = await self._script(
+            keys=[f"{self._prefix}:pushed:{view['id']}" for view in views],
+            args=[self.channel, PUSHED_TTL_S, *(orjson.dumps(view) for view in views)],
+        )
+        return int(sent)
 
 
 # The ids of the notifications a batch's transaction made, handed to its after-commit hook
@@ -182,9 +200,7 @@ class NotificationsProjector(PostgresProjector):
     ) -> None:
         super().__init__(engine, generation=generation, cache=cache)
         self.redis = redis  # None: nothing is pushed (a replay tool's build)
-        self.prefix = prefix
-        self.channel = notifications_channel(prefix)
-        self._push_once = None if redis is None else redis.register_script(_PUSH_ONCE)
+        self.pushes = None if redis is None else Pushes(redis, prefix=prefix)
 
     @classmethod
     def build(
@@ -349,15 +365,8 @@ class NotificationsProjector(PostgresProjector):
         async with self.engine.connect() as raw:
             conn = await raw.execution_options(schema_translate_map={None: self.schema})
             rows = list(await conn.execute(stmt))
-        if rows and self._push_once is not None:
-            await self._push_once(
-                keys=[pushed_key(self.prefix, str(row.id)) for row in rows],
-                args=[
-                    self.channel,
-                    PUSHED_TTL_S,
-                    *(orjson.dumps(notification_view(row)) for row in rows),
-                ],
-            )
+        if rows and self.pushes is not None:
+            await self.pushes.send([notification_view(row) for row in rows])
 
 
 def _recipients(records: Sequence[Recorded]) -> set[str]:

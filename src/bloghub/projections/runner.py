@@ -181,7 +181,7 @@ class ProjectorRunner:
         assert consumer is not None
         assert gate is not None
         assert fetch_wait is not None
-        lanes = max(1, self._cfg.apply_concurrency)
+        lanes, processes = max(1, self._cfg.apply_concurrency), self._cfg.processes
         applying: asyncio.Task[None] | None = None
         loop = asyncio.get_running_loop()
         last_batch, backlog = float("-inf"), False
@@ -194,7 +194,7 @@ class ProjectorRunner:
                     applying = None
                     done.result()
                 gate.release_due()
-                mine = [tp for tp in consumer.assignment() if lane_of(tp, lanes) == lane]
+                mine = [tp for tp in consumer.assignment() if lane_of(tp, lanes, processes) == lane]
                 if not mine:
                     fetch_wait.lane_read(lane, full=False)
                     await wait_any(self._cfg.batch_max_wait_ms / 1000, stop, halt)
@@ -236,6 +236,7 @@ class ProjectorRunner:
     def assigned(self, assigned: set[TopicPartition]) -> None:
         assert self._gate is not None
         self.revoked()
+        self._no_waits_but(assigned)
         self._gate.unplaced(assigned)
         self._placing = asyncio.create_task(self._place(assigned), name="place")
 
@@ -433,6 +434,16 @@ class ProjectorRunner:
         if self._heartbeat is not None:
             self._heartbeat.resume(where)
 
+    def _no_waits_but(self, assigned: set[TopicPartition]) -> None:
+        """A partition gone to another instance waits here no more (its new holder says
+        whether it waits): the dashboard showed its wait until this instance stopped."""
+        if self._heartbeat is None:
+            return
+        held = {_where((tp.topic, tp.partition)) for tp in assigned}
+        for where in self._heartbeat.waiting_on():
+            if _PARTITION in where and where not in held:
+                self._heartbeat.resume(where)
+
     async def _dead_letter(self, record: Raw, error: str) -> None:
         self._log.error(
             "projector.dead_letter",
@@ -470,5 +481,8 @@ class DeadLetterFailed(Exception):
     """A dead letter could not be made durable: the store it goes to is unwell."""
 
 
+_PARTITION = "|"  # in what a partition waits on, and in nothing else that waits
+
+
 def _where(tp: TP) -> str:
-    return f"{tp[0]}|{tp[1]}"
+    return f"{tp[0]}{_PARTITION}{tp[1]}"

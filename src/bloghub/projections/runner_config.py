@@ -25,6 +25,7 @@ class RunnerConfig:
     group: str | None = None
     fetch_max_wait_ms: int = 500
     fetch_behind_wait_ms: int = 20
+    processes: int = 1  # processes running this projector side by side (lane_of)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RunnerConfig:
@@ -38,6 +39,7 @@ class RunnerConfig:
             apply_concurrency=settings.apply_concurrency,
             fetch_max_wait_ms=settings.fetch_max_wait_ms,
             fetch_behind_wait_ms=settings.fetch_behind_wait_ms,
+            processes=settings.projector_processes,
         )
 
 
@@ -45,9 +47,14 @@ def group_id(prefix: str, projector: str, generation: int) -> str:
     return f"{prefix}.{projector}.g{generation}"
 
 
-def lane_of(tp: TopicPartition, lanes: int) -> int:
+def lane_of(tp: TopicPartition, lanes: int, processes: int = 1) -> int:
     """The lane a partition belongs to: fixed by its name, whatever else is assigned, so a
-    rebalance never hands a partition with a batch in flight to another lane."""
+    rebalance never hands a partition with a batch in flight to another lane.
+
+    With ``processes`` running the projector, the group's round-robin assignment gives each
+    every ``processes``-th partition of a topic (0, 2, 4 and 1, 3, 5 for two): counted by
+    ``partition // processes``, those fill every lane, where counted by the partition they
+    all had one parity and, with two lanes, one lane."""
     topic: str = tp.topic
     partition: int = tp.partition
-    return (zlib.crc32(topic.encode()) + partition) % lanes
+    return (zlib.crc32(topic.encode()) + partition // processes) % lanes

@@ -1,0 +1,44 @@
+"""A partition that waits (its events fail, its dead letters cannot be sent) and then goes
+to another instance in a rebalance waits here no more: the dashboard went on showing the
+projector waiting on it, as long as this instance ran, after its new holder applied it."""
+
+from __future__ import annotations
+
+from typing import cast
+
+import structlog
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from redis.asyncio import Redis
+
+from bloghub.events.base import registry
+from bloghub.projections.dead_letters import DeadLetters
+from bloghub.projections.gate import Gate
+from bloghub.projections.heartbeat import Heartbeat, WaitReason
+from bloghub.projections.runner import ProjectorRunner
+from bloghub.projections.runner_config import RunnerConfig
+from tests.unit.test_failed_across_a_rebalance import Store
+from tests.unit.test_gate import Consumer
+
+KEPT, GONE = TopicPartition("t.users", 0), TopicPartition("t.users", 1)
+
+
+async def test_a_partition_moved_away_no_longer_shows_as_waiting() -> None:
+    # The heartbeat's key is only written by its beat, which this test does not run.
+    beat = Heartbeat(cast(Redis, None), prefix="t", projector="signups", generation=1, ttl_s=15)
+    runner = ProjectorRunner(
+        Store(),
+        config=RunnerConfig(bootstrap="unused", prefix="t"),
+        registry=registry,
+        dead_letters=cast(DeadLetters, None),
+        heartbeat=beat,
+    )
+    kafka = cast(AIOKafkaConsumer, Consumer(KEPT, GONE))
+    runner._consumer, runner._gate = kafka, Gate(kafka, structlog.get_logger())
+    runner._waiting("t.users|0", WaitReason.STORE, "every event tried fails the same way")
+    runner._waiting("t.users|1", WaitReason.STORE, "dead letters: the queue is unwell")
+    runner._waiting("store", WaitReason.STORE, "the database refuses connections")
+
+    runner.assigned({KEPT})
+    runner.revoked()  # its placing task, which this test does not need
+
+    assert beat.waiting_on() == ["t.users|0", "store"]
