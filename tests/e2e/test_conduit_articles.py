@@ -16,7 +16,7 @@ from bloghub.events.base import Envelope
 from bloghub.events.position import Position
 from bloghub.events.topics import Family, topic_for
 from bloghub.settings import Settings
-from tests.conftest import LiveServer, read_topic
+from tests.conftest import LiveServer, pg, read_topic
 from tests.e2e.conduit_client import (
     assert_article,
     errors,
@@ -411,6 +411,36 @@ async def test_the_feed_is_the_followed_authors_articles_and_needs_a_token(
     rest = await client.get("/api/articles/feed", params={"limit": 2, "offset": 2}, headers=mine)
     assert [a["slug"] for a in rest.json()["articles"]] == slugs[:1]
     assert_article(rest.json()["articles"][0], listed=True)
+
+
+async def test_the_feed_counts_what_it_lists(client: httpx.AsyncClient, settings: Settings) -> None:
+    """The feed's ids come from the social read model and its articles from the articles
+    one, which two projectors apply apart: an article the first lists and the second does
+    not show (yet, or any more) was left off the page but counted, so a front end's page
+    links promised one more than there was."""
+    jake, ann = await register(client), await register(client)
+    await client.post(f"/api/profiles/{jake.username}/follow", headers=ann.auth)
+    made = [await write_at(client, jake, unique_name("Counted ")) for _ in range(3)]
+    # Each of Jake's positions waited for (his articles are keyed to partitions of their own).
+    for _, after in made:
+        waited = await client.get("/api/articles/feed", headers={**ann.auth, **after})
+        assert waited.status_code == 200, waited.text
+    assert (await client.get("/api/articles/feed", headers=ann.auth)).json()["articlesCount"] == 3
+    hidden = made[1][0]["slug"]
+    # The articles projector ahead of the social one: it no longer shows the middle one.
+    async with pg(settings) as conn:
+        await conn.execute(
+            "UPDATE articles_g1.articles SET status = 'withdrawn' WHERE slug = $1", hidden
+        )
+    try:
+        feed = (await client.get("/api/articles/feed", headers=ann.auth)).json()
+        assert [a["slug"] for a in feed["articles"]] == [made[2][0]["slug"], made[0][0]["slug"]]
+        assert feed["articlesCount"] == 2
+    finally:
+        async with pg(settings) as conn:
+            await conn.execute(
+                "UPDATE articles_g1.articles SET status = 'published' WHERE slug = $1", hidden
+            )
 
 
 async def test_tags_lists_the_tags_of_published_articles(client: httpx.AsyncClient) -> None:

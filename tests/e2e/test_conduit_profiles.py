@@ -48,8 +48,11 @@ async def test_profile_errors_follow_the_spec(client: httpx.AsyncClient) -> None
     assert errors(anonymous, 401) == {"token": ["is missing"]}
     unfollow = await client.delete(f"/api/profiles/{jake.username}/follow")
     assert errors(unfollow, 401) == {"token": ["is missing"]}
-    myself = await client.post(f"/api/profiles/{jake.username}/follow", headers=jake.auth)
-    assert errors(myself, 422)
+    for method in ("POST", "DELETE"):
+        myself = await client.request(
+            method, f"/api/profiles/{jake.username}/follow", headers=jake.auth
+        )
+        assert errors(myself, 422) == {"username": ["cannot be yourself"]}
 
 
 async def test_a_v1_nickname_change_is_a_username_change_and_cannot_take_a_taken_one(

@@ -133,10 +133,12 @@ async def feed(request: Request) -> Response:
     q = queries(request)
     ids, total = await q.feed(claims.user_id, offset, limit)
     rows = await q.published_by_id(ids)
-    # The feed's copy may still list an article the articles read model no longer shows.
+    # The feed's copy may list an article the articles read model does not show (yet, or
+    # any more: the two projectors apply apart); the count leaves it out as the page does,
+    # or a front end's page links would promise one more than there is.
     shown = [listed(rows[i]) for i in ids if i in rows]
     items = await articles_out(request, claims.user_id, shown, body=False)
-    return JSON({"articles": items, "articlesCount": total})
+    return JSON({"articles": items, "articlesCount": total - (len(ids) - len(shown))})
 
 
 async def _published(request: Request, me: str | None) -> Listed:

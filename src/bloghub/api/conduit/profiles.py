@@ -17,6 +17,7 @@ from bloghub.api.v1.sessions import caller
 from bloghub.api.v1.social import RELATIONS_READS, FollowCommand
 from bloghub.commands.social import Relation, follow_user, unfollow_user
 from bloghub.commands.users import USERNAME, username_key
+from bloghub.errors import InvalidInput
 from bloghub.events.topics import Family
 
 PROFILE_READS = [*USERS_READS, *RELATIONS_READS]
@@ -63,7 +64,14 @@ async def _follow_or_not(request: Request, command: FollowCommand, *, following:
     row = await _named(request)
     relation = Relation(row.id, True, await _follows(request, claims.user_id, row.id))
     deps, who = container(request).commands, caller(request, claims.user_id)
-    position = await command(relation, deps, who)
+    try:
+        position = await command(relation, deps, who)
+    except InvalidInput as exc:
+        if "user_id" not in exc.fields:
+            raise
+        # /api names people by their username: a front end shows "username cannot be
+        # yourself", not the /v1 body's field.
+        raise InvalidInput(exc.message, fields={"username": "cannot be yourself"}) from None
     # The command left the relation so (again: no change), whatever the projector's lag.
     out = JSON({"profile": person(row, row.id).view(following)})
     return await written(request, out, position, claims.user_id)

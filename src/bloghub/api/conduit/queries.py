@@ -140,22 +140,27 @@ class ConduitQueries:
         return Page(rows, await self._count(read, select(func.count()).where(*where)))
 
     async def feed(self, reader_id: str, offset: int, limit: int) -> tuple[list[str], int]:
-        """The ids of a page of the reader's feed (the /v1 feed's data), and its total."""
+        """The ids of a page of the reader's feed (the /v1 feed's data), and its total, from
+        one snapshot: counted apart, a change applied between the two reads made the total
+        disagree with the page."""
         fa, f = feed_articles.c, follows.c
         where = [f.follower_id == reader_id, fa.visible]
         joined = feed_articles.join(follows, fa.author_id == f.followee_id)
         stmt = (
-            select(fa.article_id)
+            # The window counts every row the filter keeps, before the page is cut.
+            select(fa.article_id, func.count().over().label("total"))
             .select_from(joined)
             .where(*where)
             .order_by(desc(fa.published_at), desc(fa.article_id))
             .offset(offset)
             .limit(limit)
         )
-        ids = [str(row.article_id) for row in await self._social.all(stmt)]
+        rows = await self._social.all(stmt)
+        if rows:
+            return [str(row.article_id) for row in rows], int(rows[0].total)
+        # A page past the end has no row to carry the total.
         counted = select(func.count()).select_from(joined).where(*where)
-        total = await self._count(self._social.all, counted)
-        return ids, total
+        return [], await self._count(self._social.all, counted)
 
     async def published_by_id(self, ids: list[str]) -> dict[str, Any]:
         if not ids:
