@@ -314,6 +314,40 @@ async def test_pages_skip_and_repeat_nothing_while_others_publish(
     assert sorted(seen) == sorted(made)
 
 
+async def test_later_pages_show_articles_as_they_are_now(
+    client: httpx.AsyncClient, author: Author
+) -> None:
+    """A later page reads the view of its first (nothing skipped or repeated), but an
+    article withdrawn or deleted since is not shown from it, nor the text an edit took
+    out: the view kept them readable for as long as its pages went on."""
+    w = word()
+    made = [
+        await publish(client, author, title=f"{w} {i}", content=f"{w} secret {i}") for i in range(6)
+    ]
+    first = await search(client, author, q=w, limit=2)
+    assert first["total"] == 6
+    later = [a for a in made if a not in ids(first)]
+    withdrawn, deleted, edited = later[0], later[1], later[2]
+    assert (await client.post(f"/v1/articles/{withdrawn}/withdraw", headers=author.auth)).is_success
+    assert (await client.delete(f"/v1/articles/{deleted}", headers=author.auth)).is_success
+    edit = await client.put(
+        f"/v1/articles/{edited}", json={"title": f"{w} renamed", "content": w}, headers=author.auth
+    )
+    assert edit.status_code == 200, edit.text
+    republished = await client.post(f"/v1/articles/{edited}/publish", headers=author.auth)
+    assert republished.status_code == 200, republished.text
+    seen: list[dict[str, Any]] = []
+    cursor = first["next_cursor"]
+    while cursor is not None:
+        page = await search(client, author, q=w, limit=2, cursor=cursor)
+        seen += page["articles"]
+        cursor = page["next_cursor"]
+    assert sorted(a["id"] for a in seen) == sorted(set(later) - {withdrawn, deleted})
+    renamed = next(a for a in seen if a["id"] == edited)
+    assert renamed["title"] == f"{w} renamed"
+    assert "secret" not in str(renamed["highlights"])
+
+
 async def test_a_cursor_whose_results_were_let_go_says_so(
     client: httpx.AsyncClient, author: Author, live_api: LiveServer
 ) -> None:

@@ -4,7 +4,7 @@ knows of the indexes it searches is ``search_views``)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -79,6 +79,19 @@ async def search_index(
                 return None
             raise
         return found
+
+
+async def current_docs(
+    client: AsyncOpenSearch, index: str, ids: Sequence[str], fields: Sequence[str]
+) -> dict[str, Mapping[str, Any]]:
+    """``fields`` of the documents ``ids`` as the index holds them now (a real-time get:
+    no refresh needed, nor a view's frozen state), by id; a missing one is left out."""
+    async with translated():
+        try:
+            found = await client.mget(index=index, body={"ids": list(ids)}, _source=list(fields))
+        except NotFoundError:
+            return {}
+    return {d["_id"]: d["_source"] for d in found["docs"] if d.get("found")}
 
 
 async def search_view(

@@ -100,7 +100,8 @@ def articles_request(
         "sort": ["_score", {"published_at": "desc"}, {"id": "asc"}],
         "size": limit + 1,  # one more tells whether there is a next page
         "track_total_hits": True,
-        "_source": ["id", "title", "tags", "author_id", "published_at"],
+        # The version (``v``) tells a later page whether the article changed since its view.
+        "_source": ["id", "v", "title", "tags", "author_id", "published_at"],
         "highlight": HIGHLIGHT,
     }
     if after is not None:

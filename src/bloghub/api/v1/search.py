@@ -24,7 +24,7 @@ import structlog
 from starlette.requests import Request
 from starlette.responses import Response
 
-from bloghub.adapters.opensearch import ViewGone, search_index
+from bloghub.adapters.opensearch import ViewGone, current_docs, search_index
 from bloghub.adapters.redis.counters import Tally
 from bloghub.adapters.search_indexes import ARTICLES, USERS, index_name
 from bloghub.api.auth import USERS_READS, wait_as_reader
@@ -142,6 +142,33 @@ def _next_cursor(request: Request, hit: Found, origin_ms: int, view: str | None)
     return cursor
 
 
+async def _as_now(request: Request, page: list[Found]) -> list[Found]:
+    """A later page's hits as the index holds them now. Its view keeps the index as the
+    first page found it, so no article is skipped or repeated, but an article withdrawn or
+    deleted since is no longer shown (its text stayed readable in the view however long
+    its pages went on), and one edited since shows its title and tags as published now,
+    without fragments of the text it no longer has. The index is read as of the position
+    this request waited for, as a first page's is."""
+    if not page:
+        return page
+    c = container(request)
+    index = await _index(request, ARTICLES)
+    with _answered(index):
+        now = await current_docs(
+            c.search, index, [hit["_source"]["id"] for hit in page], ("state", "v", "title", "tags")
+        )
+    shown: list[Found] = []
+    for hit in page:
+        doc = now.get(hit["_source"]["id"])
+        if doc is None or doc.get("state") != "published":
+            continue
+        if doc.get("v") != hit["_source"].get("v"):
+            source = {**hit["_source"], "title": doc["title"], "tags": doc.get("tags", [])}
+            hit = {**hit, "_source": source, "highlight": {}}
+        shown.append(hit)
+    return shown
+
+
 async def _author(request: Request, author_id: str) -> AuthorOut:
     found = await public_user(request, author_id)
     if found is None or found.get("deleted"):
@@ -183,11 +210,15 @@ async def search_articles(request: Request) -> Response:
     hits = list(found["hits"]["hits"]) if found else []
     page = hits[: params.limit]
     more = len(hits) > params.limit
-    tallies = await queries(request).tallies([hit["_source"]["id"] for hit in page])
+    shown = page if cursor is None or cursor.view is None else await _as_now(request, page)
+    tallies = await queries(request).tallies([hit["_source"]["id"] for hit in shown])
     out = ArticleResults(
         total=found["hits"]["total"]["value"] if found else 0,
         # The authors of a page are looked up side by side, not one round trip each.
-        articles=list(await asyncio.gather(*(_article_hit(request, hit, tallies) for hit in page))),
+        articles=list(
+            await asyncio.gather(*(_article_hit(request, hit, tallies) for hit in shown))
+        ),
+        # From the view's last hit, shown or not: the next page follows on from it.
         next_cursor=_next_cursor(request, page[-1], origin_ms, view) if more else None,
     )
     return mark_stale(JSON(out.model_dump(mode="json")), stale)
