@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+import unicodedata
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -267,6 +268,23 @@ async def test_a_user_is_found_by_words_of_nickname_and_about_together(
     found = await client.get("/v1/search/users", params={"q": f"{a} {b}"}, headers=author.auth)
     assert found.status_code == 200, found.text
     assert [u["id"] for u in found.json()["users"]] == [author.id]
+
+
+async def test_decomposed_text_is_found_by_its_words(
+    client: httpx.AsyncClient, author: Author
+) -> None:
+    """Text typed or pasted decomposed (NFD: macOS and iOS keyboards) is found by the same
+    words composed, as every query is: accented Latin and Korean were never found."""
+    marker = word()
+    nfd = unicodedata.normalize("NFD", "crème brûlée 한국어 검색")
+    assert nfd != unicodedata.normalize("NFC", nfd)
+    article = await publish(client, author, title=marker, content=f"{marker} {nfd}")
+    for q in ("crème", "brûlée", "검색"):
+        assert ids(await search(client, author, q=f"{marker} {q}")) == [article], q
+    patch = {"nickname": marker, "about_me": nfd}
+    assert (await client.patch("/v1/users/me", json=patch, headers=author.auth)).status_code == 200
+    found = await client.get("/v1/search/users", params={"q": "brûlée"}, headers=author.auth)
+    assert author.id in [u["id"] for u in found.json()["users"]], found.text
 
 
 async def test_pages_follow_each_other_and_the_total_counts_all(

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from bloghub.adapters.search_indexes import ARTICLE_SCRIPT, ARTICLES, ARTICLES_BODY
+from bloghub.adapters.search_indexes import ARTICLE_SCRIPT, ARTICLES, ARTICLES_BODY, indexed
 from bloghub.events.articles import (
     ArticleDeleted,
     ArticleEvent,
@@ -49,7 +49,12 @@ def fold_article(current: dict[str, Any], records: list[Recorded]) -> dict[str, 
                 continue
             doc["v"], doc["author_id"] = ev.version, ev.author_id
             if isinstance(ev, ArticlePublished):
-                doc.update(state="published", title=ev.title, content=ev.content, tags=ev.tags)
+                doc.update(
+                    state="published",
+                    title=indexed(ev.title),
+                    content=indexed(ev.content),
+                    tags=ev.tags,
+                )
                 # The first publish dates the article; a re-publish keeps its date.
                 doc.setdefault("published_at", rec.envelope.occurred_at.isoformat())
             else:
@@ -77,7 +82,7 @@ def _article_part(records: Sequence[Recorded]) -> dict[str, Any] | None:
         return None
     part: dict[str, Any] = {"v": newest.version, "published_at": first[1] if first else None}
     if isinstance(newest, ArticlePublished):
-        part.update(state="published", title=newest.title, content=newest.content)
+        part.update(state="published", title=indexed(newest.title), content=indexed(newest.content))
         part["tags"] = newest.tags
     else:
         part["state"] = "withdrawn" if isinstance(newest, ArticleWithdrawn) else "deleted"

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bloghub.adapters.postgres.engine import translated as pg_errors
 from bloghub.adapters.postgres.user_keys import batch_keys
-from bloghub.adapters.search_indexes import USERS, USERS_BODY
+from bloghub.adapters.search_indexes import USERS, USERS_BODY, indexed
 from bloghub.auth.sealing import MasterKey, master_key
 from bloghub.events.base import Recorded
 from bloghub.events.personal import reveal
@@ -45,7 +45,7 @@ def fold_user(current: dict[str, Any], records: list[Recorded]) -> dict[str, Any
         elif isinstance(ev, ProfileUpdated):
             for name in ev.changed:
                 if name in _SEARCHED:
-                    doc[_SEARCHED[name]] = getattr(ev, name)
+                    doc[_SEARCHED[name]] = indexed(getattr(ev, name))
     return doc
 
 
