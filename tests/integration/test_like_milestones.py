@@ -26,7 +26,8 @@ from tests.support import batches, recorded
 GENERATION = 2
 SCHEMA = f"notifications_g{GENERATION}"
 USERS = 12  # enough likers to reach the milestone of 10
-# (like?, article, user): user 0 is the author, whose own likes count but notify nobody.
+# (like?, article, user): user 0 is the author, whose own likes count but notify nobody:
+# the milestone one of them reaches is told with the next like of someone else.
 STEPS = st.lists(
     st.tuples(st.booleans(), st.integers(0, 1), st.integers(0, USERS - 1)),
     min_size=1,
@@ -51,10 +52,10 @@ def model(
         (likers.add if on else likers.discard)((a, u))
         count = sum(1 for x, _ in likers if x == a)
         notified.setdefault(a, 0)
-        if on and is_milestone(count) and count > notified[a]:
-            notified[a] = count
-            if u != 0:
-                told.add((articles[a], count, users[u]))
+        reached = max((m for m in range(1, count + 1) if is_milestone(m)), default=0)
+        if on and reached > notified[a] and u != 0:
+            notified[a] = reached
+            told.add((articles[a], reached, users[u]))
     return told, {articles[a]: sum(1 for x, _ in likers if x == a) for a in notified}
 
 
@@ -124,8 +125,10 @@ TEN_LIKERS: list[Step] = [(True, 0, u) for u in range(1, 11)]
 @example(steps=TEN_LIKERS, sizes=[15])
 # The tenth like undone and done again by another, in one batch: 10 is notified once.
 @example(steps=[*TEN_LIKERS, (False, 0, 10), (True, 0, 11)], sizes=[15])
-# The author's own like reaching a milestone notifies nobody, and is not notified again.
+# The author's own like reaching a milestone notifies nobody; the next like of someone else
+# tells the author of it (here 1, and 10 with the eleventh like, the author's the tenth).
 @example(steps=[(True, 1, 0), (False, 1, 0), (True, 1, 3)], sizes=[1, 2])
+@example(steps=[*TEN_LIKERS[:9], (True, 0, 0), (True, 0, 10)], sizes=[15])
 async def test_milestones_in_any_batch_split_are_those_of_the_likes_one_by_one(
     projector: tuple[Settings, NotificationsProjector], steps: list[Step], sizes: list[int]
 ) -> None:

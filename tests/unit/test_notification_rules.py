@@ -18,13 +18,15 @@ from bloghub.api.v1.notifications import NotificationsQuery
 from bloghub.events.comments import CommentPosted
 from bloghub.events.social import UserFollowed
 from bloghub.live.socket import HARD_BACKLOG, SLOW, LiveSocket
-from bloghub.projections.like_milestones import is_milestone
+from bloghub.projections.like_milestones import is_milestone, milestone_reached
 from bloghub.projections.notifications import notices_of
 
 
 def test_milestones_are_one_and_the_powers_of_ten() -> None:
     found = [n for n in range(1, 100_001) if is_milestone(n)]
     assert found == [1, 10, 100, 1000, 10_000, 100_000]
+    for likes in range(0, 100_001, 7):
+        assert milestone_reached(likes) == max((m for m in found if m <= likes), default=0)
 
 
 def test_a_follow_tells_the_followee_and_never_oneself() -> None:

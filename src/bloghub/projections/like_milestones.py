@@ -30,6 +30,11 @@ def is_milestone(likes: int) -> bool:
     return likes == 1
 
 
+def milestone_reached(likes: int) -> int:
+    """The highest milestone at or below ``likes`` (0 below the first)."""
+    return 0 if likes < 1 else 10 ** (len(str(likes)) - 1)
+
+
 @dataclass(frozen=True, slots=True)
 class Crossed:
     """A milestone a like crossed, to be told to the article's author."""
@@ -40,8 +45,11 @@ class Crossed:
 
 
 async def apply(conn: AsyncConnection, records: Sequence[Recorded]) -> list[Crossed]:
-    """Apply the records' likes and unlikes; the milestones they crossed for the first
-    time, each by a like of someone other than the author."""
+    """Apply the records' likes and unlikes; the milestones they reached for the first
+    time, each by a like of someone other than the author. The author's own like counts
+    but tells nobody (no one is told of their own act), and leaves the milestone it
+    reached to the next like of someone else: it used to take it for good, so an author
+    who liked their article first never heard of its first like."""
     events = [(r, r.event) for r in records if isinstance(r.event, ArticleLiked | ArticleUnliked)]
     if not events:
         return []
@@ -58,10 +66,10 @@ async def apply(conn: AsyncConnection, records: Sequence[Recorded]) -> list[Cros
         member[pair] = on
         likes, notified = counts.get(ev.article_id, (0, 0))
         likes += 1 if on else -1
-        if isinstance(ev, ArticleLiked) and is_milestone(likes) and likes > notified:
-            notified = likes  # an unlike and a re-like never cross one twice
-            if ev.user_id != ev.author_id:
-                crossed.append(Crossed(likes, ev, rec))
+        reached = milestone_reached(likes)
+        if isinstance(ev, ArticleLiked) and reached > notified and ev.user_id != ev.author_id:
+            notified = reached  # an unlike and a re-like never reach one twice
+            crossed.append(Crossed(reached, ev, rec))
         counts[ev.article_id] = (likes, notified)
     await _write_likers(
         conn,
