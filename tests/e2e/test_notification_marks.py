@@ -5,6 +5,7 @@ bound)."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -92,3 +93,41 @@ async def test_a_profile_change_answers_the_unread_count_the_profile_shows(
     assert changed.status_code == 200, changed.text
     assert changed.json()["user"]["about_me"] == "hi"
     assert changed.json()["user"]["unread_notifications"] == 1
+
+
+async def test_a_page_and_its_unread_count_agree_while_notifications_arrive(
+    client: httpx.AsyncClient, settings: Settings, unique_email: Callable[[], str]
+) -> None:
+    """The page and the unread count were read apart: a notification the projector added
+    between the two was counted and not listed (a badge of 23 over a list of 21). Rows are
+    added here straight into the read model, as fast as the projector could."""
+    alice = await person(client, unique_email)
+    arriving = True
+
+    async def arrive() -> None:
+        async with pg(settings) as conn:
+            while arriving:
+                await conn.execute(
+                    "INSERT INTO notifications_g1.notifications "
+                    "(id, user_id, kind, actor_id, event_id, created_at) "
+                    "VALUES ($1, $2, 'follower', $3, $4, now())",
+                    str(uuid.uuid4()),
+                    alice.id,
+                    str(uuid.uuid4()),
+                    str(uuid.uuid4()),
+                )
+
+    adding = asyncio.create_task(arrive())
+    try:
+        disagree = 0
+        for _ in range(60):
+            page = await client.get(
+                "/v1/notifications", params={"unread": "true", "limit": 100}, headers=alice.auth
+            )
+            body = page.json()
+            if body["next_cursor"] is None and len(body["notifications"]) != body["unread"]:
+                disagree += 1
+    finally:
+        arriving = False
+        await adding
+    assert disagree == 0

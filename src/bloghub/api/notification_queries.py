@@ -27,18 +27,31 @@ class NotificationQueries:
         self._engine = engine
         self._generations = generations
 
-    async def page(self, user_id: str, *, unread: bool, limit: int, cursor: str | None) -> Page:
-        stmt = select(notifications).where(n.user_id == user_id)
+    async def page(
+        self, user_id: str, *, unread: bool, limit: int, cursor: str | None
+    ) -> tuple[Page, int]:
+        """A page of the user's notifications and their unread count, from one statement
+        (one snapshot): read apart, a notification the projector added between the two
+        was counted and not listed, a badge of 23 over a list of 21."""
+        count = (
+            select(func.count())
+            .select_from(notifications)
+            .where(n.user_id == user_id, ~n.read)
+            .scalar_subquery()
+        )
+        stmt = select(notifications, count.label("unread_count")).where(n.user_id == user_id)
         if unread:
             stmt = stmt.where(~n.read)
         if cursor is not None:
             stmt = stmt.where(tuple_(n.created_at, n.id) < _after(cursor))
         stmt = stmt.order_by(desc(n.created_at), desc(n.id)).limit(limit + 1)
         rows = await self._all(stmt)
+        # A page with nothing on it has no row to carry the count.
+        total = int(rows[0].unread_count) if rows else await self.unread(user_id)
         more, rows = len(rows) > limit, rows[:limit]
         if not more or not rows:
-            return Page(rows, None)
-        return Page(rows, cursor_of(rows[-1].created_at, str(rows[-1].id)))
+            return Page(rows, None), total
+        return Page(rows, cursor_of(rows[-1].created_at, str(rows[-1].id))), total
 
     async def unread(self, user_id: str) -> int:
         stmt = select(func.count()).select_from(notifications).where(n.user_id == user_id, ~n.read)

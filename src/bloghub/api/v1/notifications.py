@@ -113,11 +113,11 @@ async def list_notifications(request: Request) -> Response:
     q = parse_query(request, NotificationsQuery)
     stale = await wait_for_reads(request, NOTIFICATION_READS, claims.user_id)
     reads = queries(request)
-    page = await reads.page(claims.user_id, unread=q.unread, limit=q.limit, cursor=q.cursor)
+    page, unread = await reads.page(claims.user_id, unread=q.unread, limit=q.limit, cursor=q.cursor)
     body = {
         "notifications": [_public(notification_view(row)) for row in page.items],
         "next_cursor": page.next_cursor,
-        "unread": await reads.unread(claims.user_id),
+        "unread": unread,
     }
     return mark_stale(JSON(body), stale or request.state.stale)
 
