@@ -294,7 +294,7 @@ async def test_my_articles_page_newest_first_with_a_cursor(
     assert (await client.get("/v1/me/articles?limit=0", headers=author.auth)).status_code == 422
     for query, field in (
         ("tag=a%00b", "tag"),
-        ("tag=" + "t" * 33, "tag"),
+        ("tag=" + "t" * 65, "tag"),  # a filter takes a listed tag, up to 64 (İ lowered)
         ("author=not-an-id", "author"),
     ):
         wrong = await client.get(f"/v1/articles?{query}")
@@ -351,6 +351,26 @@ async def test_tags_differing_only_in_case_are_one_tag_site_wide(
     assert word not in counts
     shown = (await client.get(f"/v1/articles/{ids[0]}", headers=after)).json()["article"]
     assert shown["tags"] == [word]
+
+
+async def test_a_tag_as_the_tag_lists_show_it_filters(
+    client: httpx.AsyncClient, author: Author
+) -> None:
+    """The tag lists show tags lower-cased, and "İ" lower-cased is two characters: a tag
+    of 32 characters was listed at up to 64, then refused as a filter (422)."""
+    tag = "İ" * 24 + secrets.token_hex(4)
+    assert len(tag) == 32
+    assert len(tag.lower()) == 56
+    article_id = await draft(client, author, title="dotted", tags=[tag])
+    answer = await client.post(f"/v1/articles/{article_id}/publish", headers=author.auth)
+    after = {"bloghub-after": answer.headers["bloghub-position"]}
+    listed = [t["tag"] for t in (await client.get("/v1/tags", headers=after)).json()["tags"]]
+    assert tag.lower() in listed
+    found = await client.get("/v1/articles", params={"tag": tag.lower()}, headers=after)
+    assert found.status_code == 200, found.text
+    assert [a["id"] for a in found.json()["articles"]] == [article_id]
+    conduit = (await client.get("/api/articles", params={"tag": tag.lower()})).json()
+    assert conduit["articlesCount"] == 1
 
 
 @pytest.mark.parametrize(

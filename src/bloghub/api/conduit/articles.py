@@ -36,7 +36,7 @@ from bloghub.api.conduit.schemas import NewArticleIn, UpdateArticleIn
 from bloghub.api.conduit.views import Listed, article_view, listed
 from bloghub.api.consistent import Reads, visibility_written, written
 from bloghub.api.http import JSON, container
-from bloghub.api.v1.article_schemas import normal_tag
+from bloghub.api.v1.article_schemas import filter_tag
 from bloghub.api.v1.articles import ARTICLES_READS, READER_READS, count_read
 from bloghub.api.v1.articles import queries as article_queries
 from bloghub.api.v1.interactions import INTERACTIONS_READS, LIKE_DECIDES
@@ -106,7 +106,7 @@ def _tag_named(request: Request) -> str | None:
     if raw is None:
         return None
     try:
-        return normal_tag(raw)
+        return filter_tag(raw)
     except ValueError:
         return raw
 

@@ -47,17 +47,28 @@ MAX_TAGS_SENT = 50
 _SPACES = re.compile(" {2,}")
 
 
-def normal_tag(raw: str) -> str:
-    """A tag as stored: trimmed, NFC, 1-32 characters, visible words joined by single
-    spaces. ``ValueError`` says what is wrong."""
+def normal_tag(raw: str, *, most: int = _TAG_CHARS) -> str:
+    """A tag as stored: trimmed, NFC, 1-32 characters (``most``), visible words joined by
+    single spaces. ``ValueError`` says what is wrong."""
     tag = _SPACES.sub(" ", _normal(raw))
     if not tag:
         raise ValueError("a tag must not be blank")
-    if len(tag) > _TAG_CHARS:
-        raise ValueError(f"a tag has at most {_TAG_CHARS} characters")
+    if len(tag) > most:
+        raise ValueError(f"a tag has at most {most} characters")
     if not TAG.matches(tag):
         raise ValueError(TAG.message)
     return tag
+
+
+# A filter names a tag as its author wrote it or as the tag lists show it, lower-cased
+# (``tag_key``), which makes "İ" two characters: a 32-character tag of them was listed and
+# then refused as a filter. So a filter takes twice a tag's length.
+FILTER_TAG_CHARS = 2 * _TAG_CHARS
+
+
+def filter_tag(raw: str) -> str:
+    """A tag filter as tags are kept (``normal_tag``), up to ``FILTER_TAG_CHARS``."""
+    return normal_tag(raw, most=FILTER_TAG_CHARS)
 
 
 def _tags(values: list[str]) -> list[str]:
@@ -125,12 +136,12 @@ class ListingQuery(PageQuery):
         Annotated[
             str,
             Field(
-                max_length=_TAG_CHARS,
+                max_length=FILTER_TAG_CHARS,
                 json_schema_extra={"pattern": TAG.pattern},
-                description="only articles with this tag",
+                description="only articles with this tag (in any case)",
             ),
             # Normalised as stored tags are, so it can match them.
-            AfterValidator(normal_tag),
+            AfterValidator(filter_tag),
         ]
         | None
     ) = None
