@@ -4,14 +4,14 @@ waits on reads, one set of generations per request."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from starlette.requests import Request
 from starlette.responses import Response
 
 from bloghub.api.consistency import Pinned
 from bloghub.api.http import container
-from bloghub.errors import MalformedRequest
+from bloghub.errors import CatchingUp, MalformedRequest
 from bloghub.events.position import BadPosition, Position
 from bloghub.events.topics import Family, topic_for
 
@@ -143,6 +143,30 @@ async def passed(request: Request, reads: Reads, target: Position) -> bool:
     if await c.progress.reached(reads, target, pinned(request)):
         return True
     return not await wait_for_reads(request, reads, None, target)
+
+
+T = TypeVar("T")
+
+
+async def found_or_settled(
+    request: Request, reads: Reads, family: Family, look: Callable[[], Awaitable[T | None]]
+) -> T | None:
+    """What ``look`` finds in ``reads``; if nothing, looked for once more when they have
+    passed every record of ``family`` written before this request: what another caller's
+    answered write made (an article published, an account made a moment before) may not be
+    applied yet, and is waited for rather than said not to exist. ``CatchingUp`` if they
+    do not pass it within the read bound, or the log cannot say where it ends."""
+    found = await look()
+    if found is not None:
+        return found
+    so_far = await written_so_far(request, family)
+    if so_far is None:
+        raise CatchingUp("this cannot be checked just now; try again in a moment")
+    # Looked for again even when the read model had passed the log's end already: it may
+    # have applied the record between the first look and this check.
+    if not await passed(request, reads, so_far):
+        raise CatchingUp("a change to this is still being applied; try again in a moment")
+    return await look()
 
 
 def waited_for(request: Request, reads: Reads) -> Position:

@@ -11,12 +11,11 @@ from starlette.responses import Response
 from bloghub.api.auth import optional_caller, require_caller
 from bloghub.api.comment_queries import CommentQueries
 from bloghub.api.consistent import (
+    found_or_settled,
     mark_stale,
-    passed,
     pinned,
     wait_for_reads,
     written,
-    written_so_far,
 )
 from bloghub.api.http import JSON, Endpoint, container, parse_body, parse_query
 from bloghub.api.idempotency import answering, idempotent
@@ -64,20 +63,10 @@ async def _comment_ref(request: Request, comment_id: str) -> CommentRef | None:
     """The comment, as the read model has it once it has caught up with the log as it
     stands: a comment the caller learned of elsewhere (a notification, pushed by another
     projector) may not be applied here yet, and is then waited for rather than said not
-    to exist. One not there is looked for once more when the read model has passed every
-    comment written before it was asked for: it is there by then, or never was."""
-    ref = await comment_queries(request).ref(comment_id)
-    if ref is not None:
-        return ref
-    so_far = await written_so_far(request, Family.COMMENTS)
-    if so_far is None:
-        raise CatchingUp("the comments cannot be checked just now; try again in a moment")
-    # Looked for again even when the read model has passed the log's end already: it may
-    # have applied the comment between the first look and this check (a reply to a
-    # comment posted a moment before was refused as unknown so).
-    if not await passed(request, COMMENTS_READS, so_far):
-        raise CatchingUp("the comments are still being applied; try again in a moment")
-    return await comment_queries(request).ref(comment_id)
+    to exist (``found_or_settled``)."""
+    return await found_or_settled(
+        request, COMMENTS_READS, Family.COMMENTS, lambda: comment_queries(request).ref(comment_id)
+    )
 
 
 async def _decide_after_own_writes(
@@ -115,7 +104,10 @@ async def post(request: Request) -> Response:
 
     async def run() -> Response:
         await _decide_after_own_writes(request, claims.user_id, article_id)
-        article = await _published(request, article_id)
+        # An article another author's publish made a moment before is waited for.
+        article = await found_or_settled(
+            request, ARTICLES_READS, Family.ARTICLES, lambda: _published(request, article_id)
+        )
         parent = None if parent_id is None else await _comment_ref(request, parent_id)
         deps, who = container(request).commands, caller(request, claims.user_id)
         command = post_comment(article, parent, parent_id, body.content, deps, who)

@@ -12,7 +12,14 @@ from starlette.responses import Response
 from bloghub.adapters.redis.counters import Counts, Tally
 from bloghub.adapters.redis.local_tier import Build
 from bloghub.api.auth import require_caller
-from bloghub.api.consistent import Reads, mark_stale, pinned, wait_for_reads, written
+from bloghub.api.consistent import (
+    Reads,
+    found_or_settled,
+    mark_stale,
+    pinned,
+    wait_for_reads,
+    written,
+)
 from bloghub.api.http import JSON, Endpoint, container, parse_body, parse_query
 from bloghub.api.idempotency import answering, idempotent
 from bloghub.api.interaction_queries import MAX_COLLECTIONS, InteractionQueries, Mine
@@ -31,7 +38,7 @@ from bloghub.api.v1.interaction_schemas import (
 from bloghub.api.v1.path_ids import path_id
 from bloghub.api.v1.sessions import caller
 from bloghub.bootstrap import Container
-from bloghub.commands.interactions import Made, collect, create_collection, like
+from bloghub.commands.interactions import Made, Target, collect, create_collection, like
 from bloghub.errors import CatchingUp, InvalidInput, NotFound
 from bloghub.events.topics import Family
 
@@ -66,6 +73,14 @@ async def _caught_up(
         also = await container(request).own_writes.visibility_changed(article_id)
     if await wait_for_reads(request, reads, user_id, also):
         raise CatchingUp("a change to this is still being applied; try again in a moment")
+
+
+async def _target(request: Request, article_id: str) -> Target | None:
+    """The article a like or a collect is of; one another author's publish made a moment
+    before is waited for, not said not to exist (``found_or_settled``)."""
+    return await found_or_settled(
+        request, LIKE_DECIDES, Family.ARTICLES, lambda: queries(request).target(article_id)
+    )
 
 
 # --- what article reads show ----------------------------------------------------------
@@ -157,7 +172,7 @@ async def _like(request: Request, on: bool) -> Response:
     claims = await require_caller(request)
     article_id = path_id(request, "article_id", "article")
     await _caught_up(request, claims.user_id, LIKE_DECIDES, article_id)
-    target = await queries(request).target(article_id)
+    target = await _target(request, article_id)
     position = await like(target, on, container(request).commands, caller(request, claims.user_id))
     body = LikeEnvelope.model_validate({"article": {"id": article_id, "liked": on}})
     return await written(request, JSON(body.model_dump()), position, claims.user_id)
@@ -216,7 +231,7 @@ async def _entry(request: Request, on: bool) -> Response:
     await _caught_up(request, claims.user_id, article_id=article_id if on else None)
     q = queries(request)
     box = await q.box(collection_id)
-    target = await q.target(article_id)
+    target = await _target(request, article_id)
     who = caller(request, claims.user_id)
     position = await collect(target, box, on, container(request).commands, who)
     body = EntryEnvelope.model_validate(

@@ -12,7 +12,7 @@ from starlette.responses import Response
 from bloghub.adapters.postgres.tables import articles
 from bloghub.api.article_counts import COUNTS_READS, counted
 from bloghub.api.auth import USERS_READS, optional_caller, require_caller, user_queries
-from bloghub.api.consistent import mark_stale, pinned, wait_for_reads, written
+from bloghub.api.consistent import found_or_settled, mark_stale, pinned, wait_for_reads, written
 from bloghub.api.http import JSON, Endpoint, container, parse_query
 from bloghub.api.idempotency import answering
 from bloghub.api.read_models import ReadModel
@@ -59,7 +59,10 @@ async def _relation(request: Request, follower: str, followee: str) -> Relation:
     made on an older one."""
     if await wait_for_reads(request, RELATIONS_READS, follower):
         raise CatchingUp("your last change is still being applied; try again in a moment")
-    row = await user_queries(request).by_id(followee)
+    # An account made a moment before (its signup answered) is waited for.
+    row = await found_or_settled(
+        request, USERS_READS, Family.USERS, lambda: user_queries(request).by_id(followee)
+    )
     known = row is not None and not row.erased
     following = row is not None and await social(request).follows(follower, followee)
     return Relation(followee, known, following, followee_erased=row is not None and row.erased)
