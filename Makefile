@@ -25,12 +25,11 @@ migrate: venv services
 	$(BIN)/bloghub db upgrade
 	$(BIN)/bloghub topics
 
-# API processes (one per core unless WORKERS says), the projectors (in one process unless
-# PROJECTORS says) and the sweeper, side by side.
+# API processes (one per core unless WORKERS says), the projectors (in one process per core,
+# up to two, unless PROJECTORS says) and the sweeper, side by side.
 WORKERS ?= $(shell nproc)
-PROJECTORS ?= 1
 run: venv services migrate
-	$(BIN)/bloghub run --workers $(WORKERS) --projectors $(PROJECTORS)
+	$(BIN)/bloghub run --workers $(WORKERS) $(if $(PROJECTORS),--projectors $(PROJECTORS))
 
 lint: venv
 	$(BIN)/ruff check src tests bench migrations

@@ -5,9 +5,10 @@ writes, and freshness (a like accepted by the log until another reader sees the 
   random (article, user) pairs, encoded with the real codec, keyed by article;
 * projector: ``bloghub project interactions`` (the real runner and ``InteractionsProjector``:
   lanes, checkpoints, the Redis counter hashes after each commit; ``bloghub run`` runs the
-  other projectors in the same processes too) in one process, the default (the goals apply
-  to that), then in each count of ``params.processes`` sharing the partitions through
-  their consumer group, each told how many share them (``--projectors N``); its rate is
+  other projectors in the same processes too) in each count of ``params.processes`` and
+  in as many as ``bloghub run`` starts by default (one per core up to two: the goals apply
+  to that count), sharing the partitions through their consumer group, each told how many
+  share them (``--projectors N``); its rate is
   taken from the checkpoints (polled every 20 ms) from the moment the group is Stable with
   every process and a tenth of the log is applied until all of it is, which leaves out the
   processes' start and the group's forming;
@@ -21,7 +22,7 @@ writes, and freshness (a like accepted by the log until another reader sees the 
   being measured, so a projector run and a ceiling run far apart in time compare the
   machine with itself as much as the code;
 * freshness: likes appended one by one at ``params.rate``/s (what the API does before it
-  answers) while the projector runs in one process (the default); a reader polls
+  answers) while the projector runs as ``bloghub run`` runs it by default; a reader polls
   the counter hashes (what article detail reads) and notes when each article's count
   reaches each like. p50/p99 of the gap.
 

@@ -1,5 +1,5 @@
-"""``bloghub run --projectors 2`` (``make run PROJECTORS=2``): two ``bloghub project``
-processes run every projector, their consumer groups split the partitions between them,
+"""``bloghub run --projectors 2`` (what ``make run`` starts on two cores or more): two
+``bloghub project`` processes run every projector, their consumer groups split the partitions between them,
 both apply, what the API takes is projected as with one, and both drain on a stop."""
 
 from __future__ import annotations
