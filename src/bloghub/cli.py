@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 # to 0.51x of the store's ceiling (`python -m bench counters`). Past two, each holds up to
 # twice (lanes + 1) pooled connections per projector (48 by default) for little: the
 # topics have 6 partitions, and the API workers want the cores.
-DEFAULT_PROJECTOR_PROCESSES = min(os.cpu_count() or 1, 2)
+DEFAULT_PROJECTOR_PROCESSES = min(len(os.sched_getaffinity(0)), 2)
 
 
 def main(argv: list[str] | None = None) -> int:

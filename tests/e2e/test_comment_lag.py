@@ -84,8 +84,10 @@ async def test_a_comment_applied_while_it_is_looked_for_is_found(run_id: str) ->
             log_ends = live.container.log_ends
             asked = log_ends.now
 
-            async def applied_meanwhile(topic: str, partitions: int) -> Any:
-                ends = await asked(topic, partitions)
+            async def applied_meanwhile(
+                topic: str, partitions: int, only: int | None = None
+            ) -> Any:
+                ends = await asked(topic, partitions, only)
                 async with projecting(s, "comments"), pg(s) as conn:
 
                     async def there() -> bool:

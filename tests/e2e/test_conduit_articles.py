@@ -436,6 +436,10 @@ async def test_the_feed_counts_what_it_lists(client: httpx.AsyncClient, settings
         feed = (await client.get("/api/articles/feed", headers=ann.auth)).json()
         assert [a["slug"] for a in feed["articles"]] == [made[2][0]["slug"], made[0][0]["slug"]]
         assert feed["articlesCount"] == 2
+        # A page before the last keeps the feed's own count: offsets count its rows, and
+        # with one less the last article could not be reached.
+        first = await client.get("/api/articles/feed", params={"limit": 1}, headers=ann.auth)
+        assert first.json()["articlesCount"] == 3
     finally:
         async with pg(settings) as conn:
             await conn.execute(

@@ -1,6 +1,7 @@
 """``bloghub run --projectors 2`` (what ``make run`` starts on two cores or more): two
-``bloghub project`` processes run every projector, their consumer groups split the partitions between them,
-both apply, what the API takes is projected as with one, and both drain on a stop."""
+``bloghub project`` processes run every projector, their consumer groups split the
+partitions between them, both apply, what the API takes is projected as with one, and
+both drain on a stop."""
 
 from __future__ import annotations
 
@@ -10,25 +11,19 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
-from aiokafka.partitioner import murmur2
 from redis.asyncio import Redis
 
+from bloghub.events.topics import partition_of
 from bloghub.processes import stop_process
 from bloghub.projections.catalog import PROJECTORS
 from bloghub.projections.heartbeat import read_heartbeats
 from bloghub.projections.runner_config import group_id
-from bloghub.settings import Settings
 from tests.conftest import isolated
 from tests.e2e.test_articles import Author, draft
 from tests.e2e.test_run_banner import start_run
 from tests.e2e.test_sessions import account, bearer, login
 from tests.loopback import free_port
 from tests.support import group_settled, wait_until
-
-
-def partition_of(key: str, settings: Settings) -> int:
-    """The partition the producer's default partitioner gives ``key``."""
-    return int(murmur2(key.encode()) & 0x7FFFFFFF) % settings.topic_partitions
 
 
 async def instances(redis: Redis, prefix: str) -> dict[str, list[dict[str, object]]]:
@@ -87,7 +82,7 @@ async def test_two_projector_processes_split_the_work_and_project_everything(
                     f"/v1/articles/{article_id}/publish", headers=author.auth
                 )
                 assert publish.status_code == 200, publish.text
-                on.setdefault(partition_of(article_id, own), article_id)
+                on.setdefault(partition_of(article_id, own.topic_partitions), article_id)
                 articles[article_id] = publish.headers["bloghub-position"]
             for article_id, after in articles.items():
                 answer = await client.put(

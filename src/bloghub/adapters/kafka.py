@@ -143,13 +143,14 @@ class LogEnds:
         self._ends.update(ends)
         return self._past(offsets)
 
-    async def now(self, topic: str, partitions: int) -> dict[tuple[str, int], int] | None:
-        """Where each of the topic's partitions ends now, as the broker says (asked every
-        time); None when it did not answer in time."""
+    async def now(
+        self, topic: str, partitions: int, only: int | None = None
+    ) -> dict[tuple[str, int], int] | None:
+        """Where each of the topic's partitions (or partition ``only``) ends now, as the
+        broker says (asked every time); None when it did not answer in time."""
+        asked = [(topic, p) for p in range(partitions) if only is None or p == only]
         try:
-            ends = await asyncio.wait_for(
-                self._ask([(topic, p) for p in range(partitions)]), self._timeout_s
-            )
+            ends = await asyncio.wait_for(self._ask(asked), self._timeout_s)
         except (KafkaError, OSError, TimeoutError) as exc:
             log.warning("log_ends.unknown", error=repr(exc))
             return None

@@ -91,6 +91,9 @@ async def current_docs(
             found = await client.mget(index=index, body={"ids": list(ids)}, _source=list(fields))
         except NotFoundError:
             return {}
+    failed = [d for d in found["docs"] if "error" in d]
+    if failed:  # a shard that could not answer for a document: not "no such document"
+        raise Transient(f"search index unwell: {failed[0]['error']}")
     return {d["_id"]: d["_source"] for d in found["docs"] if d.get("found")}
 
 

@@ -13,7 +13,7 @@ from bloghub.api.consistency import Pinned
 from bloghub.api.http import container
 from bloghub.errors import CatchingUp, MalformedRequest
 from bloghub.events.position import BadPosition, Position
-from bloghub.events.topics import Family, topic_for
+from bloghub.events.topics import Family, partition_of, topic_for
 
 POSITION_HEADER = "Bloghub-Position"
 AFTER_HEADER = "Bloghub-After"
@@ -124,13 +124,17 @@ async def wait_for_reads(
     return not reached
 
 
-async def written_so_far(request: Request, family: Family) -> Position | None:
+async def written_so_far(
+    request: Request, family: Family, key: str | None = None
+) -> Position | None:
     """The last record of each partition of ``family``'s topic as the log stands now (what
-    a read model must pass to hold everything written before this request); None when the
-    log cannot say just now."""
+    a read model must pass to hold everything written before this request), or only of
+    the partition records keyed ``key`` go to; None when the log cannot say just now."""
     c = container(request)
     topic = topic_for(c.settings.prefix, family)
-    ends = await c.log_ends.now(topic, c.settings.topic_partitions)
+    partitions = c.settings.topic_partitions
+    only = None if key is None else partition_of(key, partitions)
+    ends = await c.log_ends.now(topic, partitions, only)
     if ends is None:
         return None
     return Position({tp: end - 1 for tp, end in ends.items() if end > 0})
@@ -149,17 +153,23 @@ T = TypeVar("T")
 
 
 async def found_or_settled(
-    request: Request, reads: Reads, family: Family, look: Callable[[], Awaitable[T | None]]
+    request: Request,
+    reads: Reads,
+    family: Family,
+    look: Callable[[], Awaitable[T | None]],
+    key: str | None = None,
 ) -> T | None:
     """What ``look`` finds in ``reads``; if nothing, looked for once more when they have
-    passed every record of ``family`` written before this request: what another caller's
-    answered write made (an article published, an account made a moment before) may not be
-    applied yet, and is waited for rather than said not to exist. ``CatchingUp`` if they
-    do not pass it within the read bound, or the log cannot say where it ends."""
+    passed every record of ``family`` written before this request (of the partition of
+    ``key`` when the records looked for are keyed so: an article's, an account's): what
+    another caller's answered write made (an article published, an account made a moment
+    before) may not be applied yet, and is waited for rather than said not to exist.
+    ``CatchingUp`` if they do not pass it within the read bound, or the log cannot say
+    where it ends."""
     found = await look()
     if found is not None:
         return found
-    so_far = await written_so_far(request, family)
+    so_far = await written_so_far(request, family, key)
     if so_far is None:
         raise CatchingUp("this cannot be checked just now; try again in a moment")
     # Looked for again even when the read model had passed the log's end already: it may

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from aiokafka.partitioner import murmur2
+
 
 class Family(StrEnum):
     USERS = "users"
@@ -35,3 +37,10 @@ TOPIC_CONFIG: dict[str, str] = {
     "retention.bytes": "-1",
     "cleanup.policy": "delete",
 }
+
+
+def partition_of(key: str, partitions: int) -> int:
+    """The partition the log's producer sends a record keyed ``key`` to (the Java client's
+    default partitioner, which aiokafka's follows: murmur2 of the key's bytes)."""
+    hashed: int = murmur2(key.encode())
+    return (hashed & 0x7FFFFFFF) % partitions

@@ -134,11 +134,15 @@ async def feed(request: Request) -> Response:
     ids, total = await q.feed(claims.user_id, offset, limit)
     rows = await q.published_by_id(ids)
     # The feed's copy may list an article the articles read model does not show (yet, or
-    # any more: the two projectors apply apart); the count leaves it out as the page does,
-    # or a front end's page links would promise one more than there is.
+    # any more: the two projectors apply apart). On the last page the count leaves it out
+    # as the page does, or a front end's page links would promise a page that comes back
+    # empty; before it, offsets count the feed's rows, so the count stays theirs (less,
+    # and the last article could not be reached).
     shown = [listed(rows[i]) for i in ids if i in rows]
     items = await articles_out(request, claims.user_id, shown, body=False)
-    return JSON({"articles": items, "articlesCount": total - (len(ids) - len(shown))})
+    last = offset + len(ids) >= total
+    count = total - (len(ids) - len(shown)) if last else total
+    return JSON({"articles": items, "articlesCount": count})
 
 
 async def _published(request: Request, me: str | None) -> Listed:

@@ -52,11 +52,28 @@ def comment_queries(request: Request) -> CommentQueries:
     return CommentQueries(container(request).engine, pinned(request))
 
 
-async def _published(request: Request, article_id: str) -> tuple[str, str] | None:
-    row = await queries(request).published(article_id)
+def _shown(row: Any) -> tuple[str, str] | None:
+    """The article's id and author if ``row`` is published."""
     if row is None or row.status != "published":
         return None
     return str(row.id), str(row.author_id)
+
+
+async def _published(request: Request, article_id: str) -> tuple[str, str] | None:
+    return _shown(await queries(request).published(article_id))
+
+
+async def _settled_article(request: Request, article_id: str) -> Any:
+    """The article's row; one missing or still a draft is looked for again once the read
+    model has passed its partition's records written before this request (a publish
+    another author was answered for a moment before). Withdrawn or deleted is final."""
+
+    async def look() -> Any:
+        row = await queries(request).published(article_id)
+        return None if row is None or row.status == "draft" else row
+
+    found = await found_or_settled(request, ARTICLES_READS, Family.ARTICLES, look, article_id)
+    return found if found is not None else await queries(request).published(article_id)
 
 
 async def _comment_ref(request: Request, comment_id: str) -> CommentRef | None:
@@ -105,9 +122,7 @@ async def post(request: Request) -> Response:
     async def run() -> Response:
         await _decide_after_own_writes(request, claims.user_id, article_id)
         # An article another author's publish made a moment before is waited for.
-        article = await found_or_settled(
-            request, ARTICLES_READS, Family.ARTICLES, lambda: _published(request, article_id)
-        )
+        article = _shown(await _settled_article(request, article_id))
         parent = None if parent_id is None else await _comment_ref(request, parent_id)
         deps, who = container(request).commands, caller(request, claims.user_id)
         command = post_comment(article, parent, parent_id, body.content, deps, who)

@@ -79,7 +79,11 @@ async def _target(request: Request, article_id: str) -> Target | None:
     """The article a like or a collect is of; one another author's publish made a moment
     before is waited for, not said not to exist (``found_or_settled``)."""
     return await found_or_settled(
-        request, LIKE_DECIDES, Family.ARTICLES, lambda: queries(request).target(article_id)
+        request,
+        LIKE_DECIDES,
+        Family.ARTICLES,
+        lambda: queries(request).target(article_id),
+        article_id,
     )
 
 

@@ -61,7 +61,7 @@ async def _relation(request: Request, follower: str, followee: str) -> Relation:
         raise CatchingUp("your last change is still being applied; try again in a moment")
     # An account made a moment before (its signup answered) is waited for.
     row = await found_or_settled(
-        request, USERS_READS, Family.USERS, lambda: user_queries(request).by_id(followee)
+        request, USERS_READS, Family.USERS, lambda: user_queries(request).by_id(followee), followee
     )
     known = row is not None and not row.erased
     following = row is not None and await social(request).follows(follower, followee)
