@@ -31,8 +31,16 @@ class JSON(Response):
         return orjson.dumps(content)
 
 
+CONTAINER = "bloghub.container"
+
+
 def container(request: Request) -> Container:
-    c: Container = request.app.state.container
+    """The app's container. A handler asks for it several times, and ``app.state`` is a
+    lookup through two Python-level calls: the first ask keeps it in the request's scope."""
+    scope = request.scope
+    c: Container | None = scope.get(CONTAINER)
+    if c is None:
+        c = scope[CONTAINER] = request.app.state.container
     return c
 
 

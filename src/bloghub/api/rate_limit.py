@@ -22,6 +22,7 @@ import structlog
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bloghub.api.http import shaped_error
+from bloghub.api.v1.path_ids import canonical_id
 from bloghub.auth.limiter import Decision, LocalLimiter, Rate, SlidingWindowLimiter
 from bloghub.client_address import client_key
 from bloghub.errors import Unavailable
@@ -33,6 +34,11 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 LIMITED_PREFIXES = ("/v1/", "/api/")
+CHANGES_OF_ONE = frozenset({"PUT", "DELETE"})
+ARTICLES, LIKE = "/v1/articles/", "/like"
+LIKE_PATH_LENGTH = len(ARTICLES) + 36 + len(LIKE)
+COLLECTIONS, IN_COLLECTION = "/v1/collections/", "/articles/"
+COLLECTED_PATH_LENGTH = len(COLLECTIONS) + 36 + len(IN_COLLECTION) + 36
 READS = frozenset({"GET", "HEAD"})
 SUBJECTS_KEPT = 4096
 
@@ -118,12 +124,18 @@ class RateLimit:
             return await limiter.allow_all([*checks, *per_user], self.window_s)
         sessions = container.commands.sessions
         reads = [sessions.owner_read(sid), ("HGETALL", container.own_writes.key(sub))]
-        refused, (owner, own) = await limiter.allow_all_reading(
+        article_id = added_to(scope)
+        if article_id is not None:
+            reads.append(("HGETALL", container.own_writes.visibility_key(article_id)))
+        refused, (owner, own, *shown) = await limiter.allow_all_reading(
             checks, self.window_s, reads, gated=per_user, gate=sessions.live_gate(sid, sub)
         )
         if not isinstance(owner, Exception) and isinstance(own, list):
-            fields = dict(zip(own[::2], own[1::2], strict=True))
-            scope.setdefault("state", {})["session_read"] = SessionRead(sid, owner, fields)
+            article = None
+            if article_id is not None and isinstance(shown[0], list):
+                article = (article_id, _fields(shown[0]))
+            read = SessionRead(sid, owner, _fields(own), article)
+            scope.setdefault("state", {})["session_read"] = read
         return refused
 
     def _user(self, scope: Scope) -> tuple[str, str] | None:
@@ -156,6 +168,29 @@ class RateLimit:
         return (sub, sid) if isinstance(sub, str) and isinstance(sid, str) else None
 
 
+def added_to(scope: Scope) -> str | None:
+    """The article a like or a collection's change names in its path (canonical, as the
+    handler takes it): what it decides on includes the article's last withdraw or delete,
+    read in the limiter's round trip rather than in one of its own. None for any other
+    request, and for an id in another spelling (the handler reads it then)."""
+    if scope["method"] not in CHANGES_OF_ONE:
+        return None
+    path: str = scope["path"]
+    if len(path) == LIKE_PATH_LENGTH and path.startswith(ARTICLES) and path.endswith(LIKE):
+        article_id = path[len(ARTICLES) : -len(LIKE)]
+    elif len(path) == COLLECTED_PATH_LENGTH and path.startswith(COLLECTIONS):
+        if path[len(COLLECTIONS) + 36 : -36] != IN_COLLECTION:
+            return None
+        article_id = path[-36:]
+    else:
+        return None
+    return article_id if canonical_id(article_id) == article_id else None
+
+
+def _fields(raw: list[bytes | str]) -> dict[bytes | str, bytes | str]:
+    return dict(zip(raw[::2], raw[1::2], strict=True))
+
+
 def _check_not_erased(scope: Scope, user: tuple[str, str] | None) -> asyncio.Future[None] | None:
     """A write by a signed-in caller is refused if their account was erased (a database
     read, commands/context.py). Started now, it runs beside this round trip and the
@@ -182,6 +217,9 @@ class SessionRead:
     session_id: str
     owner: object  # the session's owner as Redis replied (None: no such session)
     own_write: dict[bytes | str, bytes | str]  # the owner's last write position, raw
+    # The article a like or collect names (``added_to``), with its last withdraw or delete
+    # position, raw; None when it was not read.
+    article: tuple[str, dict[bytes | str, bytes | str]] | None = None
 
 
 def _container_of(scope: Scope) -> Container | None:

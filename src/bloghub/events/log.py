@@ -46,7 +46,7 @@ from bloghub.errors import Unavailable
 from bloghub.events.base import Envelope, EventRegistry, registry
 from bloghub.events.codec import encode
 from bloghub.events.position import Position
-from bloghub.events.topics import topic_for
+from bloghub.events.topics import KeyPartitioner, topic_for
 from bloghub.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -375,6 +375,7 @@ class EventLog:
                 linger_ms=self._linger_ms,
                 request_timeout_ms=int(self._request_timeout_s * 1000),
                 retry_backoff_ms=50,
+                partitioner=KeyPartitioner(),
             )
             try:
                 await asyncio.wait_for(producer.start(), timeout=self._timeout_s)

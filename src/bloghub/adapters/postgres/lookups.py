@@ -1,9 +1,9 @@
 """One-statement reads on every write's path (and the write-side index's claims, each
-safe to repeat), straight on an asyncpg pool.
+safe to repeat), straight on asyncpg connections kept open (``KeptConnections``).
 
 Through SQLAlchemy such a read cost more CPU in the engine (connection fairies, compiled
 parameters, result objects) than in PostgreSQL, and its overflow connections were opened
-and closed again under a burst. Here the pool keeps its connections, and asyncpg prepares
+and closed again under a burst. Here the connections are kept, and asyncpg prepares
 each statement once per connection (its statement cache) and sends only Bind/Execute
 after that. No transaction: a single read needs none. Keyed reads that many requests make
 at once (``one_of``) go out together, one statement for all the keys waiting."""
@@ -15,6 +15,7 @@ from functools import partial
 import asyncpg
 
 from bloghub.adapters.postgres.engine import translated
+from bloghub.adapters.postgres.kept import KeptConnections
 from bloghub.coalesce import Coalesced
 
 # The server closed the connection since the pool last used it (a restart, an idle
@@ -28,15 +29,9 @@ _GONE = (
 )
 
 
-async def _nothing_to_reset(conn: asyncpg.Connection) -> None:
-    """A lookup changes no session state (no SET, LISTEN, advisory lock or cursor), so
-    the pool's default reset on release (a round trip of UNLISTEN, RESET ALL and the rest)
-    has nothing to undo. asyncpg still rolls back a transaction left open."""
-
-
 class Lookups:
-    def __init__(self, pool: asyncpg.Pool) -> None:
-        self._pool = pool
+    def __init__(self, kept: KeptConnections) -> None:
+        self._kept = kept
         # One per statement ``one_of`` is asked with (a handful: each is a constant, or one
         # per read-model generation).
         self._batches: dict[str, Coalesced[str, asyncpg.Record | None]] = {}
@@ -45,16 +40,18 @@ class Lookups:
     async def open(
         cls, dsn: str, *, size: int, app: str, statement_timeout_s: float | None = None
     ) -> Lookups:
-        pool = await asyncpg.create_pool(
-            dsn,
-            min_size=1,
-            max_size=size,
-            timeout=5,
-            command_timeout=statement_timeout_s,
-            server_settings={"application_name": app},
-            reset=_nothing_to_reset,
-        )
-        return cls(pool)
+        async def connect() -> asyncpg.Connection:
+            return await asyncpg.connect(
+                dsn,
+                timeout=5,
+                command_timeout=statement_timeout_s,
+                server_settings={"application_name": app},
+            )
+
+        kept = KeptConnections(connect, size=size)
+        # One opened now: a database that cannot be reached is said at start, not later.
+        kept.release(await kept.acquire())
+        return cls(kept)
 
     async def one_of(self, sql: str, key: str) -> asyncpg.Record | None:
         """The row of ``key`` (``None`` when there is none), asked together with the keys
@@ -78,19 +75,24 @@ class Lookups:
                 # What ended this session (a restart, a failover) most likely ended the
                 # other pooled ones too: they are replaced on their next use, rather than
                 # each failing a request (or this retry) first.
-                await self._pool.expire_connections()
+                self._kept.expire()
                 return await self._fetch(sql, args)
 
     async def _fetch(self, sql: str, args: tuple[object, ...]) -> list[asyncpg.Record]:
-        async with self._pool.acquire(timeout=5) as conn:
-            try:
-                return list(await conn.fetch(sql, *args))
-            except asyncpg.InternalClientError:
-                # The server ended the session while the connection sat in the pool, and
-                # its protocol was left mid-exchange: never usable again, so the pool must
-                # not hand it out twice.
-                conn.terminate()
-                raise
+        conn = await self._kept.acquire()
+        try:
+            rows: list[asyncpg.Record] = await conn.fetch(sql, *args)
+        except asyncpg.PostgresError:
+            self._kept.release(conn)  # the server answered with an error: the exchange ended
+            raise
+        except BaseException:
+            # Cancelled, timed out, or the connection failed (the server ended the session
+            # while it sat idle, and its protocol was left mid-exchange): it may never be
+            # usable again, so it is not handed out twice.
+            self._kept.discard(conn)
+            raise
+        self._kept.release(conn)
+        return rows
 
     async def close(self) -> None:
-        await self._pool.close()
+        await self._kept.close()

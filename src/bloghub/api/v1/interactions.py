@@ -23,6 +23,7 @@ from bloghub.api.consistent import (
 from bloghub.api.http import JSON, Endpoint, container, parse_body, parse_query
 from bloghub.api.idempotency import answering, idempotent
 from bloghub.api.interaction_queries import MAX_COLLECTIONS, InteractionQueries, Mine
+from bloghub.api.rate_limit import SessionRead
 from bloghub.api.v1.article_schemas import PageQuery, PublishedOut, PublishedSummary
 from bloghub.api.v1.interaction_schemas import (
     CollectedArticle,
@@ -40,6 +41,7 @@ from bloghub.api.v1.sessions import caller
 from bloghub.bootstrap import Container
 from bloghub.commands.interactions import Made, Target, collect, create_collection, like
 from bloghub.errors import CatchingUp, InvalidInput, NotFound
+from bloghub.events.position import Position
 from bloghub.events.topics import Family
 
 # Publish, withdraw and delete reach this read model from the articles family.
@@ -70,9 +72,20 @@ async def _caught_up(
     however far the projector lags."""
     also = None
     if article_id is not None:
-        also = await container(request).own_writes.visibility_changed(article_id)
+        also = _visibility_read(request, article_id)
+        if also is None:
+            also = await container(request).own_writes.visibility_changed(article_id)
     if await wait_for_reads(request, reads, user_id, also):
         raise CatchingUp("a change to this is still being applied; try again in a moment")
+
+
+def _visibility_read(request: Request, article_id: str) -> Position | None:
+    """The article's last withdraw or delete as the rate limiter read it in its round trip
+    (api/rate_limit.py: ``added_to``); None when it did not."""
+    read: SessionRead | None = getattr(request.state, "session_read", None)
+    if read is None or read.article is None or read.article[0] != article_id:
+        return None
+    return container(request).own_writes.parse(read.article[1])
 
 
 async def _target(request: Request, article_id: str) -> Target | None:
