@@ -126,6 +126,43 @@ async def test_a_draft_edit_of_a_published_article_keeps_its_slug_until_publishe
     assert errors(await client.get(f"/api/articles/{slug}", headers=jake.auth), 404)
 
 
+async def test_an_unpublished_draft_takes_no_address_from_anyone(
+    client: httpx.AsyncClient,
+) -> None:
+    """A slug is reserved at an article's first publish, not at its draft: whoever writes
+    an article of the same title meanwhile gets the plain slug, so no suffix tells them
+    that someone's unpublished draft bears that title (an edit of the draft neither)."""
+    jake, ann = await register(client), await register(client)
+    v1 = {"authorization": f"Bearer {jake.token}"}
+    title, renamed = unique_name("Quiet plans "), unique_name("Quieter plans ")
+    made = await client.post(
+        "/v1/articles", json={"title": title, "content": "draft", "tags": []}, headers=v1
+    )
+    assert made.status_code == 201, made.text
+    article_id = made.json()["article"]["id"]
+    edited = await client.put(
+        f"/v1/articles/{article_id}",
+        json={"title": renamed, "content": "draft", "tags": []},
+        headers=v1,
+    )
+    assert edited.status_code == 200, edited.text
+    slug, renamed_slug = (t.lower().replace(" ", "-") for t in (title, renamed))
+    assert (await write(client, ann, title))["slug"] == slug
+    assert (await write(client, ann, renamed))["slug"] == renamed_slug
+    # The draft's publish takes an address then, and is read by it.
+    published = await client.post(f"/v1/articles/{article_id}/publish", headers=v1)
+    assert published.status_code == 200, published.text
+    listed = await client.get(
+        "/api/articles",
+        params={"author": jake.username},
+        headers={"bloghub-after": published.headers["bloghub-position"]},
+    )
+    (own,) = listed.json()["articles"]
+    assert own["slug"].startswith(renamed_slug + "-")
+    shown = await client.get(f"/api/articles/{own['slug']}")
+    assert shown.json()["article"]["title"] == renamed
+
+
 async def test_a_title_that_makes_a_routes_name_gets_a_suffix_and_is_read_by_it(
     client: httpx.AsyncClient,
 ) -> None:
@@ -166,15 +203,20 @@ async def test_a_write_answers_the_times_the_next_read_shows(client: httpx.Async
     changed = put.json()["article"]
     assert (changed["createdAt"], changed["updatedAt"]) == await read(made["slug"])
     assert changed["createdAt"] == made["createdAt"], "the first publication"
-    # A `/v1` draft is first published by its author's PUT.
+    # A `/v1` draft has no address here until it is published; then its update answers
+    # the times its next read shows too.
     v1 = {"authorization": f"Bearer {jake.token}"}
     title = unique_name("Drafted ")
     draft = {"title": title, "content": "Not yet", "tags": []}
-    assert (await client.post("/v1/articles", json=draft, headers=v1)).status_code == 201
+    drafted = await client.post("/v1/articles", json=draft, headers=v1)
+    assert drafted.status_code == 201, drafted.text
     slug = title.lower().replace(" ", "-")
-    put = await client.put(
-        f"/api/articles/{slug}", json={"article": {"body": "Now"}}, headers=jake.auth
-    )
+    url = f"/api/articles/{slug}"
+    assert errors(await client.put(url, json={"article": {"body": "Now"}}, headers=jake.auth), 404)
+    article_id = drafted.json()["article"]["id"]
+    assert (await client.post(f"/v1/articles/{article_id}/publish", headers=v1)).is_success
+    put = await client.put(url, json={"article": {"body": "Now"}}, headers=jake.auth)
+    assert put.status_code == 200, put.text
     published = put.json()["article"]
     assert (published["createdAt"], published["updatedAt"]) == await read(slug)
 

@@ -147,3 +147,22 @@ async def test_guesses_sent_at_once_are_counted_before_they_are_checked(
     assert after.status_code == 429, after.text
     # The owner, elsewhere, is not.
     assert (await log_in(client, email, PASSWORD, "203.0.113.23")).status_code == 200
+
+
+async def test_the_right_password_sent_many_times_at_once_locks_nothing(
+    client: httpx.AsyncClient, unique_email: Callable[[], str]
+) -> None:
+    """A client logging in from several tabs at once: those past the limit's number in
+    flight are asked to retry in a second, and nothing is locked, as nothing failed."""
+    email = await account(client, unique_email)
+    owner = "203.0.113.61"
+    answers = await asyncio.gather(*(log_in(client, email, PASSWORD, owner) for _ in range(12)))
+    statuses = [a.status_code for a in answers]
+    assert set(statuses) <= {200, 429}, statuses
+    assert statuses.count(200) >= 5, statuses
+    for refused in (a for a in answers if a.status_code == 429):
+        assert refused.headers["retry-after"] == "1", refused.text
+        assert "at once" in refused.json()["error"]["message"]
+    for _ in range(3):
+        again = await log_in(client, email, PASSWORD, owner)
+        assert again.status_code == 200, again.text

@@ -30,23 +30,30 @@ from bloghub.client_address import client_key
 from bloghub.errors import RateLimited
 
 WINDOW_S = 15 * 60
+BUSY_RETRY_S = 1
+
+
+class TooManyAtOnce(RateLimited):
+    """Refused unchecked while as many attempts as the limit are counted: some of them may
+    still succeed, so nothing is locked."""
 
 # An attempt is counted *before* its password is checked, as a failure until it succeeds:
 # counted after, a burst of guesses sent at once would all be checked before the first was
 # counted, and get past any limit (and the right password among them would start a session).
 
 # KEYS: attempts, lock. ARGV: window_s, threshold, lock_s. Returns {seconds left of the lock
-# refusing this attempt (0: go ahead), 1 if this attempt started that lock}: one past the
-# threshold of attempts still counted locks the subject.
+# refusing this attempt (0: none), 1 if it is refused because ``threshold`` attempts are
+# counted already}. Such an attempt is neither checked nor counted, and locks nothing: the
+# lock follows failures (``_FAIL``), not attempts still being checked, so a client that
+# sends its right password several times at once is not locked out by it.
 _ATTEMPT = """
 local left = redis.call('TTL', KEYS[2])
 if left > 0 then return {left, 0} end
 local n = redis.call('INCR', KEYS[1])
 if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
 if n > tonumber(ARGV[2]) then
-  redis.call('SET', KEYS[2], '1', 'EX', ARGV[3])
-  redis.call('DEL', KEYS[1])
-  return {tonumber(ARGV[3]), 1}
+  redis.call('DECR', KEYS[1])
+  return {0, 1}
 end
 return {0, 0}
 """
@@ -132,13 +139,19 @@ class FailureLimit:
 
     async def attempt(self, who: str, what: str) -> None:
         """Count an attempt of ``who`` before it is checked; ``RateLimited`` (naming
-        ``what`` is refused) while ``who`` is locked, or if this attempt locks it."""
+        ``what`` is refused) while ``who`` is locked, ``TooManyAtOnce`` while as many of
+        its attempts as the threshold are counted (failed, or still being checked)."""
         async with redis_translated():
-            left, _ = await self._attempt(keys=self._keys(who), args=self._args)
+            left, busy = await self._attempt(keys=self._keys(who), args=self._args)
         if int(left):
             raise RateLimited(
                 f"too many failed {what}; try again in {wait_text(int(left))}",
                 retry_after_s=int(left),
+            )
+        if int(busy):
+            raise TooManyAtOnce(
+                f"too many {what} at once; try again in {wait_text(BUSY_RETRY_S)}",
+                retry_after_s=BUSY_RETRY_S,
             )
 
     async def failed(self, who: str) -> int:
@@ -212,8 +225,9 @@ class LoginLockout:
             except RateLimited:
                 await self._ip.succeeded(client)  # refused unchecked: no attempt at a password
                 raise
-        except RateLimited:
-            security_event("login.refused", ip=ip, user_id=user_id, reason="locked")
+        except RateLimited as refused:
+            reason = "at_once" if isinstance(refused, TooManyAtOnce) else "locked"
+            security_event("login.refused", ip=ip, user_id=user_id, reason=reason)
             raise
         async with redis_translated():
             left_ms, counted, delay_ms = await self._account_attempt(

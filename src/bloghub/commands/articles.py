@@ -67,11 +67,28 @@ async def create_article(
     draft: Draft, deps: CommandDeps, caller: Caller, *, publish: bool = False
 ) -> Changed:
     """A new draft; with ``publish``, drafted and published in one append (RealWorld has no
-    drafts), so a failure can never leave a draft the caller was told is not there."""
+    drafts), so a failure can never leave a draft the caller was told is not there.
+
+    A draft has no slug: a slug is an article's public address, reserved when it is first
+    published (``publish_article``). Reserved at the draft, it told anyone whose article of
+    the same title got a suffixed slug that someone's unpublished draft bore that title,
+    and cost every draft a claim and its confirmation."""
     author = _author(caller)
     article_id = new_id_str()
-    key = await reserve_slug(deps, draft.title, article_id)
-    keys: list[Key] = [key]
+    keys: list[Key] = []
+    slug = None
+    version = 1
+    if publish:
+        slug_key = await reserve_slug(deps, draft.title, article_id)
+        keys.append(slug_key)
+        slug = slug_key[1]
+        version = 2
+        try:
+            step = await deps.reservations.reserve_step(VERSION_KIND, article_id, version, author)
+        except BaseException:
+            await deps.reservations.release(*slug_key)
+            raise
+        keys.append((VERSION_KIND, step, author))
     events: list[Event] = [
         ArticleDrafted(
             article_id=article_id,
@@ -80,29 +97,26 @@ async def create_article(
             title=draft.title,
             content=draft.content,
             tags=draft.tags,
-            slug=key[1],
+            slug=slug,
             description=draft.description,
         )
     ]
-    version = 1
     if publish:
-        version = 2
-        try:
-            step = await deps.reservations.reserve_step(VERSION_KIND, article_id, version, author)
-        except BaseException:
-            await deps.reservations.release(*key)
-            raise
-        keys.append((VERSION_KIND, step, author))
-        state = ArticleState(article_id, author, 1, "draft", draft, key[1])
-        events.append(_carrying(ArticlePublished, state, draft)(version, key[1]))
+        state = ArticleState(article_id, author, 1, "draft", draft, slug)
+        events.append(_carrying(ArticlePublished, state, draft)(version, slug))
     at = datetime.now(UTC)
     try:
-        # A slug is looked up for its holder only: the answer need not wait to confirm it.
-        position = await deps.record_holding_all(caller, keys, *events, settled_first=False, at=at)
+        if keys:
+            # A slug is looked up for its holder only: the answer need not wait to confirm it.
+            position = await deps.record_holding_all(
+                caller, keys, *events, settled_first=False, at=at
+            )
+        else:
+            position = await deps.record(caller, *events, at=at)
     except Indeterminate as unsure:
         # The draft may still be recorded: whoever waits for it learns its id with it.
-        raise unsure.then(lambda pos: Changed(article_id, version, pos, key[1], at)) from unsure
-    return Changed(article_id, version, position, key[1], at)
+        raise unsure.then(lambda pos: Changed(article_id, version, pos, slug, at)) from unsure
+    return Changed(article_id, version, position, slug, at)
 
 
 async def edit_draft(
@@ -121,8 +135,9 @@ async def edit_draft(
     make = _carrying(DraftEdited, current, draft)
     # A published article's slug is its public address: it follows the published title,
     # so an edit not yet published neither moves it (which would show the draft's title
-    # in every link) nor frees it for another article to take.
-    retitled = None if current.status == "published" else draft.title
+    # in every link) nor frees it for another article to take. A draft never published
+    # has none until its publish reserves one (``create_article``).
+    retitled = None if current.status == "published" or current.slug is None else draft.title
     return await _change(current, deps, caller, make, retitled=retitled)
 
 
