@@ -37,6 +37,7 @@ class TooManyAtOnce(RateLimited):
     """Refused unchecked while as many attempts as the limit are counted: some of them may
     still succeed, so nothing is locked."""
 
+
 # An attempt is counted *before* its password is checked, as a failure until it succeeds:
 # counted after, a burst of guesses sent at once would all be checked before the first was
 # counted, and get past any limit (and the right password among them would start a session).
