@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import unicodedata
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 
@@ -253,3 +254,26 @@ async def test_token_answers_are_never_stored(
     for issued in (answer, rotated):
         assert issued.status_code == 200, issued.text
         assert issued.headers["cache-control"] == "no-store"
+
+
+async def test_a_password_typed_decomposed_signs_in_as_typed_composed(
+    client: httpx.AsyncClient, unique_email: Callable[[], str]
+) -> None:
+    """An account made on one device logs in from another whose keyboard sends "ü" as "u"
+    and a combining mark (NFD), and the other way round."""
+    password = unicodedata.normalize("NFC", "Pässw0rd!ü")
+    forms: tuple[tuple[Literal["NFC", "NFD"], Literal["NFC", "NFD"]], ...] = (
+        ("NFC", "NFD"),
+        ("NFD", "NFC"),
+    )
+    for made, typed in forms:
+        email = unique_email()
+        body = signup_body(email, unicodedata.normalize(made, password))
+        assert (await client.post("/v1/users", json=body)).status_code == 201
+        login_body = {"email": email, "password": unicodedata.normalize(typed, password)}
+
+        def log_in(b: dict[str, str] = login_body) -> Awaitable[httpx.Response]:
+            return client.post("/v1/auth/login", json=b)
+
+        answer = await once_caught_up(log_in)
+        assert answer.status_code == 200, answer.text

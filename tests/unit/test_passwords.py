@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import unicodedata
+
 import pytest
+from passlib.context import CryptContext
 
 from bloghub.auth.passwords import PasswordHasher, password_problems
 
@@ -31,3 +34,23 @@ async def test_hash_verifies_only_the_right_password() -> None:
     assert await hasher.verify("s3cret-Pass!", hashed)
     assert not await hasher.verify("s3cret-Pass?", hashed)
     assert not await hasher.verify("s3cret-Pass!", None)
+
+
+async def test_the_same_visible_password_in_any_normal_form_is_the_same_password() -> None:
+    """A keyboard that sends "ü" decomposed (NFD), or full-width letters, types the same
+    password as one that sends it composed."""
+    hasher = PasswordHasher("argon2")
+    composed = unicodedata.normalize("NFC", "Pässw0rd!ü")
+    hashed = await hasher.hash(composed)
+    assert await hasher.verify(unicodedata.normalize("NFD", composed), hashed)
+    wide = await hasher.hash("".join(chr(ord(c) + 0xFEE0) for c in "Pass123!"))  # full width
+    assert await hasher.verify("Pass123!", wide)
+    assert not await hasher.verify(unicodedata.normalize("NFD", "Pässw0rd!u"), hashed)
+
+
+async def test_a_password_hashed_as_typed_before_normalising_still_verifies() -> None:
+    hasher = PasswordHasher("argon2")
+    typed = unicodedata.normalize("NFD", "Pässw0rd!ü")
+    legacy = CryptContext(schemes=["argon2"]).hash(typed)  # as hash() made it before
+    assert await hasher.verify(typed, legacy)
+    assert not await hasher.verify("Passw0rd!u", legacy)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import unicodedata
 
 from passlib.context import CryptContext
 
@@ -26,6 +27,13 @@ def password_problems(password: str) -> list[str]:
     return problems
 
 
+def stabilized(password: str) -> str:
+    """The password as it is hashed: NFKC, as NIST SP 800-63B asks, so the same visible
+    password typed on another device (a keyboard that sends "ü" decomposed, as macOS and
+    iOS ones can, or full-width forms) is the same password."""
+    return unicodedata.normalize("NFKC", password)
+
+
 class PasswordHasher:
     def __init__(self, scheme: str = "argon2") -> None:
         self._ctx = CryptContext(schemes=[scheme], deprecated="auto")
@@ -33,9 +41,12 @@ class PasswordHasher:
         self._decoy = self._ctx.hash("decoy-password-1!")
 
     async def hash(self, password: str) -> str:
-        return await asyncio.to_thread(self._ctx.hash, password)
+        return await asyncio.to_thread(self._ctx.hash, stabilized(password))
 
     async def verify(self, password: str, hashed: str | None) -> bool:
         target = hashed or self._decoy
-        ok = await asyncio.to_thread(self._ctx.verify, password, target)
+        ok = await asyncio.to_thread(self._ctx.verify, stabilized(password), target)
+        if not ok and hashed is not None and stabilized(password) != password:
+            # Hashed as typed before passwords were normalised: the form typed then.
+            ok = await asyncio.to_thread(self._ctx.verify, password, target)
         return bool(ok) and hashed is not None
