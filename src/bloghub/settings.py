@@ -34,6 +34,23 @@ class Mode(StrEnum):
     PRODUCTION = "production"
 
 
+DEV_DATABASE_PASSWORD = "bloghub"  # the development default's (``database_url``)
+
+
+def _database_passwords(url: str) -> set[str]:
+    """The passwords a database URL gives, however it is written: in its user part
+    (percent-decoded) or as a ``password`` query parameter, which the driver also takes."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return set()
+    given = parsed.query.get("password", ())
+    found = {given} if isinstance(given, str) else set(given)
+    if parsed.password is not None:
+        found.add(str(parsed.password))
+    return found
+
+
 class InsecureSettings(RuntimeError):
     """Production mode was asked for with development secrets or addresses."""
 
@@ -285,7 +302,7 @@ class Settings(BaseSettings):
         ]
         if self.access_token_secret == self.refresh_token_secret:
             weak.append("refresh_token_secret (equal to access_token_secret)")
-        if "bloghub:bloghub@" in self.database_url.get_secret_value():
+        if DEV_DATABASE_PASSWORD in _database_passwords(self.database_url.get_secret_value()):
             weak.append("database_url (development password)")
         if self.wechat_appid and _is_weak(self.wechat_secret):
             weak.append("wechat_secret")

@@ -65,6 +65,31 @@ def test_production_refuses_one_key_for_both_tokens() -> None:
         production(refresh_token_secret=SecretStr("a" * 40))
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql+asyncpg://bloghub:bloghub@db:5432/bloghub",
+        "postgresql+asyncpg://bloghub:%62loghub@db:5432/bloghub",  # percent-encoded
+        "postgresql+asyncpg://bloghub@db:5432/bloghub?password=bloghub",  # as a parameter
+        "postgresql+asyncpg://app:bloghub@db:5432/app",  # another user, the same password
+    ],
+)
+def test_production_refuses_the_development_database_password_however_written(
+    url: str,
+) -> None:
+    with pytest.raises(InsecureSettings, match="database_url"):
+        production(database_url=SecretStr(url))
+
+
+def test_production_takes_a_database_url_with_a_real_password_or_none() -> None:
+    for url in (
+        "postgresql+asyncpg://bloghub:%62loghub-2@db:5432/bloghub",
+        "postgresql+asyncpg://app@db:5432/app?password=Xy9-long",
+        "postgresql+asyncpg://app@db:5432/app",  # a password from elsewhere (.pgpass)
+    ):
+        assert production(database_url=SecretStr(url)).mode is Mode.PRODUCTION
+
+
 def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("BLOGHUB_PREFIX", "staging")
     monkeypatch.setenv("BLOGHUB_TOPIC_PARTITIONS", "12")
