@@ -139,3 +139,25 @@ async def test_an_account_without_a_nickname_goes_by_its_id_and_no_one_can_take_
     # Its address still leads to it.
     profile = await client.get(f"/api/profiles/{author}")
     assert profile.json()["profile"]["username"] == author
+
+
+async def test_no_one_takes_the_name_erased_authors_are_shown_by(
+    client: httpx.AsyncClient, unique_email: Callable[[], str]
+) -> None:
+    """An erased author's articles show "deleted user": an account by that name (in any
+    spelling usernames fold together) would receive every such author's profile link."""
+    tokens = await login(client, await account(client, unique_email))
+    me = bearer(tokens["access_token"])
+    jake = await register(client)
+    wide = "".join(chr(ord(ch) + 0xFEE0) for ch in "deleted") + " user"  # full-width letters
+    for spelling in ("deleted user", "Deleted User", "DELETED USER", wide):
+        body = {"user": {"username": spelling, "email": unique_email(), "password": PASSWORD}}
+        assert "username" in errors(await client.post("/api/users", json=body), 422)
+        renamed = await client.put(
+            "/api/user", json={"user": {"username": spelling}}, headers=jake.auth
+        )
+        assert "username" in errors(renamed, 422)
+        patched = await client.patch("/v1/users/me", json={"nickname": spelling}, headers=me)
+        assert patched.status_code == 422, patched.text
+        assert "erased" in patched.json()["error"]["fields"]["nickname"]
+    assert (await client.get("/api/profiles/deleted%20user")).status_code == 404

@@ -42,6 +42,11 @@ _IGNORABLE = re.compile(
 )
 
 
+# What RealWorld shows as an erased author's username: no account may take it (in any
+# spelling its key folds together), or an erased author's articles would link to it.
+ERASED_NAME = "deleted user"
+
+
 def username_key(nickname: str) -> str:
     """Nicknames are unique regardless of case, of compatibility forms and of characters
     that show nothing: "Jake", "jake", "Jake" in full-width letters and "jake" with a

@@ -9,8 +9,9 @@ from typing import Any
 
 from bloghub.api.article_queries import abstract
 from bloghub.api.queries import UserRow
+from bloghub.commands.users import ERASED_NAME
 
-DELETED_USER = "deleted user"  # an erased author's articles stay, under this name
+DELETED_USER = ERASED_NAME  # an erased author's articles stay, under this name
 
 
 def timestamp(at: datetime) -> str:

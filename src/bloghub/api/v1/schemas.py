@@ -31,7 +31,7 @@ from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema, SchemaValidator, core_schema
 
 from bloghub.auth.passwords import MAX_LENGTH, MIN_LENGTH, password_problems
-from bloghub.commands.users import username_key
+from bloghub.commands.users import ERASED_NAME, username_key
 
 
 @lru_cache(maxsize=64)
@@ -313,6 +313,7 @@ ADDRESSABLE = (
     Rule(r"[^.]", "must not be dots only"),
 )
 LOOKS_LIKE_AN_ID = "must not be an account id"
+SHOWN_FOR_ERASED = "is the name shown for erased accounts"
 
 
 def is_account_id(name: str) -> bool:
@@ -333,6 +334,8 @@ def is_account_id(name: str) -> bool:
 def _not_an_id(name: str) -> str:
     if is_account_id(name):
         raise ValueError(LOOKS_LIKE_AN_ID)
+    if username_key(name) == username_key(ERASED_NAME):
+        raise ValueError(SHOWN_FOR_ERASED)
     return name
 
 
@@ -343,6 +346,8 @@ def unaddressable(name: str) -> str | None:
     """Why ``name`` cannot be a new nickname for the address it would make, or None."""
     if is_account_id(name):
         return LOOKS_LIKE_AN_ID
+    if username_key(name) == username_key(ERASED_NAME):
+        return SHOWN_FOR_ERASED
     return next((rule.message for rule in ADDRESSABLE if not rule.matches(name)), None)
 
 
