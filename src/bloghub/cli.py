@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import errno
+import logging
 import os
 import signal
 import socket
@@ -72,6 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = load_settings()
         configure_logging(settings)
+        if _one_shot(args):
+            _quiet_kafka_connect_errors()
         return _dispatch(settings, args)
     except Exception as exc:
         # KeyboardInterrupt is no Exception: commands that handle it still do.
@@ -81,6 +84,28 @@ def main(argv: list[str] | None = None) -> int:
         quiet_leftovers()
         print(f"bloghub {args.command}: {said}", file=sys.stderr, flush=True)
         return EXIT_CODE
+
+
+def _one_shot(args: argparse.Namespace) -> bool:
+    """A command that asks once and answers: if Kafka cannot be reached it says so in its
+    one line (``explained``), and aiokafka's own record of the failed connection would be
+    a second. Commands that keep running (serving, projecting, replaying, migrating) keep
+    those records: they tell an operator what a process is waiting for."""
+    if args.command in {"lag", "topics", "db"}:
+        return True
+    if args.command == "migrate":
+        return bool(args.action in {"status", "validate"})
+    return bool(args.command == "replay" and args.status)
+
+
+class _NotKafkaConnectErrors(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Unable connect to")
+
+
+def _quiet_kafka_connect_errors() -> None:
+    logging.getLogger("aiokafka").addFilter(_NotKafkaConnectErrors())
+    logging.getLogger("aiokafka.client").addFilter(_NotKafkaConnectErrors())
 
 
 async def _database_reachable(settings: Settings) -> None:

@@ -80,6 +80,17 @@ async def test_lag_says_what_is_wrong(env: dict[str, str], words: tuple[str, ...
     await explained(env, ("lag",), *words)
 
 
+@pytest.mark.parametrize("args", [("lag",), ("topics",)])
+async def test_kafka_unreachable_is_one_line(args: tuple[str, ...]) -> None:
+    """A command that asks once says it in its own line alone: aiokafka's record of the
+    failed connection is not a second one."""
+    env = {"BLOGHUB_KAFKA_BOOTSTRAP": DOWN}
+    ran, err = await bloghub(env, *args)
+    assert ran.code == 2, ran.out
+    assert err.strip().splitlines() == [err.strip()], err
+    assert "cannot reach Kafka" in err, err
+
+
 @pytest.mark.parametrize(
     "args",
     [
