@@ -190,6 +190,19 @@ async def test_a_finished_replay_releases_its_lease(own: Settings) -> None:
     try:
         assert await lease_holder(stores.redis, own.prefix, "articles") is None
         assert await registry(own, "articles") == {1: "active", 2: "built"}
+        # Written by no one until it is switched in: its lag is what an operator deciding on
+        # `activate` needs, so the lag views list it.
+        engine = make_engine(own.sqlalchemy_url, pool_size=1)
+        try:
+            watched = {
+                (w.name, w.generation): w.state for w in await watched_groups(engine, own.prefix)
+            }
+        finally:
+            await engine.dispose()
+        assert watched[("articles", 2)] == "built"
+        lag = await bloghub(own, "lag")
+        assert lag.code == 0, lag.out
+        assert group_id(own.prefix, "articles", 2) in lag.out
         # Built, no replay running it: dropped without --force.
         await drop_generation(stores, "articles", 2)
     finally:

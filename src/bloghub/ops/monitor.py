@@ -30,7 +30,7 @@ from bloghub.ops.generations_admin import served_by_default
 from bloghub.ops.history import History
 from bloghub.ops.lag import GroupLag, LagReader
 from bloghub.ops.replay_progress import read_progress
-from bloghub.ops.states import Sample, evaluate, waiting_state
+from bloghub.ops.states import Sample, State, evaluate, waiting_state
 from bloghub.projections.catalog import PROJECTOR_FAMILIES
 from bloghub.projections.dead_letters import building_label, dlq_count_key
 from bloghub.projections.heartbeat import read_heartbeats
@@ -40,14 +40,16 @@ from bloghub.projections.stats import applied_key, last_commit_key
 log = structlog.get_logger(__name__)
 
 
-WATCHED = ("active", "building")
+# A ``built`` generation (``replay --no-swap``) is written by no one until it is activated
+# or resumed: its lag, which grows, is what ``activate`` will have to catch up on.
+WATCHED = ("active", "building", "built")
 
 
 @dataclass(frozen=True, slots=True)
 class Watched:
     name: str
     generation: int
-    state: str  # the generation's state: active or building (a replay in progress)
+    state: str  # active, building (a replay in progress) or built (waiting to be switched in)
     group: str
     topics: list[str]
 
@@ -59,7 +61,8 @@ class MonitorConfig:
 
 
 async def watched_groups(engine: AsyncEngine, prefix: str) -> list[Watched]:
-    """Every projector generation that serves or is being built, with its consumer group:
+    """Every projector generation that serves, is being built or was built to be switched
+    in later, with its consumer group:
     a projector with no active generation registered serves generation 1, as the projector
     processes run it."""
     stmt = select(generations.c.projector, generations.c.generation, generations.c.state).where(
@@ -210,12 +213,15 @@ class OpsMonitor:
         samples = [_sample(s) for s in recent]
         instances = await self._instances(w)
         waiting = [wait for i in instances for wait in i["waiting"]]
-        state = waiting_state(wait["reason"] for wait in waiting) or evaluate(
-            samples,
-            now=now,
-            window_s=self._cfg.window_s,
-            first_seen=await self.history.first_seen(w.group),
-        )
+        if w.state == "built":
+            state = State.BUILT  # no one writes it until activated: a lag that grows is no stop
+        else:
+            state = waiting_state(wait["reason"] for wait in waiting) or evaluate(
+                samples,
+                now=now,
+                window_s=self._cfg.window_s,
+                first_seen=await self.history.first_seen(w.group),
+            )
         return {
             "projector": w.name,
             "generation": w.generation,
@@ -250,7 +256,8 @@ class OpsMonitor:
         keys = []
         for w in watched:
             # A replay's dead letters are counted apart from the serving generation's.
-            label = building_label(w.name, w.generation) if w.state == "building" else w.name
+            building = w.state in ("building", "built")
+            label = building_label(w.name, w.generation) if building else w.name
             keys += [
                 dlq_count_key(prefix, label),
                 last_commit_key(prefix, w.group),

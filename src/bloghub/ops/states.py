@@ -29,6 +29,7 @@ class State(StrEnum):
     ERR = "ERR"
     STORE = "STORE"
     UPGRADE = "UPGRADE"
+    BUILT = "BUILT"  # built by ``replay --no-swap``, written by no one until switched in
 
 
 # What heartbeats name as the reason an instance waits (projections.heartbeat.WaitReason).

@@ -166,7 +166,8 @@
     parts.replaceChildren();
     for (const p of snap.projectors) {
       const tr = el('tr', { 'data-projector': p.projector, 'data-generation': p.generation });
-      tr.append(el('td', {}, p.projector + (p.serving ? '' : ' (building)')),
+      const role = p.serving ? '' : p.state === 'BUILT' ? ' (built)' : ' (building)';
+      tr.append(el('td', {}, p.projector + role),
         el('td', { class: 'n' }, p.generation),
         el('td', {}, '')); // state cell filled below
       // Why it waits (the store, or an event newer than the code) shows on hover.
