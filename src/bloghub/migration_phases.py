@@ -84,3 +84,8 @@ def must_catch_up(current: Phase, wanted: Phase) -> Store | None:
     if reads_from(current) is not reads_from(wanted):
         return reads_from(wanted)
     return None
+
+
+# Reads of these join tables that stay in the main database (the write-side index), so
+# their read model cannot live in another one.
+PINNED_TO_MAIN = {"users": "its reads join the write-side index (reservations)"}

@@ -104,6 +104,16 @@ async def test_a_lag_reader_started_and_closed_at_once_closes_cleanly(own: Setti
         await reader.close()
 
 
+async def test_migrating_an_unknown_projector_names_only_those_that_can_move(
+    own: Settings,
+) -> None:
+    target = own.sqlalchemy_url.rsplit("/", 1)[0] + "/never_made"
+    ran = await bloghub(own, "migrate", "start", "nosuch", "--to", target)
+    refused(ran, "'nosuch' has no PostgreSQL read model to migrate", "articles, social")
+    movable = " ".join(ran.out.split()).split("those that do:", 1)[1]
+    assert "users" not in movable, ran.out  # refused whenever asked: its reads join the index
+
+
 async def test_migrate_status_with_no_migrations(own: Settings) -> None:
     ran = await bloghub(own, "migrate", "status")
     assert ran.code == 0, ran.out

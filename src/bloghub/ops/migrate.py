@@ -43,6 +43,7 @@ from bloghub.adapters.postgres.tables import checkpoints
 from bloghub.errors import StoreRejected, Transient, Unavailable
 from bloghub.events.base import registry
 from bloghub.migration_phases import (
+    PINNED_TO_MAIN,
     MigrationRefused,
     Phase,
     Store,
@@ -67,10 +68,6 @@ from bloghub.settings import Settings, asyncpg_url
 log = structlog.get_logger(__name__)
 
 Show = Callable[[ReplayProgress], None]
-
-# Reads of these join tables that stay in the main database (the write-side index), so
-# their read model cannot live in another one.
-PINNED_TO_MAIN = {"users": "its reads join the write-side index (reservations)"}
 
 
 class NotMigrated(MigrationRefused):

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bloghub.adapters.postgres.migrations import Migration
 from bloghub.events.base import Recorded
 from bloghub.events.topics import Family
-from bloghub.migration_phases import MigrationRefused, Store, reads_from, writes
+from bloghub.migration_phases import PINNED_TO_MAIN, MigrationRefused, Store, reads_from, writes
 from bloghub.projections.catalog import POSTGRES_PROJECTORS
 from bloghub.projections.port import TP, Projector
 from bloghub.projections.postgres_sink import PostgresProjector
@@ -57,9 +57,10 @@ def projector_in(
     cache entries and side effects; the other is written quietly."""
     cls = POSTGRES_PROJECTORS.get(name)
     if cls is None:
+        movable = [n for n in POSTGRES_PROJECTORS if n not in PINNED_TO_MAIN]
         raise MigrationRefused(
-            f"{name!r} has no PostgreSQL read model to migrate; "
-            f"those that do: {', '.join(POSTGRES_PROJECTORS)}"
+            f"{name!r} has no PostgreSQL read model to migrate; those that do: "
+            + ", ".join(movable)
         )
     placed = dataclasses.replace(
         stores,
