@@ -6,10 +6,15 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
+from pydantic import SecretStr
 
+from bloghub.commands.context import Caller
+from bloghub.commands.users import bind_phone
+from bloghub.errors import Conflict
 from bloghub.settings import Settings
 from tests.conftest import LiveServer
 from tests.e2e.test_accounts import PASSWORD
@@ -17,6 +22,7 @@ from tests.e2e.test_sessions import account, bearer, login
 from tests.e2e.test_sms_abuse import Site, site
 from tests.e2e.test_sms_login import code_sent_to, new_phone
 from tests.sms_gateway import Gateway
+from tests.wechat_server import APPID, SECRET, WeChatServer, wechat_server
 
 
 @pytest.fixture
@@ -159,3 +165,75 @@ async def test_a_password_change_guesses_under_the_same_attempt_limit(
     assert relogin.status_code == 200, "the password is unchanged and login still works"
     changed = await change(PASSWORD, relogin.json()["access_token"])
     assert changed.status_code == 204, "another session of the owner is not locked"
+
+
+@pytest.fixture
+async def wechat_sms(
+    settings: Settings, live_api: LiveServer, gateway: Gateway
+) -> AsyncIterator[tuple[Site, WeChatServer]]:
+    """SMS codes and WeChat login on one site: an account made by WeChat has no password
+    and no phone to prove itself with."""
+    async with wechat_server({"code-w": ("openid-bind-race", None)}) as fake:
+        wechat = {
+            "wechat_appid": APPID,
+            "wechat_secret": SecretStr(SECRET),
+            "wechat_token_url": fake.token_url,
+        }
+        async with site(settings, gateway, **wechat) as s:
+            yield s, fake
+
+
+async def test_binds_at_once_on_an_account_with_nothing_to_prove_bind_one_phone(
+    wechat_sms: tuple[Site, WeChatServer],
+) -> None:
+    """Only the first phone of such an account is bound on its code alone. Sent at once,
+    the bindings after the first find the phone changed since they were asked (409),
+    rather than replace it without the proof it now needs."""
+    sms, _ = wechat_sms
+    authurl = await sms.client.get("/v1/auth/wechat/authurl")
+    state = parse_qs(urlsplit(authurl.json()["url"]).query)["state"][0]
+    signed_in = await sms.client.get(f"/v1/auth/wechat/callback?code=code-w&state={state}")
+    assert signed_in.status_code == 200, signed_in.text
+    token = signed_in.json()["access_token"]
+    phones = [new_phone() for _ in range(12)]
+    codes = [await code_for(sms, phone, "bind") for phone in phones]
+
+    async def bind_after(delay_s: float, phone: str, code: str) -> httpx.Response:
+        # Spread out: some read the account before the first binding and take the
+        # account's turn after it ended.
+        await asyncio.sleep(delay_s)
+        return await bind(sms, token, phone=phone, code=code)
+
+    answers = await asyncio.gather(
+        *(bind_after(i * 0.004, p, c) for i, (p, c) in enumerate(zip(phones, codes, strict=True)))
+    )
+    statuses = [a.status_code for a in answers]
+    assert statuses.count(200) == 1, [a.text for a in answers]
+    assert set(statuses) <= {200, 409}, [a.text for a in answers]
+    (bound,) = [p for p, a in zip(phones, answers, strict=True) if a.status_code == 200]
+    assert await phone_of(sms, token) == f"+86{bound}"
+    # Another phone now needs a code to the one bound.
+    later = new_phone()
+    alone = await bind(sms, token, phone=later, code=await code_for(sms, later, "bind"))
+    assert alone.status_code == 401, alone.text
+
+
+async def test_a_binding_proven_against_a_phone_since_replaced_is_refused(
+    sms: Site, unique_email: Callable[[], str]
+) -> None:
+    """The rule behind the race above, step by step: a binding whose owner's proof rests on
+    the account's phone (a code to it, or none while it had none) is refused once another
+    binding changed that phone; a password's proof holds whatever the phone."""
+    user_id = (await login(sms.client, await account(sms.client, unique_email)))["user"]["id"]
+    commands, who = sms.live.container.commands, Caller(user_id, None)
+    first, second, third, fourth = (f"+86{new_phone()}" for _ in range(4))
+    await bind_phone(commands, who, user_id=user_id, phone=first, proven_with=None)
+    with pytest.raises(Conflict, match="phone changed"):
+        # Asked while the account had no phone, decided after ``first`` was bound.
+        await bind_phone(commands, who, user_id=user_id, phone=second, proven_with=None)
+    await bind_phone(commands, who, user_id=user_id, phone=third, proven_with=first)
+    with pytest.raises(Conflict, match="phone changed"):
+        await bind_phone(commands, who, user_id=user_id, phone=fourth, proven_with=first)
+    await bind_phone(commands, who, user_id=user_id, phone=fourth)  # by password
+    held = await commands.reservations.held_by("phone", user_id)
+    assert held == [fourth] or fourth in held

@@ -310,13 +310,35 @@ async def account_turn(deps: CommandDeps, user_id: str) -> AsyncIterator[Account
         await deps.after("end_account_turn", end, owner=user_id)
 
 
-async def bind_phone(deps: CommandDeps, caller: Caller, *, user_id: str, phone: str) -> Position:
+NO_PROOF_CHANGE = object()  # the owner's proof holds whatever phone the account has
+
+
+async def bind_phone(
+    deps: CommandDeps,
+    caller: Caller,
+    *,
+    user_id: str,
+    phone: str,
+    proven_with: str | object | None = NO_PROOF_CHANGE,
+) -> Position:
     """Bind ``phone`` (already proven by an SMS code, and the caller proven the account's
     owner) to the account; 409 if another account holds it, or if another change of the
     account is under way. In the account's turn, the phones it holds are read from the
-    write-side index; once the binding is recorded, every other one is freed."""
+    write-side index; once the binding is recorded, every other one is freed.
+
+    ``proven_with``: the phone the account had when its owner was proven, when the proof
+    rests on it (a code to that phone, or none at all for an account with no password and
+    no phone). A binding made meanwhile (two at once) leaves that proof behind: 409, and
+    the retry is asked for a proof against the phone bound now."""
     async with account_turn(deps, user_id) as turn:
         held = await deps.reservations.held_by("phone", user_id)
+        if proven_with is not NO_PROOF_CHANGE and (
+            proven_with not in held if proven_with is not None else held
+        ):
+            raise Conflict(
+                "the account's phone changed while this was asked; prove it is you again",
+                fields={"phone": "changed meanwhile"},
+            )
         if phone not in held:
             try:
                 await deps.reservations.reserve("phone", phone, user_id)

@@ -38,7 +38,13 @@ from bloghub.auth.sms.phones import mask_phone, normalise_phone
 from bloghub.auth.sms.sender import Delivery
 from bloghub.auth.tokens import Claims
 from bloghub.commands.sessions import start_session
-from bloghub.commands.users import account_for, bind_phone, change_password, login_epoch
+from bloghub.commands.users import (
+    NO_PROOF_CHANGE,
+    account_for,
+    bind_phone,
+    change_password,
+    login_epoch,
+)
 from bloghub.errors import Forbidden, NotFound, RateLimited, Unauthorized
 from bloghub.events.users import UserRegisteredByPhone
 
@@ -217,11 +223,15 @@ async def bind(request: Request) -> Response:
     # Read before the write (once it is recorded, nothing may turn its answer into an
     # error): the answer is the profile, as GET /v1/users/me gives it.
     unread = await unread_count(request, claims.user_id)
+    by_password = body.current_password is not None and row.password_hash is not None
     position = await bind_phone(
         container(request).commands,
         caller(request),
         user_id=claims.user_id,
         phone=body.phone,
+        # A password proves the owner whatever the phone; a code to the phone, or no proof
+        # at all (no password, no phone), only while the account's phone is what it was.
+        proven_with=NO_PROOF_CHANGE if by_password else row.phone,
     )
     changed = {"phone": body.phone, "unread_notifications": unread}
     out = ProfileEnvelope(user=profile_out(row).model_copy(update=changed))
