@@ -168,3 +168,29 @@ async def test_waiters_are_told_when_the_connections_close(settings: Settings) -
         await waiting
     kept.release(held)  # given back after the close: ended, not kept
     assert held.is_closed()
+
+
+async def test_connections_idle_past_their_lifetime_are_closed_and_opened_anew(
+    settings: Settings,
+) -> None:
+    """What a burst opened does not sit idle for good: a firewall that forgets idle flows
+    without a word would leave such a connection to hang the statement that next takes it."""
+
+    async def connect() -> asyncpg.Connection:
+        return await asyncpg.connect(settings.asyncpg_dsn)
+
+    kept = KeptConnections(connect, size=3, max_idle_s=0.3)
+    try:
+        burst = [await kept.acquire() for _ in range(3)]
+        for conn in burst:
+            kept.release(conn)
+        assert kept.count == 3
+        await asyncio.sleep(0.5)
+        fresh = await kept.acquire()  # every idle one is past its lifetime
+        assert all(conn.is_closed() for conn in burst)
+        assert fresh not in burst
+        assert await fresh.fetchval("SELECT 1") == 1
+        assert kept.count == 1
+        kept.release(fresh)
+    finally:
+        await kept.close()

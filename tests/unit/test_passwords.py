@@ -54,3 +54,25 @@ async def test_a_password_hashed_as_typed_before_normalising_still_verifies() ->
     legacy = CryptContext(schemes=["argon2"]).hash(typed)  # as hash() made it before
     assert await hasher.verify(typed, legacy)
     assert not await hasher.verify("Passw0rd!u", legacy)
+
+
+async def test_no_such_user_costs_as_many_hash_checks_as_a_wrong_password() -> None:
+    """With a password that normalising changes, a wrong one is checked twice (as
+    normalised, and as typed for hashes made before): the decoy for an unknown account
+    is too, so the time taken does not tell whether the account exists."""
+    hasher = PasswordHasher("argon2")
+    hashed = await hasher.hash("s3cret-Pass!")
+    checks: list[str] = []
+    real = hasher._ctx.verify
+
+    def counted(secret: str, target: str) -> bool:
+        checks.append(target)
+        return bool(real(secret, target))
+
+    hasher._ctx.verify = counted
+    typed = unicodedata.normalize("NFD", "Wröng-pass-1")
+    assert not await hasher.verify(typed, hashed)
+    on_an_account = len(checks)
+    checks.clear()
+    assert not await hasher.verify(typed, None)
+    assert len(checks) == on_an_account == 2

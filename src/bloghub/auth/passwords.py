@@ -46,7 +46,8 @@ class PasswordHasher:
     async def verify(self, password: str, hashed: str | None) -> bool:
         target = hashed or self._decoy
         ok = await asyncio.to_thread(self._ctx.verify, stabilized(password), target)
-        if not ok and hashed is not None and stabilized(password) != password:
-            # Hashed as typed before passwords were normalised: the form typed then.
+        if not ok and stabilized(password) != password:
+            # Hashed as typed before passwords were normalised: the form typed then. Tried
+            # against the decoy too, so "no such user" takes as long as a wrong password.
             ok = await asyncio.to_thread(self._ctx.verify, password, target)
         return bool(ok) and hashed is not None

@@ -16,22 +16,37 @@ place is opened again when next needed.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 
 import asyncpg
 
 Connect = Callable[[], Awaitable[asyncpg.Connection]]
+# A connection left idle this long is closed (as asyncpg's pool does after 300 s): what a
+# burst opened does not sit unused for good, where a firewall or a load balancer that
+# forgets idle flows without a word would leave it to hang the statement that next
+# takes it.
+MAX_IDLE_S = 300.0
 
 
 class KeptConnections:
-    def __init__(self, connect: Connect, *, size: int, wait_s: float = 5.0) -> None:
+    def __init__(
+        self,
+        connect: Connect,
+        *,
+        size: int,
+        wait_s: float = 5.0,
+        max_idle_s: float = MAX_IDLE_S,
+    ) -> None:
         if size < 1:
             raise ValueError("size must be at least 1")
         self._connect = connect
         self._size = size
         self._wait_s = wait_s
-        self._idle: list[asyncpg.Connection] = []
+        self._max_idle_s = max_idle_s
+        # Idle connections, each with when it was given back; the last is the newest.
+        self._idle: list[tuple[asyncpg.Connection, float]] = []
         self._count = 0  # open, lent or being opened
         # A waiter gets a connection, or None: a place was freed, open one.
         self._waiters: deque[asyncio.Future[asyncpg.Connection | None]] = deque()
@@ -52,10 +67,13 @@ class KeptConnections:
     async def acquire(self) -> asyncpg.Connection:
         if self._closed:
             raise asyncpg.InterfaceError("the kept connections are closed")
+        if self._idle:
+            self._retire_idle(time.monotonic())
         while self._idle:
-            conn = self._idle.pop()  # the most recently used: its caches are warm
+            conn, _ = self._idle.pop()  # the most recently used: its caches are warm
             if not conn.is_closed():
                 return conn
+            self._born.pop(conn, None)
             self._count -= 1
         if self._count < self._size:
             self._count += 1
@@ -72,7 +90,9 @@ class KeptConnections:
             if not waiter.done():
                 waiter.set_result(conn)
                 return
-        self._idle.append(conn)
+        now = time.monotonic()
+        self._idle.append((conn, now))
+        self._retire_idle(now)
 
     def discard(self, conn: asyncpg.Connection) -> None:
         """End a connection that may be left mid-exchange (a statement cancelled, timed out
@@ -88,12 +108,13 @@ class KeptConnections:
         anew, the idle ones now, the lent ones when they come back."""
         self._generation += 1
         idle, self._idle = self._idle, []
-        for conn in idle:
+        for conn, _ in idle:
             self.discard(conn)
 
     async def close(self) -> None:
         self._closed = True
-        idle, self._idle = self._idle, []
+        idle = [conn for conn, _ in self._idle]
+        self._idle = []
         self._count -= len(idle)
         for conn in idle:
             self._born.pop(conn, None)
@@ -142,6 +163,21 @@ class KeptConnections:
         if conn is None:
             return await self._open()
         return conn
+
+    def _retire_idle(self, now: float) -> None:
+        """Close the idle connections given back longest ago, past ``max_idle_s`` (the
+        oldest are first: a checkout takes the newest)."""
+        stale = 0
+        while stale < len(self._idle) and now - self._idle[stale][1] > self._max_idle_s:
+            stale += 1
+        if not stale:
+            return
+        retired, self._idle = self._idle[:stale], self._idle[stale:]
+        for conn, _ in retired:
+            self._born.pop(conn, None)
+            self._count -= 1
+            conn.terminate()
+        self._free_a_place()
 
     def _free_a_place(self) -> None:
         """A place below ``size`` is free: the oldest waiter opens a connection in it."""

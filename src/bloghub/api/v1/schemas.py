@@ -30,7 +30,7 @@ from pydantic import (
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema, SchemaValidator, core_schema
 
-from bloghub.auth.passwords import MAX_LENGTH, MIN_LENGTH, password_problems
+from bloghub.auth.passwords import MAX_LENGTH, MIN_LENGTH, password_problems, stabilized
 from bloghub.commands.users import ERASED_NAME, username_key
 
 
@@ -194,7 +194,8 @@ def login_email(value: str) -> str:
 
 
 def _check_password(value: str) -> str:
-    problems = password_problems(value)
+    # The rules hold for what is hashed (``stabilized``): normalising may shorten it.
+    problems = password_problems(stabilized(value))
     if problems:
         raise ValueError("password needs " + ", ".join(problems))
     return value
