@@ -161,6 +161,18 @@ async def test_an_unpublished_draft_takes_no_address_from_anyone(
     assert own["slug"].startswith(renamed_slug + "-")
     shown = await client.get(f"/api/articles/{own['slug']}")
     assert shown.json()["article"]["title"] == renamed
+    # Withdrawn and edited, its new title is no one's business either until republished.
+    withdrawn = await client.post(f"/v1/articles/{article_id}/withdraw", headers=v1)
+    assert withdrawn.status_code == 200, withdrawn.text
+    secret = unique_name("Secret merger ")
+    edited = await client.put(
+        f"/v1/articles/{article_id}",
+        json={"title": secret, "content": "draft", "tags": []},
+        headers=v1,
+    )
+    assert edited.status_code == 200, edited.text
+    secret_slug = secret.lower().replace(" ", "-")
+    assert (await write(client, ann, secret))["slug"] == secret_slug
 
 
 async def test_a_title_that_makes_a_routes_name_gets_a_suffix_and_is_read_by_it(

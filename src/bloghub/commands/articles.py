@@ -133,12 +133,12 @@ async def edit_draft(
             fields={"version": "stale"},
         )
     make = _carrying(DraftEdited, current, draft)
-    # A published article's slug is its public address: it follows the published title,
-    # so an edit not yet published neither moves it (which would show the draft's title
-    # in every link) nor frees it for another article to take. A draft never published
-    # has none until its publish reserves one (``create_article``).
-    retitled = None if current.status == "published" or current.slug is None else draft.title
-    return await _change(current, deps, caller, make, retitled=retitled)
+    # An article's slug is its public address: it follows the title as it is published,
+    # so an edit (of a draft, of a published or withdrawn article) neither moves it (which
+    # would show an unpublished title in every link) nor frees it for another article to
+    # take, nor reserves the edited title's (which would tell its author's rivals the
+    # unpublished title). The publish that makes the title public moves it.
+    return await _change(current, deps, caller, make)
 
 
 async def publish_article(state: ArticleState | None, deps: CommandDeps, caller: Caller) -> Changed:
