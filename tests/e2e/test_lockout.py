@@ -166,3 +166,19 @@ async def test_the_right_password_sent_many_times_at_once_locks_nothing(
     for _ in range(3):
         again = await log_in(client, email, PASSWORD, owner)
         assert again.status_code == 200, again.text
+
+
+async def test_one_wrong_password_beside_right_ones_at_once_locks_nothing(
+    client: httpx.AsyncClient, unique_email: Callable[[], str]
+) -> None:
+    """A client with a stale saved password in one tab and the right one in four: as many
+    attempts as the limit were being checked when the wrong one failed, but one failure
+    is not five, and the address stays open."""
+    email = await account(client, unique_email)
+    for round_ in range(4):
+        owner = f"203.0.113.{70 + round_}"
+        tries = [WRONG, PASSWORD, PASSWORD, PASSWORD, PASSWORD]
+        answers = await asyncio.gather(*(log_in(client, email, p, owner) for p in tries))
+        assert answers[0].status_code == 401, answers[0].text
+        again = await log_in(client, email, PASSWORD, owner)
+        assert again.status_code == 200, again.text

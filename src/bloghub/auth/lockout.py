@@ -59,13 +59,16 @@ end
 return {0, 0}
 """
 
-# KEYS: attempts, lock. ARGV: window_s, threshold, lock_s. An attempt failed (it is counted
-# already): at the threshold the lock starts now. Returns the lock's seconds, or 0.
+# KEYS: attempts, lock, failures. ARGV: window_s, threshold, lock_s. An attempt failed (it
+# is counted among the attempts already): failures alone are counted towards the lock, so
+# one wrong password beside right ones still being checked locks nothing; at the threshold
+# of failures the lock starts now. Returns the lock's seconds, or 0.
 _FAIL = """
-local n = tonumber(redis.call('GET', KEYS[1]) or '0')
-if n >= tonumber(ARGV[2]) then
+local f = redis.call('INCR', KEYS[3])
+if f == 1 then redis.call('EXPIRE', KEYS[3], ARGV[1]) end
+if f >= tonumber(ARGV[2]) then
   redis.call('SET', KEYS[2], '1', 'EX', ARGV[3])
-  redis.call('DEL', KEYS[1])
+  redis.call('DEL', KEYS[1], KEYS[3])
   return tonumber(ARGV[3])
 end
 return 0
@@ -131,7 +134,12 @@ class FailureLimit:
         self._uncount = redis.register_script(_UNCOUNT)
 
     def _keys(self, who: str) -> list[str]:
-        return [f"{self._base}:fail:{who}", f"{self._base}:lock:{who}"]
+        """Attempts counted (failed, or being checked), the lock, failures alone."""
+        return [
+            f"{self._base}:fail:{who}",
+            f"{self._base}:lock:{who}",
+            f"{self._base}:failed:{who}",
+        ]
 
     async def lock_left(self, who: str) -> int:
         """Seconds ``who`` stays locked (0: not locked)."""
@@ -167,9 +175,10 @@ class FailureLimit:
             await self._uncount(keys=self._keys(who)[:1])
 
     async def cleared(self, who: str) -> None:
-        """Every attempt counted so far is forgotten."""
+        """Every attempt and failure counted so far is forgotten."""
+        keys = self._keys(who)
         async with redis_translated():
-            await self._redis.delete(self._keys(who)[0])
+            await self._redis.delete(keys[0], keys[2])
 
 
 @dataclass(frozen=True, slots=True)
