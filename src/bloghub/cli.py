@@ -94,7 +94,7 @@ def _one_shot(args: argparse.Namespace) -> bool:
     if args.command in {"lag", "topics", "db"}:
         return True
     if args.command == "migrate":
-        return bool(args.action in {"status", "validate"})
+        return bool(args.action == "status")
     return bool(args.command == "replay" and args.status)
 
 

@@ -11,6 +11,7 @@ import orjson
 import pytest
 
 from bloghub.adapters.postgres.migrations import register_migration, set_phase
+from bloghub.adapters.postgres.tables import generations
 from bloghub.migration_phases import Phase
 from bloghub.settings import Settings
 from tests.conftest import isolated, serve
@@ -166,3 +167,32 @@ async def test_a_migration_in_progress_is_in_the_snapshot_without_its_password(
                 "target": "postgresql+asyncpg://mover:***@10.0.0.9:5432/articles_elsewhere",
             }
         ]
+
+
+async def test_a_built_generation_is_on_the_dashboard_but_not_in_the_metrics(
+    run_id: str,
+) -> None:
+    """A generation `replay --no-swap` built is written by no one until switched in: the
+    dashboard lists it BUILT with its lag (not STOP), and /metrics leaves it out, where an
+    alert on lag would fire for it."""
+    async with isolated(run_id, "ops_built") as own, serve(own) as live:
+        async with live.container.engine.begin() as conn:
+            await conn.execute(
+                generations.insert().values(projector="articles", generation=2, state="built")
+            )
+        async with httpx.AsyncClient(base_url=live.url) as client:
+            snap = await _snapshot_with(
+                client,
+                own,
+                lambda s: any(
+                    p["projector"] == "articles" and p["generation"] == 2 for p in s["projectors"]
+                ),
+            )
+            (built,) = [
+                p
+                for p in snap["projectors"]
+                if p["projector"] == "articles" and p["generation"] == 2
+            ]
+            assert (built["state"], built["serving"]) == ("BUILT", False)
+            text = (await client.get("/metrics", headers=operator(own))).text
+        assert f'group="{own.prefix}.articles.g2"' not in text
