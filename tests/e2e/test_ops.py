@@ -184,9 +184,14 @@ async def test_a_built_generation_is_on_the_dashboard_but_not_in_the_metrics(
             snap = await _snapshot_with(
                 client,
                 own,
+                # Listed, and sampled (what /metrics would report from).
                 lambda s: any(
-                    p["projector"] == "articles" and p["generation"] == 2 for p in s["projectors"]
+                    p["projector"] == "articles"
+                    and p["generation"] == 2
+                    and p["sampled_at"] is not None
+                    for p in s["projectors"]
                 ),
+                within_s=30.0,
             )
             (built,) = [
                 p
