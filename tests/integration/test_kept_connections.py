@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
-from bloghub.adapters.postgres.kept import KeptConnections
+from bloghub.adapters.postgres.kept import Connect, KeptConnections
 from bloghub.adapters.postgres.lookups import Lookups
 from bloghub.errors import StoreRejected, Unavailable
 from bloghub.settings import Settings
@@ -27,6 +27,13 @@ async def admin(settings: Settings) -> AsyncIterator[asyncpg.Connection]:
     conn = await asyncpg.connect(settings.asyncpg_dsn)
     yield conn
     await conn.close()
+
+
+def connector(settings: Settings) -> Connect:
+    async def connect() -> asyncpg.Connection:
+        return await asyncpg.connect(settings.asyncpg_dsn)
+
+    return connect
 
 
 async def _sessions(admin: asyncpg.Connection, app_name: str) -> int:
@@ -111,10 +118,7 @@ async def test_a_server_error_keeps_the_connection_usable(
 async def test_a_caller_that_waits_too_long_is_told_and_loses_no_place(
     settings: Settings,
 ) -> None:
-    async def connect() -> asyncpg.Connection:
-        return await asyncpg.connect(settings.asyncpg_dsn)
-
-    kept = KeptConnections(connect, size=1, wait_s=0.2)
+    kept = KeptConnections(connector(settings), size=1, wait_s=0.2)
     try:
         held = await kept.acquire()
         with pytest.raises(TimeoutError):
@@ -133,10 +137,7 @@ async def test_a_caller_that_waits_too_long_is_told_and_loses_no_place(
 async def test_sessions_the_server_ended_are_replaced_lent_ones_when_given_back(
     settings: Settings, admin: asyncpg.Connection
 ) -> None:
-    async def connect() -> asyncpg.Connection:
-        return await asyncpg.connect(settings.asyncpg_dsn)
-
-    kept = KeptConnections(connect, size=2)
+    kept = KeptConnections(connector(settings), size=2)
     try:
         idle, lent = await kept.acquire(), await kept.acquire()
         kept.release(idle)
@@ -156,10 +157,7 @@ async def test_sessions_the_server_ended_are_replaced_lent_ones_when_given_back(
 
 
 async def test_waiters_are_told_when_the_connections_close(settings: Settings) -> None:
-    async def connect() -> asyncpg.Connection:
-        return await asyncpg.connect(settings.asyncpg_dsn)
-
-    kept = KeptConnections(connect, size=1)
+    kept = KeptConnections(connector(settings), size=1)
     held = await kept.acquire()
     waiting = asyncio.ensure_future(kept.acquire())
     await asyncio.sleep(0.05)
@@ -176,10 +174,7 @@ async def test_connections_idle_past_their_lifetime_are_closed_and_opened_anew(
     """What a burst opened does not sit idle for good: a firewall that forgets idle flows
     without a word would leave such a connection to hang the statement that next takes it."""
 
-    async def connect() -> asyncpg.Connection:
-        return await asyncpg.connect(settings.asyncpg_dsn)
-
-    kept = KeptConnections(connect, size=3, max_idle_s=0.3)
+    kept = KeptConnections(connector(settings), size=3, max_idle_s=0.3)
     try:
         burst = [await kept.acquire() for _ in range(3)]
         for conn in burst:
