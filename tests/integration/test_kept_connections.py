@@ -36,6 +36,17 @@ def connector(settings: Settings) -> Connect:
     return connect
 
 
+async def _only_a_fresh_one(kept: KeptConnections, gone: list[asyncpg.Connection]) -> None:
+    """The next checkout opens a new, working connection, the only one kept; ``gone`` are
+    closed."""
+    fresh = await kept.acquire()
+    assert all(conn.is_closed() for conn in gone)
+    assert all(fresh is not conn for conn in gone)
+    assert await fresh.fetchval("SELECT 1") == 1
+    assert kept.count == 1
+    kept.release(fresh)
+
+
 async def _sessions(admin: asyncpg.Connection, app_name: str) -> int:
     count = await admin.fetchval(
         "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1", app_name
@@ -146,12 +157,7 @@ async def test_sessions_the_server_ended_are_replaced_lent_ones_when_given_back(
         assert not lent.is_closed()  # its statement may still be on its way
         kept.release(lent)
         assert lent.is_closed()
-        fresh = await kept.acquire()
-        assert fresh is not idle
-        assert fresh is not lent
-        assert await fresh.fetchval("SELECT 1") == 1
-        assert kept.count == 1
-        kept.release(fresh)
+        await _only_a_fresh_one(kept, [idle, lent])
     finally:
         await kept.close()
 
@@ -181,11 +187,6 @@ async def test_connections_idle_past_their_lifetime_are_closed_and_opened_anew(
             kept.release(conn)
         assert kept.count == 3
         await asyncio.sleep(0.5)
-        fresh = await kept.acquire()  # every idle one is past its lifetime
-        assert all(conn.is_closed() for conn in burst)
-        assert fresh not in burst
-        assert await fresh.fetchval("SELECT 1") == 1
-        assert kept.count == 1
-        kept.release(fresh)
+        await _only_a_fresh_one(kept, burst)  # every idle one is past its lifetime
     finally:
         await kept.close()
