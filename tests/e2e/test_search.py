@@ -366,6 +366,35 @@ async def test_later_pages_show_articles_as_they_are_now(
     assert "secret" not in str(renamed["highlights"])
 
 
+async def test_a_cursor_pages_its_own_search_only(
+    client: httpx.AsyncClient, author: Author
+) -> None:
+    """A cursor's view keeps the index as its first page found it: other words sent with
+    it would find text its author has since removed. Such a cursor is refused (404),
+    with other words, another tag or another author alike; its own search pages on."""
+    w, removed = word(), word()
+    await publish(client, author, title=f"{w} one", content=w)
+    edited = await publish(client, author, title=f"{w} two", content=f"{w} {removed}")
+    await publish(client, author, title=f"{w} three", content=w)
+    first = await search(client, author, q=w, limit=1)
+    cursor = first["next_cursor"]
+    edit = await client.put(
+        f"/v1/articles/{edited}", json={"title": f"{w} two", "content": w}, headers=author.auth
+    )
+    assert edit.status_code == 200, edit.text
+    republished = await client.post(f"/v1/articles/{edited}/publish", headers=author.auth)
+    assert republished.status_code == 200, republished.text
+    assert (await search(client, author, q=removed))["total"] == 0
+    for other in ({"q": removed}, {"q": w, "tag": "other"}, {"q": w, "author": author.id}):
+        answer = await client.get(
+            "/v1/search/articles", params={"limit": 1, "cursor": cursor, **other}
+        )
+        assert answer.status_code == 404, answer.text
+        assert "another search" in answer.json()["error"]["message"]
+    page = await search(client, author, q=w, limit=1, cursor=cursor)
+    assert len(page["articles"]) == 1
+
+
 async def test_a_cursor_whose_results_were_let_go_says_so(
     client: httpx.AsyncClient, author: Author, live_api: LiveServer
 ) -> None:

@@ -137,6 +137,14 @@ class Cursor:
     after: list[Any]
     origin_ms: int
     view: str | None
+    # The search it pages (``search_digest``): a cursor pages that search only, never
+    # another one run against the view it names (which keeps text since removed).
+    search: str = ""
+
+
+def search_digest(q: str, tag: str | None, author: str | None) -> str:
+    """A search's words and filters, as a cursor of its pages records them."""
+    return hashlib.sha256(orjson.dumps([q, tag, author])).hexdigest()[:32]
 
 
 class CursorSeal:
@@ -147,7 +155,7 @@ class CursorSeal:
         self._key = hmac.new(secret.encode(), CURSOR_LABEL, hashlib.sha256).digest()
 
     def seal(self, cursor: Cursor) -> str:
-        payload = orjson.dumps([*cursor.after, cursor.origin_ms, cursor.view])
+        payload = orjson.dumps([*cursor.after, cursor.origin_ms, cursor.view, cursor.search])
         raw = self._mac(payload) + payload
         return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
@@ -171,7 +179,7 @@ def _cursor(values: Any) -> Cursor:
     # Sealed by this API, so well formed unless the code that sealed it differed.
     if not (
         isinstance(values, list)
-        and len(values) == 5
+        and len(values) == 6
         and isinstance(values[0], int | float)
         and not isinstance(values[0], bool)
         and isinstance(values[1], int)
@@ -179,9 +187,10 @@ def _cursor(values: Any) -> Cursor:
         and isinstance(values[2], str)
         and isinstance(values[3], int)
         and (values[4] is None or isinstance(values[4], str))
+        and isinstance(values[5], str)
     ):
         raise NotFound("no page at that cursor; start again without one")
-    return Cursor(after=values[:3], origin_ms=values[3], view=values[4])
+    return Cursor(after=values[:3], origin_ms=values[3], view=values[4], search=values[5])
 
 
 def highlights(hit: Mapping[str, Any]) -> dict[str, Any]:

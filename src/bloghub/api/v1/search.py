@@ -36,6 +36,7 @@ from bloghub.api.search_queries import (
     articles_request,
     highlights,
     now_ms,
+    search_digest,
     users_request,
 )
 from bloghub.api.v1.article_schemas import AuthorOut
@@ -133,12 +134,15 @@ async def _article_page(
         return found, str(found.get("pit_id") or cursor.view)
 
 
-def _next_cursor(request: Request, hit: Found, origin_ms: int, view: str | None) -> str:
+def _next_cursor(
+    request: Request, hit: Found, origin_ms: int, view: str | None, search: str
+) -> str:
     seal = _seal(request)
-    cursor = seal.seal(Cursor(after=list(hit["sort"]), origin_ms=origin_ms, view=view))
+    after = list(hit["sort"])
+    cursor = seal.seal(Cursor(after=after, origin_ms=origin_ms, view=view, search=search))
     if len(cursor) > CURSOR_CHARS:  # a view id of many shards: page the index itself
         log.warning("search.cursor_too_long", chars=len(cursor))
-        cursor = seal.seal(Cursor(after=list(hit["sort"]), origin_ms=origin_ms, view=None))
+        cursor = seal.seal(Cursor(after=after, origin_ms=origin_ms, view=None, search=search))
     return cursor
 
 
@@ -194,13 +198,19 @@ async def _article_hit(
 
 async def search_articles(request: Request) -> Response:
     params = parse_query(request, ArticleSearchQuery)
+    author = author_filter(params.author)
+    search = search_digest(params.q, params.tag, author)
     cursor = _seal(request).open(params.cursor) if params.cursor is not None else None
+    if cursor is not None and cursor.search != search:
+        # Its view keeps the index as that search's first page found it: other words run
+        # against it would find text removed since.
+        raise NotFound("that cursor pages another search; start again without one")
     stale = await wait_as_reader(request, ARTICLE_SEARCH_READS)
     origin_ms = cursor.origin_ms if cursor is not None else now_ms()
     body = articles_request(
         params.q,
         tag=params.tag,
-        author=author_filter(params.author),
+        author=author,
         limit=params.limit,
         after=cursor.after if cursor is not None else None,
         origin_ms=origin_ms,
@@ -219,7 +229,7 @@ async def search_articles(request: Request) -> Response:
             await asyncio.gather(*(_article_hit(request, hit, tallies) for hit in shown))
         ),
         # From the view's last hit, shown or not: the next page follows on from it.
-        next_cursor=_next_cursor(request, page[-1], origin_ms, view) if more else None,
+        next_cursor=_next_cursor(request, page[-1], origin_ms, view, search) if more else None,
     )
     return mark_stale(JSON(out.model_dump(mode="json")), stale)
 
