@@ -4,6 +4,7 @@ favorited, and the feed; each with the spec's statuses and error bodies."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
@@ -196,6 +197,17 @@ async def test_a_title_that_makes_a_routes_name_gets_a_suffix_and_is_read_by_it(
         assert read.json()["article"]["title"] == article["title"]
     feed = await client.get("/api/articles/feed", headers=jake.auth)
     assert feed.json() == {"articles": [], "articlesCount": 0}, "still the feed"
+
+
+async def test_a_title_that_reads_as_an_id_gets_a_suffix(client: httpx.AsyncClient) -> None:
+    """An article is found by its id where no slug matches (articles from before slugs go
+    by it): a slug that reads as an id would take over another article's address."""
+    ann = await register(client)
+    for spelling in (str(uuid.uuid4()), str(uuid.uuid4()).upper(), uuid.uuid4().hex):
+        made = await write(client, ann, spelling)
+        assert made["slug"].startswith(spelling.lower() + "-"), made["slug"]  # suffixed
+        read = await client.get(f"/api/articles/{made['slug']}")
+        assert read.json()["article"]["title"] == spelling
 
 
 async def test_a_write_answers_the_times_the_next_read_shows(client: httpx.AsyncClient) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import secrets
 import unicodedata
+import uuid
 
 from bloghub.commands.context import CommandDeps, Key
 from bloghub.errors import Conflict
@@ -54,6 +55,16 @@ def _cut(words: str) -> str:
     return words[:end]
 
 
+def _reads_as_an_id(base: str) -> bool:
+    """Whether a slug reads as an article id: articles from before slugs are found by their
+    id where no slug matches, so such a slug would take over another article's address."""
+    try:
+        uuid.UUID(base)
+    except ValueError:
+        return False
+    return True
+
+
 def same_base(slug: str | None, title: str) -> bool:
     """Whether ``slug`` was made from a title equal to ``title`` in slug form: then a
     change of the title keeps its slug."""
@@ -64,9 +75,9 @@ def same_base(slug: str | None, title: str) -> bool:
 
 async def reserve_slug(deps: CommandDeps, title: str, article_id: str) -> Key:
     """Reserve a slug for ``title``: the plain form, else the plain form with a random
-    suffix (equal titles get distinct slugs; a route's name is never free)."""
+    suffix (equal titles get distinct slugs; a route's name, or an id, is never free)."""
     base = slug_base(title)
-    plain = [] if base in ROUTE_NAMES else [base]
+    plain = [] if base in ROUTE_NAMES or _reads_as_an_id(base) else [base]
     candidates = [*plain, *(f"{base}-{secrets.token_hex(4)}" for _ in range(SUFFIX_TRIES))]
     try:
         slug = await deps.reservations.reserve_first(SLUG, candidates, article_id)
