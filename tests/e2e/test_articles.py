@@ -104,6 +104,24 @@ async def test_edit_changes_only_the_draft_until_republished(
     assert public["updated_at"] > published_at
 
 
+async def test_publishing_what_is_published_records_nothing(
+    client: httpx.AsyncClient, author: Author
+) -> None:
+    """A second publish with no edit between: readers already see the draft as it stands,
+    so no version is made and the article's update time stays."""
+    article_id = await draft(client, author)
+    first = await client.post(f"/v1/articles/{article_id}/publish", headers=author.auth)
+    assert first.status_code == 200, first.text
+    after = {"bloghub-after": first.headers["bloghub-position"]}
+    before = (await client.get(f"/v1/articles/{article_id}", headers=after)).json()["article"]
+    again = await client.post(f"/v1/articles/{article_id}/publish", headers=author.auth)
+    assert again.status_code == 200, again.text
+    assert again.json()["article"] == {"id": article_id, "version": 2, "status": "published"}
+    assert "bloghub-position" not in again.headers
+    now = (await client.get(f"/v1/articles/{article_id}", headers=author.auth)).json()["article"]
+    assert (now["version"], now["updated_at"]) == (before["version"], before["updated_at"])
+
+
 async def test_withdraw_hides_from_readers_and_delete_removes(
     client: httpx.AsyncClient, author: Author
 ) -> None:

@@ -70,6 +70,7 @@ class ArticleQueries:
                 a.tags,
                 a.description,
                 a.slug,
+                a.published_version,
             ).where(a.id == article_id)
         )
         if row is None:
@@ -81,6 +82,7 @@ class ArticleQueries:
             row.status,
             Draft(row.title, row.content, list(row.tags), row.description),
             row.slug,
+            row.published_version,
         )
 
     async def draft(self, article_id: str) -> Any:

@@ -52,6 +52,7 @@ class ArticleState:
     status: str
     draft: Draft
     slug: str | None = None
+    published_version: int | None = None  # the version readers see; None: never published
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +144,10 @@ async def edit_draft(
 
 async def publish_article(state: ArticleState | None, deps: CommandDeps, caller: Caller) -> Changed:
     current = _owned(state, caller)
+    if current.status == "published" and current.published_version == current.version:
+        # What readers see is the draft as it stands: recorded, the publish would make a
+        # version that changes nothing, and move the article's update time. Nothing is.
+        return Changed(current.id, current.version, Position(), current.slug, datetime.now(UTC))
     make = _carrying(ArticlePublished, current, current.draft)
     return await _change(current, deps, caller, make, retitled=current.draft.title)
 
