@@ -17,9 +17,9 @@ def tag_key(tag: str) -> str:
     """The form by which tags are one tag site-wide: lower-cased, so "Python" and
     "python" are listed, counted and found as one (an article already keeps only one of
     them). Tags are kept in that form where they are looked up and counted; an article
-    shows its tags as its author wrote them. Lower case, not case folding: search's tag
-    filter ignores case letter by letter (OpenSearch's ``case_insensitive``), which folds
-    no "ß" into "ss", and the tag lists show the word as written, not "strasse"."""
+    shows its tags as its author wrote them; search's documents keep them in this form too
+    (``tag_keys``), which its tag filter matches. Lower case, not case folding: the tag
+    lists show the word as written, not "strasse" for "Straße"."""
     return tag.lower()
 
 

@@ -145,6 +145,20 @@ async def test_a_tag_filter_finds_the_tag_in_any_case(
         assert ids(await search(client, author, q="cased", tag=spelling)) == [article_id], spelling
 
 
+async def test_a_tag_filter_finds_a_tag_of_any_script_as_the_tag_lists_show_it(
+    client: httpx.AsyncClient, author: Author
+) -> None:
+    """Cyrillic, Greek and accented capitals: the tag lists show each lower-cased, and the
+    filter finds it so (OpenSearch ignores only ASCII case by itself)."""
+    w = word()
+    tags = [f"Питон{w}", f"École{w}", f"ΣΑΣ{w}"]
+    article_id = await publish(client, author, title=f"{w} scripts", content="x", tags=tags)
+    for tag in tags:
+        for spelling in (tag, tag.lower(), tag.upper()):  # lower: as the lists show it
+            found = ids(await search(client, author, q=w, tag=spelling))
+            assert found == [article_id], spelling
+
+
 async def test_english_stemming_finds_other_forms(
     client: httpx.AsyncClient, author: Author
 ) -> None:

@@ -5,6 +5,7 @@ nor a withdrawn or deleted article."""
 
 from __future__ import annotations
 
+import copy
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -18,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bloghub.adapters.opensearch import make_opensearch
 from bloghub.adapters.postgres.engine import make_engine
-from bloghub.adapters.search_indexes import ARTICLES, index_name
+from bloghub.adapters.search_indexes import ARTICLES, ARTICLES_BODY, index_name
 from bloghub.events.articles import ArticleDeleted, ArticlePublished, ArticleWithdrawn
 from bloghub.events.base import Event, Recorded
 from bloghub.ids import new_id_str
@@ -211,3 +212,22 @@ async def test_the_whole_log_delivered_again_writes_nothing(
         assert before[kept][0]["title"] == "second"
         assert before[withdrawn][0]["state"] == "withdrawn"
         assert await found(search, index, "first gone") == []
+
+
+async def test_an_index_made_before_tag_keys_takes_them_when_a_projector_starts(
+    prefix: str, search: AsyncOpenSearch, engine: AsyncEngine
+) -> None:
+    """The mapping is strict: an index made before a field was added would refuse every
+    document carrying it, and the projector would wait on it for good."""
+    projector = ArticleSearchProjector(search, engine, prefix=prefix)
+    body = copy.deepcopy(ARTICLES_BODY)
+    del body["mappings"]["properties"]["tag_keys"]
+    try:
+        await search.indices.create(index=projector.index, body=body)
+        await projector.ensure_index(serve=True)
+        mapping = await search.indices.get_mapping(index=projector.index)
+        fields = mapping[projector.index]["mappings"]["properties"]
+        assert fields["tag_keys"] == {"type": "keyword"}
+        await projector.ensure_index(serve=True)  # again, as every start does: harmless
+    finally:
+        await search.indices.delete(index=f"{prefix}-*", ignore_unavailable=True)

@@ -103,12 +103,18 @@ ARTICLES_BODY: dict[str, Any] = {
             "title": _text(),
             "content": _text(),
             "tags": {"type": "keyword", "fields": {"text": _text()}},
+            "tag_keys": {"type": "keyword"},  # the tags as tag_key gives them: the filter's
             "author_id": {"type": "keyword"},
             "published_at": {"type": "date"},
             "v": {"type": "long", "index": False},  # the article version applied
         },
     },
 }
+
+# Fields added to the articles mapping since indexes were first made: put into an index
+# that lacks them when a projector starts on it (its mapping is strict). Documents indexed
+# before have them once replayed (`bloghub replay search`).
+ARTICLE_PROPERTIES_ADDED: dict[str, Any] = {"tag_keys": {"type": "keyword"}}
 
 USERS_BODY: dict[str, Any] = {
     "settings": {"index": {"number_of_shards": 1, "number_of_replicas": 0}, "analysis": _ANALYSIS},
@@ -143,9 +149,9 @@ if (a == null || a.v <= d.v) { ctx.op = 'none'; return; }
 d.v = a.v;
 d.state = a.state;
 if (a.state == 'published') {
-  d.title = a.title; d.content = a.content; d.tags = a.tags;
+  d.title = a.title; d.content = a.content; d.tags = a.tags; d.tag_keys = a.tag_keys;
 } else {
-  d.remove('title'); d.remove('content'); d.remove('tags');
+  d.remove('title'); d.remove('content'); d.remove('tags'); d.remove('tag_keys');
 }
 if (d.published_at == null && a.published_at != null) { d.published_at = a.published_at; }
 d.author_id = params.author_id;

@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 
 from bloghub.errors import NotFound
+from bloghub.readmodels import tag_key
 
 ARTICLE_FIELDS = [
     "title^4",
@@ -83,9 +84,15 @@ def articles_request(
 ) -> dict[str, Any]:
     filters: list[dict[str, Any]] = [{"term": {"state": "published"}}]
     if tag is not None:
-        # Tags are one tag whatever their case (``readmodels.tag_key``): the documents keep
-        # them as written, so the filter ignores case.
-        filters.append({"term": {"tags": {"value": tag, "case_insensitive": True}}})
+        # Tags are one tag whatever their case: a document keeps each as ``tag_key`` gives
+        # it (lower-cased as the read model keys it, non-ASCII letters too). One indexed
+        # before that field has only the tags as written, matched ignoring ASCII case until
+        # it is replayed.
+        either = [
+            {"term": {"tag_keys": tag_key(tag)}},
+            {"term": {"tags": {"value": tag, "case_insensitive": True}}},
+        ]
+        filters.append({"bool": {"should": either, "minimum_should_match": 1}})
     if author is not None:
         filters.append({"term": {"author_id": author}})
     body: dict[str, Any] = {

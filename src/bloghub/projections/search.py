@@ -20,7 +20,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from bloghub.adapters.search_indexes import ARTICLE_SCRIPT, ARTICLES, ARTICLES_BODY, indexed
+from bloghub.adapters.search_indexes import (
+    ARTICLE_PROPERTIES_ADDED,
+    ARTICLE_SCRIPT,
+    ARTICLES,
+    ARTICLES_BODY,
+    indexed,
+)
 from bloghub.events.articles import (
     ArticleDeleted,
     ArticleEvent,
@@ -30,9 +36,10 @@ from bloghub.events.articles import (
 from bloghub.events.base import Recorded
 from bloghub.events.topics import Family
 from bloghub.projections.search_sink import SearchProjector
+from bloghub.readmodels import tag_key
 
 _ARTICLE_EVENTS = (ArticlePublished, ArticleWithdrawn, ArticleDeleted)
-_TEXT = ("title", "content", "tags")
+_TEXT = ("title", "content", "tags", "tag_keys")
 
 
 def empty_article(article_id: str) -> dict[str, Any]:
@@ -54,6 +61,7 @@ def fold_article(current: dict[str, Any], records: list[Recorded]) -> dict[str, 
                     title=indexed(ev.title),
                     content=indexed(ev.content),
                     tags=ev.tags,
+                    tag_keys=[tag_key(t) for t in ev.tags],
                 )
                 # The first publish dates the article; a re-publish keeps its date.
                 doc.setdefault("published_at", rec.envelope.occurred_at.isoformat())
@@ -84,6 +92,8 @@ def _article_part(records: Sequence[Recorded]) -> dict[str, Any] | None:
     if isinstance(newest, ArticlePublished):
         part.update(state="published", title=indexed(newest.title), content=indexed(newest.content))
         part["tags"] = newest.tags
+        # Each tag as the read model keys it (``tag_key``): what the tag filter matches.
+        part["tag_keys"] = [tag_key(t) for t in newest.tags]
     else:
         part["state"] = "withdrawn" if isinstance(newest, ArticleWithdrawn) else "deleted"
     return part
@@ -101,6 +111,9 @@ class ArticleSearchProjector(SearchProjector):
 
     def index_body(self) -> dict[str, Any]:
         return ARTICLES_BODY
+
+    def added_properties(self) -> dict[str, Any]:
+        return ARTICLE_PROPERTIES_ADDED
 
     def doc_id(self, record: Recorded) -> str | None:
         ev = record.event

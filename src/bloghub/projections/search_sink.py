@@ -132,6 +132,10 @@ class SearchProjector(abc.ABC):
         """The document after ``records`` (in log order) applied to ``current``, or None
         if they change nothing (each was applied already, or does not concern it)."""
 
+    def added_properties(self) -> dict[str, Any]:
+        """Fields added to ``index_body``'s mapping since indexes were first made."""
+        return {}
+
     async def reveal(self, records: Sequence[Recorded]) -> Sequence[Recorded]:
         """``records`` as ``fold`` reads them (sealed fields opened, where a projector has any)."""
         return records
@@ -146,6 +150,9 @@ class SearchProjector(abc.ABC):
                 await self.client.indices.create(
                     index=self.index, body=self.index_body(), ignore=400
                 )
+            elif added := self.added_properties():
+                # An index made before these fields: its strict mapping takes them now.
+                await self.client.indices.put_mapping(index=self.index, body={"properties": added})
             if serve:
                 actions: list[dict[str, Any]] = [
                     {"add": {"index": self.index, "alias": self.alias}}
