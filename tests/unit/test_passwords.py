@@ -4,7 +4,9 @@ import unicodedata
 
 import pytest
 from passlib.context import CryptContext
+from pydantic import ValidationError
 
+from bloghub.api.v1.schemas import SignupIn
 from bloghub.auth.passwords import PasswordHasher, password_problems
 
 
@@ -76,3 +78,18 @@ async def test_no_such_user_costs_as_many_hash_checks_as_a_wrong_password() -> N
     checks.clear()
     assert not await hasher.verify(typed, None)
     assert len(checks) == on_an_account == 2
+
+
+def test_the_policy_holds_for_the_password_as_it_is_hashed() -> None:
+    """Normalising may shorten a password: eight code points that compose into fewer
+    letters (a letter and its accent typed apart) are fewer than eight as hashed."""
+    decomposed = "e\u0301" * 3 + "1!"  # 8 code points; "ééé1!" (5) once composed
+    assert len(decomposed) == 8
+    with pytest.raises(ValidationError, match="at least 8 characters"):
+        SignupIn.model_validate(
+            {"email": "a@example.com", "password": decomposed, "confirm_password": decomposed}
+        )
+    composed_enough = "e\u0301" * 6 + "1!"  # "éééééé1!", 8 once composed
+    assert SignupIn.model_validate(
+        {"email": "a@example.com", "password": composed_enough, "confirm_password": composed_enough}
+    )
