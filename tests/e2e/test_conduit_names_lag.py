@@ -59,3 +59,33 @@ async def test_a_new_name_is_waited_for_by_every_reader_not_called_missing(run_i
             liked = await c.post(f"{article}/favorite", headers=reader.auth)
             assert liked.status_code == 200, liked.text
             assert liked.json()["article"]["favorited"] is True
+
+
+async def test_a_favorite_waits_for_the_likes_projector_when_the_article_is_shown(
+    run_id: str,
+) -> None:
+    """The articles read model may show another author's new article before the one that
+    decides likes has it: the favorite is asked to retry, never told the article is gone."""
+    async with (
+        isolated(run_id, "favlag", read_wait_s=0.3) as s,
+        serve(s) as live,
+        httpx.AsyncClient(base_url=live.url, headers={"user-agent": "t/1"}, timeout=10) as c,
+    ):
+        async with projecting(s):
+            reader = await register(c)
+            author = await register(c)
+        body = {"title": f"Fresh {unique_name()}", "description": "d", "body": "b"}
+        made = await c.post("/api/articles", json={"article": body}, headers=author.auth)
+        assert made.status_code == 201, made.text
+        article = f"/api/articles/{made.json()['article']['slug']}"
+        async with projecting(s, "articles", "users"):
+            shown = await once_caught_up(lambda: c.get(article))
+            assert shown.status_code == 200, shown.text
+            early = await c.post(f"{article}/favorite", headers=reader.auth)
+            assert _server_busy(early), (early.status_code, early.text)
+
+        async with projecting(s):
+            liked = await once_caught_up(lambda: c.post(f"{article}/favorite", headers=reader.auth))
+            assert liked.status_code == 200, liked.text
+            assert liked.json()["article"]["favorited"] is True
+            assert liked.json()["article"]["favoritesCount"] == 1

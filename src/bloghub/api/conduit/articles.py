@@ -39,8 +39,7 @@ from bloghub.api.http import JSON, container
 from bloghub.api.v1.article_schemas import filter_tag
 from bloghub.api.v1.articles import ARTICLES_READS, READER_READS, count_read
 from bloghub.api.v1.articles import queries as article_queries
-from bloghub.api.v1.interactions import INTERACTIONS_READS, LIKE_DECIDES
-from bloghub.api.v1.interactions import queries as interaction_queries
+from bloghub.api.v1.interactions import INTERACTIONS_READS, LIKE_DECIDES, target_of
 from bloghub.api.v1.sessions import caller, client_ip
 from bloghub.api.v1.social import FEED_READS, RELATIONS_READS
 from bloghub.commands.articles import (
@@ -302,10 +301,13 @@ async def _favorite(request: Request, *, on: bool) -> Response:
     decides = [*LIKE_DECIDES, *INTERACTIONS_READS]
     await caught_up(request, decides, me)
     article = await _still_shown(request, me, decides)
+    # Another author's article just published may be shown by the articles read model
+    # before this one has it: waited for, not said not to exist; and read before the
+    # caller's mark and count, which the same projector keeps.
+    target = await target_of(request, article.id)
     before = await queries(request).favorite(me, article.id)
     count, position = before.count, Position()
     if before.liked != on:
-        target = await interaction_queries(request).target(article.id)
         position = await like(target, on, container(request).commands, caller(request, me))
         count = max(0, count + (1 if on else -1))
     (author,) = (await people(request, me, [article.author_id])).values()

@@ -82,7 +82,9 @@ def translated(request: Request, exc: BloghubError) -> ConduitError:
         return ConduitError(401, {"token": [token]})
     if exc.fields:
         return ConduitError(status, {_public(f): [_said(str(m))] for f, m in exc.fields.items()})
-    return ConduitError(status, {_RESOURCE.get(status, "body"): [exc.message]})
+    # A 5xx is the server's to answer for, never the body's (a client retries it as is).
+    key = "server" if status >= 500 else _RESOURCE.get(status, "body")
+    return ConduitError(status, {key: [exc.message]})
 
 
 _RESOURCE = {403: "resource", 404: "resource"}

@@ -88,7 +88,7 @@ def _visibility_read(request: Request, article_id: str) -> Position | None:
     return container(request).own_writes.parse(read.article[1])
 
 
-async def _target(request: Request, article_id: str) -> Target | None:
+async def target_of(request: Request, article_id: str) -> Target | None:
     """The article a like or a collect is of; one another author's publish made a moment
     before is waited for, not said not to exist (``found_or_settled``)."""
     return await found_or_settled(
@@ -189,7 +189,7 @@ async def _like(request: Request, on: bool) -> Response:
     claims = await require_caller(request)
     article_id = path_id(request, "article_id", "article")
     await _caught_up(request, claims.user_id, LIKE_DECIDES, article_id)
-    target = await _target(request, article_id)
+    target = await target_of(request, article_id)
     position = await like(target, on, container(request).commands, caller(request, claims.user_id))
     body = LikeEnvelope.model_validate({"article": {"id": article_id, "liked": on}})
     return await written(request, JSON(body.model_dump()), position, claims.user_id)
@@ -248,7 +248,7 @@ async def _entry(request: Request, on: bool) -> Response:
     await _caught_up(request, claims.user_id, article_id=article_id if on else None)
     q = queries(request)
     box = await q.box(collection_id)
-    target = await _target(request, article_id)
+    target = await target_of(request, article_id)
     who = caller(request, claims.user_id)
     position = await collect(target, box, on, container(request).commands, who)
     body = EntryEnvelope.model_validate(
