@@ -56,7 +56,8 @@ async def test_a_new_name_is_waited_for_by_every_reader_not_called_missing(run_i
             shown = await once_caught_up(lambda: c.get(article))
             assert shown.status_code == 200, shown.text
             assert shown.json()["article"]["author"]["username"] == author.username
-            liked = await c.post(f"{article}/favorite", headers=reader.auth)
+            # The likes read model has the article once it catches up, maybe a moment after.
+            liked = await once_caught_up(lambda: c.post(f"{article}/favorite", headers=reader.auth))
             assert liked.status_code == 200, liked.text
             assert liked.json()["article"]["favorited"] is True
 
