@@ -5,6 +5,8 @@ holds is still not found at once."""
 
 from __future__ import annotations
 
+from functools import partial
+
 import httpx
 
 from tests.conftest import isolated, projecting, serve
@@ -41,6 +43,9 @@ async def test_a_new_name_is_waited_for_by_every_reader_not_called_missing(run_i
             await c.get(article),
             await c.post(f"{article}/favorite", headers=reader.auth),
             await c.get(f"{article}/comments"),
+            # A profile page lists the newcomer's articles and favorites beside the profile.
+            await c.get("/api/articles", params={"author": newcomer.username}),
+            await c.get("/api/articles", params={"favorited": newcomer.username}),
         ):
             assert _server_busy(answer), (answer.request.url, answer.status_code, answer.text)
         # What no one holds is not found, without waiting for anything.
@@ -48,6 +53,10 @@ async def test_a_new_name_is_waited_for_by_every_reader_not_called_missing(run_i
         assert (await c.get(f"/api/articles/{unique_name('no-such')}")).status_code == 404
 
         async with projecting(s):
+            for listing in ("author", "favorited"):
+                query = {listing: newcomer.username}
+                page = await once_caught_up(partial(c.get, "/api/articles", params=query))
+                assert page.json() == {"articles": [], "articlesCount": 0}, page.text
             followed = await once_caught_up(
                 lambda: c.post(f"{profile}/follow", headers=reader.auth)
             )
@@ -80,7 +89,8 @@ async def test_a_favorite_waits_for_the_likes_projector_when_the_article_is_show
         assert made.status_code == 201, made.text
         article = f"/api/articles/{made.json()['article']['slug']}"
         async with projecting(s, "articles", "users"):
-            shown = await once_caught_up(lambda: c.get(article))
+            # Read as the reader: every read model but the likes one has the reader's writes.
+            shown = await once_caught_up(lambda: c.get(article, headers=reader.auth))
             assert shown.status_code == 200, shown.text
             early = await c.post(f"{article}/favorite", headers=reader.auth)
             assert _server_busy(early), (early.status_code, early.text)

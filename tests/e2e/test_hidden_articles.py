@@ -75,15 +75,21 @@ async def test_no_like_lands_after_a_withdraw_was_answered(run_id: str) -> None:
                 lambda: c.put(f"/v1/articles/{article_id}/like", headers=late.auth)
             )
             assert like.status_code == 409, like.text
-            assert (await c.put(late_entry, headers=late.auth)).status_code == 409
-            comment = await c.post(comments, json={"content": "late"}, headers=late.auth)
+            # Each of these waits for a read model of its own, which may still be behind.
+            entry_put = await once_caught_up(lambda: c.put(late_entry, headers=late.auth))
+            assert entry_put.status_code == 409, entry_put.text
+            comment = await once_caught_up(
+                lambda: c.post(comments, json={"content": "late"}, headers=late.auth)
+            )
             assert comment.status_code == 404, comment.text
-            comment = await c.post(
-                f"/api/articles/{slug}/comments", json=conduit, headers=late.auth
+            comment = await once_caught_up(
+                lambda: c.post(f"/api/articles/{slug}/comments", json=conduit, headers=late.auth)
             )
             assert comment.status_code == 404, comment.text
             # Published again: a like from a reader who has seen it lands.
-            again = await c.post(f"/v1/articles/{article_id}/publish", headers=author.auth)
+            again = await once_caught_up(
+                lambda: c.post(f"/v1/articles/{article_id}/publish", headers=author.auth)
+            )
             assert again.status_code == 200
             seen = {"bloghub-after": again.headers["bloghub-position"]}
             like = await c.put(f"/v1/articles/{article_id}/like", headers={**late.auth, **seen})

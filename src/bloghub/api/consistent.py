@@ -158,16 +158,18 @@ async def found_or_settled(
     family: Family,
     look: Callable[[], Awaitable[T | None]],
     key: str | None = None,
+    enough: Callable[[T], bool] | None = None,
 ) -> T | None:
-    """What ``look`` finds in ``reads``; if nothing, looked for once more when they have
-    passed every record of ``family`` written before this request (of the partition of
-    ``key`` when the records looked for are keyed so: an article's, an account's): what
-    another caller's answered write made (an article published, an account made a moment
-    before) may not be applied yet, and is waited for rather than said not to exist.
-    ``CatchingUp`` if they do not pass it within the read bound, or the log cannot say
-    where it ends."""
+    """What ``look`` finds in ``reads``; if nothing (or nothing ``enough`` accepts: an
+    article found hidden that may have been published again since), looked for once more
+    when they have passed every record of ``family`` written before this request (of the
+    partition of ``key`` when the records looked for are keyed so: an article's, an
+    account's): what another caller's answered write made (an article published, an
+    account made a moment before) may not be applied yet, and is waited for rather than
+    said not to exist. ``CatchingUp`` if they do not pass it within the read bound, or the
+    log cannot say where it ends."""
     found = await look()
-    if found is not None:
+    if found is not None and (enough is None or enough(found)):
         return found
     so_far = await written_so_far(request, family, key)
     if so_far is None:

@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from bloghub.api.article_queries import abstract
-from bloghub.api.auth import user_queries
+from bloghub.api.auth import USERS_READS, user_queries
 from bloghub.api.conduit.errors import (
     ConduitError,
     blank,
@@ -52,6 +52,7 @@ from bloghub.commands.articles import (
 )
 from bloghub.commands.interactions import like
 from bloghub.commands.slugs import SLUG
+from bloghub.commands.users import USERNAME, username_key
 from bloghub.events.position import Position
 from bloghub.events.topics import Family
 
@@ -91,10 +92,16 @@ def _paging(request: Request) -> tuple[int, int]:
 
 
 async def _user_named(request: Request, name: str | None) -> str | None:
-    """The id of the account called ``name``; "" when there is none (nothing matches)."""
+    """The id of the account called ``name``; "" when there is none (nothing matches). A
+    name the write-side index holds that the read model has not applied yet (a profile
+    page listing a new account's articles) is waited for, as the profile itself is."""
     if name is None:
         return None
     row = await user_queries(request).by_username(name)
+    if row is None and await applied_if_held(
+        request, USERS_READS, Family.USERS, USERNAME, username_key(name)
+    ):
+        row = await user_queries(request).by_username(name)
     return "" if row is None or row.erased else row.id
 
 
@@ -306,11 +313,12 @@ async def _favorite(request: Request, *, on: bool) -> Response:
     # caller's mark and count, which the same projector keeps.
     target = await target_of(request, article.id)
     before = await queries(request).favorite(me, article.id)
+    # Read before the change: once it is recorded, nothing may turn the answer into an error.
+    (author,) = (await people(request, me, [article.author_id])).values()
     count, position = before.count, Position()
     if before.liked != on:
         position = await like(target, on, container(request).commands, caller(request, me))
         count = max(0, count + (1 if on else -1))
-    (author,) = (await people(request, me, [article.author_id])).values()
     out = article_view(article, author, on, count, body=True)
     return await written(request, JSON({"article": out}), position, me)
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from starlette.requests import Request
 
-from bloghub.api.auth import optional_caller, require_caller, user_queries
+from bloghub.api.auth import USERS_READS, optional_caller, require_caller, user_queries
 from bloghub.api.conduit.errors import ConduitError
 from bloghub.api.conduit.queries import ConduitQueries
 from bloghub.api.conduit.views import Listed, Person, article_view, person
@@ -64,9 +64,20 @@ async def applied_if_held(
 
 
 async def people(request: Request, me: str | None, user_ids: list[str]) -> dict[str, Any]:
-    """The profile of each of ``user_ids`` as RealWorld shows it to ``me``."""
+    """The profile of each of ``user_ids`` as RealWorld shows it to ``me``. An author the
+    users read model does not hold yet (an account made a moment before its first article
+    or comment) is waited for, never shown as the erased "deleted user": 503 to retry if
+    the wait runs out. The caller's own account was waited for by the sign-in check, so a
+    write's answer, which shows only the caller, never waits here."""
     unique = list(dict.fromkeys(user_ids))
     rows = await user_queries(request).by_ids(unique)
+    missing = [i for i in unique if i not in rows and i != me]
+    if missing:
+        key = missing[0] if len(missing) == 1 else None
+        so_far = await written_so_far(request, Family.USERS, key)
+        if so_far is None or not await passed(request, USERS_READS, so_far):
+            raise ConduitError(503, {"server": ["still applying a recent change; try again"]})
+        rows.update(await user_queries(request).by_ids(missing))
     found: dict[str, Person] = {i: person(rows.get(i), i) for i in unique}
     social = SocialQueries(container(request).engine, pinned(request))
     following = await social.followed_among(me, unique) if me else set()

@@ -16,7 +16,13 @@ from bloghub.adapters.redis.counters import Counts
 from bloghub.api.article_counts import COUNTS_READS, counted
 from bloghub.api.article_queries import ArticleQueries, abstract
 from bloghub.api.auth import USERS_READS, require_caller, wait_as_reader
-from bloghub.api.consistent import mark_stale, pinned, through_cache, wait_for_reads
+from bloghub.api.consistent import (
+    found_or_settled,
+    mark_stale,
+    pinned,
+    through_cache,
+    wait_for_reads,
+)
 from bloghub.api.hot import hot_json
 from bloghub.api.http import JSON, Endpoint, container, parse_query
 from bloghub.api.interaction_queries import Mine
@@ -79,8 +85,21 @@ def paged() -> Iterator[None]:
         raise NotFound("no page at that cursor; start again without one") from None
 
 
-async def _author(request: Request, author_id: str) -> AuthorOut:
-    found = await public_user(request, author_id)
+async def author_out(request: Request, author_id: str, *, settle: bool = True) -> AuthorOut:
+    """An author as readers see them. One the users read model does not hold yet (an
+    account made a moment before its first article or comment) is waited for, not shown
+    as an author without a name (``found_or_settled``); a write's answer, which shows the
+    caller, the sign-in check waited for, does not wait (``settle=False``)."""
+    if settle:
+        found = await found_or_settled(
+            request,
+            USERS_READS,
+            Family.USERS,
+            lambda: public_user(request, author_id),
+            author_id,
+        )
+    else:
+        found = await public_user(request, author_id)
     if found is None or found.get("deleted"):
         return AuthorOut(id=author_id, deleted=found is not None)
     return AuthorOut(id=author_id, nickname=found.get("nickname"))
@@ -113,7 +132,7 @@ async def read(request: Request) -> Response:
         if view is None:
             return None
         out = PublishedOut(
-            author=await _author(request, view["author_id"]),
+            author=await author_out(request, view["author_id"]),
             **{k: v for k, v in view.items() if k != "author_id"},
         )
         (out,) = await counted(request, [out], cached=True)
@@ -174,7 +193,7 @@ async def published_summary(request: Request, r: Any) -> PublishedSummary:
     """A listed published article (``PUBLISHED_COLUMNS``), before its counts."""
     return PublishedSummary(
         id=str(r.id),
-        author=await _author(request, str(r.author_id)),
+        author=await author_out(request, str(r.author_id)),
         title=r.published_title,
         abstract=abstract(r.published_content),
         tags=list(r.published_tags or []),

@@ -23,7 +23,7 @@ from bloghub.api.v1.articles import (
     ARTICLES_READS,
     IDEMPOTENT,
     WITH_AUTHORS_READS,
-    _author,
+    author_out,
     paged,
     queries,
 )
@@ -110,7 +110,7 @@ async def post(request: Request) -> Response:
         out = CommentOut(
             id=done.comment_id,
             article_id=article_id,
-            author=await _author(request, claims.user_id),
+            author=await author_out(request, claims.user_id, settle=False),
             parent_id=parent_id,
             root_id=done.root_id,
             content=body.content,
@@ -189,7 +189,7 @@ async def _comment(request: Request, row: Any) -> CommentOut:
     return CommentOut(
         id=str(row.id),
         article_id=str(row.article_id),
-        author=await _author(request, str(row.author_id)),
+        author=await author_out(request, str(row.author_id)),
         parent_id=None if row.parent_id is None else str(row.parent_id),
         root_id=None if row.root_id is None else str(row.root_id),
         content=row.content,

@@ -90,13 +90,15 @@ def _visibility_read(request: Request, article_id: str) -> Position | None:
 
 async def target_of(request: Request, article_id: str) -> Target | None:
     """The article a like or a collect is of; one another author's publish made a moment
-    before is waited for, not said not to exist (``found_or_settled``)."""
+    before (a first one, or one after a withdraw) is waited for, not said not to exist or
+    not to be published (``found_or_settled``)."""
     return await found_or_settled(
         request,
         LIKE_DECIDES,
         Family.ARTICLES,
         lambda: queries(request).target(article_id),
         article_id,
+        enough=lambda found: found.visible,
     )
 
 

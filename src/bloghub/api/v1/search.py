@@ -39,7 +39,7 @@ from bloghub.api.search_queries import (
     search_digest,
     users_request,
 )
-from bloghub.api.v1.article_schemas import AuthorOut
+from bloghub.api.v1.articles import author_out
 from bloghub.api.v1.interactions import INTERACTIONS_READS, queries
 from bloghub.api.v1.search_schemas import (
     ArticleHit,
@@ -51,7 +51,6 @@ from bloghub.api.v1.search_schemas import (
     UserSearchQuery,
     author_filter,
 )
-from bloghub.api.v1.users import public_user
 from bloghub.errors import NotFound, Transient, Unavailable
 from bloghub.events.position import Position
 from bloghub.events.topics import Family
@@ -173,13 +172,6 @@ async def _as_now(request: Request, page: list[Found]) -> list[Found]:
     return shown
 
 
-async def _author(request: Request, author_id: str) -> AuthorOut:
-    found = await public_user(request, author_id)
-    if found is None or found.get("deleted"):
-        return AuthorOut(id=author_id, deleted=found is not None)
-    return AuthorOut(id=author_id, nickname=found.get("nickname"))
-
-
 async def _article_hit(
     request: Request, hit: Mapping[str, Any], tallies: Mapping[str, Tally]
 ) -> ArticleHit:
@@ -187,7 +179,7 @@ async def _article_hit(
     tally = tallies.get(doc["id"])
     return ArticleHit(
         id=doc["id"],
-        author=await _author(request, doc["author_id"]),
+        author=await author_out(request, doc["author_id"]),
         title=doc["title"],
         tags=doc.get("tags", []),
         published_at=doc["published_at"],

@@ -1,0 +1,164 @@
+"""Each projector applies the log at its own pace, so one read model can show what another
+has not applied yet. An answer that needs the one behind waits for it (503 to retry while
+it cannot), never says that what the reader was just shown is missing, unpublished or
+written by no one."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from bloghub.events.position import Position
+from bloghub.settings import Settings
+from tests.conftest import isolated, projecting, serve
+from tests.e2e.conduit_client import register, unique_name
+from tests.e2e.test_articles import Author, draft
+from tests.e2e.test_hidden_articles import someone
+from tests.support import once_caught_up, passed, wait_until
+
+
+def _retry_later(answer: httpx.Response) -> bool:
+    if answer.status_code != 503:
+        return False
+    body = answer.json()
+    return body.get("error", {}).get("code") == "catching_up" or "server" in body.get("errors", {})
+
+
+async def _applied(s: Settings, projector: str, *answers: httpx.Response) -> None:
+    """Until ``projector`` has applied the writes ``answers`` were the answers to."""
+    written = [Position.decode(a.headers["bloghub-position"].rpartition(".")[0]) for a in answers]
+
+    async def done() -> bool:
+        return all([await passed(s, projector, position) for position in written])
+
+    await wait_until(done, timeout_s=30)
+
+
+async def _the_one_tagged(c: httpx.AsyncClient, tag: str) -> dict[str, Any]:
+    """The one article tagged ``tag``, once the listing shows it."""
+    found: list[dict[str, Any]] = []
+
+    async def listed() -> bool:
+        answer = await c.get("/api/articles", params={"tag": tag})
+        if answer.status_code == 200:
+            found[:] = answer.json()["articles"]
+        return len(found) == 1
+
+    await wait_until(listed, timeout_s=30)
+    return found[0]
+
+
+async def test_a_like_of_an_article_published_again_waits_for_the_likes_read_model(
+    run_id: str,
+) -> None:
+    async with (
+        isolated(run_id, "again", read_wait_s=0.3) as s,
+        serve(s) as live,
+        httpx.AsyncClient(base_url=live.url, headers={"user-agent": "t/1"}, timeout=10) as c,
+    ):
+        tag = unique_name("again")
+        async with projecting(s):
+            author, reader = await someone(c), await someone(c)
+            article_id = await draft(c, author, tags=[tag])
+            publish = f"/v1/articles/{article_id}/publish"
+            assert (await c.post(publish, headers=author.auth)).status_code == 200
+            withdrawn = await c.post(f"/v1/articles/{article_id}/withdraw", headers=author.auth)
+            assert withdrawn.status_code == 200, withdrawn.text
+            like = f"/v1/articles/{article_id}/like"
+            refused = await once_caught_up(lambda: c.put(like, headers=reader.auth))
+            assert refused.status_code == 409, refused.text
+
+        # Published again while no projector runs; then only the articles one catches up.
+        assert (await c.post(publish, headers=author.auth)).status_code == 200
+        async with projecting(s, "articles", "users"):
+            slug = (await _the_one_tagged(c, tag))["slug"]
+            early = await c.put(like, headers=reader.auth)
+            assert _retry_later(early), (early.status_code, early.text)
+            favorite = f"/api/articles/{slug}/favorite"
+            early = await c.post(favorite, headers=reader.auth)
+            assert _retry_later(early), (early.status_code, early.text)
+
+        async with projecting(s):
+            liked = await once_caught_up(lambda: c.put(like, headers=reader.auth))
+            assert liked.status_code == 200, liked.text
+            assert liked.json()["article"]["liked"] is True
+            shown_to_reader = await once_caught_up(
+                lambda: c.get(f"/api/articles/{slug}", headers=reader.auth)
+            )
+            assert shown_to_reader.json()["article"]["favorited"] is True
+
+
+async def test_a_new_account_s_first_article_shows_its_author_not_the_erased_one(
+    run_id: str,
+) -> None:
+    async with (
+        isolated(run_id, "firstpost", read_wait_s=0.3) as s,
+        serve(s) as live,
+        httpx.AsyncClient(base_url=live.url, headers={"user-agent": "t/1"}, timeout=10) as c,
+    ):
+        tag = unique_name("first")
+        # No projector runs: the account and its article are in the log only.
+        author = await register(c)
+        body = {"title": f"First {unique_name()}", "description": "d", "body": "b"}
+        made = await c.post(
+            "/api/articles", json={"article": {**body, "tagList": [tag]}}, headers=author.auth
+        )
+        assert made.status_code == 201, made.text
+        article = f"/api/articles/{made.json()['article']['slug']}"
+        token = {"authorization": f"Bearer {author.token}"}
+        v1_id = await draft(c, Author("", token), tags=[tag])
+        async with projecting(s, "articles"):
+            publish = f"/v1/articles/{v1_id}/publish"
+            published = await once_caught_up(lambda: c.post(publish, headers=token))
+            assert published.status_code == 200, published.text
+            await _applied(s, "articles", made, published)
+            for answer in (
+                await c.get(article),
+                await c.get("/api/articles", params={"tag": tag}),
+                await c.get(f"/v1/articles/{v1_id}"),
+            ):
+                assert _retry_later(answer), (answer.request.url, answer.status_code, answer.text)
+
+        async with projecting(s):
+            shown = await once_caught_up(lambda: c.get(article))
+            assert shown.status_code == 200, shown.text
+            assert shown.json()["article"]["author"]["username"] == author.username
+            detail = await once_caught_up(lambda: c.get(f"/v1/articles/{v1_id}"))
+            assert detail.json()["article"]["author"]["nickname"] == author.username
+
+
+async def test_a_comment_not_applied_yet_is_waited_for_when_deleted_by_its_id(
+    run_id: str,
+) -> None:
+    async with (
+        isolated(run_id, "uncomment", read_wait_s=0.3) as s,
+        serve(s) as live,
+        httpx.AsyncClient(base_url=live.url, headers={"user-agent": "t/1"}, timeout=10) as c,
+    ):
+        tag = unique_name("talk")
+        async with projecting(s):
+            author, reader = await someone(c), await someone(c)
+            article_id = await draft(c, author, tags=[tag])
+            publish = f"/v1/articles/{article_id}/publish"
+            assert (await c.post(publish, headers=author.auth)).status_code == 200
+            comments = f"/api/articles/{(await _the_one_tagged(c, tag))['slug']}/comments"
+            # Every read model the deletion decides on has the author's own writes.
+            mine = await once_caught_up(lambda: c.get(comments, headers=author.auth))
+            assert mine.status_code == 200, mine.text
+
+        # The comments projector does not run: the comment is in the log only.
+        posted = await c.post(
+            f"/v1/articles/{article_id}/comments", json={"content": "hi"}, headers=reader.auth
+        )
+        assert posted.status_code == 201, posted.text
+        comment = f"{comments}/{posted.json()['comment']['id']}"
+        async with projecting(s, "articles", "users"):
+            early = await c.delete(comment, headers=author.auth)
+            assert _retry_later(early), (early.status_code, early.text)
+
+        async with projecting(s):
+            gone = await once_caught_up(lambda: c.delete(comment, headers=author.auth))
+            assert gone.status_code == 204, gone.text
+            left = await once_caught_up(lambda: c.get(comments, headers=author.auth))
+            assert left.json()["comments"] == []
