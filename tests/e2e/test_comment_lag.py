@@ -25,7 +25,14 @@ async def published_article(s: Settings, c: httpx.AsyncClient) -> tuple[Author, 
         article_id = await draft(c, author)
         published = await c.post(f"/v1/articles/{article_id}/publish", headers=author.auth)
         seen = {"bloghub-after": published.headers["bloghub-position"]}
-        assert (await c.get(f"/v1/articles/{article_id}", headers=seen)).status_code == 200
+
+        async def everywhere() -> bool:
+            # A read whose wait runs out answers as it stands (here 404, marked stale):
+            # asked again until the projectors just started have applied the publish.
+            answer = await c.get(f"/v1/articles/{article_id}", headers=seen)
+            return answer.status_code == 200 and "bloghub-stale" not in answer.headers
+
+        await wait_until(everywhere, timeout_s=60)
     return author, reader, article_id
 
 

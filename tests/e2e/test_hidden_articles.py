@@ -14,7 +14,7 @@ from tests.conftest import isolated, projecting, serve
 from tests.e2e.test_accounts import signup_body
 from tests.e2e.test_articles import Author, draft
 from tests.e2e.test_sessions import bearer, login
-from tests.support import once_caught_up
+from tests.support import once_caught_up, wait_until
 
 _names = itertools.count()
 
@@ -37,12 +37,25 @@ async def test_no_like_lands_after_a_withdraw_was_answered(run_id: str) -> None:
             article_id = await draft(c, author)
             published = await c.post(f"/v1/articles/{article_id}/publish", headers=author.auth)
             after = {"bloghub-after": published.headers["bloghub-position"]}
-            assert (await c.get(f"/v1/articles/{article_id}", headers=after)).status_code == 200
-            listed = await c.get("/api/articles", params={"author": author.id}, headers=after)
-            (slug,) = [a["slug"] for a in listed.json()["articles"]]
-            made = await c.post("/v1/collections", json={"name": "Later"}, headers=fan.auth)
+            found: list[str] = []
+
+            async def applied() -> bool:
+                # Projectors just started may take a while: a read whose wait runs out
+                # answers as it stands (marked stale), so both are asked again till then.
+                detail = await c.get(f"/v1/articles/{article_id}", headers=after)
+                listed = await c.get("/api/articles", params={"author": author.id})
+                if detail.status_code != 200 or "bloghub-stale" in detail.headers:
+                    return False
+                found[:] = [a["slug"] for a in listed.json().get("articles", [])]
+                return len(found) == 1
+
+            await wait_until(applied, timeout_s=60)
+            (slug,) = found
+            made = await once_caught_up(
+                lambda: c.post("/v1/collections", json={"name": "Later"}, headers=fan.auth)
+            )
             entry = f"/v1/collections/{made.json()['collection']['id']}/articles/{article_id}"
-            assert (await c.put(entry, headers=fan.auth)).status_code == 200
+            assert (await once_caught_up(lambda: c.put(entry, headers=fan.auth))).status_code == 200
             box = await c.post("/v1/collections", json={"name": "Mine"}, headers=late.auth)
             late_entry = f"/v1/collections/{box.json()['collection']['id']}/articles/{article_id}"
             # The collection is there for its owner's next write.

@@ -289,7 +289,7 @@ async def test_a_withdrawn_or_deleted_article_leaves_collections_and_a_republish
     async def only_kept() -> bool:
         return await listed() == ([kept], 1)
 
-    await wait_until(only_kept, timeout_s=10)
+    await wait_until(only_kept, timeout_s=60)
     again = await client.post(f"/v1/articles/{withdrawn}/publish", headers=author.auth)
     assert again.status_code == 200, again.text
     position = again.headers["bloghub-position"]
@@ -298,7 +298,7 @@ async def test_a_withdrawn_or_deleted_article_leaves_collections_and_a_republish
         ids, count = await listed()
         return sorted(ids) == sorted([withdrawn, kept]) and count == 2
 
-    await wait_until(back, timeout_s=10)
+    await wait_until(back, timeout_s=60)
 
 
 async def test_a_reader_has_at_most_a_thousand_collections(

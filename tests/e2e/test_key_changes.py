@@ -23,6 +23,7 @@ from tests.e2e.test_sessions import account, bearer, login
 from tests.e2e.test_sms_abuse import Site, site
 from tests.e2e.test_sms_login import code_sent_to, new_phone
 from tests.sms_gateway import Gateway
+from tests.support import wait_until
 
 AT_ONCE = 5
 
@@ -237,11 +238,10 @@ async def test_a_phone_bound_again_frees_the_one_before(
     changed = await sms.client.post("/v1/users/me/phone", json=body, headers=auth)
     assert changed.status_code == 200, changed.text
 
-    for _ in range(50):  # freed off the request path
-        if await held(settings, "phone", user_id) == [f"+86{new}"]:
-            break
-        await asyncio.sleep(0.1)
-    assert await held(settings, "phone", user_id) == [f"+86{new}"]
+    async def freed() -> bool:  # off the request path
+        return await held(settings, "phone", user_id) == [f"+86{new}"]
+
+    await wait_until(freed, timeout_s=30)
     stranger = await sms.log_in(old, await _code(sms, old, "login"))
     assert stranger.json()["user"]["id"] != user_id
 

@@ -24,7 +24,7 @@ from bloghub.settings import Settings
 from tests.conftest import LiveServer, isolated, pg, projecting, serve
 from tests.e2e.test_accounts import PASSWORD, signup_body
 from tests.e2e.test_sessions import bearer
-from tests.support import once_caught_up
+from tests.support import once_caught_up, wait_until
 
 STALE = "bloghub-stale"
 
@@ -79,8 +79,9 @@ async def test_listing_and_tags_wait_for_the_position_they_are_given(run_id: str
                 "/v1/articles", json={"title": "Fresh", "tags": [tag]}, headers=auth
             )
             article_id = made.json()["article"]["id"]
-            mine = await client.get(f"/v1/me/articles/{article_id}", headers=auth)
-            assert mine.status_code == 200, mine.text  # the draft is projected
+            # The draft is projected (a projector just started may take a moment).
+            mine = await eventually_fresh(client, f"/v1/me/articles/{article_id}", **auth)
+            assert mine.json()["article"]["id"] == article_id
 
         # No projector runs now: the publish is in the log, not in the read model.
         published = await client.post(f"/v1/articles/{article_id}/publish", headers=auth)
@@ -159,12 +160,13 @@ async def test_a_missing_table_is_waited_out_and_nothing_is_dead_lettered(run_id
         own, live, client = at.settings, at.live, at.client
         assert (await client.post("/v1/users", json=signup_body(email))).status_code == 201
         async with pg(own) as conn:
-            for _ in range(100):
-                if await conn.fetchval(
-                    "SELECT count(*) FROM users_g1.users WHERE email = $1", email
-                ):
-                    break
-                await asyncio.sleep(0.05)
+
+            async def signed_up() -> bool:
+                found = "SELECT count(*) FROM users_g1.users WHERE email = $1"
+                return bool(await conn.fetchval(found, email))
+
+            # A projector just started may take seconds to be assigned its partitions.
+            await wait_until(signed_up, timeout_s=60)
             await conn.execute("DROP TABLE users_g1.sessions")
 
         login = await client.post("/v1/auth/login", json={"email": email, "password": PASSWORD})

@@ -35,7 +35,7 @@ from bloghub.ops.replay import activate_checked, building_stores, close_stores
 from bloghub.settings import Settings
 from tests.conftest import isolated, pg, projecting
 from tests.e2e.test_ops_cli import bloghub, refused, registry
-from tests.integration.test_notifications import _pushes
+from tests.integration.test_notifications import listening as subscribed_to
 from tests.integration.test_replay_resume import replay_process
 from tests.support import (
     append_events,
@@ -288,7 +288,7 @@ async def test_a_notification_made_while_a_replay_switches_in_is_pushed_once(
     async with isolated(run_id, "rspush", generations_poll_s=0.5, read_wait_s=15.0) as s:
         redis = make_redis(s.redis_url.get_secret_value())
         pushes: list[dict[str, object]] = []
-        listening = asyncio.create_task(_pushes(redis, notifications_channel(s.prefix), pushes))
+        listening = await subscribed_to(redis, notifications_channel(s.prefix), pushes)
         followee = new_id_str()
         try:
             async with projecting(s, "notifications"):

@@ -511,7 +511,7 @@ async def test_users_are_found_by_nickname_and_about_until_erased(
     async def shown() -> bool:
         return bool(await kept())
 
-    await wait_until(shown, timeout_s=10)
+    await wait_until(shown, timeout_s=60)
     assert await kept() == [(article_id, True)]
 
 

@@ -11,7 +11,7 @@ from redis.asyncio import Redis
 from bloghub.adapters.redis.live_channels import notifications_channel
 from bloghub.ids import new_id_str
 from bloghub.projections.notifications import Pushes
-from tests.integration.test_notifications import _pushes
+from tests.integration.test_notifications import listening
 from tests.private_redis import private_redis
 from tests.support import wait_until
 
@@ -31,22 +31,21 @@ async def heard(redis: Redis, prefix: str, send: list[list[dict[str, object]]]) 
     """What each ``Pushes.send`` of ``send`` said it sent, once every push it sent arrived
     (and a moment more for any that should not have)."""
     got: list[dict[str, object]] = []
-    listening = asyncio.create_task(_pushes(redis, notifications_channel(prefix), got))
+    heard = await listening(redis, notifications_channel(prefix), got)
     try:
-        await asyncio.sleep(0.3)  # subscribed before the first push
         pushes = Pushes(redis, prefix=prefix)
         sent = [await pushes.send(views) for views in send]
 
         async def arrived() -> bool:
             return len(got) >= sum(sent)
 
-        await wait_until(arrived, timeout_s=10)
+        await wait_until(arrived, timeout_s=30)
         await asyncio.sleep(0.3)
         assert len(got) == sum(sent), got
         return sent
     finally:
-        listening.cancel()
-        await asyncio.gather(listening, return_exceptions=True)
+        heard.cancel()
+        await asyncio.gather(heard, return_exceptions=True)
 
 
 async def test_each_notification_is_pushed_once(redis: Redis) -> None:

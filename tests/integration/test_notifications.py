@@ -57,9 +57,23 @@ async def _append(settings: Settings, events: list[Event]) -> None:
         await log.close()
 
 
-async def _pushes(redis: Redis, channel: str, into: list[dict[str, object]]) -> None:
+async def listening(
+    redis: Redis, channel: str, into: list[dict[str, object]]
+) -> asyncio.Task[None]:
+    """A task that keeps each push on ``channel`` in ``into``, returned once subscribed
+    (pub/sub drops what is published before the subscription)."""
+    subscribed = asyncio.Event()
+    task = asyncio.create_task(_pushes(redis, channel, into, subscribed))
+    await asyncio.wait_for(subscribed.wait(), timeout=30)
+    return task
+
+
+async def _pushes(
+    redis: Redis, channel: str, into: list[dict[str, object]], subscribed: asyncio.Event
+) -> None:
     async with redis.pubsub() as sub:
         await sub.subscribe(channel)
+        subscribed.set()
         while True:
             message = await sub.get_message(ignore_subscribe_messages=True, timeout=1.0)
             if message is not None:
@@ -97,10 +111,9 @@ async def test_each_cause_notifies_its_user_once(notify_settings: Settings) -> N
     likers = [new_id_str() for _ in range(10)]
     pushed: list[dict[str, object]] = []
     redis = make_redis(s.redis_url.get_secret_value())
-    listening = asyncio.create_task(_pushes(redis, notifications_channel(s.prefix), pushed))
+    heard = await listening(redis, notifications_channel(s.prefix), pushed)
     try:
         async with projecting(s, "notifications"):
-            await asyncio.sleep(0.5)  # the subscription is in place before the first push
             events = _story(a, b, c, article, likers)
             await _append(s, events)
 
@@ -112,9 +125,9 @@ async def test_each_cause_notifies_its_user_once(notify_settings: Settings) -> N
             async def all_pushed() -> bool:
                 return len(pushed) >= 7
 
-            await wait_until(all_pushed, timeout_s=10)
+            await wait_until(all_pushed, timeout_s=60)
     finally:
-        listening.cancel()
+        heard.cancel()
         await redis.aclose()
     rows = await _rows(s)
     kinds_of_a = sorted((kind, actor, m) for user, kind, actor, _, m in rows if user == a)
@@ -157,13 +170,12 @@ async def test_a_replay_rebuilds_the_same_notifications_and_pushes_none(
         await wait_until(all_applied)
     pushed: list[dict[str, object]] = []
     redis = make_redis(s.redis_url.get_secret_value())
-    listening = asyncio.create_task(_pushes(redis, notifications_channel(s.prefix), pushed))
+    heard = await listening(redis, notifications_channel(s.prefix), pushed)
     try:
-        await asyncio.sleep(0.5)
         await replay_generation(s, NotificationsProjector, 2, until=total)
         await asyncio.sleep(1.0)  # a push after the commit would have arrived by now
     finally:
-        listening.cancel()
+        heard.cancel()
         await redis.aclose()
     assert sorted(await _ids(s, 2)) == sorted(await _ids(s, 1))
     assert await _rows(s, 2) != []
