@@ -162,3 +162,45 @@ async def test_a_comment_not_applied_yet_is_waited_for_when_deleted_by_its_id(
             assert gone.status_code == 204, gone.text
             left = await once_caught_up(lambda: c.get(comments, headers=author.auth))
             assert left.json()["comments"] == []
+
+
+async def test_a_hidden_article_is_taken_out_of_a_collection_without_waiting(
+    run_id: str,
+) -> None:
+    """Taking an article out needs it known, not shown: a later change of the article the
+    likes read model has not applied (here its delete) holds nothing up."""
+    async with (
+        isolated(run_id, "takeout", read_wait_s=0.3) as s,
+        serve(s) as live,
+        httpx.AsyncClient(base_url=live.url, headers={"user-agent": "t/1"}, timeout=10) as c,
+    ):
+        async with projecting(s):
+            author, fan = await someone(c), await someone(c)
+            article_id = await draft(c, author)
+            publish = f"/v1/articles/{article_id}/publish"
+            assert (await once_caught_up(lambda: c.post(publish, headers=author.auth))).is_success
+            made = await once_caught_up(
+                lambda: c.post("/v1/collections", json={"name": "Later"}, headers=fan.auth)
+            )
+            entry = f"/v1/collections/{made.json()['collection']['id']}/articles/{article_id}"
+            put = await once_caught_up(lambda: c.put(entry, headers=fan.auth))
+            assert put.status_code == 200, put.text
+            withdraw = f"/v1/articles/{article_id}/withdraw"
+            assert (await once_caught_up(lambda: c.post(withdraw, headers=author.auth))).is_success
+            like = f"/v1/articles/{article_id}/like"
+            refused = await once_caught_up(lambda: c.put(like, headers=fan.auth))
+            assert refused.status_code == 409, refused.text  # the likes read model hides it
+
+            async def withdrawn() -> bool:
+                mine = await c.get(f"/v1/me/articles/{article_id}", headers=author.auth)
+                fresh = mine.status_code == 200 and "bloghub-stale" not in mine.headers
+                return fresh and mine.json()["article"]["status"] == "withdrawn"
+
+            await wait_until(withdrawn, timeout_s=60)
+
+        # No projector runs: the delete is in the log only.
+        deleted = await c.delete(f"/v1/articles/{article_id}", headers=author.auth)
+        assert deleted.status_code == 204, deleted.text
+        taken = await c.delete(entry, headers=fan.auth)
+        assert taken.status_code == 200, taken.text
+        assert taken.json()["article"] == {"id": article_id, "collected": False}

@@ -76,7 +76,7 @@ async def remove(request: Request) -> Response:
 
     # A comment its article's author learned of from a notification (another projector)
     # may not be applied here yet: waited for, as on /v1, not said not to exist.
-    comment = await found_or_settled(request, COMMENTS_READS, Family.COMMENTS, look)
+    comment = await found_or_settled(request, COMMENTS_READS, Family.COMMENTS, look, article.id)
     if comment is None or comment.article_id != article.id:
         raise not_found("comment")
     try:

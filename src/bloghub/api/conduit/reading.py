@@ -67,8 +67,9 @@ async def people(request: Request, me: str | None, user_ids: list[str]) -> dict[
     """The profile of each of ``user_ids`` as RealWorld shows it to ``me``. An author the
     users read model does not hold yet (an account made a moment before its first article
     or comment) is waited for, never shown as the erased "deleted user": 503 to retry if
-    the wait runs out. The caller's own account was waited for by the sign-in check, so a
-    write's answer, which shows only the caller, never waits here."""
+    the wait runs out. The caller's own account is not waited for here: the sign-in check
+    waited for it (within the read bound), and a write's answer, which shows only the
+    caller, must not turn into an error once the write is recorded."""
     unique = list(dict.fromkeys(user_ids))
     rows = await user_queries(request).by_ids(unique)
     missing = [i for i in unique if i not in rows and i != me]

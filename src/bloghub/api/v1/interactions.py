@@ -88,17 +88,18 @@ def _visibility_read(request: Request, article_id: str) -> Position | None:
     return container(request).own_writes.parse(read.article[1])
 
 
-async def target_of(request: Request, article_id: str) -> Target | None:
+async def target_of(request: Request, article_id: str, *, to_show: bool = True) -> Target | None:
     """The article a like or a collect is of; one another author's publish made a moment
-    before (a first one, or one after a withdraw) is waited for, not said not to exist or
-    not to be published (``found_or_settled``)."""
+    before (a first one, or one after a withdraw) is waited for, not said not to exist or,
+    when what is asked needs it shown (``to_show``), not to be published
+    (``found_or_settled``). Taking an article out of a collection needs it known only."""
     return await found_or_settled(
         request,
         LIKE_DECIDES,
         Family.ARTICLES,
         lambda: queries(request).target(article_id),
         article_id,
-        enough=lambda found: found.visible,
+        enough=(lambda found: found.visible) if to_show else None,
     )
 
 
@@ -250,7 +251,7 @@ async def _entry(request: Request, on: bool) -> Response:
     await _caught_up(request, claims.user_id, article_id=article_id if on else None)
     q = queries(request)
     box = await q.box(collection_id)
-    target = await target_of(request, article_id)
+    target = await target_of(request, article_id, to_show=on)
     who = caller(request, claims.user_id)
     position = await collect(target, box, on, container(request).commands, who)
     body = EntryEnvelope.model_validate(
