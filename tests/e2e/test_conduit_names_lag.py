@@ -9,8 +9,9 @@ from functools import partial
 
 import httpx
 
-from tests.conftest import isolated, projecting, serve
+from tests.conftest import projecting
 from tests.e2e.conduit_client import register, unique_name
+from tests.e2e.test_lagging_read_models import site
 from tests.support import once_caught_up
 
 
@@ -19,11 +20,7 @@ def _server_busy(answer: httpx.Response) -> bool:
 
 
 async def test_a_new_name_is_waited_for_by_every_reader_not_called_missing(run_id: str) -> None:
-    async with (
-        isolated(run_id, "names", read_wait_s=0.3) as s,
-        serve(s) as live,
-        httpx.AsyncClient(base_url=live.url, headers={"user-agent": "t/1"}, timeout=10) as c,
-    ):
+    async with site(run_id, "names") as (s, c):
         async with projecting(s):
             reader = await register(c)
             author = await register(c)
@@ -76,11 +73,7 @@ async def test_a_favorite_waits_for_the_likes_projector_when_the_article_is_show
 ) -> None:
     """The articles read model may show another author's new article before the one that
     decides likes has it: the favorite is asked to retry, never told the article is gone."""
-    async with (
-        isolated(run_id, "favlag", read_wait_s=0.3) as s,
-        serve(s) as live,
-        httpx.AsyncClient(base_url=live.url, headers={"user-agent": "t/1"}, timeout=10) as c,
-    ):
+    async with site(run_id, "favlag") as (s, c):
         async with projecting(s):
             reader = await register(c)
             author = await register(c)

@@ -5,6 +5,8 @@ written by no one."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
@@ -16,6 +18,26 @@ from tests.e2e.conduit_client import register, unique_name
 from tests.e2e.test_articles import Author, draft
 from tests.e2e.test_hidden_articles import someone
 from tests.support import once_caught_up, passed, wait_until
+
+
+@asynccontextmanager
+async def site(run_id: str, name: str) -> AsyncIterator[tuple[Settings, httpx.AsyncClient]]:
+    """An instance of its own whose reads wait briefly, served, with a client of it."""
+    async with (
+        isolated(run_id, name, read_wait_s=0.3) as s,
+        serve(s) as live,
+        httpx.AsyncClient(base_url=live.url, headers={"user-agent": "t/1"}, timeout=10) as c,
+    ):
+        yield s, c
+
+
+async def _published(c: httpx.AsyncClient, **fields: object) -> tuple[Author, Author, str]:
+    """An author, a reader and the author's article, published."""
+    author, reader = await someone(c), await someone(c)
+    article_id = await draft(c, author, **fields)
+    publish = f"/v1/articles/{article_id}/publish"
+    assert (await once_caught_up(lambda: c.post(publish, headers=author.auth))).is_success
+    return author, reader, article_id
 
 
 def _retry_later(answer: httpx.Response) -> bool:
@@ -52,17 +74,11 @@ async def _the_one_tagged(c: httpx.AsyncClient, tag: str) -> dict[str, Any]:
 async def test_a_like_of_an_article_published_again_waits_for_the_likes_read_model(
     run_id: str,
 ) -> None:
-    async with (
-        isolated(run_id, "again", read_wait_s=0.3) as s,
-        serve(s) as live,
-        httpx.AsyncClient(base_url=live.url, headers={"user-agent": "t/1"}, timeout=10) as c,
-    ):
+    async with site(run_id, "again") as (s, c):
         tag = unique_name("again")
         async with projecting(s):
-            author, reader = await someone(c), await someone(c)
-            article_id = await draft(c, author, tags=[tag])
+            author, reader, article_id = await _published(c, tags=[tag])
             publish = f"/v1/articles/{article_id}/publish"
-            assert (await c.post(publish, headers=author.auth)).status_code == 200
             withdrawn = await c.post(f"/v1/articles/{article_id}/withdraw", headers=author.auth)
             assert withdrawn.status_code == 200, withdrawn.text
             like = f"/v1/articles/{article_id}/like"
@@ -92,11 +108,7 @@ async def test_a_like_of_an_article_published_again_waits_for_the_likes_read_mod
 async def test_a_new_account_s_first_article_shows_its_author_not_the_erased_one(
     run_id: str,
 ) -> None:
-    async with (
-        isolated(run_id, "firstpost", read_wait_s=0.3) as s,
-        serve(s) as live,
-        httpx.AsyncClient(base_url=live.url, headers={"user-agent": "t/1"}, timeout=10) as c,
-    ):
+    async with site(run_id, "firstpost") as (s, c):
         tag = unique_name("first")
         # No projector runs: the account and its article are in the log only.
         author = await register(c)
@@ -131,17 +143,10 @@ async def test_a_new_account_s_first_article_shows_its_author_not_the_erased_one
 async def test_a_comment_not_applied_yet_is_waited_for_when_deleted_by_its_id(
     run_id: str,
 ) -> None:
-    async with (
-        isolated(run_id, "uncomment", read_wait_s=0.3) as s,
-        serve(s) as live,
-        httpx.AsyncClient(base_url=live.url, headers={"user-agent": "t/1"}, timeout=10) as c,
-    ):
+    async with site(run_id, "uncomment") as (s, c):
         tag = unique_name("talk")
         async with projecting(s):
-            author, reader = await someone(c), await someone(c)
-            article_id = await draft(c, author, tags=[tag])
-            publish = f"/v1/articles/{article_id}/publish"
-            assert (await c.post(publish, headers=author.auth)).status_code == 200
+            author, reader, article_id = await _published(c, tags=[tag])
             comments = f"/api/articles/{(await _the_one_tagged(c, tag))['slug']}/comments"
             # Every read model the deletion decides on has the author's own writes.
             mine = await once_caught_up(lambda: c.get(comments, headers=author.auth))
@@ -169,16 +174,9 @@ async def test_a_hidden_article_is_taken_out_of_a_collection_without_waiting(
 ) -> None:
     """Taking an article out needs it known, not shown: a later change of the article the
     likes read model has not applied (here its delete) holds nothing up."""
-    async with (
-        isolated(run_id, "takeout", read_wait_s=0.3) as s,
-        serve(s) as live,
-        httpx.AsyncClient(base_url=live.url, headers={"user-agent": "t/1"}, timeout=10) as c,
-    ):
+    async with site(run_id, "takeout") as (s, c):
         async with projecting(s):
-            author, fan = await someone(c), await someone(c)
-            article_id = await draft(c, author)
-            publish = f"/v1/articles/{article_id}/publish"
-            assert (await once_caught_up(lambda: c.post(publish, headers=author.auth))).is_success
+            author, fan, article_id = await _published(c)
             made = await once_caught_up(
                 lambda: c.post("/v1/collections", json={"name": "Later"}, headers=fan.auth)
             )
