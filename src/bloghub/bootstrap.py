@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 import bloghub.events.catalog  # noqa: F401  (registers every event type)
 from bloghub.adapters.kafka import LogEnds, ensure_topics
 from bloghub.adapters.opensearch import make_opensearch
-from bloghub.adapters.postgres.engine import make_engine
+from bloghub.adapters.postgres.engine import make_engine, make_read_engine
 from bloghub.adapters.postgres.engines import Engines
 from bloghub.adapters.postgres.lookups import Lookups
 from bloghub.adapters.postgres.reservations import Reservations
@@ -87,7 +87,8 @@ def build_wechat(settings: Settings) -> WeChatLogin | None:
 @dataclass
 class Container:
     settings: Settings
-    engine: AsyncEngine
+    engine: AsyncEngine  # the write side's transactions, and operations
+    read_engine: AsyncEngine  # the read models' single statements (``read_all``)
     redis: Redis
     wire: Wire  # the hottest round trips (adapters/redis/wire.py)
     event_log: EventLog
@@ -195,6 +196,7 @@ class Container:
         await self.commands.keys.close()
         await self.lookups.close()  # the keys' checks use it too; closing twice is harmless
         await self.engine.dispose()
+        await self.read_engine.dispose()
         await self.progress.engines.dispose()  # the stores migrations moved reads to
 
 
@@ -228,6 +230,12 @@ async def build(settings: Settings, *, pool_size: int = 10) -> Container:
     timeout_s = settings.db_statement_timeout_s
     engine = make_engine(
         settings.sqlalchemy_url, pool_size=pool_size, statement_timeout_s=timeout_s
+    )
+    read_engine = make_read_engine(
+        settings.sqlalchemy_url,
+        pool_size=pool_size,
+        app="bloghub-reads",
+        statement_timeout_s=timeout_s,
     )
     redis = make_redis(settings.redis_url.get_secret_value())
     wire = Wire(settings.redis_url.get_secret_value())
@@ -263,6 +271,7 @@ async def build(settings: Settings, *, pool_size: int = 10) -> Container:
     return Container(
         settings=settings,
         engine=engine,
+        read_engine=read_engine,
         redis=redis,
         wire=wire,
         event_log=event_log,
@@ -284,7 +293,7 @@ async def build(settings: Settings, *, pool_size: int = 10) -> Container:
         ),
         tokens=tokens,
         progress=Progress(
-            engine,
+            read_engine,
             prefix=settings.prefix,
             generations_ttl_s=settings.generations_poll_s,
             engines=Engines(partial(migrated_store, statement_timeout_s=timeout_s)),

@@ -217,8 +217,8 @@ async def test_reads_count_once_per_reader_and_hour_and_never_the_authors(
     assert await read_cnt() == 4
 
 
-# The API's own database clients (the engine, and the kept pool of one-statement reads).
-API_CLIENTS = ("bloghub", "bloghub-checks")
+# The API's own database clients (the engines, and the kept pool of one-statement reads).
+API_CLIENTS = ("bloghub", "bloghub-reads", "bloghub-checks")
 
 
 async def api_backends(settings: Settings) -> set[tuple[int, object, str]]:

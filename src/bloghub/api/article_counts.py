@@ -47,4 +47,4 @@ async def counted(request: Request, shown: Sequence[Shown], *, cached: bool = Fa
 async def counts_of(request: Request, article_ids: list[str]) -> dict[str, int]:
     if not article_ids:
         return {}
-    return await CommentQueries(container(request).engine, pinned(request)).counts(article_ids)
+    return await CommentQueries(container(request).read_engine, pinned(request)).counts(article_ids)

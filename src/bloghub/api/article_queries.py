@@ -12,7 +12,7 @@ from uuid import UUID
 from sqlalchemy import Select, desc, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bloghub.adapters.postgres.engine import translated
+from bloghub.adapters.postgres.engine import read_all
 from bloghub.adapters.postgres.generations import schema_name
 from bloghub.adapters.postgres.tables import article_tags, articles, tag_counts
 from bloghub.api.consistency import Generations
@@ -133,9 +133,7 @@ class ArticleQueries:
     async def _all(self, stmt: Select[Any]) -> list[Any]:
         schema = schema_name(self.projector, await self._generations.generation(self.projector))
         engine = await self._generations.engine(self.projector, self._engine)
-        async with translated(), engine.connect() as raw:
-            conn = await raw.execution_options(schema_translate_map={None: schema})
-            return list(await conn.execute(stmt))
+        return await read_all(engine, stmt, {None: schema})
 
 
 def _uuid(value: str, field: str = "cursor") -> str:

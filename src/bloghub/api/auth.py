@@ -34,7 +34,7 @@ def user_agent(request: Request) -> str:
 
 
 def user_queries(request: Request) -> UserQueries:
-    return UserQueries(container(request).engine, pinned(request))
+    return UserQueries(container(request).read_engine, pinned(request))
 
 
 async def session_is_live(request: Request, claims: Claims) -> bool:

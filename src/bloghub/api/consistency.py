@@ -18,7 +18,7 @@ from redis.exceptions import NoScriptError
 from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bloghub.adapters.postgres.engine import make_engine, translated
+from bloghub.adapters.postgres.engine import make_read_engine, read_all, translated
 from bloghub.adapters.postgres.engines import Engines
 from bloghub.adapters.postgres.generations import active_generations
 from bloghub.adapters.postgres.migrations import Migration, all_migrations, moved_reads
@@ -321,9 +321,8 @@ class Progress:
                 )
             )
         )
-        async with translated(), engine.connect() as conn:
-            rows = await conn.execute(stmt)
-            return {(r.projector, r.topic, r.partition): r.next_offset for r in rows}
+        rows = await read_all(engine, stmt)
+        return {(r.projector, r.topic, r.partition): r.next_offset for r in rows}
 
     async def wait(
         self,
@@ -377,6 +376,6 @@ class Pinned:
 
 def migrated_store(url: str, *, statement_timeout_s: float | None = None) -> AsyncEngine:
     """An API process's engine for a store a migration moved reads to."""
-    return make_engine(
+    return make_read_engine(
         url, pool_size=5, app="bloghub-api-migrated", statement_timeout_s=statement_timeout_s
     )

@@ -19,7 +19,7 @@ async def follows(request: Request, follower_id: str, followee_id: str) -> bool:
     and an unfollow just made no longer does."""
     if await wait_for_reads(request, RELATIONS_READS, follower_id):
         raise CatchingUp("your last follow or unfollow is still being applied; try again")
-    queries = SocialQueries(container(request).engine, pinned(request))
+    queries = SocialQueries(container(request).read_engine, pinned(request))
     return await queries.follows(follower_id, followee_id)
 
 

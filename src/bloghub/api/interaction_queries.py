@@ -11,7 +11,7 @@ from sqlalchemy import Select, any_, bindparam, desc, func, literal, select, tup
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bloghub.adapters.postgres.engine import translated
+from bloghub.adapters.postgres.engine import read_all
 from bloghub.adapters.postgres.generations import schema_name
 from bloghub.adapters.postgres.lookups import Lookups
 from bloghub.adapters.postgres.tables import article_stats, collection_items, collections, likes
@@ -162,6 +162,4 @@ class InteractionQueries:
     async def _all(self, stmt: Select[Any]) -> list[Any]:
         schema = await self._schema()
         engine = await self._generations.engine(self.projector, self._engine)
-        async with translated(), engine.connect() as raw:
-            conn = await raw.execution_options(schema_translate_map={None: schema})
-            return list(await conn.execute(stmt))
+        return await read_all(engine, stmt, {None: schema})

@@ -11,7 +11,7 @@ from sqlalchemy import DateTime, Select, desc, func, literal, select, tuple_
 from sqlalchemy.dialects.postgresql import UUID as PgUUID
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bloghub.adapters.postgres.engine import translated
+from bloghub.adapters.postgres.engine import read_all
 from bloghub.adapters.postgres.generations import schema_name
 from bloghub.adapters.postgres.tables import notifications
 from bloghub.api.article_queries import Page
@@ -74,9 +74,7 @@ class NotificationQueries:
     async def _all(self, stmt: Select[Any]) -> list[Any]:
         schema = schema_name(self.projector, await self._generations.generation(self.projector))
         engine = await self._generations.engine(self.projector, self._engine)
-        async with translated(), engine.connect() as raw:
-            conn = await raw.execution_options(schema_translate_map={None: schema})
-            return list(await conn.execute(stmt))
+        return await read_all(engine, stmt, {None: schema})
 
 
 # Microseconds since the epoch and the id in hex: every string of this form is a position

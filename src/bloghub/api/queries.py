@@ -12,7 +12,7 @@ from sqlalchemy import ColumnElement, Select, cast, select
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bloghub.adapters.postgres.engine import translated
+from bloghub.adapters.postgres.engine import read_all
 from bloghub.adapters.postgres.generations import schema_name
 from bloghub.adapters.postgres.tables import reservations, sessions, users
 from bloghub.api.consistency import Generations
@@ -116,10 +116,7 @@ class UserQueries:
     async def _all(self, stmt: Select[Any]) -> Sequence[Any]:
         schema = schema_name(self.projector, await self._generations.generation(self.projector))
         engine = await self._generations.engine(self.projector, self._engine)
-        async with translated(), engine.connect() as raw:
-            conn = await raw.execution_options(schema_translate_map={None: schema})
-            rows: Sequence[Any] = (await conn.execute(stmt)).all()
-            return rows
+        return await read_all(engine, stmt, {None: schema})
 
 
 def _user_row(row: Any) -> UserRow:

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import Select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bloghub.adapters.postgres.engine import translated
+from bloghub.adapters.postgres.engine import read_all
 from bloghub.adapters.postgres.generations import schema_name
 from bloghub.api.consistency import Generations
 
@@ -22,11 +22,7 @@ class ReadModel:
     async def all(self, stmt: Select[Any]) -> list[Any]:
         generation = await self._generations.generation(self.projector)
         engine = await self._generations.engine(self.projector, self._engine)
-        async with translated(), engine.connect() as raw:
-            conn = await raw.execution_options(
-                schema_translate_map={None: schema_name(self.projector, generation)}
-            )
-            return list(await conn.execute(stmt))
+        return await read_all(engine, stmt, {None: schema_name(self.projector, generation)})
 
     async def first(self, stmt: Select[Any]) -> Any:
         rows = await self.all(stmt.limit(1))

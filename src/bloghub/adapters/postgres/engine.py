@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from typing import Any
 
 import asyncpg
+from sqlalchemy import Executable
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -20,10 +22,12 @@ def make_engine(
     pre_ping: bool = True,
     server_settings: dict[str, str] | None = None,
     statement_timeout_s: float | None = None,
+    autocommit: bool = False,
 ) -> AsyncEngine:
     """``statement_timeout_s``: how long one statement may take before the driver gives up
     on it (``TimeoutError``, translated as the database out of reach); None: as long as it
-    takes (a projector's batch, a migration's copy)."""
+    takes (a projector's batch, a migration's copy). ``autocommit``: no transaction
+    around a statement (for ``read_all``'s single statements)."""
     connect_args: dict[str, object] = {
         "server_settings": {"application_name": app, **(server_settings or {})},
         "timeout": 5,
@@ -40,7 +44,54 @@ def make_engine(
         # text (logged, dead-lettered) must never quote them.
         hide_parameters=True,
         connect_args=connect_args,
+        **({"isolation_level": "AUTOCOMMIT"} if autocommit else {}),
     )
+
+
+def make_read_engine(
+    url: str, *, pool_size: int, app: str, statement_timeout_s: float | None
+) -> AsyncEngine:
+    """The engine of an API process's reads: one statement per connection taken, in
+    autocommit and unpinged. With a transaction and a pre-ping, as the asyncpg dialect does
+    them, each read was six round trips (BEGIN, the ping, ROLLBACK; BEGIN, the statement,
+    ROLLBACK); this way it is one. A connection the server closed meanwhile costs
+    ``read_all`` one more try, as the ping would have."""
+    return make_engine(
+        url,
+        pool_size=pool_size,
+        app=app,
+        pre_ping=False,
+        statement_timeout_s=statement_timeout_s,
+        autocommit=True,
+    )
+
+
+async def read_all(
+    engine: AsyncEngine, stmt: Executable, schemas: Mapping[str | None, str] | None = None
+) -> list[Any]:
+    """The rows of one statement, run with ``schemas`` translated (a read model's
+    generation). A connection found closed (the server restarted or ended it since it was
+    pooled) is discarded with the rest of the pool, and the statement tried once more on a
+    fresh one."""
+    async with translated():
+        try:
+            return await _rows(engine, stmt, schemas)
+        except sa_exc.DBAPIError as exc:
+            if not exc.connection_invalidated:
+                raise
+            return await _rows(engine, stmt, schemas)
+
+
+async def _rows(
+    engine: AsyncEngine, stmt: Executable, schemas: Mapping[str | None, str] | None
+) -> list[Any]:
+    async with engine.connect() as raw:
+        conn = (
+            raw
+            if schemas is None
+            else await raw.execution_options(schema_translate_map=dict(schemas))
+        )
+        return list(await conn.execute(stmt))
 
 
 # A server that is unwell, not a statement that is wrong: serialization failure, deadlock,

@@ -38,7 +38,7 @@ async def _named(request: Request) -> UserRow:
 async def _follows(request: Request, me: str | None, them: str) -> bool:
     if me is None:
         return False
-    return await SocialQueries(container(request).engine, pinned(request)).follows(me, them)
+    return await SocialQueries(container(request).read_engine, pinned(request)).follows(me, them)
 
 
 async def profile(request: Request) -> Response:

@@ -24,7 +24,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bloghub.adapters.postgres.engine import translated
+from bloghub.adapters.postgres.engine import read_all
 from bloghub.adapters.postgres.generations import schema_name
 from bloghub.adapters.postgres.tables import (
     article_stats,
@@ -93,9 +93,7 @@ class Together:
     schemas: dict[str | None, str]
 
     async def all(self, stmt: Select[Any]) -> list[Any]:
-        async with translated(), self.engine.connect() as raw:
-            conn = await raw.execution_options(schema_translate_map=self.schemas)
-            return list(await conn.execute(stmt))
+        return await read_all(self.engine, stmt, self.schemas)
 
 
 class ConduitQueries:

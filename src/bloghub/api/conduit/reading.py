@@ -21,7 +21,7 @@ from bloghub.events.topics import Family
 
 
 def queries(request: Request) -> ConduitQueries:
-    return ConduitQueries(container(request).engine, pinned(request))
+    return ConduitQueries(container(request).read_engine, pinned(request))
 
 
 async def signed_in(request: Request) -> Claims:
@@ -80,7 +80,7 @@ async def people(request: Request, me: str | None, user_ids: list[str]) -> dict[
             raise ConduitError(503, {"server": ["still applying a recent change; try again"]})
         rows.update(await user_queries(request).by_ids(missing))
     found: dict[str, Person] = {i: person(rows.get(i), i) for i in unique}
-    social = SocialQueries(container(request).engine, pinned(request))
+    social = SocialQueries(container(request).read_engine, pinned(request))
     following = await social.followed_among(me, unique) if me else set()
     return {i: p.view(i in following) for i, p in found.items()}
 

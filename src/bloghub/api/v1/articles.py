@@ -65,7 +65,7 @@ IDEMPOTENT = {"Idempotency-Key": "A retry with the same key gets the first answe
 
 
 def queries(request: Request) -> ArticleQueries:
-    return ArticleQueries(container(request).engine, pinned(request))
+    return ArticleQueries(container(request).read_engine, pinned(request))
 
 
 def article_id_of(request: Request) -> str:

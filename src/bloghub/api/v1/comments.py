@@ -49,7 +49,7 @@ SHOWN_READS = [*COMMENTS_READS, *WITH_AUTHORS_READS]
 
 
 def comment_queries(request: Request) -> CommentQueries:
-    return CommentQueries(container(request).engine, pinned(request))
+    return CommentQueries(container(request).read_engine, pinned(request))
 
 
 def _shown(row: Any) -> tuple[str, str] | None:

@@ -51,7 +51,7 @@ IDEMPOTENT = {"Idempotency-Key": "A retry with the same key gets the first answe
 
 def queries(request: Request) -> InteractionQueries:
     c = container(request)
-    return InteractionQueries(c.engine, pinned(request), c.lookups)
+    return InteractionQueries(c.read_engine, pinned(request), c.lookups)
 
 
 # What a like decides on: whether the article is shown, which only the articles family

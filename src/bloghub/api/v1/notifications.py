@@ -97,7 +97,7 @@ class MarkReadIn(Input):
 
 
 def queries(request: Request) -> NotificationQueries:
-    return NotificationQueries(container(request).engine, pinned(request))
+    return NotificationQueries(container(request).read_engine, pinned(request))
 
 
 async def unread_count(request: Request, user_id: str) -> int:

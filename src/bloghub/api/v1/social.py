@@ -47,7 +47,7 @@ FollowCommand = Callable[[Relation, CommandDeps, Caller], Awaitable[Position]]
 
 
 def social(request: Request) -> SocialQueries:
-    return SocialQueries(container(request).engine, pinned(request))
+    return SocialQueries(container(request).read_engine, pinned(request))
 
 
 def _user_id(request: Request) -> str:
@@ -153,7 +153,7 @@ async def _published(request: Request, ids: list[str]) -> dict[str, Any]:
         return {}
     a = articles.c
     stmt = select(*PUBLISHED_COLUMNS).where(a.id.in_(ids), a.status == "published")
-    rows = await ReadModel("articles", container(request).engine, pinned(request)).all(stmt)
+    rows = await ReadModel("articles", container(request).read_engine, pinned(request)).all(stmt)
     return {str(r.id): r for r in rows}
 
 

@@ -223,7 +223,7 @@ async def follow_counts(request: Request, user_id: str) -> dict[str, int]:
     c = container(request)
 
     async def fill() -> dict[str, int]:
-        followers, followees = await SocialQueries(c.engine, pinned(request)).counts(user_id)
+        followers, followees = await SocialQueries(c.read_engine, pinned(request)).counts(user_id)
         return {"followers": followers, "followees": followees}
 
     found: dict[str, int] = await through_cache(
