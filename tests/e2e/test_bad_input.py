@@ -179,6 +179,9 @@ async def test_a_nul_in_the_login_email_is_a_422_not_a_500(client: httpx.AsyncCl
         ("100%", "must not contain /, ?, #, % or \\"),
         ("a\\b", "must not contain /, ?, #, % or \\"),
         ("..", "must not be dots only"),
+        # A page shows a run of spaces, of any width, as one: these would pass for others.
+        ("mary  ann", "must not begin or end with a space or hold two in a row"),
+        ("mary\u3000 ann", "must not begin or end with a space or hold two in a row"),
     ],
 )
 async def test_a_nickname_that_no_profile_address_can_hold_is_refused(

@@ -150,7 +150,8 @@ async def test_no_one_takes_the_name_erased_authors_are_shown_by(
     me = bearer(tokens["access_token"])
     jake = await register(client)
     wide = "".join(chr(ord(ch) + 0xFEE0) for ch in "deleted") + " user"  # full-width letters
-    for spelling in ("deleted user", "Deleted User", "DELETED USER", wide):
+    spaced = ("deleted  user", "Deleted\u3000 User")  # a page shows runs of spaces as one
+    for spelling in ("deleted user", "Deleted User", "DELETED USER", wide, *spaced):
         body = {"user": {"username": spelling, "email": unique_email(), "password": PASSWORD}}
         assert "username" in errors(await client.post("/api/users", json=body), 422)
         renamed = await client.put(

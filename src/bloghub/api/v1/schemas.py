@@ -315,6 +315,7 @@ ADDRESSABLE = (
 )
 LOOKS_LIKE_AN_ID = "must not be an account id"
 SHOWN_FOR_ERASED = "is the name shown for erased accounts"
+SPACED = "must not begin or end with a space or hold two in a row"
 
 
 def is_account_id(name: str) -> bool:
@@ -333,11 +334,25 @@ def is_account_id(name: str) -> bool:
 
 
 def _not_an_id(name: str) -> str:
-    if is_account_id(name):
-        raise ValueError(LOOKS_LIKE_AN_ID)
-    if username_key(name) == username_key(ERASED_NAME):
-        raise ValueError(SHOWN_FOR_ERASED)
+    problem = _unlike_another(name)
+    if problem is not None:
+        raise ValueError(problem)
     return name
+
+
+def _unlike_another(name: str) -> str | None:
+    """Why ``name`` would pass for an account id, the erased authors' name or another
+    username, or None. A page shows a run of spaces as one, and spaces at either end as
+    none (spaces of any width, once folded, and with what shows nothing between them):
+    "mary  ann" would look like "mary ann", and "deleted  user" like an erased author."""
+    if is_account_id(name):
+        return LOOKS_LIKE_AN_ID
+    key = username_key(name)
+    if " ".join(key.split()) == username_key(ERASED_NAME):
+        return SHOWN_FOR_ERASED
+    if key.split() != key.split(" ") or not key.strip():
+        return SPACED
+    return None
 
 
 Nickname = Annotated[StoredName, ADDRESSABLE[0], ADDRESSABLE[1], AfterValidator(_not_an_id)]
@@ -345,10 +360,9 @@ Nickname = Annotated[StoredName, ADDRESSABLE[0], ADDRESSABLE[1], AfterValidator(
 
 def unaddressable(name: str) -> str | None:
     """Why ``name`` cannot be a new nickname for the address it would make, or None."""
-    if is_account_id(name):
-        return LOOKS_LIKE_AN_ID
-    if username_key(name) == username_key(ERASED_NAME):
-        return SHOWN_FOR_ERASED
+    problem = _unlike_another(name)
+    if problem is not None:
+        return problem
     return next((rule.message for rule in ADDRESSABLE if not rule.matches(name)), None)
 
 
