@@ -163,6 +163,22 @@ async def test_bad_position_header_is_a_400(
     assert "Bloghub-After" in str(_shape(response)["message"])
 
 
+@pytest.mark.parametrize(("path", "wrap"), [("/v1/users", False), ("/api/users", True)])
+async def test_a_body_of_thousands_of_unknown_keys_gets_a_short_answer(
+    client: httpx.AsyncClient, path: str, wrap: bool
+) -> None:
+    """A 422 names some of the fields that are wrong, not every one of a body built to
+    make the answer many times larger than itself."""
+    junk = {f"k{i}": i for i in range(5_000)}
+    body = {"user": junk} if wrap else junk
+    response = await client.post(path, json=body)
+    assert response.status_code == 422, response.text[:300]
+    shape = response.json()
+    named = shape["errors"] if wrap else shape["error"]["fields"]
+    assert 0 < len(named) <= 20, len(named)
+    assert len(response.content) < 4_096, len(response.content)
+
+
 async def test_a_nul_in_the_login_email_is_a_422_not_a_500(client: httpx.AsyncClient) -> None:
     response = await client.post(
         "/v1/auth/login", json={"email": "a\u0000b@example.com", "password": GOOD}

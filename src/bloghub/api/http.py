@@ -99,10 +99,17 @@ def parse_query(request: Request, model: type[M]) -> M:
         raise InvalidInput("some parameters are not valid", fields=field_errors(exc)) from exc
 
 
+# The fields a 422 names at most: a body of many thousand unknown keys gets an answer the
+# size of a few, not several times its own.
+MAX_FIELD_ERRORS = 20
+
+
 def field_errors(exc: ValidationError) -> dict[str, str]:
     out: dict[str, str] = {}
     for err in exc.errors(include_url=False, include_input=False):
         name = ".".join(str(p) for p in err["loc"]) or "body"
+        if name not in out and len(out) == MAX_FIELD_ERRORS:
+            break
         message = err["msg"]
         if message.startswith("Value error, "):
             message = message[len("Value error, ") :]

@@ -15,7 +15,7 @@ from pydantic_core import ErrorDetails
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
-from bloghub.api.http import JSON, Handler, container
+from bloghub.api.http import JSON, MAX_FIELD_ERRORS, Handler, container
 from bloghub.errors import BloghubError, PayloadTooLarge, SchemaBehind, StoreRejected, Transient
 
 log = structlog.get_logger(__name__)
@@ -163,6 +163,8 @@ def field_errors(exc: ValidationError) -> Errors:
     out: Errors = {}
     for err in exc.errors(include_url=False):
         name = next((str(p) for p in reversed(err["loc"]) if isinstance(p, str)), "body")
+        if name not in out and len(out) == MAX_FIELD_ERRORS:
+            break
         out.setdefault(name, [])
         message = _message(err)
         if message not in out[name]:
