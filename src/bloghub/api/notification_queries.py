@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import DateTime, Select, desc, func, literal, select, tuple_
+from sqlalchemy import DateTime, Select, desc, func, literal, select, true, tuple_
 from sqlalchemy.dialects.postgresql import UUID as PgUUID
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -32,22 +32,29 @@ class NotificationQueries:
     ) -> tuple[Page, int]:
         """A page of the user's notifications and their unread count, from one statement
         (one snapshot): read apart, a notification the projector added between the two
-        was counted and not listed, a badge of 23 over a list of 21."""
+        was counted and not listed, a badge of 23 over a list of 21. The count is the
+        statement's one row that is always there, the page joined to it (an empty page is
+        that row alone)."""
         count = (
-            select(func.count())
+            select(func.count().label("unread_count"))
             .select_from(notifications)
             .where(n.user_id == user_id, ~n.read)
-            .scalar_subquery()
+            .subquery()
         )
-        stmt = select(notifications, count.label("unread_count")).where(n.user_id == user_id)
+        listed = select(notifications).where(n.user_id == user_id)
         if unread:
-            stmt = stmt.where(~n.read)
+            listed = listed.where(~n.read)
         if cursor is not None:
-            stmt = stmt.where(tuple_(n.created_at, n.id) < _after(cursor))
-        stmt = stmt.order_by(desc(n.created_at), desc(n.id)).limit(limit + 1)
+            listed = listed.where(tuple_(n.created_at, n.id) < _after(cursor))
+        page = listed.order_by(desc(n.created_at), desc(n.id)).limit(limit + 1).subquery()
+        stmt = (
+            select(count.c.unread_count, *page.c)
+            .select_from(count.outerjoin(page, true()))
+            .order_by(desc(page.c.created_at), desc(page.c.id))
+        )
         rows = await self._all(stmt)
-        # A page with nothing on it has no row to carry the count.
-        total = int(rows[0].unread_count) if rows else await self.unread(user_id)
+        total = int(rows[0].unread_count)
+        rows = [r for r in rows if r.id is not None]
         more, rows = len(rows) > limit, rows[:limit]
         if not more or not rows:
             return Page(rows, None), total
