@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bloghub.adapters.postgres.engine import make_engine, make_read_engine, read_all
 from bloghub.settings import Settings
+from tests.conftest import pg
 
 
 @pytest.fixture
@@ -63,15 +64,12 @@ async def test_a_read_after_the_server_ended_every_session_is_answered(
     engine, app = reads
     stmt: Select[Any] = select(column("n")).select_from(text("(VALUES (7)) AS t(n)"))
     assert [r.n for r in await read_all(engine, stmt)] == [7]
-    admin = await asyncpg.connect(settings.asyncpg_dsn)
-    try:
+    async with pg(settings) as admin:
         ended = await admin.fetchval(
             "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity "
             "WHERE application_name = $1",
             app,
         )
-    finally:
-        await admin.close()
     assert ended >= 1, "the read's connection is kept in the pool between reads"
     # The pooled connection is gone: the read is tried again on a fresh one.
     assert [r.n for r in await read_all(engine, stmt)] == [7]
