@@ -112,6 +112,36 @@ async def test_a_fill_is_stored_once_and_shared(cache: Cache) -> None:
     assert again == []
 
 
+async def test_several_entries_are_looked_up_together_as_each_alone_would_be(
+    cache: Cache, redis: Redis
+) -> None:
+    """``lookup_many``: what is cached is answered with its counter, what is not is filled
+    and stored, and a fenced entry is answered from the store but never stored."""
+    held, absent, fenced = (cache.key("t", secrets.token_hex(4)) for _ in range(3))
+    await cache.get_or_fill(held, 60, counted({"n": "held"})[1])
+    await cache.fence([fenced])
+    filled: list[str] = []
+
+    async def fill(key: str) -> dict[str, str]:
+        filled.append(key)
+        return {"n": key}
+
+    found = await cache.lookup_many([held, absent, fenced], 60, fill)
+    assert {key: entry.value for key, entry in found.items()} == {
+        held: {"n": "held"},
+        absent: {"n": absent},
+        fenced: {"n": fenced},
+    }
+    assert sorted(filled) == sorted([absent, fenced])  # the held one was not filled again
+    assert found[held].counter is not None
+    assert found[fenced].counter is None  # no copy of it may be kept
+    assert orjson.loads(await redis.get(absent) or b"null") == {"n": absent}
+    assert await redis.get(fenced) == FENCE
+    again = await cache.lookup_many([absent, held], 60, fill)
+    assert again[absent].value == {"n": absent}
+    assert len(filled) == 2  # now both were served from the cache
+
+
 @pytest.mark.parametrize("age", ["small", "an hour of bumps"])
 async def test_a_counter_that_expired_never_goes_back(
     cache: Cache, redis: Redis, settings: Settings, age: str

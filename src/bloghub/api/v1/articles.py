@@ -3,7 +3,7 @@ side: ``drafts``)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -40,7 +40,7 @@ from bloghub.api.v1.article_schemas import (
 from bloghub.api.v1.interactions import INTERACTIONS_READS, interactive, marks_of, shown, tally_of
 from bloghub.api.v1.path_ids import path_id
 from bloghub.api.v1.sessions import client_ip
-from bloghub.api.v1.users import public_user
+from bloghub.api.v1.users import public_users
 from bloghub.bootstrap import Container
 from bloghub.client_address import client_key
 from bloghub.commands.read_counting import anonymous_reader
@@ -86,20 +86,35 @@ def paged() -> Iterator[None]:
 
 
 async def author_out(request: Request, author_id: str, *, settle: bool = True) -> AuthorOut:
-    """An author as readers see them. One the users read model does not hold yet (an
-    account made a moment before its first article or comment) is waited for, not shown
-    as an author without a name (``found_or_settled``); a write's answer, which shows the
-    caller, the sign-in check waited for, does not wait (``settle=False``)."""
-    if settle:
-        found = await found_or_settled(
+    """An author as readers see them (``authors_out``)."""
+    return (await authors_out(request, [author_id], settle=settle))[author_id]
+
+
+async def authors_out(
+    request: Request, author_ids: Iterable[str], *, settle: bool = True
+) -> dict[str, AuthorOut]:
+    """Authors as readers see them, looked up together (a page's, in one round trip). One
+    the users read model does not hold yet (an account made a moment before its first
+    article or comment) is waited for, not shown as an author without a name
+    (``found_or_settled``: once for all such authors of a page); a write's answer, which
+    shows the caller, the sign-in check waited for, does not wait (``settle=False``)."""
+    unique = list(dict.fromkeys(author_ids))
+    found = await public_users(request, unique)
+    missing = [user_id for user_id in unique if found.get(user_id) is None]
+    if settle and missing:
+        again = await found_or_settled(
             request,
             USERS_READS,
             Family.USERS,
-            lambda: public_user(request, author_id),
-            author_id,
+            lambda: public_users(request, missing),
+            missing[0] if len(missing) == 1 else None,
+            enough=lambda got: all(value is not None for value in got.values()),
         )
-    else:
-        found = await public_user(request, author_id)
+        found.update(again or {})
+    return {user_id: _author(user_id, found.get(user_id)) for user_id in unique}
+
+
+def _author(author_id: str, found: dict[str, Any] | None) -> AuthorOut:
     if found is None or found.get("deleted"):
         return AuthorOut(id=author_id, deleted=found is not None)
     return AuthorOut(id=author_id, nickname=found.get("nickname"))
@@ -183,17 +198,19 @@ async def listing(request: Request) -> Response:
         page = await queries(request).published_list(
             author=str(q.author) if q.author else None, tag=q.tag, limit=q.limit, cursor=q.cursor
         )
-    shown = await counted(request, [await published_summary(request, r) for r in page.items])
+    authors = await authors_out(request, [str(r.author_id) for r in page.items])
+    shown = await counted(request, [published_summary(r, authors) for r in page.items])
     items = await interactive(request, user_id, shown)
     body = PublishedPage(articles=items, next_cursor=page.next_cursor)
     return mark_stale(JSON(body.model_dump(mode="json")), stale)
 
 
-async def published_summary(request: Request, r: Any) -> PublishedSummary:
-    """A listed published article (``PUBLISHED_COLUMNS``), before its counts."""
+def published_summary(r: Any, authors: dict[str, AuthorOut]) -> PublishedSummary:
+    """A listed published article (``PUBLISHED_COLUMNS``), before its counts, with its
+    author among ``authors`` (``authors_out``)."""
     return PublishedSummary(
         id=str(r.id),
-        author=await author_out(request, str(r.author_id)),
+        author=authors[str(r.author_id)],
         title=r.published_title,
         abstract=abstract(r.published_content),
         tags=list(r.published_tags or []),

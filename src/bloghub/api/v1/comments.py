@@ -19,11 +19,13 @@ from bloghub.api.consistent import (
 )
 from bloghub.api.http import JSON, Endpoint, container, parse_body, parse_query
 from bloghub.api.idempotency import answering, idempotent
+from bloghub.api.v1.article_schemas import AuthorOut
 from bloghub.api.v1.articles import (
     ARTICLES_READS,
     IDEMPOTENT,
     WITH_AUTHORS_READS,
     author_out,
+    authors_out,
     paged,
     queries,
 )
@@ -151,11 +153,13 @@ async def threads(request: Request) -> Response:
     with paged():
         page = await cq.roots(article_id, q.limit, q.before)
     newest = await cq.newest_replies([str(r.id) for r in page.items])
+    shown = [*page.items, *(x for r in page.items for x in newest.get(str(r.id), []))]
+    authors = await authors_out(request, [str(x.author_id) for x in shown])
     out = [
         ThreadOut(
-            **(await _comment(request, r)).model_dump(),
+            **_comment(r, authors).model_dump(),
             reply_count=r.replies,
-            replies=[await _comment(request, x) for x in newest.get(str(r.id), [])],
+            replies=[_comment(x, authors) for x in newest.get(str(r.id), [])],
         )
         for r in page.items
     ]
@@ -175,7 +179,8 @@ async def replies(request: Request) -> Response:
         raise NotFound("no such article")
     with paged():
         page = await cq.replies(root_id, q.limit, q.after)
-    out = [await _comment(request, r) for r in page.items]
+    authors = await authors_out(request, [str(r.author_id) for r in page.items])
+    out = [_comment(r, authors) for r in page.items]
     body = RepliesPage(replies=out, next_after=page.next_cursor)
     return mark_stale(JSON(body.model_dump(mode="json")), stale)
 
@@ -185,11 +190,12 @@ async def _wait_as_reader(request: Request) -> bool:
     return await wait_for_reads(request, SHOWN_READS, claims.user_id if claims else None)
 
 
-async def _comment(request: Request, row: Any) -> CommentOut:
+def _comment(row: Any, authors: dict[str, AuthorOut]) -> CommentOut:
+    """A comment as shown, with its author among ``authors`` (``authors_out``)."""
     return CommentOut(
         id=str(row.id),
         article_id=str(row.article_id),
-        author=await author_out(request, str(row.author_id)),
+        author=authors[str(row.author_id)],
         parent_id=None if row.parent_id is None else str(row.parent_id),
         root_id=None if row.root_id is None else str(row.root_id),
         content=row.content,

@@ -15,7 +15,6 @@ model's, as on the article itself, read for the whole page in one query.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -39,7 +38,8 @@ from bloghub.api.search_queries import (
     search_digest,
     users_request,
 )
-from bloghub.api.v1.articles import author_out
+from bloghub.api.v1.article_schemas import AuthorOut
+from bloghub.api.v1.articles import authors_out
 from bloghub.api.v1.interactions import INTERACTIONS_READS, queries
 from bloghub.api.v1.search_schemas import (
     ArticleHit,
@@ -172,14 +172,14 @@ async def _as_now(request: Request, page: list[Found]) -> list[Found]:
     return shown
 
 
-async def _article_hit(
-    request: Request, hit: Mapping[str, Any], tallies: Mapping[str, Tally]
+def _article_hit(
+    hit: Mapping[str, Any], tallies: Mapping[str, Tally], authors: Mapping[str, AuthorOut]
 ) -> ArticleHit:
     doc = hit["_source"]
     tally = tallies.get(doc["id"])
     return ArticleHit(
         id=doc["id"],
-        author=await author_out(request, doc["author_id"]),
+        author=authors[doc["author_id"]],
         title=doc["title"],
         tags=doc.get("tags", []),
         published_at=doc["published_at"],
@@ -214,12 +214,11 @@ async def search_articles(request: Request) -> Response:
     more = len(hits) > params.limit
     shown = page if cursor is None or cursor.view is None else await _as_now(request, page)
     tallies = await queries(request).tallies([hit["_source"]["id"] for hit in shown])
+    # The authors of a page are looked up together: one round trip, not one each.
+    authors = await authors_out(request, [hit["_source"]["author_id"] for hit in shown])
     out = ArticleResults(
         total=found["hits"]["total"]["value"] if found else 0,
-        # The authors of a page are looked up side by side, not one round trip each.
-        articles=list(
-            await asyncio.gather(*(_article_hit(request, hit, tallies) for hit in shown))
-        ),
+        articles=[_article_hit(hit, tallies, authors) for hit in shown],
         # From the view's last hit, shown or not: the next page follows on from it.
         next_cursor=_next_cursor(request, page[-1], origin_ms, view, search) if more else None,
     )

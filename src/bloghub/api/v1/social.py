@@ -18,12 +18,12 @@ from bloghub.api.idempotency import answering
 from bloghub.api.read_models import ReadModel
 from bloghub.api.social_queries import SocialQueries
 from bloghub.api.v1.article_schemas import PageQuery, PublishedPage
-from bloghub.api.v1.articles import ARTICLES_READS, paged, published_summary
+from bloghub.api.v1.articles import ARTICLES_READS, authors_out, paged, published_summary
 from bloghub.api.v1.interactions import INTERACTIONS_READS, interactive
 from bloghub.api.v1.path_ids import path_id
 from bloghub.api.v1.sessions import caller
 from bloghub.api.v1.social_schemas import FollowEnvelope, FollowOut, PeoplePage, PersonOut
-from bloghub.api.v1.users import public_user
+from bloghub.api.v1.users import public_user, public_users
 from bloghub.commands.context import Caller, CommandDeps
 from bloghub.commands.social import Relation, follow_user, unfollow_user
 from bloghub.errors import CatchingUp, NotFound
@@ -114,14 +114,14 @@ async def _people(request: Request, *, followers_of: bool) -> Response:
             page = await q.followees(user_id, paging.limit, paging.cursor)
     ids = [str(r.user_id) for r in page.items]
     mine = await q.followed_among(me, ids) if me else set()
-    people = [await _person(request, r, mine) for r in page.items]
+    profiles = await public_users(request, list(dict.fromkeys(ids)))
+    people = [_person(r, profiles.get(str(r.user_id)), mine) for r in page.items]
     body = PeoplePage(users=people, next_cursor=page.next_cursor)
     return mark_stale(JSON(body.model_dump(mode="json")), stale)
 
 
-async def _person(request: Request, row: Any, mine: set[str]) -> PersonOut:
+def _person(row: Any, found: dict[str, Any] | None, mine: set[str]) -> PersonOut:
     user_id = str(row.user_id)
-    found = await public_user(request, user_id)
     gone = found is None or bool(found.get("deleted"))
     return PersonOut(
         id=user_id,
@@ -142,7 +142,8 @@ async def feed(request: Request) -> Response:
     rows = await _published(request, ids)
     # An article the feed's copy still lists but the articles read model no longer
     # publishes is left out; the cursor still moves past it.
-    shown = [await published_summary(request, rows[i]) for i in ids if i in rows]
+    authors = await authors_out(request, [str(rows[i].author_id) for i in ids if i in rows])
+    shown = [published_summary(rows[i], authors) for i in ids if i in rows]
     listed = await interactive(request, claims.user_id, await counted(request, shown))
     body = PublishedPage(articles=listed, next_cursor=page.next_cursor)
     return mark_stale(JSON(body.model_dump(mode="json")), stale)
