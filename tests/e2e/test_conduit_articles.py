@@ -429,6 +429,34 @@ async def test_favorites_are_likes_counted_and_listed_by_who_favorited(
     }
 
 
+async def test_a_double_submitted_update_is_saved_not_refused(client: httpx.AsyncClient) -> None:
+    """A double-clicked Publish sends the same update again before the first is answered,
+    and two tabs of one author save at once: RealWorld's update names no version, so every
+    request is applied to the article as the others left it, each answered 200, and the
+    article ends as one of them made it (the last applied wins). Before, all but one got
+    422 ``version: stale``, which a RealWorld client has no way to act on."""
+    jake = await register(client)
+    made = await write(client, jake, unique_name("Clicked "))
+    url = f"/api/articles/{made['slug']}"
+    same = await asyncio.gather(
+        *(client.put(url, json={"article": {"body": "Saved"}}, headers=jake.auth) for _ in range(3))
+    )
+    assert [r.status_code for r in same] == [200] * 3, [r.text for r in same]
+    assert [r.json()["article"]["body"] for r in same] == ["Saved"] * 3
+    bodies = [f"Tab {i}" for i in range(3)]
+    tabs = await asyncio.gather(
+        *(client.put(url, json={"article": {"body": b}}, headers=jake.auth) for b in bodies)
+    )
+    assert [r.status_code for r in tabs] == [200] * 3, [r.text for r in tabs]
+    assert sorted(r.json()["article"]["body"] for r in tabs) == bodies
+    read = await client.get(url, headers=jake.auth)
+    assert read.json()["article"]["body"] in bodies
+    assert read.json()["article"]["title"] == made["title"]
+    # A double-clicked delete: one deletes, the other finds nothing left to delete.
+    gone = await asyncio.gather(*(client.delete(url, headers=jake.auth) for _ in range(2)))
+    assert sorted(r.status_code for r in gone) == [204, 404], [r.text for r in gone]
+
+
 async def test_a_double_submitted_favorite_answers_one_favorite(
     client: httpx.AsyncClient,
 ) -> None:

@@ -44,6 +44,14 @@ def pinned(request: Request) -> Pinned:
     return found
 
 
+def forget_own_write(request: Request) -> None:
+    """Drop what this request read of the caller's last write, so the next wait reads it
+    afresh: a command retried because another request of the caller's changed the same
+    thing first waits for that change, not for the write this request began with."""
+    request.state.wanted = None
+    request.state.own_write = None
+
+
 async def remember_own_write(request: Request, actor_id: str, position: Position) -> None:
     c = container(request)
 
