@@ -49,6 +49,7 @@ from typing import Any
 import httpx
 from tests.loopback import free_port
 
+from bench import cpu
 from bench.article_detail import PASSWORD, TAGS, markdown
 from bench.http_apps import BODIES_ENV
 from bench.support import ARTIFACTS, ROOT, Check, Figure, Report, console, median, workspace
@@ -113,10 +114,17 @@ class Window:
     errors: int = 0  # socket errors and non-2xx/3xx answers
     wrk_cpu_s: float = 0.0
     server_cpu_s: float = 0.0
+    # What the whole machine spent meanwhile: every core's busy seconds, and each part's
+    # (the server, the projectors, each local service, wrk) from ``/proc``.
+    machine_cpu_s: float = 0.0
+    parts_cpu_s: dict[str, float] = field(default_factory=dict)
 
     @property
     def rate(self) -> float:
         return self.requests / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    def per_request_us(self, seconds: float) -> float:
+        return seconds / self.requests * 1e6 if self.requests else 0.0
 
 
 # --- wrk ---------------------------------------------------------------------------------------
@@ -468,14 +476,23 @@ class Run:
     servers: dict[str, Server]
     workers: int
     pairs: list[Pair]
+    projectors: int | None = None  # the `bloghub project` process both sides run beside
     windows: list[Window] = field(default_factory=list)
 
     def window(self, pair: Pair, side: str, seconds: float, rate: float, round_: int) -> Window:
         target = pair.bloghub if side == BLOGHUB else pair.bare
         server = self.servers[side]
-        cpu_before = server.cpu_s()
+        cpu_before, machine_before, projectors_before = server.cpu_s(), cpu.sample(), 0.0
+        if self.projectors is not None:
+            projectors_before = tree_cpu_s(self.projectors)
         w = run_wrk(server.url, target, pair.connections, seconds, rate)
         w.server_cpu_s = server.cpu_s() - cpu_before
+        machine = cpu.used(machine_before, cpu.sample())
+        w.machine_cpu_s = machine.machine
+        w.parts_cpu_s = {"server": w.server_cpu_s}
+        if self.projectors is not None:
+            w.parts_cpu_s["projectors"] = tree_cpu_s(self.projectors) - projectors_before
+        w.parts_cpu_s |= machine.services | {"wrk": w.wrk_cpu_s}
         w.pair, w.workers, w.side, w.round = pair.name, self.workers, side, round_
         if round_ > 0:
             self.windows.append(w)
@@ -550,6 +567,7 @@ def figures(run: Run, pair: Pair) -> list[Figure]:
                 + f"{median([w.rate for w in paced]):,.0f}/s achieved",
             ),
         ]
+    out += machine_figures(run, pair)
     ratio = median([w.rate for w in run.of(pair.name, BLOGHUB, paced=False)]) / median(
         [w.rate for w in run.of(pair.name, BARE, paced=False)]
     )
@@ -568,6 +586,54 @@ def figures(run: Run, pair: Pair) -> list[Figure]:
             "would give; steadier than req/s when other work shares the machine",
         )
     )
+    return out
+
+
+def machine_figures(run: Run, pair: Pair) -> list[Figure]:
+    """What a request costs the machine at max: the server, the projectors it sets working,
+    Kafka, PostgreSQL, Redis, OpenSearch and wrk, each from ``/proc``, and the rest of the
+    machine's busy time (other work on it). Then the rate the cores allow at the cost of
+    bloghub's own parts (wrk and the rest left out): a server that waits on round trips
+    leaves cores idle below that rate; at it, the machine is the bound, whatever the server
+    does with its own process's time."""
+    tag = f"{pair.name} w{run.workers}"
+    cores = os.cpu_count() or 1
+    bare_rate = median([w.rate for w in run.of(pair.name, BARE, paced=False)])
+    out: list[Figure] = []
+    for side in SIDES:
+        full = run.of(pair.name, side, paced=False)
+        names = sorted({name for w in full for name in w.parts_cpu_s})
+        shares = {
+            n: median([w.per_request_us(w.parts_cpu_s.get(n, 0.0)) for w in full]) for n in names
+        }
+        shares["rest"] = median(
+            [
+                w.per_request_us(max(0.0, w.machine_cpu_s - sum(w.parts_cpu_s.values())))
+                for w in full
+            ]
+        )
+        busy = median([w.machine_cpu_s / w.elapsed_s for w in full])
+        out.append(
+            Figure(
+                f"{tag} {side}: machine CPU per request",
+                median([w.per_request_us(w.machine_cpu_s) for w in full]),
+                "us",
+                detail=", ".join(f"{n} {v:,.0f}" for n, v in shares.items() if v >= 0.5)
+                + f" µs; {busy:.2f} of {cores} cores busy",
+            )
+        )
+        if side == BLOGHUB:
+            own = sum(v for n, v in shares.items() if n not in ("wrk", "rest"))
+            allowed = cores / own * 1e6 if own > 0 else 0.0
+            out.append(
+                Figure(
+                    f"{tag} {side}: req/s the cores allow",
+                    allowed,
+                    "/s",
+                    detail=f"{cores} cores / {own:,.0f} µs (server, projectors, services): "
+                    f"{allowed / bare_rate if bare_rate else 0:.2f}x of bare's measured rate",
+                )
+            )
     return out
 
 
@@ -639,7 +705,7 @@ def measure_all(settings: Settings, params: Params) -> tuple[list[Run], Seed]:
     env = bloghub_env(settings)
     runs: list[Run] = []
     project = [sys.executable, "-m", "bloghub.cli", "project"]
-    with spawned(project, env, logs / "projectors.log"):
+    with spawned(project, env, logs / "projectors.log") as projectors:
         with uvicorn_server(BLOGHUB, 1, env, logs / "bloghub.log", "/healthz") as first:
             s = seed(first.url, params)
         bodies = logs / "bare-bodies.json"
@@ -659,7 +725,13 @@ def measure_all(settings: Settings, params: Params) -> tuple[list[Run], Seed]:
                 uvicorn_server(BARE, workers, bare_env, logs / "bare.log", "/profile") as theirs,
             ):
                 chosen = [p for p in pairs(s, params) if not params.only or p.name in params.only]
-                r = Run(params, {BLOGHUB: ours, BARE: theirs}, workers, pairs=chosen)
+                r = Run(
+                    params,
+                    {BLOGHUB: ours, BARE: theirs},
+                    workers,
+                    pairs=chosen,
+                    projectors=projectors.pid,
+                )
                 for pair in r.pairs:
                     r.measure(pair)
                 runs.append(r)
