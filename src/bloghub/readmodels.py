@@ -5,6 +5,7 @@ API never imports a projector module (tables themselves are in adapters/postgres
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Any
 
 from sqlalchemy import func
@@ -14,13 +15,16 @@ from bloghub.adapters.redis.cache import Cache
 
 
 def tag_key(tag: str) -> str:
-    """The form by which tags are one tag site-wide: lower-cased, so "Python" and
-    "python" are listed, counted and found as one (an article already keeps only one of
-    them). Tags are kept in that form where they are looked up and counted; an article
-    shows its tags as its author wrote them; search's documents keep them in this form too
-    (``tag_keys``), which its tag filter matches. Lower case, not case folding: the tag
-    lists show the word as written, not "strasse" for "Straße"."""
-    return tag.lower()
+    """The form by which tags are one tag site-wide: compatibility forms folded (NFKC) and
+    lower-cased, so "Python", "python" and "python" in full-width letters (U+FF50 on, as a
+    Chinese input method in full-width mode types them) are listed, counted and found as one (an
+    article already keeps only one of them). Tags are kept in that form where they are
+    looked up and counted; an article shows its tags as its author wrote them; search's
+    documents keep them in this form too (``tag_keys``), which its tag filter matches.
+    Lower case, not case folding: the tag lists show the word as written, not "strasse"
+    for "Straße". NFKC again after lowering (which can leave text NFKC would change), so a
+    key is its own key: a client that filters by a listed tag finds what the list counted."""
+    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", tag).lower())
 
 
 def user_info_key(cache: Cache, user_id: str) -> str:

@@ -371,6 +371,56 @@ async def test_tags_differing_only_in_case_are_one_tag_site_wide(
     assert shown["tags"] == [word]
 
 
+def full_width(text: str) -> str:
+    """``text``'s ASCII letters and digits as a Chinese input method in full-width mode
+    types them (U+FF01 on)."""
+    return "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in text)
+
+
+async def test_a_tag_typed_in_full_width_is_one_tag_with_its_plain_form(
+    client: httpx.AsyncClient, author: Author
+) -> None:
+    """A tag typed in full-width letters and its plain form on another article
+    are one tag: counted once with both, listed in the plain form, and either form finds
+    both, on /v1, /api and search alike. The article shows the tag as its author typed it,
+    and one article cannot carry both forms."""
+    word = f"Tag{secrets.token_hex(3)}"
+    wide = full_width(word)
+    assert wide != word
+    ids = []
+    for spelling in (wide, word.lower()):
+        article_id = await draft(client, author, title=f"width {word}", tags=[spelling])
+        answer = await client.post(f"/v1/articles/{article_id}/publish", headers=author.auth)
+        assert answer.status_code == 200, answer.text
+        ids.append(article_id)
+    after = {"bloghub-after": answer.headers["bloghub-position"]}
+    for spelling in (wide, word, word.lower(), full_width(word.upper())):
+        found = (await client.get("/v1/articles", params={"tag": spelling}, headers=after)).json()
+        assert [a["id"] for a in found["articles"]] == ids[::-1], spelling
+        conduit = (await client.get("/api/articles", params={"tag": spelling})).json()
+        assert conduit["articlesCount"] == 2, spelling
+    counts = {t["tag"]: t["articles"] for t in (await client.get("/v1/tags")).json()["tags"]}
+    assert counts[word.lower()] == 2
+    assert wide not in counts
+    assert wide.lower() not in counts
+    shown = (await client.get(f"/v1/articles/{ids[0]}", headers=after)).json()["article"]
+    assert shown["tags"] == [wide]
+    for spelling in (wide, word):
+        hits = await client.get(
+            "/v1/search/articles", params={"q": "width", "tag": spelling}, headers=after
+        )
+        assert hits.status_code == 200, hits.text
+        assert sorted(a["id"] for a in hits.json()["articles"]) == sorted(ids), spelling
+    both = await client.post(
+        "/v1/articles",
+        json={"title": "both", "content": "x", "tags": [wide, word, "other"]},
+        headers=author.auth,
+    )
+    assert both.status_code == 201, both.text
+    mine = await client.get(f"/v1/me/articles/{both.json()['article']['id']}", headers=author.auth)
+    assert mine.json()["article"]["tags"] == [wide, "other"]
+
+
 async def test_a_tag_as_the_tag_lists_show_it_filters(
     client: httpx.AsyncClient, author: Author
 ) -> None:

@@ -148,6 +148,8 @@ UPGRADES = (
     Upgrade("0020", "notifications", "notifications", _comment_threads),
     Upgrade("0022", "articles", "article_tags", _tag_keys),
     Upgrade("0023", "articles", "articles", _published_updated_at),
+    # The same fold again once ``tag_key`` folded compatibility forms (full width) too.
+    Upgrade("0026", "articles", "article_tags", _tag_keys),
 )
 _BY_REVISION = {u.revision: u for u in UPGRADES}
 
