@@ -32,8 +32,8 @@ from bloghub.adapters.redis.sessions import SessionStore
 from bloghub.adapters.redis.wire import Wire
 from bloghub.adapters.search_views import Views
 from bloghub.api.consistency import OwnWrites, Progress, migrated_store
-from bloghub.auth.limiter import SlidingWindowLimiter
-from bloghub.auth.lockout import FailureLimit, LoginLockout
+from bloghub.auth.limiter import LocalLimiter, SlidingWindowLimiter
+from bloghub.auth.lockout import FailureLimit, LocalFailures, LoginLockout
 from bloghub.auth.passwords import PasswordHasher
 from bloghub.auth.sealing import master_key
 from bloghub.auth.sms.setup import Sms, build_sms
@@ -123,6 +123,8 @@ class Container:
     # One-statement reads on the command path (the erased check, what a like decides on):
     # a kept asyncpg pool with statements prepared per connection (adapters/postgres/lookups.py).
     lookups: Lookups
+    # The dashboard's logins per client address, counted here while Redis cannot be asked.
+    ops_logins_local: LocalLimiter
 
     async def run_ops_sampler(self, stop: asyncio.Event) -> None:
         """Connect the ops readers (waiting for Kafka if it is down), then sample until stop."""
@@ -327,6 +329,10 @@ async def build(settings: Settings, *, pool_size: int = 10) -> Container:
             threshold=settings.ops_token_failures_per_minute,
             window_s=60,
             lock_s=60,
+            # The dashboard is needed most while Redis is down: its door counts here then.
+            fallback=LocalFailures(
+                threshold=settings.ops_token_failures_per_minute, window_s=60, lock_s=60
+            ),
         ),
         cache=Cache(redis, prefix=settings.prefix, enabled=settings.cache_enabled),
         hot=LocalTier(
@@ -351,6 +357,7 @@ async def build(settings: Settings, *, pool_size: int = 10) -> Container:
         ),
         counters=CounterCache(redis, prefix=settings.prefix),
         lookups=lookups,
+        ops_logins_local=LocalLimiter(settings.ops_login_per_minute, 60.0),
     )
 
 

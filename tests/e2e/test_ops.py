@@ -9,13 +9,16 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+from pydantic import SecretStr
 
 from bloghub.adapters.postgres.migrations import register_migration, set_phase
 from bloghub.adapters.postgres.tables import generations
 from bloghub.migration_phases import Phase
 from bloghub.settings import Settings
-from tests.conftest import isolated, serve
+from tests.conftest import isolated, projecting, serve
 from tests.e2e.test_accounts import signup_body
+from tests.private_redis import private_redis
+from tests.support import wait_until
 
 
 def operator(settings: Settings) -> dict[str, str]:
@@ -201,3 +204,72 @@ async def test_a_built_generation_is_on_the_dashboard_but_not_in_the_metrics(
             assert (built["state"], built["serving"]) == ("BUILT", False)
             text = (await client.get("/metrics", headers=operator(own))).text
         assert f'group="{own.prefix}.articles.g2"' not in text
+
+
+async def test_with_redis_down_the_dashboard_reads_the_lag_from_kafka_and_says_so(
+    run_id: str,
+) -> None:
+    """History, heartbeats and counters live in Redis, and the operator door counted its
+    tries there: with Redis down the page, the lag and /metrics answered 503, exactly when
+    an operator needs them. They now answer from Kafka, say what they lack, and the door
+    counts in the process meanwhile (wrong tokens still lock it)."""
+    async with private_redis() as store, isolated(run_id, "opsredis") as base:
+        s = base.model_copy(
+            update={
+                "redis_url": SecretStr(store.url),
+                "ops_sample_every_s": 0.2,
+                "ops_token_failures_per_minute": 3,
+            }
+        )
+        async with (
+            projecting(s),
+            serve(s) as api,
+            httpx.AsyncClient(base_url=api.url, timeout=30) as c,
+        ):
+            assert (
+                await c.post("/v1/users", json=signup_body(f"or-{run_id}@example.com"))
+            ).status_code == 201
+
+            async def sampled() -> bool:
+                lag = (await c.get("/ops/api/lag", headers=operator(s))).json()
+                return lag["redis_reachable"] and all(p["sampled_at"] for p in lag["projectors"])
+
+            await wait_until(sampled, timeout_s=30)
+            await store.stop()
+
+            page = await c.get("/ops", headers=operator(s))
+            assert page.status_code == 200, page.text
+            lag = await c.get("/ops/api/lag", headers=operator(s))
+            assert lag.status_code == 200, lag.text
+            snap = lag.json()
+            assert snap["redis_reachable"] is False
+            assert snap["database_reachable"] is True
+            users = next(p for p in snap["projectors"] if p["projector"] == "users")
+            assert users["state"] == "UNKNOWN"
+            assert users["lag"] == sum(part["lag"] for part in users["partitions"])
+            assert {part["topic"] for part in users["partitions"]} == {f"{s.prefix}.users"}
+            assert users["dead_letters"] is None
+            assert snap["dead_letters"]["total"] is None
+            history = await c.get("/ops/api/history", headers=operator(s))
+            assert history.status_code == 200, history.text
+            assert history.json() == {"series": {}, "redis_reachable": False}
+            metrics = await c.get("/metrics", headers=operator(s))
+            assert metrics.status_code == 200, metrics.text
+            assert f'bloghub_consumer_lag{{group="{users["group"]}"' in metrics.text
+            token = s.operator_token.get_secret_value()
+            opened = await c.post("/ops/session", json={"token": token})
+            assert opened.status_code == 204, opened.text
+
+            async with httpx.AsyncClient(base_url=api.url, timeout=30) as guesser:
+                for _ in range(3):
+                    wrong = await guesser.get(
+                        "/ops/api/lag", headers={"authorization": "Bearer guess"}
+                    )
+                    assert wrong.status_code == 401
+                locked = await guesser.get("/ops/api/lag", headers=operator(s))
+            assert locked.status_code == 429, locked.text
+            assert int(locked.headers["retry-after"]) >= 1
+
+            await store.start()
+            again = await c.get("/healthz")
+            assert again.status_code == 200

@@ -9,6 +9,7 @@ from typing import Annotated
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
+from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response, StreamingResponse
 
@@ -20,7 +21,7 @@ from bloghub.api.v1.schemas import PLAIN
 from bloghub.api.v1.sessions import client_ip
 from bloghub.auth.audit import security_event
 from bloghub.client_address import client_key
-from bloghub.errors import RateLimited, Unauthorized
+from bloghub.errors import RateLimited, Unauthorized, Unavailable
 from bloghub.settings import Mode
 
 # uPlot, like the page's own script, styles through the DOM: no inline script or style,
@@ -75,9 +76,12 @@ async def _count_attempt(request: Request) -> None:
     """Every attempt counts, per client address, before the token is looked at: past the
     limit even the right token waits, so guessing gains nothing by going fast."""
     c = container(request)
-    decision = await c.limiter.allow(
-        f"ops-login:{client_key(client_ip(request))}", c.settings.ops_login_per_minute, 60.0
-    )
+    key = f"ops-login:{client_key(client_ip(request))}"
+    try:
+        decision = await c.limiter.allow(key, c.settings.ops_login_per_minute, 60.0)
+    except Unavailable:
+        # The dashboard is needed most while Redis is down: counted in this process then.
+        decision = c.ops_logins_local.allow(key)
     if not decision.allowed:
         raise RateLimited(
             "too many operator login attempts; try again later",
@@ -105,19 +109,24 @@ async def history(request: Request) -> Response:
     minutes = parse_query(request, HistoryQuery).minutes
     ops = container(request).ops
     series = {}
-    for w in await ops.watched():
-        samples = await ops.history.since(w.group, minutes * 60)
-        series[w.group] = [
-            {
-                "at": s["at"],
-                "lag": s["lag"],
-                "lag_seconds": s["lag_seconds"],
-                "applied": s["applied"],
-                "dead_letters": s["dead_letters"],
-            }
-            for s in samples
-        ]
-    return JSON({"series": series})
+    try:
+        for w in await ops.watched():
+            samples = await ops.history.since(w.group, minutes * 60)
+            series[w.group] = [
+                {
+                    "at": s["at"],
+                    "lag": s["lag"],
+                    "lag_seconds": s["lag_seconds"],
+                    "applied": s["applied"],
+                    "dead_letters": s["dead_letters"],
+                }
+                for s in samples
+            ]
+    except RedisError:
+        # The history is kept in Redis alone: none to show, said so (the page goes on with
+        # the live snapshots, which read the lag from Kafka meanwhile).
+        return JSON({"series": {}, "redis_reachable": False})
+    return JSON({"series": series, "redis_reachable": True})
 
 
 async def stream(request: Request) -> Response:

@@ -20,14 +20,22 @@ full address.
 from __future__ import annotations
 
 import hashlib
+import math
+import time
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 
+import structlog
 from redis.asyncio import Redis
 
 from bloghub.auth.audit import security_event
 from bloghub.auth.limiter import redis_translated
 from bloghub.client_address import client_key
-from bloghub.errors import RateLimited
+from bloghub.errors import RateLimited, Unavailable
+from bloghub.logs import SELDOM
+
+log = structlog.get_logger(__name__)
 
 WINDOW_S = 15 * 60
 BUSY_RETRY_S = 1
@@ -112,9 +120,64 @@ return {0, 1, set}
 )
 
 
+class LocalFailures:
+    """A failure limit kept in this process alone: ``threshold`` failures of one subject
+    within ``window_s`` lock it for ``lock_s``. Approximate (each process counts its own),
+    and bounded: past ``max_subjects`` the one that failed least recently is forgotten.
+    Only failures count, so a right token presented again and again is never refused."""
+
+    def __init__(
+        self,
+        *,
+        threshold: int,
+        window_s: float,
+        lock_s: int,
+        max_subjects: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._threshold, self._window_s, self._lock_s = threshold, window_s, lock_s
+        self._max = max_subjects
+        self._clock = clock
+        self._failures: OrderedDict[str, list[float]] = OrderedDict()  # who -> when, in window
+        self._locked: OrderedDict[str, float] = OrderedDict()  # who -> locked until
+
+    def attempt(self, who: str, what: str) -> None:
+        until = self._locked.get(who)
+        if until is None:
+            return
+        left = until - self._clock()
+        if left <= 0:
+            del self._locked[who]
+            return
+        wait = max(1, math.ceil(left))
+        raise RateLimited(
+            f"too many failed {what}; try again in {wait_text(wait)}", retry_after_s=wait
+        )
+
+    def failed(self, who: str) -> int:
+        """The seconds of the lock this failure started, or 0."""
+        now = self._clock()
+        recent = [t for t in self._failures.pop(who, []) if t > now - self._window_s]
+        recent.append(now)
+        if len(recent) >= self._threshold:
+            self._locked[who] = now + self._lock_s
+            self._locked.move_to_end(who)
+            if len(self._locked) > self._max:
+                self._locked.popitem(last=False)
+            return self._lock_s
+        self._failures[who] = recent
+        if len(self._failures) > self._max:
+            self._failures.popitem(last=False)
+        return 0
+
+
 class FailureLimit:
     """More than ``threshold`` attempts of one subject within ``window_s`` that did not
-    succeed lock it for ``lock_s``; ``threshold`` failures lock it at once."""
+    succeed lock it for ``lock_s``; ``threshold`` failures lock it at once.
+
+    With a ``fallback``, a door that must open while Redis cannot be asked (the operator's:
+    the dashboard is needed most in an outage) counts in that process-local limit then,
+    instead of answering 503; without one, ``Unavailable`` goes to the caller."""
 
     def __init__(
         self,
@@ -125,8 +188,10 @@ class FailureLimit:
         threshold: int,
         window_s: int = WINDOW_S,
         lock_s: int = WINDOW_S,
+        fallback: LocalFailures | None = None,
     ) -> None:
         self._redis = redis
+        self._fallback = fallback
         self._base = f"{prefix}:{name}"
         self._args = [window_s, threshold, lock_s]
         self._attempt = redis.register_script(_ATTEMPT)
@@ -150,8 +215,12 @@ class FailureLimit:
         """Count an attempt of ``who`` before it is checked; ``RateLimited`` (naming
         ``what`` is refused) while ``who`` is locked, ``TooManyAtOnce`` while as many of
         its attempts as the threshold are counted (failed, or still being checked)."""
-        async with redis_translated():
-            left, busy = await self._attempt(keys=self._keys(who), args=self._args)
+        try:
+            async with redis_translated():
+                left, busy = await self._attempt(keys=self._keys(who), args=self._args)
+        except Unavailable:
+            self._local().attempt(who, what)
+            return
         if int(left):
             raise RateLimited(
                 f"too many failed {what}; try again in {wait_text(int(left))}",
@@ -165,14 +234,28 @@ class FailureLimit:
 
     async def failed(self, who: str) -> int:
         """The attempt failed; the seconds of the lock it started, or 0."""
-        async with redis_translated():
-            return int(await self._fail(keys=self._keys(who), args=self._args))
+        try:
+            async with redis_translated():
+                return int(await self._fail(keys=self._keys(who), args=self._args))
+        except Unavailable:
+            return self._local().failed(who)
 
     async def succeeded(self, who: str) -> None:
         """The attempt succeeded (or was refused before anything was checked): it no
         longer counts."""
-        async with redis_translated():
-            await self._uncount(keys=self._keys(who)[:1])
+        try:
+            async with redis_translated():
+                await self._uncount(keys=self._keys(who)[:1])
+        except Unavailable:
+            self._local()  # failures alone count there: nothing to take back
+
+    def _local(self) -> LocalFailures:
+        """The fallback, while Redis cannot be asked; ``Unavailable`` again if none."""
+        if self._fallback is None:
+            raise Unavailable("redis is not reachable")
+        if (left_out := SELDOM.due(f"lockout.local:{self._base}")) is not None:
+            log.warning("lockout.counted_locally", limit=self._base, left_out=left_out)
+        return self._fallback
 
     async def cleared(self, who: str) -> None:
         """Every attempt and failure counted so far is forgotten."""

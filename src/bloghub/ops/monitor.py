@@ -143,26 +143,73 @@ class OpsMonitor:
     async def snapshot(self) -> dict[str, Any]:
         now = time.time()
         watched = await self.watched()
-        projectors = [await self._describe(w, now) for w in watched]
-        total = sum(p["dead_letters"] for p in projectors if p["serving"])
+        try:
+            projectors = [await self._describe(w, now) for w in watched]
+            replays = await self._replays(watched, await self._published(watched))
+            live = await self._presence.processes() if self._presence else []
+            redis_reachable = True
+        except (RedisError, Unavailable) as exc:
+            # History, heartbeats, counters and progress live in Redis; the lag itself is
+            # Kafka's to tell: the dashboard goes on from it and says what it lacks.
+            if (left_out := SELDOM.due("ops.redis_unavailable")) is not None:
+                log.warning("ops.redis_unavailable", error=repr(exc), left_out=left_out)
+            projectors = await self.read_live(watched, now)
+            replays = await self._replays(watched, {})
+            live, redis_reachable = [], False
+        counted = [p["dead_letters"] for p in projectors if p["serving"]]
+        total = None if None in counted else sum(counted)
         return {
             "at": now,
             "window_s": self._cfg.window_s,
             "projectors": projectors,
             "dead_letters": {"total": total, "latest": await self._latest_letters()},
-            "replays": await self._replays(watched),
+            "replays": replays,
             "migrations": await self._migrations(),
-            "live": {"processes": await self._presence.processes() if self._presence else []},
+            "live": {"processes": live},
             # False: the database did not answer; generations and migrations are as it
             # last said.
             "database_reachable": self.database_reachable,
+            # False: Redis did not answer; lag is read from Kafka now, and states, instances,
+            # throughput and dead-letter counts are not known.
+            "redis_reachable": redis_reachable,
         }
 
-    async def _replays(self, watched: list[Watched]) -> list[dict[str, Any]]:
-        """Generations being built, with the progress their replay publishes (figures
-        None until it has)."""
+    async def read_live(self, watched: list[Watched], now: float) -> list[dict[str, Any]]:
+        """Each watched group as Kafka tells its lag now, with no history: what the
+        dashboard shows while Redis, where the rest is kept, does not answer."""
+        lags = {g.group: g for g in await self._lag.read({w.group: w.topics for w in watched})}
+        out = []
+        for w in watched:
+            found = lags.get(w.group)
+            out.append(
+                {
+                    "projector": w.name,
+                    "generation": w.generation,
+                    "serving": w.state == "active",
+                    "group": w.group,
+                    "state": (State.BUILT if w.state == "built" else State.UNKNOWN).value,
+                    "waiting": [],
+                    "instances": [],
+                    "events_per_s": None,
+                    "lag": found.lag if found else None,
+                    "lag_seconds": found.lag_seconds if found else None,
+                    "dead_letters": None,
+                    "sampled_at": now if found else None,
+                    "partitions": [p.to_json() for p in found.partitions] if found else [],
+                }
+            )
+        return out
+
+    async def _published(self, watched: list[Watched]) -> dict[tuple[str, int], Any]:
         building = [(w.name, w.generation) for w in watched if w.state == "building"]
-        published = await read_progress(self._redis, self._cfg.prefix, building)
+        return await read_progress(self._redis, self._cfg.prefix, building)
+
+    async def _replays(
+        self, watched: list[Watched], published: Mapping[tuple[str, int], Any]
+    ) -> list[dict[str, Any]]:
+        """Generations being built, with the progress their replay publishes (figures
+        None until it has, or while Redis, where it is published, does not answer)."""
+        building = [(w.name, w.generation) for w in watched if w.state == "building"]
         out = []
         for name, generation in building:
             p = published.get((name, generation))

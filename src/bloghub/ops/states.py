@@ -10,6 +10,7 @@ The worst one wins, in the order STOP, STALL, REWIND, ERR, WARN, OK.
 
 What a live instance says of itself comes first: UPGRADE when it waits at an event newer
 than its code, STORE when it waits for its store (unwell, or failing every event alike).
+UNKNOWN while Redis, which keeps the samples and the heartbeats, does not answer.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ class State(StrEnum):
     STORE = "STORE"
     UPGRADE = "UPGRADE"
     BUILT = "BUILT"  # built by ``replay --no-swap``, written by no one until switched in
+    UNKNOWN = "UNKNOWN"  # Redis, which keeps the history a state is judged on, does not answer
 
 
 # What heartbeats name as the reason an instance waits (projections.heartbeat.WaitReason).

@@ -202,7 +202,7 @@
   }
 
   function renderDeadLetters(snap) {
-    document.getElementById('dead-total').textContent = '(' + snap.dead_letters.total + ')';
+    document.getElementById('dead-total').textContent = '(' + fmt(snap.dead_letters.total) + ')';
     const dead = document.querySelector('#dead tbody');
     dead.replaceChildren();
     for (const d of snap.dead_letters.latest) {
@@ -229,6 +229,7 @@
     document.getElementById('updated').textContent =
       'updated ' + new Date(snap.at * 1000).toLocaleTimeString();
     document.getElementById('database').hidden = snap.database_reachable !== false;
+    document.getElementById('redis').hidden = snap.redis_reachable !== false;
     renderProjectors(snap);
     renderDeadLetters(snap);
     renderReplays(snap.replays, snap.migrations || [], snap.projectors);
