@@ -72,6 +72,19 @@ def test_a_changed_cursor_or_another_deployments_names_no_page() -> None:
         CursorSeal("another-secret").open(sealed)
 
 
+def test_a_cursor_shows_nothing_of_the_view_it_names() -> None:
+    """The view's id spells the index's name (the deployment's prefix), its uuid and the
+    nodes holding it: a cursor read as base64 showed them."""
+    view = base64.b64encode(b"\x00bench-prefix-search-g1\x16index-uuid-node-id").decode()
+    cursor = Cursor(after=[2.5, 1700000000000, "an-id"], origin_ms=1700000000000, view=view)
+    sealed = CursorSeal(SECRET).seal(cursor)
+    raw = base64.urlsafe_b64decode(sealed + "=" * (-len(sealed) % 4))
+    for shown in (view.encode(), b"bench-prefix", b"an-id", b"1700000000000"):
+        assert shown not in raw
+    assert CursorSeal(SECRET).seal(cursor) != sealed  # a fresh nonce each time
+    assert CursorSeal(SECRET).open(sealed) == cursor
+
+
 def test_every_page_of_a_search_measures_recency_from_its_first_page() -> None:
     """Built at any later time, a page's request scores articles as the first page did."""
     first = articles_request(

@@ -1,8 +1,8 @@
 """The search requests sent to OpenSearch, built from validated parameters. The words a
 caller sends are only ever the ``query`` text of ``multi_match`` (analyzed as text, no
 syntax of any kind); tags and authors are exact ``term`` filters. Nothing a caller sends
-becomes query DSL, and a cursor is sealed (HMAC): the view and sort values it names are
-ones this API handed out."""
+becomes query DSL, and a cursor is sealed (AES-GCM): the view and sort values it names
+are ones this API handed out, and the view's id is not shown."""
 
 from __future__ import annotations
 
@@ -10,12 +10,15 @@ import base64
 import binascii
 import hashlib
 import hmac
+import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from bloghub.errors import NotFound
 from bloghub.readmodels import tag_key
@@ -131,8 +134,8 @@ def users_request(q: str, *, limit: int) -> dict[str, Any]:
     }
 
 
-CURSOR_LABEL = b"bloghub search cursor v1"
-_MAC_BYTES = 16
+CURSOR_LABEL = b"bloghub search cursor v2"
+_NONCE_BYTES = 12
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,15 +158,18 @@ def search_digest(q: str, tag: str | None, author: str | None) -> str:
 
 
 class CursorSeal:
-    """Seals cursors with an HMAC under a key of their own: a cursor names an OpenSearch
-    view by id, and only views this API opened may be searched."""
+    """Seals cursors (AES-GCM under a key of their own): a cursor names an OpenSearch view
+    by id, and only views this API opened may be searched; the view id, which spells the
+    index's name, its uuid and the nodes holding it, is not for callers to read, so the
+    cursor is encrypted, not only signed."""
 
     def __init__(self, secret: str) -> None:
-        self._key = hmac.new(secret.encode(), CURSOR_LABEL, hashlib.sha256).digest()
+        self._aead = AESGCM(hmac.new(secret.encode(), CURSOR_LABEL, hashlib.sha256).digest())
 
     def seal(self, cursor: Cursor) -> str:
         payload = orjson.dumps([*cursor.after, cursor.origin_ms, cursor.view, cursor.search])
-        raw = self._mac(payload) + payload
+        nonce = os.urandom(_NONCE_BYTES)
+        raw = nonce + self._aead.encrypt(nonce, payload, CURSOR_LABEL)
         return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
     def open(self, sealed: str) -> Cursor:
@@ -171,15 +177,10 @@ class CursorSeal:
         (start again without one), as the other lists answer."""
         try:
             raw = base64.urlsafe_b64decode(sealed + "=" * (-len(sealed) % 4))
-        except (binascii.Error, ValueError):
-            raw = b""
-        mac, payload = raw[:_MAC_BYTES], raw[_MAC_BYTES:]
-        if len(mac) < _MAC_BYTES or not hmac.compare_digest(mac, self._mac(payload)):
-            raise NotFound("no page at that cursor; start again without one")
+            payload = self._aead.decrypt(raw[:_NONCE_BYTES], raw[_NONCE_BYTES:], CURSOR_LABEL)
+        except (binascii.Error, ValueError, InvalidTag):
+            raise NotFound("no page at that cursor; start again without one") from None
         return _cursor(orjson.loads(payload))
-
-    def _mac(self, payload: bytes) -> bytes:
-        return hmac.new(self._key, payload, hashlib.sha256).digest()[:_MAC_BYTES]
 
 
 def _cursor(values: Any) -> Cursor:
