@@ -60,7 +60,8 @@ ICU swaps, one keeps its mapping, so both end as one character). Made by that sc
 edited by hand.
 
 The search indexes map these before segmenting (``search_indexes.py``), so a word is cut
-the same way whichever script it is written in."""
+the same way whichever script it is written in; tag keys fold them too
+(``readmodels.tag_key``)."""
 
 from __future__ import annotations
 
@@ -73,6 +74,11 @@ PAIRS = (
 def mappings() -> list[str]:
     """The pairs as a ``mapping`` character filter takes them."""
     return [f"{{PAIRS[i]}} => {{PAIRS[i + 1]}}" for i in range(0, len(PAIRS), 2)]
+
+
+def simplified_table() -> dict[int, str]:
+    """The pairs as ``str.translate`` takes them."""
+    return {{ord(PAIRS[i]): PAIRS[i + 1] for i in range(0, len(PAIRS), 2)}}
 '''
 
 

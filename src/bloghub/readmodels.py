@@ -10,21 +10,27 @@ from typing import Any
 
 from sqlalchemy import func
 
+from bloghub.adapters import traditional_chinese
 from bloghub.adapters.postgres.tables import articles
 from bloghub.adapters.redis.cache import Cache
 
+_SIMPLIFIED = traditional_chinese.simplified_table()
+
 
 def tag_key(tag: str) -> str:
-    """The form by which tags are one tag site-wide: compatibility forms folded (NFKC) and
-    lower-cased, so "Python", "python" and "python" in full-width letters (U+FF50 on, as a
-    Chinese input method in full-width mode types them) are listed, counted and found as one (an
-    article already keeps only one of them). Tags are kept in that form where they are
-    looked up and counted; an article shows its tags as its author wrote them; search's
-    documents keep them in this form too (``tag_keys``), which its tag filter matches.
-    Lower case, not case folding: the tag lists show the word as written, not "strasse"
-    for "Straße". NFKC again after lowering (which can leave text NFKC would change), so a
-    key is its own key: a client that filters by a listed tag finds what the list counted."""
-    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", tag).lower())
+    """The form by which tags are one tag site-wide: compatibility forms folded (NFKC),
+    lower-cased and traditional Chinese characters made simplified, so "Python", "python"
+    and "python" in full-width letters (U+FF50 on, as a Chinese input method in full-width
+    mode types them) are one tag, as are 數據庫 and 数据库: listed, counted and found as
+    one (an article already keeps only one of them). Tags are kept in that form where they
+    are looked up and counted; an article shows its tags as its author wrote them; search's
+    documents keep them in this form too (``tag_keys``), which its tag filter matches, as
+    its words match in either script. Lower case, not case folding: the tag lists show the
+    word as written, not "strasse" for "Straße". NFKC again after lowering (which can
+    leave text NFKC would change), so a key is its own key: a client that filters by a
+    listed tag finds what the list counted."""
+    lowered = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", tag).lower())
+    return lowered.translate(_SIMPLIFIED)
 
 
 def user_info_key(cache: Cache, user_id: str) -> str:

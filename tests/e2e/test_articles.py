@@ -421,6 +421,40 @@ async def test_a_tag_typed_in_full_width_is_one_tag_with_its_plain_form(
     assert mine.json()["article"]["tags"] == [wide, "other"]
 
 
+async def test_a_tag_in_traditional_chinese_is_one_tag_with_its_simplified_form(
+    client: httpx.AsyncClient, author: Author
+) -> None:
+    """數據庫 on one article and 数据库 on another are one tag, as search's words are one
+    word in either script: counted once with both, listed in simplified characters, and
+    either spelling finds both, on /v1, /api and search alike. Each article shows the tag
+    as its author wrote it."""
+    mark = secrets.token_hex(3)
+    traditional, simplified = f"數據庫{mark}", f"数据库{mark}"
+    ids = []
+    for spelling in (traditional, simplified):
+        article_id = await draft(client, author, title=f"script {mark}", tags=[spelling])
+        answer = await client.post(f"/v1/articles/{article_id}/publish", headers=author.auth)
+        assert answer.status_code == 200, answer.text
+        ids.append(article_id)
+    after = {"bloghub-after": answer.headers["bloghub-position"]}
+    for spelling in (traditional, simplified, f"資料{mark}"):
+        found = (await client.get("/v1/articles", params={"tag": spelling}, headers=after)).json()
+        expected = ids[::-1] if spelling != f"資料{mark}" else []
+        assert [a["id"] for a in found["articles"]] == expected, spelling
+    for spelling in (traditional, simplified):
+        conduit = (await client.get("/api/articles", params={"tag": spelling})).json()
+        assert conduit["articlesCount"] == 2, spelling
+        hits = await client.get(
+            "/v1/search/articles", params={"q": mark, "tag": spelling}, headers=after
+        )
+        assert sorted(a["id"] for a in hits.json()["articles"]) == sorted(ids), spelling
+    counts = {t["tag"]: t["articles"] for t in (await client.get("/v1/tags")).json()["tags"]}
+    assert counts[simplified] == 2
+    assert traditional not in counts
+    shown = (await client.get(f"/v1/articles/{ids[0]}", headers=after)).json()["article"]
+    assert shown["tags"] == [traditional]
+
+
 async def test_a_tag_as_the_tag_lists_show_it_filters(
     client: httpx.AsyncClient, author: Author
 ) -> None:
