@@ -369,12 +369,18 @@ async def test_later_pages_show_articles_as_they_are_now(
     republished = await client.post(f"/v1/articles/{edited}/publish", headers=author.auth)
     assert republished.status_code == 200, republished.text
     seen: list[dict[str, Any]] = []
+    pages: list[dict[str, Any]] = []
     cursor = first["next_cursor"]
     while cursor is not None:
         page = await search(client, author, q=w, limit=2, cursor=cursor)
+        pages.append(page)
         seen += page["articles"]
         cursor = page["next_cursor"]
     assert sorted(a["id"] for a in seen) == sorted(set(later) - {withdrawn, deleted})
+    # The page is filled from the view in place of what is no longer shown, no empty page
+    # follows a cursor, and the total counts what matches now.
+    assert [len(p["articles"]) for p in pages] == [2]
+    assert [p["total"] for p in pages] == [4]
     renamed = next(a for a in seen if a["id"] == edited)
     assert renamed["title"] == f"{w} renamed"
     assert "secret" not in str(renamed["highlights"])

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Mapping
+from dataclasses import replace
 from typing import Any
 
 import structlog
@@ -65,6 +66,9 @@ USER_SEARCH_READS: Reads = USERS_INDEX_READS
 RETRY_AFTER_S = 5
 # The longest cursor a page query takes (``PageQuery.cursor``).
 CURSOR_CHARS = 512
+# A later page missing articles withdrawn since its view was taken reads on from the view
+# this many more times at most to fill itself.
+REFILLS = 3
 
 Found = Mapping[str, Any]
 
@@ -134,10 +138,9 @@ async def _article_page(
 
 
 def _next_cursor(
-    request: Request, hit: Found, origin_ms: int, view: str | None, search: str
+    request: Request, after: list[Any], origin_ms: int, view: str | None, search: str
 ) -> str:
     seal = _seal(request)
-    after = list(hit["sort"])
     cursor = seal.seal(Cursor(after=after, origin_ms=origin_ms, view=view, search=search))
     if len(cursor) > CURSOR_CHARS:  # a view id of many shards: page the index itself
         log.warning("search.cursor_too_long", chars=len(cursor))
@@ -170,6 +173,46 @@ async def _as_now(request: Request, page: list[Found]) -> list[Found]:
             hit = {**hit, "_source": source, "highlight": {}}
         shown.append(hit)
     return shown
+
+
+async def _later_page(
+    request: Request, body: Found, cursor: Cursor, limit: int
+) -> tuple[list[Found], list[Any] | None, str | None]:
+    """A later page read through its first page's view, as the index holds its articles
+    now (``_as_now``); where its next page resumes (None: there is none); the view. An
+    article withdrawn or deleted since the view was taken is left out and the page read on
+    from the view in its stead, up to ``REFILLS`` more reads: a page comes short only at
+    the end, and a next page is offered only when an article to show follows (or, past
+    those reads, when the view has more to look at)."""
+    shown: list[Found] = []
+    view, after = cursor.view, cursor.after
+    for _ in range(1 + REFILLS):
+        size = limit + 1 - len(shown)  # one past the page tells whether another follows
+        on = replace(cursor, view=view)
+        found, view = await _article_page(
+            request, {**body, "size": size, "search_after": after}, on, Position(), size
+        )
+        hits = list(found["hits"]["hits"]) if found else []
+        shown += await _as_now(request, hits)
+        if len(shown) > limit:
+            return shown[:limit], list(shown[limit - 1]["sort"]), view
+        if len(hits) < size:
+            return shown, None, view  # the view holds no more
+        after = list(hits[-1]["sort"])
+    return shown, after, view
+
+
+async def _total_now(request: Request, body: Found, wanted: Position) -> int:
+    """How many articles the search's words and filters match in the index now, with what
+    the caller waited for (``wanted``: their own last write, say) searchable."""
+    c = container(request)
+    index = await _index(request, ARTICLES)
+    count = {"query": body["query"], "size": 0, "track_total_hits": True}
+    with _answered(index):
+        if not await c.search_views.refreshed(index, wanted):
+            return 0
+        found = await search_index(c.search, index, count)
+    return int(found["hits"]["total"]["value"]) if found else 0
 
 
 def _article_hit(
@@ -207,20 +250,28 @@ async def search_articles(request: Request) -> Response:
         after=cursor.after if cursor is not None else None,
         origin_ms=origin_ms,
     )
-    wanted = await _wanted(request, ARTICLES_INDEX_READS, stale) if cursor is None else Position()
-    found, view = await _article_page(request, body, cursor, wanted, params.limit)
-    hits = list(found["hits"]["hits"]) if found else []
-    page = hits[: params.limit]
-    more = len(hits) > params.limit
-    shown = page if cursor is None or cursor.view is None else await _as_now(request, page)
+    if cursor is not None and cursor.view is not None:
+        # A later page reads its first page's view, as it stands now (``_later_page``); its
+        # total is what matches now, not what the view held.
+        shown, resume, view = await _later_page(request, body, cursor, params.limit)
+        total = await _total_now(request, body, await _wanted(request, ARTICLES_INDEX_READS, stale))
+    else:
+        first = await _wanted(request, ARTICLES_INDEX_READS, stale) if cursor is None else None
+        found, view = await _article_page(request, body, cursor, first or Position(), params.limit)
+        hits = list(found["hits"]["hits"]) if found else []
+        shown = hits[: params.limit]
+        # From the page's last hit: the next page follows on from it.
+        resume = list(shown[-1]["sort"]) if len(hits) > params.limit else None
+        total = found["hits"]["total"]["value"] if found else 0
     tallies = await queries(request).tallies([hit["_source"]["id"] for hit in shown])
     # The authors of a page are looked up together: one round trip, not one each.
     authors = await authors_out(request, [hit["_source"]["author_id"] for hit in shown])
     out = ArticleResults(
-        total=found["hits"]["total"]["value"] if found else 0,
+        total=total,
         articles=[_article_hit(hit, tallies, authors) for hit in shown],
-        # From the view's last hit, shown or not: the next page follows on from it.
-        next_cursor=_next_cursor(request, page[-1], origin_ms, view, search) if more else None,
+        next_cursor=None
+        if resume is None
+        else _next_cursor(request, resume, origin_ms, view, search),
     )
     return mark_stale(JSON(out.model_dump(mode="json")), stale)
 
