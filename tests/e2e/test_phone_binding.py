@@ -20,7 +20,7 @@ from tests.conftest import LiveServer
 from tests.e2e.test_accounts import PASSWORD
 from tests.e2e.test_sessions import account, bearer, login
 from tests.e2e.test_sms_abuse import Site, site
-from tests.e2e.test_sms_login import code_sent_to, new_phone
+from tests.e2e.test_sms_login import code_sent_to, new_phone, texts_to
 from tests.sms_gateway import Gateway
 from tests.wechat_server import APPID, SECRET, WeChatServer, wechat_server
 
@@ -237,3 +237,62 @@ async def test_a_binding_proven_against_a_phone_since_replaced_is_refused(
     await bind_phone(commands, who, user_id=user_id, phone=fourth)  # by password
     held = await commands.reservations.held_by("phone", user_id)
     assert held == [fourth] or fourth in held
+
+
+async def test_an_account_with_a_password_is_erased_with_it_not_with_a_code(
+    sms: Site, unique_email: Callable[[], str]
+) -> None:
+    """A code to the bound phone proves the owner only of an account without a password:
+    accepted for one with a password, it let whoever held a session and read the owner's
+    messages erase the account without knowing its password. The wrong kind of proof is
+    refused saying which to send, and no erasure code is sent to such an account."""
+    token = (await login(sms.client, await account(sms.client, unique_email)))["access_token"]
+    phone = new_phone()
+    code = await code_for(sms, phone, "bind")
+    bound = await bind(sms, token, phone=phone, code=code, current_password=PASSWORD)
+    assert bound.status_code == 200, bound.text
+
+    sent = len(texts_to(sms.gateway, phone))
+    asked = await sms.ask(phone, "erase", token=token)
+    assert asked.status_code == 422, asked.text
+    assert "erase it with the password" in asked.json()["error"]["message"]
+    assert len(texts_to(sms.gateway, phone)) == sent
+    by_code = await sms.client.request(
+        "DELETE", "/v1/users/me", json={"code": "123456"}, headers=bearer(token)
+    )
+    assert by_code.status_code == 422, by_code.text
+    assert by_code.json()["error"]["fields"] == {
+        "password": "required for an account with a password"
+    }
+    assert (await sms.client.get("/v1/users/me", headers=bearer(token))).status_code == 200
+    erased = await sms.client.request(
+        "DELETE", "/v1/users/me", json={"password": PASSWORD}, headers=bearer(token)
+    )
+    assert erased.status_code == 204, erased.text
+
+
+async def test_an_account_without_a_password_is_told_how_to_set_one(sms: Site) -> None:
+    """An SMS login's account has no password: a password change or a password given to
+    erase it was answered "the password is wrong", which no one can act on."""
+    phone = new_phone()
+    code = await code_for(sms, phone, "login")
+    first = await sms.client.post("/v1/auth/sms/login", json={"phone": phone, "code": code})
+    assert first.status_code == 200, first.text
+    token = first.json()["access_token"]
+    change = await sms.client.post(
+        "/v1/users/me/password",
+        json={
+            "current_password": PASSWORD,
+            "new_password": "N3w!passw0rd-x",
+            "confirm_password": "N3w!passw0rd-x",
+        },
+        headers=bearer(token),
+    )
+    assert change.status_code == 422, change.text
+    assert change.json()["error"]["fields"] == {"current_password": "this account has none"}
+    assert "/v1/auth/password/reset" in change.json()["error"]["message"]
+    erase = await sms.client.request(
+        "DELETE", "/v1/users/me", json={"password": PASSWORD}, headers=bearer(token)
+    )
+    assert erase.status_code == 422, erase.text
+    assert "purpose erase" in erase.json()["error"]["message"]

@@ -22,7 +22,14 @@ from bloghub.api.queries import UserRow
 from bloghub.api.v1.sessions import client_ip
 from bloghub.auth.audit import security_event
 from bloghub.auth.tokens import Claims
-from bloghub.errors import Unauthorized
+from bloghub.errors import InvalidInput, Unauthorized
+
+# What an account without a password or without a phone is told to do.
+SET_A_PASSWORD = (
+    "set one with a code sent to its phone (POST /v1/auth/sms/code, purpose reset, then "
+    "POST /v1/auth/password/reset)"
+)
+BIND_A_PHONE = "bind a phone first (POST /v1/users/me/phone)"
 
 # How a refusal names what is locked ("too many failed <this>; try again in …").
 LOCKED = "proofs of ownership in this session"
@@ -60,8 +67,17 @@ async def prove_owner(
 async def check_current_password(
     request: Request, claims: Claims, row: UserRow | None, password: str, *, purpose: str
 ) -> None:
-    """The caller's current password, or ``Unauthorized`` naming ``current_password``."""
+    """The caller's current password, or ``Unauthorized`` naming ``current_password``. An
+    account with no password (made by an SMS or WeChat login) is told so, and how to set
+    one: no guess is counted, as none could be right."""
     hashed = row.password_hash if row is not None else None
+    if row is not None and hashed is None:
+        raise InvalidInput(
+            "this account has no password (it signs in by SMS or WeChat): "
+            + SET_A_PASSWORD
+            + ("" if row.phone else f"; {BIND_A_PHONE}"),
+            fields={"current_password": "this account has none"},
+        )
     hasher = container(request).commands.hasher
     verdict = await prove_owner(request, claims, lambda: hasher.verify(password, hashed))
     if verdict.held:

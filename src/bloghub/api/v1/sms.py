@@ -21,7 +21,7 @@ from bloghub.api.consistent import credentials_written, mark_stale, written
 from bloghub.api.http import JSON, Endpoint, container, parse_body
 from bloghub.api.queries import UserRow
 from bloghub.api.v1.notifications import unread_count
-from bloghub.api.v1.proof import check_current_password
+from bloghub.api.v1.proof import BIND_A_PHONE, check_current_password
 from bloghub.api.v1.schemas import (
     Input,
     NewPassword,
@@ -45,7 +45,7 @@ from bloghub.commands.users import (
     change_password,
     login_epoch,
 )
-from bloghub.errors import Forbidden, NotFound, RateLimited, Unauthorized
+from bloghub.errors import Forbidden, InvalidInput, NotFound, RateLimited, Unauthorized
 from bloghub.events.users import UserRegisteredByPhone
 
 if TYPE_CHECKING:
@@ -123,6 +123,7 @@ async def send_code(request: Request) -> Response:
     c.sms.guard.check_country(body.phone)
     if body.purpose in OWN_PHONE:
         claims = await require_caller(request)
+        await _needs_a_code(request, claims.user_id, body.purpose)
         if await _owner(request, body.phone) != claims.user_id:
             raise Forbidden(
                 "this code goes only to your account's own phone",
@@ -156,6 +157,25 @@ async def _send_reset(c: Container, phone: str) -> None:
         log.info("sms.reset_code_refused", phone=mask_phone(phone), reason=refused.message)
         return
     await c.sms.sender.send(phone, _text(c, code), valid_for_s=c.sms.codes.ttl_s)
+
+
+async def _needs_a_code(request: Request, user_id: str, purpose: Purpose) -> None:
+    """An owner's code is asked for an account that can use one: one with no phone is told
+    to bind one; an erasure code is no proof for an account with a password (it is erased
+    with the password), so none is sent."""
+    row = await user_queries(request).by_id(user_id)
+    if row is None:
+        return  # not in the read model yet: the phone check below answers
+    if row.phone is None:
+        raise InvalidInput(
+            f"this account has no phone to send a code to: {BIND_A_PHONE}",
+            fields={"phone": "no phone bound to this account"},
+        )
+    if purpose == "erase" and row.password_hash is not None:
+        raise InvalidInput(
+            "this account has a password: erase it with the password (no code is needed)",
+            fields={"purpose": "not for an account with a password"},
+        )
 
 
 async def _owner(request: Request, phone: str) -> str | None:

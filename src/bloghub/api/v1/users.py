@@ -26,7 +26,7 @@ from bloghub.api.queries import UserRow
 from bloghub.api.social_queries import SocialQueries
 from bloghub.api.v1.notifications import unread_count
 from bloghub.api.v1.path_ids import path_id
-from bloghub.api.v1.proof import check_current_password, prove_owner
+from bloghub.api.v1.proof import BIND_A_PHONE, check_current_password, prove_owner
 from bloghub.api.v1.schemas import (
     EraseIn,
     PasswordChangeIn,
@@ -49,7 +49,7 @@ from bloghub.commands.users import (
     register_user,
     update_profile,
 )
-from bloghub.errors import NotFound, Unauthorized
+from bloghub.errors import InvalidInput, NotFound, Unauthorized
 from bloghub.events.topics import Family
 from bloghub.readmodels import follow_counts_key, user_info_key
 
@@ -160,6 +160,7 @@ async def erase_me(request: Request) -> Response:
     claims = await require_caller(request)
     row = await _row_of(request, claims)
     body = await parse_body(request, EraseIn)
+    _fitting_proof(row, body)
     c = container(request)
     verdict = await prove_owner(request, claims, lambda: _owner_proven(request, row, body))
     if not verdict.held:
@@ -175,6 +176,29 @@ async def erase_me(request: Request) -> Response:
     position = await erase_user(c.commands, caller(request), user_id=row.id)
     security_event("user.erased", ip=client_ip(request), user_id=row.id)
     return await credentials_written(request, Response(status_code=204), position, row.id)
+
+
+def _fitting_proof(row: UserRow, body: EraseIn) -> None:
+    """The proof an account is erased with: its password if it has one (a code alone would
+    let whoever holds a session and reads the owner's messages erase it), else a code to
+    its phone. The wrong kind is refused before anything is checked or counted, saying
+    which to send."""
+    if row.password_hash is not None and body.code is not None:
+        raise InvalidInput(
+            "this account has a password: erase it with the password, not a code",
+            fields={"password": "required for an account with a password"},
+        )
+    if row.password_hash is None and body.password is not None:
+        how = "erase it with a code sent to its phone (POST /v1/auth/sms/code, purpose erase)"
+        raise InvalidInput(
+            f"this account has no password: {how}" + ("" if row.phone else f"; {BIND_A_PHONE}"),
+            fields={"password": "this account has none"},
+        )
+    if body.code is not None and row.phone is None:
+        raise InvalidInput(
+            f"this account has no phone to send a code to: {BIND_A_PHONE}",
+            fields={"code": "no phone bound"},
+        )
 
 
 async def _owner_proven(request: Request, row: UserRow, body: EraseIn) -> bool:
