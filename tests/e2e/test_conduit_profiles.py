@@ -118,6 +118,10 @@ async def test_an_account_without_a_nickname_goes_by_its_id_and_no_one_can_take_
     ]
     profile = await client.get(f"/api/profiles/{author}")
     assert profile.json()["profile"]["username"] == author
+    # In any case, as a username is found (it was 404 upper-cased).
+    upper = await client.get(f"/api/profiles/{author.upper()}")
+    assert upper.status_code == 200, upper.text
+    assert upper.json()["profile"]["username"] == author
     # Full-width hyphens or letters fold to the id (usernames are looked up folded).
     wide = author.replace("-", "\uff0d")
     wide_letter = "".join(chr(ord(ch) + 0xFEE0) if ch.isalpha() else ch for ch in author)

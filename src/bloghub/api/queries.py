@@ -80,9 +80,10 @@ class UserQueries:
             reservations.c.kind == USERNAME, reservations.c.value == username_key(username)
         )
         named = await self._user(users.c.id == cast(holder.scalar_subquery(), UUID(as_uuid=False)))
-        if named is None and _canonical_id(username):
-            # An account with no nickname goes by its id (RealWorld's username for it).
-            return await self._user((users.c.id == username) & users.c.nickname.is_(None))
+        if named is None and _canonical_id(username.lower()):
+            # An account with no nickname goes by its id (RealWorld's username for it), in
+            # any case as a username is.
+            return await self._user((users.c.id == username.lower()) & users.c.nickname.is_(None))
         return named
 
     async def by_id(self, user_id: str) -> UserRow | None:
