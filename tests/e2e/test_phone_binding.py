@@ -18,7 +18,7 @@ from bloghub.errors import Conflict
 from bloghub.settings import Settings
 from tests.conftest import LiveServer
 from tests.e2e.test_accounts import PASSWORD
-from tests.e2e.test_sessions import account, bearer, login
+from tests.e2e.test_sessions import account, bearer, login, password_change
 from tests.e2e.test_sms_abuse import Site, site
 from tests.e2e.test_sms_login import code_sent_to, new_phone, texts_to
 from tests.sms_gateway import Gateway
@@ -279,15 +279,7 @@ async def test_an_account_without_a_password_is_told_how_to_set_one(sms: Site) -
     first = await sms.client.post("/v1/auth/sms/login", json={"phone": phone, "code": code})
     assert first.status_code == 200, first.text
     token = first.json()["access_token"]
-    change = await sms.client.post(
-        "/v1/users/me/password",
-        json={
-            "current_password": PASSWORD,
-            "new_password": "N3w!passw0rd-x",
-            "confirm_password": "N3w!passw0rd-x",
-        },
-        headers=bearer(token),
-    )
+    change = await password_change(sms.client, token)
     assert change.status_code == 422, change.text
     assert change.json()["error"]["fields"] == {"current_password": "this account has none"}
     assert "/v1/auth/password/reset" in change.json()["error"]["message"]
