@@ -6,14 +6,7 @@ import pytest
 
 from bloghub.auth.lockout import LocalFailures
 from bloghub.errors import RateLimited
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.unit.test_local_limiter import Clock
 
 
 def test_failures_past_the_threshold_lock_for_the_lock_time_then_open() -> None:
