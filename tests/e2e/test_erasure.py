@@ -119,7 +119,7 @@ async def test_a_phone_only_account_is_erased_with_a_code_to_its_phone(
     user_id, token = first.json()["user"]["id"], first.json()["access_token"]
 
     no_password = await erase(site.client, token, password=PASSWORD)
-    assert no_password.status_code == 422, "a phone-only account has no password to give"
+    assert no_password.status_code == 401, "a phone-only account has no password to give"
     assert no_password.json()["error"]["fields"] == {"password": "this account has none"}
     login_code = await erase(site.client, token, code=code)
     assert login_code.status_code == 401, "a spent login code is no proof"

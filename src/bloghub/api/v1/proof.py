@@ -22,7 +22,7 @@ from bloghub.api.queries import UserRow
 from bloghub.api.v1.sessions import client_ip
 from bloghub.auth.audit import security_event
 from bloghub.auth.tokens import Claims
-from bloghub.errors import InvalidInput, Unauthorized
+from bloghub.errors import Unauthorized
 
 # What an account without a password or without a phone is told to do.
 SET_A_PASSWORD = (
@@ -72,7 +72,7 @@ async def check_current_password(
     one: no guess is counted, as none could be right."""
     hashed = row.password_hash if row is not None else None
     if row is not None and hashed is None:
-        raise InvalidInput(
+        raise Unauthorized(
             "this account has no password (it signs in by SMS or WeChat): "
             + SET_A_PASSWORD
             + ("" if row.phone else f"; {BIND_A_PHONE}"),

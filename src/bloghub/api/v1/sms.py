@@ -45,7 +45,7 @@ from bloghub.commands.users import (
     change_password,
     login_epoch,
 )
-from bloghub.errors import Forbidden, InvalidInput, NotFound, RateLimited, Unauthorized
+from bloghub.errors import Forbidden, NotFound, RateLimited, Unauthorized
 from bloghub.events.users import UserRegisteredByPhone
 
 if TYPE_CHECKING:
@@ -167,12 +167,12 @@ async def _needs_a_code(request: Request, user_id: str, purpose: Purpose) -> Non
     if row is None:
         return  # not in the read model yet: the phone check below answers
     if row.phone is None:
-        raise InvalidInput(
+        raise Forbidden(
             f"this account has no phone to send a code to: {BIND_A_PHONE}",
             fields={"phone": "no phone bound to this account"},
         )
     if purpose == "erase" and row.password_hash is not None:
-        raise InvalidInput(
+        raise Forbidden(
             "this account has a password: erase it with the password (no code is needed)",
             fields={"purpose": "not for an account with a password"},
         )

@@ -49,7 +49,7 @@ from bloghub.commands.users import (
     register_user,
     update_profile,
 )
-from bloghub.errors import InvalidInput, NotFound, Unauthorized
+from bloghub.errors import NotFound, Unauthorized
 from bloghub.events.topics import Family
 from bloghub.readmodels import follow_counts_key, user_info_key
 
@@ -181,21 +181,21 @@ async def erase_me(request: Request) -> Response:
 def _fitting_proof(row: UserRow, body: EraseIn) -> None:
     """The proof an account is erased with: its password if it has one (a code alone would
     let whoever holds a session and reads the owner's messages erase it), else a code to
-    its phone. The wrong kind is refused before anything is checked or counted, saying
-    which to send."""
+    its phone. The wrong kind is refused (401, as a wrong proof is) before anything is
+    checked or counted, saying which to send."""
     if row.password_hash is not None and body.code is not None:
-        raise InvalidInput(
+        raise Unauthorized(
             "this account has a password: erase it with the password, not a code",
             fields={"password": "required for an account with a password"},
         )
     if row.password_hash is None and body.password is not None:
         how = "erase it with a code sent to its phone (POST /v1/auth/sms/code, purpose erase)"
-        raise InvalidInput(
+        raise Unauthorized(
             f"this account has no password: {how}" + ("" if row.phone else f"; {BIND_A_PHONE}"),
             fields={"password": "this account has none"},
         )
     if body.code is not None and row.phone is None:
-        raise InvalidInput(
+        raise Unauthorized(
             f"this account has no phone to send a code to: {BIND_A_PHONE}",
             fields={"code": "no phone bound"},
         )
