@@ -155,12 +155,15 @@ class LagReader:
         layout = await self._partitions({t for topics in groups.values() for t in topics})
         every = [TopicPartition(*tp) for tps in layout.values() for tp in tps]
         starts = _by_tp(await consumer.beginning_offsets(every)) if every else {}
-        ends = _by_tp(await consumer.end_offsets(every)) if every else {}
         rows: dict[str, list[tuple[TP, int | None]]] = {}
         for group, topics in groups.items():
             tps = sorted(tp for t in dict.fromkeys(topics) for tp in layout.get(t, ()))
             committed = await self._committed(group, tps)
             rows[group] = [(tp, committed.get(tp)) for tp in tps]
+        # The ends after the commits: read before them, an end could be passed by a commit
+        # made meanwhile, and a partition show a group past the end of its log. Ends only
+        # grow, so read after, each end is at or past every commit read.
+        ends = _by_tp(await consumer.end_offsets(every)) if every else {}
         positions = {
             (tp, pos)
             for group_rows in rows.values()

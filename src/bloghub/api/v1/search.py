@@ -177,15 +177,16 @@ async def _as_now(request: Request, page: list[Found]) -> list[Found]:
 
 async def _later_page(
     request: Request, body: Found, cursor: Cursor, limit: int
-) -> tuple[list[Found], list[Any] | None, str | None]:
+) -> tuple[list[Found], list[Any] | None, str | None, int]:
     """A later page read through its first page's view, as the index holds its articles
-    now (``_as_now``); where its next page resumes (None: there is none); the view. An
+    now (``_as_now``); where its next page resumes (None: there is none); the view; how
+    many articles the view holds for the search. An
     article withdrawn or deleted since the view was taken is left out and the page read on
     from the view in its stead, up to ``REFILLS`` more reads: a page comes short only at
     the end, and a next page is offered only when an article to show follows (or, past
     those reads, when the view has more to look at)."""
     shown: list[Found] = []
-    view, after = cursor.view, cursor.after
+    view, after, held = cursor.view, cursor.after, 0
     for _ in range(1 + REFILLS):
         size = limit + 1 - len(shown)  # one past the page tells whether another follows
         on = replace(cursor, view=view)
@@ -193,13 +194,14 @@ async def _later_page(
             request, {**body, "size": size, "search_after": after}, on, Position(), size
         )
         hits = list(found["hits"]["hits"]) if found else []
+        held = int(found["hits"]["total"]["value"]) if found else 0
         shown += await _as_now(request, hits)
         if len(shown) > limit:
-            return shown[:limit], list(shown[limit - 1]["sort"]), view
+            return shown[:limit], list(shown[limit - 1]["sort"]), view, held
         if len(hits) < size:
-            return shown, None, view  # the view holds no more
+            return shown, None, view, held  # the view holds no more
         after = list(hits[-1]["sort"])
-    return shown, after, view
+    return shown, after, view, held
 
 
 async def _total_now(request: Request, body: Found, wanted: Position) -> int:
@@ -251,10 +253,12 @@ async def search_articles(request: Request) -> Response:
         origin_ms=origin_ms,
     )
     if cursor is not None and cursor.view is not None:
-        # A later page reads its first page's view, as it stands now (``_later_page``); its
-        # total is what matches now, not what the view held.
-        shown, resume, view = await _later_page(request, body, cursor, params.limit)
-        total = await _total_now(request, body, await _wanted(request, ARTICLES_INDEX_READS, stale))
+        # A later page reads its first page's view, as it stands now (``_later_page``). Its
+        # total is never more than the view holds (its pages list nothing published since)
+        # nor more than match now (what was withdrawn since is not listed).
+        shown, resume, view, held = await _later_page(request, body, cursor, params.limit)
+        now = await _total_now(request, body, await _wanted(request, ARTICLES_INDEX_READS, stale))
+        total = min(held, now)
     else:
         first = await _wanted(request, ARTICLES_INDEX_READS, stale) if cursor is None else None
         found, view = await _article_page(request, body, cursor, first or Position(), params.limit)
