@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import uvicorn
 
 from bloghub import event_loop
-from bloghub.cli_errors import EXIT_CODE, explained, quiet_leftovers
+from bloghub.cli_errors import EXIT_CODE, at_least_one, explained, quiet_leftovers
 from bloghub.logs import configure_logging
 from bloghub.ops import migrate_cli, replay_cli
 from bloghub.processes import ending_with_parent, stop_processes
@@ -50,13 +50,13 @@ def main(argv: list[str] | None = None) -> int:
     for serving in (api, run):
         serving.add_argument(
             "--workers",
-            type=_at_least_one,
+            type=at_least_one,
             default=os.cpu_count() or 1,
             help="API processes (default: one per core)",
         )
     run.add_argument(
         "--projectors",
-        type=_at_least_one,
+        type=at_least_one,
         default=DEFAULT_PROJECTOR_PROCESSES,
         help="`bloghub project` processes, sharing every projector's partitions "
         f"(default: one per core up to two, here {DEFAULT_PROJECTOR_PROCESSES})",
@@ -116,16 +116,6 @@ async def _database_reachable(settings: Settings) -> None:
 
     conn = await asyncpg.connect(settings.asyncpg_dsn, timeout=5)
     await conn.close()
-
-
-def _at_least_one(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"at least 1, not {value}")
-    return value
 
 
 def _port_taken(settings: Settings) -> str | None:

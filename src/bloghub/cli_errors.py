@@ -5,6 +5,7 @@ kind is not explained here and keeps its traceback."""
 
 from __future__ import annotations
 
+import argparse
 import re
 import socket
 from collections.abc import Iterator
@@ -179,3 +180,14 @@ def _no_password(url: str) -> str:
     except ValueError:
         return "(the configured address)"
     return f"{parts.scheme}://{host}{port}{parts.path}"
+
+
+def at_least_one(text: str) -> int:
+    """An argument that counts processes or workers: a whole number, 1 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"at least 1, not {value}")
+    return value

@@ -128,6 +128,24 @@ async def test_an_unknown_projector_is_refused_alike_by_project_and_replay(
         refused(await bloghub(own, command, "nosuch"), "nosuch", "known: users")
 
 
+async def test_replay_arguments_that_do_not_go_together_are_refused_saying_why(
+    own: Settings,
+) -> None:
+    """Each was taken, or refused with the usage alone: ``--all`` beside names rebuilt
+    every projector, ``--workers 0`` ran with one, a missing generation said nothing."""
+    before = await registry(own, "users")
+    refused(await bloghub(own, "replay", "--all", "users"), "--all, not both: users")
+    refused(await bloghub(own, "replay", "--status", "users"), "--status takes no")
+    refused(await bloghub(own, "replay", "drop", "users"), "drop takes NAME GEN, not users")
+    refused(await bloghub(own, "replay", "verify", "users", "1"), "verify takes NAME GEN_A GEN_B")
+    refused(await bloghub(own, "replay", "activate", "users", "x"), "not 'x'")
+    for workers in ("0", "-1"):
+        ran = await bloghub(own, "replay", "users", "--workers", workers)
+        assert ran.code == 2, ran.out
+        assert f"argument --workers: at least 1, not {workers}" in ran.out, ran.out
+    assert await registry(own, "users") == before
+
+
 async def test_a_generation_that_does_not_exist_is_neither_dropped_nor_verified(
     own: Settings,
 ) -> None:

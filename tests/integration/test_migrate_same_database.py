@@ -92,6 +92,13 @@ async def test_status_lists_every_migration_when_one_target_is_down(own: Setting
         async with pg(own) as conn:
             await conn.execute("UPDATE projector_migrations SET phase = 2")
         refused(await bloghub(own, "migrate", "validate", "comments"), "cannot reach")
+        # Moving on, or filling, names the target it cannot reach, not the main database
+        # (which answers): both said "cannot reach PostgreSQL at" the main database's URL.
+        target = "cannot reach the target postgresql+asyncpg://bloghub:***@127.0.0.1:1/nowhere"
+        refused(await bloghub(own, "migrate", "phase", "comments", "3"), target)
+        async with pg(own) as conn:
+            await conn.execute("UPDATE projector_migrations SET phase = 1")
+        refused(await bloghub(own, "migrate", "fill", "comments"), target)
     finally:
         async with pg(own) as conn:
             await conn.execute("DELETE FROM projector_migrations")

@@ -11,9 +11,9 @@ from starlette.responses import Response
 
 from bloghub.api.http import JSON, Endpoint, container, parse_body
 from bloghub.api.ops_auth import require_operator
-from bloghub.errors import Conflict, NotFound
+from bloghub.errors import Conflict, NotFound, Unavailable
 from bloghub.migration_phases import MigrationRefused, Phase, PhaseRefused, reads_from
-from bloghub.ops.migrate import MigrationStores, NotMigrated, move
+from bloghub.ops.migrate import MigrationStores, NotMigrated, TargetUnreachable, move
 
 
 class PhaseMove(BaseModel):
@@ -48,6 +48,8 @@ async def move_phase(request: Request) -> Response:
         migration = await move(ms, request.path_params["name"], Phase(body.phase))
     except NotMigrated as exc:
         raise NotFound(str(exc)) from exc
+    except TargetUnreachable as exc:
+        raise Unavailable(str(exc)) from exc
     except (MigrationRefused, PhaseRefused) as exc:
         raise Conflict(str(exc)) from exc
     finally:

@@ -164,10 +164,8 @@ async def start(ms: MigrationStores, name: str, target_url: str) -> Migration:
         if await database_identity(target) == await database_identity(ms.stores.engine):
             raise _same_database()
         await _prepare_target(target, planned)
-    except (Transient, Unavailable, StoreRejected, SQLAlchemyError, OSError) as exc:
-        raise MigrationRefused(
-            f"cannot reach the target {shown_url(target_url)}: {target_reason(exc)}"
-        ) from exc
+    except UNREACHABLE as exc:
+        raise unreachable_target(target_url, exc) from exc
     async with translated(), ms.stores.engine.begin() as conn:
         await register_migration(conn, name, generation, target_url)
         migration = (await all_migrations(conn))[name]
@@ -175,6 +173,32 @@ async def start(ms: MigrationStores, name: str, target_url: str) -> Migration:
     _refuse_other_target(migration, target_url)
     log.info("migrate.started", projector=name, target=shown_url(target_url))
     return migration
+
+
+class TargetUnreachable(MigrationRefused):
+    """The migration's target database did not answer (the main one may well have)."""
+
+
+# What a database that cannot be reached raises on the way here.
+UNREACHABLE = (Transient, Unavailable, StoreRejected, SQLAlchemyError, OSError)
+
+
+def unreachable_target(target_url: str, exc: BaseException) -> TargetUnreachable:
+    where = shown_url(target_url)
+    return TargetUnreachable(f"cannot reach the target {where}: {target_reason(exc)}")
+
+
+async def _progress_in(
+    ms: MigrationStores, ends: LogEnds, migration: Migration, store: Store
+) -> tuple[int, int]:
+    """``progress_of``, a target that does not answer named as the target: an operator
+    told the main database is unreachable looks at a healthy one."""
+    try:
+        return await progress_of(ms, ends, migration, store)
+    except UNREACHABLE as exc:
+        if store is not Store.TARGET:
+            raise
+        raise unreachable_target(migration.target_url, exc) from exc
 
 
 def _same_database() -> MigrationRefused:
@@ -274,7 +298,7 @@ async def _refuse_behind(ms: MigrationStores, migration: Migration, store: Store
     ends = LogEnds(ms.stores.settings.kafka_bootstrap, ms.stores.settings.prefix)
     await ends.start()
     try:
-        done, total = await progress_of(ms, ends, migration, store)
+        done, total = await _progress_in(ms, ends, migration, store)
     finally:
         await ends.close()
     if total - done > bound:
@@ -354,7 +378,7 @@ async def _follow_fill(
     meter, state, moved_at = RateMeter(), f"filling {store}", None
     handover_s = 2 * settings.generations_poll_s + 1
     while True:
-        done, total = await progress_of(ms, ends, migration, store)
+        done, total = await _progress_in(ms, ends, migration, store)
         caught_up = total - done <= settings.replay_caught_up_events
         if caught_up and moved_at is None:
             if plan.advance and migration.phase is Phase.SOURCE_ONLY:

@@ -13,6 +13,7 @@ from rich.live import Live
 from rich.table import Table
 
 from bloghub import event_loop
+from bloghub.cli_errors import at_least_one
 from bloghub.heap import settle_heap
 from bloghub.ops.generations_admin import ReplayRefused, drop_generation, generations_of
 from bloghub.ops.replay import (
@@ -44,7 +45,7 @@ def add_parser(sub: Any) -> None:
     )
     parser.add_argument("names", nargs="*")
     parser.add_argument("--all", action="store_true", help="every projector")
-    parser.add_argument("--workers", type=int, default=1, help="builder processes")
+    parser.add_argument("--workers", type=at_least_one, default=1, help="builder processes")
     parser.add_argument("--no-swap", action="store_true", help="build and stop, no switch")
     parser.add_argument("--status", action="store_true", help="generations and replays")
     parser.add_argument(
@@ -65,10 +66,17 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
 async def _dispatch(settings: Settings, args: argparse.Namespace, console: Console) -> int:
     names: list[str] = list(args.names)
     if args.status:
+        if names or args.all:
+            raise ReplayRefused("--status takes no projector names and no --all")
         await _status(settings, console)
         return 0
     if names and names[0] in ACTIONS:
         return await _action(settings, names[0], names[1:], console, force=args.force)
+    if args.all and names:
+        # Alternatives: a name given with --all by mistake would rebuild every projector.
+        raise ReplayRefused(
+            f"name the projectors to replay or give --all, not both: {' '.join(names)}"
+        )
     names = list(PROJECTORS) if args.all else names
     if not names:
         raise ReplayRefused("name the projectors to replay, or --all")
@@ -78,7 +86,7 @@ async def _dispatch(settings: Settings, args: argparse.Namespace, console: Conso
         settle_heap()
         await run_builders(settings, names, stop)
         return 0
-    plan = ReplayPlan(names=names, workers=max(1, args.workers), swap=not args.no_swap)
+    plan = ReplayPlan(names=names, workers=args.workers, swap=not args.no_swap)
     with Live(console=console, refresh_per_second=2) as live:
         final = await replay(settings, plan, show=lambda p: live.update(_table(p)), stop=stop)
     if stop.is_set():
@@ -108,8 +116,12 @@ def stopped_message(final: Sequence[ReplayProgress]) -> str:
 async def _action(
     settings: Settings, action: str, rest: list[str], console: Console, *, force: bool = False
 ) -> int:
-    if len(rest) != ACTIONS[action] or not all(r.isdigit() for r in rest[1:]):
-        raise ReplayRefused(f"usage:\n{USAGE}")
+    takes = {"drop": "NAME GEN", "verify": "NAME GEN_A GEN_B", "activate": "NAME GEN"}[action]
+    if len(rest) != ACTIONS[action]:
+        given = " ".join(rest) or "nothing"
+        raise ReplayRefused(f"{action} takes {takes}, not {given}; usage:\n{USAGE}")
+    if bad := [r for r in rest[1:] if not (r.isascii() and r.isdigit())]:
+        raise ReplayRefused(f"{action}: a generation is a whole number, not {bad[0]!r}")
     name, gens = rest[0], [int(g) for g in rest[1:]]
     if action == "activate":
         progress = await activate_checked(settings, name, gens[0])
