@@ -53,6 +53,14 @@ async def test_an_article_is_read_by_its_slug_by_anyone(client: httpx.AsyncClien
     assert article["tagList"] == ["dragons", "Angular"]
     missing = await client.get("/api/articles/no-such-slug")
     assert errors(missing, 404) == {"article": ["not found"]}
+    # An id in a wrapper Python's UUID takes is a slug no one holds (it was 422, "body").
+    wrapped = str(uuid.uuid4())
+    for slug in (f"{{{wrapped}}}", f"urn:uuid:{wrapped}"):
+        for method in ("GET", "DELETE"):
+            found = await client.request(method, f"/api/articles/{slug}", headers=jake.auth)
+            assert errors(found, 404) == {"article": ["not found"]}, slug
+        comment = f"/api/articles/{made['slug']}/comments/{slug}"
+        assert errors(await client.delete(comment, headers=jake.auth), 404)
 
 
 async def test_equal_titles_get_distinct_slugs(client: httpx.AsyncClient) -> None:

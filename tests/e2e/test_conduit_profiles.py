@@ -125,14 +125,16 @@ async def test_an_account_without_a_nickname_goes_by_its_id_and_no_one_can_take_
     # Full-width hyphens or letters fold to the id (usernames are looked up folded).
     wide = author.replace("-", "\uff0d")
     wide_letter = "".join(chr(ord(ch) + 0xFEE0) if ch.isalpha() else ch for ch in author)
-    spellings = (author, author.upper(), author.replace("-", ""), wide, wide_letter)
+    # Dashes and minus signs read as its hyphens (U+2010 was taken as a nickname).
+    dashed = tuple(author.replace("-", dash) for dash in ("\u2010", "\u2013", "\u2212"))
+    spellings = (author, author.upper(), author.replace("-", ""), wide, wide_letter, *dashed)
     for spelling in spellings:
         body = {"user": {"username": spelling, "email": unique_email(), "password": PASSWORD}}
         assert "username" in errors(await client.post("/api/users", json=body), 422)
     jake = await register(client)
     renamed = await client.put("/api/user", json={"user": {"username": author}}, headers=jake.auth)
     assert "username" in errors(renamed, 422)
-    for spelling in (author.upper(), wide, wide_letter):
+    for spelling in (author.upper(), wide, wide_letter, *dashed):
         renamed = await client.put(
             "/api/user", json={"user": {"username": spelling}}, headers=jake.auth
         )

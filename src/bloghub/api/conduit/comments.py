@@ -6,7 +6,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from uuid import UUID
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -19,6 +18,7 @@ from bloghub.api.conduit.views import timestamp
 from bloghub.api.consistent import found_or_settled, written
 from bloghub.api.http import JSON, container
 from bloghub.api.v1.comments import COMMENTS_READS, comment_queries
+from bloghub.api.v1.path_ids import canonical_id
 from bloghub.api.v1.sessions import caller
 from bloghub.commands.comments import CommentRef, delete_comment, post_comment
 from bloghub.errors import Forbidden
@@ -91,10 +91,10 @@ async def _comment_id(request: Request, article_id: str) -> str | None:
     raw = request.path_params["comment_id"]
     if raw.isascii() and raw.isdigit() and len(raw) <= 16:
         return await queries(request).comment_numbered(article_id, int(raw))
-    try:
-        return str(UUID(raw))
-    except ValueError:
-        raise not_found("comment") from None
+    found = canonical_id(raw)
+    if found is None:
+        raise not_found("comment")
+    return found
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
-from uuid import UUID
 
 from sqlalchemy import (
     ColumnElement,
@@ -38,6 +37,7 @@ from bloghub.adapters.postgres.tables import (
 )
 from bloghub.api.consistency import Generations
 from bloghub.api.read_models import ReadModel
+from bloghub.api.v1.path_ids import canonical_id
 from bloghub.commands.slugs import SLUG
 from bloghub.readmodels import PUBLISHED_UPDATED_AT, tag_key
 
@@ -112,9 +112,12 @@ class ConduitQueries:
         holder = select(r.owner_id).where(r.kind == SLUG, r.value == slug).scalar_subquery()
         held = a.id == cast(holder, PG_UUID(as_uuid=False))
         row = await self._articles.first(select(*ARTICLE_COLUMNS).where(held, a.slug == slug))
-        if row is None and _is_uuid(slug):
+        # Only a UUID in hex, as path ids are read: ``UUID()`` also takes braces and a
+        # ``urn:uuid:`` prefix, which PostgreSQL refuses as a uuid.
+        old_id = canonical_id(slug)
+        if row is None and old_id is not None:
             row = await self._articles.first(
-                select(*ARTICLE_COLUMNS).where(a.id == slug, a.slug.is_(None))
+                select(*ARTICLE_COLUMNS).where(a.id == old_id, a.slug.is_(None))
             )
         return row
 
@@ -230,11 +233,3 @@ class ConduitQueries:
 def _uuids(ids: Sequence[str]) -> Any:
     """Ids bound as one array: asyncpg takes at most 32767 parameters a statement."""
     return bindparam(None, list(ids), type_=ARRAY(PG_UUID(as_uuid=False)))
-
-
-def _is_uuid(value: str) -> bool:
-    try:
-        UUID(value)
-    except ValueError:
-        return False
-    return True

@@ -318,13 +318,32 @@ SHOWN_FOR_ERASED = "is the name shown for erased accounts"
 SPACED = "must not begin or end with a space or hold two in a row"
 
 
+# What reads as an id's hyphen or hex letter without being one: every dash (Unicode's
+# ``Pd``: hyphen, non-breaking hyphen, figure and en dash, ...), the minus signs, and the
+# Cyrillic letters drawn as a, c, d and e: an id spelt with U+2010 for its hyphens shows as the id.
+DASHES = (
+    *(0x002D, 0x058A, 0x05BE, 0x1400, 0x1806, 0x2010, 0x2011, 0x2012, 0x2013, 0x2014),
+    *(0x2015, 0x2E17, 0x2E1A, 0x2E3A, 0x2E3B, 0x2E40, 0x2E5D, 0x301C, 0x3030, 0x30A0),
+    *(0xFE31, 0xFE32, 0xFE58, 0xFE63, 0xFF0D, 0x10EAD),
+)
+_LOOKALIKES = {
+    **dict.fromkeys(DASHES, "-"),
+    **dict.fromkeys((0x02D7, 0x2043, 0x207B, 0x208B, 0x2212, 0x2796), "-"),
+    0x0430: "a",
+    0x0441: "c",
+    0x0501: "d",
+    0x0435: "e",
+}
+
+
 def is_account_id(name: str) -> bool:
     """Whether ``name`` reads as an account id in any spelling, its username's folded form
     included: an account with no nickname is shown by its id (RealWorld's username), and
     usernames are looked up folded, so a nickname of that form (full-width hyphens or
-    letters in an id) could pass for another account, and take over its profile's
-    address."""
-    for spelling in (name, username_key(name)):
+    letters in an id, dashes or a minus sign for its hyphens) could pass for another
+    account, and take over its profile's address."""
+    key = username_key(name)
+    for spelling in (name, key, key.translate(_LOOKALIKES)):
         try:
             uuid.UUID(spelling)
         except ValueError:
