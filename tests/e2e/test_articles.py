@@ -217,6 +217,13 @@ async def test_a_stale_edit_is_refused(client: httpx.AsyncClient, author: Author
     )
     assert stale.status_code == 409
     assert stale.json()["error"]["fields"] == {"version": "stale"}
+    assert stale.json()["error"]["message"] == "the draft changed since version 1 (now 2)"
+    # A version the draft never had is not told the draft changed since.
+    ahead = await client.put(
+        f"/v1/articles/{article_id}", json={**body, "version": 123}, headers=author.auth
+    )
+    assert ahead.status_code == 409
+    assert ahead.json()["error"]["message"] == "the draft has no version 123 yet (now 2)"
 
 
 async def test_only_the_newest_version_key_is_kept(

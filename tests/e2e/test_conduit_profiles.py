@@ -48,11 +48,12 @@ async def test_profile_errors_follow_the_spec(client: httpx.AsyncClient) -> None
     assert errors(anonymous, 401) == {"token": ["is missing"]}
     unfollow = await client.delete(f"/api/profiles/{jake.username}/follow")
     assert errors(unfollow, 401) == {"token": ["is missing"]}
-    for method in ("POST", "DELETE"):
-        myself = await client.request(
-            method, f"/api/profiles/{jake.username}/follow", headers=jake.auth
-        )
-        assert errors(myself, 422) == {"username": ["cannot be yourself"]}
+    myself = await client.post(f"/api/profiles/{jake.username}/follow", headers=jake.auth)
+    assert errors(myself, 422) == {"username": ["cannot be yourself"]}
+    # Unfollowing yourself ends nothing, as any unfollow of someone not followed (was 422).
+    myself = await client.delete(f"/api/profiles/{jake.username}/follow", headers=jake.auth)
+    assert myself.status_code == 200, myself.text
+    assert myself.json()["profile"]["following"] is False
 
 
 async def test_a_v1_nickname_change_is_a_username_change_and_cannot_take_a_taken_one(

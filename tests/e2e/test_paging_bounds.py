@@ -92,3 +92,10 @@ async def test_a_limit_not_written_in_digits_is_a_422_naming_it(
     answer = await client.get(url.path, params={**dict(url.params), "limit": limit})
     assert answer.status_code == 422, (limit, answer.text)
     assert "limit" in _shape(answer)["fields"]  # type: ignore[operator]
+
+
+async def test_a_negative_limit_is_told_it_is_negative(client: httpx.AsyncClient) -> None:
+    """It was told to be "a whole number written in digits", which -1 is."""
+    answer = await client.get("/v1/articles", params={"limit": "-1"})
+    assert answer.status_code == 422, answer.text
+    assert _shape(answer)["fields"] == {"limit": "must not be negative"}

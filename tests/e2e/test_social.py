@@ -191,6 +191,9 @@ async def test_bad_follows_are_refused_and_record_nothing(
     myself = await client.put(f"/v1/users/{reader.id}/follow", headers=reader.auth)
     assert myself.status_code == 422
     assert myself.json()["error"]["code"] == "invalid_input"
+    myself = await client.delete(f"/v1/users/{reader.id}/follow", headers=reader.auth)
+    assert myself.status_code == 200, myself.text
+    assert myself.json()["follow"] == {"user_id": reader.id, "following": False}
     unknown = "01890000-0000-7000-8000-000000000000"
     for path in (f"/v1/users/{unknown}/follow", "/v1/users/not-an-id/follow"):
         for method in ("PUT", "DELETE"):

@@ -129,10 +129,13 @@ async def edit_draft(
 ) -> Changed:
     current = _owned(state, caller)
     if based_on is not None and based_on != current.version:
-        raise Conflict(
-            f"the draft changed since version {based_on} (now {current.version})",
-            fields={"version": "stale"},
+        # Either way the client's copy is not the draft's: read it again ("stale").
+        said = (
+            f"the draft changed since version {based_on}"
+            if based_on < current.version
+            else f"the draft has no version {based_on} yet"
         )
+        raise Conflict(f"{said} (now {current.version})", fields={"version": "stale"})
     make = _carrying(DraftEdited, current, draft)
     # An article's slug is its public address: it follows the title as it is published,
     # so an edit (of a draft, of a published or withdrawn article) neither moves it (which

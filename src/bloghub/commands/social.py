@@ -33,7 +33,10 @@ async def follow_user(relation: Relation, deps: CommandDeps, caller: Caller) -> 
 
 async def unfollow_user(relation: Relation, deps: CommandDeps, caller: Caller) -> Position:
     if not relation.following:
-        # Nothing to end: as any unfollow of someone not followed (a retry, say), 200.
+        # Nothing to end: as any unfollow of someone not followed (a retry, say), 200;
+        # yourself included, whom no one can follow.
+        if relation.followee_id == _signed_in(caller):
+            return Position()
         if not relation.followee_erased:
             await _checked(relation, deps, caller)  # 404 for no such user, as a follow says
         return Position()

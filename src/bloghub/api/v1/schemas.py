@@ -167,6 +167,8 @@ def _written_in_digits(value: object) -> object:
     Lax int parsing would also take "1_0", "+5", " 7 ", "1.0" and other scripts' digits,
     which the published schema (an integer) does not."""
     if isinstance(value, str) and not (value.isascii() and value.isdigit()):
+        if value[:1] == "-" and value[1:].isascii() and value[1:].isdigit():
+            raise ValueError("must not be negative")
         raise ValueError("must be a whole number written in digits")
     return value
 
