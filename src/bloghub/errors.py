@@ -53,6 +53,11 @@ class PayloadTooLarge(BloghubError):
     status = 413
     code = "payload_too_large"
 
+    @classmethod
+    def over(cls, max_bytes: int) -> PayloadTooLarge:
+        """The refusal of a body past ``max_bytes``, naming the limit to keep under."""
+        return cls(f"the request body is over the limit of {max_bytes} bytes")
+
 
 class UnsupportedMediaType(BloghubError):
     status = 415

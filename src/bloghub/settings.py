@@ -116,10 +116,11 @@ class Settings(BaseSettings):
     # pick their own IP (too wide) or puts every user behind one IP (too narrow).
     trusted_proxies: list[str] = Field(default_factory=list)
     api_port: int = Field(default=8000, ge=1, le=65535)
-    # Room for the largest valid article (100 KB of content) however it is encoded: an
-    # encoder that escapes every non-ASCII character (\uXXXX, twelve bytes for a four-byte
-    # character) triples it.
-    max_body_bytes: int = Field(default=512 * 1024, ge=1024)
+    # Room for the largest valid article (100 KiB of content) however its JSON escapes
+    # it: \uXXXX is six bytes for a one-byte character (Go escapes <, > and & so by
+    # default; some encoders escape every character), twelve for a four-byte one, so the
+    # content may reach six times its size, 600 KiB; the title and tags take the rest.
+    max_body_bytes: int = Field(default=640 * 1024, ge=1024)
     read_wait_s: float = Field(default=2.0, ge=0, le=30)
     # How long an API process waits for one PostgreSQL statement: a server that hangs (not
     # one that refuses: that is answered at once) turns requests into 503s to retry after

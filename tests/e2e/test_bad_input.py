@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 from collections.abc import AsyncIterator, Callable
 
 import httpx
@@ -93,13 +94,56 @@ async def test_malformed_bodies(
     _shape(response)
 
 
-async def test_a_one_megabyte_body_is_refused(client: httpx.AsyncClient) -> None:
+async def test_a_one_megabyte_body_is_refused_naming_the_limit(client: httpx.AsyncClient) -> None:
     big = b'{"email": "' + b"a" * (1024 * 1024) + b'@x.com"}'
     response = await client.post(
         "/v1/users", content=big, headers={"content-type": "application/json"}
     )
     assert response.status_code == 413
-    assert _shape(response)["code"] == "payload_too_large"
+    assert _shape(response) == {
+        "code": "payload_too_large",
+        "message": f"the request body is over the limit of {640 * 1024} bytes",
+    }
+
+
+def _escaped(value: str) -> str:
+    """``value`` as a JSON string with every character escaped, as some encoders write it
+    (Go escapes <, > and & so by default): a character past the BMP as two surrogates."""
+    units = value.encode("utf-16-be")
+    return (
+        '"' + "".join(f"\\u{units[i]:02x}{units[i + 1]:02x}" for i in range(0, len(units), 2)) + '"'
+    )
+
+
+async def test_the_largest_article_is_taken_however_its_json_escapes_it(
+    client: httpx.AsyncClient, auth: dict[str, str]
+) -> None:
+    """The body limit leaves room for it (a 614 KB body was refused at 512 KiB)."""
+    tags = ", ".join(_escaped(f"{i}" + "\U0001f600" * 31) for i in range(5))
+    title = _escaped("\U0001f600" * 128)
+    body = f'{{"title": {title}, "content": {_escaped("<" * 102_400)}, "tags": [{tags}]}}'
+    headers = {**auth, "content-type": "application/json"}
+    made = await client.post("/v1/articles", content=body.encode(), headers=headers)
+    assert made.status_code == 201, made.text[:300]
+    mine = await client.get(f"/v1/me/articles/{made.json()['article']['id']}", headers=auth)
+    assert mine.json()["article"]["content"] == "<" * 102_400
+
+
+@pytest.mark.parametrize(
+    ("content", "headers", "message"),
+    [
+        (gzip.compress(b'{"email": "a@b.c"}'), {"content-encoding": "gzip"}, "uncompressed"),
+        (b'{"email": ' + b"9" * 5000 + b"}", {}, "number is infinity when parsed as double"),
+    ],
+)
+async def test_bodies_the_server_cannot_read_say_why(
+    client: httpx.AsyncClient, content: bytes, headers: dict[str, str], message: str
+) -> None:
+    response = await client.post(
+        "/v1/users", content=content, headers={"content-type": "application/json", **headers}
+    )
+    assert response.status_code in (400, 415), response.text
+    assert message in _shape(response)["message"]  # type: ignore[operator]
 
 
 async def test_a_body_without_content_length_is_still_limited(

@@ -3,6 +3,7 @@ the spec's statuses and error bodies."""
 
 from __future__ import annotations
 
+import gzip
 import time
 import unicodedata
 from collections.abc import Callable
@@ -108,7 +109,12 @@ async def test_bodies_that_are_not_json_objects_or_too_large_are_422(
     assert "body" in errors(await client.post("/api/users", content=b"[1]", headers=headers), 422)
     huge = b'{"user": {"username": "' + b"x" * 2_000_000 + b'"}}'
     assert errors(await client.post("/api/users", content=huge, headers=headers), 422) == {
-        "body": ["is too large"]
+        "body": [f"is over the limit of {640 * 1024} bytes"]
+    }
+    gzipped = gzip.compress(b'{"user": {}}')
+    compressed = {**headers, "content-encoding": "gzip"}
+    assert errors(await client.post("/api/users", content=gzipped, headers=compressed), 422) == {
+        "body": ["must be sent uncompressed, not as gzip"]
     }
 
 

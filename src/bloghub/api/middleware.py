@@ -173,12 +173,12 @@ class BodyLimit:
         async def limited() -> Message:
             nonlocal seen
             if too_big:
-                raise PayloadTooLarge("the request body is too large")
+                raise PayloadTooLarge.over(self.max_bytes)
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
-                    raise PayloadTooLarge("the request body is too large")
+                    raise PayloadTooLarge.over(self.max_bytes)
             return message
 
         await self.app(scope, limited, send)

@@ -15,7 +15,14 @@ from pydantic_core import ErrorDetails
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
-from bloghub.api.http import JSON, MAX_FIELD_ERRORS, Handler, container
+from bloghub.api.http import (
+    JSON,
+    MAX_FIELD_ERRORS,
+    Handler,
+    container,
+    content_coding,
+    json_fault,
+)
 from bloghub.errors import BloghubError, PayloadTooLarge, SchemaBehind, StoreRejected, Transient
 
 log = structlog.get_logger(__name__)
@@ -139,18 +146,23 @@ def conduit(handler: Handler, statuses: frozenset[int] = frozenset(_KEPT)) -> Ha
 
 async def conduit_body(request: Request, model: type[M]) -> M:
     """The JSON body read into ``model``; 422 in RealWorld's words if it cannot be."""
+    coding = content_coding(request)
+    if coding is not None:
+        raise ConduitError(422, {"body": [f"must be sent uncompressed, not as {coding}"]})
+    limit = container(request).settings.max_body_bytes
+    too_large = {"body": [f"is over the limit of {limit} bytes"]}
     try:
         raw = await request.body()
     except ClientDisconnect:
         raise ConduitError(422, {"body": ["was cut short"]}) from None
     except PayloadTooLarge:
-        raise ConduitError(422, {"body": ["is too large"]}) from None
-    if len(raw) > container(request).settings.max_body_bytes:
-        raise ConduitError(422, {"body": ["is too large"]})
+        raise ConduitError(422, too_large) from None
+    if len(raw) > limit:
+        raise ConduitError(422, too_large)
     try:
         data = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise ConduitError(422, {"body": ["is not valid JSON"]}) from None
+    except orjson.JSONDecodeError as exc:
+        raise ConduitError(422, {"body": [f"is not valid JSON: {json_fault(exc)}"]}) from None
     if not isinstance(data, dict):
         raise ConduitError(422, {"body": ["must be a JSON object"]})
     try:
