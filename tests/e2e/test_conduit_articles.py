@@ -296,6 +296,14 @@ async def test_only_the_author_changes_or_deletes_an_article(client: httpx.Async
     assert deleted.status_code == 204
     assert errors(await client.get(f"/api/articles/{slug}", headers=jake.auth), 404)
     assert errors(await client.delete(f"/api/articles/{slug}", headers=jake.auth), 404)
+    # Another's unpublished article is not there for ann, as a read of it says: a 403
+    # would tell her a draft has that id (it was 403).
+    v1 = {"authorization": f"Bearer {jake.token}"}
+    made = await client.post("/v1/articles", json={"title": "Draft only"}, headers=v1)
+    draft_url = f"/api/articles/{made.json()['article']['id']}"
+    assert errors(await client.get(draft_url, headers=ann.auth), 404)
+    assert errors(await client.put(draft_url, json=change, headers=ann.auth), 404)
+    assert errors(await client.delete(draft_url, headers=ann.auth), 404)
 
 
 @pytest.mark.parametrize(
@@ -460,6 +468,18 @@ async def test_a_double_submitted_update_is_saved_not_refused(client: httpx.Asyn
     read = await client.get(url, headers=jake.auth)
     assert read.json()["article"]["body"] in bodies
     assert read.json()["article"]["title"] == made["title"]
+    # A double-clicked Save of a new title: the first moves the slug in the path, and the
+    # second is decided on the article where it went (it was 404).
+    title = unique_name("Retitled ")
+    retitled = await asyncio.gather(
+        *(client.put(url, json={"article": {"title": title}}, headers=jake.auth) for _ in range(2))
+    )
+    assert [r.status_code for r in retitled] == [200] * 2, [r.text for r in retitled]
+    slugs = {r.json()["article"]["slug"] for r in retitled}
+    assert len(slugs) == 1
+    assert made["slug"] not in slugs
+    url = f"/api/articles/{slugs.pop()}"
+    assert (await client.get(url, headers=jake.auth)).json()["article"]["title"] == title
     # A double-clicked delete: one deletes, the other finds nothing left to delete.
     gone = await asyncio.gather(*(client.delete(url, headers=jake.auth) for _ in range(2)))
     assert sorted(r.status_code for r in gone) == [204, 404], [r.text for r in gone]

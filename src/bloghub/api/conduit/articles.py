@@ -250,13 +250,17 @@ async def _on_latest(
     changed the article first (``version: stale``, which a RealWorld client cannot act
     on) is decided again on the article as that request left it; the last applied wins,
     as RealWorld clients expect."""
+    article_id: str | None = None
     for pause in (*STALE_RETRY_PAUSES_S, None):
-        row, state = await _own_state(request, user_id)
+        # Again by its id: the request that got in first may have moved the slug (a
+        # double-clicked Save of a new title), freeing the one in the path.
+        row, state = await _own_state(request, user_id, article_id)
         try:
             return await change(row, state)
         except Conflict as exc:
             if pause is None or exc.fields.get("version") != "stale":
                 raise
+        article_id = str(row.id)
         forget_own_write(request)
         await asyncio.sleep(pause)
     raise AssertionError("unreachable: the last try raises")
@@ -286,14 +290,23 @@ async def remove(request: Request) -> Response:
     return await _on_latest(request, claims.user_id, change)
 
 
-async def _own_state(request: Request, user_id: str) -> tuple[Any, ArticleState]:
-    """The article the slug names, as of the caller's own last write; 404 if none, 403 if
-    it is another's."""
+async def _own_state(
+    request: Request, user_id: str, article_id: str | None = None
+) -> tuple[Any, ArticleState]:
+    """The article the slug (or, once known, the id) names, as of the caller's own last
+    write; 404 if none, 403 if it is another's. Another's article that is not published
+    is 404, as a read of it is: a 403 would tell that a draft or withdrawn article is
+    there."""
     await caught_up(request, ARTICLES_READS, user_id)
-    row = await queries(request).by_slug(path_text(request, "slug", "article"))
+    if article_id is None:
+        row = await queries(request).by_slug(path_text(request, "slug", "article"))
+    else:
+        row = await queries(request).by_id(article_id)
     if row is None:
         raise not_found("article")
     if str(row.author_id) != user_id:
+        if row.status != "published":
+            raise not_found("article")
         raise forbidden("article")
     state = await article_queries(request).state(str(row.id))
     if state is None:

@@ -121,6 +121,11 @@ class ConduitQueries:
             )
         return row
 
+    async def by_id(self, article_id: str) -> Any:
+        """The article with this id, in any state (a change decided again after another
+        request of the author's moved its slug finds it so)."""
+        return await self._articles.first(select(*ARTICLE_COLUMNS).where(a.id == article_id))
+
     async def published(self, filters: Filters, offset: int, limit: int) -> Page:
         """Published articles, newest first (ties by id), with how many match in all."""
         where = [a.status == "published"]
