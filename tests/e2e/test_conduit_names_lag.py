@@ -93,3 +93,50 @@ async def test_a_favorite_waits_for_the_likes_projector_when_the_article_is_show
             assert liked.status_code == 200, liked.text
             assert liked.json()["article"]["favorited"] is True
             assert liked.json()["article"]["favoritesCount"] == 1
+
+
+async def test_a_write_that_would_show_its_writer_unapplied_is_refused_before_it_records(
+    run_id: str,
+) -> None:
+    """An article or a comment is answered with its author. While the users projector has
+    not applied the writer's own account (new) or rename, that answer would show them as
+    "deleted user" or by the name just given up: the write is asked to retry instead, and
+    records nothing (it was 201 with author "deleted user")."""
+    async with site(run_id, "writer") as (s, c):
+        async with projecting(s):
+            author = await register(c)
+            body = {"title": f"Before {unique_name()}", "description": "d", "body": "b"}
+            made = await c.post("/api/articles", json={"article": body}, headers=author.auth)
+            assert made.status_code == 201, made.text
+            slug = made.json()["article"]["slug"]
+        # No projector runs from here: what follows is in the log only.
+        newcomer = await register(c)
+        renamed = unique_name("renamed")
+        change = {"user": {"username": renamed}}
+        assert (await c.put("/api/user", json=change, headers=author.auth)).status_code == 200
+        article = {"article": {"title": f"First {unique_name()}", "description": "d", "body": "b"}}
+        comment = {"comment": {"body": "Hello"}}
+        for answer in (
+            await c.post("/api/articles", json=article, headers=newcomer.auth),
+            await c.post("/api/articles", json=article, headers=author.auth),
+            await c.put(
+                f"/api/articles/{slug}", json={"article": {"body": "New"}}, headers=author.auth
+            ),
+            await c.post(f"/api/articles/{slug}/comments", json=comment, headers=author.auth),
+        ):
+            assert _server_busy(answer), (answer.request.url, answer.status_code, answer.text)
+
+        async with projecting(s):
+            for who in (newcomer.username, renamed):
+                page = await once_caught_up(partial(c.get, "/api/articles", params={"author": who}))
+                assert [a["slug"] for a in page.json()["articles"]] == (
+                    [slug] if who == renamed else []
+                ), page.text
+            shown = await once_caught_up(lambda: c.get(f"/api/articles/{slug}"))
+            assert shown.json()["article"]["body"] == "b"
+            listed = await c.get(f"/api/articles/{slug}/comments")
+            assert listed.json() == {"comments": []}
+            # Once applied, the same writes are answered with their author as they are.
+            again = await c.post("/api/articles", json=article, headers=newcomer.auth)
+            assert again.status_code == 201, again.text
+            assert again.json()["article"]["author"]["username"] == newcomer.username

@@ -32,6 +32,7 @@ from bloghub.api.conduit.reading import (
     maybe_signed_in,
     people,
     queries,
+    shown_as_author,
     signed_in,
 )
 from bloghub.api.conduit.schemas import NewArticleIn, UpdateArticleIn
@@ -197,6 +198,7 @@ async def read(request: Request) -> Response:
 async def create(request: Request) -> Response:
     claims = await signed_in(request)
     new = (await conduit_body(request, NewArticleIn)).article
+    shown_as_author(request)
     draft = Draft(new.title, new.body, new.tagList, new.description)
     deps, who = container(request).commands, caller(request, claims.user_id)
     done = await create_article(draft, deps, who, publish=True)
@@ -211,6 +213,7 @@ async def update(request: Request) -> Response:
     for name in ("title", "description", "body"):
         if name in changes and changes[name] is None:
             raise blank(name)
+    shown_as_author(request)
 
     async def change(row: Any, state: ArticleState) -> Response:
         old = state.draft

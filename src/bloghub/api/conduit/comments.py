@@ -12,7 +12,14 @@ from starlette.responses import Response
 
 from bloghub.api.conduit.articles import READS, _published, _still_shown
 from bloghub.api.conduit.errors import conduit_body, forbidden, not_found
-from bloghub.api.conduit.reading import caught_up, maybe_signed_in, people, queries, signed_in
+from bloghub.api.conduit.reading import (
+    caught_up,
+    maybe_signed_in,
+    people,
+    queries,
+    shown_as_author,
+    signed_in,
+)
 from bloghub.api.conduit.schemas import NewCommentIn
 from bloghub.api.conduit.views import timestamp
 from bloghub.api.consistent import found_or_settled, written
@@ -54,6 +61,7 @@ async def create(request: Request) -> Response:
     claims = await signed_in(request)
     me = claims.user_id
     body = (await conduit_body(request, NewCommentIn)).comment.body
+    shown_as_author(request)
     await caught_up(request, SHOWN_READS, me)
     article = await _still_shown(request, me, SHOWN_READS)
     deps, who = container(request).commands, caller(request, me)

@@ -42,6 +42,15 @@ async def caught_up(
         raise ConduitError(503, {"server": ["still applying your last change; try again"]})
 
 
+def shown_as_author(request: Request) -> None:
+    """Before a write whose answer shows the caller as its author: 503 to retry, nothing
+    recorded, when the sign-in check's wait for the caller's own account ran out. The
+    answer would show the account as the read model has it: a new one not at all (as
+    "deleted user"), a renamed one by the name it just gave up."""
+    if getattr(request.state, "stale", False):
+        raise ConduitError(503, {"server": ["still applying your last change; try again"]})
+
+
 async def applied_if_held(
     request: Request, reads: Reads, family: Family, kind: str, value: str
 ) -> bool:
