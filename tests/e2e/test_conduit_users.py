@@ -3,6 +3,7 @@ the spec's statuses and error bodies."""
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import time
 import unicodedata
@@ -224,8 +225,18 @@ async def test_an_account_without_a_username_logs_in_with_strings_the_spec_requi
     login = {"user": {"email": email, "password": PASSWORD}}
     user = (await client.post("/api/users/login", json=login)).json()["user"]
     assert (user["email"], user["username"]) == (email, made.json()["user"]["id"])
-    shown = await client.get("/api/user", headers={"authorization": f"Token {user['token']}"})
+    auth = {"authorization": f"Token {user['token']}"}
+    shown = await client.get("/api/user", headers=auth)
     assert shown.json()["user"]["username"] == user["username"]
+    # Its settings form sends that id back as the username: no rename (it was 422, "must
+    # not be an account id").
+    form = {"email": email, "username": user["username"], "bio": "Hi", "image": ""}
+    saved = await client.put("/api/user", json={"user": form}, headers=auth)
+    assert saved.status_code == 200, saved.text
+    assert (saved.json()["user"]["username"], saved.json()["user"]["bio"]) == (
+        user["username"],
+        "Hi",
+    )
 
 
 async def test_a_new_password_is_the_one_login_takes(client: httpx.AsyncClient) -> None:
@@ -420,3 +431,10 @@ async def test_a_settings_form_sent_back_whole_changes_only_what_differs(
     assert (user["username"], user["bio"], user["image"]) == (jake.username, "New bio", None)
     login = {"user": {"email": jake.email, "password": PASSWORD}}
     assert (await client.post("/api/users/login", json=login)).status_code == 200, "same password"
+    # A double-clicked Update Settings: both saved (one was 422, "another change of this
+    # account is in progress", though the username was sent back unchanged).
+    form = {"email": jake.email, "username": jake.username, "bio": "Again", "image": None}
+    twice = await asyncio.gather(
+        *(client.put("/api/user", json={"user": form}, headers=jake.auth) for _ in range(2))
+    )
+    assert [r.status_code for r in twice] == [200, 200], [r.text for r in twice]

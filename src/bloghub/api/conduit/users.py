@@ -23,7 +23,7 @@ from bloghub.api.v1.schemas import unaddressable
 from bloghub.api.v1.sessions import caller, password_login
 from bloghub.commands.sessions import start_session
 from bloghub.commands.users import NewPassword, RegisterUser, register_user, update_profile
-from bloghub.errors import Unauthorized
+from bloghub.errors import Conflict, Unauthorized
 
 # RealWorld's profile fields, as the core's profile fields.
 _PROFILE = {"username": "nickname", "bio": "about_me", "image": "image"}
@@ -109,7 +109,11 @@ async def update(request: Request) -> Response:
     row = await _own(request, claims.user_id)
     if "email" in changes and changes["email"] != row.email:
         raise ConduitError(422, {"email": ["cannot be changed"]})
-    if "username" in changes and changes["username"] != row.nickname:
+    if changes.get("username") == (row.nickname or row.id):
+        # A settings form sends the username back as it shows it (an account without a
+        # nickname goes by its id): no rename, so no turn of the account's to wait for.
+        del changes["username"]
+    if "username" in changes:
         problem = unaddressable(changes["username"])
         if problem is not None:
             raise ConduitError(422, {"username": [problem]})
@@ -124,13 +128,19 @@ async def update(request: Request) -> Response:
     if not profile and password is None:
         return _no_store(out)
     # One append: a taken username refuses the password change with it (nothing recorded).
-    position = await update_profile(
-        c.commands,
-        who,
-        user_id=claims.user_id,
-        changes=profile,
-        password=password,
-    )
+    try:
+        position = await update_profile(
+            c.commands,
+            who,
+            user_id=claims.user_id,
+            changes=profile,
+            password=password,
+        )
+    except Conflict as exc:
+        if exc.fields:
+            raise
+        # Another rename of the account is under way (two tabs saving new names).
+        raise ConduitError(422, {"username": [exc.message]}) from None
     if password is not None:
         return _no_store(
             await credentials_written(
