@@ -433,7 +433,12 @@ async def test_a_settings_form_sent_back_whole_changes_only_what_differs(
     assert (await client.post("/api/users/login", json=login)).status_code == 200, "same password"
     # A double-clicked Update Settings: both saved (one was 422, "another change of this
     # account is in progress", though the username was sent back unchanged).
-    form = {"email": jake.email, "username": jake.username, "bio": "Again", "image": None}
+    form: dict[str, str | None] = {
+        "email": jake.email,
+        "username": jake.username,
+        "bio": "Again",
+        "image": None,
+    }
     twice = await asyncio.gather(
         *(client.put("/api/user", json={"user": form}, headers=jake.auth) for _ in range(2))
     )
