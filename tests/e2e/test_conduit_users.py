@@ -433,13 +433,8 @@ async def test_a_settings_form_sent_back_whole_changes_only_what_differs(
     assert (await client.post("/api/users/login", json=login)).status_code == 200, "same password"
     # A double-clicked Update Settings: both saved (one was 422, "another change of this
     # account is in progress", though the username was sent back unchanged).
-    form: dict[str, str | None] = {
-        "email": jake.email,
-        "username": jake.username,
-        "bio": "Again",
-        "image": None,
-    }
+    again = {"email": jake.email, "username": jake.username, "bio": "Again", "image": None}
     twice = await asyncio.gather(
-        *(client.put("/api/user", json={"user": form}, headers=jake.auth) for _ in range(2))
+        *(client.put("/api/user", json={"user": again}, headers=jake.auth) for _ in range(2))
     )
     assert [r.status_code for r in twice] == [200, 200], [r.text for r in twice]
