@@ -205,6 +205,15 @@ async def test_bad_position_header_is_a_400(
     response = await client.get("/v1/users/me", headers={**auth, "bloghub-after": "%%%"})
     assert response.status_code == 400
     assert "Bloghub-After" in str(_shape(response)["message"])
+    assert _shape(response)["fields"] == {
+        "Bloghub-After": "not a position token this service issued"
+    }
+    # /api names the header too, not the body (it was "body").
+    conduit = await client.get("/api/user", headers={**auth, "bloghub-after": "%%%"})
+    assert conduit.status_code == 422, conduit.text
+    assert conduit.json() == {
+        "errors": {"Bloghub-After": ["not a position token this service issued"]}
+    }
 
 
 @pytest.mark.parametrize(("path", "wrap"), [("/v1/users", False), ("/api/users", True)])

@@ -73,6 +73,8 @@ async def test_a_realworld_login_locked_out_says_how_long_to_wait(
     ]
     assert [a.status_code for a in answers] == [401] * 5 + [429]
     assert int(answers[-1].headers["retry-after"]) > 60
+    # The request as a whole is refused, as the rate limiter's 429 says (it was "body").
+    assert list(answers[-1].json()["errors"]) == ["request"]
 
 
 async def test_guesses_from_many_addresses_wait_but_the_owners_known_address_does_not(

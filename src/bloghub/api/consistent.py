@@ -204,7 +204,8 @@ async def _refuse_beyond_the_log(request: Request, named: Position) -> None:
     issued; waiting for one beyond the end would only hold the request for the whole
     bound. (The caller's own writes, kept here, need no such check.)"""
     if named and await container(request).log_ends.beyond(named.offsets):
-        raise MalformedRequest(f"{AFTER_HEADER}: the position lies beyond the end of the log")
+        said = "the position lies beyond the end of the log"
+        raise MalformedRequest(f"{AFTER_HEADER}: {said}", fields={AFTER_HEADER: said})
 
 
 async def _wanted(request: Request, caller_id: str | None) -> tuple[Position, Position]:
@@ -219,7 +220,8 @@ async def _wanted(request: Request, caller_id: str | None) -> tuple[Position, Po
         try:
             named = container(request).positions.open(token)
         except BadPosition as exc:
-            raise MalformedRequest(f"{AFTER_HEADER}: {exc}") from exc
+            said = str(exc)
+            raise MalformedRequest(f"{AFTER_HEADER}: {said}", fields={AFTER_HEADER: said}) from exc
     if caller_id is not None:
         # A named position never hides the caller's own writes (a login's session, say).
         read: tuple[str, Position] | None = getattr(request.state, "own_write", None)

@@ -94,7 +94,9 @@ def translated(request: Request, exc: BloghubError) -> ConduitError:
     return ConduitError(status, {key: [exc.message]})
 
 
-_RESOURCE = {403: "resource", 404: "resource"}
+# A refusal that names no field is the request's as a whole: a lockout or another limit
+# (as the rate limiter's 429), a resource not there or not the caller's.
+_RESOURCE = {403: "resource", 404: "resource", 429: "request"}
 # Core field names as RealWorld calls them.
 _NAMES = {"nickname": "username", "about_me": "bio", "content": "body", "tags": "tagList"}
 
