@@ -23,6 +23,7 @@ from bloghub.api.http import (
     content_coding,
     json_fault,
 )
+from bloghub.api.v1.schemas import PLAIN, VISIBLE
 from bloghub.errors import BloghubError, PayloadTooLarge, SchemaBehind, StoreRejected, Transient
 
 log = structlog.get_logger(__name__)
@@ -186,9 +187,15 @@ def field_errors(exc: ValidationError) -> Errors:
     return out
 
 
+def _shows_nothing(value: str) -> bool:
+    """Spaces, line breaks or invisible characters alone (a zero-width space, say), and
+    no control character, which is refused as what it is."""
+    return not VISIBLE.matches(value) and PLAIN.matches(value)
+
+
 def _message(err: ErrorDetails) -> str:
     kind, ctx, value = err["type"], err.get("ctx") or {}, err.get("input")
-    if kind == "missing" or (isinstance(value, str) and not value.strip()):
+    if kind == "missing" or (isinstance(value, str) and _shows_nothing(value)):
         return "can't be blank"
     if kind == "string_too_short":
         return f"is too short (minimum is {ctx.get('min_length')} characters)"
