@@ -170,3 +170,43 @@ async def test_each_comment_shows_its_own_author_as_the_reader_sees_them(
         await wait_until(all_shown, timeout_s=30)
     except TimeoutError:
         raise AssertionError(f"{shown} is not {written} by {expected}") from None
+
+
+async def test_a_comment_on_a_withdrawn_article_is_still_its_writers_to_delete(
+    client: httpx.AsyncClient,
+) -> None:
+    """As on /v1: the article's comments are hidden with it, but the one who wrote a
+    comment (and the article's author) may still delete it (it was 404 on /api only).
+    To anyone else the article is not there, as a read says."""
+    jake, ann, bob = await register(client), await register(client), await register(client)
+    made, after = await write_at(client, jake, unique_name("Withdrawn talk "))
+    slug = made["slug"]
+    mine = await say(client, slug, {**ann.auth, **after}, "Mine")
+    theirs = await say(client, slug, {**bob.auth, **after}, "Bob's")
+    article_id = await _article_id(client, jake.token, made["title"])
+    v1 = {"authorization": f"Bearer {jake.token}"}
+    withdrawn = await client.post(f"/v1/articles/{article_id}/withdraw", headers=v1)
+    assert withdrawn.status_code == 200, withdrawn.text
+    seen = {"bloghub-after": withdrawn.headers["bloghub-position"]}
+    assert errors(await client.get(f"/api/articles/{slug}/comments", headers=seen), 404)
+    # Bob may not delete Ann's comment, and is not told the article is there.
+    others = await client.delete(
+        f"/api/articles/{slug}/comments/{mine}", headers={**bob.auth, **seen}
+    )
+    assert errors(others, 404) == {"article": ["not found"]}
+    gone = await client.delete(
+        f"/api/articles/{slug}/comments/{mine}", headers={**ann.auth, **seen}
+    )
+    assert gone.status_code == 204, gone.text
+    by_author = await client.delete(
+        f"/api/articles/{slug}/comments/{theirs}", headers={**jake.auth, **seen}
+    )
+    assert by_author.status_code == 204, by_author.text
+    # Republished, neither comment is back.
+    republished = await client.post(f"/v1/articles/{article_id}/publish", headers=v1)
+    assert republished.status_code == 200, republished.text
+    listed = await client.get(
+        f"/api/articles/{slug}/comments",
+        headers={"bloghub-after": republished.headers["bloghub-position"], **jake.auth},
+    )
+    assert listed.json() == {"comments": []}, listed.text

@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from bloghub.api.conduit.articles import READS, _published, _still_shown
-from bloghub.api.conduit.errors import conduit_body, forbidden, not_found
+from bloghub.api.conduit.errors import ConduitError, conduit_body, forbidden, not_found, path_text
 from bloghub.api.conduit.reading import (
     caught_up,
     maybe_signed_in,
@@ -76,22 +76,39 @@ async def remove(request: Request) -> Response:
     claims = await signed_in(request)
     me = claims.user_id
     await caught_up(request, SHOWN_READS, me)
-    article = await _published(request, me)
+    article_id, shown = await _commented(request, me)
 
     async def look() -> CommentRef | None:
-        comment_id = await _comment_id(request, article.id)
+        comment_id = await _comment_id(request, article_id)
         return None if comment_id is None else await comment_queries(request).ref(comment_id)
 
     # A comment its article's author learned of from a notification (another projector)
     # may not be applied here yet: waited for, as on /v1, not said not to exist.
-    comment = await found_or_settled(request, COMMENTS_READS, Family.COMMENTS, look, article.id)
-    if comment is None or comment.article_id != article.id:
+    comment = await found_or_settled(request, COMMENTS_READS, Family.COMMENTS, look, article_id)
+    if comment is None or comment.article_id != article_id:
         raise not_found("comment")
+    if not shown and me not in (comment.author_id, comment.article_author_id):
+        raise not_found("article")  # as a read says: nothing tells anyone else it is there
     try:
         position = await delete_comment(comment, container(request).commands, caller(request, me))
     except Forbidden:
         raise forbidden("comment") from None
     return await written(request, Response(status_code=204), position, me)
+
+
+async def _commented(request: Request, me: str) -> tuple[str, bool]:
+    """The id of the article the path names, and whether it is published. A withdrawn
+    article's comments are hidden with it, yet each stays its writer's and the article
+    author's to delete, as on ``/v1``; to anyone else the article is not there."""
+    try:
+        return (await _published(request, me)).id, True
+    except ConduitError as exc:
+        if exc.status != 404:
+            raise
+        row = await queries(request).by_slug(path_text(request, "slug", "article"))
+        if row is None or row.status != "withdrawn":
+            raise
+        return str(row.id), False
 
 
 async def _comment_id(request: Request, article_id: str) -> str | None:
