@@ -692,3 +692,31 @@ async def test_an_update_the_log_refuses_changes_nothing(
     assert await recorded() == [*first, ("article.draft_edited", 3), ("article.published", 4)]
     read = await client.get(f"/api/articles/{made['slug']}", headers=jake.auth)
     assert read.json()["article"]["body"] == "Changed"
+
+
+async def test_an_idempotency_key_makes_a_retried_publish_one_article(
+    client: httpx.AsyncClient,
+) -> None:
+    """As on /v1: a front end that sends Idempotency-Key (CORS lets it) gets the first
+    answer again for a retry, not a second article (it was ignored: two articles)."""
+    jake = await register(client)
+    title = unique_name("Once ")
+    body = {"article": {"title": title, "description": "d", "body": "b"}}
+    keyed = {**jake.auth, "idempotency-key": f"publish-{uuid.uuid4()}"}
+    first = await client.post("/api/articles", json=body, headers=keyed)
+    again = await client.post("/api/articles", json=body, headers=keyed)
+    assert (first.status_code, again.status_code) == (201, 201), again.text
+    assert again.headers["idempotent-replay"] == "true"
+    assert again.json() == first.json()
+    mine = await client.get("/api/articles", params={"author": jake.username}, headers=jake.auth)
+    assert [a["title"] for a in mine.json()["articles"]] == [title]
+    other = {"article": {**body["article"], "body": "other"}}
+    reused = await client.post("/api/articles", json=other, headers=keyed)
+    assert errors(reused, 422) == {"idempotency-key": ["was used for a different request"]}
+    comments = f"/api/articles/{first.json()['article']['slug']}/comments"
+    said = {"comment": {"body": "Once only"}}
+    answers = [await client.post(comments, json=said, headers=keyed) for _ in range(2)]
+    assert [a.status_code for a in answers] == [201, 201], answers[1].text
+    assert answers[1].json() == answers[0].json()
+    listed = await client.get(comments, headers=jake.auth)
+    assert [c["body"] for c in listed.json()["comments"]] == ["Once only"]

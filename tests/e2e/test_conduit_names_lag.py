@@ -10,9 +10,16 @@ from functools import partial
 import httpx
 
 from tests.conftest import projecting
-from tests.e2e.conduit_client import register, unique_name
+from tests.e2e.conduit_client import Conduit, register, unique_name
 from tests.e2e.test_lagging_read_models import site
 from tests.support import once_caught_up
+
+
+async def _applied(c: httpx.AsyncClient, who: Conduit) -> None:
+    """Once ``who``'s account is in the users read model (a read of it waits for that): a
+    write answered with its author is refused while it is not."""
+    shown = await once_caught_up(lambda: c.get("/api/user", headers=who.auth))
+    assert shown.status_code == 200, shown.text
 
 
 def _server_busy(answer: httpx.Response) -> bool:
@@ -24,6 +31,7 @@ async def test_a_new_name_is_waited_for_by_every_reader_not_called_missing(run_i
         async with projecting(s):
             reader = await register(c)
             author = await register(c)
+            await _applied(c, author)
         # No projector runs from here: what follows is in the log only.
         newcomer = await register(c)
         body = {"title": f"Fresh {unique_name()}", "description": "d", "body": "b"}
@@ -77,6 +85,7 @@ async def test_a_favorite_waits_for_the_likes_projector_when_the_article_is_show
         async with projecting(s):
             reader = await register(c)
             author = await register(c)
+            await _applied(c, author)
         body = {"title": f"Fresh {unique_name()}", "description": "d", "body": "b"}
         made = await c.post("/api/articles", json={"article": body}, headers=author.auth)
         assert made.status_code == 201, made.text
@@ -105,6 +114,7 @@ async def test_a_write_that_would_show_its_writer_unapplied_is_refused_before_it
     async with site(run_id, "writer") as (s, c):
         async with projecting(s):
             author = await register(c)
+            await _applied(c, author)
             body = {"title": f"Before {unique_name()}", "description": "d", "body": "b"}
             made = await c.post("/api/articles", json={"article": body}, headers=author.auth)
             assert made.status_code == 201, made.text

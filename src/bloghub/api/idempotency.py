@@ -74,7 +74,8 @@ async def idempotent(
         return await run()
     if not _KEY.match(given):
         raise InvalidInput(
-            "Idempotency-Key must be 1-128 letters, digits or ._:-", fields={HEADER: "not valid"}
+            "Idempotency-Key must be 1-128 letters, digits or ._:-",
+            fields={HEADER: "must be 1-128 letters, digits or ._:-"},
         )
     c = container(request)
     key = c.cache.key("idem", actor, request.method, request.url.path, given)
@@ -173,24 +174,33 @@ def _done(response: Response) -> dict[str, Any]:
 
 def _replay(raw: bytes | str | None, fingerprint: str) -> Response:
     if raw is None:
-        raise Conflict("a request with this Idempotency-Key just finished; retry")
+        raise Conflict(
+            "a request with this Idempotency-Key just finished; retry",
+            fields={HEADER: "names a request that just finished; retry"},
+        )
     first = orjson.loads(raw)
     if first["fingerprint"] != fingerprint:
         raise InvalidInput(
-            "this Idempotency-Key was used for a different request", fields={HEADER: "reused"}
+            "this Idempotency-Key was used for a different request",
+            fields={HEADER: "was used for a different request"},
         )
     if first["state"] == "unconfirmed":
         if first.get("gave_up") or first.get("until", 0) < time.time():
             raise NeverConfirmed(
                 "the event log never confirmed the request first sent with this "
-                "Idempotency-Key: it may or may not be recorded; check before writing again"
+                "Idempotency-Key: it may or may not be recorded; check before writing again",
+                fields={HEADER: "names a request that may or may not be recorded; check"},
             )
         raise StillUnconfirmed(
             "the request first sent with this Idempotency-Key is not confirmed by the event "
-            "log yet; retry for its answer"
+            "log yet; retry for its answer",
+            fields={HEADER: "names a request not confirmed yet; retry for its answer"},
         )
     if first["state"] != "done":
-        raise Conflict("a request with this Idempotency-Key is still running")
+        raise Conflict(
+            "a request with this Idempotency-Key is still running",
+            fields={HEADER: "names a request still running; retry"},
+        )
     response = Response(first["body"], status_code=first["status"], headers=first["headers"])
     response.headers["idempotent-replay"] = "true"
     return response

@@ -39,6 +39,7 @@ from bloghub.api.conduit.schemas import NewArticleIn, UpdateArticleIn
 from bloghub.api.conduit.views import Listed, article_view, listed
 from bloghub.api.consistent import Reads, forget_own_write, visibility_written, written
 from bloghub.api.http import JSON, container
+from bloghub.api.idempotency import answering, idempotent
 from bloghub.api.v1.article_schemas import filter_tag
 from bloghub.api.v1.articles import ARTICLES_READS, READER_READS, count_read
 from bloghub.api.v1.articles import queries as article_queries
@@ -200,10 +201,17 @@ async def create(request: Request) -> Response:
     new = (await conduit_body(request, NewArticleIn)).article
     shown_as_author(request)
     draft = Draft(new.title, new.body, new.tagList, new.description)
-    deps, who = container(request).commands, caller(request, claims.user_id)
-    done = await create_article(draft, deps, who, publish=True)
-    shown = _as_written(done, claims.user_id, draft, done.at)
-    return await _answer(request, claims.user_id, done, shown, status=201)
+
+    async def respond(done: Changed) -> Response:
+        shown = _as_written(done, claims.user_id, draft, done.at)
+        return await _answer(request, claims.user_id, done, shown, status=201)
+
+    async def run() -> Response:
+        deps, who = container(request).commands, caller(request, claims.user_id)
+        return await answering(create_article(draft, deps, who, publish=True), respond)
+
+    # An Idempotency-Key makes a retried (or double-clicked) Publish one article, as on /v1.
+    return await idempotent(request, claims.user_id, run)
 
 
 async def update(request: Request) -> Response:

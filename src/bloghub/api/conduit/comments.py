@@ -24,10 +24,11 @@ from bloghub.api.conduit.schemas import NewCommentIn
 from bloghub.api.conduit.views import timestamp
 from bloghub.api.consistent import found_or_settled, written
 from bloghub.api.http import JSON, container
+from bloghub.api.idempotency import answering, idempotent
 from bloghub.api.v1.comments import COMMENTS_READS, comment_queries
 from bloghub.api.v1.path_ids import canonical_id
 from bloghub.api.v1.sessions import caller
-from bloghub.commands.comments import CommentRef, delete_comment, post_comment
+from bloghub.commands.comments import CommentRef, Posted, delete_comment, post_comment
 from bloghub.errors import Forbidden
 from bloghub.events.topics import Family
 
@@ -64,12 +65,20 @@ async def create(request: Request) -> Response:
     shown_as_author(request)
     await caught_up(request, SHOWN_READS, me)
     article = await _still_shown(request, me, SHOWN_READS)
-    deps, who = container(request).commands, caller(request, me)
-    done = await post_comment((article.id, article.author_id), None, None, body, deps, who)
-    shown = _Posted(done.comment_id, done.number, me, body, done.at)
+    # Read before the write: once it is recorded, nothing may turn its answer into an error.
     (author,) = (await people(request, me, [me])).values()
-    out = JSON({"comment": comment_view(shown, author)}, status_code=201)
-    return await written(request, out, done.position, me)
+
+    async def respond(done: Posted) -> Response:
+        shown = _Posted(done.comment_id, done.number, me, body, done.at)
+        out = JSON({"comment": comment_view(shown, author)}, status_code=201)
+        return await written(request, out, done.position, me)
+
+    async def run() -> Response:
+        deps, who = container(request).commands, caller(request, me)
+        target = (article.id, article.author_id)
+        return await answering(post_comment(target, None, None, body, deps, who), respond)
+
+    return await idempotent(request, me, run)
 
 
 async def remove(request: Request) -> Response:
