@@ -5,6 +5,7 @@ written by no one."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -203,3 +204,30 @@ async def test_a_hidden_article_is_taken_out_of_a_collection_without_waiting(
         taken = await c.delete(entry, headers=fan.auth)
         assert taken.status_code == 200, taken.text
         assert taken.json()["article"] == {"id": article_id, "collected": False}
+
+
+async def test_a_read_waits_one_bound_however_many_read_models_it_waits_on(run_id: str) -> None:
+    """/v1/users/me waits for the users projector in the session check, then for the read
+    models it reads: the bound is the request's, not each wait's (it took two bounds)."""
+    bound = 1.0
+    async with (
+        isolated(run_id, "onebound", read_wait_s=bound) as s,
+        serve(s) as live,
+        httpx.AsyncClient(base_url=live.url, headers={"user-agent": "t/1"}, timeout=10) as c,
+    ):
+        async with projecting(s):
+            me = await someone(c)
+            shown = await once_caught_up(lambda: c.get("/v1/users/me", headers=me.auth))
+            assert shown.status_code == 200, shown.text
+        # No projector runs: the rename is in the log only.
+        renamed = await c.patch(
+            "/v1/users/me", json={"nickname": unique_name("Later")}, headers=me.auth
+        )
+        assert renamed.status_code == 200, renamed.text
+        started = time.monotonic()
+        stale = await c.get("/v1/users/me", headers=me.auth)
+        took = time.monotonic() - started
+        assert stale.status_code == 200, stale.text
+        assert stale.headers["bloghub-stale"] == "true"
+        assert stale.json()["user"]["nickname"] is None
+        assert bound <= took < 1.8 * bound, took  # one bound and the request's own time

@@ -3,6 +3,7 @@ waits on reads, one set of generations per request."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
@@ -128,8 +129,19 @@ async def wait_for_reads(
     if not position or await c.progress.reached(reads, position, pinned(request)):
         return False
     await _refuse_beyond_the_log(request, c.progress.relevant(reads, named))
-    reached = await c.progress.wait(reads, position, c.settings.read_wait_s, pinned(request))
+    reached = await c.progress.wait(reads, position, _left_to_wait(request), pinned(request))
     return not reached
+
+
+def _left_to_wait(request: Request) -> float:
+    """What is left of the request's one read bound: a request that waits on several
+    read models (the session check for the users projector, then the handler's own) or
+    more than once waits ``READ_WAIT_S`` in all, not that for each."""
+    now = time.monotonic()
+    deadline: float | None = getattr(request.state, "read_deadline", None)
+    if deadline is None:
+        deadline = request.state.read_deadline = now + container(request).settings.read_wait_s
+    return max(0.0, deadline - now)
 
 
 async def written_so_far(
