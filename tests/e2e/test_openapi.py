@@ -191,3 +191,20 @@ async def test_what_a_draft_write_answers_is_documented(client: httpx.AsyncClien
     birthday = doc["components"]["schemas"]["ProfilePatch"]["properties"]["birthday"]
     pattern = next(b["pattern"] for b in birthday["anyOf"] if "pattern" in b)
     assert re.match(pattern, f"{datetime.now(UTC).year}-01-01"), "this year's dates are valid"
+
+
+async def test_the_consistency_headers_are_documented_where_they_are_sent(
+    client: httpx.AsyncClient,
+) -> None:
+    """Bloghub-Stale is "true" (the document said "1") on any /v1 read; Bloghub-Position
+    on a login as on every other /v1 write; a body-less command lists no 415."""
+    doc = (await client.get("/openapi.json")).json()
+    assert "`Bloghub-Stale: true`" in doc["info"]["description"]
+    for path in ("/v1/articles", "/v1/articles/{article_id}", "/v1/feed", "/v1/users/{user_id}"):
+        assert "Bloghub-Stale" in doc["paths"][path]["get"]["responses"]["200"]["headers"], path
+    login = doc["paths"]["/v1/auth/login"]["post"]["responses"]["200"]
+    assert "Bloghub-Position" in login["headers"]
+    for path in ("/v1/articles/{article_id}/publish", "/v1/articles/{article_id}/withdraw"):
+        assert "415" not in doc["paths"][path]["post"]["responses"], path
+    nickname = doc["components"]["schemas"]["ProfilePatch"]["properties"]["nickname"]
+    assert "not an account id" in nickname["anyOf"][0]["description"]

@@ -60,8 +60,8 @@ _ABOUT = (
     "Read your writes: a write answers a `Bloghub-Position` header; send it back as "
     "`Bloghub-After` on a later request, and that request sees the write (a signed-in "
     "caller's own writes are waited for without it). A `Bloghub-After` this service did "
-    "not issue is 400. A read that could not wait long enough answers with "
-    "`Bloghub-Stale: 1`."
+    "not issue is 400. A read that could not wait long enough (`READ_WAIT_S` in all) "
+    "answers with what it has and `Bloghub-Stale: true`."
 )
 _IDEMPOTENT = (
     "Send `Idempotency-Key` (1-128 of `A-Za-z0-9._:-`) to make a retry safe: a retry with "
@@ -69,7 +69,11 @@ _IDEMPOTENT = (
     "nothing new; the same key with another body (compared as JSON, not as bytes) is 422, "
     "one still running 409."
 )
-_POSITION = "Where the write is in the log: send it back as Bloghub-After to read it"
+_POSITION = (
+    "Where the write is in the log, on an answer that wrote: send it back as Bloghub-After "
+    "to read it"
+)
+_STALE = "true when the read models had not reached what the request waits for in time"
 # An idempotent endpoint's key, typed so that a generated client offers it. Bloghub-After
 # is left to the description: it is a signed token that only a write's answer gives, and
 # a typed parameter would have generated clients (and tests) make values up.
@@ -116,8 +120,13 @@ def _operation(ep: Endpoint) -> dict[str, Any]:
     said = {k: v for k, v in ep.headers.items() if k != "Idempotency-Key"}
     if idempotent:
         said["Idempotent-Replay"] = "true on an answer replayed for a retried key"
-    if ep.auth and ep.method != "GET" and ep.path.startswith("/v1/"):
-        said.setdefault("Bloghub-Position", _POSITION)
+    if ep.path.startswith("/v1/"):
+        # A read waits for positions (named, or the caller's own writes); a write, a
+        # sign-up or a login tells where it is.
+        if ep.method == "GET":
+            said.setdefault("Bloghub-Stale", _STALE)
+        else:
+            said.setdefault("Bloghub-Position", _POSITION)
     if said:
         ok["headers"] = {
             k: {"description": v, "schema": {"type": "string"}} for k, v in said.items()

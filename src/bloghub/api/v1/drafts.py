@@ -53,7 +53,7 @@ from bloghub.errors import CatchingUp, NotFound
 from bloghub.readmodels import author_first_page_key, draft_key
 
 DRAFT_TTL_S = 300
-AUTHOR_ERRORS = (401, 403, 404, 409, 415, 422, 503)
+AUTHOR_ERRORS = (401, 403, 404, 409, 422, 503)  # no body: never 415
 
 
 def draft_out(row: Any) -> DraftOut:

@@ -376,7 +376,18 @@ def _unlike_another(name: str) -> str | None:
     return None
 
 
-Nickname = Annotated[StoredName, ADDRESSABLE[0], ADDRESSABLE[1], AfterValidator(_not_an_id)]
+_NICKNAME_RULES = (
+    "Trimmed, in NFC. Besides its pattern: not an account id in any spelling, not the name "
+    "shown for erased accounts (\"deleted user\", in any case or width), no /, ?, #, % or "
+    "\\, not dots only, no two spaces in a row; unique regardless of case and width."
+)
+Nickname = Annotated[
+    StoredName,
+    ADDRESSABLE[0],
+    ADDRESSABLE[1],
+    AfterValidator(_not_an_id),
+    Field(description=_NICKNAME_RULES),
+]
 
 
 def unaddressable(name: str) -> str | None:
@@ -394,7 +405,7 @@ def _not_in_future(value: date) -> date:
     if value > date.today():
         raise ValueError("must not be in the future")
     if value.year < 1900:
-        raise ValueError("must be after 1900-01-01")
+        raise ValueError("must be on or after 1900-01-01")
     return value
 
 
