@@ -149,6 +149,25 @@ async def test_with_redis_down_the_last_good_copy_is_served_and_marked_stale(
             # Back, empty (no persistence): its versions start again from 1, and the next
             # result is still told apart from the copy held.
             await store.start()
+
+            # Reached again but empty: the copy held is served on, still marked stale,
+            # not an empty ranking (it was version 0, unmarked, until the job ran).
+            async def redis_reached() -> bool:
+                async with httpx.AsyncClient(base_url=api.url) as anonymous:
+                    ready = (await anonymous.get("/readyz")).json()
+                return bool(ready["checks"]["redis"])
+
+            await wait_until(redis_reached, timeout_s=20)
+            held: list[httpx.Response] = []
+
+            async def checked_empty_store() -> bool:
+                async with httpx.AsyncClient(base_url=api.url) as anonymous:
+                    held.append(await anonymous.get("/v1/ranking/hot"))
+                return len(held) >= 10
+
+            await wait_until(checked_empty_store, timeout_s=20)  # a few checks, 0.1 s apart
+            assert all(a.content == good.content for a in held), held[-1].text
+            assert all(a.headers.get("bloghub-stale") == "true" for a in held)
             await counted(settings, article_id, LIKES[0] * 3)
             assert await rank(own) == version
             fresh = await served_version(api.url, version, likes=LIKES[0] * 3)

@@ -7,8 +7,8 @@ result again only when it moved. This is not the invalidation-driven tier in fro
 cache (``adapters/redis/local_tier.py``), which empties itself whenever its subscription
 breaks, because a copy it cannot hear invalidations for may be wrong. The ranking is a
 snapshot with a version, not a copy of an entry that changes under it: an old one is only
-older. So with Redis out of reach this keeps serving the last good copy, and says so
-(``stale``)."""
+older. So with Redis out of reach, or the result gone from it (its data lost), this keeps
+serving the last good copy, and says so (``stale``)."""
 
 from __future__ import annotations
 
@@ -107,15 +107,23 @@ class HotRanking:
     async def refresh(self) -> None:
         try:
             version, stamp = await self._redis.hmget(self._keys.result, ["version", "computed_at"])
+            if version is None and self.snapshot is not None and self.snapshot.version:
+                # The result is gone (Redis lost its data): the copy held is only older.
+                # Served, marked stale, until the job stores a new one.
+                self._serving_last_copy("result missing")
+                return
             if version is None:
                 self.snapshot = EMPTY
             elif self.snapshot is None or (int(version), stamp) != self.snapshot.identity:
                 await self._load()
             self.stale = False
         except (RedisError, OSError) as exc:
-            if not self.stale:
-                log.warning("ranking.serving_last_copy", error=repr(exc))
-            self.stale = True
+            self._serving_last_copy(repr(exc))
+
+    def _serving_last_copy(self, why: str) -> None:
+        if not self.stale:
+            log.warning("ranking.serving_last_copy", error=why)
+        self.stale = True
 
     async def _load(self) -> None:
         version, body, computed_at = await self._redis.hmget(

@@ -39,7 +39,9 @@ async def caught_up(
     once, with no header and no retry), and ``also``: 503 to retry if the wait runs out,
     never an answer that lacks what the caller just did."""
     if await wait_for_reads(request, reads, user_id, also):
-        raise ConduitError(503, {"server": ["still applying your last change; try again"]})
+        # ``also`` is another's write (an author's withdraw), not the caller's.
+        change = "a recent change" if also else "your last change"
+        raise ConduitError(503, {"server": [f"still applying {change}; try again"]})
 
 
 def shown_as_author(request: Request) -> None:

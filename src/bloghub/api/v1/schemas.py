@@ -378,7 +378,7 @@ def _unlike_another(name: str) -> str | None:
 
 _NICKNAME_RULES = (
     "Trimmed, in NFC. Besides its pattern: not an account id in any spelling, not the name "
-    "shown for erased accounts (\"deleted user\", in any case or width), no /, ?, #, % or "
+    'shown for erased accounts ("deleted user", in any case or width), no /, ?, #, % or '
     "\\, not dots only, no two spaces in a row; unique regardless of case and width."
 )
 Nickname = Annotated[
