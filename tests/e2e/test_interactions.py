@@ -320,3 +320,25 @@ async def test_a_reader_has_at_most_a_thousand_collections(
     listed = (await client.get("/v1/me/collections", headers=fan.auth)).json()["collections"]
     assert len(listed) == 1000
     assert listed[-1]["name"] == "last"
+
+
+async def test_the_author_sees_the_counts_on_their_own_articles(
+    client: httpx.AsyncClient, author: Author, fan: Author
+) -> None:
+    """Their own list and article showed none (the README gives every published article
+    its counts); an article never published shows zeros."""
+    article_id, after = await published(client, author)
+    unpublished = await draft(client, author)
+    liked = await client.put(f"/v1/articles/{article_id}/like", headers={**fan.auth, **after})
+    assert liked.status_code == 200, liked.text
+    mine = await client.put(f"/v1/articles/{article_id}/like", headers=author.auth)
+    assert mine.status_code == 200, mine.text
+    seen = {"bloghub-after": liked.headers["bloghub-position"]}
+    own = await client.get(f"/v1/me/articles/{article_id}", headers={**author.auth, **seen})
+    assert own.status_code == 200, own.text
+    counts = ("like_cnt", "liked", "collect_cnt", "collected")
+    assert [own.json()["article"][k] for k in counts] == [2, True, 0, False]
+    listed = await client.get("/v1/me/articles", headers={**author.auth, **seen})
+    entries = {a["id"]: a for a in listed.json()["articles"]}
+    assert [entries[article_id][k] for k in counts] == [2, True, 0, False]
+    assert [entries[unpublished][k] for k in counts] == [0, False, 0, False]

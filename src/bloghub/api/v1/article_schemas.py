@@ -188,7 +188,21 @@ class AuthorOut(BaseModel):
     deleted: bool = False  # the author erased their account: the article stays, unnamed
 
 
-class DraftOut(BaseModel):
+class Interactive(BaseModel):
+    """What an article read adds from the interactions read model: the counts, and for a
+    signed-in caller whether they like it and have it in a collection (null otherwise)."""
+
+    read_cnt: int = 0
+    like_cnt: int = 0
+    collect_cnt: int = 0
+    liked: bool | None = None
+    collected: bool | None = None
+
+
+class DraftOut(Interactive):
+    """The author's own article; its counts are the published article's (kept, frozen,
+    while it is withdrawn; 0 for one never published)."""
+
     id: str
     author_id: str
     version: int
@@ -206,7 +220,7 @@ class DraftEnvelope(BaseModel):
     article: DraftOut
 
 
-class DraftSummary(BaseModel):
+class DraftSummary(Interactive):
     id: str
     version: int
     status: str
@@ -221,17 +235,6 @@ class DraftSummary(BaseModel):
 class DraftPage(BaseModel):
     articles: list[DraftSummary]
     next_cursor: str | None = None
-
-
-class Interactive(BaseModel):
-    """What an article read adds from the interactions read model: the counts, and for a
-    signed-in caller whether they like it and have it in a collection (null otherwise)."""
-
-    read_cnt: int = 0
-    like_cnt: int = 0
-    collect_cnt: int = 0
-    liked: bool | None = None
-    collected: bool | None = None
 
 
 INTERACTIVE_FIELDS = set(Interactive.model_fields)

@@ -8,6 +8,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from bloghub.adapters.redis.counters import Counts
 from bloghub.api.article_queries import abstract
 from bloghub.api.auth import require_caller
 from bloghub.api.consistent import (
@@ -38,6 +39,8 @@ from bloghub.api.v1.articles import (
     paged,
     queries,
 )
+from bloghub.api.v1.interactions import INTERACTIONS_READS, marks_of, shown
+from bloghub.api.v1.interactions import queries as interaction_queries
 from bloghub.api.v1.sessions import caller
 from bloghub.commands.articles import (
     ArticleState,
@@ -180,9 +183,28 @@ async def _changed(
     return await written(request, JSON({"article": out}), position, user_id)
 
 
+# The author's own articles, with the interactions' counts of each.
+OWN_READS = [*ARTICLES_READS, *INTERACTIONS_READS]
+
+
+async def _with_interactions(
+    request: Request, user_id: str, articles: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Each of ``articles`` (the author's own, as answered) with its counts and the
+    author's marks, read now: they change far more often than the article, and the cached
+    page holds none. A copy: a cached answer is not changed."""
+    ids = [a["id"] for a in articles]
+    tallies = await interaction_queries(request).tallies(ids)
+    mine = await marks_of(request, user_id, ids)
+    return [
+        {**a, **shown(tallies[a["id"]].counts if a["id"] in tallies else Counts(), mine, a["id"])}
+        for a in articles
+    ]
+
+
 async def my_articles(request: Request) -> Response:
     claims = await require_caller(request)
-    stale = await wait_for_reads(request, ARTICLES_READS, claims.user_id)
+    stale = await wait_for_reads(request, OWN_READS, claims.user_id)
     paging = parse_query(request, PageQuery)
     limit, cursor = paging.limit, paging.cursor
 
@@ -210,13 +232,14 @@ async def my_articles(request: Request) -> Response:
         body = await through_cache(request, key, LIST_TTL_S, fill)
     else:
         body = await fill()
-    return mark_stale(JSON(body), stale)
+    articles = await _with_interactions(request, claims.user_id, body["articles"])
+    return mark_stale(JSON({**body, "articles": articles}), stale)
 
 
 async def my_article(request: Request) -> Response:
     claims = await require_caller(request)
     article_id = article_id_of(request)
-    stale = await wait_for_reads(request, ARTICLES_READS, claims.user_id)
+    stale = await wait_for_reads(request, OWN_READS, claims.user_id)
 
     async def fill() -> dict[str, Any] | None:
         row = await queries(request).draft(article_id)
@@ -226,7 +249,8 @@ async def my_article(request: Request) -> Response:
     found: dict[str, Any] | None = await through_cache(request, key, DRAFT_TTL_S, fill)
     if found is None or found["author_id"] != claims.user_id:
         raise NotFound("no such article among yours")
-    return mark_stale(JSON({"article": found}), stale)
+    (article,) = await _with_interactions(request, claims.user_id, [found])
+    return mark_stale(JSON({"article": article}), stale)
 
 
 ENDPOINTS = [
