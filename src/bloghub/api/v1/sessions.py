@@ -93,16 +93,25 @@ async def password_login(
     if not await c.commands.hasher.verify(password, hashed) or row is None:
         await c.lockout.failed(attempt)
         raise Unauthorized("email or password is wrong")
+    try:
+        issued = await start_session(
+            c.commands,
+            caller(request),
+            user_id=row.id,
+            method="password",
+            user_agent=user_agent(request),
+            access_ttl_s=access_ttl_s,
+            credentials_epoch=epoch,
+        )
+    except Unauthorized:
+        # The password was changed while this login was checked: the one it sent is the
+        # old one, a failed try as any wrong one (not a success that clears the count and
+        # makes the address known).
+        await c.lockout.failed(attempt)
+        raise
+    # Only once there is a session: a login that opened none (the log unreachable) neither
+    # clears the count nor makes the address known; its retry does.
     await c.lockout.succeeded(attempt)
-    issued = await start_session(
-        c.commands,
-        caller(request),
-        user_id=row.id,
-        method="password",
-        user_agent=user_agent(request),
-        access_ttl_s=access_ttl_s,
-        credentials_epoch=epoch,
-    )
     return issued, row
 
 
