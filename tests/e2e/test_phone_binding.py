@@ -248,6 +248,10 @@ async def test_an_account_with_a_password_is_erased_with_it_not_with_a_code(
     refused saying which to send, and no erasure code is sent to such an account."""
     token = (await login(sms.client, await account(sms.client, unique_email)))["access_token"]
     phone = new_phone()
+    # Without a phone it is told the same, not to bind one first (which would not help).
+    unbound = await sms.ask(phone, "erase", token=token)
+    assert unbound.status_code == 403, unbound.text
+    assert "erase it with the password" in unbound.json()["error"]["message"]
     code = await code_for(sms, phone, "bind")
     bound = await bind(sms, token, phone=phone, code=code, current_password=PASSWORD)
     assert bound.status_code == 200, bound.text

@@ -21,6 +21,7 @@ from bloghub.api.http import JSON, container
 from bloghub.api.queries import UserRow
 from bloghub.api.v1.schemas import unaddressable
 from bloghub.api.v1.sessions import caller, password_login
+from bloghub.auth.lockout import wait_text
 from bloghub.commands.sessions import start_session
 from bloghub.commands.users import NewPassword, RegisterUser, register_user, update_profile
 from bloghub.errors import Conflict, Unauthorized
@@ -101,7 +102,7 @@ async def update(request: Request) -> Response:
                 {
                     "password": [
                         f"sign in again to change it: a password is changed only within "
-                        f"{window // 60} minutes of signing in"
+                        f"{wait_text(window)} of signing in"
                     ]
                 },
             )

@@ -166,15 +166,17 @@ async def _needs_a_code(request: Request, user_id: str, purpose: Purpose) -> Non
     row = await user_queries(request).by_id(user_id)
     if row is None:
         return  # not in the read model yet: the phone check below answers
-    if row.phone is None:
-        raise Forbidden(
-            f"this account has no phone to send a code to: {BIND_A_PHONE}",
-            fields={"phone": "no phone bound to this account"},
-        )
+    # First what no phone would change: binding one to get an erasure code for an account
+    # with a password would end in this refusal anyway.
     if purpose == "erase" and row.password_hash is not None:
         raise Forbidden(
             "this account has a password: erase it with the password (no code is needed)",
             fields={"purpose": "not for an account with a password"},
+        )
+    if row.phone is None:
+        raise Forbidden(
+            f"this account has no phone to send a code to: {BIND_A_PHONE}",
+            fields={"phone": "no phone bound to this account"},
         )
 
 
