@@ -9,6 +9,7 @@ import secrets
 import unicodedata
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 from urllib.parse import urlencode
 
@@ -384,6 +385,76 @@ async def test_later_pages_show_articles_as_they_are_now(
     renamed = next(a for a in seen if a["id"] == edited)
     assert renamed["title"] == f"{w} renamed"
     assert "secret" not in str(renamed["highlights"])
+
+
+async def test_a_later_page_leaves_out_an_article_edited_so_it_no_longer_matches(
+    client: httpx.AsyncClient, author: Author
+) -> None:
+    """Its view still matched the old text: the article was listed for words and a tag it
+    no longer had, and the pages listed more than their total (it is left out now, as a
+    withdrawn one is, and the page filled in its stead)."""
+    w, tag = word(), word()
+    made = [
+        await publish(client, author, title=f"{w} {i}", content=w, tags=[tag]) for i in range(5)
+    ]
+    first = await search(client, author, q=w, tag=tag, limit=2)
+    later = [a for a in made if a not in ids(first)]
+    gone, kept = later[0], later[1]
+    for article, change in (
+        (gone, {"title": "Elsewhere", "content": "other", "tags": ["x"]}),
+        (kept, {"title": f"{w} still", "content": w, "tags": [tag]}),
+    ):
+        edit = await client.put(f"/v1/articles/{article}", json=change, headers=author.auth)
+        assert edit.status_code == 200, edit.text
+        again = await client.post(f"/v1/articles/{article}/publish", headers=author.auth)
+        assert again.status_code == 200, again.text
+    seen, cursor = [], first["next_cursor"]
+    while cursor is not None:
+        page = await search(client, author, q=w, tag=tag, limit=2, cursor=cursor)
+        assert len(page["articles"]) <= page["total"], page
+        seen += page["articles"]
+        cursor = page["next_cursor"]
+    assert sorted(a["id"] for a in seen) == sorted(set(later) - {gone})
+    assert next(a for a in seen if a["id"] == kept)["title"] == f"{w} still"
+
+
+async def test_a_later_page_is_filled_past_a_long_run_of_withdrawn_articles(
+    client: httpx.AsyncClient, author: Author
+) -> None:
+    """Twelve withdrawn after a page of two: the next page was empty, with a cursor to the
+    articles still behind them (a client stopping at an empty page lost them)."""
+    w = word()
+    made = [await publish(client, author, title=f"{w} {i}", content=w) for i in range(16)]
+    first = await search(client, author, q=w, limit=2)
+    order = ids(await search(client, author, q=w, limit=50))
+    later = [a for a in order if a not in ids(first)]
+    for article in later[:12]:
+        withdrawn = await client.post(f"/v1/articles/{article}/withdraw", headers=author.auth)
+        assert withdrawn.is_success, withdrawn.text
+    page = await search(client, author, q=w, limit=2, cursor=first["next_cursor"])
+    assert ids(page) == later[12:14]
+    assert sorted(made) == sorted(order)
+
+
+async def test_a_cursor_past_its_two_minutes_is_expired_though_its_view_lingers(
+    client: httpx.AsyncClient, author: Author, live_api: LiveServer
+) -> None:
+    """The cluster closes expired views at its next sweep, so a cursor kept working up to
+    a minute past its documented 2 minutes; it carries its own time now."""
+    marker = word()
+    for i in range(3):
+        await publish(client, author, title=f"{marker} {i}")
+    first = await search(client, author, q=marker, limit=1)
+    seal = CursorSeal(live_api.container.settings.position_secret.get_secret_value())
+    taken = seal.open(first["next_cursor"])
+    old = seal.seal(replace(taken, issued_ms=taken.issued_ms - 121_000))
+    answer = await client.get(
+        "/v1/search/articles", params={"q": marker, "limit": 1, "cursor": old}
+    )
+    assert answer.status_code == 404, answer.text
+    assert answer.json()["error"]["code"] == "cursor_expired"
+    fresh = await search(client, author, q=marker, limit=1, cursor=first["next_cursor"])
+    assert len(fresh["articles"]) == 1
 
 
 async def test_a_cursor_pages_its_own_search_only(

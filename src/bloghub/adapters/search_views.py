@@ -33,7 +33,8 @@ log = structlog.get_logger(__name__)
 VIEW_FRESH_S = 1.0
 # How long a view stays open after each page read through it: the time a reader has to ask
 # for the next page.
-VIEW_KEEP_ALIVE = "2m"
+VIEW_KEEP_ALIVE_S = 120
+VIEW_KEEP_ALIVE = f"{VIEW_KEEP_ALIVE_S}s"
 # After the cluster refused a view, first pages search the index itself for this long.
 NO_VIEWS_S = 5.0
 

@@ -134,7 +134,7 @@ def users_request(q: str, *, limit: int) -> dict[str, Any]:
     }
 
 
-CURSOR_LABEL = b"bloghub search cursor v2"
+CURSOR_LABEL = b"bloghub search cursor v3"
 _NONCE_BYTES = 12
 
 
@@ -150,6 +150,9 @@ class Cursor:
     # The search it pages (``search_digest``): a cursor pages that search only, never
     # another one run against the view it names (which keeps text since removed).
     search: str = ""
+    # When the page that gave it was answered (ms): it lives as long as its view is kept
+    # after that page, whenever the cluster's sweep closes the view itself.
+    issued_ms: int = 0
 
 
 def search_digest(q: str, tag: str | None, author: str | None) -> str:
@@ -167,7 +170,9 @@ class CursorSeal:
         self._aead = AESGCM(hmac.new(secret.encode(), CURSOR_LABEL, hashlib.sha256).digest())
 
     def seal(self, cursor: Cursor) -> str:
-        payload = orjson.dumps([*cursor.after, cursor.origin_ms, cursor.view, cursor.search])
+        payload = orjson.dumps(
+            [*cursor.after, cursor.origin_ms, cursor.view, cursor.search, cursor.issued_ms]
+        )
         nonce = os.urandom(_NONCE_BYTES)
         raw = nonce + self._aead.encrypt(nonce, payload, CURSOR_LABEL)
         return base64.urlsafe_b64encode(raw).decode().rstrip("=")
@@ -187,7 +192,7 @@ def _cursor(values: Any) -> Cursor:
     # Sealed by this API, so well formed unless the code that sealed it differed.
     if not (
         isinstance(values, list)
-        and len(values) == 6
+        and len(values) == 7
         and isinstance(values[0], int | float)
         and not isinstance(values[0], bool)
         and isinstance(values[1], int)
@@ -196,9 +201,11 @@ def _cursor(values: Any) -> Cursor:
         and isinstance(values[3], int)
         and (values[4] is None or isinstance(values[4], str))
         and isinstance(values[5], str)
+        and isinstance(values[6], int)
+        and not isinstance(values[6], bool)
     ):
         raise NotFound("no page at that cursor; start again without one")
-    return Cursor(after=values[:3], origin_ms=values[3], view=values[4], search=values[5])
+    return Cursor(values[:3], values[3], values[4], values[5], values[6])
 
 
 def highlights(hit: Mapping[str, Any]) -> dict[str, Any]:

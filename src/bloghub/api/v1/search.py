@@ -24,9 +24,10 @@ import structlog
 from starlette.requests import Request
 from starlette.responses import Response
 
-from bloghub.adapters.opensearch import ViewGone, current_docs, search_index
+from bloghub.adapters.opensearch import ViewGone, current_docs, refresh_index, search_index
 from bloghub.adapters.redis.counters import Tally
 from bloghub.adapters.search_indexes import ARTICLES, USERS, index_name
+from bloghub.adapters.search_views import VIEW_KEEP_ALIVE_S
 from bloghub.api.auth import USERS_READS, wait_as_reader
 from bloghub.api.consistent import Reads, mark_stale, pinned, waited_for
 from bloghub.api.http import JSON, Endpoint, container, parse_query
@@ -67,8 +68,10 @@ RETRY_AFTER_S = 5
 # The longest cursor a page query takes (``PageQuery.cursor``).
 CURSOR_CHARS = 512
 # A later page missing articles withdrawn since its view was taken reads on from the view
-# this many more times at most to fill itself.
+# this many more times at most to fill itself, each read REFILL_GROWTH times the one
+# before: a page of 20 looks through up to 1,785 of the view's articles.
 REFILLS = 3
+REFILL_GROWTH = 4
 
 Found = Mapping[str, Any]
 
@@ -80,6 +83,9 @@ class SearchUnavailable(Unavailable):
 
 class CursorExpired(NotFound):
     code = "cursor_expired"
+
+
+EXPIRED = "this search's pages are kept for 2 minutes after each page; search again"
 
 
 async def _index(request: Request, projector: str) -> str:
@@ -131,9 +137,7 @@ async def _article_page(
         try:
             found = await views.later_page(cursor.view, body)
         except ViewGone as exc:
-            raise CursorExpired(
-                "this search's pages are kept for 2 minutes after each page; search again"
-            ) from exc
+            raise CursorExpired(EXPIRED) from exc
         return found, str(found.get("pit_id") or cursor.view)
 
 
@@ -141,20 +145,21 @@ def _next_cursor(
     request: Request, after: list[Any], origin_ms: int, view: str | None, search: str
 ) -> str:
     seal = _seal(request)
-    cursor = seal.seal(Cursor(after=after, origin_ms=origin_ms, view=view, search=search))
+    issued = now_ms()
+    cursor = seal.seal(Cursor(after, origin_ms, view, search, issued))
     if len(cursor) > CURSOR_CHARS:  # a view id of many shards: page the index itself
         log.warning("search.cursor_too_long", chars=len(cursor))
-        cursor = seal.seal(Cursor(after=after, origin_ms=origin_ms, view=None, search=search))
+        cursor = seal.seal(Cursor(after, origin_ms, None, search, issued))
     return cursor
 
 
-async def _as_now(request: Request, page: list[Found]) -> list[Found]:
+async def _as_now(request: Request, body: Found, page: list[Found]) -> list[Found]:
     """A later page's hits as the index holds them now. Its view keeps the index as the
     first page found it, so no article is skipped or repeated, but an article withdrawn or
     deleted since is no longer shown (its text stayed readable in the view however long
-    its pages went on), and one edited since shows its title and tags as published now,
-    without fragments of the text it no longer has. The index is read as of the position
-    this request waited for, as a first page's is."""
+    its pages went on), nor one edited since so that the search's words or filters no
+    longer match it; one edited and still matching shows its title and tags as published
+    now, without fragments of the text it no longer has."""
     if not page:
         return page
     c = container(request)
@@ -163,16 +168,43 @@ async def _as_now(request: Request, page: list[Found]) -> list[Found]:
         now = await current_docs(
             c.search, index, [hit["_source"]["id"] for hit in page], ("state", "v", "title", "tags")
         )
+    live = {i: doc for i, doc in now.items() if doc.get("state") == "published"}
+    edited = [
+        hit["_source"]["id"]
+        for hit in page
+        if hit["_source"]["id"] in live
+        and live[hit["_source"]["id"]].get("v") != hit["_source"].get("v")
+    ]
+    matching = await _matching_now(request, body, edited) if edited else set()
     shown: list[Found] = []
     for hit in page:
-        doc = now.get(hit["_source"]["id"])
-        if doc is None or doc.get("state") != "published":
+        article = hit["_source"]["id"]
+        doc = live.get(article)
+        if doc is None or (article in edited and article not in matching):
             continue
-        if doc.get("v") != hit["_source"].get("v"):
+        if article in edited:
             source = {**hit["_source"], "title": doc["title"], "tags": doc.get("tags", [])}
             hit = {**hit, "_source": source, "highlight": {}}
         shown.append(hit)
     return shown
+
+
+async def _matching_now(request: Request, body: Found, ids: list[str]) -> set[str]:
+    """Which of ``ids`` (articles edited since a later page's view was taken) the search's
+    words and filters match as the index holds them now. Rare, so the index is refreshed
+    first: the edits just read by id are searchable then."""
+    c = container(request)
+    index = await _index(request, ARTICLES)
+    check = {
+        "query": {"bool": {"must": [body["query"]], "filter": [{"ids": {"values": ids}}]}},
+        "size": len(ids),
+        "_source": False,
+    }
+    with _answered(index):
+        if not await refresh_index(c.search, index):
+            return set()
+        found = await search_index(c.search, index, check)
+    return {hit["_id"] for hit in found["hits"]["hits"]} if found else set()
 
 
 async def _later_page(
@@ -187,15 +219,18 @@ async def _later_page(
     those reads, when the view has more to look at)."""
     shown: list[Found] = []
     view, after, held = cursor.view, cursor.after, 0
-    for _ in range(1 + REFILLS):
-        size = limit + 1 - len(shown)  # one past the page tells whether another follows
+    for read in range(1 + REFILLS):
+        # One past the page tells whether another follows; each further read takes
+        # REFILL_GROWTH times more (a run of withdrawn articles longer than a page is
+        # passed in a few reads, not left as an empty page).
+        size = (limit + 1 - len(shown)) * REFILL_GROWTH**read
         on = replace(cursor, view=view)
         found, view = await _article_page(
             request, {**body, "size": size, "search_after": after}, on, Position(), size
         )
         hits = list(found["hits"]["hits"]) if found else []
         held = int(found["hits"]["total"]["value"]) if found else 0
-        shown += await _as_now(request, hits)
+        shown += await _as_now(request, body, hits)
         if len(shown) > limit:
             return shown[:limit], list(shown[limit - 1]["sort"]), view, held
         if len(hits) < size:
@@ -238,6 +273,9 @@ async def search_articles(request: Request) -> Response:
     author = author_filter(params.author)
     search = search_digest(params.q, params.tag, author)
     cursor = _seal(request).open(params.cursor) if params.cursor is not None else None
+    if cursor is not None and now_ms() - cursor.issued_ms > VIEW_KEEP_ALIVE_S * 1000:
+        # Its view may linger until the cluster's sweep; the cursor's time is its own.
+        raise CursorExpired(EXPIRED)
     if cursor is not None and cursor.search != search:
         # Its view keeps the index as that search's first page found it: other words run
         # against it would find text removed since.
