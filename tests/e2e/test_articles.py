@@ -6,13 +6,16 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import httpx
+import orjson
 import pytest
 
 from bloghub.adapters.redis.cache import FENCE
+from bloghub.api.idempotency import fingerprint_of
 from bloghub.readmodels import author_first_page_key, published_key
 from bloghub.settings import Settings
 from tests.conftest import LiveServer, pg
@@ -264,6 +267,36 @@ async def test_concurrent_edits_never_overwrite_silently(
     assert all(a.status_code in (200, 409) for a in answers)
     versions = [a.json()["article"]["version"] for a in ok]
     assert len(versions) == len(set(versions)), "each accepted edit got its own version"
+
+
+async def test_a_key_left_running_by_a_process_that_died_never_runs_the_write_again(
+    client: httpx.AsyncClient, author: Author, live_api: LiveServer
+) -> None:
+    """A process killed mid-request leaves its key "running"; its write may be in the log.
+    The key lapsed after 60 s and the retry wrote again (a second article). Past that
+    bound the retry is now told the first may or may not be recorded, as when the
+    producer gave up; within it, that the first still runs."""
+    body = {"title": "Cut short", "content": "x", "tags": []}
+    c = live_api.container
+    for started, status, code in (
+        (time.time() - 61, 409, "unconfirmed"),
+        (time.time(), 409, "conflict"),
+    ):
+        key = f"crash-{secrets.token_hex(4)}"
+        left = {
+            "state": "running",
+            "fingerprint": fingerprint_of(orjson.dumps(body)),
+            "at": started,
+        }
+        entry = c.cache.key("idem", author.id, "POST", "/v1/articles", key)
+        await c.redis.set(entry, orjson.dumps(left), ex=3600)
+        retried = await client.post(
+            "/v1/articles", json=body, headers={**author.auth, "idempotency-key": key}
+        )
+        assert retried.status_code == status, retried.text
+        assert retried.json()["error"]["code"] == code
+    mine = await client.get("/v1/me/articles", headers=author.auth)
+    assert "Cut short" not in [a["title"] for a in mine.json()["articles"]]
 
 
 async def test_idempotent_create_and_publish(client: httpx.AsyncClient, author: Author) -> None:

@@ -8,8 +8,10 @@ refused (422). When the event log took the first request's write without confirm
 retry cannot write a second time: it is told the write is unconfirmed (503, Retry-After)
 until the log answers, then gets the real answer. If the producer gave up without an
 answer the write may or may not be in the log, and the retry is told so (409
-``unconfirmed``) rather than run again. The key's fate follows the write, not the request:
-a request cut short (a client gone) still leaves the right state behind.
+``unconfirmed``) rather than run again, as when the first request's process died before
+the key learned its fate (a key "running" past ``RUNNING_S``). The key's fate follows the
+write, not the request: a request cut short (a client gone) still leaves the right state
+behind.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ log = structlog.get_logger(__name__)
 
 HEADER = "idempotency-key"
 KEEP_S = 24 * 3600
+# Longer than any request runs (its log append is bounded by the delivery timeout): a key
+# "running" for longer was left by a process that died mid-request.
 RUNNING_S = 60
 _KEY = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _REPLAYED_HEADERS = ("content-type", "bloghub-position", "location")
@@ -79,9 +83,11 @@ async def idempotent(
         )
     c = container(request)
     key = c.cache.key("idem", actor, request.method, request.url.path, given)
-    fingerprint = _fingerprint(await request.body())
-    running = orjson.dumps({"state": "running", "fingerprint": fingerprint})
-    if not await c.redis.set(key, running, nx=True, ex=RUNNING_S):
+    fingerprint = fingerprint_of(await request.body())
+    # Kept as long as an answer would be: a first request whose process died leaves it
+    # "running", and a retry must not run the write again (it may have reached the log).
+    running = orjson.dumps({"state": "running", "fingerprint": fingerprint, "at": time.time()})
+    if not await c.redis.set(key, running, nx=True, ex=KEEP_S):
         return _replay(await c.redis.get(key), fingerprint)
     after = c.commands.after_append
     entry = _Entry(c.redis, key, fingerprint, after, c.settings.delivery_timeout_s)
@@ -96,7 +102,7 @@ async def idempotent(
         stored.cancel()
 
 
-def _fingerprint(body: bytes) -> str:
+def fingerprint_of(body: bytes) -> str:
     """What makes two requests under one key the same request: their JSON's meaning, not
     its bytes (a client's retry may space or order it otherwise); a body that is not JSON,
     by its bytes."""
@@ -195,6 +201,14 @@ def _replay(raw: bytes | str | None, fingerprint: str) -> Response:
             "the request first sent with this Idempotency-Key is not confirmed by the event "
             "log yet; retry for its answer",
             fields={HEADER: "names a request not confirmed yet; retry for its answer"},
+        )
+    if first["state"] == "running" and time.time() - first.get("at", 0) > RUNNING_S:
+        # No request runs this long: its process died (a crash, a kill) before the key
+        # learned its fate, and its write may or may not be in the log.
+        raise NeverConfirmed(
+            "the request first sent with this Idempotency-Key was cut short: it may or may "
+            "not be recorded; check before writing again with a new key",
+            fields={HEADER: "names a request cut short that may or may not be recorded; check"},
         )
     if first["state"] != "done":
         raise Conflict(
