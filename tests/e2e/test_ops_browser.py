@@ -265,3 +265,26 @@ async def test_dashboard_charts_every_generation_and_shows_replay_progress(
             projector.send_signal(signal.SIGTERM)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 projector.wait(timeout=30)
+
+
+async def test_a_locked_sign_in_says_so_not_that_the_token_is_wrong(run_id: str) -> None:
+    """Past the tries an address has, the right token is refused too (429): the page told
+    the operator it was not the operator token, so they went on typing it."""
+    async with (
+        isolated(run_id, "opslock", ops_login_per_minute=2) as settings,
+        serve(settings) as live,
+        chromium() as browser,
+    ):
+        page = await watched_page(browser)
+        await page.goto(f"{live.url}/ops")
+        message = page.locator("#message")
+        for _ in range(2):
+            await page.fill("#token", "not-the-token")
+            await page.click("button[type=submit]")
+            await message.filter(has_text="not the operator token").wait_for()
+            await page.evaluate("document.getElementById('message').textContent = ''")
+        await page.fill("#token", settings.operator_token.get_secret_value())
+        await page.click("button[type=submit]")
+        await message.filter(has_text="Too many tries").wait_for()
+        assert re.search(r"Try again in \d+ s\.", await message.inner_text())
+        assert await csp_violations(page) == []

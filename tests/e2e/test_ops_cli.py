@@ -139,6 +139,9 @@ async def test_replay_arguments_that_do_not_go_together_are_refused_saying_why(
     refused(await bloghub(own, "replay", "drop", "users"), "drop takes NAME GEN, not users")
     refused(await bloghub(own, "replay", "verify", "users", "1"), "verify takes NAME GEN_A GEN_B")
     refused(await bloghub(own, "replay", "activate", "users", "x"), "not 'x'")
+    # A drop line mistyped without its action rebuilt users and switched it in.
+    refused(await bloghub(own, "replay", "users", "--force"), "--force goes with drop only")
+    refused(await bloghub(own, "replay", "activate", "users", "1", "--force"), "drop only")
     for workers in ("0", "-1"):
         ran = await bloghub(own, "replay", "users", "--workers", workers)
         assert ran.code == 2, ran.out

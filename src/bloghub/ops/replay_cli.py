@@ -71,7 +71,12 @@ async def _dispatch(settings: Settings, args: argparse.Namespace, console: Conso
         await _status(settings, console)
         return 0
     if names and names[0] in ACTIONS:
+        if args.force and names[0] != "drop":
+            raise ReplayRefused(f"--force goes with drop only, not {names[0]}")
         return await _action(settings, names[0], names[1:], console, force=args.force)
+    if args.force:
+        # A mistyped drop line would otherwise rebuild the projector and switch it in.
+        raise ReplayRefused("--force goes with drop only: bloghub replay drop NAME GEN --force")
     if args.all and names:
         # Alternatives: a name given with --all by mistake would rebuild every projector.
         raise ReplayRefused(
