@@ -278,7 +278,7 @@ async def _lag(settings: Settings) -> None:
     finally:
         await reader.close()
         await engine.dispose()
-    Console().print(render_lag(groups))
+    Console().print(render_lag(groups, {w.group: w.state for w in watched}))
 
 
 async def _topics(settings: Settings) -> None:

@@ -54,3 +54,16 @@ def test_lagging_rows_are_highlighted_and_figures_right_aligned() -> None:
     ]
     assert len(numeric) == 5
     assert all(c.justify == "right" for c in numeric)
+
+
+def test_a_generation_built_to_be_switched_in_later_is_marked_so() -> None:
+    """Its lag grows by design (no one writes it until activated): unmarked, it read as a
+    projector falling behind."""
+    behind = [PartitionLag("bloghub.articles", 0, 9, 0, 3, 6, 12.0)]
+    groups = [GroupLag.of("bloghub.articles.g2", behind), GroupLag.of("bloghub.users.g1", [])]
+    console = Console(record=True, width=120)
+    states = {"bloghub.articles.g2": "built", "bloghub.users.g1": "active"}
+    console.print(render_lag(groups, states))
+    text = console.export_text()
+    assert "(BUILT, not serving)" in text
+    assert text.count("BUILT") == 1

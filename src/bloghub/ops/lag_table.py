@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from rich.table import Table
 
@@ -13,7 +13,14 @@ UNKNOWN = "?"
 NEVER_COMMITTED = "-"
 
 
-def render_lag(groups: Sequence[GroupLag]) -> Table:
+# What a group's generation is, beside its name: one a replay ``--no-swap`` built is
+# written by no one until switched in, so its lag grows by design.
+MARKS = {"building": "building", "built": "BUILT, not serving"}
+
+
+def render_lag(groups: Sequence[GroupLag], states: Mapping[str, str] | None = None) -> Table:
+    """``states``: each group's generation state (``active``, ``building``, ``built``)."""
+    states = states or {}
     table = Table(title="consumer lag", title_justify="left")
     # Ids fold onto a second line rather than lose their end (``.g2``) to an ellipsis on a
     # narrow or piped output.
@@ -27,9 +34,11 @@ def render_lag(groups: Sequence[GroupLag]) -> Table:
             continue
         last = len(group.partitions) - 1
         for i, p in enumerate(group.partitions):
+            mark = MARKS.get(states.get(group.group, ""))
+            named = f"{group.group}\n({mark})" if mark else group.group
             table.add_row(
                 # The group name once per block keeps long ids from drowning the figures.
-                group.group if i == 0 else "",
+                named if i == 0 else "",
                 p.topic,
                 str(p.partition),
                 str(p.end_offset),
