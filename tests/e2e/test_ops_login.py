@@ -95,7 +95,29 @@ async def test_wrong_operator_tokens_are_limited_per_address_and_logged(run_id: 
         assert int(locked.headers["retry-after"]) >= 1
         cookie = await client.get("/ops/api/lag", headers={"cookie": "bloghub_ops=1.ab", **other})
         assert cookie.status_code == 429
+        # The sign-in is the same budget (it took the right token from a locked address).
+        signed = await client.post("/ops/session", json={"token": _token(own)}, headers=other)
+        assert signed.status_code == 429, signed.text
+        assert "set-cookie" not in signed.headers
         # Another address, and the right token used all along, are not held up.
+        assert (await client.get("/ops/api/lag", headers=right)).status_code == 200
+
+
+async def test_wrong_sign_ins_lock_the_bearer_door_too(run_id: str) -> None:
+    """Wrong tokens sent to the sign-in count with the doors' (they were counted apart:
+    an address had twice the guesses by trying both)."""
+    async with (
+        isolated(run_id, "ops_both", ops_token_failures_per_minute=3) as own,
+        serve(own) as live,
+        httpx.AsyncClient(base_url=live.url) as client,
+    ):
+        other = {"x-forwarded-for": "198.51.100.41"}
+        for n in range(3):
+            guess = await client.post("/ops/session", json={"token": f"guess-{n}"}, headers=other)
+            assert guess.status_code == 401, guess.text
+        right = {"authorization": f"Bearer {_token(own)}"}
+        locked = await client.get("/ops/api/lag", headers={**right, **other})
+        assert locked.status_code == 429, locked.text
         assert (await client.get("/ops/api/lag", headers=right)).status_code == 200
 
 

@@ -55,9 +55,16 @@ async def page(request: Request) -> Response:
 async def login(request: Request) -> Response:
     body = await parse_body(request, OperatorLogin)
     await _count_attempt(request)
+    # The wrong tokens of an address are one budget with the Bearer and cookie doors'
+    # (``require_operator``): a lock on either holds on both, so trying one after the
+    # other gains no guesses.
+    checks, ip = container(request).operator_checks, client_key(client_ip(request))
+    await checks.attempt(ip, "operator token tries")
     if not token_matches(request, body.token):
+        await checks.failed(ip)
         security_event("ops.login_failed", ip=client_ip(request), user_id=None)
         raise Unauthorized("that is not the operator token")
+    await checks.succeeded(ip)
     response = Response(status_code=204)
     settings = container(request).settings
     response.set_cookie(
