@@ -6,10 +6,11 @@ exist, which a client takes as final."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import httpx
 
+from tests.e2e.conduit_client import register, write
 from tests.e2e.test_accounts import signup_body
 from tests.e2e.test_articles import Author, draft
 from tests.e2e.test_sessions import account, bearer, login
@@ -54,3 +55,36 @@ async def test_a_write_on_what_another_just_made_is_not_told_it_does_not_exist(
     assert [a for a in answers if a[1] not in (200, 201, 503)] == []
     # The projectors keep well within the read bound here: each waited, none gave up.
     assert [a for a in answers if a[1] == 503] == []
+
+
+async def test_a_write_on_an_article_just_republished_is_not_told_it_does_not_exist(
+    client: httpx.AsyncClient,
+) -> None:
+    """A withdraw then a republish, each answered: a comment (both APIs) or a favorite sent
+    at once finds the article published, though the read model may still hold it
+    withdrawn."""
+    author, reader = await register(client), await register(client)
+    slug = (await write(client, author))["slug"]
+    mine = await client.get("/v1/me/articles", headers=author.auth)
+    assert mine.status_code == 200, mine.text
+    (article_id,) = [a["id"] for a in mine.json()["articles"]]
+    acts: dict[str, Callable[[], Awaitable[httpx.Response]]] = {
+        "v1 comment": lambda: client.post(
+            f"/v1/articles/{article_id}/comments", json={"content": "hi"}, headers=reader.auth
+        ),
+        "api favorite": lambda: client.post(f"/api/articles/{slug}/favorite", headers=reader.auth),
+        "api unfavorite": lambda: client.delete(
+            f"/api/articles/{slug}/favorite", headers=reader.auth
+        ),
+        "api comment": lambda: client.post(
+            f"/api/articles/{slug}/comments", json={"comment": {"body": "hi"}}, headers=reader.auth
+        ),
+    }
+    answers: list[tuple[str, int]] = []
+    for _ in range(ROUNDS // 2):
+        for name, act in acts.items():
+            for step in ("withdraw", "publish"):
+                done = await client.post(f"/v1/articles/{article_id}/{step}", headers=author.auth)
+                assert done.status_code == 200, done.text
+            answers.append((name, (await act()).status_code))
+    assert [a for a in answers if a[1] not in (200, 201)] == []

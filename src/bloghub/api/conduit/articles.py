@@ -37,7 +37,13 @@ from bloghub.api.conduit.reading import (
 )
 from bloghub.api.conduit.schemas import NewArticleIn, UpdateArticleIn
 from bloghub.api.conduit.views import Listed, article_view, listed
-from bloghub.api.consistent import Reads, forget_own_write, visibility_written, written
+from bloghub.api.consistent import (
+    Reads,
+    forget_own_write,
+    found_or_settled,
+    visibility_written,
+    written,
+)
 from bloghub.api.http import JSON, container
 from bloghub.api.idempotency import answering, idempotent
 from bloghub.api.v1.article_schemas import filter_tag
@@ -156,7 +162,11 @@ async def feed(request: Request) -> Response:
     return JSON({"articles": items, "articlesCount": count})
 
 
-async def _published(request: Request, me: str | None) -> Listed:
+async def _published(request: Request, me: str | None, *, settle: bool = False) -> Listed:
+    """The published article the path names. One found withdrawn (or a draft) is, when
+    ``settle``, looked for again once the read model has passed its partition's records
+    written before this request: a favorite or a comment sent just after its author's
+    republish was answered finds it, not a 404 a client takes as final."""
     await caught_up(request, READS, me)
     slug = path_text(request, "slug", "article")
     row = await queries(request).by_slug(slug)
@@ -164,6 +174,16 @@ async def _published(request: Request, me: str | None) -> Listed:
         request, ARTICLES_READS, Family.ARTICLES, SLUG, slug
     ):
         row = await queries(request).by_slug(slug)
+    if settle and row is not None and row.status != "published":
+        article_id = str(row.id)
+        row = await found_or_settled(
+            request,
+            ARTICLES_READS,
+            Family.ARTICLES,
+            lambda: queries(request).by_id(article_id),
+            article_id,
+            enough=lambda found: found.status == "published",
+        )
     if row is None or row.status != "published":
         raise not_found("article")
     return listed(row)
@@ -172,8 +192,9 @@ async def _published(request: Request, me: str | None) -> Listed:
 async def _still_shown(request: Request, me: str, reads: Reads) -> Listed:
     """The published article the path names, decided on ``reads`` as of the article's last
     withdraw or delete too, whoever made it: a favorite or a comment after a withdraw was
-    answered finds the article gone, however far the projectors lag."""
-    article = await _published(request, me)
+    answered finds the article gone, however far the projectors lag; one after a
+    republish was answered finds it shown."""
+    article = await _published(request, me, settle=True)
     shown = await container(request).own_writes.visibility_changed(article.id)
     if shown:
         await caught_up(request, [*reads, *ARTICLES_READS], me, also=shown)

@@ -66,13 +66,13 @@ async def _published(request: Request, article_id: str) -> tuple[str, str] | Non
 
 
 async def _settled_article(request: Request, article_id: str) -> Any:
-    """The article's row; one missing or still a draft is looked for again once the read
-    model has passed its partition's records written before this request (a publish
-    another author was answered for a moment before). Withdrawn or deleted is final."""
+    """The article's row; one missing or not published is looked for again once the read
+    model has passed its partition's records written before this request (a publish, or
+    a republish after a withdraw, another author was answered for a moment before)."""
 
     async def look() -> Any:
         row = await queries(request).published(article_id)
-        return None if row is None or row.status == "draft" else row
+        return None if row is None or row.status != "published" else row
 
     found = await found_or_settled(request, ARTICLES_READS, Family.ARTICLES, look, article_id)
     return found if found is not None else await queries(request).published(article_id)
