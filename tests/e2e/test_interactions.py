@@ -141,6 +141,13 @@ async def test_collections_hold_published_articles_and_are_private(
     ids = [a["id"] for a in page.json()["articles"] + rest.json()["articles"]]
     assert sorted(ids) == sorted([first, second])
     assert rest.json()["next_cursor"] is None
+    # Each is listed as every listing shows an article, with when it was put in.
+    entry = next(a for a in page.json()["articles"] + rest.json()["articles"] if a["id"] == first)
+    detail = await seen_by(client, first, fan)
+    same = ("title", "author", "tags", "published_at", "like_cnt", "collect_cnt", "collected")
+    assert {k: entry[k] for k in same} == {k: detail[k] for k in same}
+    assert (entry["collect_cnt"], entry["collected"], entry["liked"]) == (1, True, False)
+    assert entry["added_at"]
 
     other = await client.get(f"/v1/collections/{box}/articles", headers=author.auth)
     assert other.status_code == 404, "another user's collection is not found"
@@ -161,10 +168,13 @@ async def test_collections_hold_published_articles_and_are_private(
     for _ in range(2):
         out = await client.delete(f"/v1/collections/{box}/articles/{first}", headers=fan.auth)
         assert out.status_code == 200
+        # Taken out of one, it is still in the other: the answer says the caller holds it.
+        assert out.json()["article"] == {"id": first, "collected": True}
     mine = await seen_by(client, first, fan)
     assert (mine["collect_cnt"], mine["collected"]) == (1, True), "the other collection holds it"
     out = await client.delete(f"/v1/collections/{box2}/articles/{first}", headers=fan.auth)
     assert out.status_code == 200
+    assert out.json()["article"] == {"id": first, "collected": False}
     mine = await seen_by(client, first, fan)
     assert (mine["collect_cnt"], mine["collected"]) == (0, False)
 

@@ -31,6 +31,7 @@ from bloghub.api.rate_limit import RateLimit
 from bloghub.api.routing import IndexedRouter
 from bloghub.api.v1 import (
     articles,
+    collected,
     comments,
     drafts,
     live,
@@ -72,6 +73,7 @@ def all_endpoints() -> list[Endpoint]:
         *comments.ENDPOINTS,
         *search_routes.ENDPOINTS,
         *v1_interactions.ENDPOINTS,
+        *collected.ENDPOINTS,
         *notifications.ENDPOINTS,
         *presence.ENDPOINTS,
     ]

@@ -91,6 +91,13 @@ class ArticleQueries:
     async def published(self, article_id: str) -> Any:
         return await self._first(select(*PUBLISHED_COLUMNS).where(a.id == article_id))
 
+    async def published_many(self, ids: list[str]) -> dict[str, Any]:
+        """The published ones among ``ids`` (``PUBLISHED_COLUMNS``), by id."""
+        if not ids:
+            return {}
+        stmt = select(*PUBLISHED_COLUMNS).where(a.id.in_(ids), a.status == "published")
+        return {str(r.id): r for r in await self._all(stmt)}
+
     async def by_author(self, author_id: str, limit: int, cursor: str | None) -> Page:
         stmt = select(articles).where(a.author_id == author_id)
         if cursor is not None:

@@ -109,6 +109,13 @@ class InteractionQueries:
             {str(r.article_id) for r in rows if r.kind == "collect"},
         )
 
+    async def kept_elsewhere(self, user_id: str, article_id: str, collection_id: str) -> bool:
+        """Whether the user has the article in a collection other than ``collection_id``."""
+        stmt = select(i.collection_id).where(
+            i.user_id == user_id, i.article_id == article_id, i.collection_id != collection_id
+        )
+        return bool(await self._all(stmt.limit(1)))
+
     async def box(self, collection_id: str) -> Box | None:
         c = collections.c
         rows = await self._all(select(c.id, c.owner_id, c.name).where(c.id == collection_id))

@@ -205,6 +205,19 @@ async def listing(request: Request) -> Response:
     return mark_stale(JSON(body.model_dump(mode="json")), stale)
 
 
+async def summaries_of(
+    request: Request, user_id: str | None, ids: list[str]
+) -> dict[str, PublishedSummary]:
+    """The published articles among ``ids`` as listings show them: with their authors,
+    counts and the caller's marks, by id. One a listing of another read model still holds
+    but the articles read model no longer publishes is left out."""
+    rows = await queries(request).published_many(ids)
+    authors = await authors_out(request, [str(r.author_id) for r in rows.values()])
+    shown = [published_summary(rows[i], authors) for i in ids if i in rows]
+    listed = await interactive(request, user_id, await counted(request, shown))
+    return {a.id: a for a in listed}
+
+
 def published_summary(r: Any, authors: dict[str, AuthorOut]) -> PublishedSummary:
     """A listed published article (``PUBLISHED_COLUMNS``), before its counts, with its
     author among ``authors`` (``authors_out``)."""

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field
 
-from bloghub.api.v1.article_schemas import PageQuery, normal_within
+from bloghub.api.v1.article_schemas import PageQuery, PublishedSummary, normal_within
 from bloghub.api.v1.schemas import LINE, Input
 
 NAME_CHARS = 64
@@ -61,8 +61,9 @@ class EntryEnvelope(BaseModel):
     article: EntryOut
 
 
-class CollectedArticle(BaseModel):
-    id: str
+class CollectedArticle(PublishedSummary):
+    """A published article in a collection, as listings show it, and when it was put in."""
+
     added_at: datetime
 
 

@@ -20,14 +20,12 @@ from bloghub.api.consistent import (
     wait_for_reads,
     written,
 )
-from bloghub.api.http import JSON, Endpoint, container, parse_body, parse_query
+from bloghub.api.http import JSON, Endpoint, container, parse_body
 from bloghub.api.idempotency import answering, idempotent
 from bloghub.api.interaction_queries import MAX_COLLECTIONS, InteractionQueries, Mine
 from bloghub.api.rate_limit import SessionRead
-from bloghub.api.v1.article_schemas import PageQuery, PublishedOut, PublishedSummary
+from bloghub.api.v1.article_schemas import PublishedOut, PublishedSummary
 from bloghub.api.v1.interaction_schemas import (
-    CollectedArticle,
-    CollectedPage,
     CollectionEnvelope,
     CollectionIn,
     CollectionOut,
@@ -40,7 +38,7 @@ from bloghub.api.v1.path_ids import path_id
 from bloghub.api.v1.sessions import caller
 from bloghub.bootstrap import Container
 from bloghub.commands.interactions import Made, Target, collect, create_collection, like
-from bloghub.errors import CatchingUp, InvalidInput, NotFound
+from bloghub.errors import CatchingUp, InvalidInput
 from bloghub.events.position import Position
 from bloghub.events.topics import Family
 
@@ -252,12 +250,16 @@ async def _entry(request: Request, on: bool) -> Response:
     q = queries(request)
     box = await q.box(collection_id)
     target = await target_of(request, article_id, to_show=on)
+    # ``collected`` says, as everywhere, whether the caller holds the article in any of
+    # their collections: taken out of one, it may still be in another. Read before the
+    # write: once it is recorded, nothing may turn the answer into an error.
+    kept = on or await q.kept_elsewhere(claims.user_id, article_id, collection_id)
     who = caller(request, claims.user_id)
     position = await collect(target, box, on, container(request).commands, who)
     body = EntryEnvelope.model_validate(
         {
             "collection": {"id": collection_id, "name": box.name if box else ""},
-            "article": {"id": article_id, "collected": on},
+            "article": {"id": article_id, "collected": kept},
         }
     )
     return await written(request, JSON(body.model_dump(mode="json")), position, claims.user_id)
@@ -269,29 +271,6 @@ async def collect_article(request: Request) -> Response:
 
 async def uncollect_article(request: Request) -> Response:
     return await _entry(request, False)
-
-
-async def collection_articles(request: Request) -> Response:
-    claims = await require_caller(request)
-    collection_id = path_id(request, "collection_id", "collection")
-    paging = parse_query(request, PageQuery)
-    stale = await wait_for_reads(request, INTERACTIONS_READS, claims.user_id)
-    q = queries(request)
-    box = await q.box(collection_id)
-    if box is None or box.owner_id != claims.user_id:
-        raise NotFound("no such collection among yours")
-    try:
-        page = await q.entries(collection_id, paging.limit, paging.cursor)
-    except InvalidInput as exc:
-        # A cursor of the documented form that this API never handed out names no page.
-        if "cursor" not in exc.fields:
-            raise
-        raise NotFound("no page at that cursor; start again without one") from None
-    out = CollectedPage(
-        articles=[CollectedArticle(id=str(r.article_id), added_at=r.added_at) for r in page.items],
-        next_cursor=page.next_cursor,
-    )
-    return mark_stale(JSON(out.model_dump(mode="json")), stale)
 
 
 WRITE_ERRORS = (401, 404, 409, 503)
@@ -359,16 +338,5 @@ ENDPOINTS = [
         response=EntryEnvelope,
         auth=True,
         errors=WRITE_ERRORS,
-    ),
-    Endpoint(
-        "GET",
-        "/v1/collections/{collection_id}/articles",
-        collection_articles,
-        "The articles of one of the caller's collections, newest first",
-        "interactions",
-        response=CollectedPage,
-        auth=True,
-        errors=(401, 404, 422),
-        params=PageQuery,
     ),
 ]

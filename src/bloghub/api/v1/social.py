@@ -5,21 +5,18 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from sqlalchemy import select
 from starlette.requests import Request
 from starlette.responses import Response
 
-from bloghub.adapters.postgres.tables import articles
-from bloghub.api.article_counts import COUNTS_READS, counted
+from bloghub.api.article_counts import COUNTS_READS
 from bloghub.api.auth import USERS_READS, optional_caller, require_caller, user_queries
 from bloghub.api.consistent import found_or_settled, mark_stale, pinned, wait_for_reads, written
 from bloghub.api.http import JSON, Endpoint, container, parse_query
 from bloghub.api.idempotency import answering
-from bloghub.api.read_models import ReadModel
 from bloghub.api.social_queries import SocialQueries
 from bloghub.api.v1.article_schemas import PageQuery, PublishedPage
-from bloghub.api.v1.articles import ARTICLES_READS, authors_out, paged, published_summary
-from bloghub.api.v1.interactions import INTERACTIONS_READS, interactive
+from bloghub.api.v1.articles import ARTICLES_READS, paged, summaries_of
+from bloghub.api.v1.interactions import INTERACTIONS_READS
 from bloghub.api.v1.path_ids import path_id
 from bloghub.api.v1.sessions import caller
 from bloghub.api.v1.social_schemas import FollowEnvelope, FollowOut, PeoplePage, PersonOut
@@ -29,7 +26,6 @@ from bloghub.commands.social import Relation, follow_user, unfollow_user
 from bloghub.errors import CatchingUp, NotFound
 from bloghub.events.position import Position
 from bloghub.events.topics import Family
-from bloghub.readmodels import PUBLISHED_COLUMNS
 
 RELATIONS_READS = [("social", (Family.SOCIAL,))]
 # The feed is the social projector's (follows and article times) joined with what the
@@ -139,23 +135,12 @@ async def feed(request: Request) -> Response:
     with paged():
         page = await social(request).feed(claims.user_id, paging.limit, paging.cursor)
     ids = [str(r.article_id) for r in page.items]
-    rows = await _published(request, ids)
     # An article the feed's copy still lists but the articles read model no longer
     # publishes is left out; the cursor still moves past it.
-    authors = await authors_out(request, [str(rows[i].author_id) for i in ids if i in rows])
-    shown = [published_summary(rows[i], authors) for i in ids if i in rows]
-    listed = await interactive(request, claims.user_id, await counted(request, shown))
+    found = await summaries_of(request, claims.user_id, ids)
+    listed = [found[i] for i in ids if i in found]
     body = PublishedPage(articles=listed, next_cursor=page.next_cursor)
     return mark_stale(JSON(body.model_dump(mode="json")), stale)
-
-
-async def _published(request: Request, ids: list[str]) -> dict[str, Any]:
-    if not ids:
-        return {}
-    a = articles.c
-    stmt = select(*PUBLISHED_COLUMNS).where(a.id.in_(ids), a.status == "published")
-    rows = await ReadModel("articles", container(request).read_engine, pinned(request)).all(stmt)
-    return {str(r.id): r for r in rows}
 
 
 FOLLOW_ERRORS = (401, 404, 409, 422, 503)
