@@ -69,9 +69,29 @@ async def test_cors_allows_only_the_configured_origin(strict: httpx.AsyncClient)
     assert preflight.status_code == 200
     assert preflight.headers["access-control-allow-origin"] == ORIGIN
     assert preflight.headers["access-control-allow-credentials"] == "true"
-    simple = await strict.get("/healthz", headers={"origin": ORIGIN})
+    simple = await strict.get("/v1/tags", headers={"origin": ORIGIN})
     exposed = simple.headers["access-control-expose-headers"].lower()
     assert "x-jwt-token" in exposed
     assert "bloghub-position" in exposed
-    foreign = await strict.get("/healthz", headers={"origin": "https://evil.example"})
+    foreign = await strict.get("/v1/tags", headers={"origin": "https://evil.example"})
     assert "access-control-allow-origin" not in foreign.headers
+
+
+async def test_the_operators_pages_are_shared_with_no_other_origin(
+    strict: httpx.AsyncClient,
+) -> None:
+    """Even the allowed front end's origin: a script there must not read the dashboard or
+    move a migration with the operator's cookie, which a same-site page sends."""
+    preflight = await strict.options(
+        "/ops/api/migrations/users/phase",
+        headers={
+            "origin": ORIGIN,
+            "access-control-request-method": "POST",
+            "access-control-request-headers": "content-type",
+        },
+    )
+    assert "access-control-allow-origin" not in preflight.headers
+    for path in ("/ops/api/lag", "/ops", "/metrics", "/healthz"):
+        answer = await strict.get(path, headers={"origin": ORIGIN})
+        assert "access-control-allow-origin" not in answer.headers, path
+        assert "access-control-allow-credentials" not in answer.headers, path

@@ -265,6 +265,25 @@ async def test_token_answers_are_never_stored(
         assert issued.headers["cache-control"] == "no-store"
 
 
+async def test_what_one_person_is_shown_is_not_stored_and_no_answer_is_sniffed(
+    client: httpx.AsyncClient, unique_email: Callable[[], str]
+) -> None:
+    """The caller's email and notifications stay out of a browser's cache; every answer,
+    anonymous ones and the fast path's included, is taken for the type it says it is."""
+    tokens = await login(client, await account(client, unique_email))
+    auth = bearer(tokens["access_token"])
+    for path in ("/v1/users/me", "/v1/notifications", "/api/user", "/v1/users/nobody"):
+        answer = await client.get(path, headers=auth)
+        assert answer.headers["cache-control"] == "no-store", path
+        assert answer.headers["x-content-type-options"] == "nosniff", path
+    user_id = tokens["user"]["id"]
+    for path in (f"/v1/users/{user_id}", f"/v1/users/{user_id}", "/v1/ranking/hot", "/v1/tags"):
+        anonymous = await client.get(path)
+        assert anonymous.status_code == 200, anonymous.text
+        assert anonymous.headers["x-content-type-options"] == "nosniff", path
+        assert "cache-control" not in anonymous.headers, path
+
+
 async def test_a_password_typed_decomposed_signs_in_as_typed_composed(
     client: httpx.AsyncClient, unique_email: Callable[[], str]
 ) -> None:

@@ -12,13 +12,16 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
+import structlog
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
+from structlog.testing import capture_logs
 
 from bloghub.adapters.postgres.engine import make_engine
 from bloghub.adapters.redis import make_redis
 from bloghub.adapters.redis.wire import Wire
 from bloghub.auth.limiter import SlidingWindowLimiter, Throttle
+from bloghub.auth.sms import providers
 from bloghub.auth.sms.codes import SmsCodes
 from bloghub.auth.sms.failover import Guard, TimeoutSwitchFailover
 from bloghub.auth.sms.outbox import OutboxMessage, OutboxStore, run_outbox_worker
@@ -259,8 +262,17 @@ async def test_an_unreachable_gateway_is_a_provider_error() -> None:
             await provider.aclose()
 
 
-async def test_the_console_provider_never_fails() -> None:
-    await ConsoleProvider().send("+8613800138000", "Your code is 000123")
+async def test_the_console_provider_logs_the_text_with_the_phone_masked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with capture_logs() as logs:
+        # A fresh logger: the module's may be bound already, to the processors of before.
+        monkeypatch.setattr(providers, "log", structlog.get_logger(providers.__name__))
+        await ConsoleProvider().send("+8613800138000", "Your code is 000123")
+    (line,) = [entry for entry in logs if entry["event"] == "sms.console"]
+    assert line["text"] == "Your code is 000123"
+    assert line["phone"] == "+8613******000"
+    assert "13800138000" not in repr(logs)
 
 
 # --- sender and outbox ---------------------------------------------------------------

@@ -21,11 +21,26 @@ def other_digits(ascii_digits: str, zero: int) -> str:
     return "".join(chr(zero + int(d)) for d in ascii_digits)
 
 
-@given(cn_mobiles, st.sampled_from(["", "86", "+86"]), st.sampled_from(["", " ", "\t"]))
+@given(cn_mobiles, st.sampled_from(["", "86", "+86"]), st.sampled_from(["", " ", "  "]))
 def test_china_mobiles_in_any_accepted_spelling_are_one_number(
     mobile: str, country: str, pad: str
 ) -> None:
     assert normalise_phone(f"{pad}{country}{mobile}{pad}") == f"+86{mobile}"
+
+
+@given(
+    cn_mobiles,
+    st.sampled_from(["\n", "\t", "\r", "\x00", "\x1b", "\x7f", "\x85"]),
+    st.sampled_from(["before", "after", "within"]),
+)
+def test_a_control_character_anywhere_is_refused(mobile: str, control: str, where: str) -> None:
+    text = {
+        "before": control + mobile,
+        "after": mobile + control,
+        "within": mobile[:3] + control + mobile[3:],
+    }[where]
+    with pytest.raises(ValueError, match="control characters"):
+        normalise_phone(text)
 
 
 @given(st.from_regex(E164, fullmatch=True).filter(lambda p: not p.startswith("+860")))
@@ -61,7 +76,7 @@ def test_whatever_is_accepted_is_e164(text: str) -> None:
         "tel:+8613800138000",
         other_digits("13800138000", 0xFF10),  # full-width digits
         other_digits("13800138000", 0x0660),  # Arabic-Indic digits
-        "+8613800138000\n+1",
+        "+8613800138000 +1",
     ],
 )
 def test_non_phones_are_refused_with_a_clear_message(text: str) -> None:

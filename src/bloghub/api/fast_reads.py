@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 import structlog
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from bloghub.api.middleware import RequestIds, RequestLog
+from bloghub.api.middleware import NOSNIFF, RequestIds, RequestLog
 from bloghub.api.v1 import articles, ranking, users
 from bloghub.api.v1.interactions import held_tally_of, tally_name
 from bloghub.auth.limiter import LocalLimiter
@@ -115,7 +115,7 @@ class FastReads:
     ) -> None:
         if answer.then is not None:
             answer.then()
-        headers = [*answer.headers, (b"x-request-id", request_id.encode())]
+        headers = [*answer.headers, NOSNIFF, (b"x-request-id", request_id.encode())]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": answer.body})
         scope["endpoint"] = answer.endpoint

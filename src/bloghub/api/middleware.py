@@ -37,6 +37,25 @@ def _header(scope: Scope, name: bytes) -> bytes:
     return b""
 
 
+# On every answer: a browser takes each for the type it says it is, never guessing (a
+# JSON answer holding user text is not run as a page or a script).
+NOSNIFF = (b"x-content-type-options", b"nosniff")
+# On an answer to a request that carried credentials, unless it says otherwise: what one
+# person was shown (their email, their notifications) is not kept in a browser's cache.
+NO_STORE = (b"cache-control", b"no-store")
+
+
+def _personal(scope: Scope) -> bool:
+    """Whether the request carried credentials (a token, or a cookie: the operator's)."""
+    return any(key in (b"authorization", b"cookie") for key, _ in scope["headers"])
+
+
+def _hardened(headers: list[tuple[bytes, bytes]], personal: bool) -> list[tuple[bytes, bytes]]:
+    if personal and not any(key.lower() == b"cache-control" for key, _ in headers):
+        return [*headers, NOSNIFF, NO_STORE]
+    return [*headers, NOSNIFF]
+
+
 class RequestIds:
     """Request ids unique across processes: a random prefix drawn once per process, then a
     counter. A UUID per request (a lock, two ``getrandom`` calls, the object and its text)
@@ -79,6 +98,7 @@ class RequestId:
             return
         request_id = self._ids.given_or_next(_header(scope, b"x-request-id"))
         scope.setdefault("state", {})["request_id"] = request_id
+        personal = _personal(scope)
         status = 0
         started = time.perf_counter()
 
@@ -86,7 +106,7 @@ class RequestId:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                headers = message.get("headers", [])
+                headers = _hardened(list(message.get("headers", [])), personal)
                 message["headers"] = [*headers, (b"x-request-id", request_id.encode())]
             await send(message)
 
@@ -184,12 +204,21 @@ class BodyLimit:
         await self.app(scope, limited, send)
 
 
+# The APIs browser front ends call. The operator's pages and metrics are never shared
+# with another origin: a script on a front end of the same site (whose requests carry the
+# operator's SameSite cookie) must not read the dashboard or act in the operator's name.
+CORS_PATHS = ("/v1/", "/api/")
+
+
 class ShapedCORS(CORSMiddleware):
-    """Starlette's CORS, but a preflight it refuses (an origin, method or header not
-    allowed) is answered in the error shape of the API the path belongs to, not as plain
-    text: a front end reads every refusal the same way."""
+    """Starlette's CORS for the APIs (``CORS_PATHS``) only, and a preflight it refuses (an
+    origin, method or header not allowed) is answered in the error shape of the API the
+    path belongs to, not as plain text: a front end reads every refusal the same way."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and not scope["path"].startswith(CORS_PATHS):
+            await self.app(scope, receive, send)
+            return
         if scope["type"] == "http" and scope["method"] == "OPTIONS":
             headers = Headers(scope=scope)
             if "origin" in headers and "access-control-request-method" in headers:

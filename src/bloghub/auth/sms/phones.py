@@ -11,6 +11,7 @@ import re
 # which the pattern's other readers (pydantic's engine, OpenAPI's) may not have.
 _E164 = re.compile(r"\+(?:[1-79][0-9]{7,14}|8[0-57-9][0-9]{6,13}|86[1-9][0-9]{5,12})")
 _CN_MOBILE = re.compile(r"(?:\+?86)?(1[3-9][0-9]{9})")
+_CONTROL = re.compile(r"[\x00-\x1F\x7F-\x9F]")
 
 
 def normalise_phone(text: str) -> str:
@@ -18,9 +19,12 @@ def normalise_phone(text: str) -> str:
 
     Accepts E.164 (``+`` and 8-15 digits, the first non-zero; for China, not the trunk
     prefix 0 after ``+86``) and mainland China mobiles
-    (``1[3-9]`` and 9 digits), bare or with a ``+86``/``86`` prefix. Surrounding whitespace
-    is ignored; nothing else (spaces, dashes, letters) is.
+    (``1[3-9]`` and 9 digits), bare or with a ``+86``/``86`` prefix. Surrounding spaces
+    are ignored; nothing else (spaces within, dashes, letters) is, nor a control character
+    anywhere (a newline or a tab is no part of a number typed into a field).
     """
+    if _CONTROL.search(text) is not None:
+        raise ValueError("must be a phone number without control characters")
     candidate = text.strip()
     mobile = _CN_MOBILE.fullmatch(candidate)
     if mobile is not None:
