@@ -210,3 +210,18 @@ class Seldom:
 
 # One per process: the keys are the lines' event names.
 SELDOM = Seldom()
+
+
+def store_unreachable(path: str, exc: BaseException) -> None:
+    """A request answered 503 because a store is out of reach (whichever layer saw it):
+    said once per interval while the outage lasts, with the driver's error behind it and
+    how many were left out."""
+    if (left_out := SELDOM.due("api.store_unreachable")) is not None:
+        cause = exc.__cause__ or exc.__context__ or exc
+        structlog.get_logger("bloghub.api").warning(
+            "api.store_unreachable",
+            path=path,
+            error=str(exc),
+            cause=type(cause).__name__,
+            left_out=left_out,
+        )

@@ -126,6 +126,11 @@ class Settings(BaseSettings):
     # one that refuses: that is answered at once) turns requests into 503s to retry after
     # this, instead of holding them for as long as it hangs.
     db_statement_timeout_s: float = Field(default=10.0, gt=0, le=300)
+    # The same for a projector's statements (a batch is one upsert per table, done in
+    # milliseconds): a server that hangs, or a lock another session holds, is given up on
+    # after this and waited for as a store out of reach (STORE on the dashboard, `waiting`
+    # in /readyz), not waited on silently for as long as it lasts.
+    projector_statement_timeout_s: float = Field(default=60.0, gt=0, le=3600)
     # Signs the positions handed out in Bloghub-Position; Bloghub-After must carry one.
     position_secret: SecretStr = SecretStr(f"{DEV_SECRET_MARKER}-position-token-signing-key")
     own_write_ttl_s: int = Field(default=60, ge=1)

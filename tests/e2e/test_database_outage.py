@@ -12,7 +12,11 @@ import time
 from urllib.parse import urlsplit
 
 import httpx
+import pytest
+from structlog.testing import capture_logs
 
+from bloghub import logs
+from bloghub.logs import Seldom
 from tests.conftest import BASE_DSN, isolated, projecting, serve
 from tests.e2e.test_accounts import PASSWORD, signup_body
 from tests.e2e.test_ops import operator
@@ -40,7 +44,12 @@ def _retry_later(answer: httpx.Response) -> None:
     assert "error" in body or "errors" in body, body
 
 
-async def test_a_database_out_of_reach_is_a_503_to_retry_and_the_api_recovers(run_id: str) -> None:
+async def test_a_database_out_of_reach_is_a_503_to_retry_and_the_api_recovers(
+    run_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The line is said once per interval per process: another test's outage must not have
+    # used this one up.
+    monkeypatch.setattr(logs, "SELDOM", Seldom())
     server = urlsplit(BASE_DSN)
     async with proxied(server.hostname or "127.0.0.1", server.port or 5432) as proxy:
         database = f"bloghub_t{run_id}_pgout"
@@ -86,10 +95,15 @@ async def _cut(proxy: Proxy, c: httpx.AsyncClient, auth: dict[str, str], email: 
     proxy.down()
     # Past the few seconds the API keeps what it read of the projectors' generations.
     await asyncio.sleep(3)
-    for _ in range(2):
-        answers = await _needs_the_database(c, auth, email)
-        for answer in answers:
-            _retry_later(answer)
+    with capture_logs() as lines:
+        for _ in range(2):
+            answers = await _needs_the_database(c, auth, email)
+            for answer in answers:
+                _retry_later(answer)
+    # The operator is told, once for all those answers (not once per request).
+    said = [e for e in lines if e["event"] == "api.store_unreachable"]
+    assert len(said) == 1, lines
+    assert "database" in said[0]["error"], said
     # The same connection goes on serving (no reset after an error answer).
     assert (await c.get("/healthz")).status_code == 200
 

@@ -23,7 +23,7 @@ from bloghub.errors import (
     Transient,
     Unavailable,
 )
-from bloghub.logs import SELDOM
+from bloghub.logs import SELDOM, store_unreachable
 
 log = structlog.get_logger(__name__)
 
@@ -39,6 +39,9 @@ async def on_bloghub_error(request: Request, exc: Exception) -> Response:
         # client's: they learn only to come back.
         log.warning("api.schema_behind", path=request.url.path, error=str(exc))
         exc = _Upgrading("the service is being upgraded; try again shortly")
+    if isinstance(exc, Unavailable) and not isinstance(exc, _StoreUnwell):
+        # A store out of reach, as a call site translated its driver's error.
+        store_unreachable(request.url.path, exc)
     if realworld_path(request.url.path):
         failed = realworld_error(request, exc)
         response = realworld_response(failed.status, failed.errors)
@@ -102,14 +105,7 @@ async def on_driver_error(request: Request, exc: Exception) -> Response:
     middleware, so the connection stays usable and the error is logged once."""
     mapped = translate_redis(exc) if isinstance(exc, RedisError) else translate_postgres(exc)
     if isinstance(mapped, Unavailable):
-        if (left_out := SELDOM.due("api.store_unreachable")) is not None:
-            log.warning(
-                "api.store_unreachable",
-                path=request.url.path,
-                error=str(mapped),
-                cause=type(exc).__name__,
-                left_out=left_out,
-            )
+        mapped.__cause__ = exc
         return await on_bloghub_error(request, mapped)
     if isinstance(mapped, Transient):
         return await on_store_error(request, mapped)

@@ -27,18 +27,26 @@ if TYPE_CHECKING:
     from bloghub.projections.stores import Stores
 
 
-def projector_engine(url: str, *, pool_size: int, app: str = "bloghub-projector") -> AsyncEngine:
+def projector_engine(
+    url: str,
+    *,
+    pool_size: int,
+    app: str = "bloghub-projector",
+    statement_timeout_s: float | None = None,
+) -> AsyncEngine:
     """The engine Postgres projectors write through. Its sessions commit without waiting
     for the disk: a batch and its checkpoint are lost or kept together, and the log still
     has the events. It does not ping a connection before each use: a batch that meets a
     dead connection fails as transient and is tried again on a fresh one, and the ping
-    would cost every batch a round trip."""
+    would cost every batch a round trip. ``statement_timeout_s``: as ``make_engine``'s (a
+    live projector's; a replay's or a migration's copy takes as long as it takes)."""
     return make_engine(
         url,
         pool_size=pool_size,
         app=app,
         pre_ping=False,
         server_settings={"synchronous_commit": "off"},
+        statement_timeout_s=statement_timeout_s,
     )
 
 

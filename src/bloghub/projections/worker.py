@@ -49,7 +49,9 @@ async def run_projectors(settings: Settings, names: Sequence[str], stop: asyncio
             f"unknown projector(s): {', '.join(unknown)}; known: {', '.join(PROJECTORS)}"
         )
     engine = projector_engine(
-        settings.sqlalchemy_url, pool_size=(settings.apply_concurrency + 1) * len(names)
+        settings.sqlalchemy_url,
+        pool_size=(settings.apply_concurrency + 1) * len(names),
+        statement_timeout_s=settings.projector_statement_timeout_s,
     )
     redis = make_redis(settings.redis_url.get_secret_value())
     search = make_opensearch(settings.opensearch_url)
@@ -205,7 +207,12 @@ async def run_generation(
     projector = None
     if migration is not None:
         pool = stores.settings.apply_concurrency + 1
-        target = projector_engine(migration.target_url, pool_size=pool, app="bloghub-migrated")
+        target = projector_engine(
+            migration.target_url,
+            pool_size=pool,
+            app="bloghub-migrated",
+            statement_timeout_s=stores.settings.projector_statement_timeout_s,
+        )
         projector = placed_projector(stores, migration, target)
     tasks = generation_tasks(stores, dead, name, generation, stop, projector=projector)
     try:

@@ -24,7 +24,15 @@ from bloghub.api.http import (
     json_fault,
 )
 from bloghub.api.v1.schemas import PLAIN, VISIBLE
-from bloghub.errors import BloghubError, PayloadTooLarge, SchemaBehind, StoreRejected, Transient
+from bloghub.errors import (
+    BloghubError,
+    PayloadTooLarge,
+    SchemaBehind,
+    StoreRejected,
+    Transient,
+    Unavailable,
+)
+from bloghub.logs import store_unreachable
 
 log = structlog.get_logger(__name__)
 
@@ -129,6 +137,8 @@ def conduit(handler: Handler, statuses: frozenset[int] = frozenset(_KEPT)) -> Ha
             failed = ConduitError(503, {"server": ["being upgraded; try again shortly"]})
             wait = 5
         except BloghubError as exc:
+            if isinstance(exc, Unavailable):
+                store_unreachable(request.url.path, exc)
             failed = translated(request, exc)
             wait = getattr(exc, "retry_after_s", None) or wait
         except StoreRejected:
