@@ -540,9 +540,20 @@ async def test_tags_are_one_whatever_their_case_spacing_or_repeats(
     client: httpx.AsyncClient, author: Author
 ) -> None:
     """Five distinct tags however many times each is sent; tags that differ only in case
-    or in runs of spaces are one (the first spelling kept)."""
+    or in runs of spaces of any kind are one (the first spelling kept)."""
     stem = secrets.token_hex(3)
-    sent = [f"Py{stem}", f"py{stem}", f"PY{stem}", f"x  {stem}", f"x {stem}", f"Py{stem}"]
+    # A no-break space, and an ideographic one as a Chinese input method in full-width
+    # mode types it, are spaces too.
+    sent = [
+        f"Py{stem}",
+        f"py{stem}",
+        f"PY{stem}",
+        f"x  {stem}",
+        f"x {stem}",
+        f"x\u00a0{stem}",
+        f"x\u3000\u3000{stem}",
+        f"Py{stem}",
+    ]
     made = await client.post(
         "/v1/articles", json={"title": "tags", "content": "", "tags": sent}, headers=author.auth
     )

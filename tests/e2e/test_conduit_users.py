@@ -337,14 +337,16 @@ async def test_a_taken_username_refuses_the_password_sent_with_it(
 
 
 async def test_usernames_that_look_alike_are_one_username(client: httpx.AsyncClient) -> None:
-    """A composed and a decomposed accent, full-width letters and spaces at the ends do not
-    make another account that looks like this one."""
+    """A composed and a decomposed accent, full-width letters, spaces at the ends and
+    blank braille cells do not make another account that looks like this one."""
     stem = unique_name("josé")
     jose = await register(client, stem)
     lookalikes = [
         unicodedata.normalize("NFD", stem),
         f" {stem} ",
         "".join(chr(ord(c) + 0xFEE0) if "a" <= c <= "z" else c for c in stem),
+        f"{stem}\u2800",  # the blank braille cell shows as a space
+        f"{stem}\u00a0\u2800",
     ]
     for name in lookalikes:
         email = f"{unique_name()}@example.com"
@@ -359,6 +361,16 @@ async def test_usernames_that_look_alike_are_one_username(client: httpx.AsyncCli
     assert kept.json()["user"]["username"] == spaced
     found = await client.get(f"/api/profiles/{unicodedata.normalize('NFD', stem)}")
     assert found.json()["profile"]["username"] == jose.username
+    # A blank braille cell where a space is: the same name, and the erased author's too.
+    braille = await client.post(
+        "/api/users",
+        json=new_user(f"{spaced}\u2800", f"{unique_name()}@example.com"),
+    )
+    assert errors(braille, 409) == {"username": ["has already been taken"]}
+    erased = await client.post(
+        "/api/users", json=new_user("deleted\u2800user", f"{unique_name()}@example.com")
+    )
+    assert erased.status_code == 422, erased.text
 
 
 UNADDRESSABLE = "must not contain /, ?, #, % or \\"

@@ -258,6 +258,44 @@ async def test_0019_gives_every_interactions_generation_partitioned_read_marks(
             await conn.close()
 
 
+async def test_0027_rewrites_username_keys_with_the_blank_braille_cell_as_a_space(
+    run_id: str,
+) -> None:
+    async with isolated(run_id, "mig27") as settings:
+        conn = await asyncpg.connect(settings.asyncpg_dsn)
+        try:
+            wang, spaced, copy = (str(uuid.uuid4()) for _ in range(3))
+            held = {
+                wang: "wangfang",
+                copy: "wangfang\u2800",  # a look-alike taken before 0027
+                spaced: "mary\u2800\u2800ann",
+            }
+            for owner, key in held.items():
+                await conn.execute(
+                    "INSERT INTO reservations (kind, value, owner_id, status) "
+                    "VALUES ('username', $1, $2, 'confirmed')",
+                    key,
+                    owner,
+                )
+            await _stamp(settings, "0026")
+
+            await _upgrade(settings, "0027")
+
+            rows = await conn.fetch(
+                "SELECT owner_id, value FROM reservations WHERE kind = 'username' "
+                "AND owner_id = ANY($1::text[])",
+                list(held),
+            )
+            # The name a look-alike copied goes on naming the account that had it.
+            assert {r["owner_id"]: r["value"] for r in rows} == {
+                wang: "wangfang",
+                copy: "wangfang\u2800",
+                spaced: "mary ann",
+            }
+        finally:
+            await conn.close()
+
+
 async def test_0025_rewrites_username_keys_without_the_characters_that_show_nothing(
     run_id: str,
 ) -> None:

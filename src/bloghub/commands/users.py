@@ -47,15 +47,25 @@ _IGNORABLE = re.compile(
 ERASED_NAME = "deleted user"
 
 
+# The blank braille cell is no default-ignorable, yet shows as a space: in a key it is
+# one (so "jake" followed by it is "jake", and "deleted" and "user" joined by it are the
+# erased author's name). Migration 0027 keeps a copy of this rule.
+_SHOWN_AS_SPACE = str.maketrans({"\u2800": " "})
+_SPACE_RUNS = re.compile(" {2,}")
+
+
 def username_key(nickname: str) -> str:
     """Nicknames are unique regardless of case, of compatibility forms and of characters
     that show nothing: "Jake", "jake", "Jake" in full-width letters and "jake" with a
     zero-width joiner or a tag character in it are one username (NFKC, case-folded, NFKC
     again since folding can leave text that is not normalised; then without the
-    default-ignorable code points, normalised once more). An emoji sequence keeps its
-    name: its joiners are left out of the key, not out of the name."""
-    folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", nickname).casefold())
-    return unicodedata.normalize("NFKC", _IGNORABLE.sub("", folded))
+    default-ignorable code points, normalised once more; a character that shows as a
+    space is one, and spaces in a run or at the ends are as one space or none). An emoji
+    sequence keeps its name: its joiners are left out of the key, not out of the name."""
+    shown = nickname.translate(_SHOWN_AS_SPACE)
+    folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", shown).casefold())
+    key = unicodedata.normalize("NFKC", _IGNORABLE.sub("", folded))
+    return _SPACE_RUNS.sub(" ", key).strip(" ")
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ from uuid import UUID
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, Field
 
-from bloghub.api.v1.schemas import DIGITS, LINE, PLAIN, TAG, Input
+from bloghub.api.v1.schemas import DIGITS, LINE, PLAIN, TAG, WORD_SPACES, Input
 from bloghub.readmodels import tag_key
 
 MAX_CONTENT_BYTES = 100 * 1024
@@ -44,12 +44,13 @@ def _content(value: str) -> str:
 _TAG_CHARS = 32
 MAX_TAGS = 5
 MAX_TAGS_SENT = 50
-_SPACES = re.compile(" {2,}")
+_SPACES = re.compile(f"[{WORD_SPACES}]+")
 
 
 def normal_tag(raw: str, *, most: int = _TAG_CHARS) -> str:
     """A tag as stored: trimmed, NFC, 1-32 characters (``most``), visible words joined by
-    single spaces. ``ValueError`` says what is wrong."""
+    single ASCII spaces (whichever spaces were typed between them). ``ValueError`` says
+    what is wrong."""
     tag = _SPACES.sub(" ", _normal(raw))
     if not tag:
         raise ValueError("a tag must not be blank")

@@ -148,11 +148,17 @@ VISIBLE = Rule(f"[^{_HIDDEN}{_SPACE}{_BLANK}]", "must contain visible text")
 UNBROKEN = Rule(
     f"^[^{_HIDDEN}{_SPACE}]*$", "must not contain spaces, control or invisible characters"
 )
+# Spaces as a keyboard types them between words: the ASCII one, the no-break one and the
+# ideographic one (a Chinese input method in full-width mode), the typographic widths.
+# A tag is kept with each run of them as one ASCII space; line and paragraph separators
+# and the Ogham mark are not among them.
+WORD_SPACES = r" \u00A0\u2000-\u200A\u202F\u205F\u3000"
 # A tag: visible words joined by spaces.
 _WORD = f"[^{_HIDDEN}{_SPACE}]"
+_JOIN = f"[{WORD_SPACES}]+"
 TAG = Rule(
-    f"^(?:{_WORD}+ +)*{_WORD}*[^{_HIDDEN}{_SPACE}{_BLANK}]{_WORD}*(?: +{_WORD}+)*$",
-    "a tag must not contain control or separator characters",
+    f"^(?:{_WORD}+{_JOIN})*{_WORD}*[^{_HIDDEN}{_SPACE}{_BLANK}]{_WORD}*(?:{_JOIN}{_WORD}+)*$",
+    "a tag is visible words joined by spaces, without control characters or line breaks",
 )
 
 # Domains that email cannot reach (RFC 6761 and kin), which the address check refuses.
