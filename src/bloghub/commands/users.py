@@ -62,10 +62,15 @@ def username_key(nickname: str) -> str:
     default-ignorable code points, normalised once more; a character that shows as a
     space is one, and spaces in a run or at the ends are as one space or none). An emoji
     sequence keeps its name: its joiners are left out of the key, not out of the name."""
+    return _SPACE_RUNS.sub(" ", as_shown(nickname)).strip(" ")
+
+
+def as_shown(nickname: str) -> str:
+    """``username_key`` before its spaces are folded: what a page shows of the name, with
+    a space wherever one shows (a rule on spacing reads this)."""
     shown = nickname.translate(_SHOWN_AS_SPACE)
     folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", shown).casefold())
-    key = unicodedata.normalize("NFKC", _IGNORABLE.sub("", folded))
-    return _SPACE_RUNS.sub(" ", key).strip(" ")
+    return unicodedata.normalize("NFKC", _IGNORABLE.sub("", folded))
 
 
 @dataclass(frozen=True, slots=True)

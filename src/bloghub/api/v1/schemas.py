@@ -31,7 +31,7 @@ from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema, SchemaValidator, core_schema
 
 from bloghub.auth.passwords import MAX_LENGTH, MIN_LENGTH, password_problems, stabilized
-from bloghub.commands.users import ERASED_NAME, username_key
+from bloghub.commands.users import ERASED_NAME, as_shown, username_key
 
 
 @lru_cache(maxsize=64)
@@ -374,10 +374,10 @@ def _unlike_another(name: str) -> str | None:
     "mary  ann" would look like "mary ann", and "deleted  user" like an erased author."""
     if is_account_id(name):
         return LOOKS_LIKE_AN_ID
-    key = username_key(name)
-    if " ".join(key.split()) == username_key(ERASED_NAME):
+    shown = as_shown(name)
+    if " ".join(shown.split()) == username_key(ERASED_NAME):
         return SHOWN_FOR_ERASED
-    if key.split() != key.split(" ") or not key.strip():
+    if shown.split() != shown.split(" ") or not shown.strip():
         return SPACED
     return None
 
