@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -45,10 +47,67 @@ def decode_cursor(cursor: str, parts: int) -> list[str]:
     return values
 
 
+# What of a body an abstract reads: enough for its opening words however marked up.
+_READ_CHARS = 8 * ABSTRACT_CHARS
+# Markdown's marks, where Markdown reads them as marks: a heading's hashes, a quote's,
+# a list item's and a fence's opening (with its language) at the start of a line, a rule;
+# a link's or an image's address; emphasis around words (underscores not within a word).
+# Anywhere else a "#" or a "*" is text: "C#", "2*3=6", "snake_case".
+_FENCE = re.compile(r"^ {0,3}(?:`{3,}|~{3,})[^\n]*$", re.M)
+_RULE = re.compile(r"^ {0,3}(?:[-*_] *){3,}$", re.M)
+_LINE_MARKS = re.compile(r"^ {0,3}(?:#{1,6}(?=\s|$)|>+|[-+*](?=\s)|\d{1,9}[.)](?=\s))", re.M)
+_CLOSING_HASHES = re.compile(r"\s#+[ \t]*$", re.M)
+_LINK = re.compile(r"!?\[([^\]\n]*)\]\([^)\n]*\)")
+_CODE = re.compile(r"(`+)(.+?)\1")
+_STARS = re.compile(r"(\*{1,3})(?=\S)(.+?)(?<=\S)\1")
+_UNDERSCORES = re.compile(r"(?<!\w)(_{1,3})(?=\S)(.+?)(?<=\S)\1(?!\w)")
+
+
 def abstract(markdown: str) -> str:
-    """A plain-text opening of the body: Markdown marks dropped, whitespace folded."""
-    text = " ".join(markdown.replace("#", " ").replace("*", "").replace("`", "").split())
-    return text if len(text) <= ABSTRACT_CHARS else text[: ABSTRACT_CHARS - 1].rstrip() + "…"
+    """A plain-text opening of the body: Markdown's marks dropped (the words of a link,
+    not its address), whitespace folded, cut (with "…") between two characters as a
+    reader sees them, never within an emoji, a flag or an accented letter."""
+    text = markdown[:_READ_CHARS]
+    for marks in (_FENCE, _RULE, _LINE_MARKS, _CLOSING_HASHES):
+        text = marks.sub(" ", text)
+    text = _LINK.sub(r"\1", text)
+    for around in (_CODE, _STARS, _UNDERSCORES):
+        text = around.sub(r"\2", text)
+    text = " ".join(text.split())
+    if len(text) <= ABSTRACT_CHARS:
+        return text
+    return text[: _whole(text, ABSTRACT_CHARS - 1)].rstrip() + "…"
+
+
+def _whole(text: str, at: int) -> int:
+    """``at``, or the nearest place before it that does not split what a reader sees as
+    one character: a base and its combining marks, an emoji with its modifiers, variation
+    selectors, tag characters and joined parts, a flag's two letters, a Hangul syllable's
+    jamo."""
+    while at > 0 and (_continues(text[at]) or text[at - 1] == "\u200d"):
+        at -= 1
+    flags = 0
+    while flags < at and _regional(text[at - flags - 1]):
+        flags += 1
+    if flags % 2 and at < len(text) and _regional(text[at]):
+        at -= 1  # a flag's first letter, its second cut off
+    return at
+
+
+def _continues(c: str) -> bool:
+    o = ord(c)
+    return (
+        unicodedata.category(c) in ("Mn", "Mc", "Me")
+        or o == 0x200D
+        or 0xFE00 <= o <= 0xFE0F
+        or 0x1F3FB <= o <= 0x1F3FF
+        or 0xE0020 <= o <= 0xE007F
+        or 0x1160 <= o <= 0x11FF
+    )
+
+
+def _regional(c: str) -> bool:
+    return 0x1F1E6 <= ord(c) <= 0x1F1FF
 
 
 class ArticleQueries:

@@ -1,0 +1,67 @@
+"""An article's abstract: its opening as a reader sees it, Markdown's marks gone where
+Markdown reads them as marks and kept where they are text, cut between two characters a
+reader sees (never within an emoji, a flag or an accented letter)."""
+
+from __future__ import annotations
+
+import unicodedata
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bloghub.api.article_queries import ABSTRACT_CHARS, abstract
+
+
+@pytest.mark.parametrize(
+    ("body", "shown"),
+    [
+        ("# Intro\n\nSome *text*.", "Intro Some text."),
+        # "#" and "*" within words and sums are text.
+        (
+            "# C#入门\n\n计算 2*3=6\uff0c详见[官方文档](https://docs.python.org/zh-cn/3/)。",
+            "C#入门 计算 2*3=6\uff0c详见官方文档。",
+        ),
+        ("```python\nprint('你好')\n```\n\nrun `it`", "print('你好') run it"),
+        (
+            "> quoted\n\n- one\n- two\n1. first\n\n---\n\n![a cat](cat.png) **bold** _it_",
+            "quoted one two first a cat bold it",
+        ),
+        ("snake_case_name and a_b", "snake_case_name and a_b"),
+        ("## Closed heading ##\ntext", "Closed heading text"),
+    ],
+)
+def test_markdown_marks_go_and_text_stays(body: str, shown: str) -> None:
+    assert abstract(body) == shown
+
+
+CLUSTERS = [
+    "👨\u200d👩\u200d👧\u200d👦",
+    "🇨🇳",
+    "👍🏽",
+    "e\u0301",
+    "한",
+    "\u1112\u1161\u11ab",
+    "❤\ufe0f",
+]
+
+
+@given(st.integers(min_value=150, max_value=220), st.sampled_from(CLUSTERS))
+def test_the_cut_never_splits_what_a_reader_sees_as_one_character(lead: int, cluster: str) -> None:
+    body = "字" * lead + cluster * 80
+    shown = abstract(body)
+    assert shown.endswith("…")
+    kept = shown[:-1]
+    assert len(shown) <= ABSTRACT_CHARS
+    # What is kept is the lead and whole clusters.
+    rest = kept[lead:] if len(kept) > lead else ""
+    assert kept[: min(lead, len(kept))] == "字" * min(lead, len(kept))
+    assert rest == cluster * (len(rest) // len(cluster)), (lead, cluster, rest)
+
+
+def test_a_short_body_is_whole_and_a_long_one_is_cut() -> None:
+    assert abstract("a  b\n\nc") == "a b c"
+    long = abstract("word " * 100)
+    assert long.endswith("…")
+    assert len(long) <= ABSTRACT_CHARS
+    assert unicodedata.is_normalized("NFC", long)
