@@ -56,6 +56,8 @@ from bloghub.ranking.served import HotRanking
 from bloghub.settings import Settings
 
 log = structlog.get_logger(__name__)
+# How long an API process waits for one search request of a cluster that does not answer.
+SEARCH_TIMEOUT_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -269,7 +271,9 @@ async def build(settings: Settings, *, pool_size: int = 10) -> Container:
     )
     limiter = SlidingWindowLimiter(redis, settings.prefix, wire=wire)
     sessions = SessionStore(redis, prefix=settings.prefix)
-    search = make_opensearch(settings.opensearch_url)
+    search = make_opensearch(
+        settings.opensearch_url, timeout_s=SEARCH_TIMEOUT_S, retry_on_timeout=False
+    )
     return Container(
         settings=settings,
         engine=engine,

@@ -34,8 +34,15 @@ _UNWELL_TYPES = frozenset(
 )
 
 
-def make_opensearch(url: str) -> AsyncOpenSearch:
-    return AsyncOpenSearch(hosts=[url], timeout=10, max_retries=2, retry_on_timeout=True)
+def make_opensearch(
+    url: str, *, timeout_s: float = 10, retry_on_timeout: bool = True
+) -> AsyncOpenSearch:
+    """A client of the cluster. An API process's gives up on a cluster that takes a request
+    and does not answer after one ``timeout_s``, rather than trying twice more and holding
+    its caller three times as long for the same 503."""
+    return AsyncOpenSearch(
+        hosts=[url], timeout=timeout_s, max_retries=2, retry_on_timeout=retry_on_timeout
+    )
 
 
 def is_unwell(status: int, error_type: str | None) -> bool:

@@ -3,14 +3,29 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, Literal
 
+from pydantic import BaseModel
 from sqlalchemy import text
 from starlette.requests import Request
 from starlette.responses import Response
 
 from bloghub.api.http import JSON, Endpoint, container
 from bloghub.projections.heartbeat import read_heartbeats
+
+
+class Alive(BaseModel):
+    status: Literal["ok"]
+
+
+class Readiness(BaseModel):
+    """Answered with 200 when ready and 503 when not: the same body either way."""
+
+    status: Literal["ready", "not ready"]
+    checks: dict[str, bool]
+    degraded: list[str]
+    # Each: the projector, its generation, and why it waits (``kind``, ``reason``...).
+    waiting: list[dict[str, Any]]
 
 
 async def healthz(request: Request) -> Response:
@@ -79,14 +94,16 @@ async def readyz(request: Request) -> Response:
 
 
 ENDPOINTS = [
-    Endpoint("GET", "/healthz", healthz, "The process is alive", "ops"),
+    Endpoint("GET", "/healthz", healthz, "The process is alive", "ops", response=Alive),
     Endpoint(
         "GET",
         "/readyz",
         readyz,
-        "Kafka, Postgres and Redis all answer; OpenSearch's state (only search needs it); "
-        "projectors that wait, and why",
+        "Kafka, Postgres and Redis all answer (200; 503 with the same body, naming the one "
+        "that does not); OpenSearch's state (only search needs it); projectors that wait, "
+        "and why",
         "ops",
-        errors=(503,),
+        response=Readiness,
+        also=(503,),
     ),
 ]

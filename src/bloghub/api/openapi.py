@@ -60,7 +60,10 @@ _ABOUT = (
     "Read your writes: a write answers a `Bloghub-Position` header; send it back as "
     "`Bloghub-After` on a later request, and that request sees the write (a signed-in "
     "caller's own writes are waited for without it). A `Bloghub-After` this service did "
-    "not issue is 400. A read that could not wait long enough (`READ_WAIT_S` in all) "
+    "not issue is 400 where it is read: every read, and every write that decides on the "
+    "read models (sign-up, refresh and the SMS operations read none, and not the header; "
+    "a password login reads it once the password is right). A read that could not wait "
+    "long enough (`READ_WAIT_S` in all) "
     "answers with what it has and `Bloghub-Stale: true`."
 )
 _IDEMPOTENT = (

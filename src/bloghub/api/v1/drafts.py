@@ -265,7 +265,7 @@ ENDPOINTS = [
         status=201,
         auth=True,
         errors=(400, 401, 409, 413, 415, 422, 503),
-        headers=IDEMPOTENT,
+        headers={**IDEMPOTENT, "Location": "The new draft: /v1/me/articles/{id}"},
     ),
     Endpoint(
         "PUT",

@@ -30,7 +30,7 @@ from bloghub.api.v1.schemas import (
     TokensOut,
     UserOut,
 )
-from bloghub.api.v1.sessions import caller, client_ip, tokens_response
+from bloghub.api.v1.sessions import TOKEN_HEADERS, caller, client_ip, tokens_response
 from bloghub.api.v1.users import profile_out
 from bloghub.auth.sms.phones import _CN_MOBILE as CN_MOBILE
 from bloghub.auth.sms.phones import _E164 as E164
@@ -306,9 +306,10 @@ ENDPOINTS = [
         "POST",
         "/v1/auth/sms/code",
         send_code,
-        "Send a 6-digit code (login, bind, reset: answered at once, sent only to a phone "
-        "an account holds; owner or erase: signed in, to the account's own phone, proving "
-        "the owner); 202 when queued for a retry",
+        "Send a 6-digit code: login (to any phone; the first login of a phone makes its "
+        "account), bind (to the phone to be bound), reset (answered at once, sent only to "
+        "a phone an account holds), owner or erase (signed in, to the account's own "
+        "phone, proving the owner); 202 when queued for a retry",
         "accounts",
         body=CodeRequest,
         response=CodeSent,
@@ -325,6 +326,7 @@ ENDPOINTS = [
         body=PhoneCode,
         response=TokensOut,
         errors=(400, 401, 415, 422, 429),
+        headers=TOKEN_HEADERS,
     ),
     Endpoint(
         "POST",

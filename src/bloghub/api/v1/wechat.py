@@ -10,7 +10,7 @@ from starlette.responses import Response
 from bloghub.api.auth import user_agent
 from bloghub.api.http import JSON, Endpoint, container
 from bloghub.api.v1.schemas import TokensOut, UserOut
-from bloghub.api.v1.sessions import caller, tokens_response
+from bloghub.api.v1.sessions import TOKEN_HEADERS, caller, tokens_response
 from bloghub.auth.limiter import redis_translated
 from bloghub.auth.wechat import STATE_COOKIE, new_state
 from bloghub.commands.sessions import start_session
@@ -106,6 +106,7 @@ ENDPOINTS = [
         "accounts",
         response=TokensOut,
         errors=(401, 404, 422, 503),
+        headers=TOKEN_HEADERS,
         query={"code": "the code WeChat gives", "state": "the state of the auth URL"},
         query_required=("code", "state"),
     ),
