@@ -15,6 +15,7 @@ from typing import Any, TextIO
 import orjson
 import structlog
 
+from bloghub.errors import Unavailable
 from bloghub.settings import Mode, Settings
 
 AccessLog = Callable[[str, str, int, float, str], None]  # method, path, status, ms, request id
@@ -215,7 +216,10 @@ SELDOM = Seldom()
 def store_unreachable(path: str, exc: BaseException) -> None:
     """A request answered 503 because a store is out of reach (whichever layer saw it):
     said once per interval while the outage lasts, with the driver's error behind it and
-    how many were left out."""
+    how many were left out. Other 503s (a read model catching up, the schema behind, a
+    write the log could not confirm) are not an outage and are not said here."""
+    if not (type(exc) is Unavailable or type(exc.__cause__) is Unavailable):
+        return  # a store's driver error is translated to Unavailable itself (adapters/)
     if (left_out := SELDOM.due("api.store_unreachable")) is not None:
         cause = exc.__cause__ or exc.__context__ or exc
         structlog.get_logger("bloghub.api").warning(

@@ -39,9 +39,8 @@ async def on_bloghub_error(request: Request, exc: Exception) -> Response:
         # client's: they learn only to come back.
         log.warning("api.schema_behind", path=request.url.path, error=str(exc))
         exc = _Upgrading("the service is being upgraded; try again shortly")
-    if isinstance(exc, Unavailable) and not isinstance(exc, _StoreUnwell):
-        # A store out of reach, as a call site translated its driver's error.
-        store_unreachable(request.url.path, exc)
+    if isinstance(exc, Unavailable):
+        store_unreachable(request.url.path, exc)  # said if a store is out of reach
     if realworld_path(request.url.path):
         failed = realworld_error(request, exc)
         response = realworld_response(failed.status, failed.errors)
