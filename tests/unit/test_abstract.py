@@ -29,6 +29,11 @@ from bloghub.api.article_queries import ABSTRACT_CHARS, abstract
         ),
         ("snake_case_name and a_b", "snake_case_name and a_b"),
         ("## Closed heading ##\ntext", "Closed heading text"),
+        ("[![build](https://ci/badge.svg)](https://ci/run) ok", "build ok"),
+        ("Use \\*not emphasis\\* and \\# not a heading", "Use *not emphasis* and # not a heading"),
+        # What comes after a long run of blank lines or a long address is still read.
+        ("\n" * 1700 + "Hello after blank lines", "Hello after blank lines"),
+        ("[click](https://example.com/" + "x" * 1700 + ") then words", "click then words"),
     ],
 )
 def test_markdown_marks_go_and_text_stays(body: str, shown: str) -> None:
@@ -57,6 +62,19 @@ def test_the_cut_never_splits_what_a_reader_sees_as_one_character(lead: int, clu
     rest = kept[lead:] if len(kept) > lead else ""
     assert kept[: min(lead, len(kept))] == "字" * min(lead, len(kept))
     assert rest == cluster * (len(rest) // len(cluster)), (lead, cluster, rest)
+
+
+def test_an_opening_read_in_part_is_still_cut_with_an_ellipsis() -> None:
+    body = (
+        "[click](https://example.com/"
+        + "x" * 1500
+        + ") "
+        + " ".join(f"word{i}" for i in range(400))
+    )
+    shown = abstract(body)
+    assert shown.startswith("click word0 word1")
+    assert shown.endswith("…")
+    assert len(shown) <= ABSTRACT_CHARS
 
 
 def test_a_short_body_is_whole_and_a_long_one_is_cut() -> None:

@@ -47,36 +47,68 @@ def decode_cursor(cursor: str, parts: int) -> list[str]:
     return values
 
 
-# What of a body an abstract reads: enough for its opening words however marked up.
+# What of a body an abstract reads at first: enough for its opening words however marked
+# up; four times more while that gives too little text (a long link, many blank lines).
 _READ_CHARS = 8 * ABSTRACT_CHARS
 # Markdown's marks, where Markdown reads them as marks: a heading's hashes, a quote's,
 # a list item's and a fence's opening (with its language) at the start of a line, a rule;
 # a link's or an image's address; emphasis around words (underscores not within a word).
-# Anywhere else a "#" or a "*" is text: "C#", "2*3=6", "snake_case".
+# Anywhere else a "#" or a "*" is text: "C#", "2*3=6", "snake_case"; so is one escaped.
 _FENCE = re.compile(r"^ {0,3}(?:`{3,}|~{3,})[^\n]*$", re.M)
 _RULE = re.compile(r"^ {0,3}(?:[-*_] *){3,}$", re.M)
 _LINE_MARKS = re.compile(r"^ {0,3}(?:#{1,6}(?=\s|$)|>+|[-+*](?=\s)|\d{1,9}[.)](?=\s))", re.M)
 _CLOSING_HASHES = re.compile(r"\s#+[ \t]*$", re.M)
-_LINK = re.compile(r"!?\[([^\]\n]*)\]\([^)\n]*\)")
+_LINK = re.compile(r"!?\[([^\[\]\n]*)\]\([^)\n]*\)")  # the innermost: a badge links an image
 _CODE = re.compile(r"(`+)(.+?)\1")
 _STARS = re.compile(r"(\*{1,3})(?=\S)(.+?)(?<=\S)\1")
 _UNDERSCORES = re.compile(r"(?<!\w)(_{1,3})(?=\S)(.+?)(?<=\S)\1(?!\w)")
+_CUT_LINK = re.compile(r"!?\[[^\[\]\n]*(?:\]\([^)\n]*)?$")  # a link the window ends in
+_ESCAPED = re.compile(r"\\([!-/:-@\[-`{-~])")
+# An escaped mark is held, while the marks go, as a character of a private-use plane.
+_HELD = 0xF0000
+_UNHOLD = {_HELD + c: chr(c) for c in range(0x21, 0x7F)}
 
 
 def abstract(markdown: str) -> str:
     """A plain-text opening of the body: Markdown's marks dropped (the words of a link,
     not its address), whitespace folded, cut (with "…") between two characters as a
     reader sees them, never within an emoji, a flag or an accented letter."""
-    text = markdown[:_READ_CHARS]
-    for marks in (_FENCE, _RULE, _LINE_MARKS, _CLOSING_HASHES):
-        text = marks.sub(" ", text)
-    text = _LINK.sub(r"\1", text)
-    for around in (_CODE, _STARS, _UNDERSCORES):
-        text = around.sub(r"\2", text)
-    text = " ".join(text.split())
+    body = markdown.lstrip()
+    read = _READ_CHARS
+    text, whole = _opening(body, read)
+    while len(text) <= ABSTRACT_CHARS and not whole:
+        read *= 4
+        text, whole = _opening(body, read)
     if len(text) <= ABSTRACT_CHARS:
         return text
     return text[: _whole(text, ABSTRACT_CHARS - 1)].rstrip() + "…"
+
+
+def _opening(body: str, read: int) -> tuple[str, bool]:
+    """The plain text of the body's first ``read`` characters, to the end of the paragraph
+    they end in if it ends within as many again (no mark spans paragraphs), else without
+    a link cut off at the end; and whether that is all of it."""
+    if len(body) <= read:
+        return _plain(body), True
+    end = body.find("\n\n", read, 2 * read)
+    if end >= 0:
+        return _plain(body[:end]), False
+    if len(body) <= 2 * read:
+        return _plain(body), True
+    return _plain(_CUT_LINK.sub("", body[: 2 * read])), False
+
+
+def _plain(markdown: str) -> str:
+    text = _ESCAPED.sub(lambda m: chr(_HELD + ord(m.group(1))), markdown)
+    for marks in (_FENCE, _RULE, _LINE_MARKS, _CLOSING_HASHES):
+        text = marks.sub(" ", text)
+    for _ in range(3):  # a link around an image, then the link
+        text, links = _LINK.subn(r"\1", text)
+        if not links:
+            break
+    for around in (_CODE, _STARS, _UNDERSCORES):
+        text = around.sub(r"\2", text)
+    return " ".join(text.translate(_UNHOLD).split())
 
 
 def _whole(text: str, at: int) -> int:
