@@ -552,6 +552,8 @@ async def test_tags_are_one_whatever_their_case_spacing_or_repeats(
         f"x {stem}",
         f"x\u00a0{stem}",
         f"x\u3000\u3000{stem}",
+        f"x\u2800{stem}",  # the blank braille cell and the Hangul filler show as spaces
+        f"x\u3164{stem}",
         f"Py{stem}",
     ]
     made = await client.post(

@@ -13,7 +13,7 @@ import httpx
 import jwt
 import pytest
 
-from bloghub.api.v1.schemas import SHOWN_FOR_ERASED, SPACED
+from bloghub.api.v1.schemas import FILLER, SHOWN_FOR_ERASED, SPACED
 from bloghub.commands.context import Caller
 from bloghub.commands.users import RegisterUser, register_user
 from tests.conftest import LiveServer
@@ -366,6 +366,9 @@ async def test_usernames_that_look_alike_are_one_username(client: httpx.AsyncCli
         (f"{stem}\u2800", SPACED),
         (f"mary\u00a0\u2800ann{stem}", SPACED),
         ("deleted\u2800user", SHOWN_FOR_ERASED),
+        # The Hangul fillers show as blanks but are no spaces to the username key.
+        (f"mary\u3164{stem}", FILLER),
+        (f"mary\uffa0{stem}", FILLER),
     ):
         refused = await client.post("/api/users", json=new_user(name, f"{unique_name()}@x.com"))
         assert errors(refused, 422) == {"username": [said]}, name

@@ -30,7 +30,7 @@ def test_china_mobiles_in_any_accepted_spelling_are_one_number(
 
 @given(
     cn_mobiles,
-    st.sampled_from(["\n", "\t", "\r", "\x00", "\x1b", "\x7f", "\x85"]),
+    st.sampled_from(["\n", "\t", "\r", "\x00", "\x1b", "\x7f", "\x85", "\u2028", "\u2029"]),
     st.sampled_from(["before", "after", "within"]),
 )
 def test_a_control_character_anywhere_is_refused(mobile: str, control: str, where: str) -> None:

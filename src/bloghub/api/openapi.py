@@ -13,8 +13,8 @@ from bloghub.api.http import Endpoint
 from bloghub.api.v1.schemas import ErrorOut
 
 _REASONS = {
-    400: "Malformed request (a body or query that cannot be read, or a Bloghub-After this "
-    "service did not issue)",
+    400: "Malformed request (a body or query that cannot be read, or, where the operation "
+    "reads it, a Bloghub-After this service did not issue)",
     401: "Not authenticated",
     403: "Forbidden",
     404: "Not found",

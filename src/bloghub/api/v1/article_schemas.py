@@ -51,7 +51,7 @@ def normal_tag(raw: str, *, most: int = _TAG_CHARS) -> str:
     """A tag as stored: trimmed, NFC, 1-32 characters (``most``), visible words joined by
     single ASCII spaces (whichever spaces were typed between them). ``ValueError`` says
     what is wrong."""
-    tag = _SPACES.sub(" ", _normal(raw))
+    tag = _SPACES.sub(" ", _normal(raw)).strip(" ")
     if not tag:
         raise ValueError("a tag must not be blank")
     if len(tag) > most:

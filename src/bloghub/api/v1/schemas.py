@@ -149,10 +149,11 @@ UNBROKEN = Rule(
     f"^[^{_HIDDEN}{_SPACE}]*$", "must not contain spaces, control or invisible characters"
 )
 # Spaces as a keyboard types them between words: the ASCII one, the no-break one and the
-# ideographic one (a Chinese input method in full-width mode), the typographic widths.
-# A tag is kept with each run of them as one ASCII space; line and paragraph separators
-# and the Ogham mark are not among them.
-WORD_SPACES = r" \u00A0\u2000-\u200A\u202F\u205F\u3000"
+# ideographic one (a Chinese input method in full-width mode), the typographic widths;
+# and what shows as one: the blank braille cell, the Hangul fillers. A tag is kept with
+# each run of them as one ASCII space; line and paragraph separators and the Ogham mark
+# are not among them.
+WORD_SPACES = r" \u00A0\u2000-\u200A\u202F\u205F\u3000\u2800\u3164\uFFA0"
 # A tag: visible words joined by spaces.
 _WORD = f"[^{_HIDDEN}{_SPACE}]"
 _JOIN = f"[{WORD_SPACES}]+"
@@ -324,6 +325,12 @@ ADDRESSABLE = (
 LOOKS_LIKE_AN_ID = "must not be an account id"
 SHOWN_FOR_ERASED = "is the name shown for erased accounts"
 SPACED = "must not begin or end with a space or hold two in a row"
+# The Hangul fillers show as a blank in a name, yet are characters that show nothing to
+# the username key (Unicode's default-ignorables, left out since migration 0025): a name
+# with one where a space would be looked like another's and was not it. A new name may
+# not hold one (a syllable is written whole; one taken before stays its account's).
+FILLER = "must not contain a Hangul filler (it shows as a blank)"
+_FILLERS = frozenset("\u115f\u1160\u3164\uffa0")
 
 
 # What reads as an id's hyphen or hex letter without being one: every dash (Unicode's
@@ -374,6 +381,8 @@ def _unlike_another(name: str) -> str | None:
     "mary  ann" would look like "mary ann", and "deleted  user" like an erased author."""
     if is_account_id(name):
         return LOOKS_LIKE_AN_ID
+    if not _FILLERS.isdisjoint(name):
+        return FILLER
     shown = as_shown(name)
     if " ".join(shown.split()) == username_key(ERASED_NAME):
         return SHOWN_FOR_ERASED

@@ -11,7 +11,7 @@ import re
 # which the pattern's other readers (pydantic's engine, OpenAPI's) may not have.
 _E164 = re.compile(r"\+(?:[1-79][0-9]{7,14}|8[0-57-9][0-9]{6,13}|86[1-9][0-9]{5,12})")
 _CN_MOBILE = re.compile(r"(?:\+?86)?(1[3-9][0-9]{9})")
-_CONTROL = re.compile(r"[\x00-\x1F\x7F-\x9F]")
+_CONTROL = re.compile(r"[\x00-\x1F\x7F-\x9F\u2028\u2029]")  # and the line separators
 
 
 def normalise_phone(text: str) -> str:
@@ -24,7 +24,7 @@ def normalise_phone(text: str) -> str:
     anywhere (a newline or a tab is no part of a number typed into a field).
     """
     if _CONTROL.search(text) is not None:
-        raise ValueError("must be a phone number without control characters")
+        raise ValueError("must be a phone number without control characters or line breaks")
     candidate = text.strip()
     mobile = _CN_MOBILE.fullmatch(candidate)
     if mobile is not None:
