@@ -258,77 +258,59 @@ async def test_0019_gives_every_interactions_generation_partitioned_read_marks(
             await conn.close()
 
 
-async def test_0027_rewrites_username_keys_with_the_blank_braille_cell_as_a_space(
-    run_id: str,
-) -> None:
-    async with isolated(run_id, "mig27") as settings:
+async def _username_keys_after(
+    run_id: str, revision: str, before: str, held: list[str]
+) -> list[str]:
+    """The username keys ``held`` (by as many accounts, in that order) once ``revision``
+    has run on them."""
+    async with isolated(run_id, f"mig{revision}") as settings:
         conn = await asyncpg.connect(settings.asyncpg_dsn)
         try:
-            wang, spaced, copy = (str(uuid.uuid4()) for _ in range(3))
-            held = {
-                wang: "wangfang",
-                copy: "wangfang\u2800",  # a look-alike taken before 0027
-                spaced: "mary\u2800\u2800ann",
-            }
-            for owner, key in held.items():
+            owners = [str(uuid.uuid4()) for _ in held]
+            for owner, key in zip(owners, held, strict=True):
                 await conn.execute(
                     "INSERT INTO reservations (kind, value, owner_id, status) "
                     "VALUES ('username', $1, $2, 'confirmed')",
                     key,
                     owner,
                 )
-            await _stamp(settings, "0026")
+            await _stamp(settings, before)
 
-            await _upgrade(settings, "0027")
+            await _upgrade(settings, revision)
 
             rows = await conn.fetch(
                 "SELECT owner_id, value FROM reservations WHERE kind = 'username' "
                 "AND owner_id = ANY($1::text[])",
-                list(held),
+                owners,
             )
-            # The name a look-alike copied goes on naming the account that had it.
-            assert {r["owner_id"]: r["value"] for r in rows} == {
-                wang: "wangfang",
-                copy: "wangfang\u2800",
-                spaced: "mary ann",
-            }
+            now = {r["owner_id"]: r["value"] for r in rows}
+            return [now[owner] for owner in owners]
         finally:
             await conn.close()
+
+
+async def test_0027_rewrites_username_keys_with_the_blank_braille_cell_as_a_space(
+    run_id: str,
+) -> None:
+    held = ["wangfang", "wangfang\u2800", "mary\u2800\u2800ann"]
+    # The name a look-alike (the second, taken before 0027) copied goes on naming the
+    # account that had it.
+    assert await _username_keys_after(run_id, "0027", "0026", held) == [
+        "wangfang",
+        "wangfang\u2800",
+        "mary ann",
+    ]
 
 
 async def test_0025_rewrites_username_keys_without_the_characters_that_show_nothing(
     run_id: str,
 ) -> None:
-    async with isolated(run_id, "mig25") as settings:
-        conn = await asyncpg.connect(settings.asyncpg_dsn)
-        try:
-            family, carol, copy = (str(uuid.uuid4()) for _ in range(3))
-            held = {
-                family: "\U0001f468\u200d\U0001f469\u200d\U0001f467",
-                carol: "carol",
-                copy: "carol\u200c",  # a look-alike taken before 0025
-            }
-            for owner, key in held.items():
-                await conn.execute(
-                    "INSERT INTO reservations (kind, value, owner_id, status) "
-                    "VALUES ('username', $1, $2, 'confirmed')",
-                    key,
-                    owner,
-                )
-            await _stamp(settings, "0024")
-
-            await _upgrade(settings, "0025")
-
-            rows = await conn.fetch(
-                "SELECT owner_id, value FROM reservations WHERE kind = 'username' "
-                "AND owner_id = ANY($1::text[])",
-                list(held),
-            )
-            # The name a look-alike copied goes on naming the account that had it.
-            assert {r["owner_id"]: r["value"] for r in rows} == {
-                family: "\U0001f468\U0001f469\U0001f467",
-                carol: "carol",
-                copy: "carol\u200c",
-            }
-        finally:
-            await conn.close()
+    family = "\U0001f468\u200d\U0001f469\u200d\U0001f467"
+    held = [family, "carol", "carol\u200c"]
+    # The name a look-alike (the third, taken before 0025) copied goes on naming the
+    # account that had it.
+    assert await _username_keys_after(run_id, "0025", "0024", held) == [
+        "\U0001f468\U0001f469\U0001f467",
+        "carol",
+        "carol\u200c",
+    ]
