@@ -80,7 +80,11 @@ async def test_a_like_of_an_article_published_again_waits_for_the_likes_read_mod
         async with projecting(s):
             author, reader, article_id = await _published(c, tags=[tag])
             publish = f"/v1/articles/{article_id}/publish"
-            withdrawn = await c.post(f"/v1/articles/{article_id}/withdraw", headers=author.auth)
+            # The author's publish may still be on its way to the read model (the bound is
+            # 0.3 s here): retried as a client told to retry does.
+            withdrawn = await once_caught_up(
+                lambda: c.post(f"/v1/articles/{article_id}/withdraw", headers=author.auth)
+            )
             assert withdrawn.status_code == 200, withdrawn.text
             like = f"/v1/articles/{article_id}/like"
             refused = await once_caught_up(lambda: c.put(like, headers=reader.auth))
