@@ -145,6 +145,44 @@ async def test_a_phone_rebound_before_its_move_is_applied_reaches_both_accounts(
     assert me.json()["user"]["phone"] == p
 
 
+async def test_a_phone_given_up_is_not_given_back_by_a_projector_behind_the_move(
+    rig: Rig,
+) -> None:
+    """The commands ran ahead of the projector: A registered by phone P, bound P2 and freed
+    P. Applying the registration late must not give A back the key of P: until the move
+    was applied, A would hold both, a code to P would still prove A's owner, and P could
+    not be bound by anyone else."""
+    a, p, p2 = new_id_str(), phone(), phone()
+    await rig.index.reserve("phone", p, a)
+    await rig.index.confirm("phone", p, a, "pos-p")
+    await rig.index.reserve("phone", p2, a)
+    await rig.index.confirm("phone", p2, a, "pos-p2")
+    await rig.index.release_confirmed("phone", p, a)
+
+    await rig.apply(UserRegisteredByPhone(user_id=a, phone=p))
+    assert await rig.index.held_by("phone", a) == [p2]
+    assert (await rig.keys_of(a) or {}).get("phone") == p  # the read model is where it is
+    # Nor does a binding applied late give it back.
+    await rig.apply(PhoneBound(user_id=a, phone=p, previous_phone=None))
+    assert await rig.index.held_by("phone", a) == [p2]
+
+    await rig.apply(PhoneBound(user_id=a, phone=p2, previous_phone=p))
+    assert await rig.index.held_by("phone", a) == [p2]
+    assert (await rig.keys_of(a) or {}).get("phone") == p2
+    assert await rig.dead_letters_of(a) == []
+
+
+async def test_a_phone_swept_before_its_event_landed_is_held_again(rig: Rig) -> None:
+    """A key the index lost while its event was on the way (swept) is made again when the
+    event is applied, for an account that holds no other phone."""
+    a, p = new_id_str(), phone()
+    await rig.apply(UserRegisteredByPhone(user_id=a, phone=p))
+    assert await rig.index.held_by("phone", a) == [p]
+    key = await rig.index.get("phone", p)
+    assert key is not None
+    assert (key.owner_id, key.status) == (a, "confirmed")
+
+
 @pytest.mark.parametrize("holder", ["applied_first", "applied_last"])
 async def test_an_email_on_two_registrations_logs_in_the_index_holder(
     rig: Rig, holder: str

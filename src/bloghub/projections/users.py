@@ -7,7 +7,7 @@ from itertools import groupby
 from typing import TYPE_CHECKING, Any, Self, cast
 
 import structlog
-from sqlalchemy import DateTime, Text, delete, literal, null, select, update
+from sqlalchemy import DateTime, Text, bindparam, delete, exists, literal, null, or_, select, update
 from sqlalchemy import cast as sql_cast
 from sqlalchemy.dialects.postgresql import UUID, insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -86,6 +86,25 @@ REGISTER_USERS = confirm_keys_from(
         null(),
     )
 ).add_cte(_new_users)
+_held = reservations.alias("held")
+_value, _owner = bindparam("value", type_=Text()), bindparam("owner_id", type_=Text())
+_holds_another = exists().where(
+    _held.c.kind == "phone", _held.c.owner_id == _owner, _held.c.value != _value
+)
+_holds_this = exists().where(
+    _held.c.kind == "phone", _held.c.value == _value, _held.c.owner_id == _owner
+)
+# A phone's key as ``_confirm`` makes it, except that one gone is made again only for an
+# account that holds no other phone: an account that holds another has moved on since
+# (the command that moved it freed this one), and a projector behind it would otherwise
+# give the account back a phone it gave up, and its owner's proof against that phone with
+# it, until it applied the move. A key gone while the account holds no phone was swept
+# before its event landed: made again, as every kind's is.
+CONFIRM_PHONE = confirm_keys_from(
+    select(literal("phone", Text()), _value, _owner, null()).where(
+        or_(~_holds_another, _holds_this)
+    )
+)
 # What an erasure leaves of an account: the row (their articles name it), nothing personal.
 _ERASED = dict.fromkeys(
     (
@@ -194,7 +213,7 @@ class UsersProjector(PostgresProjector):
         match ev:
             case UserRegisteredByPhone():
                 await self._new_user(conn, ev.user_id, at, phone=ev.phone)
-                await _confirm(conn, "phone", ev.phone, ev.user_id)
+                await _confirm_phone(conn, ev.phone, ev.user_id)
             case UserRegisteredByWeChat():
                 await self._new_user(
                     conn, ev.user_id, at, wechat_openid=ev.openid, wechat_unionid=ev.unionid
@@ -215,11 +234,11 @@ class UsersProjector(PostgresProjector):
             case PhoneBound():
                 if ev.phone is not None:  # else unreadable: the user is erased
                     await self._set_user(conn, ev.user_id, at, phone=ev.phone)
-                await _confirm(conn, "phone", ev.phone, ev.user_id)
-                # Confirming re-creates a key that is gone, so a replay would leave the
-                # account holding every phone it ever bound: the key of the phone this one
-                # replaced goes with it, if a projector made it (a command's claim, pending
-                # or confirmed with its position, may be the account taking it back).
+                await _confirm_phone(conn, ev.phone, ev.user_id)
+                # A key made again while the account held no other phone goes once the
+                # phone that replaced it is applied, if a projector made it (a command's
+                # claim, pending or confirmed with its position, may be the account taking
+                # it back).
                 if ev.previous_phone is not None and ev.previous_phone != ev.phone:
                     await _free_remade(conn, "phone", ev.previous_phone, ev.user_id)
             case UserErased():
@@ -316,6 +335,13 @@ async def _free_remade(conn: AsyncConnection, kind: str, value: str, owner: str)
             r.position.is_(None),
         )
     )
+
+
+async def _confirm_phone(conn: AsyncConnection, value: str | None, owner: str) -> None:
+    """Confirm the phone the event names, unless the account has moved off it since
+    (``CONFIRM_PHONE``); an erased user's events name none (unreadable)."""
+    if value is not None:
+        await conn.execute(CONFIRM_PHONE, {"value": value, "owner_id": owner})
 
 
 async def _confirm(conn: AsyncConnection, kind: str, value: str | None, owner: str) -> None:

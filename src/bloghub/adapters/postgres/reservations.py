@@ -267,12 +267,12 @@ class Reservations:
             return [(row.kind, row.value) for row in await conn.execute(stmt)]
 
 
-def confirm_keys_from(keys: Select[Any]) -> Insert:
-    """The upsert that confirms the keys ``keys`` selects, as (kind, value, owner_id,
-    position): each becomes, or stays, confirmed for its owner."""
+def confirm_keys_from(keys: Select[*tuple[Any, ...]]) -> Insert:
+    """The upsert that confirms the keys ``keys`` selects (its filter kept), as (kind,
+    value, owner_id, position): each becomes, or stays, confirmed for its owner."""
     stmt = insert(reservations).from_select(
         ["kind", "value", "owner_id", "position", "status", "confirmed_at"],
-        select(*keys.selected_columns, literal("confirmed"), func.now()),
+        keys.add_columns(literal("confirmed"), func.now()),
     )
     # A sweep that raced a slow projector may have released the key: the event is in the
     # log, so the key is taken whatever the index said. Another owner's key is left alone.
