@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 
 import httpx
@@ -235,3 +236,38 @@ async def test_a_read_waits_one_bound_however_many_read_models_it_waits_on(run_i
         assert stale.headers["bloghub-stale"] == "true"
         assert stale.json()["user"]["nickname"] is None
         assert bound <= took < 1.8 * bound, took  # one bound and the request's own time
+
+
+async def test_a_profile_is_never_shown_by_a_name_its_account_gave_up(run_id: str) -> None:
+    """X renames itself and Y takes X's old name while no projector runs: the profile of
+    either name waits for the renames (503 to retry), never shows X by the name Y now
+    holds; nor is Y found by its id any more, which stopped being its name when it took
+    one. Once applied, each name shows its holder."""
+    async with site(run_id, "renamed") as (s, c):
+        old, new = unique_name("alice"), unique_name("carol")
+
+        async def rename(who: Author, name: str) -> httpx.Response:
+            me = "/v1/users/me"
+            return await once_caught_up(
+                lambda: c.patch(me, json={"nickname": name}, headers=who.auth)
+            )
+
+        async with projecting(s):
+            x, y = await someone(c), await someone(c)
+            assert (await rename(x, old)).status_code == 200
+            shown = await once_caught_up(lambda: c.get(f"/api/profiles/{old}"))
+            assert shown.json()["profile"]["username"] == old
+
+        assert (await rename(x, new)).status_code == 200
+        assert (await rename(y, old)).status_code == 200
+        for name in (old, new):
+            early = await c.get(f"/api/profiles/{name}")
+            assert _retry_later(early), (name, early.status_code, early.text)
+        by_id = await c.get(f"/api/profiles/{y.id}")
+        assert by_id.status_code == 404, by_id.text
+
+        async with projecting(s, "users"):
+            for name in (old, new):
+                shown = await once_caught_up(partial(c.get, f"/api/profiles/{name}"))
+                assert shown.status_code == 200, shown.text
+                assert shown.json()["profile"]["username"] == name

@@ -75,16 +75,27 @@ class UserQueries:
 
     async def by_username(self, username: str) -> UserRow | None:
         """The account whose nickname is ``username`` (in any case), by the write-side
-        index, which alone says who holds a name (as ``by_email``)."""
+        index, which alone says who holds a name (as ``by_email``), once the read model
+        shows it by that name: None while it has not applied the change that took it (it
+        would show the account by the name it gave up, maybe another's now)."""
+        key = username_key(username)
         holder = select(reservations.c.owner_id).where(
-            reservations.c.kind == USERNAME, reservations.c.value == username_key(username)
+            reservations.c.kind == USERNAME, reservations.c.value == key
         )
         named = await self._user(users.c.id == cast(holder.scalar_subquery(), UUID(as_uuid=False)))
-        if named is None and _canonical_id(username.lower()):
+        if named is not None:
+            return named if named.nickname and username_key(named.nickname) == key else None
+        account = username.lower()
+        if _canonical_id(account):
             # An account with no nickname goes by its id (RealWorld's username for it), in
-            # any case as a username is.
-            return await self._user((users.c.id == username.lower()) & users.c.nickname.is_(None))
-        return named
+            # any case as a username is; not one whose first nickname is being applied.
+            nicknamed = select(reservations.c.owner_id).where(
+                reservations.c.kind == USERNAME, reservations.c.owner_id == account
+            )
+            return await self._user(
+                (users.c.id == account) & users.c.nickname.is_(None) & ~nicknamed.exists()
+            )
+        return None
 
     async def by_id(self, user_id: str) -> UserRow | None:
         return await self._user(users.c.id == user_id)
