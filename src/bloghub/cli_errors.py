@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
 
 from bloghub.errors import SchemaBehind
 from bloghub.settings import InsecureSettings, Settings
@@ -47,6 +48,8 @@ def explained(exc: BaseException, settings: Settings | None, command: str = "") 
             return f"{e}: set your own values (BLOGHUB_* environment variables)"
         if isinstance(e, ValidationError):
             return _invalid_settings(e)
+        if isinstance(e, SettingsError):
+            return _unparsed_setting(e)
     for e in chain if command != "db" else ():
         if _schema_behind(e):
             found = _RELATION.search(str(e))
@@ -93,8 +96,27 @@ def _invalid_settings(exc: ValidationError) -> str:
     for error in exc.errors(include_url=False):
         where = ".".join(str(p) for p in error["loc"])
         name = f"BLOGHUB_{where.upper()}: " if where else ""
-        said.append(f"{name}{error['msg'].removeprefix('Value error, ')}")
+        # A rule over several settings names them as fields: said as their variables.
+        message = _FIELD.sub(_variable, error["msg"].removeprefix("Value error, "))
+        said.append(f"{name}{message}")
     return f"invalid settings: {'; '.join(said)}"
+
+
+# Names of two words or more: "mode" or "prefix" in a message is a word, not a setting.
+_FIELDS = sorted((f for f in Settings.model_fields if "_" in f), key=len, reverse=True)
+_FIELD = re.compile(r"\b(" + "|".join(_FIELDS) + r")\b")
+_UNPARSED = re.compile(r'field "(\w+)"')
+
+
+def _variable(found: re.Match[str]) -> str:
+    return f"BLOGHUB_{found.group(1).upper()}"
+
+
+def _unparsed_setting(exc: SettingsError) -> str:
+    """A setting of several values that is not JSON (pydantic-settings reads a list so)."""
+    field = _UNPARSED.search(str(exc))
+    name = _variable(field) if field else "a BLOGHUB_* setting"
+    return f'invalid settings: {name}: not JSON; give a list as ["first", "second"]'
 
 
 def _schema_behind(exc: BaseException) -> bool:

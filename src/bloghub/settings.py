@@ -333,7 +333,9 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _no_wildcard_with_credentials(self) -> Self:
         if "*" in self.cors_origins and self.cors_allow_credentials:
-            raise ValueError("cors_origins '*' cannot go with credentials: list the origins")
+            raise ValueError(
+                "cors_origins '*' cannot go with cors_allow_credentials: list the origins"
+            )
         return self
 
     @field_validator("database_url")

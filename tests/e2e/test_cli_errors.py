@@ -71,7 +71,14 @@ async def empty(run_id: str) -> AsyncIterator[str]:
     [
         ({"BLOGHUB_MODE": "production"}, ("production mode refuses", "operator_token")),
         ({"BLOGHUB_MODE": "bogus"}, ("invalid settings", "BLOGHUB_MODE")),
-        ({"BLOGHUB_CORS_ORIGINS": '["*"]'}, ("invalid settings", "cors_origins")),
+        (
+            {"BLOGHUB_CORS_ORIGINS": '["*"]'},
+            ("invalid settings", "BLOGHUB_CORS_ORIGINS", "BLOGHUB_CORS_ALLOW_CREDENTIALS"),
+        ),
+        # A list is JSON; a bare value is told so, not a traceback.
+        ({"BLOGHUB_CORS_ORIGINS": "https://a.example"}, ("BLOGHUB_CORS_ORIGINS", "not JSON")),
+        ({"BLOGHUB_SMS_COUNTRY_CODES": "[86"}, ("BLOGHUB_SMS_COUNTRY_CODES", "not JSON")),
+        ({"BLOGHUB_TRUSTED_PROXIES": '["nope"]'}, ("BLOGHUB_TRUSTED_PROXIES", "'nope'")),
         ({"BLOGHUB_KAFKA_BOOTSTRAP": DOWN}, ("cannot reach Kafka", "BLOGHUB_KAFKA_BOOTSTRAP")),
         ({"BLOGHUB_DATABASE_URL": PG_DOWN}, ("cannot reach PostgreSQL", "connection refused")),
     ],
