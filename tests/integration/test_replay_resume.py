@@ -74,10 +74,14 @@ async def test_a_killed_replay_resumes_and_ends_identical(run_id: str, tmp_path:
                 # The dashboard's readers connect at the first request.
                 assert (await client.get("/ops/api/lag", headers=operator(s))).status_code == 200
 
-                async def a_third_applied() -> bool:
-                    return await applied(s, "users", 2) >= EVENTS // 3
+                async def shown_under_way() -> bool:
+                    # The replay publishes its figures once a second: stopped before its
+                    # first batch's were, the dashboard would rightly show none done.
+                    answer = await client.get("/ops/api/lag", headers=operator(s))
+                    shown = answer.json()["replays"]
+                    return bool(shown) and (shown[0]["done"] or 0) > 0
 
-                await wait_until(a_third_applied, timeout_s=120)
+                await wait_until(shown_under_way, timeout_s=120)
                 # Stopped where it stands (anywhere in a batch, as a kill finds it): the
                 # replay applies tens of thousands of events a second, and would finish
                 # while the dashboard answers. SIGKILL then ends it from there.

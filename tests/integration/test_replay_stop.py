@@ -9,12 +9,14 @@ import asyncio
 import contextlib
 import signal
 import subprocess
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import asyncpg
 
 from bloghub.events.log import EventLog
+from bloghub.ops.replay import ReplayPlan, replay
+from bloghub.ops.replay_progress import ReplayProgress
 from bloghub.settings import Settings
 from tests.conftest import isolated, projecting
 from tests.e2e.test_ops_cli import bloghub, registry
@@ -102,3 +104,52 @@ async def test_ctrl_c_before_the_switch_leaves_a_built_generation_unswitched(
         resumed = await bloghub(s, "replay", "users")
         assert resumed.code == 0, resumed.out
         assert await registry(s, "users") == {1: "retired", 2: "active"}
+
+
+async def _a_lock_is_waited_for(settings: Settings) -> bool:
+    conn = await asyncpg.connect(settings.asyncpg_dsn)
+    try:
+        waiting = await conn.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND wait_event_type = 'Lock'"
+        )
+    finally:
+        await conn.close()
+    return bool(waiting)
+
+
+async def test_a_replay_stopped_mid_batch_ends_on_what_its_builder_applied(
+    run_id: str,
+) -> None:
+    """Stopped while its builder applies a batch (held here on a lock the batch needs), the
+    replay lets the builder finish the batch and shows what it then holds, not the figures
+    measured before the batch landed (0 done of a generation applied whole)."""
+    async with isolated(run_id, "stopmid") as s:
+        await users_applied(s, ACCOUNTS, "mid")
+        stop = asyncio.Event()
+        shown: list[Sequence[ReplayProgress]] = []
+        conn = await asyncpg.connect(s.asyncpg_dsn)
+        try:
+            locked = conn.transaction()
+            await locked.start()
+            # The users projector confirms each account's email in the index: its batch
+            # waits here until the lock goes.
+            await conn.execute("LOCK TABLE public.reservations IN EXCLUSIVE MODE")
+            plan = ReplayPlan(names=["users"])
+            running = asyncio.create_task(replay(s, plan, show=shown.append, stop=stop))
+
+            async def held() -> bool:
+                return bool(shown) and await _a_lock_is_waited_for(s)
+
+            await wait_until(held, timeout_s=60)
+            assert shown[-1][0].done == 0
+            stop.set()
+            await asyncio.sleep(0.5)
+            await locked.rollback()
+            final = await asyncio.wait_for(running, timeout=60)
+        finally:
+            await conn.close()
+        (progress,) = final
+        assert progress.state == "building"
+        assert (progress.done, progress.total) == (ACCOUNTS, ACCOUNTS)
+        assert list(shown[-1]) == final

@@ -231,6 +231,13 @@ async def replay(
                 await _follow_builds(stores, ends, builds, builders, leases, plan, show, stop)
             finally:
                 await builders.stop()
+            if stop.is_set():
+                # A builder drains the batch it was applying as it stops (a replay's batch
+                # can hold thousands of events): the last figures are taken after that.
+                for build in builds:
+                    if not build.finished:
+                        await _measured_again(stores, ends, build)
+                show([b.progress for b in builds if b.progress is not None])
             return [b.progress for b in builds if b.progress is not None]
         finally:
             kept.set()
@@ -317,6 +324,13 @@ async def _step(
     if build.state == "switched":
         build.finished = await _handed_over(stores, build, builders.pids)
     build.progress = measured(p.name, p.generation, build.state, done, total, build.meter)
+
+
+async def _measured_again(stores: Stores, ends: LogEnds, build: Build) -> None:
+    p = build.projector
+    done, total = applied_of(*await measure(ends, p))
+    build.progress = measured(p.name, p.generation, build.state, done, total, build.meter)
+    await publish(stores.redis, stores.settings.prefix, build.progress)
 
 
 async def _level_with_serving(

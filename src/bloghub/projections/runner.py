@@ -291,9 +291,18 @@ class ProjectorRunner:
         # No checkpoint means nothing applied yet: start at the log's first record, whatever
         # Kafka's committed offset for the group says.
         firsts = await consumer.beginning_offsets(missing) if missing else {}
+        placed = {}
         for tp in assigned:
             key = (tp.topic, tp.partition)
-            gate.placed(key, stored.get(key, firsts.get(tp, 0)))
+            placed[key] = stored.get(key, firsts.get(tp, 0))
+            gate.placed(key, placed[key])
+        if self._committer is not None:
+            # Kafka's copy says where this member starts at once, not at the partition's
+            # next batch: a partition gone quiet after a replay's switch (its builder
+            # applied it and left, committing nothing there) or after a generation was
+            # dropped and built again under its number (its group's old offsets) would show
+            # lag it has not, or none it has, for as long as it stays quiet.
+            self._committer.note(placed)
         self._log.info("projector.assigned", partitions=len(assigned), with_checkpoint=len(stored))
 
     async def decode_batch(self, batches: Mapping[TopicPartition, Sequence[Raw]]) -> list[Part]:
