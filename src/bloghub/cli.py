@@ -22,6 +22,7 @@ from bloghub.cli_errors import EXIT_CODE, at_least_one, explained, quiet_leftove
 from bloghub.logs import configure_logging
 from bloghub.ops import migrate_cli, replay_cli
 from bloghub.processes import ending_with_parent, stop_processes
+from bloghub.projections.catalog import PROJECTORS
 from bloghub.settings import DEV_SECRET_MARKER, Settings, load_settings
 
 if TYPE_CHECKING:
@@ -45,7 +46,9 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     api = sub.add_parser("api", help="serve the HTTP API (and sweep stale key reservations)")
     proj = sub.add_parser("project", help="run projectors (all if none named)")
-    proj.add_argument("names", nargs="*")
+    proj.add_argument(
+        "names", nargs="*", metavar="NAME", help=f"one of: {', '.join(PROJECTORS)}"
+    )
     run = sub.add_parser("run", help="API processes and every projector, side by side")
     for serving in (api, run):
         serving.add_argument(

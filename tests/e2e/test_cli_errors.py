@@ -180,3 +180,16 @@ async def test_process_counts_below_one_are_refused(flag: str, count: str) -> No
     ran, err = await bloghub({}, "run", flag, count)
     assert ran.code == 2, ran.out
     assert flag in err
+
+
+async def test_a_time_that_is_not_one_is_refused_naming_its_option() -> None:
+    ran, err = await bloghub({}, "migrate", "validate", "users", "--since", "yesterday")
+    assert ran.code == 2, ran.out
+    assert "Traceback" not in ran.out, ran.out
+    assert "argument --since: 'yesterday' is not an ISO 8601 time" in err, err
+
+
+async def test_project_s_help_names_the_projectors() -> None:
+    ran, _ = await bloghub({}, "project", "--help")
+    assert ran.code == 0, ran.out
+    assert "one of: users, articles," in ran.out, ran.out

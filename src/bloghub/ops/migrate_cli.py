@@ -60,7 +60,11 @@ def add_parser(sub: Any) -> None:
     parser.add_argument("rest", nargs="*")
     parser.add_argument("--to", help="the target database URL (start)")
     parser.add_argument("--no-advance", action="store_true", help="stay in phase 1 once filled")
-    parser.add_argument("--since", help="validate rows changed since this time (ISO 8601)")
+    parser.add_argument(
+        "--since",
+        type=_iso_time,
+        help="validate rows changed since this time (ISO 8601; UTC unless it names a zone)",
+    )
     parser.add_argument(
         "--every", type=float, help="validate again on this interval, in seconds (above 0)"
     )
@@ -128,11 +132,21 @@ async def _start(
     return 0 if done.state in ("phase 2", "caught up") else 1
 
 
+def _iso_time(text: str) -> datetime:
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an ISO 8601 time (2026-12-06T08:00:00+00:00)"
+        ) from None
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
 async def _validate(
     ms: MigrationStores, name: str, args: argparse.Namespace, console: Console, stop: asyncio.Event
 ) -> int:
     settings = ms.stores.settings
-    since = datetime.fromisoformat(args.since) if args.since else None
+    since: datetime | None = args.since
     total = 0
     while True:
         migration = await migration_of(ms.stores, name)
