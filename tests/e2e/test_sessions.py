@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import unicodedata
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any, Literal
 
 import httpx
+import pytest
 from structlog.testing import capture_logs
 
 from tests.e2e.test_accounts import PASSWORD, signup_body
@@ -211,6 +213,41 @@ async def test_password_change_ends_other_sessions_and_keeps_this_one(
     assert old.status_code == 401
     new = await client.post("/v1/auth/login", json={"email": email, "password": "N3w-password!"})
     assert new.status_code == 200
+
+
+@pytest.mark.parametrize("sessions", ["two_sessions", "one_session"])
+async def test_password_changes_sent_at_once_answer_success_for_the_one_that_holds(
+    client: httpx.AsyncClient, unique_email: Callable[[], str], sessions: str
+) -> None:
+    """Two tabs change the password at once: at most one is told it worked, and the
+    password it set is the one that signs in; the other is refused (401, its proof was
+    left behind; or 409, retry), never answered 204 with a password that does not work."""
+    email = await account(client, unique_email)
+    first = await login(client, email)
+    second = first if sessions == "one_session" else await login(client, email)
+
+    def change(tokens: dict[str, Any], new: str) -> Awaitable[httpx.Response]:
+        body = {"current_password": PASSWORD, "new_password": new, "confirm_password": new}
+        return client.post(
+            "/v1/users/me/password", json=body, headers=bearer(tokens["access_token"])
+        )
+
+    news = ["N3w-password!1", "N3w-password!2"]
+    answers = await asyncio.gather(change(first, news[0]), change(second, news[1]))
+    statuses = sorted(a.status_code for a in answers)
+    assert statuses[0] == 204, [a.text for a in answers]
+    assert statuses[1] in (401, 409), [a.text for a in answers]
+    (kept,) = [new for new, a in zip(news, answers, strict=True) if a.status_code == 204]
+    (winner,) = [t for t, a in zip((first, second), answers, strict=True) if a.status_code == 204]
+    position = {
+        "bloghub-after": next(a for a in answers if a.is_success).headers["bloghub-position"]
+    }
+    me = await client.get("/v1/users/me", headers={**bearer(winner["access_token"]), **position})
+    assert me.status_code == 200, me.text
+    for new in news:
+        body = {"email": email, "password": new}
+        signed_in = await once_caught_up(partial(client.post, "/v1/auth/login", json=body))
+        assert signed_in.status_code == (200 if new == kept else 401), signed_in.text
 
 
 async def test_no_login_racing_a_password_change_keeps_a_session(

@@ -13,7 +13,7 @@ from typing import Any, Literal
 import structlog
 
 from bloghub.commands.context import Caller, CommandDeps, Key
-from bloghub.errors import Conflict, Unavailable
+from bloghub.errors import Conflict, Unauthorized, Unavailable
 from bloghub.events.base import Event
 from bloghub.events.position import Position
 from bloghub.events.users import (
@@ -180,9 +180,16 @@ async def change_password(
     new_password: str,
     via: Literal["password", "sms_reset"],
     keep_session_id: str | None,
+    credentials_seen: str | None = None,
 ) -> Position:
-    event = await _password_changed(deps, user_id, new_password, via, keep_session_id)
-    return await deps.record(Caller(user_id, caller.request_id), event)
+    """Set a new password, in the account's turn (two changes at once: one is 409). The
+    owner was proven before the turn (their session, their current password as of the
+    credentials epoch ``credentials_seen``); a change recorded meanwhile leaves that proof
+    behind, and this one is refused rather than both answered and one of them lost."""
+    async with account_turn(deps, user_id):
+        await _still_proven(deps, user_id, keep_session_id, credentials_seen)
+        event = await _password_changed(deps, user_id, new_password, via, keep_session_id)
+        return await deps.record(Caller(user_id, caller.request_id), event)
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,6 +198,24 @@ class NewPassword:
 
     password: str  # already checked against the password policy
     keep_session_id: str | None
+    credentials_seen: str | None = None  # the credentials epoch when the owner was proven
+
+
+async def _still_proven(
+    deps: CommandDeps, user_id: str, session_id: str | None, credentials_seen: str | None
+) -> None:
+    """In the account's turn: the session that proved the owner still stands, and no other
+    change of the credentials was made since the proof (each moves the epoch, in its turn:
+    ``_password_changed``)."""
+    if session_id is not None and not await deps.sessions.is_live(session_id, user_id):
+        raise Unauthorized("the session has ended; log in again")
+    if credentials_seen is not None and (
+        await deps.sessions.credentials_epoch(user_id) != credentials_seen
+    ):
+        raise Unauthorized(
+            "the password was changed meanwhile: sign in with the new one",
+            fields={"current_password": "changed meanwhile"},
+        )
 
 
 async def _password_changed(
@@ -201,8 +226,9 @@ async def _password_changed(
     keep_session_id: str | None,
 ) -> PasswordChanged:
     password_hash = await deps.hasher.hash(new_password)
-    # Other sessions end now, not when the users projector gets to the event.
-    await deps.sessions.end_all(user_id, keep=keep_session_id)
+    # Other sessions end now, not when the users projector gets to the event; the epoch
+    # moves with them, so a change proven before this one is refused (``_still_proven``).
+    await deps.sessions.seal(user_id, keep=keep_session_id)
     return PasswordChanged(
         user_id=user_id, password_hash=password_hash, via=via, keep_session_id=keep_session_id
     )
@@ -222,10 +248,13 @@ async def update_profile(
     session ends. A rename takes the account's turn (``account_turn``): what the account
     holds is read from the write-side index, and once the change is recorded every other
     name it holds is freed (a case-only rename keeps its name)."""
-    if "nickname" not in changes:
+    if "nickname" not in changes and password is None:
         return await _update_profile(deps, caller, user_id, changes, password, turn=None)
     async with account_turn(deps, user_id) as turn:
-        turn.held = await deps.reservations.held_by(USERNAME, user_id)
+        if password is not None:
+            await _still_proven(deps, user_id, password.keep_session_id, password.credentials_seen)
+        if "nickname" in changes:
+            turn.held = await deps.reservations.held_by(USERNAME, user_id)
         return await _update_profile(deps, caller, user_id, changes, password, turn=turn)
 
 

@@ -91,6 +91,8 @@ async def update(request: Request) -> Response:
     claims = await signed_in(request)
     changes = _checked((await conduit_body(request, UpdateUserIn)).user)
     c, who = container(request), caller(request)
+    # Read before the session is taken for proof: a change made meanwhile moves it.
+    seen = await c.commands.sessions.credentials_epoch(claims.user_id)
     if "password" in changes:
         # RealWorld sends no current password. A new one is taken only from a session
         # signed in moments ago, so an access token that leaked later cannot take the
@@ -120,7 +122,7 @@ async def update(request: Request) -> Response:
             raise ConduitError(422, {"username": [problem]})
     profile = {_PROFILE[k]: v for k, v in changes.items() if k in _PROFILE}
     password = (
-        NewPassword(changes["password"], keep_session_id=claims.session_id)
+        NewPassword(changes["password"], claims.session_id, credentials_seen=seen)
         if "password" in changes
         else None
     )
@@ -140,8 +142,9 @@ async def update(request: Request) -> Response:
     except Conflict as exc:
         if exc.fields:
             raise
-        # Another rename of the account is under way (two tabs saving new names).
-        raise ConduitError(422, {"username": [exc.message]}) from None
+        # Another change of the account is under way (two tabs saving at once).
+        field = "username" if "username" in changes else "password"
+        raise ConduitError(422, {field: [exc.message]}) from None
     if password is not None:
         return _no_store(
             await credentials_written(

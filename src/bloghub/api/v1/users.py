@@ -132,6 +132,8 @@ async def change_my_password(request: Request) -> Response:
     claims = await require_caller(request)
     body = await parse_body(request, PasswordChangeIn)
     c = container(request)
+    # Read before the proof: a change made meanwhile moves it (two tabs at once).
+    seen = await c.commands.sessions.credentials_epoch(claims.user_id)
     row = await user_queries(request).by_id(claims.user_id)
     await check_current_password(
         request, claims, row, body.current_password, purpose="password_change"
@@ -143,6 +145,7 @@ async def change_my_password(request: Request) -> Response:
         new_password=body.new_password,
         via="password",
         keep_session_id=claims.session_id,
+        credentials_seen=seen,
     )
     return await credentials_written(
         request,
