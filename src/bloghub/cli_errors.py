@@ -45,7 +45,7 @@ def explained(exc: BaseException, settings: Settings | None, command: str = "") 
     chain = list(_chain(exc))
     for e in chain:
         if isinstance(e, InsecureSettings):
-            return f"{e}: set your own values (BLOGHUB_* environment variables)"
+            return f"{_as_variables(str(e))}: set your own values (BLOGHUB_* environment variables)"
         if isinstance(e, ValidationError):
             return _invalid_settings(e)
         if isinstance(e, SettingsError):
@@ -97,19 +97,25 @@ def _invalid_settings(exc: ValidationError) -> str:
         where = ".".join(str(p) for p in error["loc"])
         name = f"BLOGHUB_{where.upper()}: " if where else ""
         # A rule over several settings names them as fields: said as their variables.
-        message = _FIELD.sub(_variable, error["msg"].removeprefix("Value error, "))
+        message = _as_variables(error["msg"].removeprefix("Value error, "))
         said.append(f"{name}{message}")
     return f"invalid settings: {'; '.join(said)}"
 
 
 # Names of two words or more: "mode" or "prefix" in a message is a word, not a setting.
 _FIELDS = sorted((f for f in Settings.model_fields if "_" in f), key=len, reverse=True)
-_FIELD = re.compile(r"\b(" + "|".join(_FIELDS) + r")\b")
+# A quoted value is the operator's own text, kept as given.
+_FIELD = re.compile(r"'[^']*'|\b(" + "|".join(_FIELDS) + r")\b")
 _UNPARSED = re.compile(r'field "(\w+)"')
 
 
 def _variable(found: re.Match[str]) -> str:
-    return f"BLOGHUB_{found.group(1).upper()}"
+    return f"BLOGHUB_{found.group(1).upper()}" if found.group(1) else found.group(0)
+
+
+def _as_variables(message: str) -> str:
+    """``message`` with the settings it names as fields named as their variables."""
+    return _FIELD.sub(_variable, message)
 
 
 def _unparsed_setting(exc: SettingsError) -> str:

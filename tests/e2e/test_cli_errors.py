@@ -69,7 +69,7 @@ async def empty(run_id: str) -> AsyncIterator[str]:
 @pytest.mark.parametrize(
     ("env", "words"),
     [
-        ({"BLOGHUB_MODE": "production"}, ("production mode refuses", "operator_token")),
+        ({"BLOGHUB_MODE": "production"}, ("production mode refuses", "BLOGHUB_OPERATOR_TOKEN")),
         ({"BLOGHUB_MODE": "bogus"}, ("invalid settings", "BLOGHUB_MODE")),
         (
             {"BLOGHUB_CORS_ORIGINS": '["*"]'},
@@ -79,6 +79,11 @@ async def empty(run_id: str) -> AsyncIterator[str]:
         ({"BLOGHUB_CORS_ORIGINS": "https://a.example"}, ("BLOGHUB_CORS_ORIGINS", "not JSON")),
         ({"BLOGHUB_SMS_COUNTRY_CODES": "[86"}, ("BLOGHUB_SMS_COUNTRY_CODES", "not JSON")),
         ({"BLOGHUB_TRUSTED_PROXIES": '["nope"]'}, ("BLOGHUB_TRUSTED_PROXIES", "'nope'")),
+        # The value as given, even when it reads as a setting's name.
+        (
+            {"BLOGHUB_TRUSTED_PROXIES": '["redis_url"]'},
+            ("'redis_url' is not an IP", "BLOGHUB_TRUSTED_PROXIES"),
+        ),
         ({"BLOGHUB_KAFKA_BOOTSTRAP": DOWN}, ("cannot reach Kafka", "BLOGHUB_KAFKA_BOOTSTRAP")),
         ({"BLOGHUB_DATABASE_URL": PG_DOWN}, ("cannot reach PostgreSQL", "connection refused")),
     ],

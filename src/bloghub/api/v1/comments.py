@@ -99,8 +99,9 @@ async def _decide_after_own_writes(
     if article_id is not None:
         also = await container(request).own_writes.visibility_changed(article_id)
     if await wait_for_reads(request, [*COMMENTS_READS, *ARTICLES_READS], user_id, also):
-        # ``also`` is another's write (the author's withdraw), not the caller's.
-        change = "a change to this article" if also else "your last change"
+        # With ``also`` (the article's last withdraw or delete, whoever made it, maybe long
+        # applied) the write still ahead may be the caller's or the author's.
+        change = "a recent change" if also else "your last change"
         raise CatchingUp(f"{change} is still being applied; try again in a moment")
 
 
