@@ -19,6 +19,9 @@ from tests.conftest import isolated, projecting, serve
 from tests.e2e.conduit_client import register, unique_name
 from tests.e2e.test_articles import Author, draft
 from tests.e2e.test_hidden_articles import someone
+from tests.e2e.test_sms_abuse import site as site_with_sms
+from tests.e2e.test_sms_login import code_sent_to, new_phone
+from tests.sms_gateway import Gateway
 from tests.support import once_caught_up, passed, wait_until
 
 
@@ -271,3 +274,26 @@ async def test_a_profile_is_never_shown_by_a_name_its_account_gave_up(run_id: st
                 shown = await once_caught_up(partial(c.get, f"/api/profiles/{name}"))
                 assert shown.status_code == 200, shown.text
                 assert shown.json()["profile"]["username"] == name
+
+
+async def test_a_new_sms_account_is_waited_for_never_said_missing(
+    run_id: str, gateway: Gateway
+) -> None:
+    """An SMS login makes the account and signs it in at once; until the users projector
+    applies the account, its own profile, a change of it and a phone binding answer 503
+    to retry, not 404 "no such user"."""
+    async with isolated(run_id, "smsnew", read_wait_s=0.3) as s, site_with_sms(s, gateway) as sms:
+        phone = new_phone()
+        assert (await sms.ask(phone)).status_code == 200
+        signed_in = await sms.log_in(phone, code_sent_to(gateway, phone))
+        assert signed_in.status_code == 200, signed_in.text
+        auth = {"authorization": f"Bearer {signed_in.json()['access_token']}"}
+        for early in (
+            await sms.client.get("/v1/users/me", headers=auth),
+            await sms.client.patch("/v1/users/me", json={"about_me": "hi"}, headers=auth),
+        ):
+            assert _retry_later(early), (early.status_code, early.text)
+        async with projecting(s, "users"):
+            me = await once_caught_up(partial(sms.client.get, "/v1/users/me", headers=auth))
+            assert me.status_code == 200, me.text
+            assert me.json()["user"]["phone"] == f"+86{phone}"

@@ -31,7 +31,7 @@ from bloghub.api.v1.schemas import (
     UserOut,
 )
 from bloghub.api.v1.sessions import TOKEN_HEADERS, caller, client_ip, tokens_response
-from bloghub.api.v1.users import profile_out
+from bloghub.api.v1.users import account_of, profile_out
 from bloghub.auth.sms.phones import _CN_MOBILE as CN_MOBILE
 from bloghub.auth.sms.phones import _E164 as E164
 from bloghub.auth.sms.phones import mask_phone, normalise_phone
@@ -45,7 +45,7 @@ from bloghub.commands.users import (
     change_password,
     login_epoch,
 )
-from bloghub.errors import Forbidden, NotFound, RateLimited, Unauthorized
+from bloghub.errors import Forbidden, RateLimited, Unauthorized
 from bloghub.events.users import UserRegisteredByPhone
 
 if TYPE_CHECKING:
@@ -237,9 +237,7 @@ async def sms_login(request: Request) -> Response:
 async def bind(request: Request) -> Response:
     claims = await require_caller(request)
     body = await parse_body(request, PhoneBinding)
-    row = await user_queries(request).by_id(claims.user_id)
-    if row is None:
-        raise NotFound("no such user")
+    row = await account_of(request, claims.user_id)
     owner_code = await _prove_owner(request, claims, row, body)
     await _spend_all(request, [*owner_code, ("bind", body.phone, body.code, "code")])
     # Read before the write (once it is recorded, nothing may turn its answer into an

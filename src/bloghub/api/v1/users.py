@@ -49,7 +49,7 @@ from bloghub.commands.users import (
     register_user,
     update_profile,
 )
-from bloghub.errors import NotFound, Unauthorized
+from bloghub.errors import CatchingUp, NotFound, Unauthorized
 from bloghub.events.topics import Family
 from bloghub.readmodels import follow_counts_key, user_info_key
 
@@ -90,11 +90,19 @@ async def own_row(request: Request) -> UserRow:
 
 
 async def _row_of(request: Request, claims: Claims) -> UserRow:
-    row = await user_queries(request).by_id(claims.user_id)
-    if row is None:
-        raise NotFound("no such user")
+    row = await account_of(request, claims.user_id)
     if row.erased:
         raise AccountErased()
+    return row
+
+
+async def account_of(request: Request, user_id: str) -> UserRow:
+    """The signed-in caller's own account. Its session stands, so the account is in the
+    log: missing from the read model (an SMS or WeChat login's new account, the users
+    projector behind) it is 503 to retry, never "no such user"."""
+    row = await user_queries(request).by_id(user_id)
+    if row is None:
+        raise CatchingUp("your account is still being set up; try again in a moment")
     return row
 
 
@@ -111,9 +119,7 @@ async def patch_me(request: Request) -> Response:
     body = await parse_body(request, ProfilePatch)
     changes = {name: getattr(body, name) for name in body.model_fields_set}
     # Read before the write: once it is recorded, nothing may turn its answer into an error.
-    row = await user_queries(request).by_id(claims.user_id)
-    if row is None:
-        raise NotFound("no such user")
+    row = await account_of(request, claims.user_id)
     unread = await unread_count(request, claims.user_id)  # the answer is the profile's
     position = await update_profile(
         container(request).commands,
@@ -134,7 +140,7 @@ async def change_my_password(request: Request) -> Response:
     c = container(request)
     # Read before the proof: a change made meanwhile moves it (two tabs at once).
     seen = await c.commands.sessions.credentials_epoch(claims.user_id)
-    row = await user_queries(request).by_id(claims.user_id)
+    row = await account_of(request, claims.user_id)
     await check_current_password(
         request, claims, row, body.current_password, purpose="password_change"
     )
@@ -309,7 +315,7 @@ ENDPOINTS = [
         "accounts",
         response=ProfileEnvelope,
         auth=True,
-        errors=(401, 404),
+        errors=(401,),
         headers=STALE,
     ),
     Endpoint(
