@@ -13,6 +13,8 @@ import pytest
 
 from bloghub.adapters.redis import make_redis
 from bloghub.events.log import EventLog
+from bloghub.events.topics import Family, topic_for
+from bloghub.ops.lag import LagReader
 from bloghub.projections.runner_config import group_id
 from bloghub.projections.stats import applied_key, last_commit_key
 from bloghub.settings import Settings
@@ -69,6 +71,15 @@ async def test_a_dropped_generation_is_refused_and_no_longer_listed(run_id: str,
             assert await redis.exists(*figures) == 0
         finally:
             await redis.aclose()
+        # Its consumer group is back at the log's start: a generation built again under
+        # its number shows what it has left, not the dropped one's offsets.
+        reader = LagReader(s.kafka_bootstrap, s.prefix)
+        await reader.start()
+        try:
+            (rewound,) = await reader.read({group: [topic_for(s.prefix, Family.USERS)]})
+        finally:
+            await reader.close()
+        assert rewound.lag == ACCOUNTS
 
         assert await status_of(s, name) == {("2", "active")}
         for command in (("activate", name, "1"), ("verify", name, "1", "2"), ("drop", name, "1")):

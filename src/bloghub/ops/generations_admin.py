@@ -3,7 +3,12 @@ the generation to build (or resume), switch one in, drop one."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+
 import structlog
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
 from sqlalchemy import delete, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -28,6 +33,7 @@ from bloghub.projections.stats import applied_key, last_commit_key
 from bloghub.projections.stores import Stores
 
 log = structlog.get_logger(__name__)
+REWIND_TIMEOUT_S = 15.0
 
 # A generation being filled, or filled and verified but not switched in (``--no-swap``).
 UNFINISHED = ("building", "built")
@@ -200,7 +206,43 @@ async def drop_generation(
         last_commit_key(prefix, group),
         history_key(prefix, group),
     )
+    await _rewind_group(stores, projector, group)
     log.info("replay.dropped", projector=name, generation=generation, was=state)
+
+
+async def _rewind_group(stores: Stores, projector: Projector, group: str) -> None:
+    """Set the dropped generation's consumer group back to the start of the log: the next
+    generation built under its number (numbers are taken again once dropped) shows, in
+    lag tools and the dashboard, the whole log still to apply until its builder commits,
+    not the dropped one's offsets. Kafka keeps the group (the client library cannot delete
+    one); a group with members (a build dropped by force) or a broker out of reach is left
+    as it is, and said: the builder's first commit then puts it right."""
+    settings = stores.settings
+    topics = [topic_for(settings.prefix, f) for f in projector.families]
+    reader = LagReader(settings.kafka_bootstrap, settings.prefix)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=group,
+        enable_auto_commit=False,
+        request_timeout_ms=10_000,
+    )
+    try:
+        await asyncio.wait_for(reader.start(), REWIND_TIMEOUT_S)
+        found = await asyncio.wait_for(reader.read({group: topics}), REWIND_TIMEOUT_S)
+        starts = {
+            TopicPartition(p.topic, p.partition): p.log_start for g in found for p in g.partitions
+        }
+        if starts:
+            await asyncio.wait_for(consumer.start(), REWIND_TIMEOUT_S)
+            consumer.assign(list(starts))
+            await asyncio.wait_for(consumer.commit(starts), REWIND_TIMEOUT_S)
+    except (KafkaError, OSError, TimeoutError) as exc:
+        log.warning("replay.group_not_rewound", group=group, error=repr(exc))
+    finally:
+        with contextlib.suppress(Exception):
+            await consumer.stop()
+        with contextlib.suppress(Exception):
+            await reader.close()
 
 
 async def _refuse_while_replayed(stores: Stores, name: str, generation: int) -> None:
