@@ -46,9 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     api = sub.add_parser("api", help="serve the HTTP API (and sweep stale key reservations)")
     proj = sub.add_parser("project", help="run projectors (all if none named)")
-    proj.add_argument(
-        "names", nargs="*", metavar="NAME", help=f"one of: {', '.join(PROJECTORS)}"
-    )
+    proj.add_argument("names", nargs="*", metavar="NAME", help=f"one of: {', '.join(PROJECTORS)}")
     run = sub.add_parser("run", help="API processes and every projector, side by side")
     for serving in (api, run):
         serving.add_argument(

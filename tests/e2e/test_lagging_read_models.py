@@ -297,3 +297,49 @@ async def test_a_new_sms_account_is_waited_for_never_said_missing(
             me = await once_caught_up(partial(sms.client.get, "/v1/users/me", headers=auth))
             assert me.status_code == 200, me.text
             assert me.json()["user"]["phone"] == f"+86{phone}"
+
+
+async def test_no_reply_lands_on_a_comment_whose_delete_was_answered(run_id: str) -> None:
+    """Another reader replies after the comment's delete was answered, the projectors
+    behind: 503 to retry (as a like of a withdrawn article), never 201 for a reply that
+    the delete then drops; once applied, 422. Nor does a reply to a reply whose thread's
+    first comment was deleted."""
+    async with site(run_id, "unreply") as (s, c):
+        comments = ""
+        async with projecting(s):
+            author, reader, article_id = await _published(c)
+            late = await someone(c)
+            comments = f"/v1/articles/{article_id}/comments"
+
+            async def comment(body: dict[str, str]) -> str:
+                posted = await once_caught_up(
+                    partial(c.post, comments, json=body, headers=reader.auth)
+                )
+                assert posted.status_code == 201, posted.text
+                return str(posted.json()["comment"]["id"])
+
+            first = await comment({"content": "first"})
+            reply = await comment({"content": "reply", "parent_id": first})
+            other = await comment({"content": "other"})
+            for who in (author, late):  # every read model has their own writes
+                seen = await once_caught_up(partial(c.get, comments, headers=who.auth))
+                assert seen.status_code == 200, seen.text
+
+        # No projector runs from here: the deletes are in the log only.
+        # By the article's author and by the comment's (each has one change in flight).
+        for gone, by in ((first, author), (other, reader)):
+            deleted = await c.delete(f"/v1/comments/{gone}", headers=by.auth)
+            assert deleted.status_code == 204, deleted.text
+        for parent in (first, reply, other):
+            early = await c.post(
+                comments, json={"content": "too late", "parent_id": parent}, headers=late.auth
+            )
+            assert _retry_later(early), (parent, early.status_code, early.text)
+
+        async with projecting(s):
+            for parent in (first, reply, other):
+                body = {"content": "too late", "parent_id": parent}
+                refused = await once_caught_up(
+                    partial(c.post, comments, json=body, headers=late.auth)
+                )
+                assert refused.status_code == 422, refused.text

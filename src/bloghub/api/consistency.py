@@ -116,23 +116,27 @@ class OwnWrites:
     def visibility_key(self, article_id: str) -> str:
         return f"{self._prefix}:shownpos:{article_id}"
 
-    async def remember_visibility(self, article_id: str, position: Position) -> None:
-        """``position`` withdrew or deleted the article: anyone's like or collection of it
-        is decided once the read model is past it, so no like lands on an article whose
-        withdraw was answered, however long the projector lags."""
-        await self._remember_at(self.visibility_key(article_id), VISIBILITY_TTL_S, position)
+    async def remember_visibility(self, hidden_id: str, position: Position) -> None:
+        """``position`` withdrew or deleted the article, or deleted the comment, of id
+        ``hidden_id``: anyone's like or collection of the article, or reply to the comment,
+        is decided once the read model is past it, so none lands on what was hidden when
+        the hiding was answered, however long the projector lags."""
+        await self._remember_at(self.visibility_key(hidden_id), VISIBILITY_TTL_S, position)
 
-    async def visibility_changed(self, article_id: str) -> Position:
-        """The position of the article's last withdraw or delete (empty: none in the last
-        day)."""
+    async def visibility_changed(self, *ids: str) -> Position:
+        """The position of the last withdraw or delete of any of ``ids`` (empty: none in
+        the last day)."""
         # Asked on every like: through the pipelined connection, not the pool's client.
         # Redis unwell: the like is a 503 to retry, as every other check of it would be.
         async with redis_translated():
-            (raw,) = await self._wire.execute([("HGETALL", self.visibility_key(article_id))])
+            found = await self._wire.execute([("HGETALL", self.visibility_key(i)) for i in ids])
+        position = Position()
+        for raw in found:
             if isinstance(raw, Exception):
                 raise raw
-        fields = cast(list[bytes], raw)
-        return self.parse(dict(zip(fields[::2], fields[1::2], strict=True)))
+            fields = cast(list[bytes], raw)
+            position = position.merge(self.parse(dict(zip(fields[::2], fields[1::2], strict=True))))
+        return position
 
     async def credentials_changed(self, user_id: str) -> Position:
         """The position of the account's last password change or erasure (empty: none in

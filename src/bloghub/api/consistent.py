@@ -63,18 +63,18 @@ async def remember_own_write(request: Request, actor_id: str, position: Position
 
 
 async def visibility_written(
-    request: Request, response: Response, position: Position, user_id: str, article_id: str
+    request: Request, response: Response, position: Position, user_id: str, hidden_id: str
 ) -> Response:
-    """``written`` for a write that hides an article (a withdraw, a delete): likes and
-    collections of it wait for the interactions read model to pass it
-    (``OwnWrites.remember_visibility``); remembering is retried off the request path if
-    Redis fails."""
+    """``written`` for a write that hides an article (a withdraw, a delete) or a comment
+    (a delete): likes and collections of the article, replies to the comment, wait for
+    the read models to pass it (``OwnWrites.remember_visibility``); remembering is retried
+    off the request path if Redis fails."""
     c = container(request)
 
     async def remember() -> None:
-        await c.own_writes.remember_visibility(article_id, position)
+        await c.own_writes.remember_visibility(hidden_id, position)
 
-    await c.commands.after("remember_visibility", remember, article_id=article_id)
+    await c.commands.after("remember_visibility", remember, hidden_id=hidden_id)
     return await written(request, response, position, user_id)
 
 

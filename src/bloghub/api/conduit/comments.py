@@ -22,7 +22,7 @@ from bloghub.api.conduit.reading import (
 )
 from bloghub.api.conduit.schemas import NewCommentIn
 from bloghub.api.conduit.views import timestamp
-from bloghub.api.consistent import found_or_settled, written
+from bloghub.api.consistent import found_or_settled, visibility_written, written
 from bloghub.api.http import JSON, container
 from bloghub.api.idempotency import answering, idempotent
 from bloghub.api.v1.comments import COMMENTS_READS, comment_queries
@@ -102,7 +102,9 @@ async def remove(request: Request) -> Response:
         position = await delete_comment(comment, container(request).commands, caller(request, me))
     except Forbidden:
         raise forbidden("comment") from None
-    return await written(request, Response(status_code=204), position, me)
+    # Hidden for replies too (none through /api, but /v1's of the same comment).
+    out = Response(status_code=204)
+    return await visibility_written(request, out, position, me, comment.id)
 
 
 async def _commented(request: Request, me: str) -> tuple[str, bool]:

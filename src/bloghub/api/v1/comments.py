@@ -14,6 +14,7 @@ from bloghub.api.consistent import (
     found_or_settled,
     mark_stale,
     pinned,
+    visibility_written,
     wait_for_reads,
     written,
 )
@@ -88,21 +89,22 @@ async def _comment_ref(request: Request, comment_id: str) -> CommentRef | None:
     )
 
 
-async def _decide_after_own_writes(
-    request: Request, user_id: str, article_id: str | None = None
-) -> None:
-    """Decide on the read models as of the caller's own last write; a new comment
-    (``article_id``) also as of the article's last withdraw or delete, whoever made it: no
-    comment lands on an article whose withdraw was answered, however far the projectors
-    lag (as a like does not)."""
+async def _decide_after_own_writes(request: Request, user_id: str, *hidden: str) -> bool:
+    """Decide on the read models as of the caller's own last write; a new comment also as
+    of the last withdraw or delete of its article and of the comment it replies to
+    (``hidden``), whoever made it: no comment lands on an article whose withdraw was
+    answered, nor a reply on a comment whose delete was, however far the projectors lag
+    (as a like does not). Whether any of ``hidden`` was hidden lately (its mark waited
+    for)."""
     also = None
-    if article_id is not None:
-        also = await container(request).own_writes.visibility_changed(article_id)
+    if hidden:
+        also = await container(request).own_writes.visibility_changed(*hidden)
     if await wait_for_reads(request, [*COMMENTS_READS, *ARTICLES_READS], user_id, also):
-        # With ``also`` (the article's last withdraw or delete, whoever made it, maybe long
-        # applied) the write still ahead may be the caller's or the author's.
+        # With ``also`` (the last withdraw or delete of what it lands on, whoever made it,
+        # maybe long applied) the write still ahead may be the caller's or another's.
         change = "a recent change" if also else "your last change"
         raise CatchingUp(f"{change} is still being applied; try again in a moment")
+    return bool(also)
 
 
 async def post(request: Request) -> Response:
@@ -125,10 +127,18 @@ async def post(request: Request) -> Response:
         return await written(request, response, done.position, claims.user_id)
 
     async def run() -> Response:
-        await _decide_after_own_writes(request, claims.user_id, article_id)
+        replied = () if parent_id is None else (parent_id,)
+        await _decide_after_own_writes(request, claims.user_id, article_id, *replied)
         # An article another author's publish made a moment before is waited for.
         article = _shown(await _settled_article(request, article_id))
         parent = None if parent_id is None else await _comment_ref(request, parent_id)
+        # Its thread's first comment, deleted, takes the parent with it.
+        if (
+            parent is not None
+            and parent.root_id is not None
+            and await _decide_after_own_writes(request, claims.user_id, parent.root_id)
+        ):
+            parent = await _comment_ref(request, parent.id)
         deps, who = container(request).commands, caller(request, claims.user_id)
         command = post_comment(article, parent, parent_id, body.content, deps, who)
         return await answering(command, respond)
@@ -143,7 +153,10 @@ async def remove(request: Request) -> Response:
     comment = await _comment_ref(request, comment_id)
     deps, who = container(request).commands, caller(request, claims.user_id)
     position = await delete_comment(comment, deps, who)
-    return await written(request, Response(status_code=204), position, claims.user_id)
+    # No reply to it lands once this is answered, however far the projectors lag.
+    return await visibility_written(
+        request, Response(status_code=204), position, claims.user_id, comment_id
+    )
 
 
 async def threads(request: Request) -> Response:
