@@ -105,6 +105,16 @@ CONFIRM_PHONE = confirm_keys_from(
         or_(~_holds_another, _holds_this)
     )
 )
+_ended = sessions.c
+_BORN_ENDED = (
+    update(sessions)
+    .where(
+        _ended.id == bindparam("session", type_=UUID(as_uuid=False)),
+        _ended.revoked_at.is_(None),
+        exists().where(users.c.id == _ended.user_id, users.c.erased_at.is_not(None)),
+    )
+    .values(revoked_at=bindparam("at", type_=DateTime(timezone=True)), revoke_reason="erased")
+)
 # What an erasure leaves of an account: the row (their articles name it), nothing personal.
 _ERASED = dict.fromkeys(
     (
@@ -245,8 +255,6 @@ class UsersProjector(PostgresProjector):
                 await self._erased(conn, ev.user_id, at)
                 keys.erase(ev.user_id)
             case SessionStarted():
-                # A login racing the erasure may land after it: born ended, never live.
-                ended = ev.user_id in keys.erased
                 await conn.execute(
                     insert(sessions)
                     .values(
@@ -256,11 +264,15 @@ class UsersProjector(PostgresProjector):
                         ua_hash=ev.ua_hash,
                         refresh_jti=ev.refresh_jti,
                         started_at=at,
-                        revoked_at=at if ended else None,
-                        revoke_reason="erased" if ended else None,
                     )
                     .on_conflict_do_nothing(index_elements=["id"])
                 )
+                if ev.user_id in keys.erased:
+                    # A login racing the erasure may land after it: born ended, never
+                    # live. Only after it in the log (the account's row says so): a replay
+                    # knows of the erasure from its first batch, and a session started
+                    # before it ends as it did live (logged out, or at the erasure).
+                    await conn.execute(_BORN_ENDED, {"session": ev.session_id, "at": at})
             case SessionRefreshed():
                 await conn.execute(
                     update(sessions)
