@@ -198,3 +198,21 @@ async def test_project_s_help_names_the_projectors() -> None:
     ran, _ = await bloghub({}, "project", "--help")
     assert ran.code == 0, ran.out
     assert "one of: users, articles," in ran.out, ran.out
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (("replay", "--status", "--no-swap"), "--status takes no projector names"),
+        (("replay", "verify", "users", "1", "2", "--workers", "2"), "--workers goes with"),
+        (("migrate", "status", "--to", "postgresql://x/y"), "status takes no --to"),
+        (("migrate", "repair", "--every", "5"), "repair takes no --every"),
+    ],
+)
+async def test_an_option_the_command_does_not_take_is_refused(
+    args: tuple[str, ...], said: str
+) -> None:
+    """Not ignored: an operator who typed it expects it to do something."""
+    ran, _ = await bloghub({}, *args)
+    assert ran.code == 2, ran.out
+    assert said in ran.out, ran.out

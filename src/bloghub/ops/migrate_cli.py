@@ -80,6 +80,17 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _dispatch(settings: Settings, args: argparse.Namespace, console: Console) -> int:
+    # An option given to an action that does not take it is refused, not ignored.
+    given = {
+        "--to": args.to is not None,
+        "--no-advance": args.no_advance,
+        "--since": args.since is not None,
+        "--every": args.every is not None,
+    }
+    takes = {"start": {"--to", "--no-advance"}, "validate": {"--since", "--every"}}
+    stray = [o for o, set_ in given.items() if set_ and o not in takes.get(args.action, set())]
+    if stray:
+        raise ValueError(f"{args.action} takes no {', '.join(stray)}")
     stop = asyncio.Event()
     install_stop_signals(stop)
     if args.action == "repair":

@@ -65,14 +65,20 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
 
 async def _dispatch(settings: Settings, args: argparse.Namespace, console: Console) -> int:
     names: list[str] = list(args.names)
+    building = [
+        f for f, given in (("--no-swap", args.no_swap), ("--workers", args.workers != 1)) if given
+    ]
     if args.status:
-        if names or args.all:
-            raise ReplayRefused("--status takes no projector names and no --all")
+        if names or args.all or building or args.force:
+            raise ReplayRefused("--status takes no projector names and no other option")
         await _status(settings, console)
         return 0
     if names and names[0] in ACTIONS:
         if args.force and names[0] != "drop":
             raise ReplayRefused(f"--force goes with drop only, not {names[0]}")
+        if building:
+            verb = "go" if len(building) > 1 else "goes"
+            raise ReplayRefused(f"{' and '.join(building)} {verb} with a replay, not {names[0]}")
         return await _action(settings, names[0], names[1:], console, force=args.force)
     if args.force:
         # A mistyped drop line would otherwise rebuild the projector and switch it in.
