@@ -302,42 +302,47 @@ async def test_a_new_sms_account_is_waited_for_never_said_missing(
 async def test_no_reply_lands_on_a_comment_whose_delete_was_answered(run_id: str) -> None:
     """Another reader replies after the comment's delete was answered, the projectors
     behind: 503 to retry (as a like of a withdrawn article), never 201 for a reply that
-    the delete then drops; once applied, 422. Nor does a reply to a reply whose thread's
-    first comment was deleted."""
+    the delete then drops; once applied, 422. Nor does a reply under a deleted comment,
+    whatever its depth (a delete takes the subtree)."""
     async with site(run_id, "unreply") as (s, c):
         comments = ""
         async with projecting(s):
             author, reader, article_id = await _published(c)
-            late = await someone(c)
+            late, third = await someone(c), await someone(c)
             comments = f"/v1/articles/{article_id}/comments"
 
-            async def comment(body: dict[str, str]) -> str:
-                posted = await once_caught_up(
-                    partial(c.post, comments, json=body, headers=reader.auth)
-                )
+            async def comment(body: dict[str, str], by: Author = reader) -> str:
+                posted = await once_caught_up(partial(c.post, comments, json=body, headers=by.auth))
                 assert posted.status_code == 201, posted.text
                 return str(posted.json()["comment"]["id"])
 
             first = await comment({"content": "first"})
             reply = await comment({"content": "reply", "parent_id": first})
             other = await comment({"content": "other"})
-            for who in (author, late):  # every read model has their own writes
+            middle = await comment({"content": "middle", "parent_id": other}, by=third)
+            leaf = await comment({"content": "leaf", "parent_id": middle})
+            for who in (author, late, third):  # every read model has their own writes
                 seen = await once_caught_up(partial(c.get, comments, headers=who.auth))
                 assert seen.status_code == 200, seen.text
 
-        # No projector runs from here: the deletes are in the log only.
-        # By the article's author and by the comment's (each has one change in flight).
-        for gone, by in ((first, author), (other, reader)):
+        # No projector runs from here: the deletes are in the log only. Each deleter has
+        # one change in flight: the article's author, and two comments' authors.
+        for gone, by in ((first, author), (middle, third)):
             deleted = await c.delete(f"/v1/comments/{gone}", headers=by.auth)
             assert deleted.status_code == 204, deleted.text
-        for parent in (first, reply, other):
+        for parent in (first, reply, middle, leaf):
             early = await c.post(
                 comments, json={"content": "too late", "parent_id": parent}, headers=late.auth
             )
             assert _retry_later(early), (parent, early.status_code, early.text)
+        # A reply where nothing was deleted still lands at once.
+        kept = await c.post(
+            comments, json={"content": "fine", "parent_id": other}, headers=late.auth
+        )
+        assert kept.status_code == 201, kept.text
 
         async with projecting(s):
-            for parent in (first, reply, other):
+            for parent in (first, reply, middle, leaf):
                 body = {"content": "too late", "parent_id": parent}
                 refused = await once_caught_up(
                     partial(c.post, comments, json=body, headers=late.auth)

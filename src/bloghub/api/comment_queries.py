@@ -35,6 +35,14 @@ class CommentQueries:
             str(row.id), str(row.article_id), str(row.article_author_id), str(row.author_id), root
         )
 
+    async def ancestors(self, comment_id: str) -> list[str]:
+        """The comments above ``comment_id`` in its thread, its parent first: deleting any
+        of them takes it with it."""
+        up = select(c.parent_id).where(c.id == comment_id).cte("up", recursive=True)
+        up = up.union_all(select(c.parent_id).where(c.id == up.c.parent_id))
+        rows = await self._model.all(select(up.c.parent_id).where(up.c.parent_id.is_not(None)))
+        return [str(row[0]) for row in rows]
+
     async def roots(self, article_id: str, limit: int, before: str | None) -> Page:
         """Top-level comments newest first (ids are time-ordered)."""
         stmt = select(comments).where(c.article_id == article_id, c.root_id.is_(None))

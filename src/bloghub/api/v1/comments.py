@@ -132,11 +132,13 @@ async def post(request: Request) -> Response:
         # An article another author's publish made a moment before is waited for.
         article = _shown(await _settled_article(request, article_id))
         parent = None if parent_id is None else await _comment_ref(request, parent_id)
-        # Its thread's first comment, deleted, takes the parent with it.
+        # A comment above it in the thread, deleted, takes the parent with it.
         if (
             parent is not None
             and parent.root_id is not None
-            and await _decide_after_own_writes(request, claims.user_id, parent.root_id)
+            and await _decide_after_own_writes(
+                request, claims.user_id, *await comment_queries(request).ancestors(parent.id)
+            )
         ):
             parent = await _comment_ref(request, parent.id)
         deps, who = container(request).commands, caller(request, claims.user_id)
