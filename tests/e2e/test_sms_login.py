@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
+from bloghub.commands.users import ACCOUNT_TURN
 from bloghub.ids import new_id_str
 from bloghub.settings import Settings
 from tests.conftest import LiveServer, isolated, serve
@@ -189,6 +190,47 @@ async def test_bind_a_phone_then_reset_the_password_with_it(
         "/v1/auth/login", json={"email": email, "password": "Reset-pass-9"}, headers=after
     )
     assert fresh.status_code == 200
+
+
+async def test_a_reset_sent_during_another_change_waits_its_turn(
+    site: SmsSite, unique_email: Callable[[], str]
+) -> None:
+    """The reset's code is spent before it takes the account's turn: while another change
+    holds the turn (a password change hashing, say), it waits, never answers "retry" with
+    a code that no longer works."""
+    email = await account(site.client, unique_email)
+    tokens = await login(site.client, email)
+    phone = new_phone()
+    code = await ask_code(site, phone, "bind")
+    bound = await site.client.post(
+        "/v1/users/me/phone",
+        json={"phone": phone, "code": code, "current_password": PASSWORD},
+        headers=bearer(tokens["access_token"]),
+    )
+    assert bound.status_code == 200, bound.text
+    reset_code = await ask_code(site, phone, "reset")
+
+    index = site.live.container.commands.reservations
+    turn = (ACCOUNT_TURN, tokens["user"]["id"], "another change")
+    await index.reserve(*turn)
+    try:
+        reset = asyncio.create_task(
+            site.client.post(
+                "/v1/auth/password/reset",
+                json={"phone": phone, "code": reset_code, "new_password": "Reset-pass-9"},
+            )
+        )
+        await asyncio.sleep(0.5)
+        assert not reset.done(), reset.result().text
+    finally:
+        await index.release(*turn)
+    answer = await reset
+    assert answer.status_code == 204, answer.text
+    after = {"bloghub-after": answer.headers["bloghub-position"]}
+    fresh = await site.client.post(
+        "/v1/auth/login", json={"email": email, "password": "Reset-pass-9"}, headers=after
+    )
+    assert fresh.status_code == 200, fresh.text
 
 
 async def test_a_phone_of_another_account_cannot_be_bound(

@@ -186,7 +186,9 @@ async def change_password(
     owner was proven before the turn (their session, their current password as of the
     credentials epoch ``credentials_seen``); a change recorded meanwhile leaves that proof
     behind, and this one is refused rather than both answered and one of them lost."""
-    async with account_turn(deps, user_id):
+    # A reset's code is spent: it waits its turn rather than be told to retry.
+    wait_s = SPENT_PROOF_WAIT_S if via == "sms_reset" else 0.0
+    async with account_turn(deps, user_id, wait_s=wait_s):
         await _still_proven(deps, user_id, keep_session_id, credentials_seen)
         event = await _password_changed(deps, user_id, new_password, via, keep_session_id)
         return await deps.record(Caller(user_id, caller.request_id), event)
@@ -319,15 +321,24 @@ class AccountTurn:
     settling: list[asyncio.Task[None]] = field(default_factory=list)  # its own keys' fate
 
 
+# How long a change whose proof is already spent (an SMS code) waits for the account's
+# turn, rather than be told to retry with a code that no longer works.
+SPENT_PROOF_WAIT_S = 5.0
+_TURN_POLL_S = 0.05
+
+
 @asynccontextmanager
-async def account_turn(deps: CommandDeps, user_id: str) -> AsyncIterator[AccountTurn]:
+async def account_turn(
+    deps: CommandDeps, user_id: str, *, wait_s: float = 0.0
+) -> AsyncIterator[AccountTurn]:
     """The account's turn to change its unique keys (username, phone), taken in the
     write-side index so it holds across every API process: a concurrent change of the same
     account is refused (409), never interleaved, so each reads what the account holds after
     the one before it. Each request claims it under a fresh owner (``reserve`` lets an owner
     take its own pending key again). A holder that crashed leaves it pending, and the
     sweeper frees it like any stale pending key: it deletes by age and status, whatever the
-    kind, so this kind needs nothing of its own there.
+    kind, so this kind needs nothing of its own there. ``wait_s``: how long to wait for a
+    turn another change holds before the 409 (for a change that has spent its proof).
 
     The turn ends only after the change's own keys are settled (a confirmation landing
     late would bring back a key the next change frees) and the keys it gave up are freed
@@ -335,10 +346,15 @@ async def account_turn(deps: CommandDeps, user_id: str) -> AsyncIterator[Account
     off the request path, retried, never an error in the change's answer. If it gives up
     (the index unreachable for its every try), the turn stays until swept."""
     holder = new_id_str()
-    try:
-        await deps.reservations.reserve(ACCOUNT_TURN, user_id, holder)
-    except Conflict:
-        raise Conflict("another change of this account is in progress; retry") from None
+    deadline = asyncio.get_running_loop().time() + wait_s
+    while True:
+        try:
+            await deps.reservations.reserve(ACCOUNT_TURN, user_id, holder)
+            break
+        except Conflict:
+            if asyncio.get_running_loop().time() >= deadline:
+                raise Conflict("another change of this account is in progress; retry") from None
+        await asyncio.sleep(_TURN_POLL_S)
     turn = AccountTurn()
 
     async def end() -> None:
@@ -374,7 +390,8 @@ async def bind_phone(
     rests on it (a code to that phone, or none at all for an account with no password and
     no phone). A binding made meanwhile (two at once) leaves that proof behind: 409, and
     the retry is asked for a proof against the phone bound now."""
-    async with account_turn(deps, user_id) as turn:
+    # Its codes are spent: it waits its turn rather than be told to retry with them.
+    async with account_turn(deps, user_id, wait_s=SPENT_PROOF_WAIT_S) as turn:
         held = await deps.reservations.held_by("phone", user_id)
         if proven_with is not NO_PROOF_CHANGE and (
             proven_with not in held if proven_with is not None else held
