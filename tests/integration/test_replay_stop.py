@@ -13,9 +13,11 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import asyncpg
+import pytest
 
 from bloghub.events.log import EventLog
-from bloghub.ops.replay import ReplayPlan, replay
+from bloghub.ops.generations_admin import ReplayRefused, drop_generation
+from bloghub.ops.replay import ReplayPlan, building_stores, close_stores, replay
 from bloghub.ops.replay_progress import ReplayProgress
 from bloghub.settings import Settings
 from tests.conftest import isolated, projecting
@@ -153,3 +155,43 @@ async def test_a_replay_stopped_mid_batch_ends_on_what_its_builder_applied(
         assert progress.state == "building"
         assert (progress.done, progress.total) == (ACCOUNTS, ACCOUNTS)
         assert list(shown[-1]) == final
+
+
+async def test_a_replay_whose_generation_is_dropped_by_force_stops_saying_so(
+    run_id: str,
+) -> None:
+    """`replay drop NAME GEN --force` of the generation a running replay builds: the
+    replay stops and says why, rather than measure a generation that is no more for ever
+    (holding its lease, publishing 0 done)."""
+    async with isolated(run_id, "dropmid") as s:
+        await users_applied(s, ACCOUNTS, "dropmid")
+        conn = await asyncpg.connect(s.asyncpg_dsn)
+        shown: list[Sequence[ReplayProgress]] = []
+        try:
+            locked = conn.transaction()
+            await locked.start()
+            await conn.execute("LOCK TABLE public.reservations IN EXCLUSIVE MODE")
+            running = asyncio.create_task(
+                replay(s, ReplayPlan(names=["users"]), show=shown.append, stop=asyncio.Event())
+            )
+
+            async def held() -> bool:
+                return bool(shown) and await _a_lock_is_waited_for(s)
+
+            await wait_until(held, timeout_s=60)
+            generation = shown[-1][0].generation
+            stores = building_stores(s, pool_size=1)
+            try:
+                # The drop waits for the builder's batch, which waits for the lock.
+                dropping = asyncio.create_task(
+                    drop_generation(stores, "users", generation, force=True)
+                )
+                await asyncio.sleep(0.3)
+                await locked.rollback()
+                await asyncio.wait_for(dropping, timeout=60)
+            finally:
+                await close_stores(stores)
+        finally:
+            await conn.close()
+        with pytest.raises(ReplayRefused, match="dropped while it was built"):
+            await asyncio.wait_for(running, timeout=60)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 
 import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -226,6 +227,11 @@ async def _rewind_group(stores: Stores, projector: Projector, group: str) -> Non
         enable_auto_commit=False,
         request_timeout_ms=10_000,
     )
+    # A refused commit is ours to say (below), once: the client library would log it at
+    # error level, again at every rejoin it tries.
+    coordinator = logging.getLogger("aiokafka.consumer.group_coordinator")
+    level = coordinator.level
+    coordinator.setLevel(logging.CRITICAL)
     try:
         await asyncio.wait_for(reader.start(), REWIND_TIMEOUT_S)
         found = await asyncio.wait_for(reader.read({group: topics}), REWIND_TIMEOUT_S)
@@ -237,12 +243,18 @@ async def _rewind_group(stores: Stores, projector: Projector, group: str) -> Non
             consumer.assign(list(starts))
             await asyncio.wait_for(consumer.commit(starts), REWIND_TIMEOUT_S)
     except (KafkaError, OSError, TimeoutError) as exc:
-        log.warning("replay.group_not_rewound", group=group, error=repr(exc))
+        log.warning(
+            "replay.group_not_rewound",
+            group=group,
+            error=repr(exc),
+            hint="its builder's first commit puts it right",
+        )
     finally:
         with contextlib.suppress(Exception):
             await consumer.stop()
         with contextlib.suppress(Exception):
             await reader.close()
+        coordinator.setLevel(level)
 
 
 async def _refuse_while_replayed(stores: Stores, name: str, generation: int) -> None:

@@ -296,6 +296,11 @@ async def _step(
     a stop asked for before the switch leaves it unswitched (it is measured still, for
     the operator's last look)."""
     p = build.projector
+    if build.state == "building" and p.generation not in await registry_of(stores, p.name):
+        # Dropped by force while built: nothing is left to build into or switch in.
+        raise ReplayRefused(
+            f"{p.name} generation {p.generation} was dropped while it was built: stopped"
+        )
     checkpoints, at = await measure(ends, p)
     done, total = applied_of(checkpoints, at)
     if build.state == "building":
