@@ -8,6 +8,7 @@ import re
 import secrets
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import pytest
@@ -162,9 +163,10 @@ async def test_bad_phones_and_purposes_are_422(site: SmsSite, body: dict[str, ob
     assert answer.status_code == 422, answer.text
 
 
-async def test_bind_a_phone_then_reset_the_password_with_it(
+async def with_a_phone(
     site: SmsSite, unique_email: Callable[[], str]
-) -> None:
+) -> tuple[str, dict[str, Any], str]:
+    """An account with a password that has bound a phone: its email, tokens and phone."""
     email = await account(site.client, unique_email)
     tokens = await login(site.client, email)
     phone = new_phone()
@@ -176,6 +178,13 @@ async def test_bind_a_phone_then_reset_the_password_with_it(
     )
     assert bound.status_code == 200, bound.text
     assert bound.json()["user"]["phone"] == f"+86{phone}"
+    return email, tokens, phone
+
+
+async def test_bind_a_phone_then_reset_the_password_with_it(
+    site: SmsSite, unique_email: Callable[[], str]
+) -> None:
+    email, tokens, phone = await with_a_phone(site, unique_email)
 
     reset_code = await ask_code(site, phone, "reset")
     reset = await site.client.post(
@@ -198,16 +207,7 @@ async def test_a_reset_sent_during_another_change_waits_its_turn(
     """The reset's code is spent before it takes the account's turn: while another change
     holds the turn (a password change hashing, say), it waits, never answers "retry" with
     a code that no longer works."""
-    email = await account(site.client, unique_email)
-    tokens = await login(site.client, email)
-    phone = new_phone()
-    code = await ask_code(site, phone, "bind")
-    bound = await site.client.post(
-        "/v1/users/me/phone",
-        json={"phone": phone, "code": code, "current_password": PASSWORD},
-        headers=bearer(tokens["access_token"]),
-    )
-    assert bound.status_code == 200, bound.text
+    email, tokens, phone = await with_a_phone(site, unique_email)
     reset_code = await ask_code(site, phone, "reset")
 
     index = site.live.container.commands.reservations

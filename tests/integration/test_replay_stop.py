@@ -41,13 +41,15 @@ async def registry_locked(settings: Settings) -> AsyncIterator[None]:
         await conn.close()
 
 
-async def replay_waits_on_a_lock(settings: Settings) -> bool:
+async def replay_waits_on_a_lock(settings: Settings, application: str = "bloghub-replay") -> bool:
+    """Whether a connection of ``application`` ("%": any) waits on a lock."""
     # A connection of its own: a transaction sees pg_stat_activity as it first read it.
     conn = await asyncpg.connect(settings.asyncpg_dsn)
     try:
         waiting = await conn.fetchval(
             "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-            "AND application_name = 'bloghub-replay' AND wait_event_type = 'Lock'"
+            "AND application_name LIKE $1 AND wait_event_type = 'Lock'",
+            application,
         )
     finally:
         await conn.close()
@@ -109,15 +111,7 @@ async def test_ctrl_c_before_the_switch_leaves_a_built_generation_unswitched(
 
 
 async def _a_lock_is_waited_for(settings: Settings) -> bool:
-    conn = await asyncpg.connect(settings.asyncpg_dsn)
-    try:
-        waiting = await conn.fetchval(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-            "AND wait_event_type = 'Lock'"
-        )
-    finally:
-        await conn.close()
-    return bool(waiting)
+    return await replay_waits_on_a_lock(settings, "%")
 
 
 async def test_a_replay_stopped_mid_batch_ends_on_what_its_builder_applied(
