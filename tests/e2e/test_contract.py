@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -106,7 +107,13 @@ def signed_in(schema: BaseSchema, url: str, email: str, operator_token: str) -> 
                     me = http.get("/v1/users/me", headers={"authorization": f"Bearer {self.token}"})
                     if me.status_code == 200:
                         return self.token
-                login = http.post("/v1/auth/login", json={"email": email, "password": PASSWORD})
+                credentials = {"email": email, "password": PASSWORD}
+                login = http.post("/v1/auth/login", json=credentials)
+                for _ in range(120):  # a new account not applied yet: retried, as told
+                    if login.status_code != 503:
+                        break
+                    time.sleep(0.5)
+                    login = http.post("/v1/auth/login", json=credentials)
                 login.raise_for_status()
                 self.token = str(login.json()["access_token"])
                 return self.token

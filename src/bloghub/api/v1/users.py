@@ -333,12 +333,13 @@ ENDPOINTS = [
         "POST",
         "/v1/users/me/password",
         change_my_password,
-        "Change the password; every other session ends",
+        "Change the password; every other session ends (409 while another change of the "
+        "account is under way: retry)",
         "accounts",
         body=PasswordChangeIn,
         status=204,
         auth=True,
-        errors=(400, 401, 415, 422, 429),
+        errors=(400, 401, 409, 415, 422, 429),
     ),
     Endpoint(
         "DELETE",
