@@ -95,6 +95,10 @@ async def test_the_hottest_articles_come_first_with_their_details(
     assert [top[0][k] for k in ("like_cnt", "collect_cnt")] == [LIKES[0], 7]
     assert top[0]["score"] > top[1]["score"] > 0
     assert len(body["articles"]) <= 20
+    # Times are written as everywhere else in the API: the detail's form, UTC as "Z".
+    detail = (await client.get(f"/v1/articles/{first}")).json()["article"]
+    assert top[0]["published_at"] == detail["published_at"]
+    assert body["computed_at"].endswith("Z")
 
     one = await client.get("/v1/ranking/hot", params={"limit": 1})
     assert [e["id"] for e in one.json()["articles"]] == [first]

@@ -5,6 +5,7 @@ from the articles and users read models' active generations."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Select, select
@@ -52,6 +53,11 @@ async def authors(
     return out
 
 
+def utc_text(at: datetime) -> str:
+    """A UTC time as the rest of the API writes it (pydantic's form): ``...Z``."""
+    return at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
 def entry(ranked: Scored, view: dict[str, Any], author: dict[str, Any] | None) -> dict[str, Any]:
     c = ranked.candidate
     return {
@@ -59,7 +65,7 @@ def entry(ranked: Scored, view: dict[str, Any], author: dict[str, Any] | None) -
         "title": view["title"],
         "author": author or {"id": c.author_id},
         "tags": view["tags"],
-        "published_at": c.published_at.isoformat(),
+        "published_at": utc_text(c.published_at),
         "read_cnt": c.reads,
         "like_cnt": c.likes,
         "collect_cnt": c.collects,

@@ -23,6 +23,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from starlette.responses import Response
 
+from bloghub.ranking.entries import utc_text
 from bloghub.ranking.hidden import ErasedAuthors, HiddenArticles
 from bloghub.ranking.lock import RankingKeys
 
@@ -134,7 +135,7 @@ class HotRanking:
             return
         when = None
         if computed_at is not None:
-            when = datetime.fromtimestamp(float(computed_at), UTC).isoformat()
+            when = utc_text(datetime.fromtimestamp(float(computed_at), UTC))
         # Withdrawn or deleted since the run: out at once, not at the next run; an author
         # erased since: shown erased at once (hidden.py).
         hidden = await self._hidden.members()
