@@ -94,6 +94,27 @@ async def test_malformed_bodies(
     _shape(response)
 
 
+@pytest.mark.parametrize(
+    ("content", "says"),
+    [
+        (b'{"email": "\xff\xfe"}', "it is not UTF-8 (byte 11); send JSON encoded as UTF-8"),
+        ('{"email": "a@b.c"}'.encode("utf-16"), "it is not UTF-8 (byte 0)"),
+        (b'{"email": ' + b"9" * 400 + b"}", "a number is too large (at char 10)"),
+    ],
+)
+async def test_a_body_the_parser_misnames_is_explained_in_the_apis_words(
+    client: httpx.AsyncClient, content: bytes, says: str
+) -> None:
+    json_type = {"content-type": "application/json"}
+    v1 = await client.post("/v1/users", content=content, headers=json_type)
+    assert v1.status_code == 400
+    assert says in _shape(v1)["message"]
+    realworld = await client.post("/api/users", content=content, headers=json_type)
+    assert realworld.status_code == 422
+    (message,) = realworld.json()["errors"]["body"]
+    assert says in message
+
+
 async def test_a_one_megabyte_body_is_refused_naming_the_limit(client: httpx.AsyncClient) -> None:
     big = b'{"email": "' + b"a" * (1024 * 1024) + b'@x.com"}'
     response = await client.post(
@@ -166,12 +187,25 @@ async def test_a_body_without_content_length_is_still_limited(
         {"email": "", "password": ""},
         {"email": None, "password": GOOD},
         {"email": "a@b.c", "password": "x" * 10_000},
+        {"email": "   ", "password": GOOD},
+        {"email": "a@b.c", "password": " \u3000 "},
     ],
 )
 async def test_login_bad_input(client: httpx.AsyncClient, login: dict[str, object]) -> None:
     response = await client.post("/v1/auth/login", json=login)
     assert response.status_code == 422
     _shape(response)
+
+
+async def test_blank_passwords_are_refused_as_input_not_counted_as_failed_logins(
+    client: httpx.AsyncClient, unique_email: Callable[[], str]
+) -> None:
+    email = await account(client, unique_email)
+    for _ in range(8):  # past the lockout's count of failures
+        blank = await client.post("/v1/auth/login", json={"email": email, "password": "  "})
+        assert blank.status_code == 422, blank.text
+        assert "password" in blank.json()["error"]["fields"]
+    assert (await login(client, email))["access_token"]
 
 
 async def test_unicode_email_and_password_work(

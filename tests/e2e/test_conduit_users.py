@@ -75,6 +75,20 @@ async def test_blank_or_missing_fields_are_422_cant_be_blank(
 
 
 @pytest.mark.parametrize(
+    ("user", "expected"),
+    [
+        ({"email": "  ", "password": PASSWORD}, "email"),
+        ({"email": "a@b.c", "password": "  "}, "password"),
+    ],
+)
+async def test_a_blank_login_field_is_422_cant_be_blank(
+    client: httpx.AsyncClient, user: dict[str, object], expected: str
+) -> None:
+    found = errors(await client.post("/api/users/login", json={"user": user}), 422)
+    assert found == {expected: ["can't be blank"]}
+
+
+@pytest.mark.parametrize(
     ("body", "field"),
     [
         ({"user": {"username": 7, "email": "a@example.com", "password": PASSWORD}}, "username"),

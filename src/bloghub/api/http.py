@@ -84,7 +84,7 @@ async def parse_body(request: Request, model: type[M]) -> M:
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        raise MalformedRequest(f"the body is not valid JSON: {json_fault(exc)}") from exc
+        raise MalformedRequest(f"the body is not valid JSON: {json_fault(exc, raw)}") from exc
     if not isinstance(data, dict):
         raise InvalidInput("the body must be a JSON object")
     try:
@@ -101,11 +101,19 @@ def content_coding(request: Request) -> str | None:
     return None if coding in ("", "identity") else coding[:32]
 
 
-def json_fault(exc: orjson.JSONDecodeError) -> str:
-    """Where and why a body is no JSON, in the parser's words: "unexpected end of data:
-    line 1 column 6 (char 5)", "number is infinity when parsed as double: ..." (a number
-    past what a double holds)."""
-    return str(exc)[:200]
+def json_fault(exc: orjson.JSONDecodeError, raw: bytes) -> str:
+    """Where and why a body is no JSON: in the parser's words where they fit what was sent
+    ("unexpected end of data: line 1 column 6 (char 5)"), in the API's where they would
+    mislead (the parser calls any bytes that are not UTF-8 "surrogates", and a number
+    past what a double holds "infinity")."""
+    try:
+        raw.decode()
+    except UnicodeDecodeError as bad:
+        return f"it is not UTF-8 (byte {bad.start}); send JSON encoded as UTF-8"
+    text = str(exc)
+    if text.startswith("number is infinity"):
+        return f"a number is too large (at char {exc.pos})"
+    return text[:200]
 
 
 def parse_query(request: Request, model: type[M]) -> M:

@@ -175,7 +175,7 @@ async def conduit_body(request: Request, model: type[M]) -> M:
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        raise ConduitError(422, {"body": [f"is not valid JSON: {json_fault(exc)}"]}) from None
+        raise ConduitError(422, {"body": [f"is not valid JSON: {json_fault(exc, raw)}"]}) from None
     if not isinstance(data, dict):
         raise ConduitError(422, {"body": ["must be a JSON object"]})
     try:

@@ -64,7 +64,7 @@ class NewUserIn(Body):
 
 
 class LoginUser(Body):
-    email: Annotated[str, Field(min_length=1, max_length=254), PLAIN]
+    email: Annotated[str, Field(min_length=1, max_length=254), PLAIN, VISIBLE]
     password: Password
 
 

@@ -237,7 +237,7 @@ NewPassword = Annotated[
     PLAIN,
     AfterValidator(_check_password),
 ]
-Password = Annotated[str, Field(min_length=1, max_length=MAX_LENGTH), PLAIN]
+Password = Annotated[str, Field(min_length=1, max_length=MAX_LENGTH), PLAIN, VISIBLE]
 # JSON Schema cannot say "equal to another field"; the description does.
 Confirmation = Annotated[
     str,
@@ -271,7 +271,7 @@ class SignupIn(Input):
 class LoginIn(Input):
     # Any text may be tried (a wrong one is a 401), but never a control character: it
     # would travel to the stores and the logs.
-    email: Annotated[str, Field(min_length=1, max_length=254), PLAIN]
+    email: Annotated[str, Field(min_length=1, max_length=254), PLAIN, VISIBLE]
     password: Password
 
 

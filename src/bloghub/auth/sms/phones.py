@@ -33,7 +33,7 @@ def normalise_phone(text: str) -> str:
         return candidate
     raise ValueError(
         "not a phone number: use E.164 (+ then 8-15 digits, e.g. +8613800138000) "
-        "or an 11-digit mainland China mobile (e.g. 13800138000)"
+        "or an 11-digit mainland China mobile, bare or after 86 (e.g. 13800138000)"
     )
 
 
