@@ -108,7 +108,7 @@ async def test_a_body_the_parser_misnames_is_explained_in_the_apis_words(
     json_type = {"content-type": "application/json"}
     v1 = await client.post("/v1/users", content=content, headers=json_type)
     assert v1.status_code == 400
-    assert says in _shape(v1)["message"]
+    assert says in str(_shape(v1)["message"])
     realworld = await client.post("/api/users", content=content, headers=json_type)
     assert realworld.status_code == 422
     (message,) = realworld.json()["errors"]["body"]
