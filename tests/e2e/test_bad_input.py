@@ -379,3 +379,22 @@ async def test_lengths_are_counted_as_stored_after_nfc(
         headers={"authorization": auth["authorization"].replace("Bearer", "Token")},
     )
     assert conduit.status_code == 422, conduit.text
+
+
+@pytest.mark.parametrize("raw", ["caf%E9", "%FF", "%ED%A0%80"])
+async def test_a_query_that_is_not_utf8_is_refused_naming_the_parameter(
+    client: httpx.AsyncClient, raw: str
+) -> None:
+    """Not read as U+FFFD and answered with nothing found: the client learns why."""
+    for path in (f"/v1/search/articles?q={raw}", f"/v1/articles?tag={raw}"):
+        answer = await client.get(path)
+        assert answer.status_code == 400, answer.text
+        error = _shape(answer)
+        assert error["fields"] == {path.split("?")[1].split("=")[0]: "is not UTF-8"}
+    realworld = await client.get(f"/api/articles?tag={raw}")
+    assert realworld.status_code == 422
+    assert realworld.json() == {"errors": {"tag": ["is not UTF-8"]}}
+    # A replacement character sent as such (its UTF-8 bytes) is just a character.
+    fine = await client.get("/v1/articles?tag=%EF%BF%BD")
+    assert fine.status_code in (200, 422), fine.text
+    assert "is not UTF-8" not in fine.text

@@ -210,13 +210,15 @@ async def test_a_hit_counts_each_liker_once_as_the_article_does(
     assert done.status_code == 200, done.text
 
     hits = (await search(client, author, q=tag))["articles"]
-    assert [(h["id"], h["like_count"]) for h in hits] == [(article_id, 2)]
+    assert [(h["id"], h["like_cnt"], h["liked"]) for h in hits] == [(article_id, 2, True)]
     shown = await client.get(f"/v1/articles/{article_id}", headers=author.auth)
     assert shown.json()["article"]["like_cnt"] == 2
     for _ in range(3):  # likes recorded again change neither
         assert (await client.put(like, headers=other.auth)).status_code == 200
     hits = (await search(client, other, q=tag))["articles"]
-    assert [h["like_count"] for h in hits] == [2]
+    assert [(h["like_cnt"], h["liked"], h["collected"]) for h in hits] == [(2, True, False)]
+    anonymous = (await search(client, q=tag))["articles"]
+    assert [(h["like_cnt"], h["liked"]) for h in anonymous] == [(2, None)]
 
 
 async def test_withdrawn_and_deleted_articles_are_never_found(

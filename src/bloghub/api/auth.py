@@ -61,8 +61,13 @@ async def session_is_live(request: Request, claims: Claims) -> bool:
 async def wait_as_reader(request: Request, reads: Reads) -> bool:
     """A public read waits like any other: for ``Bloghub-After``, or for the caller's own
     last write when a token is sent (a bad one is 401). True if the answer may be stale."""
+    return (await reader_waited(request, reads))[1]
+
+
+async def reader_waited(request: Request, reads: Reads) -> tuple[Claims | None, bool]:
+    """``wait_as_reader``, with the caller who sent a token (None: anonymous)."""
     claims = await require_caller(request) if request.headers.get("authorization") else None
-    return await wait_for_reads(request, reads, claims.user_id if claims else None)
+    return claims, await wait_for_reads(request, reads, claims.user_id if claims else None)
 
 
 async def optional_caller(request: Request) -> Claims | None:

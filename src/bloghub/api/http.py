@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
+from urllib.parse import unquote
 
 import orjson
 from pydantic import BaseModel, ValidationError
@@ -118,11 +119,34 @@ def json_fault(exc: orjson.JSONDecodeError, raw: bytes) -> str:
 
 def parse_query(request: Request, model: type[M]) -> M:
     """The query string read into ``model`` (the same model documents the parameters):
-    422 with per-parameter messages if it does not fit."""
+    400 if it is not UTF-8, 422 with per-parameter messages if it does not fit."""
+    garbled = not_utf8(request)
+    if garbled:
+        raise MalformedRequest(
+            "the query string is not UTF-8: percent-encode its UTF-8 bytes",
+            fields=dict.fromkeys(garbled, "is not UTF-8"),
+        )
     try:
         return model.model_validate(dict(request.query_params))
     except ValidationError as exc:
         raise InvalidInput("some parameters are not valid", fields=field_errors(exc)) from exc
+
+
+def not_utf8(request: Request) -> list[str]:
+    """The query parameters whose percent-encoded bytes are not UTF-8. Starlette reads
+    them as U+FFFD, which would search for (or filter by) a character never sent; only a
+    query holding one is looked at again."""
+    if not any("\ufffd" in k or "\ufffd" in v for k, v in request.query_params.multi_items()):
+        return []
+    out: list[str] = []
+    for pair in request.scope.get("query_string", b"").decode("latin-1").split("&"):
+        name, _, value = pair.replace("+", " ").partition("=")
+        try:
+            unquote(name, errors="strict")
+            unquote(value, errors="strict")
+        except UnicodeDecodeError:
+            out.append(unquote(name)[:64])
+    return out
 
 
 # The fields a 422 names at most: a body of many thousand unknown keys gets an answer the

@@ -22,6 +22,7 @@ from bloghub.api.http import (
     container,
     content_coding,
     json_fault,
+    not_utf8,
 )
 from bloghub.api.v1.schemas import PLAIN, VISIBLE
 from bloghub.errors import (
@@ -63,6 +64,8 @@ def query_text(request: Request, name: str) -> str | None:
     value = request.query_params.get(name)
     if value is not None and not plain(value):
         raise ConduitError(422, {name: ["is invalid"]})
+    if value is not None and name in not_utf8(request):
+        raise ConduitError(422, {name: ["is not UTF-8"]})
     return value
 
 

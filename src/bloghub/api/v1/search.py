@@ -9,8 +9,9 @@ one point-in-time view of the index, named by the (sealed) cursor with the time 
 recency boost is measured from, so no article is skipped or repeated while others
 publish; a cursor whose view has expired is 404 ``cursor_expired`` (search again).
 OpenSearch down: 503 with Retry-After (writes go on: the log has them, and the projector
-catches up when OpenSearch is back). An article hit's like count is the interactions read
-model's, as on the article itself, read for the whole page in one query.
+catches up when OpenSearch is back). An article hit's counts are the interactions read
+model's, as on the article itself, read for the whole page in one query, with the
+signed-in caller's ``liked`` and ``collected``.
 """
 
 from __future__ import annotations
@@ -25,12 +26,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from bloghub.adapters.opensearch import ViewGone, current_docs, refresh_index, search_index
-from bloghub.adapters.redis.counters import Tally
+from bloghub.adapters.redis.counters import Counts, Tally
 from bloghub.adapters.search_indexes import ARTICLES, USERS, index_name
 from bloghub.adapters.search_views import VIEW_KEEP_ALIVE_S
-from bloghub.api.auth import USERS_READS, wait_as_reader
+from bloghub.api.auth import USERS_READS, reader_waited, wait_as_reader
 from bloghub.api.consistent import Reads, mark_stale, pinned, waited_for
 from bloghub.api.http import JSON, Endpoint, container, parse_query
+from bloghub.api.interaction_queries import Mine
 from bloghub.api.search_queries import (
     Cursor,
     CursorSeal,
@@ -42,7 +44,7 @@ from bloghub.api.search_queries import (
 )
 from bloghub.api.v1.article_schemas import AuthorOut
 from bloghub.api.v1.articles import authors_out
-from bloghub.api.v1.interactions import INTERACTIONS_READS, queries
+from bloghub.api.v1.interactions import INTERACTIONS_READS, marks_of, queries, shown
 from bloghub.api.v1.search_schemas import (
     ArticleHit,
     ArticleResults,
@@ -253,7 +255,10 @@ async def _total_now(request: Request, body: Found, wanted: Position) -> int:
 
 
 def _article_hit(
-    hit: Mapping[str, Any], tallies: Mapping[str, Tally], authors: Mapping[str, AuthorOut]
+    hit: Mapping[str, Any],
+    tallies: Mapping[str, Tally],
+    mine: Mine | None,
+    authors: Mapping[str, AuthorOut],
 ) -> ArticleHit:
     doc = hit["_source"]
     tally = tallies.get(doc["id"])
@@ -263,7 +268,7 @@ def _article_hit(
         title=doc["title"],
         tags=doc.get("tags", []),
         published_at=doc["published_at"],
-        like_count=tally.counts.like_cnt if tally is not None else 0,
+        **shown(tally.counts if tally is not None else Counts(), mine, doc["id"]),
         highlights=Highlights(**highlights(hit)),
     )
 
@@ -280,7 +285,7 @@ async def search_articles(request: Request) -> Response:
         # Its view keeps the index as that search's first page found it: other words run
         # against it would find text removed since.
         raise NotFound("that cursor pages another search; start again without one")
-    stale = await wait_as_reader(request, ARTICLE_SEARCH_READS)
+    claims, stale = await reader_waited(request, ARTICLE_SEARCH_READS)
     origin_ms = cursor.origin_ms if cursor is not None else now_ms()
     body = articles_request(
         params.q,
@@ -305,12 +310,14 @@ async def search_articles(request: Request) -> Response:
         # From the page's last hit: the next page follows on from it.
         resume = list(shown[-1]["sort"]) if len(hits) > params.limit else None
         total = found["hits"]["total"]["value"] if found else 0
-    tallies = await queries(request).tallies([hit["_source"]["id"] for hit in shown])
+    ids = [hit["_source"]["id"] for hit in shown]
+    tallies = await queries(request).tallies(ids)
+    mine = await marks_of(request, claims.user_id if claims else None, ids)
     # The authors of a page are looked up together: one round trip, not one each.
     authors = await authors_out(request, [hit["_source"]["author_id"] for hit in shown])
     out = ArticleResults(
         total=total,
-        articles=[_article_hit(hit, tallies, authors) for hit in shown],
+        articles=[_article_hit(hit, tallies, mine, authors) for hit in shown],
         next_cursor=None
         if resume is None
         else _next_cursor(request, resume, origin_ms, view, search),

@@ -9,7 +9,7 @@ from uuid import UUID
 
 from pydantic import AfterValidator, BaseModel, Field
 
-from bloghub.api.v1.article_schemas import AuthorOut, ListingQuery
+from bloghub.api.v1.article_schemas import AuthorOut, Interactive, ListingQuery
 from bloghub.api.v1.schemas import DIGITS, LINE
 
 MAX_QUERY_CHARS = 200
@@ -46,13 +46,12 @@ class Highlights(BaseModel):
     content: list[str] = Field(default_factory=list)
 
 
-class ArticleHit(BaseModel):
+class ArticleHit(Interactive):
     id: str
     author: AuthorOut
     title: str
     tags: list[str]
     published_at: datetime
-    like_count: int
     highlights: Highlights
 
 
