@@ -46,6 +46,7 @@ async def test_operator_session_cookie_opens_the_page(
     cookie = opened.headers["set-cookie"]
     assert "HttpOnly" in cookie
     assert "SameSite=strict" in cookie
+    assert opened.headers["cache-control"] == "no-store"
     page = await client.get("/ops")
     assert page.status_code == 200
     assert "/ops/static/ops.js" in page.text

@@ -63,3 +63,16 @@ async def test_a_live_token_over_its_limit_is_still_refused(
     tokens = await login(client, await account(client, unique_email))
     answers = await statuses(strict, tokens["access_token"], PER_USER + 1)
     assert answers == [200] * PER_USER + [429]
+
+
+async def test_a_token_copied_into_another_client_does_not_use_up_its_owners_limit(
+    strict: httpx.AsyncClient, client: httpx.AsyncClient, unique_email: Callable[[], str]
+) -> None:
+    tokens = await login(client, await account(client, unique_email))
+    elsewhere = {**bearer(tokens["access_token"]), "user-agent": "curl/8.5.0"}
+    copied = [
+        (await strict.get("/v1/users/me", headers=elsewhere)).status_code
+        for _ in range(3 * PER_USER)
+    ]
+    assert copied == [401] * (3 * PER_USER)
+    assert await statuses(strict, tokens["access_token"], PER_USER) == [200] * PER_USER

@@ -57,6 +57,8 @@ async def _state(client: httpx.AsyncClient) -> str:
     cookie = answer.headers["set-cookie"]
     assert "HttpOnly" in cookie
     assert "SameSite=lax" in cookie
+    # A browser's login state, never handed to another by a shared cache.
+    assert answer.headers["cache-control"] == "no-store"
     state: str = query["state"][0]
     return state
 

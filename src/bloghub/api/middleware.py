@@ -40,8 +40,10 @@ def _header(scope: Scope, name: bytes) -> bytes:
 # On every answer: a browser takes each for the type it says it is, never guessing (a
 # JSON answer holding user text is not run as a page or a script).
 NOSNIFF = (b"x-content-type-options", b"nosniff")
-# On an answer to a request that carried credentials, unless it says otherwise: what one
-# person was shown (their email, their notifications) is not kept in a browser's cache.
+# On an answer to a request that carried credentials, or that sets a cookie (a credential
+# or a login's state), unless it says otherwise: what one person was shown (their email,
+# their notifications) is not kept in a browser's cache, nor handed to another by a
+# shared one.
 NO_STORE = (b"cache-control", b"no-store")
 
 
@@ -51,6 +53,7 @@ def _personal(scope: Scope) -> bool:
 
 
 def _hardened(headers: list[tuple[bytes, bytes]], personal: bool) -> list[tuple[bytes, bytes]]:
+    personal = personal or any(key.lower() == b"set-cookie" for key, _ in headers)
     if personal and not any(key.lower() == b"cache-control" for key, _ in headers):
         return [*headers, NOSNIFF, NO_STORE]
     return [*headers, NOSNIFF]

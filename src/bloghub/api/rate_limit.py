@@ -24,6 +24,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from bloghub.api.http import shaped_error
 from bloghub.api.v1.path_ids import canonical_id
 from bloghub.auth.limiter import Decision, LocalLimiter, Rate, SlidingWindowLimiter
+from bloghub.auth.tokens import bound_to
 from bloghub.client_address import client_key
 from bloghub.errors import Unavailable
 from bloghub.logs import SELDOM
@@ -65,7 +66,7 @@ class RateLimit:
         # token -> subject and session: a client sends the same access token for many
         # requests, and checking its signature each time was a tenth of an authenticated
         # write's CPU.
-        self._subjects: dict[str, tuple[str, str]] = {}
+        self._subjects: dict[tuple[str, str], tuple[str, str]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         limiter = self.limiter or _limiter_of(scope)
@@ -139,30 +140,35 @@ class RateLimit:
         return refused
 
     def _user(self, scope: Scope) -> tuple[str, str] | None:
-        """The subject and session of a validly signed access token; the session itself
-        is checked later."""
-        header = dict(scope["headers"]).get(b"authorization", b"").decode("latin-1")
+        """The subject and session of a validly signed access token sent by the client it
+        was issued to; the session itself is checked later. A token refused for its
+        User-Agent counts against its address only: a copy of it cannot hold its owner
+        at 429."""
+        headers = dict(scope["headers"])
+        header = headers.get(b"authorization", b"").decode("latin-1")
         scheme, _, token = header.partition(" ")
         if scheme.lower() not in ("bearer", "token") or not token:
             return None
-        token = token.strip()
-        known = self._subjects.get(token)
+        sent = (token.strip(), headers.get(b"user-agent", b"").decode("latin-1"))
+        known = self._subjects.get(sent)
         if known is not None:
             return known
-        sub = self._subject(token)
+        sub = self._subject(*sent)
         if sub is not None:  # only a valid signature is kept: junk cannot fill this
             if len(self._subjects) >= SUBJECTS_KEPT:
                 self._subjects.clear()  # bounded; refilled by the tokens in use
-            self._subjects[token] = sub
+            self._subjects[sent] = sub
         return sub
 
-    def _subject(self, token: str) -> tuple[str, str] | None:
+    def _subject(self, token: str, user_agent: str) -> tuple[str, str] | None:
         try:
-            # Only the subject matters here: the audience and the rest are checked later.
+            # The audience and the rest are checked later.
             claims = jwt.decode(
                 token, self._secret, algorithms=["HS256"], options={"verify_aud": False}
             )
         except jwt.PyJWTError:
+            return None
+        if not bound_to(claims.get("ua"), user_agent):
             return None
         sub, sid = claims.get("sub"), claims.get("sid")
         return (sub, sid) if isinstance(sub, str) and isinstance(sid, str) else None

@@ -65,6 +65,11 @@ def exact_ua_hash(user_agent: str) -> str:
     return _digest(user_agent)
 
 
+def bound_to(binding: object, user_agent: str) -> bool:
+    """Whether a token's ``ua`` claim names this User-Agent."""
+    return binding == ua_hash(user_agent) or binding == exact_ua_hash(user_agent)
+
+
 def _digest(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
@@ -132,9 +137,7 @@ class TokenService:
         except (jwt.PyJWTError, ValueError) as exc:
             # ValueError: a token that is not even text PyJWT can split (non-ASCII, say).
             raise Unauthorized("invalid or expired token") from exc
-        if data["typ"] != kind or (
-            data["ua"] != ua_hash(user_agent) and data["ua"] != exact_ua_hash(user_agent)
-        ):
+        if data["typ"] != kind or not bound_to(data["ua"], user_agent):
             raise Unauthorized("invalid or expired token")
         return Claims(
             data["sub"], data["sid"], data["jti"], data["iat"], data["exp"], data["auth_time"]
