@@ -162,6 +162,45 @@ async def test_a_reset_code_answers_alike_whether_an_account_holds_the_phone(
     assert (await no_cooldown.ask(held, "login")).status_code == 200
 
 
+async def test_strangers_asking_for_resets_neither_use_up_nor_replace_the_owners(
+    no_cooldown: Site,
+) -> None:
+    """A reset is asked for signed out, so anyone may name the phone; asked from where the
+    owner signs in, it draws on codes of its own."""
+    phone = new_phone()
+    made = await no_cooldown.log_in(phone, await _login_code(no_cooldown, phone))
+    assert made.status_code == 200, made.text
+    texts = len(no_cooldown.gateway.to(f"+86{phone}"))
+    assert (await no_cooldown.ask(phone, "reset")).status_code == 200  # the owner, at home
+
+    async def owners_code() -> bool:
+        return len(no_cooldown.gateway.to(f"+86{phone}")) == texts + 1
+
+    await wait_until(owners_code, timeout_s=10)
+    code = code_sent_to(no_cooldown.gateway, phone)
+    for _ in range(12):  # a stranger, past the day's reset codes
+        stranger = await no_cooldown.ask(phone, "reset", ip=no_cooldown.elsewhere)
+        assert stranger.status_code == 200
+
+    async def strangers_capped() -> bool:
+        return len(no_cooldown.gateway.to(f"+86{phone}")) == texts + 11
+
+    await wait_until(strangers_capped, timeout_s=10)
+    reset = {"phone": phone, "code": code, "new_password": "Another-Secret-2"}
+    # The owner's code was not replaced by the strangers' and works from the owner's address.
+    done = await no_cooldown.client.post(
+        "/v1/auth/password/reset", json=reset, headers={"x-forwarded-for": no_cooldown.home}
+    )
+    assert done.status_code == 204, done.text
+    # And the owner may still ask for another, however many strangers asked.
+    assert (await no_cooldown.ask(phone, "reset")).status_code == 200
+
+    async def another() -> bool:
+        return len(no_cooldown.gateway.to(f"+86{phone}")) == texts + 12
+
+    await wait_until(another, timeout_s=10)
+
+
 async def test_owner_and_erase_codes_go_only_to_the_signed_in_owners_phone(
     no_cooldown: Site,
 ) -> None:

@@ -305,6 +305,22 @@ class LoginLockout:
     def _known_key(self, account: str, client: str) -> str:
         return f"{self._base}:known:{pair_id(account, client)}"
 
+    def _known_user_key(self, user_id: str, client: str) -> str:
+        return f"{self._base}:known_user:{pair_id(user_id, client)}"
+
+    async def know(self, user_id: str, ip: str) -> None:
+        """The user signed in from this address (by any method): it is theirs for a while."""
+        async with redis_translated():
+            await self._redis.set(
+                self._known_user_key(user_id, client_key(ip)), "1", ex=self._known_for_s
+            )
+
+    async def knows(self, user_id: str, ip: str) -> bool:
+        """Whether the user signed in from this address lately (``know``): what is asked
+        from it is the owner's own, not a stranger's."""
+        async with redis_translated():
+            return bool(await self._redis.exists(self._known_user_key(user_id, client_key(ip))))
+
     async def attempt(self, account: str, ip: str, *, user_id: str | None) -> LoginAttempt:
         """Count the attempt before its password is checked. Refuse at once while this
         address, or this address for this account, is locked (or this attempt locks it),
@@ -373,6 +389,8 @@ class LoginLockout:
             if attempt.counted_for_account:
                 await self._uncount(keys=self._account_keys(account)[:1])
             await self._redis.set(self._known_key(account, client), "1", ex=self._known_for_s)
+        if attempt.user_id is not None:
+            await self.know(attempt.user_id, attempt.ip)
 
 
 def pair_id(account: str, ip: str) -> str:

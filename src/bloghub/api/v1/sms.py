@@ -134,7 +134,8 @@ async def send_code(request: Request) -> Response:
         # Whether the phone has an account shows neither in the answer nor in its time: the
         # answer leaves at once, and the code is made and sent (to a held phone only, and
         # counted against it only then) off the request path.
-        c.commands.after_append.start("sms_reset_code", lambda: _send_reset(c, body.phone))
+        ip = client_ip(request)
+        c.commands.after_append.start("sms_reset_code", lambda: _send_reset(c, body.phone, ip))
         return JSON({"status": Delivery.SENT.value})
     code = await c.sms.codes.issue(body.purpose, body.phone)
     # A code that dies in the outbox is not worth delivering late.
@@ -147,12 +148,14 @@ def _text(c: Container, code: str) -> str:
     return f"Your bloghub code is {code}. It is valid for {minutes} minutes."
 
 
-async def _send_reset(c: Container, phone: str) -> None:
+async def _send_reset(c: Container, phone: str, ip: str) -> None:
     held = await c.commands.reservations.get("phone", phone)
     if held is None:
         return
+    # Asked from where the owner signs in, a reset is the owner's own (auth/sms/codes.py).
+    purpose = "reset_known" if await c.lockout.knows(held.owner_id, ip) else "reset"
     try:
-        code = await c.sms.codes.issue("reset", phone)
+        code = await c.sms.codes.issue(purpose, phone)
     except RateLimited as refused:
         log.info("sms.reset_code_refused", phone=mask_phone(phone), reason=refused.message)
         return
@@ -212,6 +215,19 @@ async def _spend_all(request: Request, proofs: list[CodeProof]) -> None:
         raise Unauthorized(WRONG_CODE, fields=wrong)
 
 
+async def _spend_reset(request: Request, owner: str | None, phone: str, code: str) -> None:
+    """A reset code: from an address the owner signs in from, the code asked from one
+    (``_send_reset``) or else one asked from anywhere; from any other, the latter only."""
+    c = container(request)
+    ip = client_ip(request)
+    await c.sms.guard.checking(ip)
+    own = owner is not None and await c.lockout.knows(owner, ip)
+    for purpose in ("reset_known", "reset") if own else ("reset",):
+        if await c.sms.codes.check(purpose, phone, code):
+            return
+    raise Unauthorized(WRONG_CODE, fields={"code": "wrong or expired"})
+
+
 async def sms_login(request: Request) -> Response:
     body = await parse_body(request, PhoneCode)
     await _spend(request, "login", body.phone, body.code)
@@ -231,6 +247,7 @@ async def sms_login(request: Request) -> Response:
         user_agent=user_agent(request),
         credentials_epoch=await login_epoch(c.commands, user_id),
     )
+    await c.lockout.know(user_id, client_ip(request))
     return await tokens_response(request, issued, UserOut(id=user_id))
 
 
@@ -284,8 +301,8 @@ async def _prove_owner(
 
 async def reset_password(request: Request) -> Response:
     body = await parse_body(request, PasswordReset)
-    await _spend(request, "reset", body.phone, body.code)
     owner = await _owner(request, body.phone)
+    await _spend_reset(request, owner, body.phone, body.code)
     if owner is None:
         raise Unauthorized(WRONG_CODE, fields={"code": "wrong or expired"})
     position = await change_password(

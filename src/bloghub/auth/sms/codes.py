@@ -45,8 +45,18 @@ DAY_S = 24 * 3600
 # Which purposes share a phone's daily codes. Login and bind codes go to any phone anyone
 # names; a reset code only to a phone an account holds, and owner and erase codes only to
 # the asking owner's own: so codes strangers ask for use up the first only, never the
-# owner's way back in (a reset) or out.
-_BUDGETS = {"login": "open", "bind": "open", "reset": "reset", "owner": "owner", "erase": "owner"}
+# owner's way back in (a reset) or out. A reset is asked for signed out, by anyone who
+# names the phone: one asked from an address the account signed in from lately
+# (``reset_known``) has a code, a cooldown and a day's count of its own, which resets
+# asked from anywhere else cannot use up or replace.
+_BUDGETS = {
+    "login": "open",
+    "bind": "open",
+    "reset": "reset",
+    "reset_known": "reset_known",
+    "owner": "owner",
+    "erase": "owner",
+}
 
 # KEYS: code and tries of each code checked together. ARGV: the candidates, then max
 # tries. Returns 1 or 0 per code. The codes are spent together, only when every one is
