@@ -255,6 +255,19 @@ async def test_highlights_are_escaped_text_with_marks_only(
     assert "&lt;script&gt;" in "".join(hit["highlights"]["content"])
 
 
+async def test_highlights_mark_each_form_the_stemmer_matched_beside_the_exact_one(
+    client: httpx.AsyncClient, author: Author
+) -> None:
+    marker = word()
+    content = f"We deployed {marker} twice; deploying is easy."
+    await publish(client, author, title=f"Deploying {marker}", content=content)
+    hit = (await search(client, author, q=f"deployed {marker}"))["articles"][0]
+    assert hit["highlights"]["title"] == f"<mark>Deploying</mark> <mark>{marker}</mark>"
+    assert hit["highlights"]["content"] == [
+        f"We <mark>deployed</mark> <mark>{marker}</mark> twice; <mark>deploying</mark> is easy."
+    ]
+
+
 async def test_words_are_found_wherever_in_the_article_they_are(
     client: httpx.AsyncClient, author: Author
 ) -> None:

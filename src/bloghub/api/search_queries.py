@@ -11,6 +11,7 @@ import binascii
 import hashlib
 import hmac
 import os
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -39,7 +40,7 @@ HIGHLIGHT: dict[str, Any] = {
     # OpenSearch escapes the text (HTML encoder) and adds only our tags.
     "encoder": "html",
     "pre_tags": ["<mark>"],
-    "post_tags": ["</mark>"],
+    "post_tags": ["</mark>"],  # MARK, UNMARK
     "fields": {
         "title": {"number_of_fragments": 0},
         "title.en": {"number_of_fragments": 0},
@@ -208,9 +209,79 @@ def _cursor(values: Any) -> Cursor:
     return Cursor(values[:3], values[3], values[4], values[5], values[6])
 
 
+MARK, UNMARK = "<mark>", "</mark>"
+_MARKED = re.compile(f"{MARK}(.*?){UNMARK}", re.DOTALL)
+_ENTITY = re.compile(r"&(?:#[0-9]+|#x[0-9A-Fa-f]+|[A-Za-z]+);")
+
+
 def highlights(hit: Mapping[str, Any]) -> dict[str, Any]:
-    """The fragments of a hit, from whichever analysis of a field matched."""
+    """The fragments of a hit, with every word marked that either analysis of a field
+    matched: the plain one (Chinese words, exact forms) and the English stemmer's (where
+    "deployed" finds "deploying"). Each marks only what it matched itself, so the fragments
+    of one are shown with the other's matched words marked too."""
     found = hit.get("highlight") or {}
-    title = found.get("title") or found.get("title.en") or [None]
+    titles = [*found.get("title", []), *found.get("title.en", [])]
+    texts = [*found.get("content", []), *found.get("content.en", [])]
+    words = marked_words([*titles, *texts])
+    title = titles[0] if titles else None
     content = found.get("content") or found.get("content.en") or []
-    return {"title": title[0], "content": list(content)}
+    return {
+        "title": None if title is None else marked(title, words),
+        "content": [marked(fragment, words) for fragment in content],
+    }
+
+
+def marked_words(fragments: list[str]) -> set[str]:
+    """The (escaped) words marked in ``fragments``."""
+    return {m.group(1) for f in fragments for m in _MARKED.finditer(f) if m.group(1)}
+
+
+def marked(fragment: str, words: set[str]) -> str:
+    """``fragment`` (escaped text with marks) with each of ``words`` marked wherever it
+    stands as a word of its own (a Latin word not inside a longer one), besides what is
+    marked already."""
+    text, spans = _unmarked(fragment)
+    # The escaper's entities (&amp; &#39;) are no words: nothing is marked inside one.
+    entities = [(m.start(), m.end()) for m in _ENTITY.finditer(text)]
+    for word in words:
+        edge_before = r"(?<![0-9A-Za-z])" if word[0].isascii() and word[0].isalnum() else ""
+        edge_after = r"(?![0-9A-Za-z])" if word[-1].isascii() and word[-1].isalnum() else ""
+        pattern = edge_before + re.escape(word) + edge_after
+        spans += [
+            (m.start(), m.end())
+            for m in re.finditer(pattern, text, re.IGNORECASE)
+            if not any(start < m.end() and m.start() < end for start, end in entities)
+        ]
+    return _with_marks(text, spans)
+
+
+def _unmarked(fragment: str) -> tuple[str, list[tuple[int, int]]]:
+    """The text of ``fragment`` without its marks, and where they stood."""
+    text: list[str] = []
+    spans: list[tuple[int, int]] = []
+    at, length = 0, 0
+    for m in _MARKED.finditer(fragment):
+        before = fragment[at : m.start()]
+        text.append(before)
+        length += len(before)
+        text.append(m.group(1))
+        spans.append((length, length + len(m.group(1))))
+        length += len(m.group(1))
+        at = m.end()
+    text.append(fragment[at:])
+    return "".join(text), spans
+
+
+def _with_marks(text: str, spans: list[tuple[int, int]]) -> str:
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(spans):
+        if merged and start < merged[-1][1]:  # overlapping; marks side by side stay two
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    out, at = [], 0
+    for start, end in merged:
+        out += [text[at:start], MARK, text[start:end], UNMARK]
+        at = end
+    out.append(text[at:])
+    return "".join(out)
