@@ -219,6 +219,13 @@ async def test_a_hit_counts_each_liker_once_as_the_article_does(
     assert [(h["like_cnt"], h["liked"], h["collected"]) for h in hits] == [(2, True, False)]
     anonymous = (await search(client, q=tag))["articles"]
     assert [(h["like_cnt"], h["liked"]) for h in anonymous] == [(2, None)]
+    # And its comments, as listings count them: the commenter sees their own at once.
+    said = await client.post(
+        f"/v1/articles/{article_id}/comments", json={"content": "nice"}, headers=other.auth
+    )
+    assert said.status_code == 201, said.text
+    hits = (await search(client, other, q=tag))["articles"]
+    assert [h["comment_cnt"] for h in hits] == [1]
 
 
 async def test_withdrawn_and_deleted_articles_are_never_found(

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import structlog
@@ -29,6 +29,7 @@ from bloghub.adapters.opensearch import ViewGone, current_docs, refresh_index, s
 from bloghub.adapters.redis.counters import Counts, Tally
 from bloghub.adapters.search_indexes import ARTICLES, USERS, index_name
 from bloghub.adapters.search_views import VIEW_KEEP_ALIVE_S
+from bloghub.api.article_counts import COUNTS_READS, counts_of
 from bloghub.api.auth import USERS_READS, reader_waited, wait_as_reader
 from bloghub.api.consistent import Reads, mark_stale, pinned, waited_for
 from bloghub.api.http import JSON, Endpoint, container, parse_query
@@ -64,7 +65,12 @@ log = structlog.get_logger(__name__)
 # The index each search reads, by its projector and the topic whose positions it shows.
 ARTICLES_INDEX_READS: Reads = [(ARTICLES, (Family.ARTICLES,))]
 USERS_INDEX_READS: Reads = [(USERS, (Family.USERS,))]
-ARTICLE_SEARCH_READS: Reads = [*ARTICLES_INDEX_READS, *USERS_READS, *INTERACTIONS_READS]
+ARTICLE_SEARCH_READS: Reads = [
+    *ARTICLES_INDEX_READS,
+    *USERS_READS,
+    *INTERACTIONS_READS,
+    *COUNTS_READS,
+]
 USER_SEARCH_READS: Reads = USERS_INDEX_READS
 RETRY_AFTER_S = 5
 # The longest cursor a page query takes (``PageQuery.cursor``).
@@ -254,20 +260,29 @@ async def _total_now(request: Request, body: Found, wanted: Position) -> int:
     return int(found["hits"]["total"]["value"]) if found else 0
 
 
+@dataclass(frozen=True, slots=True)
+class HitCounts:
+    """What a page of hits shows besides the index's text: the interactions' counts, the
+    caller's marks and the comment counts."""
+
+    tallies: Mapping[str, Tally]
+    mine: Mine | None
+    comments: Mapping[str, int]
+
+
 def _article_hit(
-    hit: Mapping[str, Any],
-    tallies: Mapping[str, Tally],
-    mine: Mine | None,
-    authors: Mapping[str, AuthorOut],
+    hit: Mapping[str, Any], counts: HitCounts, authors: Mapping[str, AuthorOut]
 ) -> ArticleHit:
     doc = hit["_source"]
-    tally = tallies.get(doc["id"])
+    tally = counts.tallies.get(doc["id"])
+    mine = counts.mine
     return ArticleHit(
         id=doc["id"],
         author=authors[doc["author_id"]],
         title=doc["title"],
         tags=doc.get("tags", []),
         published_at=doc["published_at"],
+        comment_cnt=counts.comments.get(doc["id"], 0),
         **shown(tally.counts if tally is not None else Counts(), mine, doc["id"]),
         highlights=Highlights(**highlights(hit)),
     )
@@ -311,13 +326,16 @@ async def search_articles(request: Request) -> Response:
         resume = list(shown[-1]["sort"]) if len(hits) > params.limit else None
         total = found["hits"]["total"]["value"] if found else 0
     ids = [hit["_source"]["id"] for hit in shown]
-    tallies = await queries(request).tallies(ids)
-    mine = await marks_of(request, claims.user_id if claims else None, ids)
+    counts = HitCounts(
+        await queries(request).tallies(ids),
+        await marks_of(request, claims.user_id if claims else None, ids),
+        await counts_of(request, ids),
+    )
     # The authors of a page are looked up together: one round trip, not one each.
     authors = await authors_out(request, [hit["_source"]["author_id"] for hit in shown])
     out = ArticleResults(
         total=total,
-        articles=[_article_hit(hit, tallies, mine, authors) for hit in shown],
+        articles=[_article_hit(hit, counts, authors) for hit in shown],
         next_cursor=None
         if resume is None
         else _next_cursor(request, resume, origin_ms, view, search),

@@ -52,6 +52,7 @@ class ArticleHit(Interactive):
     title: str
     tags: list[str]
     published_at: datetime
+    comment_cnt: int = 0  # comments under it, replies included (api/article_counts.py)
     highlights: Highlights
 
 
