@@ -76,3 +76,20 @@ async def test_a_token_copied_into_another_client_does_not_use_up_its_owners_lim
     ]
     assert copied == [401] * (3 * PER_USER)
     assert await statuses(strict, tokens["access_token"], PER_USER) == [200] * PER_USER
+
+
+async def test_a_second_user_agent_header_does_not_hide_the_owner_from_the_limit(
+    strict: httpx.AsyncClient, client: httpx.AsyncClient, unique_email: Callable[[], str]
+) -> None:
+    """The token is checked against the first User-Agent sent; so is the count."""
+    tokens = await login(client, await account(client, unique_email))
+    agent = client.headers["user-agent"]
+    twice = [
+        ("user-agent", agent),
+        ("user-agent", "curl/8.5.0"),
+        ("authorization", f"Bearer {tokens['access_token']}"),
+    ]
+    answers = [
+        (await strict.get("/v1/users/me", headers=twice)).status_code for _ in range(PER_USER + 1)
+    ]
+    assert answers == [200] * PER_USER + [429]

@@ -57,3 +57,15 @@ def test_chinese_words_are_marked_inside_sentences_and_side_by_side_marks_stay()
 
 def test_no_highlight_is_no_title_and_no_fragments() -> None:
     assert highlights({}) == {"title": None, "content": []}
+
+
+def test_a_word_is_not_marked_inside_a_longer_one_in_any_spaced_script() -> None:
+    hit = {
+        "highlight": {
+            "content": ["<mark>über</mark> alles; darüber hinaus. Überall"],
+            "content.en": ["AT&amp;<mark>T</mark>, don&#x27;t stop"],
+        }
+    }
+    assert highlights(hit)["content"] == ["<mark>über</mark> alles; darüber hinaus. Überall"]
+    only = {"highlight": {"content": ["AT&amp;<mark>T</mark>, don&#x27;t, t&#x27;s"]}}
+    assert highlights(only)["content"] == ["AT&amp;<mark>T</mark>, don&#x27;t, t&#x27;s"]

@@ -144,7 +144,11 @@ class RateLimit:
         was issued to; the session itself is checked later. A token refused for its
         User-Agent counts against its address only: a copy of it cannot hold its owner
         at 429."""
-        headers = dict(scope["headers"])
+        # The first of a header sent twice, as the handler reads it (Starlette's
+        # ``Headers.get``): a second User-Agent or token cannot make this count another.
+        headers: dict[bytes, bytes] = {}
+        for key, value in scope["headers"]:
+            headers.setdefault(key, value)
         header = headers.get(b"authorization", b"").decode("latin-1")
         scheme, _, token = header.partition(" ")
         if scheme.lower() not in ("bearer", "token") or not token:

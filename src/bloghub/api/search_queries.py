@@ -13,6 +13,7 @@ import hmac
 import os
 import re
 import time
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -238,21 +239,46 @@ def marked_words(fragments: list[str]) -> set[str]:
 
 def marked(fragment: str, words: set[str]) -> str:
     """``fragment`` (escaped text with marks) with each of ``words`` marked wherever it
-    stands as a word of its own (a Latin word not inside a longer one), besides what is
-    marked already."""
+    stands as a word of its own, besides what is marked already: a word of a script
+    written with spaces (Latin, Cyrillic, ...) not inside a longer one (an apostrophe
+    within a word, as in don't, joins it, as the tokenizers have it); a word of one written
+    without (Chinese, Japanese) anywhere."""
     text, spans = _unmarked(fragment)
-    # The escaper's entities (&amp; &#39;) are no words: nothing is marked inside one.
+    # The escaper's entities (&amp; &#x27;) are no words: nothing is marked inside one,
+    # and each stands in the text as the character it encodes (``_shadow``).
     entities = [(m.start(), m.end()) for m in _ENTITY.finditer(text)]
+    shadow = _shadow(text)
     for word in words:
-        edge_before = r"(?<![0-9A-Za-z])" if word[0].isascii() and word[0].isalnum() else ""
-        edge_after = r"(?![0-9A-Za-z])" if word[-1].isascii() and word[-1].isalnum() else ""
-        pattern = edge_before + re.escape(word) + edge_after
-        spans += [
-            (m.start(), m.end())
-            for m in re.finditer(pattern, text, re.IGNORECASE)
-            if not any(start < m.end() and m.start() < end for start, end in entities)
-        ]
+        edges = (_spaced(word[0]), _spaced(word[-1]))
+        for m in re.finditer(re.escape(word), text, re.IGNORECASE):
+            start, end = m.start(), m.end()
+            if edges[0] and start > 0 and _in_word(shadow[start - 1]):
+                continue
+            if edges[1] and end < len(shadow) and _in_word(shadow[end]):
+                continue
+            if not any(a < end and start < b for a, b in entities):
+                spans.append((start, end))
     return _with_marks(text, spans)
+
+
+_APOSTROPHES = ("&#x27;", "&#39;", "&apos;")
+
+
+def _shadow(text: str) -> str:
+    """``text`` with each entity replaced, length kept, by what it is to a word boundary: an
+    apostrophe by letters (it joins a word), anything else by spaces."""
+    return _ENTITY.sub(
+        lambda m: ("a" if m.group(0) in _APOSTROPHES else " ") * len(m.group(0)), text
+    )
+
+
+def _in_word(char: str) -> bool:
+    return char.isalnum() or char == "_"
+
+
+def _spaced(char: str) -> bool:
+    """A letter or digit of a script whose words stand apart (not a wide CJK character)."""
+    return char.isalnum() and unicodedata.east_asian_width(char) not in ("W", "F")
 
 
 def _unmarked(fragment: str) -> tuple[str, list[tuple[int, int]]]:
