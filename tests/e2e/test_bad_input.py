@@ -154,7 +154,7 @@ async def test_the_largest_article_is_taken_however_its_json_escapes_it(
     ("content", "headers", "message"),
     [
         (gzip.compress(b'{"email": "a@b.c"}'), {"content-encoding": "gzip"}, "uncompressed"),
-        (b'{"email": ' + b"9" * 5000 + b"}", {}, "number is infinity when parsed as double"),
+        (b'{"email": ' + b"9" * 5000 + b"}", {}, "a number is too large"),
     ],
 )
 async def test_bodies_the_server_cannot_read_say_why(
@@ -398,3 +398,14 @@ async def test_a_query_that_is_not_utf8_is_refused_naming_the_parameter(
     fine = await client.get("/v1/articles?tag=%EF%BF%BD")
     assert fine.status_code in (200, 422), fine.text
     assert "is not UTF-8" not in fine.text
+
+
+async def test_a_request_sent_without_its_body_is_told_what_body_it_takes(
+    client: httpx.AsyncClient, unique_email: Callable[[], str]
+) -> None:
+    tokens = await login(client, await account(client, unique_email))
+    bare = await client.delete("/v1/users/me", headers=bearer(tokens["access_token"]))
+    assert bare.status_code == 415
+    assert _shape(bare)["message"] == (
+        "this request takes a JSON body (Content-Type: application/json) of password, code"
+    )

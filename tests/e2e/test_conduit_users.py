@@ -466,6 +466,12 @@ async def test_a_settings_form_sent_back_whole_changes_only_what_differs(
     assert (user["username"], user["bio"], user["image"]) == (jake.username, "New bio", None)
     login = {"user": {"email": jake.email, "password": PASSWORD}}
     assert (await client.post("/api/users/login", json=login)).status_code == 200, "same password"
+    # A form that sends a null password means "unchanged" too.
+    nulled = await client.put(
+        "/api/user", json={"user": {**form, "password": None, "bio": "Null"}}, headers=jake.auth
+    )
+    assert nulled.status_code == 200, nulled.text
+    assert (await client.post("/api/users/login", json=login)).status_code == 200, "same password"
     # A double-clicked Update Settings: both saved (one was 422, "another change of this
     # account is in progress", though the username was sent back unchanged).
     again = {"email": jake.email, "username": jake.username, "bio": "Again", "image": None}

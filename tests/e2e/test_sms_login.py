@@ -137,6 +137,12 @@ async def test_guessing_stops_after_three_tries(site: SmsSite) -> None:
         assert answer.status_code == 401
     late = await site.client.post("/v1/auth/sms/login", json={"phone": phone, "code": code})
     assert late.status_code == 401
+    assert "ask for a new one" in late.json()["error"]["message"]
+    mistyped = await site.client.post("/v1/auth/sms/login", json={"phone": phone, "code": "12345"})
+    assert mistyped.status_code == 422
+    assert mistyped.json()["error"]["fields"] == {
+        "code": "must be the 6 digits of the code sent by SMS"
+    }
 
 
 async def test_login_without_a_code_sent_is_a_wrong_code(site: SmsSite) -> None:

@@ -71,6 +71,11 @@ async def parse_body(request: Request, model: type[M]) -> M:
     JSON, 422 with per-field messages if it does not fit the model."""
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype != "application/json":
+        if not ctype and not _has_body(request):
+            fields = ", ".join(list(model.model_fields)[:8])
+            raise UnsupportedMediaType(
+                f"this request takes a JSON body (Content-Type: application/json) of {fields}"
+            )
         raise UnsupportedMediaType("send the body as application/json")
     coding = content_coding(request)
     if coding is not None:
@@ -93,6 +98,12 @@ async def parse_body(request: Request, model: type[M]) -> M:
         return model.model_validate_json(raw)
     except ValidationError as exc:
         raise InvalidInput("some fields are not valid", fields=field_errors(exc)) from exc
+
+
+def _has_body(request: Request) -> bool:
+    return request.headers.get("content-length", "0") != "0" or (
+        "transfer-encoding" in request.headers
+    )
 
 
 def content_coding(request: Request) -> str | None:

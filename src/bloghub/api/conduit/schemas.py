@@ -74,14 +74,14 @@ class LoginIn(Body):
 
 class UpdateUser(Body):
     """Only the fields sent change; ``bio`` and ``image`` may be null to clear them.
-    Settings pages send the whole form back: an empty password means "unchanged", and the
+    Settings pages send the whole form back: an empty or null password means "unchanged", and the
     username is checked as a new nickname only if it differs (``users.update``), so an
     account keeps a name taken before the address rules."""
 
     @model_validator(mode="before")
     @classmethod
     def _unchanged_password(cls, data: Any) -> Any:
-        if isinstance(data, dict) and data.get("password") == "":
+        if isinstance(data, dict) and "password" in data and data["password"] in ("", None):
             return {k: v for k, v in data.items() if k != "password"}
         return data
 

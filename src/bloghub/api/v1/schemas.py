@@ -238,6 +238,7 @@ NewPassword = Annotated[
     AfterValidator(_check_password),
 ]
 Password = Annotated[str, Field(min_length=1, max_length=MAX_LENGTH), PLAIN, VISIBLE]
+SmsCode = Annotated[str, Rule(r"^[0-9]{6}$", "must be the 6 digits of the code sent by SMS")]
 # JSON Schema cannot say "equal to another field"; the description does.
 Confirmation = Annotated[
     str,
@@ -483,7 +484,7 @@ class EraseIn(Input):
     model_config = ConfigDict(json_schema_extra=_exactly_one_proof)
 
     password: Password | None = None
-    code: Annotated[str, Field(pattern=r"^[0-9]{6}$")] | None = None
+    code: SmsCode | None = None
 
     @model_validator(mode="after")
     def _one_proof(self) -> EraseIn:

@@ -27,6 +27,7 @@ from bloghub.api.v1.schemas import (
     NewPassword,
     Password,
     ProfileEnvelope,
+    SmsCode,
     TokensOut,
     UserOut,
 )
@@ -79,11 +80,11 @@ def served_phone_pattern(countries: Sequence[str]) -> str:
     return f"^(?:{'|'.join(forms)})$"
 
 
-Code = Annotated[str, Field(pattern=r"^[0-9]{6}$")]
+Code = SmsCode
 # "owner": a code to the phone already bound, proving the account's owner asks;
 # "erase": a code to the bound phone, proving the owner asks to be erased.
 Purpose = Literal["login", "bind", "reset", "owner", "erase"]
-WRONG_CODE = "the code is wrong or has expired"
+WRONG_CODE = "the code is wrong or has expired (3 wrong tries end a code: then ask for a new one)"
 # Codes for these go only to the phone of the signed-in account that asks (a reset code
 # goes only to a phone some account holds, decided off the request path).
 OWN_PHONE: frozenset[Purpose] = frozenset({"owner", "erase"})
