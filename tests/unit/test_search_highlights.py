@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from bloghub.api.search_queries import highlights
+from bloghub.api.search_queries import highlights, marked
+
+ABC = "\uff21\uff22\uff23"  # full width: a spaced script's word all the same
 
 
 def test_the_stemmers_matches_are_marked_in_the_plain_fields_fragments() -> None:
@@ -69,3 +71,18 @@ def test_a_word_is_not_marked_inside_a_longer_one_in_any_spaced_script() -> None
     assert highlights(hit)["content"] == ["<mark>über</mark> alles; darüber hinaus. Überall"]
     only = {"highlight": {"content": ["AT&amp;<mark>T</mark>, don&#x27;t, t&#x27;s"]}}
     assert highlights(only)["content"] == ["AT&amp;<mark>T</mark>, don&#x27;t, t&#x27;s"]
+
+
+def test_a_quoted_word_is_marked_and_spaced_scripts_keep_to_whole_words() -> None:
+    words = {"deploying", "apps", "한국", "भारत", ABC, "数据"}
+    cases = {
+        "we said &#x27;deploying&#x27; and <mark>apps</mark>": (
+            "we said &#x27;<mark>deploying</mark>&#x27; and <mark>apps</mark>"
+        ),
+        "<mark>한국</mark> 사람은 한국어를": "<mark>한국</mark> 사람은 한국어를",
+        "<mark>भारत</mark> और भारतीय": "<mark>भारत</mark> और भारतीय",
+        f"<mark>{ABC}</mark> and {ABC}\uff24": f"<mark>{ABC}</mark> and {ABC}\uff24",
+        "我们的数据迁移": "我们的<mark>数据</mark>迁移",
+    }
+    for fragment, expected in cases.items():
+        assert marked(fragment, words) == expected, fragment

@@ -262,23 +262,47 @@ def marked(fragment: str, words: set[str]) -> str:
 
 
 _APOSTROPHES = ("&#x27;", "&#39;", "&apos;")
+# Scripts written without spaces between words: a word of theirs stands anywhere.
+_UNSPACED = (
+    "CJK",
+    "HIRAGANA",
+    "KATAKANA",
+    "HALFWIDTH KATAKANA",
+    "THAI",
+    "LAO",
+    "KHMER",
+    "MYANMAR",
+)
 
 
 def _shadow(text: str) -> str:
-    """``text`` with each entity replaced, length kept, by what it is to a word boundary: an
-    apostrophe by letters (it joins a word), anything else by spaces."""
-    return _ENTITY.sub(
-        lambda m: ("a" if m.group(0) in _APOSTROPHES else " ") * len(m.group(0)), text
-    )
+    """``text`` with each entity replaced, length kept, by what it is to a word boundary:
+    an apostrophe between two letters (don't) by letters, as it joins them into one word;
+    anything else (a quote around a word, ``&amp;``) by spaces."""
+
+    def stands_for(m: re.Match[str]) -> str:
+        joins = (
+            m.group(0) in _APOSTROPHES
+            and m.start() > 0
+            and m.end() < len(text)
+            and _in_word(text[m.start() - 1])
+            and _in_word(text[m.end()])
+        )
+        return ("a" if joins else " ") * len(m.group(0))
+
+    return _ENTITY.sub(stands_for, text)
 
 
 def _in_word(char: str) -> bool:
-    return char.isalnum() or char == "_"
+    """A letter, digit or mark (a Devanagari vowel sign is part of its letter)."""
+    return char == "_" or unicodedata.category(char)[0] in "LNM"
 
 
 def _spaced(char: str) -> bool:
-    """A letter or digit of a script whose words stand apart (not a wide CJK character)."""
-    return char.isalnum() and unicodedata.east_asian_width(char) not in ("W", "F")
+    """A character of a word in a script whose words stand apart (Latin, full-width Latin,
+    Cyrillic, Korean, Devanagari...), not one written without spaces (Chinese, Japanese,
+    Thai...)."""
+    return _in_word(char) and not unicodedata.name(char, "").startswith(_UNSPACED)
 
 
 def _unmarked(fragment: str) -> tuple[str, list[tuple[int, int]]]:
