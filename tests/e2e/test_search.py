@@ -246,13 +246,21 @@ async def test_withdrawn_and_deleted_articles_are_never_found(
     assert set(ids(await search(client, author, q=marker))) == {kept, withdrawn}
 
 
+async def first_hit(
+    client: httpx.AsyncClient, author: Author, q: str, **fields: object
+) -> dict[str, Any]:
+    """The first hit for ``q`` once the author has published an article of ``fields``."""
+    await publish(client, author, **fields)
+    hit: dict[str, Any] = (await search(client, author, q=q))["articles"][0]
+    return hit
+
+
 async def test_highlights_are_escaped_text_with_marks_only(
     client: httpx.AsyncClient, author: Author
 ) -> None:
     marker = word()
     content = f'<script>alert("x")</script> {marker} <b onclick="steal()">bold</b>'
-    await publish(client, author, title=f"<i>{marker}</i>", content=content)
-    hit = (await search(client, author, q=marker))["articles"][0]
+    hit = await first_hit(client, author, marker, title=f"<i>{marker}</i>", content=content)
     fragments = [hit["highlights"]["title"], *hit["highlights"]["content"]]
     for fragment in fragments:
         stripped = fragment.replace("<mark>", "").replace("</mark>", "")
@@ -267,8 +275,8 @@ async def test_highlights_mark_each_form_the_stemmer_matched_beside_the_exact_on
 ) -> None:
     marker = word()
     content = f"We deployed {marker} twice; deploying is easy."
-    await publish(client, author, title=f"Deploying {marker}", content=content)
-    hit = (await search(client, author, q=f"deployed {marker}"))["articles"][0]
+    title = f"Deploying {marker}"
+    hit = await first_hit(client, author, f"deployed {marker}", title=title, content=content)
     assert hit["highlights"]["title"] == f"<mark>Deploying</mark> <mark>{marker}</mark>"
     assert hit["highlights"]["content"] == [
         f"We <mark>deployed</mark> <mark>{marker}</mark> twice; <mark>deploying</mark> is easy."
