@@ -13,6 +13,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from bloghub.api.conduit.articles import MAX_OFFSET
+from bloghub.api.v1.schemas import CURSOR_REFUSED
 from tests.e2e.conduit_client import errors, register
 from tests.e2e.test_bad_input import _shape
 from tests.e2e.test_sessions import account, bearer, login
@@ -94,8 +95,44 @@ async def test_a_limit_not_written_in_digits_is_a_422_naming_it(
     assert "limit" in _shape(answer)["fields"]  # type: ignore[operator]
 
 
-async def test_a_negative_limit_is_told_it_is_negative(client: httpx.AsyncClient) -> None:
-    """It was told to be "a whole number written in digits", which -1 is."""
-    answer = await client.get("/v1/articles", params={"limit": "-1"})
+@pytest.mark.parametrize("path", ["/v1/articles", "/v1/search/articles?q=x", "/v1/ranking/hot"])
+async def test_a_negative_limit_is_told_the_least_it_may_be(
+    client: httpx.AsyncClient, path: str
+) -> None:
+    """It was told to be "a whole number written in digits", which -1 is; then "must not be
+    negative", which sent the user to 0, refused in turn."""
+    url = httpx.URL(path)
+    answer = await client.get(url.path, params={**dict(url.params), "limit": "-1"})
     assert answer.status_code == 422, answer.text
-    assert _shape(answer)["fields"] == {"limit": "must not be negative"}
+    assert _shape(answer)["fields"] == {"limit": "Input should be greater than or equal to 1"}
+
+
+@pytest.mark.parametrize("given", ["abc", "!!", "1_", "a b"])
+async def test_a_cursor_of_no_form_a_page_hands_out_is_told_so_not_shown_a_pattern(
+    client: httpx.AsyncClient, unique_email: Callable[[], str], given: str
+) -> None:
+    tokens = await login(client, await account(client, unique_email))
+    auth, me = bearer(tokens["access_token"]), tokens["user"]["id"]
+    article = await client.post(
+        "/v1/articles", json={"title": "Paged", "content": "x", "tags": []}, headers=auth
+    )
+    assert article.status_code == 201, article.text
+    article_id = article.json()["article"]["id"]
+    published = await client.post(f"/v1/articles/{article_id}/publish", headers=auth)
+    assert published.status_code == 200, published.text
+    thread = f"/v1/articles/{article_id}/comments"
+    named = {
+        "/v1/notifications": "cursor",
+        "/v1/feed": "cursor",
+        "/v1/articles": "cursor",
+        f"/v1/users/{me}/followers": "cursor",
+        thread: "before",
+    }
+    for path, name in named.items():
+        answer = await client.get(path, params={name: given}, headers=auth)
+        if answer.status_code == 404:  # of the right form, naming no page
+            assert given.isalnum() or "_" in given, (path, answer.text)
+            continue
+        assert answer.status_code == 422, (path, answer.text)
+        told = _shape(answer)["fields"]
+        assert told == {name: CURSOR_REFUSED}, (path, told)

@@ -10,7 +10,7 @@ from uuid import UUID
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, Field
 
-from bloghub.api.v1.schemas import DIGITS, LINE, PLAIN, TAG, WORD_SPACES, Input
+from bloghub.api.v1.schemas import CURSOR, DIGITS, LINE, PLAIN, TAG, WORD_SPACES, Input
 from bloghub.readmodels import tag_key
 
 MAX_CONTENT_BYTES = 100 * 1024
@@ -123,9 +123,9 @@ class PageQuery(BaseModel):
             Field(
                 min_length=1,
                 max_length=512,
-                pattern=r"^[A-Za-z0-9_-]+$",
                 description="next_cursor of the previous page",
             ),
+            CURSOR,
         ]
         | None
     ) = None

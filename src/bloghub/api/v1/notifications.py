@@ -15,7 +15,7 @@ from bloghub.api.consistent import mark_stale, pinned, wait_for_reads, written
 from bloghub.api.http import JSON, Endpoint, container, parse_body, parse_query
 from bloghub.api.notification_queries import CURSOR_PATTERN, NotificationQueries
 from bloghub.api.v1.article_schemas import PageQuery
-from bloghub.api.v1.schemas import Input
+from bloghub.api.v1.schemas import CURSOR_REFUSED, Input, Rule
 from bloghub.api.v1.sessions import caller
 from bloghub.commands.notifications import mark_read
 from bloghub.errors import NotFound
@@ -38,9 +38,9 @@ class NotificationsQuery(PageQuery):
             str,
             Field(
                 max_length=64,
-                pattern=CURSOR_PATTERN,
                 description="next_cursor of the previous page",
             ),
+            Rule(CURSOR_PATTERN, CURSOR_REFUSED),
         ]
         | None
     ) = None

@@ -143,6 +143,10 @@ TEXT = Rule(
 )
 # Something visible somewhere in a text that takes any plain character (an article's
 # body): ``TEXT``'s test of visibility alone.
+# A cursor of a form no page hands out: told so, not shown the pattern (a cursor of the
+# right form that names no page is the list's 404).
+CURSOR_REFUSED = "not a cursor this API hands out: send the previous page's, or none to start again"
+CURSOR = Rule(r"^[A-Za-z0-9_-]+$", CURSOR_REFUSED)
 VISIBLE = Rule(f"[^{_HIDDEN}{_SPACE}{_BLANK}]", "must contain visible text")
 # One word of visible characters: no spaces, controls or invisible characters (a URL).
 UNBROKEN = Rule(
@@ -175,7 +179,9 @@ def _written_in_digits(value: object) -> object:
     which the published schema (an integer) does not."""
     if isinstance(value, str) and not (value.isascii() and value.isdigit()):
         if value[:1] == "-" and value[1:].isascii() and value[1:].isdigit():
-            raise ValueError("must not be negative")
+            # A whole number: its Field's bound names the range ("must not be negative"
+            # led a user to send 0, refused in turn).
+            return int(value)
         raise ValueError("must be a whole number written in digits")
     return value
 

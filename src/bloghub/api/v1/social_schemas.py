@@ -9,7 +9,7 @@ from uuid import UUID
 from pydantic import BaseModel, Field
 
 from bloghub.api.v1.article_schemas import FIRST_PAGE, AuthorOut
-from bloghub.api.v1.schemas import DIGITS, TEXT, Input
+from bloghub.api.v1.schemas import CURSOR, DIGITS, TEXT, Input
 
 COMMENT_TEXT = TEXT
 MAX_COMMENT_CHARS = 10_000
@@ -19,9 +19,9 @@ _Key = Annotated[
     Field(
         min_length=1,
         max_length=512,
-        pattern=r"^[A-Za-z0-9_-]+$",
         description="the next_* value of the previous page",
     ),
+    CURSOR,
 ]
 _Limit = Annotated[int, Field(ge=1, le=100, description="page size, 1-100"), DIGITS]
 
