@@ -11,6 +11,7 @@ from pydantic import BaseModel
 
 from bloghub.api.app import all_endpoints
 from tests.e2e.test_sessions import account, bearer, login
+from tests.support import once_caught_up
 
 GOOD = "s3cret-Pass!"
 ARTICLE = "01a21c55-c7a4-73d1-a44c-16eb1e146e7d"
@@ -409,3 +410,39 @@ async def test_a_request_sent_without_its_body_is_told_what_body_it_takes(
     assert _shape(bare)["message"] == (
         "this request takes a JSON body (Content-Type: application/json) of password, code"
     )
+
+
+@pytest.mark.parametrize("path", ["/v1/auth/login", "/api/users/login"])
+async def test_a_login_reads_its_position_header_only_once_the_password_is_right(
+    client: httpx.AsyncClient, unique_email: Callable[[], str], path: str
+) -> None:
+    """Read before the password, a forged header's 400 told a known email from an
+    unknown one (401), and that probe was not counted as a failed login."""
+    known = unique_email()
+    body = {"email": known, "password": GOOD, "confirm_password": GOOD}
+    assert (await client.post("/v1/users", json=body)).status_code == 201
+    forged = {"bloghub-after": "%%%"}
+
+    def sent(email: str, password: str) -> dict[str, object]:
+        given: dict[str, object] = {"email": email, "password": password}
+        return {"user": given} if path.startswith("/api") else given
+
+    for email in (known, unique_email()):
+        wrong = await client.post(path, json=sent(email, GOOD + "x"), headers=forged)
+        assert wrong.status_code == 401, (email, wrong.text)
+    right = await once_caught_up(lambda: client.post(path, json=sent(known, GOOD), headers=forged))
+    assert right.status_code in (400, 422), right.text  # /api's shape is 422
+    assert "Bloghub-After" in right.text
+
+
+@pytest.mark.parametrize("method", ["GET", "POST", "HEAD"])
+async def test_plain_http_to_the_live_socket_is_told_it_takes_a_websocket(
+    client: httpx.AsyncClient, method: str
+) -> None:
+    """It was a bare "Not Found" for a path the README lists."""
+    answer = await client.request(method, "/v1/live")
+    assert answer.status_code == 426, answer.text
+    assert answer.headers["upgrade"] == "websocket"
+    if method != "HEAD":
+        assert _shape(answer)["code"] == "upgrade_required"
+        assert "WebSocket client" in str(_shape(answer)["message"])

@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 
 from bloghub.events.position import Position
+from bloghub.events.topics import Family, topic_for
 from bloghub.settings import Settings
 from tests.conftest import isolated, projecting, serve
 from tests.e2e.conduit_client import register, unique_name
@@ -239,6 +240,66 @@ async def test_a_read_waits_one_bound_however_many_read_models_it_waits_on(run_i
         assert stale.headers["bloghub-stale"] == "true"
         assert stale.json()["user"]["nickname"] is None
         assert bound <= took < 1.8 * bound, took  # one bound and the request's own time
+
+
+async def test_a_read_whose_wait_runs_out_is_asked_back_never_told_not_found(
+    run_id: str,
+) -> None:
+    """A reader names a publish no projector has applied yet: "no such article" would be
+    final for a client (it was a plain 404), so the read is 503 to retry."""
+    async with site(run_id, "ranout") as (s, c):
+        async with projecting(s):
+            author, reader = await someone(c), await someone(c)
+            article_id = await draft(c, author)
+            mine = f"/v1/me/articles/{article_id}"
+            assert (await once_caught_up(lambda: c.get(mine, headers=author.auth))).is_success
+        # No projector runs: the publish is in the log only.
+        published = await c.post(f"/v1/articles/{article_id}/publish", headers=author.auth)
+        assert published.status_code == 200, published.text
+        after = {"bloghub-after": published.headers["bloghub-position"]}
+        detail = f"/v1/articles/{article_id}"
+        for path, headers in (
+            (detail, after),
+            (detail, author.auth),
+            (f"{detail}/comments", after),
+        ):
+            answer = await c.get(path, headers=headers)
+            assert _retry_later(answer), (path, answer.status_code, answer.text)
+            assert answer.headers["retry-after"] == "1", path
+        # A reader's own account write, not applied: a list that shows accounts (its
+        # authors) says it may be stale.
+        renamed = await c.patch("/v1/users/me", json={"about_me": "later"}, headers=reader.auth)
+        assert renamed.status_code == 200, renamed.text
+        listed = await c.get("/v1/articles", headers=reader.auth)
+        assert listed.status_code == 200, listed.text
+        assert listed.headers.get("bloghub-stale") == "true"
+        # The tags show nothing of an account: not waited for, not stale.
+        tags = await c.get("/v1/tags", headers=reader.auth)
+        assert tags.status_code == 200, tags.text
+        assert "bloghub-stale" not in tags.headers
+        async with projecting(s):
+            shown = await once_caught_up(lambda: c.get(detail, headers=after))
+            assert shown.status_code == 200, shown.text
+
+
+async def test_asking_where_the_log_ends_is_inside_the_one_bound(run_id: str) -> None:
+    """A position naming a partition the broker does not answer for (one sealed with this
+    deployment's key: only an insider has one) held the read for the broker's timeout and
+    then the whole bound besides."""
+    bound = 1.0
+    async with (
+        isolated(run_id, "askbound", read_wait_s=bound) as s,
+        serve(s) as live,
+        httpx.AsyncClient(base_url=live.url, headers={"user-agent": "t/1"}, timeout=10) as c,
+    ):
+        nowhere = Position({(topic_for(s.prefix, Family.ARTICLES), 99): 1})
+        after = {"bloghub-after": live.container.positions.seal(nowhere)}
+        started = time.monotonic()
+        answer = await c.get("/v1/tags", headers=after)
+        took = time.monotonic() - started
+        assert answer.status_code == 200, answer.text
+        assert answer.headers["bloghub-stale"] == "true"
+        assert took < 1.8 * bound, took  # one bound and the request's own time
 
 
 async def test_a_profile_is_never_shown_by_a_name_its_account_gave_up(run_id: str) -> None:

@@ -37,9 +37,10 @@ def user_queries(request: Request) -> UserQueries:
     return UserQueries(container(request).read_engine, pinned(request))
 
 
-async def session_is_live(request: Request, claims: Claims) -> bool:
-    """Whether the session is live; if it is, the caller's reads then wait for the users
-    projector to pass their own writes (read-your-writes for the account itself)."""
+async def session_is_live(request: Request, claims: Claims, *, account: bool = True) -> bool:
+    """Whether the session is live; if it is, and the answer may show the ``account``, the
+    caller's reads then wait for the users projector to pass their own writes
+    (read-your-writes for the account itself)."""
     c = container(request)
     sessions = c.commands.sessions
     # Read in the rate limiter's round trip (api/rate_limit.py) if it could, else here in
@@ -54,34 +55,42 @@ async def session_is_live(request: Request, claims: Claims) -> bool:
     if not live:
         return False
     request.state.own_write = (claims.user_id, c.own_writes.parse(own))
-    request.state.stale = await wait_for_reads(request, USERS_READS, claims.user_id)
+    request.state.stale = account and await wait_for_reads(request, USERS_READS, claims.user_id)
     return True
 
 
-async def wait_as_reader(request: Request, reads: Reads) -> bool:
+async def wait_as_reader(request: Request, reads: Reads, *, account: bool = True) -> bool:
     """A public read waits like any other: for ``Bloghub-After``, or for the caller's own
-    last write when a token is sent (a bad one is 401). True if the answer may be stale."""
-    return (await reader_waited(request, reads))[1]
+    last write when a token is sent (a bad one is 401). True if the answer may be stale.
+    Not ``account``: the answer shows nothing of the caller's account (the ranking, the
+    tags), so it does not wait for the users projector."""
+    return (await reader_waited(request, reads, account=account))[1]
 
 
-async def reader_waited(request: Request, reads: Reads) -> tuple[Claims | None, bool]:
+async def reader_waited(
+    request: Request, reads: Reads, *, account: bool = True
+) -> tuple[Claims | None, bool]:
     """``wait_as_reader``, with the caller who sent a token (None: anonymous)."""
-    claims = await require_caller(request) if request.headers.get("authorization") else None
-    return claims, await wait_for_reads(request, reads, claims.user_id if claims else None)
+    claims = None
+    if request.headers.get("authorization"):
+        claims = await require_caller(request, account=account)
+    stale = await wait_for_reads(request, reads, claims.user_id if claims else None)
+    # The session check's own wait may have run out where this one found nothing to wait.
+    return claims, stale or bool(getattr(request.state, "stale", False))
 
 
-async def optional_caller(request: Request) -> Claims | None:
+async def optional_caller(request: Request, *, account: bool = True) -> Claims | None:
     token = bearer_token(request)
     if token is None:
         return None
     claims = container(request).tokens.verify("access", token, user_agent(request))
-    if not await session_is_live(request, claims):
+    if not await session_is_live(request, claims, account=account):
         raise Unauthorized("the session has ended; log in again")
     return claims
 
 
-async def require_caller(request: Request) -> Claims:
-    claims = await optional_caller(request)
+async def require_caller(request: Request, *, account: bool = True) -> Claims:
+    claims = await optional_caller(request, account=account)
     if claims is None:
         raise Unauthorized("sign in first: send Authorization: Bearer <access token>")
     return claims

@@ -105,13 +105,19 @@ async def credentials_written(
 
 
 async def wait_for_reads(
-    request: Request, reads: Reads, caller_id: str | None, also: Position | None = None
+    request: Request,
+    reads: Reads,
+    caller_id: str | None,
+    also: Position | None = None,
+    *,
+    header: bool = True,
 ) -> bool:
-    """Wait until ``reads`` have passed the position the caller names, the caller's own
-    last write and ``also`` (another's write the answer depends on). Returns True if the
-    answer may be stale (the bound ran out)."""
+    """Wait until ``reads`` have passed the position the caller names (unless not
+    ``header``), the caller's own last write and ``also`` (another's write the answer
+    depends on). Returns True if the answer may be stale (the bound ran out); then what
+    the answer did not find may be what it waited for (``ran_out``)."""
     c = container(request)
-    named, own = await _wanted(request, caller_id)
+    named, own = await _wanted(request, caller_id, header=header)
     if also:
         own = own.merge(also)
     if not named and not own:  # the common anonymous read: nothing to wait for
@@ -128,9 +134,18 @@ async def wait_for_reads(
     request.state.caught_up = bool(position)
     if not position or await c.progress.reached(reads, position, pinned(request)):
         return False
+    _left_to_wait(request)  # the bound starts here: asking where the log ends is in it
     await _refuse_beyond_the_log(request, c.progress.relevant(reads, named))
     reached = await c.progress.wait(reads, position, _left_to_wait(request), pinned(request))
+    if not reached:
+        request.state.ran_out = True
     return not reached
+
+
+def ran_out(request: Request) -> bool:
+    """Whether a wait of this request ran out of its bound: a "not found" it then answers
+    may be the very write it waited for, not yet applied, and must not read as final."""
+    return bool(getattr(request.state, "ran_out", False))
 
 
 def _left_to_wait(request: Request) -> float:
@@ -220,13 +235,18 @@ async def _refuse_beyond_the_log(request: Request, named: Position) -> None:
         raise MalformedRequest(f"{AFTER_HEADER}: {said}", fields={AFTER_HEADER: said})
 
 
-async def _wanted(request: Request, caller_id: str | None) -> tuple[Position, Position]:
-    """The named position and the caller's own last write, worked out once per request
-    (an authenticated read waits for the users projector, then for its own)."""
+async def _wanted(
+    request: Request, caller_id: str | None, *, header: bool = True
+) -> tuple[Position, Position]:
+    """The named position (none unless ``header``) and the caller's own last write,
+    worked out once per request (an authenticated read waits for the users projector, then
+    for its own)."""
+    if not header:
+        return Position({}), await _own(request, caller_id)
     memo: tuple[str | None, Position, Position] | None = getattr(request.state, "wanted", None)
     if memo is not None and memo[0] == caller_id:
         return memo[1], memo[2]
-    named = own = Position({})
+    named = Position({})
     token = request.headers.get(AFTER_HEADER)
     if token:
         try:
@@ -234,15 +254,19 @@ async def _wanted(request: Request, caller_id: str | None) -> tuple[Position, Po
         except BadPosition as exc:
             said = str(exc)
             raise MalformedRequest(f"{AFTER_HEADER}: {said}", fields={AFTER_HEADER: said}) from exc
-    if caller_id is not None:
-        # A named position never hides the caller's own writes (a login's session, say).
-        read: tuple[str, Position] | None = getattr(request.state, "own_write", None)
-        if read is not None and read[0] == caller_id:
-            own = read[1]  # read with the session check (api/auth.py)
-        else:
-            own = await container(request).own_writes.last(caller_id)
+    own = await _own(request, caller_id)
     request.state.wanted = (caller_id, named, own)
     return named, own
+
+
+async def _own(request: Request, caller_id: str | None) -> Position:
+    if caller_id is None:
+        return Position({})
+    # A named position never hides the caller's own writes (a login's session, say).
+    read: tuple[str, Position] | None = getattr(request.state, "own_write", None)
+    if read is not None and read[0] == caller_id:
+        return read[1]  # read with the session check (api/auth.py)
+    return await container(request).own_writes.last(caller_id)
 
 
 async def through_cache(

@@ -14,10 +14,13 @@ from bloghub.adapters.postgres.engine import translate as translate_postgres
 from bloghub.adapters.redis.errors import translate as translate_redis
 from bloghub.api.conduit.errors import response as realworld_response
 from bloghub.api.conduit.errors import translated as realworld_error
+from bloghub.api.consistent import ran_out
 from bloghub.api.http import JSON, error_body, realworld_path, shaped_error
 from bloghub.errors import (
     BloghubError,
+    CatchingUp,
     InvalidInput,
+    NotFound,
     SchemaBehind,
     StoreRejected,
     Transient,
@@ -39,6 +42,13 @@ async def on_bloghub_error(request: Request, exc: Exception) -> Response:
         # client's: they learn only to come back.
         log.warning("api.schema_behind", path=request.url.path, error=str(exc))
         exc = _Upgrading("the service is being upgraded; try again shortly")
+    if isinstance(exc, NotFound) and ran_out(request):
+        # Its wait for a position ran out: what it did not find may be what that position
+        # wrote, and a 404 is final for a client. It is asked to come back instead.
+        exc = CatchingUp(
+            "a change this read waits for is still being applied; try again in a moment"
+            f" (so far: {exc.message})"
+        )
     if isinstance(exc, Unavailable):
         store_unreachable(request.url.path, exc)  # said if a store is out of reach
     if realworld_path(request.url.path):

@@ -232,7 +232,7 @@ def published_summary(r: Any, authors: dict[str, AuthorOut]) -> PublishedSummary
 
 
 async def tags(request: Request) -> Response:
-    stale = await wait_as_reader(request, ARTICLES_READS)
+    stale = await wait_as_reader(request, ARTICLES_READS, account=False)
     counted = await queries(request).tags()
     body = TagsOut(tags=[TagCount(tag=t, articles=n) for t, n in counted]).model_dump()
     return mark_stale(JSON(body), stale)

@@ -21,9 +21,12 @@ import asyncio
 
 import orjson
 import structlog
-from starlette.routing import WebSocketRoute
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
+from bloghub.api.http import JSON, error_body
 from bloghub.auth.tokens import Claims
 from bloghub.bootstrap import Container
 from bloghub.client_address import client_key
@@ -130,4 +133,25 @@ async def _first_message_token(ws: WebSocket, c: Container) -> str | None:
     return auth_token(text) or None
 
 
-WEBSOCKET_ROUTES = [WebSocketRoute("/v1/live", live, name="live")]
+class _UpgradeRequired(BloghubError):
+    status = 426
+    code = "upgrade_required"
+
+
+async def _not_a_websocket(request: Request) -> Response:
+    """A plain HTTP request to the socket's path: told what the path takes, not "Not
+    Found" (426, naming the protocol in ``Upgrade`` as RFC 9110 asks)."""
+    refused = _UpgradeRequired(
+        "/v1/live is a WebSocket: open it with a WebSocket client (ws:// or wss://, an"
+        " Upgrade: websocket request), then sign in as the README's live section says"
+    )
+    return JSON(error_body(refused), status_code=426, headers={"Upgrade": "websocket"})
+
+
+# Every method a client might send by mistake (HEAD rides on GET).
+_EVERY_METHOD = ("GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+WEBSOCKET_ROUTES = [
+    WebSocketRoute("/v1/live", live, name="live"),
+    Route("/v1/live", _not_a_websocket, methods=list(_EVERY_METHOD), include_in_schema=False),
+]

@@ -15,7 +15,7 @@ from bloghub.api.consistent import mark_stale, pinned, wait_for_reads, written
 from bloghub.api.http import JSON, Endpoint, container, parse_body, parse_query
 from bloghub.api.notification_queries import CURSOR_PATTERN, NotificationQueries
 from bloghub.api.v1.article_schemas import PageQuery
-from bloghub.api.v1.schemas import CURSOR_REFUSED, Input, Rule
+from bloghub.api.v1.schemas import CURSOR, Input, Rule
 from bloghub.api.v1.sessions import caller
 from bloghub.commands.notifications import mark_read
 from bloghub.errors import NotFound
@@ -31,8 +31,12 @@ def _flag(value: object) -> object:
     return True if value == "" else value  # a bare ?unread means yes
 
 
+_POSITION = Rule(CURSOR_PATTERN, "no page at that cursor")
+
+
 class NotificationsQuery(PageQuery):
-    # Its own form, checked whole by the pattern: any cursor the document allows reads.
+    # A cursor's characters, as the other lists take; its own form is the handler's to
+    # check (404 "no page" otherwise, as there).
     cursor: (
         Annotated[
             str,
@@ -40,7 +44,7 @@ class NotificationsQuery(PageQuery):
                 max_length=64,
                 description="next_cursor of the previous page",
             ),
-            Rule(CURSOR_PATTERN, CURSOR_REFUSED),
+            CURSOR,
         ]
         | None
     ) = None
@@ -111,6 +115,9 @@ async def unread_count(request: Request, user_id: str) -> int:
 async def list_notifications(request: Request) -> Response:
     claims = await require_caller(request)
     q = parse_query(request, NotificationsQuery)
+    if q.cursor is not None and not _POSITION.matches(q.cursor):
+        # Of a cursor's characters but not this list's form: no page, as in the other lists.
+        raise NotFound("no page at that cursor; start again without one")
     stale = await wait_for_reads(request, NOTIFICATION_READS, claims.user_id)
     reads = queries(request)
     page, unread = await reads.page(claims.user_id, unread=q.unread, limit=q.limit, cursor=q.cursor)

@@ -51,7 +51,7 @@ async def hot(request: Request) -> Response:
     # The ranking is a snapshot no write waits on, but what a request sends is checked as
     # on every other read: a forged position is 400, a bad token 401 (the fast path
     # leaves such requests to this handler, so the common read pays nothing for it).
-    await wait_as_reader(request, ())
+    await wait_as_reader(request, (), account=False)
     ranking = container(request).ranking
     snapshot = ranking.snapshot or await ranking.current()
     if snapshot is None:

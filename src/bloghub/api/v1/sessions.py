@@ -93,6 +93,10 @@ async def password_login(
     if not await c.commands.hasher.verify(password, hashed) or row is None:
         await c.lockout.failed(attempt)
         raise Unauthorized("email or password is wrong")
+    # The caller's Bloghub-After only now: read before the password, a forged one's 400
+    # told a known email from an unknown one's 401, and no failure was counted.
+    if await wait_for_reads(request, USERS_READS, None):
+        raise CatchingUp("that account changed a moment ago; try again in a moment")
     try:
         issued = await start_session(
             c.commands,
@@ -119,7 +123,7 @@ async def _as_of_its_last_write(request: Request, row: UserRow, email: str) -> U
     """The account as of its own last write and any position the caller names. A password
     changed or reset a moment ago may not be projected yet: checking against the old hash
     would refuse the new password and, worse, let the old one start a session."""
-    if await wait_for_reads(request, USERS_READS, row.id):
+    if await wait_for_reads(request, USERS_READS, row.id, header=False):
         raise CatchingUp("that account changed a moment ago; try again in a moment")
     # The account's own writes are remembered for a minute; a password change or erasure
     # as long as the projector may take to apply it (the old password must never work).
