@@ -296,7 +296,7 @@ def _project_or_refuse(settings: Settings, names: list[str]) -> int:
     try:
         event_loop.run(_project(settings, names))
     except UnknownProjector as exc:
-        Console().print(f"[red]refused:[/red] {exc}", highlight=False)
+        Console(stderr=True).print(f"[red]refused:[/red] {exc}", highlight=False)
         return 2
     return 0
 

@@ -184,6 +184,12 @@ def _unreachable(service: str, reason: str, settings: Settings | None) -> str:
     return f"cannot reach {service}{where}{why}: check {setting} and that {service} runs"
 
 
+def where(service: str, settings: Settings) -> dict[str, str]:
+    """What a process that waits for ``service`` logs of it: the address it is looked for
+    at (without a password) and the setting that names it."""
+    return {"at": _address(service, settings), "setting": _SETTING_OF_SERVICE[service]}
+
+
 def _address(service: str, settings: Settings) -> str:
     if service == "PostgreSQL":
         return _database(settings)

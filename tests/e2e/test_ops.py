@@ -274,3 +274,26 @@ async def test_with_redis_down_the_dashboard_reads_the_lag_from_kafka_and_says_s
             await store.start()
             again = await c.get("/healthz")
             assert again.status_code == 200
+
+
+async def test_with_kafka_never_reached_and_redis_down_the_lag_is_said_unknown(
+    run_id: str,
+) -> None:
+    """With Redis down the lag is read from Kafka; with Kafka out of reach since the
+    process began as well, that reader had never started and the lag and /metrics were a
+    500. The page now answers with the lag not known, as it does for what Redis kept."""
+    async with private_redis() as store, isolated(run_id, "opsnokafka") as base:
+        await store.stop()
+        s = base.model_copy(
+            update={"redis_url": SecretStr(store.url), "kafka_bootstrap": "127.0.0.1:1"}
+        )
+        async with serve(s) as api, httpx.AsyncClient(base_url=api.url, timeout=30) as c:
+            lag = await c.get("/ops/api/lag", headers=operator(s))
+            assert lag.status_code == 200, lag.text
+            snap = lag.json()
+            assert snap["redis_reachable"] is False
+            assert snap["projectors"], snap
+            assert all(p["lag"] is None and p["partitions"] == [] for p in snap["projectors"])
+            metrics = await c.get("/metrics", headers=operator(s))
+            assert metrics.status_code == 200, metrics.text
+            assert "bloghub_consumer_lag{" not in metrics.text

@@ -31,7 +31,8 @@ from tests.support import projector_env
 @dataclass(frozen=True)
 class Ran:
     code: int
-    out: str
+    out: str  # both streams
+    stdout: str = ""
 
 
 async def bloghub(settings: Settings, *args: str, env: dict[str, str] | None = None) -> Ran:
@@ -48,11 +49,11 @@ async def bloghub(settings: Settings, *args: str, env: dict[str, str] | None = N
         *args,
         env=env,
         stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
+        stderr=asyncio.subprocess.PIPE,
     )
-    out, _ = await asyncio.wait_for(process.communicate(), timeout=120)
+    out, err = await asyncio.wait_for(process.communicate(), timeout=120)
     assert process.returncode is not None
-    return Ran(process.returncode, out.decode())
+    return Ran(process.returncode, err.decode() + out.decode(), out.decode())
 
 
 def refused(ran: Ran, *words: str) -> None:
@@ -114,6 +115,13 @@ async def test_migrating_an_unknown_projector_names_only_those_that_can_move(
     assert "users" not in movable, ran.out  # refused whenever asked: its reads join the index
 
 
+async def test_validating_since_a_time_to_come_is_refused(own: Settings) -> None:
+    """Nothing has changed since then: the pass compared only the tables without an
+    updated_at, and said all was well."""
+    ran = await bloghub(own, "migrate", "validate", "articles", "--since", "2999-01-01T00:00:00Z")
+    refused(ran, "--since 2999-01-01T00:00:00+00:00 is in the future")
+
+
 async def test_migrate_status_with_no_migrations(own: Settings) -> None:
     ran = await bloghub(own, "migrate", "status")
     assert ran.code == 0, ran.out
@@ -125,7 +133,13 @@ async def test_an_unknown_projector_is_refused_alike_by_project_and_replay(
     own: Settings,
 ) -> None:
     for command in ("project", "replay"):
-        refused(await bloghub(own, command, "nosuch"), "nosuch", "known: users")
+        ran = await bloghub(own, command, "nosuch")
+        refused(ran, "nosuch", "known: users")
+        # On stderr, as the argument parser's own refusals are: stdout is the answer.
+        assert ran.stdout == "", ran.stdout
+    phase = await bloghub(own, "migrate", "phase", "articles", "x")
+    refused(phase, "a phase is")
+    assert phase.stdout == "", phase.stdout
 
 
 async def test_replay_arguments_that_do_not_go_together_are_refused_saying_why(

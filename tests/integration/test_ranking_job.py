@@ -3,16 +3,22 @@ streamed heap against a full sort, the fenced write, the pre-cached details."""
 
 from __future__ import annotations
 
+import asyncio
 import math
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
+import pytest
+import structlog
+from pydantic import SecretStr
 from redis.asyncio import Redis
+from structlog.testing import capture_logs
 
 from bloghub.adapters.postgres.engine import make_engine
 from bloghub.adapters.postgres.generations import create_generation
-from bloghub.ranking.job import LockLost, RankingJob
+from bloghub.ranking import job as job_module
+from bloghub.ranking.job import LockLost, RankingJob, run_ranking
 from bloghub.readmodels import published_key
 from tests.ranking_rows import Article, add_article, ranking_job, ranking_store
 from tests.support import wait_until
@@ -158,3 +164,42 @@ async def test_the_first_entries_details_are_pre_cached_unless_a_rebuild_runs(
             await admin.dispose()
             await job.run_once()
             assert [await redis.get(published_key(cache, a.id)) for a in top] == [None] * 3
+
+
+async def test_a_job_waiting_for_a_store_says_where_it_looks_and_which_setting_names_it(
+    run_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It said only "the database is not reachable" (or a Redis ConnectionError), every
+    few seconds, naming neither the address nor the setting an operator would fix."""
+    async with ranking_store(run_id, "rank_where") as settings:
+        broken = {
+            "ranking.redis_unavailable": (
+                {"redis_url": SecretStr("redis://127.0.0.1:1/0")},
+                {"at": "redis://127.0.0.1:1/0", "setting": "BLOGHUB_REDIS_URL"},
+            ),
+            "ranking.database_unavailable": (
+                {
+                    "database_url": SecretStr(
+                        "postgresql+asyncpg://bloghub:hidden@127.0.0.1:1/nowhere"
+                    )
+                },
+                {"setting": "BLOGHUB_DATABASE_URL"},
+            ),
+        }
+        for event, (update, said) in broken.items():
+            stop = asyncio.Event()
+            with capture_logs() as lines:
+                # A fresh logger: the module's may be bound already, to the processors of before.
+                monkeypatch.setattr(job_module, "log", structlog.get_logger(job_module.__name__))
+                running = asyncio.create_task(run_ranking(settings.model_copy(update=update), stop))
+
+                async def told(event: str = event) -> bool:
+                    return any(line["event"] == event for line in lines)
+
+                await wait_until(told, timeout_s=30)
+                stop.set()
+                await asyncio.wait_for(running, timeout=30)
+            line = next(line for line in lines if line["event"] == event)
+            assert said.items() <= line.items(), line
+            assert "127.0.0.1:1" in line["at"], line
+            assert "hidden" not in line["at"], line

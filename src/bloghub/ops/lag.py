@@ -13,6 +13,8 @@ import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from bloghub.errors import Unavailable
+
 log = structlog.get_logger(__name__)
 
 TP = tuple[str, int]
@@ -190,7 +192,9 @@ class LagReader:
 
     def _started(self) -> tuple[AIOKafkaAdminClient, AIOKafkaConsumer]:
         if self._admin is None or self._consumer is None:
-            raise RuntimeError("LagReader.start() must be awaited before read()")
+            # Not started: Kafka has not answered since this process began (the API keeps
+            # trying, ``run_ops_sampler``), or start() was never awaited.
+            raise Unavailable("Kafka has not been reachable: the lag cannot be read")
         return self._admin, self._consumer
 
     async def _partitions(self, topics: set[str]) -> dict[str, list[TP]]:

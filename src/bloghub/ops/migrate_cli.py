@@ -40,7 +40,7 @@ from bloghub.settings import Settings
 USAGE = (
     "bloghub migrate start NAME --to URL [--no-advance]\n"
     "       bloghub migrate phase NAME N | fill NAME | abort NAME | status\n"
-    "       bloghub migrate validate NAME [--since ISO_TIME | --every S]\n"
+    "       bloghub migrate validate NAME [--since ISO_TIME] [--every S]\n"
     "       bloghub migrate repair"
 )
 # Incremental passes look this far before the last pass began: a row applied late (the
@@ -75,7 +75,8 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     try:
         return event_loop.run(_dispatch(settings, args, console))
     except (MigrationRefused, PhaseRefused, ValueError) as exc:
-        console.print(f"[red]refused:[/red] {exc}", highlight=False)
+        # On stderr, as the argument parser's own refusals are: stdout is the answer.
+        Console(stderr=True).print(f"[red]refused:[/red] {exc}", highlight=False)
         return 2
 
 
@@ -99,6 +100,9 @@ async def _dispatch(settings: Settings, args: argparse.Namespace, console: Conso
     rest: list[str] = list(args.rest)
     if args.every is not None and not args.every > 0:  # also NaN
         raise ValueError("--every is the seconds between passes: more than 0")
+    if args.since is not None and args.since > datetime.now(UTC):
+        # Nothing has changed since then: a pass would compare only what has no updated_at.
+        raise ValueError(f"--since {args.since.isoformat()} is in the future")
     wanted = {"status": 0, "phase": 2}.get(args.action, 1)
     if len(rest) != wanted:
         raise ValueError(f"usage:\n{USAGE}")

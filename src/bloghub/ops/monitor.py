@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
+from aiokafka.errors import KafkaError
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from sqlalchemy import select
@@ -176,8 +177,15 @@ class OpsMonitor:
 
     async def read_live(self, watched: list[Watched], now: float) -> list[dict[str, Any]]:
         """Each watched group as Kafka tells its lag now, with no history: what the
-        dashboard shows while Redis, where the rest is kept, does not answer."""
-        lags = {g.group: g for g in await self._lag.read({w.group: w.topics for w in watched})}
+        dashboard shows while Redis, where the rest is kept, does not answer. With Kafka out
+        of reach too, the lag is not known (None): the rest of the page still answers."""
+        try:
+            read = await self._lag.read({w.group: w.topics for w in watched})
+        except (KafkaError, OSError, TimeoutError, Unavailable) as exc:
+            if (left_out := SELDOM.due("ops.kafka_unavailable")) is not None:
+                log.warning("ops.kafka_unavailable", error=repr(exc), left_out=left_out)
+            read = []
+        lags = {g.group: g for g in read}
         out = []
         for w in watched:
             found = lags.get(w.group)

@@ -59,7 +59,8 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     try:
         return event_loop.run(_dispatch(settings, args, console))
     except (ReplayRefused, ValueError) as exc:
-        console.print(f"[red]refused:[/red] {exc}")
+        # On stderr, as the argument parser's own refusals are: stdout is the answer.
+        Console(stderr=True).print(f"[red]refused:[/red] {exc}")
         return 2
 
 

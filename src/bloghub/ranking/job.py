@@ -12,7 +12,7 @@ import contextlib
 import os
 import socket
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -87,8 +87,13 @@ class RankingJob:
         cache: Cache | None,
         prefix: str,
         holder: str | None = None,
+        where: Mapping[str, Mapping[str, str]] | None = None,
     ) -> None:
+        """``where``: for each store ("Redis", "PostgreSQL"), what a wait for it logs of
+        where it is looked for (``cli_errors.where``)."""
         self.config = config
+        self._where = where or {}
+        self._standing_by = False
         self._engine = engine
         # The databases migrations moved read models to (``bloghub migrate``).
         self.engines = Engines(lambda url: make_engine(url, pool_size=2, app="bloghub-ranking"))
@@ -149,16 +154,22 @@ class RankingJob:
         ttl = self.config.lock_ttl_s
         try:
             if not await self.lock.hold():
+                if not self._standing_by:  # said once each time it starts to stand by
+                    log.info("ranking.standing_by", why="another process holds the lock")
+                self._standing_by = True
                 return ttl * STANDBY_SHARE
+            self._standing_by = False
             due = await self._due_in()
             if due <= 0:
                 await self.run_once()
                 due = self.config.every_s
             return min(due, ttl * RENEW_SHARE)
         except (RedisError, OSError) as exc:
-            log.warning("ranking.redis_unavailable", error=repr(exc))
+            where = self._where.get("Redis", {})
+            log.warning("ranking.redis_unavailable", error=repr(exc), **where)
         except (Transient, Unavailable, SchemaBehind) as exc:
-            log.warning("ranking.database_unavailable", error=repr(exc))
+            where = self._where.get("PostgreSQL", {})
+            log.warning("ranking.database_unavailable", error=repr(exc), **where)
         except LockLost:
             log.warning("ranking.lock_lost", holder=self.lock.holder)
         return ttl * STANDBY_SHARE
@@ -246,6 +257,7 @@ async def run_ranking(settings: Settings, stop: asyncio.Event) -> None:
     """The job with clients of its own, until ``stop`` (``bloghub rank``, and beside the
     projectors in ``bloghub project``)."""
     from bloghub.adapters.redis import make_redis
+    from bloghub.cli_errors import where
 
     engine = make_engine(settings.sqlalchemy_url, pool_size=2, app="bloghub-ranking")
     redis = make_redis(settings.redis_url.get_secret_value())
@@ -255,6 +267,7 @@ async def run_ranking(settings: Settings, stop: asyncio.Event) -> None:
         redis=redis,
         cache=Cache(redis, prefix=settings.prefix, enabled=settings.cache_enabled),
         prefix=settings.prefix,
+        where={service: where(service, settings) for service in ("Redis", "PostgreSQL")},
     )
     try:
         await job.run(stop)
