@@ -290,13 +290,14 @@ async def _topics(settings: Settings) -> None:
 
 def _project_or_refuse(settings: Settings, names: list[str]) -> int:
     from rich.console import Console
+    from rich.markup import escape
 
     from bloghub.projections.worker import UnknownProjector
 
     try:
         event_loop.run(_project(settings, names))
     except UnknownProjector as exc:
-        Console(stderr=True).print(f"[red]refused:[/red] {exc}", highlight=False)
+        Console(stderr=True).print(f"[red]refused:[/red] {escape(str(exc))}", highlight=False)
         return 2
     return 0
 

@@ -44,6 +44,14 @@ class NotFound(BloghubError):
     code = "not_found"
 
 
+class NoPage(NotFound):
+    """A cursor that names no page, whatever the read models hold: final however far they
+    lag (never turned into a retry by a wait that ran out)."""
+
+    def __init__(self) -> None:
+        super().__init__("no page at that cursor; start again without one")
+
+
 class Conflict(BloghubError):
     status = 409
     code = "conflict"

@@ -433,6 +433,13 @@ async def test_a_login_reads_its_position_header_only_once_the_password_is_right
     right = await once_caught_up(lambda: client.post(path, json=sent(known, GOOD), headers=forged))
     assert right.status_code in (400, 422), right.text  # /api's shape is 422
     assert "Bloghub-After" in right.text
+    # Refused for its header, a right password's attempt no longer counts: six of them
+    # left five counted and the right password, sent plainly, at 429.
+    for _ in range(6):
+        again = await client.post(path, json=sent(known, GOOD), headers=forged)
+        assert again.status_code in (400, 422), again.text
+    plain = await client.post(path, json=sent(known, GOOD))
+    assert plain.status_code == 200, plain.text
 
 
 @pytest.mark.parametrize("method", ["GET", "POST", "HEAD"])

@@ -6,6 +6,7 @@ written by no one."""
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
@@ -273,6 +274,13 @@ async def test_a_read_whose_wait_runs_out_is_asked_back_never_told_not_found(
         listed = await c.get("/v1/articles", headers=reader.auth)
         assert listed.status_code == 200, listed.text
         assert listed.headers.get("bloghub-stale") == "true"
+        # A not-found whose own wait did not run out stays a 404: another's article that
+        # is not there, a cursor that names no page.
+        missing = await c.get(f"/v1/articles/{uuid.uuid4()}", headers=reader.auth)
+        assert missing.status_code == 404, missing.text
+        for path in ("/v1/articles", "/v1/me/articles", "/v1/feed"):
+            nowhere = await c.get(path, params={"cursor": "abc"}, headers=reader.auth)
+            assert nowhere.status_code == 404, (path, nowhere.text)
         # The tags show nothing of an account: not waited for, not stale.
         tags = await c.get("/v1/tags", headers=reader.auth)
         assert tags.status_code == 200, tags.text

@@ -137,6 +137,9 @@ async def test_an_unknown_projector_is_refused_alike_by_project_and_replay(
         refused(ran, "nosuch", "known: users")
         # On stderr, as the argument parser's own refusals are: stdout is the answer.
         assert ran.stdout == "", ran.stdout
+    # What is refused is said as sent, never read as the console's markup (a traceback).
+    marked = await bloghub(own, "project", "x[/y]")
+    refused(marked, "x[/y]")
     phase = await bloghub(own, "migrate", "phase", "articles", "x")
     refused(phase, "a phase is")
     assert phase.stdout == "", phase.stdout

@@ -127,16 +127,20 @@ class LogEnds:
         self._ends: dict[tuple[str, int], int] = {}
         self._lock = asyncio.Lock()
 
-    async def beyond(self, offsets: Mapping[tuple[str, int], int]) -> bool | None:
+    async def beyond(
+        self, offsets: Mapping[tuple[str, int], int], *, within_s: float | None = None
+    ) -> bool | None:
         """Whether some offset holds no record yet (at or past its partition's end); None
-        when the broker did not answer in time."""
+        when the broker did not answer in time (its own bound, or ``within_s`` if that is
+        shorter)."""
         if not self._past(offsets):
             return False
+        bound = self._timeout_s if within_s is None else min(self._timeout_s, within_s)
         async with self._lock:
             if not self._past(offsets):  # another request asked meanwhile
                 return False
             try:
-                ends = await asyncio.wait_for(self._ask(list(offsets)), self._timeout_s)
+                ends = await asyncio.wait_for(self._ask(list(offsets)), bound)
             except (KafkaError, OSError, TimeoutError) as exc:
                 log.warning("log_ends.unknown", error=repr(exc))
                 return None

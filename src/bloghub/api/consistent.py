@@ -118,6 +118,7 @@ async def wait_for_reads(
     the answer did not find may be what it waited for (``ran_out``)."""
     c = container(request)
     named, own = await _wanted(request, caller_id, header=header)
+    depended = named.merge(also) if also else named
     if also:
         own = own.merge(also)
     if not named and not own:  # the common anonymous read: nothing to wait for
@@ -137,9 +138,22 @@ async def wait_for_reads(
     _left_to_wait(request)  # the bound starts here: asking where the log ends is in it
     await _refuse_beyond_the_log(request, c.progress.relevant(reads, named))
     reached = await c.progress.wait(reads, position, _left_to_wait(request), pinned(request))
-    if not reached:
+    relevant = c.progress.relevant
+    if not reached and _may_hide(request, relevant(reads, depended), relevant(reads, own)):
         request.state.ran_out = True
     return not reached
+
+
+def _may_hide(request: Request, named: Position, own: Position) -> bool:
+    """Whether a write the wait did not reach may be what a "not found" then looked for:
+    one the caller named (or the answer depends on), or the caller's own write of anything
+    but their account. An account's own changes hide nothing from its lookups (its own
+    account is never "not found"; another's is found by a position naming it), and held
+    every 404 of the caller's at 503 while a nickname change was applied."""
+    if named:
+        return True
+    accounts = topic_for(container(request).settings.prefix, Family.USERS)
+    return any(topic != accounts for topic, _ in own.offsets)
 
 
 def ran_out(request: Request) -> bool:
@@ -230,7 +244,9 @@ async def _refuse_beyond_the_log(request: Request, named: Position) -> None:
     """A signed position lies within the log unless the log was rebuilt since it was
     issued; waiting for one beyond the end would only hold the request for the whole
     bound. (The caller's own writes, kept here, need no such check.)"""
-    if named and await container(request).log_ends.beyond(named.offsets):
+    if named and await container(request).log_ends.beyond(
+        named.offsets, within_s=_left_to_wait(request)
+    ):
         said = "the position lies beyond the end of the log"
         raise MalformedRequest(f"{AFTER_HEADER}: {said}", fields={AFTER_HEADER: said})
 

@@ -20,6 +20,7 @@ from bloghub.errors import (
     BloghubError,
     CatchingUp,
     InvalidInput,
+    NoPage,
     NotFound,
     SchemaBehind,
     StoreRejected,
@@ -42,7 +43,7 @@ async def on_bloghub_error(request: Request, exc: Exception) -> Response:
         # client's: they learn only to come back.
         log.warning("api.schema_behind", path=request.url.path, error=str(exc))
         exc = _Upgrading("the service is being upgraded; try again shortly")
-    if isinstance(exc, NotFound) and ran_out(request):
+    if isinstance(exc, NotFound) and not isinstance(exc, NoPage) and ran_out(request):
         # Its wait for a position ran out: what it did not find may be what that position
         # wrote, and a 404 is final for a client. It is asked to come back instead.
         exc = CatchingUp(

@@ -22,7 +22,7 @@ import orjson
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from bloghub.errors import NotFound
+from bloghub.errors import NoPage
 from bloghub.readmodels import tag_key
 
 ARTICLE_FIELDS = [
@@ -186,7 +186,7 @@ class CursorSeal:
             raw = base64.urlsafe_b64decode(sealed + "=" * (-len(sealed) % 4))
             payload = self._aead.decrypt(raw[:_NONCE_BYTES], raw[_NONCE_BYTES:], CURSOR_LABEL)
         except (binascii.Error, ValueError, InvalidTag):
-            raise NotFound("no page at that cursor; start again without one") from None
+            raise NoPage() from None
         return _cursor(orjson.loads(payload))
 
 
@@ -206,7 +206,7 @@ def _cursor(values: Any) -> Cursor:
         and isinstance(values[6], int)
         and not isinstance(values[6], bool)
     ):
-        raise NotFound("no page at that cursor; start again without one")
+        raise NoPage()
     return Cursor(values[:3], values[3], values[4], values[5], values[6])
 
 

@@ -378,6 +378,16 @@ class LoginLockout:
                 "login.delayed", ip=ip, user_id=user_id, scope="account", for_ms=delay_ms
             )
 
+    async def abandoned(self, attempt: LoginAttempt) -> None:
+        """The password was right but the login was refused for a reason of its own (the
+        ``Bloghub-After`` it sent): it no longer counts, and nothing is learnt of the
+        address. Left counted, five such refusals held the right password at 429."""
+        await self._pair.succeeded(pair_id(attempt.account, attempt.client))
+        await self._ip.succeeded(attempt.client)
+        if attempt.counted_for_account:
+            async with redis_translated():
+                await self._uncount(keys=self._account_keys(attempt.account)[:1])
+
     async def succeeded(self, attempt: LoginAttempt) -> None:
         """The address is now known to the account, and the pair's failures forgotten.
         The account's own count is left to expire (less this attempt): a login by the owner

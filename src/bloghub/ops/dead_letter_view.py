@@ -7,6 +7,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from bloghub.errors import Unavailable
 from bloghub.events.topics import DLQ, topic_for
 
 
@@ -27,16 +28,21 @@ class DeadLetterView:
         # One reading at a time: each seeks the one consumer, and two dashboards polling
         # at once would move each other's reads.
         self._reading = asyncio.Lock()
+        self._started = False
 
     async def start(self) -> None:
         await self._consumer.start()
         self._consumer.assign(self._parts)
+        self._started = True
 
     async def close(self) -> None:
+        self._started = False
         await self._consumer.stop()
 
     async def latest(self, limit: int = 10) -> list[dict[str, Any]]:
         """The ``limit`` newest dead letters, newest first."""
+        if not self._started:  # Kafka not reached since this process began (still tried)
+            raise Unavailable("Kafka has not been reachable: the dead letters cannot be read")
         async with self._reading:
             return await self._latest(limit)
 

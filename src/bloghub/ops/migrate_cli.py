@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -76,7 +77,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         return event_loop.run(_dispatch(settings, args, console))
     except (MigrationRefused, PhaseRefused, ValueError) as exc:
         # On stderr, as the argument parser's own refusals are: stdout is the answer.
-        Console(stderr=True).print(f"[red]refused:[/red] {exc}", highlight=False)
+        Console(stderr=True).print(f"[red]refused:[/red] {escape(str(exc))}", highlight=False)
         return 2
 
 

@@ -333,7 +333,8 @@ class OpsMonitor:
         try:
             return await asyncio.wait_for(self._letters.latest(), timeout=3)
         except Exception as exc:  # Kafka down or readers not connected yet: show none
-            log.info("ops.dead_letters_unavailable", error=repr(exc))
+            if (left_out := SELDOM.due("ops.dead_letters_unavailable")) is not None:
+                log.info("ops.dead_letters_unavailable", error=repr(exc), left_out=left_out)
             return []
 
 

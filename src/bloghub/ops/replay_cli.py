@@ -10,6 +10,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 
 from bloghub import event_loop
@@ -60,7 +61,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         return event_loop.run(_dispatch(settings, args, console))
     except (ReplayRefused, ValueError) as exc:
         # On stderr, as the argument parser's own refusals are: stdout is the answer.
-        Console(stderr=True).print(f"[red]refused:[/red] {exc}")
+        Console(stderr=True).print(f"[red]refused:[/red] {escape(str(exc))}", highlight=False)
         return 2
 
 

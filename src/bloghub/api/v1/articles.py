@@ -44,7 +44,7 @@ from bloghub.api.v1.users import public_users
 from bloghub.bootstrap import Container
 from bloghub.client_address import client_key
 from bloghub.commands.read_counting import anonymous_reader
-from bloghub.errors import InvalidInput, NotFound
+from bloghub.errors import InvalidInput, NoPage, NotFound
 from bloghub.events.topics import Family
 from bloghub.readmodels import (
     PUBLISHED_TTL_S,
@@ -82,7 +82,7 @@ def paged() -> Iterator[None]:
         # Threads page with ``before`` and replies with ``after``: cursors by other names.
         if not {"cursor", "before", "after"} & set(exc.fields):
             raise
-        raise NotFound("no page at that cursor; start again without one") from None
+        raise NoPage() from None
 
 
 async def author_out(request: Request, author_id: str, *, settle: bool = True) -> AuthorOut:

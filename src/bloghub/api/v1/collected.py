@@ -13,7 +13,7 @@ from bloghub.api.v1.articles import READER_READS, summaries_of
 from bloghub.api.v1.interaction_schemas import CollectedArticle, CollectedPage
 from bloghub.api.v1.interactions import INTERACTIONS_READS, queries
 from bloghub.api.v1.path_ids import path_id
-from bloghub.errors import InvalidInput, NotFound
+from bloghub.errors import InvalidInput, NoPage, NotFound
 
 # The entries are the interactions read model's; each is shown with what the articles,
 # users and counts read models hold of it.
@@ -35,7 +35,7 @@ async def collection_articles(request: Request) -> Response:
         # A cursor of the documented form that this API never handed out names no page.
         if "cursor" not in exc.fields:
             raise
-        raise NotFound("no page at that cursor; start again without one") from None
+        raise NoPage() from None
     # An entry whose article the articles read model no longer publishes (withdrawn a
     # moment ago) is left out; the cursor still moves past it.
     found = await summaries_of(request, claims.user_id, [str(r.article_id) for r in page.items])

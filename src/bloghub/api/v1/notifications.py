@@ -18,7 +18,7 @@ from bloghub.api.v1.article_schemas import PageQuery
 from bloghub.api.v1.schemas import CURSOR, Input, Rule
 from bloghub.api.v1.sessions import caller
 from bloghub.commands.notifications import mark_read
-from bloghub.errors import NotFound
+from bloghub.errors import NoPage, NotFound
 from bloghub.events.topics import Family
 from bloghub.readmodels import notification_view
 
@@ -117,7 +117,7 @@ async def list_notifications(request: Request) -> Response:
     q = parse_query(request, NotificationsQuery)
     if q.cursor is not None and not _POSITION.matches(q.cursor):
         # Of a cursor's characters but not this list's form: no page, as in the other lists.
-        raise NotFound("no page at that cursor; start again without one")
+        raise NoPage()
     stale = await wait_for_reads(request, NOTIFICATION_READS, claims.user_id)
     reads = queries(request)
     page, unread = await reads.page(claims.user_id, unread=q.unread, limit=q.limit, cursor=q.cursor)

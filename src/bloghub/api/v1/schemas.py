@@ -179,12 +179,19 @@ def _written_in_digits(value: object) -> object:
     which the published schema (an integer) does not."""
     if isinstance(value, str) and not (value.isascii() and value.isdigit()):
         if value[:1] == "-" and value[1:].isascii() and value[1:].isdigit():
-            # A whole number: its Field's bound names the range ("must not be negative"
-            # led a user to send 0, refused in turn).
-            return int(value)
+            # A whole number below every bound here: its Field's bound names the range
+            # ("must not be negative" led a user to send 0, refused in turn). Not int() of
+            # the text: thousands of digits are refused there with Python's own words.
+            return -1
         raise ValueError("must be a whole number written in digits")
+    if isinstance(value, str) and len(value.lstrip("0")) > _LONGEST:
+        return _ABOVE_EVERY_BOUND  # as for "-...": the bound speaks, not the parser
     return value
 
+
+# Every bound of a whole-number parameter here is far below this many digits.
+_LONGEST = 18
+_ABOVE_EVERY_BOUND = 10**_LONGEST
 
 # For an integer query parameter (the query string reaches validation as text), beside
 # its Field: ``Annotated[int, Field(...), DIGITS]``.

@@ -94,9 +94,16 @@ async def password_login(
         await c.lockout.failed(attempt)
         raise Unauthorized("email or password is wrong")
     # The caller's Bloghub-After only now: read before the password, a forged one's 400
-    # told a known email from an unknown one's 401, and no failure was counted.
-    if await wait_for_reads(request, USERS_READS, None):
-        raise CatchingUp("that account changed a moment ago; try again in a moment")
+    # told a known email from an unknown one's 401, and no failure was counted. Refused for
+    # it, the attempt no longer counts (nor is it a success).
+    try:
+        if await wait_for_reads(request, USERS_READS, None):
+            raise CatchingUp(
+                "the change Bloghub-After names is still being applied; try again in a moment"
+            )
+    except BaseException:
+        await c.lockout.abandoned(attempt)
+        raise
     try:
         issued = await start_session(
             c.commands,
