@@ -17,7 +17,8 @@ async def test_every_route_is_documented(live_api: LiveServer, client: httpx.Asy
     served = {
         (method.lower(), route.path)
         for route in live_api.app.routes
-        if isinstance(route, Route)
+        # The WebSocket path's plain-HTTP refusal (426) is the socket's, not an operation.
+        if isinstance(route, Route) and route.include_in_schema
         for method in (route.methods or set()) - {"HEAD"}
     }
     documented = {(m, path) for path, ops in doc["paths"].items() for m in ops}
@@ -148,6 +149,10 @@ async def test_statuses_an_endpoint_gives_by_what_it_is_are_documented(
                 # 400: a Bloghub-After the service did not issue, on any of them.
                 assert {"400", "429", "503"} <= documented, (method, path)
                 assert "Retry-After" in op["responses"]["503"]["headers"], (method, path)
+            cursors = {"cursor", "before", "after"}
+            if method == "get" and cursors & {p["name"] for p in op.get("parameters", [])}:
+                # A cursor of the right form that names no page is a 404 in every list.
+                assert "404" in documented, (method, path)
     assert "400" in doc["paths"]["/ops/session"]["post"]["responses"]
     # A code the provider could not take at once is queued: 202, as the README says.
     assert {"200", "202"} <= set(doc["paths"]["/v1/auth/sms/code"]["post"]["responses"])

@@ -169,7 +169,7 @@ ENDPOINTS = [
         "notifications",
         response=NotificationsPage,
         auth=True,
-        errors=(401, 422),
+        errors=(401, 404, 422),
         params=NotificationsQuery,
         headers={"Bloghub-Stale": "true when the read-your-writes wait ran out"},
     ),
