@@ -27,12 +27,16 @@ import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
+from opensearchpy.exceptions import OpenSearchException
 from pydantic import SecretStr
+from redis.exceptions import RedisError
 from rich.console import Console
 from rich.table import Table
 
 from bloghub.adapters.kafka import delete_topics, ensure_topics
+from bloghub.adapters.opensearch import make_opensearch
 from bloghub.adapters.postgres.databases import drop_database
+from bloghub.adapters.redis import make_redis
 from bloghub.cli import upgrade_database
 from bloghub.settings import Mode, Settings
 
@@ -111,7 +115,9 @@ async def wait_for_services(bootstrap: str, *, timeout_s: float = 90.0) -> None:
 @contextlib.asynccontextmanager
 async def workspace(name: str, *, migrate: bool) -> AsyncIterator[Workspace]:
     """A fresh topic prefix (catalog created with ``ensure_topics``) and a fresh database
-    (migrated to head if ``migrate``); the database and the topics are dropped afterwards."""
+    (migrated to head if ``migrate``); the database, the topics, and the search indexes
+    and Redis keys of the prefix are dropped afterwards (left, every run added a dozen
+    indexes to the cluster's shard budget)."""
     run = secrets.token_hex(4)
     database = f"bloghub_bench_{name}_{run}"
     settings = Settings(
@@ -139,6 +145,7 @@ async def workspace(name: str, *, migrate: bool) -> AsyncIterator[Workspace]:
     finally:
         await _drop_database(database)
         await _delete_topics(settings.kafka_bootstrap, settings.prefix)
+        await _delete_the_rest(settings)
 
 
 async def _drop_database(database: str) -> None:
@@ -154,6 +161,21 @@ async def _delete_topics(bootstrap: str, prefix: str) -> None:
         await delete_topics(bootstrap, prefix)
     except (KafkaError, OSError) as exc:
         console.print(f"[yellow]could not delete the topics of {prefix}: {exc!r}[/]")
+
+
+async def _delete_the_rest(settings: Settings) -> None:
+    """The prefix's search indexes and Redis keys (the projectors and the API made them)."""
+    search = make_opensearch(settings.opensearch_url)
+    redis = make_redis(settings.redis_url.get_secret_value())
+    try:
+        await search.indices.delete(index=f"{settings.prefix}-*", ignore_unavailable=True)
+        async for key in redis.scan_iter(match=f"{settings.prefix}:*", count=1000):
+            await redis.delete(key)
+    except (OSError, RedisError, OpenSearchException) as exc:
+        console.print(f"[yellow]could not clean up after {settings.prefix}: {exc!r}[/]")
+    finally:
+        await search.close()
+        await redis.aclose()
 
 
 # --- measuring -------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from tests.e2e.test_local_tier import anonymous_read, held_by_every_tier, publis
 from tests.e2e.test_projector_lag import logged_in
 from tests.faults import dead_lettered, out_of_memory
 from tests.private_redis import private_redis
-from tests.support import wait_until
+from tests.support import once_caught_up, wait_until
 
 UA = {"user-agent": "bloghub-tests/1"}
 REFUSING_S = 2.0  # long past the projector's first tries (it polls every few tens of ms)
@@ -75,7 +75,11 @@ async def test_a_withdraw_while_redis_refuses_writes_is_served_by_no_tier(run_id
 
             await wait_until(projected, timeout_s=30)  # the withdraw was not passed over
             after = {"bloghub-after": withdrawn.headers["bloghub-position"]}
-            answer = await client.get(f"/v1/articles/{article_id}", headers=after)
+            # A read that cannot yet confirm the withdraw is applied is asked to come back
+            # (503), never shown the article: retried as a client told to retry does.
+            answer = await once_caught_up(
+                lambda: client.get(f"/v1/articles/{article_id}", headers=after)
+            )
             assert answer.status_code == 404, answer.text
             for server in servers:
                 for _ in range(3):
