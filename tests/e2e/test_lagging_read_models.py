@@ -290,6 +290,47 @@ async def test_a_read_whose_wait_runs_out_is_asked_back_never_told_not_found(
             assert shown.status_code == 200, shown.text
 
 
+async def test_a_list_of_the_caller_s_own_things_waits_for_their_account_only_if_shown(
+    run_id: str,
+) -> None:
+    """A reader's account change no projector has applied: the lists that show nothing of
+    the account (drafts, collections, the feed) answer without waiting for it;
+    one that may show it (a collection holding the reader's own article) says it may be
+    stale."""
+    async with site(run_id, "ownlists") as (s, c):
+        async with projecting(s):
+            _, reader, _ = await _published(c)
+            own = await draft(c, reader)
+            publish = f"/v1/articles/{own}/publish"
+            assert (await once_caught_up(lambda: c.post(publish, headers=reader.auth))).is_success
+            made = await c.post("/v1/collections", json={"name": "mine"}, headers=reader.auth)
+            assert made.status_code == 201, made.text
+            box = made.json()["collection"]["id"]
+            entry = f"/v1/collections/{box}/articles/{own}"
+            assert (await once_caught_up(lambda: c.put(entry, headers=reader.auth))).is_success
+            listed = f"/v1/collections/{box}/articles"
+            settled = await once_caught_up(lambda: c.get(listed, headers=reader.auth))
+            assert [a["id"] for a in settled.json()["articles"]] == [own]
+        # No projector runs: the account change is in the log only.
+        changed = await c.patch("/v1/users/me", json={"about_me": "later"}, headers=reader.auth)
+        assert changed.status_code == 200, changed.text
+        for path in (
+            "/v1/me/articles",
+            f"/v1/me/articles/{own}",
+            "/v1/me/collections",
+            "/v1/feed",
+        ):
+            answer = await c.get(path, headers=reader.auth)
+            assert answer.status_code == 200, (path, answer.text)
+            assert "bloghub-stale" not in answer.headers, path
+        mine = await c.get("/v1/me/articles", headers=reader.auth)
+        assert own in [a["id"] for a in mine.json()["articles"]]
+        shown = await c.get(listed, headers=reader.auth)
+        assert shown.status_code == 200, shown.text
+        assert shown.headers.get("bloghub-stale") == "true"
+        assert [a["id"] for a in shown.json()["articles"]] == [own]
+
+
 async def test_asking_where_the_log_ends_is_inside_the_one_bound(run_id: str) -> None:
     """A position naming a partition the broker does not answer for (one sealed with this
     deployment's key: only an insider has one) held the read for the broker's timeout and

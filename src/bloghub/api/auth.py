@@ -79,6 +79,18 @@ async def reader_waited(
     return claims, stale or bool(getattr(request.state, "stale", False))
 
 
+async def caller_waited(
+    request: Request, reads: Reads, *, account: bool = True
+) -> tuple[Claims, bool]:
+    """A signed-in caller's read of their own things: ``reader_waited`` with a token
+    required. Not ``account``: the answer shows nothing the caller's own writes in the
+    users topic change (the account, its sessions, its notification marks): their
+    drafts, collections or feed do not wait for the users projector to apply them."""
+    claims = await require_caller(request, account=account)
+    stale = await wait_for_reads(request, reads, claims.user_id, account=account)
+    return claims, stale or bool(getattr(request.state, "stale", False))
+
+
 async def optional_caller(request: Request, *, account: bool = True) -> Claims | None:
     token = bearer_token(request)
     if token is None:

@@ -111,13 +111,19 @@ async def wait_for_reads(
     also: Position | None = None,
     *,
     header: bool = True,
+    account: bool = True,
 ) -> bool:
     """Wait until ``reads`` have passed the position the caller names (unless not
-    ``header``), the caller's own last write and ``also`` (another's write the answer
-    depends on). Returns True if the answer may be stale (the bound ran out); then what
-    the answer did not find may be what it waited for (``ran_out``)."""
+    ``header``), the caller's own last write (in the users topic too, unless not
+    ``account``: the answer shows nothing of the account, its sessions or its notification
+    marks) and ``also`` (another's write the answer depends on). Returns True if the
+    answer may be stale (the bound ran out); then what the answer did not find may be what
+    it waited for (``ran_out``)."""
     c = container(request)
     named, own = await _wanted(request, caller_id, header=header)
+    if not account:
+        accounts = _accounts(request)
+        own = own.restricted_to(t for t, _, _ in own if t != accounts)
     depended = named.merge(also) if also else named
     if also:
         own = own.merge(also)
@@ -152,8 +158,13 @@ def _may_hide(request: Request, named: Position, own: Position) -> bool:
     every 404 of the caller's at 503 while a nickname change was applied."""
     if named:
         return True
-    accounts = topic_for(container(request).settings.prefix, Family.USERS)
+    accounts = _accounts(request)
     return any(topic != accounts for topic, _ in own.offsets)
+
+
+def _accounts(request: Request) -> str:
+    """The topic of the accounts' own changes."""
+    return topic_for(container(request).settings.prefix, Family.USERS)
 
 
 def ran_out(request: Request) -> bool:

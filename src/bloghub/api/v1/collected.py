@@ -5,8 +5,8 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from bloghub.api.auth import require_caller
-from bloghub.api.consistent import mark_stale, wait_for_reads
+from bloghub.api.auth import caller_waited
+from bloghub.api.consistent import mark_stale
 from bloghub.api.http import JSON, Endpoint, parse_query
 from bloghub.api.v1.article_schemas import PageQuery
 from bloghub.api.v1.articles import READER_READS, summaries_of
@@ -21,10 +21,10 @@ COLLECTED_READS = [*INTERACTIONS_READS, *READER_READS]
 
 
 async def collection_articles(request: Request) -> Response:
-    claims = await require_caller(request)
+    # The caller's own article among them shows the caller's account: waited for.
+    claims, stale = await caller_waited(request, COLLECTED_READS)
     collection_id = path_id(request, "collection_id", "collection")
     paging = parse_query(request, PageQuery)
-    stale = await wait_for_reads(request, COLLECTED_READS, claims.user_id)
     q = queries(request)
     box = await q.box(collection_id)
     if box is None or box.owner_id != claims.user_id:

@@ -10,7 +10,7 @@ from starlette.responses import Response
 
 from bloghub.adapters.redis.counters import Counts
 from bloghub.api.article_queries import abstract
-from bloghub.api.auth import require_caller
+from bloghub.api.auth import caller_waited, require_caller
 from bloghub.api.consistent import (
     mark_stale,
     through_cache,
@@ -203,8 +203,7 @@ async def _with_interactions(
 
 
 async def my_articles(request: Request) -> Response:
-    claims = await require_caller(request)
-    stale = await wait_for_reads(request, OWN_READS, claims.user_id)
+    claims, stale = await caller_waited(request, OWN_READS, account=False)
     paging = parse_query(request, PageQuery)
     limit, cursor = paging.limit, paging.cursor
 
@@ -237,9 +236,8 @@ async def my_articles(request: Request) -> Response:
 
 
 async def my_article(request: Request) -> Response:
-    claims = await require_caller(request)
     article_id = article_id_of(request)
-    stale = await wait_for_reads(request, OWN_READS, claims.user_id)
+    claims, stale = await caller_waited(request, OWN_READS, account=False)
 
     async def fill() -> dict[str, Any] | None:
         row = await queries(request).draft(article_id)

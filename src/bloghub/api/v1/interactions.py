@@ -11,7 +11,7 @@ from starlette.responses import Response
 
 from bloghub.adapters.redis.counters import Counts, Tally
 from bloghub.adapters.redis.local_tier import Build
-from bloghub.api.auth import require_caller
+from bloghub.api.auth import caller_waited, require_caller
 from bloghub.api.consistent import (
     Reads,
     found_or_settled,
@@ -229,8 +229,7 @@ async def new_collection(request: Request) -> Response:
 
 
 async def my_collections(request: Request) -> Response:
-    claims = await require_caller(request)
-    stale = await wait_for_reads(request, INTERACTIONS_READS, claims.user_id)
+    claims, stale = await caller_waited(request, INTERACTIONS_READS, account=False)
     rows = await queries(request).boxes(claims.user_id)
     out = CollectionsOut(
         collections=[

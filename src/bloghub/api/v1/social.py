@@ -9,7 +9,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from bloghub.api.article_counts import COUNTS_READS
-from bloghub.api.auth import USERS_READS, optional_caller, require_caller, user_queries
+from bloghub.api.auth import (
+    USERS_READS,
+    caller_waited,
+    optional_caller,
+    require_caller,
+    user_queries,
+)
 from bloghub.api.consistent import found_or_settled, mark_stale, pinned, wait_for_reads, written
 from bloghub.api.http import JSON, Endpoint, container, parse_query
 from bloghub.api.idempotency import answering
@@ -129,9 +135,10 @@ def _person(row: Any, found: dict[str, Any] | None, mine: set[str]) -> PersonOut
 
 
 async def feed(request: Request) -> Response:
-    claims = await require_caller(request)
+    # Only others' articles (no one follows themselves): the caller's account change is
+    # not waited for.
+    claims, stale = await caller_waited(request, FEED_READS, account=False)
     paging = parse_query(request, PageQuery)
-    stale = await wait_for_reads(request, FEED_READS, claims.user_id)
     with paged():
         page = await social(request).feed(claims.user_id, paging.limit, paging.cursor)
     ids = [str(r.article_id) for r in page.items]
