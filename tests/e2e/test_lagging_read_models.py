@@ -5,6 +5,7 @@ written by no one."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -14,10 +15,11 @@ from typing import Any
 
 import httpx
 
+from bloghub.events.codec import decode
 from bloghub.events.position import Position
 from bloghub.events.topics import Family, topic_for
 from bloghub.settings import Settings
-from tests.conftest import isolated, projecting, serve
+from tests.conftest import isolated, projecting, read_topic, serve
 from tests.e2e.conduit_client import register, unique_name
 from tests.e2e.test_articles import Author, draft
 from tests.e2e.test_hidden_articles import someone
@@ -407,6 +409,51 @@ async def test_a_new_sms_account_is_waited_for_never_said_missing(
             me = await once_caught_up(partial(sms.client.get, "/v1/users/me", headers=auth))
             assert me.status_code == 200, me.text
             assert me.json()["user"]["phone"] == f"+86{phone}"
+
+
+async def test_a_reply_sent_with_its_parent_s_delete_is_never_answered_201_to_be_dropped(
+    run_id: str,
+) -> None:
+    """Replies sent at once with the delete of the comment they reply to. Each one answered
+    201 is in the log before the delete, so it went with the deleted thread; one after it
+    would be dropped by the projector (its parent gone) with no word to its writer. The
+    others are refused (422), or told to retry (409 while the thread is busy, 503)."""
+    async with site(run_id, "replyrace") as (s, c):
+        accepted: dict[str, list[str]] = {}
+        async with projecting(s):
+            _, reader, article_id = await _published(c)
+            repliers = [await someone(c) for _ in range(4)]
+            comments = f"/v1/articles/{article_id}/comments"
+            for _ in range(3):
+                post = partial(c.post, comments, json={"content": "root"}, headers=reader.auth)
+                root = (await once_caught_up(post)).json()["comment"]["id"]
+
+                async def shown(root: str = root) -> bool:
+                    seen = await c.get(comments)
+                    return seen.status_code == 200 and root in seen.text
+
+                await wait_until(shown, timeout_s=30)
+                deleted, *replies = await asyncio.gather(
+                    c.delete(f"/v1/comments/{root}", headers=reader.auth),
+                    *(
+                        c.post(comments, json={"content": "re", "parent_id": root}, headers=r.auth)
+                        for r in repliers
+                    ),
+                )
+                assert deleted.status_code == 204, deleted.text
+                for answer in replies:
+                    assert answer.status_code in (201, 409, 422, 503), answer.text
+                accepted[root] = [
+                    a.json()["comment"]["id"] for a in replies if a.status_code == 201
+                ]
+        at: dict[tuple[str, str], int] = {}
+        for record in await read_topic(s, topic_for(s.prefix, Family.COMMENTS)):
+            envelope = decode(record.value)
+            at[(envelope.type, envelope.payload["comment_id"])] = record.offset
+        for root, replies_ids in accepted.items():
+            deleted_at = at[("comment.deleted", root)]
+            for reply in replies_ids:
+                assert at[("comment.posted", reply)] < deleted_at, (root, reply)
 
 
 async def test_no_reply_lands_on_a_comment_whose_delete_was_answered(run_id: str) -> None:

@@ -3,11 +3,14 @@ its whole subtree. Decided on the read models as of the caller's own last write.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from bloghub.commands.comment_numbers import reserve_number
 from bloghub.commands.context import Caller, CommandDeps
+from bloghub.commands.turns import take_turn
 from bloghub.errors import Forbidden, InvalidInput, NotFound
 from bloghub.events.comments import CommentDeleted, CommentPosted
 from bloghub.events.log import Indeterminate
@@ -89,3 +92,32 @@ def _signed_in(caller: Caller) -> str:
     if caller.actor_id is None:
         raise Forbidden("sign in to comment")
     return caller.actor_id
+
+
+COMMENTS_TURN = "comments_turn"
+# Held only while a reply or a delete decides and records; a longer wait means the
+# projectors lag or Kafka is slow, and a retry is the better answer.
+COMMENTS_TURN_WAIT_S = 2.0
+
+
+@asynccontextmanager
+async def comments_turn(deps: CommandDeps, article_id: str) -> AsyncIterator[None]:
+    """The turn of an article's comment threads (commands/turns.py), taken by a reply and
+    by a delete, for the whole of its decision and its append, a delete's until it has
+    remembered what it hid. A reply checks that no comment above it was deleted, then
+    appends; without the turn a delete could be appended in between, and the projector
+    would drop the reply (its parent gone) after it was answered 201. With it, a reply
+    lands before the delete (and goes with the deleted subtree) or decides after the
+    delete was remembered (and is refused). A comment that replies to none takes no turn.
+    The turn ends off the request path, after the steps the command left."""
+    holder = new_id_str()
+    busy = "another reply or delete in this article's comments is in progress; retry"
+    await take_turn(deps, COMMENTS_TURN, article_id, holder, wait_s=COMMENTS_TURN_WAIT_S, busy=busy)
+
+    async def end() -> None:
+        await deps.reservations.release(COMMENTS_TURN, article_id, holder)
+
+    try:
+        yield
+    finally:
+        await deps.after("end_comments_turn", end, article_id=article_id)

@@ -13,6 +13,7 @@ from typing import Any, Literal
 import structlog
 
 from bloghub.commands.context import Caller, CommandDeps, Key
+from bloghub.commands.turns import take_turn
 from bloghub.errors import Conflict, Unauthorized, Unavailable
 from bloghub.events.base import Event
 from bloghub.events.position import Position
@@ -324,21 +325,16 @@ class AccountTurn:
 # How long a change whose proof is already spent (an SMS code) waits for the account's
 # turn, rather than be told to retry with a code that no longer works.
 SPENT_PROOF_WAIT_S = 5.0
-_TURN_POLL_S = 0.05
 
 
 @asynccontextmanager
 async def account_turn(
     deps: CommandDeps, user_id: str, *, wait_s: float = 0.0
 ) -> AsyncIterator[AccountTurn]:
-    """The account's turn to change its unique keys (username, phone), taken in the
-    write-side index so it holds across every API process: a concurrent change of the same
-    account is refused (409), never interleaved, so each reads what the account holds after
-    the one before it. Each request claims it under a fresh owner (``reserve`` lets an owner
-    take its own pending key again). A holder that crashed leaves it pending, and the
-    sweeper frees it like any stale pending key: it deletes by age and status, whatever the
-    kind, so this kind needs nothing of its own there. ``wait_s``: how long to wait for a
-    turn another change holds before the 409 (for a change that has spent its proof).
+    """The account's turn to change its unique keys (username, phone) (commands/turns.py):
+    a concurrent change of the same account is refused (409), never interleaved, so each
+    reads what the account holds after the one before it. ``wait_s``: how long to wait for
+    a turn another change holds before the 409 (for a change that has spent its proof).
 
     The turn ends only after the change's own keys are settled (a confirmation landing
     late would bring back a key the next change frees) and the keys it gave up are freed
@@ -346,15 +342,8 @@ async def account_turn(
     off the request path, retried, never an error in the change's answer. If it gives up
     (the index unreachable for its every try), the turn stays until swept."""
     holder = new_id_str()
-    deadline = asyncio.get_running_loop().time() + wait_s
-    while True:
-        try:
-            await deps.reservations.reserve(ACCOUNT_TURN, user_id, holder)
-            break
-        except Conflict:
-            if asyncio.get_running_loop().time() >= deadline:
-                raise Conflict("another change of this account is in progress; retry") from None
-        await asyncio.sleep(_TURN_POLL_S)
+    busy = "another change of this account is in progress; retry"
+    await take_turn(deps, ACCOUNT_TURN, user_id, holder, wait_s=wait_s, busy=busy)
     turn = AccountTurn()
 
     async def end() -> None:

@@ -28,7 +28,13 @@ from bloghub.api.idempotency import answering, idempotent
 from bloghub.api.v1.comments import COMMENTS_READS, comment_queries
 from bloghub.api.v1.path_ids import canonical_id
 from bloghub.api.v1.sessions import caller
-from bloghub.commands.comments import CommentRef, Posted, delete_comment, post_comment
+from bloghub.commands.comments import (
+    CommentRef,
+    Posted,
+    comments_turn,
+    delete_comment,
+    post_comment,
+)
 from bloghub.errors import Forbidden
 from bloghub.events.topics import Family
 
@@ -98,13 +104,15 @@ async def remove(request: Request) -> Response:
         raise not_found("comment")
     if not shown and me not in (comment.author_id, comment.article_author_id):
         raise not_found("article")  # as a read says: nothing tells anyone else it is there
-    try:
-        position = await delete_comment(comment, container(request).commands, caller(request, me))
-    except Forbidden:
-        raise forbidden("comment") from None
-    # Hidden for replies too (none through /api, but /v1's of the same comment).
-    out = Response(status_code=204)
-    return await visibility_written(request, out, position, me, comment.id)
+    deps = container(request).commands
+    async with comments_turn(deps, comment.article_id):  # as /v1's (api/v1/comments.py)
+        try:
+            position = await delete_comment(comment, deps, caller(request, me))
+        except Forbidden:
+            raise forbidden("comment") from None
+        # Hidden for replies too (none through /api, but /v1's of the same comment).
+        out = Response(status_code=204)
+        return await visibility_written(request, out, position, me, comment.id)
 
 
 async def _commented(request: Request, me: str) -> tuple[str, bool]:

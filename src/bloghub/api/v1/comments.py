@@ -3,6 +3,7 @@ strings), never rendered as HTML."""
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from typing import Any
 
 from starlette.requests import Request
@@ -42,7 +43,13 @@ from bloghub.api.v1.social_schemas import (
     ThreadsPage,
     ThreadsQuery,
 )
-from bloghub.commands.comments import CommentRef, Posted, delete_comment, post_comment
+from bloghub.commands.comments import (
+    CommentRef,
+    Posted,
+    comments_turn,
+    delete_comment,
+    post_comment,
+)
 from bloghub.errors import CatchingUp, NotFound
 from bloghub.events.topics import Family
 
@@ -127,6 +134,13 @@ async def post(request: Request) -> Response:
         return await written(request, response, done.position, claims.user_id)
 
     async def run() -> Response:
+        if parent_id is None:
+            return await decide_and_post()
+        # No delete above the reply is appended between its checks and its append.
+        async with comments_turn(container(request).commands, article_id):
+            return await decide_and_post()
+
+    async def decide_and_post() -> Response:
         replied = () if parent_id is None else (parent_id,)
         await _decide_after_own_writes(request, claims.user_id, article_id, *replied)
         # An article another author's publish made a moment before is waited for.
@@ -154,11 +168,12 @@ async def remove(request: Request) -> Response:
     await _decide_after_own_writes(request, claims.user_id)
     comment = await _comment_ref(request, comment_id)
     deps, who = container(request).commands, caller(request, claims.user_id)
-    position = await delete_comment(comment, deps, who)
-    # No reply to it lands once this is answered, however far the projectors lag.
-    return await visibility_written(
-        request, Response(status_code=204), position, claims.user_id, comment_id
-    )
+    async with comments_turn(deps, comment.article_id) if comment else nullcontext():
+        position = await delete_comment(comment, deps, who)
+        # No reply to it lands once this is answered, however far the projectors lag.
+        return await visibility_written(
+            request, Response(status_code=204), position, claims.user_id, comment_id
+        )
 
 
 async def threads(request: Request) -> Response:
@@ -243,7 +258,7 @@ ENDPOINTS = [
         "comments",
         status=204,
         auth=True,
-        errors=(401, 403, 404, 503),
+        errors=(401, 403, 404, 409, 503),
     ),
     Endpoint(
         "GET",
