@@ -183,6 +183,52 @@ async def test_a_comment_not_applied_yet_is_waited_for_when_deleted_by_its_id(
             assert left.json()["comments"] == []
 
 
+def _offset(answer: httpx.Response) -> int:
+    """Where in the log the write this is the answer to landed (one record)."""
+    ((_, _, offset),) = Position.decode(answer.headers["bloghub-position"].rpartition(".")[0])
+    return offset
+
+
+async def test_collecting_in_two_tabs_answers_what_the_caller_then_holds(run_id: str) -> None:
+    """A collect into one collection and an uncollect from another sent at once, then two
+    uncollects at once: each answer's ``collected`` is what the caller holds once its own
+    write is applied, in log order (both are keyed by the article)."""
+    async with site(run_id, "twotabs") as (s, c), projecting(s):
+        _, reader, article_id = await _published(c)
+        boxes = []
+        for name in ("one", "two"):
+            made = await c.post("/v1/collections", json={"name": name}, headers=reader.auth)
+            assert made.status_code == 201, made.text
+            boxes.append(made.json()["collection"]["id"])
+        one, two = (f"/v1/collections/{box}/articles/{article_id}" for box in boxes)
+
+        async def settled(method: str, path: str) -> None:
+            done = await once_caught_up(partial(c.request, method, path, headers=reader.auth))
+            assert done.status_code == 200, done.text
+
+        for _ in range(3):
+            await settled("PUT", two)
+            await settled("DELETE", one)
+            into, out = await asyncio.gather(
+                c.put(one, headers=reader.auth), c.delete(two, headers=reader.auth)
+            )
+            assert (into.status_code, out.status_code) == (200, 200), (into.text, out.text)
+            assert into.json()["article"]["collected"] is True
+            # Taken out of two after the collect into one: still held.
+            assert out.json()["article"]["collected"] is (_offset(out) > _offset(into)), (
+                _offset(into),
+                _offset(out),
+            )
+            await settled("PUT", two)
+            first, second = await asyncio.gather(
+                c.delete(one, headers=reader.auth), c.delete(two, headers=reader.auth)
+            )
+            assert (first.status_code, second.status_code) == (200, 200)
+            said = {_offset(a): a.json()["article"]["collected"] for a in (first, second)}
+            # The earlier leaves it in the other collection; the later in none.
+            assert [said[o] for o in sorted(said)] == [True, False], said
+
+
 async def test_a_hidden_article_is_taken_out_of_a_collection_without_waiting(
     run_id: str,
 ) -> None:

@@ -286,6 +286,14 @@ async def _wanted(
     return named, own
 
 
+def own_write_read_again(request: Request) -> None:
+    """The caller's own last write is read again by the next wait: a command that waited
+    for its turn (commands/turns.py) decides after the write of the one before it, which
+    was remembered after this request's session check read it."""
+    request.state.own_write = None
+    request.state.wanted = None
+
+
 async def _own(request: Request, caller_id: str | None) -> Position:
     if caller_id is None:
         return Position({})

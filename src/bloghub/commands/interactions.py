@@ -9,9 +9,12 @@ article was withdrawn moves no count.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from bloghub.commands.context import Caller, CommandDeps
+from bloghub.commands.turns import take_turn
 from bloghub.errors import Conflict, Forbidden, NotFound
 from bloghub.events.interactions import (
     ArticleCollected,
@@ -110,3 +113,29 @@ async def create_collection(name: str, deps: CommandDeps, caller: Caller) -> Mad
     except Indeterminate as unsure:
         raise unsure.then(lambda pos: Made(event.collection_id, name, pos)) from unsure
     return Made(event.collection_id, name, position)
+
+
+COLLECTING_TURN = "collecting_turn"
+COLLECTING_TURN_WAIT_S = 2.0
+
+
+@asynccontextmanager
+async def collecting_turn(deps: CommandDeps, user_id: str, article_id: str) -> AsyncIterator[None]:
+    """A user's turn to put an article in, or take it out of, their collections
+    (commands/turns.py), held from the decision to the remembered answer. An answer says
+    whether the caller still holds the article in any collection, read before its write:
+    two sent at once (two tabs) each read the other's as not yet made, and one answered
+    wrongly (both ``true`` after two uncollects, ``false`` for an uncollect beside a
+    collect into another). Taken in turn, the second reads after the first's write, which
+    it waits for as for any own write. The turn ends off the request path."""
+    holder, key = new_id_str(), f"{user_id}:{article_id}"
+    busy = "another change of this article in your collections is in progress; retry"
+    await take_turn(deps, COLLECTING_TURN, key, holder, wait_s=COLLECTING_TURN_WAIT_S, busy=busy)
+
+    async def end() -> None:
+        await deps.reservations.release(COLLECTING_TURN, key, holder)
+
+    try:
+        yield
+    finally:
+        await deps.after("end_collecting_turn", end, owner=user_id)

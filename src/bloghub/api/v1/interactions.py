@@ -16,6 +16,7 @@ from bloghub.api.consistent import (
     Reads,
     found_or_settled,
     mark_stale,
+    own_write_read_again,
     pinned,
     wait_for_reads,
     written,
@@ -36,8 +37,16 @@ from bloghub.api.v1.interaction_schemas import (
 )
 from bloghub.api.v1.path_ids import path_id
 from bloghub.api.v1.sessions import caller
+from bloghub.auth.tokens import Claims
 from bloghub.bootstrap import Container
-from bloghub.commands.interactions import Made, Target, collect, create_collection, like
+from bloghub.commands.interactions import (
+    Made,
+    Target,
+    collect,
+    collecting_turn,
+    create_collection,
+    like,
+)
 from bloghub.errors import CatchingUp, InvalidInput
 from bloghub.events.position import Position
 from bloghub.events.topics import Family
@@ -244,6 +253,14 @@ async def _entry(request: Request, on: bool) -> Response:
     claims = await require_caller(request)
     collection_id = path_id(request, "collection_id", "collection")
     article_id = path_id(request, "article_id", "article")
+    async with collecting_turn(container(request).commands, claims.user_id, article_id):
+        return await _entry_in_turn(request, claims, collection_id, article_id, on)
+
+
+async def _entry_in_turn(
+    request: Request, claims: Claims, collection_id: str, article_id: str, on: bool
+) -> Response:
+    own_write_read_again(request)
     # Taking an article out needs only the caller's own writes (it may be hidden since).
     await _caught_up(request, claims.user_id, article_id=article_id if on else None)
     q = queries(request)
