@@ -453,3 +453,55 @@ async def test_plain_http_to_the_live_socket_is_told_it_takes_a_websocket(
     if method != "HEAD":
         assert _shape(answer)["code"] == "upgrade_required"
         assert "WebSocket client" in str(_shape(answer)["message"])
+
+
+async def test_a_write_that_takes_no_body_refuses_one_rather_than_ignore_it(
+    client: httpx.AsyncClient, auth: dict[str, str]
+) -> None:
+    """A publish with a ``version`` expects a stale check it does not do, a like with a
+    ``user_id`` someone else's: refused, as every write that takes a body refuses fields it
+    does not know. Nothing, or an empty JSON object, is what these take."""
+    made = await client.post("/v1/articles", json={"title": "t", "content": "c"}, headers=auth)
+    assert made.status_code == 201, made.text
+    publish = f"/v1/articles/{made.json()['article']['id']}/publish"
+    as_json = {**auth, "content-type": "application/json"}
+    for content, headers in (
+        (b"not json at all", as_json),
+        (b'{"version": "abc"}', as_json),
+        (b'{"author_id": "01a21c55-c7a4-73d1-a44c-16eb1e146e7d"}', as_json),
+        (b"<xml/>", {**auth, "content-type": "text/xml"}),
+        (b"[]", as_json),
+        (b"{}" + b" " * 100, as_json),
+    ):
+        refused = await client.post(publish, content=content, headers=headers)
+        assert refused.status_code == 422, (content, refused.text)
+        assert "takes no body" in str(_shape(refused)["message"])
+    chunked = await client.post(
+        publish, content=_chunks(b'{"status": ', b'"draft"}'), headers=as_json
+    )
+    assert chunked.status_code == 422, chunked.text
+    done = await once_caught_up(lambda: client.post(publish, content=b" {} ", headers=as_json))
+    assert done.status_code == 200, done.text
+    assert done.json()["article"]["status"] == "published"
+    out = await client.post("/v1/auth/logout", headers=auth)
+    assert out.status_code == 204, out.text
+
+
+async def _chunks(*parts: bytes) -> AsyncIterator[bytes]:
+    for part in parts:
+        yield part
+
+
+def test_every_write_that_takes_no_body_documents_its_422() -> None:
+    from bloghub.api.http import takes_no_body
+    from bloghub.api.openapi import statuses
+
+    bodiless = [ep for ep in all_endpoints() if takes_no_body(ep)]
+    assert {(ep.method, ep.path) for ep in bodiless} >= {
+        ("POST", "/v1/articles/{article_id}/publish"),
+        ("PUT", "/v1/articles/{article_id}/like"),
+        ("PUT", "/v1/users/{user_id}/follow"),
+        ("POST", "/v1/auth/logout"),
+    }
+    for ep in bodiless:
+        assert 422 in statuses(ep), (ep.method, ep.path)

@@ -25,7 +25,7 @@ from bloghub.api.errors import (
     on_unexpected,
 )
 from bloghub.api.fast_reads import FastReads
-from bloghub.api.http import Endpoint
+from bloghub.api.http import Endpoint, no_body, sends_body, takes_no_body
 from bloghub.api.middleware import BodyLimit, RequestId, RequestLog, ShapedCORS
 from bloghub.api.rate_limit import RateLimit
 from bloghub.api.routing import IndexedRouter
@@ -87,10 +87,13 @@ class PathRoute(Route):
     def __init__(self, ep: Endpoint, allow: Collection[str]) -> None:
         super().__init__(ep.path, ep.handler, methods=[ep.method], name=f"{ep.method} {ep.path}")
         self.allow = ", ".join(sorted(allow))
+        self.takes_no_body = takes_no_body(ep)
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.methods and scope["method"] not in self.methods:
             raise HTTPException(status_code=405, headers={"Allow": self.allow})
+        if self.takes_no_body and sends_body(scope):
+            receive = await no_body(receive)
         await super().handle(scope, receive, send)
 
 

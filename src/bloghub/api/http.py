@@ -11,6 +11,7 @@ import orjson
 from pydantic import BaseModel, ValidationError
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
+from starlette.types import Message, Receive, Scope
 
 from bloghub.bootstrap import Container
 from bloghub.errors import (
@@ -98,6 +99,54 @@ async def parse_body(request: Request, model: type[M]) -> M:
         return model.model_validate_json(raw)
     except ValidationError as exc:
         raise InvalidInput("some fields are not valid", fields=field_errors(exc)) from exc
+
+
+def takes_no_body(ep: Endpoint) -> bool:
+    """A ``/v1`` write whose request has no body: one sent is refused (``no_body``), as
+    every write that takes one refuses fields it does not know, rather than ignored (a
+    ``version`` sent to a publish is no stale check, an ``author_id`` no one else's)."""
+    writes = ep.method in ("POST", "PUT", "PATCH", "DELETE")
+    return writes and ep.body is None and not ep.body_optional and ep.path.startswith("/v1/")
+
+
+def sends_body(scope: Scope) -> bool:
+    for name, value in scope["headers"]:
+        if (name == b"content-length" and value.strip() != b"0") or name == b"transfer-encoding":
+            return True
+    return False
+
+
+# Longest body taken for none: an empty JSON object, as clients that always send JSON do.
+_NO_BODY_BYTES = 64
+
+
+async def no_body(receive: Receive) -> Receive:
+    """Read the body of a request that takes none: nothing, or an empty JSON object, is
+    let through (``receive`` for the handler, the body replayed); anything else is 422."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            raise MalformedRequest("the request body was cut short")
+        chunk: bytes = message.get("body", b"")
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > _NO_BODY_BYTES or not message.get("more_body", False):
+            break
+    body = b"".join(chunks)
+    if size > _NO_BODY_BYTES or body.strip() not in (b"", b"{}"):
+        raise InvalidInput("this request takes no body: send none (or {})")
+    replayed = False
+
+    async def replay() -> Message:
+        nonlocal replayed
+        if replayed:
+            return await receive()
+        replayed = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replay
 
 
 def _has_body(request: Request) -> bool:

@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from bloghub.api.http import Endpoint
+from bloghub.api.http import Endpoint, takes_no_body
 from bloghub.api.v1.schemas import ErrorOut
 
 _REASONS = {
@@ -98,7 +98,7 @@ _LIMITED = ("/v1/", "/api/")
 
 def statuses(ep: Endpoint) -> list[int]:
     found = set(ep.errors)
-    if ep.body is not None or ep.params is not None:
+    if ep.body is not None or ep.params is not None or takes_no_body(ep):
         found.update(_BODY_ERRORS if ep.body is not None else (422,))
     if ep.auth:
         found.add(401)
