@@ -292,3 +292,25 @@ async def test_a_retried_comment_with_the_same_idempotency_key_is_posted_once(
     listed = (await threads(client, article_id, later["position"]))["comments"]
     assert [c["content"] for c in listed] == ["later", "once"]
     assert await comment_count(client, article_id, later["position"]) == 2
+
+
+async def test_a_comment_under_a_hidden_article_is_not_found_by_anyone_else(
+    client: httpx.AsyncClient, writer: Author, commenter: Author, unique_email: Callable[[], str]
+) -> None:
+    """Its writer and the article's author may still delete it; to anyone else the
+    article is not there, so its comment is 404, as its replies are (a 403 said it was)."""
+    stranger = await person(client, unique_email)
+    article_id, seen = await publish(client, writer)
+    top = await comment(client, commenter, article_id, "top", after=seen)
+    other = await comment(client, commenter, article_id, "other", after=seen)
+    withdrawn = await client.post(f"/v1/articles/{article_id}/withdraw", headers=writer.auth)
+    assert withdrawn.status_code == 200, withdrawn.text
+    hidden = {"bloghub-after": withdrawn.headers["bloghub-position"]}
+    refused = await client.delete(f"/v1/comments/{top['id']}", headers={**stranger.auth, **hidden})
+    assert refused.status_code == 404, refused.text
+    assert refused.json()["error"]["code"] == "not_found"
+    replies = await client.get(f"/v1/comments/{top['id']}/replies", headers=stranger.auth)
+    assert replies.status_code == 404, replies.text
+    for who, gone in ((commenter, top), (writer, other)):
+        done = await client.delete(f"/v1/comments/{gone['id']}", headers={**who.auth, **hidden})
+        assert done.status_code == 204, done.text

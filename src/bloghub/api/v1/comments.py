@@ -167,6 +167,13 @@ async def remove(request: Request) -> Response:
     comment_id = path_id(request, "comment_id", "comment")
     await _decide_after_own_writes(request, claims.user_id)
     comment = await _comment_ref(request, comment_id)
+    if (
+        comment is not None
+        and claims.user_id not in (comment.author_id, comment.article_author_id)
+        and await _published(request, comment.article_id) is None
+    ):
+        # Under a withdrawn or deleted article: a 403 would tell anyone else it is there.
+        raise NotFound("no such comment")
     deps, who = container(request).commands, caller(request, claims.user_id)
     async with comments_turn(deps, comment.article_id) if comment else nullcontext():
         position = await delete_comment(comment, deps, who)
