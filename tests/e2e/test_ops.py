@@ -297,3 +297,30 @@ async def test_with_kafka_never_reached_and_redis_down_the_lag_is_said_unknown(
             metrics = await c.get("/metrics", headers=operator(s))
             assert metrics.status_code == 200, metrics.text
             assert "bloghub_consumer_lag{" not in metrics.text
+
+
+async def test_lag_with_no_live_instance_shows_absent_not_ok(run_id: str) -> None:
+    """No projector runs (down, or unable to reach Redis to say it waits): the dashboard
+    says ABSENT while there is lag, not OK; once one runs and applies it, OK."""
+    overrides: dict[str, object] = {"ops_sample_every_s": 0.5, "ops_state_window_s": 60.0}
+    async with (
+        isolated(run_id, "absent", **overrides) as s,
+        serve(s) as api,
+        httpx.AsyncClient(base_url=api.url, timeout=30) as c,
+    ):
+        signed = await c.post("/v1/users", json=signup_body(f"ab-{run_id}@example.com"))
+        assert signed.status_code == 201, signed.text
+
+        def users(snap: dict[str, Any]) -> dict[str, Any]:
+            return next(p for p in snap["projectors"] if p["projector"] == "users")
+
+        async def state_is(state: str) -> bool:
+            found = users((await c.get("/ops/api/lag", headers=operator(s))).json())
+            return bool(found["state"] == state)
+
+        await wait_until(lambda: state_is("ABSENT"), timeout_s=30)
+        absent = users((await c.get("/ops/api/lag", headers=operator(s))).json())
+        assert absent["instances"] == []
+        assert absent["lag"] > 0
+        async with projecting(s):
+            await wait_until(lambda: state_is("OK"), timeout_s=60)

@@ -3,7 +3,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bloghub.ops.states import Sample, State, evaluate, waiting_state
+from bloghub.ops.states import Sample, State, absent, evaluate, waiting_state
 
 NOW = 1_000.0
 WINDOW = 60.0
@@ -94,3 +94,15 @@ def test_an_instance_waiting_says_why_above_what_samples_suggest() -> None:
     assert waiting_state(["store"]) is State.STORE
     # New code is needed before a healthy store can help.
     assert waiting_state(["store", "code"]) is State.UPGRADE
+
+
+def test_lag_with_no_live_instance_is_absent_unless_the_window_says_worse() -> None:
+    """Projectors cut off from Redis cannot say they wait, and their heartbeats lapse:
+    "OK" with lag growing and nothing applied hid that."""
+    for calm in (State.OK, State.WARN):
+        assert absent(calm, instances=0, lag=40) is State.ABSENT
+        assert absent(calm, instances=1, lag=40) is calm, "an instance is live"
+        assert absent(calm, instances=0, lag=0) is calm, "nothing to apply"
+        assert absent(calm, instances=0, lag=None) is calm, "never sampled"
+    for worse in (State.STOP, State.STALL, State.REWIND, State.ERR, State.STORE, State.UNKNOWN):
+        assert absent(worse, instances=0, lag=40) is worse

@@ -31,7 +31,7 @@ from bloghub.ops.generations_admin import served_by_default
 from bloghub.ops.history import History
 from bloghub.ops.lag import GroupLag, LagReader
 from bloghub.ops.replay_progress import read_progress
-from bloghub.ops.states import Sample, State, evaluate, waiting_state
+from bloghub.ops.states import Sample, State, absent, evaluate, waiting_state
 from bloghub.projections.catalog import PROJECTOR_FAMILIES
 from bloghub.projections.dead_letters import building_label, dlq_count_key
 from bloghub.projections.heartbeat import read_heartbeats
@@ -277,6 +277,7 @@ class OpsMonitor:
                 window_s=self._cfg.window_s,
                 first_seen=await self.history.first_seen(w.group),
             )
+            state = absent(state, instances=len(instances), lag=latest["lag"] if latest else None)
         return {
             "projector": w.name,
             "generation": w.generation,

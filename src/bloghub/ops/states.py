@@ -10,7 +10,10 @@ The worst one wins, in the order STOP, STALL, REWIND, ERR, WARN, OK.
 
 What a live instance says of itself comes first: UPGRADE when it waits at an event newer
 than its code, STORE when it waits for its store (unwell, or failing every event alike).
-UNKNOWN while Redis, which keeps the samples and the heartbeats, does not answer.
+UNKNOWN while Redis, which keeps the samples and the heartbeats, does not answer. ABSENT
+when no live instance says anything while there is lag to apply, and the window says no
+worse: its processes are down, or cannot reach Redis, where heartbeats are kept (an
+instance that waits for Redis cannot say so), so "OK" would hide that nothing is applied.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ class State(StrEnum):
     UPGRADE = "UPGRADE"
     BUILT = "BUILT"  # built by ``replay --no-swap``, written by no one until switched in
     UNKNOWN = "UNKNOWN"  # Redis, which keeps the history a state is judged on, does not answer
+    ABSENT = "ABSENT"  # lag to apply, and no live instance (``absent``)
 
 
 # What heartbeats name as the reason an instance waits (projections.heartbeat.WaitReason).
@@ -114,3 +118,11 @@ def _went_back(recent: Sequence[Sample]) -> bool:
             if offset < before.committed.get(key, -1):
                 return True
     return False
+
+
+def absent(state: State, *, instances: int, lag: int | None) -> State:
+    """``state``, or ABSENT when no instance is live to apply the lag there is and the
+    window found nothing worse than WARN (a process stopped a window ago is STOP)."""
+    if state in (State.OK, State.WARN) and instances == 0 and (lag or 0) > 0:
+        return State.ABSENT
+    return state
