@@ -48,7 +48,8 @@ def pinned(request: Request) -> Pinned:
 def forget_own_write(request: Request) -> None:
     """Drop what this request read of the caller's last write, so the next wait reads it
     afresh: a command retried because another request of the caller's changed the same
-    thing first waits for that change, not for the write this request began with."""
+    thing first waits for that change, not for the write this request began with; one
+    that waited for its turn (commands/turns.py), for the write of the one before it."""
     request.state.wanted = None
     request.state.own_write = None
 
@@ -284,14 +285,6 @@ async def _wanted(
     own = await _own(request, caller_id)
     request.state.wanted = (caller_id, named, own)
     return named, own
-
-
-def own_write_read_again(request: Request) -> None:
-    """The caller's own last write is read again by the next wait: a command that waited
-    for its turn (commands/turns.py) decides after the write of the one before it, which
-    was remembered after this request's session check read it."""
-    request.state.own_write = None
-    request.state.wanted = None
 
 
 async def _own(request: Request, caller_id: str | None) -> Position:

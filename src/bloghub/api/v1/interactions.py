@@ -14,9 +14,9 @@ from bloghub.adapters.redis.local_tier import Build
 from bloghub.api.auth import caller_waited, require_caller
 from bloghub.api.consistent import (
     Reads,
+    forget_own_write,
     found_or_settled,
     mark_stale,
-    own_write_read_again,
     pinned,
     wait_for_reads,
     written,
@@ -260,7 +260,7 @@ async def _entry(request: Request, on: bool) -> Response:
 async def _entry_in_turn(
     request: Request, claims: Claims, collection_id: str, article_id: str, on: bool
 ) -> Response:
-    own_write_read_again(request)
+    forget_own_write(request)
     # Taking an article out needs only the caller's own writes (it may be hidden since).
     await _caught_up(request, claims.user_id, article_id=article_id if on else None)
     q = queries(request)
