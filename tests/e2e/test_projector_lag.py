@@ -245,6 +245,58 @@ async def test_a_password_changed_under_lag_is_never_checked_against_the_old_has
             assert old.status_code == 401, old.text
 
 
+async def test_a_change_is_never_decided_on_an_account_older_than_its_own_last_change(
+    run_id: str,
+) -> None:
+    """A password change in the log only: the old password does not prove the owner for a
+    second change, an erasure or an /api change (each 503 to retry, not 204), while a
+    logout still ends the session at once. Once applied, the old password is wrong."""
+    email = f"pw-decide-{run_id}@example.com"
+    async with site(run_id, "lag_decide") as at:
+        own, client = at.settings, at.client
+        async with projecting(own, "users", "notifications"):
+            _, auth = await logged_in(client, email)
+            await eventually_fresh(client, "/v1/users/me", **auth)
+        new = "Changed-pass-7"
+        body = {"current_password": PASSWORD, "new_password": new, "confirm_password": new}
+        changed = await client.post("/v1/users/me/password", json=body, headers=auth)
+        assert changed.status_code == 204, changed.text
+        again = {
+            "current_password": PASSWORD,
+            "new_password": "Third-pass-9",
+            "confirm_password": "Third-pass-9",
+        }
+        token = auth["authorization"].removeprefix("Bearer ")
+        for attempt in (
+            client.post("/v1/users/me/password", json=again, headers=auth),
+            client.request("DELETE", "/v1/users/me", json={"password": PASSWORD}, headers=auth),
+            client.put(
+                "/api/user",
+                json={"user": {"bio": "later"}},
+                headers={"authorization": f"Token {token}"},
+            ),
+        ):
+            early = await attempt
+            assert early.status_code == 503, early.text
+            assert early.headers["retry-after"] == "1"
+        me = await client.get("/v1/users/me", headers=auth)
+        assert me.status_code == 200, me.text  # a read says it may be stale instead
+        assert me.headers[STALE] == "true"
+        out = await client.post("/v1/auth/logout", headers=auth)
+        assert out.status_code == 204, out.text  # whatever the lag
+        assert (await client.get("/v1/users/me", headers=auth)).status_code == 401
+        async with projecting(own, "users", "notifications"):
+            for _ in range(100):
+                fresh = await client.post("/v1/auth/login", json={"email": email, "password": new})
+                if fresh.status_code != 503:
+                    break
+                await asyncio.sleep(0.1)
+            assert fresh.status_code == 200, fresh.text
+            auth = bearer(fresh.json()["access_token"])
+            late = await client.post("/v1/users/me/password", json=again, headers=auth)
+            assert late.status_code == 401, late.text
+
+
 @pytest.mark.parametrize("route", ["v1", "api", "erase"])
 async def test_the_old_password_never_works_again_however_long_the_projector_lags(
     run_id: str, route: str

@@ -38,9 +38,10 @@ def user_queries(request: Request) -> UserQueries:
 
 
 async def session_is_live(request: Request, claims: Claims, *, account: bool = True) -> bool:
-    """Whether the session is live; if it is, and the answer may show the ``account``, the
-    caller's reads then wait for the users projector to pass their own writes
-    (read-your-writes for the account itself)."""
+    """Whether the session is live; if it is, and the answer may show the ``account`` (or
+    a change may be decided on it), the caller's request then waits for the users
+    projector to pass their own writes (read-your-writes for the account itself); if that
+    wait runs out, ``request.state.stale`` says so (api/v1/users.py: ``account_of``)."""
     c = container(request)
     sessions = c.commands.sessions
     # Read in the rate limiter's round trip (api/rate_limit.py) if it could, else here in

@@ -32,7 +32,7 @@ from bloghub.api.v1.schemas import (
     UserOut,
 )
 from bloghub.api.v1.sessions import TOKEN_HEADERS, caller, client_ip, tokens_response
-from bloghub.api.v1.users import account_of, profile_out
+from bloghub.api.v1.users import account_is_current, account_of, profile_out
 from bloghub.auth.sms.phones import _CN_MOBILE as CN_MOBILE
 from bloghub.auth.sms.phones import _E164 as E164
 from bloghub.auth.sms.phones import mask_phone, normalise_phone
@@ -166,7 +166,9 @@ async def _send_reset(c: Container, phone: str, ip: str) -> None:
 async def _needs_a_code(request: Request, user_id: str, purpose: Purpose) -> None:
     """An owner's code is asked for an account that can use one: one with no phone is told
     to bind one; an erasure code is no proof for an account with a password (it is erased
-    with the password), so none is sent."""
+    with the password), so none is sent. Decided on the account as of the caller's own
+    last write (``account_of``)."""
+    account_is_current(request)
     row = await user_queries(request).by_id(user_id)
     if row is None:
         return  # not in the read model yet: the phone check below answers
@@ -255,7 +257,7 @@ async def sms_login(request: Request) -> Response:
 async def bind(request: Request) -> Response:
     claims = await require_caller(request)
     body = await parse_body(request, PhoneBinding)
-    row = await account_of(request, claims.user_id)
+    row = await account_of(request, claims.user_id, deciding=True)
     owner_code = await _prove_owner(request, claims, row, body)
     await _spend_all(request, [*owner_code, ("bind", body.phone, body.code, "code")])
     # Read before the write (once it is recorded, nothing may turn its answer into an

@@ -89,17 +89,30 @@ async def own_row(request: Request) -> UserRow:
     return await _row_of(request, await require_caller(request))
 
 
-async def _row_of(request: Request, claims: Claims) -> UserRow:
-    row = await account_of(request, claims.user_id)
+async def _row_of(request: Request, claims: Claims, *, deciding: bool = False) -> UserRow:
+    row = await account_of(request, claims.user_id, deciding=deciding)
     if row.erased:
         raise AccountErased()
     return row
 
 
-async def account_of(request: Request, user_id: str) -> UserRow:
+def account_is_current(request: Request) -> None:
+    """503 to retry unless the caller's account, as the read model has it, is past their
+    own last write (the session check's wait for it did not run out)."""
+    if getattr(request.state, "stale", False):
+        raise CatchingUp("your last change to your account is still being applied; try again")
+
+
+async def account_of(request: Request, user_id: str, *, deciding: bool = False) -> UserRow:
     """The signed-in caller's own account. Its session stands, so the account is in the
     log: missing from the read model (an SMS or WeChat login's new account, the users
-    projector behind) it is 503 to retry, never "no such user"."""
+    projector behind) it is 503 to retry, never "no such user". One a change is
+    ``deciding`` on (a proof of the owner: a password, a code to the bound phone) is never
+    older than the caller's own last write: 503 to retry while the session check's wait
+    for it ran out, as a password changed a moment ago must not be proven by the old one,
+    nor a code checked against a phone just given up."""
+    if deciding:
+        account_is_current(request)
     row = await user_queries(request).by_id(user_id)
     if row is None:
         raise CatchingUp("your account is still being set up; try again in a moment")
@@ -140,7 +153,7 @@ async def change_my_password(request: Request) -> Response:
     c = container(request)
     # Read before the proof: a change made meanwhile moves it (two tabs at once).
     seen = await c.commands.sessions.credentials_epoch(claims.user_id)
-    row = await account_of(request, claims.user_id)
+    row = await account_of(request, claims.user_id, deciding=True)
     await check_current_password(
         request, claims, row, body.current_password, purpose="password_change"
     )
@@ -167,7 +180,7 @@ async def erase_me(request: Request) -> Response:
     same attempt limit per session as the password change and the phone binding: a stolen
     session gets no second set of guesses here."""
     claims = await require_caller(request)
-    row = await _row_of(request, claims)
+    row = await _row_of(request, claims, deciding=True)
     body = await parse_body(request, EraseIn)
     _fitting_proof(row, body)
     c = container(request)
