@@ -352,7 +352,9 @@ async def test_my_articles_page_newest_first_with_a_cursor(
     assert (await client.get("/v1/me/articles?limit=0", headers=author.auth)).status_code == 422
     for query, field in (
         ("tag=a%00b", "tag"),
-        ("tag=" + "t" * 65, "tag"),  # a filter takes a listed tag, up to 64 (İ lowered)
+        # A filter takes a tag as listed, up to 576: 32 characters of the longest fold.
+        ("tag=" + "t" * 577, "tag"),
+        ("tag=" + "\ufdfa" * 33, "tag"),  # within 576 as sent, 594 once folded
         ("author=not-an-id", "author"),
     ):
         wrong = await client.get(f"/v1/articles?{query}")
@@ -471,6 +473,57 @@ async def test_a_tag_as_the_tag_lists_show_it_filters(
     assert [a["id"] for a in found.json()["articles"]] == [article_id]
     conduit = (await client.get("/api/articles", params={"tag": tag.lower()})).json()
     assert conduit["articlesCount"] == 1
+
+
+# U+FDFA, an Arabic ligature, as NFKC writes it: 18 characters, the longest fold there is.
+SALLALLAHOU = (
+    "\u0635\u0644\u0649 \u0627\u0644\u0644\u0647 \u0639\u0644\u064a\u0647 \u0648\u0633\u0644\u0645"
+)
+
+
+async def test_every_tag_the_tag_lists_show_filters_as_shown(
+    client: httpx.AsyncClient, author: Author
+) -> None:
+    """Folding can lengthen a tag many times over and write a spacing accent as a space
+    and a combining mark: a 32-character tag of "\u3231" is listed as "(\u682a)" 28 times
+    (88 characters), one of "\ufdfa" at 18 characters each, "\uffe3" as a space and a
+    macron. Each listed form finds the tag's articles on /v1, in search and on /api, as
+    does the tag as its author wrote it."""
+    word = "w" + secrets.token_hex(5)
+    h = [secrets.token_hex(2) for _ in range(4)]
+    written = [
+        "\u3231" * 28 + h[0],
+        "\u3231" + "\ufdfa" * 29 + h[1][:2],
+        "\uffe3" + h[2],
+        "\u3231" + h[3] + " \uffe3",
+    ]
+    listed = [
+        "(\u682a)" * 28 + h[0],
+        "(\u682a)" + SALLALLAHOU * 29 + h[1][:2],
+        " \u0304" + h[2],
+        "(\u682a)" + h[3] + "  \u0304",
+    ]
+    assert max(len(tag) for tag in written) == 32
+    ids = []
+    for _ in range(2):  # used twice: among the 100 most used, wherever its name sorts
+        article_id = await draft(client, author, title=word, tags=written)
+        answer = await client.post(f"/v1/articles/{article_id}/publish", headers=author.auth)
+        assert answer.status_code == 200, answer.text
+        ids.append(article_id)
+    after = {"bloghub-after": answer.headers["bloghub-position"]}
+    shown = {t["tag"] for t in (await client.get("/v1/tags", headers=after)).json()["tags"]}
+    assert set(listed) <= shown
+    for tag in [*listed, *written]:
+        found = await client.get("/v1/articles", params={"tag": tag}, headers=after)
+        assert found.status_code == 200, found.text
+        assert sorted(a["id"] for a in found.json()["articles"]) == sorted(ids), tag
+        hits = await client.get(
+            "/v1/search/articles", params={"q": word, "tag": tag}, headers=author.auth
+        )
+        assert hits.status_code == 200, hits.text
+        assert sorted(a["id"] for a in hits.json()["articles"]) == sorted(ids), tag
+        conduit = await client.get("/api/articles", params={"tag": tag}, headers=after)
+        assert conduit.json()["articlesCount"] == 2, tag
 
 
 @pytest.mark.parametrize(

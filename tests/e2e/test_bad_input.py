@@ -275,6 +275,12 @@ async def test_a_nul_in_the_login_email_is_a_422_not_a_500(client: httpx.AsyncCl
     assert "email" in _shape(response)["fields"]  # type: ignore[operator]
 
 
+SEPARATED = (
+    "must not contain a line or paragraph separator or the Ogham space mark "
+    "(U+2028, U+2029, U+1680)"
+)
+
+
 @pytest.mark.parametrize(
     ("nickname", "message"),
     [
@@ -286,6 +292,10 @@ async def test_a_nul_in_the_login_email_is_a_422_not_a_500(client: httpx.AsyncCl
         # A page shows a run of spaces, of any width, as one: these would pass for others.
         ("mary  ann", "must not begin or end with a space or hold two in a row"),
         ("mary\u3000 ann", "must not begin or end with a space or hold two in a row"),
+        # A line or paragraph separator, or the Ogham space mark, is no space out of place.
+        ("\u5f20\u4e09\u2028\u674e\u56db", SEPARATED),
+        ("\u5f20\u4e09\u2029\u674e\u56db", SEPARATED),
+        ("mary\u1680ann", SEPARATED),
     ],
 )
 async def test_a_nickname_that_no_profile_address_can_hold_is_refused(

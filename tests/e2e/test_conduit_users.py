@@ -13,7 +13,7 @@ import httpx
 import jwt
 import pytest
 
-from bloghub.api.v1.schemas import FILLER, SHOWN_FOR_ERASED, SPACED
+from bloghub.api.v1.schemas import FILLER, SEPARATOR, SHOWN_FOR_ERASED, SPACED
 from bloghub.commands.context import Caller
 from bloghub.commands.users import RegisterUser, register_user
 from tests.conftest import LiveServer
@@ -412,6 +412,10 @@ DOTS = "must not be dots only"
         (".", DOTS),  # `/profiles/.` is `/profiles/`
         ("..", DOTS),  # `/profiles/..` is `/`
         ("...", DOTS),
+        # White space that shows as no space: named as what it is.
+        ("\u5f20\u4e09\u2028\u674e\u56db", SEPARATOR),
+        ("mary\u2029ann", SEPARATOR),
+        ("mary\u1680ann", SEPARATOR),
     ],
 )
 async def test_a_username_that_no_profile_address_can_hold_is_refused(

@@ -4,6 +4,7 @@ highlights, paging, users, and whatever a caller types."""
 from __future__ import annotations
 
 import asyncio
+import html
 import json
 import secrets
 import unicodedata
@@ -15,6 +16,7 @@ from urllib.parse import urlencode
 
 import httpx
 import pytest
+import regex
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -268,6 +270,46 @@ async def test_highlights_are_escaped_text_with_marks_only(
         assert ">" not in stripped, fragment
     assert f"<mark>{marker}</mark>" in hit["highlights"]["title"]
     assert "&lt;script&gt;" in "".join(hit["highlights"]["content"])
+
+
+FAMILY = "\U0001f468\u200d\U0001f469\u200d\U0001f467\u200d\U0001f466"
+
+
+def clusters_of(text: str) -> set[int]:
+    """Where a character as a reader sees it starts or ends in ``text``."""
+    return {0, *(m.end() for m in regex.finditer(r"\X", text))}
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        "醒目词" + FAMILY * 30,
+        FAMILY * 100 + "醒目词" + FAMILY * 100,
+        "醒目词" + "\U0001f1e8\U0001f1f3\U0001f44d\U0001f3fd" * 80,
+        # Marks on a letter with no composed form, and Thai vowel signs: escaped text too.
+        "x\u0301" * 100 + "<a href='/x'>醒目词" + "\u0e01\u0e33" * 100,
+    ],
+)
+async def test_highlights_start_and_end_between_whole_characters(
+    client: httpx.AsyncClient, author: Author, content: str
+) -> None:
+    """A run of emoji has no word break where a fragment's size runs out: the fragments
+    shown neither end in half a family (a man, a joiner, a woman, a joiner), a thumb
+    without its skin tone or half a flag, nor start with a family's second person."""
+    await publish(client, author, title="whole", content=content)
+    found = await search(client, author, q="醒目词", author=author.id)
+    fragments = found["articles"][0]["highlights"]["content"]
+    assert fragments
+    whole = clusters_of(content)
+    for fragment in fragments:
+        assert "<mark>醒目</mark><mark>词</mark>" in fragment
+        escaped = fragment.replace("<mark>", "").replace("</mark>", "")
+        assert not set("<>'\"") & set(escaped), fragment
+        text = html.unescape(escaped)
+        start = content.find(text)
+        assert start >= 0, fragment
+        assert start in whole, fragment
+        assert start + len(text) in whole, fragment
 
 
 async def test_highlights_mark_each_form_the_stemmer_matched_beside_the_exact_one(
@@ -547,7 +589,9 @@ async def test_bad_parameters_are_422(client: httpx.AsyncClient) -> None:
         {"q": "x" * 201},
         {"q": "x", "limit": 0},
         {"q": "x", "author": "not-a-uuid"},
-        {"q": "x", "tag": "a" * 65},  # a filter takes a listed tag, up to 64
+        # A filter takes a tag as listed: up to 576, 32 characters of the longest fold.
+        {"q": "x", "tag": "a" * 577},
+        {"q": "x", "tag": "\ufdfa" * 33},  # within 576 as sent, 594 once folded
     ]
     for params in cases:
         answer = await client.get("/v1/search/articles", params=params)

@@ -48,6 +48,14 @@ CLUSTERS = [
     "한",
     "\u1112\u1161\u11ab",
     "❤\ufe0f",
+    # Clusters of no combining mark: a Thai and a Lao vowel sign (SARA AM, a letter to
+    # Unicode's categories) with their consonant, a Devanagari conjunct (KSSA), a keycap,
+    # a subdivision flag.
+    "\u0e01\u0e33",
+    "\u0e81\u0eb3",
+    "\u0915\u094d\u0937",
+    "1\ufe0f\u20e3",
+    "\U0001f3f4\U000e0067\U000e0062\U000e0073\U000e0063\U000e0074\U000e007f",
 ]
 
 

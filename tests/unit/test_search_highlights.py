@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bloghub.api.search_fragments import on_whole_clusters
 from bloghub.api.search_queries import highlights, marked
 
 ABC = "\uff21\uff22\uff23"  # full width: a spaced script's word all the same
@@ -86,3 +87,55 @@ def test_a_quoted_word_is_marked_and_spaced_scripts_keep_to_whole_words() -> Non
     }
     for fragment, expected in cases.items():
         assert marked(fragment, words) == expected, fragment
+
+
+FAMILY = "\U0001f468\u200d\U0001f469\u200d\U0001f467\u200d\U0001f466"
+THUMB = "\U0001f44d\U0001f3fd"
+
+
+def test_a_fragment_cut_within_an_emoji_shows_whole_ones() -> None:
+    """As OpenSearch cut them: the end of a family, the start of one, a skin tone."""
+    source = "醒目词" + FAMILY * 30
+    cut = "<mark>醒目</mark><mark>词</mark>" + FAMILY * 14 + "\U0001f468\u200d\U0001f469\u200d"
+    hit = {"_source": {"content": source}, "highlight": {"content": [cut]}}
+    assert highlights(hit)["content"] == ["<mark>醒目</mark><mark>词</mark>" + FAMILY * 14]
+    source = FAMILY * 100 + "醒目词" + FAMILY * 100
+    cut = "\U0001f469\u200d\U0001f467\u200d\U0001f466" + FAMILY * 14 + "<mark>醒目</mark>"
+    hit = {"_source": {"content": source}, "highlight": {"content": [cut]}}
+    assert highlights(hit)["content"] == [FAMILY * 14 + "<mark>醒目</mark>"]
+    flag = "\U0001f1e8\U0001f1f3"
+    source = "醒目词" + (flag + THUMB) * 80
+    cut = "<mark>醒目词</mark>" + (flag + THUMB) * 20 + flag + "\U0001f44d"
+    hit = {"_source": {"content": source}, "highlight": {"content": [cut]}}
+    assert highlights(hit)["content"] == ["<mark>醒目词</mark>" + (flag + THUMB) * 20 + flag]
+
+
+def test_a_cut_character_that_is_marked_is_completed_and_escapes_stay() -> None:
+    source = "a/b " + THUMB + " '\u0301 <c>"
+    # The marked thumb lost its skin tone: it gets it back, marked with it.
+    cut = "a&#x2F;b <mark>\U0001f44d</mark>"
+    assert on_whole_clusters(cut, source) == "a&#x2F;b <mark>\U0001f44d\U0001f3fd</mark>"
+    # An accent without its apostrophe: dropped, or completed (escaped) where it is marked.
+    assert on_whole_clusters("\u0301 &lt;c&gt;", source) == " &lt;c&gt;"
+    marked_accent = "<mark>\u0301</mark> &lt;c"
+    assert on_whole_clusters(marked_accent, source) == "<mark>&#x27;\u0301</mark> &lt;c"
+    # Wholly within one character: completed.
+    assert on_whole_clusters("\u200d\U0001f469", FAMILY) == FAMILY
+    # Not found in the text (an older document's): as it came.
+    assert on_whole_clusters("<mark>zz</mark>", source) == "<mark>zz</mark>"
+
+
+def test_a_mark_ending_within_a_character_marks_all_of_it() -> None:
+    """OpenSearch marked the first person of a family joined by zero-width joiners: the
+    mark closed within the family, which the edge then completed unmarked."""
+    source = "q" * 20 + FAMILY + " after"
+    cut = "qqq<mark>\U0001f468\u200d</mark>"
+    assert on_whole_clusters(cut, source) == f"qqq<mark>{FAMILY}</mark>"
+    inside = f"qqq<mark>\U0001f468\u200d\U0001f469</mark>{FAMILY[3:]} after"
+    assert on_whole_clusters(inside, source) == f"qqq<mark>{FAMILY}</mark> after"
+    # Marks of their own stay apart; one that starts within a character starts before it.
+    apart = f"<mark>q</mark><mark>q</mark>{FAMILY[:2]}<mark>{FAMILY[2:]}</mark> after"
+    assert (
+        on_whole_clusters(apart, source)
+        == f"<mark>q</mark><mark>q</mark><mark>{FAMILY}</mark> after"
+    )

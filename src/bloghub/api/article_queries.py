@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -18,6 +17,7 @@ from bloghub.adapters.postgres.engine import read_all
 from bloghub.adapters.postgres.generations import schema_name
 from bloghub.adapters.postgres.tables import article_tags, articles, tag_counts
 from bloghub.api.consistency import Generations
+from bloghub.api.graphemes import cut_before
 from bloghub.commands.articles import ArticleState, Draft
 from bloghub.errors import InvalidInput
 from bloghub.readmodels import PUBLISHED_COLUMNS, tag_key
@@ -72,7 +72,8 @@ _UNHOLD = {_HELD + c: chr(c) for c in range(0x21, 0x7F)}
 def abstract(markdown: str) -> str:
     """A plain-text opening of the body: Markdown's marks dropped (the words of a link,
     not its address), whitespace folded, cut (with "…") between two characters as a
-    reader sees them, never within an emoji, a flag or an accented letter."""
+    reader sees them (grapheme clusters: never within an emoji, a flag, an accented
+    letter, a Thai vowel sign or a Devanagari conjunct)."""
     body = markdown.lstrip()
     read = _READ_CHARS
     text, whole = _opening(body, read)
@@ -81,7 +82,7 @@ def abstract(markdown: str) -> str:
         text, whole = _opening(body, read)
     if len(text) <= ABSTRACT_CHARS:
         return text
-    return text[: _whole(text, ABSTRACT_CHARS - 1)].rstrip() + "…"
+    return text[: cut_before(text, ABSTRACT_CHARS - 1)].rstrip() + "…"
 
 
 def _opening(body: str, read: int) -> tuple[str, bool]:
@@ -109,37 +110,6 @@ def _plain(markdown: str) -> str:
     for around in (_CODE, _STARS, _UNDERSCORES):
         text = around.sub(r"\2", text)
     return " ".join(text.translate(_UNHOLD).split())
-
-
-def _whole(text: str, at: int) -> int:
-    """``at``, or the nearest place before it that does not split what a reader sees as
-    one character: a base and its combining marks, an emoji with its modifiers, variation
-    selectors, tag characters and joined parts, a flag's two letters, a Hangul syllable's
-    jamo."""
-    while at > 0 and (_continues(text[at]) or text[at - 1] == "\u200d"):
-        at -= 1
-    flags = 0
-    while flags < at and _regional(text[at - flags - 1]):
-        flags += 1
-    if flags % 2 and at < len(text) and _regional(text[at]):
-        at -= 1  # a flag's first letter, its second cut off
-    return at
-
-
-def _continues(c: str) -> bool:
-    o = ord(c)
-    return (
-        unicodedata.category(c) in ("Mn", "Mc", "Me")
-        or o == 0x200D
-        or 0xFE00 <= o <= 0xFE0F
-        or 0x1F3FB <= o <= 0x1F3FF
-        or 0xE0020 <= o <= 0xE007F
-        or 0x1160 <= o <= 0x11FF
-    )
-
-
-def _regional(c: str) -> bool:
-    return 0x1F1E6 <= ord(c) <= 0x1F1FF
 
 
 class ArticleQueries:

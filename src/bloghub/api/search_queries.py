@@ -22,6 +22,7 @@ import orjson
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from bloghub.api.search_fragments import MARK, UNMARK, on_whole_clusters
 from bloghub.errors import NoPage
 from bloghub.readmodels import tag_key
 
@@ -112,8 +113,10 @@ def articles_request(
         "sort": ["_score", {"published_at": "desc"}, {"id": "asc"}],
         "size": limit + 1,  # one more tells whether there is a next page
         "track_total_hits": True,
-        # The version (``v``) tells a later page whether the article changed since its view.
-        "_source": ["id", "v", "title", "tags", "author_id", "published_at"],
+        # The version (``v``) tells a later page whether the article changed since its view;
+        # the content is where each highlight fragment is moved to whole characters
+        # (``search_fragments``): OpenSearch cuts fragments anywhere in a run of emoji.
+        "_source": ["id", "v", "title", "tags", "author_id", "published_at", "content"],
         "highlight": HIGHLIGHT,
     }
     if after is not None:
@@ -210,7 +213,6 @@ def _cursor(values: Any) -> Cursor:
     return Cursor(values[:3], values[3], values[4], values[5], values[6])
 
 
-MARK, UNMARK = "<mark>", "</mark>"
 _MARKED = re.compile(f"{MARK}(.*?){UNMARK}", re.DOTALL)
 _ENTITY = re.compile(r"&(?:#[0-9]+|#x[0-9A-Fa-f]+|[A-Za-z]+);")
 
@@ -219,13 +221,18 @@ def highlights(hit: Mapping[str, Any]) -> dict[str, Any]:
     """The fragments of a hit, with every word marked that either analysis of a field
     matched: the plain one (Chinese words, exact forms) and the English stemmer's (where
     "deployed" finds "deploying"). Each marks only what it matched itself, so the fragments
-    of one are shown with the other's matched words marked too."""
+    of one are shown with the other's matched words marked too. A content fragment
+    starts and ends on whole characters of the text (``search_fragments``), which the
+    hit's ``content`` is, when the request asked for it."""
     found = hit.get("highlight") or {}
     titles = [*found.get("title", []), *found.get("title.en", [])]
     texts = [*found.get("content", []), *found.get("content.en", [])]
     words = marked_words([*titles, *texts])
     title = titles[0] if titles else None
     content = found.get("content") or found.get("content.en") or []
+    source = (hit.get("_source") or {}).get("content")
+    if isinstance(source, str):
+        content = [on_whole_clusters(fragment, source) for fragment in content]
     return {
         "title": None if title is None else marked(title, words),
         "content": [marked(fragment, words) for fragment in content],

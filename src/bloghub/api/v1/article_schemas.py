@@ -61,15 +61,40 @@ def normal_tag(raw: str, *, most: int = _TAG_CHARS) -> str:
     return tag
 
 
-# A filter names a tag as its author wrote it or as the tag lists show it, lower-cased
-# (``tag_key``), which makes "İ" two characters: a 32-character tag of them was listed and
-# then refused as a filter. So a filter takes twice a tag's length.
-FILTER_TAG_CHARS = 2 * _TAG_CHARS
+# A filter names a tag as its author wrote it or as the tag lists show it (``tag_key``),
+# and folding can lengthen a tag many times over: "\u0130" lower-cased is two characters,
+# "\u3231" is "(\u682a)" and "\ufdfa" eighteen, the most any character folds to
+# (tests/unit/test_tag_filters.py). So a filter takes as many characters as a tag of 32
+# of those folds to, and a text longer once folded names no tag.
+_LONGEST_FOLD = len(tag_key("\ufdfa"))
+FILTER_TAG_CHARS = _TAG_CHARS * _LONGEST_FOLD
+# Folding writes a spacing accent (U+00A8, U+FFE3, ...) as a space and its combining mark
+# ("\uffe3" is " \u0304"), so a listed tag may begin with a space or hold two in a row. A
+# filter keeps such a space, one directly before a combining mark: it is the accent's, not
+# one typed around or between words. The published pattern lets a filter begin with it.
+FILTER_TAG_PATTERN = "^ ?" + TAG.pattern.removeprefix("^")
+_FILTER_SPACES = re.compile(f"^\\s+|\\s+\\Z|[{WORD_SPACES}]+")
 
 
 def filter_tag(raw: str) -> str:
-    """A tag filter as tags are kept (``normal_tag``), up to ``FILTER_TAG_CHARS``."""
-    return normal_tag(raw, most=FILTER_TAG_CHARS)
+    """A tag filter as tags are kept (``normal_tag``: trimmed, NFC, runs of spaces made
+    one), or as the tag lists show it (``tag_key``), up to ``FILTER_TAG_CHARS`` once
+    folded. ``ValueError`` says what is wrong."""
+    normal_tag(raw, most=FILTER_TAG_CHARS)  # a kept tag's checks, on its words
+    text = unicodedata.normalize("NFC", raw)
+
+    def spaces(run: re.Match[str]) -> str:
+        if run.end() == len(text):
+            return ""
+        accent = unicodedata.category(text[run.end()]).startswith("M")
+        return " " * min(len(run.group()), int(run.start() > 0) + int(accent))
+
+    tag = _FILTER_SPACES.sub(spaces, text)
+    if len(tag_key(tag)) > FILTER_TAG_CHARS:
+        raise ValueError(
+            f"longer than any tag: at most {FILTER_TAG_CHARS} characters as the tag lists show it"
+        )
+    return tag
 
 
 def _tags(values: list[str]) -> list[str]:
@@ -138,8 +163,10 @@ class ListingQuery(PageQuery):
             str,
             Field(
                 max_length=FILTER_TAG_CHARS,
-                json_schema_extra={"pattern": TAG.pattern},
-                description="only articles with this tag (in any case)",
+                json_schema_extra={"pattern": FILTER_TAG_PATTERN},
+                description="only articles with this tag (in any case), as its author wrote "
+                f"it or as the tag lists show it; at most {FILTER_TAG_CHARS} characters as "
+                "the tag lists would show it",
             ),
             # Normalised as stored tags are, so it can match them.
             AfterValidator(filter_tag),

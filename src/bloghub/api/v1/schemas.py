@@ -345,6 +345,14 @@ SPACED = "must not begin or end with a space or hold two in a row"
 # not hold one (a syllable is written whole; one taken before stays its account's).
 FILLER = "must not contain a Hangul filler (it shows as a blank)"
 _FILLERS = frozenset("\u115f\u1160\u3164\uffa0")
+# The white space no fold makes a plain space: a line or paragraph separator shows as a
+# break or as nothing, the Ogham space mark as a stroke (Ogham's own word space) or a
+# blank. A name holding one is told so, not that its spaces are out of place.
+SEPARATOR = (
+    "must not contain a line or paragraph separator or the Ogham space mark "
+    "(U+2028, U+2029, U+1680)"
+)
+_SEPARATORS = frozenset("\u1680\u2028\u2029")
 
 
 # What reads as an id's hyphen or hex letter without being one: every dash (Unicode's
@@ -397,6 +405,8 @@ def _unlike_another(name: str) -> str | None:
         return LOOKS_LIKE_AN_ID
     if not _FILLERS.isdisjoint(name):
         return FILLER
+    if not _SEPARATORS.isdisjoint(name):
+        return SEPARATOR
     shown = as_shown(name)
     if " ".join(shown.split()) == username_key(ERASED_NAME):
         return SHOWN_FOR_ERASED
@@ -408,7 +418,8 @@ def _unlike_another(name: str) -> str | None:
 _NICKNAME_RULES = (
     "Trimmed, in NFC. Besides its pattern: not an account id in any spelling, not the name "
     'shown for erased accounts ("deleted user", in any case or width), no /, ?, #, % or '
-    "\\, not dots only, no two spaces in a row; unique regardless of case and width."
+    "\\, not dots only, no two spaces in a row, no line or paragraph separator or "
+    "Ogham space mark; unique regardless of case and width."
 )
 Nickname = Annotated[
     StoredName,
