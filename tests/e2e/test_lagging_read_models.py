@@ -379,6 +379,37 @@ async def test_a_list_of_the_caller_s_own_things_waits_for_their_account_only_if
         assert [a["id"] for a in shown.json()["articles"]] == [own]
 
 
+async def test_a_change_waits_for_the_caller_s_last_write_however_long_ago_it_was(
+    run_id: str,
+) -> None:
+    """Reads wait for a caller's own write only ``own_write_ttl_s`` after it (a second
+    here); a change waits for it for a day. An unfollow decided on a read model that has
+    not applied the follow made before it was answered 200 and recorded nothing."""
+    async with (
+        isolated(run_id, "longown", read_wait_s=0.3, own_write_ttl_s=1) as s,
+        serve(s) as live,
+        httpx.AsyncClient(base_url=live.url, headers={"user-agent": "t/1"}, timeout=10) as c,
+    ):
+        async with projecting(s):
+            followed, follower = await someone(c), await someone(c)
+            people = f"/v1/users/{followed.id}/followers"
+            assert (await once_caught_up(lambda: c.get(people))).json()["users"] == []
+        follow = f"/v1/users/{followed.id}/follow"
+        # No projector runs: the follow is in the log only.
+        assert (await c.put(follow, headers=follower.auth)).status_code == 200
+        await asyncio.sleep(s.own_write_ttl_s + 0.5)
+        early = await c.delete(follow, headers=follower.auth)
+        assert _retry_later(early), (early.status_code, early.text)
+        async with projecting(s):
+            undone = await once_caught_up(lambda: c.delete(follow, headers=follower.auth))
+            assert undone.status_code == 200, undone.text
+
+            async def gone() -> bool:
+                return bool((await c.get(people)).json()["users"] == [])
+
+            await wait_until(gone, timeout_s=30)
+
+
 async def test_asking_where_the_log_ends_is_inside_the_one_bound(run_id: str) -> None:
     """A position naming a partition the broker does not answer for (one sealed with this
     deployment's key: only an insider has one) held the read for the broker's timeout and

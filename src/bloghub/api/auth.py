@@ -55,7 +55,8 @@ async def session_is_live(request: Request, claims: Claims, *, account: bool = T
         )
     if not live:
         return False
-    request.state.own_write = (claims.user_id, c.own_writes.parse(own))
+    deciding = request.method not in ("GET", "HEAD")
+    request.state.own_write = (claims.user_id, c.own_writes.own(own, deciding=deciding))
     request.state.stale = account and await wait_for_reads(request, USERS_READS, claims.user_id)
     return True
 

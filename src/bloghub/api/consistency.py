@@ -57,6 +57,12 @@ log = structlog.get_logger(__name__)
 CREDENTIALS_TTL_S = 7 * 24 * 3600
 # A day: a projector that lags longer than that has answered 503 to every read for hours.
 VISIBILITY_TTL_S = 24 * 3600
+# How long a caller's own last write is kept for their changes, which are never decided on
+# a state older than it (503 to retry): a day, as a hiding is. Their reads wait for it only
+# ``own_write_ttl_s`` after it was written (the hash's ``at``, in milliseconds), so a long
+# outage does not keep every read of theirs off the caches.
+DECIDING_TTL_S = 24 * 3600
+_AT = "at"
 
 
 class OwnWrites:
@@ -76,12 +82,14 @@ class OwnWrites:
             await self._remembered((user_id, position))
 
     async def _remember_all(self, writes: list[tuple[str, Position]]) -> list[None]:
-        args: list[str | int] = [self._ttl]
+        args: list[str | int] = [max(self._ttl, DECIDING_TTL_S)]
+        now_ms = int(time.time() * 1000)
         for _, position in writes:
             offsets = list(position)
-            args.append(len(offsets))
+            args.append(len(offsets) + 1)
             for topic, partition, offset in offsets:
                 args += [f"{topic}|{partition}", offset]
+            args += [_AT, now_ms]  # kept as the later of the two, as the offsets are
         keys = [self.key(user) for user, _ in writes]
         (done,) = await self._wire.execute([("EVALSHA", self._script.sha, len(keys), *keys, *args)])
         if isinstance(done, NoScriptError):  # Redis restarted or flushed its scripts
@@ -90,9 +98,19 @@ class OwnWrites:
             raise done
         return [None] * len(writes)
 
-    async def last(self, user_id: str) -> Position:
+    async def last(self, user_id: str, *, deciding: bool) -> Position:
         async with redis_translated():
-            return self.parse(await self._redis.hgetall(self.key(user_id)))
+            return self.own(await self._redis.hgetall(self.key(user_id)), deciding=deciding)
+
+    def own(self, raw: Mapping[bytes | str, bytes | str], *, deciding: bool) -> Position:
+        """The caller's own last write as kept at ``key(user)``: for a change (``deciding``)
+        however long ago it was written, within a day; for a read, only within
+        ``own_write_ttl_s`` of it."""
+        if not deciding:
+            at = raw.get(_AT.encode(), raw.get(_AT))
+            if at is not None and time.time() * 1000 - int(at) > self._ttl * 1000:
+                return Position()
+        return self.parse(raw)
 
     def credentials_key(self, user_id: str) -> str:
         return f"{self._prefix}:credpos:{user_id}"
@@ -150,6 +168,8 @@ class OwnWrites:
         offsets = {}
         for field, value in raw.items():
             name = field.decode() if isinstance(field, bytes) else field
+            if name == _AT:
+                continue
             topic, _, partition = name.rpartition("|")
             offsets[(topic, int(partition))] = int(value)
         return Position(offsets)

@@ -294,7 +294,8 @@ async def _own(request: Request, caller_id: str | None) -> Position:
     read: tuple[str, Position] | None = getattr(request.state, "own_write", None)
     if read is not None and read[0] == caller_id:
         return read[1]  # read with the session check (api/auth.py)
-    return await container(request).own_writes.last(caller_id)
+    deciding = request.method not in ("GET", "HEAD")  # a change, decided as of its last
+    return await container(request).own_writes.last(caller_id, deciding=deciding)
 
 
 async def through_cache(
