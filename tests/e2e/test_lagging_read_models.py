@@ -488,6 +488,40 @@ async def test_a_new_sms_account_is_waited_for_never_said_missing(
             assert me.json()["user"]["phone"] == f"+86{phone}"
 
 
+async def test_a_follower_newer_than_the_users_read_model_is_never_shown_as_erased(
+    run_id: str, gateway: Gateway
+) -> None:
+    """A new SMS account follows someone at once: while the users projector has not
+    applied the account, the followers list is 503 to retry (it was 200 with the follower
+    shown ``deleted: true``); once applied, the follower is listed as they are."""
+    async with isolated(run_id, "newfan", read_wait_s=0.3) as s, site_with_sms(s, gateway) as sms:
+        c = sms.client
+        async with projecting(s):
+            followed = await someone(c)
+        phone = new_phone()
+        assert (await sms.ask(phone)).status_code == 200
+        signed_in = await sms.log_in(phone, code_sent_to(gateway, phone))
+        assert signed_in.status_code == 200, signed_in.text
+        auth = {"authorization": f"Bearer {signed_in.json()['access_token']}"}
+        people = f"/v1/users/{followed.id}/followers"
+        async with projecting(s, "social"):
+            follow = await c.put(f"/v1/users/{followed.id}/follow", headers=auth)
+            assert follow.status_code == 200, follow.text
+
+            async def applied() -> bool:
+                page = await c.get(people)
+                return page.status_code != 200 or bool(page.json()["users"])
+
+            await wait_until(applied, timeout_s=30)
+            early = await c.get(people)
+            assert _retry_later(early), (early.status_code, early.text)
+        async with projecting(s, "users", "social"):
+            shown = await once_caught_up(lambda: c.get(people))
+            assert shown.status_code == 200, shown.text
+            (fan,) = shown.json()["users"]
+            assert (fan["id"], fan["deleted"]) == (signed_in.json()["user"]["id"], False)
+
+
 async def test_a_reply_sent_with_its_parent_s_delete_is_never_answered_201_to_be_dropped(
     run_id: str,
 ) -> None:

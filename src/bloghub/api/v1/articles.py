@@ -99,9 +99,17 @@ async def authors_out(
     (``found_or_settled``: once for all such authors of a page); a write's answer, which
     shows the caller, the sign-in check waited for, does not wait (``settle=False``)."""
     unique = list(dict.fromkeys(author_ids))
-    found = await public_users(request, unique)
-    missing = [user_id for user_id in unique if found.get(user_id) is None]
-    if settle and missing:
+    found = await settled_users(request, unique) if settle else await public_users(request, unique)
+    return {user_id: _author(user_id, found.get(user_id)) for user_id in unique}
+
+
+async def settled_users(request: Request, user_ids: list[str]) -> dict[str, dict[str, Any] | None]:
+    """``public_users`` of ``user_ids`` (no two alike), one the users read model does not
+    hold yet waited for (once for all of them: ``found_or_settled``); one still missing
+    after that is None, never taken for an erased account (whose row says so)."""
+    found = await public_users(request, user_ids)
+    missing = [user_id for user_id in user_ids if found.get(user_id) is None]
+    if missing:
         again = await found_or_settled(
             request,
             USERS_READS,
@@ -111,7 +119,7 @@ async def authors_out(
             enough=lambda got: all(value is not None for value in got.values()),
         )
         found.update(again or {})
-    return {user_id: _author(user_id, found.get(user_id)) for user_id in unique}
+    return found
 
 
 def _author(author_id: str, found: dict[str, Any] | None) -> AuthorOut:

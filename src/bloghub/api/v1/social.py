@@ -21,12 +21,12 @@ from bloghub.api.http import JSON, Endpoint, container, parse_query
 from bloghub.api.idempotency import answering
 from bloghub.api.social_queries import SocialQueries
 from bloghub.api.v1.article_schemas import PageQuery, PublishedPage
-from bloghub.api.v1.articles import ARTICLES_READS, paged, summaries_of
+from bloghub.api.v1.articles import ARTICLES_READS, paged, settled_users, summaries_of
 from bloghub.api.v1.interactions import INTERACTIONS_READS
 from bloghub.api.v1.path_ids import path_id
 from bloghub.api.v1.sessions import caller
 from bloghub.api.v1.social_schemas import FollowEnvelope, FollowOut, PeoplePage, PersonOut
-from bloghub.api.v1.users import public_user, public_users
+from bloghub.api.v1.users import public_user
 from bloghub.commands.context import Caller, CommandDeps
 from bloghub.commands.social import Relation, follow_user, unfollow_user
 from bloghub.errors import CatchingUp, NotFound
@@ -116,7 +116,9 @@ async def _people(request: Request, *, followers_of: bool) -> Response:
             page = await q.followees(user_id, paging.limit, paging.cursor)
     ids = [str(r.user_id) for r in page.items]
     mine = await q.followed_among(me, ids) if me else set()
-    profiles = await public_users(request, list(dict.fromkeys(ids)))
+    # One who followed a moment ago may be newer than the users read model: waited for,
+    # never shown as an erased account.
+    profiles = await settled_users(request, list(dict.fromkeys(ids)))
     people = [_person(r, profiles.get(str(r.user_id)), mine) for r in page.items]
     body = PeoplePage(users=people, next_cursor=page.next_cursor)
     return mark_stale(JSON(body.model_dump(mode="json")), stale)
@@ -124,7 +126,7 @@ async def _people(request: Request, *, followers_of: bool) -> Response:
 
 def _person(row: Any, found: dict[str, Any] | None, mine: set[str]) -> PersonOut:
     user_id = str(row.user_id)
-    gone = found is None or bool(found.get("deleted"))
+    gone = found is not None and bool(found.get("deleted"))
     return PersonOut(
         id=user_id,
         nickname=None if gone or found is None else found.get("nickname"),
