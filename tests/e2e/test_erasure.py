@@ -123,6 +123,8 @@ async def test_a_phone_only_account_is_erased_with_a_code_to_its_phone(
     assert no_password.json()["error"]["fields"] == {"password": "this account has none"}
     login_code = await erase(site.client, token, code=code)
     assert login_code.status_code == 401, "a spent login code is no proof"
+    # It says which code is: a user just texted another code knows what to ask for.
+    assert "purpose erase" in login_code.json()["error"]["message"]
 
     erased = await erase(site.client, token, code=await ask_code(site, phone, "erase", token))
     assert erased.status_code == 204, erased.text

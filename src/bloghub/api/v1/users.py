@@ -193,8 +193,14 @@ async def erase_me(request: Request) -> Response:
             session_id=claims.session_id,
             locked_for_s=verdict.locked_for_s,
         )
-        proof = "password" if body.password is not None else "code"
-        raise Unauthorized(f"the {proof} is wrong", fields={proof: "wrong"})
+        if body.password is not None:
+            raise Unauthorized("the password is wrong", fields={"password": "wrong"})
+        # A code asked for another purpose (an owner's, a binding's) proves no erasure.
+        raise Unauthorized(
+            "the code is wrong or has expired, or was not asked for an erasure: ask for one "
+            "with POST /v1/auth/sms/code, purpose erase",
+            fields={"code": "wrong"},
+        )
     position = await erase_user(c.commands, caller(request), user_id=row.id)
     security_event("user.erased", ip=client_ip(request), user_id=row.id)
     return await credentials_written(request, Response(status_code=204), position, row.id)
