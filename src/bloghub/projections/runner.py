@@ -40,6 +40,9 @@ log = structlog.get_logger(__name__)
 HEARTBEAT_INTERVAL_MS = 500
 Raw = RawRecord
 
+# How long a batch may wait for its store before the heartbeat says the projector waits.
+SLOW_STORE_S = 10.0
+
 
 class _SeekToCheckpoint(ConsumerRebalanceListener):  # type: ignore[misc]
     """aiokafka logs and swallows what a listener raises, and would then read from the
@@ -410,6 +413,15 @@ class ProjectorRunner:
         dead-letter); any other failure is retried a bounded number of times, then raised."""
         failures, backoff = 0, Backoff()
         while True:
+            # A store that hangs rather than refuses (a search bulk gets 120 s) is said to
+            # be waited for once it has kept a batch this long, not only once it gives up.
+            slow = asyncio.get_running_loop().call_later(
+                SLOW_STORE_S,
+                self._waiting,
+                "store",
+                WaitReason.STORE,
+                f"the store has not answered a batch for {SLOW_STORE_S:.0f} s",
+            )
             try:
                 fresh = await self.projector.apply(records, next_offsets)
             except (Transient, Unavailable) as exc:
@@ -421,6 +433,8 @@ class ProjectorRunner:
             else:
                 self._going("store")
                 return fresh
+            finally:
+                slow.cancel()
             await backoff.sleep(self._stop)
 
     def _hold(self, tp: TP, offset: int | None, reason: WaitReason, detail: str) -> None:
