@@ -481,7 +481,8 @@ async def test_a_write_that_takes_no_body_refuses_one_rather_than_ignore_it(
         (b'{"author_id": "01a21c55-c7a4-73d1-a44c-16eb1e146e7d"}', as_json),
         (b"<xml/>", {**auth, "content-type": "text/xml"}),
         (b"[]", as_json),
-        (b"{}" + b" " * 100, as_json),
+        (b"null", as_json),
+        (b"{}" + b" " * 2000, as_json),
     ):
         refused = await client.post(publish, content=content, headers=headers)
         assert refused.status_code == 422, (content, refused.text)
@@ -490,9 +491,15 @@ async def test_a_write_that_takes_no_body_refuses_one_rather_than_ignore_it(
         publish, content=_chunks(b'{"status": ', b'"draft"}'), headers=as_json
     )
     assert chunked.status_code == 422, chunked.text
-    done = await once_caught_up(lambda: client.post(publish, content=b" {} ", headers=as_json))
+    keyed = {**as_json, "idempotency-key": f"pub-{made.json()['article']['id']}"}
+    done = await once_caught_up(lambda: client.post(publish, headers=keyed))
     assert done.status_code == 200, done.text
     assert done.json()["article"]["status"] == "published"
+    # Nothing and an empty object, however spaced, are the same request: replayed.
+    for empty in (b"{}", b"{ }", b" {\n} "):
+        again = await client.post(publish, content=empty, headers=keyed)
+        assert again.status_code == 200, (empty, again.text)
+        assert again.headers.get("idempotent-replay") == "true"
     out = await client.post("/v1/auth/logout", headers=auth)
     assert out.status_code == 204, out.text
 

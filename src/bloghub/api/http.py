@@ -116,8 +116,9 @@ def sends_body(scope: Scope) -> bool:
     return False
 
 
-# Longest body taken for none: an empty JSON object, as clients that always send JSON do.
-_NO_BODY_BYTES = 64
+# Longest body read for one that should be none: an empty JSON object (as clients that
+# always send JSON do), however spaced.
+_NO_BODY_BYTES = 1024
 
 
 async def no_body(receive: Receive) -> Receive:
@@ -135,8 +136,8 @@ async def no_body(receive: Receive) -> Receive:
         if size > _NO_BODY_BYTES or not message.get("more_body", False):
             break
     body = b"".join(chunks)
-    if size > _NO_BODY_BYTES or body.strip() not in (b"", b"{}"):
-        raise InvalidInput("this request takes no body: send none (or {})")
+    if size > _NO_BODY_BYTES or not _nothing(body):
+        raise InvalidInput("this request takes no body: send none, or an empty JSON object")
     replayed = False
 
     async def replay() -> Message:
@@ -147,6 +148,16 @@ async def no_body(receive: Receive) -> Receive:
         return {"type": "http.request", "body": body, "more_body": False}
 
     return replay
+
+
+def _nothing(body: bytes) -> bool:
+    """Whether ``body`` says nothing: empty, or an empty JSON object, however spaced."""
+    if not body.strip():
+        return True
+    try:
+        return bool(orjson.loads(body) == {})
+    except orjson.JSONDecodeError:
+        return False
 
 
 def _has_body(request: Request) -> bool:

@@ -105,7 +105,10 @@ async def idempotent(
 def fingerprint_of(body: bytes) -> str:
     """What makes two requests under one key the same request: their JSON's meaning, not
     its bytes (a client's retry may space or order it otherwise); a body that is not JSON,
-    by its bytes."""
+    by its bytes. No body is an empty object, as a write that takes none reads both
+    (``http.no_body``)."""
+    if not body.strip():
+        body = b"{}"
     with contextlib.suppress(orjson.JSONDecodeError):
         body = orjson.dumps(orjson.loads(body), option=orjson.OPT_SORT_KEYS)
     return hashlib.sha256(body).hexdigest()
