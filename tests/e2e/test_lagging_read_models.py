@@ -522,6 +522,43 @@ async def test_a_follower_newer_than_the_users_read_model_is_never_shown_as_eras
             assert (fan["id"], fan["deleted"]) == (signed_in.json()["user"]["id"], False)
 
 
+async def test_an_erase_code_to_a_phone_just_given_up_proves_nothing_while_it_lags(
+    run_id: str, gateway: Gateway
+) -> None:
+    """An erase code was sent to the account's phone; the account then moved to another
+    phone, which no projector has applied. The code to the phone given up erased the
+    account (the stale row still named it); it is now 503 to retry, then 401."""
+    async with isolated(run_id, "rebind", read_wait_s=0.3) as s, site_with_sms(s, gateway) as sms:
+        c, old, new = sms.client, new_phone(), new_phone()
+        async with projecting(s):
+            assert (await sms.ask(old)).status_code == 200
+            signed_in = await sms.log_in(old, code_sent_to(gateway, old))
+            assert signed_in.status_code == 200, signed_in.text
+            token = signed_in.json()["access_token"]
+            auth = {"authorization": f"Bearer {token}"}
+            assert (await once_caught_up(lambda: c.get("/v1/users/me", headers=auth))).is_success
+            assert (await sms.ask(old, "erase", token=token)).status_code == 200
+            erase = {"code": code_sent_to(gateway, old)}
+        # No projector runs: the move to the new phone is in the log only.
+        assert (await sms.ask(old, "owner", token=token)).status_code == 200
+        owner = code_sent_to(gateway, old)
+        assert (await sms.ask(new, "bind", token=token)).status_code == 200
+        moved = await c.post(
+            "/v1/users/me/phone",
+            json={"phone": new, "code": code_sent_to(gateway, new), "current_phone_code": owner},
+            headers=auth,
+        )
+        assert moved.status_code == 200, moved.text
+        early = await c.request("DELETE", "/v1/users/me", json=erase, headers=auth)
+        assert _retry_later(early), (early.status_code, early.text)
+        async with projecting(s):
+            late = await once_caught_up(
+                lambda: c.request("DELETE", "/v1/users/me", json=erase, headers=auth)
+            )
+            assert late.status_code == 401, late.text
+            assert (await c.get("/v1/users/me", headers=auth)).status_code == 200
+
+
 async def test_a_reply_sent_with_its_parent_s_delete_is_never_answered_201_to_be_dropped(
     run_id: str,
 ) -> None:

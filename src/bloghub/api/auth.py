@@ -10,15 +10,13 @@ from __future__ import annotations
 
 from starlette.requests import Request
 
+from bloghub.api.consistent import USERS_READS as USERS_READS
 from bloghub.api.consistent import Reads, pinned, wait_for_reads
 from bloghub.api.http import container
 from bloghub.api.queries import UserQueries
 from bloghub.api.rate_limit import SessionRead
 from bloghub.auth.tokens import Claims
 from bloghub.errors import Unauthorized
-from bloghub.events.topics import Family
-
-USERS_READS = [("users", (Family.USERS,))]
 
 
 def bearer_token(request: Request) -> str | None:

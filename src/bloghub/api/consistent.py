@@ -16,6 +16,8 @@ from bloghub.errors import CatchingUp, MalformedRequest
 from bloghub.events.position import BadPosition, Position
 from bloghub.events.topics import Family, partition_of, topic_for
 
+USERS_READS = [("users", (Family.USERS,))]
+
 POSITION_HEADER = "Bloghub-Position"
 AFTER_HEADER = "Bloghub-After"
 STALE_HEADER = "Bloghub-Stale"
@@ -79,6 +81,25 @@ async def visibility_written(
     return await written(request, response, position, user_id)
 
 
+async def credentials_current(request: Request, user_id: str) -> bool:
+    """Wait for the users read model to apply the account's last change of how it is
+    proven (``credentials_written``: a password changed or reset, a phone bound, an
+    erasure), kept in Redis for a week and with the account's key in PostgreSQL (either
+    alone is enough: a Redis that lost its data, a mark still being written there);
+    ``CatchingUp`` if it does not within the read bound. A proof checked against the
+    account as it was before would let an old password, or a code to a phone given up,
+    prove its owner. True if there was such a change to wait for."""
+    c = container(request)
+    remembered = await c.own_writes.credentials_changed(user_id)
+    kept = await c.commands.keys.credentials_changed(user_id)
+    changed = c.progress.relevant(USERS_READS, remembered.merge(kept))
+    if not changed or await c.progress.reached(USERS_READS, changed, pinned(request)):
+        return False
+    if not await c.progress.wait(USERS_READS, changed, c.settings.read_wait_s, pinned(request)):
+        raise CatchingUp("that account changed a moment ago; try again in a moment")
+    return True
+
+
 async def credentials_written(
     request: Request,
     response: Response,
@@ -86,20 +107,23 @@ async def credentials_written(
     user_id: str,
     *,
     keep_session: str | None = None,
+    seal: bool = True,
 ) -> Response:
     """``written`` for a write that changes how the account signs in (a password change or
     reset, an erasure): logins wait for the users projector to pass it, however long that
     takes (``OwnWrites.remember_credentials``); then the account's sessions but
     ``keep_session`` are ended again and its credentials sealed, so a login that checked
     the old password just before cannot open a session after (``SessionStore.seal``).
-    Both are retried off the request path if Redis fails."""
+    Both are retried off the request path if Redis fails. Not ``seal``: a change of the
+    proofs that ends no session (a phone bound), only waited for by what checks them."""
     c = container(request)
 
     async def remember() -> None:
         await c.own_writes.remember_credentials(user_id, position)
         # Kept on the write side too: Redis may lose it while the projector still lags.
         await c.commands.keys.mark_credentials(user_id, position)
-        await c.commands.sessions.seal(user_id, keep=keep_session)
+        if seal:
+            await c.commands.sessions.seal(user_id, keep=keep_session)
 
     await c.commands.after("remember_credentials", remember, user_id=user_id)
     return await written(request, response, position, user_id)

@@ -15,7 +15,7 @@ from bloghub.api.auth import (
     user_agent,
     user_queries,
 )
-from bloghub.api.consistent import pinned, wait_for_reads, written
+from bloghub.api.consistent import credentials_current, pinned, wait_for_reads, written
 from bloghub.api.http import JSON, Endpoint, container, parse_body
 from bloghub.api.queries import UserRow
 from bloghub.api.v1.schemas import LoginIn, RefreshIn, TokensOut, UserOut, login_email
@@ -132,17 +132,9 @@ async def _as_of_its_last_write(request: Request, row: UserRow, email: str) -> U
     would refuse the new password and, worse, let the old one start a session."""
     if await wait_for_reads(request, USERS_READS, row.id, header=False):
         raise CatchingUp("that account changed a moment ago; try again in a moment")
-    # The account's own writes are remembered for a minute; a password change or erasure
+    # The account's own writes are remembered for a while; a password change or erasure
     # as long as the projector may take to apply it (the old password must never work).
-    c = container(request)
-    # Kept in Redis and with the account's key in PostgreSQL: either alone is enough (a
-    # Redis that lost its data, a mark still being written there).
-    remembered = await c.own_writes.credentials_changed(row.id)
-    kept = await c.commands.keys.credentials_changed(row.id)
-    changed = c.progress.relevant(USERS_READS, remembered.merge(kept))
-    if changed and not await c.progress.reached(USERS_READS, changed, pinned(request)):
-        if not await c.progress.wait(USERS_READS, changed, c.settings.read_wait_s, pinned(request)):
-            raise CatchingUp("that account changed a moment ago; try again in a moment")
+    if await credentials_current(request, row.id):
         request.state.caught_up = True
     if not getattr(request.state, "caught_up", False):
         return row  # nothing newer to wait for: the row read is current

@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from bloghub.api.auth import require_caller, user_agent, user_queries
-from bloghub.api.consistent import credentials_written, mark_stale, written
+from bloghub.api.consistent import credentials_current, credentials_written, mark_stale
 from bloghub.api.http import JSON, Endpoint, container, parse_body
 from bloghub.api.queries import UserRow
 from bloghub.api.v1.notifications import unread_count
@@ -32,7 +32,7 @@ from bloghub.api.v1.schemas import (
     UserOut,
 )
 from bloghub.api.v1.sessions import TOKEN_HEADERS, caller, client_ip, tokens_response
-from bloghub.api.v1.users import account_is_current, account_of, profile_out
+from bloghub.api.v1.users import account_of, profile_out
 from bloghub.auth.sms.phones import _CN_MOBILE as CN_MOBILE
 from bloghub.auth.sms.phones import _E164 as E164
 from bloghub.auth.sms.phones import mask_phone, normalise_phone
@@ -166,9 +166,9 @@ async def _send_reset(c: Container, phone: str, ip: str) -> None:
 async def _needs_a_code(request: Request, user_id: str, purpose: Purpose) -> None:
     """An owner's code is asked for an account that can use one: one with no phone is told
     to bind one; an erasure code is no proof for an account with a password (it is erased
-    with the password), so none is sent. Decided on the account as of the caller's own
-    last write (``account_of``)."""
-    account_is_current(request)
+    with the password), so none is sent. Decided on the account as of its last change of
+    its proofs (``credentials_current``)."""
+    await credentials_current(request, user_id)
     row = await user_queries(request).by_id(user_id)
     if row is None:
         return  # not in the read model yet: the phone check below answers
@@ -276,7 +276,8 @@ async def bind(request: Request) -> Response:
     changed = {"phone": body.phone, "unread_notifications": unread}
     out = ProfileEnvelope(user=profile_out(row).model_copy(update=changed))
     response = mark_stale(JSON(out.model_dump(mode="json")), request.state.stale)
-    return await written(request, response, position, claims.user_id)
+    # A change of the phone its codes prove the owner with: what checks them waits for it.
+    return await credentials_written(request, response, position, claims.user_id, seal=False)
 
 
 async def _prove_owner(

@@ -13,6 +13,7 @@ from starlette.responses import Response
 from bloghub.adapters.postgres.user_keys import AccountErased
 from bloghub.api.auth import USERS_READS, require_caller, user_queries, wait_as_reader
 from bloghub.api.consistent import (
+    credentials_current,
     credentials_written,
     mark_stale,
     pinned,
@@ -96,23 +97,16 @@ async def _row_of(request: Request, claims: Claims, *, deciding: bool = False) -
     return row
 
 
-def account_is_current(request: Request) -> None:
-    """503 to retry unless the caller's account, as the read model has it, is past their
-    own last write (the session check's wait for it did not run out)."""
-    if getattr(request.state, "stale", False):
-        raise CatchingUp("your last change to your account is still being applied; try again")
-
-
 async def account_of(request: Request, user_id: str, *, deciding: bool = False) -> UserRow:
     """The signed-in caller's own account. Its session stands, so the account is in the
     log: missing from the read model (an SMS or WeChat login's new account, the users
     projector behind) it is 503 to retry, never "no such user". One a change is
-    ``deciding`` on (a proof of the owner: a password, a code to the bound phone) is never
-    older than the caller's own last write: 503 to retry while the session check's wait
-    for it ran out, as a password changed a moment ago must not be proven by the old one,
-    nor a code checked against a phone just given up."""
+    ``deciding`` on (a proof of the owner: a password, a code to the bound phone) is read
+    once the account's last change of its proofs is applied (``credentials_current``): a
+    password changed a moment ago must not be proven by the old one, nor a code checked
+    against a phone just given up."""
     if deciding:
-        account_is_current(request)
+        await credentials_current(request, user_id)
     row = await user_queries(request).by_id(user_id)
     if row is None:
         raise CatchingUp("your account is still being set up; try again in a moment")
