@@ -60,6 +60,14 @@ async def logged_in(client: httpx.AsyncClient, email: str) -> tuple[str, dict[st
     return answer.json()["user"]["id"], bearer(answer.json()["access_token"])
 
 
+async def settled_account(at: Site, email: str) -> dict[str, str]:
+    """A signed-up, logged-in account the users projector has applied: its bearer header."""
+    async with projecting(at.settings, "users", "notifications"):
+        _, auth = await logged_in(at.client, email)
+        await eventually_fresh(at.client, "/v1/users/me", **auth)
+    return auth
+
+
 async def eventually_fresh(client: httpx.AsyncClient, path: str, **headers: str) -> httpx.Response:
     for _ in range(100):
         answer = await client.get(path, headers=headers)
@@ -215,9 +223,7 @@ async def test_a_password_changed_under_lag_is_never_checked_against_the_old_has
     email = f"pw-lag-{run_id}@example.com"
     async with site(run_id, "lag_password") as at:
         own, client = at.settings, at.client
-        async with projecting(own, "users", "notifications"):
-            _, auth = await logged_in(client, email)
-            await eventually_fresh(client, "/v1/users/me", **auth)
+        auth = await settled_account(at, email)
         changed = await client.post(
             "/v1/users/me/password",
             json={
@@ -254,9 +260,7 @@ async def test_a_change_is_never_decided_on_an_account_older_than_its_own_last_c
     email = f"pw-decide-{run_id}@example.com"
     async with site(run_id, "lag_decide") as at:
         own, client = at.settings, at.client
-        async with projecting(own, "users", "notifications"):
-            _, auth = await logged_in(client, email)
-            await eventually_fresh(client, "/v1/users/me", **auth)
+        auth = await settled_account(at, email)
         new = "Changed-pass-7"
         body = {"current_password": PASSWORD, "new_password": new, "confirm_password": new}
         changed = await client.post("/v1/users/me/password", json=body, headers=auth)
@@ -307,9 +311,7 @@ async def test_the_old_password_never_works_again_however_long_the_projector_lag
     email = f"pw-long-{route}-{run_id}@example.com"
     async with site(run_id, f"lag_long_{route}", own_write_ttl_s=1) as at:
         own, client = at.settings, at.client
-        async with projecting(own, "users", "notifications"):
-            _, auth = await logged_in(client, email)
-            await eventually_fresh(client, "/v1/users/me", **auth)
+        auth = await settled_account(at, email)
         new = "Changed-pass-7"
         if route == "v1":
             body = {"current_password": PASSWORD, "new_password": new, "confirm_password": new}

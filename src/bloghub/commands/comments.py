@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 from bloghub.commands.comment_numbers import reserve_number
 from bloghub.commands.context import Caller, CommandDeps
-from bloghub.commands.turns import take_turn
+from bloghub.commands.turns import turn
 from bloghub.errors import Forbidden, InvalidInput, NotFound
 from bloghub.events.comments import CommentDeleted, CommentPosted
 from bloghub.events.log import Indeterminate
@@ -110,14 +110,6 @@ async def comments_turn(deps: CommandDeps, article_id: str) -> AsyncIterator[Non
     lands before the delete (and goes with the deleted subtree) or decides after the
     delete was remembered (and is refused). A comment that replies to none takes no turn.
     The turn ends off the request path, after the steps the command left."""
-    holder = new_id_str()
     busy = "another reply or delete in this article's comments is in progress; retry"
-    await take_turn(deps, COMMENTS_TURN, article_id, holder, wait_s=COMMENTS_TURN_WAIT_S, busy=busy)
-
-    async def end() -> None:
-        await deps.reservations.release(COMMENTS_TURN, article_id, holder)
-
-    try:
+    async with turn(deps, COMMENTS_TURN, article_id, wait_s=COMMENTS_TURN_WAIT_S, busy=busy):
         yield
-    finally:
-        await deps.after("end_comments_turn", end, article_id=article_id)

@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from bloghub.commands.context import Caller, CommandDeps
-from bloghub.commands.turns import take_turn
+from bloghub.commands.turns import turn
 from bloghub.errors import Conflict, Forbidden, NotFound
 from bloghub.events.interactions import (
     ArticleCollected,
@@ -128,14 +128,7 @@ async def collecting_turn(deps: CommandDeps, user_id: str, article_id: str) -> A
     wrongly (both ``true`` after two uncollects, ``false`` for an uncollect beside a
     collect into another). Taken in turn, the second reads after the first's write, which
     it waits for as for any own write. The turn ends off the request path."""
-    holder, key = new_id_str(), f"{user_id}:{article_id}"
     busy = "another change of this article in your collections is in progress; retry"
-    await take_turn(deps, COLLECTING_TURN, key, holder, wait_s=COLLECTING_TURN_WAIT_S, busy=busy)
-
-    async def end() -> None:
-        await deps.reservations.release(COLLECTING_TURN, key, holder)
-
-    try:
+    key = f"{user_id}:{article_id}"
+    async with turn(deps, COLLECTING_TURN, key, wait_s=COLLECTING_TURN_WAIT_S, busy=busy):
         yield
-    finally:
-        await deps.after("end_collecting_turn", end, owner=user_id)

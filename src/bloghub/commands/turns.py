@@ -9,9 +9,12 @@ any stale pending key: it deletes by age and status, whatever the kind."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from bloghub.commands.context import CommandDeps
 from bloghub.errors import Conflict
+from bloghub.ids import new_id_str
 
 _POLL_S = 0.05
 
@@ -31,3 +34,21 @@ async def take_turn(
             if loop.time() >= deadline:
                 raise Conflict(busy) from None
         await asyncio.sleep(_POLL_S)
+
+
+@asynccontextmanager
+async def turn(
+    deps: CommandDeps, kind: str, key: str, *, wait_s: float, busy: str
+) -> AsyncIterator[None]:
+    """``kind``/``key`` held for the block under a fresh holder (``take_turn``); ended off
+    the request path, after the steps the command left (``CommandDeps.after``)."""
+    holder = new_id_str()
+    await take_turn(deps, kind, key, holder, wait_s=wait_s, busy=busy)
+
+    async def end() -> None:
+        await deps.reservations.release(kind, key, holder)
+
+    try:
+        yield
+    finally:
+        await deps.after(f"end_{kind}", end, key=key)
