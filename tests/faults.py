@@ -77,10 +77,13 @@ async def admin() -> AsyncIterator[asyncpg.Connection]:
 
 
 async def end_sessions(conn: asyncpg.Connection, database: str) -> None:
-    """End every session in ``database``, so new ones pick up its changed settings."""
+    """End every client session in ``database``, so new ones pick up its changed settings.
+
+    Only client backends: an autovacuum worker in the database runs as the superuser, and
+    ending it would be refused to the test's role."""
     await conn.execute(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-        "WHERE datname = $1 AND pid <> pg_backend_pid()",
+        "WHERE datname = $1 AND pid <> pg_backend_pid() AND backend_type = 'client backend'",
         database,
     )
 

@@ -23,6 +23,7 @@ from bloghub.settings import Settings
 from tests.conftest import isolated, pg, projecting, read_topic, serve
 from tests.e2e.test_accounts import signup_body
 from tests.e2e.test_sessions import account, bearer, login
+from tests.faults import end_sessions
 from tests.private_kafka import PrivateKafka, private_kafka
 from tests.private_redis import private_redis
 from tests.support import wait_until
@@ -273,11 +274,7 @@ async def test_a_read_only_database_answers_503_to_retry_and_takes_the_write_aft
             await conn.execute(
                 f'ALTER DATABASE "{database}" SET default_transaction_read_only = on'
             )
-            await conn.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE datname = $1 AND pid <> pg_backend_pid()",
-                database,
-            )
+            await end_sessions(conn, database)
         email = _email()
         refused = await client.post("/v1/users", json=signup_body(email))
         assert refused.status_code == 503, refused.text
@@ -286,11 +283,7 @@ async def test_a_read_only_database_answers_503_to_retry_and_takes_the_write_aft
         async with pg(s) as conn:
             await conn.execute("SET default_transaction_read_only = off")
             await conn.execute(f'ALTER DATABASE "{database}" RESET default_transaction_read_only')
-            await conn.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE datname = $1 AND pid <> pg_backend_pid()",
-                database,
-            )
+            await end_sessions(conn, database)
         taken = await client.post("/v1/users", json=signup_body(email))
         assert taken.status_code == 201, taken.text
 
@@ -311,11 +304,7 @@ async def test_a_draft_is_created_after_the_database_dropped_every_connection(
         )
         assert first.status_code == 201, first.text
         async with pg(s) as conn:
-            await conn.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE datname = $1 AND pid <> pg_backend_pid()",
-                s.sqlalchemy_url.rsplit("/", 1)[1],
-            )
+            await end_sessions(conn, s.sqlalchemy_url.rsplit("/", 1)[1])
         second = await client.post(
             "/v1/articles", json={"title": "two", "content": "x"}, headers=auth
         )
