@@ -42,9 +42,10 @@ typecheck: venv
 browser:
 	@command -v chromium >/dev/null || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
 
-# pytest exits 5 when it collects nothing; that is reported, not hidden as a pass.
+# pytest exits 5 when it collects nothing; that is reported, not hidden as a pass. The 20
+# slowest tests are listed, so a run that grows shows where.
 pytest: venv services browser
-	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS); rc=$$?; \
+	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=20 $(PYTEST_ARGS); rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; fi; exit $$rc
 
 test: lint typecheck pytest
