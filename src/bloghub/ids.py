@@ -6,6 +6,7 @@ import os
 import threading
 import time
 import uuid
+from datetime import UTC, datetime
 
 _lock = threading.Lock()
 _last_ms = 0
@@ -35,3 +36,9 @@ def new_id() -> uuid.UUID:
 
 def new_id_str() -> str:
     return str(new_id())
+
+
+def time_of(made: str) -> datetime:
+    """The millisecond the UUIDv7 ``made`` was made in. Ordering by such ids orders by this
+    time too, so a list kept in id order shows its times in order."""
+    return datetime.fromtimestamp((uuid.UUID(made).int >> 80) / 1000, UTC)

@@ -3,6 +3,10 @@ deleting, and their error cases."""
 
 from __future__ import annotations
 
+import asyncio
+from datetime import datetime
+from typing import Any
+
 import httpx
 import pytest
 
@@ -75,6 +79,65 @@ async def _article_id(client: httpx.AsyncClient, token: str, title: str) -> str:
     mine = await client.get("/v1/me/articles", headers={"authorization": f"Bearer {token}"})
     (found,) = [a["id"] for a in mine.json()["articles"] if a["title"] == title]
     return str(found)
+
+
+async def test_comments_posted_at_once_show_their_times_in_the_order_listed(
+    client: httpx.AsyncClient,
+) -> None:
+    """Threads list comments in id order; each one's time is its id's, so comments posted
+    at once never show an older time above a newer one, and both faces list them alike."""
+    jake, *people = [await register(client) for _ in range(5)]
+    made, after = await write_at(client, jake, unique_name("Busy "))
+    slug = made["slug"]
+    for round_ in range(3):
+        await asyncio.gather(
+            *(
+                say(client, slug, {**people[i % 4].auth, **after}, f"c{round_}-{i}")
+                for i in range(10)
+            )
+        )
+    article_id = await _article_id(client, jake.token, made["title"])
+
+    async def v1_threads() -> list[dict[str, Any]]:
+        listed = await client.get(f"/v1/articles/{article_id}/comments?limit=100")
+        assert listed.status_code == 200, listed.text
+        threads: list[dict[str, Any]] = listed.json()["comments"]
+        return threads
+
+    async def all_listed() -> bool:
+        return len(await v1_threads()) == 30
+
+    await wait_until(all_listed, timeout_s=10)
+    threads = await v1_threads()
+    times = [datetime.fromisoformat(t["created_at"]) for t in threads]
+    assert times == sorted(times, reverse=True), "newest first, by the times shown"
+    flat = await client.get(f"/api/articles/{slug}/comments")
+    assert [c["body"] for c in flat.json()["comments"]] == [t["content"] for t in threads]
+
+    top = threads[0]["id"]
+    await asyncio.gather(
+        *(
+            client.post(
+                f"/v1/articles/{article_id}/comments",
+                json={"content": f"r{i}", "parent_id": top},
+                headers={"authorization": f"Bearer {people[i % 4].token}"},
+            )
+            for i in range(10)
+        )
+    )
+
+    async def replies() -> list[dict[str, Any]]:
+        page = await client.get(f"/v1/comments/{top}/replies?limit=100")
+        assert page.status_code == 200, page.text
+        listed: list[dict[str, Any]] = page.json()["replies"]
+        return listed
+
+    async def all_replied() -> bool:
+        return len(await replies()) == 10
+
+    await wait_until(all_replied, timeout_s=10)
+    times = [datetime.fromisoformat(r["created_at"]) for r in await replies()]
+    assert times == sorted(times), "oldest first, by the times shown"
 
 
 async def test_comment_errors_follow_the_spec(client: httpx.AsyncClient) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from bloghub.commands.comment_numbers import reserve_number
 from bloghub.commands.context import Caller, CommandDeps
@@ -15,7 +15,7 @@ from bloghub.errors import Forbidden, InvalidInput, NotFound
 from bloghub.events.comments import CommentDeleted, CommentPosted
 from bloghub.events.log import Indeterminate
 from bloghub.events.position import Position
-from bloghub.ids import new_id_str
+from bloghub.ids import new_id_str, time_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +35,7 @@ class Posted:
     root_id: str | None
     position: Position
     number: int | None
-    at: datetime  # when it was posted: its event's time, the one reads show
+    at: datetime  # when it was posted (its id's time): its event's time, the one reads show
 
 
 async def post_comment(
@@ -68,7 +68,9 @@ async def post_comment(
         parent_author_id=None if parent is None else parent.author_id,
         content=content,
     )
-    at = datetime.now(UTC)
+    # The time its id was made, not the time it is appended: threads list comments in id
+    # order, and comments posted at once must not show their times out of that order.
+    at = time_of(comment_id)
     try:
         position = await deps.record_holding(caller, key, event, at=at)
     except Indeterminate as unsure:
