@@ -147,3 +147,30 @@ async def test_a_cursor_of_no_form_a_page_hands_out_is_told_so_not_shown_a_patte
         assert answer.status_code == 422, (path, answer.text)
         told = _shape(answer)["fields"]
         assert told == {name: CURSOR_REFUSED}, (path, told)
+
+
+async def test_a_cursor_another_list_handed_out_is_no_page_of_the_notifications(
+    client: httpx.AsyncClient, unique_email: Callable[[], str]
+) -> None:
+    """The notifications took cursors of up to 64 characters; one the articles list hands
+    out is longer, and was told pydantic's length, not to start again without one."""
+    tokens = await login(client, await account(client, unique_email))
+    auth = bearer(tokens["access_token"])
+    for title in ("One", "Two"):
+        made = await client.post(
+            "/v1/articles", json={"title": title, "content": "x", "tags": []}, headers=auth
+        )
+        assert made.status_code == 201, made.text
+        article_id = made.json()["article"]["id"]
+        published = await client.post(f"/v1/articles/{article_id}/publish", headers=auth)
+        assert published.status_code == 200, published.text
+    listed = await client.get(
+        "/v1/articles", params={"author": tokens["user"]["id"], "limit": 1}, headers=auth
+    )
+    assert listed.status_code == 200, listed.text
+    foreign = listed.json()["next_cursor"]
+    assert foreign
+    assert len(foreign) > 64
+    answer = await client.get("/v1/notifications", params={"cursor": foreign}, headers=auth)
+    assert answer.status_code == 404, answer.text
+    assert _shape(answer)["message"] == "no page at that cursor; start again without one"

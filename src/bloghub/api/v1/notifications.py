@@ -35,13 +35,14 @@ _POSITION = Rule(CURSOR_PATTERN, "no page at that cursor")
 
 
 class NotificationsQuery(PageQuery):
-    # A cursor's characters, as the other lists take; its own form is the handler's to
-    # check (404 "no page" otherwise, as there).
+    # A cursor's characters and length, as the other lists take; its own form is the
+    # handler's to check (404 "no page" otherwise, as there), so a cursor another list
+    # handed out is told to start again, not told its length.
     cursor: (
         Annotated[
             str,
             Field(
-                max_length=64,
+                max_length=512,
                 description="next_cursor of the previous page",
             ),
             CURSOR,
