@@ -118,6 +118,43 @@ async def test_a_like_of_an_article_published_again_waits_for_the_likes_read_mod
             assert shown_to_reader.json()["article"]["favorited"] is True
 
 
+async def test_a_read_served_before_the_counts_read_model_has_the_article_is_counted(
+    run_id: str,
+) -> None:
+    """The detail answered, but a read was noted only once the interactions projector had
+    seen the article published: a read while it lagged behind the articles one was lost."""
+    async with site(run_id, "earlyread") as (s, c):
+        async with projecting(s):
+            author, reader = await someone(c), await someone(c)
+            article_id = await draft(c, author)
+        url = f"/v1/articles/{article_id}"
+        async with projecting(s, "articles", "users"):
+            publish = f"{url}/publish"
+            assert (await once_caught_up(lambda: c.post(publish, headers=author.auth))).is_success
+
+            async def shown_to_reader() -> bool:
+                return (await c.get(url, headers=reader.auth)).status_code == 200
+
+            await wait_until(shown_to_reader, timeout_s=10)
+            anonymous = await c.get(url, headers={"x-forwarded-for": "198.51.100.21"})
+            assert anonymous.status_code == 200, anonymous.text
+            assert anonymous.json()["article"]["read_cnt"] == 0
+
+        async with projecting(s):
+
+            async def read_cnt() -> int:
+                answer = await c.get(url, headers=author.auth)  # the author's reads count not
+                assert answer.status_code == 200, answer.text
+                count: int = answer.json()["article"]["read_cnt"]
+                return count
+
+            async def both_counted() -> bool:
+                return await read_cnt() >= 2
+
+            await wait_until(both_counted, timeout_s=30)
+            assert await read_cnt() == 2
+
+
 async def test_a_new_account_s_first_article_shows_its_author_not_the_erased_one(
     run_id: str,
 ) -> None:
