@@ -10,6 +10,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from bloghub.settings import Settings
+from tests.e2e.conduit_client import register, write
 from tests.e2e.test_ops import operator
 
 
@@ -74,3 +75,29 @@ async def test_a_slash_redirect_stays_on_this_host(client: httpx.AsyncClient) ->
     assert answer.headers["location"] == "/v1/tags?x=1"
     doubled = await client.get("//v1/tags/", headers={"host": "evil.example"})
     assert not doubled.headers.get("location", "").startswith("//")
+
+
+async def test_an_encoded_slash_is_part_of_the_name_not_a_trailing_slash(
+    client: httpx.AsyncClient,
+) -> None:
+    """``%2F`` ends the name, not the path: a redirect to the path without it would act on
+    another resource (a DELETE of ``<slug>%2F`` deleting ``<slug>``). No route has such a
+    name, so it is its API's 404; only a real trailing slash is redirected."""
+    author = await register(client)
+    slug = (await write(client, author))["slug"]
+    with capture_logs() as lines:
+        deleting = await client.delete(f"/api/articles/{slug}%2F", headers=author.auth)
+    assert not [line for line in lines if line["log_level"] in ("error", "critical")], lines
+    assert deleting.status_code == 404, deleting.headers
+    assert deleting.json() == {"errors": {"path": ["not found"]}}
+    assert (await client.get(f"/api/articles/{slug}")).status_code == 200
+    for path in (f"/api/profiles/{author.username}%2F", f"/api/profiles/{author.username}%2f/"):
+        profile = await client.get(path)
+        assert profile.status_code == 404, (path, profile.headers)
+        assert profile.json() == {"errors": {"path": ["not found"]}}
+    listing = await client.get("/v1/articles/%2F")
+    assert listing.status_code == 404, listing.headers
+    assert listing.json()["error"]["code"] == "not_found"
+    real = await client.get(f"/api/profiles/{author.username}/")
+    assert real.status_code == 307, real.text
+    assert real.headers["location"] == f"/api/profiles/{author.username}"

@@ -6,9 +6,10 @@ expressions than in their own work."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from starlette._utils import get_route_path
+from starlette.exceptions import HTTPException
 from starlette.routing import BaseRoute, Match, Route, Router
 from starlette.types import Message, Receive, Scope, Send
 
@@ -67,16 +68,33 @@ class IndexedRouter(Router):
                     return
         # No full match among the candidates: Starlette's own walk decides (405 for a
         # known path with another method, a redirect for a missing slash, or 404).
-        await super().app(scope, receive, _relative_redirects(send))
+        await super().app(scope, receive, _slash_redirects(scope, send))
 
 
-def _relative_redirects(send: Send) -> Send:
-    """Starlette's slash redirect names the URL absolutely, from the request's own Host
-    header: behind a cache or a proxy that passes Host on, anyone could have it point
-    elsewhere. Only the path and query are kept (a relative reference, RFC 9110)."""
+def _encoded_trailing_slash(scope: Scope) -> bool:
+    """Whether the decoded path ends in a slash the request wrote as ``%2F``: part of the
+    last name, which Starlette (matching the decoded path) takes for a trailing slash."""
+    raw: bytes | None = scope.get("raw_path")
+    if raw is None:
+        return False
+    return unquote(raw.rstrip(b"/").decode("latin-1")).endswith("/")
+
+
+def _slash_redirects(scope: Scope, send: Send) -> Send:
+    """Starlette's slash redirect (also a mounted router's), as ours. It strips every
+    slash the decoded path ends in, so ``/api/articles/a%2F`` would be sent to article
+    ``a``, another resource: a path whose name ends in an encoded slash is no path with a
+    trailing slash but one no route has, so it is the 404 (raised before anything is sent,
+    for the app's handler to answer in the path's API's shape).
+
+    A redirect names the URL absolutely, from the request's own Host header: behind a
+    cache or a proxy that passes Host on, anyone could have it point elsewhere. Only the
+    path and query are kept (a relative reference, RFC 9110)."""
 
     async def sending(message: Message) -> None:
         if message["type"] == "http.response.start" and message["status"] in (307, 308):
+            if _encoded_trailing_slash(scope):
+                raise HTTPException(status_code=404)
             headers = []
             for name, value in message.get("headers", []):
                 if name == b"location":
