@@ -125,6 +125,40 @@ async def test_publishing_what_is_published_records_nothing(
     assert (now["version"], now["updated_at"]) == (before["version"], before["updated_at"])
 
 
+async def test_publishing_a_draft_edited_back_to_what_is_published_records_nothing(
+    client: httpx.AsyncClient, author: Author
+) -> None:
+    """A draft saved as it was, or edited away and back, is what readers already see:
+    publishing it makes no version, and the article keeps its update time. The answer
+    names the version readers see, and an edit based on it is taken."""
+    article_id = await draft(client, author)
+    url = f"/v1/articles/{article_id}"
+    first = await client.post(f"{url}/publish", headers=author.auth)
+    assert first.status_code == 200, first.text
+    after = {"bloghub-after": first.headers["bloghub-position"]}
+    before = (await client.get(url, headers=after)).json()["article"]
+    published = {"title": "Hello 世界", "content": "# Intro\n\nSome *text*.", "tags": ["python"]}
+    away = {"title": "Elsewhere", "content": "other", "tags": []}
+    for edits in ([{"title": "Hello 世界"}], [away, published]):
+        for edit in edits:
+            edited = await client.put(url, json=edit, headers=author.auth)
+            assert edited.status_code == 200, edited.text
+        again = await client.post(f"{url}/publish", headers=author.auth)
+        assert again.status_code == 200, again.text
+        assert again.json()["article"] == {"id": article_id, "version": 2, "status": "published"}
+        assert "bloghub-position" not in again.headers
+        now = (await client.get(url, headers=author.auth)).json()["article"]
+        assert (now["version"], now["updated_at"]) == (before["version"], before["updated_at"])
+    based = {"title": "Third", "version": again.json()["article"]["version"]}
+    edited = await client.put(url, json=based, headers=author.auth)
+    assert edited.status_code == 200, edited.text
+    third = await client.post(f"{url}/publish", headers=author.auth)
+    after = {"bloghub-after": third.headers["bloghub-position"]}
+    now = (await client.get(url, headers=after)).json()["article"]
+    assert (now["title"], now["version"]) == ("Third", third.json()["article"]["version"])
+    assert now["updated_at"] > before["updated_at"]
+
+
 async def test_withdraw_hides_from_readers_and_delete_removes(
     client: httpx.AsyncClient, author: Author
 ) -> None:

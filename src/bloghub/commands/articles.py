@@ -53,6 +53,7 @@ class ArticleState:
     draft: Draft
     slug: str | None = None
     published_version: int | None = None  # the version readers see; None: never published
+    published: Draft | None = None  # what they see of it; None: never published, or not read
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +129,7 @@ async def edit_draft(
     caller: Caller,
 ) -> Changed:
     current = _owned(state, caller)
-    if based_on is not None and based_on != current.version:
+    if based_on is not None and based_on not in (current.version, _shown_version(current)):
         # Either way the client's copy is not the draft's: read it again ("stale").
         said = (
             f"the draft changed since version {based_on}"
@@ -147,10 +148,12 @@ async def edit_draft(
 
 async def publish_article(state: ArticleState | None, deps: CommandDeps, caller: Caller) -> Changed:
     current = _owned(state, caller)
-    if current.status == "published" and current.published_version == current.version:
+    shown = _shown_version(current)
+    if shown is not None:
         # What readers see is the draft as it stands: recorded, the publish would make a
-        # version that changes nothing, and move the article's update time. Nothing is.
-        return Changed(current.id, current.version, Position(), current.slug, datetime.now(UTC))
+        # version that changes nothing, and move the article's update time. Nothing is;
+        # the answer names the version readers see, which an edit may be based on.
+        return Changed(current.id, shown, Position(), current.slug, datetime.now(UTC))
     make = _carrying(ArticlePublished, current, current.draft)
     return await _change(current, deps, caller, make, retitled=current.draft.title)
 
@@ -206,6 +209,16 @@ def _owned(state: ArticleState | None, caller: Caller) -> ArticleState:
     if state.author_id != _author(caller):
         raise Forbidden("only the author may change this article")
     return state
+
+
+def _shown_version(current: ArticleState) -> int | None:
+    """The version readers see, if it is the draft as it stands: published at the draft's
+    version, or at one the draft is again (an edit that changed nothing, or one undone).
+    A change based on it is decided on the draft: none of the draft is lost by it."""
+    shown = current.published_version
+    if current.status != "published" or shown is None:
+        return None
+    return shown if shown == current.version or current.published == current.draft else None
 
 
 def _carrying(

@@ -99,7 +99,32 @@ async def _state(request: Request, user_id: str, article_id: str) -> ArticleStat
     state: if the read model has not got there in time, the caller is asked to retry."""
     if await wait_for_reads(request, ARTICLES_READS, user_id):
         raise CatchingUp("your last change is still being applied; try again in a moment")
-    return await queries(request).state(article_id)
+    row = await queries(request).draft(article_id)
+    return None if row is None else _state_of(row)
+
+
+def _state_of(row: Any) -> ArticleState:
+    """The draft with what readers see of it, read together: a publish of the draft they
+    already see records nothing, and an edit may be based on the version they see."""
+    published = None
+    if row.published_version is not None:
+        published = Draft(
+            row.published_title,
+            row.published_content,
+            list(row.published_tags or []),
+            row.published_description,
+        )
+    draft = Draft(row.title, row.content, list(row.tags), row.description)
+    return ArticleState(
+        str(row.id),
+        str(row.author_id),
+        row.version,
+        row.status,
+        draft,
+        row.slug,
+        row.published_version,
+        published,
+    )
 
 
 async def edit(request: Request) -> Response:
