@@ -272,6 +272,36 @@ async def test_an_update_that_changes_nothing_records_nothing(client: httpx.Asyn
     assert put.json()["article"]["updatedAt"] > made["updatedAt"]
 
 
+async def test_saving_a_v1_article_as_it_was_records_nothing(client: httpx.AsyncClient) -> None:
+    """An article written through /v1 has no description: an editor loads the abstract of
+    its body in its place, and saving it as it was leaves the article as it is. The
+    abstract sent back is no description: a new body shows its own."""
+    jake = await register(client)
+    v1 = {"authorization": f"Bearer {jake.token}"}
+    title = unique_name("Abstracted ")
+    body = {"title": title, "content": "# Intro\n\nSome *text*.", "tags": ["one"]}
+    drafted = await client.post("/v1/articles", json=body, headers=v1)
+    assert drafted.status_code == 201, drafted.text
+    article_id = drafted.json()["article"]["id"]
+    assert (await client.post(f"/v1/articles/{article_id}/publish", headers=v1)).is_success
+    url = f"/api/articles/{title.lower().replace(' ', '-')}"
+    shown = (await client.get(url, headers=jake.auth)).json()["article"]
+    assert shown["description"] == "Intro Some text."
+    same = {k: shown[k] for k in ("title", "description", "body", "tagList")}
+    put = await client.put(url, json={"article": same}, headers=jake.auth)
+    assert put.status_code == 200, put.text
+    assert "bloghub-position" not in put.headers
+    assert put.json()["article"] == shown
+    read = await client.get(url, headers=jake.auth)
+    assert read.json()["article"]["updatedAt"] == shown["updatedAt"]
+    put = await client.put(
+        url, json={"article": {**same, "body": "Another opening"}}, headers=jake.auth
+    )
+    assert put.json()["article"]["description"] == "Another opening"
+    read = await client.get(url, headers=jake.auth)
+    assert read.json()["article"]["description"] == "Another opening"
+
+
 async def test_only_the_author_changes_or_deletes_an_article(client: httpx.AsyncClient) -> None:
     jake, ann = await register(client), await register(client)
     slug = (await write(client, jake, unique_name("Mine ")))["slug"]

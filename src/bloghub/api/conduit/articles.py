@@ -250,7 +250,7 @@ async def update(request: Request) -> Response:
             changes.get("title") or old.title,
             changes.get("body") or old.content,
             old.tags if changes.get("tagList") is None else changes["tagList"],
-            changes.get("description") or old.description,
+            _description(changes.get("description"), row, old),
         )
         if _as_published(row, state, draft):
             # Nothing to change (an editor saved as it was): no event, and the article
@@ -264,6 +264,15 @@ async def update(request: Request) -> Response:
         return await _answer(request, claims.user_id, done, shown)
 
     return await _on_latest(request, claims.user_id, change)
+
+
+def _description(sent: str | None, row: Any, old: Draft) -> str | None:
+    """The description an update leaves: the one sent, unless it is the one the article
+    shows. An article without one (written through ``/v1``) shows the abstract of its
+    body, which an editor sends back as it loaded it: that is no description written."""
+    if not sent or (row.status == "published" and sent == listed(row).description):
+        return old.description
+    return sent
 
 
 # The pauses before each new try of a RealWorld change another request of the author's
