@@ -11,6 +11,8 @@ from typing import Literal
 import uvicorn
 from starlette.types import ASGIApp
 
+from bloghub.api.http_guard import GuardedHttp
+
 
 def free_port() -> int:
     """A loopback port nothing listens on now."""
@@ -23,8 +25,15 @@ def free_port() -> int:
 async def serve_asgi(app: ASGIApp, *, lifespan: Literal["on", "off"] = "off") -> AsyncIterator[str]:
     """Yields the base URL (``http://127.0.0.1:<port>``) while the app serves."""
     # As in `bloghub api`: the app, not the server, decides which proxies to trust.
+    # And as there, through the guarded HTTP protocol.
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=0, log_level="warning", lifespan=lifespan, proxy_headers=False
+        app,
+        host="127.0.0.1",
+        port=0,
+        log_level="warning",
+        lifespan=lifespan,
+        proxy_headers=False,
+        http=GuardedHttp,
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())

@@ -217,8 +217,10 @@ def server_config(settings: Settings) -> uvicorn.Config:
     """How ``bloghub api`` and ``bloghub run`` serve the app. The server's own proxy header
     handling is off (it would trust 127.0.0.1, or FORWARDED_ALLOW_IPS, on its own): the app
     applies ``trusted_proxies`` itself."""
+    from bloghub.api import http_guard
     from bloghub.api.app import create_app
 
+    http_guard.configure(settings)
     return uvicorn.Config(
         create_app(settings, serving=True),
         host=settings.api_host,
@@ -226,6 +228,8 @@ def server_config(settings: Settings) -> uvicorn.Config:
         log_level="warning",
         log_config=None,  # its records go through configure_logging's format
         proxy_headers=False,
+        # Heads bounded in size and time, bodies in pace (each worker configures its own).
+        http=http_guard.GuardedHttp,
         # Live sockets: a bigger message is refused by the protocol before it is buffered.
         ws_max_size=settings.live_max_message_bytes,
     )
@@ -248,6 +252,7 @@ def _serve(settings: Settings, workers: int) -> int:
         log_level="warning",
         log_config=None,  # its records go through configure_logging's format
         proxy_headers=False,
+        http="bloghub.api.http_guard:GuardedHttp",
         ws_max_size=settings.live_max_message_bytes,
     )
     return 0
@@ -255,10 +260,12 @@ def _serve(settings: Settings, workers: int) -> int:
 
 def app_from_environment() -> Starlette:
     """The app as an API worker process builds it: settings from the environment."""
+    from bloghub.api import http_guard
     from bloghub.api.app import create_app
 
     settings = load_settings()
     configure_logging(settings)
+    http_guard.configure(settings)
     return create_app(settings, serving=True)
 
 

@@ -121,6 +121,12 @@ class Settings(BaseSettings):
     # default; some encoders escape every character), twelve for a four-byte one, so the
     # content may reach six times its size, 600 KiB; the title and tags take the rest.
     max_body_bytes: int = Field(default=640 * 1024, ge=1024)
+    # The HTTP server's bounds on a request's head and pace (``api/http_guard.py``): the
+    # request line and headers together (431 past it), the time a begun head has to end
+    # (408), and the time a body may send nothing before its connection is closed.
+    http_max_head_bytes: int = Field(default=80 * 1024, ge=8 * 1024, le=1024 * 1024)
+    http_head_timeout_s: float = Field(default=10.0, gt=0, le=300)
+    http_body_idle_timeout_s: float = Field(default=30.0, gt=0, le=600)
     read_wait_s: float = Field(default=2.0, ge=0, le=30)
     # How long an API process waits for one PostgreSQL statement: a server that hangs (not
     # one that refuses: that is answered at once) turns requests into 503s to retry after

@@ -1,0 +1,172 @@
+"""The HTTP server's guard against clients that send too much head or send it too slowly.
+
+uvicorn's httptools protocol buffers a request's line and headers however long they grow,
+and waits for the rest of a request however long it takes: a few clients sending half a
+request hold the process's memory and sockets for as long as they like. ``GuardedHttp``
+is that protocol with three bounds:
+
+- the request line and headers together over ``max_head_bytes``: 431, connection closed;
+- a head begun (or a connection opened) and not finished within ``head_timeout_s``: 408,
+  connection closed (silently when nothing was sent);
+- a body no byte of which came for ``body_idle_timeout_s``: connection closed, and the
+  app's ``receive`` learns the client went away (nothing of the request is applied).
+
+The bounds come from the settings (``configure``), in each process that serves."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from bloghub.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+_HEAD_END = b"\r\n\r\n"
+
+
+@dataclass(frozen=True)
+class Bounds:
+    max_head_bytes: int = 80 * 1024
+    head_timeout_s: float = 10.0
+    body_idle_timeout_s: float = 30.0
+
+
+_bounds = Bounds()
+
+
+def configure(settings: Settings) -> None:
+    """This process's bounds, from ``settings`` (before it serves)."""
+    global _bounds
+    _bounds = Bounds(
+        max_head_bytes=settings.http_max_head_bytes,
+        head_timeout_s=settings.http_head_timeout_s,
+        body_idle_timeout_s=settings.http_body_idle_timeout_s,
+    )
+
+
+def _refusal(status: bytes, message: bytes) -> bytes:
+    return (
+        b"HTTP/1.1 " + status + b"\r\ncontent-type: text/plain; charset=utf-8\r\n"
+        b"content-length: "
+        + str(len(message)).encode()
+        + b"\r\nconnection: close\r\n\r\n"
+        + message
+    )
+
+
+class GuardedHttp(HttpToolsProtocol):
+    """uvicorn's httptools protocol with the bounds above. A request whose head and body
+    come whole in one read, as nearly all do, arms no timer of its own."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._bounds = _bounds
+        self._in_head = True  # what comes next is a request's line and headers
+        self._in_body = False  # a request's head is in, its body is not all in yet
+        self._head_bytes = 0
+        self._tail = b""  # the last bytes of the head so far: its end may span two reads
+        self._head_timer: asyncio.TimerHandle | None = None
+        self._body_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm_head()  # a connection that never sends is closed too
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_head()
+        self._cancel_body()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._in_head and data:
+            end = self._head_end(data)
+            if self._head_bytes + (len(data) if end < 0 else end) > self._bounds.max_head_bytes:
+                self._refuse(b"431 Request Header Fields Too Large", b"request head too large")
+                return
+            self._head_bytes += len(data)
+            self._tail = (self._tail + data[-3:])[-3:]
+        super().data_received(data)
+        if self.transport.is_closing():
+            return
+        if self._in_head:
+            if self._head_bytes and self._head_timer is None:
+                self._arm_head()  # a head begun: it has the bound to end in, however sent
+        elif self._in_body:
+            self._arm_body()  # a body under way: the bound runs from its last bytes
+
+    def _head_end(self, data: bytes) -> int:
+        """How many bytes of ``data`` the head takes, its blank line included; -1 if it
+        does not end in them."""
+        if self._tail:
+            at = (self._tail + data[:3]).find(_HEAD_END)
+            if at >= 0:
+                return at + len(_HEAD_END) - len(self._tail)
+        at = data.find(_HEAD_END)
+        return -1 if at < 0 else at + len(_HEAD_END)
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        self._cancel_head()
+        self._in_body = not (self.parser.should_upgrade() and self._should_upgrade())
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        self._cancel_body()
+        self._in_head, self._in_body, self._head_bytes, self._tail = True, False, 0, b""
+        super().on_message_complete()
+
+    # --- the timers -------------------------------------------------------------------
+
+    def _arm_head(self) -> None:
+        self._cancel_head()
+        self._head_timer = self.loop.call_later(self._bounds.head_timeout_s, self._head_late)
+
+    def _cancel_head(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _arm_body(self) -> None:
+        self._cancel_body()
+        self._body_timer = self.loop.call_later(self._bounds.body_idle_timeout_s, self._body_late)
+
+    def _cancel_body(self) -> None:
+        if self._body_timer is not None:
+            self._body_timer.cancel()
+            self._body_timer = None
+
+    def _head_late(self) -> None:
+        self._head_timer = None
+        if not self._in_head or self.transport.is_closing():
+            return
+        if self.cycle is not None and not self.cycle.response_complete:
+            # An answer is still being made: the next head (pipelined) waits for it.
+            self._arm_head()
+            return
+        if self._head_bytes == 0:
+            self.transport.close()  # nothing sent: an idle connection, closed
+            return
+        log.info("http.head_timeout", client=_client(self.client), received=self._head_bytes)
+        self._refuse(b"408 Request Timeout", b"request head not finished in time")
+
+    def _body_late(self) -> None:
+        self._body_timer = None
+        if self.transport.is_closing():
+            return
+        log.info("http.body_timeout", client=_client(self.client))
+        self.transport.close()
+
+    def _refuse(self, status: bytes, message: bytes) -> None:
+        self._cancel_head()
+        self._cancel_body()
+        self.transport.write(_refusal(status, message))
+        self.transport.close()
+
+
+def _client(client: tuple[str, int] | None) -> str | None:
+    return None if client is None else client[0]
