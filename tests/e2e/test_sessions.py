@@ -9,9 +9,11 @@ from functools import partial
 from typing import Any, Literal
 
 import httpx
+import jwt
 import pytest
 from structlog.testing import capture_logs
 
+from tests.conftest import LiveServer
 from tests.e2e.test_accounts import PASSWORD, signup_body
 from tests.support import once_caught_up
 
@@ -169,6 +171,42 @@ async def test_access_token_is_not_a_refresh_token(
     assert swapped.status_code == 401
     as_access = await client.get("/v1/users/me", headers=bearer(tokens["refresh_token"]))
     assert as_access.status_code == 401
+
+
+def resigned(live_api: LiveServer, token: str, kind: str, changed: dict[str, object]) -> str:
+    """``token`` with some of its claims changed, signed again with the server's own key."""
+    settings = live_api.container.settings
+    key = settings.access_token_secret if kind == "access" else settings.refresh_token_secret
+    claims = jwt.decode(token, options={"verify_signature": False}) | changed
+    return jwt.encode(claims, key.get_secret_value(), algorithm="HS256")
+
+
+WRONG_CLAIMS: dict[str, tuple[str, dict[str, object]]] = {
+    "access-sid-number": ("access", {"sid": 5}),
+    "access-sid-list": ("access", {"sid": ["x"]}),
+    "access-auth_time-text": ("access", {"auth_time": "x"}),
+    "access-auth_time-ahead": ("access", {"auth_time": 4_102_444_800}),  # 2100
+    "refresh-auth_time-text": ("refresh", {"auth_time": "x"}),
+}
+
+
+@pytest.mark.parametrize(("kind", "changed"), WRONG_CLAIMS.values(), ids=WRONG_CLAIMS.keys())
+async def test_a_signed_token_with_a_claim_of_the_wrong_type_or_sense_is_401(
+    client: httpx.AsyncClient,
+    live_api: LiveServer,
+    unique_email: Callable[[], str],
+    kind: str,
+    changed: dict[str, object],
+) -> None:
+    """Only the signing key makes such a token; the API still answers it as a bad one."""
+    tokens = await login(client, await account(client, unique_email))
+    token = resigned(live_api, tokens[f"{kind}_token"], kind, changed)
+    if kind == "access":
+        answer = await client.get("/v1/users/me", headers=bearer(token))
+    else:
+        answer = await client.post("/v1/auth/refresh", json={"refresh_token": token})
+    assert answer.status_code == 401, answer.text
+    assert answer.json()["error"]["code"] == "unauthorized"
 
 
 async def test_five_failures_lock_the_account_even_for_the_right_password(

@@ -161,3 +161,48 @@ def test_a_remembered_access_token_is_refused_once_it_expires() -> None:
     time.sleep(max(0.0, claims.expires_at - time.time()) + 0.05)  # the token's second is up
     with pytest.raises(Unauthorized):
         tokens.verify("access", pair.access, UA)
+
+
+def _signed(kind: str, changed: dict[str, object]) -> str:
+    claims = _claims() | {"typ": kind, "iat": NOW, "auth_time": NOW} | changed
+    return jwt.encode(claims, {"access": "a" * 40, "refresh": "r" * 40}[kind], algorithm="HS256")
+
+
+NOW = int(time.time())
+# Each claim as what it is used for: ids and the binding are the session store's keys and
+# comparisons, times are whole seconds the session's window and end are counted in.
+WRONG_CLAIMS: dict[str, dict[str, object]] = {
+    "sub-empty": {"sub": ""},
+    "sub-number": {"sub": 5},
+    "sid-empty": {"sid": ""},
+    "sid-number": {"sid": 5},
+    "sid-list": {"sid": ["x"]},
+    "jti-empty": {"jti": ""},
+    "jti-number": {"jti": 7},
+    "typ-list": {"typ": ["access"]},
+    "ua-list": {"ua": [ua_hash(UA)]},
+    "iat-text": {"iat": str(NOW)},
+    "iat-bool": {"iat": True},
+    "iat-fraction": {"iat": NOW - 0.5},
+    "exp-text": {"exp": str(NOW + 600)},
+    "exp-fraction": {"exp": NOW + 600.5},
+    "exp-past-the-session": {"exp": NOW + 30 * 86400 + 1},
+    "exp-huge": {"exp": 10**400},
+    "auth_time-text": {"auth_time": "x"},
+    "auth_time-digits": {"auth_time": str(NOW)},
+    "auth_time-bool": {"auth_time": True},
+    "auth_time-fraction": {"auth_time": NOW - 0.5},
+    "auth_time-after-iat": {"auth_time": NOW + 1},
+    "auth_time-far-ahead": {"auth_time": NOW + 10 * 365 * 86400},
+}
+
+
+@pytest.mark.parametrize("kind", ["access", "refresh"])
+@pytest.mark.parametrize("changed", WRONG_CLAIMS.values(), ids=WRONG_CLAIMS.keys())
+def test_signed_tokens_with_claims_of_the_wrong_type_or_sense_are_refused(
+    kind: str, changed: dict[str, object]
+) -> None:
+    tokens = service()
+    assert tokens.verify(kind, _signed(kind, {}), UA).user_id == "u1"
+    with pytest.raises(Unauthorized):
+        tokens.verify(kind, _signed(kind, changed), UA)

@@ -7,6 +7,7 @@ import hashlib
 import re
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import jwt
 
@@ -15,6 +16,10 @@ from bloghub.ids import new_id_str
 
 ALGORITHM = "HS256"
 REQUIRED = ["sub", "sid", "ua", "iat", "exp", "jti", "typ", "iss", "aud", "auth_time"]
+# Ids and the binding become session store keys and comparisons: non-empty text. Times
+# are whole seconds the session's window and end are counted in.
+TEXT_CLAIMS = ("sub", "sid", "jti", "typ", "ua")
+TIME_CLAIMS = ("iat", "exp", "auth_time")
 VERIFIED_KEPT = 4096
 
 
@@ -137,11 +142,22 @@ class TokenService:
         except (jwt.PyJWTError, ValueError) as exc:
             # ValueError: a token that is not even text PyJWT can split (non-ASCII, say).
             raise Unauthorized("invalid or expired token") from exc
-        if data["typ"] != kind or not bound_to(data["ua"], user_agent):
+        if not self._sensible(data) or data["typ"] != kind or not bound_to(data["ua"], user_agent):
             raise Unauthorized("invalid or expired token")
         return Claims(
             data["sub"], data["sid"], data["jti"], data["iat"], data["exp"], data["auth_time"]
         )
+
+    def _sensible(self, data: dict[str, Any]) -> bool:
+        """Whether the claims have the types and order ``issue`` gives them. Only the key
+        makes a token, but a wrong type would be a 500 further on, not a 401."""
+        if not all(isinstance(data[c], str) and data[c] for c in TEXT_CLAIMS):
+            return False
+        if not all(type(data[c]) is int for c in TIME_CLAIMS):  # bool is an int too
+            return False
+        # PyJWT refuses an ``iat`` after now (no leeway), so no sign-in after it is either.
+        issued, expires, started = (int(data[c]) for c in TIME_CLAIMS)
+        return started <= issued and expires <= started + self._policy.session_lifetime_s
 
     def _encode(
         self,
