@@ -491,6 +491,11 @@ async def test_a_write_that_takes_no_body_refuses_one_rather_than_ignore_it(
         publish, content=_chunks(b'{"status": ', b'"draft"}'), headers=as_json
     )
     assert chunked.status_code == 422, chunked.text
+    # Over the body limit, chunked or not, it is 413 here as on every route.
+    limit = 640 * 1024
+    for sent in (b"x" * (limit + 1), _chunks(b"x" * limit, b"x")):
+        too_large = await client.post(publish, content=sent, headers=as_json)
+        assert too_large.status_code == 413, too_large.text[:300]
     keyed = {**as_json, "idempotency-key": f"pub-{made.json()['article']['id']}"}
     done = await once_caught_up(lambda: client.post(publish, headers=keyed))
     assert done.status_code == 200, done.text

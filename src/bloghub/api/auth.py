@@ -8,11 +8,14 @@ be asked, the request is refused (503), never let through on an unconfirmed sess
 
 from __future__ import annotations
 
+from functools import partial
+
 from starlette.requests import Request
 
 from bloghub.api.consistent import USERS_READS as USERS_READS
 from bloghub.api.consistent import Reads, pinned, wait_for_reads
 from bloghub.api.http import container
+from bloghub.api.http_guard import whole
 from bloghub.api.queries import UserQueries
 from bloghub.api.rate_limit import SessionRead
 from bloghub.auth.tokens import Claims
@@ -44,8 +47,10 @@ async def session_is_live(request: Request, claims: Claims, *, account: bool = T
     sessions = c.commands.sessions
     # Read in the rate limiter's round trip (api/rate_limit.py) if it could, else here in
     # one: the session, and the caller's own last write that the waits below read next.
+    # Only if the whole request had come then: one whose body came later is judged as of
+    # when it had all come.
     read: SessionRead | None = getattr(request.state, "session_read", None)
-    if read is not None and read.session_id == claims.session_id:
+    if read is not None and read.session_id == claims.session_id and read.whole:
         live, own = sessions.owns(read.owner, claims.user_id), read.own_write
     else:
         live, own = await sessions.is_live_reading(
@@ -53,10 +58,20 @@ async def session_is_live(request: Request, claims: Claims, *, account: bool = T
         )
     if not live:
         return False
+    if not whole(request.scope):
+        # Its body is still to come: the body's reader asks again once it has it.
+        request.state.session_after_body = partial(_still_live, request, claims)
     deciding = request.method not in ("GET", "HEAD")
     request.state.own_write = (claims.user_id, c.own_writes.own(own, deciding=deciding))
     request.state.stale = account and await wait_for_reads(request, USERS_READS, claims.user_id)
     return True
+
+
+async def _still_live(request: Request, claims: Claims) -> None:
+    """401 if the session ended while the request's body was on its way: a logout, a
+    password change or an erasure answered before the request had all come ends it."""
+    if not await container(request).commands.sessions.is_live(claims.session_id, claims.user_id):
+        raise Unauthorized("the session has ended; log in again")
 
 
 async def wait_as_reader(request: Request, reads: Reads, *, account: bool = True) -> bool:

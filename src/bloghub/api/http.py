@@ -88,6 +88,7 @@ async def parse_body(request: Request, model: type[M]) -> M:
     limit = container(request).settings.max_body_bytes
     if len(raw) > limit:
         raise PayloadTooLarge.over(limit)
+    await session_after_body(request)
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
@@ -99,6 +100,15 @@ async def parse_body(request: Request, model: type[M]) -> M:
         return model.model_validate_json(raw)
     except ValidationError as exc:
         raise InvalidInput("some fields are not valid", fields=field_errors(exc)) from exc
+
+
+async def session_after_body(request: Request) -> None:
+    """The caller's session checked again now that the body is in, if it was checked
+    before it was (``api/auth.py: session_is_live``)."""
+    again = getattr(request.state, "session_after_body", None)
+    if again is not None:
+        request.state.session_after_body = None
+        await again()
 
 
 def takes_no_body(ep: Endpoint) -> bool:
@@ -123,7 +133,9 @@ _NO_BODY_BYTES = 1024
 
 async def no_body(receive: Receive) -> Receive:
     """Read the body of a request that takes none: nothing, or an empty JSON object, is
-    let through (``receive`` for the handler, the body replayed); anything else is 422."""
+    let through (``receive`` for the handler, the body replayed); anything else is 422.
+    A body too long to be nothing is read on, unkept, so one over the body limit is
+    refused 413 by it (``BodyLimit``) however it is sent, as on every other route."""
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -131,9 +143,10 @@ async def no_body(receive: Receive) -> Receive:
         if message["type"] != "http.request":
             raise MalformedRequest("the request body was cut short")
         chunk: bytes = message.get("body", b"")
-        chunks.append(chunk)
         size += len(chunk)
-        if size > _NO_BODY_BYTES or not message.get("more_body", False):
+        if size <= _NO_BODY_BYTES:
+            chunks.append(chunk)
+        if not message.get("more_body", False):
             break
     body = b"".join(chunks)
     if size > _NO_BODY_BYTES or not _nothing(body):

@@ -16,6 +16,7 @@ The bounds come from the settings (``configure``), in each process that serves."
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +28,17 @@ from bloghub.settings import Settings
 log = structlog.get_logger(__name__)
 
 _HEAD_END = b"\r\n\r\n"
+
+# Set in a request's scope once the whole request (its body too) has come: a session the
+# app checked before then is checked again once the body is in (``api/auth.py``), so a
+# request held open cannot outlive a logout answered meanwhile.
+WHOLE = "bloghub.whole"
+
+
+def whole(scope: Mapping[str, Any]) -> bool:
+    """Whether the request had all come when this was asked (False if not known: a server
+    other than ``GuardedHttp``)."""
+    return bool(scope.get(WHOLE, False))
 
 
 @dataclass(frozen=True)
@@ -118,6 +130,7 @@ class GuardedHttp(HttpToolsProtocol):
     def on_message_complete(self) -> None:
         self._cancel_body()
         self._in_head, self._in_body, self._head_bytes, self._tail = True, False, 0, b""
+        self.scope[WHOLE] = True  # type: ignore[literal-required]
         super().on_message_complete()
 
     # --- the timers -------------------------------------------------------------------

@@ -22,6 +22,7 @@ import structlog
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bloghub.api.http import shaped_error
+from bloghub.api.http_guard import whole
 from bloghub.api.v1.path_ids import canonical_id
 from bloghub.auth.limiter import Decision, LocalLimiter, Rate, SlidingWindowLimiter
 from bloghub.auth.tokens import bound_to
@@ -135,7 +136,7 @@ class RateLimit:
             article = None
             if article_id is not None and isinstance(shown[0], list):
                 article = (article_id, _fields(shown[0]))
-            read = SessionRead(sid, owner, _fields(own), article)
+            read = SessionRead(sid, owner, _fields(own), article, whole(scope))
             scope.setdefault("state", {})["session_read"] = read
         return refused
 
@@ -230,6 +231,9 @@ class SessionRead:
     # The article a like or collect names (``added_to``), with its last withdraw or delete
     # position, raw; None when it was not read.
     article: tuple[str, dict[bytes | str, bytes | str]] | None = None
+    # Whether the whole request, its body too, had come when this was read: if not, it is
+    # read again (a logout answered while a body is held open ends the request's session).
+    whole: bool = False
 
 
 def _container_of(scope: Scope) -> Container | None:

@@ -23,6 +23,7 @@ from bloghub.api.http import (
     content_coding,
     json_fault,
     not_utf8,
+    session_after_body,
 )
 from bloghub.api.v1.schemas import PLAIN, VISIBLE
 from bloghub.errors import (
@@ -175,6 +176,7 @@ async def conduit_body(request: Request, model: type[M]) -> M:
         raise ConduitError(422, too_large) from None
     if len(raw) > limit:
         raise ConduitError(422, too_large)
+    await session_after_body(request)
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
