@@ -26,13 +26,22 @@ from tests.support import wait_until
 
 BOUND_S = 5.0  # far below the tiers' TTL: only the projector's messages explain a change
 IGNORED = {"x-request-id", "date", "server"}  # differ between any two answers
+FRONT_END = "https://front.example"
+# A request without an Origin, from an allowed origin and from one not allowed.
+ORIGINS = (None, FRONT_END, "https://elsewhere.example")
 
 
-@pytest.fixture
-async def stack_only(settings: Settings, live_api: LiveServer) -> AsyncIterator[LiveServer]:
-    """Another API process of the same deployment, answering every read through the stack."""
-    async with serve(settings.model_copy(update={"fast_reads": False})) as live:
-        yield live
+@pytest.fixture(params=[[], [FRONT_END]], ids=["no-cors", "cors"])
+async def both_paths(
+    request: pytest.FixtureRequest, settings: Settings, live_api: LiveServer
+) -> AsyncIterator[tuple[LiveServer, LiveServer]]:
+    """Two API processes of one deployment, the first answering hot reads on the fast path,
+    the second every read through the stack; both without CORS, or both with a front end's
+    origin in ``cors_origins``."""
+    cors = settings.model_copy(update={"cors_origins": request.param})
+    stacked = cors.model_copy(update={"fast_reads": False})
+    async with serve(cors) as fast, serve(stacked) as stack_only:
+        yield fast, stack_only
 
 
 @pytest.fixture
@@ -72,26 +81,32 @@ async def _profile_held(server: LiveServer, user_id: str) -> None:
     await wait_until(held, timeout_s=30)
 
 
-async def _anonymous(server: LiveServer, path: str) -> httpx.Response:
+async def _anonymous(server: LiveServer, path: str, origin: str | None = None) -> httpx.Response:
+    headers = {"user-agent": "bloghub-tests/1"} | ({"origin": origin} if origin else {})
     async with httpx.AsyncClient(base_url=server.url) as anonymous:
-        return await anonymous.get(path, headers={"user-agent": "bloghub-tests/1"})
+        return await anonymous.get(path, headers=headers)
 
 
 async def _once_agreed(
-    one: LiveServer, other: LiveServer, path: str
+    one: LiveServer, other: LiveServer, path: str, origin: str | None = None
 ) -> tuple[httpx.Response, httpx.Response]:
-    """Both servers' answers to ``path`` once they agree, or the last pair at the bound.
+    """Both servers' answers to ``path`` (from ``origin``, if one is given) once they agree
+    twice in a row, or the last pair at the bound.
     The test's own reads are counted meanwhile (each client key once), and a count reaches
     two processes' tiers a few milliseconds apart: answers are compared once the count has
-    reached both, within the bound the tiers follow the projector in."""
+    reached both, within the bound the tiers follow the projector in. A tier that has just
+    dropped what changed leaves the next read to the stack: only the pair after it shows
+    the fast path's answer again."""
     last: list[tuple[httpx.Response, httpx.Response]] = []
+    agreed: list[bool] = []
 
     async def agree() -> bool:
-        pair = await _anonymous(one, path), await _anonymous(other, path)
+        pair = await _anonymous(one, path, origin), await _anonymous(other, path, origin)
         last.append(pair)
         fast, stacked = pair
         same_body = orjson.loads(fast.content) == orjson.loads(stacked.content)
-        return same_body and _headers(fast) == _headers(stacked)
+        agreed.append(same_body and _headers(fast) == _headers(stacked))
+        return agreed[-2:] == [True, True]
 
     with contextlib.suppress(TimeoutError):
         await wait_until(agree, timeout_s=BOUND_S)
@@ -100,28 +115,36 @@ async def _once_agreed(
 
 async def test_hot_reads_answer_as_the_stack_does(
     client: httpx.AsyncClient,
-    live_api: LiveServer,
-    stack_only: LiveServer,
+    both_paths: tuple[LiveServer, LiveServer],
     author: Author,  # noqa: F811
 ) -> None:
+    """The same body and headers from either path, CORS's included: a browser's cache
+    keeps an answer apart per origin (``Vary``) and a front end is let read it
+    (``Access-Control-Allow-Origin``) alike."""
+    fast_path, stack_only = both_paths
+    cors = fast_path.container.settings.cors_origins
     article_id, _ = await published(client, author)
-    await _held(live_api, article_id)
-    await _held(stack_only, article_id)
-    await _profile_held(live_api, author.id)
-    await _profile_held(stack_only, author.id)
+    for server in both_paths:
+        await _held(server, article_id)
+        await _profile_held(server, author.id)
     for path in (
         f"/v1/articles/{article_id}",
         f"/v1/users/{author.id}",
         "/v1/ranking/hot",
         "/v1/ranking/hot?limit=3",
     ):
-        fast, stacked = await _once_agreed(live_api, stack_only, path)
-        assert fast.status_code == stacked.status_code == 200, path
-        assert orjson.loads(fast.content) == orjson.loads(stacked.content), path
-        assert _headers(fast) == _headers(stacked), path
-        assert fast.headers["x-request-id"], path
+        for origin in ORIGINS:
+            seen = path, origin
+            fast, stacked = await _once_agreed(fast_path, stack_only, path, origin)
+            assert fast.status_code == stacked.status_code == 200, seen
+            assert orjson.loads(fast.content) == orjson.loads(stacked.content), seen
+            assert _headers(fast) == _headers(stacked), seen
+            assert fast.headers["x-request-id"], seen
+            assert fast.headers.get("vary") == ("Origin" if cors else None), seen
+            allowed = origin if origin in cors else None
+            assert fast.headers.get("access-control-allow-origin") == allowed, seen
     # What the fast path leaves to the stack is answered as before.
-    bad = await _anonymous(live_api, "/v1/ranking/hot?limit=0")
+    bad = await _anonymous(fast_path, "/v1/ranking/hot?limit=0")
     assert bad.status_code == 422
     assert bad.json()["error"]["code"] == "invalid_input"
 

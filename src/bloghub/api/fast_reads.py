@@ -8,11 +8,12 @@ round trip, no body, no route search, no request object, and nothing of it can f
 way the error handlers would have to shape. Yet what a client or an operator sees stays
 the same: the per-process anonymous limit (the same buckets as ``RateLimit``), the
 request id header, the access log line (sampled as any read) and the metrics (under the
-same route template). Everything else goes down the stack as before, so anything this
-path cannot answer exactly as the stack would is left to it: a request with a token or a
-position (read-your-writes), with an ``Origin`` (CORS), a ``HEAD``, a ranking query other
-than ``limit=N``, an article, counts or profile not held here, and a request over its
-limit (the stack answers the 429 and logs it)."""
+same route template) and, where CORS is on, its ``Vary: Origin``. Everything else goes
+down the stack as before, so anything this path cannot answer exactly as the stack would
+is left to it: a request with a token or a position (read-your-writes), with an
+``Origin`` (CORS), a ``HEAD``, a ranking query other than ``limit=N``, an article, counts
+or profile not held here, and a request over its limit (the stack answers the 429 and
+logs it)."""
 
 from __future__ import annotations
 
@@ -44,6 +45,9 @@ USER_PATH_LENGTH = len(USER_PREFIX) + 36
 # the stack answers those.
 LEFT_TO_THE_STACK = frozenset({b"authorization", b"bloghub-after", b"origin"})
 JSON_HEADER = (b"content-type", b"application/json")
+# What CORS adds to an answer to a request without an ``Origin``: a cache must not hand
+# it to a front end of another origin, whose own answer says whether it may read it.
+VARY_ORIGIN = (b"vary", b"Origin")
 COMPOSED_KEPT = 256  # articles whose anonymous answer is kept whole
 
 
@@ -65,6 +69,10 @@ class FastReads:
         self.enabled = enabled
         self._ids = RequestIds()
         self._details = Details()
+        # The headers the stack adds to each of these answers, made once per container
+        # (whose settings say whether CORS is on), not per request.
+        self._added_for: Container | None = None
+        self._added: list[tuple[bytes, bytes]] = [NOSNIFF]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.enabled and scope["type"] == "http" and scope["method"] == "GET":
@@ -88,6 +96,8 @@ class FastReads:
         c: Container | None = getattr(scope["app"].state, "container", None)
         if c is None:
             return "", None
+        if c is not self._added_for:
+            self._added_for, self._added = c, _added_by_the_stack(c)
         try:
             if path == RANKING_PATH:
                 answer = _ranking(c, scope["query_string"])
@@ -115,11 +125,16 @@ class FastReads:
     ) -> None:
         if answer.then is not None:
             answer.then()
-        headers = [*answer.headers, NOSNIFF, (b"x-request-id", request_id.encode())]
+        headers = [*answer.headers, *self._added, (b"x-request-id", request_id.encode())]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": answer.body})
         scope["endpoint"] = answer.endpoint
         self.log.done(scope, 200, time.perf_counter() - started, request_id)
+
+
+def _added_by_the_stack(c: Container) -> list[tuple[bytes, bytes]]:
+    """CORS's ``Vary`` (only if origins are set: ``app._cors``), then ``RequestId``'s."""
+    return [VARY_ORIGIN, NOSNIFF] if c.settings.cors_origins else [NOSNIFF]
 
 
 def _host(scope: Scope) -> str:
