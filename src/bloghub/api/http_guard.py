@@ -101,7 +101,8 @@ class GuardedHttp(HttpToolsProtocol):
                 self._refuse(b"431 Request Header Fields Too Large", b"request head too large")
                 return
             self._head_bytes += len(data)
-            self._tail = (self._tail + data[-3:])[-3:]
+            if end < 0:  # the head goes on in the next read
+                self._tail = (self._tail + data[-3:])[-3:]
         super().data_received(data)
         if self.transport.is_closing():
             return
