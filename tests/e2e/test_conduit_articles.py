@@ -301,6 +301,33 @@ async def test_saving_a_v1_article_as_it_was_records_nothing(client: httpx.Async
     read = await client.get(url, headers=jake.auth)
     assert read.json()["article"]["description"] == "Another opening"
 
+    # An edit waiting as a /v1 draft: an editor saving the article as it loaded it
+    # neither publishes that edit nor throws it away.
+    pending = await client.put(
+        f"/v1/articles/{article_id}", json={"title": title, "content": "Not yet"}, headers=v1
+    )
+    assert pending.status_code == 200, pending.text
+    shown = read.json()["article"]
+    same = {k: shown[k] for k in ("title", "description", "body", "tagList")}
+    put = await client.put(url, json={"article": same}, headers=jake.auth)
+    assert put.status_code == 200, put.text
+    assert "bloghub-position" not in put.headers
+    mine = await client.get(f"/v1/me/articles/{article_id}", headers=v1)
+    assert mine.json()["article"]["content"] == "Not yet"
+    assert (await client.get(url, headers=jake.auth)).json()["article"]["body"] == (
+        "Another opening"
+    )
+
+    # Withdrawn since it was loaded: the abstract sent back is still no description.
+    loaded = (await client.get(url, headers=jake.auth)).json()["article"]
+    withdrawn = await client.post(f"/v1/articles/{article_id}/withdraw", headers=v1)
+    assert withdrawn.status_code == 200, withdrawn.text
+    back = {"title": title, "description": loaded["description"], "body": loaded["body"]}
+    put = await client.put(url, json={"article": back}, headers=jake.auth)
+    assert put.status_code == 200, put.text
+    put = await client.put(url, json={"article": {"body": "Fresh start"}}, headers=jake.auth)
+    assert put.json()["article"]["description"] == "Fresh start"
+
 
 async def test_only_the_author_changes_or_deletes_an_article(client: httpx.AsyncClient) -> None:
     jake, ann = await register(client), await register(client)

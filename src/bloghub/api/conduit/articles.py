@@ -269,8 +269,10 @@ async def update(request: Request) -> Response:
 def _description(sent: str | None, row: Any, old: Draft) -> str | None:
     """The description an update leaves: the one sent, unless it is the one the article
     shows. An article without one (written through ``/v1``) shows the abstract of its
-    body, which an editor sends back as it loaded it: that is no description written."""
-    if not sent or (row.status == "published" and sent == listed(row).description):
+    body, which an editor sends back as it loaded it: that is no description written,
+    whether the article is still published or was withdrawn since it was loaded."""
+    shown = row.published_content is not None and sent == listed(row).description
+    if not sent or shown:
         return old.description
     return sent
 
@@ -308,10 +310,11 @@ async def _on_latest(
 
 
 def _as_published(row: Any, state: ArticleState, draft: Draft) -> bool:
-    """Whether ``draft`` is the article as published, with no other edit waiting."""
+    """Whether ``draft`` is the article as published. An edit of it waiting as a ``/v1``
+    draft is left waiting: an editor saving the article as it loaded it neither publishes
+    nor throws that edit away."""
     return (
         state.status == "published"
-        and state.draft == draft
         and (row.published_title, row.published_content, row.published_description)
         == (draft.title, draft.content, draft.description)
         and list(row.published_tags or []) == draft.tags
