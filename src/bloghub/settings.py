@@ -88,7 +88,7 @@ class Settings(BaseSettings):
     conduit_token_ttl_s: int = Field(default=7 * 24 * 3600, ge=60)
     refresh_token_ttl_s: int = Field(default=7 * 24 * 3600, ge=300)
     # A session ends this long after its login, however often it is refreshed.
-    session_lifetime_s: int = Field(default=30 * 24 * 3600, ge=300)
+    session_lifetime_s: int = Field(default=30 * 24 * 3600, ge=300, le=10 * 366 * 24 * 3600)
     # RealWorld's `PUT /api/user` sends no current password: it may set a new one only this
     # long after the session's sign-in (a token that leaks later cannot take the account).
     password_change_window_s: int = Field(default=600, ge=60, le=24 * 3600)

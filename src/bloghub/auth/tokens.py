@@ -23,6 +23,11 @@ TIME_CLAIMS = ("iat", "exp", "auth_time")
 VERIFIED_KEPT = 4096
 
 
+# No session lasts longer: a token that says it ends later is no token ``issue`` made (a
+# bound, too, for the time arithmetic a token's end goes into, such as a live socket's).
+_LONGEST_SESSION_S = 10 * 366 * 24 * 3600
+
+
 @dataclass(frozen=True, slots=True)
 class TokenPair:
     access: str
@@ -157,7 +162,10 @@ class TokenService:
             return False
         # PyJWT refuses an ``iat`` after now (no leeway), so no sign-in after it is either.
         issued, expires, started = (int(data[c]) for c in TIME_CLAIMS)
-        return started <= issued and expires <= started + self._policy.session_lifetime_s
+        # Bounded by no session's length, not this policy's: a lifetime lowered since the
+        # token was issued ends the session when it says (``issue`` cuts what it makes at
+        # it), never refuses the tokens of a session still within it.
+        return started <= issued and expires <= started + _LONGEST_SESSION_S
 
     def _encode(
         self,
