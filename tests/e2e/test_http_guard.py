@@ -16,11 +16,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+from starlette.types import Receive, Scope, Send
 
 from bloghub.api import http_guard
 from bloghub.settings import Settings
 from tests.conftest import LiveServer
-from tests.loopback import free_port
+from tests.loopback import free_port, serve_asgi
 from tests.support import projector_env, wait_until
 
 pytestmark = pytest.mark.usefixtures("live_api")
@@ -240,3 +241,53 @@ def _api_process(env: dict[str, str], log_file: Path, workers: str) -> subproces
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+
+
+async def _slow_and_echo(scope: Scope, receive: Receive, send: Send) -> None:
+    """An app to watch the protocol with: ``/slow`` answers after a while, ``/echo``
+    answers its body."""
+    if scope["type"] != "http":
+        return
+    body = b"slow"
+    if scope["path"] == "/slow":  # reads nothing, as a GET's handler does
+        await asyncio.sleep(BODY_S * 3)
+    else:
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body", False):
+                break
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def test_a_body_pipelined_behind_a_slow_answer_is_not_cut(short_bounds: None) -> None:
+    """The server reads nothing of a request pipelined behind one it is answering: that
+    body's bytes wait unread, and the bound on a client's silence does not run out on
+    them."""
+    async with serve_asgi(_slow_and_echo) as url, connection(url) as (reader, writer):
+        writer.write(
+            b"GET /slow HTTP/1.1\r\nhost: x\r\n\r\n"
+            b"POST /echo HTTP/1.1\r\nhost: x\r\ncontent-length: 10\r\nconnection: close\r\n\r\n"
+            b"hello"
+        )
+        await writer.drain()
+        await asyncio.sleep(BODY_S / 3)
+        writer.write(b"world")
+        await writer.drain()
+        got, _ = await until_closed(reader)
+    assert got.count(b"HTTP/1.1 200 ") == 2, got
+    assert b"helloworld" in got, got
+
+
+async def test_a_head_pipelined_unfinished_behind_a_whole_request_is_answered_408(
+    live_api: LiveServer, short_bounds: None
+) -> None:
+    async with connection(live_api.url) as (reader, writer):
+        writer.write(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\nGET /healthz HTTP/1.1\r\nho")
+        await writer.drain()
+        got, took = await until_closed(reader)
+    assert got.startswith(b"HTTP/1.1 200 "), got[:100]
+    assert b"HTTP/1.1 408 " in got, got
+    assert took < HEAD_S * 5

@@ -80,6 +80,7 @@ class GuardedHttp(HttpToolsProtocol):
         self._bounds = _bounds
         self._in_head = True  # what comes next is a request's line and headers
         self._in_body = False  # a request's head is in, its body is not all in yet
+        self._begun = False  # the parser has seen a head begin (pipelined ones too)
         self._head_bytes = 0
         self._tail = b""  # the last bytes of the head so far: its end may span two reads
         self._head_timer: asyncio.TimerHandle | None = None
@@ -107,7 +108,7 @@ class GuardedHttp(HttpToolsProtocol):
         if self.transport.is_closing():
             return
         if self._in_head:
-            if self._head_bytes and self._head_timer is None:
+            if (self._head_bytes or self._begun) and self._head_timer is None:
                 self._arm_head()  # a head begun: it has the bound to end in, however sent
         elif self._in_body:
             self._arm_body()  # a body under way: the bound runs from its last bytes
@@ -122,8 +123,12 @@ class GuardedHttp(HttpToolsProtocol):
         at = data.find(_HEAD_END)
         return -1 if at < 0 else at + len(_HEAD_END)
 
+    def on_message_begin(self) -> None:
+        self._begun = True  # also one pipelined behind a request ended in the same read
+        super().on_message_begin()
+
     def on_headers_complete(self) -> None:
-        self._in_head = False
+        self._in_head, self._begun = False, False
         self._cancel_head()
         self._in_body = not (self.parser.should_upgrade() and self._should_upgrade())
         super().on_headers_complete()
@@ -162,7 +167,7 @@ class GuardedHttp(HttpToolsProtocol):
             # An answer is still being made: the next head (pipelined) waits for it.
             self._arm_head()
             return
-        if self._head_bytes == 0:
+        if self._head_bytes == 0 and not self._begun:
             self.transport.close()  # nothing sent: an idle connection, closed
             return
         log.info("http.head_timeout", client=_client(self.client), received=self._head_bytes)
@@ -171,6 +176,11 @@ class GuardedHttp(HttpToolsProtocol):
     def _body_late(self) -> None:
         self._body_timer = None
         if self.transport.is_closing():
+            return
+        if self.flow.read_paused:
+            # The server stopped reading (a request pipelined behind one being answered,
+            # or a body the app has not taken yet): what is unread is no client's silence.
+            self._arm_body()
             return
         log.info("http.body_timeout", client=_client(self.client))
         self.transport.close()
