@@ -95,6 +95,15 @@ async def test_an_encoded_slash_is_part_of_the_name_not_a_trailing_slash(
         profile = await client.get(path)
         assert profile.status_code == 404, (path, profile.headers)
         assert profile.json() == {"errors": {"path": ["not found"]}}
+    # Inside a name, before a real trailing slash: the redirect would name the decoded
+    # path, another resource (an unfollow of ``jake`` for ``jake%2Ffollow/``).
+    for path in (
+        f"/api/profiles/{author.username}%2Ffollow/",
+        f"/api/articles/{slug}%2Fcomments/",
+        "/v1/articles/abc%2fcomments/",
+    ):
+        inside = await client.get(path, headers=author.auth)
+        assert inside.status_code == 404, (path, inside.headers)
     listing = await client.get("/v1/articles/%2F")
     assert listing.status_code == 404, listing.headers
     assert listing.json()["error"]["code"] == "not_found"

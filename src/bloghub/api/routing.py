@@ -6,7 +6,7 @@ expressions than in their own work."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 from starlette._utils import get_route_path
 from starlette.exceptions import HTTPException
@@ -71,13 +71,13 @@ class IndexedRouter(Router):
         await super().app(scope, receive, _slash_redirects(scope, send))
 
 
-def _encoded_trailing_slash(scope: Scope) -> bool:
-    """Whether the decoded path ends in a slash the request wrote as ``%2F``: part of the
-    last name, which Starlette (matching the decoded path) takes for a trailing slash."""
+def _encoded_slash(scope: Scope) -> bool:
+    """Whether the path holds a slash the request wrote as ``%2F``: part of a name, which
+    Starlette (matching and redirecting the decoded path) takes for a separator, so a
+    redirect would name another path: ``<slug>%2F`` another slug, ``jake%2Ffollow/`` the
+    follow of ``jake``."""
     raw: bytes | None = scope.get("raw_path")
-    if raw is None:
-        return False
-    return unquote(raw.rstrip(b"/").decode("latin-1")).endswith("/")
+    return raw is not None and b"%2f" in raw.lower()
 
 
 def _slash_redirects(scope: Scope, send: Send) -> Send:
@@ -93,7 +93,7 @@ def _slash_redirects(scope: Scope, send: Send) -> Send:
 
     async def sending(message: Message) -> None:
         if message["type"] == "http.response.start" and message["status"] in (307, 308):
-            if _encoded_trailing_slash(scope):
+            if _encoded_slash(scope):
                 raise HTTPException(status_code=404)
             headers = []
             for name, value in message.get("headers", []):
