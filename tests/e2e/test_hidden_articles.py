@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 import uuid
+from functools import partial
 
 import httpx
 
@@ -58,8 +59,10 @@ async def test_no_like_lands_after_a_withdraw_was_answered(run_id: str) -> None:
             assert (await once_caught_up(lambda: c.put(entry, headers=fan.auth))).status_code == 200
             box = await c.post("/v1/collections", json={"name": "Mine"}, headers=late.auth)
             late_entry = f"/v1/collections/{box.json()['collection']['id']}/articles/{article_id}"
-            # The collection is there for its owner's next write.
-            assert (await c.get("/v1/me/collections", headers=late.auth)).status_code == 200
+            # Each one's collections are applied for their owner's next write.
+            for who in (fan, late):
+                mine = await once_caught_up(partial(c.get, "/v1/me/collections", headers=who.auth))
+                assert mine.status_code == 200, mine.text
 
         # The projectors stand still from here: the read models still show it published.
         withdrawn = await c.post(f"/v1/articles/{article_id}/withdraw", headers=author.auth)

@@ -519,7 +519,8 @@ async def test_a_new_sms_account_is_waited_for_never_said_missing(
             await sms.client.patch("/v1/users/me", json={"about_me": "hi"}, headers=auth),
         ):
             assert _retry_later(early), (early.status_code, early.text)
-        async with projecting(s, "users"):
+        # The profile shows the unread notifications count too: settled once both apply it.
+        async with projecting(s, "users", "notifications"):
             me = await once_caught_up(partial(sms.client.get, "/v1/users/me", headers=auth))
             assert me.status_code == 200, me.text
             assert me.json()["user"]["phone"] == f"+86{phone}"
