@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 import httpx
 import jwt
+import orjson
 import pytest
 
 from bloghub.api.v1.schemas import FILLER, SEPARATOR, SHOWN_FOR_ERASED, SPACED
@@ -132,6 +133,32 @@ async def test_bodies_that_are_not_json_objects_or_too_large_are_422(
     assert errors(await client.post("/api/users", content=gzipped, headers=compressed), 422) == {
         "body": ["must be sent uncompressed, not as gzip"]
     }
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [None, "text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x"],
+)
+async def test_a_body_not_sent_as_json_is_refused_and_records_nothing(
+    client: httpx.AsyncClient, content_type: str | None
+) -> None:
+    """What a cross-site page can make a visitor's browser send without asking first: it
+    signs no one up, and its wrong passwords do not lock the owner out."""
+    headers = {} if content_type is None else {"content-type": content_type}
+    ctype = content_type.split(";")[0] if content_type else None
+    said = f"not as {ctype}" if ctype else "with Content-Type: application/json"
+    name = unique_name()
+    user = {"username": name, "email": f"{name}@example.com", "password": PASSWORD}
+    posted = await client.post("/api/users", content=orjson.dumps({"user": user}), headers=headers)
+    assert errors(posted, 422) == {"body": [f"must be sent as JSON, {said}"]}
+    jake = await register(client)
+    wrong = {"user": {"email": jake.email, "password": "not-the-password"}}
+    for _ in range(6):
+        login = await client.post("/api/users/login", content=orjson.dumps(wrong), headers=headers)
+        assert "body" in errors(login, 422)
+    right = {"user": {"email": jake.email, "password": PASSWORD}}
+    assert (await client.post("/api/users/login", json=right)).status_code == 200
+    assert (await client.post("/api/users", json={"user": user})).status_code == 201
 
 
 async def test_a_unicode_username_is_kept_as_written(client: httpx.AsyncClient) -> None:

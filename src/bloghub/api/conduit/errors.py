@@ -162,7 +162,14 @@ def conduit(handler: Handler, statuses: frozenset[int] = frozenset(_KEPT)) -> Ha
 
 
 async def conduit_body(request: Request, model: type[M]) -> M:
-    """The JSON body read into ``model``; 422 in RealWorld's words if it cannot be."""
+    """The JSON body read into ``model``; 422 in RealWorld's words if it cannot be. Only a
+    body said to be JSON is read: a cross-site page may have a browser send text/plain,
+    a form or an untyped body without asking first, and would otherwise sign up accounts
+    or spend the login failures of whoever visits it."""
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype != "application/json":
+        said = f"not as {ctype}" if ctype else "with Content-Type: application/json"
+        raise ConduitError(422, {"body": [f"must be sent as JSON, {said}"]})
     coding = content_coding(request)
     if coding is not None:
         raise ConduitError(422, {"body": [f"must be sent uncompressed, not as {coding}"]})
