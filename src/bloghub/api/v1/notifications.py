@@ -42,6 +42,7 @@ class NotificationsQuery(PageQuery):
         Annotated[
             str,
             Field(
+                min_length=1,
                 max_length=512,
                 description="next_cursor of the previous page",
             ),
