@@ -139,3 +139,43 @@ def test_a_mark_ending_within_a_character_marks_all_of_it() -> None:
         on_whole_clusters(apart, source)
         == f"<mark>q</mark><mark>q</mark><mark>{FAMILY}</mark> after"
     )
+
+
+def test_a_passage_only_the_stemmer_matched_is_shown_beside_the_plain_one() -> None:
+    """ "deployed hl83bc5": the plain analysis matched the code name in one sentence, the
+    stemmer "deploying" in another; both are shown, in the order of the text."""
+    text = "We were deploying the new build on Monday. Then hl83bc5 broke in production."
+    hit = {
+        "_source": {"title": "Release notes hl83bc5", "content": text},
+        "highlight": {
+            "title": ["Release notes <mark>hl83bc5</mark>"],
+            "content": ["Then <mark>hl83bc5</mark> broke in production."],
+            "content.en": [
+                "We were <mark>deploying</mark> the new build on Monday.",
+                "Then <mark>hl83bc5</mark> broke in production.",
+            ],
+        },
+    }
+    assert highlights(hit)["content"] == [
+        "We were <mark>deploying</mark> the new build on Monday.",
+        "Then <mark>hl83bc5</mark> broke in production.",
+    ]
+
+
+def test_a_token_cut_within_an_emoji_marks_nothing_in_the_title() -> None:
+    """The content's fragment marks the first two people of a family of four (a token of
+    the analyzer); the title's family of three holds them, and is not marked for it."""
+    four = "\U0001f468\u200d\U0001f469\u200d\U0001f467\u200d\U0001f466"
+    three = "\U0001f468\u200d\U0001f469\u200d\U0001f467"
+    cut = "<mark>\U0001f468\u200d\U0001f469</mark>\u200d\U0001f467\u200d\U0001f466"
+    title = f"Emoji {three} family 8100"
+    hit = {
+        "_source": {"title": title, "content": f"\u5bb6\u5ead{four}\u540e\u6765 8100"},
+        "highlight": {
+            "title": [f"Emoji {three} family <mark>8100</mark>"],
+            "content": [f"\u5bb6\u5ead{cut}\u540e\u6765 <mark>8100</mark>"],
+        },
+    }
+    shown = highlights(hit)
+    assert shown["title"] == f"Emoji {three} family <mark>8100</mark>"
+    assert shown["content"] == [f"\u5bb6\u5ead<mark>{four}</mark>\u540e\u6765 <mark>8100</mark>"]

@@ -27,13 +27,18 @@ def escaped(text: str) -> str:
     return "".join(ESCAPES.get(c, c) for c in text)
 
 
+def plain_text(fragment: str) -> str:
+    """The text of ``fragment`` (escaped text with marks) as written: no marks, no entities."""
+    return "".join(_UNESCAPED.get(p, p) for p in _PIECE.findall(fragment) if p not in _TAGS)
+
+
 def on_whole_clusters(fragment: str, source: str) -> str:
     """``fragment`` (escaped text with marks) starting and ending where a cluster of
     ``source`` (the field's text it was cut from) does. One not found in it is kept as
     it is."""
     pieces: list[str] = _PIECE.findall(fragment)
     chars = [i for i, piece in enumerate(pieces) if piece not in _TAGS]
-    plain = "".join(_UNESCAPED.get(pieces[i], pieces[i]) for i in chars)
+    plain = plain_text(fragment)
     start = source.find(plain) if plain else -1
     if start < 0:
         return fragment

@@ -22,7 +22,7 @@ import orjson
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from bloghub.api.search_fragments import MARK, UNMARK, on_whole_clusters
+from bloghub.api.search_fragments import MARK, UNMARK, on_whole_clusters, plain_text
 from bloghub.errors import NoPage
 from bloghub.readmodels import tag_key
 
@@ -221,22 +221,56 @@ def highlights(hit: Mapping[str, Any]) -> dict[str, Any]:
     """The fragments of a hit, with every word marked that either analysis of a field
     matched: the plain one (Chinese words, exact forms) and the English stemmer's (where
     "deployed" finds "deploying"). Each marks only what it matched itself, so the fragments
-    of one are shown with the other's matched words marked too. A content fragment
-    starts and ends on whole characters of the text (``search_fragments``), which the
-    hit's ``content`` is, when the request asked for it."""
+    of one are shown with the other's matched words marked too, and a passage only the
+    stemmer matched is shown beside the plain one's. Every fragment starts and ends on
+    whole characters of the field's text (``search_fragments``), and so do its marks,
+    before its words are marked elsewhere: a token cut within an emoji marks nothing."""
     found = hit.get("highlight") or {}
-    titles = [*found.get("title", []), *found.get("title.en", [])]
-    texts = [*found.get("content", []), *found.get("content.en", [])]
-    words = marked_words([*titles, *texts])
+    source = hit.get("_source") or {}
+    titles = _whole([*found.get("title", []), *found.get("title.en", [])], source.get("title"))
+    plain = _whole(found.get("content", []), source.get("content"))
+    stemmed = _whole(found.get("content.en", []), source.get("content"))
+    words = marked_words([*titles, *plain, *stemmed])
     title = titles[0] if titles else None
-    content = found.get("content") or found.get("content.en") or []
-    source = (hit.get("_source") or {}).get("content")
-    if isinstance(source, str):
-        content = [on_whole_clusters(fragment, source) for fragment in content]
     return {
         "title": None if title is None else marked(title, words),
-        "content": [marked(fragment, words) for fragment in content],
+        "content": [marked(f, words) for f in _passages(plain, stemmed, source.get("content"))],
     }
+
+
+CONTENT_FRAGMENTS: int = HIGHLIGHT["fields"]["content"]["number_of_fragments"]
+
+
+def _whole(fragments: list[str], source: object) -> list[str]:
+    """``fragments`` on whole clusters of ``source``, the text they were cut from."""
+    if not isinstance(source, str):
+        return fragments
+    return [on_whole_clusters(fragment, source) for fragment in fragments]
+
+
+def _passages(plain: list[str], stemmed: list[str], source: object) -> list[str]:
+    """The plain analysis's fragments (the stemmer's if it has none), then the stemmer's
+    of passages of the text none of them shows, up to ``CONTENT_FRAGMENTS``, in the order
+    they stand in the text. Where the text is not known, no passage is told apart."""
+    if not plain:
+        return stemmed[:CONTENT_FRAGMENTS]
+
+    def span(fragment: str) -> tuple[int, int] | None:
+        text = plain_text(fragment)
+        at = source.find(text) if isinstance(source, str) and text else -1
+        return None if at < 0 else (at, at + len(text))
+
+    kept = list(plain)
+    for fragment in stemmed:
+        if len(kept) >= CONTENT_FRAGMENTS:
+            break
+        mine, spans = span(fragment), [span(k) for k in kept]
+        if mine and all(s and (s[1] <= mine[0] or mine[1] <= s[0]) for s in spans):
+            kept.append(fragment)
+    located = [(place, k) for place, k in ((span(k), k) for k in kept) if place is not None]
+    if len(located) == len(kept):
+        kept = [k for _, k in sorted(located, key=lambda pair: pair[0])]
+    return kept[:CONTENT_FRAGMENTS]
 
 
 def marked_words(fragments: list[str]) -> set[str]:
