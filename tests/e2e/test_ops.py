@@ -299,6 +299,29 @@ async def test_with_kafka_never_reached_and_redis_down_the_lag_is_said_unknown(
             assert "bloghub_consumer_lag{" not in metrics.text
 
 
+async def test_with_kafka_out_of_reach_the_lag_is_not_known_nor_exported_as_current(
+    run_id: str,
+) -> None:
+    """The API's samplers cannot reach Kafka (Redis answers): no sample is taken. The
+    dashboard said every projector was OK and /metrics exported the last lag it had, from
+    a run long gone, as now; the state is UNKNOWN and the lag series are left out."""
+    async with isolated(run_id, "opsstale", ops_sample_every_s=0.5) as s:
+        async with serve(s) as api, httpx.AsyncClient(base_url=api.url, timeout=30) as c:
+            await _snapshot_with(
+                c, s, lambda snap: all(p["sampled_at"] for p in snap["projectors"]), 30.0
+            )
+        cut = s.model_copy(update={"kafka_bootstrap": "127.0.0.1:1", "ops_state_window_s": 2.0})
+        async with serve(cut) as api, httpx.AsyncClient(base_url=api.url, timeout=30) as c:
+            await asyncio.sleep(2.5)  # the last sample is older than the window
+            snap = (await c.get("/ops/api/lag", headers=operator(cut))).json()
+            assert snap["projectors"], snap
+            assert {p["state"] for p in snap["projectors"]} == {"UNKNOWN"}, snap
+            metrics = await c.get("/metrics", headers=operator(cut))
+            assert metrics.status_code == 200, metrics.text
+            assert "bloghub_consumer_lag{" not in metrics.text
+            assert "bloghub_http_requests_total{" in metrics.text
+
+
 async def test_lag_with_no_live_instance_shows_absent_not_ok(run_id: str) -> None:
     """No projector runs (down, or unable to reach Redis to say it waits): the dashboard
     says ABSENT while there is lag, not OK; once one runs and applies it, OK."""

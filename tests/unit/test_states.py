@@ -25,8 +25,10 @@ def test_moving_consumer_is_ok() -> None:
     )
 
 
-def test_no_samples_is_ok() -> None:
-    assert evaluate([], now=NOW, window_s=WINDOW) is State.OK
+def test_no_sample_within_the_window_is_unknown() -> None:
+    """The samplers could not reach Kafka: how far behind it is, no one knows."""
+    assert evaluate([], now=NOW, window_s=WINDOW) is State.UNKNOWN
+    assert evaluate([s(WINDOW + 1, 0, 10)], now=NOW, window_s=WINDOW) is State.UNKNOWN
 
 
 def test_lag_that_only_grows_warns() -> None:

@@ -120,10 +120,13 @@ async def metrics(request: Request) -> Response:
     # Idle by design until switched in, a built generation's lag only grows: an alert on
     # lag would fire for it. The dashboard and `bloghub lag` show it.
     watched = [w for w in await c.ops.watched() if w.state != "built"]
+    # A sample older than the window states are judged on is no current figure (the
+    # samplers cannot reach Kafka, say): its series is left out, not exported as now.
+    oldest = time.time() - c.settings.ops_state_window_s
     try:
         for w in watched:
             sample = await c.ops.history.latest(w.group)
-            if sample is not None:
+            if sample is not None and float(sample["at"]) >= oldest:
                 latest[w.group], names[w.group] = sample, w.name
     except RedisError:
         # The samples are kept in Redis: while it does not answer, the lag is read from

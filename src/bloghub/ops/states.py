@@ -10,7 +10,8 @@ The worst one wins, in the order STOP, STALL, REWIND, ERR, WARN, OK.
 
 What a live instance says of itself comes first: UPGRADE when it waits at an event newer
 than its code, STORE when it waits for its store (unwell, or failing every event alike).
-UNKNOWN while Redis, which keeps the samples and the heartbeats, does not answer. ABSENT
+UNKNOWN while Redis, which keeps the samples and the heartbeats, does not answer, or
+while no sample was taken within the window (the samplers cannot reach Kafka). ABSENT
 when no live instance says anything while there is lag to apply, and the window says no
 worse: its processes are down, or cannot reach Redis, where heartbeats are kept (an
 instance that waits for Redis cannot say so), so "OK" would hide that nothing is applied.
@@ -34,7 +35,9 @@ class State(StrEnum):
     STORE = "STORE"
     UPGRADE = "UPGRADE"
     BUILT = "BUILT"  # built by ``replay --no-swap``, written by no one until switched in
-    UNKNOWN = "UNKNOWN"  # Redis, which keeps the history a state is judged on, does not answer
+    # Redis, which keeps the history a state is judged on, does not answer, or the window
+    # holds no sample of the lag to judge.
+    UNKNOWN = "UNKNOWN"
     ABSENT = "ABSENT"  # lag to apply, and no live instance (``absent``)
 
 
@@ -71,7 +74,9 @@ def evaluate(
     projector's first batch) is stopped only once it has been watched for a window."""
     recent = [s for s in samples if s.at >= now - window_s]
     if not recent:
-        return State.OK
+        # Nothing says how far behind it is: a sampler that cannot reach Kafka, say. "OK"
+        # would hide that from the one who looks.
+        return State.UNKNOWN
     latest = recent[-1]
     if latest.lag > 0 and _no_commit_for(recent, now, window_s, first_seen):
         return State.STOP
