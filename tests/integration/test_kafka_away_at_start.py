@@ -12,12 +12,16 @@ import contextlib
 import secrets
 from collections.abc import AsyncIterator
 
+import pytest
+import structlog
 from redis.asyncio import Redis
+from structlog.testing import capture_logs
 
 from bloghub.adapters.kafka import delete_topics, ensure_topics
 from bloghub.events.base import registry
 from bloghub.events.log import EventLog
 from bloghub.events.topics import Family, topic_for
+from bloghub.projections import worker
 from bloghub.projections.worker import run_projectors
 from bloghub.settings import Settings
 from tests.conftest import isolated
@@ -61,14 +65,24 @@ async def test_projectors_started_while_kafka_is_away_wait_and_then_apply(run_id
         assert await users_in_read_model(settings) == WAVE
 
 
-async def test_projectors_waiting_for_kafka_stop_at_once(settings: Settings) -> None:
+async def test_projectors_waiting_for_kafka_say_where_and_stop_at_once(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What it waits for is said with the address it is looked for at and the setting that
+    names it: a wrong address is the operator's to see."""
     async with kafka_away(settings) as (_, away):
         stop = asyncio.Event()
-        task = asyncio.create_task(run_projectors(away, ["users"], stop))
-        await asyncio.sleep(REFUSED_S)
+        with capture_logs() as lines:
+            # A fresh logger: the module's may be bound already, to the processors of before.
+            monkeypatch.setattr(worker, "log", structlog.get_logger(worker.__name__))
+            task = asyncio.create_task(run_projectors(away, ["users"], stop))
+            await asyncio.sleep(REFUSED_S)
         assert not task.done(), "the projectors' process ended while Kafka was away"
         stop.set()
         await asyncio.wait_for(task, timeout=STOP_BOUND_S)
+    said = [line for line in lines if line["event"] == "projectors.waiting_for_kafka"]
+    assert said, lines
+    assert (said[0]["at"], said[0]["setting"]) == (away.kafka_bootstrap, "BLOGHUB_KAFKA_BOOTSTRAP")
 
 
 async def test_a_runner_started_while_kafka_is_away_says_so_then_applies(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import structlog
 from aiokafka.errors import KafkaError
@@ -18,6 +18,7 @@ from bloghub.adapters.postgres.generations import active_generations
 from bloghub.adapters.postgres.migrations import Migration, all_migrations
 from bloghub.adapters.redis import make_redis
 from bloghub.adapters.redis.cache import Cache
+from bloghub.cli_errors import where
 from bloghub.errors import Transient, Unavailable
 from bloghub.events.base import registry
 from bloghub.heap import settle_heap as settle_heap  # where workers have found it
@@ -66,8 +67,10 @@ async def run_projectors(settings: Settings, names: Sequence[str], stop: asyncio
     tasks = []
     try:
         try:
-            await _dead_letters_started(dead, stop)
-            await _active_generations(engine, stop)
+            # At start-up the operator may have named the wrong address: each wait says
+            # where it looks, and which setting names it.
+            await _dead_letters_started(dead, stop, where("Kafka", settings))
+            await _active_generations(engine, stop, where("PostgreSQL", settings))
         except Stopping:
             return  # told to stop while Kafka or the database was still out of reach
         tasks = [
@@ -252,20 +255,26 @@ async def _migrations(engine: AsyncEngine, stop: asyncio.Event) -> dict[str, Mig
             await backoff.sleep(stop)
 
 
-async def _active_generations(engine: AsyncEngine, stop: asyncio.Event) -> dict[str, int]:
+Said = Mapping[str, str]
+
+
+async def _active_generations(
+    engine: AsyncEngine, stop: asyncio.Event, said: Said | None = None
+) -> dict[str, int]:
     """Which generation each projector serves. A database that is down at start-up is
-    waited for, like a store that goes down later: the runners would only wait too."""
+    waited for, like a store that goes down later: the runners would only wait too.
+    ``said``: what the log line says of where the database is looked for."""
     backoff = Backoff(first_s=0.2, most_s=5.0)
     while True:
         try:
             async with translated(), engine.connect() as conn:
                 return await active_generations(conn)
         except (Transient, Unavailable) as exc:
-            log.warning("projectors.waiting_for_database", error=repr(exc))
+            log.warning("projectors.waiting_for_database", error=repr(exc), **(said or {}))
             await backoff.sleep(stop)
 
 
-async def _dead_letters_started(dead: DeadLetters, stop: asyncio.Event) -> None:
+async def _dead_letters_started(dead: DeadLetters, stop: asyncio.Event, said: Said) -> None:
     """Connect the dead-letter queue's producer. A Kafka that is out of reach at start-up
     (still starting, a blip) is waited for, as the database is: ending here would end every
     projector, and nothing restarts them. Each try is bounded, so a stop is prompt."""
@@ -275,7 +284,7 @@ async def _dead_letters_started(dead: DeadLetters, stop: asyncio.Event) -> None:
             await dead.start()
             return
         except (KafkaError, OSError, TimeoutError) as exc:
-            log.warning("projectors.waiting_for_kafka", error=repr(exc))
+            log.warning("projectors.waiting_for_kafka", error=repr(exc), **said)
             await backoff.sleep(stop)
 
 
