@@ -18,7 +18,13 @@ from typing import TYPE_CHECKING, Any
 import uvicorn
 
 from bloghub import event_loop
-from bloghub.cli_errors import EXIT_CODE, at_least_one, explained, quiet_leftovers
+from bloghub.cli_errors import (
+    EXIT_CODE,
+    at_least_one,
+    explained,
+    quiet_leftovers,
+    say_refused,
+)
 from bloghub.logs import configure_logging
 from bloghub.ops import migrate_cli, replay_cli
 from bloghub.processes import ending_with_parent, stop_processes
@@ -296,16 +302,13 @@ async def _topics(settings: Settings) -> None:
 
 
 def _project_or_refuse(settings: Settings, names: list[str]) -> int:
-    from rich.console import Console
-    from rich.markup import escape
 
     from bloghub.projections.worker import UnknownProjector
 
     try:
         event_loop.run(_project(settings, names))
     except UnknownProjector as exc:
-        Console(stderr=True).print(f"[red]refused:[/red] {escape(str(exc))}", highlight=False)
-        return 2
+        return say_refused(exc)
     return 0
 
 

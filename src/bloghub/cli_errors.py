@@ -66,6 +66,18 @@ def explained(exc: BaseException, settings: Settings | None, command: str = "") 
     return None
 
 
+def say_refused(exc: BaseException) -> int:
+    """A command's refusal, on stderr (stdout is the answer) in one line however long,
+    as every other one-line fault: the exit code to end with."""
+    from rich.console import Console
+    from rich.markup import escape
+
+    Console(stderr=True, soft_wrap=True).print(
+        f"[red]refused:[/red] {escape(str(exc))}", highlight=False
+    )
+    return EXIT_CODE
+
+
 def quiet_leftovers() -> None:
     """A command that stopped on a known failure may leave clients it never got to close
     (a Kafka consumer whose start failed): asyncio's complaints about them as they are

@@ -9,13 +9,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 
 from bloghub import event_loop
 from bloghub.adapters.postgres.engine import translated
 from bloghub.adapters.postgres.migrations import Migration, all_migrations, shown_url
+from bloghub.cli_errors import say_refused
 from bloghub.errors import Transient, Unavailable
 from bloghub.migration_phases import MigrationRefused, Phase, PhaseRefused, Store, reads_from
 from bloghub.ops.generations_admin import LogEnds
@@ -76,9 +76,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     try:
         return event_loop.run(_dispatch(settings, args, console))
     except (MigrationRefused, PhaseRefused, ValueError) as exc:
-        # On stderr, as the argument parser's own refusals are: stdout is the answer.
-        Console(stderr=True).print(f"[red]refused:[/red] {escape(str(exc))}", highlight=False)
-        return 2
+        return say_refused(exc)
 
 
 async def _dispatch(settings: Settings, args: argparse.Namespace, console: Console) -> int:

@@ -10,11 +10,10 @@ from typing import Any
 
 from rich.console import Console
 from rich.live import Live
-from rich.markup import escape
 from rich.table import Table
 
 from bloghub import event_loop
-from bloghub.cli_errors import at_least_one
+from bloghub.cli_errors import at_least_one, say_refused
 from bloghub.heap import settle_heap
 from bloghub.ops.generations_admin import ReplayRefused, drop_generation, generations_of
 from bloghub.ops.replay import (
@@ -60,9 +59,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     try:
         return event_loop.run(_dispatch(settings, args, console))
     except (ReplayRefused, ValueError) as exc:
-        # On stderr, as the argument parser's own refusals are: stdout is the answer.
-        Console(stderr=True).print(f"[red]refused:[/red] {escape(str(exc))}", highlight=False)
-        return 2
+        return say_refused(exc)
 
 
 async def _dispatch(settings: Settings, args: argparse.Namespace, console: Console) -> int:
