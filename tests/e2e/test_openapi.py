@@ -162,6 +162,9 @@ async def test_statuses_an_endpoint_gives_by_what_it_is_are_documented(
                 # 400: a Bloghub-After the service did not issue, on any of them.
                 assert {"400", "429", "503"} <= documented, (method, path)
                 assert "Retry-After" in op["responses"]["503"]["headers"], (method, path)
+            if path == "/metrics" or (path.startswith("/ops") and "/static/" not in path):
+                # Wrong operator tokens lock the address, even to the right one.
+                assert "429" in documented, (method, path)
             cursors = {"cursor", "before", "after"}
             if method == "get" and cursors & {p["name"] for p in op.get("parameters", [])}:
                 # A cursor of the right form that names no page is a 404 in every list.

@@ -149,6 +149,6 @@ ENDPOINTS = [
         "Prometheus metrics (operator token unless BLOGHUB_METRICS_PUBLIC)",
         "ops",
         media_type="text/plain",
-        errors=(401,),
+        errors=(401, 429),
     ),
 ]

@@ -161,7 +161,7 @@ ENDPOINTS = [
         "Operator dashboard (needs the operator token)",
         "ops",
         media_type="text/html",
-        errors=(401,),
+        errors=(401, 429),
     ),
     Endpoint(
         "POST",
@@ -189,7 +189,7 @@ ENDPOINTS = [
         "Lag, state and throughput of every projector",
         "ops",
         auth=True,
-        errors=(401,),
+        errors=(401, 429),
     ),
     Endpoint(
         "GET",
@@ -198,7 +198,7 @@ ENDPOINTS = [
         "Samples of the last minutes per group",
         "ops",
         auth=True,
-        errors=(401, 422),
+        errors=(401, 422, 429),
         params=HistoryQuery,
     ),
     Endpoint(
@@ -209,7 +209,7 @@ ENDPOINTS = [
         "ops",
         media_type="text/event-stream",
         auth=True,
-        errors=(401,),
+        errors=(401, 429),
     ),
     MIGRATION_PHASE,
 ]

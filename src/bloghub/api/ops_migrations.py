@@ -73,5 +73,5 @@ ENDPOINT = Endpoint(
     body=PhaseMove,
     response=PhaseNow,
     auth=True,
-    errors=(401, 404, 409, 415, 422, 503),
+    errors=(401, 404, 409, 415, 422, 429, 503),
 )
