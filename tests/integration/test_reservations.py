@@ -164,8 +164,10 @@ async def test_a_claim_right_after_the_server_ended_the_pools_sessions_is_taken(
                 *(index.reserve("email", f"warm-{secrets.token_hex(4)}@x.test", "w") for _ in "ab")
             )
             await admin.execute(
+                # This run's database only: another instance on the server is not ours.
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name"
                 " IN ('test-reservations', 'bloghub') AND pid <> pg_backend_pid()"
+                " AND datname = current_database()"
             )
             value = f"after-{round_}-{secrets.token_hex(4)}@example.com"
             await index.reserve("email", value, "owner")
