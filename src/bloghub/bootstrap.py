@@ -39,6 +39,7 @@ from bloghub.auth.sealing import master_key
 from bloghub.auth.sms.setup import Sms, build_sms
 from bloghub.auth.tokens import TokenPolicy, TokenService
 from bloghub.auth.wechat import StateCookie, WeChatClient, WeChatConfig
+from bloghub.cli_errors import where
 from bloghub.commands.after_append import AfterAppend
 from bloghub.commands.context import CommandDeps
 from bloghub.commands.read_counting import ReadBuffer
@@ -137,7 +138,8 @@ class Container:
                     await reader.start()
                 break
             except (KafkaError, OSError) as exc:
-                log.warning("ops.readers_waiting_for_kafka", error=repr(exc))
+                said = where("Kafka", self.settings)
+                log.warning("ops.readers_waiting_for_kafka", error=repr(exc), **said)
                 for reader in self._ops_readers:
                     await reader.close()
                 with contextlib.suppress(TimeoutError):

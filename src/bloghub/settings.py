@@ -334,6 +334,10 @@ class Settings(BaseSettings):
         # A group's state looks back over the window in its kept samples.
         if self.ops_history_s < self.ops_state_window_s:
             raise ValueError("ops_history_s must be at least ops_state_window_s")
+        # A window with no sample says the lag is not known (UNKNOWN): it must hold a few
+        # samples, or a healthy group would be said unknown between two of them.
+        if self.ops_state_window_s < 3 * self.ops_sample_every_s:
+            raise ValueError("ops_state_window_s must be at least 3 x ops_sample_every_s")
         return self
 
     @model_validator(mode="after")

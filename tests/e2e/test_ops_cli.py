@@ -143,6 +143,8 @@ async def test_an_unknown_projector_is_refused_alike_by_project_and_replay(
     # What is refused is said as sent, never read as the console's markup (a traceback).
     marked = await bloghub(own, "project", "x[/y]")
     refused(marked, "x[/y]")
+    for command in ("project", "replay"):  # a name across lines is quoted on one
+        refused(await bloghub(own, command, "a\nb\rc"), "'a\\nb\\rc'")
     phase = await bloghub(own, "migrate", "phase", "articles", "x")
     refused(phase, "a phase is")
     assert phase.stdout == "", phase.stdout

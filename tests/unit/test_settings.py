@@ -119,6 +119,15 @@ def test_a_reservation_outlives_the_producers_delivery_bound() -> None:
     assert fine.reservation_ttl_s > 2 * fine.delivery_timeout_s
 
 
+def test_the_state_window_holds_a_few_lag_samples() -> None:
+    """A window with no sample says the lag is not known: one shorter than a few sampling
+    intervals would say so of a healthy group between two samples, and is refused."""
+    with pytest.raises(ValidationError) as info:
+        Settings(ops_sample_every_s=30, ops_state_window_s=20)
+    assert "ops_state_window_s must be at least 3 x ops_sample_every_s" in str(info.value)
+    assert Settings(ops_sample_every_s=20, ops_state_window_s=60).ops_state_window_s == 60
+
+
 def refusal(**values: object) -> str:
     """What an operator is told about the one setting in ``values`` that does not validate."""
     with pytest.raises(ValidationError) as info:

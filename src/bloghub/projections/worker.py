@@ -47,7 +47,7 @@ async def run_projectors(settings: Settings, names: Sequence[str], stop: asyncio
     unknown = [n for n in names if n not in PROJECTORS]
     if unknown:
         raise UnknownProjector(
-            f"unknown projector(s): {', '.join(unknown)}; known: {', '.join(PROJECTORS)}"
+            f"unknown projector(s): {', '.join(map(repr, unknown))}; known: {', '.join(PROJECTORS)}"
         )
     engine = projector_engine(
         settings.sqlalchemy_url,
@@ -98,7 +98,7 @@ async def _follow(stores: Stores, dead: DeadLetters, name: str, stop: asyncio.Ev
     try:
         while not stop.is_set():
             try:
-                placement = await _placement(stores.engine, name, stop)
+                placement = await _placement(stores, name, stop)
             except Stopping:
                 return
             generation, migration = placement
@@ -117,7 +117,7 @@ async def _follow(stores: Stores, dead: DeadLetters, name: str, stop: asyncio.Ev
             if stop.is_set():
                 continue
             try:
-                now = await _placement(stores.engine, name, stop)
+                now = await _placement(stores, name, stop)
             except Stopping:
                 return
             if now[0] == generation:
@@ -149,7 +149,7 @@ async def _until_switched(
         if stop.is_set():
             break
         try:
-            now = await _placement(stores.engine, name, stop)
+            now = await _placement(stores, name, stop)
         except Stopping:
             break
         if now != placement:
@@ -232,9 +232,10 @@ async def run_generation(
 Placement = tuple[int, Migration | None]
 
 
-async def _placement(engine: AsyncEngine, name: str, stop: asyncio.Event) -> Placement:
-    generation = (await _active_generations(engine, stop)).get(name, 1)
-    migration = (await _migrations(engine, stop)).get(name)
+async def _placement(stores: Stores, name: str, stop: asyncio.Event) -> Placement:
+    said = where("PostgreSQL", stores.settings)
+    generation = (await _active_generations(stores.engine, stop, said)).get(name, 1)
+    migration = (await _migrations(stores.engine, stop, said)).get(name)
     if migration is not None and migration.generation != generation:
         migration = None  # a migration of a generation no longer served moves nothing
     return generation, migration
@@ -244,18 +245,18 @@ def _phase_of(placement: Placement) -> int | None:
     return None if placement[1] is None else int(placement[1].phase)
 
 
-async def _migrations(engine: AsyncEngine, stop: asyncio.Event) -> dict[str, Migration]:
+Said = Mapping[str, str]
+
+
+async def _migrations(engine: AsyncEngine, stop: asyncio.Event, said: Said) -> dict[str, Migration]:
     backoff = Backoff(first_s=0.2, most_s=5.0)
     while True:
         try:
             async with translated(), engine.connect() as conn:
                 return await all_migrations(conn)
         except (Transient, Unavailable) as exc:
-            log.warning("projectors.waiting_for_database", error=repr(exc))
+            log.warning("projectors.waiting_for_database", error=repr(exc), **said)
             await backoff.sleep(stop)
-
-
-Said = Mapping[str, str]
 
 
 async def _active_generations(
