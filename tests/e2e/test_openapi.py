@@ -112,7 +112,7 @@ async def test_the_document_states_the_constraints_the_api_enforces(
     assert {rule["pattern"] for rule in password["allOf"]} == {
         r"\p{L}",
         r"\p{Nd}",
-        r"[^\p{L}\p{N}\s]",
+        r"[\p{P}\p{S}]",
     }
     assert _schema(doc, "/v1/users", "post")["properties"]["email"]["format"] == "email"
     title = _schema(doc, "/v1/articles", "post")["properties"]["title"]

@@ -17,6 +17,9 @@ from bloghub.auth.passwords import PasswordHasher, password_problems
         ("longenough!", "a digit"),
         ("12345678!", "a letter"),
         ("abcdefg12", "a symbol"),
+        ("abcdefg12\u200b", "a symbol"),  # a zero-width space is not seen
+        ("abcdefg12\u0301", "a symbol"),  # nor is a combining mark alone
+        ("abcdefg12\u00ad", "a symbol"),  # nor a soft hyphen
         ("x" * 120 + "1!" + "y" * 10, "at most 128 characters"),
     ],
 )
@@ -24,7 +27,10 @@ def test_policy_names_what_is_missing(password: str, missing: str) -> None:
     assert missing in password_problems(password)
 
 
-@pytest.mark.parametrize("password", ["s3cret-Pass!", "密码是Secret1!", "under_score9"])
+@pytest.mark.parametrize(
+    "password",
+    ["s3cret-Pass!", "密码是Secret1!", "under_score9", "price9\u20ac\u20ac", "x\u3002y1234z"],
+)
 def test_good_passwords_pass(password: str) -> None:
     assert password_problems(password) == []
 

@@ -22,7 +22,9 @@ def password_problems(password: str) -> list[str]:
         problems.append("a letter")
     if not re.search(r"\d", password):
         problems.append("a digit")
-    if not re.search(r"[^\w\s]|_", password):
+    # Punctuation or a symbol one sees: not a format character (a zero-width space), a
+    # combining mark or a control, which a person cannot see they typed.
+    if not any(unicodedata.category(c)[0] in "PS" for c in password):
         problems.append("a symbol")
     return problems
 

@@ -227,12 +227,12 @@ def _password_rules(schema: dict[str, Any]) -> None:
     """The password policy as patterns: each is a narrower reading of its rule in
     ``password_problems`` (which decides), so a password they admit is one it admits."""
     schema["description"] = (
-        f"{MIN_LENGTH}-{MAX_LENGTH} characters with a letter, a digit and a symbol, "
-        "counted as the password is hashed (NFKC: a half-width kana and its voiced mark "
-        "are one character)"
+        f"{MIN_LENGTH}-{MAX_LENGTH} characters with a letter, a digit and a symbol "
+        "(punctuation or a sign one can see), counted as the password is hashed "
+        "(NFKC: a half-width kana and its voiced mark are one character)"
     )
     schema.setdefault("allOf", []).extend(
-        {"pattern": p} for p in (r"\p{L}", r"\p{Nd}", r"[^\p{L}\p{N}\s]")
+        {"pattern": p} for p in (r"\p{L}", r"\p{Nd}", r"[\p{P}\p{S}]")
     )
 
 
