@@ -15,6 +15,7 @@ import orjson
 import pytest
 
 from bloghub.adapters.redis.cache import FENCE
+from bloghub.api import idempotency
 from bloghub.api.idempotency import fingerprint_of
 from bloghub.readmodels import author_first_page_key, published_key
 from bloghub.settings import Settings
@@ -304,12 +305,17 @@ async def test_concurrent_edits_never_overwrite_silently(
 
 
 async def test_a_key_left_running_by_a_process_that_died_never_runs_the_write_again(
-    client: httpx.AsyncClient, author: Author, live_api: LiveServer
+    client: httpx.AsyncClient,
+    author: Author,
+    live_api: LiveServer,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A process killed mid-request leaves its key "running"; its write may be in the log.
     The key lapsed after 60 s and the retry wrote again (a second article). Past that
     bound the retry is now told the first may or may not be recorded, as when the
-    producer gave up; within it, that the first still runs."""
+    producer gave up; within it, once it has waited for an answer, that the first still
+    runs."""
+    monkeypatch.setattr(idempotency, "RUNNING_WAIT_S", 0.3)
     body = {"title": "Cut short", "content": "x", "tags": []}
     c = live_api.container
     for started, status, code in (
@@ -331,6 +337,59 @@ async def test_a_key_left_running_by_a_process_that_died_never_runs_the_write_ag
         assert retried.json()["error"]["code"] == code
     mine = await client.get("/v1/me/articles", headers=author.auth)
     assert "Cut short" not in [a["title"] for a in mine.json()["articles"]]
+
+
+async def test_a_retry_sent_while_the_first_runs_gets_the_first_answer(
+    client: httpx.AsyncClient, author: Author, live_api: LiveServer
+) -> None:
+    """A double-clicked Publish: the second request arrives while the first still runs. It
+    was told 409 "still running" and the front end showed an error for a publish that
+    succeeded; it now waits for the first's answer and gets it. If the first recorded
+    nothing (its key is freed), the retry runs the write itself."""
+    body = {"title": "Double click", "content": "x", "tags": []}
+    c = live_api.container
+    headers = {**author.auth, "idempotency-key": ""}
+
+    async def first_running(key: str) -> str:
+        entry = c.cache.key("idem", author.id, "POST", "/v1/articles", key)
+        left = {"state": "running", "fingerprint": fingerprint_of(orjson.dumps(body))}
+        await c.redis.set(entry, orjson.dumps({**left, "at": time.time()}), ex=3600)
+        return entry
+
+    # The first finishes while the retry waits: the retry answers what the first did.
+    key = f"double-{secrets.token_hex(4)}"
+    entry = await first_running(key)
+    retry = asyncio.create_task(
+        client.post("/v1/articles", json=body, headers=headers | {"idempotency-key": key})
+    )
+    await asyncio.sleep(0.5)
+    assert not retry.done()
+    answer = {"article": {"id": "first-answer"}}
+    done = {
+        "state": "done",
+        "status": 201,
+        "body": json.dumps(answer),
+        "headers": {"content-type": "application/json"},
+        "fingerprint": fingerprint_of(orjson.dumps(body)),
+    }
+    await c.redis.set(entry, orjson.dumps(done), ex=3600)
+    replayed = await retry
+    assert (replayed.status_code, replayed.json()) == (201, answer), replayed.text
+    assert replayed.headers["idempotent-replay"] == "true"
+
+    # The first recorded nothing and freed its key: the retry writes, once.
+    key = f"double-{secrets.token_hex(4)}"
+    entry = await first_running(key)
+    retry = asyncio.create_task(
+        client.post("/v1/articles", json=body, headers=headers | {"idempotency-key": key})
+    )
+    await asyncio.sleep(0.5)
+    await c.redis.delete(entry)
+    ran = await retry
+    assert ran.status_code == 201, ran.text
+    assert "idempotent-replay" not in ran.headers
+    mine = await client.get("/v1/me/articles", headers=author.auth)
+    assert [a["title"] for a in mine.json()["articles"]].count("Double click") == 1
 
 
 async def test_idempotent_create_and_publish(client: httpx.AsyncClient, author: Author) -> None:

@@ -2,16 +2,17 @@
 appends nothing new.
 
 The first answer is kept in Redis for a day, keyed by caller, route and key. A retry while
-the first is still running is told so (409); reusing a key for a different request is
-refused (422). When the event log took the first request's write without confirming it
-(``unconfirmed``: it may still land), the key keeps that state instead of being freed, so a
-retry cannot write a second time: it is told the write is unconfirmed (503, Retry-After)
-until the log answers, then gets the real answer. If the producer gave up without an
-answer the write may or may not be in the log, and the retry is told so (409
-``unconfirmed``) rather than run again, as when the first request's process died before
-the key learned its fate (a key "running" past ``RUNNING_S``). The key's fate follows the
-write, not the request: a request cut short (a client gone) still leaves the right state
-behind.
+the first is still running (a double-clicked Publish) waits for the first's answer, up to
+``RUNNING_WAIT_S``, and is told to retry (409) only if it has none by then; reusing a key
+for a different request is refused (422). When the event log took the first request's
+write without confirming it (``unconfirmed``: it may still land), the key keeps that state
+instead of being freed, so a retry cannot write a second time: it is told the write is
+unconfirmed (503, Retry-After) until the log answers, then gets the real answer. If the
+producer gave up without an answer the write may or may not be in the log, and the retry
+is told so (409 ``unconfirmed``) rather than run again, as when the first request's process
+died before the key learned its fate (a key "running" past ``RUNNING_S``). The key's fate
+follows the write, not the request: a request cut short (a client gone) still leaves the
+right state behind.
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ KEEP_S = 24 * 3600
 # Longer than any request runs (its log append is bounded by the delivery timeout): a key
 # "running" for longer was left by a process that died mid-request.
 RUNNING_S = 60
+# How long a retry waits for the first request's answer while that one still runs.
+RUNNING_WAIT_S = 5.0
 _KEY = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _REPLAYED_HEADERS = ("content-type", "bloghub-position", "location")
 T = TypeVar("T")
@@ -87,8 +90,15 @@ async def idempotent(
     # Kept as long as an answer would be: a first request whose process died leaves it
     # "running", and a retry must not run the write again (it may have reached the log).
     running = orjson.dumps({"state": "running", "fingerprint": fingerprint, "at": time.time()})
-    if not await c.redis.set(key, running, nx=True, ex=KEEP_S):
-        return _replay(await c.redis.get(key), fingerprint)
+    waiting_until, pause = time.monotonic() + RUNNING_WAIT_S, 0.01
+    while not await c.redis.set(key, running, nx=True, ex=KEEP_S):
+        raw = await c.redis.get(key)
+        if raw is None:
+            continue  # the first recorded nothing and freed the key: this one may run
+        if not _running(raw, fingerprint) or time.monotonic() >= waiting_until:
+            return _replay(raw, fingerprint)
+        await asyncio.sleep(pause)
+        pause = min(2 * pause, 0.2)
     after = c.commands.after_append
     entry = _Entry(c.redis, key, fingerprint, after, c.settings.delivery_timeout_s)
     first = asyncio.ensure_future(run())
@@ -181,12 +191,17 @@ def _done(response: Response) -> dict[str, Any]:
     }
 
 
-def _replay(raw: bytes | str | None, fingerprint: str) -> Response:
-    if raw is None:
-        raise Conflict(
-            "a request with this Idempotency-Key just finished; retry",
-            fields={HEADER: "names a request that just finished; retry"},
-        )
+def _running(raw: bytes | str, fingerprint: str) -> bool:
+    """The key names this same request, still running in a live process."""
+    first = orjson.loads(raw)
+    return bool(
+        first["fingerprint"] == fingerprint
+        and first["state"] == "running"
+        and time.time() - first.get("at", 0) <= RUNNING_S
+    )
+
+
+def _replay(raw: bytes | str, fingerprint: str) -> Response:
     first = orjson.loads(raw)
     if first["fingerprint"] != fingerprint:
         raise InvalidInput(
@@ -215,7 +230,8 @@ def _replay(raw: bytes | str | None, fingerprint: str) -> Response:
         )
     if first["state"] != "done":
         raise Conflict(
-            "a request with this Idempotency-Key is still running",
+            f"a request with this Idempotency-Key is still running after {RUNNING_WAIT_S:g} s; "
+            "retry",
             fields={HEADER: "names a request still running; retry"},
         )
     response = Response(first["body"], status_code=first["status"], headers=first["headers"])

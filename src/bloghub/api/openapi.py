@@ -10,6 +10,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from bloghub.api.http import Endpoint, takes_no_body
+from bloghub.api.idempotency import RUNNING_WAIT_S
 from bloghub.api.v1.schemas import ErrorOut
 
 _REASONS = {
@@ -70,7 +71,8 @@ _IDEMPOTENT = (
     "Send `Idempotency-Key` (1-128 of `A-Za-z0-9._:-`) to make a retry safe: a retry with "
     "the same key gets the first answer (with `Idempotent-Replay: true`) and writes "
     "nothing new; the same key with another body (compared as JSON, not as bytes) is 422, "
-    "one still running 409."
+    "a retry sent while the first still runs waits for its answer "
+    f"(up to {RUNNING_WAIT_S:g} s, then 409)."
 )
 _POSITION = (
     "Where the write is in the log, on an answer that wrote: send it back as Bloghub-After "
