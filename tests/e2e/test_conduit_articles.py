@@ -387,6 +387,7 @@ async def test_only_the_author_changes_or_deletes_an_article(client: httpx.Async
         ),
         ({"title": "t" * 129, "description": "d", "body": "b"}, "title", None),
         ({"title": 5, "description": "d", "body": "b"}, "title", "is invalid"),
+        ({"title": None, "description": "d", "body": "b"}, "title", "can't be blank"),
         ({"title": "t", "description": "d", "body": "b", "tagList": "x"}, "tagList", None),
         ({"title": "t", "description": "d", "body": "b", "tagList": [""]}, "tagList", None),
         (
@@ -444,6 +445,10 @@ async def test_lists_are_newest_first_paged_by_offset_with_the_total_and_no_body
     assert past == {"articles": [], "articlesCount": 5}
     nobody = (await client.get("/api/articles", params={"author": unique_name()})).json()
     assert nobody == {"articles": [], "articlesCount": 0}
+    # A front end that sends every field of its form sends the ones left empty: no filter.
+    sent_empty = {"tag": "", "favorited": " ", "author": jake.username, "limit": "5"}
+    everything = await client.get("/api/articles", params=sent_empty, headers=jake.auth)
+    assert [a["slug"] for a in everything.json()["articles"]] == newest_first
 
 
 @pytest.mark.parametrize(

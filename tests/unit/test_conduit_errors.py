@@ -26,6 +26,13 @@ def test_missing_empty_and_blank_fields_cant_be_blank() -> None:
     assert errors_of(NewUserIn, "{}") == {"user": ["can't be blank"]}
 
 
+def test_a_null_required_field_is_blank_as_on_an_update() -> None:
+    """A create said "is invalid" for a null title where an update said "can't be blank":
+    a front end showed two messages for one mistake."""
+    found = errors_of(NewArticleIn, '{"article": {"title": null, "description": "d", "body": 5}}')
+    assert found == {"title": ["can't be blank"], "body": ["is invalid"]}
+
+
 def test_too_long_and_mistyped_fields_say_so() -> None:
     raw = '{"article": {"title": "%s", "description": 3, "body": "b"}}' % ("t" * 129)
     assert errors_of(NewArticleIn, raw) == {

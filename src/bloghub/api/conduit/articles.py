@@ -116,10 +116,17 @@ async def _user_named(request: Request, name: str | None) -> str | None:
     return "" if row is None or row.erased else row.id
 
 
+def _filter_text(request: Request, name: str) -> str | None:
+    """A list filter; an empty or blank one is no filter, as the reference implementation
+    has it (a front end that sends every field of its form sends ``tag=`` for "any")."""
+    value = query_text(request, name)
+    return value if value is not None and value.strip() else None
+
+
 def _tag_named(request: Request) -> str | None:
     """The tag filter as tags are kept (trimmed, NFC, single spaces), so it finds them as
     /v1's does; a text no tag can be finds nothing (RealWorld has no 422 for a filter)."""
-    raw = query_text(request, "tag")
+    raw = _filter_text(request, "tag")
     if raw is None:
         return None
     try:
@@ -133,8 +140,8 @@ async def listing(request: Request) -> Response:
     claims = await maybe_signed_in(request)
     me = claims.user_id if claims else None
     await caught_up(request, READS, me)
-    author = await _user_named(request, query_text(request, "author"))
-    fan = await _user_named(request, query_text(request, "favorited"))
+    author = await _user_named(request, _filter_text(request, "author"))
+    fan = await _user_named(request, _filter_text(request, "favorited"))
     if author == "" or fan == "":
         return JSON({"articles": [], "articlesCount": 0})
     filters = Filters(tag=_tag_named(request), author_id=author, liked_by=fan)
