@@ -109,6 +109,7 @@ async def test_the_document_states_the_constraints_the_api_enforces(
     # Counted as hashed, which JSON Schema cannot say: a half-width kana and its voiced
     # mark are two characters as sent, one as hashed.
     assert "NFKC" in password["description"]
+    assert "128 hold as sent too" in password["description"]  # maxLength counts as sent
     assert {rule["pattern"] for rule in password["allOf"]} == {
         r"\p{L}",
         r"\p{Nd}",

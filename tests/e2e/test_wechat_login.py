@@ -9,7 +9,10 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 from pydantic import SecretStr
+from structlog.testing import capture_logs
 
+from bloghub.auth import wechat
+from bloghub.logs import Seldom
 from bloghub.settings import Settings
 from tests.conftest import LiveServer, serve
 from tests.wechat_server import APPID, SECRET, WeChatServer, wechat_server
@@ -106,15 +109,26 @@ async def test_state_must_match_the_cookie(site: WeChatSite) -> None:
     assert no_cookie.status_code == 401
 
 
-async def test_a_refused_code_is_401_and_a_silent_wechat_is_503(site: WeChatSite) -> None:
+async def test_a_refused_code_is_401_and_a_silent_wechat_is_503(
+    site: WeChatSite, monkeypatch: pytest.MonkeyPatch
+) -> None:
     state = await _state(site.client)
     refused = await site.client.get(f"/v1/auth/wechat/callback?code=unknown&state={state}")
     assert refused.status_code == 401
     assert "WeChat refused" in refused.json()["error"]["message"]
-    site.wechat.mode = "hang"
-    state = await _state(site.client)
-    silent = await site.client.get(f"/v1/auth/wechat/callback?code=code-b&state={state}")
-    assert silent.status_code == 503
+    monkeypatch.setattr(wechat, "SELDOM", Seldom())  # no line left out by an earlier test
+    for mode in ("hang", "error500"):
+        site.wechat.mode = mode
+        state = await _state(site.client)
+        with capture_logs() as lines:
+            silent = await site.client.get(f"/v1/auth/wechat/callback?code=code-b&state={state}")
+        assert silent.status_code == 503
+        assert silent.headers["retry-after"] == "1"
+        # WeChat's outage is said as WeChat's, not as a store of ours out of reach (an
+        # operator paged for the database would look in the wrong place).
+        events = [line["event"] for line in lines]
+        assert "api.store_unreachable" not in events, lines
+        assert events.count("wechat.unavailable") == (mode == "hang"), lines
 
 
 async def test_wechat_login_is_404_when_not_configured(client: httpx.AsyncClient) -> None:

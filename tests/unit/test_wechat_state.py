@@ -7,7 +7,15 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from bloghub.auth.wechat import StateCookie, WeChatClient, WeChatConfig, new_state
+from bloghub.auth.wechat import (
+    StateCookie,
+    WeChatClient,
+    WeChatConfig,
+    WeChatIdentity,
+    WeChatUnavailable,
+    _identity,
+    new_state,
+)
 from bloghub.errors import InvalidInput, Unauthorized
 
 SECRET = "s" * 40
@@ -163,3 +171,16 @@ async def test_malformed_codes_are_refused_before_any_request() -> None:
         for code in ("", "a" * 257, "has space", "semi;colon", "ü", "a&secret=x"):
             with pytest.raises(InvalidInput):
                 await client.exchange(code)
+
+
+def test_what_wechat_says_of_a_refused_code_is_quoted_only_as_text() -> None:
+    """A refusal's errmsg reached the client as a Python repr when it was not text; an
+    errcode that is not a number is WeChat's fault (503), not the code's (401)."""
+    with pytest.raises(Unauthorized, match=r"refused the code: no message$"):
+        _identity({"errcode": 40029, "errmsg": {"a": 1}})
+    with pytest.raises(Unauthorized, match=r"refused the code: invalid code$"):
+        _identity({"errcode": 40029, "errmsg": "invalid code"})
+    for errcode in ("40029", None, True, 1.5):
+        with pytest.raises(WeChatUnavailable, match="errcode that is not a number"):
+            _identity({"errcode": errcode})
+    assert _identity({"openid": "o-1"}) == WeChatIdentity("o-1", None)

@@ -19,10 +19,22 @@ from urllib.parse import quote, urlencode
 
 import httpx
 import orjson
+import structlog
 
 from bloghub.errors import InvalidInput, Unauthorized, Unavailable
+from bloghub.logs import SELDOM
+
+log = structlog.get_logger(__name__)
 
 STATE_COOKIE = "bloghub_wechat_state"
+
+
+class WeChatUnavailable(Unavailable):
+    """WeChat did not answer usably: its outage, not one of bloghub's stores (logged as
+    ``wechat.unavailable``, not ``api.store_unreachable``)."""
+
+    retry_after_s = 1
+
 
 # WeChat hands ``state`` back verbatim only for a-zA-Z0-9 values of at most 128 bytes, so the
 # state is hex rather than URL-safe base64; 24 bytes give 192 bits of randomness.
@@ -135,7 +147,13 @@ class WeChatClient:
                 "invalid WeChat code",
                 fields={"code": "must be 1-256 characters of letters, digits, '_' or '-'"},
             )
-        return _identity(await self._fetch_token(code))
+        try:
+            return _identity(await self._fetch_token(code))
+        except WeChatUnavailable as exc:
+            # Once per interval while it lasts, as a store's outage is said.
+            if (left_out := SELDOM.due("wechat.unavailable")) is not None:
+                log.warning("wechat.unavailable", error=str(exc), left_out=left_out)
+            raise
 
     async def _fetch_token(self, code: str) -> dict[str, Any]:
         params = {
@@ -153,38 +171,41 @@ class WeChatClient:
                     self._config.token_url, params=params, timeout=self._config.timeout_s
                 )
         except (TimeoutError, httpx.TimeoutException):
-            raise Unavailable("WeChat did not answer in time") from None
+            raise WeChatUnavailable("WeChat did not answer in time") from None
         except httpx.HTTPError as exc:
-            raise Unavailable(f"WeChat could not be reached ({type(exc).__name__})") from None
+            raise WeChatUnavailable(f"WeChat could not be reached ({type(exc).__name__})") from None
         return _json_object(response)
 
 
 def _json_object(response: httpx.Response) -> dict[str, Any]:
     if response.status_code != 200:
-        raise Unavailable(f"WeChat answered HTTP {response.status_code}")
+        raise WeChatUnavailable(f"WeChat answered HTTP {response.status_code}")
     try:
         body = orjson.loads(response.content)
     except orjson.JSONDecodeError:
-        raise Unavailable("WeChat answered with something other than JSON") from None
+        raise WeChatUnavailable("WeChat answered with something other than JSON") from None
     if not isinstance(body, dict):
-        raise Unavailable("WeChat answered with JSON that is not an object")
+        raise WeChatUnavailable("WeChat answered with JSON that is not an object")
     return body
 
 
 def _identity(body: dict[str, Any]) -> WeChatIdentity:
     errcode = body.get("errcode", 0)
     if errcode == _BUSY:
-        raise Unavailable("WeChat is busy; try again")
+        raise WeChatUnavailable("WeChat is busy; try again")
+    if not isinstance(errcode, int) or isinstance(errcode, bool):
+        raise WeChatUnavailable("WeChat answered with an errcode that is not a number")
     if errcode:
-        errmsg = str(body.get("errmsg", "no message"))[:_ERRMSG_MAX]
-        raise Unauthorized(f"WeChat refused the code: {errmsg}")
+        errmsg = body.get("errmsg")
+        said = errmsg[:_ERRMSG_MAX] if isinstance(errmsg, str) and errmsg else "no message"
+        raise Unauthorized(f"WeChat refused the code: {said}")
     openid = body.get("openid")
     if not _is_id(openid):
-        raise Unavailable("WeChat answered without a usable openid")
+        raise WeChatUnavailable("WeChat answered without a usable openid")
     unionid = body.get("unionid")
     # unionid exists only when the app is bound to an open-platform account; absent is normal.
     if unionid is not None and not _is_id(unionid):
-        raise Unavailable("WeChat answered with an unusable unionid")
+        raise WeChatUnavailable("WeChat answered with an unusable unionid")
     return WeChatIdentity(openid=openid, unionid=unionid)
 
 

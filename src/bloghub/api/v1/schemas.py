@@ -229,7 +229,8 @@ def _password_rules(schema: dict[str, Any]) -> None:
     schema["description"] = (
         f"{MIN_LENGTH}-{MAX_LENGTH} characters with a letter, a digit and a symbol "
         "(punctuation or a sign one can see), counted as the password is hashed "
-        "(NFKC: a half-width kana and its voiced mark are one character)"
+        "(NFKC: a half-width kana and its voiced mark are one character); the "
+        f"{MAX_LENGTH} hold as sent too"
     )
     schema.setdefault("allOf", []).extend(
         {"pattern": p} for p in (r"\p{L}", r"\p{Nd}", r"[\p{P}\p{S}]")
