@@ -264,7 +264,7 @@ async def test_an_erased_authors_nickname_leaves_the_ranking_at_once(
 
     async def erased() -> bool:
         answers.append(await client.get("/v1/ranking/hot", params={"limit": 100}))
-        return shown(answers[-1]) == {"id": author.id, "deleted": True}
+        return shown(answers[-1]) == {"id": author.id, "nickname": None, "deleted": True}
 
     await wait_until(erased, timeout_s=15)
     assert int(answers[-1].headers["bloghub-ranking-version"]) > version

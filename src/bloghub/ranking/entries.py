@@ -39,7 +39,8 @@ async def published_views(
 async def authors(
     engine: AsyncEngine, generation: int | None, ids: Sequence[str]
 ) -> dict[str, dict[str, Any]]:
-    """``{"id", "nickname"}`` per author, ``{"id", "deleted": true}`` once erased."""
+    """``{"id", "nickname"}`` per author, ``{"id", "nickname": null, "deleted": true}`` once
+    erased (as an article's detail shows them)."""
     if not ids or generation is None:
         return {}
     u = users.c
@@ -47,7 +48,7 @@ async def authors(
     out: dict[str, dict[str, Any]] = {}
     for r in await _rows(engine, schema_name("users", generation), stmt):
         if r.erased_at is not None:
-            out[str(r.id)] = {"id": str(r.id), "deleted": True}
+            out[str(r.id)] = {"id": str(r.id), "nickname": None, "deleted": True}
         else:
             out[str(r.id)] = {"id": str(r.id), "nickname": r.nickname}
     return out

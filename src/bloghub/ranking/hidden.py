@@ -13,7 +13,8 @@ started) keeps the marks of its own entries, however old.
 
 Erasures are kept the same way (``<prefix>:ranking:erased``): the users projector, as it
 commits one, adds the person, and the served ranking shows their articles' author as
-erased (``{"id", "deleted": true}``, as a run after it would) instead of their nickname.
+erased (``{"id", "nickname": null, "deleted": true}``, as a run after it would) instead of
+their nickname.
 """
 
 from __future__ import annotations

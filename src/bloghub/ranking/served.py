@@ -146,7 +146,7 @@ class HotRanking:
                 continue
             author = e.get("author")
             if isinstance(author, dict) and author.get("id") in erased:
-                e["author"] = {"id": author["id"], "deleted": True}
+                e["author"] = {"id": author["id"], "nickname": None, "deleted": True}
             entries.append(orjson.dumps(e))
         self.snapshot = Snapshot(int(version), when, entries, (int(version), computed_at))
 
