@@ -9,10 +9,11 @@ import asyncio
 import random
 
 import pytest
+from sqlalchemy import text
 
 from bloghub.events.log import EventLog
 from bloghub.migration_phases import MigrationRefused, Phase, Store
-from bloghub.ops.migrate import FillPlan, fill, migration_stores, move, start
+from bloghub.ops.migrate import FillPlan, fill, migration_of, migration_stores, move, start
 from bloghub.ops.migration_validator import Pair, full_pass
 from bloghub.ops.replay_progress import ReplayProgress
 from tests.conftest import isolated, projecting
@@ -65,5 +66,40 @@ async def test_a_target_is_filled_before_it_is_written_live(run_id: str) -> None
                 return await full_pass(pair) == []
 
             await wait_until(equal, timeout_s=60)
+        finally:
+            await log.close()
+
+
+async def test_a_source_dropped_after_phase_4_is_never_used_again(run_id: str) -> None:
+    """The runbook drops the source schema once phase 4 is final. Its checkpoints stay in
+    the main database's table, so a move back to 3 passed the catch-up check, and the live
+    projector (writing the source first) stopped on the missing tables, the target serving
+    reads with it; ``fill`` said "caught up" having applied nothing."""
+    async with (
+        isolated(run_id, "migdrop") as s,
+        second_database(s) as target_url,
+        migration_stores(s) as ms,
+        projecting(s, "articles"),
+    ):
+        log = EventLog.from_settings(s)
+        await log.start()
+        try:
+            book = ArticleBook()
+            history = article_history(book, random.Random(5), events=60, tags=list("abcdefg"))
+            await append_events(log, history)
+            await until_applied(s, "articles", len(history))
+            await start(ms, "articles", target_url)
+            await fill(ms, "articles", FillPlan(), show=lambda _: None, stop=asyncio.Event())
+            for wanted in (Phase.TARGET_FIRST, Phase.TARGET_ONLY):
+                migration = await move(ms, "articles", wanted)
+            schema = ms.projector(Store.SOURCE, migration).schema
+            async with ms.stores.engine.begin() as conn:
+                await conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+
+            with pytest.raises(MigrationRefused, match=f"no schema {schema} any more"):
+                await move(ms, "articles", Phase.TARGET_FIRST)
+            with pytest.raises(MigrationRefused, match="nothing to fill"):
+                await fill(ms, "articles", FillPlan(), show=lambda _: None, stop=asyncio.Event())
+            assert (await migration_of(ms.stores, "articles")).phase is Phase.TARGET_ONLY
         finally:
             await log.close()

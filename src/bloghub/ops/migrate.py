@@ -285,12 +285,34 @@ async def move(ms: MigrationStores, name: str, wanted: Phase) -> Migration:
     check_move(migration.phase, wanted)
     store = must_catch_up(migration.phase, wanted)
     if store is not None:
+        await _refuse_gone(ms, migration, store, f"phase {int(wanted)} cannot use it")
         await _refuse_behind(ms, migration, store)
     async with translated(), ms.stores.engine.begin() as conn:
         if not await set_phase(conn, name, migration.phase, wanted):
             raise MigrationRefused(f"{name} changed phase meanwhile: look again")
     log.info("migrate.phase", projector=name, left=int(migration.phase), now=int(wanted))
     return dataclasses.replace(migration, phase=wanted)
+
+
+async def _refuse_gone(ms: MigrationStores, migration: Migration, store: Store, why: str) -> None:
+    """Refused when the generation's schema is not in ``store`` any more: the runbook drops
+    the source's by hand once phase 4 is final. Its checkpoints are kept apart (in
+    ``projector_checkpoints``), so without this a move back to 3 passed the catch-up check
+    and the live projector, writing the source first, stopped on the missing tables, and
+    the target that serves reads with it."""
+    schema = ms.projector(store, migration).schema
+    try:
+        async with ms.engine(store, migration).connect() as conn:
+            found = await conn.scalar(text("SELECT to_regnamespace(:s) IS NOT NULL"), {"s": schema})
+    except UNREACHABLE as exc:
+        if store is not Store.TARGET:
+            raise
+        raise unreachable_target(migration.target_url, exc) from exc
+    if not found:
+        raise MigrationRefused(
+            f"the {store} store of {migration.projector} has no schema {schema} any more "
+            f"(dropped after phase 4?): {why}"
+        )
 
 
 async def _refuse_behind(ms: MigrationStores, migration: Migration, store: Store) -> None:
@@ -340,6 +362,7 @@ async def fill(
     store = unwritten(migration.phase)
     if store is None:
         raise MigrationRefused(f"phase {int(migration.phase)} writes both stores: nothing to fill")
+    await _refuse_gone(ms, migration, store, "there is nothing to fill")
     settings = ms.stores.settings
     projector = ms.projector(store, migration)
     dead = DeadLetters.from_settings(settings, ms.stores.redis, building=migration.generation)
