@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -14,8 +16,9 @@ from pydantic import SecretStr
 from bloghub.adapters.postgres.migrations import register_migration, set_phase
 from bloghub.adapters.postgres.tables import generations
 from bloghub.migration_phases import Phase
+from bloghub.ops.history import history_key, sampled_key
 from bloghub.settings import Settings
-from tests.conftest import isolated, projecting, serve
+from tests.conftest import LiveServer, isolated, projecting, serve
 from tests.e2e.test_accounts import signup_body
 from tests.private_redis import private_redis
 from tests.support import wait_until
@@ -100,14 +103,43 @@ async def test_history_and_stream_answer_with_the_token(
     client: httpx.AsyncClient, settings: Settings
 ) -> None:
     await _snapshot_with(client, settings, lambda s: bool(s["projectors"]))
-    history = (await client.get("/ops/api/history?minutes=5", headers=operator(settings))).json()
     group = f"{settings.prefix}.users.g1"
-    assert history["series"][group]
+    history: dict[str, Any] = {}
+
+    async def sampled() -> bool:  # the sampler's first beat may still be on its way
+        nonlocal history
+        answer = await client.get("/ops/api/history?minutes=5", headers=operator(settings))
+        history = answer.json()
+        return bool(history["series"].get(group))
+
+    await wait_until(sampled, timeout_s=settings.ops_sample_every_s * 3 + 10)
     assert {"at", "lag", "lag_seconds", "applied", "dead_letters"} <= set(
         history["series"][group][0]
     )
     bad = await client.get("/ops/api/history?minutes=abc", headers=operator(settings))
     assert bad.status_code == 422
+
+
+async def test_a_generation_switched_out_keeps_its_line_for_the_hour_its_samples_do(
+    client: httpx.AsyncClient, settings: Settings, live_api: LiveServer
+) -> None:
+    """The history answered only the groups watched now: a generation a replay switched
+    out lost its line on the charts at the switch, though its samples were still kept."""
+    await _snapshot_with(client, settings, lambda s: bool(s["projectors"]))
+    retired = f"{settings.prefix}.users.g{secrets.randbelow(10**6) + 100}"
+    sample = {"at": time.time() - 60, "lag": 3, "lag_seconds": 1.5, "applied": 7}
+    history = live_api.container.ops.history
+    await history.add(retired, {**sample, "dead_letters": 0})
+    try:
+        answer = await client.get("/ops/api/history?minutes=5", headers=operator(settings))
+        series = answer.json()["series"]
+        assert series[retired] == [{**sample, "dead_letters": 0}]
+        assert f"{settings.prefix}.users.g1" in series  # the watched ones as before
+        shorter = await client.get("/ops/api/history?minutes=0.5", headers=operator(settings))
+        assert retired not in shorter.json()["series"]  # sampled before that window
+    finally:
+        await live_api.container.redis.delete(history_key(settings.prefix, retired))
+        await live_api.container.redis.zrem(sampled_key(settings.prefix), retired)
 
     async with client.stream("GET", "/ops/api/stream", headers=operator(settings)) as stream:
         assert stream.headers["content-type"].startswith("text/event-stream")

@@ -117,9 +117,13 @@ async def history(request: Request) -> Response:
     ops = container(request).ops
     series = {}
     try:
-        for w in await ops.watched():
-            samples = await ops.history.since(w.group, minutes * 60)
-            series[w.group] = [
+        # The groups watched now, and those switched out (a replay's retired generation)
+        # whose samples are still kept: their lines stay on the charts.
+        watched = [w.group for w in await ops.watched()]
+        sampled = await ops.history.groups_since(minutes * 60)
+        for group in dict.fromkeys([*watched, *sampled]):
+            samples = await ops.history.since(group, minutes * 60)
+            series[group] = [
                 {
                     "at": s["at"],
                     "lag": s["lag"],

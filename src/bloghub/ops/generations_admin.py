@@ -21,7 +21,7 @@ from bloghub.adapters.postgres.generations import (
 from bloghub.adapters.postgres.migrations import all_migrations
 from bloghub.adapters.postgres.tables import checkpoints, generations
 from bloghub.events.topics import topic_for
-from bloghub.ops.history import history_key
+from bloghub.ops.history import history_key, sampled_key
 from bloghub.ops.lag import LagReader
 from bloghub.ops.replay_lease import lease_holder
 from bloghub.ops.replay_progress import progress_key, read_progress
@@ -207,6 +207,7 @@ async def drop_generation(
         last_commit_key(prefix, group),
         history_key(prefix, group),
     )
+    await stores.redis.zrem(sampled_key(prefix), group)
     await _rewind_group(stores, projector, group)
     log.info("replay.dropped", projector=name, generation=generation, was=state)
 

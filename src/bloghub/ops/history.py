@@ -13,6 +13,12 @@ def history_key(prefix: str, group: str) -> str:
     return f"{prefix}:ops:history:{group}"
 
 
+def sampled_key(prefix: str) -> str:
+    """Every group with samples kept, scored by its latest: a generation switched out (or
+    a migration's fill group) keeps its line on the charts for the hour its samples do."""
+    return f"{prefix}:ops:history-groups"
+
+
 class History:
     def __init__(self, redis: Redis, *, prefix: str, keep_s: float) -> None:
         self._redis = redis
@@ -25,10 +31,19 @@ class History:
     async def add(self, group: str, sample: dict[str, Any]) -> None:
         at = float(sample["at"])
         key = self._key(group)
+        sampled = sampled_key(self._prefix)
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.zadd(key, {orjson.dumps(sample): at})
             pipe.zremrangebyscore(key, "-inf", at - self._keep_s)
+            pipe.zadd(sampled, {group: at})
+            pipe.zremrangebyscore(sampled, "-inf", at - self._keep_s)
             await pipe.execute()
+
+    async def groups_since(self, seconds: float) -> list[str]:
+        """The groups sampled within the last ``seconds``, watched now or not."""
+        low = time.time() - seconds
+        raw = await self._redis.zrangebyscore(sampled_key(self._prefix), low, "+inf")
+        return [g.decode() if isinstance(g, bytes) else str(g) for g in raw]
 
     async def since(self, group: str, seconds: float) -> list[dict[str, Any]]:
         low = time.time() - seconds

@@ -135,7 +135,12 @@ async def _action(
     name, gens = rest[0], [int(g) for g in rest[1:]]
     if action == "activate":
         progress = await activate_checked(settings, name, gens[0])
-        console.print(f"{name}: generation {gens[0]} serves reads ({progress.left} behind)")
+        said = f"{name}: generation {gens[0]} serves reads ({progress.left} behind)"
+        if progress.left:
+            # Nothing wrote it while it was not active: the projector processes take it
+            # from here, and until they have applied those events reads lack them.
+            said += "; reads lack those events until the projectors apply them (about a second)"
+        console.print(said, soft_wrap=True)
         return 0
     stores = building_stores(settings, pool_size=2)
     try:
