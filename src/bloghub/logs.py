@@ -213,6 +213,19 @@ class Seldom:
 SELDOM = Seldom()
 
 
+_PROFILES = "/api/profiles/"
+
+
+def logged_path(path: str) -> str:
+    """The path as the request log keeps it: a RealWorld profile's path names its person
+    (a username is a nickname, personal data, sealed in the event log and kept nowhere in
+    clear), so that segment is logged as ``<username>``."""
+    if not path.startswith(_PROFILES):
+        return path
+    _, slash, rest = path[len(_PROFILES) :].partition("/")
+    return f"{_PROFILES}<username>{slash}{rest}"
+
+
 def store_unreachable(path: str, exc: BaseException) -> None:
     """A request answered 503 because a store is out of reach (whichever layer saw it):
     said once per interval while the outage lasts, with the driver's error behind it and
@@ -224,7 +237,7 @@ def store_unreachable(path: str, exc: BaseException) -> None:
         cause = exc.__cause__ or exc.__context__ or exc
         structlog.get_logger("bloghub.api").warning(
             "api.store_unreachable",
-            path=path,
+            path=logged_path(path),
             error=str(exc),
             cause=type(cause).__name__,
             left_out=left_out,

@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
+from bloghub.auth.sms.codes import phone_key
 from bloghub.settings import Settings
 from tests.conftest import LiveServer, serve
 from tests.e2e.test_sms_login import code_sent_to, new_phone
@@ -53,7 +54,7 @@ class Site:
 
     async def code_stored(self, purpose: str, phone: str) -> bool:
         prefix = self.live.container.settings.prefix
-        key = f"{prefix}:phone_code:{purpose}:+86{phone}"
+        key = f"{prefix}:phone_code:{purpose}:{phone_key('+86' + phone)}"
         return bool(await self.live.container.redis.exists(key))
 
 

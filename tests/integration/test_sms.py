@@ -22,7 +22,7 @@ from bloghub.adapters.redis import make_redis
 from bloghub.adapters.redis.wire import Wire
 from bloghub.auth.limiter import SlidingWindowLimiter, Throttle
 from bloghub.auth.sms import providers
-from bloghub.auth.sms.codes import SmsCodes
+from bloghub.auth.sms.codes import SmsCodes, phone_key
 from bloghub.auth.sms.failover import Guard, TimeoutSwitchFailover
 from bloghub.auth.sms.outbox import OutboxMessage, OutboxStore, run_outbox_worker
 from bloghub.auth.sms.providers import ConsoleProvider, HttpProvider, ProviderError, ProviderTimeout
@@ -77,11 +77,13 @@ async def test_the_code_lives_under_the_prefix_for_ten_minutes(
 ) -> None:
     phone = new_phone()
     code = await SmsCodes(redis, settings.prefix).issue("bind", phone)
-    key = f"{settings.prefix}:phone_code:bind:{phone}"
+    key = f"{settings.prefix}:phone_code:bind:{phone_key(phone)}"
     assert await redis.get(key) == code.encode()
     assert 590 <= await redis.ttl(key) <= 600
-    async for other in redis.scan_iter(match=f"*{phone}*"):
+    async for other in redis.scan_iter(match=f"*{phone_key(phone)}*"):
         assert other.decode().startswith(f"{settings.prefix}:")
+    # The phone, personal data, names no key in clear (an erasure frees it for good).
+    assert [k async for k in redis.scan_iter(match=f"*{phone[1:]}*")] == []
 
 
 async def test_concurrent_requests_issue_exactly_one_code(redis: Redis, settings: Settings) -> None:
@@ -149,7 +151,7 @@ async def test_two_wrong_tries_leave_the_right_code_usable(
     phone = new_phone()
     code = await codes.issue("login", phone)
     assert not await codes.check("login", phone, "not-it")
-    await redis.delete(f"{settings.prefix}:phone_code_tries:login:{phone}")  # counter lost
+    await redis.delete(f"{settings.prefix}:phone_code_tries:login:{phone_key(phone)}")  # lost
     assert not await codes.check("login", phone, "")
     assert not await codes.check("login", phone, "999999" if code != "999999" else "000000")
     assert await codes.check("login", phone, code)

@@ -9,6 +9,7 @@ from structlog.testing import capture_logs
 
 from bloghub.api import middleware as middleware_module
 from bloghub.api.middleware import RequestId
+from bloghub.logs import logged_path
 
 
 def answering(status: int) -> ASGIApp:
@@ -19,8 +20,8 @@ def answering(status: int) -> ASGIApp:
     return app
 
 
-async def call(middleware: RequestId, method: str) -> None:
-    scope: Scope = {"type": "http", "method": method, "path": "/v1/x", "headers": []}
+async def call(middleware: RequestId, method: str, path: str = "/v1/x") -> None:
+    scope: Scope = {"type": "http", "method": method, "path": path, "headers": []}
 
     async def receive() -> Message:
         return {"type": "http.request", "body": b""}
@@ -60,3 +61,25 @@ async def test_sampled_reads_leave_errors_and_writes_whole(
     assert await logged(404, "GET", 0.0, monkeypatch) == 20
     assert await logged(500, "GET", 0.0, monkeypatch) == 20
     assert await logged(201, "POST", 0.0, monkeypatch) == 20
+
+
+async def test_a_realworld_profile_path_is_logged_without_its_username(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A username is personal data (sealed in the event log, "kept nowhere in clear"), and
+    ``/api/profiles/{username}`` carries it: the request log kept it in clear, even after
+    the account was erased."""
+    middleware = RequestId(answering(200))
+    with capture_logs() as lines:
+        monkeypatch.setattr(middleware_module, "log", structlog.get_logger(__name__))
+        for path in ("/api/profiles/Erin Private", "/api/profiles/Erin Private/follow"):
+            await call(middleware, "POST", path)
+        await call(middleware, "GET", "/api/articles/a-slug")
+    paths = [line["path"] for line in lines if line["event"] == "http.request"]
+    assert paths == [
+        "/api/profiles/<username>",
+        "/api/profiles/<username>/follow",
+        "/api/articles/a-slug",
+    ]
+    assert logged_path("/v1/users/0b9e/follow") == "/v1/users/0b9e/follow"
+    assert logged_path("/api/profiles/") == "/api/profiles/<username>"

@@ -27,7 +27,7 @@ from bloghub.errors import (
     Transient,
     Unavailable,
 )
-from bloghub.logs import SELDOM, store_unreachable
+from bloghub.logs import SELDOM, logged_path, store_unreachable
 
 log = structlog.get_logger(__name__)
 
@@ -41,7 +41,7 @@ async def on_bloghub_error(request: Request, exc: Exception) -> Response:
     if isinstance(exc, SchemaBehind):
         # The missing table or column is the operators' to know (logged), not every
         # client's: they learn only to come back.
-        log.warning("api.schema_behind", path=request.url.path, error=str(exc))
+        log.warning("api.schema_behind", path=logged_path(request.url.path), error=str(exc))
         exc = _Upgrading("the service is being upgraded; try again shortly")
     if isinstance(exc, NotFound) and not isinstance(exc, NoPage) and ran_out(request):
         # Its wait for a position ran out: what it did not find may be what that position
@@ -87,7 +87,7 @@ async def on_store_error(request: Request, exc: Exception) -> Response:
     """A store's own words, reaching a request: an unwell store is a 503 to retry, data the
     store refused is the request's (a check the input models lack, logged so it is added)."""
     if isinstance(exc, StoreRejected):
-        log.warning("api.store_rejected_input", path=request.url.path, error=str(exc))
+        log.warning("api.store_rejected_input", path=logged_path(request.url.path), error=str(exc))
         mapped: BloghubError = InvalidInput("the data was refused by the store")
     else:
         if (left_out := SELDOM.due("api.store_unwell")) is not None:
@@ -123,6 +123,6 @@ async def on_driver_error(request: Request, exc: Exception) -> Response:
 
 
 async def on_unexpected(request: Request, exc: Exception) -> Response:
-    log.exception("api.unexpected_error", path=request.url.path)
+    log.exception("api.unexpected_error", path=logged_path(request.url.path))
     message = "something went wrong on our side"
     return JSON(shaped_error(request.url.path, "internal", message, "server"), status_code=500)

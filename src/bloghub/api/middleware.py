@@ -19,7 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from bloghub.api.errors import on_driver_error
 from bloghub.api.http import shaped_error
 from bloghub.errors import PayloadTooLarge
-from bloghub.logs import AccessLog
+from bloghub.logs import AccessLog, logged_path
 
 log = structlog.get_logger(__name__)
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -154,14 +154,15 @@ class RequestLog:
             self.observe(scope, status, seconds)
 
     def _log(self, scope: Scope, status: int, seconds: float, request_id: str) -> None:
+        path = logged_path(scope["path"])
         if self.access_log is not None:
             ms = round(seconds * 1000, 2)
-            self.access_log(scope["method"], scope["path"], status, ms, request_id)
+            self.access_log(scope["method"], path, status, ms, request_id)
         else:
             log.info(
                 "http.request",
                 method=scope["method"],
-                path=scope["path"],
+                path=path,
                 status=status,
                 ms=round(seconds * 1000, 2),
                 request_id=request_id,

@@ -300,7 +300,10 @@ class LoginLockout:
         self._uncount = redis.register_script(_UNCOUNT)
 
     def _account_keys(self, account: str) -> list[str]:
-        return [f"{self._base}:fail:account:{account}", f"{self._base}:delay:account:{account}"]
+        # Hashed, as the pair's keys are: the account is the email as typed, personal data
+        # that an erasure frees and that is kept nowhere in clear.
+        hidden = hashlib.sha256(account.encode()).hexdigest()[:32]
+        return [f"{self._base}:fail:account:{hidden}", f"{self._base}:delay:account:{hidden}"]
 
     def _known_key(self, account: str, client: str) -> str:
         return f"{self._base}:known:{pair_id(account, client)}"

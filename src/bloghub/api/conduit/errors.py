@@ -34,7 +34,7 @@ from bloghub.errors import (
     Transient,
     Unavailable,
 )
-from bloghub.logs import store_unreachable
+from bloghub.logs import logged_path, store_unreachable
 
 log = structlog.get_logger(__name__)
 
@@ -137,7 +137,7 @@ def conduit(handler: Handler, statuses: frozenset[int] = frozenset(_KEPT)) -> Ha
             failed = exc
         except SchemaBehind as exc:
             # The missing table or column is the operators' to know (logged).
-            log.warning("conduit.schema_behind", path=request.url.path, error=str(exc))
+            log.warning("conduit.schema_behind", path=logged_path(request.url.path), error=str(exc))
             failed = ConduitError(503, {"server": ["being upgraded; try again shortly"]})
             wait = 5
         except BloghubError as exc:
@@ -147,7 +147,7 @@ def conduit(handler: Handler, statuses: frozenset[int] = frozenset(_KEPT)) -> Ha
             wait = getattr(exc, "retry_after_s", None) or wait
         except StoreRejected:
             # A check the input rules lack: still the request's fault, and said so here.
-            log.warning("conduit.store_rejected_input", path=request.url.path)
+            log.warning("conduit.store_rejected_input", path=logged_path(request.url.path))
             failed = ConduitError(422, {"body": ["has a value that cannot be stored"]})
         except Transient:
             failed = ConduitError(503, {"server": ["a backing store is unwell; try again"]})

@@ -2,7 +2,8 @@
 day per phone, checked at most three times.
 
 Per purpose and phone there are three keys: the code itself
-(``<prefix>:phone_code:<purpose>:<phone>``, 10 minutes), its wrong-try counter (lives no
+(``<prefix>:phone_code:<purpose>:<phone_key(phone)>``, 10 minutes: the phone, personal
+data, is named by a hash in every key), its wrong-try counter (lives no
 longer than the code) and a cooldown marker (1 minute); per phone, a count of the codes
 issued in the day since the first. Issuing and checking are one Lua script each, so
 concurrent requests cannot both issue, nor pass the daily cap together, nor share a try;
@@ -11,6 +12,7 @@ and a refused request stores no code.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 import secrets
@@ -26,6 +28,13 @@ from bloghub.errors import RateLimited
 log = structlog.get_logger(__name__)
 
 CODE_DIGITS = 6
+
+
+def phone_key(phone: str) -> str:
+    """How the keys name a phone (E.164): by a hash, not in clear."""
+    return hashlib.sha256(phone.encode()).hexdigest()[:32]
+
+
 _PURPOSE = re.compile(r"[a-z][a-z0-9_-]{0,31}")
 
 # KEYS: code, tries, cooldown, day count. ARGV: code, code ttl (s), cooldown (s), codes per
@@ -124,13 +133,14 @@ class SmsCodes:
     def _keys(self, purpose: str, phone: str) -> list[str]:
         if _PURPOSE.fullmatch(purpose) is None:
             raise ValueError(f"bad code purpose {purpose!r}")
-        tail = f"{purpose}:{phone}"
+        hidden = phone_key(phone)
+        tail = f"{purpose}:{hidden}"
         p = self._prefix
         return [
             f"{p}:phone_code:{tail}",
             f"{p}:phone_code_tries:{tail}",
             f"{p}:phone_code_cd:{tail}",
-            f"{p}:phone_code_day:{_BUDGETS.get(purpose, purpose)}:{phone}",
+            f"{p}:phone_code_day:{_BUDGETS.get(purpose, purpose)}:{hidden}",
         ]
 
     async def issue(self, purpose: str, phone: str) -> str:
