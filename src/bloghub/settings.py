@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import os
 import re
 from enum import StrEnum
 from typing import Literal, Self
@@ -314,8 +315,12 @@ class Settings(BaseSettings):
         ]
         if self.access_token_secret == self.refresh_token_secret:
             weak.append("refresh_token_secret (equal to access_token_secret)")
-        if DEV_DATABASE_PASSWORD in _database_passwords(self.database_url.get_secret_value()):
+        given = _database_passwords(self.database_url.get_secret_value())
+        if DEV_DATABASE_PASSWORD in given:
             weak.append("database_url (development password)")
+        elif not given and os.environ.get("PGPASSWORD") == DEV_DATABASE_PASSWORD:
+            # A URL without one leaves the password to libpq's environment, as asyncpg does.
+            weak.append("database_url (development password, from PGPASSWORD)")
         if self.wechat_appid and _is_weak(self.wechat_secret):
             weak.append("wechat_secret")
         if _is_weak(self.wechat_state_secret):
@@ -372,6 +377,18 @@ class Settings(BaseSettings):
         if not _port_ok(url):
             raise ValueError(_BAD_PORT)
         return url
+
+    @field_validator("sms_gateways")
+    @classmethod
+    def _gateways_are_urls(cls, urls: list[str]) -> list[str]:
+        for url in urls:
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                # Not quoted: a gateway's URL may carry its credentials.
+                raise ValueError(f"each must be an http:// or https:// URL{_not(url)}")
+            if not _port_ok(url):
+                raise ValueError(_BAD_PORT)
+        return urls
 
     @field_validator("kafka_bootstrap")
     @classmethod

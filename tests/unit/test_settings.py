@@ -48,6 +48,31 @@ def test_production_refuses_to_log_sms_codes() -> None:
         production(sms_gateways=[])
 
 
+@pytest.mark.parametrize(
+    "gateway", ["", "sms.example.com/send", "ftp://sms.example.com/", "https:///send"]
+)
+def test_a_gateway_that_is_not_a_url_is_refused_without_being_quoted(gateway: str) -> None:
+    """A production start took ``[""]`` as a gateway: codes would go nowhere, every send
+    failing."""
+    with pytest.raises(ValidationError, match="each must be an http:// or https:// URL") as info:
+        production(sms_gateways=["https://sms.example.com/send", gateway])
+    said = info.value.errors()[0]["msg"]  # what the one-line refusal shows
+    assert "example" not in said, said
+
+
+def test_the_development_database_password_given_by_pgpassword_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A URL without a password leaves it to libpq's environment, as asyncpg reads it."""
+    monkeypatch.setenv("PGPASSWORD", "bloghub")
+    without = SecretStr("postgresql+asyncpg://bloghub@127.0.0.1:5432/bloghub")
+    with pytest.raises(InsecureSettings, match="development password, from PGPASSWORD"):
+        production(database_url=without)
+    assert production().mode is Mode.PRODUCTION  # a URL's own password is what is used
+    monkeypatch.setenv("PGPASSWORD", "Xy9-long-other")
+    assert production(database_url=without).mode is Mode.PRODUCTION
+
+
 def test_production_refuses_the_development_reader_hash_secret() -> None:
     """With the published default, anyone could tell which address an anonymous reader's
     hash in the log stands for."""
