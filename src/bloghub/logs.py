@@ -53,17 +53,39 @@ def configure_logging(settings: Settings) -> None:
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=[
                 structlog.stdlib.add_logger_name,
+                structlog.stdlib.ExtraAdder(allow=["left_out"]),
                 *([] if json else [brief_library_warnings]),
                 *_STAMPED,
             ],
             processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *rendering],
         )
     )
+    handler.addFilter(LibraryRepeats())
     root = logging.getLogger()
     for old in root.handlers[:]:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(logging.WARNING)
+
+
+class LibraryRepeats(logging.Filter):
+    """A library saying one thing over and over is said once per interval: with the broker
+    down, aiokafka's consumers and producers each retry several times a second, and a
+    process logged some 330 lines a second of the same few messages, burying everything
+    else. Each message (its logger and template, before its arguments) is let through as
+    ``Seldom`` lets bloghub's own lines, the next one carrying ``left_out``."""
+
+    def __init__(self, every_s: float = 10.0) -> None:
+        super().__init__()
+        self._seldom = Seldom(every_s)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        left_out = self._seldom.due(f"{record.name}\0{record.msg}")
+        if left_out is None:
+            return False
+        if left_out:
+            record.left_out = left_out
+        return True
 
 
 _STAMPED: list[structlog.typing.Processor] = [

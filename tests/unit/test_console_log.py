@@ -3,9 +3,17 @@ with an escape sequence must not clear or recolour the terminal of whoever reads
 
 from __future__ import annotations
 
+import io
+import logging
+import sys
+import time
+
+import orjson
+import pytest
 import structlog
 
-from bloghub.logs import brief_library_warnings, escape_controls
+from bloghub.logs import brief_library_warnings, configure_logging, escape_controls
+from bloghub.settings import Mode, Settings
 
 
 def rendered(**event: object) -> str:
@@ -37,3 +45,35 @@ def test_a_librarys_warning_says_its_error_without_the_traceback() -> None:
     assert warned["error"] == "ConnectionRefusedError(111, 'Connection refused')"
     failed = brief_library_warnings(None, "error", dict(event))
     assert failed["exc_info"] == info, "an error keeps its traceback"
+
+
+def test_a_library_saying_one_thing_over_and_over_is_said_once_per_interval(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With the broker down a process logged some 330 aiokafka lines a second, the same
+    few messages: each is now said once per interval, the next with ``left_out``."""
+    out = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", out)
+    root = logging.getLogger()
+    kept = root.handlers[:], root.level
+    clock = [1000.0]
+    monkeypatch.setattr(time, "monotonic", lambda: clock[0])
+    try:
+        configure_logging(Settings(mode=Mode.TEST, log_format="json"))
+        library = logging.getLogger("aiokafka")
+        for _ in range(300):
+            library.error("Unable connect to node with id %s: %s", 1, "Connection refused")
+        library.error("Unable to update metadata from %s", [1])  # another message: said
+        clock[0] += 10.5
+        library.error("Unable connect to node with id %s: %s", 1, "Connection refused")
+    finally:
+        root.handlers[:], level = kept
+        root.setLevel(level)
+        structlog.reset_defaults()
+    lines = [orjson.loads(line) for line in out.getvalue().splitlines()]
+    assert [(line["event"], line.get("left_out")) for line in lines] == [
+        ("Unable connect to node with id 1: Connection refused", None),
+        ("Unable to update metadata from [1]", None),
+        ("Unable connect to node with id 1: Connection refused", 299),
+    ]
+    assert all(line["logger"] == "aiokafka" for line in lines)
