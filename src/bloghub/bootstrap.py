@@ -32,6 +32,7 @@ from bloghub.adapters.redis.sessions import SessionStore
 from bloghub.adapters.redis.wire import Wire
 from bloghub.adapters.search_views import Views
 from bloghub.api.consistency import OwnWrites, Progress, migrated_store
+from bloghub.auth.hidden_names import names_key
 from bloghub.auth.limiter import LocalLimiter, SlidingWindowLimiter
 from bloghub.auth.lockout import FailureLimit, LocalFailures, LoginLockout
 from bloghub.auth.passwords import PasswordHasher
@@ -321,6 +322,7 @@ async def build(settings: Settings, *, pool_size: int = 10) -> Container:
             first_delay_s=settings.login_delay_first_s,
             max_delay_s=settings.login_delay_max_s,
             known_for_s=settings.login_known_address_days * 24 * 3600,
+            names_key=names_key(settings.reader_hash_secret.get_secret_value()),
         ),
         password_checks=FailureLimit(
             redis,

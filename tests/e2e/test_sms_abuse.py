@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
+from bloghub.auth.hidden_names import names_key
 from bloghub.auth.sms.codes import phone_key
 from bloghub.settings import Settings
 from tests.conftest import LiveServer, serve
@@ -53,8 +54,9 @@ class Site:
         )
 
     async def code_stored(self, purpose: str, phone: str) -> bool:
-        prefix = self.live.container.settings.prefix
-        key = f"{prefix}:phone_code:{purpose}:{phone_key('+86' + phone)}"
+        settings = self.live.container.settings
+        named = phone_key("+86" + phone, names_key(settings.reader_hash_secret.get_secret_value()))
+        key = f"{settings.prefix}:phone_code:{purpose}:{named}"
         return bool(await self.live.container.redis.exists(key))
 
 

@@ -4,6 +4,7 @@ against a loopback gateway, and the Postgres outbox with its worker."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import itertools
 import re
 import secrets
@@ -82,8 +83,15 @@ async def test_the_code_lives_under_the_prefix_for_ten_minutes(
     assert 590 <= await redis.ttl(key) <= 600
     async for other in redis.scan_iter(match=f"*{phone_key(phone)}*"):
         assert other.decode().startswith(f"{settings.prefix}:")
-    # The phone, personal data, names no key in clear (an erasure frees it for good).
+    # The phone, personal data, names no key in clear (an erasure frees it for good), nor
+    # by a plain hash, which trying every mobile number undoes in minutes: by a keyed one.
     assert [k async for k in redis.scan_iter(match=f"*{phone[1:]}*")] == []
+    key_of_deployment = b"a deployment's key"
+    await SmsCodes(redis, settings.prefix, names_key=key_of_deployment).issue("owner", phone)
+    named = phone_key(phone, key_of_deployment)
+    assert await redis.exists(f"{settings.prefix}:phone_code:owner:{named}")
+    plain = hashlib.sha256(phone.encode()).hexdigest()[:32]
+    assert [k async for k in redis.scan_iter(match=f"*{plain}*")] == []
 
 
 async def test_concurrent_requests_issue_exactly_one_code(redis: Redis, settings: Settings) -> None:

@@ -19,7 +19,6 @@ full address.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import time
 from collections import OrderedDict
@@ -30,6 +29,7 @@ import structlog
 from redis.asyncio import Redis
 
 from bloghub.auth.audit import security_event
+from bloghub.auth.hidden_names import hidden
 from bloghub.auth.limiter import redis_translated
 from bloghub.client_address import client_key
 from bloghub.errors import RateLimited, Unavailable
@@ -288,8 +288,10 @@ class LoginLockout:
         first_delay_s: int = 1,
         max_delay_s: int = 900,
         known_for_s: int = 30 * 24 * 3600,
+        names_key: bytes = b"",
     ) -> None:
         self._redis = redis
+        self._names_key = names_key
         self._base = f"{prefix}:login"
         self._pair = FailureLimit(redis, prefix=self._base, name="pair", threshold=pair_threshold)
         self._ip = FailureLimit(redis, prefix=self._base, name="ip", threshold=ip_threshold)
@@ -300,16 +302,21 @@ class LoginLockout:
         self._uncount = redis.register_script(_UNCOUNT)
 
     def _account_keys(self, account: str) -> list[str]:
-        # Hashed, as the pair's keys are: the account is the email as typed, personal data
-        # that an erasure frees and that is kept nowhere in clear.
-        hidden = hashlib.sha256(account.encode()).hexdigest()[:32]
-        return [f"{self._base}:fail:account:{hidden}", f"{self._base}:delay:account:{hidden}"]
+        # The account is the email as typed, personal data that an erasure frees and that
+        # is kept nowhere in clear: named by a keyed hash (``hidden_names``).
+        named = hidden(account, self._names_key)
+        return [f"{self._base}:fail:account:{named}", f"{self._base}:delay:account:{named}"]
+
+    def _pair_id(self, account: str, client: str) -> str:
+        """One short key part for an (account, address) pair, whatever either contains,
+        by a keyed hash: the account is an email, the address a person's."""
+        return hidden(f"{account}\0{client}", self._names_key)
 
     def _known_key(self, account: str, client: str) -> str:
-        return f"{self._base}:known:{pair_id(account, client)}"
+        return f"{self._base}:known:{self._pair_id(account, client)}"
 
     def _known_user_key(self, user_id: str, client: str) -> str:
-        return f"{self._base}:known_user:{pair_id(user_id, client)}"
+        return f"{self._base}:known_user:{self._pair_id(user_id, client)}"
 
     async def know(self, user_id: str, ip: str) -> None:
         """The user signed in from this address (by any method): it is theirs for a while."""
@@ -329,7 +336,7 @@ class LoginLockout:
         address, or this address for this account, is locked (or this attempt locks it),
         or while the account's delay runs and this address is not one it knows."""
         client = client_key(ip)
-        pair = pair_id(account, client)
+        pair = self._pair_id(account, client)
         try:
             await self._ip.attempt(client, "logins from this address")
             try:
@@ -365,7 +372,7 @@ class LoginLockout:
         account, ip, user_id = attempt.account, attempt.ip, attempt.user_id
         security_event("login.failed", ip=ip, user_id=user_id)
         for scope, lock_s in (
-            ("account_ip", await self._pair.failed(pair_id(account, attempt.client))),
+            ("account_ip", await self._pair.failed(self._pair_id(account, attempt.client))),
             ("ip", await self._ip.failed(attempt.client)),
         ):
             if lock_s:
@@ -385,7 +392,7 @@ class LoginLockout:
         """The password was right but the login was refused for a reason of its own (the
         ``Bloghub-After`` it sent): it no longer counts, and nothing is learnt of the
         address. Left counted, five such refusals held the right password at 429."""
-        await self._pair.succeeded(pair_id(attempt.account, attempt.client))
+        await self._pair.succeeded(self._pair_id(attempt.account, attempt.client))
         await self._ip.succeeded(attempt.client)
         if attempt.counted_for_account:
             async with redis_translated():
@@ -396,7 +403,7 @@ class LoginLockout:
         The account's own count is left to expire (less this attempt): a login by the owner
         must not hand an attacker a fresh set of guesses."""
         account, client = attempt.account, attempt.client
-        await self._pair.cleared(pair_id(account, client))
+        await self._pair.cleared(self._pair_id(account, client))
         await self._ip.succeeded(client)
         async with redis_translated():
             if attempt.counted_for_account:
@@ -404,11 +411,6 @@ class LoginLockout:
             await self._redis.set(self._known_key(account, client), "1", ex=self._known_for_s)
         if attempt.user_id is not None:
             await self.know(attempt.user_id, attempt.ip)
-
-
-def pair_id(account: str, ip: str) -> str:
-    """One short key part for an (account, address) pair, whatever either contains."""
-    return hashlib.sha256(f"{account}\0{ip}".encode()).hexdigest()[:32]
 
 
 def wait_text(seconds: int) -> str:

@@ -12,7 +12,6 @@ and a refused request stores no code.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import re
 import secrets
@@ -21,6 +20,7 @@ from collections.abc import Callable, Sequence
 import structlog
 from redis.asyncio import Redis
 
+from bloghub.auth.hidden_names import hidden
 from bloghub.auth.limiter import redis_translated
 from bloghub.auth.sms.phones import mask_phone, normalise_phone
 from bloghub.errors import RateLimited
@@ -30,9 +30,9 @@ log = structlog.get_logger(__name__)
 CODE_DIGITS = 6
 
 
-def phone_key(phone: str) -> str:
-    """How the keys name a phone (E.164): by a hash, not in clear."""
-    return hashlib.sha256(phone.encode()).hexdigest()[:32]
+def phone_key(phone: str, key: bytes = b"") -> str:
+    """How the keys name a phone (E.164): by a keyed hash, not in clear (``hidden_names``)."""
+    return hidden(phone, key)
 
 
 _PURPOSE = re.compile(r"[a-z][a-z0-9_-]{0,31}")
@@ -115,8 +115,10 @@ class SmsCodes:
         per_day: int = 10,
         max_tries: int = 3,
         randbelow: Callable[[int], int] = secrets.randbelow,
+        names_key: bytes = b"",
     ) -> None:
         self._prefix = prefix
+        self._names_key = names_key
         self._ttl_s = ttl_s
         self._cooldown_s = cooldown_s
         self._per_day = per_day
@@ -133,14 +135,14 @@ class SmsCodes:
     def _keys(self, purpose: str, phone: str) -> list[str]:
         if _PURPOSE.fullmatch(purpose) is None:
             raise ValueError(f"bad code purpose {purpose!r}")
-        hidden = phone_key(phone)
-        tail = f"{purpose}:{hidden}"
+        named = phone_key(phone, self._names_key)
+        tail = f"{purpose}:{named}"
         p = self._prefix
         return [
             f"{p}:phone_code:{tail}",
             f"{p}:phone_code_tries:{tail}",
             f"{p}:phone_code_cd:{tail}",
-            f"{p}:phone_code_day:{_BUDGETS.get(purpose, purpose)}:{hidden}",
+            f"{p}:phone_code_day:{_BUDGETS.get(purpose, purpose)}:{named}",
         ]
 
     async def issue(self, purpose: str, phone: str) -> str:

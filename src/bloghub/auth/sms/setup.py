@@ -10,6 +10,7 @@ import httpx
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bloghub.auth.hidden_names import names_key
 from bloghub.auth.limiter import SlidingWindowLimiter, Throttle
 from bloghub.auth.sms.codes import SmsCodes
 from bloghub.auth.sms.failover import Failover, make_failover
@@ -66,6 +67,7 @@ def build_sms(
             settings.prefix,
             cooldown_s=settings.sms_code_cooldown_s,
             per_day=settings.sms_codes_per_phone_per_day,
+            names_key=names_key(settings.reader_hash_secret.get_secret_value()),
         ),
         guard=SmsGuard(
             limiter,
