@@ -315,7 +315,8 @@ class Settings(BaseSettings):
         ]
         if self.access_token_secret == self.refresh_token_secret:
             weak.append("refresh_token_secret (equal to access_token_secret)")
-        given = _database_passwords(self.database_url.get_secret_value())
+        # An empty one ("user:@host") is none: libpq then reads PGPASSWORD too.
+        given = {p for p in _database_passwords(self.database_url.get_secret_value()) if p}
         if DEV_DATABASE_PASSWORD in given:
             weak.append("database_url (development password)")
         elif not given and os.environ.get("PGPASSWORD") == DEV_DATABASE_PASSWORD:
@@ -383,7 +384,12 @@ class Settings(BaseSettings):
     def _gateways_are_urls(cls, urls: list[str]) -> list[str]:
         for url in urls:
             parts = urlsplit(url)
-            if parts.scheme not in ("http", "https") or not parts.hostname:
+            if (
+                parts.scheme not in ("http", "https")
+                or not parts.hostname
+                or url != url.strip()
+                or any(c.isspace() for c in parts.netloc)
+            ):
                 # Not quoted: a gateway's URL may carry its credentials.
                 raise ValueError(f"each must be an http:// or https:// URL{_not(url)}")
             if not _port_ok(url):

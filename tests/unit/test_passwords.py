@@ -7,7 +7,7 @@ from passlib.context import CryptContext
 from pydantic import ValidationError
 
 from bloghub.api.v1.schemas import SignupIn
-from bloghub.auth.passwords import PasswordHasher, password_problems
+from bloghub.auth.passwords import PasswordHasher, password_problems, stabilized
 
 
 @pytest.mark.parametrize(
@@ -99,3 +99,13 @@ def test_the_policy_holds_for_the_password_as_it_is_hashed() -> None:
     assert SignupIn.model_validate(
         {"email": "a@example.com", "password": composed_enough, "confirm_password": composed_enough}
     )
+
+
+def test_a_sign_that_normalising_makes_letters_still_counts_as_the_symbol() -> None:
+    """The document's pattern (``[\\p{P}\\p{S}]``, on the password as sent) admitted
+    "abcdefg12\u2122", which the API refused: NFKC makes the trade mark sign "TM"."""
+    for sign in ("\u2122", "\u2121", "\u338f"):  # trade mark, telephone, kilogram
+        typed = "abcdefg12" + sign
+        assert "a symbol" in password_problems(stabilized(typed))
+        assert password_problems(stabilized(typed), typed) == []
+    assert "a symbol" in password_problems("abcdefg12", "abcdefg12\u200b")

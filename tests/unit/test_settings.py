@@ -49,7 +49,16 @@ def test_production_refuses_to_log_sms_codes() -> None:
 
 
 @pytest.mark.parametrize(
-    "gateway", ["", "sms.example.com/send", "ftp://sms.example.com/", "https:///send"]
+    "gateway",
+    [
+        "",
+        "sms.example.com/send",
+        "ftp://sms.example.com/",
+        "https:///send",
+        " https://sms.example.com/send",
+        "https://sms.example.com/send\n",
+        "https://sms example.com/send",
+    ],
 )
 def test_a_gateway_that_is_not_a_url_is_refused_without_being_quoted(gateway: str) -> None:
     """A production start took ``[""]`` as a gateway: codes would go nowhere, every send
@@ -68,6 +77,9 @@ def test_the_development_database_password_given_by_pgpassword_is_refused(
     without = SecretStr("postgresql+asyncpg://bloghub@127.0.0.1:5432/bloghub")
     with pytest.raises(InsecureSettings, match="development password, from PGPASSWORD"):
         production(database_url=without)
+    empty = SecretStr("postgresql+asyncpg://bloghub:@127.0.0.1:5432/bloghub")  # none either
+    with pytest.raises(InsecureSettings, match="development password, from PGPASSWORD"):
+        production(database_url=empty)
     assert production().mode is Mode.PRODUCTION  # a URL's own password is what is used
     monkeypatch.setenv("PGPASSWORD", "Xy9-long-other")
     assert production(database_url=without).mode is Mode.PRODUCTION

@@ -12,7 +12,9 @@ MIN_LENGTH = 8
 MAX_LENGTH = 128  # hashing cost must not be a lever for a denial of service
 
 
-def password_problems(password: str) -> list[str]:
+def password_problems(password: str, as_typed: str | None = None) -> list[str]:
+    """What ``password`` (as hashed: ``stabilized``) lacks. ``as_typed``, if given, may
+    bring the symbol: NFKC turns some signs one sees into letters (™ into "TM")."""
     problems = []
     if len(password) < MIN_LENGTH:
         problems.append(f"at least {MIN_LENGTH} characters")
@@ -24,7 +26,7 @@ def password_problems(password: str) -> list[str]:
         problems.append("a digit")
     # Punctuation or a symbol one sees: not a format character (a zero-width space), a
     # combining mark or a control, which a person cannot see they typed.
-    if not any(unicodedata.category(c)[0] in "PS" for c in password):
+    if not any(unicodedata.category(c)[0] in "PS" for c in password + (as_typed or "")):
         problems.append("a symbol")
     return problems
 

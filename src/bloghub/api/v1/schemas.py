@@ -217,7 +217,7 @@ def login_email(value: str) -> str:
 
 def _check_password(value: str) -> str:
     # The rules hold for what is hashed (``stabilized``): normalising may shorten it.
-    problems = password_problems(stabilized(value))
+    problems = password_problems(stabilized(value), value)
     if problems:
         raise ValueError("password needs " + ", ".join(problems))
     return value
