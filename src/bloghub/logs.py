@@ -6,6 +6,7 @@ import asyncio
 import atexit
 import contextlib
 import logging
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -216,8 +217,9 @@ class Seldom:
     first is logged, then at most one per ``every_s`` for the same key, saying how many
     were left out since (``left_out``); what the outage is, is said, not flooded."""
 
-    def __init__(self, every_s: float = 10.0) -> None:
+    def __init__(self, every_s: float = 10.0, *, max_keys: int = 4096) -> None:
         self._every_s = every_s
+        self._max_keys = max_keys
         self._next: dict[str, float] = {}
         self._left_out: dict[str, int] = {}
 
@@ -227,6 +229,14 @@ class Seldom:
         if now < self._next.get(key, 0.0):
             self._left_out[key] = self._left_out.get(key, 0) + 1
             return None
+        if len(self._next) >= self._max_keys:
+            # Keys that vary without end (a library's message formatted before it is
+            # logged) would grow the table for ever: the lapsed ones go.
+            self._next = {k: t for k, t in self._next.items() if t > now}
+            self._left_out = {k: n for k, n in self._left_out.items() if k in self._next}
+            if len(self._next) >= self._max_keys:
+                self._next.clear()
+                self._left_out.clear()
         self._next[key] = now + self._every_s
         return self._left_out.pop(key, 0)
 
@@ -235,17 +245,15 @@ class Seldom:
 SELDOM = Seldom()
 
 
-_PROFILES = "/api/profiles/"
+# A RealWorld profile's path, however it is spelled (a 404 is logged as sent).
+_PROFILE = re.compile(r"^(/+api/+profiles/+)[^/]*", re.IGNORECASE)
 
 
 def logged_path(path: str) -> str:
     """The path as the request log keeps it: a RealWorld profile's path names its person
     (a username is a nickname, personal data, sealed in the event log and kept nowhere in
-    clear), so that segment is logged as ``<username>``."""
-    if not path.startswith(_PROFILES):
-        return path
-    _, slash, rest = path[len(_PROFILES) :].partition("/")
-    return f"{_PROFILES}<username>{slash}{rest}"
+    clear), so that segment is logged as ``<username>``, in any spelling of the route."""
+    return _PROFILE.sub(r"\1<username>", path, count=1)
 
 
 def store_unreachable(path: str, exc: BaseException) -> None:

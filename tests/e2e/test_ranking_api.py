@@ -254,7 +254,7 @@ async def test_an_erased_authors_nickname_leaves_the_ranking_at_once(
 
     await served_version(live_api.url, version)
     ranked = await client.get("/v1/ranking/hot", params={"limit": 100})
-    assert shown(ranked) == {"id": author.id, "nickname": nickname}
+    assert shown(ranked) == {"id": author.id, "nickname": nickname, "deleted": False}
 
     gone = await client.request(
         "DELETE", "/v1/users/me", json={"password": PASSWORD}, headers=author.auth

@@ -12,7 +12,7 @@ import orjson
 import pytest
 import structlog
 
-from bloghub.logs import brief_library_warnings, configure_logging, escape_controls
+from bloghub.logs import Seldom, brief_library_warnings, configure_logging, escape_controls
 from bloghub.settings import Mode, Settings
 
 
@@ -77,3 +77,16 @@ def test_a_library_saying_one_thing_over_and_over_is_said_once_per_interval(
         ("Unable connect to node with id 1: Connection refused", 299),
     ]
     assert all(line["logger"] == "aiokafka" for line in lines)
+
+
+def test_keys_that_never_repeat_do_not_grow_the_table_for_ever(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = [0.0]
+    monkeypatch.setattr(time, "monotonic", lambda: clock[0])
+    seldom = Seldom(10.0, max_keys=100)
+    for i in range(1000):
+        assert seldom.due(f"took {i} ms") == 0  # each one new: said
+        clock[0] += 1.0
+    assert len(seldom._next) <= 100
+    assert seldom.due("took 999 ms") is None  # still within its interval: left out

@@ -83,3 +83,7 @@ async def test_a_realworld_profile_path_is_logged_without_its_username(
     ]
     assert logged_path("/v1/users/0b9e/follow") == "/v1/users/0b9e/follow"
     assert logged_path("/api/profiles/") == "/api/profiles/<username>"
+    # Spellings no route takes are answered 404, and logged as sent: the name all the same.
+    assert logged_path("/api//profiles/Erin") == "/api//profiles/<username>"
+    assert logged_path("/API/Profiles/Erin/follow") == "/API/Profiles/<username>/follow"
+    assert logged_path("/api/articles/profiles/x") == "/api/articles/profiles/x"

@@ -56,6 +56,12 @@ class StillUnconfirmed(Unavailable):
     retry_after_s = 1
 
 
+class StillRunning(Conflict):
+    """The first request with this key still runs after a retry has waited for it."""
+
+    retry_after_s = 1
+
+
 class NeverConfirmed(Conflict):
     """The log never confirmed the first request with this key: it may or may not be in the
     log, and running it again could record it twice."""
@@ -229,7 +235,7 @@ def _replay(raw: bytes | str, fingerprint: str) -> Response:
             fields={HEADER: "names a request cut short that may or may not be recorded; check"},
         )
     if first["state"] != "done":
-        raise Conflict(
+        raise StillRunning(
             f"a request with this Idempotency-Key is still running after {RUNNING_WAIT_S:g} s; "
             "retry",
             fields={HEADER: "names a request still running; retry"},

@@ -39,8 +39,8 @@ async def published_views(
 async def authors(
     engine: AsyncEngine, generation: int | None, ids: Sequence[str]
 ) -> dict[str, dict[str, Any]]:
-    """``{"id", "nickname"}`` per author, ``{"id", "nickname": null, "deleted": true}`` once
-    erased (as an article's detail shows them)."""
+    """``{"id", "nickname", "deleted": false}`` per author, ``{"id", "nickname": null,
+    "deleted": true}`` once erased: as an article's detail shows them."""
     if not ids or generation is None:
         return {}
     u = users.c
@@ -50,7 +50,7 @@ async def authors(
         if r.erased_at is not None:
             out[str(r.id)] = {"id": str(r.id), "nickname": None, "deleted": True}
         else:
-            out[str(r.id)] = {"id": str(r.id), "nickname": r.nickname}
+            out[str(r.id)] = {"id": str(r.id), "nickname": r.nickname, "deleted": False}
     return out
 
 

@@ -23,6 +23,7 @@ from bloghub.api.conduit.errors import (
     not_found,
     path_text,
     query_text,
+    shows_nothing,
 )
 from bloghub.api.conduit.queries import Filters
 from bloghub.api.conduit.reading import (
@@ -117,10 +118,13 @@ async def _user_named(request: Request, name: str | None) -> str | None:
 
 
 def _filter_text(request: Request, name: str) -> str | None:
-    """A list filter; an empty or blank one is no filter, as the reference implementation
-    has it (a front end that sends every field of its form sends ``tag=`` for "any")."""
-    value = query_text(request, name)
-    return value if value is not None and value.strip() else None
+    """A list filter; an empty or blank one (spaces, tabs or invisible characters alone,
+    as a field is blank) is no filter, as the reference implementation has it (a front
+    end that sends every field of its form sends ``tag=`` for "any")."""
+    raw = request.query_params.get(name)
+    if raw is None or shows_nothing(raw):
+        return None
+    return query_text(request, name)
 
 
 def _tag_named(request: Request) -> str | None:

@@ -145,6 +145,10 @@ def conduit(handler: Handler, statuses: frozenset[int] = frozenset(_KEPT)) -> Ha
                 store_unreachable(request.url.path, exc)
             failed = translated(request, exc)
             wait = getattr(exc, "retry_after_s", None) or wait
+            if failed.status not in statuses | {429} and getattr(exc, "retry_after_s", None):
+                # "Come back in a moment" (a retry whose first request still runs) where
+                # the spec has no 409: the service's 503, not a 422 that blames the input.
+                failed = ConduitError(503, failed.errors)
         except StoreRejected:
             # A check the input rules lack: still the request's fault, and said so here.
             log.warning("conduit.store_rejected_input", path=logged_path(request.url.path))
@@ -209,7 +213,7 @@ def field_errors(exc: ValidationError) -> Errors:
     return out
 
 
-def _shows_nothing(value: str) -> bool:
+def shows_nothing(value: str) -> bool:
     """Spaces, line breaks or invisible characters alone (a zero-width space, say), and
     no control character, which is refused as what it is."""
     return not VISIBLE.matches(value) and PLAIN.matches(value)
@@ -217,7 +221,7 @@ def _shows_nothing(value: str) -> bool:
 
 def _message(err: ErrorDetails) -> str:
     kind, ctx, value = err["type"], err.get("ctx") or {}, err.get("input")
-    if kind == "missing" or (isinstance(value, str) and _shows_nothing(value)):
+    if kind == "missing" or (isinstance(value, str) and shows_nothing(value)):
         return "can't be blank"
     if kind == "string_type" and value is None:  # as an update's null is (Rails: nil is blank)
         return "can't be blank"
