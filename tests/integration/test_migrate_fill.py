@@ -7,15 +7,29 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from sqlalchemy import text
 
+from bloghub.events.articles import ArticleEvent
 from bloghub.events.log import EventLog
 from bloghub.migration_phases import MigrationRefused, Phase, Store
-from bloghub.ops.migrate import FillPlan, fill, migration_of, migration_stores, move, start
+from bloghub.ops.migrate import (
+    FillPlan,
+    MigrationStores,
+    fill,
+    migration_of,
+    migration_stores,
+    move,
+    start,
+)
 from bloghub.ops.migration_validator import Pair, full_pass
 from bloghub.ops.replay_progress import ReplayProgress
+from bloghub.settings import Settings
 from tests.conftest import isolated, projecting
 from tests.support import (
     ArticleBook,
@@ -27,11 +41,27 @@ from tests.support import (
 )
 
 EVENTS = 300
+TAGS = list("abcdefg")
 
 
-async def test_a_target_is_filled_before_it_is_written_live(run_id: str) -> None:
+@dataclass
+class Migrating:
+    settings: Settings
+    target_url: str
+    ms: MigrationStores
+    log: EventLog
+    book: ArticleBook
+    history: list[ArticleEvent]
+
+
+@asynccontextmanager
+async def migrating(
+    run_id: str, name: str, seed: int, **overrides: Any
+) -> AsyncIterator[Migrating]:
+    """A private deployment whose articles projector has applied a history of ``EVENTS``
+    events (from ``seed``), a second database for the target, and the migration's stores."""
     async with (
-        isolated(run_id, "migfill", replay_caught_up_events=0) as s,
+        isolated(run_id, name, **overrides) as s,
         second_database(s) as target_url,
         migration_stores(s) as ms,
         projecting(s, "articles"),
@@ -40,34 +70,40 @@ async def test_a_target_is_filled_before_it_is_written_live(run_id: str) -> None
         await log.start()
         try:
             book = ArticleBook()
-            history = article_history(book, random.Random(3), events=EVENTS, tags=list("abcdefg"))
+            history = article_history(book, random.Random(seed), events=EVENTS, tags=TAGS)
             await append_events(log, history)
             await until_applied(s, "articles", len(history))
-            await start(ms, "articles", target_url)
-            with pytest.raises(MigrationRefused, match="migrate fill articles"):
-                await move(ms, "articles", Phase.SOURCE_FIRST)
-
-            shown: list[ReplayProgress] = []
-            done = await fill(
-                ms, "articles", FillPlan(advance=False), show=shown.append, stop=asyncio.Event()
-            )
-            assert (done.state, done.done, done.total) == ("caught up", len(history), len(history))
-            assert shown[-1] == done
-
-            migration = await move(ms, "articles", Phase.SOURCE_FIRST)
-            pair = Pair(migration, ms.stores.engine, ms.engine(Store.TARGET, migration))
-            assert await full_pass(pair) == []
-            # Live from here: the next events reach both stores.
-            more = article_history(book, random.Random(4), events=50, tags=list("abcdefg"))
-            await append_events(log, more)
-            await until_applied(s, "articles", len(history) + len(more))
-
-            async def equal() -> bool:
-                return await full_pass(pair) == []
-
-            await wait_until(equal, timeout_s=60)
+            yield Migrating(s, target_url, ms, log, book, history)
         finally:
             await log.close()
+
+
+async def test_a_target_is_filled_before_it_is_written_live(run_id: str) -> None:
+    async with migrating(run_id, "migfill", 3, replay_caught_up_events=0) as m:
+        ms, history = m.ms, m.history
+        await start(ms, "articles", m.target_url)
+        with pytest.raises(MigrationRefused, match="migrate fill articles"):
+            await move(ms, "articles", Phase.SOURCE_FIRST)
+
+        shown: list[ReplayProgress] = []
+        done = await fill(
+            ms, "articles", FillPlan(advance=False), show=shown.append, stop=asyncio.Event()
+        )
+        assert (done.state, done.done, done.total) == ("caught up", len(history), len(history))
+        assert shown[-1] == done
+
+        migration = await move(ms, "articles", Phase.SOURCE_FIRST)
+        pair = Pair(migration, ms.stores.engine, ms.engine(Store.TARGET, migration))
+        assert await full_pass(pair) == []
+        # Live from here: the next events reach both stores.
+        more = article_history(m.book, random.Random(4), events=50, tags=TAGS)
+        await append_events(m.log, more)
+        await until_applied(m.settings, "articles", len(history) + len(more))
+
+        async def equal() -> bool:
+            return await full_pass(pair) == []
+
+        await wait_until(equal, timeout_s=60)
 
 
 async def test_a_source_dropped_after_phase_4_is_never_used_again(run_id: str) -> None:
@@ -75,31 +111,18 @@ async def test_a_source_dropped_after_phase_4_is_never_used_again(run_id: str) -
     the main database's table, so a move back to 3 passed the catch-up check, and the live
     projector (writing the source first) stopped on the missing tables, the target serving
     reads with it; ``fill`` said "caught up" having applied nothing."""
-    async with (
-        isolated(run_id, "migdrop") as s,
-        second_database(s) as target_url,
-        migration_stores(s) as ms,
-        projecting(s, "articles"),
-    ):
-        log = EventLog.from_settings(s)
-        await log.start()
-        try:
-            book = ArticleBook()
-            history = article_history(book, random.Random(5), events=60, tags=list("abcdefg"))
-            await append_events(log, history)
-            await until_applied(s, "articles", len(history))
-            await start(ms, "articles", target_url)
-            await fill(ms, "articles", FillPlan(), show=lambda _: None, stop=asyncio.Event())
-            for wanted in (Phase.TARGET_FIRST, Phase.TARGET_ONLY):
-                migration = await move(ms, "articles", wanted)
-            schema = ms.projector(Store.SOURCE, migration).schema
-            async with ms.stores.engine.begin() as conn:
-                await conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    async with migrating(run_id, "migdrop", 5) as m:
+        ms = m.ms
+        await start(ms, "articles", m.target_url)
+        await fill(ms, "articles", FillPlan(), show=lambda _: None, stop=asyncio.Event())
+        for wanted in (Phase.TARGET_FIRST, Phase.TARGET_ONLY):
+            migration = await move(ms, "articles", wanted)
+        schema = ms.projector(Store.SOURCE, migration).schema
+        async with ms.stores.engine.begin() as conn:
+            await conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
 
-            with pytest.raises(MigrationRefused, match=f"no schema {schema} any more"):
-                await move(ms, "articles", Phase.TARGET_FIRST)
-            with pytest.raises(MigrationRefused, match="nothing to fill"):
-                await fill(ms, "articles", FillPlan(), show=lambda _: None, stop=asyncio.Event())
-            assert (await migration_of(ms.stores, "articles")).phase is Phase.TARGET_ONLY
-        finally:
-            await log.close()
+        with pytest.raises(MigrationRefused, match=f"no schema {schema} any more"):
+            await move(ms, "articles", Phase.TARGET_FIRST)
+        with pytest.raises(MigrationRefused, match="nothing to fill"):
+            await fill(ms, "articles", FillPlan(), show=lambda _: None, stop=asyncio.Event())
+        assert (await migration_of(ms.stores, "articles")).phase is Phase.TARGET_ONLY
