@@ -6,6 +6,7 @@ import asyncio
 import atexit
 import contextlib
 import logging
+import posixpath
 import re
 import sys
 import time
@@ -252,7 +253,12 @@ _PROFILE = re.compile(r"^(/+api/+profiles/+)[^/]*", re.IGNORECASE)
 def logged_path(path: str) -> str:
     """The path as the request log keeps it: a RealWorld profile's path names its person
     (a username is a nickname, personal data, sealed in the event log and kept nowhere in
-    clear), so that segment is logged as ``<username>``, in any spelling of the route."""
+    clear), so that segment is logged as ``<username>``, in any spelling of the route (one
+    with dot segments is logged as resolved)."""
+    if "profiles" not in path.lower():
+        return path
+    if _PROFILE.match(path) is None:
+        path = posixpath.normpath(path)
     return _PROFILE.sub(r"\1<username>", path, count=1)
 
 

@@ -388,6 +388,7 @@ class Settings(BaseSettings):
                 parts.scheme not in ("http", "https")
                 or not parts.hostname
                 or url != url.strip()
+                or not url.isprintable()  # urlsplit drops tabs and line breaks silently
                 or any(c.isspace() for c in parts.netloc)
             ):
                 # Not quoted: a gateway's URL may carry its credentials.

@@ -810,5 +810,16 @@ async def test_a_retry_whose_first_request_still_runs_is_told_to_come_back(
     retried = await client.post(path, json=said, headers={**jake.auth, "idempotency-key": key})
     assert errors(retried, 503) == {"idempotency-key": ["names a request still running; retry"]}
     assert retried.headers["retry-after"] == "1"
+    # Where the spec has a 409 (a new article), it is the 409, saying when to come back.
+    article = {"article": {"title": "Held", "description": "d", "body": "b"}}
+    held = {**first, "fingerprint": fingerprint_of(orjson.dumps(article))}
+    key = f"held-{uuid.uuid4()}"
+    entry = c.cache.key("idem", me.json()["user"]["id"], "POST", "/api/articles", key)
+    await c.redis.set(entry, orjson.dumps({**held, "at": time.time()}), ex=60)
+    again = await client.post(
+        "/api/articles", json=article, headers={**jake.auth, "idempotency-key": key}
+    )
+    assert errors(again, 409) == {"idempotency-key": ["names a request still running; retry"]}
+    assert again.headers["retry-after"] == "1"
     listed = await client.get(path, headers=jake.auth)
     assert listed.json()["comments"] == []

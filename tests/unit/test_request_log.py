@@ -87,3 +87,5 @@ async def test_a_realworld_profile_path_is_logged_without_its_username(
     assert logged_path("/api//profiles/Erin") == "/api//profiles/<username>"
     assert logged_path("/API/Profiles/Erin/follow") == "/API/Profiles/<username>/follow"
     assert logged_path("/api/articles/profiles/x") == "/api/articles/profiles/x"
+    assert logged_path("/api/./profiles/Erin") == "/api/profiles/<username>"
+    assert logged_path("/api/x/../profiles/Erin/follow") == "/api/profiles/<username>/follow"

@@ -131,6 +131,7 @@ def conduit(handler: Handler, statuses: frozenset[int] = frozenset(_KEPT)) -> Ha
     @functools.wraps(handler)
     async def answer(request: Request) -> Response:
         wait = 1  # seconds a 429 or 503 asks the client to wait; the error's own if it says
+        told_to_wait = False  # an error that says when to come back (a 409 too) says so
         try:
             return await handler(request)
         except ConduitError as exc:
@@ -144,8 +145,9 @@ def conduit(handler: Handler, statuses: frozenset[int] = frozenset(_KEPT)) -> Ha
             if isinstance(exc, Unavailable):
                 store_unreachable(request.url.path, exc)
             failed = translated(request, exc)
+            told_to_wait = bool(getattr(exc, "retry_after_s", None))
             wait = getattr(exc, "retry_after_s", None) or wait
-            if failed.status not in statuses | {429} and getattr(exc, "retry_after_s", None):
+            if failed.status not in statuses | {429} and told_to_wait:
                 # "Come back in a moment" (a retry whose first request still runs) where
                 # the spec has no 409: the service's 503, not a 422 that blames the input.
                 failed = ConduitError(503, failed.errors)
@@ -158,7 +160,7 @@ def conduit(handler: Handler, statuses: frozenset[int] = frozenset(_KEPT)) -> Ha
         if failed.status < 500 and failed.status not in statuses | {429}:
             failed = ConduitError(422, failed.errors)
         out = response(failed.status, failed.errors)
-        if failed.status in (429, 503):
+        if failed.status in (429, 503) or told_to_wait:
             out.headers["retry-after"] = str(wait)
         return out
 
