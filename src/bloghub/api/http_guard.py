@@ -85,6 +85,11 @@ class GuardedHttp(HttpToolsProtocol):
         self._tail = b""  # the last bytes of the head so far: its end may span two reads
         self._head_timer: asyncio.TimerHandle | None = None
         self._body_timer: asyncio.TimerHandle | None = None
+        # A timer found the server itself holding the client up (an answer being made, or
+        # reading paused) and no byte came since: the client's bound restarts once more,
+        # from that timer's next turn. Without it a timer due in the same turn of the loop
+        # as the server resuming would cut the client before its waiting bytes are read.
+        self._held = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -96,6 +101,7 @@ class GuardedHttp(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        self._held = False
         if self._in_head and data:
             end = self._head_end(data)
             if self._head_bytes + (len(data) if end < 0 else end) > self._bounds.max_head_bytes:
@@ -163,8 +169,11 @@ class GuardedHttp(HttpToolsProtocol):
         self._head_timer = None
         if not self._in_head or self.transport.is_closing():
             return
-        if self.cycle is not None and not self.cycle.response_complete:
-            # An answer is still being made: the next head (pipelined) waits for it.
+        answering = self.cycle is not None and not self.cycle.response_complete
+        if answering or self._held:
+            # An answer is (or was, at the last turn) still being made: the next head
+            # (pipelined) waits for it, and has a whole bound once it is made.
+            self._held = answering
             self._arm_head()
             return
         if self._head_bytes == 0 and not self._begun:
@@ -177,9 +186,11 @@ class GuardedHttp(HttpToolsProtocol):
         self._body_timer = None
         if self.transport.is_closing():
             return
-        if self.flow.read_paused:
+        if self.flow.read_paused or self._held:
             # The server stopped reading (a request pipelined behind one being answered,
-            # or a body the app has not taken yet): what is unread is no client's silence.
+            # or a body the app has not taken yet): what is unread is no client's silence,
+            # and once reading resumes the client has a whole bound again.
+            self._held = self.flow.read_paused
             self._arm_body()
             return
         log.info("http.body_timeout", client=_client(self.client))

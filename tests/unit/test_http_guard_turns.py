@@ -1,0 +1,137 @@
+"""The guard's timers in the turn of the loop where the server resumes reading.
+
+A timer due in the same turn as the answer that resumes reading runs before the bytes
+waiting in the socket are read: the client must not be cut for a silence that was the
+server's. Driven turn by turn on a transport that records what the server does, so the
+order of that one turn is not left to chance (the e2e tests show the whole exchange)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import uvicorn
+from uvicorn.server import ServerState
+
+from bloghub.api.http_guard import GuardedHttp
+
+
+class _Transport(asyncio.Transport):
+    def __init__(self) -> None:
+        super().__init__()
+        self.closed = False
+        self.written = b""
+        self.reading = True
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.written += bytes(data)
+
+    def close(self) -> None:
+        self.closed = True
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def pause_reading(self) -> None:
+        self.reading = False
+
+    def resume_reading(self) -> None:
+        self.reading = True
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return {"peername": ("127.0.0.1", 40000), "sockname": ("127.0.0.1", 8000)}.get(
+            name, default
+        )
+
+
+class _Slow:
+    """``/slow`` answers once released; anything else answers its body."""
+
+    def __init__(self) -> None:
+        self.released = asyncio.Event()
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["path"] == "/slow":
+            await self.released.wait()
+        else:
+            while (await receive()).get("more_body", False):
+                pass
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"done"})
+
+
+async def _connected(app: _Slow) -> tuple[GuardedHttp, _Transport]:
+    config = uvicorn.Config(app, lifespan="off", log_level="warning")
+    config.load()
+    protocol = GuardedHttp(config=config, server_state=ServerState(), app_state={})
+    transport = _Transport()
+    protocol.connection_made(transport)
+    return protocol, transport
+
+
+async def _answered(app: _Slow, transport: _Transport) -> None:
+    """Lets ``/slow`` answer, which resumes the server's reading."""
+    app.released.set()
+    for _ in range(100):
+        if b"done" in transport.written:
+            return
+        await asyncio.sleep(0)
+    raise AssertionError("/slow was not answered")
+
+
+async def _hung_up(protocol: GuardedHttp) -> None:
+    protocol.connection_lost(None)
+    await asyncio.gather(*protocol.tasks)
+
+
+PIPELINED_BODY = (
+    b"GET /slow HTTP/1.1\r\nhost: x\r\n\r\n"
+    b"POST /echo HTTP/1.1\r\nhost: x\r\ncontent-length: 10\r\n\r\nhello"
+)
+
+
+async def test_a_body_waiting_unread_has_a_whole_bound_once_reading_resumes() -> None:
+    app = _Slow()
+    protocol, transport = await _connected(app)
+    protocol.data_received(PIPELINED_BODY)
+    assert protocol.flow.read_paused  # pipelined behind an answer being made
+    protocol._body_late()  # the bound runs out while the server holds the client up
+    assert not transport.closed
+
+    await _answered(app, transport)  # reading resumes; "world" waits in the socket
+    assert not protocol.flow.read_paused
+    protocol._body_late()  # due in the same turn, before the read
+    assert not transport.closed
+
+    protocol._body_late()  # a whole bound later with nothing sent: the client's silence
+    assert transport.closed
+    await _hung_up(protocol)
+
+
+async def test_a_byte_after_resuming_restarts_the_bound_as_usual() -> None:
+    app = _Slow()
+    protocol, transport = await _connected(app)
+    protocol.data_received(PIPELINED_BODY)
+    protocol._body_late()
+    await _answered(app, transport)
+    protocol.data_received(b"wor")
+    protocol._body_late()  # a whole bound after the last bytes, not after resuming
+    assert transport.closed
+    await _hung_up(protocol)
+
+
+async def test_a_head_pipelined_behind_an_answer_has_a_whole_bound_once_it_is_made() -> None:
+    app = _Slow()
+    protocol, transport = await _connected(app)
+    protocol.data_received(b"GET /slow HTTP/1.1\r\nhost: x\r\n\r\nGET /next HTTP/1.1\r\nho")
+    protocol._head_late()  # the answer is still being made
+    assert not transport.closed
+
+    await _answered(app, transport)
+    protocol._head_late()  # due in the same turn as the answer, before the read
+    assert not transport.closed
+
+    protocol._head_late()  # a whole bound later, the head still unfinished
+    assert b"HTTP/1.1 408 " in transport.written, transport.written
+    assert transport.closed
+    await _hung_up(protocol)
