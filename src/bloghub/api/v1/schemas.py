@@ -123,13 +123,29 @@ _BLANK = (
 )
 _SPACE = r" \u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000"  # str.isspace()
 
+# Noncharacters: code points Unicode keeps out of text for good (U+FDD0-U+FDEF and the
+# last two of every plane). A font draws one as nothing or as a box.
+_NONCHARACTERS = r"\uFDD0-\uFDEF\uFFFE\uFFFF" + "".join(
+    _beyond_the_bmp(plane + 0xFFFE, plane + 0xFFFF) for plane in range(0x10000, 0x110000, 0x10000)
+)
+# The line and paragraph separators: a break in a text of one line.
+_LINE_BREAKS = r"\u2028\u2029"
+
 # NUL and the other C0/C1 controls (tab and line breaks aside) have no place in any text a
 # person sends; refused here, they never reach a store or a log line.
 PLAIN = Rule(r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*$", "must not contain control characters")
-# One line of visible text: no controls, invisible format or private-use characters, and
-# something besides spaces.
+# One line of visible text: no controls, line breaks, invisible format, private-use or
+# noncharacters, and something besides spaces.
 _HIDDEN = _CONTROL + _FORMAT + _PRIVATE
+_LINE_HIDDEN = _HIDDEN + _LINE_BREAKS + _NONCHARACTERS
 LINE = Rule(
+    f"^[^{_LINE_HIDDEN}]*[^{_LINE_HIDDEN}{_SPACE}{_BLANK}][^{_LINE_HIDDEN}]*$",
+    "must be one line of visible text, without control, private-use or noncharacters",
+)
+# A name as names were taken before line breaks and noncharacters were refused in one
+# line: a name taken then stays its account's (a new name is refused them, ``SEPARATOR``
+# and ``NONCHARACTER``).
+_NAME_LINE = Rule(
     f"^[^{_HIDDEN}]*[^{_HIDDEN}{_SPACE}{_BLANK}][^{_HIDDEN}]*$",
     "must be visible text without control characters",
 )
@@ -159,11 +175,12 @@ UNBROKEN = Rule(
 # are not among them.
 WORD_SPACES = r" \u00A0\u2000-\u200A\u202F\u205F\u3000\u2800\u3164\uFFA0"
 # A tag: visible words joined by spaces.
-_WORD = f"[^{_HIDDEN}{_SPACE}]"
+_WORD = f"[^{_LINE_HIDDEN}{_SPACE}]"
 _JOIN = f"[{WORD_SPACES}]+"
 TAG = Rule(
-    f"^(?:{_WORD}+{_JOIN})*{_WORD}*[^{_HIDDEN}{_SPACE}{_BLANK}]{_WORD}*(?:{_JOIN}{_WORD}+)*$",
-    "a tag is visible words joined by spaces, without control characters or line breaks",
+    f"^(?:{_WORD}+{_JOIN})*{_WORD}*[^{_LINE_HIDDEN}{_SPACE}{_BLANK}]{_WORD}*(?:{_JOIN}{_WORD}+)*$",
+    "a tag is visible words joined by spaces, without control characters, line breaks "
+    "or noncharacters",
 )
 
 # Domains that email cannot reach (RFC 6761 and kin), which the address check refuses.
@@ -329,7 +346,7 @@ def _canonical_name(value: Any) -> Any:
 # A name as an account may hold it already: names taken before a rule of ``ADDRESSABLE``
 # was made stay theirs, and a form sending one back unchanged is not refused for it.
 StoredName = Annotated[
-    str, Field(min_length=1, max_length=64), BeforeValidator(_canonical_name), LINE
+    str, Field(min_length=1, max_length=64), BeforeValidator(_canonical_name), _NAME_LINE
 ]
 # A nickname is also a Conduit username, which front ends put into an address as it is
 # (`/profiles/${username}`): a slash (even encoded) splits the segment, `?` and `#` end the
@@ -356,6 +373,8 @@ SEPARATOR = (
     "(U+2028, U+2029, U+1680)"
 )
 _SEPARATORS = frozenset("\u1680\u2028\u2029")
+NONCHARACTER = "must not contain a noncharacter (U+FDD0-U+FDEF, U+FFFE, U+FFFF and kin)"
+_NONCHARACTER = Rule(f"^[^{_NONCHARACTERS}]*$", NONCHARACTER)
 
 
 # What reads as an id's hyphen or hex letter without being one: every dash (Unicode's
@@ -410,6 +429,8 @@ def _unlike_another(name: str) -> str | None:
         return FILLER
     if not _SEPARATORS.isdisjoint(name):
         return SEPARATOR
+    if not _NONCHARACTER.matches(name):
+        return NONCHARACTER
     shown = as_shown(name)
     if " ".join(shown.split()) == username_key(ERASED_NAME):
         return SHOWN_FOR_ERASED
@@ -421,8 +442,8 @@ def _unlike_another(name: str) -> str | None:
 _NICKNAME_RULES = (
     "Trimmed, in NFC. Besides its pattern: not an account id in any spelling, not the name "
     'shown for erased accounts ("deleted user", in any case or width), no /, ?, #, % or '
-    "\\, not dots only, no two spaces in a row, no line or paragraph separator or "
-    "Ogham space mark; unique regardless of case and width."
+    "\\, not dots only, no two spaces in a row, no line or paragraph separator, "
+    "Ogham space mark or noncharacter; unique regardless of case and width."
 )
 Nickname = Annotated[
     StoredName,
