@@ -419,6 +419,19 @@ async def test_writing_needs_a_token(client: httpx.AsyncClient) -> None:
     assert errors(bad, 401) == {"token": ["is invalid"]}
 
 
+@pytest.mark.parametrize("path", ["/api/articles", "/api/tags", "/api/articles/no-such/comments"])
+async def test_a_public_read_with_an_authorization_that_holds_no_token_is_401(
+    client: httpx.AsyncClient, path: str
+) -> None:
+    """A client whose header went wrong is told so, as for a bad token, not served as
+    anonymous (every article shown unfavorited, as though its favorites were lost)."""
+    jake = await register(client)
+    for header in ("Bearer", "Token", "Basic YTpi", f"Token\t{jake.token}"):
+        bad = await client.get(path, headers={"authorization": header})
+        assert errors(bad, 401) == {"token": ["is invalid"]}, header
+    assert (await client.get("/api/articles", headers=jake.auth)).status_code == 200
+
+
 async def test_lists_are_newest_first_paged_by_offset_with_the_total_and_no_body(
     client: httpx.AsyncClient,
 ) -> None:

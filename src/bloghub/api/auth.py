@@ -107,8 +107,13 @@ async def caller_waited(
 
 
 async def optional_caller(request: Request, *, account: bool = True) -> Claims | None:
+    """The caller, or None when no ``Authorization`` is sent. One that is sent and holds no
+    token (another scheme, no token after the scheme) is 401, as a bad token is: a client
+    whose header went wrong is told so, not served as anonymous."""
     token = bearer_token(request)
     if token is None:
+        if request.headers.get("authorization"):
+            raise Unauthorized("send Authorization: Bearer <access token>")
         return None
     claims = container(request).tokens.verify("access", token, user_agent(request))
     if not await session_is_live(request, claims, account=account):
