@@ -312,6 +312,33 @@ async def test_highlights_start_and_end_between_whole_characters(
         assert start + len(text) in whole, fragment
 
 
+@pytest.mark.parametrize(
+    ("content", "q"),
+    [
+        # A hash dump: no word break for 40,000 characters after the word.
+        ("flamingo{marker} " + "0123456789abcdef" * 2500, "flamingo{marker}"),
+        # Chinese without punctuation around the word.
+        ("\u6570" * 15000 + "{marker}" + "\u636e" * 15000, "{marker}"),
+    ],
+)
+async def test_a_highlight_is_a_passage_even_where_no_word_break_comes(
+    client: httpx.AsyncClient, author: Author, content: str, q: str
+) -> None:
+    """OpenSearch cuts a fragment only at a word break: around a long run without one, it
+    gave the whole run, tens of kilobytes for each hit of every search that found it."""
+    marker = word()
+    text = content.format(marker=marker)
+    await publish(client, author, title="run", content=text)
+    found = await search(client, author, q=q.format(marker=marker), author=author.id)
+    fragments = found["articles"][0]["highlights"]["content"]
+    assert fragments
+    for fragment in fragments:
+        plain = html.unescape(fragment.replace("<mark>", "").replace("</mark>", ""))
+        assert len(plain) <= 320, len(plain)
+        assert plain in text
+    assert any(marker in f and "<mark>" in f for f in fragments), fragments
+
+
 async def test_highlights_mark_each_form_the_stemmer_matched_beside_the_exact_one(
     client: httpx.AsyncClient, author: Author
 ) -> None:

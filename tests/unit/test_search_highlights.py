@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bloghub.api.search_fragments import on_whole_clusters
+from bloghub.api.search_fragments import clipped, on_whole_clusters
 from bloghub.api.search_queries import highlights, marked
 
 ABC = "\uff21\uff22\uff23"  # full width: a spaced script's word all the same
@@ -179,3 +179,33 @@ def test_a_token_cut_within_an_emoji_marks_nothing_in_the_title() -> None:
     shown = highlights(hit)
     assert shown["title"] == f"Emoji {three} family <mark>8100</mark>"
     assert shown["content"] == [f"\u5bb6\u5ead<mark>{four}</mark>\u540e\u6765 <mark>8100</mark>"]
+
+
+def test_a_fragment_within_the_bound_is_kept_as_it_is() -> None:
+    fragment = "a few words and a <mark>match</mark> &amp; more"
+    assert clipped(fragment, 320, 80) == fragment
+
+
+def test_a_long_fragment_is_clipped_to_a_passage_around_its_first_mark() -> None:
+    fragment = "x" * 1000 + "<mark>match</mark>" + "y" * 1000 + "<mark>match</mark>"
+    assert clipped(fragment, 40, 10) == "x" * 10 + "<mark>match</mark>" + "y" * 25
+
+
+def test_a_mark_cut_at_the_end_is_closed_and_one_at_the_start_kept() -> None:
+    assert clipped("<mark>" + "m" * 50 + "</mark>" + "z" * 50, 20, 10) == (
+        "<mark>" + "m" * 20 + "</mark>"
+    )
+
+
+def test_an_entity_counts_as_the_one_character_it_stands_for() -> None:
+    fragment = "&amp;" * 100 + "<mark>x</mark>" + "&lt;" * 100
+    assert clipped(fragment, 11, 5) == "&amp;" * 5 + "<mark>x</mark>" + "&lt;" * 5
+
+
+def test_a_fragment_without_a_mark_is_clipped_from_its_start() -> None:
+    assert clipped("abc" * 100, 7, 3) == "abcabca"
+
+
+def test_a_mark_near_the_end_keeps_the_passage_full_length() -> None:
+    fragment = "a" * 100 + "<mark>b</mark>"
+    assert clipped(fragment, 20, 5) == "a" * 19 + "<mark>b</mark>"

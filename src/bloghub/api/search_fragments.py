@@ -3,7 +3,11 @@ a fragment where its size runs out when no word break comes (a run of emoji, say
 start the next one there: within a family joined by zero-width joiners, between an emoji
 and its skin tone, between a flag's two letters. A fragment is found in the text it came
 from and each edge that falls within a grapheme cluster is moved to one (``graphemes``):
-inwards, dropping the part, unless that part is marked, then outwards, completing it."""
+inwards, dropping the part, unless that part is marked, then outwards, completing it.
+
+Nor does OpenSearch bound a fragment when no word break comes at all (a hash, a run of
+Chinese without punctuation): the fragment is then the whole run, tens of kilobytes. A
+fragment is ``clipped`` to a passage around its first mark before anything else."""
 
 from __future__ import annotations
 
@@ -30,6 +34,25 @@ def escaped(text: str) -> str:
 def plain_text(fragment: str) -> str:
     """The text of ``fragment`` (escaped text with marks) as written: no marks, no entities."""
     return "".join(_UNESCAPED.get(p, p) for p in _PIECE.findall(fragment) if p not in _TAGS)
+
+
+def clipped(fragment: str, most: int, before: int) -> str:
+    """``fragment`` (escaped text with marks) cut to at most ``most`` characters of text,
+    starting ``before`` characters ahead of its first mark (or at its start), a mark cut
+    at the end closed there. One within ``most`` is kept as it is."""
+    pieces: list[str] = _PIECE.findall(fragment)
+    chars = [i for i, piece in enumerate(pieces) if piece not in _TAGS]
+    if len(chars) <= most:
+        return fragment
+    mark_at = pieces.index(MARK) if MARK in pieces else None
+    ahead = 0 if mark_at is None else sum(1 for i in chars if i < mark_at)
+    start = max(0, min(ahead - before, len(chars) - most))  # never past the first mark
+    cut_from = mark_at if mark_at is not None and start == ahead else chars[start]
+    kept = pieces[cut_from : chars[start + most - 1] + 1]
+    opened = False
+    for piece in kept:
+        opened = piece == MARK or (opened and piece != UNMARK)
+    return "".join(kept) + (UNMARK if opened else "")
 
 
 def on_whole_clusters(fragment: str, source: str) -> str:

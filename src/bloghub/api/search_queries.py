@@ -22,7 +22,7 @@ import orjson
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from bloghub.api.search_fragments import MARK, UNMARK, on_whole_clusters, plain_text
+from bloghub.api.search_fragments import MARK, UNMARK, clipped, on_whole_clusters, plain_text
 from bloghub.errors import NoPage
 from bloghub.readmodels import tag_key
 
@@ -241,11 +241,20 @@ def highlights(hit: Mapping[str, Any]) -> dict[str, Any]:
 CONTENT_FRAGMENTS: int = HIGHLIGHT["fields"]["content"]["number_of_fragments"]
 
 
+# A fragment OpenSearch could not cut (no word break near its size) is clipped to this
+# many characters, from this many ahead of its first mark: twice the size asked for, so a
+# fragment OpenSearch did cut is never touched.
+CLIPPED_TO = 2 * HIGHLIGHT["fields"]["content"]["fragment_size"]
+CONTEXT_BEFORE = HIGHLIGHT["fields"]["content"]["fragment_size"] // 2
+
+
 def _whole(fragments: list[str], source: object) -> list[str]:
-    """``fragments`` on whole clusters of ``source``, the text they were cut from."""
+    """``fragments``, each clipped to a passage (``clipped``), on whole clusters of
+    ``source``, the text they were cut from."""
+    short = [clipped(fragment, CLIPPED_TO, CONTEXT_BEFORE) for fragment in fragments]
     if not isinstance(source, str):
-        return fragments
-    return [on_whole_clusters(fragment, source) for fragment in fragments]
+        return short
+    return [on_whole_clusters(fragment, source) for fragment in short]
 
 
 def _passages(plain: list[str], stemmed: list[str], source: object) -> list[str]:
