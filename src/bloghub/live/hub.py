@@ -31,6 +31,7 @@ from bloghub.live.socket import GOING_AWAY, SESSION_ENDED, SILENT, LiveConfig, L
 log = structlog.get_logger(__name__)
 
 PING = orjson.dumps({"type": "ping"}).decode()
+READY = orjson.dumps({"type": "ready"}).decode()  # a socket's first message, once joined
 REDIS_TURNS = 32
 # How many pushed notification ids a process remembers to pass over a second push of one:
 # a generation switch pushes for a few seconds from both projectors.
@@ -105,11 +106,14 @@ class LiveHub:
     async def join(self, sock: LiveSocket) -> Admission:
         """Count the socket in (presence, fan-out) unless its user is at their limit or
         its session has ended. The session is asked once the socket is counted in: one
-        ended before is seen here, one ended after reaches it on the sessions channel."""
+        ended before is seen here, one ended after reaches it on the sessions channel.
+        ``ready`` is offered first, before the socket can be offered a notification (one
+        may come while the session is asked); it is sent only if the socket is served."""
         async with self._turns:
             most = self.config.connections_per_user
             if not await self.presence.join(sock.user_id, sock.member, most=most):
                 return Admission.TOO_MANY
+            sock.offer(READY)
             self._users.setdefault(sock.user_id, set()).add(sock)
             if not await self.sessions.is_live(sock.session_id, sock.user_id):
                 return Admission.ENDED

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 
-import orjson
 import structlog
 from starlette.requests import Request
 from starlette.responses import Response
@@ -47,7 +46,6 @@ log = structlog.get_logger(__name__)
 
 PROTOCOL = "bloghub.live"
 TOKEN_PREFIX = "bearer."
-READY = orjson.dumps({"type": "ready"}).decode()
 UNAVAILABLE = Close(1013, "try again later")
 
 
@@ -96,8 +94,7 @@ async def _serve(ws: WebSocket, c: Container, claims: Claims) -> None:
     )
     try:
         admitted = await hub.join(sock)
-        if admitted is Admission.JOINED:
-            sock.offer(READY)
+        if admitted is Admission.JOINED:  # ``ready`` offered, first of all it sends
             await sock.serve(cfg.max_message_bytes)
         else:
             refused = {Admission.TOO_MANY: TOO_MANY, Admission.ENDED: SESSION_ENDED}
