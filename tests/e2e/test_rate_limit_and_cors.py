@@ -73,6 +73,7 @@ async def test_cors_allows_only_the_configured_origin(strict: httpx.AsyncClient)
     exposed = simple.headers["access-control-expose-headers"].lower()
     assert "x-jwt-token" in exposed
     assert "bloghub-position" in exposed
+    assert "bloghub-ranking-version" in exposed  # a front end reads the ranking's version
     foreign = await strict.get("/v1/tags", headers={"origin": "https://evil.example"})
     assert "access-control-allow-origin" not in foreign.headers
 

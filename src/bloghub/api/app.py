@@ -111,6 +111,7 @@ EXPOSED_HEADERS = [
     "x-request-id",
     "bloghub-position",
     "bloghub-stale",
+    "bloghub-ranking-version",
     "retry-after",
 ]
 
