@@ -1,9 +1,9 @@
-"""The guard's timers in the turn of the loop where the server resumes reading.
-
-A timer due in the same turn as the answer that resumes reading runs before the bytes
-waiting in the socket are read: the client must not be cut for a silence that was the
-server's. Driven turn by turn on a transport that records what the server does, so the
-order of that one turn is not left to chance (the e2e tests show the whole exchange)."""
+"""The guard's timers when the server holds a client up (an answer being made ahead of a
+pipelined request): the client's bound starts again when the server resumes, and a timer
+due in the same turn of the loop as the resumption cannot cut it before the bytes waiting
+in the socket are read. Driven turn by turn on a transport that records what the server
+does, so the order of that one turn is not left to chance (the e2e tests show the whole
+exchange)."""
 
 from __future__ import annotations
 
@@ -90,6 +90,12 @@ PIPELINED_BODY = (
 )
 
 
+def _due_in(timer: asyncio.TimerHandle | None) -> float:
+    assert timer is not None
+    assert not timer.cancelled()
+    return timer.when() - asyncio.get_running_loop().time()
+
+
 async def test_a_body_waiting_unread_has_a_whole_bound_once_reading_resumes() -> None:
     app = _Slow()
     protocol, transport = await _connected(app)
@@ -97,14 +103,29 @@ async def test_a_body_waiting_unread_has_a_whole_bound_once_reading_resumes() ->
     assert protocol.flow.read_paused  # pipelined behind an answer being made
     protocol._body_late()  # the bound runs out while the server holds the client up
     assert not transport.closed
+    held = protocol._body_timer  # armed again, for a bound from now
 
+    await asyncio.sleep(0.2)  # the answer takes a while yet
     await _answered(app, transport)  # reading resumes; "world" waits in the socket
     assert not protocol.flow.read_paused
-    protocol._body_late()  # due in the same turn, before the read
-    assert not transport.closed
+    # A whole bound from now, whatever was due: the old timer is cancelled, so one due in
+    # this same turn cannot run ahead of the read of the bytes that waited.
+    assert held is not None
+    assert held.cancelled()
+    assert _due_in(protocol._body_timer) > protocol._bounds.body_idle_timeout_s - 0.05
 
     protocol._body_late()  # a whole bound later with nothing sent: the client's silence
     assert transport.closed
+    await _hung_up(protocol)
+
+
+async def test_a_body_held_for_less_than_its_bound_is_not_charged_for_the_hold() -> None:
+    app = _Slow()
+    protocol, transport = await _connected(app)
+    protocol.data_received(PIPELINED_BODY)
+    await asyncio.sleep(0.2)  # held, no timer due meanwhile
+    await _answered(app, transport)
+    assert _due_in(protocol._body_timer) > protocol._bounds.body_idle_timeout_s - 0.05
     await _hung_up(protocol)
 
 
@@ -112,10 +133,10 @@ async def test_a_byte_after_resuming_restarts_the_bound_as_usual() -> None:
     app = _Slow()
     protocol, transport = await _connected(app)
     protocol.data_received(PIPELINED_BODY)
-    protocol._body_late()
     await _answered(app, transport)
     protocol.data_received(b"wor")
-    protocol._body_late()  # a whole bound after the last bytes, not after resuming
+    assert _due_in(protocol._body_timer) > protocol._bounds.body_idle_timeout_s - 0.05
+    protocol._body_late()  # a whole bound after the last bytes with nothing more
     assert transport.closed
     await _hung_up(protocol)
 
@@ -127,9 +148,9 @@ async def test_a_head_pipelined_behind_an_answer_has_a_whole_bound_once_it_is_ma
     protocol._head_late()  # the answer is still being made
     assert not transport.closed
 
+    await asyncio.sleep(0.2)
     await _answered(app, transport)
-    protocol._head_late()  # due in the same turn as the answer, before the read
-    assert not transport.closed
+    assert _due_in(protocol._head_timer) > protocol._bounds.head_timeout_s - 0.05
 
     protocol._head_late()  # a whole bound later, the head still unfinished
     assert b"HTTP/1.1 408 " in transport.written, transport.written

@@ -16,11 +16,12 @@ The bounds come from the settings (``configure``), in each process that serves."
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import structlog
+from uvicorn.protocols.http.flow_control import FlowControl
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from bloghub.settings import Settings
@@ -85,14 +86,10 @@ class GuardedHttp(HttpToolsProtocol):
         self._tail = b""  # the last bytes of the head so far: its end may span two reads
         self._head_timer: asyncio.TimerHandle | None = None
         self._body_timer: asyncio.TimerHandle | None = None
-        # A timer found the server itself holding the client up (an answer being made, or
-        # reading paused) and no byte came since: the client's bound restarts once more,
-        # from that timer's next turn. Without it a timer due in the same turn of the loop
-        # as the server resuming would cut the client before its waiting bytes are read.
-        self._held = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        self.flow = _Flow(transport, self._reading_resumed)
         self._arm_head()  # a connection that never sends is closed too
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -101,7 +98,6 @@ class GuardedHttp(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        self._held = False
         if self._in_head and data:
             end = self._head_end(data)
             if self._head_bytes + (len(data) if end < 0 else end) > self._bounds.max_head_bytes:
@@ -145,6 +141,19 @@ class GuardedHttp(HttpToolsProtocol):
         self.scope[WHOLE] = True  # type: ignore[literal-required]
         super().on_message_complete()
 
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if self._in_head and self._head_timer is not None:
+            self._arm_head()  # a head pipelined behind the answer: its bound starts now
+
+    def _reading_resumed(self) -> None:
+        """The server reads again: the body under way has a whole bound from now, not
+        from its last bytes (the time the server held it was no client's silence). Armed
+        now, a timer due in this same turn of the loop is cancelled before it can run
+        ahead of the read of the bytes that waited."""
+        if self._in_body and self._body_timer is not None:
+            self._arm_body()
+
     # --- the timers -------------------------------------------------------------------
 
     def _arm_head(self) -> None:
@@ -169,11 +178,9 @@ class GuardedHttp(HttpToolsProtocol):
         self._head_timer = None
         if not self._in_head or self.transport.is_closing():
             return
-        answering = self.cycle is not None and not self.cycle.response_complete
-        if answering or self._held:
-            # An answer is (or was, at the last turn) still being made: the next head
-            # (pipelined) waits for it, and has a whole bound once it is made.
-            self._held = answering
+        if self.cycle is not None and not self.cycle.response_complete:
+            # An answer is still being made: the next head (pipelined) waits for it, and
+            # has a whole bound once it is made (``on_response_complete``).
             self._arm_head()
             return
         if self._head_bytes == 0 and not self._begun:
@@ -186,11 +193,10 @@ class GuardedHttp(HttpToolsProtocol):
         self._body_timer = None
         if self.transport.is_closing():
             return
-        if self.flow.read_paused or self._held:
+        if self.flow.read_paused:
             # The server stopped reading (a request pipelined behind one being answered,
             # or a body the app has not taken yet): what is unread is no client's silence,
-            # and once reading resumes the client has a whole bound again.
-            self._held = self.flow.read_paused
+            # and once reading resumes the client has a whole bound again (``_Flow``).
             self._arm_body()
             return
         log.info("http.body_timeout", client=_client(self.client))
@@ -201,6 +207,20 @@ class GuardedHttp(HttpToolsProtocol):
         self._cancel_body()
         self.transport.write(_refusal(status, message))
         self.transport.close()
+
+
+class _Flow(FlowControl):
+    """uvicorn's flow control, telling the protocol when reading resumes."""
+
+    def __init__(self, transport: asyncio.Transport, resumed: Callable[[], None]) -> None:
+        super().__init__(transport)
+        self._resumed = resumed
+
+    def resume_reading(self) -> None:
+        paused = self.read_paused
+        super().resume_reading()
+        if paused:
+            self._resumed()
 
 
 def _client(client: tuple[str, int] | None) -> str | None:
