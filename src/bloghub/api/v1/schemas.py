@@ -124,28 +124,20 @@ _BLANK = (
 _SPACE = r" \u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000"  # str.isspace()
 
 # Noncharacters: code points Unicode keeps out of text for good (U+FDD0-U+FDEF and the
-# last two of every plane). A font draws one as nothing or as a box.
+# last two of every plane). A font draws one as nothing or as a box: a new name may not
+# hold one (``NONCHARACTER``). Stored texts that hold one (titles, tags) were accepted
+# before and are sent back as they are by editors, so ``LINE`` does not refuse them.
 _NONCHARACTERS = r"\uFDD0-\uFDEF\uFFFE\uFFFF" + "".join(
     _beyond_the_bmp(plane + 0xFFFE, plane + 0xFFFF) for plane in range(0x10000, 0x110000, 0x10000)
 )
-# The line and paragraph separators: a break in a text of one line.
-_LINE_BREAKS = r"\u2028\u2029"
 
 # NUL and the other C0/C1 controls (tab and line breaks aside) have no place in any text a
 # person sends; refused here, they never reach a store or a log line.
 PLAIN = Rule(r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*$", "must not contain control characters")
-# One line of visible text: no controls, line breaks, invisible format, private-use or
-# noncharacters, and something besides spaces.
+# One line of visible text: no controls, invisible format or private-use characters, and
+# something besides spaces.
 _HIDDEN = _CONTROL + _FORMAT + _PRIVATE
-_LINE_HIDDEN = _HIDDEN + _LINE_BREAKS + _NONCHARACTERS
 LINE = Rule(
-    f"^[^{_LINE_HIDDEN}]*[^{_LINE_HIDDEN}{_SPACE}{_BLANK}][^{_LINE_HIDDEN}]*$",
-    "must be one line of visible text, without control, private-use or noncharacters",
-)
-# A name as names were taken before line breaks and noncharacters were refused in one
-# line: a name taken then stays its account's (a new name is refused them, ``SEPARATOR``
-# and ``NONCHARACTER``).
-_NAME_LINE = Rule(
     f"^[^{_HIDDEN}]*[^{_HIDDEN}{_SPACE}{_BLANK}][^{_HIDDEN}]*$",
     "must be visible text without control characters",
 )
@@ -175,12 +167,11 @@ UNBROKEN = Rule(
 # are not among them.
 WORD_SPACES = r" \u00A0\u2000-\u200A\u202F\u205F\u3000\u2800\u3164\uFFA0"
 # A tag: visible words joined by spaces.
-_WORD = f"[^{_LINE_HIDDEN}{_SPACE}]"
+_WORD = f"[^{_HIDDEN}{_SPACE}]"
 _JOIN = f"[{WORD_SPACES}]+"
 TAG = Rule(
-    f"^(?:{_WORD}+{_JOIN})*{_WORD}*[^{_LINE_HIDDEN}{_SPACE}{_BLANK}]{_WORD}*(?:{_JOIN}{_WORD}+)*$",
-    "a tag is visible words joined by spaces, without control characters, line breaks "
-    "or noncharacters",
+    f"^(?:{_WORD}+{_JOIN})*{_WORD}*[^{_HIDDEN}{_SPACE}{_BLANK}]{_WORD}*(?:{_JOIN}{_WORD}+)*$",
+    "a tag is visible words joined by spaces, without control characters or line breaks",
 )
 
 # Domains that email cannot reach (RFC 6761 and kin), which the address check refuses.
@@ -346,7 +337,7 @@ def _canonical_name(value: Any) -> Any:
 # A name as an account may hold it already: names taken before a rule of ``ADDRESSABLE``
 # was made stay theirs, and a form sending one back unchanged is not refused for it.
 StoredName = Annotated[
-    str, Field(min_length=1, max_length=64), BeforeValidator(_canonical_name), _NAME_LINE
+    str, Field(min_length=1, max_length=64), BeforeValidator(_canonical_name), LINE
 ]
 # A nickname is also a Conduit username, which front ends put into an address as it is
 # (`/profiles/${username}`): a slash (even encoded) splits the segment, `?` and `#` end the
