@@ -480,6 +480,32 @@ async def test_an_account_keeps_a_name_taken_before_the_address_rules(
     assert errors(other, 422) == {"username": [UNADDRESSABLE]}
 
 
+async def test_v1_settings_keep_a_name_taken_before_the_rules_too(
+    client: httpx.AsyncClient, live_api: LiveServer
+) -> None:
+    """The same on `/v1`: a PATCH sending the account's own nickname back as it is saves;
+    a new nickname must meet every rule (here: no noncharacter, no %)."""
+    c = live_api.container
+    old, email = unique_name("50% \ufdd0off "), f"{unique_name()}@example.com"
+    made = await register_user(
+        RegisterUser(email, PASSWORD, nickname=old), c.commands, Caller(None, None)
+    )
+    after = {"bloghub-after": c.positions.seal(made.position)}
+    login = {"email": email, "password": PASSWORD}
+    signed = await client.post("/v1/auth/login", json=login, headers=after)
+    assert signed.status_code == 200, signed.text
+    auth = {"authorization": f"Bearer {signed.json()['access_token']}"}
+    saved = await client.patch(
+        "/v1/users/me", json={"nickname": old, "about_me": "kept"}, headers=auth
+    )
+    assert saved.status_code == 200, saved.text
+    assert (saved.json()["user"]["nickname"], saved.json()["user"]["about_me"]) == (old, "kept")
+    for new, problem in ((old + "2", "noncharacter"), (unique_name("50% "), "%")):
+        other = await client.patch("/v1/users/me", json={"nickname": new}, headers=auth)
+        assert other.status_code == 422, other.text
+        assert problem in other.json()["error"]["fields"]["nickname"], other.text
+
+
 async def test_a_settings_form_sent_back_whole_changes_only_what_differs(
     client: httpx.AsyncClient,
 ) -> None:

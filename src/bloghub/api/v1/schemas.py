@@ -445,6 +445,19 @@ Nickname = Annotated[
 ]
 
 
+# A nickname as a settings form sends it: the account's own, sent back as it is, is taken
+# as it is (a name taken before a rule was made stays its account's); a new one must meet
+# every rule of ``Nickname`` (``unaddressable``, checked against the account's name).
+KeptNickname = Annotated[
+    StoredName,
+    Field(
+        description=_NICKNAME_RULES
+        + " The rules hold for a new nickname: the account's own, sent back as it is, "
+        "is taken as it is."
+    ),
+]
+
+
 def unaddressable(name: str) -> str | None:
     """Why ``name`` cannot be a new nickname for the address it would make, or None."""
     problem = _unlike_another(name)
@@ -483,7 +496,7 @@ class ProfilePatch(Input):
 
     model_config = ConfigDict(json_schema_extra={"minProperties": 1})
 
-    nickname: Nickname | None = None
+    nickname: KeptNickname | None = None
     birthday: Birthday | None = None
     about_me: AboutMe | None = None
 

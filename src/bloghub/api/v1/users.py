@@ -39,6 +39,7 @@ from bloghub.api.v1.schemas import (
     SignupIn,
     UserEnvelope,
     UserOut,
+    unaddressable,
 )
 from bloghub.api.v1.sessions import caller, client_ip
 from bloghub.auth.audit import security_event
@@ -50,7 +51,7 @@ from bloghub.commands.users import (
     register_user,
     update_profile,
 )
-from bloghub.errors import CatchingUp, NotFound, Unauthorized
+from bloghub.errors import CatchingUp, InvalidInput, NotFound, Unauthorized
 from bloghub.events.topics import Family
 from bloghub.readmodels import follow_counts_key, user_info_key
 
@@ -127,6 +128,11 @@ async def patch_me(request: Request) -> Response:
     changes = {name: getattr(body, name) for name in body.model_fields_set}
     # Read before the write: once it is recorded, nothing may turn its answer into an error.
     row = await account_of(request, claims.user_id)
+    nickname = changes.get("nickname")
+    if nickname is not None and nickname != row.nickname:
+        problem = unaddressable(nickname)  # a new name; the account's own is kept as it is
+        if problem is not None:
+            raise InvalidInput("some fields are not valid", fields={"nickname": problem})
     unread = await unread_count(request, claims.user_id)  # the answer is the profile's
     position = await update_profile(
         container(request).commands,
