@@ -249,7 +249,9 @@ async def _slow_and_echo(scope: Scope, receive: Receive, send: Send) -> None:
     if scope["type"] != "http":
         return
     body = b"slow"
-    if scope["path"] == "/slow":  # reads nothing, as a GET's handler does
+    if scope["path"] == "/slow-read":  # reads its body first, as a login's handler does
+        await receive()
+    if scope["path"].startswith("/slow"):  # "/slow" reads nothing, as a GET's handler does
         await asyncio.sleep(BODY_S * 3)
     else:
         body = b""
@@ -274,6 +276,26 @@ async def test_a_body_pipelined_behind_a_slow_answer_is_not_cut(short_bounds: No
         )
         await writer.drain()
         await asyncio.sleep(BODY_S / 3)
+        writer.write(b"world")
+        await writer.drain()
+        got, _ = await until_closed(reader)
+    assert got.count(b"HTTP/1.1 200 ") == 2, got
+    assert b"helloworld" in got, got
+
+
+async def test_a_body_queued_behind_an_answer_has_its_whole_bound_once_its_turn_comes(
+    short_bounds: None,
+) -> None:
+    """The request ahead reads its own body, and so the server reads on, well before its
+    answer is made: the queued body's bound waits for its request's turn all the same."""
+    async with serve_asgi(_slow_and_echo) as url, connection(url) as (reader, writer):
+        writer.write(
+            b"POST /slow-read HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\n\r\n{}"
+            b"POST /echo HTTP/1.1\r\nhost: x\r\ncontent-length: 10\r\nconnection: close\r\n\r\n"
+            b"hello"
+        )
+        await writer.drain()
+        await asyncio.sleep(BODY_S * 3 + BODY_S / 3)  # past the bound, yet soon after the answer
         writer.write(b"world")
         await writer.drain()
         got, _ = await until_closed(reader)

@@ -45,13 +45,16 @@ class _Transport(asyncio.Transport):
 
 
 class _Slow:
-    """``/slow`` answers once released; anything else answers its body."""
+    """``/slow`` answers once released (``/slow-read`` reads its body first, as a login's
+    handler does); anything else answers its body."""
 
     def __init__(self) -> None:
         self.released = asyncio.Event()
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["path"] == "/slow":
+        if scope["path"] == "/slow-read":
+            await receive()  # uvicorn resumes reading for it, with the next body unread
+        if scope["path"].startswith("/slow"):
             await self.released.wait()
         else:
             while (await receive()).get("more_body", False):
@@ -126,6 +129,30 @@ async def test_a_body_held_for_less_than_its_bound_is_not_charged_for_the_hold()
     await asyncio.sleep(0.2)  # held, no timer due meanwhile
     await _answered(app, transport)
     assert _due_in(protocol._body_timer) > protocol._bounds.body_idle_timeout_s - 0.05
+    await _hung_up(protocol)
+
+
+async def test_a_body_queued_behind_an_answer_is_not_cut_while_the_answer_is_made() -> None:
+    """The request ahead reads its own body: reading resumes at once, long before its
+    answer, with the queued request's body still to come. That body's bound waits for its
+    request's turn, and runs whole from the answer ahead."""
+    app = _Slow()
+    protocol, transport = await _connected(app)
+    protocol.data_received(
+        b"POST /slow-read HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\n\r\n{}"
+        b"POST /echo HTTP/1.1\r\nhost: x\r\ncontent-length: 10\r\n\r\nhello"
+    )
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert not protocol.flow.read_paused  # the handler ahead read its body
+    protocol._body_late()  # a whole bound passes while the answer ahead is still made
+    assert not transport.closed
+
+    await asyncio.sleep(0.2)
+    await _answered(app, transport)
+    assert _due_in(protocol._body_timer) > protocol._bounds.body_idle_timeout_s - 0.05
+    protocol._body_late()  # a whole bound after its turn came, with nothing sent
+    assert transport.closed
     await _hung_up(protocol)
 
 

@@ -142,9 +142,16 @@ class GuardedHttp(HttpToolsProtocol):
         super().on_message_complete()
 
     def on_response_complete(self) -> None:
-        super().on_response_complete()
+        super().on_response_complete()  # starts the next request pipelined, if any
         if self._in_head and self._head_timer is not None:
             self._arm_head()  # a head pipelined behind the answer: its bound starts now
+        elif self._in_body and self._body_timer is not None:
+            self._arm_body()  # a body queued behind the answer: its bound starts now
+
+    def _queued(self) -> bool:
+        """Whether the request whose body is under way waits behind answers still to be
+        made (pipelined): the server takes none of its body until its turn."""
+        return any(cycle is self.cycle for cycle, _ in self.pipeline)
 
     def _reading_resumed(self) -> None:
         """The server reads again: the body under way has a whole bound from now, not
@@ -193,10 +200,11 @@ class GuardedHttp(HttpToolsProtocol):
         self._body_timer = None
         if self.transport.is_closing():
             return
-        if self.flow.read_paused:
-            # The server stopped reading (a request pipelined behind one being answered,
-            # or a body the app has not taken yet): what is unread is no client's silence,
-            # and once reading resumes the client has a whole bound again (``_Flow``).
+        if self.flow.read_paused or self._queued():
+            # The server stopped reading (a body the app has not taken yet), or the request
+            # waits its turn behind others being answered: what is unread is no client's
+            # silence. The client has a whole bound again once reading resumes (``_Flow``)
+            # and once each answer ahead is made (``on_response_complete``).
             self._arm_body()
             return
         log.info("http.body_timeout", client=_client(self.client))
