@@ -303,6 +303,34 @@ async def test_a_body_queued_behind_an_answer_has_its_whole_bound_once_its_turn_
     assert b"helloworld" in got, got
 
 
+BIG = b"x" * (2 * 1024 * 1024)
+
+
+async def _big(scope: Scope, receive: Receive, send: Send) -> None:
+    if scope["type"] != "http":
+        return
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": BIG})
+
+
+async def test_a_client_that_never_reads_its_answers_is_dropped_after_the_bound(
+    short_bounds: None,
+) -> None:
+    """Thirty pipelined requests for 2 MB each, and nothing read: the answers back up in
+    the server, which drops the connection once they have waited a whole bound, rather
+    than hold its memory, socket and task for as long as the client likes."""
+    asked = 30
+    async with serve_asgi(_big) as url, connection(url) as (reader, writer):
+        writer.write(b"GET /big HTTP/1.1\r\nhost: x\r\n\r\n" * asked)
+        await writer.drain()
+        await asyncio.sleep(BODY_S * 4)  # reads nothing meanwhile
+        got = 0
+        with contextlib.suppress(ConnectionError):
+            while chunk := await asyncio.wait_for(reader.read(1 << 20), timeout=10):
+                got += len(chunk)
+    assert got < asked * len(BIG) / 2, got  # what the buffers held, not every answer
+
+
 async def test_a_head_pipelined_unfinished_behind_a_whole_request_is_answered_408(
     live_api: LiveServer, short_bounds: None
 ) -> None:

@@ -20,6 +20,7 @@ class _Transport(asyncio.Transport):
     def __init__(self) -> None:
         super().__init__()
         self.closed = False
+        self.aborted = False
         self.written = b""
         self.reading = True
 
@@ -28,6 +29,9 @@ class _Transport(asyncio.Transport):
 
     def close(self) -> None:
         self.closed = True
+
+    def abort(self) -> None:
+        self.closed = self.aborted = True
 
     def is_closing(self) -> bool:
         return self.closed
@@ -183,3 +187,69 @@ async def test_a_head_pipelined_behind_an_answer_has_a_whole_bound_once_it_is_ma
     assert b"HTTP/1.1 408 " in transport.written, transport.written
     assert transport.closed
     await _hung_up(protocol)
+
+
+async def test_a_head_begun_behind_an_answer_is_not_closed_by_the_keep_alive_bound() -> None:
+    """uvicorn arms its keep-alive bound (5 s) when an answer is made with nothing queued:
+    it would close, silently, a connection whose next head is under way and has seconds
+    of its own bound left."""
+    app = _Slow()
+    protocol, transport = await _connected(app)
+    protocol.data_received(b"GET /slow HTTP/1.1\r\nhost: x\r\n\r\nGET /next HTTP/1.1\r\nho")
+    await _answered(app, transport)
+    assert protocol.timeout_keep_alive_task is None
+    assert _due_in(protocol._head_timer) > protocol._bounds.head_timeout_s - 0.05
+    await _hung_up(protocol)
+
+
+async def test_an_idle_connection_after_an_answer_still_has_the_keep_alive_bound() -> None:
+    app = _Slow()
+    protocol, transport = await _connected(app)
+    protocol.data_received(b"GET /slow HTTP/1.1\r\nhost: x\r\n\r\n")
+    await _answered(app, transport)
+    assert protocol.timeout_keep_alive_task is not None
+    await _hung_up(protocol)
+
+
+async def test_a_body_that_comes_after_its_answer_then_has_the_keep_alive_bound() -> None:
+    """Answered before its body was in (a 401 for a write without a token): the body has
+    its own bound while it comes, and the connection the keep-alive bound after it."""
+    app = _Slow()
+    protocol, transport = await _connected(app)
+    protocol.data_received(b"POST /slow HTTP/1.1\r\nhost: x\r\ncontent-length: 10\r\n\r\nhello")
+    await _answered(app, transport)
+    assert protocol.timeout_keep_alive_task is None  # the body's bound runs instead
+    assert protocol._body_timer is not None
+    protocol.data_received(b"world")
+    assert protocol.timeout_keep_alive_task is not None
+    await _hung_up(protocol)
+
+
+async def test_answers_backed_up_unread_for_a_whole_bound_drop_the_connection() -> None:
+    app = _Slow()
+    protocol, transport = await _connected(app)
+    protocol.pause_writing()  # the transport's buffer is full: the client reads nothing
+    assert _due_in(protocol._write_timer) > protocol._bounds.body_idle_timeout_s - 0.05
+    protocol.resume_writing()  # it read some: the bound starts again at the next stall
+    assert protocol._write_timer is None
+    protocol.pause_writing()
+    protocol._write_late()
+    assert transport.aborted  # dropped, unsent bytes and all: a close would wait on them
+    await _hung_up(protocol)
+
+
+async def test_the_request_being_answered_learns_the_client_went_away() -> None:
+    """uvicorn tells only the last request of the pipeline; the one being answered would
+    write on to the closed transport and fail with an error in the log."""
+    app = _Slow()
+    protocol, _ = await _connected(app)
+    protocol.data_received(
+        b"GET /slow HTTP/1.1\r\nhost: x\r\n\r\nGET /slow HTTP/1.1\r\nhost: x\r\n\r\n"
+    )
+    answering = protocol._answering
+    assert answering is not None
+    assert answering is not protocol.cycle  # the second waits in the pipeline
+    protocol.connection_lost(None)
+    assert answering.disconnected
+    app.released.set()
+    await asyncio.gather(*protocol.tasks)

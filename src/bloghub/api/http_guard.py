@@ -1,28 +1,34 @@
-"""The HTTP server's guard against clients that send too much head or send it too slowly.
+"""The HTTP server's guard against clients that send too much head, send too slowly, or
+never read.
 
 uvicorn's httptools protocol buffers a request's line and headers however long they grow,
 and waits for the rest of a request however long it takes: a few clients sending half a
 request hold the process's memory and sockets for as long as they like. ``GuardedHttp``
-is that protocol with three bounds:
+is that protocol with these bounds:
 
 - the request line and headers together over ``max_head_bytes``: 431, connection closed;
 - a head begun (or a connection opened) and not finished within ``head_timeout_s``: 408,
   connection closed (silently when nothing was sent);
 - a body no byte of which came for ``body_idle_timeout_s``: connection closed, and the
-  app's ``receive`` learns the client went away (nothing of the request is applied).
+  app's ``receive`` learns the client went away (nothing of the request is applied);
+- answers backed up unread (the transport's buffer full) for ``body_idle_timeout_s``: the
+  connection dropped, with what was unsent (a client that pipelines and never reads).
 
 The bounds come from the settings (``configure``), in each process that serves."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
+import struct
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import structlog
 from uvicorn.protocols.http.flow_control import FlowControl
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
 from bloghub.settings import Settings
 
@@ -86,6 +92,10 @@ class GuardedHttp(HttpToolsProtocol):
         self._tail = b""  # the last bytes of the head so far: its end may span two reads
         self._head_timer: asyncio.TimerHandle | None = None
         self._body_timer: asyncio.TimerHandle | None = None
+        self._write_timer: asyncio.TimerHandle | None = None
+        # The request whose answer is being made (``self.cycle`` is the last one whose head
+        # came, which may wait in the pipeline behind it).
+        self._answering: RequestResponseCycle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -95,6 +105,12 @@ class GuardedHttp(HttpToolsProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_head()
         self._cancel_body()
+        self._cancel_write()
+        answering = self._answering
+        if answering is not None and not answering.response_complete:
+            # uvicorn tells only the last request of the pipeline that the client went; the
+            # one being answered would write on to the closed transport, and fail loudly.
+            answering.disconnected = True
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
@@ -134,19 +150,67 @@ class GuardedHttp(HttpToolsProtocol):
         self._cancel_head()
         self._in_body = not (self.parser.should_upgrade() and self._should_upgrade())
         super().on_headers_complete()
+        if self.cycle is not None and not self._queued():
+            self._answering = self.cycle  # started at once: nothing was being answered
 
     def on_message_complete(self) -> None:
         self._cancel_body()
         self._in_head, self._in_body, self._head_bytes, self._tail = True, False, 0, b""
         self.scope[WHOLE] = True  # type: ignore[literal-required]
         super().on_message_complete()
+        if self.cycle is not None and self.cycle.response_complete and not self.pipeline:
+            # Answered before its body was all in (a 401, say): the keep-alive bound that
+            # the answer would have armed starts now.
+            self._unset_keepalive_if_required()
+            self.timeout_keep_alive_task = self.loop.call_later(
+                self.timeout_keep_alive, self.timeout_keep_alive_handler
+            )
 
     def on_response_complete(self) -> None:
+        following = self.pipeline[-1][0] if self.pipeline else None
         super().on_response_complete()  # starts the next request pipelined, if any
+        if following is not None and all(cycle is not following for cycle, _ in self.pipeline):
+            self._answering = following  # taken from the pipeline and started
+        if self._begun or self._head_bytes or self._in_body:
+            # A request under way (its head begun, or its body coming): its own bound runs,
+            # not uvicorn's keep-alive, which would close the connection on it silently.
+            self._unset_keepalive_if_required()
         if self._in_head and self._head_timer is not None:
             self._arm_head()  # a head pipelined behind the answer: its bound starts now
         elif self._in_body and self._body_timer is not None:
             self._arm_body()  # a body queued behind the answer: its bound starts now
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        if self._write_timer is None:
+            self._write_timer = self.loop.call_later(
+                self._bounds.body_idle_timeout_s, self._write_late
+            )
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        self._cancel_write()  # the client read: its bound starts again at the next stall
+
+    def _cancel_write(self) -> None:
+        if self._write_timer is not None:
+            self._write_timer.cancel()
+            self._write_timer = None
+
+    def _write_late(self) -> None:
+        """The client read nothing of the answers for a whole bound while they backed up
+        (one that pipelines requests and never reads holds memory, a socket and a task
+        for as long as it likes): the connection is dropped, its unsent bytes with it."""
+        self._write_timer = None
+        if not self.flow.write_paused:  # (a transport closing still holds what is unsent)
+            return
+        log.info("http.write_timeout", client=_client(self.client))
+        sock = self.transport.get_extra_info("socket")
+        if sock is not None:
+            # Reset, not closed: a closed socket's kernel would keep trying to send what is
+            # unsent (megabytes) to a client that reads nothing, for minutes.
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.transport.abort()
 
     def _queued(self) -> bool:
         """Whether the request whose body is under way waits behind answers still to be
