@@ -21,6 +21,7 @@ class _Transport(asyncio.Transport):
         super().__init__()
         self.closed = False
         self.aborted = False
+        self.buffered = 0  # bytes written that the client has not taken yet
         self.written = b""
         self.reading = True
 
@@ -32,6 +33,9 @@ class _Transport(asyncio.Transport):
 
     def abort(self) -> None:
         self.closed = self.aborted = True
+
+    def get_write_buffer_size(self) -> int:
+        return self.buffered
 
     def is_closing(self) -> bool:
         return self.closed
@@ -228,13 +232,44 @@ async def test_a_body_that_comes_after_its_answer_then_has_the_keep_alive_bound(
 async def test_answers_backed_up_unread_for_a_whole_bound_drop_the_connection() -> None:
     app = _Slow()
     protocol, transport = await _connected(app)
+    transport.buffered = 4_000_000
     protocol.pause_writing()  # the transport's buffer is full: the client reads nothing
     assert _due_in(protocol._write_timer) > protocol._bounds.body_idle_timeout_s - 0.05
-    protocol.resume_writing()  # it read some: the bound starts again at the next stall
+    protocol.resume_writing()  # it took enough: the bound starts again at the next stall
     assert protocol._write_timer is None
     protocol.pause_writing()
-    protocol._write_late()
+    protocol._write_late()  # a whole bound, and nothing taken
     assert transport.aborted  # dropped, unsent bytes and all: a close would wait on them
+    await _hung_up(protocol)
+
+
+async def test_a_client_that_takes_answers_however_slowly_is_not_dropped() -> None:
+    app = _Slow()
+    protocol, transport = await _connected(app)
+    transport.buffered = 4_000_000
+    protocol.pause_writing()
+    for _ in range(5):
+        transport.buffered -= 4096  # a few kilobytes taken in each bound
+        protocol._write_late()
+        assert not transport.aborted
+        assert _due_in(protocol._write_timer) > protocol._bounds.body_idle_timeout_s - 0.05
+    protocol._write_late()  # then nothing for a whole bound
+    assert transport.aborted
+    await _hung_up(protocol)
+
+
+async def test_a_request_begun_in_the_read_after_an_early_answer_is_not_closed_by_keep_alive() -> (
+    None
+):
+    """Answered before its body was in (a 401), the body then ends in the same read as the
+    next request begins: that request has its own bound, not the keep-alive's 5 s."""
+    app = _Slow()
+    protocol, transport = await _connected(app)
+    protocol.data_received(b"POST /slow HTTP/1.1\r\nhost: x\r\ncontent-length: 10\r\n\r\nhello")
+    await _answered(app, transport)
+    protocol.data_received(b"world" + b"GET /v1/ta")
+    assert protocol.timeout_keep_alive_task is None
+    assert _due_in(protocol._head_timer) > protocol._bounds.head_timeout_s - 0.05
     await _hung_up(protocol)
 
 

@@ -11,8 +11,9 @@ is that protocol with these bounds:
   connection closed (silently when nothing was sent);
 - a body no byte of which came for ``body_idle_timeout_s``: connection closed, and the
   app's ``receive`` learns the client went away (nothing of the request is applied);
-- answers backed up unread (the transport's buffer full) for ``body_idle_timeout_s``: the
-  connection dropped, with what was unsent (a client that pipelines and never reads).
+- answers backed up (the transport's buffer full) of which the client took nothing for
+  ``body_idle_timeout_s``: the connection dropped, with what was unsent (a client that
+  pipelines and never reads).
 
 The bounds come from the settings (``configure``), in each process that serves."""
 
@@ -20,8 +21,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import socket
 import struct
+import termios
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -93,6 +96,7 @@ class GuardedHttp(HttpToolsProtocol):
         self._head_timer: asyncio.TimerHandle | None = None
         self._body_timer: asyncio.TimerHandle | None = None
         self._write_timer: asyncio.TimerHandle | None = None
+        self._unsent_when_armed = 0
         # The request whose answer is being made (``self.cycle`` is the last one whose head
         # came, which may wait in the pipeline behind it).
         self._answering: RequestResponseCycle | None = None
@@ -143,6 +147,9 @@ class GuardedHttp(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         self._begun = True  # also one pipelined behind a request ended in the same read
+        # A request under way has its own bounds: a keep-alive armed earlier in this read
+        # (an answer made before its body was in) must not close the connection on it.
+        self._unset_keepalive_if_required()
         super().on_message_begin()
 
     def on_headers_complete(self) -> None:
@@ -183,25 +190,43 @@ class GuardedHttp(HttpToolsProtocol):
     def pause_writing(self) -> None:
         super().pause_writing()
         if self._write_timer is None:
-            self._write_timer = self.loop.call_later(
-                self._bounds.body_idle_timeout_s, self._write_late
-            )
+            self._arm_write()
 
     def resume_writing(self) -> None:
         super().resume_writing()
         self._cancel_write()  # the client read: its bound starts again at the next stall
+
+    def _arm_write(self) -> None:
+        self._unsent_when_armed = self._unsent()
+        self._write_timer = self.loop.call_later(self._bounds.body_idle_timeout_s, self._write_late)
 
     def _cancel_write(self) -> None:
         if self._write_timer is not None:
             self._write_timer.cancel()
             self._write_timer = None
 
+    def _unsent(self) -> int:
+        """Bytes of answers the client has not taken yet: in the transport's buffer, and
+        in the kernel's (sent or not, not acknowledged), where most of them wait: the
+        transport's buffer moves only when a third of the kernel's is free, megabytes."""
+        unsent = self.transport.get_write_buffer_size()
+        sock = self.transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError, ValueError):
+                out = fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0")
+                unsent += struct.unpack("i", out)[0]
+        return unsent
+
     def _write_late(self) -> None:
-        """The client read nothing of the answers for a whole bound while they backed up
+        """The client took nothing of the answers for a whole bound while they backed up
         (one that pipelines requests and never reads holds memory, a socket and a task
-        for as long as it likes): the connection is dropped, its unsent bytes with it."""
+        for as long as it likes): the connection is dropped, its unsent bytes with it. A
+        client that took some, however slowly, has another bound."""
         self._write_timer = None
         if not self.flow.write_paused:  # (a transport closing still holds what is unsent)
+            return
+        if self._unsent() < self._unsent_when_armed:
+            self._arm_write()
             return
         log.info("http.write_timeout", client=_client(self.client))
         sock = self.transport.get_extra_info("socket")
