@@ -268,19 +268,25 @@ async def test_a_body_pipelined_behind_a_slow_answer_is_not_cut(short_bounds: No
     """The server reads nothing of a request pipelined behind one it is answering: that
     body's bytes wait unread, and the bound on a client's silence does not run out on
     them."""
+    got = await _echoed_behind(b"GET /slow HTTP/1.1\r\nhost: x\r\n\r\n", BODY_S / 3)
+    assert got.count(b"HTTP/1.1 200 ") == 2, got
+    assert b"helloworld" in got, got
+
+
+async def _echoed_behind(ahead: bytes, pause_s: float) -> bytes:
+    """What the server answers to ``ahead`` and, pipelined behind it, an echo of a body
+    whose last half is sent ``pause_s`` after the rest."""
     async with serve_asgi(_slow_and_echo) as url, connection(url) as (reader, writer):
         writer.write(
-            b"GET /slow HTTP/1.1\r\nhost: x\r\n\r\n"
-            b"POST /echo HTTP/1.1\r\nhost: x\r\ncontent-length: 10\r\nconnection: close\r\n\r\n"
-            b"hello"
+            ahead + b"POST /echo HTTP/1.1\r\nhost: x\r\ncontent-length: 10\r\n"
+            b"connection: close\r\n\r\nhello"
         )
         await writer.drain()
-        await asyncio.sleep(BODY_S / 3)
+        await asyncio.sleep(pause_s)
         writer.write(b"world")
         await writer.drain()
         got, _ = await until_closed(reader)
-    assert got.count(b"HTTP/1.1 200 ") == 2, got
-    assert b"helloworld" in got, got
+    return got
 
 
 async def test_a_body_queued_behind_an_answer_has_its_whole_bound_once_its_turn_comes(
@@ -288,17 +294,9 @@ async def test_a_body_queued_behind_an_answer_has_its_whole_bound_once_its_turn_
 ) -> None:
     """The request ahead reads its own body, and so the server reads on, well before its
     answer is made: the queued body's bound waits for its request's turn all the same."""
-    async with serve_asgi(_slow_and_echo) as url, connection(url) as (reader, writer):
-        writer.write(
-            b"POST /slow-read HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\n\r\n{}"
-            b"POST /echo HTTP/1.1\r\nhost: x\r\ncontent-length: 10\r\nconnection: close\r\n\r\n"
-            b"hello"
-        )
-        await writer.drain()
-        await asyncio.sleep(BODY_S * 3 + BODY_S / 3)  # past the bound, yet soon after the answer
-        writer.write(b"world")
-        await writer.drain()
-        got, _ = await until_closed(reader)
+    ahead = b"POST /slow-read HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\n\r\n{}"
+    # Past the bound from the first send, yet soon after the answer ahead.
+    got = await _echoed_behind(ahead, BODY_S * 3 + BODY_S / 3)
     assert got.count(b"HTTP/1.1 200 ") == 2, got
     assert b"helloworld" in got, got
 

@@ -201,9 +201,8 @@ class GuardedHttp(HttpToolsProtocol):
         self._write_timer = self.loop.call_later(self._bounds.body_idle_timeout_s, self._write_late)
 
     def _cancel_write(self) -> None:
-        if self._write_timer is not None:
-            self._write_timer.cancel()
-            self._write_timer = None
+        _cancel(self._write_timer)
+        self._write_timer = None
 
     def _unsent(self) -> int:
         """Bytes of answers the client has not taken yet: in the transport's buffer, and
@@ -257,18 +256,16 @@ class GuardedHttp(HttpToolsProtocol):
         self._head_timer = self.loop.call_later(self._bounds.head_timeout_s, self._head_late)
 
     def _cancel_head(self) -> None:
-        if self._head_timer is not None:
-            self._head_timer.cancel()
-            self._head_timer = None
+        _cancel(self._head_timer)
+        self._head_timer = None
 
     def _arm_body(self) -> None:
         self._cancel_body()
         self._body_timer = self.loop.call_later(self._bounds.body_idle_timeout_s, self._body_late)
 
     def _cancel_body(self) -> None:
-        if self._body_timer is not None:
-            self._body_timer.cancel()
-            self._body_timer = None
+        _cancel(self._body_timer)
+        self._body_timer = None
 
     def _head_late(self) -> None:
         self._head_timer = None
@@ -318,6 +315,11 @@ class _Flow(FlowControl):
         super().resume_reading()
         if paused:
             self._resumed()
+
+
+def _cancel(timer: asyncio.TimerHandle | None) -> None:
+    if timer is not None:
+        timer.cancel()
 
 
 def _client(client: tuple[str, int] | None) -> str | None:
