@@ -10,10 +10,13 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
+import structlog
 import uvicorn
 from uvicorn.server import ServerState
 
-from bloghub.api.http_guard import GuardedHttp
+from bloghub.api import http_guard
+from bloghub.api.http_guard import Bounds, GuardedHttp
 
 
 class _Transport(asyncio.Transport):
@@ -288,3 +291,25 @@ async def test_the_request_being_answered_learns_the_client_went_away() -> None:
     assert answering.disconnected
     app.released.set()
     await asyncio.gather(*protocol.tasks)
+
+
+async def test_a_timeout_is_logged_in_no_request_context(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A timer armed while an answer was made (its request id bound for the log) is about
+    the connection's next request: its line carries no request id of another's."""
+    seen: list[tuple[str, dict[str, Any]]] = []
+
+    class _Log:
+        def info(self, event: str, **_: Any) -> None:
+            seen.append((event, structlog.contextvars.get_contextvars()))
+
+    monkeypatch.setattr(http_guard, "log", _Log())
+    protocol, transport = await _connected(_Slow())
+    protocol._bounds = Bounds(body_idle_timeout_s=0.05)
+    with structlog.contextvars.bound_contextvars(request_id="the-answer-before"):
+        protocol.data_received(b"POST /echo HTTP/1.1\r\nhost: x\r\ncontent-length: 10\r\n\r\nhello")
+    for _ in range(50):
+        if transport.closed:
+            break
+        await asyncio.sleep(0.02)
+    assert seen == [("http.body_timeout", {})]
+    await _hung_up(protocol)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import fcntl
 import socket
 import struct
@@ -198,7 +199,7 @@ class GuardedHttp(HttpToolsProtocol):
 
     def _arm_write(self) -> None:
         self._unsent_when_armed = self._unsent()
-        self._write_timer = self.loop.call_later(self._bounds.body_idle_timeout_s, self._write_late)
+        self._write_timer = self._later(self._bounds.body_idle_timeout_s, self._write_late)
 
     def _cancel_write(self) -> None:
         _cancel(self._write_timer)
@@ -251,9 +252,15 @@ class GuardedHttp(HttpToolsProtocol):
 
     # --- the timers -------------------------------------------------------------------
 
+    def _later(self, delay_s: float, callback: Callable[[], None]) -> asyncio.TimerHandle:
+        """``callback`` after ``delay_s``, run outside any request's context: a timer is
+        often armed while an answer is made (whose request id the log lines would carry)
+        for the connection's next request."""
+        return self.loop.call_later(delay_s, callback, context=contextvars.Context())
+
     def _arm_head(self) -> None:
         self._cancel_head()
-        self._head_timer = self.loop.call_later(self._bounds.head_timeout_s, self._head_late)
+        self._head_timer = self._later(self._bounds.head_timeout_s, self._head_late)
 
     def _cancel_head(self) -> None:
         _cancel(self._head_timer)
@@ -261,7 +268,7 @@ class GuardedHttp(HttpToolsProtocol):
 
     def _arm_body(self) -> None:
         self._cancel_body()
-        self._body_timer = self.loop.call_later(self._bounds.body_idle_timeout_s, self._body_late)
+        self._body_timer = self._later(self._bounds.body_idle_timeout_s, self._body_late)
 
     def _cancel_body(self) -> None:
         _cancel(self._body_timer)
