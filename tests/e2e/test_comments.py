@@ -176,6 +176,29 @@ async def test_deleting_removes_the_subtree_and_fixes_the_counts(
     assert rest.status_code == 404
 
 
+async def test_the_author_sees_the_comment_count_of_their_own_articles(
+    client: httpx.AsyncClient, writer: Author, commenter: Author
+) -> None:
+    article_id, seen = await publish(client, writer)
+    top = await comment(client, commenter, article_id, "top", after=seen)
+    last = await comment(client, commenter, article_id, "reply", top["id"], after=seen)
+
+    async def own_count(after: str) -> tuple[int, int]:
+        headers = {**writer.auth, "bloghub-after": after}
+        listed = await client.get("/v1/me/articles", headers=headers)
+        assert listed.status_code == 200, listed.text
+        (item,) = listed.json()["articles"]
+        one = await client.get(f"/v1/me/articles/{article_id}", headers=headers)
+        assert one.status_code == 200, one.text
+        return item["comment_cnt"], one.json()["article"]["comment_cnt"]
+
+    assert await own_count(last["position"]) == (2, 2)
+    # Kept while the article is withdrawn, as its other counts are.
+    withdrawn = await client.post(f"/v1/articles/{article_id}/withdraw", headers=writer.auth)
+    assert withdrawn.status_code == 200, withdrawn.text
+    assert await own_count(withdrawn.headers["bloghub-position"]) == (2, 2)
+
+
 async def test_bad_comments_are_refused_and_store_nothing(
     client: httpx.AsyncClient, writer: Author, commenter: Author
 ) -> None:

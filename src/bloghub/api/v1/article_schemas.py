@@ -242,6 +242,7 @@ class DraftOut(Interactive):
     updated_at: datetime
     published_version: int | None = None
     published_at: datetime | None = None
+    comment_cnt: int = 0  # comments under it, replies included (api/article_counts.py)
 
 
 class DraftEnvelope(BaseModel):
@@ -258,6 +259,7 @@ class DraftSummary(Interactive):
     created_at: datetime
     updated_at: datetime
     published_at: datetime | None = None
+    comment_cnt: int = 0  # comments under it, replies included (api/article_counts.py)
 
 
 class DraftPage(BaseModel):

@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from bloghub.adapters.redis.counters import Counts
+from bloghub.api.article_counts import COUNTS_READS, counts_of
 from bloghub.api.article_queries import abstract
 from bloghub.api.auth import caller_waited, require_caller
 from bloghub.api.consistent import (
@@ -208,21 +209,27 @@ async def _changed(
     return await written(request, JSON({"article": out}), position, user_id)
 
 
-# The author's own articles, with the interactions' counts of each.
-OWN_READS = [*ARTICLES_READS, *INTERACTIONS_READS]
+# The author's own articles, with the counts of each.
+OWN_READS = [*ARTICLES_READS, *INTERACTIONS_READS, *COUNTS_READS]
 
 
 async def _with_interactions(
     request: Request, user_id: str, articles: list[dict[str, Any]]
 ) -> list[dict[str, Any]]:
-    """Each of ``articles`` (the author's own, as answered) with its counts and the
-    author's marks, read now: they change far more often than the article, and the cached
-    page holds none. A copy: a cached answer is not changed."""
+    """Each of ``articles`` (the author's own, as answered) with its counts (the
+    interactions' and the comments') and the author's marks, read now: they change far more
+    often than the article, and the cached page holds none. A copy: a cached answer is not
+    changed."""
     ids = [a["id"] for a in articles]
     tallies = await interaction_queries(request).tallies(ids)
     mine = await marks_of(request, user_id, ids)
+    comments = await counts_of(request, ids)
     return [
-        {**a, **shown(tallies[a["id"]].counts if a["id"] in tallies else Counts(), mine, a["id"])}
+        {
+            **a,
+            **shown(tallies[a["id"]].counts if a["id"] in tallies else Counts(), mine, a["id"]),
+            "comment_cnt": comments.get(a["id"], 0),
+        }
         for a in articles
     ]
 
