@@ -7,6 +7,7 @@ import asyncio
 import json
 import secrets
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -158,6 +159,38 @@ async def test_publishing_a_draft_edited_back_to_what_is_published_records_nothi
     now = (await client.get(url, headers=after)).json()["article"]
     assert (now["title"], now["version"]) == ("Third", third.json()["article"]["version"])
     assert now["updated_at"] > before["updated_at"]
+
+
+async def test_republishing_a_withdrawn_article_as_it_was_keeps_its_update_time(
+    client: httpx.AsyncClient, author: Author
+) -> None:
+    """Readers see the same article again, on /v1 and /api; one edited while withdrawn
+    shows its new update time."""
+    tag = f"t{uuid.uuid4().hex[:12]}"
+    article_id = await draft(client, author, tags=[tag])
+    url = f"/v1/articles/{article_id}"
+
+    async def step(name: str) -> dict[str, str]:
+        done = await client.post(f"{url}/{name}", headers=author.auth)
+        assert done.status_code == 200, done.text
+        return {"bloghub-after": done.headers["bloghub-position"]}
+
+    async def shown(after: dict[str, str]) -> tuple[str, str]:
+        v1 = (await client.get(url, headers=after)).json()["article"]
+        (item,) = (await client.get("/api/articles", params={"tag": tag}, headers=after)).json()[
+            "articles"
+        ]
+        return v1["updated_at"], item["updatedAt"]
+
+    first = await shown(await step("publish"))
+    await step("withdraw")
+    assert await shown(await step("publish")) == first
+    await step("withdraw")
+    edited = await client.put(url, json={"title": "Changed"}, headers=author.auth)
+    assert edited.status_code == 200, edited.text
+    later = await shown(await step("publish"))
+    assert later[0] > first[0]
+    assert later[1] > first[1]
 
 
 async def test_withdraw_hides_from_readers_and_delete_removes(

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BindParameter, bindparam, delete, func, insert, select, update
+from sqlalchemy import BindParameter, bindparam, case, delete, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -148,6 +148,7 @@ def _p(name: str) -> BindParameter[Any]:
 
 
 _row = articles.c
+_SHOWN = ("title", "content", "tags", "description")
 _newer = (_row.id == _p("id")) & (_row.version < _p("version"))
 _carrying = {
     "version": _p("version"),
@@ -158,6 +159,12 @@ _carrying = {
     "updated_at": bindparam("b_at", type_=_row.updated_at.type),
 }
 _EDITED = update(articles).where(_newer).values(_carrying)
+# What readers see changes with a publish only if the published title, content, tags or
+# description do: re-publishing a withdrawn article as it was leaves its ``updated_at``.
+_SHOWN_CHANGES = or_(
+    _row.published_updated_at.is_(None),
+    *(_row[f"published_{name}"].is_distinct_from(_p(name)) for name in _SHOWN),
+)
 _PUBLISHED = (
     update(articles)
     .where(_newer)
@@ -171,7 +178,10 @@ _PUBLISHED = (
             "published_tags": _p("tags"),
             "published_description": _p("description"),
             "updated_at": bindparam("b_at", type_=_row.updated_at.type),
-            "published_updated_at": bindparam("b_at", type_=_row.updated_at.type),
+            "published_updated_at": case(
+                (_SHOWN_CHANGES, bindparam("b_at", type_=_row.updated_at.type)),
+                else_=_row.published_updated_at,
+            ),
             "published_at": func.coalesce(
                 _row.published_at, bindparam("b_at", type_=_row.published_at.type)
             ),
