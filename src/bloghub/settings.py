@@ -432,9 +432,10 @@ class Settings(BaseSettings):
             raise ValueError("delivery_timeout_s must be at least append_timeout_s")
         if self.reservation_ttl_s < 2 * (self.delivery_timeout_s + 2 * self.append_timeout_s):
             raise ValueError(
-                "reservation_ttl_s must be at least twice delivery_timeout_s plus twice "
-                "append_timeout_s: a key may be freed only once the producer can no longer "
-                "deliver its event"
+                "reservation_ttl_s must be at least 2 x (delivery_timeout_s + 2 x "
+                f"append_timeout_s), {2 * (self.delivery_timeout_s + 2 * self.append_timeout_s):g}"
+                " s here: a key may be freed only once the producer can no longer deliver its "
+                "event"
             )
         return self
 

@@ -153,7 +153,10 @@ def test_a_reservation_outlives_the_producers_delivery_bound() -> None:
     assert "delivery_timeout_s" in str(info.value)
     with pytest.raises(ValidationError):
         Settings(append_timeout_s=5, delivery_timeout_s=2, reservation_ttl_s=600)
-    fine = Settings(reservation_ttl_s=260, delivery_timeout_s=120, append_timeout_s=1.5)
+    # The refusal names the least that would do: here 2 x (120 + 2 x 1.5).
+    with pytest.raises(ValidationError, match="246 s here"):
+        Settings(reservation_ttl_s=244, delivery_timeout_s=120, append_timeout_s=1.5)
+    fine = Settings(reservation_ttl_s=246, delivery_timeout_s=120, append_timeout_s=1.5)
     assert fine.reservation_ttl_s > 2 * fine.delivery_timeout_s
 
 
