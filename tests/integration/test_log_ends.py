@@ -24,6 +24,26 @@ async def test_an_offset_is_beyond_the_log_until_a_record_is_there(
         await ends.close()
 
 
+async def test_a_partition_the_topic_does_not_have_is_beyond_the_log_at_once(
+    settings: Settings, event_log: EventLog
+) -> None:
+    """A signed position from before the topics were made again with fewer partitions: the
+    broker never answers for the partition, so it must not be asked (the read would wait
+    its whole bound, then for ever say it is catching up)."""
+    event = UserRegistered(user_id=new_id_str(), email="ends@example.com", password_hash="h")
+    written = await event_log.append([envelop(event, actor_id=None, request_id=None)])
+    ((topic, partition, offset),) = list(written)
+    ends = LogEnds(settings.kafka_bootstrap, client_id="log-ends-test", timeout_s=5.0)
+    try:
+        beyond = {(topic, partition): offset, (topic, settings.topic_partitions + 3): 0}
+        # A timed-out question would be None (left open).
+        assert await ends.beyond(beyond) is True
+        assert await ends.beyond({(topic, settings.topic_partitions + 3): 0}) is True
+        assert await ends.beyond({(topic, partition): offset}) is False
+    finally:
+        await ends.close()
+
+
 async def test_an_unreachable_broker_leaves_the_question_open() -> None:
     ends = LogEnds("127.0.0.1:9", client_id="log-ends-test", timeout_s=0.5)
     try:

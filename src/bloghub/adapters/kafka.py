@@ -167,6 +167,28 @@ class LogEnds:
 
     async def _ask(self, partitions: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
         consumer = await asyncio.shield(self._started())
+        ends: dict[tuple[str, int], int] = {}
+        for topic in {topic for topic, _ in partitions}:
+            if consumer.partitions_for_topic(topic) is None:
+                # Its partitions are learned with the end of its first, which every topic has.
+                ends.update(await self._ends_of(consumer, [(topic, 0)]))
+        asked = []
+        for tp in partitions:
+            held = consumer.partitions_for_topic(tp[0])
+            if held is not None and tp[1] not in held:
+                # No such partition (a position from before the topics were made again):
+                # the broker would never answer for it, and nothing was written there.
+                ends[tp] = 0
+            elif tp not in ends:
+                asked.append(tp)
+        if asked:
+            ends.update(await self._ends_of(consumer, asked))
+        return ends
+
+    @staticmethod
+    async def _ends_of(
+        consumer: AIOKafkaConsumer, partitions: list[tuple[str, int]]
+    ) -> dict[tuple[str, int], int]:
         ends = await consumer.end_offsets([TopicPartition(*tp) for tp in partitions])
         return {(tp.topic, tp.partition): offset for tp, offset in ends.items()}
 
