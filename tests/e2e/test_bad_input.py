@@ -565,3 +565,26 @@ def test_every_write_that_takes_no_body_documents_its_422() -> None:
     }
     for ep in bodiless:
         assert 422 in statuses(ep), (ep.method, ep.path)
+
+
+@pytest.mark.parametrize("key", [b"", b"a b", b"k" * 129, "ключ".encode(), b"a\tb"])
+async def test_a_bad_idempotency_key_is_refused_and_records_nothing(
+    client: httpx.AsyncClient, auth: dict[str, str], key: bytes
+) -> None:
+    """A client whose keys come out empty or malformed is told, not left believing its
+    retries are safe while each makes another write."""
+    name = f"keyed {len(key)}"
+    for _ in range(2):
+        refused = await client.post(
+            "/v1/collections",
+            json={"name": name},
+            headers=[
+                *((k.encode(), v.encode()) for k, v in auth.items()),
+                (b"idempotency-key", key),
+            ],
+        )
+        assert refused.status_code == 422, (key, refused.text)
+        assert "idempotency-key" in _shape(refused)["fields"]  # type: ignore[operator]
+    mine = await client.get("/v1/me/collections", headers=auth)
+    assert mine.status_code == 200, mine.text
+    assert name not in [c["name"] for c in mine.json()["collections"]]
