@@ -52,6 +52,25 @@ async def test_every_write_answers_bad_bodies_with_422(
             assert errors(answer, 422), (method, path, body)
 
 
+async def test_a_null_envelope_cant_be_blank_as_a_missing_one(
+    client: httpx.AsyncClient, jake: Conduit
+) -> None:
+    """The README: "can't be blank" for a missing, null, empty or blank required field."""
+    slug = (await write(client, jake, unique_name("Target ")))["slug"]
+    writes = [
+        ("POST", "/api/users", "user"),
+        ("POST", "/api/users/login", "user"),
+        ("PUT", "/api/user", "user"),
+        ("POST", "/api/articles", "article"),
+        ("PUT", f"/api/articles/{slug}", "article"),
+        ("POST", f"/api/articles/{slug}/comments", "comment"),
+    ]
+    for method, path, envelope in writes:
+        for body in ({}, {envelope: None}):
+            answer = await client.request(method, path, json=body, headers=jake.auth)
+            assert errors(answer, 422) == {envelope: ["can't be blank"]}, (path, body)
+
+
 @pytest.mark.parametrize("name", ["tag", "author", "favorited"])
 async def test_control_characters_in_filters_are_422(client: httpx.AsyncClient, name: str) -> None:
     answer = await client.get("/api/articles", params={name: "a\x00b"})

@@ -225,7 +225,7 @@ def _message(err: ErrorDetails) -> str:
     kind, ctx, value = err["type"], err.get("ctx") or {}, err.get("input")
     if kind == "missing" or (isinstance(value, str) and shows_nothing(value)):
         return "can't be blank"
-    if kind == "string_type" and value is None:  # as an update's null is (Rails: nil is blank)
+    if kind.endswith("_type") and value is None:  # null, of any kind (Rails: nil is blank)
         return "can't be blank"
     if kind == "string_too_short":
         return f"is too short (minimum is {ctx.get('min_length')} characters)"
