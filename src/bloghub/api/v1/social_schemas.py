@@ -54,7 +54,16 @@ class CommentIn(Input):
         Field(min_length=1, max_length=MAX_COMMENT_CHARS, description="plain text, never HTML"),
         COMMENT_TEXT,
     ]
-    parent_id: Annotated[UUID, Field(description="the comment this replies to")] | None = None
+    parent_id: (
+        Annotated[
+            UUID,
+            Field(
+                description="the comment this replies to: one of this article's; "
+                "one it does not have (or had, deleted since) is 422"
+            ),
+        ]
+        | None
+    ) = None
 
 
 class CommentOut(BaseModel):
