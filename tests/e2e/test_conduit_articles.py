@@ -187,6 +187,36 @@ async def test_an_unpublished_draft_takes_no_address_from_anyone(
     assert (await write(client, ann, secret))["slug"] == secret_slug
 
 
+async def test_saving_a_withdrawn_article_as_it_was_keeps_its_update_time(
+    client: httpx.AsyncClient,
+) -> None:
+    """Saved unchanged, a withdrawn article is published again as readers saw it: the
+    answer and every later read show its update time unmoved; a change moves it."""
+    jake = await register(client)
+    made = await write(client, jake, unique_name("Back again "))
+    url = f"/api/articles/{made['slug']}"
+    v1 = {"authorization": f"Bearer {jake.token}"}
+    mine = await client.get("/v1/me/articles", headers=v1)
+    (own,) = [a for a in mine.json()["articles"] if a["title"] == made["title"]]
+    article_id = own["id"]
+    for sent in ({}, {"title": made["title"], "body": made["body"]}):
+        withdrawn = await client.post(f"/v1/articles/{article_id}/withdraw", headers=v1)
+        assert withdrawn.status_code == 200, withdrawn.text
+        saved = await client.put(url, json={"article": sent}, headers=jake.auth)
+        assert saved.status_code == 200, saved.text
+        assert saved.json()["article"]["updatedAt"] == made["updatedAt"], sent
+        read = await client.get(url, headers={"bloghub-after": saved.headers["bloghub-position"]})
+        assert read.json()["article"]["updatedAt"] == made["updatedAt"]
+    withdrawn = await client.post(f"/v1/articles/{article_id}/withdraw", headers=v1)
+    assert withdrawn.status_code == 200, withdrawn.text
+    changed = await client.put(url, json={"article": {"body": "New"}}, headers=jake.auth)
+    assert changed.status_code == 200, changed.text
+    moved = changed.json()["article"]["updatedAt"]
+    assert moved > made["updatedAt"]
+    read = await client.get(url, headers={"bloghub-after": changed.headers["bloghub-position"]})
+    assert read.json()["article"]["updatedAt"] == moved
+
+
 async def test_a_title_that_makes_a_routes_name_gets_a_suffix_and_is_read_by_it(
     client: httpx.AsyncClient,
 ) -> None:

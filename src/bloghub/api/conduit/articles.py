@@ -271,7 +271,11 @@ async def update(request: Request) -> Response:
         done = await publish_edited(state, draft, deps, who)
         # Published before, it keeps its first publication; a `/v1` draft is first
         # published now.
-        shown = _as_written(done, claims.user_id, draft, row.published_at or done.at)
+        # Re-published as it was when withdrawn, it keeps its update time.
+        updated_at = row.updated_at if _shows_as_published(row, draft) else done.at
+        shown = _as_written(
+            done, claims.user_id, draft, row.published_at or done.at, updated_at=updated_at
+        )
         return await _answer(request, claims.user_id, done, shown)
 
     return await _on_latest(request, claims.user_id, change)
@@ -324,8 +328,14 @@ def _as_published(row: Any, state: ArticleState, draft: Draft) -> bool:
     """Whether ``draft`` is the article as published. An edit of it waiting as a ``/v1``
     draft is left waiting: an editor saving the article as it loaded it neither publishes
     nor throws that edit away."""
+    return state.status == "published" and _shows_as_published(row, draft)
+
+
+def _shows_as_published(row: Any, draft: Draft) -> bool:
+    """Whether readers would see ``draft`` as the article was last published (withdrawn
+    since or not): published so, it keeps its update time (projections/articles.py)."""
     return (
-        state.status == "published"
+        row.published_content is not None
         and (row.published_title, row.published_content, row.published_description)
         == (draft.title, draft.content, draft.description)
         and list(row.published_tags or []) == draft.tags
@@ -379,7 +389,14 @@ async def _answer(
     return await written(request, out, done.position, user_id)
 
 
-def _as_written(done: Changed, author_id: str, draft: Draft, created_at: datetime) -> Listed:
+def _as_written(
+    done: Changed,
+    author_id: str,
+    draft: Draft,
+    created_at: datetime,
+    *,
+    updated_at: datetime | None = None,
+) -> Listed:
     return Listed(
         id=done.article_id,
         author_id=author_id,
@@ -389,7 +406,7 @@ def _as_written(done: Changed, author_id: str, draft: Draft, created_at: datetim
         body=draft.content,
         tags=draft.tags,
         created_at=created_at,
-        updated_at=done.at,
+        updated_at=updated_at or done.at,
     )
 
 
