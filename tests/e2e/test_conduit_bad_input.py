@@ -69,6 +69,11 @@ async def test_a_null_envelope_cant_be_blank_as_a_missing_one(
         for body in ({}, {envelope: None}):
             answer = await client.request(method, path, json=body, headers=jake.auth)
             assert errors(answer, 422) == {envelope: ["can't be blank"]}, (path, body)
+    # A null in a list, or a null list, is no blank field.
+    for tags in ([None], ["a", None], None):
+        body = {"article": {"title": "t", "description": "d", "body": "b", "tagList": tags}}
+        answer = await client.post("/api/articles", json=body, headers=jake.auth)
+        assert errors(answer, 422) == {"tagList": ["is invalid"]}, tags
 
 
 @pytest.mark.parametrize("name", ["tag", "author", "favorited"])

@@ -221,12 +221,17 @@ def shows_nothing(value: str) -> bool:
     return not VISIBLE.matches(value) and PLAIN.matches(value)
 
 
+# The type errors of a null where text or an object is required. A null list item is
+# invalid, not blank; and a null list (tags) is left to say so.
+_BLANK_WHEN_NULL = frozenset({"string_type", "model_type", "model_attributes_type", "dict_type"})
+
+
 def _message(err: ErrorDetails) -> str:
     kind, ctx, value = err["type"], err.get("ctx") or {}, err.get("input")
     if kind == "missing" or (isinstance(value, str) and shows_nothing(value)):
         return "can't be blank"
-    if kind.endswith("_type") and value is None:  # null, of any kind (Rails: nil is blank)
-        return "can't be blank"
+    if value is None and kind in _BLANK_WHEN_NULL and isinstance(err["loc"][-1], str):
+        return "can't be blank"  # a required field sent as null (Rails: nil is blank)
     if kind == "string_too_short":
         return f"is too short (minimum is {ctx.get('min_length')} characters)"
     if kind == "string_too_long":
