@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewPartitions, NewTopic
+
 from bloghub.adapters.kafka import LogEnds
 from bloghub.events.base import envelop
 from bloghub.events.log import EventLog
@@ -42,6 +45,28 @@ async def test_a_partition_the_topic_does_not_have_is_beyond_the_log_at_once(
         assert await ends.beyond({(topic, partition): offset}) is False
     finally:
         await ends.close()
+
+
+async def test_a_partition_added_while_running_is_answered_for(settings: Settings) -> None:
+    """A partition the topic did not have when the ends were last asked is learned afresh,
+    not refused from what was known before."""
+    topic = f"{settings.prefix}.grown"
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await admin.start()
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap)
+    ends = LogEnds(settings.kafka_bootstrap, client_id="log-ends-test", timeout_s=5.0)
+    try:
+        await admin.create_topics([NewTopic(topic, num_partitions=2, replication_factor=1)])
+        assert await ends.beyond({(topic, 3): 0}) is True  # no such partition yet
+        await admin.create_partitions({topic: NewPartitions(total_count=4)})
+        await producer.start()
+        await producer.send_and_wait(topic, b"x", partition=3)
+        assert await ends.beyond({(topic, 3): 0}) is False
+    finally:
+        await ends.close()
+        await producer.stop()
+        await admin.delete_topics([topic])
+        await admin.close()
 
 
 async def test_an_unreachable_broker_leaves_the_question_open() -> None:

@@ -112,6 +112,11 @@ async def delete_topics(bootstrap: str, prefix: str) -> list[str]:
         await admin.close()
 
 
+# How long a partition the topic was not known to have is asked for before it is taken
+# not to exist; learning the topic afresh takes a round trip or two to the broker.
+NEW_PARTITION_WAIT_S = 0.5
+
+
 class LogEnds:
     """Where each partition of the log ends, as last asked of the broker. Ends only grow,
     so an end already known to lie past an offset settles the question without a request;
@@ -172,17 +177,25 @@ class LogEnds:
             if consumer.partitions_for_topic(topic) is None:
                 # Its partitions are learned with the end of its first, which every topic has.
                 ends.update(await self._ends_of(consumer, [(topic, 0)]))
-        asked = []
+        asked: list[tuple[str, int]] = []
+        missing: list[tuple[str, int]] = []
         for tp in partitions:
+            if tp in ends:
+                continue
             held = consumer.partitions_for_topic(tp[0])
-            if held is not None and tp[1] not in held:
-                # No such partition (a position from before the topics were made again):
-                # the broker would never answer for it, and nothing was written there.
-                ends[tp] = 0
-            elif tp not in ends:
-                asked.append(tp)
+            (missing if held is not None and tp[1] not in held else asked).append(tp)
         if asked:
             ends.update(await self._ends_of(consumer, asked))
+        if missing:
+            # Not a partition of the topic as last learned: asked anyway, which learns the
+            # topic afresh (one added since is answered for). One the topic still lacks
+            # is never answered for: a position from before the topics were made again
+            # with fewer; nothing was written there.
+            try:
+                found = self._ends_of(consumer, missing)
+                ends.update(await asyncio.wait_for(found, NEW_PARTITION_WAIT_S))
+            except TimeoutError:
+                ends.update(dict.fromkeys(missing, 0))
         return ends
 
     @staticmethod
