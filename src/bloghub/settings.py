@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import math
 import os
 import re
 from enum import StrEnum
@@ -430,12 +431,12 @@ class Settings(BaseSettings):
         # appending (a password hash) and the sweep's own beat.
         if self.delivery_timeout_s < self.append_timeout_s:
             raise ValueError("delivery_timeout_s must be at least append_timeout_s")
-        if self.reservation_ttl_s < 2 * (self.delivery_timeout_s + 2 * self.append_timeout_s):
+        least = math.ceil(2 * (self.delivery_timeout_s + 2 * self.append_timeout_s))
+        if self.reservation_ttl_s < least:
             raise ValueError(
                 "reservation_ttl_s must be at least 2 x (delivery_timeout_s + 2 x "
-                f"append_timeout_s), {2 * (self.delivery_timeout_s + 2 * self.append_timeout_s):g}"
-                " s here: a key may be freed only once the producer can no longer deliver its "
-                "event"
+                f"append_timeout_s), {least} s here: a key may be freed only once the "
+                "producer can no longer deliver its event"
             )
         return self
 

@@ -156,6 +156,9 @@ def test_a_reservation_outlives_the_producers_delivery_bound() -> None:
     # The refusal names the least that would do: here 2 x (120 + 2 x 1.5).
     with pytest.raises(ValidationError, match="246 s here"):
         Settings(reservation_ttl_s=244, delivery_timeout_s=120, append_timeout_s=1.5)
+    # A whole number of seconds, as the setting takes: 2 x (120.3 + 3) is 246.6.
+    with pytest.raises(ValidationError, match="247 s here"):
+        Settings(reservation_ttl_s=246, delivery_timeout_s=120.3, append_timeout_s=1.5)
     fine = Settings(reservation_ttl_s=246, delivery_timeout_s=120, append_timeout_s=1.5)
     assert fine.reservation_ttl_s > 2 * fine.delivery_timeout_s
 
