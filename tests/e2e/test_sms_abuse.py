@@ -108,6 +108,21 @@ async def test_codes_go_only_to_the_countries_settings_allow(
             "phone": "only numbers starting +86 are served"
         }
         assert not gateway.to(us)
+        # A code for such a number is refused as input too (the document's pattern), not
+        # called wrong and counted against the address's checks.
+        unserved = {"phone": "only numbers starting +86 are served"}
+        for path, body in (
+            ("/v1/auth/sms/login", {"phone": us, "code": "123456"}),
+            (
+                "/v1/auth/password/reset",
+                {"phone": us, "code": "123456", "new_password": "Passw0rd!q"},
+            ),
+        ):
+            sent = await china_only.client.post(
+                path, json=body, headers={"x-forwarded-for": china_only.home}
+            )
+            assert sent.status_code == 422, (path, sent.text)
+            assert sent.json()["error"]["fields"] == unserved
     async with site(settings, gateway, sms_country_codes=["86", "1"]) as both:
         assert (await both.ask(us)).status_code == 200
         assert len(gateway.to(us)) == 1

@@ -206,6 +206,9 @@ async def _spend_all(request: Request, proofs: list[CodeProof]) -> None:
     """Check the codes together: all are spent if all are right, none otherwise (each
     wrong one named, and counted against its tries)."""
     sms = container(request).sms
+    for _, phone, _, _ in proofs:
+        # No code is sent there, so none is right: refused as input, and not counted.
+        sms.guard.check_country(phone)
     for _ in proofs:
         await sms.guard.checking(client_ip(request))
     oks = await sms.codes.check_all([(purpose, phone, code) for purpose, phone, code, _ in proofs])
@@ -223,6 +226,7 @@ async def _spend_reset(request: Request, owner: str | None, phone: str, code: st
     (``_send_reset``) or else one asked from anywhere; from any other, the latter only."""
     c = container(request)
     ip = client_ip(request)
+    c.sms.guard.check_country(phone)
     await c.sms.guard.checking(ip)
     own = owner is not None and await c.lockout.knows(owner, ip)
     for purpose in ("reset_known", "reset") if own else ("reset",):
