@@ -66,6 +66,26 @@ async def test_a_token_alone_cannot_bind_a_phone(
     assert proven.json()["user"]["phone"] == f"+86{phone}"
 
 
+async def test_a_phone_in_a_country_not_served_is_refused_before_any_proof(
+    sms: Site, unique_email: Callable[[], str]
+) -> None:
+    """No code goes there, so none can bind it: 422 as the document's pattern says, before
+    the password is checked or counted against the session's proofs."""
+    token = (await login(sms.client, await account(sms.client, unique_email)))["access_token"]
+    wrong = [{"current_password": "Not-it-42"}] * 6  # past the five a session may get wrong
+    for proof in ({}, *wrong, {"current_password": PASSWORD}):
+        refused = await bind(sms, token, phone="+12025550123", code="123456", **proof)
+        assert refused.status_code == 422, (proof, refused.text)
+        assert refused.json()["error"]["fields"] == {
+            "phone": "only numbers starting +86 are served"
+        }
+    # No wrong password was counted: the session proves itself as often as before.
+    phone = new_phone()
+    code = await code_for(sms, phone, "bind")
+    proven = await bind(sms, token, phone=phone, code=code, current_password=PASSWORD)
+    assert proven.status_code == 200, proven.text
+
+
 @pytest.mark.parametrize("at_once", [False, True], ids=["one_by_one", "at_once"])
 async def test_the_current_password_check_has_its_own_attempt_limit(
     sms: Site, unique_email: Callable[[], str], at_once: bool

@@ -261,6 +261,8 @@ async def sms_login(request: Request) -> Response:
 async def bind(request: Request) -> Response:
     claims = await require_caller(request)
     body = await parse_body(request, PhoneBinding)
+    # As a phone the document's pattern refuses: before any proof is checked or counted.
+    container(request).sms.guard.check_country(body.phone)
     row = await account_of(request, claims.user_id, deciding=True)
     owner_code = await _prove_owner(request, claims, row, body)
     await _spend_all(request, [*owner_code, ("bind", body.phone, body.code, "code")])
