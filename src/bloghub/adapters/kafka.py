@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import structlog
@@ -113,8 +113,11 @@ async def delete_topics(bootstrap: str, prefix: str) -> list[str]:
 
 
 # How long a partition the topic was not known to have is asked for before it is taken
-# not to exist; learning the topic afresh takes a round trip or two to the broker.
-NEW_PARTITION_WAIT_S = 0.5
+# not to exist (learning the topic afresh takes a round trip or two to the broker), and
+# how long it is then taken not to exist without asking: positions from before the
+# topics were made again come in numbers, and each ask holds the others up.
+NEW_PARTITION_WAIT_S = 0.3
+MISSING_KEPT_S = 10.0
 
 
 class LogEnds:
@@ -124,12 +127,21 @@ class LogEnds:
     bounded).
     The group-less consumer is started at first need and kept."""
 
-    def __init__(self, bootstrap: str, *, client_id: str, timeout_s: float = 1.0) -> None:
+    def __init__(
+        self,
+        bootstrap: str,
+        *,
+        client_id: str,
+        timeout_s: float = 1.0,
+        missing_kept_s: float = MISSING_KEPT_S,
+    ) -> None:
         self._bootstrap = bootstrap
         self._client_id = client_id
         self._timeout_s = timeout_s
+        self._missing_kept_s = missing_kept_s
         self._consumer: asyncio.Future[AIOKafkaConsumer] | None = None
         self._ends: dict[tuple[str, int], int] = {}
+        self._missing: dict[tuple[str, int], float] = {}  # until when, monotonic
         self._lock = asyncio.Lock()
 
     async def beyond(
@@ -140,6 +152,8 @@ class LogEnds:
         shorter)."""
         if not self._past(offsets):
             return False
+        if self._known_missing(offsets):
+            return True
         bound = self._timeout_s if within_s is None else min(self._timeout_s, within_s)
         async with self._lock:
             if not self._past(offsets):  # another request asked meanwhile
@@ -170,6 +184,15 @@ class LogEnds:
     def _past(self, offsets: Mapping[tuple[str, int], int]) -> bool:
         return any(self._ends.get(tp, 0) <= offset for tp, offset in offsets.items())
 
+    def _known_missing(self, partitions: Iterable[tuple[str, int]]) -> bool:
+        now = time.monotonic()
+        return any(self._missing.get(tp, 0.0) > now for tp in partitions)
+
+    def _taken_missing(self, partitions: list[tuple[str, int]]) -> None:
+        now = time.monotonic()
+        self._missing = {tp: until for tp, until in self._missing.items() if until > now}
+        self._missing.update(dict.fromkeys(partitions, now + self._missing_kept_s))
+
     async def _ask(self, partitions: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
         consumer = await asyncio.shield(self._started())
         ends: dict[tuple[str, int], int] = {}
@@ -181,6 +204,9 @@ class LogEnds:
         missing: list[tuple[str, int]] = []
         for tp in partitions:
             if tp in ends:
+                continue
+            if self._known_missing([tp]):
+                ends[tp] = 0
                 continue
             held = consumer.partitions_for_topic(tp[0])
             (missing if held is not None and tp[1] not in held else asked).append(tp)
@@ -195,7 +221,10 @@ class LogEnds:
                 found = self._ends_of(consumer, missing)
                 ends.update(await asyncio.wait_for(found, NEW_PARTITION_WAIT_S))
             except TimeoutError:
+                if any(tp[1] in (consumer.partitions_for_topic(tp[0]) or ()) for tp in missing):
+                    raise  # learned afresh, it has the partition: its end is not known
                 ends.update(dict.fromkeys(missing, 0))
+                self._taken_missing(missing)
         return ends
 
     @staticmethod
