@@ -141,7 +141,9 @@ class LogEnds:
         self._missing_kept_s = missing_kept_s
         self._consumer: asyncio.Future[AIOKafkaConsumer] | None = None
         self._ends: dict[tuple[str, int], int] = {}
-        self._missing: dict[tuple[str, int], float] = {}  # until when, monotonic
+        # A topic found lacking a partition: how many it has, and until when (monotonic)
+        # any partition past those is taken not to exist without asking.
+        self._missing: dict[str, tuple[int, float]] = {}
         self._lock = asyncio.Lock()
 
     async def beyond(
@@ -155,14 +157,15 @@ class LogEnds:
         if self._known_missing(offsets):
             return True
         bound = self._timeout_s if within_s is None else min(self._timeout_s, within_s)
-        async with self._lock:
-            if not self._past(offsets):  # another request asked meanwhile
-                return False
-            try:
-                ends = await asyncio.wait_for(self._ask(list(offsets)), bound)
-            except (KafkaError, OSError, TimeoutError) as exc:
-                log.warning("log_ends.unknown", error=repr(exc))
-                return None
+        try:
+            # The wait for another request's question is in the bound too.
+            async with asyncio.timeout(bound), self._lock:
+                if not self._past(offsets):  # another request asked meanwhile
+                    return False
+                ends = await self._ask(list(offsets))
+        except (KafkaError, OSError, TimeoutError) as exc:
+            log.warning("log_ends.unknown", error=repr(exc))
+            return None
         self._ends.update(ends)
         return self._past(offsets)
 
@@ -186,12 +189,17 @@ class LogEnds:
 
     def _known_missing(self, partitions: Iterable[tuple[str, int]]) -> bool:
         now = time.monotonic()
-        return any(self._missing.get(tp, 0.0) > now for tp in partitions)
+        for topic, partition in partitions:
+            has, until = self._missing.get(topic, (0, 0.0))
+            if until > now and partition >= has:
+                return True
+        return False
 
-    def _taken_missing(self, partitions: list[tuple[str, int]]) -> None:
-        now = time.monotonic()
-        self._missing = {tp: until for tp, until in self._missing.items() if until > now}
-        self._missing.update(dict.fromkeys(partitions, now + self._missing_kept_s))
+    def _taken_missing(self, consumer: AIOKafkaConsumer, topics: set[str]) -> None:
+        until = time.monotonic() + self._missing_kept_s
+        for topic in topics:
+            held = consumer.partitions_for_topic(topic) or set()
+            self._missing[topic] = (max(held, default=-1) + 1, until)
 
     async def _ask(self, partitions: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
         consumer = await asyncio.shield(self._started())
@@ -224,7 +232,7 @@ class LogEnds:
                 if any(tp[1] in (consumer.partitions_for_topic(tp[0]) or ()) for tp in missing):
                     raise  # learned afresh, it has the partition: its end is not known
                 ends.update(dict.fromkeys(missing, 0))
-                self._taken_missing(missing)
+                self._taken_missing(consumer, {topic for topic, _ in missing})
         return ends
 
     @staticmethod
