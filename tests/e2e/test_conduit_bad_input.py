@@ -71,8 +71,8 @@ async def test_a_null_envelope_cant_be_blank_as_a_missing_one(
             assert errors(answer, 422) == {envelope: ["can't be blank"]}, (path, body)
     # A null in a list, or a null list, is no blank field.
     for tags in ([None], ["a", None], None):
-        body = {"article": {"title": "t", "description": "d", "body": "b", "tagList": tags}}
-        answer = await client.post("/api/articles", json=body, headers=jake.auth)
+        article = {"title": "t", "description": "d", "body": "b", "tagList": tags}
+        answer = await client.post("/api/articles", json={"article": article}, headers=jake.auth)
         assert errors(answer, 422) == {"tagList": ["is invalid"]}, tags
 
 
