@@ -31,11 +31,10 @@ async def jake(client: httpx.AsyncClient) -> Conduit:
     return await register(client)
 
 
-async def test_every_write_answers_bad_bodies_with_422(
-    client: httpx.AsyncClient, jake: Conduit
-) -> None:
+async def writes(client: httpx.AsyncClient, jake: Conduit) -> list[tuple[str, str, str]]:
+    """Every /api write that takes a body: its method, path and envelope."""
     slug = (await write(client, jake, unique_name("Target ")))["slug"]
-    writes = [
+    return [
         ("POST", "/api/users", "user"),
         ("POST", "/api/users/login", "user"),
         ("PUT", "/api/user", "user"),
@@ -43,7 +42,12 @@ async def test_every_write_answers_bad_bodies_with_422(
         ("PUT", f"/api/articles/{slug}", "article"),
         ("POST", f"/api/articles/{slug}/comments", "comment"),
     ]
-    for method, path, envelope in writes:
+
+
+async def test_every_write_answers_bad_bodies_with_422(
+    client: httpx.AsyncClient, jake: Conduit
+) -> None:
+    for method, path, envelope in await writes(client, jake):
         for raw in RAW:
             answer = await client.request(method, path, content=raw, headers={**JSON, **jake.auth})
             assert errors(answer, 422), (method, path, raw)
@@ -56,16 +60,7 @@ async def test_a_null_envelope_cant_be_blank_as_a_missing_one(
     client: httpx.AsyncClient, jake: Conduit
 ) -> None:
     """The README: "can't be blank" for a missing, null, empty or blank required field."""
-    slug = (await write(client, jake, unique_name("Target ")))["slug"]
-    writes = [
-        ("POST", "/api/users", "user"),
-        ("POST", "/api/users/login", "user"),
-        ("PUT", "/api/user", "user"),
-        ("POST", "/api/articles", "article"),
-        ("PUT", f"/api/articles/{slug}", "article"),
-        ("POST", f"/api/articles/{slug}/comments", "comment"),
-    ]
-    for method, path, envelope in writes:
+    for method, path, envelope in await writes(client, jake):
         for body in ({}, {envelope: None}):
             answer = await client.request(method, path, json=body, headers=jake.auth)
             assert errors(answer, 422) == {envelope: ["can't be blank"]}, (path, body)
