@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer
@@ -12,6 +11,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewPartitions, NewTopic
 from bloghub.adapters.kafka import LogEnds
 from bloghub.events.base import envelop
 from bloghub.events.log import EventLog
+from bloghub.events.topics import Family, topic_for
 from bloghub.events.users import UserRegistered
 from bloghub.ids import new_id_str
 from bloghub.settings import Settings
@@ -61,22 +61,40 @@ async def test_a_missing_partition_is_asked_for_once_however_many_ask(
     event = UserRegistered(user_id=new_id_str(), email="ends@example.com", password_hash="h")
     written = await event_log.append([envelop(event, actor_id=None, request_id=None)])
     ((topic, partition, offset),) = list(written)
-    asked: list[tuple[str, int]] = []
-    ends_of = LogEnds._ends_of
+    learned: list[set[str]] = []
+    learn = LogEnds._learn
 
-    async def counted(consumer: Any, partitions: list[tuple[str, int]]) -> dict[Any, int]:
-        asked.extend(partitions)
-        return await ends_of(consumer, partitions)
+    async def counted(self: LogEnds, topics: set[str]) -> dict[str, int]:
+        learned.append(topics)
+        return await learn(self, topics)
 
-    monkeypatch.setattr(LogEnds, "_ends_of", staticmethod(counted))
+    monkeypatch.setattr(LogEnds, "_learn", counted)
     ends = LogEnds(settings.kafka_bootstrap, client_id="log-ends-test", timeout_s=5.0)
     nowhere = [(topic, settings.topic_partitions + n) for n in (3, 3, 4, 5, 6, 7, 8, 9)]
     try:
         answers = await asyncio.gather(*(ends.beyond({tp: 0}) for tp in nowhere))
         assert answers == [True] * 8
-        # The first found the topic's partitions; what lies past them was not asked for.
-        assert len([tp for tp in asked if tp in nowhere]) == 1
+        # The first learned the topic's partitions; the rest were answered from that.
+        assert learned == [{topic}]
         assert await ends.beyond({(topic, partition): offset}) is False
+    finally:
+        await ends.close()
+
+
+async def test_a_burst_over_every_topic_is_refused_within_the_bound(settings: Settings) -> None:
+    """Stale positions on several topics at once, each topic not yet known to lack the
+    partition: every one is answered beyond the log within the one-second bound (a topic's
+    partitions are asked of the broker, which answers; its ends for a partition it lacks,
+    it never would), none left unknown to wait its whole read bound."""
+    ends = LogEnds(settings.kafka_bootstrap, client_id="log-ends-test")
+    stale = [
+        (topic_for(settings.prefix, family), settings.topic_partitions + n)
+        for family in Family
+        for n in (5, 6)
+    ]
+    try:
+        answers = await asyncio.gather(*(ends.beyond({tp: 1}) for tp in stale))
+        assert answers == [True] * len(stale)
     finally:
         await ends.close()
 
@@ -90,7 +108,7 @@ async def test_a_partition_added_while_running_is_answered_for(settings: Setting
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap)
     # A partition found missing is not taken missing for a while after, here.
     ends = LogEnds(
-        settings.kafka_bootstrap, client_id="log-ends-test", timeout_s=5.0, missing_kept_s=0
+        settings.kafka_bootstrap, client_id="log-ends-test", timeout_s=5.0, partitions_kept_s=0
     )
     try:
         await admin.create_topics([NewTopic(topic, num_partitions=2, replication_factor=1)])

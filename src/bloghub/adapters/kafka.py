@@ -7,8 +7,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from typing import Any, TypeVar
 
 import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -112,12 +112,12 @@ async def delete_topics(bootstrap: str, prefix: str) -> list[str]:
         await admin.close()
 
 
-# How long a partition the topic was not known to have is asked for before it is taken
-# not to exist (learning the topic afresh takes a round trip or two to the broker), and
-# how long it is then taken not to exist without asking: positions from before the
-# topics were made again come in numbers, and each ask holds the others up.
-NEW_PARTITION_WAIT_S = 0.3
-MISSING_KEPT_S = 10.0
+# How long a topic's partitions, as the broker gave them when a position named one it
+# lacked, are taken as they were: positions from before the topics were made again come
+# in numbers, and each question holds up the others.
+PARTITIONS_KEPT_S = 10.0
+
+T = TypeVar("T")
 
 
 class LogEnds:
@@ -125,7 +125,8 @@ class LogEnds:
     so an end already known to lie past an offset settles the question without a request;
     only an offset at or past its partition's known end asks again (one question at a time,
     bounded).
-    The group-less consumer is started at first need and kept."""
+    The group-less consumer (and, for a partition a topic may lack, an admin client) is
+    started at first need and kept."""
 
     def __init__(
         self,
@@ -133,28 +134,29 @@ class LogEnds:
         *,
         client_id: str,
         timeout_s: float = 1.0,
-        missing_kept_s: float = MISSING_KEPT_S,
+        partitions_kept_s: float = PARTITIONS_KEPT_S,
     ) -> None:
         self._bootstrap = bootstrap
         self._client_id = client_id
         self._timeout_s = timeout_s
-        self._missing_kept_s = missing_kept_s
+        self._partitions_kept_s = partitions_kept_s
         self._consumer: asyncio.Future[AIOKafkaConsumer] | None = None
+        self._admin: asyncio.Future[AIOKafkaAdminClient] | None = None
         self._ends: dict[tuple[str, int], int] = {}
-        # A topic found lacking a partition: how many it has, and until when (monotonic)
-        # any partition past those is taken not to exist without asking.
-        self._missing: dict[str, tuple[int, float]] = {}
+        # Topics a position named a partition of that the consumer did not know: how many
+        # partitions the broker said they have, and until when (monotonic) that holds.
+        self._partitions: dict[str, tuple[int, float]] = {}
         self._lock = asyncio.Lock()
 
     async def beyond(
         self, offsets: Mapping[tuple[str, int], int], *, within_s: float | None = None
     ) -> bool | None:
-        """Whether some offset holds no record yet (at or past its partition's end); None
-        when the broker did not answer in time (its own bound, or ``within_s`` if that is
-        shorter)."""
+        """Whether some offset holds no record yet (at or past its partition's end, or in a
+        partition its topic lacks); None when the broker did not answer in time (its own
+        bound, or ``within_s`` if that is shorter)."""
         if not self._past(offsets):
             return False
-        if self._known_missing(offsets):
+        if self._lacking(offsets):
             return True
         bound = self._timeout_s if within_s is None else min(self._timeout_s, within_s)
         try:
@@ -162,6 +164,8 @@ class LogEnds:
             async with asyncio.timeout(bound), self._lock:
                 if not self._past(offsets):  # another request asked meanwhile
                     return False
+                if self._lacking(offsets):
+                    return True
                 ends = await self._ask(list(offsets))
         except (KafkaError, OSError, TimeoutError) as exc:
             log.warning("log_ends.unknown", error=repr(exc))
@@ -187,19 +191,14 @@ class LogEnds:
     def _past(self, offsets: Mapping[tuple[str, int], int]) -> bool:
         return any(self._ends.get(tp, 0) <= offset for tp, offset in offsets.items())
 
-    def _known_missing(self, partitions: Iterable[tuple[str, int]]) -> bool:
+    def _lacking(self, partitions: Iterable[tuple[str, int]]) -> bool:
+        """Whether a partition is past its topic's, as the broker last gave them."""
         now = time.monotonic()
         for topic, partition in partitions:
-            has, until = self._missing.get(topic, (0, 0.0))
+            has, until = self._partitions.get(topic, (0, 0.0))
             if until > now and partition >= has:
                 return True
         return False
-
-    def _taken_missing(self, consumer: AIOKafkaConsumer, topics: set[str]) -> None:
-        until = time.monotonic() + self._missing_kept_s
-        for topic in topics:
-            held = consumer.partitions_for_topic(topic) or set()
-            self._missing[topic] = (max(held, default=-1) + 1, until)
 
     async def _ask(self, partitions: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
         consumer = await asyncio.shield(self._started())
@@ -208,32 +207,45 @@ class LogEnds:
             if consumer.partitions_for_topic(topic) is None:
                 # Its partitions are learned with the end of its first, which every topic has.
                 ends.update(await self._ends_of(consumer, [(topic, 0)]))
+        unseen = {
+            topic
+            for topic, partition in partitions
+            if (topic, partition) not in ends
+            and not self._lacking([(topic, partition)])
+            and partition not in (consumer.partitions_for_topic(topic) or ())
+        }
+        if unseen:
+            # Not a partition of the topic as the consumer knows it. The broker never
+            # answers for one the topic lacks (a position from before the topics were made
+            # again with fewer), so it is asked what partitions the topic has now: one
+            # added since is then asked for, and its end learned. Shielded: learned once,
+            # even for a request that stops waiting.
+            learned = await asyncio.shield(self._learn(unseen))
+        else:
+            learned = {}
         asked: list[tuple[str, int]] = []
-        missing: list[tuple[str, int]] = []
         for tp in partitions:
             if tp in ends:
                 continue
-            if self._known_missing([tp]):
-                ends[tp] = 0
-                continue
-            held = consumer.partitions_for_topic(tp[0])
-            (missing if held is not None and tp[1] not in held else asked).append(tp)
+            if tp[1] >= learned.get(tp[0], tp[1] + 1) or self._lacking([tp]):
+                ends[tp] = 0  # nothing was written there
+            else:
+                asked.append(tp)
         if asked:
             ends.update(await self._ends_of(consumer, asked))
-        if missing:
-            # Not a partition of the topic as last learned: asked anyway, which learns the
-            # topic afresh (one added since is answered for). One the topic still lacks
-            # is never answered for: a position from before the topics were made again
-            # with fewer; nothing was written there.
-            try:
-                found = self._ends_of(consumer, missing)
-                ends.update(await asyncio.wait_for(found, NEW_PARTITION_WAIT_S))
-            except TimeoutError:
-                if any(tp[1] in (consumer.partitions_for_topic(tp[0]) or ()) for tp in missing):
-                    raise  # learned afresh, it has the partition: its end is not known
-                ends.update(dict.fromkeys(missing, 0))
-                self._taken_missing(consumer, {topic for topic, _ in missing})
         return ends
+
+    async def _learn(self, topics: set[str]) -> dict[str, int]:
+        """How many partitions each of ``topics`` has, as the broker says now (kept)."""
+        admin = await asyncio.shield(self._admin_started())
+        described = await admin.describe_topics(sorted(topics))
+        until = time.monotonic() + self._partitions_kept_s
+        learned: dict[str, int] = {}
+        for topic in described:
+            has = max((p["partition"] for p in topic["partitions"]), default=-1) + 1
+            learned[str(topic["topic"])] = has
+            self._partitions[str(topic["topic"])] = (has, until)
+        return learned
 
     @staticmethod
     async def _ends_of(
@@ -242,15 +254,16 @@ class LogEnds:
         ends = await consumer.end_offsets([TopicPartition(*tp) for tp in partitions])
         return {(tp.topic, tp.partition): offset for tp, offset in ends.items()}
 
+    # Each client is started once, outside any request's bound (shielded): a slow first
+    # connection is finished by a later request instead of being cut short by each of them.
+
     def _started(self) -> asyncio.Future[AIOKafkaConsumer]:
-        # Started once, outside any request's bound (shielded): a slow first connection
-        # is finished by a later request instead of being cut short by every one of them.
-        starting = self._consumer
-        if starting is None or (
-            starting.done() and (starting.cancelled() or starting.exception() is not None)
-        ):
-            starting = self._consumer = asyncio.ensure_future(self._start())
-        return starting
+        self._consumer = _kept(self._consumer, self._start)
+        return self._consumer
+
+    def _admin_started(self) -> asyncio.Future[AIOKafkaAdminClient]:
+        self._admin = _kept(self._admin, self._start_admin)
+        return self._admin
 
     async def _start(self) -> AIOKafkaConsumer:
         consumer = AIOKafkaConsumer(
@@ -266,11 +279,33 @@ class LogEnds:
             raise
         return consumer
 
+    async def _start_admin(self) -> AIOKafkaAdminClient:
+        admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap, client_id=self._client_id)
+        try:
+            await admin.start()
+        except BaseException:
+            await admin.close()
+            raise
+        return admin
+
     async def close(self) -> None:
-        starting, self._consumer = self._consumer, None
-        if starting is None:
-            return
-        if not starting.done():
-            starting.cancel()
-        with contextlib.suppress(Exception, asyncio.CancelledError):
-            await (await starting).stop()
+        consumer, self._consumer = self._consumer, None
+        admin, self._admin = self._admin, None
+        if consumer is not None:
+            await _stopped(consumer, lambda c: c.stop())
+        if admin is not None:
+            await _stopped(admin, lambda a: a.close())
+
+
+def _kept(held: asyncio.Future[T] | None, start: Callable[[], Awaitable[T]]) -> asyncio.Future[T]:
+    """``held``, or ``start`` begun again if there is none or it failed."""
+    if held is None or (held.done() and (held.cancelled() or held.exception() is not None)):
+        return asyncio.ensure_future(start())
+    return held
+
+
+async def _stopped(starting: asyncio.Future[T], stop: Callable[[T], Awaitable[None]]) -> None:
+    if not starting.done():
+        starting.cancel()
+    with contextlib.suppress(Exception, asyncio.CancelledError):
+        await stop(await starting)
