@@ -7,6 +7,7 @@ import asyncio
 import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewPartitions, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
 
 from bloghub.adapters.kafka import LogEnds
 from bloghub.events.base import envelop
@@ -118,6 +119,43 @@ async def test_a_partition_added_while_running_is_answered_for(settings: Setting
         await producer.start()
         await producer.send_and_wait(topic, b"x", partition=3)
         assert await ends.beyond({(topic, 3): 0}) is False
+    finally:
+        await ends.close()
+        await producer.stop()
+        await admin.delete_topics([topic])
+        await admin.close()
+
+
+async def test_a_topic_made_again_with_fewer_partitions_is_learned_afresh(
+    settings: Settings,
+) -> None:
+    """The consumer's metadata still names the partition the topic lost; the broker never
+    answers for its end. A position on it is beyond the log, not left unknown."""
+    topic = f"{settings.prefix}.remade"
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await admin.start()
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap)
+    ends = LogEnds(
+        settings.kafka_bootstrap, client_id="log-ends-test", timeout_s=5.0, partitions_kept_s=0
+    )
+    try:
+        await admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=1)])
+        await wait_until(lambda: _partitions_of(admin, topic, 3), timeout_s=10)
+        await producer.start()
+        await producer.send_and_wait(topic, b"x", partition=2)
+        assert await ends.beyond({(topic, 2): 0}) is False
+        await admin.delete_topics([topic])
+
+        async def made_again() -> bool:
+            try:
+                await admin.create_topics([NewTopic(topic, num_partitions=2, replication_factor=1)])
+            except TopicAlreadyExistsError:  # the old one is still being deleted
+                return False
+            return True
+
+        await wait_until(made_again, timeout_s=30)
+        await wait_until(lambda: _partitions_of(admin, topic, 2), timeout_s=10)
+        assert await ends.beyond({(topic, 2): 5}) is True
     finally:
         await ends.close()
         await producer.stop()

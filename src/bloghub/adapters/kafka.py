@@ -191,6 +191,9 @@ class LogEnds:
     def _past(self, offsets: Mapping[tuple[str, int], int]) -> bool:
         return any(self._ends.get(tp, 0) <= offset for tp, offset in offsets.items())
 
+    def _known(self, topic: str) -> bool:
+        return self._partitions.get(topic, (0, 0.0))[1] > time.monotonic()
+
     def _lacking(self, partitions: Iterable[tuple[str, int]]) -> bool:
         """Whether a partition is past its topic's, as the broker last gave them."""
         now = time.monotonic()
@@ -207,22 +210,13 @@ class LogEnds:
             if consumer.partitions_for_topic(topic) is None:
                 # Its partitions are learned with the end of its first, which every topic has.
                 ends.update(await self._ends_of(consumer, [(topic, 0)]))
-        unseen = {
-            topic
-            for topic, partition in partitions
-            if (topic, partition) not in ends
-            and not self._lacking([(topic, partition)])
-            and partition not in (consumer.partitions_for_topic(topic) or ())
-        }
-        if unseen:
-            # Not a partition of the topic as the consumer knows it. The broker never
-            # answers for one the topic lacks (a position from before the topics were made
-            # again with fewer), so it is asked what partitions the topic has now: one
-            # added since is then asked for, and its end learned. Shielded: learned once,
-            # even for a request that stops waiting.
-            learned = await asyncio.shield(self._learn(unseen))
-        else:
-            learned = {}
+        # The broker never answers for the end of a partition its topic lacks (a position
+        # from before the topics were made again with fewer), and the consumer's metadata
+        # may be minutes old either way: what partitions each topic has is asked of the
+        # broker (one metadata round trip), kept a while. Shielded: learned once, even for
+        # a request that stops waiting.
+        unseen = {topic for topic, _ in partitions if not self._known(topic)}
+        learned = await asyncio.shield(self._learn(unseen)) if unseen else {}
         asked: list[tuple[str, int]] = []
         for tp in partitions:
             if tp in ends:
@@ -243,8 +237,12 @@ class LogEnds:
         learned: dict[str, int] = {}
         for topic in described:
             has = max((p["partition"] for p in topic["partitions"]), default=-1) + 1
-            learned[str(topic["topic"])] = has
-            self._partitions[str(topic["topic"])] = (has, until)
+            name = str(topic["topic"])
+            learned[name] = has
+            self._partitions[name] = (has, until)
+            # Made again with fewer: what was known of those it lost no longer holds.
+            for tp in [tp for tp in self._ends if tp[0] == name and tp[1] >= has]:
+                del self._ends[tp]
         return learned
 
     @staticmethod
