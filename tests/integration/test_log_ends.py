@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
 import pytest
 from aiokafka import AIOKafkaProducer
@@ -100,30 +103,47 @@ async def test_a_burst_over_every_topic_is_refused_within_the_bound(settings: Se
         await ends.close()
 
 
-async def test_a_partition_added_while_running_is_answered_for(settings: Settings) -> None:
-    """A partition the topic did not have when the ends were last asked is learned afresh,
-    not refused from what was known before."""
-    topic = f"{settings.prefix}.grown"
+@dataclass
+class OwnTopic:
+    """A topic of the test's own, the clients that change it, and a ``LogEnds`` that takes
+    a topic's partitions as learned only for the question it asks."""
+
+    name: str
+    admin: AIOKafkaAdminClient
+    producer: AIOKafkaProducer
+    ends: LogEnds
+
+
+@asynccontextmanager
+async def own_topic(settings: Settings, name: str, partitions: int) -> AsyncIterator[OwnTopic]:
+    topic = f"{settings.prefix}.{name}"
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
     await admin.start()
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap)
-    # A partition found missing is not taken missing for a while after, here.
     ends = LogEnds(
         settings.kafka_bootstrap, client_id="log-ends-test", timeout_s=5.0, partitions_kept_s=0
     )
     try:
-        await admin.create_topics([NewTopic(topic, num_partitions=2, replication_factor=1)])
-        assert await ends.beyond({(topic, 3): 0}) is True  # no such partition yet
-        await admin.create_partitions({topic: NewPartitions(total_count=4)})
-        await wait_until(lambda: _partitions_of(admin, topic, 4), timeout_s=10)
-        await producer.start()
-        await producer.send_and_wait(topic, b"x", partition=3)
-        assert await ends.beyond({(topic, 3): 0}) is False
+        await admin.create_topics([NewTopic(topic, partitions, replication_factor=1)])
+        await wait_until(lambda: _partitions_of(admin, topic, partitions), timeout_s=10)
+        yield OwnTopic(topic, admin, producer, ends)
     finally:
         await ends.close()
         await producer.stop()
         await admin.delete_topics([topic])
         await admin.close()
+
+
+async def test_a_partition_added_while_running_is_answered_for(settings: Settings) -> None:
+    """A partition the topic did not have when the ends were last asked is learned afresh,
+    not refused from what was known before."""
+    async with own_topic(settings, "grown", 2) as own:
+        assert await own.ends.beyond({(own.name, 3): 0}) is True  # no such partition yet
+        await own.admin.create_partitions({own.name: NewPartitions(total_count=4)})
+        await wait_until(lambda: _partitions_of(own.admin, own.name, 4), timeout_s=10)
+        await own.producer.start()
+        await own.producer.send_and_wait(own.name, b"x", partition=3)
+        assert await own.ends.beyond({(own.name, 3): 0}) is False
 
 
 async def test_a_topic_made_again_with_fewer_partitions_is_learned_afresh(
@@ -131,36 +151,22 @@ async def test_a_topic_made_again_with_fewer_partitions_is_learned_afresh(
 ) -> None:
     """The consumer's metadata still names the partition the topic lost; the broker never
     answers for its end. A position on it is beyond the log, not left unknown."""
-    topic = f"{settings.prefix}.remade"
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-    await admin.start()
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap)
-    ends = LogEnds(
-        settings.kafka_bootstrap, client_id="log-ends-test", timeout_s=5.0, partitions_kept_s=0
-    )
-    try:
-        await admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=1)])
-        await wait_until(lambda: _partitions_of(admin, topic, 3), timeout_s=10)
-        await producer.start()
-        await producer.send_and_wait(topic, b"x", partition=2)
-        assert await ends.beyond({(topic, 2): 0}) is False
-        await admin.delete_topics([topic])
+    async with own_topic(settings, "remade", 3) as own:
+        await own.producer.start()
+        await own.producer.send_and_wait(own.name, b"x", partition=2)
+        assert await own.ends.beyond({(own.name, 2): 0}) is False
+        await own.admin.delete_topics([own.name])
 
         async def made_again() -> bool:
             try:
-                await admin.create_topics([NewTopic(topic, num_partitions=2, replication_factor=1)])
+                await own.admin.create_topics([NewTopic(own.name, 2, replication_factor=1)])
             except TopicAlreadyExistsError:  # the old one is still being deleted
                 return False
             return True
 
         await wait_until(made_again, timeout_s=30)
-        await wait_until(lambda: _partitions_of(admin, topic, 2), timeout_s=10)
-        assert await ends.beyond({(topic, 2): 5}) is True
-    finally:
-        await ends.close()
-        await producer.stop()
-        await admin.delete_topics([topic])
-        await admin.close()
+        await wait_until(lambda: _partitions_of(own.admin, own.name, 2), timeout_s=10)
+        assert await own.ends.beyond({(own.name, 2): 5}) is True
 
 
 async def _partitions_of(admin: AIOKafkaAdminClient, topic: str, count: int) -> bool:
