@@ -28,6 +28,20 @@ def test_a_full_bucket_then_a_refusal_that_says_when_to_retry() -> None:
     assert not limiter.allow("ip:1").allowed
 
 
+def test_take_spends_from_the_same_bucket_as_allow_and_a_refusal_spends_nothing() -> None:
+    clock = Clock()
+    limiter = LocalLimiter(2, 60.0, clock=clock)
+    assert limiter.take("ip:1")
+    assert limiter.allow("ip:1").allowed
+    assert not limiter.take("ip:1")
+    refused = limiter.allow("ip:1")  # the stack's answer to the refusal: when to retry
+    assert not refused.allowed
+    assert refused.retry_after_s == 30
+    clock.now += 30
+    assert limiter.take("ip:1")
+    assert not limiter.allow("ip:1").allowed
+
+
 def test_keys_do_not_share_a_bucket() -> None:
     limiter = LocalLimiter(1, 60.0, clock=Clock())
     assert limiter.allow("ip:1").allowed

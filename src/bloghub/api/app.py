@@ -7,12 +7,13 @@ import asyncio
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Hashable, Sequence
 from contextlib import asynccontextmanager
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.routing import Mount, Route
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from bloghub.api import conduit, docs, health, metrics, ops
@@ -54,6 +55,24 @@ from bloghub.logs import access_log
 from bloghub.settings import Settings
 
 ContainerFactory = Callable[[Settings], Awaitable[Container]]
+
+
+class FrontedApp(Starlette):
+    """Starlette with middleware in front of its own error middleware: the hottest reads
+    (``FastReads``) answer without passing through it, which wraps every ``send`` of every
+    request in a closure of its own. What goes in front never raises past itself (the
+    proxy headers' rewrite, the fast path's own guard), so the error middleware has nothing
+    of it to catch; every other request goes down the whole stack."""
+
+    def __init__(self, *, front: Sequence[Middleware] = (), **kwargs: Any) -> None:
+        self.front = list(front)
+        super().__init__(**kwargs)
+
+    def build_middleware_stack(self) -> ASGIApp:
+        app = super().build_middleware_stack()
+        for cls, args, kwargs in reversed(self.front):
+            app = cls(app, *args, **kwargs)
+        return app
 
 
 def all_endpoints() -> list[Endpoint]:
@@ -192,13 +211,13 @@ def create_app(
     lines = access_log(settings)
     # One set of per-process buckets for the anonymous limit, whichever path answers.
     local = LocalLimiter(settings.rate_ip_per_minute, 60.0)
-    app = Starlette(
+    app = FrontedApp(
         routes=[
             *routes(endpoints),
             *live.WEBSOCKET_ROUTES,
             Mount(conduit.PREFIX, app=conduit.router(routes)),
         ],
-        middleware=[
+        front=[
             *_proxies(settings),
             Middleware(
                 FastReads,
@@ -208,6 +227,8 @@ def create_app(
                 local=local,
                 enabled=settings.fast_reads,
             ),
+        ],
+        middleware=[
             Middleware(
                 RequestId,
                 observe=observe,

@@ -118,7 +118,7 @@ class FastReads:
 
     def _allowed(self, scope: Scope) -> bool:
         # The same key as ``RateLimit``'s: the two share one bucket per client.
-        return self.local.allow(f"ip:{client_key(_host(scope))}").allowed
+        return self.local.take(f"ip:{client_key(_host(scope))}")
 
     async def _send(
         self, scope: Scope, send: Send, answer: Answer, request_id: str, started: float

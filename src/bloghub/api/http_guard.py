@@ -155,14 +155,16 @@ class GuardedHttp(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._in_head, self._begun = False, False
-        self._cancel_head()
+        if self._head_timer is not None:  # (tested first: this runs for every request)
+            self._cancel_head()
         self._in_body = not (self.parser.should_upgrade() and self._should_upgrade())
         super().on_headers_complete()
-        if self.cycle is not None and not self._queued():
+        if self.cycle is not None and not (self.pipeline and self._queued()):
             self._answering = self.cycle  # started at once: nothing was being answered
 
     def on_message_complete(self) -> None:
-        self._cancel_body()
+        if self._body_timer is not None:
+            self._cancel_body()
         self._in_head, self._in_body, self._head_bytes, self._tail = True, False, 0, b""
         self.scope[WHOLE] = True  # type: ignore[literal-required]
         super().on_message_complete()
@@ -318,9 +320,8 @@ class _Flow(FlowControl):
         self._resumed = resumed
 
     def resume_reading(self) -> None:
-        paused = self.read_paused
-        super().resume_reading()
-        if paused:
+        if self.read_paused:  # (else nothing to do, after every answer)
+            super().resume_reading()
             self._resumed()
 
 

@@ -73,6 +73,8 @@ class RequestIds:
 
     def given_or_next(self, given: bytes) -> str:
         """The caller's ``X-Request-Id`` if sane, else a new one."""
+        if not given:
+            return self.next()
         text = given.decode("latin-1")
         return text if _REQUEST_ID.match(text) else self.next()
 

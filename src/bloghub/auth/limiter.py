@@ -262,6 +262,22 @@ class LocalLimiter:
         self._buckets: OrderedDict[str, list[float]] = OrderedDict()  # key -> [tokens, at]
 
     def allow(self, key: str) -> Decision:
+        bucket = self._refilled(key)
+        if bucket[0] >= 1.0:
+            bucket[0] -= 1.0
+            return Decision(True, 0, int(bucket[0]))
+        return Decision(False, max(1, math.ceil((1.0 - bucket[0]) / self._per_s)))
+
+    def take(self, key: str) -> bool:
+        """``allow``'s verdict alone, for a path that has no use for the rest of the
+        ``Decision`` (the hot reads, which leave a refusal to the stack to answer)."""
+        bucket = self._refilled(key)
+        if bucket[0] >= 1.0:
+            bucket[0] -= 1.0
+            return True
+        return False
+
+    def _refilled(self, key: str) -> list[float]:
         now = self._clock()
         bucket = self._buckets.get(key)
         if bucket is None:
@@ -272,10 +288,7 @@ class LocalLimiter:
             self._buckets.move_to_end(key)
             bucket[0] = min(float(self.limit), bucket[0] + (now - bucket[1]) * self._per_s)
             bucket[1] = now
-        if bucket[0] >= 1.0:
-            bucket[0] -= 1.0
-            return Decision(True, 0, int(bucket[0]))
-        return Decision(False, max(1, math.ceil((1.0 - bucket[0]) / self._per_s)))
+        return bucket
 
 
 class Throttle:
