@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bloghub.events.position import BadPosition, Position, PositionSigner
+from bloghub.events.position import MAX_ENTRIES, BadPosition, Position, PositionSigner
 
 topics = st.text(alphabet="abcdefghijklmnopqrstuvwxyz.-_0123456789", min_size=1, max_size=30)
 offsets = st.dictionaries(
@@ -30,6 +30,14 @@ def test_merge_keeps_the_furthest_offset(
 def test_garbage_tokens_are_refused(token: str) -> None:
     with pytest.raises(BadPosition):
         Position.decode(token)
+
+
+def test_a_token_naming_too_many_partitions_says_so() -> None:
+    most = Position({("a.users", p): 1 for p in range(MAX_ENTRIES)})
+    assert Position.decode(most.encode()) == most
+    over = Position({("a.users", p): 1 for p in range(MAX_ENTRIES + 1)})
+    with pytest.raises(BadPosition, match="names too many partitions"):
+        Position.decode(over.encode())
 
 
 def test_restricted_to_drops_other_topics() -> None:

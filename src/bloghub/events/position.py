@@ -56,10 +56,13 @@ class Position:
             padded = token + "=" * (-len(token) % 4)
             text = base64.b64decode(padded, altchars=b"-_", validate=True).decode()
             entries = [e.split("|") for e in text.split(";") if e]
-            if len(entries) > MAX_ENTRIES:
-                raise BadPosition("position token names too many partitions")
+        except (binascii.Error, UnicodeDecodeError) as exc:
+            raise BadPosition("malformed position token") from exc
+        if len(entries) > MAX_ENTRIES:
+            raise BadPosition("position token names too many partitions")
+        try:
             offsets = {(t, int(p)): int(o) for t, p, o in entries}
-        except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
+        except ValueError as exc:
             raise BadPosition("malformed position token") from exc
         if any(p < 0 or o < 0 for (_, p), o in offsets.items()):
             raise BadPosition("malformed position token")
