@@ -143,6 +143,7 @@ async def test_a_generation_switched_out_keeps_its_line_for_the_hour_its_samples
 
     async with client.stream("GET", "/ops/api/stream", headers=operator(settings)) as stream:
         assert stream.headers["content-type"].startswith("text/event-stream")
+        assert stream.headers["cache-control"] == "no-store"
         async for line in stream.aiter_lines():
             if line.startswith("data: "):
                 event = orjson.loads(line[len("data: ") :])

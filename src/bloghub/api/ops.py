@@ -153,7 +153,8 @@ async def stream(request: Request) -> Response:
     return StreamingResponse(
         events(),
         media_type="text/event-stream",
-        headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
+        # The operator's figures, like every answer to a credentialed request: never kept.
+        headers={"cache-control": "no-store", "x-accel-buffering": "no"},
     )
 
 
