@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import secrets
 from collections.abc import AsyncIterator, Callable
 
 import httpx
@@ -587,4 +588,26 @@ async def test_a_bad_idempotency_key_is_refused_and_records_nothing(
         assert "idempotency-key" in _shape(refused)["fields"]  # type: ignore[operator]
     mine = await client.get("/v1/me/collections", headers=auth)
     assert mine.status_code == 200, mine.text
+    assert name not in [c["name"] for c in mine.json()["collections"]]
+
+
+async def test_two_idempotency_keys_are_refused_and_record_nothing(
+    client: httpx.AsyncClient, auth: dict[str, str]
+) -> None:
+    """Two keys on one request: a retry sending either would be taken as the same request
+    or as another, so neither is guessed."""
+    name = f"two keys {secrets.token_hex(4)}"
+    for second in (b"key-b", b"key-a"):
+        refused = await client.post(
+            "/v1/collections",
+            json={"name": name},
+            headers=[
+                *((k.encode(), v.encode()) for k, v in auth.items()),
+                (b"idempotency-key", b"key-a"),
+                (b"idempotency-key", second),
+            ],
+        )
+        assert refused.status_code == 422, refused.text
+        assert _shape(refused)["fields"] == {"idempotency-key": "given more than once"}
+    mine = await client.get("/v1/me/collections", headers=auth)
     assert name not in [c["name"] for c in mine.json()["collections"]]

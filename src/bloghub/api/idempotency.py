@@ -82,9 +82,16 @@ async def answering(command: Awaitable[T], respond: Callable[[T], Awaitable[Resp
 async def idempotent(
     request: Request, actor: str, run: Callable[[], Awaitable[Response]]
 ) -> Response:
-    given = request.headers.get(HEADER)
-    if given is None:
+    keys = request.headers.getlist(HEADER)
+    if not keys:
         return await run()
+    if len(keys) > 1:
+        # Which one would a retry be matched by? The client would believe either.
+        raise InvalidInput(
+            "send one Idempotency-Key",
+            fields={HEADER: "given more than once"},
+        )
+    given = keys[0]
     if not _KEY.match(given):
         raise InvalidInput(
             "Idempotency-Key must be 1-128 letters, digits or ._:-",
