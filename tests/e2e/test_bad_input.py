@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 import secrets
 from collections.abc import AsyncIterator, Callable
 
@@ -167,6 +168,37 @@ async def test_bodies_the_server_cannot_read_say_why(
     )
     assert response.status_code in (400, 415), response.text
     assert message in _shape(response)["message"]  # type: ignore[operator]
+
+
+JSON_TYPE = ("content-type", "application/json")
+
+
+@pytest.mark.parametrize(
+    ("headers", "message"),
+    [
+        ([("content-type", "text/plain"), JSON_TYPE], "send one Content-Type"),
+        ([JSON_TYPE, JSON_TYPE], "send one Content-Type"),
+        ([JSON_TYPE, ("content-encoding", "identity, gzip")], "not Content-Encoding gzip"),
+        (
+            [JSON_TYPE, ("content-encoding", "identity"), ("content-encoding", "gzip")],
+            "not Content-Encoding gzip",
+        ),
+    ],
+)
+async def test_a_body_described_twice_is_refused_not_guessed(
+    client: httpx.AsyncClient, headers: list[tuple[str, str]], message: str
+) -> None:
+    """Which of two media types, or which coding, the body is in: the first header alone
+    said application/json, or identity, of a body the second said otherwise of."""
+    email = f"twice-{secrets.token_hex(4)}@example.com"
+    body = json.dumps({"email": email, "password": GOOD, "confirm_password": GOOD})
+    compressed = any(name == "content-encoding" for name, _ in headers)
+    content = gzip.compress(body.encode()) if compressed else body.encode()
+    refused = await client.post("/v1/users", content=content, headers=headers)
+    assert refused.status_code == 415, refused.text
+    assert message in _shape(refused)["message"]  # type: ignore[operator]
+    answer = await client.post("/v1/auth/login", json={"email": email, "password": GOOD})
+    assert answer.status_code == 401, answer.text  # no account was made
 
 
 async def test_a_body_without_content_length_is_still_limited(

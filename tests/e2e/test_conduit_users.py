@@ -135,6 +135,14 @@ async def test_bodies_that_are_not_json_objects_or_too_large_are_422(
     }
 
 
+async def test_a_body_with_two_content_types_is_refused(client: httpx.AsyncClient) -> None:
+    body = b'{"user": {"username": "twice", "email": "twice@example.com", "password": "x"}}'
+    two = [("content-type", "text/plain"), ("content-type", "application/json")]
+    assert errors(await client.post("/api/users", content=body, headers=two), 422) == {
+        "body": ["must be sent with one Content-Type, not several"]
+    }
+
+
 @pytest.mark.parametrize(
     "content_type",
     [None, "text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x"],

@@ -70,7 +70,9 @@ def error_body(exc: BloghubError) -> dict[str, Any]:
 async def parse_body(request: Request, model: type[M]) -> M:
     """Read a JSON body into ``model``: 415 unless JSON, 413 past the size limit, 400 if not
     JSON, 422 with per-field messages if it does not fit the model."""
-    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    ctype = media_type(request)
+    if ctype is None:
+        raise UnsupportedMediaType("send one Content-Type: application/json, not several")
     if ctype != "application/json":
         if not ctype and not _has_body(request):
             fields = ", ".join(list(model.model_fields)[:8])
@@ -179,11 +181,25 @@ def _has_body(request: Request) -> bool:
     )
 
 
+def media_type(request: Request) -> str | None:
+    """The body's media type as sent (lower case, no parameters; "" if none), or ``None``
+    if ``Content-Type`` came more than once: which one the body is, is anyone's guess."""
+    types = request.headers.getlist("content-type")
+    if len(types) > 1:
+        return None
+    return types[0].split(";")[0].strip().lower() if types else ""
+
+
 def content_coding(request: Request) -> str | None:
     """The body's content coding when there is one the server would have to undo
-    (``gzip``, say): bodies are read as sent, and a compressed one is no JSON."""
-    coding = request.headers.get("content-encoding", "").strip().lower()
-    return None if coding in ("", "identity") else coding[:32]
+    (``gzip``, say): bodies are read as sent, and a compressed one is no JSON. Every
+    ``Content-Encoding`` header and each coding listed in one counts."""
+    for value in request.headers.getlist("content-encoding"):
+        for coding in value.split(","):
+            coding = coding.strip().lower()
+            if coding not in ("", "identity"):
+                return coding[:32]
+    return None
 
 
 def json_fault(exc: orjson.JSONDecodeError, raw: bytes) -> str:

@@ -22,6 +22,7 @@ from bloghub.api.http import (
     container,
     content_coding,
     json_fault,
+    media_type,
     not_utf8,
     session_after_body,
 )
@@ -172,7 +173,9 @@ async def conduit_body(request: Request, model: type[M]) -> M:
     body said to be JSON is read: a cross-site page may have a browser send text/plain,
     a form or an untyped body without asking first, and would otherwise sign up accounts
     or spend the login failures of whoever visits it."""
-    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    ctype = media_type(request)
+    if ctype is None:
+        raise ConduitError(422, {"body": ["must be sent with one Content-Type, not several"]})
     if ctype != "application/json":
         said = f"not as {ctype}" if ctype else "with Content-Type: application/json"
         raise ConduitError(422, {"body": [f"must be sent as JSON, {said}"]})
