@@ -419,6 +419,23 @@ async def test_query_parameters_refuse_control_characters(
 
 
 @pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/ranking/hot?limit=5&limit=50",
+        "/v1/articles?limit=1&tag=a&limit=2",
+        "/v1/search/articles?q=a&q=b",
+    ],
+)
+async def test_a_query_parameter_given_twice_is_refused_not_one_value_taken(
+    client: httpx.AsyncClient, path: str
+) -> None:
+    response = await client.get(path)
+    assert response.status_code == 422, response.text
+    twice = path.split("&")[-1].split("=")[0]
+    assert _shape(response)["fields"] == {twice: "is given more than once"}
+
+
+@pytest.mark.parametrize(
     ("method", "path", "allowed"),
     [
         ("PUT", "/v1/users/me", {"GET", "HEAD", "PATCH", "DELETE"}),

@@ -93,3 +93,10 @@ async def test_control_characters_in_names_name_nothing(
 
 async def test_a_path_that_api_lacks_is_a_realworld_404(client: httpx.AsyncClient) -> None:
     assert errors(await client.get("/api/nothing/here"), 404) == {"path": ["not found"]}
+
+
+@pytest.mark.parametrize("query", ["limit=1&limit=2", "tag=a&tag=b", "offset=0&offset=1"])
+async def test_a_filter_given_twice_is_422(client: httpx.AsyncClient, query: str) -> None:
+    name = query.split("=")[0]
+    answer = await client.get(f"/api/articles?{query}")
+    assert errors(answer, 422) == {name: ["is given more than once"]}

@@ -226,10 +226,25 @@ def parse_query(request: Request, model: type[M]) -> M:
             "the query string is not UTF-8: percent-encode its UTF-8 bytes",
             fields=dict.fromkeys(garbled, "is not UTF-8"),
         )
+    repeated = repeated_parameters(request)
+    if repeated:
+        raise InvalidInput(
+            "give each parameter once",
+            fields=dict.fromkeys(repeated, "is given more than once"),
+        )
     try:
         return model.model_validate(dict(request.query_params))
     except ValidationError as exc:
         raise InvalidInput("some parameters are not valid", fields=field_errors(exc)) from exc
+
+
+def repeated_parameters(request: Request) -> list[str]:
+    """The query parameters given more than once (``?limit=5&limit=50``): none takes a
+    list, and taking one of the values would answer what the client may not have meant."""
+    params = request.query_params
+    if len(params.multi_items()) == len(params):
+        return []
+    return sorted(name for name in params if len(params.getlist(name)) > 1)
 
 
 def not_utf8(request: Request) -> list[str]:

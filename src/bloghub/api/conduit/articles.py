@@ -23,6 +23,7 @@ from bloghub.api.conduit.errors import (
     not_found,
     path_text,
     query_text,
+    query_value,
     shows_nothing,
 )
 from bloghub.api.conduit.queries import Filters
@@ -79,7 +80,7 @@ _DIGITS = re.compile(r"-?[0-9]+")
 
 
 def _number(request: Request, name: str, default: int, least: int, most: int | None = None) -> int:
-    raw = request.query_params.get(name)
+    raw = query_value(request, name)
     if raw is None:
         return default
     # Digits as a query string writes them: Python's int() also takes "1_0", "+3", " 3 "
@@ -121,7 +122,7 @@ def _filter_text(request: Request, name: str) -> str | None:
     """A list filter; an empty or blank one (spaces, tabs or invisible characters alone,
     as a field is blank) is no filter, as the reference implementation has it (a front
     end that sends every field of its form sends ``tag=`` for "any")."""
-    raw = request.query_params.get(name)
+    raw = query_value(request, name)
     if raw is None or shows_nothing(raw):
         return None
     return query_text(request, name)

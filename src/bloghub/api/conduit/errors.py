@@ -61,9 +61,17 @@ def plain(value: str) -> bool:
     return not any(ord(ch) in _CONTROLS for ch in value)
 
 
+def query_value(request: Request, name: str) -> str | None:
+    """A query parameter's value; 422 if it is given more than once (none takes a list)."""
+    values = request.query_params.getlist(name)
+    if len(values) > 1:
+        raise ConduitError(422, {name: ["is given more than once"]})
+    return values[0] if values else None
+
+
 def query_text(request: Request, name: str) -> str | None:
     """A text query parameter; 422 if it holds control characters."""
-    value = request.query_params.get(name)
+    value = query_value(request, name)
     if value is not None and not plain(value):
         raise ConduitError(422, {name: ["is invalid"]})
     if value is not None and name in not_utf8(request):
