@@ -98,6 +98,9 @@ class FastReads:
             return "", None
         if c is not self._added_for:
             self._added_for, self._added = c, _added_by_the_stack(c)
+        # Everything up to the first send is tried here: this path runs in front of the
+        # error middleware, so only a bug could get past this, and the stack answers then,
+        # in the API's error shape if it must.
         try:
             if path == RANKING_PATH:
                 answer = _ranking(c, scope["query_string"])
@@ -108,13 +111,15 @@ class FastReads:
                 answer = _profile(c, path[len(USER_PREFIX) :])
             else:
                 return "", None
+            if answer is None or not self._allowed(scope):
+                return "", None
+            request_id = self._ids.given_or_next(given)
+            if answer.then is not None:
+                answer.then()  # last: if it fails, the stack counts the read instead
+            return request_id, answer
         except Exception:
-            # Only a bug gets here: the stack answers, in the API's error shape if it must.
             log.exception("fast_reads.failed", path=path)
             return "", None
-        if answer is None or not self._allowed(scope):
-            return "", None
-        return self._ids.given_or_next(given), answer
 
     def _allowed(self, scope: Scope) -> bool:
         # The same key as ``RateLimit``'s: the two share one bucket per client.
@@ -123,8 +128,6 @@ class FastReads:
     async def _send(
         self, scope: Scope, send: Send, answer: Answer, request_id: str, started: float
     ) -> None:
-        if answer.then is not None:
-            answer.then()
         headers = [*answer.headers, *self._added, (b"x-request-id", request_id.encode())]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": answer.body})
