@@ -82,6 +82,17 @@ async def test_the_hottest_articles_come_first_with_their_details(
     second = await published(client, author, "Liked too")
     await counted(settings, first, LIKES[0], collects=7)
     await counted(settings, second, LIKES[1])
+    comment = await client.post(
+        f"/v1/articles/{first}/comments", json={"content": "First!"}, headers=author.auth
+    )
+    assert comment.status_code == 201, comment.text
+    reply = {"content": "Second.", "parent_id": comment.json()["comment"]["id"]}
+    replied = await client.post(f"/v1/articles/{first}/comments", json=reply, headers=author.auth)
+    assert replied.status_code == 201, replied.text
+    after = {"bloghub-after": replied.headers["bloghub-position"]}
+    assert (await client.get(f"/v1/articles/{first}", headers=after)).json()["article"][
+        "comment_cnt"
+    ] == 2
     answer = await served_version(live_api.url, await rank(settings))
 
     assert answer.status_code == 200, answer.text
@@ -92,7 +103,8 @@ async def test_the_hottest_articles_come_first_with_their_details(
     assert top[0]["title"] == "Most liked"
     assert top[0]["author"]["id"] == author.id
     assert top[0]["tags"] == ["python"]
-    assert [top[0][k] for k in ("like_cnt", "collect_cnt")] == [LIKES[0], 7]
+    assert [top[0][k] for k in ("like_cnt", "collect_cnt", "comment_cnt")] == [LIKES[0], 7, 2]
+    assert top[1]["comment_cnt"] == 0
     assert top[0]["score"] > top[1]["score"] > 0
     assert len(body["articles"]) <= 20
     # Times are written as everywhere else in the API: the detail's form, UTC as "Z".

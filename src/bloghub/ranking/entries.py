@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bloghub.adapters.postgres.engine import translated
 from bloghub.adapters.postgres.generations import schema_name
-from bloghub.adapters.postgres.tables import articles, users
+from bloghub.adapters.postgres.tables import articles, comment_counts, users
 from bloghub.ranking.score import Scored
 from bloghub.readmodels import PUBLISHED_COLUMNS, published_view
 
@@ -54,12 +54,27 @@ async def authors(
     return out
 
 
+async def comments_under(
+    engine: AsyncEngine, generation: int | None, ids: Sequence[str]
+) -> dict[str, int]:
+    """Each article's comments, replies included, as its detail counts them (none for an
+    article not commented on, or before the comments model has a generation)."""
+    if not ids or generation is None:
+        return {}
+    n = comment_counts.c
+    stmt = select(n.article_id, n.comments).where(n.article_id.in_(list(ids)))
+    rows = await _rows(engine, schema_name("comments", generation), stmt)
+    return {str(r.article_id): int(r.comments) for r in rows}
+
+
 def utc_text(at: datetime) -> str:
     """A UTC time as the rest of the API writes it (pydantic's form): ``...Z``."""
     return at.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def entry(ranked: Scored, view: dict[str, Any], author: dict[str, Any] | None) -> dict[str, Any]:
+def entry(
+    ranked: Scored, view: dict[str, Any], author: dict[str, Any] | None, comments: int = 0
+) -> dict[str, Any]:
     c = ranked.candidate
     return {
         "id": c.article_id,
@@ -70,5 +85,6 @@ def entry(ranked: Scored, view: dict[str, Any], author: dict[str, Any] | None) -
         "read_cnt": c.reads,
         "like_cnt": c.likes,
         "collect_cnt": c.collects,
+        "comment_cnt": comments,
         "score": ranked.score,
     }

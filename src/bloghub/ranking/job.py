@@ -32,7 +32,7 @@ from bloghub.adapters.postgres.tables import generations
 from bloghub.adapters.redis.cache import Cache
 from bloghub.errors import SchemaBehind, Transient, Unavailable
 from bloghub.ranking.candidates import candidates
-from bloghub.ranking.entries import authors, entry, published_views
+from bloghub.ranking.entries import authors, comments_under, entry, published_views
 from bloghub.ranking.lock import RENEW_SHARE, STANDBY_SHARE, RankingKeys, RankingLock
 from bloghub.ranking.score import Scored, TopN, Weights, score
 from bloghub.readmodels import PUBLISHED_TTL_S, published_key
@@ -129,12 +129,20 @@ class RankingJob:
             active.get("users"),
             [r.candidate.author_id for r in ranked],
         )
+        comments = await comments_under(
+            self._store(active, moved, "comments"), active.get("comments"), ids
+        )
         # An article the counters still show but the articles model no longer publishes
         # (withdrawn, the counters' projector not there yet) is left out, never shown.
         return [
-            entry(r, views[r.candidate.article_id], people.get(r.candidate.author_id))
+            entry(
+                r,
+                views[a],
+                people.get(r.candidate.author_id),
+                comments.get(a, 0),
+            )
             for r in ranked
-            if r.candidate.article_id in views
+            if (a := r.candidate.article_id) in views
         ]
 
     async def run(self, stop: asyncio.Event) -> None:
