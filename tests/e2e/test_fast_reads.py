@@ -147,6 +147,10 @@ async def test_hot_reads_answer_as_the_stack_does(
     bad = await _anonymous(fast_path, "/v1/ranking/hot?limit=0")
     assert bad.status_code == 422
     assert bad.json()["error"]["code"] == "invalid_input"
+    # One series of request ids per process, whichever path answered.
+    hot = await _anonymous(fast_path, "/v1/ranking/hot")
+    series = [a.headers["x-request-id"].rpartition("-")[0] for a in (hot, bad)]
+    assert series[0] == series[1], series
 
 
 async def test_hot_reads_count_against_the_anonymous_limit(settings: Settings) -> None:

@@ -27,7 +27,7 @@ from bloghub.api.errors import (
 )
 from bloghub.api.fast_reads import FastReads
 from bloghub.api.http import Endpoint, no_body, sends_body, takes_no_body
-from bloghub.api.middleware import BodyLimit, RequestId, RequestLog, ShapedCORS
+from bloghub.api.middleware import BodyLimit, RequestId, RequestIds, RequestLog, ShapedCORS
 from bloghub.api.rate_limit import RateLimit
 from bloghub.api.routing import IndexedRouter
 from bloghub.api.v1 import (
@@ -211,6 +211,7 @@ def create_app(
     lines = access_log(settings)
     # One set of per-process buckets for the anonymous limit, whichever path answers.
     local = LocalLimiter(settings.rate_ip_per_minute, 60.0)
+    ids = RequestIds()  # one series of request ids, whichever path answers
     app = FrontedApp(
         routes=[
             *routes(endpoints),
@@ -226,6 +227,7 @@ def create_app(
                 ),
                 local=local,
                 enabled=settings.fast_reads,
+                ids=ids,
             ),
         ],
         middleware=[
@@ -234,6 +236,7 @@ def create_app(
                 observe=observe,
                 sample_reads=settings.log_sample_reads,
                 access_log=lines,
+                ids=ids,
             ),
             *_cors(settings),
             Middleware(

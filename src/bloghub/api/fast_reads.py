@@ -61,13 +61,19 @@ class Answer:
 
 class FastReads:
     def __init__(
-        self, app: ASGIApp, *, log: RequestLog, local: LocalLimiter, enabled: bool = True
+        self,
+        app: ASGIApp,
+        *,
+        log: RequestLog,
+        local: LocalLimiter,
+        enabled: bool = True,
+        ids: RequestIds | None = None,
     ) -> None:
         self.app = app
         self.log = log
         self.local = local
         self.enabled = enabled
-        self._ids = RequestIds()
+        self._ids = ids or RequestIds()  # the stack's: one series of ids per process
         self._details = Details()
         # The headers the stack adds to each of these answers, made once per container
         # (whose settings say whether CORS is on), not per request.

@@ -92,10 +92,11 @@ class RequestId:
         observe: Observer | None = None,
         sample_reads: float = 1.0,
         access_log: AccessLog | None = None,
+        ids: RequestIds | None = None,
     ) -> None:
         self.app = app
         self.log = RequestLog(observe=observe, sample_reads=sample_reads, access_log=access_log)
-        self._ids = RequestIds()
+        self._ids = ids or RequestIds()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
