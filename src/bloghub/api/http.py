@@ -226,7 +226,7 @@ def parse_query(request: Request, model: type[M]) -> M:
             "the query string is not UTF-8: percent-encode its UTF-8 bytes",
             fields=dict.fromkeys(garbled, "is not UTF-8"),
         )
-    repeated = repeated_parameters(request)
+    repeated = repeated_parameters(request, model)
     if repeated:
         raise InvalidInput(
             "give each parameter once",
@@ -238,13 +238,15 @@ def parse_query(request: Request, model: type[M]) -> M:
         raise InvalidInput("some parameters are not valid", fields=field_errors(exc)) from exc
 
 
-def repeated_parameters(request: Request) -> list[str]:
-    """The query parameters given more than once (``?limit=5&limit=50``): none takes a
-    list, and taking one of the values would answer what the client may not have meant."""
+def repeated_parameters(request: Request, model: type[BaseModel]) -> list[str]:
+    """The parameters of ``model`` given more than once (``?limit=5&limit=50``): none
+    takes a list, and taking one of the values would answer what the client may not have
+    meant. Others are ignored, however often they come (a cache buster, a tracker's)."""
     params = request.query_params
     if len(params.multi_items()) == len(params):
         return []
-    return sorted(name for name in params if len(params.getlist(name)) > 1)
+    names = {f.alias or name for name, f in model.model_fields.items()}
+    return sorted(name for name in params if name in names and len(params.getlist(name)) > 1)
 
 
 def not_utf8(request: Request) -> list[str]:

@@ -21,8 +21,9 @@ _REASONS = {
     404: "Not found",
     409: "Conflict",
     413: "Body too large",
-    415: "Unsupported media type",
-    422: "Invalid fields",
+    415: "Unsupported media type (not `application/json`, compressed, or `Content-Type` sent "
+    "more than once)",
+    422: "Invalid fields (or parameters; one given more than once is refused)",
     429: "Too many requests",
     503: "A backing service is unavailable",
 }
@@ -68,7 +69,8 @@ _ABOUT = (
     "answers with what it has and `Bloghub-Stale: true`."
 )
 _IDEMPOTENT = (
-    "Send `Idempotency-Key` (1-128 of `A-Za-z0-9._:-`) to make a retry safe: a retry with "
+    "Send `Idempotency-Key` (1-128 of `A-Za-z0-9._:-`, once: two are 422) to make a retry "
+    "safe: a retry with "
     "the same key gets the first answer (with `Idempotent-Replay: true`) and writes "
     "nothing new; the same key with another body (compared as JSON, not as bytes) is 422, "
     "a retry sent while the first still runs waits for its answer "
@@ -86,7 +88,8 @@ _KEY_PARAM = {
     "name": "Idempotency-Key",
     "in": "header",
     "required": False,
-    "description": "Makes a retry safe: a retry with the same key gets the first answer",
+    "description": "Makes a retry safe: a retry with the same key gets the first answer "
+    "(sent once: two are 422)",
     "schema": {"type": "string", "pattern": "^[A-Za-z0-9._:-]{1,128}$"},
 }
 

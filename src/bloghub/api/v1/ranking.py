@@ -34,7 +34,7 @@ class RankedArticle(BaseModel):
     read_cnt: int
     like_cnt: int
     collect_cnt: int
-    comment_cnt: int = 0  # comments under it, replies included, as of the computation too
+    comment_cnt: int  # comments under it, replies included, as of the computation too
     score: float
 
 
