@@ -69,3 +69,28 @@ async def test_a_deleted_comment_is_no_longer_notified_nor_its_replies(
     rude_after = await notified(client, rude, deleted_at)
     assert told(rude_after) == []
     assert rude_after["unread"] == 0
+
+
+async def test_a_deleted_articles_notifications_go_with_it(
+    client: httpx.AsyncClient, unique_email: Callable[[], str]
+) -> None:
+    author, reader, replier = [await person(client, unique_email) for _ in range(3)]
+    article_id, published = await publish(client, author)
+    top = await comment(client, reader, article_id, "first", after=published)
+    reply = await comment(client, replier, article_id, "second", top["id"], after=top["position"])
+    liked = await client.put(f"/v1/articles/{article_id}/like", headers=reader.auth)
+    assert liked.status_code == 200, liked.text
+    before = await notified(client, author, liked.headers["bloghub-position"])
+    assert {n["kind"] for n in before["notifications"]} == {"comment", "like_milestone"}
+    assert told(await notified(client, reader, reply["position"])) == [
+        ("reply", replier.id, reply["id"])
+    ]
+
+    gone = await client.delete(f"/v1/articles/{article_id}", headers=author.auth)
+    assert gone.status_code == 204, gone.text
+    deleted_at = gone.headers["bloghub-position"]
+    after = await notified(client, author, deleted_at)
+    assert (after["notifications"], after["unread"]) == ([], 0)
+    me = await client.get("/v1/users/me", headers={**author.auth, "bloghub-after": deleted_at})
+    assert me.json()["user"]["unread_notifications"] == 0
+    assert told(await notified(client, reader, deleted_at)) == []

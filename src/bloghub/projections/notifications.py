@@ -15,7 +15,11 @@ A push marks the id in Redis and publishes in one script, only if the mark was n
 
 A deleted comment takes with it the notifications about it and about every reply under
 it: the projector keeps its own comment trees (``comment_threads``), applied in the log
-order of the article's partition, so a replay removes exactly what live did.
+order of the article's partition, so a replay removes exactly what live did. A deleted
+article takes with it every notification about it (comments, replies, like milestones),
+and is remembered (``deleted_articles``): a comment or like on it that comes later (their
+topics keep no order with the articles topic) notifies no one. Both sides hold a lock on
+the article, so neither misses the other's uncommitted rows.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from redis.asyncio import Redis
 from sqlalchemy import (
     ColumnElement,
     DateTime,
+    delete,
     exists,
     literal,
     or_,
@@ -46,12 +51,14 @@ from sqlalchemy.dialects.postgresql import UUID, insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bloghub.adapters.postgres.tables import (
+    deleted_articles,
     notification_marks,
     notifications,
     read_watermarks,
 )
 from bloghub.adapters.redis.cache import Cache
 from bloghub.adapters.redis.live_channels import notifications_channel
+from bloghub.events.articles import ArticleDeleted
 from bloghub.events.base import Event, Recorded
 from bloghub.events.comments import CommentDeleted, CommentPosted
 from bloghub.events.interactions import ArticleLiked, ArticleUnliked
@@ -74,6 +81,7 @@ _NOTIFYING = (UserFollowed, CommentPosted, ArticleLiked)
 # Every event ``handle`` acts on (likes and unlikes in ``_likes``, the rest in its match);
 # sessions, profiles, collections and reads pass it by.
 _CONCERNS = concerning(
+    ArticleDeleted,
     UserFollowed,
     CommentPosted,
     CommentDeleted,
@@ -187,6 +195,7 @@ class NotificationsProjector(PostgresProjector):
         Family.COMMENTS,
         Family.INTERACTIONS,
         Family.USERS,
+        Family.ARTICLES,
     )
 
     def __init__(
@@ -227,21 +236,26 @@ class NotificationsProjector(PostgresProjector):
 
     async def handle(self, conn: AsyncConnection, records: Sequence[Recorded]) -> None:
         await self._hold_recipients(conn, records)
+        # Read after the locks: a delete committed meanwhile is seen.
+        gone = await _deleted_among(conn, _articles_of(records))
         # Likes first, all at once: read marks hold in whatever order they meet the
         # notifications they cover (see _already_read), so the rest keeps its log order.
-        made = await self._likes(conn, records)
+        made = await self._likes(conn, records, gone)
         for rec in records:
             ev = rec.event
             match ev:
                 case UserFollowed():
                     made.extend(await self._notify_all(conn, ev, rec))
                 case CommentPosted():
-                    if await threads.stands(conn, ev):
+                    if ev.article_id not in gone and await threads.stands(conn, ev):
                         made.extend(await self._notify_all(conn, ev, rec))
                 case CommentDeleted():
                     await threads.deleted(conn, ev)
                 case NotificationsRead():
                     await self._read(conn, ev)
+                case ArticleDeleted():
+                    await _article_deleted(conn, ev.article_id)
+                    gone.add(ev.article_id)
         _MADE.set((records, made))
 
     async def _notify_all(
@@ -286,12 +300,16 @@ class NotificationsProjector(PostgresProjector):
         )
         return made.first() is not None
 
-    async def _likes(self, conn: AsyncConnection, recs: Sequence[Recorded]) -> list[str]:
+    async def _likes(
+        self, conn: AsyncConnection, recs: Sequence[Recorded], gone: set[str]
+    ) -> list[str]:
         """A batch's likes and unlikes (``like_milestones.apply``); the ids of the
-        notifications made of the milestones they crossed."""
+        notifications made of the milestones they crossed (none for a deleted article)."""
         made = []
         for crossed in await milestones.apply(conn, recs):
             ev = crossed.event
+            if ev.article_id in gone:
+                continue
             notice = Notice(
                 f"likes:{ev.article_id}:{crossed.likes}",
                 ev.author_id,
@@ -371,7 +389,8 @@ class NotificationsProjector(PostgresProjector):
 
 def _recipients(records: Sequence[Recorded]) -> set[str]:
     """Everyone a batch may notify (a like's author, whether or not it crosses a
-    milestone) or whose read marks it holds."""
+    milestone) or whose read marks it holds, and (as ``article:<id>``) every article it
+    may notify of or deletes."""
     users: set[str] = set()
     for rec in records:
         ev = rec.event
@@ -382,7 +401,33 @@ def _recipients(records: Sequence[Recorded]) -> set[str]:
                 users.add(ev.author_id)
             case NotificationsRead():
                 users.add(ev.user_id)
-    return users
+    return users | {f"article:{a}" for a in _articles_of(records)}
+
+
+def _articles_of(records: Sequence[Recorded]) -> set[str]:
+    """The articles a batch may notify of, or deletes."""
+    return {
+        rec.event.article_id
+        for rec in records
+        if isinstance(rec.event, CommentPosted | ArticleLiked | ArticleDeleted)
+    }
+
+
+async def _deleted_among(conn: AsyncConnection, article_ids: set[str]) -> set[str]:
+    if not article_ids:
+        return set()
+    d = deleted_articles.c
+    found = await conn.execute(select(d.article_id).where(d.article_id.in_(sorted(article_ids))))
+    return {str(a) for (a,) in found}
+
+
+async def _article_deleted(conn: AsyncConnection, article_id: str) -> None:
+    """The article remembered as deleted, and every notification about it gone (read or
+    not). Pushes already sent stay sent."""
+    await conn.execute(
+        insert(deleted_articles).values(article_id=article_id).on_conflict_do_nothing()
+    )
+    await conn.execute(delete(notifications).where(notifications.c.article_id == article_id))
 
 
 def _lock_key(schema: str, user_id: str) -> int:

@@ -90,6 +90,20 @@ def _comment_threads(conn: Connection, schema: str) -> None:
     )
 
 
+def _deleted_articles(conn: Connection, schema: str) -> None:
+    conn.execute(
+        text(
+            f'CREATE TABLE IF NOT EXISTS "{schema}".deleted_articles (article_id uuid PRIMARY KEY)'
+        )
+    )
+    conn.execute(
+        text(
+            f'CREATE INDEX IF NOT EXISTS notifications_by_article ON "{schema}".notifications '
+            "(article_id) WHERE article_id IS NOT NULL"
+        )
+    )
+
+
 def _tag_keys(conn: Connection, schema: str) -> None:
     """Tags folded to their key (in Python, as the projector folds them: PostgreSQL's
     ``lower`` depends on the database's locale) and their counts rebuilt. The tag rows are
@@ -150,6 +164,7 @@ UPGRADES = (
     Upgrade("0023", "articles", "articles", _published_updated_at),
     # The same fold again once ``tag_key`` folded compatibility forms (full width) too.
     Upgrade("0026", "articles", "article_tags", _tag_keys),
+    Upgrade("0028", "notifications", "notifications", _deleted_articles),
 )
 _BY_REVISION = {u.revision: u for u in UPGRADES}
 

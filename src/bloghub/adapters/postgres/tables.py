@@ -420,6 +420,19 @@ notifications = Table(
     Index(
         "notifications_by_comment", "comment_id", postgresql_where=text("comment_id IS NOT NULL")
     ),
+    # A deleted article's notifications (its comments, replies and like milestones) too.
+    Index(
+        "notifications_by_article", "article_id", postgresql_where=text("article_id IS NOT NULL")
+    ),
+)
+
+# Articles deleted, as the notifications projector has seen them: a comment or a like on
+# one (articles and their comments or likes are on different topics, in no fixed order)
+# applied after its delete notifies no one. Migration 0028.
+deleted_articles = Table(
+    "deleted_articles",
+    notifications_model,
+    Column("article_id", UUID(as_uuid=False), primary_key=True),
 )
 
 # The projector's own comment trees (comment events are keyed by article, so a reply comes

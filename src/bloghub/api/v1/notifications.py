@@ -23,7 +23,10 @@ from bloghub.events.topics import Family
 from bloghub.readmodels import notification_view
 
 NOTIFICATION_READS = [
-    ("notifications", (Family.SOCIAL, Family.COMMENTS, Family.INTERACTIONS, Family.USERS))
+    (
+        "notifications",
+        (Family.SOCIAL, Family.COMMENTS, Family.INTERACTIONS, Family.USERS, Family.ARTICLES),
+    )
 ]
 
 

@@ -1,0 +1,43 @@
+"""``deleted_articles`` and ``notifications_by_article`` in every notifications
+generation: deleting an article removes the notifications about it (comments on it,
+replies under it, its like milestones), and a comment or like on it applied after the
+delete (another topic, in no fixed order with it) notifies no one.
+
+Nothing is backfilled here, nor needs to be: the projector reads the articles topic from
+this release on, and a topic it has no checkpoint for is read from its first record, so
+the deletes from before this revision are applied then too.
+
+Revision ID: 0028
+Revises: 0027
+"""
+
+from __future__ import annotations
+
+from alembic import op
+from sqlalchemy import text
+
+from bloghub.adapters.postgres.generations import schema_name
+from bloghub.adapters.postgres.read_model_upgrades import upgrade_main
+
+revision = "0028"
+down_revision = "0027"
+branch_labels = None
+depends_on = None
+
+
+def _schemas() -> list[str]:
+    rows = op.get_bind().execute(
+        text("SELECT generation FROM projector_generations WHERE projector = 'notifications'")
+    )
+    return [schema_name("notifications", generation) for (generation,) in rows]
+
+
+def upgrade() -> None:
+    # The step itself is shared with the databases `bloghub migrate` moved a generation to.
+    upgrade_main(op.get_bind(), revision)
+
+
+def downgrade() -> None:
+    for schema in _schemas():
+        op.execute(f'DROP INDEX IF EXISTS "{schema}".notifications_by_article')
+        op.execute(f'DROP TABLE IF EXISTS "{schema}".deleted_articles')
