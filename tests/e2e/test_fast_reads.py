@@ -27,8 +27,10 @@ from tests.support import wait_until
 BOUND_S = 5.0  # far below the tiers' TTL: only the projector's messages explain a change
 IGNORED = {"x-request-id", "date", "server"}  # differ between any two answers
 FRONT_END = "https://front.example"
-# A request without an Origin, from an allowed origin and from one not allowed.
+# A request without an Origin, from an allowed origin and from one not allowed; and one
+# carrying a cookie (of another page of the site, say), answered ``no-store``.
 ORIGINS = (None, FRONT_END, "https://elsewhere.example")
+VARIANTS = [(origin, None) for origin in ORIGINS] + [(None, "theme=dark")]
 
 
 @pytest.fixture(params=[[], [FRONT_END]], ids=["no-cors", "cors"])
@@ -81,14 +83,21 @@ async def _profile_held(server: LiveServer, user_id: str) -> None:
     await wait_until(held, timeout_s=30)
 
 
-async def _anonymous(server: LiveServer, path: str, origin: str | None = None) -> httpx.Response:
+async def _anonymous(
+    server: LiveServer, path: str, origin: str | None = None, cookie: str | None = None
+) -> httpx.Response:
     headers = {"user-agent": "bloghub-tests/1"} | ({"origin": origin} if origin else {})
+    headers |= {"cookie": cookie} if cookie else {}
     async with httpx.AsyncClient(base_url=server.url) as anonymous:
         return await anonymous.get(path, headers=headers)
 
 
 async def _once_agreed(
-    one: LiveServer, other: LiveServer, path: str, origin: str | None = None
+    one: LiveServer,
+    other: LiveServer,
+    path: str,
+    origin: str | None = None,
+    cookie: str | None = None,
 ) -> tuple[httpx.Response, httpx.Response]:
     """Both servers' answers to ``path`` (from ``origin``, if one is given) once they agree
     twice in a row, or the last pair at the bound.
@@ -101,7 +110,10 @@ async def _once_agreed(
     agreed: list[bool] = []
 
     async def agree() -> bool:
-        pair = await _anonymous(one, path, origin), await _anonymous(other, path, origin)
+        pair = (
+            await _anonymous(one, path, origin, cookie),
+            await _anonymous(other, path, origin, cookie),
+        )
         last.append(pair)
         fast, stacked = pair
         same_body = orjson.loads(fast.content) == orjson.loads(stacked.content)
@@ -133,9 +145,9 @@ async def test_hot_reads_answer_as_the_stack_does(
         "/v1/ranking/hot",
         "/v1/ranking/hot?limit=3",
     ):
-        for origin in ORIGINS:
-            seen = path, origin
-            fast, stacked = await _once_agreed(fast_path, stack_only, path, origin)
+        for origin, cookie in VARIANTS:
+            seen = path, origin, cookie
+            fast, stacked = await _once_agreed(fast_path, stack_only, path, origin, cookie)
             assert fast.status_code == stacked.status_code == 200, seen
             assert orjson.loads(fast.content) == orjson.loads(stacked.content), seen
             assert _headers(fast) == _headers(stacked), seen
@@ -143,6 +155,7 @@ async def test_hot_reads_answer_as_the_stack_does(
             assert fast.headers.get("vary") == ("Origin" if cors else None), seen
             allowed = origin if origin in cors else None
             assert fast.headers.get("access-control-allow-origin") == allowed, seen
+            assert fast.headers.get("cache-control") == ("no-store" if cookie else None), seen
     # What the fast path leaves to the stack is answered as before.
     bad = await _anonymous(fast_path, "/v1/ranking/hot?limit=0")
     assert bad.status_code == 422

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 import structlog
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from bloghub.api.middleware import NOSNIFF, RequestIds, RequestLog
+from bloghub.api.middleware import NO_STORE, NOSNIFF, RequestIds, RequestLog
 from bloghub.api.v1 import articles, ranking, users
 from bloghub.api.v1.interactions import held_tally_of, tally_name
 from bloghub.auth.limiter import LocalLimiter
@@ -83,25 +83,30 @@ class FastReads:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.enabled and scope["type"] == "http" and scope["method"] == "GET":
             started = time.perf_counter()
-            request_id, answer = self._answer(scope)
+            request_id, answer, personal = self._answer(scope)
             if answer is not None:
-                await self._send(scope, send, answer, request_id, started)
+                await self._send(scope, send, answer, request_id, started, personal)
                 return
         await self.app(scope, receive, send)
 
-    def _answer(self, scope: Scope) -> tuple[str, Answer | None]:
+    def _answer(self, scope: Scope) -> tuple[str, Answer | None, bool]:
+        """The request id, the answer if this path gives it, and whether the request
+        carried a cookie (whose answer says ``no-store``, as the stack's does)."""
         path: str = scope["path"]
         if path != RANKING_PATH and len(path) not in (ARTICLE_PATH_LENGTH, USER_PATH_LENGTH):
-            return "", None
+            return "", None, False
         given = b""
+        cookie = False
         for name, value in scope["headers"]:
             if name in LEFT_TO_THE_STACK:
-                return "", None
+                return "", None, False
             if name == b"x-request-id":
                 given = value
+            elif name == b"cookie":
+                cookie = True
         c: Container | None = getattr(scope["app"].state, "container", None)
         if c is None:
-            return "", None
+            return "", None, False
         if c is not self._added_for:
             self._added_for, self._added = c, _added_by_the_stack(c)
         # Everything up to the first send is tried here: this path runs in front of the
@@ -116,25 +121,35 @@ class FastReads:
             elif path.startswith(USER_PREFIX):
                 answer = _profile(c, path[len(USER_PREFIX) :])
             else:
-                return "", None
+                return "", None, False
             if answer is None or not self._allowed(scope):
-                return "", None
+                return "", None, False
             request_id = self._ids.given_or_next(given)
             if answer.then is not None:
                 answer.then()  # last: if it fails, the stack counts the read instead
-            return request_id, answer
+            return request_id, answer, cookie
         except Exception:
             log.exception("fast_reads.failed", path=path)
-            return "", None
+            return "", None, False
 
     def _allowed(self, scope: Scope) -> bool:
         # The same key as ``RateLimit``'s: the two share one bucket per client.
         return self.local.take(f"ip:{client_key(_host(scope))}")
 
     async def _send(
-        self, scope: Scope, send: Send, answer: Answer, request_id: str, started: float
+        self,
+        scope: Scope,
+        send: Send,
+        answer: Answer,
+        request_id: str,
+        started: float,
+        personal: bool,
     ) -> None:
-        headers = [*answer.headers, *self._added, (b"x-request-id", request_id.encode())]
+        # A request carrying a cookie (the operator's, say) is answered ``no-store``, as
+        # the stack answers every request with credentials: none of these answers sets
+        # a Cache-Control of its own.
+        added = [*self._added, NO_STORE] if personal else self._added
+        headers = [*answer.headers, *added, (b"x-request-id", request_id.encode())]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": answer.body})
         scope["endpoint"] = answer.endpoint
