@@ -166,6 +166,17 @@ async def test_hot_reads_answer_as_the_stack_does(
     assert series[0] == series[1], series
 
 
+async def test_a_repeated_request_id_is_the_first_on_either_path(live_api: LiveServer) -> None:
+    await live_api.container.ranking.current()
+    two = [(b"x-request-id", b"first-id"), (b"x-request-id", b"second-id")]
+    async with httpx.AsyncClient(base_url=live_api.url) as anonymous:
+        # The fast path answers the first; the stack the second (a query it leaves alone).
+        for path in ("/v1/ranking/hot", "/v1/ranking/hot?limit=5&x=1"):
+            answer = await anonymous.get(path, headers=two)
+            assert answer.status_code == 200, answer.text
+            assert answer.headers["x-request-id"] == "first-id", path
+
+
 async def test_hot_reads_count_against_the_anonymous_limit(settings: Settings) -> None:
     limited = settings.model_copy(update={"rate_ip_per_minute": 5})
     async with serve(limited) as live, httpx.AsyncClient(base_url=live.url) as anonymous:

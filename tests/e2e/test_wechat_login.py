@@ -109,6 +109,17 @@ async def test_state_must_match_the_cookie(site: WeChatSite) -> None:
     assert no_cookie.status_code == 401
 
 
+async def test_a_repeated_code_or_state_is_422_and_signs_no_one_in(site: WeChatSite) -> None:
+    state = await _state(site.client)
+    for query in (f"code=code-a&code=code-b&state={state}", f"code=code-a&state={state}&state=x"):
+        twice = await site.client.get(f"/v1/auth/wechat/callback?{query}")
+        assert twice.status_code == 422, twice.text
+        assert "is given more than once" in twice.json()["error"]["fields"].values()
+    assert site.wechat.requests == []  # WeChat was not asked
+    once = await site.client.get(f"/v1/auth/wechat/callback?code=code-a&state={state}")
+    assert once.status_code == 200, once.text
+
+
 async def test_a_refused_code_is_401_and_a_silent_wechat_is_503(
     site: WeChatSite, monkeypatch: pytest.MonkeyPatch
 ) -> None:

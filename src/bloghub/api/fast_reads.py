@@ -95,13 +95,14 @@ class FastReads:
         path: str = scope["path"]
         if path != RANKING_PATH and len(path) not in (ARTICLE_PATH_LENGTH, USER_PATH_LENGTH):
             return "", None, False
-        given = b""
+        given: bytes | None = None
         cookie = False
         for name, value in scope["headers"]:
             if name in LEFT_TO_THE_STACK:
                 return "", None, False
             if name == b"x-request-id":
-                given = value
+                if given is None:  # the first, as the stack takes it
+                    given = value
             elif name == b"cookie":
                 cookie = True
         c: Container | None = getattr(scope["app"].state, "container", None)
@@ -124,7 +125,7 @@ class FastReads:
                 return "", None, False
             if answer is None or not self._allowed(scope):
                 return "", None, False
-            request_id = self._ids.given_or_next(given)
+            request_id = self._ids.given_or_next(given or b"")
             if answer.then is not None:
                 answer.then()  # last: if it fails, the stack counts the read instead
             return request_id, answer, cookie

@@ -250,6 +250,10 @@ Email = Annotated[
     Field(
         min_length=3,
         max_length=254,
+        # What "format: email" admits and the check refuses, said where a client reads it.
+        description="An address a mail can be sent to: a domain with a dot in it (not a "
+        "bracketed IP address, nor a special-use domain such as example.invalid or "
+        "localhost), a part before the @-sign that is not quoted",
         json_schema_extra={"format": "email", "not": {"pattern": _SPECIAL_USE}},
     ),
     PLAIN,

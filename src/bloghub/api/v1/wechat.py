@@ -15,7 +15,7 @@ from bloghub.auth.limiter import redis_translated
 from bloghub.auth.wechat import STATE_COOKIE, new_state
 from bloghub.commands.sessions import start_session
 from bloghub.commands.users import account_for, login_epoch
-from bloghub.errors import NotFound, Unauthorized
+from bloghub.errors import InvalidInput, NotFound, Unauthorized
 from bloghub.events.users import UserRegisteredByWeChat
 from bloghub.settings import Mode
 
@@ -54,6 +54,11 @@ async def callback(request: Request) -> Response:
     _enabled(request)
     c = container(request)
     assert c.wechat is not None
+    repeated = [n for n in ("code", "state") if len(request.query_params.getlist(n)) > 1]
+    if repeated:  # as every endpoint's own parameters: which one was meant?
+        raise InvalidInput(
+            "give each parameter once", fields=dict.fromkeys(repeated, "is given more than once")
+        )
     state = request.query_params.get("state")
     c.wechat.cookie.open(request.cookies.get(STATE_COOKIE), state)
     identity = await c.wechat.client.exchange(request.query_params.get("code", ""))
