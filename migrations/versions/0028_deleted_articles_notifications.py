@@ -1,7 +1,9 @@
-"""``deleted_articles`` and ``notifications_by_article`` in every notifications
-generation: deleting an article removes the notifications about it (comments on it,
-replies under it, its like milestones), and a comment or like on it applied after the
-delete (another topic, in no fixed order with it) notifies no one.
+"""``deleted_articles``, ``removed_notifications`` and ``notifications_by_article`` in
+every notifications generation: deleting an article removes the notifications about it
+(comments on it, replies under it, its like milestones), and a comment or like on it
+applied after the delete (another topic, in no fixed order with it) notifies no one. A
+removed notification (its article's or its comment's) is kept as where it sat, so
+marking read "up to" it still marks the older ones.
 
 Nothing is backfilled here, nor needs to be: the projector reads the articles topic from
 this release on, and a topic it has no checkpoint for is read from its first record, so
@@ -41,3 +43,4 @@ def downgrade() -> None:
     for schema in _schemas():
         op.execute(f'DROP INDEX IF EXISTS "{schema}".notifications_by_article')
         op.execute(f'DROP TABLE IF EXISTS "{schema}".deleted_articles')
+        op.execute(f'DROP TABLE IF EXISTS "{schema}".removed_notifications')

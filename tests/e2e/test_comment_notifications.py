@@ -75,13 +75,18 @@ async def test_a_deleted_articles_notifications_go_with_it(
     client: httpx.AsyncClient, unique_email: Callable[[], str]
 ) -> None:
     author, reader, replier = [await person(client, unique_email) for _ in range(3)]
+    kept_id, kept_published = await publish(client, author)
+    older = await comment(client, replier, kept_id, "on the kept one", after=kept_published)
     article_id, published = await publish(client, author)
     top = await comment(client, reader, article_id, "first", after=published)
     reply = await comment(client, replier, article_id, "second", top["id"], after=top["position"])
     liked = await client.put(f"/v1/articles/{article_id}/like", headers=reader.auth)
     assert liked.status_code == 200, liked.text
     before = await notified(client, author, liked.headers["bloghub-position"])
+    about = {n["article_id"] for n in before["notifications"][:-1]}
+    assert about == {article_id}  # newest first: all but the oldest are about it
     assert {n["kind"] for n in before["notifications"]} == {"comment", "like_milestone"}
+    newest = before["notifications"][0]["id"]
     assert told(await notified(client, reader, reply["position"])) == [
         ("reply", replier.id, reply["id"])
     ]
@@ -90,7 +95,18 @@ async def test_a_deleted_articles_notifications_go_with_it(
     assert gone.status_code == 204, gone.text
     deleted_at = gone.headers["bloghub-position"]
     after = await notified(client, author, deleted_at)
-    assert (after["notifications"], after["unread"]) == ([], 0)
+    assert told(after) == [("comment", replier.id, older["id"])]
+    assert after["unread"] == 1
     me = await client.get("/v1/users/me", headers={**author.auth, "bloghub-after": deleted_at})
-    assert me.json()["user"]["unread_notifications"] == 0
+    assert me.json()["user"]["unread_notifications"] == 1
     assert told(await notified(client, reader, deleted_at)) == []
+
+    # "Mark all read" from the page loaded before the delete: up to its newest, removed
+    # since, still marks the older one.
+    marked = await client.post(
+        "/v1/notifications/read",
+        json={"up_to": newest},
+        headers={**author.auth, "bloghub-after": deleted_at},
+    )
+    assert marked.status_code == 204, marked.text
+    assert (await notified(client, author, marked.headers["bloghub-position"]))["unread"] == 0

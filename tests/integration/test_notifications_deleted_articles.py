@@ -9,11 +9,13 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from bloghub.adapters.postgres.generations import create_generation
 from bloghub.events.articles import ArticleDeleted
 from bloghub.events.base import Event
 from bloghub.events.interactions import ArticleLiked
 from bloghub.ids import new_id_str
 from bloghub.projections.notifications import NotificationsProjector
+from bloghub.projections.postgres_sink import projector_engine
 from bloghub.settings import Settings
 from tests.conftest import isolated, pg, projecting
 from tests.integration.test_notifications_deleted_comments import (
@@ -24,7 +26,7 @@ from tests.integration.test_notifications_deleted_comments import (
     _told,
     _unread,
 )
-from tests.support import applied, replay_generation, wait_until
+from tests.support import applied, recorded, replay_generation, wait_until
 
 
 @pytest.fixture(scope="module")
@@ -91,9 +93,11 @@ async def test_a_replay_builds_the_same_notifications_as_live(gone_settings: Set
     s = gone_settings
     _, total = await _projected_story(s, *(new_id_str() for _ in range(4)))
     await replay_generation(s, NotificationsProjector, 2, until=total)
-    live = await _table(s, 1, "notifications")
-    assert live != []
-    assert await _table(s, 2, "notifications") == live
+    # The late comment's thread row too: live applied it after the delete, and keeps it.
+    for table in ("notifications", "comment_threads", "removed_notifications"):
+        live = await _table(s, 1, table)
+        assert live != [], table
+        assert await _table(s, 2, table) == live, table
     async with pg(s) as conn:
         deleted = [
             await conn.fetch(
@@ -103,3 +107,38 @@ async def test_a_replay_builds_the_same_notifications_as_live(gone_settings: Set
         ]
     assert deleted[0] != []
     assert deleted[1] == deleted[0]
+
+
+async def test_the_same_rows_whichever_of_a_delete_and_a_comment_comes_first(
+    gone_settings: Settings,
+) -> None:
+    """Live and a replay may read the articles topic and the comments or interactions
+    topic in either order: the read model comes out the same."""
+    s = gone_settings
+    a, b, c = (new_id_str() for _ in range(3))
+    doomed = Thread(a)
+    _, commented = doomed.post(b)
+    records = [
+        recorded(commented, topic=f"{s.prefix}.comments", partition=0, offset=0),
+        recorded(_liked(doomed, c), topic=f"{s.prefix}.interactions", partition=0, offset=0),
+        recorded(
+            ArticleDeleted(article_id=doomed.article, author_id=a, version=3),
+            topic=f"{s.prefix}.articles",
+            partition=0,
+            offset=0,
+        ),
+    ]
+    engine = projector_engine(s.sqlalchemy_url, pool_size=2)
+    try:
+        for generation, order in ((3, records), (4, [records[2], *records[:2]])):
+            async with engine.begin() as conn:
+                await create_generation(conn, "notifications", generation, activate=False)
+            projector = NotificationsProjector(engine, prefix=s.prefix, generation=generation)
+            for rec in order:  # each its own batch, as each is its own partition's
+                await projector.apply([rec], {(rec.topic, rec.partition): rec.offset + 1})
+    finally:
+        await engine.dispose()
+    for table in ("notifications", "comment_threads", "removed_notifications"):
+        assert await _table(s, 3, table) == await _table(s, 4, table), table
+    assert [r[0] for r in await _table(s, 3, "removed_notifications")] != []
+    assert await _table(s, 4, "notifications") == []

@@ -7,13 +7,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import DateTime, Select, desc, func, literal, select, true, tuple_
+from sqlalchemy import DateTime, Select, desc, func, literal, select, true, tuple_, union_all
 from sqlalchemy.dialects.postgresql import UUID as PgUUID
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bloghub.adapters.postgres.engine import read_all
 from bloghub.adapters.postgres.generations import schema_name
-from bloghub.adapters.postgres.tables import notifications
+from bloghub.adapters.postgres.tables import notifications, removed_notifications
 from bloghub.api.article_queries import Page
 from bloghub.api.consistency import Generations
 
@@ -66,9 +66,15 @@ class NotificationQueries:
         return int(rows[0][0])
 
     async def position_of(self, user_id: str, notification_id: str) -> tuple[datetime, str] | None:
-        """Where the user's notification sits in their list (None if they have no such)."""
-        stmt = select(n.created_at, n.id).where(n.user_id == user_id, n.id == notification_id)
-        rows = await self._all(stmt)
+        """Where the user's notification sits, or sat, in their list: one removed with its
+        comment or article may still be on a client's page, marked read "up to" (None if
+        they never had such)."""
+        r = removed_notifications.c
+        stmt = union_all(
+            select(n.created_at, n.id).where(n.user_id == user_id, n.id == notification_id),
+            select(r.created_at, r.id).where(r.user_id == user_id, r.id == notification_id),
+        )
+        rows = await self._all(select(stmt.subquery()).limit(1))
         return (rows[0].created_at, str(rows[0].id)) if rows else None
 
     async def mine(self, user_id: str, ids: list[str]) -> list[str]:

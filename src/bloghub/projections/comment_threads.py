@@ -6,12 +6,13 @@ and a replay apply them in the same order and remove the same notifications."""
 
 from __future__ import annotations
 
-from sqlalchemy import bindparam, delete, false, func, select, update
+from sqlalchemy import bindparam, false, func, select, update
 from sqlalchemy.dialects.postgresql import UUID, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bloghub.adapters.postgres.tables import comment_threads, notifications
 from bloghub.events.comments import CommentDeleted, CommentPosted
+from bloghub.projections.removed_notifications import removing
 
 _ID = UUID(as_uuid=False)
 
@@ -59,6 +60,4 @@ _subtree = _subtree.union_all(select(_t.comment_id).where(_t.parent_id == _subtr
 _DELETE_THREAD = (
     update(comment_threads).where(_t.comment_id.in_(select(_subtree.c.id))).values(deleted=True)
 )
-_UNNOTIFY_THREAD = delete(notifications).where(
-    notifications.c.comment_id.in_(select(_subtree.c.id))
-)
+_UNNOTIFY_THREAD = removing(notifications.c.comment_id.in_(select(_subtree.c.id)))

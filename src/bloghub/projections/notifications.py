@@ -38,7 +38,6 @@ from redis.asyncio import Redis
 from sqlalchemy import (
     ColumnElement,
     DateTime,
-    delete,
     exists,
     literal,
     or_,
@@ -55,6 +54,7 @@ from bloghub.adapters.postgres.tables import (
     notification_marks,
     notifications,
     read_watermarks,
+    removed_notifications,
 )
 from bloghub.adapters.redis.cache import Cache
 from bloghub.adapters.redis.live_channels import notifications_channel
@@ -68,6 +68,7 @@ from bloghub.events.topics import Family
 from bloghub.projections import comment_threads as threads
 from bloghub.projections import like_milestones as milestones
 from bloghub.projections.postgres_sink import PostgresProjector, concerning
+from bloghub.projections.removed_notifications import removing
 from bloghub.projections.stores import Stores
 from bloghub.readmodels import notification_view
 from bloghub.settings import Settings
@@ -247,7 +248,13 @@ class NotificationsProjector(PostgresProjector):
                 case UserFollowed():
                     made.extend(await self._notify_all(conn, ev, rec))
                 case CommentPosted():
-                    if ev.article_id not in gone and await threads.stands(conn, ev):
+                    # Its thread row even under a deleted article: a replay that reads it
+                    # before the delete keeps it too.
+                    if not await threads.stands(conn, ev):
+                        continue
+                    if ev.article_id in gone:
+                        await _removed_already(conn, notices_of(ev), rec)
+                    else:
                         made.extend(await self._notify_all(conn, ev, rec))
                 case CommentDeleted():
                     await threads.deleted(conn, ev)
@@ -308,8 +315,6 @@ class NotificationsProjector(PostgresProjector):
         made = []
         for crossed in await milestones.apply(conn, recs):
             ev = crossed.event
-            if ev.article_id in gone:
-                continue
             notice = Notice(
                 f"likes:{ev.article_id}:{crossed.likes}",
                 ev.author_id,
@@ -318,6 +323,9 @@ class NotificationsProjector(PostgresProjector):
                 article_id=ev.article_id,
                 milestone=crossed.likes,
             )
+            if ev.article_id in gone:
+                await _removed_already(conn, [notice], crossed.record)
+                continue
             if await self._notify(conn, notice, crossed.record):
                 made.append(notice.id)
         return made
@@ -421,13 +429,30 @@ async def _deleted_among(conn: AsyncConnection, article_ids: set[str]) -> set[st
     return {str(a) for (a,) in found}
 
 
+async def _removed_already(conn: AsyncConnection, notices: list[Notice], rec: Recorded) -> None:
+    """Notifications of an article deleted before they were applied, kept as removed as
+    they would have been had they come first: live and a replay, which may read the two
+    topics in either order, keep the same rows."""
+    if notices:
+        await conn.execute(
+            insert(removed_notifications)
+            .values(
+                [
+                    {"id": n.id, "user_id": n.user_id, "created_at": rec.envelope.occurred_at}
+                    for n in notices
+                ]
+            )
+            .on_conflict_do_nothing()
+        )
+
+
 async def _article_deleted(conn: AsyncConnection, article_id: str) -> None:
     """The article remembered as deleted, and every notification about it gone (read or
     not). Pushes already sent stay sent."""
     await conn.execute(
         insert(deleted_articles).values(article_id=article_id).on_conflict_do_nothing()
     )
-    await conn.execute(delete(notifications).where(notifications.c.article_id == article_id))
+    await conn.execute(removing(notifications.c.article_id == article_id))
 
 
 def _lock_key(schema: str, user_id: str) -> int:

@@ -98,6 +98,12 @@ def _deleted_articles(conn: Connection, schema: str) -> None:
     )
     conn.execute(
         text(
+            f'CREATE TABLE IF NOT EXISTS "{schema}".removed_notifications (id uuid PRIMARY KEY, '
+            "user_id uuid NOT NULL, created_at timestamptz NOT NULL)"
+        )
+    )
+    conn.execute(
+        text(
             f'CREATE INDEX IF NOT EXISTS notifications_by_article ON "{schema}".notifications '
             "(article_id) WHERE article_id IS NOT NULL"
         )

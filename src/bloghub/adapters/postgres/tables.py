@@ -435,6 +435,16 @@ deleted_articles = Table(
     Column("article_id", UUID(as_uuid=False), primary_key=True),
 )
 
+# Notifications removed with their comment or article: where each sat in its user's list,
+# so marking read "up to" one a client still shows marks the older ones. Migration 0028.
+removed_notifications = Table(
+    "removed_notifications",
+    notifications_model,
+    Column("id", UUID(as_uuid=False), primary_key=True),
+    Column("user_id", UUID(as_uuid=False), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
 # The projector's own comment trees (comment events are keyed by article, so a reply comes
 # after its parent and a delete after what it deletes): a delete finds the replies under
 # the comment, at any depth, whether or not they notified anyone. A deleted comment stays
