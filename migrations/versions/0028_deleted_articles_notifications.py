@@ -16,22 +16,13 @@ Revises: 0027
 from __future__ import annotations
 
 from alembic import op
-from sqlalchemy import text
 
-from bloghub.adapters.postgres.generations import schema_name
-from bloghub.adapters.postgres.read_model_upgrades import upgrade_main
+from bloghub.adapters.postgres.read_model_upgrades import generation_schemas, upgrade_main
 
 revision = "0028"
 down_revision = "0027"
 branch_labels = None
 depends_on = None
-
-
-def _schemas() -> list[str]:
-    rows = op.get_bind().execute(
-        text("SELECT generation FROM projector_generations WHERE projector = 'notifications'")
-    )
-    return [schema_name("notifications", generation) for (generation,) in rows]
 
 
 def upgrade() -> None:
@@ -40,7 +31,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for schema in _schemas():
+    for schema in generation_schemas(op.get_bind(), "notifications"):
         op.execute(f'DROP INDEX IF EXISTS "{schema}".notifications_by_article')
         op.execute(f'DROP TABLE IF EXISTS "{schema}".deleted_articles')
         op.execute(f'DROP TABLE IF EXISTS "{schema}".removed_notifications')

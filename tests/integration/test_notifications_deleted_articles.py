@@ -17,16 +17,15 @@ from bloghub.ids import new_id_str
 from bloghub.projections.notifications import NotificationsProjector
 from bloghub.projections.postgres_sink import projector_engine
 from bloghub.settings import Settings
-from tests.conftest import isolated, pg, projecting
+from tests.conftest import isolated, pg
 from tests.integration.test_notifications_deleted_comments import (
     Thread,
-    _append,
-    _log_size,
     _table,
     _told,
     _unread,
+    projected,
 )
-from tests.support import applied, recorded, replay_generation, wait_until
+from tests.support import recorded, replay_generation
 
 
 @pytest.fixture(scope="module")
@@ -66,15 +65,7 @@ async def _projected_story(
     s: Settings, a: str, b: str, c: str, d: str
 ) -> tuple[dict[str, str], int]:
     events, ids = _story(a, b, c, d)
-    async with projecting(s, "notifications"):
-        await _append(s, events)
-        total = await _log_size(s)
-
-        async def all_applied() -> bool:
-            return await applied(s, "notifications") >= total
-
-        await wait_until(all_applied)
-    return ids, total
+    return ids, await projected(s, events)
 
 
 async def test_a_deleted_article_takes_its_notifications_with_it(gone_settings: Settings) -> None:

@@ -124,11 +124,8 @@ def _story(a: str, b: str, c: str, d: str) -> tuple[list[Event], dict[str, str]]
     return events, ids
 
 
-async def _projected_story(
-    s: Settings, a: str, b: str, c: str, d: str
-) -> tuple[dict[str, str], int]:
-    """``_story`` appended and applied live: its comment ids, and the log's size."""
-    events, ids = _story(a, b, c, d)
+async def projected(s: Settings, events: list[Event]) -> int:
+    """``events`` appended and applied live by the notifications projector; the log's size."""
     async with projecting(s, "notifications"):
         await _append(s, events)
         total = await _log_size(s)
@@ -137,7 +134,15 @@ async def _projected_story(
             return await applied(s, "notifications") >= total
 
         await wait_until(all_applied)
-    return ids, total
+    return total
+
+
+async def _projected_story(
+    s: Settings, a: str, b: str, c: str, d: str
+) -> tuple[dict[str, str], int]:
+    """``_story`` appended and applied live: its comment ids, and the log's size."""
+    events, ids = _story(a, b, c, d)
+    return ids, await projected(s, events)
 
 
 async def test_a_deleted_comment_takes_the_notifications_of_its_thread_with_it(

@@ -184,15 +184,20 @@ def apply_in(conn: Connection, upgrade: Upgrade, schema: str) -> bool:
     return True
 
 
+def generation_schemas(conn: Connection, projector: str) -> list[str]:
+    """The schemas of every generation of ``projector`` this database keeps."""
+    rows = conn.execute(
+        text("SELECT generation FROM projector_generations WHERE projector = :p"),
+        {"p": projector},
+    )
+    return [schema_name(projector, generation) for (generation,) in rows.all()]
+
+
 def upgrade_main(conn: Connection, revision: str) -> None:
     """An Alembic revision's upgrade: its step over every generation this database keeps."""
     upgrade = _BY_REVISION[revision]
-    rows = conn.execute(
-        text("SELECT generation FROM projector_generations WHERE projector = :p"),
-        {"p": upgrade.projector},
-    )
-    for (generation,) in rows.all():
-        apply_in(conn, upgrade, schema_name(upgrade.projector, generation))
+    for schema in generation_schemas(conn, upgrade.projector):
+        apply_in(conn, upgrade, schema)
 
 
 _LEDGER = text(
