@@ -4,11 +4,12 @@ projector keeps fresh)."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date, timedelta
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
 
+from bloghub.api.v1.schemas import latest_today
 from tests.e2e.test_sessions import account, bearer, login
 
 
@@ -55,7 +56,7 @@ async def test_patch_then_read_own_and_public_profile(
     [
         ({"nickname": "x" * 65}, "nickname"),
         ({"nickname": ""}, "nickname"),
-        ({"birthday": (date.today() + timedelta(days=1)).isoformat()}, "birthday"),
+        ({"birthday": (latest_today() + timedelta(days=1)).isoformat()}, "birthday"),
         ({"birthday": "1990-13-01"}, "birthday"),
         ({"birthday": "17/05/1990"}, "birthday"),
         ({"about_me": "y" * 1025}, "about_me"),
@@ -74,6 +75,19 @@ async def test_profile_fields_are_checked(
     answer = await client.patch("/v1/users/me", json=patch, headers=auth)
     assert answer.status_code == 422, answer.text
     assert field in answer.json()["error"]["fields"]
+
+
+async def test_a_birthday_of_today_is_taken_wherever_the_day_has_begun(
+    client: httpx.AsyncClient, auth: dict[str, str]
+) -> None:
+    """Someone far east of the server enters their own today: not the future to them."""
+    today_there = latest_today()
+    assert today_there >= datetime.now(UTC).date()
+    answer = await client.patch(
+        "/v1/users/me", json={"birthday": today_there.isoformat()}, headers=auth
+    )
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["user"]["birthday"] == today_there.isoformat()
 
 
 async def test_emoji_sequences_are_visible_text(

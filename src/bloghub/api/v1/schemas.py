@@ -9,7 +9,7 @@ from __future__ import annotations
 import unicodedata
 import uuid
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from typing import Annotated, Any
 
@@ -473,8 +473,18 @@ def unaddressable(name: str) -> str | None:
 AboutMe = Annotated[str, Field(max_length=1024), PLAIN]
 
 
+# The furthest ahead of UTC a time zone's calendar runs (Kiribati's Line Islands).
+_EARLIEST_ZONE = timedelta(hours=14)
+
+
+def latest_today() -> date:
+    """Today where the day began first: a birthday someone east of the server enters as
+    their today is not the future to them."""
+    return (datetime.now(UTC) + _EARLIEST_ZONE).date()
+
+
 def _not_in_future(value: date) -> date:
-    if value > date.today():
+    if value > latest_today():
         raise ValueError("must not be in the future")
     if value.year < 1900:
         raise ValueError("must be on or after 1900-01-01")
@@ -482,10 +492,10 @@ def _not_in_future(value: date) -> date:
 
 
 def _past_years(schema: dict[str, Any]) -> None:
-    """Dates from 1900 to the end of this year: the part of the rule a pattern can say
-    (written when the document is, so it moves with the calendar; the server refuses a
-    day still to come)."""
-    last = date.today().year
+    """Dates from 1900 to the end of next year: the part of the rule a pattern can say.
+    It is written when the document is, and a process serving it past New Year must not
+    document the new year's days as refused; the server refuses a day still to come."""
+    last = latest_today().year + 1
     decades = [f"{d}[0-9]" for d in range(200, last // 10)]
     years = "|".join(["19[0-9]{2}", *decades, f"{last // 10}[0-{last % 10}]"])
     schema["pattern"] = f"^(?:{years})-"
