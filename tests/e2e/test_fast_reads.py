@@ -21,6 +21,7 @@ from tests.e2e.test_accounts import PASSWORD
 from tests.e2e.test_articles import Author
 from tests.e2e.test_interactions import published
 from tests.e2e.test_local_tier import author  # noqa: F401  (a fixture)
+from tests.e2e.test_ops import operator
 from tests.e2e.test_sessions import account, bearer, login
 from tests.support import wait_until
 
@@ -183,8 +184,14 @@ async def test_hot_reads_count_against_the_anonymous_limit(settings: Settings) -
         await live.container.ranking.current()
         ip = {"x-forwarded-for": "198.51.100.77"}
         answers = [await anonymous.get("/v1/ranking/hot", headers=ip) for _ in range(6)]
+        refused_api = await anonymous.get("/api/tags", headers=ip)
+        metrics = await anonymous.get("/metrics", headers=operator(limited))
     assert [a.status_code for a in answers] == [200] * 5 + [429]
     assert answers[-1].json()["error"]["code"] == "rate_limited"
+    assert refused_api.status_code == 429
+    # Refused before routing, yet counted under the route each was meant for.
+    for route in ("/v1/ranking/hot", "/api/tags"):
+        assert f'route="{route}",status="429"' in metrics.text, route
 
 
 async def test_a_like_reaches_the_counts_every_process_serves(

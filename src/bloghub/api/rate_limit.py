@@ -23,6 +23,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bloghub.api.http import shaped_error
 from bloghub.api.http_guard import whole
+from bloghub.api.routing import IndexedRouter
 from bloghub.api.v1.path_ids import canonical_id
 from bloghub.auth.limiter import Decision, LocalLimiter, Rate, SlidingWindowLimiter
 from bloghub.auth.tokens import bound_to
@@ -246,6 +247,10 @@ def _limiter_of(scope: Scope) -> SlidingWindowLimiter | None:
 
 
 async def _too_many(scope: Scope, send: Send, retry_after_s: int, scope_name: str) -> None:
+    # Answered before routing: the metrics count it under the route it was meant for.
+    router = getattr(scope.get("app"), "router", None)
+    if isinstance(router, IndexedRouter):
+        scope["endpoint"] = router.endpoint_of(scope)
     message = f"too many requests from this {scope_name}; retry in {retry_after_s} s"
     body = orjson.dumps(shaped_error(scope["path"], "rate_limited", message, "request"))
     await send(

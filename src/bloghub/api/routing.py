@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 from starlette._utils import get_route_path
 from starlette.exceptions import HTTPException
-from starlette.routing import BaseRoute, Match, Route, Router
+from starlette.routing import BaseRoute, Match, Mount, Route, Router
 from starlette.types import Message, Receive, Scope, Send
 
 Key = tuple[str, int, tuple[str, ...]]
@@ -53,12 +53,21 @@ class IndexedRouter(Router):
         self._index: dict[Key, list[BaseRoute]] = {}
         self._indexed = -1  # how many routes the index was built from (routes are only added)
 
+    def candidates(self, scope: Scope) -> Sequence[BaseRoute]:
+        """The routes that could fully match an HTTP request, in the router's order."""
+        if self._indexed != len(self.routes):
+            self._index, self._indexed = index(self.routes), len(self.routes)
+        return self._index.get(_key(scope["method"], get_route_path(scope)), ())
+
+    def endpoint_of(self, scope: Scope) -> object | None:
+        """The handler an HTTP request would reach (under a mount too), None if none: what
+        answers before routing (a 429) is counted under its route all the same."""
+        # No candidate: a mount's path (``/api``), which the index leaves to the walk.
+        return _endpoint_in(self.candidates(scope) or self.routes, scope)
+
     async def app(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            if self._indexed != len(self.routes):
-                self._index, self._indexed = index(self.routes), len(self.routes)
-            key = _key(scope["method"], get_route_path(scope))
-            for route in self._index.get(key, ()):
+            for route in self.candidates(scope):
                 match, child_scope = route.matches(scope)
                 if match is Match.FULL:
                     scope.setdefault("router", self)
@@ -69,6 +78,17 @@ class IndexedRouter(Router):
         # No full match among the candidates: Starlette's own walk decides (405 for a
         # known path with another method, a redirect for a missing slash, or 404).
         await super().app(scope, receive, _slash_redirects(scope, send))
+
+
+def _endpoint_in(routes: Sequence[BaseRoute], scope: Scope) -> object | None:
+    for route in routes:
+        match, child = route.matches(scope)
+        if match is not Match.FULL:
+            continue
+        if isinstance(route, Mount):
+            return _endpoint_in(route.routes, {**scope, **child})
+        return getattr(route, "endpoint", None)
+    return None
 
 
 def _encoded_slash(scope: Scope) -> bool:
