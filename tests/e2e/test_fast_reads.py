@@ -185,13 +185,15 @@ async def test_hot_reads_count_against_the_anonymous_limit(settings: Settings) -
         ip = {"x-forwarded-for": "198.51.100.77"}
         answers = [await anonymous.get("/v1/ranking/hot", headers=ip) for _ in range(6)]
         refused_api = await anonymous.get("/api/tags", headers=ip)
+        wrong_method = await anonymous.delete("/v1/tags", headers=ip)
         metrics = await anonymous.get("/metrics", headers=operator(limited))
     assert [a.status_code for a in answers] == [200] * 5 + [429]
     assert answers[-1].json()["error"]["code"] == "rate_limited"
-    assert refused_api.status_code == 429
-    # Refused before routing, yet counted under the route each was meant for.
-    for route in ("/v1/ranking/hot", "/api/tags"):
-        assert f'route="{route}",status="429"' in metrics.text, route
+    assert (refused_api.status_code, wrong_method.status_code) == (429, 429)
+    # Refused before routing, yet counted under the route each was meant for (one with
+    # another method under the path's route, as its 405 would be).
+    for method, route in (("GET", "/v1/ranking/hot"), ("GET", "/api/tags"), ("DELETE", "/v1/tags")):
+        assert f'method="{method}",route="{route}",status="429"' in metrics.text, route
 
 
 async def test_a_like_reaches_the_counts_every_process_serves(

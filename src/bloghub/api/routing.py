@@ -81,14 +81,18 @@ class IndexedRouter(Router):
 
 
 def _endpoint_in(routes: Sequence[BaseRoute], scope: Scope) -> object | None:
+    """As Starlette picks: the first full match, else the first partial one (the path's
+    route for another method, whose 405 is counted under it too)."""
+    partial: object | None = None
     for route in routes:
         match, child = route.matches(scope)
-        if match is not Match.FULL:
-            continue
-        if isinstance(route, Mount):
+        if match is Match.FULL and isinstance(route, Mount):
             return _endpoint_in(route.routes, {**scope, **child})
-        return getattr(route, "endpoint", None)
-    return None
+        if match is Match.FULL:
+            return getattr(route, "endpoint", None)
+        if match is Match.PARTIAL and partial is None:
+            partial = getattr(route, "endpoint", None)
+    return partial
 
 
 def _encoded_slash(scope: Scope) -> bool:

@@ -499,7 +499,7 @@ def _past_years(schema: dict[str, Any]) -> None:
     decades = [f"{d}[0-9]" for d in range(200, last // 10)]
     years = "|".join(["19[0-9]{2}", *decades, f"{last // 10}[0-{last % 10}]"])
     schema["pattern"] = f"^(?:{years})-"
-    schema["description"] = "a date from 1900-01-01 to today"
+    schema["description"] = "a date from 1900-01-01 to today in UTC+14 (where the day begins first)"
 
 
 Birthday = Annotated[date, Field(json_schema_extra=_past_years), AfterValidator(_not_in_future)]
