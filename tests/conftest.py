@@ -79,6 +79,16 @@ async def database(run_id: str) -> AsyncIterator[str]:
         await admin.close()
 
 
+async def delete_keys(s: Settings) -> None:
+    """The Redis keys of a prefix (a projector's progress marks, say)."""
+    redis = make_redis(s.redis_url.get_secret_value())
+    try:
+        async for key in redis.scan_iter(match=f"{s.prefix}:*", count=1000):
+            await redis.delete(key)
+    finally:
+        await redis.aclose()
+
+
 @pytest.fixture(scope="session")
 async def settings(run_id: str, database: str) -> AsyncIterator[Settings]:
     s = make_settings(f"t{run_id}", database)
@@ -229,10 +239,11 @@ async def isolated(run_id: str, name: str, **overrides: object) -> AsyncIterator
         await prepare_topics(s)
         yield s
     finally:
-        # A failed test's topics and indexes go too: the services outlive the run.
+        # A failed test's topics, indexes and keys go too: the services outlive the run.
         try:
             await delete_topics(s.kafka_bootstrap, s.prefix)
             await delete_indexes(s)
+            await delete_keys(s)
         finally:
             await drop_database(admin, database)
             await admin.close()
