@@ -62,7 +62,7 @@ async def rig(run_id: str) -> AsyncIterator[Rig]:
 @dataclass
 class Sent:
     statements: list[str]  # as SQLAlchemy sends them
-    driver: list[str]  # asyncpg's log of what it sends outside statements (BEGIN, COMMIT)
+    driver: list[str]  # asyncpg's log of every query it runs (BEGIN and COMMIT included)
 
 
 def counted(url: str) -> tuple[AsyncEngine, Sent]:
@@ -131,19 +131,21 @@ async def test_drafts_only_move_the_checkpoint_in_one_statement(rig: Rig, name: 
     topic = topic_for(rig.settings.prefix, Family.ARTICLES)
     before = await rows_in(rig.settings, projector.schema)
     try:
-        async with engine.connect():
-            pass  # the driver's own queries on a first connection
+        # The driver's own queries on a first connection, and its first look at the
+        # statement's array types, go before what is counted.
+        await projector.apply(drafts(topic, 0), {(topic, 0): 2})
         sent.statements.clear()
         sent.driver.clear()
-        applied = await projector.apply(drafts(topic, 0), {(topic, 0): 2})
+        applied = await projector.apply(drafts(topic, 2), {(topic, 0): 4})
     finally:
         await engine.dispose()
     assert applied == ()
-    assert not [q for q in sent.driver if q.split()[0] in {"BEGIN", "COMMIT"}], sent.driver
-    assert len(sent.statements) == 1, sent.statements
-    assert "INSERT INTO" in sent.statements[0]
-    assert "projector_checkpoints" in sent.statements[0]
-    assert await checkpoint(rig.settings, name, topic) == 2
+    # One statement, on the driver's connection (no SQLAlchemy execution, no transaction).
+    assert sent.statements == []
+    assert len(sent.driver) == 1, sent.driver
+    assert sent.driver[0].startswith("INSERT INTO")
+    assert "projector_checkpoints" in sent.driver[0]
+    assert await checkpoint(rig.settings, name, topic) == 4
     assert await rows_in(rig.settings, projector.schema) == before
 
 
