@@ -70,6 +70,10 @@ class Params:
     workers: tuple[int, ...] = (1, 2)
     read_connections: int = 32
     write_connections: int = 16
+    # Writes are measured closed-loop again at this many connections: a server whose
+    # requests wait on round trips (Redis, PostgreSQL, Kafka) needs more of them in flight
+    # to reach its peak than one that only computes, and at 16 it left the cores idle.
+    peak_connections: int = 64
     warmup_s: float = 2.0
     duration_s: float = 6.0
     rounds: int = 2
@@ -106,6 +110,7 @@ class Window:
     side: str
     paced_rate: float  # 0: as fast as it goes
     round: int
+    peak: bool = False  # closed-loop at ``Params.peak_connections`` (writes)
     requests: int = 0
     elapsed_s: float = 0.0
     p50_ms: float = 0.0
@@ -483,13 +488,16 @@ class Run:
     projectors: int | None = None  # the `bloghub project` process both sides run beside
     windows: list[Window] = field(default_factory=list)
 
-    def window(self, pair: Pair, side: str, seconds: float, rate: float, round_: int) -> Window:
+    def window(
+        self, pair: Pair, side: str, seconds: float, rate: float, round_: int, *, peak: bool = False
+    ) -> Window:
         target = pair.bloghub if side == BLOGHUB else pair.bare
+        connections = self.params.peak_connections if peak else pair.connections
         server = self.servers[side]
         cpu_before, machine_before, projectors_before = server.cpu_s(), cpu.sample(), 0.0
         if self.projectors is not None:
             projectors_before = tree_cpu_s(self.projectors)
-        w = run_wrk(server.url, target, pair.connections, seconds, rate)
+        w = run_wrk(server.url, target, connections, seconds, rate)
         w.server_cpu_s = server.cpu_s() - cpu_before
         machine = cpu.used(machine_before, cpu.sample())
         w.machine_cpu_s = machine.machine
@@ -497,10 +505,11 @@ class Run:
         if self.projectors is not None:
             w.parts_cpu_s["projectors"] = tree_cpu_s(self.projectors) - projectors_before
         w.parts_cpu_s |= machine.services | {"wrk": w.wrk_cpu_s}
-        w.pair, w.workers, w.side, w.round = pair.name, self.workers, side, round_
+        w.pair, w.workers, w.side, w.round, w.peak = pair.name, self.workers, side, round_, peak
         if round_ > 0:
             self.windows.append(w)
             label = "max" if rate == 0 else f"paced {rate:,.0f}/s"
+            label = f"max at c{connections}" if peak else label
             console.print(
                 f"[dim]{pair.name:>12} w{self.workers} {side:>7} {label:>16}: "
                 f"{w.rate:9,.0f} req/s  p50 {w.p50_ms:7.2f} ms  p99 {w.p99_ms:7.2f} ms  "
@@ -524,12 +533,18 @@ class Run:
         for r, sides in enumerate(order, 1):
             for side in sides:
                 self.window(pair, side, p.duration_s, half[side], r)
+        if pair.connections < p.peak_connections:
+            for side in SIDES:
+                self.window(pair, side, p.warmup_s, 0, 0, peak=True)
+            for r, sides in enumerate(order, 1):
+                for side in sides:
+                    self.window(pair, side, p.duration_s, 0, r, peak=True)
 
-    def of(self, pair: str, side: str, *, paced: bool) -> list[Window]:
+    def of(self, pair: str, side: str, *, paced: bool, peak: bool = False) -> list[Window]:
         return [
             w
             for w in self.windows
-            if w.pair == pair and w.side == side and (w.paced_rate > 0) == paced
+            if w.pair == pair and w.side == side and (w.paced_rate > 0) == paced and w.peak == peak
         ]
 
 
@@ -572,6 +587,7 @@ def figures(run: Run, pair: Pair) -> list[Figure]:
             ),
         ]
     out += machine_figures(run, pair)
+    out += peak_figures(run, pair)
     ratio = median([w.rate for w in run.of(pair.name, BLOGHUB, paced=False)]) / median(
         [w.rate for w in run.of(pair.name, BARE, paced=False)]
     )
@@ -588,6 +604,40 @@ def figures(run: Run, pair: Pair) -> list[Figure]:
             "x",
             detail="bare's server CPU per request / bloghub's: the req/s ratio the same CPU "
             "would give; steadier than req/s when other work shares the machine",
+        )
+    )
+    return out
+
+
+def peak_figures(run: Run, pair: Pair) -> list[Figure]:
+    """Writes closed-loop at ``peak_connections``: the most each side answers when enough
+    requests are in flight to keep bloghub's cores busy while its requests wait on round
+    trips."""
+    windows = {side: run.of(pair.name, side, paced=False, peak=True) for side in SIDES}
+    if not all(windows.values()):
+        return []
+    n, tag = run.params.peak_connections, f"{pair.name} w{run.workers}"
+    out = [
+        Figure(
+            f"{tag} {side}: req/s at {n} connections",
+            median([w.rate for w in ws]),
+            "/s",
+            detail="rounds "
+            + ", ".join(f"{w.rate:,.0f}" for w in ws)
+            + f"; p50 {median([w.p50_ms for w in ws]):.1f} ms, "
+            + f"p99 {median([w.p99_ms for w in ws]):.1f} ms; server CPU per request "
+            + f"{median([cpu_per_request_us(w) for w in ws]):,.0f} µs; "
+            + f"{median([w.machine_cpu_s / w.elapsed_s for w in ws]):.2f} cores busy",
+        )
+        for side, ws in windows.items()
+    ]
+    ratio = median([w.rate for w in windows[BLOGHUB]]) / median([w.rate for w in windows[BARE]])
+    out.append(
+        Figure(
+            f"{tag}: bloghub / bare at {n} connections",
+            ratio,
+            "x",
+            detail=f"req/s, medians, each side closed-loop at {n} connections",
         )
     )
     return out
@@ -684,8 +734,9 @@ async def run(params: Params = Params()) -> Report:
     report.checks += checks(windows, s)
     report.raw = {"windows": [asdict(w) | {"rate": w.rate} for w in windows]}
     report.notes += [
-        "max: wrk -t1 -cN closed loop (N=32 for reads, 16 for creates); half rate: the same "
-        "connections paced by a Lua schedule in wrk at half that side's median max rate",
+        "max: wrk -t1 -cN closed loop (N=32 for reads, 16 for writes); half rate: the same "
+        "connections paced by a Lua schedule in wrk at half that side's median max rate; "
+        f"writes also closed-loop at {params.peak_connections} connections",
         "both servers: uvicorn --factory bench.http_apps:APP --loop uvloop --http httptools "
         "(bloghub: httptools through bloghub's GuardedHttp, as `bloghub api` serves it; "
         "--workers 2 for w2); projectors in a separate `bloghub project` process",
