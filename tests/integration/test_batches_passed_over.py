@@ -17,6 +17,7 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bloghub.adapters.postgres.generations import create_generation, schema_name
+from bloghub.errors import Transient
 from bloghub.events.articles import ArticleDrafted, ArticlePublished, DraftEdited
 from bloghub.events.base import Event, Recorded, registry
 from bloghub.events.topics import Family, topic_for
@@ -155,6 +156,33 @@ async def test_a_checkpoint_passed_over_never_moves_back(rig: Rig) -> None:
     await projector.apply(drafts(topic, 10), {(topic, 0): 12})
     await projector.apply(drafts(topic, 4), {(topic, 0): 6})  # a late instance's batch
     assert await checkpoint(rig.settings, "social", topic) == 12
+
+
+async def test_a_pass_over_on_a_connection_the_server_ended_is_tried_again_on_a_fresh_one(
+    rig: Rig,
+) -> None:
+    """The statement goes on the driver's connection, past SQLAlchemy: a connection it
+    finds broken must not be lent again, or every later pass over would fail on it."""
+    engine = projector_engine(rig.settings.sqlalchemy_url, pool_size=1)
+    projector = SocialProjector(engine, generation=GENERATION)
+    topic = topic_for(f"{rig.settings.prefix}-ended", Family.ARTICLES)
+    try:
+        await projector.apply(drafts(topic, 0), {(topic, 0): 2})
+        async with engine.connect() as conn:
+            driver = (await conn.get_raw_connection()).driver_connection
+            assert driver is not None
+            pid = driver.get_server_pid()
+        admin = await asyncpg.connect(rig.settings.asyncpg_dsn)
+        try:
+            assert await admin.fetchval("SELECT pg_terminate_backend($1)", pid)
+        finally:
+            await admin.close()
+        with pytest.raises(Transient):
+            await projector.apply(drafts(topic, 2), {(topic, 0): 4})
+        assert await projector.apply(drafts(topic, 2), {(topic, 0): 4}) == ()
+    finally:
+        await engine.dispose()
+    assert await checkpoint(rig.settings, "social", topic) == 4
 
 
 async def test_a_batch_with_one_event_for_the_projector_is_applied_whole(rig: Rig) -> None:

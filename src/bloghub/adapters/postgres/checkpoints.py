@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
+import asyncpg
 from sqlalchemy import BigInteger, DateTime, Integer, Text, bindparam, literal, select, tuple_
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -121,15 +122,23 @@ class Checkpoints:
             # No transaction: the driver's connection runs the statement on its own.
             driver = (await conn.get_raw_connection()).driver_connection
             assert driver is not None
-            await driver.execute(
-                self._advance,
-                self.projector,
-                self.generation,
-                [tp[0] for tp, _ in items],
-                [tp[1] for tp, _ in items],
-                [o for _, o in items],
-                datetime.now(UTC),
-            )
+            try:
+                await driver.execute(
+                    self._advance,
+                    self.projector,
+                    self.generation,
+                    [tp[0] for tp, _ in items],
+                    [tp[1] for tp, _ in items],
+                    [o for _, o in items],
+                    datetime.now(UTC),
+                )
+            except asyncpg.PostgresError:
+                raise  # the server answered: the exchange ended, the connection is sound
+            except BaseException:
+                # Broken, cancelled or timed out, and unseen by SQLAlchemy, which would
+                # lend it again: closed, and replaced when the pool next needs one.
+                await conn.invalidate()
+                raise
 
 
 def _named_params(partitions: Sequence[TP]) -> dict[str, list[str] | list[int]]:
