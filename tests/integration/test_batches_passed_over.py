@@ -5,6 +5,7 @@ against what its ``handle`` does with every event of its topics."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -181,6 +182,48 @@ async def test_a_pass_over_on_a_connection_the_server_ended_is_tried_again_on_a_
             await projector.apply(drafts(topic, 2), {(topic, 0): 4})
         assert await projector.apply(drafts(topic, 2), {(topic, 0): 4}) == ()
     finally:
+        await engine.dispose()
+    assert await checkpoint(rig.settings, "social", topic) == 4
+
+
+async def test_a_pass_over_whose_session_ends_mid_statement_is_tried_again_on_a_fresh_one(
+    rig: Rig,
+) -> None:
+    """The server ends the session while the statement waits for a row lock (as a failover
+    or an administrator would): the error is the server's own (08003), and the connection
+    it came on must not be lent again either."""
+    engine = projector_engine(rig.settings.sqlalchemy_url, pool_size=1)
+    projector = SocialProjector(engine, generation=GENERATION)
+    topic = topic_for(f"{rig.settings.prefix}-midway", Family.ARTICLES)
+    holder = await asyncpg.connect(rig.settings.asyncpg_dsn)
+    try:
+        await projector.apply(drafts(topic, 0), {(topic, 0): 2})
+        held = holder.transaction()
+        await held.start()
+        await holder.execute(
+            "SELECT 1 FROM projector_checkpoints WHERE projector = 'social' AND topic = $1"
+            " FOR UPDATE",
+            topic,
+        )
+        waiting = asyncio.create_task(projector.apply(drafts(topic, 2), {(topic, 0): 4}))
+        pid = None
+        for _ in range(100):
+            pid = await holder.fetchval(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+                " AND wait_event_type = 'Lock'"
+                " AND query LIKE 'INSERT INTO public.projector_checkpoints%'"
+            )
+            if pid is not None:
+                break
+            await asyncio.sleep(0.05)
+        assert pid is not None, "the pass over never waited for the lock"
+        assert await holder.fetchval("SELECT pg_terminate_backend($1)", pid)
+        with pytest.raises(Transient):
+            await waiting
+        await held.rollback()
+        assert await projector.apply(drafts(topic, 2), {(topic, 0): 4}) == ()
+    finally:
+        await holder.close()
         await engine.dispose()
     assert await checkpoint(rig.settings, "social", topic) == 4
 

@@ -132,13 +132,22 @@ class Checkpoints:
                     [o for _, o in items],
                     datetime.now(UTC),
                 )
-            except asyncpg.PostgresError:
-                raise  # the server answered: the exchange ended, the connection is sound
-            except BaseException:
-                # Broken, cancelled or timed out, and unseen by SQLAlchemy, which would
-                # lend it again: closed, and replaced when the pool next needs one.
+            except BaseException as exc:
+                if isinstance(exc, asyncpg.PostgresError) and not _session_over(exc, driver):
+                    raise  # the server answered: the exchange ended, the connection is sound
+                # Ended by the server, broken, cancelled or timed out, and unseen by
+                # SQLAlchemy, which would lend it again: closed, and replaced when the pool
+                # next needs one.
                 await conn.invalidate()
                 raise
+
+
+def _session_over(exc: asyncpg.PostgresError, driver: asyncpg.Connection) -> bool:
+    """Whether the server's error ended the session with it: the session gone in the
+    middle of the statement (08003, class 08), ended by an administrator or a shutdown
+    (class 57), or the connection closed since."""
+    ends = (asyncpg.PostgresConnectionError, asyncpg.OperatorInterventionError)
+    return isinstance(exc, ends) or driver.is_closed()
 
 
 def _named_params(partitions: Sequence[TP]) -> dict[str, list[str] | list[int]]:
