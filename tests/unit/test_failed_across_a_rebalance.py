@@ -16,7 +16,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaTimeoutError
 
 from bloghub.errors import StoreRejected
-from bloghub.events.base import Recorded, registry
+from bloghub.events.base import Event, Recorded, registry
 from bloghub.events.topics import Family
 from bloghub.events.users import UserRegistered
 from bloghub.ids import new_id_str
@@ -46,6 +46,9 @@ class Store:
 
     async def load_checkpoints(self, partitions: Sequence[TP]) -> dict[TP, int]:
         return dict.fromkeys(partitions, CHECKPOINT)
+
+    def passes_over(self, model: type[Event]) -> bool:
+        return False
 
     async def apply(
         self, records: Sequence[Recorded], next_offsets: Mapping[TP, int]

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from bloghub.adapters.postgres.migrations import shown_url
 from bloghub.events.articles import ArticleDeleted
-from bloghub.events.base import Recorded, envelop
+from bloghub.events.base import Event, Recorded, envelop
 from bloghub.events.topics import Family
 from bloghub.ids import new_id_str
 from bloghub.migration_phases import (
@@ -93,6 +93,9 @@ class Sink:
 
     async def load_checkpoints(self, partitions: Sequence[TP]) -> dict[TP, int]:
         return {tp: self.stored[tp] for tp in partitions if tp in self.stored}
+
+    def passes_over(self, model: type[Event]) -> bool:
+        return False
 
     async def apply(
         self, records: Sequence[Recorded], next_offsets: Mapping[TP, int]

@@ -74,7 +74,10 @@ def kind_of(event: Event) -> Kind:
     """The event's kind, worked out once per model: this runs for every event of every
     batch, and an isinstance of an event model goes through ABCMeta (pydantic's
     metaclass), several times per event when each pass asked again."""
-    cls = type(event)
+    return kind_of_model(type(event))
+
+
+def kind_of_model(cls: type[Event]) -> Kind:
     kind = _KINDS.get(cls)
     if kind is None:
         kind = _KINDS[cls] = (
@@ -146,6 +149,9 @@ class InteractionsProjector(PostgresProjector):
     def concerns(self, record: Recorded) -> bool:
         # Drafts and their edits are no part of the counts or of who may see them.
         return kind_of(record.event) is not Kind.OTHER
+
+    def passes_over(self, model: type[Event]) -> bool:
+        return kind_of_model(model) is Kind.OTHER
 
     async def handle(self, conn: AsyncConnection, records: Sequence[Recorded]) -> None:
         # Counts do not depend on visibility (see above), so the whole batch's interactions

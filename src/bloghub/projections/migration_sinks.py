@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bloghub.adapters.postgres.migrations import Migration
-from bloghub.events.base import Recorded
+from bloghub.events.base import Event, Recorded
 from bloghub.events.topics import Family
 from bloghub.migration_phases import PINNED_TO_MAIN, MigrationRefused, Store, reads_from, writes
 from bloghub.projections.catalog import POSTGRES_PROJECTORS
@@ -37,6 +37,9 @@ class TwoStores:
         skips what it already has. No checkpoint in either: from the log's start."""
         found = [await sink.load_checkpoints(partitions) for sink in self.sinks]
         return {tp: min(f[tp] for f in found) for tp in partitions if all(tp in f for f in found)}
+
+    def passes_over(self, model: type[Event]) -> bool:
+        return all(sink.passes_over(model) for sink in self.sinks)
 
     async def apply(
         self, records: Sequence[Recorded], next_offsets: Mapping[TP, int]

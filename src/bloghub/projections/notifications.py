@@ -235,6 +235,9 @@ class NotificationsProjector(PostgresProjector):
     def concerns(self, record: Recorded) -> bool:
         return _CONCERNS(record)
 
+    def passes_over(self, model: type[Event]) -> bool:
+        return not _CONCERNS.model(model)
+
     async def handle(self, conn: AsyncConnection, records: Sequence[Recorded]) -> None:
         await self._hold_recipients(conn, records)
         # Read after the locks: a delete committed meanwhile is seen.

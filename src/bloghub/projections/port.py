@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
-from bloghub.events.base import Recorded
+from bloghub.events.base import Event, Recorded
 from bloghub.events.topics import Family
 
 TP = tuple[str, int]
@@ -35,6 +35,11 @@ class Projector(Protocol):
 
     async def load_checkpoints(self, partitions: Sequence[TP]) -> dict[TP, int]:
         """Next offset to read per partition, for those that have one."""
+        ...
+
+    def passes_over(self, model: type[Event]) -> bool:
+        """Whether no event of ``model`` could change anything here, whatever it holds: the
+        runner then reads such records by their type header alone, never decoding them."""
         ...
 
     async def apply(

@@ -9,7 +9,7 @@ already applied.
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Self
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -50,20 +50,28 @@ def projector_engine(
     )
 
 
-def concerning(*kinds: type[Event]) -> Callable[[Recorded], bool]:
+class Concerning:
     """A projector's ``concerns``: records of events of ``kinds`` (or their subclasses),
     worked out once per event model (an isinstance of a model goes through pydantic's
-    metaclass, and this runs for every record of every batch)."""
-    known: dict[type[Event], bool] = {}
+    metaclass, and this runs for every record of every batch). ``model`` says the same of
+    a model, for ``passes_over``."""
 
-    def concerns(record: Recorded) -> bool:
-        cls = type(record.event)
-        found = known.get(cls)
+    def __init__(self, *kinds: type[Event]) -> None:
+        self._kinds = kinds
+        self._known: dict[type[Event], bool] = {}
+
+    def model(self, cls: type[Event]) -> bool:
+        found = self._known.get(cls)
         if found is None:
-            found = known[cls] = issubclass(cls, kinds)
+            found = self._known[cls] = issubclass(cls, self._kinds)
         return found
 
-    return concerns
+    def __call__(self, record: Recorded) -> bool:
+        return self.model(type(record.event))
+
+
+def concerning(*kinds: type[Event]) -> Concerning:
+    return Concerning(*kinds)
 
 
 class PostgresProjector(abc.ABC):
@@ -129,6 +137,12 @@ class PostgresProjector(abc.ABC):
         record of the projector's topics does. A projector that ignores some says which,
         from the same tests its ``handle`` dispatches on."""
         return True
+
+    def passes_over(self, model: type[Event]) -> bool:
+        """Whether no event of ``model`` concerns this projector, whatever it holds (the
+        runner then does not decode one: ``projections/decoding.py``). By default none
+        is passed over; a projector whose ``concerns`` goes by the model alone says so."""
+        return False
 
     async def apply(
         self, records: Sequence[Recorded], next_offsets: Mapping[TP, int]

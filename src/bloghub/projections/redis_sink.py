@@ -38,7 +38,7 @@ from bloghub.adapters.postgres.engine import translated as pg_errors
 from bloghub.adapters.redis.batch_script import BatchScript, Write
 from bloghub.adapters.redis.errors import translated
 from bloghub.errors import Transient, Unavailable
-from bloghub.events.base import Recorded
+from bloghub.events.base import Event, Recorded
 from bloghub.events.topics import Family
 from bloghub.projections.port import TP, fresh_records
 
@@ -113,6 +113,10 @@ class RedisProjector(abc.ABC):
                 f"checkpoints in Redis and needs one of {', '.join(SAFE_POLICIES)}"
             )
         self._policy_checked = True
+
+    def passes_over(self, model: type[Event]) -> bool:
+        """None passed over: every event is decoded (``projections/decoding.py``)."""
+        return False
 
     async def load_checkpoints(self, partitions: Sequence[TP]) -> dict[TP, int]:
         if not self._policy_checked:

@@ -24,7 +24,7 @@ from bloghub.events.base import EventRegistry, Recorded
 from bloghub.events.topics import topic_for
 from bloghub.projections.backoff import Backoff, Stopping, wait_any
 from bloghub.projections.dead_letters import DeadLetters
-from bloghub.projections.decoding import decode_fetch
+from bloghub.projections.decoding import PassedOver, decode_fetch
 from bloghub.projections.fetch_wait import FetchWait
 from bloghub.projections.gate import Gate, Part
 from bloghub.projections.heartbeat import Heartbeat, WaitReason
@@ -75,6 +75,8 @@ class ProjectorRunner:
         self.projector = projector
         self._cfg = config
         self._registry = registry
+        # Records of events the projector has no use for, known by their headers.
+        self._passed_over = PassedOver(registry, projector.passes_over)
         self._dead = dead_letters
         self._heartbeat = heartbeat
         self._stats = stats
@@ -310,7 +312,7 @@ class ProjectorRunner:
 
     async def decode_batch(self, batches: Mapping[TopicPartition, Sequence[Raw]]) -> list[Part]:
         """Decode a fetch (``decoding.py``)."""
-        return decode_fetch(self._registry, batches)
+        return decode_fetch(self._registry, batches, self._passed_over)
 
     async def apply_batch(self, parts: Sequence[Part], committer: OffsetCommitter) -> None:
         assert self._gate is not None

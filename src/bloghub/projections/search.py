@@ -33,7 +33,7 @@ from bloghub.events.articles import (
     ArticlePublished,
     ArticleWithdrawn,
 )
-from bloghub.events.base import Recorded
+from bloghub.events.base import Event, Recorded
 from bloghub.events.topics import Family
 from bloghub.projections.search_sink import SearchProjector
 from bloghub.readmodels import tag_key
@@ -120,6 +120,9 @@ class ArticleSearchProjector(SearchProjector):
         if isinstance(ev, _ARTICLE_EVENTS):
             return ev.article_id
         return None
+
+    def passes_over(self, model: type[Event]) -> bool:
+        return not issubclass(model, _ARTICLE_EVENTS)
 
     def fold(
         self, doc_id: str, current: dict[str, Any] | None, records: list[Recorded]

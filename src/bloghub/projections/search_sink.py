@@ -39,7 +39,7 @@ from bloghub.adapters.postgres.checkpoints import Checkpoints
 from bloghub.adapters.postgres.engine import translated as pg_errors
 from bloghub.adapters.search_indexes import alias_name, index_name
 from bloghub.errors import Transient
-from bloghub.events.base import Recorded
+from bloghub.events.base import Event, Recorded
 from bloghub.events.topics import Family
 from bloghub.projections.port import TP, fresh_records
 
@@ -131,6 +131,11 @@ class SearchProjector(abc.ABC):
     ) -> dict[str, Any] | None:
         """The document after ``records`` (in log order) applied to ``current``, or None
         if they change nothing (each was applied already, or does not concern it)."""
+
+    def passes_over(self, model: type[Event]) -> bool:
+        """Whether ``doc_id`` is None for every event of ``model`` (the runner then does
+        not decode one). By default none is passed over."""
+        return False
 
     def added_properties(self) -> dict[str, Any]:
         """Fields added to ``index_body``'s mapping since indexes were first made."""

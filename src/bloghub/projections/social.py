@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bloghub.adapters.postgres.tables import erased_users, feed_articles, follow_counts, follows
 from bloghub.events.articles import ArticleDeleted, ArticleEvent, ArticlePublished, ArticleWithdrawn
-from bloghub.events.base import Recorded
+from bloghub.events.base import Event, Recorded
 from bloghub.events.social import FollowEvent, UserFollowed, UserUnfollowed
 from bloghub.events.topics import Family
 from bloghub.events.users import UserErased
@@ -100,6 +100,9 @@ class SocialProjector(PostgresProjector):
 
     def concerns(self, record: Recorded) -> bool:
         return _CONCERNS(record)
+
+    def passes_over(self, model: type[Event]) -> bool:
+        return not _CONCERNS.model(model)
 
     async def handle(self, conn: AsyncConnection, records: Sequence[Recorded]) -> None:
         tally = FollowTally()

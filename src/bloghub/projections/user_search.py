@@ -19,7 +19,7 @@ from bloghub.adapters.postgres.engine import translated as pg_errors
 from bloghub.adapters.postgres.user_keys import batch_keys
 from bloghub.adapters.search_indexes import USERS, USERS_BODY, indexed
 from bloghub.auth.sealing import MasterKey, master_key
-from bloghub.events.base import Recorded
+from bloghub.events.base import Event, Recorded
 from bloghub.events.personal import reveal
 from bloghub.events.topics import Family
 from bloghub.events.users import ProfileUpdated, UserErased
@@ -79,6 +79,9 @@ class UserSearchProjector(SearchProjector):
 
     def index_body(self) -> dict[str, Any]:
         return USERS_BODY
+
+    def passes_over(self, model: type[Event]) -> bool:
+        return not issubclass(model, (UserErased, ProfileUpdated))
 
     def doc_id(self, record: Recorded) -> str | None:
         ev = record.event
