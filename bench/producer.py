@@ -2,11 +2,16 @@
 
 Both sides have the same shape: several concurrent appenders, each taking the next chunk of
 500 messages, sending it and waiting until every record of the chunk is acknowledged. Both
-producers have the EventLog's settings (idempotent, ``acks="all"``, ``linger_ms=2``) and send
-the same bytes: the raw side sends envelopes encoded up front, with the same key and headers,
-so the difference is the EventLog's own work per record (encoding, topic lookup, the bounded
-wait). A third, informational variant also builds the events and envelopes inside the timed
-loop, as a request does.
+producers have the EventLog's settings (idempotent, ``acks="all"``, the configured
+``BLOGHUB_PRODUCER_LINGER_MS``) and send the same bytes: the raw side sends envelopes encoded
+up front, with the same key and headers, so the difference is the EventLog's own work per
+record (encoding, topic lookup, the bounded wait). A third, informational variant also
+builds the events and envelopes inside the timed loop, as a request does.
+
+A fourth, also informational, appends as requests do: ``callers`` concurrent tasks, each
+appending one record and waiting for it before the next, all of the same key (as every
+like of one article). It says what the log costs a single-record write when nothing else
+runs: the rate, and the CPU of this process and of the broker per append.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 
 import bloghub.events.users  # noqa: F401  (registers the users family's event types)
+from bench import cpu
 from bench.support import Check, Figure, Report, console, median, rate, topic_size, workspace
 from bloghub.events.base import Envelope, envelop, registry
 from bloghub.events.codec import Headers, encode
@@ -41,6 +47,8 @@ class Params:
     chunk: int = 500
     appenders: int = 8
     rounds: int = 5
+    callers: int = 16  # the single appends' concurrent callers (a write pair's connections)
+    single_appends: int = 20_000
 
 
 Wire = tuple[bytes, bytes, Headers]  # key, value, headers
@@ -73,6 +81,26 @@ async def drive(
     return time.perf_counter() - started
 
 
+async def single_appends(
+    log: EventLog, envelopes: Sequence[Envelope], callers: int, n: int
+) -> tuple[float, cpu.CpuUse]:
+    """``n`` appends of one record each by ``callers`` concurrent tasks, each waiting for
+    its record before the next (as a request does); seconds taken and the CPU used. Every
+    record has the same key, so all go to one partition (as the likes of one article)."""
+    key = envelopes[0].aggregate_id
+    same_key = [e._replace(aggregate_id=key) for e in envelopes[:n]]
+    pending = iter(same_key)
+
+    async def caller() -> None:
+        for env in pending:
+            await log.append([env])
+
+    before = cpu.sample()
+    started = time.perf_counter()
+    await asyncio.gather(*(caller() for _ in range(callers)))
+    return time.perf_counter() - started, cpu.used(before, cpu.sample())
+
+
 def raw_producer(settings: Settings) -> Any:
     """A producer configured exactly as ``EventLog._ensure_producer`` configures its own."""
     return AIOKafkaProducer(
@@ -80,7 +108,7 @@ def raw_producer(settings: Settings) -> Any:
         client_id="bloghub-bench-raw",
         enable_idempotence=True,
         acks="all",
-        linger_ms=2,
+        linger_ms=settings.producer_linger_ms,
         request_timeout_ms=max(1000, int(settings.append_timeout_s * 1000) - 300),
         retry_backoff_ms=50,
     )
@@ -143,6 +171,7 @@ async def run(params: Params = Params()) -> Report:
             registry=registry,
             timeout_s=settings.append_timeout_s,
             client_id="bloghub-bench-eventlog",
+            linger_ms=settings.producer_linger_ms,
         )
         await producer.start()
         await log.start()
@@ -158,16 +187,20 @@ async def run(params: Params = Params()) -> Report:
                 await drive(warm, params.appenders, send)
             measured = chunks_of(params.messages, params.chunk)
             rates: dict[str, list[float]] = {k: [] for k in variants}
+            singles: list[tuple[float, cpu.CpuUse]] = []
+            single_n = min(params.single_appends, n)
+            await single_appends(log, envelopes, params.callers, min(single_n, params.warmup))
             for round_no in range(params.rounds):
                 # Alternate the order so neither side always runs on a warmer broker.
                 order = list(variants) if round_no % 2 == 0 else list(reversed(variants))
                 for key in order:
                     seconds = await drive(measured, params.appenders, variants[key])
                     rates[key].append(rate(params.messages, seconds))
+                singles.append(await single_appends(log, envelopes, params.callers, single_n))
                 console.print(
                     f"[dim]round {round_no + 1}: "
                     + ", ".join(f"{k} {rates[k][-1]:,.0f}/s" for k in variants)
-                    + "[/]"
+                    + f", single appends {rate(single_n, singles[-1][0]):,.0f}/s[/]"
                 )
             wire_bytes = sides.wire_bytes
         finally:
@@ -182,6 +215,10 @@ async def run(params: Params = Params()) -> Report:
 
     def rounds(key: str) -> str:
         return "rounds: " + ", ".join(f"{v:,.0f}" for v in rates[key])
+
+    single_rates = [rate(single_n, seconds) for seconds, _ in singles]
+    own_us = [use.own / single_n * 1e6 for _, use in singles]
+    broker_us = [use.services.get("kafka", 0.0) / single_n * 1e6 for _, use in singles]
 
     report.figures += [
         Figure("raw AIOKafkaProducer, pre-encoded bytes", raw_rate, "msg/s", detail=rounds("raw")),
@@ -203,8 +240,28 @@ async def run(params: Params = Params()) -> Report:
             detail=rounds("build_and_append"),
         ),
         Figure("ratio build+append / raw (informational)", build_rate / raw_rate, "x"),
+        Figure(
+            f"single appends, {params.callers} concurrent callers, one key",
+            median(single_rates),
+            "msg/s",
+            detail="rounds: " + ", ".join(f"{v:,.0f}" for v in single_rates),
+        ),
+        Figure(
+            "single appends: this process's CPU per append",
+            median(own_us),
+            "us",
+            detail="rounds: " + ", ".join(f"{v:.0f}" for v in own_us),
+        ),
+        Figure(
+            "single appends: the broker's CPU per append",
+            median(broker_us),
+            "us",
+            detail="rounds: " + ", ".join(f"{v:.0f}" for v in broker_us),
+        ),
     ]
+    warm_singles = min(single_n, params.warmup)
     sent = len(variants) * (params.warmup + params.rounds * params.messages)
+    sent += warm_singles + params.rounds * single_n
     report.checks.append(
         Check(
             "records in the topic == records sent",
@@ -212,10 +269,16 @@ async def run(params: Params = Params()) -> Report:
             f"{landed:,} in {topic} (sum of end offsets), {sent:,} sent",
         )
     )
-    report.raw = {"rates": rates, "paired_ratios": per_round, "mean_value_bytes": wire_bytes}
+    report.raw = {
+        "rates": rates,
+        "paired_ratios": per_round,
+        "mean_value_bytes": wire_bytes,
+        "single_appends": {"rates": single_rates, "own_us": own_us, "broker_us": broker_us},
+    }
     report.notes.append(
         f"median of {params.rounds} rounds, order alternated; {params.appenders} concurrent "
         f"appenders x {params.chunk} messages per append; value {wire_bytes:.0f} B + key + "
-        "3 headers per message on both sides"
+        "3 headers per message on both sides; single appends: "
+        f"{single_n:,} per round, one record per append, {params.callers} callers"
     )
     return report
