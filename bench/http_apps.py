@@ -75,10 +75,15 @@ def floor() -> Starlette:
     """A bare Starlette ``PUT /like`` that makes a like's round trips, one by one, through
     the clients bloghub uses, and nothing else: the rate limit's count with the session and
     own-write reads (one ``EVALSHA`` on the Redis wire), the target's read (one asyncpg
-    statement from a kept pool), the append (aiokafka, idempotent, ``acks=all``, a real
-    ``article.liked`` envelope to the deployment's topic, so the projectors get the same
-    work) and the remembering (one more Redis round trip). ``BENCH_FLOOR_STEPS`` (comma
-    separated, default all of ``FLOOR_STEPS``) names the steps made."""
+    statement from a kept pool), the append (aiokafka, idempotent, ``acks=all``, lingering
+    as bloghub's event log is configured to, a real ``article.liked`` envelope to the
+    deployment's topic, so the projectors get the same work) and the remembering (one more
+    Redis round trip). ``BENCH_FLOOR_STEPS`` (comma separated, default all of
+    ``FLOOR_STEPS``) names the steps made.
+
+    And a ``POST /drafts`` that parses the body as bare's does, then makes a draft
+    create's round trips the same way: the count, the append of a real ``article.drafted``
+    with the body's title, content and tags, the remembering (a draft reads nothing)."""
     import contextlib
     from collections.abc import AsyncIterator
 
@@ -87,10 +92,12 @@ def floor() -> Starlette:
 
     import bloghub.events.catalog  # noqa: F401  (registers every event type)
     from bloghub.adapters.redis.wire import Wire
-    from bloghub.events.base import envelop
+    from bloghub.events.articles import ArticleDrafted
+    from bloghub.events.base import Event, envelop
     from bloghub.events.codec import encode
     from bloghub.events.interactions import ArticleLiked
     from bloghub.events.topics import Family, topic_for
+    from bloghub.ids import new_id_str
     from bloghub.settings import Settings
 
     settings = Settings()
@@ -99,7 +106,9 @@ def floor() -> Starlette:
     script = "redis.call('ZADD', KEYS[1], ARGV[1], ARGV[1]) return {0, 0}"
     sha = hashlib.sha1(script.encode()).hexdigest()
     topic = topic_for(settings.prefix, Family.INTERACTIONS)
+    drafts_topic = topic_for(settings.prefix, Family.ARTICLES)
     liked = b'{"article":{"id":"00000000-0000-0000-0000-000000000000","liked":true}}'
+    created = b'{"article":{"id":"00000000-0000-0000-0000-000000000000","version":1}}'
     held: list[tuple[Wire, asyncpg.Pool, AIOKafkaProducer]] = []
 
     @contextlib.asynccontextmanager
@@ -111,7 +120,7 @@ def floor() -> Starlette:
             bootstrap_servers=settings.kafka_bootstrap,
             enable_idempotence=True,
             acks="all",
-            linger_ms=2,
+            linger_ms=settings.producer_linger_ms,
         )
         await producer.start()
         held.append((wire, pool, producer))
@@ -122,23 +131,54 @@ def floor() -> Starlette:
             await pool.close()
             await wire.close()
 
-    async def like(request: Request) -> Response:
-        wire, pool, producer = held[0]
-        mine = f"{settings.prefix}:floor:{user}"
+    mine = f"{settings.prefix}:floor:{user}"
+
+    async def count(wire: Wire) -> None:
         if "count" in steps:
             await wire.execute(
                 [("EVALSHA", sha, 1, mine + ":rate", 1), ("HGET", mine, "user"), ("HGETALL", mine)]
             )
+
+    async def append(producer: AIOKafkaProducer, event: Event, to: str, key: str) -> None:
+        if "append" in steps:
+            value, headers = encode(envelop(event, actor_id=user, request_id=None))
+            await (await producer.send(to, value=value, key=key.encode(), headers=headers))
+
+    async def remember(wire: Wire) -> None:
+        if "remember" in steps:
+            await wire.execute([("HSET", mine + ":pos", "t|0", 1), ("EXPIRE", mine + ":pos", 60)])
+
+    async def like(request: Request) -> Response:
+        wire, pool, producer = held[0]
+        await count(wire)
         if "target" in steps:
             async with pool.acquire() as conn:
                 await conn.fetch("SELECT $1::text, $2::text, true", article, author)
-        if "append" in steps:
-            event = ArticleLiked(article_id=article, author_id=author, user_id=user)
-            value, headers = encode(envelop(event, actor_id=user, request_id=None))
-            sent = await producer.send(topic, value=value, key=article.encode(), headers=headers)
-            await sent
-        if "remember" in steps:
-            await wire.execute([("HSET", mine + ":pos", "t|0", 1), ("EXPIRE", mine + ":pos", 60)])
+        event = ArticleLiked(article_id=article, author_id=author, user_id=user)
+        await append(producer, event, topic, article)
+        await remember(wire)
         return Response(liked, media_type="application/json")
 
-    return Starlette(routes=[Route("/like", like, methods=["PUT"])], lifespan=lifespan)
+    async def create(request: Request) -> Response:
+        wire, _, producer = held[0]
+        data = await request.json()
+        if not isinstance(data, dict) or "title" not in data:
+            return Response(b'{"error":{"code":"invalid"}}', status_code=422)
+        await count(wire)
+        drafted_id = new_id_str()
+        event = ArticleDrafted(
+            article_id=drafted_id,
+            author_id=user,
+            version=1,
+            title=data["title"],
+            content=data["content"],
+            tags=data["tags"],
+        )
+        await append(producer, event, drafts_topic, drafted_id)
+        await remember(wire)
+        return Response(created, status_code=201, media_type="application/json")
+
+    return Starlette(
+        routes=[Route("/like", like, methods=["PUT"]), Route("/drafts", create, methods=["POST"])],
+        lifespan=lifespan,
+    )
