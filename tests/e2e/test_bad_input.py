@@ -53,6 +53,10 @@ def _shape(response: httpx.Response) -> dict[str, object]:
             "email",
         ),
         (
+            {"email": "x" * 65 + "@example.com", "password": GOOD, "confirm_password": GOOD},
+            "email",
+        ),
+        (
             {"email": "a@example.com", "password": GOOD + "\u0000", "confirm_password": GOOD},
             "password",
         ),

@@ -212,7 +212,17 @@ def _normalise_email(value: str) -> str:
         checked = validate_email(value, check_deliverability=False)
     except EmailNotValidError as exc:
         raise ValueError(f"not a valid email address: {exc}") from None
+    # RFC 5321 (4.5.3.1.1): no server need take a longer local part, so mail to it may
+    # never arrive; the validator checks only the address's whole length.
+    if len(checked.local_part.encode()) > LOCAL_PART_MAX_OCTETS:
+        raise ValueError(
+            f"not a valid email address: the part before the @ is longer than "
+            f"{LOCAL_PART_MAX_OCTETS} bytes"
+        )
     return checked.normalized.lower()
+
+
+LOCAL_PART_MAX_OCTETS = 64
 
 
 def login_email(value: str) -> str:
@@ -253,7 +263,7 @@ Email = Annotated[
         # What "format: email" admits and the check refuses, said where a client reads it.
         description="An address a mail can be sent to: a domain with a dot in it (not a "
         "bracketed IP address, nor a special-use domain such as example.invalid or "
-        "localhost), a part before the @-sign that is not quoted",
+        "localhost), a part before the @-sign of at most 64 bytes that is not quoted",
         json_schema_extra={"format": "email", "not": {"pattern": _SPECIAL_USE}},
     ),
     PLAIN,
