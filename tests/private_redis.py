@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
+import signal
 from collections.abc import AsyncIterator
 
 from redis.asyncio import Redis
@@ -39,6 +40,16 @@ class PrivateRedis:
         if process is not None and process.returncode is None:
             process.kill()
             await process.wait()
+
+    def pause(self) -> None:
+        """Hung, as a stalled server is: connections are accepted by the kernel and what is
+        sent is held, but nothing is answered until ``resume``."""
+        assert self._process is not None
+        self._process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self._process is not None
+        self._process.send_signal(signal.SIGCONT)
 
     def client(self) -> Redis:
         return make_redis(self.url)
