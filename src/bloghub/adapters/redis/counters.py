@@ -122,10 +122,11 @@ class CounterCache:
 
     async def fill(self, article_id: str, tally: Tally) -> None:
         c = tally.counts
-        await self._fill(
-            keys=[self.key(article_id)],
-            args=[c.read_cnt, c.like_cnt, c.collect_cnt, tally.author_id, HASH_TTL_S],
-        )
+        async with translated():
+            await self._fill(
+                keys=[self.key(article_id)],
+                args=[c.read_cnt, c.like_cnt, c.collect_cnt, tally.author_id, HASH_TTL_S],
+            )
 
     async def write(self, versioned: Mapping[str, tuple[int, Tally]]) -> None:
         """Store counts by article, each over an older version only."""

@@ -19,7 +19,8 @@ One connection carries every caller's commands, in order; Redis answers in the s
 so each batch takes the replies of its own commands. A caller that is cancelled leaves its
 batch in the queue (the replies still come and are dropped). A batch that waits longer
 than ``timeout_s`` closes the connection: every batch still waiting fails, and the next
-call connects afresh.
+call connects afresh. That timeout, or a connect that fails, holds the server out of
+reach for a moment, for redis-py's connections to it too (adapters/redis/reach.py).
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ from redis.connection import SSLConnection, UnixDomainSocketConnection, parse_ur
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from bloghub.adapters.redis.reach import reach_of
 
 Arg = str | bytes | int | float
 Command = Sequence[Arg]
@@ -179,12 +182,17 @@ class Wire:
             raise ValueError(f"redis URL options the wire does not support: {sorted(unknown)}")
         self._connection: _Connection | None = None
         self._connecting = asyncio.Lock()
+        # Shared with redis-py's connections to the same server (adapters/redis/reach.py).
+        self._reach = reach_of(
+            self._path if self._unix and self._path else f"{self._host}:{self._port}"
+        )
 
     async def execute(self, commands: Sequence[Command]) -> list[object]:
         """The replies to ``commands``, sent in one write and answered in one batch."""
         if not commands:
             return []
         payload = b"".join([_pack(tuple(c)) for c in commands])
+        self._reach.check()
         connection = await self._connected()
         answer: asyncio.Future[list[object]] = asyncio.get_running_loop().create_future()
         connection.send(payload, len(commands), answer)
@@ -192,6 +200,7 @@ class Wire:
             async with asyncio.timeout(self._timeout_s):
                 return await answer
         except TimeoutError:
+            self._reach.failed()
             connection.close(RedisTimeoutError("redis: no reply in time"))
             raise RedisTimeoutError(f"redis: no reply within {self._timeout_s} s") from None
 
@@ -208,7 +217,12 @@ class Wire:
             current = self._connection
             if current is not None and current.lost is None:
                 return current
-            self._connection = await self._connect()
+            self._reach.check()
+            try:
+                self._connection = await self._connect()
+            except (RedisConnectionError, RedisTimeoutError):
+                self._reach.failed()
+                raise
             return self._connection
 
     async def _connect(self) -> _Connection:

@@ -47,7 +47,7 @@ from bloghub.commands.interactions import (
     create_collection,
     like,
 )
-from bloghub.errors import CatchingUp, InvalidInput
+from bloghub.errors import CatchingUp, InvalidInput, Unavailable
 from bloghub.events.position import Position
 from bloghub.events.topics import Family
 
@@ -116,8 +116,9 @@ async def target_of(request: Request, article_id: str, *, to_show: bool = True) 
 async def tally_of(request: Request, article_id: str) -> Tally | None:
     """An article's counts: from this process's tier or the Redis hash the projector keeps,
     unless this read had to catch up with a position (then from the read model it waited
-    for); a missing hash is filled from the read model. None while the projector has not
-    seen it published."""
+    for); a missing hash is filled from the read model. With Redis out of reach, from the
+    read model, kept nowhere (no change could reach a copy kept without Redis). None while
+    the projector has not seen it published."""
     c = container(request)
     build: Build | None = None
     if not getattr(request.state, "caught_up", False):
@@ -127,13 +128,19 @@ async def tally_of(request: Request, article_id: str) -> Tally | None:
         # Begun before anything is read: a change announced while the reads below are on
         # their way keeps what they found out of the tier.
         build = c.hot.begin()
-        versioned = await c.counters.get_versioned(article_id)
-        if versioned is not None:
+        try:
+            versioned = await c.counters.get_versioned(article_id)
+        except Unavailable:
+            versioned, build = None, None
+        if versioned is not None and build is not None:
             _keep_tally(c, article_id, *versioned, build)
             return versioned[0]
     tally = (await queries(request).tallies([article_id])).get(article_id)
     if tally is not None and build is not None:
-        await c.counters.fill(article_id, tally)
+        try:
+            await c.counters.fill(article_id, tally)
+        except Unavailable:
+            return tally
         # A fill is version 0: any write of the projector since drops it (or keeps it out).
         _keep_tally(c, article_id, tally, 0, build)
     return tally

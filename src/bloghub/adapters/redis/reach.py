@@ -1,0 +1,123 @@
+"""Whether a Redis server is worth asking: after a call to it timed out or could not
+connect, every call to that server from this process fails at once for ``HOLD_S``
+instead of waiting out its own timeout.
+
+A hung server (a stalled host, a server stopped mid-fork) accepts connections and answers
+nothing: without this, every call waited its full timeout, one after another within a
+request, so a cold article read that tried its caches in turn (the body, the author, the
+comment counts, the like counts) took 10 s, and every request of every client queued
+behind. With it the first call pays one timeout
+and those after it, in this request and in every other, learn at once that Redis is out
+of reach and take the way they already take then (the read model, a fail-open limit, a
+503). Once ``HOLD_S`` has passed, calls go to the server again: the first of them that
+times out starts the hold again, so a server that stays hung costs a timeout per hold,
+not one per call.
+
+Both clients bloghub uses are held back by the same record of a server (``reach_of``):
+redis-py's, through the connection classes ``guarded`` makes, and the hot paths' wire
+(adapters/redis/wire.py). The hold is a ``ConnectionError``: the one a call gets when
+the server is down, which every caller already handles.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import structlog
+from redis.asyncio.connection import AbstractConnection
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+log = structlog.get_logger(__name__)
+
+HOLD_S = 1.0
+
+
+class Reach:
+    """One server's record in this process."""
+
+    def __init__(self, name: str, hold_s: float = HOLD_S) -> None:
+        self.name = name
+        self.hold_s = hold_s
+        self._held_until = 0.0
+
+    @property
+    def held(self) -> bool:
+        return time.monotonic() < self._held_until
+
+    def check(self) -> None:
+        """Raise, without a round trip, while the server is held out of reach."""
+        if time.monotonic() < self._held_until:
+            raise RedisConnectionError(
+                f"redis at {self.name} is out of reach: a call to it failed under "
+                f"{self.hold_s:g} s ago"
+            )
+
+    def failed(self) -> None:
+        """A call timed out or could not connect: hold the server for ``hold_s``."""
+        if not self.held:
+            log.warning("redis.held_out_of_reach", server=self.name, hold_s=self.hold_s)
+        self._held_until = time.monotonic() + self.hold_s
+
+
+_REACHES: dict[str, Reach] = {}
+
+
+def reach_of(name: str) -> Reach:
+    """The record of the server ``name`` (``host:port``, or a socket's path)."""
+    found = _REACHES.get(name)
+    if found is None:
+        found = _REACHES[name] = Reach(name)
+    return found
+
+
+class _Guarded:
+    """Mixed in before a redis-py connection class: each connect, command and reply goes
+    through its server's record. A connect that fails or a reply that is late holds the
+    server; a connection found broken does not (a restarted server: the next call
+    connects again, and holds the server only if that fails)."""
+
+    host: str
+    port: int
+
+    def _reach(self) -> Reach:
+        path = getattr(self, "path", None)
+        return reach_of(path if path else f"{self.host}:{self.port}")
+
+    async def connect_check_health(self, *args: Any, **kwargs: Any) -> None:
+        reach = self._reach()
+        reach.check()
+        try:
+            await super().connect_check_health(*args, **kwargs)  # type: ignore[misc]
+        except (RedisConnectionError, RedisTimeoutError):
+            reach.failed()
+            raise
+
+    async def send_packed_command(self, *args: Any, **kwargs: Any) -> None:
+        reach = self._reach()
+        reach.check()
+        try:
+            await super().send_packed_command(*args, **kwargs)  # type: ignore[misc]
+        except RedisTimeoutError:
+            reach.failed()
+            raise
+
+    async def read_response(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await super().read_response(*args, **kwargs)  # type: ignore[misc]
+        except RedisTimeoutError:
+            self._reach().failed()
+            raise
+
+
+_GUARDED: dict[type[AbstractConnection], type[AbstractConnection]] = {}
+
+
+def guarded(kind: type[AbstractConnection]) -> type[AbstractConnection]:
+    """``kind`` (a redis-py connection class: TCP, TLS or a Unix socket) going through
+    its server's record."""
+    found = _GUARDED.get(kind)
+    if found is None:
+        found = _GUARDED[kind] = type(f"Guarded{kind.__name__}", (_Guarded, kind), {})
+    return found
