@@ -29,6 +29,8 @@ from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from bloghub.logs import SELDOM
+
 log = structlog.get_logger(__name__)
 
 HOLD_S = 1.0
@@ -56,8 +58,10 @@ class Reach:
 
     def failed(self) -> None:
         """A call timed out or could not connect: hold the server for ``hold_s``."""
-        if not self.held:
-            log.warning("redis.held_out_of_reach", server=self.name, hold_s=self.hold_s)
+        if not self.held and (left_out := SELDOM.due(f"redis.held:{self.name}")) is not None:
+            log.warning(
+                "redis.held_out_of_reach", server=self.name, hold_s=self.hold_s, left_out=left_out
+            )
         self._held_until = time.monotonic() + self.hold_s
 
 
