@@ -85,9 +85,13 @@ class _Guarded:
     host: str
     port: int
 
+    _held_by: Reach | None = None
+
     def _reach(self) -> Reach:
-        path = getattr(self, "path", None)
-        return reach_of(path if path else f"{self.host}:{self.port}")
+        if self._held_by is None:
+            path = getattr(self, "path", None)
+            self._held_by = reach_of(path if path else f"{self.host}:{self.port}")
+        return self._held_by
 
     async def connect_check_health(self, *args: Any, **kwargs: Any) -> None:
         reach = self._reach()
