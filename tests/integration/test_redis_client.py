@@ -71,3 +71,27 @@ async def test_a_restarted_server_is_not_held_out_of_reach() -> None:
             assert await redis.get("k") == b"x"
         finally:
             await redis.aclose()
+
+
+async def test_a_slow_call_to_a_server_answering_others_fails_alone() -> None:
+    async with private_redis() as server:
+        redis, wire = make_redis(server.url), Wire(f"{server.url}?socket_timeout=0.5")
+        try:
+            assert await wire.execute([("PING",)]) == [b"PONG"]
+
+            async def answered_meanwhile() -> None:
+                for _ in range(8):
+                    assert await redis.ping()
+                    await asyncio.sleep(0.1)
+
+            # A blocking pop outlasts the wire's timeout while the server answers others.
+            others = asyncio.create_task(answered_meanwhile())
+            with pytest.raises(RedisTimeoutError):
+                await wire.execute([("BLPOP", "nothing-here", 5)])
+            await others
+            # Up, and answering: not held, the next call goes through at once.
+            assert not reach_of(f"127.0.0.1:{server.port}").held
+            assert await wire.execute([("ECHO", "next")]) == [b"next"]
+        finally:
+            await redis.aclose()
+            await wire.close()

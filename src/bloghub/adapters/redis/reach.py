@@ -1,17 +1,17 @@
-"""Whether a Redis server is worth asking: after a call to it timed out or could not
-connect, every call to that server from this process fails at once for ``HOLD_S``
-instead of waiting out its own timeout.
+"""Whether a Redis server is worth asking: after a call to it timed out with no reply
+from it to anyone meanwhile, or could not connect, every call to that server from this
+process fails at once for ``HOLD_S`` instead of waiting out its own timeout.
 
 A hung server (a stalled host, a server stopped mid-fork) accepts connections and answers
-nothing: without this, every call waited its full timeout, one after another within a
-request, so a cold article read that tried its caches in turn (the body, the author, the
-comment counts, the like counts) took 10 s, and every request of every client queued
-behind. With it the first call pays one timeout
-and those after it, in this request and in every other, learn at once that Redis is out
-of reach and take the way they already take then (the read model, a fail-open limit, a
-503). Once ``HOLD_S`` has passed, calls go to the server again: the first of them that
-times out starts the hold again, so a server that stays hung costs a timeout per hold,
-not one per call.
+nothing. Every call then waited its full timeout, one after another within a request: a
+cold article read that tried its caches in turn (the body, the author, the comment
+counts, the like counts) took 10 s, and every request of every client queued behind.
+With the hold the first call pays one timeout, and those after it, in this request and
+in every other, learn at once that Redis is out of reach and take the way they already
+take then (the read model, a fail-open limit, a 503). Once ``HOLD_S`` has passed, calls
+go to the server again: the first of them that times out starts the hold again, so a
+server that stays hung costs a timeout per hold, not one per call. A call that times
+out while the server answered others was only slow (a long script): it fails alone.
 
 Both clients bloghub uses are held back by the same record of a server (``reach_of``):
 redis-py's, through the connection classes ``guarded`` makes, and the hot paths' wire
@@ -43,6 +43,7 @@ class Reach:
         self.name = name
         self.hold_s = hold_s
         self._held_until = 0.0
+        self._answered_at = 0.0
 
     @property
     def held(self) -> bool:
@@ -56,8 +57,21 @@ class Reach:
                 f"{self.hold_s:g} s ago"
             )
 
+    def answered(self) -> None:
+        """A reply came from the server."""
+        self._answered_at = time.monotonic()
+
+    def timed_out(self, waited_since: float) -> None:
+        """A reply waited for since ``waited_since`` (``time.monotonic()``) did not come in
+        time: the server is held only if it answered no one meanwhile. One that answered
+        others is up, and this call was slow (a long script): that is this call's
+        failure, not a reason to fail everyone's."""
+        if self._answered_at < waited_since:
+            self.failed()
+
     def failed(self) -> None:
-        """A call timed out or could not connect: hold the server for ``hold_s``."""
+        """A call could not connect, or the server answered no one while a reply was
+        waited for: hold the server for ``hold_s``."""
         if not self.held and (left_out := SELDOM.due(f"redis.held:{self.name}")) is not None:
             log.warning(
                 "redis.held_out_of_reach", server=self.name, hold_s=self.hold_s, left_out=left_out
@@ -105,18 +119,22 @@ class _Guarded:
     async def send_packed_command(self, *args: Any, **kwargs: Any) -> None:
         reach = self._reach()
         reach.check()
+        since = time.monotonic()
         try:
             await super().send_packed_command(*args, **kwargs)  # type: ignore[misc]
         except RedisTimeoutError:
-            reach.failed()
+            reach.timed_out(since)
             raise
 
     async def read_response(self, *args: Any, **kwargs: Any) -> Any:
+        reach, since = self._reach(), time.monotonic()
         try:
-            return await super().read_response(*args, **kwargs)  # type: ignore[misc]
+            response = await super().read_response(*args, **kwargs)  # type: ignore[misc]
         except RedisTimeoutError:
-            self._reach().failed()
+            reach.timed_out(since)
             raise
+        reach.answered()
+        return response
 
 
 _GUARDED: dict[type[AbstractConnection], type[AbstractConnection]] = {}

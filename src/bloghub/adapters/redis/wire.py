@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -192,17 +193,21 @@ class Wire:
         if not commands:
             return []
         payload = b"".join([_pack(tuple(c)) for c in commands])
-        self._reach.check()
+        reach = self._reach
+        reach.check()
         connection = await self._connected()
         answer: asyncio.Future[list[object]] = asyncio.get_running_loop().create_future()
         connection.send(payload, len(commands), answer)
+        since = time.monotonic()
         try:
             async with asyncio.timeout(self._timeout_s):
-                return await answer
+                replies = await answer
         except TimeoutError:
-            self._reach.failed()
+            reach.timed_out(since)
             connection.close(RedisTimeoutError("redis: no reply in time"))
             raise RedisTimeoutError(f"redis: no reply within {self._timeout_s} s") from None
+        reach.answered()
+        return replies
 
     async def close(self) -> None:
         if self._connection is not None:
