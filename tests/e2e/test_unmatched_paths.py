@@ -110,3 +110,28 @@ async def test_an_encoded_slash_is_part_of_the_name_not_a_trailing_slash(
     real = await client.get(f"/api/profiles/{author.username}/")
     assert real.status_code == 307, real.text
     assert real.headers["location"] == f"/api/profiles/{author.username}"
+
+
+async def test_a_slash_redirect_names_the_path_as_sent(client: httpx.AsyncClient) -> None:
+    """An escaped ``%`` stays escaped: written back decoded, ``%2563`` became ``%63``,
+    which the client reads as ``c``, another resource (a DELETE acting on it)."""
+    for path in (
+        "/api/articles/%2563onduit-slug/",
+        "/v1/articles/%25301a25156-9931-7049-a971-64571a20d89f/",
+        "/api/profiles/x%25/",
+        "/api/profiles/caf%C3%A9/",
+    ):
+        answer = await client.get(path, params={"a": "%25"}, follow_redirects=False)
+        assert answer.status_code == 307, (path, answer.text)
+        assert answer.headers["location"] == path.rstrip("/") + "?a=%2525"
+
+
+@pytest.mark.parametrize("method", ["GET", "POST", "DELETE"])
+async def test_the_root_of_api_is_a_404_not_a_redirect_to_one(
+    client: httpx.AsyncClient, method: str
+) -> None:
+    """A slash is only ever taken away: ``/api`` is no path, nor is ``/api/``."""
+    for path in ("/api", "/api/"):
+        answer = await client.request(method, path, follow_redirects=False)
+        assert answer.status_code == 404, (method, path, answer.headers)
+        assert answer.json() == {"errors": {"path": ["not found"]}}

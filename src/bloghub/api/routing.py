@@ -6,7 +6,6 @@ expressions than in their own work."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from urllib.parse import urlsplit
 
 from starlette._utils import get_route_path
 from starlette.exceptions import HTTPException
@@ -111,23 +110,30 @@ def _slash_redirects(scope: Scope, send: Send) -> Send:
     trailing slash but one no route has, so it is the 404 (raised before anything is sent,
     for the app's handler to answer in the path's API's shape).
 
+    Only a trailing slash is taken away, never one added: Starlette would send ``/api``
+    to ``/api/``, the mount's root, which is no path either (a 404 for one). And the
+    path redirected to is the request's own as sent, its slashes stripped: Starlette
+    writes the decoded path back, so an escaped ``%`` became a live escape (``%2563`` sent
+    to ``%63``, which the client reads as ``c``: another resource) or a broken one.
+
     A redirect names the URL absolutely, from the request's own Host header: behind a
     cache or a proxy that passes Host on, anyone could have it point elsewhere. Only the
-    path and query are kept (a relative reference, RFC 9110)."""
+    path and query are kept, as the request wrote them (a relative reference, RFC 9110)."""
 
     async def sending(message: Message) -> None:
         if message["type"] == "http.response.start" and message["status"] in (307, 308):
-            if _encoded_slash(scope):
+            if _encoded_slash(scope) or not scope["path"].endswith("/"):
                 raise HTTPException(status_code=404)
-            headers = []
-            for name, value in message.get("headers", []):
-                if name == b"location":
-                    target = urlsplit(value.decode("latin-1"))
-                    # One leading slash: "//host/..." would name another host.
-                    path = "/" + target.path.lstrip("/")
-                    relative = path + (f"?{target.query}" if target.query else "")
-                    value = relative.encode("latin-1")
-                headers.append((name, value))
+            raw: bytes = scope.get("raw_path") or scope["path"].encode()
+            # One leading slash: "//host/..." would name another host.
+            relative = b"/" + raw.split(b"?", 1)[0].strip(b"/")
+            query: bytes = scope.get("query_string", b"")
+            if query:
+                relative += b"?" + query
+            headers = [
+                (name, relative if name == b"location" else value)
+                for name, value in message.get("headers", [])
+            ]
             message = {**message, "headers": headers}
         await send(message)
 
