@@ -95,6 +95,12 @@ async def test_wrong_operator_tokens_are_limited_per_address_and_logged(run_id: 
         assert int(locked.headers["retry-after"]) >= 1
         cookie = await client.get("/ops/api/lag", headers={"cookie": "bloghub_ops=1.ab", **other})
         assert cookie.status_code == 429
+        # The dashboard's page says so as a page: a browser opened it.
+        page = await client.get("/ops", headers={**right, **other})
+        assert page.status_code == 429, page.text
+        assert page.headers["content-type"].startswith("text/html")
+        assert int(page.headers["retry-after"]) >= 1
+        assert "Too many failed operator token tries; try again in" in page.text
         # The sign-in is the same budget (it took the right token from a locked address).
         signed = await client.post("/ops/session", json={"token": _token(own)}, headers=other)
         assert signed.status_code == 429, signed.text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import html
 from collections.abc import AsyncIterator
 from importlib.resources import files
 from typing import Annotated
@@ -43,11 +44,22 @@ def _static(name: str) -> str:
 
 
 async def page(request: Request) -> Response:
+    """The dashboard; the sign-in page (401) without a valid token or session; a page that
+    says how long to wait (429, ``Retry-After``) from an address locked after too many
+    wrong tokens. A page, whatever the answer: a browser opened it."""
     try:
         await require_operator(request)
     except Unauthorized:
         return HTMLResponse(
             _static("ops-login.html"), status_code=401, headers={"content-security-policy": _CSP}
+        )
+    except RateLimited as refused:
+        said = str(refused)
+        said = said[:1].upper() + said[1:]
+        return HTMLResponse(
+            _static("ops-locked.html").replace("{message}", html.escape(said)),
+            status_code=429,
+            headers={"content-security-policy": _CSP, "retry-after": str(refused.retry_after_s)},
         )
     return HTMLResponse(_static("ops.html"), headers={"content-security-policy": _CSP})
 
