@@ -133,7 +133,10 @@ class _Guarded:
         except RedisTimeoutError:
             reach.timed_out(since)
             raise
-        reach.answered()
+        # A read given its own timeout (a subscriber's wait for a message) returns None
+        # when nothing came: no sign of the server. Any other None is a nil reply.
+        if response is not None or kwargs.get("timeout") is None:
+            reach.answered()
         return response
 
 
