@@ -16,6 +16,7 @@ from tests.e2e.test_sessions import account, bearer, login
 from tests.support import once_caught_up
 
 GOOD = "s3cret-Pass!"
+_HIDDEN_8 = "\u200b" * 5 + "a1!"
 ARTICLE = "01a21c55-c7a4-73d1-a44c-16eb1e146e7d"
 
 
@@ -43,6 +44,11 @@ def _shape(response: httpx.Response) -> dict[str, object]:
         ({"email": ["a@example.com"], "password": GOOD, "confirm_password": GOOD}, "email"),
         ({"email": "not-an-email", "password": GOOD, "confirm_password": GOOD}, "email"),
         ({"email": "a@example.com", "password": "short", "confirm_password": "short"}, "password"),
+        # Eight code points, three a person sees: zero-width spaces do not make it long.
+        (
+            {"email": "a@example.com", "password": _HIDDEN_8, "confirm_password": _HIDDEN_8},
+            "password",
+        ),
         (
             {"email": "a@example.com", "password": GOOD, "confirm_password": GOOD + "x"},
             "confirm_password",

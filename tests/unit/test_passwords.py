@@ -14,6 +14,11 @@ from bloghub.auth.passwords import PasswordHasher, password_problems, stabilized
     ("password", "missing"),
     [
         ("short1!", "at least 8 characters"),
+        # What shows nothing is not counted: five zero-width spaces, a direction mark, joiners.
+        ("\u200b" * 5 + "a1!", "at least 8 characters"),
+        ("ab1!\u200e\u200d\u200c\ufe0f", "at least 8 characters"),
+        ("ab1!\u3164\u2800\u115f\U000e0101", "at least 8 characters"),
+        ("abcdefg12\u2800", "a symbol"),  # the blank braille cell is a symbol one cannot see
         ("longenough!", "a digit"),
         ("12345678!", "a letter"),
         ("abcdefg12", "a symbol"),
@@ -29,7 +34,16 @@ def test_policy_names_what_is_missing(password: str, missing: str) -> None:
 
 @pytest.mark.parametrize(
     "password",
-    ["s3cret-Pass!", "密码是Secret1!", "under_score9", "price9\u20ac\u20ac", "x\u3002y1234z"],
+    [
+        "s3cret-Pass!",
+        "密码是Secret1!",
+        "under_score9",
+        "price9\u20ac\u20ac",
+        "x\u3002y1234z",
+        "a b c d1!",  # a passphrase's spaces count
+        "नमस्ते दुनिया1!",  # so do the marks a script spells its letters with
+        "\u200b" * 5 + "abcdefg1!",  # what shows nothing is not counted, not refused
+    ],
 )
 def test_good_passwords_pass(password: str) -> None:
     assert password_problems(password) == []

@@ -247,11 +247,19 @@ def _password_rules(schema: dict[str, Any]) -> None:
     schema["description"] = (
         f"{MIN_LENGTH}-{MAX_LENGTH} characters with a letter, a digit and a symbol "
         "(punctuation or a sign one can see), counted as the password is hashed "
-        "(NFKC: a half-width kana and its voiced mark are one character); the "
-        f"{MAX_LENGTH} hold as sent too"
+        "(NFKC: a half-width kana and its voiced mark are one character); characters "
+        f"that show nothing (a zero-width space, a joiner) do not count toward the "
+        f"{MIN_LENGTH}; the {MAX_LENGTH} hold as sent too"
     )
+    unseen = rf"{_HIDDEN}{_BLANK}\p{{Cf}}\p{{Cs}}"  # what ``password_problems`` does not count
     schema.setdefault("allOf", []).extend(
-        {"pattern": p} for p in (r"\p{L}", r"\p{Nd}", r"[\p{P}\p{S}]")
+        {"pattern": p}
+        for p in (
+            rf"^(?:[{unseen}]*[^{unseen}]){{{MIN_LENGTH}}}",
+            r"\p{L}",
+            r"\p{Nd}",
+            r"[\p{P}\p{S}]",
+        )
     )
 
 
