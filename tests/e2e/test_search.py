@@ -468,6 +468,8 @@ async def test_later_pages_show_articles_as_they_are_now(
     assert edit.status_code == 200, edit.text
     republished = await client.post(f"/v1/articles/{edited}/publish", headers=author.auth)
     assert republished.status_code == 200, republished.text
+    # Published since the first page: not in its view, so neither listed nor counted.
+    await publish(client, author, title=f"{w} new", content=f"{w} secret")
     seen: list[dict[str, Any]] = []
     pages: list[dict[str, Any]] = []
     cursor = first["next_cursor"]
@@ -478,7 +480,8 @@ async def test_later_pages_show_articles_as_they_are_now(
         cursor = page["next_cursor"]
     assert sorted(a["id"] for a in seen) == sorted(set(later) - {withdrawn, deleted})
     # The page is filled from the view in place of what is no longer shown, no empty page
-    # follows a cursor, and the total counts what matches now.
+    # follows a cursor, and the total counts what the pages list: what the view holds
+    # and matches now.
     assert [len(p["articles"]) for p in pages] == [2]
     assert [p["total"] for p in pages] == [4]
     renamed = next(a for a in seen if a["id"] == edited)

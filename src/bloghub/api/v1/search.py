@@ -247,12 +247,15 @@ async def _later_page(
     return shown, after, view, held
 
 
-async def _total_now(request: Request, body: Found, wanted: Position) -> int:
-    """How many articles the search's words and filters match in the index now, with what
-    the caller waited for (``wanted``: their own last write, say) searchable."""
+async def _total_now(request: Request, body: Found, origin_ms: int, wanted: Position) -> int:
+    """How many articles published by ``origin_ms`` (a first page's time: its view holds
+    none published since) the search's words and filters match in the index now, with
+    what the caller waited for (``wanted``: their own last write, say) searchable."""
     c = container(request)
     index = await _index(request, ARTICLES)
-    count = {"query": body["query"], "size": 0, "track_total_hits": True}
+    by_then = {"range": {"published_at": {"lte": origin_ms}}}
+    query = {"bool": {"must": [body["query"]], "filter": [by_then]}}
+    count = {"query": query, "size": 0, "track_total_hits": True}
     with _answered(index):
         if not await c.search_views.refreshed(index, wanted):
             return 0
@@ -312,11 +315,12 @@ async def search_articles(request: Request) -> Response:
     )
     if cursor is not None and cursor.view is not None:
         # A later page reads its first page's view, as it stands now (``_later_page``). Its
-        # total is never more than the view holds (its pages list nothing published since)
-        # nor more than match now (what was withdrawn since is not listed).
+        # total counts what its pages list: what matches now (what was withdrawn since is
+        # not listed) of what was published by the first page (nor is what was published
+        # since), never more than the view holds.
         shown, resume, view, held = await _later_page(request, body, cursor, params.limit)
-        now = await _total_now(request, body, await _wanted(request, ARTICLES_INDEX_READS, stale))
-        total = min(held, now)
+        wanted = await _wanted(request, ARTICLES_INDEX_READS, stale)
+        total = min(held, await _total_now(request, body, origin_ms, wanted))
     else:
         first = await _wanted(request, ARTICLES_INDEX_READS, stale) if cursor is None else None
         found, view = await _article_page(request, body, cursor, first or Position(), params.limit)
