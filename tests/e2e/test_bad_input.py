@@ -431,6 +431,25 @@ async def test_query_parameters_refuse_control_characters(
 @pytest.mark.parametrize(
     "path",
     [
+        f"/v1/articles?author=urn:uuid:{ARTICLE}",
+        f"/v1/articles?author=%7B{ARTICLE}%7D",
+        f"/v1/search/articles?q=a&author=urn:uuid:{ARTICLE}",
+    ],
+)
+async def test_an_id_in_a_query_is_taken_only_as_a_path_takes_it(
+    client: httpx.AsyncClient, path: str
+) -> None:
+    """The same id in a path, so written, names nothing (404): not a filter either."""
+    response = await client.get(path)
+    assert response.status_code == 422, response.text
+    assert "32 hex digits" in str(_shape(response)["fields"])
+    canonical = await client.get(path.split("?")[0] + f"?author={ARTICLE.upper()}&q=a")
+    assert canonical.status_code == 200, canonical.text
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
         "/v1/ranking/hot?limit=5&limit=50",
         "/v1/articles?limit=1&tag=a&limit=2",
         "/v1/search/articles?q=a&q=b",

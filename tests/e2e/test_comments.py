@@ -247,6 +247,15 @@ async def test_bad_comments_are_refused_and_store_nothing(
         assert set(answer.json()["error"]) >= {"code", "message"}
         assert "bloghub-position" not in answer.headers
     ok = await comment(client, commenter, article_id, "x" * 10_000, after=seen)
+    # A reply to it naming it in a spelling no path takes (as a path, it names nothing).
+    for spelt in (f"urn:uuid:{ok['id']}", "{" + ok["id"] + "}"):
+        answer = await client.post(
+            url,
+            json={"content": "hi", "parent_id": spelt},
+            headers={**commenter.auth, "bloghub-after": ok["position"]},
+        )
+        assert answer.status_code == 422, answer.text
+        assert "32 hex digits" in answer.json()["error"]["fields"]["parent_id"]
     # Tag characters inside text are text: a flag of a region is spelled with them.
     england = "\U0001f3f4\U000e0067\U000e0062\U000e0065\U000e006e\U000e0067\U000e007f"
     flag = await comment(client, commenter, article_id, england, after=ok["position"])

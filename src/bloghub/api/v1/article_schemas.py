@@ -6,10 +6,10 @@ import re
 import unicodedata
 from datetime import datetime
 from typing import Annotated, Any
-from uuid import UUID
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, Field
 
+from bloghub.api.v1.path_ids import Id
 from bloghub.api.v1.schemas import CURSOR, DIGITS, LINE, PLAIN, TAG, WORD_SPACES, Input
 from bloghub.readmodels import tag_key
 
@@ -157,7 +157,7 @@ class PageQuery(BaseModel):
 
 
 class ListingQuery(PageQuery):
-    author: Annotated[UUID, Field(description="only this author's articles")] | None = None
+    author: Annotated[Id, Field(description="only this author's articles")] | None = None
     tag: (
         Annotated[
             str,

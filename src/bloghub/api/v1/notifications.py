@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated, Any, Literal, Self
-from uuid import UUID
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 from starlette.requests import Request
@@ -15,6 +14,7 @@ from bloghub.api.consistent import mark_stale, pinned, wait_for_reads, written
 from bloghub.api.http import JSON, Endpoint, container, parse_body, parse_query
 from bloghub.api.notification_queries import CURSOR_PATTERN, NotificationQueries
 from bloghub.api.v1.article_schemas import PageQuery
+from bloghub.api.v1.path_ids import Id
 from bloghub.api.v1.schemas import CURSOR, Input, Rule
 from bloghub.api.v1.sessions import caller
 from bloghub.commands.notifications import mark_read
@@ -92,8 +92,8 @@ class MarkReadIn(Input):
 
     model_config = ConfigDict(json_schema_extra=_exactly_one_way)
 
-    ids: Annotated[list[UUID], Field(min_length=1, max_length=100)] | None = None
-    up_to: UUID | None = None
+    ids: Annotated[list[Id], Field(min_length=1, max_length=100)] | None = None
+    up_to: Id | None = None
 
     @model_validator(mode="after")
     def _one_of(self) -> Self:

@@ -5,8 +5,10 @@ used as the client spelt it would name a cache entry no projector ever clears.""
 from __future__ import annotations
 
 import re
+from typing import Annotated
 from uuid import UUID
 
+from pydantic import BeforeValidator
 from starlette.requests import Request
 
 from bloghub.errors import NotFound
@@ -31,3 +33,14 @@ def path_id(request: Request, name: str, what: str) -> str:
     if found is None:
         raise NotFound(f"no such {what}")
     return found
+
+
+def _spelt_as_in_paths(value: object) -> object:
+    if isinstance(value, str) and _HEX_ID.fullmatch(value) is None:
+        raise ValueError("must be an id: 32 hex digits, with or without its four hyphens")
+    return value
+
+
+# An id in a body or a query, taken in the spellings a path takes (``canonical_id``):
+# pydantic's UUID alone also takes braces and a ``urn:uuid:`` prefix.
+Id = Annotated[UUID, BeforeValidator(_spelt_as_in_paths)]

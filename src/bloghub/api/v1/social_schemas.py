@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated
-from uuid import UUID
 
 from pydantic import BaseModel, Field
 
 from bloghub.api.v1.article_schemas import FIRST_PAGE, AuthorOut
+from bloghub.api.v1.path_ids import Id
 from bloghub.api.v1.schemas import CURSOR, DIGITS, TEXT, Input
 
 COMMENT_TEXT = TEXT
@@ -56,7 +56,7 @@ class CommentIn(Input):
     ]
     parent_id: (
         Annotated[
-            UUID,
+            Id,
             Field(
                 description="the comment this replies to: one of this article's; "
                 "one it does not have (or had, deleted since) is 422"
