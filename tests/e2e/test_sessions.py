@@ -187,6 +187,11 @@ WRONG_CLAIMS: dict[str, tuple[str, dict[str, object]]] = {
     "access-auth_time-text": ("access", {"auth_time": "x"}),
     "access-auth_time-ahead": ("access", {"auth_time": 4_102_444_800}),  # 2100
     "refresh-auth_time-text": ("refresh", {"auth_time": "x"}),
+    # A lone surrogate: no store can take it as a key (it was a 500, and failed the
+    # requests counted in the same Redis round trip).
+    "access-sub-surrogate": ("access", {"sub": "\ud800"}),
+    "access-sid-surrogate": ("access", {"sid": "s\ud800"}),
+    "refresh-jti-surrogate": ("refresh", {"jti": "\udfff"}),
 }
 
 

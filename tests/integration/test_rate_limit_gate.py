@@ -4,6 +4,7 @@ the session of the call is live)."""
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import AsyncIterator
 
@@ -96,3 +97,19 @@ async def test_gated_windows_need_a_gate(limiter: SlidingWindowLimiter) -> None:
     ip, user = keys()
     with pytest.raises(ValueError, match="gate"):
         await limiter.allow_all([(ip, 10)], 60, gated=[(user, 1)])
+
+
+async def test_a_request_whose_key_cannot_be_sent_fails_alone(
+    limiter: SlidingWindowLimiter, redis: Redis, session: Gate
+) -> None:
+    """Requests counted at once share one round trip: one with a key no command can carry
+    (a lone surrogate, which UTF-8 cannot encode) is answered its error, and the others
+    are counted and read as if it had not come."""
+    ip, _ = keys()
+    reads = [("HGET", session.key, "user")]
+    good = [limiter.allow_all_reading([(ip, 10)], 60, reads) for _ in range(3)]
+    bad = limiter.allow_all_reading([(ip + "\ud800", 10)], 60, reads)
+    *answers, failed = await asyncio.gather(*good, bad, return_exceptions=True)
+    assert isinstance(failed, UnicodeEncodeError)
+    assert answers == [(None, [session.value.encode()])] * 3
+    assert await redis.zcard(limiter.key(ip)) == 3

@@ -177,6 +177,12 @@ WRONG_CLAIMS: dict[str, dict[str, object]] = {
     "sid-empty": {"sid": ""},
     "sid-number": {"sid": 5},
     "sid-list": {"sid": ["x"]},
+    # What no store can take as a key: a lone surrogate, a control character, a long text.
+    "sub-surrogate": {"sub": "u1\ud800"},
+    "sid-surrogate": {"sid": "\udfff"},
+    "jti-surrogate": {"jti": "j\ud800"},
+    "sid-control": {"sid": "s\x00"},
+    "sub-long": {"sub": "u" * 65},
     "jti-empty": {"jti": ""},
     "jti-number": {"jti": 7},
     "typ-list": {"typ": ["access"]},

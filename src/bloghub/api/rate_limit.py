@@ -26,7 +26,7 @@ from bloghub.api.http_guard import whole
 from bloghub.api.routing import IndexedRouter
 from bloghub.api.v1.path_ids import canonical_id
 from bloghub.auth.limiter import Decision, LocalLimiter, Rate, SlidingWindowLimiter
-from bloghub.auth.tokens import bound_to
+from bloghub.auth.tokens import bound_to, text_claim
 from bloghub.client_address import client_key
 from bloghub.errors import Unavailable
 from bloghub.logs import SELDOM
@@ -177,7 +177,7 @@ class RateLimit:
         if not bound_to(claims.get("ua"), user_agent):
             return None
         sub, sid = claims.get("sub"), claims.get("sid")
-        return (sub, sid) if isinstance(sub, str) and isinstance(sid, str) else None
+        return (sub, sid) if text_claim(sub) and text_claim(sid) else None
 
 
 def added_to(scope: Scope) -> str | None:

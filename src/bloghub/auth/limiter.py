@@ -23,7 +23,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from bloghub.adapters.redis.wire import Wire
+from bloghub.adapters.redis.wire import Wire, packed
 from bloghub.coalesce import Coalesced
 from bloghub.errors import Unavailable
 
@@ -180,20 +180,33 @@ class SlidingWindowLimiter:
         return [*keys, counting.gate.key] if counting.gated and counting.gate else keys
 
     async def _count_all(self, batch: list[_Counting]) -> list[tuple[object, list[object]]]:
-        """One round trip for the windows and reads of every request in ``batch``."""
-        commands: list[Command] = []
+        """One round trip for the windows and reads of every request in ``batch``. A
+        request whose commands cannot be sent (a key no command can carry) is answered
+        its error alone: the others' go on."""
+        parts: list[bytes] = []
+        sent: list[int | Exception] = []  # per request: its commands' count, or why none
         for counting in batch:
             keys = self._keys(counting)
-            commands.append(("EVALSHA", self._all.sha, len(keys), *keys, *counting.args()))
-            commands += counting.reads
-        async with redis_translated():
-            replies = await self._wire.execute(commands)
+            counted = ("EVALSHA", self._all.sha, len(keys), *keys, *counting.args())
+            try:
+                parts.append(packed([counted, *counting.reads]))
+            except (UnicodeEncodeError, TypeError) as exc:
+                sent.append(exc)
+                continue
+            sent.append(1 + len(counting.reads))
+        count = sum(n for n in sent if isinstance(n, int))
+        replies: list[object] = []
+        if count:
+            async with redis_translated():
+                replies = await self._wire.execute_packed(b"".join(parts), count)
         answers: list[tuple[object, list[object]]] = []
         at = 0
-        for counting in batch:
-            end = at + 1 + len(counting.reads)
-            answers.append((replies[at], replies[at + 1 : end]))
-            at = end
+        for n in sent:
+            if isinstance(n, Exception):
+                answers.append((n, []))
+                continue
+            answers.append((replies[at], replies[at + 1 : at + n]))
+            at += n
         return answers
 
 

@@ -7,7 +7,7 @@ import hashlib
 import re
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 import jwt
 
@@ -16,9 +16,11 @@ from bloghub.ids import new_id_str
 
 ALGORITHM = "HS256"
 REQUIRED = ["sub", "sid", "ua", "iat", "exp", "jti", "typ", "iss", "aud", "auth_time"]
-# Ids and the binding become session store keys and comparisons: non-empty text. Times
-# are whole seconds the session's window and end are counted in.
+# Ids and the binding become session store keys and comparisons: non-empty printable
+# text (no control character, no lone surrogate, which no store can encode), no longer
+# than an id. Times are whole seconds the session's window and end are counted in.
 TEXT_CLAIMS = ("sub", "sid", "jti", "typ", "ua")
+TEXT_CLAIM_MAX = 64
 TIME_CLAIMS = ("iat", "exp", "auth_time")
 VERIFIED_KEPT = 4096
 
@@ -58,6 +60,12 @@ class TokenPolicy:
 
 
 _VERSIONS = re.compile(r"[0-9]+")
+
+
+def text_claim(value: object) -> TypeGuard[str]:
+    """Whether a claim is one ``issue`` could have written as text (the session store takes
+    it as a key)."""
+    return isinstance(value, str) and 0 < len(value) <= TEXT_CLAIM_MAX and value.isprintable()
 
 
 def ua_hash(user_agent: str) -> str:
@@ -156,7 +164,7 @@ class TokenService:
     def _sensible(self, data: dict[str, Any]) -> bool:
         """Whether the claims have the types and order ``issue`` gives them. Only the key
         makes a token, but a wrong type would be a 500 further on, not a 401."""
-        if not all(isinstance(data[c], str) and data[c] for c in TEXT_CLAIMS):
+        if not all(text_claim(data[c]) for c in TEXT_CLAIMS):
             return False
         if not all(type(data[c]) is int for c in TIME_CLAIMS):  # bool is an int too
             return False

@@ -49,6 +49,13 @@ Command = Sequence[Arg]
 _pack = cast(Callable[[tuple[Arg, ...]], bytes], hiredis.pack_command)
 
 
+def packed(commands: Sequence[Command]) -> bytes:
+    """``commands`` as RESP. A text no command can carry (a lone surrogate, which UTF-8
+    cannot encode) raises ``UnicodeEncodeError``; an argument of no type Redis takes,
+    ``TypeError``."""
+    return b"".join([_pack(tuple(c)) for c in commands])
+
+
 def _reply_error(message: str) -> ResponseError:
     if message.startswith("NOSCRIPT"):
         return NoScriptError(message)
@@ -192,12 +199,17 @@ class Wire:
         """The replies to ``commands``, sent in one write and answered in one batch."""
         if not commands:
             return []
-        payload = b"".join([_pack(tuple(c)) for c in commands])
+        return await self.execute_packed(packed(commands), len(commands))
+
+    async def execute_packed(self, payload: bytes, count: int) -> list[object]:
+        """The replies to ``count`` commands already ``packed`` into ``payload`` (a caller
+        batching others' commands packs each's first: one that cannot be sent fails alone,
+        not the batch)."""
         reach = self._reach
         reach.check()
         connection = await self._connected()
         answer: asyncio.Future[list[object]] = asyncio.get_running_loop().create_future()
-        connection.send(payload, len(commands), answer)
+        connection.send(payload, count, answer)
         since = time.monotonic()
         try:
             async with asyncio.timeout(self._timeout_s):
