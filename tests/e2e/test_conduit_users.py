@@ -254,6 +254,8 @@ async def test_an_image_no_browser_can_load_is_refused(client: httpx.AsyncClient
         "https://ex\u200bample.com/a",  # an invisible character in the host
         "https://x.example:99999/a",  # no such port
         " https://x.example/a",
+        "https://user:pass@x.example/a.png",  # credentials: no browser loads it
+        "https://bank.example@x.example/a.png",  # names another site than it seems
     ]
     for image in unusable:
         sent = await client.put("/api/user", json={"user": {"image": image}}, headers=jake.auth)

@@ -39,6 +39,10 @@ def _web_url(value: str) -> str | None:
         raise ValueError("must be an http or https URL with a valid port") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError("must be an http or https URL")
+    if "@" in parts.netloc:
+        # Browsers load no image whose address carries credentials, and one that seems to
+        # name a site before its @-sign names another (https://bank.example@evil.example).
+        raise ValueError("must be an http or https URL without a user name or password")
     return value
 
 
