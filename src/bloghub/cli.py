@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import errno
 import logging
 import os
@@ -247,7 +248,10 @@ def _serve(settings: Settings, workers: int) -> int:
     one process could not start (its start-up failed, or the port is taken)."""
     if workers == 1:
         server = uvicorn.Server(server_config(settings))
-        server.run()
+        # Ctrl-C: uvicorn stops as asked, then raises the signal again for its default
+        # action. A stop asked for is no failure: it ends as with several workers.
+        with contextlib.suppress(KeyboardInterrupt):
+            server.run()
         return 0 if server.started else 3
     uvicorn.run(
         "bloghub.cli:app_from_environment",

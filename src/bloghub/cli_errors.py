@@ -57,6 +57,13 @@ def explained(exc: BaseException, settings: Settings | None, command: str = "") 
             where = f" {_database(settings)}" if settings is not None else ""
             return f"the database{where} {what}: run `bloghub db upgrade`"
     for e in chain:
+        if _no_such_redis_database(e):
+            where = f" at {_address('Redis', settings)}" if settings is not None else ""
+            return (
+                f"Redis{where} has no database of the URL's number ({e}): check "
+                f"{_SETTING_OF_SERVICE['Redis']} (its path is the database, 0 to 15 by default)"
+            )
+    for e in chain:
         service = _unreachable_service(e)
         if service is not None:
             # A migration's commands also reach its target, a database of its own.
@@ -135,6 +142,12 @@ def _unparsed_setting(exc: SettingsError) -> str:
     field = _UNPARSED.search(str(exc))
     name = _variable(field) if field else "a BLOGHUB_* setting"
     return f'invalid settings: {name}: not JSON; give a list as ["first", "second"]'
+
+
+def _no_such_redis_database(exc: BaseException) -> bool:
+    from redis.exceptions import ResponseError
+
+    return isinstance(exc, ResponseError) and "DB index is out of range" in str(exc)
 
 
 def _schema_behind(exc: BaseException) -> bool:

@@ -9,6 +9,7 @@ import os
 import socket
 import sys
 from collections.abc import AsyncIterator
+from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
@@ -126,6 +127,19 @@ async def test_redis_unreachable(args: tuple[str, ...], settings: Settings) -> N
         "BLOGHUB_DATABASE_URL": settings.sqlalchemy_url,
     }
     await explained(env, args, "cannot reach Redis", "BLOGHUB_REDIS_URL")
+
+
+@pytest.mark.parametrize("args", [("replay", "--status"), ("replay", "users")])
+async def test_a_redis_database_the_server_has_not_is_one_line(
+    args: tuple[str, ...], settings: Settings
+) -> None:
+    """The server answers, and refuses the URL's database number."""
+    url = urlsplit(settings.redis_url.get_secret_value())
+    env = {
+        "BLOGHUB_REDIS_URL": f"{url.scheme}://{url.netloc}/99",
+        "BLOGHUB_DATABASE_URL": settings.sqlalchemy_url,
+    }
+    await explained(env, args, "has no database", "BLOGHUB_REDIS_URL")
 
 
 @pytest.mark.parametrize("args", [("lag",), ("replay", "--status"), ("migrate", "status")])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -24,11 +25,14 @@ def banner_of(log_file: Path) -> str:
     return text[text.find("bloghub serving on") :]
 
 
-def start_run(env: dict[str, str], log_file: Path, *more: str) -> subprocess.Popen[bytes]:
-    """``bloghub run --workers 1`` and ``more`` arguments, its output in ``log_file``."""
+def start_run(
+    env: dict[str, str], log_file: Path, *more: str, command: str = "run"
+) -> subprocess.Popen[bytes]:
+    """``bloghub run --workers 1`` (or ``command``) and ``more`` arguments, its output in
+    ``log_file``."""
     with log_file.open("ab") as sink:
         return subprocess.Popen(
-            [sys.executable, "-m", "bloghub.cli", "run", "--workers", "1", *more],
+            [sys.executable, "-m", "bloghub.cli", command, "--workers", "1", *more],
             env=env,
             stdout=sink,
             stderr=subprocess.STDOUT,
@@ -84,3 +88,37 @@ def test_a_chosen_operator_token_is_never_printed() -> None:
     assert chosen not in banner
     assert "BLOGHUB_OPERATOR_TOKEN" in banner
     assert "http://127.0.0.1:8000/ops" in banner
+
+
+async def test_ctrl_c_stops_one_api_process_without_a_traceback(
+    run_id: str, tmp_path: Path
+) -> None:
+    """Ctrl-C is how an operator stops a server in a terminal: it ends as with several
+    workers (uvicorn raised the signal again after stopping: a traceback and 130)."""
+    log_file = tmp_path / "api.log"
+    port = free_port()
+    async with isolated(run_id, "ctrl-c") as own:
+        env = {
+            **os.environ,
+            "BLOGHUB_MODE": "development",
+            "BLOGHUB_PREFIX": own.prefix,
+            "BLOGHUB_DATABASE_URL": own.sqlalchemy_url,
+            "BLOGHUB_TOPIC_PARTITIONS": str(own.topic_partitions),
+            "BLOGHUB_API_PORT": str(port),
+        }
+        process = start_run(env, log_file, command="api")
+        try:
+            async with httpx.AsyncClient(timeout=10) as client:
+
+                async def serving() -> bool:
+                    try:
+                        return (await client.get(f"http://127.0.0.1:{port}/healthz")).is_success
+                    except httpx.TransportError:
+                        return False
+
+                await wait_until(serving, timeout_s=90)
+            process.send_signal(signal.SIGINT)
+            assert process.wait(timeout=60) == 0
+            assert "Traceback" not in log_file.read_text(errors="replace")
+        finally:
+            stop_process(process, grace_s=30)
