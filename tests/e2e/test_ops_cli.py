@@ -196,6 +196,28 @@ async def test_an_unreachable_target_is_refused_and_nothing_is_registered(
         assert await conn.fetchval("SELECT count(*) FROM projector_migrations") == 0
 
 
+async def test_a_start_with_the_log_out_of_reach_registers_nothing(
+    own: Settings, run_id: str
+) -> None:
+    """The fill reads the log: a start that cannot reach it says so and leaves nothing
+    behind (a registered migration would hold the projector's replays until aborted)."""
+    async with isolated(run_id, "opscli-to") as target:
+        ran = await bloghub(
+            own,
+            "migrate",
+            "start",
+            "comments",
+            "--to",
+            target.sqlalchemy_url,
+            env={"BLOGHUB_KAFKA_BOOTSTRAP": "127.0.0.1:1"},
+        )
+        assert ran.code == 2, ran.out
+        assert "cannot reach Kafka" in ran.out.strip().splitlines()[-1], ran.out
+        assert "Traceback" not in ran.out, ran.out
+    async with pg(own) as conn:
+        assert await conn.fetchval("SELECT count(*) FROM projector_migrations") == 0
+
+
 async def test_a_generation_a_running_replay_builds_is_not_dropped_unless_forced(
     own: Settings,
 ) -> None:

@@ -134,7 +134,8 @@ async def migration_of(stores: Stores, name: str) -> Migration:
 
 async def start(ms: MigrationStores, name: str, target_url: str) -> Migration:
     """Prepare the target, then register phase 1 (idempotent: a start again resumes). A
-    target that cannot be reached or prepared is refused with nothing registered."""
+    target that cannot be reached or prepared, or a log out of reach, is refused with
+    nothing registered."""
     settings = ms.stores.settings
     if name in PINNED_TO_MAIN:
         raise MigrationRefused(f"{name} cannot move to another database: {PINNED_TO_MAIN[name]}")
@@ -146,6 +147,11 @@ async def start(ms: MigrationStores, name: str, target_url: str) -> Migration:
         raise MigrationRefused(
             f"{name} is being replayed ({replaying}): let the replay end, or stop it, first"
         )
+    # The fill reads the log: one out of reach is said before anything is prepared or
+    # registered (a registered migration holds the projector's replays until aborted).
+    ends = LogEnds(settings.kafka_bootstrap, settings.prefix)
+    await ends.start()
+    await ends.close()
     try:
         target_url = asyncpg_url(target_url)  # read as BLOGHUB_DATABASE_URL is
     except ValueError as exc:
