@@ -243,6 +243,7 @@ class Progress:
             return
         self._generations, self._migrations = generations, migrations
         self._loaded_at = time.monotonic()
+        await self.engines.keep({m.target_url for m in migrations.values()})
 
     async def placements(self) -> tuple[Mapping[str, int], Mapping[str, Migration]]:
         """The active generations and the migrations, as one consistent copy."""

@@ -229,7 +229,9 @@ class RankingJob:
 
     async def _placements(self) -> tuple[dict[str, int], dict[str, Migration]]:
         async with translated(), self._engine.connect() as conn:
-            return await active_generations(conn), await all_migrations(conn)
+            placed = await active_generations(conn), await all_migrations(conn)
+        await self.engines.keep({m.target_url for m in placed[1].values()})
+        return placed
 
     def _store(
         self, active: dict[str, int], moved: dict[str, Migration], projector: str
