@@ -20,6 +20,7 @@ from bloghub.ops.history import history_key, sampled_key
 from bloghub.settings import Settings
 from tests.conftest import LiveServer, isolated, projecting, serve
 from tests.e2e.test_accounts import signup_body
+from tests.e2e.test_sessions import account, bearer, login
 from tests.private_redis import private_redis
 from tests.support import wait_until
 
@@ -167,6 +168,28 @@ async def test_metrics_in_prometheus_format(client: httpx.AsyncClient, settings:
         'bloghub_http_request_duration_seconds_bucket{le="0.005",method="GET",route="/healthz"}'
         in text
     )
+
+
+async def test_a_failure_before_routing_is_counted_under_its_route(
+    client: httpx.AsyncClient,
+    live_api: LiveServer,
+    settings: Settings,
+    unique_email: Callable[[], str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A 500 from a middleware (the rate limit's count, here made to fail) came before the
+    route was known: it was counted as "unmatched", a path no route has."""
+    tokens = await login(client, await account(client, unique_email))
+
+    async def failing(*args: object, **kwargs: object) -> Any:
+        raise RuntimeError("injected: the count failed")
+
+    monkeypatch.setattr(live_api.container.limiter, "allow_all_reading", failing)
+    failed = await client.get("/v1/users/me", headers=bearer(tokens["access_token"]))
+    assert failed.status_code == 500
+    monkeypatch.undo()
+    text = (await client.get("/metrics", headers=operator(settings))).text
+    assert 'bloghub_http_requests_total{method="GET",route="/v1/users/me",status="500"}' in text
 
 
 async def test_metrics_can_be_opened_for_an_internal_address(settings: Settings) -> None:

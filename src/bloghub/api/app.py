@@ -186,6 +186,10 @@ def create_app(
         # A path no route matched carries no endpoint, or under a mount the mounted router
         # itself (which cannot be a dict key): either is "unmatched".
         endpoint = scope.get("endpoint")
+        router = getattr(scope.get("app"), "router", None)
+        if endpoint is None and status >= 500 and isinstance(router, IndexedRouter):
+            # Failed before routing (in a middleware): counted under the route it was for.
+            endpoint = router.endpoint_of(scope)
         hashable = isinstance(endpoint, Hashable)
         route = route_of.get(endpoint, "unmatched") if hashable else "unmatched"
         http_metrics.observe(scope["method"], route, status, seconds)
