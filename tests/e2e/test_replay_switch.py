@@ -230,6 +230,8 @@ async def test_the_first_search_replay_is_undone_by_activating_generation_1(
     s = migrated
     ran = await bloghub(s, "replay", "search")
     assert ran.code == 0, ran.out
+    # Its last table ends its line: what a log or a pipe gets next starts on its own.
+    assert ran.stdout.endswith("┘\n"), ran.stdout[-200:]
     assert await registry(s, "search") == {2: "active"}
     status = await bloghub(s, "replay", "--status")
     cells = [re.split(r"[\s│┃|]+", row.strip(" │┃|")) for row in status.out.splitlines()]

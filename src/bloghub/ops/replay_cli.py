@@ -99,6 +99,8 @@ async def _dispatch(settings: Settings, args: argparse.Namespace, console: Conso
     plan = ReplayPlan(names=names, workers=args.workers, swap=not args.no_swap)
     with Live(console=console, refresh_per_second=2) as live:
         final = await replay(settings, plan, show=lambda p: live.update(_table(p)), stop=stop)
+    if not console.is_terminal:
+        console.line()  # Live ends its last table with a line break only on a terminal
     if stop.is_set():
         console.print(stopped_message(final), highlight=False)
     return 0 if all(p.state in ("switched", "built") for p in final) else 1
