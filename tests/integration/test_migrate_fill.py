@@ -18,6 +18,7 @@ from sqlalchemy import text
 from bloghub.events.articles import ArticleEvent
 from bloghub.events.log import EventLog
 from bloghub.migration_phases import MigrationRefused, Phase, Store
+from bloghub.ops.generations_admin import LogEnds
 from bloghub.ops.migrate import (
     FillPlan,
     MigrationStores,
@@ -25,6 +26,7 @@ from bloghub.ops.migrate import (
     migration_of,
     migration_stores,
     move,
+    progress_of,
     start,
 )
 from bloghub.ops.migration_validator import Pair, full_pass
@@ -104,6 +106,27 @@ async def test_a_target_is_filled_before_it_is_written_live(run_id: str) -> None
             return await full_pass(pair) == []
 
         await wait_until(equal, timeout_s=60)
+
+
+async def test_a_fill_ends_on_what_it_applied(run_id: str) -> None:
+    """Caught up within the bound, the fill stops its runner, which finishes the batch in
+    hand: its last figure is measured after that (it was the one before, and said the
+    target further behind than it was)."""
+    async with migrating(run_id, "migfig", 6, replay_caught_up_events=10**6) as m:
+        migration = await start(m.ms, "articles", m.target_url)
+        shown: list[ReplayProgress] = []
+        done = await fill(
+            m.ms, "articles", FillPlan(advance=False), show=shown.append, stop=asyncio.Event()
+        )
+        assert done.state == "caught up"
+        assert shown[-1] == done
+        ends = LogEnds(m.settings.kafka_bootstrap, m.settings.prefix)
+        await ends.start()
+        try:
+            applied, _ = await progress_of(m.ms, ends, migration, Store.TARGET)
+        finally:
+            await ends.close()
+        assert done.done == applied
 
 
 async def test_a_source_dropped_after_phase_4_is_never_used_again(run_id: str) -> None:

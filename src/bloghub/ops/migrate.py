@@ -384,12 +384,20 @@ async def fill(
         await ends.start()
         task = asyncio.create_task(runner.run(own_stop), name=f"migrate-fill:{name}")
         try:
-            return await _follow_fill(ms, ends, migration, store, plan, show, stop, task)
+            last = await _follow_fill(ms, ends, migration, store, plan, show, stop, task)
         finally:
             own_stop.set()
             await asyncio.gather(task, return_exceptions=True)
-            await ends.close()
+        # Measured again once the runner has finished the batch in hand: the last figure
+        # was taken before it, and said the store further behind than it is.
+        done, total = await _progress_in(ms, ends, migration, store)
+        final = dataclasses.replace(
+            last, done=max(done, last.done), total=max(total, last.total), at=time.time()
+        )
+        show(final)
+        return final
     finally:
+        await ends.close()
         await dead.close()
 
 

@@ -121,6 +121,7 @@ async def _dispatch(settings: Settings, args: argparse.Namespace, console: Conso
         if args.action == "fill":
             plan = FillPlan(advance=False)
             done = await fill(ms, name, plan, show=_shown(console), stop=stop)
+            _say_stopped(console, stop, f"bloghub migrate fill {name}")
             return 0 if done.state == "caught up" else 1
         if args.action == "abort":
             await abort(ms, name)
@@ -143,7 +144,17 @@ async def _start(
     plan = FillPlan(advance=not args.no_advance)
     done = await fill(ms, name, plan, show=_shown(console), stop=stop)
     console.print(_said(await migration_of(ms.stores, name)))
+    _say_stopped(console, stop, f"bloghub migrate start {name} --to …")
     return 0 if done.state in ("phase 2", "caught up") else 1
+
+
+def _say_stopped(console: Console, stop: asyncio.Event, again: str) -> None:
+    if stop.is_set():
+        console.print(
+            f"stopped: the target keeps what it applied; `{again}` again resumes the fill",
+            highlight=False,
+            markup=False,
+        )
 
 
 def _iso_time(text: str) -> datetime:
