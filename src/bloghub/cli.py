@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = load_settings()
         configure_logging(settings)
         if _one_shot(args):
-            _quiet_kafka_connect_errors()
+            _quiet_connect_errors()
         return _dispatch(settings, args)
     except Exception as exc:
         # KeyboardInterrupt is no Exception: commands that handle it still do.
@@ -111,9 +111,12 @@ class _NotKafkaConnectErrors(logging.Filter):
         return not str(record.msg).startswith("Unable connect to")
 
 
-def _quiet_kafka_connect_errors() -> None:
+def _quiet_connect_errors() -> None:
+    from bloghub.adapters.redis.reach import quiet_holds
+
     logging.getLogger("aiokafka").addFilter(_NotKafkaConnectErrors())
     logging.getLogger("aiokafka.client").addFilter(_NotKafkaConnectErrors())
+    quiet_holds()  # Redis's, likewise
 
 
 async def _database_reachable(settings: Settings) -> None:

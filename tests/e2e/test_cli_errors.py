@@ -129,6 +129,19 @@ async def test_redis_unreachable(args: tuple[str, ...], settings: Settings) -> N
     await explained(env, args, "cannot reach Redis", "BLOGHUB_REDIS_URL")
 
 
+async def test_a_one_shot_command_says_redis_is_out_of_reach_in_its_line_alone(
+    settings: Settings,
+) -> None:
+    env = {
+        "BLOGHUB_REDIS_URL": f"redis://{DOWN}/0",
+        "BLOGHUB_DATABASE_URL": settings.sqlalchemy_url,
+    }
+    ran, err = await bloghub(env, "replay", "--status")
+    assert ran.code == 2, ran.out
+    (line,) = err.strip().splitlines()  # no record of the client's own before it
+    assert line.startswith("bloghub replay: cannot reach Redis"), ran.out
+
+
 @pytest.mark.parametrize("args", [("replay", "--status"), ("replay", "users")])
 async def test_a_redis_database_the_server_has_not_is_one_line(
     args: tuple[str, ...], settings: Settings

@@ -36,6 +36,17 @@ log = structlog.get_logger(__name__)
 HOLD_S = 1.0
 
 
+class _Said:
+    """Whether a hold is logged: not by a command that asks once and answers, whose own
+    one line says Redis cannot be reached (cli.py)."""
+
+    holds = True
+
+
+def quiet_holds() -> None:
+    _Said.holds = False
+
+
 class Reach:
     """One server's record in this process."""
 
@@ -72,7 +83,8 @@ class Reach:
     def failed(self) -> None:
         """A call could not connect, or the server answered no one while a reply was
         waited for: hold the server for ``hold_s``."""
-        if not self.held and (left_out := SELDOM.due(f"redis.held:{self.name}")) is not None:
+        said = _Said.holds and not self.held
+        if said and (left_out := SELDOM.due(f"redis.held:{self.name}")) is not None:
             log.warning(
                 "redis.held_out_of_reach", server=self.name, hold_s=self.hold_s, left_out=left_out
             )
