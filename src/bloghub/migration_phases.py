@@ -66,6 +66,8 @@ def check_move(current: Phase, wanted: Phase) -> None:
     either of them reads, so a request pinned to the phase it started in still finds its
     store kept up while every process moves over (no grace period needed), and a store
     that starts being read has been written all along the phase before."""
+    if wanted is current:
+        raise PhaseRefused(f"the migration is in phase {int(current)} already")
     if abs(int(wanted) - int(current)) != 1:
         raise PhaseRefused(
             f"a migration moves one phase at a time: it is in phase {int(current)}, "

@@ -47,10 +47,16 @@ def test_one_phase_forward_or_back_is_allowed(current: int, wanted: int) -> None
     check_move(Phase(current), Phase(wanted))
 
 
-@pytest.mark.parametrize(("current", "wanted"), [(1, 3), (1, 4), (2, 4), (4, 1), (4, 2), (2, 2)])
-def test_a_jump_or_standing_still_is_refused(current: int, wanted: int) -> None:
+@pytest.mark.parametrize(("current", "wanted"), [(1, 3), (1, 4), (2, 4), (4, 1), (4, 2)])
+def test_a_jump_is_refused(current: int, wanted: int) -> None:
     with pytest.raises(PhaseRefused, match="one phase at a time"):
         check_move(Phase(current), Phase(wanted))
+
+
+@pytest.mark.parametrize("phase", [1, 2, 3, 4])
+def test_a_move_to_the_phase_it_is_in_is_refused_saying_so(phase: int) -> None:
+    with pytest.raises(PhaseRefused, match=f"in phase {phase} already"):
+        check_move(Phase(phase), Phase(phase))
 
 
 def test_a_move_waits_for_the_store_it_starts_reading_or_writing() -> None:
