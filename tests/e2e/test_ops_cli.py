@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import socket
 import sys
 from collections.abc import AsyncIterator
@@ -321,3 +322,24 @@ async def test_the_lease_of_a_replay_killed_on_this_host_is_taken_over(own: Sett
     finally:
         await leases.release()
         await close_stores(stores)
+
+
+async def test_the_repair_consumer_says_what_it_does_and_that_it_stopped(own: Settings) -> None:
+    """It runs until stopped: with nothing to repair it printed nothing at all."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bloghub.cli",
+        "migrate",
+        "repair",
+        env={**projector_env(own, batch=100), "COLUMNS": "200"},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert process.stdout is not None
+    first = await asyncio.wait_for(process.stdout.readline(), timeout=60)
+    assert f"repairing the rows `migrate validate` sends to {own.prefix}.repair" in first.decode()
+    process.send_signal(signal.SIGINT)
+    out, _ = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode == 0
+    assert "stopped: what was repaired is committed" in out.decode()

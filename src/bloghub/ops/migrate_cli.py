@@ -17,6 +17,7 @@ from bloghub.adapters.postgres.engine import translated
 from bloghub.adapters.postgres.migrations import Migration, all_migrations, shown_url
 from bloghub.cli_errors import say_refused
 from bloghub.errors import Transient, Unavailable
+from bloghub.events.topics import REPAIR, topic_for
 from bloghub.migration_phases import MigrationRefused, Phase, PhaseRefused, Store, reads_from
 from bloghub.ops.generations_admin import LogEnds
 from bloghub.ops.migrate import (
@@ -94,7 +95,16 @@ async def _dispatch(settings: Settings, args: argparse.Namespace, console: Conso
     stop = asyncio.Event()
     install_stop_signals(stop)
     if args.action == "repair":
+        repairs = topic_for(settings.prefix, REPAIR)
+        console = Console()
+        console.print(
+            f"repairing the rows `migrate validate` sends to {repairs} until stopped "
+            "(each repair is logged as repair.fixed)",
+            highlight=False,
+            markup=False,
+        )
         await run_repairs(settings, stop)
+        console.print("stopped: what was repaired is committed; run it again to go on")
         return 0
     rest: list[str] = list(args.rest)
     if args.every is not None and not args.every > 0:  # also NaN
