@@ -64,6 +64,10 @@ def explained(exc: BaseException, settings: Settings | None, command: str = "") 
                 f"{_SETTING_OF_SERVICE['Redis']} (its path is the database, 0 to 15 by default)"
             )
     for e in chain:
+        said = _search_path_missed(e, settings)
+        if said is not None:
+            return said
+    for e in chain:
         service = _unreachable_service(e)
         if service is not None:
             # A migration's commands also reach its target, a database of its own.
@@ -142,6 +146,22 @@ def _unparsed_setting(exc: SettingsError) -> str:
     field = _UNPARSED.search(str(exc))
     name = _variable(field) if field else "a BLOGHUB_* setting"
     return f'invalid settings: {name}: not JSON; give a list as ["first", "second"]'
+
+
+def _search_path_missed(exc: BaseException, settings: Settings | None) -> str | None:
+    """A 404 from OpenSearch under a URL with a path: opensearch-py puts the path before
+    every request's, so a path no proxy strips names an index, and every request misses."""
+    from opensearchpy.exceptions import NotFoundError
+
+    path = urlsplit(settings.opensearch_url).path.strip("/") if settings is not None else ""
+    if settings is None or not path or not isinstance(exc, NotFoundError):
+        return None
+    return (
+        f"OpenSearch at {_address('OpenSearch', settings)} answered 404 ({exc.error}): the "
+        f"URL's path /{path} is put before every request; check "
+        f"{_SETTING_OF_SERVICE['OpenSearch']} (http://HOST:9200: a path only for a proxy "
+        "that strips it)"
+    )
 
 
 def _no_such_redis_database(exc: BaseException) -> bool:

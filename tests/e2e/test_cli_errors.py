@@ -184,6 +184,25 @@ async def test_a_replay_refused_for_opensearch_registers_no_generation(run_id: s
         assert [tuple(r) for r in rows if r["generation"] > 1] == []
 
 
+async def test_an_opensearch_url_whose_path_names_no_index_is_one_line(
+    run_id: str, settings: Settings
+) -> None:
+    """The client puts the URL's path before every request: here it names an index there
+    is none of, and every request is a 404 (it was a NotFoundError's traceback)."""
+    async with isolated(run_id, "replay_search_path") as s:
+        env = {
+            "BLOGHUB_DATABASE_URL": s.sqlalchemy_url,
+            "BLOGHUB_PREFIX": s.prefix,
+            "BLOGHUB_OPENSEARCH_URL": f"{settings.opensearch_url.rstrip('/')}/nosuchpath",
+        }
+        await explained(
+            env, ("replay", "search", "--no-swap"), "answered 404", "/nosuchpath", "OPENSEARCH_URL"
+        )
+        async with pg(s) as conn:
+            rows = await conn.fetch("SELECT projector, generation FROM projector_generations")
+        assert [tuple(r) for r in rows if r["generation"] > 1] == []
+
+
 @pytest.mark.parametrize("command", ["api", "run"])
 async def test_a_taken_port_is_said_before_anything_starts(
     command: str, settings: Settings
