@@ -699,6 +699,10 @@ def cpu_per_request_us(w: Window) -> float:
     return w.server_cpu_s / w.requests * 1e6 if w.requests else 0.0
 
 
+# A broker up for less than this is still warming up (``cpu.uptimes``).
+WARM_S = 180.0
+
+
 def checks(windows: Sequence[Window], s: Seed) -> list[Check]:
     errors = sum(w.errors for w in windows)
     busy = [w for w in windows if w.wrk_cpu_s / w.elapsed_s >= CLIENT_BOUND]
@@ -727,6 +731,13 @@ async def run(params: Params = Params()) -> Report:
         title="http: bloghub / bare Starlette under wrk on loopback (uvicorn, uvloop, httptools)",
         params=asdict(params) | {"environment": given},
     )
+    up = cpu.uptimes() if cpu.available() else {}
+    if up.get("kafka", WARM_S) < WARM_S:
+        console.print(
+            f"[yellow]{NAME}: Kafka started {up['kafka']:.0f} s ago: its JVM is still compiling "
+            "its hot paths, and the writes' figures will show it (best measured a few minutes "
+            "after the services start)[/]"
+        )
     async with workspace(NAME, migrate=True) as ws:
         console.print(f"[dim]{NAME}: prefix {ws.prefix}, database {ws.database}[/]")
         await counted_articles(ws.settings, RANKED)
@@ -745,6 +756,8 @@ async def run(params: Params = Params()) -> Report:
         "(bloghub: httptools through bloghub's GuardedHttp, as `bloghub api` serves it; "
         "--workers 2 for w2); projectors in a separate `bloghub project` process",
         f"server logs under {ARTIFACTS / 'http-logs'}",
+        "services up at the start: "
+        + ", ".join(f"{name} {seconds:,.0f} s" for name, seconds in sorted(up.items())),
     ]
     return report
 
