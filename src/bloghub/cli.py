@@ -251,8 +251,9 @@ def _serve(settings: Settings, workers: int) -> int:
     one process could not start (its start-up failed, or the port is taken)."""
     if workers == 1:
         server = uvicorn.Server(server_config(settings))
-        # Ctrl-C: uvicorn stops as asked, then raises the signal again for its default
-        # action. A stop asked for is no failure: it ends as with several workers.
+        # Ctrl-C: uvicorn stops as asked, then raises SIGINT again for its default action
+        # (a KeyboardInterrupt here). A stop asked for at the terminal is no failure: it
+        # ends with 0, as with several workers. (SIGTERM keeps its conventional 143.)
         with contextlib.suppress(KeyboardInterrupt):
             server.run()
         return 0 if server.started else 3

@@ -12,6 +12,7 @@ import time
 
 import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from bloghub.adapters.redis import make_redis
@@ -73,15 +74,21 @@ async def test_a_restarted_server_is_not_held_out_of_reach() -> None:
             await redis.aclose()
 
 
-async def test_a_slow_call_to_a_server_answering_others_fails_alone() -> None:
+@pytest.mark.parametrize("answers", ["replies", "error replies"])
+async def test_a_slow_call_to_a_server_answering_others_fails_alone(answers: str) -> None:
     async with private_redis() as server:
         redis, wire = make_redis(server.url), Wire(f"{server.url}?socket_timeout=0.5")
         try:
             assert await wire.execute([("PING",)]) == [b"PONG"]
+            await redis.hset("a-hash", "f", "v")
 
             async def answered_meanwhile() -> None:
                 for _ in range(8):
-                    assert await redis.ping()
+                    if answers == "replies":
+                        assert await redis.ping()
+                    else:  # an error reply is a reply: the server is there
+                        with pytest.raises(ResponseError, match="WRONGTYPE"):
+                            await redis.get("a-hash")
                     await asyncio.sleep(0.1)
 
             # A blocking pop outlasts the wire's timeout while the server answers others.

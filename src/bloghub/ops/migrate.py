@@ -21,6 +21,7 @@ from datetime import datetime
 from typing import Self
 
 import structlog
+from aiokafka.errors import KafkaError
 from opensearchpy import AsyncOpenSearch
 from redis.asyncio import Redis
 from sqlalchemy import text
@@ -147,11 +148,6 @@ async def start(ms: MigrationStores, name: str, target_url: str) -> Migration:
         raise MigrationRefused(
             f"{name} is being replayed ({replaying}): let the replay end, or stop it, first"
         )
-    # The fill reads the log: one out of reach is said before anything is prepared or
-    # registered (a registered migration holds the projector's replays until aborted).
-    ends = LogEnds(settings.kafka_bootstrap, settings.prefix)
-    await ends.start()
-    await ends.close()
     try:
         target_url = asyncpg_url(target_url)  # read as BLOGHUB_DATABASE_URL is
     except ValueError as exc:
@@ -160,8 +156,15 @@ async def start(ms: MigrationStores, name: str, target_url: str) -> Migration:
         raise _same_database()
     async with translated(), ms.stores.engine.connect() as conn:
         generation = (await active_generations(conn)).get(name, 1)
-        _refuse_other_target((await all_migrations(conn)).get(name), target_url)
+        registered = (await all_migrations(conn)).get(name)
+    _refuse_other_target(registered, target_url)
     projector_in(ms.stores, name, generation, ms.stores.engine, serving=False)  # known?
+    if registered is None or registered.phase is Phase.SOURCE_ONLY:
+        # The fill reads the log: one out of reach is said before anything is prepared or
+        # registered (a registered migration holds the projector's replays until aborted).
+        ends = LogEnds(settings.kafka_bootstrap, settings.prefix)
+        await ends.start()
+        await ends.close()
     planned = Migration(name, generation, target_url, Phase.SOURCE_ONLY)
     try:
         target = ms.engine(Store.TARGET, planned)
@@ -389,8 +392,12 @@ async def fill(
             own_stop.set()
             await asyncio.gather(task, return_exceptions=True)
         # Measured again once the runner has finished the batch in hand: the last figure
-        # was taken before it, and said the store further behind than it is.
-        done, total = await _progress_in(ms, ends, migration, store)
+        # was taken before it, and said the store further behind than it is. A store or
+        # a log that does not answer now leaves the last figure: the fill itself is done.
+        try:
+            done, total = await _progress_in(ms, ends, migration, store)
+        except (MigrationRefused, KafkaError, *UNREACHABLE):
+            return last
         final = dataclasses.replace(
             last, done=max(done, last.done), total=max(total, last.total), at=time.time()
         )

@@ -4,9 +4,11 @@ registry names, without a restart when a migration starts."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Collection
 
+import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 EngineMaker = Callable[[str], AsyncEngine]
@@ -16,6 +18,9 @@ EngineMaker = Callable[[str], AsyncEngine]
 # placements read before is done with it by then. Its connections close, so the database
 # can be dropped without a restart.
 RETIRE_AFTER_S = 10.0
+CLOSE_WITHIN_S = 10.0
+
+log = structlog.get_logger(__name__)
 
 
 class Engines:
@@ -23,6 +28,7 @@ class Engines:
         self._make = make
         self._made: dict[str, AsyncEngine] = {}
         self._unnamed_since: dict[str, float] = {}
+        self._closing: set[asyncio.Task[None]] = set()
 
     def get(self, url: str) -> AsyncEngine:
         found = self._made.get(url)
@@ -44,10 +50,24 @@ class Engines:
                 continue
             engine = self._made.pop(url)
             del self._unnamed_since[url]
-            await engine.dispose()
+            # Closed beside the caller (a request reloading the placements, under its
+            # lock), not in its way: a target that no longer answers could hold it for a
+            # statement timeout per connection.
+            closing = asyncio.create_task(self._closed(engine), name=f"retire-engine:{url}")
+            self._closing.add(closing)
+            closing.add_done_callback(self._closing.discard)
+
+    async def _closed(self, engine: AsyncEngine) -> None:
+        try:
+            async with asyncio.timeout(CLOSE_WITHIN_S):
+                await engine.dispose()
+        except Exception as exc:
+            log.warning("engines.retire_failed", error=repr(exc))
 
     async def dispose(self) -> None:
-        """Every engine made here."""
+        """Every engine made here, and those being retired."""
         made, self._made = list(self._made.values()), {}
         for engine in made:
             await engine.dispose()
+        if self._closing:
+            await asyncio.wait(list(self._closing))

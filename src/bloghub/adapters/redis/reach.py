@@ -27,6 +27,7 @@ from typing import Any
 import structlog
 from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from bloghub.logs import SELDOM
@@ -144,6 +145,9 @@ class _Guarded:
             response = await super().read_response(*args, **kwargs)  # type: ignore[misc]
         except RedisTimeoutError:
             reach.timed_out(since)
+            raise
+        except ResponseError:
+            reach.answered()  # an error reply is a reply
             raise
         # A read given its own timeout (a subscriber's wait for a message) returns None
         # when nothing came: no sign of the server. Any other None is a nil reply.

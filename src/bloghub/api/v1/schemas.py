@@ -243,7 +243,9 @@ def _check_password(value: str) -> str:
 
 def _password_rules(schema: dict[str, Any]) -> None:
     """The password policy as patterns: each is a narrower reading of its rule in
-    ``password_problems`` (which decides), so a password they admit is one it admits."""
+    ``password_problems`` (which decides) as sent, so a password they admit is one it
+    admits, but for what NFKC shortens (a half-width kana and its voiced mark are one
+    character as hashed): the description says so."""
     schema["description"] = (
         f"{MIN_LENGTH}-{MAX_LENGTH} characters with a letter, a digit and a symbol "
         "(punctuation or a sign one can see), counted as the password is hashed "
