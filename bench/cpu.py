@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,6 +90,16 @@ def _machine_busy() -> float:
 
 def _services() -> dict[str, float]:
     totals = dict.fromkeys(SERVICES, 0.0)
+    for name, fields in _service_processes():
+        # utime, stime, cutime, cstime: the 14th to 17th fields, 12th to 15th after the
+        # parenthesised command.
+        totals[name] += sum(int(v) for v in fields[11:15]) / TICK
+    return totals
+
+
+def _service_processes() -> Iterator[tuple[str, list[str]]]:
+    """Each running service process: its service's name and its ``stat`` fields after
+    the parenthesised command."""
     for entry in PROC.iterdir():
         if not entry.name.isdigit():
             continue
@@ -99,12 +110,8 @@ def _services() -> dict[str, float]:
             continue  # gone meanwhile, or not ours to read
         for name, marker in SERVICES.items():
             if marker in cmdline:
-                # Fields after the parenthesised command: utime, stime, cutime, cstime are
-                # the 12th to 15th.
-                rest = stat.rsplit(")", 1)[1].split()
-                totals[name] += sum(int(v) for v in rest[11:15]) / TICK
+                yield name, stat.rsplit(")", 1)[1].split()
                 break
-    return totals
 
 
 def uptimes() -> dict[str, float]:
@@ -114,18 +121,7 @@ def uptimes() -> dict[str, float]:
     183 µs in the run right after)."""
     boot_s = float((PROC / "uptime").read_text().split()[0])
     oldest: dict[str, float] = {}
-    for entry in PROC.iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes()
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        for name, marker in SERVICES.items():
-            if marker in cmdline:
-                # The 22nd field: when the process started, in ticks since boot.
-                started_s = int(stat.rsplit(")", 1)[1].split()[19]) / TICK
-                oldest[name] = max(oldest.get(name, 0.0), boot_s - started_s)
-                break
+    for name, fields in _service_processes():
+        started_s = int(fields[19]) / TICK  # the 22nd field: ticks since boot at its start
+        oldest[name] = max(oldest.get(name, 0.0), boot_s - started_s)
     return oldest

@@ -25,6 +25,19 @@ def banner_of(log_file: Path) -> str:
     return text[text.find("bloghub serving on") :]
 
 
+def run_env(own: Settings, port: int) -> dict[str, str]:
+    """The environment of a ``bloghub`` process serving ``own``'s deployment on ``port``, as
+    a development machine starts it."""
+    return {
+        **os.environ,
+        "BLOGHUB_MODE": "development",
+        "BLOGHUB_PREFIX": own.prefix,
+        "BLOGHUB_DATABASE_URL": own.sqlalchemy_url,
+        "BLOGHUB_TOPIC_PARTITIONS": str(own.topic_partitions),
+        "BLOGHUB_API_PORT": str(port),
+    }
+
+
 def start_run(
     env: dict[str, str], log_file: Path, *more: str, command: str = "run"
 ) -> subprocess.Popen[bytes]:
@@ -42,14 +55,7 @@ def start_run(
 async def test_following_the_run_banner_opens_the_dashboard(run_id: str, tmp_path: Path) -> None:
     log_file = tmp_path / "run.log"
     async with isolated(run_id, "banner") as own:
-        env = {
-            **os.environ,
-            "BLOGHUB_MODE": "development",
-            "BLOGHUB_PREFIX": own.prefix,
-            "BLOGHUB_DATABASE_URL": own.sqlalchemy_url,
-            "BLOGHUB_TOPIC_PARTITIONS": str(own.topic_partitions),
-            "BLOGHUB_API_PORT": str(free_port()),
-        }
+        env = run_env(own, free_port())
         env.pop("BLOGHUB_OPERATOR_TOKEN", None)  # the development default, as on a new machine
         process = start_run(env, log_file)
         try:
@@ -98,14 +104,7 @@ async def test_ctrl_c_stops_one_api_process_without_a_traceback(
     log_file = tmp_path / "api.log"
     port = free_port()
     async with isolated(run_id, "ctrl-c") as own:
-        env = {
-            **os.environ,
-            "BLOGHUB_MODE": "development",
-            "BLOGHUB_PREFIX": own.prefix,
-            "BLOGHUB_DATABASE_URL": own.sqlalchemy_url,
-            "BLOGHUB_TOPIC_PARTITIONS": str(own.topic_partitions),
-            "BLOGHUB_API_PORT": str(port),
-        }
+        env = run_env(own, port)
         process = start_run(env, log_file, command="api")
         try:
             async with httpx.AsyncClient(timeout=10) as client:

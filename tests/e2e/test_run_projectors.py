@@ -5,7 +5,6 @@ both drain on a stop."""
 
 from __future__ import annotations
 
-import os
 from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
@@ -20,7 +19,7 @@ from bloghub.projections.heartbeat import read_heartbeats
 from bloghub.projections.runner_config import group_id
 from tests.conftest import isolated
 from tests.e2e.test_articles import Author, draft
-from tests.e2e.test_run_banner import start_run
+from tests.e2e.test_run_banner import run_env, start_run
 from tests.e2e.test_sessions import account, bearer, login
 from tests.loopback import free_port
 from tests.support import group_settled, wait_until
@@ -42,14 +41,7 @@ async def test_two_projector_processes_split_the_work_and_project_everything(
         isolated(run_id, "runproj") as own,
         httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=15) as client,
     ):
-        env = {
-            **os.environ,
-            "BLOGHUB_MODE": "development",
-            "BLOGHUB_PREFIX": own.prefix,
-            "BLOGHUB_DATABASE_URL": own.sqlalchemy_url,
-            "BLOGHUB_TOPIC_PARTITIONS": str(own.topic_partitions),
-            "BLOGHUB_API_PORT": str(port),
-        }
+        env = run_env(own, port)
         process = start_run(env, log_file, "--projectors", "2")
         try:
 
